@@ -1,0 +1,105 @@
+"""The shadowgate command: a thin wrapper around mitmdump plus the admin tools.
+
+    shadowgate proxy [mitmdump options...]   run the proxy with every addon loaded
+    shadowgate demo                          the whole picture in under a minute, on this machine
+    shadowgate catalog match HOST [PATH]     which AI service a host (and path) belongs to; '-' reads stdin
+    shadowgate usage [--db FILE]             the usage table: who uses what, tokens and cost
+    shadowgate ca                            where the CA certificate is and how to trust it
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from addons.catalog import DEFAULT_CATALOG
+
+ADDON_SCRIPT = Path(__file__).resolve().parent / "shadowgate.py"
+DEFAULT_CONFDIR = "~/.mitmproxy"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "proxy":
+        return run_proxy(argv[1:])
+    parser = argparse.ArgumentParser(prog="shadowgate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("proxy", help="run the proxy (every other argument goes to mitmdump)")
+    demo = sub.add_parser("demo", help="start a proxy and fake providers, send SDK traffic, print the table")
+    demo.add_argument("--keep", action="store_true", help="leave the demo's data directory behind")
+    catalog = sub.add_parser("catalog", help="query the catalog")
+    catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
+    match = catalog_sub.add_parser("match", help="HOST<TAB>provider<TAB>category, or HOST<TAB>- when not AI")
+    match.add_argument("host", help="a host or URL, or '-' to read one per line from stdin")
+    match.add_argument("path", nargs="?", help="a request path, to also name the wire format")
+    match.add_argument("--method", default="POST")
+    match.add_argument("--providers", default=str(DEFAULT_CATALOG))
+    usage = sub.add_parser("usage", help="print the usage table from the database")
+    usage.add_argument("--db", default="~/.shadowgate/shadowgate.duckdb")
+    usage.add_argument("--days", type=int, default=7)
+    ca = sub.add_parser("ca", help="where the CA certificate is and how to trust it")
+    ca.add_argument("--confdir", default=DEFAULT_CONFDIR)
+    args = parser.parse_args(argv)
+
+    if args.command == "catalog":
+        from addons.catalogcli import run_match
+
+        return run_match(args.host, args.path, args.method, args.providers)
+    if args.command == "usage":
+        from reports.usage import print_usage
+
+        return print_usage(Path(args.db).expanduser(), days=args.days)
+    if args.command == "ca":
+        print(trust_instructions(ensure_ca(Path(args.confdir).expanduser())))
+        return 0
+    if args.command == "demo":
+        from addons.demo.run import run_demo
+
+        return run_demo(keep=args.keep)
+    return 2
+
+
+def run_proxy(mitmdump_args: list[str]) -> int:
+    from mitmproxy.tools.main import mitmdump
+
+    confdir = Path(_option_value(mitmdump_args, "confdir") or DEFAULT_CONFDIR).expanduser()
+    print(trust_instructions(ensure_ca(confdir)), file=sys.stderr)
+    args = ["-s", str(ADDON_SCRIPT), "--set", "connection_strategy=lazy", *mitmdump_args]
+    return mitmdump(args) or 0
+
+
+def _option_value(args: list[str], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        value = None
+        if arg == "--set" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--set="):
+            value = arg[len("--set=") :]
+        if value and value.startswith(f"{name}="):
+            return value.split("=", 1)[1]
+    return None
+
+
+def ensure_ca(confdir: Path) -> Path:
+    """mitmproxy creates its CA on first start; create it now so we can say where it is."""
+    from mitmproxy import certs
+
+    certs.CertStore.from_store(confdir, "mitmproxy", 2048)
+    return confdir / "mitmproxy-ca-cert.pem"
+
+
+def trust_instructions(ca_pem: Path) -> str:
+    return f"""\
+shadowgate: the proxy's CA certificate is {ca_pem}
+  Clients must trust it to talk to AI hosts through the proxy:
+    macOS    sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain {ca_pem}
+    Debian   sudo cp {ca_pem} /usr/local/share/ca-certificates/shadowgate.crt && sudo update-ca-certificates
+    Windows  certutil -addstore root {ca_pem.with_suffix('.cer')}
+    Python   export SSL_CERT_FILE={ca_pem} REQUESTS_CA_BUNDLE={ca_pem}
+    Node     export NODE_EXTRA_CA_CERTS={ca_pem}
+  Then point clients at the proxy: export HTTPS_PROXY=http://<user>:<password>@<proxy-host>:8080"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,103 @@
+"""Identify: which AI service a request goes to, what it asks for, and who sends it.
+
+Host first (the catalog), then request shape: a request to an unknown host that matches a wire
+format's endpoint and body shape is recorded as an unknown AI endpoint. The stage ends with the
+policy's decision, so everything after it (act, record) works from one FlowRecord.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from mitmproxy import http
+
+from addons.attribution import account_hint
+from addons.catalog import site_of
+from addons.record import FlowRecord
+from addons.settings import ShadowgateSettings
+from addons.wireformats import PARSERS
+from addons.wireformats import parse_json_body
+
+METADATA_KEY = "shadowgate"
+# Bodies above this are parsed off the event loop so one huge prompt cannot stall other flows.
+PARSE_INLINE_BYTES = 512 * 1024
+_QUIET_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "CONNECT"})
+
+
+def flow_record(flow: http.HTTPFlow) -> FlowRecord | None:
+    return flow.metadata.get(METADATA_KEY)
+
+
+class Identify:
+    name = "shadowgate_identify"
+
+    def __init__(self, settings: ShadowgateSettings) -> None:
+        self.settings = settings
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        started = time.perf_counter_ns()
+        catalog = self.settings.catalog
+        if catalog is None:
+            return
+        request = flow.request
+        host = (flow.client_conn.sni or request.host).lower()
+        provider = catalog.match_host(host)
+        route = catalog.route(provider, request.method, request.path)
+        if route is None and (provider is None or request.method in _QUIET_METHODS):
+            return  # not an AI call: web assets, telemetry GETs, every non-AI host
+        client_ip = str(flow.client_conn.peername[0]).removeprefix("::ffff:") if flow.client_conn.peername else ""
+        proxy_user = (flow.metadata.get("proxyauth") or (None,))[0]
+        path, _, query = request.path.partition("?")
+        headers = request.headers
+        fingerprinter = self.settings.fingerprinter
+        rec = FlowRecord(
+            started=request.timestamp_start,
+            client_ip=client_ip,
+            person=self.settings.directory.person(proxy_user, client_ip),
+            host=host,
+            site=site_of(host),
+            provider=provider,
+            route=route,
+            method=request.method,
+            path=path[:2048],
+            user_agent=(headers.get("user-agent") or "")[:256] or None,
+            key=fingerprinter.sighting(headers, query) if fingerprinter else None,
+            account_hint=account_hint(headers),
+        )
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.settings.max_parse_bytes:
+            # Too big to parse: stream it through instead of buffering it in memory.
+            request.stream = True
+            rec.request_bytes = int(length)
+        flow.metadata[METADATA_KEY] = rec
+        rec.overhead_ns += time.perf_counter_ns() - started
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        rec = flow_record(flow)
+        if rec is None or flow.response or flow.error:
+            return
+        started = time.perf_counter_ns()
+        raw = flow.request.raw_content
+        if raw is not None:
+            rec.request_bytes = len(raw)
+        if rec.route is not None:
+            parser = PARSERS[rec.route.parser]
+            body = None
+            if raw and len(raw) <= self.settings.max_parse_bytes:
+                content = flow.request.get_content(strict=False) or b""
+                if len(content) > PARSE_INLINE_BYTES:
+                    rec.overhead_ns += time.perf_counter_ns() - started
+                    body = await asyncio.to_thread(parse_json_body, content)
+                    started = time.perf_counter_ns()
+                else:
+                    body = parse_json_body(content)
+            if rec.provider is None and not parser.looks_like(body):
+                # An unknown host whose path looked like an AI API but whose body does not.
+                del flow.metadata[METADATA_KEY]
+                return
+            rec.facts = parser.parse_request(rec.route, flow.request.headers, body)
+        rec.decision = self.settings.policy.decide(rec)
+        rec.overhead_ns += time.perf_counter_ns() - started

@@ -1,0 +1,193 @@
+"""Meter: usage, latency and bytes of each AI response, and the row that records it.
+
+Streamed responses pass through chunk by chunk: the tap hands every chunk straight back to
+mitmproxy and only feeds a copy, decompressed, to the wire format's incremental parser. A tap
+must never raise (mitmproxy would drop the connection and skip every later hook), so any
+parser failure just turns parsing off for that stream and the usage is estimated instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+
+from mitmproxy import http
+
+from addons.decoding import StreamDecoder
+from addons.identify import flow_record
+from addons.record import AI_REQUESTS
+from addons.record import FlowRecord
+from addons.record import Outcome
+from addons.record import ai_request_row
+from addons.settings import ShadowgateSettings
+from addons.wireformats import PARSERS
+from addons.wireformats import parse_json_body
+from addons.wireformats.base import ResponseFacts
+from addons.wireformats.base import StreamParser
+from addons.wireformats.base import Usage
+
+log = logging.getLogger(__name__)
+
+_STREAM_TYPES = (
+    "text/event-stream",
+    "application/x-ndjson",
+    "application/jsonl",
+    "application/json-lines",
+    "application/vnd.amazon.eventstream",
+)
+CHARS_PER_TOKEN = 4  # the usual rule of thumb; only used when a provider reports no usage
+
+
+class StreamTap:
+    """The response.stream callable: pass bytes through, parse a decoded copy on the side."""
+
+    __slots__ = ("parser", "decoder", "response_bytes", "first_chunk_at", "failed")
+
+    def __init__(self, parser: StreamParser | None, content_encoding: str | None) -> None:
+        self.parser = parser
+        self.decoder = StreamDecoder(content_encoding) if parser is not None else None
+        self.response_bytes = 0
+        self.first_chunk_at: float | None = None
+        self.failed = False
+
+    def __call__(self, chunk: bytes) -> bytes:
+        if not chunk:
+            return chunk
+        self.response_bytes += len(chunk)
+        if self.first_chunk_at is None:
+            self.first_chunk_at = time.time()
+        if self.parser is not None:
+            try:
+                data = self.decoder.decode(chunk)
+                if data:
+                    self.parser.feed(data)
+            except Exception:
+                log.debug("shadowgate: stream parser failed; usage will be estimated", exc_info=True)
+                self.parser = None
+                self.failed = True
+        return chunk
+
+    def finish(self) -> ResponseFacts | None:
+        if self.parser is None:
+            return None
+        try:
+            return self.parser.finish()
+        except Exception:
+            return None
+
+
+class Meter:
+    name = "shadowgate_meter"
+
+    def __init__(self, settings: ShadowgateSettings) -> None:
+        self.settings = settings
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        response = flow.response
+        if response is None or response.stream:
+            return
+        rec = flow_record(flow)
+        if rec is None or rec.route is None:
+            # Nothing to meter: never buffer it (model downloads from catalogued hosts run to GBs).
+            response.stream = True
+            return
+        started = time.perf_counter_ns()
+        content_type = (response.headers.get("content-type") or "").lower()
+        streaming = (
+            content_type.startswith(_STREAM_TYPES)
+            or rec.route.streaming_from_path
+            or (rec.facts is not None and rec.facts.streaming)
+        )
+        length = response.headers.get("content-length", "")
+        too_big = length.isdigit() and int(length) > self.settings.max_parse_bytes
+        if streaming or too_big:
+            parser = None
+            if not too_big:
+                try:
+                    parser = PARSERS[rec.route.parser].stream_parser(response.headers)
+                except Exception:
+                    parser = None
+            response.stream = StreamTap(parser, response.headers.get("content-encoding"))
+        rec.overhead_ns += time.perf_counter_ns() - started
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        rec = flow_record(flow)
+        if rec is None or flow.response is None:
+            return
+        started = time.perf_counter_ns()
+        response = flow.response
+        out = Outcome(status_code=response.status_code)
+        end = response.timestamp_end or time.time()
+        out.latency_ms = round((end - rec.started) * 1000, 3)
+        tap = response.stream if isinstance(response.stream, StreamTap) else None
+        if tap is not None:
+            out.response_bytes = tap.response_bytes
+            if tap.first_chunk_at is not None:
+                out.ttft_ms = round((tap.first_chunk_at - rec.started) * 1000, 3)
+            out.response = tap.finish()
+        else:
+            raw = response.raw_content
+            out.response_bytes = len(raw) if raw is not None else None
+            if rec.route is not None and raw:
+                out.response = self._parse_buffered(rec, response)
+        self._estimate_if_missing(rec, out)
+        self._submit(rec, out, started)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        rec = flow_record(flow)
+        if rec is None:
+            return
+        started = time.perf_counter_ns()
+        out = Outcome(
+            status_code=flow.response.status_code if flow.response else None,
+            latency_ms=round((time.time() - rec.started) * 1000, 3),
+            error_type=_error_type(flow.error.msg if flow.error else "error"),
+        )
+        tap = flow.response.stream if flow.response and isinstance(flow.response.stream, StreamTap) else None
+        if tap is not None:
+            out.response_bytes = tap.response_bytes
+            out.response = tap.finish()
+            if tap.first_chunk_at is not None:
+                out.ttft_ms = round((tap.first_chunk_at - rec.started) * 1000, 3)
+        self._submit(rec, out, started)
+
+    def _parse_buffered(self, rec: FlowRecord, response: http.Response) -> ResponseFacts | None:
+        try:
+            content = response.get_content(strict=False) or b""
+            return PARSERS[rec.route.parser].parse_response(response.headers, parse_json_body(content))
+        except Exception:
+            log.debug("shadowgate: response parser failed", exc_info=True)
+            return None
+
+    def _estimate_if_missing(self, rec: FlowRecord, out: Outcome) -> None:
+        """A successful call without usage (a stream without include_usage, a bare-bones
+        OpenAI-compatible server) still consumed tokens: estimate them and say so."""
+        if rec.route is None or out.status_code is None or not 200 <= out.status_code < 300:
+            return
+        resp = out.response or ResponseFacts()
+        if not resp.usage.is_empty():
+            return
+        prompt_chars = rec.facts.prompt_chars if rec.facts else rec.request_bytes
+        output_tokens = 0 if rec.route.operation == "embeddings" else math.ceil(resp.output_chars / CHARS_PER_TOKEN)
+        resp.usage = Usage(
+            input_tokens=math.ceil(prompt_chars / CHARS_PER_TOKEN),
+            output_tokens=output_tokens,
+        )
+        out.response = resp
+        out.usage_estimated = True
+
+    def _submit(self, rec: FlowRecord, out: Outcome, started: int) -> None:
+        writer = self.settings.writer
+        rec.overhead_ns += time.perf_counter_ns() - started
+        if writer is not None:
+            writer.submit(AI_REQUESTS.name, ai_request_row(rec, out))
+
+
+def _error_type(message: str) -> str:
+    # Error messages may carry hosts and addresses; keep a short, groupable kind.
+    lowered = message.lower()
+    for kind in ("killed", "timeout", "refused", "reset", "tls", "certificate", "disconnect"):
+        if kind in lowered:
+            return kind
+    return message.split(":", 1)[0][:60] or "error"

@@ -1,0 +1,116 @@
+"""Cost from genai-prices' bundled price data (offline; we never call its network updater).
+
+The lookup is done once per (provider, model). For the common flat-priced model the result is
+reduced to four per-token rates, so pricing a row is four multiplications; models with tiered
+prices (e.g. long-context surcharges) go through genai-prices' own calculator every time.
+Unknown models cost NULL: a made-up price is worse than none.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from decimal import Decimal
+
+from genai_prices import Usage
+from genai_prices import calc_price
+from genai_prices.types import ModelPrice
+from genai_prices.types import TieredPrices
+
+_PROBE = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class _FlatRates:
+    input: float
+    cache_read: float
+    cache_write: float
+    output: float
+
+
+@dataclass(frozen=True, slots=True)
+class PriceQuote:
+    cost_usd: float
+    model_id: str  # the genai-prices model the request's model name resolved to
+
+
+class Pricing:
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str], tuple[ModelPrice, _FlatRates | None, str] | None] = {}
+        self._lock = threading.Lock()
+
+    def quote(
+        self,
+        provider: str | None,
+        model: str | None,
+        input_tokens: int | None,
+        output_tokens: int | None,
+        cached_input_tokens: int | None = None,
+        cache_creation_input_tokens: int | None = None,
+    ) -> PriceQuote | None:
+        if not provider or not model or (input_tokens is None and output_tokens is None):
+            return None
+        entry = self._lookup(provider, model)
+        if entry is None:
+            return None
+        model_price, flat, model_id = entry
+        inp = input_tokens or 0
+        cached = cached_input_tokens or 0
+        written = cache_creation_input_tokens or 0
+        out = output_tokens or 0
+        if flat is not None:
+            uncached = max(inp - cached - written, 0)
+            cost = (
+                uncached * flat.input
+                + cached * flat.cache_read
+                + written * flat.cache_write
+                + out * flat.output
+            )
+            return PriceQuote(round(cost, 10), model_id)
+        try:
+            usage = Usage(
+                input_tokens=inp,
+                cache_read_tokens=cached or None,
+                cache_write_tokens=written or None,
+                output_tokens=out,
+            )
+            return PriceQuote(float(model_price.calc_price(usage)["total_price"]), model_id)
+        except Exception:
+            return None
+
+    def _lookup(self, provider: str, model: str) -> tuple[ModelPrice, _FlatRates | None, str] | None:
+        key = (provider, model)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = _resolve(provider, model)
+            return self._cache[key]
+
+
+def _resolve(provider: str, model: str) -> tuple[ModelPrice, _FlatRates | None, str] | None:
+    try:
+        found = calc_price(Usage(input_tokens=1, output_tokens=1), model_ref=model, provider_id=provider)
+    except Exception:  # LookupError for unknown models/providers; anything else is as unknown
+        return None
+    model_price = found.model_price
+    if any(isinstance(v, TieredPrices) for v in vars(model_price).values()):
+        return model_price, None, found.model.id
+
+    def rate(**usage: int) -> float:
+        return float(Decimal(model_price.calc_price(Usage(**usage))["total_price"]) / _PROBE)
+
+    try:
+        flat = _FlatRates(
+            input=rate(input_tokens=_PROBE),
+            # genai-prices counts cache reads/writes inside input_tokens, as we do, so these
+            # probes price only the cached (or cache-written) tokens.
+            cache_read=rate(input_tokens=_PROBE, cache_read_tokens=_PROBE),
+            cache_write=rate(input_tokens=_PROBE, cache_write_tokens=_PROBE),
+            output=rate(output_tokens=_PROBE),
+        )
+    except Exception:
+        return model_price, None, found.model.id
+    return model_price, flat, found.model.id

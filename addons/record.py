@@ -1,0 +1,173 @@
+"""Record: what one AI request becomes in the ai_requests table.
+
+The column names below are a contract that reports, checks and users' own SQL rely on. Add
+columns at the end; never rename one. No prompt or response text, API key or cookie ever reaches
+a row: keys arrive as HMAC fingerprints, and paths are stored without their query string.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from dataclasses import field
+
+from addons.attribution import KeySighting
+from addons.attribution import Person
+from addons.catalog import Provider
+from addons.policy import DEFAULT_DECISION
+from addons.policy import Decision
+from addons.store import Table
+from addons.store import utc_from_timestamp
+from addons.wireformats.base import RequestFacts
+from addons.wireformats.base import ResponseFacts
+from addons.wireformats.base import Route
+
+AI_REQUESTS = Table(
+    "ai_requests",
+    (
+        ("ts", "TIMESTAMP"),  # UTC, when the request started
+        ("request_id", "VARCHAR"),
+        ("client_ip", "VARCHAR"),
+        ("user_name", "VARCHAR"),
+        ("user_group", "VARCHAR"),
+        ("host", "VARCHAR"),
+        ("site", "VARCHAR"),  # registrable domain, groups unknown endpoints
+        ("provider", "VARCHAR"),  # catalog id, or 'unknown'
+        ("category", "VARCHAR"),
+        ("wire_format", "VARCHAR"),
+        ("operation", "VARCHAR"),
+        ("method", "VARCHAR"),
+        ("path", "VARCHAR"),  # without the query string (Gemini puts keys there)
+        ("model", "VARCHAR"),  # requested model
+        ("response_model", "VARCHAR"),
+        ("streaming", "BOOLEAN"),
+        ("status_code", "SMALLINT"),
+        ("input_tokens", "BIGINT"),  # all prompt tokens, cached included
+        ("output_tokens", "BIGINT"),  # reasoning included
+        ("cached_input_tokens", "BIGINT"),
+        ("cache_creation_input_tokens", "BIGINT"),
+        ("reasoning_tokens", "BIGINT"),
+        ("usage_estimated", "BOOLEAN"),
+        ("cost_usd", "DOUBLE"),
+        ("priced_model", "VARCHAR"),  # the price list entry the cost came from
+        ("decision", "VARCHAR"),
+        ("rule_id", "VARCHAR"),
+        ("latency_ms", "DOUBLE"),
+        ("ttft_ms", "DOUBLE"),
+        ("request_bytes", "BIGINT"),
+        ("response_bytes", "BIGINT"),
+        ("key_fingerprint", "VARCHAR"),
+        ("key_kind", "VARCHAR"),
+        ("account_hint", "VARCHAR"),
+        ("inspected", "BOOLEAN"),
+        ("inspect_note", "VARCHAR"),
+        ("finish_reason", "VARCHAR"),
+        ("response_id", "VARCHAR"),
+        ("error_type", "VARCHAR"),
+        ("user_agent", "VARCHAR"),
+        ("proxy_overhead_us", "INTEGER"),  # shadowgate's own CPU time on the event loop
+    ),
+)
+
+_COLUMN_INDEX = {name: i for i, name in enumerate(AI_REQUESTS.column_names)}
+PROVIDER_COLUMN = _COLUMN_INDEX["provider"]
+MODEL_COLUMN = _COLUMN_INDEX["model"]
+RESPONSE_MODEL_COLUMN = _COLUMN_INDEX["response_model"]
+COST_COLUMN = _COLUMN_INDEX["cost_usd"]
+PRICED_MODEL_COLUMN = _COLUMN_INDEX["priced_model"]
+TOKEN_COLUMNS = tuple(
+    _COLUMN_INDEX[c]
+    for c in ("input_tokens", "output_tokens", "cached_input_tokens", "cache_creation_input_tokens")
+)
+
+UNKNOWN_PROVIDER = "unknown"
+
+
+@dataclass(slots=True)
+class FlowRecord:
+    """Everything shadowgate learns about one flow, carried in flow.metadata between hooks."""
+
+    started: float
+    client_ip: str
+    person: Person
+    host: str
+    site: str
+    provider: Provider | None
+    route: Route | None
+    method: str
+    path: str
+    user_agent: str | None = None
+    facts: RequestFacts | None = None
+    key: KeySighting | None = None
+    account_hint: str | None = None
+    decision: Decision = DEFAULT_DECISION
+    request_bytes: int = 0
+    inspected: bool = True
+    inspect_note: str | None = None
+    overhead_ns: int = 0
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    @property
+    def is_ai(self) -> bool:
+        return self.route is not None or self.provider is not None
+
+
+@dataclass(slots=True)
+class Outcome:
+    status_code: int | None = None
+    response: ResponseFacts | None = None
+    usage_estimated: bool = False
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    response_bytes: int | None = None
+    error_type: str | None = None
+
+
+def ai_request_row(rec: FlowRecord, out: Outcome) -> tuple:
+    provider = rec.provider
+    facts = rec.facts
+    resp = out.response
+    usage = resp.usage if resp else None
+    return (
+        utc_from_timestamp(rec.started),
+        rec.request_id,
+        rec.client_ip,
+        rec.person.user,
+        rec.person.group,
+        rec.host,
+        rec.site,
+        provider.id if provider else UNKNOWN_PROVIDER,
+        provider.category if provider else None,
+        rec.route.wire_format if rec.route else None,
+        (facts.operation if facts else None) or (rec.route.operation if rec.route else None),
+        rec.method,
+        rec.path,
+        facts.model if facts else None,
+        resp.model if resp else None,
+        facts.streaming if facts else None,
+        out.status_code,
+        usage.input_tokens if usage else None,
+        usage.output_tokens if usage else None,
+        usage.cached_input_tokens if usage else None,
+        usage.cache_creation_input_tokens if usage else None,
+        usage.reasoning_tokens if usage else None,
+        out.usage_estimated,
+        None,  # cost_usd: priced by the writer thread, off the event loop
+        None,  # priced_model
+        rec.decision.action,
+        rec.decision.rule_id,
+        out.latency_ms,
+        out.ttft_ms,
+        rec.request_bytes,
+        out.response_bytes,
+        rec.key.fingerprint if rec.key else None,
+        rec.key.kind if rec.key else None,
+        rec.account_hint,
+        rec.inspected,
+        rec.inspect_note,
+        ",".join(resp.finish_reasons) if resp and resp.finish_reasons else None,
+        resp.response_id if resp else None,
+        out.error_type or (resp.error_type if resp else None),
+        rec.user_agent,
+        rec.overhead_ns // 1000,
+    )

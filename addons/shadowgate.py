@@ -1,0 +1,30 @@
+"""mitmdump -s addons/shadowgate.py — loads every shadowgate addon.
+
+One path for every request: identify (catalog + wire format) -> decide (policy) -> act -> record.
+
+    TlsGate      decrypt catalogued AI hosts, pass the rest through, record what is not inspected
+    Identify     provider, wire format, model, person and key fingerprint; the policy's decision
+    Meter        stream taps and usage parsing; one ai_requests row per AI call
+"""
+
+import sys
+from pathlib import Path
+
+# mitmproxy puts only this file's folder on sys.path; the package lives one level up.
+_ROOT = str(Path(__file__).resolve().parent.parent)
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from addons.identify import Identify  # noqa: E402
+from addons.meter import Meter  # noqa: E402
+from addons.settings import ShadowgateSettings  # noqa: E402
+from addons.tlsgate import TlsGate  # noqa: E402
+
+settings = ShadowgateSettings()
+
+addons = [
+    settings,
+    TlsGate(settings),
+    Identify(settings),
+    Meter(settings),
+]

@@ -1,0 +1,284 @@
+"""Record: rows leave the event loop through a queue and land as sealed Parquet segments.
+
+DuckDB allows one writer process per database file, and that writer's lock also shuts out
+readers in other processes. So the proxy never holds the database file: a writer thread buffers
+rows in an in-memory DuckDB, and at least once a second seals them into an immutable Parquet
+segment (write to a temporary name, fsync, rename) in a hive layout:
+
+    <segments>/ai_requests/day=2026-11-28/<instance>-<seq>.parquet
+
+The database file (shadowgate_db) only holds views over those segments, so `shadowgate report`,
+a user's own `duckdb` session and any number of proxy instances work side by side.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import queue
+import socket
+import threading
+import time
+from collections.abc import Callable
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+log = logging.getLogger(__name__)
+
+SCHEMA_DAY = "1970-01-01"  # holds one zero-row file per table so views bind before any traffic
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    name: str
+    columns: tuple[tuple[str, str], ...]  # (name, DuckDB type); "day" is the hive partition
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c for c, _ in self.columns)
+
+    def ddl(self, table_name: str) -> str:
+        cols = ", ".join(f'"{c}" {t}' for c, t in self.columns)
+        return f'CREATE TABLE "{table_name}" ({cols}, "day" DATE)'
+
+
+def segments_dir_for(db_path: str | Path) -> Path:
+    db_path = Path(db_path).expanduser().resolve()
+    return db_path.with_name(db_path.stem + ".segments")
+
+
+def view_sql(table: Table, segments: Path) -> str:
+    glob = (segments / table.name / "*" / "*.parquet").as_posix().replace("'", "''")
+    return (
+        f'CREATE OR REPLACE VIEW "{table.name}" AS SELECT ts, day, * EXCLUDE (ts, day) '
+        f"FROM read_parquet('{glob}', hive_partitioning = true, "
+        f"hive_types = {{'day': DATE}}, union_by_name = true)"
+    )
+
+
+class SegmentWriter:
+    """Owns all DuckDB work. submit() is the only method the event loop calls, and it is O(1)."""
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        tables: Sequence[Table],
+        *,
+        flush_interval: float = 1.0,
+        max_batch_rows: int = 20_000,
+        max_pending_rows: int = 1_000_000,
+        enrich: Callable[[str, list[tuple]], list[tuple]] | None = None,
+    ) -> None:
+        self.db_path = Path(db_path).expanduser().resolve()
+        self.segments = segments_dir_for(self.db_path)
+        self.tables = {t.name: t for t in tables}
+        self.flush_interval = flush_interval
+        self.max_batch_rows = max_batch_rows
+        self.max_pending_rows = max_pending_rows
+        self._enrich = enrich
+        self._queue: queue.SimpleQueue[tuple[str, tuple] | None] = queue.SimpleQueue()
+        self._pending: dict[str, list[tuple]] = {name: [] for name in self.tables}
+        self._thread: threading.Thread | None = None
+        self._instance = f"{socket.gethostname()}-{os.getpid()}-{int(time.time())}"
+        self._seq = 0
+        self._flushed = threading.Condition()
+        self._done_markers: set[object] = set()
+        self.rows_written = 0
+        self.rows_dropped = 0
+        self.segments_written = 0
+        self.last_error: str | None = None
+        self._last_error_log = 0.0
+
+    # --- called from the event loop ---------------------------------------------------------
+
+    def submit(self, table: str, row: tuple) -> None:
+        self._queue.put((table, row))
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Prepare directories, schema files and views (synchronously: at start-up, not per flow)."""
+        self.segments.mkdir(parents=True, exist_ok=True)
+        for stray in self.segments.glob("*/*/*.tmp"):
+            stray.unlink(missing_ok=True)  # a crash mid-write leaves only these behind
+        mem = duckdb.connect()
+        try:
+            for table in self.tables.values():
+                _write_schema_file(mem, table, self.segments)
+        finally:
+            mem.close()
+        self.ensure_views()
+        self._thread = threading.Thread(target=self._run, name="shadowgate-writer", daemon=True)
+        self._thread.start()
+
+    def ensure_views(self) -> None:
+        """Create or refresh the views in the database file. Another process may hold it open."""
+        self.db_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(self.db_path))
+        except duckdb.Error as e:
+            log.warning(
+                "shadowgate: %s is open in another process (%s); keeping its existing views",
+                self.db_path,
+                str(e).splitlines()[0],
+            )
+            return
+        try:
+            for table in self.tables.values():
+                con.execute(view_sql(table, self.segments))
+        finally:
+            con.close()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Block until everything submitted so far is sealed in a segment (tests, shutdown)."""
+        marker = object()
+        with self._flushed:
+            self._queue.put(("__flush__", (marker,)))
+            return self._flushed.wait_for(lambda: marker in self._done_markers, timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.error("shadowgate: writer did not finish within %.0fs; rows may be lost", timeout)
+        self._thread = None
+
+    # --- the writer thread ------------------------------------------------------------------
+
+    def _run(self) -> None:
+        mem = duckdb.connect()
+        for table in self.tables.values():
+            mem.execute(table.ddl(f"buf_{table.name}"))
+        deadline = time.monotonic() + self.flush_interval
+        markers: list[object] = []
+        stopping = False
+        while not stopping:
+            timeout = max(0.0, deadline - time.monotonic())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = ()
+            count = 0
+            while item != ():
+                if item is None:
+                    stopping = True
+                elif item[0] == "__flush__":
+                    markers.append(item[1][0])
+                else:
+                    self._accept(*item)
+                    count += 1
+                if count >= self.max_batch_rows:
+                    break
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    item = ()
+            if stopping or markers or time.monotonic() >= deadline or count >= self.max_batch_rows:
+                self._write_pending(mem)
+                deadline = time.monotonic() + self.flush_interval
+                if markers:
+                    with self._flushed:
+                        self._done_markers.update(markers)
+                        self._flushed.notify_all()
+                    markers = []
+        mem.close()
+
+    def _accept(self, table: str, row: tuple) -> None:
+        pending = self._pending.get(table)
+        if pending is None:
+            return
+        if sum(map(len, self._pending.values())) >= self.max_pending_rows:
+            # The disk has been failing for a long time: shed the oldest rather than the proxy.
+            pending.pop(0)
+            self.rows_dropped += 1
+        pending.append(row)
+
+    def _write_pending(self, mem: duckdb.DuckDBPyConnection) -> None:
+        for name, rows in self._pending.items():
+            if not rows:
+                continue
+            table = self.tables[name]
+            try:
+                if self._enrich:
+                    rows = self._enrich(name, rows)
+                written = self._write_segments(mem, table, rows)
+            except Exception as e:  # disk full, directory gone, permissions: keep rows, retry
+                self._report_error(f"cannot write {name} segment: {e}")
+                continue
+            self._pending[name] = []
+            self.rows_written += written
+            self.last_error = None
+
+    def _write_segments(self, mem: duckdb.DuckDBPyConnection, table: Table, rows: list[tuple]) -> int:
+        buf = f"buf_{table.name}"
+        mem.execute(f'DELETE FROM "{buf}"')
+        with mem.appender(buf) as appender:
+            appender.append_rows([(*row, row[0].date()) for row in rows])
+        days = [d for (d,) in mem.execute(f'SELECT DISTINCT day FROM "{buf}"').fetchall()]
+        for day in days:
+            self._seq += 1
+            folder = self.segments / table.name / f"day={day.isoformat()}"
+            folder.mkdir(parents=True, exist_ok=True)
+            final = folder / f"{self._instance}-{self._seq:06d}.parquet"
+            tmp = final.with_suffix(".tmp")
+            mem.execute(
+                f'COPY (SELECT * EXCLUDE (day) FROM "{buf}" WHERE day = ?) TO '
+                f"'{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)",
+                [day],
+            )
+            _fsync(tmp)
+            os.replace(tmp, final)
+            _fsync_dir(folder)
+            self.segments_written += 1
+        mem.execute(f'DELETE FROM "{buf}"')
+        return len(rows)
+
+    def _report_error(self, message: str) -> None:
+        self.last_error = message
+        now = time.monotonic()
+        if now - self._last_error_log > 30:
+            self._last_error_log = now
+            log.error("shadowgate: %s (rows are kept in memory and retried)", message)
+
+
+def _write_schema_file(mem: duckdb.DuckDBPyConnection, table: Table, segments: Path) -> None:
+    folder = segments / table.name / f"day={SCHEMA_DAY}"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"schema_{table.name}"
+    mem.execute(f'DROP TABLE IF EXISTS "{name}"')
+    mem.execute(table.ddl(name))
+    final = folder / "schema.parquet"
+    tmp = final.with_suffix(".tmp")
+    mem.execute(
+        f"COPY (SELECT * EXCLUDE (day) FROM \"{name}\") TO '{_sql_path(tmp)}' (FORMAT parquet)"
+    )
+    os.replace(tmp, final)
+
+
+def _sql_path(path: Path) -> str:
+    return path.as_posix().replace("'", "''")
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        _fsync(path)
+    except OSError:
+        pass
+
+
+def utc_from_timestamp(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)

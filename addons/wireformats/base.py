@@ -1,0 +1,100 @@
+"""The small typed interface every wire-format parser implements.
+
+A wire format is data (endpoints in providers.yaml: method, path pattern, operation, parser id)
+plus one parser class here. The proxy's hot path never branches on provider names: it looks up
+the parser by id and calls these three methods.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from typing import ClassVar
+from typing import Protocol
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts in one convention across providers.
+
+    input_tokens counts every prompt token, cached ones included (OpenAI's convention);
+    cached_input_tokens and cache_creation_input_tokens are subsets of it.
+    output_tokens includes reasoning tokens; reasoning_tokens is that subset.
+    None means "the provider did not say", never zero.
+    """
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+    def is_empty(self) -> bool:
+        return self.input_tokens is None and self.output_tokens is None
+
+
+@dataclass(slots=True)
+class RequestFacts:
+    operation: str  # gen_ai.operation.name: chat, text_completion, embeddings, generate_content, ...
+    model: str | None = None
+    streaming: bool = False
+    # Characters of prompt text, used only to estimate tokens when a response carries no usage.
+    prompt_chars: int = 0
+
+
+@dataclass(slots=True)
+class ResponseFacts:
+    model: str | None = None
+    response_id: str | None = None
+    finish_reasons: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    # Characters of generated text seen, used only to estimate output tokens without usage.
+    output_chars: int = 0
+    # Provider error type/code when the body is an error envelope.
+    error_type: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What the catalog's endpoint table says about a request before its body is read."""
+
+    wire_format: str  # the catalog's wire format id, e.g. "azure-openai"
+    parser: str  # parser id, e.g. "openai-chat"
+    operation: str
+    model_from_path: str | None = None  # Gemini/Vertex/Bedrock/Azure put the model in the URL
+    streaming_from_path: bool = False  # e.g. :streamGenerateContent, /converse-stream
+
+
+class StreamParser(Protocol):
+    """Incremental response parser.
+
+    feed() gets content-decoded bytes at arbitrary boundaries (a UTF-8 character or an SSE line
+    may be split across calls). It must keep memory bounded (partial-line buffers only, capped),
+    must never raise, and must be O(len(data)). finish() is called once, after the last feed().
+    """
+
+    def feed(self, data: bytes) -> None: ...
+
+    def finish(self) -> ResponseFacts: ...
+
+
+class WireParser(Protocol):
+    id: ClassVar[str]
+
+    def looks_like(self, body: Any) -> bool:
+        """Body shape check used to fingerprint unknown hosts (e.g. has model and messages)."""
+        ...
+
+    def parse_request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
+        """body is the decoded JSON value (dict, list, ...) or None when it was not JSON."""
+        ...
+
+    def parse_response(self, headers: Mapping[str, str], body: Any) -> ResponseFacts:
+        """Non-streaming response. body is the decoded JSON value or None."""
+        ...
+
+    def stream_parser(self, headers: Mapping[str, str]) -> StreamParser:
+        """A fresh incremental parser for one streamed response with these headers."""
+        ...

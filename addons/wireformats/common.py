@@ -1,0 +1,226 @@
+"""Shared plumbing for the JSON wire parsers: defensive accessors, the accumulator protocol and a
+base class that turns one accumulator into parse_response() and stream_parser().
+
+Every parser is written as an Accumulator fed with decoded JSON values: a non-streamed body is a
+single value, a stream is many. That keeps one code path per provider for both modes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Mapping
+from typing import Any
+from typing import ClassVar
+from typing import Protocol
+from urllib.parse import unquote
+
+from .base import RequestFacts
+from .base import ResponseFacts
+from .base import Route
+from .base import Usage
+from .framing import Framing
+from .framing import framing_for
+
+_MAX_DEPTH = 8  # prompt structures are shallow; deeper nesting is not prompt text
+
+
+def as_int(value: Any) -> int | None:
+    """A token count, or None (bools, negatives, strings and fractional floats are not counts)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if value >= 0 else None
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    return None
+
+
+def dig(value: Any, *keys: str | int) -> Any:
+    """value[k1][k2]... or None when any step is missing or of the wrong type."""
+    for key in keys:
+        if isinstance(key, str) and isinstance(value, dict):
+            value = value.get(key)
+        elif isinstance(key, int) and isinstance(value, list) and -len(value) <= key < len(value):
+            value = value[key]
+        else:
+            return None
+    return value
+
+
+def items(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def text_len(value: Any) -> int:
+    return len(value) if isinstance(value, str) else 0
+
+
+def nonempty_str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def json_len(value: Any) -> int:
+    """Characters of a structured value (tool-call arguments) as it would be generated."""
+    if isinstance(value, str):
+        return len(value)
+    if value is None:
+        return 0
+    try:
+        return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False))
+    except (ValueError, TypeError, RecursionError):
+        return 0
+
+
+def text_chars(value: Any, keys: tuple[str, ...] = ("text", "content", "parts"), depth: int = 0) -> int:
+    """Characters of prompt text in message-like structures: strings, lists of parts, and the
+    values under `keys` in dicts. Other keys (image data, URLs, tool schemas) are not text."""
+    if isinstance(value, str):
+        return len(value)
+    if depth >= _MAX_DEPTH:
+        return 0
+    if isinstance(value, list):
+        return sum(text_chars(v, keys, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return sum(text_chars(value.get(k), keys, depth + 1) for k in keys if k in value)
+    return 0
+
+
+def route_model(route: Route) -> str | None:
+    # Bedrock ARNs and model ids arrive %-encoded in the path (":" -> %3A, "/" -> %2F).
+    model = route.model_from_path
+    return unquote(model) if isinstance(model, str) and model else None
+
+
+def body_model(route: Route, body: Any) -> str | None:
+    # The path wins: Azure deployments, Vertex and Bedrock route on it and ignore any body field.
+    return route_model(route) or nonempty_str(dig(body, "model"))
+
+
+def body_streaming(route: Route, body: Any, default: bool = False) -> bool:
+    stream = dig(body, "stream")
+    return route.streaming_from_path or (stream if isinstance(stream, bool) else default)
+
+
+def openai_error(body: Any) -> str | None:
+    """{"error": {"type", "code", ...}} as used by OpenAI, Azure and most compatible servers.
+
+    code is preferred: it is the specific machine value (rate_limit_exceeded, model_not_found),
+    while type is a coarse class ("requests", "invalid_request_error")."""
+    err = dig(body, "error")
+    if isinstance(err, dict):
+        code = err.get("code")
+        if isinstance(code, str) and code:
+            return code
+        kind = nonempty_str(err.get("type"))
+        if kind:
+            return kind
+        if as_int(code) is not None:
+            return str(code)
+        return nonempty_str(err.get("status")) or "error"
+    if isinstance(err, str) and err:
+        return "error"
+    return None
+
+
+class Accumulator(Protocol):
+    def on_event(self, event: str | None, data: Any) -> None:
+        """One decoded value: a whole non-streamed body (event None) or one stream event."""
+
+    def result(self) -> ResponseFacts: ...
+
+
+class FramedStream:
+    """A StreamParser: framing + accumulator, guarded so that nothing escapes into the proxy."""
+
+    def __init__(self, framing: Framing, acc: Accumulator) -> None:
+        self._framing = framing
+        self._acc = acc
+        self._frame_error: str | None = None
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self._framing.buffered_bytes
+
+    def feed(self, data: bytes) -> None:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            return
+        # A parser bug must cost a metric, never the connection.
+        with contextlib.suppress(Exception):
+            self._apply(self._framing.feed(bytes(data)))
+
+    def finish(self) -> ResponseFacts:
+        try:
+            self._apply(self._framing.finish())
+            facts = self._acc.result()
+        except Exception:
+            facts = ResponseFacts()
+        if facts.error_type is None:
+            facts.error_type = self._frame_error
+        return facts
+
+    def _apply(self, frames: list[Any]) -> None:
+        for frame in frames:
+            if frame.error and self._frame_error is None:
+                self._frame_error = frame.error
+            self._acc.on_event(frame.event, frame.data)
+
+
+class JsonWireParser:
+    """Base for the parsers. Subclasses provide the body-shape check, request facts and an
+    accumulator; the public methods here only add the never-raise guarantee."""
+
+    id: ClassVar[str]
+    default_framing: ClassVar[str] = "text/event-stream"
+
+    def _looks_like(self, body: dict[str, Any]) -> bool:
+        raise NotImplementedError
+
+    def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
+        raise NotImplementedError
+
+    def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
+        raise NotImplementedError
+
+    def looks_like(self, body: Any) -> bool:
+        try:
+            return isinstance(body, dict) and self._looks_like(body)
+        except Exception:
+            return False
+
+    def parse_request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
+        try:
+            return self._request(route, headers, body)
+        except Exception:
+            operation = route.operation if isinstance(getattr(route, "operation", None), str) else "chat"
+            return RequestFacts(operation=operation)
+
+    def parse_response(self, headers: Mapping[str, str], body: Any) -> ResponseFacts:
+        try:
+            acc = self._accumulator(headers)
+            acc.on_event(None, body)
+            return acc.result()
+        except Exception:
+            return ResponseFacts()
+
+    def stream_parser(self, headers: Mapping[str, str]) -> FramedStream:
+        try:
+            return FramedStream(framing_for(headers, self.default_framing), self._accumulator(headers))
+        except Exception:
+            return FramedStream(framing_for({}, self.default_framing), self._accumulator({}))
+
+
+def usage_or_empty(
+    input_tokens: int | None,
+    output_tokens: int | None,
+    cached: int | None = None,
+    created: int | None = None,
+    reasoning: int | None = None,
+) -> Usage:
+    if input_tokens is None and output_tokens is None:
+        return Usage()
+    return Usage(input_tokens, output_tokens, cached, created, reasoning)

@@ -1,0 +1,251 @@
+"""OpenAI Chat Completions (and legacy Completions), Responses and Embeddings.
+
+These shapes are also spoken by Azure OpenAI and most OpenAI-compatible servers (vLLM, Ollama's
+/v1, LiteLLM, ...), so fields some of them add (reasoning_content) are read when present.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .base import RequestFacts
+from .base import ResponseFacts
+from .base import Route
+from .base import Usage
+from .common import Accumulator
+from .common import JsonWireParser
+from .common import as_int
+from .common import body_model
+from .common import body_streaming
+from .common import dicts
+from .common import dig
+from .common import items
+from .common import json_len
+from .common import nonempty_str
+from .common import openai_error
+from .common import text_chars
+from .common import text_len
+from .common import usage_or_empty
+
+
+def _chat_usage(usage: Any) -> Usage | None:
+    if not isinstance(usage, dict):
+        return None
+    return usage_or_empty(
+        as_int(usage.get("prompt_tokens")),
+        as_int(usage.get("completion_tokens")),
+        cached=as_int(dig(usage, "prompt_tokens_details", "cached_tokens")),
+        reasoning=as_int(dig(usage, "completion_tokens_details", "reasoning_tokens")),
+    )
+
+
+def _message_chars(message: Any) -> int:
+    """Generated characters in a chat message or a streamed delta of one."""
+    if not isinstance(message, dict):
+        return 0
+    n = text_chars(message.get("content"))
+    n += text_len(message.get("refusal"))
+    n += text_len(message.get("reasoning_content")) + text_len(message.get("reasoning"))
+    for call in dicts(message.get("tool_calls")):
+        n += json_len(dig(call, "function", "arguments"))
+    n += json_len(dig(message, "function_call", "arguments"))
+    return n
+
+
+class ChatAccumulator:
+    def __init__(self) -> None:
+        self._facts = ResponseFacts()
+        self._finish: dict[int, str] = {}
+
+    def on_event(self, event: str | None, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        facts = self._facts
+        if (error := openai_error(data)) is not None:
+            facts.error_type = error
+            return
+        # Azure's first chunk carries prompt_filter_results with empty id and model.
+        facts.response_id = facts.response_id or nonempty_str(data.get("id"))
+        facts.model = facts.model or nonempty_str(data.get("model"))
+        for pos, choice in enumerate(items(data.get("choices"))):
+            if not isinstance(choice, dict):
+                continue
+            index = as_int(choice.get("index"))
+            facts.output_chars += _message_chars(choice.get("message")) + _message_chars(choice.get("delta"))
+            facts.output_chars += text_len(choice.get("text"))  # legacy completions
+            if reason := nonempty_str(choice.get("finish_reason")):
+                self._finish[pos if index is None else index] = reason
+        # Streams repeat "usage": null on every chunk; some servers send running totals.
+        # Either way the last real object is the answer, so replace, never add.
+        if (usage := _chat_usage(data.get("usage"))) is not None:
+            facts.usage = usage
+
+    def result(self) -> ResponseFacts:
+        self._facts.finish_reasons = [self._finish[i] for i in sorted(self._finish)]
+        return self._facts
+
+
+class OpenAIChatParser(JsonWireParser):
+    id = "openai-chat"
+
+    def _looks_like(self, body: dict[str, Any]) -> bool:
+        if not isinstance(body.get("model"), str):
+            return False
+        if isinstance(body.get("messages"), list):
+            return True
+        prompt = body.get("prompt")
+        return isinstance(prompt, str) or (isinstance(prompt, list) and bool(prompt))
+
+    def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
+        prompt_chars = sum(text_chars(dig(m, "content")) for m in items(dig(body, "messages")))
+        prompt_chars += text_chars(dig(body, "prompt"))
+        return RequestFacts(route.operation, body_model(route, body), body_streaming(route, body), prompt_chars)
+
+    def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
+        return ChatAccumulator()
+
+
+def _responses_usage(usage: Any) -> Usage | None:
+    if not isinstance(usage, dict):
+        return None
+    return usage_or_empty(
+        as_int(usage.get("input_tokens")),
+        as_int(usage.get("output_tokens")),
+        cached=as_int(dig(usage, "input_tokens_details", "cached_tokens")),
+        reasoning=as_int(dig(usage, "output_tokens_details", "reasoning_tokens")),
+    )
+
+
+def _output_item_chars(item: dict[str, Any]) -> int:
+    n = 0
+    for part in dicts(item.get("content")):  # message: output_text / refusal; reasoning: reasoning_text
+        n += text_len(part.get("text")) + text_len(part.get("refusal"))
+    for part in dicts(item.get("summary")):  # reasoning summaries
+        n += text_len(part.get("text"))
+    return n + text_len(item.get("arguments"))  # function_call
+
+
+# Streamed deltas of generated text; the matching *.done events repeat the whole text.
+_RESPONSES_TEXT_DELTAS = frozenset(
+    {
+        "response.output_text.delta",
+        "response.refusal.delta",
+        "response.function_call_arguments.delta",
+        "response.reasoning_text.delta",
+        "response.reasoning_summary_text.delta",
+    }
+)
+_RESPONSES_LIFECYCLE = frozenset(
+    {
+        "response.created",
+        "response.queued",
+        "response.in_progress",
+        "response.completed",
+        "response.incomplete",
+        "response.failed",
+    }
+)
+_TERMINAL_STATUSES = frozenset({"completed", "incomplete", "failed", "cancelled"})
+
+
+class _ResponsesAccumulator:
+    def __init__(self) -> None:
+        self._facts = ResponseFacts()
+
+    def on_event(self, event: str | None, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        kind = data.get("type")
+        if kind in _RESPONSES_LIFECYCLE:
+            # Their embedded response repeats all output text: take only metadata from it.
+            self._response(data.get("response"), count_text=False)
+        elif kind in _RESPONSES_TEXT_DELTAS:
+            self._facts.output_chars += text_len(data.get("delta"))
+        elif kind == "error":
+            self._facts.error_type = (
+                nonempty_str(data.get("code")) or openai_error(data) or nonempty_str(data.get("type"))
+            )
+        elif kind is None:
+            if (error := openai_error(data)) is not None:
+                self._facts.error_type = error
+            else:
+                self._response(data, count_text=True)
+
+    def _response(self, response: Any, count_text: bool) -> None:
+        if not isinstance(response, dict):
+            return
+        facts = self._facts
+        facts.response_id = nonempty_str(response.get("id")) or facts.response_id
+        facts.model = nonempty_str(response.get("model")) or facts.model
+        if count_text:
+            facts.output_chars += sum(_output_item_chars(item) for item in dicts(response.get("output")))
+        status = response.get("status")
+        if status in _TERMINAL_STATUSES:
+            reason = nonempty_str(dig(response, "incomplete_details", "reason"))
+            facts.finish_reasons = [reason or status]
+        if (usage := _responses_usage(response.get("usage"))) is not None:
+            facts.usage = usage
+        if isinstance(response.get("error"), dict):
+            facts.error_type = nonempty_str(dig(response, "error", "code")) or "error"
+
+    def result(self) -> ResponseFacts:
+        return self._facts
+
+
+class OpenAIResponsesParser(JsonWireParser):
+    id = "openai-responses"
+
+    def _looks_like(self, body: dict[str, Any]) -> bool:
+        if not isinstance(body.get("model"), str):
+            return False
+        value = body.get("input")
+        return isinstance(value, str) or (isinstance(value, list) and any(isinstance(v, dict) for v in value))
+
+    def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
+        keys = ("text", "content", "output")  # output: function_call_output items fed back in
+        prompt_chars = text_chars(dig(body, "input"), keys) + text_chars(dig(body, "instructions"))
+        return RequestFacts(route.operation, body_model(route, body), body_streaming(route, body), prompt_chars)
+
+    def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
+        return _ResponsesAccumulator()
+
+
+class _EmbeddingsAccumulator:
+    def __init__(self) -> None:
+        self._facts = ResponseFacts()
+
+    def on_event(self, event: str | None, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        if (error := openai_error(data)) is not None:
+            self._facts.error_type = error
+            return
+        self._facts.model = nonempty_str(data.get("model")) or self._facts.model
+        prompt = as_int(dig(data, "usage", "prompt_tokens"))
+        if prompt is not None:
+            # An embedding generates no tokens (total_tokens == prompt_tokens), so 0 is a fact here.
+            self._facts.usage = Usage(input_tokens=prompt, output_tokens=0)
+
+    def result(self) -> ResponseFacts:
+        return self._facts
+
+
+def _embedding_input(value: Any) -> bool:
+    if isinstance(value, str):
+        return True
+    # A list of strings, or pre-tokenised input: a list of ints or of lists of ints.
+    return isinstance(value, list) and bool(value) and all(isinstance(v, str | int | list) for v in value)
+
+
+class OpenAIEmbeddingsParser(JsonWireParser):
+    id = "openai-embeddings"
+
+    def _looks_like(self, body: dict[str, Any]) -> bool:
+        return isinstance(body.get("model"), str) and _embedding_input(body.get("input"))
+
+    def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
+        return RequestFacts(route.operation, body_model(route, body), False, text_chars(dig(body, "input")))
+
+    def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
+        return _EmbeddingsAccumulator()

@@ -1,0 +1,200 @@
+"""End-to-end harness: a real mitmdump with shadowgate, a fake upstream, real clients over TLS."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import httpx
+import httpx2
+import pytest
+import trustme
+
+from addons.demo.fakeupstream import FakeUpstream
+from addons.demo.fakeupstream import load_cases
+
+ROOT = Path(__file__).resolve().parent.parent
+MITMDUMP = str(Path(sys.executable).parent / "mitmdump")
+
+# Every host the fake upstream answers for; the proxy verifies its certificate for these names.
+TEST_HOSTS = sorted(
+    {c["host"].rsplit(":", 1)[0] for c in load_cases().values()}
+    | {
+        "api.openai.com",
+        "api.anthropic.com",
+        "generativelanguage.googleapis.com",
+        "api.openai.com.evil.example",
+        "notopenai.com",
+        "llm.internal.test",
+        "pinned.example",
+        "example.com",
+        "chatgpt.com",
+        "claude.ai",
+        "ollama.com",
+        "localhost",
+    }
+)
+
+
+@pytest.fixture(scope="session")
+def test_ca(tmp_path_factory) -> trustme.CA:
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def upstream(test_ca, tmp_path_factory) -> Iterator[FakeUpstream]:
+    folder = tmp_path_factory.mktemp("upstream")
+    cert = test_ca.issue_cert(*TEST_HOSTS, "127.0.0.1")
+    cert_pem, key_pem = folder / "cert.pem", folder / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_pem))
+    for extra in cert.cert_chain_pems[1:]:
+        extra.write_to_path(str(cert_pem), append=True)
+    cert.private_key_pem.write_to_path(str(key_pem))
+    fake = FakeUpstream(str(cert_pem), str(key_pem)).start()
+    yield fake
+    fake.stop()
+
+
+@dataclass
+class Proxy:
+    port: int
+    confdir: Path
+    db: Path
+    process: subprocess.Popen
+    log_path: Path
+    test_ca_pem: Path
+
+    @property
+    def ca_pem(self) -> Path:
+        return self.confdir / "mitmproxy-ca-cert.pem"
+
+    def url(self, user: str = "alice") -> str:
+        return f"http://{user}:pw@127.0.0.1:{self.port}"
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """Trusts the proxy's CA (decrypted hosts) and the test CA (passed-through hosts)."""
+        context = ssl.create_default_context(cafile=str(self.ca_pem))
+        context.load_verify_locations(cafile=str(self.test_ca_pem))
+        return context
+
+    def test_ssl_context(self) -> ssl.SSLContext:
+        """Trusts only the upstream's test CA: a client that would reject the proxy's certificate."""
+        return ssl.create_default_context(cafile=str(self.test_ca_pem))
+
+    def proxy_only_ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca_pem))
+
+    def client(self, user: str = "alice", **kwargs) -> httpx.Client:
+        return httpx.Client(proxy=self.url(user), verify=self.ssl_context(), timeout=30, **kwargs)
+
+    def sdk_http(self, user: str = "alice", **kwargs) -> httpx2.Client:
+        """The HTTP client the official openai and anthropic SDKs take (they moved to httpx2)."""
+        return httpx2.Client(proxy=self.url(user), verify=self.ssl_context(), timeout=30, **kwargs)
+
+    def rows(self, sql_where: str = "true", expect: int | None = None, timeout: float = 10.0) -> list[dict]:
+        """ai_requests rows, waiting until `expect` rows match (the writer seals every second)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            con = duckdb.connect(str(self.db), read_only=True)
+            try:
+                cur = con.execute(f"SELECT * FROM ai_requests WHERE {sql_where} ORDER BY ts, request_id")
+                names = [d[0] for d in cur.description]
+                found = [dict(zip(names, r)) for r in cur.fetchall()]
+            finally:
+                con.close()
+            if expect is None or len(found) >= expect or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_proxy(folder: Path, upstream: FakeUpstream, test_ca: trustme.CA, *extra: str, proxyauth: str = "any") -> Proxy:
+    folder.mkdir(parents=True, exist_ok=True)
+    test_ca_pem = folder / "test-ca.pem"
+    test_ca.cert_pem.write_to_path(str(test_ca_pem))
+    confdir = folder / "conf"
+    db = folder / "shadowgate.duckdb"
+    log_path = folder / "mitmdump.log"
+    args = [
+        MITMDUMP,
+        "--listen-host", "127.0.0.1",
+        "--listen-port", "0",
+        "--set", f"confdir={confdir}",
+        "--set", f"ssl_verify_upstream_trusted_ca={test_ca_pem}",
+        *(["--set", f"proxyauth={proxyauth}"] if proxyauth else []),
+        "--set", "flow_detail=0",
+        "-s", str(ROOT / "addons" / "shadowgate.py"),
+        "-s", str(ROOT / "addons" / "demo" / "upstream_redirect.py"),
+        "--set", f"test_upstream_port={upstream.port}",
+        "--set", f"shadowgate_db={db}",
+        *extra,
+    ]
+    log_file = open(log_path, "wb")
+    process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    port = None
+    while time.monotonic() < deadline and port is None:
+        if process.poll() is not None:
+            raise RuntimeError(f"mitmdump exited with {process.returncode}:\n{log_path.read_text()}")
+        m = re.search(r"proxy listening at 127\.0\.0\.1:(\d+)", log_path.read_text(errors="replace"))
+        if m:
+            port = int(m.group(1))
+        else:
+            time.sleep(0.05)
+    if port is None:
+        process.kill()
+        raise RuntimeError(f"mitmdump did not start:\n{log_path.read_text()}")
+    # A bad option is logged before "listening"; mitmdump exits with rc=1 just after it.
+    if "error in script" in log_path.read_text(errors="replace"):
+        process.wait(15)
+        raise RuntimeError(f"mitmdump exited with {process.returncode}:\n{log_path.read_text()}")
+    return Proxy(port, confdir, db, process, log_path, test_ca_pem)
+
+
+@pytest.fixture(scope="module")
+def proxy(tmp_path_factory, upstream, test_ca) -> Iterator[Proxy]:
+    p = start_proxy(tmp_path_factory.mktemp("proxy"), upstream, test_ca)
+    yield p
+    p.stop()
+
+
+@pytest.fixture
+def fresh_proxy(tmp_path, upstream, test_ca):
+    """A proxy of one's own, for tests that change options or stop it."""
+    started: list[Proxy] = []
+
+    def start(*extra: str, proxyauth: str = "any") -> Proxy:
+        p = start_proxy(tmp_path / f"proxy{len(started)}", upstream, test_ca, *extra, proxyauth=proxyauth)
+        started.append(p)
+        return p
+
+    yield start
+    for p in started:
+        p.stop()
+
+
+os.environ.setdefault("NO_PROXY", "")

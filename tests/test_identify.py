@@ -1,0 +1,89 @@
+"""Identify, end to end: look-alike hosts, unknown endpoints by shape, bad bodies."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+CHAT = {"model": "llama-3.1-8b", "messages": [{"role": "user", "content": "hello"}]}
+
+
+def test_look_alike_hosts_are_not_ai_and_pass_through_untouched(proxy, upstream):
+    # These hosts are not decrypted: the client must see the upstream's own certificate, so a
+    # client that trusts only the proxy's CA fails, and one that trusts the upstream's succeeds.
+    for host in ("api.openai.com.evil.example", "notopenai.com"):
+        with httpx.Client(proxy=proxy.url("lookalike"), verify=proxy.test_ssl_context(), timeout=10) as client:
+            response = client.post(f"https://{host}/v1/chat/completions", json=CHAT)
+        assert response.status_code == 200
+        with httpx.Client(proxy=proxy.url("lookalike"), verify=proxy.proxy_only_ssl_context(), timeout=10) as client:
+            with pytest.raises(httpx.ConnectError):
+                client.post(f"https://{host}/v1/chat/completions", json=CHAT)
+    assert proxy.rows("user_name = 'lookalike'", timeout=1.5) == []
+
+
+@pytest.mark.parametrize("how", ["policy-inspect", "intercept-all"])
+def test_unknown_host_speaking_a_known_wire_format_is_discovered(fresh_proxy, tmp_path, how):
+    if how == "policy-inspect":
+        policy = tmp_path / "policy.yaml"
+        policy.write_text("inspect:\n  - llm.internal.test\n")
+        proxy = fresh_proxy("--set", f"shadowgate_policy={policy}")
+    else:
+        proxy = fresh_proxy("--set", "shadowgate_intercept=all")
+    with proxy.client("vllm_user") as client:
+        ok = client.post("https://llm.internal.test/v1/chat/completions", json=CHAT)
+        not_ai = client.post("https://llm.internal.test/v1/chat/completions", json={"hello": "world"})
+        page = client.get("https://llm.internal.test/_fake/bytes?size=10")
+    assert ok.status_code == 200 and not_ai.status_code == 200 and page.status_code == 200
+    [row] = proxy.rows("user_name = 'vllm_user'", expect=1)
+    assert row["provider"] == "unknown"
+    assert row["host"] == "llm.internal.test"
+    assert row["site"] == "internal.test"
+    assert row["wire_format"] == "openai-chat"
+    assert row["model"] == "llama-3.1-8b"
+    assert row["cost_usd"] is None  # an unknown endpoint has no price, and none is made up
+
+
+@pytest.mark.parametrize(
+    "name, body, headers",
+    [
+        ("garbage", b"{not json at all", {"content-type": "application/json"}),
+        ("wrongtype", json.dumps(CHAT).encode(), {"content-type": "text/plain"}),
+        ("empty", b"", {"content-type": "application/json"}),
+        ("binary", bytes(range(256)) * 64, {"content-type": "application/octet-stream"}),
+        ("badutf8", b'{"model": "\xff\xfe", "messages": []}', {"content-type": "application/json"}),
+        ("gzipgarbage", b"\x1f\x8b\x08\x00garbage", {"content-type": "application/json", "content-encoding": "gzip"}),
+    ],
+)
+def test_bad_bodies_still_go_through_and_are_recorded(proxy, upstream, name, body, headers):
+    user = f"bad_{name}"
+    before = len(upstream.seen)
+    with proxy.client(user) as client:
+        response = client.post("https://api.openai.com/v1/chat/completions", content=body, headers=headers)
+    assert response.status_code == 200
+    assert upstream.seen[before:] and upstream.seen[-1].body == body  # forwarded byte for byte
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert row["provider"] == "openai" and row["status_code"] == 200
+    assert row["request_bytes"] == len(body)
+    assert proxy.alive()
+
+
+def test_fifty_megabyte_body_goes_through(proxy, upstream):
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * (50 * 1024 * 1024)}]}).encode()
+    with proxy.client("big_body") as client:
+        response = client.post("https://api.openai.com/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 200
+    assert len(upstream.seen[-1].body) == len(body)
+    [row] = proxy.rows("user_name = 'big_body'", expect=1)
+    assert row["request_bytes"] == len(body)
+    assert row["status_code"] == 200
+    assert proxy.alive()
+
+
+def test_large_download_from_an_ai_host_is_streamed_not_buffered(proxy):
+    with proxy.client("download") as client:
+        with client.stream("GET", "https://api.openai.com/_fake/bytes?size=30000000") as response:
+            size = sum(len(b) for b in response.iter_bytes())
+    assert size == 30_000_000
+    assert proxy.alive()

@@ -1,0 +1,118 @@
+"""The segment writer: rows reach Parquet off the event loop, readable by other processes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+import threading
+
+import duckdb
+import pytest
+
+from addons.store import SegmentWriter
+from addons.store import Table
+
+T = Table("things", (("ts", "TIMESTAMP"), ("name", "VARCHAR"), ("n", "BIGINT")))
+
+
+def rows_in(db) -> list[tuple]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute("SELECT ts, day, name, n FROM things ORDER BY n").fetchall()
+    finally:
+        con.close()
+
+
+def test_rows_land_in_day_partitions_and_the_view(tmp_path):
+    writer = SegmentWriter(tmp_path / "x.duckdb", [T], flush_interval=0.1)
+    writer.start()
+    day1 = dt.datetime(2026, 11, 27, 23, 59, 59)
+    day2 = dt.datetime(2026, 11, 28, 0, 0, 1)
+    writer.submit("things", (day1, "a", 1))
+    writer.submit("things", (day2, "b", 2))
+    assert writer.flush()
+    assert rows_in(tmp_path / "x.duckdb") == [(day1, day1.date(), "a", 1), (day2, day2.date(), "b", 2)]
+    folders = sorted(p.name for p in (tmp_path / "x.segments" / "things").iterdir())
+    assert folders == ["day=1970-01-01", "day=2026-11-27", "day=2026-11-28"]
+    writer.close()
+
+
+def test_empty_database_is_queryable_before_any_row(tmp_path):
+    writer = SegmentWriter(tmp_path / "x.duckdb", [T])
+    writer.start()
+    assert rows_in(tmp_path / "x.duckdb") == []
+    writer.close()
+
+
+def test_another_process_reads_while_the_writer_runs(tmp_path):
+    writer = SegmentWriter(tmp_path / "x.duckdb", [T], flush_interval=0.05)
+    writer.start()
+    now = dt.datetime(2026, 11, 28, 12)
+    for i in range(1000):
+        writer.submit("things", (now, "r", i))
+    writer.flush()
+    code = f"import duckdb; print(duckdb.connect({str(tmp_path / 'x.duckdb')!r}, read_only=True).execute('select count(*) from things').fetchone()[0])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1000"
+    writer.close()
+
+
+def test_close_seals_everything_submitted(tmp_path):
+    writer = SegmentWriter(tmp_path / "x.duckdb", [T], flush_interval=60)
+    writer.start()
+    now = dt.datetime(2026, 11, 28, 12)
+    threads = [threading.Thread(target=lambda k=k: [writer.submit("things", (now, "t", k * 1000 + i)) for i in range(500)]) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writer.close()
+    assert len(rows_in(tmp_path / "x.duckdb")) == 2000
+
+
+def test_unwritable_segments_keep_rows_and_retry(tmp_path):
+    writer = SegmentWriter(tmp_path / "x.duckdb", [T], flush_interval=0.05)
+    writer.start()
+    blocked = tmp_path / "x.segments" / "things" / "day=2026-11-28"
+    blocked.write_text("a file where the day folder should be")  # mkdir fails even for root
+    now = dt.datetime(2026, 11, 28, 12)
+    writer.submit("things", (now, "kept", 1))
+    writer.flush()
+    assert writer.last_error and "cannot write things segment" in writer.last_error
+    assert writer.rows_written == 0
+    blocked.unlink()
+    writer.submit("things", (now, "kept", 2))
+    writer.flush()
+    assert [r[3] for r in rows_in(tmp_path / "x.duckdb")] == [1, 2]
+    writer.close()
+
+
+def test_view_creation_is_skipped_when_another_process_holds_the_file(tmp_path, caplog):
+    db = tmp_path / "x.duckdb"
+    first = SegmentWriter(db, [T])
+    first.start()
+    first.close()
+    # An analyst's read-write duckdb session holds the file's lock.
+    code = f"import duckdb, sys, time; c = duckdb.connect({str(db)!r}); print('ready', flush=True); sys.stdin.read()"
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        second = SegmentWriter(db, [T], flush_interval=0.05)
+        second.start()  # must not fail: the views exist already
+        second.submit("things", (dt.datetime(2026, 11, 28), "x", 7))
+        assert second.flush()
+        second.close()
+    finally:
+        holder.communicate("")
+    assert "open in another process" in caplog.text
+    assert [r[3] for r in rows_in(db)] == [7]
+
+
+@pytest.mark.parametrize("bad", ["no-such-table"])
+def test_rows_for_unknown_tables_are_ignored(tmp_path, bad):
+    writer = SegmentWriter(tmp_path / "x.duckdb", [T], flush_interval=0.05)
+    writer.start()
+    writer.submit(bad, (1, 2))
+    assert writer.flush()
+    writer.close()
