@@ -24,6 +24,7 @@ from addons.demo.fakeupstream import load_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 MITMDUMP = str(Path(sys.executable).parent / "mitmdump")
+DEBUG_ARGS = ["--set", "termlog_verbosity=debug"] if os.environ.get("SG_DEBUG") else []
 
 # Every host the fake upstream answers for; the proxy verifies its certificate for these names.
 TEST_HOSTS = sorted(
@@ -94,7 +95,7 @@ class Proxy:
         return ssl.create_default_context(cafile=str(self.ca_pem))
 
     def client(self, user: str = "alice", **kwargs) -> httpx.Client:
-        return httpx.Client(proxy=self.url(user), verify=self.ssl_context(), timeout=30, **kwargs)
+        return httpx.Client(proxy=self.url(user), verify=self.ssl_context(), **{"timeout": 30, **kwargs})
 
     def sdk_http(self, user: str = "alice", **kwargs) -> httpx2.Client:
         """The HTTP client the official openai and anthropic SDKs take (they moved to httpx2)."""
@@ -147,6 +148,7 @@ def start_proxy(folder: Path, upstream: FakeUpstream, test_ca: trustme.CA, *extr
         "--set", f"ssl_verify_upstream_trusted_ca={test_ca_pem}",
         *(["--set", f"proxyauth={proxyauth}"] if proxyauth else []),
         "--set", "flow_detail=0",
+        *DEBUG_ARGS,
         "-s", str(ROOT / "addons" / "shadowgate.py"),
         "-s", str(ROOT / "addons" / "demo" / "upstream_redirect.py"),
         "--set", f"test_upstream_port={upstream.port}",

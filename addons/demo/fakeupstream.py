@@ -17,6 +17,7 @@ import base64
 import gzip
 import json
 import re
+import socket
 import ssl
 import threading
 import time
@@ -82,14 +83,16 @@ class FakeUpstream:
     def start(self) -> FakeUpstream:
         upstream = self
 
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert_pem, self.key_pem)
+
         class Handler(_Handler):
             fake = upstream
+            tls = context
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(self.cert_pem, self.key_pem)
-        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.server.request_queue_size = 128
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
@@ -136,7 +139,15 @@ def _stream_flags(body: object, path: str) -> tuple[bool, bool, bool]:
 
 class _Handler(BaseHTTPRequestHandler):
     fake: FakeUpstream
+    tls: ssl.SSLContext
     protocol_version = "HTTP/1.1"
+
+    def setup(self) -> None:
+        # Handshake in this connection's own thread: a TLS-wrapped listening socket would do it
+        # in the accept loop, where one slow handshake stalls every new connection.
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.request = self.tls.wrap_socket(self.request, server_side=True)
+        super().setup()
 
     def log_message(self, *args) -> None:  # keep pytest output clean
         pass

@@ -76,13 +76,16 @@ def run_demo(keep: bool = False) -> int:
 
     console.print()
     print_usage(db, days=1, console=console)
-    console.print(
-        f"\nQuery it yourself: duckdb {db} -c \"SELECT user_name, provider, model, input_tokens, "
-        "output_tokens, cost_usd, ttft_ms FROM ai_requests\""
-    )
     if not keep:
-        console.print("(run with --keep to keep the demo database)")
+        console.print("\n(run `shadowgate demo --keep` to keep the database and query it yourself)")
         shutil.rmtree(workdir, ignore_errors=True)
+        return 0
+    console.print(
+        "\nQuery it yourself (any DuckDB client works, next to a live proxy too):\n"
+        f"  uv run python -c \"import duckdb; duckdb.connect('{db}', read_only=True).sql("
+        "'SELECT user_name, provider, model, input_tokens, output_tokens, cost_usd, ttft_ms FROM ai_requests').show()\"",
+        soft_wrap=True,
+    )
     return 0
 
 

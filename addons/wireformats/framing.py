@@ -44,21 +44,18 @@ def loads(raw: bytes | str) -> Any:
         return None
 
 
-class SSEDecoder:
-    """Server-sent events (text/event-stream): `event:`/`data:` fields, blank line dispatches."""
+class _LineDecoder:
+    """Splits byte chunks into lines at any boundary, holding at most max_buffer of a partial
+    line; an over-long line is dropped whole and decoding resumes after its newline."""
 
     def __init__(self, max_buffer: int = MAX_BUFFER) -> None:
         self._max = max_buffer
         self._partial = bytearray()
         self._discarding = False  # inside an over-long line: drop bytes until the next newline
-        self._event: str | None = None
-        self._data: list[bytes] = []
-        self._data_size = 0
-        self._broken = False  # the current event lost a line; never dispatch half an event
 
     @property
     def buffered_bytes(self) -> int:
-        return len(self._partial) + self._data_size
+        return len(self._partial)
 
     def feed(self, data: bytes) -> list[Frame]:
         out: list[Frame] = []
@@ -79,19 +76,47 @@ class SSEDecoder:
             if len(self._partial) + len(rest) > self._max:
                 self._partial.clear()
                 self._discarding = True
-                self._broken = True
+                self._line_dropped()
             else:
                 self._partial += rest
         return out
+
+    def _take_partial(self, out: list[Frame]) -> None:
+        if self._partial and not self._discarding:
+            line = bytes(self._partial)
+            self._partial.clear()
+            self._line(line, out)
+        self._partial.clear()
+
+    def _line(self, line: bytes, out: list[Frame]) -> None:
+        raise NotImplementedError
+
+    def _line_dropped(self) -> None:
+        pass
+
+
+class SSEDecoder(_LineDecoder):
+    """Server-sent events (text/event-stream): `event:`/`data:` fields, blank line dispatches."""
+
+    def __init__(self, max_buffer: int = MAX_BUFFER) -> None:
+        super().__init__(max_buffer)
+        self._event: str | None = None
+        self._data: list[bytes] = []
+        self._data_size = 0
+        self._broken = False  # the current event lost a line; never dispatch half an event
+
+    @property
+    def buffered_bytes(self) -> int:
+        return len(self._partial) + self._data_size
+
+    def _line_dropped(self) -> None:
+        self._broken = True
 
     def finish(self) -> list[Frame]:
         # Be lenient at EOF (the spec drops an unterminated event): a proxy sees truncated
         # streams, and the last event is where usage lives.
         out: list[Frame] = []
-        if self._partial and not self._discarding:
-            line = bytes(self._partial)
-            self._partial.clear()
-            self._line(line, out)
+        self._take_partial(out)
         self._line(b"", out)
         return out
 
@@ -129,46 +154,12 @@ class SSEDecoder:
         out.append(Frame(event, loads(payload) if payload else None, error))
 
 
-class NDJSONDecoder:
+class NDJSONDecoder(_LineDecoder):
     """Newline-delimited JSON (application/x-ndjson): one value per line, garbage lines skipped."""
-
-    def __init__(self, max_buffer: int = MAX_BUFFER) -> None:
-        self._max = max_buffer
-        self._partial = bytearray()
-        self._discarding = False
-
-    @property
-    def buffered_bytes(self) -> int:
-        return len(self._partial)
-
-    def feed(self, data: bytes) -> list[Frame]:
-        out: list[Frame] = []
-        start = 0
-        while (nl := data.find(b"\n", start)) >= 0:
-            piece = data[start:nl]
-            start = nl + 1
-            if self._discarding:
-                self._discarding = False
-                continue
-            if self._partial:
-                self._partial += piece
-                piece = bytes(self._partial)
-                self._partial.clear()
-            self._line(piece, out)
-        rest = data[start:]
-        if rest and not self._discarding:
-            if len(self._partial) + len(rest) > self._max:
-                self._partial.clear()
-                self._discarding = True
-            else:
-                self._partial += rest
-        return out
 
     def finish(self) -> list[Frame]:
         out: list[Frame] = []
-        if self._partial and not self._discarding:
-            self._line(bytes(self._partial), out)
-        self._partial.clear()
+        self._take_partial(out)
         return out
 
     @staticmethod

@@ -1,0 +1,40 @@
+"""Record, end to end: SIGTERM loses no row; the database is readable while the proxy runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def test_sigterm_loses_no_completed_request(fresh_proxy):
+    proxy = fresh_proxy()
+
+    def burst(worker: int) -> int:
+        with proxy.client(f"burst{worker}") as client:
+            return sum(
+                client.post("https://api.openai.com/v1/chat/completions", json=BODY).status_code == 200
+                for _ in range(40)
+            )
+
+    with ThreadPoolExecutor(8) as pool:
+        answered = sum(pool.map(burst, range(8)))
+    assert answered == 320
+    assert proxy.stop() == 0  # SIGTERM straight after the last response
+    assert len(proxy.rows("user_name LIKE 'burst%'")) == 320
+
+
+def test_database_is_readable_by_another_process_while_the_proxy_runs(proxy):
+    with proxy.client("reader_check") as client:
+        client.post("https://api.openai.com/v1/chat/completions", json=BODY)
+    proxy.rows("user_name = 'reader_check'", expect=1)
+    # A user's own duckdb session, read-write, next to the live proxy.
+    code = (
+        "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+        "print(c.execute(\"select count(*) from ai_requests where user_name = 'reader_check'\").fetchone()[0])"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(proxy.db)], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "1"
+    assert proxy.alive()
