@@ -36,6 +36,7 @@ _STREAM_TYPES = (
     "application/json-lines",
     "application/vnd.amazon.eventstream",
 )
+OUTCOME_KEY = "shadowgate_outcome"
 CHARS_PER_TOKEN = 4  # the usual rule of thumb; only used when a provider reports no usage
 
 
@@ -132,7 +133,7 @@ class Meter:
             if rec.route is not None and raw:
                 out.response = self._parse_buffered(rec, response)
         self._estimate_if_missing(rec, out)
-        self._submit(rec, out, started)
+        self._submit(flow, rec, out, started)
 
     def error(self, flow: http.HTTPFlow) -> None:
         rec = flow_record(flow)
@@ -150,7 +151,7 @@ class Meter:
             out.response = tap.finish()
             if tap.first_chunk_at is not None:
                 out.ttft_ms = round((tap.first_chunk_at - rec.started) * 1000, 3)
-        self._submit(rec, out, started)
+        self._submit(flow, rec, out, started)
 
     def _parse_buffered(self, rec: FlowRecord, response: http.Response) -> ResponseFacts | None:
         try:
@@ -177,7 +178,9 @@ class Meter:
         out.response = resp
         out.usage_estimated = True
 
-    def _submit(self, rec: FlowRecord, out: Outcome, started: int) -> None:
+    def _submit(self, flow: http.HTTPFlow, rec: FlowRecord, out: Outcome, started: int) -> None:
+        # Later addons (telemetry) read the outcome from the flow, as they read the record.
+        flow.metadata[OUTCOME_KEY] = out
         writer = self.settings.writer
         rec.overhead_ns += time.perf_counter_ns() - started
         if writer is not None:
