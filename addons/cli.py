@@ -3,6 +3,8 @@
     shadowgate proxy [mitmdump options...]   run the proxy with every addon loaded
     shadowgate demo                          the whole picture in under a minute, on this machine
     shadowgate catalog match HOST [PATH]     which AI service a host (and path) belongs to; '-' reads stdin
+    shadowgate policy check FILE             validate a policy file
+    shadowgate policy explain --host H ...   which rule a request meets, and why
     shadowgate usage [--db FILE]             the usage table: who uses what, tokens and cost
     shadowgate ca                            where the CA certificate is and how to trust it
 """
@@ -38,6 +40,20 @@ def main(argv: list[str] | None = None) -> int:
     usage = sub.add_parser("usage", help="print the usage table from the database")
     usage.add_argument("--db", default="~/.shadowgate/shadowgate.duckdb")
     usage.add_argument("--days", type=int, default=7)
+    policy = sub.add_parser("policy", help="check a policy file, or explain which rule a request meets")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    check = policy_sub.add_parser("check", help="validate a policy file")
+    check.add_argument("file")
+    explain = policy_sub.add_parser("explain", help="which rule matches a request, and why")
+    explain.add_argument("--policy", help="the policy file (default: none, observe everything)")
+    explain.add_argument("--providers", default=str(DEFAULT_CATALOG))
+    explain.add_argument("--host", required=True)
+    explain.add_argument("--path", default="/")
+    explain.add_argument("--method", default="POST")
+    explain.add_argument("--user")
+    explain.add_argument("--group")
+    explain.add_argument("--model")
+    explain.add_argument("--client", help="client IP address")
     ca = sub.add_parser("ca", help="where the CA certificate is and how to trust it")
     ca.add_argument("--confdir", default=DEFAULT_CONFDIR)
     args = parser.parse_args(argv)
@@ -46,6 +62,14 @@ def main(argv: list[str] | None = None) -> int:
         from addons.catalogcli import run_match
 
         return run_match(args.host, args.path, args.method, args.providers)
+    if args.command == "policy":
+        from addons import policycli
+
+        if args.policy_command == "check":
+            return policycli.run_check(args.file)
+        return policycli.run_explain(
+            args.policy, args.providers, args.host, args.path, args.method, args.user, args.group, args.model, args.client
+        )
     if args.command == "usage":
         from reports.usage import print_usage
 

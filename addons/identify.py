@@ -99,5 +99,5 @@ class Identify:
                 del flow.metadata[METADATA_KEY]
                 return
             rec.facts = parser.parse_request(rec.route, flow.request.headers, body)
-        rec.decision = self.settings.policy.decide(rec)
+        rec.decision = self.settings.decide(rec)
         rec.overhead_ns += time.perf_counter_ns() - started

@@ -16,6 +16,7 @@ from addons.attribution import Person
 from addons.catalog import Provider
 from addons.policy import DEFAULT_DECISION
 from addons.policy import Decision
+from addons.policy import Facts
 from addons.store import Table
 from addons.store import utc_from_timestamp
 from addons.wireformats.base import RequestFacts
@@ -66,6 +67,24 @@ AI_REQUESTS = Table(
         ("error_type", "VARCHAR"),
         ("user_agent", "VARCHAR"),
         ("proxy_overhead_us", "INTEGER"),  # shadowgate's own CPU time on the event loop
+        ("redirect_target", "VARCHAR"),  # the gateway a redirected call went to (provider stays the original)
+        ("budget_status", "VARCHAR"),  # budgets near their limit, e.g. "daily-tokens:tokens:85%"
+    ),
+)
+
+# Policy events that are not AI calls: a user clicking "continue" on a coaching page.
+POLICY_EVENTS = Table(
+    "policy_events",
+    (
+        ("ts", "TIMESTAMP"),
+        ("event", "VARCHAR"),
+        ("user_name", "VARCHAR"),
+        ("user_group", "VARCHAR"),
+        ("client_ip", "VARCHAR"),
+        ("host", "VARCHAR"),
+        ("provider", "VARCHAR"),
+        ("rule_id", "VARCHAR"),
+        ("detail", "VARCHAR"),
     ),
 )
 
@@ -105,11 +124,22 @@ class FlowRecord:
     inspected: bool = True
     inspect_note: str | None = None
     overhead_ns: int = 0
+    redirect_target: str | None = None
+    budget_status: str | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
-    @property
-    def is_ai(self) -> bool:
-        return self.route is not None or self.provider is not None
+    def policy_facts(self) -> Facts:
+        """What the policy can match this request on."""
+        return Facts(
+            host=self.host,
+            provider=self.provider.id if self.provider else None,
+            category=self.provider.category if self.provider else None,
+            wire_format=self.route.wire_format if self.route else None,
+            model=self.facts.model if self.facts else None,
+            user=self.person.user,
+            group=self.person.group,
+            client_ip=self.client_ip,
+        )
 
 
 @dataclass(slots=True)
@@ -170,4 +200,6 @@ def ai_request_row(rec: FlowRecord, out: Outcome) -> tuple:
         out.error_type or (resp.error_type if resp else None),
         rec.user_agent,
         rec.overhead_ns // 1000,
+        rec.redirect_target,
+        rec.budget_status,
     )

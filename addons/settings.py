@@ -7,23 +7,42 @@ bad file stops the proxy; on a later change the previous configuration stays in 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import time
 from pathlib import Path
 
+from mitmproxy import connection
 from mitmproxy import ctx
 from mitmproxy import exceptions
+from mitmproxy.utils.asyncio_utils import create_task
 
 from addons.attribution import Directory
+from addons.attribution import Person
 from addons.attribution import KeyFingerprinter
 from addons.attribution import load_directory
 from addons.attribution import load_or_create_secret
 from addons.catalog import DEFAULT_CATALOG
 from addons.catalog import Catalog
 from addons.catalog import load_catalog
+from addons.budgets import BudgetTracker
+from addons.catalog import site_of
+from addons.policy import ALLOW
+from addons.policy import COACH
+from addons.policy import OBSERVE_PREFIX
+from addons.policy import RATE_LIMIT
+from addons.policy import REDIRECT
+from addons.policy import Decision
+from addons.policy import Facts
 from addons.policy import Policy
 from addons.policy import load_policy
 from addons.pricing import Pricing
 from addons.record import AI_REQUESTS
+from addons.record import POLICY_EVENTS
+from addons.record import FlowRecord
+from addons.record import Outcome
+from addons.record import ai_request_row
 from addons.record import COST_COLUMN
 from addons.record import MODEL_COLUMN
 from addons.record import PRICED_MODEL_COLUMN
@@ -31,6 +50,7 @@ from addons.record import PROVIDER_COLUMN
 from addons.record import RESPONSE_MODEL_COLUMN
 from addons.record import TOKEN_COLUMNS
 from addons.store import SegmentWriter
+from addons.store import utc_from_timestamp
 from addons.wireformats import PARSERS
 from addons.yamlfile import ConfigError
 
@@ -50,8 +70,12 @@ class ShadowgateSettings:
         self.fingerprinter: KeyFingerprinter | None = None
         self.writer: SegmentWriter | None = None
         self.pricing = Pricing()
+        self.budgets = BudgetTracker()
+        self.secret = b""
         self.intercept_all = False
         self.max_parse_bytes = 16 * 1024 * 1024
+        self._policy_mtime: float | None = None
+        self._watcher: asyncio.Task | None = None
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -115,6 +139,7 @@ class ShadowgateSettings:
                 )
             if "shadowgate_policy" in updated:
                 path = ctx.options.shadowgate_policy
+                self._policy_mtime = _mtime(_expand(path)) if path else None
                 self.policy = load_policy(_expand(path)) if path else Policy()
             if "shadowgate_users" in updated:
                 path = ctx.options.shadowgate_users
@@ -137,14 +162,17 @@ class ShadowgateSettings:
                 Path(ctx.options.confdir).expanduser() / "shadowgate-fingerprint.key"
             )
             try:
-                self.fingerprinter = KeyFingerprinter(load_or_create_secret(key_path))
+                self.secret = load_or_create_secret(key_path)
+                self.fingerprinter = KeyFingerprinter(self.secret)
             except OSError as e:
                 raise exceptions.OptionsError(f"cannot read or create {key_path}: {e}") from e
         if "shadowgate_db" in updated:
             self._open_writer(_expand(ctx.options.shadowgate_db))
 
     def _open_writer(self, db_path: str) -> None:
-        writer = SegmentWriter(db_path, [AI_REQUESTS], enrich=self._price_rows)
+        writer = SegmentWriter(
+            db_path, [AI_REQUESTS, POLICY_EVENTS], enrich=self._price_rows, housekeeping=self._rebuild_budgets
+        )
         try:
             writer.start()
         except Exception as e:
@@ -156,6 +184,8 @@ class ShadowgateSettings:
 
     def _price_rows(self, table: str, rows: list[tuple]) -> list[tuple]:
         """Runs on the writer thread: pricing never costs the event loop anything."""
+        if table != AI_REQUESTS.name:
+            return rows
         catalog = self.catalog
         priced = []
         for row in rows:
@@ -177,9 +207,117 @@ class ShadowgateSettings:
                 row[PRICED_MODEL_COLUMN] = quote.model_id
                 row = tuple(row)
             priced.append(row)
+            self._count_for_budgets(row)
         return priced
 
+    def _count_for_budgets(self, row: tuple) -> None:
+        budgets = self.policy.budgets
+        if not budgets:
+            return
+        value = dict(zip(AI_REQUESTS.column_names, row))
+        facts = Facts(
+            value["host"], value["provider"], value["category"], value["wire_format"], value["model"],
+            value["user_name"], value["user_group"], value["client_ip"],
+        )
+        tokens = (value["input_tokens"] or 0) + (value["output_tokens"] or 0)
+        self.budgets.add(budgets, facts, tokens, value["cost_usd"], value["ts"])
+
+    def _rebuild_budgets(self) -> None:
+        if self.writer is not None:
+            self.budgets.rebuild(self.policy.budgets, self.writer.segments)
+
+    # --- decide: the policy's rules, then the budgets ---------------------------------------
+
+    def decide(self, rec: FlowRecord) -> Decision:
+        facts = rec.policy_facts()
+        policy = self.policy
+        decision = policy.decide(facts)
+        if decision.action.removeprefix(OBSERVE_PREFIX) not in (ALLOW, COACH, REDIRECT) or not policy.budgets:
+            return decision
+        verdict = self.budgets.check(policy.budgets, facts)
+        if verdict.near:
+            rec.budget_status = ",".join(verdict.near)
+            log.info("shadowgate: %s is near budget: %s", facts.user, rec.budget_status)
+        if verdict.exceeded is None:
+            self.budgets.note_request(policy.budgets, facts)
+            return decision
+        action = OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT
+        return Decision(action, verdict.exceeded.id, verdict.reason, None, verdict.retry_after)
+
+    def connection_facts(self, host: str, client: connection.Client, proxy_user: str | None) -> Facts:
+        """What is known of a connection before it is decrypted."""
+        provider = self.catalog.match_host(host) if self.catalog else None
+        client_ip = str(client.peername[0]).removeprefix("::ffff:") if client.peername else ""
+        person = self.directory.person(proxy_user, client_ip)
+        return Facts(
+            host=host.lower(),
+            provider=provider.id if provider else None,
+            category=provider.category if provider else None,
+            user=person.user,
+            group=person.group,
+            client_ip=client_ip,
+        )
+
+    # --- record what is not a metered AI call ---------------------------------------------------
+
+    def record_connection(self, facts: Facts, note: str, decision: Decision | None = None) -> None:
+        """An AI connection that is never decrypted: one row, marked not inspected."""
+        if self.writer is None or self.catalog is None:
+            return
+        provider = self.catalog.match_host(facts.host)
+        rec = FlowRecord(
+            started=time.time(),
+            client_ip=facts.client_ip or "",
+            person=Person(facts.user or facts.client_ip or "", facts.group),
+            host=facts.host,
+            site=site_of(facts.host),
+            provider=provider,
+            route=None,
+            method="CONNECT",
+            path="",
+            inspected=False,
+            inspect_note=note,
+        )
+        if decision is not None:
+            rec.decision = decision
+        self.writer.submit(AI_REQUESTS.name, ai_request_row(rec, Outcome()))
+
+    def record_event(self, event: str, user: str, flow, host: str, provider: str | None, rule_id: str, detail: str = "") -> None:
+        if self.writer is None:
+            return
+        client_ip = str(flow.client_conn.peername[0]).removeprefix("::ffff:") if flow.client_conn.peername else ""
+        group = self.directory.person(user, client_ip).group
+        row = (utc_from_timestamp(time.time()), event, user, group, client_ip, host, provider, rule_id, detail)
+        self.writer.submit(POLICY_EVENTS.name, row)
+
+    # --- policy reload ------------------------------------------------------------------------
+
+    async def _watch_policy(self) -> None:
+        """Reload the policy when its file changes; a broken file keeps the old policy."""
+        while True:
+            await asyncio.sleep(1.0)
+            path = ctx.options.shadowgate_policy
+            if not path:
+                continue
+            path = _expand(path)
+            mtime = await asyncio.to_thread(_mtime, path)
+            if mtime == self._policy_mtime:
+                continue
+            self._policy_mtime = mtime
+            try:
+                policy = await asyncio.to_thread(load_policy, path)
+            except ConfigError as e:
+                log.error("shadowgate: policy not reloaded, the previous one stays in force: %s", e)
+                continue
+            except Exception as e:  # a policy can never crash the proxy
+                log.error("shadowgate: policy not reloaded (%s); the previous one stays in force", e)
+                continue
+            self.policy = policy
+            log.info("shadowgate: policy reloaded from %s (%d rules, %d budgets)", path, len(policy.rules), len(policy.budgets))
+
     def running(self) -> None:
+        if self._watcher is None:
+            self._watcher = create_task(self._watch_policy(), name="shadowgate policy watcher", keep_ref=True)
         # With mitmproxy's default (eager) a request connects upstream before any hook runs, so
         # a blocked call would still reach the provider, and CONNECT fails where egress to the
         # provider is firewalled. Lazy connects only once our hooks let the request go.
@@ -188,6 +326,9 @@ class ShadowgateSettings:
             ctx.options.update(connection_strategy="lazy")
 
     def done(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
         # SIGTERM runs done(): every row submitted so far is sealed before the process exits.
         if self.writer is not None:
             self.writer.close()
@@ -196,3 +337,10 @@ class ShadowgateSettings:
 
 def _expand(path: str) -> str:
     return str(Path(path).expanduser())
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime_ns / 1e9
+    except OSError:
+        return None

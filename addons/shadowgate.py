@@ -4,6 +4,7 @@ One path for every request: identify (catalog + wire format) -> decide (policy) 
 
     TlsGate      decrypt catalogued AI hosts, pass the rest through, record what is not inspected
     Identify     provider, wire format, model, person and key fingerprint; the policy's decision
+    Act          block, coach, redirect to the sanctioned gateway, rate-limit, inject headers
     Meter        stream taps and usage parsing; one ai_requests row per AI call
 """
 
@@ -15,6 +16,7 @@ _ROOT = str(Path(__file__).resolve().parent.parent)
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
+from addons.act import Act  # noqa: E402
 from addons.identify import Identify  # noqa: E402
 from addons.meter import Meter  # noqa: E402
 from addons.settings import ShadowgateSettings  # noqa: E402
@@ -26,5 +28,6 @@ addons = [
     settings,
     TlsGate(settings),
     Identify(settings),
+    Act(settings),
     Meter(settings),
 ]

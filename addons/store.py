@@ -72,6 +72,8 @@ class SegmentWriter:
         max_batch_rows: int = 20_000,
         max_pending_rows: int = 1_000_000,
         enrich: Callable[[str, list[tuple]], list[tuple]] | None = None,
+        housekeeping: Callable[[], None] | None = None,
+        housekeeping_interval: float = 30.0,
     ) -> None:
         self.db_path = Path(db_path).expanduser().resolve()
         self.segments = segments_dir_for(self.db_path)
@@ -80,6 +82,8 @@ class SegmentWriter:
         self.max_batch_rows = max_batch_rows
         self.max_pending_rows = max_pending_rows
         self._enrich = enrich
+        self._housekeeping = housekeeping
+        self.housekeeping_interval = housekeeping_interval
         self._queue: queue.SimpleQueue[tuple[str, tuple] | None] = queue.SimpleQueue()
         self._pending: dict[str, list[tuple]] = {name: [] for name in self.tables}
         self._thread: threading.Thread | None = None
@@ -156,6 +160,7 @@ class SegmentWriter:
         for table in self.tables.values():
             mem.execute(table.ddl(f"buf_{table.name}"))
         deadline = time.monotonic() + self.flush_interval
+        chores_due = time.monotonic()
         markers: list[object] = []
         stopping = False
         while not stopping:
@@ -182,6 +187,12 @@ class SegmentWriter:
             if stopping or markers or time.monotonic() >= deadline or count >= self.max_batch_rows:
                 self._write_pending(mem)
                 deadline = time.monotonic() + self.flush_interval
+                if self._housekeeping is not None and time.monotonic() >= chores_due and not stopping:
+                    chores_due = time.monotonic() + self.housekeeping_interval
+                    try:
+                        self._housekeeping()  # after the write: every own row is sealed by now
+                    except Exception as e:
+                        self._report_error(f"housekeeping failed: {e}")
                 if markers:
                     with self._flushed:
                         self._done_markers.update(markers)

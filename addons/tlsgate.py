@@ -17,11 +17,6 @@ from mitmproxy import connection
 from mitmproxy import http
 from mitmproxy import tls
 
-from addons.catalog import site_of
-from addons.record import AI_REQUESTS
-from addons.record import FlowRecord
-from addons.record import Outcome
-from addons.record import ai_request_row
 from addons.settings import ShadowgateSettings
 
 PINNED_PASSTHROUGH_SECONDS = 3600.0
@@ -48,29 +43,29 @@ class TlsGate:
         host = data.client_hello.sni or _server_host(data.context.client, data.context.server)
         if not host:
             return
-        host = host.lower()
-        catalog = self.settings.catalog
-        provider = catalog.match_host(host) if catalog else None
-        client_ip = _client_ip(data.context.client)
-        if self._is_pinned(client_ip, host):
+        settings = self.settings
+        facts = settings.connection_facts(host, data.context.client, self.tunnel_users.get(data.context.client))
+        if self._is_pinned(facts.client_ip or "", facts.host):
             data.ignore_connection = True
             note = "client pins certificates: passed through"
-        elif self.settings.policy.decrypts(host, provider is not None, self.settings.intercept_all):
+        elif settings.policy.decrypts(facts.host, facts.provider is not None, settings.intercept_all, facts):
             return
         else:
             data.ignore_connection = True
             note = "not decrypted by policy"
-        if provider is not None:
-            self._record_uninspected(data.context.client, host, note)
+        if facts.provider is not None:
+            settings.record_connection(facts, note)
 
     def tls_failed_client(self, data: tls.TlsData) -> None:
         host = _server_host(data.context.client, data.context.server)
-        if not host or not self.settings.catalog or not self.settings.catalog.match_host(host):
+        settings = self.settings
+        if not host or not settings.catalog or not settings.catalog.match_host(host):
             return
+        facts = settings.connection_facts(host, data.context.client, self.tunnel_users.get(data.context.client))
         # A client that rejects our certificate pins its own: pass it through from now on
         # rather than break the app on every retry.
-        self.pinned[(_client_ip(data.context.client), host)] = time.monotonic() + PINNED_PASSTHROUGH_SECONDS
-        self._record_uninspected(data.context.client, host, "client rejected the proxy certificate")
+        self.pinned[(facts.client_ip or "", facts.host)] = time.monotonic() + PINNED_PASSTHROUGH_SECONDS
+        settings.record_connection(facts, "client rejected the proxy certificate")
 
     def _is_pinned(self, client_ip: str, host: str) -> bool:
         until = self.pinned.get((client_ip, host))
@@ -81,26 +76,6 @@ class TlsGate:
             return False
         return True
 
-    def _record_uninspected(self, client: connection.Client, host: str, note: str) -> None:
-        settings = self.settings
-        if settings.writer is None or settings.catalog is None:
-            return
-        client_ip = _client_ip(client)
-        rec = FlowRecord(
-            started=client.timestamp_start or time.time(),
-            client_ip=client_ip,
-            person=settings.directory.person(self.tunnel_users.get(client), client_ip),
-            host=host,
-            site=site_of(host),
-            provider=settings.catalog.match_host(host),
-            route=None,
-            method="CONNECT",
-            path="",
-            inspected=False,
-            inspect_note=note,
-        )
-        settings.writer.submit(AI_REQUESTS.name, ai_request_row(rec, Outcome()))
-
 
 def _server_host(client: connection.Client, server: connection.Server) -> str | None:
     if client.sni:
@@ -108,8 +83,3 @@ def _server_host(client: connection.Client, server: connection.Server) -> str | 
     if server.address:
         return str(server.address[0]).lower()
     return None
-
-
-def _client_ip(client: connection.Client) -> str:
-    ip = str(client.peername[0]) if client.peername else ""
-    return ip.removeprefix("::ffff:")

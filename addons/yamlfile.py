@@ -20,9 +20,10 @@ class ConfigError(ValueError):
 
 
 class LineDict(dict):
-    """A mapping from YAML that knows the (1-based) line it started on."""
+    """A mapping from YAML that knows the (1-based) line it started on, and each key's line."""
 
     line: int = 0
+    key_lines: dict
 
 
 class LineList(list):
@@ -36,6 +37,7 @@ class _LineLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     loader.flatten_mapping(node)
     mapping = LineDict()
+    mapping.key_lines = {}
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
         if not isinstance(key, (str, int, float, bool)) and key is not None:
@@ -47,6 +49,7 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
         mapping[key] = loader.construct_object(value_node, deep=True)
+        mapping.key_lines[key] = key_node.start_mark.line + 1
     mapping.line = node.start_mark.line + 1
     return mapping
 
@@ -81,3 +84,8 @@ def load_yaml(path: str | Path) -> Any:
 
 def line_of(value: Any, default: int | None = None) -> int | None:
     return getattr(value, "line", None) or default
+
+
+def line_of_key(mapping: Any, key: str) -> int | None:
+    """The line of one key in a mapping (falling back to the mapping's own line)."""
+    return getattr(mapping, "key_lines", {}).get(key) or line_of(mapping)

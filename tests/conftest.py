@@ -41,6 +41,9 @@ TEST_HOSTS = sorted(
         "chatgpt.com",
         "claude.ai",
         "ollama.com",
+        "llm.corp.test",
+        "login.microsoftonline.com",
+        "api.githubcopilot.com",
         "localhost",
     }
 )

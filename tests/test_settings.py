@@ -9,7 +9,7 @@ import pytest
     "option, content, message",
     [
         ("shadowgate_policy", "passthrough:\n  - 'https://x.com/'\n", "policy.yaml:2: 'passthrough'"),
-        ("shadowgate_policy", "rulez: []\n", "policy.yaml:1: unknown keys ['rulez']"),
+        ("shadowgate_policy", "rulez: []\n", "policy.yaml:1: policy: unknown keys ['rulez']"),
         ("shadowgate_providers", "categories: {api: x}\nwire_formats: {}\nproviders: []\n", "'wire_formats' must be a non-empty mapping"),
         ("shadowgate_users", "networks:\n  - {cidr: 10.0.0.0/33, user: a}\n", "policy.yaml:2: bad cidr"),
     ],
