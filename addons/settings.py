@@ -57,6 +57,11 @@ from addons.yamlfile import ConfigError
 log = logging.getLogger(__name__)
 
 DEFAULT_DB = "~/.shadowgate/shadowgate.duckdb"
+
+# The shadowgate_* values in force, kept at module level because this module outlives a reload
+# of addons/shadowgate.py: mitmproxy re-runs an edited -s script and its options fall back to
+# their defaults, dropping every --set value (the database, the policy) without a word.
+_options_in_force: dict[str, object] = {}
 INTERCEPT_MODES = ("catalog", "all")
 
 
@@ -76,6 +81,7 @@ class ShadowgateSettings:
         self.max_parse_bytes = 16 * 1024 * 1024
         self._policy_mtime: float | None = None
         self._watcher: asyncio.Task | None = None
+        self._running = False
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -168,6 +174,23 @@ class ShadowgateSettings:
                 raise exceptions.OptionsError(f"cannot read or create {key_path}: {e}") from e
         if "shadowgate_db" in updated:
             self._open_writer(_expand(ctx.options.shadowgate_db))
+        if self._running:
+            self._remember_options()
+
+    def _restore_options_after_reload(self) -> None:
+        lost = {
+            name: value
+            for name, value in _options_in_force.items()
+            if name in ctx.options and getattr(ctx.options, name) != value
+        }
+        if lost:
+            log.warning("shadowgate: the addon script was reloaded; restoring %s", ", ".join(sorted(lost)))
+            ctx.options.update(**lost)
+
+    def _remember_options(self) -> None:
+        for name in ctx.options.keys():
+            if name.startswith("shadowgate_"):
+                _options_in_force[name] = getattr(ctx.options, name)
 
     def _open_writer(self, db_path: str) -> None:
         writer = SegmentWriter(
@@ -316,6 +339,9 @@ class ShadowgateSettings:
             log.info("shadowgate: policy reloaded from %s (%d rules, %d budgets)", path, len(policy.rules), len(policy.budgets))
 
     def running(self) -> None:
+        self._restore_options_after_reload()
+        self._running = True
+        self._remember_options()
         if self._watcher is None:
             self._watcher = create_task(self._watch_policy(), name="shadowgate policy watcher", keep_ref=True)
         # With mitmproxy's default (eager) a request connects upstream before any hook runs, so

@@ -7,25 +7,30 @@ Everything stays on 127.0.0.1:
   upstream   a tiny asyncio HTTPS server (its own process) posing as api.openai.com, with a
              certificate from a throw-away CA; answers POST /v1/chat/completions with a fixed
              chat.completion JSON that carries a usage block
-  proxy A    mitmdump + scripts/_benchlib.py (every upstream connection -> the fake; see below)
+  proxy A    mitmdump + addons/demo/upstream_redirect.py (every upstream connection -> the fake)
   proxy B    the same + addons/shadowgate.py, recording to a throw-away DuckDB database
   client     raw asyncio streams + ssl: C keep-alive connections, each CONNECT api.openai.com:443,
              TLS to the proxy's CA, then back-to-back ~1 KB POSTs read by Content-Length
 
 The proxies are loaded in turn, A B A B ..., for R rounds of D seconds after one warm-up round
 each, at concurrency C (throughput) and then at concurrency 1 (latency). Each round opens fresh
-tunnels before its clock starts, so handshakes are not in the figures. The proxies' CPU time is
-read from /proc for every round, so "CPU per request" needs no idle machine to mean something.
-After the run proxy B gets SIGTERM (which seals its rows), and shadowgate's own per-request
-event-loop time (ai_requests.proxy_overhead_us) is read back from the database.
+tunnels and sends one request on each before its clock starts, so handshakes are not in the
+figures. Each round also reads from /proc the proxy's CPU time (CPU per request), the CPU of
+the client and the fake upstream, and how much CPU other processes used, so a noisy machine
+shows up in the output. CPU per request still rises when the machine is busy. After the run
+proxy B gets SIGTERM (which seals its rows), and shadowgate's own per-request event-loop time
+(ai_requests.proxy_overhead_us) is read back from the database and its rows are counted.
 
-Why not addons/demo/upstream_redirect.py: it rewrites server.address in server_connect, so
-mitmproxy never reuses that upstream connection (it matches on the address the client asked
-for), opens a new upstream TCP+TLS connection per request, and the sixth request on one tunnel
-hangs on mitmproxy's limit of 5 connections per address and client connection. That is a
-handshake benchmark, not a keep-alive one. scripts/_benchlib.py redirects the same way and
-restores the address once connected, so upstream connections are reused as they are in
-production.
+Two guards against a moving checkout:
+  * The proxies load small stubs in the working directory that run the addon files once
+    (--no-freeze turns this off). mitmproxy hot-reloads an -s script when its file changes, and
+    a reload resets the options the script declared to their defaults: shadowgate_db goes back
+    to ~/.shadowgate/shadowgate.duckdb and test_upstream_port to 0, the real host.
+  * A preflight sends 8 requests over one tunnel through each proxy. A redirect addon that
+    rewrites server.address and never restores it stops mitmproxy from reusing the upstream
+    connection, and the sixth request then hangs on mitmproxy's limit of 5 connections per
+    address and client connection. --redirect bench uses scripts/_benchlib.py, a redirect that
+    does not depend on the demo addon.
 """
 
 from __future__ import annotations
@@ -230,6 +235,8 @@ class Round:
     cpu_loop: float = 0.0  # proxy main (event-loop) thread CPU seconds
     upstream_conns: int = 0  # upstream connections the fake accepted during the round (set-up included)
     foreign_cores: float = 0.0  # CPU used by processes other than the benchmark's own, in cores
+    cpu_client: float = 0.0  # this process (the load generator) during the timed window
+    cpu_upstream: float = 0.0  # the fake upstream during the timed window
 
     @property
     def rps(self) -> float:
@@ -313,6 +320,7 @@ async def run_round(proxy: Proxy, upstream: Upstream, concurrency: int, seconds:
 
     cpu0, loop0 = cpu_seconds(proxy.pid), cpu_seconds(proxy.pid, proxy.pid)
     foreign0 = foreign_cpu_seconds()
+    client0, upstream0 = cpu_seconds(os.getpid()), cpu_seconds(upstream.process.pid)
     start = time.perf_counter()
     deadline = start + seconds
     ends: list[float] = []
@@ -342,6 +350,8 @@ async def run_round(proxy: Proxy, upstream: Upstream, concurrency: int, seconds:
     result.cpu_process = cpu_seconds(proxy.pid) - cpu0
     result.cpu_loop = cpu_seconds(proxy.pid, proxy.pid) - loop0
     result.foreign_cores = (foreign_cpu_seconds() - foreign0) / result.elapsed if result.elapsed else 0.0
+    result.cpu_client = cpu_seconds(os.getpid()) - client0
+    result.cpu_upstream = cpu_seconds(upstream.process.pid) - upstream0
     for _, writer in tunnels:
         writer.close()
     for _, writer in tunnels:
@@ -519,11 +529,38 @@ def summarise(rounds: list[Round]) -> dict:
         "upstream_connections": sum(r.upstream_conns for r in rounds),
         "connections_opened": sum(r.concurrency for r in rounds),
         "max_foreign_cores": max((r.foreign_cores for r in timed), default=0.0),
+        "client_cpu_ms_per_request": sum(r.cpu_client for r in timed) / max(1, sum(r.requests for r in timed)) * 1000,
+        "upstream_cpu_ms_per_request": sum(r.cpu_upstream for r in timed)
+        / max(1, sum(r.requests for r in timed))
+        * 1000,
         "p50_ms": percentile(lat, 0.5) * 1000,
         "p99_ms": percentile(lat, 0.99) * 1000,
         "cpu_ms_per_request": statistics.median(per_req) if per_req else float("nan"),
         "loop_cpu_ms_per_request": statistics.median(per_req_loop) if per_req_loop else float("nan"),
     }
+
+
+def code_version() -> str:
+    """The commit under test, and which of the addons differ from it (the figures depend on them)."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "log", "-1", "--format=%h %ad", "--date=iso"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--", "addons", "providers.yaml"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout?)"
+    changed = sorted(line[3:] for line in dirty if line.strip())
+    return head + (f" + uncommitted changes in {', '.join(changed)}" if changed else " (clean)")
 
 
 def machine() -> dict:
@@ -542,6 +579,7 @@ def machine() -> dict:
         "python": platform.python_version(),
         "mitmproxy": VERSION,
         "kernel": platform.release(),
+        "code": code_version(),
     }
 
 
@@ -646,6 +684,18 @@ def main(argv: list[str] | None = None) -> int:
         help="addon that sends upstream connections to the fake: demo = addons/demo/upstream_redirect.py "
         "(default), bench = scripts/_benchlib.py (same, but independent of the demo addon)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the proxies to the last CPU and the client and fake upstream to the others "
+        "(less scheduler noise; the proxy's own threads then share one core)",
+    )
+    parser.add_argument(
+        "--no-freeze",
+        action="store_true",
+        help="pass the repository's addon files to mitmdump -s directly (then an edit during the run "
+        "hot-reloads them, which resets their options)",
+    )
     parser.add_argument("--serve-upstream", nargs=2, metavar=("CERT", "KEY"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_upstream:
@@ -668,7 +718,8 @@ def main(argv: list[str] | None = None) -> int:
         f"Linux {info['kernel']}"
     )
     print(f"  software:  Python {info['python']}, mitmproxy {info['mitmproxy']}")
-    print(f"  redirect:  {REDIRECTS[args.redirect].relative_to(ROOT)} (--redirect {args.redirect})")
+    print(f"  code:      {info['code']}")
+    print(f"  redirect:  {os.path.relpath(REDIRECTS[args.redirect], ROOT)} (--redirect {args.redirect})")
     print(
         f"  request:   POST https://{HOST}{PATH}, {len(REQUEST)} bytes on the wire; response {len(UPSTREAM_RESPONSE)} bytes"
     )
@@ -678,6 +729,24 @@ def main(argv: list[str] | None = None) -> int:
     proxies: list[Proxy] = []
     result: dict = {"machine": info, "command": [sys.executable, *sys.argv]}
     started = time.monotonic()
+    started_wall = time.time()
+
+    def script(path: Path) -> Path:
+        """What to pass to -s. mitmproxy hot-reloads a script when its file changes, and a reload
+        resets every option the script declared to its default (shadowgate_db, test_upstream_port:
+        rows would go to ~/.shadowgate and traffic to the real host). So by default the proxies
+        load a stub in the working directory that runs the real file once; edits to the checkout
+        during the run then cannot reach the proxies."""
+        if args.no_freeze:
+            return path
+        stub = workdir / f"load_{path.stem}.py"
+        stub.write_text(
+            "# Generated by scripts/bench_overhead.py: runs the file below once; mitmproxy watches only this stub.\n"
+            "import runpy\n\n"
+            f"addons = runpy.run_path({str(path)!r}, run_name='bench_{path.stem}')['addons']\n"
+        )
+        return stub
+
     try:
         cert, key, upstream_ca = make_upstream_cert(workdir)
         upstream = start_upstream(cert, key, upstream_ca)
@@ -685,10 +754,10 @@ def main(argv: list[str] | None = None) -> int:
         db = workdir / "bench.duckdb"
         for name, extra in (
             ("A", []),
-            ("B", ["-s", str(ROOT / "addons" / "shadowgate.py"), "--set", f"shadowgate_db={db}"]),
+            ("B", ["-s", str(script(ROOT / "addons" / "shadowgate.py")), "--set", f"shadowgate_db={db}"]),
         ):
             confdir, port = workdir / f"conf-{name}", free_port()
-            redirect = REDIRECTS[args.redirect]
+            redirect = script(REDIRECTS[args.redirect])
             command = proxy_args(confdir, port, upstream_ca, upstream_port, redirect, extra)
             proxies.append(Proxy(name, command, port, confdir, workdir / f"proxy-{name}.log"))
         for proxy in proxies:
@@ -696,6 +765,16 @@ def main(argv: list[str] | None = None) -> int:
         for proxy in proxies:
             proxy.wait_ready()
         OUR_PIDS[:] = [os.getpid(), upstream.process.pid, *(p.pid for p in proxies)]
+        if args.pin:
+            cpus = sorted(os.sched_getaffinity(0))
+            if len(cpus) < 2:
+                parser.error("--pin needs at least 2 CPUs")
+            for pid in (os.getpid(), upstream.process.pid):
+                os.sched_setaffinity(pid, cpus[:-1])
+            for proxy in proxies:  # every thread of the proxy, not just the main one
+                for tid in os.listdir(f"/proc/{proxy.pid}/task"):
+                    os.sched_setaffinity(int(tid), cpus[-1:])
+            print(f"  pinned:    proxies to CPU {cpus[-1]}, client and upstream to CPU {cpus[:-1]}")
         print(f"  upstream:  127.0.0.1:{upstream_port} (pid {upstream.process.pid})")
         for proxy in proxies:
             print(f"  proxy {proxy.name}:   127.0.0.1:{proxy.port} (pid {proxy.pid}): {shlex.join(proxy.args)}")
@@ -745,6 +824,11 @@ def main(argv: list[str] | None = None) -> int:
             opened = sum(summary[f"{name}@{k}"]["upstream_connections"] for k in (c, 1))
             tunnels = sum(summary[f"{name}@{k}"]["connections_opened"] for k in (c, 1))
             print(f"upstream connections, proxy {name}: {opened} for {tunnels} client tunnels (reuse works if equal)")
+        client = statistics.mean(v["client_cpu_ms_per_request"] for v in summary.values())
+        fake = statistics.mean(v["upstream_cpu_ms_per_request"] for v in summary.values())
+        print(
+            f"load generator CPU per request:  {client:.3f} ms; fake upstream: {fake:.3f} ms (both share the other core)"
+        )
         worst = max(v["max_foreign_cores"] for v in summary.values())
         print(f"other processes' CPU, worst timed round: {worst:.2f} cores of {info['nproc']}"
               + ("  (noisy: other work on the machine)" if worst > 0.15 else ""))  # fmt: skip
@@ -776,6 +860,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {line}")
             if len(lines) > 60:
                 print(f"  ... {len(lines) - 60} more")
+        changed = sorted(
+            str(f.relative_to(ROOT))
+            for f in [*(ROOT / "addons").rglob("*.py"), ROOT / "providers.yaml"]
+            if f.exists() and f.stat().st_mtime > started_wall
+        )
+        if changed:
+            note = "the proxies kept the code they started with" if not args.no_freeze else "proxies may have reloaded"
+            print(f"\nWARNING: changed in the checkout during the run ({note}): {', '.join(changed)}")
+        result["changed_during_run"] = changed
         print(f"\ntotal time {time.monotonic() - started:.0f}s")
 
         result.update(
@@ -783,7 +876,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rounds": args.rounds,
                 "seconds": args.seconds,
                 "concurrency": c,
-                "redirect_addon": str(REDIRECTS[args.redirect].relative_to(ROOT)),
+                "redirect_addon": str(os.path.relpath(REDIRECTS[args.redirect], ROOT)),
                 "summary": summary,
                 "throughput_ratio_b_over_a": ratio,
                 "added_p50_ms_at_1": added_p50,

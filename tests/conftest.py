@@ -136,7 +136,9 @@ class Proxy:
         return self.process.returncode
 
 
-def start_proxy(folder: Path, upstream: FakeUpstream, test_ca: trustme.CA, *extra: str, proxyauth: str = "any") -> Proxy:
+def start_proxy(
+    folder: Path, upstream: FakeUpstream, test_ca: trustme.CA, *extra: str, proxyauth: str = "any", entry: Path | None = None
+) -> Proxy:
     folder.mkdir(parents=True, exist_ok=True)
     test_ca_pem = folder / "test-ca.pem"
     test_ca.cert_pem.write_to_path(str(test_ca_pem))
@@ -152,7 +154,7 @@ def start_proxy(folder: Path, upstream: FakeUpstream, test_ca: trustme.CA, *extr
         *(["--set", f"proxyauth={proxyauth}"] if proxyauth else []),
         "--set", "flow_detail=0",
         *DEBUG_ARGS,
-        "-s", str(ROOT / "addons" / "shadowgate.py"),
+        "-s", str(entry or ROOT / "addons" / "shadowgate.py"),
         "-s", str(ROOT / "addons" / "demo" / "upstream_redirect.py"),
         "--set", f"test_upstream_port={upstream.port}",
         "--set", f"shadowgate_db={db}",
@@ -192,8 +194,8 @@ def fresh_proxy(tmp_path, upstream, test_ca):
     """A proxy of one's own, for tests that change options or stop it."""
     started: list[Proxy] = []
 
-    def start(*extra: str, proxyauth: str = "any") -> Proxy:
-        p = start_proxy(tmp_path / f"proxy{len(started)}", upstream, test_ca, *extra, proxyauth=proxyauth)
+    def start(*extra: str, proxyauth: str = "any", entry: Path | None = None) -> Proxy:
+        p = start_proxy(tmp_path / f"proxy{len(started)}", upstream, test_ca, *extra, proxyauth=proxyauth, entry=entry)
         started.append(p)
         return p
 
