@@ -137,13 +137,19 @@ class Proxy:
 
 
 def start_proxy(
-    folder: Path, upstream: FakeUpstream, test_ca: trustme.CA, *extra: str, proxyauth: str = "any", entry: Path | None = None
+    folder: Path,
+    upstream: FakeUpstream,
+    test_ca: trustme.CA,
+    *extra: str,
+    proxyauth: str = "any",
+    entry: Path | None = None,
+    db: Path | None = None,
 ) -> Proxy:
     folder.mkdir(parents=True, exist_ok=True)
     test_ca_pem = folder / "test-ca.pem"
     test_ca.cert_pem.write_to_path(str(test_ca_pem))
     confdir = folder / "conf"
-    db = folder / "shadowgate.duckdb"
+    db = db or folder / "shadowgate.duckdb"
     log_path = folder / "mitmdump.log"
     args = [
         MITMDUMP,
@@ -194,8 +200,10 @@ def fresh_proxy(tmp_path, upstream, test_ca):
     """A proxy of one's own, for tests that change options or stop it."""
     started: list[Proxy] = []
 
-    def start(*extra: str, proxyauth: str = "any", entry: Path | None = None) -> Proxy:
-        p = start_proxy(tmp_path / f"proxy{len(started)}", upstream, test_ca, *extra, proxyauth=proxyauth, entry=entry)
+    def start(*extra: str, proxyauth: str = "any", entry: Path | None = None, db: Path | None = None) -> Proxy:
+        p = start_proxy(
+            tmp_path / f"proxy{len(started)}", upstream, test_ca, *extra, proxyauth=proxyauth, entry=entry, db=db
+        )
         started.append(p)
         return p
 

@@ -322,3 +322,24 @@ def test_invalid_reload_keeps_the_old_policy_and_a_valid_one_applies(fresh_proxy
         assert time.monotonic() < deadline + 10
         time.sleep(0.2)
     assert status("r3") == 200
+
+
+def test_budgets_survive_a_restart_and_count_every_instance(fresh_proxy, tmp_path):
+    policy = tmp_path / "p.yaml"
+    policy.write_text("budgets:\n  - id: small\n    per: user\n    tokens_per_day: 30\n    warn_at: 0.5\n")
+    shared = tmp_path / "shared.duckdb"
+    first = fresh_proxy("--set", f"shadowgate_policy={policy}", db=shared)
+    with first.client("carl") as client:
+        assert client.post("https://api.openai.com/v1/chat/completions", json=CHAT).status_code == 200
+    [row] = first.rows("user_name = 'carl'", expect=1)
+    assert row["input_tokens"] + row["output_tokens"] >= 30  # the fixture's usage uses up the budget
+    # Another instance on the same data directory, started after the first one stopped, sees
+    # carl's usage in the sealed segments (instances running side by side read the same files).
+    first.stop()
+    second = fresh_proxy("--set", f"shadowgate_policy={policy}", db=shared)
+    time.sleep(2)  # the budget totals are rebuilt from the segments on the writer's first cycle
+    with second.client("carl") as client:
+        r = client.post("https://api.openai.com/v1/chat/completions", json=CHAT)
+    assert r.status_code == 429 and "small" in r.json()["error"]["message"]
+    with second.client("dora") as client:
+        assert client.post("https://api.openai.com/v1/chat/completions", json=CHAT).status_code == 200
