@@ -259,12 +259,17 @@ def load_policy(path: str | Path) -> Policy:
     )
 
 
-def _rule(path: str | Path, raw: Any) -> Rule:
+def _entry(path: str | Path, raw: Any, keys: set[str], what: str) -> tuple[int, str]:
+    """The line and id of a rule or budget, after checking its shape."""
     line = line_of(raw) or 0
     if not isinstance(raw, dict):
-        raise ConfigError(path, line, "a rule must be a mapping with id, match and action")
-    _no_unknown_keys(path, raw, _RULE_KEYS, "rule")
-    rule_id = _required_str(path, raw, "id", "rule")
+        raise ConfigError(path, line, f"a {what} must be a mapping with an id")
+    _no_unknown_keys(path, raw, keys, what)
+    return line, _required_str(path, raw, "id", what)
+
+
+def _rule(path: str | Path, raw: Any) -> Rule:
+    line, rule_id = _entry(path, raw, _RULE_KEYS, "rule")
     action = raw.get("action")
     if action not in ACTIONS:
         raise ConfigError(path, line_of_key(raw, "action"), f"rule {rule_id!r}: action must be one of {', '.join(ACTIONS)}, not {action!r}")
@@ -299,11 +304,7 @@ def _rule(path: str | Path, raw: Any) -> Rule:
 
 
 def _budget(path: str | Path, raw: Any) -> Budget:
-    line = line_of(raw) or 0
-    if not isinstance(raw, dict):
-        raise ConfigError(path, line, "a budget must be a mapping")
-    _no_unknown_keys(path, raw, _BUDGET_KEYS, "budget")
-    budget_id = _required_str(path, raw, "id", "budget")
+    line, budget_id = _entry(path, raw, _BUDGET_KEYS, "budget")
     per = raw.get("per", "user")
     if per not in ("user", "group"):
         raise ConfigError(path, line, f"budget {budget_id!r}: per must be user or group")
