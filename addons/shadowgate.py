@@ -20,6 +20,7 @@ from addons.act import Act  # noqa: E402
 from addons.identify import Identify  # noqa: E402
 from addons.meter import Meter  # noqa: E402
 from addons.settings import ShadowgateSettings  # noqa: E402
+from addons.telemetry import Telemetry  # noqa: E402
 from addons.tlsgate import TlsGate  # noqa: E402
 
 settings = ShadowgateSettings()
@@ -30,4 +31,5 @@ addons = [
     Identify(settings),
     Act(settings),
     Meter(settings),
+    Telemetry(settings),
 ]
