@@ -6,6 +6,7 @@
     shadowgate policy check FILE             validate a policy file
     shadowgate policy explain --host H ...   which rule a request meets, and why
     shadowgate usage [--db FILE]             the usage table: who uses what, tokens and cost
+    shadowgate scan FILE|-                   the DLP detectors on any text: one JSON finding per line
     shadowgate ca                            where the CA certificate is and how to trust it
 """
 
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     explain.add_argument("--group")
     explain.add_argument("--model")
     explain.add_argument("--client", help="client IP address")
+    scan = sub.add_parser("scan", help="run the DLP detectors on a file or stdin; one JSON finding per line")
+    scan.add_argument("file", help="a file, or '-' for stdin")
     ca = sub.add_parser("ca", help="where the CA certificate is and how to trust it")
     ca.add_argument("--confdir", default=DEFAULT_CONFDIR)
     args = parser.parse_args(argv)
@@ -70,6 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         return policycli.run_explain(
             args.policy, args.providers, args.host, args.path, args.method, args.user, args.group, args.model, args.client
         )
+    if args.command == "scan":
+        from addons.dlp_scan import run_scan
+
+        return run_scan(args.file)
     if args.command == "usage":
         from reports.usage import print_usage
 

@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 
 from mitmproxy import http
 
 from addons.decoding import StreamDecoder
 from addons.identify import flow_record
+from addons.redact import StreamRestorer
 from addons.record import AI_REQUESTS
 from addons.record import FlowRecord
 from addons.record import Outcome
@@ -43,10 +45,17 @@ CHARS_PER_TOKEN = 4  # the usual rule of thumb; only used when a provider report
 class StreamTap:
     """The response.stream callable: pass bytes through, parse a decoded copy on the side."""
 
-    __slots__ = ("parser", "decoder", "response_bytes", "first_chunk_at", "failed")
+    __slots__ = ("parser", "decoder", "response_bytes", "first_chunk_at", "failed", "transform")
 
-    def __init__(self, parser: StreamParser | None, content_encoding: str | None) -> None:
+    def __init__(
+        self,
+        parser: StreamParser | None,
+        content_encoding: str | None,
+        transform: Callable[[bytes], bytes] | None = None,
+    ) -> None:
         self.parser = parser
+        # What the client gets instead of the upstream's bytes (reversible DLP puts values back).
+        self.transform = transform
         self.decoder = StreamDecoder(content_encoding) if parser is not None else None
         self.response_bytes = 0
         self.first_chunk_at: float | None = None
@@ -54,7 +63,7 @@ class StreamTap:
 
     def __call__(self, chunk: bytes) -> bytes:
         if not chunk:
-            return chunk
+            return self._out(chunk)
         self.response_bytes += len(chunk)
         if self.first_chunk_at is None:
             self.first_chunk_at = time.time()
@@ -67,7 +76,17 @@ class StreamTap:
                 log.debug("shadowgate: stream parser failed; usage will be estimated", exc_info=True)
                 self.parser = None
                 self.failed = True
-        return chunk
+        return self._out(chunk)
+
+    def _out(self, chunk: bytes) -> bytes:
+        if self.transform is None:
+            return chunk
+        try:
+            return self.transform(chunk)
+        except Exception:
+            log.debug("shadowgate: response transform failed; passing bytes through", exc_info=True)
+            self.transform = None
+            return chunk
 
     def finish(self) -> ResponseFacts | None:
         if self.parser is None:
@@ -109,7 +128,11 @@ class Meter:
                     parser = PARSERS[rec.route.parser].stream_parser(response.headers)
                 except Exception:
                     parser = None
-            response.stream = StreamTap(parser, response.headers.get("content-encoding"))
+            transform = None
+            encoding = response.headers.get("content-encoding", "identity")
+            if rec.restore is not None and encoding in ("", "identity") and "eventstream" not in content_type:
+                transform = StreamRestorer(rec.restore)
+            response.stream = StreamTap(parser, response.headers.get("content-encoding"), transform)
         rec.overhead_ns += time.perf_counter_ns() - started
 
     def response(self, flow: http.HTTPFlow) -> None:

@@ -128,6 +128,24 @@ class Budget:
     warn_at: float = 0.8
 
 
+DLP_ACTIONS = ("redact", "block", "log", "off")
+
+
+@dataclass(frozen=True, slots=True)
+class DlpPolicy:
+    """What to do with secrets and personal data found in prompts. Absent: DLP is off."""
+
+    secrets: str = "redact"  # for every secret type: redact | block | log | off
+    pii: str = "redact"  # for every PII type
+    types: dict[str, str] = field(default_factory=dict)  # per-type overrides
+    reversible: bool = False  # restore the placeholders in the model's answer
+    on_error: str = BLOCK  # a scan that fails or runs out of time: block (fail closed) or allow
+    budget_ms: float = 250.0
+
+    def action_for(self, type_: str, kind: str) -> str:
+        return self.types.get(type_) or (self.secrets if kind == "secret" else self.pii)
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     action: str  # allow, block, coach, redirect, passthrough, rate_limit, or would_<action>
@@ -152,6 +170,7 @@ class Policy:
     passthrough: HostIndex[bool] = field(default_factory=HostIndex)
     rules: tuple[Rule, ...] = ()
     budgets: tuple[Budget, ...] = ()
+    dlp: DlpPolicy | None = None
 
     def decrypts(self, host: str, catalogued: bool, intercept_all: bool, facts: Facts | None = None) -> bool:
         """Whether the proxy terminates TLS for this host (and so can meter and enforce)."""
@@ -225,7 +244,7 @@ def _in_networks(ip: str | None, networks: Iterable[ipaddress.IPv4Network | ipad
 
 # --- loading and validation -------------------------------------------------------------------
 
-_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets"}
+_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp"}
 _MATCH_KEYS = {"provider", "category", "host", "wire_format", "model", "user", "group", "client"}
 _RULE_KEYS = {"id", "match", "action", "message", "alternative", "coach", "gateway", "browser_url", "headers"}
 _BUDGET_KEYS = {"id", "per", "match", "tokens_per_day", "usd_per_day", "requests_per_minute", "warn_at"}
@@ -256,6 +275,40 @@ def load_policy(path: str | Path) -> Policy:
         passthrough=_host_index(path, doc, doc.get("passthrough"), "passthrough"),
         rules=parsed_rules,
         budgets=parsed_budgets,
+        dlp=_dlp(path, doc["dlp"]) if doc.get("dlp") is not None else None,
+    )
+
+
+def _dlp(path: str | Path, raw: Any) -> DlpPolicy:
+    from addons.dlp import TYPES
+
+    if not isinstance(raw, dict):
+        raise ConfigError(path, line_of(raw), "dlp must be a mapping")
+    _no_unknown_keys(path, raw, {"secrets", "pii", "types", "reversible", "on_error", "budget_ms"}, "dlp")
+    for key in ("secrets", "pii"):
+        if raw.get(key, "redact") not in DLP_ACTIONS:
+            raise ConfigError(path, line_of_key(raw, key), f"dlp.{key} must be one of {', '.join(DLP_ACTIONS)}")
+    types = raw.get("types") or {}
+    if not isinstance(types, dict):
+        raise ConfigError(path, line_of_key(raw, "types"), "dlp.types must map finding types to actions")
+    for name, action in types.items():
+        if name not in TYPES:
+            raise ConfigError(path, line_of_key(types, name), f"dlp.types: unknown type {name!r} (known: {', '.join(sorted(TYPES))})")
+        if action not in DLP_ACTIONS:
+            raise ConfigError(path, line_of_key(types, name), f"dlp.types.{name} must be one of {', '.join(DLP_ACTIONS)}")
+    on_error = raw.get("on_error", BLOCK)
+    if on_error not in (BLOCK, ALLOW):
+        raise ConfigError(path, line_of_key(raw, "on_error"), "dlp.on_error must be block or allow")
+    budget = raw.get("budget_ms", 250)
+    if not isinstance(budget, int | float) or isinstance(budget, bool) or budget <= 0:
+        raise ConfigError(path, line_of_key(raw, "budget_ms"), "dlp.budget_ms must be a positive number")
+    return DlpPolicy(
+        secrets=raw.get("secrets", "redact"),
+        pii=raw.get("pii", "redact"),
+        types=dict(types),
+        reversible=bool(raw.get("reversible", False)),
+        on_error=on_error,
+        budget_ms=float(budget),
     )
 
 

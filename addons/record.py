@@ -8,6 +8,7 @@ a row: keys arrive as HMAC fingerprints, and paths are stored without their quer
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 
@@ -69,6 +70,8 @@ AI_REQUESTS = Table(
         ("proxy_overhead_us", "INTEGER"),  # shadowgate's own CPU time on the event loop
         ("redirect_target", "VARCHAR"),  # the gateway a redirected call went to (provider stays the original)
         ("budget_status", "VARCHAR"),  # budgets near their limit, e.g. "daily-tokens:tokens:85%"
+        ("dlp_findings", "VARCHAR"),  # counts per type found in the prompt, e.g. "EMAIL:2,JWT:1"; never values
+        ("dlp_action", "VARCHAR"),  # redact, block, log, or error (a scan that failed or ran out of time)
     ),
 )
 
@@ -126,6 +129,10 @@ class FlowRecord:
     overhead_ns: int = 0
     redirect_target: str | None = None
     budget_status: str | None = None
+    dlp_findings: str | None = None
+    dlp_action: str | None = None
+    # Reversible DLP: turns the model's answer back into the user's values (memory only).
+    restore: Callable[[str], str] | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def policy_facts(self) -> Facts:
@@ -202,4 +209,6 @@ def ai_request_row(rec: FlowRecord, out: Outcome) -> tuple:
         rec.overhead_ns // 1000,
         rec.redirect_target,
         rec.budget_status,
+        rec.dlp_findings,
+        rec.dlp_action,
     )

@@ -5,6 +5,7 @@ One path for every request: identify (catalog + wire format) -> decide (policy) 
     TlsGate      decrypt catalogued AI hosts, pass the rest through, record what is not inspected
     Identify     provider, wire format, model, person and key fingerprint; the policy's decision
     Act          block, coach, redirect to the sanctioned gateway, rate-limit, inject headers
+    Redact       DLP: secrets and personal data in prompts are redacted, blocked or logged
     Meter        stream taps and usage parsing; one ai_requests row per AI call
 """
 
@@ -19,6 +20,7 @@ if _ROOT not in sys.path:
 from addons.act import Act  # noqa: E402
 from addons.identify import Identify  # noqa: E402
 from addons.meter import Meter  # noqa: E402
+from addons.redact import Redact  # noqa: E402
 from addons.settings import ShadowgateSettings  # noqa: E402
 from addons.telemetry import Telemetry  # noqa: E402
 from addons.tlsgate import TlsGate  # noqa: E402
@@ -30,6 +32,7 @@ addons = [
     TlsGate(settings),
     Identify(settings),
     Act(settings),
+    Redact(settings),
     Meter(settings),
     Telemetry(settings),
 ]

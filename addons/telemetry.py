@@ -274,7 +274,7 @@ class TelemetryEvent(NamedTuple):
     # Only with content capture on: the raw request body and its Content-Encoding.
     request_body: bytes | None = None
     content_encoding: str | None = None
-    # DLP findings by type, once DLP exists; nothing fills this yet.
+    # DLP findings by type (counts from FlowRecord.dlp_findings; never values).
     dlp_findings: tuple[tuple[str, int], ...] = ()
 
 
@@ -319,7 +319,16 @@ def telemetry_event(flow: http.HTTPFlow, rec: FlowRecord, out: Outcome, end: flo
         rec.inspected,
         body,
         flow.request.headers.get("content-encoding") if body else None,
+        dlp_findings=_dlp_counts(rec.dlp_findings),
     )
+
+
+def _dlp_counts(findings: str | None) -> tuple[tuple[str, int], ...]:
+    """"EMAIL:2,JWT:1" (the ai_requests column) as ((type, count), ...): counts, never values."""
+    if not findings:
+        return ()
+    pairs = (item.rpartition(":") for item in findings.split(","))
+    return tuple((kind, int(count)) for kind, _, count in pairs if count.isdigit())
 
 
 class Telemetry:

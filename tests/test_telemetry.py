@@ -570,3 +570,23 @@ def test_metric_points_aggregate_as_the_sdk_does(monkeypatch):
         (("otel.metric.overflow", True),): 1.0,
     }
     assert metrics[sc.METRIC_COST].data.is_monotonic and sc.METRIC_DLP_FINDINGS not in metrics
+
+
+def test_dlp_counts_are_on_spans_and_captured_content_is_redacted(fresh_proxy, receiver, tmp_path):
+    import openai
+
+    secret = "AKIAZ7Q3M5X2R3W4T5YB"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("dlp: {secrets: redact, pii: redact}\n")
+    proxy = fresh_proxy(
+        *otel_args(receiver.endpoint, "--set", "shadowgate_otel_capture_content=true", "--set", f"shadowgate_policy={policy}")
+    )
+    with proxy.sdk_http("otel_dlp") as http:
+        client = openai.OpenAI(api_key=PLANTED_KEY, http_client=http)
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"key {secret} for a@b.example"}])
+    [row] = proxy.rows("user_name = 'otel_dlp'", expect=1)
+    attributes = span_for(receiver, row["request_id"])["attributes"]
+    assert attributes[sc.SG_DLP_FINDINGS_PREFIX + "AWS_ACCESS_KEY"] == 1
+    assert attributes[sc.SG_DLP_FINDINGS_PREFIX + "EMAIL"] == 1
+    assert "[AWS_ACCESS_KEY_1]" in attributes["gen_ai.input.messages"]
+    assert secret.encode() not in b"".join(receiver.raw)

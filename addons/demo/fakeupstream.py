@@ -186,6 +186,8 @@ class _Handler(BaseHTTPRequestHandler):
         if url.path == "/_fake/bytes":
             size = int(query.get("size", ["0"])[0])
             return self._send(200, {"content-type": "application/octet-stream"}, [b"x" * size])
+        if url.path.startswith("/_fake/echo/") and url.path.endswith("/chat/completions"):
+            return self._echo_chat(body)
         if url.path == "/_fake/echo":
             return self._send(200, {"content-type": "application/json"}, [json.dumps({"size": len(body)}).encode()])
         name = self.headers.get("x-fake-case")
@@ -202,6 +204,36 @@ class _Handler(BaseHTTPRequestHandler):
         chunks = split_stream(payload, content_type) if streamed else [payload]
         delay = float(self.headers.get("x-fake-delay-ms") or 0) / 1000
         self._send(response["status"], headers, chunks, delay, self.headers.get("x-fake-encoding"))
+
+    def _echo_chat(self, body: bytes) -> None:
+        """An OpenAI chat model that repeats the last user message, in pieces when streaming."""
+        request = json.loads(body or b"{}")
+        said = request["messages"][-1]["content"]
+        answer = f"You said: {said}"
+        usage = {"prompt_tokens": len(said) // 4 + 1, "completion_tokens": len(answer) // 4 + 1}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        if not request.get("stream"):
+            reply = {
+                "id": "chatcmpl-echo", "object": "chat.completion", "model": request.get("model"),
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+                "usage": usage,
+            }
+            return self._send(200, {"content-type": "application/json"}, [json.dumps(reply).encode()])
+
+        def event(data: dict) -> bytes:
+            return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+        base = {"id": "chatcmpl-echo", "object": "chat.completion.chunk", "model": request.get("model")}
+        # One word per event, each event cut in two chunks mid-way, so a placeholder arrives
+        # split across chunks.
+        words = [w + " " for w in answer.split(" ")]
+        chunks = []
+        for word in words:
+            data = event({**base, "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]})
+            middle = data.index(b'"content": "') + len('"content": "') + len(word.encode()) // 2
+            chunks += [data[:middle], data[middle:]]
+        chunks.append(event({**base, "choices": [], "usage": usage}) + b"data: [DONE]\n\n")
+        self._send(200, {"content-type": "text/event-stream"}, chunks, 0.001)
 
     def _synthetic_sse(self, events: int, interval_ms: int) -> None:
         def chunk(i: int) -> bytes:

@@ -1,0 +1,338 @@
+"""Credentials recognised by structure rather than by a service's key format.
+
+* PRIVATE_KEY: a PEM private key block, whole from "-----BEGIN ... PRIVATE KEY-----" to the
+  matching END line (to the end of the base64 body when a paste lost the END line).
+* JWT: header.payload.signature, whole; the header must decode to a JSON object with "alg".
+* URL_PASSWORD: the password of a URL's user:password@ part (postgres://, mongodb+srv://,
+  redis://, amqp://, https://...). The finding is the password only, not the whole URL: the
+  user, host and database stay readable for the model, and nothing secret is left.
+* Assignments: a value assigned to a name whose last word says it is a secret (`password`,
+  `DB_PASSWORD`, `clientSecret`, `api_key`, `GITHUB_TOKEN`, `Authorization: Bearer ...`,
+  `--password x`), in code, env files, JSON, YAML, INI, connection strings and prose
+  ("my password is ..."). The finding is the value only, whole. Passwords need a digit or a
+  symbol; other secrets need length and randomness. When the name names a service whose keys
+  have no distinctive format (Cohere, Mistral, Okta, Heroku, Cloudflare, Azure OpenAI, Twilio
+  auth tokens, AWS secret keys) and the value has that service's shape, the service's type is
+  reported instead of GENERIC_SECRET / PASSWORD.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import re
+
+from .model import SECRET
+from .model import Detector
+from .model import Hits
+from .model import Source
+from .model import register_types
+from .servicekeys import aws_secret_like
+from .validators import char_classes
+from .validators import is_placeholder
+from .validators import jwt_header_valid
+from .validators import low_variety
+from .validators import shannon_entropy
+
+# --- PEM private keys -----------------------------------------------------------------------
+_PEM_BEGIN_RX = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY(?: BLOCK)?-----")
+_PEM_BODY_RX = re.compile(r"(?:[A-Za-z0-9+/=:,\- \t\r\n]|\\[nr])*")
+_PEM_MAX = 64 * 1024
+
+
+def detect_pem(src: Source, hits: Hits) -> None:
+    text = src.text
+    pos = 0
+    while (m := _PEM_BEGIN_RX.search(text, pos)) is not None:
+        end_marker = f"-----END {m.group(1)}PRIVATE KEY"
+        e = text.find(end_marker, m.end(), m.end() + _PEM_MAX)
+        if e >= 0:
+            close = text.find("-----", e + len(end_marker), e + len(end_marker) + 16)
+            end = close + 5 if close >= 0 else e + len(end_marker)
+        else:  # no END line: the base64 body, without trailing blanks
+            body = _PEM_BODY_RX.match(text, m.end(), m.end() + _PEM_MAX)
+            end = body.end() if body else m.end()
+            while end > m.end() and text[end - 1] in " \t\r\n":
+                end -= 1
+            if text[end - 2 : end] in ("\\n", "\\r"):
+                end -= 2
+        hits.add(m.start(), end, "PRIVATE_KEY", "pem")
+        pos = end
+
+
+# --- JSON Web Tokens ------------------------------------------------------------------------
+_JWT_RX = re.compile(r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)?")
+
+
+def detect_jwt(src: Source, hits: Hits) -> None:
+    text = src.text
+    for m in _JWT_RX.finditer(text):
+        s = m.start()
+        if s and (text[s - 1].isascii() and (text[s - 1].isalnum() or text[s - 1] in "_-")):
+            continue
+        header = m.group().split(".", 1)[0]
+        if jwt_header_valid(header):
+            hits.add(s, m.end(), "JWT", "jwt")
+
+
+# --- URLs with a password -------------------------------------------------------------------
+_URL_RX = re.compile(r"://([^\s/?#@:\"'<>]*):([^\s/?#\"'<>]*)@(?=[A-Za-z0-9\[])")
+_SCHEME_TAIL_RX = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,30}\Z")
+_URL_PLACEHOLDERS = frozenset({"password", "pass", "passwd", "pwd", "secret", "pw", "mypassword", "yourpassword", "p", "x"})
+
+
+def _password_value_ok(value: str) -> bool:
+    return len(set(value)) > 2 and value.lower() not in _URL_PLACEHOLDERS and not is_placeholder(value)
+
+
+def detect_url_password(src: Source, hits: Hits) -> None:
+    text = src.text
+    for m in _URL_RX.finditer(text):
+        if _SCHEME_TAIL_RX.search(text, max(0, m.start() - 31), m.start()) is None:
+            continue
+        # group 2 runs to the last "@" before the host: a password may contain "@"
+        password = m.group(2)
+        if _password_value_ok(password) and not password.startswith("$"):
+            hits.add(m.start(2), m.end(2), "URL_PASSWORD", "url_credentials")
+
+
+# --- Values assigned to secret names --------------------------------------------------------
+_PASSWORD_WORDS = frozenset(
+    {"password", "passwd", "pwd", "pass", "passphrase", "pw", "pword", "passwort", "kennwort", "wachtwoord", "passe", "contraseña", "パスワード"}
+)
+_SECRET_WORDS = frozenset({"secret", "token", "key", "apikey", "credential", "credentials", "auth", "authorization", "pat"})
+# Names whose last word is "key"/"token"/... but that are not secrets.
+_NOT_SECRET_PREV = frozenset(
+    {"public", "primary", "foreign", "sort", "partition", "idempotency", "cache", "row", "hash", "range", "lookup", "map",
+     "dict", "unique", "composite", "natural", "surrogate", "index", "next", "page", "continuation", "sync", "csrf", "xsrf",
+     "max", "num", "total", "input", "output", "completion", "prompt", "ssh", "gpg", "pgp", "host", "storage", "object",
+     "s3", "sequence", "translation", "i18n", "license", "registry", "deploy", "ref", "matching"}
+)  # fmt: skip
+_NAME_RX = re.compile(r"[\w.\-]{1,64}")
+# After the name: an optional closing quote, an operator, an optional auth scheme and quote; the
+# value is parsed by hand after that.
+_OPERATOR_RX = re.compile(
+    r"""\\?["']?[ \t]*(?::=|=>|->|=|:|：)[ \t]*
+    (?:(?P<scheme>(?i:bearer|basic|token|bot|apikey|digest))[ \t]+)?(?P<quote>\\?["'`])?""",
+    re.VERBOSE,
+)
+# Or blanks: a word operator ("my password is ..."), a quoted value (SQL's PASSWORD 'x'), or a
+# command-line flag's value (--password x).
+_SPACED_RX = re.compile(r"""[ \t]+(?:(?P<word>is|was|ist|est|es|lautet)[ \t]+)?(?P<quote>\\?["'`])?""")
+_XML_VALUE_RX = re.compile(r">([^<\s]{6,300})</")
+# An unquoted value ends at a blank, a quote, a separator or "&name=" (the next query parameter).
+_UNQUOTED_RX = re.compile(r"""(?:[^\s"'`,;&<>()\[\]{}\\|]|&(?![A-Za-z_][A-Za-z0-9_]*=)){1,300}""")
+_CAMEL_RX = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z0-9]+")
+_CODE_REF_RX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+|[A-Za-z_]+")
+_DIGIT_RX = re.compile(r"[0-9]")
+_UUID_RX = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z", re.IGNORECASE)
+
+# name word -> value shape -> (type, detector): keys of services without a distinctive format
+_TYPED_VALUES: list[tuple[tuple[str, ...], re.Pattern[str], str, str]] = [
+    (("aws", "secret"), re.compile(r"[A-Za-z0-9/+]{40}\Z"), "AWS_SECRET_KEY", "aws"),
+    (("cohere",), re.compile(r"[A-Za-z0-9]{40}\Z"), "COHERE_API_KEY", "cohere"),
+    (("co", "api"), re.compile(r"[A-Za-z0-9]{40}\Z"), "COHERE_API_KEY", "cohere"),
+    (("mistral",), re.compile(r"[A-Za-z0-9]{32}\Z"), "MISTRAL_API_KEY", "mistral"),
+    (("okta",), re.compile(r"00[A-Za-z0-9_\-]{40}\Z"), "OKTA_API_TOKEN", "okta"),
+    (("heroku",), _UUID_RX, "HEROKU_API_KEY", "heroku"),
+    (("cloudflare",), re.compile(r"[A-Za-z0-9_\-]{40}\Z"), "CLOUDFLARE_API_TOKEN", "cloudflare"),
+    (("cf", "api"), re.compile(r"[A-Za-z0-9_\-]{40}\Z"), "CLOUDFLARE_API_TOKEN", "cloudflare"),
+    (("cloudflare",), re.compile(r"[a-f0-9]{37}\Z"), "CLOUDFLARE_API_TOKEN", "cloudflare"),
+    (("azure", "openai"), re.compile(r"[a-f0-9]{32}\Z|[A-Za-z0-9]{84}\Z"), "AZURE_OPENAI_KEY", "azure"),
+    (("twilio",), re.compile(r"[a-f0-9]{32}\Z"), "TWILIO_AUTH_TOKEN", "twilio"),
+]
+
+
+_TYPED_NAME_WORDS = frozenset(w for need, _, _, _ in _TYPED_VALUES for w in need)
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_words(name: str) -> tuple[str, ...]:
+    """DB_PASSWORD -> (db, password); clientSecret -> (client, secret); Passwort -> (passwort,)."""
+    words: list[str] = []
+    for part in re.split(r"[_.\-\s]+", name):
+        if part.isascii():
+            words.extend(w.lower() for w in _CAMEL_RX.findall(part))
+        elif part:
+            words.append(part.lower())
+    return tuple(words)
+
+
+@functools.lru_cache(maxsize=4096)
+def _name_kind(words: tuple[str, ...]) -> str | None:
+    """'password', 'secret' or None, from the last word of a name (and the one before it)."""
+    if not words:
+        return None
+    last = words[-1]
+    if last in _PASSWORD_WORDS or last.endswith(("password", "passwd")):
+        return "password"
+    if len(words) > 1 and words[-2] in _NOT_SECRET_PREV:
+        return None
+    if last in _SECRET_WORDS or last.endswith(("secret", "apikey", "accesskey", "privatekey", "secretkey", "token")):
+        return "secret"
+    return None
+
+
+def _is_reference(value: str, quoted: bool) -> bool:
+    """A variable, an expression, a path or a template rather than a literal secret."""
+    if value[0] in "$%{<@/~#" or value.startswith(("./", "../", "http://", "https://", "file:", "env:", "vault:", "arn:", "ENC[")):
+        return True
+    if value.lower() in ("true", "false", "null", "none", "nil", "undefined", "required", "optional", "string", "str"):
+        return True
+    # unquoted identifiers are variables (api_key = settings.key); quoted letters are a literal
+    return not quoted and _CODE_REF_RX.fullmatch(value) is not None and not any(c.isdigit() for c in value)
+
+
+def _secret_value_ok(value: str, kind: str, word_operator: bool, quoted: bool) -> bool:
+    if len(value) < (6 if kind == "password" else 16) or _is_reference(value, quoted) or is_placeholder(value):
+        return False
+    if low_variety(value + "~~~"):
+        return False
+    classes = char_classes(value)
+    if kind == "password":
+        # a digit or a symbol (not only letters), and some letters or length
+        if (word_operator and len(value) < 8) or classes < 2 or value.isalpha():
+            return False
+        return any(c.isalpha() for c in value) or len(value) >= 8
+    # tokens, keys, secrets: long and random (a random 32-letter key has no digit 0.4% of the time)
+    if len(value) < 16 or " " in value or value.isdigit() or not (len(value) >= 24 or _DIGIT_RX.search(value)):
+        return False
+    return classes >= 2 and shannon_entropy(value) >= 3.0
+
+
+def _typed(words: tuple[str, ...], value: str) -> tuple[str, str] | None:
+    present = set(words)
+    if present.isdisjoint(_TYPED_NAME_WORDS):
+        return None
+    for need, rx, type_, detector in _TYPED_VALUES:
+        if present.issuperset(need) and rx.match(value):
+            if type_ == "AWS_SECRET_KEY" and not aws_secret_like(value):
+                continue
+            if not is_placeholder(value) and not low_variety(value):
+                return type_, detector
+    return None
+
+
+_PASSWORD_KEYWORDS = ("pass", "pw", "kennwort", "wachtwoord", "contraseña")
+_SECRET_KEYWORDS = ("secret", "token", "key", "credential", "auth")
+
+
+def _keyword_rx(keyword: str, password: bool) -> re.Pattern[bytes]:
+    """Searched in Source.lower (Latin-1 bytes): the keyword, the rest of the name, then an
+    operator (or, for passwords, a blank: "password is x", "--password x", "PASSWORD 'x'").
+    Rejecting "key points" and "max_tokens" here keeps them out of the Python loop."""
+    tail = rb"""\\?["']?[ \t]*(?::=|=>|->|=|:|>)"""
+    if password:
+        tail = rb"(?:" + tail + rb"|[ \t])"
+    return re.compile(re.escape(keyword.encode("latin-1")) + rb"[a-z0-9_.\-\xc0-\xff]{0,48}" + tail)
+
+
+_KEYWORD_RXS = [_keyword_rx(k, True) for k in _PASSWORD_KEYWORDS] + [_keyword_rx(k, False) for k in _SECRET_KEYWORDS]
+_UNICODE_KEYWORDS = ("パスワード",)  # outside Latin-1: searched in the text itself
+
+
+def _keyword_hits(src: Source) -> list[int]:
+    hits = [m.start() for rx in _KEYWORD_RXS for m in rx.finditer(src.lower)]
+    for kw in _UNICODE_KEYWORDS:
+        pos = 0
+        while (h := src.text.find(kw, pos)) >= 0:
+            hits.append(h)
+            pos = h + len(kw)
+    return hits
+
+
+def _value_span(text: str, pos: int, quote: str | None) -> tuple[int, int] | None:
+    if quote:
+        q = quote[-1]
+        end = text.find(q, pos, pos + 301)
+        if end <= pos:
+            return None
+        if text[end - 1] == "\\":  # an escaped closing quote: \"
+            end -= 1
+        if "\n" in text[pos:end]:
+            return None
+        return pos, end
+    # A trailing "." or "?" may be the sentence's or the password's: keep it, over-covering is safe.
+    m = _UNQUOTED_RX.match(text, pos)
+    return None if m is None else (pos, m.end())
+
+
+def _operator(text: str, h: int, b: int) -> tuple[int, str | None, str | None, bool] | None:
+    """After a name ending at b: (value start, quote, scheme, word operator?) or None."""
+    op = _OPERATOR_RX.match(text, b)
+    if op is not None:
+        return op.end(), op.group("quote"), op.group("scheme"), False
+    sp = _SPACED_RX.match(text, b)
+    if sp is None:
+        return None
+    if sp.group("word") is None and sp.group("quote") is None:
+        dash = text.rfind("--", max(0, h - 64), h)  # --password value
+        if dash < 0 or not _NAME_RX.fullmatch(text, dash, b):
+            return None
+    return sp.end(), sp.group("quote"), None, sp.group("word") is not None
+
+
+def detect_assignments(src: Source, hits: Hits) -> None:
+    text, classes = src.text, src.classes
+    seen: set[int] = set()
+    pos = 0
+    for h in sorted(_keyword_hits(src)):
+        if h < pos:
+            continue
+        b = _NAME_RX.match(text, h).end()  # type: ignore[union-attr]  # kw itself matches
+        xml = None
+        found: tuple[int, str | None, str | None, bool] | None
+        if b < len(text) and text[b] == ">" and text[h - 1 : h] == "<":  # <password>x</password>
+            xml = _XML_VALUE_RX.match(text, b)
+            found = None if xml is None else (xml.start(1), None, None, False)
+        else:
+            found = _operator(text, h, b)
+        if found is None:
+            continue
+        # the whole name around the keyword: back to the last blank or punctuation
+        lo = max(0, h - 64)
+        a = max(classes.rfind(b" ", lo, h), classes.rfind(b"+", lo, h)) + 1 or lo
+        if a in seen:
+            continue
+        seen.add(a)
+        words = _name_words(text[a:b].strip(".-$@#%\\"))
+        kind = _name_kind(words)
+        start, quote, scheme, word_operator = found
+        if kind is None or (word_operator and kind != "password"):
+            continue
+        span = xml.span(1) if xml is not None else _value_span(text, start, quote)
+        if span is None or span[1] - span[0] < 6:
+            continue
+        value = text[span[0] : span[1]]
+        typed = _typed(words, value)
+        if typed is not None:
+            hits.add(span[0], span[1], typed[0], typed[1])
+        elif scheme is not None and scheme.lower() == "basic" and _basic_auth(value):
+            hits.add(span[0], span[1], "GENERIC_SECRET", "assignment")
+        elif _secret_value_ok(value, kind, word_operator, bool(quote)):
+            hits.add(span[0], span[1], "PASSWORD" if kind == "password" else "GENERIC_SECRET", "assignment")
+        pos = max(pos, span[1])
+
+
+def _basic_auth(value: str) -> bool:
+    """An HTTP Basic credential: base64 of user:password."""
+    try:
+        return b":" in base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+
+
+register_types(SECRET, "PRIVATE_KEY", "JWT", "URL_PASSWORD", "PASSWORD", "GENERIC_SECRET")
+register_types(SECRET, *(t for _, _, t, _ in _TYPED_VALUES))
+
+DETECTORS = [
+    Detector("pem", frozenset({"PRIVATE_KEY"}), detect_pem),
+    Detector("jwt", frozenset({"JWT"}), detect_jwt),
+    Detector("url_credentials", frozenset({"URL_PASSWORD"}), detect_url_password),
+    Detector(
+        "assignment",
+        frozenset({"PASSWORD", "GENERIC_SECRET", *(t for _, _, t, _ in _TYPED_VALUES)}),
+        detect_assignments,
+    ),
+]

@@ -1,0 +1,148 @@
+"""Scanner (run the detectors, resolve overlaps), redact() and Placeholders."""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Callable
+from collections.abc import Collection
+from collections.abc import Mapping
+from collections.abc import Sequence
+from types import MappingProxyType
+
+from . import credentials
+from . import pii
+from . import servicekeys
+from .model import SECRET
+from .model import TYPES
+from .model import Detector
+from .model import Finding
+from .model import Hits
+from .model import Source
+
+DETECTORS: tuple[Detector, ...] = (servicekeys.DETECTOR, *credentials.DETECTORS, *pii.DETECTORS)
+
+# On the same span a service's own type beats these (GITHUB_TOKEN over the GENERIC_SECRET that a
+# `token = "ghp_..."` assignment also yields).
+_GENERIC_TYPES = frozenset({"GENERIC_SECRET", "PASSWORD", "URL_PASSWORD"})
+
+def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
+    """Non-overlapping findings in text order. Where findings overlap, a secret beats personal
+    data, then the longer one wins, then a service's own type beats a generic one."""
+    ranked = sorted(findings, key=lambda f: (f.kind != SECRET, f.start - f.end, f.type in _GENERIC_TYPES, f.start))
+    starts: list[int] = []
+    kept: list[Finding] = []
+    for f in ranked:
+        if f.end <= f.start:
+            continue
+        i = bisect.bisect_left(starts, f.start)
+        if i > 0 and kept[i - 1].end > f.start:
+            continue
+        if i < len(kept) and kept[i].start < f.end:
+            continue
+        starts.insert(i, f.start)
+        kept.insert(i, f)
+    return kept
+
+
+class Scanner:
+    """Finds secrets and personal data in text. Pure Python, no I/O; thread-safe once built.
+
+    types: the finding types to report (see TYPES); None reports every type. Unknown names raise
+    ValueError, so a typo in a policy fails at load time rather than silently scanning for less.
+    """
+
+    def __init__(self, types: Collection[str] | None = None) -> None:
+        if types is None:
+            self._types: frozenset[str] | None = None
+            self._detectors = DETECTORS
+            return
+        wanted = frozenset(types)
+        unknown = sorted(wanted - TYPES.keys())
+        if unknown:
+            raise ValueError(f"unknown DLP finding type(s): {', '.join(unknown)}")
+        self._types = wanted
+        self._detectors = tuple(d for d in DETECTORS if d.types & wanted)
+
+    @property
+    def types(self) -> frozenset[str]:
+        return frozenset(TYPES) if self._types is None else self._types
+
+    def scan(self, text: str) -> list[Finding]:
+        """Findings sorted by start, never overlapping, each spanning a whole value.
+
+        It does not catch its own errors: a caller that must fail closed blocks on any exception.
+        """
+        hits = Hits()
+        src = Source(text)
+        for detector in self._detectors:
+            detector.run(src, hits)
+        if self._types is not None:
+            hits = Hits(f for f in hits if f.type in self._types)
+        return resolve_overlaps(hits)
+
+
+def redact(text: str, findings: Sequence[Finding], placeholder: Callable[[Finding], str]) -> str:
+    """text with every finding replaced by placeholder(finding). Findings may come in any order;
+    where two overlap, the first placeholder also covers the rest of the second, so no part of a
+    value survives."""
+    out: list[str] = []
+    pos = 0
+    for f in sorted(findings, key=lambda f: (f.start, -f.end)):
+        if f.end <= pos:
+            continue
+        if f.start < pos:
+            pos = f.end
+            continue
+        out.append(text[pos : f.start])
+        out.append(placeholder(f))
+        pos = f.end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+_PLACEHOLDER_RX = re.compile(r"\[([A-Z][A-Z0-9_]*)_([0-9]+)\]")
+
+
+class Placeholders:
+    """Typed, numbered placeholders for one request: [EMAIL_1], [EMAIL_2], [AWS_ACCESS_KEY_1].
+
+    The same value of the same type always gets the same placeholder, in every text of the
+    request (use one instance for all its messages); a different value gets the next number. The
+    reverse mapping stays in this object's memory only, for restoring the response.
+
+        ph = Placeholders()
+        safe = redact(text, scanner.scan(text), ph.for_text(text))
+        ... ph.restore(model_output)
+    """
+
+    def __init__(self) -> None:
+        self._by_value: dict[tuple[str, str], str] = {}
+        self._originals: dict[str, str] = {}
+        self._counts: dict[str, int] = {}
+
+    def placeholder(self, type_: str, value: str) -> str:
+        key = (type_, value)
+        found = self._by_value.get(key)
+        if found is None:
+            n = self._counts.get(type_, 0) + 1
+            self._counts[type_] = n
+            found = f"[{type_}_{n}]"
+            self._by_value[key] = found
+            self._originals[found] = value
+        return found
+
+    def for_text(self, text: str) -> Callable[[Finding], str]:
+        """The placeholder callable for redact(text, ...)."""
+        return lambda f: self.placeholder(f.type, text[f.start : f.end])
+
+    @property
+    def mapping(self) -> Mapping[str, str]:
+        """placeholder -> original value (read-only view)."""
+        return MappingProxyType(self._originals)
+
+    def restore(self, text: str) -> str:
+        """text with every placeholder this object issued replaced by its original value."""
+        if "[" not in text:
+            return text
+        return _PLACEHOLDER_RX.sub(lambda m: self._originals.get(m.group(), m.group()), text)

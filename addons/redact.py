@@ -1,0 +1,209 @@
+"""Act, DLP: find secrets and personal data in prompts; redact, block or log them.
+
+Only free text is scanned — message contents, system prompts, tool results, Responses input,
+Gemini parts — never JSON structure, model names, ids or base64 media, so the body stays the
+request the provider expects. The scan fails closed: an error, a blown time budget or a body too
+large to buffer refuses the request (unless the policy says dlp.on_error: allow), because
+mitmproxy would forward a flow whose hook raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import time
+from collections import Counter
+from typing import Any
+
+from mitmproxy import http
+
+from addons.act import api_error
+from addons.dlp import TYPES
+from addons.dlp import Placeholders
+from addons.dlp import Scanner
+from addons.dlp import redact
+from addons.identify import flow_record
+from addons.policy import ALLOW
+from addons.policy import DlpPolicy
+from addons.record import FlowRecord
+from addons.settings import ShadowgateSettings
+from addons.wireformats import parse_json_body
+
+log = logging.getLogger(__name__)
+
+# Keys whose string values are free text people or tools wrote.
+TEXT_KEYS = frozenset(
+    {"content", "text", "prompt", "input", "system", "instructions", "query", "message", "preamble",
+     "arguments", "output", "messages", "contents", "parts", "systemInstruction", "system_instruction"}
+)
+# Subtrees that are media or opaque tokens, never text.
+SKIP_KEYS = frozenset(
+    {"image_url", "inlineData", "inline_data", "fileData", "file_data", "source", "data", "b64_json",
+     "encrypted_content", "signature", "audio", "input_audio", "image", "images", "file"}
+)
+SCAN_IN_THREAD_CHARS = 64 * 1024
+
+
+class ScanFailed(Exception):
+    pass
+
+
+def scan_json(body: Any, scanner: Scanner, placeholders: Placeholders, dlp: DlpPolicy, deadline: float) -> tuple[Any, Counter, set[str]]:
+    """Redact the free text of a JSON body in place. Returns (body, counts by type, actions taken)."""
+    counts: Counter = Counter()
+    actions: set[str] = set()
+
+    def clean(text: str) -> str:
+        if time.perf_counter() > deadline:
+            raise ScanFailed("the scan ran out of time")
+        findings = scanner.scan(text)
+        if not findings:
+            return text
+        to_redact = []
+        for f in findings:
+            action = dlp.action_for(f.type, TYPES.get(f.type, "pii"))
+            if action == "off":
+                continue
+            counts[f.type] += 1
+            actions.add(action)
+            if action == "redact":
+                to_redact.append(f)
+        return redact(text, to_redact, placeholders.for_text(text)) if to_redact else text
+
+    def walk(node: Any, is_text: bool) -> Any:
+        if isinstance(node, str):
+            return clean(node) if is_text else node
+        if isinstance(node, list):
+            return [walk(item, is_text) for item in node]
+        if isinstance(node, dict):
+            return {
+                key: value if key in SKIP_KEYS else walk(value, key in TEXT_KEYS or (is_text and key not in _NOT_TEXT))
+                for key, value in node.items()
+            }
+        return node
+
+    return walk(body, False), counts, actions
+
+
+# Inside text-bearing structures (a content block), these keys still are not text.
+_NOT_TEXT = frozenset({"type", "role", "id", "name", "tool_call_id", "tool_use_id", "model", "cache_control", "mime_type", "mimeType"})
+
+
+class StreamRestorer:
+    """Puts the user's values back into a streamed answer, placeholders split across chunks too.
+
+    The answer is JSON (SSE data lines, NDJSON), so values go in JSON-escaped.
+    """
+
+    _TAIL = re.compile(r"\[[A-Z0-9_]*$")
+
+    def __init__(self, restore_text: Any) -> None:
+        self._restore = restore_text
+        self._carry = ""
+        self._decoder = _utf8()
+
+    def __call__(self, chunk: bytes) -> bytes:
+        text = self._carry + self._decoder.decode(chunk, final=not chunk)
+        self._carry = ""
+        if chunk:
+            tail = self._TAIL.search(text)
+            if tail and len(text) - tail.start() < 64:
+                self._carry, text = text[tail.start():], text[: tail.start()]
+        return self._restore(text).encode("utf-8")
+
+
+def _utf8():
+    import codecs
+
+    return codecs.getincrementaldecoder("utf-8")("replace")
+
+
+def json_escaped(placeholders: Placeholders):
+    """restore() for JSON text: the original value, escaped as it must be inside a JSON string."""
+    escaped = {k: json.dumps(v)[1:-1] for k, v in placeholders.mapping.items()}
+    pattern = re.compile("|".join(re.escape(k) for k in sorted(escaped, key=len, reverse=True)))
+    return lambda text: pattern.sub(lambda m: escaped[m.group()], text) if "[" in text else text
+
+
+class Redact:
+    name = "shadowgate_redact"
+
+    def __init__(self, settings: ShadowgateSettings) -> None:
+        self.settings = settings
+        self._scanner: Scanner | None = None
+
+    @property
+    def scanner(self) -> Scanner:
+        if self._scanner is None:
+            self._scanner = Scanner()
+        return self._scanner
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        dlp = self.settings.policy.dlp
+        rec = flow_record(flow)
+        if dlp is None or rec is None or rec.route is None or flow.response or flow.error:
+            return
+        started = time.perf_counter()
+        try:
+            await self._scan(flow, rec, dlp, started)
+        except Exception as e:
+            reason = str(e) if isinstance(e, ScanFailed) else "the scanner failed"
+            if not isinstance(e, ScanFailed):
+                log.exception("shadowgate: DLP scan failed")
+            rec.dlp_action = "error"
+            if dlp.on_error != ALLOW:
+                flow.response = api_error(rec.route.parser, 403, f"shadowgate: the request was not sent: {reason}, and DLP fails closed.")
+
+    async def _scan(self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy, started: float) -> None:
+        request = flow.request
+        if request.stream:
+            raise ScanFailed("the body is too large to scan")
+        content = request.get_content(strict=False) or b""
+        if not content:
+            return
+        placeholders = Placeholders()
+        deadline = started + dlp.budget_ms / 1000
+        body = parse_json_body(content)
+
+        def run() -> tuple[Any, Counter, set[str]]:
+            if body is not None:
+                return scan_json(body, self.scanner, placeholders, dlp, deadline)
+            # Not JSON: the whole body is the text (a plain-text prompt to an AI route).
+            wrapped, counts, actions = scan_json({"text": content.decode("utf-8", "replace")}, self.scanner, placeholders, dlp, deadline)
+            return wrapped["text"], counts, actions
+
+        if len(content) > SCAN_IN_THREAD_CHARS:
+            cleaned, counts, actions = await asyncio.to_thread(run)
+        else:
+            cleaned, counts, actions = run()
+        if not counts:
+            return
+        rec.dlp_findings = ",".join(f"{t}:{n}" for t, n in sorted(counts.items()))
+        observe = self.settings.policy.observe
+        if "block" in actions:
+            rec.dlp_action = "would_block" if observe else "block"
+            if not observe:
+                found = ", ".join(sorted(t for t in counts if dlp.action_for(t, TYPES.get(t, "pii")) == "block"))
+                flow.response = api_error(rec.route.parser, 403, f"shadowgate: the prompt contains {found}; company policy does not allow sending it to {rec.host}.")
+            return
+        if "redact" in actions and not observe:
+            rec.dlp_action = "redact"
+            if body is not None:
+                request.text = json.dumps(cleaned, ensure_ascii=False)
+            else:
+                request.text = cleaned
+            if dlp.reversible and placeholders.mapping:
+                rec.restore = json_escaped(placeholders)
+                request.headers["accept-encoding"] = "identity"  # restore needs plain text
+            return
+        rec.dlp_action = "would_redact" if observe and "redact" in actions else "log"
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        rec = flow_record(flow)
+        if rec is None or rec.restore is None or flow.response is None or flow.response.stream:
+            return
+        text = flow.response.get_text(strict=False)
+        if text:
+            flow.response.text = rec.restore(text)

@@ -1,0 +1,118 @@
+"""DLP in the request path, end to end: what the provider receives, what the user gets back."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+AWS_KEY = "AKIAZ7Q3M5X2R3W4T5YB"
+EMAIL = "jane.doe@customer-corp.com"
+PROMPT = f"Debug this: aws_access_key_id={AWS_KEY} fails for user {EMAIL}, please help"
+
+
+def policy(tmp_path, text: str) -> str:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    return f"shadowgate_policy={path}"
+
+
+def test_secrets_and_pii_are_redacted_before_the_provider_sees_them(fresh_proxy, tmp_path, upstream):
+    import openai
+
+    proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {secrets: redact, pii: redact}\n"))
+    with proxy.sdk_http("dlp_redact") as http:
+        client = openai.OpenAI(api_key="sk-test", http_client=http, max_retries=0)
+        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": PROMPT}])
+    seen = upstream.seen[-1]
+    body = json.loads(seen.body)
+    assert AWS_KEY not in seen.body.decode() and EMAIL not in seen.body.decode()
+    assert body["messages"][1]["content"] == "Debug this: aws_access_key_id=[AWS_ACCESS_KEY_1] fails for user [EMAIL_1], please help"
+    assert body["model"] == "gpt-4o-mini" and body["messages"][0] == {"role": "system", "content": "be brief"}
+    assert int(seen.headers["content-length"]) == len(seen.body)
+    [row] = proxy.rows("user_name = 'dlp_redact'", expect=1)
+    assert (row["dlp_findings"], row["dlp_action"]) == ("AWS_ACCESS_KEY:1,EMAIL:1", "redact")
+    # The planted values are in no row, segment or log line.
+    everything = b"".join(p.read_bytes() for p in proxy.db.parent.rglob("*.parquet")) + proxy.log().encode()
+    assert AWS_KEY.encode() not in everything and EMAIL.encode() not in everything
+
+
+def test_block_mode_makes_the_sdk_raise_naming_the_type(fresh_proxy, tmp_path, upstream):
+    import anthropic
+
+    proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {secrets: block, pii: log}\n"))
+    before = len(upstream.seen)
+    with proxy.sdk_http("dlp_block") as http:
+        client = anthropic.Anthropic(api_key="sk-ant-api03-x", http_client=http, max_retries=0)
+        with pytest.raises(anthropic.PermissionDeniedError) as e:
+            client.messages.create(model="claude-sonnet-5", max_tokens=10, messages=[{"role": "user", "content": PROMPT}])
+    assert "AWS_ACCESS_KEY" in str(e.value) and len(upstream.seen) == before
+    [row] = proxy.rows("user_name = 'dlp_block'", expect=1)
+    assert row["dlp_action"] == "block" and row["status_code"] == 403
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_reversible_mode_gives_the_user_their_values_back(fresh_proxy, tmp_path, upstream, stream):
+    import openai
+
+    proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {secrets: redact, pii: redact, reversible: true}\n"))
+    with proxy.sdk_http("dlp_rev") as http:
+        client = openai.OpenAI(api_key="sk-test", base_url="https://api.openai.com/_fake/echo/v1", http_client=http, max_retries=0)
+        messages = [{"role": "user", "content": PROMPT}]
+        if stream:
+            text = "".join(
+                c.choices[0].delta.content or ""
+                for c in client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True)
+                if c.choices
+            )
+        else:
+            text = client.chat.completions.create(model="gpt-4o-mini", messages=messages).choices[0].message.content
+    # The provider only ever saw placeholders; the user reads the original values.
+    assert AWS_KEY.encode() not in upstream.seen[-1].body
+    assert text.strip() == f"You said: {PROMPT}"
+
+
+def test_gzip_request_body_is_scanned_and_re_encoded(fresh_proxy, tmp_path, upstream):
+    proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {}\n"))
+    body = gzip.compress(json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]}).encode())
+    with proxy.client("dlp_gzip") as client:
+        r = client.post("https://api.openai.com/v1/chat/completions", content=body, headers={"content-type": "application/json", "content-encoding": "gzip"})
+    assert r.status_code == 200
+    seen = upstream.seen[-1]
+    assert seen.headers["content-encoding"] == "gzip"
+    received = gzip.decompress(seen.body).decode()
+    assert AWS_KEY not in received and "[AWS_ACCESS_KEY_1]" in received
+
+
+def test_a_scan_over_its_time_budget_fails_closed(fresh_proxy, tmp_path, upstream):
+    proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {budget_ms: 0.001}\n"))
+    before = len(upstream.seen)
+    with proxy.client("dlp_slow") as client:
+        r = client.post("https://api.openai.com/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT * 50}]})
+    assert r.status_code == 403 and "DLP fails closed" in r.json()["error"]["message"]
+    assert len(upstream.seen) == before
+    [row] = proxy.rows("user_name = 'dlp_slow'", expect=1)
+    assert row["dlp_action"] == "error"
+
+
+def test_a_five_megabyte_log_is_scanned_within_budget(fresh_proxy, tmp_path, upstream):
+    proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {budget_ms: 5000}\n"))
+    log_text = "".join(f"2026-11-28T10:{i % 60:02d}:00Z INFO worker-{i % 17} processed job {i} in {i % 997} ms\n" for i in range(80_000))
+    log_text = log_text[: 5 * 1024 * 1024 - len(PROMPT)] + PROMPT
+    with proxy.client("dlp_big") as client:
+        r = client.post("https://api.openai.com/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": log_text}]}, timeout=60)
+    assert r.status_code == 200
+    assert AWS_KEY.encode() not in upstream.seen[-1].body
+    [row] = proxy.rows("user_name = 'dlp_big'", expect=1)
+    assert row["dlp_action"] == "redact" and "AWS_ACCESS_KEY:1" in row["dlp_findings"]
+
+
+def test_observe_mode_scans_but_changes_nothing(fresh_proxy, tmp_path, upstream):
+    proxy = fresh_proxy("--set", policy(tmp_path, "mode: observe\ndlp: {secrets: block}\n"))
+    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]}).encode()
+    with proxy.client("dlp_observe") as client:
+        r = client.post("https://api.openai.com/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 200 and upstream.seen[-1].body == body
+    [row] = proxy.rows("user_name = 'dlp_observe'", expect=1)
+    assert row["dlp_action"] == "would_block"
