@@ -17,7 +17,7 @@ from mitmproxy import http
 
 from addons.decoding import StreamDecoder
 from addons.identify import flow_record
-from addons.redact import StreamRestorer
+from addons.redact import stream_restorer
 from addons.record import AI_REQUESTS
 from addons.record import FlowRecord
 from addons.record import Outcome
@@ -61,7 +61,7 @@ class StreamTap:
         self.first_chunk_at: float | None = None
         self.failed = False
 
-    def __call__(self, chunk: bytes) -> bytes:
+    def __call__(self, chunk: bytes) -> bytes | list[bytes]:
         if not chunk:
             return self._out(chunk)
         self.response_bytes += len(chunk)
@@ -78,11 +78,13 @@ class StreamTap:
                 self.failed = True
         return self._out(chunk)
 
-    def _out(self, chunk: bytes) -> bytes:
+    def _out(self, chunk: bytes) -> bytes | list[bytes]:
         if self.transform is None:
             return chunk
         try:
-            return self.transform(chunk)
+            out = self.transform(chunk)
+            # An empty chunk would end a chunked HTTP/1 body early; [] holds the data back.
+            return out if out or not chunk else []
         except Exception:
             log.debug("shadowgate: response transform failed; passing bytes through", exc_info=True)
             self.transform = None
@@ -131,7 +133,7 @@ class Meter:
             transform = None
             encoding = response.headers.get("content-encoding", "identity")
             if rec.restore is not None and encoding in ("", "identity") and "eventstream" not in content_type:
-                transform = StreamRestorer(rec.restore)
+                transform = stream_restorer(rec.route.parser, content_type, rec)
             response.stream = StreamTap(parser, response.headers.get("content-encoding"), transform)
         rec.overhead_ns += time.perf_counter_ns() - started
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 from dataclasses import field
 
@@ -133,6 +134,7 @@ class FlowRecord:
     dlp_action: str | None = None
     # Reversible DLP: turns the model's answer back into the user's values (memory only).
     restore: Callable[[str], str] | None = None
+    placeholders: Any = None  # the request's addons.dlp.Placeholders, for event-wise stream restoring
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     def policy_facts(self) -> Facts:

@@ -91,13 +91,97 @@ def scan_json(body: Any, scanner: Scanner, placeholders: Placeholders, dlp: DlpP
 _NOT_TEXT = frozenset({"type", "role", "id", "name", "tool_call_id", "tool_use_id", "model", "cache_control", "mime_type", "mimeType"})
 
 
+def _chat_deltas(data: dict):
+    for choice in data.get("choices") or ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+            yield delta, "content", choice.get("index", 0)
+
+
+def _anthropic_deltas(data: dict):
+    delta = data.get("delta")
+    if data.get("type") == "content_block_delta" and isinstance(delta, dict) and isinstance(delta.get("text"), str):
+        yield delta, "text", data.get("index", 0)
+
+
+def _responses_deltas(data: dict):
+    if data.get("type") == "response.output_text.delta" and isinstance(data.get("delta"), str):
+        yield data, "delta", (data.get("output_index", 0), data.get("content_index", 0))
+
+
+# Where each wire format's streamed text lives, so a placeholder a model emits token by token
+# (across several events) can be put back together before it reaches the user.
+TEXT_DELTAS = {"openai-chat": _chat_deltas, "anthropic-messages": _anthropic_deltas, "openai-responses": _responses_deltas}
+_TAIL = re.compile(r"\[[A-Z0-9_]*$")
+
+
+class SseRestorer:
+    """Puts the user's values back into an SSE answer, event by event.
+
+    Text deltas are joined per choice/block: a trailing "[EMA" that could begin one of this
+    request's placeholders is held back and prepended to the next delta of the same stream.
+    """
+
+    def __init__(self, find_deltas: Any, originals: dict[str, str]) -> None:
+        self._find = find_deltas
+        self._originals = originals
+        self._prefixes = {p[:i] for p in originals for i in range(1, len(p))}
+        self._pattern = re.compile("|".join(re.escape(k) for k in sorted(originals, key=len, reverse=True)))
+        self._buffer = b""
+        self._carry: dict[Any, str] = {}
+
+    def __call__(self, chunk: bytes) -> bytes:
+        if not chunk:  # end of stream: whatever is left goes out as it is
+            rest, self._buffer = self._buffer, b""
+            if self._carry:
+                rest = self._carry_event() + rest
+            return rest
+        self._buffer += chunk
+        out = []
+        while (end := self._buffer.find(b"\n\n")) != -1:
+            event, self._buffer = self._buffer[: end + 2], self._buffer[end + 2 :]
+            out.append(self._event(event))
+        return b"".join(out)
+
+    def _event(self, raw: bytes) -> bytes:
+        lines = raw.split(b"\n")
+        data_at = [i for i, line in enumerate(lines) if line.startswith(b"data:")]
+        if len(data_at) != 1:
+            return raw
+        try:
+            data = json.loads(lines[data_at[0]][5:])
+        except ValueError:
+            return raw
+        if not isinstance(data, dict):
+            return raw
+        changed = False
+        for container, key, slot in self._find(data):
+            text = self._carry.pop(slot, "") + container[key]
+            text = self._pattern.sub(lambda m: self._originals[m.group()], text)
+            tail = _TAIL.search(text)
+            if tail and text[tail.start() :] in self._prefixes:
+                self._carry[slot] = text[tail.start() :]
+                self._template = (data, container, key)
+                text = text[: tail.start()]
+            container[key] = text
+            changed = True
+        if not changed:
+            return raw
+        lines[data_at[0]] = b"data: " + json.dumps(data, ensure_ascii=False).encode()
+        return b"\n".join(lines)
+
+    def _carry_event(self) -> bytes:
+        data, container, key = self._template
+        container[key] = "".join(self._carry.values())
+        self._carry = {}
+        return b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
+
+
 class StreamRestorer:
     """Puts the user's values back into a streamed answer, placeholders split across chunks too.
 
     The answer is JSON (SSE data lines, NDJSON), so values go in JSON-escaped.
     """
-
-    _TAIL = re.compile(r"\[[A-Z0-9_]*$")
 
     def __init__(self, restore_text: Any) -> None:
         self._restore = restore_text
@@ -108,7 +192,7 @@ class StreamRestorer:
         text = self._carry + self._decoder.decode(chunk, final=not chunk)
         self._carry = ""
         if chunk:
-            tail = self._TAIL.search(text)
+            tail = _TAIL.search(text)
             if tail and len(text) - tail.start() < 64:
                 self._carry, text = text[tail.start():], text[: tail.start()]
         return self._restore(text).encode("utf-8")
@@ -118,6 +202,13 @@ def _utf8():
     import codecs
 
     return codecs.getincrementaldecoder("utf-8")("replace")
+
+
+def stream_restorer(parser: str, content_type: str, rec: FlowRecord) -> Any:
+    """The response transform for a streamed answer to a request whose values were redacted."""
+    if "event-stream" in content_type and parser in TEXT_DELTAS and rec.placeholders is not None:
+        return SseRestorer(TEXT_DELTAS[parser], dict(rec.placeholders.mapping))
+    return StreamRestorer(rec.restore)
 
 
 def json_escaped(placeholders: Placeholders):
@@ -196,6 +287,7 @@ class Redact:
                 request.text = cleaned
             if dlp.reversible and placeholders.mapping:
                 rec.restore = json_escaped(placeholders)
+                rec.placeholders = placeholders
                 request.headers["accept-encoding"] = "identity"  # restore needs plain text
             return
         rec.dlp_action = "would_redact" if observe and "redact" in actions else "log"

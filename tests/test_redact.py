@@ -52,12 +52,13 @@ def test_block_mode_makes_the_sdk_raise_naming_the_type(fresh_proxy, tmp_path, u
     assert row["dlp_action"] == "block" and row["status_code"] == 403
 
 
-@pytest.mark.parametrize("stream", [False, True])
-def test_reversible_mode_gives_the_user_their_values_back(fresh_proxy, tmp_path, upstream, stream):
+@pytest.mark.parametrize("stream, split", [(False, None), (True, None), (True, "3")])
+def test_reversible_mode_gives_the_user_their_values_back(fresh_proxy, tmp_path, upstream, stream, split):
     import openai
 
     proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {secrets: redact, pii: redact, reversible: true}\n"))
-    with proxy.sdk_http("dlp_rev") as http:
+    headers = {"x-fake-split": split} if split else {}
+    with proxy.sdk_http("dlp_rev", headers=headers) as http:
         client = openai.OpenAI(api_key="sk-test", base_url="https://api.openai.com/_fake/echo/v1", http_client=http, max_retries=0)
         messages = [{"role": "user", "content": PROMPT}]
         if stream:
@@ -70,7 +71,7 @@ def test_reversible_mode_gives_the_user_their_values_back(fresh_proxy, tmp_path,
             text = client.chat.completions.create(model="gpt-4o-mini", messages=messages).choices[0].message.content
     # The provider only ever saw placeholders; the user reads the original values.
     assert AWS_KEY.encode() not in upstream.seen[-1].body
-    assert text.strip() == f"You said: {PROMPT}"
+    assert text.strip() == f"You said: {PROMPT}".strip()
 
 
 def test_gzip_request_body_is_scanned_and_re_encoded(fresh_proxy, tmp_path, upstream):

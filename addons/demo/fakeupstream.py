@@ -225,8 +225,10 @@ class _Handler(BaseHTTPRequestHandler):
 
         base = {"id": "chatcmpl-echo", "object": "chat.completion.chunk", "model": request.get("model")}
         # One word per event, each event cut in two chunks mid-way, so a placeholder arrives
-        # split across chunks.
-        words = [w + " " for w in answer.split(" ")]
+        # split across chunks; or, with x-fake-split: 3, three characters per event, the way a
+        # tokenizer cuts a placeholder over several events.
+        size = int(self.headers.get("x-fake-split") or 0)
+        words = [answer[i : i + size] for i in range(0, len(answer), size)] if size else [w + " " for w in answer.split(" ")]
         chunks = []
         for word in words:
             data = event({**base, "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]})
