@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
+from typing import Any
 
 from mitmproxy import http
 
@@ -75,25 +77,34 @@ class Identify:
         flow.metadata[METADATA_KEY] = rec
         rec.overhead_ns += time.perf_counter_ns() - started
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        # A plain method: mitmproxy awaits what a hook returns only when it is awaitable, so the
+        # common small body costs no coroutine, and only a huge one is parsed on a thread.
         rec = flow_record(flow)
         if rec is None or flow.response or flow.error:
-            return
+            return None
         started = time.perf_counter_ns()
         raw = flow.request.raw_content
         if raw is not None:
             rec.request_bytes = len(raw)
+        if rec.route is None or not raw or len(raw) > self.settings.max_parse_bytes:
+            self._understood(flow, rec, None, started)
+            return None
+        content = flow.request.get_content(strict=False) or b""
+        if len(content) > PARSE_INLINE_BYTES:
+            rec.overhead_ns += time.perf_counter_ns() - started
+            return self._parse_off_loop(flow, rec, content)
+        self._understood(flow, rec, parse_json_body(content), started)
+        return None
+
+    async def _parse_off_loop(self, flow: http.HTTPFlow, rec: FlowRecord, content: bytes) -> None:
+        body = await asyncio.to_thread(parse_json_body, content)
+        self._understood(flow, rec, body, time.perf_counter_ns())
+
+    def _understood(self, flow: http.HTTPFlow, rec: FlowRecord, body: Any, started: int) -> None:
+        """The request's facts from its parsed body, then the policy's decision."""
         if rec.route is not None:
             parser = PARSERS[rec.route.parser]
-            body = None
-            if raw and len(raw) <= self.settings.max_parse_bytes:
-                content = flow.request.get_content(strict=False) or b""
-                if len(content) > PARSE_INLINE_BYTES:
-                    rec.overhead_ns += time.perf_counter_ns() - started
-                    body = await asyncio.to_thread(parse_json_body, content)
-                    started = time.perf_counter_ns()
-                else:
-                    body = parse_json_body(content)
             if rec.provider is None and not parser.looks_like(body):
                 # An unknown host whose path looked like an AI API but whose body does not.
                 del flow.metadata[METADATA_KEY]

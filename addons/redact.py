@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from typing import Any
 
 from mitmproxy import http
@@ -231,11 +232,16 @@ class Redact:
             self._scanner = Scanner()
         return self._scanner
 
-    async def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        # Returns a coroutine only when there is something to scan: with DLP off, a flow pays
+        # one attribute check, not a coroutine.
         dlp = self.settings.policy.dlp
         rec = flow_record(flow)
         if dlp is None or rec is None or rec.route is None or flow.response or flow.error:
-            return
+            return None
+        return self._guarded_scan(flow, rec, dlp)
+
+    async def _guarded_scan(self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy) -> None:
         started = time.perf_counter()
         try:
             await self._scan(flow, rec, dlp, started)
