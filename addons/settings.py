@@ -8,6 +8,7 @@ bad file stops the proxy; on a later change the previous configuration stays in 
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 import os
 import time
@@ -50,6 +51,7 @@ from addons.record import PROVIDER_COLUMN
 from addons.record import RESPONSE_MODEL_COLUMN
 from addons.record import TOKEN_COLUMNS
 from addons.store import SegmentWriter
+from addons.store import compact_closed_days
 from addons.store import utc_from_timestamp
 from addons.wireformats import PARSERS
 from addons.yamlfile import ConfigError
@@ -194,7 +196,7 @@ class ShadowgateSettings:
 
     def _open_writer(self, db_path: str) -> None:
         writer = SegmentWriter(
-            db_path, [AI_REQUESTS, POLICY_EVENTS], enrich=self._price_rows, housekeeping=self._rebuild_budgets
+            db_path, [AI_REQUESTS, POLICY_EVENTS], enrich=self._price_rows, housekeeping=self._housekeeping
         )
         try:
             writer.start()
@@ -245,9 +247,15 @@ class ShadowgateSettings:
         tokens = (value["input_tokens"] or 0) + (value["output_tokens"] or 0)
         self.budgets.add(budgets, facts, tokens, value["cost_usd"], value["ts"])
 
-    def _rebuild_budgets(self) -> None:
-        if self.writer is not None:
-            self.budgets.rebuild(self.policy.budgets, self.writer.segments)
+    def _housekeeping(self) -> None:
+        """Writer thread, every 30 s: today's budget totals, and one file per finished day."""
+        writer = self.writer
+        if writer is None:
+            return
+        self.budgets.rebuild(self.policy.budgets, writer.segments)
+        today = dt.datetime.now(dt.UTC).date()
+        for table in writer.tables:
+            compact_closed_days(writer.segments, table, today)
 
     # --- decide: the policy's rules, then the budgets ---------------------------------------
 

@@ -14,6 +14,7 @@ a user's own `duckdb` session and any number of proxy instances work side by sid
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import logging
 import os
 import queue
@@ -108,7 +109,10 @@ class SegmentWriter:
         """Prepare directories, schema files and views (synchronously: at start-up, not per flow)."""
         self.segments.mkdir(parents=True, exist_ok=True)
         for stray in self.segments.glob("*/*/*.tmp"):
-            stray.unlink(missing_ok=True)  # a crash mid-write leaves only these behind
+            # A crash mid-write leaves only these behind; a fresh one may be another
+            # instance's write in progress.
+            if time.time() - stray.stat().st_mtime > 600:
+                stray.unlink(missing_ok=True)
         mem = duckdb.connect()
         try:
             for table in self.tables.values():
@@ -256,6 +260,49 @@ class SegmentWriter:
         if now - self._last_error_log > 30:
             self._last_error_log = now
             log.error("shadowgate: %s (rows are kept in memory and retried)", message)
+
+
+def compact_closed_days(segments: Path, table: str, today: dt.date, min_files: int = 2) -> int:
+    """Merge each finished day's segments into one file; returns how many days were merged.
+
+    A day is finished once it is before today (UTC). Instances sharing the directory take turns
+    through a lock file per day, so two never merge the same files. The merged file is renamed
+    into place before the small ones are removed, so a reader never misses a row (a query in
+    that instant may count a row twice; a report run a moment later is exact).
+    """
+    merged = 0
+    for folder in sorted((segments / table).glob("day=*")):
+        day = folder.name.removeprefix("day=")
+        if day == SCHEMA_DAY or day >= today.isoformat():
+            continue
+        if len(list(folder.glob("*.parquet"))) < min_files:
+            continue
+        with open(folder / ".compact.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another instance is merging this day
+            files = sorted(folder.glob("*.parquet"))
+            if len(files) < min_files:
+                continue
+            final = folder / f"compacted-{int(time.time() * 1000)}-{os.getpid()}.parquet"
+            tmp = final.with_suffix(".tmp")
+            con = duckdb.connect()
+            try:
+                con.execute(
+                    f"COPY (SELECT * FROM read_parquet(?, union_by_name = true, hive_partitioning = false)) "
+                    f"TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)",
+                    [[str(f) for f in files]],
+                )
+            finally:
+                con.close()
+            _fsync(tmp)
+            os.replace(tmp, final)
+            _fsync_dir(folder)
+            for f in files:
+                f.unlink(missing_ok=True)
+            merged += 1
+    return merged
 
 
 def _write_schema_file(mem: duckdb.DuckDBPyConnection, table: Table, segments: Path) -> None:

@@ -116,3 +116,25 @@ def test_rows_for_unknown_tables_are_ignored(tmp_path, bad):
     writer.submit(bad, (1, 2))
     assert writer.flush()
     writer.close()
+
+
+def test_finished_days_are_merged_into_one_file_without_losing_rows(tmp_path):
+    from addons.store import compact_closed_days
+
+    writer = SegmentWriter(tmp_path / "x.duckdb", [T], flush_interval=0.05)
+    writer.start()
+    yesterday = dt.datetime(2026, 11, 27, 12)
+    today = dt.datetime(2026, 11, 28, 12)
+    for i in range(5):  # five flushes: five small segments per day
+        writer.submit("things", (yesterday, "y", i))
+        writer.submit("things", (today, "t", 100 + i))
+        writer.flush()
+    writer.close()
+    folder = tmp_path / "x.segments" / "things"
+    assert len(list((folder / "day=2026-11-27").glob("*.parquet"))) == 5
+    before = rows_in(tmp_path / "x.duckdb")
+    assert compact_closed_days(tmp_path / "x.segments", "things", dt.date(2026, 11, 28)) == 1
+    assert [p.name.startswith("compacted-") for p in (folder / "day=2026-11-27").glob("*.parquet")] == [True]
+    assert len(list((folder / "day=2026-11-28").glob("*.parquet"))) == 5  # today is still being written
+    assert rows_in(tmp_path / "x.duckdb") == before
+    assert compact_closed_days(tmp_path / "x.segments", "things", dt.date(2026, 11, 28)) == 0
