@@ -6,6 +6,7 @@
     shadowgate policy check FILE             validate a policy file
     shadowgate policy explain --host H ...   which rule a request meets, and why
     shadowgate usage [--db FILE]             the usage table: who uses what, tokens and cost
+    shadowgate report [--week W] [--format F]  the weekly shadow-AI report
     shadowgate scan FILE|-                   the DLP detectors on any text: one JSON finding per line
     shadowgate ca                            where the CA certificate is and how to trust it
 """
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     explain.add_argument("--group")
     explain.add_argument("--model")
     explain.add_argument("--client", help="client IP address")
+    report = sub.add_parser("report", help="the weekly shadow-AI report (terminal, Markdown, HTML, CSV, JSON)")
+    from reports.weekly import add_arguments as add_report_arguments
+
+    add_report_arguments(report)
     scan = sub.add_parser("scan", help="run the DLP detectors on a file or stdin; one JSON finding per line")
     scan.add_argument("file", help="a file, or '-' for stdin")
     ca = sub.add_parser("ca", help="where the CA certificate is and how to trust it")
@@ -73,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         return policycli.run_explain(
             args.policy, args.providers, args.host, args.path, args.method, args.user, args.group, args.model, args.client
         )
+    if args.command == "report":
+        from reports.weekly import run_report
+
+        return run_report(args)
     if args.command == "scan":
         from addons.dlp_scan import run_scan
 

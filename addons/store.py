@@ -21,6 +21,7 @@ import queue
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,7 +89,9 @@ class SegmentWriter:
         self._queue: queue.SimpleQueue[tuple[str, tuple] | None] = queue.SimpleQueue()
         self._pending: dict[str, list[tuple]] = {name: [] for name in self.tables}
         self._thread: threading.Thread | None = None
-        self._instance = f"{socket.gethostname()}-{os.getpid()}-{int(time.time())}"
+        # Unique per writer, not per process: a reconfigured proxy opens a new writer on the
+        # same directory, and two writers must never produce the same segment name.
+        self._instance = f"{socket.gethostname()}-{os.getpid()}-{int(time.time())}-{uuid.uuid4().hex[:6]}"
         self._seq = 0
         self._flushed = threading.Condition()
         self._done_markers: set[object] = set()
