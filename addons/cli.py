@@ -106,6 +106,10 @@ def run_proxy(mitmdump_args: list[str]) -> int:
     confdir = Path(_option_value(mitmdump_args, "confdir") or DEFAULT_CONFDIR).expanduser()
     print(trust_instructions(ensure_ca(confdir)), file=sys.stderr)
     args = ["-s", str(ADDON_SCRIPT), "--set", "connection_strategy=lazy", *mitmdump_args]
+    if "--listen-host" not in mitmdump_args and _option_value(mitmdump_args, "listen_host") is None:
+        # A proxy that decrypts everyone's AI traffic serves a network only when told to.
+        print("shadowgate: listening on 127.0.0.1; pass --listen-host 0.0.0.0 to serve other machines", file=sys.stderr)
+        args = ["--listen-host", "127.0.0.1", *args]
     return mitmdump(args) or 0
 
 

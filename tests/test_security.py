@@ -1,0 +1,102 @@
+"""Supply chain and secrets at rest: what a proxy that sees every employee's keys must prove."""
+
+from __future__ import annotations
+
+import re
+import signal
+import site
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+SHADOWGATE = str(Path(sys.executable).parent / "shadowgate")
+# .pth files run code at interpreter start: only these may exist in the environment.
+ALLOWED_PTH = {"_editable_impl_shadowgate.pth", "distutils-precedence.pth"}
+
+
+def lock() -> dict:
+    return tomllib.loads((ROOT / "uv.lock").read_text())
+
+
+def test_every_locked_distribution_is_hash_pinned():
+    for package in lock()["package"]:
+        if "registry" not in package.get("source", {}):
+            continue
+        files = [*package.get("wheels", []), *([package["sdist"]] if "sdist" in package else [])]
+        assert files and all(f.get("hash", "").startswith("sha256:") for f in files), package["name"]
+
+
+def test_runtime_dependencies_are_the_reviewed_ones():
+    packages = {p["name"]: p for p in lock()["package"]}
+    closure: set[str] = set()
+    todo = [d["name"] for d in packages["shadowgate"].get("dependencies", [])]
+    while todo:
+        name = todo.pop()
+        if name not in closure:
+            closure.add(name)
+            todo += [d["name"] for d in packages[name].get("dependencies", [])]
+    reviewed = {
+        line.strip()
+        for line in (ROOT / "scripts" / "reviewed-dependencies.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    assert closure - reviewed == set(), "new runtime dependencies need review"
+    assert reviewed - closure == set(), "reviewed-dependencies.txt lists packages no longer used"
+
+
+def test_no_unexpected_pth_files():
+    found = {p.name for d in site.getsitepackages() for p in Path(d).glob("*.pth")}
+    assert found <= ALLOWED_PTH, found - ALLOWED_PTH
+
+
+def test_planted_credentials_never_reach_the_database_or_logs(fresh_proxy):
+    proxy = fresh_proxy(proxyauth="any")
+    planted = {
+        "bearer": "sk-proj-PLANTEDbearer0000000000000000000000",
+        "xapikey": "sk-ant-api03-PLANTEDxapikey000000000000",
+        "googkey": "AIzaPLANTEDquerykey00000000000000000000",
+        "cookie": "session=PLANTEDcookie0000000000",
+        "password": "PLANTEDproxypassword",
+    }
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
+    with httpx.Client(proxy=f"http://sec:{planted['password']}@127.0.0.1:{proxy.port}", verify=proxy.ssl_context()) as client:
+        client.post("https://api.openai.com/v1/chat/completions", json=body,
+                    headers={"authorization": f"Bearer {planted['bearer']}", "cookie": planted["cookie"]})
+        client.post("https://api.anthropic.com/v1/messages", headers={"x-api-key": planted["xapikey"]},
+                    json={"model": "claude-sonnet-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+        client.post(f"https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent?key={planted['googkey']}",
+                    json={"contents": [{"parts": [{"text": "hi"}]}]})
+    assert len(proxy.rows("user_name = 'sec'", expect=3)) == 3
+    proxy.stop()
+    outputs = b"".join(p.read_bytes() for p in proxy.db.parent.rglob("*") if p.is_file() and p.suffix in (".parquet", ".duckdb", ".wal", ".log"))
+    outputs += proxy.log().encode()
+    for name, value in planted.items():
+        assert value.encode() not in outputs, name
+
+
+def test_key_files_are_private(proxy):
+    for name in ("mitmproxy-ca.pem", "mitmproxy-ca.p12", "shadowgate-fingerprint.key"):
+        assert (proxy.confdir / name).stat().st_mode & 0o777 == 0o600, name
+
+
+def test_proxy_listens_on_loopback_unless_told_otherwise(tmp_path):
+    log = tmp_path / "log"
+    process = subprocess.Popen(
+        [SHADOWGATE, "proxy", "--listen-port", "0", "--set", f"confdir={tmp_path / 'conf'}",
+         "--set", f"shadowgate_db={tmp_path / 'x.duckdb'}"],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not re.search(r"listening at ", log.read_text(errors="replace")):
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.05)
+        assert re.search(r"proxy listening at 127\.0\.0\.1:\d+", log.read_text())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
