@@ -132,10 +132,13 @@ class SegmentWriter:
         try:
             con = duckdb.connect(str(self.db_path))
         except duckdb.Error as e:
+            # Held by another process (an analyst's session) or unreadable: rows still go to
+            # the segments; only the views in this file are not refreshed.
             log.warning(
-                "shadowgate: %s is open in another process (%s); keeping its existing views",
+                "shadowgate: cannot open %s (%s); rows are still written to %s",
                 self.db_path,
                 str(e).splitlines()[0],
+                self.segments,
             )
             return
         try:
@@ -158,6 +161,9 @@ class SegmentWriter:
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.error("shadowgate: writer did not finish within %.0fs; rows may be lost", timeout)
+        unsaved = sum(map(len, self._pending.values()))
+        if unsaved or self.rows_dropped:
+            log.error("shadowgate: %d rows could not be stored and %d were dropped", unsaved, self.rows_dropped)
         self._thread = None
 
     # --- the writer thread ------------------------------------------------------------------
@@ -212,9 +218,11 @@ class SegmentWriter:
         if pending is None:
             return
         if sum(map(len, self._pending.values())) >= self.max_pending_rows:
-            # The disk has been failing for a long time: shed the oldest rather than the proxy.
+            # The disk has been failing for a long time: shed the oldest rather than the proxy,
+            # and say so: loss is counted and reported, never silent.
             pending.pop(0)
             self.rows_dropped += 1
+            self._report_error(f"{self.rows_dropped} rows lost so far: storage has failed for too long")
         pending.append(row)
 
     def _write_pending(self, mem: duckdb.DuckDBPyConnection) -> None:
@@ -231,6 +239,8 @@ class SegmentWriter:
                 continue
             self._pending[name] = []
             self.rows_written += written
+            if self.last_error is not None:
+                log.warning("shadowgate: storage recovered; %d rows written", written)
             self.last_error = None
 
     def _write_segments(self, mem: duckdb.DuckDBPyConnection, table: Table, rows: list[tuple]) -> int:

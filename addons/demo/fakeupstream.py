@@ -203,7 +203,23 @@ class _Handler(BaseHTTPRequestHandler):
         )
         chunks = split_stream(payload, content_type) if streamed else [payload]
         delay = float(self.headers.get("x-fake-delay-ms") or 0) / 1000
-        self._send(response["status"], headers, chunks, delay, self.headers.get("x-fake-encoding"))
+        fault = self.headers.get("x-fake-fault", "")
+        if fault == "500":
+            return self._send(500, {"content-type": "application/json"}, [b'{"error":{"message":"upstream broke","type":"server_error"}}'])
+        if fault == "truncated-gzip":
+            whole = gzip.compress(payload)
+            self.send_response(response["status"])
+            self.send_header("content-type", content_type)
+            self.send_header("content-encoding", "gzip")
+            self.send_header("content-length", str(len(whole)))
+            self.end_headers()
+            self.wfile.write(whole[: len(whole) // 2])  # then hang up: the body is cut short
+            self.wfile.flush()
+            self.close_connection = True
+            return None
+        if fault.startswith("reset-after-"):
+            chunks = chunks[: int(fault.removeprefix("reset-after-"))]
+        self._send(response["status"], headers, chunks, delay, self.headers.get("x-fake-encoding"), reset=fault.startswith("reset-after-"))
 
     def _echo_chat(self, body: bytes) -> None:
         """An OpenAI chat model that repeats the last user message, in pieces when streaming."""
@@ -266,6 +282,7 @@ class _Handler(BaseHTTPRequestHandler):
         delay: float = 0.0,
         encoding: str | None = None,
         stamp: bool = False,
+        reset: bool = False,
     ) -> None:
         self.send_response(status)
         for name, value in headers.items():
@@ -295,6 +312,10 @@ class _Handler(BaseHTTPRequestHandler):
             if data:
                 self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
                 self.wfile.flush()
+        if reset:  # die mid-stream, without the terminating chunk
+            self.close_connection = True
+            self.request.shutdown(socket.SHUT_RDWR)
+            return
         if compressor is not None:
             tail = compressor.flush()
             if tail:
