@@ -17,7 +17,7 @@ import datetime as dt
 import fcntl
 import logging
 import os
-import queue
+import collections
 import socket
 import threading
 import time
@@ -86,7 +86,10 @@ class SegmentWriter:
         self._enrich = enrich
         self._housekeeping = housekeeping
         self.housekeeping_interval = housekeeping_interval
-        self._queue: queue.SimpleQueue[tuple[str, tuple] | None] = queue.SimpleQueue()
+        self._incoming: collections.deque[tuple[str, tuple]] = collections.deque()
+        self._wake = threading.Event()  # set by flush() and close(), never per row
+        self._stopping = False
+        self._flush_requests: list[object] = []
         self._pending: dict[str, list[tuple]] = {name: [] for name in self.tables}
         self._thread: threading.Thread | None = None
         # Unique per writer, not per process: a reconfigured proxy opens a new writer on the
@@ -104,7 +107,9 @@ class SegmentWriter:
     # --- called from the event loop ---------------------------------------------------------
 
     def submit(self, table: str, row: tuple) -> None:
-        self._queue.put((table, row))
+        # A deque append is atomic and wakes no thread: waking the writer for every row cost
+        # the event loop a GIL hand-off per request. The writer drains on its own clock.
+        self._incoming.append((table, row))
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -151,13 +156,15 @@ class SegmentWriter:
         """Block until everything submitted so far is sealed in a segment (tests, shutdown)."""
         marker = object()
         with self._flushed:
-            self._queue.put(("__flush__", (marker,)))
+            self._flush_requests.append(marker)
+            self._wake.set()
             return self._flushed.wait_for(lambda: marker in self._done_markers, timeout)
 
     def close(self, timeout: float = 30.0) -> None:
         if self._thread is None:
             return
-        self._queue.put(None)
+        self._stopping = True
+        self._wake.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
             log.error("shadowgate: writer did not finish within %.0fs; rows may be lost", timeout)
@@ -172,45 +179,33 @@ class SegmentWriter:
         mem = duckdb.connect()
         for table in self.tables.values():
             mem.execute(table.ddl(f"buf_{table.name}"))
-        deadline = time.monotonic() + self.flush_interval
         chores_due = time.monotonic()
-        markers: list[object] = []
-        stopping = False
-        while not stopping:
-            timeout = max(0.0, deadline - time.monotonic())
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:
-                item = ()
-            count = 0
-            while item != ():
-                if item is None:
-                    stopping = True
-                elif item[0] == "__flush__":
-                    markers.append(item[1][0])
-                else:
-                    self._accept(*item)
+        while True:
+            self._wake.wait(self.flush_interval)
+            self._wake.clear()
+            stopping = self._stopping
+            with self._flushed:
+                markers, self._flush_requests = self._flush_requests, []
+            # Everything submitted before the markers were taken is in the deque now.
+            while self._incoming:
+                count = 0
+                while self._incoming and count < self.max_batch_rows:
+                    self._accept(*self._incoming.popleft())
                     count += 1
-                if count >= self.max_batch_rows:
-                    break
-                try:
-                    item = self._queue.get_nowait()
-                except queue.Empty:
-                    item = ()
-            if stopping or markers or time.monotonic() >= deadline or count >= self.max_batch_rows:
                 self._write_pending(mem)
-                deadline = time.monotonic() + self.flush_interval
-                if self._housekeeping is not None and time.monotonic() >= chores_due and not stopping:
-                    chores_due = time.monotonic() + self.housekeeping_interval
-                    try:
-                        self._housekeeping()  # after the write: every own row is sealed by now
-                    except Exception as e:
-                        self._report_error(f"housekeeping failed: {e}")
-                if markers:
-                    with self._flushed:
-                        self._done_markers.update(markers)
-                        self._flushed.notify_all()
-                    markers = []
+            self._write_pending(mem)  # rows kept from a failed write are retried each cycle
+            if self._housekeeping is not None and time.monotonic() >= chores_due and not stopping:
+                chores_due = time.monotonic() + self.housekeeping_interval
+                try:
+                    self._housekeeping()  # after the write: every own row is sealed by now
+                except Exception as e:
+                    self._report_error(f"housekeeping failed: {e}")
+            if markers:
+                with self._flushed:
+                    self._done_markers.update(markers)
+                    self._flushed.notify_all()
+            if stopping:
+                break
         mem.close()
 
     def _accept(self, table: str, row: tuple) -> None:
