@@ -100,3 +100,30 @@ def test_proxy_listens_on_loopback_unless_told_otherwise(tmp_path):
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
+
+
+def test_the_network_audit_hook_sees_lookups(tmp_path):
+    audit = tmp_path / "control.jsonl"
+    code = (
+        "import runpy, socket; runpy.run_path('tests/netaudit.py')\n"
+        "try:\n    socket.getaddrinfo('audit-control.invalid', 443)\nexcept OSError:\n    pass\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"SG_NETAUDIT_LOG": str(audit), "PATH": "/usr/bin:/bin"}, check=True)
+    assert "audit-control.invalid" in audit.read_text()
+
+
+def test_the_proxy_reaches_nothing_but_its_upstream(fresh_proxy, tmp_path, monkeypatch):
+    # Every feature on: catalog matching (tldextract), pricing (genai-prices), policy, DLP.
+    audit = tmp_path / "net.jsonl"
+    monkeypatch.setenv("SG_NETAUDIT_LOG", str(audit))
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("dlp: {}\nbudgets:\n  - {id: b, per: user, tokens_per_day: 1000000}\n")
+    proxy = fresh_proxy("-s", str(ROOT / "tests" / "netaudit.py"), "--set", f"shadowgate_policy={policy}")
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "mail me at a@b.example"}]}
+    with proxy.client("netaudit") as client:
+        assert client.post("https://api.openai.com/v1/chat/completions", json=body).status_code == 200
+        assert client.post("https://llm.internal.test/v1/chat/completions", json=body).status_code == 200
+    [row] = proxy.rows("user_name = 'netaudit' AND provider = 'openai'", expect=1)
+    assert row["cost_usd"] is not None  # priced, from the bundled data
+    proxy.stop()
+    assert not audit.exists() or audit.read_text() == "", audit.read_text()
