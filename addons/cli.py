@@ -7,6 +7,7 @@
     shadowgate policy explain --host H ...   which rule a request meets, and why
     shadowgate usage [--db FILE]             the usage table: who uses what, tokens and cost
     shadowgate report [--week W] [--format F]  the weekly shadow-AI report
+    shadowgate pac [--proxy HOST:PORT]       a PAC file that sends AI hosts to shadowgate
     shadowgate scan FILE|-                   the DLP detectors on any text: one JSON finding per line
     shadowgate ca                            where the CA certificate is and how to trust it
 """
@@ -60,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     from reports.weekly import add_arguments as add_report_arguments
 
     add_report_arguments(report)
+    pac = sub.add_parser("pac", help="a proxy auto-config file that sends AI hosts to shadowgate")
+    from addons.pac import add_arguments as add_pac_arguments
+
+    add_pac_arguments(pac)
     scan = sub.add_parser("scan", help="run the DLP detectors on a file or stdin; one JSON finding per line")
     scan.add_argument("file", help="a file, or '-' for stdin")
     ca = sub.add_parser("ca", help="where the CA certificate is and how to trust it")
@@ -82,6 +87,10 @@ def main(argv: list[str] | None = None) -> int:
         from reports.weekly import run_report
 
         return run_report(args)
+    if args.command == "pac":
+        from addons.pac import run_pac
+
+        return run_pac(args)
     if args.command == "scan":
         from addons.dlp_scan import run_scan
 

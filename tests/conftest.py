@@ -144,6 +144,7 @@ def start_proxy(
     proxyauth: str = "any",
     entry: Path | None = None,
     db: Path | None = None,
+    upstream_port: int | None = None,
 ) -> Proxy:
     folder.mkdir(parents=True, exist_ok=True)
     test_ca_pem = folder / "test-ca.pem"
@@ -162,7 +163,7 @@ def start_proxy(
         *DEBUG_ARGS,
         "-s", str(entry or ROOT / "addons" / "shadowgate.py"),
         "-s", str(ROOT / "addons" / "demo" / "upstream_redirect.py"),
-        "--set", f"test_upstream_port={upstream.port}",
+        "--set", f"test_upstream_port={upstream_port or upstream.port}",
         "--set", f"shadowgate_db={db}",
         *extra,
     ]
@@ -173,7 +174,7 @@ def start_proxy(
     while time.monotonic() < deadline and port is None:
         if process.poll() is not None:
             raise RuntimeError(f"mitmdump exited with {process.returncode}:\n{log_path.read_text()}")
-        m = re.search(r"proxy listening at 127\.0\.0\.1:(\d+)", log_path.read_text(errors="replace"))
+        m = re.search(r"listening at 127\.0\.0\.1:(\d+)", log_path.read_text(errors="replace"))
         if m:
             port = int(m.group(1))
         else:
@@ -200,9 +201,22 @@ def fresh_proxy(tmp_path, upstream, test_ca):
     """A proxy of one's own, for tests that change options or stop it."""
     started: list[Proxy] = []
 
-    def start(*extra: str, proxyauth: str = "any", entry: Path | None = None, db: Path | None = None) -> Proxy:
+    def start(
+        *extra: str,
+        proxyauth: str = "any",
+        entry: Path | None = None,
+        db: Path | None = None,
+        upstream_port: int | None = None,
+    ) -> Proxy:
         p = start_proxy(
-            tmp_path / f"proxy{len(started)}", upstream, test_ca, *extra, proxyauth=proxyauth, entry=entry, db=db
+            tmp_path / f"proxy{len(started)}",
+            upstream,
+            test_ca,
+            *extra,
+            proxyauth=proxyauth,
+            entry=entry,
+            db=db,
+            upstream_port=upstream_port,
         )
         started.append(p)
         return p

@@ -8,6 +8,8 @@ guard against catastrophic backtracking.
 
 from __future__ import annotations
 
+import os
+
 import base64
 import io
 import itertools
@@ -428,19 +430,23 @@ def check_findings(text: str) -> None:
         previous_end = f.end
 
 
-@settings(max_examples=2500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# scripts/fuzz.py raises this to run the same properties far longer than CI does.
+FUZZ_SCALE = int(os.environ.get("SG_FUZZ_SCALE", "1"))
+
+
+@settings(max_examples=2500 * FUZZ_SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.sampled_from(FRAGMENTS) | st.text(max_size=12), max_size=40).map("".join))
 def test_fuzz_fragments(text):
     check_findings(text)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1500 * FUZZ_SCALE, deadline=None)
 @given(st.text(max_size=400))
 def test_fuzz_any_text(text):
     check_findings(text)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300 * FUZZ_SCALE, deadline=None)
 @given(st.text(alphabet=string.ascii_letters + string.digits + "+/=-_.:@ ", min_size=100, max_size=3000))
 def test_fuzz_key_alphabet(text):
     check_findings(text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import base64
 import dataclasses
 import json
@@ -722,7 +724,9 @@ CONTENT_TYPES = [
     "text/plain",
     "",
 ]
-ROBUST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# scripts/fuzz.py raises this to run the same properties far longer than CI does.
+FUZZ_SCALE = int(os.environ.get("SG_FUZZ_SCALE", "1"))
+ROBUST = settings(max_examples=150 * FUZZ_SCALE, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @ROBUST
