@@ -146,6 +146,45 @@ class DlpPolicy:
         return self.types.get(type_) or (self.secrets if kind == "secret" else self.pii)
 
 
+MCP_INJECTION_ACTIONS = ("flag", "block")
+
+
+@dataclass(frozen=True, slots=True)
+class McpServer:
+    """One allowed MCP server (host glob) and what its tools may do."""
+
+    id: str
+    line: int
+    hosts: tuple[str, ...]  # globs, e.g. "mcp.atlassian.com", "*.mcp.corp.example"
+    allow_tools: tuple[str, ...] | None = None  # globs; None: every tool not denied
+    deny_tools: tuple[str, ...] = ()  # globs; deny wins over allow
+    max_argument_bytes: int | None = None
+    max_result_bytes: int | None = None
+    injection: str = "flag"  # tool results with injection patterns: flag (record) or block
+
+    def matches_host(self, host: str) -> bool:
+        return any(fnmatch.fnmatchcase(host, p) for p in self.hosts)
+
+    def tool_allowed(self, tool: str) -> bool:
+        if any(fnmatch.fnmatchcase(tool, p) for p in self.deny_tools):
+            return False
+        return self.allow_tools is None or any(fnmatch.fnmatchcase(tool, p) for p in self.allow_tools)
+
+
+@dataclass(frozen=True, slots=True)
+class McpPolicy:
+    """The policy's `mcp:` section. Absent: MCP calls are recorded, nothing is blocked."""
+
+    servers: tuple[McpServer, ...] = ()
+    unlisted: str = BLOCK  # MCP servers on no listed host: block or allow (servers listed at all)
+
+    def server_for(self, host: str) -> McpServer | None:
+        for server in self.servers:
+            if server.matches_host(host):
+                return server
+        return None
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     action: str  # allow, block, coach, redirect, passthrough, rate_limit, or would_<action>
@@ -171,6 +210,7 @@ class Policy:
     rules: tuple[Rule, ...] = ()
     budgets: tuple[Budget, ...] = ()
     dlp: DlpPolicy | None = None
+    mcp: McpPolicy | None = None
 
     def decrypts(self, host: str, catalogued: bool, intercept_all: bool, facts: Facts | None = None) -> bool:
         """Whether the proxy terminates TLS for this host (and so can meter and enforce)."""
@@ -180,6 +220,7 @@ class Policy:
         if connection is not None and connection.action == PASSTHROUGH:
             return False
         named = any(r.match.hosts is not None and r.match.hosts.get(host) for r in self.rules)
+        named = named or (self.mcp is not None and self.mcp.server_for(host) is not None)
         return catalogued or intercept_all or bool(self.inspect.get(host)) or named
 
     def decide(self, facts: Facts) -> Decision:
@@ -244,7 +285,10 @@ def _in_networks(ip: str | None, networks: Iterable[ipaddress.IPv4Network | ipad
 
 # --- loading and validation -------------------------------------------------------------------
 
-_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp"}
+_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp"}
+_MCP_SERVER_KEYS = {
+    "id", "host", "allow_tools", "deny_tools", "max_argument_bytes", "max_result_bytes", "injection"
+}
 _MATCH_KEYS = {"provider", "category", "host", "wire_format", "model", "user", "group", "client"}
 _RULE_KEYS = {"id", "match", "action", "message", "alternative", "coach", "gateway", "browser_url", "headers"}
 _BUDGET_KEYS = {"id", "per", "match", "tokens_per_day", "usd_per_day", "requests_per_minute", "warn_at"}
@@ -276,6 +320,54 @@ def load_policy(path: str | Path) -> Policy:
         rules=parsed_rules,
         budgets=parsed_budgets,
         dlp=_dlp(path, doc["dlp"]) if doc.get("dlp") is not None else None,
+        mcp=_mcp(path, doc["mcp"]) if doc.get("mcp") is not None else None,
+    )
+
+
+def _mcp(path: str | Path, raw: Any) -> McpPolicy:
+    if not isinstance(raw, dict):
+        raise ConfigError(path, line_of(raw), "mcp must be a mapping")
+    _no_unknown_keys(path, raw, {"servers", "unlisted"}, "mcp")
+    unlisted = raw.get("unlisted", BLOCK)
+    if unlisted not in (BLOCK, ALLOW):
+        raise ConfigError(path, line_of_key(raw, "unlisted"), "mcp.unlisted must be block or allow")
+    servers = _list(path, raw, "servers")
+    parsed = tuple(_mcp_server(path, s) for s in servers)
+    _unique_ids(path, parsed)
+    return McpPolicy(servers=parsed, unlisted=unlisted)
+
+
+def _mcp_server(path: str | Path, raw: Any) -> McpServer:
+    line, server_id = _entry(path, raw, _MCP_SERVER_KEYS, "mcp server")
+
+    def globs(key: str) -> tuple[str, ...] | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, str) and v for v in values):
+            raise ConfigError(path, line_of_key(raw, key), f"mcp server {server_id!r}: {key} must be a glob or a list of globs")
+        return tuple(values)
+
+    hosts = globs("host")
+    if not hosts:
+        raise ConfigError(path, line, f"mcp server {server_id!r}: needs a host (a name or a glob like *.mcp.example)")
+    for key in ("max_argument_bytes", "max_result_bytes"):
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            raise ConfigError(path, line_of_key(raw, key), f"mcp server {server_id!r}: {key} must be a positive whole number")
+    injection = raw.get("injection", "flag")
+    if injection not in MCP_INJECTION_ACTIONS:
+        raise ConfigError(path, line_of_key(raw, "injection"), f"mcp server {server_id!r}: injection must be flag or block")
+    return McpServer(
+        id=server_id,
+        line=line,
+        hosts=tuple(h.lower() for h in hosts),
+        allow_tools=globs("allow_tools"),
+        deny_tools=globs("deny_tools") or (),
+        max_argument_bytes=raw.get("max_argument_bytes"),
+        max_result_bytes=raw.get("max_result_bytes"),
+        injection=injection,
     )
 
 
@@ -497,7 +589,7 @@ def _required_str(path: str | Path, raw: dict, key: str, what: str) -> str:
     return value.strip()
 
 
-def _unique_ids(path: str | Path, items: Iterable[Rule | Budget]) -> None:
+def _unique_ids(path: str | Path, items: Iterable[Rule | Budget | McpServer]) -> None:
     seen: set[str] = set()
     for item in items:
         if item.id in seen:

@@ -92,6 +92,32 @@ POLICY_EVENTS = Table(
     ),
 )
 
+# One row per JSON-RPC request to an MCP server (addons/mcp.py). Sizes only: no arguments or results.
+MCP_CALLS = Table(
+    "mcp_calls",
+    (
+        ("ts", "TIMESTAMP"),  # UTC, when the request started
+        ("request_id", "VARCHAR"),
+        ("user_name", "VARCHAR"),
+        ("user_group", "VARCHAR"),
+        ("client_ip", "VARCHAR"),
+        ("host", "VARCHAR"),
+        ("server_name", "VARCHAR"),  # serverInfo.name from the session's initialize result
+        ("session_id", "VARCHAR"),  # Mcp-Session-Id
+        ("protocol_version", "VARCHAR"),
+        ("client_name", "VARCHAR"),  # clientInfo.name from initialize
+        ("method", "VARCHAR"),  # tools/call, tools/list, resources/read, initialize, ...
+        ("tool_name", "VARCHAR"),
+        ("arguments_bytes", "BIGINT"),
+        ("result_bytes", "BIGINT"),
+        ("is_error", "BOOLEAN"),  # a JSON-RPC error or a tool result with isError
+        ("latency_ms", "DOUBLE"),
+        ("decision", "VARCHAR"),  # allow, block, or would_block (observe mode)
+        ("rule_id", "VARCHAR"),
+        ("injection_flags", "VARCHAR"),  # e.g. "instruction,tag_chars,exfil_url"
+    ),
+)
+
 _COLUMN_INDEX = {name: i for i, name in enumerate(AI_REQUESTS.column_names)}
 PROVIDER_COLUMN = _COLUMN_INDEX["provider"]
 MODEL_COLUMN = _COLUMN_INDEX["model"]

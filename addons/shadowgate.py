@@ -2,11 +2,14 @@
 
 One path for every request: identify (catalog + wire format) -> decide (policy) -> act -> record.
 
+    Health       readiness and liveness through the proxy port (http://shadowgate.health/)
     TlsGate      decrypt catalogued AI hosts, pass the rest through, record what is not inspected
     Identify     provider, wire format, model, person and key fingerprint; the policy's decision
     Act          block, coach, redirect to the sanctioned gateway, rate-limit, inject headers
     Redact       DLP: secrets and personal data in prompts are redacted, blocked or logged
+    Mcp          MCP tool calls on any decrypted host: audit, server/tool allow-lists, injection screening
     Meter        stream taps and usage parsing; one ai_requests row per AI call
+    Telemetry    OpenTelemetry GenAI spans and metrics over OTLP (off unless switched on)
 """
 
 import sys
@@ -18,7 +21,9 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from addons.act import Act  # noqa: E402
+from addons.health import Health  # noqa: E402
 from addons.identify import Identify  # noqa: E402
+from addons.mcp import Mcp  # noqa: E402
 from addons.meter import Meter  # noqa: E402
 from addons.redact import Redact  # noqa: E402
 from addons.settings import ShadowgateSettings  # noqa: E402
@@ -29,10 +34,12 @@ settings = ShadowgateSettings()
 
 addons = [
     settings,
+    Health(settings),
     TlsGate(settings),
     Identify(settings),
     Act(settings),
     Redact(settings),
+    Mcp(settings),
     Meter(settings),
     Telemetry(settings),
 ]

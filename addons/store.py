@@ -111,6 +111,10 @@ class SegmentWriter:
         # the event loop a GIL hand-off per request. The writer drains on its own clock.
         self._incoming.append((table, row))
 
+    def backlog(self) -> int:
+        """Rows submitted or kept after a failed write, not yet sealed."""
+        return len(self._incoming) + sum(map(len, self._pending.values()))
+
     # --- lifecycle --------------------------------------------------------------------------
 
     def start(self) -> None:
