@@ -29,10 +29,8 @@ from addons.policy import REDIRECT
 from addons.policy import Decision
 from addons.policy import Facts
 from addons.policy import Rule
-from addons.record import POLICY_EVENTS
 from addons.record import FlowRecord
 from addons.settings import ShadowgateSettings
-from addons.store import utc_from_timestamp
 from addons.wireformats import parse_json_body
 
 log = logging.getLogger(__name__)
@@ -351,10 +349,3 @@ class Act:
         if mapped != body.get("model"):
             body["model"] = mapped
             flow.request.text = json.dumps(body)
-
-
-def event_row(event: str, user: str, group: str | None, client_ip: str, host: str, provider: str | None, rule_id: str, detail: str = "") -> tuple:
-    return (utc_from_timestamp(time.time()), event, user, group, client_ip, host, provider, rule_id, detail)
-
-
-__all__ = ["Act", "POLICY_EVENTS", "api_error", "event_row"]
