@@ -190,14 +190,17 @@ class SegmentWriter:
             stopping = self._stopping
             with self._flushed:
                 markers, self._flush_requests = self._flush_requests, []
-            # Everything submitted before the markers were taken is in the deque now.
-            while self._incoming:
-                count = 0
-                while self._incoming and count < self.max_batch_rows:
+            # Take what is queued now, not what arrives while writing: under steady load the
+            # latter would turn one write a second into back-to-back tiny segments.
+            waiting = len(self._incoming)  # includes everything submitted before the markers
+            while True:
+                batch = min(waiting, self.max_batch_rows)
+                for _ in range(batch):
                     self._accept(*self._incoming.popleft())
-                    count += 1
-                self._write_pending(mem)
-            self._write_pending(mem)  # rows kept from a failed write are retried each cycle
+                waiting -= batch
+                self._write_pending(mem)  # also retries rows kept from a failed write
+                if waiting <= 0:
+                    break
             if self._housekeeping is not None and time.monotonic() >= chores_due and not stopping:
                 chores_due = time.monotonic() + self.housekeeping_interval
                 try:
