@@ -104,13 +104,17 @@ class Proxy:
         """The HTTP client the official openai and anthropic SDKs take (they moved to httpx2)."""
         return httpx2.Client(proxy=self.url(user), verify=self.ssl_context(), timeout=30, **kwargs)
 
-    def rows(self, sql_where: str = "true", expect: int | None = None, timeout: float = 10.0) -> list[dict]:
-        """ai_requests rows, waiting until `expect` rows match (the writer seals every second)."""
+    def rows(
+        self, sql_where: str = "true", expect: int | None = None, timeout: float = 10.0, table: str = "ai_requests"
+    ) -> list[dict]:
+        """Rows of a table (ai_requests by default), waiting until `expect` rows match (the writer
+        seals every second)."""
         deadline = time.monotonic() + timeout
         while True:
             con = duckdb.connect(str(self.db), read_only=True)
             try:
-                cur = con.execute(f"SELECT * FROM ai_requests WHERE {sql_where} ORDER BY ts, request_id")
+                order = "ts, request_id" if table != "policy_events" else "ts"
+                cur = con.execute(f"SELECT * FROM {table} WHERE {sql_where} ORDER BY {order}")
                 names = [d[0] for d in cur.description]
                 found = [dict(zip(names, r)) for r in cur.fetchall()]
             finally:

@@ -170,21 +170,8 @@ def test_coach_page_continue_then_pass(enforcing, upstream):
     assert event["event"] == "coach_continue" and event["rule_id"] == "coach-chatgpt" and event["provider"] == "chatgpt"
 
 
-def _events(proxy, user, timeout=10):
-    import duckdb
-
-    deadline = time.monotonic() + timeout
-    while True:
-        con = duckdb.connect(str(proxy.db), read_only=True)
-        try:
-            cur = con.execute("SELECT * FROM policy_events WHERE user_name = ?", [user])
-            names = [d[0] for d in cur.description]
-            rows = [dict(zip(names, r)) for r in cur.fetchall()]
-        finally:
-            con.close()
-        if rows or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.2)
+def _events(proxy, user):
+    return proxy.rows(f"user_name = '{user}'", expect=1, table="policy_events")
 
 
 def test_redirect_to_gateway_swaps_key_maps_model_and_streams(enforcing, upstream):

@@ -122,14 +122,7 @@ def test_coach_interstitial_click_continue_then_pass(fresh_proxy, tmp_path, upst
     browser.wait_for("document.body && document.body.innerText.includes('no fake case')")
     assert any(s.path == "/c/123" for s in upstream.seen[before:])  # still allowed: no second page
 
-    import duckdb
-
-    deadline = time.monotonic() + 10
-    while True:
-        con = duckdb.connect(str(proxy.db), read_only=True)
-        events = con.execute("SELECT event, user_name, provider, rule_id FROM policy_events").fetchall()
-        con.close()
-        if events or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert events == [("coach_continue", "127.0.0.1", "chatgpt", "coach-chatgpt")]
+    events = proxy.rows(expect=1, table="policy_events")
+    assert [(e["event"], e["user_name"], e["provider"], e["rule_id"]) for e in events] == [
+        ("coach_continue", "127.0.0.1", "chatgpt", "coach-chatgpt")
+    ]

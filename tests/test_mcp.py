@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import duckdb
 import httpx2
 import pytest
 import uvicorn
@@ -136,18 +135,7 @@ def run(proxy: Proxy, host: str, body: Callable[[Client], Awaitable[Any]], user:
 
 
 def calls(proxy: Proxy, where: str, expect: int, timeout: float = 10.0) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    while True:
-        con = duckdb.connect(str(proxy.db), read_only=True)
-        try:
-            cur = con.execute(f"SELECT * FROM mcp_calls WHERE {where} ORDER BY ts, request_id")
-            names = [d[0] for d in cur.description]
-            found = [dict(zip(names, r)) for r in cur.fetchall()]
-        finally:
-            con.close()
-        if len(found) >= expect or time.monotonic() > deadline:
-            return found
-        time.sleep(0.2)
+    return proxy.rows(where, expect, timeout, table="mcp_calls")
 
 
 def test_audit_rows_and_tools_list_filtering(mcp_proxy):
