@@ -17,6 +17,7 @@ import datetime as dt
 import fcntl
 import logging
 import os
+import atexit
 import collections
 import socket
 import threading
@@ -134,6 +135,9 @@ class SegmentWriter:
         self.ensure_views()
         self._thread = threading.Thread(target=self._run, name="shadowgate-writer", daemon=True)
         self._thread.start()
+        # mitmdump can exit without a done hook (--options, a start-up error). A daemon thread
+        # killed inside DuckDB at interpreter exit aborts the process, so stop it first.
+        atexit.register(self.close)
 
     def ensure_views(self) -> None:
         """Create or refresh the views in the database file. Another process may hold it open."""
@@ -167,6 +171,7 @@ class SegmentWriter:
     def close(self, timeout: float = 30.0) -> None:
         if self._thread is None:
             return
+        atexit.unregister(self.close)
         self._stopping = True
         self._wake.set()
         self._thread.join(timeout)
