@@ -215,6 +215,8 @@ class Act:
         rec = flow_record(flow)
         if rec is not None:
             decision, facts = rec.decision, rec.policy_facts()
+        elif not self.settings.policy.rules:
+            return  # not an AI call, and no rule could name it: nothing to decide per request
         else:
             # Not an AI call, but on a host the policy names (tenant-restriction headers, blocks).
             host = (flow.client_conn.sni or request.host).lower()

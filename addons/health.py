@@ -23,7 +23,8 @@ class Health:
         self.settings = settings
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.request.pretty_host != HEALTH_HOST or flow.response is not None:
+        # request.host, not pretty_host: no Host header parsing on every flow that is not ours.
+        if flow.request.host != HEALTH_HOST or flow.response is not None:
             return
         if flow.request.path.startswith("/live"):
             flow.response = _json(200, {"status": "live"})
