@@ -88,6 +88,23 @@ def test_unwritable_segments_keep_rows_and_retry(tmp_path):
     writer.close()
 
 
+def test_a_long_outage_sheds_the_oldest_rows_and_counts_them(tmp_path, caplog):
+    writer = SegmentWriter(tmp_path / "x.duckdb", [T], flush_interval=0.05, max_pending_rows=5)
+    writer.start()
+    blocked = tmp_path / "x.segments" / "things" / "day=2026-11-28"
+    blocked.write_text("a file where the day folder should be")
+    now = dt.datetime(2026, 11, 28, 12)
+    for n in range(8):
+        writer.submit("things", (now, "spooled", n))
+    writer.flush()
+    assert writer.rows_dropped == 3 and "3 rows lost so far" in caplog.text
+    assert writer.backlog() == 5
+    blocked.unlink()
+    writer.flush()
+    assert [r[3] for r in rows_in(tmp_path / "x.duckdb")] == [3, 4, 5, 6, 7]
+    writer.close()
+
+
 def test_view_creation_is_skipped_when_another_process_holds_the_file(tmp_path, caplog):
     db = tmp_path / "x.duckdb"
     first = SegmentWriter(db, [T])
