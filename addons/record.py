@@ -19,6 +19,7 @@ from addons.catalog import Provider
 from addons.policy import DEFAULT_DECISION
 from addons.policy import Decision
 from addons.policy import Facts
+from addons.store import Rollup
 from addons.store import Table
 from addons.store import utc_from_timestamp
 from addons.wireformats.base import RequestFacts
@@ -74,6 +75,48 @@ AI_REQUESTS = Table(
         ("dlp_findings", "VARCHAR"),  # counts per type found in the prompt, e.g. "EMAIL:2,JWT:1"; never values
         ("dlp_action", "VARCHAR"),  # redact, block, log, or error (a scan that failed or ran out of time)
     ),
+)
+
+# Daily totals of ai_requests by every dimension the weekly report groups by. They outlive the
+# detail when shadowgate_retention_days drops it, and the report reads them instead of the detail.
+_DAILY = {  # column -> (type, SQL over one ai_requests row); the BIGINT/DOUBLE ones from "requests" on are summed
+    "user_name": ("VARCHAR", "coalesce(user_name, client_ip, '?')"),  # the person, else the client IP
+    "user_group": ("VARCHAR", "coalesce(user_group, '-')"),
+    "host": ("VARCHAR", "host"),
+    "site": ("VARCHAR", "site"),
+    "provider": ("VARCHAR", "provider"),
+    "category": ("VARCHAR", "category"),
+    "wire_format": ("VARCHAR", "wire_format"),
+    "model": ("VARCHAR", "coalesce(model, response_model)"),  # requested model, else the response's
+    "decision": ("VARCHAR", "decision"),
+    "rule_id": ("VARCHAR", "rule_id"),
+    "key_fingerprint": ("VARCHAR", "key_fingerprint"),
+    "key_kind": ("VARCHAR", "key_kind"),
+    "account_hint": ("VARCHAR", "account_hint"),
+    "inspected": ("BOOLEAN", "inspected"),
+    "inspect_note": ("VARCHAR", "inspect_note"),
+    "budget_status": ("VARCHAR", "budget_status"),
+    "dlp_findings": ("VARCHAR", "dlp_findings"),
+    "dlp_action": ("VARCHAR", "dlp_action"),
+    "requests": ("BIGINT", "1"),
+    "errors": ("BIGINT", "coalesce(status_code >= 400 OR error_type IS NOT NULL, false)"),
+    "input_tokens": ("BIGINT", "input_tokens"),
+    "output_tokens": ("BIGINT", "output_tokens"),
+    "cached_input_tokens": ("BIGINT", "cached_input_tokens"),
+    "reasoning_tokens": ("BIGINT", "reasoning_tokens"),
+    "cost_usd": ("DOUBLE", "cost_usd"),
+    "unpriced": ("BIGINT", "cost_usd IS NULL AND coalesce(input_tokens, 0) + coalesce(output_tokens, 0) > 0"),
+    "latency_ms": ("DOUBLE", "latency_ms"),  # summed: divide by requests for the mean
+}
+_FIRST_MEASURE = list(_DAILY).index("requests")
+
+# Daily totals of ai_requests by every dimension the weekly report groups by. They outlive the
+# detail when shadowgate_retention_days drops it; the report reads them for days without detail.
+AI_REQUESTS_DAILY = Rollup(
+    Table("ai_requests_daily", tuple((name, typ) for name, (typ, _) in _DAILY.items())),
+    source="ai_requests",
+    expressions={name: expr for name, (_, expr) in _DAILY.items()},
+    measures=frozenset(list(_DAILY)[_FIRST_MEASURE:]),
 )
 
 # Policy events that are not AI calls: a user clicking "continue" on a coaching page.

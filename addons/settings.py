@@ -40,6 +40,7 @@ from addons.policy import Policy
 from addons.policy import load_policy
 from addons.pricing import Pricing
 from addons.record import AI_REQUESTS
+from addons.record import AI_REQUESTS_DAILY
 from addons.record import MCP_CALLS
 from addons.record import POLICY_EVENTS
 from addons.record import FlowRecord
@@ -53,6 +54,8 @@ from addons.record import RESPONSE_MODEL_COLUMN
 from addons.record import TOKEN_COLUMNS
 from addons.store import SegmentWriter
 from addons.store import compact_closed_days
+from addons.store import drop_expired_days
+from addons.store import summarise_closed_days
 from addons.store import utc_from_timestamp
 from addons.wireformats import PARSERS
 from addons.yamlfile import ConfigError
@@ -66,6 +69,7 @@ DEFAULT_DB = "~/.shadowgate/shadowgate.duckdb"
 # their defaults, dropping every --set value (the database, the policy) without a word.
 _options_in_force: dict[str, object] = {}
 INTERCEPT_MODES = ("catalog", "all")
+SUMMARISE_DAYS_PER_ROUND = 7  # ~0.1 s per day of 10k requests measured (scripts/bench_report.py)
 
 
 class ShadowgateSettings:
@@ -82,6 +86,7 @@ class ShadowgateSettings:
         self.secret = b""
         self.intercept_all = False
         self.max_parse_bytes = 16 * 1024 * 1024
+        self.retention_days = 0
         self._policy_mtime: float | None = None
         self._watcher: asyncio.Task | None = None
         self._running = False
@@ -139,6 +144,15 @@ class ShadowgateSettings:
             default=16 * 1024 * 1024,
             help="Request and response bodies above this size pass through unparsed (usage estimated).",
         )
+        loader.add_option(
+            name="shadowgate_retention_days",
+            typespec=int,
+            default=0,
+            help="""
+            Keep per-request detail (ai_requests, policy_events, mcp_calls) for this many days;
+            older days keep only their daily totals (ai_requests_daily). 0 keeps everything.
+            """,
+        )
 
     def configure(self, updated: set[str]) -> None:
         try:
@@ -166,6 +180,10 @@ class ShadowgateSettings:
             if ctx.options.shadowgate_max_parse_bytes < 0:
                 raise exceptions.OptionsError("shadowgate_max_parse_bytes must be >= 0")
             self.max_parse_bytes = ctx.options.shadowgate_max_parse_bytes
+        if "shadowgate_retention_days" in updated:
+            if ctx.options.shadowgate_retention_days < 0:
+                raise exceptions.OptionsError("shadowgate_retention_days must be >= 0 (0 keeps everything)")
+            self.retention_days = ctx.options.shadowgate_retention_days
         if "shadowgate_fingerprint_key" in updated or self.fingerprinter is None:
             key_path = ctx.options.shadowgate_fingerprint_key or str(
                 Path(ctx.options.confdir).expanduser() / "shadowgate-fingerprint.key"
@@ -197,7 +215,11 @@ class ShadowgateSettings:
 
     def _open_writer(self, db_path: str) -> None:
         writer = SegmentWriter(
-            db_path, [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS], enrich=self._price_rows, housekeeping=self._housekeeping
+            db_path,
+            [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS],
+            rollups=[AI_REQUESTS_DAILY],
+            enrich=self._price_rows,
+            housekeeping=self._housekeeping,
         )
         try:
             writer.start()
@@ -249,7 +271,8 @@ class ShadowgateSettings:
         self.budgets.add(budgets, facts, tokens, value["cost_usd"], value["ts"])
 
     def _housekeeping(self) -> None:
-        """Writer thread, every 30 s: today's budget totals, and one file per finished day."""
+        """Writer thread, every 30 s: today's budget totals; per finished day one file and its
+        daily totals; detail past the retention period dropped (after its totals are safe)."""
         writer = self.writer
         if writer is None:
             return
@@ -257,6 +280,15 @@ class ShadowgateSettings:
         today = dt.datetime.now(dt.UTC).date()
         for table in writer.tables:
             compact_closed_days(writer.segments, table, today)
+        for rollup in writer.rollups:
+            summarise_closed_days(writer.segments, rollup, today, limit=SUMMARISE_DAYS_PER_ROUND)
+        if self.retention_days:
+            keep_from = today - dt.timedelta(days=self.retention_days)
+            rollups = {r.source: r for r in writer.rollups}
+            for table in writer.tables:
+                dropped = drop_expired_days(writer.segments, table, keep_from, rollups.get(table))
+                if dropped:
+                    log.info("shadowgate: retention dropped %d day(s) of %s detail before %s", dropped, table, keep_from)
 
     # --- decide: the policy's rules, then the budgets ---------------------------------------
 

@@ -17,6 +17,7 @@ import datetime as dt
 import fcntl
 import logging
 import os
+import shutil
 import atexit
 import collections
 import socket
@@ -50,6 +51,36 @@ class Table:
         return f'CREATE TABLE "{table_name}" ({cols}{day})'
 
 
+@dataclass(frozen=True, slots=True)
+class Rollup:
+    """A daily aggregate of a detail table, kept when retention drops the detail.
+
+    Every column of `table` has a per-row SQL expression over the detail; the `measures` are
+    summed, the other columns are dimensions grouped by with the day. Summing a measure over
+    rollup rows gives exactly what summing it over the per-row projection of the detail gives,
+    so a reader can mix the two: detail for the days that have it, rollups for the rest.
+    """
+
+    table: Table  # the rollup's own schema ("day" is the hive partition, as for detail)
+    source: str  # the detail table's name
+    expressions: dict[str, str]  # column -> SQL over one detail row
+    measures: frozenset[str]
+
+    def per_row(self, rows: str) -> str:
+        """The detail as rollup-shaped rows, one per detail row (a measure's value for that row)."""
+        types = dict(self.table.columns)
+        cols = ", ".join(f'({self.expressions[c]})::{types[c]} AS "{c}"' for c in self.table.column_names)
+        return f"SELECT day, {cols} FROM {rows}"
+
+    def over(self, rows: str) -> str:
+        """The detail grouped into daily rollup rows."""
+        types = dict(self.table.columns)
+        cols = ", ".join(
+            f'sum("{c}")::{types[c]} AS "{c}"' if c in self.measures else f'"{c}"' for c in self.table.column_names
+        )
+        return f"SELECT day, {cols} FROM ({self.per_row(rows)}) GROUP BY ALL"
+
+
 def segments_dir_for(db_path: str | Path) -> Path:
     db_path = Path(db_path).expanduser().resolve()
     return db_path.with_name(db_path.stem + ".segments")
@@ -72,6 +103,7 @@ class SegmentWriter:
         db_path: str | Path,
         tables: Sequence[Table],
         *,
+        rollups: Sequence[Rollup] = (),
         flush_interval: float = 1.0,
         max_batch_rows: int = 20_000,
         max_pending_rows: int = 1_000_000,
@@ -82,6 +114,7 @@ class SegmentWriter:
         self.db_path = Path(db_path).expanduser().resolve()
         self.segments = segments_dir_for(self.db_path)
         self.tables = {t.name: t for t in tables}
+        self.rollups = tuple(rollups)
         self.flush_interval = flush_interval
         self.max_batch_rows = max_batch_rows
         self.max_pending_rows = max_pending_rows
@@ -130,7 +163,7 @@ class SegmentWriter:
                 stray.unlink(missing_ok=True)
         mem = duckdb.connect()
         try:
-            for table in self.tables.values():
+            for table in (*self.tables.values(), *(r.table for r in self.rollups)):
                 _write_schema_file(mem, table, self.segments)
         finally:
             mem.close()
@@ -159,6 +192,8 @@ class SegmentWriter:
         try:
             for table in self.tables.values():
                 con.execute(view_sql(table, self.segments))
+            for rollup in self.rollups:
+                con.execute(rollup_view_sql(rollup, self.segments))
         finally:
             con.close()
 
@@ -274,16 +309,8 @@ class SegmentWriter:
             folder = self.segments / table.name / f"day={day.isoformat()}"
             folder.mkdir(parents=True, exist_ok=True)
             final = folder / f"{self._instance}-{self._seq:06d}.parquet"
-            tmp = final.with_suffix(".tmp")
-            only_day = "" if len(days) == 1 else "WHERE CAST(ts AS DATE) = $day"
-            mem.execute(
-                f'COPY (SELECT * FROM "{buf}" {only_day}) TO '
-                f"'{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)",
-                {"day": day} if only_day else None,
-            )
-            _fsync(tmp)
-            os.replace(tmp, final)
-            _fsync_dir(folder)
+            only_day = "" if len(days) == 1 else f"WHERE CAST(ts AS DATE) = DATE '{day.isoformat()}'"
+            _seal(mem, f'SELECT * FROM "{buf}" {only_day}', final)
             self.segments_written += 1
         mem.execute(f'DROP TABLE "{buf}"')
         return len(rows)
@@ -320,23 +347,104 @@ def compact_closed_days(segments: Path, table: str, today: dt.date, min_files: i
             if len(files) < min_files:
                 continue
             final = folder / f"compacted-{int(time.time() * 1000)}-{os.getpid()}.parquet"
-            tmp = final.with_suffix(".tmp")
-            con = duckdb.connect()
-            try:
-                con.execute(
-                    f"COPY (SELECT * FROM read_parquet(?, union_by_name = true, hive_partitioning = false)) "
-                    f"TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)",
-                    [[str(f) for f in files]],
-                )
-            finally:
-                con.close()
-            _fsync(tmp)
-            os.replace(tmp, final)
-            _fsync_dir(folder)
+            _seal(None, f"SELECT * FROM read_parquet({_sql_list(files)}, union_by_name = true, "
+                        "hive_partitioning = false)", final)  # fmt: skip
             for f in files:
                 f.unlink(missing_ok=True)
             merged += 1
     return merged
+
+
+def _closed_day_folders(segments: Path, table: str, before: dt.date) -> list[tuple[str, Path]]:
+    """Day folders before `before`, oldest first; folders not named after a date are left alone."""
+    days = []
+    for folder in sorted((segments / table).glob("day=*")):
+        day = folder.name.removeprefix("day=")
+        try:
+            closed = day != SCHEMA_DAY and dt.date.fromisoformat(day) < before
+        except ValueError:
+            continue
+        if closed:
+            days.append((day, folder))
+    return days
+
+
+def _newest_mtime(files: Sequence[Path]) -> float:
+    return max((f.stat().st_mtime for f in files), default=0.0)
+
+
+def summarise_closed_days(segments: Path, rollup: Rollup, today: dt.date, limit: int | None = None) -> int:
+    """Write (or rewrite) the rollup of every finished day whose detail changed since; returns how many.
+
+    Runs after compaction. A late row (another instance sealing just after midnight) makes its
+    detail file newer than the rollup, and the next round rewrites the rollup. `limit` caps the
+    days per call: on the writer thread, a first start on months of history must not hold up
+    the writes for long (rows wait in memory meanwhile), so the backlog goes a few days a round.
+    """
+    written = 0
+    for day, folder in reversed(_closed_day_folders(segments, rollup.source, today)):
+        if limit is not None and written >= limit:
+            break
+        detail = sorted(folder.glob("*.parquet"))
+        if not detail:
+            continue
+        target_dir = segments / rollup.table.name / f"day={day}"
+        current = sorted(target_dir.glob("*.parquet"))
+        if current and _newest_mtime(current) >= _newest_mtime(detail):
+            continue
+        with open(folder / ".compact.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another instance is compacting or summarising this day
+            detail = sorted(folder.glob("*.parquet"))
+            target_dir.mkdir(parents=True, exist_ok=True)
+            rows = f"(SELECT *, DATE '{day}' AS day FROM read_parquet({_sql_list(detail)}, " \
+                   "union_by_name = true, hive_partitioning = false))"  # fmt: skip
+            columns = ", ".join(f'"{c}"' for c in rollup.table.column_names)
+            final = target_dir / f"rollup-{int(time.time() * 1000)}-{os.getpid()}.parquet"
+            _seal(None, f"SELECT {columns} FROM ({rollup.over(rows)})", final)
+            for old in current:
+                old.unlink(missing_ok=True)
+            written += 1
+    return written
+
+
+def drop_expired_days(segments: Path, table: str, before: dt.date, rollup: Rollup | None = None) -> int:
+    """Delete the detail of days before `before`; returns how many days were dropped.
+
+    With a rollup, a day's detail goes only once its rollup is at least as new as the detail, so
+    the daily totals survive. Readers see a day either in detail or in its rollup.
+    """
+    dropped = 0
+    for day, folder in _closed_day_folders(segments, table, before):
+        detail = sorted(folder.glob("*.parquet"))
+        if rollup is not None and detail:
+            summary = list((segments / rollup.table.name / f"day={day}").glob("*.parquet"))
+            if not summary or _newest_mtime(summary) < _newest_mtime(detail):
+                continue  # not summarised yet: the next round does it first
+        with open(folder / ".compact.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue
+            for f in folder.glob("*.parquet"):
+                f.unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        dropped += 1
+    return dropped
+
+
+def rollup_view_sql(rollup: Rollup, segments: Path) -> str:
+    """All days, rollup-shaped: stored rollups, plus the detail of days not summarised yet."""
+    stored = f"read_parquet('{_sql_path(segments / rollup.table.name / '*' / '*.parquet')}', hive_partitioning = true, " \
+             "hive_types = {'day': DATE}, union_by_name = true)"  # fmt: skip
+    live = f'(SELECT * FROM "{rollup.source}" WHERE day NOT IN (SELECT day FROM {stored}))'
+    columns = ", ".join(f'"{c}"' for c in rollup.table.column_names)
+    return (
+        f'CREATE OR REPLACE VIEW "{rollup.table.name}" AS SELECT day, {columns} FROM {stored} '
+        f"UNION ALL SELECT day, {columns} FROM ({rollup.over(live)})"
+    )
 
 
 def _write_schema_file(mem: duckdb.DuckDBPyConnection, table: Table, segments: Path) -> None:
@@ -351,6 +459,26 @@ def _write_schema_file(mem: duckdb.DuckDBPyConnection, table: Table, segments: P
         f"COPY (SELECT * EXCLUDE (day) FROM \"{name}\") TO '{_sql_path(tmp)}' (FORMAT parquet)"
     )
     os.replace(tmp, final)
+
+
+def _seal(con: duckdb.DuckDBPyConnection | None, select: str, final: Path) -> None:
+    """Write a query's result to `final` as it must appear to readers: whole or not at all
+    (a temporary name, fsync, rename, fsync of the folder). Without `con`, a connection of its own."""
+    tmp = final.with_suffix(".tmp")
+    own = con is None
+    con = duckdb.connect() if own else con
+    try:
+        con.execute(f"COPY ({select}) TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
+    finally:
+        if own:
+            con.close()
+    _fsync(tmp)
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+
+
+def _sql_list(paths: Sequence[Path]) -> str:
+    return "[" + ", ".join(f"'{_sql_path(p)}'" for p in paths) + "]"
 
 
 def _sql_path(path: Path) -> str:

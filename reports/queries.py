@@ -1,9 +1,12 @@
 """The weekly report's data: choose the period, open the data, run one SQL query per section.
 
-Every query reads the temporary table `cur` (the period's rows, one scan of the period's `day`
-partitions), except the two history queries (first seen) and the previous period's headline.
-Readable as plain SQL: paste the constants below into the duckdb CLI after creating `cur` with
-CURRENT_SQL (replace the ? with dates).
+The report reads rollup-shaped rows (the ai_requests_daily columns, addons/record.py): the
+detail, one row per request, and for days that retention has reduced to their daily totals,
+those. So a row may stand for many requests: sections sum `requests`.
+Every query reads the temporary table `cur` (the period's rollup rows), except the two history
+queries (first seen) and the previous period's headline. Readable as plain SQL: paste the
+constants below into the duckdb CLI after creating `cur` with CURRENT_SQL (replace the ? with
+dates).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 import duckdb
 
+from addons.record import AI_REQUESTS_DAILY
 from addons.store import SCHEMA_DAY
 from addons.store import segments_dir_for
 
@@ -25,7 +29,6 @@ SANCTIONED, UNAPPROVED, UNKNOWN_STATUS = "sanctioned", "unapproved", "unknown"
 
 # An "app" is a catalog provider; an unlisted AI endpoint is an app of its own, named by its site.
 APP_SQL = "CASE WHEN provider = 'unknown' THEN 'unknown:' || coalesce(site, host, '?') ELSE provider END"
-USER_SQL = "coalesce(user_name, client_ip, '?')"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +129,7 @@ def _plain(value: Any) -> Any:
 
 
 def open_data(db: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
-    """An in-memory connection with views src_requests and src_events over the data.
+    """An in-memory connection with views src_requests, src_daily and src_events over the data.
 
     Through the database file's views when it can be opened; when another process holds the file
     read-write (DuckDB then refuses even readers), straight from the Parquet segments. `db` may
@@ -160,6 +163,7 @@ def open_data(db: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
                     f"CREATE VIEW {view} AS SELECT * FROM read_parquet('{glob}', hive_partitioning = true, "
                     "hive_types = {'day': DATE}, union_by_name = true)"
                 )
+    _daily_views(con, segments)
     if not con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'src_events'").fetchone()[0]:
         con.execute(
             "CREATE VIEW src_events AS SELECT NULL::TIMESTAMP ts, NULL::DATE day, NULL event, NULL user_name, "
@@ -168,22 +172,57 @@ def open_data(db: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
     return con, source
 
 
+def _daily_views(con: duckdb.DuckDBPyConnection, segments: Path) -> None:
+    """src_daily: rollup-shaped rows of every day, from the detail where it exists (one row per
+    request, so nothing is grouped twice) and from the stored daily totals where retention has
+    dropped it. Days are listed from the folders, so each day is read from one side only.
+    """
+    rollup = AI_REQUESTS_DAILY
+    sql = rollup.per_row("src_requests")
+    stored = segments / rollup.table.name
+    if any(_day_folders(stored)):
+        detail_days = list(_day_folders(segments / rollup.source))
+        columns = ", ".join(f'"{c}"' for c in rollup.table.column_names)
+        sql += (
+            f" UNION ALL SELECT day, {columns} FROM read_parquet('{_sql_str(stored / 'day=*' / '*.parquet')}', "
+            "hive_partitioning = true, hive_types = {'day': DATE}, union_by_name = true)"
+        )
+        if detail_days:
+            sql += " WHERE day NOT IN (" + ", ".join(f"DATE '{d}'" for d in detail_days) + ")"
+    con.execute(f"CREATE VIEW src_daily AS {sql}")
+
+
+def _day_folders(table_dir: Path) -> Iterable[str]:
+    """The days with data in a table's folder (not the schema day)."""
+    for folder in sorted(table_dir.glob("day=*")) if table_dir.is_dir() else ():
+        day = folder.name.removeprefix("day=")
+        if day != SCHEMA_DAY and _is_date(day) and any(folder.glob("*.parquet")):
+            yield day
+
+
+def _is_date(text: str) -> bool:
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _sql_str(path: Path) -> str:
     return path.resolve().as_posix().replace("'", "''")
 
 
 # --- the SQL ---------------------------------------------------------------------------------------
 
-# The period's rows with the columns the sections need, plus app and sanctioned status.
+# The period's daily totals with the columns the sections need, plus app and sanctioned status.
 CURRENT_SQL = f"""
 CREATE OR REPLACE TEMP TABLE {{table}} AS
-SELECT day, {USER_SQL} AS user_name, coalesce(user_group, '-') AS user_group, host, site, provider, category,
-       wire_format, coalesce(model, response_model) AS model,
+SELECT day, user_name, user_group, host, site, provider, category, wire_format, model, requests,
        coalesce(input_tokens, 0) + coalesce(output_tokens, 0) AS tokens, input_tokens, output_tokens, cost_usd,
-       decision, rule_id, key_fingerprint, key_kind, account_hint, inspected, inspect_note, budget_status,
-       dlp_findings, dlp_action, {APP_SQL} AS app,
+       unpriced, decision, rule_id, key_fingerprint, key_kind, account_hint, inspected, inspect_note,
+       budget_status, dlp_findings, dlp_action, {APP_SQL} AS app,
        coalesce(ps.status, cs.status, '{UNKNOWN_STATUS}') AS status
-FROM src_requests
+FROM src_daily
 LEFT JOIN provider_status ps USING (provider)
 LEFT JOIN category_status cs USING (category)
 WHERE day >= ? AND day < ?
@@ -191,9 +230,9 @@ WHERE day >= ? AND day < ?
 
 # The previous period, only what its headline needs.
 PREVIOUS_SQL = f"""
-SELECT {USER_SQL} AS user_name, coalesce(input_tokens, 0) + coalesce(output_tokens, 0) AS tokens, cost_usd,
+SELECT user_name, requests, coalesce(input_tokens, 0) + coalesce(output_tokens, 0) AS tokens, cost_usd,
        {APP_SQL} AS app, coalesce(ps.status, cs.status, '{UNKNOWN_STATUS}') AS status
-FROM src_requests
+FROM src_daily
 LEFT JOIN provider_status ps USING (provider)
 LEFT JOIN category_status cs USING (category)
 WHERE day >= ? AND day < ?
@@ -203,8 +242,8 @@ WHERE day >= ? AND day < ?
 # grouping pass over plain columns, then the apps and models from that small table.
 SEEN_SQL = f"""
 CREATE OR REPLACE TEMP TABLE seen AS
-SELECT provider, site, host, coalesce(model, response_model) AS model, min(day) AS first_seen
-FROM src_requests WHERE day > DATE '{SCHEMA_DAY}' AND day < ? GROUP BY ALL
+SELECT provider, site, host, model, min(day) AS first_seen
+FROM src_daily WHERE day > DATE '{SCHEMA_DAY}' AND day < ? GROUP BY ALL
 """
 FIRSTS_SQL = f"""
 CREATE OR REPLACE TEMP TABLE firsts AS
@@ -216,20 +255,23 @@ SELECT NULL, model, min(first_seen), arg_min({APP_SQL}, first_seen), true FROM s
 
 # Headline: active users, requests, tokens, cost, distinct apps, share of requests to apps not sanctioned.
 HEADLINE_SQL = f"""
-SELECT count(DISTINCT user_name) AS active_users, count(*) AS requests, coalesce(sum(tokens), 0) AS tokens,
-       coalesce(sum(cost_usd), 0) AS cost_usd, count(DISTINCT app) AS apps,
-       coalesce(count(*) FILTER (WHERE status <> '{SANCTIONED}') / nullif(count(*), 0), 0) AS unapproved_share
+SELECT count(DISTINCT user_name) AS active_users, coalesce(sum(requests), 0) AS requests,
+       coalesce(sum(tokens), 0) AS tokens, coalesce(sum(cost_usd), 0) AS cost_usd, count(DISTINCT app) AS apps,
+       coalesce(sum(requests) FILTER (WHERE status <> '{SANCTIONED}') / nullif(sum(requests), 0), 0)
+         AS unapproved_share
 FROM {{table}}
 """
 
 # AI apps: who uses each, how much, what the policy did, when it was first seen, the catalog's notes.
+# Blocked/coached/redirected include what observe mode would have done; `observed` says how many.
 APPS_SQL = """
 SELECT c.app, any_value(coalesce(m.name, c.app)) AS name, any_value(c.category) AS category,
-       any_value(c.status) AS status, count(DISTINCT c.user_name) AS users, count(*) AS requests,
+       any_value(c.status) AS status, count(DISTINCT c.user_name) AS users, sum(c.requests) AS requests,
        sum(c.tokens) AS tokens, sum(c.cost_usd) AS cost_usd,
-       count(*) FILTER (WHERE c.decision = 'block') AS blocked,
-       count(*) FILTER (WHERE c.decision = 'coach') AS coached,
-       count(*) FILTER (WHERE c.decision = 'redirect') AS redirected,
+       coalesce(sum(c.requests) FILTER (WHERE c.decision IN ('block', 'would_block')), 0) AS blocked,
+       coalesce(sum(c.requests) FILTER (WHERE c.decision IN ('coach', 'would_coach')), 0) AS coached,
+       coalesce(sum(c.requests) FILTER (WHERE c.decision IN ('redirect', 'would_redirect')), 0) AS redirected,
+       coalesce(sum(c.requests) FILTER (WHERE starts_with(c.decision, 'would_')), 0) AS observed,
        any_value(f.first_seen) AS first_seen, any_value(m.notes) AS notes
 FROM cur c LEFT JOIN provider_meta m USING (provider)
 LEFT JOIN firsts f ON NOT f.by_model AND f.app = c.app
@@ -245,7 +287,7 @@ WHERE first_seen >= ? ORDER BY first_seen, requests DESC, app
 # Unknown AI endpoints (provider 'unknown'): self-hosted or unlisted API-compatible hosts.
 UNKNOWN_ENDPOINTS_SQL = """
 SELECT c.site, c.host, string_agg(DISTINCT c.wire_format, ',' ORDER BY c.wire_format) AS wire_formats,
-       count(DISTINCT c.user_name) AS users, count(*) AS requests, any_value(f.first_seen) AS first_seen,
+       count(DISTINCT c.user_name) AS users, sum(c.requests) AS requests, any_value(f.first_seen) AS first_seen,
        any_value(f.first_seen) >= ? AS new
 FROM cur c LEFT JOIN firsts f ON NOT f.by_model AND f.app = c.app
 WHERE c.provider = 'unknown'
@@ -254,7 +296,7 @@ GROUP BY c.site, c.host ORDER BY requests DESC, c.host
 
 # Models seen for the first time this period, with the app they first appeared on.
 NEW_MODELS_SQL = """
-SELECT f.model, f.first_app AS app, f.first_seen, count(DISTINCT c.user_name) AS users, count(*) AS requests
+SELECT f.model, f.first_app AS app, f.first_seen, count(DISTINCT c.user_name) AS users, sum(c.requests) AS requests
 FROM firsts f JOIN cur c ON c.model = f.model
 WHERE f.by_model AND f.model IS NOT NULL AND f.first_seen >= ?
 GROUP BY ALL ORDER BY f.first_seen, requests DESC, f.model
@@ -263,7 +305,7 @@ GROUP BY ALL ORDER BY f.first_seen, requests DESC, f.model
 # Unapproved usage (apps not sanctioned by the policy) by person, with their three main apps.
 UNAPPROVED_PAIRS_SQL = """
 CREATE OR REPLACE TEMP TABLE unapproved AS
-SELECT user_name, user_group, app, count(*) AS n, sum(tokens) AS t, sum(cost_usd) AS c
+SELECT user_name, user_group, app, sum(requests) AS n, sum(tokens) AS t, sum(cost_usd) AS c
 FROM cur WHERE status <> 'sanctioned' GROUP BY ALL
 """
 UNAPPROVED_BY_SQL = """
@@ -278,51 +320,52 @@ SELECT top.* EXCLUDE (k), main.main_apps FROM top JOIN main USING (k) ORDER BY r
 
 # Cost and tokens by one dimension (provider, model, group or user).
 COST_BY_SQL = """
-SELECT {key}, count(*) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-       sum(tokens) AS tokens, sum(cost_usd) AS cost_usd,
-       count(*) FILTER (WHERE cost_usd IS NULL AND tokens > 0) AS unpriced
+SELECT {key}, sum(requests) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+       sum(tokens) AS tokens, sum(cost_usd) AS cost_usd, sum(unpriced) AS unpriced
 FROM cur GROUP BY {group} ORDER BY {order} {limit}
 """
 
 # The daily trend: requests, active users, tokens, cost per day.
 DAILY_SQL = """
-SELECT day, count(*) AS requests, count(DISTINCT user_name) AS users, sum(tokens) AS tokens, sum(cost_usd) AS cost_usd
+SELECT day, sum(requests) AS requests, count(DISTINCT user_name) AS users, sum(tokens) AS tokens, sum(cost_usd) AS cost_usd
 FROM cur GROUP BY day ORDER BY day
 """
 
 # Requests per day and app (the six biggest apps; the rest as 'other'), for the stacked chart.
 DAILY_APPS_SQL = """
-WITH top AS (SELECT app FROM cur GROUP BY app ORDER BY count(*) DESC, app LIMIT 6)
-SELECT day, CASE WHEN app IN (SELECT app FROM top) THEN app ELSE 'other' END AS app, count(*) AS requests
+WITH top AS (SELECT app FROM cur GROUP BY app ORDER BY sum(requests) DESC, app LIMIT 6)
+SELECT day, CASE WHEN app IN (SELECT app FROM top) THEN app ELSE 'other' END AS app, sum(requests) AS requests
 FROM cur GROUP BY ALL ORDER BY day, requests DESC, app
 """
 
 # DLP findings by type: requests with the type, and the number of findings (counts only, never values).
 DLP_TYPES_SQL = """
-WITH f AS (SELECT user_name, unnest(string_split(dlp_findings, ',')) AS item FROM cur WHERE dlp_findings <> '')
-SELECT split_part(item, ':', 1) AS type, count(*) AS requests,
-       sum(coalesce(TRY_CAST(split_part(item, ':', 2) AS BIGINT), 1)) AS findings, count(DISTINCT user_name) AS users
+WITH f AS (SELECT user_name, requests, unnest(string_split(dlp_findings, ',')) AS item FROM cur
+           WHERE dlp_findings <> '')
+SELECT split_part(item, ':', 1) AS type, sum(requests) AS requests,
+       sum(requests * coalesce(TRY_CAST(split_part(item, ':', 2) AS BIGINT), 1)) AS findings,
+       count(DISTINCT user_name) AS users
 FROM f GROUP BY type ORDER BY findings DESC, type
 """
 
 # DLP by app: requests with findings, findings, and what DLP did (redact, block, log, error).
 DLP_APPS_SQL = """
-WITH f AS (SELECT app, user_name, dlp_action, dlp_findings,
-                  list_sum([coalesce(TRY_CAST(split_part(x, ':', 2) AS BIGINT), 1)
-                            FOR x IN string_split(dlp_findings, ',')]) AS n
+WITH f AS (SELECT app, user_name, requests, dlp_action, dlp_findings,
+                  requests * list_sum([coalesce(TRY_CAST(split_part(x, ':', 2) AS BIGINT), 1)
+                                       FOR x IN string_split(dlp_findings, ',')]) AS n
            FROM cur WHERE dlp_findings <> '' OR dlp_action IS NOT NULL)
-SELECT app, count(*) FILTER (WHERE dlp_findings <> '') AS requests, coalesce(sum(n), 0) AS findings,
-       count(DISTINCT user_name) AS users,
-       count(*) FILTER (WHERE dlp_action = 'redact') AS redacted,
-       count(*) FILTER (WHERE dlp_action = 'block') AS blocked,
-       count(*) FILTER (WHERE dlp_action = 'log') AS logged,
-       count(*) FILTER (WHERE dlp_action = 'error') AS errors
+SELECT app, coalesce(sum(requests) FILTER (WHERE dlp_findings <> ''), 0) AS requests,
+       coalesce(sum(n), 0) AS findings, count(DISTINCT user_name) AS users,
+       coalesce(sum(requests) FILTER (WHERE dlp_action = 'redact'), 0) AS redacted,
+       coalesce(sum(requests) FILTER (WHERE dlp_action = 'block'), 0) AS blocked,
+       coalesce(sum(requests) FILTER (WHERE dlp_action = 'log'), 0) AS logged,
+       coalesce(sum(requests) FILTER (WHERE dlp_action = 'error'), 0) AS errors
 FROM f GROUP BY app ORDER BY findings DESC, app
 """
 
 # Blind spots: AI connections the proxy did not decrypt (pinned apps, passthrough), by host and reason.
 BLIND_SPOTS_SQL = """
-SELECT host, provider, coalesce(inspect_note, '-') AS inspect_note, count(*) AS requests,
+SELECT host, provider, coalesce(inspect_note, '-') AS inspect_note, sum(requests) AS requests,
        count(DISTINCT user_name) AS users, min(day) AS first_day, max(day) AS last_day
 FROM cur WHERE NOT inspected GROUP BY ALL ORDER BY requests DESC, host
 """
@@ -336,26 +379,26 @@ SELECT provider, key_fingerprint, min(key_kind) AS key_kind,
             WHEN bool_or(key_kind IN ('openai-service-account', 'openai-admin', 'anthropic-admin')) THEN 'corporate (key type)'
             WHEN count(DISTINCT user_name) > 1 THEN 'shared key'
             ELSE 'personal?' END AS hint,
-       count(*) AS requests, max(day) AS last_day
+       sum(requests) AS requests, max(day) AS last_day
 FROM cur WHERE key_fingerprint IS NOT NULL
 GROUP BY provider, key_fingerprint ORDER BY provider, users DESC, requests DESC, key_fingerprint
 """
 
 # Budgets near or over their limit: the highest level each person reached per budget.
 BUDGET_SQL = """
-WITH b AS (SELECT user_name, user_group, day, unnest(string_split(budget_status, ',')) AS item
+WITH b AS (SELECT user_name, user_group, day, requests, unnest(string_split(budget_status, ',')) AS item
            FROM cur WHERE budget_status <> '')
 SELECT user_name AS user, min(user_group) AS "group", split_part(item, ':', 1) AS budget,
        split_part(item, ':', 2) AS unit,
        max(TRY_CAST(rtrim(split_part(item, ':', 3), '%') AS INTEGER)) AS max_percent,
-       count(*) AS requests, max(day) AS last_day
+       sum(requests) AS requests, max(day) AS last_day
 FROM b GROUP BY user_name, budget, unit ORDER BY max_percent DESC, user, budget
 """
 
 # Requests refused by a rate-limit or spending budget, per person.
 RATE_LIMITED_SQL = """
 SELECT user_name AS user, min(user_group) AS "group", string_agg(DISTINCT rule_id, ',' ORDER BY rule_id) AS budgets,
-       count(*) AS requests, max(day) AS last_day
+       sum(requests) AS requests, max(day) AS last_day
 FROM cur WHERE decision = 'rate_limit' GROUP BY user_name ORDER BY requests DESC, user
 """
 

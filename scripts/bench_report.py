@@ -6,12 +6,18 @@ Rows are written by DuckDB straight into the proxy's hive layout
 (<db>.segments/ai_requests/day=YYYY-MM-DD/*.parquet, zstd) with every AI_REQUESTS column; the
 database file gets the proxy's views. Usage is power-law: a few users and apps make most calls.
 The report covers the last generated ISO week (and the one before it, for the change).
+
+The report is timed twice: from the detail, as on any recent week; then after the proxy's
+housekeeping has stored every finished day's totals (addons.store.summarise_closed_days, timed)
+and retention has dropped the detail up to the report week's end, so the same week is read from
+its daily totals. Both reports must agree exactly (they are compared).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import shutil
 import sys
 import tempfile
@@ -24,8 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from addons.catalog import load_catalog
 from addons.record import AI_REQUESTS
+from addons.record import AI_REQUESTS_DAILY
 from addons.record import POLICY_EVENTS
 from addons.store import SegmentWriter
+from addons.store import drop_expired_days
+from addons.store import summarise_closed_days
 from reports import queries
 from reports import render
 
@@ -37,7 +46,7 @@ def generate(db: Path, rows: int, weeks: int, users: int, end: dt.date) -> float
     catalog = load_catalog()
     apps = [(p.id, p.category, p.hosts[0] if p.hosts else p.id) for p in list(catalog.providers.values())[:36]]
     apps += [("unknown", None, site) for site in UNKNOWN_SITES]
-    writer = SegmentWriter(db, [AI_REQUESTS, POLICY_EVENTS])
+    writer = SegmentWriter(db, [AI_REQUESTS, POLICY_EVENTS], rollups=[AI_REQUESTS_DAILY])
     writer.start()  # schema files and the database file's views, as the proxy does
     writer.close()
     segments = writer.segments / "ai_requests"
@@ -116,6 +125,31 @@ def generate(db: Path, rows: int, weeks: int, users: int, end: dt.date) -> float
     return time.perf_counter() - t0
 
 
+def time_report(db: Path, week: queries.Period, catalog, runs: int) -> str:
+    """Times the report `runs` times; returns its JSON without the timings, to compare."""
+    for run in range(runs):
+        t0 = time.perf_counter()
+        con, source = queries.open_data(db)
+        report = queries.build_report(con, source, str(db), week, provider_status={"openai": "sanctioned"},
+                                      category_status={}, providers=catalog.providers.values())
+        con.close()
+        t1 = time.perf_counter()
+        renders = {}
+        for name, fn in (("json", render.to_json), ("md", render.to_markdown), ("html", render.to_html),
+                         ("csv", render.csv_files)):
+            t = time.perf_counter()
+            fn(report)
+            renders[name] = 1000 * (time.perf_counter() - t)
+        sections = "  ".join(f"{k}={v:.0f}" for k, v in report.timings_ms.items() if k != "total")
+        formats = "  ".join(f"{k}={v:.0f}" for k, v in renders.items())
+        print(f"run {run + 1}: queries {1000 * (t1 - t0):.0f} ms (open + all sections); render ms: {formats}\n"
+              f"  per section ms: {sections}")
+    doc = json.loads(render.to_json(report), parse_float=lambda x: round(float(x), 6))  # sums in another order
+    doc.pop("timings_ms", None)
+    doc.pop("source", None)
+    return json.dumps(doc, sort_keys=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -143,23 +177,20 @@ def main() -> int:
         print(f"{total_rows:,} rows, {size / 2**20:.0f} MiB on disk ({size / max(total_rows, 1):.0f} bytes/row); "
               f"report week {week.label}: {week_rows:,} rows")
         catalog = load_catalog()
-        for run in range(args.runs):
-            t0 = time.perf_counter()
-            con, source = queries.open_data(db)
-            report = queries.build_report(con, source, str(db), week, provider_status={"openai": "sanctioned"},
-                                          category_status={}, providers=catalog.providers.values())
-            con.close()
-            t1 = time.perf_counter()
-            renders = {}
-            for name, fn in (("json", render.to_json), ("md", render.to_markdown), ("html", render.to_html),
-                             ("csv", render.csv_files)):
-                t = time.perf_counter()
-                fn(report)
-                renders[name] = 1000 * (time.perf_counter() - t)
-            sections = "  ".join(f"{k}={v:.0f}" for k, v in report.timings_ms.items() if k != "total")
-            formats = "  ".join(f"{k}={v:.0f}" for k, v in renders.items())
-            print(f"run {run + 1}: queries {1000 * (t1 - t0):.0f} ms (open + all sections); render ms: {formats}\n"
-                  f"  per section ms: {sections}")
+        print("\n== from the detail")
+        detailed = time_report(db, week, catalog, args.runs)
+        t0 = time.perf_counter()
+        stored = summarise_closed_days(folder / "bench.segments", AI_REQUESTS_DAILY, dt.datetime.now(dt.UTC).date())
+        print(f"\nhousekeeping stored {stored} days of daily totals in {time.perf_counter() - t0:.1f}s")
+        dropped = drop_expired_days(folder / "bench.segments", "ai_requests", week.end, AI_REQUESTS_DAILY)
+        con, source = queries.open_data(db)
+        daily_rows = con.execute("SELECT count(*) FROM src_daily WHERE day >= ? AND day < ?",
+                                 [week.start, week.end]).fetchone()[0]
+        con.close()
+        print(f"\n== from the daily totals after retention dropped {dropped} days of detail "
+              f"({daily_rows:,} rollup rows in the report week)")
+        rolled = time_report(db, week, catalog, args.runs)
+        print(f"\nthe two reports agree: {'yes' if rolled == detailed else 'NO'}")
     finally:
         if not args.keep and not args.dir:
             shutil.rmtree(folder, ignore_errors=True)

@@ -381,6 +381,39 @@ def test_two_instances_data_is_read_as_one(tmp_path):
     assert report_json(db, week="2026-W47")["headline"]["requests"]["value"] == 8
 
 
+def test_after_retention_the_report_is_the_same_from_daily_totals(data, tmp_path):
+    import shutil
+
+    from addons.record import AI_REQUESTS_DAILY
+    from addons.store import drop_expired_days
+    from addons.store import summarise_closed_days
+
+    db, policy = data
+    shutil.copytree(db.with_name("sg.segments"), tmp_path / "sg.segments")
+    segments = tmp_path / "sg.segments"
+    before = report_json(segments, policy, week="2026-W47")
+    assert summarise_closed_days(segments, AI_REQUESTS_DAILY, dt.date(2026, 11, 28)) == len({r[0].date() for r in ROWS})
+    assert drop_expired_days(segments, "ai_requests", dt.date(2026, 11, 23), AI_REQUESTS_DAILY) == 10
+    left = sorted(f.name for f in (segments / "ai_requests").glob("day=*"))
+    assert left == ["day=1970-01-01", "day=2026-11-23"]  # detail only from the retention cut-off on
+    after = report_json(segments, policy, week="2026-W47")
+    for doc in (before, after):
+        doc.pop("timings_ms", None)
+    assert after == before
+    assert after["headline"]["requests"] == {"value": 8, "previous": 3, "change": 5, "change_pct": 166.7}
+
+
+def test_observe_mode_decisions_count_as_what_they_would_have_done(tmp_path):
+    db = write_db(tmp_path / "observe.duckdb", [
+        row("2026-11-17 11:00:00", "bob", "eng", "deepseek", DS, category="api", decision="would_block"),
+        row("2026-11-17 12:00:00", "bob", "eng", "deepseek", DS, category="api", decision="block"),
+        row("2026-11-18 08:00:00", "bob", "eng", "chatgpt", CG, category="chat-web", decision="would_coach"),
+    ])  # fmt: skip
+    apps = {a["app"]: a for a in report_json(db, week="2026-W47")["apps"]}
+    assert (apps["deepseek"]["blocked"], apps["deepseek"]["observed"]) == (2, 1)
+    assert (apps["chatgpt"]["coached"], apps["chatgpt"]["observed"]) == (1, 1)
+
+
 def test_end_to_end_with_a_real_proxy(fresh_proxy):
     proxy = fresh_proxy()
     with proxy.client("alice") as client:

@@ -41,3 +41,43 @@ def test_attribution_map_names_people_and_groups(fresh_proxy, tmp_path):
         assert client.post("https://api.openai.com/v1/chat/completions", json=body).status_code == 200
     [row] = proxy.rows("true", expect=1)
     assert (row["user_name"], row["user_group"], row["client_ip"]) == ("dana", "data-science", "127.0.0.1")
+
+
+def test_negative_retention_is_rejected(fresh_proxy):
+    with pytest.raises(RuntimeError, match="shadowgate_retention_days must be >= 0"):
+        fresh_proxy("--set", "shadowgate_retention_days=-1")
+
+
+def test_retention_keeps_daily_totals_and_drops_old_detail(fresh_proxy, tmp_path):
+    import datetime as dt
+    import time
+
+    import duckdb
+
+    from tests.test_report import row
+    from tests.test_report import write_db
+
+    today = dt.datetime.now(dt.UTC).date()
+    old = [row(f"{today - dt.timedelta(days=d)} 12:00:00", "alice", "eng", "openai", "api.openai.com",
+               input_tokens=10 * d, output_tokens=d, cost_usd=0.5) for d in (1, 5, 6, 6)]  # fmt: skip
+    db = write_db(tmp_path / "kept.duckdb", old)
+    proxy = fresh_proxy("--set", "shadowgate_retention_days=3", db=db)
+    detail = tmp_path / "kept.segments" / "ai_requests"
+    deadline = time.monotonic() + 20
+    while (detail / f"day={today - dt.timedelta(days=5)}").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sorted(p.name for p in detail.glob("day=*")) == ["day=1970-01-01", f"day={today - dt.timedelta(days=1)}"]
+    proxy.stop()
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        daily = con.execute(
+            "SELECT day, requests, input_tokens, output_tokens, cost_usd FROM ai_requests_daily "
+            "WHERE day > '1970-01-01' ORDER BY day"
+        ).fetchall()
+    finally:
+        con.close()
+    assert daily == [
+        (today - dt.timedelta(days=6), 2, 120, 12, 1.0),
+        (today - dt.timedelta(days=5), 1, 50, 5, 0.5),
+        (today - dt.timedelta(days=1), 1, 10, 1, 0.5),
+    ]

@@ -6,6 +6,7 @@ import datetime as dt
 import subprocess
 import sys
 import threading
+import time
 
 import duckdb
 import pytest
@@ -155,3 +156,52 @@ def test_finished_days_are_merged_into_one_file_without_losing_rows(tmp_path):
     assert len(list((folder / "day=2026-11-28").glob("*.parquet"))) == 5  # today is still being written
     assert rows_in(tmp_path / "x.duckdb") == before
     assert compact_closed_days(tmp_path / "x.segments", "things", dt.date(2026, 11, 28)) == 0
+
+
+def test_retention_drops_detail_but_the_daily_totals_stay_exact(tmp_path):
+    from addons.store import Rollup
+    from addons.store import drop_expired_days
+    from addons.store import summarise_closed_days
+
+    per_day = Rollup(
+        Table("things_daily", (("name", "VARCHAR"), ("rows", "BIGINT"), ("n", "BIGINT"))),
+        source="things",
+        expressions={"name": "name", "rows": "1", "n": "n"},
+        measures=frozenset({"rows", "n"}),
+    )
+    db, segments = tmp_path / "x.duckdb", tmp_path / "x.segments"
+    writer = SegmentWriter(db, [T], rollups=[per_day], flush_interval=0.05)
+    writer.start()
+    days = [dt.datetime(2026, 11, d, 12) for d in (25, 26, 27, 28)]
+    for n in range(40):
+        writer.submit("things", (days[n % 4], "ab"[n % 2], n))
+    assert writer.flush()
+
+    def totals():
+        con = duckdb.connect(str(db), read_only=True)
+        try:
+            return con.execute("SELECT day, name, rows, n FROM things_daily WHERE day > '1970-01-01' ORDER BY ALL").fetchall()
+        finally:
+            con.close()
+
+    expected = totals()  # before any rollup is stored: computed from the detail by the view
+    assert [r[2] for r in expected] == [10, 10, 10, 10] and sum(r[3] for r in expected) == sum(range(40))
+    today = dt.date(2026, 11, 28)
+    # Retention never drops a day whose totals are not stored yet.
+    assert drop_expired_days(segments, "things", dt.date(2026, 11, 27), per_day) == 0
+    assert summarise_closed_days(segments, per_day, today) == 3
+    assert summarise_closed_days(segments, per_day, today) == 0  # nothing changed since
+    assert totals() == expected
+    # A late row for a finished day (another instance sealing after midnight) refreshes its totals.
+    time.sleep(0.01)
+    writer.submit("things", (days[1], "b", 1000))
+    assert writer.flush()
+    assert summarise_closed_days(segments, per_day, today) == 1
+    expected = totals()
+    assert (dt.date(2026, 11, 26), "b", 11, sum(range(1, 40, 4)) + 1000) in expected
+
+    assert drop_expired_days(segments, "things", dt.date(2026, 11, 27), per_day) == 2
+    assert sorted(p.name for p in (segments / "things").glob("day=*")) == ["day=1970-01-01", "day=2026-11-27", "day=2026-11-28"]
+    assert totals() == expected
+    assert [r[1] for r in rows_in(db)][:1] == [dt.date(2026, 11, 27)]  # detail from the 27th on
+    writer.close()
