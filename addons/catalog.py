@@ -64,6 +64,7 @@ def normalise_host(host: str) -> str:
     return host.rstrip(".")
 
 
+@functools.lru_cache(maxsize=8192)  # tldextract costs ~25 µs a call, and hosts repeat
 def site_of(host: str) -> str:
     """The registrable domain ('evil.example' for 'api.openai.com.evil.example'), else the host."""
     host = normalise_host(host)

@@ -20,6 +20,7 @@ from addons.record import FlowRecord
 from addons.settings import ShadowgateSettings
 from addons.wireformats import PARSERS
 from addons.wireformats import parse_json_body
+from addons.wireformats.common import header_map
 
 METADATA_KEY = "shadowgate"
 # Bodies above this are parsed off the event loop so one huge prompt cannot stall other flows.
@@ -53,7 +54,7 @@ class Identify:
         client_ip = str(flow.client_conn.peername[0]).removeprefix("::ffff:") if flow.client_conn.peername else ""
         proxy_user = (flow.metadata.get("proxyauth") or (None,))[0]
         path, _, query = request.path.partition("?")
-        headers = request.headers
+        headers = header_map(request.headers)  # attribution asks for a dozen names, most absent
         fingerprinter = self.settings.fingerprinter
         rec = FlowRecord(
             started=request.timestamp_start,

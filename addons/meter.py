@@ -25,6 +25,7 @@ from addons.record import ai_request_row
 from addons.settings import ShadowgateSettings
 from addons.wireformats import PARSERS
 from addons.wireformats import parse_json_body
+from addons.wireformats.common import header_map
 from addons.wireformats.base import ResponseFacts
 from addons.wireformats.base import StreamParser
 from addons.wireformats.base import Usage
@@ -115,13 +116,14 @@ class Meter:
             response.stream = True
             return
         started = time.perf_counter_ns()
-        content_type = (response.headers.get("content-type") or "").lower()
+        headers = header_map(response.headers)
+        content_type = headers.get("content-type", "").lower()
         streaming = (
             content_type.startswith(_STREAM_TYPES)
             or rec.route.streaming_from_path
             or (rec.facts is not None and rec.facts.streaming)
         )
-        length = response.headers.get("content-length", "")
+        length = headers.get("content-length", "")
         too_big = length.isdigit() and int(length) > self.settings.max_parse_bytes
         if streaming or too_big:
             parser = None
@@ -131,10 +133,10 @@ class Meter:
                 except Exception:
                     parser = None
             transform = None
-            encoding = response.headers.get("content-encoding", "identity")
-            if rec.restore is not None and encoding in ("", "identity") and "eventstream" not in content_type:
+            encoding = headers.get("content-encoding")
+            if rec.restore is not None and encoding in (None, "", "identity") and "eventstream" not in content_type:
                 transform = stream_restorer(rec.route.parser, content_type, rec)
-            response.stream = StreamTap(parser, response.headers.get("content-encoding"), transform)
+            response.stream = StreamTap(parser, encoding, transform)
         rec.overhead_ns += time.perf_counter_ns() - started
 
     def response(self, flow: http.HTTPFlow) -> None:

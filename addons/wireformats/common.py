@@ -25,6 +25,18 @@ from .framing import framing_for
 _MAX_DEPTH = 8  # prompt structures are shallow; deeper nesting is not prompt text
 
 
+def header_map(headers: Any) -> dict[str, str]:
+    """mitmproxy Headers as a plain dict with lower-case names (the first of repeated names wins).
+
+    Each Headers lookup costs several µs; a hook that asks for many names, most of them absent,
+    pays less for one pass over the raw fields.
+    """
+    return {
+        name.decode("ascii", "replace").lower(): value.decode("utf-8", "surrogateescape")
+        for name, value in reversed(headers.fields)
+    }
+
+
 def as_int(value: Any) -> int | None:
     """A token count, or None (bools, negatives, strings and fractional floats are not counts)."""
     if isinstance(value, bool):
