@@ -41,6 +41,7 @@ from addons.policy import load_policy
 from addons.pricing import Pricing
 from addons.record import AI_REQUESTS
 from addons.record import MCP_CALLS
+from addons.record import MCP_TOOLS
 from addons.record import POLICY_EVENTS
 from addons.record import FlowRecord
 from addons.record import Outcome
@@ -197,7 +198,7 @@ class ShadowgateSettings:
 
     def _open_writer(self, db_path: str) -> None:
         writer = SegmentWriter(
-            db_path, [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS], enrich=self._price_rows, housekeeping=self._housekeeping
+            db_path, [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, MCP_TOOLS], enrich=self._price_rows, housekeeping=self._housekeeping
         )
         try:
             writer.start()
