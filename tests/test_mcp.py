@@ -321,19 +321,28 @@ def test_observe_mode_records_but_does_not_enforce(tmp_path, fresh_proxy, test_c
     with mcp_server(tmp_path, test_ca, json_response=False) as port:
         proxy = fresh_proxy("--set", f"shadowgate_policy={policy}", upstream_port=port)
 
-        async def body(client: Client) -> tuple[list[str], str]:
+        async def body(client: Client) -> tuple[list[str], str, str]:
             tools = await client.list_tools()
             deleted = await client.call_tool("delete_repo", {"name": "prod"})
-            return sorted(t.name for t in tools.tools), deleted.content[0].text
+            echoed = await client.call_tool("echo", {"text": f"raw {ARG_SECRET}"})
+            return sorted(t.name for t in tools.tools), deleted.content[0].text, echoed.content[0].text
 
-        names, deleted = run(proxy, CORP, body)
+        names, deleted, echoed = run(proxy, CORP, body)
         assert names == ["big", "delete_repo", "echo", "fetch_page", "leak"] and deleted == "deleted prod"
-        rows = calls(proxy, "method IN ('tools/list', 'tools/call')", 2)
-        assert sorted((r["method"], r["decision"], r["rule_id"]) for r in rows) == [
-            ("tools/call", "would_block", "mcp:corp:tools"),
-            ("tools/list", "would_filter", "mcp:corp:tools"),
+        assert echoed == f"raw {ARG_SECRET}"  # observe: DLP changes nothing either
+        rows = calls(proxy, "method IN ('tools/list', 'tools/call')", 3)
+        assert sorted((r["method"], r["tool_name"], r["decision"], r["rule_id"], r["dlp_action"]) for r in rows) == [
+            ("tools/call", "delete_repo", "would_block", "mcp:corp:tools", None),
+            ("tools/call", "echo", "allow", "mcp:corp", "would_redact"),
+            ("tools/list", None, "would_filter", "mcp:corp:tools", None),
         ]
+        [echo] = [r for r in rows if r["tool_name"] == "echo"]
+        assert echo["arguments"].startswith("[not stored") and echo["result"].startswith("[not stored")
+        [filtered] = proxy.rows("tool_name = 'delete_repo'", 1, table="mcp_tools")
+        assert (filtered["filtered"], filtered["rule_id"]) == (True, "mcp:corp:tools")  # would be filtered
         proxy.stop()
+        for path in proxy.db.parent.rglob("*"):
+            assert not path.is_file() or ARG_SECRET.encode() not in path.read_bytes(), path
 
 
 def test_group_scoped_rules_and_advertised_tools(mcp_proxy):
@@ -350,19 +359,19 @@ def test_group_scoped_rules_and_advertised_tools(mcp_proxy):
     }
 
     async def listed(client: Client) -> list[str]:
+        await client.list_tools()  # the same answer twice in a session is recorded once
         return sorted(t.name for t in (await client.list_tools()).tools)
 
     assert "delete_repo" not in run(mcp_proxy, CORP, listed, user="hank")  # everyone else: the corp entry
-    tools = {
-        (r["user_name"], r["tool_name"]): r
-        for r in mcp_proxy.rows("user_name IN ('sam', 'hank')", 10, table="mcp_tools")
-    }
-    assert len(tools) == 10, tools  # five advertised tools each
+    # mcp_tools rows are written as the answer passes, before its call's row: these are all there is.
+    first, second = calls(mcp_proxy, "user_name = 'hank' AND method = 'tools/list'", 2)
+    rows = mcp_proxy.rows("user_name IN ('sam', 'hank')", 10, table="mcp_tools")
+    tools = {(r["user_name"], r["tool_name"]): r for r in rows}
+    assert len(rows) == len(tools) == 10, rows  # five advertised tools each, hank's second answer not again
     assert (tools[("sam", "delete_repo")]["filtered"], tools[("hank", "delete_repo")]["filtered"]) == (False, True)
     assert tools[("hank", "delete_repo")]["rule_id"] == "mcp:corp:tools"
     assert tools[("hank", "echo")]["filtered"] is False and tools[("hank", "echo")]["server_name"] == "corp-tools"
-    [list_call] = calls(mcp_proxy, "user_name = 'hank' AND method = 'tools/list'", 1)
-    assert tools[("hank", "echo")]["request_id"] == list_call["request_id"]
+    assert tools[("hank", "echo")]["request_id"] == first["request_id"] != second["request_id"]
 
     # A server entry only for a group: nobody else may use the server at all.
     with pytest.raises(BaseException) as refused:
