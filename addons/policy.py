@@ -161,6 +161,9 @@ class McpServer:
     max_argument_bytes: int | None = None
     max_result_bytes: int | None = None
     injection: str = "flag"  # tool results with injection patterns: flag (record) or block
+    # Who this entry is for (user, group, client), matched as rules match. Entries for one host
+    # are tried in order, so a group's own entry goes before everyone's.
+    match: Match = field(default_factory=Match)
 
     def matches_host(self, host: str) -> bool:
         return any(fnmatch.fnmatchcase(host, p) for p in self.hosts)
@@ -177,12 +180,26 @@ class McpPolicy:
 
     servers: tuple[McpServer, ...] = ()
     unlisted: str = BLOCK  # MCP servers on no listed host: block or allow (servers listed at all)
+    # Opt-in: tool arguments and results (after DLP) stored in mcp_calls, cut to this many characters.
+    store_content: bool = False
+    store_max_chars: int = 4096
 
     def server_for(self, host: str) -> McpServer | None:
+        """The first entry listing this host, whoever asks (what is decrypted, what is listed)."""
         for server in self.servers:
             if server.matches_host(host):
                 return server
         return None
+
+    def server_for_facts(self, facts: Facts) -> tuple[McpServer | None, McpServer | None]:
+        """(the first entry for this host whose match fits the person, the first entry for the host)."""
+        first = None
+        for server in self.servers:
+            if server.matches_host(facts.host):
+                first = first or server
+                if server.match.check(facts) is None:
+                    return server, first
+        return None, first
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,8 +304,9 @@ def _in_networks(ip: str | None, networks: Iterable[ipaddress.IPv4Network | ipad
 
 _KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp"}
 _MCP_SERVER_KEYS = {
-    "id", "host", "allow_tools", "deny_tools", "max_argument_bytes", "max_result_bytes", "injection"
+    "id", "host", "match", "allow_tools", "deny_tools", "max_argument_bytes", "max_result_bytes", "injection"
 }
+_MCP_MATCH_KEYS = {"user", "group", "client"}  # an MCP call has no provider, model or wire format
 _MATCH_KEYS = {"provider", "category", "host", "wire_format", "model", "user", "group", "client"}
 _RULE_KEYS = {"id", "match", "action", "message", "alternative", "coach", "gateway", "browser_url", "headers"}
 _BUDGET_KEYS = {"id", "per", "match", "tokens_per_day", "usd_per_day", "requests_per_minute", "warn_at"}
@@ -327,14 +345,20 @@ def load_policy(path: str | Path) -> Policy:
 def _mcp(path: str | Path, raw: Any) -> McpPolicy:
     if not isinstance(raw, dict):
         raise ConfigError(path, line_of(raw), "mcp must be a mapping")
-    _no_unknown_keys(path, raw, {"servers", "unlisted"}, "mcp")
+    _no_unknown_keys(path, raw, {"servers", "unlisted", "store_content", "store_max_chars"}, "mcp")
     unlisted = raw.get("unlisted", BLOCK)
     if unlisted not in (BLOCK, ALLOW):
         raise ConfigError(path, line_of_key(raw, "unlisted"), "mcp.unlisted must be block or allow")
+    store = raw.get("store_content", False)
+    if not isinstance(store, bool):
+        raise ConfigError(path, line_of_key(raw, "store_content"), "mcp.store_content must be true or false")
+    max_chars = raw.get("store_max_chars", 4096)
+    if not isinstance(max_chars, int) or isinstance(max_chars, bool) or not 0 < max_chars <= 1_000_000:
+        raise ConfigError(path, line_of_key(raw, "store_max_chars"), "mcp.store_max_chars must be a whole number from 1 to 1000000")
     servers = _list(path, raw, "servers")
     parsed = tuple(_mcp_server(path, s) for s in servers)
     _unique_ids(path, parsed)
-    return McpPolicy(servers=parsed, unlisted=unlisted)
+    return McpPolicy(servers=parsed, unlisted=unlisted, store_content=store, store_max_chars=max_chars)
 
 
 def _mcp_server(path: str | Path, raw: Any) -> McpServer:
@@ -359,6 +383,11 @@ def _mcp_server(path: str | Path, raw: Any) -> McpServer:
     injection = raw.get("injection", "flag")
     if injection not in MCP_INJECTION_ACTIONS:
         raise ConfigError(path, line_of_key(raw, "injection"), f"mcp server {server_id!r}: injection must be flag or block")
+    match = raw.get("match")
+    if isinstance(match, dict) and set(map(str, match)) - _MCP_MATCH_KEYS:
+        raise ConfigError(
+            path, line_of_key(raw, "match"), f"mcp server {server_id!r}: match takes {', '.join(sorted(_MCP_MATCH_KEYS))}"
+        )
     return McpServer(
         id=server_id,
         line=line,
@@ -368,6 +397,7 @@ def _mcp_server(path: str | Path, raw: Any) -> McpServer:
         max_argument_bytes=raw.get("max_argument_bytes"),
         max_result_bytes=raw.get("max_result_bytes"),
         injection=injection,
+        match=_match(path, match, f"mcp server {server_id}", line),
     )
 
 

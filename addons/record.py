@@ -136,7 +136,8 @@ POLICY_EVENTS = Table(
     ),
 )
 
-# One row per JSON-RPC request to an MCP server (addons/mcp.py). Sizes only: no arguments or results.
+# One row per JSON-RPC request to an MCP server (addons/mcp.py). Sizes only; arguments and results
+# only when the policy opts in (mcp.store_content), after DLP, cut to mcp.store_max_chars.
 MCP_CALLS = Table(
     "mcp_calls",
     (
@@ -159,6 +160,29 @@ MCP_CALLS = Table(
         ("decision", "VARCHAR"),  # allow, block, or would_block (observe mode)
         ("rule_id", "VARCHAR"),
         ("injection_flags", "VARCHAR"),  # e.g. "instruction,tag_chars,exfil_url"
+        ("dlp_findings", "VARCHAR"),  # counts per type in arguments and result, e.g. "EMAIL:2"; never values
+        ("dlp_action", "VARCHAR"),  # redact, block, log, error, or would_* (observe mode)
+        ("transport", "VARCHAR"),  # streamable-http, or sse (the 2024-11-05 HTTP+SSE transport)
+        ("arguments", "VARCHAR"),  # opt-in (mcp.store_content): the arguments after DLP, truncated
+        ("result", "VARCHAR"),  # opt-in: the result after DLP, truncated
+    ),
+)
+
+# The tools an MCP server advertised in a tools/list answer: one row per tool per distinct answer
+# in a session, with whether the policy filtered it out for the person asking.
+MCP_TOOLS = Table(
+    "mcp_tools",
+    (
+        ("ts", "TIMESTAMP"),
+        ("request_id", "VARCHAR"),  # the tools/list call's mcp_calls.request_id
+        ("user_name", "VARCHAR"),
+        ("user_group", "VARCHAR"),
+        ("host", "VARCHAR"),
+        ("server_name", "VARCHAR"),
+        ("session_id", "VARCHAR"),
+        ("tool_name", "VARCHAR"),
+        ("filtered", "BOOLEAN"),  # removed from the answer by the policy (or would be, in observe mode)
+        ("rule_id", "VARCHAR"),
     ),
 )
 

@@ -10,6 +10,7 @@ mitmproxy would forward a flow whose hook raised.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import re
@@ -42,7 +43,7 @@ TEXT_KEYS = frozenset(
 # Subtrees that are media or opaque tokens, never text.
 SKIP_KEYS = frozenset(
     {"image_url", "inlineData", "inline_data", "fileData", "file_data", "source", "data", "b64_json",
-     "encrypted_content", "signature", "audio", "input_audio", "image", "images", "file"}
+     "encrypted_content", "signature", "audio", "input_audio", "image", "images", "file", "blob"}
 )
 SCAN_IN_THREAD_CHARS = 64 * 1024
 
@@ -51,8 +52,20 @@ class ScanFailed(Exception):
     pass
 
 
-def scan_json(body: Any, scanner: Scanner, placeholders: Placeholders, dlp: DlpPolicy, deadline: float) -> tuple[Any, Counter, set[str]]:
-    """Redact the free text of a JSON body in place. Returns (body, counts by type, actions taken)."""
+@functools.cache
+def shared_scanner() -> Scanner:
+    """The one Scanner every addon uses, built on first use (it compiles every detector)."""
+    return Scanner()
+
+
+def scan_json(
+    body: Any, scanner: Scanner, placeholders: Placeholders, dlp: DlpPolicy, deadline: float, *, every_string: bool = False
+) -> tuple[Any, Counter, set[str]]:
+    """Redact the free text of a JSON body. Returns (body, counts by type, actions taken).
+
+    every_string: every string value is text, whatever its key (MCP tool arguments: a tool's
+    `data` or `name` argument is whatever the model wrote there).
+    """
     counts: Counter = Counter()
     actions: set[str] = set()
 
@@ -73,6 +86,8 @@ def scan_json(body: Any, scanner: Scanner, placeholders: Placeholders, dlp: DlpP
                 to_redact.append(f)
         return redact(text, to_redact, placeholders.for_text(text)) if to_redact else text
 
+    skip, not_text = (frozenset(), frozenset()) if every_string else (SKIP_KEYS, _NOT_TEXT)
+
     def walk(node: Any, is_text: bool) -> Any:
         if isinstance(node, str):
             return clean(node) if is_text else node
@@ -80,12 +95,27 @@ def scan_json(body: Any, scanner: Scanner, placeholders: Placeholders, dlp: DlpP
             return [walk(item, is_text) for item in node]
         if isinstance(node, dict):
             return {
-                key: value if key in SKIP_KEYS else walk(value, key in TEXT_KEYS or (is_text and key not in _NOT_TEXT))
+                key: value if key in skip else walk(value, key in TEXT_KEYS or (is_text and key not in not_text))
                 for key, value in node.items()
             }
         return node
 
-    return walk(body, False), counts, actions
+    return walk(body, every_string), counts, actions
+
+
+def dlp_verdict(counts: Counter, actions: set[str], dlp: DlpPolicy, observe: bool) -> tuple[str, str, list[str]]:
+    """What a scan's findings come to: (dlp_findings column, dlp_action column, the types that block).
+
+    The types list is empty unless the request must be refused (a blocking type, not observe mode).
+    """
+    findings = ",".join(f"{t}:{n}" for t, n in sorted(counts.items()))
+    if "block" in actions:
+        if observe:
+            return findings, "would_block", []
+        return findings, "block", sorted(t for t in counts if dlp.action_for(t, TYPES.get(t, "pii")) == "block")
+    if "redact" in actions:
+        return findings, "would_redact" if observe else "redact", []
+    return findings, "log", []
 
 
 # Inside text-bearing structures (a content block), these keys still are not text.
@@ -224,13 +254,10 @@ class Redact:
 
     def __init__(self, settings: ShadowgateSettings) -> None:
         self.settings = settings
-        self._scanner: Scanner | None = None
 
     @property
     def scanner(self) -> Scanner:
-        if self._scanner is None:
-            self._scanner = Scanner()
-        return self._scanner
+        return shared_scanner()
 
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         # Returns a coroutine only when there is something to scan: with DLP off, a flow pays
@@ -277,16 +304,12 @@ class Redact:
             cleaned, counts, actions = run()
         if not counts:
             return
-        rec.dlp_findings = ",".join(f"{t}:{n}" for t, n in sorted(counts.items()))
-        observe = self.settings.policy.observe
-        if "block" in actions:
-            rec.dlp_action = "would_block" if observe else "block"
-            if not observe:
-                found = ", ".join(sorted(t for t in counts if dlp.action_for(t, TYPES.get(t, "pii")) == "block"))
-                flow.response = api_error(rec.route.parser, 403, f"shadowgate: the prompt contains {found}; company policy does not allow sending it to {rec.host}.")
+        rec.dlp_findings, rec.dlp_action, blocking = dlp_verdict(counts, actions, dlp, self.settings.policy.observe)
+        if blocking:
+            found = ", ".join(blocking)
+            flow.response = api_error(rec.route.parser, 403, f"shadowgate: the prompt contains {found}; company policy does not allow sending it to {rec.host}.")
             return
-        if "redact" in actions and not observe:
-            rec.dlp_action = "redact"
+        if rec.dlp_action == "redact":
             if body is not None:
                 request.text = json.dumps(cleaned, ensure_ascii=False)
             else:
@@ -295,8 +318,6 @@ class Redact:
                 rec.restore = json_escaped(placeholders)
                 rec.placeholders = placeholders
                 request.headers["accept-encoding"] = "identity"  # restore needs plain text
-            return
-        rec.dlp_action = "would_redact" if observe and "redact" in actions else "log"
 
     def response(self, flow: http.HTTPFlow) -> None:
         rec = flow_record(flow)

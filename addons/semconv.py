@@ -37,6 +37,23 @@ GEN_AI_SYSTEM_INSTRUCTIONS = "gen_ai.system_instructions"
 # describe (e.g. a chat app's own web API). The semconv allows custom values.
 OPERATION_UNKNOWN = "unknown"
 
+# --- MCP tool calls (semantic-conventions-genai docs/gen-ai/mcp.md, Development) ---
+# Spans are named `execute_tool {gen_ai.tool.name}` (the GenAI execute_tool span, which the MCP
+# client span is compatible with; the MCP page alone would name it `tools/call {tool}`).
+OPERATION_EXECUTE_TOOL = "execute_tool"
+GEN_AI_TOOL_NAME = "gen_ai.tool.name"
+# gen_ai.tool.call.id is the model's id for the call; MCP traffic never carries it, so the
+# JSON-RPC id goes in jsonrpc.request.id instead.
+JSONRPC_REQUEST_ID = "jsonrpc.request.id"
+RPC_RESPONSE_STATUS_CODE = "rpc.response.status_code"  # the JSON-RPC error code, when there is one
+MCP_METHOD_NAME = "mcp.method.name"
+MCP_SESSION_ID = "mcp.session.id"
+MCP_PROTOCOL_VERSION = "mcp.protocol.version"
+NETWORK_PROTOCOL_NAME = "network.protocol.name"
+NETWORK_TRANSPORT = "network.transport"
+ERROR_TYPE_TOOL = "tool_error"  # a tools/call result with isError: true
+ERROR_TYPE_OTHER = "_OTHER"
+
 # --- span and metric attributes: general (Stable) ---
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
@@ -54,6 +71,8 @@ SG_CATEGORY = "shadowgate.category"  # the catalog's category: api, chat-web, ..
 SG_COST_USD = "shadowgate.cost_usd"
 SG_USAGE_ESTIMATED = "shadowgate.usage_estimated"
 SG_INSPECTED = "shadowgate.inspected"
+SG_MCP_SERVER_NAME = "shadowgate.mcp.server_name"  # serverInfo.name from the session's initialize
+SG_MCP_TRANSPORT = "shadowgate.mcp.transport"  # streamable-http, or sse (2024-11-05)
 # DLP findings by type, once DLP exists: span attribute shadowgate.dlp.findings.<type> = count,
 # and the SG_DLP_FINDINGS counter with SG_DLP_FINDING_TYPE. Nothing fills them yet.
 SG_DLP_FINDINGS_PREFIX = "shadowgate.dlp.findings."
@@ -66,6 +85,7 @@ METRIC_TIME_TO_FIRST_CHUNK = "gen_ai.client.operation.time_to_first_chunk"  # hi
 METRIC_DECISIONS = "shadowgate.decisions"  # counter, {request}, by shadowgate.decision
 METRIC_COST = "shadowgate.cost"  # counter, USD
 METRIC_DLP_FINDINGS = "shadowgate.dlp.findings"  # counter, {finding}, by shadowgate.dlp.finding_type
+METRIC_MCP_CLIENT_OPERATION_DURATION = "mcp.client.operation.duration"  # histogram, s, every MCP request
 
 UNIT_SECONDS = "s"
 UNIT_TOKENS = "{token}"
@@ -80,5 +100,7 @@ DURATION_BUCKETS: tuple[float, ...] = (
 TOKEN_BUCKETS: tuple[float, ...] = (
     1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
 )  # fmt: skip
+# Advisory ExplicitBucketBoundaries of mcp.client.operation.duration.
+MCP_DURATION_BUCKETS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300)
 # Time to first chunk uses the duration buckets.
 TIME_TO_FIRST_CHUNK_BUCKETS = DURATION_BUCKETS

@@ -42,6 +42,7 @@ from addons.pricing import Pricing
 from addons.record import AI_REQUESTS
 from addons.record import AI_REQUESTS_DAILY
 from addons.record import MCP_CALLS
+from addons.record import MCP_TOOLS
 from addons.record import POLICY_EVENTS
 from addons.record import FlowRecord
 from addons.record import Outcome
@@ -216,7 +217,7 @@ class ShadowgateSettings:
     def _open_writer(self, db_path: str) -> None:
         writer = SegmentWriter(
             db_path,
-            [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS],
+            [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, MCP_TOOLS],
             rollups=[AI_REQUESTS_DAILY],
             enrich=self._price_rows,
             housekeeping=self._housekeeping,

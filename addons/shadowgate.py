@@ -7,9 +7,9 @@ One path for every request: identify (catalog + wire format) -> decide (policy) 
     Identify     provider, wire format, model, person and key fingerprint; the policy's decision
     Act          block, coach, redirect to the sanctioned gateway, rate-limit, inject headers
     Redact       DLP: secrets and personal data in prompts are redacted, blocked or logged
-    Mcp          MCP tool calls on any decrypted host: audit, server/tool allow-lists, injection screening
+    Mcp          MCP tool calls on any decrypted host: audit, per-person server/tool allow-lists, DLP, injection screening
     Meter        stream taps and usage parsing; one ai_requests row per AI call
-    Telemetry    OpenTelemetry GenAI spans and metrics over OTLP (off unless switched on)
+    Telemetry    OpenTelemetry GenAI spans and metrics over OTLP (off unless switched on), MCP tool calls too
 """
 
 import sys
@@ -31,6 +31,7 @@ from addons.telemetry import Telemetry  # noqa: E402
 from addons.tlsgate import TlsGate  # noqa: E402
 
 settings = ShadowgateSettings()
+telemetry = Telemetry(settings)
 
 addons = [
     settings,
@@ -39,7 +40,7 @@ addons = [
     Identify(settings),
     Act(settings),
     Redact(settings),
-    Mcp(settings),
+    Mcp(settings, on_call=telemetry.mcp_call),
     Meter(settings),
-    Telemetry(settings),
+    telemetry,
 ]

@@ -8,8 +8,12 @@ exports the points every interval through the SDK's metric exporter. A collector
 connections or hangs costs dropped telemetry, never a delayed request, and its errors reach the
 log as at most one line every 30 seconds. `done` flushes what is queued.
 
+MCP calls (addons/mcp.py hands each finished one to Telemetry.mcp_call) become points of
+mcp.client.operation.duration, and tools/call ones an `execute_tool {tool}` span.
+
 No prompt or response text and no key is exported unless content capture is switched on, and
-then only the request's message text (gen_ai.input.messages).
+then only the request's message text (gen_ai.input.messages). Tool arguments and results never
+are.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from typing import Any
 from typing import NamedTuple
 from urllib.parse import unquote
@@ -38,6 +43,9 @@ from addons.meter import OUTCOME_KEY
 from addons.record import FlowRecord
 from addons.record import Outcome
 from addons.settings import ShadowgateSettings
+
+if TYPE_CHECKING:
+    from addons.mcp import McpCall
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +331,76 @@ def telemetry_event(flow: http.HTTPFlow, rec: FlowRecord, out: Outcome, end: flo
     )
 
 
+class McpEvent(NamedTuple):
+    """One finished MCP request on its way to the exporter thread: names and codes, no content."""
+
+    request_id: str  # mcp_calls.request_id
+    start: float
+    end: float
+    method: str
+    tool_name: str | None
+    rpc_id: str | None
+    session_id: str | None
+    protocol_version: str | None
+    server_address: str
+    server_port: int | None
+    server_name: str | None
+    transport: str
+    error_type: str | None
+    error_code: int | None  # the JSON-RPC error code, ours (-32001) for refusals
+    user: str | None
+    decision: str
+    rule_id: str
+    dlp_findings: tuple[tuple[str, int], ...] = ()
+
+
+def mcp_event(call: McpCall, end: float) -> McpEvent:
+    error_type = None
+    if call.is_error:
+        if call.error_code is not None:
+            error_type = str(call.error_code)
+        elif call.method == "tools/call" and call.answered:
+            error_type = sc.ERROR_TYPE_TOOL
+        else:
+            error_type = sc.ERROR_TYPE_OTHER
+    rpc_id = call.rpc_id
+    return McpEvent(
+        call.request_id,
+        call.started,
+        end,
+        call.method,
+        call.tool_name,
+        None if rpc_id is None else str(rpc_id),
+        call.session_id,
+        call.protocol_version,
+        call.host,
+        call.port,
+        call.server_name,
+        call.transport,
+        error_type,
+        call.error_code,
+        call.person.user,
+        call.decision,
+        call.rule_id,
+        _dlp_counts(call.dlp_findings),
+    )
+
+
+def _with_set(attrs: dict[str, Any], *pairs: tuple[str, Any]) -> dict[str, Any]:
+    """attrs plus each (name, value) whose value is set: an attribute is left out, never empty."""
+    attrs.update((name, value) for name, value in pairs if value)
+    return attrs
+
+
+def _decision_attributes(attrs: dict[str, Any], e: TelemetryEvent | McpEvent) -> None:
+    """What shadowgate decided, and the row to go to: on every span, AI call or MCP request."""
+    attrs[sc.SG_REQUEST_ID] = e.request_id
+    attrs[sc.SG_DECISION] = e.decision
+    attrs[sc.SG_RULE_ID] = e.rule_id
+    for kind, count in e.dlp_findings:
+        attrs[sc.SG_DLP_FINDINGS_PREFIX + kind] = count
+
+
 def _dlp_counts(findings: str | None) -> tuple[tuple[str, int], ...]:
     """"EMAIL:2,JWT:1" (the ai_requests column) as ((type, count), ...): counts, never values."""
     if not findings:
@@ -380,6 +458,12 @@ class Telemetry:
     def error(self, flow: http.HTTPFlow) -> None:
         if self._pipeline is not None:
             self._submit(flow, flow.error.timestamp if flow.error else time.time())
+
+    def mcp_call(self, call: McpCall, end: float) -> None:
+        """A finished MCP request (addons/mcp.py): on the event loop, only a copy and an enqueue."""
+        pipeline = self._pipeline
+        if pipeline is not None:
+            pipeline.submit(mcp_event(call, end))
 
     def _submit(self, flow: http.HTTPFlow, end: float) -> None:
         # The only telemetry work on the event loop: copy plain values, enqueue.
@@ -544,7 +628,10 @@ class _Pipeline:
                 event.set()
                 continue
             try:
-                self.record(event)
+                if isinstance(event, McpEvent):
+                    self.record_mcp(event)
+                else:
+                    self.record(event)
             except Exception as e:
                 _THROTTLE.warn("could not record a call: %s: %s", type(e).__name__, e)
             if self.dropped != reported:
@@ -555,23 +642,53 @@ class _Pipeline:
         """Everything one call costs in telemetry, off the event loop."""
         cost = self._quote(e)
         error_type = e.error_type or (str(e.status_code) if e.status_code and e.status_code >= 400 else None)
-        common = {
-            sc.GEN_AI_OPERATION_NAME: e.operation,
-            sc.GEN_AI_PROVIDER_NAME: e.provider_name,
-            sc.SERVER_ADDRESS: e.server_address,
-        }
-        if e.server_port:
-            common[sc.SERVER_PORT] = e.server_port
-        if e.request_model:
-            common[sc.GEN_AI_REQUEST_MODEL] = e.request_model
-        if e.response_model:
-            common[sc.GEN_AI_RESPONSE_MODEL] = e.response_model
-        if error_type:
-            common[sc.ERROR_TYPE] = error_type
+        common = _with_set(
+            {sc.GEN_AI_OPERATION_NAME: e.operation, sc.GEN_AI_PROVIDER_NAME: e.provider_name, sc.SERVER_ADDRESS: e.server_address},
+            (sc.SERVER_PORT, e.server_port),
+            (sc.GEN_AI_REQUEST_MODEL, e.request_model),
+            (sc.GEN_AI_RESPONSE_MODEL, e.response_model),
+            (sc.ERROR_TYPE, error_type),
+        )
         if self.tracer is not None:
             self._span(e, common, error_type, cost)
         if self.metrics is not None:
             self._record_metrics(e, common, cost)
+
+    def record_mcp(self, e: McpEvent) -> None:
+        """An MCP request: a duration point; a tools/call also an execute_tool span."""
+        tool_call = e.method == "tools/call"
+        common = _with_set(
+            {sc.MCP_METHOD_NAME: e.method, sc.SERVER_ADDRESS: e.server_address},
+            (sc.SERVER_PORT, e.server_port),
+            (sc.GEN_AI_OPERATION_NAME, sc.OPERATION_EXECUTE_TOOL if tool_call else None),
+            (sc.GEN_AI_TOOL_NAME, e.tool_name if tool_call else None),
+            (sc.MCP_PROTOCOL_VERSION, e.protocol_version),
+            (sc.ERROR_TYPE, e.error_type),
+            (sc.RPC_RESPONSE_STATUS_CODE, None if e.error_code is None else str(e.error_code)),
+        )
+        if self.metrics is not None:
+            self.metrics.record(sc.METRIC_MCP_CLIENT_OPERATION_DURATION, tuple(common.items()), max(e.end - e.start, 0.0))
+        if self.tracer is None or not tool_call:
+            return
+        attrs = _with_set(
+            dict(common),
+            (sc.JSONRPC_REQUEST_ID, e.rpc_id),
+            (sc.MCP_SESSION_ID, e.session_id),
+            (sc.ENDUSER_ID, e.user),
+            (sc.SG_MCP_SERVER_NAME, e.server_name),
+        )
+        attrs[sc.NETWORK_PROTOCOL_NAME] = "http"
+        attrs[sc.NETWORK_TRANSPORT] = "tcp"
+        attrs[sc.SG_MCP_TRANSPORT] = e.transport
+        _decision_attributes(attrs, e)
+        name = f"{sc.OPERATION_EXECUTE_TOOL} {e.tool_name}" if e.tool_name else sc.OPERATION_EXECUTE_TOOL
+        self._emit_span(name, e.start, e.end, attrs, e.error_type)
+
+    def _emit_span(self, name: str, start: float, end: float, attrs: dict, error_type: str | None) -> None:
+        span = self.tracer.start_span(name, kind=self._client_kind, start_time=int(start * 1e9), attributes=attrs)
+        if error_type:
+            span.set_status(self._error_status(error_type))
+        span.end(end_time=int(max(end, start) * 1e9))
 
     def _quote(self, e: TelemetryEvent) -> float | None:
         # As ShadowgateSettings._price_rows: the served model first, then the requested one.
@@ -601,20 +718,13 @@ class _Pipeline:
             (sc.SG_COST_USD, cost),
         )
         attrs.update((k, v) for k, v in optional if v is not None)
-        attrs[sc.SG_REQUEST_ID] = e.request_id
-        attrs[sc.SG_DECISION] = e.decision
-        attrs[sc.SG_RULE_ID] = e.rule_id
+        _decision_attributes(attrs, e)
         attrs[sc.SG_USAGE_ESTIMATED] = e.usage_estimated
         attrs[sc.SG_INSPECTED] = e.inspected
-        for kind, count in e.dlp_findings:
-            attrs[sc.SG_DLP_FINDINGS_PREFIX + kind] = count
         if e.request_body:
             attrs.update(captured_content(e.request_body, e.content_encoding))
         name = f"{e.operation} {e.request_model}" if e.request_model else e.operation
-        span = self.tracer.start_span(name, kind=self._client_kind, start_time=int(e.start * 1e9), attributes=attrs)
-        if error_type:
-            span.set_status(self._error_status(error_type))
-        span.end(end_time=int(max(e.end, e.start) * 1e9))
+        self._emit_span(name, e.start, e.end, attrs, error_type)
 
     def _record_metrics(self, e: TelemetryEvent, common: dict, cost: float | None) -> None:
         # No enduser.id here: metric attributes must stay low-cardinality.
@@ -702,6 +812,12 @@ _METRICS = (
     ),
     _MetricSpec(sc.METRIC_COST, sc.UNIT_USD, "Estimated cost of AI calls (genai-prices)", None),
     _MetricSpec(sc.METRIC_DLP_FINDINGS, sc.UNIT_FINDINGS, "DLP findings by type", None),
+    _MetricSpec(
+        sc.METRIC_MCP_CLIENT_OPERATION_DURATION,
+        sc.UNIT_SECONDS,
+        "Duration of MCP requests, from the request to the last byte of its answer",
+        sc.MCP_DURATION_BUCKETS,
+    ),
 )
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import duckdb
 
 from addons.record import AI_REQUESTS_DAILY
+from addons.record import MCP_CALLS
 from addons.store import SCHEMA_DAY
 from addons.store import segments_dir_for
 
@@ -29,6 +30,7 @@ SANCTIONED, UNAPPROVED, UNKNOWN_STATUS = "sanctioned", "unapproved", "unknown"
 
 # An "app" is a catalog provider; an unlisted AI endpoint is an app of its own, named by its site.
 APP_SQL = "CASE WHEN provider = 'unknown' THEN 'unknown:' || coalesce(site, host, '?') ELSE provider END"
+USER_SQL = AI_REQUESTS_DAILY.expressions["user_name"]  # the person, else the client IP
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,7 +131,7 @@ def _plain(value: Any) -> Any:
 
 
 def open_data(db: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
-    """An in-memory connection with views src_requests, src_daily and src_events over the data.
+    """An in-memory connection with views src_requests, src_daily, src_events and src_mcp over the data.
 
     Through the database file's views when it can be opened; when another process holds the file
     read-write (DuckDB then refuses even readers), straight from the Parquet segments. `db` may
@@ -149,6 +151,8 @@ def open_data(db: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
                 con.execute("CREATE VIEW src_requests AS SELECT * FROM sg.ai_requests")
                 if "policy_events" in tables:
                     con.execute("CREATE VIEW src_events AS SELECT * FROM sg.policy_events")
+                if "mcp_calls" in tables:
+                    con.execute("CREATE VIEW src_mcp_raw AS SELECT * FROM sg.mcp_calls")
                 source = "database"
         except duckdb.Error:
             pass  # locked by another process: read the segments
@@ -156,7 +160,7 @@ def open_data(db: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
         if not (segments / "ai_requests").is_dir():
             con.close()
             raise FileNotFoundError(f"no shadowgate data at {db} (start the proxy first, or pass --db)")
-        for view, table in (("src_requests", "ai_requests"), ("src_events", "policy_events")):
+        for view, table in (("src_requests", "ai_requests"), ("src_events", "policy_events"), ("src_mcp_raw", "mcp_calls")):
             if (segments / table).is_dir():
                 glob = _sql_str(segments / table / "*" / "*.parquet")
                 con.execute(
@@ -169,6 +173,7 @@ def open_data(db: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
             "CREATE VIEW src_events AS SELECT NULL::TIMESTAMP ts, NULL::DATE day, NULL event, NULL user_name, "
             "NULL user_group, NULL client_ip, NULL host, NULL provider, NULL rule_id, NULL detail WHERE false"
         )
+    _mcp_view(con)
     return con, source
 
 
@@ -206,6 +211,22 @@ def _is_date(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _mcp_view(con: duckdb.DuckDBPyConnection) -> None:
+    """src_mcp with every mcp_calls column: data written before a column existed reads it as NULL,
+    and data with no MCP traffic at all is an empty view."""
+    have: set[str] = set()
+    if con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = 'src_mcp_raw'").fetchone()[0]:
+        try:
+            have = {r[0] for r in con.execute("DESCRIBE src_mcp_raw").fetchall()}
+        except duckdb.Error:
+            have = set()  # a segments folder with no file in it yet
+    columns = [
+        f'"{name}"' if name in have else f'NULL::{kind} AS "{name}"' for name, kind in (*MCP_CALLS.columns, ("day", "DATE"))
+    ]
+    source = "src_mcp_raw" if have else "(SELECT 1) WHERE false"
+    con.execute(f"CREATE VIEW src_mcp AS SELECT {', '.join(columns)} FROM {source}")
 
 
 def _sql_str(path: Path) -> str:
@@ -408,6 +429,66 @@ SELECT event, coalesce(provider, '-') AS provider, count(*) AS events, count(DIS
 FROM src_events WHERE day >= ? AND day < ? GROUP BY ALL ORDER BY events DESC, event, provider
 """
 
+# MCP: the period's tool-server calls (mcp_calls), with the person as the AI sections name them.
+MCP_CURRENT_SQL = f"""
+CREATE OR REPLACE TEMP TABLE mcp AS
+SELECT day, {USER_SQL} AS user_name, coalesce(user_group, '-') AS user_group, host, server_name, session_id, method,
+       tool_name, is_error, latency_ms, decision, rule_id, injection_flags, dlp_findings, dlp_action, transport
+FROM src_mcp WHERE day >= ? AND day < ?
+"""
+
+# MCP servers: who calls each, how often, in how many sessions, and what the policy refused.
+MCP_SERVERS_SQL = """
+SELECT host, string_agg(DISTINCT server_name, ', ' ORDER BY server_name) AS server_name, count(*) AS calls,
+       count(*) FILTER (WHERE method = 'tools/call') AS tool_calls, count(DISTINCT user_name) AS users,
+       count(DISTINCT session_id) AS sessions, count(*) FILTER (WHERE decision = 'block') AS blocked,
+       count(*) FILTER (WHERE is_error) AS errors,
+       string_agg(DISTINCT transport, ', ' ORDER BY transport) AS transports
+FROM mcp GROUP BY host ORDER BY calls DESC, host
+"""
+
+# The most called tools (tools/call), per server.
+MCP_TOOLS_SQL = """
+SELECT host, tool_name AS tool, count(*) AS calls, count(DISTINCT user_name) AS users,
+       count(*) FILTER (WHERE decision = 'block') AS blocked, count(*) FILTER (WHERE is_error) AS errors,
+       round(median(latency_ms), 1) AS median_ms
+FROM mcp WHERE method = 'tools/call' GROUP BY host, tool_name ORDER BY calls DESC, host, tool LIMIT ?
+"""
+
+# The people using MCP servers.
+MCP_USERS_SQL = """
+SELECT user_name AS "user", min(user_group) AS "group", count(*) AS calls,
+       count(*) FILTER (WHERE method = 'tools/call') AS tool_calls, count(DISTINCT host) AS servers,
+       count(DISTINCT tool_name) AS tools, count(*) FILTER (WHERE decision = 'block') AS blocked
+FROM mcp GROUP BY user_name ORDER BY calls DESC, "user" LIMIT ?
+"""
+
+# What the policy refused, filtered or would have (observe mode), by rule.
+MCP_DENIALS_SQL = """
+SELECT rule_id, decision, count(*) AS calls, count(DISTINCT user_name) AS users,
+       coalesce(list(DISTINCT tool_name ORDER BY tool_name) FILTER (WHERE tool_name IS NOT NULL), []::VARCHAR[])[1:5] AS tools
+FROM mcp WHERE decision <> 'allow' GROUP BY rule_id, decision ORDER BY calls DESC, rule_id, decision
+"""
+
+# Tool results that looked like prompt injections, by pattern.
+MCP_INJECTION_SQL = """
+WITH f AS (SELECT host, user_name, decision, unnest(string_split(injection_flags, ',')) AS flag
+           FROM mcp WHERE injection_flags <> '')
+SELECT flag, count(*) AS calls, count(DISTINCT host) AS servers, count(DISTINCT user_name) AS users,
+       count(*) FILTER (WHERE decision = 'block') AS blocked
+FROM f GROUP BY flag ORDER BY calls DESC, flag
+"""
+
+# DLP in tool arguments and results: calls with each type and the number found (never values).
+MCP_DLP_SQL = """
+WITH f AS (SELECT user_name, dlp_action, unnest(string_split(dlp_findings, ',')) AS item FROM mcp WHERE dlp_findings <> '')
+SELECT split_part(item, ':', 1) AS type, count(*) AS calls,
+       sum(coalesce(TRY_CAST(split_part(item, ':', 2) AS BIGINT), 1)) AS findings, count(DISTINCT user_name) AS users,
+       count(*) FILTER (WHERE dlp_action = 'redact') AS redacted, count(*) FILTER (WHERE dlp_action = 'block') AS blocked,
+       count(*) FILTER (WHERE dlp_action = 'log') AS logged
+FROM f GROUP BY type ORDER BY findings DESC, type
+"""
+
 HEADLINE_KEYS = ("active_users", "requests", "tokens", "cost_usd", "apps", "unapproved_share")
 
 
@@ -523,5 +604,12 @@ def build_report(
     timed("budget", BUDGET_SQL, path=("budget", "near_limit"), title="Budgets near or over their limit")
     timed("budget", RATE_LIMITED_SQL, path=("budget", "rate_limited"), title="Rate-limited and budget-refused requests")
     timed("policy_events", EVENTS_SQL, [period.start, period.end], ("policy_events",), "Policy events")
+    timed("mcp", MCP_CURRENT_SQL, [period.start, period.end])
+    timed("mcp", MCP_SERVERS_SQL, path=("mcp", "servers"), title="MCP servers")
+    timed("mcp", MCP_TOOLS_SQL, [top], ("mcp", "tools"), f"MCP: top {top} tools")
+    timed("mcp", MCP_USERS_SQL, [top], ("mcp", "users"), f"MCP: top {top} users")
+    timed("mcp", MCP_DENIALS_SQL, path=("mcp", "denials"), title="MCP: refused and filtered calls by rule")
+    timed("mcp", MCP_INJECTION_SQL, path=("mcp", "injection"), title="MCP: prompt-injection flags in tool results")
+    timed("mcp", MCP_DLP_SQL, path=("mcp", "dlp"), title="MCP: DLP findings in tool arguments and results")
     timings["total"] = sum(timings.values())
     return report

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from addons.record import AI_REQUESTS
+from addons.record import MCP_CALLS
 from addons.record import POLICY_EVENTS
 from addons.store import SegmentWriter
 from reports import queries
@@ -87,8 +88,10 @@ EVENTS = [
 ]
 
 
-def write_db(db: Path, rows: list[tuple], events: list[tuple] = (), instance: str | None = None) -> Path:
-    writer = SegmentWriter(db, [AI_REQUESTS, POLICY_EVENTS], flush_interval=0.05)
+def write_db(
+    db: Path, rows: list[tuple], events: list[tuple] = (), instance: str | None = None, mcp: list[tuple] = ()
+) -> Path:
+    writer = SegmentWriter(db, [AI_REQUESTS, POLICY_EVENTS, *([MCP_CALLS] if mcp else [])], flush_interval=0.05)
     if instance:
         writer._instance = instance  # two proxies on two hosts; in one process they could share a name
     writer.start()
@@ -96,6 +99,8 @@ def write_db(db: Path, rows: list[tuple], events: list[tuple] = (), instance: st
         writer.submit("ai_requests", r)
     for e in events:
         writer.submit("policy_events", e)
+    for m in mcp:
+        writer.submit("mcp_calls", m)
     assert writer.flush()
     writer.close()
     return db
@@ -301,6 +306,115 @@ def test_week_without_traffic_and_empty_database(data, tmp_path):
     assert doc["apps"] == [] and doc["cost"]["daily"] == []
     empty = write_db(tmp_path / "empty.duckdb", [])
     assert report_json(empty, week="2026-W47")["headline"]["active_users"]["value"] == 0
+
+
+# --- MCP ----------------------------------------------------------------------------------------------------
+
+GH, JIRA = "mcp.github.test", "mcp.jira.test"
+
+
+def mcp_row(ts: str, user: str, group: str, host: str, method: str, tool: str | None = None, **kw) -> tuple:
+    values = {name: None for name in MCP_CALLS.column_names}
+    values.update(
+        ts=dt.datetime.fromisoformat(ts), request_id=f"{user}-{ts}-{tool}", user_name=user, user_group=group,
+        client_ip="10.0.0.2", host=host, server_name=host.split(".")[1], session_id=f"{user}-{host}", method=method,
+        tool_name=tool, is_error=False, latency_ms=10.0, decision="allow", rule_id="mcp:" + host.split(".")[1],
+        transport="streamable-http",
+    )
+    values.update(kw)
+    return tuple(values[name] for name in MCP_CALLS.column_names)
+
+
+MCP_ROWS = [
+    mcp_row("2026-11-16 09:00:00", "alice", "eng", GH, "initialize"),
+    mcp_row("2026-11-16 09:00:01", "alice", "eng", GH, "tools/list", decision="filter", rule_id="mcp:github:tools"),
+    mcp_row("2026-11-16 09:00:02", "alice", "eng", GH, "tools/call", "search_code", latency_ms=20.0),
+    mcp_row("2026-11-17 09:00:02", "alice", "eng", GH, "tools/call", "search_code", latency_ms=40.0,
+            dlp_findings="AWS_ACCESS_KEY:1", dlp_action="redact"),
+    mcp_row("2026-11-17 10:00:00", "bob", "eng", GH, "tools/call", "merge_pr", decision="block",
+            rule_id="mcp:github:tools", is_error=True),
+    mcp_row("2026-11-18 10:00:00", "sam", "sre", GH, "tools/call", "merge_pr", rule_id="mcp:github-sre"),
+    mcp_row("2026-11-18 11:00:00", "bob", "eng", JIRA, "tools/call", "get_issue", transport="sse",
+            injection_flags="instruction,exfil_url", dlp_findings="EMAIL:2", dlp_action="log"),
+    mcp_row("2026-11-19 11:00:00", "carol", "sales", JIRA, "tools/call", "get_issue", decision="block",
+            rule_id="mcp:jira:injection", injection_flags="instruction", is_error=True),
+    mcp_row("2026-11-25 11:00:00", "carol", "sales", JIRA, "tools/call", "outside_the_week"),
+]
+
+
+@pytest.fixture(scope="module")
+def mcp_doc(tmp_path_factory) -> dict:
+    db = write_db(tmp_path_factory.mktemp("mcp-report") / "sg.duckdb", ROWS[:2], mcp=MCP_ROWS)
+    return report_json(db, week="2026-W47")
+
+
+def test_mcp_sections(mcp_doc):
+    mcp = mcp_doc["mcp"]
+    assert [(s["host"], s["server_name"], s["calls"], s["tool_calls"], s["users"], s["sessions"], s["blocked"],
+             s["errors"], s["transports"]) for s in mcp["servers"]] == [
+        (GH, "github", 6, 4, 3, 3, 1, 1, "streamable-http"),
+        (JIRA, "jira", 2, 2, 2, 2, 1, 1, "sse, streamable-http"),
+    ]
+    assert [(t["host"], t["tool"], t["calls"], t["users"], t["blocked"], t["median_ms"]) for t in mcp["tools"]] == [
+        (GH, "merge_pr", 2, 2, 1, 10.0), (GH, "search_code", 2, 1, 0, 30.0), (JIRA, "get_issue", 2, 2, 1, 10.0)]
+    assert [(u["user"], u["group"], u["calls"], u["tool_calls"], u["servers"], u["tools"], u["blocked"])
+            for u in mcp["users"]] == [
+        ("alice", "eng", 4, 2, 1, 1, 0), ("bob", "eng", 2, 2, 2, 2, 1), ("carol", "sales", 1, 1, 1, 1, 1),
+        ("sam", "sre", 1, 1, 1, 1, 0)]
+    assert mcp["denials"] == [
+        {"rule_id": "mcp:github:tools", "decision": "block", "calls": 1, "users": 1, "tools": ["merge_pr"]},
+        {"rule_id": "mcp:github:tools", "decision": "filter", "calls": 1, "users": 1, "tools": []},
+        {"rule_id": "mcp:jira:injection", "decision": "block", "calls": 1, "users": 1, "tools": ["get_issue"]},
+    ]
+    assert mcp["injection"] == [
+        {"flag": "instruction", "calls": 2, "servers": 1, "users": 2, "blocked": 1},
+        {"flag": "exfil_url", "calls": 1, "servers": 1, "users": 1, "blocked": 0},
+    ]
+    assert mcp["dlp"] == [
+        {"type": "EMAIL", "calls": 1, "findings": 2, "users": 1, "redacted": 0, "blocked": 0, "logged": 1},
+        {"type": "AWS_ACCESS_KEY", "calls": 1, "findings": 1, "users": 1, "redacted": 1, "blocked": 0, "logged": 0},
+    ]
+
+
+def test_mcp_in_every_format(tmp_path):
+    db = tmp_path / "sg.duckdb"
+    write_db(db, ROWS[:2], mcp=MCP_ROWS)
+    for fmt in ("md", "html", "rich"):
+        out = tmp_path / f"r.{fmt}"
+        assert weekly.run_report(args_for(db, week="2026-W47", format=fmt, out=out)) == 0
+        text = out.read_text()
+        assert "MCP servers" in text and "MCP: top 10 tools" in text and "mcp:jira:injection" in text, fmt
+        assert "merge_pr" in text and "AWS_ACCESS_KEY" in text
+    assert "| mcp.github.test | github | 6 | 4 | 3 | 3 | 1 | 1 | streamable-http |" in (tmp_path / "r.md").read_text()
+    folder = tmp_path / "csv"
+    assert weekly.run_report(args_for(db, week="2026-W47", format="csv", out=str(folder) + "/")) == 0
+    servers = list(csv.DictReader((folder / "mcp.servers.csv").open()))
+    assert [(r["host"], r["calls"]) for r in servers] == [(GH, "6"), (JIRA, "2")]
+    assert {"mcp.tools.csv", "mcp.users.csv", "mcp.denials.csv", "mcp.injection.csv", "mcp.dlp.csv"} <= {
+        p.name for p in folder.iterdir()}
+
+
+def test_no_mcp_traffic_reads_as_none(doc, data, tmp_path):
+    assert doc["mcp"] == {"servers": [], "tools": [], "users": [], "denials": [], "injection": [], "dlp": []}
+    md = tmp_path / "r.md"
+    assert weekly.run_report(args_for(*data, week="2026-W47", format="md", out=md)) == 0
+    assert "## MCP servers\n\n_none_" in md.read_text()
+    # Data from before mcp_calls had its newer columns: they read as NULL.
+    old = tmp_path / "old.duckdb"
+    writer = SegmentWriter(old, [AI_REQUESTS, POLICY_EVENTS], flush_interval=0.05)
+    writer.start()
+    writer.close()
+    from addons.store import Table
+
+    legacy = Table("mcp_calls", MCP_CALLS.columns[:19])
+    writer = SegmentWriter(old, [legacy], flush_interval=0.05)
+    writer.start()
+    writer.submit("mcp_calls", MCP_ROWS[2][:19])
+    assert writer.flush()
+    writer.close()
+    mcp = report_json(old, week="2026-W47")["mcp"]
+    assert [(s["host"], s["calls"], s["transports"]) for s in mcp["servers"]] == [(GH, 1, None)]
+    assert mcp["dlp"] == []
 
 
 # --- formats ------------------------------------------------------------------------------------------------
