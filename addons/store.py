@@ -301,8 +301,7 @@ class SegmentWriter:
         buf = f"buf_{table.name}"
         mem.execute(f'DROP TABLE IF EXISTS "{buf}"')
         mem.execute(table.ddl(buf, with_day=False))
-        with mem.appender(buf) as appender:
-            appender.append_rows(rows)
+        set_aside = self._append(mem, buf, rows)
         days = [d for (d,) in mem.execute(f'SELECT DISTINCT CAST(ts AS DATE) FROM "{buf}"').fetchall()]
         for day in days:
             self._seq += 1
@@ -313,7 +312,33 @@ class SegmentWriter:
             _seal(mem, f'SELECT * FROM "{buf}" {only_day}', final)
             self.segments_written += 1
         mem.execute(f'DROP TABLE "{buf}"')
-        return len(rows)
+        return len(rows) - set_aside
+
+    def _append(self, mem: duckdb.DuckDBPyConnection, buf: str, rows: list[tuple]) -> int:
+        """Append rows to the buffer; returns how many were set aside as unstorable.
+
+        A row DuckDB cannot take (a string that is not valid Unicode, a number out of range)
+        must not hold up its table's every later row: halve the batch until it is found, keep
+        the rest, and count the loss.
+        """
+        mem.execute("BEGIN")
+        try:
+            with mem.appender(buf) as appender:
+                appender.append_rows(rows)
+        except (duckdb.InvalidInputException, duckdb.ConversionException, TypeError, ValueError, OverflowError) as e:
+            mem.execute("ROLLBACK")
+            if len(rows) > 1:
+                mid = len(rows) // 2
+                return self._append(mem, buf, rows[:mid]) + self._append(mem, buf, rows[mid:])
+            self.rows_dropped += 1
+            now = time.monotonic()
+            if now - self._last_loss_log > 30:
+                self._last_loss_log = now
+                log.error("shadowgate: a %s row cannot be stored and was set aside (%d so far): %s",
+                          buf.removeprefix("buf_"), self.rows_dropped, str(e).splitlines()[0][:200])  # fmt: skip
+            return 1
+        mem.execute("COMMIT")
+        return 0
 
     def _report_error(self, message: str) -> None:
         self.last_error = message

@@ -205,3 +205,20 @@ def test_retention_drops_detail_but_the_daily_totals_stay_exact(tmp_path):
     assert totals() == expected
     assert [r[1] for r in rows_in(db)][:1] == [dt.date(2026, 11, 27)]  # detail from the 27th on
     writer.close()
+
+
+def test_a_row_duckdb_cannot_take_is_set_aside_and_the_rest_are_written(tmp_path, caplog):
+    writer = SegmentWriter(tmp_path / "x.duckdb", [T], flush_interval=0.05)
+    writer.start()
+    now = dt.datetime(2026, 11, 28, 12)
+    for n in range(50):
+        writer.submit("things", (now, "lone surrogate \ud800" if n == 17 else "fine", n))
+    writer.submit("things", (now, "too big", 2**70))
+    assert writer.flush()
+    assert [r[3] for r in rows_in(tmp_path / "x.duckdb")] == [n for n in range(50) if n != 17]
+    assert writer.rows_dropped == 2 and writer.backlog() == 0
+    assert "cannot be stored and was set aside" in caplog.text and "\ud800" not in caplog.text
+    writer.submit("things", (now, "later", 99))
+    assert writer.flush()
+    assert rows_in(tmp_path / "x.duckdb")[-1][3] == 99
+    writer.close()
