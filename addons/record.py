@@ -80,7 +80,7 @@ AI_REQUESTS = Table(
 
 # Daily totals of ai_requests by every dimension the weekly report groups by. They outlive the
 # detail when shadowgate_retention_days drops it, and the report reads them instead of the detail.
-_DAILY = {  # column -> (type, SQL over one ai_requests row); the BIGINT/DOUBLE ones from "requests" on are summed
+_REQUEST_TOTALS = {  # column -> (type, SQL over one ai_requests row); the BIGINT/DOUBLE ones from "requests" on are summed
     "user_name": ("VARCHAR", "coalesce(user_name, client_ip, '?')"),  # the person, else the client IP
     "user_group": ("VARCHAR", "coalesce(user_group, '-')"),
     "host": ("VARCHAR", "host"),
@@ -109,16 +109,22 @@ _DAILY = {  # column -> (type, SQL over one ai_requests row); the BIGINT/DOUBLE 
     "unpriced": ("BIGINT", "cost_usd IS NULL AND coalesce(input_tokens, 0) + coalesce(output_tokens, 0) > 0"),
     "latency_ms": ("DOUBLE", "latency_ms"),  # summed: divide by requests for the mean
 }
-_FIRST_MEASURE = list(_DAILY).index("requests")
+
+
+def _daily(name: str, source: str, columns: dict[str, tuple[str, str]], first_measure: str) -> Rollup:
+    """A rollup from {column: (type, SQL over one detail row)}; the columns from `first_measure` on are summed."""
+    names = list(columns)
+    return Rollup(
+        Table(name, tuple((c, typ) for c, (typ, _) in columns.items())),
+        source=source,
+        expressions={c: expr for c, (_, expr) in columns.items()},
+        measures=frozenset(names[names.index(first_measure) :]),
+    )
+
 
 # Daily totals of ai_requests by every dimension the weekly report groups by. They outlive the
 # detail when shadowgate_retention_days drops it; the report reads them for days without detail.
-AI_REQUESTS_DAILY = Rollup(
-    Table("ai_requests_daily", tuple((name, typ) for name, (typ, _) in _DAILY.items())),
-    source="ai_requests",
-    expressions={name: expr for name, (_, expr) in _DAILY.items()},
-    measures=frozenset(list(_DAILY)[_FIRST_MEASURE:]),
-)
+AI_REQUESTS_DAILY = _daily("ai_requests_daily", "ai_requests", _REQUEST_TOTALS, first_measure="requests")
 
 # Policy events that are not AI calls: a user clicking "continue" on a coaching page.
 POLICY_EVENTS = Table(
@@ -166,6 +172,34 @@ MCP_CALLS = Table(
         ("arguments", "VARCHAR"),  # opt-in (mcp.store_content): the arguments after DLP, truncated
         ("result", "VARCHAR"),  # opt-in: the result after DLP, truncated
     ),
+)
+
+# Daily totals of mcp_calls, kept when retention drops the detail (sessions and latency
+# percentiles need the detail, so the report's MCP section reads only that).
+MCP_CALLS_DAILY = _daily(
+    "mcp_calls_daily",
+    "mcp_calls",
+    {
+        "user_name": ("VARCHAR", "coalesce(user_name, client_ip, '?')"),
+        "user_group": ("VARCHAR", "coalesce(user_group, '-')"),
+        "host": ("VARCHAR", "host"),
+        "server_name": ("VARCHAR", "server_name"),
+        "client_name": ("VARCHAR", "client_name"),
+        "transport": ("VARCHAR", "transport"),
+        "method": ("VARCHAR", "method"),
+        "tool_name": ("VARCHAR", "tool_name"),
+        "decision": ("VARCHAR", "decision"),
+        "rule_id": ("VARCHAR", "rule_id"),
+        "injection_flags": ("VARCHAR", "injection_flags"),
+        "dlp_findings": ("VARCHAR", "dlp_findings"),
+        "dlp_action": ("VARCHAR", "dlp_action"),
+        "calls": ("BIGINT", "1"),
+        "errors": ("BIGINT", "coalesce(is_error, false)"),
+        "arguments_bytes": ("BIGINT", "arguments_bytes"),
+        "result_bytes": ("BIGINT", "result_bytes"),
+        "latency_ms": ("DOUBLE", "latency_ms"),  # summed: divide by calls for the mean
+    },
+    first_measure="calls",
 )
 
 # The tools an MCP server advertised in a tools/list answer: one row per tool per distinct answer

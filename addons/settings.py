@@ -42,6 +42,7 @@ from addons.pricing import Pricing
 from addons.record import AI_REQUESTS
 from addons.record import AI_REQUESTS_DAILY
 from addons.record import MCP_CALLS
+from addons.record import MCP_CALLS_DAILY
 from addons.record import MCP_TOOLS
 from addons.record import POLICY_EVENTS
 from addons.record import FlowRecord
@@ -218,7 +219,7 @@ class ShadowgateSettings:
         writer = SegmentWriter(
             db_path,
             [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, MCP_TOOLS],
-            rollups=[AI_REQUESTS_DAILY],
+            rollups=[AI_REQUESTS_DAILY, MCP_CALLS_DAILY],
             enrich=self._price_rows,
             housekeeping=self._housekeeping,
         )

@@ -74,6 +74,7 @@ def test_retention_keeps_daily_totals_and_drops_old_detail(fresh_proxy, tmp_path
             "SELECT day, requests, input_tokens, output_tokens, cost_usd FROM ai_requests_daily "
             "WHERE day > '1970-01-01' ORDER BY day"
         ).fetchall()
+        assert con.execute("SELECT count(*) FROM mcp_calls_daily").fetchone() == (0,)
     finally:
         con.close()
     assert daily == [
