@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import site
@@ -12,6 +13,7 @@ import tomllib
 from pathlib import Path
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHADOWGATE = str(Path(sys.executable).parent / "shadowgate")
@@ -54,8 +56,11 @@ def test_no_unexpected_pth_files():
     assert found <= ALLOWED_PTH, found - ALLOWED_PTH
 
 
-def test_planted_credentials_never_reach_the_database_or_logs(fresh_proxy):
-    proxy = fresh_proxy(proxyauth="any")
+@pytest.mark.parametrize("json_log_file", [False, True], ids=["terminal-log", "json-log-file"])
+def test_planted_credentials_never_reach_the_database_or_logs(fresh_proxy, tmp_path, json_log_file):
+    log_file = tmp_path / "shadowgate.jsonl"
+    options = ["--set", "shadowgate_log_format=json", "--set", f"shadowgate_log_file={log_file}"] if json_log_file else []
+    proxy = fresh_proxy(*options, proxyauth="any", watch_log=log_file if json_log_file else None)
     planted = {
         "bearer": "sk-proj-PLANTEDbearer0000000000000000000000",
         "xapikey": "sk-ant-api03-PLANTEDxapikey000000000000",
@@ -75,6 +80,10 @@ def test_planted_credentials_never_reach_the_database_or_logs(fresh_proxy):
     proxy.stop()
     outputs = b"".join(p.read_bytes() for p in proxy.db.parent.rglob("*") if p.is_file() and p.suffix in (".parquet", ".duckdb", ".wal", ".log"))
     outputs += proxy.log().encode()
+    if json_log_file:
+        text = log_file.read_text()
+        assert "client connect" in text and all(json.loads(line) for line in text.splitlines())
+        outputs += text.encode()
     for name, value in planted.items():
         assert value.encode() not in outputs, name
 
