@@ -136,3 +136,30 @@ def test_the_proxy_reaches_nothing_but_its_upstream(fresh_proxy, tmp_path, monke
     assert row["cost_usd"] is not None  # priced, from the bundled data
     proxy.stop()
     assert not audit.exists() or audit.read_text() == "", audit.read_text()
+
+
+def test_the_proxy_needs_no_network_but_its_upstream(tmp_path):
+    """Issue 7: fake providers, mitmdump with every addon (default policy + DLP, OTel off) and a
+    client in a user+network namespace that has only loopback (`unshare -rn`): no DNS, no route
+    out. Catalog matching (tldextract's bundled list), pricing (genai-prices' bundled data) and
+    DLP must all work offline, and every call must be recorded. tests/netns_proxy.py runs inside."""
+    probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True, text=True)
+    assert probe.returncode == 0, (
+        "unprivileged user namespaces are needed (sysctl kernel.unprivileged_userns_clone=1, "
+        f"or user.max_user_namespaces > 0): {probe.stderr}"
+    )
+    done = subprocess.run(
+        ["unshare", "-rn", sys.executable, str(ROOT / "tests" / "netns_proxy.py"), str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["isolation"] == {"dns_pypi_org": None, "dns_api_openai_com": None, "tcp_1_1_1_1_443": None, "tcp_8_8_8_8_53": None}
+    assert result["statuses"] == [200, 200, 200], result["log"]
+    rows = result["rows"]
+    assert [(r["provider"], r["streaming"], r["status_code"]) for r in rows] == [
+        ("openai", False, 200), ("openai", True, 200), ("anthropic", False, 200)
+    ]
+    assert all(r["input_tokens"] and r["output_tokens"] and r["cost_usd"] for r in rows)  # parsed and priced offline
+    assert [r["dlp_findings"] for r in rows] == ["EMAIL:1", "EMAIL:1", None] and not result["upstream_saw_email"]
+    assert result["returncode"] == 0
