@@ -502,6 +502,31 @@ def mixed_policy(path) -> None:
     )
 
 
+def start_mixed_upstream(workdir):
+    """The fake providers of the mixed load, in their own process: (upstream, CA file to trust)."""
+    import bench_overhead as bo
+
+    cert, key, upstream_ca = bo.make_upstream_cert(workdir, UPSTREAM_HOSTS)
+    return start_ai_upstream(cert, key, upstream_ca), upstream_ca
+
+
+def start_mixed_proxies(workdir, upstream, upstream_ca, db, names) -> list:
+    """mitmdump + shadowgate for the mixed load (proxy auth, mixed_policy), one per name, all
+    recording to db, started one after the other. (Started in the same instant, a later one finds
+    the DuckDB view file locked by the first and logs a warning; its rows still reach the shared
+    segments.)"""
+    from pathlib import Path
+
+    policy = workdir / "policy.yaml"
+    mixed_policy(policy)
+    extra = shadowgate_args(workdir, db, "--set", "proxyauth=any", "--set", f"shadowgate_policy={policy}")
+    redirect = frozen_script(workdir, Path(__file__).resolve())
+    proxies: list = []
+    for name in names:
+        proxies += start_proxies(workdir, upstream, upstream_ca, [(name, redirect, extra)])
+    return proxies
+
+
 class Tally:
     """What a load generator sent and got: answered per kind, errors, tokens expected."""
 
@@ -577,13 +602,14 @@ def ai_request_totals(db) -> dict:
             "count(*) FILTER (WHERE dlp_action = 'redact'), count(*) FILTER (WHERE dlp_action = 'block'), "
             "count(*) FILTER (WHERE decision = 'block' AND provider = ?), count(*) FILTER (WHERE streaming), "
             "coalesce(sum(input_tokens + output_tokens) FILTER (WHERE status_code = 200), 0), "
-            "count(DISTINCT user_name), count(*) FILTER (WHERE usage_estimated) FROM ai_requests",
+            "count(DISTINCT user_name), count(*) FILTER (WHERE usage_estimated), "
+            "count(*) FILTER (WHERE dlp_action = 'error') FROM ai_requests",
             [BLOCKED_PROVIDER],
         ).fetchone()
     finally:
         con.close()
     names = ("rows", "distinct_request_ids", "rows_403", "dlp_redacted", "dlp_blocked", "policy_blocked",
-             "streaming", "tokens", "users", "usage_estimated")  # fmt: skip
+             "streaming", "tokens", "users", "usage_estimated", "dlp_errors")  # fmt: skip
     return dict(zip(names, row))
 
 
@@ -598,4 +624,5 @@ def expected_totals(tally: Tally) -> dict:
         "policy_blocked": k.get("policy-block", 0),
         "streaming": sum(v for kind, v in k.items() if kind.endswith("-stream")),
         "tokens": tally.tokens,
+        "dlp_errors": 0,  # a scan that failed or ran out of its budget_ms: the call was refused (fail closed)
     }

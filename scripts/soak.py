@@ -41,8 +41,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import _benchlib as bl  # noqa: E402
 import bench_overhead as bo  # noqa: E402
 
-REDIRECT = Path(bl.__file__).resolve()
-
 
 def slope_mb_per_min(samples: list[tuple[float, int]]) -> float:
     """Least-squares slope of RSS (kB) over time (s), in MB per minute."""
@@ -115,12 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     upstream, proxies = None, []
     started = time.monotonic()
     try:
-        cert, key, upstream_ca = bo.make_upstream_cert(workdir, bl.UPSTREAM_HOSTS)
-        upstream = bl.start_ai_upstream(cert, key, upstream_ca)
-        db, policy = workdir / "soak.duckdb", workdir / "policy.yaml"
-        bl.mixed_policy(policy)
-        extra = bl.shadowgate_args(workdir, db, "--set", "proxyauth=any", "--set", f"shadowgate_policy={policy}")
-        proxies = bl.start_proxies(workdir, upstream, upstream_ca, [("soak", bl.frozen_script(workdir, REDIRECT), extra)])
+        upstream, upstream_ca = bl.start_mixed_upstream(workdir)
+        db = workdir / "soak.duckdb"
+        proxies = bl.start_mixed_proxies(workdir, upstream, upstream_ca, db, ["soak"])
         proxy = proxies[0]
         print(f"  proxy:     127.0.0.1:{proxy.port} (pid {proxy.pid}): {shlex.join(proxy.args)}")
         print(f"  workdir:   {workdir}\n")
