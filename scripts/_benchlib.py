@@ -470,7 +470,7 @@ def fixture_call(kind: str, case_name: str, *, interval_ms: float = 0, content: 
 
 def mixed_calls(stream_interval_ms: float = 5) -> list[Call]:
     """The soak's and the company day's mix, one cycle of 12 calls: OpenAI, Anthropic and Gemini,
-    JSON and streaming (5 of 12 stream), one prompt with an e-mail address (DLP redacts it), one
+    JSON and streaming (4 of 12 stream), one prompt with an e-mail address (DLP redacts it), one
     with a GitHub token (DLP blocks it: 403) and one to a provider the policy blocks (403)."""
     ms = stream_interval_ms
     return [

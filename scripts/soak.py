@@ -8,7 +8,7 @@ answering for api.openai.com, api.anthropic.com and generativelanguage.googleapi
 providers' documented responses (tests/fixtures/wire), mitmdump + addons/shadowgate.py with proxy
 auth, DLP on and one blocking rule, recording to a throw-away database. Each client is one user
 with a kept-alive tunnel per host that sends, back to back, a cycle of 12 calls (_benchlib.mixed_calls):
-OpenAI, Anthropic and Gemini, JSON and SSE streams (5 of 12; events 5 ms apart), a prompt with an
+OpenAI, Anthropic and Gemini, JSON and SSE streams (4 of 12; events 5 ms apart), a prompt with an
 e-mail address (redacted), one with a GitHub token (blocked by DLP: 403) and one to Mistral
 (blocked by the policy: 403). Every --reconnect-every calls a client closes its tunnels and opens
 new ones, as real clients do.
