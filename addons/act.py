@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from mitmproxy import http
 
 from addons.identify import flow_record
+from addons.logs import flow_fields
 from addons.policy import ALLOW
 from addons.policy import BLOCK
 from addons.policy import COACH
@@ -203,8 +204,8 @@ class Act:
         except Exception:
             # mitmproxy forwards a flow whose hook raised; a failure here must not become an
             # open door, so refuse the request instead.
-            log.exception("shadowgate: enforcement failed; refusing the request")
             rec = flow_record(flow)
+            log.exception("shadowgate: enforcement failed; refusing the request", extra=flow_fields("enforcement_failed", rec))
             flow.response = api_error(rec.route.parser if rec and rec.route else None, 503, "shadowgate: policy enforcement failed; the request was not sent")
 
     def _act(self, flow: http.HTTPFlow) -> None:
@@ -321,7 +322,8 @@ class Act:
             return refuse(f"{route.wire_format} calls cannot be re-routed; use the gateway's OpenAI-compatible endpoint")
         key = gateway.key()
         if not key:
-            log.error("shadowgate: rule %s: gateway key variable %s is not set", rule.id, gateway.key_env)
+            log.error("shadowgate: rule %s: gateway key variable %s is not set", rule.id, gateway.key_env,
+                      extra=flow_fields("gateway_key_missing", rec))  # fmt: skip
             return refuse("the gateway key is not configured on the proxy")
         self._rewrite_body_model(flow, rec, gateway.model_map)
         target = urlsplit(base + suffix)

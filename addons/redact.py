@@ -27,6 +27,7 @@ from addons.dlp import Placeholders
 from addons.dlp import Scanner
 from addons.dlp import redact
 from addons.identify import flow_record
+from addons.logs import flow_fields
 from addons.policy import ALLOW
 from addons.policy import DlpPolicy
 from addons.record import FlowRecord
@@ -275,7 +276,7 @@ class Redact:
         except Exception as e:
             reason = str(e) if isinstance(e, ScanFailed) else "the scanner failed"
             if not isinstance(e, ScanFailed):
-                log.exception("shadowgate: DLP scan failed")
+                log.exception("shadowgate: DLP scan failed", extra=flow_fields("dlp_scan_failed", rec))
             rec.dlp_action = "error"
             if dlp.on_error != ALLOW:
                 flow.response = api_error(rec.route.parser, 403, f"shadowgate: the request was not sent: {reason}, and DLP fails closed.")

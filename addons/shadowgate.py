@@ -2,6 +2,7 @@
 
 One path for every request: identify (catalog + wire format) -> decide (policy) -> act -> record.
 
+    Logs         log lines as text or JSON, on the terminal or in a file that rotates
     Health       readiness and liveness through the proxy port (http://shadowgate.health/)
     TlsGate      decrypt catalogued AI hosts, pass the rest through, record what is not inspected
     Identify     provider, wire format, model, person and key fingerprint; the policy's decision
@@ -23,6 +24,7 @@ if _ROOT not in sys.path:
 from addons.act import Act  # noqa: E402
 from addons.health import Health  # noqa: E402
 from addons.identify import Identify  # noqa: E402
+from addons.logs import Logs  # noqa: E402
 from addons.mcp import Mcp  # noqa: E402
 from addons.meter import Meter  # noqa: E402
 from addons.redact import Redact  # noqa: E402
@@ -34,6 +36,7 @@ settings = ShadowgateSettings()
 telemetry = Telemetry(settings)
 
 addons = [
+    Logs(),
     settings,
     Health(settings),
     TlsGate(settings),

@@ -166,31 +166,99 @@ def sse_usage_event(chunks: int, sent: float) -> bytes:
     return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\n\ndata: [DONE]\n\n"
 
 
+async def read_body(reader, lower_head: bytes, on_chunk=None) -> int:
+    """Read the body of an HTTP/1.1 message whose head (lower-cased) was just read: Content-Length
+    (in pieces, never holding 20 MB twice) or chunked. Returns its size; on_chunk(data) sees each
+    piece of a chunked body as it arrives (for timing)."""
+    i = lower_head.find(b"\r\ncontent-length:")
+    total = 0
+    if i >= 0:
+        j = lower_head.find(b"\r\n", i + 2)
+        remaining = total = int(lower_head[i + 17 : j])
+        while remaining:
+            remaining -= len(await reader.read(min(remaining, 1 << 20))) or _eof()
+    elif b"\r\ntransfer-encoding: chunked" in lower_head:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            data = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            total += size
+            if on_chunk is not None:
+                on_chunk(data[:-2])
+    return total
+
+
+def header_value(lower_head: bytes, name: bytes) -> bytes | None:
+    """The value of a header in a lower-cased HTTP head, or None."""
+    k = lower_head.find(b"\r\n" + name + b":")
+    if k < 0:
+        return None
+    return lower_head[k + len(name) + 3 : lower_head.find(b"\r\n", k + 2)].strip()
+
+
+CASE_HEADER = "x-bench-case"  # request header "<fixture name>[,<ms between stream chunks>]"
+_case_responses: dict[bytes, tuple[bytes, list[bytes]]] = {}
+
+
+def case_responses() -> dict[bytes, tuple[bytes, list[bytes]]]:
+    """Each provider fixture of tests/fixtures/wire (documented responses: OpenAI, Anthropic,
+    Gemini, Bedrock, ...) as (response head, body chunks): one chunk per stream event, as the
+    providers flush them, sent with chunked encoding; a JSON answer whole, with Content-Length."""
+    import sys
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parents[1])
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    from addons.demo.fakeupstream import case_body
+    from addons.demo.fakeupstream import load_cases
+    from addons.demo.fakeupstream import split_stream
+
+    if not _case_responses:
+        for name, case in load_cases().items():
+            response = case["response"]
+            headers = {k.lower(): v for k, v in response.get("headers", {}).items()}
+            body, content_type = case_body(case), headers.get("content-type", "")
+            streamed = any(t in content_type for t in ("event-stream", "ndjson", "eventstream"))
+            lines = [f"HTTP/1.1 {response['status']} X"] + [
+                f"{k}: {v}" for k, v in headers.items() if k not in ("content-length", "transfer-encoding", "content-encoding")
+            ]
+            lines.append("transfer-encoding: chunked" if streamed else f"content-length: {len(body)}")
+            head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+            _case_responses[name.encode()] = (head, split_stream(body, content_type) if streamed else [body])
+    return _case_responses
+
+
 async def _ai_upstream_connection(reader, writer) -> None:
     import asyncio
     import ssl
     import time
 
     json_response = _json_response()
+    cases = case_responses()
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
             lower = head.lower()
-            i = lower.find(b"\r\ncontent-length:")
-            if i >= 0:
-                j = lower.find(b"\r\n", i + 2)
-                remaining = int(lower[i + 17 : j])
-                while remaining:  # read big bodies in pieces, never holding 20 MB twice
-                    remaining -= len(await reader.read(min(remaining, 1 << 20))) or _eof()
-            elif b"\r\ntransfer-encoding: chunked" in lower:
-                while True:
-                    size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                    await reader.readexactly(size + 2)
-                    if size == 0:
-                        break
-            k = lower.find(b"\r\n" + SSE_HEADER.encode() + b":")
-            if head.startswith(b"POST " + BENCH_PATH.encode() + b" ") and k >= 0:
-                chunks, interval_ms = lower[k + len(SSE_HEADER) + 3 : lower.find(b"\r\n", k + 2)].split(b",")
+            await read_body(reader, lower)
+            sse = header_value(lower, SSE_HEADER.encode())
+            case = header_value(lower, CASE_HEADER.encode())
+            if case is not None:
+                name, _, interval_ms = case.partition(b",")
+                response_head, chunks = cases[name]
+                writer.write(response_head)
+                if response_head.endswith(b"chunked\r\n\r\n"):
+                    for n, chunk in enumerate(chunks):
+                        if n and interval_ms:
+                            await asyncio.sleep(float(interval_ms) / 1000)
+                        writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                        await writer.drain()
+                    writer.write(b"0\r\n\r\n")
+                else:
+                    writer.write(chunks[0])
+            elif head.startswith(b"POST " + BENCH_PATH.encode() + b" ") and sse is not None:
+                chunks, interval_ms = sse.split(b",")
                 chunks, interval = int(chunks), float(interval_ms) / 1000
                 writer.write(
                     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
@@ -211,7 +279,7 @@ async def _ai_upstream_connection(reader, writer) -> None:
             else:
                 writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found")
             await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, ValueError, EOFError):
+    except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, ValueError, EOFError, KeyError):
         pass
     finally:
         writer.close()
@@ -273,24 +341,8 @@ def start_ai_upstream(cert, key, ca):
 async def read_response(reader, on_chunk=None) -> tuple[bytes, int]:
     """Read one HTTP/1.1 response (Content-Length or chunked). Returns (head, body bytes).
     on_chunk(data) is called as each chunk of a chunked body arrives (for timing)."""
-    lower_head = await reader.readuntil(b"\r\n\r\n")
-    lower = lower_head.lower()
-    i = lower.find(b"\r\ncontent-length:")
-    total = 0
-    if i >= 0:
-        j = lower.find(b"\r\n", i + 2)
-        total = int(lower[i + 17 : j])
-        await reader.readexactly(total)
-    elif b"\r\ntransfer-encoding: chunked" in lower:
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-            data = await reader.readexactly(size + 2)
-            if size == 0:
-                break
-            total += size
-            if on_chunk is not None:
-                on_chunk(data[:-2])
-    return lower_head, total
+    head = await reader.readuntil(b"\r\n\r\n")
+    return head, await read_body(reader, head.lower(), on_chunk)
 
 
 def rss_kb(pid: int) -> tuple[int, int]:
@@ -303,3 +355,274 @@ def rss_kb(pid: int) -> tuple[int, int]:
             elif line.startswith("VmHWM:"):
                 hwm = int(line.split()[1])
     return rss, hwm
+
+
+# --- Processes: what every benchmark does to start and stop its proxies ------------------------
+
+
+def print_header(title: str, info: dict) -> None:
+    """The first lines of every benchmark's output: what ran, where, on which code."""
+    import shlex
+    import sys
+
+    print(title)
+    print(f"  command:   {shlex.join([sys.executable, *sys.argv])}")
+    print(f"  machine:   nproc {info['nproc']} (cpu_count {info['cpu_count']}), {info['cpu_model']}, Linux {info['kernel']}")
+    print(f"  software:  Python {info['python']}, mitmproxy {info['mitmproxy']}")
+    print(f"  code:      {info['code']}")
+
+
+def start_proxies(workdir, upstream, upstream_ca, specs, ready: bool = True) -> list:
+    """Start one mitmdump per (name, redirect script, extra args) in specs, all at once, then wait
+    until each listens. Returns bench_overhead.Proxy objects (started, ready)."""
+    import bench_overhead as bo
+
+    proxies = []
+    for name, redirect, extra in specs:
+        confdir, port = workdir / f"conf-{name}", bo.free_port()
+        command = bo.proxy_args(confdir, port, upstream_ca, upstream.port, redirect, list(extra))
+        proxies.append(bo.Proxy(name, command, port, confdir, workdir / f"proxy-{name}.log"))
+    for proxy in proxies:
+        proxy.start()
+    if ready:
+        for proxy in proxies:
+            proxy.wait_ready()
+    return proxies
+
+
+def shadowgate_args(workdir, db, *extra: str) -> list[str]:
+    """mitmdump arguments that load addons/shadowgate.py (frozen, see frozen_script) recording to db."""
+    from pathlib import Path
+
+    entry = Path(__file__).resolve().parents[1] / "addons" / "shadowgate.py"
+    return ["-s", str(frozen_script(workdir, entry)), "--set", f"shadowgate_db={db}", *extra]
+
+
+def cleanup(proxies, upstream, workdir, keep: bool) -> None:
+    """The `finally:` of every benchmark: kill what is still running, remove (or keep) the workdir."""
+    import shutil
+    import signal
+
+    import bench_overhead as bo
+
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for proxy in proxies:
+        bo.kill(proxy.process)
+    bo.kill(upstream.process if upstream else None)
+    if keep:
+        print(f"(kept {workdir})")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def sigterm_interrupts() -> None:
+    """SIGTERM raises KeyboardInterrupt, so the benchmark's `finally:` cleans up."""
+    import signal
+
+    def on_sigterm(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+
+
+# --- Mixed provider traffic: scripts/soak.py and scripts/bench_company_day.py --------------------
+
+UPSTREAM_HOSTS = ("api.openai.com", "api.anthropic.com", "generativelanguage.googleapis.com", "api.mistral.ai")
+BLOCKED_PROVIDER = "mistral"  # mixed_policy() blocks it; the fake upstream never sees these calls
+GITHUB_TOKEN = "ghp_Zx81KqLm02PvRt5YuW9sNb4CdEf6GhIjKl7M"  # a well-formed, made-up token: DLP blocks it
+
+
+class Call:
+    """One request of a load mix: raw HTTP/1.1 bytes for a tunnel to `host`, the status it must
+    get, and the tokens shadowgate must record for it (from the fixture's documented usage)."""
+
+    __slots__ = ("kind", "host", "request", "status", "tokens", "stream")
+
+    def __init__(self, kind, host, request, status, tokens, stream):
+        self.kind, self.host, self.request, self.status, self.tokens, self.stream = kind, host, request, status, tokens, stream
+
+
+def fixture_call(kind: str, case_name: str, *, interval_ms: float = 0, content: str | None = None,
+                 host: str | None = None, status: int = 200) -> Call:  # fmt: skip
+    """A request shaped like the provider fixture `case_name` (its host, path, headers and body),
+    answered by the fake upstream with the fixture's recorded response (streams one event per
+    chunk, interval_ms apart). content replaces the last message's text (OpenAI chat bodies)."""
+    import json
+
+    from addons.demo.fakeupstream import load_cases
+
+    case = load_cases()[case_name]
+    req = case["request"]
+    body = json.loads(json.dumps(req.get("body") or {}))
+    if content is not None:
+        body["messages"] = [{"role": "user", "content": content}]
+    data = json.dumps(body, separators=(",", ":")).encode()
+    host = host or case["host"]
+    path = req["path"] + (f"?{req['query']}" if req.get("query") else "")
+    headers = {k: v for k, v in req.get("headers", {}).items() if k.lower() not in ("content-length", "host")}
+    headers[CASE_HEADER] = f"{case_name},{interval_ms:g}"
+    head = f"{req['method']} {path} HTTP/1.1\r\nHost: {host}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    usage = case.get("expect", {}).get("response", {}).get("usage") or {}
+    tokens = (usage.get("input_tokens") or 0) + (usage.get("output_tokens") or 0) if status == 200 else 0
+    stream = "event-stream" in case["response"].get("headers", {}).get("content-type", "")
+    return Call(kind, host, (head + f"content-length: {len(data)}\r\n\r\n").encode() + data, status, tokens, stream)
+
+
+def mixed_calls(stream_interval_ms: float = 5) -> list[Call]:
+    """The soak's and the company day's mix, one cycle of 12 calls: OpenAI, Anthropic and Gemini,
+    JSON and streaming (4 of 12 stream), one prompt with an e-mail address (DLP redacts it), one
+    with a GitHub token (DLP blocks it: 403) and one to a provider the policy blocks (403)."""
+    ms = stream_interval_ms
+    return [
+        fixture_call("openai-json", "openai-chat-cached-reasoning"),
+        fixture_call("openai-stream", "openai-chat-stream-usage", interval_ms=ms),
+        fixture_call("anthropic-json", "anthropic-messages-cache"),
+        fixture_call("openai-json", "openai-chat-cached-reasoning"),
+        fixture_call("anthropic-stream", "anthropic-messages-stream", interval_ms=ms),
+        fixture_call("gemini-json", "gemini-generate-thinking-cached"),
+        fixture_call("dlp-redact", "openai-chat-cached-reasoning",
+                     content="Draft a reply to jane.doe@corp-mail.example about the renewal."),  # fmt: skip
+        fixture_call("openai-stream", "openai-chat-stream-usage", interval_ms=ms),
+        fixture_call("gemini-stream", "gemini-stream-sse", interval_ms=ms),
+        fixture_call("openai-json", "openai-chat-cached-reasoning"),
+        fixture_call("dlp-block", "openai-chat-cached-reasoning", status=403,
+                     content=f"Why does git reject my token {GITHUB_TOKEN}?"),  # fmt: skip
+        fixture_call("policy-block", "openai-chat-cached-reasoning", host="api.mistral.ai", status=403),
+    ]
+
+
+def mixed_policy(path) -> None:
+    """The policy of the mixed load: DLP on (secrets blocked, personal data redacted), one provider blocked."""
+    from pathlib import Path
+
+    Path(path).write_text(
+        "dlp: {secrets: block, pii: redact}\n"
+        "rules:\n"
+        f"  - {{id: block-{BLOCKED_PROVIDER}, match: {{provider: {BLOCKED_PROVIDER}}}, action: block}}\n"
+    )
+
+
+def start_mixed_upstream(workdir):
+    """The fake providers of the mixed load, in their own process: (upstream, CA file to trust)."""
+    import bench_overhead as bo
+
+    cert, key, upstream_ca = bo.make_upstream_cert(workdir, UPSTREAM_HOSTS)
+    return start_ai_upstream(cert, key, upstream_ca), upstream_ca
+
+
+def start_mixed_proxies(workdir, upstream, upstream_ca, db, names) -> list:
+    """mitmdump + shadowgate for the mixed load (proxy auth, mixed_policy), one per name, all
+    recording to db, started one after the other. (Started in the same instant, a later one finds
+    the DuckDB view file locked by the first and logs a warning; its rows still reach the shared
+    segments.)"""
+    from pathlib import Path
+
+    policy = workdir / "policy.yaml"
+    mixed_policy(policy)
+    extra = shadowgate_args(workdir, db, "--set", "proxyauth=any", "--set", f"shadowgate_policy={policy}")
+    redirect = frozen_script(workdir, Path(__file__).resolve())
+    proxies: list = []
+    for name in names:
+        proxies += start_proxies(workdir, upstream, upstream_ca, [(name, redirect, extra)])
+    return proxies
+
+
+class Tally:
+    """What a load generator sent and got: answered per kind, errors, tokens expected."""
+
+    def __init__(self) -> None:
+        self.answered = 0
+        self.by_kind: dict[str, int] = {}
+        self.tokens = 0
+        self.errors: list[str] = []
+        self.latencies: list[float] = []
+
+    def add(self, call: Call, seconds: float) -> None:
+        self.answered += 1
+        self.by_kind[call.kind] = self.by_kind.get(call.kind, 0) + 1
+        self.tokens += call.tokens
+        self.latencies.append(seconds)
+
+
+async def client(port: int, tls, user: str, next_call, tally: Tally, reconnect_every: int = 0, timeout: float = 30.0,
+                 think: float = 0.0) -> None:  # fmt: skip
+    """One simulated employee: a kept-alive tunnel per host (opened on first use, with proxy auth
+    as `user`), sending next_call() until it returns None. A wrong status, a timeout or a broken
+    connection is an error; the tunnel is then reopened. reconnect_every: close every tunnel after
+    that many calls, as real clients do now and then (0: never)."""
+    import asyncio
+    import ssl
+    import time
+
+    import bench_overhead as bo
+
+    tunnels: dict[str, tuple] = {}
+    sent = 0
+    while (call := next_call()) is not None:
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout):
+                if call.host not in tunnels:
+                    tunnels[call.host] = await bo.open_tunnel(port, tls, call.host, f"{user}:pw")
+                reader, writer = tunnels[call.host]
+                writer.write(call.request)
+                head, _ = await read_response(reader)
+            if head[9:12] != str(call.status).encode():
+                raise bo.BenchError(f"status {head[9:12].decode(errors='replace')}, expected {call.status}")
+            tally.add(call, time.perf_counter() - t0)
+        except (bo.BenchError, TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ssl.SSLError) as e:
+            tally.errors.append(f"{user} {call.kind}: {type(e).__name__}: {e}")
+            if call.host in tunnels:
+                tunnels.pop(call.host)[1].close()
+        sent += 1
+        if reconnect_every and sent % reconnect_every == 0:
+            for _, writer in tunnels.values():
+                writer.close()
+            tunnels.clear()
+        if think:
+            await asyncio.sleep(think)
+    for _, writer in tunnels.values():
+        writer.close()
+
+
+def open_fds(pid: int) -> int:
+    import os
+
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def ai_request_totals(db) -> dict:
+    """What the proxies recorded, read through the ai_requests view (as reports read it)."""
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        row = con.execute(
+            "SELECT count(*), count(DISTINCT request_id), count(*) FILTER (WHERE status_code = 403), "
+            "count(*) FILTER (WHERE dlp_action = 'redact'), count(*) FILTER (WHERE dlp_action = 'block'), "
+            "count(*) FILTER (WHERE decision = 'block' AND provider = ?), count(*) FILTER (WHERE streaming), "
+            "coalesce(sum(input_tokens + output_tokens) FILTER (WHERE status_code = 200), 0), "
+            "count(DISTINCT user_name), count(*) FILTER (WHERE usage_estimated), "
+            "count(*) FILTER (WHERE dlp_action = 'error') FROM ai_requests",
+            [BLOCKED_PROVIDER],
+        ).fetchone()
+    finally:
+        con.close()
+    names = ("rows", "distinct_request_ids", "rows_403", "dlp_redacted", "dlp_blocked", "policy_blocked",
+             "streaming", "tokens", "users", "usage_estimated", "dlp_errors")  # fmt: skip
+    return dict(zip(names, row))
+
+
+def expected_totals(tally: Tally) -> dict:
+    """What ai_request_totals must say for the calls in tally."""
+    k = tally.by_kind
+    return {
+        "rows": tally.answered,
+        "rows_403": k.get("dlp-block", 0) + k.get("policy-block", 0),
+        "dlp_redacted": k.get("dlp-redact", 0),
+        "dlp_blocked": k.get("dlp-block", 0),
+        "policy_blocked": k.get("policy-block", 0),
+        "streaming": sum(v for kind, v in k.items() if kind.endswith("-stream")),
+        "tokens": tally.tokens,
+        "dlp_errors": 0,  # a scan that failed or ran out of its budget_ms: the call was refused (fail closed)
+    }

@@ -28,8 +28,6 @@ import argparse
 import asyncio
 import json
 import shlex
-import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -165,16 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.requests < 1 or args.concurrency < 1 or args.big < 0 or not 0 < args.warmup < 1:
         parser.error("bad --requests, --concurrency, --big or --warmup")
 
-    def on_sigterm(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+    bl.sigterm_interrupts()
     info = bo.machine()
-    print("shadowgate memory benchmark (" + ("PLAIN mitmdump, no shadowgate: --plain" if args.plain else "mitmdump + shadowgate") + ")")
-    print(f"  command:   {shlex.join([sys.executable, *sys.argv])}")
-    print(f"  machine:   nproc {info['nproc']} (cpu_count {info['cpu_count']}), {info['cpu_model']}, Linux {info['kernel']}")
-    print(f"  software:  Python {info['python']}, mitmproxy {info['mitmproxy']}")
-    print(f"  code:      {info['code']}")
+    bl.print_header("shadowgate memory benchmark (" + ("PLAIN mitmdump, no shadowgate: --plain" if args.plain else "mitmdump + shadowgate") + ")", info)
     streams = len([i for i in range(args.requests) if args.stream_every and i % args.stream_every == args.stream_every // 2])
     if args.requests < DEFAULT_REQUESTS:
         print(f"  note:      {args.requests:,} requests, fewer than issue 7's {DEFAULT_REQUESTS:,} (a quicker run)")
@@ -185,19 +176,15 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="shadowgate-bench-memory-"))
     upstream = None
     proxy = None
+    proxies: list[bo.Proxy] = []
     started = time.monotonic()
     try:
         cert, key, upstream_ca = bo.make_upstream_cert(workdir)
         upstream = bl.start_ai_upstream(cert, key, upstream_ca)
         db = workdir / "bench.duckdb"
-        extra = ["-s", str(bl.frozen_script(workdir, ROOT / "addons" / "shadowgate.py")), "--set", f"shadowgate_db={db}"]
-        if args.plain:
-            extra = []
-        confdir, port = workdir / "conf-B", bo.free_port()
-        command = bo.proxy_args(confdir, port, upstream_ca, upstream.port, bl.frozen_script(workdir, REDIRECT), extra)
-        proxy = bo.Proxy("A" if args.plain else "B", command, port, confdir, workdir / "proxy-B.log")
-        proxy.start()
-        proxy.wait_ready()
+        extra = [] if args.plain else bl.shadowgate_args(workdir, db)
+        proxies = bl.start_proxies(workdir, upstream, upstream_ca, [("A" if args.plain else "B", bl.frozen_script(workdir, REDIRECT), extra)])
+        proxy = proxies[0]
         start_rss = bl.rss_kb(proxy.pid)[0]
         print(f"  upstream:  127.0.0.1:{upstream.port} (pid {upstream.process.pid})")
         print(f"  proxy {proxy.name}:   127.0.0.1:{proxy.port} (pid {proxy.pid}): {shlex.join(proxy.args)}")
@@ -278,13 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\ninterrupted; cleaning up", file=sys.stderr)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        bo.kill(proxy.process if proxy else None)
-        bo.kill(upstream.process if upstream else None)
-        if args.keep:
-            print(f"(kept {workdir})")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        bl.cleanup(proxies, upstream, workdir, args.keep)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ import os
 import platform
 import re
 import shlex
-import shutil
 import signal
 import socket
 import ssl
@@ -56,6 +55,10 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _benchlib as bl  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "api.openai.com"
@@ -128,17 +131,7 @@ async def _upstream_connection(reader: asyncio.StreamReader, writer: asyncio.Str
     try:
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
-            lower = head.lower()
-            i = lower.find(b"\r\ncontent-length:")
-            if i >= 0:
-                j = lower.find(b"\r\n", i + 2)
-                await reader.readexactly(int(lower[i + 17 : j]))
-            elif b"\r\ntransfer-encoding: chunked" in lower:
-                while True:
-                    size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                    await reader.readexactly(size + 2)
-                    if size == 0:
-                        break
+            await bl.read_body(reader, head.lower())
             if head.startswith(b"POST " + PATH.encode() + b" "):
                 if not counted:
                     _upstream_connections += 1
@@ -150,7 +143,7 @@ async def _upstream_connection(reader: asyncio.StreamReader, writer: asyncio.Str
             else:
                 writer.write(NOT_FOUND)
             await writer.drain()
-    except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, ValueError):
+    except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, ValueError, EOFError):
         pass
     finally:
         writer.close()
@@ -198,14 +191,23 @@ class BenchError(Exception):
     pass
 
 
-async def open_tunnel(port: int, context: ssl.SSLContext) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+async def open_tunnel(
+    port: int, context: ssl.SSLContext, host: str = HOST, auth: str | None = None
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """CONNECT host:443 through the proxy, then TLS to it (the proxy's certificate). auth: a
+    "user:password" for Proxy-Authorization (the proxy then attributes the tunnel's calls)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"CONNECT {HOST}:443 HTTP/1.1\r\nHost: {HOST}:443\r\n\r\n".encode())
+    credentials = ""
+    if auth is not None:
+        import base64
+
+        credentials = f"Proxy-Authorization: Basic {base64.b64encode(auth.encode()).decode()}\r\n"
+    writer.write(f"CONNECT {host}:443 HTTP/1.1\r\nHost: {host}:443\r\n{credentials}\r\n".encode())
     head = await reader.readuntil(b"\r\n\r\n")
     if not head.startswith((b"HTTP/1.1 200", b"HTTP/1.0 200")):
         writer.close()
         raise BenchError(f"CONNECT refused: {head.splitlines()[0]!r}")
-    await writer.start_tls(context, server_hostname=HOST)
+    await writer.start_tls(context, server_hostname=host)
     return reader, writer
 
 
@@ -444,14 +446,15 @@ def kill(process: subprocess.Popen | None) -> None:
         process.wait(5)
 
 
-def make_upstream_cert(workdir: Path) -> tuple[Path, Path, Path]:
-    """A throw-away CA and a leaf for api.openai.com, made with mitmproxy's own CertStore."""
+def make_upstream_cert(workdir: Path, hosts: tuple[str, ...] = (HOST,)) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a leaf for api.openai.com (or the given hosts), made with mitmproxy's
+    own CertStore."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
     from mitmproxy import certs
 
     store = certs.CertStore.from_store(workdir / "upstream-ca", "bench", 2048)
-    entry = store.get_cert(HOST, [x509.DNSName(HOST)])
+    entry = store.get_cert(hosts[0], [x509.DNSName(h) for h in hosts])
     cert_pem, key_pem = workdir / "upstream-cert.pem", workdir / "upstream-key.pem"
     cert_pem.write_bytes(entry.cert.to_pem())
     key_pem.write_bytes(
@@ -705,20 +708,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.rounds < 1 or args.seconds <= 0 or args.concurrency < 1:
         parser.error("--rounds, --seconds and --concurrency must be positive")
 
-    def on_sigterm(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_sigterm)
-
+    bl.sigterm_interrupts()
     info = machine()
-    print("shadowgate overhead benchmark")
-    print(f"  command:   {shlex.join([sys.executable, *sys.argv])}")
-    print(
-        f"  machine:   nproc {info['nproc']} (cpu_count {info['cpu_count']}), {info['cpu_model']}, "
-        f"Linux {info['kernel']}"
-    )
-    print(f"  software:  Python {info['python']}, mitmproxy {info['mitmproxy']}")
-    print(f"  code:      {info['code']}")
+    bl.print_header("shadowgate overhead benchmark", info)
     print(f"  redirect:  {os.path.relpath(REDIRECTS[args.redirect], ROOT)} (--redirect {args.redirect})")
     print(
         f"  request:   POST https://{HOST}{PATH}, {len(REQUEST)} bytes on the wire; response {len(UPSTREAM_RESPONSE)} bytes"
@@ -737,33 +729,18 @@ def main(argv: list[str] | None = None) -> int:
         rows would go to ~/.shadowgate and traffic to the real host). So by default the proxies
         load a stub in the working directory that runs the real file once; edits to the checkout
         during the run then cannot reach the proxies."""
-        if args.no_freeze:
-            return path
-        stub = workdir / f"load_{path.stem}.py"
-        stub.write_text(
-            "# Generated by scripts/bench_overhead.py: runs the file below once; mitmproxy watches only this stub.\n"
-            "import runpy\n\n"
-            f"addons = runpy.run_path({str(path)!r}, run_name='bench_{path.stem}')['addons']\n"
-        )
-        return stub
+        return path if args.no_freeze else bl.frozen_script(workdir, path)
 
     try:
         cert, key, upstream_ca = make_upstream_cert(workdir)
         upstream = start_upstream(cert, key, upstream_ca)
         upstream_port = upstream.port
         db = workdir / "bench.duckdb"
-        for name, extra in (
-            ("A", []),
-            ("B", ["-s", str(script(ROOT / "addons" / "shadowgate.py")), "--set", f"shadowgate_db={db}"]),
-        ):
-            confdir, port = workdir / f"conf-{name}", free_port()
-            redirect = script(REDIRECTS[args.redirect])
-            command = proxy_args(confdir, port, upstream_ca, upstream_port, redirect, extra)
-            proxies.append(Proxy(name, command, port, confdir, workdir / f"proxy-{name}.log"))
-        for proxy in proxies:
-            proxy.start()
-        for proxy in proxies:
-            proxy.wait_ready()
+        redirect = script(REDIRECTS[args.redirect])
+        proxies = bl.start_proxies(workdir, upstream, upstream_ca, [
+            ("A", redirect, []),
+            ("B", redirect, ["-s", str(script(ROOT / "addons" / "shadowgate.py")), "--set", f"shadowgate_db={db}"]),
+        ])  # fmt: skip
         OUR_PIDS[:] = [os.getpid(), upstream.process.pid, *(p.pid for p in proxies)]
         if args.pin:
             cpus = sorted(os.sched_getaffinity(0))
@@ -901,14 +878,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nthe benchmark overran its time budget; cleaning up", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        for proxy in proxies:
-            kill(proxy.process)
-        kill(upstream.process if upstream else None)
-        if args.keep:
-            print(f"(kept {workdir})")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        bl.cleanup(proxies, upstream, workdir, args.keep)
 
 
 if __name__ == "__main__":

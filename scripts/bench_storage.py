@@ -21,7 +21,6 @@ import os
 import random
 import resource
 import shlex
-import shutil
 import sys
 import tempfile
 import time
@@ -31,6 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import _benchlib as bl  # noqa: E402
 import bench_overhead as bo  # noqa: E402
 
 from addons.record import AI_REQUESTS  # noqa: E402
@@ -237,10 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if writer is not None:
             writer.close()
-        if args.keep:
-            print(f"(kept {workdir})")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        bl.cleanup([], None, workdir, args.keep)
 
 
 if __name__ == "__main__":

@@ -30,8 +30,6 @@ import argparse
 import asyncio
 import json
 import shlex
-import shutil
-import signal
 import statistics
 import sys
 import tempfile
@@ -251,16 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.rounds, args.streams, args.concurrency, args.chunks) < 1 or args.interval_ms < 0:
         parser.error("--rounds, --streams, --concurrency and --chunks must be positive")
 
-    def on_sigterm(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_sigterm)
+    bl.sigterm_interrupts()
     info = bo.machine()
-    print("shadowgate streaming benchmark")
-    print(f"  command:   {shlex.join([sys.executable, *sys.argv])}")
-    print(f"  machine:   nproc {info['nproc']} (cpu_count {info['cpu_count']}), {info['cpu_model']}, Linux {info['kernel']}")
-    print(f"  software:  Python {info['python']}, mitmproxy {info['mitmproxy']}")
-    print(f"  code:      {info['code']}")
+    bl.print_header("shadowgate streaming benchmark", info)
     print(f"  stream:    {args.chunks} content chunks {args.interval_ms:g} ms apart + usage chunk + [DONE], "
           f"OpenAI chat SSE over chunked HTTP/1.1 from https://{bl.BENCH_HOST}{bl.BENCH_PATH}")  # fmt: skip
 
@@ -272,21 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         cert, key, upstream_ca = bo.make_upstream_cert(workdir)
         upstream = bl.start_ai_upstream(cert, key, upstream_ca)
         db = workdir / "bench.duckdb"
-        for name, redirect, extra in (
+        proxies = bl.start_proxies(workdir, upstream, upstream_ca, [
             ("A", bl.frozen_script(workdir, REDIRECT, ("StreamEventStreams",)), []),
-            (
-                "B",
-                bl.frozen_script(workdir, REDIRECT),
-                ["-s", str(bl.frozen_script(workdir, ROOT / "addons" / "shadowgate.py")), "--set", f"shadowgate_db={db}"],
-            ),
-        ):
-            confdir, port = workdir / f"conf-{name}", bo.free_port()
-            command = bo.proxy_args(confdir, port, upstream_ca, upstream.port, redirect, extra)
-            proxies.append(bo.Proxy(name, command, port, confdir, workdir / f"proxy-{name}.log"))
-        for proxy in proxies:
-            proxy.start()
-        for proxy in proxies:
-            proxy.wait_ready()
+            ("B", bl.frozen_script(workdir, REDIRECT), bl.shadowgate_args(workdir, db)),
+        ])  # fmt: skip
         print(f"  upstream:  127.0.0.1:{upstream.port} (pid {upstream.process.pid})")
         for proxy in proxies:
             print(f"  proxy {proxy.name}:   127.0.0.1:{proxy.port} (pid {proxy.pid}): {shlex.join(proxy.args)}")
@@ -375,14 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\nthe benchmark overran its time budget; cleaning up", file=sys.stderr)
         return 1
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        for proxy in proxies:
-            bo.kill(proxy.process)
-        bo.kill(upstream.process if upstream else None)
-        if args.keep:
-            print(f"(kept {workdir})")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
+        bl.cleanup(proxies, upstream, workdir, args.keep)
 
 
 if __name__ == "__main__":

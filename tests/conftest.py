@@ -54,16 +54,20 @@ def test_ca(tmp_path_factory) -> trustme.CA:
     return trustme.CA()
 
 
-@pytest.fixture(scope="session")
-def upstream(test_ca, tmp_path_factory) -> Iterator[FakeUpstream]:
-    folder = tmp_path_factory.mktemp("upstream")
+def start_upstream(test_ca: trustme.CA, folder: Path) -> FakeUpstream:
+    """The fake providers on 127.0.0.1, with a certificate for every TEST_HOSTS name."""
     cert = test_ca.issue_cert(*TEST_HOSTS, "127.0.0.1")
     cert_pem, key_pem = folder / "cert.pem", folder / "key.pem"
     cert.cert_chain_pems[0].write_to_path(str(cert_pem))
     for extra in cert.cert_chain_pems[1:]:
         extra.write_to_path(str(cert_pem), append=True)
     cert.private_key_pem.write_to_path(str(key_pem))
-    fake = FakeUpstream(str(cert_pem), str(key_pem)).start()
+    return FakeUpstream(str(cert_pem), str(key_pem)).start()
+
+
+@pytest.fixture(scope="session")
+def upstream(test_ca, tmp_path_factory) -> Iterator[FakeUpstream]:
+    fake = start_upstream(test_ca, tmp_path_factory.mktemp("upstream"))
     yield fake
     fake.stop()
 
@@ -149,7 +153,9 @@ def start_proxy(
     entry: Path | None = None,
     db: Path | None = None,
     upstream_port: int | None = None,
+    watch_log: Path | None = None,
 ) -> Proxy:
+    """watch_log: the proxy logs there (shadowgate_log_file), so look for its port there too."""
     folder.mkdir(parents=True, exist_ok=True)
     test_ca_pem = folder / "test-ca.pem"
     test_ca.cert_pem.write_to_path(str(test_ca_pem))
@@ -178,7 +184,10 @@ def start_proxy(
     while time.monotonic() < deadline and port is None:
         if process.poll() is not None:
             raise RuntimeError(f"mitmdump exited with {process.returncode}:\n{log_path.read_text()}")
-        m = re.search(r"listening at 127\.0\.0\.1:(\d+)", log_path.read_text(errors="replace"))
+        text = log_path.read_text(errors="replace")
+        if watch_log is not None and watch_log.exists():
+            text += watch_log.read_text(errors="replace")
+        m = re.search(r"listening at 127\.0\.0\.1:(\d+)", text)
         if m:
             port = int(m.group(1))
         else:
@@ -211,6 +220,7 @@ def fresh_proxy(tmp_path, upstream, test_ca):
         entry: Path | None = None,
         db: Path | None = None,
         upstream_port: int | None = None,
+        watch_log: Path | None = None,
     ) -> Proxy:
         p = start_proxy(
             tmp_path / f"proxy{len(started)}",
@@ -221,6 +231,7 @@ def fresh_proxy(tmp_path, upstream, test_ca):
             entry=entry,
             db=db,
             upstream_port=upstream_port,
+            watch_log=watch_log,
         )
         started.append(p)
         return p

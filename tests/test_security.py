@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import site
@@ -12,6 +13,7 @@ import tomllib
 from pathlib import Path
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 SHADOWGATE = str(Path(sys.executable).parent / "shadowgate")
@@ -54,8 +56,11 @@ def test_no_unexpected_pth_files():
     assert found <= ALLOWED_PTH, found - ALLOWED_PTH
 
 
-def test_planted_credentials_never_reach_the_database_or_logs(fresh_proxy):
-    proxy = fresh_proxy(proxyauth="any")
+@pytest.mark.parametrize("json_log_file", [False, True], ids=["terminal-log", "json-log-file"])
+def test_planted_credentials_never_reach_the_database_or_logs(fresh_proxy, tmp_path, json_log_file):
+    log_file = tmp_path / "shadowgate.jsonl"
+    options = ["--set", "shadowgate_log_format=json", "--set", f"shadowgate_log_file={log_file}"] if json_log_file else []
+    proxy = fresh_proxy(*options, proxyauth="any", watch_log=log_file if json_log_file else None)
     planted = {
         "bearer": "sk-proj-PLANTEDbearer0000000000000000000000",
         "xapikey": "sk-ant-api03-PLANTEDxapikey000000000000",
@@ -75,6 +80,10 @@ def test_planted_credentials_never_reach_the_database_or_logs(fresh_proxy):
     proxy.stop()
     outputs = b"".join(p.read_bytes() for p in proxy.db.parent.rglob("*") if p.is_file() and p.suffix in (".parquet", ".duckdb", ".wal", ".log"))
     outputs += proxy.log().encode()
+    if json_log_file:
+        text = log_file.read_text()
+        assert "client connect" in text and all(json.loads(line) for line in text.splitlines())
+        outputs += text.encode()
     for name, value in planted.items():
         assert value.encode() not in outputs, name
 
@@ -127,3 +136,30 @@ def test_the_proxy_reaches_nothing_but_its_upstream(fresh_proxy, tmp_path, monke
     assert row["cost_usd"] is not None  # priced, from the bundled data
     proxy.stop()
     assert not audit.exists() or audit.read_text() == "", audit.read_text()
+
+
+def test_the_proxy_needs_no_network_but_its_upstream(tmp_path):
+    """Issue 7: fake providers, mitmdump with every addon (default policy + DLP, OTel off) and a
+    client in a user+network namespace that has only loopback (`unshare -rn`): no DNS, no route
+    out. Catalog matching (tldextract's bundled list), pricing (genai-prices' bundled data) and
+    DLP must all work offline, and every call must be recorded. tests/netns_proxy.py runs inside."""
+    probe = subprocess.run(["unshare", "-rn", "true"], capture_output=True, text=True)
+    assert probe.returncode == 0, (
+        "unprivileged user namespaces are needed (sysctl kernel.unprivileged_userns_clone=1, "
+        f"or user.max_user_namespaces > 0): {probe.stderr}"
+    )
+    done = subprocess.run(
+        ["unshare", "-rn", sys.executable, str(ROOT / "tests" / "netns_proxy.py"), str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["isolation"] == {"dns_pypi_org": None, "dns_api_openai_com": None, "tcp_1_1_1_1_443": None, "tcp_8_8_8_8_53": None}
+    assert result["statuses"] == [200, 200, 200], result["log"]
+    rows = result["rows"]
+    assert [(r["provider"], r["streaming"], r["status_code"]) for r in rows] == [
+        ("openai", False, 200), ("openai", True, 200), ("anthropic", False, 200)
+    ]
+    assert all(r["input_tokens"] and r["output_tokens"] and r["cost_usd"] for r in rows)  # parsed and priced offline
+    assert [r["dlp_findings"] for r in rows] == ["EMAIL:1", "EMAIL:1", None] and not result["upstream_saw_email"]
+    assert result["returncode"] == 0
