@@ -656,7 +656,6 @@ class Mcp:
         """DLP on tools/call arguments: redacted in the forwarded message, or the call refused."""
         by_key = {id_key(c.rpc_id): c for c in calls}
         observe = self.settings.policy.observe
-        deadline = time.perf_counter() + dlp.budget_ms / 1000
         for index, item in enumerate(forwarded):
             call = by_key.get(id_key(item.get("id"))) if _is_message(item) and "id" in item else None
             if call is None or item.get("method") != "tools/call":
@@ -667,7 +666,7 @@ class Mcp:
                 continue
             try:
                 cleaned, counts, actions = scan_json(
-                    arguments, shared_scanner(), Placeholders(), dlp, deadline, every_string=True
+                    arguments, shared_scanner(), Placeholders(), dlp, every_string=True
                 )
             except Exception as e:
                 cleaned, counts, actions = arguments, Counter(), set()
@@ -882,8 +881,7 @@ class Mcp:
         try:
             if size > MAX_RESULT_SCAN_CHARS:
                 raise ScanFailed("the result is too large to scan")
-            deadline = time.perf_counter() + dlp.budget_ms / 1000
-            cleaned, counts, actions = scan_json({"content": result}, shared_scanner(), Placeholders(), dlp, deadline)
+            cleaned, counts, actions = scan_json({"content": result}, shared_scanner(), Placeholders(), dlp)
             cleaned = cleaned["content"]
         except Exception as e:
             if not isinstance(e, ScanFailed):

@@ -60,18 +60,23 @@ def shared_scanner() -> Scanner:
 
 
 def scan_json(
-    body: Any, scanner: Scanner, placeholders: Placeholders, dlp: DlpPolicy, deadline: float, *, every_string: bool = False
+    body: Any, scanner: Scanner, placeholders: Placeholders, dlp: DlpPolicy, *, every_string: bool = False
 ) -> tuple[Any, Counter, set[str]]:
     """Redact the free text of a JSON body. Returns (body, counts by type, actions taken).
+
+    The scan may use dlp.budget_ms of CPU time on the thread it runs on, then fails (ScanFailed).
+    CPU, not wall-clock: on a saturated machine the clock runs while the scan waits for a core,
+    and a wall-clock budget refused ordinary prompts there.
 
     every_string: every string value is text, whatever its key (MCP tool arguments: a tool's
     `data` or `name` argument is whatever the model wrote there).
     """
     counts: Counter = Counter()
     actions: set[str] = set()
+    deadline = time.thread_time() + dlp.budget_ms / 1000
 
     def clean(text: str) -> str:
-        if time.perf_counter() > deadline:
+        if time.thread_time() > deadline:
             raise ScanFailed("the scan ran out of time")
         findings = scanner.scan(text)
         if not findings:
@@ -270,9 +275,8 @@ class Redact:
         return self._guarded_scan(flow, rec, dlp)
 
     async def _guarded_scan(self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy) -> None:
-        started = time.perf_counter()
         try:
-            await self._scan(flow, rec, dlp, started)
+            await self._scan(flow, rec, dlp)
         except Exception as e:
             reason = str(e) if isinstance(e, ScanFailed) else "the scanner failed"
             if not isinstance(e, ScanFailed):
@@ -281,7 +285,7 @@ class Redact:
             if dlp.on_error != ALLOW:
                 flow.response = api_error(rec.route.parser, 403, f"shadowgate: the request was not sent: {reason}, and DLP fails closed.")
 
-    async def _scan(self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy, started: float) -> None:
+    async def _scan(self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy) -> None:
         request = flow.request
         if request.stream:
             raise ScanFailed("the body is too large to scan")
@@ -289,14 +293,13 @@ class Redact:
         if not content:
             return
         placeholders = Placeholders()
-        deadline = started + dlp.budget_ms / 1000
         body = parse_json_body(content)
 
         def run() -> tuple[Any, Counter, set[str]]:
             if body is not None:
-                return scan_json(body, self.scanner, placeholders, dlp, deadline)
+                return scan_json(body, self.scanner, placeholders, dlp)
             # Not JSON: the whole body is the text (a plain-text prompt to an AI route).
-            wrapped, counts, actions = scan_json({"text": content.decode("utf-8", "replace")}, self.scanner, placeholders, dlp, deadline)
+            wrapped, counts, actions = scan_json({"text": content.decode("utf-8", "replace")}, self.scanner, placeholders, dlp)
             return wrapped["text"], counts, actions
 
         if len(content) > SCAN_IN_THREAD_CHARS:
