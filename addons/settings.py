@@ -151,8 +151,9 @@ class ShadowgateSettings:
             typespec=int,
             default=0,
             help="""
-            Keep per-request detail (ai_requests, policy_events, mcp_calls) for this many days;
-            older days keep only their daily totals (ai_requests_daily). 0 keeps everything.
+            Keep per-request detail (ai_requests, policy_events, mcp_calls, mcp_tools) for this
+            many days; older days keep only their daily totals (ai_requests_daily,
+            mcp_calls_daily). 0 keeps everything.
             """,
         )
 

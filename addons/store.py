@@ -272,10 +272,7 @@ class SegmentWriter:
                 del rows[:shed]
                 over -= shed
                 self.rows_dropped += shed
-            now = time.monotonic()
-            if now - self._last_loss_log > 30:  # its own clock: the write errors must not hide it
-                self._last_loss_log = now
-                log.error("shadowgate: %d rows lost so far: storage has failed for too long", self.rows_dropped)
+            self._report_loss("storage has failed for too long")
 
     def _write_pending(self, mem: duckdb.DuckDBPyConnection) -> None:
         for name, rows in self._pending.items():
@@ -331,14 +328,18 @@ class SegmentWriter:
                 mid = len(rows) // 2
                 return self._append(mem, buf, rows[:mid]) + self._append(mem, buf, rows[mid:])
             self.rows_dropped += 1
-            now = time.monotonic()
-            if now - self._last_loss_log > 30:
-                self._last_loss_log = now
-                log.error("shadowgate: a %s row cannot be stored and was set aside (%d so far): %s",
-                          buf.removeprefix("buf_"), self.rows_dropped, str(e).splitlines()[0][:200])  # fmt: skip
+            self._report_loss(f"a {buf.removeprefix('buf_')} row cannot be stored and was set aside: "
+                              f"{str(e).splitlines()[0][:200]}")  # fmt: skip
             return 1
         mem.execute("COMMIT")
         return 0
+
+    def _report_loss(self, why: str) -> None:
+        # Its own clock: the write errors logged meanwhile must not hide a loss.
+        now = time.monotonic()
+        if now - self._last_loss_log > 30:
+            self._last_loss_log = now
+            log.error("shadowgate: %d rows lost so far: %s", self.rows_dropped, why)
 
     def _report_error(self, message: str) -> None:
         self.last_error = message
