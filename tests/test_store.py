@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -223,3 +226,20 @@ def test_a_row_duckdb_cannot_take_is_set_aside_and_the_rest_are_written(tmp_path
     assert writer.flush()
     assert rows_in(tmp_path / "x.duckdb")[-1][3] == 99
     writer.close()
+
+
+def test_a_full_disk_spools_rows_reports_once_and_writes_them_when_space_returns(tmp_path):
+    # A real full file system: a 1 MiB tmpfs in a user and mount namespace of our own.
+    mount = tmp_path / "small"
+    mount.mkdir()
+    root = Path(__file__).resolve().parent.parent
+    script = f'mount -t tmpfs -o size=1m tmpfs "{mount}" && exec "{sys.executable}" tests/diskfull_writer.py "{mount}"'
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=root, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    full, after = seen["full"], seen["after"]
+    assert "No space left on device" in full["last_error"] and full["written"] == 0 and full["backlog"] == 100
+    assert full["errors_logged"] == 1  # reported once, not per attempt
+    assert after["rows"] == [100, 100] and after["written"] == 100 and after["dropped"] == 0
+    assert after["last_error"] is None
