@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -388,6 +389,7 @@ class ShadowgateSettings:
         self._remember_options()
         if self._watcher is None:
             self._watcher = create_task(self._watch_policy(), name="shadowgate policy watcher", keep_ref=True)
+            threading.Thread(target=self.pricing.warm, name="shadowgate-pricing-warm", daemon=True).start()
         # With mitmproxy's default (eager) a request connects upstream before any hook runs, so
         # a blocked call would still reach the provider, and CONNECT fails where egress to the
         # provider is firewalled. Lazy connects only once our hooks let the request go.
