@@ -22,6 +22,7 @@ so a queue thread would not pay for itself; a log file on a slow network filesys
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 import logging
@@ -109,11 +110,38 @@ class _TermlogFilter(logging.Filter):
         return record.levelno >= self.level
 
 
+class _CancelledStreamCallbackFilter(logging.Filter):
+    """Drops the traceback CPython 3.12.0-3.12.1 logs for every open connection at shutdown.
+
+    Those versions' StreamReaderProtocol callback asks a cancelled task for its exception, which
+    raises, and asyncio logs "Exception in callback ... CancelledError" for each client still
+    connected when mitmproxy stops (python/cpython#113538, fixed in 3.12.2). Nothing failed:
+    an operator restarting the proxy would see a wall of tracebacks for kept-alive connections.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (
+            isinstance(exc, asyncio.CancelledError)
+            and record.getMessage().startswith("Exception in callback StreamReaderProtocol.connection_made")
+        )
+
+
+def _quiet_cancelled_stream_callbacks() -> None:
+    if sys.version_info >= (3, 12, 2):
+        return
+    asyncio_logger = logging.getLogger("asyncio")
+    if not any(isinstance(f, _CancelledStreamCallbackFilter) for f in asyncio_logger.filters):
+        asyncio_logger.addFilter(_CancelledStreamCallbackFilter())
+
+
 class Logs:
     def __init__(self) -> None:
         self.handler: logging.Handler | None = None
 
     def load(self, loader) -> None:
+        # Stays for the life of the process: the tracebacks come after every addon's done().
+        _quiet_cancelled_stream_callbacks()
         loader.add_option(
             name="shadowgate_log_format",
             typespec=str,

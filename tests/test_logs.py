@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
+import socket
 import time
 
 import httpx
@@ -127,3 +129,21 @@ def test_bad_log_options_stop_start_up(fresh_proxy, tmp_path, options, message):
     with pytest.raises(RuntimeError) as failed:
         fresh_proxy(*args)
     assert message in str(failed.value)
+
+
+def test_shutdown_with_clients_still_connected_logs_no_traceback(fresh_proxy):
+    # Kept-alive clients are the normal state of a busy proxy; stopping it is not an error
+    # (on Python 3.12.0-3.12.1 asyncio logged one CancelledError traceback per open connection).
+    proxy = fresh_proxy()
+    idle = [socket.create_connection(("127.0.0.1", proxy.port)) for _ in range(5)]
+    busy = socket.create_connection(("127.0.0.1", proxy.port))
+    busy.sendall(b"GET http://shadowgate.health/live HTTP/1.1\r\nHost: shadowgate.health\r\n"
+                 b"Proxy-Authorization: Basic " + base64.b64encode(b"logs:pw") + b"\r\n\r\n")
+    assert busy.recv(100).startswith(b"HTTP/1.1 200")
+    try:
+        assert proxy.stop() == 0
+    finally:
+        for s in [*idle, busy]:
+            s.close()
+    log = proxy.log()
+    assert "Traceback" not in log and "CancelledError" not in log, log
