@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from mitmproxy import http
 
 from addons.identify import flow_record
+from addons.identify import on_the_clock
 from addons.logs import flow_fields
 from addons.policy import ALLOW
 from addons.policy import BLOCK
@@ -196,6 +197,7 @@ class Act:
 
     # --- requests ---------------------------------------------------------------------------
 
+    @on_the_clock
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return

@@ -51,6 +51,7 @@ from mitmproxy import http
 from addons.attribution import Person
 from addons.dlp import Placeholders
 from addons.identify import METADATA_KEY as AI_METADATA_KEY
+from addons.identify import on_the_clock
 from addons.policy import ALLOW
 from addons.policy import BLOCK
 from addons.policy import OBSERVE_PREFIX
@@ -496,6 +497,7 @@ class Mcp:
 
     # requests
 
+    @on_the_clock
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         if flow.response or flow.error or not flow.live or AI_METADATA_KEY in flow.metadata:
             return None
@@ -742,6 +744,7 @@ class Mcp:
 
     # responses
 
+    @on_the_clock
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         if response is None or response.stream:
@@ -945,6 +948,7 @@ class Mcp:
             while len(self.sessions) > MAX_SESSIONS:
                 self.sessions.popitem(last=False)
 
+    @on_the_clock
     def response(self, flow: http.HTTPFlow) -> None:
         tap: LegacySseTap | None = flow.metadata.pop(LEGACY_KEY, None)
         if tap is not None and tap.session is not None:

@@ -17,6 +17,7 @@ from mitmproxy import http
 
 from addons.decoding import StreamDecoder
 from addons.identify import flow_record
+from addons.identify import on_the_clock
 from addons.redact import stream_restorer
 from addons.record import AI_REQUESTS
 from addons.record import FlowRecord
@@ -106,6 +107,7 @@ class Meter:
     def __init__(self, settings: ShadowgateSettings) -> None:
         self.settings = settings
 
+    @on_the_clock
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         if response is None or response.stream:
@@ -115,7 +117,6 @@ class Meter:
             # Nothing to meter: never buffer it (model downloads from catalogued hosts run to GBs).
             response.stream = True
             return
-        started = time.perf_counter_ns()
         headers = header_map(response.headers)
         content_type = headers.get("content-type", "").lower()
         streaming = (
@@ -137,7 +138,6 @@ class Meter:
             if rec.restore is not None and encoding in (None, "", "identity") and "eventstream" not in content_type:
                 transform = stream_restorer(rec.route.parser, content_type, rec)
             response.stream = StreamTap(parser, encoding, transform)
-        rec.overhead_ns += time.perf_counter_ns() - started
 
     def response(self, flow: http.HTTPFlow) -> None:
         rec = flow_record(flow)

@@ -401,37 +401,48 @@ def _mcp_server(path: str | Path, raw: Any) -> McpServer:
     )
 
 
-def _dlp(path: str | Path, raw: Any) -> DlpPolicy:
+def _dlp(path: str | Path, raw: Any) -> DlpPolicy | None:
+    """The dlp section; None when every action in it is off (then nothing is scanned)."""
     from addons.dlp import TYPES
 
     if not isinstance(raw, dict):
         raise ConfigError(path, line_of(raw), "dlp must be a mapping")
     _no_unknown_keys(path, raw, {"secrets", "pii", "types", "reversible", "on_error", "budget_ms"}, "dlp")
-    for key in ("secrets", "pii"):
-        if raw.get(key, "redact") not in DLP_ACTIONS:
-            raise ConfigError(path, line_of_key(raw, key), f"dlp.{key} must be one of {', '.join(DLP_ACTIONS)}")
-    types = raw.get("types") or {}
-    if not isinstance(types, dict):
-        raise ConfigError(path, line_of_key(raw, "types"), "dlp.types must map finding types to actions")
-    for name, action in types.items():
-        if name not in TYPES:
-            raise ConfigError(path, line_of_key(types, name), f"dlp.types: unknown type {name!r} (known: {', '.join(sorted(TYPES))})")
+    actions = {key: _dlp_action(raw.get(key, "redact")) for key in ("secrets", "pii")}
+    for key, action in actions.items():
         if action not in DLP_ACTIONS:
-            raise ConfigError(path, line_of_key(types, name), f"dlp.types.{name} must be one of {', '.join(DLP_ACTIONS)}")
+            raise ConfigError(path, line_of_key(raw, key), f"dlp.{key} must be one of {', '.join(DLP_ACTIONS)}")
+    raw_types = raw.get("types") or {}
+    if not isinstance(raw_types, dict):
+        raise ConfigError(path, line_of_key(raw, "types"), "dlp.types must map finding types to actions")
+    types = {}
+    for name, action in raw_types.items():
+        if name not in TYPES:
+            raise ConfigError(path, line_of_key(raw_types, name), f"dlp.types: unknown type {name!r} (known: {', '.join(sorted(TYPES))})")
+        types[name] = _dlp_action(action)
+        if types[name] not in DLP_ACTIONS:
+            raise ConfigError(path, line_of_key(raw_types, name), f"dlp.types.{name} must be one of {', '.join(DLP_ACTIONS)}")
     on_error = raw.get("on_error", BLOCK)
     if on_error not in (BLOCK, ALLOW):
         raise ConfigError(path, line_of_key(raw, "on_error"), "dlp.on_error must be block or allow")
     budget = raw.get("budget_ms", 250)
     if not isinstance(budget, int | float) or isinstance(budget, bool) or budget <= 0:
         raise ConfigError(path, line_of_key(raw, "budget_ms"), "dlp.budget_ms must be a positive number")
+    if set(actions.values()) | set(types.values()) == {"off"}:
+        return None
     return DlpPolicy(
-        secrets=raw.get("secrets", "redact"),
-        pii=raw.get("pii", "redact"),
-        types=dict(types),
+        secrets=actions["secrets"],
+        pii=actions["pii"],
+        types=types,
         reversible=bool(raw.get("reversible", False)),
         on_error=on_error,
         budget_ms=float(budget),
     )
+
+
+def _dlp_action(value: Any) -> Any:
+    # YAML 1.1 reads an unquoted `off` as false: `secrets: off` means the action "off".
+    return "off" if value is False else value
 
 
 def _entry(path: str | Path, raw: Any, keys: set[str], what: str) -> tuple[int, str]:

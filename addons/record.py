@@ -273,6 +273,9 @@ class FlowRecord:
     # Reversible DLP: turns the model's answer back into the user's values (memory only).
     restore: Callable[[str], str] | None = None
     placeholders: Any = None  # the request's addons.dlp.Placeholders, for event-wise stream restoring
+    # Identify's parse of the request body, keyed by the raw bytes it came from: DLP reuses it
+    # unless a stage has rewritten the body since (memory only, never recorded).
+    parsed_body: tuple[bytes, Any] | None = None
     request_id: str = field(default_factory=lambda: new_request_id())
 
     def policy_facts(self) -> Facts:

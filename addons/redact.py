@@ -27,6 +27,7 @@ from addons.dlp import Placeholders
 from addons.dlp import Scanner
 from addons.dlp import redact
 from addons.identify import flow_record
+from addons.identify import on_the_clock
 from addons.logs import flow_fields
 from addons.policy import ALLOW
 from addons.policy import DlpPolicy
@@ -265,49 +266,63 @@ class Redact:
     def scanner(self) -> Scanner:
         return shared_scanner()
 
+    @on_the_clock
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        # Returns a coroutine only when there is something to scan: with DLP off, a flow pays
-        # one attribute check, not a coroutine.
+        # Returns a coroutine only for a body big enough to scan on a thread: the common prompt
+        # is scanned here, without a coroutine for mitmproxy to schedule and await.
         dlp = self.settings.policy.dlp
         rec = flow_record(flow)
         if dlp is None or rec is None or rec.route is None or flow.response or flow.error:
             return None
-        return self._guarded_scan(flow, rec, dlp)
-
-    async def _guarded_scan(self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy) -> None:
-        try:
-            await self._scan(flow, rec, dlp)
-        except Exception as e:
-            reason = str(e) if isinstance(e, ScanFailed) else "the scanner failed"
-            if not isinstance(e, ScanFailed):
-                log.exception("shadowgate: DLP scan failed", extra=flow_fields("dlp_scan_failed", rec))
-            rec.dlp_action = "error"
-            if dlp.on_error != ALLOW:
-                flow.response = api_error(rec.route.parser, 403, f"shadowgate: the request was not sent: {reason}, and DLP fails closed.")
-
-    async def _scan(self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy) -> None:
         request = flow.request
-        if request.stream:
-            raise ScanFailed("the body is too large to scan")
-        content = request.get_content(strict=False) or b""
-        if not content:
-            return
+        try:
+            if request.stream:
+                raise ScanFailed("the body is too large to scan")
+            content = request.get_content(strict=False) or b""
+            if not content:
+                return None
+            if len(content) > SCAN_IN_THREAD_CHARS:
+                return self._scan_off_loop(flow, rec, dlp, content)
+            self._apply(flow, rec, dlp, *self._scan(rec, request.raw_content, content, dlp))
+        except Exception as e:
+            self._failed(flow, rec, dlp, e)
+        return None
+
+    async def _scan_off_loop(self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy, content: bytes) -> None:
+        try:
+            raw = flow.request.raw_content
+            self._apply(flow, rec, dlp, *await asyncio.to_thread(self._scan, rec, raw, content, dlp))
+        except Exception as e:
+            self._failed(flow, rec, dlp, e)
+
+    def _failed(self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy, e: Exception) -> None:
+        reason = str(e) if isinstance(e, ScanFailed) else "the scanner failed"
+        if not isinstance(e, ScanFailed):
+            log.exception("shadowgate: DLP scan failed", extra=flow_fields("dlp_scan_failed", rec))
+        rec.dlp_action = "error"
+        if dlp.on_error != ALLOW:
+            flow.response = api_error(rec.route.parser, 403, f"shadowgate: the request was not sent: {reason}, and DLP fails closed.")
+
+    def _scan(
+        self, rec: FlowRecord, raw: bytes | None, content: bytes, dlp: DlpPolicy
+    ) -> tuple[Any, Any, Counter, set[str], Placeholders]:
+        """(parsed body or None, cleaned body or text, counts, actions, placeholders); on any thread."""
+        parsed = rec.parsed_body
+        body = parsed[1] if parsed is not None and parsed[0] is raw else parse_json_body(content)
         placeholders = Placeholders()
-        body = parse_json_body(content)
+        if body is not None:
+            return body, *scan_json(body, self.scanner, placeholders, dlp), placeholders
+        # Not JSON: the whole body is the text (a plain-text prompt to an AI route).
+        wrapped, counts, actions = scan_json({"text": content.decode("utf-8", "replace")}, self.scanner, placeholders, dlp)
+        return None, wrapped["text"], counts, actions, placeholders
 
-        def run() -> tuple[Any, Counter, set[str]]:
-            if body is not None:
-                return scan_json(body, self.scanner, placeholders, dlp)
-            # Not JSON: the whole body is the text (a plain-text prompt to an AI route).
-            wrapped, counts, actions = scan_json({"text": content.decode("utf-8", "replace")}, self.scanner, placeholders, dlp)
-            return wrapped["text"], counts, actions
-
-        if len(content) > SCAN_IN_THREAD_CHARS:
-            cleaned, counts, actions = await asyncio.to_thread(run)
-        else:
-            cleaned, counts, actions = run()
+    def _apply(
+        self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy,
+        body: Any, cleaned: Any, counts: Counter, actions: set[str], placeholders: Placeholders,
+    ) -> None:  # fmt: skip
         if not counts:
             return
+        request = flow.request
         rec.dlp_findings, rec.dlp_action, blocking = dlp_verdict(counts, actions, dlp, self.settings.policy.observe)
         if blocking:
             found = ", ".join(blocking)
@@ -323,6 +338,7 @@ class Redact:
                 rec.placeholders = placeholders
                 request.headers["accept-encoding"] = "identity"  # restore needs plain text
 
+    @on_the_clock
     def response(self, flow: http.HTTPFlow) -> None:
         rec = flow_record(flow)
         if rec is None or rec.restore is None or flow.response is None or flow.response.stream:

@@ -103,3 +103,12 @@ def test_policy_cli_check_and_explain(tmp_path, capsys):
     path.write_text("rules:\n  - id: a\n    action: nuke\n")
     assert main(["policy", "check", str(path)]) == 1
     assert f"{path}:3:" in capsys.readouterr().err
+
+
+def test_unquoted_off_in_dlp_means_off(tmp_path):
+    # YAML 1.1 reads `off` as false; a user writing `secrets: off` means the action.
+    dlp = policy_from(tmp_path, "dlp:\n  secrets: off\n  pii: log\n  types: {EMAIL: off}\n").dlp
+    assert (dlp.secrets, dlp.pii, dlp.types) == ("off", "log", {"EMAIL": "off"})
+    # Every action off is DLP off: nothing is scanned.
+    assert policy_from(tmp_path, "dlp: {secrets: off, pii: off, types: {EMAIL: off}}\n").dlp is None
+    assert policy_from(tmp_path, "dlp: {secrets: off, pii: off, types: {EMAIL: log}}\n").dlp.types == {"EMAIL": "log"}

@@ -117,3 +117,21 @@ def test_observe_mode_scans_but_changes_nothing(fresh_proxy, tmp_path, upstream)
     assert r.status_code == 200 and upstream.seen[-1].body == body
     [row] = proxy.rows("user_name = 'dlp_observe'", expect=1)
     assert row["dlp_action"] == "would_block"
+
+
+def test_the_scan_counts_in_the_rows_overhead(fresh_proxy, tmp_path):
+    # proxy_overhead_us is all of shadowgate's time on the event loop, so it must include the
+    # DLP scan of a prompt scanned inline (below the size handed to a thread).
+    log_text = "".join(f"2026-11-28T10:{i % 60:02d}:00Z INFO worker-{i % 17} processed job {i} in {i % 997} ms\n" for i in range(900))
+    assert 50_000 < len(log_text) < 64 * 1024
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": log_text}]}
+    overhead = {}
+    for dlp in ("off", "redact"):
+        proxy = fresh_proxy("--set", policy(tmp_path, f"dlp: {{secrets: {dlp}, pii: {dlp}}}\n"))
+        with proxy.client(f"dlp_{dlp}") as client:
+            assert client.post("https://api.openai.com/v1/chat/completions", json=body).status_code == 200
+        [row] = proxy.rows(f"user_name = 'dlp_{dlp}'", expect=1)
+        overhead[dlp] = row["proxy_overhead_us"]
+        proxy.stop()
+    # The scan of ~55 KB of dense log lines takes milliseconds (DLP runs at ~4-16 MB/s here).
+    assert overhead["redact"] - overhead["off"] > 1000, overhead
