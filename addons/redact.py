@@ -272,7 +272,11 @@ class Redact:
         # is scanned here, without a coroutine for mitmproxy to schedule and await.
         dlp = self.settings.policy.dlp
         rec = flow_record(flow)
-        if dlp is None or rec is None or rec.route is None or flow.response or flow.error:
+        if rec is None:
+            return None
+        # Identify's parse is only for this stage: a long stream must not keep the prompt alive.
+        parsed, rec.parsed_body = rec.parsed_body, None
+        if dlp is None or rec.route is None or flow.response or flow.error:
             return None
         request = flow.request
         try:
@@ -282,16 +286,18 @@ class Redact:
             if not content:
                 return None
             if len(content) > SCAN_IN_THREAD_CHARS:
-                return self._scan_off_loop(flow, rec, dlp, content)
-            self._apply(flow, rec, dlp, *self._scan(rec, request.raw_content, content, dlp))
+                return self._scan_off_loop(flow, rec, dlp, parsed, content)
+            self._apply(flow, rec, dlp, *self._scan(parsed, request.raw_content, content, dlp))
         except Exception as e:
             self._failed(flow, rec, dlp, e)
         return None
 
-    async def _scan_off_loop(self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy, content: bytes) -> None:
+    async def _scan_off_loop(
+        self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy, parsed: tuple[bytes, Any] | None, content: bytes
+    ) -> None:
         try:
             raw = flow.request.raw_content
-            self._apply(flow, rec, dlp, *await asyncio.to_thread(self._scan, rec, raw, content, dlp))
+            self._apply(flow, rec, dlp, *await asyncio.to_thread(self._scan, parsed, raw, content, dlp))
         except Exception as e:
             self._failed(flow, rec, dlp, e)
 
@@ -304,10 +310,11 @@ class Redact:
             flow.response = api_error(rec.route.parser, 403, f"shadowgate: the request was not sent: {reason}, and DLP fails closed.")
 
     def _scan(
-        self, rec: FlowRecord, raw: bytes | None, content: bytes, dlp: DlpPolicy
+        self, parsed: tuple[bytes, Any] | None, raw: bytes | None, content: bytes, dlp: DlpPolicy
     ) -> tuple[Any, Any, Counter, set[str], Placeholders]:
-        """(parsed body or None, cleaned body or text, counts, actions, placeholders); on any thread."""
-        parsed = rec.parsed_body
+        """(parsed body or None, cleaned body or text, counts, actions, placeholders); on any thread.
+
+        `parsed` is Identify's parse, used unless an earlier stage has rewritten the body."""
         body = parsed[1] if parsed is not None and parsed[0] is raw else parse_json_body(content)
         placeholders = Placeholders()
         if body is not None:

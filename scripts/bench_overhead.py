@@ -8,7 +8,9 @@ Everything stays on 127.0.0.1:
              certificate from a throw-away CA; answers POST /v1/chat/completions with a fixed
              chat.completion JSON that carries a usage block
   proxy A    mitmdump + addons/demo/upstream_redirect.py (every upstream connection -> the fake)
-  proxy B    the same + addons/shadowgate.py, recording to a throw-away DuckDB database
+  proxy B    the same + addons/shadowgate.py, recording to a throw-away DuckDB database, with
+             the default policy plus DLP on (`dlp: {secrets: redact, pii: redact}`): every
+             prompt is scanned for secrets and personal data, as issue 7 asks
   client     raw asyncio streams + ssl: C keep-alive connections, each CONNECT api.openai.com:443,
              TLS to the proxy's CA, then back-to-back ~1 KB POSTs read by Content-Length
 
@@ -699,6 +701,12 @@ def main(argv: list[str] | None = None) -> int:
         help="pass the repository's addon files to mitmdump -s directly (then an edit during the run "
         "hot-reloads them, which resets their options)",
     )
+    parser.add_argument(
+        "--gc-probe",
+        action="store_true",
+        help="load scripts/gc_probe.py into both proxies and print how often the garbage collector "
+        "ran and its longest pause (each pause stops the event loop)",
+    )
     parser.add_argument("--serve-upstream", nargs=2, metavar=("CERT", "KEY"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_upstream:
@@ -736,10 +744,18 @@ def main(argv: list[str] | None = None) -> int:
         upstream = start_upstream(cert, key, upstream_ca)
         upstream_port = upstream.port
         db = workdir / "bench.duckdb"
+        policy = workdir / "policy.yaml"
+        policy.write_text("# The default policy with DLP on.\ndlp: {secrets: redact, pii: redact}\n")
         redirect = script(REDIRECTS[args.redirect])
+        def probe(name: str) -> list[str]:
+            if not args.gc_probe:
+                return []
+            return ["-s", str(script(ROOT / "scripts" / "gc_probe.py")), "--set", f"gc_probe_out={workdir / f'gc-{name}.json'}"]
+
         proxies = bl.start_proxies(workdir, upstream, upstream_ca, [
-            ("A", redirect, []),
-            ("B", redirect, ["-s", str(script(ROOT / "addons" / "shadowgate.py")), "--set", f"shadowgate_db={db}"]),
+            ("A", redirect, probe("A")),
+            ("B", redirect, ["-s", str(script(ROOT / "addons" / "shadowgate.py")), "--set", f"shadowgate_db={db}",
+                             "--set", f"shadowgate_policy={policy}", *probe("B")]),
         ])  # fmt: skip
         OUR_PIDS[:] = [os.getpid(), upstream.process.pid, *(p.pid for p in proxies)]
         if args.pin:
@@ -830,6 +846,18 @@ def main(argv: list[str] | None = None) -> int:
                 f"model {db_stats['rows_with_model']}, key fingerprint {db_stats['rows_with_key_fingerprint']}, "
                 f"priced {db_stats['rows_priced']}, distinct request ids {db_stats['distinct_request_ids']}"
             )
+        if args.gc_probe:
+            print("\n== garbage collector (whole run, set-up included; a collection stops the event loop)")
+            result["gc"] = {}
+            for name in ("A", "B"):
+                path = workdir / f"gc-{name}.json"
+                if not path.exists():
+                    print(f"  proxy {name}: no figures (the probe did not write {path.name})")
+                    continue
+                gc_stats = result["gc"][name] = json.loads(path.read_text())
+                gens = ", ".join(f"gen{g}: {v['collections']} x, {v['total_ms']:.0f} ms total, longest {v['max_ms']:.1f} ms"
+                                 for g, v in gc_stats["generations"].items())  # fmt: skip
+                print(f"  proxy {name}: {gens}; frozen objects {gc_stats['frozen_objects']:,}")
         problems = {p.name: log_problems(p.log) for p in proxies}
         for name, lines in problems.items():
             print(f"\n== proxy {name} log: {len(lines)} line(s) that look like problems")
