@@ -37,10 +37,12 @@ def flow_record(flow: http.HTTPFlow) -> FlowRecord | None:
 def on_the_clock[A](hook: Callable[[A, http.HTTPFlow], Any]) -> Callable[[A, http.HTTPFlow], Any]:
     """Adds a hook's time on the event loop to its AI call's proxy_overhead_us.
 
-    Every stage's hook on an AI call wears this, so the column is all of shadowgate's own time,
+    Every stage's hook on an AI call wears this, so the column is all of shadowgate's hook time,
     not a chosen part of it. A hook that returns a coroutine (a huge body handed to a thread) is
-    timed up to that point. The hooks that write the row (Meter.response, Meter.error) count
-    themselves, and telemetry's response hook, after the row, is not in it (3-4 us measured).
+    timed up to that point, and the coroutine times its own work back on the loop. The hooks
+    that write the row (Meter.response, Meter.error) count themselves. Not in it: telemetry's
+    response hook, after the row (3-4 us measured), and per-chunk stream taps (~27 us a chunk).
+    Elapsed time, not CPU time: a wait for the GIL held by a writer or DLP thread counts too.
     """
 
     @functools.wraps(hook)

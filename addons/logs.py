@@ -117,6 +117,8 @@ class _CancelledStreamCallbackFilter(logging.Filter):
     raises, and asyncio logs "Exception in callback ... CancelledError" for each client still
     connected when mitmproxy stops (python/cpython#113538, fixed in 3.12.2). Nothing failed:
     an operator restarting the proxy would see a wall of tracebacks for kept-alive connections.
+    They reach the "asyncio" logger because mitmproxy has removed its own loop exception handler
+    by then; while that handler is installed they would be logged as mitmproxy's instead.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:

@@ -70,7 +70,7 @@ AI_REQUESTS = Table(
         ("response_id", "VARCHAR"),
         ("error_type", "VARCHAR"),
         ("user_agent", "VARCHAR"),
-        ("proxy_overhead_us", "INTEGER"),  # shadowgate's own CPU time on the event loop
+        ("proxy_overhead_us", "INTEGER"),  # time in shadowgate's hooks on the event loop (not per-chunk stream work)
         ("redirect_target", "VARCHAR"),  # the gateway a redirected call went to (provider stays the original)
         ("budget_status", "VARCHAR"),  # budgets near their limit, e.g. "daily-tokens:tokens:85%"
         ("dlp_findings", "VARCHAR"),  # counts per type found in the prompt, e.g. "EMAIL:2,JWT:1"; never values

@@ -403,7 +403,9 @@ class ShadowgateSettings:
         # What is loaded by now (mitmproxy, the catalog, the policy, the price list: ~140k
         # objects) lives as long as the process. Frozen, the garbage collector stops walking it:
         # under load a full collection paused the event loop for ~64 ms, and ~3 ms after this
-        # (scripts/bench_overhead.py with a gc.callbacks probe, 2026-12-02).
+        # (scripts/bench_overhead.py --gc-probe, 2026-12-02). Collect first, so no garbage of
+        # start-up is kept for good; this one collection takes ~0.1 s, once.
+        gc.collect()
         gc.freeze()
 
     def done(self) -> None:

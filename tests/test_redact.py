@@ -135,3 +135,27 @@ def test_the_scan_counts_in_the_rows_overhead(fresh_proxy, tmp_path):
         proxy.stop()
     # The scan of ~55 KB of dense log lines takes milliseconds (DLP runs at ~4-16 MB/s here).
     assert overhead["redact"] - overhead["off"] > 1000, overhead
+
+
+def test_dlp_scans_the_body_the_redirect_rewrote(fresh_proxy, tmp_path, upstream, monkeypatch):
+    # Act (model mapping) rewrites the body before DLP: DLP must redact that body, not the
+    # parse Identify made of the original, or the mapped model would be lost.
+    monkeypatch.setenv("SG_TEST_DLP_GATEWAY_KEY", "sk-gateway-for-dlp-test")
+    proxy = fresh_proxy("--set", policy(tmp_path, (
+        "dlp: {secrets: redact, pii: redact}\n"
+        "rules:\n"
+        "  - id: to-gateway\n"
+        "    match: {provider: openai}\n"
+        "    action: redirect\n"
+        "    gateway: {openai_base_url: 'https://llm.corp.test/v1', key_env: SG_TEST_DLP_GATEWAY_KEY,"
+        " model_map: {gpt-4o-mini: corp-gpt-4o-mini}}\n"
+    )))  # fmt: skip
+    with proxy.client("dlp_redirect") as client:
+        r = client.post("https://api.openai.com/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]})
+    assert r.status_code == 200
+    seen = upstream.seen[-1]
+    body = json.loads(seen.body)
+    assert seen.host == "llm.corp.test" and body["model"] == "corp-gpt-4o-mini"
+    assert EMAIL not in seen.body.decode() and "[EMAIL_1]" in body["messages"][0]["content"]
+    [row] = proxy.rows("user_name = 'dlp_redirect'", expect=1)
+    assert row["decision"] == "redirect" and row["dlp_action"] == "redact"
