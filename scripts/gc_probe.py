@@ -2,9 +2,10 @@
 
     mitmdump ... -s scripts/gc_probe.py --set gc_probe_out=/tmp/gc.json
 
-At exit (done) it writes {generation: {"collections": n, "total_ms": t, "max_ms": m}} to
-gc_probe_out. A collection stops the event loop, so max_ms is a latency spike every request in
-flight pays. scripts/bench_overhead.py --gc-probe loads it into proxy B.
+At exit (done) it writes {"frozen_objects": n, "generations": {generation: {"collections": n,
+"total_ms": t, "max_ms": m}}} to gc_probe_out. A collection stops the event loop, so max_ms is a
+latency spike every request in flight pays. scripts/bench_overhead.py --gc-probe loads it into
+both proxies, so plain mitmdump is the baseline.
 """
 
 from __future__ import annotations
