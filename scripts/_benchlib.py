@@ -1,4 +1,4 @@
-"""mitmdump -s scripts/_benchlib.py: addons/demo/upstream_redirect.py, but upstream connections get reused.
+"""mitmdump -s scripts/_benchlib.py: addons/shadowgate/demo/upstream_redirect.py, but upstream connections get reused.
 
 The demo addon rewrites server.address in server_connect. mitmproxy then never finds that
 connection again for the next request on the same client connection (GetHttpConnection looks
@@ -202,18 +202,12 @@ _case_responses: dict[bytes, tuple[bytes, list[bytes]]] = {}
 
 
 def case_responses() -> dict[bytes, tuple[bytes, list[bytes]]]:
-    """Each provider fixture of tests/fixtures/wire (documented responses: OpenAI, Anthropic,
+    """Each provider fixture of addons/shadowgate/demo/cases (documented responses: OpenAI, Anthropic,
     Gemini, Bedrock, ...) as (response head, body chunks): one chunk per stream event, as the
     providers flush them, sent with chunked encoding; a JSON answer whole, with Content-Length."""
-    import sys
-    from pathlib import Path
-
-    root = str(Path(__file__).resolve().parents[1])
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    from addons.demo.fakeupstream import case_body
-    from addons.demo.fakeupstream import load_cases
-    from addons.demo.fakeupstream import split_stream
+    from shadowgate.demo.fakeupstream import case_body
+    from shadowgate.demo.fakeupstream import load_cases
+    from shadowgate.demo.fakeupstream import split_stream
 
     if not _case_responses:
         for name, case in load_cases().items():
@@ -392,9 +386,8 @@ def start_proxies(workdir, upstream, upstream_ca, specs, ready: bool = True) -> 
 
 def shadowgate_args(workdir, db, *extra: str) -> list[str]:
     """mitmdump arguments that load addons/shadowgate.py (frozen, see frozen_script) recording to db."""
-    from pathlib import Path
+    from shadowgate.resources import ENTRY_SCRIPT as entry
 
-    entry = Path(__file__).resolve().parents[1] / "addons" / "shadowgate.py"
     return ["-s", str(frozen_script(workdir, entry)), "--set", f"shadowgate_db={db}", *extra]
 
 
@@ -449,7 +442,7 @@ def fixture_call(kind: str, case_name: str, *, interval_ms: float = 0, content: 
     chunk, interval_ms apart). content replaces the last message's text (OpenAI chat bodies)."""
     import json
 
-    from addons.demo.fakeupstream import load_cases
+    from shadowgate.demo.fakeupstream import load_cases
 
     case = load_cases()[case_name]
     req = case["request"]

@@ -17,7 +17,7 @@ streamed; 1 DLP redaction, 1 DLP block, 1 policy block).
 
 Afterwards both instances get SIGTERM, and the totals are read back three ways: the ai_requests
 view (DuckDB), `shadowgate report --format json` for the day, and again after merging the day's
-segments as the writers do at midnight (addons.store.compact_closed_days). Each must equal what
+segments as the writers do at midnight (shadowgate.storage.store.compact_closed_days). Each must equal what
 was sent: rows, users, tokens, 403s, DLP actions, policy blocks, streams.
 """
 
@@ -36,8 +36,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import _benchlib as bl  # noqa: E402
 import bench_overhead as bo  # noqa: E402
@@ -76,7 +74,7 @@ def proc_cpu(pid: int) -> float:
 
 
 def segment_bytes(segments: Path) -> tuple[int, int]:
-    from addons.store import SCHEMA_DAY
+    from shadowgate.storage.store import SCHEMA_DAY
 
     files = [p for p in (segments / "ai_requests").glob("day=*/*.parquet") if p.parent.name != f"day={SCHEMA_DAY}"]
     return len(files), sum(p.stat().st_size for p in files)
@@ -171,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         headline = report_headline(db, day.isoformat())
         segments = db.with_name("shadowgate.segments")
         files, sealed_bytes = segment_bytes(segments)
-        from addons.store import compact_closed_days
+        from shadowgate.storage.store import compact_closed_days
 
         t = time.monotonic()
         merged = compact_closed_days(segments, "ai_requests", day + dt.timedelta(days=1))

@@ -6,7 +6,7 @@
 The corpus is tests/fixtures/dlp/ (scripts/make_dlp_corpus.py writes it). Per type: recall and
 precision with full-value matching (a label is found only when ONE finding covers the whole
 labelled value; a finding is correct only when it covers a whole label; see
-addons/dlp/evaluation.py), then per kind, the share of clean prompts that any finding would alter,
+addons/shadowgate/dlp/evaluation.py), then per kind, the share of clean prompts that any finding would alter,
 and speed on one core:
 
 * MB/s on the clean prompts joined into one text (what most prompt text looks like), and on the
@@ -40,15 +40,14 @@ from collections.abc import Iterable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from addons.dlp import TYPES  # noqa: E402
-from addons.dlp import Scanner  # noqa: E402
-from addons.dlp.evaluation import Document  # noqa: E402
-from addons.dlp.evaluation import Report  # noqa: E402
-from addons.dlp.evaluation import evaluate  # noqa: E402
-from addons.dlp.evaluation import kind_of  # noqa: E402
-from addons.dlp.evaluation import load  # noqa: E402
+from shadowgate.dlp import TYPES  # noqa: E402
+from shadowgate.dlp import Scanner  # noqa: E402
+from shadowgate.dlp.evaluation import Document  # noqa: E402
+from shadowgate.dlp.evaluation import Report  # noqa: E402
+from shadowgate.dlp.evaluation import evaluate  # noqa: E402
+from shadowgate.dlp.evaluation import kind_of  # noqa: E402
+from shadowgate.dlp.evaluation import load  # noqa: E402
 
 Span = tuple[int, int, str]
 Find = Callable[[str], Iterable[Span]]

@@ -1,11 +1,11 @@
-"""Cost of one log line on the thread that logs it: addons/logs.py's handlers against termlog.
+"""Cost of one log line on the thread that logs it: addons/shadowgate/stages/logs.py's handlers against termlog.
 
     uv run python scripts/bench_logs.py [--lines 20000]
 
 Each handler gets the same record mitmproxy logs for every new client connection ("client
 connect", with the client's address) N times, writing to a file in a temporary directory. Our
 handlers flush every line (a crash loses nothing, `tail -f` sees it at once); termlog prints
-without flushing. The stdlib RotatingFileHandler is listed to show why addons/logs.py has its own
+without flushing. The stdlib RotatingFileHandler is listed to show why addons/shadowgate/stages/logs.py has its own
 (it formats every record twice).
 """
 
@@ -20,16 +20,14 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _benchlib as bl  # noqa: E402
 import bench_overhead as bo  # noqa: E402
 from mitmproxy.addons.termlog import TermLogHandler  # noqa: E402
 
-from addons.logs import JsonFormatter  # noqa: E402
-from addons.logs import SizeRotatingFileHandler  # noqa: E402
-from addons.logs import TextFormatter  # noqa: E402
+from shadowgate.stages.logs import JsonFormatter  # noqa: E402
+from shadowgate.stages.logs import SizeRotatingFileHandler  # noqa: E402
+from shadowgate.stages.logs import TextFormatter  # noqa: E402
 
 
 def per_line_us(handler: logging.Handler, record: logging.LogRecord, lines: int) -> float:

@@ -7,7 +7,7 @@ Everything stays on 127.0.0.1:
   upstream   a tiny asyncio HTTPS server (its own process) posing as api.openai.com, with a
              certificate from a throw-away CA; answers POST /v1/chat/completions with a fixed
              chat.completion JSON that carries a usage block
-  proxy A    mitmdump + addons/demo/upstream_redirect.py (every upstream connection -> the fake)
+  proxy A    mitmdump + addons/shadowgate/demo/upstream_redirect.py (every upstream connection -> the fake)
   proxy B    the same + addons/shadowgate.py, recording to a throw-away DuckDB database, with
              the default policy plus DLP on (`dlp: {secrets: redact, pii: redact}`): every
              prompt is scanned for secrets and personal data, as issue 7 asks
@@ -58,7 +58,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _benchlib as bl  # noqa: E402
 
@@ -70,7 +69,7 @@ REQUEST_SLACK = 30.0  # a round may overrun its D seconds by this much before it
 WARMUP_SECONDS_MAX = 3.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 REDIRECTS = {
-    "demo": ROOT / "addons" / "demo" / "upstream_redirect.py",
+    "demo": ROOT / "addons" / "shadowgate" / "demo" / "upstream_redirect.py",
     "bench": Path(__file__).resolve().parent / "_benchlib.py",
 }
 
@@ -686,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
         "--redirect",
         choices=sorted(REDIRECTS),
         default="demo",
-        help="addon that sends upstream connections to the fake: demo = addons/demo/upstream_redirect.py "
+        help="addon that sends upstream connections to the fake: demo = addons/shadowgate/demo/upstream_redirect.py "
         "(default), bench = scripts/_benchlib.py (same, but independent of the demo addon)",
     )
     parser.add_argument(

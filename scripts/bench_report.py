@@ -8,7 +8,7 @@ database file gets the proxy's views. Usage is power-law: a few users and apps m
 The report covers the last generated ISO week (and the one before it, for the change).
 
 The report is timed twice: from the detail, as on any recent week; then after the proxy's
-housekeeping has stored every finished day's totals (addons.store.summarise_closed_days, timed)
+housekeeping has stored every finished day's totals (shadowgate.storage.store.summarise_closed_days, timed)
 and retention has dropped the detail up to the report week's end, so the same week is read from
 its daily totals. Both reports must agree exactly (they are compared).
 """
@@ -26,17 +26,16 @@ from pathlib import Path
 
 import duckdb
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from addons.catalog import load_catalog
-from addons.record import AI_REQUESTS
-from addons.record import AI_REQUESTS_DAILY
-from addons.record import POLICY_EVENTS
-from addons.store import SegmentWriter
-from addons.store import drop_expired_days
-from addons.store import summarise_closed_days
-from reports import queries
-from reports import render
+from shadowgate.config.catalog import load_catalog
+from shadowgate.storage.schema import AI_REQUESTS
+from shadowgate.storage.schema import AI_REQUESTS_DAILY
+from shadowgate.storage.schema import POLICY_EVENTS
+from shadowgate.storage.store import SegmentWriter
+from shadowgate.storage.store import drop_expired_days
+from shadowgate.storage.store import summarise_closed_days
+from shadowgate.report import queries
+from shadowgate.report import render
 
 UNKNOWN_SITES = ("llm.corp-lab.example", "gpu-box.example", "ollama.dev.example", "vllm.research.example")
 DLP = ("EMAIL:1", "EMAIL:2,PHONE:1", "AWS_KEY:1", "JWT:1,EMAIL:1", "IBAN:1")

@@ -3,12 +3,12 @@
     cd /work/main && uv run python scripts/bench_storage.py [--rows 1000000] [--pool 20000]
 
 In-process, no proxy. Builds N realistic ai_requests rows first (tuples in the order of
-addons.record.AI_REQUESTS: a timestamp, ~30 strings with a proxy's real cardinalities, token
+shadowgate.storage.schema.AI_REQUESTS: a timestamp, ~30 strings with a proxy's real cardinalities, token
 counts, costs and latencies; request_id, response_id, ts and latency unique per row), then times
 submit() of all of them plus flush(), i.e. until the last row is sealed in a Parquet segment
 (fsync'd and renamed into place). The writer runs with shadowgate's defaults (a segment every
 second or every 20,000 rows) but without the proxy's pricing enrich callback and housekeeping.
-All rows fall on yesterday (UTC), so the day is finished and addons.store.compact_closed_days
+All rows fall on yesterday (UTC), so the day is finished and shadowgate.storage.store.compact_closed_days
 merges its segments into one file; bytes per row are reported before and after that merge,
 and the rows are counted back from the Parquet files.
 """
@@ -27,16 +27,14 @@ import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import _benchlib as bl  # noqa: E402
 import bench_overhead as bo  # noqa: E402
 
-from addons.record import AI_REQUESTS  # noqa: E402
-from addons.store import SCHEMA_DAY  # noqa: E402
-from addons.store import SegmentWriter  # noqa: E402
-from addons.store import compact_closed_days  # noqa: E402
+from shadowgate.storage.schema import AI_REQUESTS  # noqa: E402
+from shadowgate.storage.store import SCHEMA_DAY  # noqa: E402
+from shadowgate.storage.store import SegmentWriter  # noqa: E402
+from shadowgate.storage.store import compact_closed_days  # noqa: E402
 
 PROVIDERS = [  # (provider, host, site, wire format, path, [(model, response model, $/Mtok in, out)])
     ("openai", "api.openai.com", "openai.com", "openai_chat", "/v1/chat/completions",

@@ -28,26 +28,25 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from mitmproxy.test import tflow  # noqa: E402
 
-from addons.attribution import KeySighting  # noqa: E402
-from addons.attribution import Person  # noqa: E402
-from addons.catalog import load_catalog  # noqa: E402
-from addons.identify import METADATA_KEY  # noqa: E402
-from addons.meter import OUTCOME_KEY  # noqa: E402
-from addons.record import FlowRecord  # noqa: E402
-from addons.record import Outcome  # noqa: E402
-from addons.settings import ShadowgateSettings  # noqa: E402
-from addons.telemetry import OtelConfig  # noqa: E402
-from addons.telemetry import Telemetry  # noqa: E402
-from addons.telemetry import _Pipeline  # noqa: E402
-from addons.telemetry import telemetry_event  # noqa: E402
-from addons.wireformats import PARSERS  # noqa: E402
-from addons.wireformats.base import RequestFacts  # noqa: E402
-from addons.wireformats.base import ResponseFacts  # noqa: E402
-from addons.wireformats.base import Usage  # noqa: E402
+from shadowgate.config.attribution import KeySighting  # noqa: E402
+from shadowgate.config.attribution import Person  # noqa: E402
+from shadowgate.config.catalog import load_catalog  # noqa: E402
+from shadowgate.stages.identify import METADATA_KEY  # noqa: E402
+from shadowgate.stages.meter import OUTCOME_KEY  # noqa: E402
+from shadowgate.storage.schema import FlowRecord  # noqa: E402
+from shadowgate.storage.schema import Outcome  # noqa: E402
+from shadowgate.stages.settings import ShadowgateSettings  # noqa: E402
+from shadowgate.stages.telemetry import OtelConfig  # noqa: E402
+from shadowgate.stages.telemetry import Telemetry  # noqa: E402
+from shadowgate.stages.telemetry import _Pipeline  # noqa: E402
+from shadowgate.stages.telemetry import telemetry_event  # noqa: E402
+from shadowgate.wireformats import PARSERS  # noqa: E402
+from shadowgate.wireformats.base import RequestFacts  # noqa: E402
+from shadowgate.wireformats.base import ResponseFacts  # noqa: E402
+from shadowgate.wireformats.base import Usage  # noqa: E402
 
 
 def _serve(conn) -> None:

@@ -11,7 +11,7 @@ full of hard negatives (UUIDs, git SHAs, hashes, base64 images, version and orde
 dates, card-like numbers failing Luhn, documented example keys). clean.jsonl holds prompts with
 no sensitive value at all.
 
-The check-digit code below is written independently of addons/dlp/validators.py on purpose:
+The check-digit code below is written independently of addons/shadowgate/dlp/validators.py on purpose:
 the corpus must not share a bug with the detector it measures.
 """
 

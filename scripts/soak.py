@@ -5,7 +5,7 @@
 
 The set-up of the other benchmarks (scripts/_benchlib.py): a fake upstream in its own process
 answering for api.openai.com, api.anthropic.com and generativelanguage.googleapis.com with the
-providers' documented responses (tests/fixtures/wire), mitmdump + addons/shadowgate.py with proxy
+providers' documented responses (addons/shadowgate/demo/cases), mitmdump + addons/shadowgate.py with proxy
 auth, DLP on and one blocking rule, recording to a throw-away database. Each client is one user
 with a kept-alive tunnel per host that sends, back to back, a cycle of 12 calls (_benchlib.mixed_calls):
 OpenAI, Anthropic and Gemini, JSON and SSE streams (4 of 12; events 5 ms apart), a prompt with an
@@ -35,8 +35,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import _benchlib as bl  # noqa: E402
 import bench_overhead as bo  # noqa: E402

@@ -19,8 +19,8 @@ import httpx2
 import pytest
 import trustme
 
-from addons.demo.fakeupstream import FakeUpstream
-from addons.demo.fakeupstream import load_cases
+from shadowgate.demo.fakeupstream import FakeUpstream
+from shadowgate.demo.fakeupstream import load_cases
 
 ROOT = Path(__file__).resolve().parent.parent
 MITMDUMP = str(Path(sys.executable).parent / "mitmdump")
@@ -172,7 +172,7 @@ def start_proxy(
         "--set", "flow_detail=0",
         *DEBUG_ARGS,
         "-s", str(entry or ROOT / "addons" / "shadowgate.py"),
-        "-s", str(ROOT / "addons" / "demo" / "upstream_redirect.py"),
+        "-s", str(ROOT / "addons" / "shadowgate" / "demo" / "upstream_redirect.py"),
         "--set", f"test_upstream_port={upstream_port or upstream.port}",
         "--set", f"shadowgate_db={db}",
         *extra,

@@ -8,8 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from addons.store import SegmentWriter
-from addons.store import Table
+from shadowgate.storage.store import SegmentWriter
+from shadowgate.storage.store import Table
 
 folder = Path(sys.argv[1])
 T = Table("things", (("ts", "TIMESTAMP"), ("name", "VARCHAR"), ("n", "BIGINT")))
@@ -22,7 +22,7 @@ class Collect(logging.Handler):
             errors.append(record.getMessage())
 
 
-logging.getLogger("addons.store").addHandler(Collect())
+logging.getLogger("shadowgate.storage.store").addHandler(Collect())
 writer = SegmentWriter(folder / "x.duckdb", [T], flush_interval=0.05)
 writer.start()
 filler = folder / "filler"

@@ -3,7 +3,7 @@ providers, a real mitmdump with every shadowgate addon, and a client, as tests/c
 them. Prints one JSON object: whether the outside world was reachable (it must not be), the
 statuses the client got and the rows the proxy recorded.
 
-    unshare -rn python tests/netns_proxy.py WORKDIR
+    unshare -rn python -m tests.netns_proxy WORKDIR   (from the repository root)
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 import trustme  # noqa: E402
 

@@ -1,12 +1,12 @@
 import pytest
 
-from addons.attribution import Directory
-from addons.attribution import KeyFingerprinter
-from addons.attribution import account_hint
-from addons.attribution import find_api_key
-from addons.attribution import load_directory
-from addons.attribution import load_or_create_secret
-from addons.yamlfile import ConfigError
+from shadowgate.config.attribution import Directory
+from shadowgate.config.attribution import KeyFingerprinter
+from shadowgate.config.attribution import account_hint
+from shadowgate.config.attribution import find_api_key
+from shadowgate.config.attribution import load_directory
+from shadowgate.config.attribution import load_or_create_secret
+from shadowgate.config.yamlfile import ConfigError
 
 
 @pytest.fixture

@@ -1,10 +1,10 @@
 
 import pytest
 
-from addons.catalog import load_catalog
-from addons.catalog import site_of
-from addons.wireformats import PARSERS
-from addons.yamlfile import ConfigError
+from shadowgate.config.catalog import load_catalog
+from shadowgate.config.catalog import site_of
+from shadowgate.wireformats import PARSERS
+from shadowgate.config.yamlfile import ConfigError
 
 
 @pytest.fixture(scope="module")

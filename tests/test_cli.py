@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from addons.cli import main
+from shadowgate.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 SHADOWGATE = str(Path(sys.executable).parent / "shadowgate")
@@ -74,7 +74,7 @@ def test_proxy_command_passes_mitmdump_flags_through_and_records(tmp_path, upstr
             "--listen-host", "127.0.0.1", "--listen-port", "0",
             "--set", f"confdir={tmp_path / 'conf'}",
             "--set", f"ssl_verify_upstream_trusted_ca={test_ca_pem}",
-            "-s", str(ROOT / "addons" / "demo" / "upstream_redirect.py"),
+            "-s", str(ROOT / "addons" / "shadowgate" / "demo" / "upstream_redirect.py"),
             "--set", f"test_upstream_port={upstream.port}",
             "--set", f"shadowgate_db={db}",
         ],

@@ -4,7 +4,7 @@ import zlib
 import brotli
 import pytest
 
-from addons.decoding import StreamDecoder
+from shadowgate.wireformats.decoding import StreamDecoder
 
 try:
     from compression import zstd

@@ -24,26 +24,26 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from addons.dlp import TYPES
-from addons.dlp import Finding
-from addons.dlp import Placeholders
-from addons.dlp import Scanner
-from addons.dlp import redact
-from addons.dlp.evaluation import evaluate
-from addons.dlp.evaluation import load
-from addons.dlp.servicekeys import SERVICE_KEY_TYPES
-from addons.dlp.validators import card_valid
-from addons.dlp.validators import de_tax_id_valid
-from addons.dlp.validators import es_dni_valid
-from addons.dlp.validators import fr_nir_valid
-from addons.dlp.validators import iban_valid
-from addons.dlp.validators import it_fiscal_code_valid
-from addons.dlp.validators import luhn_valid
-from addons.dlp.validators import nl_bsn_valid
-from addons.dlp.validators import ssn_valid
-from addons.dlp.validators import uk_nino_valid
-from addons.dlp.validators import vat_valid
-from addons.dlp_scan import run_scan
+from shadowgate.dlp import TYPES
+from shadowgate.dlp import Finding
+from shadowgate.dlp import Placeholders
+from shadowgate.dlp import Scanner
+from shadowgate.dlp import redact
+from shadowgate.dlp.evaluation import evaluate
+from shadowgate.dlp.evaluation import load
+from shadowgate.dlp.servicekeys import SERVICE_KEY_TYPES
+from shadowgate.dlp.validators import card_valid
+from shadowgate.dlp.validators import de_tax_id_valid
+from shadowgate.dlp.validators import es_dni_valid
+from shadowgate.dlp.validators import fr_nir_valid
+from shadowgate.dlp.validators import iban_valid
+from shadowgate.dlp.validators import it_fiscal_code_valid
+from shadowgate.dlp.validators import luhn_valid
+from shadowgate.dlp.validators import nl_bsn_valid
+from shadowgate.dlp.validators import ssn_valid
+from shadowgate.dlp.validators import uk_nino_valid
+from shadowgate.dlp.validators import vat_valid
+from shadowgate.cli.scan import run_scan
 
 SCANNER = Scanner()
 R = random.Random(4)

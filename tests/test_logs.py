@@ -38,7 +38,7 @@ def test_json_log_file_has_mitmproxys_lines_and_ours(fresh_proxy, tmp_path):
     assert proxy.stop() == 0
     lines = json_lines(log.read_text())
     messages = {line["message"] for line in lines}
-    assert any(m.startswith("shadowgate: recording to ") for m in messages)  # ours (addons.settings)
+    assert any(m.startswith("shadowgate: recording to ") for m in messages)  # ours (shadowgate.stages.settings)
     assert any("proxy listening at 127.0.0.1:" in m for m in messages)  # mitmproxy's own
     connects = [line for line in lines if line["message"] == "client connect"]
     assert connects and all(re.match(r"127\.0\.0\.1:\d+$", line["client"]) for line in connects)
@@ -73,7 +73,7 @@ def test_structured_fields_join_the_row(fresh_proxy, tmp_path, monkeypatch):
     [row] = proxy.rows("user_name = 'fields'", expect=1)
     proxy.stop()
     [line] = [line for line in json_lines(log.read_text()) if line.get("event") == "gateway_key_missing"]
-    assert line["level"] == "error" and line["logger"] == "addons.act"
+    assert line["level"] == "error" and line["logger"] == "shadowgate.stages.act"
     assert (line["request_id"], line["user"], line["host"], line["rule_id"]) == (row["request_id"], "fields", "api.openai.com", "to-gateway")
     assert "SG_TEST_UNSET_GATEWAY_KEY" in line["message"]
 

@@ -37,15 +37,15 @@ from starlette.responses import JSONResponse
 from starlette.responses import Response
 from starlette.routing import Route
 
-from addons import semconv as sc
-from addons.mcp import JsonTap
-from addons.mcp import LegacySession
-from addons.mcp import LegacySseTap
-from addons.mcp import SseTap
-from addons.mcp import injection_flags
-from addons.policy import Facts
-from addons.policy import load_policy
-from addons.yamlfile import ConfigError
+from shadowgate.telemetry import semconv as sc
+from shadowgate.stages.mcp import JsonTap
+from shadowgate.stages.mcp import LegacySession
+from shadowgate.stages.mcp import LegacySseTap
+from shadowgate.stages.mcp import SseTap
+from shadowgate.stages.mcp import injection_flags
+from shadowgate.config.policy import Facts
+from shadowgate.config.policy import load_policy
+from shadowgate.config.yamlfile import ConfigError
 from tests.conftest import Proxy
 from tests.conftest import start_proxy
 from tests.otlp_receiver import SPAN_KIND_CLIENT

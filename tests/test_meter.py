@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from addons.demo.fakeupstream import load_cases
-from addons.pricing import Pricing
+from shadowgate.demo.fakeupstream import load_cases
+from shadowgate.storage.pricing import Pricing
 
 CASES = load_cases()
 TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_creation_input_tokens", "reasoning_tokens")

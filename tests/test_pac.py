@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from addons.catalog import load_catalog
-from addons.catalog import normalise_host
-from addons.pac import LOCAL_NETWORKS
-from addons.pac import LOCAL_SUFFIXES
-from addons.pac import add_arguments
-from addons.pac import build_pac
-from addons.pac import route
-from addons.pac import run_pac
-from addons.policy import load_policy
-from addons.wireformats import PARSERS
+from shadowgate.config.catalog import load_catalog
+from shadowgate.config.catalog import normalise_host
+from shadowgate.pac import LOCAL_NETWORKS
+from shadowgate.pac import LOCAL_SUFFIXES
+from shadowgate.pac import add_arguments
+from shadowgate.pac import build_pac
+from shadowgate.pac import route
+from shadowgate.pac import run_pac
+from shadowgate.config.policy import load_policy
+from shadowgate.wireformats import PARSERS
 
 # Runs a PAC file the way a browser's PAC sandbox does: a fresh global scope, FindProxyForURL(url,
 # host) with the URL stripped to scheme and host (as Chrome does for https). The generated file

@@ -1,8 +1,8 @@
 import pytest
 
-from addons.policy import Facts
-from addons.policy import load_policy
-from addons.yamlfile import ConfigError
+from shadowgate.config.policy import Facts
+from shadowgate.config.policy import load_policy
+from shadowgate.config.yamlfile import ConfigError
 
 
 def policy_from(tmp_path, text):
@@ -91,7 +91,7 @@ def test_invalid_policies_name_line_and_reason(tmp_path, text, line, reason):
 
 
 def test_policy_cli_check_and_explain(tmp_path, capsys):
-    from addons.cli import main
+    from shadowgate.cli import main
 
     path = tmp_path / "policy.yaml"
     path.write_text(RULES)

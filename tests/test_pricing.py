@@ -1,6 +1,6 @@
 import pytest
 
-from addons.pricing import Pricing
+from shadowgate.storage.pricing import Pricing
 
 
 def test_flat_price_matches_genai_prices_with_cache_tokens():

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from addons.demo.fakeupstream import load_cases
+from shadowgate.demo.fakeupstream import load_cases
 
 CASES = load_cases()
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

@@ -11,8 +11,9 @@ BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def test_editing_the_entry_script_keeps_database_and_policy(fresh_proxy, tmp_path):
-    # A copy of the entry script, so touching it reloads only this proxy.
-    entry = tmp_path / "entry" / "shadowgate.py"
+    # A copy of the entry script, so touching it reloads only this proxy. Not named shadowgate.py:
+    # beside no package of that name, `import shadowgate` would find the script itself.
+    entry = tmp_path / "entry" / "load_shadowgate.py"
     entry.parent.mkdir()
     shutil.copy(ROOT / "addons" / "shadowgate.py", entry)
     policy = tmp_path / "policy.yaml"

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from addons.record import AI_REQUESTS
-from addons.record import MCP_CALLS
-from addons.record import POLICY_EVENTS
-from addons.store import SegmentWriter
-from reports import queries
-from reports import render
-from reports import weekly
+from shadowgate.storage.schema import AI_REQUESTS
+from shadowgate.storage.schema import MCP_CALLS
+from shadowgate.storage.schema import POLICY_EVENTS
+from shadowgate.storage.store import SegmentWriter
+from shadowgate.report import queries
+from shadowgate.report import render
+from shadowgate.report import weekly
 from tests.test_meter import CASES
 from tests.test_meter import send_case
 
@@ -404,7 +404,7 @@ def test_no_mcp_traffic_reads_as_none(doc, data, tmp_path):
     writer = SegmentWriter(old, [AI_REQUESTS, POLICY_EVENTS], flush_interval=0.05)
     writer.start()
     writer.close()
-    from addons.store import Table
+    from shadowgate.storage.store import Table
 
     legacy = Table("mcp_calls", MCP_CALLS.columns[:19])
     writer = SegmentWriter(old, [legacy], flush_interval=0.05)
@@ -498,9 +498,9 @@ def test_two_instances_data_is_read_as_one(tmp_path):
 def test_after_retention_the_report_is_the_same_from_daily_totals(data, tmp_path):
     import shutil
 
-    from addons.record import AI_REQUESTS_DAILY
-    from addons.store import drop_expired_days
-    from addons.store import summarise_closed_days
+    from shadowgate.storage.schema import AI_REQUESTS_DAILY
+    from shadowgate.storage.store import drop_expired_days
+    from shadowgate.storage.store import summarise_closed_days
 
     db, policy = data
     shutil.copytree(db.with_name("sg.segments"), tmp_path / "sg.segments")

@@ -18,7 +18,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 SHADOWGATE = str(Path(sys.executable).parent / "shadowgate")
 # .pth files run code at interpreter start: only these may exist in the environment.
-ALLOWED_PTH = {"_editable_impl_shadowgate.pth", "distutils-precedence.pth"}
+ALLOWED_PTH = {"_editable_impl_shadowgate_proxy.pth", "distutils-precedence.pth"}
 
 
 def lock() -> dict:
@@ -36,7 +36,7 @@ def test_every_locked_distribution_is_hash_pinned():
 def test_runtime_dependencies_are_the_reviewed_ones():
     packages = {p["name"]: p for p in lock()["package"]}
     closure: set[str] = set()
-    todo = [d["name"] for d in packages["shadowgate"].get("dependencies", [])]
+    todo = [d["name"] for d in packages["shadowgate-proxy"].get("dependencies", [])]
     while todo:
         name = todo.pop()
         if name not in closure:
@@ -149,7 +149,7 @@ def test_the_proxy_needs_no_network_but_its_upstream(tmp_path):
         f"or user.max_user_namespaces > 0): {probe.stderr}"
     )
     done = subprocess.run(
-        ["unshare", "-rn", sys.executable, str(ROOT / "tests" / "netns_proxy.py"), str(tmp_path)],
+        ["unshare", "-rn", sys.executable, "-m", "tests.netns_proxy", str(tmp_path)],
         cwd=ROOT, capture_output=True, text=True, timeout=180,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

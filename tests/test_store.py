@@ -14,8 +14,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from addons.store import SegmentWriter
-from addons.store import Table
+from shadowgate.storage.store import SegmentWriter
+from shadowgate.storage.store import Table
 
 T = Table("things", (("ts", "TIMESTAMP"), ("name", "VARCHAR"), ("n", "BIGINT")))
 
@@ -140,7 +140,7 @@ def test_rows_for_unknown_tables_are_ignored(tmp_path, bad):
 
 
 def test_finished_days_are_merged_into_one_file_without_losing_rows(tmp_path):
-    from addons.store import compact_closed_days
+    from shadowgate.storage.store import compact_closed_days
 
     writer = SegmentWriter(tmp_path / "x.duckdb", [T], flush_interval=0.05)
     writer.start()
@@ -162,9 +162,9 @@ def test_finished_days_are_merged_into_one_file_without_losing_rows(tmp_path):
 
 
 def test_retention_drops_detail_but_the_daily_totals_stay_exact(tmp_path):
-    from addons.store import Rollup
-    from addons.store import drop_expired_days
-    from addons.store import summarise_closed_days
+    from shadowgate.storage.store import Rollup
+    from shadowgate.storage.store import drop_expired_days
+    from shadowgate.storage.store import summarise_closed_days
 
     per_day = Rollup(
         Table("things_daily", (("name", "VARCHAR"), ("rows", "BIGINT"), ("n", "BIGINT"))),

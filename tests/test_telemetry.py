@@ -13,13 +13,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from addons import semconv as sc
-from addons.demo.fakeupstream import load_cases
-from addons.pricing import Pricing
-from addons.telemetry import OPTIONS
-from addons.telemetry import OtelConfig
-from addons.telemetry import captured_content
-from addons.telemetry import resolve_config
+from shadowgate.telemetry import semconv as sc
+from shadowgate.demo.fakeupstream import load_cases
+from shadowgate.storage.pricing import Pricing
+from shadowgate.stages.telemetry import OPTIONS
+from shadowgate.stages.telemetry import OtelConfig
+from shadowgate.stages.telemetry import captured_content
+from shadowgate.stages.telemetry import resolve_config
 from tests.conftest import start_proxy
 from tests.otlp_receiver import SPAN_KIND_CLIENT
 from tests.otlp_receiver import STATUS_CODE_ERROR
@@ -542,7 +542,7 @@ def test_captured_content_takes_text_parts_only():
 def test_metric_points_aggregate_as_the_sdk_does(monkeypatch):
     from opentelemetry.sdk.resources import Resource
 
-    from addons import telemetry
+    from shadowgate.stages import telemetry as telemetry
 
     monkeypatch.setattr(telemetry, "MAX_SERIES", 2)
     agg = telemetry._Aggregates(Resource.create({}), [])

@@ -21,19 +21,19 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from addons.wireformats import PARSERS
-from addons.wireformats import parse_json_body
-from addons.wireformats.base import RequestFacts
-from addons.wireformats.base import ResponseFacts
-from addons.wireformats.base import Route
-from addons.wireformats.framing import MAX_BUFFER
-from addons.wireformats.framing import EventStreamDecoder
-from addons.wireformats.framing import JSONValuesDecoder
-from addons.wireformats.framing import NDJSONDecoder
-from addons.wireformats.framing import SSEDecoder
+from shadowgate.wireformats import PARSERS
+from shadowgate.wireformats import parse_json_body
+from shadowgate.wireformats.base import RequestFacts
+from shadowgate.wireformats.base import ResponseFacts
+from shadowgate.wireformats.base import Route
+from shadowgate.wireformats.framing import MAX_BUFFER
+from shadowgate.wireformats.framing import EventStreamDecoder
+from shadowgate.wireformats.framing import JSONValuesDecoder
+from shadowgate.wireformats.framing import NDJSONDecoder
+from shadowgate.wireformats.framing import SSEDecoder
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = sorted((ROOT / "tests" / "fixtures" / "wire").glob("*.json"))
+FIXTURES = sorted((ROOT / "addons" / "shadowgate" / "demo" / "cases").glob("*.json"))
 CATALOG = yaml.safe_load((ROOT / "providers.yaml").read_text())["wire_formats"]
 
 

@@ -1,0 +1,158 @@
+"""The shadowgate command: a thin wrapper around mitmdump plus the admin tools.
+
+    shadowgate proxy [mitmdump options...]   run the proxy with every addon loaded
+    shadowgate demo                          the whole picture in under a minute, on this machine
+    shadowgate catalog match HOST [PATH]     which AI service a host (and path) belongs to; '-' reads stdin
+    shadowgate policy check FILE             validate a policy file
+    shadowgate policy explain --host H ...   which rule a request meets, and why
+    shadowgate usage [--db FILE]             the usage table: who uses what, tokens and cost
+    shadowgate report [--week W] [--format F]  the weekly shadow-AI report
+    shadowgate pac [--proxy HOST:PORT]       a PAC file that sends AI hosts to shadowgate
+    shadowgate scan FILE|-                   the DLP detectors on any text: one JSON finding per line
+    shadowgate ca                            where the CA certificate is and how to trust it
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from shadowgate.config.catalog import DEFAULT_CATALOG
+from shadowgate.resources import ENTRY_SCRIPT
+
+DEFAULT_CONFDIR = "~/.mitmproxy"
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "proxy":
+        return run_proxy(argv[1:])
+    parser = argparse.ArgumentParser(prog="shadowgate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("proxy", help="run the proxy (every other argument goes to mitmdump)")
+    demo = sub.add_parser("demo", help="start a proxy and fake providers, send SDK traffic, print the table")
+    demo.add_argument("--keep", action="store_true", help="leave the demo's data directory behind")
+    catalog = sub.add_parser("catalog", help="query the catalog")
+    catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
+    match = catalog_sub.add_parser("match", help="HOST<TAB>provider<TAB>category, or HOST<TAB>- when not AI")
+    match.add_argument("host", help="a host or URL, or '-' to read one per line from stdin")
+    match.add_argument("path", nargs="?", help="a request path, to also name the wire format")
+    match.add_argument("--method", default="POST")
+    match.add_argument("--providers", default=str(DEFAULT_CATALOG))
+    usage = sub.add_parser("usage", help="print the usage table from the database")
+    usage.add_argument("--db", default="~/.shadowgate/shadowgate.duckdb")
+    usage.add_argument("--days", type=int, default=7)
+    policy = sub.add_parser("policy", help="check a policy file, or explain which rule a request meets")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    check = policy_sub.add_parser("check", help="validate a policy file")
+    check.add_argument("file")
+    explain = policy_sub.add_parser("explain", help="which rule matches a request, and why")
+    explain.add_argument("--policy", help="the policy file (default: none, observe everything)")
+    explain.add_argument("--providers", default=str(DEFAULT_CATALOG))
+    explain.add_argument("--host", required=True)
+    explain.add_argument("--path", default="/")
+    explain.add_argument("--method", default="POST")
+    explain.add_argument("--user")
+    explain.add_argument("--group")
+    explain.add_argument("--model")
+    explain.add_argument("--client", help="client IP address")
+    report = sub.add_parser("report", help="the weekly shadow-AI report (terminal, Markdown, HTML, CSV, JSON)")
+    from shadowgate.report.weekly import add_arguments as add_report_arguments
+
+    add_report_arguments(report)
+    pac = sub.add_parser("pac", help="a proxy auto-config file that sends AI hosts to shadowgate")
+    from shadowgate.pac import add_arguments as add_pac_arguments
+
+    add_pac_arguments(pac)
+    scan = sub.add_parser("scan", help="run the DLP detectors on a file or stdin; one JSON finding per line")
+    scan.add_argument("file", help="a file, or '-' for stdin")
+    ca = sub.add_parser("ca", help="where the CA certificate is and how to trust it")
+    ca.add_argument("--confdir", default=DEFAULT_CONFDIR)
+    args = parser.parse_args(argv)
+
+    if args.command == "catalog":
+        from shadowgate.cli.catalog import run_match
+
+        return run_match(args.host, args.path, args.method, args.providers)
+    if args.command == "policy":
+        from shadowgate.cli import policy as policycli
+
+        if args.policy_command == "check":
+            return policycli.run_check(args.file)
+        return policycli.run_explain(
+            args.policy, args.providers, args.host, args.path, args.method, args.user, args.group, args.model, args.client
+        )
+    if args.command == "report":
+        from shadowgate.report.weekly import run_report
+
+        return run_report(args)
+    if args.command == "pac":
+        from shadowgate.pac import run_pac
+
+        return run_pac(args)
+    if args.command == "scan":
+        from shadowgate.cli.scan import run_scan
+
+        return run_scan(args.file)
+    if args.command == "usage":
+        from shadowgate.report.usage import print_usage
+
+        return print_usage(Path(args.db).expanduser(), days=args.days)
+    if args.command == "ca":
+        print(trust_instructions(ensure_ca(Path(args.confdir).expanduser())))
+        return 0
+    if args.command == "demo":
+        from shadowgate.demo.run import run_demo
+
+        return run_demo(keep=args.keep)
+    return 2
+
+
+def run_proxy(mitmdump_args: list[str]) -> int:
+    from mitmproxy.tools.main import mitmdump
+
+    confdir = Path(_option_value(mitmdump_args, "confdir") or DEFAULT_CONFDIR).expanduser()
+    print(trust_instructions(ensure_ca(confdir)), file=sys.stderr)
+    args = ["-s", str(ENTRY_SCRIPT), "--set", "connection_strategy=lazy", *mitmdump_args]
+    if "--listen-host" not in mitmdump_args and _option_value(mitmdump_args, "listen_host") is None:
+        # A proxy that decrypts everyone's AI traffic serves a network only when told to.
+        print("shadowgate: listening on 127.0.0.1; pass --listen-host 0.0.0.0 to serve other machines", file=sys.stderr)
+        args = ["--listen-host", "127.0.0.1", *args]
+    return mitmdump(args) or 0
+
+
+def _option_value(args: list[str], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        value = None
+        if arg == "--set" and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith("--set="):
+            value = arg[len("--set=") :]
+        if value and value.startswith(f"{name}="):
+            return value.split("=", 1)[1]
+    return None
+
+
+def ensure_ca(confdir: Path) -> Path:
+    """mitmproxy creates its CA on first start; create it now so we can say where it is."""
+    from mitmproxy import certs
+
+    certs.CertStore.from_store(confdir, "mitmproxy", 2048)
+    return confdir / "mitmproxy-ca-cert.pem"
+
+
+def trust_instructions(ca_pem: Path) -> str:
+    return f"""\
+shadowgate: the proxy's CA certificate is {ca_pem}
+  Clients must trust it to talk to AI hosts through the proxy:
+    macOS    sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain {ca_pem}
+    Debian   sudo cp {ca_pem} /usr/local/share/ca-certificates/shadowgate.crt && sudo update-ca-certificates
+    Windows  certutil -addstore root {ca_pem.with_suffix('.cer')}
+    Python   export SSL_CERT_FILE={ca_pem} REQUESTS_CA_BUNDLE={ca_pem}
+    Node     export NODE_EXTRA_CA_CERTS={ca_pem}
+  Then point clients at the proxy: export HTTPS_PROXY=http://<user>:<password>@<proxy-host>:8080"""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

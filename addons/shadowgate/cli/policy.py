@@ -1,0 +1,70 @@
+"""`shadowgate policy check|explain`: try a policy before it goes live."""
+
+from __future__ import annotations
+
+import sys
+
+from shadowgate.config.catalog import load_catalog
+from shadowgate.config.policy import Facts
+from shadowgate.config.policy import Policy
+from shadowgate.config.policy import load_policy
+from shadowgate.wireformats import PARSERS
+from shadowgate.config.yamlfile import ConfigError
+
+
+def run_check(path: str) -> int:
+    try:
+        policy = load_policy(path)
+    except ConfigError as e:
+        print(f"invalid: {e}", file=sys.stderr)
+        return 1
+    mode = "observe (actions are logged as would_*, nothing is enforced)" if policy.observe else "enforce"
+    print(f"ok: {path}: {len(policy.rules)} rules, {len(policy.budgets)} budgets, mode {mode}")
+    for rule in policy.rules:
+        print(f"  line {rule.line}: {rule.id} -> {rule.action}")
+    return 0
+
+
+def run_explain(
+    policy_path: str | None,
+    providers: str,
+    host: str,
+    path: str,
+    method: str,
+    user: str | None,
+    group: str | None,
+    model: str | None,
+    client: str | None,
+) -> int:
+    try:
+        policy = load_policy(policy_path) if policy_path else Policy()
+        catalog = load_catalog(providers, known_parsers=PARSERS)
+    except ConfigError as e:
+        print(f"invalid: {e}", file=sys.stderr)
+        return 1
+    provider = catalog.match_host(host)
+    route = catalog.route(provider, method.upper(), path)
+    facts = Facts(
+        host=host.lower(),
+        provider=provider.id if provider else None,
+        category=provider.category if provider else None,
+        wire_format=route.wire_format if route else None,
+        model=model or (route.model_from_path if route else None),
+        user=user,
+        group=group,
+        client_ip=client,
+    )
+    print(f"request: {method.upper()} https://{facts.host}{path}")
+    print(
+        f"  provider={facts.provider or 'unknown'} category={facts.category or '-'} "
+        f"wire_format={facts.wire_format or '-'} model={facts.model or '-'} "
+        f"user={facts.user or '-'} group={facts.group or '-'} client={facts.client_ip or '-'}"
+    )
+    decrypt = policy.decrypts(facts.host, provider is not None, False, facts)
+    print(f"  TLS: {'decrypted' if decrypt else 'passed through, not decrypted'}")
+    for rule, reason in policy.explain(facts):
+        verdict = "MATCHES" if reason is None else f"no: {reason}"
+        print(f"  rule {rule.id} (line {rule.line}, {rule.action}): {verdict}")
+    decision = policy.decide(facts)
+    print(f"decision: {decision.action} (rule {decision.rule_id}){': ' + decision.reason if decision.reason else ''}")
+    return 0

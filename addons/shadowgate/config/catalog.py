@@ -1,0 +1,303 @@
+"""The catalog: which hosts belong to which AI service, and which paths speak which wire format.
+
+Loaded from providers.yaml (facts only). Host matching walks DNS labels through two dicts, so
+"api.openai.com.evil.example" and "notopenai.com" can never match OpenAI, and a lookup costs a
+handful of dict probes. tldextract (bundled suffix list, never the network) guards the catalog
+against entries that would swallow a whole public suffix and names the site of unknown hosts.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tldextract
+
+from shadowgate.wireformats.base import Route
+from shadowgate.config.yamlfile import ConfigError
+from shadowgate.config.yamlfile import line_of
+from shadowgate.config.yamlfile import load_yaml
+from shadowgate.resources import PROVIDERS_YAML
+
+DEFAULT_CATALOG = PROVIDERS_YAML
+
+# The bundled Public Suffix List snapshot: no URLs to fetch, no cache directory to write.
+_suffixes = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_to_snapshot=True)
+
+_ID = re.compile(r"[a-z0-9][a-z0-9-]*")
+_HOST_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?")
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    id: str
+    name: str
+    vendor: str
+    category: str
+    hosts: tuple[str, ...]
+    wire_formats: tuple[str, ...]
+    otel_provider: str
+    pricing_provider: str | None
+    notes: str
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    wire_format: str
+    method: str
+    path: re.Pattern[str]
+    operation: str
+    parser: str
+    streaming: bool
+
+
+def normalise_host(host: str) -> str:
+    """Lower-case, without a trailing dot, port or IPv6 brackets."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host[1:]
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".")
+
+
+@functools.lru_cache(maxsize=8192)  # tldextract costs ~25 µs a call, and hosts repeat
+def site_of(host: str) -> str:
+    """The registrable domain ('evil.example' for 'api.openai.com.evil.example'), else the host."""
+    host = normalise_host(host)
+    result = _suffixes(host)
+    if result.domain and result.suffix:
+        return f"{result.domain}.{result.suffix}"
+    if result.suffix or ":" in host or host.replace(".", "").isdigit():
+        return host  # an IP address or a bare public suffix
+    # A private TLD (.internal, .corp, .example): the last two labels name the site.
+    return ".".join(host.split(".")[-2:])
+
+
+def is_public_suffix(domain: str) -> bool:
+    result = _suffixes(domain)
+    return bool(result.suffix) and not result.domain
+
+
+class HostIndex[T]:
+    """Host patterns (exact names and "*.domain") to values, matched label by label."""
+
+    def __init__(self, patterns: Iterable[tuple[str, T]] = ()) -> None:
+        self._exact: dict[str, T] = {}
+        self._below: dict[str, T] = {}
+        for pattern, value in patterns:
+            if pattern.startswith("*."):
+                self._below[pattern[2:]] = value
+            else:
+                self._exact[pattern] = value
+
+    def __bool__(self) -> bool:
+        return bool(self._exact or self._below)
+
+    def get(self, host: str) -> T | None:
+        host = normalise_host(host)
+        if (found := self._exact.get(host)) is not None:
+            return found
+        dot = host.find(".")
+        while dot != -1:
+            if (found := self._below.get(host[dot + 1 :])) is not None:
+                return found
+            dot = host.find(".", dot + 1)
+        return None
+
+    def patterns(self) -> list[str]:
+        return sorted([*self._exact, *(f"*.{s}" for s in self._below)])
+
+
+class Catalog:
+    def __init__(
+        self,
+        providers: Iterable[Provider],
+        wire_formats: dict[str, tuple[Endpoint, ...]],
+        source: str = "<memory>",
+    ) -> None:
+        self.source = source
+        self.providers: dict[str, Provider] = {p.id: p for p in providers}
+        self.wire_formats = wire_formats
+        self._hosts = HostIndex((h, p) for p in self.providers.values() for h in p.hosts)
+        # Unknown hosts are fingerprinted against every endpoint; specific paths go first so that
+        # "/openai/deployments/x/chat/completions" is Azure before it is generic OpenAI.
+        self._all_endpoints = tuple(
+            sorted(
+                (e for eps in wire_formats.values() for e in eps),
+                key=lambda e: e.path.pattern.startswith("(?:/[^?#]*)?"),
+            )
+        )
+        self._endpoints_by_provider = {
+            p.id: tuple(e for wf in p.wire_formats for e in wire_formats[wf])
+            for p in self.providers.values()
+        }
+        self.match_host = functools.lru_cache(maxsize=8192)(self._hosts.get)
+        self._route = functools.lru_cache(maxsize=4096)(self._route_uncached)
+
+    def route(self, provider: Provider | None, method: str, path: str) -> Route | None:
+        """Which wire format and operation a request speaks, judged from method and path."""
+        return self._route(provider.id if provider else None, method, path.split("?", 1)[0])
+
+    def _route_uncached(self, provider_id: str | None, method: str, path: str) -> Route | None:
+        endpoints = (
+            self._endpoints_by_provider[provider_id] if provider_id else self._all_endpoints
+        )
+        for endpoint in endpoints:
+            if endpoint.method != method:
+                continue
+            m = endpoint.path.fullmatch(path)
+            if m is None:
+                continue
+            return Route(
+                wire_format=endpoint.wire_format,
+                parser=endpoint.parser,
+                operation=endpoint.operation,
+                model_from_path=m.groupdict().get("model"),
+                streaming_from_path=endpoint.streaming,
+            )
+        return None
+
+    def host_patterns(self) -> list[str]:
+        return self._hosts.patterns()
+
+
+# --- loading and validation -------------------------------------------------------------------
+
+
+def load_catalog(path: str | Path = DEFAULT_CATALOG, known_parsers: Iterable[str] = ()) -> Catalog:
+    """Load and validate providers.yaml. Raises ConfigError naming file, line and reason."""
+    doc = load_yaml(path)
+    if not isinstance(doc, dict):
+        raise ConfigError(path, line_of(doc, 1), "the catalog must be a mapping")
+    categories = doc.get("categories")
+    if not isinstance(categories, dict) or not categories:
+        raise ConfigError(path, line_of(doc), "'categories' must be a non-empty mapping")
+    wire_formats = _load_wire_formats(path, doc.get("wire_formats"), set(known_parsers))
+    raw_providers = doc.get("providers")
+    if not isinstance(raw_providers, list):
+        raise ConfigError(path, line_of(doc), "'providers' must be a list")
+    providers: list[Provider] = []
+    seen_hosts: dict[str, str] = {}
+    for raw in raw_providers:
+        provider = _load_provider(path, raw, categories, wire_formats)
+        if any(p.id == provider.id for p in providers):
+            raise ConfigError(path, line_of(raw), f"duplicate provider id {provider.id!r}")
+        for host in provider.hosts:
+            if host in seen_hosts:
+                raise ConfigError(
+                    path, line_of(raw), f"host {host!r} is already listed by {seen_hosts[host]!r}"
+                )
+            seen_hosts[host] = provider.id
+        providers.append(provider)
+    return Catalog(providers, wire_formats, source=str(path))
+
+
+def _load_wire_formats(
+    path: str | Path, raw: Any, known_parsers: set[str]
+) -> dict[str, tuple[Endpoint, ...]]:
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(path, None, "'wire_formats' must be a non-empty mapping")
+    formats: dict[str, tuple[Endpoint, ...]] = {}
+    for wf_id, spec in raw.items():
+        if not isinstance(spec, dict) or not isinstance(spec.get("endpoints"), list):
+            raise ConfigError(path, line_of(spec), f"wire format {wf_id!r} needs an 'endpoints' list")
+        endpoints = []
+        for ep in spec["endpoints"]:
+            line = line_of(ep, line_of(spec))
+            if not isinstance(ep, dict):
+                raise ConfigError(path, line, f"wire format {wf_id!r}: an endpoint must be a mapping")
+            missing = {"method", "path", "operation", "parser"} - ep.keys()
+            if missing:
+                raise ConfigError(path, line, f"wire format {wf_id!r}: endpoint lacks {sorted(missing)}")
+            if known_parsers and ep["parser"] not in known_parsers:
+                raise ConfigError(
+                    path, line, f"wire format {wf_id!r}: unknown parser {ep['parser']!r}"
+                )
+            try:
+                pattern = re.compile(str(ep["path"]))
+            except re.error as e:
+                raise ConfigError(path, line, f"wire format {wf_id!r}: bad path regex: {e}") from e
+            endpoints.append(
+                Endpoint(
+                    wire_format=str(wf_id),
+                    method=str(ep["method"]).upper(),
+                    path=pattern,
+                    operation=str(ep["operation"]),
+                    parser=str(ep["parser"]),
+                    streaming=bool(ep.get("streaming", False)),
+                )
+            )
+        formats[str(wf_id)] = tuple(endpoints)
+    return formats
+
+
+def _load_provider(
+    path: str | Path, raw: Any, categories: dict, wire_formats: dict[str, tuple[Endpoint, ...]]
+) -> Provider:
+    line = line_of(raw)
+    if not isinstance(raw, dict):
+        raise ConfigError(path, line, "a provider must be a mapping")
+
+    def text(key: str, required: bool = True) -> str | None:
+        value = raw.get(key)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(path, line, f"provider {raw.get('id', '?')!r}: '{key}' must be a non-empty string")
+        return value.strip()
+
+    pid = text("id")
+    assert pid is not None
+    if not _ID.fullmatch(pid):
+        raise ConfigError(path, line, f"provider id {pid!r} must be lower-case letters, digits and '-'")
+    category = text("category")
+    if category not in categories:
+        raise ConfigError(
+            path, line, f"provider {pid!r}: unknown category {category!r} (one of {sorted(categories)})"
+        )
+    hosts = raw.get("hosts")
+    if not isinstance(hosts, list) or not hosts:
+        raise ConfigError(path, line, f"provider {pid!r}: 'hosts' must be a non-empty list")
+    clean_hosts = tuple(_check_host(path, line_of(hosts, line), pid, h) for h in hosts)
+    formats = raw.get("wire_formats", [])
+    if not isinstance(formats, list):
+        raise ConfigError(path, line, f"provider {pid!r}: 'wire_formats' must be a list")
+    for wf in formats:
+        if wf not in wire_formats:
+            raise ConfigError(path, line, f"provider {pid!r}: unknown wire format {wf!r}")
+    return Provider(
+        id=pid,
+        name=text("name") or pid,
+        vendor=text("vendor") or "",
+        category=category or "",
+        hosts=clean_hosts,
+        wire_formats=tuple(formats),
+        otel_provider=text("otel_provider", required=False) or pid,
+        pricing_provider=text("pricing_provider", required=False),
+        notes=text("notes", required=False) or "",
+    )
+
+
+def _check_host(path: str | Path, line: int | None, pid: str, host: Any) -> str:
+    try:
+        return check_host_pattern(host)
+    except ValueError as e:
+        raise ConfigError(path, line, f"provider {pid!r}: {e}") from None
+
+
+def check_host_pattern(host: Any) -> str:
+    """Validate an exact host name or '*.domain' pattern; returns it normalised."""
+    if not isinstance(host, str):
+        raise ValueError(f"host {host!r} must be a string")
+    name = host.strip().lower()
+    bare = name[2:] if name.startswith("*.") else name
+    if not bare or any(not _HOST_LABEL.fullmatch(label) for label in bare.split(".")):
+        raise ValueError(f"{host!r} is not a host name or '*.domain' (no ports, paths or schemes)")
+    if is_public_suffix(bare):
+        raise ValueError(f"{host!r} would match a whole public suffix")
+    return name

@@ -1,0 +1,648 @@
+"""Decide: the organisation's decisions, kept apart from the catalog's facts.
+
+A policy is an ordered list of rules; the first rule whose match fits a request decides, and its
+id is recorded with the decision. With no file, or no matching rule, the proxy observes and
+allows. `mode: observe` turns every action into the one it *would* have taken (would_block, ...)
+while traffic flows untouched: the first phase of a rollout.
+
+A broken file is rejected with its file, line and reason, and the proxy keeps the policy it had.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from dataclasses import field
+from pathlib import Path
+from typing import Any
+
+from shadowgate.config.catalog import HostIndex
+from shadowgate.config.catalog import check_host_pattern
+from shadowgate.config.yamlfile import ConfigError
+from shadowgate.config.yamlfile import line_of
+from shadowgate.config.yamlfile import line_of_key
+from shadowgate.config.yamlfile import load_yaml
+
+ALLOW = "allow"
+BLOCK = "block"
+COACH = "coach"
+REDIRECT = "redirect"
+PASSTHROUGH = "passthrough"
+RATE_LIMIT = "rate_limit"
+ACTIONS = (ALLOW, BLOCK, COACH, REDIRECT, PASSTHROUGH)
+OBSERVE_PREFIX = "would_"
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What a rule can match on. None means unknown (e.g. the model before TLS is decrypted)."""
+
+    host: str
+    provider: str | None = None  # catalog id; None for unknown hosts
+    category: str | None = None
+    wire_format: str | None = None
+    model: str | None = None
+    user: str | None = None
+    group: str | None = None
+    client_ip: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """The sanctioned AI gateway a redirect rule sends calls to."""
+
+    openai_base_url: str | None  # OpenAI-compatible route, e.g. https://llm.corp.example/v1
+    anthropic_base_url: str | None  # Messages route, e.g. https://llm.corp.example/anthropic
+    key_env: str | None  # the environment variable holding the gateway key; never the key
+    model_map: dict[str, str] = field(default_factory=dict)
+
+    def key(self) -> str | None:
+        return os.environ.get(self.key_env) if self.key_env else None
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    providers: frozenset[str] | None = None
+    categories: frozenset[str] | None = None
+    hosts: HostIndex[bool] | None = None
+    wire_formats: frozenset[str] | None = None
+    models: tuple[str, ...] | None = None  # globs
+    users: tuple[str, ...] | None = None  # globs
+    groups: tuple[str, ...] | None = None  # globs
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None
+
+    @property
+    def needs_request(self) -> bool:
+        """True when only a decrypted request can tell (model, wire format)."""
+        return self.wire_formats is not None or self.models is not None
+
+    def check(self, facts: Facts) -> str | None:
+        """None when the facts match; otherwise the first reason they do not."""
+        if self.providers is not None and facts.provider not in self.providers:
+            return f"provider {facts.provider or 'unknown'} not in {sorted(self.providers)}"
+        if self.categories is not None and facts.category not in self.categories:
+            return f"category {facts.category or 'none'} not in {sorted(self.categories)}"
+        if self.hosts is not None and not self.hosts.get(facts.host):
+            return f"host {facts.host} not in {self.hosts.patterns()}"
+        if self.wire_formats is not None and facts.wire_format not in self.wire_formats:
+            return f"wire format {facts.wire_format or 'none'} not in {sorted(self.wire_formats)}"
+        if self.models is not None and not _glob_any(facts.model, self.models):
+            return f"model {facts.model or 'none'} matches none of {list(self.models)}"
+        if self.users is not None and not _glob_any(facts.user, self.users):
+            return f"user {facts.user or 'none'} matches none of {list(self.users)}"
+        if self.groups is not None and not _glob_any(facts.group, self.groups):
+            return f"group {facts.group or 'none'} matches none of {list(self.groups)}"
+        if self.networks is not None and not _in_networks(facts.client_ip, self.networks):
+            return f"client {facts.client_ip or 'none'} outside {[str(n) for n in self.networks]}"
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    line: int
+    match: Match
+    action: str
+    message: str = ""
+    alternative: str = ""  # where to go instead, named in errors and pages
+    coach_api: str = ALLOW  # what coach means for API clients, which cannot click: allow or block
+    coach_minutes: int = 60
+    gateway: Gateway | None = None
+    browser_url: str | None = None  # redirect: where a browser navigation is sent (302)
+    headers: tuple[tuple[str, str], ...] = ()  # injected on matching requests (tenant restrictions)
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    id: str
+    line: int
+    per: str  # user | group
+    match: Match
+    tokens_per_day: int | None = None
+    usd_per_day: float | None = None
+    requests_per_minute: int | None = None
+    warn_at: float = 0.8
+
+
+DLP_ACTIONS = ("redact", "block", "log", "off")
+
+
+@dataclass(frozen=True, slots=True)
+class DlpPolicy:
+    """What to do with secrets and personal data found in prompts. Absent: DLP is off."""
+
+    secrets: str = "redact"  # for every secret type: redact | block | log | off
+    pii: str = "redact"  # for every PII type
+    types: dict[str, str] = field(default_factory=dict)  # per-type overrides
+    reversible: bool = False  # restore the placeholders in the model's answer
+    on_error: str = BLOCK  # a scan that fails or runs out of time: block (fail closed) or allow
+    budget_ms: float = 250.0
+
+    def action_for(self, type_: str, kind: str) -> str:
+        return self.types.get(type_) or (self.secrets if kind == "secret" else self.pii)
+
+
+MCP_INJECTION_ACTIONS = ("flag", "block")
+
+
+@dataclass(frozen=True, slots=True)
+class McpServer:
+    """One allowed MCP server (host glob) and what its tools may do."""
+
+    id: str
+    line: int
+    hosts: tuple[str, ...]  # globs, e.g. "mcp.atlassian.com", "*.mcp.corp.example"
+    allow_tools: tuple[str, ...] | None = None  # globs; None: every tool not denied
+    deny_tools: tuple[str, ...] = ()  # globs; deny wins over allow
+    max_argument_bytes: int | None = None
+    max_result_bytes: int | None = None
+    injection: str = "flag"  # tool results with injection patterns: flag (record) or block
+    # Who this entry is for (user, group, client), matched as rules match. Entries for one host
+    # are tried in order, so a group's own entry goes before everyone's.
+    match: Match = field(default_factory=Match)
+
+    def matches_host(self, host: str) -> bool:
+        return any(fnmatch.fnmatchcase(host, p) for p in self.hosts)
+
+    def tool_allowed(self, tool: str) -> bool:
+        if any(fnmatch.fnmatchcase(tool, p) for p in self.deny_tools):
+            return False
+        return self.allow_tools is None or any(fnmatch.fnmatchcase(tool, p) for p in self.allow_tools)
+
+
+@dataclass(frozen=True, slots=True)
+class McpPolicy:
+    """The policy's `mcp:` section. Absent: MCP calls are recorded, nothing is blocked."""
+
+    servers: tuple[McpServer, ...] = ()
+    unlisted: str = BLOCK  # MCP servers on no listed host: block or allow (servers listed at all)
+    # Opt-in: tool arguments and results (after DLP) stored in mcp_calls, cut to this many characters.
+    store_content: bool = False
+    store_max_chars: int = 4096
+
+    def server_for(self, host: str) -> McpServer | None:
+        """The first entry listing this host, whoever asks (what is decrypted, what is listed)."""
+        for server in self.servers:
+            if server.matches_host(host):
+                return server
+        return None
+
+    def server_for_facts(self, facts: Facts) -> tuple[McpServer | None, McpServer | None]:
+        """(the first entry for this host whose match fits the person, the first entry for the host)."""
+        first = None
+        for server in self.servers:
+            if server.matches_host(facts.host):
+                first = first or server
+                if server.match.check(facts) is None:
+                    return server, first
+        return None, first
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: str  # allow, block, coach, redirect, passthrough, rate_limit, or would_<action>
+    rule_id: str
+    reason: str = ""
+    rule: Rule | None = None
+    retry_after: int | None = None  # rate_limit: seconds until the budget allows calls again
+
+    @property
+    def enforced(self) -> bool:
+        return not self.action.startswith(OBSERVE_PREFIX)
+
+
+DEFAULT_DECISION = Decision(ALLOW, "default", "no rule matched: observe and allow")
+
+
+@dataclass(slots=True)
+class Policy:
+    source: str = "<default: observe everything, block nothing>"
+    observe: bool = False
+    inspect: HostIndex[bool] = field(default_factory=HostIndex)
+    passthrough: HostIndex[bool] = field(default_factory=HostIndex)
+    rules: tuple[Rule, ...] = ()
+    budgets: tuple[Budget, ...] = ()
+    dlp: DlpPolicy | None = None
+    mcp: McpPolicy | None = None
+
+    def decrypts(self, host: str, catalogued: bool, intercept_all: bool, facts: Facts | None = None) -> bool:
+        """Whether the proxy terminates TLS for this host (and so can meter and enforce)."""
+        if self.passthrough.get(host):
+            return False
+        connection = self.decide_connection(facts or Facts(host=host))
+        if connection is not None and connection.action == PASSTHROUGH:
+            return False
+        named = any(r.match.hosts is not None and r.match.hosts.get(host) for r in self.rules)
+        named = named or (self.mcp is not None and self.mcp.server_for(host) is not None)
+        return catalogued or intercept_all or bool(self.inspect.get(host)) or named
+
+    def decide(self, facts: Facts) -> Decision:
+        for rule in self.rules:
+            if rule.match.check(facts) is None:
+                return self._decision(rule)
+        return DEFAULT_DECISION
+
+    def decide_connection(self, facts: Facts) -> Decision | None:
+        """The decision for a whole connection, from what is known before decrypting it.
+
+        None when a rule that needs the request (model, wire format) could still match: the
+        connection must be decrypted to decide.
+        """
+        for rule in self.rules:
+            if rule.match.check(facts) is not None:
+                if not rule.match.needs_request:
+                    continue
+                # The mismatch may be only the unknown model/wire format: check the rest.
+                probe = Facts(**{**_as_dict(facts), "wire_format": None, "model": None})
+                relaxed = Match(**{**_as_dict(rule.match), "wire_formats": None, "models": None})
+                if relaxed.check(probe) is None:
+                    return None
+                continue
+            if rule.match.needs_request:
+                return None
+            return self._decision(rule)
+        return DEFAULT_DECISION
+
+    def explain(self, facts: Facts) -> list[tuple[Rule, str | None]]:
+        """Each rule in order with why it does not match (None: it matches), up to the first match."""
+        steps = []
+        for rule in self.rules:
+            reason = rule.match.check(facts)
+            steps.append((rule, reason))
+            if reason is None:
+                break
+        return steps
+
+    def _decision(self, rule: Rule) -> Decision:
+        action = OBSERVE_PREFIX + rule.action if self.observe and rule.action != ALLOW else rule.action
+        return Decision(action, rule.id, rule.message, rule)
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    return {name: getattr(obj, name) for name in obj.__slots__}
+
+
+def _glob_any(value: str | None, patterns: tuple[str, ...]) -> bool:
+    return value is not None and any(fnmatch.fnmatchcase(value, p) for p in patterns)
+
+
+def _in_networks(ip: str | None, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return False
+    if address.version == 6 and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return any(address.version == n.version and address in n for n in networks)
+
+
+# --- loading and validation -------------------------------------------------------------------
+
+_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp"}
+_MCP_SERVER_KEYS = {
+    "id", "host", "match", "allow_tools", "deny_tools", "max_argument_bytes", "max_result_bytes", "injection"
+}
+_MCP_MATCH_KEYS = {"user", "group", "client"}  # an MCP call has no provider, model or wire format
+_MATCH_KEYS = {"provider", "category", "host", "wire_format", "model", "user", "group", "client"}
+_RULE_KEYS = {"id", "match", "action", "message", "alternative", "coach", "gateway", "browser_url", "headers"}
+_BUDGET_KEYS = {"id", "per", "match", "tokens_per_day", "usd_per_day", "requests_per_minute", "warn_at"}
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load and validate a policy file. Raises ConfigError with file, line and reason."""
+    doc = load_yaml(path)
+    if doc is None:
+        return Policy(source=str(path))
+    if not isinstance(doc, dict):
+        raise ConfigError(path, line_of(doc, 1), "a policy must be a mapping")
+    _no_unknown_keys(path, doc, _KEYS, "policy")
+    mode = doc.get("mode", "enforce")
+    if mode not in ("enforce", "observe"):
+        raise ConfigError(path, line_of_key(doc, "mode"), f"mode must be 'enforce' or 'observe', not {mode!r}")
+    rules = _list(path, doc, "rules")
+    budgets = _list(path, doc, "budgets")
+    parsed_rules = tuple(_rule(path, raw) for raw in rules)
+    _unique_ids(path, parsed_rules)
+    parsed_budgets = tuple(_budget(path, raw) for raw in budgets)
+    _unique_ids(path, parsed_budgets)
+    return Policy(
+        source=str(path),
+        observe=mode == "observe",
+        inspect=_host_index(path, doc, doc.get("inspect"), "inspect"),
+        passthrough=_host_index(path, doc, doc.get("passthrough"), "passthrough"),
+        rules=parsed_rules,
+        budgets=parsed_budgets,
+        dlp=_dlp(path, doc["dlp"]) if doc.get("dlp") is not None else None,
+        mcp=_mcp(path, doc["mcp"]) if doc.get("mcp") is not None else None,
+    )
+
+
+def _mcp(path: str | Path, raw: Any) -> McpPolicy:
+    if not isinstance(raw, dict):
+        raise ConfigError(path, line_of(raw), "mcp must be a mapping")
+    _no_unknown_keys(path, raw, {"servers", "unlisted", "store_content", "store_max_chars"}, "mcp")
+    unlisted = raw.get("unlisted", BLOCK)
+    if unlisted not in (BLOCK, ALLOW):
+        raise ConfigError(path, line_of_key(raw, "unlisted"), "mcp.unlisted must be block or allow")
+    store = raw.get("store_content", False)
+    if not isinstance(store, bool):
+        raise ConfigError(path, line_of_key(raw, "store_content"), "mcp.store_content must be true or false")
+    max_chars = raw.get("store_max_chars", 4096)
+    if not isinstance(max_chars, int) or isinstance(max_chars, bool) or not 0 < max_chars <= 1_000_000:
+        raise ConfigError(path, line_of_key(raw, "store_max_chars"), "mcp.store_max_chars must be a whole number from 1 to 1000000")
+    servers = _list(path, raw, "servers")
+    parsed = tuple(_mcp_server(path, s) for s in servers)
+    _unique_ids(path, parsed)
+    return McpPolicy(servers=parsed, unlisted=unlisted, store_content=store, store_max_chars=max_chars)
+
+
+def _mcp_server(path: str | Path, raw: Any) -> McpServer:
+    line, server_id = _entry(path, raw, _MCP_SERVER_KEYS, "mcp server")
+
+    def globs(key: str) -> tuple[str, ...] | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        values = value if isinstance(value, list) else [value]
+        if not all(isinstance(v, str) and v for v in values):
+            raise ConfigError(path, line_of_key(raw, key), f"mcp server {server_id!r}: {key} must be a glob or a list of globs")
+        return tuple(values)
+
+    hosts = globs("host")
+    if not hosts:
+        raise ConfigError(path, line, f"mcp server {server_id!r}: needs a host (a name or a glob like *.mcp.example)")
+    for key in ("max_argument_bytes", "max_result_bytes"):
+        value = raw.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+            raise ConfigError(path, line_of_key(raw, key), f"mcp server {server_id!r}: {key} must be a positive whole number")
+    injection = raw.get("injection", "flag")
+    if injection not in MCP_INJECTION_ACTIONS:
+        raise ConfigError(path, line_of_key(raw, "injection"), f"mcp server {server_id!r}: injection must be flag or block")
+    match = raw.get("match")
+    if isinstance(match, dict) and set(map(str, match)) - _MCP_MATCH_KEYS:
+        raise ConfigError(
+            path, line_of_key(raw, "match"), f"mcp server {server_id!r}: match takes {', '.join(sorted(_MCP_MATCH_KEYS))}"
+        )
+    return McpServer(
+        id=server_id,
+        line=line,
+        hosts=tuple(h.lower() for h in hosts),
+        allow_tools=globs("allow_tools"),
+        deny_tools=globs("deny_tools") or (),
+        max_argument_bytes=raw.get("max_argument_bytes"),
+        max_result_bytes=raw.get("max_result_bytes"),
+        injection=injection,
+        match=_match(path, match, f"mcp server {server_id}", line),
+    )
+
+
+def _dlp(path: str | Path, raw: Any) -> DlpPolicy | None:
+    """The dlp section; None when every action in it is off (then nothing is scanned)."""
+    from shadowgate.dlp import TYPES
+
+    if not isinstance(raw, dict):
+        raise ConfigError(path, line_of(raw), "dlp must be a mapping")
+    _no_unknown_keys(path, raw, {"secrets", "pii", "types", "reversible", "on_error", "budget_ms"}, "dlp")
+    actions = {key: _dlp_action(raw.get(key, "redact")) for key in ("secrets", "pii")}
+    for key, action in actions.items():
+        if action not in DLP_ACTIONS:
+            raise ConfigError(path, line_of_key(raw, key), f"dlp.{key} must be one of {', '.join(DLP_ACTIONS)}")
+    raw_types = raw.get("types") or {}
+    if not isinstance(raw_types, dict):
+        raise ConfigError(path, line_of_key(raw, "types"), "dlp.types must map finding types to actions")
+    types = {}
+    for name, action in raw_types.items():
+        if name not in TYPES:
+            raise ConfigError(path, line_of_key(raw_types, name), f"dlp.types: unknown type {name!r} (known: {', '.join(sorted(TYPES))})")
+        types[name] = _dlp_action(action)
+        if types[name] not in DLP_ACTIONS:
+            raise ConfigError(path, line_of_key(raw_types, name), f"dlp.types.{name} must be one of {', '.join(DLP_ACTIONS)}")
+    on_error = raw.get("on_error", BLOCK)
+    if on_error not in (BLOCK, ALLOW):
+        raise ConfigError(path, line_of_key(raw, "on_error"), "dlp.on_error must be block or allow")
+    budget = raw.get("budget_ms", 250)
+    if not isinstance(budget, int | float) or isinstance(budget, bool) or budget <= 0:
+        raise ConfigError(path, line_of_key(raw, "budget_ms"), "dlp.budget_ms must be a positive number")
+    if set(actions.values()) | set(types.values()) == {"off"}:
+        return None
+    return DlpPolicy(
+        secrets=actions["secrets"],
+        pii=actions["pii"],
+        types=types,
+        reversible=bool(raw.get("reversible", False)),
+        on_error=on_error,
+        budget_ms=float(budget),
+    )
+
+
+def _dlp_action(value: Any) -> Any:
+    # YAML 1.1 reads an unquoted `off` as false: `secrets: off` means the action "off".
+    return "off" if value is False else value
+
+
+def _entry(path: str | Path, raw: Any, keys: set[str], what: str) -> tuple[int, str]:
+    """The line and id of a rule or budget, after checking its shape."""
+    line = line_of(raw) or 0
+    if not isinstance(raw, dict):
+        raise ConfigError(path, line, f"a {what} must be a mapping with an id")
+    _no_unknown_keys(path, raw, keys, what)
+    return line, _required_str(path, raw, "id", what)
+
+
+def _rule(path: str | Path, raw: Any) -> Rule:
+    line, rule_id = _entry(path, raw, _RULE_KEYS, "rule")
+    action = raw.get("action")
+    if action not in ACTIONS:
+        raise ConfigError(path, line_of_key(raw, "action"), f"rule {rule_id!r}: action must be one of {', '.join(ACTIONS)}, not {action!r}")
+    coach = raw.get("coach") or {}
+    if not isinstance(coach, dict) or set(coach) - {"api", "minutes"}:
+        raise ConfigError(path, line_of(coach, line), f"rule {rule_id!r}: coach takes 'api' (allow|block) and 'minutes'")
+    coach_api = coach.get("api", ALLOW)
+    if coach_api not in (ALLOW, BLOCK):
+        raise ConfigError(path, line_of(coach, line), f"rule {rule_id!r}: coach.api must be allow or block")
+    minutes = coach.get("minutes", 60)
+    if not isinstance(minutes, int) or minutes < 0:
+        raise ConfigError(path, line_of(coach, line), f"rule {rule_id!r}: coach.minutes must be a whole number >= 0")
+    gateway = _gateway(path, raw.get("gateway"), rule_id, line) if raw.get("gateway") is not None else None
+    browser_url = raw.get("browser_url")
+    if action == REDIRECT and gateway is None and browser_url is None:
+        raise ConfigError(path, line, f"rule {rule_id!r}: a redirect needs a 'gateway' and/or a 'browser_url'")
+    if browser_url is not None and not _is_url(browser_url):
+        raise ConfigError(path, line_of_key(raw, "browser_url"), f"rule {rule_id!r}: browser_url must be an http(s) URL")
+    return Rule(
+        id=rule_id,
+        line=line,
+        match=_match(path, raw.get("match"), rule_id, line),
+        action=action,
+        message=str(raw.get("message") or ""),
+        alternative=str(raw.get("alternative") or ""),
+        coach_api=coach_api,
+        coach_minutes=minutes,
+        gateway=gateway,
+        browser_url=browser_url,
+        headers=_headers(path, raw.get("headers"), rule_id, line),
+    )
+
+
+def _budget(path: str | Path, raw: Any) -> Budget:
+    line, budget_id = _entry(path, raw, _BUDGET_KEYS, "budget")
+    per = raw.get("per", "user")
+    if per not in ("user", "group"):
+        raise ConfigError(path, line, f"budget {budget_id!r}: per must be user or group")
+    limits = {k: raw.get(k) for k in ("tokens_per_day", "usd_per_day", "requests_per_minute")}
+    if all(v is None for v in limits.values()):
+        raise ConfigError(path, line, f"budget {budget_id!r}: set tokens_per_day, usd_per_day and/or requests_per_minute")
+    for key, value in limits.items():
+        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or value <= 0):
+            raise ConfigError(path, line_of_key(raw, key), f"budget {budget_id!r}: {key} must be a positive number")
+    warn_at = raw.get("warn_at", 0.8)
+    if not isinstance(warn_at, int | float) or not 0 < warn_at <= 1:
+        raise ConfigError(path, line, f"budget {budget_id!r}: warn_at must be a fraction in (0, 1]")
+    match = _match(path, raw.get("match"), budget_id, line)
+    return Budget(
+        id=budget_id,
+        line=line,
+        per=per,
+        match=match,
+        tokens_per_day=None if limits["tokens_per_day"] is None else int(limits["tokens_per_day"]),
+        usd_per_day=None if limits["usd_per_day"] is None else float(limits["usd_per_day"]),
+        requests_per_minute=None if limits["requests_per_minute"] is None else int(limits["requests_per_minute"]),
+        warn_at=float(warn_at),
+    )
+
+
+def _match(path: str | Path, raw: Any, owner: str, line: int) -> Match:
+    if raw is None:
+        return Match()
+    if not isinstance(raw, dict):
+        raise ConfigError(path, line_of(raw, line), f"{owner!r}: match must be a mapping")
+    _no_unknown_keys(path, raw, _MATCH_KEYS, f"{owner!r} match")
+    where = line_of(raw, line)
+
+    def strings(key: str) -> tuple[str, ...] | None:
+        value = raw.get(key)
+        if value is None:
+            return None
+        values = value if isinstance(value, list) else [value]
+        if not values or not all(isinstance(v, str) and v for v in values):
+            raise ConfigError(path, where, f"{owner!r}: match.{key} must be a string or a list of strings")
+        return tuple(values)
+
+    hosts = strings("host")
+    host_index = None
+    if hosts is not None:
+        try:
+            host_index = HostIndex((check_host_pattern(h), True) for h in hosts)
+        except ValueError as e:
+            raise ConfigError(path, where, f"{owner!r}: match.host: {e}") from None
+    networks = None
+    if (clients := strings("client")) is not None:
+        try:
+            networks = tuple(ipaddress.ip_network(c, strict=False) for c in clients)
+        except ValueError as e:
+            raise ConfigError(path, where, f"{owner!r}: match.client: {e}") from None
+    providers, categories, formats = strings("provider"), strings("category"), strings("wire_format")
+    return Match(
+        providers=frozenset(providers) if providers else None,
+        categories=frozenset(categories) if categories else None,
+        hosts=host_index,
+        wire_formats=frozenset(formats) if formats else None,
+        models=strings("model"),
+        users=strings("user"),
+        groups=strings("group"),
+        networks=networks,
+    )
+
+
+def _gateway(path: str | Path, raw: Any, rule_id: str, line: int) -> Gateway:
+    where = line_of(raw, line)
+    if not isinstance(raw, dict):
+        raise ConfigError(path, where, f"rule {rule_id!r}: gateway must be a mapping")
+    _no_unknown_keys(path, raw, {"openai_base_url", "anthropic_base_url", "key_env", "model_map", "key"}, "gateway")
+    if "key" in raw:
+        raise ConfigError(
+            path, where, f"rule {rule_id!r}: never put the gateway key in the policy; name its environment variable in key_env"
+        )
+    urls = {k: raw.get(k) for k in ("openai_base_url", "anthropic_base_url")}
+    if all(v is None for v in urls.values()):
+        raise ConfigError(path, where, f"rule {rule_id!r}: gateway needs openai_base_url and/or anthropic_base_url")
+    for key, value in urls.items():
+        if value is not None and not _is_url(value):
+            raise ConfigError(path, where, f"rule {rule_id!r}: gateway.{key} must be an http(s) URL")
+    key_env = raw.get("key_env")
+    if key_env is not None and not (isinstance(key_env, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key_env)):
+        raise ConfigError(path, where, f"rule {rule_id!r}: gateway.key_env must be an environment variable name")
+    model_map = raw.get("model_map") or {}
+    if not isinstance(model_map, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in model_map.items()):
+        raise ConfigError(path, where, f"rule {rule_id!r}: gateway.model_map must map model names to model names")
+    return Gateway(
+        openai_base_url=(urls["openai_base_url"] or "").rstrip("/") or None,
+        anthropic_base_url=(urls["anthropic_base_url"] or "").rstrip("/") or None,
+        key_env=key_env,
+        model_map=dict(model_map),
+    )
+
+
+def _headers(path: str | Path, raw: Any, rule_id: str, line: int) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise ConfigError(path, line_of(raw, line), f"rule {rule_id!r}: headers must map names to values")
+    out = []
+    for name, value in raw.items():
+        if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name) or not isinstance(value, str | int):
+            raise ConfigError(path, line_of(raw, line), f"rule {rule_id!r}: bad header {name!r}")
+        if "\r" in str(value) or "\n" in str(value):
+            raise ConfigError(path, line_of(raw, line), f"rule {rule_id!r}: header {name!r} has a line break")
+        out.append((name, str(value)))
+    return tuple(out)
+
+
+def _host_index(path: str | Path, doc: dict, raw: Any, key: str) -> HostIndex[bool]:
+    raw = raw or []
+    if not isinstance(raw, list):
+        raise ConfigError(path, line_of(raw, line_of(doc)), f"'{key}' must be a list of hosts")
+    hosts = []
+    for item in raw:
+        try:
+            hosts.append((check_host_pattern(item), True))
+        except ValueError as e:
+            raise ConfigError(path, line_of(raw, line_of(doc)), f"'{key}': {e}") from None
+    return HostIndex(hosts)
+
+
+def _list(path: str | Path, doc: dict, key: str) -> list:
+    raw = doc.get(key) or []
+    if not isinstance(raw, list):
+        raise ConfigError(path, line_of(raw, line_of(doc)), f"'{key}' must be a list")
+    return raw
+
+
+def _required_str(path: str | Path, raw: dict, key: str, what: str) -> str:
+    value = raw.get(key)
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(path, line_of(raw), f"a {what} needs a non-empty '{key}'")
+    return value.strip()
+
+
+def _unique_ids(path: str | Path, items: Iterable[Rule | Budget | McpServer]) -> None:
+    seen: set[str] = set()
+    for item in items:
+        if item.id in seen:
+            raise ConfigError(path, item.line, f"duplicate id {item.id!r}")
+        seen.add(item.id)
+
+
+def _no_unknown_keys(path: str | Path, raw: dict, allowed: set[str], what: str) -> None:
+    unknown = set(map(str, raw)) - allowed
+    if unknown:
+        raise ConfigError(path, line_of(raw, 1), f"{what}: unknown keys {sorted(unknown)} (expected {sorted(allowed)})")
+
+
+def _is_url(value: Any) -> bool:
+    return isinstance(value, str) and re.match(r"https?://[^/\s]+", value) is not None

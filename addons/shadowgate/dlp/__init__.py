@@ -1,0 +1,27 @@
+"""DLP detection: find secrets and personal data in prompt text, and redact them.
+
+A pure-Python library (standard library only, no mitmproxy): the proxy's request path, the
+`shadowgate scan` command and the benchmark all use it the same way.
+
+    from shadowgate.dlp import Placeholders, Scanner, redact
+
+    scanner = Scanner()                       # every detector; Scanner({"EMAIL", "JWT"}) for some
+    findings = scanner.scan(text)             # sorted, non-overlapping, whole values
+    ph = Placeholders()                       # one per request
+    safe = redact(text, findings, ph.for_text(text))   # "... [EMAIL_1] ... [AWS_ACCESS_KEY_1] ..."
+    answer = ph.restore(model_answer)         # reversible mode
+
+TYPES maps every finding type to its kind ("secret" or "pii"), for validating policy files.
+"""
+
+from types import MappingProxyType
+
+from .model import TYPES as _TYPES
+from .model import Finding
+from .scanner import Placeholders
+from .scanner import Scanner
+from .scanner import redact
+
+TYPES = MappingProxyType(_TYPES)
+
+__all__ = ["TYPES", "Finding", "Placeholders", "Scanner", "redact"]

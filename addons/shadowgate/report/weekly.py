@@ -1,0 +1,92 @@
+"""`shadowgate report`: the weekly shadow-AI report (issue 5).
+
+    shadowgate report                              # last complete ISO week, rich on a terminal, md otherwise
+    shadowgate report --week 2026-W47 --format html --out week47.html
+    shadowgate report --since 2026-11-01 --until 2026-11-30 --format json
+    shadowgate report --format csv --out out/      # one CSV per section in a directory
+
+The SQL is in addons/shadowgate/report/queries.py, the renderers in addons/shadowgate/report/render.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+
+import duckdb
+
+from shadowgate.config.catalog import DEFAULT_CATALOG
+from shadowgate.report import queries
+from shadowgate.report import render
+
+FORMATS = ("rich", "md", "html", "csv", "json")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db", default="~/.shadowgate/shadowgate.duckdb",
+                        help="the database file (or its .segments directory)")
+    parser.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the last complete week)")
+    parser.add_argument("--since", type=dt.date.fromisoformat, help="first day (inclusive), YYYY-MM-DD")
+    parser.add_argument("--until", type=dt.date.fromisoformat, help="last day (inclusive), YYYY-MM-DD")
+    parser.add_argument("--format", choices=FORMATS, help="default: rich on a terminal, md otherwise")
+    parser.add_argument("--out", help="write here instead of stdout (csv: a directory gets one CSV per section)")
+    parser.add_argument("--policy", help="the policy file, for which apps are sanctioned")
+    parser.add_argument("--providers", default=str(DEFAULT_CATALOG), help="the provider catalog, for names and notes")
+    parser.add_argument("--top", type=int, default=10, help="rows in the top-N tables (default 10)")
+
+
+def choose_period(args: argparse.Namespace, today: dt.date | None = None) -> queries.Period:
+    today = today or dt.datetime.now(dt.UTC).date()
+    if args.week and (args.since or args.until):
+        raise ValueError("use either --week or --since/--until")
+    if args.week:
+        return queries.week_period(args.week)
+    if args.since or args.until:
+        return queries.date_period(args.since, args.until, today)
+    return queries.last_complete_week(today)
+
+
+def make_report(args: argparse.Namespace, progress=None) -> queries.Report:
+    from shadowgate.config.catalog import load_catalog
+    from shadowgate.config.policy import load_policy
+
+    period = choose_period(args)
+    catalog = load_catalog(args.providers)
+    policy = load_policy(args.policy) if args.policy else None
+    by_provider, by_category = queries.statuses(policy)
+    db = Path(args.db).expanduser()
+    con, source = queries.open_data(db)
+    try:
+        return queries.build_report(
+            con, source, str(db), period,
+            provider_status=by_provider, category_status=by_category,
+            providers=catalog.providers.values(), top=args.top,
+        )
+    finally:
+        con.close()
+
+
+def run_report(args: argparse.Namespace) -> int:
+    fmt = args.format or ("rich" if sys.stdout.isatty() and not args.out else "md")
+    try:
+        if fmt == "rich" and sys.stderr.isatty():
+            from rich.console import Console
+
+            with Console(stderr=True).status("shadowgate: querying…"):
+                report = make_report(args)
+        else:
+            report = make_report(args)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"shadowgate: {e}", file=sys.stderr)
+        return 2 if isinstance(e, ValueError) else 1
+    except duckdb.Error as e:
+        print(f"shadowgate: cannot read {args.db}: {str(e).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except Exception as e:  # a bad policy or catalog file: ConfigError names file and line
+        if type(e).__name__ != "ConfigError":
+            raise
+        print(f"shadowgate: {e}", file=sys.stderr)
+        return 2
+    return render.write(report, fmt, args.out)

@@ -1,0 +1,357 @@
+"""Act: carry out the decision — block, coach, redirect, rate-limit, inject headers.
+
+API clients get refusals in their provider's own error shape, so the official SDKs raise their
+usual permission or rate-limit errors with our message. Browsers get a page that says what was
+stopped, why, and where to go instead. Nothing here runs for a decision taken in observe mode.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import html
+import json
+import logging
+import time
+from collections.abc import Callable
+from urllib.parse import parse_qs
+from urllib.parse import urlsplit
+
+from mitmproxy import http
+
+from shadowgate.stages.identify import flow_record
+from shadowgate.stages.identify import on_the_clock
+from shadowgate.stages.logs import flow_fields
+from shadowgate.config.policy import ALLOW
+from shadowgate.config.policy import BLOCK
+from shadowgate.config.policy import COACH
+from shadowgate.config.policy import RATE_LIMIT
+from shadowgate.config.policy import REDIRECT
+from shadowgate.config.policy import Decision
+from shadowgate.config.policy import Facts
+from shadowgate.config.policy import Rule
+from shadowgate.storage.schema import FlowRecord
+from shadowgate.stages.settings import ShadowgateSettings
+from shadowgate.wireformats import parse_json_body
+
+log = logging.getLogger(__name__)
+
+CONTINUE_PATH = "/__shadowgate/coach/continue"
+CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key", "openai-organization", "openai-project")
+
+# --- provider-shaped error bodies -------------------------------------------------------------
+
+
+def _openai_error(status: int, message: str) -> tuple[dict, dict[str, str]]:
+    kind = "rate_limit_exceeded" if status == 429 else "shadowgate_policy"
+    return {"error": {"message": message, "type": kind, "param": None, "code": kind}}, {}
+
+
+def _anthropic_error(status: int, message: str) -> tuple[dict, dict[str, str]]:
+    kind = "rate_limit_error" if status == 429 else "permission_error"
+    return {"type": "error", "error": {"type": kind, "message": message}}, {}
+
+
+def _gemini_error(status: int, message: str) -> tuple[dict, dict[str, str]]:
+    kind = "RESOURCE_EXHAUSTED" if status == 429 else "PERMISSION_DENIED"
+    return {"error": {"code": status, "message": message, "status": kind}}, {}
+
+
+def _bedrock_error(status: int, message: str) -> tuple[dict, dict[str, str]]:
+    kind = "ThrottlingException" if status == 429 else "AccessDeniedException"
+    return {"message": message}, {"x-amzn-errortype": kind}
+
+
+def _message_error(status: int, message: str) -> tuple[dict, dict[str, str]]:
+    return {"message": message}, {}
+
+
+def _ollama_error(status: int, message: str) -> tuple[dict, dict[str, str]]:
+    return {"error": message}, {}
+
+
+ERROR_SHAPES: dict[str, Callable[[int, str], tuple[dict, dict[str, str]]]] = {
+    "openai-chat": _openai_error,
+    "openai-responses": _openai_error,
+    "openai-embeddings": _openai_error,
+    "anthropic-messages": _anthropic_error,
+    "gemini": _gemini_error,
+    "bedrock-converse": _bedrock_error,
+    "bedrock-invoke": _bedrock_error,
+    "cohere-v2": _message_error,
+    "ollama": _ollama_error,
+}
+
+# Where each OpenAI-compatible operation lives below a gateway's OpenAI base URL.
+OPENAI_ROUTES = {
+    ("openai-chat", "chat"): "/chat/completions",
+    ("openai-chat", "text_completion"): "/completions",
+    ("openai-responses", "chat"): "/responses",
+    ("openai-embeddings", "embeddings"): "/embeddings",
+}
+
+
+def api_error(parser: str | None, status: int, message: str, retry_after: int | None = None) -> http.Response:
+    body, headers = ERROR_SHAPES.get(parser or "", _openai_error)(status, message)
+    headers = {"content-type": "application/json", "cache-control": "no-store", **headers}
+    if retry_after is not None:
+        headers["retry-after"] = str(retry_after)
+    return http.Response.make(status, json.dumps(body).encode(), headers)
+
+
+def is_browser_navigation(request: http.Request) -> bool:
+    mode = request.headers.get("sec-fetch-mode")
+    if mode is not None:
+        return mode == "navigate"
+    return request.method == "GET" and "text/html" in request.headers.get("accept", "")
+
+
+def refusal_text(decision: Decision, what: str) -> str:
+    rule = decision.rule
+    parts = [f"shadowgate: {what} by policy rule '{decision.rule_id}'"]
+    if decision.reason:
+        parts.append(decision.reason.rstrip("."))
+    if rule is not None and rule.alternative:
+        parts.append(f"Use {rule.alternative} instead")
+    return ". ".join(parts) + "."
+
+
+# --- pages ------------------------------------------------------------------------------------
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>{title}</title>
+<style>
+body{{font:16px/1.5 system-ui,sans-serif;background:#f4f5f7;color:#1d2433;margin:0}}
+main{{max-width:36rem;margin:12vh auto;background:#fff;border-radius:12px;padding:2rem 2.5rem;
+box-shadow:0 2px 12px #0002}}
+h1{{font-size:1.4rem;margin:0 0 1rem}} .rule{{color:#5b6478;font-size:.85rem}}
+a.button,button{{display:inline-block;background:#2456d6;color:#fff;border:0;border-radius:8px;
+padding:.6rem 1.1rem;font-size:1rem;text-decoration:none;cursor:pointer;margin-top:1rem}}
+</style></head>
+<body><main>
+<h1>{title}</h1>
+<p>{body}</p>
+{extra}
+<p class="rule">Policy rule: {rule_id} · host: {host}</p>
+</main></body></html>
+"""
+
+
+def page(status: int, title: str, body: str, extra: str, decision: Decision, host: str) -> http.Response:
+    text = _PAGE.format(
+        title=html.escape(title),
+        body=html.escape(body),
+        extra=extra,
+        rule_id=html.escape(decision.rule_id),
+        host=html.escape(host),
+    )
+    return http.Response.make(status, text.encode(), {"content-type": "text/html; charset=utf-8", "cache-control": "no-store"})
+
+
+def _alternative_link(rule: Rule | None) -> str:
+    if rule is None or not rule.alternative:
+        return ""
+    alt = html.escape(rule.alternative)
+    if rule.alternative.startswith(("http://", "https://")):
+        return f'<p>Use the approved tool instead: <a href="{alt}">{alt}</a></p>'
+    return f"<p>Use the approved tool instead: {alt}</p>"
+
+
+class CoachAllowances:
+    """Who clicked "continue" for which app, until when (in memory: coaching is a nudge)."""
+
+    def __init__(self) -> None:
+        self._until: dict[tuple[str, str], float] = {}
+
+    def allowed(self, user: str, app: str, now: float | None = None) -> bool:
+        until = self._until.get((user, app))
+        return until is not None and until > (time.time() if now is None else now)
+
+    def allow(self, user: str, app: str, minutes: int) -> None:
+        self._until[(user, app)] = time.time() + minutes * 60
+
+
+class Act:
+    name = "shadowgate_act"
+
+    def __init__(self, settings: ShadowgateSettings) -> None:
+        self.settings = settings
+        self.coached = CoachAllowances()
+
+    # --- CONNECT: hosts that will not be decrypted can only be refused here -----------------
+
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None:
+            return
+        host = flow.request.host
+        facts = self.settings.connection_facts(host, flow.client_conn, (flow.metadata.get("proxyauth") or (None,))[0])
+        policy = self.settings.policy
+        if policy.decrypts(host, facts.provider is not None, self.settings.intercept_all, facts):
+            return  # refused, if at all, per request with a proper error or page
+        decision = policy.decide_connection(facts)
+        if decision is not None and decision.action == BLOCK:
+            flow.response = http.Response.make(403, refusal_text(decision, "blocked").encode(), {"content-type": "text/plain"})
+            self.settings.record_connection(facts, "CONNECT refused", decision)
+
+    # --- requests ---------------------------------------------------------------------------
+
+    @on_the_clock
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        try:
+            self._act(flow)
+        except Exception:
+            # mitmproxy forwards a flow whose hook raised; a failure here must not become an
+            # open door, so refuse the request instead.
+            rec = flow_record(flow)
+            log.exception("shadowgate: enforcement failed; refusing the request", extra=flow_fields("enforcement_failed", rec))
+            flow.response = api_error(rec.route.parser if rec and rec.route else None, 503, "shadowgate: policy enforcement failed; the request was not sent")
+
+    def _act(self, flow: http.HTTPFlow) -> None:
+        request = flow.request
+        if request.path.startswith(CONTINUE_PATH):
+            self._continue(flow)
+            return
+        rec = flow_record(flow)
+        if rec is not None:
+            decision, facts = rec.decision, rec.policy_facts()
+        elif not self.settings.policy.rules:
+            return  # not an AI call, and no rule could name it: nothing to decide per request
+        else:
+            # Not an AI call, but on a host the policy names (tenant-restriction headers, blocks).
+            host = (flow.client_conn.sni or request.host).lower()
+            facts = self.settings.connection_facts(host, flow.client_conn, (flow.metadata.get("proxyauth") or (None,))[0])
+            decision = self.settings.policy.decide(facts)
+        if not decision.enforced:
+            return
+        action = decision.action
+        parser = rec.route.parser if rec and rec.route else None
+        if action == COACH:
+            action = self._coach(flow, rec, facts, decision, parser)
+        if action == BLOCK:
+            if is_browser_navigation(request):
+                rule = decision.rule
+                flow.response = page(
+                    403, "This AI service is blocked",
+                    refusal_text(decision, "Blocked"), _alternative_link(rule), decision, facts.host,
+                )
+            else:
+                flow.response = api_error(parser, 403, refusal_text(decision, "blocked"))
+            return
+        if action == RATE_LIMIT:
+            flow.response = api_error(parser, 429, f"shadowgate: {decision.reason}", decision.retry_after or 60)
+            return
+        if action == REDIRECT:
+            if not self._redirect(flow, rec, decision):
+                return
+        if decision.rule is not None and decision.rule.headers:
+            for name, value in decision.rule.headers:
+                request.headers[name] = value
+
+    def _coach(self, flow: http.HTTPFlow, rec: FlowRecord | None, facts: Facts, decision: Decision, parser: str | None) -> str:
+        rule = decision.rule
+        assert rule is not None
+        app = facts.provider or facts.host
+        user = facts.user or facts.client_ip or "-"
+        if self.coached.allowed(user, app):
+            if rec is not None:
+                rec.decision = Decision("coach_allowed", decision.rule_id, "the user chose to continue", rule)
+            return ALLOW
+        if not is_browser_navigation(flow.request):
+            return ALLOW if rule.coach_api == ALLOW else BLOCK
+        token = self._coach_token(user, app, rule.id, flow.request.path)
+        message = decision.reason or "This AI service is not approved for company data."
+        extra = (
+            f'{_alternative_link(rule)}<form method="post" action="{CONTINUE_PATH}?t={token}">'
+            f'<button type="submit" id="continue">I understand, continue</button></form>'
+        )
+        flow.response = page(200, "Before you continue", message, extra, decision, facts.host)
+        return COACH
+
+    def _coach_token(self, user: str, app: str, rule_id: str, path: str) -> str:
+        payload = json.dumps([user, app, rule_id, path, int(time.time()) + 3600]).encode()
+        mac = hmac.new(self.settings.secret, payload, hashlib.sha256).hexdigest()[:32]
+        return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + mac
+
+    def _continue(self, flow: http.HTTPFlow) -> None:
+        token = parse_qs(urlsplit(flow.request.path).query).get("t", [""])[0]
+        encoded, _, mac = token.partition(".")
+        try:
+            payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            user, app, rule_id, path, expires = json.loads(payload)
+            valid = hmac.compare_digest(mac, hmac.new(self.settings.secret, payload, hashlib.sha256).hexdigest()[:32])
+        except (ValueError, TypeError):
+            valid = False
+        if not valid or expires < time.time():
+            flow.response = http.Response.make(400, b"shadowgate: this continue link is invalid or expired", {"content-type": "text/plain"})
+            return
+        rule = next((r for r in self.settings.policy.rules if r.id == rule_id), None)
+        self.coached.allow(user, app, rule.coach_minutes if rule else 60)
+        host = (flow.client_conn.sni or flow.request.host).lower()
+        self.settings.record_event("coach_continue", user, flow, host, app, rule_id)
+        flow.response = http.Response.make(302, b"", {"location": path if path.startswith("/") else "/", "cache-control": "no-store"})
+
+    def _redirect(self, flow: http.HTTPFlow, rec: FlowRecord | None, decision: Decision) -> bool:
+        """Re-send the call to the sanctioned gateway. False when it was refused instead."""
+        rule = decision.rule
+        assert rule is not None
+        request = flow.request
+        if is_browser_navigation(request) and rule.browser_url:
+            flow.response = http.Response.make(302, b"", {"location": rule.browser_url, "cache-control": "no-store"})
+            return False
+        gateway = rule.gateway
+        route = rec.route if rec else None
+        parser = route.parser if route else None
+
+        def refuse(reason: str) -> bool:
+            flow.response = api_error(parser, 403, f"shadowgate: policy rule '{rule.id}' sends this call to the company gateway, but {reason}.")
+            return False
+
+        if gateway is None or route is None:
+            return refuse("this request is not an API call the gateway can take")
+        if route.parser == "anthropic-messages":
+            base, suffix = gateway.anthropic_base_url, "/v1/messages"
+            if base is None:
+                return refuse("the gateway has no Anthropic Messages route; use its OpenAI-compatible endpoint")
+        elif (suffix := OPENAI_ROUTES.get((route.parser, route.operation))) is not None:
+            base = gateway.openai_base_url
+            if base is None:
+                return refuse("the gateway has no OpenAI-compatible route")
+        else:
+            return refuse(f"{route.wire_format} calls cannot be re-routed; use the gateway's OpenAI-compatible endpoint")
+        key = gateway.key()
+        if not key:
+            log.error("shadowgate: rule %s: gateway key variable %s is not set", rule.id, gateway.key_env,
+                      extra=flow_fields("gateway_key_missing", rec))  # fmt: skip
+            return refuse("the gateway key is not configured on the proxy")
+        self._rewrite_body_model(flow, rec, gateway.model_map)
+        target = urlsplit(base + suffix)
+        for name in CREDENTIAL_HEADERS:
+            request.headers.pop(name, None)
+        request.headers["authorization"] = f"Bearer {key}"
+        if route.parser == "anthropic-messages":
+            request.headers["x-api-key"] = key
+        request.scheme = target.scheme
+        request.host = target.hostname or ""
+        request.port = target.port or (443 if target.scheme == "https" else 80)
+        request.path = target.path  # the provider's query (api-version, key=) means nothing here
+        if rec is not None:
+            rec.redirect_target = target.netloc
+        return True
+
+    @staticmethod
+    def _rewrite_body_model(flow: http.HTTPFlow, rec: FlowRecord | None, model_map: dict[str, str]) -> None:
+        path_model = rec.route.model_from_path if rec and rec.route else None
+        if not model_map and not path_model:
+            return
+        body = parse_json_body(flow.request.get_content(strict=False) or b"")
+        if not isinstance(body, dict):
+            return
+        model = body.get("model") or path_model  # Azure: the deployment in the path is the model
+        mapped = model_map.get(model, model) if isinstance(model, str) else model
+        if mapped != body.get("model"):
+            body["model"] = mapped
+            flow.request.text = json.dumps(body)

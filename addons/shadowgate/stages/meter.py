@@ -1,0 +1,223 @@
+"""Meter: usage, latency and bytes of each AI response, and the row that records it.
+
+Streamed responses pass through chunk by chunk: the tap hands every chunk straight back to
+mitmproxy and only feeds a copy, decompressed, to the wire format's incremental parser. A tap
+must never raise (mitmproxy would drop the connection and skip every later hook), so any
+parser failure just turns parsing off for that stream and the usage is estimated instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+
+from mitmproxy import http
+
+from shadowgate.wireformats.decoding import StreamDecoder
+from shadowgate.stages.identify import flow_record
+from shadowgate.stages.identify import on_the_clock
+from shadowgate.stages.redact import stream_restorer
+from shadowgate.storage.schema import AI_REQUESTS
+from shadowgate.storage.schema import FlowRecord
+from shadowgate.storage.schema import Outcome
+from shadowgate.storage.schema import ai_request_row
+from shadowgate.stages.settings import ShadowgateSettings
+from shadowgate.wireformats import PARSERS
+from shadowgate.wireformats import parse_json_body
+from shadowgate.wireformats.common import header_map
+from shadowgate.wireformats.base import ResponseFacts
+from shadowgate.wireformats.base import StreamParser
+from shadowgate.wireformats.base import Usage
+
+log = logging.getLogger(__name__)
+
+_STREAM_TYPES = (
+    "text/event-stream",
+    "application/x-ndjson",
+    "application/jsonl",
+    "application/json-lines",
+    "application/vnd.amazon.eventstream",
+)
+OUTCOME_KEY = "shadowgate_outcome"
+CHARS_PER_TOKEN = 4  # the usual rule of thumb; only used when a provider reports no usage
+
+
+class StreamTap:
+    """The response.stream callable: pass bytes through, parse a decoded copy on the side."""
+
+    __slots__ = ("parser", "decoder", "response_bytes", "first_chunk_at", "failed", "transform")
+
+    def __init__(
+        self,
+        parser: StreamParser | None,
+        content_encoding: str | None,
+        transform: Callable[[bytes], bytes] | None = None,
+    ) -> None:
+        self.parser = parser
+        # What the client gets instead of the upstream's bytes (reversible DLP puts values back).
+        self.transform = transform
+        self.decoder = StreamDecoder(content_encoding) if parser is not None else None
+        self.response_bytes = 0
+        self.first_chunk_at: float | None = None
+        self.failed = False
+
+    def __call__(self, chunk: bytes) -> bytes | list[bytes]:
+        if not chunk:
+            return self._out(chunk)
+        self.response_bytes += len(chunk)
+        if self.first_chunk_at is None:
+            self.first_chunk_at = time.time()
+        if self.parser is not None:
+            try:
+                data = self.decoder.decode(chunk)
+                if data:
+                    self.parser.feed(data)
+            except Exception:
+                log.debug("shadowgate: stream parser failed; usage will be estimated", exc_info=True)
+                self.parser = None
+                self.failed = True
+        return self._out(chunk)
+
+    def _out(self, chunk: bytes) -> bytes | list[bytes]:
+        if self.transform is None:
+            return chunk
+        try:
+            out = self.transform(chunk)
+            # An empty chunk would end a chunked HTTP/1 body early; [] holds the data back.
+            return out if out or not chunk else []
+        except Exception:
+            log.debug("shadowgate: response transform failed; passing bytes through", exc_info=True)
+            self.transform = None
+            return chunk
+
+    def finish(self) -> ResponseFacts | None:
+        if self.parser is None:
+            return None
+        try:
+            return self.parser.finish()
+        except Exception:
+            return None
+
+
+class Meter:
+    name = "shadowgate_meter"
+
+    def __init__(self, settings: ShadowgateSettings) -> None:
+        self.settings = settings
+
+    @on_the_clock
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        response = flow.response
+        if response is None or response.stream:
+            return
+        rec = flow_record(flow)
+        if rec is None or rec.route is None:
+            # Nothing to meter: never buffer it (model downloads from catalogued hosts run to GBs).
+            response.stream = True
+            return
+        headers = header_map(response.headers)
+        content_type = headers.get("content-type", "").lower()
+        streaming = (
+            content_type.startswith(_STREAM_TYPES)
+            or rec.route.streaming_from_path
+            or (rec.facts is not None and rec.facts.streaming)
+        )
+        length = headers.get("content-length", "")
+        too_big = length.isdigit() and int(length) > self.settings.max_parse_bytes
+        if streaming or too_big:
+            parser = None
+            if not too_big:
+                try:
+                    parser = PARSERS[rec.route.parser].stream_parser(response.headers)
+                except Exception:
+                    parser = None
+            transform = None
+            encoding = headers.get("content-encoding")
+            if rec.restore is not None and encoding in (None, "", "identity") and "eventstream" not in content_type:
+                transform = stream_restorer(rec.route.parser, content_type, rec)
+            response.stream = StreamTap(parser, encoding, transform)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        rec = flow_record(flow)
+        if rec is None or flow.response is None:
+            return
+        started = time.perf_counter_ns()
+        response = flow.response
+        out = Outcome(status_code=response.status_code)
+        end = response.timestamp_end or time.time()
+        out.latency_ms = round((end - rec.started) * 1000, 3)
+        tap = response.stream if isinstance(response.stream, StreamTap) else None
+        if tap is not None:
+            out.response_bytes = tap.response_bytes
+            if tap.first_chunk_at is not None:
+                out.ttft_ms = round((tap.first_chunk_at - rec.started) * 1000, 3)
+            out.response = tap.finish()
+        else:
+            raw = response.raw_content
+            out.response_bytes = len(raw) if raw is not None else None
+            if rec.route is not None and raw:
+                out.response = self._parse_buffered(rec, response)
+        self._estimate_if_missing(rec, out)
+        self._submit(flow, rec, out, started)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        rec = flow_record(flow)
+        if rec is None:
+            return
+        started = time.perf_counter_ns()
+        out = Outcome(
+            status_code=flow.response.status_code if flow.response else None,
+            latency_ms=round((time.time() - rec.started) * 1000, 3),
+            error_type=_error_type(flow.error.msg if flow.error else "error"),
+        )
+        tap = flow.response.stream if flow.response and isinstance(flow.response.stream, StreamTap) else None
+        if tap is not None:
+            out.response_bytes = tap.response_bytes
+            out.response = tap.finish()
+            if tap.first_chunk_at is not None:
+                out.ttft_ms = round((tap.first_chunk_at - rec.started) * 1000, 3)
+        self._submit(flow, rec, out, started)
+
+    def _parse_buffered(self, rec: FlowRecord, response: http.Response) -> ResponseFacts | None:
+        try:
+            content = response.get_content(strict=False) or b""
+            return PARSERS[rec.route.parser].parse_response(response.headers, parse_json_body(content))
+        except Exception:
+            log.debug("shadowgate: response parser failed", exc_info=True)
+            return None
+
+    def _estimate_if_missing(self, rec: FlowRecord, out: Outcome) -> None:
+        """A successful call without usage (a stream without include_usage, a bare-bones
+        OpenAI-compatible server) still consumed tokens: estimate them and say so."""
+        if rec.route is None or out.status_code is None or not 200 <= out.status_code < 300:
+            return
+        resp = out.response or ResponseFacts()
+        if not resp.usage.is_empty():
+            return
+        prompt_chars = rec.facts.prompt_chars if rec.facts else rec.request_bytes
+        output_tokens = 0 if rec.route.operation == "embeddings" else math.ceil(resp.output_chars / CHARS_PER_TOKEN)
+        resp.usage = Usage(
+            input_tokens=math.ceil(prompt_chars / CHARS_PER_TOKEN),
+            output_tokens=output_tokens,
+        )
+        out.response = resp
+        out.usage_estimated = True
+
+    def _submit(self, flow: http.HTTPFlow, rec: FlowRecord, out: Outcome, started: int) -> None:
+        # Later addons (telemetry) read the outcome from the flow, as they read the record.
+        flow.metadata[OUTCOME_KEY] = out
+        writer = self.settings.writer
+        rec.overhead_ns += time.perf_counter_ns() - started
+        if writer is not None:
+            writer.submit(AI_REQUESTS.name, ai_request_row(rec, out))
+
+
+def _error_type(message: str) -> str:
+    # Error messages may carry hosts and addresses; keep a short, groupable kind.
+    lowered = message.lower()
+    for kind in ("killed", "timeout", "refused", "reset", "tls", "certificate", "disconnect"):
+        if kind in lowered:
+            return kind
+    return message.split(":", 1)[0][:60] or "error"
