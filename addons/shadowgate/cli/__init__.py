@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
     check = policy_sub.add_parser("check", help="validate a policy file")
     check.add_argument("file")
+    check.add_argument("--providers", default=str(DEFAULT_CATALOG), help="the catalog the ids are checked against")
     explain = policy_sub.add_parser("explain", help="which rule matches a request, and why")
     explain.add_argument("--policy", help="the policy file (default: none, observe everything)")
     explain.add_argument("--providers", default=str(DEFAULT_CATALOG))
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         from shadowgate.cli import policy as policycli
 
         if args.policy_command == "check":
-            return policycli.run_check(args.file)
+            return policycli.run_check(args.file, args.providers)
         return policycli.run_explain(
             args.policy, args.providers, args.host, args.path, args.method, args.user, args.group, args.model, args.client
         )

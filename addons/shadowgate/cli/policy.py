@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import sys
 
+from shadowgate.config.catalog import DEFAULT_CATALOG
 from shadowgate.config.catalog import load_catalog
 from shadowgate.config.policy import Facts
 from shadowgate.config.policy import Policy
 from shadowgate.config.policy import load_policy
+from shadowgate.config.policy_check import check_policy
 from shadowgate.wireformats import PARSERS
 from shadowgate.config.yamlfile import ConfigError
 
 
-def run_check(path: str) -> int:
+def run_check(path: str, providers: str = str(DEFAULT_CATALOG)) -> int:
+    """Exit 1 on an error (the file is refused, as the proxy would); warnings print on stderr and
+    still exit 0, since the proxy starts with them."""
     try:
         policy = load_policy(path)
+        warnings = check_policy(policy, load_catalog(providers, known_parsers=PARSERS))
     except ConfigError as e:
         print(f"invalid: {e}", file=sys.stderr)
         return 1
+    for warning in warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     mode = "observe (actions are logged as would_*, nothing is enforced)" if policy.observe else "enforce"
     print(f"ok: {path}: {len(policy.rules)} rules, {len(policy.budgets)} budgets, mode {mode}")
     for rule in policy.rules:

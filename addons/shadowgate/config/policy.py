@@ -35,6 +35,11 @@ PASSTHROUGH = "passthrough"
 RATE_LIMIT = "rate_limit"
 ACTIONS = (ALLOW, BLOCK, COACH, REDIRECT, PASSTHROUGH)
 OBSERVE_PREFIX = "would_"
+# `provider: unknown` meets an endpoint the catalog does not list that speaks a known AI wire format
+# (its rows say provider = 'unknown'): never a host that is simply not AI.
+UNKNOWN_PROVIDER = "unknown"
+# `match: all` is the explicit catch-all; an empty or missing match is refused as a likely mistake.
+MATCH_ALL = "all"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,8 +87,8 @@ class Match:
 
     def check(self, facts: Facts) -> str | None:
         """None when the facts match; otherwise the first reason they do not."""
-        if self.providers is not None and facts.provider not in self.providers:
-            return f"provider {facts.provider or 'unknown'} not in {sorted(self.providers)}"
+        if self.providers is not None and _provider_of(facts) not in self.providers:
+            return f"provider {facts.provider or 'none'} not in {sorted(self.providers)}"
         if self.categories is not None and facts.category not in self.categories:
             return f"category {facts.category or 'none'} not in {sorted(self.categories)}"
         if self.hosts is not None and not self.hosts.get(facts.host):
@@ -286,6 +291,12 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in obj.__slots__}
 
 
+def _provider_of(facts: Facts) -> str | None:
+    if facts.provider is None and facts.wire_format is not None:
+        return UNKNOWN_PROVIDER
+    return facts.provider
+
+
 def _glob_any(value: str | None, patterns: tuple[str, ...]) -> bool:
     return value is not None and any(fnmatch.fnmatchcase(value, p) for p in patterns)
 
@@ -477,7 +488,7 @@ def _rule(path: str | Path, raw: Any) -> Rule:
     return Rule(
         id=rule_id,
         line=line,
-        match=_match(path, raw.get("match"), rule_id, line),
+        match=_rule_match(path, raw, rule_id, line),
         action=action,
         message=str(raw.get("message") or ""),
         alternative=str(raw.get("alternative") or ""),
@@ -487,6 +498,18 @@ def _rule(path: str | Path, raw: Any) -> Rule:
         browser_url=browser_url,
         headers=_headers(path, raw.get("headers"), rule_id, line),
     )
+
+
+def _rule_match(path: str | Path, raw: dict, rule_id: str, line: int) -> Match:
+    match = raw.get("match")
+    if match == MATCH_ALL:
+        return Match()
+    if not match:
+        raise ConfigError(
+            path, line_of_key(raw, "match") if "match" in raw else line,
+            f"rule {rule_id!r}: an empty match meets every request; write 'match: {MATCH_ALL}' if that is meant",
+        )
+    return _match(path, match, rule_id, line)
 
 
 def _budget(path: str | Path, raw: Any) -> Budget:

@@ -1,0 +1,116 @@
+"""A policy checked against the catalog: rules that can never match are errors, rules that an
+earlier rule always wins over are warnings.
+
+`load_policy` checks a file on its own (shape, types, actions). Whether `provider: deepsek` or
+`category: chat` can ever match depends on the catalog the proxy runs with, so that check is here,
+shared by `shadowgate policy check` and the proxy's start-up and reload: a typo in an id would
+otherwise leave a block rule that silently never fires.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+from collections.abc import Iterable
+
+from shadowgate.config.catalog import Catalog
+from shadowgate.config.policy import UNKNOWN_PROVIDER
+from shadowgate.config.policy import Match
+from shadowgate.config.policy import Policy
+from shadowgate.config.yamlfile import ConfigError
+
+
+def check_policy(policy: Policy, catalog: Catalog) -> list[str]:
+    """Raise ConfigError (file:line) for an id the catalog does not know; return warnings, each
+    "file:line: text", for rules that can never take effect."""
+    providers = {*catalog.providers, UNKNOWN_PROVIDER}
+    categories = {p.category for p in catalog.providers.values()} | set(getattr(catalog, "categories", ()))
+    wire_formats = set(catalog.wire_formats)
+    for owner, line, match in _matches(policy):
+        _known(policy.source, line, owner, "provider", match.providers, providers)
+        _known(policy.source, line, owner, "category", match.categories, categories)
+        _known(policy.source, line, owner, "wire_format", match.wire_formats, wire_formats)
+    warnings = []
+    for i, rule in enumerate(policy.rules):
+        if (why := _never_matches(rule.match, catalog)) is not None:
+            warnings.append(f"{policy.source}:{rule.line}: rule {rule.id!r} can never match: {why}")
+            continue
+        for earlier in policy.rules[:i]:
+            if _covers(earlier.match, rule.match, catalog):
+                warnings.append(
+                    f"{policy.source}:{rule.line}: rule {rule.id!r} is shadowed by rule {earlier.id!r} "
+                    f"(line {earlier.line}): every request it matches meets {earlier.id!r} first"
+                )
+                break
+    return warnings
+
+
+def _matches(policy: Policy) -> Iterable[tuple[str, int, Match]]:
+    for rule in policy.rules:
+        yield f"rule {rule.id!r}", rule.line, rule.match
+    for budget in policy.budgets:
+        yield f"budget {budget.id!r}", budget.line, budget.match
+
+
+def _known(source: str, line: int, owner: str, key: str, values: frozenset[str] | None, known: set[str]) -> None:
+    for value in sorted(values or ()):
+        if value not in known:
+            close = difflib.get_close_matches(value, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(source, line, f"{owner}: match.{key}: {value!r} is not in the catalog{hint}")
+
+
+def _never_matches(match: Match, catalog: Catalog) -> str | None:
+    """Why no request can meet this match (provider and category that contradict), or None."""
+    if match.providers is None or match.categories is None:
+        return None
+    listed = match.providers - {UNKNOWN_PROVIDER}
+    if any(catalog.providers[p].category in match.categories for p in listed):
+        return None
+    if UNKNOWN_PROVIDER in match.providers:
+        return None  # an unknown endpoint has no category, but it may still meet provider: unknown
+    return f"none of providers {sorted(match.providers)} is in categories {sorted(match.categories)}"
+
+
+def _covers(wide: Match, narrow: Match, catalog: Catalog) -> bool:
+    """True when every request that meets `narrow` also meets `wide` (conservatively: False when unsure)."""
+    if not _covers_providers(wide, narrow, catalog):
+        return False
+    if wide.hosts is not None and (narrow.hosts is None or not set(narrow.hosts.patterns()) <= set(wide.hosts.patterns())):
+        return False
+    if not _subset(wide.wire_formats, narrow.wire_formats):
+        return False
+    for key in ("models", "users", "groups"):
+        w, n = getattr(wide, key), getattr(narrow, key)
+        if w is not None and (n is None or not set(n) <= set(w)):
+            return False
+    if wide.networks is not None:
+        if narrow.networks is None or not all(_inside(n, wide.networks) for n in narrow.networks):
+            return False
+    return True
+
+
+def _covers_providers(wide: Match, narrow: Match, catalog: Catalog) -> bool:
+    if not _subset(wide.providers, narrow.providers):
+        return False
+    if wide.categories is None:
+        return True
+    if narrow.categories is not None:
+        return narrow.categories <= wide.categories
+    if narrow.providers is None or UNKNOWN_PROVIDER in narrow.providers:
+        return False
+    return all(catalog.providers[p].category in wide.categories for p in narrow.providers)
+
+
+def _subset(wide: frozenset[str] | None, narrow: frozenset[str] | None) -> bool:
+    return wide is None or (narrow is not None and narrow <= wide)
+
+
+def _inside(
+    net: ipaddress.IPv4Network | ipaddress.IPv6Network,
+    wide: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network],
+) -> bool:
+    return any(net.version == w.version and net.subnet_of(w) for w in wide)  # type: ignore[arg-type]
+
+
+__all__ = ["check_policy"]

@@ -1,0 +1,98 @@
+"""A policy checked against the catalog: ids that do not exist are refused with a suggestion,
+rules that can never take effect are reported (issue 18: mistakes that pass silently)."""
+
+from __future__ import annotations
+
+import pytest
+
+from shadowgate.cli import main
+from shadowgate.config.catalog import load_catalog
+from shadowgate.config.policy import Facts
+from shadowgate.config.policy import load_policy
+from shadowgate.config.policy_check import check_policy
+from shadowgate.config.yamlfile import ConfigError
+from shadowgate.wireformats import PARSERS
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog(known_parsers=PARSERS)
+
+
+def checked(tmp_path, text, catalog):
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    return check_policy(load_policy(path), catalog)
+
+
+@pytest.mark.parametrize(
+    "text, line, reason",
+    [
+        ("rules:\n  - id: a\n    match: {provider: deepsek}\n    action: block\n", 2, "'deepsek' is not in the catalog; did you mean 'deepseek'?"),
+        ("rules:\n  - id: a\n    match: {category: chat}\n    action: block\n", 2, "did you mean 'chat-web'?"),
+        ("rules:\n  - id: a\n    match: {wire_format: openai-chats}\n    action: block\n", 2, "match.wire_format: 'openai-chats'"),
+        ("budgets:\n  - id: b\n    match: {provider: [openai, antropic]}\n    tokens_per_day: 5\n", 2, "budget 'b': match.provider: 'antropic'"),
+    ],
+)
+def test_ids_the_catalog_does_not_know_are_refused_with_line_and_suggestion(tmp_path, catalog, text, line, reason):
+    with pytest.raises(ConfigError) as e:
+        checked(tmp_path, text, catalog)
+    assert e.value.line == line and reason in e.value.reason
+
+
+def test_a_rule_after_a_wider_one_is_reported_as_shadowed(tmp_path, catalog):
+    warnings = checked(
+        tmp_path,
+        "rules:\n"
+        "  - id: chat-apps\n    match: {category: chat-web}\n    action: coach\n"
+        "  - id: no-chatgpt\n    match: {provider: chatgpt}\n    action: block\n"
+        "  - id: interns-claude\n    match: {provider: anthropic, group: interns}\n    action: block\n"
+        "  - id: all-claude\n    match: {provider: anthropic}\n    action: allow\n"
+        "  - id: everything\n    match: all\n    action: allow\n"
+        "  - id: too-late\n    match: {provider: openai}\n    action: block\n",
+        catalog,
+    )
+    assert len(warnings) == 2, warnings
+    assert "rule 'no-chatgpt' is shadowed by rule 'chat-apps' (line 2)" in warnings[0]
+    assert warnings[0].split(":")[1] == "5"
+    assert "rule 'too-late' is shadowed by rule 'everything'" in warnings[1]
+
+
+def test_a_rule_whose_provider_and_category_contradict_can_never_match(tmp_path, catalog):
+    warnings = checked(tmp_path, "rules:\n  - id: x\n    match: {provider: openai, category: chat-web}\n    action: block\n", catalog)
+    assert len(warnings) == 1 and "can never match" in warnings[0]
+
+
+def test_narrower_rules_after_wider_ones_on_other_dimensions_are_not_flagged(tmp_path, catalog):
+    warnings = checked(
+        tmp_path,
+        "rules:\n"
+        "  - id: lab\n    match: {client: 10.9.0.0/16}\n    action: allow\n"
+        "  - id: openai-from-lab-subnet\n    match: {provider: openai, client: 10.8.0.0/16}\n    action: block\n"
+        "  - id: gpt4\n    match: {provider: openai, model: 'gpt-4*'}\n    action: block\n"
+        "  - id: openai\n    match: {provider: openai}\n    action: coach\n",
+        catalog,
+    )
+    assert warnings == []
+
+
+def test_provider_unknown_meets_unlisted_ai_endpoints_only(tmp_path, catalog):
+    path = tmp_path / "policy.yaml"
+    path.write_text("rules:\n  - id: no-unknown-ai\n    match: {provider: unknown}\n    action: block\n")
+    policy = load_policy(path)
+    assert check_policy(policy, catalog) == []
+    unlisted_ai = Facts("llm.example.net", wire_format="openai-chat")
+    assert policy.decide(unlisted_ai).action == "block"
+    assert policy.decide(Facts("intranet.example.net")).action == "allow"  # not AI: not 'unknown'
+    assert policy.decide(Facts("api.openai.com", "openai", "api", wire_format="openai-chat")).action == "allow"
+
+
+def test_policy_check_cli_refuses_unknown_ids_and_prints_warnings(tmp_path, capsys):
+    path = tmp_path / "policy.yaml"
+    path.write_text("rules:\n  - id: a\n    match: {provider: deepsek}\n    action: block\n")
+    assert main(["policy", "check", str(path)]) == 1
+    assert f"{path}:2:" in capsys.readouterr().err
+    path.write_text("rules:\n  - id: all\n    match: all\n    action: coach\n  - id: b\n    match: {provider: openai}\n    action: block\n")
+    assert main(["policy", "check", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert "2 rules" in captured.out and f"warning: {path}:5: rule 'b' is shadowed" in captured.err
