@@ -15,9 +15,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
+from shadowgate import __version__
 from shadowgate.config.catalog import DEFAULT_CATALOG
 from shadowgate.resources import ENTRY_SCRIPT
 
@@ -25,10 +27,25 @@ DEFAULT_CONFDIR = "~/.mitmproxy"
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:
+        # `shadowgate ca | head`: the reader left. Point stdout at /dev/null so the interpreter's
+        # final flush does not raise again, and exit as a killed-by-SIGPIPE tool would.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "proxy":
         return run_proxy(argv[1:])
-    parser = argparse.ArgumentParser(prog="shadowgate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="shadowgate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"shadowgate {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("proxy", help="run the proxy (every other argument goes to mitmdump)")
     demo = sub.add_parser("demo", help="start a proxy and fake providers, send SDK traffic, print the table")
