@@ -22,6 +22,7 @@ from shadowgate.storage.schema import POLICY_EVENTS
 from shadowgate.storage.store import Table
 from shadowgate.storage.store import _closed_day_folders
 from shadowgate.storage.store import _sql_path
+from shadowgate.storage.store import rollup_view_sql
 from shadowgate.storage.store import segments_dir_for
 from shadowgate.storage.store import view_sql
 
@@ -122,3 +123,30 @@ def _complete_view(con: duckdb.DuckDBPyConnection, table: Table, present: bool) 
     columns = [f'"{name}"' if name in have else f'NULL::{kind} AS "{name}"' for name, kind in (*table.columns, ("day", "DATE"))]
     source = f'sg."{table.name}"' if have else "(SELECT 1) WHERE false"
     return f'CREATE VIEW "{table.name}" AS SELECT {", ".join(columns)} FROM {source}'
+
+
+_SEGMENTS_PLACEHOLDER = Path("/@segments@")
+OPEN_SEGMENTS_HEADER = """\
+-- name: open_segments
+-- The proxy's views straight from the Parquet segments, for a duckdb CLI that cannot open the database file.
+-- The database file holds only views over <db>.segments/, and a DuckDB of another storage version
+-- cannot open it ("version number 69"). The Parquet files any version reads. In that CLI:
+--   SET VARIABLE segments = '/home/me/.shadowgate/shadowgate.segments';
+--   .read reports/open_segments.sql
+-- Generated from shadowgate.storage (the writer's own view definitions): do not edit, run
+--   uv run python -m shadowgate.report.data > reports/open_segments.sql
+"""
+
+
+def open_segments_sql() -> str:
+    """reports/open_segments.sql: the writer's views with the segments folder taken from a variable."""
+    statements = [view_sql(t, _SEGMENTS_PLACEHOLDER) for t in TABLES]
+    statements.append(rollup_view_sql(AI_REQUESTS_DAILY, _SEGMENTS_PLACEHOLDER))
+    text = ";\n\n".join(statements) + ";\n"
+    return OPEN_SEGMENTS_HEADER + "\n" + text.replace(f"'{_SEGMENTS_PLACEHOLDER.as_posix()}/", "getvariable('segments') || '/")
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(open_segments_sql())

@@ -68,7 +68,7 @@ def parse_query(file: Path) -> Query:
 
 def load_queries(folder: Path = REPORTS_DIR) -> list[Query]:
     """The report's queries in the order they run: by file name."""
-    return [parse_query(f) for f in sorted(folder.glob("*.sql"))]
+    return [parse_query(f) for f in sorted(folder.glob("[0-9]*.sql"))]
 
 
 @dataclass(slots=True)
