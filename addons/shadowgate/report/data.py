@@ -20,7 +20,7 @@ from shadowgate.storage.schema import AI_REQUESTS_DAILY
 from shadowgate.storage.schema import MCP_CALLS
 from shadowgate.storage.schema import POLICY_EVENTS
 from shadowgate.storage.store import Table
-from shadowgate.storage.store import _closed_day_folders
+from shadowgate.storage.store import _closed_day_folders  # the writer's day-folder listing: one layout, one reader
 from shadowgate.storage.store import _sql_path
 from shadowgate.storage.store import rollup_view_sql
 from shadowgate.storage.store import segments_dir_for
@@ -90,6 +90,8 @@ def _daily_sql(segments: Path) -> str:
     nothing is grouped twice) and from the stored daily totals where retention has dropped it.
     Days are listed from the folders, so each day is read from one side only.
     """
+    # The database file's own ai_requests_daily (store.rollup_view_sql) prefers the stored totals
+    # instead; the two differ only while a late row waits for the next housekeeping round.
     rollup = AI_REQUESTS_DAILY
     sql = rollup.per_row("ai_requests")
     if not _days_with_files(segments, rollup.table.name):

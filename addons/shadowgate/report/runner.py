@@ -186,6 +186,8 @@ def build_report(
         t0 = time.perf_counter()
         cur = con.execute(query.sql)
         if query.path is not None:
+            if cur.description is None:
+                raise ValueError(f"{query.file}: a section's last statement must return rows")
             section = Section(query.path, query.title.format(top=top), [d[0] for d in cur.description], cur.fetchall())
             if query.path == HEADLINE:
                 report.headline = headline(section)
