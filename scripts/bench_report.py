@@ -34,8 +34,11 @@ from shadowgate.storage.schema import POLICY_EVENTS
 from shadowgate.storage.store import SegmentWriter
 from shadowgate.storage.store import drop_expired_days
 from shadowgate.storage.store import summarise_closed_days
-from shadowgate.report import queries
 from shadowgate.report import render
+from shadowgate.report.data import open_data
+from shadowgate.report.period import Period
+from shadowgate.report.period import last_complete_week
+from shadowgate.report.runner import build_report
 
 UNKNOWN_SITES = ("llm.corp-lab.example", "gpu-box.example", "ollama.dev.example", "vllm.research.example")
 DLP = ("EMAIL:1", "EMAIL:2,PHONE:1", "AWS_KEY:1", "JWT:1,EMAIL:1", "IBAN:1")
@@ -124,13 +127,13 @@ def generate(db: Path, rows: int, weeks: int, users: int, end: dt.date) -> float
     return time.perf_counter() - t0
 
 
-def time_report(db: Path, week: queries.Period, catalog, runs: int) -> str:
+def time_report(db: Path, week: Period, catalog, runs: int) -> str:
     """Times the report `runs` times; returns its JSON without the timings, to compare."""
     for run in range(runs):
         t0 = time.perf_counter()
-        con, source = queries.open_data(db)
-        report = queries.build_report(con, source, str(db), week, provider_status={"openai": "sanctioned"},
-                                      category_status={}, providers=catalog.providers.values())
+        con, source = open_data(db)
+        report = build_report(con, source, str(db), week, provider_status={"openai": "sanctioned"},
+                              category_status={}, providers=catalog.providers.values())
         con.close()
         t1 = time.perf_counter()
         renders = {}
@@ -161,16 +164,16 @@ def main() -> int:
     folder = Path(args.dir or tempfile.mkdtemp(prefix="sg-bench-report-"))
     folder.mkdir(parents=True, exist_ok=True)
     db = folder / "bench.duckdb"
-    week = queries.last_complete_week(dt.datetime.now(dt.UTC).date())
+    week = last_complete_week(dt.datetime.now(dt.UTC).date())
     end = week.end
     try:
         if not (folder / "bench.segments" / "ai_requests").is_dir():
             took = generate(db, args.rows, args.weeks, args.users, end)
             print(f"generated {args.rows:,} rows over {args.weeks} weeks in {took:.1f}s")
         size = sum(f.stat().st_size for f in (folder / "bench.segments").rglob("*.parquet"))
-        con, source = queries.open_data(db)
-        total_rows = con.execute("SELECT count(*) FROM src_requests").fetchone()[0]
-        week_rows = con.execute("SELECT count(*) FROM src_requests WHERE day >= ? AND day < ?",
+        con, source = open_data(db)
+        total_rows = con.execute("SELECT count(*) FROM ai_requests").fetchone()[0]
+        week_rows = con.execute("SELECT count(*) FROM ai_requests WHERE day >= ? AND day < ?",
                                 [week.start, week.end]).fetchone()[0]
         con.close()
         print(f"{total_rows:,} rows, {size / 2**20:.0f} MiB on disk ({size / max(total_rows, 1):.0f} bytes/row); "
@@ -182,8 +185,8 @@ def main() -> int:
         stored = summarise_closed_days(folder / "bench.segments", AI_REQUESTS_DAILY, dt.datetime.now(dt.UTC).date())
         print(f"\nhousekeeping stored {stored} days of daily totals in {time.perf_counter() - t0:.1f}s")
         dropped = drop_expired_days(folder / "bench.segments", "ai_requests", week.end, AI_REQUESTS_DAILY)
-        con, source = queries.open_data(db)
-        daily_rows = con.execute("SELECT count(*) FROM src_daily WHERE day >= ? AND day < ?",
+        con, source = open_data(db)
+        daily_rows = con.execute("SELECT count(*) FROM ai_requests_daily WHERE day >= ? AND day < ?",
                                  [week.start, week.end]).fetchone()[0]
         con.close()
         print(f"\n== from the daily totals after retention dropped {dropped} days of detail "

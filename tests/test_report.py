@@ -18,7 +18,7 @@ from shadowgate.storage.schema import AI_REQUESTS
 from shadowgate.storage.schema import MCP_CALLS
 from shadowgate.storage.schema import POLICY_EVENTS
 from shadowgate.storage.store import SegmentWriter
-from shadowgate.report import queries
+from shadowgate.report import period as periods
 from shadowgate.report import render
 from shadowgate.report import weekly
 from tests.test_meter import CASES
@@ -152,14 +152,14 @@ def test_default_period_is_the_last_complete_iso_week(today, label, start):
 
 
 def test_week_and_dates_periods():
-    assert queries.week_period("2026-w1").start == dt.date(2025, 12, 29)
+    assert periods.week_period("2026-w1").start == dt.date(2025, 12, 29)
     p = weekly.choose_period(args_for(Path("x"), since="2026-11-16", until="2026-11-18"))
     assert (p.start, p.end, p.previous().start, p.previous().end) == (
         dt.date(2026, 11, 16), dt.date(2026, 11, 19), dt.date(2026, 11, 13), dt.date(2026, 11, 16))
     with pytest.raises(ValueError):
         weekly.choose_period(args_for(Path("x"), week="2026-W47", since="2026-11-16"))
     with pytest.raises(ValueError):
-        queries.week_period("2026-47")
+        periods.week_period("2026-47")
 
 
 def test_period_and_source(doc):

@@ -11,8 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from shadowgate.report.queries import Report
-from shadowgate.report.queries import Section
+from shadowgate.report.runner import Report
+from shadowgate.report.runner import Section
 
 HEADLINE_LABELS = {
     "active_users": "Active users",
@@ -249,17 +249,15 @@ def charts(report: Report) -> list[tuple[str, str]]:
     while day < report.period.end:
         days.append(day.isoformat())
         day += dt.timedelta(days=1)
-    for d, app, n in by_app.rows:
-        series.setdefault(app, {})[d.isoformat()] = n
+    for r in by_app.records():
+        series.setdefault(r["app"], {})[r["day"]] = r["requests"]
     stacked = {app: [vals.get(d, 0) for d in days] for app, vals in series.items()}
-    cost = [(r[0], r[5] or 0.0) for r in report.section("cost", "by_provider").rows]
-    users = report.section("unapproved", "users")
-    ri = users.columns.index("requests")
+    cost = [(r["provider"], r["cost_usd"] or 0.0) for r in report.section("cost", "by_provider").records()]
+    users = [(r["user"], r["requests"]) for r in report.section("unapproved", "users").records()]
     return [
         ("Daily requests by app", svg_stacked(days, stacked)),
         ("Cost by provider", svg_bars(cost, lambda v: fmt("cost_usd", v), "Cost by provider")),
-        ("Top unapproved users (requests)", svg_bars([(r[0], r[ri]) for r in users.rows],
-                                                     lambda v: f"{v:,}", "Top unapproved users", colour="#e15759")),
+        ("Top unapproved users (requests)", svg_bars(users, lambda v: f"{v:,}", "Top unapproved users", colour="#e15759")),
     ]
 
 

@@ -5,7 +5,8 @@
     shadowgate report --since 2026-11-01 --until 2026-11-30 --format json
     shadowgate report --format csv --out out/      # one CSV per section in a directory
 
-The SQL is in addons/shadowgate/report/queries.py, the renderers in addons/shadowgate/report/render.py.
+The SQL is in reports/*.sql (one file per section; reports/README.md shows how to run one in the
+duckdb CLI), run by addons/shadowgate/report/runner.py; the renderers are in render.py.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from pathlib import Path
 import duckdb
 
 from shadowgate.config.catalog import DEFAULT_CATALOG
-from shadowgate.report import queries
+from shadowgate.report import period as periods
 from shadowgate.report import render
+from shadowgate.report import runner
+from shadowgate.report.data import open_data
 
 FORMATS = ("rich", "md", "html", "csv", "json")
 
@@ -37,29 +40,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top", type=int, default=10, help="rows in the top-N tables (default 10)")
 
 
-def choose_period(args: argparse.Namespace, today: dt.date | None = None) -> queries.Period:
+def choose_period(args: argparse.Namespace, today: dt.date | None = None) -> periods.Period:
     today = today or dt.datetime.now(dt.UTC).date()
     if args.week and (args.since or args.until):
         raise ValueError("use either --week or --since/--until")
     if args.week:
-        return queries.week_period(args.week)
+        return periods.week_period(args.week)
     if args.since or args.until:
-        return queries.date_period(args.since, args.until, today)
-    return queries.last_complete_week(today)
+        return periods.date_period(args.since, args.until, today)
+    return periods.last_complete_week(today)
 
 
-def make_report(args: argparse.Namespace, progress=None) -> queries.Report:
+def make_report(args: argparse.Namespace, progress=None) -> runner.Report:
     from shadowgate.config.catalog import load_catalog
     from shadowgate.config.policy import load_policy
 
     period = choose_period(args)
     catalog = load_catalog(args.providers)
     policy = load_policy(args.policy) if args.policy else None
-    by_provider, by_category = queries.statuses(policy)
+    by_provider, by_category = runner.statuses(policy)
     db = Path(args.db).expanduser()
-    con, source = queries.open_data(db)
+    con, source = open_data(db)
     try:
-        return queries.build_report(
+        return runner.build_report(
             con, source, str(db), period,
             provider_status=by_provider, category_status=by_category,
             providers=catalog.providers.values(), top=args.top,

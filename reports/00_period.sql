@@ -1,0 +1,45 @@
+-- name: period
+-- The report period's rollup rows as the temp table `cur`, with each row's app, token total and sanctioned status.
+--
+-- Set before running it (the report does the same):
+--   SET VARIABLE period_start = DATE '2026-11-16';  -- first day, inclusive
+--   SET VARIABLE period_end = DATE '2026-11-23';    -- the day after the last, exclusive
+-- Optional, from the policy and the catalog (unset: every app has status 'unknown' and no name):
+--   SET VARIABLE provider_status = MAP {'openai': 'sanctioned', 'deepseek': 'unapproved'};
+--   SET VARIABLE category_status = MAP {'chat-web': 'unapproved'};
+--   SET VARIABLE provider_names = MAP {'openai': 'OpenAI API'};
+--   SET VARIABLE provider_notes = MAP {'openai': 'API data not used for training'};
+--   SET VARIABLE top = 10;                           -- rows in the top-N tables
+--
+-- Reads ai_requests_daily: rollup-shaped rows (the proxy's database file has this view), where
+-- one row may stand for many requests, so every section sums `requests`.
+
+-- The previous period, of the same length, for the headline's change.
+SET VARIABLE previous_start = getvariable('period_start')
+    - (getvariable('period_end') - getvariable('period_start'))::INTEGER;
+
+-- An "app" is a catalog provider; an unlisted AI endpoint is an app of its own, named by its site.
+CREATE OR REPLACE TEMP MACRO app_name(provider, site, host) AS
+    CASE WHEN provider = 'unknown' THEN 'unknown:' || coalesce(site, host, '?') ELSE provider END;
+
+-- The MAP variables as tables, joined like any other: a missing variable is an empty table.
+CREATE OR REPLACE TEMP TABLE provider_status AS
+SELECT unnest(map_keys(m)) AS provider, unnest(map_values(m)) AS status
+FROM (SELECT getvariable('provider_status')::MAP(VARCHAR, VARCHAR) AS m);
+CREATE OR REPLACE TEMP TABLE category_status AS
+SELECT unnest(map_keys(m)) AS category, unnest(map_values(m)) AS status
+FROM (SELECT getvariable('category_status')::MAP(VARCHAR, VARCHAR) AS m);
+
+-- Every day's rows with the columns the sections need: a view, so each period reads only its days.
+CREATE OR REPLACE TEMP VIEW ai_rows AS
+SELECT day, user_name, user_group, host, site, provider, category, wire_format, model, requests,
+       coalesce(input_tokens, 0) + coalesce(output_tokens, 0) AS tokens, input_tokens, output_tokens, cost_usd,
+       unpriced, decision, rule_id, key_fingerprint, key_kind, account_hint, inspected, inspect_note,
+       budget_status, dlp_findings, dlp_action, app_name(provider, site, host) AS app,
+       coalesce(ps.status, cs.status, 'unknown') AS status
+FROM ai_requests_daily
+LEFT JOIN provider_status ps USING (provider)
+LEFT JOIN category_status cs USING (category);
+
+CREATE OR REPLACE TEMP TABLE cur AS
+SELECT * FROM ai_rows WHERE day >= getvariable('period_start') AND day < getvariable('period_end');

@@ -1,0 +1,20 @@
+-- name: apps
+-- title: AI apps
+-- path: apps
+-- Who uses each AI app, how much, what the policy did, when it was first seen, and the catalog's notes.
+-- Blocked, coached and redirected include what observe mode would have done; `observed` says how many.
+CREATE OR REPLACE TEMP TABLE apps AS
+SELECT c.app, any_value(coalesce((getvariable('provider_names')::MAP(VARCHAR, VARCHAR))[c.provider], c.app))
+         AS name,
+       any_value(c.category) AS category, any_value(c.status) AS status, count(DISTINCT c.user_name) AS users,
+       sum(c.requests) AS requests, sum(c.tokens) AS tokens, sum(c.cost_usd) AS cost_usd,
+       coalesce(sum(c.requests) FILTER (WHERE c.decision IN ('block', 'would_block')), 0) AS blocked,
+       coalesce(sum(c.requests) FILTER (WHERE c.decision IN ('coach', 'would_coach')), 0) AS coached,
+       coalesce(sum(c.requests) FILTER (WHERE c.decision IN ('redirect', 'would_redirect')), 0) AS redirected,
+       coalesce(sum(c.requests) FILTER (WHERE starts_with(c.decision, 'would_')), 0) AS observed,
+       any_value(f.first_seen) AS first_seen,
+       any_value((getvariable('provider_notes')::MAP(VARCHAR, VARCHAR))[c.provider]) AS notes
+FROM cur c LEFT JOIN firsts f ON NOT f.by_model AND f.app = c.app
+GROUP BY c.app ORDER BY requests DESC, c.app;
+
+SELECT * FROM apps;

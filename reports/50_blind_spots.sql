@@ -1,0 +1,7 @@
+-- name: blind_spots
+-- title: Blind spots: AI traffic not inspected
+-- path: blind_spots
+-- AI connections the proxy did not decrypt (pinned apps, passthrough), by host and reason.
+SELECT host, provider, coalesce(inspect_note, '-') AS inspect_note, sum(requests) AS requests,
+       count(DISTINCT user_name) AS users, min(day) AS first_day, max(day) AS last_day
+FROM cur WHERE NOT inspected GROUP BY ALL ORDER BY requests DESC, host;
