@@ -289,9 +289,11 @@ def _overlay(base: dict[str, Provider], overlay: dict[str, Provider]) -> dict[st
 
 
 def _no_unknown_keys(path: str | Path, raw: dict, allowed: set[str], what: str) -> None:
-    unknown = set(map(str, raw)) - allowed
+    unknown = [key for key in raw if str(key) not in allowed]
     if unknown:
-        raise ConfigError(path, line_of(raw, 1), f"{what}: unknown keys {sorted(unknown)} (expected {sorted(allowed)})")
+        raise ConfigError(
+            path, line_of_key(raw, unknown[0]) or 1, f"{what}: unknown keys {sorted(map(str, unknown))} (expected {sorted(allowed)})"
+        )
 
 
 def _load_wire_formats(

@@ -91,10 +91,12 @@ def load_facts(path: str | Path, raw: Any, pid: str, default_line: int | None) -
     line = line_of(raw, default_line)
     if not isinstance(raw, dict):
         raise ConfigError(path, line, f"provider {pid!r}: 'facts' must be a mapping")
-    unknown = set(map(str, raw)) - {*FACT_KEYS, "sources"}
+    unknown = [key for key in raw if key not in (*FACT_KEYS, "sources")]
     if unknown:
         raise ConfigError(
-            path, line, f"provider {pid!r}: facts: unknown keys {sorted(unknown)} (expected {sorted([*FACT_KEYS, 'sources'])})"
+            path,
+            line_of_key(raw, unknown[0]),
+            f"provider {pid!r}: facts: unknown keys {sorted(map(str, unknown))} (expected {sorted([*FACT_KEYS, 'sources'])})",
         )
 
     def fail(key: str, reason: str) -> ConfigError:
