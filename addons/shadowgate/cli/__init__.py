@@ -3,6 +3,7 @@
     shadowgate proxy [mitmdump options...]   run the proxy with every addon loaded
     shadowgate demo                          the whole picture in under a minute, on this machine
     shadowgate catalog match HOST [PATH]     which AI service a host (and path) belongs to; '-' reads stdin
+    shadowgate catalog list|show ID|stats|validate [FILE]|diff OLD NEW   the catalog (--extra OVERLAY)
     shadowgate policy check FILE             validate a policy file
     shadowgate policy explain --host H ...   which rule a request meets, and why
     shadowgate usage [--db FILE]             the usage table: who uses what, tokens and cost
@@ -50,13 +51,10 @@ def _main(argv: list[str] | None = None) -> int:
     sub.add_parser("proxy", help="run the proxy (every other argument goes to mitmdump)")
     demo = sub.add_parser("demo", help="start a proxy and fake providers, send SDK traffic, print the table")
     demo.add_argument("--keep", action="store_true", help="leave the demo's data directory behind")
-    catalog = sub.add_parser("catalog", help="query the catalog")
-    catalog_sub = catalog.add_subparsers(dest="catalog_command", required=True)
-    match = catalog_sub.add_parser("match", help="HOST<TAB>provider<TAB>category, or HOST<TAB>- when not AI")
-    match.add_argument("host", help="a host or URL, or '-' to read one per line from stdin")
-    match.add_argument("path", nargs="?", help="a request path, to also name the wire format")
-    match.add_argument("--method", default="POST")
-    match.add_argument("--providers", default=str(DEFAULT_CATALOG))
+    catalog = sub.add_parser("catalog", help="query, list, validate and compare the catalog")
+    from shadowgate.cli.catalog import add_arguments as add_catalog_arguments
+
+    add_catalog_arguments(catalog)
     usage = sub.add_parser("usage", help="print the usage table from the database")
     usage.add_argument("--db", default="~/.shadowgate/shadowgate.duckdb")
     usage.add_argument("--days", type=int, default=7)
@@ -90,9 +88,9 @@ def _main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "catalog":
-        from shadowgate.cli.catalog import run_match
+        from shadowgate.cli.catalog import run as run_catalog
 
-        return run_match(args.host, args.path, args.method, args.providers)
+        return run_catalog(args)
     if args.command == "policy":
         from shadowgate.cli import policy as policycli
 

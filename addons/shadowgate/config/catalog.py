@@ -8,18 +8,26 @@ against entries that would swallow a whole public suffix and names the site of u
 
 from __future__ import annotations
 
+import datetime
 import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import tldextract
 
+from shadowgate.config.catalog_facts import UNKNOWN
+from shadowgate.config.catalog_facts import URL
+from shadowgate.config.catalog_facts import Facts
+from shadowgate.config.catalog_facts import load_facts
 from shadowgate.wireformats.base import Route
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.config.yamlfile import line_of
+from shadowgate.config.yamlfile import line_of_key
 from shadowgate.config.yamlfile import load_yaml
 from shadowgate.resources import PROVIDERS_YAML
 
@@ -30,6 +38,13 @@ _suffixes = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None, fallback_
 
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 _HOST_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?")
+_PATH_PREFIX = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
+_PROVIDER_KEYS = {
+    "id", "name", "vendor", "category", "hosts", "paths", "wire_formats", "otel_provider",
+    "pricing_provider", "notes", "source", "verified", "facts",
+}
+# Categories that are not usage: a visit to a vendor's marketing or docs site is interest in it.
+INTEREST_CATEGORIES = frozenset({"vendor-site"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +58,19 @@ class Provider:
     otel_provider: str
     pricing_provider: str | None
     notes: str
+    paths: tuple[str, ...] = ()  # path prefixes: the entry is an AI feature on a shared host
+    source: str | None = None  # the vendor's documentation or SDK source that names the hosts
+    verified: datetime.date | None = None  # when someone last checked the hosts against the source
+    facts: Facts = field(default=UNKNOWN)
+
+    @property
+    def risk(self) -> str:
+        return self.facts.risk
+
+    @property
+    def is_usage(self) -> bool:
+        """False for vendor sites: shown as interest in a service, never counted as using it."""
+        return self.category not in INTEREST_CATEGORIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +151,15 @@ class Catalog:
         self.source = source
         self.providers: dict[str, Provider] = {p.id: p for p in providers}
         self.wire_formats = wire_formats
-        self._hosts = HostIndex((h, p) for p in self.providers.values() for h in p.hosts)
+        self._hosts = HostIndex((h, p) for p in self.providers.values() if not p.paths for h in p.hosts)
+        # AI features on a shared host (a SaaS app's assistant endpoints): host, then path prefix.
+        by_host: dict[str, list[tuple[str, Provider]]] = {}
+        for p in self.providers.values():
+            for h in p.hosts if p.paths else ():
+                by_host.setdefault(h, []).extend((prefix, p) for prefix in p.paths)
+        self._paths = HostIndex(
+            (h, tuple(sorted(entries, key=lambda e: -len(e[0])))) for h, entries in by_host.items()
+        )
         # Unknown hosts are fingerprinted against every endpoint; specific paths go first so that
         # "/openai/deployments/x/chat/completions" is Azure before it is generic OpenAI.
         self._all_endpoints = tuple(
@@ -138,6 +174,19 @@ class Catalog:
         }
         self.match_host = functools.lru_cache(maxsize=8192)(self._hosts.get)
         self._route = functools.lru_cache(maxsize=4096)(self._route_uncached)
+
+    def match(self, host: str, path: str | None = None) -> Provider | None:
+        """The service a request belongs to: an AI feature's path on a shared host first, then the host."""
+        if path and self._paths and (entries := self._paths.get(host)):
+            path = path.split("?", 1)[0]
+            for prefix, provider in entries:
+                if path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/"):
+                    return provider
+        return self.match_host(host)
+
+    def path_scoped_hosts(self) -> list[str]:
+        """Hosts that carry an AI feature on some paths only: decrypt them to tell which requests."""
+        return self._paths.patterns()
 
     def route(self, provider: Provider | None, method: str, path: str) -> Route | None:
         """Which wire format and operation a request speaks, judged from method and path."""
@@ -163,14 +212,24 @@ class Catalog:
         return None
 
     def host_patterns(self) -> list[str]:
-        return self._hosts.patterns()
+        """Every host pattern that must reach the proxy, path-scoped hosts included."""
+        return sorted({*self._hosts.patterns(), *self._paths.patterns()})
 
 
 # --- loading and validation -------------------------------------------------------------------
 
 
-def load_catalog(path: str | Path = DEFAULT_CATALOG, known_parsers: Iterable[str] = ()) -> Catalog:
-    """Load and validate providers.yaml. Raises ConfigError naming file, line and reason."""
+def load_catalog(
+    path: str | Path = DEFAULT_CATALOG, known_parsers: Iterable[str] = (), extra: Iterable[str | Path] = ()
+) -> Catalog:
+    """Load and validate providers.yaml, then each company overlay in `extra` over it, in order.
+
+    An overlay is a YAML file with a `providers:` list (and optionally `categories:`), validated
+    the same way. An overlay entry whose id is already catalogued replaces that entry (a
+    correction); a new id adds a service. A host an overlay claims leaves the entries listed
+    before it, so a company's internal gateway or its correction always wins and a catalog update
+    never overwrites local knowledge. Raises ConfigError naming file, line and reason.
+    """
     doc = load_yaml(path)
     if not isinstance(doc, dict):
         raise ConfigError(path, line_of(doc, 1), "the catalog must be a mapping")
@@ -178,23 +237,63 @@ def load_catalog(path: str | Path = DEFAULT_CATALOG, known_parsers: Iterable[str
     if not isinstance(categories, dict) or not categories:
         raise ConfigError(path, line_of(doc), "'categories' must be a non-empty mapping")
     wire_formats = _load_wire_formats(path, doc.get("wire_formats"), set(known_parsers))
+    providers = _load_providers(path, doc, categories, wire_formats)
+    sources = [str(path)]
+    for overlay_path in extra:
+        overlay = load_yaml(overlay_path)
+        if not isinstance(overlay, dict):
+            raise ConfigError(overlay_path, line_of(overlay, 1), "an overlay must be a mapping")
+        _no_unknown_keys(overlay_path, overlay, {"categories", "providers"}, "overlay")
+        more = overlay.get("categories", {})
+        if not isinstance(more, dict):
+            raise ConfigError(overlay_path, line_of(overlay), "'categories' must be a mapping")
+        categories = {**categories, **more}
+        providers = _overlay(providers, _load_providers(overlay_path, overlay, categories, wire_formats))
+        sources.append(str(overlay_path))
+    return Catalog(providers.values(), wire_formats, source=", ".join(sources))
+
+
+def _load_providers(
+    path: str | Path, doc: dict, categories: dict, wire_formats: dict[str, tuple[Endpoint, ...]]
+) -> dict[str, Provider]:
     raw_providers = doc.get("providers")
     if not isinstance(raw_providers, list):
         raise ConfigError(path, line_of(doc), "'providers' must be a list")
-    providers: list[Provider] = []
-    seen_hosts: dict[str, str] = {}
+    providers: dict[str, Provider] = {}
+    seen_hosts: dict[tuple[str, str], str] = {}
     for raw in raw_providers:
         provider = _load_provider(path, raw, categories, wire_formats)
-        if any(p.id == provider.id for p in providers):
+        if provider.id in providers:
             raise ConfigError(path, line_of(raw), f"duplicate provider id {provider.id!r}")
         for host in provider.hosts:
-            if host in seen_hosts:
-                raise ConfigError(
-                    path, line_of(raw), f"host {host!r} is already listed by {seen_hosts[host]!r}"
-                )
-            seen_hosts[host] = provider.id
-        providers.append(provider)
-    return Catalog(providers, wire_formats, source=str(path))
+            for prefix in provider.paths or ("",):
+                if (host, prefix) in seen_hosts:
+                    raise ConfigError(
+                        path, line_of(raw), f"host {host + prefix!r} is already listed by {seen_hosts[host, prefix]!r}"
+                    )
+                seen_hosts[host, prefix] = provider.id
+        providers[provider.id] = provider
+    return providers
+
+
+def _overlay(base: dict[str, Provider], overlay: dict[str, Provider]) -> dict[str, Provider]:
+    claimed = {(h, prefix) for p in overlay.values() for h in p.hosts for prefix in p.paths or ("",)}
+    merged: dict[str, Provider] = {}
+    for pid, provider in base.items():
+        if pid in overlay:
+            continue
+        hosts = tuple(h for h in provider.hosts if all((h, x) not in claimed for x in provider.paths or ("",)))
+        if hosts:
+            merged[pid] = provider if hosts == provider.hosts else replace(provider, hosts=hosts)
+    return {**merged, **overlay}
+
+
+def _no_unknown_keys(path: str | Path, raw: dict, allowed: set[str], what: str) -> None:
+    unknown = [key for key in raw if str(key) not in allowed]
+    if unknown:
+        raise ConfigError(
+            path, line_of_key(raw, unknown[0]) or 1, f"{what}: unknown keys {sorted(map(str, unknown))} (expected {sorted(allowed)})"
+        )
 
 
 def _load_wire_formats(
@@ -255,6 +354,7 @@ def _load_provider(
     assert pid is not None
     if not _ID.fullmatch(pid):
         raise ConfigError(path, line, f"provider id {pid!r} must be lower-case letters, digits and '-'")
+    _no_unknown_keys(path, raw, _PROVIDER_KEYS, f"provider {pid!r}")
     category = text("category")
     if category not in categories:
         raise ConfigError(
@@ -270,6 +370,22 @@ def _load_provider(
     for wf in formats:
         if wf not in wire_formats:
             raise ConfigError(path, line, f"provider {pid!r}: unknown wire format {wf!r}")
+    paths = raw.get("paths", [])
+    if not isinstance(paths, list) or any(not isinstance(x, str) or not _PATH_PREFIX.fullmatch(x) for x in paths):
+        raise ConfigError(
+            path, line_of_key(raw, "paths"), f"provider {pid!r}: 'paths' must be a list of path prefixes starting with '/'"
+        )
+    source = text("source", required=False)
+    if source is not None and not URL.fullmatch(source):
+        raise ConfigError(path, line_of_key(raw, "source"), f"provider {pid!r}: 'source' must be an https URL")
+    verified = raw.get("verified")
+    if verified is not None and (
+        not isinstance(verified, datetime.date) or isinstance(verified, datetime.datetime) or verified > datetime.date.today()
+    ):
+        raise ConfigError(
+            path, line_of_key(raw, "verified"), f"provider {pid!r}: 'verified' must be a past date, YYYY-MM-DD"
+        )
+    facts = load_facts(path, raw["facts"], pid, line) if "facts" in raw else UNKNOWN
     return Provider(
         id=pid,
         name=text("name") or pid,
@@ -280,6 +396,10 @@ def _load_provider(
         otel_provider=text("otel_provider", required=False) or pid,
         pricing_provider=text("pricing_provider", required=False),
         notes=text("notes", required=False) or "",
+        paths=tuple(paths),
+        source=source,
+        verified=verified,
+        facts=facts,
     )
 
 

@@ -1,0 +1,249 @@
+"""The catalog's sources, risk facts, path-scoped entries, vendor sites and company overlays."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import pytest
+
+from shadowgate.config.catalog import load_catalog
+from shadowgate.config.yamlfile import ConfigError
+from shadowgate.wireformats import PARSERS
+
+FIXTURES = Path(__file__).parent / "fixtures" / "catalog"
+
+# Popular non-AI domains no catalog pattern may swallow (a "*.domain" on one of these would send
+# a whole company's ordinary traffic through the AI pipeline, or label it AI in reports).
+POPULAR = (
+    "google.com", "googleapis.com", "gstatic.com", "microsoft.com", "azure.com", "windows.net",
+    "amazonaws.com", "api.aws", "cloudfront.net", "github.com", "githubusercontent.com",
+    "cloudflare.com", "cloudflarestorage.com", "apple.com", "facebook.com", "akamaized.net",
+    "azureedge.net", "blob.core.windows.net", "livekit.cloud", "vercel.app", "sentry.io",
+)
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog(known_parsers=PARSERS)
+
+
+def test_every_new_entry_has_a_source_and_a_verified_date(catalog):
+    legacy = {
+        line.strip() for line in (FIXTURES / "unsourced_legacy.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    }
+    unsourced = {p.id for p in catalog.providers.values() if p.source is None or p.verified is None}
+    assert unsourced <= legacy, f"entries without source/verified: {sorted(unsourced - legacy)}"
+    for p in catalog.providers.values():
+        if p.source:
+            assert p.source.startswith("https://")
+            assert p.verified is not None and p.verified <= datetime.date.today()
+
+
+def test_no_pattern_swallows_a_popular_non_ai_domain(catalog):
+    for domain in POPULAR:
+        assert catalog.match_host(domain) is None, domain
+        assert catalog.match_host(f"www.{domain}") is None, domain
+        assert catalog.match_host(f"x7.{domain}") is None, domain
+    suffixes = {p[2:] for p in catalog.host_patterns() if p.startswith("*.")}
+    assert not suffixes & set(POPULAR)
+
+
+@pytest.mark.parametrize(
+    "host, expected",
+    [
+        ("api.eu.mistral.ai", "mistral"),
+        ("api.us.mistral.ai", "mistral"),
+        ("api.eu.mistral.ai.evil.example", None),
+        ("eu.mistral.ai", None),
+        ("api.eu-mistral.ai", None),
+        ("bedrock-agent-runtime.eu-central-1.amazonaws.com", "aws-bedrock-agents"),
+        ("bedrock-agent-runtime.evil.amazonaws.com", None),
+        ("bedrock-agent-runtime.eu-central-1.amazonaws.com.attacker.net", None),
+        ("api.cartesia.ai", "cartesia"),
+        ("api.cartesia.ai.example.com", None),
+        ("notcartesia.ai", None),
+        ("fish.audio", "fish-audio"),
+        ("fish.audio.evil.com", None),
+        ("bigfish.audio", None),
+        ("api.eu.exa.ai", "exa"),
+        ("exa.ai", "exa-site"),
+        ("hexa.ai", None),
+        ("mistral.ai", "mistral-site"),
+        ("chat.mistral.ai", "le-chat"),
+        ("mistral.ai.example.org", None),
+    ],
+)
+def test_new_entries_match_by_labels_never_look_alikes(catalog, host, expected):
+    found = catalog.match_host(host)
+    assert (found.id if found else None) == expected
+
+
+def test_vendor_sites_are_interest_not_usage(catalog):
+    site = catalog.match_host("mistral.ai")
+    api = catalog.match_host("api.mistral.ai")
+    assert site.category == "vendor-site" and not site.is_usage
+    assert api.is_usage
+
+
+CATALOG = """\
+categories:
+  api: APIs
+  embedded-saas: AI in SaaS
+  vendor-site: Vendor sites
+wire_formats:
+  openai-chat:
+    endpoints:
+      - {method: POST, path: '/v1/chat/completions', operation: chat, parser: openai-chat}
+providers:
+  - id: llm
+    name: LLM
+    vendor: V
+    category: api
+    hosts: [api.llm.example, "*.llm.example"]
+    source: https://docs.llm.example/api
+    verified: 2026-01-02
+    facts:
+      trains_on_inputs: {consumer: default, business: never}
+      retention_days: 30
+      residency: [us, eu]
+      enterprise_controls: true
+      certifications: [soc2, iso27001]
+      headquarters: US
+      sources:
+        trains_on_inputs: https://llm.example/privacy
+        retention_days: https://llm.example/privacy
+        residency: https://llm.example/residency
+        enterprise_controls: https://llm.example/enterprise
+        certifications: https://trust.llm.example
+        headquarters: https://llm.example/about
+  - id: saas-assistant
+    name: SaaS assistant
+    vendor: S
+    category: embedded-saas
+    hosts: [www.saas.example]
+    paths: [/api/ai/, /api/v3/runInference]
+  - id: saas-site
+    name: SaaS
+    vendor: S
+    category: vendor-site
+    hosts: [www.saas.example]
+"""
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_path_scoped_entry_matches_only_its_paths(tmp_path):
+    catalog = load_catalog(write(tmp_path, "c.yaml", CATALOG), known_parsers=PARSERS)
+    assert catalog.match("www.saas.example", "/api/ai/complete?x=1").id == "saas-assistant"
+    assert catalog.match("www.saas.example", "/api/v3/runInference").id == "saas-assistant"
+    assert catalog.match("www.saas.example", "/api/v3/runInferenceX").id == "saas-site"
+    assert catalog.match("www.saas.example", "/api/aiming").id == "saas-site"
+    assert catalog.match("www.saas.example", "/").id == "saas-site"
+    assert catalog.match_host("www.saas.example").id == "saas-site"  # the host alone is not AI use
+    assert catalog.match("www.saas.example.evil.net", "/api/ai/x") is None
+    assert "www.saas.example" in catalog.path_scoped_hosts()
+    assert "www.saas.example" in catalog.host_patterns()
+
+
+def test_risk_facts_and_the_documented_level(tmp_path):
+    catalog = load_catalog(write(tmp_path, "c.yaml", CATALOG), known_parsers=PARSERS)
+    llm = catalog.providers["llm"]
+    assert llm.facts.worst_training == "default"
+    assert llm.facts.residency == ("us", "eu")
+    # default training 3 + retention 30 days 0 + enterprise controls 0 + certified 0 = 3: medium
+    assert (llm.facts.risk_points, llm.risk) == (3, "medium")
+    unknown = catalog.providers["saas-site"]
+    # nothing known: training unknown 2 + retention 1 + controls 1 + certifications 1 = 5
+    assert (unknown.facts.risk_points, unknown.risk) == (5, "high")
+
+
+@pytest.mark.parametrize(
+    "old, new, line, reason",
+    [
+        ("      retention_days: 30\n", "      retention_days: 30\n      color: blue\n", 20, "unknown keys ['color']"),
+        ("    verified: 2026-01-02\n", "    verified: 2026-01-02\n    website: x\n", 17, "unknown keys ['website']"),
+        ("      headquarters: US\n", "      headquarters: USA\n", 23, "ISO 3166-1"),
+        ("consumer: default", "consumer: sometimes", 18, "'sometimes' is not one of"),
+        ("consumer: default", "students: default", 18, "unknown tier 'students'"),
+        ("        headquarters: https://llm.example/about\n", "", 24, "lacks a source for ['headquarters']"),
+        ("certifications: [soc2, iso27001]", "certifications: [soc3]", 22, "unknown ['soc3']"),
+        ("verified: 2026-01-02", "verified: 2999-01-01", 16, "past date"),
+        ("source: https://docs.llm.example/api", "source: docs.llm.example", 15, "https URL"),
+        ("paths: [/api/ai/, /api/v3/runInference]", "paths: [api/ai]", 36, "path prefixes"),
+    ],
+)
+def test_broken_entries_name_file_line_and_reason(tmp_path, old, new, line, reason):
+    assert old in CATALOG
+    path = write(tmp_path, "c.yaml", CATALOG.replace(old, new))
+    with pytest.raises(ConfigError) as e:
+        load_catalog(path, known_parsers=PARSERS)
+    assert (e.value.path, e.value.line) == (str(path), line), e.value
+    assert reason in e.value.reason
+
+
+OVERLAY = """\
+categories:
+  internal: The company's own AI services
+providers:
+  - id: llm
+    name: LLM (our contract)
+    vendor: V
+    category: api
+    hosts: [api.llm.example]
+    notes: "Enterprise agreement: zero retention"
+  - id: corp-gateway
+    name: Corp LLM gateway
+    vendor: ACME
+    category: internal
+    hosts: [llm.corp.internal, eu.llm.example]
+    wire_formats: [openai-chat]
+"""
+
+
+def test_overlay_adds_corrects_and_claims_hosts(tmp_path):
+    base = write(tmp_path, "c.yaml", CATALOG)
+    overlay = write(tmp_path, "company.yaml", OVERLAY)
+    catalog = load_catalog(base, known_parsers=PARSERS, extra=[overlay])
+    assert catalog.providers["llm"].notes == "Enterprise agreement: zero retention"
+    assert catalog.match_host("api.llm.example").name == "LLM (our contract)"
+    # The correction replaced the whole entry: its old wildcard is gone with it.
+    assert catalog.match_host("x.llm.example") is None
+    assert catalog.match_host("llm.corp.internal").id == "corp-gateway"
+    assert catalog.match_host("eu.llm.example").id == "corp-gateway"
+    assert catalog.route(catalog.match_host("llm.corp.internal"), "POST", "/v1/chat/completions").operation == "chat"
+    assert str(overlay) in catalog.source
+    # Without the overlay the shipped catalog is untouched.
+    assert load_catalog(base, known_parsers=PARSERS).match_host("x.llm.example").id == "llm"
+
+
+def test_overlay_host_claim_trims_the_shipped_entry(tmp_path):
+    base = write(tmp_path, "c.yaml", CATALOG)
+    overlay = write(tmp_path, "o.yaml", OVERLAY.split("  - id: corp-gateway")[0].replace("  - id: llm", "  - id: llm-ours"))
+    catalog = load_catalog(base, known_parsers=PARSERS, extra=[overlay])
+    assert catalog.match_host("api.llm.example").id == "llm-ours"
+    assert catalog.match_host("x.llm.example").id == "llm"  # the shipped entry keeps its other hosts
+
+
+@pytest.mark.parametrize(
+    "text, line, reason",
+    [
+        (OVERLAY.replace("category: internal", "category: intranet"), 10, "unknown category 'intranet'"),
+        (OVERLAY.replace("[openai-chat]", "[carrier-pigeon]"), 10, "unknown wire format 'carrier-pigeon'"),
+        (OVERLAY + "    secret: 1\n", 16, "unknown keys ['secret']"),
+        ("providers: []\nrules: []\n", 2, "overlay: unknown keys ['rules']"),
+        (OVERLAY.replace("[llm.corp.internal, eu.llm.example]", "[api.llm.example]"), 10, "already listed by 'llm'"),
+    ],
+)
+def test_broken_overlay_names_its_own_file_and_line(tmp_path, text, line, reason):
+    base = write(tmp_path, "c.yaml", CATALOG)
+    overlay = write(tmp_path, "company.yaml", text)
+    with pytest.raises(ConfigError) as e:
+        load_catalog(base, known_parsers=PARSERS, extra=[overlay])
+    assert (e.value.path, e.value.line) == (str(overlay), line), e.value
+    assert reason in e.value.reason
