@@ -22,7 +22,6 @@ from pathlib import Path
 
 from shadowgate import __version__
 from shadowgate.config.catalog import DEFAULT_CATALOG
-from shadowgate.resources import ENTRY_SCRIPT
 
 DEFAULT_CONFDIR = "~/.mitmproxy"
 
@@ -126,16 +125,30 @@ def _main(argv: list[str] | None = None) -> int:
 
 
 def run_proxy(mitmdump_args: list[str]) -> int:
-    from mitmproxy.tools.main import mitmdump
+    """mitmdump with every shadowgate addon registered before the options are read, so that a
+    broken policy or a mistyped option stops start-up with one line and before the proxy listens
+    (an -s script loads only after the servers are up)."""
+    from mitmproxy.tools import cmdline
+    from mitmproxy.tools.dump import DumpMaster
+    from mitmproxy.tools.main import run
+
+    from shadowgate.stages import default_addons
+
+    class ShadowgateMaster(DumpMaster):
+        def __init__(self, options, **kwargs) -> None:  # type: ignore[no-untyped-def]
+            super().__init__(options, **kwargs)
+            self.addons.add(*default_addons())
 
     confdir = Path(_option_value(mitmdump_args, "confdir") or DEFAULT_CONFDIR).expanduser()
     print(trust_instructions(ensure_ca(confdir)), file=sys.stderr)
-    args = ["-s", str(ENTRY_SCRIPT), "--set", "connection_strategy=lazy", *mitmdump_args]
+    args = ["--set", "connection_strategy=lazy", *mitmdump_args]
     if "--listen-host" not in mitmdump_args and _option_value(mitmdump_args, "listen_host") is None:
         # A proxy that decrypts everyone's AI traffic serves a network only when told to.
         print("shadowgate: listening on 127.0.0.1; pass --listen-host 0.0.0.0 to serve other machines", file=sys.stderr)
         args = ["--listen-host", "127.0.0.1", *args]
-    return mitmdump(args) or 0
+    master = run(ShadowgateMaster, cmdline.mitmdump, args)
+    errorcheck = master.addons.get("errorcheck") if master else None
+    return 1 if errorcheck is not None and errorcheck.logger.has_errored else 0
 
 
 def _option_value(args: list[str], name: str) -> str | None:

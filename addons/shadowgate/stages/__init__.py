@@ -1,5 +1,6 @@
 """The mitmproxy addons, in pipeline order: identify -> decide -> act -> record.
 
+    UnknownOptions  a --set name or config.yaml key that no addon declares stops start-up
     Logs         log lines as text or JSON, on the terminal or in a file that rotates
     Settings     every shadowgate_* option; the loaded catalog, policy, attribution map and writer
     Health       readiness and liveness through the proxy port (http://shadowgate.health/)
@@ -31,10 +32,12 @@ def default_addons() -> list[Any]:
     from shadowgate.stages.settings import ShadowgateSettings
     from shadowgate.stages.telemetry import Telemetry
     from shadowgate.stages.tlsgate import TlsGate
+    from shadowgate.stages.unknown_options import UnknownOptions
 
     settings = ShadowgateSettings()
     telemetry = Telemetry(settings)
     return [
+        UnknownOptions(),
         Logs(),
         settings,
         Health(settings),

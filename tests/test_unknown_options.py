@@ -1,0 +1,79 @@
+"""A typo in an option name stops start-up with a suggestion, instead of a proxy that enforces
+nothing (issue 18)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from mitmproxy.test import taddons
+
+from shadowgate.stages.unknown_options import UnknownOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+MITMDUMP = str(Path(sys.executable).parent / "mitmdump")
+
+
+def test_an_unknown_option_is_named_with_the_closest_known_one():
+    addon = UnknownOptions()
+    with taddons.context(addon) as tctx:
+        tctx.options.add_option("shadowgate_policy", str, "", "the policy file")
+        tctx.options.set("shadowgate_polcy=policy.yaml", defer=True)
+        assert addon.check() == [
+            "unknown option 'shadowgate_polcy' (from --set or config.yaml): no addon declares it; "
+            "did you mean 'shadowgate_policy'?"
+        ]
+
+
+# mitmdump -s loads its scripts only once the servers are up, so there the proxy stops right after
+# "listening" (mitmproxy's ErrorCheck); `shadowgate proxy` registers the addons first and stops before.
+def test_a_mistyped_option_stops_mitmdump_with_the_script(tmp_path):
+    done = subprocess.run(
+        [MITMDUMP, "--listen-host", "127.0.0.1", "--listen-port", "0", "--set", f"confdir={tmp_path}",
+         "-s", str(ROOT / "addons" / "shadowgate.py"), "--set", "shadowgate_polcy=policy.yaml",
+         "--set", f"shadowgate_db={tmp_path / 'db.duckdb'}"],
+        capture_output=True, text=True, timeout=60,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "unknown option 'shadowgate_polcy'" in output and "did you mean 'shadowgate_policy'?" in output
+    assert "Error logged during startup, exiting" in output
+
+
+def test_a_mistyped_option_in_config_yaml_stops_the_proxy_too(tmp_path):
+    (tmp_path / "config.yaml").write_text("shadowgate_polcy: policy.yaml\n")
+    done = subprocess.run(
+        [MITMDUMP, "--listen-host", "127.0.0.1", "--listen-port", "0", "--set", f"confdir={tmp_path}",
+         "-s", str(ROOT / "addons" / "shadowgate.py"), "--set", f"shadowgate_db={tmp_path / 'db.duckdb'}"],
+        capture_output=True, text=True, timeout=60,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1 and "did you mean 'shadowgate_policy'?" in output, output
+
+
+def test_shadowgate_proxy_refuses_a_mistyped_option_in_one_line_before_listening(tmp_path):
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "shadowgate"), "proxy", "--listen-port", "0",
+         "--set", f"confdir={tmp_path}", "--set", "shadowgate_polcy=policy.yaml"],
+        capture_output=True, text=True, timeout=60,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "unknown option 'shadowgate_polcy'" in output and "did you mean 'shadowgate_policy'?" in output
+    assert "listening at" not in output and "Traceback" not in output
+
+
+def test_shadowgate_proxy_refuses_a_broken_policy_in_one_line_before_listening(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rules:\n  - id: a\n    action: nuke\n")
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "shadowgate"), "proxy", "--listen-port", "0",
+         "--set", f"confdir={tmp_path}", "--set", f"shadowgate_policy={policy}",
+         "--set", f"shadowgate_db={tmp_path / 'db.duckdb'}"],
+        capture_output=True, text=True, timeout=60,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert f"{policy}:3:" in output and "action must be one of" in output
+    assert "listening at" not in output and "Traceback" not in output
