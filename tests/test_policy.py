@@ -49,9 +49,16 @@ def test_connection_decisions_wait_for_request_level_rules(tmp_path):
     policy = policy_from(tmp_path, RULES)
     # The model is unknown before decrypting, so a redirect-by-model rule keeps OpenAI decrypted.
     assert policy.decide_connection(Facts("api.openai.com", "openai", "api")) is None
-    assert policy.decide_connection(Facts("chatgpt.com", "chatgpt", "chat-web", client_ip="10.9.1.1")).action == "passthrough"
-    assert not policy.decrypts("chatgpt.com", True, False, Facts("chatgpt.com", "chatgpt", "chat-web", client_ip="10.9.1.1"))
-    assert policy.decrypts("chatgpt.com", True, False, Facts("chatgpt.com", "chatgpt", "chat-web", client_ip="10.8.1.1"))
+    assert (
+        policy.decide_connection(Facts("chatgpt.com", "chatgpt", "chat-web", client_ip="10.9.1.1")).action
+        == "passthrough"
+    )
+    assert not policy.decrypts(
+        "chatgpt.com", True, False, Facts("chatgpt.com", "chatgpt", "chat-web", client_ip="10.9.1.1")
+    )
+    assert policy.decrypts(
+        "chatgpt.com", True, False, Facts("chatgpt.com", "chatgpt", "chat-web", client_ip="10.8.1.1")
+    )
 
 
 def test_observe_mode_turns_actions_into_would(tmp_path):
@@ -72,11 +79,19 @@ def test_explain_lists_reasons_up_to_the_match(tmp_path):
     "text, line, reason",
     [
         ("rules:\n  - id: a\n    action: nuke\n", 3, "action must be one of"),
-        ("rules:\n  - id: a\n    match: all\n    action: block\n  - id: a\n    match: all\n    action: allow\n", 5, "duplicate id 'a'"),
+        (
+            "rules:\n  - id: a\n    match: all\n    action: block\n  - id: a\n    match: all\n    action: allow\n",
+            5,
+            "duplicate id 'a'",
+        ),
         ("rules:\n  - id: a\n    action: block\n", 2, "an empty match meets every request"),
         ("rules:\n  - id: a\n    action: block\n    match: {}\n", 4, "write 'match: all'"),
         ("rules:\n  - id: a\n    action: redirect\n", 2, "a redirect needs a 'gateway'"),
-        ("rules:\n  - id: a\n    action: redirect\n    gateway: {openai_base_url: 'https://g/v1', key: sk-123}\n", 4, "never put the gateway key in the policy"),
+        (
+            "rules:\n  - id: a\n    action: redirect\n    gateway: {openai_base_url: 'https://g/v1', key: sk-123}\n",
+            4,
+            "never put the gateway key in the policy",
+        ),
         ("rules:\n  - id: a\n    action: block\n    match: {modle: x}\n", 4, "unknown keys ['modle']"),
         ("rules:\n  - id: a\n    action: block\n    match: {client: 10.0.0.0/99}\n", 4, "match.client"),
         ("rules:\n  - id: a\n    action: allow\n    match: all\n    headers: {'Bad Header': x}\n", 5, "bad header"),
@@ -99,9 +114,27 @@ def test_policy_cli_check_and_explain(tmp_path, capsys):
     path.write_text(RULES)
     assert main(["policy", "check", str(path)]) == 0
     assert "4 rules" in capsys.readouterr().out
-    assert main(["policy", "explain", "--policy", str(path), "--host", "api.openai.com", "--path", "/v1/chat/completions", "--model", "gpt-4o"]) == 0
+    assert (
+        main(
+            [
+                "policy",
+                "explain",
+                "--policy",
+                str(path),
+                "--host",
+                "api.openai.com",
+                "--path",
+                "/v1/chat/completions",
+                "--model",
+                "gpt-4o",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
-    assert "rule gpt4-to-gateway (line 5, redirect): MATCHES" in out and out.strip().endswith("decision: redirect (rule gpt4-to-gateway)")
+    assert "rule gpt4-to-gateway (line 5, redirect): MATCHES" in out and out.strip().endswith(
+        "decision: redirect (rule gpt4-to-gateway)"
+    )
     path.write_text("rules:\n  - id: a\n    action: nuke\n")
     assert main(["policy", "check", str(path)]) == 1
     assert f"{path}:3:" in capsys.readouterr().err

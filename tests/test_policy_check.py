@@ -28,10 +28,22 @@ def checked(tmp_path, text, catalog):
 @pytest.mark.parametrize(
     "text, line, reason",
     [
-        ("rules:\n  - id: a\n    match: {provider: deepsek}\n    action: block\n", 2, "'deepsek' is not in the catalog; did you mean 'deepseek'?"),
+        (
+            "rules:\n  - id: a\n    match: {provider: deepsek}\n    action: block\n",
+            2,
+            "'deepsek' is not in the catalog; did you mean 'deepseek'?",
+        ),
         ("rules:\n  - id: a\n    match: {category: chat}\n    action: block\n", 2, "did you mean 'chat-web'?"),
-        ("rules:\n  - id: a\n    match: {wire_format: openai-chats}\n    action: block\n", 2, "match.wire_format: 'openai-chats'"),
-        ("budgets:\n  - id: b\n    match: {provider: [openai, antropic]}\n    tokens_per_day: 5\n", 2, "budget 'b': match.provider: 'antropic'"),
+        (
+            "rules:\n  - id: a\n    match: {wire_format: openai-chats}\n    action: block\n",
+            2,
+            "match.wire_format: 'openai-chats'",
+        ),
+        (
+            "budgets:\n  - id: b\n    match: {provider: [openai, antropic]}\n    tokens_per_day: 5\n",
+            2,
+            "budget 'b': match.provider: 'antropic'",
+        ),
     ],
 )
 def test_ids_the_catalog_does_not_know_are_refused_with_line_and_suggestion(tmp_path, catalog, text, line, reason):
@@ -59,7 +71,9 @@ def test_a_rule_after_a_wider_one_is_reported_as_shadowed(tmp_path, catalog):
 
 
 def test_a_rule_whose_provider_and_category_contradict_can_never_match(tmp_path, catalog):
-    warnings = checked(tmp_path, "rules:\n  - id: x\n    match: {provider: openai, category: chat-web}\n    action: block\n", catalog)
+    warnings = checked(
+        tmp_path, "rules:\n  - id: x\n    match: {provider: openai, category: chat-web}\n    action: block\n", catalog
+    )
     assert len(warnings) == 1 and "can never match" in warnings[0]
 
 
@@ -92,7 +106,9 @@ def test_policy_check_cli_refuses_unknown_ids_and_prints_warnings(tmp_path, caps
     path.write_text("rules:\n  - id: a\n    match: {provider: deepsek}\n    action: block\n")
     assert main(["policy", "check", str(path)]) == 1
     assert f"{path}:2:" in capsys.readouterr().err
-    path.write_text("rules:\n  - id: all\n    match: all\n    action: coach\n  - id: b\n    match: {provider: openai}\n    action: block\n")
+    path.write_text(
+        "rules:\n  - id: all\n    match: all\n    action: coach\n  - id: b\n    match: {provider: openai}\n    action: block\n"
+    )
     assert main(["policy", "check", str(path)]) == 0
     captured = capsys.readouterr()
     assert "2 rules" in captured.out and f"warning: {path}:5: rule 'b' is shadowed" in captured.err

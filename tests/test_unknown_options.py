@@ -30,10 +30,24 @@ def test_an_unknown_option_is_named_with_the_closest_known_one():
 # "listening" (mitmproxy's ErrorCheck); `shadowgate proxy` registers the addons first and stops before.
 def test_a_mistyped_option_stops_mitmdump_with_the_script(tmp_path):
     done = subprocess.run(
-        [MITMDUMP, "--listen-host", "127.0.0.1", "--listen-port", "0", "--set", f"confdir={tmp_path}",
-         "-s", str(ROOT / "addons" / "shadowgate.py"), "--set", "shadowgate_polcy=policy.yaml",
-         "--set", f"shadowgate_db={tmp_path / 'db.duckdb'}"],
-        capture_output=True, text=True, timeout=60,
+        [
+            MITMDUMP,
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            "0",
+            "--set",
+            f"confdir={tmp_path}",
+            "-s",
+            str(ROOT / "addons" / "shadowgate.py"),
+            "--set",
+            "shadowgate_polcy=policy.yaml",
+            "--set",
+            f"shadowgate_db={tmp_path / 'db.duckdb'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
@@ -44,9 +58,22 @@ def test_a_mistyped_option_stops_mitmdump_with_the_script(tmp_path):
 def test_a_mistyped_option_in_config_yaml_stops_the_proxy_too(tmp_path):
     (tmp_path / "config.yaml").write_text("shadowgate_polcy: policy.yaml\n")
     done = subprocess.run(
-        [MITMDUMP, "--listen-host", "127.0.0.1", "--listen-port", "0", "--set", f"confdir={tmp_path}",
-         "-s", str(ROOT / "addons" / "shadowgate.py"), "--set", f"shadowgate_db={tmp_path / 'db.duckdb'}"],
-        capture_output=True, text=True, timeout=60,
+        [
+            MITMDUMP,
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            "0",
+            "--set",
+            f"confdir={tmp_path}",
+            "-s",
+            str(ROOT / "addons" / "shadowgate.py"),
+            "--set",
+            f"shadowgate_db={tmp_path / 'db.duckdb'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 1 and "did you mean 'shadowgate_policy'?" in output, output
@@ -54,9 +81,19 @@ def test_a_mistyped_option_in_config_yaml_stops_the_proxy_too(tmp_path):
 
 def test_shadowgate_proxy_refuses_a_mistyped_option_in_one_line_before_listening(tmp_path):
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "shadowgate"), "proxy", "--listen-port", "0",
-         "--set", f"confdir={tmp_path}", "--set", "shadowgate_polcy=policy.yaml"],
-        capture_output=True, text=True, timeout=60,
+        [
+            str(Path(sys.executable).parent / "shadowgate"),
+            "proxy",
+            "--listen-port",
+            "0",
+            "--set",
+            f"confdir={tmp_path}",
+            "--set",
+            "shadowgate_polcy=policy.yaml",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output
@@ -68,10 +105,21 @@ def test_shadowgate_proxy_refuses_a_broken_policy_in_one_line_before_listening(t
     policy = tmp_path / "policy.yaml"
     policy.write_text("rules:\n  - id: a\n    action: nuke\n")
     done = subprocess.run(
-        [str(Path(sys.executable).parent / "shadowgate"), "proxy", "--listen-port", "0",
-         "--set", f"confdir={tmp_path}", "--set", f"shadowgate_policy={policy}",
-         "--set", f"shadowgate_db={tmp_path / 'db.duckdb'}"],
-        capture_output=True, text=True, timeout=60,
+        [
+            str(Path(sys.executable).parent / "shadowgate"),
+            "proxy",
+            "--listen-port",
+            "0",
+            "--set",
+            f"confdir={tmp_path}",
+            "--set",
+            f"shadowgate_policy={policy}",
+            "--set",
+            f"shadowgate_db={tmp_path / 'db.duckdb'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     output = done.stdout + done.stderr
     assert done.returncode == 1, output

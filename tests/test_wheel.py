@@ -25,7 +25,8 @@ def installed(tmp_path_factory):
     subprocess.run([UV, "venv", "-q", "-p", sys.executable, str(venv)], check=True, timeout=120)
     subprocess.run(
         [UV, "pip", "install", "-q", "--python", str(venv / "bin" / "python"), f"{wheel}[demo]"],
-        check=True, timeout=600,
+        check=True,
+        timeout=600,
     )
     elsewhere = work / "elsewhere"
     elsewhere.mkdir()
@@ -44,8 +45,9 @@ def test_the_wheel_installs_one_top_level_package_with_its_data(installed):
 
 def test_catalog_match_works_from_another_directory(installed):
     _, shadowgate, elsewhere = installed
-    done = subprocess.run([shadowgate, "catalog", "match", "api.openai.com"], cwd=elsewhere,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [shadowgate, "catalog", "match", "api.openai.com"], cwd=elsewhere, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["api.openai.com", "openai", "api"]
 

@@ -26,8 +26,8 @@ from shadowgate.config.catalog import check_host_pattern
 from shadowgate.config.catalog import load_catalog
 from shadowgate.config.policy import Policy
 from shadowgate.config.policy import load_policy
-from shadowgate.wireformats import PARSERS
 from shadowgate.config.yamlfile import ConfigError
+from shadowgate.wireformats import PARSERS
 
 DEFAULT_PROXY = "127.0.0.1:8080"
 _PROXY_TYPES = ("PROXY", "HTTPS", "SOCKS", "SOCKS4", "SOCKS5")
@@ -101,9 +101,9 @@ def run_pac(args: argparse.Namespace) -> int:
 def shadowgate_hosts(catalog_patterns: Iterable[str], policy: Policy) -> list[str]:
     """Every host pattern whose traffic must reach shadowgate: catalogued, inspected or named."""
     patterns = set(catalog_patterns) | set(policy.inspect.patterns())
-    for item in (*policy.rules, *policy.budgets):
-        if item.match.hosts is not None:
-            patterns.update(item.match.hosts.patterns())
+    for match in (*(r.match for r in policy.rules), *(b.match for b in policy.budgets)):
+        if match.hosts is not None:
+            patterns.update(match.hosts.patterns())
     return sorted(patterns)
 
 

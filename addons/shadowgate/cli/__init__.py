@@ -1,16 +1,16 @@
 """The shadowgate command: a thin wrapper around mitmdump plus the admin tools.
 
-    shadowgate proxy [mitmdump options...]   run the proxy with every addon loaded
-    shadowgate demo                          the whole picture in under a minute, on this machine
-    shadowgate catalog match HOST [PATH]     which AI service a host (and path) belongs to; '-' reads stdin
-    shadowgate catalog list|show ID|stats|validate [FILE]|diff OLD NEW   the catalog (--extra OVERLAY)
-    shadowgate policy check FILE             validate a policy file
-    shadowgate policy explain --host H ...   which rule a request meets, and why
-    shadowgate usage [--db FILE]             the usage table: who uses what, tokens and cost
-    shadowgate report [--week W] [--format F]  the weekly shadow-AI report
-    shadowgate pac [--proxy HOST:PORT]       a PAC file that sends AI hosts to shadowgate
-    shadowgate scan FILE|-                   the DLP detectors on any text: one JSON finding per line
-    shadowgate ca                            where the CA certificate is and how to trust it
+shadowgate proxy [mitmdump options...]   run the proxy with every addon loaded
+shadowgate demo                          the whole picture in under a minute, on this machine
+shadowgate catalog match HOST [PATH]     which AI service a host (and path) belongs to; '-' reads stdin
+shadowgate catalog list|show ID|stats|validate [FILE]|diff OLD NEW   the catalog (--extra OVERLAY)
+shadowgate policy check FILE             validate a policy file
+shadowgate policy explain --host H ...   which rule a request meets, and why
+shadowgate usage [--db FILE]             the usage table: who uses what, tokens and cost
+shadowgate report [--week W] [--format F]  the weekly shadow-AI report
+shadowgate pac [--proxy HOST:PORT]       a PAC file that sends AI hosts to shadowgate
+shadowgate scan FILE|-                   the DLP detectors on any text: one JSON finding per line
+shadowgate ca                            where the CA certificate is and how to trust it
 """
 
 from __future__ import annotations
@@ -96,7 +96,15 @@ def _main(argv: list[str] | None = None) -> int:
         if args.policy_command == "check":
             return policycli.run_check(args.file, args.providers)
         return policycli.run_explain(
-            args.policy, args.providers, args.host, args.path, args.method, args.user, args.group, args.model, args.client
+            args.policy,
+            args.providers,
+            args.host,
+            args.path,
+            args.method,
+            args.user,
+            args.group,
+            args.model,
+            args.client,
         )
     if args.command == "report":
         from shadowgate.report.weekly import run_report
@@ -135,7 +143,7 @@ def run_proxy(mitmdump_args: list[str]) -> int:
     from shadowgate.stages import default_addons
 
     class ShadowgateMaster(DumpMaster):
-        def __init__(self, options, **kwargs) -> None:  # type: ignore[no-untyped-def]
+        def __init__(self, options, **kwargs) -> None:
             super().__init__(options, **kwargs)
             self.addons.add(*default_addons())
 
@@ -177,7 +185,7 @@ shadowgate: the proxy's CA certificate is {ca_pem}
   Clients must trust it to talk to AI hosts through the proxy:
     macOS    sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain {ca_pem}
     Debian   sudo cp {ca_pem} /usr/local/share/ca-certificates/shadowgate.crt && sudo update-ca-certificates
-    Windows  certutil -addstore root {ca_pem.with_suffix('.cer')}
+    Windows  certutil -addstore root {ca_pem.with_suffix(".cer")}
     Python   export SSL_CERT_FILE={ca_pem} REQUESTS_CA_BUNDLE={ca_pem}
     Node     export NODE_EXTRA_CA_CERTS={ca_pem}
   Then point clients at the proxy: export HTTPS_PROXY=http://<user>:<password>@<proxy-host>:8080"""

@@ -22,8 +22,8 @@ from shadowgate.config.catalog import DEFAULT_CATALOG
 from shadowgate.config.catalog import Catalog
 from shadowgate.config.catalog import load_catalog
 from shadowgate.config.catalog import normalise_host
-from shadowgate.wireformats import PARSERS
 from shadowgate.config.yamlfile import ConfigError
+from shadowgate.wireformats import PARSERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -59,7 +59,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     command = args.catalog_command
     if command == "match":
-        targets = (line for line in sys.stdin if line.strip() and not line.lstrip().startswith("#")) if args.host == "-" else [args.host]
+        targets = (
+            (line for line in sys.stdin if line.strip() and not line.lstrip().startswith("#"))
+            if args.host == "-"
+            else [args.host]
+        )
         for target in targets:
             print(match_line(catalog, target, args.path if args.host != "-" else None, args.method))
     elif command == "list":
@@ -96,7 +100,11 @@ def match_line(catalog: Catalog, target: str, path: str | None = None, method: s
 
 def run_match(target: str, path: str | None, method: str, providers: str) -> int:
     """The original `catalog match` entry point, kept for callers that pass plain arguments."""
-    return run(argparse.Namespace(catalog_command="match", host=target, path=path, method=method, providers=providers, extra=[]))
+    return run(
+        argparse.Namespace(
+            catalog_command="match", host=target, path=path, method=method, providers=providers, extra=[]
+        )
+    )
 
 
 def show_lines(p) -> list[str]:
@@ -142,7 +150,11 @@ def diff_lines(old: Catalog, new: Catalog) -> list[str]:
     for pid in sorted(old.providers.keys() & new.providers.keys()):
         before, after = old.providers[pid], new.providers[pid]
         added, removed = set(after.hosts) - set(before.hosts), set(before.hosts) - set(after.hosts)
-        changed = [name for name in ("category", "paths", "source", "verified", "facts", "notes") if getattr(before, name) != getattr(after, name)]
+        changed = [
+            name
+            for name in ("category", "paths", "source", "verified", "facts", "notes")
+            if getattr(before, name) != getattr(after, name)
+        ]
         if added or removed or changed:
             parts = [*(f"+{h}" for h in sorted(added)), *(f"-{h}" for h in sorted(removed)), *changed]
             lines.append(f"~ {pid}\t{' '.join(parts)}")

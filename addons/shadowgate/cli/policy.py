@@ -10,8 +10,8 @@ from shadowgate.config.policy import Facts
 from shadowgate.config.policy import Policy
 from shadowgate.config.policy import load_policy
 from shadowgate.config.policy_check import check_policy
-from shadowgate.wireformats import PARSERS
 from shadowgate.config.yamlfile import ConfigError
+from shadowgate.wireformats import PARSERS
 
 
 def run_check(path: str, providers: str = str(DEFAULT_CATALOG)) -> int:

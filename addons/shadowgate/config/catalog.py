@@ -24,12 +24,12 @@ from shadowgate.config.catalog_facts import UNKNOWN
 from shadowgate.config.catalog_facts import URL
 from shadowgate.config.catalog_facts import Facts
 from shadowgate.config.catalog_facts import load_facts
-from shadowgate.wireformats.base import Route
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import line_of_key
 from shadowgate.config.yamlfile import load_yaml
 from shadowgate.resources import PROVIDERS_YAML
+from shadowgate.wireformats.base import Route
 
 DEFAULT_CATALOG = PROVIDERS_YAML
 
@@ -40,8 +40,19 @@ _ID = re.compile(r"[a-z0-9][a-z0-9-]*")
 _HOST_LABEL = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?")
 _PATH_PREFIX = re.compile(r"/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*")
 _PROVIDER_KEYS = {
-    "id", "name", "vendor", "category", "hosts", "paths", "wire_formats", "otel_provider",
-    "pricing_provider", "notes", "source", "verified", "facts",
+    "id",
+    "name",
+    "vendor",
+    "category",
+    "hosts",
+    "paths",
+    "wire_formats",
+    "otel_provider",
+    "pricing_provider",
+    "notes",
+    "source",
+    "verified",
+    "facts",
 }
 # Categories that are not usage: a visit to a vendor's marketing or docs site is interest in it.
 INTEREST_CATEGORIES = frozenset({"vendor-site"})
@@ -157,9 +168,7 @@ class Catalog:
         for p in self.providers.values():
             for h in p.hosts if p.paths else ():
                 by_host.setdefault(h, []).extend((prefix, p) for prefix in p.paths)
-        self._paths = HostIndex(
-            (h, tuple(sorted(entries, key=lambda e: -len(e[0])))) for h, entries in by_host.items()
-        )
+        self._paths = HostIndex((h, tuple(sorted(entries, key=lambda e: -len(e[0])))) for h, entries in by_host.items())
         # Unknown hosts are fingerprinted against every endpoint; specific paths go first so that
         # "/openai/deployments/x/chat/completions" is Azure before it is generic OpenAI.
         self._all_endpoints = tuple(
@@ -169,8 +178,7 @@ class Catalog:
             )
         )
         self._endpoints_by_provider = {
-            p.id: tuple(e for wf in p.wire_formats for e in wire_formats[wf])
-            for p in self.providers.values()
+            p.id: tuple(e for wf in p.wire_formats for e in wire_formats[wf]) for p in self.providers.values()
         }
         self.match_host = functools.lru_cache(maxsize=8192)(self._hosts.get)
         self._route = functools.lru_cache(maxsize=4096)(self._route_uncached)
@@ -193,9 +201,7 @@ class Catalog:
         return self._route(provider.id if provider else None, method, path.split("?", 1)[0])
 
     def _route_uncached(self, provider_id: str | None, method: str, path: str) -> Route | None:
-        endpoints = (
-            self._endpoints_by_provider[provider_id] if provider_id else self._all_endpoints
-        )
+        endpoints = self._endpoints_by_provider[provider_id] if provider_id else self._all_endpoints
         for endpoint in endpoints:
             if endpoint.method != method:
                 continue
@@ -292,13 +298,13 @@ def _no_unknown_keys(path: str | Path, raw: dict, allowed: set[str], what: str) 
     unknown = [key for key in raw if str(key) not in allowed]
     if unknown:
         raise ConfigError(
-            path, line_of_key(raw, unknown[0]) or 1, f"{what}: unknown keys {sorted(map(str, unknown))} (expected {sorted(allowed)})"
+            path,
+            line_of_key(raw, unknown[0]) or 1,
+            f"{what}: unknown keys {sorted(map(str, unknown))} (expected {sorted(allowed)})",
         )
 
 
-def _load_wire_formats(
-    path: str | Path, raw: Any, known_parsers: set[str]
-) -> dict[str, tuple[Endpoint, ...]]:
+def _load_wire_formats(path: str | Path, raw: Any, known_parsers: set[str]) -> dict[str, tuple[Endpoint, ...]]:
     if not isinstance(raw, dict) or not raw:
         raise ConfigError(path, None, "'wire_formats' must be a non-empty mapping")
     formats: dict[str, tuple[Endpoint, ...]] = {}
@@ -314,9 +320,7 @@ def _load_wire_formats(
             if missing:
                 raise ConfigError(path, line, f"wire format {wf_id!r}: endpoint lacks {sorted(missing)}")
             if known_parsers and ep["parser"] not in known_parsers:
-                raise ConfigError(
-                    path, line, f"wire format {wf_id!r}: unknown parser {ep['parser']!r}"
-                )
+                raise ConfigError(path, line, f"wire format {wf_id!r}: unknown parser {ep['parser']!r}")
             try:
                 pattern = re.compile(str(ep["path"]))
             except re.error as e:
@@ -357,9 +361,7 @@ def _load_provider(
     _no_unknown_keys(path, raw, _PROVIDER_KEYS, f"provider {pid!r}")
     category = text("category")
     if category not in categories:
-        raise ConfigError(
-            path, line, f"provider {pid!r}: unknown category {category!r} (one of {sorted(categories)})"
-        )
+        raise ConfigError(path, line, f"provider {pid!r}: unknown category {category!r} (one of {sorted(categories)})")
     hosts = raw.get("hosts")
     if not isinstance(hosts, list) or not hosts:
         raise ConfigError(path, line, f"provider {pid!r}: 'hosts' must be a non-empty list")
@@ -373,14 +375,18 @@ def _load_provider(
     paths = raw.get("paths", [])
     if not isinstance(paths, list) or any(not isinstance(x, str) or not _PATH_PREFIX.fullmatch(x) for x in paths):
         raise ConfigError(
-            path, line_of_key(raw, "paths"), f"provider {pid!r}: 'paths' must be a list of path prefixes starting with '/'"
+            path,
+            line_of_key(raw, "paths"),
+            f"provider {pid!r}: 'paths' must be a list of path prefixes starting with '/'",
         )
     source = text("source", required=False)
     if source is not None and not URL.fullmatch(source):
         raise ConfigError(path, line_of_key(raw, "source"), f"provider {pid!r}: 'source' must be an https URL")
     verified = raw.get("verified")
     if verified is not None and (
-        not isinstance(verified, datetime.date) or isinstance(verified, datetime.datetime) or verified > datetime.date.today()
+        not isinstance(verified, datetime.date)
+        or isinstance(verified, datetime.datetime)
+        or verified > datetime.date.today()
     ):
         raise ConfigError(
             path, line_of_key(raw, "verified"), f"provider {pid!r}: 'verified' must be a past date, YYYY-MM-DD"

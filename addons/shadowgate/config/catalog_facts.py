@@ -47,7 +47,12 @@ RESIDENCY = re.compile(r"[a-z]{2}|global")
 COUNTRY = re.compile(r"[A-Z]{2}")
 URL = re.compile(r"https://[^\s/]+\.[^\s]+")
 FACT_KEYS = (
-    "trains_on_inputs", "retention_days", "residency", "enterprise_controls", "certifications", "headquarters",
+    "trains_on_inputs",
+    "retention_days",
+    "residency",
+    "enterprise_controls",
+    "certifications",
+    "headquarters",
 )
 RISK_LEVELS = ("low", "medium", "high")
 

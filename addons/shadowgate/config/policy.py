@@ -315,7 +315,14 @@ def _in_networks(ip: str | None, networks: Iterable[ipaddress.IPv4Network | ipad
 
 _KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp"}
 _MCP_SERVER_KEYS = {
-    "id", "host", "match", "allow_tools", "deny_tools", "max_argument_bytes", "max_result_bytes", "injection"
+    "id",
+    "host",
+    "match",
+    "allow_tools",
+    "deny_tools",
+    "max_argument_bytes",
+    "max_result_bytes",
+    "injection",
 }
 _MCP_MATCH_KEYS = {"user", "group", "client"}  # an MCP call has no provider, model or wire format
 _MATCH_KEYS = {"provider", "category", "host", "wire_format", "model", "user", "group", "client"}
@@ -365,7 +372,9 @@ def _mcp(path: str | Path, raw: Any) -> McpPolicy:
         raise ConfigError(path, line_of_key(raw, "store_content"), "mcp.store_content must be true or false")
     max_chars = raw.get("store_max_chars", 4096)
     if not isinstance(max_chars, int) or isinstance(max_chars, bool) or not 0 < max_chars <= 1_000_000:
-        raise ConfigError(path, line_of_key(raw, "store_max_chars"), "mcp.store_max_chars must be a whole number from 1 to 1000000")
+        raise ConfigError(
+            path, line_of_key(raw, "store_max_chars"), "mcp.store_max_chars must be a whole number from 1 to 1000000"
+        )
     servers = _list(path, raw, "servers")
     parsed = tuple(_mcp_server(path, s) for s in servers)
     _unique_ids(path, parsed)
@@ -381,7 +390,9 @@ def _mcp_server(path: str | Path, raw: Any) -> McpServer:
             return None
         values = value if isinstance(value, list) else [value]
         if not all(isinstance(v, str) and v for v in values):
-            raise ConfigError(path, line_of_key(raw, key), f"mcp server {server_id!r}: {key} must be a glob or a list of globs")
+            raise ConfigError(
+                path, line_of_key(raw, key), f"mcp server {server_id!r}: {key} must be a glob or a list of globs"
+            )
         return tuple(values)
 
     hosts = globs("host")
@@ -390,14 +401,20 @@ def _mcp_server(path: str | Path, raw: Any) -> McpServer:
     for key in ("max_argument_bytes", "max_result_bytes"):
         value = raw.get(key)
         if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
-            raise ConfigError(path, line_of_key(raw, key), f"mcp server {server_id!r}: {key} must be a positive whole number")
+            raise ConfigError(
+                path, line_of_key(raw, key), f"mcp server {server_id!r}: {key} must be a positive whole number"
+            )
     injection = raw.get("injection", "flag")
     if injection not in MCP_INJECTION_ACTIONS:
-        raise ConfigError(path, line_of_key(raw, "injection"), f"mcp server {server_id!r}: injection must be flag or block")
+        raise ConfigError(
+            path, line_of_key(raw, "injection"), f"mcp server {server_id!r}: injection must be flag or block"
+        )
     match = raw.get("match")
     if isinstance(match, dict) and set(map(str, match)) - _MCP_MATCH_KEYS:
         raise ConfigError(
-            path, line_of_key(raw, "match"), f"mcp server {server_id!r}: match takes {', '.join(sorted(_MCP_MATCH_KEYS))}"
+            path,
+            line_of_key(raw, "match"),
+            f"mcp server {server_id!r}: match takes {', '.join(sorted(_MCP_MATCH_KEYS))}",
         )
     return McpServer(
         id=server_id,
@@ -429,10 +446,16 @@ def _dlp(path: str | Path, raw: Any) -> DlpPolicy | None:
     types = {}
     for name, action in raw_types.items():
         if name not in TYPES:
-            raise ConfigError(path, line_of_key(raw_types, name), f"dlp.types: unknown type {name!r} (known: {', '.join(sorted(TYPES))})")
+            raise ConfigError(
+                path,
+                line_of_key(raw_types, name),
+                f"dlp.types: unknown type {name!r} (known: {', '.join(sorted(TYPES))})",
+            )
         types[name] = _dlp_action(action)
         if types[name] not in DLP_ACTIONS:
-            raise ConfigError(path, line_of_key(raw_types, name), f"dlp.types.{name} must be one of {', '.join(DLP_ACTIONS)}")
+            raise ConfigError(
+                path, line_of_key(raw_types, name), f"dlp.types.{name} must be one of {', '.join(DLP_ACTIONS)}"
+            )
     on_error = raw.get("on_error", BLOCK)
     if on_error not in (BLOCK, ALLOW):
         raise ConfigError(path, line_of_key(raw, "on_error"), "dlp.on_error must be block or allow")
@@ -469,10 +492,16 @@ def _rule(path: str | Path, raw: Any) -> Rule:
     line, rule_id = _entry(path, raw, _RULE_KEYS, "rule")
     action = raw.get("action")
     if action not in ACTIONS:
-        raise ConfigError(path, line_of_key(raw, "action"), f"rule {rule_id!r}: action must be one of {', '.join(ACTIONS)}, not {action!r}")
+        raise ConfigError(
+            path,
+            line_of_key(raw, "action"),
+            f"rule {rule_id!r}: action must be one of {', '.join(ACTIONS)}, not {action!r}",
+        )
     coach = raw.get("coach") or {}
     if not isinstance(coach, dict) or set(coach) - {"api", "minutes"}:
-        raise ConfigError(path, line_of(coach, line), f"rule {rule_id!r}: coach takes 'api' (allow|block) and 'minutes'")
+        raise ConfigError(
+            path, line_of(coach, line), f"rule {rule_id!r}: coach takes 'api' (allow|block) and 'minutes'"
+        )
     coach_api = coach.get("api", ALLOW)
     if coach_api not in (ALLOW, BLOCK):
         raise ConfigError(path, line_of(coach, line), f"rule {rule_id!r}: coach.api must be allow or block")
@@ -484,7 +513,9 @@ def _rule(path: str | Path, raw: Any) -> Rule:
     if action == REDIRECT and gateway is None and browser_url is None:
         raise ConfigError(path, line, f"rule {rule_id!r}: a redirect needs a 'gateway' and/or a 'browser_url'")
     if browser_url is not None and not _is_url(browser_url):
-        raise ConfigError(path, line_of_key(raw, "browser_url"), f"rule {rule_id!r}: browser_url must be an http(s) URL")
+        raise ConfigError(
+            path, line_of_key(raw, "browser_url"), f"rule {rule_id!r}: browser_url must be an http(s) URL"
+        )
     return Rule(
         id=rule_id,
         line=line,
@@ -506,7 +537,8 @@ def _rule_match(path: str | Path, raw: dict, rule_id: str, line: int) -> Match:
         return Match()
     if not match:
         raise ConfigError(
-            path, line_of_key(raw, "match") if "match" in raw else line,
+            path,
+            line_of_key(raw, "match") if "match" in raw else line,
             f"rule {rule_id!r}: an empty match meets every request; write 'match: {MATCH_ALL}' if that is meant",
         )
     return _match(path, match, rule_id, line)
@@ -519,7 +551,9 @@ def _budget(path: str | Path, raw: Any) -> Budget:
         raise ConfigError(path, line, f"budget {budget_id!r}: per must be user or group")
     limits = {k: raw.get(k) for k in ("tokens_per_day", "usd_per_day", "requests_per_minute")}
     if all(v is None for v in limits.values()):
-        raise ConfigError(path, line, f"budget {budget_id!r}: set tokens_per_day, usd_per_day and/or requests_per_minute")
+        raise ConfigError(
+            path, line, f"budget {budget_id!r}: set tokens_per_day, usd_per_day and/or requests_per_minute"
+        )
     for key, value in limits.items():
         if value is not None and (not isinstance(value, int | float) or isinstance(value, bool) or value <= 0):
             raise ConfigError(path, line_of_key(raw, key), f"budget {budget_id!r}: {key} must be a positive number")
@@ -589,7 +623,9 @@ def _gateway(path: str | Path, raw: Any, rule_id: str, line: int) -> Gateway:
     _no_unknown_keys(path, raw, {"openai_base_url", "anthropic_base_url", "key_env", "model_map", "key"}, "gateway")
     if "key" in raw:
         raise ConfigError(
-            path, where, f"rule {rule_id!r}: never put the gateway key in the policy; name its environment variable in key_env"
+            path,
+            where,
+            f"rule {rule_id!r}: never put the gateway key in the policy; name its environment variable in key_env",
         )
     urls = {k: raw.get(k) for k in ("openai_base_url", "anthropic_base_url")}
     if all(v is None for v in urls.values()):
@@ -601,7 +637,9 @@ def _gateway(path: str | Path, raw: Any, rule_id: str, line: int) -> Gateway:
     if key_env is not None and not (isinstance(key_env, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key_env)):
         raise ConfigError(path, where, f"rule {rule_id!r}: gateway.key_env must be an environment variable name")
     model_map = raw.get("model_map") or {}
-    if not isinstance(model_map, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in model_map.items()):
+    if not isinstance(model_map, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in model_map.items()
+    ):
         raise ConfigError(path, where, f"rule {rule_id!r}: gateway.model_map must map model names to model names")
     return Gateway(
         openai_base_url=(urls["openai_base_url"] or "").rstrip("/") or None,

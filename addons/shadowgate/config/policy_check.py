@@ -76,7 +76,9 @@ def _covers(wide: Match, narrow: Match, catalog: Catalog) -> bool:
     """True when every request that meets `narrow` also meets `wide` (conservatively: False when unsure)."""
     if not _covers_providers(wide, narrow, catalog):
         return False
-    if wide.hosts is not None and (narrow.hosts is None or not set(narrow.hosts.patterns()) <= set(wide.hosts.patterns())):
+    if wide.hosts is not None and (
+        narrow.hosts is None or not set(narrow.hosts.patterns()) <= set(wide.hosts.patterns())
+    ):
         return False
     if not _subset(wide.wire_formats, narrow.wire_formats):
         return False

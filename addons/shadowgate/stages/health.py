@@ -52,4 +52,6 @@ class Health:
 
 
 def _json(status: int, body: dict) -> http.Response:
-    return http.Response.make(status, json.dumps(body).encode(), {"content-type": "application/json", "cache-control": "no-store"})
+    return http.Response.make(
+        status, json.dumps(body).encode(), {"content-type": "application/json", "cache-control": "no-store"}
+    )

@@ -42,7 +42,9 @@ _MARK = "_shadowgate_logs"  # on our handler and termlog filter, so a script rel
 
 
 def _utc(created: float) -> str:
-    return datetime.datetime.fromtimestamp(created, datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return (
+        datetime.datetime.fromtimestamp(created, datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
 
 
 def _address(value: object) -> object:
@@ -53,7 +55,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object a line; extra= fields become keys (values that are not JSON become strings)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = {
+        line: dict[str, object] = {
             "ts": _utc(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
@@ -179,13 +181,19 @@ class Logs:
         if fmt not in FORMATS:
             raise exceptions.OptionsError(f"shadowgate_log_format must be one of {', '.join(FORMATS)}, not {fmt!r}")
         if opts.shadowgate_log_max_bytes < 0:
-            raise exceptions.OptionsError(f"shadowgate_log_max_bytes must be 0 or more, not {opts.shadowgate_log_max_bytes}")
+            raise exceptions.OptionsError(
+                f"shadowgate_log_max_bytes must be 0 or more, not {opts.shadowgate_log_max_bytes}"
+            )
         if opts.shadowgate_log_backups < 0:
-            raise exceptions.OptionsError(f"shadowgate_log_backups must be 0 or more, not {opts.shadowgate_log_backups}")
+            raise exceptions.OptionsError(
+                f"shadowgate_log_backups must be 0 or more, not {opts.shadowgate_log_backups}"
+            )
         if opts.shadowgate_log_max_bytes and not path:
             raise exceptions.OptionsError("shadowgate_log_max_bytes needs shadowgate_log_file")
         if opts.shadowgate_log_max_bytes and opts.shadowgate_log_backups == 0:
-            raise exceptions.OptionsError("shadowgate_log_max_bytes needs shadowgate_log_backups >= 1 (0 would never rotate)")
+            raise exceptions.OptionsError(
+                "shadowgate_log_max_bytes needs shadowgate_log_backups >= 1 (0 would never rotate)"
+            )
 
         handler: logging.Handler | None = None
         if path:
@@ -193,7 +201,10 @@ class Logs:
             try:
                 if opts.shadowgate_log_max_bytes:
                     handler = SizeRotatingFileHandler(
-                        path, maxBytes=opts.shadowgate_log_max_bytes, backupCount=opts.shadowgate_log_backups, encoding="utf-8"
+                        path,
+                        maxBytes=opts.shadowgate_log_max_bytes,
+                        backupCount=opts.shadowgate_log_backups,
+                        encoding="utf-8",
                     )
                 else:
                     handler = logging.handlers.WatchedFileHandler(path, encoding="utf-8")
