@@ -1,0 +1,200 @@
+"""`shadowgate serve`: the read-only web console (issue 20), a Starlette app.
+
+Pages (all GET, all behind a login, each for the ISO week in ?week=, default this week):
+
+    /              the headline, daily requests by app, apps with sanctioned status
+    /users         people by tokens and by unapproved use; each links to /users/<name>
+    /users/<name>  one person's apps, models and cost, day by day, decisions, DLP hits, events
+    /new           apps, unknown endpoints and models first seen in the period
+    /mcp           MCP servers, tools, users, denials, injection flags, DLP
+
+The only POSTs are /login (with a CSRF token signed by the server, in a cookie and in the form)
+and /logout (with the session's own token). Sessions are server-side; the cookie is HttpOnly and
+SameSite=Strict. Every response forbids framing, scripts and outside resources (CSP), and caching.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+from urllib.parse import quote
+
+from jinja2 import Environment
+from jinja2 import FileSystemLoader
+from markupsafe import Markup
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.responses import RedirectResponse
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+from starlette.types import Message
+from starlette.types import Receive
+from starlette.types import Scope
+from starlette.types import Send
+
+from shadowgate.console.auth import Authenticator
+from shadowgate.console.data import ReportCache
+from shadowgate.console.data import current_week
+from shadowgate.console.data import recent_weeks
+from shadowgate.report import render
+from shadowgate.report.period import Period
+from shadowgate.report.period import week_period
+from shadowgate.report.runner import Report
+
+HERE = Path(__file__).resolve().parent
+SESSION_COOKIE, CSRF_COOKIE = "sg_session", "sg_login_csrf"
+MAX_FORM_BYTES = 4096
+HEADERS = {
+    # No script at all; styles only from the console itself; forms post only to it; never framed.
+    "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+                               "frame-ancestors 'none'; base-uri 'none'",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] += [(k.encode(), v.encode()) for k, v in HEADERS.items()]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def make_app(cache: ReportCache, auth: Authenticator, today=lambda: dt.datetime.now(dt.UTC).date()) -> ASGIApp:
+    env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True)
+    env.filters["fmt"] = lambda value, column: render.fmt(column, value)
+    env.globals.update(labels=render.HEADLINE_LABELS, change_text=render.change_text)
+    css = (HERE / "templates" / "console.css").read_text(encoding="utf-8")
+
+    def html(request: Request, template: str, status: int = 200, **context: Any) -> HTMLResponse:
+        body = env.get_template(template).render(request=request, path=request.url.path, **context)
+        return HTMLResponse(body, status_code=status)
+
+    def period_of(request: Request) -> Period:
+        week = request.query_params.get("week")
+        return week_period(week) if week else current_week(today())
+
+    def page(template: str, user_page: bool = False):
+        async def endpoint(request: Request) -> Response:
+            session = auth.session(request.cookies.get(SESSION_COOKIE))
+            if session is None:
+                target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+                return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+            try:
+                period = period_of(request)
+            except ValueError as e:
+                return html(request, "error.html", 400, message=str(e), session=session)
+            person = request.path_params.get("name") if user_page else None
+            report = await run_in_threadpool(cache.report, period, person)
+            return html(request, template, report=report, session=session, person=person,
+                        weeks=recent_weeks(today()), week=period.label, until=period.end - dt.timedelta(days=1), charts=charts(report, template))
+
+        return endpoint
+
+    async def login_form(request: Request) -> Response:
+        token = auth.new_login_csrf()
+        response = html(request, "login.html", csrf=token, next=safe_next(request.query_params.get("next")),
+                        error=request.query_params.get("error"))
+        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_https(request), path="/login")
+        return response
+
+    async def login(request: Request) -> Response:
+        client = request.client.host if request.client else "?"
+        if auth.too_many_failures(client):
+            return Response("too many failed logins; wait a few minutes\n", status_code=429)
+        form = await small_form(request)
+        if form is None:
+            return Response("form too large\n", status_code=413)
+        if not auth.check_login_csrf(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
+            return Response("missing or wrong CSRF token: reload the login page\n", status_code=403)
+        token = await run_in_threadpool(auth.login, form.get("user", ""), form.get("password", ""))
+        target = safe_next(form.get("next"))
+        if token is None:
+            auth.failed(client)
+            return RedirectResponse(f"/login?error=1&next={quote(target, safe='')}", status_code=303)
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=_https(request), path="/")
+        response.delete_cookie(CSRF_COOKIE, path="/login")
+        return response
+
+    async def logout(request: Request) -> Response:
+        token = request.cookies.get(SESSION_COOKIE)
+        session = auth.session(token)
+        form = await small_form(request)
+        if session is None or form is None or not _same(form.get("csrf"), session.csrf):
+            return Response("missing or wrong CSRF token\n", status_code=403)
+        auth.logout(token or "")
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    async def stylesheet(request: Request) -> Response:
+        return Response(css, media_type="text/css")
+
+    routes = [
+        Route("/", page("overview.html")),
+        Route("/users", page("users.html")),
+        Route("/users/{name:path}", page("user.html", user_page=True)),
+        Route("/new", page("new.html")),
+        Route("/mcp", page("mcp.html")),
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/console.css", stylesheet),
+    ]
+    return SecurityHeaders(Starlette(routes=routes))
+
+
+def _https(request: Request) -> bool:
+    return request.url.scheme == "https"
+
+
+def _same(a: str | None, b: str) -> bool:
+    import hmac
+
+    return a is not None and hmac.compare_digest(a.encode(), b.encode())
+
+
+def safe_next(target: str | None) -> str:
+    """Only a path on this console: never another site (//evil.example, https://..., /\\evil)."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+async def small_form(request: Request) -> dict[str, str] | None:
+    """An urlencoded form of at most MAX_FORM_BYTES, first value of each field; None when larger."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            return None
+    fields = parse_qs(body.decode("utf-8", errors="replace"), keep_blank_values=True)
+    return {k: v[0] for k, v in fields.items()}
+
+
+def charts(report: Report, template: str) -> dict[str, Markup]:
+    """Inline SVG from the report renderer's own chart code (it escapes every label)."""
+    if template == "overview.html":
+        return {title: Markup(svg) for title, svg in render.charts(report)}
+    if template == "user.html":
+        daily = report.section("user", "daily").records()
+        return {
+            "Tokens per day": Markup(render.svg_bars([(r["day"], r["tokens"]) for r in daily],
+                                                     lambda v: f"{v:,}", "Tokens per day")),
+        }
+    return {}
