@@ -73,20 +73,18 @@ def _git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "--git-dir", str(repo), *args], check=True, capture_output=True, text=True).stdout
 
 
-def _go_strings(src: str, start: int, end: int) -> Iterator[tuple[str, str | None]]:
-    """Go string literals between start and end, each with the call it is an argument of (None
-    when it is a direct element). Skips comments."""
-    i, calls = start, []  # stack of call names (or "" for a composite literal brace)
-    while i < end:
-        c = src[i]
+def _go_literal_elements(src: str, start: int, end: int) -> Iterator[str]:
+    """The elements of a Go list between start and end that are string literals only (one, or
+    several joined with +); elements with a call, a variable or a format are skipped."""
+    i, depth, parts, literal_only = start, 0, [], True
+    while i <= end:
+        c = src[i] if i < end else ","
         if src.startswith("//", i):
             i = src.find("\n", i)
-            if i < 0:
-                return
             continue
         if c == "`":
             j = src.index("`", i + 1)
-            yield src[i + 1 : j], next((n for n in reversed(calls) if n), None)
+            parts.append(src[i + 1 : j])
             i = j + 1
             continue
         if c == '"':
@@ -94,19 +92,22 @@ def _go_strings(src: str, start: int, end: int) -> Iterator[tuple[str, str | Non
             while src[j] != '"':
                 j += 2 if src[j] == "\\" else 1
             try:
-                value = json.loads(src[i : j + 1])
+                parts.append(json.loads(src[i : j + 1]))
             except json.JSONDecodeError:
-                value = src[i + 1 : j].encode().decode("unicode_escape")
-            yield value, next((n for n in reversed(calls) if n), None)
+                parts.append(src[i + 1 : j].encode().decode("unicode_escape"))
             i = j + 1
             continue
-        if c == "(":
-            m = re.search(r"([A-Za-z_][\w.]*)\s*\Z", src[max(0, i - 60) : i])
-            calls.append(m.group(1) if m else "?")
-        elif c == "{":
-            calls.append("")
-        elif c in ")}" and calls:
-            calls.pop()
+        if c in "({[":
+            depth += 1
+            literal_only = False
+        elif c in ")}]":
+            depth -= 1
+        elif c == "," and depth == 0:
+            if parts and literal_only:
+                yield "".join(parts)
+            parts, literal_only = [], True
+        elif depth == 0 and not c.isspace() and c != "+":
+            literal_only = False
         i += 1
 
 
@@ -150,15 +151,10 @@ def build_gitleaks(repo: Path) -> Iterator[dict]:
                 open_at = m.end() - 1
             close = _block_end(src, open_at)
             rule = _rule_id_before(src, m.start())
-            for value, call in _go_strings(src, open_at + 1, close):
-                if call is None:
-                    text = value
-                elif call.endswith("GenerateSampleSecret") or call.endswith("GenerateSampleSecrets"):
-                    continue  # the identifier argument; the literal secret is handled below
-                else:
-                    continue  # arguments of other calls (NewSecret patterns, helpers)
-                if text.strip():
-                    yield _row(text, kind, rule, "gitleaks/gitleaks", path, commit)
+            if not src[open_at - 30 : open_at].endswith(("GenerateSampleSecrets", "GenerateSampleSecret")):
+                for text in _go_literal_elements(src, open_at + 1, close):
+                    if text.strip():
+                        yield _row(text, kind, rule, "gitleaks/gitleaks", path, commit)
             # literal secrets passed to GenerateSampleSecret(s)("id", "literal")
             for g in re.finditer(r'GenerateSampleSecrets?\(\s*"([^"]+)"\s*,\s*(`[^`]*`|"(?:[^"\\]|\\.)*")\s*\)', src[open_at - 40 : close + 1]):
                 lit = g.group(2)

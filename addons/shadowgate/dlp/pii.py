@@ -217,8 +217,10 @@ def _validate_number(shape: str, value: str, src: Source, start: int) -> str | N
 
 def _candidates(classes: bytes, starts: tuple[re.Pattern[bytes], ...]) -> list[int]:
     """Offsets where a value may start, in order (the text's start counts as after a blank)."""
+    # match() at 1, not search(head, 1, 2): an end bound would also bound the look-ahead that
+    # checks the characters after the first one, and no value at offset 0 would ever be found.
     head = b" " + classes[:8]
-    found = [0] if any(rx.search(head, 1, 2) for rx in starts) else []
+    found = [0] if any(rx.match(head, 1) for rx in starts) else []
     for rx in starts:
         found.extend(m.start() for m in rx.finditer(classes, 1))
     if len(starts) > 1:
@@ -231,14 +233,16 @@ def _scan_shapes(
     hits: Hits,
     finder: re.Pattern[str],
     starts: tuple[re.Pattern[bytes], ...],
-    validate: Callable[[str, str, Source, int], tuple[str, int] | None],
+    validate: Callable[[str, str, Source, int, bool], tuple[str, int] | None],
     fallbacks: dict[str, list[tuple[str, re.Pattern[str]]]],
 ) -> None:
     text = src.text
     pos = 0
+    last_end = -2  # where the last value found ends
     for start in _candidates(src.classes, starts):
         if start < pos:
             continue
+        after_value = start == last_end + 1  # "4012888888881881 4012 8888 8888 1881": a new value
         m = finder.match(text, start)
         if m is None and start and text[start - 1] == "(" and start - 1 >= pos:  # (555) 123-4567
             start -= 1
@@ -246,16 +250,16 @@ def _scan_shapes(
         if m is None:
             continue
         shape = m.lastgroup or ""
-        found = validate(shape, m.group(), src, start)
+        found = validate(shape, m.group(), src, start, after_value)
         for other, rx in fallbacks.get(shape, ()):  # later shapes that fit the same text
             if found is not None:
                 break
             if (fm := rx.match(text, start)) is not None:
-                found = validate(other, fm.group(), src, start)
+                found = validate(other, fm.group(), src, start, after_value)
         if found is not None:
             type_, end = found
             hits.add(start, end, type_, _DETECTOR_OF[type_])
-            pos = end
+            pos = last_end = end
         else:
             # A number that failed its checks: its tail is not a number of its own
             # (the last 12 digits of a card failing Luhn are no phone number).
@@ -273,18 +277,18 @@ _UPPER_FALLBACKS = _fallbacks(_UPPER_SHAPES, {"iban": ("vat", "nino", "cf"), "va
 _NUMBER_FALLBACKS = _fallbacks(_NUMBER_SHAPES, {"card4": ("ssn",), "digits": ("dni",)})
 
 
-def _number(shape: str, value: str, src: Source, start: int) -> tuple[str, int] | None:
+def _number(shape: str, value: str, src: Source, start: int, after_value: bool) -> tuple[str, int] | None:
     text = src.text
     before = text[max(0, start - 2) : start]
     if before[-1:] == "/" and before != "//":
         return None  # a path or a user agent (Chrome/120.0.6099.109), not a number of its own
-    if value[0].isdigit() and len(before) == 2 and before[1] == " " and "0" <= before[0] <= "9" and _after_digit_group(text, start - 1):
+    if not after_value and value[0].isdigit() and len(before) == 2 and before[1] == " " and "0" <= before[0] <= "9" and _after_digit_group(text, start - 1):
         return None  # the rest of a longer grouped number
     type_ = _validate_number(shape, value, src, start)
     return None if type_ is None else (type_, start + len(value))
 
 
-def _upper(shape: str, value: str, src: Source, start: int) -> tuple[str, int] | None:
+def _upper(shape: str, value: str, src: Source, start: int, after_value: bool) -> tuple[str, int] | None:
     text = src.text
     if shape == "iban":
         length = IBAN_LENGTHS.get(value[:2])

@@ -79,7 +79,34 @@ class Scanner:
             detector.run(src, hits)
         if self._types is not None:
             hits = Hits(f for f in hits if f.type in self._types)
+        _add_repeats(text, hits)
         return resolve_overlaps(hits)
+
+
+_REPEAT_MIN = 6  # shorter values (a 4-digit PIN found after "pin") are too common to chase
+_WORD_CHAR = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def _add_repeats(text: str, hits: Hits) -> None:
+    """Every other occurrence of a value found once: a password found after `password=` that the
+    prompt repeats without its name, or an id found after its context word, is as sensitive the
+    second time. Only whole-token occurrences count (not inside a longer word)."""
+    if len(hits) == 0:
+        return
+    seen: set[tuple[str, str]] = set()
+    found = {(f.start, f.end) for f in hits}
+    for f in list(hits):
+        value = text[f.start : f.end]
+        if len(value) < _REPEAT_MIN or (value, f.type) in seen:
+            continue
+        seen.add((value, f.type))
+        at = text.find(value)
+        while at >= 0:
+            end = at + len(value)
+            if (at, end) not in found and not (at and text[at - 1] in _WORD_CHAR) and not (end < len(text) and text[end] in _WORD_CHAR):
+                hits.append(Finding(at, end, f.type, f.detector, f.kind))
+                found.add((at, end))
+            at = text.find(value, at + 1)
 
 
 def redact(text: str, findings: Sequence[Finding], placeholder: Callable[[Finding], str]) -> str:
