@@ -65,7 +65,32 @@ PRESIDIO_TYPES: dict[str, str | None] = {
     "ES_NIF": "ES_DNI",
     "IT_FISCAL_CODE": "IT_FISCAL_CODE",
     "DE_TAX_ID": "DE_TAX_ID",
+    # added by issue 16 (not claimed before it)
+    "KR_RRN": "KR_RRN",
+    "FI_PERSONAL_IDENTITY_CODE": "FI_HETU",
+    "SE_PERSONNUMMER": "SE_PERSONNUMMER",
+    "SG_NRIC_FIN": "SG_NRIC",
+    "US_MBI": "US_MBI",
+    "IN_GSTIN": "IN_GSTIN",
+    "IN_PAN": "IN_PAN",
+    "IN_AADHAAR": "IN_AADHAAR",
+    "AU_ABN": "AU_ABN",
+    "AU_ACN": "AU_ACN",
+    "AU_TFN": "AU_TFN",
+    "AU_MEDICARE": "AU_MEDICARE",
+    "UK_NHS": "UK_NHS",
+    "US_NPI": "US_NPI",
+    "CA_SIN": "CA_SIN",
+    "TR_NATIONAL_ID": "TR_TCKN",
+    "PL_PESEL": "PL_PESEL",
+    "ZA_ID_NUMBER": "ZA_ID",
+    "CRYPTO": "CRYPTO_WALLET",
 }
+# The presidio entities shadowgate claimed before issue 16: their totals are reported apart, so
+# the before/after comparison is on the same rows.
+CLAIMED_BEFORE = frozenset(
+    "CREDIT_CARD EMAIL_ADDRESS IBAN_CODE IP_ADDRESS MAC_ADDRESS PHONE_NUMBER US_SSN US_ITIN US_PASSPORT UK_NINO ES_NIE ES_NIF IT_FISCAL_CODE DE_TAX_ID".split()
+)
 
 
 # --- Building the data from checkouts --------------------------------------------------------
@@ -301,7 +326,10 @@ def report(table: dict[tuple[str, str, str], list[int]], rows: list[dict]) -> di
         if kind == "pii":
             print(f"{kind:6} {type_ + ('' if claimed[type_] else ' (unclaimed)'):42} {form:8} {cell[0]:5} {_pct(cell[1], cell[0]):>7} {_pct(cell[2], cell[0]):>7} {cell[3]:5} {_pct(cell[4], cell[3]):>8}")
         group = f"{kind}{'' if claimed[type_] else ' unclaimed'}"
-        for key in (f"{group} {form}", f"{group} all"):
+        keys = [f"{group} {form}", f"{group} all"]
+        if kind == "pii" and type_ in CLAIMED_BEFORE:
+            keys += [f"pii claimed-before {form}", "pii claimed-before all"]
+        for key in keys:
             for i in range(5):
                 totals[key][i] += cell[i]
     print()

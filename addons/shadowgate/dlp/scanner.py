@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from types import MappingProxyType
 
 from . import credentials
+from . import nationalids
 from . import pii
 from . import servicekeys
 from .model import SECRET
@@ -20,7 +21,7 @@ from .model import Finding
 from .model import Hits
 from .model import Source
 
-DETECTORS: tuple[Detector, ...] = (servicekeys.DETECTOR, *credentials.DETECTORS, *pii.DETECTORS)
+DETECTORS: tuple[Detector, ...] = (servicekeys.DETECTOR, *credentials.DETECTORS, *pii.DETECTORS, *nationalids.DETECTORS)
 
 # On the same span a service's own type beats these (GITHUB_TOKEN over the GENERIC_SECRET that a
 # `token = "ghp_..."` assignment also yields).
