@@ -22,48 +22,47 @@ from .model import Detector
 from .model import Hits
 from .model import Source
 from .model import register_types
+from .pii import shape_finder
 
 _END = r"(?![0-9A-Za-z_]|[.\-][0-9])(?!:[0-9A-Fa-f])"
-# Digit-led shapes, most specific first; the name picks the checks (_SHAPE_TYPES).
-_DIGIT_SHAPES_SRC: list[tuple[str, str]] = [
-    ("rrn", r"[0-9]{6}-[1-8][0-9]{6}"),
-    ("hetu", r"[0-9]{6}[\-+A-FU-Y][0-9]{3}[0-9A-Y]"),
-    ("se12", r"(?:18|19|20)[0-9]{6}[\-+]?[0-9]{4}"),
-    ("se10", r"[0-9]{6}[\-+][0-9]{4}"),
-    ("mbi", r"[1-9][A-Z][A-Z0-9][0-9]-?[A-Z][A-Z0-9][0-9]-?[A-Z]{2}[0-9]{2}"),
-    ("gstin", r"[0-3][0-9][A-Z]{5}[0-9]{4}[A-Z][0-9A-Z]Z[0-9A-Z]"),
-    ("abn", r"[0-9]{2} [0-9]{3} [0-9]{3} [0-9]{3}"),
-    ("g444", r"[0-9]{4}(?P<s444>[ \-:])[0-9]{4}(?P=s444)[0-9]{4}"),
-    ("medicare", r"[2-6][0-9]{3} ?[0-9]{5} ?[0-9]"),
-    ("g334", r"[0-9]{3}(?P<s334>[ \-])[0-9]{3}(?P=s334)[0-9]{4}"),
-    ("g433", r"[0-9]{4}(?P<s433>[ \-])[0-9]{3}(?P=s433)[0-9]{3}"),
-    ("g333", r"[0-9]{3}(?P<s333>[ \-])[0-9]{3}(?P=s333)[0-9]{3}"),
-    ("bare", r"[0-9]{9,13}"),
+# Digit-led shapes, most specific first: (name, first character, the rest). The name picks the
+# checks (_SHAPE_TYPES). The patterns start with a character class, which re searches for at C
+# speed; the look-behinds then re-check what precedes the value.
+_DIGIT_SHAPES_SRC: list[tuple[str, str, str]] = [
+    ("rrn", "[0-9]", r"[0-9]{5}-[1-8][0-9]{6}"),
+    ("hetu", "[0-9]", r"[0-9]{5}[\-+A-FU-Y][0-9]{3}[0-9A-Y]"),
+    ("se12", "[12]", r"(?<=1)8[0-9]{6}[\-+]?[0-9]{4}|(?<=1)9[0-9]{6}[\-+]?[0-9]{4}|(?<=2)0[0-9]{6}[\-+]?[0-9]{4}"),
+    ("se10", "[0-9]", r"[0-9]{5}[\-+][0-9]{4}"),
+    ("mbi", "[1-9]", r"[A-Z][A-Z0-9][0-9]-?[A-Z][A-Z0-9][0-9]-?[A-Z]{2}[0-9]{2}"),
+    ("gstin", "[0-3]", r"[0-9][A-Z]{5}[0-9]{4}[A-Z][0-9A-Z]Z[0-9A-Z]"),
+    ("abn", "[0-9]", r"[0-9] [0-9]{3} [0-9]{3} [0-9]{3}"),
+    ("g444", "[0-9]", r"[0-9]{3}(?P<s444>[ \-:])[0-9]{4}(?P=s444)[0-9]{4}"),
+    ("medicare", "[2-6]", r"[0-9]{3} ?[0-9]{5} ?[0-9]"),
+    ("g334", "[0-9]", r"[0-9]{2}(?P<s334>[ \-])[0-9]{3}(?P=s334)[0-9]{4}"),
+    ("g433", "[0-9]", r"[0-9]{3}(?P<s433>[ \-])[0-9]{3}(?P=s433)[0-9]{3}"),
+    ("g333", "[0-9]", r"[0-9]{2}(?P<s333>[ \-])[0-9]{3}(?P=s333)[0-9]{3}"),
+    ("bare", "[0-9]", r"[0-9]{8,12}"),
 ]
 # Letter-led shapes: Singapore NRIC/FIN, Indian PAN, Bitcoin.
-_LETTER_SHAPES_SRC: list[tuple[str, str]] = [
-    ("nric", r"[STFGM][0-9]{7}[A-Z]"),
-    ("pan", r"[A-Z]{3}[ABCFGHJLPT][A-Z][0-9]{4}[A-Z]"),
-    ("b58", r"[13][1-9A-HJ-NP-Za-km-z]{25,34}"),
-    ("bech", r"bc1[02-9ac-hj-np-z]{11,71}"),
+_LETTER_SHAPES_SRC: list[tuple[str, str, str]] = [
+    ("nric", "[STFGM]", r"[0-9]{7}[A-Z]"),
+    ("pan", "[A-Z]", r"[A-Z]{2}[ABCFGHJLPT][A-Z][0-9]{4}[A-Z]"),
+    ("b58", "[13]", r"[1-9A-HJ-NP-Za-km-z]{25,34}"),
+    ("bech", "b", r"c1[02-9ac-hj-np-z]{11,71}"),
 ]
-_DIGIT_BEFORE = r"(?<![0-9A-Za-z_.\-+/:])"
-_LETTER_BEFORE = r"(?<![0-9A-Za-z_])"
+_DIGIT_BEFORE = r"(?<![0-9A-Za-z_.\-+/:].)"
+_LETTER_BEFORE = r"(?<![0-9A-Za-z_].)"
 _LETTER_END = r"(?![0-9A-Za-z_])"
 
 
-def _combined(shapes: list[tuple[str, str]], before: str, end: str) -> re.Pattern[str]:
-    return re.compile(before + "(?:" + "|".join(f"(?P<{n}>{p})" for n, p in shapes) + ")" + end)
-
-
-def _each(shapes: list[tuple[str, str]], end: str) -> dict[str, re.Pattern[str]]:
+def _each(shapes: list[tuple[str, str, str]], end: str) -> dict[str, re.Pattern[str]]:
     """Each shape on its own, to retry a later shape at the same start (751010-7753 has a Finnish
-    code's shape first and is a Swedish personnummer)."""
-    return {n: re.compile(f"(?P<{n}>{p}){end}") for n, p in shapes}
+    code's shape first and is a Swedish personnummer). Matched at the value's first character."""
+    return {n: re.compile(f"(?P<{n}>{f}(?:{rest})){end}") for n, f, rest in shapes}
 
 
-_DIGIT_RX = _combined(_DIGIT_SHAPES_SRC, _DIGIT_BEFORE, _END)
-_LETTER_RX = _combined(_LETTER_SHAPES_SRC, _LETTER_BEFORE, _LETTER_END)
+_DIGIT_RX = shape_finder("[0-9]" + _DIGIT_BEFORE, "[0-9A-Z]", [(n, f, f"(?:{rest}){_END}") for n, f, rest in _DIGIT_SHAPES_SRC])
+_LETTER_RX = shape_finder("[A-Z13b]" + _LETTER_BEFORE, "[0-9A-Za-z]", [(n, f, f"(?:{rest}){_LETTER_END}") for n, f, rest in _LETTER_SHAPES_SRC])
 _DIGIT_SHAPES = _each(_DIGIT_SHAPES_SRC, _END)
 _LETTER_SHAPES = _each(_LETTER_SHAPES_SRC, _LETTER_END)
 
@@ -133,7 +132,7 @@ def _report(src: Source, hits: Hits, m: re.Match[str], shapes: dict[str, re.Patt
     first = m.lastgroup or ""
     names = list(shapes)
     for shape in names[names.index(first) :]:
-        sm = m if shape == first else shapes[shape].match(src.text, m.start())
+        sm = shapes[shape].match(src.text, m.start())
         if sm is None:
             continue
         value = sm.group(shape)
@@ -142,19 +141,52 @@ def _report(src: Source, hits: Hits, m: re.Match[str], shapes: dict[str, re.Patt
         compact = value if shape == "hetu" or not value[:1].isdigit() else value.replace(" ", "").replace("-", "").replace(":", "").replace("+", "")
         for type_, check, needs_context in _types_of(shape, value):
             if check(compact) and (not needs_context or _named(src.lower, sm.start(), type_)):
-                hits.add(sm.start(), sm.end(), type_, "national_id")
+                hits.add(sm.start(), sm.end(), type_, "named_id" if needs_context else "national_id")
                 return
 
 
+# Where a digit-led value may start, searched in Source.classes ("0" digit, "A" upper-case letter,
+# "." for . and -, "a" other letters): a digit after no digit, letter or joiner, then at least 8
+# more characters that a shape can hold. A literal first byte lets re skip ahead at C speed.
+_DIGIT_STARTS_RX = re.compile(rb"0(?<![0Aa.+]0)(?=[0A][0A. ]{7})")
+
+
+# Letter-led values: an upper-case letter then 7 digits and a letter (NRIC) or 4 letters, 4 digits
+# and a letter (PAN); 26+ letters and digits from a digit (base58) or from a lower-case letter
+# (bech32).
+_LETTER_STARTS_RXS = (re.compile(rb"A(?<![0Aa.]A)(?=0{7}A|A{4}0{4}A)"), re.compile(rb"0(?<![0Aa.]0)(?=[0Aa]{25})"))
+
+
 def detect_national_ids(src: Source, hits: Hits) -> None:
-    text = src.text
-    for m in _DIGIT_RX.finditer(text):
-        _report(src, hits, m, _DIGIT_SHAPES)
-    for m in _LETTER_RX.finditer(text):
-        _report(src, hits, m, _LETTER_SHAPES)
+    text, classes = src.text, src.classes
+    pos = 0
+    starts = [0] if classes[:1] == b"0" and _DIGIT_STARTS_RX.match(b" " + classes[:12], 1) else []
+    starts += [m.start() for m in _DIGIT_STARTS_RX.finditer(classes, 1)]
+    for start in starts:
+        if start < pos:
+            continue
+        m = _DIGIT_RX.match(text, start)
+        if m is not None:
+            _report(src, hits, m, _DIGIT_SHAPES)
+            pos = m.end()
+    pos = 0
+    head = b" " + classes[:40]
+    starts = [0] if any(rx.match(head, 1) for rx in _LETTER_STARTS_RXS) else []
+    starts += sorted(c.start() for rx in _LETTER_STARTS_RXS for c in rx.finditer(classes, 1))
+    at = text.find("bc1")
+    while at >= 0:
+        starts.append(at)
+        at = text.find("bc1", at + 3)
+    for start in sorted(starts):
+        if start < pos:
+            continue
+        m = _LETTER_RX.match(text, start)
+        if m is not None:
+            _report(src, hits, m, _LETTER_SHAPES)
+            pos = m.end()
 
 
 NATIONAL_ID_TYPES = frozenset(t for options in _SHAPE_TYPES.values() for t, _, _ in options)
 register_types(PII, *sorted(NATIONAL_ID_TYPES))
 
-DETECTORS = [Detector("national_id", NATIONAL_ID_TYPES, detect_national_ids)]
+DETECTORS = [Detector("national_id", NATIONAL_ID_TYPES, detect_national_ids)]  # findings: national_id, or named_id when a word named them

@@ -130,7 +130,7 @@ _UPPER_SHAPES: list[tuple[str, str, str]] = [
 ]
 
 
-def _finder(first: str, then: str, shapes: list[tuple[str, str, str]]) -> re.Pattern[str]:
+def shape_finder(first: str, then: str, shapes: list[tuple[str, str, str]]) -> re.Pattern[str]:
     """One pattern, matched where a value may start: the first character, a cheap check of the
     next one, then every shape's rest in order, each named after its shape (lookbehinds
     re-check the first character)."""
@@ -138,8 +138,8 @@ def _finder(first: str, then: str, shapes: list[tuple[str, str, str]]) -> re.Pat
     return re.compile(f"{first}(?={then})(?:{alternatives})")
 
 
-_NUMBER_FINDER = _finder(r"[0-9+(]", r"[0-9 .\-/()]", _NUMBER_SHAPES)
-_UPPER_FINDER = _finder(r"[A-Z]", r"[A-Z0-9 \-]", _UPPER_SHAPES)
+_NUMBER_FINDER = shape_finder(r"[0-9+(]", r"[0-9 .\-/()]", _NUMBER_SHAPES)
+_UPPER_FINDER = shape_finder(r"[A-Z]", r"[A-Z0-9 \-]", _UPPER_SHAPES)
 # Where values may start, found in Source.classes: after a blank or punctuation (not after a
 # letter, digit, or a joining character like "." "-" "_": 1.2.3.4.5 has no IP inside, ab12 no
 # number), and shaped like the start of a value: a digit and 5 more digits or separators, or "+"

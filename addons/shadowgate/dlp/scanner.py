@@ -29,8 +29,9 @@ _GENERIC_TYPES = frozenset({"GENERIC_SECRET", "PASSWORD", "URL_PASSWORD"})
 
 def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
     """Non-overlapping findings in text order. Where findings overlap, a secret beats personal
-    data, then the longer one wins, then a service's own type beats a generic one."""
-    ranked = sorted(findings, key=lambda f: (f.kind != SECRET, f.start - f.end, f.type in _GENERIC_TYPES, f.start))
+    data, then the longer one wins, then a service's own type beats a generic one, and an
+    identifier named by the word before it ("TFN 876 543 210") beats the number shapes (a phone)."""
+    ranked = sorted(findings, key=lambda f: (f.kind != SECRET, f.start - f.end, f.type in _GENERIC_TYPES, f.detector != "named_id", f.start))
     starts: list[int] = []
     kept: list[Finding] = []
     for f in ranked:
@@ -84,6 +85,9 @@ class Scanner:
         return resolve_overlaps(hits)
 
 
+# Detectors whose findings depend on a name or word next to the value.
+_CONTEXT_DETECTORS = frozenset({"assignment", "cli", "de_tax_id", "nl_bsn", "us_passport", "us_ssn", "named_id"})
+_REPEAT_VALUES_MAX = 32
 _REPEAT_MIN = 6  # shorter values (a 4-digit PIN found after "pin") are too common to chase
 _WORD_CHAR = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
@@ -97,9 +101,13 @@ def _add_repeats(text: str, hits: Hits) -> None:
     seen: set[tuple[str, str]] = set()
     found = {(f.start, f.end) for f in hits}
     for f in list(hits):
+        if f.detector not in _CONTEXT_DETECTORS:
+            continue  # a value found by its own shape is found by it wherever it repeats
         value = text[f.start : f.end]
         if len(value) < _REPEAT_MIN or (value, f.type) in seen:
             continue
+        if len(seen) == _REPEAT_VALUES_MAX:
+            break  # each value is one pass over the text: a dump of secrets keeps its cost linear
         seen.add((value, f.type))
         at = text.find(value)
         while at >= 0:
