@@ -44,7 +44,7 @@ DATA = ROOT / "tests" / "fixtures" / "dlp_public" / "public.jsonl"
 # Prompt sentences a string is embedded in ({} is the string); picked by row number.
 SENTENCES = (
     "Can you help me debug this? {} Thanks!",
-    "Here is the value from the ticket: {}",
+    "Here is the value from the form: {}",
     "Please summarise the following.\n{}\nKeep it short.",
     "why does this fail: {} ?",
 )
@@ -85,6 +85,8 @@ PRESIDIO_TYPES: dict[str, str | None] = {
     "PL_PESEL": "PL_PESEL",
     "ZA_ID_NUMBER": "ZA_ID",
     "CRYPTO": "CRYPTO_WALLET",
+    "PH_MOBILE_NUMBER": "PHONE",
+    "TR_PHONE_NUMBER": "PHONE",
 }
 # The presidio entities shadowgate claimed before issue 16: their totals are reported apart, so
 # the before/after comparison is on the same rows.
@@ -344,11 +346,12 @@ def main() -> int:
     parser.add_argument("--build", nargs="+", type=Path, metavar="DIR", help="git checkouts of gitleaks and presidio")
     parser.add_argument("--misses", metavar="TYPE", help="print missed positives and flagged negatives of a type ('secret' for all secrets)")
     parser.add_argument("--by-source", action="store_true")
+    parser.add_argument("--addons", type=Path, default=ROOT / "addons", help="the shadowgate package's parent folder (to measure another version)")
     args = parser.parse_args()
     if args.build:
         build(args.build)
         return 0
-    sys.path.insert(0, str(ROOT / "addons"))
+    sys.path.insert(0, str(args.addons))
     from shadowgate.dlp import Scanner
 
     scan = Scanner().scan

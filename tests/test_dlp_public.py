@@ -196,10 +196,19 @@ def test_filler_and_public_values_are_not_secrets(text: str) -> None:
         ("PESEL 44051401458", "PL_PESEL", "44051401458"),
         ("My South African ID is 9202201234088.", "ZA_ID", "9202201234088"),
         ("bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq", "CRYPTO_WALLET", "bc1qar0srrr7xfkvy5l643lydnw9re59gtzzwf5mdq"),
+        # format variants of claimed types
+        ("Cisco MAC: 0012.3456.789A", "MAC_ADDRESS", "0012.3456.789A"),
+        ("dni 12345678z", "ES_DNI", "12345678z"),
+        ("ssn 078.05.1123", "US_SSN", "078.05.1123"),
+        ("write to a@xn--d1acufc.xn--p1ai", "EMAIL", "a@xn--d1acufc.xn--p1ai"),
+        ("UATP 122000000000003", "CREDIT_CARD", "122000000000003"),
+        ("Telepono: 09171234567", "PHONE", "09171234567"),
+        ("ara 0532 123 45 67", "PHONE", "0532 123 45 67"),
+        ("532.123.45.67", "PHONE", "532.123.45.67"),
         ("send to 16Yeky6GMjeNkAiNcBY7ZhrLoMSgg1BoyZ", "CRYPTO_WALLET", "16Yeky6GMjeNkAiNcBY7ZhrLoMSgg1BoyZ"),
     ],
 )
-def test_national_ids(text: str, type_: str, value: str) -> None:
+def test_identifiers_and_variants(text: str, type_: str, value: str) -> None:
     assert (type_, value) in found(text)
 
 

@@ -57,7 +57,7 @@ from .validators import vat_valid
 
 # --- E-mail ---------------------------------------------------------------------------------
 _LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-'")
-_DOMAIN_RX = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}([A-Za-z]{2,24})(?![A-Za-z0-9\-]|\.[A-Za-z0-9])")
+_DOMAIN_RX = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}([A-Za-z]{2,24}|xn--[a-z0-9]{2,59})(?![A-Za-z0-9\-]|\.[A-Za-z0-9])")
 # Look like domains after "@" but are files: icon@2x.png, logo@3x.webp
 _FILE_TLDS = frozenset("png jpg jpeg gif svg webp ico bmp tif tiff js mjs ts tsx jsx css scss map json txt md py rb go rs java lock yml yaml toml xml html".split())
 
@@ -106,14 +106,18 @@ _NUMBER_SHAPES: list[tuple[str, str, str]] = [
     ("card465", "3", r"[0-9]{3}(?P<card465_s>[ \-])[0-9]{6}(?P=card465_s)[0-9]{4,5}" + _END),
     ("digits", "[1-8]", r"[0-9]{12,18}" + _END),
     ("nir", "[1-478]", r" [0-9]{2} [0-9]{2} (?:[0-9]{2}|2[AB]) [0-9]{3} [0-9]{3} [0-9]{2}" + _END),
-    ("ssn", "[0-9]", r"[0-9]{2}(?P<ssn_s>[\- ])[0-9]{2}(?P=ssn_s)[0-9]{4}" + _END),
-    ("dni", "[0-9]", r"[0-9]{7}-?[A-HJ-NP-TV-Z](?![A-Za-z0-9_])"),
+    ("ssn", "[0-9]", r"[0-9]{2}(?P<ssn_s>[\- .])[0-9]{2}(?P=ssn_s)[0-9]{4}" + _END),
+    ("dni", "[0-9]", r"[0-9]{7}-?[A-HJ-NP-TV-Za-hj-np-tv-z](?![A-Za-z0-9_])"),
     ("intl", r"\+", r"(?:[1-9][0-9]{0,3}(?:(?:[ .\-]|[ ]?\(0\)[ ]?|[ ]?\()[0-9]{1,8}\)?){1,6}|[1-9][0-9]{6,14})" + _END),
     ("intl00", "0", r"0[1-9][0-9]{0,3}(?:(?:[ .\-]|[ ]?\(0\)[ ]?)[0-9]{1,8}){1,6}" + _END),
     ("trunk0p", r"\(", r"0[1-9][0-9]{0,4}\)[ ]?[0-9]{2,8}(?:[ /\-][0-9]{2,8}){0,2}" + _END),
     ("us_paren", r"\(", r"[2-9][0-9]{2}\)[ ]?[2-9][0-9]{2}[\-. ][0-9]{4}" + _END),
     ("us1", "1", r"(?P<us1_s>[\-. ])[2-9][0-9]{2}(?P=us1_s)[2-9][0-9]{2}(?P=us1_s)[0-9]{4}" + _END),
     ("us", "[2-9]", r"[0-9]{2}(?P<us_s>[\-. ])[2-9][0-9]{2}(?P=us_s)[0-9]{4}" + _END),
+    # Philippine (09xx) and Turkish (05xx) mobiles are usually written as 11 digits without spaces
+    ("mobile11", "0", r"(?:9[0-9]{2}|5[0-5][0-9])[0-9]{7}" + _END),
+    # Turkish 3-3-2-2 grouping, with or without the trunk 0: 0532 123 45 67, 532.123.45.67
+    ("tr", "[0-5]", r"(?:(?<=0)[ \-]?[2-5][0-9]{2}|(?<=[2-5])[0-9]{2})(?P<tr_s>[ \-.])[0-9]{3}(?P=tr_s)[0-9]{2}(?P=tr_s)[0-9]{2}" + _END),
     ("fr", "0", r"[1-9](?P<fr_s>[ .\-])[0-9]{2}(?P=fr_s)[0-9]{2}(?P=fr_s)[0-9]{2}(?P=fr_s)[0-9]{2}" + _END),
     ("trunk0", "0", r"[1-9][0-9]{0,4}(?:[ /\-][0-9]{2,8}){1,3}" + _END),
     ("in", "[6-9]", r"[0-9]{4}[ \-][0-9]{5}" + _END),
@@ -197,7 +201,7 @@ def _validate_number(shape: str, value: str, src: Source, start: int) -> str | N
             return "US_SSN"
         return "US_ITIN" if itin_valid(digits) else None
     if shape == "dni":
-        return "ES_DNI" if es_dni_valid(value.replace("-", "")) else None
+        return "ES_DNI" if es_dni_valid(value.replace("-", "").upper()) else None
     # phones
     if len(set(digits)) <= 2 or _context_says(_NOT_PHONE_RX, src.lower, start):
         return None
@@ -212,7 +216,7 @@ def _validate_number(shape: str, value: str, src: Source, start: int) -> str | N
         return "PHONE"
     if shape == "trunk0p":
         return "PHONE" if 9 <= len(digits) <= 12 else None
-    return "PHONE"  # fr, in, es, it: the shape is specific enough
+    return "PHONE"  # fr, in, es, it, tr, mobile11: the shape is specific enough
 
 
 def _candidates(classes: bytes, starts: tuple[re.Pattern[bytes], ...]) -> list[int]:
@@ -337,6 +341,7 @@ _ADDRESS_RX = re.compile(r"[0-9A-Fa-f:.]{2,45}(?:%[A-Za-z0-9_.\-]{1,15})?")
 _MAC_RX = re.compile(r"[0-9A-Fa-f]{2}(?P<s>[:\-])(?:[0-9A-Fa-f]{2}(?P=s)){4}[0-9A-Fa-f]{2}\Z")
 _DASH_MAC_RX = re.compile(r"-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}(?![0-9A-Za-z_\-])")
 _HEXCOLON = frozenset("0123456789abcdefABCDEF:")
+_CISCO_MAC_RX = re.compile(r"\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}(?![0-9A-Za-z_.\-])")
 
 
 def _mac_ok(value: str) -> bool:
@@ -367,6 +372,15 @@ def detect_network(src: Source, hits: Hits) -> None:
             value = value.rsplit(":", 1)[0]  # an unbracketed port: 2001:db8:0:0:0:0:0:1:443
         if any(c.isdigit() for c in value) and ipv6_interesting(value):
             hits.add(s, s + len(value), "IPV6", "ip")
+    for m in _CISCO_MAC_RX.finditer(text):  # Cisco notation: 0012.3456.789a
+        s = m.start() - 4
+        if s < 0 or not all(c in _HEXCOLON for c in text[s : m.start()]) or ":" in text[s : m.start()]:
+            continue
+        if s and text[s - 1].isascii() and (text[s - 1].isalnum() or text[s - 1] in "_.-"):
+            continue
+        value = text[s : m.end()]
+        if any(c.isdigit() for c in value) and any(c.isalpha() for c in value) and _mac_ok(value.replace(".", "")):
+            hits.add(s, m.end(), "MAC_ADDRESS", "mac")
     for m in _DASH_MAC_RX.finditer(text):
         s = m.start() - 2
         if s < 0 or not all(c in _HEXCOLON for c in text[s : m.start()]):

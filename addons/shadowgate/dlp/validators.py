@@ -148,6 +148,8 @@ def card_brand(digits: str) -> str | None:
         return "maestro"
     if 2200 <= p4 <= 2204 and 16 <= n <= 19:
         return "mir"
+    if digits[0] == "1" and n == 15:
+        return "uatp"  # airline travel cards (UATP): 1 and 14 digits
     return None
 
 
