@@ -278,7 +278,7 @@ def _fallbacks(shapes: list[tuple[str, str, str]], ambiguous: dict[str, tuple[st
 # The finder reports the first shape that matches; these later shapes can match the same text
 # (NL123456789B01 is IBAN-shaped, a VAT number, never an IBAN).
 _UPPER_FALLBACKS = _fallbacks(_UPPER_SHAPES, {"iban": ("vat", "nino", "cf"), "vat": ("nino", "cf"), "nino": ("cf",)})
-_NUMBER_FALLBACKS = _fallbacks(_NUMBER_SHAPES, {"card4": ("ssn",), "digits": ("dni",)})
+_NUMBER_FALLBACKS = _fallbacks(_NUMBER_SHAPES, {"card4": ("ssn",), "digits": ("dni",), "ipv4": ("tr",)})
 
 
 def _number(shape: str, value: str, src: Source, start: int, after_value: bool) -> tuple[str, int] | None:
