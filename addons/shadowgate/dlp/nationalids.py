@@ -148,7 +148,7 @@ def _report(src: Source, hits: Hits, m: re.Match[str], shapes: dict[str, re.Patt
 # Where a digit-led value may start, searched in Source.classes ("0" digit, "A" upper-case letter,
 # "." for . and -, "a" other letters): a digit after no digit, letter or joiner, then at least 8
 # more characters that a shape can hold. A literal first byte lets re skip ahead at C speed.
-_DIGIT_STARTS_RX = re.compile(rb"0(?<![0Aa.+]0)(?=[0A][0A. ]{7})")
+_DIGIT_STARTS_RX = re.compile(rb"0(?<![0Aa.+]0)(?=0[0A.: ]{7}|A[0A]0[0A.]{5})")
 
 
 # Letter-led values: an upper-case letter then 7 digits and a letter (NRIC) or 4 letters, 4 digits
