@@ -339,7 +339,7 @@ def detect_assignments(src: Source, hits: Hits) -> None:
             hits.add(span[0], span[1], "GENERIC_SECRET", "assignment")
         elif kind == "bundler":
             user, _, password = value.partition(":")
-            if user and _cli_password_ok(password):
+            if user and "/" not in value and len(password) >= 6 and not is_placeholder(password) and not low_variety(password + "~~~"):  # hex: cafebabe:deadbeef
                 hits.add(span[0], span[1], "PASSWORD", "assignment")
         elif kind == "header":
             if _secret_value_ok(value, "password", False, True) and " " not in value:

@@ -110,6 +110,7 @@ _rule("DOCKER_HUB_TOKEN", "docker", "dckr_", rf"dckr_pat_[A-Za-z0-9_\-]{{27}}{_T
 # a tail of "####" filler are documentation.
 _SLACK_TAIL = r"(?![A-Za-z0-9_\-#*])"
 _rule("SLACK_TOKEN", "slack", "xoxb- xoxp- xoxa- xoxr- xoxs- xoxo- xoxe-", rf"xox[bparsoe]-(?:[0-9]-)?[0-9]{{6,14}}-[A-Za-z0-9\-]{{10,250}}{_SLACK_TAIL}")
+_rule("SLACK_TOKEN", "slack", "xoxe-", rf"xoxe-[0-9]-[A-Za-z0-9]{{100,300}}{_SLACK_TAIL}", _random_enough)  # refresh tokens
 _rule("SLACK_TOKEN", "slack", "xoxe.", rf"xoxe\.xox[bp]-[0-9]-[A-Za-z0-9]{{140,180}}{_SLACK_TAIL}")
 _rule("SLACK_TOKEN", "slack", "xapp-", rf"xapp-[0-9]-[A-Z0-9]{{6,20}}-[0-9]{{6,20}}-[a-z0-9]{{30,80}}{_TAIL}")
 _rule("SENDGRID_API_KEY", "sendgrid", "SG.", rf"SG\.[A-Za-z0-9_\-]{{22}}\.[A-Za-z0-9_\-]{{43}}{_TAIL}")
