@@ -128,11 +128,15 @@ def _types_of(shape: str, value: str) -> list[tuple[str, Check, bool]]:
     return _SHAPE_TYPES.get(f"bare{len(value)}" if shape == "bare" else shape, [])
 
 
+# The later shapes that can match where a shape matched (751010-7753 has a Finnish code's shape
+# and is a Swedish personnummer; 2123 45670 1 is a Medicare shape and may be a bare NPI).
+_RETRY: dict[str, tuple[str, ...]] = {"hetu": ("se10",), "se12": ("bare",), "medicare": ("g433", "bare"), "rrn": ("se10",)}
+
+
 def _report(src: Source, hits: Hits, m: re.Match[str], shapes: dict[str, re.Pattern[str]]) -> None:
     first = m.lastgroup or ""
-    names = list(shapes)
-    for shape in names[names.index(first) :]:
-        sm = shapes[shape].match(src.text, m.start())
+    for shape in (first, *_RETRY.get(first, ())):
+        sm = shapes[shape].match(src.text, m.start())  # the combined match leaves the first character out of the group
         if sm is None:
             continue
         value = sm.group(shape)
