@@ -119,6 +119,8 @@ _GROUP_AFTER_RX = re.compile(r"[ \-](?=[A-Z]*[0-9])[A-Z0-9]{1,4}(?![A-Za-z0-9])"
 
 
 def inside_grouped_run(text: str, start: int, end: int) -> bool:
+    if start < 2 or text[start - 1] not in " -" or not text[start - 2].isalnum():
+        return text[end : end + 1] in (" ", "-") and start > 0 and text[start - 1] in " -" and _GROUP_AFTER_RX.match(text, end) is not None
     return _GROUP_BEFORE_RX.search(text, max(0, start - 48), start) is not None or (
         text[end : end + 1] in (" ", "-") and _GROUP_AFTER_RX.match(text, end) is not None and text[start - 1 : start] in (" ", "-")
     )

@@ -288,12 +288,13 @@ def _number(shape: str, value: str, src: Source, start: int, after_value: bool) 
         return None  # a path or a user agent (Chrome/120.0.6099.109), not a number of its own
     if not after_value and value[0].isdigit() and len(before) == 2 and before[1] == " " and "0" <= before[0] <= "9" and _after_digit_group(text, start - 1):
         return None  # the rest of a longer grouped number
-    if start >= 5 and before[-1:] == " " and _IBAN_RUN_BEFORE_RX.search(text, max(0, start - 48), start):
+    if start >= 5 and before[-1:] == " " and before[0] in _IBAN_CHARS and _IBAN_RUN_BEFORE_RX.search(text, max(0, start - 48), start):
         return None  # the groups of an IBAN whose checksum failed are not a phone or a card
     type_ = _validate_number(shape, value, src, start)
     return None if type_ is None else (type_, start + len(value))
 
 
+_IBAN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 _IBAN_RUN_BEFORE_RX = re.compile(r"(?:\A|[^0-9A-Za-z])[A-Z]{2}[0-9]{2}(?: [A-Z0-9]{2,4})* \Z")
 
 
