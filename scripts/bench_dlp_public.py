@@ -29,7 +29,7 @@ Measured (2026-12-04; both forms together; 1,937 rows = 3,874 scored texts):
     uv run python scripts/bench_dlp_public.py --addons /tmp/before/addons       # before
 
                                        before (e3064ce)        after (issue 16)
-    secrets      recall / flagged       73.0 % / 13.1 %         83.3 % / 6.9 %    (540 pos, 582 neg)
+    secrets      recall / flagged       73.0 % / 13.1 %         87.0 % / 6.9 %    (540 pos, 582 neg)
     PII, types claimed before           59.1 % /  4.5 %         88.1 % / 0.4 %    (674 pos, 490 neg)
       of which the value is the text    32.6 %                  88.1 %
     PII, all types claimed now          38.6 % /  3.6 %         83.5 % / 2.9 %    (1,076 pos, 768 neg)
