@@ -1075,6 +1075,94 @@ def doc_wild() -> Snip:
     ])()  # fmt: skip
 
 
+# --- Issue 16: identifiers of more countries and more key formats ----------------------------
+# A separate random stream, so the documents above stay exactly as they were. Valid values are
+# drawn at random until the format's check passes (shadowgate.dlp.idchecks); those checks are
+# verified independently against the public examples of presidio's recognizer tests
+# (tests/fixtures/dlp_public/, tests/test_dlp_public.py).
+RG = random.Random(16)
+
+
+def _draw(shape: Callable[[], str], check: Callable[[str], bool]) -> str:
+    while True:
+        value = shape()
+        if check(value.replace(" ", "").replace("-", "")):
+            return value
+
+
+def _digits(n: int, first: str = "123456789") -> str:
+    return RG.choice(first) + "".join(RG.choice(DIGITS) for _ in range(n - 1))
+
+
+def _yymmdd() -> str:
+    return f"{RG.randint(0, 99):02d}{RG.randint(1, 12):02d}{RG.randint(1, 28):02d}"
+
+
+def _global_ids() -> list[tuple[str, str, Callable[[], str]]]:
+    from shadowgate.dlp import idchecks as ck
+
+    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    return [
+        ("your SIN", "CA_SIN", lambda: _draw(lambda: f"{_digits(3, '1234567')} {_digits(3)} {_digits(3)}", ck.ca_sin_valid)),
+        ("TFN", "AU_TFN", lambda: _draw(lambda: f"{_digits(3)} {_digits(3)} {_digits(3)}", ck.au_tfn_valid)),
+        ("ABN", "AU_ABN", lambda: _draw(lambda: f"{_digits(2)} {_digits(3)} {_digits(3)} {_digits(3)}", ck.au_abn_valid)),
+        ("ACN", "AU_ACN", lambda: _draw(lambda: f"{_digits(3)} {_digits(3)} {_digits(3)}", ck.au_acn_valid)),
+        ("Medicare card", "AU_MEDICARE", lambda: _draw(lambda: f"{_digits(4, '23456')} {_digits(5)} {_digits(1)}", ck.au_medicare_valid)),
+        ("Aadhaar", "IN_AADHAAR", lambda: _draw(lambda: f"{_digits(4, '23456789')} {_digits(4)} {_digits(4)}", ck.in_aadhaar_valid)),
+        ("PAN", "IN_PAN", lambda: "".join(RG.choice(letters) for _ in range(3)) + RG.choice("PCHF") + RG.choice(letters) + _digits(4) + RG.choice(letters)),
+        ("GSTIN", "IN_GSTIN", lambda: _draw(lambda: f"{RG.randint(1, 37):02d}" + "".join(RG.choice(letters) for _ in range(3)) + "P" + RG.choice(letters) + _digits(4) + RG.choice(letters) + "1Z" + RG.choice(DIGITS + letters), ck.in_gstin_valid)),
+        ("RRN", "KR_RRN", lambda: _draw(lambda: f"{_yymmdd()}-{RG.choice('1234')}{_digits(6, DIGITS)}", ck.kr_rrn_valid)),
+        ("NRIC", "SG_NRIC", lambda: _draw(lambda: RG.choice("STFG") + _digits(7, DIGITS) + RG.choice(letters), ck.sg_nric_valid)),
+        ("PESEL", "PL_PESEL", lambda: _draw(lambda: _yymmdd() + _digits(5, DIGITS), ck.pl_pesel_valid)),
+        ("personnummer", "SE_PERSONNUMMER", lambda: _draw(lambda: f"{_yymmdd()}-{_digits(4, DIGITS)}", ck.se_personnummer_valid)),
+        ("henkilötunnus", "FI_HETU", lambda: _draw(lambda: f"{RG.randint(1, 28):02d}{RG.randint(1, 12):02d}{RG.randint(0, 99):02d}{RG.choice('-A')}{_digits(3, DIGITS)}{RG.choice('0123456789ABCDEFHJKLMNPRSTUVWXY')}", ck.fi_hetu_valid)),
+        ("NHS number", "UK_NHS", lambda: _draw(lambda: f"{_digits(3, '4')} {_digits(3)} {_digits(4)}", ck.uk_nhs_valid)),
+        ("NPI", "US_NPI", lambda: _draw(lambda: _digits(10, "12"), ck.us_npi_valid)),
+        ("MBI", "US_MBI", lambda: _draw(lambda: _digits(1) + "".join(RG.choice("ACDEFGHJKMNPQRTUVWXY") for _ in range(2)) + _digits(1, DIGITS) + "-" + RG.choice("ACDEFGHJKMNPQRTUVWXY") + RG.choice("ACDEFGHJK0123") + _digits(1, DIGITS) + "-" + "".join(RG.choice("ACDEFGHJKMNPQRTUVWXY") for _ in range(2)) + _digits(2, DIGITS), ck.us_mbi_valid)),
+        ("TC Kimlik No", "TR_TCKN", lambda: _draw(lambda: _digits(11), ck.tr_tckn_valid)),
+        ("ID number", "ZA_ID", lambda: _draw(lambda: _yymmdd() + _digits(4, DIGITS) + RG.choice("01") + _digits(2, DIGITS), ck.za_id_valid)),
+    ]
+
+
+def _btc_address() -> str:
+    import hashlib
+
+    raw = bytes([RG.choice((0, 5))]) + bytes(RG.randrange(256) for _ in range(20))
+    raw += hashlib.sha256(hashlib.sha256(raw).digest()).digest()[:4]
+    n, out = int.from_bytes(raw, "big"), ""
+    while n:
+        n, r = divmod(n, 58)
+        out = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"[r] + out
+    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
+
+
+NEW_SERVICE_KEYS: list[tuple[str, Callable[[], str]]] = [
+    ("SOURCEGRAPH_TOKEN", lambda: "sgp_" + "".join(RG.choice(HEX) for _ in range(16)) + "_" + "".join(RG.choice(HEX) for _ in range(40))),
+    ("INTRA42_CLIENT_SECRET", lambda: "s-s4t2ud-" + "".join(RG.choice(HEX) for _ in range(64))),
+    ("ONEPASSWORD_TOKEN", lambda: "ops_eyJ" + "".join(RG.choice(B64) for _ in range(300))),
+    ("INFRACOST_API_KEY", lambda: "ico-" + "".join(RG.choice(ALNUM) for _ in range(32))),
+    ("ADOBE_CLIENT_SECRET", lambda: "p8e-" + "".join(RG.choice(ALNUM) for _ in range(32))),
+    ("SONAR_TOKEN", lambda: RG.choice(("squ_", "sqp_", "sqa_")) + "".join(RG.choice(HEX) for _ in range(40))),
+    ("OPENSHIFT_TOKEN", lambda: "sha256~" + "".join(RG.choice(B64URL) for _ in range(43))),
+    ("EASYPOST_API_KEY", lambda: "EZAK" + "".join(RG.choice(ALNUM) for _ in range(54))),
+    ("FACEBOOK_ACCESS_TOKEN", lambda: "EAAC" + "".join(RG.choice(ALNUM) for _ in range(150))),
+    ("AWS_BEDROCK_API_KEY", lambda: "ABSKQmVkcm9ja0FQSUtleS" + "".join(RG.choice(B64) for _ in range(110))),
+]
+
+
+def doc_global_ids() -> Snip:
+    """A support or HR note with two identifiers named by their context word, and a key."""
+    ids = _global_ids()
+    parts: list[Snip | str] = [RG.choice(("Please update the record. ", "HR ticket: ", "Onboarding data follows. ", ""))]
+    for word, type_, gen in RG.sample(ids, 2):
+        parts += [f"{word}: ", whole(gen(), type_), RG.choice(("; ", ", ", ". "))]
+    if RG.random() < 0.3:
+        parts += ["wallet ", whole(_btc_address(), "CRYPTO_WALLET"), ". "]
+    type_, gen = RG.choice(NEW_SERVICE_KEYS)
+    parts += [RG.choice(("Also the deploy key is ", "token: ", "export SVC_TOKEN=")), whole(gen(), type_), "\n"]
+    return join(*parts)
+
+
 GENRES: list[tuple[str, Callable[..., Snip], int, bool]] = [
     ("env", doc_env_file, 420, True),
     ("chat_key", doc_chat_key, 340, True),
@@ -1100,6 +1188,7 @@ GENRES: list[tuple[str, Callable[..., Snip], int, bool]] = [
     ("curl", doc_curl, 50, False),
     ("azure", doc_azure, 45, False),
     ("wild", doc_wild, 150, False),
+    ("global_ids", doc_global_ids, 150, False),  # last, on its own random stream: the rest is unchanged
 ]
 
 # ----------------------------------------------------------------------------------------------

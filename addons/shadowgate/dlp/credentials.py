@@ -39,6 +39,10 @@ from .validators import shannon_entropy
 _PEM_BEGIN_RX = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY(?: BLOCK)?-----")
 _PEM_BODY_RX = re.compile(r"(?:[A-Za-z0-9+/=:,\- \t\r\n]|\\[nr])*")
 _PEM_MAX = 64 * 1024
+# The smallest real key (an Ed25519 OpenSSH key) has ~200 base64 characters; a block whose body is
+# "anything" or empty is documentation. A paste cut short after a few lines still counts.
+_PEM_KEY_CHARS_RX = re.compile(r"[A-Za-z0-9+/]{16,}")
+_PEM_MIN_KEY_CHARS = 40
 
 
 def detect_pem(src: Source, hits: Hits) -> None:
@@ -57,8 +61,9 @@ def detect_pem(src: Source, hits: Hits) -> None:
                 end -= 1
             if text[end - 2 : end] in ("\\n", "\\r"):
                 end -= 2
-        hits.add(m.start(), end, "PRIVATE_KEY", "pem")
         pos = end
+        if sum(map(len, _PEM_KEY_CHARS_RX.findall(text, m.end(), end))) >= _PEM_MIN_KEY_CHARS:
+            hits.add(m.start(), end, "PRIVATE_KEY", "pem")
 
 
 # --- JSON Web Tokens ------------------------------------------------------------------------
@@ -71,8 +76,9 @@ def detect_jwt(src: Source, hits: Hits) -> None:
         s = m.start()
         if s and (text[s - 1].isascii() and (text[s - 1].isalnum() or text[s - 1] in "_-")):
             continue
-        header = m.group().split(".", 1)[0]
-        if jwt_header_valid(header):
+        header, payload = m.group().split(".", 2)[:2]
+        # a header that does not decode still makes a token when the payload is JSON too ("eyJ")
+        if jwt_header_valid(header) or (payload.startswith("eyJ") and len(payload) >= 16):
             hits.add(s, m.end(), "JWT", "jwt")
 
 
@@ -107,22 +113,31 @@ _NOT_SECRET_PREV = frozenset(
     {"public", "primary", "foreign", "sort", "partition", "idempotency", "cache", "row", "hash", "range", "lookup", "map",
      "dict", "unique", "composite", "natural", "surrogate", "index", "next", "page", "continuation", "sync", "csrf", "xsrf",
      "max", "num", "total", "input", "output", "completion", "prompt", "ssh", "gpg", "pgp", "host", "storage", "object",
-     "s3", "sequence", "translation", "i18n", "license", "registry", "deploy", "ref", "matching"}
+     "s3", "sequence", "translation", "i18n", "license", "registry", "deploy", "ref", "matching", "authenticity"}
 )  # fmt: skip
 _NAME_RX = re.compile(r"[\w.\-]{1,64}")
 # After the name: an optional closing quote, an operator, an optional auth scheme and quote; the
 # value is parsed by hand after that.
 _OPERATOR_RX = re.compile(
-    r"""\\?["']?[ \t]*(?::=|=>|->|=|:|：)[ \t]*
-    (?:(?P<scheme>(?i:bearer|basic|token|bot|apikey|digest))[ \t]+)?(?P<quote>\\?["'`])?""",
+    r"""(?:
+      (?P<pair>["'][ \t]*,[ \t]*|["'][ \t]+value[ \t]*=[ \t]*)(?P<pquote>["'])   # ("TOKEN", "v") / key="Password" value="v"
+    | \\?["']?(?:[ \t]+(?:string|String|str|&str|const))?[ \t]*                   # Go: var apiToken string = "v"
+      (?::::=|::=|:=|\?=|\.=|\+=|=>|->|=|:|：)[ \t]*                                 # Make ::= ?= :::=, PHP .=
+      (?:(?P<scheme>(?i:bearer|basic|token|bot|apikey|api-token|digest|sso-key))[ \t]+)?(?P<quote>\\?["'`])?
+    )""",
     re.VERBOSE,
 )
 # Or blanks: a word operator ("my password is ..."), a quoted value (SQL's PASSWORD 'x'), or a
 # command-line flag's value (--password x).
 _SPACED_RX = re.compile(r"""[ \t]+(?:(?P<word>is|was|ist|est|es|lautet)[ \t]+)?(?P<quote>\\?["'`])?""")
-_XML_VALUE_RX = re.compile(r">([^<\s]{6,300})</")
+_XML_VALUE_RX = re.compile(r">\s*([^<\s]{6,4096})\s*</")
 # An unquoted value ends at a blank, a quote, a separator or "&name=" (the next query parameter).
-_UNQUOTED_RX = re.compile(r"""(?:[^\s"'`,;&<>()\[\]{}\\|]|&(?![A-Za-z_][A-Za-z0-9_]*=)){1,300}""")
+_UNQUOTED_RX = re.compile(r"""(?:[^\s"'`,;&<>()\[\]{}\\|]|&(?![A-Za-z_][A-Za-z0-9_]*=)){1,4096}""")
+_HEADER_FLAG_RX = re.compile(r"""(?:-H|--header)[ \t=]*["']?\Z""")
+_ATTRIBUTE_PAIR_RX = re.compile(r"""["'][ \t]+value[ \t]*=""")
+# Not secrets although assigned to a secret-sounding name: an identifier with a version
+# (SalesResults-1.2, Maven's io.jsonwebtoken:jjwt-jackson-0.11.2) or a value cut short ("ops_eyJ..").
+_VERSIONED_RX = re.compile(r"[A-Za-z][A-Za-z0-9_.:\-]*[\-_:.]v?[0-9]+(?:\.[0-9]+)+(?:[\-.][A-Za-z0-9]+)?\Z")
 _CAMEL_RX = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z0-9]+")
 _CODE_REF_RX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+|[A-Za-z_]+")
 _DIGIT_RX = re.compile(r"[0-9]")
@@ -164,6 +179,8 @@ def _name_kind(words: tuple[str, ...]) -> str | None:
     """'password', 'secret' or None, from the last word of a name (and the one before it)."""
     if not words:
         return None
+    if words[0] == "bundle" and len(words) >= 3:
+        return "bundler"  # BUNDLE_GEMS__CONTRIBSYS__COM=user:password, Bundler's per-host credential
     last = words[-1]
     if last in _PASSWORD_WORDS or last.endswith(("password", "passwd")):
         return "password"
@@ -195,6 +212,8 @@ def _secret_value_ok(value: str, kind: str, word_operator: bool, quoted: bool) -
         if (word_operator and len(value) < 8) or classes < 2 or value.isalpha():
             return False
         return any(c.isalpha() for c in value) or len(value) >= 8
+    if value.endswith(("..", "\u2026")) or _VERSIONED_RX.match(value):
+        return False
     # tokens, keys, secrets: long and random (a random 32-letter key has no digit 0.4% of the time)
     if len(value) < 16 or " " in value or value.isdigit() or not (len(value) >= 24 or _DIGIT_RX.search(value)):
         return False
@@ -215,14 +234,14 @@ def _typed(words: tuple[str, ...], value: str) -> tuple[str, str] | None:
 
 
 _PASSWORD_KEYWORDS = ("pass", "pw", "kennwort", "wachtwoord", "contraseña")
-_SECRET_KEYWORDS = ("secret", "token", "key", "credential", "auth")
+_SECRET_KEYWORDS = ("secret", "token", "key", "credential", "auth", "bundle_")
 
 
 def _keyword_rx(keyword: str, password: bool) -> re.Pattern[bytes]:
     """Searched in Source.lower (Latin-1 bytes): the keyword, the rest of the name, then an
     operator (or, for passwords, a blank: "password is x", "--password x", "PASSWORD 'x'").
     Rejecting "key points" and "max_tokens" here keeps them out of the Python loop."""
-    tail = rb"""\\?["']?[ \t]*(?::=|=>|->|=|:|>)"""
+    tail = rb"""(?:\\?["']?(?:[ \t]+(?:string|str|&str|const))?[ \t]*(?::=|=>|->|=|:|>|\?=|\.=|\+=)|["'][ \t]*,[ \t]*["']|["'][ \t]+value[ \t]*=)"""
     if password:
         tail = rb"(?:" + tail + rb"|[ \t])"
     return re.compile(re.escape(keyword.encode("latin-1")) + rb"[a-z0-9_.\-\xc0-\xff]{0,48}" + tail)
@@ -245,7 +264,7 @@ def _keyword_hits(src: Source) -> list[int]:
 def _value_span(text: str, pos: int, quote: str | None) -> tuple[int, int] | None:
     if quote:
         q = quote[-1]
-        end = text.find(q, pos, pos + 301)
+        end = text.find(q, pos, pos + 4097)
         if end <= pos:
             return None
         if text[end - 1] == "\\":  # an escaped closing quote: \"
@@ -258,10 +277,14 @@ def _value_span(text: str, pos: int, quote: str | None) -> tuple[int, int] | Non
     return None if m is None else (pos, m.end())
 
 
-def _operator(text: str, h: int, b: int) -> tuple[int, str | None, str | None, bool] | None:
-    """After a name ending at b: (value start, quote, scheme, word operator?) or None."""
+def _operator(text: str, h: int, a: int, b: int) -> tuple[int, str | None, str | None, bool] | None:
+    """After a name from a to b: (value start, quote, scheme, word operator?) or None."""
     op = _OPERATOR_RX.match(text, b)
     if op is not None:
+        if op.group("pair") is not None:
+            if a == 0 or text[a - 1] != text[b]:
+                return None  # a pair needs a quoted name: "TOKEN", "v"
+            return op.end(), op.group("pquote"), None, False
         return op.end(), op.group("quote"), op.group("scheme"), False
     sp = _SPACED_RX.match(text, b)
     if sp is None:
@@ -281,18 +304,18 @@ def detect_assignments(src: Source, hits: Hits) -> None:
         if h < pos:
             continue
         b = _NAME_RX.match(text, h).end()  # type: ignore[union-attr]  # kw itself matches
-        xml = None
-        found: tuple[int, str | None, str | None, bool] | None
-        if b < len(text) and text[b] == ">" and text[h - 1 : h] == "<":  # <password>x</password>
-            xml = _XML_VALUE_RX.match(text, b)
-            found = None if xml is None else (xml.start(1), None, None, False)
-        else:
-            found = _operator(text, h, b)
-        if found is None:
-            continue
         # the whole name around the keyword: back to the last blank or punctuation
         lo = max(0, h - 64)
         a = max(classes.rfind(b" ", lo, h), classes.rfind(b"+", lo, h)) + 1 or lo
+        xml = None
+        found: tuple[int, str | None, str | None, bool] | None
+        if b < len(text) and text[b] == ">" and a and text[a - 1] == "<":  # <apiToken>x</apiToken>
+            xml = _XML_VALUE_RX.match(text, b)
+            found = None if xml is None else (xml.start(1), None, None, False)
+        else:
+            found = _operator(text, h, a, b)
+        if found is None:
+            continue
         if a in seen:
             continue
         seen.add(a)
@@ -304,15 +327,55 @@ def detect_assignments(src: Source, hits: Hits) -> None:
         span = xml.span(1) if xml is not None else _value_span(text, start, quote)
         if span is None or span[1] - span[0] < 6:
             continue
+        if kind == "secret" and _HEADER_FLAG_RX.search(text, max(0, a - 12), a):
+            kind = "header"  # curl -H "Token: 3fea6af1349166ea": a header value is a credential as sent
+        if words in (("key",), ("name",)) and _ATTRIBUTE_PAIR_RX.match(text, span[1]):
+            continue  # <add key="Password" value="..."/>: this value is the name; its own hit reads the pair
         value = text[span[0] : span[1]]
         typed = _typed(words, value)
         if typed is not None:
             hits.add(span[0], span[1], typed[0], typed[1])
         elif scheme is not None and scheme.lower() == "basic" and _basic_auth(value):
             hits.add(span[0], span[1], "GENERIC_SECRET", "assignment")
+        elif kind == "bundler":
+            user, _, password = value.partition(":")
+            if user and "/" not in value and len(password) >= 6 and not is_placeholder(password) and not low_variety(password + "~~~"):  # hex: cafebabe:deadbeef
+                hits.add(span[0], span[1], "PASSWORD", "assignment")
+        elif kind == "header":
+            if _secret_value_ok(value, "password", False, True) and " " not in value:
+                hits.add(span[0], span[1], "GENERIC_SECRET", "assignment")
         elif _secret_value_ok(value, kind, word_operator, bool(quote)):
             hits.add(span[0], span[1], "PASSWORD" if kind == "password" else "GENERIC_SECRET", "assignment")
         pos = max(pos, span[1])
+
+
+# --- Command-line credentials: curl -u user:password, --user 'user:password' ------------------
+_CURL_USER_RX = re.compile(r"""(?<![\w\-])(?:-u|--user)(?:[ \t]+|=)["']?(?P<user>[^\s:"'$<>\[]*)["']?:["']?(?P<pw>[^\s"'<>]*)""")
+_USERPASS_FILLER = frozenset({"test", "pass", "password", "passwd", "token", "secret", "yyy", "xxx", "pwd", "apikey", "api_key"})
+
+
+def _cli_password_ok(value: str) -> bool:
+    if len(value) < 6 or value[0] in "$<[{%(" or value.lower() in _USERPASS_FILLER or is_placeholder(value):
+        return False
+    return char_classes(value) >= 2 and not low_variety(value + "~~~")
+
+
+def detect_cli_credentials(src: Source, hits: Hits) -> None:
+    """curl's -u/--user user:password: the password (or, with an empty password, the user part,
+    which then is an API key: `-u sk_live_...:`)."""
+    text = src.text
+    pos = 0
+    while (at := text.find("-u", pos)) >= 0:
+        pos = at + 2
+        m = _CURL_USER_RX.match(text, at - 1 if at and text[at - 1] == "-" else at)
+        if m is None:
+            continue
+        if m.group("pw"):
+            if _cli_password_ok(m.group("pw")):
+                hits.add(m.start("pw"), m.end("pw"), "PASSWORD", "cli")
+        elif _cli_password_ok(m.group("user")):
+            hits.add(m.start("user"), m.end("user"), "PASSWORD", "cli")
+        pos = m.end()
 
 
 def _basic_auth(value: str) -> bool:
@@ -330,6 +393,7 @@ DETECTORS = [
     Detector("pem", frozenset({"PRIVATE_KEY"}), detect_pem),
     Detector("jwt", frozenset({"JWT"}), detect_jwt),
     Detector("url_credentials", frozenset({"URL_PASSWORD"}), detect_url_password),
+    Detector("cli", frozenset({"PASSWORD"}), detect_cli_credentials),
     Detector(
         "assignment",
         frozenset({"PASSWORD", "GENERIC_SECRET", *(t for _, _, t, _ in _TYPED_VALUES)}),

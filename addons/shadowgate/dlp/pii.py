@@ -57,7 +57,7 @@ from .validators import vat_valid
 
 # --- E-mail ---------------------------------------------------------------------------------
 _LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-'")
-_DOMAIN_RX = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}([A-Za-z]{2,24})(?![A-Za-z0-9\-]|\.[A-Za-z0-9])")
+_DOMAIN_RX = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}([A-Za-z]{2,24}|xn--[a-z0-9]{2,59})(?![A-Za-z0-9\-]|\.[A-Za-z0-9])")
 # Look like domains after "@" but are files: icon@2x.png, logo@3x.webp
 _FILE_TLDS = frozenset("png jpg jpeg gif svg webp ico bmp tif tiff js mjs ts tsx jsx css scss map json txt md py rb go rs java lock yml yaml toml xml html".split())
 
@@ -106,14 +106,18 @@ _NUMBER_SHAPES: list[tuple[str, str, str]] = [
     ("card465", "3", r"[0-9]{3}(?P<card465_s>[ \-])[0-9]{6}(?P=card465_s)[0-9]{4,5}" + _END),
     ("digits", "[1-8]", r"[0-9]{12,18}" + _END),
     ("nir", "[1-478]", r" [0-9]{2} [0-9]{2} (?:[0-9]{2}|2[AB]) [0-9]{3} [0-9]{3} [0-9]{2}" + _END),
-    ("ssn", "[0-9]", r"[0-9]{2}(?P<ssn_s>[\- ])[0-9]{2}(?P=ssn_s)[0-9]{4}" + _END),
-    ("dni", "[0-9]", r"[0-9]{7}-?[A-HJ-NP-TV-Z](?![A-Za-z0-9_])"),
+    ("ssn", "[0-9]", r"[0-9]{2}(?P<ssn_s>[\- .])[0-9]{2}(?P=ssn_s)[0-9]{4}" + _END),
+    ("dni", "[0-9]", r"[0-9]{7}-?[A-HJ-NP-TV-Za-hj-np-tv-z](?![A-Za-z0-9_])"),
     ("intl", r"\+", r"(?:[1-9][0-9]{0,3}(?:(?:[ .\-]|[ ]?\(0\)[ ]?|[ ]?\()[0-9]{1,8}\)?){1,6}|[1-9][0-9]{6,14})" + _END),
     ("intl00", "0", r"0[1-9][0-9]{0,3}(?:(?:[ .\-]|[ ]?\(0\)[ ]?)[0-9]{1,8}){1,6}" + _END),
     ("trunk0p", r"\(", r"0[1-9][0-9]{0,4}\)[ ]?[0-9]{2,8}(?:[ /\-][0-9]{2,8}){0,2}" + _END),
     ("us_paren", r"\(", r"[2-9][0-9]{2}\)[ ]?[2-9][0-9]{2}[\-. ][0-9]{4}" + _END),
     ("us1", "1", r"(?P<us1_s>[\-. ])[2-9][0-9]{2}(?P=us1_s)[2-9][0-9]{2}(?P=us1_s)[0-9]{4}" + _END),
     ("us", "[2-9]", r"[0-9]{2}(?P<us_s>[\-. ])[2-9][0-9]{2}(?P=us_s)[0-9]{4}" + _END),
+    # Philippine (09xx) and Turkish (05xx) mobiles are usually written as 11 digits without spaces
+    ("mobile11", "0", r"(?:9[0-9]{2}|5[0-5][0-9])[0-9]{7}" + _END),
+    # Turkish 3-3-2-2 grouping, with or without the trunk 0: 0532 123 45 67, 532.123.45.67
+    ("tr", "[0-5]", r"(?:(?<=0)[ \-]?[2-5][0-9]{2}|(?<=[2-5])[0-9]{2})(?P<tr_s>[ \-.])[0-9]{3}(?P=tr_s)[0-9]{2}(?P=tr_s)[0-9]{2}" + _END),
     ("fr", "0", r"[1-9](?P<fr_s>[ .\-])[0-9]{2}(?P=fr_s)[0-9]{2}(?P=fr_s)[0-9]{2}(?P=fr_s)[0-9]{2}" + _END),
     ("trunk0", "0", r"[1-9][0-9]{0,4}(?:[ /\-][0-9]{2,8}){1,3}" + _END),
     ("in", "[6-9]", r"[0-9]{4}[ \-][0-9]{5}" + _END),
@@ -130,7 +134,7 @@ _UPPER_SHAPES: list[tuple[str, str, str]] = [
 ]
 
 
-def _finder(first: str, then: str, shapes: list[tuple[str, str, str]]) -> re.Pattern[str]:
+def shape_finder(first: str, then: str, shapes: list[tuple[str, str, str]]) -> re.Pattern[str]:
     """One pattern, matched where a value may start: the first character, a cheap check of the
     next one, then every shape's rest in order, each named after its shape (lookbehinds
     re-check the first character)."""
@@ -138,8 +142,8 @@ def _finder(first: str, then: str, shapes: list[tuple[str, str, str]]) -> re.Pat
     return re.compile(f"{first}(?={then})(?:{alternatives})")
 
 
-_NUMBER_FINDER = _finder(r"[0-9+(]", r"[0-9 .\-/()]", _NUMBER_SHAPES)
-_UPPER_FINDER = _finder(r"[A-Z]", r"[A-Z0-9 \-]", _UPPER_SHAPES)
+_NUMBER_FINDER = shape_finder(r"[0-9+(]", r"[0-9 .\-/()]", _NUMBER_SHAPES)
+_UPPER_FINDER = shape_finder(r"[A-Z]", r"[A-Z0-9 \-]", _UPPER_SHAPES)
 # Where values may start, found in Source.classes: after a blank or punctuation (not after a
 # letter, digit, or a joining character like "." "-" "_": 1.2.3.4.5 has no IP inside, ab12 no
 # number), and shaped like the start of a value: a digit and 5 more digits or separators, or "+"
@@ -197,7 +201,7 @@ def _validate_number(shape: str, value: str, src: Source, start: int) -> str | N
             return "US_SSN"
         return "US_ITIN" if itin_valid(digits) else None
     if shape == "dni":
-        return "ES_DNI" if es_dni_valid(value.replace("-", "")) else None
+        return "ES_DNI" if es_dni_valid(value.replace("-", "").upper()) else None
     # phones
     if len(set(digits)) <= 2 or _context_says(_NOT_PHONE_RX, src.lower, start):
         return None
@@ -212,13 +216,15 @@ def _validate_number(shape: str, value: str, src: Source, start: int) -> str | N
         return "PHONE"
     if shape == "trunk0p":
         return "PHONE" if 9 <= len(digits) <= 12 else None
-    return "PHONE"  # fr, in, es, it: the shape is specific enough
+    return "PHONE"  # fr, in, es, it, tr, mobile11: the shape is specific enough
 
 
 def _candidates(classes: bytes, starts: tuple[re.Pattern[bytes], ...]) -> list[int]:
     """Offsets where a value may start, in order (the text's start counts as after a blank)."""
+    # match() at 1, not search(head, 1, 2): an end bound would also bound the look-ahead that
+    # checks the characters after the first one, and no value at offset 0 would ever be found.
     head = b" " + classes[:8]
-    found = [0] if any(rx.search(head, 1, 2) for rx in starts) else []
+    found = [0] if any(rx.match(head, 1) for rx in starts) else []
     for rx in starts:
         found.extend(m.start() for m in rx.finditer(classes, 1))
     if len(starts) > 1:
@@ -231,14 +237,16 @@ def _scan_shapes(
     hits: Hits,
     finder: re.Pattern[str],
     starts: tuple[re.Pattern[bytes], ...],
-    validate: Callable[[str, str, Source, int], tuple[str, int] | None],
+    validate: Callable[[str, str, Source, int, bool], tuple[str, int] | None],
     fallbacks: dict[str, list[tuple[str, re.Pattern[str]]]],
 ) -> None:
     text = src.text
     pos = 0
+    last_end = -2  # where the last value found ends
     for start in _candidates(src.classes, starts):
         if start < pos:
             continue
+        after_value = start == last_end + 1  # "4012888888881881 4012 8888 8888 1881": a new value
         m = finder.match(text, start)
         if m is None and start and text[start - 1] == "(" and start - 1 >= pos:  # (555) 123-4567
             start -= 1
@@ -246,16 +254,16 @@ def _scan_shapes(
         if m is None:
             continue
         shape = m.lastgroup or ""
-        found = validate(shape, m.group(), src, start)
+        found = validate(shape, m.group(), src, start, after_value)
         for other, rx in fallbacks.get(shape, ()):  # later shapes that fit the same text
             if found is not None:
                 break
             if (fm := rx.match(text, start)) is not None:
-                found = validate(other, fm.group(), src, start)
+                found = validate(other, fm.group(), src, start, after_value)
         if found is not None:
             type_, end = found
             hits.add(start, end, type_, _DETECTOR_OF[type_])
-            pos = end
+            pos = last_end = end
         else:
             # A number that failed its checks: its tail is not a number of its own
             # (the last 12 digits of a card failing Luhn are no phone number).
@@ -270,21 +278,27 @@ def _fallbacks(shapes: list[tuple[str, str, str]], ambiguous: dict[str, tuple[st
 # The finder reports the first shape that matches; these later shapes can match the same text
 # (NL123456789B01 is IBAN-shaped, a VAT number, never an IBAN).
 _UPPER_FALLBACKS = _fallbacks(_UPPER_SHAPES, {"iban": ("vat", "nino", "cf"), "vat": ("nino", "cf"), "nino": ("cf",)})
-_NUMBER_FALLBACKS = _fallbacks(_NUMBER_SHAPES, {"card4": ("ssn",), "digits": ("dni",)})
+_NUMBER_FALLBACKS = _fallbacks(_NUMBER_SHAPES, {"card4": ("ssn",), "digits": ("dni",), "ipv4": ("tr",)})
 
 
-def _number(shape: str, value: str, src: Source, start: int) -> tuple[str, int] | None:
+def _number(shape: str, value: str, src: Source, start: int, after_value: bool) -> tuple[str, int] | None:
     text = src.text
     before = text[max(0, start - 2) : start]
     if before[-1:] == "/" and before != "//":
         return None  # a path or a user agent (Chrome/120.0.6099.109), not a number of its own
-    if value[0].isdigit() and len(before) == 2 and before[1] == " " and "0" <= before[0] <= "9" and _after_digit_group(text, start - 1):
+    if not after_value and value[0].isdigit() and len(before) == 2 and before[1] == " " and "0" <= before[0] <= "9" and _after_digit_group(text, start - 1):
         return None  # the rest of a longer grouped number
+    if start >= 5 and before[-1:] == " " and before[0] in _IBAN_CHARS and _IBAN_RUN_BEFORE_RX.search(text, max(0, start - 48), start):
+        return None  # the groups of an IBAN whose checksum failed are not a phone or a card
     type_ = _validate_number(shape, value, src, start)
     return None if type_ is None else (type_, start + len(value))
 
 
-def _upper(shape: str, value: str, src: Source, start: int) -> tuple[str, int] | None:
+_IBAN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_IBAN_RUN_BEFORE_RX = re.compile(r"(?:\A|[^0-9A-Za-z])[A-Z]{2}[0-9]{2}(?: [A-Z0-9]{2,4})* \Z")
+
+
+def _upper(shape: str, value: str, src: Source, start: int, after_value: bool) -> tuple[str, int] | None:
     text = src.text
     if shape == "iban":
         length = IBAN_LENGTHS.get(value[:2])
@@ -328,6 +342,7 @@ _ADDRESS_RX = re.compile(r"[0-9A-Fa-f:.]{2,45}(?:%[A-Za-z0-9_.\-]{1,15})?")
 _MAC_RX = re.compile(r"[0-9A-Fa-f]{2}(?P<s>[:\-])(?:[0-9A-Fa-f]{2}(?P=s)){4}[0-9A-Fa-f]{2}\Z")
 _DASH_MAC_RX = re.compile(r"-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}(?![0-9A-Za-z_\-])")
 _HEXCOLON = frozenset("0123456789abcdefABCDEF:")
+_CISCO_MAC_RX = re.compile(r"\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}(?![0-9A-Za-z_.\-])")
 
 
 def _mac_ok(value: str) -> bool:
@@ -358,6 +373,15 @@ def detect_network(src: Source, hits: Hits) -> None:
             value = value.rsplit(":", 1)[0]  # an unbracketed port: 2001:db8:0:0:0:0:0:1:443
         if any(c.isdigit() for c in value) and ipv6_interesting(value):
             hits.add(s, s + len(value), "IPV6", "ip")
+    for m in _CISCO_MAC_RX.finditer(text):  # Cisco notation: 0012.3456.789a
+        s = m.start() - 4
+        if s < 0 or not all(c in _HEXCOLON for c in text[s : m.start()]) or ":" in text[s : m.start()]:
+            continue
+        if s and text[s - 1].isascii() and (text[s - 1].isalnum() or text[s - 1] in "_.-"):
+            continue
+        value = text[s : m.end()]
+        if any(c.isdigit() for c in value) and any(c.isalpha() for c in value) and _mac_ok(value.replace(".", "")):
+            hits.add(s, m.end(), "MAC_ADDRESS", "mac")
     for m in _DASH_MAC_RX.finditer(text):
         s = m.start() - 2
         if s < 0 or not all(c in _HEXCOLON for c in text[s : m.start()]):

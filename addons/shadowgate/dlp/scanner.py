@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from types import MappingProxyType
 
 from . import credentials
+from . import nationalids
 from . import pii
 from . import servicekeys
 from .model import SECRET
@@ -20,7 +21,7 @@ from .model import Finding
 from .model import Hits
 from .model import Source
 
-DETECTORS: tuple[Detector, ...] = (servicekeys.DETECTOR, *credentials.DETECTORS, *pii.DETECTORS)
+DETECTORS: tuple[Detector, ...] = (servicekeys.DETECTOR, *credentials.DETECTORS, *pii.DETECTORS, *nationalids.DETECTORS)
 
 # On the same span a service's own type beats these (GITHUB_TOKEN over the GENERIC_SECRET that a
 # `token = "ghp_..."` assignment also yields).
@@ -28,8 +29,9 @@ _GENERIC_TYPES = frozenset({"GENERIC_SECRET", "PASSWORD", "URL_PASSWORD"})
 
 def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
     """Non-overlapping findings in text order. Where findings overlap, a secret beats personal
-    data, then the longer one wins, then a service's own type beats a generic one."""
-    ranked = sorted(findings, key=lambda f: (f.kind != SECRET, f.start - f.end, f.type in _GENERIC_TYPES, f.start))
+    data, then the longer one wins, then a service's own type beats a generic one, and an
+    identifier named by the word before it ("TFN 876 543 210") beats the number shapes (a phone)."""
+    ranked = sorted(findings, key=lambda f: (f.kind != SECRET, f.start - f.end, f.type in _GENERIC_TYPES, f.detector != "named_id", f.start))
     starts: list[int] = []
     kept: list[Finding] = []
     for f in ranked:
@@ -79,7 +81,41 @@ class Scanner:
             detector.run(src, hits)
         if self._types is not None:
             hits = Hits(f for f in hits if f.type in self._types)
+        _add_repeats(text, hits)
         return resolve_overlaps(hits)
+
+
+# Detectors whose findings depend on a name or word next to the value.
+_CONTEXT_DETECTORS = frozenset({"assignment", "cli", "de_tax_id", "nl_bsn", "us_passport", "us_ssn", "named_id"})
+_REPEAT_VALUES_MAX = 32
+_REPEAT_MIN = 6  # shorter values (a 4-digit PIN found after "pin") are too common to chase
+_WORD_CHAR = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
+
+
+def _add_repeats(text: str, hits: Hits) -> None:
+    """Every other occurrence of a value found once: a password found after `password=` that the
+    prompt repeats without its name, or an id found after its context word, is as sensitive the
+    second time. Only whole-token occurrences count (not inside a longer word)."""
+    if len(hits) == 0:
+        return
+    seen: set[tuple[str, str]] = set()
+    found = {(f.start, f.end) for f in hits}
+    for f in list(hits):
+        if f.detector not in _CONTEXT_DETECTORS:
+            continue  # a value found by its own shape is found by it wherever it repeats
+        value = text[f.start : f.end]
+        if len(value) < _REPEAT_MIN or (value, f.type) in seen:
+            continue
+        if len(seen) == _REPEAT_VALUES_MAX:
+            break  # each value is one pass over the text: a dump of secrets keeps its cost linear
+        seen.add((value, f.type))
+        at = text.find(value)
+        while at >= 0:
+            end = at + len(value)
+            if (at, end) not in found and not (at and text[at - 1] in _WORD_CHAR) and not (end < len(text) and text[end] in _WORD_CHAR):
+                hits.append(Finding(at, end, f.type, f.detector, f.kind))
+                found.add((at, end))
+            at = text.find(value, at + 1)
 
 
 def redact(text: str, findings: Sequence[Finding], placeholder: Callable[[Finding], str]) -> str:

@@ -30,6 +30,7 @@ from .model import Hits
 from .model import Source
 from .model import register_types
 from .validators import char_classes
+from .validators import hand_typed
 from .validators import is_placeholder
 from .validators import low_variety
 from .validators import shannon_entropy
@@ -105,8 +106,12 @@ _rule("RUBYGEMS_API_KEY", "rubygems", "rubygems_", rf"rubygems_[a-f0-9]{{48}}{_T
 _rule("DOCKER_HUB_TOKEN", "docker", "dckr_", rf"dckr_pat_[A-Za-z0-9_\-]{{27}}{_TAIL}")
 
 # --- Chat, e-mail and SaaS ------------------------------------------------------------------
-_rule("SLACK_TOKEN", "slack", "xoxa- xoxb- xoxp- xoxo- xoxs- xoxr- xoxe-", rf"xox[abposre]-[A-Za-z0-9\-]{{10,250}}{_TAIL}")
-_rule("SLACK_TOKEN", "slack", "xoxe.", rf"xoxe\.xox[bp]-[0-9]-[A-Za-z0-9]{{140,180}}{_TAIL}")
+# Tokens start with a numeric id (6-14 digits, after a version digit in xoxa-2- and xoxe-1-); "xoxb-my-bot-token" and
+# a tail of "####" filler are documentation.
+_SLACK_TAIL = r"(?![A-Za-z0-9_\-#*])"
+_rule("SLACK_TOKEN", "slack", "xoxb- xoxp- xoxa- xoxr- xoxs- xoxo- xoxe-", rf"xox[bparsoe]-(?:[0-9]-)?[0-9]{{6,14}}-[A-Za-z0-9\-]{{10,250}}{_SLACK_TAIL}")
+_rule("SLACK_TOKEN", "slack", "xoxe-", rf"xoxe-[0-9]-[A-Za-z0-9]{{100,300}}{_SLACK_TAIL}", _random_enough)  # refresh tokens
+_rule("SLACK_TOKEN", "slack", "xoxe.", rf"xoxe\.xox[bp]-[0-9]-[A-Za-z0-9]{{140,180}}{_SLACK_TAIL}")
 _rule("SLACK_TOKEN", "slack", "xapp-", rf"xapp-[0-9]-[A-Z0-9]{{6,20}}-[0-9]{{6,20}}-[a-z0-9]{{30,80}}{_TAIL}")
 _rule("SENDGRID_API_KEY", "sendgrid", "SG.", rf"SG\.[A-Za-z0-9_\-]{{22}}\.[A-Za-z0-9_\-]{{43}}{_TAIL}")
 _rule("BREVO_API_KEY", "brevo", "xkeysib-", rf"xkeysib-[a-f0-9]{{64}}-[A-Za-z0-9]{{16}}{_TAIL}")
@@ -121,7 +126,8 @@ _rule("SENTRY_TOKEN", "sentry", "sntryu_", rf"sntryu_[a-f0-9]{{64}}{_TAIL}")
 
 # --- Payments -------------------------------------------------------------------------------
 # Stripe test-mode keys (sk_test_) move no money and are published in docs: not findings.
-_rule("STRIPE_KEY", "stripe", "sk_ rk_ pk_", rf"[srp]k_live_[A-Za-z0-9]{{10,247}}{_TAIL}")
+# Publishable keys (pk_live_) are public by design: they ship in every checkout page.
+_rule("STRIPE_KEY", "stripe", "sk_ rk_", rf"[sr]k_(?:live|prod)_[A-Za-z0-9]{{10,247}}{_TAIL}")
 _rule("STRIPE_KEY", "stripe", "whsec_", rf"whsec_[A-Za-z0-9+/=]{{32,128}}{_TAIL}")
 _rule("SHOPIFY_TOKEN", "shopify", "shpat_ shpss_ shpca_ shppa_", rf"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{{32}}{_TAIL}")
 _rule("SQUARE_TOKEN", "square", "sq0atp- sq0csp-", rf"sq0(?:atp-[A-Za-z0-9_\-]{{22}}|csp-[A-Za-z0-9_\-]{{43}}){_TAIL}")
@@ -147,6 +153,14 @@ _rule("SUPABASE_KEY", "supabase", "sbp_", rf"sbp_[a-f0-9]{{40}}{_TAIL}")
 _rule("SUPABASE_KEY", "supabase", "sb_", rf"sb_secret_[A-Za-z0-9_\-]{{20,80}}{_TAIL}")
 _rule("PLANETSCALE_TOKEN", "planetscale", "pscale_", rf"pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_=.\-]{{32,64}}{_TAIL}")
 _rule("PREFECT_API_KEY", "prefect", "pnu_", rf"pnu_[A-Za-z0-9]{{36}}{_TAIL}")
+_rule("SOURCEGRAPH_TOKEN", "sourcegraph", "sgp_", rf"sgp_(?:(?:[a-fA-F0-9]{{16}}|local)_)?[a-fA-F0-9]{{40}}{_TAIL}", _random_enough)
+_rule("INTRA42_CLIENT_SECRET", "intra42", "s-", rf"s-s4t2(?:ud|af)-[a-f0-9]{{64}}{_TAIL}")
+_rule("ONEPASSWORD_TOKEN", "onepassword", "ops_", rf"ops_eyJ[A-Za-z0-9+/]{{250,}}={{0,3}}{_TAIL_B64}")
+_1P_SECRET_KEY = r"A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}"  # 1Password account secret key
+_rule("ONEPASSWORD_TOKEN", "onepassword", "A3-", _1P_SECRET_KEY + _TAIL)
+_rule("INFRACOST_API_KEY", "infracost", "ico-", rf"ico-[A-Za-z0-9]{{32}}{_TAIL}")
+_rule("ADOBE_CLIENT_SECRET", "adobe", "p8e-", rf"p8e-[A-Za-z0-9]{{32}}{_TAIL}")
+_rule("SONAR_TOKEN", "sonar", "squ_ sqp_ sqa_", rf"sq[upa]_[A-Za-z0-9]{{40}}{_TAIL}")
 _rule("AGE_SECRET_KEY", "age", "AGE-", rf"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{{58}}{_TAIL}")
 
 _WORD_LENGTHS: dict[str, tuple[int, ...]] = {
@@ -164,7 +178,7 @@ def _ascii_alnum(c: str) -> bool:
 
 
 def _accept(rule: Rule, value: str) -> bool:
-    if is_placeholder(value):
+    if is_placeholder(value) or hand_typed(value) or low_variety(value):
         return False
     return rule.check is None or rule.check(value)
 
@@ -176,7 +190,7 @@ def _match_word(text: str, hits: Hits, p: int, lengths: tuple[int, ...]) -> int 
         if s < 0:
             return None
         rules = _BY_WORD.get(text[s : p + 1])
-        if rules is None or (s and _ascii_alnum(text[s - 1])):
+        if rules is None or (s and (_ascii_alnum(text[s - 1]) or text[s - 1] == ".")):  # video_box.ico-7a38...png
             continue
         for rule in rules:
             m = rule.pattern.match(text, s)
@@ -203,8 +217,9 @@ def _scan_separator(text: str, hits: Hits, sep: str) -> None:
 _A_RX = re.compile(
     r"A(?:"
     r"(?P<aws>(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])[A-Z2-7]{16})(?![A-Za-z0-9])"
-    r"|(?P<google>Iza[A-Za-z0-9_\-]{35})" + _TAIL + r"|(?P<atlassian>TATT3[A-Za-z0-9_=\-]{150,250})(?![A-Za-z0-9_=\-])"
+    r"|(?P<google>IzaSy[A-Za-z0-9_\-]{33})" + _TAIL + r"|(?P<atlassian>TATT3[A-Za-z0-9_=\-]{150,250})(?![A-Za-z0-9_=\-])"
     r"|(?P<twilio>C[a-f0-9]{32})(?![A-Za-z0-9])"
+    r"|(?P<bedrock>BSKQmVkcm9ja0FQSUtleS[A-Za-z0-9+/]{80,300}={0,2})(?![A-Za-z0-9+/=])"
     r")"
 )
 _A_TYPES = {
@@ -212,6 +227,7 @@ _A_TYPES = {
     "google": ("GOOGLE_API_KEY", "google"),
     "atlassian": ("ATLASSIAN_API_TOKEN", "atlassian"),
     "twilio": ("TWILIO_ACCOUNT_SID", "twilio"),
+    "bedrock": ("AWS_BEDROCK_API_KEY", "aws"),
 }
 # An AWS secret access key: 40 base64 characters; reported only near a key id (or, in
 # credentials.py, when assigned to an aws_secret... name).
@@ -230,7 +246,7 @@ def _scan_a(text: str, hits: Hits) -> None:
             continue
         type_, detector = _A_TYPES[m.lastgroup or ""]
         value = m.group()
-        if is_placeholder(value) or (detector == "twilio" and low_variety(value)):
+        if is_placeholder(value) or hand_typed(value) or low_variety(value):
             continue
         hits.add(s, m.end(), type_, detector)
         if detector == "aws":
@@ -255,6 +271,17 @@ class Literal:
 
 # Searched with str.find (faster than re for a literal).
 _LITERAL_FORMATS: list[Literal] = [
+    Literal("sha256~", (0,), re.compile(rf"sha256~[A-Za-z0-9_\-]{{43}}{_TAIL}"), "OPENSHIFT_TOKEN", "openshift", _random_enough),
+    # GitLab runner registration tokens (deprecated, still in old runner configs)
+    Literal("GR1348941", (0,), re.compile(rf"GR1348941[A-Za-z0-9_\-]{{20}}{_TAIL}"), "GITLAB_TOKEN", "gitlab", _random_enough),
+    # EasyPost production (EZAK) and test (EZTK) API keys
+    Literal("EZ", (0,), re.compile(rf"EZ[AT]K[A-Za-z0-9]{{54}}{_TAIL}"), "EASYPOST_API_KEY", "easypost", _random_enough),
+    # Facebook/Meta user and page access tokens (EAAC..., EAAM..., EAAG...); Square's are EAAA + 60
+    Literal("EAA", (0,), re.compile(rf"EAA[B-Z][A-Za-z0-9]{{90,400}}{_TAIL}"), "FACEBOOK_ACCESS_TOKEN", "facebook", _random_enough),
+    # Facebook app access tokens: app id "|" app secret
+    Literal("|", (15, 16), re.compile(rf"[0-9]{{15,16}}\|[A-Za-z0-9_\-]{{27}}{_TAIL}"), "FACEBOOK_ACCESS_TOKEN", "facebook", _random_enough),
+    # A JWT that was base64-encoded once more (Kubernetes secrets, basic-auth wrappers): "eyJhbGciOi"
+    Literal("ZXlKaGJHY2lPaU", (0,), re.compile(r"ZXlKaGJHY2lPaU[A-Za-z0-9+/]{60,4000}={0,2}(?![A-Za-z0-9+/=])"), "JWT", "jwt", None),
     Literal("SK", (0,), re.compile(r"SK[a-fA-F0-9]{32}(?![A-Za-z0-9])"), "TWILIO_API_KEY", "twilio", _random_enough),
     Literal("EAAA", (0,), re.compile(rf"EAAA[A-Za-z0-9_\-]{{60}}{_TAIL}"), "SQUARE_TOKEN", "square", _random_enough),
     Literal("dapi", (0,), re.compile(rf"dapi[a-f0-9]{{32}}(?:-[0-9])?{_TAIL}"), "DATABRICKS_TOKEN", "databricks", _random_enough),
@@ -286,7 +313,7 @@ def _try_at(text: str, hits: Hits, s: int, pattern: re.Pattern[str], type_: str,
     if s < 0 or (s and (_ascii_alnum(text[s - 1]) or text[s - 1] in "+/")):
         return None
     m = pattern.match(text, s)
-    if m is None or is_placeholder(m.group()) or (check is not None and not check(m.group())):
+    if m is None or is_placeholder(m.group()) or hand_typed(m.group()) or (check is not None and not check(m.group())):
         return None
     hits.add(s, m.end(), type_, detector)
     return m.end()

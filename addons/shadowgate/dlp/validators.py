@@ -85,10 +85,27 @@ def char_classes(s: str) -> int:
 _PLACEHOLDER_WORDS = (
     "example", "xxxx", "***", "...", "00000000", "1234567890", "abcdefgh", "redacted", "changeme", "change_me",
     "placeholder", "dummy", "insert_", "insert-", "replace_me", "replaceme", "replace-me", "your_", "your-", "yourapi",
-    "yourtoken", "yourkey", "yoursecret", "yourpass", "your api", "your key", "your token", "${", "{{", "%(",
+    "yourtoken", "yourkey", "yoursecret", "yourpass", "your api", "your key", "your token",
     "k_test_",  # Stripe test mode (sk_test_, pk_test_, rk_test_): moves no money, published in docs
 )  # fmt: skip
-_PLACEHOLDER_RX = re.compile("|".join(map(re.escape, _PLACEHOLDER_WORDS)) + "|<[^>]*>")
+# A value that is only a template reference (${DB_PASS}, {{ .Values.token }}, %(pw)s) is no
+# secret; a password that merely contains "${" or "{{" (Tr0ub${4dor) is one.
+_TEMPLATE = r"\A(?:\$\{[^}]*\}|\{\{[^}]*\}\}|%\([^)]*\)[sd])\Z"
+_PLACEHOLDER_RX = re.compile("|".join(map(re.escape, _PLACEHOLDER_WORDS)) + "|<[^>]*>|" + _TEMPLATE)
+# Filler typed by hand: a run of 6 consecutive letters (abcdef, klmnop) or
+# "abc123" (sk-ant-api03-abc123xyz-456def789ghij-...). A random 100-character key has one by
+# chance about once in 10^7.
+_SEQUENCE_RX = re.compile(
+    r"abc123|"
+    + "|".join(re.escape("abcdefghijklmnopqrstuvwxyz"[i : i + 6]) for i in range(21))
+)  # digit runs are left out: ids inside keys (a Telegram bot id) can be 123456789
+
+
+def hand_typed(value: str) -> bool:
+    """A long key-shaped value typed by hand for documentation: alphabet sequences. (Short
+    formats are checked for filler by is_placeholder and low_variety; this search costs ~9 us
+    per 100 characters, so it runs only where the filler was seen: keys of 40+ characters.)"""
+    return len(value) >= 40 and _SEQUENCE_RX.search(value.lower()) is not None
 
 
 def is_placeholder(value: str) -> bool:
@@ -131,6 +148,8 @@ def card_brand(digits: str) -> str | None:
         return "maestro"
     if 2200 <= p4 <= 2204 and 16 <= n <= 19:
         return "mir"
+    if digits[0] == "1" and n == 15:
+        return "uatp"  # airline travel cards (UATP): 1 and 14 digits
     return None
 
 

@@ -1,0 +1,198 @@
+"""National identifiers of more countries, health ids and Bitcoin wallets (issue 16).
+
+Decisions:
+* A shape that is specific on its own (a birth date plus a check digit, a check letter, a
+  separator pattern no other number uses) is reported anywhere: KR_RRN 960121-1234567, FI_HETU
+  010594Y9032, SE_PERSONNUMMER 19871220-2384, SG_NRIC S2740116C, US_MBI 1EG4-TE5-MK73, IN_PAN,
+  IN_GSTIN, ZA_ID, TR_TCKN, PL_PESEL, AU_ABN, IN_AADHAAR 3123 4567 8909, CA_SIN 130 692 544,
+  Bitcoin addresses (base58check / bech32 checksums).
+* A bare run of 9 or 10 digits (or a 3-3-4 group, which US phone numbers share) passes a mod-10/mod-11 check one time in ten: order numbers would
+  be reported. Those (CA_SIN, AU_TFN, AU_ACN, AU_MEDICARE, UK_NHS, US_NPI, and a bare
+  12-digit Aadhaar) are reported only within 40 characters after a word that names them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from . import idchecks as ck
+from .model import PII
+from .model import Detector
+from .model import Hits
+from .model import Source
+from .model import register_types
+from .pii import shape_finder
+
+_END = r"(?![0-9A-Za-z_]|[.\-][0-9])(?!:[0-9A-Fa-f])"
+# Digit-led shapes, most specific first: (name, first character, the rest). The name picks the
+# checks (_SHAPE_TYPES). The patterns start with a character class, which re searches for at C
+# speed; the look-behinds then re-check what precedes the value.
+_DIGIT_SHAPES_SRC: list[tuple[str, str, str]] = [
+    ("rrn", "[0-9]", r"[0-9]{5}-[1-8][0-9]{6}"),
+    ("hetu", "[0-9]", r"[0-9]{5}[\-+A-FU-Y][0-9]{3}[0-9A-Y]"),
+    ("se12", "[12]", r"(?<=1)8[0-9]{6}[\-+]?[0-9]{4}|(?<=1)9[0-9]{6}[\-+]?[0-9]{4}|(?<=2)0[0-9]{6}[\-+]?[0-9]{4}"),
+    ("se10", "[0-9]", r"[0-9]{5}[\-+][0-9]{4}"),
+    ("mbi", "[1-9]", r"[A-Z][A-Z0-9][0-9]-?[A-Z][A-Z0-9][0-9]-?[A-Z]{2}[0-9]{2}"),
+    ("gstin", "[0-3]", r"[0-9][A-Z]{5}[0-9]{4}[A-Z][0-9A-Z]Z[0-9A-Z]"),
+    ("abn", "[0-9]", r"[0-9] [0-9]{3} [0-9]{3} [0-9]{3}"),
+    ("g444", "[0-9]", r"[0-9]{3}(?P<s444>[ \-:])[0-9]{4}(?P=s444)[0-9]{4}"),
+    ("medicare", "[2-6]", r"[0-9]{3} ?[0-9]{5} ?[0-9]"),
+    ("g334", "[0-9]", r"[0-9]{2}(?P<s334>[ \-])[0-9]{3}(?P=s334)[0-9]{4}"),
+    ("g433", "[0-9]", r"[0-9]{3}(?P<s433>[ \-])[0-9]{3}(?P=s433)[0-9]{3}"),
+    ("g333", "[0-9]", r"[0-9]{2}(?P<s333>[ \-])[0-9]{3}(?P=s333)[0-9]{3}"),
+    ("bare", "[0-9]", r"[0-9]{8,12}"),
+]
+# Letter-led shapes: Singapore NRIC/FIN, Indian PAN, Bitcoin.
+_LETTER_SHAPES_SRC: list[tuple[str, str, str]] = [
+    ("nric", "[STFGM]", r"[0-9]{7}[A-Z]"),
+    ("pan", "[A-Z]", r"[A-Z]{2}[ABCFGHJLPT][A-Z][0-9]{4}[A-Z]"),
+    ("b58", "[13]", r"[1-9A-HJ-NP-Za-km-z]{25,34}"),
+    ("bech", "b", r"c1[02-9ac-hj-np-z]{11,71}"),
+]
+_DIGIT_BEFORE = r"(?<![0-9A-Za-z_.\-+/:].)"
+_LETTER_BEFORE = r"(?<![0-9A-Za-z_].)"
+_LETTER_END = r"(?![0-9A-Za-z_])"
+
+
+def _each(shapes: list[tuple[str, str, str]], end: str) -> dict[str, re.Pattern[str]]:
+    """Each shape on its own, to retry a later shape at the same start (751010-7753 has a Finnish
+    code's shape first and is a Swedish personnummer). Matched at the value's first character."""
+    return {n: re.compile(f"(?P<{n}>{f}(?:{rest})){end}") for n, f, rest in shapes}
+
+
+_DIGIT_RX = shape_finder("[0-9]" + _DIGIT_BEFORE, "[0-9A-Z]", [(n, f, f"(?:{rest}){_END}") for n, f, rest in _DIGIT_SHAPES_SRC])
+_LETTER_RX = shape_finder("[A-Z13b]" + _LETTER_BEFORE, "[0-9A-Za-z]", [(n, f, f"(?:{rest}){_LETTER_END}") for n, f, rest in _LETTER_SHAPES_SRC])
+_DIGIT_SHAPES = _each(_DIGIT_SHAPES_SRC, _END)
+_LETTER_SHAPES = _each(_LETTER_SHAPES_SRC, _LETTER_END)
+
+# type -> words that name it (searched in the 40 characters before a weak shape)
+_CONTEXT: dict[str, tuple[bytes, ...]] = {
+    "CA_SIN": (b"sin", b"social insurance", b"nas", b"assurance sociale"),
+    "AU_TFN": (b"tfn", b"tax file"),
+    "AU_ACN": (b"acn", b"company number"),
+    "AU_ABN": (b"abn", b"business number"),
+    "AU_MEDICARE": (b"medicare",),
+    "UK_NHS": (b"nhs", b"health service", b"patient"),
+    "US_NPI": (b"npi", b"provider"),
+    "IN_AADHAAR": (b"aadhaar", b"aadhar", b"uidai", b"uid"),
+    "KR_RRN": (b"rrn", b"resident registration", b"korea"),
+}
+
+Check = Callable[[str], bool]
+# shape -> [(type, check, needs a context word)], tried in order
+_SHAPE_TYPES: dict[str, list[tuple[str, Check, bool]]] = {
+    "rrn": [("KR_RRN", ck.kr_rrn_valid, False)],
+    "hetu": [("FI_HETU", ck.fi_hetu_valid, False)],
+    "se12": [("SE_PERSONNUMMER", ck.se_personnummer_valid, False)],
+    "se10": [("SE_PERSONNUMMER", ck.se_personnummer_valid, False)],
+    "mbi": [("US_MBI", ck.us_mbi_valid, False)],
+    "gstin": [("IN_GSTIN", ck.in_gstin_valid, False)],
+    "abn": [("AU_ABN", ck.au_abn_valid, False)],
+    "g444": [("IN_AADHAAR", ck.in_aadhaar_valid, False)],
+    "medicare": [("AU_MEDICARE", ck.au_medicare_valid, True)],
+    "g334": [("UK_NHS", ck.uk_nhs_valid, True), ("US_NPI", ck.us_npi_valid, True)],
+    "g433": [("US_NPI", ck.us_npi_valid, False)],
+    "g333": [("CA_SIN", ck.ca_sin_valid, False), ("AU_TFN", ck.au_tfn_valid, True), ("AU_ACN", ck.au_acn_valid, True)],
+    "bare9": [("CA_SIN", ck.ca_sin_valid, True), ("AU_TFN", ck.au_tfn_valid, True), ("AU_ACN", ck.au_acn_valid, True)],
+    "bare10": [("SE_PERSONNUMMER", ck.se_personnummer_valid, True), ("UK_NHS", ck.uk_nhs_valid, True), ("US_NPI", ck.us_npi_valid, True), ("AU_MEDICARE", ck.au_medicare_valid, True)],
+    "bare11": [("TR_TCKN", ck.tr_tckn_valid, False), ("PL_PESEL", ck.pl_pesel_valid, False), ("AU_ABN", ck.au_abn_valid, True)],
+    "bare12": [("SE_PERSONNUMMER", ck.se_personnummer_valid, False), ("IN_AADHAAR", ck.in_aadhaar_valid, True)],
+    "bare13": [("ZA_ID", ck.za_id_valid, False), ("KR_RRN", ck.kr_rrn_valid, True)],
+    "nric": [("SG_NRIC", ck.sg_nric_valid, False)],
+    "pan": [("IN_PAN", ck.in_pan_valid, False)],
+    "b58": [("CRYPTO_WALLET", ck.btc_base58_valid, False)],
+    "bech": [("CRYPTO_WALLET", ck.btc_bech32_valid, False)],
+}
+_CONTEXT_WINDOW = 40
+
+
+def _named(lower: bytes, start: int, type_: str) -> bool:
+    window = lower[max(0, start - _CONTEXT_WINDOW) : start]
+    return any(w in window for w in _CONTEXT.get(type_, ()))
+
+
+# A grouped value inside a longer grouped run (the groups of an IBAN with a bad checksum,
+# "AL47 2121 1009 0000 0002") is not a value of its own.
+_GROUP_BEFORE_RX = re.compile(r"(?:\A|[^0-9A-Za-z.,])(?:[A-Z]{2}[0-9]{2}(?:[ \-][A-Z0-9]{2,4})*|[0-9]{1,4})[ \-]\Z")
+_GROUP_AFTER_RX = re.compile(r"[ \-](?=[A-Z]*[0-9])[A-Z0-9]{1,4}(?![A-Za-z0-9])")
+
+
+def inside_grouped_run(text: str, start: int, end: int) -> bool:
+    if start < 2 or text[start - 1] not in " -" or not text[start - 2].isalnum():
+        return text[end : end + 1] in (" ", "-") and start > 0 and text[start - 1] in " -" and _GROUP_AFTER_RX.match(text, end) is not None
+    return _GROUP_BEFORE_RX.search(text, max(0, start - 48), start) is not None or (
+        text[end : end + 1] in (" ", "-") and _GROUP_AFTER_RX.match(text, end) is not None and text[start - 1 : start] in (" ", "-")
+    )
+
+
+def _types_of(shape: str, value: str) -> list[tuple[str, Check, bool]]:
+    return _SHAPE_TYPES.get(f"bare{len(value)}" if shape == "bare" else shape, [])
+
+
+# The later shapes that can match where a shape matched (751010-7753 has a Finnish code's shape
+# and is a Swedish personnummer; 2123 45670 1 is a Medicare shape and may be a bare NPI).
+_RETRY: dict[str, tuple[str, ...]] = {"hetu": ("se10",), "se12": ("bare",), "medicare": ("g433", "bare"), "rrn": ("se10",)}
+
+
+def _report(src: Source, hits: Hits, m: re.Match[str], shapes: dict[str, re.Pattern[str]]) -> None:
+    first = m.lastgroup or ""
+    for shape in (first, *_RETRY.get(first, ())):
+        sm = shapes[shape].match(src.text, m.start())  # the combined match leaves the first character out of the group
+        if sm is None:
+            continue
+        value = sm.group(shape)
+        if not value.isalnum() and inside_grouped_run(src.text, sm.start(), sm.end()):
+            return
+        compact = value if shape == "hetu" or not value[:1].isdigit() else value.replace(" ", "").replace("-", "").replace(":", "").replace("+", "")
+        for type_, check, needs_context in _types_of(shape, value):
+            if check(compact) and (not needs_context or _named(src.lower, sm.start(), type_)):
+                hits.add(sm.start(), sm.end(), type_, "named_id" if needs_context else "national_id")
+                return
+
+
+# Where a digit-led value may start, searched in Source.classes ("0" digit, "A" upper-case letter,
+# "." for . and -, "a" other letters): a digit after no digit, letter or joiner, then at least 8
+# more characters that a shape can hold. A literal first byte lets re skip ahead at C speed.
+_DIGIT_STARTS_RX = re.compile(rb"0(?<![0Aa.+]0)(?=0[0A.: ]{7}|A[0A]0[0A.]{5})")
+
+
+# Letter-led values: an upper-case letter then 7 digits and a letter (NRIC) or 4 letters, 4 digits
+# and a letter (PAN); 26+ letters and digits from a digit (base58) or from a lower-case letter
+# (bech32).
+_LETTER_STARTS_RXS = (re.compile(rb"A(?<![0Aa.]A)(?=0{7}A|A{4}0{4}A)"), re.compile(rb"0(?<![0Aa.]0)(?=[0Aa]{25})"))
+
+
+def detect_national_ids(src: Source, hits: Hits) -> None:
+    text, classes = src.text, src.classes
+    pos = 0
+    starts = [0] if classes[:1] == b"0" and _DIGIT_STARTS_RX.match(b" " + classes[:12], 1) else []
+    starts += [m.start() for m in _DIGIT_STARTS_RX.finditer(classes, 1)]
+    for start in starts:
+        if start < pos:
+            continue
+        m = _DIGIT_RX.match(text, start)
+        if m is not None:
+            _report(src, hits, m, _DIGIT_SHAPES)
+            pos = m.end()
+    pos = 0
+    head = b" " + classes[:40]
+    starts = [0] if any(rx.match(head, 1) for rx in _LETTER_STARTS_RXS) else []
+    starts += sorted(c.start() for rx in _LETTER_STARTS_RXS for c in rx.finditer(classes, 1))
+    at = text.find("bc1")
+    while at >= 0:
+        starts.append(at)
+        at = text.find("bc1", at + 3)
+    for start in sorted(starts):
+        if start < pos:
+            continue
+        m = _LETTER_RX.match(text, start)
+        if m is not None:
+            _report(src, hits, m, _LETTER_SHAPES)
+            pos = m.end()
+
+
+NATIONAL_ID_TYPES = frozenset(t for options in _SHAPE_TYPES.values() for t, _, _ in options)
+register_types(PII, *sorted(NATIONAL_ID_TYPES))
+
+DETECTORS = [Detector("national_id", NATIONAL_ID_TYPES, detect_national_ids)]  # findings: national_id, or named_id when a word named them

@@ -1,0 +1,401 @@
+"""DLP accuracy on public material: other scanners' own true- and false-positive test strings.
+
+    uv run python scripts/bench_dlp_public.py                  # score shadowgate, print the table
+    uv run python scripts/bench_dlp_public.py --by-source      # also per source file
+    uv run python scripts/bench_dlp_public.py --misses TYPE    # list what was missed / flagged
+    uv run python scripts/bench_dlp_public.py --build DIR...   # rebuild the data from checkouts
+
+The data, tests/fixtures/dlp_public/public.jsonl, holds test strings that public projects ship in
+their own test suites, with attribution (repository, path, commit) on every row; no code of theirs
+is copied or run:
+
+* gitleaks/gitleaks (MIT), cmd/generate/config/rules/*.go: each rule's literal `tps` (must be
+  found) and `fps` (must not be) strings. Strings the rule generates at random
+  (secrets.NewSecret) are skipped; a literal passed to GenerateSampleSecret is written in that
+  function's documented form `<id>_api_token = "<value>"`.
+* microsoft/presidio (MIT), presidio-analyzer/tests/test_*_recognizer.py: the literal rows of each
+  recognizer's parametrized test table (text, expected count, expected spans).
+
+Every string is scored bare and inside a prompt sentence (row "form"). A positive is found when a
+finding of its kind (secret / pii) overlaps each expected span (gitleaks rows have no spans: any
+finding of the kind); "exact" also needs one finding to cover the whole span. A negative is
+flagged when any finding of its kind is reported. Types that shadowgate does not claim are listed
+separately and do not count in the claimed totals.
+
+Measured (2026-12-04; both forms together; 1,937 rows = 3,874 scored texts):
+
+    uv run python scripts/bench_dlp_public.py                                   # after
+    git archive e3064ce addons | tar -x -C /tmp/before
+    uv run python scripts/bench_dlp_public.py --addons /tmp/before/addons       # before
+
+                                       before (e3064ce)        after (issue 16)
+    secrets      recall / flagged       73.0 % / 13.1 %         87.0 % / 6.9 %    (540 pos, 582 neg)
+    PII, types claimed before           59.1 % /  4.5 %         88.1 % / 0.4 %    (674 pos, 490 neg)
+      of which the value is the text    32.6 %                  88.1 %
+    PII, all types claimed now          38.6 % /  3.6 %         83.5 % / 2.9 %    (1,076 pos, 768 neg)
+
+Per-type figures, the sources and the limits: docs/dlp-accuracy.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "tests" / "fixtures" / "dlp_public" / "public.jsonl"
+
+# Prompt sentences a string is embedded in ({} is the string); picked by row number.
+SENTENCES = (
+    "Can you help me debug this? {} Thanks!",
+    "Here is the value from the form: {}",
+    "Please summarise the following.\n{}\nKeep it short.",
+    "why does this fail: {} ?",
+)
+
+# presidio entity -> shadowgate type (None: a type shadowgate does not claim)
+PRESIDIO_TYPES: dict[str, str | None] = {
+    "CREDIT_CARD": "CREDIT_CARD",
+    "EMAIL_ADDRESS": "EMAIL",
+    "IBAN_CODE": "IBAN",
+    "IP_ADDRESS": "IP",
+    "MAC_ADDRESS": "MAC_ADDRESS",
+    "PHONE_NUMBER": "PHONE",
+    "US_SSN": "US_SSN",
+    "US_ITIN": "US_ITIN",
+    "US_PASSPORT": "US_PASSPORT",
+    "UK_NINO": "UK_NINO",
+    "ES_NIE": "ES_NIE",
+    "ES_NIF": "ES_DNI",
+    "IT_FISCAL_CODE": "IT_FISCAL_CODE",
+    "DE_TAX_ID": "DE_TAX_ID",
+    # added by issue 16 (not claimed before it)
+    "KR_RRN": "KR_RRN",
+    "FI_PERSONAL_IDENTITY_CODE": "FI_HETU",
+    "SE_PERSONNUMMER": "SE_PERSONNUMMER",
+    "SG_NRIC_FIN": "SG_NRIC",
+    "US_MBI": "US_MBI",
+    "IN_GSTIN": "IN_GSTIN",
+    "IN_PAN": "IN_PAN",
+    "IN_AADHAAR": "IN_AADHAAR",
+    "AU_ABN": "AU_ABN",
+    "AU_ACN": "AU_ACN",
+    "AU_TFN": "AU_TFN",
+    "AU_MEDICARE": "AU_MEDICARE",
+    "UK_NHS": "UK_NHS",
+    "US_NPI": "US_NPI",
+    "CA_SIN": "CA_SIN",
+    "TR_NATIONAL_ID": "TR_TCKN",
+    "PL_PESEL": "PL_PESEL",
+    "ZA_ID_NUMBER": "ZA_ID",
+    "CRYPTO": "CRYPTO_WALLET",
+    "PH_MOBILE_NUMBER": "PHONE",
+    "TR_PHONE_NUMBER": "PHONE",
+}
+# The presidio entities shadowgate claimed before issue 16: their totals are reported apart, so
+# the before/after comparison is on the same rows.
+CLAIMED_BEFORE = frozenset(
+    "CREDIT_CARD EMAIL_ADDRESS IBAN_CODE IP_ADDRESS MAC_ADDRESS PHONE_NUMBER US_SSN US_ITIN US_PASSPORT UK_NINO ES_NIE ES_NIF IT_FISCAL_CODE DE_TAX_ID".split()
+)
+
+
+# --- Building the data from checkouts --------------------------------------------------------
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "--git-dir", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+def _go_literal_elements(src: str, start: int, end: int) -> Iterator[str]:
+    """The elements of a Go list between start and end that are string literals only (one, or
+    several joined with +); elements with a call, a variable or a format are skipped."""
+    i, depth, parts, literal_only = start, 0, [], True
+    while i <= end:
+        c = src[i] if i < end else ","
+        if src.startswith("//", i):
+            i = src.find("\n", i)
+            continue
+        if c == "`":
+            j = src.index("`", i + 1)
+            parts.append(src[i + 1 : j])
+            i = j + 1
+            continue
+        if c == '"':
+            j = i + 1
+            while src[j] != '"':
+                j += 2 if src[j] == "\\" else 1
+            try:
+                parts.append(json.loads(src[i : j + 1]))
+            except json.JSONDecodeError:
+                parts.append(src[i + 1 : j].encode().decode("unicode_escape"))
+            i = j + 1
+            continue
+        if c in "({[":
+            depth += 1
+            literal_only = False
+        elif c in ")}]":
+            depth -= 1
+        elif c == "," and depth == 0:
+            if parts and literal_only:
+                yield "".join(parts)
+            parts, literal_only = [], True
+        elif depth == 0 and not c.isspace() and c != "+":
+            literal_only = False
+        i += 1
+
+
+def _block_end(src: str, open_at: int) -> int:
+    depth, i = 0, open_at
+    while i < len(src):
+        c = src[i]
+        if c == "`":
+            i = src.index("`", i + 1)
+        elif c == '"':
+            i += 1
+            while src[i] != '"':
+                i += 2 if src[i] == "\\" else 1
+        elif src.startswith("//", i):
+            i = src.find("\n", i)
+            continue
+        elif c in "({":
+            depth += 1
+        elif c in ")}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return len(src)
+
+
+_LIST_RX = re.compile(r"\b(tps|fps)\s*(?::=|=)\s*(?:\[\]string\s*(\{)|append\(\s*(?:tps|fps)\s*,\s*|utils\.GenerateSampleSecrets?\()")
+
+
+def build_gitleaks(repo: Path) -> Iterator[dict]:
+    commit = _git(repo, "rev-parse", "HEAD").strip()
+    folder = "cmd/generate/config/rules/"
+    for path in _git(repo, "ls-tree", "-r", "--name-only", "HEAD", folder).split():
+        if not path.endswith(".go") or path.endswith("_test.go"):
+            continue
+        src = _git(repo, "show", f"HEAD:{path}")
+        for m in _LIST_RX.finditer(src):
+            kind = m.group(1)
+            open_at = m.end() - 1 if src[m.end() - 1] in "({" else src.rfind("(", 0, m.end())
+            if src[m.start() : m.end()].rstrip().endswith(("GenerateSampleSecrets(", "GenerateSampleSecret(")):
+                open_at = m.end() - 1
+            close = _block_end(src, open_at)
+            rule = _rule_id_before(src, m.start())
+            if not src[open_at - 30 : open_at].endswith(("GenerateSampleSecrets", "GenerateSampleSecret")):
+                for text in _go_literal_elements(src, open_at + 1, close):
+                    if text.strip():
+                        yield _row(text, kind, rule, "gitleaks/gitleaks", path, commit)
+            # literal secrets passed to GenerateSampleSecret(s)("id", "literal")
+            for g in re.finditer(r'GenerateSampleSecrets?\(\s*"([^"]+)"\s*,\s*(`[^`]*`|"(?:[^"\\]|\\.)*")\s*\)', src[open_at - 40 : close + 1]):
+                lit = g.group(2)
+                value = lit[1:-1] if lit[0] == "`" else json.loads(lit)
+                yield _row(f'{g.group(1)}_api_token = "{value}"', kind, rule, "gitleaks/gitleaks", path, commit)
+
+
+def _rule_id_before(src: str, at: int) -> str:
+    ids = re.findall(r'RuleID:\s*"([^"]+)"', src[:at])
+    return ids[-1] if ids else "?"
+
+
+def _row(text: str, kind: str, label: str, repo: str, path: str, commit: str) -> dict:
+    positive = kind == "tps"
+    return {
+        "text": text,
+        "kind": "secret",
+        "expect": "found" if positive else "clean",
+        "type": label,
+        "spans": None,
+        "source": {"repo": repo, "path": path, "commit": commit},
+    }
+
+
+def build_presidio(repo: Path) -> Iterator[dict]:
+    commit = _git(repo, "rev-parse", "HEAD").strip()
+    for path in _git(repo, "ls-tree", "-r", "--name-only", "HEAD", "presidio-analyzer/tests/").split():
+        if not re.search(r"/test_[a-z_]+_recognizer\.py\Z", path):
+            continue
+        src = _git(repo, "show", f"HEAD:{path}")
+        fixture = re.search(r'def entities\(\)[^:]*:\s*(?:"""[^"]*"""\s*)?return \[\s*"([A-Z_]+)"', src)
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "parametrize" and len(node.args) >= 2):
+                continue
+            names = [n.strip() for n in node.args[0].value.split(",")] if isinstance(node.args[0], ast.Constant) else []
+            if len(names) < 3 or names[1] != "expected_len" or not isinstance(node.args[1], ast.List):
+                continue
+            span_at = next((i for i, n in enumerate(names) if "position" in n or n.endswith("_res")), None)
+            if span_at is None:
+                continue
+            for elt in node.args[1].elts:
+                try:
+                    row = ast.literal_eval(elt)
+                except ValueError:
+                    continue
+                text, count, spans = row[0], row[1], row[span_at]
+                entity = row[names.index("entities")][0] if "entities" in names and row[names.index("entities")] else (fixture.group(1) if fixture else None)
+                if entity is None or not isinstance(text, str) or not isinstance(count, int) or not isinstance(spans, (tuple, list)):
+                    continue
+                if count and spans and isinstance(spans[0], int):
+                    spans = [spans]
+                try:
+                    spans = [(int(s[0]), int(s[1])) for s in spans] if count else []
+                except (TypeError, IndexError, ValueError):
+                    continue
+                if count and len(spans) != count:
+                    continue
+                yield {
+                    "text": text,
+                    "kind": "pii",
+                    "expect": "found" if count else "clean",
+                    "type": entity,
+                    "spans": spans or None,
+                    "source": {"repo": "microsoft/presidio", "path": path, "commit": commit},
+                }
+
+
+def build(dirs: list[Path]) -> None:
+    rows: list[dict] = []
+    for d in dirs:
+        git_dir = d if (d / "HEAD").exists() else d / ".git"
+        head = _git(git_dir, "ls-tree", "--name-only", "HEAD")
+        if "presidio-analyzer" in head:
+            rows.extend(build_presidio(git_dir))
+        elif "cmd" in head and "go.mod" in head:
+            rows.extend(build_gitleaks(git_dir))
+    seen: set[tuple[str, str, str]] = set()
+    DATA.parent.mkdir(parents=True, exist_ok=True)
+    with DATA.open("w", encoding="utf-8") as f:
+        for r in rows:
+            key = (r["text"], r["expect"], r["type"])
+            if key in seen:
+                continue
+            seen.add(key)
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(f"wrote {len(seen)} rows to {DATA.relative_to(ROOT)}")
+
+
+# --- Scoring ---------------------------------------------------------------------------------
+def load_rows() -> list[dict]:
+    return [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def claimed_type(row: dict) -> str | None:
+    """The shadowgate type a presidio row maps to; secret rows are always claimed."""
+    if row["kind"] == "secret":
+        return row["type"]
+    return PRESIDIO_TYPES.get(row["type"])
+
+
+def forms(row: dict, n: int) -> Iterator[tuple[str, str, list[tuple[int, int]] | None]]:
+    """(form, text, spans) for the bare string and the string inside a sentence."""
+    yield "bare", row["text"], [tuple(s) for s in row["spans"]] if row["spans"] else None
+    sentence = SENTENCES[n % len(SENTENCES)]
+    offset = sentence.index("{}")
+    spans = [(a + offset, b + offset) for a, b in row["spans"]] if row["spans"] else None
+    yield "sentence", sentence.format(row["text"]), spans
+
+
+def score(scan, rows: list[dict]) -> dict[tuple[str, str, str], list[int]]:
+    """(kind, type, form) -> [positives, found, exact, negatives, flagged]."""
+    table: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    for n, row in enumerate(rows):
+        for form, text, spans in forms(row, n):
+            findings = [f for f in scan(text) if f.kind == row["kind"]]
+            cell = table[(row["kind"], row["type"], form)]
+            if row["expect"] == "clean":
+                cell[3] += 1
+                cell[4] += bool(findings)
+                continue
+            cell[0] += 1
+            if spans is None:
+                cell[1] += bool(findings)
+                cell[2] += bool(findings)
+                continue
+            cell[1] += all(any(f.start < b and f.end > a for f in findings) for a, b in spans)
+            cell[2] += all(any(f.start <= a and f.end >= b for f in findings) for a, b in spans)
+    return table
+
+
+def _pct(a: int, b: int) -> str:
+    return f"{100 * a / b:5.1f}%" if b else "    -"
+
+
+def report(table: dict[tuple[str, str, str], list[int]], rows: list[dict]) -> dict[str, tuple[int, int, int, int, int]]:
+    claimed = {r["type"]: claimed_type(r) is not None for r in rows}
+    totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
+    print(f"{'kind':6} {'type':42} {'form':8} {'pos':>5} {'recall':>7} {'exact':>7} {'neg':>5} {'flagged':>8}")
+    for (kind, type_, form), cell in sorted(table.items()):
+        if kind == "pii":
+            print(f"{kind:6} {type_ + ('' if claimed[type_] else ' (unclaimed)'):42} {form:8} {cell[0]:5} {_pct(cell[1], cell[0]):>7} {_pct(cell[2], cell[0]):>7} {cell[3]:5} {_pct(cell[4], cell[3]):>8}")
+        group = f"{kind}{'' if claimed[type_] else ' unclaimed'}"
+        keys = [f"{group} {form}", f"{group} all"]
+        if kind == "pii" and type_ in CLAIMED_BEFORE:
+            keys += [f"pii claimed-before {form}", "pii claimed-before all"]
+        for key in keys:
+            for i in range(5):
+                totals[key][i] += cell[i]
+    print()
+    print(f"{'total':30} {'pos':>6} {'recall':>7} {'exact':>7} {'neg':>6} {'flagged':>8}")
+    for key, c in sorted(totals.items()):
+        print(f"{key:30} {c[0]:6} {_pct(c[1], c[0]):>7} {_pct(c[2], c[0]):>7} {c[3]:6} {_pct(c[4], c[3]):>8}")
+    return {k: tuple(v) for k, v in totals.items()}  # type: ignore[misc]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--build", nargs="+", type=Path, metavar="DIR", help="git checkouts of gitleaks and presidio")
+    parser.add_argument("--misses", metavar="TYPE", help="print missed positives and flagged negatives of a type ('secret' for all secrets)")
+    parser.add_argument("--by-source", action="store_true")
+    parser.add_argument("--addons", type=Path, default=ROOT / "addons", help="the shadowgate package's parent folder (to measure another version)")
+    args = parser.parse_args()
+    if args.build:
+        build(args.build)
+        return 0
+    sys.path.insert(0, str(args.addons))
+    from shadowgate.dlp import Scanner
+
+    scan = Scanner().scan
+    rows = load_rows()
+    if args.misses:
+        for n, row in enumerate(rows):
+            if args.misses not in (row["type"], row["kind"]):
+                continue
+            for form, text, spans in forms(row, n):
+                findings = [f for f in scan(text) if f.kind == row["kind"]]
+                if row["expect"] == "clean" and findings:
+                    print(f"FLAGGED {row['type']} {form}: {text!r} -> {[(f.type, text[f.start:f.end]) for f in findings]}")
+                elif row["expect"] == "found" and (not findings or (spans and not all(any(f.start < b and f.end > a for f in findings) for a, b in spans))):
+                    print(f"MISSED {row['type']} {form}: {text!r} -> {[(f.type, text[f.start:f.end]) for f in findings]}")
+        return 0
+    table = score(scan, rows)
+    report(table, rows)
+    if args.by_source:
+        by_source: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+        for n, row in enumerate(rows):
+            for _form, text, _spans in forms(row, n):
+                hit = any(f.kind == row["kind"] for f in scan(text))
+                c = by_source[row["source"]["path"]]
+                if row["expect"] == "found":
+                    c[0] += 1
+                    c[1] += hit
+                else:
+                    c[2] += 1
+                    c[3] += hit
+        for path, c in sorted(by_source.items()):
+            print(f"{path:70} recall {_pct(c[1], c[0])} ({c[0]})  flagged {_pct(c[3], c[2])} ({c[2]})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
