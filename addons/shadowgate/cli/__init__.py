@@ -76,6 +76,10 @@ def _main(argv: list[str] | None = None) -> int:
     from shadowgate.report.weekly import add_arguments as add_report_arguments
 
     add_report_arguments(report)
+    serve = sub.add_parser("serve", help="the read-only web console (add an account with --passwd NAME)")
+    from shadowgate.cli.serve import add_arguments as add_serve_arguments
+
+    add_serve_arguments(serve)
     pac = sub.add_parser("pac", help="a proxy auto-config file that sends AI hosts to shadowgate")
     from shadowgate.pac import add_arguments as add_pac_arguments
 
@@ -110,6 +114,10 @@ def _main(argv: list[str] | None = None) -> int:
         from shadowgate.report.weekly import run_report
 
         return run_report(args)
+    if args.command == "serve":
+        from shadowgate.cli.serve import run as run_serve
+
+        return run_serve(args)
     if args.command == "pac":
         from shadowgate.pac import run_pac
 
