@@ -100,6 +100,8 @@ class Proxy:
     process: subprocess.Popen
     log_path: Path
     test_ca_pem: Path
+    # Where option changes go, if not `port` (an upstream-mode listener hands requests on).
+    control_port: int | None = None
     # One kept-alive connection for option changes, opened on first use: its connect and
     # disconnect are logged once, not around every change (test_logs counts those lines).
     _control: httpx.Client | None = field(default=None, init=False, repr=False)
@@ -108,7 +110,7 @@ class Proxy:
         """Apply option values at run time; returns the previous values. Raises OptionRejected."""
         if self._control is None:
             self._control = httpx.Client(
-                proxy=self.url(user), timeout=30, limits=httpx.Limits(max_keepalive_connections=1, keepalive_expiry=None)
+                proxy=f"http://{user}:pw@127.0.0.1:{self.control_port or self.port}", timeout=30, limits=httpx.Limits(max_keepalive_connections=1, keepalive_expiry=None)
             )
         response = self._control.get(f"http://{CONTROL_HOST}/", headers={OPTIONS_HEADER: json.dumps(values)})
         if response.status_code != 200:
@@ -201,7 +203,9 @@ def start_proxy(
     upstream_port: int | None = None,
     watch_log: Path | None = None,
 ) -> Proxy:
-    """watch_log: the proxy logs there (shadowgate_log_file), so look for its port there too."""
+    """watch_log: the proxy logs there (shadowgate_log_file), so look for its port there too.
+    upstream_port=0 turns the redirect to the fake upstream off (give it here, not as a second
+    --set: mitmdump then fails to register every script loaded after upstream_redirect.py)."""
     folder.mkdir(parents=True, exist_ok=True)
     test_ca_pem = folder / "test-ca.pem"
     test_ca.cert_pem.write_to_path(str(test_ca_pem))
@@ -220,7 +224,7 @@ def start_proxy(
         "-s", str(entry or ROOT / "addons" / "shadowgate.py"),
         "-s", str(ROOT / "addons" / "shadowgate" / "demo" / "upstream_redirect.py"),
         "-s", str(OPTION_CONTROL),
-        "--set", f"test_upstream_port={upstream_port or upstream.port}",
+        "--set", f"test_upstream_port={upstream.port if upstream_port is None else upstream_port}",
         "--set", f"shadowgate_db={db}",
         *extra,
     ]
