@@ -249,7 +249,7 @@ def start_proxy(
         raise RuntimeError(f"mitmdump did not start:\n{log_path.read_text()}")
     # A bad option is logged before "listening"; mitmdump exits with rc=1 just after it.
     if "error in script" in log_path.read_text(errors="replace"):
-        process.wait(15)
+        process.wait(60)
         raise RuntimeError(f"mitmdump exited with {process.returncode}:\n{log_path.read_text()}")
     return Proxy(port, confdir, db, process, log_path, test_ca_pem)
 
