@@ -1,7 +1,19 @@
-"""End-to-end harness: a real mitmdump with shadowgate, a fake upstream, real clients over TLS."""
+"""End-to-end harness: a real mitmdump with shadowgate, a fake upstream, real clients over TLS.
+
+A mitmdump start costs ~3 s, so one proxy serves every test that needs only the defaults (the
+session-scoped `proxy`), and a test that needs other options changes them at run time with
+`proxy.options(...)` (tests/support/option_control.py), as an operator's change would, instead of
+starting its own. `fresh_proxy` is for what only a start shows: start-up itself, stop and restart,
+the environment, several instances.
+
+Every test that starts a real proxy is marked `e2e` here (by the fixtures it uses), so
+`pytest -m "not e2e"` runs the fast set.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import signal
@@ -11,6 +23,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
 
 import duckdb
@@ -21,10 +34,13 @@ import trustme
 
 from shadowgate.demo.fakeupstream import FakeUpstream
 from shadowgate.demo.fakeupstream import load_cases
+from tests.support.option_control import CONTROL_HOST
+from tests.support.option_control import HEADER as OPTIONS_HEADER
 
 ROOT = Path(__file__).resolve().parent.parent
 MITMDUMP = str(Path(sys.executable).parent / "mitmdump")
 DEBUG_ARGS = ["--set", "termlog_verbosity=debug"] if os.environ.get("SG_DEBUG") else []
+OPTION_CONTROL = ROOT / "tests" / "support" / "option_control.py"
 
 # Every host the fake upstream answers for; the proxy verifies its certificate for these names.
 TEST_HOSTS = sorted(
@@ -72,6 +88,10 @@ def upstream(test_ca, tmp_path_factory) -> Iterator[FakeUpstream]:
     fake.stop()
 
 
+class OptionRejected(RuntimeError):
+    """The running proxy refused an option change (its OptionsError); nothing changed."""
+
+
 @dataclass
 class Proxy:
     port: int
@@ -80,6 +100,31 @@ class Proxy:
     process: subprocess.Popen
     log_path: Path
     test_ca_pem: Path
+    # Where option changes go, if not `port` (an upstream-mode listener hands requests on).
+    control_port: int | None = None
+    # One kept-alive connection for option changes, opened on first use: its connect and
+    # disconnect are logged once, not around every change (test_logs counts those lines).
+    _control: httpx.Client | None = field(default=None, init=False, repr=False)
+
+    def set_options(self, values: dict, user: str = "sg-options") -> dict:
+        """Apply option values at run time; returns the previous values. Raises OptionRejected."""
+        if self._control is None:
+            self._control = httpx.Client(
+                proxy=f"http://{user}:pw@127.0.0.1:{self.control_port or self.port}", timeout=30, limits=httpx.Limits(max_keepalive_connections=1, keepalive_expiry=None)
+            )
+        response = self._control.get(f"http://{CONTROL_HOST}/", headers={OPTIONS_HEADER: json.dumps(values)})
+        if response.status_code != 200:
+            raise OptionRejected(response.json()["error"])
+        return response.json()["previous"]
+
+    @contextlib.contextmanager
+    def options(self, **values) -> Iterator[Proxy]:
+        """These options for the block, then the previous values again."""
+        previous = self.set_options(values)
+        try:
+            yield self
+        finally:
+            self.set_options(previous)
 
     @property
     def ca_pem(self) -> Path:
@@ -134,6 +179,9 @@ class Proxy:
         return self.process.poll() is None
 
     def stop(self) -> int:
+        if self._control is not None:
+            self._control.close()
+            self._control = None
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -155,7 +203,9 @@ def start_proxy(
     upstream_port: int | None = None,
     watch_log: Path | None = None,
 ) -> Proxy:
-    """watch_log: the proxy logs there (shadowgate_log_file), so look for its port there too."""
+    """watch_log: the proxy logs there (shadowgate_log_file), so look for its port there too.
+    upstream_port=0 turns the redirect to the fake upstream off (give it here, not as a second
+    --set: mitmdump then fails to register every script loaded after upstream_redirect.py)."""
     folder.mkdir(parents=True, exist_ok=True)
     test_ca_pem = folder / "test-ca.pem"
     test_ca.cert_pem.write_to_path(str(test_ca_pem))
@@ -173,13 +223,15 @@ def start_proxy(
         *DEBUG_ARGS,
         "-s", str(entry or ROOT / "addons" / "shadowgate.py"),
         "-s", str(ROOT / "addons" / "shadowgate" / "demo" / "upstream_redirect.py"),
-        "--set", f"test_upstream_port={upstream_port or upstream.port}",
+        "-s", str(OPTION_CONTROL),
+        "--set", f"test_upstream_port={upstream.port if upstream_port is None else upstream_port}",
         "--set", f"shadowgate_db={db}",
         *extra,
     ]
     log_file = open(log_path, "wb")
     process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT)
-    deadline = time.monotonic() + 30
+    # 30 s was not enough with the 2 cores loaded by several suites at once (load average 11).
+    deadline = time.monotonic() + 60
     port = None
     while time.monotonic() < deadline and port is None:
         if process.poll() is not None:
@@ -197,13 +249,14 @@ def start_proxy(
         raise RuntimeError(f"mitmdump did not start:\n{log_path.read_text()}")
     # A bad option is logged before "listening"; mitmdump exits with rc=1 just after it.
     if "error in script" in log_path.read_text(errors="replace"):
-        process.wait(15)
+        process.wait(60)
         raise RuntimeError(f"mitmdump exited with {process.returncode}:\n{log_path.read_text()}")
     return Proxy(port, confdir, db, process, log_path, test_ca_pem)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def proxy(tmp_path_factory, upstream, test_ca) -> Iterator[Proxy]:
+    """One proxy with the defaults for the whole session; `proxy.options(...)` for other options."""
     p = start_proxy(tmp_path_factory.mktemp("proxy"), upstream, test_ca)
     yield p
     p.stop()
@@ -211,7 +264,9 @@ def proxy(tmp_path_factory, upstream, test_ca) -> Iterator[Proxy]:
 
 @pytest.fixture
 def fresh_proxy(tmp_path, upstream, test_ca):
-    """A proxy of one's own, for tests that change options or stop it."""
+    """A proxy of one's own, for what only a start shows: start-up, stop and restart, the
+    environment, several instances, state that would leak into other tests. For other options,
+    `proxy.options(...)` is ~3 s cheaper."""
     started: list[Proxy] = []
 
     def start(
@@ -242,3 +297,22 @@ def fresh_proxy(tmp_path, upstream, test_ca):
 
 
 os.environ.setdefault("NO_PROXY", "")
+
+
+# Tests that start a proxy (or the whole demo) through a command rather than the fixtures above.
+PROXY_BY_COMMAND = (
+    "tests/test_soak.py::",
+    "tests/test_wheel.py::",
+    "tests/test_security.py::test_proxy_listens_on_loopback_unless_told_otherwise",
+    "tests/test_security.py::test_the_proxy_needs_no_network_but_its_upstream",
+    "tests/test_deploy.py::test_systemd_unit_options_are_real_options",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark `e2e` every test that starts a real proxy: each proxy fixture (proxy, fresh_proxy and
+    the modules' own, which call start_proxy) needs the fake upstream and the test CA."""
+    for item in items:
+        uses = set(getattr(item, "fixturenames", ()))
+        if uses & {"upstream", "test_ca"} or item.nodeid.startswith(PROXY_BY_COMMAND):
+            item.add_marker(pytest.mark.e2e)

@@ -22,6 +22,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.conftest import Proxy
+from tests.conftest import start_proxy
+
 BODY = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -93,11 +96,28 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         writer.close()
 
 
-@pytest.fixture
-def corporate_proxy(upstream) -> Iterator[CorporateProxy]:
+@pytest.fixture(scope="module")
+def corporate(upstream) -> Iterator[CorporateProxy]:
     corporate = CorporateProxy(upstream.port).start()
     yield corporate
     corporate.stop()
+
+
+@pytest.fixture
+def corporate_proxy(corporate) -> CorporateProxy:
+    """The module's corporate proxy, with no CONNECT recorded yet."""
+    corporate.connects.clear()
+    corporate.refused.clear()
+    return corporate
+
+
+@pytest.fixture(scope="module")
+def chained_proxy(tmp_path_factory, upstream, test_ca, corporate) -> Iterator[Proxy]:
+    """One chained shadowgate for the module; a test that needs more options sets them at run time."""
+    folder = tmp_path_factory.mktemp("chained")
+    proxy = chained(lambda *extra, **kwargs: start_proxy(folder, upstream, test_ca, *extra, **kwargs), corporate)
+    yield proxy
+    proxy.stop()
 
 
 def chained(fresh_proxy, corporate: CorporateProxy, *extra: str):
@@ -110,24 +130,27 @@ def chained(fresh_proxy, corporate: CorporateProxy, *extra: str):
 
     The harness finds the port in mitmdump's "HTTP(S) proxy listening at" line, which upstream mode
     words "HTTP(S) proxy (upstream mode) listening at": a regular listener is started beside it for
-    the harness, and the returned Proxy points at the upstream-mode listener.
+    the harness, and the returned Proxy points at the upstream-mode listener (option changes go to
+    the regular one: the upstream-mode listener hands plain HTTP requests on to the corporate proxy).
     """
     with socket.socket() as probe:  # two listeners cannot both ask for port 0
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     proxy = fresh_proxy(
-        "--mode", "regular", "--mode", f"upstream:http://127.0.0.1:{corporate.port}@127.0.0.1:{port}",
-        "--set", "test_upstream_port=0", *extra,
+        "--mode", "regular", "--mode", f"upstream:http://127.0.0.1:{corporate.port}@127.0.0.1:{port}", *extra,
+        upstream_port=0,
     )  # fmt: skip
     deadline = time.monotonic() + 10
     while f"(upstream mode) listening at 127.0.0.1:{port}" not in proxy.log():
         assert time.monotonic() < deadline, proxy.log()
         time.sleep(0.05)
-    return dataclasses.replace(proxy, port=port)
+    # The harness took the first "listening at" line, which may be either listener's.
+    regular = int(re.search(r"HTTP\(S\) proxy listening at 127\.0\.0\.1:(\d+)", proxy.log()).group(1))
+    return dataclasses.replace(proxy, port=port, control_port=regular)
 
 
-def test_chained_ai_request_goes_through_the_corporate_proxy_and_is_recorded(fresh_proxy, corporate_proxy):
-    proxy = chained(fresh_proxy, corporate_proxy)
+def test_chained_ai_request_goes_through_the_corporate_proxy_and_is_recorded(chained_proxy, corporate_proxy):
+    proxy = chained_proxy
     with proxy.client("chained") as client:
         response = client.post("https://api.openai.com/v1/chat/completions", json=BODY)
     assert response.status_code == 200, response.text
@@ -142,11 +165,12 @@ def test_chained_ai_request_goes_through_the_corporate_proxy_and_is_recorded(fre
     assert row["input_tokens"] > 0 and row["output_tokens"] > 0
 
 
-def test_chained_non_ai_host_passes_through_the_corporate_proxy_undecrypted(fresh_proxy, corporate_proxy):
-    proxy = chained(fresh_proxy, corporate_proxy, "--set", "upstream_auth=shadowgate:s3cret")
-    # Trusting only the real (test) CA: this works only if shadowgate does not decrypt.
-    with httpx.Client(proxy=proxy.url("plainweb"), verify=proxy.test_ssl_context(), timeout=10) as client:
-        assert client.get("https://example.com/_fake/bytes?size=5").status_code == 200
+def test_chained_non_ai_host_passes_through_the_corporate_proxy_undecrypted(chained_proxy, corporate_proxy):
+    # upstream_auth set at run time: the next connection to the corporate proxy carries it.
+    with chained_proxy.options(upstream_auth="shadowgate:s3cret") as proxy:
+        # Trusting only the real (test) CA: this works only if shadowgate does not decrypt.
+        with httpx.Client(proxy=proxy.url("plainweb"), verify=proxy.test_ssl_context(), timeout=10) as client:
+            assert client.get("https://example.com/_fake/bytes?size=5").status_code == 200
     assert corporate_proxy.authorities == ["example.com:443"]
     # upstream_auth: shadowgate's own account on a corporate proxy that requires one.
     expected = "Basic " + base64.b64encode(b"shadowgate:s3cret").decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -22,38 +23,42 @@ def post_case(client, case, **headers):
     return client.post(f"https://{case['host']}{req['path']}", json=req["body"], headers={"x-fake-case": case["name"], **headers})
 
 
-def test_storage_failure_keeps_traffic_flowing_and_recovers(fresh_proxy):
-    proxy = fresh_proxy()
-    day_dirs = proxy.db.with_name("shadowgate.segments") / "ai_requests"
+def test_storage_failure_keeps_traffic_flowing_and_recovers(proxy, tmp_path):
+    db = tmp_path / "down.duckdb"
     today = time.strftime("day=%Y-%m-%d", time.gmtime())
-    blocked = day_dirs / today
-    shutil.rmtree(blocked, ignore_errors=True)
+    blocked = db.with_name("down.segments") / "ai_requests" / today
+    blocked.parent.mkdir(parents=True)
     blocked.write_text("a file where the day's folder should be: every write fails")
-    with proxy.client("disk_down") as client:
-        codes = [client.post("https://api.openai.com/v1/chat/completions", json=CHAT).status_code for _ in range(5)]
-    assert codes == [200] * 5
-    deadline = time.monotonic() + 10
-    while "cannot write ai_requests segment" not in proxy.log():
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
-    assert proxy.log().count("cannot write ai_requests segment") == 1  # reported once, not per request
-    blocked.unlink()
-    assert len(proxy.rows("user_name = 'disk_down'", expect=5)) == 5  # spooled, then written
-    assert "storage recovered" in proxy.log()
+    before = len(proxy.log())
+    with proxy.options(shadowgate_db=str(db)):  # a database of its own, at run time
+        with proxy.client("disk_down") as client:
+            codes = [client.post("https://api.openai.com/v1/chat/completions", json=CHAT).status_code for _ in range(5)]
+        assert codes == [200] * 5
+        deadline = time.monotonic() + 10
+        while "cannot write ai_requests segment" not in proxy.log()[before:]:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert proxy.log()[before:].count("cannot write ai_requests segment") == 1  # reported once, not per request
+        blocked.unlink()
+        found = dataclasses.replace(proxy, db=db).rows("user_name = 'disk_down'", expect=5)
+        assert len(found) == 5  # spooled, then written
+        assert "storage recovered" in proxy.log()[before:]
 
 
-def test_corrupt_database_file_does_not_stop_the_proxy(fresh_proxy, tmp_path):
+def test_corrupt_database_file_does_not_stop_the_proxy(proxy, tmp_path):
     db = tmp_path / "corrupt.duckdb"
     db.write_bytes(b"this is not a duckdb file" * 100)
-    proxy = fresh_proxy(db=db)
-    with proxy.client("corrupt") as client:
-        assert client.post("https://api.openai.com/v1/chat/completions", json=CHAT).status_code == 200
-    assert "cannot open" in proxy.log()
-    segments = db.with_name("corrupt.segments") / "ai_requests"
-    deadline = time.monotonic() + 10
-    while not any(p.parent.name != "day=1970-01-01" for p in segments.glob("*/*.parquet")):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    before = len(proxy.log())
+    with proxy.options(shadowgate_db=str(db)):  # switched at run time: opened as at start-up
+        with proxy.client("corrupt") as client:
+            assert client.post("https://api.openai.com/v1/chat/completions", json=CHAT).status_code == 200
+        assert "cannot open" in proxy.log()[before:]
+        segments = db.with_name("corrupt.segments") / "ai_requests"
+        deadline = time.monotonic() + 10
+        while not any(p.parent.name != "day=1970-01-01" for p in segments.glob("*/*.parquet")):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    assert proxy.alive()
 
 
 def test_upstream_reset_mid_stream_is_passed_on_and_recorded(proxy):

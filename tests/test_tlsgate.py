@@ -15,15 +15,15 @@ def test_non_ai_host_is_never_decrypted(proxy):
     assert proxy.rows("user_name = 'plainweb'", timeout=1.5) == []
 
 
-def test_policy_passthrough_ai_host_is_recorded_as_not_inspected(fresh_proxy, tmp_path):
+def test_policy_passthrough_ai_host_is_recorded_as_not_inspected(proxy, tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text("passthrough:\n  - api.anthropic.com\n")
-    proxy = fresh_proxy("--set", f"shadowgate_policy={policy}")
-    with httpx.Client(proxy=proxy.url("carol"), verify=proxy.test_ssl_context(), timeout=10) as client:
-        response = client.post(
-            "https://api.anthropic.com/v1/messages",
-            json={"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
-        )
+    with proxy.options(shadowgate_policy=str(policy)):
+        with httpx.Client(proxy=proxy.url("carol"), verify=proxy.test_ssl_context(), timeout=10) as client:
+            response = client.post(
+                "https://api.anthropic.com/v1/messages",
+                json={"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
+            )
     assert response.status_code == 200
     [row] = proxy.rows("user_name = 'carol'", expect=1)
     assert row["provider"] == "anthropic"
@@ -34,6 +34,7 @@ def test_policy_passthrough_ai_host_is_recorded_as_not_inspected(fresh_proxy, tm
 
 
 def test_pinned_client_fails_once_then_passes_through(fresh_proxy):
+    # A proxy of its own: the shared one would pass api.openai.com through for an hour after this.
     proxy = fresh_proxy()
     # A client that trusts only its own (the upstream's) CA behaves like a pinned app.
     with httpx.Client(proxy=proxy.url("pinned"), verify=proxy.test_ssl_context(), timeout=10) as client:

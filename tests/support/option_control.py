@@ -1,0 +1,43 @@
+"""Test harness addon: change a running proxy's options, as mitmweb's options API does.
+
+A request to http://options.sg-test/ with an `x-sg-options` header holding a JSON object
+{name: value} applies the values with ctx.options.update: every addon's configure() runs, exactly
+as for a change at run time, and an OptionsError rolls the change back. The answer is 200 with the
+previous values (to restore them) or 400 with the error. Only the test harness loads this script
+(start_proxy), so that one proxy can serve tests that need different options instead of one
+mitmdump start (~3 s) each.
+"""
+
+from __future__ import annotations
+
+import json
+
+from mitmproxy import ctx
+from mitmproxy import exceptions
+from mitmproxy import http
+
+CONTROL_HOST = "options.sg-test"
+HEADER = "x-sg-options"
+
+
+class OptionControl:
+    name = "sg_test_option_control"
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.request.host != CONTROL_HOST or flow.response is not None:
+            return
+        try:
+            values = json.loads(flow.request.headers.get(HEADER, "{}"))
+            previous = {name: getattr(ctx.options, name) for name in values}
+            ctx.options.update(**values)
+        except (exceptions.OptionsError, AttributeError, KeyError, ValueError) as e:
+            flow.response = _json(400, {"error": str(e)})
+            return
+        flow.response = _json(200, {"previous": previous})
+
+
+def _json(status: int, body: dict) -> http.Response:
+    return http.Response.make(status, json.dumps(body).encode(), {"content-type": "application/json"})
+
+
+addons = [OptionControl()]
