@@ -46,8 +46,8 @@ def fmt(column: str, value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
-    if _is_cost(column):
-        return f"${value:,.2f}" if abs(value) >= 1 else f"${value:.4f}"
+    if _is_cost(column):  # cents, and four places below a dollar; a known zero (no requests) is $0.00
+        return f"${value:,.2f}" if abs(value) >= 1 or value == 0 else f"${value:.4f}"
     if column in SHARES:
         return f"{100 * value:.1f}%"
     if isinstance(value, int):

@@ -39,6 +39,7 @@ nav ol{columns:2;column-gap:32px;margin:6px 0}nav li{break-inside:avoid}
 .card b{display:block;font-size:20px}.up{color:#b22}.down{color:#282}.muted{color:#777}
 .sanctioned{color:#282}.unapproved{color:#b22;font-weight:bold}.unknown{color:#a60}
 svg{display:block;margin:8px 0;max-width:100%;height:auto}
+@media (max-width:1000px){table.many th{overflow-wrap:anywhere}td{min-width:3em}td.long{min-width:6em}table{font-size:11.5px}th,td{padding:2px 4px}}
 @media print{body{margin:0;max-width:none}h2{page-break-after:avoid}table{page-break-inside:auto}nav ol{columns:1}}
 """
 
@@ -107,7 +108,8 @@ def _html_table(s: Section) -> str:
                    if isinstance(v, dt.date) else ' class="long"' if c in LONG_TEXT else "")
             cells.append(f"<td{cls}>{_e(fmt(c, v))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    return f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
+    many = ' class="many"' if len(s.columns) > 10 else ""  # on a narrow page its headers wrap inside words too
+    return f'<div class="wide"><table{many}><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
 
 
 def charts(report: Report) -> list[tuple[str, str]]:
