@@ -1,5 +1,5 @@
 -- name: period
--- The report period's rollup rows as the temp table `cur`, with each row's app, token total and sanctioned status.
+-- The report period's rollup rows as the temp table `cur`, with each row's app, token total and use status.
 --
 -- Set before running it (the report does the same):
 --   SET VARIABLE period_start = DATE '2026-11-16';  -- first day, inclusive
@@ -30,13 +30,33 @@ CREATE OR REPLACE TEMP TABLE category_status AS
 SELECT unnest(map_keys(m)) AS category, unnest(map_values(m)) AS status
 FROM (SELECT getvariable('category_status')::MAP(VARCHAR, VARCHAR) AS m);
 
+-- Sanctioned, unapproved and unknown, defined here and nowhere else: every section, the headline
+-- and the report's own glossary (03_definitions.sql reads `use_status_definitions`) take them from here.
+--   app_status: what the policy says about the app (a provider's rule beats its category's rule).
+--   status:     what one call was. A call the policy redirected went to the sanctioned gateway, so it is
+--               sanctioned use even though its app is unapproved (observe mode's would_redirect did not).
+CREATE OR REPLACE TEMP MACRO app_status(provider_status, category_status) AS
+    coalesce(provider_status, category_status, 'unknown');
+CREATE OR REPLACE TEMP MACRO use_status(app_status, decision) AS
+    CASE WHEN decision = 'redirect' THEN 'sanctioned' ELSE app_status END;
+CREATE OR REPLACE TEMP TABLE use_status_definitions AS
+SELECT * FROM (VALUES
+    ('sanctioned', 'calls to an app the policy allows, and calls the policy redirected to the sanctioned gateway'),
+    ('unapproved', 'calls to an app the policy blocks, coaches or redirects, that were not redirected (blocked and coached attempts count)'),
+    ('unknown', 'calls to an app the policy does not name; without --policy every call is unknown, and the share unapproved is unknown too')
+) AS t(status, meaning);
+
+-- Whether the policy named any app: without it, nothing is known to be sanctioned or unapproved.
+CREATE OR REPLACE TEMP MACRO policy_given() AS
+    (SELECT count(*) FROM provider_status) + (SELECT count(*) FROM category_status) > 0;
+
 -- Every day's rows with the columns the sections need: a view, so each period reads only its days.
 CREATE OR REPLACE TEMP VIEW ai_rows AS
 SELECT day, user_name, user_group, host, site, provider, category, wire_format, model, requests,
        coalesce(input_tokens, 0) + coalesce(output_tokens, 0) AS tokens, input_tokens, output_tokens, cost_usd,
        unpriced, decision, rule_id, key_fingerprint, key_kind, account_hint, inspected, inspect_note,
        budget_status, dlp_findings, dlp_action, app_name(provider, site, host) AS app,
-       coalesce(ps.status, cs.status, 'unknown') AS status
+       app_status(ps.status, cs.status) AS app_status, use_status(app_status(ps.status, cs.status), decision) AS status
 FROM ai_requests_daily
 LEFT JOIN provider_status ps USING (provider)
 LEFT JOIN category_status cs USING (category);

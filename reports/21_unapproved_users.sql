@@ -1,9 +1,10 @@
 -- name: unapproved_users
--- title: Unapproved usage: top {top} users
+-- title: Not sanctioned (unapproved or unknown): top {top} users
 -- path: unapproved.users
--- The people with the most requests to apps not sanctioned, with their three main such apps.
+-- audience: manager
+-- The people with the most requests to apps not sanctioned (unapproved or unknown), with their three main such apps (redirected calls are sanctioned use).
 WITH top AS (SELECT user_name AS k, user_name AS "user", min(user_group) AS "group", count(DISTINCT app) AS apps,
-                    sum(n) AS requests, sum(t) AS tokens, sum(c) AS cost_usd
+                    sum(n) AS requests, sum(n_unapproved) AS unapproved, sum(n_unknown) AS unknown, sum(t) AS tokens, sum(c) AS cost_usd
              FROM unapproved GROUP BY user_name ORDER BY requests DESC, k LIMIT getvariable('top')),
      main AS (SELECT k, list(app ORDER BY n DESC, app)[1:3] AS main_apps
               FROM (SELECT user_name AS k, app, sum(n) AS n FROM unapproved

@@ -1,6 +1,7 @@
 -- name: cost_top_spenders
 -- title: Top {top} spenders
 -- path: cost.top_spenders
+-- audience: manager
 -- The people with the highest estimated cost.
 SELECT user_name AS "user", min(user_group) AS "group",
        sum(requests) AS requests, sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,

@@ -1,6 +1,7 @@
 -- name: dlp_by_type
 -- title: DLP findings by type
 -- path: dlp.by_type
+-- audience: manager
 -- Per finding type: the requests with it and the number of findings (counts only, never values).
 WITH f AS (SELECT user_name, requests, unnest(string_split(dlp_findings, ',')) AS item FROM cur
            WHERE dlp_findings <> '')

@@ -1,6 +1,7 @@
 -- name: blind_spots
 -- title: Blind spots: AI traffic not inspected
 -- path: blind_spots
+-- audience: manager
 -- AI connections the proxy did not decrypt (pinned apps, passthrough), by host and reason.
 SELECT host, provider, coalesce(inspect_note, '-') AS inspect_note, sum(requests) AS requests,
        count(DISTINCT user_name) AS users, min(day) AS first_day, max(day) AS last_day

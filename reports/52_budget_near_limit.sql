@@ -1,6 +1,7 @@
 -- name: budget_near_limit
 -- title: Budgets near or over their limit
 -- path: budget.near_limit
+-- audience: manager
 -- The highest level each person reached per budget (from the budget_status the proxy recorded).
 WITH b AS (SELECT user_name, user_group, day, requests, unnest(string_split(budget_status, ',')) AS item
            FROM cur WHERE budget_status <> '')

@@ -173,7 +173,7 @@ def test_period_and_source(doc):
 
 def test_headline_with_change_against_previous_week(doc):
     h = doc["headline"]
-    assert {k: (v["value"], v["previous"], v["change"]) for k, v in h.items() if k not in ("cost_usd", "unapproved_share")} == {
+    assert {k: (v["value"], v["previous"], v["change"]) for k, v in h.items() if k != "cost_usd" and not k.endswith("_share")} == {
         "active_users": (5, 2, 3),
         "requests": (8, 3, 5),  # the rows at 2026-11-22 23:59:59 and 2026-11-15 23:59:59 count, 11-23 00:00 not
         "tokens": (2295, 320, 1975),
@@ -183,7 +183,10 @@ def test_headline_with_change_against_previous_week(doc):
     assert h["cost_usd"]["value"] == pytest.approx(0.531)
     assert h["cost_usd"]["previous"] == pytest.approx(0.061)
     assert h["cost_usd"]["change_pct"] == 770.5
-    assert h["unapproved_share"]["value"] == 0.75  # everything but the 2 openai calls
+    # Issue 18: only deepseek (blocked) and chatgpt (coached) are unapproved; anthropic and the lab
+    # endpoint, named by no rule, are unknown (they used to count as unapproved: 0.75).
+    assert h["unapproved_share"]["value"] == 0.25
+    assert h["unknown_share"]["value"] == 0.5
     assert h["unapproved_share"]["previous"] == pytest.approx(1 / 3, abs=1e-6)
 
 
@@ -297,7 +300,9 @@ def test_since_until_period_and_its_previous(data):
 def test_without_policy_nothing_is_sanctioned(data):
     doc = report_json(data[0], week="2026-W47")
     assert {a["status"] for a in doc["apps"]} == {"unknown"}
-    assert doc["headline"]["unapproved_share"]["value"] == 1.0
+    # Issue 18: without a policy the share unapproved is unknown (it was 1.0), and everything is unknown.
+    assert doc["headline"]["unapproved_share"]["value"] is None
+    assert doc["headline"]["unknown_share"]["value"] == 1.0
 
 
 def test_week_without_traffic_and_empty_database(data, tmp_path):
@@ -428,7 +433,7 @@ def test_html_is_self_contained_with_svg_charts(data, tmp_path):
     assert "<script" not in text and "<link" not in text
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", text)
     assert not re.search(r"url\(", text)
-    assert "Daily requests by app" in text and "Top unapproved users" in text
+    assert "Daily requests by app" in text and "Top users of apps not sanctioned" in text  # renamed (issue 18)
     assert "unknown:lab.example" in text and "hmac:k3" in text
 
 

@@ -39,14 +39,16 @@ SET VARIABLE top = 10;
 SET VARIABLE provider_status = MAP {'openai': 'sanctioned', 'deepseek': 'unapproved'};
 SET VARIABLE category_status = MAP {'chat-web': 'unapproved'};
 """
-# The sections in the order the report has always had them, with their titles (at --top 10).
+# The sections in file order, with their titles (at --top 10). Issue 18 added the definitions and
+# renamed the unapproved tables (they list unapproved and unknown use).
 SECTIONS = [
+    ("definitions", "What sanctioned, unapproved and unknown mean"),
     ("apps", "AI apps"),
     ("new.apps", "New apps"),
     ("new.unknown_endpoints", "Unknown AI endpoints"),
     ("new.models", "Models seen for the first time"),
-    ("unapproved.users", "Unapproved usage: top 10 users"),
-    ("unapproved.groups", "Unapproved usage: top 10 groups"),
+    ("unapproved.users", "Not sanctioned (unapproved or unknown): top 10 users"),
+    ("unapproved.groups", "Not sanctioned (unapproved or unknown): top 10 groups"),
     ("cost.by_provider", "Cost and tokens by provider"),
     ("cost.by_model", "Top 10 models by cost"),
     ("cost.by_group", "Cost and tokens by group"),
@@ -135,14 +137,15 @@ def test_every_file_runs_and_the_sections_keep_their_order_and_titles(proxy_db, 
     report = make_report(proxy_db, policy_statuses)
     assert [(".".join(s.path), s.title) for s in report.sections] == SECTIONS
     assert set(report.timings_ms) == {q.name for q in runner.load_queries()} | {"total"}
-    assert list(report.headline) == ["active_users", "requests", "tokens", "cost_usd", "apps", "unapproved_share"]
+    assert list(report.headline) == ["active_users", "requests", "tokens", "cost_usd", "apps", "sanctioned_share",
+                                     "unapproved_share", "unknown_share"]
 
 
 def test_the_runner_gives_the_values_the_report_tests_assert(proxy_db, policy_statuses):
     """The same numbers as tests/test_report.py asserts on the old code's output."""
     doc = json.loads(render.to_json(make_report(proxy_db, policy_statuses)))
     assert doc["headline"]["requests"] == {"value": 8, "previous": 3, "change": 5, "change_pct": 166.7}
-    assert doc["headline"]["unapproved_share"]["value"] == 0.75
+    assert doc["headline"]["unapproved_share"]["value"] == 0.25  # was 0.75: unknown apps counted (issue 18)
     assert [a["app"] for a in doc["apps"]] == ["anthropic", "openai", "chatgpt", "deepseek", "unknown:lab.example"]
     assert [(u["user"], u["main_apps"]) for u in doc["unapproved"]["users"]][:2] == [
         ("bob", ["chatgpt", "deepseek"]), ("carol", ["anthropic", "unknown:lab.example"])]

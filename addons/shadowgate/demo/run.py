@@ -73,20 +73,19 @@ def run_demo(keep: bool = False) -> int:
         proxy.send_signal(signal.SIGTERM)  # shutdown seals every row before the process exits
         proxy.wait(30)
         fake.stop()
+    from rich.markup import escape
+
     from shadowgate.report.usage import print_usage
+    from shadowgate.report.usage import query_hint
 
     console.print()
-    print_usage(db, days=1, console=console)
+    print_usage(db, days=1, console=console, hint=False)  # the hint names files that only --keep keeps
     if not keep:
         console.print("\n(run `shadowgate demo --keep` to keep the database and query it yourself)")
         shutil.rmtree(workdir, ignore_errors=True)
         return 0
-    console.print(
-        "\nQuery it yourself (any DuckDB client works, next to a live proxy too):\n"
-        f"  uv run python -c \"import duckdb; duckdb.connect('{db}', read_only=True).sql("
-        "'SELECT user_name, provider, model, input_tokens, output_tokens, cost_usd, ttft_ms FROM ai_requests').show()\"",
-        soft_wrap=True,
-    )
+    # Not "any DuckDB client": the file is in DuckDB 2.0's storage format; query_hint says what reads it.
+    console.print("\n" + escape(query_hint(db)), soft_wrap=True, highlight=False)
     return 0
 
 

@@ -5,6 +5,7 @@ Each file starts with an aiosql-style header, then its SQL:
     -- name: apps                 (the file name without its number)
     -- title: AI apps             (the section's title; {top} is the --top value)
     -- path: apps                 (where it sits in the JSON document, dotted: cost.by_provider)
+    -- audience: manager          (optional: rendered in the manager's part, before the analyst's)
     -- One line saying what it is.
 
 Files run in file-name order on one connection, so a file may use the temp tables that an earlier
@@ -31,8 +32,9 @@ from shadowgate.report.period import Period
 from shadowgate.resources import REPORTS_DIR
 
 SANCTIONED, UNAPPROVED = "sanctioned", "unapproved"
+MANAGER, ANALYST = "manager", "analyst"  # who reads a section; the manager's come first in the text formats
 HEADLINE = ("headline",)  # the one section rendered as this period against the previous one
-_HEADER = re.compile(r"--\s*(name|title|path):\s*(.*\S)\s*$")
+_HEADER = re.compile(r"--\s*(name|title|path|audience):\s*(.*\S)\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,7 @@ class Query:
     description: str
     sql: str
     file: Path
+    audience: str = ANALYST
 
 
 def parse_query(file: Path) -> Query:
@@ -63,7 +66,10 @@ def parse_query(file: Path) -> Query:
     if "name" not in header or not description:
         raise ValueError(f"{file}: wants a '-- name:' header and a one-line description under it")
     path = tuple(header["path"].split(".")) if "path" in header else None
-    return Query(header["name"], header.get("title", ""), path, description, text, file)
+    audience = header.get("audience", ANALYST)
+    if audience not in (MANAGER, ANALYST):
+        raise ValueError(f"{file}: '-- audience:' is {MANAGER} or {ANALYST}, not {audience!r}")
+    return Query(header["name"], header.get("title", ""), path, description, text, file, audience)
 
 
 def load_queries(folder: Path = REPORTS_DIR) -> list[Query]:
@@ -77,6 +83,7 @@ class Section:
     title: str
     columns: list[str]
     rows: list[tuple]
+    audience: str = ANALYST
 
     def records(self) -> list[dict[str, Any]]:
         return [dict(zip(self.columns, (_plain(v) for v in row))) for row in self.rows]
@@ -131,7 +138,8 @@ def statuses(policy: Any | None) -> tuple[dict[str, str], dict[str, str]]:
 
     A provider or category named in an allow rule is sanctioned; named in a block, coach or
     redirect rule, unapproved; the first rule naming it decides, and a provider's own status
-    beats its category's. Everything else has unknown status (and counts as not sanctioned).
+    beats its category's. Everything else has unknown status. What a single call counts as (a
+    redirected call is sanctioned use) is defined in reports/00_period.sql, not here.
     """
     by_provider: dict[str, str] = {}
     by_category: dict[str, str] = {}
@@ -188,7 +196,8 @@ def build_report(
         if query.path is not None:
             if cur.description is None:
                 raise ValueError(f"{query.file}: a section's last statement must return rows")
-            section = Section(query.path, query.title.format(top=top), [d[0] for d in cur.description], cur.fetchall())
+            section = Section(query.path, query.title.format(top=top), [d[0] for d in cur.description], cur.fetchall(),
+                              query.audience)
             if query.path == HEADLINE:
                 report.headline = headline(section)
             else:
@@ -199,17 +208,20 @@ def build_report(
 
 
 def headline(section: Section) -> dict[str, dict[str, Any]]:
-    """{metric: value, previous, change, change_pct} from the headline's rows: current, then previous."""
+    """{metric: value, previous, change, change_pct} from the headline's rows: current, then previous.
+
+    A value that is unknown (None: a cost with no price, a share without a policy) has no change.
+    """
     rows = {r.pop("period"): r for r in section.records()}
     now, before = rows["current"], rows["previous"]
     metrics = {}
     for key, value in now.items():
         old = before[key]
-        change = _plain(value - old)
+        change = None if value is None or old is None else _plain(value - old)
         metrics[key] = {
             "value": value,
             "previous": old,
             "change": change,
-            "change_pct": round(100.0 * change / old, 1) if old else None,
+            "change_pct": round(100.0 * change / old, 1) if old and change is not None else None,
         }
     return metrics

@@ -1,0 +1,102 @@
+"""Sanctioned, unapproved and unknown (issue 18): one definition in reports/00_period.sql, the same
+numbers with and without --policy, redirected calls as sanctioned use, and the definitions in the report."""
+
+from __future__ import annotations
+
+import textwrap
+
+import duckdb
+import pytest
+
+from shadowgate.report import render
+from shadowgate.report import weekly
+from shadowgate.resources import REPORTS_DIR
+from tests.test_report import DS
+from tests.test_report import OAI
+from tests.test_report import args_for
+from tests.test_report import data  # noqa: F401, F811  (the fixture: tests/test_report.py's rows and policy)
+from tests.test_report import report_json
+from tests.test_report import row
+from tests.test_report import write_db
+
+REDIRECT_POLICY = """
+rules:
+  - id: allow-openai
+    match: {provider: openai}
+    action: allow
+  - id: deepseek-to-gateway
+    match: {provider: deepseek}
+    action: redirect
+    gateway: {openai_base_url: "https://gateway.corp.example/v1", key_env: GW_KEY}
+"""
+REDIRECT_ROWS = [  # 3 calls redirected to the gateway, 1 in observe mode that went to deepseek, 2 openai
+    *(row(f"2026-11-17 1{i}:00:00", "bob", "eng", "deepseek", DS, category="api", decision="redirect",
+          rule_id="deepseek-to-gateway", redirect_target="gateway.corp.example") for i in range(3)),
+    row("2026-11-18 10:00:00", "bob", "eng", "deepseek", DS, category="api", decision="would_redirect",
+        rule_id="deepseek-to-gateway"),
+    row("2026-11-18 11:00:00", "alice", "eng", "openai", OAI, category="api"),
+    row("2026-11-18 12:00:00", "alice", "eng", "openai", OAI, category="api"),
+]
+
+
+def shares(doc: dict) -> tuple:
+    return tuple(doc["headline"][k]["value"] for k in ("sanctioned_share", "unapproved_share", "unknown_share"))
+
+
+def test_the_shares_mean_the_same_with_and_without_a_policy(data):  # noqa: F811
+    db, policy = data
+    # With the policy: openai 2 of 8 sanctioned; deepseek (blocked) and chatgpt (coached) unapproved;
+    # anthropic (3) and the unlisted lab endpoint (1) are named by no rule: unknown, not unapproved.
+    assert shares(report_json(db, policy, week="2026-W47")) == (0.25, 0.25, 0.5)
+    # Without one nothing is known to be sanctioned or unapproved: those shares are unknown, not 100 %.
+    without = report_json(db, week="2026-W47")
+    assert shares(without) == (None, None, 1.0)
+    assert without["headline"]["unapproved_share"] == {"value": None, "previous": None, "change": None,
+                                                       "change_pct": None}
+    report = weekly.make_report(args_for(db, week="2026-W47"))
+    assert "| Share unapproved | unknown | unknown | – |" in render.to_markdown(report)
+
+
+def test_redirected_calls_are_sanctioned_use(tmp_path):
+    db = write_db(tmp_path / "sg.duckdb", REDIRECT_ROWS)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(textwrap.dedent(REDIRECT_POLICY))
+    doc = report_json(db, policy, week="2026-W47")
+    # 3 redirected + 2 openai sanctioned; the observe-mode call really went to deepseek: unapproved.
+    assert shares(doc) == (pytest.approx(5 / 6, abs=1e-6), pytest.approx(1 / 6, abs=1e-6), 0.0)
+    deepseek = next(a for a in doc["apps"] if a["app"] == "deepseek")
+    assert (deepseek["status"], deepseek["redirected"], deepseek["observed"]) == ("unapproved", 4, 1)
+    assert [(u["user"], u["requests"], u["unapproved"], u["unknown"]) for u in doc["unapproved"]["users"]] == [
+        ("bob", 1, 1, 0)]
+
+
+def test_the_definitions_are_in_the_report_in_every_format(data, tmp_path):  # noqa: F811
+    db, policy = data
+    con = duckdb.connect()
+    con.execute((REPORTS_DIR / "00_period.sql").read_text().split("-- Every day's rows")[0]
+                .replace("FROM (SELECT getvariable", "FROM (SELECT NULL::MAP(VARCHAR, VARCHAR) AS m, getvariable"))
+    definitions = dict(con.execute("SELECT status, meaning FROM use_status_definitions").fetchall())
+    con.close()
+    assert set(definitions) == {"sanctioned", "unapproved", "unknown"}
+    assert "redirected" in definitions["sanctioned"]
+    doc = report_json(db, policy, week="2026-W47")
+    assert {d["status"]: d["meaning"] for d in doc["definitions"]} == definitions
+    for fmt in ("md", "html", "rich"):
+        out = tmp_path / f"r.{fmt}"
+        assert weekly.run_report(args_for(db, policy, week="2026-W47", format=fmt, out=out)) == 0
+        text = " ".join(out.read_text().split())  # rich wraps long cells
+        for meaning in definitions.values():
+            assert meaning.split(";")[0][:40] in text, (fmt, meaning)
+    no_policy = report_json(db, week="2026-W47")["definitions"]
+    assert {d["basis"] for d in no_policy} == {"no policy given: every app is unknown"}
+
+
+def test_one_definition_in_the_sql():
+    """No other report file decides what counts as sanctioned: they read `status` or `app_status`."""
+    for file in sorted(REPORTS_DIR.glob("[0-9]*.sql")):
+        body = "\n".join(line for line in file.read_text().splitlines() if not line.lstrip().startswith("--"))
+        if file.name == "00_period.sql":
+            assert body.count("CREATE OR REPLACE TEMP MACRO use_status") == 1
+            continue
+        assert "ps.status" not in body and "cs.status" not in body and "'redirect'" not in body.replace(
+            "('redirect', 'would_redirect')", ""), file.name
