@@ -99,7 +99,7 @@ def test_no_pattern_swallows_a_popular_non_ai_domain(catalog):
         ("deepmind.google", "deepmind-site"), ("ai.google.dev", "google-ai-dev"), ("google.dev", None),
         ("trae.cn", "trae-cn"), ("codebuddy.ai", "codebuddy"), ("giga.chat", "gigachat"),
         # breadth batch 2
-        ("api.lambda.ai", "lambda-inference"), ("lambda.ai", None), ("api.featherless.ai", "featherless"),
+        ("api.lambda.ai", "lambda-inference"), ("lambda.ai", "lambda-site"), ("lambda.ai.evil.net", None), ("api.featherless.ai", "featherless"),
         ("api.inference.wandb.ai", "wandb-inference"), ("wandb.ai", None), ("api.aimlapi.com", "aimlapi"),
         ("api.kluster.ai", "kluster"), ("router.requesty.ai", "requesty"), ("requesty.ai.evil.com", None),
         ("api.apiyi.com", "apiyi"), ("api.tavily.com", "tavily"), ("tavily.com.attacker.net", None),
@@ -108,7 +108,7 @@ def test_no_pattern_swallows_a_popular_non_ai_domain(catalog):
         ("api.d-id.com", "d-id"), ("d-id.com.evil.org", None), ("api.vapi.ai", "vapi"), ("apivapi.ai", None),
         ("api.retellai.com", "retell"), ("api.bland.ai", "bland"), ("island.ai", None),
         ("api.braintrust.dev", "braintrust"), ("api.smith.langchain.com", "langsmith"), ("langchain.com", "langchain-site"),
-        ("eu.smith.langchain.com", None), ("cloud.langfuse.com", "langfuse-cloud"), ("langfuse.com", None),
+        ("eu.smith.langchain.com", None), ("cloud.langfuse.com", "langfuse-cloud"), ("langfuse.com", "langfuse-site"), ("xlangfuse.com", None),
         ("scite.ai", "scite"), ("www.grammarly.com", "grammarly"), ("grammarly.com.evil.io", None),
         ("monica.im", "monica"), ("read.ai", "read-ai"), ("thread.ai", None), ("speechify.com", "speechify-app"),
         ("typingmind.com", "typingmind"), ("janitorai.com", "janitor-ai"), ("replika.com", "replika"),
@@ -119,6 +119,19 @@ def test_no_pattern_swallows_a_popular_non_ai_domain(catalog):
         ("opencode.ai", "opencode"), ("studio.firebase.google.com", "firebase-studio"), ("firebase.google.com", None),
         ("cloud.flowiseai.com", "flowise"), ("agent.ai", "agent-ai"), ("useragent.ai", None), ("dust.tt", "dust"),
         ("api.promptlayer.com", "promptlayer"),
+        # breadth batch 3
+        ("alice.yandex.ru", "yandex-alice"), ("yandex.ru", None), ("bard.google.com", "bard"), ("google.com", None),
+        ("docs.openclaw.ai", "openclaw-site"), ("clawhub.ai", "clawhub"), ("clawhub.ai.evil.net", None),
+        ("copilot-workspace.githubnext.com", "copilot-workspace"), ("githubnext.com", None), ("dui.ai", "aispeech"),
+        ("n.cn", "n-cn"), ("x.n.cn", None), ("opal.google", "opal"), ("stitch.withgoogle.com", "stitch"),
+        ("withgoogle.com", None), ("platform.xiaomimimo.com", "xiaomi-mimo"), ("yuanqi.tencent.com", "yuanqi"),
+        ("t3.chat", "t3-chat"), ("apps.abacus.ai", "abacus"), ("gptzero.me", "gptzero"), ("app.writer.com", "writer-site"),
+        ("api.writer.com", "writer"), ("remini.ai", "remini"), ("meshy.ai", "meshy"), ("rev.com", "rev-com"),
+        ("api.rev.ai", "rev-ai"), ("rev.ai", "rev-ai-site"), ("n8n.io", "n8n"), ("acme.app.n8n.cloud", None),
+        ("e2b.dev", "e2b"), ("mcp.so", "mcp-so"), ("smithery.ai", "smithery"), ("glean.com", "glean"),
+        ("acme.glean.com", None), ("docs.vllm.ai", "vllm-site"), ("msty.app", "msty"), ("hume.ai", "hume-site"),
+        ("docs.claude.com", "anthropic-docs"), ("claude.com", "claude"), ("developers.openai.com", "openai-docs"),
+        ("modal.com", "modal-site"), ("x.modal.run", None), ("01.ai", "lingyiwanwu-site"), ("101.ai", None),
     ],
 )
 def test_new_entries_match_by_labels_never_look_alikes(catalog, host, expected):
