@@ -132,6 +132,19 @@ def test_no_pattern_swallows_a_popular_non_ai_domain(catalog):
         ("acme.glean.com", None), ("docs.vllm.ai", "vllm-site"), ("msty.app", "msty"), ("hume.ai", "hume-site"),
         ("docs.claude.com", "anthropic-docs"), ("claude.com", "claude"), ("developers.openai.com", "openai-docs"),
         ("modal.com", "modal-site"), ("x.modal.run", None), ("01.ai", "lingyiwanwu-site"), ("101.ai", None),
+        # breadth batch 4: cloud AI APIs, wildcard suffixes and their look-alikes
+        ("firefly-api.adobe.io", "adobe-firefly-api"), ("adobe.io", None),
+        ("ep1.eastus.inference.ml.azure.com", "azure-ml-endpoints"), ("inference.ml.azure.com", None),
+        ("ep1.eastus.inference.ml.azure.com.evil.net", None), ("ml.azure.com", None),
+        ("westeurope.tts.speech.microsoft.com", "azure-speech"), ("eastus.stt.speech.microsoft.com", "azure-speech"),
+        ("tts.speech.microsoft.com", None), ("speech.microsoft.com", None), ("microsoft.com.tts.speech.evil.io", None),
+        ("inference.generativeai.eu-frankfurt-1.oci.oraclecloud.com", "oci-generative-ai"), ("oci.oraclecloud.com", None),
+        ("speech.googleapis.com", "gcp-speech"), ("texttospeech.googleapis.com", "gcp-tts"),
+        ("eu-documentai.googleapis.com", "gcp-document-ai"), ("discoveryengine.googleapis.com", "gcp-discovery-engine"),
+        ("storage.googleapis.com", None), ("polly.eu-west-1.amazonaws.com", "aws-polly"),
+        ("polly.eu-west-1.amazonaws.com.evil.net", None), ("runtime.sagemaker.us-east-1.amazonaws.com", "aws-sagemaker-runtime"),
+        ("sagemaker.us-east-1.amazonaws.com", None), ("textract.us-east-2.amazonaws.com", "aws-textract"),
+        ("hole.rabbit.tech", "rabbit"), ("bee.computer", "bee"), ("devv.ai", "devv"),
     ],
 )
 def test_new_entries_match_by_labels_never_look_alikes(catalog, host, expected):
@@ -306,3 +319,28 @@ def test_broken_overlay_names_its_own_file_and_line(tmp_path, text, line, reason
         load_catalog(base, known_parsers=PARSERS, extra=[overlay])
     assert (e.value.path, e.value.line) == (str(overlay), line), e.value
     assert reason in e.value.reason
+
+
+@pytest.mark.parametrize(
+    "host, path, expected",
+    [
+        ("api.salesforce.com", "/einstein/platform/v1/models/sfdc_ai__DefaultGPT4Omni/generations", "salesforce-models-api"),
+        ("api.salesforce.com", "/einstein/platformx", None),
+        ("api.salesforce.com", "/services/data/v60.0/query", None),
+        ("api.salesforce.com.evil.net", "/einstein/platform/v1/models/x/generations", None),
+        ("acme-prod.snowflakecomputing.com", "/api/v2/cortex/inference:complete", "snowflake-cortex"),
+        ("acme-prod.snowflakecomputing.com", "/session/v1/login-request", None),
+        ("snowflakecomputing.com", "/api/v2/cortex/inference:complete", None),
+        ("acme.snowflakecomputing.com.evil.net", "/api/v2/cortex/inference:complete", None),
+        ("dbc-1a2b.cloud.databricks.com", "/serving-endpoints/databricks-claude-sonnet/invocations", "databricks-model-serving"),
+        ("adb-123.4.azuredatabricks.net", "/serving-endpoints/chat/completions", "databricks-model-serving"),
+        ("dbc-1a2b.cloud.databricks.com", "/api/2.0/clusters/list", None),
+        ("cloud.databricks.com", "/serving-endpoints/x/invocations", None),
+    ],
+)
+def test_shipped_ai_features_on_shared_hosts_match_only_their_paths(catalog, host, path, expected):
+    found = catalog.match(host, path)
+    assert (found.id if found else None) == expected
+    if expected:
+        assert found.category == "embedded-saas"
+        assert catalog.match_host(host) is None  # the host alone is not AI use
