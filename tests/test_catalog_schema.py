@@ -145,6 +145,7 @@ def test_no_pattern_swallows_a_popular_non_ai_domain(catalog):
         ("polly.eu-west-1.amazonaws.com.evil.net", None), ("runtime.sagemaker.us-east-1.amazonaws.com", "aws-sagemaker-runtime"),
         ("sagemaker.us-east-1.amazonaws.com", None), ("textract.us-east-2.amazonaws.com", "aws-textract"),
         ("hole.rabbit.tech", "rabbit"), ("bee.computer", "bee"), ("devv.ai", "devv"),
+        ("code.claude.com", "claude-code-docs"), ("code.claude.com.evil.net", None),
     ],
 )
 def test_new_entries_match_by_labels_never_look_alikes(catalog, host, expected):
