@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from shadowgate.cli import main
+from tests.test_catalog_schema import CATALOG
 
 OVERLAY = """\
 providers:
@@ -64,44 +65,19 @@ def test_diff_shows_added_and_changed_services(tmp_path, capsys):
     assert "~ mistral\t+api.eu.mistral.ai" in out
 
 
-COVERAGE_CATALOG = """\
-categories:
-  api: APIs
-  vendor-site: Vendor sites
-wire_formats:
-  openai-chat:
-    endpoints:
-      - {method: POST, path: '/v1/chat/completions', operation: chat, parser: openai-chat}
-providers:
-  - id: exact
-    name: Exact
-    vendor: V
-    category: api
-    hosts: [api.exact.example]
-  - id: below
-    name: Below only
-    vendor: W
-    category: api
-    hosts: ["*.below.example"]
-  - id: site
-    name: Site
-    vendor: V
-    category: vendor-site
-    hosts: [exact.example]
-"""
 
 
 def test_coverage_script_counts_names_and_shows_below_name_matches_apart(tmp_path):
     catalog = tmp_path / "c.yaml"
-    catalog.write_text(COVERAGE_CATALOG)
+    catalog.write_text(CATALOG)
     listing = tmp_path / "list.txt"
-    listing.write_text("# a test list\n# commit 0\napi.exact.example\nbelow.example\nexact.example\nnone.example\n")
+    listing.write_text("# a test list\n# commit 0\napi.llm.example\nllm.example\nwww.saas.example\nnone.example\n")
     script = Path(__file__).resolve().parent.parent / "scripts" / "catalog_coverage.py"
     out = subprocess.run(
         [sys.executable, str(script), "--providers", str(catalog), "--list", str(listing), "--misses"],
         capture_output=True, text=True, check=True,
     ).stdout
-    assert "covered: 2/4 = 50.0 %" in out  # the bare below.example is not counted as covered
+    assert "covered: 2/4 = 50.0 %" in out  # the bare llm.example is not counted as covered
     assert "by category: api 1, vendor-site 1" in out
-    assert "missed by name but covered below it (*.domain entries): 1 (below.example)" in out
-    assert out.rstrip().endswith("misses:\n  below.example\n  none.example")
+    assert "missed by name but covered below it (*.domain entries): 1 (llm.example)" in out
+    assert out.rstrip().endswith("misses:\n  llm.example\n  none.example")
