@@ -108,7 +108,7 @@ def test_no_pattern_swallows_a_popular_non_ai_domain(catalog):
         ("api.d-id.com", "d-id"), ("d-id.com.evil.org", None), ("api.vapi.ai", "vapi"), ("apivapi.ai", None),
         ("api.retellai.com", "retell"), ("api.bland.ai", "bland"), ("island.ai", None),
         ("api.braintrust.dev", "braintrust"), ("api.smith.langchain.com", "langsmith"), ("langchain.com", "langchain-site"),
-        ("eu.smith.langchain.com", None), ("cloud.langfuse.com", "langfuse-cloud"), ("langfuse.com", "langfuse-site"), ("xlangfuse.com", None),
+        ("eu.api.smith.langchain.com", "langsmith"), ("smith.langchain.com.evil.net", None), ("cloud.langfuse.com", "langfuse-cloud"), ("langfuse.com", "langfuse-site"), ("xlangfuse.com", None),
         ("scite.ai", "scite"), ("www.grammarly.com", "grammarly"), ("grammarly.com.evil.io", None),
         ("monica.im", "monica"), ("read.ai", "read-ai"), ("thread.ai", None), ("speechify.com", "speechify-app"),
         ("typingmind.com", "typingmind"), ("janitorai.com", "janitor-ai"), ("replika.com", "replika"),
@@ -124,7 +124,7 @@ def test_no_pattern_swallows_a_popular_non_ai_domain(catalog):
         ("docs.openclaw.ai", "openclaw-site"), ("clawhub.ai", "clawhub"), ("clawhub.ai.evil.net", None),
         ("copilot-workspace.githubnext.com", "copilot-workspace"), ("githubnext.com", None), ("dui.ai", "aispeech"),
         ("n.cn", "n-cn"), ("x.n.cn", None), ("opal.google", "opal"), ("stitch.withgoogle.com", "stitch"),
-        ("withgoogle.com", None), ("platform.xiaomimimo.com", "xiaomi-mimo"), ("yuanqi.tencent.com", "yuanqi"),
+        ("withgoogle.com", None), ("xiaomimimo.com", "xiaomi-mimo"), ("yuanqi.tencent.com", "yuanqi"),
         ("t3.chat", "t3-chat"), ("apps.abacus.ai", "abacus"), ("gptzero.me", "gptzero"), ("app.writer.com", "writer-site"),
         ("api.writer.com", "writer"), ("remini.ai", "remini"), ("meshy.ai", "meshy"), ("rev.com", "rev-com"),
         ("api.rev.ai", "rev-ai"), ("rev.ai", "rev-ai-site"), ("n8n.io", "n8n"), ("acme.app.n8n.cloud", None),
@@ -146,6 +146,7 @@ def test_no_pattern_swallows_a_popular_non_ai_domain(catalog):
         ("sagemaker.us-east-1.amazonaws.com", None), ("textract.us-east-2.amazonaws.com", "aws-textract"),
         ("hole.rabbit.tech", "rabbit"), ("bee.computer", "bee"), ("devv.ai", "devv"),
         ("code.claude.com", "claude-code-docs"), ("code.claude.com.evil.net", None),
+        ("jp.cloud.langfuse.com", "langfuse-cloud"), ("eu2.rt.speechmatics.com", "speechmatics"), ("rt.speechmatics.com", None),
     ],
 )
 def test_new_entries_match_by_labels_never_look_alikes(catalog, host, expected):
