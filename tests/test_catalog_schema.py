@@ -147,6 +147,9 @@ def test_no_pattern_swallows_a_popular_non_ai_domain(catalog):
         ("hole.rabbit.tech", "rabbit"), ("bee.computer", "bee"), ("devv.ai", "devv"),
         ("code.claude.com", "claude-code-docs"), ("code.claude.com.evil.net", None),
         ("jp.cloud.langfuse.com", "langfuse-cloud"), ("eu2.rt.speechmatics.com", "speechmatics"), ("rt.speechmatics.com", None),
+        ("llm.api.cloud.yandex.net", "yandexgpt-api"), ("api.cloud.yandex.net", None), ("gigachat.devices.sberbank.ru", "gigachat-api"),
+        ("sberbank.ru", None), ("api.302.ai", "302ai"), ("api.runpod.ai", "runpod-serverless"), ("runpod.ai", None),
+        ("openai.inference.de-txl.ionos.com", "ionos-ai-model-hub"), ("ionos.com", None), ("api.mixedbread.com", "mixedbread"),
     ],
 )
 def test_new_entries_match_by_labels_never_look_alikes(catalog, host, expected):
