@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 from shadowgate.cli import main
+from tests.test_catalog_schema import CATALOG
 
 OVERLAY = """\
 providers:
@@ -58,3 +63,21 @@ def test_diff_shows_added_and_changed_services(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     assert "+ corp-gateway\tCorp LLM gateway" in out
     assert "~ mistral\t+api.eu.mistral.ai" in out
+
+
+
+
+def test_coverage_script_counts_names_and_shows_below_name_matches_apart(tmp_path):
+    catalog = tmp_path / "c.yaml"
+    catalog.write_text(CATALOG)
+    listing = tmp_path / "list.txt"
+    listing.write_text("# a test list\n# commit 0\napi.llm.example\nllm.example\nwww.saas.example\nnone.example\n")
+    script = Path(__file__).resolve().parent.parent / "scripts" / "catalog_coverage.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "--providers", str(catalog), "--list", str(listing), "--misses"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert "covered: 2/4 = 50.0 %" in out  # the bare llm.example is not counted as covered
+    assert "by category: api 1, vendor-site 1" in out
+    assert "missed by name but covered below it (*.domain entries): 1 (llm.example)" in out
+    assert out.rstrip().endswith("misses:\n  llm.example\n  none.example")

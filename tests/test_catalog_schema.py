@@ -73,6 +73,83 @@ def test_no_pattern_swallows_a_popular_non_ai_domain(catalog):
         ("mistral.ai", "mistral-site"),
         ("chat.mistral.ai", "le-chat"),
         ("mistral.ai.example.org", None),
+        # breadth batch 1: one row per new host family, and its look-alikes
+        ("api.hume.ai", "hume"), ("api.hume.ai.evil.net", None), ("hume.ai.example", None),
+        ("api.gladia.io", "gladia"), ("xapi.gladia.io", None),
+        ("api.rev.ai", "rev-ai"), ("api.rev.ai.attacker.org", None), ("prev.ai", None),
+        ("api.murf.ai", "murf"), ("smurf.ai", None),
+        ("api.play.ht", "playht"), ("display.ht", None),
+        ("api.speechify.ai", "speechify"), ("speechify.ai.evil.com", None),
+        ("api.venice.ai", "venice"), ("venice.ai", "venice"), ("evil-venice.ai", None),
+        ("nano-gpt.com", "nanogpt"), ("docs.nano-gpt.com", "nanogpt-docs"), ("nano-gpt.com.evil.io", None),
+        ("aihubmix.com", "aihubmix"), ("notaihubmix.com", None),
+        ("api.sarvam.ai", "sarvam"), ("api.coze.com", "coze"), ("ws.coze.cn", "coze"), ("coze.com.cn", None),
+        ("api.baichuan-ai.com", "baichuan"), ("baichuan-ai.com.evil.cn", None),
+        ("xinghuo.xfyun.cn", "spark-web"), ("xfyun.cn", None),
+        ("hunyuan.tencent.com", "hunyuan-web"), ("tencent.com", None),
+        ("metaso.cn", "metaso"), ("tiangong.cn", "tiangong"), ("bigmodel.cn", "zhipu-site"),
+        ("open.bigmodel.cn", "zhipu"), ("minimax.io", "minimax-site"), ("api.minimax.io", "minimax"),
+        ("elicit.com", "elicit"), ("elicit.com.evil.net", None), ("consensus.app", "consensus"),
+        ("sider.ai", "sider"), ("insider.ai", None), ("notegpt.io", "notegpt"), ("deepwiki.com", "deepwiki"),
+        ("api.dify.ai", "dify"), ("docs.dify.ai", "dify-docs"), ("x.dify.ai", None),
+        ("acme-chat.hf.space", "hf-spaces"), ("hf.space", None), ("acme.hf.space.evil.com", None),
+        ("app.crewai.com", "crewai"), ("liblib.art", "liblib"), ("tripo3d.ai", "tripo3d"),
+        ("openai.com", "openai-site"), ("api.openai.com", "openai"), ("anthropic.com", "anthropic-site"),
+        ("status.anthropic.com", None), ("x.ai", "xai-site"), ("api.x.ai", "xai"), ("xx.ai", None),
+        ("deepmind.google", "deepmind-site"), ("ai.google.dev", "google-ai-dev"), ("google.dev", None),
+        ("trae.cn", "trae-cn"), ("codebuddy.ai", "codebuddy"), ("giga.chat", "gigachat"),
+        # breadth batch 2
+        ("api.lambda.ai", "lambda-inference"), ("lambda.ai", "lambda-site"), ("lambda.ai.evil.net", None), ("api.featherless.ai", "featherless"),
+        ("api.inference.wandb.ai", "wandb-inference"), ("wandb.ai", None), ("api.aimlapi.com", "aimlapi"),
+        ("api.kluster.ai", "kluster"), ("router.requesty.ai", "requesty"), ("requesty.ai.evil.com", None),
+        ("api.apiyi.com", "apiyi"), ("api.tavily.com", "tavily"), ("tavily.com.attacker.net", None),
+        ("api.firecrawl.dev", "firecrawl"), ("api.lmnt.com", "lmnt"), ("api.inworld.ai", "inworld"),
+        ("external.api.recraft.ai", "recraft"), ("api.recraft.ai", None), ("tavusapi.com", "tavus"),
+        ("api.d-id.com", "d-id"), ("d-id.com.evil.org", None), ("api.vapi.ai", "vapi"), ("apivapi.ai", None),
+        ("api.retellai.com", "retell"), ("api.bland.ai", "bland"), ("island.ai", None),
+        ("api.braintrust.dev", "braintrust"), ("api.smith.langchain.com", "langsmith"), ("langchain.com", "langchain-site"),
+        ("eu.api.smith.langchain.com", "langsmith"), ("smith.langchain.com.evil.net", None), ("cloud.langfuse.com", "langfuse-cloud"), ("langfuse.com", "langfuse-site"), ("xlangfuse.com", None),
+        ("scite.ai", "scite"), ("www.grammarly.com", "grammarly"), ("grammarly.com.evil.io", None),
+        ("monica.im", "monica"), ("read.ai", "read-ai"), ("thread.ai", None), ("speechify.com", "speechify-app"),
+        ("typingmind.com", "typingmind"), ("janitorai.com", "janitor-ai"), ("replika.com", "replika"),
+        ("yuewen.cn", "yuewen"), ("playground.com", "playground-ai"), ("remove.bg", "remove-bg"),
+        ("descript.com", "descript"), ("jimeng.jianying.com", "jimeng"), ("jianying.com", None),
+        ("dreamina.capcut.com", "dreamina"), ("capcut.com", None), ("designer.microsoft.com", "microsoft-designer"),
+        ("blackbox.ai", "blackbox"), ("app.warp.dev", "warp"), ("warp.dev.evil.net", None),
+        ("opencode.ai", "opencode"), ("studio.firebase.google.com", "firebase-studio"), ("firebase.google.com", None),
+        ("cloud.flowiseai.com", "flowise"), ("agent.ai", "agent-ai"), ("useragent.ai", None), ("dust.tt", "dust"),
+        ("api.promptlayer.com", "promptlayer"),
+        # breadth batch 3
+        ("alice.yandex.ru", "yandex-alice"), ("yandex.ru", None), ("bard.google.com", "bard"), ("google.com", None),
+        ("docs.openclaw.ai", "openclaw-site"), ("clawhub.ai", "clawhub"), ("clawhub.ai.evil.net", None),
+        ("copilot-workspace.githubnext.com", "copilot-workspace"), ("githubnext.com", None), ("dui.ai", "aispeech"),
+        ("n.cn", "n-cn"), ("x.n.cn", None), ("opal.google", "opal"), ("stitch.withgoogle.com", "stitch"),
+        ("withgoogle.com", None), ("xiaomimimo.com", "xiaomi-mimo"), ("yuanqi.tencent.com", "yuanqi"),
+        ("t3.chat", "t3-chat"), ("apps.abacus.ai", "abacus"), ("gptzero.me", "gptzero"), ("app.writer.com", "writer-site"),
+        ("api.writer.com", "writer"), ("remini.ai", "remini"), ("meshy.ai", "meshy"), ("rev.com", "rev-com"),
+        ("api.rev.ai", "rev-ai"), ("rev.ai", "rev-ai-site"), ("n8n.io", "n8n"), ("acme.app.n8n.cloud", None),
+        ("e2b.dev", "e2b"), ("mcp.so", "mcp-so"), ("smithery.ai", "smithery"), ("glean.com", "glean"),
+        ("acme.glean.com", None), ("docs.vllm.ai", "vllm-site"), ("msty.app", "msty"), ("hume.ai", "hume-site"),
+        ("docs.claude.com", "anthropic-docs"), ("claude.com", "claude"), ("developers.openai.com", "openai-docs"),
+        ("modal.com", "modal-site"), ("x.modal.run", None), ("01.ai", "lingyiwanwu-site"), ("101.ai", None),
+        # breadth batch 4: cloud AI APIs, wildcard suffixes and their look-alikes
+        ("firefly-api.adobe.io", "adobe-firefly-api"), ("adobe.io", None),
+        ("ep1.eastus.inference.ml.azure.com", "azure-ml-endpoints"), ("inference.ml.azure.com", None),
+        ("ep1.eastus.inference.ml.azure.com.evil.net", None), ("ml.azure.com", None),
+        ("westeurope.tts.speech.microsoft.com", "azure-speech"), ("eastus.stt.speech.microsoft.com", "azure-speech"),
+        ("tts.speech.microsoft.com", None), ("speech.microsoft.com", None), ("microsoft.com.tts.speech.evil.io", None),
+        ("inference.generativeai.eu-frankfurt-1.oci.oraclecloud.com", "oci-generative-ai"), ("oci.oraclecloud.com", None),
+        ("speech.googleapis.com", "gcp-speech"), ("texttospeech.googleapis.com", "gcp-tts"),
+        ("eu-documentai.googleapis.com", "gcp-document-ai"), ("discoveryengine.googleapis.com", "gcp-discovery-engine"),
+        ("storage.googleapis.com", None), ("polly.eu-west-1.amazonaws.com", "aws-polly"),
+        ("polly.eu-west-1.amazonaws.com.evil.net", None), ("runtime.sagemaker.us-east-1.amazonaws.com", "aws-sagemaker-runtime"),
+        ("sagemaker.us-east-1.amazonaws.com", None), ("textract.us-east-2.amazonaws.com", "aws-textract"),
+        ("hole.rabbit.tech", "rabbit"), ("bee.computer", "bee"), ("devv.ai", "devv"),
+        ("code.claude.com", "claude-code-docs"), ("code.claude.com.evil.net", None),
+        ("jp.cloud.langfuse.com", "langfuse-cloud"), ("eu2.rt.speechmatics.com", "speechmatics"), ("rt.speechmatics.com", None),
+        ("llm.api.cloud.yandex.net", "yandexgpt-api"), ("api.cloud.yandex.net", None), ("gigachat.devices.sberbank.ru", "gigachat-api"),
+        ("sberbank.ru", None), ("api.302.ai", "302ai"), ("api.runpod.ai", "runpod-serverless"), ("runpod.ai", None),
+        ("openai.inference.de-txl.ionos.com", "ionos-ai-model-hub"), ("ionos.com", None), ("api.mixedbread.com", "mixedbread"),
     ],
 )
 def test_new_entries_match_by_labels_never_look_alikes(catalog, host, expected):
@@ -247,3 +324,28 @@ def test_broken_overlay_names_its_own_file_and_line(tmp_path, text, line, reason
         load_catalog(base, known_parsers=PARSERS, extra=[overlay])
     assert (e.value.path, e.value.line) == (str(overlay), line), e.value
     assert reason in e.value.reason
+
+
+@pytest.mark.parametrize(
+    "host, path, expected",
+    [
+        ("api.salesforce.com", "/einstein/platform/v1/models/sfdc_ai__DefaultGPT4Omni/generations", "salesforce-models-api"),
+        ("api.salesforce.com", "/einstein/platformx", None),
+        ("api.salesforce.com", "/services/data/v60.0/query", None),
+        ("api.salesforce.com.evil.net", "/einstein/platform/v1/models/x/generations", None),
+        ("acme-prod.snowflakecomputing.com", "/api/v2/cortex/inference:complete", "snowflake-cortex"),
+        ("acme-prod.snowflakecomputing.com", "/session/v1/login-request", None),
+        ("snowflakecomputing.com", "/api/v2/cortex/inference:complete", None),
+        ("acme.snowflakecomputing.com.evil.net", "/api/v2/cortex/inference:complete", None),
+        ("dbc-1a2b.cloud.databricks.com", "/serving-endpoints/databricks-claude-sonnet/invocations", "databricks-model-serving"),
+        ("adb-123.4.azuredatabricks.net", "/serving-endpoints/chat/completions", "databricks-model-serving"),
+        ("dbc-1a2b.cloud.databricks.com", "/api/2.0/clusters/list", None),
+        ("cloud.databricks.com", "/serving-endpoints/x/invocations", None),
+    ],
+)
+def test_shipped_ai_features_on_shared_hosts_match_only_their_paths(catalog, host, path, expected):
+    found = catalog.match(host, path)
+    assert (found.id if found else None) == expected
+    if expected:
+        assert found.category == "embedded-saas"
+        assert catalog.match_host(host) is None  # the host alone is not AI use

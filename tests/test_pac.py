@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from shadowgate.config.catalog import HostIndex
 from shadowgate.config.catalog import load_catalog
 from shadowgate.config.catalog import normalise_host
 from shadowgate.pac import LOCAL_NETWORKS
@@ -124,7 +125,11 @@ def test_pac_routes_every_host_as_the_catalog_matcher_does(node, catalog, tmp_pa
     pac = build_pac(patterns, ai_route=AI)
     hosts = hosts_for(patterns)
     results, ns_per_call = evaluate(node, tmp_path, pac, hosts)
-    expected = {h: AI if catalog.match_host(h) else "DIRECT" for h in hosts}
+    # A host with an AI feature on some paths only (embedded-saas) goes to the proxy too: only there can
+    # the path be seen; match_host alone says no for it, by design.
+    scoped = HostIndex((p, True) for p in catalog.path_scoped_hosts())
+    assert scoped.get("acme.snowflakecomputing.com") and not catalog.match_host("acme.snowflakecomputing.com")
+    expected = {h: AI if catalog.match_host(h) or scoped.get(h) else "DIRECT" for h in hosts}
     assert disagreements(results, expected) == []
     # Agreement alone could hide a bug both share: pin the facts the catalog promises.
     for pattern in patterns:
@@ -173,9 +178,11 @@ def test_pac_with_policy_hosts_and_corporate_proxy(node, catalog, tmp_path, caps
     other = "PROXY corp.example:3128; PROXY corp2.example:3128"
     policy = load_policy(policy_file)
 
+    scoped = HostIndex((p, True) for p in catalog.path_scoped_hosts())  # AI on some paths: the proxy must see them
+
     def shadowgate_bound(host: str) -> bool:
         named = (r.match.hosts for r in (*policy.rules, *policy.budgets) if r.match.hosts is not None)
-        return bool(catalog.match_host(host) or policy.inspect.get(host) or any(h.get(host) for h in named))
+        return bool(catalog.match_host(host) or scoped.get(host) or policy.inspect.get(host) or any(h.get(host) for h in named))
 
     extra = ["*.ml.internal.example", "gpu-box.lab.example", "llm.corp.example", "login.microsoftonline.com",
              "*.lab2.example", "ml.internal.example", "lab2.example"]  # fmt: skip
