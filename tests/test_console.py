@@ -303,7 +303,7 @@ def test_chromium_logs_in_and_renders_the_overview(console, tmp_path):
             document.querySelector('[name=user]').value = 'admin';
             document.querySelector('[name=password]').value = {json.dumps(PASSWORD)};
             document.querySelector('form.login').submit();""")
-        browser.wait_for("location.pathname === '/' && document.querySelectorAll('#headline .card').length === 6")
+        browser.wait_for("location.pathname === '/' && document.querySelectorAll('#headline .card').length === 8")
         assert browser.evaluate("document.cookie") == ""  # HttpOnly: no script reads the session
         assert browser.evaluate("document.querySelectorAll('svg rect').length") > 5  # the charts drew
         assert browser.evaluate("getComputedStyle(document.querySelector('header')).display") == "flex"  # CSS loaded

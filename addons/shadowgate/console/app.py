@@ -42,6 +42,7 @@ from shadowgate.console.data import ReportCache
 from shadowgate.console.data import current_week
 from shadowgate.console.data import recent_weeks
 from shadowgate.report import render
+from shadowgate.report import render_html
 from shadowgate.report.period import Period
 from shadowgate.report.period import week_period
 from shadowgate.report.runner import Report
@@ -190,11 +191,11 @@ async def small_form(request: Request) -> dict[str, str] | None:
 def charts(report: Report, template: str) -> dict[str, Markup]:
     """Inline SVG from the report renderer's own chart code (it escapes every label)."""
     if template == "overview.html":
-        return {title: Markup(svg) for title, svg in render.charts(report)}
+        return {title: Markup(svg) for title, svg in render_html.charts(report)}
     if template == "user.html":
         daily = report.section("user", "daily").records()
         return {
-            "Tokens per day": Markup(render.svg_bars([(r["day"], r["tokens"]) for r in daily],
+            "Tokens per day": Markup(render_html.svg_bars([(r["day"], r["tokens"]) for r in daily],
                                                      lambda v: f"{v:,}", "Tokens per day")),
         }
     return {}
