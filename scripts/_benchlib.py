@@ -216,7 +216,9 @@ def case_responses() -> dict[bytes, tuple[bytes, list[bytes]]]:
             body, content_type = case_body(case), headers.get("content-type", "")
             streamed = any(t in content_type for t in ("event-stream", "ndjson", "eventstream"))
             lines = [f"HTTP/1.1 {response['status']} X"] + [
-                f"{k}: {v}" for k, v in headers.items() if k not in ("content-length", "transfer-encoding", "content-encoding")
+                f"{k}: {v}"
+                for k, v in headers.items()
+                if k not in ("content-length", "transfer-encoding", "content-encoding")
             ]
             lines.append("transfer-encoding: chunked" if streamed else f"content-length: {len(body)}")
             head = ("\r\n".join(lines) + "\r\n\r\n").encode()
@@ -361,7 +363,9 @@ def print_header(title: str, info: dict) -> None:
 
     print(title)
     print(f"  command:   {shlex.join([sys.executable, *sys.argv])}")
-    print(f"  machine:   nproc {info['nproc']} (cpu_count {info['cpu_count']}), {info['cpu_model']}, Linux {info['kernel']}")
+    print(
+        f"  machine:   nproc {info['nproc']} (cpu_count {info['cpu_count']}), {info['cpu_model']}, Linux {info['kernel']}"
+    )
     print(f"  software:  Python {info['python']}, mitmproxy {info['mitmproxy']}")
     print(f"  code:      {info['code']}")
 
@@ -432,7 +436,14 @@ class Call:
     __slots__ = ("kind", "host", "request", "status", "tokens", "stream")
 
     def __init__(self, kind, host, request, status, tokens, stream):
-        self.kind, self.host, self.request, self.status, self.tokens, self.stream = kind, host, request, status, tokens, stream
+        self.kind, self.host, self.request, self.status, self.tokens, self.stream = (
+            kind,
+            host,
+            request,
+            status,
+            tokens,
+            stream,
+        )
 
 
 def fixture_call(kind: str, case_name: str, *, interval_ms: float = 0, content: str | None = None,
@@ -473,13 +484,20 @@ def mixed_calls(stream_interval_ms: float = 5) -> list[Call]:
         fixture_call("openai-json", "openai-chat-cached-reasoning"),
         fixture_call("anthropic-stream", "anthropic-messages-stream", interval_ms=ms),
         fixture_call("gemini-json", "gemini-generate-thinking-cached"),
-        fixture_call("dlp-redact", "openai-chat-cached-reasoning",
-                     content="Draft a reply to jane.doe@corp-mail.example about the renewal."),  # fmt: skip
+        fixture_call(
+            "dlp-redact",
+            "openai-chat-cached-reasoning",
+            content="Draft a reply to jane.doe@corp-mail.example about the renewal.",
+        ),  # fmt: skip
         fixture_call("openai-stream", "openai-chat-stream-usage", interval_ms=ms),
         fixture_call("gemini-stream", "gemini-stream-sse", interval_ms=ms),
         fixture_call("openai-json", "openai-chat-cached-reasoning"),
-        fixture_call("dlp-block", "openai-chat-cached-reasoning", status=403,
-                     content=f"Why does git reject my token {GITHUB_TOKEN}?"),  # fmt: skip
+        fixture_call(
+            "dlp-block",
+            "openai-chat-cached-reasoning",
+            status=403,
+            content=f"Why does git reject my token {GITHUB_TOKEN}?",
+        ),  # fmt: skip
         fixture_call("policy-block", "openai-chat-cached-reasoning", host="api.mistral.ai", status=403),
     ]
 
@@ -563,7 +581,14 @@ async def client(port: int, tls, user: str, next_call, tally: Tally, reconnect_e
             if head[9:12] != str(call.status).encode():
                 raise bo.BenchError(f"status {head[9:12].decode(errors='replace')}, expected {call.status}")
             tally.add(call, time.perf_counter() - t0)
-        except (bo.BenchError, TimeoutError, OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ssl.SSLError) as e:
+        except (
+            bo.BenchError,
+            TimeoutError,
+            OSError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ssl.SSLError,
+        ) as e:
             tally.errors.append(f"{user} {call.kind}: {type(e).__name__}: {e}")
             if call.host in tunnels:
                 tunnels.pop(call.host)[1].close()

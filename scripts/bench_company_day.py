@@ -36,7 +36,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import _benchlib as bl  # noqa: E402
 import bench_overhead as bo  # noqa: E402
 
@@ -97,7 +96,7 @@ async def drive(args, proxies: list[bo.Proxy], users: int, tallies: list[bl.Tall
             user = queue.pop(0)
             calls = iter(mix[(user + k) % len(mix)] for k in range(args.calls_per_user))
             proxy = proxies[user % len(proxies)]
-            await bl.client(proxy.port, proxy.client_tls, f"emp{user:05d}", lambda: next(calls, None),
+            await bl.client(proxy.port, proxy.client_tls, f"emp{user:05d}", lambda calls=calls: next(calls, None),
                             tallies[user % len(proxies)], CALLS_PER_TUNNEL)  # fmt: skip
 
     t0 = time.monotonic()
@@ -107,7 +106,9 @@ async def drive(args, proxies: list[bo.Proxy], users: int, tallies: list[bl.Tall
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--fraction", type=float, default=0.02, help="share of the day to drive (default 0.02 = 20,000 calls)")
+    parser.add_argument(
+        "--fraction", type=float, default=0.02, help="share of the day to drive (default 0.02 = 20,000 calls)"
+    )
     parser.add_argument("--employees", type=int, default=EMPLOYEES)
     parser.add_argument("--active-share", type=float, default=ACTIVE_SHARE)
     parser.add_argument("--calls-per-user", type=int, default=CALLS_PER_ACTIVE_USER)
@@ -188,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
         cpu_per_req = sum(cpu) / total.answered if total.answered else float("nan")
         print(f"== results: {total.answered:,} of {calls:,} calls answered in {wall:.1f}s; {len(total.errors)} errors")
         for proxy, t, c in zip(proxies, tallies, cpu):
-            print(f"  {proxy.name}: {t.answered:,} calls = {t.answered / wall:.1f} req/s; CPU {c:.1f}s = {c / max(1, t.answered) * 1000:.2f} ms/call")
+            print(
+                f"  {proxy.name}: {t.answered:,} calls = {t.answered / wall:.1f} req/s; CPU {c:.1f}s = {c / max(1, t.answered) * 1000:.2f} ms/call"
+            )
         print(f"  both:      {total.answered / wall:.1f} req/s; proxy CPU {cpu_per_req * 1000:.2f} ms per call (all threads); "
               f"load generator {client_cpu / max(1, total.answered) * 1000:.2f} ms, fake upstream "
               f"{upstream_cpu / max(1, total.answered) * 1000:.2f} ms per call (same 2 cores)")  # fmt: skip
@@ -199,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  error: {e}")
         print("\n== totals read back (got, sent)")
         for name, c in checks.items():
-            print(f"  {name:18s} " + ", ".join(f"{k} {g:,}" + ("" if g == w else f" != {w:,}") for k, (g, w) in c.items()))
+            print(
+                f"  {name:18s} " + ", ".join(f"{k} {g:,}" + ("" if g == w else f" != {w:,}") for k, (g, w) in c.items())
+            )
         print(f"  exact: {'yes' if exact else 'NO'}")
         print("\n== storage")
         print(f"  as sealed:     {files} segment files in {wall:.0f}s x {INSTANCES} instances, {sealed_bytes:,} bytes = "
@@ -220,7 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         core_s = cpu_per_req * per_day_rows
         print(f"  proxy CPU per day: {core_s / 3600:.1f} core-hours; at the peak hour ({plan['peak_rps']:.0f} req/s): "
               f"{plan['peak_rps'] * cpu_per_req:.2f} cores")  # fmt: skip
-        print(f"  driving the whole day at this run's rate would take {per_day_rows / (total.answered / wall) / 3600:.1f} h here")
+        print(
+            f"  driving the whole day at this run's rate would take {per_day_rows / (total.answered / wall) / 3600:.1f} h here"
+        )
         problems = {p.name: bo.log_problems(p.log) for p in proxies}
         for name, lines in problems.items():
             print(f"\n== {name} log: {len(lines)} line(s) that look like problems")

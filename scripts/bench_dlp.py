@@ -90,11 +90,20 @@ def presidio_find() -> Find | str:
     from presidio_analyzer.predefined_recognizers import ItVatCodeRecognizer
     from presidio_analyzer.predefined_recognizers import UkNinoRecognizer
 
-    nlp = NlpEngineProvider(nlp_configuration={"nlp_engine_name": "no_op", "models": [{"lang_code": "en", "model_name": "no_op"}]})
+    nlp = NlpEngineProvider(
+        nlp_configuration={"nlp_engine_name": "no_op", "models": [{"lang_code": "en", "model_name": "no_op"}]}
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "LemmaContextAwareEnhancer cannot use context words ..."
         engine = AnalyzerEngine(nlp_engine=nlp.create_engine(), supported_languages=["en"])
-    for recognizer in (UkNinoRecognizer, EsNifRecognizer, EsNieRecognizer, ItFiscalCodeRecognizer, ItVatCodeRecognizer, DeTaxIdRecognizer):
+    for recognizer in (
+        UkNinoRecognizer,
+        EsNifRecognizer,
+        EsNieRecognizer,
+        ItFiscalCodeRecognizer,
+        ItVatCodeRecognizer,
+        DeTaxIdRecognizer,
+    ):
         engine.registry.add_recognizer(recognizer(supported_language="en"))
     entities = sorted(PRESIDIO_TYPES)
 
@@ -136,7 +145,13 @@ def detect_secrets_find() -> Find | str:
                 line = lines[s.line_number - 1]
                 at = line.find(s.secret_value or "")
                 if at >= 0 and s.secret_value:
-                    out.append((starts[s.line_number - 1] + at, starts[s.line_number - 1] + at + len(s.secret_value), DETECT_SECRETS_TYPES.get(s.type, "GENERIC_SECRET")))
+                    out.append(
+                        (
+                            starts[s.line_number - 1] + at,
+                            starts[s.line_number - 1] + at + len(s.secret_value),
+                            DETECT_SECRETS_TYPES.get(s.type, "GENERIC_SECRET"),
+                        )
+                    )
         return out
 
     return find
@@ -195,10 +210,16 @@ def pct(x: float) -> str:
     return "    -" if math.isnan(x) else f"{100 * x:5.1f}"  # NaN: nothing to measure
 
 
-def print_table(results: dict[str, tuple[Report, dict[str, float]] | str], docs: list[Document], clean: list[Document]) -> None:
+def print_table(
+    results: dict[str, tuple[Report, dict[str, float]] | str], docs: list[Document], clean: list[Document]
+) -> None:
     n_labels = sum(len(d.labels) for d in docs)
-    print(f"DLP quality and speed on tests/fixtures/dlp: {len(docs)} labelled documents ({n_labels} labels), {len(clean)} clean prompts")
-    print("Full-value match: a label counts as found only if one finding covers all of it; R = recall, P = precision (%).")
+    print(
+        f"DLP quality and speed on tests/fixtures/dlp: {len(docs)} labelled documents ({n_labels} labels), {len(clean)} clean prompts"
+    )
+    print(
+        "Full-value match: a label counts as found only if one finding covers all of it; R = recall, P = precision (%)."
+    )
     for name, res in results.items():
         if isinstance(res, str):
             print(f"{name}: {res}")
@@ -226,12 +247,25 @@ def print_table(results: dict[str, tuple[Report, dict[str, float]] | str], docs:
     print()
     width = 34
     print(f"{'':{width}}" + "".join(f" {name:>16}" for name in ran))
-    print(f"{'clean prompts altered':{width}}" + "".join(f" {f'{100 * r.clean_altered_share:.1f}% ({r.clean_altered}/{r.clean_docs})':>16}" for r, _ in ran.values()))
+    print(
+        f"{'clean prompts altered':{width}}"
+        + "".join(
+            f" {f'{100 * r.clean_altered_share:.1f}% ({r.clean_altered}/{r.clean_docs})':>16}" for r, _ in ran.values()
+        )
+    )
     print(f"{'MB/s, clean prompts joined':{width}}" + "".join(f" {s['clean']:16.2f}" for _, s in ran.values()))
     print(f"{'MB/s, labelled corpus joined':{width}}" + "".join(f" {s['labelled']:16.2f}" for _, s in ran.values()))
-    print(f"{'us per clean prompt, one by one':{width}}" + "".join(f" {s['per_prompt_us']:16.0f}" for _, s in ran.values()))
-    print(f"{'100 KB prompt, ms (1 in 21 labelled)':{width}}" + "".join(f" {s['100k_ms']:16.1f}" for _, s in ran.values()))
-    print(f"{'100 KB labelled documents only, ms':{width}}" + "".join(f" {s['100k_dense_ms']:16.1f}" for _, s in ran.values()))
+    print(
+        f"{'us per clean prompt, one by one':{width}}"
+        + "".join(f" {s['per_prompt_us']:16.0f}" for _, s in ran.values())
+    )
+    print(
+        f"{'100 KB prompt, ms (1 in 21 labelled)':{width}}" + "".join(f" {s['100k_ms']:16.1f}" for _, s in ran.values())
+    )
+    print(
+        f"{'100 KB labelled documents only, ms':{width}}"
+        + "".join(f" {s['100k_dense_ms']:16.1f}" for _, s in ran.values())
+    )
     if "shadowgate" in ran:
         report, speed = ran["shadowgate"]
         print()
@@ -239,13 +273,24 @@ def print_table(results: dict[str, tuple[Report, dict[str, float]] | str], docs:
         for kind, (r_min, p_min) in TARGETS.items():
             c = report.by_kind[kind]
             ok = c.recall >= r_min and c.precision >= p_min
-            print(f"  {kind:6} recall {pct(c.recall)}% >= {100 * r_min:.0f}%, precision {pct(c.precision)}% >= {100 * p_min:.0f}%: {'ok' if ok else 'MISSED'}")
+            print(
+                f"  {kind:6} recall {pct(c.recall)}% >= {100 * r_min:.0f}%, precision {pct(c.precision)}% >= {100 * p_min:.0f}%: {'ok' if ok else 'MISSED'}"
+            )
         ok = report.clean_altered_share <= CLEAN_ALTERED_MAX
-        print(f"  clean prompts altered {100 * report.clean_altered_share:.1f}% <= {100 * CLEAN_ALTERED_MAX:.0f}%: {'ok' if ok else 'MISSED'}")
-        for part, label in (("clean", "clean prompt text"), ("labelled", "labelled corpus (a value every ~200 characters)")):
-            print(f"  {label}: {speed[part]:.1f} MB/s >= {MBPS_MIN:.0f} MB/s: {'ok' if speed[part] >= MBPS_MIN else 'MISSED'}")
+        print(
+            f"  clean prompts altered {100 * report.clean_altered_share:.1f}% <= {100 * CLEAN_ALTERED_MAX:.0f}%: {'ok' if ok else 'MISSED'}"
+        )
+        for part, label in (
+            ("clean", "clean prompt text"),
+            ("labelled", "labelled corpus (a value every ~200 characters)"),
+        ):
+            print(
+                f"  {label}: {speed[part]:.1f} MB/s >= {MBPS_MIN:.0f} MB/s: {'ok' if speed[part] >= MBPS_MIN else 'MISSED'}"
+            )
         for key, label in (("100k_ms", "100 KB prompt"), ("100k_dense_ms", "100 KB of labelled documents")):
-            print(f"  {label}: {speed[key]:.1f} ms <= {PROMPT_100K_MAX_MS:.0f} ms: {'ok' if speed[key] <= PROMPT_100K_MAX_MS else 'MISSED'}")
+            print(
+                f"  {label}: {speed[key]:.1f} ms <= {PROMPT_100K_MAX_MS:.0f} ms: {'ok' if speed[key] <= PROMPT_100K_MAX_MS else 'MISSED'}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:

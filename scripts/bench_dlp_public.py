@@ -172,7 +172,9 @@ def _block_end(src: str, open_at: int) -> int:
     return len(src)
 
 
-_LIST_RX = re.compile(r"\b(tps|fps)\s*(?::=|=)\s*(?:\[\]string\s*(\{)|append\(\s*(?:tps|fps)\s*,\s*|utils\.GenerateSampleSecrets?\()")
+_LIST_RX = re.compile(
+    r"\b(tps|fps)\s*(?::=|=)\s*(?:\[\]string\s*(\{)|append\(\s*(?:tps|fps)\s*,\s*|utils\.GenerateSampleSecrets?\()"
+)
 
 
 def build_gitleaks(repo: Path) -> Iterator[dict]:
@@ -194,7 +196,10 @@ def build_gitleaks(repo: Path) -> Iterator[dict]:
                     if text.strip():
                         yield _row(text, kind, rule, "gitleaks/gitleaks", path, commit)
             # literal secrets passed to GenerateSampleSecret(s)("id", "literal")
-            for g in re.finditer(r'GenerateSampleSecrets?\(\s*"([^"]+)"\s*,\s*(`[^`]*`|"(?:[^"\\]|\\.)*")\s*\)', src[open_at - 40 : close + 1]):
+            for g in re.finditer(
+                r'GenerateSampleSecrets?\(\s*"([^"]+)"\s*,\s*(`[^`]*`|"(?:[^"\\]|\\.)*")\s*\)',
+                src[open_at - 40 : close + 1],
+            ):
                 lit = g.group(2)
                 value = lit[1:-1] if lit[0] == "`" else json.loads(lit)
                 yield _row(f'{g.group(1)}_api_token = "{value}"', kind, rule, "gitleaks/gitleaks", path, commit)
@@ -229,7 +234,9 @@ def build_presidio(repo: Path) -> Iterator[dict]:
         except SyntaxError:
             continue
         for node in ast.walk(tree):
-            if not (isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "parametrize" and len(node.args) >= 2):
+            if not (
+                isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "parametrize" and len(node.args) >= 2
+            ):
                 continue
             names = [n.strip() for n in node.args[0].value.split(",")] if isinstance(node.args[0], ast.Constant) else []
             if len(names) < 3 or names[1] != "expected_len" or not isinstance(node.args[1], ast.List):
@@ -243,8 +250,17 @@ def build_presidio(repo: Path) -> Iterator[dict]:
                 except ValueError:
                     continue
                 text, count, spans = row[0], row[1], row[span_at]
-                entity = row[names.index("entities")][0] if "entities" in names and row[names.index("entities")] else (fixture.group(1) if fixture else None)
-                if entity is None or not isinstance(text, str) or not isinstance(count, int) or not isinstance(spans, (tuple, list)):
+                entity = (
+                    row[names.index("entities")][0]
+                    if "entities" in names and row[names.index("entities")]
+                    else (fixture.group(1) if fixture else None)
+                )
+                if (
+                    entity is None
+                    or not isinstance(text, str)
+                    or not isinstance(count, int)
+                    or not isinstance(spans, (tuple, list))
+                ):
                     continue
                 if count and spans and isinstance(spans[0], int):
                     spans = [spans]
@@ -337,7 +353,9 @@ def report(table: dict[tuple[str, str, str], list[int]], rows: list[dict]) -> di
     print(f"{'kind':6} {'type':42} {'form':8} {'pos':>5} {'recall':>7} {'exact':>7} {'neg':>5} {'flagged':>8}")
     for (kind, type_, form), cell in sorted(table.items()):
         if kind == "pii":
-            print(f"{kind:6} {type_ + ('' if claimed[type_] else ' (unclaimed)'):42} {form:8} {cell[0]:5} {_pct(cell[1], cell[0]):>7} {_pct(cell[2], cell[0]):>7} {cell[3]:5} {_pct(cell[4], cell[3]):>8}")
+            print(
+                f"{kind:6} {type_ + ('' if claimed[type_] else ' (unclaimed)'):42} {form:8} {cell[0]:5} {_pct(cell[1], cell[0]):>7} {_pct(cell[2], cell[0]):>7} {cell[3]:5} {_pct(cell[4], cell[3]):>8}"
+            )
         group = f"{kind}{'' if claimed[type_] else ' unclaimed'}"
         keys = [f"{group} {form}", f"{group} all"]
         if kind == "pii" and type_ in CLAIMED_BEFORE:
@@ -355,9 +373,18 @@ def report(table: dict[tuple[str, str, str], list[int]], rows: list[dict]) -> di
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--build", nargs="+", type=Path, metavar="DIR", help="git checkouts of gitleaks and presidio")
-    parser.add_argument("--misses", metavar="TYPE", help="print missed positives and flagged negatives of a type ('secret' for all secrets)")
+    parser.add_argument(
+        "--misses",
+        metavar="TYPE",
+        help="print missed positives and flagged negatives of a type ('secret' for all secrets)",
+    )
     parser.add_argument("--by-source", action="store_true")
-    parser.add_argument("--addons", type=Path, default=ROOT / "addons", help="the shadowgate package's parent folder (to measure another version)")
+    parser.add_argument(
+        "--addons",
+        type=Path,
+        default=ROOT / "addons",
+        help="the shadowgate package's parent folder (to measure another version)",
+    )
     args = parser.parse_args()
     if args.build:
         build(args.build)
@@ -374,9 +401,16 @@ def main() -> int:
             for form, text, spans in forms(row, n):
                 findings = [f for f in scan(text) if f.kind == row["kind"]]
                 if row["expect"] == "clean" and findings:
-                    print(f"FLAGGED {row['type']} {form}: {text!r} -> {[(f.type, text[f.start:f.end]) for f in findings]}")
-                elif row["expect"] == "found" and (not findings or (spans and not all(any(f.start < b and f.end > a for f in findings) for a, b in spans))):
-                    print(f"MISSED {row['type']} {form}: {text!r} -> {[(f.type, text[f.start:f.end]) for f in findings]}")
+                    print(
+                        f"FLAGGED {row['type']} {form}: {text!r} -> {[(f.type, text[f.start : f.end]) for f in findings]}"
+                    )
+                elif row["expect"] == "found" and (
+                    not findings
+                    or (spans and not all(any(f.start < b and f.end > a for f in findings) for a, b in spans))
+                ):
+                    print(
+                        f"MISSED {row['type']} {form}: {text!r} -> {[(f.type, text[f.start : f.end]) for f in findings]}"
+                    )
         return 0
     table = score(scan, rows)
     report(table, rows)

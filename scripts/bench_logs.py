@@ -18,13 +18,11 @@ import os
 import sys
 import tempfile
 import time
-from pathlib import Path
 
+from mitmproxy.addons.termlog import TermLogHandler  # noqa: E402
 
 import _benchlib as bl  # noqa: E402
 import bench_overhead as bo  # noqa: E402
-from mitmproxy.addons.termlog import TermLogHandler  # noqa: E402
-
 from shadowgate.stages.logs import JsonFormatter  # noqa: E402
 from shadowgate.stages.logs import SizeRotatingFileHandler  # noqa: E402
 from shadowgate.stages.logs import TextFormatter  # noqa: E402

@@ -34,7 +34,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import _benchlib as bl  # noqa: E402
 import bench_overhead as bo  # noqa: E402
 
@@ -139,10 +138,16 @@ def query_db(db: Path, big_bytes: int) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=DEFAULT_REQUESTS,
-                        help="requests in all (default 100,000, issue 7's figure: ~7.5 min here; 40,000: ~3.5 min)")
+    parser.add_argument(
+        "--requests",
+        type=int,
+        default=DEFAULT_REQUESTS,
+        help="requests in all (default 100,000, issue 7's figure: ~7.5 min here; 40,000: ~3.5 min)",
+    )
     parser.add_argument("--concurrency", type=int, default=10, help="kept-alive tunnels (default 10)")
-    parser.add_argument("--stream-every", type=int, default=100, help="every Nth request is a stream (default 100 = 1%%)")
+    parser.add_argument(
+        "--stream-every", type=int, default=100, help="every Nth request is a stream (default 100 = 1%%)"
+    )
     parser.add_argument("--stream-chunks", type=int, default=16, help="chunks per stream (default 16)")
     parser.add_argument("--stream-interval-ms", type=float, default=2.0, help="gap between chunks (default 2)")
     parser.add_argument("--big", type=int, default=50, help="how many 20 MB bodies (default 50)")
@@ -164,8 +169,15 @@ def main(argv: list[str] | None = None) -> int:
 
     bl.sigterm_interrupts()
     info = bo.machine()
-    bl.print_header("shadowgate memory benchmark (" + ("PLAIN mitmdump, no shadowgate: --plain" if args.plain else "mitmdump + shadowgate") + ")", info)
-    streams = len([i for i in range(args.requests) if args.stream_every and i % args.stream_every == args.stream_every // 2])
+    bl.print_header(
+        "shadowgate memory benchmark ("
+        + ("PLAIN mitmdump, no shadowgate: --plain" if args.plain else "mitmdump + shadowgate")
+        + ")",
+        info,
+    )
+    streams = len(
+        [i for i in range(args.requests) if args.stream_every and i % args.stream_every == args.stream_every // 2]
+    )
     if args.requests < DEFAULT_REQUESTS:
         print(f"  note:      {args.requests:,} requests, fewer than issue 7's {DEFAULT_REQUESTS:,} (a quicker run)")
     print(f"  load:      {args.requests:,} requests over {args.concurrency} tunnels: ~{streams:,} streams "
@@ -182,7 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         upstream = bl.start_ai_upstream(cert, key, upstream_ca)
         db = workdir / "bench.duckdb"
         extra = [] if args.plain else bl.shadowgate_args(workdir, db)
-        proxies = bl.start_proxies(workdir, upstream, upstream_ca, [("A" if args.plain else "B", bl.frozen_script(workdir, REDIRECT), extra)])
+        proxies = bl.start_proxies(
+            workdir, upstream, upstream_ca, [("A" if args.plain else "B", bl.frozen_script(workdir, REDIRECT), extra)]
+        )
         proxy = proxies[0]
         start_rss = bl.rss_kb(proxy.pid)[0]
         print(f"  upstream:  127.0.0.1:{upstream.port} (pid {upstream.process.pid})")
@@ -215,9 +229,13 @@ def main(argv: list[str] | None = None) -> int:
         hwm = max((s[2] for s in samples), default=0)
         end_rss = state.get("end_rss", samples[-1][1] if samples else 0)
         growth = (end_rss - warm[1]) / warm[1] if warm else float("nan")
-        tail = after[-max(1, len(after) // 10):]
+        tail = after[-max(1, len(after) // 10) :]
         head = after[: max(1, len(after) // 10)]
-        growth_trend = (statistics.median(s[1] for s in tail) / statistics.median(s[1] for s in head) - 1) if after else float("nan")
+        growth_trend = (
+            (statistics.median(s[1] for s in tail) / statistics.median(s[1] for s in head) - 1)
+            if after
+            else float("nan")
+        )
         total_ok = hwm * mb <= LIMIT_MB
         growth_ok = growth <= GROWTH_LIMIT
         load_s = state.get("load_seconds", float("nan"))
@@ -227,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
         if warm:
             print(f"  RSS after warm-up ({warm[3]:,} answered): {warm[1] * mb:7.1f} MB  (t={warm[0]:.0f}s)")
         print(f"  RSS max of 1 s samples:            {peak_sample * mb:7.1f} MB")
-        print(f"  VmHWM (kernel's peak RSS):         {hwm * mb:7.1f} MB   target <= {LIMIT_MB} MB: {'met' if total_ok else 'MISSED'}")
+        print(
+            f"  VmHWM (kernel's peak RSS):         {hwm * mb:7.1f} MB   target <= {LIMIT_MB} MB: {'met' if total_ok else 'MISSED'}"
+        )
         print(f"  RSS at end of load:                {end_rss * mb:7.1f} MB")
         print(f"  RSS after 5 s idle:                {state.get('idle_rss', 0) * mb:7.1f} MB")
         print(f"  growth after warm-up (end/warm):   {growth * 100:+.1f} %   target <= {GROWTH_LIMIT * 100:.0f} %: "

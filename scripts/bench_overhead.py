@@ -55,9 +55,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from dataclasses import field
 from pathlib import Path
-
 
 import _benchlib as bl  # noqa: E402
 
@@ -746,10 +746,16 @@ def main(argv: list[str] | None = None) -> int:
         policy = workdir / "policy.yaml"
         policy.write_text("# The default policy with DLP on.\ndlp: {secrets: redact, pii: redact}\n")
         redirect = script(REDIRECTS[args.redirect])
+
         def probe(name: str) -> list[str]:
             if not args.gc_probe:
                 return []
-            return ["-s", str(script(ROOT / "scripts" / "gc_probe.py")), "--set", f"gc_probe_out={workdir / f'gc-{name}.json'}"]
+            return [
+                "-s",
+                str(script(ROOT / "scripts" / "gc_probe.py")),
+                "--set",
+                f"gc_probe_out={workdir / f'gc-{name}.json'}",
+            ]
 
         proxies = bl.start_proxies(workdir, upstream, upstream_ca, [
             ("A", redirect, probe("A")),

@@ -26,19 +26,18 @@ from pathlib import Path
 
 import duckdb
 
-
 from shadowgate.config.catalog import load_catalog
+from shadowgate.report import render
+from shadowgate.report.data import open_data
+from shadowgate.report.period import Period
+from shadowgate.report.period import last_complete_week
+from shadowgate.report.runner import build_report
 from shadowgate.storage.schema import AI_REQUESTS
 from shadowgate.storage.schema import AI_REQUESTS_DAILY
 from shadowgate.storage.schema import POLICY_EVENTS
 from shadowgate.storage.store import SegmentWriter
 from shadowgate.storage.store import drop_expired_days
 from shadowgate.storage.store import summarise_closed_days
-from shadowgate.report import render
-from shadowgate.report.data import open_data
-from shadowgate.report.period import Period
-from shadowgate.report.period import last_complete_week
-from shadowgate.report.runner import build_report
 
 UNKNOWN_SITES = ("llm.corp-lab.example", "gpu-box.example", "ollama.dev.example", "vllm.research.example")
 DLP = ("EMAIL:1", "EMAIL:2,PHONE:1", "AWS_KEY:1", "JWT:1,EMAIL:1", "IBAN:1")
@@ -85,7 +84,7 @@ def generate(db: Path, rows: int, weeks: int, users: int, end: dt.date) -> float
         "cost_usd": "CASE WHEN provider = 'unknown' THEN NULL ELSE r3 * 0.02 + r4 * 0.01 END",
         "priced_model": "NULL",
         "decision": "CASE WHEN r5 < 0.01 THEN 'block' WHEN r5 < 0.02 THEN 'coach' WHEN r5 < 0.025 THEN 'redirect' "
-                    "WHEN r5 < 0.027 THEN 'rate_limit' ELSE 'allow' END",
+        "WHEN r5 < 0.027 THEN 'rate_limit' ELSE 'allow' END",
         "rule_id": "CASE WHEN r5 < 0.027 THEN 'rule' || a ELSE NULL END",
         "latency_ms": "r4 * 3000",
         "ttft_ms": "r4 * 400",
@@ -132,20 +131,33 @@ def time_report(db: Path, week: Period, catalog, runs: int) -> str:
     for run in range(runs):
         t0 = time.perf_counter()
         con, source = open_data(db)
-        report = build_report(con, source, str(db), week, provider_status={"openai": "sanctioned"},
-                              category_status={}, providers=catalog.providers.values())
+        report = build_report(
+            con,
+            source,
+            str(db),
+            week,
+            provider_status={"openai": "sanctioned"},
+            category_status={},
+            providers=catalog.providers.values(),
+        )
         con.close()
         t1 = time.perf_counter()
         renders = {}
-        for name, fn in (("json", render.to_json), ("md", render.to_markdown), ("html", render.to_html),
-                         ("csv", render.csv_files)):
+        for name, fn in (
+            ("json", render.to_json),
+            ("md", render.to_markdown),
+            ("html", render.to_html),
+            ("csv", render.csv_files),
+        ):
             t = time.perf_counter()
             fn(report)
             renders[name] = 1000 * (time.perf_counter() - t)
         sections = "  ".join(f"{k}={v:.0f}" for k, v in report.timings_ms.items() if k != "total")
         formats = "  ".join(f"{k}={v:.0f}" for k, v in renders.items())
-        print(f"run {run + 1}: queries {1000 * (t1 - t0):.0f} ms (open + all sections); render ms: {formats}\n"
-              f"  per section ms: {sections}")
+        print(
+            f"run {run + 1}: queries {1000 * (t1 - t0):.0f} ms (open + all sections); render ms: {formats}\n"
+            f"  per section ms: {sections}"
+        )
     doc = json.loads(render.to_json(report), parse_float=lambda x: round(float(x), 6))  # sums in another order
     doc.pop("timings_ms", None)
     doc.pop("source", None)
@@ -173,11 +185,14 @@ def main() -> int:
         size = sum(f.stat().st_size for f in (folder / "bench.segments").rglob("*.parquet"))
         con, source = open_data(db)
         total_rows = con.execute("SELECT count(*) FROM ai_requests").fetchone()[0]
-        week_rows = con.execute("SELECT count(*) FROM ai_requests WHERE day >= ? AND day < ?",
-                                [week.start, week.end]).fetchone()[0]
+        week_rows = con.execute(
+            "SELECT count(*) FROM ai_requests WHERE day >= ? AND day < ?", [week.start, week.end]
+        ).fetchone()[0]
         con.close()
-        print(f"{total_rows:,} rows, {size / 2**20:.0f} MiB on disk ({size / max(total_rows, 1):.0f} bytes/row); "
-              f"report week {week.label}: {week_rows:,} rows")
+        print(
+            f"{total_rows:,} rows, {size / 2**20:.0f} MiB on disk ({size / max(total_rows, 1):.0f} bytes/row); "
+            f"report week {week.label}: {week_rows:,} rows"
+        )
         catalog = load_catalog()
         print("\n== from the detail")
         detailed = time_report(db, week, catalog, args.runs)
@@ -186,11 +201,14 @@ def main() -> int:
         print(f"\nhousekeeping stored {stored} days of daily totals in {time.perf_counter() - t0:.1f}s")
         dropped = drop_expired_days(folder / "bench.segments", "ai_requests", week.end, AI_REQUESTS_DAILY)
         con, source = open_data(db)
-        daily_rows = con.execute("SELECT count(*) FROM ai_requests_daily WHERE day >= ? AND day < ?",
-                                 [week.start, week.end]).fetchone()[0]
+        daily_rows = con.execute(
+            "SELECT count(*) FROM ai_requests_daily WHERE day >= ? AND day < ?", [week.start, week.end]
+        ).fetchone()[0]
         con.close()
-        print(f"\n== from the daily totals after retention dropped {dropped} days of detail "
-              f"({daily_rows:,} rollup rows in the report week)")
+        print(
+            f"\n== from the daily totals after retention dropped {dropped} days of detail "
+            f"({daily_rows:,} rollup rows in the report week)"
+        )
         rolled = time_report(db, week, catalog, args.runs)
         print(f"\nthe two reports agree: {'yes' if rolled == detailed else 'NO'}")
     finally:

@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
 
-
 import _benchlib as bl  # noqa: E402
 import bench_overhead as bo  # noqa: E402
 
@@ -170,7 +169,9 @@ def summarise(rounds: list[Round]) -> dict:
         "gap_p99_ms": pct(gaps, 0.99),
         "gap_max_ms": max(gaps, default=float("nan")),
         "gap_min_ms": min(gaps, default=float("nan")),
-        "round_gap_p99_ms": [round(pct([g * ms for s in r.streams for g in s.gaps], 0.99), 3) for r in rounds if r.index > 0],
+        "round_gap_p99_ms": [
+            round(pct([g * ms for s in r.streams for g in s.gaps], 0.99), 3) for r in rounds if r.index > 0
+        ],
         "jitter_p50_ms": pct([j * ms for s in streams for j in s.jitter], 0.5),
         "jitter_p99_ms": pct([j * ms for s in streams for j in s.jitter], 0.99),
         "upstream_gap_p99_ms": pct([g * ms for s in streams for g in s.upstream_gaps], 0.99),
@@ -178,8 +179,12 @@ def summarise(rounds: list[Round]) -> dict:
         "transit_p99_ms": pct(transit, 0.99),
         "transit_max_ms": max(transit, default=float("nan")),
         "spread_ratio_min": min((s.client_spread / s.upstream_spread for s in streams), default=float("nan")),
-        "spread_client_ms_median": statistics.median([s.client_spread * ms for s in streams]) if streams else float("nan"),
-        "spread_upstream_ms_median": statistics.median([s.upstream_spread * ms for s in streams]) if streams else float("nan"),
+        "spread_client_ms_median": statistics.median([s.client_spread * ms for s in streams])
+        if streams
+        else float("nan"),
+        "spread_upstream_ms_median": statistics.median([s.upstream_spread * ms for s in streams])
+        if streams
+        else float("nan"),
         "buffered_streams": sum(s.buffered for s in streams),
         "streams_with_usage_and_done": sum(s.usage and s.done for s in streams),
         "cpu_ms_per_stream": (
@@ -304,9 +309,13 @@ def main(argv: list[str] | None = None) -> int:
         paired = [y - x for x, y in zip(sa["round_ttfc_p50_ms"], sb["round_ttfc_p50_ms"])]
         paired_gap = [y - x for x, y in zip(sa["round_gap_p99_ms"], sb["round_gap_p99_ms"])]
         ok_ttfc, ok_gap = added_ttfc <= 1.0, added_gap_p99 <= 1.0
-        print(f"\nadded TTFC (median B - median A):        {added_ttfc:+.3f} ms   target <= 1 ms: {'met' if ok_ttfc else 'MISSED'}")
+        print(
+            f"\nadded TTFC (median B - median A):        {added_ttfc:+.3f} ms   target <= 1 ms: {'met' if ok_ttfc else 'MISSED'}"
+        )
         print(f"  per round (B - A, round medians):      {', '.join(f'{x:+.2f}' for x in paired)} ms")
-        print(f"added inter-chunk p99 (B - A):           {added_gap_p99:+.3f} ms   target <= 1 ms: {'met' if ok_gap else 'MISSED'}")
+        print(
+            f"added inter-chunk p99 (B - A):           {added_gap_p99:+.3f} ms   target <= 1 ms: {'met' if ok_gap else 'MISSED'}"
+        )
         print(f"  per round (B - A, round p99s):         {', '.join(f'{x:+.2f}' for x in paired_gap)} ms")
         print(f"added gap jitter p50 / p99:              {sb['jitter_p50_ms'] - sa['jitter_p50_ms']:+.3f} / "
               f"{sb['jitter_p99_ms'] - sa['jitter_p99_ms']:+.3f} ms  (|client gap - upstream gap|: A "
@@ -314,8 +323,10 @@ def main(argv: list[str] | None = None) -> int:
               "timer jitter, which is in both proxies' gap p99)")  # fmt: skip
         print(f"added per-chunk transit p50 / p99:       {sb['transit_p50_ms'] - sa['transit_p50_ms']:+.3f} / "
               f"{added_transit_p99:+.3f} ms  (upstream send -> client arrival)")  # fmt: skip
-        print(f"upstream's own send gaps, p99:           A {bo.fmt(sa['upstream_gap_p99_ms'], 3)} ms, "
-              f"B {bo.fmt(sb['upstream_gap_p99_ms'], 3)} ms (nominal {args.interval_ms:g} ms)")
+        print(
+            f"upstream's own send gaps, p99:           A {bo.fmt(sa['upstream_gap_p99_ms'], 3)} ms, "
+            f"B {bo.fmt(sb['upstream_gap_p99_ms'], 3)} ms (nominal {args.interval_ms:g} ms)"
+        )
         for name, s in (("A", sa), ("B", sb)):
             print(f"buffering, proxy {name}: {s['buffered_streams']} of {s['streams']} streams buffered; arrival spread "
                   f"median {bo.fmt(s['spread_client_ms_median'], 1)} ms vs upstream {bo.fmt(s['spread_upstream_ms_median'], 1)} ms "

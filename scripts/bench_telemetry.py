@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -36,13 +35,13 @@ from shadowgate.config.attribution import Person  # noqa: E402
 from shadowgate.config.catalog import load_catalog  # noqa: E402
 from shadowgate.stages.identify import METADATA_KEY  # noqa: E402
 from shadowgate.stages.meter import OUTCOME_KEY  # noqa: E402
-from shadowgate.storage.schema import FlowRecord  # noqa: E402
-from shadowgate.storage.schema import Outcome  # noqa: E402
 from shadowgate.stages.settings import ShadowgateSettings  # noqa: E402
 from shadowgate.stages.telemetry import OtelConfig  # noqa: E402
 from shadowgate.stages.telemetry import Telemetry  # noqa: E402
 from shadowgate.stages.telemetry import _Pipeline  # noqa: E402
 from shadowgate.stages.telemetry import telemetry_event  # noqa: E402
+from shadowgate.storage.schema import FlowRecord  # noqa: E402
+from shadowgate.storage.schema import Outcome  # noqa: E402
 from shadowgate.wireformats import PARSERS  # noqa: E402
 from shadowgate.wireformats.base import RequestFacts  # noqa: E402
 from shadowgate.wireformats.base import ResponseFacts  # noqa: E402

@@ -58,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     # The list's entries are domain rules (the name and every subdomain); a catalog entry that lists
     # only "*.domain" misses the bare name but names the traffic below it. Shown apart, not added in.
     below = [h for h in misses if catalog.match_host(f"probe.{h}") is not None]
-    print(f"missed by name but covered below it (*.domain entries): {len(below)}" + (f" ({', '.join(below)})" if below else ""))
+    print(
+        f"missed by name but covered below it (*.domain entries): {len(below)}"
+        + (f" ({', '.join(below)})" if below else "")
+    )
     if args.misses:
         print("misses:", *misses, sep="\n  ")
     return 0

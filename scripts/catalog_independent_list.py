@@ -23,7 +23,9 @@ ROOTS = ("category-ai-!cn", "category-ai-cn", "category-ai-ru")
 def read(git_dir: str, name: str) -> str:
     return subprocess.run(
         ["git", "--git-dir", git_dir, "show", f"HEAD:data/{name}"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
 
 

@@ -24,10 +24,22 @@ def main() -> int:
     args = parser.parse_args()
     env = {**os.environ, "SG_FUZZ_SCALE": str(args.scale)}
     started = time.monotonic()
-    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_wireformats.py", "tests/test_dlp.py", *PROPERTY_TESTS]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "tests/test_wireformats.py",
+        "tests/test_dlp.py",
+        *PROPERTY_TESTS,
+    ]
     print(f"SG_FUZZ_SCALE={args.scale} {' '.join(command)}", flush=True)
     code = subprocess.call(command, cwd=ROOT, env=env)
-    print(f"fuzzed for {time.monotonic() - started:.0f} s at {args.scale}x the CI examples: {'ok' if code == 0 else 'FAILED'}")
+    print(
+        f"fuzzed for {time.monotonic() - started:.0f} s at {args.scale}x the CI examples: {'ok' if code == 0 else 'FAILED'}"
+    )
     return code
 
 

@@ -66,6 +66,7 @@ def _install_roots() -> list[Path]:
 def shadowgate_options() -> list[Any]:
     """Every shadowgate_* option the default addons declare, sorted by name."""
     from mitmproxy.test import taddons
+
     from shadowgate.stages import default_addons
 
     with taddons.context(*default_addons()) as tctx:
@@ -175,7 +176,11 @@ def database_markdown() -> str:
         "|---|---|---|",
     ]
     for table, holder in tables:
-        kind = f"daily totals of `{holder.source}`" if holder is not table and hasattr(holder, "source") else "detail: one row per event"
+        kind = (
+            f"daily totals of `{holder.source}`"
+            if holder is not table and hasattr(holder, "source")
+            else "detail: one row per event"
+        )
         lines.append(f"| [`{table.name}`](#{table.name}) | {len(table.columns)} | {kind} |")
     for table, holder in tables:
         lines += ["", f"## {table.name}", ""]

@@ -114,7 +114,9 @@ FIRST = "James Mary Robert Patricia Michael Linda David Elizabeth Sarah Daniel E
 LAST = "Smith Johnson Williams Brown Jones Garcia Miller Davis Müller Schmidt Schneider Fischer Weber Meyer Martin Bernard Dubois Thomas Robert Richard García Fernández López Martínez Rossi Russo Ferrari Esposito Bianchi de Jong Jansen de Vries van den Berg Bakker Sharma Patel Singh Kumar Wang Li Zhang Tanaka Suzuki Takahashi Watanabe Ivanova Novak Kowalski Nowak".split()
 COMPANIES = "Acme Globex Initech Umbrella Hooli Vandelay Stark Wayne Wonka Tyrell Cyberdyne Soylent Oscorp Aperture Massive Dynamic Northwind Contoso Fabrikam Litware Tailspin".split()
 CITIES = "Berlin München Hamburg Köln Paris Lyon Marseille Madrid Barcelona Valencia Milano Roma Torino Amsterdam Rotterdam Utrecht London Manchester Leeds Boston Austin Seattle Chicago Denver Mumbai Bengaluru Tokyo Osaka".split()
-STREETS = "Hauptstraße Bahnhofstraße Rue de Rivoli Avenue Victor Hugo Calle Mayor Gran Vía Via Roma Corso Italia Keizersgracht Damrak High Street Baker Street Main Street Elm Street Oak Avenue".split(" ")
+STREETS = "Hauptstraße Bahnhofstraße Rue de Rivoli Avenue Victor Hugo Calle Mayor Gran Vía Via Roma Corso Italia Keizersgracht Damrak High Street Baker Street Main Street Elm Street Oak Avenue".split(
+    " "
+)
 TLDS = ["com", "com", "com", "de", "fr", "es", "it", "nl", "co.uk", "io", "net", "org", "co.jp", "eu", "ch", "at", "be"]
 
 
@@ -153,8 +155,26 @@ def hostname() -> str:
 
 def g_email() -> Snip:
     f, l = ascii_slug(first()), ascii_slug(last())
-    local = pick(f"{f}.{l}", f"{f}{R.randint(1, 99)}", f"{f[0]}{l}", f"{f}_{l}", f"{f}.{l}+{pick('billing', 'ai', 'news')}", f"{l}.{f}")
-    host = pick(domain(), domain(), "gmail.com", "outlook.com", "yahoo.fr", "web.de", "gmx.net", "hotmail.es", "libero.it", "icloud.com")
+    local = pick(
+        f"{f}.{l}",
+        f"{f}{R.randint(1, 99)}",
+        f"{f[0]}{l}",
+        f"{f}_{l}",
+        f"{f}.{l}+{pick('billing', 'ai', 'news')}",
+        f"{l}.{f}",
+    )
+    host = pick(
+        domain(),
+        domain(),
+        "gmail.com",
+        "outlook.com",
+        "yahoo.fr",
+        "web.de",
+        "gmx.net",
+        "hotmail.es",
+        "libero.it",
+        "icloud.com",
+    )
     return whole(f"{local}@{host}", "EMAIL")
 
 
@@ -171,7 +191,16 @@ def _nanp() -> str:
 def phone_us() -> str:
     n = _nanp()
     a, b, c = n[:3], n[3:6], n[6:]
-    return pick(f"({a}) {b}-{c}", f"{a}-{b}-{c}", f"{a}.{b}.{c}", f"+1 {a}-{b}-{c}", f"+1 ({a}) {b}-{c}", f"1-{a}-{b}-{c}", f"+1{n}", f"+1 {a} {b} {c}")
+    return pick(
+        f"({a}) {b}-{c}",
+        f"{a}-{b}-{c}",
+        f"{a}.{b}.{c}",
+        f"+1 {a}-{b}-{c}",
+        f"+1 ({a}) {b}-{c}",
+        f"1-{a}-{b}-{c}",
+        f"+1{n}",
+        f"+1 {a} {b} {c}",
+    )
 
 
 def phone_uk() -> str:
@@ -191,7 +220,14 @@ def phone_de() -> str:
         area = pick("30", "40", "89", "69", "221", "211", "711", "351")
         sub = rs(DIGITS, 8 - len(area) + 1 + R.randint(0, 1))
         sub = str(R.randint(1, 9)) + sub[1:]
-        return pick(f"0{area} {sub}", f"0{area}/{sub}", f"0{area}-{sub}", f"+49 {area} {sub}", f"+49 (0){area} {sub}", f"+49{area}{sub}")
+        return pick(
+            f"0{area} {sub}",
+            f"0{area}/{sub}",
+            f"0{area}-{sub}",
+            f"+49 {area} {sub}",
+            f"+49 (0){area} {sub}",
+            f"+49{area}{sub}",
+        )
     pre = pick("151", "152", "157", "160", "162", "170", "171", "172", "176", "177")
     sub = rs(DIGITS, 8 if pre.startswith("15") else 7)
     return pick(f"0{pre} {sub}", f"0{pre}-{sub}", f"+49 {pre} {sub}", f"+49 {pre} {sub[:3]} {sub[3:]}")
@@ -201,7 +237,9 @@ def phone_fr() -> str:
     n = str(R.choice([1, 2, 3, 4, 5, 6, 7, 9])) + rs(DIGITS, 8)
     pairs = [n[1:3], n[3:5], n[5:7], n[7:9]]
     sep = pick(" ", " ", ".", "-")
-    return pick(f"0{n[0]}{sep}{sep.join(pairs)}", f"+33 {n[0]} {' '.join(pairs)}", f"+33 (0){n[0]} {' '.join(pairs)}", f"+33{n}")
+    return pick(
+        f"0{n[0]}{sep}{sep.join(pairs)}", f"+33 {n[0]} {' '.join(pairs)}", f"+33 (0){n[0]} {' '.join(pairs)}", f"+33{n}"
+    )
 
 
 def phone_nl() -> str:
@@ -223,7 +261,12 @@ def phone_es() -> str:
         n = str(R.randint(6, 7)) + rs(DIGITS, 8)
     else:
         n = "9" + str(R.randint(1, 8)) + rs(DIGITS, 7)
-    return pick(f"{n[:3]} {n[3:6]} {n[6:]}", f"+34 {n[:3]} {n[3:6]} {n[6:]}", f"+34 {n[:3]} {n[3:5]} {n[5:7]} {n[7:]}", f"{n[:3]} {n[3:5]} {n[5:7]} {n[7:]}")
+    return pick(
+        f"{n[:3]} {n[3:6]} {n[6:]}",
+        f"+34 {n[:3]} {n[3:6]} {n[6:]}",
+        f"+34 {n[:3]} {n[3:5]} {n[5:7]} {n[7:]}",
+        f"{n[:3]} {n[3:5]} {n[5:7]} {n[7:]}",
+    )
 
 
 def phone_it() -> str:
@@ -242,7 +285,17 @@ def phone_jp() -> str:
     return pick(f"0{n[:2]}-{n[2:6]}-{n[6:]}", f"+81 {n[:2]}-{n[2:6]}-{n[6:]}")
 
 
-PHONES_BY_COUNTRY = {"us": phone_us, "uk": phone_uk, "de": phone_de, "fr": phone_fr, "nl": phone_nl, "in": phone_in, "es": phone_es, "it": phone_it, "jp": phone_jp}
+PHONES_BY_COUNTRY = {
+    "us": phone_us,
+    "uk": phone_uk,
+    "de": phone_de,
+    "fr": phone_fr,
+    "nl": phone_nl,
+    "in": phone_in,
+    "es": phone_es,
+    "it": phone_it,
+    "jp": phone_jp,
+}
 
 
 def g_phone(country: str | None = None) -> Snip:
@@ -428,7 +481,13 @@ def g_es_nie() -> Snip:
 
 
 CF_ODD = {c: v for c, v in zip("0123456789", [1, 0, 5, 7, 9, 13, 15, 17, 19, 21], strict=True)}
-CF_ODD.update(zip(UPPER, [1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23], strict=True))
+CF_ODD.update(
+    zip(
+        UPPER,
+        [1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23],
+        strict=True,
+    )
+)
 CONSONANTS = "BCDFGHJKLMNPQRSTVWXZ"
 
 
@@ -459,7 +518,15 @@ def _vat_number(cc: str) -> str:
     if cc == "AT":
         b = rs(DIGITS, 7)
         d = [int(x) for x in b]
-        s = d[0] + sum(divmod(2 * d[1], 10)) + d[2] + sum(divmod(2 * d[3], 10)) + d[4] + sum(divmod(2 * d[5], 10)) + d[6]
+        s = (
+            d[0]
+            + sum(divmod(2 * d[1], 10))
+            + d[2]
+            + sum(divmod(2 * d[3], 10))
+            + d[4]
+            + sum(divmod(2 * d[5], 10))
+            + d[6]
+        )
         return f"U{b}{(10 - (s + 4) % 10) % 10}"
     if cc == "BE":
         b = "0" + str(R.randint(2, 9)) + rs(DIGITS, 6)
@@ -493,7 +560,11 @@ def jwt_value() -> str:
     header: dict[str, object] = {"alg": alg, "typ": "JWT"}
     if alg != "HS256":
         header["kid"] = rs(HEX, 16)
-    payload = {"sub": str(uuid.UUID(int=R.getrandbits(128))), "name": person(), "iat": R.randint(1_690_000_000, 1_720_000_000)}
+    payload = {
+        "sub": str(uuid.UUID(int=R.getrandbits(128))),
+        "name": person(),
+        "iat": R.randint(1_690_000_000, 1_720_000_000),
+    }
     payload["exp"] = payload["iat"] + 3600  # type: ignore[operator]
     if R.random() < 0.5:
         payload["email"] = g_email().text
@@ -512,12 +583,22 @@ def pem_block(escaped: bool = False) -> str:
 
 
 def sentry_org_token() -> str:
-    claims = {"iat": R.randint(1_700_000_000, 1_720_000_000) + 0.5, "url": f"https://{ascii_slug(company())}.sentry.io", "region_url": "https://us.sentry.io", "org": ascii_slug(company())}
+    claims = {
+        "iat": R.randint(1_700_000_000, 1_720_000_000) + 0.5,
+        "url": f"https://{ascii_slug(company())}.sentry.io",
+        "region_url": "https://us.sentry.io",
+        "org": ascii_slug(company()),
+    }
     return "sntrys_" + base64.b64encode(json.dumps(claims).encode()).decode().rstrip("=") + "_" + rs(ALNUM + "+/", 43)
 
 
 def grafana_cloud_token() -> str:
-    claims = {"o": str(R.randint(100000, 999999)), "n": f"stack-{R.randint(100000, 999999)}-hm-read-{ascii_slug(company())}", "k": rs(ALNUM, 24), "m": {"r": "prod-eu-west-0"}}
+    claims = {
+        "o": str(R.randint(100000, 999999)),
+        "n": f"stack-{R.randint(100000, 999999)}-hm-read-{ascii_slug(company())}",
+        "k": rs(ALNUM, 24),
+        "m": {"r": "prod-eu-west-0"},
+    }
     return "glc_" + base64.b64encode(json.dumps(claims, separators=(",", ":")).encode()).decode()
 
 
@@ -528,35 +609,88 @@ def discord_bot_token() -> str:
 
 SERVICE_KEYS: list[tuple[str, str, Callable[[], str], bool]] = [
     ("AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", lambda: pick("AKIA", "AKIA", "ASIA") + rs(UPPER + "234567", 16), True),
-    ("OPENAI_API_KEY", "OPENAI_API_KEY", lambda: pick(
-        f"sk-proj-{rs(B64URL, 74)}T3BlbkFJ{rs(B64URL, 74)}",
-        f"sk-proj-{rs(B64URL, 58)}T3BlbkFJ{rs(B64URL, 58)}",
-        f"sk-svcacct-{rs(B64URL, 74)}T3BlbkFJ{rs(B64URL, 74)}",
-        f"sk-admin-{rs(B64URL, 58)}T3BlbkFJ{rs(B64URL, 58)}",
-        f"sk-{rs(ALNUM, 20)}T3BlbkFJ{rs(ALNUM, 20)}",
-    ), True),
-    ("ANTHROPIC_API_KEY", "ANTHROPIC_API_KEY", lambda: f"sk-ant-{pick('api03', 'api03', 'admin01')}-{rs(B64URL, 93)}AA", True),
+    (
+        "OPENAI_API_KEY",
+        "OPENAI_API_KEY",
+        lambda: pick(
+            f"sk-proj-{rs(B64URL, 74)}T3BlbkFJ{rs(B64URL, 74)}",
+            f"sk-proj-{rs(B64URL, 58)}T3BlbkFJ{rs(B64URL, 58)}",
+            f"sk-svcacct-{rs(B64URL, 74)}T3BlbkFJ{rs(B64URL, 74)}",
+            f"sk-admin-{rs(B64URL, 58)}T3BlbkFJ{rs(B64URL, 58)}",
+            f"sk-{rs(ALNUM, 20)}T3BlbkFJ{rs(ALNUM, 20)}",
+        ),
+        True,
+    ),
+    (
+        "ANTHROPIC_API_KEY",
+        "ANTHROPIC_API_KEY",
+        lambda: f"sk-ant-{pick('api03', 'api03', 'admin01')}-{rs(B64URL, 93)}AA",
+        True,
+    ),
     ("GOOGLE_API_KEY", "GOOGLE_API_KEY", lambda: "AIzaSy" + rs(B64URL, 33), True),
     ("GOOGLE_OAUTH_SECRET", "GOOGLE_CLIENT_SECRET", lambda: "GOCSPX-" + rs(B64URL, 28), True),
-    ("GITHUB_TOKEN", "GITHUB_TOKEN", lambda: pick(f"gh{R.choice('pousr')}_{rs(ALNUM, 36)}", f"github_pat_{rs(ALNUM, 22)}_{rs(ALNUM, 59)}"), True),
-    ("GITLAB_TOKEN", "GITLAB_TOKEN", lambda: pick(f"glpat-{rs(B64URL, 20)}", f"gldt-{rs(B64URL, 20)}", f"glrt-{rs(B64URL, 20)}", f"glptt-{rs(HEX, 40)}"), True),
-    ("SLACK_TOKEN", "SLACK_BOT_TOKEN", lambda: pick(
-        f"xoxb-{rs(DIGITS, 12)}-{rs(DIGITS, 13)}-{rs(ALNUM, 24)}",
-        f"xoxp-{rs(DIGITS, 12)}-{rs(DIGITS, 12)}-{rs(DIGITS, 13)}-{rs(HEX, 32)}",
-        f"xapp-1-A{rs(UPPER + DIGITS, 10)}-{rs(DIGITS, 13)}-{rs(HEX, 64)}",
-    ), True),
-    ("SLACK_WEBHOOK", "SLACK_WEBHOOK_URL", lambda: f"https://hooks.slack.com/services/T{rs(UPPER + DIGITS, 8)}/B{rs(UPPER + DIGITS, 10)}/{rs(ALNUM, 24)}", True),
-    ("STRIPE_KEY", "STRIPE_SECRET_KEY", lambda: pick(f"sk_live_{rs(ALNUM, 24)}", f"sk_live_51{rs(ALNUM, 97)}", f"rk_live_51{rs(ALNUM, 97)}", f"pk_live_51{rs(ALNUM, 97)}", f"whsec_{rs(ALNUM, 32)}"), True),
+    (
+        "GITHUB_TOKEN",
+        "GITHUB_TOKEN",
+        lambda: pick(f"gh{R.choice('pousr')}_{rs(ALNUM, 36)}", f"github_pat_{rs(ALNUM, 22)}_{rs(ALNUM, 59)}"),
+        True,
+    ),
+    (
+        "GITLAB_TOKEN",
+        "GITLAB_TOKEN",
+        lambda: pick(
+            f"glpat-{rs(B64URL, 20)}", f"gldt-{rs(B64URL, 20)}", f"glrt-{rs(B64URL, 20)}", f"glptt-{rs(HEX, 40)}"
+        ),
+        True,
+    ),
+    (
+        "SLACK_TOKEN",
+        "SLACK_BOT_TOKEN",
+        lambda: pick(
+            f"xoxb-{rs(DIGITS, 12)}-{rs(DIGITS, 13)}-{rs(ALNUM, 24)}",
+            f"xoxp-{rs(DIGITS, 12)}-{rs(DIGITS, 12)}-{rs(DIGITS, 13)}-{rs(HEX, 32)}",
+            f"xapp-1-A{rs(UPPER + DIGITS, 10)}-{rs(DIGITS, 13)}-{rs(HEX, 64)}",
+        ),
+        True,
+    ),
+    (
+        "SLACK_WEBHOOK",
+        "SLACK_WEBHOOK_URL",
+        lambda: f"https://hooks.slack.com/services/T{rs(UPPER + DIGITS, 8)}/B{rs(UPPER + DIGITS, 10)}/{rs(ALNUM, 24)}",
+        True,
+    ),
+    (
+        "STRIPE_KEY",
+        "STRIPE_SECRET_KEY",
+        lambda: pick(
+            f"sk_live_{rs(ALNUM, 24)}",
+            f"sk_live_51{rs(ALNUM, 97)}",
+            f"rk_live_51{rs(ALNUM, 97)}",
+            f"pk_live_51{rs(ALNUM, 97)}",
+            f"whsec_{rs(ALNUM, 32)}",
+        ),
+        True,
+    ),
     ("TWILIO_ACCOUNT_SID", "TWILIO_ACCOUNT_SID", lambda: "AC" + rs(HEX, 32), True),
     ("TWILIO_API_KEY", "TWILIO_API_KEY", lambda: "SK" + rs(HEX, 32), True),
     ("SENDGRID_API_KEY", "SENDGRID_API_KEY", lambda: f"SG.{rs(B64URL, 22)}.{rs(B64URL, 43)}", True),
     ("HUGGINGFACE_TOKEN", "HF_TOKEN", lambda: "hf_" + rs(UPPER + LOWER, 34), True),
     ("NPM_TOKEN", "NPM_TOKEN", lambda: "npm_" + rs(ALNUM, 36), True),
     ("PYPI_TOKEN", "PYPI_API_TOKEN", lambda: "pypi-AgEIcHlwaS5vcmc" + rs(B64URL, R.randint(60, 170)), True),
-    ("AZURE_CLIENT_SECRET", "AZURE_CLIENT_SECRET", lambda: rs(ALNUM + "_~.", 3) + str(R.randint(0, 9)) + "Q~" + rs(ALNUM + "_~.-", 34), True),
+    (
+        "AZURE_CLIENT_SECRET",
+        "AZURE_CLIENT_SECRET",
+        lambda: rs(ALNUM + "_~.", 3) + str(R.randint(0, 9)) + "Q~" + rs(ALNUM + "_~.-", 34),
+        True,
+    ),
     ("DATABRICKS_TOKEN", "DATABRICKS_TOKEN", lambda: "dapi" + rs(HEX, 32) + pick("", "-2", "-3"), True),
     ("SHOPIFY_TOKEN", "SHOPIFY_ACCESS_TOKEN", lambda: pick("shpat_", "shpss_", "shpca_", "shppa_") + rs(HEX, 32), True),
-    ("ATLASSIAN_API_TOKEN", "JIRA_API_TOKEN", lambda: "ATATT3xFfGF0" + rs(B64URL, 171) + "=" + rs(HEX.upper(), 8), True),
+    (
+        "ATLASSIAN_API_TOKEN",
+        "JIRA_API_TOKEN",
+        lambda: "ATATT3xFfGF0" + rs(B64URL, 171) + "=" + rs(HEX.upper(), 8),
+        True,
+    ),
     ("GROQ_API_KEY", "GROQ_API_KEY", lambda: "gsk_" + rs(ALNUM, 52), True),
     ("XAI_API_KEY", "XAI_API_KEY", lambda: "xai-" + rs(ALNUM, 80), True),
     ("PERPLEXITY_API_KEY", "PERPLEXITY_API_KEY", lambda: "pplx-" + rs(ALNUM, 48), True),
@@ -566,24 +700,76 @@ SERVICE_KEYS: list[tuple[str, str, Callable[[], str], bool]] = [
     ("DIGITALOCEAN_TOKEN", "DIGITALOCEAN_TOKEN", lambda: pick("dop_v1_", "doo_v1_", "dor_v1_") + rs(HEX, 64), True),
     ("DOPPLER_TOKEN", "DOPPLER_TOKEN", lambda: pick("dp.pt.", "dp.st.", "dp.ct.", "dp.sa.") + rs(ALNUM, 43), True),
     ("LINEAR_API_KEY", "LINEAR_API_KEY", lambda: "lin_api_" + rs(ALNUM, 40), True),
-    ("NOTION_TOKEN", "NOTION_TOKEN", lambda: pick("secret_" + rs(ALNUM, 43), "ntn_" + rs(DIGITS, 11) + rs(ALNUM, 35)), True),
+    (
+        "NOTION_TOKEN",
+        "NOTION_TOKEN",
+        lambda: pick("secret_" + rs(ALNUM, 43), "ntn_" + rs(DIGITS, 11) + rs(ALNUM, 35)),
+        True,
+    ),
     ("HEROKU_API_KEY", "HEROKU_API_KEY", lambda: "HRKU-AA" + rs(B64URL, 58), True),
-    ("SQUARE_TOKEN", "SQUARE_ACCESS_TOKEN", lambda: pick("EAAA" + rs(B64URL, 60), "sq0csp-" + rs(B64URL, 43), "sq0atp-" + rs(B64URL, 22)), True),
-    ("BRAINTREE_ACCESS_TOKEN", "BRAINTREE_ACCESS_TOKEN", lambda: f"access_token$production${rs(LOWER + DIGITS, 16)}${rs(HEX, 32)}", True),
+    (
+        "SQUARE_TOKEN",
+        "SQUARE_ACCESS_TOKEN",
+        lambda: pick("EAAA" + rs(B64URL, 60), "sq0csp-" + rs(B64URL, 43), "sq0atp-" + rs(B64URL, 22)),
+        True,
+    ),
+    (
+        "BRAINTREE_ACCESS_TOKEN",
+        "BRAINTREE_ACCESS_TOKEN",
+        lambda: f"access_token$production${rs(LOWER + DIGITS, 16)}${rs(HEX, 32)}",
+        True,
+    ),
     ("DISCORD_BOT_TOKEN", "DISCORD_BOT_TOKEN", discord_bot_token, True),
-    ("DISCORD_WEBHOOK", "DISCORD_WEBHOOK_URL", lambda: f"https://{pick('', 'ptb.', 'canary.')}discord.com/api/webhooks/{R.randint(10**17, 10**19 - 1)}/{rs(B64URL, 68)}", True),
+    (
+        "DISCORD_WEBHOOK",
+        "DISCORD_WEBHOOK_URL",
+        lambda: (
+            f"https://{pick('', 'ptb.', 'canary.')}discord.com/api/webhooks/{R.randint(10**17, 10**19 - 1)}/{rs(B64URL, 68)}"
+        ),
+        True,
+    ),
     ("TELEGRAM_BOT_TOKEN", "TELEGRAM_BOT_TOKEN", lambda: f"{R.randint(10**8, 10**10 - 1)}:AA{rs(B64URL, 33)}", True),
-    ("VAULT_TOKEN", "VAULT_TOKEN", lambda: pick("hvs.CAESI" + rs(B64URL, R.randint(86, 100)), "hvb.AAAAAQ" + rs(B64URL, 150)), True),
+    (
+        "VAULT_TOKEN",
+        "VAULT_TOKEN",
+        lambda: pick("hvs.CAESI" + rs(B64URL, R.randint(86, 100)), "hvb.AAAAAQ" + rs(B64URL, 150)),
+        True,
+    ),
     ("PULUMI_TOKEN", "PULUMI_ACCESS_TOKEN", lambda: "pul-" + rs(HEX, 40), True),
     ("TERRAFORM_TOKEN", "TFE_TOKEN", lambda: rs(ALNUM, 14) + ".atlasv1." + rs(ALNUM + "_-", 67), True),
     ("SENTRY_TOKEN", "SENTRY_AUTH_TOKEN", lambda: pick(sentry_org_token(), "sntryu_" + rs(HEX, 64)), True),
-    ("GRAFANA_TOKEN", "GRAFANA_TOKEN", lambda: pick(grafana_cloud_token(), "glsa_" + rs(ALNUM, 32) + "_" + rs(HEX, 8)), True),
+    (
+        "GRAFANA_TOKEN",
+        "GRAFANA_TOKEN",
+        lambda: pick(grafana_cloud_token(), "glsa_" + rs(ALNUM, 32) + "_" + rs(HEX, 8)),
+        True,
+    ),
     ("NEWRELIC_KEY", "NEW_RELIC_API_KEY", lambda: "NRAK-" + rs(UPPER + DIGITS, 27), True),
-    ("DYNATRACE_TOKEN", "DT_API_TOKEN", lambda: "dt0c01." + rs(UPPER + DIGITS, 24) + "." + rs(UPPER + DIGITS, 64), True),
-    ("CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_TOKEN", lambda: pick("cfut_", "cfat_", "cfk_") + rs(ALNUM, 40) + rs(HEX, 8), True),
-    ("FLYIO_TOKEN", "FLY_API_TOKEN", lambda: pick("fo1_" + rs(B64URL, 43), "fm2_" + rs(B64, R.randint(180, 400))), True),
+    (
+        "DYNATRACE_TOKEN",
+        "DT_API_TOKEN",
+        lambda: "dt0c01." + rs(UPPER + DIGITS, 24) + "." + rs(UPPER + DIGITS, 64),
+        True,
+    ),
+    (
+        "CLOUDFLARE_API_TOKEN",
+        "CLOUDFLARE_API_TOKEN",
+        lambda: pick("cfut_", "cfat_", "cfk_") + rs(ALNUM, 40) + rs(HEX, 8),
+        True,
+    ),
+    (
+        "FLYIO_TOKEN",
+        "FLY_API_TOKEN",
+        lambda: pick("fo1_" + rs(B64URL, 43), "fm2_" + rs(B64, R.randint(180, 400))),
+        True,
+    ),
     ("VERCEL_TOKEN", "VERCEL_TOKEN", lambda: pick("vcp_", "vci_", "vck_") + rs(ALNUM, 56), True),
-    ("SUPABASE_KEY", "SUPABASE_SERVICE_KEY", lambda: pick("sbp_" + rs(HEX, 40), "sb_secret_" + rs(ALNUM + "-", 22) + "_" + rs(ALNUM, 8)), True),
+    (
+        "SUPABASE_KEY",
+        "SUPABASE_SERVICE_KEY",
+        lambda: pick("sbp_" + rs(HEX, 40), "sb_secret_" + rs(ALNUM + "-", 22) + "_" + rs(ALNUM, 8)),
+        True,
+    ),
     ("OPENROUTER_API_KEY", "OPENROUTER_API_KEY", lambda: "sk-or-v1-" + rs(HEX, 64), True),
     ("AGE_SECRET_KEY", "AGE_KEY", lambda: "AGE-SECRET-KEY-1" + rs("QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", 58), True),
     ("POSTMAN_API_KEY", "POSTMAN_API_KEY", lambda: f"PMAK-{rs(HEX, 24)}-{rs(HEX, 34)}", True),
@@ -598,7 +784,14 @@ SERVICE_KEYS: list[tuple[str, str, Callable[[], str], bool]] = [
     ("PLANETSCALE_TOKEN", "PLANETSCALE_TOKEN", lambda: pick("pscale_tkn_", "pscale_pw_") + rs(B64URL, 43), True),
     ("PREFECT_API_KEY", "PREFECT_API_KEY", lambda: "pnu_" + rs(ALNUM, 36), True),
     ("RUBYGEMS_API_KEY", "GEM_HOST_API_KEY", lambda: "rubygems_" + rs(HEX, 48), True),
-    ("TEAMS_WEBHOOK", "TEAMS_WEBHOOK_URL", lambda: f"https://{ascii_slug(company())}.webhook.office.com/webhookb2/{n_uuid()}@{n_uuid()}/IncomingWebhook/{rs(HEX, 32)}/{n_uuid()}", True),
+    (
+        "TEAMS_WEBHOOK",
+        "TEAMS_WEBHOOK_URL",
+        lambda: (
+            f"https://{ascii_slug(company())}.webhook.office.com/webhookb2/{n_uuid()}@{n_uuid()}/IncomingWebhook/{rs(HEX, 32)}/{n_uuid()}"
+        ),
+        True,
+    ),
     # No distinctive format: recognisable only from the name they are assigned to.
     ("COHERE_API_KEY", "COHERE_API_KEY", lambda: rs(ALNUM, 40), False),
     ("MISTRAL_API_KEY", "MISTRAL_API_KEY", lambda: rs(ALNUM, 32), False),
@@ -626,7 +819,12 @@ def password_value() -> str:
     if kind == 1:
         return rs(ALNUM + "!#%&*+-=?@^_", R.randint(12, 24))
     if kind == 2:
-        return R.choice(PASSWORD_WORDS).lower() + pick(".", "-", "_") + R.choice(PASSWORD_WORDS).lower() + str(R.randint(10, 99))
+        return (
+            R.choice(PASSWORD_WORDS).lower()
+            + pick(".", "-", "_")
+            + R.choice(PASSWORD_WORDS).lower()
+            + str(R.randint(10, 99))
+        )
     return rs(ALNUM, R.randint(10, 16)) + str(R.randint(0, 9))
 
 
@@ -669,7 +867,14 @@ def n_short_sha() -> str:
 
 
 def n_hash() -> str:
-    return pick(f"md5:{rs(HEX, 32)}", f"sha1 {rs(HEX, 40)}", f"sha256:{rs(HEX, 64)}", rs(HEX, 64), rs(HEX, 32), f"sha512-{base64.b64encode(bytes(R.getrandbits(8) for _ in range(64))).decode()}")
+    return pick(
+        f"md5:{rs(HEX, 32)}",
+        f"sha1 {rs(HEX, 40)}",
+        f"sha256:{rs(HEX, 64)}",
+        rs(HEX, 64),
+        rs(HEX, 32),
+        f"sha512-{base64.b64encode(bytes(R.getrandbits(8) for _ in range(64))).decode()}",
+    )
 
 
 def n_b64img() -> str:
@@ -706,11 +911,24 @@ def n_example_key() -> str:
 
 def n_date() -> str:
     y, m, d = R.randint(2019, 2026), R.randint(1, 12), R.randint(1, 28)
-    return pick(f"{y}-{m:02d}-{d:02d}", f"{d:02d}.{m:02d}.{y}", f"{m:02d}/{d:02d}/{y}", f"{d}/{m}/{y}", f"{y}-{m:02d}-{d:02d}T{R.randint(0, 23):02d}:{R.randint(0, 59):02d}:{R.randint(0, 59):02d}Z", f"{d:02d}-{m:02d}-{y}")
+    return pick(
+        f"{y}-{m:02d}-{d:02d}",
+        f"{d:02d}.{m:02d}.{y}",
+        f"{m:02d}/{d:02d}/{y}",
+        f"{d}/{m}/{y}",
+        f"{y}-{m:02d}-{d:02d}T{R.randint(0, 23):02d}:{R.randint(0, 59):02d}:{R.randint(0, 59):02d}Z",
+        f"{d:02d}-{m:02d}-{y}",
+    )
 
 
 def n_amount() -> str:
-    return pick(f"${R.randint(1, 99999):,}.{R.randint(0, 99):02d}", f"{R.randint(1, 9999)},{R.randint(0, 99):02d} €", f"EUR {R.randint(100, 99999)}.00", f"£{R.randint(1, 999)}.{R.randint(0, 99):02d}", f"¥{R.randint(1000, 999999):,}")
+    return pick(
+        f"${R.randint(1, 99999):,}.{R.randint(0, 99):02d}",
+        f"{R.randint(1, 9999)},{R.randint(0, 99):02d} €",
+        f"EUR {R.randint(100, 99999)}.00",
+        f"£{R.randint(1, 999)}.{R.randint(0, 99):02d}",
+        f"¥{R.randint(1000, 999999):,}",
+    )
 
 
 def n_misc() -> str:
@@ -813,7 +1031,15 @@ def service_deck() -> list[tuple[str, str, Callable[[], str], bool]]:
 
 
 def doc_env_file(deck: list) -> Snip:
-    lines: list[Snip | str] = [pick("# .env\n", "# production settings\n", "Here is my .env, why does the app not start?\n\n", "```\n", "config dump:\n")]
+    lines: list[Snip | str] = [
+        pick(
+            "# .env\n",
+            "# production settings\n",
+            "Here is my .env, why does the app not start?\n\n",
+            "```\n",
+            "config dump:\n",
+        )
+    ]
     for _ in range(R.randint(2, 6)):
         if not deck:
             deck.extend(service_deck())
@@ -898,21 +1124,53 @@ def doc_logs() -> Snip:
         ts = f"{R.randint(2023, 2025)}-{R.randint(1, 12):02d}-{R.randint(1, 28):02d}T{R.randint(0, 23):02d}:{R.randint(0, 59):02d}:{R.randint(0, 59):02d}.{R.randint(0, 999):03d}Z"
         kind = R.randint(0, 7)
         if kind == 0:
-            lines.append(join(f"{ts} INFO request_id={n_uuid()} ", g_ipv4(), f' - - "GET /api/v1/orders/{R.randint(1000, 99999)} HTTP/1.1" {pick(200, 200, 404)} {R.randint(100, 9000)} "-" "Mozilla/5.0 (X11; Linux x86_64) {n_version()}"\n'))
+            lines.append(
+                join(
+                    f"{ts} INFO request_id={n_uuid()} ",
+                    g_ipv4(),
+                    f' - - "GET /api/v1/orders/{R.randint(1000, 99999)} HTTP/1.1" {pick(200, 200, 404)} {R.randint(100, 9000)} "-" "Mozilla/5.0 (X11; Linux x86_64) {n_version()}"\n',
+                )
+            )
         elif kind == 1:
-            lines.append(join(f"{ts} DEBUG auth header: Bearer ", whole(jwt_value(), "JWT"), f" path=/v2/users/{R.randint(1, 99999)}\n"))
+            lines.append(
+                join(
+                    f"{ts} DEBUG auth header: Bearer ",
+                    whole(jwt_value(), "JWT"),
+                    f" path=/v2/users/{R.randint(1, 99999)}\n",
+                )
+            )
         elif kind == 2:
-            lines.append(join(f"{ts} WARN login failed for ", g_email(), " from ", pick(g_ipv4, g_ipv6)(), f" attempts={R.randint(2, 9)}\n"))
+            lines.append(
+                join(
+                    f"{ts} WARN login failed for ",
+                    g_email(),
+                    " from ",
+                    pick(g_ipv4, g_ipv6)(),
+                    f" attempts={R.randint(2, 9)}\n",
+                )
+            )
         elif kind == 3:
-            lines.append(f"{ts} INFO deploy {n_short_sha()} ({n_version()}) finished in {R.randint(10, 900)}s, digest sha256:{rs(HEX, 64)}\n")
+            lines.append(
+                f"{ts} INFO deploy {n_short_sha()} ({n_version()}) finished in {R.randint(10, 900)}s, digest sha256:{rs(HEX, 64)}\n"
+            )
         elif kind == 4:
-            lines.append(join(f"{ts} INFO dhcp lease ", g_ipv4(), " -> ", g_mac(), f" host={pick('laptop', 'printer', 'phone')}-{R.randint(1, 99)}\n"))
+            lines.append(
+                join(
+                    f"{ts} INFO dhcp lease ",
+                    g_ipv4(),
+                    " -> ",
+                    g_mac(),
+                    f" host={pick('laptop', 'printer', 'phone')}-{R.randint(1, 99)}\n",
+                )
+            )
         elif kind == 5:
             lines.append(f"{ts} ERROR {n_order()} payment declined code={R.randint(1000, 9999)} trace={rs(HEX, 32)}\n")
         elif kind == 6:
             lines.append(join(f"{ts} INFO upstream ", g_ipv6(), f":443 latency={R.randint(1, 900)}ms retries=0\n"))
         else:
-            lines.append(f"{ts} INFO GET /health 200 {R.randint(1, 20)}ms from 127.0.0.1 version {R.randint(1, 9)}.{R.randint(0, 9)}.{R.randint(0, 9)}.{R.randint(0, 99)}\n")
+            lines.append(
+                f"{ts} INFO GET /health 200 {R.randint(1, 20)}ms from 127.0.0.1 version {R.randint(1, 9)}.{R.randint(0, 9)}.{R.randint(0, 9)}.{R.randint(0, 99)}\n"
+            )
     head = pick("Can you find why the errors started?\n\n", "Summarise these logs:\n", "```\n", "")
     return join(head, *lines)
 
@@ -921,10 +1179,21 @@ def doc_support_email() -> Snip:
     name = person()
     country = R.choice(["us", "uk", "de", "fr", "nl", "es", "it", "in"])
     return join(
-        pick("Please draft a polite reply to this customer:\n\n", "Summarise this ticket for the handover:\n\n", "Translate to English:\n\n", ""),
-        f"From: {name} <", g_email(), f">\nSubject: Refund for {n_order()}\n\n",
-        f"Hello, I was charged twice on {n_date()} ({n_amount()}). My card ending differs but the full number is ", g_card(),
-        ". You can reach me on ", g_phone(country), " or reply to this address. For the refund please use my IBAN ", g_iban(),
+        pick(
+            "Please draft a polite reply to this customer:\n\n",
+            "Summarise this ticket for the handover:\n\n",
+            "Translate to English:\n\n",
+            "",
+        ),
+        f"From: {name} <",
+        g_email(),
+        f">\nSubject: Refund for {n_order()}\n\n",
+        f"Hello, I was charged twice on {n_date()} ({n_amount()}). My card ending differs but the full number is ",
+        g_card(),
+        ". You can reach me on ",
+        g_phone(country),
+        " or reply to this address. For the refund please use my IBAN ",
+        g_iban(),
         f". Thanks,\n{name}\n{R.choice(STREETS)} {R.randint(1, 120)}, {R.choice(CITIES)}\n",
     )
 
@@ -942,70 +1211,145 @@ def doc_crm_export() -> Snip:
 
 def doc_hr_us() -> Snip:
     return join(
-        f"New hire onboarding for {person()}: SSN ", g_ssn(), ", passport number ", g_passport(), ", ITIN for the contractor ", g_itin(),
-        ", personal email ", g_email(), ", mobile ", g_phone("us"), f". Start date {n_date()}, badge {R.randint(10000, 99999)}.",
+        f"New hire onboarding for {person()}: SSN ",
+        g_ssn(),
+        ", passport number ",
+        g_passport(),
+        ", ITIN for the contractor ",
+        g_itin(),
+        ", personal email ",
+        g_email(),
+        ", mobile ",
+        g_phone("us"),
+        f". Start date {n_date()}, badge {R.randint(10000, 99999)}.",
     )
 
 
 def doc_german() -> Snip:
     return join(
-        "Sehr geehrte Damen und Herren,\n\nbitte ändern Sie meine Bankverbindung. Neue IBAN: ", g_iban("DE"), ". Meine Steuer-ID lautet ",
-        g_de_tax_id(), ". Sie erreichen mich unter ", g_phone("de"), " oder per E-Mail an ", g_email(),
+        "Sehr geehrte Damen und Herren,\n\nbitte ändern Sie meine Bankverbindung. Neue IBAN: ",
+        g_iban("DE"),
+        ". Meine Steuer-ID lautet ",
+        g_de_tax_id(),
+        ". Sie erreichen mich unter ",
+        g_phone("de"),
+        " oder per E-Mail an ",
+        g_email(),
         f".\n\nMit freundlichen Grüßen\n{person()}\n{R.choice(STREETS)} {R.randint(1, 99)}, {R.randint(10000, 99999)} {R.choice(CITIES)}\nKundennummer {R.randint(100000, 999999)}, Rechnung vom {n_date()}",
     )
 
 
 def doc_french() -> Snip:
     return join(
-        "Bonjour,\n\nJe vous transmets mes informations pour le dossier de remboursement : numéro de sécurité sociale ", g_fr_nir(),
-        ", téléphone ", g_phone("fr"), ", adresse e-mail ", g_email(), ". Mon RIB : ", g_iban("FR"), ".\nNuméro de TVA de la société : ", g_vat(),
+        "Bonjour,\n\nJe vous transmets mes informations pour le dossier de remboursement : numéro de sécurité sociale ",
+        g_fr_nir(),
+        ", téléphone ",
+        g_phone("fr"),
+        ", adresse e-mail ",
+        g_email(),
+        ". Mon RIB : ",
+        g_iban("FR"),
+        ".\nNuméro de TVA de la société : ",
+        g_vat(),
         f".\n\nCordialement,\n{person()}",
     )
 
 
 def doc_spanish() -> Snip:
     return join(
-        "Hola, necesito actualizar mis datos. Mi DNI es ", g_es_dni(), " y el NIE de mi pareja es ", g_es_nie(), ". Teléfono: ", g_phone("es"),
-        ". Cuenta: ", g_iban("ES"), ". Correo: ", g_email(), f". Pedido {n_order()} del {n_date()}.",
+        "Hola, necesito actualizar mis datos. Mi DNI es ",
+        g_es_dni(),
+        " y el NIE de mi pareja es ",
+        g_es_nie(),
+        ". Teléfono: ",
+        g_phone("es"),
+        ". Cuenta: ",
+        g_iban("ES"),
+        ". Correo: ",
+        g_email(),
+        f". Pedido {n_order()} del {n_date()}.",
     )
 
 
 def doc_italian() -> Snip:
     return join(
-        "Buongiorno, allego i dati per il contratto: codice fiscale ", g_it_cf(), ", partita IVA ", whole("IT" + _vat_number("IT"), "EU_VAT"),
-        ", cellulare ", g_phone("it"), ", IBAN ", g_iban("IT"), ", email ", g_email(), f". Grazie, {person()}",
+        "Buongiorno, allego i dati per il contratto: codice fiscale ",
+        g_it_cf(),
+        ", partita IVA ",
+        whole("IT" + _vat_number("IT"), "EU_VAT"),
+        ", cellulare ",
+        g_phone("it"),
+        ", IBAN ",
+        g_iban("IT"),
+        ", email ",
+        g_email(),
+        f". Grazie, {person()}",
     )
 
 
 def doc_dutch() -> Snip:
     return join(
-        "Goedemiddag, hierbij mijn gegevens voor de aanvraag. BSN: ", g_nl_bsn(), ", telefoon ", g_phone("nl"), ", rekeningnummer ", g_iban("NL"),
-        ", e-mail ", g_email(), f". Met vriendelijke groet, {person()}",
+        "Goedemiddag, hierbij mijn gegevens voor de aanvraag. BSN: ",
+        g_nl_bsn(),
+        ", telefoon ",
+        g_phone("nl"),
+        ", rekeningnummer ",
+        g_iban("NL"),
+        ", e-mail ",
+        g_email(),
+        f". Met vriendelijke groet, {person()}",
     )
 
 
 def doc_uk() -> Snip:
     return join(
-        f"Payroll query for {person()}: National Insurance number ", g_nino(), ", phone ", g_phone("uk"), ", bank ", g_iban("GB"), ", email ", g_email(),
+        f"Payroll query for {person()}: National Insurance number ",
+        g_nino(),
+        ", phone ",
+        g_phone("uk"),
+        ", bank ",
+        g_iban("GB"),
+        ", email ",
+        g_email(),
         f". Payslip {n_date()}, amount {n_amount()}.",
     )
 
 
 def doc_japanese() -> Snip:
     return join(
-        "お世話になっております。以下の情報で登録をお願いします。メール：", g_email(), "、電話番号：", g_phone("jp"), "、クレジットカード：", g_card(),
+        "お世話になっております。以下の情報で登録をお願いします。メール：",
+        g_email(),
+        "、電話番号：",
+        g_phone("jp"),
+        "、クレジットカード：",
+        g_card(),
         f"。注文番号 {n_order()}、{n_date()}。よろしくお願いいたします。",
     )
 
 
 def doc_india() -> Snip:
-    return join(f"Customer {person()} from {pick('Mumbai', 'Pune', 'Delhi')} called from ", g_phone("in"), " about order ", n_order(), ". Email ", g_email(), ".")
+    return join(
+        f"Customer {person()} from {pick('Mumbai', 'Pune', 'Delhi')} called from ",
+        g_phone("in"),
+        " about order ",
+        n_order(),
+        ". Email ",
+        g_email(),
+        ".",
+    )
 
 
 def doc_network() -> Snip:
     return join(
         pick("Why can't these hosts reach each other?\n", "Document this network:\n", ""),
-        "gateway ", g_ipv4(), "\nvpn peer ", g_ipv4(), "\nipv6 uplink ", g_ipv6(), "\nswitch port 12 mac ", g_mac(),
+        "gateway ",
+        g_ipv4(),
+        "\nvpn peer ",
+        g_ipv4(),
+        "\nipv6 uplink ",
+        g_ipv6(),
+        "\nswitch port 12 mac ",
+        g_mac(),
         f"\nfirmware version {R.randint(1, 9)}.{R.randint(0, 9)}.{R.randint(0, 9)}.{R.randint(0, 99)}, netmask 255.255.255.0, dns 127.0.0.53, listen 0.0.0.0:53\n",
     )
 
@@ -1013,20 +1357,34 @@ def doc_network() -> Snip:
 def doc_payments() -> Snip:
     return join(
         f"Reconcile these payments ({n_date()}):\n",
-        "- ", g_card(), f" {n_amount()} approved\n",
-        "- ", n_badcard(), f" {n_amount()} declined (invalid number)\n",
-        "- IBAN ", g_iban(), f" {n_amount()} SEPA\n",
+        "- ",
+        g_card(),
+        f" {n_amount()} approved\n",
+        "- ",
+        n_badcard(),
+        f" {n_amount()} declined (invalid number)\n",
+        "- IBAN ",
+        g_iban(),
+        f" {n_amount()} SEPA\n",
         f"- {n_order()} refund {n_amount()}\n",
-        "- VAT ", g_vat(), " reverse charge\n",
+        "- VAT ",
+        g_vat(),
+        " reverse charge\n",
     )
 
 
 def doc_mixed_hard_negatives() -> Snip:
     return join(
         f"Release notes {n_version()} (commit {n_sha()}):\n",
-        f"* fixed {n_order()} regression, see {n_uuid()}\n* image: ", n_b64img()[:300], "\n",
+        f"* fixed {n_order()} regression, see {n_uuid()}\n* image: ",
+        n_b64img()[:300],
+        "\n",
         f"* checksum {n_hash()}\n* example config uses {n_example_key()} — replace with your own\n* test card {n_badcard()} is rejected as expected\n",
-        "* contact: ", g_email(), " or ", g_phone(), "\n",
+        "* contact: ",
+        g_email(),
+        " or ",
+        g_phone(),
+        "\n",
         f"* build {n_short_sha()} on {n_date()} {n_misc()}\n",
     )
 
@@ -1103,24 +1461,115 @@ def _global_ids() -> list[tuple[str, str, Callable[[], str]]]:
 
     letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
     return [
-        ("your SIN", "CA_SIN", lambda: _draw(lambda: f"{_digits(3, '1234567')} {_digits(3)} {_digits(3)}", ck.ca_sin_valid)),
+        (
+            "your SIN",
+            "CA_SIN",
+            lambda: _draw(lambda: f"{_digits(3, '1234567')} {_digits(3)} {_digits(3)}", ck.ca_sin_valid),
+        ),
         ("TFN", "AU_TFN", lambda: _draw(lambda: f"{_digits(3)} {_digits(3)} {_digits(3)}", ck.au_tfn_valid)),
-        ("ABN", "AU_ABN", lambda: _draw(lambda: f"{_digits(2)} {_digits(3)} {_digits(3)} {_digits(3)}", ck.au_abn_valid)),
+        (
+            "ABN",
+            "AU_ABN",
+            lambda: _draw(lambda: f"{_digits(2)} {_digits(3)} {_digits(3)} {_digits(3)}", ck.au_abn_valid),
+        ),
         ("ACN", "AU_ACN", lambda: _draw(lambda: f"{_digits(3)} {_digits(3)} {_digits(3)}", ck.au_acn_valid)),
-        ("Medicare card", "AU_MEDICARE", lambda: _draw(lambda: f"{_digits(4, '23456')} {_digits(5)} {_digits(1)}", ck.au_medicare_valid)),
-        ("Aadhaar", "IN_AADHAAR", lambda: _draw(lambda: f"{_digits(4, '23456789')} {_digits(4)} {_digits(4)}", ck.in_aadhaar_valid)),
-        ("PAN", "IN_PAN", lambda: "".join(RG.choice(letters) for _ in range(3)) + RG.choice("PCHF") + RG.choice(letters) + _digits(4) + RG.choice(letters)),
-        ("GSTIN", "IN_GSTIN", lambda: _draw(lambda: f"{RG.randint(1, 37):02d}" + "".join(RG.choice(letters) for _ in range(3)) + "P" + RG.choice(letters) + _digits(4) + RG.choice(letters) + "1Z" + RG.choice(DIGITS + letters), ck.in_gstin_valid)),
-        ("RRN", "KR_RRN", lambda: _draw(lambda: f"{_yymmdd()}-{RG.choice('1234')}{_digits(6, DIGITS)}", ck.kr_rrn_valid)),
-        ("NRIC", "SG_NRIC", lambda: _draw(lambda: RG.choice("STFG") + _digits(7, DIGITS) + RG.choice(letters), ck.sg_nric_valid)),
+        (
+            "Medicare card",
+            "AU_MEDICARE",
+            lambda: _draw(lambda: f"{_digits(4, '23456')} {_digits(5)} {_digits(1)}", ck.au_medicare_valid),
+        ),
+        (
+            "Aadhaar",
+            "IN_AADHAAR",
+            lambda: _draw(lambda: f"{_digits(4, '23456789')} {_digits(4)} {_digits(4)}", ck.in_aadhaar_valid),
+        ),
+        (
+            "PAN",
+            "IN_PAN",
+            lambda: (
+                "".join(RG.choice(letters) for _ in range(3))
+                + RG.choice("PCHF")
+                + RG.choice(letters)
+                + _digits(4)
+                + RG.choice(letters)
+            ),
+        ),
+        (
+            "GSTIN",
+            "IN_GSTIN",
+            lambda: _draw(
+                lambda: (
+                    f"{RG.randint(1, 37):02d}"
+                    + "".join(RG.choice(letters) for _ in range(3))
+                    + "P"
+                    + RG.choice(letters)
+                    + _digits(4)
+                    + RG.choice(letters)
+                    + "1Z"
+                    + RG.choice(DIGITS + letters)
+                ),
+                ck.in_gstin_valid,
+            ),
+        ),
+        (
+            "RRN",
+            "KR_RRN",
+            lambda: _draw(lambda: f"{_yymmdd()}-{RG.choice('1234')}{_digits(6, DIGITS)}", ck.kr_rrn_valid),
+        ),
+        (
+            "NRIC",
+            "SG_NRIC",
+            lambda: _draw(lambda: RG.choice("STFG") + _digits(7, DIGITS) + RG.choice(letters), ck.sg_nric_valid),
+        ),
         ("PESEL", "PL_PESEL", lambda: _draw(lambda: _yymmdd() + _digits(5, DIGITS), ck.pl_pesel_valid)),
-        ("personnummer", "SE_PERSONNUMMER", lambda: _draw(lambda: f"{_yymmdd()}-{_digits(4, DIGITS)}", ck.se_personnummer_valid)),
-        ("henkilötunnus", "FI_HETU", lambda: _draw(lambda: f"{RG.randint(1, 28):02d}{RG.randint(1, 12):02d}{RG.randint(0, 99):02d}{RG.choice('-A')}{_digits(3, DIGITS)}{RG.choice('0123456789ABCDEFHJKLMNPRSTUVWXY')}", ck.fi_hetu_valid)),
-        ("NHS number", "UK_NHS", lambda: _draw(lambda: f"{_digits(3, '4')} {_digits(3)} {_digits(4)}", ck.uk_nhs_valid)),
+        (
+            "personnummer",
+            "SE_PERSONNUMMER",
+            lambda: _draw(lambda: f"{_yymmdd()}-{_digits(4, DIGITS)}", ck.se_personnummer_valid),
+        ),
+        (
+            "henkilötunnus",
+            "FI_HETU",
+            lambda: _draw(
+                lambda: (
+                    f"{RG.randint(1, 28):02d}{RG.randint(1, 12):02d}{RG.randint(0, 99):02d}{RG.choice('-A')}{_digits(3, DIGITS)}{RG.choice('0123456789ABCDEFHJKLMNPRSTUVWXY')}"
+                ),
+                ck.fi_hetu_valid,
+            ),
+        ),
+        (
+            "NHS number",
+            "UK_NHS",
+            lambda: _draw(lambda: f"{_digits(3, '4')} {_digits(3)} {_digits(4)}", ck.uk_nhs_valid),
+        ),
         ("NPI", "US_NPI", lambda: _draw(lambda: _digits(10, "12"), ck.us_npi_valid)),
-        ("MBI", "US_MBI", lambda: _draw(lambda: _digits(1) + "".join(RG.choice("ACDEFGHJKMNPQRTUVWXY") for _ in range(2)) + _digits(1, DIGITS) + "-" + RG.choice("ACDEFGHJKMNPQRTUVWXY") + RG.choice("ACDEFGHJK0123") + _digits(1, DIGITS) + "-" + "".join(RG.choice("ACDEFGHJKMNPQRTUVWXY") for _ in range(2)) + _digits(2, DIGITS), ck.us_mbi_valid)),
+        (
+            "MBI",
+            "US_MBI",
+            lambda: _draw(
+                lambda: (
+                    _digits(1)
+                    + "".join(RG.choice("ACDEFGHJKMNPQRTUVWXY") for _ in range(2))
+                    + _digits(1, DIGITS)
+                    + "-"
+                    + RG.choice("ACDEFGHJKMNPQRTUVWXY")
+                    + RG.choice("ACDEFGHJK0123")
+                    + _digits(1, DIGITS)
+                    + "-"
+                    + "".join(RG.choice("ACDEFGHJKMNPQRTUVWXY") for _ in range(2))
+                    + _digits(2, DIGITS)
+                ),
+                ck.us_mbi_valid,
+            ),
+        ),
         ("TC Kimlik No", "TR_TCKN", lambda: _draw(lambda: _digits(11), ck.tr_tckn_valid)),
-        ("ID number", "ZA_ID", lambda: _draw(lambda: _yymmdd() + _digits(4, DIGITS) + RG.choice("01") + _digits(2, DIGITS), ck.za_id_valid)),
+        (
+            "ID number",
+            "ZA_ID",
+            lambda: _draw(
+                lambda: _yymmdd() + _digits(4, DIGITS) + RG.choice("01") + _digits(2, DIGITS), ck.za_id_valid
+            ),
+        ),
     ]
 
 
@@ -1137,7 +1586,10 @@ def _btc_address() -> str:
 
 
 NEW_SERVICE_KEYS: list[tuple[str, Callable[[], str]]] = [
-    ("SOURCEGRAPH_TOKEN", lambda: "sgp_" + "".join(RG.choice(HEX) for _ in range(16)) + "_" + "".join(RG.choice(HEX) for _ in range(40))),
+    (
+        "SOURCEGRAPH_TOKEN",
+        lambda: "sgp_" + "".join(RG.choice(HEX) for _ in range(16)) + "_" + "".join(RG.choice(HEX) for _ in range(40)),
+    ),
     ("INTRA42_CLIENT_SECRET", lambda: "s-s4t2ud-" + "".join(RG.choice(HEX) for _ in range(64))),
     ("ONEPASSWORD_TOKEN", lambda: "ops_eyJ" + "".join(RG.choice(B64) for _ in range(300))),
     ("INFRACOST_API_KEY", lambda: "ico-" + "".join(RG.choice(ALNUM) for _ in range(32))),
@@ -1153,7 +1605,9 @@ NEW_SERVICE_KEYS: list[tuple[str, Callable[[], str]]] = [
 def doc_global_ids() -> Snip:
     """A support or HR note with two identifiers named by their context word, and a key."""
     ids = _global_ids()
-    parts: list[Snip | str] = [RG.choice(("Please update the record. ", "HR ticket: ", "Onboarding data follows. ", ""))]
+    parts: list[Snip | str] = [
+        RG.choice(("Please update the record. ", "HR ticket: ", "Onboarding data follows. ", ""))
+    ]
     for word, type_, gen in RG.sample(ids, 2):
         parts += [f"{word}: ", whole(gen(), type_), RG.choice(("; ", ", ", ". "))]
     if RG.random() < 0.3:
@@ -1221,7 +1675,7 @@ CLEAN_TEMPLATES = [
     "Rédige un e-mail pour reporter la réunion du @@date@@ à la semaine suivante, ton cordial.",
     "Schreibe eine kurze Produktbeschreibung für eine Kaffeemühle, Preis @@amount@@, Lieferung ab @@date@@.",
     "Compare PostgreSQL and MySQL for a write-heavy workload of @@int@@k inserts per second.",
-    "Convert this JSON to YAML:\n{\"name\": \"@@company@@\", \"replicas\": @@int@@, \"image\": \"app:@@version@@\", \"labels\": {\"team\": \"platform\"}}",
+    'Convert this JSON to YAML:\n{"name": "@@company@@", "replicas": @@int@@, "image": "app:@@version@@", "labels": {"team": "platform"}}',
     "In the logs I see request ids like @@uuid@@ and trace ids like @@sha@@. How do I correlate them in Grafana?",
     "Explain the Luhn algorithm and show why @@badcard@@ fails the check.",
     "My docker image digest is @@misc@@; how do I pin it in the compose file?",
@@ -1231,8 +1685,8 @@ CLEAN_TEMPLATES = [
     "Sort these version strings: @@version@@, @@version@@, @@version@@, @@version@@.",
     "Calculate the monthly payment for a loan of @@amount@@ at 4.5% over 20 years.",
     "Our order numbers look like @@order@@ and @@order@@. Write a regex that validates both formats.",
-    "Review this Terraform: resource \"aws_s3_bucket\" \"logs\" { bucket = \"@@company@@-logs-@@int@@\" versioning { enabled = true } }",
-    "How do I read an environment variable in Go and fail fast when it is missing? Example: os.Getenv(\"API_KEY\").",
+    'Review this Terraform: resource "aws_s3_bucket" "logs" { bucket = "@@company@@-logs-@@int@@" versioning { enabled = true } }',
+    'How do I read an environment variable in Go and fail fast when it is missing? Example: os.Getenv("API_KEY").',
     "Explain what the password policy 'at least 12 characters, one digit, one symbol' protects against.",
     "The token limit is 128k; how many pages of text is that roughly? Also what does max_tokens=@@int@@ do?",
     "Write a bash one-liner that counts unique IPs in access.log, ignoring 127.0.0.1 and ::1.",
@@ -1257,7 +1711,10 @@ def build() -> tuple[list[dict], list[dict]]:
             snip = fn(decks[genre]) if takes_deck else fn()
             labels = [{"start": a, "end": b, "type": t} for a, b, t in sorted(snip.labels)]
             for lab in labels:
-                assert snip.text[lab["start"] : lab["end"]].strip() == snip.text[lab["start"] : lab["end"]], (genre, lab)
+                assert snip.text[lab["start"] : lab["end"]].strip() == snip.text[lab["start"] : lab["end"]], (
+                    genre,
+                    lab,
+                )
             docs.append({"id": f"{genre}-{i:03d}", "genre": genre, "text": snip.text, "labels": labels})
     clean: list[dict] = []
     for i in range(420):

@@ -35,7 +35,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import _benchlib as bl  # noqa: E402
 import bench_overhead as bo  # noqa: E402
 
@@ -140,9 +139,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n== results: {tally.answered:,} calls answered in {elapsed:.0f}s = {tally.answered / elapsed:.1f} req/s "
               f"({args.clients} clients); {len(tally.errors)} errors")  # fmt: skip
         print(f"  by kind:                 {dict(sorted(tally.by_kind.items()))}")
-        print(f"  latency p50 / p99:       {bo.percentile(lat, 0.5) * 1000:.1f} / {bo.percentile(lat, 0.99) * 1000:.1f} ms")
+        print(
+            f"  latency p50 / p99:       {bo.percentile(lat, 0.5) * 1000:.1f} / {bo.percentile(lat, 0.99) * 1000:.1f} ms"
+        )
         print(f"  RSS at start (idle):     {start_rss * mb:7.1f} MB")
-        print(f"  RSS after warm-up:       {warm_rss * mb:7.1f} MB  (median of the first tenth after {args.warmup:.0%} of the run)")
+        print(
+            f"  RSS after warm-up:       {warm_rss * mb:7.1f} MB  (median of the first tenth after {args.warmup:.0%} of the run)"
+        )
         print(f"  RSS at the end:          {end_rss * mb:7.1f} MB  (median of the last tenth)")
         print(f"  growth after warm-up:    {growth * 100:+.1f} %   slope {slope:+.2f} MB/min")
         print(f"  peak RSS (1 s samples):  {max(s[1] for s in samples) * mb:7.1f} MB")

@@ -110,7 +110,9 @@ class Proxy:
         """Apply option values at run time; returns the previous values. Raises OptionRejected."""
         if self._control is None:
             self._control = httpx.Client(
-                proxy=f"http://{user}:pw@127.0.0.1:{self.control_port or self.port}", timeout=30, limits=httpx.Limits(max_keepalive_connections=1, keepalive_expiry=None)
+                proxy=f"http://{user}:pw@127.0.0.1:{self.control_port or self.port}",
+                timeout=30,
+                limits=httpx.Limits(max_keepalive_connections=1, keepalive_expiry=None),
             )
         response = self._control.get(f"http://{CONTROL_HOST}/", headers={OPTIONS_HEADER: json.dumps(values)})
         if response.status_code != 200:
@@ -214,18 +216,28 @@ def start_proxy(
     log_path = folder / "mitmdump.log"
     args = [
         MITMDUMP,
-        "--listen-host", "127.0.0.1",
-        "--listen-port", "0",
-        "--set", f"confdir={confdir}",
-        "--set", f"ssl_verify_upstream_trusted_ca={test_ca_pem}",
+        "--listen-host",
+        "127.0.0.1",
+        "--listen-port",
+        "0",
+        "--set",
+        f"confdir={confdir}",
+        "--set",
+        f"ssl_verify_upstream_trusted_ca={test_ca_pem}",
         *(["--set", f"proxyauth={proxyauth}"] if proxyauth else []),
-        "--set", "flow_detail=0",
+        "--set",
+        "flow_detail=0",
         *DEBUG_ARGS,
-        "-s", str(entry or ROOT / "addons" / "shadowgate.py"),
-        "-s", str(ROOT / "addons" / "shadowgate" / "demo" / "upstream_redirect.py"),
-        "-s", str(OPTION_CONTROL),
-        "--set", f"test_upstream_port={upstream.port if upstream_port is None else upstream_port}",
-        "--set", f"shadowgate_db={db}",
+        "-s",
+        str(entry or ROOT / "addons" / "shadowgate.py"),
+        "-s",
+        str(ROOT / "addons" / "shadowgate" / "demo" / "upstream_redirect.py"),
+        "-s",
+        str(OPTION_CONTROL),
+        "--set",
+        f"test_upstream_port={upstream.port if upstream_port is None else upstream_port}",
+        "--set",
+        f"shadowgate_db={db}",
         *extra,
     ]
     log_file = open(log_path, "wb")

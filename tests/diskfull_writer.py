@@ -38,7 +38,12 @@ for n in range(100):
     writer.submit("things", (now, "spooled while the disk is full", n))
     if n % 10 == 9:
         writer.flush()  # ten write attempts against the full disk
-full = {"last_error": writer.last_error, "backlog": writer.backlog(), "written": writer.rows_written, "errors_logged": len(errors)}
+full = {
+    "last_error": writer.last_error,
+    "backlog": writer.backlog(),
+    "written": writer.rows_written,
+    "errors_logged": len(errors),
+}
 filler.unlink()
 writer.flush()
 writer.close()
@@ -47,5 +52,17 @@ import duckdb  # noqa: E402
 con = duckdb.connect(str(folder / "x.duckdb"), read_only=True)
 rows = con.execute("SELECT count(*), count(DISTINCT n) FROM things WHERE day > '1970-01-01'").fetchone()
 con.close()
-print(json.dumps({"full": full, "after": {"rows": rows, "written": writer.rows_written, "dropped": writer.rows_dropped,
-                                          "last_error": writer.last_error, "errors": errors}}))
+print(
+    json.dumps(
+        {
+            "full": full,
+            "after": {
+                "rows": rows,
+                "written": writer.rows_written,
+                "dropped": writer.rows_dropped,
+                "last_error": writer.last_error,
+                "errors": errors,
+            },
+        }
+    )
+)

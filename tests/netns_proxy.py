@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 import trustme  # noqa: E402
 
 from tests.conftest import start_proxy  # noqa: E402
@@ -54,22 +53,40 @@ def main(workdir: Path) -> None:
     proxy = start_proxy(workdir / "proxy", upstream, ca, "--set", f"shadowgate_policy={policy}",
                         "--set", "shadowgate_otel_enabled=false")  # fmt: skip
     try:
-        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "write to jane.doe@corp-mail.example"}]}
+        body = {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "write to jane.doe@corp-mail.example"}],
+        }
         stream = {**body, "stream": True, "stream_options": {"include_usage": True}}
         with proxy.client("isolated") as client:
             statuses = [
                 client.post("https://api.openai.com/v1/chat/completions", json=body).status_code,
                 client.post("https://api.openai.com/v1/chat/completions", json=stream).status_code,
-                client.post("https://api.anthropic.com/v1/messages", headers={"x-api-key": "sk-ant-test"},
-                            json={"model": "claude-sonnet-4-20250514", "max_tokens": 16,
-                                  "messages": [{"role": "user", "content": "hi"}]}).status_code,  # fmt: skip
+                client.post(
+                    "https://api.anthropic.com/v1/messages",
+                    headers={"x-api-key": "sk-ant-test"},
+                    json={
+                        "model": "claude-sonnet-4-20250514",
+                        "max_tokens": 16,
+                        "messages": [{"role": "user", "content": "hi"}],
+                    },
+                ).status_code,  # fmt: skip
             ]
         rows = proxy.rows("user_name = 'isolated'", expect=3)
         seen = [s.body.decode(errors="replace") for s in upstream.seen]
     finally:
         returncode = proxy.stop()
         upstream.stop()
-    keep = ("provider", "streaming", "status_code", "input_tokens", "output_tokens", "cost_usd", "dlp_action", "dlp_findings")
+    keep = (
+        "provider",
+        "streaming",
+        "status_code",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+        "dlp_action",
+        "dlp_findings",
+    )
     print(json.dumps({
         "isolation": isolation,
         "statuses": statuses,

@@ -58,7 +58,9 @@ def test_broken_map_names_line(tmp_path):
         ({"x-goog-api-key": "AIzaSyX"}, "", "AIzaSyX"),
         ({}, "alt=sse&key=AIzaSyQ", "AIzaSyQ"),
         (
-            {"authorization": "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/bedrock/aws4_request, SignedHeaders=host, Signature=abc"},
+            {
+                "authorization": "AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20261128/us-east-1/bedrock/aws4_request, SignedHeaders=host, Signature=abc"
+            },
             "",
             "AKIAIOSFODNN7EXAMPLE",
         ),

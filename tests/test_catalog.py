@@ -1,10 +1,9 @@
-
 import pytest
 
 from shadowgate.config.catalog import load_catalog
 from shadowgate.config.catalog import site_of
-from shadowgate.wireformats import PARSERS
 from shadowgate.config.yamlfile import ConfigError
+from shadowgate.wireformats import PARSERS
 
 
 @pytest.fixture(scope="module")
@@ -16,13 +15,35 @@ def test_catalog_size_and_categories(catalog):
     assert len(catalog.providers) >= 600  # issue 17: the long tail is the point of a shadow-AI catalog
     categories = {p.category for p in catalog.providers.values()}
     assert {
-        "api", "chat-web", "coding-assistant", "image-voice", "local-runtime",
-        "research-writing", "agent-builder", "embedded-saas", "vendor-site",
+        "api",
+        "chat-web",
+        "coding-assistant",
+        "image-voice",
+        "local-runtime",
+        "research-writing",
+        "agent-builder",
+        "embedded-saas",
+        "vendor-site",
     } <= categories
     required = {
-        "openai", "azure-openai", "anthropic", "gemini-api", "vertex-ai", "aws-bedrock", "mistral", "cohere",
-        "groq", "together", "fireworks", "deepseek", "xai", "perplexity", "openrouter",
-        "huggingface-inference", "replicate", "cerebras",
+        "openai",
+        "azure-openai",
+        "anthropic",
+        "gemini-api",
+        "vertex-ai",
+        "aws-bedrock",
+        "mistral",
+        "cohere",
+        "groq",
+        "together",
+        "fireworks",
+        "deepseek",
+        "xai",
+        "perplexity",
+        "openrouter",
+        "huggingface-inference",
+        "replicate",
+        "cerebras",
     }
     assert required <= set(catalog.providers), required - set(catalog.providers)
 
@@ -61,9 +82,23 @@ def test_host_matching_is_by_labels_not_substrings(catalog, host, expected):
         ("api.openai.com", "POST", "/v1/responses", "openai-responses", "chat", None),
         ("api.openai.com", "POST", "/v1/embeddings", "openai-embeddings", "embeddings", None),
         ("api.openai.com", "GET", "/v1/models", None, None, None),
-        ("x.openai.azure.com", "POST", "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21", "azure-openai", "chat", "gpt4o-prod"),
+        (
+            "x.openai.azure.com",
+            "POST",
+            "/openai/deployments/gpt4o-prod/chat/completions?api-version=2024-10-21",
+            "azure-openai",
+            "chat",
+            "gpt4o-prod",
+        ),
         ("api.anthropic.com", "POST", "/v1/messages", "anthropic-messages", "chat", None),
-        ("generativelanguage.googleapis.com", "POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", "gemini", "generate_content", "gemini-2.5-flash"),
+        (
+            "generativelanguage.googleapis.com",
+            "POST",
+            "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+            "gemini",
+            "generate_content",
+            "gemini-2.5-flash",
+        ),
         (None, "POST", "/v1/chat/completions", "openai-chat", "chat", None),
         (None, "POST", "/openai/deployments/dep/chat/completions", "azure-openai", "chat", "dep"),
         (None, "POST", "/v1/messages", "anthropic-messages", "chat", None),
@@ -100,12 +135,32 @@ providers:
 @pytest.mark.parametrize(
     "entry, line, reason",
     [
-        ("  - id: x\n    name: X\n    vendor: X\n    category: nope\n    hosts: [x.example.com]\n", 8, "unknown category 'nope'"),
-        ("  - id: x\n    name: X\n    vendor: X\n    category: api\n    hosts: ['*.com']\n", 12, "would match a whole public suffix"),
-        ("  - id: x\n    name: X\n    vendor: X\n    category: api\n    hosts: [https://x.com/v1]\n", 12, "is not a host name"),
-        ("  - id: x\n    name: X\n    vendor: X\n    category: api\n    hosts: [x.com]\n    wire_formats: [smoke-signals]\n", 8, "unknown wire format 'smoke-signals'"),
+        (
+            "  - id: x\n    name: X\n    vendor: X\n    category: nope\n    hosts: [x.example.com]\n",
+            8,
+            "unknown category 'nope'",
+        ),
+        (
+            "  - id: x\n    name: X\n    vendor: X\n    category: api\n    hosts: ['*.com']\n",
+            12,
+            "would match a whole public suffix",
+        ),
+        (
+            "  - id: x\n    name: X\n    vendor: X\n    category: api\n    hosts: [https://x.com/v1]\n",
+            12,
+            "is not a host name",
+        ),
+        (
+            "  - id: x\n    name: X\n    vendor: X\n    category: api\n    hosts: [x.com]\n    wire_formats: [smoke-signals]\n",
+            8,
+            "unknown wire format 'smoke-signals'",
+        ),
         ("  - id: X Y\n    name: X\n    vendor: X\n    category: api\n    hosts: [x.com]\n", 8, "must be lower-case"),
-        ("  - id: x\n    name: X\n    vendor: X\n    category: api\n    hosts: [x.com]\n  - id: y\n    name: Y\n    vendor: Y\n    category: api\n    hosts: [x.com]\n", 13, "already listed by 'x'"),
+        (
+            "  - id: x\n    name: X\n    vendor: X\n    category: api\n    hosts: [x.com]\n  - id: y\n    name: Y\n    vendor: Y\n    category: api\n    hosts: [x.com]\n",
+            13,
+            "already listed by 'x'",
+        ),
         ("  - id: x\n    name: X\n    vendor: X\n    category: api\n    hosts: [x.com\n", None, "invalid YAML"),
     ],
 )

@@ -65,8 +65,6 @@ def test_diff_shows_added_and_changed_services(tmp_path, capsys):
     assert "~ mistral\t+api.eu.mistral.ai" in out
 
 
-
-
 def test_coverage_script_counts_names_and_shows_below_name_matches_apart(tmp_path):
     catalog = tmp_path / "c.yaml"
     catalog.write_text(CATALOG)
@@ -75,7 +73,9 @@ def test_coverage_script_counts_names_and_shows_below_name_matches_apart(tmp_pat
     script = Path(__file__).resolve().parent.parent / "scripts" / "catalog_coverage.py"
     out = subprocess.run(
         [sys.executable, str(script), "--providers", str(catalog), "--list", str(listing), "--misses"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     assert "covered: 2/4 = 50.0 %" in out  # the bare llm.example is not counted as covered
     assert "by category: api 1, vendor-site 1" in out

@@ -70,15 +70,25 @@ def test_proxy_command_passes_mitmdump_flags_through_and_records(tmp_path, upstr
     log = tmp_path / "log"
     process = subprocess.Popen(
         [
-            SHADOWGATE, "proxy",
-            "--listen-host", "127.0.0.1", "--listen-port", "0",
-            "--set", f"confdir={tmp_path / 'conf'}",
-            "--set", f"ssl_verify_upstream_trusted_ca={test_ca_pem}",
-            "-s", str(ROOT / "addons" / "shadowgate" / "demo" / "upstream_redirect.py"),
-            "--set", f"test_upstream_port={upstream.port}",
-            "--set", f"shadowgate_db={db}",
+            SHADOWGATE,
+            "proxy",
+            "--listen-host",
+            "127.0.0.1",
+            "--listen-port",
+            "0",
+            "--set",
+            f"confdir={tmp_path / 'conf'}",
+            "--set",
+            f"ssl_verify_upstream_trusted_ca={test_ca_pem}",
+            "-s",
+            str(ROOT / "addons" / "shadowgate" / "demo" / "upstream_redirect.py"),
+            "--set",
+            f"test_upstream_port={upstream.port}",
+            "--set",
+            f"shadowgate_db={db}",
         ],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30

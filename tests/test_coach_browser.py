@@ -58,7 +58,9 @@ class DevTools:
             if value:
                 return value
             time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {expression}: {self.evaluate('document.documentElement.outerHTML')}")
+        raise AssertionError(
+            f"timed out waiting for {expression}: {self.evaluate('document.documentElement.outerHTML')}"
+        )
 
 
 @pytest.fixture
@@ -70,14 +72,24 @@ def chromium(tmp_path):
         profile = tmp_path / "profile"
         process = subprocess.Popen(
             [
-                CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--user-data-dir={profile}", "--remote-debugging-port=0",
-                f"--proxy-server=http://127.0.0.1:{proxy_port}", "--proxy-bypass-list=<-loopback>",
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                f"--proxy-server=http://127.0.0.1:{proxy_port}",
+                "--proxy-bypass-list=<-loopback>",
                 f"--ignore-certificate-errors-spki-list={spki_hash(ca_pem)}",
                 "about:blank",
             ],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         processes.append(process)
         port_file = profile / "DevToolsActivePort"

@@ -54,9 +54,24 @@ def console(tmp_path_factory):
     set_password(passwords, "admin", PASSWORD)
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "shadowgate.cli.serve", "--db", str(db), "--policy", str(policy),
-         "--passwords", str(passwords), "--port", str(port), "--cache-seconds", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "shadowgate.cli.serve",
+            "--db",
+            str(db),
+            "--policy",
+            str(policy),
+            "--passwords",
+            str(passwords),
+            "--port",
+            str(port),
+            "--cache-seconds",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -104,8 +119,12 @@ class Cards(HTMLParser):
 
 
 def report_json(db: Path, policy: Path, week: str) -> dict:
-    out = subprocess.run([SHADOWGATE, "report", "--db", str(db), "--policy", str(policy), "--week", week, "--format", "json"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        [SHADOWGATE, "report", "--db", str(db), "--policy", str(policy), "--week", week, "--format", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     return json.loads(out)
 
 
@@ -139,8 +158,12 @@ def test_passwd_helper_reads_stdin_and_replaces_a_password(tmp_path, monkeypatch
 
 def test_refuses_to_start_without_accounts(tmp_path):
     empty = tmp_path / "none.passwd"
-    r = subprocess.run([sys.executable, "-m", "shadowgate.cli.serve", "--passwords", str(empty), "--port", str(free_port())],
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "-m", "shadowgate.cli.serve", "--passwords", str(empty), "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "no accounts" in r.stderr
 
 
@@ -282,10 +305,22 @@ def test_chromium_logs_in_and_renders_the_overview(console, tmp_path):
     assert CHROMIUM, "chromium is not installed"
     profile = tmp_path / "profile"
     process = subprocess.Popen(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--window-size=1200,1400", f"--user-data-dir={profile}",
-         "--remote-debugging-port=0", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1200,1400",
+            f"--user-data-dir={profile}",
+            "--remote-debugging-port=0",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         port_file = profile / "DevToolsActivePort"

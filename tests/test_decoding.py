@@ -19,7 +19,12 @@ PLAIN = b"data: " + b"hello world " * 2000 + b"\n\n"
     [
         ("gzip", gzip.compress(PLAIN)),
         ("deflate", zlib.compress(PLAIN)),
-        ("deflate", zlib.compress(PLAIN, wbits=-15) if False else (lambda c: c.compress(PLAIN) + c.flush())(zlib.compressobj(wbits=-15))),
+        (
+            "deflate",
+            zlib.compress(PLAIN, wbits=-15)
+            if False
+            else (lambda c: c.compress(PLAIN) + c.flush())(zlib.compressobj(wbits=-15)),
+        ),
         ("br", brotli.compress(PLAIN)),
         ("zstd", zstd.compress(PLAIN)),
         ("", PLAIN),

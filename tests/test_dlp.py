@@ -8,12 +8,11 @@ guard against catastrophic backtracking.
 
 from __future__ import annotations
 
-import os
-
 import base64
 import io
 import itertools
 import json
+import os
 import random
 import string
 from pathlib import Path
@@ -24,6 +23,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from shadowgate.cli.scan import run_scan
 from shadowgate.dlp import TYPES
 from shadowgate.dlp import Finding
 from shadowgate.dlp import Placeholders
@@ -43,7 +43,6 @@ from shadowgate.dlp.validators import nl_bsn_valid
 from shadowgate.dlp.validators import ssn_valid
 from shadowgate.dlp.validators import uk_nino_valid
 from shadowgate.dlp.validators import vat_valid
-from shadowgate.cli.scan import run_scan
 
 SCANNER = Scanner()
 R = random.Random(4)
@@ -86,7 +85,10 @@ SERVICE_KEYS = [
     ("GITLAB_TOKEN", "gldt-" + rnd(ALNUM, 20)),
     ("SLACK_TOKEN", f"xoxb-{rnd(string.digits, 12)}-{rnd(string.digits, 13)}-{rnd(ALNUM, 24)}"),
     ("SLACK_TOKEN", f"xapp-1-A{rnd('ABCDEFGHJK0123456789', 10)}-{rnd(string.digits, 13)}-{rnd(HEX, 64)}"),
-    ("SLACK_WEBHOOK", f"https://hooks.slack.com/services/T{rnd('ABCDEFGH0123', 8)}/B{rnd('ABCDEFGH0123', 10)}/{rnd(ALNUM, 24)}"),
+    (
+        "SLACK_WEBHOOK",
+        f"https://hooks.slack.com/services/T{rnd('ABCDEFGH0123', 8)}/B{rnd('ABCDEFGH0123', 10)}/{rnd(ALNUM, 24)}",
+    ),
     ("STRIPE_KEY", "sk_live_" + rnd(ALNUM, 24)),
     ("STRIPE_KEY", "rk_live_51" + rnd(ALNUM, 97)),
     ("STRIPE_KEY", "whsec_" + rnd(ALNUM, 32)),
@@ -114,8 +116,18 @@ SERVICE_KEYS = [
     ("HEROKU_API_KEY", "HRKU-AA" + rnd(ALNUM + "-_", 58)),
     ("SQUARE_TOKEN", "EAAA" + rnd(ALNUM + "-_", 60)),
     ("SQUARE_TOKEN", "sq0csp-" + rnd(ALNUM + "-_", 43)),
-    ("BRAINTREE_ACCESS_TOKEN", f"access_token$production${rnd(string.ascii_lowercase + string.digits, 16)}${rnd(HEX, 32)}"),
-    ("DISCORD_BOT_TOKEN", base64.urlsafe_b64encode(b"123456789012345678").decode().rstrip("=") + "." + rnd(ALNUM, 6) + "." + rnd(ALNUM + "-_", 38)),
+    (
+        "BRAINTREE_ACCESS_TOKEN",
+        f"access_token$production${rnd(string.ascii_lowercase + string.digits, 16)}${rnd(HEX, 32)}",
+    ),
+    (
+        "DISCORD_BOT_TOKEN",
+        base64.urlsafe_b64encode(b"123456789012345678").decode().rstrip("=")
+        + "."
+        + rnd(ALNUM, 6)
+        + "."
+        + rnd(ALNUM + "-_", 38),
+    ),
     ("DISCORD_WEBHOOK", f"https://discord.com/api/webhooks/123456789012345678/{rnd(ALNUM + '-_', 68)}"),
     ("TELEGRAM_BOT_TOKEN", f"123456789:AA{rnd(ALNUM + '-_', 33)}"),
     ("VAULT_TOKEN", "hvs.CAESI" + rnd(ALNUM + "-_", 90)),
@@ -124,7 +136,10 @@ SERVICE_KEYS = [
     ("SENTRY_TOKEN", "sntryu_" + rnd(HEX, 64)),
     ("GRAFANA_TOKEN", f"glsa_{rnd(ALNUM, 32)}_{rnd(HEX, 8)}"),
     ("NEWRELIC_KEY", "NRAK-" + rnd(string.ascii_uppercase + string.digits, 27)),
-    ("DYNATRACE_TOKEN", f"dt0c01.{rnd(string.ascii_uppercase + string.digits, 24)}.{rnd(string.ascii_uppercase + string.digits, 64)}"),
+    (
+        "DYNATRACE_TOKEN",
+        f"dt0c01.{rnd(string.ascii_uppercase + string.digits, 24)}.{rnd(string.ascii_uppercase + string.digits, 64)}",
+    ),
     ("CLOUDFLARE_API_TOKEN", "cfut_" + rnd(ALNUM, 48)),
     ("FLYIO_TOKEN", "fo1_" + rnd(ALNUM + "-_", 43)),
     ("VERCEL_TOKEN", "vcp_" + rnd(ALNUM, 56)),
@@ -154,14 +169,32 @@ def test_at_least_40_services_have_a_published_format():
     "text, expected",
     [
         # AWS secret keys: next to a key id, or assigned to an aws_secret name
-        (f"key {AWS_KEY} secret Xk9wJ2lMp4Qr7Zs1Tv8Yb3Nc6Dh0Fg5Je2Lk9Wm1", [("AWS_ACCESS_KEY", AWS_KEY), ("AWS_SECRET_KEY", "Xk9wJ2lMp4Qr7Zs1Tv8Yb3Nc6Dh0Fg5Je2Lk9Wm1")]),
-        ("aws_secret_access_key = Xk9wJ2lMp4Qr7Zs1Tv8Yb3Nc6Dh0Fg5Je2Lk9Wm1", [("AWS_SECRET_KEY", "Xk9wJ2lMp4Qr7Zs1Tv8Yb3Nc6Dh0Fg5Je2Lk9Wm1")]),
+        (
+            f"key {AWS_KEY} secret Xk9wJ2lMp4Qr7Zs1Tv8Yb3Nc6Dh0Fg5Je2Lk9Wm1",
+            [("AWS_ACCESS_KEY", AWS_KEY), ("AWS_SECRET_KEY", "Xk9wJ2lMp4Qr7Zs1Tv8Yb3Nc6Dh0Fg5Je2Lk9Wm1")],
+        ),
+        (
+            "aws_secret_access_key = Xk9wJ2lMp4Qr7Zs1Tv8Yb3Nc6Dh0Fg5Je2Lk9Wm1",
+            [("AWS_SECRET_KEY", "Xk9wJ2lMp4Qr7Zs1Tv8Yb3Nc6Dh0Fg5Je2Lk9Wm1")],
+        ),
         ("a random string Xk9wJ2lMp4Qr7Zs1Tv8Yb3Nc6Dh0Fg5Je2Lk9Wm1 alone", []),
         # services without a distinctive format: only from the name they are assigned to
-        ("COHERE_API_KEY=Q3ZpV0sm9YxTq2LbNc7RwE4uH8jK1oFg6DaS5vXe", [("COHERE_API_KEY", "Q3ZpV0sm9YxTq2LbNc7RwE4uH8jK1oFg6DaS5vXe")]),
-        ('mistral_api_key: "Zq8Lm2Xv9Rt4Yb7Nc1Wd6Hf3Jk5Pa0Se"', [("MISTRAL_API_KEY", "Zq8Lm2Xv9Rt4Yb7Nc1Wd6Hf3Jk5Pa0Se")]),
-        ("OKTA_API_TOKEN=00aB3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI3kM5oQ7s", [("OKTA_API_TOKEN", "00aB3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI3kM5oQ7s")]),
-        ("HEROKU_API_KEY=3f6c2a1e-9b7d-4e8f-a1c2-5d6e7f8a9b0c", [("HEROKU_API_KEY", "3f6c2a1e-9b7d-4e8f-a1c2-5d6e7f8a9b0c")]),
+        (
+            "COHERE_API_KEY=Q3ZpV0sm9YxTq2LbNc7RwE4uH8jK1oFg6DaS5vXe",
+            [("COHERE_API_KEY", "Q3ZpV0sm9YxTq2LbNc7RwE4uH8jK1oFg6DaS5vXe")],
+        ),
+        (
+            'mistral_api_key: "Zq8Lm2Xv9Rt4Yb7Nc1Wd6Hf3Jk5Pa0Se"',
+            [("MISTRAL_API_KEY", "Zq8Lm2Xv9Rt4Yb7Nc1Wd6Hf3Jk5Pa0Se")],
+        ),
+        (
+            "OKTA_API_TOKEN=00aB3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI3kM5oQ7s",
+            [("OKTA_API_TOKEN", "00aB3dE5gH7jK9mN1pQ3sT5vX7zA9cE1gI3kM5oQ7s")],
+        ),
+        (
+            "HEROKU_API_KEY=3f6c2a1e-9b7d-4e8f-a1c2-5d6e7f8a9b0c",
+            [("HEROKU_API_KEY", "3f6c2a1e-9b7d-4e8f-a1c2-5d6e7f8a9b0c")],
+        ),
         # generic secrets and passwords: the value only, whole
         ('client_secret = "p9X2mQ7rT4vL8nB3cW6zK1jH5"', [("GENERIC_SECRET", "p9X2mQ7rT4vL8nB3cW6zK1jH5")]),
         ('{"apiKey": "Zx81bQ2mP7rLw3Tn9Vk4Hs6J"}', [("GENERIC_SECRET", "Zx81bQ2mP7rLw3Tn9Vk4Hs6J")]),
@@ -222,41 +255,93 @@ def test_jwt_whole_and_only_with_a_json_header():
         # phones: international and national forms
         ("call +1 (415) 555-2671", [("PHONE", "+1 (415) 555-2671")]),
         ("call 415-555-2671 or 415.555.2671", [("PHONE", "415-555-2671"), ("PHONE", "415.555.2671")]),
-        ("UK 020 7946 0958, mobile 07700 900123, +44 (0)20 7946 0958", [("PHONE", "020 7946 0958"), ("PHONE", "07700 900123"), ("PHONE", "+44 (0)20 7946 0958")]),
-        ("DE 030 12345678, 0171-2345678, +49 151 23456789, 0049 89 1234567", [("PHONE", "030 12345678"), ("PHONE", "0171-2345678"), ("PHONE", "+49 151 23456789"), ("PHONE", "0049 89 1234567")]),
+        (
+            "UK 020 7946 0958, mobile 07700 900123, +44 (0)20 7946 0958",
+            [("PHONE", "020 7946 0958"), ("PHONE", "07700 900123"), ("PHONE", "+44 (0)20 7946 0958")],
+        ),
+        (
+            "DE 030 12345678, 0171-2345678, +49 151 23456789, 0049 89 1234567",
+            [
+                ("PHONE", "030 12345678"),
+                ("PHONE", "0171-2345678"),
+                ("PHONE", "+49 151 23456789"),
+                ("PHONE", "0049 89 1234567"),
+            ],
+        ),
         ("FR 01 23 45 67 89 et 06.12.34.56.78", [("PHONE", "01 23 45 67 89"), ("PHONE", "06.12.34.56.78")]),
-        ("NL 06-12345678, IN +91 98765 43210, ES 612 345 678, JP 03-1234-5678", [("PHONE", "06-12345678"), ("PHONE", "+91 98765 43210"), ("PHONE", "612 345 678"), ("PHONE", "03-1234-5678")]),
+        (
+            "NL 06-12345678, IN +91 98765 43210, ES 612 345 678, JP 03-1234-5678",
+            [
+                ("PHONE", "06-12345678"),
+                ("PHONE", "+91 98765 43210"),
+                ("PHONE", "612 345 678"),
+                ("PHONE", "03-1234-5678"),
+            ],
+        ),
         ("E.164 +14155552671", [("PHONE", "+14155552671")]),
         # not phones: versions, dates, order numbers, invalid calling codes and plans
         ("version 1.2.3.4, 2024-05-14, 05/14/2024, Order #415-555-2671, ticket 020 7946 0958", []),
         ("+999 1234 5678 and 123-456-7890 and 555-0199", []),
         # cards: Luhn and issuer prefix
-        ("card 4539 1488 0343 6467 and 5425-2334-3010-9903 and 378282246310005", [("CREDIT_CARD", "4539 1488 0343 6467"), ("CREDIT_CARD", "5425-2334-3010-9903"), ("CREDIT_CARD", "378282246310005")]),
+        (
+            "card 4539 1488 0343 6467 and 5425-2334-3010-9903 and 378282246310005",
+            [
+                ("CREDIT_CARD", "4539 1488 0343 6467"),
+                ("CREDIT_CARD", "5425-2334-3010-9903"),
+                ("CREDIT_CARD", "378282246310005"),
+            ],
+        ),
         ("not cards: 4539 1488 0343 6468 (Luhn), 1234567812345670 (no issuer), 4111111111111111 (test card)", []),
         # IBAN: country length and mod 97
-        ("IBAN DE89 3704 0044 0532 0130 00, GB82WEST12345698765432 ok", [("IBAN", "DE89 3704 0044 0532 0130 00"), ("IBAN", "GB82WEST12345698765432")]),
+        (
+            "IBAN DE89 3704 0044 0532 0130 00, GB82WEST12345698765432 ok",
+            [("IBAN", "DE89 3704 0044 0532 0130 00"), ("IBAN", "GB82WEST12345698765432")],
+        ),
         ("DE89 3704 0044 0532 0130 01 fails mod 97, DE89 3704 0044 0532 0130 is short", []),
         # US SSN with the invalid ranges excluded; ITIN
         ("SSN 536-22-1234, ITIN 912-78-1234", [("US_SSN", "536-22-1234"), ("US_ITIN", "912-78-1234")]),
         ("000-12-3456 666-12-3456 536-00-1234 536-22-0000 123-45-6789", []),
         ("SSN: 536221234", [("US_SSN", "536221234")]),
         # IP addresses
-        ("from 10.20.30.40 and 203.0.113.9:8443 and 2001:db8:85a3::8a2e:370:7334 and [fe80::1ff:fe23:4567:890a]:443", [("IPV4", "10.20.30.40"), ("IPV4", "203.0.113.9"), ("IPV6", "2001:db8:85a3::8a2e:370:7334"), ("IPV6", "fe80::1ff:fe23:4567:890a")]),
+        (
+            "from 10.20.30.40 and 203.0.113.9:8443 and 2001:db8:85a3::8a2e:370:7334 and [fe80::1ff:fe23:4567:890a]:443",
+            [
+                ("IPV4", "10.20.30.40"),
+                ("IPV4", "203.0.113.9"),
+                ("IPV6", "2001:db8:85a3::8a2e:370:7334"),
+                ("IPV6", "fe80::1ff:fe23:4567:890a"),
+            ],
+        ),
         ("version 1.2.3.4, 127.0.0.1, 0.0.0.0, 255.255.255.0, ::1, 1.2.3.4.5, std::vector, 10:22:31, 999.1.1.1", []),
-        ("mac 00:1A:2B:3C:4D:5E and 00-1a-2b-3c-4d-5f", [("MAC_ADDRESS", "00:1A:2B:3C:4D:5E"), ("MAC_ADDRESS", "00-1a-2b-3c-4d-5f")]),
+        (
+            "mac 00:1A:2B:3C:4D:5E and 00-1a-2b-3c-4d-5f",
+            [("MAC_ADDRESS", "00:1A:2B:3C:4D:5E"), ("MAC_ADDRESS", "00-1a-2b-3c-4d-5f")],
+        ),
         # European identifiers
         ("NINO AB 12 34 56 C and JG103759A", [("UK_NINO", "AB 12 34 56 C"), ("UK_NINO", "JG103759A")]),
         ("bad NINO BG123456A GB123456A AB123456E QQ123456A", []),
         ("Steuer-ID 86 095 742 719", [("DE_TAX_ID", "86 095 742 719")]),
         ("86095742719 without context, Steuer-ID 86095742718 wrong check digit", []),
-        ("NIR 1 84 12 76 451 089 46 and 184127645108946", [("FR_NIR", "1 84 12 76 451 089 46"), ("FR_NIR", "184127645108946")]),
+        (
+            "NIR 1 84 12 76 451 089 46 and 184127645108946",
+            [("FR_NIR", "1 84 12 76 451 089 46"), ("FR_NIR", "184127645108946")],
+        ),
         ("BSN: 111222333", [("NL_BSN", "111222333")]),
         ("BSN: 111222334", []),
         ("DNI 12345678Z, NIE X1234567L", [("ES_DNI", "12345678Z"), ("ES_NIE", "X1234567L")]),
         ("DNI 12345678A wrong letter", []),
         ("codice fiscale RSSMRA85T10A562S", [("IT_FISCAL_CODE", "RSSMRA85T10A562S")]),
         ("codice fiscale RSSMRA85T10A562T", []),
-        ("VAT DE136695976, FR40303265045, IT00743110157, NL004495445B01, ATU13585627", [("EU_VAT", "DE136695976"), ("EU_VAT", "FR40303265045"), ("EU_VAT", "IT00743110157"), ("EU_VAT", "NL004495445B01"), ("EU_VAT", "ATU13585627")]),
+        (
+            "VAT DE136695976, FR40303265045, IT00743110157, NL004495445B01, ATU13585627",
+            [
+                ("EU_VAT", "DE136695976"),
+                ("EU_VAT", "FR40303265045"),
+                ("EU_VAT", "IT00743110157"),
+                ("EU_VAT", "NL004495445B01"),
+                ("EU_VAT", "ATU13585627"),
+            ],
+        ),
         ("passport number 123456789", [("US_PASSPORT", "123456789")]),
     ],
 )
@@ -330,7 +415,21 @@ def test_scanner_types_filter_and_validation():
     with pytest.raises(ValueError, match="NOT_A_TYPE"):
         Scanner({"EMAIL", "NOT_A_TYPE"})
     assert set(TYPES.values()) == {"secret", "pii"}
-    assert {"AWS_ACCESS_KEY", "OPENAI_API_KEY", "EMAIL", "CREDIT_CARD", "IBAN", "US_SSN", "PHONE", "IPV4", "IPV6", "JWT", "PRIVATE_KEY", "URL_PASSWORD", "GENERIC_SECRET"} <= set(TYPES)
+    assert {
+        "AWS_ACCESS_KEY",
+        "OPENAI_API_KEY",
+        "EMAIL",
+        "CREDIT_CARD",
+        "IBAN",
+        "US_SSN",
+        "PHONE",
+        "IPV4",
+        "IPV6",
+        "JWT",
+        "PRIVATE_KEY",
+        "URL_PASSWORD",
+        "GENERIC_SECRET",
+    } <= set(TYPES)
 
 
 def test_overlaps_resolved_secret_then_longer_then_specific():
@@ -350,9 +449,16 @@ def test_redact_with_placeholders_is_consistent_and_reversible():
     assert out == "Ann [EMAIL_1], Bob [EMAIL_2], Ann again [EMAIL_1], card [CREDIT_CARD_1]"
     second = "reply to bob@example.org"  # the same request's next message: same numbering
     assert redact(second, SCANNER.scan(second), ph.for_text(second)) == "reply to [EMAIL_2]"
-    assert dict(ph.mapping) == {"[EMAIL_1]": "ann@example.com", "[EMAIL_2]": "bob@example.org", "[CREDIT_CARD_1]": "4539 1488 0343 6467"}
+    assert dict(ph.mapping) == {
+        "[EMAIL_1]": "ann@example.com",
+        "[EMAIL_2]": "bob@example.org",
+        "[CREDIT_CARD_1]": "4539 1488 0343 6467",
+    }
     assert ph.restore(out) == text
-    assert ph.restore("Dear [EMAIL_2], [UNKNOWN_1] and [EMAIL_9] stay") == "Dear bob@example.org, [UNKNOWN_1] and [EMAIL_9] stay"
+    assert (
+        ph.restore("Dear [EMAIL_2], [UNKNOWN_1] and [EMAIL_9] stay")
+        == "Dear bob@example.org, [UNKNOWN_1] and [EMAIL_9] stay"
+    )
     assert Placeholders().restore(out) == out  # another request's mapping restores nothing
     with pytest.raises(TypeError):
         ph.mapping["[EMAIL_3]"] = "x"  # type: ignore[index]
@@ -497,7 +603,11 @@ def test_run_scan_prints_one_json_object_per_finding(tmp_path: Path, capsys):
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     decoded = path.read_bytes().decode("utf-8", errors="replace")
     assert [set(r) for r in rows] == [{"start", "end", "type", "detector"}] * 3
-    assert [(r["type"], decoded[r["start"] : r["end"]]) for r in rows] == [("EMAIL", "jürgen@example.de"), ("GITHUB_TOKEN", token), ("IPV4", "10.1.2.3")]
+    assert [(r["type"], decoded[r["start"] : r["end"]]) for r in rows] == [
+        ("EMAIL", "jürgen@example.de"),
+        ("GITHUB_TOKEN", token),
+        ("IPV4", "10.1.2.3"),
+    ]
     assert rows[1]["detector"] == "github"
 
 

@@ -59,7 +59,11 @@ def test_value_that_is_the_whole_text_is_found(value: str, type_: str) -> None:
 # --- Several values, repeated values --------------------------------------------------------
 def test_every_card_of_a_list_is_found() -> None:
     text = "4012888888881881 4012-8888-8888-1881 4012 8888 8888 1881"
-    assert found(text) == [("CREDIT_CARD", "4012888888881881"), ("CREDIT_CARD", "4012-8888-8888-1881"), ("CREDIT_CARD", "4012 8888 8888 1881")]
+    assert found(text) == [
+        ("CREDIT_CARD", "4012888888881881"),
+        ("CREDIT_CARD", "4012-8888-8888-1881"),
+        ("CREDIT_CARD", "4012 8888 8888 1881"),
+    ]
 
 
 def test_a_grouped_number_is_still_one_value() -> None:
@@ -144,10 +148,16 @@ def test_not_secrets(text: str) -> None:
         ("ico-mlCr1Mn3SRcRiZMObUZOTHLcgtH2Lpgt", "INFRACOST_API_KEY"),
         ("sha256~kV46hPnEYhCWFnB85r5NrprAxggzgb6GOeLbgcKNsH0", "OPENSHIFT_TOKEN"),
         ("GR1348941Ek2mDAsxbHfd9zeQyHwN", "GITLAB_TOKEN"),
-        ("EAACEdEose0cBA1bad3afsf286JZCOV1XmV4NobAXqUXZA7U9F1UaaOdQZABvz73030MJoC3gGoQrE8IEoMl4gFA6MmQadlJQBqtRsgIcIhtelIJOJaew", "FACEBOOK_ACCESS_TOKEN"),
+        (
+            "EAACEdEose0cBA1bad3afsf286JZCOV1XmV4NobAXqUXZA7U9F1UaaOdQZABvz73030MJoC3gGoQrE8IEoMl4gFA6MmQadlJQBqtRsgIcIhtelIJOJaew",
+            "FACEBOOK_ACCESS_TOKEN",
+        ),
         ("1477036645700765|wRPf2v3mt2JfMqCLK8n7oltrEmc", "FACEBOOK_ACCESS_TOKEN"),
         ("xoxe-4726837507825-4848681849303-4856614048758-e0b1f3d4cb371f92260edb0d9444d206", "SLACK_TOKEN"),
-        ("rk_prod_51OuEMLAlTWGaDypquDn9aZigaJOsa9NR1w1BxZXs9JlYsVVkv5XDu6aLmAxwt5Tgun5WcSwQMKzQyqV16c9iD4sx00BRijuoon", "STRIPE_KEY"),
+        (
+            "rk_prod_51OuEMLAlTWGaDypquDn9aZigaJOsa9NR1w1BxZXs9JlYsVVkv5XDu6aLmAxwt5Tgun5WcSwQMKzQyqV16c9iD4sx00BRijuoon",
+            "STRIPE_KEY",
+        ),
     ],
 )
 def test_key_formats(value: str, type_: str) -> None:

@@ -51,7 +51,10 @@ def test_three_instances_on_one_data_directory_count_exactly(proxy, fresh_proxy,
         def load(index: int) -> int:
             instance = instances[index % 3]
             with instance.client(f"scale{index}") as client:
-                return sum(client.post("https://api.openai.com/v1/chat/completions", json=BODY).status_code == 200 for _ in range(30))
+                return sum(
+                    client.post("https://api.openai.com/v1/chat/completions", json=BODY).status_code == 200
+                    for _ in range(30)
+                )
 
         with ThreadPoolExecutor(9) as pool:
             answered = sum(pool.map(load, range(9)))
@@ -63,7 +66,10 @@ def test_three_instances_on_one_data_directory_count_exactly(proxy, fresh_proxy,
         total, users, tokens = con.execute(
             "SELECT count(*), count(DISTINCT user_name), sum(input_tokens + output_tokens) FROM ai_requests WHERE user_name LIKE 'scale%'"
         ).fetchone()
-        files = con.execute("SELECT count(DISTINCT filename) FROM read_parquet(?, filename = true)", [str(shared.with_name("shared.segments") / "ai_requests" / "*" / "*.parquet")]).fetchone()[0]
+        files = con.execute(
+            "SELECT count(DISTINCT filename) FROM read_parquet(?, filename = true)",
+            [str(shared.with_name("shared.segments") / "ai_requests" / "*" / "*.parquet")],
+        ).fetchone()[0]
     finally:
         con.close()
     assert (total, users) == (270, 9)

@@ -75,7 +75,12 @@ def test_structured_fields_join_the_row(proxy, tmp_path, monkeypatch):
     [row] = proxy.rows("user_name = 'fields'", expect=1)
     [line] = [line for line in json_lines(log.read_text()) if line.get("event") == "gateway_key_missing"]
     assert line["level"] == "error" and line["logger"] == "shadowgate.stages.act"
-    assert (line["request_id"], line["user"], line["host"], line["rule_id"]) == (row["request_id"], "fields", "api.openai.com", "to-gateway")
+    assert (line["request_id"], line["user"], line["host"], line["rule_id"]) == (
+        row["request_id"],
+        "fields",
+        "api.openai.com",
+        "to-gateway",
+    )
     assert "SG_TEST_UNSET_GATEWAY_KEY" in line["message"]
 
 
@@ -121,8 +126,10 @@ def test_shutdown_with_clients_still_connected_logs_no_traceback(fresh_proxy):
     proxy = fresh_proxy()
     idle = [socket.create_connection(("127.0.0.1", proxy.port)) for _ in range(5)]
     busy = socket.create_connection(("127.0.0.1", proxy.port))
-    busy.sendall(b"GET http://shadowgate.health/live HTTP/1.1\r\nHost: shadowgate.health\r\n"
-                 b"Proxy-Authorization: Basic " + base64.b64encode(b"logs:pw") + b"\r\n\r\n")
+    busy.sendall(
+        b"GET http://shadowgate.health/live HTTP/1.1\r\nHost: shadowgate.health\r\n"
+        b"Proxy-Authorization: Basic " + base64.b64encode(b"logs:pw") + b"\r\n\r\n"
+    )
     assert busy.recv(100).startswith(b"HTTP/1.1 200")
     try:
         assert proxy.stop() == 0

@@ -16,13 +16,13 @@ import pytest
 from shadowgate.config.catalog import HostIndex
 from shadowgate.config.catalog import load_catalog
 from shadowgate.config.catalog import normalise_host
+from shadowgate.config.policy import load_policy
 from shadowgate.pac import LOCAL_NETWORKS
 from shadowgate.pac import LOCAL_SUFFIXES
 from shadowgate.pac import add_arguments
 from shadowgate.pac import build_pac
 from shadowgate.pac import route
 from shadowgate.pac import run_pac
-from shadowgate.config.policy import load_policy
 from shadowgate.wireformats import PARSERS
 
 # Runs a PAC file the way a browser's PAC sandbox does: a fresh global scope, FindProxyForURL(url,
@@ -182,7 +182,9 @@ def test_pac_with_policy_hosts_and_corporate_proxy(node, catalog, tmp_path, caps
 
     def shadowgate_bound(host: str) -> bool:
         named = (r.match.hosts for r in (*policy.rules, *policy.budgets) if r.match.hosts is not None)
-        return bool(catalog.match_host(host) or scoped.get(host) or policy.inspect.get(host) or any(h.get(host) for h in named))
+        return bool(
+            catalog.match_host(host) or scoped.get(host) or policy.inspect.get(host) or any(h.get(host) for h in named)
+        )
 
     extra = ["*.ml.internal.example", "gpu-box.lab.example", "llm.corp.example", "login.microsoftonline.com",
              "*.lab2.example", "ml.internal.example", "lab2.example"]  # fmt: skip

@@ -20,7 +20,9 @@ STREAM_CASE = CASES["openai-chat-stream-usage"]
 
 def post_case(client, case, **headers):
     req = case["request"]
-    return client.post(f"https://{case['host']}{req['path']}", json=req["body"], headers={"x-fake-case": case["name"], **headers})
+    return client.post(
+        f"https://{case['host']}{req['path']}", json=req["body"], headers={"x-fake-case": case["name"], **headers}
+    )
 
 
 def test_storage_failure_keeps_traffic_flowing_and_recovers(proxy, tmp_path):
@@ -93,10 +95,27 @@ def test_http2_clients_are_metered(proxy):
     assert curl, "curl is needed for this test"
     req = STREAM_CASE["request"]
     out = subprocess.run(
-        [curl, "-sS", "--http2", "-w", "\n%{http_version}", "-x", proxy.url("h2_user"), "--cacert", str(proxy.ca_pem),
-         "-H", "content-type: application/json", "-H", f"x-fake-case: {STREAM_CASE['name']}",
-         "--data-binary", json.dumps(req["body"]), f"https://{STREAM_CASE['host']}{req['path']}"],
-        capture_output=True, text=True, timeout=60,
+        [
+            curl,
+            "-sS",
+            "--http2",
+            "-w",
+            "\n%{http_version}",
+            "-x",
+            proxy.url("h2_user"),
+            "--cacert",
+            str(proxy.ca_pem),
+            "-H",
+            "content-type: application/json",
+            "-H",
+            f"x-fake-case: {STREAM_CASE['name']}",
+            "--data-binary",
+            json.dumps(req["body"]),
+            f"https://{STREAM_CASE['host']}{req['path']}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.stdout.rstrip().endswith("\n2") and "data:" in out.stdout, out.stderr
     [row] = proxy.rows("user_name = 'h2_user'", expect=1)
@@ -109,10 +128,28 @@ def test_expect_100_continue_and_giant_headers(proxy, tmp_path):
     body = tmp_path / "body.json"
     body.write_text(json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 2_000_000}]}))
     out = subprocess.run(
-        [curl, "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-x", proxy.url("expect100"), "--cacert", str(proxy.ca_pem),
-         "-H", "Expect: 100-continue", "-H", "content-type: application/json", "--data-binary", f"@{body}",
-         "https://api.openai.com/v1/chat/completions"],
-        capture_output=True, text=True, timeout=60,
+        [
+            curl,
+            "-sS",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-x",
+            proxy.url("expect100"),
+            "--cacert",
+            str(proxy.ca_pem),
+            "-H",
+            "Expect: 100-continue",
+            "-H",
+            "content-type: application/json",
+            "--data-binary",
+            f"@{body}",
+            "https://api.openai.com/v1/chat/completions",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert out.stdout == "200", out.stderr
     proxy.rows("user_name = 'expect100'", expect=1)
@@ -124,9 +161,14 @@ def test_expect_100_continue_and_giant_headers(proxy, tmp_path):
 
 def test_websocket_upgrade_to_an_ai_host_does_not_break_the_proxy(proxy):
     with proxy.client("ws_user") as client:
-        r = client.get("https://api.openai.com/v1/realtime", headers={
-            "connection": "Upgrade", "upgrade": "websocket", "sec-websocket-version": "13",
-            "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
-        })
+        r = client.get(
+            "https://api.openai.com/v1/realtime",
+            headers={
+                "connection": "Upgrade",
+                "upgrade": "websocket",
+                "sec-websocket-version": "13",
+                "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+            },
+        )
     assert r.status_code == 404  # the fake provider has no realtime API: the answer comes through
     assert proxy.alive()

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from shadowgate.report import period as periods
+from shadowgate.report import render
+from shadowgate.report import weekly
 from shadowgate.storage.schema import AI_REQUESTS
 from shadowgate.storage.schema import MCP_CALLS
 from shadowgate.storage.schema import POLICY_EVENTS
 from shadowgate.storage.store import SegmentWriter
-from shadowgate.report import period as periods
-from shadowgate.report import render
-from shadowgate.report import weekly
 from tests.test_meter import CASES
 from tests.test_meter import send_case
 
@@ -42,9 +42,21 @@ rules:
 def row(ts: str, user: str, group: str, provider: str, host: str, **kw) -> tuple:
     values = {name: None for name in AI_REQUESTS.column_names}
     values.update(
-        ts=dt.datetime.fromisoformat(ts), request_id=f"{user}-{ts}", client_ip="10.0.0.1", user_name=user,
-        user_group=group, host=host, site=host, provider=provider, wire_format="openai-chat", method="POST",
-        path="/v1/chat/completions", status_code=200, decision="allow", inspected=True, usage_estimated=False,
+        ts=dt.datetime.fromisoformat(ts),
+        request_id=f"{user}-{ts}",
+        client_ip="10.0.0.1",
+        user_name=user,
+        user_group=group,
+        host=host,
+        site=host,
+        provider=provider,
+        wire_format="openai-chat",
+        method="POST",
+        path="/v1/chat/completions",
+        status_code=200,
+        decision="allow",
+        inspected=True,
+        usage_estimated=False,
         proxy_overhead_us=10,
     )
     values.update(kw)
@@ -58,29 +70,127 @@ def tokens(i: int, o: int, cost: float | None) -> dict:
 OAI, DS, CG, ANT = "api.openai.com", "api.deepseek.com", "chatgpt.com", "api.anthropic.com"
 ROWS = [
     # --- 2026-W47 (Mon 2026-11-16 .. Sun 2026-11-22): the report's week --------------------------------
-    row("2026-11-16 10:00:00", "alice", "eng", "openai", OAI, category="api", model="gpt-4o", **tokens(100, 50, 0.01),
-        key_fingerprint="hmac:k1", key_kind="openai-project", account_hint="org=org-corp"),
-    row("2026-11-17 09:00:00", "alice", "eng", "openai", OAI, category="api", model="gpt-4o", **tokens(200, 100, 0.02),
-        key_fingerprint="hmac:k1", key_kind="openai-project", account_hint="org=org-corp"),
-    row("2026-11-17 11:00:00", "bob", "eng", "deepseek", DS, category="api", model="deepseek-chat", decision="block",
-        rule_id="block-deepseek", key_fingerprint="hmac:k2", key_kind="sk"),
-    row("2026-11-18 08:00:00", "bob", "eng", "chatgpt", CG, category="chat-web", decision="coach", rule_id="coach-chat"),
-    row("2026-11-18 12:00:00", "carol", "sales", "unknown", "llm.lab.example", site="lab.example", model="llama-3-70b",
-        **tokens(300, 30, None), dlp_findings="EMAIL:2,PHONE:1", dlp_action="redact"),
-    row("2026-11-19 12:00:00", "carol", "sales", "anthropic", ANT, category="api", model="claude-new",
-        **tokens(1000, 500, 0.5), dlp_findings="EMAIL:1", dlp_action="redact", budget_status="daily-tokens:tokens:85%",
-        key_fingerprint="hmac:k3", key_kind="anthropic-api", wire_format="anthropic-messages"),
-    row("2026-11-20 12:00:00", "dave", "sales", "anthropic", ANT, category="api", model="claude-3-haiku",
-        **tokens(10, 5, 0.001), decision="rate_limit", rule_id="rpm-sales", budget_status="daily-tokens:tokens:95%",
-        key_fingerprint="hmac:k3", key_kind="anthropic-api", wire_format="anthropic-messages"),
-    row("2026-11-22 23:59:59", "erin", "ops", "anthropic", ANT, category="api", inspected=False, inspect_note="pinned",
-        wire_format=None),
+    row(
+        "2026-11-16 10:00:00",
+        "alice",
+        "eng",
+        "openai",
+        OAI,
+        category="api",
+        model="gpt-4o",
+        **tokens(100, 50, 0.01),
+        key_fingerprint="hmac:k1",
+        key_kind="openai-project",
+        account_hint="org=org-corp",
+    ),
+    row(
+        "2026-11-17 09:00:00",
+        "alice",
+        "eng",
+        "openai",
+        OAI,
+        category="api",
+        model="gpt-4o",
+        **tokens(200, 100, 0.02),
+        key_fingerprint="hmac:k1",
+        key_kind="openai-project",
+        account_hint="org=org-corp",
+    ),
+    row(
+        "2026-11-17 11:00:00",
+        "bob",
+        "eng",
+        "deepseek",
+        DS,
+        category="api",
+        model="deepseek-chat",
+        decision="block",
+        rule_id="block-deepseek",
+        key_fingerprint="hmac:k2",
+        key_kind="sk",
+    ),
+    row(
+        "2026-11-18 08:00:00", "bob", "eng", "chatgpt", CG, category="chat-web", decision="coach", rule_id="coach-chat"
+    ),
+    row(
+        "2026-11-18 12:00:00",
+        "carol",
+        "sales",
+        "unknown",
+        "llm.lab.example",
+        site="lab.example",
+        model="llama-3-70b",
+        **tokens(300, 30, None),
+        dlp_findings="EMAIL:2,PHONE:1",
+        dlp_action="redact",
+    ),
+    row(
+        "2026-11-19 12:00:00",
+        "carol",
+        "sales",
+        "anthropic",
+        ANT,
+        category="api",
+        model="claude-new",
+        **tokens(1000, 500, 0.5),
+        dlp_findings="EMAIL:1",
+        dlp_action="redact",
+        budget_status="daily-tokens:tokens:85%",
+        key_fingerprint="hmac:k3",
+        key_kind="anthropic-api",
+        wire_format="anthropic-messages",
+    ),
+    row(
+        "2026-11-20 12:00:00",
+        "dave",
+        "sales",
+        "anthropic",
+        ANT,
+        category="api",
+        model="claude-3-haiku",
+        **tokens(10, 5, 0.001),
+        decision="rate_limit",
+        rule_id="rpm-sales",
+        budget_status="daily-tokens:tokens:95%",
+        key_fingerprint="hmac:k3",
+        key_kind="anthropic-api",
+        wire_format="anthropic-messages",
+    ),
+    row(
+        "2026-11-22 23:59:59",
+        "erin",
+        "ops",
+        "anthropic",
+        ANT,
+        category="api",
+        inspected=False,
+        inspect_note="pinned",
+        wire_format=None,
+    ),
     # --- outside: the next week, the previous week (W46), and older history ---------------------------
     row("2026-11-23 00:00:00", "alice", "eng", "openai", OAI, category="api", model="gpt-5", **tokens(1, 1, 1.0)),
     row("2026-11-10 10:00:00", "alice", "eng", "openai", OAI, category="api", model="gpt-4o", **tokens(100, 100, 0.05)),
-    row("2026-11-12 10:00:00", "bob", "eng", "deepseek", DS, category="api", model="deepseek-chat", **tokens(10, 10, 0.001)),
+    row(
+        "2026-11-12 10:00:00",
+        "bob",
+        "eng",
+        "deepseek",
+        DS,
+        category="api",
+        model="deepseek-chat",
+        **tokens(10, 10, 0.001),
+    ),
     row("2026-11-15 23:59:59", "alice", "eng", "openai", OAI, category="api", model="gpt-4o", **tokens(50, 50, 0.01)),
-    row("2026-11-02 10:00:00", "dave", "sales", "anthropic", ANT, category="api", model="claude-3-haiku", **tokens(5, 5, 0.0)),
+    row(
+        "2026-11-02 10:00:00",
+        "dave",
+        "sales",
+        "anthropic",
+        ANT,
+        category="api",
+        model="claude-3-haiku",
+        **tokens(5, 5, 0.0),
+    ),
 ]
 EVENTS = [
     (dt.datetime(2026, 11, 18, 8, 1), "coach_continue", "bob", "eng", "10.0.0.1", CG, "chatgpt", "coach-chat", None),
@@ -155,7 +265,11 @@ def test_week_and_dates_periods():
     assert periods.week_period("2026-w1").start == dt.date(2025, 12, 29)
     p = weekly.choose_period(args_for(Path("x"), since="2026-11-16", until="2026-11-18"))
     assert (p.start, p.end, p.previous().start, p.previous().end) == (
-        dt.date(2026, 11, 16), dt.date(2026, 11, 19), dt.date(2026, 11, 13), dt.date(2026, 11, 16))
+        dt.date(2026, 11, 16),
+        dt.date(2026, 11, 19),
+        dt.date(2026, 11, 13),
+        dt.date(2026, 11, 16),
+    )
     with pytest.raises(ValueError):
         weekly.choose_period(args_for(Path("x"), week="2026-W47", since="2026-11-16"))
     with pytest.raises(ValueError):
@@ -163,8 +277,13 @@ def test_week_and_dates_periods():
 
 
 def test_period_and_source(doc):
-    assert doc["period"] == {"label": "2026-W47", "since": "2026-11-16", "until": "2026-11-22",
-                             "previous_since": "2026-11-09", "previous_until": "2026-11-15"}
+    assert doc["period"] == {
+        "label": "2026-W47",
+        "since": "2026-11-16",
+        "until": "2026-11-22",
+        "previous_since": "2026-11-09",
+        "previous_until": "2026-11-15",
+    }
     assert doc["source"] == "database"
 
 
@@ -173,7 +292,11 @@ def test_period_and_source(doc):
 
 def test_headline_with_change_against_previous_week(doc):
     h = doc["headline"]
-    assert {k: (v["value"], v["previous"], v["change"]) for k, v in h.items() if k != "cost_usd" and not k.endswith("_share")} == {
+    assert {
+        k: (v["value"], v["previous"], v["change"])
+        for k, v in h.items()
+        if k != "cost_usd" and not k.endswith("_share")
+    } == {
         "active_users": (5, 2, 3),
         "requests": (8, 3, 5),  # the rows at 2026-11-22 23:59:59 and 2026-11-15 23:59:59 count, 11-23 00:00 not
         "tokens": (2295, 320, 1975),
@@ -193,14 +316,34 @@ def test_headline_with_change_against_previous_week(doc):
 def test_apps_table(doc):
     apps = {a["app"]: a for a in doc["apps"]}
     assert [a["app"] for a in doc["apps"]] == ["anthropic", "openai", "chatgpt", "deepseek", "unknown:lab.example"]
-    assert {k: apps["anthropic"][k] for k in ("name", "category", "status", "users", "requests", "tokens", "first_seen")} == {
-        "name": "Anthropic API", "category": "api", "status": "unknown", "users": 3, "requests": 3, "tokens": 1515,
-        "first_seen": "2026-11-02"}
+    assert {
+        k: apps["anthropic"][k] for k in ("name", "category", "status", "users", "requests", "tokens", "first_seen")
+    } == {
+        "name": "Anthropic API",
+        "category": "api",
+        "status": "unknown",
+        "users": 3,
+        "requests": 3,
+        "tokens": 1515,
+        "first_seen": "2026-11-02",
+    }
     assert apps["anthropic"]["cost_usd"] == pytest.approx(0.501)
     assert apps["anthropic"]["notes"].startswith("API data not used for training")
-    assert (apps["openai"]["status"], apps["openai"]["first_seen"], apps["openai"]["cost_usd"]) == ("sanctioned", "2026-11-10", 0.03)
-    assert (apps["deepseek"]["status"], apps["deepseek"]["blocked"], apps["deepseek"]["first_seen"]) == ("unapproved", 1, "2026-11-12")
-    assert (apps["chatgpt"]["status"], apps["chatgpt"]["coached"], apps["chatgpt"]["cost_usd"]) == ("unapproved", 1, None)
+    assert (apps["openai"]["status"], apps["openai"]["first_seen"], apps["openai"]["cost_usd"]) == (
+        "sanctioned",
+        "2026-11-10",
+        0.03,
+    )
+    assert (apps["deepseek"]["status"], apps["deepseek"]["blocked"], apps["deepseek"]["first_seen"]) == (
+        "unapproved",
+        1,
+        "2026-11-12",
+    )
+    assert (apps["chatgpt"]["status"], apps["chatgpt"]["coached"], apps["chatgpt"]["cost_usd"]) == (
+        "unapproved",
+        1,
+        None,
+    )
     assert (apps["unknown:lab.example"]["status"], apps["unknown:lab.example"]["category"]) == ("unknown", None)
     assert sum(a["blocked"] + a["coached"] + a["redirected"] for a in doc["apps"]) == 2
 
@@ -208,9 +351,20 @@ def test_apps_table(doc):
 def test_new_this_period(doc):
     new = doc["new"]
     assert [(a["app"], a["first_seen"], a["status"]) for a in new["apps"]] == [
-        ("chatgpt", "2026-11-18", "unapproved"), ("unknown:lab.example", "2026-11-18", "unknown")]
-    assert new["unknown_endpoints"] == [{"site": "lab.example", "host": "llm.lab.example", "wire_formats": "openai-chat",
-                                         "users": 1, "requests": 1, "first_seen": "2026-11-18", "new": True}]
+        ("chatgpt", "2026-11-18", "unapproved"),
+        ("unknown:lab.example", "2026-11-18", "unknown"),
+    ]
+    assert new["unknown_endpoints"] == [
+        {
+            "site": "lab.example",
+            "host": "llm.lab.example",
+            "wire_formats": "openai-chat",
+            "users": 1,
+            "requests": 1,
+            "first_seen": "2026-11-18",
+            "new": True,
+        }
+    ]
     assert new["models"] == [
         {"model": "llama-3-70b", "app": "unknown:lab.example", "first_seen": "2026-11-18", "users": 1, "requests": 1},
         {"model": "claude-new", "app": "anthropic", "first_seen": "2026-11-19", "users": 1, "requests": 1},
@@ -242,8 +396,10 @@ def test_top_n_limits_the_unapproved_tables(data):
 
 def test_cost_and_tokens(doc):
     cost = doc["cost"]
-    assert [(p["provider"], p["requests"], p["input_tokens"], p["output_tokens"], p["tokens"], p["cost_usd"], p["unpriced"])
-            for p in cost["by_provider"]] == [
+    assert [
+        (p["provider"], p["requests"], p["input_tokens"], p["output_tokens"], p["tokens"], p["cost_usd"], p["unpriced"])
+        for p in cost["by_provider"]
+    ] == [
         ("anthropic", 3, 1010, 505, 1515, 0.501, 0),
         ("openai", 2, 300, 150, 450, 0.03, 0),
         ("unknown", 1, 300, 30, 330, None, 1),
@@ -251,43 +407,113 @@ def test_cost_and_tokens(doc):
         ("deepseek", 1, None, None, 0, None, 0),
     ]
     assert [(m["model"], m["requests"], m["cost_usd"]) for m in cost["by_model"]][:3] == [
-        ("claude-new", 1, 0.5), ("gpt-4o", 2, 0.03), ("claude-3-haiku", 1, 0.001)]
+        ("claude-new", 1, 0.5),
+        ("gpt-4o", 2, 0.03),
+        ("claude-3-haiku", 1, 0.001),
+    ]
     assert [(g["group"], g["requests"], g["tokens"], g["cost_usd"]) for g in cost["by_group"]] == [
-        ("sales", 3, 1845, 0.501), ("eng", 4, 450, 0.03), ("ops", 1, 0, None)]
+        ("sales", 3, 1845, 0.501),
+        ("eng", 4, 450, 0.03),
+        ("ops", 1, 0, None),
+    ]
     assert [(u["user"], u["tokens"]) for u in cost["by_user"]] == [
-        ("carol", 1830), ("alice", 450), ("dave", 15), ("bob", 0), ("erin", 0)]
+        ("carol", 1830),
+        ("alice", 450),
+        ("dave", 15),
+        ("bob", 0),
+        ("erin", 0),
+    ]
     assert [(u["user"], u["cost_usd"]) for u in cost["top_spenders"]] == [
-        ("carol", 0.5), ("alice", 0.03), ("dave", 0.001), ("bob", None), ("erin", None)]
+        ("carol", 0.5),
+        ("alice", 0.03),
+        ("dave", 0.001),
+        ("bob", None),
+        ("erin", None),
+    ]
     assert [(d["day"], d["requests"], d["users"], d["tokens"]) for d in cost["daily"]] == [
-        ("2026-11-16", 1, 1, 150), ("2026-11-17", 2, 2, 300), ("2026-11-18", 2, 2, 330), ("2026-11-19", 1, 1, 1500),
-        ("2026-11-20", 1, 1, 15), ("2026-11-22", 1, 1, 0)]
+        ("2026-11-16", 1, 1, 150),
+        ("2026-11-17", 2, 2, 300),
+        ("2026-11-18", 2, 2, 330),
+        ("2026-11-19", 1, 1, 1500),
+        ("2026-11-20", 1, 1, 15),
+        ("2026-11-22", 1, 1, 0),
+    ]
     assert sum(d["requests"] for d in cost["daily_by_app"]) == 8
 
 
 def test_dlp_counts_never_values(doc):
-    assert doc["dlp"]["by_type"] == [{"type": "EMAIL", "requests": 2, "findings": 3, "users": 1},
-                                     {"type": "PHONE", "requests": 1, "findings": 1, "users": 1}]
+    assert doc["dlp"]["by_type"] == [
+        {"type": "EMAIL", "requests": 2, "findings": 3, "users": 1},
+        {"type": "PHONE", "requests": 1, "findings": 1, "users": 1},
+    ]
     assert doc["dlp"]["by_app"] == [
-        {"app": "unknown:lab.example", "requests": 1, "findings": 3, "users": 1, "redacted": 1, "blocked": 0, "logged": 0, "errors": 0},
-        {"app": "anthropic", "requests": 1, "findings": 1, "users": 1, "redacted": 1, "blocked": 0, "logged": 0, "errors": 0},
+        {
+            "app": "unknown:lab.example",
+            "requests": 1,
+            "findings": 3,
+            "users": 1,
+            "redacted": 1,
+            "blocked": 0,
+            "logged": 0,
+            "errors": 0,
+        },
+        {
+            "app": "anthropic",
+            "requests": 1,
+            "findings": 1,
+            "users": 1,
+            "redacted": 1,
+            "blocked": 0,
+            "logged": 0,
+            "errors": 0,
+        },
     ]
 
 
 def test_blind_spots_keys_budgets_and_events(doc):
-    assert doc["blind_spots"] == [{"host": ANT, "provider": "anthropic", "inspect_note": "pinned", "requests": 1,
-                                   "users": 1, "first_day": "2026-11-22", "last_day": "2026-11-22"}]
-    keys = [(k["provider"], k["key_fingerprint"], k["key_kind"], k["users"], k["user_names"], k["hint"], k["requests"])
-            for k in doc["keys"]]
+    assert doc["blind_spots"] == [
+        {
+            "host": ANT,
+            "provider": "anthropic",
+            "inspect_note": "pinned",
+            "requests": 1,
+            "users": 1,
+            "first_day": "2026-11-22",
+            "last_day": "2026-11-22",
+        }
+    ]
+    keys = [
+        (k["provider"], k["key_fingerprint"], k["key_kind"], k["users"], k["user_names"], k["hint"], k["requests"])
+        for k in doc["keys"]
+    ]
     assert keys == [
         ("anthropic", "hmac:k3", "anthropic-api", 2, ["carol", "dave"], "shared key", 2),
         ("deepseek", "hmac:k2", "sk", 1, ["bob"], "personal?", 1),
         ("openai", "hmac:k1", "openai-project", 1, ["alice"], "corporate (org/project id)", 2),
     ]
     assert doc["budget"]["near_limit"] == [
-        {"user": "dave", "group": "sales", "budget": "daily-tokens", "unit": "tokens", "max_percent": 95, "requests": 1, "last_day": "2026-11-20"},
-        {"user": "carol", "group": "sales", "budget": "daily-tokens", "unit": "tokens", "max_percent": 85, "requests": 1, "last_day": "2026-11-19"},
+        {
+            "user": "dave",
+            "group": "sales",
+            "budget": "daily-tokens",
+            "unit": "tokens",
+            "max_percent": 95,
+            "requests": 1,
+            "last_day": "2026-11-20",
+        },
+        {
+            "user": "carol",
+            "group": "sales",
+            "budget": "daily-tokens",
+            "unit": "tokens",
+            "max_percent": 85,
+            "requests": 1,
+            "last_day": "2026-11-19",
+        },
     ]
-    assert doc["budget"]["rate_limited"] == [{"user": "dave", "group": "sales", "budgets": "rpm-sales", "requests": 1, "last_day": "2026-11-20"}]
+    assert doc["budget"]["rate_limited"] == [
+        {"user": "dave", "group": "sales", "budgets": "rpm-sales", "requests": 1, "last_day": "2026-11-20"}
+    ]
     assert doc["policy_events"] == [{"event": "coach_continue", "provider": "chatgpt", "events": 1, "users": 1}]
 
 
@@ -321,9 +547,20 @@ GH, JIRA = "mcp.github.test", "mcp.jira.test"
 def mcp_row(ts: str, user: str, group: str, host: str, method: str, tool: str | None = None, **kw) -> tuple:
     values = {name: None for name in MCP_CALLS.column_names}
     values.update(
-        ts=dt.datetime.fromisoformat(ts), request_id=f"{user}-{ts}-{tool}", user_name=user, user_group=group,
-        client_ip="10.0.0.2", host=host, server_name=host.split(".")[1], session_id=f"{user}-{host}", method=method,
-        tool_name=tool, is_error=False, latency_ms=10.0, decision="allow", rule_id="mcp:" + host.split(".")[1],
+        ts=dt.datetime.fromisoformat(ts),
+        request_id=f"{user}-{ts}-{tool}",
+        user_name=user,
+        user_group=group,
+        client_ip="10.0.0.2",
+        host=host,
+        server_name=host.split(".")[1],
+        session_id=f"{user}-{host}",
+        method=method,
+        tool_name=tool,
+        is_error=False,
+        latency_ms=10.0,
+        decision="allow",
+        rule_id="mcp:" + host.split(".")[1],
         transport="streamable-http",
     )
     values.update(kw)
@@ -334,15 +571,53 @@ MCP_ROWS = [
     mcp_row("2026-11-16 09:00:00", "alice", "eng", GH, "initialize"),
     mcp_row("2026-11-16 09:00:01", "alice", "eng", GH, "tools/list", decision="filter", rule_id="mcp:github:tools"),
     mcp_row("2026-11-16 09:00:02", "alice", "eng", GH, "tools/call", "search_code", latency_ms=20.0),
-    mcp_row("2026-11-17 09:00:02", "alice", "eng", GH, "tools/call", "search_code", latency_ms=40.0,
-            dlp_findings="AWS_ACCESS_KEY:1", dlp_action="redact"),
-    mcp_row("2026-11-17 10:00:00", "bob", "eng", GH, "tools/call", "merge_pr", decision="block",
-            rule_id="mcp:github:tools", is_error=True),
+    mcp_row(
+        "2026-11-17 09:00:02",
+        "alice",
+        "eng",
+        GH,
+        "tools/call",
+        "search_code",
+        latency_ms=40.0,
+        dlp_findings="AWS_ACCESS_KEY:1",
+        dlp_action="redact",
+    ),
+    mcp_row(
+        "2026-11-17 10:00:00",
+        "bob",
+        "eng",
+        GH,
+        "tools/call",
+        "merge_pr",
+        decision="block",
+        rule_id="mcp:github:tools",
+        is_error=True,
+    ),
     mcp_row("2026-11-18 10:00:00", "sam", "sre", GH, "tools/call", "merge_pr", rule_id="mcp:github-sre"),
-    mcp_row("2026-11-18 11:00:00", "bob", "eng", JIRA, "tools/call", "get_issue", transport="sse",
-            injection_flags="instruction,exfil_url", dlp_findings="EMAIL:2", dlp_action="log"),
-    mcp_row("2026-11-19 11:00:00", "carol", "sales", JIRA, "tools/call", "get_issue", decision="block",
-            rule_id="mcp:jira:injection", injection_flags="instruction", is_error=True),
+    mcp_row(
+        "2026-11-18 11:00:00",
+        "bob",
+        "eng",
+        JIRA,
+        "tools/call",
+        "get_issue",
+        transport="sse",
+        injection_flags="instruction,exfil_url",
+        dlp_findings="EMAIL:2",
+        dlp_action="log",
+    ),
+    mcp_row(
+        "2026-11-19 11:00:00",
+        "carol",
+        "sales",
+        JIRA,
+        "tools/call",
+        "get_issue",
+        decision="block",
+        rule_id="mcp:jira:injection",
+        injection_flags="instruction",
+        is_error=True,
+    ),
     mcp_row("2026-11-25 11:00:00", "carol", "sales", JIRA, "tools/call", "outside_the_week"),
 ]
 
@@ -355,17 +630,37 @@ def mcp_doc(tmp_path_factory) -> dict:
 
 def test_mcp_sections(mcp_doc):
     mcp = mcp_doc["mcp"]
-    assert [(s["host"], s["server_name"], s["calls"], s["tool_calls"], s["users"], s["sessions"], s["blocked"],
-             s["errors"], s["transports"]) for s in mcp["servers"]] == [
+    assert [
+        (
+            s["host"],
+            s["server_name"],
+            s["calls"],
+            s["tool_calls"],
+            s["users"],
+            s["sessions"],
+            s["blocked"],
+            s["errors"],
+            s["transports"],
+        )
+        for s in mcp["servers"]
+    ] == [
         (GH, "github", 6, 4, 3, 3, 1, 1, "streamable-http"),
         (JIRA, "jira", 2, 2, 2, 2, 1, 1, "sse, streamable-http"),
     ]
     assert [(t["host"], t["tool"], t["calls"], t["users"], t["blocked"], t["median_ms"]) for t in mcp["tools"]] == [
-        (GH, "merge_pr", 2, 2, 1, 10.0), (GH, "search_code", 2, 1, 0, 30.0), (JIRA, "get_issue", 2, 2, 1, 10.0)]
-    assert [(u["user"], u["group"], u["calls"], u["tool_calls"], u["servers"], u["tools"], u["blocked"])
-            for u in mcp["users"]] == [
-        ("alice", "eng", 4, 2, 1, 1, 0), ("bob", "eng", 2, 2, 2, 2, 1), ("carol", "sales", 1, 1, 1, 1, 1),
-        ("sam", "sre", 1, 1, 1, 1, 0)]
+        (GH, "merge_pr", 2, 2, 1, 10.0),
+        (GH, "search_code", 2, 1, 0, 30.0),
+        (JIRA, "get_issue", 2, 2, 1, 10.0),
+    ]
+    assert [
+        (u["user"], u["group"], u["calls"], u["tool_calls"], u["servers"], u["tools"], u["blocked"])
+        for u in mcp["users"]
+    ] == [
+        ("alice", "eng", 4, 2, 1, 1, 0),
+        ("bob", "eng", 2, 2, 2, 2, 1),
+        ("carol", "sales", 1, 1, 1, 1, 1),
+        ("sam", "sre", 1, 1, 1, 1, 0),
+    ]
     assert mcp["denials"] == [
         {"rule_id": "mcp:github:tools", "decision": "block", "calls": 1, "users": 1, "tools": ["merge_pr"]},
         {"rule_id": "mcp:github:tools", "decision": "filter", "calls": 1, "users": 1, "tools": []},
@@ -396,7 +691,8 @@ def test_mcp_in_every_format(tmp_path):
     servers = list(csv.DictReader((folder / "mcp.servers.csv").open()))
     assert [(r["host"], r["calls"]) for r in servers] == [(GH, "6"), (JIRA, "2")]
     assert {"mcp.tools.csv", "mcp.users.csv", "mcp.denials.csv", "mcp.injection.csv", "mcp.dlp.csv"} <= {
-        p.name for p in folder.iterdir()}
+        p.name for p in folder.iterdir()
+    }
 
 
 def test_no_mcp_traffic_reads_as_none(doc, data, tmp_path):
@@ -477,8 +773,14 @@ def test_missing_database_is_an_error(tmp_path, capsys):
 def test_report_reads_segments_while_another_process_holds_the_database(data):
     db, policy = data
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)", str(db)],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); time.sleep(60)",
+            str(db),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -542,7 +844,10 @@ def test_end_to_end_with_a_real_proxy(fresh_proxy):
     today = dt.datetime.now(dt.UTC).date().isoformat()
     result = subprocess.run(
         [SHADOWGATE, "report", "--format", "json", "--db", str(proxy.db), "--since", today, "--until", today],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)

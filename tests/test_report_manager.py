@@ -29,11 +29,22 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 LONG = "inference-gateway.research-cluster-eu-west-3.internal.example.com"
 WIDE_ROWS = [  # long unbroken names: the cells a table has to wrap to fit
     *ROWS,
-    row("2026-11-19 09:00:00", "firstname.lastname@subsidiary.example.com", "platform-engineering-and-operations",
-        "unknown", LONG, site=LONG, model="meta-llama/Llama-3.3-70B-Instruct-Turbo-with-a-long-name",
-        **tokens(10, 10, None), key_fingerprint="hmac:" + "f" * 64, key_kind="openai-project",
-        account_hint="org=org-" + "x" * 40 + " project=proj_" + "y" * 40, dlp_findings="CREDIT_CARD_NUMBER:3",
-        dlp_action="redact", budget_status="monthly-engineering-budget:usd:97%"),
+    row(
+        "2026-11-19 09:00:00",
+        "firstname.lastname@subsidiary.example.com",
+        "platform-engineering-and-operations",
+        "unknown",
+        LONG,
+        site=LONG,
+        model="meta-llama/Llama-3.3-70B-Instruct-Turbo-with-a-long-name",
+        **tokens(10, 10, None),
+        key_fingerprint="hmac:" + "f" * 64,
+        key_kind="openai-project",
+        account_hint="org=org-" + "x" * 40 + " project=proj_" + "y" * 40,
+        dlp_findings="CREDIT_CARD_NUMBER:3",
+        dlp_action="redact",
+        budget_status="monthly-engineering-budget:usd:97%",
+    ),
 ]
 
 
@@ -69,16 +80,22 @@ def test_summary_and_contents_first_then_manager_then_analyst(reports, fmt):
     before, after = headings(fmt)
     order = positions(text, [f"{before}Summary{after}", f"{before}Contents{after}", f"{before}Headline{after}"])
     assert order == sorted(order)
-    manager = ["What sanctioned, unapproved and unknown mean", "AI apps", "Cost and tokens by provider", "Top 10 spenders",
-               "Blind spots: AI traffic not inspected", "MCP servers"]
+    manager = [
+        "What sanctioned, unapproved and unknown mean",
+        "AI apps",
+        "Cost and tokens by provider",
+        "Top 10 spenders",
+        "Blind spots: AI traffic not inspected",
+        "MCP servers",
+    ]
     analyst = ["Unknown AI endpoints", "Top 10 models by cost", "Key inventory", "Policy events", "MCP: top 10 tools"]
-    body = text[order[2]:]  # after the contents, which list every title
+    body = text[order[2] :]  # after the contents, which list every title
     m = positions(body, [f"{before}{t}{after}" for t in manager])
     part = positions(body, [f"{before}{render.ANALYST_PART}{after}"])[0]
     a = positions(body, [f"{before}{t}{after}" for t in analyst])
     assert max(m) < part < min(a)
     # The summary's sentences say the numbers of the sections they summarise.
-    summary = text[order[0]:order[1]]
+    summary = text[order[0] : order[1]]
     assert "9 AI requests from 6 people to 6 apps" in " ".join(summary.split())
     assert doc["headline"]["requests"]["value"] == 9
     assert "25 %" not in summary and "22 % of requests were sanctioned use" in " ".join(summary.split())
@@ -98,16 +115,18 @@ def test_unknown_cost_is_a_dash_in_tables_and_charts(reports):
     md = reports["md"]
     assert "| chatgpt | 1 | - | - | 0 | – | 0 |" in md  # cost by provider: no price
     html = reports["html"]
-    chart = html[html.index('aria-label="Cost by provider"'):]
-    chart = chart[:chart.index("</svg>")]
+    chart = html[html.index('aria-label="Cost by provider"') :]
+    chart = chart[: chart.index("</svg>")]
     assert re.search(r">chatgpt</text><rect [^>]*width=\"0\.0\"[^>]*/><text [^>]*>–</text>", chart), chart
     doc = json.loads(reports["json"])
     assert next(p for p in doc["cost"]["by_provider"] if p["provider"] == "chatgpt")["cost_usd"] is None
 
 
 def test_a_period_with_no_price_at_all_has_an_unknown_cost(tmp_path):
-    db = write_db(tmp_path / "sg.duckdb", [
-        row("2026-11-17 11:00:00", "bob", "eng", "deepseek", DS, category="api", model="x", **tokens(10, 10, None))])
+    db = write_db(
+        tmp_path / "sg.duckdb",
+        [row("2026-11-17 11:00:00", "bob", "eng", "deepseek", DS, category="api", model="x", **tokens(10, 10, None))],
+    )
     doc = report_json(db, week="2026-W47")
     assert doc["headline"]["cost_usd"] == {"value": None, "previous": 0, "change": None, "change_pct": None}
     for fmt in ("md", "html", "rich"):
@@ -144,9 +163,22 @@ def test_html_tables_fit_their_container_in_chromium(reports, tmp_path, width):
     page = tmp_path / "r.html"
     page.write_text(reports["html"].replace("</body>", MEASURE + "</body>"))
     done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}",
-         f"--window-size={width},900", "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'p'}",
+            f"--window-size={width},900",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     found = re.search(r'<pre id="measured">(.*?)</pre>', done.stdout)
     assert found, done.stderr[-2000:]

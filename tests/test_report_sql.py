@@ -76,8 +76,9 @@ SECTIONS = [
 def proxy_db(tmp_path_factory) -> Path:
     """A database as the proxy writes it (with the daily rollup views), holding tests/test_report.py's rows."""
     db = tmp_path_factory.mktemp("report-sql") / "sg.duckdb"
-    writer = SegmentWriter(db, [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS], rollups=[AI_REQUESTS_DAILY, MCP_CALLS_DAILY],
-                           flush_interval=0.05)
+    writer = SegmentWriter(
+        db, [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS], rollups=[AI_REQUESTS_DAILY, MCP_CALLS_DAILY], flush_interval=0.05
+    )
     writer.start()
     for table, rows in (("ai_requests", ROWS), ("policy_events", EVENTS), ("mcp_calls", MCP_ROWS)):
         for r in rows:
@@ -97,8 +98,16 @@ def policy_statuses(tmp_path_factory) -> tuple[dict[str, str], dict[str, str]]:
 def make_report(db: Path, statuses, queries: list[runner.Query] | None = None, top: int = 10) -> runner.Report:
     con, source = open_data(db)
     try:
-        return runner.build_report(con, source, str(db), WEEK, provider_status=statuses[0],
-                                   category_status=statuses[1], top=top, queries=queries)
+        return runner.build_report(
+            con,
+            source,
+            str(db),
+            WEEK,
+            provider_status=statuses[0],
+            category_status=statuses[1],
+            top=top,
+            queries=queries,
+        )
     finally:
         con.close()
 
@@ -137,8 +146,16 @@ def test_every_file_runs_and_the_sections_keep_their_order_and_titles(proxy_db, 
     report = make_report(proxy_db, policy_statuses)
     assert [(".".join(s.path), s.title) for s in report.sections] == SECTIONS
     assert set(report.timings_ms) == {q.name for q in runner.load_queries()} | {"total"}
-    assert list(report.headline) == ["active_users", "requests", "tokens", "cost_usd", "apps", "sanctioned_share",
-                                     "unapproved_share", "unknown_share"]
+    assert list(report.headline) == [
+        "active_users",
+        "requests",
+        "tokens",
+        "cost_usd",
+        "apps",
+        "sanctioned_share",
+        "unapproved_share",
+        "unknown_share",
+    ]
 
 
 def test_the_runner_gives_the_values_the_report_tests_assert(proxy_db, policy_statuses):
@@ -148,8 +165,13 @@ def test_the_runner_gives_the_values_the_report_tests_assert(proxy_db, policy_st
     assert doc["headline"]["unapproved_share"]["value"] == 0.25  # was 0.75: unknown apps counted (issue 18)
     assert [a["app"] for a in doc["apps"]] == ["anthropic", "openai", "chatgpt", "deepseek", "unknown:lab.example"]
     assert [(u["user"], u["main_apps"]) for u in doc["unapproved"]["users"]][:2] == [
-        ("bob", ["chatgpt", "deepseek"]), ("carol", ["anthropic", "unknown:lab.example"])]
-    assert [(p["provider"], p["cost_usd"]) for p in doc["cost"]["by_provider"]][:2] == [("anthropic", 0.501), ("openai", 0.03)]
+        ("bob", ["chatgpt", "deepseek"]),
+        ("carol", ["anthropic", "unknown:lab.example"]),
+    ]
+    assert [(p["provider"], p["cost_usd"]) for p in doc["cost"]["by_provider"]][:2] == [
+        ("anthropic", 0.501),
+        ("openai", 0.03),
+    ]
     assert doc["dlp"]["by_type"][0] == {"type": "EMAIL", "requests": 2, "findings": 3, "users": 1}
     assert doc["policy_events"] == [{"event": "coach_continue", "provider": "chatgpt", "events": 1, "users": 1}]
     assert [(s["host"], s["calls"]) for s in doc["mcp"]["servers"]] == [("mcp.github.test", 6), ("mcp.jira.test", 2)]
@@ -168,7 +190,9 @@ def pasted_rows(con: duckdb.DuckDBPyConnection) -> dict[tuple[str, ...], list[di
     for query in runner.load_queries():
         cur = con.execute(query.file.read_text())
         if query.path:
-            sections[query.path] = runner.Section(query.path, "", [d[0] for d in cur.description], cur.fetchall()).records()
+            sections[query.path] = runner.Section(
+                query.path, "", [d[0] for d in cur.description], cur.fetchall()
+            ).records()
     return sections
 
 
@@ -208,7 +232,8 @@ def test_open_segments_gives_the_same_rows_without_the_database_file(proxy_db, p
 
 def test_open_segments_file_is_current():
     assert (REPORTS_DIR / "open_segments.sql").read_text() == open_segments_sql(), (
-        "regenerate: uv run python -m shadowgate.report.data > reports/open_segments.sql")
+        "regenerate: uv run python -m shadowgate.report.data > reports/open_segments.sql"
+    )
 
 
 # --- extending it -------------------------------------------------------------------------------------------
@@ -217,14 +242,16 @@ def test_open_segments_file_is_current():
 def test_adding_a_section_is_adding_a_file(proxy_db, policy_statuses, tmp_path):
     folder = tmp_path / "reports"
     shutil.copytree(REPORTS_DIR, folder)
-    (folder / "55_models_by_group.sql").write_text(textwrap.dedent("""\
+    (folder / "55_models_by_group.sql").write_text(
+        textwrap.dedent("""\
         -- name: models_by_group
         -- title: Models by group
         -- path: cost.by_group_model
         -- Requests per group and model.
         SELECT user_group AS "group", model, sum(requests) AS requests
         FROM cur WHERE model IS NOT NULL GROUP BY ALL ORDER BY requests DESC, "group", model;
-        """))
+        """)
+    )
     report = make_report(proxy_db, policy_statuses, queries=runner.load_queries(folder))
     doc = json.loads(render.to_json(report))
     assert doc["cost"]["by_group_model"][0] == {"group": "eng", "model": "gpt-4o", "requests": 2}
@@ -232,4 +259,3 @@ def test_adding_a_section_is_adding_a_file(proxy_db, policy_statuses, tmp_path):
     assert "## Models by group\n\n| group | model | requests |" in render.to_markdown(report)
     paths = [s.path for s in report.sections]
     assert paths.index(("cost", "by_group_model")) == paths.index(("policy_events",)) + 1  # file-name order
-

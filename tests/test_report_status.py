@@ -30,10 +30,30 @@ rules:
     gateway: {openai_base_url: "https://gateway.corp.example/v1", key_env: GW_KEY}
 """
 REDIRECT_ROWS = [  # 3 calls redirected to the gateway, 1 in observe mode that went to deepseek, 2 openai
-    *(row(f"2026-11-17 1{i}:00:00", "bob", "eng", "deepseek", DS, category="api", decision="redirect",
-          rule_id="deepseek-to-gateway", redirect_target="gateway.corp.example") for i in range(3)),
-    row("2026-11-18 10:00:00", "bob", "eng", "deepseek", DS, category="api", decision="would_redirect",
-        rule_id="deepseek-to-gateway"),
+    *(
+        row(
+            f"2026-11-17 1{i}:00:00",
+            "bob",
+            "eng",
+            "deepseek",
+            DS,
+            category="api",
+            decision="redirect",
+            rule_id="deepseek-to-gateway",
+            redirect_target="gateway.corp.example",
+        )
+        for i in range(3)
+    ),
+    row(
+        "2026-11-18 10:00:00",
+        "bob",
+        "eng",
+        "deepseek",
+        DS,
+        category="api",
+        decision="would_redirect",
+        rule_id="deepseek-to-gateway",
+    ),
     row("2026-11-18 11:00:00", "alice", "eng", "openai", OAI, category="api"),
     row("2026-11-18 12:00:00", "alice", "eng", "openai", OAI, category="api"),
 ]
@@ -51,8 +71,12 @@ def test_the_shares_mean_the_same_with_and_without_a_policy(data):  # noqa: F811
     # Without one nothing is known to be sanctioned or unapproved: those shares are unknown, not 100 %.
     without = report_json(db, week="2026-W47")
     assert shares(without) == (None, None, 1.0)
-    assert without["headline"]["unapproved_share"] == {"value": None, "previous": None, "change": None,
-                                                       "change_pct": None}
+    assert without["headline"]["unapproved_share"] == {
+        "value": None,
+        "previous": None,
+        "change": None,
+        "change_pct": None,
+    }
     report = weekly.make_report(args_for(db, week="2026-W47"))
     assert "| Share unapproved | unknown | unknown | – |" in render.to_markdown(report)
 
@@ -67,14 +91,19 @@ def test_redirected_calls_are_sanctioned_use(tmp_path):
     deepseek = next(a for a in doc["apps"] if a["app"] == "deepseek")
     assert (deepseek["status"], deepseek["redirected"], deepseek["observed"]) == ("unapproved", 4, 1)
     assert [(u["user"], u["requests"], u["unapproved"], u["unknown"]) for u in doc["unapproved"]["users"]] == [
-        ("bob", 1, 1, 0)]
+        ("bob", 1, 1, 0)
+    ]
 
 
 def test_the_definitions_are_in_the_report_in_every_format(data, tmp_path):  # noqa: F811
     db, policy = data
     con = duckdb.connect()
-    con.execute((REPORTS_DIR / "00_period.sql").read_text().split("-- Every day's rows")[0]
-                .replace("FROM (SELECT getvariable", "FROM (SELECT NULL::MAP(VARCHAR, VARCHAR) AS m, getvariable"))
+    con.execute(
+        (REPORTS_DIR / "00_period.sql")
+        .read_text()
+        .split("-- Every day's rows")[0]
+        .replace("FROM (SELECT getvariable", "FROM (SELECT NULL::MAP(VARCHAR, VARCHAR) AS m, getvariable")
+    )
     definitions = dict(con.execute("SELECT status, meaning FROM use_status_definitions").fetchall())
     con.close()
     assert set(definitions) == {"sanctioned", "unapproved", "unknown"}
@@ -98,5 +127,8 @@ def test_one_definition_in_the_sql():
         if file.name == "00_period.sql":
             assert body.count("CREATE OR REPLACE TEMP MACRO use_status") == 1
             continue
-        assert "ps.status" not in body and "cs.status" not in body and "'redirect'" not in body.replace(
-            "('redirect', 'would_redirect')", ""), file.name
+        assert (
+            "ps.status" not in body
+            and "cs.status" not in body
+            and "'redirect'" not in body.replace("('redirect', 'would_redirect')", "")
+        ), file.name

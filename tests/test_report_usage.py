@@ -38,9 +38,20 @@ def at(days_ago: int, hour: int = 10) -> str:
 ROWS = [
     row(at(3), "alice", "eng", "openai", OAI, category="api", model="gpt-4o", **tokens(100, 50, 0.01)),
     row(at(3, 11), "alice", "eng", "openai", OAI, category="api", model="gpt-4o", **tokens(200, 100, 0.02)),
-    row(at(2), "bob", "eng", "anthropic", ANT, category="api", model="claude-x", **tokens(10, 5, None),
-        usage_estimated=True),
-    row(at(1), "bob", "eng", "anthropic", ANT, category="api", inspected=False, inspect_note="pinned", wire_format=None),
+    row(
+        at(2),
+        "bob",
+        "eng",
+        "anthropic",
+        ANT,
+        category="api",
+        model="claude-x",
+        **tokens(10, 5, None),
+        usage_estimated=True,
+    ),
+    row(
+        at(1), "bob", "eng", "anthropic", ANT, category="api", inspected=False, inspect_note="pinned", wire_format=None
+    ),
     row(at(0), "carol", "ops", "openai", OAI, category="api", model="gpt-4o", **tokens(1, 1, 0.001)),
     row(at(9), "dave", "ops", "openai", OAI, category="api", model="gpt-4o", **tokens(5, 5, 0.5)),  # before --days 7
 ]
@@ -56,8 +67,11 @@ def test_usage_after_retention_reads_the_daily_totals(tmp_path):
     db = write_db(tmp_path / "sg.duckdb", ROWS)
     before = usage_rows(db, 7)
     assert [(r[0], r[1], r[2], r[3]) for r in before] == [
-        ("alice", "openai", "gpt-4o", 2), ("carol", "openai", "gpt-4o", 1), ("bob", "anthropic", "-", 1),
-        ("bob", "anthropic", "claude-x", 1)]
+        ("alice", "openai", "gpt-4o", 2),
+        ("carol", "openai", "gpt-4o", 1),
+        ("bob", "anthropic", "-", 1),
+        ("bob", "anthropic", "claude-x", 1),
+    ]
     assert before[0][4:9] == (300, None, 150, None, 0.03)
     assert before[3][8:] == (None, True, 0) and before[2][10] == 1  # unpriced; estimated; not inspected
     segments = db.with_name("sg.segments")
@@ -90,8 +104,9 @@ def test_the_hint_names_what_reads_the_file_and_works_with_a_1x_cli(tmp_path):
     import subprocess
 
     db = tmp_path / "sg.duckdb"  # with every table and rollup, as the proxy writes it
-    writer = SegmentWriter(db, [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS], rollups=[AI_REQUESTS_DAILY, MCP_CALLS_DAILY],
-                           flush_interval=0.05)
+    writer = SegmentWriter(
+        db, [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS], rollups=[AI_REQUESTS_DAILY, MCP_CALLS_DAILY], flush_interval=0.05
+    )
     writer.start()
     for r in ROWS:
         writer.submit("ai_requests", r)
@@ -107,7 +122,11 @@ def test_the_hint_names_what_reads_the_file_and_works_with_a_1x_cli(tmp_path):
     # The command exactly as printed, in the 1.x CLI people have: it reads the segments.
     done = subprocess.run(
         f"{uv} tool run --from duckdb-cli==1.5.6 {command} -c 'SELECT sum(requests) FROM ai_requests_daily'",
-        shell=True, capture_output=True, text=True, timeout=300, check=False,
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert re.search(r"│\s+6\s+│", done.stdout), done.stdout

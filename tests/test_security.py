@@ -59,7 +59,9 @@ def test_no_unexpected_pth_files():
 @pytest.mark.parametrize("json_log_file", [False, True], ids=["terminal-log", "json-log-file"])
 def test_planted_credentials_never_reach_the_database_or_logs(fresh_proxy, tmp_path, json_log_file):
     log_file = tmp_path / "shadowgate.jsonl"
-    options = ["--set", "shadowgate_log_format=json", "--set", f"shadowgate_log_file={log_file}"] if json_log_file else []
+    options = (
+        ["--set", "shadowgate_log_format=json", "--set", f"shadowgate_log_file={log_file}"] if json_log_file else []
+    )
     proxy = fresh_proxy(*options, proxyauth="any", watch_log=log_file if json_log_file else None)
     planted = {
         "bearer": "sk-proj-PLANTEDbearer0000000000000000000000",
@@ -69,16 +71,30 @@ def test_planted_credentials_never_reach_the_database_or_logs(fresh_proxy, tmp_p
         "password": "PLANTEDproxypassword",
     }
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-    with httpx.Client(proxy=f"http://sec:{planted['password']}@127.0.0.1:{proxy.port}", verify=proxy.ssl_context()) as client:
-        client.post("https://api.openai.com/v1/chat/completions", json=body,
-                    headers={"authorization": f"Bearer {planted['bearer']}", "cookie": planted["cookie"]})
-        client.post("https://api.anthropic.com/v1/messages", headers={"x-api-key": planted["xapikey"]},
-                    json={"model": "claude-sonnet-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
-        client.post(f"https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent?key={planted['googkey']}",
-                    json={"contents": [{"parts": [{"text": "hi"}]}]})
+    with httpx.Client(
+        proxy=f"http://sec:{planted['password']}@127.0.0.1:{proxy.port}", verify=proxy.ssl_context()
+    ) as client:
+        client.post(
+            "https://api.openai.com/v1/chat/completions",
+            json=body,
+            headers={"authorization": f"Bearer {planted['bearer']}", "cookie": planted["cookie"]},
+        )
+        client.post(
+            "https://api.anthropic.com/v1/messages",
+            headers={"x-api-key": planted["xapikey"]},
+            json={"model": "claude-sonnet-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]},
+        )
+        client.post(
+            f"https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent?key={planted['googkey']}",
+            json={"contents": [{"parts": [{"text": "hi"}]}]},
+        )
     assert len(proxy.rows("user_name = 'sec'", expect=3)) == 3
     proxy.stop()
-    outputs = b"".join(p.read_bytes() for p in proxy.db.parent.rglob("*") if p.is_file() and p.suffix in (".parquet", ".duckdb", ".wal", ".log"))
+    outputs = b"".join(
+        p.read_bytes()
+        for p in proxy.db.parent.rglob("*")
+        if p.is_file() and p.suffix in (".parquet", ".duckdb", ".wal", ".log")
+    )
     outputs += proxy.log().encode()
     if json_log_file:
         text = log_file.read_text()
@@ -96,9 +112,18 @@ def test_key_files_are_private(proxy):
 def test_proxy_listens_on_loopback_unless_told_otherwise(tmp_path):
     log = tmp_path / "log"
     process = subprocess.Popen(
-        [SHADOWGATE, "proxy", "--listen-port", "0", "--set", f"confdir={tmp_path / 'conf'}",
-         "--set", f"shadowgate_db={tmp_path / 'x.duckdb'}"],
-        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        [
+            SHADOWGATE,
+            "proxy",
+            "--listen-port",
+            "0",
+            "--set",
+            f"confdir={tmp_path / 'conf'}",
+            "--set",
+            f"shadowgate_db={tmp_path / 'x.duckdb'}",
+        ],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
     )
     try:
         deadline = time.monotonic() + 30
@@ -117,7 +142,9 @@ def test_the_network_audit_hook_sees_lookups(tmp_path):
         "import runpy, socket; runpy.run_path('tests/netaudit.py')\n"
         "try:\n    socket.getaddrinfo('audit-control.invalid', 443)\nexcept OSError:\n    pass\n"
     )
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={"SG_NETAUDIT_LOG": str(audit), "PATH": "/usr/bin:/bin"}, check=True)
+    subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env={"SG_NETAUDIT_LOG": str(audit), "PATH": "/usr/bin:/bin"}, check=True
+    )
     assert "audit-control.invalid" in audit.read_text()
 
 
@@ -150,15 +177,25 @@ def test_the_proxy_needs_no_network_but_its_upstream(tmp_path):
     )
     done = subprocess.run(
         ["unshare", "-rn", sys.executable, "-m", "tests.netns_proxy", str(tmp_path)],
-        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    assert result["isolation"] == {"dns_pypi_org": None, "dns_api_openai_com": None, "tcp_1_1_1_1_443": None, "tcp_8_8_8_8_53": None}
+    assert result["isolation"] == {
+        "dns_pypi_org": None,
+        "dns_api_openai_com": None,
+        "tcp_1_1_1_1_443": None,
+        "tcp_8_8_8_8_53": None,
+    }
     assert result["statuses"] == [200, 200, 200], result["log"]
     rows = result["rows"]
     assert [(r["provider"], r["streaming"], r["status_code"]) for r in rows] == [
-        ("openai", False, 200), ("openai", True, 200), ("anthropic", False, 200)
+        ("openai", False, 200),
+        ("openai", True, 200),
+        ("anthropic", False, 200),
     ]
     assert all(r["input_tokens"] and r["output_tokens"] and r["cost_usd"] for r in rows)  # parsed and priced offline
     assert [r["dlp_findings"] for r in rows] == ["EMAIL:1", "EMAIL:1", None] and not result["upstream_saw_email"]

@@ -33,9 +33,15 @@ def logs_context():
         ({"shadowgate_log_format": "xml"}, "shadowgate_log_format must be one of text, json, not 'xml'"),
         ({"shadowgate_log_file": "/nonexistent-dir/x.log"}, "shadowgate_log_file: cannot write /nonexistent-dir/x.log"),
         ({"shadowgate_log_max_bytes": 1000}, "shadowgate_log_max_bytes needs shadowgate_log_file"),
-        ({"shadowgate_log_file": "{tmp}/x.log", "shadowgate_log_max_bytes": -5}, "shadowgate_log_max_bytes must be 0 or more"),
+        (
+            {"shadowgate_log_file": "{tmp}/x.log", "shadowgate_log_max_bytes": -5},
+            "shadowgate_log_max_bytes must be 0 or more",
+        ),
         ({"shadowgate_log_backups": -1}, "shadowgate_log_backups must be 0 or more"),
-        ({"shadowgate_log_file": "{tmp}/x.log", "shadowgate_log_max_bytes": 10, "shadowgate_log_backups": 0}, "needs shadowgate_log_backups >= 1"),
+        (
+            {"shadowgate_log_file": "{tmp}/x.log", "shadowgate_log_max_bytes": 10, "shadowgate_log_backups": 0},
+            "needs shadowgate_log_backups >= 1",
+        ),
     ],
 )
 def test_bad_log_options_are_rejected(logs_context, tmp_path, options, message):
@@ -67,7 +73,9 @@ def record(message: str, **extra) -> logging.LogRecord:
 
 
 def test_json_line_keeps_extra_fields_and_stringifies_the_rest():
-    line = json.loads(JsonFormatter().format(record("client connect", client=("10.0.0.1", 4242), when={1, 2}.__class__)))
+    line = json.loads(
+        JsonFormatter().format(record("client connect", client=("10.0.0.1", 4242), when={1, 2}.__class__))
+    )
     assert line == {
         "ts": "1970-01-01T00:00:00.250Z",
         "level": "info",

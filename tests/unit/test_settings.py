@@ -26,7 +26,11 @@ def settings_context(tmp_path):
     [
         ("shadowgate_policy", "passthrough:\n  - 'https://x.com/'\n", "policy.yaml:2: 'passthrough'"),
         ("shadowgate_policy", "rulez: []\n", "policy.yaml:1: policy: unknown keys ['rulez']"),
-        ("shadowgate_providers", "categories: {api: x}\nwire_formats: {}\nproviders: []\n", "'wire_formats' must be a non-empty mapping"),
+        (
+            "shadowgate_providers",
+            "categories: {api: x}\nwire_formats: {}\nproviders: []\n",
+            "'wire_formats' must be a non-empty mapping",
+        ),
         ("shadowgate_users", "networks:\n  - {cidr: 10.0.0.0/33, user: a}\n", "policy.yaml:2: bad cidr"),
     ],
 )

@@ -23,18 +23,30 @@ DEFAULT_PASSWORDS = "~/.shadowgate/console.passwd"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", default="~/.shadowgate/shadowgate.duckdb", help="the database file (or its .segments directory)")
+    parser.add_argument(
+        "--db", default="~/.shadowgate/shadowgate.duckdb", help="the database file (or its .segments directory)"
+    )
     parser.add_argument("--policy", help="the policy file, for which apps are sanctioned")
     parser.add_argument("--providers", default=str(DEFAULT_CATALOG), help="the provider catalog, for names and notes")
     parser.add_argument("--top", type=int, default=50, help="rows in the top-N tables (default 50)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
+    )
     parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--passwords", default=DEFAULT_PASSWORDS, help=f"the password file (default {DEFAULT_PASSWORDS})")
+    parser.add_argument(
+        "--passwords", default=DEFAULT_PASSWORDS, help=f"the password file (default {DEFAULT_PASSWORDS})"
+    )
     parser.add_argument("--certfile", help="serve HTTPS with this certificate (PEM)")
     parser.add_argument("--keyfile", help="the certificate's private key (PEM)")
-    parser.add_argument("--cache-seconds", type=float, default=30.0, help="reuse a page's numbers this long (default 30)")
-    parser.add_argument("--passwd", metavar="NAME", help="add the account NAME to the password file (or change its password) and exit")
-    parser.add_argument("--password-stdin", action="store_true", help="with --passwd: read the password from stdin, not a prompt")
+    parser.add_argument(
+        "--cache-seconds", type=float, default=30.0, help="reuse a page's numbers this long (default 30)"
+    )
+    parser.add_argument(
+        "--passwd", metavar="NAME", help="add the account NAME to the password file (or change its password) and exit"
+    )
+    parser.add_argument(
+        "--password-stdin", action="store_true", help="with --passwd: read the password from stdin, not a prompt"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,14 +57,20 @@ def run(args: argparse.Namespace) -> int:
 
     if not passwords.is_file() or not read_passwords(passwords):
         # No account, no console: it never starts open.
-        print(f"shadowgate serve: no accounts in {passwords}; add one with: shadowgate serve --passwd NAME", file=sys.stderr)
+        print(
+            f"shadowgate serve: no accounts in {passwords}; add one with: shadowgate serve --passwd NAME",
+            file=sys.stderr,
+        )
         return 2
     if bool(args.certfile) != bool(args.keyfile):
         print("shadowgate serve: --certfile and --keyfile go together", file=sys.stderr)
         return 2
     if not _loopback(args.host) and not args.certfile:
-        print(f"shadowgate serve: listening on {args.host} without TLS: passwords and pages cross the network "
-              "in clear; pass --certfile and --keyfile", file=sys.stderr)
+        print(
+            f"shadowgate serve: listening on {args.host} without TLS: passwords and pages cross the network "
+            "in clear; pass --certfile and --keyfile",
+            file=sys.stderr,
+        )
     try:
         app = build_app(args, passwords)
     except (ValueError, FileNotFoundError) as e:
@@ -62,8 +80,16 @@ def run(args: argparse.Namespace) -> int:
 
     scheme = "https" if args.certfile else "http"
     print(f"shadowgate serve: {scheme}://{args.host}:{args.port}/ (data {args.db})", file=sys.stderr)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False,
-                ssl_certfile=args.certfile, ssl_keyfile=args.keyfile, server_header=False)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=args.certfile,
+        ssl_keyfile=args.keyfile,
+        server_header=False,
+    )
     return 0
 
 
@@ -106,7 +132,8 @@ def _loopback(host: str) -> bool:
 
 
 if __name__ == "__main__":  # python -m shadowgate.cli.serve: the same as `shadowgate serve`
-    parser = argparse.ArgumentParser(prog="shadowgate serve", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="shadowgate serve", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     add_arguments(parser)
     sys.exit(run(parser.parse_args()))

@@ -53,7 +53,7 @@ MAX_FORM_BYTES = 4096
 HEADERS = {
     # No script at all; styles only from the console itself; forms post only to it; never framed.
     "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-                               "frame-ancestors 'none'; base-uri 'none'",
+    "frame-ancestors 'none'; base-uri 'none'",
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
     "referrer-policy": "no-referrer",
@@ -101,15 +101,29 @@ def make_app(cache: ReportCache, auth: Authenticator, today=lambda: dt.datetime.
                 return html(request, "error.html", 400, message=str(e), session=session)
             person = request.path_params.get("name") if user_page else None
             report = await run_in_threadpool(cache.report, period, person)
-            return html(request, template, report=report, session=session, person=person,
-                        weeks=recent_weeks(today()), week=period.label, until=period.end - dt.timedelta(days=1), charts=charts(report, template))
+            return html(
+                request,
+                template,
+                report=report,
+                session=session,
+                person=person,
+                weeks=recent_weeks(today()),
+                week=period.label,
+                until=period.end - dt.timedelta(days=1),
+                charts=charts(report, template),
+            )
 
         return endpoint
 
     async def login_form(request: Request) -> Response:
         token = auth.new_login_csrf()
-        response = html(request, "login.html", csrf=token, next=safe_next(request.query_params.get("next")),
-                        error=request.query_params.get("error"))
+        response = html(
+            request,
+            "login.html",
+            csrf=token,
+            next=safe_next(request.query_params.get("next")),
+            error=request.query_params.get("error"),
+        )
         response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="strict", secure=_https(request), path="/login")
         return response
 
@@ -195,7 +209,8 @@ def charts(report: Report, template: str) -> dict[str, Markup]:
     if template == "user.html":
         daily = report.section("user", "daily").records()
         return {
-            "Tokens per day": Markup(render_html.svg_bars([(r["day"], r["tokens"]) for r in daily],
-                                                     lambda v: f"{v:,}", "Tokens per day")),
+            "Tokens per day": Markup(
+                render_html.svg_bars([(r["day"], r["tokens"]) for r in daily], lambda v: f"{v:,}", "Tokens per day")
+            ),
         }
     return {}

@@ -95,8 +95,15 @@ class ReportCache:
             if user is not None:
                 runner.set_variables(con, {"console_user": user})
             return runner.build_report(
-                con, source, str(s.db), period, provider_status=s.provider_status,
-                category_status=s.category_status, providers=s.providers, top=s.top, queries=queries,
+                con,
+                source,
+                str(s.db),
+                period,
+                provider_status=s.provider_status,
+                category_status=s.category_status,
+                providers=s.providers,
+                top=s.top,
+                queries=queries,
             )
         finally:
             con.close()

@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from dataclasses import field
 from http.server import BaseHTTPRequestHandler
 from http.server import ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import parse_qs
 from urllib.parse import urlsplit
 
@@ -179,7 +178,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _handle(self) -> None:
         body = self._read_body()
         self.fake.seen.append(
-            Seen(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, body, self.headers.get("host", ""))
+            Seen(
+                self.command,
+                self.path,
+                {k.lower(): v for k, v in self.headers.items()},
+                body,
+                self.headers.get("host", ""),
+            )
         )
         url = urlsplit(self.path)
         query = parse_qs(url.query)
@@ -195,7 +200,9 @@ class _Handler(BaseHTTPRequestHandler):
         name = self.headers.get("x-fake-case")
         case = self.fake.cases.get(name) if name else self.fake.pick(self.command, self.path, body)
         if case is None:
-            return self._send(404, {"content-type": "application/json"}, [b'{"error":{"message":"no fake case","type":"not_found"}}'])
+            return self._send(
+                404, {"content-type": "application/json"}, [b'{"error":{"message":"no fake case","type":"not_found"}}']
+            )
         response = case["response"]
         payload = case_body(case)
         headers = {k.lower(): v for k, v in response.get("headers", {}).items()}
@@ -207,7 +214,11 @@ class _Handler(BaseHTTPRequestHandler):
         delay = float(self.headers.get("x-fake-delay-ms") or 0) / 1000
         fault = self.headers.get("x-fake-fault", "")
         if fault == "500":
-            return self._send(500, {"content-type": "application/json"}, [b'{"error":{"message":"upstream broke","type":"server_error"}}'])
+            return self._send(
+                500,
+                {"content-type": "application/json"},
+                [b'{"error":{"message":"upstream broke","type":"server_error"}}'],
+            )
         if fault == "truncated-gzip":
             whole = gzip.compress(payload)
             self.send_response(response["status"])
@@ -221,7 +232,14 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if fault.startswith("reset-after-"):
             chunks = chunks[: int(fault.removeprefix("reset-after-"))]
-        self._send(response["status"], headers, chunks, delay, self.headers.get("x-fake-encoding"), reset=fault.startswith("reset-after-"))
+        self._send(
+            response["status"],
+            headers,
+            chunks,
+            delay,
+            self.headers.get("x-fake-encoding"),
+            reset=fault.startswith("reset-after-"),
+        )
 
     def _echo_chat(self, body: bytes) -> None:
         """An OpenAI chat model that repeats the last user message, in pieces when streaming."""
@@ -232,7 +250,9 @@ class _Handler(BaseHTTPRequestHandler):
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         if not request.get("stream"):
             reply = {
-                "id": "chatcmpl-echo", "object": "chat.completion", "model": request.get("model"),
+                "id": "chatcmpl-echo",
+                "object": "chat.completion",
+                "model": request.get("model"),
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
                 "usage": usage,
             }
@@ -246,7 +266,11 @@ class _Handler(BaseHTTPRequestHandler):
         # split across chunks; or, with x-fake-split: 3, three characters per event, the way a
         # tokenizer cuts a placeholder over several events.
         size = int(self.headers.get("x-fake-split") or 0)
-        words = [answer[i : i + size] for i in range(0, len(answer), size)] if size else [w + " " for w in answer.split(" ")]
+        words = (
+            [answer[i : i + size] for i in range(0, len(answer), size)]
+            if size
+            else [w + " " for w in answer.split(" ")]
+        )
         chunks = []
         for word in words:
             data = event({**base, "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]})
@@ -274,7 +298,14 @@ class _Handler(BaseHTTPRequestHandler):
         }
         chunks = [chunk(i) for i in range(events)]
         chunks.append(b"data: " + json.dumps(usage).encode() + b"\n\ndata: [DONE]\n\n")
-        self._send(200, {"content-type": "text/event-stream"}, chunks, interval_ms / 1000, self.headers.get("x-fake-encoding"), stamp=True)
+        self._send(
+            200,
+            {"content-type": "text/event-stream"},
+            chunks,
+            interval_ms / 1000,
+            self.headers.get("x-fake-encoding"),
+            stamp=True,
+        )
 
     def _send(
         self,

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -51,7 +52,8 @@ def run_demo(keep: bool = False) -> int:
         def http(user: str) -> httpx2.Client:
             return httpx2.Client(proxy=f"http://{user}:demo@127.0.0.1:{port}", verify=proxy_ca, timeout=30)
 
-        question = [{"role": "user", "content": "In one sentence: what is a forward proxy?"}]
+        # Any: each SDK types its messages as its own TypedDict; this plain list is valid for both.
+        question: Any = [{"role": "user", "content": "In one sentence: what is a forward proxy?"}]
         alice = openai.OpenAI(api_key="sk-proj-demo-alice-key", http_client=http("alice"))
         alice.chat.completions.create(model="gpt-4o-mini", messages=question)
         for _ in alice.chat.completions.create(
@@ -109,16 +111,29 @@ def _upstream_certificate(workdir: Path) -> tuple[Path, Path, Path]:
 def _start_proxy(workdir: Path, upstream_port: int, upstream_ca: Path, db: Path) -> tuple[subprocess.Popen, int]:
     log = workdir / "proxy.log"
     args = [
-        sys.executable, "-c", "import sys; from mitmproxy.tools.main import mitmdump; sys.exit(mitmdump())",
-        "--listen-host", "127.0.0.1", "--listen-port", "0",
-        "--set", f"confdir={workdir / 'conf'}",
-        "--set", f"ssl_verify_upstream_trusted_ca={upstream_ca}",
-        "--set", "proxyauth=any",
-        "--set", "connection_strategy=lazy",
-        "-s", str(ENTRY_SCRIPT),
-        "-s", str(UPSTREAM_REDIRECT_SCRIPT),
-        "--set", f"test_upstream_port={upstream_port}",
-        "--set", f"shadowgate_db={db}",
+        sys.executable,
+        "-c",
+        "import sys; from mitmproxy.tools.main import mitmdump; sys.exit(mitmdump())",
+        "--listen-host",
+        "127.0.0.1",
+        "--listen-port",
+        "0",
+        "--set",
+        f"confdir={workdir / 'conf'}",
+        "--set",
+        f"ssl_verify_upstream_trusted_ca={upstream_ca}",
+        "--set",
+        "proxyauth=any",
+        "--set",
+        "connection_strategy=lazy",
+        "-s",
+        str(ENTRY_SCRIPT),
+        "-s",
+        str(UPSTREAM_REDIRECT_SCRIPT),
+        "--set",
+        f"test_upstream_port={upstream_port}",
+        "--set",
+        f"shadowgate_db={db}",
     ]
     process = subprocess.Popen(args, stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=workdir)
     deadline = time.monotonic() + 30

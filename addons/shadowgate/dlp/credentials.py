@@ -67,7 +67,9 @@ def detect_pem(src: Source, hits: Hits) -> None:
 
 
 # --- JSON Web Tokens ------------------------------------------------------------------------
-_JWT_RX = re.compile(r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)?")
+_JWT_RX = re.compile(
+    r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)?"
+)
 
 
 def detect_jwt(src: Source, hits: Hits) -> None:
@@ -85,7 +87,9 @@ def detect_jwt(src: Source, hits: Hits) -> None:
 # --- URLs with a password -------------------------------------------------------------------
 _URL_RX = re.compile(r"://([^\s/?#@:\"'<>]*):([^\s/?#\"'<>]*)@(?=[A-Za-z0-9\[])")
 _SCHEME_TAIL_RX = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,30}\Z")
-_URL_PLACEHOLDERS = frozenset({"password", "pass", "passwd", "pwd", "secret", "pw", "mypassword", "yourpassword", "p", "x"})
+_URL_PLACEHOLDERS = frozenset(
+    {"password", "pass", "passwd", "pwd", "secret", "pw", "mypassword", "yourpassword", "p", "x"}
+)
 
 
 def _password_value_ok(value: str) -> bool:
@@ -105,9 +109,25 @@ def detect_url_password(src: Source, hits: Hits) -> None:
 
 # --- Values assigned to secret names --------------------------------------------------------
 _PASSWORD_WORDS = frozenset(
-    {"password", "passwd", "pwd", "pass", "passphrase", "pw", "pword", "passwort", "kennwort", "wachtwoord", "passe", "contraseña", "パスワード"}
+    {
+        "password",
+        "passwd",
+        "pwd",
+        "pass",
+        "passphrase",
+        "pw",
+        "pword",
+        "passwort",
+        "kennwort",
+        "wachtwoord",
+        "passe",
+        "contraseña",
+        "パスワード",
+    }
 )
-_SECRET_WORDS = frozenset({"secret", "token", "key", "apikey", "credential", "credentials", "auth", "authorization", "pat"})
+_SECRET_WORDS = frozenset(
+    {"secret", "token", "key", "apikey", "credential", "credentials", "auth", "authorization", "pat"}
+)
 # Names whose last word is "key"/"token"/... but that are not secrets.
 _NOT_SECRET_PREV = frozenset(
     {"public", "primary", "foreign", "sort", "partition", "idempotency", "cache", "row", "hash", "range", "lookup", "map",
@@ -193,7 +213,9 @@ def _name_kind(words: tuple[str, ...]) -> str | None:
 
 def _is_reference(value: str, quoted: bool) -> bool:
     """A variable, an expression, a path or a template rather than a literal secret."""
-    if value[0] in "$%{<@/~#" or value.startswith(("./", "../", "http://", "https://", "file:", "env:", "vault:", "arn:", "ENC[")):
+    if value[0] in "$%{<@/~#" or value.startswith(
+        ("./", "../", "http://", "https://", "file:", "env:", "vault:", "arn:", "ENC[")
+    ):
         return True
     if value.lower() in ("true", "false", "null", "none", "nil", "undefined", "required", "optional", "string", "str"):
         return True
@@ -339,7 +361,13 @@ def detect_assignments(src: Source, hits: Hits) -> None:
             hits.add(span[0], span[1], "GENERIC_SECRET", "assignment")
         elif kind == "bundler":
             user, _, password = value.partition(":")
-            if user and "/" not in value and len(password) >= 6 and not is_placeholder(password) and not low_variety(password + "~~~"):  # hex: cafebabe:deadbeef
+            if (
+                user
+                and "/" not in value
+                and len(password) >= 6
+                and not is_placeholder(password)
+                and not low_variety(password + "~~~")
+            ):  # hex: cafebabe:deadbeef
                 hits.add(span[0], span[1], "PASSWORD", "assignment")
         elif kind == "header":
             if _secret_value_ok(value, "password", False, True) and " " not in value:
@@ -350,8 +378,12 @@ def detect_assignments(src: Source, hits: Hits) -> None:
 
 
 # --- Command-line credentials: curl -u user:password, --user 'user:password' ------------------
-_CURL_USER_RX = re.compile(r"""(?<![\w\-])(?:-u|--user)(?:[ \t]+|=)["']?(?P<user>[^\s:"'$<>\[]*)["']?:["']?(?P<pw>[^\s"'<>]*)""")
-_USERPASS_FILLER = frozenset({"test", "pass", "password", "passwd", "token", "secret", "yyy", "xxx", "pwd", "apikey", "api_key"})
+_CURL_USER_RX = re.compile(
+    r"""(?<![\w\-])(?:-u|--user)(?:[ \t]+|=)["']?(?P<user>[^\s:"'$<>\[]*)["']?:["']?(?P<pw>[^\s"'<>]*)"""
+)
+_USERPASS_FILLER = frozenset(
+    {"test", "pass", "password", "passwd", "token", "secret", "yyy", "xxx", "pwd", "apikey", "api_key"}
+)
 
 
 def _cli_password_ok(value: str) -> bool:

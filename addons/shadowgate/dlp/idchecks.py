@@ -73,7 +73,19 @@ def us_mbi_valid(v: str) -> bool:
     """Medicare Beneficiary Identifier: C A AN N A AN N A A N N (no S L O I B Z)."""
     if len(v) != 11 or v[0] not in "123456789":
         return False
-    shape = (None, _MBI_LETTER, _MBI_ALNUM, "0123456789", _MBI_LETTER, _MBI_ALNUM, "0123456789", _MBI_LETTER, _MBI_LETTER, "0123456789", "0123456789")
+    shape = (
+        None,
+        _MBI_LETTER,
+        _MBI_ALNUM,
+        "0123456789",
+        _MBI_LETTER,
+        _MBI_ALNUM,
+        "0123456789",
+        _MBI_LETTER,
+        _MBI_LETTER,
+        "0123456789",
+        "0123456789",
+    )
     return all(allowed is None or c in allowed for c, allowed in zip(v, shape, strict=True))
 
 
@@ -102,7 +114,14 @@ def in_aadhaar_valid(d: str) -> bool:
 
 def in_pan_valid(v: str) -> bool:
     """PAN: 5 letters (the 4th is the holder type), 4 digits, a letter."""
-    return len(v) == 10 and v[:5].isalpha() and v[3] in "ABCFGHJLPT" and v[5:9].isdigit() and v[9].isalpha() and v.isupper()
+    return (
+        len(v) == 10
+        and v[:5].isalpha()
+        and v[3] in "ABCFGHJLPT"
+        and v[5:9].isdigit()
+        and v[9].isalpha()
+        and v.isupper()
+    )
 
 
 _GST_CHARS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -197,7 +216,9 @@ def za_id_valid(d: str) -> bool:
     """South Africa: YYMMDD, 4 digits, citizenship 0-2, a digit, Luhn check digit."""
     if len(d) != 13 or not d.isdigit() or d[10] not in "012":
         return False
-    return (_date_ok(1900 + int(d[:2]), int(d[2:4]), int(d[4:6])) or _date_ok(2000 + int(d[:2]), int(d[2:4]), int(d[4:6]))) and luhn_valid(d)
+    return (
+        _date_ok(1900 + int(d[:2]), int(d[2:4]), int(d[4:6])) or _date_ok(2000 + int(d[:2]), int(d[2:4]), int(d[4:6]))
+    ) and luhn_valid(d)
 
 
 _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"

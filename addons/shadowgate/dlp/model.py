@@ -89,7 +89,7 @@ class Source:
 
     @property
     def classes(self) -> bytes:
-        """"0" digit, "A" upper-case ASCII letter, "." for . and -, "a" another letter or a
+        """ "0" digit, "A" upper-case ASCII letter, "." for . and -, "a" another letter or a
         character that joins words (_ # $ @ %), "+" plus, " " anything else. Searching it for
         b" 00" finds every number of 2+ digits that starts after a blank or punctuation."""
         if self._classes is None:

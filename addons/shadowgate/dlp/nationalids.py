@@ -61,8 +61,14 @@ def _each(shapes: list[tuple[str, str, str]], end: str) -> dict[str, re.Pattern[
     return {n: re.compile(f"(?P<{n}>{f}(?:{rest})){end}") for n, f, rest in shapes}
 
 
-_DIGIT_RX = shape_finder("[0-9]" + _DIGIT_BEFORE, "[0-9A-Z]", [(n, f, f"(?:{rest}){_END}") for n, f, rest in _DIGIT_SHAPES_SRC])
-_LETTER_RX = shape_finder("[A-Z13b]" + _LETTER_BEFORE, "[0-9A-Za-z]", [(n, f, f"(?:{rest}){_LETTER_END}") for n, f, rest in _LETTER_SHAPES_SRC])
+_DIGIT_RX = shape_finder(
+    "[0-9]" + _DIGIT_BEFORE, "[0-9A-Z]", [(n, f, f"(?:{rest}){_END}") for n, f, rest in _DIGIT_SHAPES_SRC]
+)
+_LETTER_RX = shape_finder(
+    "[A-Z13b]" + _LETTER_BEFORE,
+    "[0-9A-Za-z]",
+    [(n, f, f"(?:{rest}){_LETTER_END}") for n, f, rest in _LETTER_SHAPES_SRC],
+)
 _DIGIT_SHAPES = _each(_DIGIT_SHAPES_SRC, _END)
 _LETTER_SHAPES = _each(_LETTER_SHAPES_SRC, _LETTER_END)
 
@@ -95,8 +101,17 @@ _SHAPE_TYPES: dict[str, list[tuple[str, Check, bool]]] = {
     "g433": [("US_NPI", ck.us_npi_valid, False)],
     "g333": [("CA_SIN", ck.ca_sin_valid, False), ("AU_TFN", ck.au_tfn_valid, True), ("AU_ACN", ck.au_acn_valid, True)],
     "bare9": [("CA_SIN", ck.ca_sin_valid, True), ("AU_TFN", ck.au_tfn_valid, True), ("AU_ACN", ck.au_acn_valid, True)],
-    "bare10": [("SE_PERSONNUMMER", ck.se_personnummer_valid, True), ("UK_NHS", ck.uk_nhs_valid, True), ("US_NPI", ck.us_npi_valid, True), ("AU_MEDICARE", ck.au_medicare_valid, True)],
-    "bare11": [("TR_TCKN", ck.tr_tckn_valid, False), ("PL_PESEL", ck.pl_pesel_valid, False), ("AU_ABN", ck.au_abn_valid, True)],
+    "bare10": [
+        ("SE_PERSONNUMMER", ck.se_personnummer_valid, True),
+        ("UK_NHS", ck.uk_nhs_valid, True),
+        ("US_NPI", ck.us_npi_valid, True),
+        ("AU_MEDICARE", ck.au_medicare_valid, True),
+    ],
+    "bare11": [
+        ("TR_TCKN", ck.tr_tckn_valid, False),
+        ("PL_PESEL", ck.pl_pesel_valid, False),
+        ("AU_ABN", ck.au_abn_valid, True),
+    ],
     "bare12": [("SE_PERSONNUMMER", ck.se_personnummer_valid, False), ("IN_AADHAAR", ck.in_aadhaar_valid, True)],
     "bare13": [("ZA_ID", ck.za_id_valid, False), ("KR_RRN", ck.kr_rrn_valid, True)],
     "nric": [("SG_NRIC", ck.sg_nric_valid, False)],
@@ -120,9 +135,16 @@ _GROUP_AFTER_RX = re.compile(r"[ \-](?=[A-Z]*[0-9])[A-Z0-9]{1,4}(?![A-Za-z0-9])"
 
 def inside_grouped_run(text: str, start: int, end: int) -> bool:
     if start < 2 or text[start - 1] not in " -" or not text[start - 2].isalnum():
-        return text[end : end + 1] in (" ", "-") and start > 0 and text[start - 1] in " -" and _GROUP_AFTER_RX.match(text, end) is not None
+        return (
+            text[end : end + 1] in (" ", "-")
+            and start > 0
+            and text[start - 1] in " -"
+            and _GROUP_AFTER_RX.match(text, end) is not None
+        )
     return _GROUP_BEFORE_RX.search(text, max(0, start - 48), start) is not None or (
-        text[end : end + 1] in (" ", "-") and _GROUP_AFTER_RX.match(text, end) is not None and text[start - 1 : start] in (" ", "-")
+        text[end : end + 1] in (" ", "-")
+        and _GROUP_AFTER_RX.match(text, end) is not None
+        and text[start - 1 : start] in (" ", "-")
     )
 
 
@@ -132,7 +154,12 @@ def _types_of(shape: str, value: str) -> list[tuple[str, Check, bool]]:
 
 # The later shapes that can match where a shape matched (751010-7753 has a Finnish code's shape
 # and is a Swedish personnummer; 2123 45670 1 is a Medicare shape and may be a bare NPI).
-_RETRY: dict[str, tuple[str, ...]] = {"hetu": ("se10",), "se12": ("bare",), "medicare": ("g433", "bare"), "rrn": ("se10",)}
+_RETRY: dict[str, tuple[str, ...]] = {
+    "hetu": ("se10",),
+    "se12": ("bare",),
+    "medicare": ("g433", "bare"),
+    "rrn": ("se10",),
+}
 
 
 def _report(src: Source, hits: Hits, m: re.Match[str], shapes: dict[str, re.Pattern[str]]) -> None:
@@ -144,7 +171,11 @@ def _report(src: Source, hits: Hits, m: re.Match[str], shapes: dict[str, re.Patt
         value = sm.group(shape)
         if not value.isalnum() and inside_grouped_run(src.text, sm.start(), sm.end()):
             return
-        compact = value if shape == "hetu" or not value[:1].isdigit() else value.replace(" ", "").replace("-", "").replace(":", "").replace("+", "")
+        compact = (
+            value
+            if shape == "hetu" or not value[:1].isdigit()
+            else value.replace(" ", "").replace("-", "").replace(":", "").replace("+", "")
+        )
         for type_, check, needs_context in _types_of(shape, value):
             if check(compact) and (not needs_context or _named(src.lower, sm.start(), type_)):
                 hits.add(sm.start(), sm.end(), type_, "named_id" if needs_context else "national_id")
@@ -195,4 +226,6 @@ def detect_national_ids(src: Source, hits: Hits) -> None:
 NATIONAL_ID_TYPES = frozenset(t for options in _SHAPE_TYPES.values() for t, _, _ in options)
 register_types(PII, *sorted(NATIONAL_ID_TYPES))
 
-DETECTORS = [Detector("national_id", NATIONAL_ID_TYPES, detect_national_ids)]  # findings: national_id, or named_id when a word named them
+DETECTORS = [
+    Detector("national_id", NATIONAL_ID_TYPES, detect_national_ids)
+]  # findings: national_id, or named_id when a word named them

@@ -57,9 +57,13 @@ from .validators import vat_valid
 
 # --- E-mail ---------------------------------------------------------------------------------
 _LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-'")
-_DOMAIN_RX = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}([A-Za-z]{2,24}|xn--[a-z0-9]{2,59})(?![A-Za-z0-9\-]|\.[A-Za-z0-9])")
+_DOMAIN_RX = re.compile(
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.){1,8}([A-Za-z]{2,24}|xn--[a-z0-9]{2,59})(?![A-Za-z0-9\-]|\.[A-Za-z0-9])"
+)
 # Look like domains after "@" but are files: icon@2x.png, logo@3x.webp
-_FILE_TLDS = frozenset("png jpg jpeg gif svg webp ico bmp tif tiff js mjs ts tsx jsx css scss map json txt md py rb go rs java lock yml yaml toml xml html".split())
+_FILE_TLDS = frozenset(
+    "png jpg jpeg gif svg webp ico bmp tif tiff js mjs ts tsx jsx css scss map json txt md py rb go rs java lock yml yaml toml xml html".split()
+)
 
 
 def detect_email(src: Source, hits: Hits) -> None:
@@ -102,13 +106,21 @@ _END_IP = r"(?![0-9A-Za-z_]|\.[0-9])"
 # (shape, first character class, rest of the pattern after that first character)
 _NUMBER_SHAPES: list[tuple[str, str, str]] = [
     ("ipv4", "[0-9]", r"[0-9]{0,2}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}" + _END_IP),
-    ("card4", "[2-6]", r"[0-9]{3}(?P<card4_s>[ \-])[0-9]{4}(?P=card4_s)[0-9]{4}(?P=card4_s)[0-9]{4}(?:(?P=card4_s)[0-9]{3})?" + _END),
+    (
+        "card4",
+        "[2-6]",
+        r"[0-9]{3}(?P<card4_s>[ \-])[0-9]{4}(?P=card4_s)[0-9]{4}(?P=card4_s)[0-9]{4}(?:(?P=card4_s)[0-9]{3})?" + _END,
+    ),
     ("card465", "3", r"[0-9]{3}(?P<card465_s>[ \-])[0-9]{6}(?P=card465_s)[0-9]{4,5}" + _END),
     ("digits", "[1-8]", r"[0-9]{12,18}" + _END),
     ("nir", "[1-478]", r" [0-9]{2} [0-9]{2} (?:[0-9]{2}|2[AB]) [0-9]{3} [0-9]{3} [0-9]{2}" + _END),
     ("ssn", "[0-9]", r"[0-9]{2}(?P<ssn_s>[\- .])[0-9]{2}(?P=ssn_s)[0-9]{4}" + _END),
     ("dni", "[0-9]", r"[0-9]{7}-?[A-HJ-NP-TV-Za-hj-np-tv-z](?![A-Za-z0-9_])"),
-    ("intl", r"\+", r"(?:[1-9][0-9]{0,3}(?:(?:[ .\-]|[ ]?\(0\)[ ]?|[ ]?\()[0-9]{1,8}\)?){1,6}|[1-9][0-9]{6,14})" + _END),
+    (
+        "intl",
+        r"\+",
+        r"(?:[1-9][0-9]{0,3}(?:(?:[ .\-]|[ ]?\(0\)[ ]?|[ ]?\()[0-9]{1,8}\)?){1,6}|[1-9][0-9]{6,14})" + _END,
+    ),
     ("intl00", "0", r"0[1-9][0-9]{0,3}(?:(?:[ .\-]|[ ]?\(0\)[ ]?)[0-9]{1,8}){1,6}" + _END),
     ("trunk0p", r"\(", r"0[1-9][0-9]{0,4}\)[ ]?[0-9]{2,8}(?:[ /\-][0-9]{2,8}){0,2}" + _END),
     ("us_paren", r"\(", r"[2-9][0-9]{2}\)[ ]?[2-9][0-9]{2}[\-. ][0-9]{4}" + _END),
@@ -117,7 +129,12 @@ _NUMBER_SHAPES: list[tuple[str, str, str]] = [
     # Philippine (09xx) and Turkish (05xx) mobiles are usually written as 11 digits without spaces
     ("mobile11", "0", r"(?:9[0-9]{2}|5[0-5][0-9])[0-9]{7}" + _END),
     # Turkish 3-3-2-2 grouping, with or without the trunk 0: 0532 123 45 67, 532.123.45.67
-    ("tr", "[0-5]", r"(?:(?<=0)[ \-]?[2-5][0-9]{2}|(?<=[2-5])[0-9]{2})(?P<tr_s>[ \-.])[0-9]{3}(?P=tr_s)[0-9]{2}(?P=tr_s)[0-9]{2}" + _END),
+    (
+        "tr",
+        "[0-5]",
+        r"(?:(?<=0)[ \-]?[2-5][0-9]{2}|(?<=[2-5])[0-9]{2})(?P<tr_s>[ \-.])[0-9]{3}(?P=tr_s)[0-9]{2}(?P=tr_s)[0-9]{2}"
+        + _END,
+    ),
     ("fr", "0", r"[1-9](?P<fr_s>[ .\-])[0-9]{2}(?P=fr_s)[0-9]{2}(?P=fr_s)[0-9]{2}(?P=fr_s)[0-9]{2}" + _END),
     ("trunk0", "0", r"[1-9][0-9]{0,4}(?:[ /\-][0-9]{2,8}){1,3}" + _END),
     ("in", "[6-9]", r"[0-9]{4}[ \-][0-9]{5}" + _END),
@@ -127,9 +144,17 @@ _NUMBER_SHAPES: list[tuple[str, str, str]] = [
 
 _UPPER_SHAPES: list[tuple[str, str, str]] = [
     ("iban", "[A-Z]", r"[A-Z][0-9]{2}(?:[ ]?[A-Z0-9]){10,30}"),
-    ("vat", "[A-Z]", r"[A-Z] ?(?:U[0-9]{8}|[0-9A-Z]{2} ?[0-9]{9}|[0-9]{8,12}(?:B[0-9]{2})?|[0-9A-Z][0-9]{7}[0-9A-Z]{1,2})(?![A-Za-z0-9_])"),
+    (
+        "vat",
+        "[A-Z]",
+        r"[A-Z] ?(?:U[0-9]{8}|[0-9A-Z]{2} ?[0-9]{9}|[0-9]{8,12}(?:B[0-9]{2})?|[0-9A-Z][0-9]{7}[0-9A-Z]{1,2})(?![A-Za-z0-9_])",
+    ),
     ("nino", "[A-CEGHJ-PR-TW-Z]", r"[A-CEGHJ-NPR-TW-Z] ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[A-D](?![A-Za-z0-9_])"),
-    ("cf", "[A-Z]", r"[A-Z]{5}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z](?![A-Za-z0-9_])"),
+    (
+        "cf",
+        "[A-Z]",
+        r"[A-Z]{5}[0-9LMNPQRSTUV]{2}[ABCDEHLMPRST][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z](?![A-Za-z0-9_])",
+    ),
     ("nie", "[XYZ]", r"-?[0-9]{7}-?[A-Z](?![A-Za-z0-9_])"),
 ]
 
@@ -158,7 +183,9 @@ _NOT_PHONE_RX = re.compile(
     rb"account|acct|bestellung|bestellnummer|rechnung|rechnungsnummer|auftrag|kundennummer|commande|facture|"
     rb"pedido|factura|ordine|fattura)\b(?:\s*(?:no|nr|number|num|#|n\xb0)\.?)?[\s:#.\-]{0,4}\Z"
 )
-_VERSION_RX = re.compile(rb"\b(?:version|ver|v|release|build|firmware|rev|revision|versi\xf3n|versione)\b[\s.:=]{0,3}\Z")
+_VERSION_RX = re.compile(
+    rb"\b(?:version|ver|v|release|build|firmware|rev|revision|versi\xf3n|versione)\b[\s.:=]{0,3}\Z"
+)
 _DATE_LIKE_RX = re.compile(r"[0-9]{1,4}[/.\-][0-9]{1,2}[/.\-][0-9]{2,4}")
 
 
@@ -270,7 +297,9 @@ def _scan_shapes(
             pos = m.end()
 
 
-def _fallbacks(shapes: list[tuple[str, str, str]], ambiguous: dict[str, tuple[str, ...]]) -> dict[str, list[tuple[str, re.Pattern[str]]]]:
+def _fallbacks(
+    shapes: list[tuple[str, str, str]], ambiguous: dict[str, tuple[str, ...]]
+) -> dict[str, list[tuple[str, re.Pattern[str]]]]:
     full = {name: re.compile(first + rest) for name, first, rest in shapes}
     return {shape: [(o, full[o]) for o in others] for shape, others in ambiguous.items()}
 
@@ -286,9 +315,21 @@ def _number(shape: str, value: str, src: Source, start: int, after_value: bool) 
     before = text[max(0, start - 2) : start]
     if before[-1:] == "/" and before != "//":
         return None  # a path or a user agent (Chrome/120.0.6099.109), not a number of its own
-    if not after_value and value[0].isdigit() and len(before) == 2 and before[1] == " " and "0" <= before[0] <= "9" and _after_digit_group(text, start - 1):
+    if (
+        not after_value
+        and value[0].isdigit()
+        and len(before) == 2
+        and before[1] == " "
+        and "0" <= before[0] <= "9"
+        and _after_digit_group(text, start - 1)
+    ):
         return None  # the rest of a longer grouped number
-    if start >= 5 and before[-1:] == " " and before[0] in _IBAN_CHARS and _IBAN_RUN_BEFORE_RX.search(text, max(0, start - 48), start):
+    if (
+        start >= 5
+        and before[-1:] == " "
+        and before[0] in _IBAN_CHARS
+        and _IBAN_RUN_BEFORE_RX.search(text, max(0, start - 48), start)
+    ):
         return None  # the groups of an IBAN whose checksum failed are not a phone or a card
     type_ = _validate_number(shape, value, src, start)
     return None if type_ is None else (type_, start + len(value))
@@ -340,7 +381,9 @@ def detect_identifiers(src: Source, hits: Hits) -> None:
 _COLON_RX = re.compile(r":(?::|[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:)")
 _ADDRESS_RX = re.compile(r"[0-9A-Fa-f:.]{2,45}(?:%[A-Za-z0-9_.\-]{1,15})?")
 _MAC_RX = re.compile(r"[0-9A-Fa-f]{2}(?P<s>[:\-])(?:[0-9A-Fa-f]{2}(?P=s)){4}[0-9A-Fa-f]{2}\Z")
-_DASH_MAC_RX = re.compile(r"-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}(?![0-9A-Za-z_\-])")
+_DASH_MAC_RX = re.compile(
+    r"-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}(?![0-9A-Za-z_\-])"
+)
 _HEXCOLON = frozenset("0123456789abcdefABCDEF:")
 _CISCO_MAC_RX = re.compile(r"\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}(?![0-9A-Za-z_.\-])")
 
@@ -360,7 +403,9 @@ def detect_network(src: Source, hits: Hits) -> None:
         end = am.end() if am else m.end()
         pos = max(end, m.start() + 1)
         before = text[s - 1] if s else " "
-        if (before.isascii() and (before.isalnum() or before in "_.")) or (end < len(text) and text[end].isascii() and text[end].isalnum()):
+        if (before.isascii() and (before.isalnum() or before in "_.")) or (
+            end < len(text) and text[end].isascii() and text[end].isalnum()
+        ):
             continue
         value = text[s:end].rstrip(".")
         if _MAC_RX.match(value):
@@ -459,7 +504,9 @@ register_types(PII, "EMAIL", "IPV6", "MAC_ADDRESS", *_DETECTOR_OF)
 
 DETECTORS = [
     Detector("email", frozenset({"EMAIL"}), detect_email),
-    Detector("numbers", frozenset({"IPV4", "CREDIT_CARD", "FR_NIR", "US_SSN", "US_ITIN", "ES_DNI", "PHONE"}), detect_numbers),
+    Detector(
+        "numbers", frozenset({"IPV4", "CREDIT_CARD", "FR_NIR", "US_SSN", "US_ITIN", "ES_DNI", "PHONE"}), detect_numbers
+    ),
     Detector("identifiers", frozenset({"IBAN", "EU_VAT", "UK_NINO", "IT_FISCAL_CODE", "ES_NIE"}), detect_identifiers),
     Detector("network", frozenset({"IPV6", "MAC_ADDRESS"}), detect_network),
     Detector("context_ids", frozenset({"DE_TAX_ID", "NL_BSN", "US_PASSPORT", "US_SSN"}), detect_context_ids),

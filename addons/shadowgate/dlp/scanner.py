@@ -27,11 +27,15 @@ DETECTORS: tuple[Detector, ...] = (servicekeys.DETECTOR, *credentials.DETECTORS,
 # `token = "ghp_..."` assignment also yields).
 _GENERIC_TYPES = frozenset({"GENERIC_SECRET", "PASSWORD", "URL_PASSWORD"})
 
+
 def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
     """Non-overlapping findings in text order. Where findings overlap, a secret beats personal
     data, then the longer one wins, then a service's own type beats a generic one, and an
     identifier named by the word before it ("TFN 876 543 210") beats the number shapes (a phone)."""
-    ranked = sorted(findings, key=lambda f: (f.kind != SECRET, f.start - f.end, f.type in _GENERIC_TYPES, f.detector != "named_id", f.start))
+    ranked = sorted(
+        findings,
+        key=lambda f: (f.kind != SECRET, f.start - f.end, f.type in _GENERIC_TYPES, f.detector != "named_id", f.start),
+    )
     starts: list[int] = []
     kept: list[Finding] = []
     for f in ranked:
@@ -112,7 +116,11 @@ def _add_repeats(text: str, hits: Hits) -> None:
         at = text.find(value)
         while at >= 0:
             end = at + len(value)
-            if (at, end) not in found and not (at and text[at - 1] in _WORD_CHAR) and not (end < len(text) and text[end] in _WORD_CHAR):
+            if (
+                (at, end) not in found
+                and not (at and text[at - 1] in _WORD_CHAR)
+                and not (end < len(text) and text[end] in _WORD_CHAR)
+            ):
                 hits.append(Finding(at, end, f.type, f.detector, f.kind))
                 found.add((at, end))
             at = text.find(value, at + 1)

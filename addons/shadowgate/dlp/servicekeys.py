@@ -72,7 +72,12 @@ def _discord_id(segment: str) -> bool:
 
 
 # --- AI model providers ---------------------------------------------------------------------
-_rule("ANTHROPIC_API_KEY", "anthropic", "sk-", rf"sk-ant-(?:api|admin|oat|ort|sid)[0-9]{{2}}-[A-Za-z0-9_\-]{{80,120}}{_TAIL}")
+_rule(
+    "ANTHROPIC_API_KEY",
+    "anthropic",
+    "sk-",
+    rf"sk-ant-(?:api|admin|oat|ort|sid)[0-9]{{2}}-[A-Za-z0-9_\-]{{80,120}}{_TAIL}",
+)
 _rule("OPENROUTER_API_KEY", "openrouter", "sk-", rf"sk-or-v1-[a-f0-9]{{64}}{_TAIL}")
 _rule("OPENAI_API_KEY", "openai", "sk-", rf"sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{{40,250}}{_TAIL}")
 _rule("OPENAI_API_KEY", "openai", "sk-", rf"sk-[A-Za-z0-9]{{20}}T3BlbkFJ[A-Za-z0-9]{{20}}{_TAIL}")
@@ -109,8 +114,15 @@ _rule("DOCKER_HUB_TOKEN", "docker", "dckr_", rf"dckr_pat_[A-Za-z0-9_\-]{{27}}{_T
 # Tokens start with a numeric id (6-14 digits, after a version digit in xoxa-2- and xoxe-1-); "xoxb-my-bot-token" and
 # a tail of "####" filler are documentation.
 _SLACK_TAIL = r"(?![A-Za-z0-9_\-#*])"
-_rule("SLACK_TOKEN", "slack", "xoxb- xoxp- xoxa- xoxr- xoxs- xoxo- xoxe-", rf"xox[bparsoe]-(?:[0-9]-)?[0-9]{{6,14}}-[A-Za-z0-9\-]{{10,250}}{_SLACK_TAIL}")
-_rule("SLACK_TOKEN", "slack", "xoxe-", rf"xoxe-[0-9]-[A-Za-z0-9]{{100,300}}{_SLACK_TAIL}", _random_enough)  # refresh tokens
+_rule(
+    "SLACK_TOKEN",
+    "slack",
+    "xoxb- xoxp- xoxa- xoxr- xoxs- xoxo- xoxe-",
+    rf"xox[bparsoe]-(?:[0-9]-)?[0-9]{{6,14}}-[A-Za-z0-9\-]{{10,250}}{_SLACK_TAIL}",
+)
+_rule(
+    "SLACK_TOKEN", "slack", "xoxe-", rf"xoxe-[0-9]-[A-Za-z0-9]{{100,300}}{_SLACK_TAIL}", _random_enough
+)  # refresh tokens
 _rule("SLACK_TOKEN", "slack", "xoxe.", rf"xoxe\.xox[bp]-[0-9]-[A-Za-z0-9]{{140,180}}{_SLACK_TAIL}")
 _rule("SLACK_TOKEN", "slack", "xapp-", rf"xapp-[0-9]-[A-Z0-9]{{6,20}}-[0-9]{{6,20}}-[a-z0-9]{{30,80}}{_TAIL}")
 _rule("SENDGRID_API_KEY", "sendgrid", "SG.", rf"SG\.[A-Za-z0-9_\-]{{22}}\.[A-Za-z0-9_\-]{{43}}{_TAIL}")
@@ -131,7 +143,12 @@ _rule("STRIPE_KEY", "stripe", "sk_ rk_", rf"[sr]k_(?:live|prod)_[A-Za-z0-9]{{10,
 _rule("STRIPE_KEY", "stripe", "whsec_", rf"whsec_[A-Za-z0-9+/=]{{32,128}}{_TAIL}")
 _rule("SHOPIFY_TOKEN", "shopify", "shpat_ shpss_ shpca_ shppa_", rf"shp(?:at|ss|ca|pa)_[a-fA-F0-9]{{32}}{_TAIL}")
 _rule("SQUARE_TOKEN", "square", "sq0atp- sq0csp-", rf"sq0(?:atp-[A-Za-z0-9_\-]{{22}}|csp-[A-Za-z0-9_\-]{{43}}){_TAIL}")
-_rule("BRAINTREE_ACCESS_TOKEN", "braintree", "access_", rf"access_token\$production\$[0-9a-z]{{16}}\$[0-9a-f]{{32}}{_TAIL}")
+_rule(
+    "BRAINTREE_ACCESS_TOKEN",
+    "braintree",
+    "access_",
+    rf"access_token\$production\$[0-9a-z]{{16}}\$[0-9a-f]{{32}}{_TAIL}",
+)
 
 # --- Cloud, infrastructure and observability ------------------------------------------------
 _rule("DIGITALOCEAN_TOKEN", "digitalocean", "dop_ doo_ dor_", rf"do[opr]_v1_[a-f0-9]{{64}}{_TAIL}")
@@ -142,7 +159,12 @@ _rule("VAULT_TOKEN", "vault", "hvb.", rf"hvb\.[A-Za-z0-9_\-]{{138,300}}{_TAIL}")
 _rule("PULUMI_TOKEN", "pulumi", "pul-", rf"pul-[a-f0-9]{{40}}{_TAIL}")
 _rule("GRAFANA_TOKEN", "grafana", "glc_", rf"glc_[A-Za-z0-9+/]{{32,400}}={{0,2}}{_TAIL_B64}")
 _rule("GRAFANA_TOKEN", "grafana", "glsa_", rf"glsa_[A-Za-z0-9]{{32}}_[A-Fa-f0-9]{{8}}{_TAIL}")
-_rule("NEWRELIC_KEY", "newrelic", "NRAK- NRII- NRJS- NRAA-", rf"NR(?:AK-[A-Z0-9]{{27}}|II-[A-Za-z0-9\-]{{32}}|JS-[a-f0-9]{{19}}|AA-[a-f0-9]{{27}}){_TAIL}")
+_rule(
+    "NEWRELIC_KEY",
+    "newrelic",
+    "NRAK- NRII- NRJS- NRAA-",
+    rf"NR(?:AK-[A-Z0-9]{{27}}|II-[A-Za-z0-9\-]{{32}}|JS-[a-f0-9]{{19}}|AA-[a-f0-9]{{27}}){_TAIL}",
+)
 _rule("DYNATRACE_TOKEN", "dynatrace", "dt0c01.", rf"dt0c01\.[A-Z0-9]{{24}}\.[A-Z0-9]{{64}}{_TAIL}")
 _rule("CLOUDFLARE_API_TOKEN", "cloudflare", "cfk_ cfut_ cfat_", rf"cf(?:k|ut|at)_[A-Za-z0-9]{{40,60}}{_TAIL}")
 _rule("CLOUDFLARE_API_TOKEN", "cloudflare", "v1.", rf"v1\.0-[a-f0-9]{{24}}-[a-f0-9]{{146}}{_TAIL}")
@@ -153,7 +175,13 @@ _rule("SUPABASE_KEY", "supabase", "sbp_", rf"sbp_[a-f0-9]{{40}}{_TAIL}")
 _rule("SUPABASE_KEY", "supabase", "sb_", rf"sb_secret_[A-Za-z0-9_\-]{{20,80}}{_TAIL}")
 _rule("PLANETSCALE_TOKEN", "planetscale", "pscale_", rf"pscale_(?:tkn|pw|oauth)_[A-Za-z0-9_=.\-]{{32,64}}{_TAIL}")
 _rule("PREFECT_API_KEY", "prefect", "pnu_", rf"pnu_[A-Za-z0-9]{{36}}{_TAIL}")
-_rule("SOURCEGRAPH_TOKEN", "sourcegraph", "sgp_", rf"sgp_(?:(?:[a-fA-F0-9]{{16}}|local)_)?[a-fA-F0-9]{{40}}{_TAIL}", _random_enough)
+_rule(
+    "SOURCEGRAPH_TOKEN",
+    "sourcegraph",
+    "sgp_",
+    rf"sgp_(?:(?:[a-fA-F0-9]{{16}}|local)_)?[a-fA-F0-9]{{40}}{_TAIL}",
+    _random_enough,
+)
 _rule("INTRA42_CLIENT_SECRET", "intra42", "s-", rf"s-s4t2(?:ud|af)-[a-f0-9]{{64}}{_TAIL}")
 _rule("ONEPASSWORD_TOKEN", "onepassword", "ops_", rf"ops_eyJ[A-Za-z0-9+/]{{250,}}={{0,3}}{_TAIL_B64}")
 _1P_SECRET_KEY = r"A3-[A-Z0-9]{6}-(?:[A-Z0-9]{11}|[A-Z0-9]{6}-[A-Z0-9]{5})-[A-Z0-9]{5}-[A-Z0-9]{5}-[A-Z0-9]{5}"  # 1Password account secret key
@@ -168,9 +196,7 @@ _WORD_LENGTHS: dict[str, tuple[int, ...]] = {
 }
 
 # Anything of these followed by 15 key characters may end a dispatch word.
-_SEPARATOR_RX = {
-    sep: re.compile(re.escape(sep) + r"(?=[A-Za-z0-9_\-.$+/]{15})") for sep in "_-."
-}
+_SEPARATOR_RX = {sep: re.compile(re.escape(sep) + r"(?=[A-Za-z0-9_\-.$+/]{15})") for sep in "_-."}
 
 
 def _ascii_alnum(c: str) -> bool:
@@ -217,7 +243,9 @@ def _scan_separator(text: str, hits: Hits, sep: str) -> None:
 _A_RX = re.compile(
     r"A(?:"
     r"(?P<aws>(?:KIA|SIA|BIA|CCA|3T[A-Z0-9])[A-Z2-7]{16})(?![A-Za-z0-9])"
-    r"|(?P<google>IzaSy[A-Za-z0-9_\-]{33})" + _TAIL + r"|(?P<atlassian>TATT3[A-Za-z0-9_=\-]{150,250})(?![A-Za-z0-9_=\-])"
+    r"|(?P<google>IzaSy[A-Za-z0-9_\-]{33})"
+    + _TAIL
+    + r"|(?P<atlassian>TATT3[A-Za-z0-9_=\-]{150,250})(?![A-Za-z0-9_=\-])"
     r"|(?P<twilio>C[a-f0-9]{32})(?![A-Za-z0-9])"
     r"|(?P<bedrock>BSKQmVkcm9ja0FQSUtleS[A-Za-z0-9+/]{80,300}={0,2})(?![A-Za-z0-9+/=])"
     r")"
@@ -254,7 +282,6 @@ def _scan_a(text: str, hits: Hits) -> None:
             for sm in _AWS_SECRET_RX.finditer(text, lo, hi):
                 if aws_secret_like(sm.group()):
                     hits.add(sm.start(), sm.end(), "AWS_SECRET_KEY", "aws")
-
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +335,15 @@ _DOTTED: list[tuple[tuple[int, ...], str, re.Pattern[str], str, str, Callable[[s
 ]  # fmt: skip
 
 
-def _try_at(text: str, hits: Hits, s: int, pattern: re.Pattern[str], type_: str, detector: str, check: Callable[[str], bool] | None) -> int | None:
+def _try_at(
+    text: str,
+    hits: Hits,
+    s: int,
+    pattern: re.Pattern[str],
+    type_: str,
+    detector: str,
+    check: Callable[[str], bool] | None,
+) -> int | None:
     """Match a key starting at s (after no key character); the end of what was added."""
     if s < 0 or (s and (_ascii_alnum(text[s - 1]) or text[s - 1] in "+/")):
         return None
@@ -345,9 +380,19 @@ def _scan_literals(text: str, hits: Hits) -> None:
 # --- Webhook URLs: the whole URL is the credential ------------------------------------------
 # (literal to search for, pattern matched from where the literal starts, type, detector)
 _WEBHOOKS: list[tuple[str, re.Pattern[str], str, str]] = [
-    ("hooks.slack.com/", re.compile(r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+\-]{20,200}"), "SLACK_WEBHOOK", "slack"),
+    (
+        "hooks.slack.com/",
+        re.compile(r"hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/+\-]{20,200}"),
+        "SLACK_WEBHOOK",
+        "slack",
+    ),
     ("/api/webhooks/", re.compile(r"/api/webhooks/[0-9]{17,20}/[A-Za-z0-9_\-]{60,80}"), "DISCORD_WEBHOOK", "discord"),
-    (".webhook.office.com/", re.compile(r"\.webhook\.office\.com/webhookb2/[A-Za-z0-9@/\-]{60,250}"), "TEAMS_WEBHOOK", "teams"),
+    (
+        ".webhook.office.com/",
+        re.compile(r"\.webhook\.office\.com/webhookb2/[A-Za-z0-9@/\-]{60,250}"),
+        "TEAMS_WEBHOOK",
+        "teams",
+    ),
 ]
 _WEBHOOK_HOSTS_BEFORE = {
     "DISCORD_WEBHOOK": re.compile(r"(?:https?://)?(?:ptb\.|canary\.)?discord(?:app)?\.com\Z"),
@@ -411,7 +456,14 @@ SERVICE_KEY_TYPES = (
     | {lit.type for lit in _LITERAL_FORMATS}
     | {t for _, _, _, t, _, _ in _DOTTED}
     | {t for _, _, t, _ in _WEBHOOKS}
-    | {"AWS_SECRET_KEY", "ATLASSIAN_API_TOKEN", "DATABRICKS_TOKEN", "AZURE_STORAGE_KEY", "AZURE_SHARED_ACCESS_KEY", "AZURE_SAS_TOKEN"}
+    | {
+        "AWS_SECRET_KEY",
+        "ATLASSIAN_API_TOKEN",
+        "DATABRICKS_TOKEN",
+        "AZURE_STORAGE_KEY",
+        "AZURE_SHARED_ACCESS_KEY",
+        "AZURE_SAS_TOKEN",
+    }
 )
 register_types(SECRET, *SERVICE_KEY_TYPES)
 

@@ -75,7 +75,10 @@ def char_classes(s: str) -> int:
     """How many of lower case, upper case, digits and other characters the string uses."""
     chars = set(s)
     return (
-        (not chars.isdisjoint(_LOWER)) + (not chars.isdisjoint(_UPPER)) + (not chars.isdisjoint(_DIGITS)) + (not chars <= _ALNUM)
+        (not chars.isdisjoint(_LOWER))
+        + (not chars.isdisjoint(_UPPER))
+        + (not chars.isdisjoint(_DIGITS))
+        + (not chars <= _ALNUM)
     )
 
 
@@ -96,8 +99,7 @@ _PLACEHOLDER_RX = re.compile("|".join(map(re.escape, _PLACEHOLDER_WORDS)) + "|<[
 # "abc123" (sk-ant-api03-abc123xyz-456def789ghij-...). A random 100-character key has one by
 # chance about once in 10^7.
 _SEQUENCE_RX = re.compile(
-    r"abc123|"
-    + "|".join(re.escape("abcdefghijklmnopqrstuvwxyz"[i : i + 6]) for i in range(21))
+    r"abc123|" + "|".join(re.escape("abcdefghijklmnopqrstuvwxyz"[i : i + 6]) for i in range(21))
 )  # digit runs are left out: ids inside keys (a Telegram bot id) can be 123456789
 
 
@@ -285,7 +287,44 @@ def es_dni_valid(compact: str) -> bool:
 _CF_ODD = dict(
     zip(
         "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-        [1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24, 23],
+        [
+            1,
+            0,
+            5,
+            7,
+            9,
+            13,
+            15,
+            17,
+            19,
+            21,
+            1,
+            0,
+            5,
+            7,
+            9,
+            13,
+            15,
+            17,
+            19,
+            21,
+            2,
+            4,
+            18,
+            20,
+            11,
+            3,
+            6,
+            8,
+            12,
+            14,
+            16,
+            10,
+            22,
+            25,
+            24,
+            23,
+        ],
         strict=True,
     )
 )

@@ -43,8 +43,10 @@ def open_data(db: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
     if source == "segments" and not _attach_segments(con, segments):
         con.close()
         raise FileNotFoundError(f"no shadowgate data at {db} (start the proxy first, or pass --db)")
-    have = {r[0] for r in con.execute(
-        "SELECT table_name FROM information_schema.tables WHERE table_catalog = 'sg'").fetchall()}
+    have = {
+        r[0]
+        for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_catalog = 'sg'").fetchall()
+    }
     con.execute("CREATE VIEW ai_requests AS SELECT * FROM sg.ai_requests")
     con.execute(f"CREATE VIEW ai_requests_daily AS {_daily_sql(segments)}")
     con.execute(_complete_view(con, POLICY_EVENTS, "policy_events" in have))
@@ -57,8 +59,9 @@ def _attach_file(con: duckdb.DuckDBPyConnection, db: Path) -> bool:
         con.execute(f"ATTACH '{_sql_path(db.resolve())}' AS sg (READ_ONLY)")
     except duckdb.Error:
         return False  # locked by another process: read the segments
-    found = con.execute("SELECT count(*) FROM information_schema.tables "
-                        "WHERE table_catalog = 'sg' AND table_name = 'ai_requests'").fetchone()
+    found = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_catalog = 'sg' AND table_name = 'ai_requests'"
+    ).fetchone()
     if found and found[0]:
         return True
     con.execute("DETACH sg")
@@ -122,7 +125,9 @@ def _complete_view(con: duckdb.DuckDBPyConnection, table: Table, present: bool) 
             have = {r[0] for r in con.execute(f'DESCRIBE sg."{table.name}"').fetchall()}
         except duckdb.Error:
             have = set()  # a segments folder with no file in it yet
-    columns = [f'"{name}"' if name in have else f'NULL::{kind} AS "{name}"' for name, kind in (*table.columns, ("day", "DATE"))]
+    columns = [
+        f'"{name}"' if name in have else f'NULL::{kind} AS "{name}"' for name, kind in (*table.columns, ("day", "DATE"))
+    ]
     source = f'sg."{table.name}"' if have else "(SELECT 1) WHERE false"
     return f'CREATE VIEW "{table.name}" AS SELECT {", ".join(columns)} FROM {source}'
 
@@ -145,7 +150,11 @@ def open_segments_sql() -> str:
     statements = [view_sql(t, _SEGMENTS_PLACEHOLDER) for t in TABLES]
     statements.append(rollup_view_sql(AI_REQUESTS_DAILY, _SEGMENTS_PLACEHOLDER))
     text = ";\n\n".join(statements) + ";\n"
-    return OPEN_SEGMENTS_HEADER + "\n" + text.replace(f"'{_SEGMENTS_PLACEHOLDER.as_posix()}/", "getvariable('segments') || '/")
+    return (
+        OPEN_SEGMENTS_HEADER
+        + "\n"
+        + text.replace(f"'{_SEGMENTS_PLACEHOLDER.as_posix()}/", "getvariable('segments') || '/")
+    )
 
 
 if __name__ == "__main__":

@@ -75,8 +75,9 @@ def sparkline(values: list[float | int | None]) -> str:
     top = max((v for v in values if v is not None), default=0)
     if top <= 0:
         return "".join(" " if v is None else SPARKS[0] for v in values)
-    return "".join(" " if v is None else SPARKS[min(len(SPARKS) - 1, int(v / top * (len(SPARKS) - 1) + 0.5))]
-                   for v in values)
+    return "".join(
+        " " if v is None else SPARKS[min(len(SPARKS) - 1, int(v / top * (len(SPARKS) - 1) + 0.5))] for v in values
+    )
 
 
 def title_line(report: Report) -> str:
@@ -128,24 +129,47 @@ def _md_cell(text: str) -> str:
 
 
 def to_markdown(report: Report) -> str:
-    out = [f"# {title_line(report)}", "", f"Data: `{report.data}` ({report.source})", "", '<a id="summary"></a>',
-           "", "## Summary", ""]
+    out = [
+        f"# {title_line(report)}",
+        "",
+        f"Data: `{report.data}` ({report.source})",
+        "",
+        '<a id="summary"></a>',
+        "",
+        "## Summary",
+        "",
+    ]
     out += [f"- {line}" for line in summary(report)]
     out += ["", "## Contents", ""]
     in_part = False
     for key, title, part in contents(report):
         in_part = in_part or part
         out.append(f"{'  ' if in_part and not part else ''}- [{_md_cell(title)}](#{key})")
-    out += ["", '<a id="headline"></a>', "", "## Headline", "",
-            "| metric | this period | previous | change |", "|---|---:|---:|---:|"]
+    out += [
+        "",
+        '<a id="headline"></a>',
+        "",
+        "## Headline",
+        "",
+        "| metric | this period | previous | change |",
+        "|---|---:|---:|---:|",
+    ]
     for key, metric in report.headline.items():
-        out.append(f"| {HEADLINE_LABELS[key]} | {fmt(key, metric['value'])} | {fmt(key, metric['previous'])} | "
-                   f"{change_text(key, metric)} |")
+        out.append(
+            f"| {HEADLINE_LABELS[key]} | {fmt(key, metric['value'])} | {fmt(key, metric['previous'])} | "
+            f"{change_text(key, metric)} |"
+        )
     parted = False
     for s in text_sections(report):
         if s.audience != MANAGER and not parted:
-            out += ["", '<a id="analysts"></a>', "", f"## {ANALYST_PART}", "",
-                    "The tables below are the detail behind the sections above."]
+            out += [
+                "",
+                '<a id="analysts"></a>',
+                "",
+                f"## {ANALYST_PART}",
+                "",
+                "The tables below are the detail behind the sections above.",
+            ]
             parted = True
         out += ["", f'<a id="{anchor(s)}"></a>', "", f"## {s.title}", ""]
         if not s.rows:
@@ -189,8 +213,13 @@ def print_rich(report: Report, console=None) -> None:
         if key in daily_keys:
             i = daily.columns.index(daily_keys[key])
             series = sparkline([r[i] for r in daily.rows])
-        head.add_row(HEADLINE_LABELS[key], fmt(key, metric["value"]), fmt(key, metric["previous"]),
-                     f"[{colour}]{change_text(key, metric)}[/]", f"[magenta]{series}[/]")
+        head.add_row(
+            HEADLINE_LABELS[key],
+            fmt(key, metric["value"]),
+            fmt(key, metric["previous"]),
+            f"[{colour}]{change_text(key, metric)}[/]",
+            f"[magenta]{series}[/]",
+        )
     console.print(head)
     parted = False
     for s in text_sections(report):
@@ -202,7 +231,9 @@ def print_rich(report: Report, console=None) -> None:
             if c in ("notes", "account_hints", "key_fingerprint"):  # long text: one line, cut
                 table.add_column(c, max_width=40 if c == "notes" else 24, no_wrap=True, overflow="ellipsis")
             else:
-                table.add_column(c, justify="right" if _numeric(s, c) else "left", overflow="fold", min_width=min(len(c), 10))
+                table.add_column(
+                    c, justify="right" if _numeric(s, c) else "left", overflow="fold", min_width=min(len(c), 10)
+                )
         status_i = s.columns.index("status") if "status" in s.columns else None
         for row in s.rows:
             cells = [fmt(c, v) for c, v in zip(s.columns, row)]

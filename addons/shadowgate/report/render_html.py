@@ -55,25 +55,33 @@ def svg_stacked(days: list[str], series: dict[str, list[int]], width: int = 720,
     top = max(totals, default=0) or 1
     plot_h = height - pad_b - 10
     bar_w = (width - pad_l) / max(len(days), 1)
-    parts = [f'<svg width="{width}" height="{height + legend_h}" viewBox="0 0 {width} {height + legend_h}" '
-             'role="img" aria-label="Daily requests by app">',
-             f'<text x="0" y="12" font-size="11">{top:,}</text>',
-             f'<line x1="{pad_l}" y1="{10 + plot_h}" x2="{width}" y2="{10 + plot_h}" stroke="#999"/>']
+    parts = [
+        f'<svg width="{width}" height="{height + legend_h}" viewBox="0 0 {width} {height + legend_h}" '
+        'role="img" aria-label="Daily requests by app">',
+        f'<text x="0" y="12" font-size="11">{top:,}</text>',
+        f'<line x1="{pad_l}" y1="{10 + plot_h}" x2="{width}" y2="{10 + plot_h}" stroke="#999"/>',
+    ]
     for i, day in enumerate(days):
-        y = 10 + plot_h
+        y = float(10 + plot_h)
         for j, (app, values) in enumerate(series.items()):
             h = values[i] / top * plot_h
             if h <= 0:
                 continue
             y -= h
-            parts.append(f'<rect x="{pad_l + i * bar_w + 2:.1f}" y="{y:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" '
-                         f'fill="{PALETTE[j % len(PALETTE)]}"><title>{_e(day)} {_e(app)}: {values[i]:,}</title></rect>')
-        parts.append(f'<text x="{pad_l + (i + 0.5) * bar_w:.1f}" y="{height - 6}" font-size="10" '
-                     f'text-anchor="middle">{_e(day[5:])}</text>')
+            parts.append(
+                f'<rect x="{pad_l + i * bar_w + 2:.1f}" y="{y:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" '
+                f'fill="{PALETTE[j % len(PALETTE)]}"><title>{_e(day)} {_e(app)}: {values[i]:,}</title></rect>'
+            )
+        parts.append(
+            f'<text x="{pad_l + (i + 0.5) * bar_w:.1f}" y="{height - 6}" font-size="10" '
+            f'text-anchor="middle">{_e(day[5:])}</text>'
+        )
     for j, app in enumerate(series):
         x, y = 10 + (j % 4) * 175, height + 14 + 18 * (j // 4)
-        parts.append(f'<rect x="{x}" y="{y - 9}" width="10" height="10" fill="{PALETTE[j % len(PALETTE)]}"/>'
-                     f'<text x="{x + 14}" y="{y}" font-size="11">{_e(app[:26])}</text>')
+        parts.append(
+            f'<rect x="{x}" y="{y - 9}" width="10" height="10" fill="{PALETTE[j % len(PALETTE)]}"/>'
+            f'<text x="{x + 14}" y="{y}" font-size="11">{_e(app[:26])}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -83,14 +91,18 @@ def svg_bars(items: list[tuple[str, float | None]], label, aria: str, width: int
     row_h, pad_l = 20, 200
     top = max((v for _, v in items if v is not None), default=0) or 1
     height = row_h * len(items) + 6
-    parts = [f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{_e(aria)}">']
+    parts = [
+        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" aria-label="{_e(aria)}">'
+    ]
     for i, (name, value) in enumerate(items):
         w = max(value or 0, 0) / top * (width - pad_l - 90)
         y = i * row_h + 3
         text = UNKNOWN_COST if value is None else label(value)
-        parts.append(f'<text x="{pad_l - 6}" y="{y + 13}" font-size="11" text-anchor="end">{_e(str(name)[:32])}</text>'
-                     f'<rect x="{pad_l}" y="{y}" width="{w:.1f}" height="{row_h - 5}" fill="{colour}"/>'
-                     f'<text x="{pad_l + w + 4:.1f}" y="{y + 13}" font-size="11">{_e(text)}</text>')
+        parts.append(
+            f'<text x="{pad_l - 6}" y="{y + 13}" font-size="11" text-anchor="end">{_e(str(name)[:32])}</text>'
+            f'<rect x="{pad_l}" y="{y}" width="{w:.1f}" height="{row_h - 5}" fill="{colour}"/>'
+            f'<text x="{pad_l + w + 4:.1f}" y="{y + 13}" font-size="11">{_e(text)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -104,8 +116,17 @@ def _html_table(s: Section) -> str:
     for row in s.rows:
         cells = []
         for c, v in zip(s.columns, row):
-            cls = (' class="n"' if c in numeric else f' class="{_e(v)}"' if c == "status" else ' class="d"'
-                   if isinstance(v, dt.date) else ' class="long"' if c in LONG_TEXT else "")
+            cls = (
+                ' class="n"'
+                if c in numeric
+                else f' class="{_e(v)}"'
+                if c == "status"
+                else ' class="d"'
+                if isinstance(v, dt.date)
+                else ' class="long"'
+                if c in LONG_TEXT
+                else ""
+            )
             cells.append(f"<td{cls}>{_e(fmt(c, v))}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     many = ' class="many"' if len(s.columns) > 10 else ""  # on a narrow page its headers wrap inside words too
@@ -128,8 +149,10 @@ def charts(report: Report) -> list[tuple[str, str]]:
     return [
         ("Daily requests by app", svg_stacked(days, stacked)),
         ("Cost by provider", svg_bars(cost, lambda v: fmt("cost_usd", v), "Cost by provider")),
-        ("Top users of apps not sanctioned (requests)",
-         svg_bars(users, lambda v: f"{v:,}", "Top users of apps not sanctioned", colour="#e15759")),
+        (
+            "Top users of apps not sanctioned (requests)",
+            svg_bars(users, lambda v: f"{v:,}", "Top users of apps not sanctioned", colour="#e15759"),
+        ),
     ]
 
 
@@ -138,8 +161,10 @@ def to_html(report: Report) -> str:
     for key, metric in report.headline.items():
         change = metric["change"] or 0
         cls = "up" if change > 0 else "down" if change < 0 else "muted"
-        cards.append(f'<div class="card">{_e(HEADLINE_LABELS[key])}<b>{_e(fmt(key, metric["value"]))}</b>'
-                     f'<span class="{cls}">{_e(change_text(key, metric))}</span></div>')
+        cards.append(
+            f'<div class="card">{_e(HEADLINE_LABELS[key])}<b>{_e(fmt(key, metric["value"]))}</b>'
+            f'<span class="{cls}">{_e(change_text(key, metric))}</span></div>'
+        )
     toc = []
     for key, title, part in contents(report):
         if key == "headline":
@@ -147,12 +172,15 @@ def to_html(report: Report) -> str:
         else:
             toc.append(f'<li><a href="#{_e(key)}">{"<b>" if part else ""}{_e(title)}{"</b>" if part else ""}</a></li>')
     parts = [
-        "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{_e(title_line(report))}</title><style>{CSS}</style></head><body>",
         f"<h1>{_e(title_line(report))}</h1>",
         f'<p class="muted">Data: {_e(report.data)} ({_e(report.source)})</p>',
-        '<h2 id="summary">Summary</h2><ul class="summary">' + "".join(f"<li>{_e(s)}</li>" for s in summary(report)) + "</ul>",
+        '<h2 id="summary">Summary</h2><ul class="summary">'
+        + "".join(f"<li>{_e(s)}</li>" for s in summary(report))
+        + "</ul>",
         '<nav><h2 id="contents">Contents</h2><ol>' + "".join(toc) + "</ol></nav>",
         f'<h2 id="headline">Headline</h2><div class="cards">{"".join(cards)}</div>',
         '<div id="charts"></div>',
@@ -162,8 +190,10 @@ def to_html(report: Report) -> str:
     parted = False
     for s in text_sections(report):
         if s.audience != MANAGER and not parted:
-            parts.append(f'<h2 class="part" id="analysts">{_e(ANALYST_PART)}</h2>'
-                         '<p class="muted">The tables below are the detail behind the sections above.</p>')
+            parts.append(
+                f'<h2 class="part" id="analysts">{_e(ANALYST_PART)}</h2>'
+                '<p class="muted">The tables below are the detail behind the sections above.</p>'
+            )
             parted = True
         parts.append(f'<h2 id="{_e(anchor(s))}">{_e(s.title)}</h2>{_html_table(s)}')
     parts.append("</body></html>")

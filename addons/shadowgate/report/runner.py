@@ -181,23 +181,27 @@ def build_report(
     """Set the variables, run every query in order, and collect the sections."""
     report = Report(period, period.previous(), source, data)
     providers = list(providers)
-    set_variables(con, {
-        "period_start": period.start,
-        "period_end": period.end,
-        "top": int(top),
-        "provider_status": provider_status,
-        "category_status": category_status,
-        "provider_names": {p.id: p.name for p in providers},
-        "provider_notes": {p.id: p.notes for p in providers if p.notes},
-    })
+    set_variables(
+        con,
+        {
+            "period_start": period.start,
+            "period_end": period.end,
+            "top": int(top),
+            "provider_status": provider_status,
+            "category_status": category_status,
+            "provider_names": {p.id: p.name for p in providers},
+            "provider_notes": {p.id: p.notes for p in providers if p.notes},
+        },
+    )
     for query in load_queries() if queries is None else queries:
         t0 = time.perf_counter()
         cur = con.execute(query.sql)
         if query.path is not None:
             if cur.description is None:
                 raise ValueError(f"{query.file}: a section's last statement must return rows")
-            section = Section(query.path, query.title.format(top=top), [d[0] for d in cur.description], cur.fetchall(),
-                              query.audience)
+            section = Section(
+                query.path, query.title.format(top=top), [d[0] for d in cur.description], cur.fetchall(), query.audience
+            )
             if query.path == HEADLINE:
                 report.headline = headline(section)
             else:

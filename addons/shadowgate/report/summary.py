@@ -40,9 +40,11 @@ def summary(report: Report) -> list[str]:
     out = []
     requests = value["requests"]
     change = h["requests"]["change"]
-    trend = (f"{change:+,} against {report.previous.label}" if change else f"as many as in {report.previous.label}")
-    out.append(f"{_count(requests, 'AI request')} from {value['active_users']:,} {'person' if value['active_users'] == 1 else 'people'} "
-               f"to {_count(value['apps'], 'app')} ({trend}).")
+    trend = f"{change:+,} against {report.previous.label}" if change else f"as many as in {report.previous.label}"
+    out.append(
+        f"{_count(requests, 'AI request')} from {value['active_users']:,} {'person' if value['active_users'] == 1 else 'people'} "
+        f"to {_count(value['apps'], 'app')} ({trend})."
+    )
     unpriced = sum(r.get("unpriced") or 0 for r in _records(report, "cost", "by_provider"))
     if value["cost_usd"] is None:
         out.append("Estimated cost: unknown (–): none of the requests had a price.")
@@ -55,11 +57,15 @@ def summary(report: Report) -> list[str]:
             text += f" {_count(unpriced, 'request')} with tokens had no price and {'is' if unpriced == 1 else 'are'} not in it."
         out.append(text)
     if value.get("unapproved_share") is None:
-        out.append("Sanctioned or unapproved: unknown, because no policy was given (run with --policy); "
-                   "every request counts as unknown.")
+        out.append(
+            "Sanctioned or unapproved: unknown, because no policy was given (run with --policy); "
+            "every request counts as unknown."
+        )
     else:
-        text = (f"{_pct(value['sanctioned_share'])} of requests were sanctioned use, {_pct(value['unapproved_share'])} "
-                f"went to unapproved apps and {_pct(value['unknown_share'])} to apps the policy does not name.")
+        text = (
+            f"{_pct(value['sanctioned_share'])} of requests were sanctioned use, {_pct(value['unapproved_share'])} "
+            f"went to unapproved apps and {_pct(value['unknown_share'])} to apps the policy does not name."
+        )
         top = _records(report, "unapproved", "users")
         if top and top[0].get("unapproved"):
             text += f" Most unapproved use: {top[0]['user']} ({top[0]['unapproved']:,} requests)."
@@ -67,26 +73,36 @@ def summary(report: Report) -> list[str]:
     new_apps = [r["app"] for r in _records(report, "new", "apps")]
     new_models = [r["model"] for r in _records(report, "new", "models")]
     if new_apps or new_models:
-        out.append(f"New this period: {_count(len(new_apps), 'app')}{' (' + _names(new_apps) + ')' if new_apps else ''} "
-                   f"and {_count(len(new_models), 'model')}.")
+        out.append(
+            f"New this period: {_count(len(new_apps), 'app')}{' (' + _names(new_apps) + ')' if new_apps else ''} "
+            f"and {_count(len(new_models), 'model')}."
+        )
     dlp = _records(report, "dlp", "by_type")
     if dlp:
         findings = sum(r["findings"] for r in dlp)
-        out.append(f"Sensitive data: {findings:,} items found in prompts ({_names([r['type'] for r in dlp])}); "
-                   "counts only, never the values.")
+        out.append(
+            f"Sensitive data: {findings:,} items found in prompts ({_names([r['type'] for r in dlp])}); "
+            "counts only, never the values."
+        )
     blind = _records(report, "blind_spots")
     if blind:
-        out.append(f"Not inspected: {_count(sum(r['requests'] for r in blind), 'request')} to "
-                   f"{_names(sorted({r['host'] for r in blind}))} (pinned apps or passthrough).")
+        out.append(
+            f"Not inspected: {_count(sum(r['requests'] for r in blind), 'request')} to "
+            f"{_names(sorted({r['host'] for r in blind}))} (pinned apps or passthrough)."
+        )
     near = [r for r in _records(report, "budget", "near_limit") if (r["max_percent"] or 0) >= 90]
     refused = sum(r["requests"] for r in _records(report, "budget", "rate_limited"))
     if near or refused:
-        out.append(f"Budgets: {_count(len(near), 'person')} at 90 % or more of a limit; "
-                   f"{_count(refused, 'request')} refused by a limit.".replace("persons", "people"))
+        out.append(
+            f"Budgets: {_count(len(near), 'person')} at 90 % or more of a limit; "
+            f"{_count(refused, 'request')} refused by a limit.".replace("persons", "people")
+        )
     servers = _records(report, "mcp", "servers")
     if servers:
         blocked = sum(r["blocked"] for r in servers)
         flags = sum(r["calls"] for r in _records(report, "mcp", "injection"))
-        out.append(f"MCP tool servers: {len(servers)} in use, {sum(r['calls'] for r in servers):,} calls, "
-                   f"{blocked:,} refused, {flags:,} prompt-injection flags.")
+        out.append(
+            f"MCP tool servers: {len(servers)} in use, {sum(r['calls'] for r in servers):,} calls, "
+            f"{blocked:,} refused, {flags:,} prompt-injection flags."
+        )
     return out

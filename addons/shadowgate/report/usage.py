@@ -60,7 +60,18 @@ def _n(value: int | None) -> str:
 
 def usage_table(rows: list[tuple], title: str) -> Table:
     table = Table(title=title, title_justify="left")
-    for name in ("user", "provider", "model", "requests", "input tok", "cached", "output tok", "reasoning", "cost USD", "notes"):
+    for name in (
+        "user",
+        "provider",
+        "model",
+        "requests",
+        "input tok",
+        "cached",
+        "output tok",
+        "reasoning",
+        "cost USD",
+        "notes",
+    ):
         table.add_column(name, justify="right" if name not in ("user", "provider", "model", "notes") else "left")
     for user, provider, model, requests, inp, cached, out, reasoning, cost, estimated, blind in rows:
         notes = []
@@ -69,8 +80,16 @@ def usage_table(rows: list[tuple], title: str) -> Table:
         if blind:
             notes.append(f"{blind} not inspected")
         table.add_row(
-            escape(user), escape(provider or "-"), escape(model), _n(requests), _n(inp), _n(cached), _n(out), _n(reasoning),
-            "–" if cost is None else f"{cost:.6f}", ", ".join(notes),  # no price: unknown, not 0
+            escape(user),
+            escape(provider or "-"),
+            escape(model),
+            _n(requests),
+            _n(inp),
+            _n(cached),
+            _n(out),
+            _n(reasoning),
+            "–" if cost is None else f"{cost:.6f}",
+            ", ".join(notes),  # no price: unknown, not 0
         )
     return table
 
@@ -90,7 +109,7 @@ def query_hint(db: Path) -> str:
         ]
     lines += [
         "  with any other duckdb CLI (1.x cannot open the file), from the Parquet segments:",
-        f"    duckdb -cmd \"SET VARIABLE segments = '{quoted}'\" -cmd \".read {REPORTS_DIR / 'open_segments.sql'}\"",
+        f'    duckdb -cmd "SET VARIABLE segments = \'{quoted}\'" -cmd ".read {REPORTS_DIR / "open_segments.sql"}"',
     ]
     return "\n".join(lines)
 

@@ -28,8 +28,9 @@ FORMATS = ("rich", "md", "html", "csv", "json")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", default="~/.shadowgate/shadowgate.duckdb",
-                        help="the database file (or its .segments directory)")
+    parser.add_argument(
+        "--db", default="~/.shadowgate/shadowgate.duckdb", help="the database file (or its .segments directory)"
+    )
     parser.add_argument("--week", help="ISO week, e.g. 2026-W47 (default: the last complete week)")
     parser.add_argument("--since", type=dt.date.fromisoformat, help="first day (inclusive), YYYY-MM-DD")
     parser.add_argument("--until", type=dt.date.fromisoformat, help="last day (inclusive), YYYY-MM-DD")
@@ -63,9 +64,14 @@ def make_report(args: argparse.Namespace, progress=None) -> runner.Report:
     con, source = open_data(db)
     try:
         return runner.build_report(
-            con, source, str(db), period,
-            provider_status=by_provider, category_status=by_category,
-            providers=catalog.providers.values(), top=args.top,
+            con,
+            source,
+            str(db),
+            period,
+            provider_status=by_provider,
+            category_status=by_category,
+            providers=catalog.providers.values(),
+            top=args.top,
         )
     finally:
         con.close()
