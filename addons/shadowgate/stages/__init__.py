@@ -5,6 +5,7 @@
     Health       readiness and liveness through the proxy port (http://shadowgate.health/)
     TlsGate      identify: decrypt catalogued AI hosts, pass the rest through, record what is not inspected
     Identify     identify: provider, wire format, model, person, key fingerprint; then decide (policy)
+    Realtime     identify..record: WebSocket AI sessions (OpenAI Realtime, Gemini Live): policy, DLP, one row
     Act          act: block, coach, redirect to the sanctioned gateway, rate-limit, inject headers
     Redact       act: DLP on prompts (redact, block or log)
     Mcp          act: MCP tool calls on any decrypted host (allow-lists, DLP, injection screening)
@@ -27,6 +28,7 @@ def default_addons() -> list[Any]:
     from shadowgate.stages.logs import Logs
     from shadowgate.stages.mcp import Mcp
     from shadowgate.stages.meter import Meter
+    from shadowgate.stages.realtime import Realtime
     from shadowgate.stages.redact import Redact
     from shadowgate.stages.settings import ShadowgateSettings
     from shadowgate.stages.telemetry import Telemetry
@@ -40,6 +42,7 @@ def default_addons() -> list[Any]:
         Health(settings),
         TlsGate(settings),
         Identify(settings),
+        Realtime(settings),
         Act(settings),
         Redact(settings),
         Mcp(settings, on_call=telemetry.mcp_call),
