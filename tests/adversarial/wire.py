@@ -88,6 +88,21 @@ class TlsClient:
         self.tls.write(data)
         self._flush()
 
+    def read_some(self, timeout: float = 5.0) -> bytes:
+        """The plaintext of the next socket read; b"" when the peer closed."""
+        self.sock.settimeout(timeout)
+        while True:
+            try:
+                return self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                pass
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""
+            data = self.sock.recv(65536)
+            if not data:
+                return b""
+            self.incoming.write(data)
+
     def receive(self, timeout: float = 5.0) -> bytes:
         """Plaintext until the peer closes or goes quiet for `timeout`."""
         self.sock.settimeout(timeout)
@@ -149,3 +164,38 @@ def http1_request(host: str, path: str, body: bytes, headers: dict[str, str] | N
     lines = [f"POST {target or path} HTTP/1.1", f"Host: {host}", "Content-Type: application/json", f"Content-Length: {len(body)}", "Connection: close"]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def h2_exchange(client: TlsClient, requests: list[tuple[str, str, bytes, dict[str, str]]]) -> list[tuple[int, bytes]]:
+    """Send each (authority, path, body, headers) as a POST on one HTTP/2 connection, one after
+    the other, and return each (status, body)."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    client.send(conn.data_to_send())
+    answers = []
+    for authority, path, body, headers in requests:
+        stream = conn.get_next_available_stream_id()
+        pseudo = [(":method", "POST"), (":authority", authority), (":scheme", "https"), (":path", path)]
+        conn.send_headers(stream, pseudo + [("content-type", "application/json"), *headers.items()])
+        conn.send_data(stream, body, end_stream=True)
+        client.send(conn.data_to_send())
+        status, data, done = 0, b"", False
+        while not done:
+            chunk = client.read_some()
+            if not chunk:
+                break
+            for event in conn.receive_data(chunk):
+                if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream:
+                    status = int(dict(event.headers)[":status"])
+                elif isinstance(event, h2.events.DataReceived) and event.stream_id == stream:
+                    data += event.data
+                    conn.acknowledge_received_data(event.flow_controlled_length, stream)
+                elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)) and event.stream_id == stream:
+                    done = True
+            client.send(conn.data_to_send())
+        answers.append((status, data))
+    return answers

@@ -5,6 +5,7 @@
     Health       readiness and liveness through the proxy port (http://shadowgate.health/)
     TlsGate      identify: decrypt catalogued AI hosts, pass the rest through, record what is not inspected
     Identify     identify: provider, wire format, model, person, key fingerprint; then decide (policy)
+    HostAgreement identify: CONNECT target, SNI, Host/:authority and URL must agree (strictest or refuse)
     Realtime     identify..record: WebSocket AI sessions (OpenAI Realtime, Gemini Live): policy, DLP, one row
     Act          act: block, coach, redirect to the sanctioned gateway, rate-limit, inject headers
     Redact       act: DLP on prompts (redact, block or log)
@@ -24,6 +25,7 @@ from typing import Any
 def default_addons() -> list[Any]:
     from shadowgate.stages.act import Act
     from shadowgate.stages.health import Health
+    from shadowgate.stages.hostagree import HostAgreement
     from shadowgate.stages.identify import Identify
     from shadowgate.stages.logs import Logs
     from shadowgate.stages.mcp import Mcp
@@ -42,6 +44,7 @@ def default_addons() -> list[Any]:
         Health(settings),
         TlsGate(settings),
         Identify(settings),
+        HostAgreement(settings),
         Realtime(settings),
         Act(settings),
         Redact(settings),

@@ -44,6 +44,7 @@ from shadowgate.config.policy import Decision
 from shadowgate.config.policy import DlpPolicy
 from shadowgate.stages.act import api_error
 from shadowgate.stages.act import refusal_text
+from shadowgate.stages.hostagree import DECISION_HOST_KEY
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.redact import dlp_verdict
 from shadowgate.stages.redact import scan_json
@@ -116,7 +117,7 @@ class Realtime:
         if settings.catalog is None:
             return
         request = flow.request
-        host = normalise_host(flow.client_conn.sni or request.host)
+        host = flow.metadata.get(DECISION_HOST_KEY) or normalise_host(flow.client_conn.sni or request.host)
         provider = settings.catalog.match_host(host)
         route = websocket_route(request.path, provider is not None)
         if route is None:
