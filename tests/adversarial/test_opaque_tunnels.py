@@ -120,3 +120,17 @@ def test_non_ai_host_with_a_cut_clienthello_still_passes_through(gate):
     client.send(b"GET /_fake/bytes?size=4 HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n")
     assert client.receive().endswith(b"xxxx")
     assert gate.rows("user_name = 'plainsplit'", timeout=1.5) == []
+
+
+def test_a_harmless_sni_on_a_tunnel_to_an_ai_host_is_decrypted_not_passed_through(gate, upstream):
+    """CONNECT api.openai.com with the SNI of a site the proxy passes through (or ECH's outer name)."""
+    mark = marker()
+    sock, status = open_tunnel(gate.port, "api.openai.com:443", user="fakesni")
+    assert status == 200
+    client = TlsClient(sock, gate.ssl_context(), "example.com")
+    client.handshake()
+    assert _issuer(client) == "mitmproxy"
+    client.send(http1_request("api.openai.com", "/v1/chat/completions", CHAT, {"x-attack": mark}))
+    assert client.receive().startswith(b"HTTP/1.1 200")
+    [row] = gate.rows("user_name = 'fakesni'", expect=1)
+    assert (row["host"], row["provider"], row["inspected"]) == ("api.openai.com", "openai", True)

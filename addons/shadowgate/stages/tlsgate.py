@@ -149,10 +149,14 @@ class TlsGate:
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         if data.ignore_connection:
             return
+        client, server = data.context.client, data.context.server
         sni = data.client_hello.sni
-        host = normalise_host(sni) if sni else _server_host(data.context.client, data.context.server)
-        if not host:
+        # The SNI and the CONNECT target may name different hosts (an SNI of a harmless site on a
+        # tunnel to an AI host, ECH's outer name): decrypt when either is a host we inspect.
+        names = [n for n in (normalise_host(sni) if sni else None, normalise_host(str(server.address[0])) if server.address else None) if n]
+        if not names:
             return
+        host = next((n for n in names if self._inspected_host(n, client)), names[0])
         settings = self.settings
         facts = self._facts(host, data.context.client)
         key = self._pin_key(facts, data.context.client)
