@@ -13,6 +13,8 @@ import pytest
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
+from tests.adversarial.wire import TlsClient
+from tests.adversarial.wire import open_tunnel
 from tests.adversarial.wsupstream import WsUpstream
 from tests.conftest import TEST_HOSTS
 
@@ -132,3 +134,20 @@ def test_gemini_live_session_model_usage_and_dlp(fresh_proxy, ws_upstream, tmp_p
     assert (row["provider"], row["wire_format"], row["model"]) == ("gemini-api", "gemini-live", "gemini-live-2.5-flash")
     assert (row["input_tokens"], row["output_tokens"]) == (14, 6)
     assert row["dlp_action"] == "redact"
+
+
+def test_an_upgrade_to_another_protocol_never_becomes_a_raw_tunnel(fresh_proxy, ws_upstream):
+    """mitmproxy relays a 101 that is not a WebSocket as raw TCP; on an AI host it is refused."""
+    proxy = fresh_proxy(upstream_port=ws_upstream.port)
+    sock, status = open_tunnel(proxy.port, "api.openai.com:443", user="tunneller")
+    assert status == 200
+    client = TlsClient(sock, proxy.ssl_context(), "api.openai.com")
+    client.handshake()
+    client.send(b"GET /v1/tunnel HTTP/1.1\r\nHost: api.openai.com\r\nUpgrade: x-tunnel\r\nConnection: Upgrade\r\n\r\n")
+    client.send(b"SECRET-PAYLOAD-THROUGH-THE-TUNNEL")
+    answer = client.receive(timeout=3)
+    assert b"SECRET-PAYLOAD" not in answer
+    assert not any("SECRET-PAYLOAD" in m for m in ws_upstream.received)
+    [row] = proxy.rows("user_name = 'tunneller'", expect=1)
+    assert (row["decision"], row["error_type"], row["path"]) == ("block", "not a WebSocket: refused", "/v1/tunnel")
+

@@ -3,7 +3,8 @@
 OpenAI (any path ending /realtime): session.created with the URL's model; every
 `response.create` gets a response.done with usage 10 in (2 cached) / 5 out. Gemini (a path with
 BidiGenerateContent): setupComplete after `setup`; every clientContent or realtimeInput gets a
-serverContent turn with usageMetadata 7 prompt / 3 response. Every client message is kept in
+serverContent turn with usageMetadata 7 prompt / 3 response. A request that upgrades to
+`x-tunnel` gets a 101 and then an echo of raw bytes: a provider that helps a tunnel. Every client message is kept in
 `received` so a test can see exactly what reached the provider.
 """
 
@@ -58,8 +59,13 @@ class WsUpstream:
         ws = WSConnection(ConnectionType.SERVER)
         path = ""
         try:
+            head = b""
+            while b"\r\n\r\n" not in head and (chunk := conn.recv(65536)):
+                head += chunk
+            if b"upgrade: x-tunnel" in head.lower():
+                return self._raw_tunnel(conn, head)
+            data = head
             while True:
-                data = conn.recv(65536)
                 ws.receive_data(data or None)
                 for event in ws.events():
                     if isinstance(event, Request):
@@ -79,10 +85,19 @@ class WsUpstream:
                         return
                 if not data:
                     return
+                data = conn.recv(65536)
         except (OSError, ssl.SSLError):
             return
         finally:
             conn.close()
+
+    def _raw_tunnel(self, conn: ssl.SSLSocket, head: bytes) -> None:
+        """A server that switches to any protocol it is asked for, then echoes what it gets."""
+        self.upgrades.append(head.split(b" ", 2)[1].decode())
+        conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x-tunnel\r\nConnection: Upgrade\r\n\r\n")
+        while data := conn.recv(65536):
+            self.received.append(data.decode("utf-8", "replace"))
+            conn.sendall(data)
 
     def _send(self, conn: ssl.SSLSocket, ws: WSConnection, body: dict) -> None:
         conn.sendall(ws.send(TextMessage(json.dumps(body))))

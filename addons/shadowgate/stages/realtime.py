@@ -69,7 +69,7 @@ REALTIME_KEY = "shadowgate_realtime"
 OPENAI_REALTIME = Route("openai-realtime", "openai-responses", "realtime")
 GEMINI_LIVE = Route("gemini-live", "gemini", "realtime")
 OTHER_WEBSOCKET = Route("websocket", "openai-chat", "realtime")
-_ACTION_RANK = {"block": 3, "redact": 2, "log": 1}
+NOT_WEBSOCKET_RULE = "shadowgate:upgrade-not-websocket"
 
 
 def websocket_route(path: str, catalogued: bool) -> Route | None:
@@ -83,7 +83,9 @@ def websocket_route(path: str, catalogued: bool) -> Route | None:
 
 
 def _is_upgrade(request: http.Request) -> bool:
-    return request.headers.get("upgrade", "").lower() == "websocket" and "upgrade" in request.headers.get("connection", "").lower()
+    # Any Upgrade, not only a well-formed WebSocket one: mitmproxy relays a 101 that is not a
+    # WebSocket it recognises as raw TCP, which must not happen on an AI host (see response()).
+    return "upgrade" in request.headers
 
 
 @dataclass(slots=True)
@@ -154,8 +156,18 @@ class Realtime:
 
     def response(self, flow: http.HTTPFlow) -> None:
         session = flow.metadata.get(REALTIME_KEY)
-        if session is not None and flow.response is not None and flow.response.status_code != 101:
+        if session is None or flow.response is None:
+            return
+        if flow.response.status_code != 101:
             self._record(session, flow.response.status_code, None)  # refused here, or by the provider
+        elif flow.websocket is None:
+            # A switch to a protocol that is not a WebSocket mitmproxy can read (another Upgrade
+            # token, an odd Sec-WebSocket-Version): mitmproxy would relay it as raw TCP, unseen.
+            log.warning("shadowgate: refused a 101 to %s that is not a WebSocket; it would be an unexamined tunnel", session.rec.host)
+            if flow.killable:
+                flow.kill()
+            session.rec.decision = Decision(BLOCK, NOT_WEBSOCKET_RULE, "an upgrade to a protocol the proxy cannot read")
+            self._record(session, 101, "not a WebSocket: refused")
 
     def error(self, flow: http.HTTPFlow) -> None:
         session = flow.metadata.get(REALTIME_KEY)
