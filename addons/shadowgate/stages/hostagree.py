@@ -19,6 +19,7 @@ import logging
 from mitmproxy import ctx
 from mitmproxy import exceptions
 from mitmproxy import http
+from mitmproxy.proxy.mode_specs import ReverseMode
 
 from shadowgate.config.catalog import site_of
 from shadowgate.config.policy import BLOCK
@@ -65,8 +66,8 @@ class HostAgreement:
             self.refuse = mode == "refuse"
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live:
-            return
+        if flow.response or flow.error or not flow.live or isinstance(flow.client_conn.proxy_mode, ReverseMode):
+            return  # a reverse proxy's clients name the proxy; its backend is configured, not chosen
         names = request_names(flow)
         hosts = names.hosts()
         if len(hosts) <= 1:
