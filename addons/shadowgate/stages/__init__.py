@@ -6,6 +6,8 @@
     Health       readiness and liveness through the proxy port (http://shadowgate.health/)
     TlsGate      identify: decrypt catalogued AI hosts, pass the rest through, record what is not inspected
     Identify     identify: provider, wire format, model, person, key fingerprint; then decide (policy)
+    HostAgreement identify: CONNECT target, SNI, Host/:authority and URL must agree (strictest or refuse)
+    Realtime     identify..record: WebSocket AI sessions (OpenAI Realtime, Gemini Live): policy, DLP, one row
     Act          act: block, coach, redirect to the sanctioned gateway, rate-limit, inject headers
     Redact       act: DLP on prompts (redact, block or log)
     Mcp          act: MCP tool calls on any decrypted host (allow-lists, DLP, injection screening)
@@ -24,10 +26,12 @@ from typing import Any
 def default_addons() -> list[Any]:
     from shadowgate.stages.act import Act
     from shadowgate.stages.health import Health
+    from shadowgate.stages.hostagree import HostAgreement
     from shadowgate.stages.identify import Identify
     from shadowgate.stages.logs import Logs
     from shadowgate.stages.mcp import Mcp
     from shadowgate.stages.meter import Meter
+    from shadowgate.stages.realtime import Realtime
     from shadowgate.stages.redact import Redact
     from shadowgate.stages.settings import ShadowgateSettings
     from shadowgate.stages.telemetry import Telemetry
@@ -43,6 +47,8 @@ def default_addons() -> list[Any]:
         Health(settings),
         TlsGate(settings),
         Identify(settings),
+        HostAgreement(settings),
+        Realtime(settings),
         Act(settings),
         Redact(settings),
         Mcp(settings, on_call=telemetry.mcp_call),

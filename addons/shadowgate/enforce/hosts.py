@@ -1,0 +1,91 @@
+"""The names one request goes by, and which of them the policy must judge it by.
+
+A request through the proxy names its destination up to four times: the CONNECT target (where
+the TCP connection goes), the TLS SNI (the certificate the upstream must show), the HTTP `Host`
+header or HTTP/2 `:authority` (the virtual host a server or CDN routes by), and for an HTTP/1
+absolute-form request line inside a tunnel, that URL's authority (which RFC 9112 §3.2.2 tells a
+server to prefer over Host). A client controls all four. When they disagree, any one of them may
+be the service that really answers (domain fronting, HTTP/2 connection reuse), so the request is
+judged by the strictest of them, or refused outright (shadowgate_host_mismatch=refuse).
+
+IP literals are left out when a name is present: an IP cannot be compared with a name without
+DNS, and the upstream certificate is verified against the SNI, which binds the connection to
+that name. An IP is judged only when it is the only thing the request names.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from mitmproxy import http
+from mitmproxy.net.http import url
+
+from shadowgate.config.catalog import normalise_host
+from shadowgate.config.policy import ALLOW
+from shadowgate.config.policy import BLOCK
+from shadowgate.config.policy import COACH
+from shadowgate.config.policy import PASSTHROUGH
+from shadowgate.config.policy import RATE_LIMIT
+from shadowgate.config.policy import REDIRECT
+from shadowgate.config.policy import Decision
+
+MISMATCH_MODES = ("strictest", "refuse")
+# How strict an enforced action is; an observe-mode would_* decision ranks below every enforced one.
+_STRICTNESS = {BLOCK: 5, RATE_LIMIT: 4, REDIRECT: 3, COACH: 2, PASSTHROUGH: 1, ALLOW: 1}
+
+
+@dataclass(frozen=True, slots=True)
+class RequestNames:
+    connect: str | None  # the CONNECT target, or the address the request is sent to
+    sni: str | None
+    authority: str | None  # Host header, or :authority for HTTP/2 and HTTP/3
+    target: str | None  # the authority of an absolute-form HTTP/1 request line
+
+    def hosts(self) -> list[str]:
+        """The distinct names, the one a server routes by first (target, Host, SNI, CONNECT)."""
+        named = [h for h in (self.target, self.authority, self.sni, self.connect) if h]
+        names = [h for h in named if not is_ip(h)] or named
+        return list(dict.fromkeys(names))
+
+    def agree(self) -> bool:
+        return len(self.hosts()) <= 1
+
+    def describe(self) -> str:
+        parts = (("connect", self.connect), ("sni", self.sni), ("host", self.authority), ("target", self.target))
+        return " ".join(f"{k}={v}" for k, v in parts if v)
+
+
+def request_names(flow: http.HTTPFlow) -> RequestNames:
+    request = flow.request
+    authority = request.host_header
+    target = None
+    if not (request.is_http2 or request.is_http3) and request.authority:
+        target = _host_of(request.authority)
+    return RequestNames(
+        connect=normalise_host(request.host) if request.host else None,
+        sni=normalise_host(flow.client_conn.sni) if flow.client_conn.sni else None,
+        authority=_host_of(authority) if authority else None,
+        target=target,
+    )
+
+
+def strictness(decision: Decision) -> int:
+    rank = _STRICTNESS.get(decision.action.removeprefix("would_"), 1)
+    return rank * 2 if decision.enforced else 1
+
+
+def is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _host_of(authority: str) -> str:
+    try:
+        host, _ = url.parse_authority(authority, check=False)
+    except ValueError:
+        host = authority
+    return normalise_host(host)

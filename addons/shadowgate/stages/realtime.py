@@ -1,0 +1,391 @@
+"""WebSocket AI sessions: OpenAI Realtime, Gemini Live, and any WebSocket to a catalogued AI host.
+
+The policy is applied at the upgrade (a refused upgrade never reaches the provider) and again
+when a client message names another model (OpenAI `session.update`, Gemini `setup`). DLP scans
+every client text frame the way Redact scans a request body (`conversation.item.create` text,
+`input_text`, `instructions`, Gemini `clientContent` / `realtimeInput` text); a finding the policy
+blocks drops the frame and tells the client, a redaction rewrites it. Audio frames pass unscanned.
+
+Each session becomes one ai_requests row when it ends: the model from the URL or the session
+messages, usage summed from the server's usage events (OpenAI `response.done`, Gemini
+`usageMetadata`, each taken as that turn's count), its duration as latency_ms, and the bytes each
+way. mitmproxy keeps every message of a WebSocket flow in memory; after a message is handled only
+the latest is kept, so an hour of audio does not grow the proxy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from dataclasses import field
+from dataclasses import replace
+from typing import Any
+from urllib.parse import parse_qs
+from urllib.parse import urlsplit
+
+from mitmproxy import ctx
+from mitmproxy import http
+from mitmproxy import websocket
+
+from shadowgate.config.attribution import account_hint
+from shadowgate.config.catalog import normalise_host
+from shadowgate.config.catalog import site_of
+from shadowgate.config.policy import ALLOW
+from shadowgate.config.policy import BLOCK
+from shadowgate.config.policy import COACH
+from shadowgate.config.policy import RATE_LIMIT
+from shadowgate.config.policy import REDIRECT
+from shadowgate.config.policy import Decision
+from shadowgate.config.policy import DlpPolicy
+from shadowgate.stages.act import api_error
+from shadowgate.stages.act import refusal_text
+from shadowgate.stages.hostagree import DECISION_HOST_KEY
+from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
+from shadowgate.stages.redact import dlp_verdict
+from shadowgate.stages.redact import scan_json
+from shadowgate.stages.redact import shared_scanner
+from shadowgate.stages.settings import ShadowgateSettings
+from shadowgate.dlp import Placeholders
+from shadowgate.storage.schema import AI_REQUESTS
+from shadowgate.storage.schema import FlowRecord
+from shadowgate.storage.schema import Outcome
+from shadowgate.storage.schema import ai_request_row
+from shadowgate.wireformats.base import RequestFacts
+from shadowgate.wireformats.base import ResponseFacts
+from shadowgate.wireformats.base import Route
+from shadowgate.wireformats.base import Usage
+from shadowgate.wireformats.common import as_int
+from shadowgate.wireformats.common import dig
+from shadowgate.wireformats.common import header_map
+
+log = logging.getLogger(__name__)
+
+REALTIME_KEY = "shadowgate_realtime"
+OPENAI_REALTIME = Route("openai-realtime", "openai-responses", "realtime")
+GEMINI_LIVE = Route("gemini-live", "gemini", "realtime")
+OTHER_WEBSOCKET = Route("websocket", "openai-chat", "realtime")
+NOT_WEBSOCKET_RULE = "shadowgate:upgrade-not-websocket"
+
+
+def websocket_route(path: str, catalogued: bool) -> Route | None:
+    """Which realtime protocol an upgrade speaks; any WebSocket to a catalogued AI host counts."""
+    lowered = urlsplit(path).path.lower()
+    if "bidigeneratecontent" in lowered:
+        return GEMINI_LIVE
+    if lowered.rstrip("/").endswith("/realtime"):
+        return OPENAI_REALTIME
+    return OTHER_WEBSOCKET if catalogued else None
+
+
+def _is_upgrade(request: http.Request) -> bool:
+    # Any Upgrade, not only a well-formed WebSocket one: mitmproxy relays a 101 that is not a
+    # WebSocket it recognises as raw TCP, which must not happen on an AI host (see response()).
+    return "upgrade" in request.headers
+
+
+@dataclass(slots=True)
+class Session:
+    rec: FlowRecord
+    usage: Counter = field(default_factory=Counter)
+    usage_seen: bool = False
+    response_model: str | None = None
+    response_id: str | None = None
+    finish: list[str] = field(default_factory=list)
+    client_bytes: int = 0
+    server_bytes: int = 0
+    dlp_counts: Counter = field(default_factory=Counter)
+    dlp_actions: set[str] = field(default_factory=set)
+    refused: str | None = None  # why every further client message is dropped
+    recorded: bool = False
+
+
+class Realtime:
+    name = "shadowgate_realtime"
+
+    def __init__(self, settings: ShadowgateSettings) -> None:
+        self.settings = settings
+
+    # --- the upgrade ------------------------------------------------------------------------------
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live or not _is_upgrade(flow.request):
+            return
+        settings = self.settings
+        if settings.catalog is None:
+            return
+        request = flow.request
+        host = flow.metadata.get(DECISION_HOST_KEY) or normalise_host(flow.client_conn.sni or request.host)
+        provider = settings.catalog.match_host(host)
+        route = websocket_route(request.path, provider is not None)
+        if route is None:
+            return
+        client_ip = str(flow.client_conn.peername[0]).removeprefix("::ffff:") if flow.client_conn.peername else ""
+        proxy_user = (flow.metadata.get("proxyauth") or (None,))[0]
+        path, _, query = request.path.partition("?")
+        headers = header_map(request.headers)
+        params = parse_qs(query)
+        model = (params.get("model") or params.get("deployment") or [None])[0]
+        rec = FlowRecord(
+            started=request.timestamp_start,
+            client_ip=client_ip,
+            person=settings.directory.person(proxy_user, client_ip),
+            host=host,
+            site=site_of(host),
+            provider=provider,
+            route=route,
+            method=request.method,
+            path=path[:2048],
+            user_agent=(headers.get("user-agent") or "")[:256] or None,
+            key=settings.fingerprinter.sighting(headers, query) if settings.fingerprinter else None,
+            account_hint=account_hint(headers),
+            facts=RequestFacts(operation="realtime", model=model, streaming=True),
+        )
+        session = Session(rec)
+        flow.metadata[REALTIME_KEY] = session
+        rec.decision = settings.decide(rec)
+        refusal = _refusal(rec.decision)
+        if refusal is not None:
+            status, text = refusal
+            flow.response = api_error(route.parser, status, text, rec.decision.retry_after if status == 429 else None)
+            session.refused = text
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        session = flow.metadata.get(REALTIME_KEY)
+        if session is None or flow.response is None:
+            return
+        if flow.response.status_code != 101:
+            self._record(session, flow.response.status_code, None)  # refused here, or by the provider
+        elif flow.websocket is None:
+            # A switch to a protocol that is not a WebSocket mitmproxy can read (another Upgrade
+            # token, an odd Sec-WebSocket-Version): mitmproxy would relay it as raw TCP, unseen.
+            log.warning("shadowgate: refused a 101 to %s that is not a WebSocket; it would be an unexamined tunnel", session.rec.host)
+            if flow.killable:
+                flow.kill()
+            session.rec.decision = Decision(BLOCK, NOT_WEBSOCKET_RULE, "an upgrade to a protocol the proxy cannot read")
+            self._record(session, 101, "not a WebSocket: refused")
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        session = flow.metadata.get(REALTIME_KEY)
+        if session is not None and flow.websocket is None:
+            self._record(session, flow.response.status_code if flow.response else None, flow.error.msg if flow.error else "error")
+
+    # --- the session ------------------------------------------------------------------------------
+
+    def websocket_message(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        session = flow.metadata.get(REALTIME_KEY)
+        if session is None or flow.websocket is None:
+            return None
+        message = flow.websocket.messages[-1]
+        # Only the newest message stays: the layer holds it until it is sent on.
+        del flow.websocket.messages[:-1]
+        try:
+            if message.from_client:
+                return self._client_message(flow, session, message)
+            self._server_message(session, message)
+        except Exception:
+            log.exception("shadowgate: a realtime message could not be handled")
+            if message.from_client and self._fails_closed():
+                self._refuse_message(flow, session, message, "shadowgate: the message was not sent: it could not be checked.")
+        return None
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        session = flow.metadata.get(REALTIME_KEY)
+        if session is not None:
+            ws = flow.websocket
+            error = None
+            if ws is not None and ws.close_code not in (None, 1000, 1005):
+                error = f"close {ws.close_code}"
+            self._record(session, 101, error)
+
+    def _client_message(self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage) -> Awaitable[None] | None:
+        if session.refused is not None:
+            message.drop()
+            return None
+        session.client_bytes += len(message.content)
+        body = _json(message.content)
+        rec = session.rec
+        model = _client_model(body)
+        if model and rec.facts is not None and model != rec.facts.model:
+            rec.facts = replace(rec.facts, model=model)
+            rec.decision = self.settings.decide(rec)
+            refusal = _refusal(rec.decision)
+            if refusal is not None:
+                session.refused = refusal[1]
+                self._refuse_message(flow, session, message, refusal[1])
+                return None
+        dlp = self.settings.policy.dlp
+        if dlp is None or (body is None and not message.is_text):
+            return None  # audio and other binary frames carry no text to scan
+        if body is None:
+            body = {"text": message.text}
+            wrapped = True
+        else:
+            wrapped = False
+        if len(message.content) > SCAN_IN_THREAD_CHARS:
+            return self._scan_off_loop(flow, session, message, body, wrapped, dlp)
+        self._apply(flow, session, message, wrapped, dlp, *_scan(body, dlp))
+        return None
+
+    async def _scan_off_loop(
+        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, body: Any, wrapped: bool, dlp: DlpPolicy
+    ) -> None:
+        try:
+            scanned = await asyncio.to_thread(_scan, body, dlp)
+            self._apply(flow, session, message, wrapped, dlp, *scanned)
+        except Exception:
+            log.exception("shadowgate: realtime DLP scan failed")
+            if self._fails_closed():
+                self._refuse_message(flow, session, message, "shadowgate: the message was not sent: it could not be checked.")
+
+    def _apply(
+        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage,
+        wrapped: bool, dlp: DlpPolicy, cleaned: Any, counts: Counter, actions: set[str],
+    ) -> None:  # fmt: skip
+        if not counts:
+            return
+        session.dlp_counts.update(counts)
+        session.dlp_actions.update(actions)
+        rec = session.rec
+        _, action, blocking = dlp_verdict(counts, actions, dlp, self.settings.policy.observe)
+        if blocking:
+            found = ", ".join(blocking)
+            self._refuse_message(flow, session, message, f"shadowgate: the message contains {found}; company policy does not allow sending it to {rec.host}.")
+        elif action == "redact":
+            message.text = cleaned["text"] if wrapped else json.dumps(cleaned, ensure_ascii=False)
+
+    def _refuse_message(self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, text: str) -> None:
+        """Drop a client message and tell the client, in its protocol's error shape."""
+        message.drop()
+        route = session.rec.route
+        if route is OPENAI_REALTIME or route is OTHER_WEBSOCKET:
+            body = json.loads(api_error("openai-responses", 403, text).content or b"{}")
+            event = {"type": "error", "event_id": f"shadowgate_{int(time.time() * 1000)}", **body}
+        else:
+            event = json.loads(api_error("gemini", 403, text).content or b"{}")
+        ctx.master.commands.call("inject.websocket", flow, True, json.dumps(event).encode(), True)
+
+    def _fails_closed(self) -> bool:
+        dlp = self.settings.policy.dlp
+        return dlp is not None and dlp.on_error != ALLOW
+
+    def _server_message(self, session: Session, message: websocket.WebSocketMessage) -> None:
+        session.server_bytes += len(message.content)
+        body = _json(message.content)
+        if not isinstance(body, dict):
+            return
+        kind = body.get("type")
+        if kind in ("session.created", "session.updated"):
+            session.response_model = dig(body, "session", "model") or session.response_model
+        elif kind == "response.done":
+            response = body.get("response") or {}
+            session.response_id = response.get("id") or session.response_id
+            if isinstance(response.get("status"), str):
+                session.finish.append(response["status"])
+            self._add_usage(session, _openai_usage(response.get("usage")))
+        if isinstance(body.get("usageMetadata"), dict):
+            self._add_usage(session, _gemini_usage(body["usageMetadata"]))
+
+    @staticmethod
+    def _add_usage(session: Session, usage: Usage | None) -> None:
+        if usage is None:
+            return
+        session.usage_seen = True
+        for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"):
+            value = getattr(usage, name)
+            if value is not None:
+                session.usage[name] += value
+
+    # --- the row ----------------------------------------------------------------------------------
+
+    def _record(self, session: Session, status: int | None, error: str | None) -> None:
+        if session.recorded:
+            return
+        session.recorded = True
+        rec = session.rec
+        if session.dlp_counts:
+            dlp = self.settings.policy.dlp or DlpPolicy()
+            rec.dlp_findings, rec.dlp_action, _ = dlp_verdict(session.dlp_counts, session.dlp_actions, dlp, self.settings.policy.observe)
+        usage = Usage(**{k: session.usage.get(k) for k in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")}) if session.usage_seen else Usage()
+        if session.usage_seen:
+            usage.input_tokens = usage.input_tokens or 0
+            usage.output_tokens = usage.output_tokens or 0
+        out = Outcome(
+            status_code=status,
+            response=ResponseFacts(model=session.response_model, response_id=session.response_id, finish_reasons=session.finish, usage=usage),
+            latency_ms=round((time.time() - rec.started) * 1000, 3),
+            response_bytes=session.server_bytes,
+            error_type=error[:60] if error else None,
+        )
+        rec.request_bytes = session.client_bytes
+        writer = self.settings.writer
+        if writer is not None:
+            writer.submit(AI_REQUESTS.name, ai_request_row(rec, out))
+
+
+def _refusal(decision: Decision) -> tuple[int, str] | None:
+    """(status, message) when the policy refuses the session, else None."""
+    if not decision.enforced:
+        return None
+    action = decision.action
+    if action == COACH:
+        action = BLOCK if decision.rule is not None and decision.rule.coach_api == BLOCK else ALLOW
+    if action == BLOCK:
+        return 403, refusal_text(decision, "blocked")
+    if action == RATE_LIMIT:
+        return 429, f"shadowgate: {decision.reason}"
+    if action == REDIRECT:
+        return 403, refusal_text(decision, "sent to the company gateway") + " Realtime sessions cannot be re-routed."
+    return None
+
+
+def _scan(body: Any, dlp: DlpPolicy) -> tuple[Any, Counter, set[str]]:
+    """Redact a client message's free text; raises ScanFailed past dlp.budget_ms (fails closed)."""
+    return scan_json(body, shared_scanner(), Placeholders(), dlp)
+
+
+def _json(content: bytes) -> Any:
+    stripped = content.lstrip()
+    if stripped[:1] not in (b"{", b"["):
+        return None
+    try:
+        return json.loads(content)
+    except ValueError:
+        return None
+
+
+def _client_model(body: Any) -> str | None:
+    if not isinstance(body, dict):
+        return None
+    model = dig(body, "session", "model") if body.get("type") == "session.update" else dig(body, "setup", "model")
+    if not isinstance(model, str) or not model:
+        return None
+    return model.removeprefix("models/")
+
+
+def _openai_usage(usage: Any) -> Usage | None:
+    if not isinstance(usage, dict):
+        return None
+    return Usage(
+        input_tokens=as_int(usage.get("input_tokens")),
+        output_tokens=as_int(usage.get("output_tokens")),
+        cached_input_tokens=as_int(dig(usage, "input_token_details", "cached_tokens")),
+    )
+
+
+def _gemini_usage(meta: dict) -> Usage | None:
+    prompt = as_int(meta.get("promptTokenCount"))
+    response = as_int(meta.get("responseTokenCount"))
+    thoughts = as_int(meta.get("thoughtsTokenCount"))
+    if prompt is None and response is None:
+        return None
+    return Usage(
+        input_tokens=(prompt or 0) + (as_int(meta.get("toolUsePromptTokenCount")) or 0),
+        output_tokens=(response or 0) + (thoughts or 0),
+        cached_input_tokens=as_int(meta.get("cachedContentTokenCount")),
+        reasoning_tokens=thoughts,
+    )
