@@ -13,13 +13,14 @@ a user's own `duckdb` session and any number of proxy instances work side by sid
 
 from __future__ import annotations
 
+import atexit
+import collections
 import datetime as dt
 import fcntl
 import logging
+import operator
 import os
 import shutil
-import atexit
-import collections
 import socket
 import threading
 import time
@@ -40,10 +41,22 @@ SCHEMA_DAY = "1970-01-01"  # holds one zero-row file per table so views bind bef
 class Table:
     name: str
     columns: tuple[tuple[str, str], ...]  # (name, DuckDB type); "day" is the hive partition
+    descriptions: tuple[str, ...] = ()  # one line per column, for the docs (storage/rows.py)
+    row_type: type | None = None  # the dataclass whose fields are the columns, if rows are submitted as one
 
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c for c, _ in self.columns)
+
+    def as_tuples(self, rows: list) -> list[tuple]:
+        """Rows as value tuples in column order, taken by field name (tuples stay as they are)."""
+        if self.row_type is None:
+            return rows
+        values = operator.attrgetter(*self.column_names)
+        try:
+            return [row if type(row) is tuple else values(row) for row in rows]
+        except AttributeError:  # a field never assigned: store it as NULL rather than lose the batch
+            return [row if type(row) is tuple else tuple(getattr(row, c, None) for c in self.column_names) for row in rows]
 
     def ddl(self, table_name: str, *, with_day: bool = True) -> str:
         cols = ", ".join(f'"{c}" {t}' for c, t in self.columns)
@@ -142,7 +155,8 @@ class SegmentWriter:
 
     # --- called from the event loop ---------------------------------------------------------
 
-    def submit(self, table: str, row: tuple) -> None:
+    def submit(self, table: str, row: object) -> None:
+        """A row: a tuple in column order, or the table's row dataclass (converted on the writer thread)."""
         # A deque append is atomic and wakes no thread: waking the writer for every row cost
         # the event loop a GIL hand-off per request. The writer drains on its own clock.
         self._incoming.append((table, row))
@@ -282,6 +296,7 @@ class SegmentWriter:
             try:
                 if self._enrich:
                     rows = self._enrich(name, rows)
+                rows = table.as_tuples(rows)
                 written = self._write_segments(mem, table, rows)
             except Exception as e:  # disk full, directory gone, permissions: keep rows, retry
                 self._report_error(f"cannot write {name} segment: {e}")
