@@ -28,10 +28,8 @@ import time
 import uuid
 from pathlib import Path
 
-
 import _benchlib as bl  # noqa: E402
 import bench_overhead as bo  # noqa: E402
-
 from shadowgate.storage.rows import AiRequest  # noqa: E402
 from shadowgate.storage.schema import AI_REQUESTS  # noqa: E402
 from shadowgate.storage.store import SCHEMA_DAY  # noqa: E402

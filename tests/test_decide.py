@@ -132,7 +132,9 @@ def test_the_budget_turns_an_allowed_call_into_a_rate_limit_and_warns_before(tmp
         decide.request(first)
         assert flow_record(first).decision.action == "allow" and flow_record(first).budget_status is None
         # Record's writer thread counts each sealed row for the budgets.
-        row = ai_request(flow_record(first), Outcome(200, ResponseFacts(usage=Usage(input_tokens=40, output_tokens=20))))
+        row = ai_request(
+            flow_record(first), Outcome(200, ResponseFacts(usage=Usage(input_tokens=40, output_tokens=20)))
+        )
         decide.count_usage(row)
         near = chat_flow("10.2.0.1")
         identify.requestheaders(near)

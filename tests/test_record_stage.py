@@ -120,7 +120,9 @@ def test_every_ai_requests_column_is_assigned_and_converted_by_name(stages):
 def test_an_ai_call_is_recorded_priced_and_counted_for_the_budgets(stages):
     rec = identified_chat(stages)
     rec.overhead_ns = 250_000
-    out = Outcome(200, ResponseFacts(model="gpt-4o-mini", usage=Usage(input_tokens=400, output_tokens=100)), latency_ms=12.5)
+    out = Outcome(
+        200, ResponseFacts(model="gpt-4o-mini", usage=Usage(input_tokens=400, output_tokens=100)), latency_ms=12.5
+    )
     stages.record.ai_request(rec, out)
     (row,) = stages.rows("ai_requests")
     assert row["request_id"] == rec.request_id and row["ts"] == utc_from_timestamp(rec.started)
@@ -136,14 +138,18 @@ def test_an_ai_call_is_recorded_priced_and_counted_for_the_budgets(stages):
 def test_stages_that_record_through_settings_reach_record(stages):
     settings = stages.settings
     assert settings.writer is stages.record.writer
-    facts = Facts(host="api.anthropic.com", provider="anthropic", category="api", user="ann", group="eng", client_ip="10.9.0.1")
+    facts = Facts(
+        host="api.anthropic.com", provider="anthropic", category="api", user="ann", group="eng", client_ip="10.9.0.1"
+    )
     settings.record_connection(facts, "not decrypted by policy")
     flow = tflow.tflow()
     flow.client_conn.peername = ("10.1.0.7", 4000)
     settings.record_event("coach_continue", "bob", flow, "chatgpt.com", "chatgpt", "chat-apps", "10 min")
     (connection,) = stages.rows("ai_requests")
     assert (connection["method"], connection["inspected"], connection["inspect_note"]) == (
-        "CONNECT", False, "not decrypted by policy"
+        "CONNECT",
+        False,
+        "not decrypted by policy",
     )
     assert (connection["provider"], connection["user_name"], connection["cost_usd"]) == ("anthropic", "ann", None)
     (event,) = stages.rows("policy_events")
@@ -160,7 +166,9 @@ def test_mcp_rows_go_through_record(stages):
     call.update(ts=ts, request_id="r1", method="tools/call", tool_name="search", decision="allow")
     stages.record.mcp_call(tuple(call.values()))
     tool = dict.fromkeys(MCP_TOOLS.column_names)
-    stages.record.mcp_tools([tuple({**tool, "ts": ts, "tool_name": name, "filtered": name == "rm"}.values()) for name in ("ls", "rm")])
+    stages.record.mcp_tools(
+        [tuple({**tool, "ts": ts, "tool_name": name, "filtered": name == "rm"}.values()) for name in ("ls", "rm")]
+    )
     (row,) = stages.rows("mcp_calls")
     assert (row["method"], row["tool_name"], row["decision"]) == ("tools/call", "search", "allow")
     assert [(r["tool_name"], r["filtered"]) for r in stages.rows("mcp_tools")] == [("ls", False), ("rm", True)]

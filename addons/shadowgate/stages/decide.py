@@ -126,5 +126,8 @@ class Decide:
                 continue
             settings.policy = policy
             log.info(
-                "shadowgate: policy reloaded from %s (%d rules, %d budgets)", path, len(policy.rules), len(policy.budgets)
+                "shadowgate: policy reloaded from %s (%d rules, %d budgets)",
+                path,
+                len(policy.rules),
+                len(policy.budgets),
             )

@@ -68,7 +68,7 @@ class StreamTap:
         self.response_bytes += len(chunk)
         if self.first_chunk_at is None:
             self.first_chunk_at = time.time()
-        if self.parser is not None:
+        if self.parser is not None and self.decoder is not None:
             try:
                 data = self.decoder.decode(chunk)
                 if data:
@@ -158,7 +158,7 @@ class Meter:
             raw = response.raw_content
             out.response_bytes = len(raw) if raw is not None else None
             if rec.route is not None and raw:
-                out.response = self._parse_buffered(rec, response)
+                out.response = self._parse_buffered(rec.route.parser, response)
         self._estimate_if_missing(rec, out)
         self._submit(flow, rec, out, started)
 
@@ -180,10 +180,10 @@ class Meter:
                 out.ttft_ms = round((tap.first_chunk_at - rec.started) * 1000, 3)
         self._submit(flow, rec, out, started)
 
-    def _parse_buffered(self, rec: FlowRecord, response: http.Response) -> ResponseFacts | None:
+    def _parse_buffered(self, parser: str, response: http.Response) -> ResponseFacts | None:
         try:
             content = response.get_content(strict=False) or b""
-            return PARSERS[rec.route.parser].parse_response(response.headers, parse_json_body(content))
+            return PARSERS[parser].parse_response(response.headers, parse_json_body(content))
         except Exception:
             log.debug("shadowgate: response parser failed", exc_info=True)
             return None

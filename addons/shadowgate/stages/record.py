@@ -94,7 +94,14 @@ class Record:
         self.ai_request(rec, Outcome())
 
     def policy_event(
-        self, event: str, user: str, flow: http.HTTPFlow, host: str, provider: str | None, rule_id: str, detail: str = ""
+        self,
+        event: str,
+        user: str,
+        flow: http.HTTPFlow,
+        host: str,
+        provider: str | None,
+        rule_id: str,
+        detail: str = "",
     ) -> None:
         """A policy event that is not an AI call (a user chose to continue past a coaching page)."""
         if self.writer is None:

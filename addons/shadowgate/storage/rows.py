@@ -47,10 +47,14 @@ def table_of(name: str, row_type: type) -> Table:
 class AiRequest:
     """One AI call (or one AI connection that was not decrypted): a row of ai_requests."""
 
-    ts: dt.datetime | None = column("TIMESTAMP", "UTC, when the request started")
-    request_id: str | None = column("VARCHAR", "32 hex digits, unique across instances (also on the call's telemetry span)")
+    ts: dt.datetime = column("TIMESTAMP", "UTC, when the request started")
+    request_id: str | None = column(
+        "VARCHAR", "32 hex digits, unique across instances (also on the call's telemetry span)"
+    )
     client_ip: str | None = column("VARCHAR", "the client's address")
-    user_name: str | None = column("VARCHAR", "the person: proxy-auth user, or the attribution map's name for the address")
+    user_name: str | None = column(
+        "VARCHAR", "the person: proxy-auth user, or the attribution map's name for the address"
+    )
     user_group: str | None = column("VARCHAR", "the person's group from the attribution map")
     host: str | None = column("VARCHAR", "the host the request went to (TLS SNI, else the request's host)")
     site: str | None = column("VARCHAR", "registrable domain, groups unknown endpoints")
@@ -63,7 +67,9 @@ class AiRequest:
     model: str | None = column("VARCHAR", "requested model")
     response_model: str | None = column("VARCHAR", "the model the response names")
     streaming: bool | None = column("BOOLEAN", "the request asked for a streamed answer")
-    status_code: int | None = column("SMALLINT", "HTTP status of the response (none if the flow ended in an error first)")
+    status_code: int | None = column(
+        "SMALLINT", "HTTP status of the response (none if the flow ended in an error first)"
+    )
     input_tokens: int | None = column("BIGINT", "all prompt tokens, cached included")
     output_tokens: int | None = column("BIGINT", "reasoning included")
     cached_input_tokens: int | None = column("BIGINT", "prompt tokens read from the provider's cache")
@@ -72,7 +78,9 @@ class AiRequest:
     usage_estimated: bool | None = column("BOOLEAN", "no usage reported: tokens estimated from characters", False)
     cost_usd: float | None = column("DOUBLE", "priced off the event loop from the price list; none if unpriced")
     priced_model: str | None = column("VARCHAR", "the price list entry the cost came from")
-    decision: str | None = column("VARCHAR", "the policy's action: allow, block, coach, redirect, ... or would_* (observe)")
+    decision: str | None = column(
+        "VARCHAR", "the policy's action: allow, block, coach, redirect, ... or would_* (observe)"
+    )
     rule_id: str | None = column("VARCHAR", "the policy rule or budget that decided")
     latency_ms: float | None = column("DOUBLE", "request start to the response's end (or the error)")
     ttft_ms: float | None = column("DOUBLE", "request start to the first streamed chunk")
@@ -80,7 +88,9 @@ class AiRequest:
     response_bytes: int | None = column("BIGINT", "response body size as received")
     key_fingerprint: str | None = column("VARCHAR", "HMAC of the API key (never the key)")
     key_kind: str | None = column("VARCHAR", "the kind of account the key's shape says it belongs to")
-    account_hint: str | None = column("VARCHAR", "organisation/project/account ids the client sent, e.g. \"org=...;project=...\"")
+    account_hint: str | None = column(
+        "VARCHAR", 'organisation/project/account ids the client sent, e.g. "org=...;project=..."'
+    )
     inspected: bool | None = column("BOOLEAN", "false for a connection that was not decrypted", True)
     inspect_note: str | None = column("VARCHAR", "why a connection was not inspected")
     finish_reason: str | None = column("VARCHAR", "the response's finish reasons, comma-separated")
@@ -90,9 +100,13 @@ class AiRequest:
     proxy_overhead_us: int | None = column(
         "INTEGER", "time in shadowgate's hooks on the event loop (not per-chunk stream work)"
     )
-    redirect_target: str | None = column("VARCHAR", "the gateway a redirected call went to (provider stays the original)")
+    redirect_target: str | None = column(
+        "VARCHAR", "the gateway a redirected call went to (provider stays the original)"
+    )
     budget_status: str | None = column("VARCHAR", 'budgets near their limit, e.g. "daily-tokens:tokens:85%"')
-    dlp_findings: str | None = column("VARCHAR", 'counts per type found in the prompt, e.g. "EMAIL:2,JWT:1"; never values')
+    dlp_findings: str | None = column(
+        "VARCHAR", 'counts per type found in the prompt, e.g. "EMAIL:2,JWT:1"; never values'
+    )
     dlp_action: str | None = column("VARCHAR", "redact, block, log, or error (a scan that failed or ran out of time)")
 
 

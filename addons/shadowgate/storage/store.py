@@ -134,11 +134,11 @@ class SegmentWriter:
         self._enrich = enrich
         self._housekeeping = housekeeping
         self.housekeeping_interval = housekeeping_interval
-        self._incoming: collections.deque[tuple[str, tuple]] = collections.deque()
+        self._incoming: collections.deque[tuple[str, object]] = collections.deque()
         self._wake = threading.Event()  # set by flush() and close(), never per row
         self._stopping = False
         self._flush_requests: list[object] = []
-        self._pending: dict[str, list[tuple]] = {name: [] for name in self.tables}
+        self._pending: dict[str, list] = {name: [] for name in self.tables}
         self._thread: threading.Thread | None = None
         # Unique per writer, not per process: a reconfigured proxy opens a new writer on the
         # same directory, and two writers must never produce the same segment name.
@@ -506,13 +506,12 @@ def _seal(con: duckdb.DuckDBPyConnection | None, select: str, final: Path) -> No
     """Write a query's result to `final` as it must appear to readers: whole or not at all
     (a temporary name, fsync, rename, fsync of the folder). Without `con`, a connection of its own."""
     tmp = final.with_suffix(".tmp")
-    own = con is None
-    con = duckdb.connect() if own else con
+    writer = con if con is not None else duckdb.connect()
     try:
-        con.execute(f"COPY ({select}) TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
+        writer.execute(f"COPY ({select}) TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
     finally:
-        if own:
-            con.close()
+        if writer is not con:
+            writer.close()
     _fsync(tmp)
     os.replace(tmp, final)
     _fsync_dir(final.parent)
