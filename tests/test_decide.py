@@ -18,6 +18,7 @@ from shadowgate.flow import Outcome
 from shadowgate.flow import flow_record
 from shadowgate.stages import decide as decide_module
 from shadowgate.stages.decide import Decide
+from shadowgate.stages.identify import PARSE_INLINE_BYTES
 from shadowgate.stages.identify import Identify
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.storage.rows import ai_request
@@ -41,8 +42,8 @@ networks:
 """
 
 
-def chat_flow(client_ip: str = "10.1.2.3", model: str = "gpt-4o-mini"):
-    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode()
+def chat_flow(client_ip: str = "10.1.2.3", model: str = "gpt-4o-mini", prompt: str = "hi"):
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": prompt}]}).encode()
     request = tutils.treq(
         host="api.openai.com", port=443, scheme=b"https", method=b"POST", path=b"/v1/chat/completions",
         headers=((b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())),
@@ -91,6 +92,21 @@ def test_decide_runs_after_identify_and_the_policy_blocks_by_group_and_model(tmp
     blocked, other_group, other_model = asyncio.run(main())
     assert (blocked.action, blocked.rule_id) == ("block", "no-gpt4o-for-interns")
     assert (other_group.action, other_model.action) == ("allow", "allow")
+
+
+def test_a_huge_body_parsed_off_the_loop_is_decided_once_parsed(tmp_path):
+    settings, identify, decide = stages(tmp_path)
+
+    async def main():
+        with taddons.context(settings, identify, decide) as tctx:
+            configure(tctx, settings, tmp_path)
+            flow = chat_flow(prompt="x" * (PARSE_INLINE_BYTES + 1))
+            await run_request_hooks(tctx, flow)  # Identify's hook returns a coroutine here
+            return flow_record(flow)
+
+    rec = asyncio.run(main())
+    assert rec.facts.model == "gpt-4o-mini" and rec.facts.prompt_chars > PARSE_INLINE_BYTES
+    assert (rec.decision.action, rec.decision.rule_id) == ("block", "no-gpt4o-for-interns")
 
 
 def test_identify_alone_no_longer_decides(tmp_path):
@@ -189,3 +205,29 @@ def test_a_changed_policy_file_is_reloaded_and_a_broken_one_keeps_the_old(tmp_pa
 
     asyncio.run(main())
     assert "policy not reloaded, the previous one stays in force" in caplog.text
+
+
+def test_a_decision_that_fails_refuses_the_call_unless_the_policy_only_observes(tmp_path, monkeypatch, caplog):
+    settings, identify, decide = stages(tmp_path)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("budget store unreadable")
+
+    with taddons.context(settings, identify, decide) as tctx:
+        configure(tctx, settings, tmp_path)
+        monkeypatch.setattr(decide.budgets, "check", broken)
+        enforced = chat_flow("10.2.0.1")
+        identify.requestheaders(enforced)
+        identify.request(enforced)
+        decide.request(enforced)
+        decision = flow_record(enforced).decision
+        assert (decision.action, decision.rule_id, decision.enforced) == ("block", "shadowgate-error", True)
+        assert "the policy decision failed" in caplog.text
+        (tmp_path / "observe.yaml").write_text("mode: observe\n" + POLICY)
+        tctx.configure(settings, shadowgate_policy=str(tmp_path / "observe.yaml"))
+        assert settings.policy.observe
+        observed = chat_flow("10.2.0.1")
+        identify.requestheaders(observed)
+        identify.request(observed)
+        decide.request(observed)
+        assert flow_record(observed).decision is DEFAULT_DECISION  # observe mode changes no byte

@@ -19,6 +19,7 @@ from mitmproxy import http
 from mitmproxy.utils.asyncio_utils import create_task
 
 from shadowgate.config.policy import ALLOW
+from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import COACH
 from shadowgate.config.policy import OBSERVE_PREFIX
 from shadowgate.config.policy import RATE_LIMIT
@@ -39,6 +40,7 @@ from shadowgate.storage.rows import AiRequest
 log = logging.getLogger(__name__)
 
 POLICY_POLL_SECONDS = 1.0
+DECISION_FAILED = Decision(BLOCK, "shadowgate-error", "the policy could not be evaluated; the request was not sent")
 
 
 class Decide:
@@ -55,7 +57,14 @@ class Decide:
         rec = flow_record(flow)
         if rec is None or flow.response or flow.error:
             return
-        rec.decision = self.decide(rec)
+        try:
+            rec.decision = self.decide(rec)
+        except Exception:
+            # mitmproxy would log the error and go on with the default decision (allow): a
+            # failure to decide must not become an open door, so an enforced policy refuses.
+            log.exception("shadowgate: the policy decision failed for %s", rec.host)
+            if not self.settings.policy.observe:
+                rec.decision = DECISION_FAILED
 
     def decide(self, rec: FlowRecord) -> Decision:
         """The policy's rules, then the budgets (only for a call the rules let through)."""
