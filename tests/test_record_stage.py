@@ -99,7 +99,7 @@ def test_the_ai_requests_table_is_derived_from_its_row_dataclass():
     assert AI_REQUESTS.column_names[:3] == ("ts", "request_id", "client_ip")  # a contract: never reordered
     assert AI_REQUESTS.column_names[-2:] == ("dlp_findings", "dlp_action")
     assert len(AI_REQUESTS.descriptions) == len(AI_REQUESTS.columns)
-    for table in (AI_REQUESTS, POLICY_EVENTS):
+    for table in (AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, MCP_TOOLS):
         for name, description in zip(table.column_names, table.descriptions):
             assert description.strip() and "\n" not in description, f"{table.name}.{name} needs a one-line description"
 

@@ -125,8 +125,62 @@ class PolicyEvent:
     detail: str | None = column("VARCHAR", "free text")
 
 
+@dataclass(slots=True)
+class McpCallRow:
+    """One JSON-RPC request to an MCP server (stages/mcp.py). Sizes only; arguments and results only
+    when the policy opts in (mcp.store_content), after DLP, cut to mcp.store_max_chars."""
+
+    ts: dt.datetime = column("TIMESTAMP", "UTC, when the request started")
+    request_id: str | None = column("VARCHAR", "unique per call; mcp_tools rows of a tools/list answer carry it")
+    user_name: str | None = column("VARCHAR", "the person")
+    user_group: str | None = column("VARCHAR", "the person's group from the attribution map")
+    client_ip: str | None = column("VARCHAR", "the client's address")
+    host: str | None = column("VARCHAR", "the MCP server's host")
+    server_name: str | None = column("VARCHAR", "serverInfo.name from the session's initialize result")
+    session_id: str | None = column("VARCHAR", "Mcp-Session-Id")
+    protocol_version: str | None = column("VARCHAR", "the MCP protocol version the session agreed on")
+    client_name: str | None = column("VARCHAR", "clientInfo.name from initialize")
+    method: str | None = column("VARCHAR", "tools/call, tools/list, resources/read, initialize, ...")
+    tool_name: str | None = column("VARCHAR", "the tool called (tools/call)")
+    arguments_bytes: int | None = column("BIGINT", "size of the call's arguments")
+    result_bytes: int | None = column("BIGINT", "size of the result")
+    is_error: bool | None = column("BOOLEAN", "a JSON-RPC error or a tool result with isError")
+    latency_ms: float | None = column("DOUBLE", "request start to its answer")
+    decision: str | None = column("VARCHAR", "allow, block, or would_block (observe mode)")
+    rule_id: str | None = column("VARCHAR", "the policy rule that decided")
+    injection_flags: str | None = column(
+        "VARCHAR", 'prompt-injection signs in the result, e.g. "instruction,tag_chars,exfil_url"'
+    )
+    dlp_findings: str | None = column(
+        "VARCHAR", 'counts per type in arguments and result, e.g. "EMAIL:2"; never values'
+    )
+    dlp_action: str | None = column("VARCHAR", "redact, block, log, error, or would_* (observe mode)")
+    transport: str | None = column("VARCHAR", "streamable-http, or sse (the 2024-11-05 HTTP+SSE transport)")
+    arguments: str | None = column("VARCHAR", "opt-in (mcp.store_content): the arguments after DLP, truncated")
+    result: str | None = column("VARCHAR", "opt-in: the result after DLP, truncated")
+
+
+@dataclass(slots=True)
+class McpToolRow:
+    """A tool an MCP server advertised in a tools/list answer: one row per tool per distinct answer
+    in a session, with whether the policy filtered it out for the person asking."""
+
+    ts: dt.datetime = column("TIMESTAMP", "UTC, when the tools/list request started")
+    request_id: str | None = column("VARCHAR", "the tools/list call's mcp_calls.request_id")
+    user_name: str | None = column("VARCHAR", "the person who asked")
+    user_group: str | None = column("VARCHAR", "the person's group from the attribution map")
+    host: str | None = column("VARCHAR", "the MCP server's host")
+    server_name: str | None = column("VARCHAR", "serverInfo.name from the session's initialize result")
+    session_id: str | None = column("VARCHAR", "Mcp-Session-Id")
+    tool_name: str | None = column("VARCHAR", "the advertised tool")
+    filtered: bool | None = column("BOOLEAN", "removed from the answer by the policy (or would be, in observe mode)")
+    rule_id: str | None = column("VARCHAR", "the policy rule that filtered it")
+
+
 AI_REQUESTS = table_of("ai_requests", AiRequest)
 POLICY_EVENTS = table_of("policy_events", PolicyEvent)
+MCP_CALLS = table_of("mcp_calls", McpCallRow)
+MCP_TOOLS = table_of("mcp_tools", McpToolRow)
 
 
 def ai_request(rec: FlowRecord, out: Outcome) -> AiRequest:

@@ -1,7 +1,7 @@
 """The tables shadowgate records and their daily rollups.
 
-ai_requests and policy_events are defined by their row dataclasses in storage/rows.py; the MCP
-tables are listed here column by column. The column names are a contract that reports, checks
+Every detail table is defined by its row dataclass in storage/rows.py (columns, types, a
+description each); the rollups here are SQL over those columns. The column names are a contract that reports, checks
 and users' own SQL rely on. Add columns at the end; never rename one.
 """
 
@@ -10,6 +10,8 @@ from __future__ import annotations
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import Outcome
 from shadowgate.storage.rows import AI_REQUESTS
+from shadowgate.storage.rows import MCP_CALLS
+from shadowgate.storage.rows import MCP_TOOLS
 from shadowgate.storage.rows import POLICY_EVENTS
 from shadowgate.storage.rows import UNKNOWN_PROVIDER
 from shadowgate.storage.store import Rollup
@@ -61,38 +63,6 @@ def _daily(name: str, source: str, columns: dict[str, tuple[str, str]], first_me
 # detail when shadowgate_retention_days drops it; the report reads them for days without detail.
 AI_REQUESTS_DAILY = _daily("ai_requests_daily", "ai_requests", _REQUEST_TOTALS, first_measure="requests")
 
-# One row per JSON-RPC request to an MCP server (addons/shadowgate/stages/mcp.py). Sizes only; arguments and results
-# only when the policy opts in (mcp.store_content), after DLP, cut to mcp.store_max_chars.
-MCP_CALLS = Table(
-    "mcp_calls",
-    (
-        ("ts", "TIMESTAMP"),  # UTC, when the request started
-        ("request_id", "VARCHAR"),
-        ("user_name", "VARCHAR"),
-        ("user_group", "VARCHAR"),
-        ("client_ip", "VARCHAR"),
-        ("host", "VARCHAR"),
-        ("server_name", "VARCHAR"),  # serverInfo.name from the session's initialize result
-        ("session_id", "VARCHAR"),  # Mcp-Session-Id
-        ("protocol_version", "VARCHAR"),
-        ("client_name", "VARCHAR"),  # clientInfo.name from initialize
-        ("method", "VARCHAR"),  # tools/call, tools/list, resources/read, initialize, ...
-        ("tool_name", "VARCHAR"),
-        ("arguments_bytes", "BIGINT"),
-        ("result_bytes", "BIGINT"),
-        ("is_error", "BOOLEAN"),  # a JSON-RPC error or a tool result with isError
-        ("latency_ms", "DOUBLE"),
-        ("decision", "VARCHAR"),  # allow, block, or would_block (observe mode)
-        ("rule_id", "VARCHAR"),
-        ("injection_flags", "VARCHAR"),  # e.g. "instruction,tag_chars,exfil_url"
-        ("dlp_findings", "VARCHAR"),  # counts per type in arguments and result, e.g. "EMAIL:2"; never values
-        ("dlp_action", "VARCHAR"),  # redact, block, log, error, or would_* (observe mode)
-        ("transport", "VARCHAR"),  # streamable-http, or sse (the 2024-11-05 HTTP+SSE transport)
-        ("arguments", "VARCHAR"),  # opt-in (mcp.store_content): the arguments after DLP, truncated
-        ("result", "VARCHAR"),  # opt-in: the result after DLP, truncated
-    ),
-)
-
 # Daily totals of mcp_calls, kept when retention drops the detail (sessions and latency
 # percentiles need the detail, so the report's MCP section reads only that).
 MCP_CALLS_DAILY = _daily(
@@ -120,25 +90,6 @@ MCP_CALLS_DAILY = _daily(
     },
     first_measure="calls",
 )
-
-# The tools an MCP server advertised in a tools/list answer: one row per tool per distinct answer
-# in a session, with whether the policy filtered it out for the person asking.
-MCP_TOOLS = Table(
-    "mcp_tools",
-    (
-        ("ts", "TIMESTAMP"),
-        ("request_id", "VARCHAR"),  # the tools/list call's mcp_calls.request_id
-        ("user_name", "VARCHAR"),
-        ("user_group", "VARCHAR"),
-        ("host", "VARCHAR"),
-        ("server_name", "VARCHAR"),
-        ("session_id", "VARCHAR"),
-        ("tool_name", "VARCHAR"),
-        ("filtered", "BOOLEAN"),  # removed from the answer by the policy (or would be, in observe mode)
-        ("rule_id", "VARCHAR"),
-    ),
-)
-
 
 ALL_TABLES = (AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, MCP_TOOLS)
 ALL_ROLLUPS = (AI_REQUESTS_DAILY, MCP_CALLS_DAILY)
