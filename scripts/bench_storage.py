@@ -30,11 +30,11 @@ from pathlib import Path
 
 import _benchlib as bl  # noqa: E402
 import bench_overhead as bo  # noqa: E402
+from shadowgate.storage.housekeeping import compact_closed_days  # noqa: E402
 from shadowgate.storage.rows import AiRequest  # noqa: E402
 from shadowgate.storage.schema import AI_REQUESTS  # noqa: E402
 from shadowgate.storage.store import SCHEMA_DAY  # noqa: E402
 from shadowgate.storage.store import SegmentWriter  # noqa: E402
-from shadowgate.storage.store import compact_closed_days  # noqa: E402
 
 PROVIDERS = [  # (provider, host, site, wire format, path, [(model, response model, $/Mtok in, out)])
     ("openai", "api.openai.com", "openai.com", "openai_chat", "/v1/chat/completions",
