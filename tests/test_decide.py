@@ -231,3 +231,24 @@ def test_a_decision_that_fails_refuses_the_call_unless_the_policy_only_observes(
         identify.request(observed)
         decide.request(observed)
         assert flow_record(observed).decision is DEFAULT_DECISION  # observe mode changes no byte
+
+
+def test_connections_and_requests_that_are_not_ai_calls_are_decided_from_the_same_policy(tmp_path):
+    policy = (
+        "passthrough: [chatgpt.com]\n"
+        "rules:\n"
+        "  - id: no-chat-apps\n    match: {category: chat-web}\n    action: block\n"
+        "  - id: tenant\n    match: {host: login.microsoftonline.com}\n    action: allow\n"
+    )
+    settings, identify, decide = stages(tmp_path, policy)
+    with taddons.context(settings, identify, decide) as tctx:
+        configure(tctx, settings, tmp_path)
+        tunnel = tflow.tflow(req=tutils.treq(method=b"CONNECT", host="chatgpt.com", port=443, path=b""))
+        facts, decision = decide.connection(tunnel)
+        assert (facts.provider, decision.action, decision.rule_id) == ("chatgpt", "block", "no-chat-apps")
+        decrypted = tflow.tflow(req=tutils.treq(method=b"CONNECT", host="api.openai.com", port=443, path=b""))
+        assert decide.connection(decrypted) is None  # decided per request once decrypted
+        page = tflow.tflow(req=tutils.treq(host="login.microsoftonline.com", port=443, scheme=b"https"))
+        page.client_conn.sni = "login.microsoftonline.com"
+        facts, decision = decide.unidentified(page)
+        assert (facts.host, decision.rule_id) == ("login.microsoftonline.com", "tenant")

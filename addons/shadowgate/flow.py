@@ -134,3 +134,8 @@ def client_ip_of(flow: http.HTTPFlow) -> str:
     """The client's address as people write it (an IPv4-mapped IPv6 address without its prefix)."""
     peer = flow.client_conn.peername
     return str(peer[0]).removeprefix("::ffff:") if peer else ""
+
+
+def proxy_user_of(flow: http.HTTPFlow) -> str | None:
+    """The proxy-auth user mitmproxy's proxyauth addon put on the flow, if any."""
+    return (flow.metadata.get("proxyauth") or (None,))[0]

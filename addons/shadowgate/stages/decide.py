@@ -4,8 +4,8 @@ The policy's rules come first; an allowed (or coached, or redirected) call is th
 against the budgets, which count every recorded call's tokens and cost. The policy file is
 watched: a changed file is reloaded, a broken one keeps the previous policy in force.
 
-Decisions about flows that are not AI calls (a CONNECT, a request to a catalogued host that no
-route matches) are still made in Act, from the same policy.
+Flows that are not AI calls (a CONNECT, a request that is no AI call on a host the policy names)
+have `connection()` and `unidentified()` here; Act still makes those two decisions itself for now.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from shadowgate.config.yamlfile import ConfigError
 from shadowgate.enforce.budgets import BudgetTracker
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import flow_record
+from shadowgate.flow import proxy_user_of
 from shadowgate.flow import timed_hook
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.stages.settings import expand_path
@@ -82,6 +83,29 @@ class Decide:
             return decision
         action = OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT
         return Decision(action, verdict.exceeded.id, verdict.reason, None, verdict.retry_after)
+
+    # --- flows that are not AI calls (Act asks; it still decides these itself for now) ---------
+
+    def connection(self, flow: http.HTTPFlow) -> tuple[Facts, Decision] | None:
+        """A CONNECT: the policy's decision for a tunnel it will not decrypt; None for one it
+        decrypts (refused, if at all, per request) or one no connection rule names."""
+        host = flow.request.host
+        facts = self.settings.connection_facts(host, flow.client_conn, proxy_user_of(flow))
+        policy = self.settings.policy
+        if policy.decrypts(host, facts.provider is not None, self.settings.intercept_all, facts):
+            return None
+        decision = policy.decide_connection(facts)
+        return (facts, decision) if decision is not None else None
+
+    def unidentified(self, flow: http.HTTPFlow) -> tuple[Facts, Decision] | None:
+        """A decrypted request that is not an AI call, on a host the policy may name
+        (tenant-restriction headers, blocks); None when the policy has no rules to name it."""
+        policy = self.settings.policy
+        if not policy.rules:
+            return None
+        host = (flow.client_conn.sni or flow.request.host).lower()
+        facts = self.settings.connection_facts(host, flow.client_conn, proxy_user_of(flow))
+        return facts, policy.decide(facts)
 
     # --- the budgets' counts, kept by Record's writer thread ----------------------------------
 

@@ -20,6 +20,7 @@ from shadowgate.flow import METADATA_KEY
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import client_ip_of
 from shadowgate.flow import flow_record
+from shadowgate.flow import proxy_user_of
 from shadowgate.flow import timed_hook
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.wireformats import PARSERS
@@ -55,7 +56,7 @@ class Identify:
         if route is None and (provider is None or request.method in _QUIET_METHODS):
             return  # not an AI call: web assets, telemetry GETs, every non-AI host
         client_ip = client_ip_of(flow)
-        proxy_user = (flow.metadata.get("proxyauth") or (None,))[0]
+        proxy_user = proxy_user_of(flow)
         path, _, query = request.path.partition("?")
         headers = header_map(request.headers)  # attribution asks for a dozen names, most absent
         fingerprinter = self.settings.fingerprinter
