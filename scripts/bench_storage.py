@@ -2,11 +2,12 @@
 
     cd /work/main && uv run python scripts/bench_storage.py [--rows 1000000] [--pool 20000]
 
-In-process, no proxy. Builds N realistic ai_requests rows first (tuples in the order of
-shadowgate.storage.schema.AI_REQUESTS: a timestamp, ~30 strings with a proxy's real cardinalities, token
-counts, costs and latencies; request_id, response_id, ts and latency unique per row), then times
-submit() of all of them plus flush(), i.e. until the last row is sealed in a Parquet segment
-(fsync'd and renamed into place). The writer runs with shadowgate's defaults (a segment every
+In-process, no proxy. Builds N realistic ai_requests rows first (shadowgate.storage.rows.AiRequest,
+set by field name, a column the builder does not know keeps the dataclass's default: a timestamp,
+~30 strings with a proxy's real cardinalities, token counts, costs and latencies; request_id,
+response_id, ts and latency unique per row), then times submit() of all of them plus flush(),
+i.e. until the last row is sealed in a Parquet segment (fsync'd and renamed into place). As in
+the proxy, the writer thread turns each row into its column values. The writer runs with shadowgate's defaults (a segment every
 second or every 20,000 rows) but without the proxy's pricing enrich callback and housekeeping.
 All rows fall on yesterday (UTC), so the day is finished and shadowgate.storage.store.compact_closed_days
 merges its segments into one file; bytes per row are reported before and after that merge,
@@ -27,14 +28,13 @@ import time
 import uuid
 from pathlib import Path
 
-
 import _benchlib as bl  # noqa: E402
 import bench_overhead as bo  # noqa: E402
-
+from shadowgate.storage.housekeeping import compact_closed_days  # noqa: E402
+from shadowgate.storage.rows import AiRequest  # noqa: E402
 from shadowgate.storage.schema import AI_REQUESTS  # noqa: E402
 from shadowgate.storage.store import SCHEMA_DAY  # noqa: E402
 from shadowgate.storage.store import SegmentWriter  # noqa: E402
-from shadowgate.storage.store import compact_closed_days  # noqa: E402
 
 PROVIDERS = [  # (provider, host, site, wire format, path, [(model, response model, $/Mtok in, out)])
     ("openai", "api.openai.com", "openai.com", "openai_chat", "/v1/chat/completions",
@@ -117,9 +117,8 @@ def base_rows(count: int, rng: random.Random) -> list[dict]:
     return out
 
 
-def build_rows(n: int, pool: int, day: dt.date, seed: int) -> list[tuple]:
+def build_rows(n: int, pool: int, day: dt.date, seed: int) -> list[AiRequest]:
     rng = random.Random(seed)
-    columns = AI_REQUESTS.column_names
     bases = base_rows(pool, rng)
     start = dt.datetime.combine(day, dt.time())
     step = 86_400_000_000 // max(n, 1)  # microseconds: spread over the whole day
@@ -136,7 +135,7 @@ def build_rows(n: int, pool: int, day: dt.date, seed: int) -> list[tuple]:
             "ttft_ms": round(latency * rng.random(), 3) if b["streaming"] else None,
             "proxy_overhead_us": rng.randrange(120, 900),
         }
-        rows.append(tuple(per_row[c] if c in per_row else b.get(c) for c in columns))
+        rows.append(AiRequest(**b, **per_row))
     return rows
 
 

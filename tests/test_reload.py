@@ -27,7 +27,7 @@ def test_editing_the_entry_script_keeps_database_and_policy(fresh_proxy, tmp_pat
     assert call("before") == 200
     entry.write_text(entry.read_text() + "\n# edited while running\n")
     deadline = time.monotonic() + 15
-    while "restoring" not in proxy.log():
+    while proxy.log().count("shadowgate: recording to") < 2:  # the reloaded script's writer
         assert time.monotonic() < deadline, proxy.log()
         time.sleep(0.2)
     assert call("after") == 200

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
 from shadowgate.storage.store import SegmentWriter
 from shadowgate.storage.store import Table
 
@@ -140,7 +139,7 @@ def test_rows_for_unknown_tables_are_ignored(tmp_path, bad):
 
 
 def test_finished_days_are_merged_into_one_file_without_losing_rows(tmp_path):
-    from shadowgate.storage.store import compact_closed_days
+    from shadowgate.storage.housekeeping import compact_closed_days
 
     writer = SegmentWriter(tmp_path / "x.duckdb", [T], flush_interval=0.05)
     writer.start()
@@ -162,9 +161,9 @@ def test_finished_days_are_merged_into_one_file_without_losing_rows(tmp_path):
 
 
 def test_retention_drops_detail_but_the_daily_totals_stay_exact(tmp_path):
+    from shadowgate.storage.housekeeping import drop_expired_days
+    from shadowgate.storage.housekeeping import summarise_closed_days
     from shadowgate.storage.store import Rollup
-    from shadowgate.storage.store import drop_expired_days
-    from shadowgate.storage.store import summarise_closed_days
 
     per_day = Rollup(
         Table("things_daily", (("name", "VARCHAR"), ("rows", "BIGINT"), ("n", "BIGINT"))),

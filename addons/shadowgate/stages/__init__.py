@@ -2,20 +2,23 @@
 
     UnknownOptions  a --set name or config.yaml key that no addon declares stops start-up
     Logs         log lines as text or JSON, on the terminal or in a file that rotates
-    Settings     every shadowgate_* option; the loaded catalog, policy, attribution map and writer
+    Settings     the core shadowgate_* options; the loaded catalog, policy, attribution map and price list
     Health       readiness and liveness through the proxy port (http://shadowgate.health/)
     TlsGate      identify: decrypt catalogued AI hosts, pass the rest through, record what is not inspected
-    Identify     identify: provider, wire format, model, person, key fingerprint; then decide (policy)
+    Identify     identify: provider, wire format, model, person, key fingerprint
     HostAgreement identify: CONNECT target, SNI, Host/:authority and URL must agree (strictest or refuse)
-    Realtime     identify..record: WebSocket AI sessions (OpenAI Realtime, Gemini Live): policy, DLP, one row
+    Decide       decide: the policy's rules, then the budgets; reloads a changed policy file
+    Realtime     decide..record: WebSocket AI sessions (OpenAI Realtime, Gemini Live): policy, DLP, one row
     Act          act: block, coach, redirect to the sanctioned gateway, rate-limit, inject headers
     Redact       act: DLP on prompts (redact, block or log)
     Mcp          act: MCP tool calls on any decrypted host (allow-lists, DLP, injection screening)
-    Meter        record: stream taps and usage parsing; one ai_requests row per AI call
+    Meter        record: stream taps and usage parsing; the outcome of each AI call
+    Record       record: the one place rows are submitted; the writer, pricing, storage chores
     Telemetry    record: OpenTelemetry GenAI spans and metrics over OTLP (off unless switched on)
 
 The order matters: mitmproxy calls each hook on the addons in list order, as in
-mitmproxy.addons.default_addons().
+mitmproxy.addons.default_addons(). Record's configure() opens the writer after Settings has
+loaded the configuration it prices and counts with.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from typing import Any
 
 def default_addons() -> list[Any]:
     from shadowgate.stages.act import Act
+    from shadowgate.stages.decide import Decide
     from shadowgate.stages.health import Health
     from shadowgate.stages.hostagree import HostAgreement
     from shadowgate.stages.identify import Identify
@@ -32,6 +36,7 @@ def default_addons() -> list[Any]:
     from shadowgate.stages.mcp import Mcp
     from shadowgate.stages.meter import Meter
     from shadowgate.stages.realtime import Realtime
+    from shadowgate.stages.record import Record
     from shadowgate.stages.redact import Redact
     from shadowgate.stages.settings import ShadowgateSettings
     from shadowgate.stages.telemetry import Telemetry
@@ -39,6 +44,8 @@ def default_addons() -> list[Any]:
     from shadowgate.stages.unknown_options import UnknownOptions
 
     settings = ShadowgateSettings()
+    decide = Decide(settings)
+    record = Record(settings, decide)
     telemetry = Telemetry(settings)
     return [
         UnknownOptions(),
@@ -48,11 +55,13 @@ def default_addons() -> list[Any]:
         TlsGate(settings),
         Identify(settings),
         HostAgreement(settings),
-        Realtime(settings),
+        decide,
+        Realtime(settings, decide, record),
         Act(settings),
         Redact(settings),
         Mcp(settings, on_call=telemetry.mcp_call),
-        Meter(settings),
+        Meter(settings, record),
+        record,
         telemetry,
     ]
 

@@ -1,61 +1,39 @@
 """Identify: which AI service a request goes to, what it asks for, and who sends it.
 
 Host first (the catalog), then request shape: a request to an unknown host that matches a wire
-format's endpoint and body shape is recorded as an unknown AI endpoint. The stage ends with the
-policy's decision, so everything after it (act, record) works from one FlowRecord.
+format's endpoint and body shape is recorded as an unknown AI endpoint. The stage leaves one
+FlowRecord in the flow's metadata; Decide (the next stage) adds the policy's decision to it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import Awaitable
-from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import http
 
 from shadowgate.config.attribution import account_hint
 from shadowgate.config.catalog import site_of
-from shadowgate.storage.schema import FlowRecord
+from shadowgate.flow import METADATA_KEY
+from shadowgate.flow import FlowRecord
+from shadowgate.flow import client_ip_of
+from shadowgate.flow import flow_record
+from shadowgate.flow import proxy_user_of
+from shadowgate.flow import timed_hook
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.wireformats import PARSERS
 from shadowgate.wireformats import parse_json_body
 from shadowgate.wireformats.common import header_map
 
-METADATA_KEY = "shadowgate"
 # Bodies above this are parsed off the event loop so one huge prompt cannot stall other flows.
 PARSE_INLINE_BYTES = 512 * 1024
 _QUIET_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "CONNECT"})
 
-
-def flow_record(flow: http.HTTPFlow) -> FlowRecord | None:
-    return flow.metadata.get(METADATA_KEY)
-
-
-def on_the_clock[A](hook: Callable[[A, http.HTTPFlow], Any]) -> Callable[[A, http.HTTPFlow], Any]:
-    """Adds a hook's time on the event loop to its AI call's proxy_overhead_us.
-
-    Every stage's hook on an AI call wears this, so the column is all of shadowgate's hook time,
-    not a chosen part of it. A hook that returns a coroutine (a huge body handed to a thread) is
-    timed up to that point, and the coroutine times its own work back on the loop. The hooks
-    that write the row (Meter.response, Meter.error) count themselves. Not in it: telemetry's
-    response hook, after the row (3-4 us measured), and per-chunk stream taps (~27 us a chunk).
-    Elapsed time, not CPU time: a wait for the GIL held by a writer or DLP thread counts too.
-    """
-
-    @functools.wraps(hook)
-    def timed(self: A, flow: http.HTTPFlow) -> Any:
-        started = time.perf_counter_ns()
-        try:
-            return hook(self, flow)
-        finally:
-            rec = flow.metadata.get(METADATA_KEY)
-            if rec is not None:
-                rec.overhead_ns += time.perf_counter_ns() - started
-
-    return timed
+# Moved to shadowgate.flow; still importable from here for the stages that import them so.
+on_the_clock = timed_hook
+__all__ = ["METADATA_KEY", "Identify", "flow_record", "on_the_clock"]
 
 
 class Identify:
@@ -64,7 +42,7 @@ class Identify:
     def __init__(self, settings: ShadowgateSettings) -> None:
         self.settings = settings
 
-    @on_the_clock
+    @timed_hook
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
@@ -77,8 +55,8 @@ class Identify:
         route = catalog.route(provider, request.method, request.path)
         if route is None and (provider is None or request.method in _QUIET_METHODS):
             return  # not an AI call: web assets, telemetry GETs, every non-AI host
-        client_ip = str(flow.client_conn.peername[0]).removeprefix("::ffff:") if flow.client_conn.peername else ""
-        proxy_user = (flow.metadata.get("proxyauth") or (None,))[0]
+        client_ip = client_ip_of(flow)
+        proxy_user = proxy_user_of(flow)
         path, _, query = request.path.partition("?")
         headers = header_map(request.headers)  # attribution asks for a dozen names, most absent
         fingerprinter = self.settings.fingerprinter
@@ -103,7 +81,7 @@ class Identify:
             rec.request_bytes = int(length)
         flow.metadata[METADATA_KEY] = rec
 
-    @on_the_clock
+    @timed_hook
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         # A plain method: mitmproxy awaits what a hook returns only when it is awaitable, so the
         # common small body costs no coroutine, and only a huge one is parsed on a thread.
@@ -114,24 +92,24 @@ class Identify:
         if raw is not None:
             rec.request_bytes = len(raw)
         if rec.route is None or not raw or len(raw) > self.settings.max_parse_bytes:
-            self._understood(flow, rec, None)
+            self._understand(flow, rec, None)
             return None
         content = flow.request.get_content(strict=False) or b""
         if len(content) > PARSE_INLINE_BYTES:
             return self._parse_off_loop(flow, rec, content)
         body = parse_json_body(content)
         rec.parsed_body = (raw, body)
-        self._understood(flow, rec, body)
+        self._understand(flow, rec, body)
         return None
 
     async def _parse_off_loop(self, flow: http.HTTPFlow, rec: FlowRecord, content: bytes) -> None:
         body = await asyncio.to_thread(parse_json_body, content)
         started = time.perf_counter_ns()
-        self._understood(flow, rec, body)
+        self._understand(flow, rec, body)
         rec.overhead_ns += time.perf_counter_ns() - started
 
-    def _understood(self, flow: http.HTTPFlow, rec: FlowRecord, body: Any) -> None:
-        """The request's facts from its parsed body, then the policy's decision."""
+    def _understand(self, flow: http.HTTPFlow, rec: FlowRecord, body: Any) -> None:
+        """The request's facts from its parsed body."""
         if rec.route is not None:
             parser = PARSERS[rec.route.parser]
             if rec.provider is None and not parser.looks_like(body):
@@ -139,4 +117,3 @@ class Identify:
                 del flow.metadata[METADATA_KEY]
                 return
             rec.facts = parser.parse_request(rec.route, flow.request.headers, body)
-        rec.decision = self.settings.decide(rec)

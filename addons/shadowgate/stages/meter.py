@@ -1,4 +1,4 @@
-"""Meter: usage, latency and bytes of each AI response, and the row that records it.
+"""Meter: usage, latency and bytes of each AI response, handed to Record for its row.
 
 Streamed responses pass through chunk by chunk: the tap hands every chunk straight back to
 mitmproxy and only feeds a copy, decompressed, to the wire format's incremental parser. A tap
@@ -15,21 +15,21 @@ from collections.abc import Callable
 
 from mitmproxy import http
 
-from shadowgate.wireformats.decoding import StreamDecoder
-from shadowgate.stages.identify import flow_record
-from shadowgate.stages.identify import on_the_clock
+from shadowgate.flow import OUTCOME_KEY
+from shadowgate.flow import FlowRecord
+from shadowgate.flow import Outcome
+from shadowgate.flow import flow_record
+from shadowgate.flow import timed_hook
+from shadowgate.stages.record import Record
 from shadowgate.stages.redact import stream_restorer
-from shadowgate.storage.schema import AI_REQUESTS
-from shadowgate.storage.schema import FlowRecord
-from shadowgate.storage.schema import Outcome
-from shadowgate.storage.schema import ai_request_row
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.wireformats import PARSERS
 from shadowgate.wireformats import parse_json_body
-from shadowgate.wireformats.common import header_map
 from shadowgate.wireformats.base import ResponseFacts
 from shadowgate.wireformats.base import StreamParser
 from shadowgate.wireformats.base import Usage
+from shadowgate.wireformats.common import header_map
+from shadowgate.wireformats.decoding import StreamDecoder
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,6 @@ _STREAM_TYPES = (
     "application/json-lines",
     "application/vnd.amazon.eventstream",
 )
-OUTCOME_KEY = "shadowgate_outcome"
 CHARS_PER_TOKEN = 4  # the usual rule of thumb; only used when a provider reports no usage
 
 
@@ -69,7 +68,7 @@ class StreamTap:
         self.response_bytes += len(chunk)
         if self.first_chunk_at is None:
             self.first_chunk_at = time.time()
-        if self.parser is not None:
+        if self.parser is not None and self.decoder is not None:
             try:
                 data = self.decoder.decode(chunk)
                 if data:
@@ -104,10 +103,11 @@ class StreamTap:
 class Meter:
     name = "shadowgate_meter"
 
-    def __init__(self, settings: ShadowgateSettings) -> None:
+    def __init__(self, settings: ShadowgateSettings, record: Record) -> None:
         self.settings = settings
+        self.record = record
 
-    @on_the_clock
+    @timed_hook
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         if response is None or response.stream:
@@ -158,7 +158,7 @@ class Meter:
             raw = response.raw_content
             out.response_bytes = len(raw) if raw is not None else None
             if rec.route is not None and raw:
-                out.response = self._parse_buffered(rec, response)
+                out.response = self._parse_buffered(rec.route.parser, response)
         self._estimate_if_missing(rec, out)
         self._submit(flow, rec, out, started)
 
@@ -180,10 +180,10 @@ class Meter:
                 out.ttft_ms = round((tap.first_chunk_at - rec.started) * 1000, 3)
         self._submit(flow, rec, out, started)
 
-    def _parse_buffered(self, rec: FlowRecord, response: http.Response) -> ResponseFacts | None:
+    def _parse_buffered(self, parser: str, response: http.Response) -> ResponseFacts | None:
         try:
             content = response.get_content(strict=False) or b""
-            return PARSERS[rec.route.parser].parse_response(response.headers, parse_json_body(content))
+            return PARSERS[parser].parse_response(response.headers, parse_json_body(content))
         except Exception:
             log.debug("shadowgate: response parser failed", exc_info=True)
             return None
@@ -208,10 +208,8 @@ class Meter:
     def _submit(self, flow: http.HTTPFlow, rec: FlowRecord, out: Outcome, started: int) -> None:
         # Later addons (telemetry) read the outcome from the flow, as they read the record.
         flow.metadata[OUTCOME_KEY] = out
-        writer = self.settings.writer
         rec.overhead_ns += time.perf_counter_ns() - started
-        if writer is not None:
-            writer.submit(AI_REQUESTS.name, ai_request_row(rec, out))
+        self.record.ai_request(rec, out)
 
 
 def _error_type(message: str) -> str:

@@ -42,19 +42,19 @@ from shadowgate.config.policy import RATE_LIMIT
 from shadowgate.config.policy import REDIRECT
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import DlpPolicy
+from shadowgate.dlp import Placeholders
 from shadowgate.stages.act import api_error
 from shadowgate.stages.act import refusal_text
+from shadowgate.stages.decide import Decide
 from shadowgate.stages.hostagree import DECISION_HOST_KEY
+from shadowgate.stages.record import Record
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.redact import dlp_verdict
 from shadowgate.stages.redact import scan_json
 from shadowgate.stages.redact import shared_scanner
 from shadowgate.stages.settings import ShadowgateSettings
-from shadowgate.dlp import Placeholders
-from shadowgate.storage.schema import AI_REQUESTS
 from shadowgate.storage.schema import FlowRecord
 from shadowgate.storage.schema import Outcome
-from shadowgate.storage.schema import ai_request_row
 from shadowgate.wireformats.base import RequestFacts
 from shadowgate.wireformats.base import ResponseFacts
 from shadowgate.wireformats.base import Route
@@ -107,8 +107,10 @@ class Session:
 class Realtime:
     name = "shadowgate_realtime"
 
-    def __init__(self, settings: ShadowgateSettings) -> None:
+    def __init__(self, settings: ShadowgateSettings, decide: Decide, record: Record) -> None:
         self.settings = settings
+        self.decide = decide
+        self.record = record
 
     # --- the upgrade ------------------------------------------------------------------------------
 
@@ -147,7 +149,7 @@ class Realtime:
         )
         session = Session(rec)
         flow.metadata[REALTIME_KEY] = session
-        rec.decision = settings.decide(rec)
+        rec.decision = self.decide.decide(rec)
         refusal = _refusal(rec.decision)
         if refusal is not None:
             status, text = refusal
@@ -212,7 +214,7 @@ class Realtime:
         model = _client_model(body)
         if model and rec.facts is not None and model != rec.facts.model:
             rec.facts = replace(rec.facts, model=model)
-            rec.decision = self.settings.decide(rec)
+            rec.decision = self.decide.decide(rec)
             refusal = _refusal(rec.decision)
             if refusal is not None:
                 session.refused = refusal[1]
@@ -322,9 +324,7 @@ class Realtime:
             error_type=error[:60] if error else None,
         )
         rec.request_bytes = session.client_bytes
-        writer = self.settings.writer
-        if writer is not None:
-            writer.submit(AI_REQUESTS.name, ai_request_row(rec, out))
+        self.record.ai_request(rec, out)
 
 
 def _refusal(decision: Decision) -> tuple[int, str] | None:

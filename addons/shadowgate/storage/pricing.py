@@ -11,11 +11,16 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from genai_prices import Usage
 from genai_prices import calc_price
 from genai_prices.types import ModelPrice
 from genai_prices.types import TieredPrices
+
+if TYPE_CHECKING:
+    from shadowgate.config.catalog import Catalog
+    from shadowgate.storage.rows import AiRequest
 
 _PROBE = 1_000_000
 
@@ -122,3 +127,19 @@ def _resolve(provider: str, model: str) -> tuple[ModelPrice, _FlatRates | None, 
     except Exception:
         return model_price, None, found.model.id
     return model_price, flat, found.model.id
+
+
+def price_ai_request(row: AiRequest, catalog: Catalog | None, pricing: Pricing) -> None:
+    """Fill a row's cost_usd and priced_model (writer thread: pricing never costs the event loop).
+
+    The response's model first (what was actually served), else the requested one."""
+    provider = catalog.providers.get(row.provider) if catalog and row.provider else None
+    if provider is None or not provider.pricing_provider:
+        return
+    tokens = (row.input_tokens, row.output_tokens, row.cached_input_tokens, row.cache_creation_input_tokens)
+    quote = pricing.quote(provider.pricing_provider, row.response_model or row.model, *tokens)
+    if quote is None and row.response_model and row.model:
+        quote = pricing.quote(provider.pricing_provider, row.model, *tokens)
+    if quote is not None:
+        row.cost_usd = quote.cost_usd
+        row.priced_model = quote.model_id

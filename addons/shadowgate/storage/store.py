@@ -13,13 +13,12 @@ a user's own `duckdb` session and any number of proxy instances work side by sid
 
 from __future__ import annotations
 
-import datetime as dt
-import fcntl
-import logging
-import os
-import shutil
 import atexit
 import collections
+import datetime as dt
+import logging
+import operator
+import os
 import socket
 import threading
 import time
@@ -28,6 +27,7 @@ from collections.abc import Callable
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -40,10 +40,22 @@ SCHEMA_DAY = "1970-01-01"  # holds one zero-row file per table so views bind bef
 class Table:
     name: str
     columns: tuple[tuple[str, str], ...]  # (name, DuckDB type); "day" is the hive partition
+    descriptions: tuple[str, ...] = ()  # one line per column, for the docs (storage/rows.py)
+    row_type: type | None = None  # the dataclass whose fields are the columns, if rows are submitted as one
 
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c for c, _ in self.columns)
+
+    def as_tuples(self, rows: list) -> list[tuple]:
+        """Rows as value tuples in column order, taken by field name (tuples stay as they are)."""
+        if self.row_type is None:
+            return rows
+        values = operator.attrgetter(*self.column_names)
+        try:
+            return [row if type(row) is tuple else values(row) for row in rows]
+        except AttributeError:  # a field never assigned: store it as NULL rather than lose the batch
+            return [row if type(row) is tuple else tuple(getattr(row, c, None) for c in self.column_names) for row in rows]
 
     def ddl(self, table_name: str, *, with_day: bool = True) -> str:
         cols = ", ".join(f'"{c}" {t}' for c, t in self.columns)
@@ -121,11 +133,11 @@ class SegmentWriter:
         self._enrich = enrich
         self._housekeeping = housekeeping
         self.housekeeping_interval = housekeeping_interval
-        self._incoming: collections.deque[tuple[str, tuple]] = collections.deque()
+        self._incoming: collections.deque[tuple[str, object]] = collections.deque()
         self._wake = threading.Event()  # set by flush() and close(), never per row
         self._stopping = False
         self._flush_requests: list[object] = []
-        self._pending: dict[str, list[tuple]] = {name: [] for name in self.tables}
+        self._pending: dict[str, list] = {name: [] for name in self.tables}
         self._thread: threading.Thread | None = None
         # Unique per writer, not per process: a reconfigured proxy opens a new writer on the
         # same directory, and two writers must never produce the same segment name.
@@ -142,7 +154,8 @@ class SegmentWriter:
 
     # --- called from the event loop ---------------------------------------------------------
 
-    def submit(self, table: str, row: tuple) -> None:
+    def submit(self, table: str, row: object) -> None:
+        """A row: a tuple in column order, or the table's row dataclass (converted on the writer thread)."""
         # A deque append is atomic and wakes no thread: waking the writer for every row cost
         # the event loop a GIL hand-off per request. The writer drains on its own clock.
         self._incoming.append((table, row))
@@ -282,6 +295,7 @@ class SegmentWriter:
             try:
                 if self._enrich:
                     rows = self._enrich(name, rows)
+                rows = table.as_tuples(rows)
                 written = self._write_segments(mem, table, rows)
             except Exception as e:  # disk full, directory gone, permissions: keep rows, retry
                 self._report_error(f"cannot write {name} segment: {e}")
@@ -306,7 +320,7 @@ class SegmentWriter:
             folder.mkdir(parents=True, exist_ok=True)
             final = folder / f"{self._instance}-{self._seq:06d}.parquet"
             only_day = "" if len(days) == 1 else f"WHERE CAST(ts AS DATE) = DATE '{day.isoformat()}'"
-            _seal(mem, f'SELECT * FROM "{buf}" {only_day}', final)
+            seal_select(mem, f'SELECT * FROM "{buf}" {only_day}', final)
             self.segments_written += 1
         mem.execute(f'DROP TABLE "{buf}"')
         return len(rows) - set_aside
@@ -349,118 +363,6 @@ class SegmentWriter:
             log.error("shadowgate: %s (rows are kept in memory and retried)", message)
 
 
-def compact_closed_days(segments: Path, table: str, today: dt.date, min_files: int = 2) -> int:
-    """Merge each finished day's segments into one file; returns how many days were merged.
-
-    A day is finished once it is before today (UTC). Instances sharing the directory take turns
-    through a lock file per day, so two never merge the same files. The merged file is renamed
-    into place before the small ones are removed, so a reader never misses a row (a query in
-    that instant may count a row twice; a report run a moment later is exact).
-    """
-    merged = 0
-    for folder in sorted((segments / table).glob("day=*")):
-        day = folder.name.removeprefix("day=")
-        if day == SCHEMA_DAY or day >= today.isoformat():
-            continue
-        if len(list(folder.glob("*.parquet"))) < min_files:
-            continue
-        with open(folder / ".compact.lock", "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # another instance is merging this day
-            files = sorted(folder.glob("*.parquet"))
-            if len(files) < min_files:
-                continue
-            final = folder / f"compacted-{int(time.time() * 1000)}-{os.getpid()}.parquet"
-            _seal(None, f"SELECT * FROM read_parquet({_sql_list(files)}, union_by_name = true, "
-                        "hive_partitioning = false)", final)  # fmt: skip
-            for f in files:
-                f.unlink(missing_ok=True)
-            merged += 1
-    return merged
-
-
-def _closed_day_folders(segments: Path, table: str, before: dt.date) -> list[tuple[str, Path]]:
-    """Day folders before `before`, oldest first; folders not named after a date are left alone."""
-    days = []
-    for folder in sorted((segments / table).glob("day=*")):
-        day = folder.name.removeprefix("day=")
-        try:
-            closed = day != SCHEMA_DAY and dt.date.fromisoformat(day) < before
-        except ValueError:
-            continue
-        if closed:
-            days.append((day, folder))
-    return days
-
-
-def _newest_mtime(files: Sequence[Path]) -> float:
-    return max((f.stat().st_mtime for f in files), default=0.0)
-
-
-def summarise_closed_days(segments: Path, rollup: Rollup, today: dt.date, limit: int | None = None) -> int:
-    """Write (or rewrite) the rollup of every finished day whose detail changed since; returns how many.
-
-    Runs after compaction. A late row (another instance sealing just after midnight) makes its
-    detail file newer than the rollup, and the next round rewrites the rollup. `limit` caps the
-    days per call: on the writer thread, a first start on months of history must not hold up
-    the writes for long (rows wait in memory meanwhile), so the backlog goes a few days a round.
-    """
-    written = 0
-    for day, folder in reversed(_closed_day_folders(segments, rollup.source, today)):
-        if limit is not None and written >= limit:
-            break
-        detail = sorted(folder.glob("*.parquet"))
-        if not detail:
-            continue
-        target_dir = segments / rollup.table.name / f"day={day}"
-        current = sorted(target_dir.glob("*.parquet"))
-        if current and _newest_mtime(current) >= _newest_mtime(detail):
-            continue
-        with open(folder / ".compact.lock", "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue  # another instance is compacting or summarising this day
-            detail = sorted(folder.glob("*.parquet"))
-            target_dir.mkdir(parents=True, exist_ok=True)
-            rows = f"(SELECT *, DATE '{day}' AS day FROM read_parquet({_sql_list(detail)}, " \
-                   "union_by_name = true, hive_partitioning = false))"  # fmt: skip
-            columns = ", ".join(f'"{c}"' for c in rollup.table.column_names)
-            final = target_dir / f"rollup-{int(time.time() * 1000)}-{os.getpid()}.parquet"
-            _seal(None, f"SELECT {columns} FROM ({rollup.over(rows)})", final)
-            for old in current:
-                old.unlink(missing_ok=True)
-            written += 1
-    return written
-
-
-def drop_expired_days(segments: Path, table: str, before: dt.date, rollup: Rollup | None = None) -> int:
-    """Delete the detail of days before `before`; returns how many days were dropped.
-
-    With a rollup, a day's detail goes only once its rollup is at least as new as the detail, so
-    the daily totals survive. Readers see a day either in detail or in its rollup.
-    """
-    dropped = 0
-    for day, folder in _closed_day_folders(segments, table, before):
-        detail = sorted(folder.glob("*.parquet"))
-        if rollup is not None and detail:
-            summary = list((segments / rollup.table.name / f"day={day}").glob("*.parquet"))
-            if not summary or _newest_mtime(summary) < _newest_mtime(detail):
-                continue  # not summarised yet: the next round does it first
-        with open(folder / ".compact.lock", "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                continue
-            for f in folder.glob("*.parquet"):
-                f.unlink(missing_ok=True)
-        shutil.rmtree(folder, ignore_errors=True)
-        dropped += 1
-    return dropped
-
-
 def rollup_view_sql(rollup: Rollup, segments: Path) -> str:
     """All days, rollup-shaped: stored rollups, plus the detail of days not summarised yet."""
     stored = f"read_parquet('{_sql_path(segments / rollup.table.name / '*' / '*.parquet')}', hive_partitioning = true, " \
@@ -487,23 +389,22 @@ def _write_schema_file(mem: duckdb.DuckDBPyConnection, table: Table, segments: P
     os.replace(tmp, final)
 
 
-def _seal(con: duckdb.DuckDBPyConnection | None, select: str, final: Path) -> None:
+def seal_select(con: duckdb.DuckDBPyConnection | None, select: str, final: Path) -> None:
     """Write a query's result to `final` as it must appear to readers: whole or not at all
     (a temporary name, fsync, rename, fsync of the folder). Without `con`, a connection of its own."""
     tmp = final.with_suffix(".tmp")
-    own = con is None
-    con = duckdb.connect() if own else con
+    writer = con if con is not None else duckdb.connect()
     try:
-        con.execute(f"COPY ({select}) TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
+        writer.execute(f"COPY ({select}) TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
     finally:
-        if own:
-            con.close()
+        if writer is not con:
+            writer.close()
     _fsync(tmp)
     os.replace(tmp, final)
     _fsync_dir(final.parent)
 
 
-def _sql_list(paths: Sequence[Path]) -> str:
+def sql_list(paths: Sequence[Path]) -> str:
     return "[" + ", ".join(f"'{_sql_path(p)}'" for p in paths) + "]"
 
 
@@ -528,3 +429,17 @@ def _fsync_dir(path: Path) -> None:
 
 def utc_from_timestamp(ts: float) -> dt.datetime:
     return dt.datetime.fromtimestamp(ts, dt.UTC).replace(tzinfo=None)
+
+
+# The day-file chores moved to storage/housekeeping.py; `from shadowgate.storage.store import
+# compact_closed_days` (and the two others) still works. Resolved lazily: housekeeping imports
+# this module, so importing it here at the top would be circular.
+_MOVED_TO_HOUSEKEEPING = frozenset({"compact_closed_days", "summarise_closed_days", "drop_expired_days"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED_TO_HOUSEKEEPING:
+        from shadowgate.storage import housekeeping
+
+        return getattr(housekeeping, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

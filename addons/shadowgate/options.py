@@ -1,0 +1,83 @@
+"""The core shadowgate_* options as data: name, type, default, help and the allowed values.
+
+stages/settings.py declares them from this table in load() and validates them in configure();
+a docs generator can list them from here without starting a proxy. Logs and telemetry declare
+their own options beside the code that reads them (stages/logs.py, stages/telemetry.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shadowgate.config.catalog import DEFAULT_CATALOG
+
+DEFAULT_DB = "~/.shadowgate/shadowgate.duckdb"
+INTERCEPT_MODES = ("catalog", "all")
+DEFAULT_MAX_PARSE_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    name: str
+    typespec: type
+    default: object
+    help: str
+    choices: tuple[str, ...] | None = None
+
+
+OPTIONS = (
+    Option(
+        "shadowgate_db",
+        str,
+        DEFAULT_DB,
+        "The DuckDB database file with the ai_requests view. Rows are sealed into Parquet segments in "
+        "'<name>.segments/' next to it; the proxy never holds the file open.",
+    ),
+    Option(
+        "shadowgate_providers",
+        str,
+        str(DEFAULT_CATALOG),
+        "The catalog of AI services, hosts and wire formats (providers.yaml).",
+    ),
+    Option(
+        "shadowgate_policy",
+        str,
+        "",
+        "The organisation's policy file. Empty: observe everything, block nothing.",
+    ),
+    Option(
+        "shadowgate_users",
+        str,
+        "",
+        "Attribution map: networks (CIDR) and proxy-auth users to people and groups.",
+    ),
+    Option(
+        "shadowgate_intercept",
+        str,
+        "catalog",
+        "Which TLS connections to decrypt: 'catalog' (catalogued AI hosts plus the policy's 'inspect' "
+        "hosts) or 'all' (everything but the policy's 'passthrough' hosts, to find unlisted AI endpoints "
+        "by request shape).",
+        choices=INTERCEPT_MODES,
+    ),
+    Option(
+        "shadowgate_fingerprint_key",
+        str,
+        "",
+        "File with the HMAC secret for API key fingerprints (created if missing). Instances that share it "
+        "produce comparable fingerprints. Default: <confdir>/shadowgate-fingerprint.key",
+    ),
+    Option(
+        "shadowgate_max_parse_bytes",
+        int,
+        DEFAULT_MAX_PARSE_BYTES,
+        "Request and response bodies above this size pass through unparsed (usage estimated).",
+    ),
+    Option(
+        "shadowgate_retention_days",
+        int,
+        0,
+        "Keep per-request detail (ai_requests, policy_events, mcp_calls, mcp_tools) for this many days; "
+        "older days keep only their daily totals (ai_requests_daily, mcp_calls_daily). 0 keeps everything.",
+    ),
+)

@@ -1,0 +1,166 @@
+"""Decide: what the policy says about an AI call Identify understood, budgets included.
+
+The policy's rules come first; an allowed (or coached, or redirected) call is then checked
+against the budgets, which count every recorded call's tokens and cost. The policy file is
+watched: a changed file is reloaded, a broken one keeps the previous policy in force.
+
+Flows that are not AI calls (a CONNECT, a request that is no AI call on a host the policy names)
+have `connection()` and `unidentified()` here; Act still makes those two decisions itself for now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from mitmproxy import ctx
+from mitmproxy import http
+from mitmproxy.utils.asyncio_utils import create_task
+
+from shadowgate.config.policy import ALLOW
+from shadowgate.config.policy import BLOCK
+from shadowgate.config.policy import COACH
+from shadowgate.config.policy import OBSERVE_PREFIX
+from shadowgate.config.policy import RATE_LIMIT
+from shadowgate.config.policy import REDIRECT
+from shadowgate.config.policy import Decision
+from shadowgate.config.policy import Facts
+from shadowgate.config.policy import load_policy
+from shadowgate.config.yamlfile import ConfigError
+from shadowgate.enforce.budgets import BudgetTracker
+from shadowgate.flow import FlowRecord
+from shadowgate.flow import flow_record
+from shadowgate.flow import proxy_user_of
+from shadowgate.flow import timed_hook
+from shadowgate.stages.settings import ShadowgateSettings
+from shadowgate.stages.settings import expand_path
+from shadowgate.stages.settings import file_mtime
+from shadowgate.storage.rows import AiRequest
+
+log = logging.getLogger(__name__)
+
+POLICY_POLL_SECONDS = 1.0
+DECISION_FAILED = Decision(BLOCK, "shadowgate-error", "the policy could not be evaluated; the request was not sent")
+
+
+class Decide:
+    name = "shadowgate_decide"
+
+    def __init__(self, settings: ShadowgateSettings) -> None:
+        self.settings = settings
+        self.budgets = BudgetTracker()
+        self._watcher: asyncio.Task | None = None
+
+    @timed_hook
+    def request(self, flow: http.HTTPFlow) -> None:
+        # After Identify's request hook (and its parse off the loop, which mitmproxy awaits first).
+        rec = flow_record(flow)
+        if rec is None or flow.response or flow.error:
+            return
+        try:
+            rec.decision = self.decide(rec)
+        except Exception:
+            # mitmproxy would log the error and go on with the default decision (allow): a
+            # failure to decide must not become an open door, so an enforced policy refuses.
+            log.exception("shadowgate: the policy decision failed for %s", rec.host)
+            if not self.settings.policy.observe:
+                rec.decision = DECISION_FAILED
+
+    def decide(self, rec: FlowRecord) -> Decision:
+        """The policy's rules, then the budgets (only for a call the rules let through)."""
+        facts = rec.policy_facts()
+        policy = self.settings.policy
+        decision = policy.decide(facts)
+        if decision.action.removeprefix(OBSERVE_PREFIX) not in (ALLOW, COACH, REDIRECT) or not policy.budgets:
+            return decision
+        verdict = self.budgets.check(policy.budgets, facts)
+        if verdict.near:
+            rec.budget_status = ",".join(verdict.near)
+            log.info("shadowgate: %s is near budget: %s", facts.user, rec.budget_status)
+        if verdict.exceeded is None:
+            self.budgets.note_request(policy.budgets, facts)
+            return decision
+        action = OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT
+        return Decision(action, verdict.exceeded.id, verdict.reason, None, verdict.retry_after)
+
+    # --- flows that are not AI calls (Act asks; it still decides these itself for now) ---------
+
+    def connection(self, flow: http.HTTPFlow) -> tuple[Facts, Decision] | None:
+        """A CONNECT: the policy's decision for a tunnel it will not decrypt; None for one it
+        decrypts (refused, if at all, per request) or one no connection rule names."""
+        host = flow.request.host
+        facts = self.settings.connection_facts(host, flow.client_conn, proxy_user_of(flow))
+        policy = self.settings.policy
+        if policy.decrypts(host, facts.provider is not None, self.settings.intercept_all, facts):
+            return None
+        decision = policy.decide_connection(facts)
+        return (facts, decision) if decision is not None else None
+
+    def unidentified(self, flow: http.HTTPFlow) -> tuple[Facts, Decision] | None:
+        """A decrypted request that is not an AI call, on a host the policy may name
+        (tenant-restriction headers, blocks); None when the policy has no rules to name it."""
+        policy = self.settings.policy
+        if not policy.rules:
+            return None
+        host = (flow.client_conn.sni or flow.request.host).lower()
+        facts = self.settings.connection_facts(host, flow.client_conn, proxy_user_of(flow))
+        return facts, policy.decide(facts)
+
+    # --- the budgets' counts, kept by Record's writer thread ----------------------------------
+
+    def count_usage(self, row: AiRequest) -> None:
+        """A priced row about to be sealed: add its tokens and cost to today's budget totals."""
+        budgets = self.settings.policy.budgets
+        if not budgets:
+            return
+        facts = Facts(
+            row.host or "", row.provider, row.category, row.wire_format, row.model,
+            row.user_name, row.user_group, row.client_ip,
+        )  # fmt: skip
+        tokens = (row.input_tokens or 0) + (row.output_tokens or 0)
+        self.budgets.add(budgets, facts, tokens, row.cost_usd, row.ts)
+
+    def rebuild_budgets(self, segments: Path) -> None:
+        """Today's totals from every instance's sealed rows (writer thread, after its own write)."""
+        self.budgets.rebuild(self.settings.policy.budgets, segments)
+
+    # --- policy reload ------------------------------------------------------------------------
+
+    def running(self) -> None:
+        if self._watcher is None:
+            self._watcher = create_task(self._watch_policy(), name="shadowgate policy watcher", keep_ref=True)
+
+    def done(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            self._watcher = None
+
+    async def _watch_policy(self) -> None:
+        """Reload the policy when its file changes; a broken file keeps the old policy."""
+        settings = self.settings
+        while True:
+            await asyncio.sleep(POLICY_POLL_SECONDS)
+            path = ctx.options.shadowgate_policy
+            if not path:
+                continue
+            path = expand_path(path)
+            mtime = await asyncio.to_thread(file_mtime, path)
+            if mtime == settings.policy_mtime:
+                continue
+            settings.policy_mtime = mtime
+            try:
+                policy = await asyncio.to_thread(load_policy, path)
+            except ConfigError as e:
+                log.error("shadowgate: policy not reloaded, the previous one stays in force: %s", e)
+                continue
+            except Exception as e:  # a policy can never crash the proxy
+                log.error("shadowgate: policy not reloaded (%s); the previous one stays in force", e)
+                continue
+            settings.policy = policy
+            log.info(
+                "shadowgate: policy reloaded from %s (%d rules, %d budgets)",
+                path,
+                len(policy.rules),
+                len(policy.budgets),
+            )

@@ -1,0 +1,168 @@
+"""Record: the one place rows are submitted, and the writer they go to.
+
+The stages hand Record what happened (an AI call's FlowRecord and Outcome, a connection that
+was not decrypted, a policy event, an MCP call); Record builds the row and queues it for the
+writer thread (storage/store.py). On that thread, before a batch is sealed, ai_requests rows
+are priced and counted for the budgets, and every 30 s the storage chores run.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable
+
+from mitmproxy import ctx
+from mitmproxy import exceptions
+from mitmproxy import http
+
+from shadowgate.config.attribution import Person
+from shadowgate.config.catalog import site_of
+from shadowgate.config.policy import Decision
+from shadowgate.config.policy import Facts
+from shadowgate.flow import FlowRecord
+from shadowgate.flow import Outcome
+from shadowgate.flow import client_ip_of
+from shadowgate.stages.decide import Decide
+from shadowgate.stages.settings import ShadowgateSettings
+from shadowgate.stages.settings import expand_path
+from shadowgate.storage.housekeeping import tidy_segments
+from shadowgate.storage.pricing import price_ai_request
+from shadowgate.storage.rows import AiRequest
+from shadowgate.storage.rows import PolicyEvent
+from shadowgate.storage.rows import ai_request
+from shadowgate.storage.schema import AI_REQUESTS
+from shadowgate.storage.schema import ALL_ROLLUPS
+from shadowgate.storage.schema import ALL_TABLES
+from shadowgate.storage.schema import MCP_CALLS
+from shadowgate.storage.schema import MCP_TOOLS
+from shadowgate.storage.schema import POLICY_EVENTS
+from shadowgate.storage.store import SegmentWriter
+from shadowgate.storage.store import utc_from_timestamp
+
+log = logging.getLogger(__name__)
+
+
+class Record:
+    name = "shadowgate_record"
+
+    def __init__(self, settings: ShadowgateSettings, decide: Decide) -> None:
+        self.settings = settings
+        self.decide = decide
+        self.writer: SegmentWriter | None = None
+        # The stages that record through settings (settings.record_connection, .record_event,
+        # .writer) reach this instance from there.
+        settings.record = self
+
+    def configure(self, updated: set[str]) -> None:
+        if "shadowgate_db" in updated:
+            self._open_writer(expand_path(ctx.options.shadowgate_db))
+
+    def done(self) -> None:
+        # SIGTERM runs done(): every row submitted so far is sealed before the process exits.
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    # --- the rows (event loop: each is one O(1) queue append) --------------------------------
+
+    def ai_request(self, rec: FlowRecord, out: Outcome) -> None:
+        """One AI call: its row in ai_requests."""
+        if self.writer is not None:
+            self.writer.submit(AI_REQUESTS.name, ai_request(rec, out))
+
+    def connection(self, facts: Facts, note: str, decision: Decision | None = None) -> None:
+        """An AI connection that is never decrypted: one ai_requests row, marked not inspected."""
+        catalog = self.settings.catalog
+        if self.writer is None or catalog is None:
+            return
+        rec = FlowRecord(
+            started=time.time(),
+            client_ip=facts.client_ip or "",
+            person=Person(facts.user or facts.client_ip or "", facts.group),
+            host=facts.host,
+            site=site_of(facts.host),
+            provider=catalog.match_host(facts.host),
+            route=None,
+            method="CONNECT",
+            path="",
+            inspected=False,
+            inspect_note=note,
+        )
+        if decision is not None:
+            rec.decision = decision
+        self.ai_request(rec, Outcome())
+
+    def policy_event(
+        self,
+        event: str,
+        user: str,
+        flow: http.HTTPFlow,
+        host: str,
+        provider: str | None,
+        rule_id: str,
+        detail: str = "",
+    ) -> None:
+        """A policy event that is not an AI call (a user chose to continue past a coaching page)."""
+        if self.writer is None:
+            return
+        client_ip = client_ip_of(flow)
+        row = PolicyEvent(
+            ts=utc_from_timestamp(time.time()),
+            event=event,
+            user_name=user,
+            user_group=self.settings.directory.person(user, client_ip).group,
+            client_ip=client_ip,
+            host=host,
+            provider=provider,
+            rule_id=rule_id,
+            detail=detail,
+        )
+        self.writer.submit(POLICY_EVENTS.name, row)
+
+    def mcp_call(self, row: tuple) -> None:
+        """One JSON-RPC request to an MCP server (a tuple in MCP_CALLS' column order)."""
+        if self.writer is not None:
+            self.writer.submit(MCP_CALLS.name, row)
+
+    def mcp_tools(self, rows: Iterable[tuple]) -> None:
+        """The tools an MCP server advertised (tuples in MCP_TOOLS' column order)."""
+        if self.writer is not None:
+            for row in rows:
+                self.writer.submit(MCP_TOOLS.name, row)
+
+    # --- the writer and its thread -----------------------------------------------------------
+
+    def _open_writer(self, db_path: str) -> None:
+        writer = SegmentWriter(
+            db_path, ALL_TABLES, rollups=ALL_ROLLUPS, enrich=self._enrich, housekeeping=self._housekeeping
+        )
+        try:
+            writer.start()
+        except Exception as e:
+            raise exceptions.OptionsError(f"cannot prepare the database at {db_path}: {e}") from e
+        old, self.writer = self.writer, writer
+        if old is not None:
+            old.close()
+        log.info("shadowgate: recording to %s (segments in %s)", writer.db_path, writer.segments)
+
+    def _enrich(self, table: str, rows: list) -> list:
+        """Writer thread: price each AI call and count it for the budgets, off the event loop."""
+        if table != AI_REQUESTS.name:
+            return rows
+        catalog = self.settings.catalog
+        pricing = self.settings.pricing
+        count = self.decide.count_usage
+        for row in rows:
+            if type(row) is AiRequest:
+                price_ai_request(row, catalog, pricing)
+                count(row)
+        return rows
+
+    def _housekeeping(self) -> None:
+        """Writer thread, every 30 s: today's budget totals from all instances, then the chores."""
+        writer = self.writer
+        if writer is None:
+            return
+        self.decide.rebuild_budgets(writer.segments)
+        tidy_segments(writer, self.settings.retention_days)
