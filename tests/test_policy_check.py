@@ -112,3 +112,42 @@ def test_policy_check_cli_refuses_unknown_ids_and_prints_warnings(tmp_path, caps
     assert main(["policy", "check", str(path)]) == 0
     captured = capsys.readouterr()
     assert "2 rules" in captured.out and f"warning: {path}:5: rule 'b' is shadowed" in captured.err
+
+
+def test_the_proxy_refuses_a_policy_with_an_unknown_id_and_keeps_the_one_in_force(tmp_path):
+    from mitmproxy import exceptions
+    from mitmproxy.test import taddons
+
+    from shadowgate.stages.settings import ShadowgateSettings
+
+    good, bad = tmp_path / "good.yaml", tmp_path / "bad.yaml"
+    good.write_text("rules:\n  - id: no-deepseek\n    match: {provider: deepseek}\n    action: block\n")
+    bad.write_text("rules:\n  - id: no-deepseek\n    match: {provider: deepsek}\n    action: block\n")
+    settings = ShadowgateSettings()
+    with taddons.context(settings) as tctx:
+        tctx.configure(settings, confdir=str(tmp_path), shadowgate_policy=str(good))
+        assert [r.id for r in settings.policy.rules] == ["no-deepseek"]
+        with pytest.raises(exceptions.OptionsError, match="did you mean 'deepseek'"):
+            tctx.configure(settings, shadowgate_policy=str(bad))
+        assert settings.policy.rules[0].match.providers == frozenset({"deepseek"})
+
+
+def test_a_company_overlay_adds_a_provider_the_policy_can_name(tmp_path):
+    from mitmproxy import exceptions
+    from mitmproxy.test import taddons
+
+    from shadowgate.stages.settings import ShadowgateSettings
+
+    overlay = tmp_path / "company.yaml"
+    overlay.write_text(
+        "providers:\n  - id: corp-llm\n    name: Corp LLM\n    vendor: Corp\n    category: api\n"
+        "    hosts: [llm.corp.example]\n    wire_formats: [openai-chat]\n"
+    )
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rules:\n  - id: corp\n    match: {provider: corp-llm}\n    action: allow\n")
+    settings = ShadowgateSettings()
+    with taddons.context(settings) as tctx:
+        with pytest.raises(exceptions.OptionsError, match="'corp-llm' is not in the catalog"):
+            tctx.configure(settings, confdir=str(tmp_path), shadowgate_policy=str(policy))
+        tctx.configure(settings, shadowgate_providers_extra=[str(overlay)], shadowgate_policy=str(policy))
+        assert settings.catalog.match_host("llm.corp.example").id == "corp-llm"

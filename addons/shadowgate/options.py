@@ -7,7 +7,9 @@ their own options beside the code that reads them (stages/logs.py, stages/teleme
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from shadowgate.config.catalog import DEFAULT_CATALOG
 
@@ -19,7 +21,7 @@ DEFAULT_MAX_PARSE_BYTES = 16 * 1024 * 1024
 @dataclass(frozen=True, slots=True)
 class Option:
     name: str
-    typespec: type
+    typespec: Any  # a type, or Sequence[str] as mitmproxy spells list options
     default: object
     help: str
     choices: tuple[str, ...] | None = None
@@ -38,6 +40,13 @@ OPTIONS = (
         str,
         str(DEFAULT_CATALOG),
         "The catalog of AI services, hosts and wire formats (providers.yaml).",
+    ),
+    Option(
+        "shadowgate_providers_extra",
+        Sequence[str],
+        [],
+        "Company overlay files over the catalog, applied in order: entries with a new id are added, an "
+        "existing id is replaced, and a host an overlay claims leaves the shipped entry.",
     ),
     Option(
         "shadowgate_policy",

@@ -20,8 +20,8 @@ from shadowgate.storage.schema import AI_REQUESTS_DAILY
 from shadowgate.storage.schema import MCP_CALLS
 from shadowgate.storage.schema import POLICY_EVENTS
 from shadowgate.storage.store import Table
-from shadowgate.storage.store import _closed_day_folders  # the writer's day-folder listing: one layout, one reader
-from shadowgate.storage.store import _sql_path
+from shadowgate.storage.housekeeping import closed_day_folders  # the writer's day-folder listing: one layout, one reader
+from shadowgate.storage.store import sql_path
 from shadowgate.storage.store import rollup_view_sql
 from shadowgate.storage.store import segments_dir_for
 from shadowgate.storage.store import view_sql
@@ -56,7 +56,7 @@ def open_data(db: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
 
 def _attach_file(con: duckdb.DuckDBPyConnection, db: Path) -> bool:
     try:
-        con.execute(f"ATTACH '{_sql_path(db.resolve())}' AS sg (READ_ONLY)")
+        con.execute(f"ATTACH '{sql_path(db.resolve())}' AS sg (READ_ONLY)")
     except duckdb.Error:
         return False  # locked by another process: read the segments
     found = con.execute(
@@ -101,7 +101,7 @@ def _daily_sql(segments: Path) -> str:
         return sql
     detail_days = _days_with_files(segments, rollup.source)
     columns = ", ".join(f'"{c}"' for c in rollup.table.column_names)
-    glob = _sql_path((segments / rollup.table.name).resolve() / "day=*" / "*.parquet")
+    glob = sql_path((segments / rollup.table.name).resolve() / "day=*" / "*.parquet")
     sql += (
         f" UNION ALL SELECT day, {columns} FROM read_parquet('{glob}', "
         "hive_partitioning = true, hive_types = {'day': DATE}, union_by_name = true)"
@@ -113,7 +113,7 @@ def _daily_sql(segments: Path) -> str:
 
 def _days_with_files(segments: Path, table: str) -> list[str]:
     """The days with data in a table's folder (not the schema day)."""
-    return [day for day, folder in _closed_day_folders(segments, table, dt.date.max) if any(folder.glob("*.parquet"))]
+    return [day for day, folder in closed_day_folders(segments, table, dt.date.max) if any(folder.glob("*.parquet"))]
 
 
 def _complete_view(con: duckdb.DuckDBPyConnection, table: Table, present: bool) -> str:

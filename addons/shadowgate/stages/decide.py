@@ -27,6 +27,7 @@ from shadowgate.config.policy import REDIRECT
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import Facts
 from shadowgate.config.policy import load_policy
+from shadowgate.config.policy_check import check_policy
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.enforce.budgets import BudgetTracker
 from shadowgate.flow import FlowRecord
@@ -151,6 +152,9 @@ class Decide:
             settings.policy_mtime = mtime
             try:
                 policy = await asyncio.to_thread(load_policy, path)
+                if settings.catalog is not None:
+                    for warning in check_policy(policy, settings.catalog):
+                        log.warning("shadowgate: %s", warning)
             except ConfigError as e:
                 log.error("shadowgate: policy not reloaded, the previous one stays in force: %s", e)
                 continue

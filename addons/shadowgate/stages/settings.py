@@ -30,6 +30,7 @@ from shadowgate.config.policy import Decision
 from shadowgate.config.policy import Facts
 from shadowgate.config.policy import Policy
 from shadowgate.config.policy import load_policy
+from shadowgate.config.policy_check import check_policy
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.options import DEFAULT_MAX_PARSE_BYTES
 from shadowgate.options import INTERCEPT_MODES
@@ -77,12 +78,24 @@ class ShadowgateSettings:
 
     def configure(self, updated: set[str]) -> None:
         try:
-            if "shadowgate_providers" in updated or self.catalog is None:
-                self.catalog = load_catalog(expand_path(ctx.options.shadowgate_providers), known_parsers=PARSERS)
+            catalog, policy = self.catalog, self.policy
+            if {"shadowgate_providers", "shadowgate_providers_extra"} & updated or catalog is None:
+                catalog = load_catalog(
+                    expand_path(ctx.options.shadowgate_providers),
+                    known_parsers=PARSERS,
+                    extra=[expand_path(p) for p in ctx.options.shadowgate_providers_extra],
+                )
+            if "shadowgate_policy" in updated:
+                path = ctx.options.shadowgate_policy
+                policy = load_policy(expand_path(path)) if path else Policy()
+            # A rule naming a provider the catalog does not know can never fire: refused like a
+            # broken file, before either is put in force. Shadowed rules are only warned about.
+            for warning in check_policy(policy, catalog):
+                log.warning("shadowgate: %s", warning)
             if "shadowgate_policy" in updated:
                 path = ctx.options.shadowgate_policy
                 self.policy_mtime = file_mtime(expand_path(path)) if path else None
-                self.policy = load_policy(expand_path(path)) if path else Policy()
+            self.catalog, self.policy = catalog, policy
             if "shadowgate_users" in updated:
                 path = ctx.options.shadowgate_users
                 self.directory = load_directory(expand_path(path)) if path else Directory()

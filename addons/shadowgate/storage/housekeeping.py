@@ -76,7 +76,7 @@ def compact_closed_days(segments: Path, table: str, today: dt.date, min_files: i
     return merged
 
 
-def _closed_day_folders(segments: Path, table: str, before: dt.date) -> list[tuple[str, Path]]:
+def closed_day_folders(segments: Path, table: str, before: dt.date) -> list[tuple[str, Path]]:
     """Day folders before `before`, oldest first; folders not named after a date are left alone."""
     days = []
     for folder in sorted((segments / table).glob("day=*")):
@@ -103,7 +103,7 @@ def summarise_closed_days(segments: Path, rollup: Rollup, today: dt.date, limit:
     the writes for long (rows wait in memory meanwhile), so the backlog goes a few days a round.
     """
     written = 0
-    for day, folder in reversed(_closed_day_folders(segments, rollup.source, today)):
+    for day, folder in reversed(closed_day_folders(segments, rollup.source, today)):
         if limit is not None and written >= limit:
             break
         detail = sorted(folder.glob("*.parquet"))
@@ -138,7 +138,7 @@ def drop_expired_days(segments: Path, table: str, before: dt.date, rollup: Rollu
     the daily totals survive. Readers see a day either in detail or in its rollup.
     """
     dropped = 0
-    for day, folder in _closed_day_folders(segments, table, before):
+    for day, folder in closed_day_folders(segments, table, before):
         detail = sorted(folder.glob("*.parquet"))
         if rollup is not None and detail:
             summary = list((segments / rollup.table.name / f"day={day}").glob("*.parquet"))

@@ -365,7 +365,7 @@ class SegmentWriter:
 
 def rollup_view_sql(rollup: Rollup, segments: Path) -> str:
     """All days, rollup-shaped: stored rollups, plus the detail of days not summarised yet."""
-    stored = f"read_parquet('{_sql_path(segments / rollup.table.name / '*' / '*.parquet')}', hive_partitioning = true, " \
+    stored = f"read_parquet('{sql_path(segments / rollup.table.name / '*' / '*.parquet')}', hive_partitioning = true, " \
              "hive_types = {'day': DATE}, union_by_name = true)"  # fmt: skip
     live = f'(SELECT * FROM "{rollup.source}" WHERE day NOT IN (SELECT day FROM {stored}))'
     columns = ", ".join(f'"{c}"' for c in rollup.table.column_names)
@@ -384,7 +384,7 @@ def _write_schema_file(mem: duckdb.DuckDBPyConnection, table: Table, segments: P
     final = folder / "schema.parquet"
     tmp = final.with_suffix(".tmp")
     mem.execute(
-        f"COPY (SELECT * EXCLUDE (day) FROM \"{name}\") TO '{_sql_path(tmp)}' (FORMAT parquet)"
+        f"COPY (SELECT * EXCLUDE (day) FROM \"{name}\") TO '{sql_path(tmp)}' (FORMAT parquet)"
     )
     os.replace(tmp, final)
 
@@ -395,7 +395,7 @@ def seal_select(con: duckdb.DuckDBPyConnection | None, select: str, final: Path)
     tmp = final.with_suffix(".tmp")
     writer = con if con is not None else duckdb.connect()
     try:
-        writer.execute(f"COPY ({select}) TO '{_sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
+        writer.execute(f"COPY ({select}) TO '{sql_path(tmp)}' (FORMAT parquet, COMPRESSION zstd)")
     finally:
         if writer is not con:
             writer.close()
@@ -405,10 +405,10 @@ def seal_select(con: duckdb.DuckDBPyConnection | None, select: str, final: Path)
 
 
 def sql_list(paths: Sequence[Path]) -> str:
-    return "[" + ", ".join(f"'{_sql_path(p)}'" for p in paths) + "]"
+    return "[" + ", ".join(f"'{sql_path(p)}'" for p in paths) + "]"
 
 
-def _sql_path(path: Path) -> str:
+def sql_path(path: Path) -> str:
     return path.as_posix().replace("'", "''")
 
 
