@@ -508,6 +508,11 @@ _FRAMINGS: dict[str, type[SSEDecoder | NDJSONDecoder | JSONValuesDecoder | Event
 }
 
 
+# Content types that are streams whatever the request said (application/json is one only when
+# the request asked for a stream). Meter decides "streamed" from these.
+STREAM_CONTENT_TYPES: tuple[str, ...] = tuple(t for t in _FRAMINGS if t != "application/json")
+
+
 def framing_for(headers: Mapping[str, str] | Any, default: str = "text/event-stream") -> Framing:
     """Pick the framing from the response Content-Type, else the parser's usual one."""
     ctype = (header(headers, "content-type") or "").split(";", 1)[0].strip().lower()
