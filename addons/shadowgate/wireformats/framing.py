@@ -76,7 +76,7 @@ class StreamEvent:
         self._lead = lead  # the LF of a CRLF whose CR ended the previous event
 
     def encode(self, data: bytes) -> bytes:
-        """This event with `data` in place of its data, other fields and line endings as they came."""
+        """This (ended) event with `data` in place of its data, other fields and line endings as they came."""
         if self._end == b"":  # NDJSON: the line is the data
             return self._lead + data + self._newline
         new = [b"data: " + line for line in _LINE_END.split(data)]
