@@ -7,6 +7,9 @@ import json
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
 
 from shadowgate.wireformats.framing import EventCodec
 from shadowgate.wireformats.framing import SSEDecoder
@@ -102,3 +105,24 @@ def test_decoder_reads_bare_cr_events() -> None:
     dec = SSEDecoder()
     frames = [f for b in body for f in dec.feed(bytes([b]))] + dec.finish()
     assert [(f.event, f.data) for f in frames] == [("a", {"x": 1})]
+
+
+PIECES = st.sampled_from([b"\n", b"\r", b"\r\n", b"data: ", b"event: x", b":c", b'{"a": 1}', b"[DONE]", b"x" * 40, b"\xff"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(PIECES, max_size=40), cuts=st.lists(st.integers(0, 2000), max_size=10), sse=st.booleans())
+def test_arbitrary_bytes_never_raise_stay_bounded_and_come_back_whole(parts, cuts, sse):
+    body = b"".join(parts)
+    codec = EventCodec(sse=sse, max_buffer=64)
+    events, last = [], 0
+    for cut in [*sorted(c for c in cuts if c < len(body)), len(body)]:
+        events += codec.feed(body[last:cut])
+        last = max(last, cut)
+        assert codec.buffered_bytes <= 64
+    events += codec.finish()
+    assert b"".join(e.raw for e in events) == body
+    for e in events:  # an ended event re-encodes to one that parses the same
+        if e.ended and e.data is not None:
+            again = EventCodec(sse=sse).feed(e.encode(e.data))
+            assert [(a.event, a.data) for a in again if a.data is not None] == [(e.event, e.data)]
