@@ -125,9 +125,12 @@ class EventCodec:
         out: list[StreamEvent] = []
         if not data:
             return out
-        buf = self._buf
-        scan = len(buf) if self._sse else max(len(buf) - 1, 0)  # NDJSON: a CR may precede the LF
-        buf += data
+        held = self._buf
+        scan = len(held) if self._sse else max(len(held) - 1, 0)  # NDJSON: a CR may precede the LF
+        # Nothing held (an event per chunk, the usual case): slice the chunk itself, no copies.
+        buf: bytes | bytearray = data if not held else held
+        if held:
+            held += data
         line_at = self._line_at
         if self._cr and buf[line_at : line_at + 1] == b"\n":  # the rest of a CRLF cut between chunks
             line_at += 1
@@ -136,24 +139,26 @@ class EventCodec:
             elif not self._discarding:
                 self._lead = b"\n"
         start = 0  # the first byte of _buf not yet handed out
+        sse, lines = self._sse, self._lines
         for m in self._pattern.finditer(buf, max(scan, line_at)):
             line, line_end, line_at = buf[line_at : m.start()], m.group(), m.end()
-            if self._discarding:
+            if line and sse and not self._discarding:  # the common case: a field line
+                lines.append(bytes(line))
+                self._newline = line_end
+            elif self._discarding:
                 blank = not line and not self._midline
                 self._midline = False
                 if blank or not self._sse:  # the over-long event (or NDJSON line) ends here
                     out.append(StreamEvent(bytes(buf[start:line_at])))
                     start, self._discarding = line_at, False
-            elif not self._sse:
+            elif not sse:
                 if line.strip():
                     out.append(StreamEvent(bytes(buf[start:line_at]), None, bytes(line), True, newline=line_end))
                     start = line_at
                 # a blank NDJSON line goes out with the next line
-            elif line:
-                self._lines.append(bytes(line))
-                self._newline = line_end
             else:
                 out.append(self._event(bytes(buf[start:line_at]), True, line_end))
+                lines = self._lines
                 start = line_at
         self._cr = self._sse and line_at == len(buf) and buf.endswith(b"\r")
         if self._discarding:
@@ -168,7 +173,10 @@ class EventCodec:
             self._lines, self._lead = [], b""
             # An SSE event runs to its blank line; an NDJSON line to its newline, if it is cut.
             self._discarding = self._sse or self._midline
-        del buf[:start]
+        if held:
+            del held[:start]
+        elif start < len(data):
+            held += data[start:]
         self._line_at = line_at - start
         return out
 
