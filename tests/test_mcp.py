@@ -581,6 +581,25 @@ def test_sse_tap_rewrites_one_event_and_passes_the_rest():
     assert tap.response_bytes == len(wire)
 
 
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+def test_sse_tap_rewrites_with_the_streams_own_line_endings_at_any_cut(newline):
+    n = newline
+    wire = (
+        b": hi" + n + n
+        + b'event: message' + n + b'data: {"jsonrpc":"2.0","id":7,"result":{"tools":[{"name":"keep"},{"name":"drop"}]}}' + n + n
+        + b'data: {"jsonrpc":"2.0","method":"notifications/progress"}' + n + n
+    )  # fmt: skip
+    expected = wire.replace(b',{"name":"drop"}', b"")
+    for size in (1, 2, 7, len(wire)):
+        tap = SseTap(_tools_list_filter, limit=1 << 20)
+        out = b""
+        for i in range(0, len(wire), size):
+            got = tap(wire[i : i + size])
+            out += got if isinstance(got, bytes) else b"".join(got)
+        out += b"".join(tap(b""))
+        assert out == expected, size
+
+
 def test_taps_give_up_beyond_the_limit_and_never_raise():
     def boom(msg: dict, size: int) -> dict | None:
         raise RuntimeError("bug")

@@ -159,3 +159,127 @@ def test_dlp_scans_the_body_the_redirect_rewrote(fresh_proxy, tmp_path, upstream
     assert EMAIL not in seen.body.decode() and "[EMAIL_1]" in body["messages"][0]["content"]
     [row] = proxy.rows("user_name = 'dlp_redirect'", expect=1)
     assert row["decision"] == "redirect" and row["dlp_action"] == "redact"
+
+
+def test_cohere_embed_texts_are_redacted_through_the_proxy(fresh_proxy, tmp_path, upstream):
+    """Regression: Cohere Embed's `texts` reached the provider with the address in it."""
+    proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {secrets: redact, pii: redact}\n"))
+    body = {"model": "embed-english-v3.0", "input_type": "search_document", "texts": [f"mail me at {EMAIL}", "hello"]}
+    with proxy.client("dlp_cohere") as client:
+        r = client.post("https://api.cohere.com/v2/embed", json=body, headers={"authorization": "Bearer co-test"})
+    assert r.status_code == 200
+    seen = upstream.seen[-1]
+    assert seen.path == "/v2/embed" and EMAIL not in seen.body.decode()
+    assert json.loads(seen.body)["texts"] == ["mail me at [EMAIL_1]", "hello"]
+    [row] = proxy.rows("user_name = 'dlp_cohere'", expect=1)
+    assert (row["dlp_findings"], row["dlp_action"]) == ("EMAIL:1", "redact")
+
+
+def test_reversible_mode_restores_a_crlf_stream_through_the_proxy(fresh_proxy, tmp_path, upstream):
+    """Regression: with CRLF-delimited SSE the restorer held the whole stream back, then let it
+    out with the placeholders in it."""
+    import openai
+
+    proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {secrets: redact, pii: redact, reversible: true}\n"))
+    headers = {"x-fake-split": "3", "x-fake-newline": "crlf"}
+    with proxy.sdk_http("dlp_crlf", headers=headers) as http:
+        client = openai.OpenAI(api_key="sk-test", base_url="https://api.openai.com/_fake/echo/v1", http_client=http, max_retries=0)
+        stream = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}], stream=True)
+        pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
+    assert AWS_KEY.encode() not in upstream.seen[-1].body
+    assert "".join(pieces) == f"You said: {PROMPT}"
+    assert len(pieces) > 20  # event by event, not one release at the end
+
+
+# --------------------------------------------------------------------------- restoring, in process
+
+
+def test_scan_json_redacts_cohere_embed_texts():
+    """Regression: Cohere Embed's `texts` reached the provider unredacted."""
+    from collections import Counter
+
+    from shadowgate.config.policy import DlpPolicy
+    from shadowgate.dlp import Placeholders
+    from shadowgate.stages.redact import scan_json
+    from shadowgate.stages.redact import shared_scanner
+
+    body = {"model": "embed-v4.0", "input_type": "search_document", "texts": ["mail me at jane.doe@example.com"]}
+    cleaned, counts, actions = scan_json(body, shared_scanner(), Placeholders(), DlpPolicy())
+    assert cleaned["texts"] == ["mail me at [EMAIL_1]"]
+    assert counts == Counter({"EMAIL": 1}) and actions == {"redact"}
+
+
+def _restorer(parser: str, content_type: str, prompt: str):
+    from shadowgate.config.attribution import Person
+    from shadowgate.config.policy import DlpPolicy
+    from shadowgate.dlp import Placeholders
+    from shadowgate.stages.redact import json_escaped
+    from shadowgate.stages.redact import scan_json
+    from shadowgate.stages.redact import shared_scanner
+    from shadowgate.stages.redact import stream_restorer
+    from shadowgate.storage.schema import FlowRecord
+
+    placeholders = Placeholders()
+    cleaned, _, _ = scan_json({"messages": [{"role": "user", "content": prompt}]}, shared_scanner(), placeholders, DlpPolicy())
+    rec = FlowRecord(0.0, "127.0.0.1", Person("u", None), "h", "h", None, None, "POST", "/", restore=json_escaped(placeholders), placeholders=placeholders)
+    return stream_restorer(parser, content_type, rec), cleaned["messages"][0]["content"]
+
+
+def _chat_event(text: str, newline: bytes) -> bytes:
+    chunk = {"id": "c", "object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {"content": text}}]}
+    return b"data: " + json.dumps(chunk).encode() + newline + newline
+
+
+def _chat_text(stream: bytes) -> str:
+    from shadowgate.wireformats.framing import SSEDecoder
+
+    decoder = SSEDecoder()
+    frames = decoder.feed(stream) + decoder.finish()
+    return "".join(f.data["choices"][0]["delta"]["content"] for f in frames if f.data and f.data.get("choices"))
+
+
+@pytest.mark.parametrize("newline", [b"\n", b"\r\n", b"\r"])
+def test_restorer_releases_each_event_and_restores_placeholders_split_over_events(newline):
+    restore, redacted = _restorer("openai-chat", "text/event-stream", f"write to {EMAIL} today")
+    assert redacted == "write to [EMAIL_1] today"
+    pieces = ["You said: write to ", "[EM", "AIL", "_1", "] today"]
+    events = [_chat_event(p, newline) for p in pieces] + [b"data: [DONE]" + newline + newline]
+    out = [restore(e) for e in events]
+    assert out[0] == events[0]  # nothing to restore: passed on at once, byte for byte
+    assert out[-1].endswith(b"data: [DONE]" + newline + newline)
+    stream = b"".join(out) + restore(b"")
+    assert _chat_text(stream) == f"You said: write to {EMAIL} today"
+    assert b"EMAIL_1" not in stream and newline + newline in stream
+
+
+def test_restorer_handles_any_chunking_of_a_crlf_stream():
+    import random
+
+    restore_factory = lambda: _restorer("openai-chat", "text/event-stream", f"to {EMAIL}")[0]  # noqa: E731
+    body = b"".join(_chat_event(p, b"\r\n") for p in ["to [", "EMAIL_", "1] ok"])
+    rng = random.Random(3)
+    for _ in range(50):
+        restore = restore_factory()
+        cuts = sorted(rng.sample(range(1, len(body)), 6))
+        chunks = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)])]
+        stream = b"".join(restore(c) for c in chunks) + restore(b"")
+        assert _chat_text(stream) == f"to {EMAIL} ok"
+
+
+def test_restorer_joins_ndjson_deltas_of_ollama():
+    restore, _ = _restorer("ollama", "application/x-ndjson", f"to {EMAIL}")
+    lines = [json.dumps({"model": "m", "message": {"role": "assistant", "content": p}, "done": False}).encode() + b"\n"
+             for p in ["mail [EMA", "IL_1", "] now"]]  # fmt: skip
+    stream = b"".join(restore(line) for line in lines) + restore(b"")
+    text = "".join(json.loads(line)["message"]["content"] for line in stream.splitlines())
+    assert text == f"mail {EMAIL} now"
+
+
+def test_restorer_restores_placeholders_outside_the_text_deltas():
+    restore, _ = _restorer("anthropic-messages", "text/event-stream", f"to {EMAIL}")
+    event = {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"to": "[EMAIL_1]"}'}}
+    raw = b"event: content_block_delta\r\ndata: " + json.dumps(event).encode() + b"\r\n\r\n"
+    out = restore(raw) + restore(b"")
+    assert out.startswith(b"event: content_block_delta\r\ndata: ") and out.endswith(b"\r\n\r\n")
+    data = json.loads(out.split(b"data: ", 1)[1])
+    assert json.loads(data["delta"]["partial_json"]) == {"to": EMAIL}

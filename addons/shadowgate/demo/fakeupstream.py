@@ -258,8 +258,11 @@ class _Handler(BaseHTTPRequestHandler):
             }
             return self._send(200, {"content-type": "application/json"}, [json.dumps(reply).encode()])
 
-        def event(data: dict) -> bytes:
-            return b"data: " + json.dumps(data).encode() + b"\n\n"
+        # x-fake-newline: crlf ends lines with CRLF, as some servers do (the SSE spec allows it).
+        newline = b"\r\n" if self.headers.get("x-fake-newline") == "crlf" else b"\n"
+
+        def event(data: dict | str) -> bytes:
+            return b"data: " + (data if isinstance(data, str) else json.dumps(data)).encode() + newline + newline
 
         base = {"id": "chatcmpl-echo", "object": "chat.completion.chunk", "model": request.get("model")}
         # One word per event, each event cut in two chunks mid-way, so a placeholder arrives
@@ -276,7 +279,7 @@ class _Handler(BaseHTTPRequestHandler):
             data = event({**base, "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]})
             middle = data.index(b'"content": "') + len('"content": "') + len(word.encode()) // 2
             chunks += [data[:middle], data[middle:]]
-        chunks.append(event({**base, "choices": [], "usage": usage}) + b"data: [DONE]\n\n")
+        chunks.append(event({**base, "choices": [], "usage": usage}) + event("[DONE]"))
         self._send(200, {"content-type": "text/event-stream"}, chunks, 0.001)
 
     def _synthetic_sse(self, events: int, interval_ms: int) -> None:

@@ -14,7 +14,6 @@ import html
 import json
 import logging
 import time
-from collections.abc import Callable
 from urllib.parse import parse_qs
 from urllib.parse import urlsplit
 
@@ -33,67 +32,25 @@ from shadowgate.config.policy import Facts
 from shadowgate.config.policy import Rule
 from shadowgate.storage.schema import FlowRecord
 from shadowgate.stages.settings import ShadowgateSettings
+from shadowgate.wireformats import PARSERS
+from shadowgate.wireformats import error_body
 from shadowgate.wireformats import parse_json_body
 
 log = logging.getLogger(__name__)
 
 CONTINUE_PATH = "/__shadowgate/coach/continue"
 CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key", "openai-organization", "openai-project")
-
-# --- provider-shaped error bodies -------------------------------------------------------------
-
-
-def _openai_error(status: int, message: str) -> tuple[dict, dict[str, str]]:
-    kind = "rate_limit_exceeded" if status == 429 else "shadowgate_policy"
-    return {"error": {"message": message, "type": kind, "param": None, "code": kind}}, {}
-
-
-def _anthropic_error(status: int, message: str) -> tuple[dict, dict[str, str]]:
-    kind = "rate_limit_error" if status == 429 else "permission_error"
-    return {"type": "error", "error": {"type": kind, "message": message}}, {}
-
-
-def _gemini_error(status: int, message: str) -> tuple[dict, dict[str, str]]:
-    kind = "RESOURCE_EXHAUSTED" if status == 429 else "PERMISSION_DENIED"
-    return {"error": {"code": status, "message": message, "status": kind}}, {}
-
-
-def _bedrock_error(status: int, message: str) -> tuple[dict, dict[str, str]]:
-    kind = "ThrottlingException" if status == 429 else "AccessDeniedException"
-    return {"message": message}, {"x-amzn-errortype": kind}
-
-
-def _message_error(status: int, message: str) -> tuple[dict, dict[str, str]]:
-    return {"message": message}, {}
-
-
-def _ollama_error(status: int, message: str) -> tuple[dict, dict[str, str]]:
-    return {"error": message}, {}
-
-
-ERROR_SHAPES: dict[str, Callable[[int, str], tuple[dict, dict[str, str]]]] = {
-    "openai-chat": _openai_error,
-    "openai-responses": _openai_error,
-    "openai-embeddings": _openai_error,
-    "anthropic-messages": _anthropic_error,
-    "gemini": _gemini_error,
-    "bedrock-converse": _bedrock_error,
-    "bedrock-invoke": _bedrock_error,
-    "cohere-v2": _message_error,
-    "ollama": _ollama_error,
+# Why a redirect fails when the gateway lacks the base URL a wire format's GatewayRoute names.
+GATEWAY_ROUTE_MISSING = {
+    "anthropic": "the gateway has no Anthropic Messages route; use its OpenAI-compatible endpoint",
+    "openai": "the gateway has no OpenAI-compatible route",
 }
 
-# Where each OpenAI-compatible operation lives below a gateway's OpenAI base URL.
-OPENAI_ROUTES = {
-    ("openai-chat", "chat"): "/chat/completions",
-    ("openai-chat", "text_completion"): "/completions",
-    ("openai-responses", "chat"): "/responses",
-    ("openai-embeddings", "embeddings"): "/embeddings",
-}
 
 
 def api_error(parser: str | None, status: int, message: str, retry_after: int | None = None) -> http.Response:
-    body, headers = ERROR_SHAPES.get(parser or "", _openai_error)(status, message)
+    """A refusal in the error shape of the request's wire format, so its SDK raises its usual error."""
+    body, headers = error_body(parser, status, message)
     headers = {"content-type": "application/json", "cache-control": "no-store", **headers}
     if retry_after is not None:
         headers["retry-after"] = str(retry_after)
@@ -312,28 +269,25 @@ class Act:
 
         if gateway is None or route is None:
             return refuse("this request is not an API call the gateway can take")
-        if route.parser == "anthropic-messages":
-            base, suffix = gateway.anthropic_base_url, "/v1/messages"
-            if base is None:
-                return refuse("the gateway has no Anthropic Messages route; use its OpenAI-compatible endpoint")
-        elif (suffix := OPENAI_ROUTES.get((route.parser, route.operation))) is not None:
-            base = gateway.openai_base_url
-            if base is None:
-                return refuse("the gateway has no OpenAI-compatible route")
-        else:
+        wire = PARSERS.get(route.parser)
+        target_route = wire.gateway_route(route) if wire is not None else None
+        if target_route is None:
             return refuse(f"{route.wire_format} calls cannot be re-routed; use the gateway's OpenAI-compatible endpoint")
+        base = {"anthropic": gateway.anthropic_base_url, "openai": gateway.openai_base_url}.get(target_route.api)
+        if base is None:
+            return refuse(GATEWAY_ROUTE_MISSING.get(target_route.api, "the gateway has no route for this call"))
         key = gateway.key()
         if not key:
             log.error("shadowgate: rule %s: gateway key variable %s is not set", rule.id, gateway.key_env,
                       extra=flow_fields("gateway_key_missing", rec))  # fmt: skip
             return refuse("the gateway key is not configured on the proxy")
         self._rewrite_body_model(flow, rec, gateway.model_map)
-        target = urlsplit(base + suffix)
+        target = urlsplit(base + target_route.path)
         for name in CREDENTIAL_HEADERS:
             request.headers.pop(name, None)
         request.headers["authorization"] = f"Bearer {key}"
-        if route.parser == "anthropic-messages":
-            request.headers["x-api-key"] = key
+        if target_route.key_header:
+            request.headers[target_route.key_header] = key
         request.scheme = target.scheme
         request.host = target.hostname or ""
         request.port = target.port or (443 if target.scheme == "https" else 80)

@@ -68,6 +68,8 @@ from shadowgate.stages.redact import scan_json
 from shadowgate.stages.redact import shared_scanner
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.storage.store import utc_from_timestamp
+from shadowgate.wireformats.framing import EventCodec
+from shadowgate.wireformats.framing import StreamEvent
 
 log = logging.getLogger(__name__)
 
@@ -413,49 +415,42 @@ class JsonTap(_Tap):
         return [(self._rewritten(body) if body else None) or body]
 
 
-_EVENT_END = re.compile(rb"\r\n\r\n|\n\n|\r\r")
-
-
 class SseTap(_Tap):
-    """An SSE answer: complete events go out as they come (one rewritten when needed)."""
+    """An SSE answer: complete events go out as they come (one rewritten when needed). The codec
+    holds at most `limit` bytes of one event; at a longer one the tap gives up and passes the
+    rest of the stream through."""
 
-    __slots__ = ("scan_from",)
+    __slots__ = ("codec",)
 
     def __init__(self, on_message: OnMessage, limit: int) -> None:
         super().__init__(on_message, limit)
-        self.scan_from = 0  # the held bytes before this hold no event end: never scanned twice
+        self.codec = EventCodec(True, limit)
 
     def _feed(self, chunk: bytes) -> list[bytes]:
-        if not chunk:
-            return self._drain()  # a trailing partial event goes out as it came
-        self.buf += chunk
+        # At the end, a trailing partial event goes out as it came.
+        events = self.codec.feed(chunk) if chunk else self.codec.finish()
         out = []
-        while not self.passthrough and (m := _EVENT_END.search(self.buf, self.scan_from)) is not None:
-            event, end = bytes(self.buf[: m.end()]), bytes(m.group())
-            del self.buf[: m.end()]
-            self.scan_from = 0
-            out.append(self._event(event, end))
+        for e in events:
+            if chunk and not e.ended:  # a piece of an event too long to hold
+                self.passthrough = True
+            out.append(e.raw if self.passthrough or not e.ended or e.data is None else self._event(e))
         if self.passthrough:  # an event said this is no stream of ours: the rest goes as it is
-            return out + self._drain()
-        self.scan_from = max(0, len(self.buf) - 3)
-        if len(self.buf) > self.limit:
-            out += self._give_up()
+            out += self._drain()
         return out
 
-    def _event(self, event: bytes, end: bytes) -> bytes:
-        lines = event[: -len(end)].splitlines()
-        data = [line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")]
-        if not data:
-            return event
-        name = next((line[6:].strip() for line in lines if line.startswith(b"event:")), b"message")
-        new = self._handle(name, b"\n".join(data))
-        if new is None:
-            return event
-        newline = end[: len(end) // 2]
-        kept = [line for line in lines if not line.startswith(b"data:")]
-        return newline.join([*kept, b"data: " + new]) + end
+    def _drain(self) -> list[bytes]:
+        held = b"".join(e.raw for e in self.codec.finish())
+        return [held] if held else []
 
-    def _handle(self, name: bytes, payload: bytes) -> bytes | None:
+    def _event(self, event: StreamEvent) -> bytes:
+        try:
+            new = self._handle(event.event or "message", event.data or b"")
+        except Exception:
+            log.debug("shadowgate: MCP event handling failed; passing it through", exc_info=True)
+            return event.raw
+        return event.raw if new is None else event.encode(new)
+
+    def _handle(self, name: str, payload: bytes) -> bytes | None:
         return self._rewritten(payload)
 
 
@@ -470,10 +465,10 @@ class LegacySseTap(SseTap):
         self.on_endpoint = on_endpoint
         self.session: LegacySession | None = None
 
-    def _handle(self, name: bytes, payload: bytes) -> bytes | None:
+    def _handle(self, name: str, payload: bytes) -> bytes | None:
         if self.session is not None:
             return self._rewritten(payload)
-        if name == b"endpoint":
+        if name == "endpoint":
             self.session = self.on_endpoint(payload.decode("utf-8", "replace").strip())
         if self.session is None:
             self.passthrough = True
@@ -884,8 +879,7 @@ class Mcp:
         try:
             if size > MAX_RESULT_SCAN_CHARS:
                 raise ScanFailed("the result is too large to scan")
-            cleaned, counts, actions = scan_json({"content": result}, shared_scanner(), Placeholders(), dlp)
-            cleaned = cleaned["content"]
+            cleaned, counts, actions = scan_json(result, shared_scanner(), Placeholders(), dlp, is_text=True)
         except Exception as e:
             if not isinstance(e, ScanFailed):
                 log.exception("shadowgate: DLP scan of an MCP tool result failed")

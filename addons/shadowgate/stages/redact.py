@@ -1,8 +1,8 @@
 """Act, DLP: find secrets and personal data in prompts; redact, block or log them.
 
-Only free text is scanned — message contents, system prompts, tool results, Responses input,
-Gemini parts — never JSON structure, model names, ids or base64 media, so the body stays the
-request the provider expects. The scan fails closed: an error, a blown time budget or a body too
+Only free text is scanned — what the wire formats declare as prompt text: message contents,
+system prompts, tool results, embedding inputs — never JSON structure, model names, ids or base64
+media, so the body stays the request the provider expects. The scan fails closed: an error, a blown time budget or a body too
 large to buffer refuses the request (unless the policy says dlp.on_error: allow), because
 mitmproxy would forward a flow whose hook raised.
 """
@@ -17,6 +17,8 @@ import re
 import time
 from collections import Counter
 from collections.abc import Awaitable
+from collections.abc import Hashable
+from collections.abc import Iterator
 from typing import Any
 
 from mitmproxy import http
@@ -33,20 +35,20 @@ from shadowgate.config.policy import ALLOW
 from shadowgate.config.policy import DlpPolicy
 from shadowgate.storage.schema import FlowRecord
 from shadowgate.stages.settings import ShadowgateSettings
+from shadowgate.wireformats import PARSERS
 from shadowgate.wireformats import parse_json_body
+from shadowgate.wireformats import prompt_strings
+from shadowgate.wireformats.base import JsonPath
+from shadowgate.wireformats.base import TextDelta
+from shadowgate.wireformats.base import WireParser
+from shadowgate.wireformats.common import replace_strings
+from shadowgate.wireformats.framing import EventCodec
+from shadowgate.wireformats.framing import StreamEvent
+from shadowgate.wireformats.framing import codec_for
+from shadowgate.wireformats.framing import loads
 
 log = logging.getLogger(__name__)
 
-# Keys whose string values are free text people or tools wrote.
-TEXT_KEYS = frozenset(
-    {"content", "text", "prompt", "input", "system", "instructions", "query", "message", "preamble",
-     "arguments", "output", "messages", "contents", "parts", "systemInstruction", "system_instruction"}
-)
-# Subtrees that are media or opaque tokens, never text.
-SKIP_KEYS = frozenset(
-    {"image_url", "inlineData", "inline_data", "fileData", "file_data", "source", "data", "b64_json",
-     "encrypted_content", "signature", "audio", "input_audio", "image", "images", "file", "blob"}
-)
 SCAN_IN_THREAD_CHARS = 64 * 1024
 
 
@@ -61,27 +63,30 @@ def shared_scanner() -> Scanner:
 
 
 def scan_json(
-    body: Any, scanner: Scanner, placeholders: Placeholders, dlp: DlpPolicy, *, every_string: bool = False
+    body: Any, scanner: Scanner, placeholders: Placeholders, dlp: DlpPolicy, *, every_string: bool = False,
+    is_text: bool = False,
 ) -> tuple[Any, Counter, set[str]]:
     """Redact the free text of a JSON body. Returns (body, counts by type, actions taken).
 
-    The scan may use dlp.budget_ms of CPU time on the thread it runs on, then fails (ScanFailed).
-    CPU, not wall-clock: on a saturated machine the clock runs while the scan waits for a core,
-    and a wall-clock budget refused ordinary prompts there.
+    Free text is what the wire formats call prompt text (wireformats.prompt_strings), so the body
+    stays the request the provider expects. The scan may use dlp.budget_ms of CPU time on the
+    thread it runs on, then fails (ScanFailed). CPU, not wall-clock: on a saturated machine the
+    clock runs while the scan waits for a core, and a wall-clock budget refused ordinary prompts.
 
     every_string: every string value is text, whatever its key (MCP tool arguments: a tool's
-    `data` or `name` argument is whatever the model wrote there).
+    `data` or `name` argument is whatever the model wrote there). is_text: the whole value is text
+    but for media and structure keys (an MCP tool result).
     """
     counts: Counter = Counter()
     actions: set[str] = set()
     deadline = time.thread_time() + dlp.budget_ms / 1000
-
-    def clean(text: str) -> str:
+    cleaned: dict[JsonPath, str] = {}
+    for path, text in _every_string(body, ()) if every_string else prompt_strings(body, is_text):
         if time.thread_time() > deadline:
             raise ScanFailed("the scan ran out of time")
         findings = scanner.scan(text)
         if not findings:
-            return text
+            continue
         to_redact = []
         for f in findings:
             action = dlp.action_for(f.type, TYPES.get(f.type, "pii"))
@@ -91,23 +96,20 @@ def scan_json(
             actions.add(action)
             if action == "redact":
                 to_redact.append(f)
-        return redact(text, to_redact, placeholders.for_text(text)) if to_redact else text
+        if to_redact:
+            cleaned[path] = redact(text, to_redact, placeholders.for_text(text))
+    return replace_strings(body, cleaned), counts, actions
 
-    skip, not_text = (frozenset(), frozenset()) if every_string else (SKIP_KEYS, _NOT_TEXT)
 
-    def walk(node: Any, is_text: bool) -> Any:
-        if isinstance(node, str):
-            return clean(node) if is_text else node
-        if isinstance(node, list):
-            return [walk(item, is_text) for item in node]
-        if isinstance(node, dict):
-            return {
-                key: value if key in skip else walk(value, key in TEXT_KEYS or (is_text and key not in not_text))
-                for key, value in node.items()
-            }
-        return node
-
-    return walk(body, every_string), counts, actions
+def _every_string(node: Any, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            yield from _every_string(item, (*path, i))
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _every_string(value, (*path, key))
 
 
 def dlp_verdict(counts: Counter, actions: set[str], dlp: DlpPolicy, observe: bool) -> tuple[str, str, list[str]]:
@@ -125,94 +127,64 @@ def dlp_verdict(counts: Counter, actions: set[str], dlp: DlpPolicy, observe: boo
     return findings, "log", []
 
 
-# Inside text-bearing structures (a content block), these keys still are not text.
-_NOT_TEXT = frozenset({"type", "role", "id", "name", "tool_call_id", "tool_use_id", "model", "cache_control", "mime_type", "mimeType"})
-
-
-def _chat_deltas(data: dict):
-    for choice in data.get("choices") or ():
-        delta = choice.get("delta") if isinstance(choice, dict) else None
-        if isinstance(delta, dict) and isinstance(delta.get("content"), str):
-            yield delta, "content", choice.get("index", 0)
-
-
-def _anthropic_deltas(data: dict):
-    delta = data.get("delta")
-    if data.get("type") == "content_block_delta" and isinstance(delta, dict) and isinstance(delta.get("text"), str):
-        yield delta, "text", data.get("index", 0)
-
-
-def _responses_deltas(data: dict):
-    if data.get("type") == "response.output_text.delta" and isinstance(data.get("delta"), str):
-        yield data, "delta", (data.get("output_index", 0), data.get("content_index", 0))
-
-
-# Where each wire format's streamed text lives, so a placeholder a model emits token by token
-# (across several events) can be put back together before it reaches the user.
-TEXT_DELTAS = {"openai-chat": _chat_deltas, "anthropic-messages": _anthropic_deltas, "openai-responses": _responses_deltas}
 _TAIL = re.compile(r"\[[A-Z0-9_]*$")
 
 
-class SseRestorer:
-    """Puts the user's values back into an SSE answer, event by event.
+class EventRestorer:
+    """Puts the user's values back into an SSE or NDJSON answer, event by event.
 
-    Text deltas are joined per choice/block: a trailing "[EMA" that could begin one of this
-    request's placeholders is held back and prepended to the next delta of the same stream.
+    The wire format says where each event's answer text is (text_deltas). Deltas are joined per
+    stream (choice, content block): a trailing "[EMA" that could begin one of this request's
+    placeholders is held back and put in front of the next delta of the same stream, so a
+    placeholder the model emits token by token comes back whole. A placeholder anywhere else in
+    an event is restored within that event. Events pass on as soon as they are complete; an
+    event too long to hold (the codec's bound) passes as it came.
     """
 
-    def __init__(self, find_deltas: Any, originals: dict[str, str]) -> None:
-        self._find = find_deltas
+    def __init__(self, codec: EventCodec, wire: WireParser, placeholders: Placeholders) -> None:
+        self._codec = codec
+        self._wire = wire
+        originals = dict(placeholders.mapping)
         self._originals = originals
         self._prefixes = {p[:i] for p in originals for i in range(1, len(p))}
         self._pattern = re.compile("|".join(re.escape(k) for k in sorted(originals, key=len, reverse=True)))
-        self._buffer = b""
-        self._carry: dict[Any, str] = {}
+        self._restore_json = json_escaped(placeholders)
+        self._carry: dict[Hashable, tuple[str, StreamEvent, Any, TextDelta]] = {}
 
     def __call__(self, chunk: bytes) -> bytes:
-        if not chunk:  # end of stream: whatever is left goes out as it is
-            rest, self._buffer = self._buffer, b""
-            if self._carry:
-                rest = self._carry_event() + rest
-            return rest
-        self._buffer += chunk
-        out = []
-        while (end := self._buffer.find(b"\n\n")) != -1:
-            event, self._buffer = self._buffer[: end + 2], self._buffer[end + 2 :]
-            out.append(self._event(event))
-        return b"".join(out)
+        if not chunk:  # end of stream: held text, then whatever is left as it came
+            return self._flush() + b"".join(e.raw for e in self._codec.finish())
+        return b"".join(self._event(e) for e in self._codec.feed(chunk))
 
-    def _event(self, raw: bytes) -> bytes:
-        lines = raw.split(b"\n")
-        data_at = [i for i, line in enumerate(lines) if line.startswith(b"data:")]
-        if len(data_at) != 1:
-            return raw
-        try:
-            data = json.loads(lines[data_at[0]][5:])
-        except ValueError:
-            return raw
-        if not isinstance(data, dict):
-            return raw
+    def _event(self, e: StreamEvent) -> bytes:
+        if not e.ended or e.data is None:
+            return e.raw
+        data = loads(e.data)
+        if not isinstance(data, dict):  # [DONE] and the like: held text must go out before it
+            return self._flush() + e.raw
         changed = False
-        for container, key, slot in self._find(data):
-            text = self._carry.pop(slot, "") + container[key]
+        for delta in self._wire.text_deltas(data):
+            held = self._carry.pop(delta.slot, None)
+            text = (held[0] if held else "") + delta.container[delta.key]
             text = self._pattern.sub(lambda m: self._originals[m.group()], text)
             tail = _TAIL.search(text)
             if tail and text[tail.start() :] in self._prefixes:
-                self._carry[slot] = text[tail.start() :]
-                self._template = (data, container, key)
+                self._carry[delta.slot] = (text[tail.start() :], e, data, delta)
                 text = text[: tail.start()]
-            container[key] = text
-            changed = True
-        if not changed:
-            return raw
-        lines[data_at[0]] = b"data: " + json.dumps(data, ensure_ascii=False).encode()
-        return b"\n".join(lines)
+            changed = changed or text != delta.container[delta.key]
+            delta.container[delta.key] = text
+        payload = json.dumps(data, ensure_ascii=False).encode() if changed else e.data
+        restored = self._restore_json(payload.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+        return e.encode(restored) if changed or restored != e.data else e.raw
 
-    def _carry_event(self) -> bytes:
-        data, container, key = self._template
-        container[key] = "".join(self._carry.values())
+    def _flush(self) -> bytes:
+        """Text held back as a possible placeholder start that no later delta completed."""
+        out = []
+        for text, e, data, delta in self._carry.values():
+            delta.container[delta.key] = text
+            out.append(e.encode(json.dumps(data, ensure_ascii=False).encode()))
         self._carry = {}
-        return b"data: " + json.dumps(data, ensure_ascii=False).encode() + b"\n\n"
+        return b"".join(out)
 
 
 class StreamRestorer:
@@ -243,9 +215,12 @@ def _utf8():
 
 
 def stream_restorer(parser: str, content_type: str, rec: FlowRecord) -> Any:
-    """The response transform for a streamed answer to a request whose values were redacted."""
-    if "event-stream" in content_type and parser in TEXT_DELTAS and rec.placeholders is not None:
-        return SseRestorer(TEXT_DELTAS[parser], dict(rec.placeholders.mapping))
+    """The response transform for a streamed answer to a request whose values were redacted:
+    event by event for SSE and NDJSON, else on the text as it passes."""
+    codec = codec_for(content_type)
+    wire = PARSERS.get(parser)
+    if codec is not None and wire is not None and rec.placeholders is not None:
+        return EventRestorer(codec, wire, rec.placeholders)
     return StreamRestorer(rec.restore)
 
 
@@ -323,8 +298,8 @@ class Redact:
         if body is not None:
             return body, *scan_json(body, self.scanner, placeholders, dlp), placeholders
         # Not JSON: the whole body is the text (a plain-text prompt to an AI route).
-        wrapped, counts, actions = scan_json({"text": content.decode("utf-8", "replace")}, self.scanner, placeholders, dlp)
-        return None, wrapped["text"], counts, actions, placeholders
+        text, counts, actions = scan_json(content.decode("utf-8", "replace"), self.scanner, placeholders, dlp, every_string=True)
+        return None, text, counts, actions, placeholders
 
     def _apply(
         self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy,

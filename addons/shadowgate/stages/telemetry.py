@@ -929,14 +929,16 @@ class _Aggregates:
 
 
 def captured_content(body: bytes, content_encoding: str | None) -> dict[str, str]:
-    """Opt-in content capture: the request's message text in the semconv's JSON message form.
+    """Opt-in content capture: the request's prompt text in the semconv's JSON message form.
 
-    Only text parts are kept (images, audio and tool payloads are not), up to MAX_CAPTURED_CHARS.
-    DLP redaction will apply here once DLP exists; today the text goes out as the client sent it.
+    The text is exactly what DLP scans (wireformats.prompt_strings; the body is the one DLP
+    rewrote), grouped by message, up to MAX_CAPTURED_CHARS: no image, audio or tool schema.
     """
     from mitmproxy.net import encoding
 
+    from shadowgate.wireformats import SYSTEM_KEYS
     from shadowgate.wireformats import parse_json_body
+    from shadowgate.wireformats import prompt_strings
 
     try:
         raw = encoding.decode(body, content_encoding) if content_encoding else body
@@ -945,46 +947,36 @@ def captured_content(body: bytes, content_encoding: str | None) -> dict[str, str
     doc = parse_json_body(raw)
     if not isinstance(doc, dict):
         return {}
-    budget = [MAX_CAPTURED_CHARS]
+    budget = MAX_CAPTURED_CHARS
+    system: list[str] = []
+    messages: dict[tuple, tuple[str, list[str]]] = {}  # by message path: (role, texts)
+    for path, text in prompt_strings(doc):
+        if budget <= 0:
+            break
+        text = text[:budget]
+        if not text:
+            continue
+        budget -= len(text)
+        if path[0] in SYSTEM_KEYS:
+            system.append(text)
+            continue
+        # A message is an element of a top-level list (messages, contents, input), else the field.
+        top = doc[path[0]]
+        at = path[:2] if isinstance(top, list) and len(path) > 1 else path[:1]
+        item = top[path[1]] if len(at) == 2 else top
+        role = item.get("role") if isinstance(item, dict) else None
+        messages.setdefault(at, (role if isinstance(role, str) else "user", []))[1].append(text)
     attrs = {}
-    system = (
-        _texts(doc.get("system"), budget)
-        + _texts(doc.get("systemInstruction"), budget)
-        + _texts(doc.get("instructions"), budget)
-    )
     if system:
         attrs[sc.GEN_AI_SYSTEM_INSTRUCTIONS] = json.dumps(
             [{"type": "text", "content": t} for t in system], ensure_ascii=False
         )
-    messages = []
-    for key in ("messages", "contents", "input", "prompt"):
-        value = doc.get(key)
-        items = value if isinstance(value, list) else [value] if value is not None else []
-        for item in items:
-            role = item.get("role", "user") if isinstance(item, dict) else "user"
-            texts = _texts(item, budget)
-            if texts:
-                messages.append({"role": role, "parts": [{"type": "text", "content": t} for t in texts]})
     if messages:
-        attrs[sc.GEN_AI_INPUT_MESSAGES] = json.dumps(messages, ensure_ascii=False)
+        attrs[sc.GEN_AI_INPUT_MESSAGES] = json.dumps(
+            [{"role": role, "parts": [{"type": "text", "content": t} for t in texts]} for role, texts in messages.values()],
+            ensure_ascii=False,
+        )
     return attrs
-
-
-def _texts(value: Any, budget: list[int]) -> list[str]:
-    """The text in one message or content value: a string, {content|text|parts: ...}, or a list."""
-    if budget[0] <= 0 or value is None:
-        return []
-    if isinstance(value, str):
-        text = value[: budget[0]]
-        budget[0] -= len(text)
-        return [text] if text else []
-    if isinstance(value, list):
-        return [t for v in value for t in _texts(v, budget)]
-    if isinstance(value, dict):
-        for key in ("content", "text", "parts"):
-            if key in value:
-                return _texts(value[key], budget)
-    return []
 
 
 def _version() -> str:

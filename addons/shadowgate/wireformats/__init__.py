@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from .anthropic import AnthropicMessagesParser
+from .base import JsonPath
 from .base import WireParser
 from .bedrock import BedrockConverseParser
 from .bedrock import BedrockInvokeParser
 from .cohere import CohereV2Parser
+from .common import openai_error_body
+from .common import prompt_strings as _prompt_strings
 from .framing import loads
 from .gemini import GeminiParser
 from .ollama import OllamaParser
@@ -31,6 +35,25 @@ PARSERS: dict[str, WireParser] = {
     )
 }
 
+# Every format's prompt keys together. DLP scans (and content capture exports) the text under any
+# of them, whatever the route's format: OpenAI-compatible servers and gateways take other formats'
+# fields, Bedrock InvokeModel takes each model's native body, and a control that scans only the
+# fields the route's format documents would let text through in a field the server still reads.
+PROMPT_KEYS: frozenset[str] = frozenset().union(*(parser.prompt_keys for parser in PARSERS.values()))
+SYSTEM_KEYS: frozenset[str] = frozenset().union(*(parser.system_keys for parser in PARSERS.values()))
+
+
+def prompt_strings(body: Any, is_text: bool = False) -> Iterator[tuple[JsonPath, str]]:
+    """Every string of prompt text in a request body in any known format, with its path.
+    is_text: the whole value is text (a tool result), media and structure keys aside."""
+    return _prompt_strings(body, PROMPT_KEYS, is_text)
+
+
+def error_body(parser: str | None, status: int, message: str) -> tuple[Any, dict[str, str]]:
+    """A refusal in the error envelope of this parser's format (OpenAI's for an unknown one)."""
+    wire = PARSERS.get(parser or "")
+    return wire.error_body(status, message) if wire is not None else openai_error_body(status, message)
+
 
 def parse_json_body(raw: bytes) -> Any | None:
     """The decoded JSON value of a request/response body, or None (empty, not UTF-8, not JSON)."""
@@ -43,4 +66,4 @@ def parse_json_body(raw: bytes) -> Any | None:
     return loads(text) if text.strip() else None
 
 
-__all__ = ["PARSERS", "parse_json_body"]
+__all__ = ["PARSERS", "PROMPT_KEYS", "SYSTEM_KEYS", "error_body", "parse_json_body", "prompt_strings"]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
 
+from .base import GatewayRoute
 from .base import RequestFacts
 from .base import ResponseFacts
 from .base import Route
+from .base import TextDelta
 from .base import Usage
 from .common import Accumulator
 from .common import JsonWireParser
@@ -109,6 +112,8 @@ def prompt_chars(body: Any) -> int:
 
 class AnthropicMessagesParser(JsonWireParser):
     id = "anthropic-messages"
+    prompt_keys = frozenset({"system", "messages", "content", "text"})
+    system_keys = frozenset({"system"})
 
     def _looks_like(self, body: dict[str, Any]) -> bool:
         return (
@@ -122,3 +127,15 @@ class AnthropicMessagesParser(JsonWireParser):
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return AnthropicAccumulator()
+
+    def text_deltas(self, event: Any) -> Iterator[TextDelta]:
+        delta = dig(event, "delta")
+        if dig(event, "type") == "content_block_delta" and isinstance(dig(delta, "text"), str):
+            yield TextDelta(delta, "text", event.get("index", 0))
+
+    def error_body(self, status: int, message: str) -> tuple[Any, dict[str, str]]:
+        kind = "rate_limit_error" if status == 429 else "permission_error"
+        return {"type": "error", "error": {"type": kind, "message": message}}, {}
+
+    def gateway_route(self, route: Route) -> GatewayRoute | None:
+        return GatewayRoute("anthropic", "/v1/messages", key_header="x-api-key")

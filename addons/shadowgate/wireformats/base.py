@@ -1,12 +1,16 @@
 """The small typed interface every wire-format parser implements.
 
 A wire format is data (endpoints in providers.yaml: method, path pattern, operation, parser id)
-plus one parser class here. The proxy's hot path never branches on provider names: it looks up
-the parser by id and calls these three methods.
+plus one parser class here. The proxy never branches on provider names or format fields: it looks
+up the parser by id and asks it. Meter asks for request and response facts, DLP for the prompt
+text and the streamed text deltas, Act for the error shape and the gateway route, telemetry
+capture for the prompt text. A new format is its parser module and its registry line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+from collections.abc import Iterator
 from collections.abc import Mapping
 from dataclasses import dataclass
 from dataclasses import field
@@ -67,6 +71,29 @@ class Route:
     streaming_from_path: bool = False  # e.g. :streamGenerateContent, /converse-stream
 
 
+# Where a string sits in a JSON body: the keys and list indexes that lead to it.
+JsonPath = tuple[str | int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of streamed answer text, where it lives in its event (container[key]), and the
+    stream it continues (slot: a choice, a content block), so pieces can be joined per stream."""
+
+    container: dict[str, Any]
+    key: str
+    slot: Hashable
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayRoute:
+    """Where a call of this format goes on the company gateway when a policy redirects it."""
+
+    api: str  # which of the gateway's base URLs serves it: "openai" or "anthropic"
+    path: str  # appended to that base URL, e.g. "/chat/completions"
+    key_header: str | None = None  # a header besides Authorization that carries the key
+
+
 class StreamParser(Protocol):
     """Incremental response parser.
 
@@ -97,4 +124,26 @@ class WireParser(Protocol):
 
     def stream_parser(self, headers: Mapping[str, str]) -> StreamParser:
         """A fresh incremental parser for one streamed response with these headers."""
+        ...
+
+    # The keys whose values are text the model reads (message content, system prompt, tool
+    # results, embedding inputs), so DLP scans them and content capture exports them.
+    prompt_keys: ClassVar[frozenset[str]]
+    # Those of them that hold the system prompt (content capture reports it apart).
+    system_keys: ClassVar[frozenset[str]]
+
+    def prompt_strings(self, body: Any) -> Iterator[tuple[JsonPath, str]]:
+        """Every string of prompt text in a request body, with its path so it can be replaced."""
+        ...
+
+    def text_deltas(self, event: Any) -> Iterator[TextDelta]:
+        """The answer text in one decoded stream event (none for a format not streamed as text)."""
+        ...
+
+    def error_body(self, status: int, message: str) -> tuple[Any, dict[str, str]]:
+        """The format's own error envelope (and headers), so its SDK raises its usual error."""
+        ...
+
+    def gateway_route(self, route: Route) -> GatewayRoute | None:
+        """Where this call lives on an OpenAI- or Anthropic-compatible gateway; None: nowhere."""
         ...

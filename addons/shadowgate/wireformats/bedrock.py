@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ from . import anthropic
 from .base import RequestFacts
 from .base import ResponseFacts
 from .base import Route
+from .base import TextDelta
 from .base import Usage
 from .common import Accumulator
 from .common import JsonWireParser
@@ -114,9 +116,17 @@ def _converse_prompt_chars(body: Any) -> int:
     )
 
 
+def _bedrock_error(status: int, message: str) -> tuple[Any, dict[str, str]]:
+    # Bedrock's SDKs read the error class from x-amzn-ErrorType, not from the body.
+    kind = "ThrottlingException" if status == 429 else "AccessDeniedException"
+    return {"message": message}, {"x-amzn-errortype": kind}
+
+
 class BedrockConverseParser(JsonWireParser):
     id = "bedrock-converse"
     default_framing = EVENT_STREAM
+    prompt_keys = frozenset({"system", "messages", "content", "text", "toolResult"})
+    system_keys = frozenset({"system"})
 
     def _looks_like(self, body: dict[str, Any]) -> bool:
         # Converse has no model in the body and only lists of blocks as message content;
@@ -136,6 +146,14 @@ class BedrockConverseParser(JsonWireParser):
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _ConverseAccumulator(headers)
+
+    def text_deltas(self, event: Any) -> Iterator[TextDelta]:
+        delta = dig(event, "delta")
+        if isinstance(dig(delta, "text"), str):  # contentBlockDelta
+            yield TextDelta(delta, "text", event.get("contentBlockIndex", 0))
+
+    def error_body(self, status: int, message: str) -> tuple[Any, dict[str, str]]:
+        return _bedrock_error(status, message)
 
 
 class _NativeAccumulator:
@@ -264,6 +282,10 @@ def _invoke_prompt_chars(body: Any) -> int:
 class BedrockInvokeParser(JsonWireParser):
     id = "bedrock-invoke"
     default_framing = EVENT_STREAM
+    # Each model's native body: Anthropic/Nova messages and system, Llama/Mistral prompt,
+    # Titan inputText, Cohere Command message and texts.
+    prompt_keys = frozenset({"messages", "system", "content", "text", "toolResult", "prompt", "inputText", "message", "texts"})
+    system_keys = frozenset({"system"})
 
     def _looks_like(self, body: dict[str, Any]) -> bool:
         version = body.get("anthropic_version")
@@ -282,3 +304,6 @@ class BedrockInvokeParser(JsonWireParser):
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _InvokeAccumulator(headers)
+
+    def error_body(self, status: int, message: str) -> tuple[Any, dict[str, str]]:
+        return _bedrock_error(status, message)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
 
 from .base import RequestFacts
 from .base import ResponseFacts
 from .base import Route
+from .base import TextDelta
 from .base import Usage
 from .common import Accumulator
 from .common import JsonWireParser
@@ -93,6 +95,12 @@ class _CohereAccumulator:
 
 class CohereV2Parser(JsonWireParser):
     id = "cohere-v2"
+    # texts/inputs: Embed; query/documents: Rerank and grounded chat; message/preamble: the v1
+    # chat fields that v2 endpoints of compatible servers still accept.
+    prompt_keys = frozenset(
+        {"messages", "content", "text", "texts", "inputs", "query", "documents", "message", "preamble"}
+    )
+    system_keys = frozenset({"preamble"})
 
     def _looks_like(self, body: dict[str, Any]) -> bool:
         if not isinstance(body.get("model"), str):
@@ -109,3 +117,11 @@ class CohereV2Parser(JsonWireParser):
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _CohereAccumulator()
+
+    def text_deltas(self, event: Any) -> Iterator[TextDelta]:
+        content = dig(event, "delta", "message", "content")
+        if dig(event, "type") == "content-delta" and isinstance(dig(content, "text"), str):
+            yield TextDelta(content, "text", event.get("index", 0))
+
+    def error_body(self, status: int, message: str) -> tuple[Any, dict[str, str]]:
+        return {"message": message}, {}

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
 from typing import ClassVar
 from typing import Protocol
 from urllib.parse import unquote
 
+from .base import GatewayRoute
+from .base import JsonPath
 from .base import RequestFacts
 from .base import ResponseFacts
 from .base import Route
+from .base import TextDelta
 from .base import Usage
 from .framing import Framing
 from .framing import framing_for
@@ -139,6 +143,57 @@ def openai_error(body: Any) -> str | None:
     return None
 
 
+# Subtrees that are media or opaque tokens in every format, never text.
+MEDIA_KEYS = frozenset(
+    {"image_url", "inlineData", "inline_data", "fileData", "file_data", "source", "data", "b64_json",
+     "encrypted_content", "signature", "audio", "input_audio", "image", "images", "file", "blob"}
+)  # fmt: skip
+# Inside text (a message, a content block), these keys are still structure, not text.
+STRUCTURE_KEYS = frozenset(
+    {"type", "role", "id", "name", "tool_call_id", "tool_use_id", "model", "cache_control", "mime_type", "mimeType"}
+)
+
+
+def prompt_strings(body: Any, keys: frozenset[str], is_text: bool = False) -> Iterator[tuple[JsonPath, str]]:
+    """Every string under one of `keys`, with its path. Below such a key everything is text (an
+    unknown field of a message counts: failing closed) except MEDIA_KEYS and STRUCTURE_KEYS.
+    is_text: the body itself is text (a tool result), not a request envelope."""
+
+    def walk(node: Any, path: JsonPath, is_text: bool) -> Iterator[tuple[JsonPath, str]]:
+        if isinstance(node, str):
+            if is_text:
+                yield path, node
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                yield from walk(item, (*path, i), is_text)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                if key not in MEDIA_KEYS:
+                    yield from walk(value, (*path, key), key in keys or (is_text and key not in STRUCTURE_KEYS))
+
+    return walk(body, (), is_text)
+
+
+def replace_strings(body: Any, new: Mapping[JsonPath, str]) -> Any:
+    """A copy of body with the strings at these paths replaced; untouched subtrees are shared."""
+    if not new:
+        return body
+    if () in new:
+        return new[()]
+    below: dict[Any, dict[JsonPath, str]] = {}
+    for path, text in new.items():
+        below.setdefault(path[0], {})[path[1:]] = text
+    copy: Any = list(body) if isinstance(body, list) else dict(body)
+    for key, changes in below.items():
+        copy[key] = replace_strings(body[key], changes)
+    return copy
+
+
+def openai_error_body(status: int, message: str) -> tuple[Any, dict[str, str]]:
+    kind = "rate_limit_exceeded" if status == 429 else "shadowgate_policy"
+    return {"error": {"message": message, "type": kind, "param": None, "code": kind}}, {}
+
+
 class Accumulator(Protocol):
     def on_event(self, event: str | None, data: Any) -> None:
         """One decoded value: a whole non-streamed body (event None) or one stream event."""
@@ -188,6 +243,8 @@ class JsonWireParser:
 
     id: ClassVar[str]
     default_framing: ClassVar[str] = "text/event-stream"
+    prompt_keys: ClassVar[frozenset[str]] = frozenset()
+    system_keys: ClassVar[frozenset[str]] = frozenset()
 
     def _looks_like(self, body: dict[str, Any]) -> bool:
         raise NotImplementedError
@@ -224,6 +281,19 @@ class JsonWireParser:
             return FramedStream(framing_for(headers, self.default_framing), self._accumulator(headers))
         except Exception:
             return FramedStream(framing_for({}, self.default_framing), self._accumulator({}))
+
+    def prompt_strings(self, body: Any) -> Iterator[tuple[JsonPath, str]]:
+        return prompt_strings(body, self.prompt_keys)
+
+    def text_deltas(self, event: Any) -> Iterator[TextDelta]:
+        return iter(())
+
+    def error_body(self, status: int, message: str) -> tuple[Any, dict[str, str]]:
+        # OpenAI's envelope is what most clients (and every OpenAI-compatible SDK) understand.
+        return openai_error_body(status, message)
+
+    def gateway_route(self, route: Route) -> GatewayRoute | None:
+        return None
 
 
 def usage_or_empty(

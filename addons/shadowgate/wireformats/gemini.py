@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
 
 from .base import RequestFacts
 from .base import ResponseFacts
 from .base import Route
+from .base import TextDelta
 from .base import Usage
 from .common import Accumulator
 from .common import JsonWireParser
@@ -97,6 +99,9 @@ def _prompt_chars(body: Any) -> int:
 
 class GeminiParser(JsonWireParser):
     id = "gemini"
+    # The API accepts the proto field names and their JSON camelCase forms; content: embeddings.
+    prompt_keys = frozenset({"contents", "parts", "text", "systemInstruction", "system_instruction", "content"})
+    system_keys = frozenset({"systemInstruction", "system_instruction"})
 
     def _looks_like(self, body: dict[str, Any]) -> bool:
         contents = body.get("contents")
@@ -107,3 +112,14 @@ class GeminiParser(JsonWireParser):
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _GeminiAccumulator()
+
+    def text_deltas(self, event: Any) -> Iterator[TextDelta]:
+        for pos, candidate in enumerate(dicts(dig(event, "candidates"))):
+            slot = candidate.get("index", pos)
+            for part in dicts(dig(candidate, "content", "parts")):
+                if isinstance(part.get("text"), str) and not part.get("thought"):
+                    yield TextDelta(part, "text", slot)
+
+    def error_body(self, status: int, message: str) -> tuple[Any, dict[str, str]]:
+        kind = "RESOURCE_EXHAUSTED" if status == 429 else "PERMISSION_DENIED"
+        return {"error": {"code": status, "message": message, "status": kind}}, {}

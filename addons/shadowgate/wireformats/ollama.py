@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
 
 from .base import RequestFacts
+from .base import TextDelta
 from .base import ResponseFacts
 from .base import Route
 from .common import Accumulator
@@ -57,6 +59,8 @@ class _OllamaAccumulator:
 class OllamaParser(JsonWireParser):
     id = "ollama"
     default_framing = "application/x-ndjson"
+    prompt_keys = frozenset({"messages", "content", "prompt", "system", "input"})
+    system_keys = frozenset({"system"})
 
     def _looks_like(self, body: dict[str, Any]) -> bool:
         return isinstance(body.get("model"), str) and (
@@ -72,3 +76,13 @@ class OllamaParser(JsonWireParser):
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _OllamaAccumulator()
+
+    def text_deltas(self, event: Any) -> Iterator[TextDelta]:
+        message = dig(event, "message")
+        if isinstance(dig(message, "content"), str):  # /api/chat
+            yield TextDelta(message, "content", 0)
+        elif isinstance(dig(event, "response"), str):  # /api/generate
+            yield TextDelta(event, "response", 0)
+
+    def error_body(self, status: int, message: str) -> tuple[Any, dict[str, str]]:
+        return {"error": message}, {}

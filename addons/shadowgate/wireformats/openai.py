@@ -6,12 +6,15 @@ These shapes are also spoken by Azure OpenAI and most OpenAI-compatible servers 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
 
+from .base import GatewayRoute
 from .base import RequestFacts
 from .base import ResponseFacts
 from .base import Route
+from .base import TextDelta
 from .base import Usage
 from .common import Accumulator
 from .common import JsonWireParser
@@ -86,8 +89,25 @@ class ChatAccumulator:
         return self._facts
 
 
-class OpenAIChatParser(JsonWireParser):
+# Where each OpenAI operation lives below a gateway's OpenAI-compatible base URL.
+_GATEWAY_PATHS = {
+    ("openai-chat", "chat"): "/chat/completions",
+    ("openai-chat", "text_completion"): "/completions",
+    ("openai-responses", "chat"): "/responses",
+    ("openai-embeddings", "embeddings"): "/embeddings",
+}
+
+
+class _OpenAIParser(JsonWireParser):
+    def gateway_route(self, route: Route) -> GatewayRoute | None:
+        path = _GATEWAY_PATHS.get((self.id, route.operation))
+        return None if path is None else GatewayRoute("openai", path)
+
+
+class OpenAIChatParser(_OpenAIParser):
     id = "openai-chat"
+    # arguments: tool calls the model made, fed back in the history.
+    prompt_keys = frozenset({"messages", "content", "text", "prompt", "arguments"})
 
     def _looks_like(self, body: dict[str, Any]) -> bool:
         if not isinstance(body.get("model"), str):
@@ -104,6 +124,15 @@ class OpenAIChatParser(JsonWireParser):
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return ChatAccumulator()
+
+    def text_deltas(self, event: Any) -> Iterator[TextDelta]:
+        for pos, choice in enumerate(dicts(dig(event, "choices"))):
+            slot = choice.get("index", pos)
+            delta = choice.get("delta")
+            if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                yield TextDelta(delta, "content", slot)
+            elif isinstance(choice.get("text"), str):  # legacy completions
+                yield TextDelta(choice, "text", slot)
 
 
 def _responses_usage(usage: Any) -> Usage | None:
@@ -136,6 +165,7 @@ _RESPONSES_TEXT_DELTAS = frozenset(
         "response.reasoning_summary_text.delta",
     }
 )
+_SHOWN_DELTAS = frozenset({"response.output_text.delta", "response.refusal.delta"})  # what the user reads
 _RESPONSES_LIFECYCLE = frozenset(
     {
         "response.created",
@@ -193,8 +223,11 @@ class _ResponsesAccumulator:
         return self._facts
 
 
-class OpenAIResponsesParser(JsonWireParser):
+class OpenAIResponsesParser(_OpenAIParser):
     id = "openai-responses"
+    # output: function_call_output items fed back in.
+    prompt_keys = frozenset({"input", "instructions", "content", "text", "output", "arguments"})
+    system_keys = frozenset({"instructions"})
 
     def _looks_like(self, body: dict[str, Any]) -> bool:
         if not isinstance(body.get("model"), str):
@@ -209,6 +242,10 @@ class OpenAIResponsesParser(JsonWireParser):
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _ResponsesAccumulator()
+
+    def text_deltas(self, event: Any) -> Iterator[TextDelta]:
+        if isinstance(event, dict) and event.get("type") in _SHOWN_DELTAS and isinstance(event.get("delta"), str):
+            yield TextDelta(event, "delta", (event.get("output_index", 0), event.get("content_index", 0)))
 
 
 class _EmbeddingsAccumulator:
@@ -238,8 +275,9 @@ def _embedding_input(value: Any) -> bool:
     return isinstance(value, list) and bool(value) and all(isinstance(v, str | int | list) for v in value)
 
 
-class OpenAIEmbeddingsParser(JsonWireParser):
+class OpenAIEmbeddingsParser(_OpenAIParser):
     id = "openai-embeddings"
+    prompt_keys = frozenset({"input"})
 
     def _looks_like(self, body: dict[str, Any]) -> bool:
         return isinstance(body.get("model"), str) and _embedding_input(body.get("input"))

@@ -1,0 +1,162 @@
+"""What every wire-format parser answers for the rest of the proxy: prompt text (DLP, capture),
+streamed text deltas (reversible DLP), its error envelope (Act) and its gateway route (redirects)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shadowgate.config.policy import DlpPolicy
+from shadowgate.demo.fakeupstream import case_body
+from shadowgate.demo.fakeupstream import load_cases
+from shadowgate.dlp import Placeholders
+from shadowgate.stages.act import api_error
+from shadowgate.stages.redact import scan_json
+from shadowgate.stages.redact import shared_scanner
+from shadowgate.wireformats import PARSERS
+from shadowgate.wireformats import PROMPT_KEYS
+from shadowgate.wireformats import SYSTEM_KEYS
+from shadowgate.wireformats import prompt_strings
+from shadowgate.wireformats.base import Route
+from shadowgate.wireformats.framing import framing_for
+
+CASES = load_cases()
+EMAIL = "jane.doe@example.com"
+
+
+def scan(body):
+    return scan_json(body, shared_scanner(), Placeholders(), DlpPolicy())
+
+
+# --------------------------------------------------------------------------- prompt text
+
+
+@pytest.mark.parametrize(
+    "body, path",
+    [
+        ({"inputs": [{"content": [{"type": "text", "text": f"to {EMAIL}"}]}], "input_type": "x"}, ("inputs", 0, "content", 0, "text")),
+        ({"inputText": f"write to {EMAIL}"}, ("inputText",)),  # Amazon Titan on Bedrock InvokeModel
+        ({"query": "q", "documents": [f"owner {EMAIL}"]}, ("documents", 0)),  # Cohere Rerank
+    ],
+)
+def test_every_formats_prompt_fields_are_scanned(body, path):
+    cleaned, counts, _ = scan(body)
+    value = cleaned
+    for key in path:
+        value = value[key]
+    assert EMAIL not in json.dumps(cleaned) and "[EMAIL_1]" in value and counts["EMAIL"] == 1
+
+
+def test_structure_and_media_are_not_text():
+    body = {
+        "model": EMAIL,  # not prompt text: a model id is never rewritten
+        "messages": [{"role": "user", "name": EMAIL, "content": [{"type": "image_url", "image_url": {"url": EMAIL}}]}],
+    }
+    assert list(prompt_strings(body)) == []
+    cleaned, counts, _ = scan(body)
+    assert cleaned == body and not counts
+
+
+def test_the_scan_leaves_its_input_alone_and_shares_untouched_parts():
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    body = {"messages": [{"role": "user", "content": f"hi {EMAIL}"}], "tools": tools}
+    cleaned, _, _ = scan(body)
+    assert body["messages"][0]["content"] == f"hi {EMAIL}"  # Identify's parse is not changed
+    assert cleaned["messages"][0]["content"] == "hi [EMAIL_1]" and cleaned["tools"] is tools
+
+
+def test_prompt_keys_cover_the_keys_dlp_scanned_before_and_system_keys_are_prompt_keys():
+    before = {"content", "text", "prompt", "input", "system", "instructions", "query", "message", "preamble",
+              "arguments", "output", "messages", "contents", "parts", "systemInstruction", "system_instruction"}  # fmt: skip
+    assert before <= PROMPT_KEYS
+    for wire in PARSERS.values():
+        assert wire.prompt_keys and wire.system_keys <= wire.prompt_keys, wire.id
+    assert SYSTEM_KEYS <= PROMPT_KEYS
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_dlp_scans_all_the_prompt_text_metering_counts(name):
+    """What a parser counts as prompt characters is text its prompt_strings yields (and DLP scans)."""
+    case = CASES[name]
+    wire, body = PARSERS[case["parser"]], case["request"]["body"]
+    facts = wire.parse_request(Route(case["wire_format"], case["parser"], "chat"), {}, body)
+    own = list(wire.prompt_strings(body))
+    assert sum(len(text) for _, text in own) >= facts.prompt_chars
+    assert set(own) <= set(prompt_strings(body))  # the format's own text is in what DLP scans
+    for path, text in own:  # and every path leads to its string
+        value = body
+        for key in path:
+            value = value[key]
+        assert value == text
+
+
+# --------------------------------------------------------------------------- streamed text
+
+STREAMED_TEXT = {
+    "anthropic-messages-stream": "Hello! How can I help? ✨",
+    "bedrock-converse-stream": "Hello! How can I help you today? éè",
+    "cohere-chat-stream": "Bonjour le monde !",
+    "gemini-stream-sse": "Spain won UEFA Euro 2024, beating England 2–1 in the final in Berlin on 14 July 2024.\n",
+    "ollama-chat-stream": "The sky looks blue because air scatters blue light most.",
+    "openai-chat-stream-usage": "Hi there! How can I help you today?",
+    "openai-responses-stream": "Bonjour !",
+}
+
+
+@pytest.mark.parametrize("name", sorted(STREAMED_TEXT))
+def test_text_deltas_are_the_answer_text(name):
+    case = CASES[name]
+    wire = PARSERS[case["parser"]]
+    headers = {k.lower(): v for k, v in case["response"]["headers"].items()}
+    framing = framing_for(headers, wire.default_framing)
+    frames = framing.feed(case_body(case)) + framing.finish()
+    text = "".join(d.container[d.key] for f in frames for d in wire.text_deltas(f.data))
+    assert text == STREAMED_TEXT[name]
+
+
+@pytest.mark.parametrize("parser", sorted(PARSERS))
+@pytest.mark.parametrize("junk", [None, 3, "x", [], {"choices": 3}, {"delta": []}, {"candidates": [{"content": 1}]}])
+def test_text_deltas_never_raise_on_junk(parser, junk):
+    assert list(PARSERS[parser].text_deltas(junk)) == []
+
+
+# --------------------------------------------------------------------------- errors and gateway routes
+
+
+@pytest.mark.parametrize("parser", sorted(PARSERS))
+@pytest.mark.parametrize("status", [403, 429, 503])
+def test_each_format_reads_its_own_refusal_as_an_error(parser, status):
+    """The refusal Act sends is an error envelope the format's own parser (so its SDK) recognises."""
+    response = api_error(parser, status, "shadowgate: blocked", retry_after=60 if status == 429 else None)
+    headers = dict(response.headers)
+    facts = PARSERS[parser].parse_response(headers, json.loads(response.content))
+    assert facts.error_type is not None
+    assert "shadowgate: blocked" in response.text and headers["content-type"] == "application/json"
+
+
+def test_error_shapes_the_sdks_expect():
+    assert json.loads(api_error("anthropic-messages", 429, "m").content) == {
+        "type": "error", "error": {"type": "rate_limit_error", "message": "m"}}  # fmt: skip
+    assert json.loads(api_error("gemini", 403, "m").content)["error"]["status"] == "PERMISSION_DENIED"
+    assert api_error("bedrock-converse", 429, "m").headers["x-amzn-errortype"] == "ThrottlingException"
+    assert json.loads(api_error(None, 403, "m").content)["error"]["code"] == "shadowgate_policy"  # unknown: OpenAI's
+
+
+@pytest.mark.parametrize(
+    "parser, operation, expected",
+    [
+        ("openai-chat", "chat", ("openai", "/chat/completions", None)),
+        ("openai-chat", "text_completion", ("openai", "/completions", None)),
+        ("openai-responses", "chat", ("openai", "/responses", None)),
+        ("openai-embeddings", "embeddings", ("openai", "/embeddings", None)),
+        ("anthropic-messages", "chat", ("anthropic", "/v1/messages", "x-api-key")),
+        ("gemini", "generate_content", None),
+        ("bedrock-converse", "chat", None),
+        ("cohere-v2", "embeddings", None),
+        ("ollama", "chat", None),
+    ],
+)
+def test_gateway_routes(parser, operation, expected):
+    route = PARSERS[parser].gateway_route(Route("x", parser, operation))
+    assert (None if route is None else (route.api, route.path, route.key_header)) == expected
