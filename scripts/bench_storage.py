@@ -94,7 +94,9 @@ def base_rows(count: int, rng: random.Random) -> list[dict]:
                 "cache_creation_input_tokens": 0 if status == 200 else None,
                 "reasoning_tokens": reasoning if status == 200 else None,
                 "usage_estimated": streaming and rng.random() < 0.1,
-                "cost_usd": round((input_tokens * price_in + output_tokens * price_out) / 1e6, 8) if status == 200 else None,
+                "cost_usd": round((input_tokens * price_in + output_tokens * price_out) / 1e6, 8)
+                if status == 200
+                else None,
                 "priced_model": model if status == 200 else None,
                 "decision": "allow" if not dlp else "redact",
                 "rule_id": rng.choice([None, None, "default-allow", "sanctioned-gateway"]),
@@ -105,7 +107,9 @@ def base_rows(count: int, rng: random.Random) -> list[dict]:
                 "account_hint": rng.choice([None, None, None, "org-bench1234"]),
                 "inspected": True,
                 "inspect_note": None,
-                "finish_reason": rng.choice(["stop", "stop", "stop", "length", "tool_calls"]) if status == 200 else None,
+                "finish_reason": rng.choice(["stop", "stop", "stop", "length", "tool_calls"])
+                if status == 200
+                else None,
                 "error_type": None if status == 200 else f"http_{status}",
                 "user_agent": rng.choice(USER_AGENTS),
                 "redirect_target": None,
@@ -163,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     info = bo.machine()
     print("shadowgate storage benchmark (SegmentWriter, in-process)")
     print(f"  command:   {shlex.join([sys.executable, *sys.argv])}")
-    print(f"  machine:   nproc {info['nproc']} (cpu_count {info['cpu_count']}), {info['cpu_model']}, Linux {info['kernel']}")
+    print(
+        f"  machine:   nproc {info['nproc']} (cpu_count {info['cpu_count']}), {info['cpu_model']}, Linux {info['kernel']}"
+    )
     import duckdb
 
     print(f"  software:  Python {info['python']}, duckdb {duckdb.__version__}")
@@ -197,9 +203,13 @@ def main(argv: list[str] | None = None) -> int:
         folder = writer.segments / AI_REQUESTS.name / f"day={day.isoformat()}"
         size, files = parquet_bytes(folder)
         print("\n== writer throughput")
-        print(f"  submit() of {args.rows:,} rows:     {t_submitted - t0:.2f}s ({args.rows / (t_submitted - t0):,.0f} rows/s on the caller)")
+        print(
+            f"  submit() of {args.rows:,} rows:     {t_submitted - t0:.2f}s ({args.rows / (t_submitted - t0):,.0f} rows/s on the caller)"
+        )
         print(f"  submit + flush() until sealed:  {elapsed:.2f}s  flushed: {'yes' if flushed else 'NO (timed out)'}")
-        print(f"  rows/s sustained:               {rate:,.0f}   target >= 50,000: {'met' if rate >= 50_000 else 'MISSED'}")
+        print(
+            f"  rows/s sustained:               {rate:,.0f}   target >= 50,000: {'met' if rate >= 50_000 else 'MISSED'}"
+        )
         print(f"  writer thread CPU:              {writer_cpu:.2f}s = {writer_cpu / args.rows * 1e6:.1f} us/row")
         print(f"  rows_written {writer.rows_written:,}, rows_dropped {writer.rows_dropped}, segments {writer.segments_written}, "
               f"last_error {writer.last_error}")  # fmt: skip

@@ -95,9 +95,13 @@ def enforcing(tmp_path_factory, upstream, test_ca):
 
     os.environ["SG_TEST_GATEWAY_KEY"] = GATEWAY_KEY  # inherited by mitmdump
     proxy = start_proxy(
-        folder / "p", upstream, test_ca,
-        "--set", f"shadowgate_policy={folder / 'policy.yaml'}",
-        "--set", f"shadowgate_users={folder / 'users.yaml'}",
+        folder / "p",
+        upstream,
+        test_ca,
+        "--set",
+        f"shadowgate_policy={folder / 'policy.yaml'}",
+        "--set",
+        f"shadowgate_users={folder / 'users.yaml'}",
     )
     yield proxy
     proxy.stop()
@@ -109,7 +113,9 @@ def test_openai_sdk_gets_a_permission_error_naming_rule_and_alternative(enforcin
 
     before = len(upstream.seen)
     with enforcing.sdk_http("dee") as http:
-        client = openai.OpenAI(api_key="sk-test", base_url="https://api.deepseek.com/v1", http_client=http, max_retries=0)
+        client = openai.OpenAI(
+            api_key="sk-test", base_url="https://api.deepseek.com/v1", http_client=http, max_retries=0
+        )
         with pytest.raises(openai.PermissionDeniedError) as e:
             client.chat.completions.create(model="deepseek-chat", messages=[{"role": "user", "content": "hi"}])
     assert e.value.status_code == 403
@@ -134,7 +140,8 @@ def test_anthropic_sdk_gets_its_own_permission_error(enforcing):
 
 def test_gemini_sdk_gets_permission_denied(enforcing):
     from google import genai
-    from google.genai import errors, types
+    from google.genai import errors
+    from google.genai import types
 
     options = types.HttpOptions(client_args={"proxy": enforcing.url("gem"), "verify": enforcing.ssl_context()})
     client = genai.Client(api_key="AIza-test", http_options=options)
@@ -183,7 +190,9 @@ def test_redirect_to_gateway_swaps_key_maps_model_and_streams(enforcing, upstrea
         seen_plain = upstream.seen[-1]
         chunks = list(
             client.chat.completions.create(
-                model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], stream=True,
+                model="gpt-4o-mini",
+                messages=[{"role": "user", "content": "hi"}],
+                stream=True,
                 stream_options={"include_usage": True},
             )
         )
@@ -195,7 +204,9 @@ def test_redirect_to_gateway_swaps_key_maps_model_and_streams(enforcing, upstrea
         assert b"amys-personal-key" not in json.dumps(seen.headers).encode() + seen.body
         assert json.loads(seen.body)["model"] == "corp-gpt-4o-mini"
     rows = enforcing.rows("user_name = 'redirected_amy'", expect=2)
-    assert [(r["provider"], r["decision"], r["redirect_target"]) for r in rows] == [("openai", "redirect", "llm.corp.test")] * 2
+    assert [(r["provider"], r["decision"], r["redirect_target"]) for r in rows] == [
+        ("openai", "redirect", "llm.corp.test")
+    ] * 2
     assert rows[1]["streaming"] is True and rows[1]["output_tokens"] == chunks[-1].usage.completion_tokens
     # The gateway key is in no row and no log line.
     assert GATEWAY_KEY not in json.dumps(rows, default=str) and GATEWAY_KEY not in enforcing.log()
@@ -278,7 +289,11 @@ def test_observe_mode_changes_no_byte_and_logs_would_block(fresh_proxy, tmp_path
     proxy = fresh_proxy("--set", f"shadowgate_policy={policy}")
     body = json.dumps(CHAT).encode()
     with proxy.client("watcher") as client:
-        r = client.post("https://api.openai.com/v1/chat/completions", content=body, headers={"content-type": "application/json", "x-mark": "1"})
+        r = client.post(
+            "https://api.openai.com/v1/chat/completions",
+            content=body,
+            headers={"content-type": "application/json", "x-mark": "1"},
+        )
     assert r.status_code == 200
     seen = upstream.seen[-1]
     assert seen.body == body and "x-injected" not in seen.headers and seen.headers["x-mark"] == "1"

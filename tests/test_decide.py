@@ -13,6 +13,7 @@ from mitmproxy.proxy.layers.http import HttpRequestHook
 from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 from mitmproxy.test import tutils
+
 from shadowgate.config.policy import DEFAULT_DECISION
 from shadowgate.flow import Outcome
 from shadowgate.flow import flow_record

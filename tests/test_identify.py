@@ -70,9 +70,13 @@ def test_bad_bodies_still_go_through_and_are_recorded(proxy, upstream, name, bod
 
 
 def test_fifty_megabyte_body_goes_through(proxy, upstream):
-    body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * (50 * 1024 * 1024)}]}).encode()
+    body = json.dumps(
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * (50 * 1024 * 1024)}]}
+    ).encode()
     with proxy.client("big_body") as client:
-        response = client.post("https://api.openai.com/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+        response = client.post(
+            "https://api.openai.com/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+        )
     assert response.status_code == 200
     assert len(upstream.seen[-1].body) == len(body)
     [row] = proxy.rows("user_name = 'big_body'", expect=1)

@@ -12,7 +12,13 @@ from shadowgate.demo.fakeupstream import load_cases
 from shadowgate.storage.pricing import Pricing
 
 CASES = load_cases()
-TOKEN_FIELDS = ("input_tokens", "output_tokens", "cached_input_tokens", "cache_creation_input_tokens", "reasoning_tokens")
+TOKEN_FIELDS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_creation_input_tokens",
+    "reasoning_tokens",
+)
 
 
 def user_for(name: str) -> str:
@@ -30,7 +36,9 @@ def send_case(client, case: dict, **headers: str):
     url = f"https://{case_host(case)}{req['path']}" + (f"?{req['query']}" if req.get("query") else "")
     body = req.get("body")
     all_headers = {**req.get("headers", {}), "x-fake-case": case["name"], **headers}
-    return client.request(req["method"], url, content=json.dumps(body).encode() if body is not None else b"", headers=all_headers)
+    return client.request(
+        req["method"], url, content=json.dumps(body).encode() if body is not None else b"", headers=all_headers
+    )
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -80,7 +88,9 @@ def test_openai_sdk_chat_row_is_exact(proxy):
     assert row["output_tokens"] == completion.usage.completion_tokens
     details = completion.usage.prompt_tokens_details
     assert row["cached_input_tokens"] == (details.cached_tokens if details else None)
-    expected = Pricing().quote("openai", completion.model, row["input_tokens"], row["output_tokens"], row["cached_input_tokens"])
+    expected = Pricing().quote(
+        "openai", completion.model, row["input_tokens"], row["output_tokens"], row["cached_input_tokens"]
+    )
     assert expected is not None and row["cost_usd"] == pytest.approx(expected.cost_usd)
     # The key is never stored: only its keyed fingerprint and its kind.
     assert row["key_fingerprint"].startswith("hmac:") and "alice-secret" not in row["key_fingerprint"]
@@ -140,8 +150,12 @@ def test_anthropic_sdk_stream_and_cache_tokens(proxy):
 
     with proxy.sdk_http("sdk_claude") as http:
         client = anthropic.Anthropic(api_key="sk-ant-api03-test", http_client=http)
-        message = client.messages.create(model="claude-sonnet-5", max_tokens=100, messages=[{"role": "user", "content": "hi"}])
-        with client.messages.stream(model="claude-sonnet-5", max_tokens=100, messages=[{"role": "user", "content": "hi"}]) as stream:
+        message = client.messages.create(
+            model="claude-sonnet-5", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+        )
+        with client.messages.stream(
+            model="claude-sonnet-5", max_tokens=100, messages=[{"role": "user", "content": "hi"}]
+        ) as stream:
             final = stream.get_final_message()
     rows = proxy.rows("user_name = 'sdk_claude'", expect=2)
     assert [r["streaming"] for r in rows] == [False, True]
@@ -152,7 +166,9 @@ def test_anthropic_sdk_stream_and_cache_tokens(proxy):
         assert row["provider"] == "anthropic" and row["wire_format"] == "anthropic-messages"
         assert row["input_tokens"] == u.input_tokens + cache_read + cache_write
         assert row["output_tokens"] == u.output_tokens
-        assert row["cached_input_tokens"] == (u.cache_read_input_tokens if u.cache_read_input_tokens is not None else None)
+        assert row["cached_input_tokens"] == (
+            u.cache_read_input_tokens if u.cache_read_input_tokens is not None else None
+        )
         assert row["key_kind"] == "anthropic-api"
         assert row["cost_usd"] is not None and row["cost_usd"] > 0
 
@@ -178,7 +194,11 @@ def test_google_genai_sdk(proxy):
 
 
 def test_gzip_stream_is_decoded_for_metering_and_untouched_for_the_client(proxy):
-    case = next(c for c in CASES.values() if c["wire_format"] == "openai-chat" and "include_usage" in json.dumps(c["request"].get("body")))
+    case = next(
+        c
+        for c in CASES.values()
+        if c["wire_format"] == "openai-chat" and "include_usage" in json.dumps(c["request"].get("body"))
+    )
     with proxy.client("gzip_stream") as client:
         response = send_case(client, case, **{"x-fake-encoding": "gzip"})
     assert response.headers["content-encoding"] == "gzip"

@@ -13,6 +13,7 @@ from mitmproxy import exceptions
 from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 from mitmproxy.test import tutils
+
 from shadowgate.config.policy import Facts
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import Outcome

@@ -24,11 +24,17 @@ def test_secrets_and_pii_are_redacted_before_the_provider_sees_them(fresh_proxy,
     proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {secrets: redact, pii: redact}\n"))
     with proxy.sdk_http("dlp_redact") as http:
         client = openai.OpenAI(api_key="sk-test", http_client=http, max_retries=0)
-        client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": PROMPT}])
+        client.chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "system", "content": "be brief"}, {"role": "user", "content": PROMPT}],
+        )
     seen = upstream.seen[-1]
     body = json.loads(seen.body)
     assert AWS_KEY not in seen.body.decode() and EMAIL not in seen.body.decode()
-    assert body["messages"][1]["content"] == "Debug this: aws_access_key_id=[AWS_ACCESS_KEY_1] fails for user [EMAIL_1], please help"
+    assert (
+        body["messages"][1]["content"]
+        == "Debug this: aws_access_key_id=[AWS_ACCESS_KEY_1] fails for user [EMAIL_1], please help"
+    )
     assert body["model"] == "gpt-4o-mini" and body["messages"][0] == {"role": "system", "content": "be brief"}
     assert int(seen.headers["content-length"]) == len(seen.body)
     [row] = proxy.rows("user_name = 'dlp_redact'", expect=1)
@@ -46,7 +52,9 @@ def test_block_mode_makes_the_sdk_raise_naming_the_type(fresh_proxy, tmp_path, u
     with proxy.sdk_http("dlp_block") as http:
         client = anthropic.Anthropic(api_key="sk-ant-api03-x", http_client=http, max_retries=0)
         with pytest.raises(anthropic.PermissionDeniedError) as e:
-            client.messages.create(model="claude-sonnet-5", max_tokens=10, messages=[{"role": "user", "content": PROMPT}])
+            client.messages.create(
+                model="claude-sonnet-5", max_tokens=10, messages=[{"role": "user", "content": PROMPT}]
+            )
     assert "AWS_ACCESS_KEY" in str(e.value) and len(upstream.seen) == before
     [row] = proxy.rows("user_name = 'dlp_block'", expect=1)
     assert row["dlp_action"] == "block" and row["status_code"] == 403
@@ -59,7 +67,9 @@ def test_reversible_mode_gives_the_user_their_values_back(fresh_proxy, tmp_path,
     proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {secrets: redact, pii: redact, reversible: true}\n"))
     headers = {"x-fake-split": split} if split else {}
     with proxy.sdk_http("dlp_rev", headers=headers) as http:
-        client = openai.OpenAI(api_key="sk-test", base_url="https://api.openai.com/_fake/echo/v1", http_client=http, max_retries=0)
+        client = openai.OpenAI(
+            api_key="sk-test", base_url="https://api.openai.com/_fake/echo/v1", http_client=http, max_retries=0
+        )
         messages = [{"role": "user", "content": PROMPT}]
         if stream:
             text = "".join(
@@ -76,9 +86,15 @@ def test_reversible_mode_gives_the_user_their_values_back(fresh_proxy, tmp_path,
 
 def test_gzip_request_body_is_scanned_and_re_encoded(fresh_proxy, tmp_path, upstream):
     proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {}\n"))
-    body = gzip.compress(json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]}).encode())
+    body = gzip.compress(
+        json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]}).encode()
+    )
     with proxy.client("dlp_gzip") as client:
-        r = client.post("https://api.openai.com/v1/chat/completions", content=body, headers={"content-type": "application/json", "content-encoding": "gzip"})
+        r = client.post(
+            "https://api.openai.com/v1/chat/completions",
+            content=body,
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        )
     assert r.status_code == 200
     seen = upstream.seen[-1]
     assert seen.headers["content-encoding"] == "gzip"
@@ -90,7 +106,10 @@ def test_a_scan_over_its_time_budget_fails_closed(fresh_proxy, tmp_path, upstrea
     proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {budget_ms: 0.001}\n"))
     before = len(upstream.seen)
     with proxy.client("dlp_slow") as client:
-        r = client.post("https://api.openai.com/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT * 50}]})
+        r = client.post(
+            "https://api.openai.com/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT * 50}]},
+        )
     assert r.status_code == 403 and "DLP fails closed" in r.json()["error"]["message"]
     assert len(upstream.seen) == before
     [row] = proxy.rows("user_name = 'dlp_slow'", expect=1)
@@ -99,10 +118,17 @@ def test_a_scan_over_its_time_budget_fails_closed(fresh_proxy, tmp_path, upstrea
 
 def test_a_five_megabyte_log_is_scanned_within_budget(fresh_proxy, tmp_path, upstream):
     proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {budget_ms: 5000}\n"))
-    log_text = "".join(f"2026-11-28T10:{i % 60:02d}:00Z INFO worker-{i % 17} processed job {i} in {i % 997} ms\n" for i in range(80_000))
+    log_text = "".join(
+        f"2026-11-28T10:{i % 60:02d}:00Z INFO worker-{i % 17} processed job {i} in {i % 997} ms\n"
+        for i in range(80_000)
+    )
     log_text = log_text[: 5 * 1024 * 1024 - len(PROMPT)] + PROMPT
     with proxy.client("dlp_big") as client:
-        r = client.post("https://api.openai.com/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": log_text}]}, timeout=60)
+        r = client.post(
+            "https://api.openai.com/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": log_text}]},
+            timeout=60,
+        )
     assert r.status_code == 200
     assert AWS_KEY.encode() not in upstream.seen[-1].body
     [row] = proxy.rows("user_name = 'dlp_big'", expect=1)
@@ -113,7 +139,9 @@ def test_observe_mode_scans_but_changes_nothing(fresh_proxy, tmp_path, upstream)
     proxy = fresh_proxy("--set", policy(tmp_path, "mode: observe\ndlp: {secrets: block}\n"))
     body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]}).encode()
     with proxy.client("dlp_observe") as client:
-        r = client.post("https://api.openai.com/v1/chat/completions", content=body, headers={"content-type": "application/json"})
+        r = client.post(
+            "https://api.openai.com/v1/chat/completions", content=body, headers={"content-type": "application/json"}
+        )
     assert r.status_code == 200 and upstream.seen[-1].body == body
     [row] = proxy.rows("user_name = 'dlp_observe'", expect=1)
     assert row["dlp_action"] == "would_block"
@@ -122,7 +150,9 @@ def test_observe_mode_scans_but_changes_nothing(fresh_proxy, tmp_path, upstream)
 def test_the_scan_counts_in_the_rows_overhead(fresh_proxy, tmp_path):
     # proxy_overhead_us is all of shadowgate's time on the event loop, so it must include the
     # DLP scan of a prompt scanned inline (below the size handed to a thread).
-    log_text = "".join(f"2026-11-28T10:{i % 60:02d}:00Z INFO worker-{i % 17} processed job {i} in {i % 997} ms\n" for i in range(900))
+    log_text = "".join(
+        f"2026-11-28T10:{i % 60:02d}:00Z INFO worker-{i % 17} processed job {i} in {i % 997} ms\n" for i in range(900)
+    )
     assert 50_000 < len(log_text) < 64 * 1024
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": log_text}]}
     overhead = {}
@@ -151,7 +181,10 @@ def test_dlp_scans_the_body_the_redirect_rewrote(fresh_proxy, tmp_path, upstream
         " model_map: {gpt-4o-mini: corp-gpt-4o-mini}}\n"
     )))  # fmt: skip
     with proxy.client("dlp_redirect") as client:
-        r = client.post("https://api.openai.com/v1/chat/completions", json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]})
+        r = client.post(
+            "https://api.openai.com/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]},
+        )
     assert r.status_code == 200
     seen = upstream.seen[-1]
     body = json.loads(seen.body)
@@ -183,8 +216,12 @@ def test_reversible_mode_restores_a_crlf_stream_through_the_proxy(fresh_proxy, t
     proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {secrets: redact, pii: redact, reversible: true}\n"))
     headers = {"x-fake-split": "3", "x-fake-newline": "crlf"}
     with proxy.sdk_http("dlp_crlf", headers=headers) as http:
-        client = openai.OpenAI(api_key="sk-test", base_url="https://api.openai.com/_fake/echo/v1", http_client=http, max_retries=0)
-        stream = client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}], stream=True)
+        client = openai.OpenAI(
+            api_key="sk-test", base_url="https://api.openai.com/_fake/echo/v1", http_client=http, max_retries=0
+        )
+        stream = client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": PROMPT}], stream=True
+        )
         pieces = [c.choices[0].delta.content or "" for c in stream if c.choices]
     assert AWS_KEY.encode() not in upstream.seen[-1].body
     assert "".join(pieces) == f"You said: {PROMPT}"
@@ -220,8 +257,22 @@ def _restorer(parser: str, content_type: str, prompt: str):
     from shadowgate.storage.schema import FlowRecord
 
     placeholders = Placeholders()
-    cleaned, _, _ = scan_json({"messages": [{"role": "user", "content": prompt}]}, shared_scanner(), placeholders, DlpPolicy())
-    rec = FlowRecord(0.0, "127.0.0.1", Person("u", None), "h", "h", None, None, "POST", "/", restore=json_escaped(placeholders), placeholders=placeholders)
+    cleaned, _, _ = scan_json(
+        {"messages": [{"role": "user", "content": prompt}]}, shared_scanner(), placeholders, DlpPolicy()
+    )
+    rec = FlowRecord(
+        0.0,
+        "127.0.0.1",
+        Person("u", None),
+        "h",
+        "h",
+        None,
+        None,
+        "POST",
+        "/",
+        restore=json_escaped(placeholders),
+        placeholders=placeholders,
+    )
     return stream_restorer(parser, content_type, rec), cleaned["messages"][0]["content"]
 
 
@@ -277,7 +328,11 @@ def test_restorer_joins_ndjson_deltas_of_ollama():
 
 def test_restorer_restores_placeholders_outside_the_text_deltas():
     restore, _ = _restorer("anthropic-messages", "text/event-stream", f"to {EMAIL}")
-    event = {"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": '{"to": "[EMAIL_1]"}'}}
+    event = {
+        "type": "content_block_delta",
+        "index": 1,
+        "delta": {"type": "input_json_delta", "partial_json": '{"to": "[EMAIL_1]"}'},
+    }
     raw = b"event: content_block_delta\r\ndata: " + json.dumps(event).encode() + b"\r\n\r\n"
     out = restore(raw) + restore(b"")
     assert out.startswith(b"event: content_block_delta\r\ndata: ") and out.endswith(b"\r\n\r\n")

@@ -57,24 +57,46 @@ def test_crlf_cut_between_cr_and_lf_hands_each_event_out_at_once() -> None:
     assert first.raw + second.raw == b'data: {"a": 1}\r\n\r\ndata: {"b": 2}\r\n\r\n'
     # Re-encoding keeps the stream well-formed: the LF that belonged to the first event's CR
     # stays in front of the second event.
-    assert first.encode(b"{}") + second.encode(b'{"c":3}') == b"data: {}\r\n\r\ndata: {\"c\":3}\r\n\r\n"
+    assert first.encode(b"{}") + second.encode(b'{"c":3}') == b'data: {}\r\n\r\ndata: {"c":3}\r\n\r\n'
 
 
 @pytest.mark.parametrize("newline", ENDINGS)
 def test_encode_keeps_other_fields_in_place_and_the_line_ending(newline: bytes) -> None:
-    raw = b"event: delta" + newline + b"id: 7" + newline + b"data: {\"x\":" + newline + b"data: 1}" + newline + b"retry: 5" + newline + newline
+    raw = (
+        b"event: delta"
+        + newline
+        + b"id: 7"
+        + newline
+        + b'data: {"x":'
+        + newline
+        + b"data: 1}"
+        + newline
+        + b"retry: 5"
+        + newline
+        + newline
+    )
     [event] = EventCodec().feed(raw)
     assert event.data == b'{"x":\n1}'
     n = newline
     assert event.encode(b'{"x": 2}') == b"event: delta" + n + b"id: 7" + n + b'data: {"x": 2}' + n + b"retry: 5" + n + n
-    assert event.encode(b"a\nb") == b"event: delta" + n + b"id: 7" + n + b"data: a" + n + b"data: b" + n + b"retry: 5" + n + n
+    assert (
+        event.encode(b"a\nb")
+        == b"event: delta" + n + b"id: 7" + n + b"data: a" + n + b"data: b" + n + b"retry: 5" + n + n
+    )
     [again] = EventCodec().feed(event.encode(event.data))
     assert (again.event, again.data) == ("delta", event.data)
 
 
 def test_an_over_long_event_passes_as_pieces_and_decoding_resumes_after_it() -> None:
     codec = EventCodec(max_buffer=1024)
-    stream = [b"data: " + b"x" * 600, b"y" * 600, b"z" * 5000 + b"\r\n", b"data: more\r\n", b"\r\n", b'data: {"ok": 1}\r\n\r\n']
+    stream = [
+        b"data: " + b"x" * 600,
+        b"y" * 600,
+        b"z" * 5000 + b"\r\n",
+        b"data: more\r\n",
+        b"\r\n",
+        b'data: {"ok": 1}\r\n\r\n',
+    ]
     events = []
     for chunk in stream:
         events += codec.feed(chunk)
@@ -107,7 +129,9 @@ def test_decoder_reads_bare_cr_events() -> None:
     assert [(f.event, f.data) for f in frames] == [("a", {"x": 1})]
 
 
-PIECES = st.sampled_from([b"\n", b"\r", b"\r\n", b"data: ", b"event: x", b":c", b'{"a": 1}', b"[DONE]", b"x" * 40, b"\xff"])
+PIECES = st.sampled_from(
+    [b"\n", b"\r", b"\r\n", b"data: ", b"event: x", b":c", b'{"a": 1}', b"[DONE]", b"x" * 40, b"\xff"]
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+
 from shadowgate.storage.store import SegmentWriter
 from shadowgate.storage.store import Table
 
@@ -65,7 +66,10 @@ def test_close_seals_everything_submitted(tmp_path):
     writer = SegmentWriter(tmp_path / "x.duckdb", [T], flush_interval=60)
     writer.start()
     now = dt.datetime(2026, 11, 28, 12)
-    threads = [threading.Thread(target=lambda k=k: [writer.submit("things", (now, "t", k * 1000 + i)) for i in range(500)]) for k in range(4)]
+    threads = [
+        threading.Thread(target=lambda k=k: [writer.submit("things", (now, "t", k * 1000 + i)) for i in range(500)])
+        for k in range(4)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -182,7 +186,9 @@ def test_retention_drops_detail_but_the_daily_totals_stay_exact(tmp_path):
     def totals():
         con = duckdb.connect(str(db), read_only=True)
         try:
-            return con.execute("SELECT day, name, rows, n FROM things_daily WHERE day > '1970-01-01' ORDER BY ALL").fetchall()
+            return con.execute(
+                "SELECT day, name, rows, n FROM things_daily WHERE day > '1970-01-01' ORDER BY ALL"
+            ).fetchall()
         finally:
             con.close()
 
@@ -203,7 +209,11 @@ def test_retention_drops_detail_but_the_daily_totals_stay_exact(tmp_path):
     assert (dt.date(2026, 11, 26), "b", 11, sum(range(1, 40, 4)) + 1000) in expected
 
     assert drop_expired_days(segments, "things", dt.date(2026, 11, 27), per_day) == 2
-    assert sorted(p.name for p in (segments / "things").glob("day=*")) == ["day=1970-01-01", "day=2026-11-27", "day=2026-11-28"]
+    assert sorted(p.name for p in (segments / "things").glob("day=*")) == [
+        "day=1970-01-01",
+        "day=2026-11-27",
+        "day=2026-11-28",
+    ]
     assert totals() == expected
     assert [r[1] for r in rows_in(db)][:1] == [dt.date(2026, 11, 27)]  # detail from the 27th on
     writer.close()

@@ -17,13 +17,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from shadowgate.telemetry import semconv as sc
 from shadowgate.demo.fakeupstream import load_cases
-from shadowgate.storage.pricing import Pricing
 from shadowgate.stages.telemetry import OPTIONS
 from shadowgate.stages.telemetry import OtelConfig
 from shadowgate.stages.telemetry import captured_content
 from shadowgate.stages.telemetry import resolve_config
+from shadowgate.storage.pricing import Pricing
+from shadowgate.telemetry import semconv as sc
 from tests.conftest import start_proxy
 from tests.otlp_receiver import SPAN_KIND_CLIENT
 from tests.otlp_receiver import STATUS_CODE_ERROR
@@ -292,7 +292,10 @@ def test_content_capture_is_opt_in(otel_proxy, receiver):
         with proxy.sdk_http("otel_capture") as http:
             client = anthropic.Anthropic(api_key="sk-ant-api03-PLANTED", http_client=http)
             client.messages.create(
-                model="claude-sonnet-5", max_tokens=50, system="be brief", messages=[{"role": "user", "content": PROMPT}]
+                model="claude-sonnet-5",
+                max_tokens=50,
+                system="be brief",
+                messages=[{"role": "user", "content": PROMPT}],
             )
         rows = proxy.rows("user_name = 'otel_capture'", expect=2)
         openai_span, claude_span = (span_for(receiver, r["request_id"])["attributes"] for r in rows)
@@ -332,7 +335,9 @@ def _metric_resources(receiver: OtlpReceiver) -> list[dict]:
 
 
 def test_console_exporter_prints_spans(otel_proxy):
-    with otel_proxy.options(shadowgate_otel_traces_exporter="console", shadowgate_otel_metrics_exporter="none") as proxy:
+    with otel_proxy.options(
+        shadowgate_otel_traces_exporter="console", shadowgate_otel_metrics_exporter="none"
+    ) as proxy:
         before = len(proxy.log())
         openai_chat(proxy, "otel_console")
         proxy.rows("user_name = 'otel_console'", expect=1)
@@ -570,7 +575,9 @@ def test_dlp_counts_are_on_spans_and_captured_content_is_redacted(otel_proxy, re
     with otel_proxy.options(shadowgate_otel_capture_content=True, shadowgate_policy=str(policy)) as proxy:
         with proxy.sdk_http("otel_dlp") as http:
             client = openai.OpenAI(api_key=PLANTED_KEY, http_client=http)
-            client.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": f"key {secret} for a@b.example"}])
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": f"key {secret} for a@b.example"}]
+            )
         [row] = proxy.rows("user_name = 'otel_dlp'", expect=1)
         attributes = span_for(receiver, row["request_id"])["attributes"]
     assert attributes[sc.SG_DLP_FINDINGS_PREFIX + "AWS_ACCESS_KEY"] == 1

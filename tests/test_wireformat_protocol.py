@@ -35,7 +35,10 @@ def scan(body):
 @pytest.mark.parametrize(
     "body, path",
     [
-        ({"inputs": [{"content": [{"type": "text", "text": f"to {EMAIL}"}]}], "input_type": "x"}, ("inputs", 0, "content", 0, "text")),
+        (
+            {"inputs": [{"content": [{"type": "text", "text": f"to {EMAIL}"}]}], "input_type": "x"},
+            ("inputs", 0, "content", 0, "text"),
+        ),
         ({"inputText": f"write to {EMAIL}"}, ("inputText",)),  # Amazon Titan on Bedrock InvokeModel
         ({"query": "q", "documents": [f"owner {EMAIL}"]}, ("documents", 0)),  # Cohere Rerank
     ],

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import base64
 import dataclasses
 import json
+import os
 import random
 import re
 import struct

@@ -57,8 +57,14 @@ def test_lenient_sni_reads_odd_record_versions_and_waits_for_the_rest():
         (RequestNames("api.openai.com", "api.openai.com", "api.openai.com", None), ["api.openai.com"]),
         (RequestNames("10.1.2.3", "api.openai.com", "api.openai.com", None), ["api.openai.com"]),
         (RequestNames("10.1.2.3", None, None, None), ["10.1.2.3"]),
-        (RequestNames("api.openai.com", "api.openai.com", "api.anthropic.com", None), ["api.anthropic.com", "api.openai.com"]),
-        (RequestNames("a.example", "b.example", "c.example", "d.example"), ["d.example", "c.example", "b.example", "a.example"]),
+        (
+            RequestNames("api.openai.com", "api.openai.com", "api.anthropic.com", None),
+            ["api.anthropic.com", "api.openai.com"],
+        ),
+        (
+            RequestNames("a.example", "b.example", "c.example", "d.example"),
+            ["d.example", "c.example", "b.example", "a.example"],
+        ),
     ],
 )
 def test_request_names_put_the_routing_name_first_and_drop_ips_beside_names(names, hosts):

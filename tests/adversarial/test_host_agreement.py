@@ -16,7 +16,9 @@ from tests.adversarial.wire import http1_request
 from tests.adversarial.wire import marker
 from tests.adversarial.wire import open_tunnel
 
-MESSAGES = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}).encode()
+MESSAGES = json.dumps(
+    {"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+).encode()
 CHAT = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}).encode()
 POLICY = "rules:\n  - id: no-anthropic\n    match: {provider: anthropic}\n    action: block\n"
 
@@ -43,7 +45,9 @@ def _tls(proxy, target: str, sni: str, user: str, alpn: list[str] | None = None)
     return client
 
 
-def _post(proxy, user: str, target: str, sni: str, host: str, path: str, body: bytes, request_target: str | None = None) -> tuple[bytes, str]:
+def _post(
+    proxy, user: str, target: str, sni: str, host: str, path: str, body: bytes, request_target: str | None = None
+) -> tuple[bytes, str]:
     mark = marker()
     client = _tls(proxy, target, sni, user)
     client.send(http1_request(host, path, body, {"x-attack": mark}, target=request_target))
@@ -62,12 +66,20 @@ def _mismatch_events(proxy, user: str, expect: int = 1) -> list[dict]:
     ("user", "target", "sni", "host", "request_target"),
     [
         ("front-host", "api.openai.com:443", "api.openai.com", "api.anthropic.com", None),
-        ("front-url", "api.openai.com:443", "api.openai.com", "api.openai.com", "https://api.anthropic.com/v1/messages"),
+        (
+            "front-url",
+            "api.openai.com:443",
+            "api.openai.com",
+            "api.openai.com",
+            "https://api.anthropic.com/v1/messages",
+        ),
         ("front-connect", "api.anthropic.com:443", "api.openai.com", "api.openai.com", None),
         ("front-sni", "api.openai.com:443", "api.anthropic.com", "api.openai.com", None),
     ],
 )
-def test_a_blocked_host_named_anywhere_in_the_request_is_refused(gate, upstream, user, target, sni, host, request_target):
+def test_a_blocked_host_named_anywhere_in_the_request_is_refused(
+    gate, upstream, user, target, sni, host, request_target
+):
     answer, mark = _post(gate, user, target, sni, host, "/v1/messages", MESSAGES, request_target)
     assert answer.startswith(b"HTTP/1.1 403"), answer[:200]
     assert b"no-anthropic" in answer
@@ -93,7 +105,9 @@ def test_http2_connection_reuse_for_a_blocked_authority_is_refused(gate, upstrea
 
 
 def test_names_that_differ_only_in_spelling_agree(gate, upstream):
-    answer, mark = _post(gate, "spelling", "api.openai.com:443", "API.OpenAI.com", "api.openai.com.:443", "/v1/chat/completions", CHAT)
+    answer, mark = _post(
+        gate, "spelling", "api.openai.com:443", "API.OpenAI.com", "api.openai.com.:443", "/v1/chat/completions", CHAT
+    )
     assert answer.startswith(b"HTTP/1.1 200")
     assert _reached(upstream, mark)
     assert _mismatch_events(gate, "spelling", expect=None) == []
@@ -101,7 +115,9 @@ def test_names_that_differ_only_in_spelling_agree(gate, upstream):
 
 def test_a_mismatch_between_allowed_hosts_is_recorded_as_the_host_it_names(fresh_proxy, upstream):
     proxy = fresh_proxy()
-    answer, mark = _post(proxy, "both-allowed", "api.openai.com:443", "api.openai.com", "api.anthropic.com", "/v1/messages", MESSAGES)
+    answer, mark = _post(
+        proxy, "both-allowed", "api.openai.com:443", "api.openai.com", "api.anthropic.com", "/v1/messages", MESSAGES
+    )
     assert answer.startswith(b"HTTP/1.1 200")
     [row] = proxy.rows("user_name = 'both-allowed'", expect=1)
     assert (row["host"], row["provider"]) == ("api.anthropic.com", "anthropic")
@@ -110,7 +126,9 @@ def test_a_mismatch_between_allowed_hosts_is_recorded_as_the_host_it_names(fresh
 
 def test_refuse_mode_answers_421_to_any_mismatch(fresh_proxy, upstream):
     proxy = fresh_proxy("--set", "shadowgate_host_mismatch=refuse")
-    answer, mark = _post(proxy, "refuser", "api.openai.com:443", "api.openai.com", "api.anthropic.com", "/v1/messages", MESSAGES)
+    answer, mark = _post(
+        proxy, "refuser", "api.openai.com:443", "api.openai.com", "api.anthropic.com", "/v1/messages", MESSAGES
+    )
     assert answer.startswith(b"HTTP/1.1 421")
     assert not _reached(upstream, mark)
     [event] = _mismatch_events(proxy, "refuser")
@@ -120,5 +138,3 @@ def test_refuse_mode_answers_421_to_any_mismatch(fresh_proxy, upstream):
 def test_a_bad_mismatch_mode_stops_the_proxy(fresh_proxy):
     with pytest.raises(RuntimeError, match="shadowgate_host_mismatch"):
         fresh_proxy("--set", "shadowgate_host_mismatch=lenient")
-
-

@@ -71,7 +71,12 @@ def _attack_refused(gate, upstream, target: str, user: str, send_hello) -> dict:
         raise ConnectionError("no answer")
     assert not _reached(upstream, mark)
     [row] = gate.rows(f"user_name = '{user}'", expect=1)
-    assert (row["host"], row["provider"], row["inspected"], row["decision"]) == ("api.openai.com", "openai", False, "block")
+    assert (row["host"], row["provider"], row["inspected"], row["decision"]) == (
+        "api.openai.com",
+        "openai",
+        False,
+        "block",
+    )
     assert row["inspect_note"] == "not TLS or HTTP: refused"
     return row
 

@@ -81,4 +81,3 @@ def test_pinning_is_not_a_way_around_dlp(fresh_proxy, tmp_path):
     proxy = fresh_proxy("--set", f"shadowgate_policy={policy}")
     for _ in range(2):
         assert not _passes_through(proxy, "dlp-pinner")
-

@@ -50,7 +50,9 @@ def _realtime(proxy, user: str, model: str = "gpt-realtime"):
 
 
 def _say(connection, text: str) -> None:
-    connection.conversation.item.create(item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]})
+    connection.conversation.item.create(
+        item={"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    )
     connection.response.create()
 
 
@@ -70,7 +72,12 @@ def test_openai_realtime_session_is_one_row_with_summed_usage(fresh_proxy, ws_up
             _say(connection, text)
             assert _until(connection, "response.done")[-1].type == "response.done"
     [row] = proxy.rows("user_name = 'rt-user'", expect=1)
-    assert (row["provider"], row["wire_format"], row["operation"], row["model"]) == ("openai", "openai-realtime", "realtime", "gpt-realtime")
+    assert (row["provider"], row["wire_format"], row["operation"], row["model"]) == (
+        "openai",
+        "openai-realtime",
+        "realtime",
+        "gpt-realtime",
+    )
     assert (row["input_tokens"], row["output_tokens"], row["cached_input_tokens"]) == (20, 10, 4)
     assert row["status_code"] == 101 and row["latency_ms"] > 0 and row["path"] == "/v1/realtime"
     assert any("first question" in m for m in ws_upstream.received)
@@ -81,19 +88,32 @@ def test_blocked_provider_upgrade_is_refused_before_the_provider(fresh_proxy, ws
                         upstream_port=ws_upstream.port)  # fmt: skip
     before = len(ws_upstream.upgrades)
     with pytest.raises(InvalidStatus) as refused:
-        connect("wss://api.openai.com/v1/realtime?model=gpt-realtime", proxy=proxy.url("rt-blocked"), ssl=proxy.ssl_context())
+        connect(
+            "wss://api.openai.com/v1/realtime?model=gpt-realtime",
+            proxy=proxy.url("rt-blocked"),
+            ssl=proxy.ssl_context(),
+        )
     assert refused.value.response.status_code == 403
     assert b"no-openai" in refused.value.response.body
     assert len(ws_upstream.upgrades) == before
     [row] = proxy.rows("user_name = 'rt-blocked'", expect=1)
-    assert (row["decision"], row["rule_id"], row["status_code"], row["model"]) == ("block", "no-openai", 403, "gpt-realtime")
+    assert (row["decision"], row["rule_id"], row["status_code"], row["model"]) == (
+        "block",
+        "no-openai",
+        403,
+        "gpt-realtime",
+    )
 
 
 def test_a_model_rule_applies_to_the_url_and_to_session_update(fresh_proxy, ws_upstream, tmp_path):
     policy = "rules:\n  - id: no-big-realtime\n    match: {provider: openai, model: 'gpt-realtime-big*'}\n    action: block\n"
     proxy = fresh_proxy("--set", _policy(tmp_path, policy), upstream_port=ws_upstream.port)
     with pytest.raises(InvalidStatus):
-        connect("wss://api.openai.com/v1/realtime?model=gpt-realtime-big", proxy=proxy.url("rt-model"), ssl=proxy.ssl_context())
+        connect(
+            "wss://api.openai.com/v1/realtime?model=gpt-realtime-big",
+            proxy=proxy.url("rt-model"),
+            ssl=proxy.ssl_context(),
+        )
     # Allowed at the upgrade, then switched to the blocked model: nothing more reaches the provider.
     with _realtime(proxy, "rt-switch", model="gpt-realtime") as connection:
         connection.session.update(session={"type": "realtime", "model": "gpt-realtime-big"})
@@ -127,7 +147,16 @@ def test_gemini_live_session_model_usage_and_dlp(fresh_proxy, ws_upstream, tmp_p
         ws.send(json.dumps({"setup": {"model": "models/gemini-live-2.5-flash"}}))
         assert "setupComplete" in json.loads(ws.recv(5))
         for _ in range(2):
-            ws.send(json.dumps({"clientContent": {"turns": [{"role": "user", "parts": [{"text": "call +1 415 555 0100 or bob@example.org"}]}], "turnComplete": True}}))
+            ws.send(
+                json.dumps(
+                    {
+                        "clientContent": {
+                            "turns": [{"role": "user", "parts": [{"text": "call +1 415 555 0100 or bob@example.org"}]}],
+                            "turnComplete": True,
+                        }
+                    }
+                )
+            )
             assert "usageMetadata" in json.loads(ws.recv(5))
     assert not any("bob@example.org" in m for m in ws_upstream.received)
     [row] = proxy.rows("user_name = 'live-user'", expect=1)
@@ -150,4 +179,3 @@ def test_an_upgrade_to_another_protocol_never_becomes_a_raw_tunnel(fresh_proxy, 
     assert not any("SECRET-PAYLOAD" in m for m in ws_upstream.received)
     [row] = proxy.rows("user_name = 'tunneller'", expect=1)
     assert (row["decision"], row["error_type"], row["path"]) == ("block", "not a WebSocket: refused", "/v1/tunnel")
-

@@ -160,8 +160,16 @@ def record_version(major: int, minor: int) -> Callable[[socket.socket, bytes], N
     return send
 
 
-def http1_request(host: str, path: str, body: bytes, headers: dict[str, str] | None = None, target: str | None = None) -> bytes:
-    lines = [f"POST {target or path} HTTP/1.1", f"Host: {host}", "Content-Type: application/json", f"Content-Length: {len(body)}", "Connection: close"]
+def http1_request(
+    host: str, path: str, body: bytes, headers: dict[str, str] | None = None, target: str | None = None
+) -> bytes:
+    lines = [
+        f"POST {target or path} HTTP/1.1",
+        f"Host: {host}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+    ]
     lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 

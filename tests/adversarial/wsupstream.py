@@ -108,7 +108,18 @@ class WsUpstream:
             if "setup" in body:
                 self._send(conn, ws, {"setupComplete": {}})
             elif "clientContent" in body or "realtimeInput" in body:
-                self._send(conn, ws, {"serverContent": {"modelTurn": {"parts": [{"text": "hello"}]}, "turnComplete": True}, "usageMetadata": GEMINI_USAGE})
+                self._send(
+                    conn,
+                    ws,
+                    {
+                        "serverContent": {"modelTurn": {"parts": [{"text": "hello"}]}, "turnComplete": True},
+                        "usageMetadata": GEMINI_USAGE,
+                    },
+                )
         elif body.get("type") == "response.create":
             self._send(conn, ws, {"type": "response.created", "response": {"id": "resp_1", "status": "in_progress"}})
-            self._send(conn, ws, {"type": "response.done", "response": {"id": "resp_1", "status": "completed", "usage": OPENAI_USAGE}})
+            self._send(
+                conn,
+                ws,
+                {"type": "response.done", "response": {"id": "resp_1", "status": "completed", "usage": OPENAI_USAGE}},
+            )

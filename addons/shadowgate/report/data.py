@@ -15,15 +15,17 @@ from pathlib import Path
 
 import duckdb
 
+from shadowgate.storage.housekeeping import (
+    closed_day_folders,  # the writer's day-folder listing: one layout, one reader
+)
 from shadowgate.storage.schema import AI_REQUESTS
 from shadowgate.storage.schema import AI_REQUESTS_DAILY
 from shadowgate.storage.schema import MCP_CALLS
 from shadowgate.storage.schema import POLICY_EVENTS
 from shadowgate.storage.store import Table
-from shadowgate.storage.housekeeping import closed_day_folders  # the writer's day-folder listing: one layout, one reader
-from shadowgate.storage.store import sql_path
 from shadowgate.storage.store import rollup_view_sql
 from shadowgate.storage.store import segments_dir_for
+from shadowgate.storage.store import sql_path
 from shadowgate.storage.store import view_sql
 
 # Detail tables the report reads, as the writer lays them out.

@@ -57,7 +57,7 @@ def default_addons() -> list[Any]:
         HostAgreement(settings),
         decide,
         Realtime(settings, decide, record),
-        Act(settings),
+        Act(settings, decide),
         Redact(settings),
         Mcp(settings, on_call=telemetry.mcp_call),
         Meter(settings, record),

@@ -19,9 +19,6 @@ from urllib.parse import urlsplit
 
 from mitmproxy import http
 
-from shadowgate.stages.identify import flow_record
-from shadowgate.stages.identify import on_the_clock
-from shadowgate.stages.logs import flow_fields
 from shadowgate.config.policy import ALLOW
 from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import COACH
@@ -30,8 +27,12 @@ from shadowgate.config.policy import REDIRECT
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import Facts
 from shadowgate.config.policy import Rule
-from shadowgate.storage.schema import FlowRecord
+from shadowgate.stages.decide import Decide
+from shadowgate.stages.identify import flow_record
+from shadowgate.stages.identify import on_the_clock
+from shadowgate.stages.logs import flow_fields
 from shadowgate.stages.settings import ShadowgateSettings
+from shadowgate.storage.schema import FlowRecord
 from shadowgate.wireformats import PARSERS
 from shadowgate.wireformats import error_body
 from shadowgate.wireformats import parse_json_body
@@ -39,13 +40,19 @@ from shadowgate.wireformats import parse_json_body
 log = logging.getLogger(__name__)
 
 CONTINUE_PATH = "/__shadowgate/coach/continue"
-CREDENTIAL_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key", "openai-organization", "openai-project")
+CREDENTIAL_HEADERS = (
+    "authorization",
+    "x-api-key",
+    "api-key",
+    "x-goog-api-key",
+    "openai-organization",
+    "openai-project",
+)
 # Why a redirect fails when the gateway lacks the base URL a wire format's GatewayRoute names.
 GATEWAY_ROUTE_MISSING = {
     "anthropic": "the gateway has no Anthropic Messages route; use its OpenAI-compatible endpoint",
     "openai": "the gateway has no OpenAI-compatible route",
 }
-
 
 
 def api_error(parser: str | None, status: int, message: str, retry_after: int | None = None) -> http.Response:
@@ -104,7 +111,9 @@ def page(status: int, title: str, body: str, extra: str, decision: Decision, hos
         rule_id=html.escape(decision.rule_id),
         host=html.escape(host),
     )
-    return http.Response.make(status, text.encode(), {"content-type": "text/html; charset=utf-8", "cache-control": "no-store"})
+    return http.Response.make(
+        status, text.encode(), {"content-type": "text/html; charset=utf-8", "cache-control": "no-store"}
+    )
 
 
 def _alternative_link(rule: Rule | None) -> str:
@@ -133,8 +142,9 @@ class CoachAllowances:
 class Act:
     name = "shadowgate_act"
 
-    def __init__(self, settings: ShadowgateSettings) -> None:
+    def __init__(self, settings: ShadowgateSettings, decide: Decide) -> None:
         self.settings = settings
+        self.decide = decide
         self.coached = CoachAllowances()
 
     # --- CONNECT: hosts that will not be decrypted can only be refused here -----------------
@@ -142,14 +152,12 @@ class Act:
     def http_connect(self, flow: http.HTTPFlow) -> None:
         if flow.response is not None:
             return
-        host = flow.request.host
-        facts = self.settings.connection_facts(host, flow.client_conn, (flow.metadata.get("proxyauth") or (None,))[0])
-        policy = self.settings.policy
-        if policy.decrypts(host, facts.provider is not None, self.settings.intercept_all, facts):
-            return  # refused, if at all, per request with a proper error or page
-        decision = policy.decide_connection(facts)
-        if decision is not None and decision.action == BLOCK:
-            flow.response = http.Response.make(403, refusal_text(decision, "blocked").encode(), {"content-type": "text/plain"})
+        decided = self.decide.connection(flow)  # None: decrypted, refused (if at all) per request
+        if decided is not None and decided[1].action == BLOCK:
+            facts, decision = decided
+            flow.response = http.Response.make(
+                403, refusal_text(decision, "blocked").encode(), {"content-type": "text/plain"}
+            )
             self.settings.record_connection(facts, "CONNECT refused", decision)
 
     # --- requests ---------------------------------------------------------------------------
@@ -164,8 +172,14 @@ class Act:
             # mitmproxy forwards a flow whose hook raised; a failure here must not become an
             # open door, so refuse the request instead.
             rec = flow_record(flow)
-            log.exception("shadowgate: enforcement failed; refusing the request", extra=flow_fields("enforcement_failed", rec))
-            flow.response = api_error(rec.route.parser if rec and rec.route else None, 503, "shadowgate: policy enforcement failed; the request was not sent")
+            log.exception(
+                "shadowgate: enforcement failed; refusing the request", extra=flow_fields("enforcement_failed", rec)
+            )
+            flow.response = api_error(
+                rec.route.parser if rec and rec.route else None,
+                503,
+                "shadowgate: policy enforcement failed; the request was not sent",
+            )
 
     def _act(self, flow: http.HTTPFlow) -> None:
         request = flow.request
@@ -175,13 +189,11 @@ class Act:
         rec = flow_record(flow)
         if rec is not None:
             decision, facts = rec.decision, rec.policy_facts()
-        elif not self.settings.policy.rules:
+        elif (decided := self.decide.unidentified(flow)) is None:
             return  # not an AI call, and no rule could name it: nothing to decide per request
         else:
             # Not an AI call, but on a host the policy names (tenant-restriction headers, blocks).
-            host = (flow.client_conn.sni or request.host).lower()
-            facts = self.settings.connection_facts(host, flow.client_conn, (flow.metadata.get("proxyauth") or (None,))[0])
-            decision = self.settings.policy.decide(facts)
+            facts, decision = decided
         if not decision.enforced:
             return
         action = decision.action
@@ -192,8 +204,12 @@ class Act:
             if is_browser_navigation(request):
                 rule = decision.rule
                 flow.response = page(
-                    403, "This AI service is blocked",
-                    refusal_text(decision, "Blocked"), _alternative_link(rule), decision, facts.host,
+                    403,
+                    "This AI service is blocked",
+                    refusal_text(decision, "Blocked"),
+                    _alternative_link(rule),
+                    decision,
+                    facts.host,
                 )
             else:
                 flow.response = api_error(parser, 403, refusal_text(decision, "blocked"))
@@ -208,7 +224,9 @@ class Act:
             for name, value in decision.rule.headers:
                 request.headers[name] = value
 
-    def _coach(self, flow: http.HTTPFlow, rec: FlowRecord | None, facts: Facts, decision: Decision, parser: str | None) -> str:
+    def _coach(
+        self, flow: http.HTTPFlow, rec: FlowRecord | None, facts: Facts, decision: Decision, parser: str | None
+    ) -> str:
         rule = decision.rule
         assert rule is not None
         app = facts.provider or facts.host
@@ -243,13 +261,17 @@ class Act:
         except (ValueError, TypeError):
             valid = False
         if not valid or expires < time.time():
-            flow.response = http.Response.make(400, b"shadowgate: this continue link is invalid or expired", {"content-type": "text/plain"})
+            flow.response = http.Response.make(
+                400, b"shadowgate: this continue link is invalid or expired", {"content-type": "text/plain"}
+            )
             return
         rule = next((r for r in self.settings.policy.rules if r.id == rule_id), None)
         self.coached.allow(user, app, rule.coach_minutes if rule else 60)
         host = (flow.client_conn.sni or flow.request.host).lower()
         self.settings.record_event("coach_continue", user, flow, host, app, rule_id)
-        flow.response = http.Response.make(302, b"", {"location": path if path.startswith("/") else "/", "cache-control": "no-store"})
+        flow.response = http.Response.make(
+            302, b"", {"location": path if path.startswith("/") else "/", "cache-control": "no-store"}
+        )
 
     def _redirect(self, flow: http.HTTPFlow, rec: FlowRecord | None, decision: Decision) -> bool:
         """Re-send the call to the sanctioned gateway. False when it was refused instead."""
@@ -264,7 +286,11 @@ class Act:
         parser = route.parser if route else None
 
         def refuse(reason: str) -> bool:
-            flow.response = api_error(parser, 403, f"shadowgate: policy rule '{rule.id}' sends this call to the company gateway, but {reason}.")
+            flow.response = api_error(
+                parser,
+                403,
+                f"shadowgate: policy rule '{rule.id}' sends this call to the company gateway, but {reason}.",
+            )
             return False
 
         if gateway is None or route is None:
@@ -272,7 +298,9 @@ class Act:
         wire = PARSERS.get(route.parser)
         target_route = wire.gateway_route(route) if wire is not None else None
         if target_route is None:
-            return refuse(f"{route.wire_format} calls cannot be re-routed; use the gateway's OpenAI-compatible endpoint")
+            return refuse(
+                f"{route.wire_format} calls cannot be re-routed; use the gateway's OpenAI-compatible endpoint"
+            )
         base = {"anthropic": gateway.anthropic_base_url, "openai": gateway.openai_base_url}.get(target_route.api)
         if base is None:
             return refuse(GATEWAY_ROUTE_MISSING.get(target_route.api, "the gateway has no route for this call"))

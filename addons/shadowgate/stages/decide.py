@@ -85,7 +85,7 @@ class Decide:
         action = OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT
         return Decision(action, verdict.exceeded.id, verdict.reason, None, verdict.retry_after)
 
-    # --- flows that are not AI calls (Act asks; it still decides these itself for now) ---------
+    # --- flows that are not AI calls: Act asks, and refuses or adds headers --------------------
 
     def connection(self, flow: http.HTTPFlow) -> tuple[Facts, Decision] | None:
         """A CONNECT: the policy's decision for a tunnel it will not decrypt; None for one it

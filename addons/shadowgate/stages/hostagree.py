@@ -62,7 +62,9 @@ class HostAgreement:
         if "shadowgate_host_mismatch" in updated:
             mode = ctx.options.shadowgate_host_mismatch
             if mode not in MISMATCH_MODES:
-                raise exceptions.OptionsError(f"shadowgate_host_mismatch must be one of {', '.join(MISMATCH_MODES)}, not {mode!r}")
+                raise exceptions.OptionsError(
+                    f"shadowgate_host_mismatch must be one of {', '.join(MISMATCH_MODES)}, not {mode!r}"
+                )
             self.refuse = mode == "refuse"
 
     def requestheaders(self, flow: http.HTTPFlow) -> None:
@@ -80,14 +82,25 @@ class HostAgreement:
         judged = [(h, settings.connection_facts(h, flow.client_conn, user)) for h in hosts]
         # Strictest decision first; among equals a catalogued host, then the name servers route by.
         ranked = sorted(
-            ((strictness(settings.policy.decide(facts)), facts.provider is not None, -i, host, facts) for i, (host, facts) in enumerate(judged)),
+            (
+                (strictness(settings.policy.decide(facts)), facts.provider is not None, -i, host, facts)
+                for i, (host, facts) in enumerate(judged)
+            ),
             reverse=True,
         )
         _, _, _, host, facts = ranked[0]
         decision = settings.policy.decide(facts)
         flow.metadata[DECISION_HOST_KEY] = host
         log.warning("shadowgate: request names disagree (%s); judged as %s", names.describe(), host)
-        settings.record_event("host_mismatch", user or facts.client_ip or "", flow, host, facts.provider, MISMATCH_RULE if self.refuse else decision.rule_id, names.describe())
+        settings.record_event(
+            "host_mismatch",
+            user or facts.client_ip or "",
+            flow,
+            host,
+            facts.provider,
+            MISMATCH_RULE if self.refuse else decision.rule_id,
+            names.describe(),
+        )
         parser = rec.route.parser if rec is not None and rec.route is not None else None
         if self.refuse:
             refused = Decision(BLOCK, MISMATCH_RULE, f"the request names different hosts ({names.describe()})")

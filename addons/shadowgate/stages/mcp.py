@@ -49,9 +49,6 @@ from urllib.parse import urlsplit
 from mitmproxy import http
 
 from shadowgate.config.attribution import Person
-from shadowgate.dlp import Placeholders
-from shadowgate.stages.identify import METADATA_KEY as AI_METADATA_KEY
-from shadowgate.stages.identify import on_the_clock
 from shadowgate.config.policy import ALLOW
 from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import OBSERVE_PREFIX
@@ -59,8 +56,9 @@ from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.policy import Facts
 from shadowgate.config.policy import McpPolicy
 from shadowgate.config.policy import McpServer
-from shadowgate.storage.schema import MCP_CALLS
-from shadowgate.storage.schema import MCP_TOOLS
+from shadowgate.dlp import Placeholders
+from shadowgate.stages.identify import METADATA_KEY as AI_METADATA_KEY
+from shadowgate.stages.identify import on_the_clock
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.redact import ScanFailed
 from shadowgate.stages.redact import dlp_verdict
@@ -885,7 +883,10 @@ class Mcp:
                 log.exception("shadowgate: DLP scan of an MCP tool result failed")
             call.dlp_actions.add("error")
             if dlp.on_error != ALLOW and call.refuse(_dlp_rule(call)):
-                return rpc_error(call.rpc_id, f"shadowgate: the tool result could not be scanned, and DLP fails closed (rule {call.rule_id})")
+                return rpc_error(
+                    call.rpc_id,
+                    f"shadowgate: the tool result could not be scanned, and DLP fails closed (rule {call.rule_id})",
+                )
             counts = Counter()
         if counts:
             _, action, blocking = dlp_verdict(counts, actions, dlp, policy.observe)
@@ -904,7 +905,9 @@ class Mcp:
         tools = result["tools"]
         server = call.server
         denied = {
-            id(t) for t in tools if isinstance(t, dict) and server is not None and not server.tool_allowed(str(t.get("name")))
+            id(t)
+            for t in tools
+            if isinstance(t, dict) and server is not None and not server.tool_allowed(str(t.get("name")))
         }
         names = [(str(t.get("name"))[:256], id(t) in denied) for t in tools if isinstance(t, dict)]
         new = None
@@ -915,20 +918,19 @@ class Mcp:
 
     def _record_tools(self, call: McpCall, names: list[tuple[str, bool]]) -> None:
         """One mcp_tools row per advertised tool, once per distinct answer in a session."""
-        writer = self.settings.writer
+        record = self.settings.record
         key = (call.host, call.session_id, call.person.user, hash(tuple(names)))
-        if writer is None or key in self.tool_lists:
+        if record is None or key in self.tool_lists:
             return
         self.tool_lists[key] = None
         while len(self.tool_lists) > MAX_TOOL_LISTS:
             self.tool_lists.popitem(last=False)
         ts = utc_from_timestamp(call.started)
-        for name, filtered in names:
-            writer.submit(
-                MCP_TOOLS.name,
-                (ts, call.request_id, call.person.user, call.person.group, _text(call.host), _text(call.server_name),
-                 _text(call.session_id), _text(name), filtered, call.rule_id if filtered else None),
-            )
+        record.mcp_tools(
+            (ts, call.request_id, call.person.user, call.person.group, _text(call.host), _text(call.server_name),
+             _text(call.session_id), _text(name), filtered, call.rule_id if filtered else None)
+            for name, filtered in names
+        )  # fmt: skip
 
     def _initialized(self, call: McpCall, result: dict) -> None:
         info = result.get("serverInfo")
@@ -975,10 +977,9 @@ class Mcp:
             self._submit(call, end)
 
     def _submit(self, call: McpCall, end: float) -> None:
-        writer = self.settings.writer
         latency_ms = round(max(end - call.started, 0.0) * 1000, 3)
-        if writer is not None:
-            writer.submit(MCP_CALLS.name, mcp_call_row(call, latency_ms))
+        if self.settings.record is not None:
+            self.settings.record.mcp_call(mcp_call_row(call, latency_ms))
         if self.on_call is not None:
             self.on_call(call, end)
 

@@ -30,16 +30,10 @@ from shadowgate.wireformats.base import StreamParser
 from shadowgate.wireformats.base import Usage
 from shadowgate.wireformats.common import header_map
 from shadowgate.wireformats.decoding import StreamDecoder
+from shadowgate.wireformats.framing import STREAM_CONTENT_TYPES
 
 log = logging.getLogger(__name__)
 
-_STREAM_TYPES = (
-    "text/event-stream",
-    "application/x-ndjson",
-    "application/jsonl",
-    "application/json-lines",
-    "application/vnd.amazon.eventstream",
-)
 CHARS_PER_TOKEN = 4  # the usual rule of thumb; only used when a provider reports no usage
 
 
@@ -120,7 +114,7 @@ class Meter:
         headers = header_map(response.headers)
         content_type = headers.get("content-type", "").lower()
         streaming = (
-            content_type.startswith(_STREAM_TYPES)
+            content_type.startswith(STREAM_CONTENT_TYPES)
             or rec.route.streaming_from_path
             or (rec.facts is not None and rec.facts.streaming)
         )

@@ -165,7 +165,10 @@ class Realtime:
         elif flow.websocket is None:
             # A switch to a protocol that is not a WebSocket mitmproxy can read (another Upgrade
             # token, an odd Sec-WebSocket-Version): mitmproxy would relay it as raw TCP, unseen.
-            log.warning("shadowgate: refused a 101 to %s that is not a WebSocket; it would be an unexamined tunnel", session.rec.host)
+            log.warning(
+                "shadowgate: refused a 101 to %s that is not a WebSocket; it would be an unexamined tunnel",
+                session.rec.host,
+            )
             if flow.killable:
                 flow.kill()
             session.rec.decision = Decision(BLOCK, NOT_WEBSOCKET_RULE, "an upgrade to a protocol the proxy cannot read")
@@ -174,7 +177,9 @@ class Realtime:
     def error(self, flow: http.HTTPFlow) -> None:
         session = flow.metadata.get(REALTIME_KEY)
         if session is not None and flow.websocket is None:
-            self._record(session, flow.response.status_code if flow.response else None, flow.error.msg if flow.error else "error")
+            self._record(
+                session, flow.response.status_code if flow.response else None, flow.error.msg if flow.error else "error"
+            )
 
     # --- the session ------------------------------------------------------------------------------
 
@@ -192,7 +197,9 @@ class Realtime:
         except Exception:
             log.exception("shadowgate: a realtime message could not be handled")
             if message.from_client and self._fails_closed():
-                self._refuse_message(flow, session, message, "shadowgate: the message was not sent: it could not be checked.")
+                self._refuse_message(
+                    flow, session, message, "shadowgate: the message was not sent: it could not be checked."
+                )
         return None
 
     def websocket_end(self, flow: http.HTTPFlow) -> None:
@@ -204,7 +211,9 @@ class Realtime:
                 error = f"close {ws.close_code}"
             self._record(session, 101, error)
 
-    def _client_message(self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage) -> Awaitable[None] | None:
+    def _client_message(
+        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage
+    ) -> Awaitable[None] | None:
         if session.refused is not None:
             message.drop()
             return None
@@ -234,7 +243,13 @@ class Realtime:
         return None
 
     async def _scan_off_loop(
-        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, body: Any, wrapped: bool, dlp: DlpPolicy
+        self,
+        flow: http.HTTPFlow,
+        session: Session,
+        message: websocket.WebSocketMessage,
+        body: Any,
+        wrapped: bool,
+        dlp: DlpPolicy,
     ) -> None:
         try:
             scanned = await asyncio.to_thread(_scan, body, dlp)
@@ -242,7 +257,9 @@ class Realtime:
         except Exception:
             log.exception("shadowgate: realtime DLP scan failed")
             if self._fails_closed():
-                self._refuse_message(flow, session, message, "shadowgate: the message was not sent: it could not be checked.")
+                self._refuse_message(
+                    flow, session, message, "shadowgate: the message was not sent: it could not be checked."
+                )
 
     def _apply(
         self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage,
@@ -256,11 +273,18 @@ class Realtime:
         _, action, blocking = dlp_verdict(counts, actions, dlp, self.settings.policy.observe)
         if blocking:
             found = ", ".join(blocking)
-            self._refuse_message(flow, session, message, f"shadowgate: the message contains {found}; company policy does not allow sending it to {rec.host}.")
+            self._refuse_message(
+                flow,
+                session,
+                message,
+                f"shadowgate: the message contains {found}; company policy does not allow sending it to {rec.host}.",
+            )
         elif action == "redact":
             message.text = cleaned["text"] if wrapped else json.dumps(cleaned, ensure_ascii=False)
 
-    def _refuse_message(self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, text: str) -> None:
+    def _refuse_message(
+        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, text: str
+    ) -> None:
         """Drop a client message and tell the client, in its protocol's error shape."""
         message.drop()
         route = session.rec.route
@@ -311,14 +335,30 @@ class Realtime:
         rec = session.rec
         if session.dlp_counts:
             dlp = self.settings.policy.dlp or DlpPolicy()
-            rec.dlp_findings, rec.dlp_action, _ = dlp_verdict(session.dlp_counts, session.dlp_actions, dlp, self.settings.policy.observe)
-        usage = Usage(**{k: session.usage.get(k) for k in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")}) if session.usage_seen else Usage()
+            rec.dlp_findings, rec.dlp_action, _ = dlp_verdict(
+                session.dlp_counts, session.dlp_actions, dlp, self.settings.policy.observe
+            )
+        usage = (
+            Usage(
+                **{
+                    k: session.usage.get(k)
+                    for k in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")
+                }
+            )
+            if session.usage_seen
+            else Usage()
+        )
         if session.usage_seen:
             usage.input_tokens = usage.input_tokens or 0
             usage.output_tokens = usage.output_tokens or 0
         out = Outcome(
             status_code=status,
-            response=ResponseFacts(model=session.response_model, response_id=session.response_id, finish_reasons=session.finish, usage=usage),
+            response=ResponseFacts(
+                model=session.response_model,
+                response_id=session.response_id,
+                finish_reasons=session.finish,
+                usage=usage,
+            ),
             latency_ms=round((time.time() - rec.started) * 1000, 3),
             response_bytes=session.server_bytes,
             error_type=error[:60] if error else None,

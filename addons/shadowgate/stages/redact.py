@@ -23,18 +23,18 @@ from typing import Any
 
 from mitmproxy import http
 
-from shadowgate.stages.act import api_error
+from shadowgate.config.policy import ALLOW
+from shadowgate.config.policy import DlpPolicy
 from shadowgate.dlp import TYPES
 from shadowgate.dlp import Placeholders
 from shadowgate.dlp import Scanner
 from shadowgate.dlp import redact
+from shadowgate.stages.act import api_error
 from shadowgate.stages.identify import flow_record
 from shadowgate.stages.identify import on_the_clock
 from shadowgate.stages.logs import flow_fields
-from shadowgate.config.policy import ALLOW
-from shadowgate.config.policy import DlpPolicy
-from shadowgate.storage.schema import FlowRecord
 from shadowgate.stages.settings import ShadowgateSettings
+from shadowgate.storage.schema import FlowRecord
 from shadowgate.wireformats import PARSERS
 from shadowgate.wireformats import parse_json_body
 from shadowgate.wireformats import prompt_strings
@@ -63,7 +63,12 @@ def shared_scanner() -> Scanner:
 
 
 def scan_json(
-    body: Any, scanner: Scanner, placeholders: Placeholders, dlp: DlpPolicy, *, every_string: bool = False,
+    body: Any,
+    scanner: Scanner,
+    placeholders: Placeholders,
+    dlp: DlpPolicy,
+    *,
+    every_string: bool = False,
     is_text: bool = False,
 ) -> tuple[Any, Counter, set[str]]:
     """Redact the free text of a JSON body. Returns (body, counts by type, actions taken).
@@ -204,7 +209,7 @@ class StreamRestorer:
         if chunk:
             tail = _TAIL.search(text)
             if tail and len(text) - tail.start() < 64:
-                self._carry, text = text[tail.start():], text[: tail.start()]
+                self._carry, text = text[tail.start() :], text[: tail.start()]
         return self._restore(text).encode("utf-8")
 
 
@@ -285,7 +290,9 @@ class Redact:
             log.exception("shadowgate: DLP scan failed", extra=flow_fields("dlp_scan_failed", rec))
         rec.dlp_action = "error"
         if dlp.on_error != ALLOW:
-            flow.response = api_error(rec.route.parser, 403, f"shadowgate: the request was not sent: {reason}, and DLP fails closed.")
+            flow.response = api_error(
+                rec.route.parser, 403, f"shadowgate: the request was not sent: {reason}, and DLP fails closed."
+            )
 
     def _scan(
         self, parsed: tuple[bytes, Any] | None, raw: bytes | None, content: bytes, dlp: DlpPolicy
@@ -298,7 +305,9 @@ class Redact:
         if body is not None:
             return body, *scan_json(body, self.scanner, placeholders, dlp), placeholders
         # Not JSON: the whole body is the text (a plain-text prompt to an AI route).
-        text, counts, actions = scan_json(content.decode("utf-8", "replace"), self.scanner, placeholders, dlp, every_string=True)
+        text, counts, actions = scan_json(
+            content.decode("utf-8", "replace"), self.scanner, placeholders, dlp, every_string=True
+        )
         return None, text, counts, actions, placeholders
 
     def _apply(
@@ -311,7 +320,11 @@ class Redact:
         rec.dlp_findings, rec.dlp_action, blocking = dlp_verdict(counts, actions, dlp, self.settings.policy.observe)
         if blocking:
             found = ", ".join(blocking)
-            flow.response = api_error(rec.route.parser, 403, f"shadowgate: the prompt contains {found}; company policy does not allow sending it to {rec.host}.")
+            flow.response = api_error(
+                rec.route.parser,
+                403,
+                f"shadowgate: the prompt contains {found}; company policy does not allow sending it to {rec.host}.",
+            )
             return
         if rec.dlp_action == "redact":
             if body is not None:

@@ -169,7 +169,14 @@ class ShadowgateSettings:
             self.record.connection(facts, note, decision)
 
     def record_event(
-        self, event: str, user: str, flow: http.HTTPFlow, host: str, provider: str | None, rule_id: str, detail: str = ""
+        self,
+        event: str,
+        user: str,
+        flow: http.HTTPFlow,
+        host: str,
+        provider: str | None,
+        rule_id: str,
+        detail: str = "",
     ) -> None:
         if self.record is not None:
             self.record.policy_event(event, user, flow, host, provider, rule_id, detail)

@@ -37,12 +37,12 @@ from mitmproxy import ctx
 from mitmproxy import exceptions
 from mitmproxy import http
 
-from shadowgate.telemetry import semconv as sc
 from shadowgate.stages.identify import METADATA_KEY
 from shadowgate.stages.meter import OUTCOME_KEY
+from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.storage.schema import FlowRecord
 from shadowgate.storage.schema import Outcome
-from shadowgate.stages.settings import ShadowgateSettings
+from shadowgate.telemetry import semconv as sc
 
 if TYPE_CHECKING:
     from shadowgate.stages.mcp import McpCall
@@ -402,7 +402,7 @@ def _decision_attributes(attrs: dict[str, Any], e: TelemetryEvent | McpEvent) ->
 
 
 def _dlp_counts(findings: str | None) -> tuple[tuple[str, int], ...]:
-    """"EMAIL:2,JWT:1" (the ai_requests column) as ((type, count), ...): counts, never values."""
+    """ "EMAIL:2,JWT:1" (the ai_requests column) as ((type, count), ...): counts, never values."""
     if not findings:
         return ()
     pairs = (item.rpartition(":") for item in findings.split(","))
@@ -643,7 +643,11 @@ class _Pipeline:
         cost = self._quote(e)
         error_type = e.error_type or (str(e.status_code) if e.status_code and e.status_code >= 400 else None)
         common = _with_set(
-            {sc.GEN_AI_OPERATION_NAME: e.operation, sc.GEN_AI_PROVIDER_NAME: e.provider_name, sc.SERVER_ADDRESS: e.server_address},
+            {
+                sc.GEN_AI_OPERATION_NAME: e.operation,
+                sc.GEN_AI_PROVIDER_NAME: e.provider_name,
+                sc.SERVER_ADDRESS: e.server_address,
+            },
             (sc.SERVER_PORT, e.server_port),
             (sc.GEN_AI_REQUEST_MODEL, e.request_model),
             (sc.GEN_AI_RESPONSE_MODEL, e.response_model),
@@ -667,7 +671,9 @@ class _Pipeline:
             (sc.RPC_RESPONSE_STATUS_CODE, None if e.error_code is None else str(e.error_code)),
         )
         if self.metrics is not None:
-            self.metrics.record(sc.METRIC_MCP_CLIENT_OPERATION_DURATION, tuple(common.items()), max(e.end - e.start, 0.0))
+            self.metrics.record(
+                sc.METRIC_MCP_CLIENT_OPERATION_DURATION, tuple(common.items()), max(e.end - e.start, 0.0)
+            )
         if self.tracer is None or not tool_call:
             return
         attrs = _with_set(
@@ -973,7 +979,10 @@ def captured_content(body: bytes, content_encoding: str | None) -> dict[str, str
         )
     if messages:
         attrs[sc.GEN_AI_INPUT_MESSAGES] = json.dumps(
-            [{"role": role, "parts": [{"type": "text", "content": t} for t in texts]} for role, texts in messages.values()],
+            [
+                {"role": role, "parts": [{"type": "text", "content": t} for t in texts]}
+                for role, texts in messages.values()
+            ],
             ensure_ascii=False,
         )
     return attrs

@@ -131,12 +131,16 @@ class TlsGate:
             raise exceptions.AddonHalt()
         nextlayer.layer = RefusedLayer(context)
         what = "inside a decrypted connection" if inside_tls else "in a CONNECT tunnel"
-        log.warning("shadowgate: refused a connection to %s: %d bytes %s that are neither TLS nor HTTP", host, len(data), what)
+        log.warning(
+            "shadowgate: refused a connection to %s: %d bytes %s that are neither TLS nor HTTP", host, len(data), what
+        )
         if host:
             facts = self._facts(host, client)
             if facts.provider is not None:
                 self.settings.record_connection(
-                    facts, "not TLS or HTTP: refused", Decision(BLOCK, NOT_TLS_RULE, "the connection was neither TLS nor HTTP")
+                    facts,
+                    "not TLS or HTTP: refused",
+                    Decision(BLOCK, NOT_TLS_RULE, "the connection was neither TLS nor HTTP"),
                 )
 
     def _inspected_host(self, host: str, client: connection.Client) -> bool:
@@ -153,7 +157,14 @@ class TlsGate:
         sni = data.client_hello.sni
         # The SNI and the CONNECT target may name different hosts (an SNI of a harmless site on a
         # tunnel to an AI host, ECH's outer name): decrypt when either is a host we inspect.
-        names = [n for n in (normalise_host(sni) if sni else None, normalise_host(str(server.address[0])) if server.address else None) if n]
+        names = [
+            n
+            for n in (
+                normalise_host(sni) if sni else None,
+                normalise_host(str(server.address[0])) if server.address else None,
+            )
+            if n
+        ]
         if not names:
             return
         host = next((n for n in names if self._inspected_host(n, client)), names[0])
@@ -185,7 +196,11 @@ class TlsGate:
         facts = self._facts(host, data.context.client)
         error = data.conn.error or ""
         if not _CERTIFICATE_ALERT.search(error):
-            log.info("shadowgate: client TLS handshake to %s failed without a certificate alert (%s): not treated as pinning", host, error[:120])
+            log.info(
+                "shadowgate: client TLS handshake to %s failed without a certificate alert (%s): not treated as pinning",
+                host,
+                error[:120],
+            )
             return
         settings.record_connection(facts, "client rejected the proxy certificate")
         if self._may_pass_pinned(facts):

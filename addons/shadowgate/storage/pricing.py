@@ -73,12 +73,7 @@ class Pricing:
         out = output_tokens or 0
         if flat is not None:
             uncached = max(inp - cached - written, 0)
-            cost = (
-                uncached * flat.input
-                + cached * flat.cache_read
-                + written * flat.cache_write
-                + out * flat.output
-            )
+            cost = uncached * flat.input + cached * flat.cache_read + written * flat.cache_write + out * flat.output
             return PriceQuote(round(cost, 10), model_id)
         try:
             usage = Usage(

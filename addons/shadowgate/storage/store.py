@@ -55,7 +55,9 @@ class Table:
         try:
             return [row if type(row) is tuple else values(row) for row in rows]
         except AttributeError:  # a field never assigned: store it as NULL rather than lose the batch
-            return [row if type(row) is tuple else tuple(getattr(row, c, None) for c in self.column_names) for row in rows]
+            return [
+                row if type(row) is tuple else tuple(getattr(row, c, None) for c in self.column_names) for row in rows
+            ]
 
     def ddl(self, table_name: str, *, with_day: bool = True) -> str:
         cols = ", ".join(f'"{c}" {t}' for c, t in self.columns)
@@ -383,9 +385,7 @@ def _write_schema_file(mem: duckdb.DuckDBPyConnection, table: Table, segments: P
     mem.execute(table.ddl(name))
     final = folder / "schema.parquet"
     tmp = final.with_suffix(".tmp")
-    mem.execute(
-        f"COPY (SELECT * EXCLUDE (day) FROM \"{name}\") TO '{sql_path(tmp)}' (FORMAT parquet)"
-    )
+    mem.execute(f"COPY (SELECT * EXCLUDE (day) FROM \"{name}\") TO '{sql_path(tmp)}' (FORMAT parquet)")
     os.replace(tmp, final)
 
 

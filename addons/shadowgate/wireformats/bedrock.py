@@ -284,7 +284,9 @@ class BedrockInvokeParser(JsonWireParser):
     default_framing = EVENT_STREAM
     # Each model's native body: Anthropic/Nova messages and system, Llama/Mistral prompt,
     # Titan inputText, Cohere Command message and texts.
-    prompt_keys = frozenset({"messages", "system", "content", "text", "toolResult", "prompt", "inputText", "message", "texts"})
+    prompt_keys = frozenset(
+        {"messages", "system", "content", "text", "toolResult", "prompt", "inputText", "message", "texts"}
+    )
     system_keys = frozenset({"system"})
 
     def _looks_like(self, body: dict[str, Any]) -> bool:

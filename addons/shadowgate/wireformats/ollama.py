@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from .base import RequestFacts
-from .base import TextDelta
 from .base import ResponseFacts
 from .base import Route
+from .base import TextDelta
 from .common import Accumulator
 from .common import JsonWireParser
 from .common import as_int
