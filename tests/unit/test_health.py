@@ -86,11 +86,21 @@ def test_other_hosts_and_answered_flows_are_left_alone(settings):
     assert flow.response is answered
 
 
-def test_a_redirect_without_its_gateway_key_is_not_ready(tctx, settings, tmp_path, monkeypatch):
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(REDIRECT_POLICY.format(mode="enforce"))
-    monkeypatch.delenv("SG_TEST_GATEWAY_KEY", raising=False)
-    tctx.configure(settings, shadowgate_policy=str(policy))
+@pytest.fixture
+def redirect_policy(tctx, settings, tmp_path, monkeypatch):
+    """Loads the redirect policy in the given mode, with its gateway key variable unset."""
+
+    def load(mode: str) -> None:
+        policy = tmp_path / f"{mode}.yaml"
+        policy.write_text(REDIRECT_POLICY.format(mode=mode))
+        monkeypatch.delenv("SG_TEST_GATEWAY_KEY", raising=False)
+        tctx.configure(settings, shadowgate_policy=str(policy))
+
+    return load
+
+
+def test_a_redirect_without_its_gateway_key_is_not_ready(settings, redirect_policy, monkeypatch):
+    redirect_policy("enforce")
     status, body = ask(Health(settings), "/ready")
     assert status == 503 and body["status"] == "degraded" and body["mode"] == "enforce"
     assert body["problems"] == [
@@ -102,11 +112,8 @@ def test_a_redirect_without_its_gateway_key_is_not_ready(tctx, settings, tmp_pat
     assert ask(Health(settings), "/") == (200, {**body, "status": "ready", "problems": []})
 
 
-def test_a_redirect_in_observe_mode_needs_no_key(tctx, settings, tmp_path, monkeypatch):
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(REDIRECT_POLICY.format(mode="observe"))
-    monkeypatch.delenv("SG_TEST_GATEWAY_KEY", raising=False)
-    tctx.configure(settings, shadowgate_policy=str(policy))
+def test_a_redirect_in_observe_mode_needs_no_key(settings, redirect_policy):
+    redirect_policy("observe")
     status, body = ask(Health(settings), "/")
     assert (status, body["mode"], body["rules"], body["problems"]) == (200, "observe", 1, [])
 
