@@ -189,3 +189,10 @@ def test_proxy_banner_names_the_port_it_was_given(tmp_path):
     assert banner_variable(result.stderr, "HTTPS_PROXY") == "http://127.0.0.1:9876"  # loopback unless told
     assert banner_variable(result.stderr, "SSL_CERT_FILE") == str(confdir / "shadowgate-ca-bundle.pem")
     assert (confdir / "shadowgate-ca-bundle.pem").is_file()
+
+
+def test_a_confdir_that_cannot_take_the_bundle_does_not_stop_the_proxy(servers, tmp_path):
+    # (As root, permissions stop no write: a folder that is gone stands for a read-only one.)
+    gone = tmp_path / "gone"
+    assert write_ca_bundle(gone, servers["ca_pem"], servers["system_roots"]) is None
+    assert not gone.exists()

@@ -81,12 +81,16 @@ def write_ca_bundle(confdir: Path, ca_pem: Path, system_roots: Path | None) -> P
             seen.add(body)
             certificates.append(cert)
     bundle = confdir / BUNDLE_NAME
-    # Written aside and renamed: a client reading it meanwhile never sees half a bundle.
-    fd, tmp = tempfile.mkstemp(dir=confdir, prefix=".bundle-", suffix=".tmp")
+    content = f"# {system_roots} plus the shadowgate proxy CA {ca_pem}\n".encode() + b"\n".join(certificates) + b"\n"
+    try:
+        # Written aside and renamed: a client reading it meanwhile never sees half a bundle.
+        fd, tmp = tempfile.mkstemp(dir=confdir, prefix=".bundle-", suffix=".tmp")
+    except OSError:
+        # A read-only confdir (mounted so, with the CA made beforehand) must not stop the proxy.
+        return bundle if bundle.is_file() else None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(f"# {system_roots} plus the shadowgate proxy CA {ca_pem}\n".encode())
-            f.write(b"\n".join(certificates) + b"\n")
+            f.write(content)
         os.chmod(tmp, 0o644)
         os.replace(tmp, bundle)
     except BaseException:
