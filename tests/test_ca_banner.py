@@ -168,6 +168,7 @@ def test_ca_command_prepares_a_confdir_the_proxy_uses(tmp_path, capsys):
             "http://<user>:<password>@<proxy-host>:9877",
         ),
         (["--listen-port=9876", "--listen-host=::1"], "http://[::1]:9876"),
+        (["--listen-host", "127.0.0.1", "-p", "0"], "http://127.0.0.1:<port-in-the-listening-line>"),
         (["--set", "listen_port=9878", "--set", "listen_host=10.1.2.3"], "http://10.1.2.3:9878"),
         (["--listen-host", "127.0.0.1", "--mode", "regular@9879"], "http://127.0.0.1:9879"),
         (["--mode", "socks5", "--mode", "upstream:http://corp-proxy:3128@0.0.0.0:9880"], "http://<proxy-host>:9880"),

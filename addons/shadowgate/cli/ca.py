@@ -150,7 +150,9 @@ def proxy_url(mitmdump_args: list[str]) -> str:
     elif ":" in host:
         host = f"[{host}]"
     auth = any(name == "proxyauth" and value for name, value in _option_pairs(mitmdump_args))
-    return f"http://{'<user>:<password>@' if auth else ''}{host}:{port}"
+    # Port 0: the system picks one; mitmproxy's "listening at" line names it.
+    shown_port = port or "<port-in-the-listening-line>"
+    return f"http://{'<user>:<password>@' if auth else ''}{host}:{shown_port}"
 
 
 def trust_instructions(ca_pem: Path, bundle: Path | None, proxy: str | None = None) -> str:
