@@ -10,7 +10,7 @@ shadowgate usage [--db FILE]             the usage table: who uses what, tokens 
 shadowgate report [--week W] [--format F]  the weekly shadow-AI report
 shadowgate pac [--proxy HOST:PORT]       a PAC file that sends AI hosts to shadowgate
 shadowgate scan FILE|-                   the DLP detectors on any text: one JSON finding per line
-shadowgate ca                            where the CA certificate is and how to trust it
+shadowgate ca [--confdir DIR]            prepare a config directory (CA, trust bundle, fingerprint key)
 """
 
 from __future__ import annotations
@@ -86,8 +86,10 @@ def _main(argv: list[str] | None = None) -> int:
     add_pac_arguments(pac)
     scan = sub.add_parser("scan", help="run the DLP detectors on a file or stdin; one JSON finding per line")
     scan.add_argument("file", help="a file, or '-' for stdin")
-    ca = sub.add_parser("ca", help="where the CA certificate is and how to trust it")
-    ca.add_argument("--confdir", default=DEFAULT_CONFDIR)
+    ca = sub.add_parser(
+        "ca", help="prepare a config directory: the CA, a trust bundle, the fingerprint key; how to trust the CA"
+    )
+    ca.add_argument("--confdir", default=DEFAULT_CONFDIR, help="the proxy's confdir (default: %(default)s)")
     args = parser.parse_args(argv)
 
     if args.command == "catalog":
@@ -131,8 +133,7 @@ def _main(argv: list[str] | None = None) -> int:
 
         return print_usage(Path(args.db).expanduser(), days=args.days)
     if args.command == "ca":
-        print(trust_instructions(ensure_ca(Path(args.confdir).expanduser())))
-        return 0
+        return run_ca(Path(args.confdir).expanduser())
     if args.command == "demo":
         from shadowgate.demo.run import run_demo
 
@@ -155,13 +156,17 @@ def run_proxy(mitmdump_args: list[str]) -> int:
             super().__init__(options, **kwargs)
             self.addons.add(*default_addons())
 
+    from shadowgate.cli import ca
+
     confdir = Path(_option_value(mitmdump_args, "confdir") or DEFAULT_CONFDIR).expanduser()
-    print(trust_instructions(ensure_ca(confdir)), file=sys.stderr)
     args = ["--set", "connection_strategy=lazy", *mitmdump_args]
     if "--listen-host" not in mitmdump_args and _option_value(mitmdump_args, "listen_host") is None:
         # A proxy that decrypts everyone's AI traffic serves a network only when told to.
         print("shadowgate: listening on 127.0.0.1; pass --listen-host 0.0.0.0 to serve other machines", file=sys.stderr)
         args = ["--listen-host", "127.0.0.1", *args]
+    ca_pem = ca.ensure_ca(confdir)
+    bundle = ca.write_ca_bundle(confdir, ca_pem, ca.system_roots_bundle())
+    print(ca.trust_instructions(ca_pem, bundle, ca.proxy_url(args)), file=sys.stderr)
     master = run(ShadowgateMaster, cmdline.mitmdump, args)
     errorcheck = master.addons.get("errorcheck") if master else None
     return 1 if errorcheck is not None and errorcheck.logger.has_errored else 0
@@ -179,24 +184,17 @@ def _option_value(args: list[str], name: str) -> str | None:
     return None
 
 
-def ensure_ca(confdir: Path) -> Path:
-    """mitmproxy creates its CA on first start; create it now so we can say where it is."""
-    from mitmproxy import certs
+def run_ca(confdir: Path) -> int:
+    """Prepare a config directory instances can share: the CA, the trust bundle, the fingerprint key."""
+    from shadowgate.cli import ca
 
-    certs.CertStore.from_store(confdir, "mitmproxy", 2048)
-    return confdir / "mitmproxy-ca-cert.pem"
-
-
-def trust_instructions(ca_pem: Path) -> str:
-    return f"""\
-shadowgate: the proxy's CA certificate is {ca_pem}
-  Clients must trust it to talk to AI hosts through the proxy:
-    macOS    sudo security add-trusted-cert -d -r trustRoot -k /Library/Keychains/System.keychain {ca_pem}
-    Debian   sudo cp {ca_pem} /usr/local/share/ca-certificates/shadowgate.crt && sudo update-ca-certificates
-    Windows  certutil -addstore root {ca_pem.with_suffix(".cer")}
-    Python   export SSL_CERT_FILE={ca_pem} REQUESTS_CA_BUNDLE={ca_pem}
-    Node     export NODE_EXTRA_CA_CERTS={ca_pem}
-  Then point clients at the proxy: export HTTPS_PROXY=http://<user>:<password>@<proxy-host>:8080"""
+    ca_pem = ca.ensure_ca(confdir)
+    bundle = ca.write_ca_bundle(confdir, ca_pem, ca.system_roots_bundle())
+    key = ca.ensure_fingerprint_key(confdir)
+    print(ca.trust_instructions(ca_pem, bundle))
+    print(f"shadowgate: the API key fingerprint key is {key}; instances that share it (the same --set confdir)\n"
+          "  produce the same fingerprints. Keep it secret: it is mode 0600.")  # fmt: skip
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,19 +1,30 @@
 """Health and readiness, answered by the proxy itself: `curl -x <proxy> http://shadowgate.health/`.
 
 Load balancers and service managers ask through the proxy port they already use, so there is no
-second listener to secure. /live says the event loop answers; /ready (the default) also says the
-writer is storing rows and the policy and catalog are loaded, with 503 when it is not.
+second listener to secure. /live says the event loop answers. /ready (the default) says every
+configured control can work, with 503 and the reasons when one cannot: the catalog and the
+fingerprint key are loaded; the writer can store rows (a probe file in its segments directory and
+its last write); every enforced redirect rule has its gateway key. A proxy that answers every
+redirected call with 403 because the key variable is unset is not ready.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import tempfile
+from collections.abc import Awaitable
+from pathlib import Path
 
 from mitmproxy import http
 
+from shadowgate.config.policy import REDIRECT
+from shadowgate.config.policy import Policy
 from shadowgate.stages.settings import ShadowgateSettings
 
 HEALTH_HOST = "shadowgate.health"
+NO_POLICY_SOURCE = Policy().source
 
 
 class Health:
@@ -22,33 +33,83 @@ class Health:
     def __init__(self, settings: ShadowgateSettings) -> None:
         self.settings = settings
 
-    def requestheaders(self, flow: http.HTTPFlow) -> None:
+    def requestheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         # request.host, not pretty_host: no Host header parsing on every flow that is not ours.
+        # Not an async hook: every other flow leaves without a coroutine made and awaited.
         if flow.request.host != HEALTH_HOST or flow.response is not None:
-            return
+            return None
         if flow.request.path.startswith("/live"):
             flow.response = _json(200, {"status": "live"})
-            return
+            return None
+        return self._answer_ready(flow)
+
+    async def _answer_ready(self, flow: http.HTTPFlow) -> None:
         settings = self.settings
         writer = settings.writer
         problems = []
         if settings.catalog is None:
             problems.append("catalog not loaded")
+        if settings.fingerprinter is None:
+            problems.append("fingerprint key not loaded")
         if writer is None:
             problems.append("no writer")
-        elif writer.last_error:
-            problems.append(f"storage: {writer.last_error}")
+        else:
+            # A thread: a stalled disk (NFS) must not stall the event loop with it.
+            probe_error = await asyncio.to_thread(_probe_writable, writer.segments)
+            if probe_error:
+                problems.append(f"storage: {probe_error}")
+            elif writer.last_error:
+                problems.append(f"storage: {writer.last_error}")
+        policy = settings.policy
+        problems.extend(enforcement_problems(policy))
         body = {
             "status": "ready" if not problems else "degraded",
             "problems": problems,
-            "policy": settings.policy.source,
-            "mode": "observe" if settings.policy.observe else "enforce",
-            "rules": len(settings.policy.rules),
+            "policy": policy.source,
+            "mode": policy_mode(policy),
+            "rules": len(policy.rules),
             "rows_written": writer.rows_written if writer else 0,
             "rows_dropped": writer.rows_dropped if writer else 0,
             "rows_waiting": writer.backlog() if writer else 0,
         }
         flow.response = _json(200 if not problems else 503, body)
+
+
+def policy_mode(policy: Policy) -> str:
+    """none: no policy loaded (observe everything, block nothing); observe; enforce."""
+    if policy.source == NO_POLICY_SOURCE:
+        return "none"
+    return "observe" if policy.observe else "enforce"
+
+
+def enforcement_problems(policy: Policy) -> list[str]:
+    """What makes an enforced rule fail every call it matches. A redirect without its gateway
+    key refuses each call with 403 (stages/act.py), which is an outage, not a control."""
+    if policy.observe:
+        return []  # observe mode records would_redirect and sends nothing anywhere
+    problems = []
+    for rule in policy.rules:
+        gateway = rule.gateway
+        if rule.action != REDIRECT or gateway is None:
+            continue
+        if not gateway.key_env:
+            problems.append(f"rule {rule.id}: the gateway has no key_env, so every redirected call is refused")
+        elif not gateway.key():
+            problems.append(
+                f"rule {rule.id}: gateway key variable {gateway.key_env} is not set in the proxy's environment"
+            )
+    return problems
+
+
+def _probe_writable(folder: Path) -> str | None:
+    """None when a file can be created in the folder (the writer makes it if missing)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder, prefix=".health-"):
+            pass
+    except OSError as e:
+        return f"cannot write to {folder}: {os.strerror(e.errno) if e.errno else e}"
+    return None
 
 
 def _json(status: int, body: dict) -> http.Response:
