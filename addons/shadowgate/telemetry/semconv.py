@@ -73,8 +73,8 @@ SG_USAGE_ESTIMATED = "shadowgate.usage_estimated"
 SG_INSPECTED = "shadowgate.inspected"
 SG_MCP_SERVER_NAME = "shadowgate.mcp.server_name"  # serverInfo.name from the session's initialize
 SG_MCP_TRANSPORT = "shadowgate.mcp.transport"  # streamable-http, or sse (2024-11-05)
-# DLP findings by type, once DLP exists: span attribute shadowgate.dlp.findings.<type> = count,
-# and the SG_DLP_FINDINGS counter with SG_DLP_FINDING_TYPE. Nothing fills them yet.
+# DLP findings by type: span attribute shadowgate.dlp.findings.<type> = count, and the
+# SG_DLP_FINDINGS counter with SG_DLP_FINDING_TYPE.
 SG_DLP_FINDINGS_PREFIX = "shadowgate.dlp.findings."
 SG_DLP_FINDING_TYPE = "shadowgate.dlp.finding_type"
 
