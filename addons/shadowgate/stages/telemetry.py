@@ -45,6 +45,8 @@ from shadowgate.storage.schema import Outcome
 from shadowgate.telemetry import semconv as sc
 
 if TYPE_CHECKING:
+    from opentelemetry.sdk.metrics.export import MetricExporter
+
     from shadowgate.stages.mcp import McpCall
 
 log = logging.getLogger(__name__)
@@ -286,11 +288,15 @@ class TelemetryEvent(NamedTuple):
     dlp_findings: tuple[tuple[str, int], ...] = ()
 
 
+# input, output, cached input, cache creation input, reasoning: in TelemetryEvent's order.
+_Tokens = tuple[int | None, int | None, int | None, int | None, int | None]
+
+
 def telemetry_event(flow: http.HTTPFlow, rec: FlowRecord, out: Outcome, end: float, capture: bool) -> TelemetryEvent:
     provider, route, facts, resp = rec.provider, rec.route, rec.facts, out.response
     usage = resp.usage if resp is not None else None
     if usage is None:
-        tokens: tuple[int | None, ...] = (None,) * 5
+        tokens: _Tokens = (None, None, None, None, None)
     else:
         tokens = (
             usage.input_tokens,
@@ -587,8 +593,8 @@ class _Pipeline:
             self._span_processors.append(processor)
         return provider.get_tracer(sc.INSTRUMENTATION_SCOPE, _version(), schema_url=sc.SCHEMA_URL)
 
-    def _metric_exporters(self) -> list:
-        exporters = []
+    def _metric_exporters(self) -> list[MetricExporter]:
+        exporters: list[MetricExporter] = []
         for name in self.config.metrics:
             if name == "otlp":
                 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -610,7 +616,7 @@ class _Pipeline:
 
     # --- the event loop's side ---
 
-    def submit(self, event: TelemetryEvent) -> None:
+    def submit(self, event: TelemetryEvent | McpEvent) -> None:
         if self._queue.qsize() >= EVENT_QUEUE_LIMIT:
             self.dropped += 1
             return
@@ -691,7 +697,10 @@ class _Pipeline:
         self._emit_span(name, e.start, e.end, attrs, e.error_type)
 
     def _emit_span(self, name: str, start: float, end: float, attrs: dict, error_type: str | None) -> None:
-        span = self.tracer.start_span(name, kind=self._client_kind, start_time=int(start * 1e9), attributes=attrs)
+        tracer = self.tracer
+        if tracer is None:  # callers check first: traces are off
+            return
+        span = tracer.start_span(name, kind=self._client_kind, start_time=int(start * 1e9), attributes=attrs)
         if error_type:
             span.set_status(self._error_status(error_type))
         span.end(end_time=int(max(end, start) * 1e9))
@@ -735,6 +744,8 @@ class _Pipeline:
     def _record_metrics(self, e: TelemetryEvent, common: dict, cost: float | None) -> None:
         # No enduser.id here: metric attributes must stay low-cardinality.
         m = self.metrics
+        if m is None:  # the caller checks first: metrics are off
+            return
         key = tuple(common.items())
         m.record(sc.METRIC_OPERATION_DURATION, key, max(e.end - e.start, 0.0))
         if e.input_tokens is not None:
@@ -754,10 +765,13 @@ class _Pipeline:
 
     def _export_metrics(self) -> None:
         """The metrics thread: export every interval, and once more at shutdown."""
+        metrics = self.metrics
+        if metrics is None:  # the thread is started only with metrics on
+            return
         interval = self.config.metric_interval_ms / 1000
         while not self._stopping.wait(interval):
-            self.metrics.export()
-        self.metrics.export()
+            metrics.export()
+        metrics.export()
 
     def flush(self, timeout: float = 30.0) -> None:
         """Record what is queued and export it now (scripts/bench_telemetry.py)."""
@@ -894,6 +908,7 @@ class _Aggregates:
             points = copied[spec.name]
             if not points:
                 continue
+            data: Sum | Histogram
             if spec.bounds is None:
                 data = Sum(
                     [NumberDataPoint(dict(key), self.start_ns, now, p[0]) for key, p in points], cumulative, True
@@ -949,6 +964,8 @@ def captured_content(body: bytes, content_encoding: str | None) -> dict[str, str
     try:
         raw = encoding.decode(body, content_encoding) if content_encoding else body
     except Exception:
+        return {}
+    if not isinstance(raw, bytes):  # a codec name, not a Content-Encoding, decodes to text: not JSON
         return {}
     doc = parse_json_body(raw)
     if not isinstance(doc, dict):
