@@ -9,7 +9,7 @@ median over the rounds:
 
   event loop     Telemetry.response(flow): build the TelemetryEvent and enqueue it
                  (CPU time of the calling thread)
-  exporter       _Pipeline.record(event): pricing, one span with 22 attributes, 6 metric
+  exporter       Pipeline.record(event): pricing, one span with 22 attributes, 6 metric
                  points aggregated (CPU time of the calling thread; export not included)
   total          process CPU over N calls through the hook, until every span and metric point
                  has been exported: hook + exporter thread + BatchSpanProcessor encoding and
@@ -36,12 +36,12 @@ from shadowgate.config.catalog import load_catalog  # noqa: E402
 from shadowgate.stages.identify import METADATA_KEY  # noqa: E402
 from shadowgate.stages.meter import OUTCOME_KEY  # noqa: E402
 from shadowgate.stages.settings import ShadowgateSettings  # noqa: E402
-from shadowgate.stages.telemetry import OtelConfig  # noqa: E402
 from shadowgate.stages.telemetry import Telemetry  # noqa: E402
-from shadowgate.stages.telemetry import _Pipeline  # noqa: E402
-from shadowgate.stages.telemetry import telemetry_event  # noqa: E402
 from shadowgate.storage.schema import FlowRecord  # noqa: E402
 from shadowgate.storage.schema import Outcome  # noqa: E402
+from shadowgate.telemetry.config import OtelConfig  # noqa: E402
+from shadowgate.telemetry.events import telemetry_event  # noqa: E402
+from shadowgate.telemetry.pipeline import Pipeline  # noqa: E402
 from shadowgate.wireformats import PARSERS  # noqa: E402
 from shadowgate.wireformats.base import RequestFacts  # noqa: E402
 from shadowgate.wireformats.base import ResponseFacts  # noqa: E402
@@ -110,7 +110,7 @@ def one_round(settings, endpoint: str, flow, calls: int) -> dict[str, float]:
     config = OtelConfig(
         enabled=True, traces=("otlp",), metrics=("otlp",), endpoint=endpoint, metric_interval_ms=600_000
     )
-    pipeline = _Pipeline(config, settings)
+    pipeline = Pipeline(config, settings)
     addon = Telemetry(settings)
     addon._pipeline = pipeline
     event = telemetry_event(

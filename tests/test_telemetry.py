@@ -18,12 +18,12 @@ from types import SimpleNamespace
 import pytest
 
 from shadowgate.demo.fakeupstream import load_cases
-from shadowgate.stages.telemetry import OPTIONS
-from shadowgate.stages.telemetry import OtelConfig
-from shadowgate.stages.telemetry import captured_content
-from shadowgate.stages.telemetry import resolve_config
 from shadowgate.storage.pricing import Pricing
 from shadowgate.telemetry import semconv as sc
+from shadowgate.telemetry.capture import captured_content
+from shadowgate.telemetry.config import OPTIONS
+from shadowgate.telemetry.config import OtelConfig
+from shadowgate.telemetry.config import resolve_config
 from tests.conftest import start_proxy
 from tests.otlp_receiver import SPAN_KIND_CLIENT
 from tests.otlp_receiver import STATUS_CODE_ERROR
@@ -536,10 +536,10 @@ def test_captured_content_takes_text_parts_only():
 def test_metric_points_aggregate_as_the_sdk_does(monkeypatch):
     from opentelemetry.sdk.resources import Resource
 
-    from shadowgate.stages import telemetry as telemetry
+    from shadowgate.telemetry import metrics
 
-    monkeypatch.setattr(telemetry, "MAX_SERIES", 2)
-    agg = telemetry._Aggregates(Resource.create({}), [])
+    monkeypatch.setattr(metrics, "MAX_SERIES", 2)
+    agg = metrics.Aggregates(Resource.create({}), [])
     assert agg.snapshot() is None
     key = (("gen_ai.operation.name", "chat"),)
     for value in (0.01, 0.011, 100.0):  # on a bound (upper bounds are inclusive), just above, past the last

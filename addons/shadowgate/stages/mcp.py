@@ -528,7 +528,7 @@ class Mcp:
         server, listed = mcp.server_for_facts(facts) if mcp else (None, None)
         legacy = self.legacy.get((host, request.path))
         batch = isinstance(msg, list)
-        messages = msg if batch else [msg]
+        messages: list[Any] = msg if isinstance(msg, list) else [msg]
         blocks_unlisted = mcp is not None and server is None and (listed is not None or mcp.unlisted == BLOCK)
         exchange = McpExchange({}, legacy)
         out = _Outgoing(messages, batch)
@@ -543,6 +543,7 @@ class Mcp:
                     forwarded.append(item)
                 continue
             call = self._call(flow, item, host, person, client_ip, server, policy.observe, legacy)
+            message: str | None
             if blocks_unlisted:
                 if listed is not None:
                     call.rule_id = f"mcp:{listed.id}:access"
@@ -587,7 +588,8 @@ class Mcp:
         legacy: LegacySession | None,
     ) -> McpCall:
         request = flow.request
-        params = item.get("params") if isinstance(item.get("params"), dict) else {}
+        raw_params = item.get("params")
+        params: dict = raw_params if isinstance(raw_params, dict) else {}
         method = item["method"]
         call = McpCall(
             started=request.timestamp_start,
@@ -783,7 +785,8 @@ class Mcp:
                 return None
             endpoint = parts.path + (f"?{parts.query}" if parts.query else "")
             query = parse_qs(parts.query)
-            sid = (query.get("sessionId") or query.get("session_id") or [None])[0]
+            sids = query.get("sessionId") or query.get("session_id")
+            sid = sids[0] if sids else None
             session = LegacySession(host, endpoint, sid)
             self.legacy[(host, endpoint)] = session
             while len(self.legacy) > MAX_SESSIONS:
@@ -868,10 +871,11 @@ class Mcp:
     def _scan_result(self, call: McpCall, msg: dict, result: dict, size: int) -> dict | None:
         policy = self.settings.policy
         dlp, mcp = policy.dlp, policy.mcp
-        store = mcp is not None and mcp.store_content
+        # None when opt-in content storage is off.
+        store_max_chars = mcp.store_max_chars if mcp is not None and mcp.store_content else None
         if dlp is None:
-            if store:
-                call.result = _stored(result, call.dlp_actions, mcp.store_max_chars)
+            if store_max_chars is not None:
+                call.result = _stored(result, call.dlp_actions, store_max_chars)
             return None
         cleaned, new = result, None
         try:
@@ -897,8 +901,8 @@ class Mcp:
                 )
             if action == "redact":
                 new = {**msg, "result": cleaned}
-        if store:
-            call.result = _stored(cleaned, call.dlp_actions, mcp.store_max_chars)
+        if store_max_chars is not None:
+            call.result = _stored(cleaned, call.dlp_actions, store_max_chars)
         return new
 
     def _tools_listed(self, call: McpCall, msg: dict, result: dict) -> dict | None:

@@ -131,7 +131,8 @@ class Realtime:
         path, _, query = request.path.partition("?")
         headers = header_map(request.headers)
         params = parse_qs(query)
-        model = (params.get("model") or params.get("deployment") or [None])[0]
+        models = params.get("model") or params.get("deployment")
+        model = models[0] if models else None
         rec = FlowRecord(
             started=request.timestamp_start,
             client_ip=client_ip,

@@ -236,6 +236,12 @@ def json_escaped(placeholders: Placeholders):
     return lambda text: pattern.sub(lambda m: escaped[m.group()], text) if "[" in text else text
 
 
+def _parser_of(rec: FlowRecord) -> str | None:
+    # Redact scans only a record that has a route, so None is unreachable here; api_error
+    # still answers None with a generic refusal rather than letting the prompt through.
+    return rec.route.parser if rec.route is not None else None
+
+
 class Redact:
     name = "shadowgate_redact"
 
@@ -291,7 +297,7 @@ class Redact:
         rec.dlp_action = "error"
         if dlp.on_error != ALLOW:
             flow.response = api_error(
-                rec.route.parser, 403, f"shadowgate: the request was not sent: {reason}, and DLP fails closed."
+                _parser_of(rec), 403, f"shadowgate: the request was not sent: {reason}, and DLP fails closed."
             )
 
     def _scan(
@@ -321,7 +327,7 @@ class Redact:
         if blocking:
             found = ", ".join(blocking)
             flow.response = api_error(
-                rec.route.parser,
+                _parser_of(rec),
                 403,
                 f"shadowgate: the prompt contains {found}; company policy does not allow sending it to {rec.host}.",
             )

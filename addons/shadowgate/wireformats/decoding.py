@@ -8,14 +8,15 @@ decoder off (usage then comes from the estimate), and the client still gets ever
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 from typing import Protocol
 
 import brotli
 
 try:  # Python 3.14 has zstd in the standard library; mitmproxy ships the backport before that.
-    from compression import zstd  # type: ignore[import-not-found]
+    from compression import zstd
 except ImportError:  # pragma: no cover - depends on the interpreter
-    from backports import zstd  # type: ignore[no-redef]
+    from backports import zstd
 
 # A decompression bomb must not blow up memory: cap the output of one chunk.
 MAX_OUTPUT_PER_CHUNK = 8 * 1024 * 1024
@@ -80,7 +81,7 @@ class _Zstd:
         return out
 
 
-_FACTORIES = {
+_FACTORIES: dict[str, Callable[[], _Decompressor]] = {
     "": _Identity,
     "identity": _Identity,
     "gzip": lambda: _Zlib(16 + zlib.MAX_WBITS),
