@@ -2,7 +2,7 @@
 
 stages/settings.py declares them from this table in load() and validates them in configure();
 a docs generator can list them from here without starting a proxy. Logs and telemetry declare
-their own options beside the code that reads them (stages/logs.py, stages/telemetry.py).
+their own options beside the code that reads them (stages/logs.py, telemetry/config.py).
 """
 
 from __future__ import annotations
