@@ -139,7 +139,7 @@ def show_lines(p) -> list[str]:
     lines += [
         f"  wire formats {', '.join(p.wire_formats) or '-'}",
         f"  source       {p.source or '-'} (verified {p.verified or 'never'})",
-        f"  risk         {p.risk} ({f.risk_points} points: see shadowgate/config/catalog_facts.py)",
+        f"  risk         {p.risk} ({f.risk_points} points: the table in docs/catalog.md)",
         f"  training     {', '.join(f'{t}: {v}' for t, v in f.trains_on_inputs.items()) or 'unknown'}",
         f"  retention    {'unknown' if f.retention_days is None else f'{f.retention_days} days'}",
         f"  residency    {', '.join(f.residency) or 'unknown'}",
@@ -161,6 +161,10 @@ def stats_lines(catalog: Catalog) -> list[str]:
     lines = [f"{len(providers)} services, {len(catalog.host_patterns())} host patterns"]
     lines += [f"  {category:<18}{n}" for category, n in per_category.most_common()]
     lines.append(f"with a source and verified date: {sourced}; with risk facts: {with_facts}")
+    # Stale: checked more than a year ago; docs/catalog.md says to re-check hosts and facts.
+    year_ago = dt.date.today() - dt.timedelta(days=365)
+    stale = sorted(p.id for p in providers if p.verified is not None and p.verified < year_ago)
+    lines.append(f"stale (verified before {year_ago}): {len(stale)}{': ' if stale else ''}{' '.join(stale)}")
     return lines
 
 
