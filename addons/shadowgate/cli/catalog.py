@@ -21,6 +21,7 @@ import json
 import re
 import sys
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -34,7 +35,7 @@ from shadowgate.resources import REPORTS_DIR
 from shadowgate.wireformats import PARSERS
 
 # The period's rows as `cur` (the report's own set-up), then the candidates grouped per site.
-CANDIDATE_QUERIES = ("00_period.sql", "catalog_candidates.sql")
+PERIOD_SQL, CANDIDATES_SQL = "00_period.sql", "14_catalog_candidates.sql"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -204,7 +205,9 @@ def find_candidates(catalog: Catalog, db: Path, days: int, until: dt.date) -> li
         raise ValueError("--days must be at least 1")
     start = until - dt.timedelta(days=days - 1)
     period = Period(start, until + dt.timedelta(days=1), f"{start} .. {until}")
-    queries = [runner.parse_query(REPORTS_DIR / name) for name in CANDIDATE_QUERIES]
+    # The candidates file is set-up in the weekly report; here its closing SELECT is the section.
+    candidates = replace(runner.parse_query(REPORTS_DIR / CANDIDATES_SQL), path=("candidates",), title="Candidates")
+    queries = [runner.parse_query(REPORTS_DIR / PERIOD_SQL), candidates]
     con, source = open_data(db)
     try:
         report = runner.build_report(
