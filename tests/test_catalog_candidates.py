@@ -105,6 +105,9 @@ def test_a_candidate_never_takes_a_catalogued_id(db, capsys, tmp_path):
     assert "  - id: lab-example-local\n" in skeleton
 
 
-def test_no_database_is_an_error_not_an_empty_list(tmp_path, capsys):
+def test_no_database_or_a_bad_window_is_an_error_not_an_empty_list(db, tmp_path, capsys):
     assert main(["catalog", "candidates", "--db", str(tmp_path / "none.duckdb")]) == 1
     assert "no shadowgate data" in capsys.readouterr().err
+    for days in ("0", "999999"):
+        assert main(["catalog", "candidates", "--db", str(db), "--days", days]) == 1
+        assert "--days must be between 1 and 3660" in capsys.readouterr().err

@@ -201,8 +201,8 @@ def find_candidates(catalog: Catalog, db: Path, days: int, until: dt.date) -> li
     from shadowgate.report.data import open_data
     from shadowgate.report.period import Period
 
-    if days < 1:
-        raise ValueError("--days must be at least 1")
+    if not 1 <= days <= 3660:  # ten years; more would run the start date off the calendar
+        raise ValueError("--days must be between 1 and 3660")
     start = until - dt.timedelta(days=days - 1)
     period = Period(start, until + dt.timedelta(days=1), f"{start} .. {until}")
     # The candidates file is set-up in the weekly report; here its closing SELECT is the section.
