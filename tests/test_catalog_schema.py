@@ -394,8 +394,9 @@ def test_risk_facts_and_the_documented_level(tmp_path):
     llm = catalog.providers["llm"]
     assert llm.facts.worst_training == "default"
     assert llm.facts.residency == ("us", "eu")
-    # default training 3 + retention 30 days 0 + enterprise controls 0 + certified 0 = 3: medium
-    assert (llm.facts.risk_points, llm.risk) == (3, "medium")
+    # default training 4 + retention 30 days 0 + enterprise controls 0 + certified 0 = 4: high, as
+    # training with no way out is high whatever else is true
+    assert (llm.facts.risk_points, llm.risk) == (4, "high")
     unknown = catalog.providers["saas-site"]
     # nothing known: training unknown 2 + retention 1 + controls 1 + certifications 1 = 5
     assert (unknown.facts.risk_points, unknown.risk) == (5, "high")
@@ -414,6 +415,14 @@ def test_risk_facts_and_the_documented_level(tmp_path):
         ("verified: 2026-01-02", "verified: 2999-01-01", 16, "past date"),
         ("source: https://docs.llm.example/api", "source: docs.llm.example", 15, "https URL"),
         ("paths: [/api/ai/, /api/v3/runInference]", "paths: [api/ai]", 36, "path prefixes"),
+        # facts: each broken fact points at its own line (tests/test_catalog_facts.py has the rest)
+        ("certifications: https://trust.llm.example", "price: https://x.example/p", 29, "unknown fact 'price'"),
+        ("residency: https://llm.example/residency", "residency: http://llm.example/r", 27, "not an https URL"),
+        ("      retention_days: 30\n", "      retention_days: -1\n", 19, "whole number of days"),
+        ("      retention_days: 30\n", "      retention_days: forever\n", 19, "whole number of days"),
+        ("      enterprise_controls: true\n", "      enterprise_controls: yes please\n", 21, "true or false"),
+        ("      residency: [us, eu]\n", "      residency: [US]\n", 20, "lower-case ISO region codes"),
+        ("trains_on_inputs: {consumer: default, business: never}", "trains_on_inputs: []", 18, "one of"),
     ],
 )
 def test_broken_entries_name_file_line_and_reason(tmp_path, old, new, line, reason):

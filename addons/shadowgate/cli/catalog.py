@@ -6,6 +6,8 @@
     stats                 services per category, and how many carry a source and risk facts
     validate FILE         check a catalog or a company overlay (--extra) the way the proxy would
     diff OLD NEW          services and hosts added, removed or changed between two catalogs
+    candidates            AI endpoints the proxy saw that the catalog does not list, with a YAML
+                          skeleton for each (--db FILE, --days N, --until DAY)
 
 Every command takes --providers (default: the shipped providers.yaml) and --extra FILE (a
 company overlay, repeatable), merged exactly as the proxy merges them.
@@ -14,16 +16,26 @@ company overlay, repeatable), merged exactly as the proxy merges them.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
+import re
 import sys
 from collections import Counter
+from dataclasses import replace
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from shadowgate.config.catalog import DEFAULT_CATALOG
 from shadowgate.config.catalog import Catalog
+from shadowgate.config.catalog import check_host_pattern
 from shadowgate.config.catalog import load_catalog
 from shadowgate.config.catalog import normalise_host
 from shadowgate.config.yamlfile import ConfigError
+from shadowgate.resources import REPORTS_DIR
 from shadowgate.wireformats import PARSERS
+
+# The period's rows as `cur` (the report's own set-up), then the candidates grouped per site.
+PERIOD_SQL, CANDIDATES_SQL = "00_period.sql", "14_catalog_candidates.sql"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     diff = sub.add_parser("diff", parents=[common], help="what changed between two catalogs")
     diff.add_argument("old")
     diff.add_argument("new")
+    candidates = sub.add_parser(
+        "candidates", parents=[common], help="unlisted AI endpoints from the proxy's database, as YAML skeletons"
+    )
+    candidates.add_argument("--db", default="~/.shadowgate/shadowgate.duckdb")
+    candidates.add_argument("--days", type=int, default=30, help="how many days back, the last one included")
+    candidates.add_argument("--until", type=dt.date.fromisoformat, help="the last day (default: today, UTC)")
+    candidates.add_argument("--format", choices=("text", "yaml"), default="text", help="a table, or only the YAML")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"shadowgate: {e}", file=sys.stderr)
         return 2
     command = args.catalog_command
+    if command == "candidates":
+        return run_candidates(args, catalog)
     if command == "match":
         targets = (
             (line for line in sys.stdin if line.strip() and not line.lstrip().startswith("#"))
@@ -119,7 +140,7 @@ def show_lines(p) -> list[str]:
     lines += [
         f"  wire formats {', '.join(p.wire_formats) or '-'}",
         f"  source       {p.source or '-'} (verified {p.verified or 'never'})",
-        f"  risk         {p.risk} ({f.risk_points} points: see shadowgate/config/catalog_facts.py)",
+        f"  risk         {p.risk} ({f.risk_points} points: the table in docs/catalog.md)",
         f"  training     {', '.join(f'{t}: {v}' for t, v in f.trains_on_inputs.items()) or 'unknown'}",
         f"  retention    {'unknown' if f.retention_days is None else f'{f.retention_days} days'}",
         f"  residency    {', '.join(f.residency) or 'unknown'}",
@@ -141,6 +162,10 @@ def stats_lines(catalog: Catalog) -> list[str]:
     lines = [f"{len(providers)} services, {len(catalog.host_patterns())} host patterns"]
     lines += [f"  {category:<18}{n}" for category, n in per_category.most_common()]
     lines.append(f"with a source and verified date: {sourced}; with risk facts: {with_facts}")
+    # Stale: checked more than a year ago; docs/catalog.md says to re-check hosts and facts.
+    year_ago = dt.date.today() - dt.timedelta(days=365)
+    stale = sorted(p.id for p in providers if p.verified is not None and p.verified < year_ago)
+    lines.append(f"stale (verified before {year_ago}): {len(stale)}{': ' if stale else ''}{' '.join(stale)}")
     return lines
 
 
@@ -159,3 +184,116 @@ def diff_lines(old: Catalog, new: Catalog) -> list[str]:
             parts = [*(f"+{h}" for h in sorted(added)), *(f"-{h}" for h in sorted(removed)), *changed]
             lines.append(f"~ {pid}\t{' '.join(parts)}")
     return lines
+
+
+# --- candidates: what the proxy saw that the catalog does not list ----------------------------
+
+
+def find_candidates(catalog: Catalog, db: Path, days: int, until: dt.date) -> list[dict]:
+    """Sites of unknown AI endpoints in the last `days` days up to `until`, most requests first.
+
+    The proxy records a request as provider 'unknown' when its host is in no catalog entry but its
+    method and path matched a wire format. The catalog may have grown since (a newer
+    providers.yaml, an overlay given with --extra): hosts it now matches are dropped, and a site
+    left with no host is no candidate. A site's counts are the whole site's.
+    """
+    from shadowgate.report import runner
+    from shadowgate.report.data import open_data
+    from shadowgate.report.period import Period
+
+    if not 1 <= days <= 3660:  # ten years; more would run the start date off the calendar
+        raise ValueError("--days must be between 1 and 3660")
+    start = until - dt.timedelta(days=days - 1)
+    period = Period(start, until + dt.timedelta(days=1), f"{start} .. {until}")
+    # The candidates file is set-up in the weekly report; here its closing SELECT is the section.
+    candidates = replace(runner.parse_query(REPORTS_DIR / CANDIDATES_SQL), path=("candidates",), title="Candidates")
+    queries = [runner.parse_query(REPORTS_DIR / PERIOD_SQL), candidates]
+    con, source = open_data(db)
+    try:
+        report = runner.build_report(
+            con,
+            source,
+            str(db),
+            period,
+            provider_status={},
+            category_status={},
+            providers=catalog.providers.values(),
+            queries=queries,
+        )
+    finally:
+        con.close()
+    found = []
+    for row in report.section("candidates").records():
+        row["hosts"] = [h for h in row["hosts"] if catalog.match_host(h) is None]
+        if row["hosts"]:
+            found.append(row)
+    return found
+
+
+def candidate_yaml(catalog: Catalog, row: dict) -> list[str]:
+    """A providers: entry for one candidate site that validates as an overlay as it stands.
+
+    Name, vendor and category are guesses to correct; the source and verified date are left as
+    comments because only someone who read the vendor's documentation may fill them in. Hosts and
+    models come from traffic, so every value is quoted (json is YAML) and a host the catalog would
+    reject is left out: a crafted Host header must not write keys into someone's overlay.
+    """
+    site = row["site"]
+    entry_id = re.sub(r"[^a-z0-9-]+", "-", site.lower()).strip("-")[:60] or "unknown-site"
+    while entry_id in catalog.providers:  # an overlay entry with a catalogued id would replace that entry
+        entry_id += "-local"
+    hosts = []
+    for host in row["hosts"]:
+        try:
+            hosts.append(check_host_pattern(host))
+        except ValueError:
+            continue
+    if not hosts:
+        return [f"  # {json.dumps(site)}: no host name the catalog accepts (an IPv6 address?); list it by hand"]
+    formats = [wf for wf in row["wire_formats"] if wf in catalog.wire_formats]
+    models = ", ".join(row["models"][:5]) + (", ..." if len(row["models"]) > 5 else "")
+    seen = f"seen {row['first_seen']}..{row['last_seen']}: {row['requests']} requests, {row['users']} users"
+    return [
+        f"  - id: {entry_id}",
+        f"    name: {json.dumps(site)}  # the service's own name",
+        f"    vendor: {json.dumps(site)}  # who runs it",
+        "    category: api  # or chat-web, coding-assistant, ... (see categories: in providers.yaml)",
+        f"    hosts: {json.dumps(hosts)}",
+        f"    wire_formats: {json.dumps(formats)}",
+        f"    notes: {json.dumps(f'{seen}; models {models}' if models else seen)}",
+        "    # source: https://...  the vendor's documentation that names these hosts",
+        f"    # verified: {dt.date.today().isoformat()}",
+    ]
+
+
+def run_candidates(args: argparse.Namespace, catalog: Catalog) -> int:
+    until = args.until or dt.datetime.now(dt.UTC).date()
+    try:
+        rows = find_candidates(catalog, Path(args.db).expanduser(), args.days, until)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"shadowgate: {e}", file=sys.stderr)
+        return 1
+    if args.format == "text":
+        print(f"{len(rows)} unlisted AI sites in the {args.days} days up to {until}")
+        for row in rows:
+            columns = [
+                row["site"],
+                f"{row['requests']} requests",
+                f"{row['users']} users",
+                ",".join(row["wire_formats"]) or "-",
+                ",".join(row["models"]) or "-",
+                " ".join(row["hosts"]),
+            ]
+            print("\t".join(_one_line(c) for c in columns))
+        if rows:
+            print("\n# paste into a company overlay (--extra FILE), or research and send upstream:")
+    if rows:
+        print("providers:")
+        for row in rows:
+            print("\n".join(candidate_yaml(catalog, row)))
+    return 0
+
+
+def _one_line(text: str) -> str:
+    """Hosts and models come from traffic: escape control characters so that one row stays one line."""
+    return text if text.isprintable() else json.dumps(text)[1:-1]

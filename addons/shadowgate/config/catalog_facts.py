@@ -11,20 +11,32 @@ A provider entry in providers.yaml may carry
       headquarters: US              # ISO 3166-1 alpha-2
       sources: {trains_on_inputs: URL, retention_days: URL, ...}   # one source per fact
 
-Every fact given needs a source; unknown keys and values are rejected with file and line. A fact
-left out is unknown, and unknown counts against the service (a control that guesses "safe" for what
-nobody checked fails open).
+Every fact given needs a source (the vendor's own terms, privacy, help or trust page); unknown
+keys and values are rejected with file and line. A fact nobody could source is left out, never
+guessed: left out, it is unknown, and unknown counts against the service (a control that guesses
+"safe" for what nobody checked fails open). List every plan tier the vendor sells; a tier whose
+policy could not be sourced is written `unknown`, so that it still counts.
+
+trains_on_inputs, per tier:
+    default   inputs train the vendor's models and the user cannot turn it off
+    opt-out   inputs train the models unless the user (or an admin) turns it off
+    opt-in    inputs train the models only if the user or an admin chooses to share them
+    never     inputs never train the vendor's models
+    unknown   the tier exists but its policy is not documented
 
 The risk level, never a black box (docs/catalog.md repeats this table):
 
-    points  trains_on_inputs, the worst tier:  default 3, opt-out 2, unknown 2, opt-in 1, never 0
+    points  trains_on_inputs, the worst tier:  default 4, opt-out 2, unknown 2, opt-in 1, never 0
             retention_days:                    unknown or more than 30 days 1, else 0
             enterprise_controls:               not true 1
             certifications:                    neither soc2 nor iso27001 1
     level   0-1 low, 2-3 medium, 4 or more high
 
-Headquarters and residency are shown beside the level but never scored: where data may go is a
-decision for each company's policy (`match: {headquarters: ...}` style rules), not a fact to rank.
+The worst tier counts because a shadow user is on whatever plan they signed up for, usually the
+free one. Training with no way out weighs 4 so that it alone makes a service high: certificates
+and admin controls do not help a company whose staff's inputs become training data. Headquarters
+and residency are shown beside the level but never scored: where data may go is a decision for
+each company's policy, not a fact to rank.
 """
 
 from __future__ import annotations
@@ -40,7 +52,7 @@ from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import line_of_key
 
 TRAINING = ("default", "opt-out", "opt-in", "never", "unknown")
-TRAINING_POINTS = {"default": 3, "opt-out": 2, "unknown": 2, "opt-in": 1, "never": 0}
+TRAINING_POINTS = {"default": 4, "opt-out": 2, "unknown": 2, "opt-in": 1, "never": 0}
 TIERS = ("free", "consumer", "pro", "team", "business", "enterprise", "api")
 CERTIFICATIONS = ("soc2", "iso27001", "iso27017", "iso27018", "iso42001", "hipaa", "fedramp", "c5", "gdpr")
 RESIDENCY = re.compile(r"[a-z]{2}|global")
@@ -139,10 +151,12 @@ def load_facts(path: str | Path, raw: Any, pid: str, default_line: int | None) -
     if not isinstance(sources, dict):
         raise fail("sources", "must map each fact to the https URL that documents it")
     for key, url in sources.items():
+        # The line of the offending source itself, not of `sources:`, so a long block points home.
+        line = line_of_key(sources, key) or line_of_key(raw, "sources")
         if key not in FACT_KEYS:
-            raise fail("sources", f"names unknown fact {key!r}")
+            raise ConfigError(path, line, f"provider {pid!r}: facts.sources names unknown fact {key!r}")
         if not isinstance(url, str) or not URL.fullmatch(url):
-            raise fail("sources", f"{key}: {url!r} is not an https URL")
+            raise ConfigError(path, line, f"provider {pid!r}: facts.sources.{key}: {url!r} is not an https URL")
     if missing := [k for k in FACT_KEYS if k in raw and k not in sources]:
         raise fail("sources", f"lacks a source for {missing}")
     return Facts(
