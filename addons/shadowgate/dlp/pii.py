@@ -173,9 +173,10 @@ _UPPER_FINDER = shape_finder(r"[A-Z]", r"[A-Z0-9 \-]", _UPPER_SHAPES)
 # letter, digit, or a joining character like "." "-" "_": 1.2.3.4.5 has no IP inside, ab12 no
 # number), and shaped like the start of a value: a digit and 5 more digits or separators, or "+"
 # and a digit; two upper-case letters, or one and a digit or dash. Each pattern starts with a
-# literal, so re skips ahead to it; the lookarounds do not consume, so no start is missed.
-_NUMBER_STARTS = (re.compile(rb"0(?<= 0)(?=[0 .]{5})"), re.compile(rb"\+(?<= \+)(?=0)"))
-_UPPER_STARTS = (re.compile(rb"A(?<= A)(?=[A0.])"),)
+# two-byte literal (the blank and the first character), so re skips ahead to it at C speed; they
+# run on Source.padded_classes, where a match's start is the value's offset in text.
+_NUMBER_STARTS = (re.compile(rb" 0(?=[0 .]{5})"), re.compile(rb" \+(?=0)"))
+_UPPER_STARTS = (re.compile(rb" A(?=[A0.])"),)
 
 # Context checks run on Source.lower (Latin-1 bytes).
 _NOT_PHONE_RX = re.compile(
@@ -246,14 +247,12 @@ def _validate_number(shape: str, value: str, src: Source, start: int) -> str | N
     return "PHONE"  # fr, in, es, it, tr, mobile11: the shape is specific enough
 
 
-def _candidates(classes: bytes, starts: tuple[re.Pattern[bytes], ...]) -> list[int]:
-    """Offsets where a value may start, in order (the text's start counts as after a blank)."""
-    # match() at 1, not search(head, 1, 2): an end bound would also bound the look-ahead that
-    # checks the characters after the first one, and no value at offset 0 would ever be found.
-    head = b" " + classes[:8]
-    found = [0] if any(rx.match(head, 1) for rx in starts) else []
+def _candidates(padded: bytes, starts: tuple[re.Pattern[bytes], ...]) -> list[int]:
+    """Offsets where a value may start, in order (the text's start counts as after a blank:
+    padded is b" " + classes, so a value at offset 0 is found like any other)."""
+    found: list[int] = []
     for rx in starts:
-        found.extend(m.start() for m in rx.finditer(classes, 1))
+        found.extend(m.start() for m in rx.finditer(padded))
     if len(starts) > 1:
         found.sort()
     return found
@@ -270,7 +269,7 @@ def _scan_shapes(
     text = src.text
     pos = 0
     last_end = -2  # where the last value found ends
-    for start in _candidates(src.classes, starts):
+    for start in _candidates(src.padded_classes, starts):
         if start < pos:
             continue
         after_value = start == last_end + 1  # "4012888888881881 4012 8888 8888 1881": a new value
