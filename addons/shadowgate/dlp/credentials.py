@@ -273,8 +273,16 @@ _KEYWORD_RXS = [_keyword_rx(k, True) for k in _PASSWORD_KEYWORDS] + [_keyword_rx
 _UNICODE_KEYWORDS = ("パスワード",)  # outside Latin-1: searched in the text itself
 
 
+# Most prompts name no credential at all (9 in 10 of the clean corpus): one search for any
+# keyword spares them the eleven searches of _KEYWORD_RXS.
+_ANY_KEYWORD_RX = re.compile(
+    b"|".join(re.escape(k.encode("latin-1")) for k in (*_PASSWORD_KEYWORDS, *_SECRET_KEYWORDS))
+)
+
+
 def _keyword_hits(src: Source) -> list[int]:
-    hits = [m.start() for rx in _KEYWORD_RXS for m in rx.finditer(src.lower)]
+    lower = src.lower
+    hits = [] if _ANY_KEYWORD_RX.search(lower) is None else [m.start() for rx in _KEYWORD_RXS for m in rx.finditer(lower)]
     for kw in _UNICODE_KEYWORDS:
         pos = 0
         while (h := src.text.find(kw, pos)) >= 0:

@@ -176,7 +176,9 @@ _UPPER_FINDER = shape_finder(r"[A-Z]", r"[A-Z0-9 \-]", _UPPER_SHAPES)
 # two-byte literal (the blank and the first character), so re skips ahead to it at C speed; they
 # run on Source.padded_classes, where a match's start is the value's offset in text.
 _NUMBER_STARTS = (re.compile(rb" 0(?=[0 .]{5})"), re.compile(rb" \+(?=0)"))
-_UPPER_STARTS = (re.compile(rb" A(?=[A0.])"),)
+# Every upper-case shape (IBAN, VAT, NINO, codice fiscale, NIE) has 9+ characters of letters,
+# digits, blanks and dashes: "API is" is rejected here, not by the five shapes.
+_UPPER_STARTS = (re.compile(rb" A(?=[A0.][A0 .]{7})"),)
 
 # Context checks run on Source.lower (Latin-1 bytes).
 _NOT_PHONE_RX = re.compile(
