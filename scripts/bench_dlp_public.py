@@ -51,6 +51,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "tests" / "fixtures" / "dlp_public" / "public.jsonl"
+# trufflehog is AGPL-3.0: its strings are not committed here; --build-heldout writes them to the
+# ignored dist/ folder of the checkout that measures.
+HELDOUT = ROOT / "dist" / "dlp_heldout_trufflehog.jsonl"
 
 # Prompt sentences a string is embedded in ({} is the string); picked by row number.
 SENTENCES = (
@@ -301,9 +304,108 @@ def build(dirs: list[Path]) -> None:
     print(f"wrote {len(seen)} rows to {DATA.relative_to(ROOT)}")
 
 
+# --- The held-out source: trufflehog's detector tests --------------------------------------
+# Built apart (HELDOUT) and never used while tuning: it checks that fixes made on public.jsonl
+# generalise to a third project's strings.
+_GO_STRING = r'`[^`]*`|"(?:[^"\\\n]|\\.)*"'
+_GO_DECL_RX = re.compile(r"(?m)^\s*(?:var\s+|const\s+)?([A-Za-z_]\w*)\s*(?:string\s*)?=\s*(" + _GO_STRING + r")[ \t]*(?://.*)?$")
+_GO_ARG_RX = re.compile(r"\s*(?:(" + _GO_STRING + r")|([A-Za-z_]\w*))\s*(,|\))")
+
+
+def _go_string(lit: str) -> str:
+    return lit[1:-1] if lit[0] == "`" else json.loads(lit.replace("\\'", "'"))
+
+
+def _go_value(src: str, at: int, env: dict[str, str]) -> tuple[str | None, int]:
+    """The string that the Go expression at src[at:] evaluates to, if it is a literal, a known
+    variable, or fmt.Sprintf of those with %s verbs; and where the expression ends."""
+    m = re.compile(r"\s*(?:(" + _GO_STRING + r")|fmt\.Sprintf\(|([A-Za-z_]\w*))").match(src, at)
+    if m is None:
+        return None, at
+    if m.group(1) is not None:
+        return _go_string(m.group(1)), m.end()
+    if m.group(2) is not None:
+        return env.get(m.group(2)), m.end()
+    args: list[str | None] = []
+    pos = m.end()
+    while (a := _GO_ARG_RX.match(src, pos)) is not None:
+        args.append(_go_string(a.group(1)) if a.group(1) else env.get(a.group(2) or ""))
+        pos = a.end()
+        if a.group(3) == ")":
+            break
+    else:
+        return None, pos
+    if not args or any(x is None for x in args) or re.search(r"%[^s%v]", args[0] or ""):
+        return None, pos
+    fmt, rest = args[0] or "", iter(args[1:])
+    try:
+        return re.sub(r"%[sv]", lambda _: next(rest) or "", fmt), pos
+    except StopIteration:
+        return None, pos
+
+
+def build_trufflehog(repo: Path) -> Iterator[dict]:
+    """Each detector's pattern test table: input and want (the secrets the detector must return;
+    an empty want makes the input a negative of that detector)."""
+    commit = _git(repo, "rev-parse", "HEAD").strip()
+    for path in _git(repo, "ls-tree", "-r", "--name-only", "HEAD", "pkg/detectors/").split():
+        if not path.endswith("_test.go") or path.endswith("_integration_test.go"):
+            continue
+        src = _git(repo, "show", f"HEAD:{path}")
+        env = {m.group(1): _go_string(m.group(2)) for m in _GO_DECL_RX.finditer(src)}
+        detector = path.split("/")[2]
+        for m in re.finditer(r"\binput:", src):
+            text, end = _go_value(src, m.end(), env)
+            w = re.compile(r",?\s*want:\s*(nil|\[\]string\{)").match(src, end)
+            if text is None or w is None or not text.strip():
+                continue
+            wants: list[str] = []
+            if w.group(1) != "nil":
+                pos, ok = w.end(), True
+                while (e := re.compile(r"\s*\}").match(src, pos)) is None:
+                    value, pos = _go_value(src, pos, env)
+                    if value is None:
+                        ok = False
+                        break
+                    wants.append(value)
+                    pos = re.compile(r"\s*,?").match(src, pos).end()  # type: ignore[union-attr]
+                if not ok:
+                    continue
+            spans = []
+            for v in wants:  # where each expected secret is in the input, when it is there verbatim
+                at = text.find(v)
+                if at < 0 or not v:
+                    spans = []
+                    break
+                spans.append((at, at + len(v)))
+            yield {
+                "text": text,
+                "kind": "secret",
+                "expect": "found" if wants else "clean",
+                "type": detector,
+                "spans": spans or None,
+                "source": {"repo": "trufflesecurity/trufflehog", "path": path, "commit": commit},
+            }
+
+
+def build_heldout(repo: Path) -> None:
+    git_dir = repo if (repo / "HEAD").exists() else repo / ".git"
+    rows, seen = [], set()
+    for r in build_trufflehog(git_dir):
+        key = (r["text"], r["expect"], r["type"])
+        if key not in seen:
+            seen.add(key)
+            rows.append(r)
+    HELDOUT.parent.mkdir(parents=True, exist_ok=True)
+    with HELDOUT.open("w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(f"wrote {len(rows)} rows to {HELDOUT.relative_to(ROOT)}")
+
+
 # --- Scoring ---------------------------------------------------------------------------------
-def load_rows() -> list[dict]:
-    return [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines() if line.strip()]
+def load_rows(path: Path = DATA) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def claimed_type(row: dict) -> str | None:
@@ -379,6 +481,8 @@ def main() -> int:
         help="print missed positives and flagged negatives of a type ('secret' for all secrets)",
     )
     parser.add_argument("--by-source", action="store_true")
+    parser.add_argument("--build-heldout", type=Path, metavar="DIR", help="a git checkout of trufflehog")
+    parser.add_argument("--heldout", action="store_true", help="score the held-out rows (trufflehog) instead")
     parser.add_argument(
         "--addons",
         type=Path,
@@ -389,11 +493,14 @@ def main() -> int:
     if args.build:
         build(args.build)
         return 0
+    if args.build_heldout:
+        build_heldout(args.build_heldout)
+        return 0
     sys.path.insert(0, str(args.addons))
     from shadowgate.dlp import Scanner
 
     scan = Scanner().scan
-    rows = load_rows()
+    rows = load_rows(HELDOUT if args.heldout else DATA)
     if args.misses:
         for n, row in enumerate(rows):
             if args.misses not in (row["type"], row["kind"]):
