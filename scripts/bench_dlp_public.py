@@ -273,14 +273,18 @@ def build_presidio(repo: Path) -> Iterator[dict]:
                     continue
                 if count and len(spans) != count:
                     continue
-                yield {
-                    "text": text,
-                    "kind": "pii",
-                    "expect": "found" if count else "clean",
-                    "type": entity,
-                    "spans": spans or None,
-                    "source": {"repo": "microsoft/presidio", "path": path, "commit": commit},
-                }
+                yield _labelled(text, "pii", bool(count), entity, spans, "microsoft/presidio", path, commit)
+
+
+def _labelled(text: str, kind: str, positive: bool, type_: str, spans: list, repo: str, path: str, commit: str) -> dict:
+    return {
+        "text": text,
+        "kind": kind,
+        "expect": "found" if positive else "clean",
+        "type": type_,
+        "spans": spans or None,
+        "source": {"repo": repo, "path": path, "commit": commit},
+    }
 
 
 def build(dirs: list[Path]) -> None:
@@ -308,7 +312,9 @@ def build(dirs: list[Path]) -> None:
 # Built apart (HELDOUT) and never used while tuning: it checks that fixes made on public.jsonl
 # generalise to a third project's strings.
 _GO_STRING = r'`[^`]*`|"(?:[^"\\\n]|\\.)*"'
-_GO_DECL_RX = re.compile(r"(?m)^\s*(?:var\s+|const\s+)?([A-Za-z_]\w*)\s*(?:string\s*)?=\s*(" + _GO_STRING + r")[ \t]*(?://.*)?$")
+_GO_DECL_RX = re.compile(
+    r"(?m)^\s*(?:var\s+|const\s+)?([A-Za-z_]\w*)\s*(?:string\s*)?=\s*(" + _GO_STRING + r")[ \t]*(?://.*)?$"
+)
 _GO_ARG_RX = re.compile(r"\s*(?:(" + _GO_STRING + r")|([A-Za-z_]\w*))\s*(,|\))")
 
 
@@ -362,7 +368,7 @@ def build_trufflehog(repo: Path) -> Iterator[dict]:
             wants: list[str] = []
             if w.group(1) != "nil":
                 pos, ok = w.end(), True
-                while (e := re.compile(r"\s*\}").match(src, pos)) is None:
+                while re.compile(r"\s*\}").match(src, pos) is None:
                     value, pos = _go_value(src, pos, env)
                     if value is None:
                         ok = False
@@ -378,14 +384,7 @@ def build_trufflehog(repo: Path) -> Iterator[dict]:
                     spans = []
                     break
                 spans.append((at, at + len(v)))
-            yield {
-                "text": text,
-                "kind": "secret",
-                "expect": "found" if wants else "clean",
-                "type": detector,
-                "spans": spans or None,
-                "source": {"repo": "trufflesecurity/trufflehog", "path": path, "commit": commit},
-            }
+            yield _labelled(text, "secret", bool(wants), detector, spans, "trufflesecurity/trufflehog", path, commit)
 
 
 def build_heldout(repo: Path) -> None:
