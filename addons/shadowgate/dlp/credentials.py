@@ -31,6 +31,7 @@ from .model import register_types
 from .servicekeys import aws_secret_like
 from .validators import char_classes
 from .validators import is_placeholder
+from .validators import says_placeholder
 from .validators import jwt_header_valid
 from .validators import low_variety
 from .validators import shannon_entropy
@@ -224,7 +225,7 @@ def _is_reference(value: str, quoted: bool) -> bool:
 
 
 def _secret_value_ok(value: str, kind: str, word_operator: bool, quoted: bool) -> bool:
-    if len(value) < (6 if kind == "password" else 16) or _is_reference(value, quoted) or is_placeholder(value):
+    if len(value) < (6 if kind == "password" else 16) or _is_reference(value, quoted) or says_placeholder(value):
         return False
     if low_variety(value + "~~~"):
         return False
@@ -250,7 +251,7 @@ def _typed(words: tuple[str, ...], value: str) -> tuple[str, str] | None:
         if present.issuperset(need) and rx.match(value):
             if type_ == "AWS_SECRET_KEY" and not aws_secret_like(value):
                 continue
-            if not is_placeholder(value) and not low_variety(value):
+            if not says_placeholder(value) and not low_variety(value):
                 return type_, detector
     return None
 
