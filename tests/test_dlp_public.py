@@ -111,6 +111,15 @@ LONG_SECRET = "".join(_RNG.choice(string.ascii_letters + string.digits) for _ in
         ('password="Tr0ub${4dor&3"', "PASSWORD", "Tr0ub${4dor&3"),
         ('password: "p{{x9kk!Q"', "PASSWORD", "p{{x9kk!Q"),
         ("api_key = " + LONG_SECRET, "GENERIC_SECRET", LONG_SECRET),  # over 300 characters
+        # under a credential name, a key-shaped value of typed sequences is still reported
+        (
+            'SNYK_TOKEN := "12345678-ABCD-ABCD-ABCD-1234567890AB"',
+            "GENERIC_SECRET",
+            "12345678-ABCD-ABCD-ABCD-1234567890AB",
+        ),
+        (f'"bot_token4": "{SECRET}"', "GENERIC_SECRET", SECRET),  # numbered names
+        (f"API_KEY2={SECRET}", "GENERIC_SECRET", SECRET),
+        (f'SONAR.LOGIN ?= "{LONG_SECRET[:40]}"', "GENERIC_SECRET", LONG_SECRET[:40]),  # a service's login token
     ],
 )
 def test_assignment_syntaxes(text: str, type_: str, value: str) -> None:
@@ -130,6 +139,10 @@ def test_assignment_syntaxes(text: str, type_: str, value: str) -> None:
         'curl --user "$USERNAME:$PASSWORD" https://x',
         "curl -u <user:password> https://test.com/endpoint",
         "fn::secret: ops_eyJzaWduSW5B..[Redacted]",
+        'api_token = "your_api_token_1234567890"',  # says it is a placeholder, even under the name
+        'sonar_login = "build-agent-7@ci.example.com"',  # a login that is a user name
+        "user_login = jsmith42",
+        'SLACK_TOKEN4 = "xoxp-572370529330-573807301142-572331691188-####################"',
         '<input type="hidden" name="authenticity_token" value="7SWa-Fo1_hsC6oovfBsJFLGPUl2EhkSWPbJhWANwgaJW" />',
     ],
 )
@@ -254,5 +267,5 @@ def test_public_material_floors() -> None:
     # the figures when this was written (scripts/bench_dlp_public.py) minus a small margin
     assert pii[1] / pii[0] >= 0.80
     assert pii[4] / pii[3] <= 0.03
-    assert secret[1] / secret[0] >= 0.86
-    assert secret[4] / secret[3] <= 0.075
+    assert secret[1] / secret[0] >= 0.95
+    assert secret[4] / secret[3] <= 0.08  # 28 of the 44 are Google keys gitleaks allowlists by value

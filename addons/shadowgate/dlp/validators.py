@@ -86,7 +86,7 @@ def char_classes(s: str) -> int:
 # runs of x or *, template syntax, "your_api_key_here", Stripe test-mode keys ...). Checked on the
 # lower-cased value.
 _PLACEHOLDER_WORDS = (
-    "example", "xxxx", "***", "...", "redacted", "changeme", "change_me",
+    "example", "xxxx", "***", "####", "...", "redacted", "changeme", "change_me",
     "placeholder", "dummy", "insert_", "insert-", "replace_me", "replaceme", "replace-me", "your_", "your-", "yourapi",
     "yourtoken", "yourkey", "yoursecret", "yourpass", "your api", "your key", "your token",
     "k_test_",  # Stripe test mode (sk_test_, pk_test_, rk_test_): moves no money, published in docs
