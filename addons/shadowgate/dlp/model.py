@@ -116,4 +116,3 @@ class Detector:
     name: str
     types: frozenset[str]
     run: DetectFn
-
