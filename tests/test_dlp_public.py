@@ -201,6 +201,10 @@ def test_filler_and_public_values_are_not_secrets(text: str) -> None:
     ("text", "type_", "value"),
     [
         ("960121-1234567", "KR_RRN", "960121-1234567"),
+        ("x9613851n", "ES_NIE", "x9613851n"),  # lower case: the check letter still decides
+        ("mi nie es y-1234567-x", "ES_NIE", "y-1234567-x"),
+        ("tw987654a", "UK_NINO", "tw987654a"),
+        ("nino hh 01 02 03 d", "UK_NINO", "hh 01 02 03 d"),
         ("010594Y9032", "FI_HETU", "010594Y9032"),
         ("19871220-2384", "SE_PERSONNUMMER", "19871220-2384"),
         ("871220-2384", "SE_PERSONNUMMER", "871220-2384"),
@@ -242,6 +246,8 @@ def test_identifiers_and_variants(text: str, type_: str, value: str) -> None:
         "16Yeky6GMjeNkAiNcBY7ZhrLoMSgg1BoyZ2",  # base58check fails
         "960121+1021413",
         "order 1234567893 shipped",  # an NPI only after its name
+        "x9613851m",  # a lower-case NIE with the wrong check letter
+        "build v1234567 and qq123456a",  # a version; a NINO prefix HMRC never issues
         "Order #415-555-2671",
         "AL47 2121 1009 0000 0002 3569 8740",  # IBAN with a bad checksum: its groups are nothing
         "BE71 0961 2345 6760",

@@ -23,6 +23,8 @@ from .model import Hits
 from .model import Source
 from .model import register_types
 from .pii import shape_finder
+from .validators import es_dni_valid
+from .validators import uk_nino_valid
 
 _END = r"(?![0-9A-Za-z_]|[.\-][0-9])(?!:[0-9A-Fa-f])"
 # Digit-led shapes, most specific first: (name, first character, the rest). The name picks the
@@ -232,9 +234,40 @@ def detect_national_ids(src: Source, hits: Hits) -> None:
             pos = m.end()
 
 
+# Spanish NIE and UK NINO written in lower case (x9613851n, tw987654a, hh 01 02 03 d): the
+# upper-case shapes are in pii.py. Found from rare class runs (a letter and six digits, or the
+# spaced NINO), then read at the value's start; the NIE has a check letter, the NINO's prefix
+# rules and a final a-d are all it has, so it must be lower case throughout.
+_LOWER_ID_STARTS_RX = re.compile(rb"a0{6}|a\.0{7}|aa 00 00 00 a")
+_LOWER_ID_RX = re.compile(
+    r"(?<![0-9A-Za-z_.\-])(?:(?P<nie>[xyz]-?[0-9]{7}-?[a-zA-Z])|(?P<nino>[a-z]{2} ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[a-d]))"
+    r"(?![0-9A-Za-z_])"
+)
+
+
+def _detect_lower_case_ids(src: Source, hits: Hits) -> None:
+    text = src.text
+    pos = 0
+    for hit in _LOWER_ID_STARTS_RX.finditer(src.classes):
+        for start in (hit.start(), hit.start() - 1):
+            if start < pos or start < 0:
+                continue
+            m = _LOWER_ID_RX.match(text, start)
+            if m is None:
+                continue
+            compact = m.group().replace(" ", "").replace("-", "").upper()
+            if m.lastgroup == "nie" and es_dni_valid(compact):
+                hits.add(m.start(), m.end(), "ES_NIE", "es_dni")
+            elif m.lastgroup == "nino" and uk_nino_valid(compact):
+                hits.add(m.start(), m.end(), "UK_NINO", "uk_nino")
+            pos = m.end()
+            break
+
+
 NATIONAL_ID_TYPES = frozenset(t for options in _SHAPE_TYPES.values() for t, _, _ in options)
 register_types(PII, *sorted(NATIONAL_ID_TYPES))
 
 DETECTORS = [
-    Detector("national_id", NATIONAL_ID_TYPES, detect_national_ids)
+    Detector("national_id", NATIONAL_ID_TYPES, detect_national_ids),
+    Detector("lower_case_ids", frozenset({"ES_NIE", "UK_NINO"}), _detect_lower_case_ids),
 ]  # findings: national_id, or named_id when a word named them
