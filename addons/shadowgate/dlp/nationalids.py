@@ -238,7 +238,10 @@ def detect_national_ids(src: Source, hits: Hits) -> None:
 # upper-case shapes are in pii.py. Found from rare class runs (a letter and six digits, or the
 # spaced NINO), then read at the value's start; the NIE has a check letter, the NINO's prefix
 # rules and a final a-d are all it has, so it must be lower case throughout.
-_LOWER_ID_STARTS_RX = re.compile(rb"a0{6}|a\.0{7}|aa 00 00 00 a")
+# Searched in Source.classes for the end of the value (six digits and the letter after them):
+# a search that starts with a letter class would stop at every lower-case letter.
+# bytes.find (a C substring search) for literals that re would stop at every digit for.
+_LOWER_ID_ENDS = (b"000000a", b"000000.a", b" 00 00 00 a")
 _LOWER_ID_RX = re.compile(
     r"(?<![0-9A-Za-z_.\-])(?:(?P<nie>[xyz]-?[0-9]{7}-?[a-zA-Z])|(?P<nino>[a-z]{2} ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[a-d]))"
     r"(?![0-9A-Za-z_])"
@@ -248,8 +251,16 @@ _LOWER_ID_RX = re.compile(
 def _detect_lower_case_ids(src: Source, hits: Hits) -> None:
     text = src.text
     pos = 0
-    for hit in _LOWER_ID_STARTS_RX.finditer(src.classes):
-        for start in (hit.start(), hit.start() - 1):
+    classes = src.classes
+    hits_at: list[int] = []
+    for literal in _LOWER_ID_ENDS:
+        at = classes.find(literal)
+        while at >= 0:
+            if classes[at + len(literal) : at + len(literal) + 1] not in (b"0", b"A", b"a"):
+                hits_at.append(at)  # the letter ends a word: not inside a longer id
+            at = classes.find(literal, at + 1)
+    for hit in sorted(hits_at):
+        for start in (hit - 2, hit - 3):  # x1234567n, x-1234567-n, tw987654a
             if start < pos or start < 0:
                 continue
             m = _LOWER_ID_RX.match(text, start)
