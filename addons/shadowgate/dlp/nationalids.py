@@ -197,7 +197,12 @@ def _report(src: Source, hits: Hits, m: re.Match[str], shapes: dict[str, re.Patt
 # least 8 more characters that a shape can hold. The literal two-byte prefix " 0" lets re skip
 # ahead at C speed (a lookbehind on every digit cost 3x as much). Searched in
 # Source.padded_classes, where a match's start (the blank) is the value's offset in text.
-_DIGIT_STARTS_RX = re.compile(rb" 0(?=0[0A.: ]{7}|A[0A]0[0A.]{5})")
+# The look-ahead holds the class run of every shape after its first digit (rrn, hetu, se and bare
+# runs: 4 digits and a digit, joiner or letter; gstin; abn; g333/g334; g433; g444; medicare; mbi),
+# so dates, times, amounts and IP addresses are not tried against the shapes one by one.
+_DIGIT_STARTS_RX = re.compile(
+    rb" 0(?=0{4}[0.+A]|0A{5}|0 000 000|00[ .]000[ .]000|000[ .]000[ .]000|000[ .]0000|000 ?00000|A[0A]0)"
+)
 # Letter-led values: an upper-case letter then 7 digits and a letter (NRIC) or 4 letters, 4 digits
 # and a letter (PAN); 26+ letters and digits from a digit (base58). After a blank or a "+".
 _LETTER_STARTS_RXS = (
