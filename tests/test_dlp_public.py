@@ -202,6 +202,11 @@ def test_filler_and_public_values_are_not_secrets(text: str) -> None:
     [
         ("960121-1234567", "KR_RRN", "960121-1234567"),
         ("x9613851n", "ES_NIE", "x9613851n"),  # lower case: the check letter still decides
+        ("AL47-2121-1009-0000-0002-3569-8741", "IBAN", "AL47-2121-1009-0000-0002-3569-8741"),  # dashes
+        ("Phone: 5321234567", "PHONE", "5321234567"),  # one run of digits, after a word for phone
+        ("0 (917) 123 4567", "PHONE", "0 (917) 123 4567"),  # trunk 0 before the area code
+        ("my other one is +91 4155550132", "PHONE", "+91 4155550132"),  # national number in one run
+        ("my travel document is A12803456", "US_PASSPORT", "A12803456"),
         ("mi nie es y-1234567-x", "ES_NIE", "y-1234567-x"),
         ("tw987654a", "UK_NINO", "tw987654a"),
         ("nino hh 01 02 03 d", "UK_NINO", "hh 01 02 03 d"),
@@ -247,6 +252,9 @@ def test_identifiers_and_variants(text: str, type_: str, value: str) -> None:
         "960121+1021413",
         "order 1234567893 shipped",  # an NPI only after its name
         "x9613851m",  # a lower-case NIE with the wrong check letter
+        "iPhone 15, order 1234567890",  # "phone" inside a word; an order number
+        "phone order 1234567890",
+        "AL47-2121-1009-0000-0002-3569-8740",  # a dashed IBAN with a bad checksum
         "build v1234567 and qq123456a",  # a version; a NINO prefix HMRC never issues
         "Order #415-555-2671",
         "AL47 2121 1009 0000 0002 3569 8740",  # IBAN with a bad checksum: its groups are nothing
@@ -271,7 +279,7 @@ def test_public_material_floors() -> None:
             acc[i] += cell[i]
     pii, secret = totals["pii"], totals["secret"]
     # the figures when this was written (scripts/bench_dlp_public.py) minus a small margin
-    assert pii[1] / pii[0] >= 0.80
+    assert pii[1] / pii[0] >= 0.84
     assert pii[4] / pii[3] <= 0.03
     assert secret[1] / secret[0] >= 0.95
     assert secret[4] / secret[3] <= 0.08  # 28 of the 44 are Google keys gitleaks allowlists by value
