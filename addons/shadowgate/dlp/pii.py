@@ -458,7 +458,7 @@ _CONTEXT_IDS: list[tuple[tuple[str, ...], int, re.Pattern[str], Callable[[str], 
         "NL_BSN",
     ),
     (
-        ("passport", "travel document", "reisepass", "passeport", "pasaporte", "passaporto"),
+        ("passport", "travel document"),
         40,
         re.compile(r"(?<![A-Za-z0-9])[A-Z]?[0-9]{8,9}(?![A-Za-z0-9])"),
         lambda v: (len(v) == 9) and len(set(v)) > 3,
@@ -467,7 +467,7 @@ _CONTEXT_IDS: list[tuple[tuple[str, ...], int, re.Pattern[str], Callable[[str], 
     (
         # national numbers written without separators (5321234567, 4155550132): only after a word
         # that says phone, since a bare run of 10 digits is as often an order or a timestamp
-        ("phone", "tel:", "tel.", "mobile", "cell", "telefon", "whatsapp"),
+        ("phone", "tel:", "mobile", "telefon"),  # each word is one search of the whole text: few
         24,
         re.compile(r"(?<![0-9+\-])0?[1-9][0-9]{8,10}(?![0-9\-])"),
         lambda v: len(set(v)) > 3,
