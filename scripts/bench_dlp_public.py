@@ -32,9 +32,9 @@ Measured (2026-12-04; both forms together; 1,937 rows = 3,874 scored texts):
 
                                        before (e3064ce)   first round (e36a7d7)   second round
     secrets      recall / flagged       73.0 % / 13.1 %    87.0 % / 6.9 %          95.6 % / 7.6 %   (540 pos, 582 neg)
-    PII, types claimed before           59.1 % /  4.5 %    88.1 % / 0.4 %          89.3 % / 0.4 %   (674 pos, 490 neg)
-      of which the value is the text    32.6 %             88.1 %                  89.3 %
-    PII, all types claimed now          38.6 % /  3.6 %    83.5 % / 2.9 %          84.2 % / 2.9 %   (1,076 pos, 768 neg)
+    PII, types claimed before           59.1 % /  4.5 %    88.1 % / 0.4 %          90.2 % / 0.4 %   (674 pos, 490 neg)
+      of which the value is the text    32.6 %             88.1 %                  90.2 %
+    PII, all types claimed now          38.6 % /  3.6 %    83.5 % / 2.9 %          85.3 % / 2.9 %   (1,076 pos, 768 neg)
     held-out (--heldout), secrets       73.3 % / 20.7 %    75.6 % / 21.0 %         77.1 % / 21.6 %  (1,452 pos, 1,146 neg)
 
 The held-out rows come from a third project (trufflesecurity/trufflehog, AGPL-3.0, its detectors'
