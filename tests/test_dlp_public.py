@@ -111,6 +111,15 @@ LONG_SECRET = "".join(_RNG.choice(string.ascii_letters + string.digits) for _ in
         ('password="Tr0ub${4dor&3"', "PASSWORD", "Tr0ub${4dor&3"),
         ('password: "p{{x9kk!Q"', "PASSWORD", "p{{x9kk!Q"),
         ("api_key = " + LONG_SECRET, "GENERIC_SECRET", LONG_SECRET),  # over 300 characters
+        # under a credential name, a key-shaped value of typed sequences is still reported
+        (
+            'SNYK_TOKEN := "12345678-ABCD-ABCD-ABCD-1234567890AB"',
+            "GENERIC_SECRET",
+            "12345678-ABCD-ABCD-ABCD-1234567890AB",
+        ),
+        (f'"bot_token4": "{SECRET}"', "GENERIC_SECRET", SECRET),  # numbered names
+        (f"API_KEY2={SECRET}", "GENERIC_SECRET", SECRET),
+        (f'SONAR.LOGIN ?= "{LONG_SECRET[:40]}"', "GENERIC_SECRET", LONG_SECRET[:40]),  # a service's login token
     ],
 )
 def test_assignment_syntaxes(text: str, type_: str, value: str) -> None:
@@ -130,6 +139,10 @@ def test_assignment_syntaxes(text: str, type_: str, value: str) -> None:
         'curl --user "$USERNAME:$PASSWORD" https://x',
         "curl -u <user:password> https://test.com/endpoint",
         "fn::secret: ops_eyJzaWduSW5B..[Redacted]",
+        'api_token = "your_api_token_1234567890"',  # says it is a placeholder, even under the name
+        'sonar_login = "build-agent-7@ci.example.com"',  # a login that is a user name
+        "user_login = jsmith42",
+        'SLACK_TOKEN4 = "xoxp-572370529330-573807301142-572331691188-####################"',
         '<input type="hidden" name="authenticity_token" value="7SWa-Fo1_hsC6oovfBsJFLGPUl2EhkSWPbJhWANwgaJW" />',
     ],
 )
@@ -188,6 +201,15 @@ def test_filler_and_public_values_are_not_secrets(text: str) -> None:
     ("text", "type_", "value"),
     [
         ("960121-1234567", "KR_RRN", "960121-1234567"),
+        ("x9613851n", "ES_NIE", "x9613851n"),  # lower case: the check letter still decides
+        ("AL47-2121-1009-0000-0002-3569-8741", "IBAN", "AL47-2121-1009-0000-0002-3569-8741"),  # dashes
+        ("Phone: 5321234567", "PHONE", "5321234567"),  # one run of digits, after a word for phone
+        ("0 (917) 123 4567", "PHONE", "0 (917) 123 4567"),  # trunk 0 before the area code
+        ("my other one is +91 4155550132", "PHONE", "+91 4155550132"),  # national number in one run
+        ("my travel document is A12803456", "US_PASSPORT", "A12803456"),
+        ("mi nie es y-1234567-x", "ES_NIE", "y-1234567-x"),
+        ("tw987654a", "UK_NINO", "tw987654a"),
+        ("nino hh 01 02 03 d", "UK_NINO", "hh 01 02 03 d"),
         ("010594Y9032", "FI_HETU", "010594Y9032"),
         ("19871220-2384", "SE_PERSONNUMMER", "19871220-2384"),
         ("871220-2384", "SE_PERSONNUMMER", "871220-2384"),
@@ -229,6 +251,11 @@ def test_identifiers_and_variants(text: str, type_: str, value: str) -> None:
         "16Yeky6GMjeNkAiNcBY7ZhrLoMSgg1BoyZ2",  # base58check fails
         "960121+1021413",
         "order 1234567893 shipped",  # an NPI only after its name
+        "x9613851m",  # a lower-case NIE with the wrong check letter
+        "iPhone 15, order 1234567890",  # "phone" inside a word; an order number
+        "phone order 1234567890",
+        "AL47-2121-1009-0000-0002-3569-8740",  # a dashed IBAN with a bad checksum
+        "build v1234567 and qq123456a",  # a version; a NINO prefix HMRC never issues
         "Order #415-555-2671",
         "AL47 2121 1009 0000 0002 3569 8740",  # IBAN with a bad checksum: its groups are nothing
         "BE71 0961 2345 6760",
@@ -252,7 +279,7 @@ def test_public_material_floors() -> None:
             acc[i] += cell[i]
     pii, secret = totals["pii"], totals["secret"]
     # the figures when this was written (scripts/bench_dlp_public.py) minus a small margin
-    assert pii[1] / pii[0] >= 0.80
+    assert pii[1] / pii[0] >= 0.84
     assert pii[4] / pii[3] <= 0.03
-    assert secret[1] / secret[0] >= 0.86
-    assert secret[4] / secret[3] <= 0.075
+    assert secret[1] / secret[0] >= 0.95
+    assert secret[4] / secret[3] <= 0.08  # 28 of the 44 are Google keys gitleaks allowlists by value

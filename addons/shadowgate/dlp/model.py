@@ -66,13 +66,14 @@ class Source:
     offset found in them is an offset in text, and bytes.find searches them at C speed.
     """
 
-    __slots__ = ("_classes", "_latin1", "_lower", "text")
+    __slots__ = ("_classes", "_latin1", "_lower", "_padded", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
         self._latin1: bytes | None = None
         self._lower: bytes | None = None
         self._classes: bytes | None = None
+        self._padded: bytes | None = None
 
     @property
     def latin1(self) -> bytes:
@@ -95,6 +96,15 @@ class Source:
         if self._classes is None:
             self._classes = self.latin1.translate(_CLASSES)
         return self._classes
+
+    @property
+    def padded_classes(self) -> bytes:
+        """b" " + classes: the text's start counts as a blank, so a search for b" 0" (a number that
+        starts after a blank) also finds one at offset 0, and the match's start is its offset in
+        text. A literal two-byte prefix lets re skip ahead at C speed."""
+        if self._padded is None:
+            self._padded = b" " + self.classes
+        return self._padded
 
 
 # A detector reads the source and appends what it finds to hits.

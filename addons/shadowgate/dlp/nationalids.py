@@ -23,6 +23,8 @@ from .model import Hits
 from .model import Source
 from .model import register_types
 from .pii import shape_finder
+from .validators import es_dni_valid
+from .validators import uk_nino_valid
 
 _END = r"(?![0-9A-Za-z_]|[.\-][0-9])(?!:[0-9A-Fa-f])"
 # Digit-led shapes, most specific first: (name, first character, the rest). The name picks the
@@ -122,9 +124,11 @@ _SHAPE_TYPES: dict[str, list[tuple[str, Check, bool]]] = {
 _CONTEXT_WINDOW = 40
 
 
-def _named(lower: bytes, start: int, type_: str) -> bool:
-    window = lower[max(0, start - _CONTEXT_WINDOW) : start]
-    return any(w in window for w in _CONTEXT.get(type_, ()))
+def _named(window: bytes, type_: str) -> bool:
+    for word in _CONTEXT.get(type_, ()):
+        if word in window:
+            return True
+    return False
 
 
 # A grouped value inside a longer grouped run (the groups of an IBAN with a bad checksum,
@@ -176,44 +180,56 @@ def _report(src: Source, hits: Hits, m: re.Match[str], shapes: dict[str, re.Patt
             if shape == "hetu" or not value[:1].isdigit()
             else value.replace(" ", "").replace("-", "").replace(":", "").replace("+", "")
         )
+        window = b""  # the 40 characters before the value, lower case, taken once
         for type_, check, needs_context in _types_of(shape, value):
-            if check(compact) and (not needs_context or _named(src.lower, sm.start(), type_)):
+            if needs_context:  # the context word first: a few `in` tests cost less than a check digit
+                if not window:
+                    window = src.lower[max(0, sm.start() - _CONTEXT_WINDOW) : sm.start()] or b" "
+                if not _named(window, type_):
+                    continue
+            if check(compact):
                 hits.add(sm.start(), sm.end(), type_, "named_id" if needs_context else "national_id")
                 return
 
 
 # Where a digit-led value may start, searched in Source.classes ("0" digit, "A" upper-case letter,
-# "." for . and -, "a" other letters): a digit after no digit, letter or joiner, then at least 8
-# more characters that a shape can hold. A literal first byte lets re skip ahead at C speed.
-_DIGIT_STARTS_RX = re.compile(rb"0(?<![0Aa.+]0)(?=0[0A.: ]{7}|A[0A]0[0A.]{5})")
-
-
+# "." for . and -, "a" other letters, " " blanks and punctuation): a digit after a blank, then at
+# least 8 more characters that a shape can hold. The literal two-byte prefix " 0" lets re skip
+# ahead at C speed (a lookbehind on every digit cost 3x as much). Searched in
+# Source.padded_classes, where a match's start (the blank) is the value's offset in text.
+# The look-ahead holds the class run of every shape after its first digit (rrn, hetu, se and bare
+# runs: 4 digits and a digit, joiner or letter; gstin; abn; g333/g334; g433; g444; medicare; mbi),
+# so dates, times, amounts and IP addresses are not tried against the shapes one by one.
+_DIGIT_STARTS_RX = re.compile(
+    rb" 0(?=0{4}[0.+A]|0A{5}|0 000 000|00[ .]000[ .]000|000[ .]000[ .]000|000[ .]0000|000 ?00000|A[0A]0)"
+)
 # Letter-led values: an upper-case letter then 7 digits and a letter (NRIC) or 4 letters, 4 digits
-# and a letter (PAN); 26+ letters and digits from a digit (base58) or from a lower-case letter
-# (bech32).
-_LETTER_STARTS_RXS = (re.compile(rb"A(?<![0Aa.]A)(?=0{7}A|A{4}0{4}A)"), re.compile(rb"0(?<![0Aa.]0)(?=[0Aa]{25})"))
+# and a letter (PAN); 26+ letters and digits from a digit (base58). After a blank or a "+".
+_LETTER_STARTS_RXS = (
+    re.compile(rb" A(?=0{7}A|A{4}0{4}A)"),
+    re.compile(rb"\+A(?=0{7}A|A{4}0{4}A)"),
+    re.compile(rb" 0(?=[0Aa]{25})"),
+    re.compile(rb"\+0(?=[0Aa]{25})"),
+)
 
 
 def detect_national_ids(src: Source, hits: Hits) -> None:
-    text, classes = src.text, src.classes
+    text, padded = src.text, src.padded_classes
     pos = 0
-    starts = [0] if classes[:1] == b"0" and _DIGIT_STARTS_RX.match(b" " + classes[:12], 1) else []
-    starts += [m.start() for m in _DIGIT_STARTS_RX.finditer(classes, 1)]
-    for start in starts:
+    for sm in _DIGIT_STARTS_RX.finditer(padded):
+        start = sm.start()  # the digit's offset in text (padded has one byte more in front)
         if start < pos:
             continue
         m = _DIGIT_RX.match(text, start)
         if m is not None:
             _report(src, hits, m, _DIGIT_SHAPES)
             pos = m.end()
-    pos = 0
-    head = b" " + classes[:40]
-    starts = [0] if any(rx.match(head, 1) for rx in _LETTER_STARTS_RXS) else []
-    starts += sorted(c.start() for rx in _LETTER_STARTS_RXS for c in rx.finditer(classes, 1))
-    at = text.find("bc1")
+    starts = [m.start() for rx in _LETTER_STARTS_RXS for m in rx.finditer(padded)]
+    at = text.find("bc1")  # bech32 starts with a lower-case letter: its own literal
     while at >= 0:
         starts.append(at)
         at = text.find("bc1", at + 3)
+    pos = 0
     for start in sorted(starts):
         if start < pos:
             continue
@@ -223,9 +239,51 @@ def detect_national_ids(src: Source, hits: Hits) -> None:
             pos = m.end()
 
 
+# Spanish NIE and UK NINO written in lower case (x9613851n, tw987654a, hh 01 02 03 d): the
+# upper-case shapes are in pii.py. Found from rare class runs (a letter and six digits, or the
+# spaced NINO), then read at the value's start; the NIE has a check letter, the NINO's prefix
+# rules and a final a-d are all it has, so it must be lower case throughout.
+# Searched in Source.classes for the end of the value (six digits and the letter after them):
+# a search that starts with a letter class would stop at every lower-case letter.
+# bytes.find (a C substring search) for literals that re would stop at every digit for.
+_LOWER_ID_ENDS = (b"000000a", b"000000.a", b" 00 00 00 a")
+_LOWER_ID_RX = re.compile(
+    r"(?<![0-9A-Za-z_.\-])(?:(?P<nie>[xyz]-?[0-9]{7}-?[a-zA-Z])|(?P<nino>[a-z]{2} ?[0-9]{2} ?[0-9]{2} ?[0-9]{2} ?[a-d]))"
+    r"(?![0-9A-Za-z_])"
+)
+
+
+def _detect_lower_case_ids(src: Source, hits: Hits) -> None:
+    text = src.text
+    pos = 0
+    classes = src.classes
+    hits_at: list[int] = []
+    for literal in _LOWER_ID_ENDS:
+        at = classes.find(literal)
+        while at >= 0:
+            if classes[at + len(literal) : at + len(literal) + 1] not in (b"0", b"A", b"a"):
+                hits_at.append(at)  # the letter ends a word: not inside a longer id
+            at = classes.find(literal, at + 1)
+    for hit in sorted(hits_at):
+        for start in (hit - 2, hit - 3):  # x1234567n, x-1234567-n, tw987654a
+            if start < pos or start < 0:
+                continue
+            m = _LOWER_ID_RX.match(text, start)
+            if m is None:
+                continue
+            compact = m.group().replace(" ", "").replace("-", "").upper()
+            if m.lastgroup == "nie" and es_dni_valid(compact):
+                hits.add(m.start(), m.end(), "ES_NIE", "es_dni")
+            elif m.lastgroup == "nino" and uk_nino_valid(compact):
+                hits.add(m.start(), m.end(), "UK_NINO", "uk_nino")
+            pos = m.end()
+            break
+
+
 NATIONAL_ID_TYPES = frozenset(t for options in _SHAPE_TYPES.values() for t, _, _ in options)
 register_types(PII, *sorted(NATIONAL_ID_TYPES))
 
 DETECTORS = [
-    Detector("national_id", NATIONAL_ID_TYPES, detect_national_ids)
+    Detector("national_id", NATIONAL_ID_TYPES, detect_national_ids),
+    Detector("lower_case_ids", frozenset({"ES_NIE", "UK_NINO"}), _detect_lower_case_ids),
 ]  # findings: national_id, or named_id when a word named them

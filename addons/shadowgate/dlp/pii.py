@@ -119,10 +119,13 @@ _NUMBER_SHAPES: list[tuple[str, str, str]] = [
     (
         "intl",
         r"\+",
-        r"(?:[1-9][0-9]{0,3}(?:(?:[ .\-]|[ ]?\(0\)[ ]?|[ ]?\()[0-9]{1,8}\)?){1,6}|[1-9][0-9]{6,14})" + _END,
+        # a group of up to 12 digits: the national number in one run (+91 4155550132)
+        r"(?:[1-9][0-9]{0,3}(?:(?:[ .\-]|[ ]?\(0\)[ ]?|[ ]?\()[0-9]{1,12}\)?){1,6}|[1-9][0-9]{6,14})" + _END,
     ),
     ("intl00", "0", r"0[1-9][0-9]{0,3}(?:(?:[ .\-]|[ ]?\(0\)[ ]?)[0-9]{1,8}){1,6}" + _END),
     ("trunk0p", r"\(", r"0[1-9][0-9]{0,4}\)[ ]?[0-9]{2,8}(?:[ /\-][0-9]{2,8}){0,2}" + _END),
+    # the trunk 0 before the parenthesised area code: 0 (917) 123 4567, 0 (532) 1234567
+    ("trunk0sp", "0", r" \([1-9][0-9]{1,4}\)[ ]?[0-9]{2,8}(?:[ \-][0-9]{2,8}){0,2}" + _END),
     ("us_paren", r"\(", r"[2-9][0-9]{2}\)[ ]?[2-9][0-9]{2}[\-. ][0-9]{4}" + _END),
     ("us1", "1", r"(?P<us1_s>[\-. ])[2-9][0-9]{2}(?P=us1_s)[2-9][0-9]{2}(?P=us1_s)[0-9]{4}" + _END),
     ("us", "[2-9]", r"[0-9]{2}(?P<us_s>[\-. ])[2-9][0-9]{2}(?P=us_s)[0-9]{4}" + _END),
@@ -143,7 +146,7 @@ _NUMBER_SHAPES: list[tuple[str, str, str]] = [
 ]
 
 _UPPER_SHAPES: list[tuple[str, str, str]] = [
-    ("iban", "[A-Z]", r"[A-Z][0-9]{2}(?:[ ]?[A-Z0-9]){10,30}"),
+    ("iban", "[A-Z]", r"[A-Z][0-9]{2}(?:[ \-]?[A-Z0-9]){10,30}"),  # grouped by blanks or dashes
     (
         "vat",
         "[A-Z]",
@@ -173,9 +176,12 @@ _UPPER_FINDER = shape_finder(r"[A-Z]", r"[A-Z0-9 \-]", _UPPER_SHAPES)
 # letter, digit, or a joining character like "." "-" "_": 1.2.3.4.5 has no IP inside, ab12 no
 # number), and shaped like the start of a value: a digit and 5 more digits or separators, or "+"
 # and a digit; two upper-case letters, or one and a digit or dash. Each pattern starts with a
-# literal, so re skips ahead to it; the lookarounds do not consume, so no start is missed.
-_NUMBER_STARTS = (re.compile(rb"0(?<= 0)(?=[0 .]{5})"), re.compile(rb"\+(?<= \+)(?=0)"))
-_UPPER_STARTS = (re.compile(rb"A(?<= A)(?=[A0.])"),)
+# two-byte literal (the blank and the first character), so re skips ahead to it at C speed; they
+# run on Source.padded_classes, where a match's start is the value's offset in text.
+_NUMBER_STARTS = (re.compile(rb" 0(?=[0 .]{5})"), re.compile(rb" \+(?=0)"))
+# Every upper-case shape (IBAN, VAT, NINO, codice fiscale, NIE) has 9+ characters of letters,
+# digits, blanks and dashes: "API is" is rejected here, not by the five shapes.
+_UPPER_STARTS = (re.compile(rb" A(?=[A0.][A0 .]{7})"),)
 
 # Context checks run on Source.lower (Latin-1 bytes).
 _NOT_PHONE_RX = re.compile(
@@ -241,19 +247,17 @@ def _validate_number(shape: str, value: str, src: Source, start: int) -> str | N
         if not 9 <= len(digits) <= 12 or not _phone_groups_ok(value) or _DATE_LIKE_RX.match(value):
             return None
         return "PHONE"
-    if shape == "trunk0p":
+    if shape in ("trunk0p", "trunk0sp"):
         return "PHONE" if 9 <= len(digits) <= 12 else None
     return "PHONE"  # fr, in, es, it, tr, mobile11: the shape is specific enough
 
 
-def _candidates(classes: bytes, starts: tuple[re.Pattern[bytes], ...]) -> list[int]:
-    """Offsets where a value may start, in order (the text's start counts as after a blank)."""
-    # match() at 1, not search(head, 1, 2): an end bound would also bound the look-ahead that
-    # checks the characters after the first one, and no value at offset 0 would ever be found.
-    head = b" " + classes[:8]
-    found = [0] if any(rx.match(head, 1) for rx in starts) else []
+def _candidates(padded: bytes, starts: tuple[re.Pattern[bytes], ...]) -> list[int]:
+    """Offsets where a value may start, in order (the text's start counts as after a blank:
+    padded is b" " + classes, so a value at offset 0 is found like any other)."""
+    found: list[int] = []
     for rx in starts:
-        found.extend(m.start() for m in rx.finditer(classes, 1))
+        found.extend(m.start() for m in rx.finditer(padded))
     if len(starts) > 1:
         found.sort()
     return found
@@ -270,7 +274,7 @@ def _scan_shapes(
     text = src.text
     pos = 0
     last_end = -2  # where the last value found ends
-    for start in _candidates(src.classes, starts):
+    for start in _candidates(src.padded_classes, starts):
         if start < pos:
             continue
         after_value = start == last_end + 1  # "4012888888881881 4012 8888 8888 1881": a new value
@@ -347,12 +351,12 @@ def _upper(shape: str, value: str, src: Source, start: int, after_value: bool) -
             return None
         n = end = 0
         for i, c in enumerate(value):  # take exactly the country's number of characters
-            if c != " ":
+            if c not in " -":
                 n += 1
                 if n == length:
                     end = i + 1
                     break
-        compact = value[:end].replace(" ", "")
+        compact = value[:end].replace(" ", "").replace("-", "")
         after = text[start + end : start + end + 1]
         if end and not (after.isascii() and after.isalnum()) and iban_valid(compact):
             return "IBAN", start + end
@@ -454,11 +458,20 @@ _CONTEXT_IDS: list[tuple[tuple[str, ...], int, re.Pattern[str], Callable[[str], 
         "NL_BSN",
     ),
     (
-        ("passport",),
+        ("passport", "travel document"),
         40,
         re.compile(r"(?<![A-Za-z0-9])[A-Z]?[0-9]{8,9}(?![A-Za-z0-9])"),
         lambda v: (len(v) == 9) and len(set(v)) > 3,
         "US_PASSPORT",
+    ),
+    (
+        # national numbers written without separators (5321234567, 4155550132): only after a word
+        # that says phone, since a bare run of 10 digits is as often an order or a timestamp
+        ("phone", "tel:", "mobile", "telefon"),  # each word is one search of the whole text: few
+        24,
+        re.compile(r"(?<![0-9+\-])0?[1-9][0-9]{8,10}(?![0-9\-])"),
+        lambda v: len(set(v)) > 3,
+        "PHONE",
     ),
     (
         ("ssn", "social sec"),
@@ -477,7 +490,11 @@ def detect_context_ids(src: Source, hits: Hits) -> None:
             pos = 0
             while (h := lower.find(word.encode(), pos)) >= 0:
                 pos = h + len(word)
+                if type_ == "PHONE" and h and lower[h - 1 : h].isalpha():
+                    continue  # "iPhone 15", "microphone"
                 m = rx.search(text, pos, pos + window)
+                if type_ == "PHONE" and m is not None and _context_says(_NOT_PHONE_RX, lower, m.start()):
+                    continue  # "phone order 1234567890"
                 if m is not None and check(m.group()):
                     hits.add(m.start(), m.end(), type_, _DETECTOR_OF[type_])
                     pos = m.end()
@@ -509,5 +526,5 @@ DETECTORS = [
     ),
     Detector("identifiers", frozenset({"IBAN", "EU_VAT", "UK_NINO", "IT_FISCAL_CODE", "ES_NIE"}), detect_identifiers),
     Detector("network", frozenset({"IPV6", "MAC_ADDRESS"}), detect_network),
-    Detector("context_ids", frozenset({"DE_TAX_ID", "NL_BSN", "US_PASSPORT", "US_SSN"}), detect_context_ids),
+    Detector("context_ids", frozenset({"DE_TAX_ID", "NL_BSN", "US_PASSPORT", "US_SSN", "PHONE"}), detect_context_ids),
 ]

@@ -86,7 +86,7 @@ def char_classes(s: str) -> int:
 # runs of x or *, template syntax, "your_api_key_here", Stripe test-mode keys ...). Checked on the
 # lower-cased value.
 _PLACEHOLDER_WORDS = (
-    "example", "xxxx", "***", "...", "00000000", "1234567890", "abcdefgh", "redacted", "changeme", "change_me",
+    "example", "xxxx", "***", "####", "...", "redacted", "changeme", "change_me",
     "placeholder", "dummy", "insert_", "insert-", "replace_me", "replaceme", "replace-me", "your_", "your-", "yourapi",
     "yourtoken", "yourkey", "yoursecret", "yourpass", "your api", "your key", "your token",
     "k_test_",  # Stripe test mode (sk_test_, pk_test_, rk_test_): moves no money, published in docs
@@ -94,7 +94,10 @@ _PLACEHOLDER_WORDS = (
 # A value that is only a template reference (${DB_PASS}, {{ .Values.token }}, %(pw)s) is no
 # secret; a password that merely contains "${" or "{{" (Tr0ub${4dor) is one.
 _TEMPLATE = r"\A(?:\$\{[^}]*\}|\{\{[^}]*\}\}|%\([^)]*\)[sd])\Z"
-_PLACEHOLDER_RX = re.compile("|".join(map(re.escape, _PLACEHOLDER_WORDS)) + "|<[^>]*>|" + _TEMPLATE)
+_SAYS_PLACEHOLDER_RX = re.compile("|".join(map(re.escape, _PLACEHOLDER_WORDS)) + "|<[^>]*>|" + _TEMPLATE)
+# Typed sequences: filler in a key's shape (12345678-ABCD-ABCD-ABCD-1234567890AB).
+_FILLER_SEQUENCES = ("00000000", "1234567890", "abcdefgh")
+_PLACEHOLDER_RX = re.compile(_SAYS_PLACEHOLDER_RX.pattern + "|" + "|".join(_FILLER_SEQUENCES))
 # Filler typed by hand: a run of 6 consecutive letters (abcdef, klmnop) or
 # "abc123" (sk-ant-api03-abc123xyz-456def789ghij-...). A random 100-character key has one by
 # chance about once in 10^7.
@@ -113,6 +116,15 @@ def hand_typed(value: str) -> bool:
 def is_placeholder(value: str) -> bool:
     """Documented example keys and placeholders ("EXAMPLE", "xxxx", "<token>", "${VAR}"...)."""
     return _PLACEHOLDER_RX.search(value.lower()) is not None
+
+
+def says_placeholder(value: str) -> bool:
+    """A value that says it is not a real one ("EXAMPLE", "changeme", "<token>", "${VAR}").
+    Used where a name already says the value is a credential: a key-shaped run of typed
+    sequences there (SNYK_TOKEN = "12345678-ABCD-ABCD-ABCD-1234567890AB") is still reported,
+    since redacting a documentation example costs one placeholder and missing a real key costs
+    the key."""
+    return _SAYS_PLACEHOLDER_RX.search(value.lower()) is not None
 
 
 def low_variety(value: str) -> bool:
