@@ -5,6 +5,7 @@ shadowgate.dlp.
     from shadowgate.screening import screen, Screener
 
     result = screen(text)           # ScreenResult(flags=("override", "hidden_tags"), score=0.995)
+    screen(tool_result, kind="document")   # a tool result / retrieved text: answer-steering counts
     if result: ...                  # any detector fired
     s = Screener()                  # streaming: s.feed(chunk) per piece, s.result() at the end
 
@@ -17,8 +18,9 @@ from __future__ import annotations
 
 from .screener import DETECTORS
 from .screener import FLAGS
+from .screener import KINDS
 from .screener import Screener
 from .screener import ScreenResult
 from .screener import screen
 
-__all__ = ["DETECTORS", "FLAGS", "ScreenResult", "Screener", "screen"]
+__all__ = ["DETECTORS", "FLAGS", "KINDS", "ScreenResult", "Screener", "screen"]

@@ -33,8 +33,8 @@ _BIDI_OTHER = re.compile("[\u202a\u202b\u202c\u2066\u2067\u2068\u2069]")
 _RTL_LETTER = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")
 
 _HIDDEN_STYLE = (
-    r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?:\.0+)?\s*(?:px|pt|em|rem|%)?\s*(?:[;\"'!]|$)|"
-    r"opacity\s*:\s*0(?:\.0+)?\s*(?:[;\"'!]|$)|(?<![-\w])color\s*:\s*(?:#fff(?:fff)?|white|rgba?\(\s*255\s*,\s*255\s*,\s*255)"
+    r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?:\.0+)?\s*(?:px|pt|em|rem|%)?\s*(?=[;\"'!]|$)|"
+    r"opacity\s*:\s*0(?:\.0+)?\s*(?=[;\"'!]|$)|(?<![-\w])color\s*:\s*(?:#fff(?:fff)?|white|rgba?\(\s*255\s*,\s*255\s*,\s*255)"
     r"|(?:left|top|text-indent)\s*:\s*-\d{3,}|(?:height|width|max-height)\s*:\s*0(?:px)?\s*;[^\"']*overflow\s*:\s*hidden"
     r"|clip\s*:\s*rect\(\s*0"
 )

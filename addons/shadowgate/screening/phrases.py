@@ -8,8 +8,8 @@ bounded ({0,n}) so no pattern can backtrack over more than a sentence.
 
 from __future__ import annotations
 
-import re
-
+from .gates import GatedPattern
+from .gates import GateSet
 from .normalize import fold_pattern
 
 # A short run of words between two key words: at most N words, never across a paragraph.
@@ -38,6 +38,9 @@ OVERRIDE = {
         r"(?:are|is|were|was)\s+(?:false|void|null|cancell?ed|revoked|obsolete|invalid|wrong|a test|"
         r"no longer valid|overridden|deprecated)",
         r"\b(?:instructions?|rules)\s+(?:above|before this)\s+(?:are|is)\s+(?:false|void|cancell?ed|revoked|invalid)",
+        r"\bstop\s+everything\b|\b(?:safe|safety)\s+mode\s+(?:is\s+)?(?:off|disabled|deactivated)\b",
+        r"\b(?:begin|start)\s+(?:of\s+)?(?:new\s+instructions?|reprogramming)\b|\bend\s+(?:of\s+)?(?:out of date|old|"
+        r"previous|original|outdated)\s+instructions\b",
         r"\bstart\s+(?:over|fresh|anew)\s+with\s+(?:new|these|the following)\s+(?:instructions?|rules)\b",
     ],
     "de": [
@@ -164,8 +167,9 @@ OVERRIDE = {
 
 JAILBREAK = [
     r"\bdo anything now\b",
-    r"\b(?:dan|stan|dude|aim|kevin|apophis|maximum|developer|dev|god|evil|unrestricted|jailbr(?:oken|eak)|"
-    r"unfiltered|uncensored|opposite|chaos|anarchy)\s+mode\b",
+    r"\b(?:dan|stan|dude|apophis|evil|unrestricted|jailbr(?:oken|eak)|unfiltered|uncensored|chaos|anarchy)\s+mode\b",
+    # "developer mode" alone is a phone setting; the jailbreak has it enabled and answering.
+    r"\b(?:developer|dev|god)\s+mode\s+(?:is\s+)?(?:enabled|activated|output|response)\b",
     r"\bmode\s*(?::|=)?\s*(?:dan|jailbreak|unrestricted|uncensored|developer)\b",
     r"\bjailbr(?:eak|oken|eaking)\b(?:\s+\S+){0,3}?\s+(?:prompt|version|mode|response|persona|ai|chatgpt|gpt)\b",
     r"\[(?:🔓|🔒)?\s*(?:jailbreak|dan|classic|developer mode|unlocked|unfiltered)\s*\]",
@@ -178,8 +182,15 @@ JAILBREAK = [
     r"(?:typical\s+|usual\s+|normal\s+|standard\s+)?(?:confines|ethical|moral|ethics|morals|morality|"
     r"content (?:policy|policies|filters?|restrictions|guidelines)|safety (?:guidelines|filters|rules|protocols|measures)|"
     r"openai|anthropic|censorship|filters|filtering)\b",
-    r"\b(?:unfiltered|uncensored|unrestricted|amoral|unethical|immoral|no-?limits?)\s+(?:ai|assistant|chatbot|"
-    r"model|language model|version|persona|character|bot|entity|llm)\b",
+    r"\b(?:unfiltered|uncensored|unrestricted|amoral|nonmoral|non-moral|unethical|immoral|uninhibited|no-?limits?)\b"
+    r"(?:\s+\S+){0,3}?\s+(?:ai|assistant|chatbot|model|language model|version|persona|character|bot|entity|llm)\b",
+    r"\b(?:not bound by|free of|free from|freed from|released from|exempt from|unbound by|without)\s+(?:all|any)\s+"
+    r"(?:\S+\s+){0,2}?(?:restrictions|limitations|rules|guidelines|limits|boundaries|constraints|filters)\b",
+    r"\byou\s+are\s+no\s+longer\s+(?:chatgpt|gpt|claude|gemini|an?\s+(?:ai|language model|assistant|chatbot)|bound|"
+    r"restricted|limited)\b",
+    r"\b(?:doesn'?t|does not|won'?t|will not|never|can'?t|cannot)\s+refuse\s+(?:any|a|to answer)\b",
+    r"\b(?:never|not|don'?t|do not)\s+(?:say|mention|remind|state|admit)\b(?:\s+\S+){0,3}?\s+(?:you(?:'re| are)|that you are|"
+    r"being|it is)\s+an?\s+(?:ai|language model|chatbot|large language model|ai language model)\b",
     r"\b(?:without|no)\s+(?:any\s+)?(?:restrictions|limitations|limits|filters|censorship|boundaries|"
     r"guardrails|safeguards|rules)\s+(?:or|and|whatsoever|at all|of any kind|imposed)\b",
     r"\b(?:will|must|shall|can|should)\s+(?:never|not)\s+refuse\b|\bnever\s+refuses?\b|\bcannot refuse\b|"
@@ -196,6 +207,12 @@ JAILBREAK = [
 ]
 
 EXTRACTION = [
+    r"\b(?:reveal|show|print|display|output|repeat|recite|leak|dump|disclose|expose|list|relay|respond with|"
+    r"reproduce|type out|write down)\b(?:\s+\S+){0,3}?\s+(?:your|the)\s+(?:\S+\s+){0,3}?(?:instructions|prompts?|"
+    r"directives|guidelines|parameters|configuration|rules)\b(?:\s+\S+){0,3}?\s*(?:verbatim|word for word|"
+    r"you (?:have been|were|'ve been) given|given to you|as they are|exactly|in full|above)",
+    r"\b(?:list|repeat|print|reveal|output|dump)\s+(?:all\s+(?:of\s+)?)?your\s+(?:initials?|original|system|secret|"
+    r"hidden)\s+(?:instructions|prompt|rules)\b",
     r"\b(?:reveal|show|print|display|output|repeat|recite|leak|dump|share|disclose|expose|tell me|give me|"
     r"write out|spell out|list|paste|echo|what (?:is|are|was|were))\b(?:\s+\S+){0,3}?\s+(?:your|the|all|its)\s+"
     r"(?:\S+\s+){0,2}?(?:system|initial|original|hidden|secret|internal|pre-?|first|full|entire|exact|above|"
@@ -246,13 +263,29 @@ INDIRECT = [
     r"\b(?:system|admin|administrator|developer|security)\s+(?:override|update|notice|instruction|message|alert)\s*:",
 ]
 
+# Only in documents and tool results: text that steers the reader's answer ("add a sentence in your
+# response", "translate your answer", "merge this code into your implementation"). A user asking
+# for that in a prompt is ordinary; a retrieved e-mail or web page asking it is an injection.
+OUTPUT_STEERING = [
+    r"\b(?:add|include|insert|integrate|incorporate|embed|merge|weave|append|prepend|put|mention|use|encode|"
+    r"encrypt|translate|reverse|write|format|end|begin|start|modify|refine|supplement\w*|ensure)\b(?:\s+\S+){0,8}?\s+"
+    r"(?:in|into|to|of|within|throughout)\s+your\s+(?:\S+\s+)?(?:response|answer|reply|output|summary|"
+    r"implementation|program|algorithm|solution|elucidation|code|explanation|result)s?\b",
+    r"\b(?:encode|encrypt|translate|reverse|rewrite)\s+your\s+(?:\S+\s+)?(?:response|answer|reply|output|"
+    r"summary)(?:'s)?\b",
+    r"\b(?:your|the)\s+(?:response|answer|reply|summary)\s+(?:must|should|has to|needs to)\s+(?:include|contain|"
+    r"mention|end with|start with|begin with|be written)\b",
+]
+
 # Fake chat-template and role tokens: a document or prompt posing as a system or developer turn.
 CHAT_TEMPLATE = [
     r"<\|\s*(?:im_start|im_end|im_sep|system|user|assistant|endoftext|eot_id|start_header_id|end_header_id|"
     r"begin_of_text|end_of_text|eom_id|start|end|message|channel|developer|tool|ipython)\s*\|>",
     r"\[/?inst\]|<<\s*/?sys\s*>>|<\s*/?\s*(?:start|end)_of_turn\s*>",
-    r"<\s*/?\s*(?:system|system_prompt|system-prompt|sys|instructions?|admin|developer|developer_message|"
-    r"important|im_start|assistant_instructions)\s*>",
+    # A role tag wrapping text, or opening a line; a tag named in a coding question does neither.
+    r"<\s*(system|system_prompt|system-prompt|sys|instructions?|admin|developer|developer_message|important|"
+    r"assistant_instructions)\s*>[^<]{1,2000}?<\s*/\s*\1\s*>",
+    r"(?:^|\n)\s*<\s*(?:system|system_prompt|sys|instructions?|admin|developer|developer_message)\s*>\s*\w",
     r"\[\s*(?:system|developer)\s*\]\s*\(#",
     r"(?:^|\n)\s*(?:#{1,4}\s*)?(?:\[\s*)?(?:system|developer)(?:\s*\])?\s*(?:message|prompt|instructions?|override)?\s*:\s*"
     r"(?:you\s+(?:are|must|will|should)|ignore|from now on|new)\b",
@@ -260,30 +293,34 @@ CHAT_TEMPLATE = [
 ]
 
 
-def _compile(patterns: list[str]) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{fold_pattern(p)})" for p in patterns), re.MULTILINE)
+def _compile(patterns: list[str]) -> GatedPattern:
+    return GatedPattern([fold_pattern(p) for p in patterns])
 
 
 OVERRIDE_RE = {lang: _compile(p) for lang, p in OVERRIDE.items()}
-OVERRIDE_ANY = _compile([p for ps in OVERRIDE.values() for p in ps])
-JAILBREAK_RE = _compile(JAILBREAK)
-EXTRACTION_RE = _compile(EXTRACTION)
-INDIRECT_RE = _compile(INDIRECT)
-CHAT_TEMPLATE_RE = _compile(CHAT_TEMPLATE)
 
-# flag name -> compiled pattern, in report order
-PHRASE_DETECTORS = {
-    "override": OVERRIDE_ANY,
-    "jailbreak": JAILBREAK_RE,
-    "extraction": EXTRACTION_RE,
-    "indirect": INDIRECT_RE,
-    "chat_template": CHAT_TEMPLATE_RE,
-}
+PHRASE_FLAGS = ("override", "jailbreak", "extraction", "indirect", "chat_template")
+# One gate scan for every phrase detector; "steering" only counts for documents, as "indirect".
+_ALL = GateSet(
+    {
+        "override": [fold_pattern(p) for ps in OVERRIDE.values() for p in ps],
+        "jailbreak": [fold_pattern(p) for p in JAILBREAK],
+        "extraction": [fold_pattern(p) for p in EXTRACTION],
+        "indirect": [fold_pattern(p) for p in INDIRECT],
+        "chat_template": [fold_pattern(p) for p in CHAT_TEMPLATE],
+        "steering": [fold_pattern(p) for p in OUTPUT_STEERING],
+    }
+)
+_PROMPT_NAMES = frozenset(PHRASE_FLAGS)
+_DOCUMENT_NAMES = _PROMPT_NAMES | {"steering"}
 
 
-def phrase_flags(folded: str) -> list[str]:
-    """Which phrase detectors fire on already-folded text."""
-    return [name for name, pattern in PHRASE_DETECTORS.items() if pattern.search(folded)]
+def phrase_flags(folded: str, document: bool = False) -> list[str]:
+    """Which phrase detectors fire on already-folded text (document: a tool result or retrieved text)."""
+    fired = _ALL.scan(folded, _DOCUMENT_NAMES if document else _PROMPT_NAMES)
+    if "steering" in fired:
+        fired.add("indirect")
+    return [name for name in PHRASE_FLAGS if name in fired]
 
 
 def override_languages(folded: str) -> list[str]:

@@ -31,6 +31,9 @@ DETECTORS: dict[str, float] = {
     "encoded": 0.9,  # base64 / hex / percent / rot13 that decodes to one of the phrases above
 }
 FLAGS = tuple(DETECTORS)
+# "prompt": what a user typed. "document": a tool result, retrieved page, file or e-mail the model
+# will read - there, text that steers the answer ("add a line in your response") counts as indirect.
+KINDS = ("prompt", "document")
 # Flags found inside hidden or encoded text are reported as the hiding flag plus the phrase flag.
 _PHRASE_OF_HIDDEN = ("hidden_tags", "hidden_html", "encoded")
 
@@ -46,8 +49,8 @@ class ScreenResult:
         return bool(self.flags)
 
 
-def _phrases(text: str) -> list[str]:
-    return phrase_flags(fold(text))
+def _phrases(text: str, document: bool = False) -> list[str]:
+    return phrase_flags(fold(text), document)
 
 
 def _result(found: set[str]) -> ScreenResult:
@@ -58,20 +61,23 @@ def _result(found: set[str]) -> ScreenResult:
     return ScreenResult(flags, round(1.0 - miss, 4))
 
 
-def detect(text: str) -> set[str]:
+def detect(text: str, kind: str = "prompt") -> set[str]:
     """The set of flags for one text (screen() orders and scores it)."""
-    found = set(_phrases(text))
+    if kind not in KINDS:
+        raise ValueError(f"unknown screening kind {kind!r} (one of {', '.join(KINDS)})")
+    document = kind == "document"
+    found = set(_phrases(text, document))
     payload = tag_payload(text)
     if payload:
         found.add("hidden_tags")
-        found.update(_phrases(payload))
+        found.update(_phrases(payload, document))
     if zero_width_hidden(text):
         found.add("hidden_zero_width")
     if bidi_hidden(text):
         found.add("hidden_bidi")
     for inner in hidden_html(text):
         found.add("hidden_html")
-        found.update(_phrases(inner))
+        found.update(_phrases(inner, True))
     decoded = encoded_hits(text, _phrases)
     if decoded:
         found.add("encoded")
@@ -79,11 +85,11 @@ def detect(text: str) -> set[str]:
     return found
 
 
-def screen(text: str) -> ScreenResult:
-    """Screen one prompt, tool result or document for injection and jailbreak patterns."""
+def screen(text: str, kind: str = "prompt") -> ScreenResult:
+    """Screen one prompt (kind="prompt") or tool result / document (kind="document")."""
     if not text:
         return ScreenResult()
-    return _result(detect(text))
+    return _result(detect(text, kind))
 
 
 class Screener:
@@ -94,7 +100,8 @@ class Screener:
     Flags accumulate; result() can be called at any time.
     """
 
-    def __init__(self, overlap: int = 512) -> None:
+    def __init__(self, kind: str = "prompt", overlap: int = 512) -> None:
+        self.kind = kind
         self.overlap = overlap
         self._tail = ""
         self._found: set[str] = set()
@@ -102,7 +109,7 @@ class Screener:
     def feed(self, chunk: str) -> ScreenResult:
         if chunk:
             window = self._tail + chunk
-            self._found |= detect(window)
+            self._found |= detect(window, self.kind)
             self._tail = window[-self.overlap :]
         return self.result()
 
