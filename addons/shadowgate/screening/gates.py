@@ -106,17 +106,43 @@ def gates_of(branch: str) -> tuple[str, ...] | None:
     return tuple(sorted(set(literals)))
 
 
+def required_literals(branch: str) -> tuple[str, ...] | None:
+    """Literals one of which every match of a branch contains somewhere, or None.
+
+    Found in a mandatory top-level group (not followed by ?, * or {0) whose alternatives all
+    start with a literal of four or more characters that is not a common word.
+    """
+    best: tuple[str, ...] | None = None
+    for i, c, depth in _structure(branch):
+        if c != "(" or depth != 0 or not branch.startswith("(?:", i):
+            continue
+        end = i + _group_end(branch[i:])
+        if end < i or branch[end + 1 : end + 2] in ("?", "*") or branch.startswith("{0", end + 1):
+            continue
+        literals = [_literal_prefix(alt) for alt in _split_top(branch[i + 3 : end])]
+        if all(len(lit) >= 4 and lit.strip() not in _WEAK for lit in literals):
+            if best is None or len(literals) < len(best):
+                best = tuple(sorted(set(literals)))
+    return best
+
+
 class GatedPattern:
     """One detector's patterns, each branch searched only near its gate literals."""
 
     def __init__(self, sources: list[str]) -> None:
         self.gated: list[tuple[tuple[str, ...], re.Pattern[str]]] = []
+        # branches with no leading gate but a literal they must contain: searched whole when present
+        self.required: list[tuple[tuple[str, ...], re.Pattern[str]]] = []
         ungated = []
         for source in sources:
             for branch in _split_top(source):
                 gates = gates_of(branch)
                 if gates is None:
-                    ungated.append(branch)
+                    required = required_literals(branch)
+                    if required is None:
+                        ungated.append(branch)
+                    else:
+                        self.required.append((required, re.compile(branch, re.MULTILINE)))
                 else:
                     self.gated.append((gates, re.compile(branch, re.MULTILINE)))
         self.ungated = re.compile("|".join(f"(?:{b})" for b in ungated), re.MULTILINE) if ungated else None
@@ -124,6 +150,9 @@ class GatedPattern:
     def search(self, text: str) -> bool:
         if self.ungated is not None and self.ungated.search(text):
             return True
+        for literals, pattern in self.required:
+            if any(lit in text for lit in literals) and pattern.search(text):
+                return True
         for gates, pattern in self.gated:
             for gate in gates:
                 pos = text.find(gate)
@@ -146,11 +175,13 @@ class GateSet:
 
     def __init__(self, detectors: dict[str, list[str]]) -> None:
         self.ungated: dict[str, re.Pattern[str]] = {}
+        self.required: list[tuple[str, tuple[str, ...], re.Pattern[str]]] = []
         branches: list[tuple[str, tuple[str, ...], re.Pattern[str]]] = []
         for name, sources in detectors.items():
             gp = GatedPattern(sources)
             if gp.ungated is not None:
                 self.ungated[name] = gp.ungated
+            self.required.extend((name, literals, pattern) for literals, pattern in gp.required)
             branches.extend((name, gates, pattern) for gates, pattern in gp.gated)
         every = {g for _, gates, _ in branches for g in gates}
         minimal = sorted(g for g in every if not any(o != g and g.startswith(o) for o in every))
@@ -163,6 +194,9 @@ class GateSet:
     def scan(self, text: str, names: frozenset[str] | set[str]) -> set[str]:
         """Which of `names` fire on text."""
         fired = {name for name, pattern in self.ungated.items() if name in names and pattern.search(text)}
+        for name, literals, pattern in self.required:
+            if name in names and name not in fired and any(lit in text for lit in literals) and pattern.search(text):
+                fired.add(name)
         for gate, branches in self.by_gate.items():
             pos = text.find(gate)
             while pos >= 0:
