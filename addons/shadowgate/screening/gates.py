@@ -75,6 +75,43 @@ def _literal_prefix(source: str) -> str:
     return "".join(out)
 
 
+def _selective(literal: str) -> bool:
+    """Rare enough to gate on: three ASCII characters, or two of another script (CJK words)."""
+    return len(literal) >= (3 if literal.isascii() else 2) and literal.strip() not in _WEAK
+
+
+def _top_literal_runs(branch: str) -> list[str]:
+    """The literal runs outside any group, class or quantifier (each must occur in a match)."""
+    runs: list[str] = []
+    current: list[str] = []
+    depth, i = 0, 0
+    while i < len(branch):
+        c = branch[i]
+        if depth == 0 and c == "\\" and i + 1 < len(branch) and not branch[i + 1].isalnum():
+            current.append(branch[i + 1])
+            i += 2
+            continue
+        if depth == 0 and c not in "\\[](){}?*+|.^$":
+            current.append(c)
+            i += 1
+            continue
+        if c in "?*{" and current:
+            current.pop()  # the character before a quantifier is optional
+        runs.append("".join(current))
+        current = []
+        if c == "\\":
+            i += 2
+            continue
+        if c in "[{":
+            close = branch.find("]" if c == "[" else "}", i + 2 if c == "[" else i + 1)
+            i = close + 1 if close > 0 else len(branch)
+            continue
+        depth += (c == "(") - (c == ")")
+        i += 1
+    runs.append("".join(current))
+    return [r for r in runs if _selective(r)]
+
+
 def _strip_lead(source: str) -> str:
     for lead in (r"\b", r"(?<!\w)"):
         if source.startswith(lead):
@@ -100,7 +137,7 @@ def gates_of(branch: str) -> tuple[str, ...] | None:
     literals = []
     for alternative in alternatives:
         literal = _literal_prefix(alternative)
-        if len(literal) < 3 or literal.strip() in _WEAK:
+        if not _selective(literal):
             return None
         literals.append(literal)
     return tuple(sorted(set(literals)))
@@ -120,9 +157,12 @@ def required_literals(branch: str) -> tuple[str, ...] | None:
         if end < i or branch[end + 1 : end + 2] in ("?", "*") or branch.startswith("{0", end + 1):
             continue
         literals = [_literal_prefix(alt) for alt in _split_top(branch[i + 3 : end])]
-        if all(len(lit) >= 4 and lit.strip() not in _WEAK for lit in literals):
+        if all(_selective(lit) and len(lit) >= 4 for lit in literals):
             if best is None or len(literals) < len(best):
                 best = tuple(sorted(set(literals)))
+    runs = _top_literal_runs(branch)
+    if runs:
+        return (max(runs, key=len),)
     return best
 
 
@@ -164,6 +204,21 @@ class GatedPattern:
         return False
 
 
+def _search_near(text: str, literals: tuple[str, ...], pattern: re.Pattern[str]) -> bool:
+    """Search a branch that must contain one of `literals`: around each occurrence when they are
+    few (every match is shorter than WINDOW, so it lies within WINDOW of its literal), else whole."""
+    budget = len(text) // (2 * WINDOW)
+    spots: list[int] = []
+    for literal in literals:
+        pos = text.find(literal)
+        while pos >= 0:
+            spots.append(pos)
+            if len(spots) > budget:
+                return pattern.search(text) is not None
+            pos = text.find(literal, pos + 1)
+    return any(pattern.search(text, max(0, pos - WINDOW), pos + WINDOW) for pos in spots)
+
+
 class GateSet:
     """Several detectors' patterns behind one scan for all their gate literals.
 
@@ -195,7 +250,7 @@ class GateSet:
         """Which of `names` fire on text."""
         fired = {name for name, pattern in self.ungated.items() if name in names and pattern.search(text)}
         for name, literals, pattern in self.required:
-            if name in names and name not in fired and any(lit in text for lit in literals) and pattern.search(text):
+            if name in names and name not in fired and _search_near(text, literals, pattern):
                 fired.add(name)
         for gate, branches in self.by_gate.items():
             pos = text.find(gate)

@@ -16,14 +16,27 @@ import unicodedata
 # Invisible characters that are not category Cf but still render as nothing.
 _EXTRA_INVISIBLE = "\u115f\u1160\u3164\uffa0\u034f\u17b4\u17b5"
 
-# Every format (Cf) character in the BMP and the tag block, plus the extra invisibles: built once.
-_INVISIBLE_CHARS = (
-    "".join(ch for ch in map(chr, range(0x10000)) if unicodedata.category(ch) == "Cf")
-    + "".join(map(chr, range(0xE0000, 0xE0080)))
-    + _EXTRA_INVISIBLE
+
+def _ranges(codepoints: list[int]) -> str:
+    """A regex character class body of code-point ranges (a class of 1,000 single characters
+    that includes astral ones is checked one by one; ranges are checked fast)."""
+    out, start, prev = [], codepoints[0], codepoints[0]
+    for cp in [*codepoints[1:], -1]:
+        if cp == prev + 1:
+            prev = cp
+            continue
+        out.append(re.escape(chr(start)) + ("-" + re.escape(chr(prev)) if prev > start else ""))
+        start = prev = cp
+    return "".join(out)
+
+
+# Every format (Cf) character in the BMP, the tag block, and the extra invisibles.
+_INVISIBLE_POINTS = sorted(
+    {cp for cp in range(0x10000) if unicodedata.category(chr(cp)) == "Cf"}
+    | set(range(0xE0000, 0xE0080))
+    | {ord(c) for c in _EXTRA_INVISIBLE}
 )
-_DROP_INVISIBLE = {ord(ch): None for ch in _INVISIBLE_CHARS}
-INVISIBLE_RE = re.compile("[" + re.escape(_INVISIBLE_CHARS) + "]")
+INVISIBLE_RE = re.compile("[" + _ranges(_INVISIBLE_POINTS) + "]")
 
 # Cyrillic and Greek letters that look like Latin ones (lower case: applied after casefold).
 _CONFUSABLES = {
@@ -36,10 +49,15 @@ _CONFUSABLES = {
 _CONFUSABLE_TABLE = str.maketrans(_CONFUSABLES)
 # Digits and symbols standing in for letters inside a word ("1gn0r3", "pr3v!ous").
 _LEET_TABLE = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
-_MIXED_WORD = re.compile(r"[^\W\d_]*[a-z][^\W\d_]*")
-_LEET_WORD = re.compile(r"\b(?=[a-z0-9@$!]*[a-z])(?=[a-z0-9@$!]*[0-9@$!][a-z])[a-z0-9@$!]{3,}")
-_HAS_CONFUSABLE = re.compile("[" + "".join(_CONFUSABLES) + "]")
-_SPACES = re.compile(r"[^\S\n]+")
+_CONF_CLASS = "[" + "".join(_CONFUSABLES) + "]"
+# A word holding both a Latin letter and a look-alike (checked only at word starts).
+_MIXED_WORD = re.compile(r"\b(?=\w*[a-z])(?=\w*" + _CONF_CLASS + r")\w+")
+# A digit or symbol touching a letter: the only places a leet substitution can be.
+# (A trailing "!" or "$" stays: "instructions!" must keep its word boundary.)
+_LEET_SPOT = re.compile(r"[013457@$!]+(?=[a-z])|(?<=[a-z])[013457]+(?![0-9])")
+_HAS_CONFUSABLE = re.compile(_CONF_CLASS)
+# Runs of blanks other than one plain space (one space needs no rewrite, and there are millions).
+_SPACES = re.compile(r"[^\S\n]{2,}|[^\S\n ]")
 
 
 def _fold_word(match: re.Match[str]) -> str:
@@ -51,16 +69,20 @@ def _fold_leet(match: re.Match[str]) -> str:
     return match.group(0).translate(_LEET_TABLE)
 
 
+_LEET_ANY = re.compile(r"[a-z][013457@$!]|[013457@$!][a-z]")
+
+
 def fold(text: str) -> str:
     """The text as the patterns see it (patterns are folded the same way when compiled)."""
-    text = text.translate(_DROP_INVISIBLE)
+    if not text.isascii() and INVISIBLE_RE.search(text):
+        text = INVISIBLE_RE.sub("", text)
     if not text.isascii():
         text = unicodedata.normalize("NFKC", text)
     text = text.casefold()
     if not text.isascii() and _HAS_CONFUSABLE.search(text):
         text = _MIXED_WORD.sub(_fold_word, text)
-    if any(c in text for c in "013457@$!"):
-        text = _LEET_WORD.sub(_fold_leet, text)
+    if _LEET_ANY.search(text):
+        text = _LEET_SPOT.sub(_fold_leet, text)
     return _SPACES.sub(" ", text)
 
 
