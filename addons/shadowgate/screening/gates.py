@@ -75,6 +75,10 @@ def _literal_prefix(source: str) -> str:
     return "".join(out)
 
 
+# Words too common even to require somewhere in the text (a branch requiring them is never skipped).
+_TOO_COMMON = frozenset("the you and all any are can not for".split())
+
+
 def _selective(literal: str) -> bool:
     """Rare enough to gate on: three ASCII characters, or two of another script (CJK words)."""
     return len(literal) >= (3 if literal.isascii() else 2) and literal.strip() not in _WEAK
@@ -147,7 +151,8 @@ def required_literals(branch: str) -> tuple[str, ...] | None:
     """Literals one of which every match of a branch contains somewhere, or None.
 
     Found in a mandatory top-level group (not followed by ?, * or {0) whose alternatives all
-    start with a literal of four or more characters that is not a common word.
+    start with a literal of three or more characters that is not one of the commonest words, or
+    in a literal run outside any group.
     """
     best: tuple[str, ...] | None = None
     for i, c, depth in _structure(branch):
@@ -157,7 +162,7 @@ def required_literals(branch: str) -> tuple[str, ...] | None:
         if end < i or branch[end + 1 : end + 2] in ("?", "*") or branch.startswith("{0", end + 1):
             continue
         literals = [_literal_prefix(alt) for alt in _split_top(branch[i + 3 : end])]
-        if all(_selective(lit) and len(lit) >= 4 for lit in literals):
+        if all(len(lit) >= 3 and lit.strip() not in _TOO_COMMON for lit in literals):
             if best is None or len(literals) < len(best):
                 best = tuple(sorted(set(literals)))
     runs = _top_literal_runs(branch)

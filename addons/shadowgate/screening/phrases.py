@@ -182,7 +182,7 @@ JAILBREAK = [
     r"(?:typical\s+|usual\s+|normal\s+|standard\s+)?(?:confines|ethical|moral|ethics|morals|morality|"
     r"content (?:policy|policies|filters?|restrictions|guidelines)|safety (?:guidelines|filters|rules|protocols|measures)|"
     r"openai|anthropic|censorship|filters|filtering)\b",
-    r"\b(?:unfiltered|uncensored|unrestricted|amoral|nonmoral|non-moral|unethical|immoral|uninhibited|no-?limits?)\b"
+    r"\b(?:unfiltered|uncensored|unrestricted|amoral|nonmoral|non-moral|unethical|immoral|uninhibited|limitless)\b"
     r"(?:\s+\S+){0,3}?\s+(?:ai|assistant|chatbot|model|language model|version|persona|character|bot|entity|llm)\b",
     r"\b(?:not bound by|free of|free from|freed from|released from|exempt from|unbound by|without)\s+(?:all|any)\s+"
     r"(?:\S+\s+){0,2}?(?:restrictions|limitations|rules|guidelines|limits|boundaries|constraints|filters)\b",
