@@ -209,18 +209,28 @@ class GatedPattern:
         return False
 
 
+def _occurrences(text: str, literal: str, budget: int) -> list[int] | None:
+    """Where literal occurs, or None when it occurs more than budget times."""
+    spots: list[int] = []
+    pos = text.find(literal)
+    while pos >= 0:
+        if len(spots) == budget:
+            return None
+        spots.append(pos)
+        pos = text.find(literal, pos + 1)
+    return spots
+
+
 def _search_near(text: str, literals: tuple[str, ...], pattern: re.Pattern[str]) -> bool:
     """Search a branch that must contain one of `literals`: around each occurrence when they are
     few (every match is shorter than WINDOW, so it lies within WINDOW of its literal), else whole."""
-    budget = len(text) // (2 * WINDOW)
+    budget = len(text) // (2 * WINDOW) + 1
     spots: list[int] = []
     for literal in literals:
-        pos = text.find(literal)
-        while pos >= 0:
-            spots.append(pos)
-            if len(spots) > budget:
-                return pattern.search(text) is not None
-            pos = text.find(literal, pos + 1)
+        found = _occurrences(text, literal, budget - len(spots))
+        if found is None:
+            return pattern.search(text) is not None
+        spots.extend(found)
     return any(pattern.search(text, max(0, pos - WINDOW), pos + WINDOW) for pos in spots)
 
 
@@ -257,11 +267,17 @@ class GateSet:
         for name, literals, pattern in self.required:
             if name in names and name not in fired and _search_near(text, literals, pattern):
                 fired.add(name)
+        budget = len(text) // WINDOW + 1
         for gate, branches in self.by_gate.items():
-            pos = text.find(gate)
-            while pos >= 0:
-                for name, pattern in branches:
-                    if name in names and name not in fired and pattern.search(text, max(0, pos - 1), pos + WINDOW):
+            live = [(name, pattern) for name, pattern in branches if name in names and name not in fired]
+            if not live:
+                continue
+            spots = _occurrences(text, gate, budget)
+            if spots is None:  # the gate is everywhere ("ignore ignore ..."): one search of the whole text
+                fired.update(name for name, pattern in live if pattern.search(text))
+                continue
+            for pos in spots:
+                for name, pattern in live:
+                    if name not in fired and pattern.search(text, max(0, pos - 1), pos + WINDOW):
                         fired.add(name)
-                pos = text.find(gate, pos + 1)
         return fired
