@@ -285,3 +285,38 @@ def test_benchmark_figures_stay_above_their_floors() -> None:
             assert entry["rate"] <= FP_CEILING, (source, entry["rate"])
     totals = bench.totals(scores)
     assert totals["recall"] >= 0.45 and totals["fp_rate"] <= FP_CEILING
+
+
+# --- the literal gates never change an answer, and a hostile text stays linear --------------------
+def test_gated_search_agrees_with_a_plain_search_of_every_pattern() -> None:
+    """Gates are a speed-up only: on every public row (and its folded form) each detector fires
+    exactly when the ungated alternation of its patterns matches anywhere."""
+    import re
+
+    from shadowgate.screening import phrases
+
+    plain = {
+        name: re.compile("|".join(f"(?:{phrases.fold_pattern(p)})" for p in sources), re.MULTILINE)
+        for name, sources in {
+            "override": [p for ps in phrases.OVERRIDE.values() for p in ps],
+            "jailbreak": phrases.JAILBREAK,
+            "extraction": phrases.EXTRACTION,
+            "indirect": phrases.INDIRECT,
+            "chat_template": phrases.CHAT_TEMPLATE,
+        }.items()
+    }
+    texts = [json.loads(line)["text"] for line in DATA.read_text(encoding="utf-8").splitlines()]
+    texts += list(OVERRIDES.values()) + BENIGN_MULTILINGUAL
+    for text in texts:
+        folded = fold(text)
+        expected = [name for name, pattern in plain.items() if pattern.search(folded)]
+        assert phrases.phrase_flags(folded) == expected, text[:200]
+
+
+def test_text_made_of_gate_words_is_screened_in_linear_time() -> None:
+    import time
+
+    for text in ("ignore " * 40_000, "the user " * 30_000, "<div style='display:none'>" * 8_000):
+        start = time.perf_counter()
+        assert screen(text).flags in ((), ("hidden_html",))
+        assert time.perf_counter() - start < 5.0  # about 1 s on the shared 2-core machine
