@@ -1,0 +1,88 @@
+"""Encoded payloads: base64, hex, percent-encoding and ROT13 that decode to an instruction.
+
+A blob alone is not an attack (prompts carry keys, hashes, images, minified data); a blob whose
+decoded text trips a phrase detector is. Each candidate run is decoded, checked to be mostly
+printable text, folded, and screened; the caller gets the decoded texts that fired.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import re
+from collections.abc import Callable
+from urllib.parse import unquote
+
+_BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-z0-9+/=])|[A-Za-z0-9_-]{24,}={0,2}")
+_HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?:(?:\\x|0x)?[0-9A-Fa-f]{2}[\s:,]?){12,}")
+_PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2}|[A-Za-z0-9._~+-]){0,400}(?:%[0-9A-Fa-f]{2}[A-Za-z0-9._~+-]*){6,}")
+_ROT13_HINT = re.compile(r"\brot[\s-]?13\b|\bcaesar\b", re.IGNORECASE)
+MAX_CANDIDATES = 64  # decoded runs per text: a text of many blobs cannot make the scan slow
+MIN_DECODED_LETTERS = 8
+
+
+def _texty(data: bytes) -> str | None:
+    """Decoded bytes as text when they are mostly printable UTF-8 words."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    printable = sum(1 for c in text if c.isprintable() or c in "\n\t")
+    letters = sum(1 for c in text if c.isalpha())
+    if letters < MIN_DECODED_LETTERS or printable < 0.9 * len(text) or " " not in text.strip():
+        return None
+    return text
+
+
+def _base64(run: str) -> str | None:
+    run = run.rstrip("=")
+    padded = run + "=" * (-len(run) % 4)
+    try:
+        data = base64.b64decode(padded, altchars=b"-_" if ("-" in run or "_" in run) else None, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return _texty(data)
+
+
+def _hex(run: str) -> str | None:
+    digits = re.sub(r"\\x|0x|[\s:,]", "", run)
+    if len(digits) % 2:
+        digits = digits[:-1]
+    try:
+        return _texty(bytes.fromhex(digits))
+    except ValueError:
+        return None
+
+
+def decoded_texts(text: str) -> list[str]:
+    """Every decoded text hidden in encoded runs (at most MAX_CANDIDATES runs are tried)."""
+    out: list[str] = []
+    tried = 0
+    for pattern, decode in ((_BASE64_RUN, _base64), (_HEX_RUN, _hex)):
+        for match in pattern.finditer(text):
+            tried += 1
+            if tried > MAX_CANDIDATES:
+                return out
+            decoded = decode(match.group(0).strip())
+            if decoded:
+                out.append(decoded)
+    if "%" in text:
+        for match in _PERCENT_RUN.finditer(text):
+            tried += 1
+            if tried > MAX_CANDIDATES:
+                return out
+            out.append(unquote(match.group(0).replace("+", " ")))
+    if _ROT13_HINT.search(text):
+        out.append(codecs.decode(text, "rot13"))
+    return out
+
+
+def encoded_hits(text: str, screen_folded: Callable[[str], list[str]]) -> list[str]:
+    """The phrase flags that fire on text decoded from the runs in `text`."""
+    flags: list[str] = []
+    for decoded in decoded_texts(text):
+        for flag in screen_folded(decoded):
+            if flag not in flags:
+                flags.append(flag)
+    return flags
