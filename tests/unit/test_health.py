@@ -12,7 +12,9 @@ import pytest
 from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 
+from shadowgate.stages.decide import Decide
 from shadowgate.stages.health import Health
+from shadowgate.stages.record import Record
 from shadowgate.stages.settings import ShadowgateSettings
 
 
@@ -43,10 +45,13 @@ rules:
 @pytest.fixture
 def tctx(tmp_path):
     settings = ShadowgateSettings()
-    with taddons.context(settings) as tctx:
-        tctx.configure(settings, confdir=str(tmp_path / "conf"), shadowgate_db=str(tmp_path / "h.duckdb"))
+    decide = Decide(settings)
+    record = Record(settings, decide)  # the writer is Record's; Health reads it through settings
+    with taddons.context(settings, decide, record) as tctx:
+        tctx.configure(settings, confdir=str(tmp_path / "conf"))
+        tctx.configure(record, shadowgate_db=str(tmp_path / "h.duckdb"))
         yield tctx
-        settings.done()
+        record.done()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ def settings_context(tmp_path):
     with taddons.context(settings) as tctx:
         tctx.configure(settings, confdir=str(tmp_path / "conf"))
         yield settings, tctx
-        settings.done()
 
 
 @pytest.mark.parametrize(
