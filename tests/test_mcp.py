@@ -40,11 +40,11 @@ from starlette.routing import Route
 from shadowgate.config.policy import Facts
 from shadowgate.config.policy import load_policy
 from shadowgate.config.yamlfile import ConfigError
-from shadowgate.stages.mcp import JsonTap
-from shadowgate.stages.mcp import LegacySession
-from shadowgate.stages.mcp import LegacySseTap
-from shadowgate.stages.mcp import SseTap
-from shadowgate.stages.mcp import injection_flags
+from shadowgate.mcp.screening import injection_flags
+from shadowgate.mcp.session import LegacySession
+from shadowgate.mcp.taps import JsonTap
+from shadowgate.mcp.taps import LegacySseTap
+from shadowgate.mcp.taps import SseTap
 from shadowgate.telemetry import semconv as sc
 from tests.conftest import Proxy
 from tests.conftest import start_proxy

@@ -31,449 +31,57 @@ which it gives up and passes bytes through.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 import time
-import uuid
-from collections import Counter
 from collections import OrderedDict
 from collections.abc import Awaitable
 from collections.abc import Callable
-from dataclasses import dataclass
-from dataclasses import field
 from typing import Any
 from urllib.parse import parse_qs
 from urllib.parse import urlsplit
 
 from mitmproxy import http
 
-from shadowgate.config.attribution import Person
-from shadowgate.config.policy import ALLOW
 from shadowgate.config.policy import BLOCK
-from shadowgate.config.policy import OBSERVE_PREFIX
 from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.policy import Facts
-from shadowgate.config.policy import McpPolicy
-from shadowgate.config.policy import McpServer
-from shadowgate.dlp import Placeholders
+from shadowgate.mcp.dlp import scan_arguments
+from shadowgate.mcp.dlp import scan_result
+from shadowgate.mcp.dlp import store_arguments
+from shadowgate.mcp.jsonrpc import dumps
+from shadowgate.mcp.jsonrpc import id_key
+from shadowgate.mcp.jsonrpc import is_message
+from shadowgate.mcp.jsonrpc import parse_jsonrpc
+from shadowgate.mcp.jsonrpc import ping
+from shadowgate.mcp.jsonrpc import rpc_error
+from shadowgate.mcp.screening import screen
+from shadowgate.mcp.session import LegacySession
+from shadowgate.mcp.session import McpCall
+from shadowgate.mcp.session import McpExchange
+from shadowgate.mcp.session import McpSession
+from shadowgate.mcp.session import Outgoing
+from shadowgate.mcp.session import call_row
+from shadowgate.mcp.session import new_call
+from shadowgate.mcp.session import request_refusal
+from shadowgate.mcp.session import tool_rows
+from shadowgate.mcp.taps import JsonTap
+from shadowgate.mcp.taps import LegacySseTap
+from shadowgate.mcp.taps import SseTap
+from shadowgate.mcp.taps import unframe
 from shadowgate.stages.identify import METADATA_KEY as AI_METADATA_KEY
 from shadowgate.stages.identify import on_the_clock
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
-from shadowgate.stages.redact import ScanFailed
-from shadowgate.stages.redact import dlp_verdict
-from shadowgate.stages.redact import scan_json
-from shadowgate.stages.redact import shared_scanner
 from shadowgate.stages.settings import ShadowgateSettings
-from shadowgate.storage.store import utc_from_timestamp
-from shadowgate.wireformats.framing import EventCodec
-from shadowgate.wireformats.framing import StreamEvent
 
 log = logging.getLogger(__name__)
 
 MCP_KEY = "shadowgate_mcp"  # flow.metadata of a POST: its McpExchange
 LEGACY_KEY = "shadowgate_mcp_sse"  # flow.metadata of an HTTP+SSE stream: its LegacySseTap
-POLICY_ERROR_CODE = -32001  # implementation-defined server error range of JSON-RPC
 FILTER = "filter"
-STREAMABLE, SSE = "streamable-http", "sse"
 MAX_SESSIONS = 4096
 MAX_PENDING = 1024  # unanswered requests kept per HTTP+SSE session
 MAX_TOOL_LISTS = 4096  # tools/list answers remembered, so a repeated one is not recorded again
-MAX_SCREEN_CHARS = 1024 * 1024
-# Results are scanned on the event loop (inside the response tap); bigger ones fail the scan.
-MAX_RESULT_SCAN_CHARS = 1024 * 1024
 _SCREENED_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
-_DLP_ACTION_ORDER = ("error", "block", "would_block", "redact", "would_redact", "log")
-
-# --- injection screening ------------------------------------------------------------------------
-
-_INSTRUCTION = re.compile(
-    r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+)?"
-    r"(?:previous|prior|above|earlier|preceding|system)\s+(?:instructions?|prompts?|messages?|context|rules)"
-    r"|\byou\s+are\s+now\s+(?:a|an|in)\b"
-    r"|\bnew\s+instructions?\s*:"
-    r"|<\s*/?\s*(?:system|important|instructions?)\s*>"
-    r"|\bdo\s+not\s+(?:tell|inform|mention\s+(?:this\s+)?to)\s+the\s+user\b",
-    re.IGNORECASE,
-)
-_TAG_CHARS = re.compile("[\U000e0000-\U000e007f]")
-# A URL whose query carries a long base64/hex value: the classic markdown-image exfiltration.
-_EXFIL_URL = re.compile(
-    r"https?://[^\s\"'<>()]+\?[^\s\"'<>()]*?=(?:[A-Za-z0-9+/_-]{24,}={0,2}|[0-9a-fA-F]{32,})(?:[&#\s\"'<>()]|$)"
-)
-
-
-def injection_flags(text: str) -> list[str]:
-    """Which injection patterns a tool result carries: instruction, tag_chars, exfil_url."""
-    text = text[:MAX_SCREEN_CHARS]
-    flags = []
-    if _INSTRUCTION.search(text):
-        flags.append("instruction")
-    if _TAG_CHARS.search(text):
-        flags.append("tag_chars")
-    if _EXFIL_URL.search(text):
-        flags.append("exfil_url")
-    return flags
-
-
-def _strings(value: Any, out: list[str], budget: list[int]) -> None:
-    """Every string in a JSON value (keys too), up to a character budget."""
-    if budget[0] <= 0:
-        return
-    if isinstance(value, str):
-        out.append(value)
-        budget[0] -= len(value)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _strings(k, out, budget)
-            _strings(v, out, budget)
-    elif isinstance(value, list):
-        for v in value:
-            _strings(v, out, budget)
-
-
-def screen(result: Any) -> list[str]:
-    texts: list[str] = []
-    _strings(result, texts, [MAX_SCREEN_CHARS])
-    return injection_flags("\n".join(texts))
-
-
-# --- JSON-RPC -----------------------------------------------------------------------------------
-
-
-def parse_jsonrpc(data: bytes) -> dict | list | None:
-    """The JSON-RPC message (or batch) in a body, or None when it is not one."""
-    head = data[:64].lstrip()
-    if not head.startswith((b"{", b"[")) or b'"jsonrpc"' not in data:
-        return None
-    try:
-        msg = json.loads(data)
-    except ValueError:
-        return None
-    if _is_message(msg):
-        return msg
-    if isinstance(msg, list) and any(_is_message(m) for m in msg):
-        return msg
-    return None
-
-
-def _is_message(value: Any) -> bool:
-    return isinstance(value, dict) and value.get("jsonrpc") == "2.0"
-
-
-def id_key(rpc_id: Any) -> Any:
-    """A hashable key for a JSON-RPC id (1 and "1" are different ids)."""
-    if isinstance(rpc_id, bool) or not isinstance(rpc_id, (int, str)):
-        return ("json", json.dumps(rpc_id, sort_keys=True, default=str))
-    return (type(rpc_id).__name__, rpc_id)
-
-
-def _size(value: Any) -> int | None:
-    if value is None:
-        return None
-    return len(_dumps(value))
-
-
-def rpc_error(rpc_id: Any, message: str, code: int = POLICY_ERROR_CODE) -> dict:
-    return {"jsonrpc": "2.0", "id": rpc_id, "error": {"code": code, "message": message}}
-
-
-def _dumps(msg: Any) -> bytes:
-    try:
-        return json.dumps(msg, separators=(",", ":"), ensure_ascii=False).encode()
-    except UnicodeEncodeError:  # a lone surrogate ("\udcff" in the JSON): keep it escaped
-        return json.dumps(msg, separators=(",", ":")).encode()
-
-
-@dataclass(slots=True)
-class McpSession:
-    server_name: str | None = None
-    client_name: str | None = None
-    protocol_version: str | None = None
-
-
-@dataclass(slots=True)
-class McpCall:
-    """One JSON-RPC request and what became of it."""
-
-    started: float
-    client_ip: str
-    person: Person
-    host: str
-    port: int
-    rpc_id: Any
-    method: str
-    server: McpServer | None
-    observe: bool
-    transport: str = STREAMABLE
-    session_id: str | None = None
-    protocol_version: str | None = None
-    client_name: str | None = None
-    server_name: str | None = None
-    tool_name: str | None = None
-    arguments_bytes: int | None = None
-    result_bytes: int | None = None
-    is_error: bool | None = None
-    error_code: int | None = None  # the JSON-RPC error code of the answer (ours for refusals)
-    decision: str = ALLOW
-    rule_id: str = "default"
-    injection_flags: list[str] = field(default_factory=list)
-    dlp_counts: Counter | None = None
-    dlp_actions: set[str] = field(default_factory=set)
-    arguments: str | None = None  # stored content (policy opt-in), after DLP
-    result: str | None = None
-    # Set when the request is refused but forwarded as a ping: its answer is replaced by this.
-    refusal: str | None = None
-    answered: bool = False
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-
-    def refuse(self, rule_id: str, action: str = BLOCK) -> bool:
-        """Record a refusal; True when it is enforced (not observe mode)."""
-        self.decision = OBSERVE_PREFIX + action if self.observe else action
-        self.rule_id = rule_id
-        enforced = not self.observe
-        if enforced and action == BLOCK:
-            self.is_error, self.error_code = True, POLICY_ERROR_CODE
-        return enforced
-
-    def add_dlp(self, counts: Counter, action: str) -> None:
-        self.dlp_counts = counts if self.dlp_counts is None else self.dlp_counts + counts
-        self.dlp_actions.add(action)
-
-    @property
-    def dlp_action(self) -> str | None:
-        return next((a for a in _DLP_ACTION_ORDER if a in self.dlp_actions), None)
-
-    @property
-    def dlp_findings(self) -> str | None:
-        if not self.dlp_counts:
-            return None
-        return ",".join(f"{t}:{n}" for t, n in sorted(self.dlp_counts.items()))
-
-
-def _text(value: str | None, limit: int = 256) -> str | None:
-    """A string fit for a row: cut, and without lone surrogates (a JSON "\udcff", a non-UTF-8
-    header byte), which the writer cannot encode: one such row would hold up its whole table."""
-    if value is None:
-        return None
-    value = value[:limit]
-    try:
-        value.encode()
-    except UnicodeEncodeError:
-        value = value.encode("utf-8", "replace").decode()
-    return value
-
-
-def mcp_call_row(call: McpCall, latency_ms: float | None) -> tuple:
-    return (
-        utc_from_timestamp(call.started),
-        call.request_id,
-        call.person.user,
-        call.person.group,
-        call.client_ip,
-        _text(call.host),
-        _text(call.server_name),
-        _text(call.session_id),
-        _text(call.protocol_version, 64),
-        _text(call.client_name),
-        _text(call.method, 128),
-        _text(call.tool_name),
-        call.arguments_bytes,
-        call.result_bytes,
-        call.is_error,
-        latency_ms,
-        call.decision,
-        call.rule_id,
-        ",".join(call.injection_flags) or None,
-        call.dlp_findings,
-        call.dlp_action,
-        call.transport,
-        call.arguments,
-        call.result,
-    )
-
-
-@dataclass(slots=True)
-class McpExchange:
-    """The requests of one POST (one, or a batch), carried in flow.metadata[MCP_KEY]."""
-
-    calls: dict[Any, McpCall]  # by id_key
-    legacy: LegacySession | None = None
-
-
-@dataclass(slots=True)
-class _Outgoing:
-    """What a POST's body becomes: the elements that go on to the server (refused ones as pings)
-    and the refusals the proxy answers itself."""
-
-    messages: list[Any]
-    batch: bool
-    forwarded: list[Any] = field(default_factory=list)
-    local: list[dict] = field(default_factory=list)
-
-
-@dataclass(slots=True)
-class LegacySession:
-    """An HTTP+SSE (2024-11-05) session: its answers arrive on the GET stream, not on the POSTs."""
-
-    host: str
-    endpoint: str  # the path (and query) the client POSTs to
-    session_id: str | None
-    pending: OrderedDict[Any, McpCall] = field(default_factory=OrderedDict)
-
-
-# --- DLP ----------------------------------------------------------------------------------------
-
-
-def _stored(value: Any, dlp_actions: set[str], max_chars: int) -> str | None:
-    """What opt-in storage keeps of arguments or a result: already redacted by the caller.
-
-    Content with findings that DLP only logs (or, in observe mode, would redact) still holds
-    the values, and values never reach the database: such content is not stored.
-    """
-    if value is None:
-        return None
-    if dlp_actions & {"log", "would_redact", "would_block", "error"}:
-        return "[not stored: DLP findings left in the clear]"
-    return _dumps(value).decode()[:max_chars]
-
-
-# --- response taps ------------------------------------------------------------------------------
-
-OnMessage = Callable[[dict, int], "dict | None"]
-
-
-class _Tap:
-    """Base of the response.stream callables: never raises; on trouble, passes bytes through."""
-
-    __slots__ = ("on_message", "limit", "buf", "passthrough", "response_bytes")
-
-    def __init__(self, on_message: OnMessage, limit: int) -> None:
-        self.on_message = on_message
-        self.limit = limit
-        self.buf = bytearray()
-        self.passthrough = False
-        self.response_bytes = 0
-
-    def __call__(self, chunk: bytes) -> bytes | list[bytes]:
-        self.response_bytes += len(chunk)
-        if self.passthrough:
-            return chunk if chunk else self._drain()
-        try:
-            out = self._feed(chunk)
-        except Exception:  # _feed keeps every byte in buf until it has handed it out
-            log.debug("shadowgate: MCP response tap failed; passing bytes through", exc_info=True)
-            return self._give_up()
-        # An empty chunk would end a chunked HTTP/1 body early; [] holds the data back.
-        return [o for o in out if o]
-
-    def _rewritten(self, payload: bytes) -> bytes | None:
-        """The replacement for one JSON-RPC message or batch, or None to send it as it came."""
-        try:
-            msg = parse_jsonrpc(payload)
-            if msg is None:
-                return None
-            if isinstance(msg, dict):
-                new = self.on_message(msg, len(payload))
-                return None if new is None else _dumps(new)
-            changed = False
-            out = []
-            for item in msg:
-                new = self.on_message(item, _size(item) or 0) if _is_message(item) else None
-                changed = changed or new is not None
-                out.append(item if new is None else new)
-            return _dumps(out) if changed else None
-        except Exception:
-            log.debug("shadowgate: MCP message handling failed; passing it through", exc_info=True)
-            return None
-
-    def _drain(self) -> list[bytes]:
-        held, self.buf = bytes(self.buf), bytearray()
-        return [held] if held else []
-
-    def _give_up(self) -> list[bytes]:
-        self.passthrough = True
-        return self._drain()
-
-    def _feed(self, chunk: bytes) -> list[bytes]:
-        raise NotImplementedError
-
-
-class JsonTap(_Tap):
-    """A JSON answer: held back whole (up to the limit) so it can be rewritten, then sent."""
-
-    __slots__ = ()
-
-    def _feed(self, chunk: bytes) -> list[bytes]:
-        if chunk:
-            self.buf += chunk
-            return self._give_up() if len(self.buf) > self.limit else []
-        body = bytes(self.buf)
-        self.buf = bytearray()
-        return [(self._rewritten(body) if body else None) or body]
-
-
-class SseTap(_Tap):
-    """An SSE answer: complete events go out as they come (one rewritten when needed). The codec
-    holds at most `limit` bytes of one event; at a longer one the tap gives up and passes the
-    rest of the stream through."""
-
-    __slots__ = ("codec",)
-
-    def __init__(self, on_message: OnMessage, limit: int) -> None:
-        super().__init__(on_message, limit)
-        self.codec = EventCodec(True, limit)
-
-    def _feed(self, chunk: bytes) -> list[bytes]:
-        # At the end, a trailing partial event goes out as it came.
-        events = self.codec.feed(chunk) if chunk else self.codec.finish()
-        out = []
-        for e in events:
-            if chunk and not e.ended:  # a piece of an event too long to hold
-                self.passthrough = True
-            out.append(e.raw if self.passthrough or not e.ended or e.data is None else self._event(e))
-        if self.passthrough:  # an event said this is no stream of ours: the rest goes as it is
-            out += self._drain()
-        return out
-
-    def _drain(self) -> list[bytes]:
-        held = b"".join(e.raw for e in self.codec.finish())
-        return [held] if held else []
-
-    def _event(self, event: StreamEvent) -> bytes:
-        try:
-            new = self._handle(event.event or "message", event.data or b"")
-        except Exception:
-            log.debug("shadowgate: MCP event handling failed; passing it through", exc_info=True)
-            return event.raw
-        return event.raw if new is None else event.encode(new)
-
-    def _handle(self, name: str, payload: bytes) -> bytes | None:
-        return self._rewritten(payload)
-
-
-class LegacySseTap(SseTap):
-    """The long-lived stream of the HTTP+SSE transport. Its first event must be `endpoint`;
-    any other first event means it is not MCP, and the stream passes through unparsed."""
-
-    __slots__ = ("on_endpoint", "session")
-
-    def __init__(self, on_endpoint: Callable[[str], LegacySession | None], on_message: OnMessage, limit: int) -> None:
-        super().__init__(on_message, limit)
-        self.on_endpoint = on_endpoint
-        self.session: LegacySession | None = None
-
-    def _handle(self, name: str, payload: bytes) -> bytes | None:
-        if self.session is not None:
-            return self._rewritten(payload)
-        if name == "endpoint":
-            self.session = self.on_endpoint(payload.decode("utf-8", "replace").strip())
-        if self.session is None:
-            self.passthrough = True
-        return None
-
-
-# --- the addon ----------------------------------------------------------------------------------
 
 CallSink = Callable[[McpCall, float], None]  # a finished call and when it ended (epoch seconds)
 
@@ -531,10 +139,10 @@ class Mcp:
         messages: list[Any] = msg if isinstance(msg, list) else [msg]
         blocks_unlisted = mcp is not None and server is None and (listed is not None or mcp.unlisted == BLOCK)
         exchange = McpExchange({}, legacy)
-        out = _Outgoing(messages, batch)
+        out = Outgoing(messages, batch)
         forwarded, local = out.forwarded, out.local
         for item in messages:
-            if not _is_message(item) or not isinstance(item.get("method"), str):
+            if not is_message(item) or not isinstance(item.get("method"), str):
                 forwarded.append(item)  # a client's answer to a server request, or junk: not ours
                 continue
             if "id" not in item:
@@ -542,7 +150,7 @@ class Mcp:
                 if not (blocks_unlisted and not policy.observe):
                     forwarded.append(item)
                 continue
-            call = self._call(flow, item, host, person, client_ip, server, policy.observe, legacy)
+            call = new_call(request, item, host, person, client_ip, server, policy.observe, legacy, self.sessions)
             message: str | None
             if blocks_unlisted:
                 if listed is not None:
@@ -552,12 +160,12 @@ class Mcp:
                     call.rule_id = "mcp:unlisted"
                     message = f"shadowgate: MCP server {host} is not on the allow-list (rule {call.rule_id})"
             else:
-                message = self._refusal(call)
+                message = request_refusal(call)
             exchange.calls[id_key(call.rpc_id)] = call
             if message is not None and call.refuse(call.rule_id):
                 if legacy is not None or (batch and not blocks_unlisted):
                     call.refusal = message
-                    forwarded.append({"jsonrpc": "2.0", "id": call.rpc_id, "method": "ping"})
+                    forwarded.append(ping(call.rpc_id))
                 else:
                     local.append(rpc_error(call.rpc_id, message))
                 continue
@@ -572,122 +180,18 @@ class Mcp:
         if dlp is not None and scan and forwarded:
             if sum(c.arguments_bytes or 0 for c in scan) > SCAN_IN_THREAD_CHARS:
                 return self._scan_then_send(flow, exchange, out, scan, dlp)
-            self._scan_arguments(scan, forwarded, dlp)
+            scan_arguments(scan, forwarded, dlp, policy.observe)
         self._send(flow, exchange, out)
-        return None
-
-    def _call(
-        self,
-        flow: http.HTTPFlow,
-        item: dict,
-        host: str,
-        person: Person,
-        client_ip: str,
-        server: McpServer | None,
-        observe: bool,
-        legacy: LegacySession | None,
-    ) -> McpCall:
-        request = flow.request
-        raw_params = item.get("params")
-        params: dict = raw_params if isinstance(raw_params, dict) else {}
-        method = item["method"]
-        call = McpCall(
-            started=request.timestamp_start,
-            client_ip=client_ip,
-            person=person,
-            host=host,
-            port=request.port,
-            rpc_id=item["id"],
-            method=method,
-            server=server,
-            observe=observe,
-            transport=SSE if legacy is not None else STREAMABLE,
-            session_id=legacy.session_id if legacy is not None else request.headers.get("mcp-session-id"),
-        )
-        session = self.sessions.get(call.session_id) if call.session_id else None
-        if session is not None:
-            call.server_name, call.client_name = session.server_name, session.client_name
-            call.protocol_version = session.protocol_version
-        call.protocol_version = request.headers.get("mcp-protocol-version") or call.protocol_version
-        if method == "initialize":
-            info = params.get("clientInfo")
-            call.client_name = str(info.get("name"))[:256] if isinstance(info, dict) and info.get("name") else None
-            version = params.get("protocolVersion")
-            call.protocol_version = str(version)[:64] if version else call.protocol_version
-        if method == "tools/call":
-            name = params.get("name")
-            call.tool_name = name if isinstance(name, str) else None
-            call.arguments_bytes = _size(params.get("arguments"))
-        else:
-            call.arguments_bytes = _size(params) if params else None
-        if server is not None:
-            call.rule_id = f"mcp:{server.id}"
-        return call
-
-    @staticmethod
-    def _refusal(call: McpCall) -> str | None:
-        """Why a request to a listed server is refused (setting call.rule_id), or None."""
-        server = call.server
-        if server is None:
-            return None
-        if call.tool_name is not None and not server.tool_allowed(call.tool_name):
-            call.rule_id = f"mcp:{server.id}:tools"
-            return f"shadowgate: tool {call.tool_name!r} is not allowed on {server.id} (rule {call.rule_id})"
-        limit = server.max_argument_bytes
-        if limit is not None and call.arguments_bytes is not None and call.arguments_bytes > limit:
-            call.rule_id = f"mcp:{server.id}:max_argument_bytes"
-            return (
-                f"shadowgate: arguments of {call.arguments_bytes} bytes exceed the limit of {limit} "
-                f"(rule {call.rule_id})"
-            )
         return None
 
     async def _scan_then_send(
-        self, flow: http.HTTPFlow, exchange: McpExchange, out: _Outgoing, scan: list[McpCall], dlp: DlpPolicy
+        self, flow: http.HTTPFlow, exchange: McpExchange, out: Outgoing, scan: list[McpCall], dlp: DlpPolicy
     ) -> None:
         """Large arguments are scanned off the event loop."""
-        await asyncio.to_thread(self._scan_arguments, scan, out.forwarded, dlp)
+        await asyncio.to_thread(scan_arguments, scan, out.forwarded, dlp, self.settings.policy.observe)
         self._send(flow, exchange, out)
 
-    def _scan_arguments(self, calls: list[McpCall], forwarded: list[Any], dlp: DlpPolicy) -> None:
-        """DLP on tools/call arguments: redacted in the forwarded message, or the call refused."""
-        by_key = {id_key(c.rpc_id): c for c in calls}
-        observe = self.settings.policy.observe
-        for index, item in enumerate(forwarded):
-            call = by_key.get(id_key(item.get("id"))) if _is_message(item) and "id" in item else None
-            if call is None or item.get("method") != "tools/call":
-                continue
-            params = item.get("params")
-            arguments = params.get("arguments") if isinstance(params, dict) else None
-            if arguments is None:
-                continue
-            try:
-                cleaned, counts, actions = scan_json(
-                    arguments, shared_scanner(), Placeholders(), dlp, every_string=True
-                )
-            except Exception as e:
-                cleaned, counts, actions = arguments, Counter(), set()
-                if not isinstance(e, ScanFailed):
-                    log.exception("shadowgate: DLP scan of MCP tool arguments failed")
-                call.dlp_actions.add("error")
-                if dlp.on_error != ALLOW and call.refuse(_dlp_rule(call)):
-                    call.refusal = f"shadowgate: the tool arguments could not be scanned, and DLP fails closed (rule {call.rule_id})"
-                    forwarded[index] = {"jsonrpc": "2.0", "id": call.rpc_id, "method": "ping"}
-                    continue
-            if counts:
-                _, action, blocking = dlp_verdict(counts, actions, dlp, observe)
-                call.add_dlp(counts, action)
-                if blocking and call.refuse(_dlp_rule(call)):
-                    call.refusal = (
-                        f"shadowgate: the tool arguments contain {', '.join(blocking)}; company policy does not "
-                        f"allow sending them to {call.host} (rule {call.rule_id})"
-                    )
-                    forwarded[index] = {"jsonrpc": "2.0", "id": call.rpc_id, "method": "ping"}
-                    continue
-                if action == "redact":
-                    forwarded[index] = {**item, "params": {**params, "arguments": cleaned}}
-
-    def _send(self, flow: http.HTTPFlow, exchange: McpExchange, out: _Outgoing) -> None:
+    def _send(self, flow: http.HTTPFlow, exchange: McpExchange, out: Outgoing) -> None:
         """Answer the refusals the proxy can answer itself; forward the rest (rewritten if needed)."""
         legacy = exchange.legacy
         messages, forwarded, local, batch = out.messages, out.forwarded, out.local, out.batch
@@ -703,12 +207,12 @@ class Mcp:
                 self._await_on_stream(legacy, call)
         mcp = self.settings.policy.mcp
         if mcp is not None and mcp.store_content:
-            self._store_arguments(exchange, forwarded, mcp)
+            store_arguments(exchange, forwarded, mcp)
         if not forwarded:
             if legacy is not None:
                 flow.response = http.Response.make(202, b"Accepted", {"content-type": "text/plain"})
             elif local:
-                body = _dumps(local if batch else local[0])
+                body = dumps(local if batch else local[0])
                 flow.response = http.Response.make(200, body, {"content-type": "application/json"})
             else:
                 flow.response = http.Response.make(
@@ -717,18 +221,7 @@ class Mcp:
             return
         # Refusals in a batch that goes on were turned into pings: `local` is empty here.
         if len(forwarded) != len(messages) or any(a is not b for a, b in zip(forwarded, messages)):
-            flow.request.content = _dumps(forwarded if batch else forwarded[0])
-
-    @staticmethod
-    def _store_arguments(exchange: McpExchange, forwarded: list[Any], mcp: McpPolicy) -> None:
-        """Opt-in storage: the arguments as they are sent on (after DLP); refused calls keep none."""
-        for item in forwarded:
-            if not _is_message(item) or item.get("method") != "tools/call" or "id" not in item:
-                continue
-            call = exchange.calls.get(id_key(item["id"]))
-            params = item.get("params")
-            if call is not None and call.refusal is None and isinstance(params, dict):
-                call.arguments = _stored(params.get("arguments"), call.dlp_actions, mcp.store_max_chars)
+            flow.request.content = dumps(forwarded if batch else forwarded[0])
 
     def _await_on_stream(self, legacy: LegacySession, call: McpCall) -> None:
         pending = legacy.pending
@@ -769,7 +262,7 @@ class Mcp:
         else:
             response.stream = True
             return
-        _unframe(flow)
+        unframe(flow)
 
     def _maybe_legacy_stream(self, flow: http.HTTPFlow, response: http.Response) -> None:
         content_type = (response.headers.get("content-type") or "").lower()
@@ -808,7 +301,7 @@ class Mcp:
         tap = LegacySseTap(on_endpoint, on_message, self.settings.max_parse_bytes)
         response.stream = tap
         flow.metadata[LEGACY_KEY] = tap
-        _unframe(flow)
+        unframe(flow)
 
     def _end_legacy(self, session: LegacySession) -> None:
         """The stream ended: requests still waiting for their answer are recorded unanswered."""
@@ -866,44 +359,7 @@ class Mcp:
                         call.rpc_id,
                         f"shadowgate: the tool result looks like a prompt injection ({flags}; rule {call.rule_id})",
                     )
-        return self._scan_result(call, msg, result, size)
-
-    def _scan_result(self, call: McpCall, msg: dict, result: dict, size: int) -> dict | None:
-        policy = self.settings.policy
-        dlp, mcp = policy.dlp, policy.mcp
-        # None when opt-in content storage is off.
-        store_max_chars = mcp.store_max_chars if mcp is not None and mcp.store_content else None
-        if dlp is None:
-            if store_max_chars is not None:
-                call.result = _stored(result, call.dlp_actions, store_max_chars)
-            return None
-        cleaned, new = result, None
-        try:
-            if size > MAX_RESULT_SCAN_CHARS:
-                raise ScanFailed("the result is too large to scan")
-            cleaned, counts, actions = scan_json(result, shared_scanner(), Placeholders(), dlp, is_text=True)
-        except Exception as e:
-            if not isinstance(e, ScanFailed):
-                log.exception("shadowgate: DLP scan of an MCP tool result failed")
-            call.dlp_actions.add("error")
-            if dlp.on_error != ALLOW and call.refuse(_dlp_rule(call)):
-                return rpc_error(
-                    call.rpc_id,
-                    f"shadowgate: the tool result could not be scanned, and DLP fails closed (rule {call.rule_id})",
-                )
-            counts = Counter()
-        if counts:
-            _, action, blocking = dlp_verdict(counts, actions, dlp, policy.observe)
-            call.add_dlp(counts, action)
-            if blocking and call.refuse(_dlp_rule(call)):
-                return rpc_error(
-                    call.rpc_id, f"shadowgate: the tool result contains {', '.join(blocking)} (rule {call.rule_id})"
-                )
-            if action == "redact":
-                new = {**msg, "result": cleaned}
-        if store_max_chars is not None:
-            call.result = _stored(cleaned, call.dlp_actions, store_max_chars)
-        return new
+        return scan_result(call, msg, result, size, self.settings.policy)
 
     def _tools_listed(self, call: McpCall, msg: dict, result: dict) -> dict | None:
         tools = result["tools"]
@@ -929,12 +385,7 @@ class Mcp:
         self.tool_lists[key] = None
         while len(self.tool_lists) > MAX_TOOL_LISTS:
             self.tool_lists.popitem(last=False)
-        ts = utc_from_timestamp(call.started)
-        record.mcp_tools(
-            (ts, call.request_id, call.person.user, call.person.group, _text(call.host), _text(call.server_name),
-             _text(call.session_id), _text(name), filtered, call.rule_id if filtered else None)
-            for name, filtered in names
-        )  # fmt: skip
+        record.mcp_tools(tool_rows(call, names))
 
     def _initialized(self, call: McpCall, result: dict) -> None:
         info = result.get("serverInfo")
@@ -983,19 +434,6 @@ class Mcp:
     def _submit(self, call: McpCall, end: float) -> None:
         latency_ms = round(max(end - call.started, 0.0) * 1000, 3)
         if self.settings.record is not None:
-            self.settings.record.mcp_call(mcp_call_row(call, latency_ms))
+            self.settings.record.mcp_call(call_row(call, latency_ms))
         if self.on_call is not None:
             self.on_call(call, end)
-
-
-def _dlp_rule(call: McpCall) -> str:
-    return f"mcp:{call.server.id}:dlp" if call.server is not None else "mcp:dlp"
-
-
-def _unframe(flow: http.HTTPFlow) -> None:
-    """The tap may change the body's length: frame it without a content-length."""
-    response = flow.response
-    if response is not None and "content-length" in response.headers:
-        del response.headers["content-length"]
-        if flow.request.http_version.startswith("HTTP/1"):
-            response.headers["transfer-encoding"] = "chunked"

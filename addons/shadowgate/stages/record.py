@@ -29,6 +29,8 @@ from shadowgate.stages.settings import expand_path
 from shadowgate.storage.housekeeping import tidy_segments
 from shadowgate.storage.pricing import price_ai_request
 from shadowgate.storage.rows import AiRequest
+from shadowgate.storage.rows import McpCallRow
+from shadowgate.storage.rows import McpToolRow
 from shadowgate.storage.rows import PolicyEvent
 from shadowgate.storage.rows import ai_request
 from shadowgate.storage.schema import AI_REQUESTS
@@ -120,13 +122,13 @@ class Record:
         )
         self.writer.submit(POLICY_EVENTS.name, row)
 
-    def mcp_call(self, row: tuple) -> None:
-        """One JSON-RPC request to an MCP server (a tuple in MCP_CALLS' column order)."""
+    def mcp_call(self, row: McpCallRow | tuple) -> None:
+        """One JSON-RPC request to an MCP server (its row, or a tuple in MCP_CALLS' column order)."""
         if self.writer is not None:
             self.writer.submit(MCP_CALLS.name, row)
 
-    def mcp_tools(self, rows: Iterable[tuple]) -> None:
-        """The tools an MCP server advertised (tuples in MCP_TOOLS' column order)."""
+    def mcp_tools(self, rows: Iterable[McpToolRow | tuple]) -> None:
+        """The tools an MCP server advertised (rows, or tuples in MCP_TOOLS' column order)."""
         if self.writer is not None:
             for row in rows:
                 self.writer.submit(MCP_TOOLS.name, row)

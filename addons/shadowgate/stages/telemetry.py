@@ -43,7 +43,7 @@ from shadowgate.telemetry.events import telemetry_event
 from shadowgate.telemetry.pipeline import Pipeline
 
 if TYPE_CHECKING:
-    from shadowgate.stages.mcp import McpCall
+    from shadowgate.mcp.session import McpCall
 
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from shadowgate.storage.schema import Outcome
 from shadowgate.telemetry import semconv as sc
 
 if TYPE_CHECKING:
-    from shadowgate.stages.mcp import McpCall
+    from shadowgate.mcp.session import McpCall
 
 
 class TelemetryEvent(NamedTuple):

@@ -1,0 +1,8 @@
+"""MCP: the parts of the MCP addon (addons/shadowgate/stages/mcp.py) that are not its hooks.
+
+- `jsonrpc`: recognising JSON-RPC 2.0 messages, ids as keys, error answers, compact encoding.
+- `screening`: prompt-injection patterns in tool results.
+- `session`: a call, its POST and its HTTP+SSE session, and the mcp_calls / mcp_tools rows.
+- `dlp`: DLP on tool arguments and results, and what opt-in content storage keeps.
+- `taps`: the response.stream callables that parse a copy of the answers and rewrite one.
+"""

@@ -1,0 +1,135 @@
+"""DLP on MCP tool calls: the arguments on their way to the server, the results on their way back,
+and what opt-in content storage keeps of them."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Any
+
+from shadowgate.config.policy import ALLOW
+from shadowgate.config.policy import DlpPolicy
+from shadowgate.config.policy import McpPolicy
+from shadowgate.config.policy import Policy
+from shadowgate.dlp import Placeholders
+from shadowgate.mcp.jsonrpc import dumps
+from shadowgate.mcp.jsonrpc import id_key
+from shadowgate.mcp.jsonrpc import is_message
+from shadowgate.mcp.jsonrpc import ping
+from shadowgate.mcp.jsonrpc import rpc_error
+from shadowgate.mcp.session import McpCall
+from shadowgate.mcp.session import McpExchange
+from shadowgate.stages.redact import ScanFailed
+from shadowgate.stages.redact import dlp_verdict
+from shadowgate.stages.redact import scan_json
+from shadowgate.stages.redact import shared_scanner
+
+log = logging.getLogger(__name__)
+
+# Results are scanned on the event loop (inside the response tap); bigger ones fail the scan.
+MAX_RESULT_SCAN_CHARS = 1024 * 1024
+
+
+def stored(value: Any, dlp_actions: set[str], max_chars: int) -> str | None:
+    """What opt-in storage keeps of arguments or a result: already redacted by the caller.
+
+    Content with findings that DLP only logs (or, in observe mode, would redact) still holds
+    the values, and values never reach the database: such content is not stored.
+    """
+    if value is None:
+        return None
+    if dlp_actions & {"log", "would_redact", "would_block", "error"}:
+        return "[not stored: DLP findings left in the clear]"
+    return dumps(value).decode()[:max_chars]
+
+
+def dlp_rule(call: McpCall) -> str:
+    return f"mcp:{call.server.id}:dlp" if call.server is not None else "mcp:dlp"
+
+
+def store_arguments(exchange: McpExchange, forwarded: list[Any], mcp: McpPolicy) -> None:
+    """Opt-in storage: the arguments as they are sent on (after DLP); refused calls keep none."""
+    for item in forwarded:
+        if not is_message(item) or item.get("method") != "tools/call" or "id" not in item:
+            continue
+        call = exchange.calls.get(id_key(item["id"]))
+        params = item.get("params")
+        if call is not None and call.refusal is None and isinstance(params, dict):
+            call.arguments = stored(params.get("arguments"), call.dlp_actions, mcp.store_max_chars)
+
+
+def scan_arguments(calls: list[McpCall], forwarded: list[Any], dlp: DlpPolicy, observe: bool) -> None:
+    """DLP on tools/call arguments: redacted in the forwarded message, or the call refused."""
+    by_key = {id_key(c.rpc_id): c for c in calls}
+    for index, item in enumerate(forwarded):
+        call = by_key.get(id_key(item.get("id"))) if is_message(item) and "id" in item else None
+        if call is None or item.get("method") != "tools/call":
+            continue
+        params = item.get("params")
+        arguments = params.get("arguments") if isinstance(params, dict) else None
+        if arguments is None:
+            continue
+        try:
+            cleaned, counts, actions = scan_json(arguments, shared_scanner(), Placeholders(), dlp, every_string=True)
+        except Exception as e:
+            cleaned, counts, actions = arguments, Counter(), set()
+            if not isinstance(e, ScanFailed):
+                log.exception("shadowgate: DLP scan of MCP tool arguments failed")
+            call.dlp_actions.add("error")
+            if dlp.on_error != ALLOW and call.refuse(dlp_rule(call)):
+                call.refusal = (
+                    f"shadowgate: the tool arguments could not be scanned, and DLP fails closed (rule {call.rule_id})"
+                )
+                forwarded[index] = ping(call.rpc_id)
+                continue
+        if counts:
+            _, action, blocking = dlp_verdict(counts, actions, dlp, observe)
+            call.add_dlp(counts, action)
+            if blocking and call.refuse(dlp_rule(call)):
+                call.refusal = (
+                    f"shadowgate: the tool arguments contain {', '.join(blocking)}; company policy does not "
+                    f"allow sending them to {call.host} (rule {call.rule_id})"
+                )
+                forwarded[index] = ping(call.rpc_id)
+                continue
+            if action == "redact":
+                forwarded[index] = {**item, "params": {**params, "arguments": cleaned}}
+
+
+def scan_result(call: McpCall, msg: dict, result: dict, size: int, policy: Policy) -> dict | None:
+    """DLP on a tool result (on the event loop): the message redacted, an error refusing it, or None
+    to send it as it came. Stores the result, after DLP, when the policy opts in."""
+    dlp, mcp = policy.dlp, policy.mcp
+    # None when opt-in content storage is off.
+    store_max_chars = mcp.store_max_chars if mcp is not None and mcp.store_content else None
+    if dlp is None:
+        if store_max_chars is not None:
+            call.result = stored(result, call.dlp_actions, store_max_chars)
+        return None
+    cleaned, new = result, None
+    try:
+        if size > MAX_RESULT_SCAN_CHARS:
+            raise ScanFailed("the result is too large to scan")
+        cleaned, counts, actions = scan_json(result, shared_scanner(), Placeholders(), dlp, is_text=True)
+    except Exception as e:
+        if not isinstance(e, ScanFailed):
+            log.exception("shadowgate: DLP scan of an MCP tool result failed")
+        call.dlp_actions.add("error")
+        if dlp.on_error != ALLOW and call.refuse(dlp_rule(call)):
+            return rpc_error(
+                call.rpc_id,
+                f"shadowgate: the tool result could not be scanned, and DLP fails closed (rule {call.rule_id})",
+            )
+        counts = Counter()
+    if counts:
+        _, action, blocking = dlp_verdict(counts, actions, dlp, policy.observe)
+        call.add_dlp(counts, action)
+        if blocking and call.refuse(dlp_rule(call)):
+            return rpc_error(
+                call.rpc_id, f"shadowgate: the tool result contains {', '.join(blocking)} (rule {call.rule_id})"
+            )
+        if action == "redact":
+            new = {**msg, "result": cleaned}
+    if store_max_chars is not None:
+        call.result = stored(cleaned, call.dlp_actions, store_max_chars)
+    return new
