@@ -426,7 +426,9 @@ def sigterm_interrupts() -> None:
 
 UPSTREAM_HOSTS = ("api.openai.com", "api.anthropic.com", "generativelanguage.googleapis.com", "api.mistral.ai")
 BLOCKED_PROVIDER = "mistral"  # mixed_policy() blocks it; the fake upstream never sees these calls
-GITHUB_TOKEN = "ghp_u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d"  # made up, random-looking (DLP skips hand-typed filler): blocked
+GITHUB_TOKEN = (
+    "ghp_u8jzPde0IgxLd6GncfBAepfJBd0Kh8oOOL8d"  # made up, random-looking (DLP skips hand-typed filler): blocked
+)
 
 
 class Call:
