@@ -11,9 +11,9 @@ from .base import WireParser
 from .bedrock import BedrockConverseParser
 from .bedrock import BedrockInvokeParser
 from .cohere import CohereV2Parser
+from .common import loads_request
 from .common import openai_error_body
 from .common import prompt_strings as _prompt_strings
-from .framing import loads
 from .gemini import GeminiParser
 from .ollama import OllamaParser
 from .openai import OpenAIChatParser
@@ -63,7 +63,12 @@ def parse_json_body(raw: bytes) -> Any | None:
         text = bytes(raw).decode("utf-8-sig")  # strict: a non-UTF-8 body is not JSON we can read
     except UnicodeDecodeError:
         return None
-    return loads(text) if text.strip() else None
+    if not text.strip():
+        return None
+    try:
+        return loads_request(text)
+    except (ValueError, RecursionError):
+        return None
 
 
 __all__ = ["PARSERS", "PROMPT_KEYS", "SYSTEM_KEYS", "error_body", "parse_json_body", "prompt_strings"]

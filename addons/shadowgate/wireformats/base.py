@@ -71,8 +71,17 @@ class Route:
     streaming_from_path: bool = False  # e.g. :streamGenerateContent, /converse-stream
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Shadowed:
+    """The path step after a repeated key that leads into one of the values it shadows (the
+    body holds the key's last value; see common.DuplicateKeys). Equal only to itself, so such a
+    path never collides with the path of the value the key shows."""
+
+    index: int
+
+
 # Where a string sits in a JSON body: the keys and list indexes that lead to it.
-JsonPath = tuple[str | int, ...]
+JsonPath = tuple[str | int | Shadowed, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -174,9 +174,25 @@ class _NativeAccumulator:
             for key in self._STOP:
                 if reason := nonempty_str(obj.get(key)):
                     self._facts.finish_reasons = [reason]
+        if (usage := _native_usage(data)) is not None:
+            self._facts.usage = usage
 
     def result(self) -> ResponseFacts:
         return self._facts
+
+
+def _native_usage(data: dict[str, Any]) -> Usage | None:
+    """Counts a model-native body carries itself (Bedrock user guide, model parameters): Meta
+    Llama prompt_token_count / generation_token_count (a stream's chunks count as they go, so the
+    latest wins); Amazon Titan Text inputTextTokenCount and each result's tokenCount."""
+    if "prompt_token_count" in data or "generation_token_count" in data:
+        return usage_or_empty(as_int(data.get("prompt_token_count")), as_int(data.get("generation_token_count")))
+    if "inputTextTokenCount" in data:
+        results = dicts(data.get("results"))
+        counts = [as_int(r.get("tokenCount")) for r in results]
+        output = sum(c for c in counts if c is not None) if results and None not in counts else None
+        return usage_or_empty(as_int(data.get("inputTextTokenCount")), output)
+    return None
 
 
 def _delegate_for(data: dict[str, Any]) -> tuple[Accumulator, bool]:

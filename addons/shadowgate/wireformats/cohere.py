@@ -37,7 +37,10 @@ def _usage(usage: Any, generated: bool = True) -> Usage | None:
     if not isinstance(counts, dict):
         return None
     output = as_int(counts.get("output_tokens"))
-    return usage_or_empty(as_int(counts.get("input_tokens")), output if generated else 0)
+    # cached_tokens (v2 chat, beside tokens and billed_units): prompt tokens served from Cohere's
+    # cache, a subset of the input count; an explicit 0 is a cache miss, recorded as 0.
+    cached = as_int(usage.get("cached_tokens"))
+    return usage_or_empty(as_int(counts.get("input_tokens")), output if generated else 0, cached=cached)
 
 
 def _message_chars(message: Any) -> int:

@@ -8,6 +8,7 @@ single value, a stream is many. That keeps one code path per provider for both m
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Iterator
 from collections.abc import Mapping
@@ -21,6 +22,7 @@ from .base import JsonPath
 from .base import RequestFacts
 from .base import ResponseFacts
 from .base import Route
+from .base import Shadowed
 from .base import TextDelta
 from .base import Usage
 from .framing import Framing
@@ -117,9 +119,30 @@ def body_model(route: Route, body: Any) -> str | None:
     return route_model(route) or nonempty_str(dig(body, "model"))
 
 
+# Strings a lax server reads as false. OpenAI and Azure reject a non-boolean "stream" (400
+# invalid_request_error), but pydantic-based OpenAI-compatible servers (vLLM, LiteLLM, SGLang)
+# coerce "true"/"1"/"yes"/"on" to True and these to False (vllm-project/vllm#1273), and naive
+# ones take any non-empty string as True (pytorch/torchchat#1441). Any other string or number
+# counts as a stream: a stream taken for a whole body is not buffered, and the tap meters a
+# non-streamed body too, while a body taken for whole would be buffered in full.
+_FALSE_STRINGS = frozenset({"", "0", "off", "f", "false", "n", "no"})
+
+
+def stream_flag(value: Any, default: bool) -> bool:
+    """A request's "stream" value as the upstream reads it; default when absent or null."""
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    if isinstance(value, str):
+        return value.strip().lower() not in _FALSE_STRINGS
+    return default
+
+
 def body_streaming(route: Route, body: Any, default: bool = False) -> bool:
-    stream = dig(body, "stream")
-    return route.streaming_from_path or (stream if isinstance(stream, bool) else default)
+    return route.streaming_from_path or stream_flag(dig(body, "stream"), default)
 
 
 def openai_error(body: Any) -> str | None:
@@ -154,9 +177,49 @@ STRUCTURE_KEYS = frozenset(
 )
 
 
+class DuplicateKeys(dict[str, Any]):
+    """A JSON object that named a key more than once. As a dict it holds the last value of each
+    key, which is what Python's json, Go's encoding/json and JavaScript's JSON.parse give the
+    server, so metering and policy see what the upstream uses. `shadowed` keeps the earlier
+    values, which a first-wins parser would use instead: DLP scans them too."""
+
+    __slots__ = ("shadowed",)
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        last = {key: i for i, (key, _) in enumerate(pairs)}
+        self.shadowed = [(key, value) for i, (key, value) in enumerate(pairs) if last[key] != i]
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # dict(pairs) is the C fast path; a length mismatch is the rare body with a repeated key.
+    obj = dict(pairs)
+    return obj if len(obj) == len(pairs) else DuplicateKeys(pairs)
+
+
+def loads_request(text: str) -> Any:
+    """json.loads that keeps the values of repeated keys for DLP (see DuplicateKeys); raises
+    ValueError, RecursionError like json.loads."""
+    return json.loads(text, object_pairs_hook=_object)
+
+
+@functools.cache
+def _folded(keys: frozenset[str]) -> frozenset[str]:
+    # Go's encoding/json matches object keys to struct fields case-insensitively (Unicode simple
+    # folding, so "MESSAGES" and "meſſageſ" fill Messages): Ollama and Go gateways read them.
+    # casefold() folds at least as much, so such a key is prompt text here too.
+    return frozenset(key.casefold() for key in keys)
+
+
+def _is_key(key: str, keys: frozenset[str]) -> bool:
+    return key in keys or (isinstance(key, str) and key.casefold() in _folded(keys))
+
+
 def prompt_strings(body: Any, keys: frozenset[str], is_text: bool = False) -> Iterator[tuple[JsonPath, str]]:
     """Every string under one of `keys`, with its path. Below such a key everything is text (an
     unknown field of a message counts: failing closed) except MEDIA_KEYS and STRUCTURE_KEYS.
+    A key matches whatever its case (Go servers ignore it), and the values a repeated key
+    shadows are walked too (a first-wins parser reads those), with a Shadowed step after the key.
     is_text: the body itself is text (a tool result), not a request envelope."""
 
     def walk(node: Any, path: JsonPath, is_text: bool) -> Iterator[tuple[JsonPath, str]]:
@@ -167,15 +230,20 @@ def prompt_strings(body: Any, keys: frozenset[str], is_text: bool = False) -> It
             for i, item in enumerate(node):
                 yield from walk(item, (*path, i), is_text)
         elif isinstance(node, dict):
-            for key, value in node.items():
+            entries: list[tuple[JsonPath, str, Any]] = [((*path, key), key, value) for key, value in node.items()]
+            if isinstance(node, DuplicateKeys):
+                entries += [((*path, key, Shadowed(i)), key, v) for i, (key, v) in enumerate(node.shadowed)]
+            for step, key, value in entries:
                 if key not in MEDIA_KEYS:
-                    yield from walk(value, (*path, key), key in keys or (is_text and key not in STRUCTURE_KEYS))
+                    yield from walk(value, step, _is_key(key, keys) or (is_text and key not in STRUCTURE_KEYS))
 
     return walk(body, (), is_text)
 
 
 def replace_strings(body: Any, new: Mapping[JsonPath, str]) -> Any:
-    """A copy of body with the strings at these paths replaced; untouched subtrees are shared."""
+    """A copy of body with the strings at these paths replaced; untouched subtrees are shared.
+    Paths through a shadowed value are dropped: a copy holds each key once (its last value)."""
+    new = {path: text for path, text in new.items() if not any(isinstance(step, Shadowed) for step in path)}
     if not new:
         return body
     if () in new:

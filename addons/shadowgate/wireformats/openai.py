@@ -35,10 +35,15 @@ from .common import usage_or_empty
 def _chat_usage(usage: Any) -> Usage | None:
     if not isinstance(usage, dict):
         return None
+    cached = as_int(dig(usage, "prompt_tokens_details", "cached_tokens"))
+    if cached is None:
+        # DeepSeek's OpenAI-compatible API reports the cache split as prompt_cache_hit_tokens +
+        # prompt_cache_miss_tokens = prompt_tokens (api-docs.deepseek.com, context caching).
+        cached = as_int(usage.get("prompt_cache_hit_tokens"))
     return usage_or_empty(
         as_int(usage.get("prompt_tokens")),
         as_int(usage.get("completion_tokens")),
-        cached=as_int(dig(usage, "prompt_tokens_details", "cached_tokens")),
+        cached=cached,
         reasoning=as_int(dig(usage, "completion_tokens_details", "reasoning_tokens")),
     )
 
