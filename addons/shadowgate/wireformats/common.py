@@ -212,7 +212,10 @@ def _folded(keys: frozenset[str]) -> frozenset[str]:
 
 
 def _is_key(key: str, keys: frozenset[str]) -> bool:
-    return key in keys or (isinstance(key, str) and key.casefold() in _folded(keys))
+    if key in keys:
+        return True
+    # A lower-case ASCII key folds to itself: the common miss ("role", "type") costs no casefold.
+    return not (key.islower() and key.isascii()) and key.casefold() in _folded(keys)
 
 
 def prompt_strings(body: Any, keys: frozenset[str], is_text: bool = False) -> Iterator[tuple[JsonPath, str]]:
