@@ -261,3 +261,12 @@ def test_a_bare_cr_stream_meters_the_same_as_an_lf_one(name: str) -> None:
     assert by_cr == by_lf
     assert by_cr.usage == Usage(**case["expect"]["response"]["usage"])
     assert by_cr.error_type == case["expect"]["response"]["error_type"]
+
+
+def test_content_capture_exports_what_the_upstream_reads_of_a_repeated_key() -> None:
+    from shadowgate.telemetry.capture import captured_content
+    from shadowgate.telemetry.semconv import GEN_AI_INPUT_MESSAGES
+
+    raw = b'{"model": "m", "messages": [{"role": "user", "content": "first"}], "messages": [{"role": "user", "content": "last"}]}'
+    exported = json.loads(captured_content(raw, None)[GEN_AI_INPUT_MESSAGES])
+    assert exported == [{"role": "user", "parts": [{"type": "text", "content": "last"}]}]

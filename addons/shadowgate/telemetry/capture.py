@@ -35,7 +35,7 @@ def captured_content(body: bytes, content_encoding: str | None) -> dict[str, str
     budget = MAX_CAPTURED_CHARS
     system: list[str] = []
     messages: dict[tuple, tuple[str, list[str]]] = {}  # by message path: (role, texts)
-    for path, text in prompt_strings(doc):
+    for path, text in prompt_strings(doc, shadowed=False):  # what the upstream reads
         if budget <= 0:
             break
         text = text[:budget]

@@ -43,10 +43,11 @@ PROMPT_KEYS: frozenset[str] = frozenset().union(*(parser.prompt_keys for parser 
 SYSTEM_KEYS: frozenset[str] = frozenset().union(*(parser.system_keys for parser in PARSERS.values()))
 
 
-def prompt_strings(body: Any, is_text: bool = False) -> Iterator[tuple[JsonPath, str]]:
+def prompt_strings(body: Any, is_text: bool = False, shadowed: bool = True) -> Iterator[tuple[JsonPath, str]]:
     """Every string of prompt text in a request body in any known format, with its path.
-    is_text: the whole value is text (a tool result), media and structure keys aside."""
-    return _prompt_strings(body, PROMPT_KEYS, is_text)
+    is_text: the whole value is text (a tool result), media and structure keys aside.
+    shadowed: also the values a repeated key shadows (DLP scans them; see common.DuplicateKeys)."""
+    return _prompt_strings(body, PROMPT_KEYS, is_text, shadowed)
 
 
 def error_body(parser: str | None, status: int, message: str) -> tuple[Any, dict[str, str]]:

@@ -218,11 +218,14 @@ def _is_key(key: str, keys: frozenset[str]) -> bool:
     return not (key.islower() and key.isascii()) and key.casefold() in _folded(keys)
 
 
-def prompt_strings(body: Any, keys: frozenset[str], is_text: bool = False) -> Iterator[tuple[JsonPath, str]]:
+def prompt_strings(
+    body: Any, keys: frozenset[str], is_text: bool = False, shadowed: bool = True
+) -> Iterator[tuple[JsonPath, str]]:
     """Every string under one of `keys`, with its path. Below such a key everything is text (an
     unknown field of a message counts: failing closed) except MEDIA_KEYS and STRUCTURE_KEYS.
     A key matches whatever its case (Go servers ignore it), and the values a repeated key
-    shadows are walked too (a first-wins parser reads those), with a Shadowed step after the key.
+    shadows are walked too (a first-wins parser reads those), with a Shadowed step after the key,
+    unless shadowed is False (content capture exports what the upstream reads).
     is_text: the body itself is text (a tool result), not a request envelope."""
 
     def walk(node: Any, path: JsonPath, is_text: bool) -> Iterator[tuple[JsonPath, str]]:
@@ -234,7 +237,7 @@ def prompt_strings(body: Any, keys: frozenset[str], is_text: bool = False) -> It
                 yield from walk(item, (*path, i), is_text)
         elif isinstance(node, dict):
             entries: list[tuple[JsonPath, str, Any]] = [((*path, key), key, value) for key, value in node.items()]
-            if isinstance(node, DuplicateKeys):
+            if shadowed and isinstance(node, DuplicateKeys):
                 entries += [((*path, key, Shadowed(i)), key, v) for i, (key, v) in enumerate(node.shadowed)]
             for step, key, value in entries:
                 if key not in MEDIA_KEYS:
