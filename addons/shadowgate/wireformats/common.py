@@ -185,7 +185,7 @@ class DuplicateKeys(dict[str, Any]):
 
     __slots__ = ("shadowed",)
 
-    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+    def __init__(self, pairs: list[tuple[str, Any]] | tuple[()] = ()) -> None:
         super().__init__(pairs)
         last = {key: i for i, (key, _) in enumerate(pairs)}
         self.shadowed = [(key, value) for i, (key, value) in enumerate(pairs) if last[key] != i]
