@@ -152,9 +152,8 @@ def test_ca_command_prepares_a_confdir_the_proxy_uses(tmp_path, capsys):
     # A proxy started on this confdir fingerprints with that key, and a second run keeps it.
     settings = ShadowgateSettings()
     with taddons.context(settings) as tctx:
-        tctx.configure(settings, confdir=str(confdir), shadowgate_db=str(tmp_path / "k.duckdb"))
+        tctx.configure(settings, confdir=str(confdir))
         assert settings.secret == key.strip()
-        settings.done()
     assert main(["ca", "--confdir", str(confdir)]) == 0
     assert key_file.read_bytes() == key
 

@@ -26,77 +26,38 @@ def test_an_unknown_option_is_named_with_the_closest_known_one():
         ]
 
 
+def start_and_exit(command: list[str], tmp_path, *args: str) -> tuple[int, str]:
+    """Run a proxy command that must stop at start-up: its exit status and everything it printed."""
+    done = subprocess.run(
+        [*command, "--listen-port", "0", "--set", f"confdir={tmp_path}",
+         "--set", f"shadowgate_db={tmp_path / 'db.duckdb'}", *args],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return done.returncode, done.stdout + done.stderr
+
+
+MITMDUMP_WITH_SCRIPT = [MITMDUMP, "--listen-host", "127.0.0.1", "-s", str(ROOT / "addons" / "shadowgate.py")]
+SHADOWGATE_PROXY = [str(Path(sys.executable).parent / "shadowgate"), "proxy"]
+
+
 # mitmdump -s loads its scripts only once the servers are up, so there the proxy stops right after
 # "listening" (mitmproxy's ErrorCheck); `shadowgate proxy` registers the addons first and stops before.
 def test_a_mistyped_option_stops_mitmdump_with_the_script(tmp_path):
-    done = subprocess.run(
-        [
-            MITMDUMP,
-            "--listen-host",
-            "127.0.0.1",
-            "--listen-port",
-            "0",
-            "--set",
-            f"confdir={tmp_path}",
-            "-s",
-            str(ROOT / "addons" / "shadowgate.py"),
-            "--set",
-            "shadowgate_polcy=policy.yaml",
-            "--set",
-            f"shadowgate_db={tmp_path / 'db.duckdb'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 1, output
+    status, output = start_and_exit(MITMDUMP_WITH_SCRIPT, tmp_path, "--set", "shadowgate_polcy=policy.yaml")
+    assert status == 1, output
     assert "unknown option 'shadowgate_polcy'" in output and "did you mean 'shadowgate_policy'?" in output
     assert "Error logged during startup, exiting" in output
 
 
 def test_a_mistyped_option_in_config_yaml_stops_the_proxy_too(tmp_path):
     (tmp_path / "config.yaml").write_text("shadowgate_polcy: policy.yaml\n")
-    done = subprocess.run(
-        [
-            MITMDUMP,
-            "--listen-host",
-            "127.0.0.1",
-            "--listen-port",
-            "0",
-            "--set",
-            f"confdir={tmp_path}",
-            "-s",
-            str(ROOT / "addons" / "shadowgate.py"),
-            "--set",
-            f"shadowgate_db={tmp_path / 'db.duckdb'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 1 and "did you mean 'shadowgate_policy'?" in output, output
+    status, output = start_and_exit(MITMDUMP_WITH_SCRIPT, tmp_path)
+    assert status == 1 and "did you mean 'shadowgate_policy'?" in output, output
 
 
 def test_shadowgate_proxy_refuses_a_mistyped_option_in_one_line_before_listening(tmp_path):
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "shadowgate"),
-            "proxy",
-            "--listen-port",
-            "0",
-            "--set",
-            f"confdir={tmp_path}",
-            "--set",
-            "shadowgate_polcy=policy.yaml",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 1, output
+    status, output = start_and_exit(SHADOWGATE_PROXY, tmp_path, "--set", "shadowgate_polcy=policy.yaml")
+    assert status == 1, output
     assert "unknown option 'shadowgate_polcy'" in output and "did you mean 'shadowgate_policy'?" in output
     assert "listening at" not in output and "Traceback" not in output
 
@@ -104,24 +65,7 @@ def test_shadowgate_proxy_refuses_a_mistyped_option_in_one_line_before_listening
 def test_shadowgate_proxy_refuses_a_broken_policy_in_one_line_before_listening(tmp_path):
     policy = tmp_path / "policy.yaml"
     policy.write_text("rules:\n  - id: a\n    action: nuke\n")
-    done = subprocess.run(
-        [
-            str(Path(sys.executable).parent / "shadowgate"),
-            "proxy",
-            "--listen-port",
-            "0",
-            "--set",
-            f"confdir={tmp_path}",
-            "--set",
-            f"shadowgate_policy={policy}",
-            "--set",
-            f"shadowgate_db={tmp_path / 'db.duckdb'}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    output = done.stdout + done.stderr
-    assert done.returncode == 1, output
+    status, output = start_and_exit(SHADOWGATE_PROXY, tmp_path, "--set", f"shadowgate_policy={policy}")
+    assert status == 1, output
     assert f"{policy}:3:" in output and "action must be one of" in output
     assert "listening at" not in output and "Traceback" not in output
