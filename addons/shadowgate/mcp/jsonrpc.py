@@ -2,30 +2,102 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from typing import Any
 
 POLICY_ERROR_CODE = -32001  # implementation-defined server error range of JSON-RPC
+INVALID_REQUEST = -32600
 
 
-def parse_jsonrpc(data: bytes) -> dict | list | None:
-    """The JSON-RPC message (or batch) in a body, or None when it is not one."""
-    head = data[:64].lstrip()
-    if not head.startswith((b"{", b"[")) or b'"jsonrpc"' not in data:
-        return None
+def body_text(data: bytes, charset: str | None = None) -> str:
+    """A body's text as an MCP server reads it, so the proxy never judges other text than it runs.
+
+    The content-type's charset wins (the TypeScript SDK decodes the body with it, through
+    iconv-lite, which also knows UTF-7: `+AGQ-elete` is "delete"); without one, JSON's own
+    detection (a BOM, UTF-16/32 by their zero bytes, else UTF-8). Undecodable bytes are replaced,
+    not refused: Go's encoding/json and JavaScript's decoders replace them and run the call.
+    """
+    encoding = None
+    if charset:
+        try:
+            encoding = codecs.lookup(charset.strip().strip('"')).name
+        except LookupError:
+            encoding = None  # a charset Python does not know: read as JSON would be
+    if encoding is None:
+        encoding = json.detect_encoding(data)
+    return data.decode(encoding, "replace").lstrip("\ufeff")
+
+
+def charset_of(content_type: str | None) -> str | None:
+    """The charset parameter of a content-type header, or None."""
+    for param in (content_type or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            return value.strip()
+    return None
+
+
+def parse_jsonrpc(data: bytes, charset: str | None = None, mcp_context: bool = False) -> dict | list | None:
+    """The JSON-RPC message (or batch) in a body, or None when it is not one.
+
+    Judged on the parsed JSON, never on the first bytes: leading whitespace, a BOM, a
+    `\\u`-escaped key or another encoding are all the same message to a server. In an MCP context
+    (an MCP session, path or listed server) a message without a "jsonrpc" member that names a
+    method counts too: a server that does not check the member runs it all the same.
+    """
     try:
-        msg = json.loads(data)
-    except ValueError:
+        msg = json.loads(body_text(data, charset))
+    except (ValueError, RecursionError):
         return None
-    if is_message(msg):
+    if is_candidate(msg, mcp_context):
         return msg
-    if isinstance(msg, list) and any(is_message(m) for m in msg):
+    if isinstance(msg, list) and any(is_candidate(m, mcp_context) for m in msg):
         return msg
     return None
 
 
+def is_candidate(value: Any, mcp_context: bool) -> bool:
+    """A JSON-RPC message, or in an MCP context anything a lax server would take for a request."""
+    if not isinstance(value, dict):
+        return False
+    if is_message(value) or any(_fold(k) == "jsonrpc" for k in value):
+        return True
+    return mcp_context and any(_fold(k) == "method" for k in value)
+
+
 def is_message(value: Any) -> bool:
     return isinstance(value, dict) and value.get("jsonrpc") == "2.0"
+
+
+def is_request(value: Any) -> bool:
+    """A message that asks the server for something: a method name, whatever its "jsonrpc" says
+    (a server that does not check the version runs it; one that does refuses it, at no cost)."""
+    return isinstance(value, dict) and isinstance(value.get("method"), str)
+
+
+_PROTOCOL_KEYS = frozenset({"jsonrpc", "method", "params", "id"})
+_CALL_KEYS = frozenset({"name", "arguments"})
+
+
+def _fold(key: Any) -> str:
+    return key.casefold() if isinstance(key, str) else ""
+
+
+def _inexact(obj: dict, keys: frozenset[str]) -> bool:
+    return any(k not in keys and _fold(k) in keys for k in obj)
+
+
+def ambiguous(item: Any) -> bool:
+    """A message whose member names a server may read differently: Go's encoding/json matches
+    names case-insensitively, with Unicode folding ("METHOD", "jſonrpc" with a long s, "NAME" in
+    params), so such a message could name one method or tool here and another there."""
+    if not isinstance(item, dict):
+        return False
+    if _inexact(item, _PROTOCOL_KEYS):
+        return True
+    params = item.get("params")
+    return isinstance(params, dict) and _inexact(params, _CALL_KEYS)
 
 
 def id_key(rpc_id: Any) -> Any:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable
@@ -48,9 +49,12 @@ from shadowgate.config.policy import Facts
 from shadowgate.mcp.dlp import scan_arguments
 from shadowgate.mcp.dlp import scan_result
 from shadowgate.mcp.dlp import store_arguments
+from shadowgate.mcp.jsonrpc import INVALID_REQUEST
+from shadowgate.mcp.jsonrpc import ambiguous
+from shadowgate.mcp.jsonrpc import charset_of
 from shadowgate.mcp.jsonrpc import dumps
 from shadowgate.mcp.jsonrpc import id_key
-from shadowgate.mcp.jsonrpc import is_message
+from shadowgate.mcp.jsonrpc import is_request
 from shadowgate.mcp.jsonrpc import parse_jsonrpc
 from shadowgate.mcp.jsonrpc import ping
 from shadowgate.mcp.jsonrpc import rpc_error
@@ -69,6 +73,7 @@ from shadowgate.mcp.taps import LegacySseTap
 from shadowgate.mcp.taps import SseTap
 from shadowgate.mcp.taps import unframe
 from shadowgate.stages.identify import METADATA_KEY as AI_METADATA_KEY
+from shadowgate.stages.identify import PARSE_INLINE_BYTES
 from shadowgate.stages.identify import on_the_clock
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.settings import ShadowgateSettings
@@ -82,6 +87,8 @@ MAX_SESSIONS = 4096
 MAX_PENDING = 1024  # unanswered requests kept per HTTP+SSE session
 MAX_TOOL_LISTS = 4096  # tools/list answers remembered, so a repeated one is not recorded again
 _SCREENED_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
+_MCP_PATH = re.compile(r"(?i)mcp|/sse\b|/messages?\b")
+_AMBIGUOUS = "shadowgate: member names that differ from the protocol's only in case are refused (rule mcp:ambiguous)"
 
 CallSink = Callable[[McpCall, float], None]  # a finished call and when it ended (epoch seconds)
 
@@ -105,23 +112,56 @@ class Mcp:
         request = flow.request
         if request.method == "DELETE" and (sid := request.headers.get("mcp-session-id")):
             self.sessions.pop(sid, None)
+        if not request.raw_content:
             return None
-        if request.method != "POST" or "json" not in (request.headers.get("content-type") or "").lower():
-            return None
-        raw = request.raw_content
-        if not raw or len(raw) > self.settings.max_parse_bytes:
-            return None
+        # Whatever the method, content-type, size or first bytes: a lax server reads the JSON in
+        # any body, so only the parsed JSON says whether it is MCP (issue 14, section 5).
         try:
-            msg = parse_jsonrpc(request.get_content(strict=False) or b"")
+            content = request.get_content(strict=False) or b""
+            charset = charset_of(request.headers.get("content-type"))
+            context = self._mcp_context(flow)
+            if len(content) > PARSE_INLINE_BYTES:
+                return self._parse_off_loop(flow, content, charset, context)
+            msg = parse_jsonrpc(content, charset, context)
         except Exception:
+            log.warning("shadowgate: could not read a request body to %s", request.host, exc_info=True)
             return None
+        return self._audit(flow, msg)
+
+    def _mcp_context(self, flow: http.HTTPFlow) -> bool:
+        """Whether a request belongs to MCP by more than its body: an MCP header, a known HTTP+SSE
+        endpoint, a host the policy lists as an MCP server, or a path that says so."""
+        request = flow.request
+        if "mcp-session-id" in request.headers or "mcp-protocol-version" in request.headers:
+            return True
+        host = (flow.client_conn.sni or request.host).lower()
+        mcp = self.settings.policy.mcp
+        if (host, request.path) in self.legacy or (mcp is not None and mcp.server_for(host) is not None):
+            return True
+        return _MCP_PATH.search(request.path.partition("?")[0]) is not None
+
+    async def _parse_off_loop(self, flow: http.HTTPFlow, content: bytes, charset: str | None, context: bool) -> None:
+        """A large body is parsed on a thread, not skipped: padding must not buy a pass."""
+        msg = await asyncio.to_thread(parse_jsonrpc, content, charset, context)
+        pending = self._audit(flow, msg)
+        if pending is not None:
+            await pending
+
+    def _audit(self, flow: http.HTTPFlow, msg: dict | list | None) -> Awaitable[None] | None:
         if msg is None:
             return None
+        policy = self.settings.policy
+        if any(ambiguous(m) for m in (msg if isinstance(msg, list) else [msg])):
+            log.warning("shadowgate: an MCP request to %s names its members ambiguously", flow.request.host)
+            if policy.mcp is not None and not policy.observe:
+                body = dumps(rpc_error(None, _AMBIGUOUS, INVALID_REQUEST))
+                flow.response = http.Response.make(400, body, {"content-type": "application/json"})
+                return None
         try:
             return self._calls(flow, msg)
         except Exception:
             # Odd input must never cost the request: it goes on, unaudited, and the log says so.
-            log.warning("shadowgate: could not audit an MCP request to %s", request.host, exc_info=True)
+            log.warning("shadowgate: could not audit an MCP request to %s", flow.request.host, exc_info=True)
             return None
 
     def _calls(self, flow: http.HTTPFlow, msg: dict | list) -> Awaitable[None] | None:
@@ -142,7 +182,7 @@ class Mcp:
         out = Outgoing(messages, batch)
         forwarded, local = out.forwarded, out.local
         for item in messages:
-            if not is_message(item) or not isinstance(item.get("method"), str):
+            if not is_request(item):
                 forwarded.append(item)  # a client's answer to a server request, or junk: not ours
                 continue
             if "id" not in item:
