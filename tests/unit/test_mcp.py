@@ -14,6 +14,8 @@ from mitmproxy.test import taddons
 from mitmproxy.test import tflow
 from mitmproxy.test import tutils
 
+from shadowgate.stages.identify import METADATA_KEY as AI_METADATA_KEY
+from shadowgate.stages.identify import Identify
 from shadowgate.stages.mcp import Mcp
 from shadowgate.stages.settings import ShadowgateSettings
 
@@ -202,3 +204,51 @@ def test_bodies_that_are_not_mcp_go_on_untouched(mcp_stage, body):
     request.headers = http.Headers(fields)
     flow = run(mcp_stage, with_sni(tflow.tflow(req=request), "api.example.com"))
     assert flow.response is None and flow.request.content == body
+
+
+COPILOT = "api.githubcopilot.com"  # a catalogued provider's host that also serves GitHub's MCP server
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    """Identify (with the shipped catalog) before the MCP stage, as in default_addons()."""
+    settings = ShadowgateSettings()
+    identify, stage = Identify(settings), Mcp(settings)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(POLICY.replace(CORP, COPILOT))
+    with taddons.context(settings, identify, stage) as tctx:
+        tctx.configure(settings, confdir=str(tmp_path / "conf"), shadowgate_policy=str(policy))
+        yield settings, identify, stage
+
+
+def through_pipeline(identify: Identify, stage: Mcp, flow: http.HTTPFlow) -> http.HTTPFlow:
+    identify.requestheaders(flow)
+    stage.requestheaders(flow)
+    assert not flow.request.stream, "streamed past the policy"
+    pending = identify.request(flow)
+    assert pending is None
+    return run(stage, flow)
+
+
+def test_an_mcp_server_on_a_provider_host_is_audited(pipeline):
+    settings, identify, stage = pipeline
+    flow = post(COMPACT, path="/mcp/", headers={"mcp-session-id": "s1"})
+    flow.request.host = flow.client_conn.sni = COPILOT
+    assert_denied(through_pipeline(identify, stage, flow))
+    assert flow.metadata[AI_METADATA_KEY].route is None  # Identify saw the host, not an API call
+
+
+def test_a_large_mcp_body_on_a_provider_host_is_buffered_and_audited(pipeline):
+    settings, identify, stage = pipeline
+    settings.max_parse_bytes = 1024
+    padded = json.dumps(dict(DENIED, params={"name": "delete_repo", "arguments": {"pad": "x" * 4096}})).encode()
+    flow = post(padded, path="/mcp/", headers={"mcp-session-id": "s1", "content-length": str(len(padded))})
+    flow.request.host = flow.client_conn.sni = COPILOT
+    assert_denied(through_pipeline(identify, stage, flow))
+
+
+def test_an_mcp_request_asks_for_an_uncompressed_answer(mcp_stage):
+    flow = post(json.dumps(ALLOWED).encode(), headers={"accept-encoding": "gzip, br, zstd"})
+    mcp_stage.requestheaders(flow)
+    run(mcp_stage, flow)
+    assert flow.response is None and flow.request.headers["accept-encoding"] == "identity"

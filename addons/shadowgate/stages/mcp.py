@@ -93,6 +93,13 @@ _AMBIGUOUS = "shadowgate: member names that differ from the protocol's only in c
 CallSink = Callable[[McpCall, float], None]  # a finished call and when it ended (epoch seconds)
 
 
+def _ai_api_call(flow: http.HTTPFlow) -> bool:
+    """An AI API call Identify recognised by its route. Another path on a provider's host is not
+    one, and may be an MCP server (api.githubcopilot.com/mcp/ is GitHub's)."""
+    rec = flow.metadata.get(AI_METADATA_KEY)
+    return rec is not None and rec.route is not None
+
+
 class Mcp:
     name = "shadowgate_mcp"
 
@@ -106,8 +113,22 @@ class Mcp:
     # requests
 
     @on_the_clock
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live or _ai_api_call(flow):
+            return
+        request = flow.request
+        if request.stream and self._mcp_context(flow):
+            # Identify streams a large body to a provider's host (api.githubcopilot.com/mcp is
+            # one): an MCP call there is buffered so the policy sees it before it leaves.
+            request.stream = False
+        accept = (request.headers.get("accept") or "").lower()
+        if "text/event-stream" in accept or "mcp-session-id" in request.headers or _MCP_PATH.search(request.path):
+            # A compressed answer passes unparsed (no tools/list filter, no injection screening).
+            request.headers["accept-encoding"] = "identity"
+
+    @on_the_clock
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        if flow.response or flow.error or not flow.live or AI_METADATA_KEY in flow.metadata:
+        if flow.response or flow.error or not flow.live or _ai_api_call(flow):
             return None
         request = flow.request
         if request.method == "DELETE" and (sid := request.headers.get("mcp-session-id")):
@@ -215,6 +236,7 @@ class Mcp:
         if blocks_unlisted and legacy is None and not policy.observe:
             forwarded.clear()  # a server this person may not use gets nothing, not even junk
         flow.metadata[MCP_KEY] = exchange
+        flow.request.headers["accept-encoding"] = "identity"  # the answer must be readable
         dlp = policy.dlp
         scan = [c for c in exchange.calls.values() if c.is_error is None and c.method == "tools/call"]
         if dlp is not None and scan and forwarded:
