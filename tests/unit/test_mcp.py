@@ -209,16 +209,20 @@ def test_bodies_that_are_not_mcp_go_on_untouched(mcp_stage, body):
 COPILOT = "api.githubcopilot.com"  # a catalogued provider's host that also serves GitHub's MCP server
 
 
-@pytest.fixture
-def pipeline(tmp_path):
+def load_pipeline(tmp_path, policy_text: str):
     """Identify (with the shipped catalog) before the MCP stage, as in default_addons()."""
     settings = ShadowgateSettings()
     identify, stage = Identify(settings), Mcp(settings)
     policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY.replace(CORP, COPILOT))
+    policy.write_text(policy_text)
     with taddons.context(settings, identify, stage) as tctx:
         tctx.configure(settings, confdir=str(tmp_path / "conf"), shadowgate_policy=str(policy))
         yield settings, identify, stage
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    yield from load_pipeline(tmp_path, POLICY.replace(CORP, COPILOT))
 
 
 def through_pipeline(identify: Identify, stage: Mcp, flow: http.HTTPFlow) -> http.HTTPFlow:

@@ -38,6 +38,14 @@ def charset_of(content_type: str | None) -> str | None:
     return None
 
 
+def parse_json(data: bytes, charset: str | None = None) -> Any:
+    """The JSON value of a body read as a server reads it (see body_text), or None."""
+    try:
+        return json.loads(body_text(data, charset))
+    except (ValueError, RecursionError):
+        return None
+
+
 def parse_jsonrpc(data: bytes, charset: str | None = None, mcp_context: bool = False) -> dict | list | None:
     """The JSON-RPC message (or batch) in a body, or None when it is not one.
 
@@ -46,10 +54,7 @@ def parse_jsonrpc(data: bytes, charset: str | None = None, mcp_context: bool = F
     (an MCP session, path or listed server) a message without a "jsonrpc" member that names a
     method counts too: a server that does not check the member runs it all the same.
     """
-    try:
-        msg = json.loads(body_text(data, charset))
-    except (ValueError, RecursionError):
-        return None
+    msg = parse_json(data, charset)
     if is_candidate(msg, mcp_context):
         return msg
     if isinstance(msg, list) and any(is_candidate(m, mcp_context) for m in msg):
