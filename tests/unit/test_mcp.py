@@ -104,7 +104,7 @@ COMPACT = json.dumps(DENIED).encode()
         (COMPACT.decode().encode("utf-16"), "application/json"),  # BOM, then UTF-16
         (COMPACT.decode().encode("utf-16-le"), "application/json"),  # no BOM: JSON's detection
         (COMPACT.decode().encode("utf-32"), "application/json"),
-        (COMPACT.replace(b"delete_repo", b"+AGQ-elete_repo"), "application/json; charset=utf-7"),
+        (COMPACT, "application/json; charset=utf-16"),  # the Python SDK and Go ignore the charset
         (COMPACT.replace(b"delete_repo", b"delete_repo\xff"), "application/json"),  # not UTF-8
         (COMPACT, "text/plain"),
         (COMPACT, None),
@@ -118,7 +118,7 @@ COMPACT = json.dumps(DENIED).encode()
         "utf16-bom",
         "utf16le-no-bom",
         "utf32",
-        "utf7-charset",
+        "utf16-charset-on-utf8-body",
         "invalid-utf8",
         "text-plain",
         "no-content-type",
@@ -129,9 +129,14 @@ def test_denied_tool_is_refused_however_the_json_is_written(mcp_stage, body, con
     assert_denied(run(mcp_stage, post(body, content_type=content_type)))
 
 
-def test_utf7_name_is_what_the_server_reads():
-    # The TypeScript SDK decodes the body with the content-type's charset (iconv-lite knows UTF-7).
-    assert b"+AGQ-elete_repo".decode("utf-7") == "delete_repo"
+def test_a_body_that_is_another_call_in_the_content_types_charset_is_refused(mcp_stage):
+    # The TypeScript SDK decodes with the charset (iconv-lite knows UTF-7: "+AGQ-" is "d"); the
+    # Python SDK reads UTF-8. One server runs delete_repo, the other a tool the policy allows.
+    body = COMPACT.replace(b"delete_repo", b"+AGQ-elete_repo")
+    assert body.decode("utf-7") == COMPACT.decode()
+    flow = run(mcp_stage, post(body, content_type="application/json; charset=utf-7"))
+    assert flow.response is not None and flow.response.status_code == 400
+    assert "mcp:ambiguous" in refusal(flow)["error"]["message"]
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH", "DELETE"])
@@ -200,7 +205,7 @@ def test_allowed_tool_goes_on_untouched(mcp_stage):
 def test_bodies_that_are_not_mcp_go_on_untouched(mcp_stage, body):
     # Off an MCP path, session or listed host, JSON without a "jsonrpc" member is someone else's API.
     fields = [(b"host", b"api.example.com"), (b"content-type", b"application/json")]
-    request = tutils.treq(host="api.example.com", port=443, method=b"POST", path=b"/v1/things", content=body)
+    request = tutils.treq(host="api.example.com", port=443, method=b"POST", path=b"/api/v2/messages", content=body)
     request.headers = http.Headers(fields)
     flow = run(mcp_stage, with_sni(tflow.tflow(req=request), "api.example.com"))
     assert flow.response is None and flow.request.content == body

@@ -166,11 +166,12 @@ def hosted_refusal(servers: list[HostedServer], mcp: McpPolicy, lookup: ServerLo
     return None
 
 
-def refuse_hosted(flow: http.HTTPFlow, policy: Policy, body: Any) -> None:
+def refuse_hosted(flow: http.HTTPFlow, policy: Policy, readings: list[Any]) -> None:
     """Refuse an AI call (the provider's 403) whose hosted MCP servers or tools the policy does
-    not allow, and record why on its FlowRecord; in observe mode only record it."""
+    not allow, in any reading of its body, and record why on its FlowRecord; in observe mode
+    only record it."""
     rec: FlowRecord | None = flow_record(flow)
-    servers = hosted_servers(body)
+    servers = [s for body in readings for s in hosted_servers(body)]
     if policy.mcp is None or rec is None or not servers:
         return
     mcp, person = policy.mcp, rec.person

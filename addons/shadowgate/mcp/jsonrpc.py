@@ -10,23 +10,32 @@ POLICY_ERROR_CODE = -32001  # implementation-defined server error range of JSON-
 INVALID_REQUEST = -32600
 
 
-def body_text(data: bytes, charset: str | None = None) -> str:
-    """A body's text as an MCP server reads it, so the proxy never judges other text than it runs.
+class AmbiguousBody(ValueError):
+    """A body that reads as different JSON-RPC messages depending on how a server decodes it."""
 
-    The content-type's charset wins (the TypeScript SDK decodes the body with it, through
-    iconv-lite, which also knows UTF-7: `+AGQ-elete` is "delete"); without one, JSON's own
-    detection (a BOM, UTF-16/32 by their zero bytes, else UTF-8). Undecodable bytes are replaced,
-    not refused: Go's encoding/json and JavaScript's decoders replace them and run the call.
+
+def body_texts(data: bytes, charset: str | None = None) -> list[str]:
+    """A body's text as each kind of MCP server reads it, so the proxy never judges other text
+    than a server runs.
+
+    Servers disagree: the TypeScript SDK decodes with the content-type's charset (through
+    iconv-lite, which also knows UTF-7: `+AGQ-elete` is "delete"); the Python SDK and Go ignore
+    it and read JSON's own way (a BOM, UTF-16/32 by their zero bytes, else UTF-8). So both
+    readings count. Undecodable bytes are replaced, not refused: Go's encoding/json and
+    JavaScript's decoders replace them and run the call.
     """
-    encoding = None
+    encodings: list[str] = [json.detect_encoding(data)]
     if charset:
         try:
-            encoding = codecs.lookup(charset.strip().strip('"')).name
+            encodings.append(codecs.lookup(charset.strip().strip('"')).name)
         except LookupError:
-            encoding = None  # a charset Python does not know: read as JSON would be
-    if encoding is None:
-        encoding = json.detect_encoding(data)
-    return data.decode(encoding, "replace").lstrip("\ufeff")
+            pass  # a charset Python does not know: the JSON reading stands
+    texts: list[str] = []
+    for encoding in encodings:
+        text = data.decode(encoding, "replace").lstrip("\ufeff")
+        if text not in texts:
+            texts.append(text)
+    return texts
 
 
 def charset_of(content_type: str | None) -> str | None:
@@ -38,12 +47,17 @@ def charset_of(content_type: str | None) -> str | None:
     return None
 
 
-def parse_json(data: bytes, charset: str | None = None) -> Any:
-    """The JSON value of a body read as a server reads it (see body_text), or None."""
-    try:
-        return json.loads(body_text(data, charset))
-    except (ValueError, RecursionError):
-        return None
+def parse_json(data: bytes, charset: str | None = None) -> list[Any]:
+    """The JSON values of a body, one per distinct reading of it that parses (see body_texts)."""
+    values: list[Any] = []
+    for text in body_texts(data, charset):
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            continue
+        if value not in values:
+            values.append(value)
+    return values
 
 
 def parse_jsonrpc(data: bytes, charset: str | None = None, mcp_context: bool = False) -> dict | list | None:
@@ -52,14 +66,19 @@ def parse_jsonrpc(data: bytes, charset: str | None = None, mcp_context: bool = F
     Judged on the parsed JSON, never on the first bytes: leading whitespace, a BOM, a
     `\\u`-escaped key or another encoding are all the same message to a server. In an MCP context
     (an MCP session, path or listed server) a message without a "jsonrpc" member that names a
-    method counts too: a server that does not check the member runs it all the same.
+    method counts too: a server that does not check the member runs it all the same. Raises
+    AmbiguousBody when two readings of the body are different messages.
     """
-    msg = parse_json(data, charset)
+    found = [m for m in parse_json(data, charset) if _is_jsonrpc(m, mcp_context)]
+    if len(found) > 1:
+        raise AmbiguousBody("the body is a different message in another encoding")
+    return found[0] if found else None
+
+
+def _is_jsonrpc(msg: Any, mcp_context: bool) -> bool:
     if is_candidate(msg, mcp_context):
-        return msg
-    if isinstance(msg, list) and any(is_candidate(m, mcp_context) for m in msg):
-        return msg
-    return None
+        return True
+    return isinstance(msg, list) and any(is_candidate(m, mcp_context) for m in msg)
 
 
 def is_candidate(value: Any, mcp_context: bool) -> bool:
@@ -102,7 +121,7 @@ def ambiguous(item: Any) -> bool:
     if _inexact(item, _PROTOCOL_KEYS):
         return True
     params = item.get("params")
-    return isinstance(params, dict) and _inexact(params, _CALL_KEYS)
+    return item.get("method") == "tools/call" and isinstance(params, dict) and _inexact(params, _CALL_KEYS)
 
 
 def id_key(rpc_id: Any) -> Any:

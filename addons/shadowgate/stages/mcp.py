@@ -51,6 +51,7 @@ from shadowgate.mcp.dlp import scan_result
 from shadowgate.mcp.dlp import store_arguments
 from shadowgate.mcp.hosted import refuse_hosted
 from shadowgate.mcp.jsonrpc import INVALID_REQUEST
+from shadowgate.mcp.jsonrpc import AmbiguousBody
 from shadowgate.mcp.jsonrpc import ambiguous
 from shadowgate.mcp.jsonrpc import charset_of
 from shadowgate.mcp.jsonrpc import dumps
@@ -89,8 +90,8 @@ MAX_SESSIONS = 4096
 MAX_PENDING = 1024  # unanswered requests kept per HTTP+SSE session
 MAX_TOOL_LISTS = 4096  # tools/list answers remembered, so a repeated one is not recorded again
 _SCREENED_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
-_MCP_PATH = re.compile(r"(?i)mcp|/sse\b|/messages?\b")
-_AMBIGUOUS = "shadowgate: member names that differ from the protocol's only in case are refused (rule mcp:ambiguous)"
+_MCP_PATH = re.compile(r"(?i)/mcp(?:[/._-]|$)")  # /mcp, /mcp/, /v1/mcp-server; not any "/messages"
+_AMBIGUOUS = "shadowgate: a request that servers may read as different calls is refused (rule mcp:ambiguous)"
 
 CallSink = Callable[[McpCall, float], None]  # a finished call and when it ended (epoch seconds)
 
@@ -148,6 +149,9 @@ class Mcp:
             if len(content) > PARSE_INLINE_BYTES:
                 return self._parse_off_loop(flow, content, charset, context)
             msg = parse_jsonrpc(content, charset, context)
+        except AmbiguousBody:
+            self._refuse_ambiguous(flow)
+            return None
         except Exception:
             log.warning("shadowgate: could not read a request body to %s", request.host, exc_info=True)
             return None
@@ -182,21 +186,30 @@ class Mcp:
 
     async def _parse_off_loop(self, flow: http.HTTPFlow, content: bytes, charset: str | None, context: bool) -> None:
         """A large body is parsed on a thread, not skipped: padding must not buy a pass."""
-        msg = await asyncio.to_thread(parse_jsonrpc, content, charset, context)
+        try:
+            msg = await asyncio.to_thread(parse_jsonrpc, content, charset, context)
+        except AmbiguousBody:
+            self._refuse_ambiguous(flow)
+            return
         pending = self._audit(flow, msg)
         if pending is not None:
             await pending
 
+    def _refuse_ambiguous(self, flow: http.HTTPFlow) -> None:
+        """A request a server may read as another call than the proxy does: refused under an MCP
+        policy (not in observe mode), since no reading of it can be trusted."""
+        log.warning("shadowgate: an MCP request to %s reads ambiguously", flow.request.host)
+        policy = self.settings.policy
+        if policy.mcp is not None and not policy.observe:
+            body = dumps(rpc_error(None, _AMBIGUOUS, INVALID_REQUEST))
+            flow.response = http.Response.make(400, body, {"content-type": "application/json"})
+
     def _audit(self, flow: http.HTTPFlow, msg: dict | list | None) -> Awaitable[None] | None:
         if msg is None:
             return None
-        policy = self.settings.policy
         if any(ambiguous(m) for m in (msg if isinstance(msg, list) else [msg])):
-            log.warning("shadowgate: an MCP request to %s names its members ambiguously", flow.request.host)
-            if policy.mcp is not None and not policy.observe:
-                body = dumps(rpc_error(None, _AMBIGUOUS, INVALID_REQUEST))
-                flow.response = http.Response.make(400, body, {"content-type": "application/json"})
-                return None
+            self._refuse_ambiguous(flow)
+            return None
         try:
             return self._calls(flow, msg)
         except Exception:
