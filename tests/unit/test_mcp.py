@@ -261,3 +261,18 @@ def test_an_mcp_request_asks_for_an_uncompressed_answer(mcp_stage):
     mcp_stage.requestheaders(flow)
     run(mcp_stage, flow)
     assert flow.response is None and flow.request.headers["accept-encoding"] == "identity"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"jsonrpc":"2.0","id":7,"method":"tools/call", /* lenient */ "params":{"name":"delete_repo"}}',
+        b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"delete_repo",},}',
+    ],
+    ids=["comment", "trailing-commas"],
+)
+def test_a_body_on_an_mcp_session_that_is_not_json_is_refused(mcp_stage, body):
+    # A strict server refuses it too; a lenient one (JSON5, comments allowed) would run the call.
+    flow = run(mcp_stage, post(body, headers={"mcp-session-id": "s1"}))
+    assert flow.response is not None and flow.response.status_code == 400
+    assert "mcp:ambiguous" in refusal(flow)["error"]["message"]

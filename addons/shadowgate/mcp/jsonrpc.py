@@ -60,16 +60,22 @@ def parse_json(data: bytes, charset: str | None = None) -> list[Any]:
     return values
 
 
-def parse_jsonrpc(data: bytes, charset: str | None = None, mcp_context: bool = False) -> dict | list | None:
+def parse_jsonrpc(
+    data: bytes, charset: str | None = None, mcp_context: bool = False, session: bool = False
+) -> dict | list | None:
     """The JSON-RPC message (or batch) in a body, or None when it is not one.
 
     Judged on the parsed JSON, never on the first bytes: leading whitespace, a BOM, a
     `\\u`-escaped key or another encoding are all the same message to a server. In an MCP context
     (an MCP session, path or listed server) a message without a "jsonrpc" member that names a
     method counts too: a server that does not check the member runs it all the same. Raises
-    AmbiguousBody when two readings of the body are different messages.
+    AmbiguousBody when two readings of the body are different messages, or when a body on an MCP
+    session is no JSON at all: a lenient server (comments, trailing commas) may still run it.
     """
-    found = [m for m in parse_json(data, charset) if _is_jsonrpc(m, mcp_context)]
+    values = parse_json(data, charset)
+    if session and not values and data.strip():
+        raise AmbiguousBody("a body on an MCP session that is not JSON")
+    found = [m for m in values if _is_jsonrpc(m, mcp_context)]
     if len(found) > 1:
         raise AmbiguousBody("the body is a different message in another encoding")
     return found[0] if found else None

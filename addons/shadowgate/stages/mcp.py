@@ -91,7 +91,7 @@ MAX_PENDING = 1024  # unanswered requests kept per HTTP+SSE session
 MAX_TOOL_LISTS = 4096  # tools/list answers remembered, so a repeated one is not recorded again
 _SCREENED_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
 _MCP_PATH = re.compile(r"(?i)/mcp(?:[/._-]|$)")  # /mcp, /mcp/, /v1/mcp-server; not any "/messages"
-_AMBIGUOUS = "shadowgate: a request that servers may read as different calls is refused (rule mcp:ambiguous)"
+_AMBIGUOUS = "shadowgate: an MCP request that servers may read otherwise than the proxy is refused (rule mcp:ambiguous)"
 
 CallSink = Callable[[McpCall, float], None]  # a finished call and when it ended (epoch seconds)
 
@@ -146,9 +146,10 @@ class Mcp:
             content = request.get_content(strict=False) or b""
             charset = charset_of(request.headers.get("content-type"))
             context = self._mcp_context(flow)
+            session = "mcp-session-id" in request.headers or "mcp-protocol-version" in request.headers
             if len(content) > PARSE_INLINE_BYTES:
-                return self._parse_off_loop(flow, content, charset, context)
-            msg = parse_jsonrpc(content, charset, context)
+                return self._parse_off_loop(flow, content, charset, context, session)
+            msg = parse_jsonrpc(content, charset, context, session)
         except AmbiguousBody:
             self._refuse_ambiguous(flow)
             return None
@@ -184,10 +185,12 @@ class Mcp:
             return True
         return _MCP_PATH.search(request.path.partition("?")[0]) is not None
 
-    async def _parse_off_loop(self, flow: http.HTTPFlow, content: bytes, charset: str | None, context: bool) -> None:
+    async def _parse_off_loop(
+        self, flow: http.HTTPFlow, content: bytes, charset: str | None, context: bool, session: bool
+    ) -> None:
         """A large body is parsed on a thread, not skipped: padding must not buy a pass."""
         try:
-            msg = await asyncio.to_thread(parse_jsonrpc, content, charset, context)
+            msg = await asyncio.to_thread(parse_jsonrpc, content, charset, context, session)
         except AmbiguousBody:
             self._refuse_ambiguous(flow)
             return
