@@ -5,6 +5,7 @@ Identify and the MCP stage in-process (mitmproxy's taddons/tflow) with the shipp
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -36,7 +37,13 @@ def call(pipeline, host: str, path: str, body: dict[str, Any] | bytes) -> http.H
     flow = with_sni(tflow.tflow(req=request), host)
     identify.requestheaders(flow)
     stage.requestheaders(flow)
-    assert identify.request(flow) is None
+    pending = identify.request(flow)
+    if pending is not None:  # a large body: Identify parses it on a thread
+
+        async def wait() -> None:
+            await pending
+
+        asyncio.run(wait())
     rec = flow_record(flow)
     assert rec is not None and rec.route is not None, "not identified as an AI API call"
     return run(stage, flow)
@@ -176,3 +183,9 @@ def test_observe_mode_records_what_it_would_refuse(tmp_path):
         rec = flow_record(flow)
         assert flow.response is None
         assert rec is not None and (rec.decision.action, rec.decision.rule_id) == ("would_block", "mcp:corp:tools")
+
+
+def test_a_large_request_is_checked_off_the_event_loop(pipeline):
+    body = responses({"type": "mcp", "server_label": "x", "server_url": "https://mcp.evil.example/"})
+    body["input"] = "x" * 600_000  # past the inline parse size: parsed on a thread, not skipped
+    refused(call(pipeline, OPENAI, "/v1/responses", body), "mcp:unlisted")

@@ -17,8 +17,10 @@ tools the policy rules (no allowed_tools) is refused: the proxy cannot know what
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from collections.abc import Awaitable
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +38,9 @@ from shadowgate.config.policy import McpServer
 from shadowgate.config.policy import Policy
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import flow_record
+from shadowgate.mcp.jsonrpc import charset_of
+from shadowgate.mcp.jsonrpc import parse_json
+from shadowgate.stages.identify import PARSE_INLINE_BYTES
 from shadowgate.wireformats import error_body
 
 log = logging.getLogger(__name__)
@@ -164,6 +169,24 @@ def hosted_refusal(servers: list[HostedServer], mcp: McpPolicy, lookup: ServerLo
                 rule, f"shadowgate: tool {denied[0]!r} is not allowed on MCP server {host} (rule {rule})"
             )
     return None
+
+
+def check_hosted(flow: http.HTTPFlow, policy: Policy) -> Awaitable[None] | None:
+    """The MCP servers an AI request asks its provider to call, checked before it leaves (a large
+    body on a thread)."""
+    request = flow.request
+    if policy.mcp is None or request.stream or not request.raw_content:
+        return None
+    content = request.get_content(strict=False) or b""
+    charset = charset_of(request.headers.get("content-type"))
+    if len(content) > PARSE_INLINE_BYTES:
+        return _check_off_loop(flow, policy, content, charset)
+    refuse_hosted(flow, policy, parse_json(content, charset))
+    return None
+
+
+async def _check_off_loop(flow: http.HTTPFlow, policy: Policy, content: bytes, charset: str | None) -> None:
+    refuse_hosted(flow, policy, await asyncio.to_thread(parse_json, content, charset))
 
 
 def refuse_hosted(flow: http.HTTPFlow, policy: Policy, readings: list[Any]) -> None:

@@ -49,7 +49,7 @@ from shadowgate.config.policy import Facts
 from shadowgate.mcp.dlp import scan_arguments
 from shadowgate.mcp.dlp import scan_result
 from shadowgate.mcp.dlp import store_arguments
-from shadowgate.mcp.hosted import refuse_hosted
+from shadowgate.mcp.hosted import check_hosted
 from shadowgate.mcp.jsonrpc import INVALID_REQUEST
 from shadowgate.mcp.jsonrpc import AmbiguousBody
 from shadowgate.mcp.jsonrpc import ambiguous
@@ -57,7 +57,6 @@ from shadowgate.mcp.jsonrpc import charset_of
 from shadowgate.mcp.jsonrpc import dumps
 from shadowgate.mcp.jsonrpc import id_key
 from shadowgate.mcp.jsonrpc import is_request
-from shadowgate.mcp.jsonrpc import parse_json
 from shadowgate.mcp.jsonrpc import parse_jsonrpc
 from shadowgate.mcp.jsonrpc import ping
 from shadowgate.mcp.jsonrpc import rpc_error
@@ -134,7 +133,7 @@ class Mcp:
         if flow.response or flow.error or not flow.live:
             return None
         if _ai_api_call(flow):
-            return self._check_hosted(flow)
+            return check_hosted(flow, self.settings.policy)
         request = flow.request
         if request.method == "DELETE" and (sid := request.headers.get("mcp-session-id")):
             self.sessions.pop(sid, None)
@@ -157,21 +156,6 @@ class Mcp:
             log.warning("shadowgate: could not read a request body to %s", request.host, exc_info=True)
             return None
         return self._audit(flow, msg)
-
-    def _check_hosted(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        """The MCP servers an AI request asks its provider to call, checked before it leaves."""
-        request = flow.request
-        if self.settings.policy.mcp is None or request.stream or not request.raw_content:
-            return None
-        content = request.get_content(strict=False) or b""
-        charset = charset_of(request.headers.get("content-type"))
-        if len(content) > PARSE_INLINE_BYTES:
-            return self._check_hosted_off_loop(flow, content, charset)
-        refuse_hosted(flow, self.settings.policy, parse_json(content, charset))
-        return None
-
-    async def _check_hosted_off_loop(self, flow: http.HTTPFlow, content: bytes, charset: str | None) -> None:
-        refuse_hosted(flow, self.settings.policy, await asyncio.to_thread(parse_json, content, charset))
 
     def _mcp_context(self, flow: http.HTTPFlow) -> bool:
         """Whether a request belongs to MCP by more than its body: an MCP header, a known HTTP+SSE
