@@ -4,5 +4,7 @@
 - `screening`: prompt-injection patterns in tool results.
 - `session`: a call, its POST and its HTTP+SSE session, and the mcp_calls / mcp_tools rows.
 - `dlp`: DLP on tool arguments and results, and what opt-in content storage keeps.
+- `hosted`: provider-hosted MCP servers named in AI requests (Responses `mcp` tools, Messages
+  `mcp_servers`), checked against the same policy before the request leaves.
 - `taps`: the response.stream callables that parse a copy of the answers and rewrite one.
 """

@@ -14,7 +14,7 @@ from shadowgate.config.policy import Policy
 from shadowgate.dlp import Placeholders
 from shadowgate.mcp.jsonrpc import dumps
 from shadowgate.mcp.jsonrpc import id_key
-from shadowgate.mcp.jsonrpc import is_message
+from shadowgate.mcp.jsonrpc import is_request
 from shadowgate.mcp.jsonrpc import ping
 from shadowgate.mcp.jsonrpc import rpc_error
 from shadowgate.mcp.session import McpCall
@@ -50,7 +50,7 @@ def dlp_rule(call: McpCall) -> str:
 def store_arguments(exchange: McpExchange, forwarded: list[Any], mcp: McpPolicy) -> None:
     """Opt-in storage: the arguments as they are sent on (after DLP); refused calls keep none."""
     for item in forwarded:
-        if not is_message(item) or item.get("method") != "tools/call" or "id" not in item:
+        if not is_request(item) or item.get("method") != "tools/call" or "id" not in item:
             continue
         call = exchange.calls.get(id_key(item["id"]))
         params = item.get("params")
@@ -62,7 +62,7 @@ def scan_arguments(calls: list[McpCall], forwarded: list[Any], dlp: DlpPolicy, o
     """DLP on tools/call arguments: redacted in the forwarded message, or the call refused."""
     by_key = {id_key(c.rpc_id): c for c in calls}
     for index, item in enumerate(forwarded):
-        call = by_key.get(id_key(item.get("id"))) if is_message(item) and "id" in item else None
+        call = by_key.get(id_key(item.get("id"))) if is_request(item) and "id" in item else None
         if call is None or item.get("method") != "tools/call":
             continue
         params = item.get("params")

@@ -2,30 +2,132 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from typing import Any
 
 POLICY_ERROR_CODE = -32001  # implementation-defined server error range of JSON-RPC
+INVALID_REQUEST = -32600
 
 
-def parse_jsonrpc(data: bytes) -> dict | list | None:
-    """The JSON-RPC message (or batch) in a body, or None when it is not one."""
-    head = data[:64].lstrip()
-    if not head.startswith((b"{", b"[")) or b'"jsonrpc"' not in data:
-        return None
-    try:
-        msg = json.loads(data)
-    except ValueError:
-        return None
-    if is_message(msg):
-        return msg
-    if isinstance(msg, list) and any(is_message(m) for m in msg):
-        return msg
+class AmbiguousBody(ValueError):
+    """A body that reads as different JSON-RPC messages depending on how a server decodes it."""
+
+
+def body_texts(data: bytes, charset: str | None = None) -> list[str]:
+    """A body's text as each kind of MCP server reads it, so the proxy never judges other text
+    than a server runs.
+
+    Servers disagree: the TypeScript SDK decodes with the content-type's charset (through
+    iconv-lite, which also knows UTF-7: `+AGQ-elete` is "delete"); the Python SDK and Go ignore
+    it and read JSON's own way (a BOM, UTF-16/32 by their zero bytes, else UTF-8). So both
+    readings count. Undecodable bytes are replaced, not refused: Go's encoding/json and
+    JavaScript's decoders replace them and run the call.
+    """
+    encodings: list[str] = [json.detect_encoding(data)]
+    if charset:
+        try:
+            encodings.append(codecs.lookup(charset.strip().strip('"')).name)
+        except LookupError:
+            pass  # a charset Python does not know: the JSON reading stands
+    texts: list[str] = []
+    for encoding in encodings:
+        text = data.decode(encoding, "replace").lstrip("\ufeff")
+        if text not in texts:
+            texts.append(text)
+    return texts
+
+
+def charset_of(content_type: str | None) -> str | None:
+    """The charset parameter of a content-type header, or None."""
+    for param in (content_type or "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip():
+            return value.strip()
     return None
+
+
+def parse_json(data: bytes, charset: str | None = None) -> list[Any]:
+    """The JSON values of a body, one per distinct reading of it that parses (see body_texts)."""
+    values: list[Any] = []
+    for text in body_texts(data, charset):
+        try:
+            value = json.loads(text)
+        except (ValueError, RecursionError):
+            continue
+        if value not in values:
+            values.append(value)
+    return values
+
+
+def parse_jsonrpc(
+    data: bytes, charset: str | None = None, mcp_context: bool = False, session: bool = False
+) -> dict | list | None:
+    """The JSON-RPC message (or batch) in a body, or None when it is not one.
+
+    Judged on the parsed JSON, never on the first bytes: leading whitespace, a BOM, a
+    `\\u`-escaped key or another encoding are all the same message to a server. In an MCP context
+    (an MCP session, path or listed server) a message without a "jsonrpc" member that names a
+    method counts too: a server that does not check the member runs it all the same. Raises
+    AmbiguousBody when two readings of the body are different messages, or when a body on an MCP
+    session is no JSON at all: a lenient server (comments, trailing commas) may still run it.
+    """
+    values = parse_json(data, charset)
+    if session and not values and data.strip():
+        raise AmbiguousBody("a body on an MCP session that is not JSON")
+    found = [m for m in values if _is_jsonrpc(m, mcp_context)]
+    if len(found) > 1:
+        raise AmbiguousBody("the body is a different message in another encoding")
+    return found[0] if found else None
+
+
+def _is_jsonrpc(msg: Any, mcp_context: bool) -> bool:
+    if is_candidate(msg, mcp_context):
+        return True
+    return isinstance(msg, list) and any(is_candidate(m, mcp_context) for m in msg)
+
+
+def is_candidate(value: Any, mcp_context: bool) -> bool:
+    """A JSON-RPC message, or in an MCP context anything a lax server would take for a request."""
+    if not isinstance(value, dict):
+        return False
+    if is_message(value) or any(_fold(k) == "jsonrpc" for k in value):
+        return True
+    return mcp_context and any(_fold(k) == "method" for k in value)
 
 
 def is_message(value: Any) -> bool:
     return isinstance(value, dict) and value.get("jsonrpc") == "2.0"
+
+
+def is_request(value: Any) -> bool:
+    """A message that asks the server for something: a method name, whatever its "jsonrpc" says
+    (a server that does not check the version runs it; one that does refuses it, at no cost)."""
+    return isinstance(value, dict) and isinstance(value.get("method"), str)
+
+
+_PROTOCOL_KEYS = frozenset({"jsonrpc", "method", "params", "id"})
+_CALL_KEYS = frozenset({"name", "arguments"})
+
+
+def _fold(key: Any) -> str:
+    return key.casefold() if isinstance(key, str) else ""
+
+
+def _inexact(obj: dict, keys: frozenset[str]) -> bool:
+    return any(k not in keys and _fold(k) in keys for k in obj)
+
+
+def ambiguous(item: Any) -> bool:
+    """A message whose member names a server may read differently: Go's encoding/json matches
+    names case-insensitively, with Unicode folding ("METHOD", "jſonrpc" with a long s, "NAME" in
+    params), so such a message could name one method or tool here and another there."""
+    if not isinstance(item, dict):
+        return False
+    if _inexact(item, _PROTOCOL_KEYS):
+        return True
+    params = item.get("params")
+    return item.get("method") == "tools/call" and isinstance(params, dict) and _inexact(params, _CALL_KEYS)
 
 
 def id_key(rpc_id: Any) -> Any:

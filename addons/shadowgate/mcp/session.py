@@ -178,6 +178,11 @@ def request_refusal(call: McpCall) -> str | None:
     server = call.server
     if server is None:
         return None
+    unnamed = call.method == "tools/call" and call.tool_name is None
+    if unnamed and (server.allow_tools is not None or server.deny_tools):
+        # No string name to check ("name": ["x"], a missing name): a lax server may still run one.
+        call.rule_id = f"mcp:{server.id}:tools"
+        return f"shadowgate: a tools/call without a tool name is not allowed on {server.id} (rule {call.rule_id})"
     if call.tool_name is not None and not server.tool_allowed(call.tool_name):
         call.rule_id = f"mcp:{server.id}:tools"
         return f"shadowgate: tool {call.tool_name!r} is not allowed on {server.id} (rule {call.rule_id})"

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable
@@ -48,9 +49,14 @@ from shadowgate.config.policy import Facts
 from shadowgate.mcp.dlp import scan_arguments
 from shadowgate.mcp.dlp import scan_result
 from shadowgate.mcp.dlp import store_arguments
+from shadowgate.mcp.hosted import check_hosted
+from shadowgate.mcp.jsonrpc import INVALID_REQUEST
+from shadowgate.mcp.jsonrpc import AmbiguousBody
+from shadowgate.mcp.jsonrpc import ambiguous
+from shadowgate.mcp.jsonrpc import charset_of
 from shadowgate.mcp.jsonrpc import dumps
 from shadowgate.mcp.jsonrpc import id_key
-from shadowgate.mcp.jsonrpc import is_message
+from shadowgate.mcp.jsonrpc import is_request
 from shadowgate.mcp.jsonrpc import parse_jsonrpc
 from shadowgate.mcp.jsonrpc import ping
 from shadowgate.mcp.jsonrpc import rpc_error
@@ -69,6 +75,7 @@ from shadowgate.mcp.taps import LegacySseTap
 from shadowgate.mcp.taps import SseTap
 from shadowgate.mcp.taps import unframe
 from shadowgate.stages.identify import METADATA_KEY as AI_METADATA_KEY
+from shadowgate.stages.identify import PARSE_INLINE_BYTES
 from shadowgate.stages.identify import on_the_clock
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.settings import ShadowgateSettings
@@ -82,8 +89,17 @@ MAX_SESSIONS = 4096
 MAX_PENDING = 1024  # unanswered requests kept per HTTP+SSE session
 MAX_TOOL_LISTS = 4096  # tools/list answers remembered, so a repeated one is not recorded again
 _SCREENED_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
+_MCP_PATH = re.compile(r"(?i)/mcp(?:[/._-]|$)")  # /mcp, /mcp/, /v1/mcp-server; not any "/messages"
+_AMBIGUOUS = "shadowgate: an MCP request that servers may read otherwise than the proxy is refused (rule mcp:ambiguous)"
 
 CallSink = Callable[[McpCall, float], None]  # a finished call and when it ended (epoch seconds)
+
+
+def _ai_api_call(flow: http.HTTPFlow) -> bool:
+    """An AI API call Identify recognised by its route. Another path on a provider's host is not
+    one, and may be an MCP server (api.githubcopilot.com/mcp/ is GitHub's)."""
+    rec = flow.metadata.get(AI_METADATA_KEY)
+    return rec is not None and rec.route is not None
 
 
 class Mcp:
@@ -99,29 +115,93 @@ class Mcp:
     # requests
 
     @on_the_clock
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live or _ai_api_call(flow):
+            return
+        request = flow.request
+        if request.stream and self._mcp_context(flow):
+            # Identify streams a large body to a provider's host (api.githubcopilot.com/mcp is
+            # one): an MCP call there is buffered so the policy sees it before it leaves.
+            request.stream = False
+        accept = (request.headers.get("accept") or "").lower()
+        if "text/event-stream" in accept or "mcp-session-id" in request.headers or _MCP_PATH.search(request.path):
+            # A compressed answer passes unparsed (no tools/list filter, no injection screening).
+            request.headers["accept-encoding"] = "identity"
+
+    @on_the_clock
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
-        if flow.response or flow.error or not flow.live or AI_METADATA_KEY in flow.metadata:
+        if flow.response or flow.error or not flow.live:
             return None
+        if _ai_api_call(flow):
+            return check_hosted(flow, self.settings.policy)
         request = flow.request
         if request.method == "DELETE" and (sid := request.headers.get("mcp-session-id")):
             self.sessions.pop(sid, None)
+        if not request.raw_content:
             return None
-        if request.method != "POST" or "json" not in (request.headers.get("content-type") or "").lower():
-            return None
-        raw = request.raw_content
-        if not raw or len(raw) > self.settings.max_parse_bytes:
-            return None
+        # Whatever the method, content-type, size or first bytes: a lax server reads the JSON in
+        # any body, so only the parsed JSON says whether it is MCP (issue 14, section 5).
         try:
-            msg = parse_jsonrpc(request.get_content(strict=False) or b"")
-        except Exception:
+            content = request.get_content(strict=False) or b""
+            charset = charset_of(request.headers.get("content-type"))
+            context = self._mcp_context(flow)
+            session = "mcp-session-id" in request.headers or "mcp-protocol-version" in request.headers
+            if len(content) > PARSE_INLINE_BYTES:
+                return self._parse_off_loop(flow, content, charset, context, session)
+            msg = parse_jsonrpc(content, charset, context, session)
+        except AmbiguousBody:
+            self._refuse_ambiguous(flow)
             return None
+        except Exception:
+            log.warning("shadowgate: could not read a request body to %s", request.host, exc_info=True)
+            return None
+        return self._audit(flow, msg)
+
+    def _mcp_context(self, flow: http.HTTPFlow) -> bool:
+        """Whether a request belongs to MCP by more than its body: an MCP header, a known HTTP+SSE
+        endpoint, a host the policy lists as an MCP server, or a path that says so."""
+        request = flow.request
+        if "mcp-session-id" in request.headers or "mcp-protocol-version" in request.headers:
+            return True
+        host = (flow.client_conn.sni or request.host).lower()
+        mcp = self.settings.policy.mcp
+        if (host, request.path) in self.legacy or (mcp is not None and mcp.server_for(host) is not None):
+            return True
+        return _MCP_PATH.search(request.path.partition("?")[0]) is not None
+
+    async def _parse_off_loop(
+        self, flow: http.HTTPFlow, content: bytes, charset: str | None, context: bool, session: bool
+    ) -> None:
+        """A large body is parsed on a thread, not skipped: padding must not buy a pass."""
+        try:
+            msg = await asyncio.to_thread(parse_jsonrpc, content, charset, context, session)
+        except AmbiguousBody:
+            self._refuse_ambiguous(flow)
+            return
+        pending = self._audit(flow, msg)
+        if pending is not None:
+            await pending
+
+    def _refuse_ambiguous(self, flow: http.HTTPFlow) -> None:
+        """A request a server may read as another call than the proxy does: refused under an MCP
+        policy (not in observe mode), since no reading of it can be trusted."""
+        log.warning("shadowgate: an MCP request to %s reads ambiguously", flow.request.host)
+        policy = self.settings.policy
+        if policy.mcp is not None and not policy.observe:
+            body = dumps(rpc_error(None, _AMBIGUOUS, INVALID_REQUEST))
+            flow.response = http.Response.make(400, body, {"content-type": "application/json"})
+
+    def _audit(self, flow: http.HTTPFlow, msg: dict | list | None) -> Awaitable[None] | None:
         if msg is None:
+            return None
+        if any(ambiguous(m) for m in (msg if isinstance(msg, list) else [msg])):
+            self._refuse_ambiguous(flow)
             return None
         try:
             return self._calls(flow, msg)
         except Exception:
             # Odd input must never cost the request: it goes on, unaudited, and the log says so.
-            log.warning("shadowgate: could not audit an MCP request to %s", request.host, exc_info=True)
+            log.warning("shadowgate: could not audit an MCP request to %s", flow.request.host, exc_info=True)
             return None
 
     def _calls(self, flow: http.HTTPFlow, msg: dict | list) -> Awaitable[None] | None:
@@ -142,7 +222,7 @@ class Mcp:
         out = Outgoing(messages, batch)
         forwarded, local = out.forwarded, out.local
         for item in messages:
-            if not is_message(item) or not isinstance(item.get("method"), str):
+            if not is_request(item):
                 forwarded.append(item)  # a client's answer to a server request, or junk: not ours
                 continue
             if "id" not in item:
@@ -175,6 +255,7 @@ class Mcp:
         if blocks_unlisted and legacy is None and not policy.observe:
             forwarded.clear()  # a server this person may not use gets nothing, not even junk
         flow.metadata[MCP_KEY] = exchange
+        flow.request.headers["accept-encoding"] = "identity"  # the answer must be readable
         dlp = policy.dlp
         scan = [c for c in exchange.calls.values() if c.is_error is None and c.method == "tools/call"]
         if dlp is not None and scan and forwarded:

@@ -1,0 +1,218 @@
+"""Provider-hosted MCP: the MCP servers an AI request asks the provider to call for the model.
+
+The provider, not the agent, talks to these servers, so the proxy never sees their JSON-RPC: the
+only place to apply the `mcp:` policy is the request that names them, before it leaves.
+
+- OpenAI Responses: `tools: [{"type": "mcp", "server_url" | "connector_id" | "tunnel_id",
+  "allowed_tools": [names] | {"tool_names": [names], "read_only": bool}}]`.
+- Anthropic Messages (MCP connector): `mcp_servers: [{"type": "url", "url", "name",
+  "tool_configuration": {"enabled", "allowed_tools"}}]`, and in the later beta a
+  `{"type": "mcp_toolset", "mcp_server_name", "default_config": {"enabled"}, "configs":
+  {name: {"enabled"}}}` entry in `tools`.
+
+A server is named by its URL's host; a connector or tunnel by its id (so the policy lists
+`connector_gmail` as a host). A request that lets the provider call every tool of a server whose
+tools the policy rules (no allowed_tools) is refused: the proxy cannot know what those are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from mitmproxy import http
+
+from shadowgate.config.policy import ALLOW
+from shadowgate.config.policy import BLOCK
+from shadowgate.config.policy import OBSERVE_PREFIX
+from shadowgate.config.policy import Decision
+from shadowgate.config.policy import Facts
+from shadowgate.config.policy import McpPolicy
+from shadowgate.config.policy import McpServer
+from shadowgate.config.policy import Policy
+from shadowgate.flow import FlowRecord
+from shadowgate.flow import flow_record
+from shadowgate.mcp.jsonrpc import charset_of
+from shadowgate.mcp.jsonrpc import parse_json
+from shadowgate.stages.identify import PARSE_INLINE_BYTES
+from shadowgate.wireformats import error_body
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class HostedServer:
+    host: str  # the server URL's host, or a connector's or tunnel's id
+    tools: tuple[str, ...] | None  # the tools the provider may call; None: every tool
+
+
+@dataclass(frozen=True, slots=True)
+class HostedRefusal:
+    rule_id: str
+    message: str
+
+
+def _names(value: Any) -> tuple[str, ...] | None:
+    """A list of tool names, or None when it is not one (then every tool may be called)."""
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    return None
+
+
+def _host(url: Any) -> str:
+    try:
+        host = urlsplit(url).hostname if isinstance(url, str) else None
+    except ValueError:
+        host = None
+    return (host or "").rstrip(".").lower()
+
+
+def _openai_tool(tool: dict) -> HostedServer:
+    if tool.get("server_url") is not None:
+        host = _host(tool.get("server_url"))
+    else:
+        ident = tool.get("connector_id") or tool.get("tunnel_id")
+        host = ident.lower() if isinstance(ident, str) else ""
+    allowed = tool.get("allowed_tools")
+    if allowed is None:
+        return HostedServer(host, None)
+    if isinstance(allowed, dict):
+        allowed = allowed.get("tool_names")  # read_only alone leaves the names open
+    return HostedServer(host, _names(allowed))
+
+
+def _toolset_tools(toolset: dict) -> tuple[str, ...] | None:
+    default = toolset.get("default_config")
+    enabled_by_default = not (isinstance(default, dict) and default.get("enabled") is False)
+    if enabled_by_default:
+        return None  # every tool but the ones switched off: not a list the policy can check
+    configs = toolset.get("configs")
+    if not isinstance(configs, dict):
+        return ()
+    return tuple(name for name, c in configs.items() if isinstance(c, dict) and c.get("enabled") is True)
+
+
+def _anthropic_server(server: dict, toolsets: dict[str, dict]) -> HostedServer:
+    host = _host(server.get("url"))
+    name = server.get("name")
+    toolset = toolsets.get(name) if isinstance(name, str) else None
+    if toolset is not None:
+        return HostedServer(host, _toolset_tools(toolset))
+    config = server.get("tool_configuration")
+    if not isinstance(config, dict):
+        return HostedServer(host, None)
+    if config.get("enabled") is False:
+        return HostedServer(host, ())
+    allowed = config.get("allowed_tools")
+    return HostedServer(host, None if allowed is None else _names(allowed))
+
+
+def hosted_servers(body: Any) -> list[HostedServer]:
+    """The provider-hosted MCP servers a request body names (OpenAI Responses, Anthropic Messages)."""
+    if not isinstance(body, dict):
+        return []
+    servers: list[HostedServer] = []
+    tools = body.get("tools")
+    tools = tools if isinstance(tools, list) else []
+    toolsets: dict[str, dict] = {}
+    for tool in tools:
+        if not isinstance(tool, dict):
+            continue
+        if tool.get("type") == "mcp":
+            servers.append(_openai_tool(tool))
+        elif tool.get("type") == "mcp_toolset" and isinstance(tool.get("mcp_server_name"), str):
+            toolsets[tool["mcp_server_name"]] = tool
+    mcp_servers = body.get("mcp_servers")
+    for server in mcp_servers if isinstance(mcp_servers, list) else []:
+        if isinstance(server, dict):
+            servers.append(_anthropic_server(server, toolsets))
+    return servers
+
+
+ServerLookup = Callable[[str], tuple[McpServer | None, McpServer | None]]
+
+
+def hosted_refusal(servers: list[HostedServer], mcp: McpPolicy, lookup: ServerLookup) -> HostedRefusal | None:
+    """Why the policy refuses a request naming these servers, or None.
+
+    `lookup(host)` is McpPolicy.server_for_facts for the requesting person on that host:
+    (the entry that fits the person, the first entry listing the host)."""
+    for hosted in servers:
+        host = hosted.host or "(no host)"
+        server, listed = lookup(hosted.host)
+        if server is None:
+            if listed is not None:
+                rule = f"mcp:{listed.id}:access"
+                return HostedRefusal(rule, f"shadowgate: MCP server {host} is not allowed for you (rule {rule})")
+            if mcp.unlisted == BLOCK:
+                rule = "mcp:unlisted"
+                return HostedRefusal(rule, f"shadowgate: MCP server {host} is not on the allow-list (rule {rule})")
+            continue
+        rule = f"mcp:{server.id}:tools"
+        if hosted.tools is None:
+            if server.allow_tools is not None or server.deny_tools:
+                return HostedRefusal(
+                    rule,
+                    f"shadowgate: name the tools of MCP server {host} in allowed_tools: "
+                    f"some of its tools are not allowed (rule {rule})",
+                )
+            continue
+        denied = [t for t in hosted.tools if not server.tool_allowed(t)]
+        if denied:
+            return HostedRefusal(
+                rule, f"shadowgate: tool {denied[0]!r} is not allowed on MCP server {host} (rule {rule})"
+            )
+    return None
+
+
+def check_hosted(flow: http.HTTPFlow, policy: Policy) -> Awaitable[None] | None:
+    """The MCP servers an AI request asks its provider to call, checked before it leaves (a large
+    body on a thread)."""
+    request = flow.request
+    if policy.mcp is None or request.stream or not request.raw_content:
+        return None
+    content = request.get_content(strict=False) or b""
+    charset = charset_of(request.headers.get("content-type"))
+    if len(content) > PARSE_INLINE_BYTES:
+        return _check_off_loop(flow, policy, content, charset)
+    refuse_hosted(flow, policy, parse_json(content, charset))
+    return None
+
+
+async def _check_off_loop(flow: http.HTTPFlow, policy: Policy, content: bytes, charset: str | None) -> None:
+    refuse_hosted(flow, policy, await asyncio.to_thread(parse_json, content, charset))
+
+
+def refuse_hosted(flow: http.HTTPFlow, policy: Policy, readings: list[Any]) -> None:
+    """Refuse an AI call (the provider's 403) whose hosted MCP servers or tools the policy does
+    not allow, in any reading of its body, and record why on its FlowRecord; in observe mode
+    only record it."""
+    rec: FlowRecord | None = flow_record(flow)
+    servers = [s for body in readings for s in hosted_servers(body)]
+    if policy.mcp is None or rec is None or not servers:
+        return
+    mcp, person = policy.mcp, rec.person
+    refusal = hosted_refusal(
+        servers,
+        mcp,
+        lambda host: mcp.server_for_facts(
+            Facts(host=host, user=person.user, group=person.group, client_ip=rec.client_ip)
+        ),
+    )
+    if refusal is None:
+        return
+    log.info("shadowgate: a call to %s names a refused MCP server: %s", rec.host, refusal.message)
+    if policy.observe:
+        if rec.decision.action == ALLOW:
+            rec.decision = Decision(OBSERVE_PREFIX + BLOCK, refusal.rule_id, refusal.message)
+        return
+    rec.decision = Decision(BLOCK, refusal.rule_id, refusal.message)
+    error, headers = error_body(rec.route.parser if rec.route is not None else None, 403, refusal.message)
+    headers = {"content-type": "application/json", "cache-control": "no-store", **headers}
+    flow.response = http.Response.make(403, json.dumps(error).encode(), headers)

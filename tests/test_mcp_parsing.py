@@ -1,0 +1,191 @@
+"""Provider-hosted MCP servers (issue 14, section 5): an OpenAI Responses or Anthropic Messages
+request that asks the provider to call an MCP server is checked against the `mcp:` policy (server
+allow-list by host, tool globs) before it leaves, and refused with the provider's own 403. Runs
+Identify and the MCP stage in-process (mitmproxy's taddons/tflow) with the shipped catalog."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from mitmproxy import http
+from mitmproxy.test import tflow
+from mitmproxy.test import tutils
+
+from shadowgate.flow import flow_record
+from tests.unit.test_mcp import CORP
+from tests.unit.test_mcp import POLICY
+from tests.unit.test_mcp import load_pipeline
+from tests.unit.test_mcp import run
+from tests.unit.test_mcp import with_sni
+
+OPENAI, ANTHROPIC = "api.openai.com", "api.anthropic.com"
+
+
+@pytest.fixture
+def pipeline(tmp_path):
+    yield from load_pipeline(tmp_path, POLICY)
+
+
+def call(pipeline, host: str, path: str, body: dict[str, Any] | bytes) -> http.HTTPFlow:
+    settings, identify, stage = pipeline
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    request = tutils.treq(host=host, port=443, scheme=b"https", method=b"POST", path=path.encode(), content=content)
+    request.headers = http.Headers([(b"host", host.encode()), (b"content-type", b"application/json")])
+    flow = with_sni(tflow.tflow(req=request), host)
+    identify.requestheaders(flow)
+    stage.requestheaders(flow)
+    pending = identify.request(flow)
+    if pending is not None:  # a large body: Identify parses it on a thread
+
+        async def wait() -> None:
+            await pending
+
+        asyncio.run(wait())
+    rec = flow_record(flow)
+    assert rec is not None and rec.route is not None, "not identified as an AI API call"
+    return run(stage, flow)
+
+
+def responses(*tools: dict) -> dict:
+    return {"model": "gpt-5", "input": "hi", "tools": list(tools)}
+
+
+def messages(servers: list[dict], tools: list[dict] | None = None) -> dict:
+    body: dict[str, Any] = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 64,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    body["mcp_servers"] = servers
+    if tools is not None:
+        body["tools"] = tools
+    return body
+
+
+def corp_tool(**extra: Any) -> dict:
+    return {"type": "mcp", "server_label": "corp", "server_url": f"https://{CORP}/mcp", **extra}
+
+
+def refused(flow: http.HTTPFlow, rule: str) -> dict:
+    assert flow.response is not None, "the request left with a refused MCP server"
+    assert flow.response.status_code == 403
+    body = json.loads(flow.response.content or b"")
+    rec = flow_record(flow)
+    assert rec is not None and (rec.decision.action, rec.decision.rule_id) == ("block", rule)
+    return body
+
+
+@pytest.mark.parametrize(
+    ("tool", "rule"),
+    [
+        (corp_tool(allowed_tools=["echo", "delete_repo"]), "mcp:corp:tools"),
+        (corp_tool(allowed_tools={"tool_names": ["delete_repo"]}), "mcp:corp:tools"),
+        (corp_tool(), "mcp:corp:tools"),  # every tool, some of which are denied
+        (corp_tool(allowed_tools={"read_only": True}), "mcp:corp:tools"),  # names left open
+        ({"type": "mcp", "server_label": "x", "server_url": "https://mcp.evil.example/sse"}, "mcp:unlisted"),
+        ({"type": "mcp", "server_label": "gmail", "connector_id": "connector_gmail"}, "mcp:unlisted"),
+    ],
+    ids=["denied-in-list", "denied-in-tool-names", "no-allowed-tools", "read-only-only", "unlisted-url", "connector"],
+)
+def test_openai_responses_hosted_mcp_is_refused_with_openais_error(pipeline, tool, rule):
+    flow = call(pipeline, OPENAI, "/v1/responses", responses(tool))
+    body = refused(flow, rule)
+    assert rule in body["error"]["message"]
+
+
+def test_openai_responses_allowed_tools_go_on(pipeline):
+    body = responses(corp_tool(allowed_tools={"tool_names": ["echo"], "read_only": True}), {"type": "web_search"})
+    flow = call(pipeline, OPENAI, "/v1/responses", body)
+    assert flow.response is None
+    assert json.loads(flow.request.content or b"") == body
+
+
+def test_the_hosted_check_reads_parsed_json_not_bytes(pipeline):
+    raw = json.dumps(responses({"type": "mcp", "server_label": "x", "server_url": "https://mcp.evil.example/"}))
+    escaped = ("\ufeff  " + raw.replace('"type": "mcp"', '"\\u0074ype": "\\u006dcp"')).encode()
+    refused(call(pipeline, OPENAI, "/v1/responses", escaped), "mcp:unlisted")
+
+
+@pytest.mark.parametrize(
+    ("servers", "tools", "rule"),
+    [
+        ([{"type": "url", "url": "https://mcp.evil.example/mcp", "name": "evil"}], None, "mcp:unlisted"),
+        ([{"type": "url", "url": f"https://{CORP}/mcp", "name": "corp"}], None, "mcp:corp:tools"),
+        (
+            [
+                {
+                    "type": "url",
+                    "url": f"https://{CORP}/mcp",
+                    "name": "corp",
+                    "tool_configuration": {"allowed_tools": ["delete_x"]},
+                }
+            ],
+            None,
+            "mcp:corp:tools",
+        ),
+        (
+            [{"type": "url", "url": f"https://{CORP}/mcp", "name": "corp"}],
+            [{"type": "mcp_toolset", "mcp_server_name": "corp", "configs": {"delete_repo": {"enabled": False}}}],
+            "mcp:corp:tools",  # enabled by default: every tool but one, not a list to check
+        ),
+    ],
+    ids=["unlisted", "every-tool", "denied-in-allowed-tools", "toolset-enabled-by-default"],
+)
+def test_anthropic_mcp_connector_is_refused_with_anthropics_error(pipeline, servers, tools, rule):
+    flow = call(pipeline, ANTHROPIC, "/v1/messages", messages(servers, tools))
+    body = refused(flow, rule)
+    assert body["type"] == "error" and body["error"]["type"] == "permission_error"
+    assert rule in body["error"]["message"]
+
+
+@pytest.mark.parametrize(
+    ("servers", "tools"),
+    [
+        (
+            [
+                {
+                    "type": "url",
+                    "url": f"https://{CORP}/mcp",
+                    "name": "corp",
+                    "tool_configuration": {"allowed_tools": ["echo"]},
+                }
+            ],
+            None,
+        ),
+        (
+            [{"type": "url", "url": f"https://{CORP}/mcp", "name": "corp", "tool_configuration": {"enabled": False}}],
+            None,
+        ),
+        (
+            [{"type": "url", "url": f"https://{CORP}/mcp", "name": "corp"}],
+            [
+                {
+                    "type": "mcp_toolset",
+                    "mcp_server_name": "corp",
+                    "default_config": {"enabled": False},
+                    "configs": {"echo": {"enabled": True}, "delete_repo": {"enabled": False}},
+                }
+            ],
+        ),
+    ],
+    ids=["allowed-tools", "tools-off", "toolset-opt-in"],
+)
+def test_anthropic_mcp_connector_with_allowed_tools_goes_on(pipeline, servers, tools):
+    assert call(pipeline, ANTHROPIC, "/v1/messages", messages(servers, tools)).response is None
+
+
+def test_observe_mode_records_what_it_would_refuse(tmp_path):
+    for settings, identify, stage in load_pipeline(tmp_path, "mode: observe\n" + POLICY):
+        flow = call((settings, identify, stage), OPENAI, "/v1/responses", responses(corp_tool()))
+        rec = flow_record(flow)
+        assert flow.response is None
+        assert rec is not None and (rec.decision.action, rec.decision.rule_id) == ("would_block", "mcp:corp:tools")
+
+
+def test_a_large_request_is_checked_off_the_event_loop(pipeline):
+    body = responses({"type": "mcp", "server_label": "x", "server_url": "https://mcp.evil.example/"})
+    body["input"] = "x" * 600_000  # past the inline parse size: parsed on a thread, not skipped
+    refused(call(pipeline, OPENAI, "/v1/responses", body), "mcp:unlisted")
