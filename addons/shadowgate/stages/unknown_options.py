@@ -2,8 +2,11 @@
 
 mitmproxy keeps an unknown `--set` name (or config.yaml key) aside in case a script loaded later
 declares it, and never complains when none does: a typo in the policy option then starts a proxy
-that enforces nothing. This addon looks once every script has registered its options, before the
-proxy listens: mitmproxy's ErrorCheck turns the error logged here into exit status 1.
+that enforces nothing. A shadowgate_* name is refused as soon as the options are applied (under
+`shadowgate proxy`, before the proxy listens); any other name once the running hooks fire, when
+every script has declared its options, and mitmproxy's ErrorCheck turns that error into exit
+status 1. (`mitmdump -s` loads its scripts only after the servers are up, so there the stop comes
+right after "listening".)
 """
 
 from __future__ import annotations
