@@ -15,6 +15,7 @@ from typing import Any
 from mitmproxy import http
 
 from shadowgate.config.attribution import account_hint
+from shadowgate.config.catalog import Provider
 from shadowgate.config.catalog import site_of
 from shadowgate.flow import METADATA_KEY
 from shadowgate.flow import FlowRecord
@@ -25,6 +26,7 @@ from shadowgate.flow import timed_hook
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.wireformats import PARSERS
 from shadowgate.wireformats import parse_json_body
+from shadowgate.wireformats.base import Route
 from shadowgate.wireformats.common import header_map
 
 # Bodies above this are parsed off the event loop so one huge prompt cannot stall other flows.
@@ -55,26 +57,8 @@ class Identify:
         route = catalog.route(provider, request.method, request.path)
         if route is None and (provider is None or request.method in _QUIET_METHODS):
             return  # not an AI call: web assets, telemetry GETs, every non-AI host
-        client_ip = client_ip_of(flow)
-        proxy_user = proxy_user_of(flow)
-        path, _, query = request.path.partition("?")
-        headers = header_map(request.headers)  # attribution asks for a dozen names, most absent
-        fingerprinter = self.settings.fingerprinter
-        rec = FlowRecord(
-            started=request.timestamp_start,
-            client_ip=client_ip,
-            person=self.settings.directory.person(proxy_user, client_ip),
-            host=host,
-            site=site_of(host),
-            provider=provider,
-            route=route,
-            method=request.method,
-            path=path[:2048],
-            user_agent=(headers.get("user-agent") or "")[:256] or None,
-            key=fingerprinter.sighting(headers, query) if fingerprinter else None,
-            account_hint=account_hint(headers),
-        )
-        length = headers.get("content-length", "")
+        rec = new_flow_record(self.settings, flow, host, provider, route)
+        length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.settings.max_parse_bytes:
             # Too big to parse: stream it through instead of buffering it in memory.
             request.stream = True
@@ -117,3 +101,29 @@ class Identify:
                 del flow.metadata[METADATA_KEY]
                 return
             rec.facts = parser.parse_request(rec.route, flow.request.headers, body)
+
+
+def new_flow_record(
+    settings: ShadowgateSettings, flow: http.HTTPFlow, host: str, provider: Provider | None, route: Route | None
+) -> FlowRecord:
+    """What Identify knows of a request before its body: the person, the service, the key's
+    fingerprint. Shared with Realtime, which identifies WebSocket upgrades the same way."""
+    request = flow.request
+    client_ip = client_ip_of(flow)
+    path, _, query = request.path.partition("?")
+    headers = header_map(request.headers)  # attribution asks for a dozen names, most absent
+    fingerprinter = settings.fingerprinter
+    return FlowRecord(
+        started=request.timestamp_start,
+        client_ip=client_ip,
+        person=settings.directory.person(proxy_user_of(flow), client_ip),
+        host=host,
+        site=site_of(host),
+        provider=provider,
+        route=route,
+        method=request.method,
+        path=path[:2048],
+        user_agent=(headers.get("user-agent") or "")[:256] or None,
+        key=fingerprinter.sighting(headers, query) if fingerprinter else None,
+        account_hint=account_hint(headers),
+    )

@@ -32,9 +32,7 @@ from mitmproxy import ctx
 from mitmproxy import http
 from mitmproxy import websocket
 
-from shadowgate.config.attribution import account_hint
 from shadowgate.config.catalog import normalise_host
-from shadowgate.config.catalog import site_of
 from shadowgate.config.policy import ALLOW
 from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import COACH
@@ -47,6 +45,7 @@ from shadowgate.stages.act import api_error
 from shadowgate.stages.act import refusal_text
 from shadowgate.stages.decide import Decide
 from shadowgate.stages.hostagree import DECISION_HOST_KEY
+from shadowgate.stages.identify import new_flow_record
 from shadowgate.stages.record import Record
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.redact import dlp_verdict
@@ -61,7 +60,6 @@ from shadowgate.wireformats.base import Route
 from shadowgate.wireformats.base import Usage
 from shadowgate.wireformats.common import as_int
 from shadowgate.wireformats.common import dig
-from shadowgate.wireformats.common import header_map
 
 log = logging.getLogger(__name__)
 
@@ -126,28 +124,10 @@ class Realtime:
         route = websocket_route(request.path, provider is not None)
         if route is None:
             return
-        client_ip = str(flow.client_conn.peername[0]).removeprefix("::ffff:") if flow.client_conn.peername else ""
-        proxy_user = (flow.metadata.get("proxyauth") or (None,))[0]
-        path, _, query = request.path.partition("?")
-        headers = header_map(request.headers)
-        params = parse_qs(query)
+        params = parse_qs(request.path.partition("?")[2])
         models = params.get("model") or params.get("deployment")
-        model = models[0] if models else None
-        rec = FlowRecord(
-            started=request.timestamp_start,
-            client_ip=client_ip,
-            person=settings.directory.person(proxy_user, client_ip),
-            host=host,
-            site=site_of(host),
-            provider=provider,
-            route=route,
-            method=request.method,
-            path=path[:2048],
-            user_agent=(headers.get("user-agent") or "")[:256] or None,
-            key=settings.fingerprinter.sighting(headers, query) if settings.fingerprinter else None,
-            account_hint=account_hint(headers),
-            facts=RequestFacts(operation="realtime", model=model, streaming=True),
-        )
+        rec = new_flow_record(settings, flow, host, provider, route)
+        rec.facts = RequestFacts(operation="realtime", model=models[0] if models else None, streaming=True)
         session = Session(rec)
         flow.metadata[REALTIME_KEY] = session
         rec.decision = self.decide.decide(rec)
