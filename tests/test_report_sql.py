@@ -259,3 +259,29 @@ def test_adding_a_section_is_adding_a_file(proxy_db, policy_statuses, tmp_path):
     assert "## Models by group\n\n| group | model | requests |" in render.to_markdown(report)
     paths = [s.path for s in report.sections]
     assert paths.index(("cost", "by_group_model")) == paths.index(("policy_events",)) + 1  # file-name order
+
+
+def test_the_apps_table_shows_each_services_risk(proxy_db, policy_statuses):
+    """The catalog's documented risk level and worst-tier training setting, per app."""
+    from shadowgate.config.catalog import load_catalog
+    from shadowgate.resources import PROVIDERS_YAML
+
+    catalog = load_catalog(PROVIDERS_YAML)
+    con, source = open_data(proxy_db)
+    try:
+        report = runner.build_report(
+            con,
+            source,
+            str(proxy_db),
+            WEEK,
+            provider_status=policy_statuses[0],
+            category_status=policy_statuses[1],
+            providers=catalog.providers.values(),
+        )
+    finally:
+        con.close()
+    apps = {a["app"]: a["risk"] for a in json.loads(render.to_json(report))["apps"]}
+    for app in ("anthropic", "openai", "deepseek"):
+        p = catalog.providers[app]
+        assert apps[app] == f"{p.risk}, trains: {p.facts.worst_training}"
+    assert apps["unknown:lab.example"] is None

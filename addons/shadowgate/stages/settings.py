@@ -156,6 +156,8 @@ class ShadowgateSettings:
             user=person.user,
             group=person.group,
             client_ip=client_ip,
+            risk=provider.risk if provider else None,
+            trains_on_inputs=provider.facts.worst_training if provider else None,
         )
 
     # --- recording, for the stages that reach Record through settings ---------------------------
