@@ -95,7 +95,9 @@ def policy_statuses(tmp_path_factory) -> tuple[dict[str, str], dict[str, str]]:
     return runner.statuses(load_policy(str(path)))
 
 
-def make_report(db: Path, statuses, queries: list[runner.Query] | None = None, top: int = 10) -> runner.Report:
+def make_report(
+    db: Path, statuses, queries: list[runner.Query] | None = None, top: int = 10, providers=()
+) -> runner.Report:
     con, source = open_data(db)
     try:
         return runner.build_report(
@@ -107,6 +109,7 @@ def make_report(db: Path, statuses, queries: list[runner.Query] | None = None, t
             category_status=statuses[1],
             top=top,
             queries=queries,
+            providers=providers,
         )
     finally:
         con.close()
@@ -267,19 +270,7 @@ def test_the_apps_table_shows_each_services_risk(proxy_db, policy_statuses):
     from shadowgate.resources import PROVIDERS_YAML
 
     catalog = load_catalog(PROVIDERS_YAML)
-    con, source = open_data(proxy_db)
-    try:
-        report = runner.build_report(
-            con,
-            source,
-            str(proxy_db),
-            WEEK,
-            provider_status=policy_statuses[0],
-            category_status=policy_statuses[1],
-            providers=catalog.providers.values(),
-        )
-    finally:
-        con.close()
+    report = make_report(proxy_db, policy_statuses, providers=catalog.providers.values())
     apps = {a["app"]: a["risk"] for a in json.loads(render.to_json(report))["apps"]}
     for app in ("anthropic", "openai", "deepseek"):
         p = catalog.providers[app]
