@@ -183,10 +183,13 @@ class TlsGate:
             )  # fmt: skip
             return
         if settings.policy.decrypts(facts.host, facts.provider is not None, settings.intercept_all, facts):
+            settings.record_sighting(facts, decrypted=True)
             return
         data.ignore_connection = True
         if facts.provider is not None:
             settings.record_connection(facts, "not decrypted by policy")
+        else:
+            settings.record_sighting(facts, decrypted=False)
 
     def tls_failed_client(self, data: tls.TlsData) -> None:
         host = _server_host(data.context.client, data.context.server)
