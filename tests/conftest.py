@@ -60,6 +60,7 @@ TEST_HOSTS = sorted(
         "llm.corp.test",
         "login.microsoftonline.com",
         "api.githubcopilot.com",
+        "acme-ws.cloud.databricks.com",  # an AI feature on a shared host (catalog entry with paths)
         "localhost",
     }
 )

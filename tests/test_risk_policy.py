@@ -143,3 +143,35 @@ def test_risk_rules_through_the_proxy(proxy, tmp_path, catalog):
     rows = {r["host"]: r for r in proxy.rows("user_name = 'risk-user'", expect=2)}
     assert rows[high]["decision"] == BLOCK and rows[high]["rule_id"] == "high-risk-apis"
     assert rows[low]["decision"] == "allow" and rows[low]["rule_id"] == "rest"
+
+
+def test_an_ai_feature_on_a_shared_host_is_decrypted_and_told_apart_by_its_path(proxy, tmp_path):
+    """Databricks serves its model endpoints under /serving-endpoints/ on each workspace's host,
+    next to everything else: the host is decrypted, the AI path is an AI call (and the policy's
+    rule for the entry applies to it), the rest of the host is neither recorded nor refused."""
+    host = "acme-ws.cloud.databricks.com"
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "rules:\n  - id: no-databricks-models\n    match: {provider: databricks-model-serving, user: shared-bob}\n"
+        "    action: block\n  - {id: rest, match: all, action: allow}\n"
+    )
+    with proxy.options(shadowgate_policy=str(path)):
+        with proxy.client("shared-alice") as client:
+            served = client.post(
+                f"https://{host}/serving-endpoints/chat/completions",
+                json=CHAT,
+                headers={"x-fake-case": "openai-chat-cached-reasoning"},  # the fake's answer for any path
+            )
+            other = client.post(f"https://{host}/api/2.0/clusters/create", json={"name": "c"})
+        with proxy.client("shared-bob") as client:
+            refused = client.post(f"https://{host}/serving-endpoints/chat/completions", json=CHAT)
+            allowed = client.get(f"https://{host}/api/2.0/clusters/list")
+    assert served.status_code == 200 and refused.status_code == 403
+    assert other.status_code != 403 and allowed.status_code != 403
+    rows = proxy.rows("host = 'acme-ws.cloud.databricks.com'", expect=2)
+    assert rows[0]["input_tokens"] is not None  # metered like any OpenAI-compatible answer
+    assert [(r["user_name"], r["provider"], r["wire_format"], r["model"], r["decision"]) for r in rows] == [
+        ("shared-alice", "databricks-model-serving", "openai-chat", "m-1", "allow"),
+        ("shared-bob", "databricks-model-serving", "openai-chat", "m-1", "block"),
+    ]
+    assert all(r["inspected"] for r in rows)

@@ -164,6 +164,13 @@ class ShadowgateSettings:
             trains_on_inputs=provider.facts.worst_training if provider else None,
         )
 
+    def decrypts(self, facts: Facts) -> bool:
+        """Whether the proxy terminates TLS for a connection: a catalogued host, a shared host on
+        which an entry claims some paths (only a decrypted request shows its path), or a host the
+        policy or shadowgate_intercept=all names."""
+        catalogued = facts.provider is not None or (self.catalog is not None and self.catalog.has_paths_on(facts.host))
+        return self.policy.decrypts(facts.host, catalogued, self.intercept_all, facts)
+
     # --- recording, for the stages that reach Record through settings ---------------------------
 
     @property

@@ -146,7 +146,7 @@ class TlsGate:
     def _inspected_host(self, host: str, client: connection.Client) -> bool:
         settings = self.settings
         facts = self._facts(host, client)
-        return facts.provider is not None or settings.policy.decrypts(facts.host, False, settings.intercept_all, facts)
+        return facts.provider is not None or settings.decrypts(facts)
 
     # --- TLS ------------------------------------------------------------------------------------
 
@@ -182,7 +182,7 @@ class TlsGate:
                 Decision(BLOCK, PINNED_BLOCKED_RULE, "pinned clients pass through only to allowed hosts with DLP off"),
             )  # fmt: skip
             return
-        if settings.policy.decrypts(facts.host, facts.provider is not None, settings.intercept_all, facts):
+        if settings.decrypts(facts):
             settings.record_sighting(facts, decrypted=True)
             return
         data.ignore_connection = True
