@@ -4,11 +4,16 @@
 -- audience: manager
 -- Who uses each AI app, how much, what the policy did, when it was first seen, and the catalog's notes.
 -- status is the app's (what the policy says about it); its redirected calls are sanctioned use (00_period.sql).
+-- risk is the catalog's documented level (docs/catalog.md) with the training setting of the service's
+-- worst plan tier ("high, trains: default"); empty for an endpoint the catalog does not list.
 -- Blocked, coached and redirected include what observe mode would have done; `observed` says how many.
 CREATE OR REPLACE TEMP TABLE apps AS
 SELECT c.app, any_value(coalesce((getvariable('provider_names')::MAP(VARCHAR, VARCHAR))[c.provider], c.app))
          AS name,
-       any_value(c.category) AS category, any_value(c.app_status) AS status, count(DISTINCT c.user_name) AS users,
+       any_value(c.category) AS category, any_value(c.app_status) AS status,
+       any_value((getvariable('provider_risk')::MAP(VARCHAR, VARCHAR))[c.provider] || ', trains: '
+                 || (getvariable('provider_training')::MAP(VARCHAR, VARCHAR))[c.provider]) AS risk,
+       count(DISTINCT c.user_name) AS users,
        sum(c.requests) AS requests, sum(c.tokens) AS tokens, sum(c.cost_usd) AS cost_usd,
        coalesce(sum(c.requests) FILTER (WHERE c.decision IN ('block', 'would_block')), 0) AS blocked,
        coalesce(sum(c.requests) FILTER (WHERE c.decision IN ('coach', 'would_coach')), 0) AS coached,

@@ -60,6 +60,7 @@ TEST_HOSTS = sorted(
         "llm.corp.test",
         "login.microsoftonline.com",
         "api.githubcopilot.com",
+        "acme-ws.cloud.databricks.com",  # an AI feature on a shared host (catalog entry with paths)
         "localhost",
     }
 )
@@ -164,7 +165,7 @@ class Proxy:
         while True:
             con = duckdb.connect(str(self.db), read_only=True)
             try:
-                order = "ts, request_id" if table != "policy_events" else "ts"
+                order = "ts" if table in ("policy_events", "host_sightings") else "ts, request_id"
                 cur = con.execute(f"SELECT * FROM {table} WHERE {sql_where} ORDER BY {order}")
                 names = [d[0] for d in cur.description]
                 found = [dict(zip(names, r)) for r in cur.fetchall()]

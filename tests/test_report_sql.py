@@ -4,6 +4,7 @@ report's rows."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import shutil
 import textwrap
@@ -19,8 +20,10 @@ from shadowgate.report.data import open_data
 from shadowgate.report.data import open_segments_sql
 from shadowgate.report.period import week_period
 from shadowgate.resources import REPORTS_DIR
+from shadowgate.storage.rows import HostSighting
 from shadowgate.storage.schema import AI_REQUESTS
 from shadowgate.storage.schema import AI_REQUESTS_DAILY
+from shadowgate.storage.schema import HOST_SIGHTINGS
 from shadowgate.storage.schema import MCP_CALLS
 from shadowgate.storage.schema import MCP_CALLS_DAILY
 from shadowgate.storage.schema import POLICY_EVENTS
@@ -39,14 +42,34 @@ SET VARIABLE top = 10;
 SET VARIABLE provider_status = MAP {'openai': 'sanctioned', 'deepseek': 'unapproved'};
 SET VARIABLE category_status = MAP {'chat-web': 'unapproved'};
 """
+
+
 # The sections in file order, with their titles (at --top 10). Issue 18 added the definitions and
 # renamed the unapproved tables (they list unapproved and unknown use).
+def _sighting(day: int, host: str, user: str, reason: str) -> HostSighting:
+    site = ".".join(host.split(".")[-2:])
+    return HostSighting(dt.datetime(2026, 11, day, 9), host, site, reason, user, "eng", False)
+
+
+# Connections to uncatalogued AI-looking hosts: two people on newllm.ai, one on a Space, and one
+# sighting before the week (not counted).
+SIGHTINGS = [
+    _sighting(17, "chat.newllm.ai", "alice", "tld:.ai"),
+    _sighting(18, "api.newllm.ai", "bob", "tld:.ai"),
+    _sighting(18, "api.newllm.ai", "bob", "tld:.ai"),
+    _sighting(19, "demo.hf.space", "alice", "hosting:hf.space"),
+    _sighting(19, "demo.hf.space", "alice", "hosting:hf.space"),
+    _sighting(19, "demo.hf.space", "alice", "hosting:hf.space"),
+    _sighting(10, "old.gpt-tools.example", "carol", "word:gpt"),
+]
+
 SECTIONS = [
     ("definitions", "What sanctioned, unapproved and unknown mean"),
     ("apps", "AI apps"),
     ("new.apps", "New apps"),
     ("new.unknown_endpoints", "Unknown AI endpoints"),
     ("new.models", "Models seen for the first time"),
+    ("new.host_candidates", "Possible AI services not in the catalog: top 10"),
     ("unapproved.users", "Not sanctioned (unapproved or unknown): top 10 users"),
     ("unapproved.groups", "Not sanctioned (unapproved or unknown): top 10 groups"),
     ("cost.by_provider", "Cost and tokens by provider"),
@@ -77,10 +100,14 @@ def proxy_db(tmp_path_factory) -> Path:
     """A database as the proxy writes it (with the daily rollup views), holding tests/test_report.py's rows."""
     db = tmp_path_factory.mktemp("report-sql") / "sg.duckdb"
     writer = SegmentWriter(
-        db, [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS], rollups=[AI_REQUESTS_DAILY, MCP_CALLS_DAILY], flush_interval=0.05
+        db,
+        [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, HOST_SIGHTINGS],
+        rollups=[AI_REQUESTS_DAILY, MCP_CALLS_DAILY],
+        flush_interval=0.05,
     )
     writer.start()
-    for table, rows in (("ai_requests", ROWS), ("policy_events", EVENTS), ("mcp_calls", MCP_ROWS)):
+    tables = (("ai_requests", ROWS), ("policy_events", EVENTS), ("mcp_calls", MCP_ROWS), ("host_sightings", SIGHTINGS))
+    for table, rows in tables:
         for r in rows:
             writer.submit(table, r)
     assert writer.flush()
@@ -95,7 +122,9 @@ def policy_statuses(tmp_path_factory) -> tuple[dict[str, str], dict[str, str]]:
     return runner.statuses(load_policy(str(path)))
 
 
-def make_report(db: Path, statuses, queries: list[runner.Query] | None = None, top: int = 10) -> runner.Report:
+def make_report(
+    db: Path, statuses, queries: list[runner.Query] | None = None, top: int = 10, providers=()
+) -> runner.Report:
     con, source = open_data(db)
     try:
         return runner.build_report(
@@ -107,6 +136,7 @@ def make_report(db: Path, statuses, queries: list[runner.Query] | None = None, t
             category_status=statuses[1],
             top=top,
             queries=queries,
+            providers=providers,
         )
     finally:
         con.close()
@@ -178,6 +208,11 @@ def test_the_runner_gives_the_values_the_report_tests_assert(proxy_db, policy_st
     top2 = json.loads(render.to_json(make_report(proxy_db, policy_statuses, top=2)))
     assert [u["user"] for u in top2["cost"]["top_spenders"]] == ["carol", "alice"]
     assert [t["tool"] for t in top2["mcp"]["tools"]] == ["merge_pr", "search_code"]
+    # Ranked by people first: two people on newllm.ai beat one person's three connections to a Space.
+    assert [(h["site"], h["hosts"], h["users"], h["connections"]) for h in doc["new"]["host_candidates"]] == [
+        ("newllm.ai", "api.newllm.ai chat.newllm.ai", 2, 3),
+        ("hf.space", "demo.hf.space", 1, 3),
+    ]
 
 
 # --- pasted into DuckDB -------------------------------------------------------------------------------------
@@ -259,3 +294,17 @@ def test_adding_a_section_is_adding_a_file(proxy_db, policy_statuses, tmp_path):
     assert "## Models by group\n\n| group | model | requests |" in render.to_markdown(report)
     paths = [s.path for s in report.sections]
     assert paths.index(("cost", "by_group_model")) == paths.index(("policy_events",)) + 1  # file-name order
+
+
+def test_the_apps_table_shows_each_services_risk(proxy_db, policy_statuses):
+    """The catalog's documented risk level and worst-tier training setting, per app."""
+    from shadowgate.config.catalog import load_catalog
+    from shadowgate.resources import PROVIDERS_YAML
+
+    catalog = load_catalog(PROVIDERS_YAML)
+    report = make_report(proxy_db, policy_statuses, providers=catalog.providers.values())
+    apps = {a["app"]: a["risk"] for a in json.loads(render.to_json(report))["apps"]}
+    for app in ("anthropic", "openai", "deepseek"):
+        p = catalog.providers[app]
+        assert apps[app] == f"{p.risk}, trains: {p.facts.worst_training}"
+    assert apps["unknown:lab.example"] is None

@@ -13,11 +13,9 @@ from shadowgate.report.usage import first_day
 from shadowgate.report.usage import print_usage
 from shadowgate.report.usage import usage_rows
 from shadowgate.resources import REPORTS_DIR
-from shadowgate.storage.schema import AI_REQUESTS
 from shadowgate.storage.schema import AI_REQUESTS_DAILY
-from shadowgate.storage.schema import MCP_CALLS
-from shadowgate.storage.schema import MCP_CALLS_DAILY
-from shadowgate.storage.schema import POLICY_EVENTS
+from shadowgate.storage.schema import ALL_ROLLUPS
+from shadowgate.storage.schema import ALL_TABLES
 from shadowgate.storage.store import SegmentWriter
 from shadowgate.storage.store import drop_expired_days
 from shadowgate.storage.store import summarise_closed_days
@@ -104,9 +102,7 @@ def test_the_hint_names_what_reads_the_file_and_works_with_a_1x_cli(tmp_path):
     import subprocess
 
     db = tmp_path / "sg.duckdb"  # with every table and rollup, as the proxy writes it
-    writer = SegmentWriter(
-        db, [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS], rollups=[AI_REQUESTS_DAILY, MCP_CALLS_DAILY], flush_interval=0.05
-    )
+    writer = SegmentWriter(db, list(ALL_TABLES), rollups=list(ALL_ROLLUPS), flush_interval=0.05)
     writer.start()
     for r in ROWS:
         writer.submit("ai_requests", r)

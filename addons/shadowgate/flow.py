@@ -86,6 +86,8 @@ class FlowRecord:
             user=self.person.user,
             group=self.person.group,
             client_ip=self.client_ip,
+            risk=self.provider.risk if self.provider else None,
+            trains_on_inputs=self.provider.facts.worst_training if self.provider else None,
         )
 
 

@@ -15,6 +15,7 @@ from shadowgate.config.catalog import DEFAULT_CATALOG
 
 DEFAULT_DB = "~/.shadowgate/shadowgate.duckdb"
 INTERCEPT_MODES = ("catalog", "all")
+HOST_DISCOVERY_MODES = ("named", "anonymous", "off")
 DEFAULT_MAX_PARSE_BYTES = 16 * 1024 * 1024
 
 
@@ -68,6 +69,15 @@ OPTIONS = (
         "hosts) or 'all' (everything but the policy's 'passthrough' hosts, to find unlisted AI endpoints "
         "by request shape).",
         choices=INTERCEPT_MODES,
+    ),
+    Option(
+        "shadowgate_host_discovery",
+        str,
+        "named",
+        "Record TLS connections to uncatalogued hosts whose name looks like AI (host_sightings, for "
+        "'shadowgate catalog candidates'): 'named' with the person, 'anonymous' with a keyed fingerprint "
+        "instead of the person, or 'off'. Host names only, never paths.",
+        choices=HOST_DISCOVERY_MODES,
     ),
     Option(
         "shadowgate_fingerprint_key",

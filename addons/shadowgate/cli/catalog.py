@@ -21,6 +21,7 @@ import json
 import re
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -36,6 +37,8 @@ from shadowgate.wireformats import PARSERS
 
 # The period's rows as `cur` (the report's own set-up), then the candidates grouped per site.
 PERIOD_SQL, CANDIDATES_SQL = "00_period.sql", "14_catalog_candidates.sql"
+# Uncatalogued hosts whose names look like AI, from the TLS connections the proxy saw (no paths).
+HOST_CANDIDATES_SQL = "15_host_candidates.sql"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -198,6 +201,37 @@ def find_candidates(catalog: Catalog, db: Path, days: int, until: dt.date) -> li
     left with no host is no candidate. A site's counts are the whole site's.
     """
     from shadowgate.report import runner
+
+    # The candidates file is set-up in the weekly report; here its closing SELECT is the section.
+    candidates = replace(runner.parse_query(REPORTS_DIR / CANDIDATES_SQL), path=("candidates",), title="Candidates")
+    found = []
+    for row in _window_rows(catalog, db, days, until, [runner.parse_query(REPORTS_DIR / PERIOD_SQL), candidates]):
+        row["hosts"] = [h for h in row["hosts"] if catalog.match_host(h) is None]
+        if row["hosts"]:
+            found.append(row)
+    return found
+
+
+def find_host_candidates(catalog: Catalog, db: Path, days: int, until: dt.date) -> list[dict]:
+    """Sites of uncatalogued hosts whose names look like AI, most people first (host_sightings).
+
+    Names only: the proxy saw a TLS connection, usually not decrypted. Hosts the catalog matches
+    now (a newer catalog, an overlay) are dropped, as for find_candidates.
+    """
+    from shadowgate.report import runner
+
+    query = replace(runner.parse_query(REPORTS_DIR / HOST_CANDIDATES_SQL), path=("candidates",))
+    found = []
+    for row in _window_rows(catalog, db, days, until, [query], top=1_000_000):
+        hosts = [h for h in row["hosts"].split() if catalog.match_host(h) is None]
+        if hosts:
+            found.append({**row, "hosts": hosts})
+    return found
+
+
+def _window_rows(catalog: Catalog, db: Path, days: int, until: dt.date, queries: list, top: int = 10) -> list[dict]:
+    """The last query's rows over the `days` days up to `until`, run as the weekly report runs it."""
+    from shadowgate.report import runner
     from shadowgate.report.data import open_data
     from shadowgate.report.period import Period
 
@@ -205,9 +239,6 @@ def find_candidates(catalog: Catalog, db: Path, days: int, until: dt.date) -> li
         raise ValueError("--days must be between 1 and 3660")
     start = until - dt.timedelta(days=days - 1)
     period = Period(start, until + dt.timedelta(days=1), f"{start} .. {until}")
-    # The candidates file is set-up in the weekly report; here its closing SELECT is the section.
-    candidates = replace(runner.parse_query(REPORTS_DIR / CANDIDATES_SQL), path=("candidates",), title="Candidates")
-    queries = [runner.parse_query(REPORTS_DIR / PERIOD_SQL), candidates]
     con, source = open_data(db)
     try:
         report = runner.build_report(
@@ -219,15 +250,11 @@ def find_candidates(catalog: Catalog, db: Path, days: int, until: dt.date) -> li
             category_status={},
             providers=catalog.providers.values(),
             queries=queries,
+            top=top,
         )
     finally:
         con.close()
-    found = []
-    for row in report.section("candidates").records():
-        row["hosts"] = [h for h in row["hosts"] if catalog.match_host(h) is None]
-        if row["hosts"]:
-            found.append(row)
-    return found
+    return report.section("candidates").records()
 
 
 def candidate_yaml(catalog: Catalog, row: dict) -> list[str]:
@@ -270,13 +297,14 @@ def run_candidates(args: argparse.Namespace, catalog: Catalog) -> int:
     until = args.until or dt.datetime.now(dt.UTC).date()
     try:
         rows = find_candidates(catalog, Path(args.db).expanduser(), args.days, until)
+        hosts = find_host_candidates(catalog, Path(args.db).expanduser(), args.days, until)
     except (FileNotFoundError, ValueError) as e:
         print(f"shadowgate: {e}", file=sys.stderr)
         return 1
     if args.format == "text":
         print(f"{len(rows)} unlisted AI sites in the {args.days} days up to {until}")
-        for row in rows:
-            columns = [
+        _print_table(
+            [
                 row["site"],
                 f"{row['requests']} requests",
                 f"{row['users']} users",
@@ -284,7 +312,20 @@ def run_candidates(args: argparse.Namespace, catalog: Catalog) -> int:
                 ",".join(row["models"]) or "-",
                 " ".join(row["hosts"]),
             ]
-            print("\t".join(_one_line(c) for c in columns))
+            for row in rows
+        )
+        print(f"\n{len(hosts)} uncatalogued sites whose names look like AI (connections seen, names only)")
+        _print_table(
+            [
+                h["site"],
+                f"{h['users']} users",
+                f"{h['connections']} connections",
+                h["reason"],
+                f"{h['first_seen']}..{h['last_seen']}",
+                " ".join(h["hosts"]),
+            ]
+            for h in hosts
+        )
         if rows:
             print("\n# paste into a company overlay (--extra FILE), or research and send upstream:")
     if rows:
@@ -292,6 +333,11 @@ def run_candidates(args: argparse.Namespace, catalog: Catalog) -> int:
         for row in rows:
             print("\n".join(candidate_yaml(catalog, row)))
     return 0
+
+
+def _print_table(rows: Iterable[list[str]]) -> None:
+    for columns in rows:
+        print("\t".join(_one_line(str(c)) for c in columns))
 
 
 def _one_line(text: str) -> str:

@@ -60,6 +60,8 @@ def run_explain(
         user=user,
         group=group,
         client_ip=client,
+        risk=provider.risk if provider else None,
+        trains_on_inputs=provider.facts.worst_training if provider else None,
     )
     print(f"request: {method.upper()} https://{facts.host}{path}")
     print(

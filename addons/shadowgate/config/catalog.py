@@ -192,6 +192,10 @@ class Catalog:
                     return provider
         return self.match_host(host)
 
+    def has_paths_on(self, host: str) -> bool:
+        """True when an entry claims some paths of this (shared) host: decrypt it to tell which."""
+        return bool(self._paths) and self._paths.get(host) is not None
+
     def path_scoped_hosts(self) -> list[str]:
         """Hosts that carry an AI feature on some paths only: decrypt them to tell which requests."""
         return self._paths.patterns()

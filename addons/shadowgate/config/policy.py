@@ -22,6 +22,8 @@ from typing import Any
 
 from shadowgate.config.catalog import HostIndex
 from shadowgate.config.catalog import check_host_pattern
+from shadowgate.config.catalog_facts import RISK_LEVELS
+from shadowgate.config.catalog_facts import TRAINING
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import line_of_key
@@ -54,6 +56,10 @@ class Facts:
     user: str | None = None
     group: str | None = None
     client_ip: str | None = None
+    # The catalog's risk facts about the provider (config/catalog_facts.py): its derived level and
+    # the training setting of its worst plan tier. None for a host the catalog does not list.
+    risk: str | None = None
+    trains_on_inputs: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,8 @@ class Match:
     users: tuple[str, ...] | None = None  # globs
     groups: tuple[str, ...] | None = None  # globs
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None
+    risks: frozenset[str] | None = None  # low | medium | high
+    training: frozenset[str] | None = None  # trains_on_inputs of the worst tier
 
     @property
     def needs_request(self) -> bool:
@@ -103,6 +111,10 @@ class Match:
             return f"group {facts.group or 'none'} matches none of {list(self.groups)}"
         if self.networks is not None and not _in_networks(facts.client_ip, self.networks):
             return f"client {facts.client_ip or 'none'} outside {[str(n) for n in self.networks]}"
+        if self.risks is not None and facts.risk not in self.risks:
+            return f"risk {facts.risk or 'none'} not in {sorted(self.risks)}"
+        if self.training is not None and facts.trains_on_inputs not in self.training:
+            return f"trains_on_inputs {facts.trains_on_inputs or 'none'} not in {sorted(self.training)}"
         return None
 
 
@@ -325,7 +337,18 @@ _MCP_SERVER_KEYS = {
     "injection",
 }
 _MCP_MATCH_KEYS = {"user", "group", "client"}  # an MCP call has no provider, model or wire format
-_MATCH_KEYS = {"provider", "category", "host", "wire_format", "model", "user", "group", "client"}
+_MATCH_KEYS = {
+    "provider",
+    "category",
+    "host",
+    "wire_format",
+    "model",
+    "user",
+    "group",
+    "client",
+    "risk",
+    "trains_on_inputs",
+}
 _RULE_KEYS = {"id", "match", "action", "message", "alternative", "coach", "gateway", "browser_url", "headers"}
 _BUDGET_KEYS = {"id", "per", "match", "tokens_per_day", "usd_per_day", "requests_per_minute", "warn_at"}
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
@@ -561,6 +584,10 @@ def _budget(path: str | Path, raw: Any) -> Budget:
     if not isinstance(warn_at, int | float) or not 0 < warn_at <= 1:
         raise ConfigError(path, line, f"budget {budget_id!r}: warn_at must be a fraction in (0, 1]")
     match = _match(path, raw.get("match"), budget_id, line)
+    if match.risks is not None or match.training is not None:
+        # Budgets are rebuilt from recorded rows, which carry the provider id but not the catalog's
+        # facts of the day: a budget keyed on risk would count differently after a catalog update.
+        raise ConfigError(path, line, f"{budget_id!r}: budgets match on provider or category, not on risk facts")
     return Budget(
         id=budget_id,
         line=line,
@@ -604,6 +631,10 @@ def _match(path: str | Path, raw: Any, owner: str, line: int) -> Match:
         except ValueError as e:
             raise ConfigError(path, where, f"{owner!r}: match.client: {e}") from None
     providers, categories, formats = strings("provider"), strings("category"), strings("wire_format")
+    risks, training = strings("risk"), strings("trains_on_inputs")
+    for key, values, allowed in (("risk", risks, RISK_LEVELS), ("trains_on_inputs", training, TRAINING)):
+        if bad := sorted(set(values or ()) - set(allowed)):
+            raise ConfigError(path, where, f"{owner!r}: match.{key}: {bad[0]!r} is not one of {list(allowed)}")
     return Match(
         providers=frozenset(providers) if providers else None,
         categories=frozenset(categories) if categories else None,
@@ -613,6 +644,8 @@ def _match(path: str | Path, raw: Any, owner: str, line: int) -> Match:
         users=strings("user"),
         groups=strings("group"),
         networks=networks,
+        risks=frozenset(risks) if risks else None,
+        training=frozenset(training) if training else None,
     )
 
 

@@ -80,8 +80,9 @@ def _covers(wide: Match, narrow: Match, catalog: Catalog) -> bool:
         narrow.hosts is None or not set(narrow.hosts.patterns()) <= set(wide.hosts.patterns())
     ):
         return False
-    if not _subset(wide.wire_formats, narrow.wire_formats):
-        return False
+    for key in ("wire_formats", "risks", "training"):
+        if not _subset(getattr(wide, key), getattr(narrow, key)):
+            return False
     for key in ("models", "users", "groups"):
         w, n = getattr(wide, key), getattr(narrow, key)
         if w is not None and (n is None or not set(n) <= set(w)):

@@ -20,6 +20,7 @@ from shadowgate.storage.housekeeping import (
 )
 from shadowgate.storage.schema import AI_REQUESTS
 from shadowgate.storage.schema import AI_REQUESTS_DAILY
+from shadowgate.storage.schema import HOST_SIGHTINGS
 from shadowgate.storage.schema import MCP_CALLS
 from shadowgate.storage.schema import POLICY_EVENTS
 from shadowgate.storage.store import Table
@@ -29,7 +30,7 @@ from shadowgate.storage.store import sql_path
 from shadowgate.storage.store import view_sql
 
 # Detail tables the report reads, as the writer lays them out.
-TABLES = (AI_REQUESTS, POLICY_EVENTS, MCP_CALLS)
+TABLES = (AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, HOST_SIGHTINGS)
 
 
 def open_data(db: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
@@ -53,6 +54,7 @@ def open_data(db: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
     con.execute(f"CREATE VIEW ai_requests_daily AS {_daily_sql(segments)}")
     con.execute(_complete_view(con, POLICY_EVENTS, "policy_events" in have))
     con.execute(_complete_view(con, MCP_CALLS, "mcp_calls" in have))
+    con.execute(_complete_view(con, HOST_SIGHTINGS, "host_sightings" in have))
     return con, source
 
 

@@ -191,6 +191,10 @@ def build_report(
             "category_status": category_status,
             "provider_names": {p.id: p.name for p in providers},
             "provider_notes": {p.id: p.notes for p in providers if p.notes},
+            # The documented level from the catalog's facts (config/catalog_facts.py), and the
+            # training setting of the service's worst plan tier, the one a shadow user is usually on.
+            "provider_risk": {p.id: p.risk for p in providers},
+            "provider_training": {p.id: p.facts.worst_training for p in providers},
         },
     )
     for query in load_queries() if queries is None else queries:

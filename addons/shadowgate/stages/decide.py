@@ -93,7 +93,7 @@ class Decide:
         host = flow.request.host
         facts = self.settings.connection_facts(host, flow.client_conn, proxy_user_of(flow))
         policy = self.settings.policy
-        if policy.decrypts(host, facts.provider is not None, self.settings.intercept_all, facts):
+        if self.settings.decrypts(facts):
             return None
         decision = policy.decide_connection(facts)
         return (facts, decision) if decision is not None else None

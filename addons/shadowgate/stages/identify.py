@@ -53,7 +53,8 @@ class Identify:
             return
         request = flow.request
         host = (flow.client_conn.sni or request.host).lower()
-        provider = catalog.match_host(host)
+        # An AI feature on a shared host (an entry with paths) is told apart by its path.
+        provider = catalog.match(host, request.path)
         route = catalog.route(provider, request.method, request.path)
         if route is None and (provider is None or request.method in _QUIET_METHODS):
             return  # not an AI call: web assets, telemetry GETs, every non-AI host

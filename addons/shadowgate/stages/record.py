@@ -8,6 +8,8 @@ are priced and counted for the budgets, and every 30 s the storage chores run.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import time
 from collections.abc import Iterable
@@ -29,6 +31,7 @@ from shadowgate.stages.settings import expand_path
 from shadowgate.storage.housekeeping import tidy_segments
 from shadowgate.storage.pricing import price_ai_request
 from shadowgate.storage.rows import AiRequest
+from shadowgate.storage.rows import HostSighting
 from shadowgate.storage.rows import McpCallRow
 from shadowgate.storage.rows import McpToolRow
 from shadowgate.storage.rows import PolicyEvent
@@ -36,6 +39,7 @@ from shadowgate.storage.rows import ai_request
 from shadowgate.storage.schema import AI_REQUESTS
 from shadowgate.storage.schema import ALL_ROLLUPS
 from shadowgate.storage.schema import ALL_TABLES
+from shadowgate.storage.schema import HOST_SIGHTINGS
 from shadowgate.storage.schema import MCP_CALLS
 from shadowgate.storage.schema import MCP_TOOLS
 from shadowgate.storage.schema import POLICY_EVENTS
@@ -94,6 +98,27 @@ class Record:
         if decision is not None:
             rec.decision = decision
         self.ai_request(rec, Outcome())
+
+    def host_sighting(self, facts: Facts, reason: str, decrypted: bool, anonymous: bool) -> None:
+        """A connection to an uncatalogued host whose name looks like AI (host discovery)."""
+        if self.writer is None:
+            return
+        user = facts.user or facts.client_ip or "?"
+        if anonymous:
+            # Distinct people still count (the fingerprint is stable under the instance's key), but
+            # the table names nobody: the trade-off docs/catalog.md describes.
+            digest = hmac.new(self.settings.secret, user.encode("utf-8", "surrogateescape"), hashlib.sha256)
+            user = "anon:" + digest.hexdigest()[:16]
+        row = HostSighting(
+            ts=utc_from_timestamp(time.time()),
+            host=facts.host,
+            site=site_of(facts.host),
+            reason=reason,
+            user_name=user,
+            user_group=facts.group,
+            decrypted=decrypted,
+        )
+        self.writer.submit(HOST_SIGHTINGS.name, row)
 
     def policy_event(
         self,

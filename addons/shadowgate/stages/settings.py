@@ -20,6 +20,7 @@ from mitmproxy import connection
 from mitmproxy import ctx
 from mitmproxy import exceptions
 
+from shadowgate.config.ai_names import ai_name_reason
 from shadowgate.config.attribution import Directory
 from shadowgate.config.attribution import KeyFingerprinter
 from shadowgate.config.attribution import load_directory
@@ -66,6 +67,7 @@ class ShadowgateSettings:
         self.pricing = Pricing()
         self.secret = b""
         self.intercept_all = False
+        self.host_discovery = "named"
         self.max_parse_bytes = DEFAULT_MAX_PARSE_BYTES
         self.retention_days = 0
         self.record: Record | None = None  # set by the Record stage
@@ -108,6 +110,8 @@ class ShadowgateSettings:
                     f"shadowgate_intercept must be one of {', '.join(INTERCEPT_MODES)}, not {mode!r}"
                 )
             self.intercept_all = mode == "all"
+        if "shadowgate_host_discovery" in updated:
+            self.host_discovery = ctx.options.shadowgate_host_discovery
         if "shadowgate_max_parse_bytes" in updated:
             if ctx.options.shadowgate_max_parse_bytes < 0:
                 raise exceptions.OptionsError("shadowgate_max_parse_bytes must be >= 0")
@@ -156,13 +160,28 @@ class ShadowgateSettings:
             user=person.user,
             group=person.group,
             client_ip=client_ip,
+            risk=provider.risk if provider else None,
+            trains_on_inputs=provider.facts.worst_training if provider else None,
         )
+
+    def decrypts(self, facts: Facts) -> bool:
+        """Whether the proxy terminates TLS for a connection: a catalogued host, a shared host on
+        which an entry claims some paths (only a decrypted request shows its path), or a host the
+        policy or shadowgate_intercept=all names."""
+        catalogued = facts.provider is not None or (self.catalog is not None and self.catalog.has_paths_on(facts.host))
+        return self.policy.decrypts(facts.host, catalogued, self.intercept_all, facts)
 
     # --- recording, for the stages that reach Record through settings ---------------------------
 
     @property
     def writer(self) -> SegmentWriter | None:
         return self.record.writer if self.record is not None else None
+
+    def record_sighting(self, facts: Facts, decrypted: bool) -> None:
+        """A TLS connection to an uncatalogued host: a host_sightings row when its name looks like AI."""
+        if self.record is not None and self.host_discovery != "off" and facts.provider is None:
+            if (reason := ai_name_reason(facts.host)) is not None:
+                self.record.host_sighting(facts, reason, decrypted, anonymous=self.host_discovery == "anonymous")
 
     def record_connection(self, facts: Facts, note: str, decision: Decision | None = None) -> None:
         if self.record is not None:

@@ -146,7 +146,7 @@ class TlsGate:
     def _inspected_host(self, host: str, client: connection.Client) -> bool:
         settings = self.settings
         facts = self._facts(host, client)
-        return facts.provider is not None or settings.policy.decrypts(facts.host, False, settings.intercept_all, facts)
+        return facts.provider is not None or settings.decrypts(facts)
 
     # --- TLS ------------------------------------------------------------------------------------
 
@@ -182,11 +182,14 @@ class TlsGate:
                 Decision(BLOCK, PINNED_BLOCKED_RULE, "pinned clients pass through only to allowed hosts with DLP off"),
             )  # fmt: skip
             return
-        if settings.policy.decrypts(facts.host, facts.provider is not None, settings.intercept_all, facts):
+        if settings.decrypts(facts):
+            settings.record_sighting(facts, decrypted=True)
             return
         data.ignore_connection = True
         if facts.provider is not None:
             settings.record_connection(facts, "not decrypted by policy")
+        else:
+            settings.record_sighting(facts, decrypted=False)
 
     def tls_failed_client(self, data: tls.TlsData) -> None:
         host = _server_host(data.context.client, data.context.server)

@@ -177,10 +177,28 @@ class McpToolRow:
     rule_id: str | None = column("VARCHAR", "the policy rule that filtered it")
 
 
+@dataclass(slots=True)
+class HostSighting:
+    """A TLS connection to a host the catalog does not list whose name looks like AI
+    (config/ai_names.py): discovery material for `shadowgate catalog candidates`. The host and
+    who connected only; no path, since the connection may not have been decrypted."""
+
+    ts: dt.datetime = column("TIMESTAMP", "UTC, when the connection's TLS handshake began")
+    host: str | None = column("VARCHAR", "the SNI, else the CONNECT target")
+    site: str | None = column("VARCHAR", "registrable domain")
+    reason: str | None = column("VARCHAR", "the sign that fired: tld:.ai, hosting:hf.space, word:llm, ...")
+    user_name: str | None = column(
+        "VARCHAR", "the person; with shadowgate_host_discovery=anonymous a keyed fingerprint (anon:...) instead"
+    )
+    user_group: str | None = column("VARCHAR", "the person's group from the attribution map")
+    decrypted: bool | None = column("BOOLEAN", "the proxy decrypted the connection (shadowgate_intercept=all)")
+
+
 AI_REQUESTS = table_of("ai_requests", AiRequest)
 POLICY_EVENTS = table_of("policy_events", PolicyEvent)
 MCP_CALLS = table_of("mcp_calls", McpCallRow)
 MCP_TOOLS = table_of("mcp_tools", McpToolRow)
+HOST_SIGHTINGS = table_of("host_sightings", HostSighting)
 
 
 def ai_request(rec: FlowRecord, out: Outcome) -> AiRequest:
