@@ -278,6 +278,7 @@ def test_new_apps_and_mcp_pages(console):
     new = c.get("/new?week=2026-W47").text
     for app in doc["new"]["apps"]:
         assert f"<td>{app['app']}</td>" in new
+    assert "Possible AI services not in the catalog" in new
     mcp = c.get("/mcp?week=2026-W47").text
     for tool in doc["mcp"]["tools"]:
         assert f"<td>{tool['tool']}</td>" in mcp
