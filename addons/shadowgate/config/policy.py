@@ -213,7 +213,8 @@ class Decision:
     rule_id: str
     reason: str = ""
     rule: Rule | None = None
-    retry_after: int | None = None  # rate_limit: seconds until the budget allows calls again
+    retry_after: int | None = None  # rate_limit: seconds to wait before trying again (bounded)
+    reset_at: str | None = None  # rate_limit: when the budget allows calls again (ISO 8601)
 
     @property
     def enforced(self) -> bool:

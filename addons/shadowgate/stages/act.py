@@ -21,6 +21,7 @@ from shadowgate.config.policy import REDIRECT
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import Facts
 from shadowgate.config.policy import Rule
+from shadowgate.enforce.budgets import RESET_HEADER
 from shadowgate.enforce.coach import CONTINUE_PATH
 from shadowgate.enforce.coach import Coach
 from shadowgate.stages.decide import Decide
@@ -197,6 +198,8 @@ class Act:
             return
         if action == RATE_LIMIT:
             flow.response = api_error(parser, 429, f"shadowgate: {decision.reason}", decision.retry_after or 60)
+            if decision.reset_at:
+                flow.response.headers[RESET_HEADER] = decision.reset_at
             return
         if action == REDIRECT:
             if not self._redirect(flow, rec, decision):
