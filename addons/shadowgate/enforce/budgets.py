@@ -58,8 +58,8 @@ def time_zone(name: str) -> dt.tzinfo:
         return dt.UTC
     try:
         return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as e:
-        raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Berlin, or UTC)") from e
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Berlin, or UTC)") from None
 
 
 def next_midnight(now: float, zone: dt.tzinfo) -> dt.datetime:

@@ -60,7 +60,7 @@ class Decide:
             try:
                 self.budgets.set_zone(time_zone(ctx.options.shadowgate_budget_timezone))
             except ValueError as e:
-                raise exceptions.OptionsError(f"shadowgate_budget_timezone: {e}") from e
+                raise exceptions.OptionsError(f"shadowgate_budget_timezone: {e}") from None
         if "shadowgate_budget_retry_after" in updated:
             if ctx.options.shadowgate_budget_retry_after < 1:
                 raise exceptions.OptionsError("shadowgate_budget_retry_after must be >= 1 (seconds)")
