@@ -110,7 +110,7 @@ def test_the_hint_names_what_reads_the_file_and_works_with_a_1x_cli(tmp_path):
     writer.close()
     text = printed(db)
     assert "any DuckDB client" not in text
-    assert "DuckDB 2.0" in text and str(REPORTS_DIR / "open_segments.sql") in text
+    assert "duckdb CLI, 1.0 or newer" in text and str(REPORTS_DIR / "open_segments.sql") in text
     assert (REPORTS_DIR / "open_segments.sql").is_file()
     command = re.search(r"^\s+(duckdb -cmd .*)$", text, re.M)[1]
     uv = shutil.which("uv")

@@ -252,3 +252,60 @@ def test_a_full_disk_spools_rows_reports_once_and_writes_them_when_space_returns
     assert full["errors_logged"] == 1  # reported once, not per attempt
     assert after["rows"] == [100, 100] and after["written"] == 100 and after["dropped"] == 0
     assert after["last_error"] is None
+
+
+# --- the view file in a format the stock duckdb CLI opens (issue 18) -----------------------------
+
+
+def test_the_view_file_opens_in_the_stock_duckdb_cli(tmp_path):
+    import shutil
+
+    from shadowgate.storage.schema import AI_REQUESTS
+    from shadowgate.storage.schema import AI_REQUESTS_DAILY
+    from shadowgate.storage.viewfile import VIEW_FILE_VERSION
+    from shadowgate.storage.viewfile import storage_version_of
+    from tests.test_report import OAI
+    from tests.test_report import row
+
+    db = tmp_path / "sg.duckdb"
+    writer = SegmentWriter(db, [AI_REQUESTS], rollups=[AI_REQUESTS_DAILY], flush_interval=0.05)
+    writer.start()
+    for i in range(3):
+        writer.submit("ai_requests", row(f"2026-11-2{i}T10:00:00", "alice", "eng", "openai", OAI))
+    assert writer.flush()
+    writer.close()
+    assert storage_version_of(db) == VIEW_FILE_VERSION == 64  # what DuckDB 1.0 to 1.5 read
+    uv = shutil.which("uv")
+    assert uv, "uv runs the duckdb CLI from PyPI (duckdb-cli)"
+    # The CLI release people have (the newest 1.x on PyPI), opening the file itself.
+    done = subprocess.run(
+        [uv, "tool", "run", "--from", "duckdb-cli==1.5.6", "duckdb", "-readonly", str(db), "-csv", "-c",
+         "SELECT version(), (SELECT count(*) FROM ai_requests), (SELECT sum(requests) FROM ai_requests_daily)"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "v1.5.6,3,3", done.stdout
+
+
+def test_a_view_file_in_a_newer_format_is_rewritten_keeping_what_is_in_it(tmp_path):
+    from shadowgate.storage.viewfile import VIEW_FILE_VERSION
+    from shadowgate.storage.viewfile import storage_version_of
+
+    db = tmp_path / "x.duckdb"
+    con = duckdb.connect(str(db))  # as an earlier proxy wrote it: this DuckDB's own newest format
+    con.execute("CREATE VIEW mine AS SELECT 42 AS answer")  # an analyst's own view
+    con.close()
+    assert storage_version_of(db) > VIEW_FILE_VERSION
+    writer = SegmentWriter(db, [T], flush_interval=0.05)
+    writer.start()
+    writer.submit("things", (dt.datetime(2026, 11, 28, 12), "a", 1))
+    assert writer.flush()
+    writer.close()
+    assert storage_version_of(db) == VIEW_FILE_VERSION
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        assert con.execute("SELECT answer FROM mine").fetchall() == [(42,)]
+        assert con.execute("SELECT name FROM things").fetchall() == [("a",)]
+    finally:
+        con.close()
+    assert not list(tmp_path.glob("*.tmp"))

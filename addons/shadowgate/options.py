@@ -99,4 +99,18 @@ OPTIONS = (
         "Keep per-request detail (ai_requests, policy_events, mcp_calls, mcp_tools) for this many days; "
         "older days keep only their daily totals (ai_requests_daily, mcp_calls_daily). 0 keeps everything.",
     ),
+    Option(
+        "shadowgate_budget_retry_after",
+        int,
+        60,
+        "The longest Retry-After (seconds) a budget's 429 sends. The reset time goes in the message and "
+        "the x-shadowgate-budget-reset header: SDKs honour Retry-After, and sleeping until a daily budget "
+        "resets would hang them for hours.",
+    ),
+    Option(
+        "shadowgate_budget_timezone",
+        str,
+        "UTC",
+        "The time zone whose midnight starts a budget day (an IANA name such as Europe/Berlin, or UTC).",
+    ),
 )

@@ -24,6 +24,8 @@ from shadowgate.config.catalog import HostIndex
 from shadowgate.config.catalog import check_host_pattern
 from shadowgate.config.catalog_facts import RISK_LEVELS
 from shadowgate.config.catalog_facts import TRAINING
+from shadowgate.config.policy_prices import PriceOverride
+from shadowgate.config.policy_prices import parse_prices
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import line_of_key
@@ -225,7 +227,8 @@ class Decision:
     rule_id: str
     reason: str = ""
     rule: Rule | None = None
-    retry_after: int | None = None  # rate_limit: seconds until the budget allows calls again
+    retry_after: int | None = None  # rate_limit: seconds to wait before trying again (bounded)
+    reset_at: str | None = None  # rate_limit: when the budget allows calls again (ISO 8601)
 
     @property
     def enforced(self) -> bool:
@@ -245,6 +248,7 @@ class Policy:
     budgets: tuple[Budget, ...] = ()
     dlp: DlpPolicy | None = None
     mcp: McpPolicy | None = None
+    prices: tuple[PriceOverride, ...] = ()  # negotiated rates (config/policy_prices.py)
 
     def decrypts(self, host: str, catalogued: bool, intercept_all: bool, facts: Facts | None = None) -> bool:
         """Whether the proxy terminates TLS for this host (and so can meter and enforce)."""
@@ -325,7 +329,7 @@ def _in_networks(ip: str | None, networks: Iterable[ipaddress.IPv4Network | ipad
 
 # --- loading and validation -------------------------------------------------------------------
 
-_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp"}
+_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp", "prices"}
 _MCP_SERVER_KEYS = {
     "id",
     "host",
@@ -380,6 +384,7 @@ def load_policy(path: str | Path) -> Policy:
         budgets=parsed_budgets,
         dlp=_dlp(path, doc["dlp"]) if doc.get("dlp") is not None else None,
         mcp=_mcp(path, doc["mcp"]) if doc.get("mcp") is not None else None,
+        prices=parse_prices(path, doc.get("prices")),
     )
 
 

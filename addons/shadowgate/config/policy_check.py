@@ -30,6 +30,8 @@ def check_policy(policy: Policy, catalog: Catalog) -> list[str]:
         _known(policy.source, line, owner, "provider", match.providers, providers)
         _known(policy.source, line, owner, "category", match.categories, categories)
         _known(policy.source, line, owner, "wire_format", match.wire_formats, wire_formats)
+    for entry in policy.prices:  # a negotiated rate for a misspelt provider would never apply
+        _known(policy.source, entry.line, "prices", "provider", frozenset({entry.provider}), providers)
     warnings = []
     for i, rule in enumerate(policy.rules):
         if (why := _never_matches(rule.match, catalog)) is not None:

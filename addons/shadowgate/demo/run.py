@@ -86,7 +86,7 @@ def run_demo(keep: bool = False) -> int:
         console.print("\n(run `shadowgate demo --keep` to keep the database and query it yourself)")
         shutil.rmtree(workdir, ignore_errors=True)
         return 0
-    # Not "any DuckDB client": the file is in DuckDB 2.0's storage format; query_hint says what reads it.
+    # Not "any DuckDB client": the file needs DuckDB 1.0 or newer; query_hint says what reads it.
     console.print("\n" + escape(query_hint(db)), soft_wrap=True, highlight=False)
     return 0
 

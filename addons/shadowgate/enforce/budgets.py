@@ -4,8 +4,15 @@ Usage is what the record stage already writes. The writer thread adds each seale
 running totals, and every half minute rebuilds today's totals from all sealed segments, so totals
 survive a restart and include every proxy instance sharing the data directory. The event loop
 only reads the totals (a dict lookup per matching budget).
+
+A budget day runs midnight to midnight in `shadowgate_budget_timezone` (UTC by default). A refusal
+says when the budget resets (the error message and `x-shadowgate-budget-reset`), but its
+`Retry-After` is at most `shadowgate_budget_retry_after` seconds: SDKs honour Retry-After, and one
+sent until midnight put the official ones to sleep for hours.
+
 Requests per minute are counted in this process only: a shared counter would cost a round trip
-per request, and N instances behind a balancer can each be given 1/N of the limit.
+per request. Each instance enforces the whole limit, so behind a balancer of N instances a user
+gets at most N x the limit (docs/deploy.md); give each instance 1/N of it for a hard cap.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+import zoneinfo
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,14 +32,17 @@ from shadowgate.config.policy import Budget
 from shadowgate.config.policy import Facts
 
 REFRESH_SECONDS = 30.0
+DEFAULT_RETRY_AFTER = 60
+RESET_HEADER = "x-shadowgate-budget-reset"
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     exceeded: Budget | None = None
     reason: str = ""
-    retry_after: int = 0
+    retry_after: int = 0  # seconds, at most the tracker's retry_after_cap
     near: tuple[str, ...] = ()
+    reset_at: str = ""  # ISO 8601: when the exceeded budget allows calls again
 
 
 OK = Verdict()
@@ -41,16 +52,28 @@ def subject_of(budget: Budget, facts: Facts) -> str | None:
     return facts.user if budget.per == "user" else facts.group
 
 
-def seconds_to_midnight(now: float) -> int:
-    today = dt.datetime.fromtimestamp(now, dt.UTC)
-    midnight = (today + dt.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
-    return max(1, int((midnight - today).total_seconds()) + 1)
+def time_zone(name: str) -> dt.tzinfo:
+    """The budget day's time zone; ValueError for a name the system's time zone database lacks."""
+    if name.upper() == "UTC":
+        return dt.UTC
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name such as Europe/Berlin, or UTC)") from None
+
+
+def next_midnight(now: float, zone: dt.tzinfo) -> dt.datetime:
+    """The start of the next budget day, aware, in `zone` (DST-safe: built from the date)."""
+    today = dt.datetime.fromtimestamp(now, zone).date()
+    return dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), zone)
 
 
 class BudgetTracker:
-    def __init__(self) -> None:
+    def __init__(self, zone: dt.tzinfo = dt.UTC, retry_after_cap: int = DEFAULT_RETRY_AFTER) -> None:
         self._lock = threading.Lock()
-        self._day = _utc_day(time.time())
+        self.zone = zone
+        self.retry_after_cap = retry_after_cap
+        self._day = self.day_of(time.time())
         self._base: dict[tuple[str, str], list[float]] = {}  # from sealed segments: [tokens, usd]
         self._local: dict[tuple[str, str], list[float]] = {}  # rows sealed since the last rebuild
         self._minute: dict[tuple[str, str], deque[float]] = {}
@@ -73,10 +96,12 @@ class BudgetTracker:
                     while window and window[0] <= now - 60:
                         window.popleft()
                     if len(window) >= budget.requests_per_minute:
+                        free = window[0] + 60
                         return Verdict(
                             budget,
                             f"{budget.per} {subject} reached {budget.requests_per_minute} requests per minute (budget {budget.id})",
-                            max(1, int(window[0] + 60 - now) + 1),
+                            self._retry_after(free - now),
+                            reset_at=dt.datetime.fromtimestamp(int(free) + 1, self.zone).isoformat(),
                         )
             tokens, usd = self.totals(budget.id, subject, now)
             for used, limit, unit in ((tokens, budget.tokens_per_day, "tokens"), (usd, budget.usd_per_day, "USD")):
@@ -84,10 +109,13 @@ class BudgetTracker:
                     continue
                 if used >= limit:
                     amount = f"{limit:g} {unit}" if unit == "tokens" else f"${limit:g}"
+                    reset = next_midnight(now, self.zone)
                     return Verdict(
                         budget,
-                        f"{budget.per} {subject} used today's {amount} (budget {budget.id})",
-                        seconds_to_midnight(now),
+                        f"{budget.per} {subject} used today's {amount} (budget {budget.id}); "
+                        f"it resets at {reset.isoformat()}",
+                        self._retry_after(reset.timestamp() - now),
+                        reset_at=reset.isoformat(),
                     )
                 if used >= budget.warn_at * limit:
                     near.append(f"{budget.id}:{unit}:{used / limit:.0%}")
@@ -102,8 +130,23 @@ class BudgetTracker:
             if subject is not None and budget.match.check(facts) is None:
                 self._minute.setdefault((budget.id, subject), deque()).append(now)
 
+    def set_zone(self, zone: dt.tzinfo) -> None:
+        """A new budget-day time zone. If today is another date there, the totals start over until
+        the next rebuild (at most REFRESH_SECONDS) counts that day's rows."""
+        with self._lock:
+            self.zone = zone
+            day = self.day_of(time.time())
+            if day != self._day:
+                self._day, self._base, self._local = day, {}, {}
+
+    def _retry_after(self, seconds: float) -> int:
+        return max(1, min(self.retry_after_cap, int(seconds) + 1))
+
+    def day_of(self, now: float) -> dt.date:
+        return dt.datetime.fromtimestamp(now, self.zone).date()
+
     def totals(self, budget_id: str, subject: str, now: float | None = None) -> tuple[float, float]:
-        day = _utc_day(time.time() if now is None else now)
+        day = self.day_of(time.time() if now is None else now)
         with self._lock:
             if day != self._day:
                 return 0.0, 0.0
@@ -114,7 +157,8 @@ class BudgetTracker:
     # --- writer thread -----------------------------------------------------------------------
 
     def add(self, budgets: Sequence[Budget], facts: Facts, tokens: int, usd: float | None, ts: dt.datetime) -> None:
-        day = ts.date()
+        """ts: the row's time, naive UTC as stored."""
+        day = ts.replace(tzinfo=dt.UTC).astimezone(self.zone).date()
         with self._lock:
             self._roll(day)
             if day != self._day:
@@ -130,10 +174,16 @@ class BudgetTracker:
     def rebuild(self, budgets: Sequence[Budget], segments: Path, now: float | None = None) -> None:
         """Today's totals from every sealed segment (all instances). Runs on the writer thread,
         after its own rows are sealed, so nothing is counted twice."""
-        day = _utc_day(time.time() if now is None else now)
+        day = self.day_of(time.time() if now is None else now)
         base: dict[tuple[str, str], list[float]] = {}
-        folder = segments / "ai_requests" / f"day={day.isoformat()}"
-        files = sorted(folder.glob("*.parquet")) if budgets else []
+        # The segments are partitioned by UTC day: a budget day elsewhere spans two of them.
+        start = dt.datetime.combine(day, dt.time(), self.zone).astimezone(dt.UTC).replace(tzinfo=None)
+        end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), self.zone).astimezone(dt.UTC)
+        end = end.replace(tzinfo=None)
+        utc_days = {start.date(), (end - dt.timedelta(microseconds=1)).date()}
+        files = []
+        for utc_day in sorted(utc_days) if budgets else ():
+            files += sorted((segments / "ai_requests" / f"day={utc_day.isoformat()}").glob("*.parquet"))
         if files:
             con = duckdb.connect()
             try:
@@ -142,9 +192,10 @@ class BudgetTracker:
                     SELECT host, provider, category, wire_format, model, user_name, user_group, client_ip,
                            sum(coalesce(input_tokens, 0) + coalesce(output_tokens, 0)), sum(coalesce(cost_usd, 0))
                     FROM read_parquet(?, union_by_name = true)
+                    WHERE ts >= ? AND ts < ?
                     GROUP BY ALL
                     """,
-                    [[str(f) for f in files]],
+                    [[str(f) for f in files], start, end],
                 ).fetchall()
             finally:
                 con.close()
@@ -165,7 +216,3 @@ class BudgetTracker:
     def _roll(self, day: dt.date) -> None:
         if day > self._day:
             self._day, self._base, self._local = day, {}, {}
-
-
-def _utc_day(now: float) -> dt.date:
-    return dt.datetime.fromtimestamp(now, dt.UTC).date()

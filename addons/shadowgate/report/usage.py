@@ -95,20 +95,20 @@ def usage_table(rows: list[tuple], title: str) -> Table:
 
 
 def query_hint(db: Path) -> str:
-    """How to query the data yourself, true for this version: the database file is in DuckDB 2.0's
-    storage format, which a 1.x duckdb CLI cannot open; the Parquet segments any version reads."""
+    """How to query the data yourself: the database file is in DuckDB 1.0's storage format, which
+    every duckdb CLI from 1.0 on opens (storage/viewfile.py); the Parquet segments any version reads."""
     segments = db if db.is_dir() else segments_dir_for(db)
     quoted = str(segments).replace("'", "''")  # a SQL string literal
     readme = REPORTS_DIR / "README.md"
     lines = [f"Query it yourself ({readme if readme.is_file() else 'reports/README.md'}):"]
     if not db.is_dir():
         lines += [
-            f"  with DuckDB 2.0 or newer (the file's storage format):  duckdb -readonly {db}",
+            f"  with the duckdb CLI, 1.0 or newer:  duckdb -readonly {db}",
             f"  or the proxy's own DuckDB:  {sys.executable} -c \"import duckdb; duckdb.connect('{db}', read_only=True)"
             ".sql('SELECT * FROM ai_requests_daily').show()\"",
         ]
     lines += [
-        "  with any other duckdb CLI (1.x cannot open the file), from the Parquet segments:",
+        "  or without the file (any duckdb CLI), from the Parquet segments:",
         f'    duckdb -cmd "SET VARIABLE segments = \'{quoted}\'" -cmd ".read {REPORTS_DIR / "open_segments.sql"}"',
     ]
     return "\n".join(lines)

@@ -7,19 +7,13 @@ stopped, why, and where to go instead. Nothing here runs for a decision taken in
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import html
 import json
 import logging
-import time
-from urllib.parse import parse_qs
 from urllib.parse import urlsplit
 
 from mitmproxy import http
 
-from shadowgate.config.policy import ALLOW
 from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import COACH
 from shadowgate.config.policy import RATE_LIMIT
@@ -27,6 +21,9 @@ from shadowgate.config.policy import REDIRECT
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import Facts
 from shadowgate.config.policy import Rule
+from shadowgate.enforce.budgets import RESET_HEADER
+from shadowgate.enforce.coach import CONTINUE_PATH
+from shadowgate.enforce.coach import Coach
 from shadowgate.stages.decide import Decide
 from shadowgate.stages.identify import flow_record
 from shadowgate.stages.identify import on_the_clock
@@ -39,7 +36,6 @@ from shadowgate.wireformats import parse_json_body
 
 log = logging.getLogger(__name__)
 
-CONTINUE_PATH = "/__shadowgate/coach/continue"
 CREDENTIAL_HEADERS = (
     "authorization",
     "x-api-key",
@@ -125,27 +121,13 @@ def _alternative_link(rule: Rule | None) -> str:
     return f"<p>Use the approved tool instead: {alt}</p>"
 
 
-class CoachAllowances:
-    """Who clicked "continue" for which app, until when (in memory: coaching is a nudge)."""
-
-    def __init__(self) -> None:
-        self._until: dict[tuple[str, str], float] = {}
-
-    def allowed(self, user: str, app: str, now: float | None = None) -> bool:
-        until = self._until.get((user, app))
-        return until is not None and until > (time.time() if now is None else now)
-
-    def allow(self, user: str, app: str, minutes: int) -> None:
-        self._until[(user, app)] = time.time() + minutes * 60
-
-
 class Act:
     name = "shadowgate_act"
 
     def __init__(self, settings: ShadowgateSettings, decide: Decide) -> None:
         self.settings = settings
         self.decide = decide
-        self.coached = CoachAllowances()
+        self.coach = Coach(settings)
 
     # --- CONNECT: hosts that will not be decrypted can only be refused here -----------------
 
@@ -184,7 +166,7 @@ class Act:
     def _act(self, flow: http.HTTPFlow) -> None:
         request = flow.request
         if request.path.startswith(CONTINUE_PATH):
-            self._continue(flow)
+            self.coach.handle_continue(flow)
             return
         rec = flow_record(flow)
         if rec is not None:
@@ -199,7 +181,7 @@ class Act:
         action = decision.action
         parser = rec.route.parser if rec and rec.route else None
         if action == COACH:
-            action = self._coach(flow, rec, facts, decision, parser)
+            action = self._coach(flow, rec, facts, decision)
         if action == BLOCK:
             if is_browser_navigation(request):
                 rule = decision.rule
@@ -216,6 +198,8 @@ class Act:
             return
         if action == RATE_LIMIT:
             flow.response = api_error(parser, 429, f"shadowgate: {decision.reason}", decision.retry_after or 60)
+            if decision.reset_at:
+                flow.response.headers[RESET_HEADER] = decision.reset_at
             return
         if action == REDIRECT:
             if not self._redirect(flow, rec, decision):
@@ -224,54 +208,13 @@ class Act:
             for name, value in decision.rule.headers:
                 request.headers[name] = value
 
-    def _coach(
-        self, flow: http.HTTPFlow, rec: FlowRecord | None, facts: Facts, decision: Decision, parser: str | None
-    ) -> str:
-        rule = decision.rule
-        assert rule is not None
-        app = facts.provider or facts.host
-        user = facts.user or facts.client_ip or "-"
-        if self.coached.allowed(user, app):
-            if rec is not None:
-                rec.decision = Decision("coach_allowed", decision.rule_id, "the user chose to continue", rule)
-            return ALLOW
-        if not is_browser_navigation(flow.request):
-            return ALLOW if rule.coach_api == ALLOW else BLOCK
-        token = self._coach_token(user, app, rule.id, flow.request.path)
-        message = decision.reason or "This AI service is not approved for company data."
-        extra = (
-            f'{_alternative_link(rule)}<form method="post" action="{CONTINUE_PATH}?t={token}">'
-            f'<button type="submit" id="continue">I understand, continue</button></form>'
-        )
-        flow.response = page(200, "Before you continue", message, extra, decision, facts.host)
-        return COACH
-
-    def _coach_token(self, user: str, app: str, rule_id: str, path: str) -> str:
-        payload = json.dumps([user, app, rule_id, path, int(time.time()) + 3600]).encode()
-        mac = hmac.new(self.settings.secret, payload, hashlib.sha256).hexdigest()[:32]
-        return base64.urlsafe_b64encode(payload).decode().rstrip("=") + "." + mac
-
-    def _continue(self, flow: http.HTTPFlow) -> None:
-        token = parse_qs(urlsplit(flow.request.path).query).get("t", [""])[0]
-        encoded, _, mac = token.partition(".")
-        try:
-            payload = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
-            user, app, rule_id, path, expires = json.loads(payload)
-            valid = hmac.compare_digest(mac, hmac.new(self.settings.secret, payload, hashlib.sha256).hexdigest()[:32])
-        except (ValueError, TypeError):
-            valid = False
-        if not valid or expires < time.time():
-            flow.response = http.Response.make(
-                400, b"shadowgate: this continue link is invalid or expired", {"content-type": "text/plain"}
-            )
-            return
-        rule = next((r for r in self.settings.policy.rules if r.id == rule_id), None)
-        self.coached.allow(user, app, rule.coach_minutes if rule else 60)
-        host = (flow.client_conn.sni or flow.request.host).lower()
-        self.settings.record_event("coach_continue", user, flow, host, app, rule_id)
-        flow.response = http.Response.make(
-            302, b"", {"location": path if path.startswith("/") else "/", "cache-control": "no-store"}
-        )
+    def _coach(self, flow: http.HTTPFlow, rec: FlowRecord | None, facts: Facts, decision: Decision) -> str:
+        action = self.coach.check(flow, rec, facts, decision, is_browser_navigation(flow.request))
+        if action == COACH:
+            message = decision.reason or "This AI service is not approved for company data."
+            extra = _alternative_link(decision.rule) + self.coach.continue_form(flow, facts, decision)
+            flow.response = page(200, "Before you continue", message, extra, decision, facts.host)
+        return action
 
     def _redirect(self, flow: http.HTTPFlow, rec: FlowRecord | None, decision: Decision) -> bool:
         """Re-send the call to the sanctioned gateway. False when it was refused instead."""

@@ -15,6 +15,7 @@ import logging
 from pathlib import Path
 
 from mitmproxy import ctx
+from mitmproxy import exceptions
 from mitmproxy import http
 from mitmproxy.utils.asyncio_utils import create_task
 
@@ -30,6 +31,7 @@ from shadowgate.config.policy import load_policy
 from shadowgate.config.policy_check import check_policy
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.enforce.budgets import BudgetTracker
+from shadowgate.enforce.budgets import time_zone
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import flow_record
 from shadowgate.flow import proxy_user_of
@@ -52,6 +54,17 @@ class Decide:
         self.settings = settings
         self.budgets = BudgetTracker()
         self._watcher: asyncio.Task | None = None
+
+    def configure(self, updated: set[str]) -> None:
+        if "shadowgate_budget_timezone" in updated:
+            try:
+                self.budgets.set_zone(time_zone(ctx.options.shadowgate_budget_timezone))
+            except ValueError as e:
+                raise exceptions.OptionsError(f"shadowgate_budget_timezone: {e}") from None
+        if "shadowgate_budget_retry_after" in updated:
+            if ctx.options.shadowgate_budget_retry_after < 1:
+                raise exceptions.OptionsError("shadowgate_budget_retry_after must be >= 1 (seconds)")
+            self.budgets.retry_after_cap = ctx.options.shadowgate_budget_retry_after
 
     @timed_hook
     def request(self, flow: http.HTTPFlow) -> None:
@@ -83,7 +96,7 @@ class Decide:
             self.budgets.note_request(policy.budgets, facts)
             return decision
         action = OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT
-        return Decision(action, verdict.exceeded.id, verdict.reason, None, verdict.retry_after)
+        return Decision(action, verdict.exceeded.id, verdict.reason, None, verdict.retry_after, verdict.reset_at)
 
     # --- flows that are not AI calls: Act asks, and refuses or adds headers --------------------
 

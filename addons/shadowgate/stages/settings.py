@@ -64,7 +64,7 @@ class ShadowgateSettings:
         self.policy_mtime: float | None = None  # of the policy file in force (Decide reloads on change)
         self.directory = Directory()
         self.fingerprinter: KeyFingerprinter | None = None
-        self.pricing = Pricing()
+        self.pricing = Pricing(lambda: self.policy.prices)  # the policy's negotiated rates first
         self.secret = b""
         self.intercept_all = False
         self.host_discovery = "named"

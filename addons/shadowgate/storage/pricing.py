@@ -3,12 +3,15 @@
 The lookup is done once per (provider, model). For the common flat-priced model the result is
 reduced to four per-token rates, so pricing a row is four multiplications; models with tiered
 prices (e.g. long-context surcharges) go through genai-prices' own calculator every time.
-Unknown models cost NULL: a made-up price is worse than none.
+Unknown models cost NULL: a made-up price is worse than none. The policy's `prices:` entries
+(negotiated rates or a discount, config/policy_prices.py) come before the list price.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -17,6 +20,9 @@ from genai_prices import Usage
 from genai_prices import calc_price
 from genai_prices.types import ModelPrice
 from genai_prices.types import TieredPrices
+
+from shadowgate.config.policy_prices import PriceOverride
+from shadowgate.config.policy_prices import price_override
 
 if TYPE_CHECKING:
     from shadowgate.config.catalog import Catalog
@@ -40,7 +46,8 @@ class PriceQuote:
 
 
 class Pricing:
-    def __init__(self) -> None:
+    def __init__(self, overrides: Callable[[], Sequence[PriceOverride]] = tuple) -> None:
+        self.overrides = overrides  # the price entries in force (the policy's, read at each row)
         self._cache: dict[tuple[str, str], tuple[ModelPrice, _FlatRates | None, str] | None] = {}
         self._lock = threading.Lock()
 
@@ -127,14 +134,26 @@ def _resolve(provider: str, model: str) -> tuple[ModelPrice, _FlatRates | None, 
 def price_ai_request(row: AiRequest, catalog: Catalog | None, pricing: Pricing) -> None:
     """Fill a row's cost_usd and priced_model (writer thread: pricing never costs the event loop).
 
-    The response's model first (what was actually served), else the requested one."""
+    The response's model first (what was actually served), else the requested one; a negotiated
+    rate from the policy before the list price."""
+    override = price_override(pricing.overrides(), row.provider, row.response_model, row.model)
+    inp, out = row.input_tokens, row.output_tokens
+    if override is not None and (inp is not None or out is not None):
+        cached, written = row.cached_input_tokens or 0, row.cache_creation_input_tokens or 0
+        cost = override.cost(inp or 0, out or 0, cached, written)
+        if cost is not None:
+            row.cost_usd, row.priced_model = cost, override.label
+            return
     provider = catalog.providers.get(row.provider) if catalog and row.provider else None
     if provider is None or not provider.pricing_provider:
         return
-    tokens = (row.input_tokens, row.output_tokens, row.cached_input_tokens, row.cache_creation_input_tokens)
+    tokens = (inp, out, row.cached_input_tokens, row.cache_creation_input_tokens)
     quote = pricing.quote(provider.pricing_provider, row.response_model or row.model, *tokens)
     if quote is None and row.response_model and row.model:
         quote = pricing.quote(provider.pricing_provider, row.model, *tokens)
-    if quote is not None:
-        row.cost_usd = quote.cost_usd
-        row.priced_model = quote.model_id
+    if quote is None:
+        return
+    row.cost_usd, row.priced_model = quote.cost_usd, quote.model_id
+    if override is not None and override.discount is not None:
+        row.cost_usd = round(quote.cost_usd * (1 - override.discount), 10)
+        row.priced_model = f"{quote.model_id} less {override.discount:.0%} ({override.label})"

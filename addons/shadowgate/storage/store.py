@@ -31,6 +31,8 @@ from typing import Any
 
 import duckdb
 
+from shadowgate.storage.viewfile import open_view_file
+
 log = logging.getLogger(__name__)
 
 SCHEMA_DAY = "1970-01-01"  # holds one zero-row file per table so views bind before any traffic
@@ -193,7 +195,7 @@ class SegmentWriter:
         """Create or refresh the views in the database file. Another process may hold it open."""
         self.db_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            con = duckdb.connect(str(self.db_path))
+            con = open_view_file(self.db_path)  # in a format the 1.x duckdb CLI opens
         except duckdb.Error as e:
             # Held by another process (an analyst's session) or unreadable: rows still go to
             # the segments; only the views in this file are not refreshed.
