@@ -22,6 +22,10 @@ from typing import Any
 
 from shadowgate.config.catalog import HostIndex
 from shadowgate.config.catalog import check_host_pattern
+from shadowgate.config.policy_injection import InjectionPolicy
+from shadowgate.config.policy_injection import parse_injection
+from shadowgate.config.policy_responses import ResponsesPolicy
+from shadowgate.config.policy_responses import parse_responses
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import line_of_key
@@ -233,6 +237,8 @@ class Policy:
     budgets: tuple[Budget, ...] = ()
     dlp: DlpPolicy | None = None
     mcp: McpPolicy | None = None
+    injection: InjectionPolicy | None = None
+    responses: ResponsesPolicy | None = None
 
     def decrypts(self, host: str, catalogued: bool, intercept_all: bool, facts: Facts | None = None) -> bool:
         """Whether the proxy terminates TLS for this host (and so can meter and enforce)."""
@@ -313,7 +319,7 @@ def _in_networks(ip: str | None, networks: Iterable[ipaddress.IPv4Network | ipad
 
 # --- loading and validation -------------------------------------------------------------------
 
-_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp"}
+_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp", "injection", "responses"}
 _MCP_SERVER_KEYS = {
     "id",
     "host",
@@ -357,6 +363,8 @@ def load_policy(path: str | Path) -> Policy:
         budgets=parsed_budgets,
         dlp=_dlp(path, doc["dlp"]) if doc.get("dlp") is not None else None,
         mcp=_mcp(path, doc["mcp"]) if doc.get("mcp") is not None else None,
+        injection=parse_injection(path, doc["injection"]) if doc.get("injection") is not None else None,
+        responses=parse_responses(path, doc["responses"]) if doc.get("responses") is not None else None,
     )
 
 

@@ -11,6 +11,7 @@
     Realtime     decide..record: WebSocket AI sessions (OpenAI Realtime, Gemini Live): policy, DLP, one row
     Act          act: block, coach, redirect to the sanctioned gateway, rate-limit, inject headers
     Redact       act: DLP on prompts (redact, block or log)
+    Screen       act: prompt-injection screening of prompts and tool results (flag or block)
     Mcp          act: MCP tool calls on any decrypted host (allow-lists, DLP, injection screening)
     Meter        record: stream taps and usage parsing; the outcome of each AI call
     Record       record: the one place rows are submitted; the writer, pricing, storage chores
@@ -38,6 +39,7 @@ def default_addons() -> list[Any]:
     from shadowgate.stages.realtime import Realtime
     from shadowgate.stages.record import Record
     from shadowgate.stages.redact import Redact
+    from shadowgate.stages.screen import Screen
     from shadowgate.stages.settings import ShadowgateSettings
     from shadowgate.stages.telemetry import Telemetry
     from shadowgate.stages.tlsgate import TlsGate
@@ -59,6 +61,7 @@ def default_addons() -> list[Any]:
         Realtime(settings, decide, record),
         Act(settings, decide),
         Redact(settings),
+        Screen(settings),
         Mcp(settings, on_call=telemetry.mcp_call),
         Meter(settings, record),
         record,
