@@ -13,7 +13,9 @@
     Redact       act: DLP on prompts (redact, block or log)
     Screen       act: prompt-injection screening of prompts and tool results (flag or block)
     Mcp          act: MCP tool calls on any decrypted host (allow-lists, DLP, injection screening)
+    Answer       record: inspects a buffered answer (secrets, personal data, exfiltration links)
     Meter        record: stream taps and usage parsing; the outcome of each AI call
+    AnswerStream record: chains the answer inspection into Meter's stream tap (log, redact or cut)
     Record       record: the one place rows are submitted; the writer, pricing, storage chores
     Telemetry    record: OpenTelemetry GenAI spans and metrics over OTLP (off unless switched on)
 
@@ -29,6 +31,8 @@ from typing import Any
 
 def default_addons() -> list[Any]:
     from shadowgate.stages.act import Act
+    from shadowgate.stages.answer import Answer
+    from shadowgate.stages.answer import AnswerStream
     from shadowgate.stages.decide import Decide
     from shadowgate.stages.health import Health
     from shadowgate.stages.hostagree import HostAgreement
@@ -63,7 +67,9 @@ def default_addons() -> list[Any]:
         Redact(settings),
         Screen(settings),
         Mcp(settings, on_call=telemetry.mcp_call),
+        Answer(settings),
         Meter(settings, record),
+        AnswerStream(settings),
         record,
         telemetry,
     ]

