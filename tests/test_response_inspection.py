@@ -86,10 +86,16 @@ def test_the_guard_catches_values_split_anywhere(size):
     assert sorted(x.type for x in found) == ["AWS_ACCESS_KEY", "EMAIL", "exfil_image"]
 
 
-def test_the_guard_holds_back_a_bounded_window():
+def test_the_guard_holds_back_what_could_grow_into_a_value_within_a_bound():
     g = guard(hold=32)
-    out, _ = g.feed("word " * 100)
-    assert len(out) == 500 - 32 and g.held == 32
+    assert g.feed("Plain prose goes out at once but the last wor") == ("Plain prose goes out at once but the last ", [])
+    assert g.held == 3
+    # Digit groups (a card, a phone number) stay together; the hold never passes its bound.
+    out, _ = g.feed("d, card 5500 0055 55")
+    assert out == "word, card " and g.held == len("5500 0055 55")
+    out, found = g.feed("55 5559, thanks. " + "x=1 " * 20)
+    assert out.startswith("[CREDIT_CARD], thanks. ") and [f.type for f in found] == ["CREDIT_CARD"]
+    assert g.held == 32
 
 
 def test_responses_policy_parses_and_refuses_mistakes(tmp_path):
@@ -197,3 +203,69 @@ def test_the_users_own_values_restored_by_reversible_dlp_are_not_a_leak(fresh_pr
     assert (
         json.loads(upstream.seen[-1].body)["messages"][0]["content"] == "my key [AWS_ACCESS_KEY_1] and mail [EMAIL_1]"
     )
+
+
+# --- the stream transform on an Anthropic stream (event: error, per-content-block joining) -------
+
+
+def anthropic_stream(pieces: list[str]) -> list[bytes]:
+    def event(name: str, data: dict) -> bytes:
+        return f"event: {name}\ndata: {json.dumps(data)}\n\n".encode()
+
+    events = [
+        event("message_start", {"type": "message_start", "message": {"id": "m", "role": "assistant", "content": []}}),
+        event(
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
+    ]
+    for piece in pieces:
+        delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+        events.append(event("content_block_delta", delta))
+    events += [
+        event("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        event("message_stop", {"type": "message_stop"}),
+    ]
+    raw = b"".join(events)
+    return [raw[i : i + 7] for i in range(0, len(raw), 7)]  # cut anywhere, mid-event and mid-character
+
+
+def run_stream(policy: ResponsesPolicy, chunks: list[bytes]):
+    from shadowgate.config.attribution import Person
+    from shadowgate.flow import FlowRecord
+    from shadowgate.stages.answer import Inspection
+    from shadowgate.stages.answer import StreamInspector
+
+    rec = FlowRecord(
+        0.0, "127.0.0.1", Person("u", None), "api.anthropic.com", "anthropic.com", None, None, "POST", "/v1/messages"
+    )
+    inspector = StreamInspector(Inspection(policy, rec, observe=False), "anthropic-messages", "text/event-stream", None)
+    out = b"".join(inspector(c) for c in [*chunks, b""])
+    events = []
+    for block in out.decode().split("\n\n"):
+        if block.strip():
+            name = block.split("\n")[0].removeprefix("event: ")
+            events.append((name, json.loads(block.split("data: ", 1)[1])))
+    return rec, events
+
+
+def test_a_redacted_anthropic_stream_keeps_its_shape():
+    answer = f"Sure. {EXFIL} Mail {EMAIL} if needed."
+    pieces = [answer[i : i + 4] for i in range(0, len(answer), 4)]
+    rec, events = run_stream(ResponsesPolicy(dlp="redact", exfil_links="redact"), anthropic_stream(pieces))
+    text = "".join(d["delta"]["text"] for name, d in events if name == "content_block_delta")
+    assert text == "Sure. ![status]([URL_REMOVED]) Mail [EMAIL] if needed."
+    assert [name for name, _ in events][-2:] == ["content_block_stop", "message_stop"]
+    assert (rec.response_findings, rec.response_action) == ("EMAIL:1,exfil_image:1", "redact")
+
+
+def test_a_blocked_anthropic_stream_ends_with_its_error_event():
+    answer = f"Here you go: {EXFIL} and more text that must never arrive."
+    pieces = [answer[i : i + 3] for i in range(0, len(answer), 3)]
+    rec, events = run_stream(ResponsesPolicy(exfil_links="block", hold_chars=32), anthropic_stream(pieces))
+    name, error = events[-1]
+    assert name == "error" and error["type"] == "error" and error["error"]["type"] == "permission_error"
+    assert "exfil_image" in error["error"]["message"]
+    text = "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta")
+    assert "evil.example" not in text and "never arrive" not in text
+    assert rec.response_action == "block"

@@ -8,8 +8,11 @@ exfil_links() finds images and links whose URL carries data to a host that is no
 provider's: a long encoded run (base64, hex), several percent-encoded bytes, a long query, or a
 secret or personal value the DLP scanner finds inside the decoded URL.
 
-TextGuard holds back the last `hold` characters of a streamed text (and an unfinished URL, up
-to `max_hold`), so a value split across chunks is inspected whole before any of it goes out.
+TextGuard holds back the end of a streamed text that could still grow into a value - the last,
+unfinished word and the value-like words before it (with digits or @ = / + _ % :, so a card or
+phone number in groups stays together), at most `hold` characters - and an unfinished URL or
+markdown link (up to `max_hold`), so a value split across chunks is inspected whole before any of
+it goes out, while ordinary prose is held back by one word only.
 """
 
 from __future__ import annotations
@@ -47,6 +50,29 @@ LONG_QUERY = 200  # characters of query and fragment that are data whatever they
 
 # Where an unfinished URL or markup starts: held back until it ends (or max_hold passes).
 _OPEN = re.compile(r"https?://[^\s<>\"'()\[\]]*$|!?\[[^\]\n]{0,1000}(?:\]\(?)?$|<(?:img|a)\b[^>]*$", re.I)
+
+
+_VALUE_LIKE = re.compile(r"[\d@=/+_%:\\]|--")
+
+
+def tail_start(text: str, cap: int) -> int:
+    """Where the part of `text` that could still grow into a value starts: the unfinished last
+    word and the value-like words before it, at most `cap` characters."""
+    limit = max(0, len(text) - cap)
+    i = len(text)
+    while i > limit and not text[i - 1].isspace():  # the last word, unless the text ends a word
+        i -= 1
+    while i > limit:
+        k = i
+        while k > limit and text[k - 1].isspace():
+            k -= 1
+        j = k
+        while j > limit and not text[j - 1].isspace():
+            j -= 1
+        if j == k or not _VALUE_LIKE.search(text[j:k]):
+            break
+        i = j
+    return max(i, limit)
 
 
 def _carries_data(url: str, has_secret: Callable[[str], bool] | None) -> bool:
@@ -113,9 +139,9 @@ def exfil_links(
 class TextGuard:
     """One streamed text (a choice, a content block) passing through inspection.
 
-    feed(piece) returns the text that may go out now and the findings in it; the last `hold`
-    characters, a finding that reaches into them and an unfinished URL (up to `max_hold`
-    characters) stay held, inspected again with what follows. `inspect(text)` returns findings;
+    feed(piece) returns the text that may go out now and the findings in it; what could still
+    grow into a value (tail_start, at most `hold` characters), a finding that reaches into it and
+    an unfinished URL (up to `max_hold` characters) stay held, inspected again with what follows. `inspect(text)` returns findings;
     it sees the held text with up to `context` characters already sent before it, so a value
     whose start went out (longer than the window) is still counted. finish() releases the rest.
     Redaction is the caller's: `rewrite(text, findings)`.
@@ -148,7 +174,7 @@ class TextGuard:
         context = self._context
         off = len(context)
         findings = [f for f in self._inspect(context + buf) if f.end > off]
-        cut = len(buf) if final else max(len(buf) - self._hold, 0)
+        cut = len(buf) if final else tail_start(buf, self._hold)
         if not final:
             opened = _OPEN.search(buf, max(0, len(buf) - self._max_hold))
             if opened is not None:
