@@ -9,8 +9,8 @@ provider's: a long encoded run (base64, hex), several percent-encoded bytes, a l
 secret or personal value the DLP scanner finds inside the decoded URL.
 
 TextGuard holds back the end of a streamed text that could still grow into a value - the last,
-unfinished word and the value-like words before it (with digits or @ = / + _ % :, so a card or
-phone number in groups stays together), at most `hold` characters - and an unfinished URL or
+unfinished word and the short digit groups before it (so a card or phone number written in
+groups stays together), at most `hold` characters - and an unfinished URL or
 markdown link (up to `max_hold`), so a value split across chunks is inspected whole before any of
 it goes out, while ordinary prose is held back by one word only.
 """
@@ -52,12 +52,15 @@ LONG_QUERY = 200  # characters of query and fragment that are data whatever they
 _OPEN = re.compile(r"https?://[^\s<>\"'()\[\]]*$|!?\[[^\]\n]{0,1000}(?:\]\(?)?$|<(?:img|a)\b[^>]*$", re.I)
 
 
-_VALUE_LIKE = re.compile(r"[\d@=/+_%:\\]|--")
+_ENDS_A_WORD = re.compile(r"[\s<>\"'()\[\]]")
+# A word that may be one group of a value written in groups: a card or phone number, an IBAN, a
+# national id ("5500 0055 5555 5559", "+41 44 668 18 00", "CH93 0076 2011", "AB 12 34 56 C").
+_VALUE_GROUP = re.compile(r"[+(]?(?=[0-9A-Z()./-]*\d)[0-9A-Z][0-9A-Z()./-]{0,7}[,;:]?|[A-Z]{1,2}")
 
 
 def tail_start(text: str, cap: int) -> int:
     """Where the part of `text` that could still grow into a value starts: the unfinished last
-    word and the value-like words before it, at most `cap` characters."""
+    word and the value groups (_VALUE_GROUP) before it, at most `cap` characters."""
     limit = max(0, len(text) - cap)
     i = len(text)
     while i > limit and not text[i - 1].isspace():  # the last word, unless the text ends a word
@@ -69,7 +72,7 @@ def tail_start(text: str, cap: int) -> int:
         j = k
         while j > limit and not text[j - 1].isspace():
             j -= 1
-        if j == k or not _VALUE_LIKE.search(text[j:k]):
+        if j == k or not _VALUE_GROUP.fullmatch(text[j:k]):
             break
         i = j
     return max(i, limit)
@@ -153,7 +156,7 @@ class TextGuard:
         rewrite: Callable[[str, list[Finding]], str],
         hold: int = 256,
         max_hold: int = 4096,
-        context: int = 256,
+        context: int = 96,
     ) -> None:
         self._inspect = inspect
         self._rewrite = rewrite
@@ -170,6 +173,11 @@ class TextGuard:
     def feed(self, piece: str, final: bool = False) -> tuple[str, list[Finding]]:
         buf = self._held + piece
         if not buf:
+            return "", []
+        if not final and len(buf) <= self._hold and not _ENDS_A_WORD.search(piece):
+            # The piece only lengthens the unfinished last word (or URL): nothing more could go
+            # out now, so the inspection waits for the text that ends it.
+            self._held = buf
             return "", []
         context = self._context
         off = len(context)
