@@ -273,3 +273,22 @@ def test_broadened_phrases_and_their_near_misses(text, flags):
     from shadowgate.screening import screen
 
     assert screen(text).flags == flags
+
+
+@pytest.mark.parametrize(
+    "section", ["injection: {prompts: flag}\n", "responses: {exfil_links: log}\n", "dlp: {secrets: log}\n"]
+)
+def test_a_pinned_client_is_never_passed_through_where_content_is_screened(tmp_path, section):
+    """A client that rejects the proxy's certificate would otherwise bypass the screening."""
+    from shadowgate.config.policy import Facts
+    from shadowgate.stages.settings import ShadowgateSettings
+    from shadowgate.stages.tlsgate import TlsGate
+
+    settings = ShadowgateSettings()
+    gate = TlsGate(settings)
+    facts = Facts(host="api.openai.com", provider="openai")
+    assert gate._may_pass_pinned(facts)
+    path = tmp_path / "p.yaml"
+    path.write_text(section)
+    settings.policy = load_policy(path)
+    assert not gate._may_pass_pinned(facts)
