@@ -67,6 +67,11 @@ class FlowRecord:
     budget_status: str | None = None
     dlp_findings: str | None = None
     dlp_action: str | None = None
+    # Content security (stages/screen.py, stages/answer.py): detector and type names, never text.
+    injection_flags: str | None = None
+    injection_action: str | None = None
+    response_findings: str | None = None
+    response_action: str | None = None
     # Reversible DLP: turns the model's answer back into the user's values (memory only).
     restore: Callable[[str], str] | None = None
     placeholders: Any = None  # the request's shadowgate.dlp.Placeholders, for event-wise stream restoring

@@ -26,6 +26,10 @@ from shadowgate.config.catalog_facts import RISK_LEVELS
 from shadowgate.config.catalog_facts import TRAINING
 from shadowgate.config.policy_prices import PriceOverride
 from shadowgate.config.policy_prices import parse_prices
+from shadowgate.config.policy_injection import InjectionPolicy
+from shadowgate.config.policy_injection import parse_injection
+from shadowgate.config.policy_responses import ResponsesPolicy
+from shadowgate.config.policy_responses import parse_responses
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import line_of_key
@@ -249,6 +253,8 @@ class Policy:
     dlp: DlpPolicy | None = None
     mcp: McpPolicy | None = None
     prices: tuple[PriceOverride, ...] = ()  # negotiated rates (config/policy_prices.py)
+    injection: InjectionPolicy | None = None
+    responses: ResponsesPolicy | None = None
 
     def decrypts(self, host: str, catalogued: bool, intercept_all: bool, facts: Facts | None = None) -> bool:
         """Whether the proxy terminates TLS for this host (and so can meter and enforce)."""
@@ -329,7 +335,7 @@ def _in_networks(ip: str | None, networks: Iterable[ipaddress.IPv4Network | ipad
 
 # --- loading and validation -------------------------------------------------------------------
 
-_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp", "prices"}
+_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp", "prices", "injection", "responses"}
 _MCP_SERVER_KEYS = {
     "id",
     "host",
@@ -385,6 +391,8 @@ def load_policy(path: str | Path) -> Policy:
         dlp=_dlp(path, doc["dlp"]) if doc.get("dlp") is not None else None,
         mcp=_mcp(path, doc["mcp"]) if doc.get("mcp") is not None else None,
         prices=parse_prices(path, doc.get("prices")),
+        injection=parse_injection(path, doc["injection"]) if doc.get("injection") is not None else None,
+        responses=parse_responses(path, doc["responses"]) if doc.get("responses") is not None else None,
     )
 
 

