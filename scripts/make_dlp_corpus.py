@@ -1617,6 +1617,42 @@ def doc_global_ids() -> Snip:
     return join(*parts)
 
 
+# --- Issue 16, third round: syntaxes found missing on a held-out public source ----------------
+# Its own random stream again, so every document above stays byte for byte the same.
+R3 = random.Random(163)
+SERVICES = "pinata webex liveagent mixpanel uploadcare apimetrics bannerbear checkvist tokeet neutrinoapi".split()
+
+
+def _r3_key(n: int) -> str:
+    while True:
+        value = "".join(R3.choice(ALNUM) for _ in range(n))
+        if any(c.isdigit() for c in value) and any(c.isupper() for c in value):
+            return value
+
+
+def doc_round3() -> Snip:
+    """Jenkins credentials.xml, a key in prose, "name token - 'value'", a scheme inside quotes."""
+    svc = R3.choice(SERVICES)
+    form = R3.randrange(4)
+    if form == 0:
+        blob = "AQAAABAAAAAQ" + "".join(R3.choice(B64) for _ in range(R3.choice((32, 44, 64)))) + "="
+        return join(
+            "<com.cloudbees.plugins.credentials.impl.StringCredentialsImpl>\n  <scope>GLOBAL</scope>\n",
+            f"  <id>{svc}-token</id>\n  <secret>{{",
+            whole(blob, "JENKINS_CREDENTIAL"),
+            "}</secret>\n</com.cloudbees.plugins.credentials.impl.StringCredentialsImpl>\n",
+        )
+    if form == 1:
+        return join(f"Your {svc} API key is ", whole(_r3_key(32), "GENERIC_SECRET"), ", keep it out of the repo.")
+    if form == 2:
+        return join(f"{svc} token - '", whole(_r3_key(R3.choice((24, 32, 40))), "GENERIC_SECRET"), "'\n")
+    return join(
+        f'{svc}Token := "Bearer ',
+        whole(_r3_key(28), "GENERIC_SECRET"),
+        f'"\nreq.Header.Set("Authorization", {svc}Token)',
+    )
+
+
 GENRES: list[tuple[str, Callable[..., Snip], int, bool]] = [
     ("env", doc_env_file, 420, True),
     ("chat_key", doc_chat_key, 340, True),
@@ -1643,6 +1679,7 @@ GENRES: list[tuple[str, Callable[..., Snip], int, bool]] = [
     ("azure", doc_azure, 45, False),
     ("wild", doc_wild, 150, False),
     ("global_ids", doc_global_ids, 150, False),  # last, on its own random stream: the rest is unchanged
+    ("round3", doc_round3, 40, False),  # its own random stream too
 ]
 
 # ----------------------------------------------------------------------------------------------

