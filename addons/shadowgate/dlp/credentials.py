@@ -154,7 +154,12 @@ _NOT_SECRET_PREV = frozenset(
     {"public", "primary", "foreign", "sort", "partition", "idempotency", "cache", "row", "hash", "range", "lookup", "map",
      "dict", "unique", "composite", "natural", "surrogate", "index", "next", "page", "continuation", "sync", "csrf", "xsrf",
      "max", "num", "total", "input", "output", "completion", "prompt", "ssh", "gpg", "pgp", "host", "storage", "object",
-     "s3", "sequence", "translation", "i18n", "license", "registry", "deploy", "ref", "matching", "authenticity"}
+     "s3", "sequence", "translation", "i18n", "registry", "deploy", "ref", "matching", "authenticity"}
+)  # fmt: skip
+# One-word names that end in a secret word: ACRPWD, azurestorageaccountkey, tokenkey, duo_skey.
+_SECRET_SUFFIXES = (
+    "secret", "apikey", "accesskey", "privatekey", "secretkey", "token", "accountkey", "licensekey", "authkey",
+    "masterkey", "tokenkey", "signingkey", "sharedkey", "clientkey", "appkey", "skey",
 )  # fmt: skip
 _NAME_RX = re.compile(r"[\w.\-]{1,64}")
 # After the name: an optional closing quote, an operator, an optional auth scheme and quote; the
@@ -162,7 +167,7 @@ _NAME_RX = re.compile(r"[\w.\-]{1,64}")
 _OPERATOR_RX = re.compile(
     r"""(?:
       (?P<pair>["'][ \t]*,[ \t]*|["'][ \t]+value[ \t]*=[ \t]*)(?P<pquote>["'])   # ("TOKEN", "v") / key="Password" value="v"
-    | \\?["']?(?:[ \t]+(?:string|String|str|&str|const))?[ \t]*                   # Go: var apiToken string = "v"
+    | \\?["']?\]?(?:[ \t]+(?:string|String|str|&str|const))?[ \t]*(?:\r?\n[ \t]*(?==))?  # Go: var apiToken string = "v"; env["TOKEN"] = "v"
       (?::::=|::=|:=|\?=|\.=|\+=|=>|->|=|:|：)[ \t]*                                 # Make ::= ?= :::=, PHP .=
       (?:(?P<scheme>(?i:bearer|basic|token|bot|apikey|api-token|digest|sso-key))[ \t]+)?(?P<quote>\\?["'`])?
     )""",
@@ -228,11 +233,11 @@ def _name_kind(words: tuple[str, ...]) -> str | None:
     if words[0] == "bundle" and len(words) >= 3:
         return "bundler"  # BUNDLE_GEMS__CONTRIBSYS__COM=user:password, Bundler's per-host credential
     last = words[-1].rstrip("0123456789") or words[-1]  # bot_token4, API_KEY2: numbered credentials
-    if last in _PASSWORD_WORDS or last.endswith(("password", "passwd")):
+    if last in _PASSWORD_WORDS or last.endswith(("password", "passwd", "pwd")):
         return "password"
     if len(words) > 1 and words[-2] in _NOT_SECRET_PREV:
         return None
-    if last in _SECRET_WORDS or last.endswith(("secret", "apikey", "accesskey", "privatekey", "secretkey", "token")):
+    if last in _SECRET_WORDS or last.endswith(_SECRET_SUFFIXES):
         return "secret"
     if last == "login" and len(words) > 1:
         return "login"  # sonar.login, SONAR_LOGIN: a service's login that is its token
@@ -291,7 +296,7 @@ def _keyword_rx(keyword: str, password: bool) -> re.Pattern[bytes]:
     """Searched in Source.lower (Latin-1 bytes): the keyword, the rest of the name, then an
     operator (or, for passwords, a blank: "password is x", "--password x", "PASSWORD 'x'").
     Rejecting "key points" and "max_tokens" here keeps them out of the Python loop."""
-    tail = rb"""(?:\\?["']?(?:[ \t]+(?:string|str|&str|const))?[ \t]*(?::=|=>|->|=|:|>|\?=|\.=|\+=)|["'][ \t]*,[ \t]*["']|["'][ \t]+value[ \t]*=)"""
+    tail = rb"""(?:\\?["']?\]?(?:[ \t]+(?:string|str|&str|const))?[ \t]*(?:\r?\n[ \t]*)?(?::=|=>|->|=|:|>|\?=|\.=|\+=)|["'][ \t]*,[ \t]*["']|["'][ \t]+value[ \t]*=)"""
     if password:
         tail = rb"(?:" + tail + rb"|[ \t])"
     else:  # "the API key is 2afd...", "pinata token - 'xw4x...'"
@@ -333,6 +338,10 @@ def _value_span(text: str, pos: int, quote: str | None) -> tuple[int, int] | Non
             end -= 1
         if "\n" in text[pos:end]:
             return None
+        while pos < end and text[pos] == " ":  # token = ' iahNbq... ': the blanks are not the value
+            pos += 1
+        while end > pos and text[end - 1] == " ":
+            end -= 1
         return pos, end
     # A trailing "." or "?" may be the sentence's or the password's: keep it, over-covering is safe.
     m = _UNQUOTED_RX.match(text, pos)
