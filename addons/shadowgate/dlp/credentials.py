@@ -89,14 +89,14 @@ def detect_jwt(src: Source, hits: Hits) -> None:
 # Jenkins stores a credential encrypted with the controller's key, as "{" base64 "}"; the base64
 # starts with the format's version byte and the IV length (AQAAABAAAA...). Whoever has the
 # controller's secrets (or its script console) decrypts it, so the blob is as sensitive as the key.
-_JENKINS_MARK = "AQAAABAAA"
+_JENKINS_MARK = b"AQAAABAAA"
 _JENKINS_RX = re.compile(r"\{([^{}<>\n\"']{9,4096})\}")
 
 
 def detect_jenkins(src: Source, hits: Hits) -> None:
-    text = src.text
+    text, raw = src.text, src.latin1
     pos = 0
-    while (at := text.find(_JENKINS_MARK, pos)) >= 0:
+    while (at := raw.find(_JENKINS_MARK, pos)) >= 0:
         pos = at + len(_JENKINS_MARK)
         brace = text.rfind("{", max(0, at - 64), at)
         m = None if brace < 0 else _JENKINS_RX.match(text, brace)
@@ -457,9 +457,9 @@ def _cli_password_ok(value: str) -> bool:
 def detect_cli_credentials(src: Source, hits: Hits) -> None:
     """curl's -u/--user user:password: the password (or, with an empty password, the user part,
     which then is an API key: `-u sk_live_...:`)."""
-    text = src.text
+    text, raw = src.text, src.latin1
     pos = 0
-    while (at := text.find("-u", pos)) >= 0:
+    while (at := raw.find(b"-u", pos)) >= 0:
         pos = at + 2
         m = _CURL_USER_RX.match(text, at - 1 if at and text[at - 1] == "-" else at)
         if m is None:

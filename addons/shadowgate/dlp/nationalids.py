@@ -225,10 +225,10 @@ def detect_national_ids(src: Source, hits: Hits) -> None:
             _report(src, hits, m, _DIGIT_SHAPES)
             pos = m.end()
     starts = [m.start() for rx in _LETTER_STARTS_RXS for m in rx.finditer(padded)]
-    at = text.find("bc1")  # bech32 starts with a lower-case letter: its own literal
+    at = src.latin1.find(b"bc1")  # bech32 starts with a lower-case letter: its own literal
     while at >= 0:
         starts.append(at)
-        at = text.find("bc1", at + 3)
+        at = src.latin1.find(b"bc1", at + 3)
     pos = 0
     for start in sorted(starts):
         if start < pos:
