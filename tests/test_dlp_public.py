@@ -286,8 +286,9 @@ def test_public_material_floors() -> None:
     table = bench.score(SCANNER.scan, rows)
     totals: dict[str, list[int]] = {}
     for (kind, type_, _form), cell in table.items():
-        claimed = bench.claimed_type({"kind": kind, "type": type_}) is not None
-        key = kind if claimed else f"{kind} unclaimed"
+        name, _, note = type_.partition(" [")
+        claimed = bench.claimed_type({"kind": kind, "type": name}) is not None
+        key = f"{kind} {note.rstrip(']')}" if note else kind if claimed else f"{kind} unclaimed"
         acc = totals.setdefault(key, [0, 0, 0, 0, 0])
         for i in range(5):
             acc[i] += cell[i]
@@ -296,4 +297,16 @@ def test_public_material_floors() -> None:
     assert pii[1] / pii[0] >= 0.84
     assert pii[4] / pii[3] <= 0.03
     assert secret[1] / secret[0] >= 0.95
-    assert secret[4] / secret[3] <= 0.08  # 28 of the 44 are Google keys gitleaks allowlists by value
+    assert secret[4] / secret[3] <= 0.03
+    # gitleaks' negatives that its rule file marks as published real keys (allowlisted by value)
+    # or as a key it misses: scored apart, and real-shaped keys are still reported
+    allowlisted = totals["secret allowlisted-value"]
+    assert allowlisted[3] == 34 and allowlisted[4] >= 30
+    assert totals["secret marked-false-negative"][3:] == [2, 2]
+
+
+def test_a_published_google_key_is_still_reported() -> None:
+    # gitleaks allowlists this value (a Firebase Android SDK sample); it has a live key's format
+    assert found("AIzaSyAnLA7NfeLquW1tJFpx_eQCxoX-oo6YyIs") == [
+        ("GOOGLE_API_KEY", "AIzaSyAnLA7NfeLquW1tJFpx_eQCxoX-oo6YyIs")
+    ]
