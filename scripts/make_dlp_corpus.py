@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import itertools
 import json
 import random
 import string
@@ -1630,10 +1631,56 @@ def _r3_key(n: int) -> str:
             return value
 
 
+def _r3(chars: str, n: int) -> str:
+    return "".join(R3.choice(chars) for _ in range(n))
+
+
+LOWER_DIGITS = LOWER + DIGITS
+ROUND3_KEYS: list[tuple[str, Callable[[], str]]] = [
+    ("CLOJARS_TOKEN", lambda: "CLOJARS_" + _r3(LOWER_DIGITS, 60)),
+    ("DUFFEL_TOKEN", lambda: "duffel_live_" + _r3(ALNUM, 43)),
+    ("FLUTTERWAVE_KEY", lambda: "FLWSECK-" + _r3("abcdefgh0123456789", 32) + "-X"),
+    ("FRAMEIO_TOKEN", lambda: "fio-u-" + _r3(B64URL, 64)),
+    ("HARNESS_TOKEN", lambda: f"pat.{_r3(B64URL, 22)}.{_r3(ALNUM, 24)}.{_r3(ALNUM, 20)}"),
+    ("README_TOKEN", lambda: "rdme_" + _r3(LOWER_DIGITS, 70)),
+    ("SCALINGO_TOKEN", lambda: "tk-us-" + _r3(B64URL, 48)),
+    ("SETTLEMINT_TOKEN", lambda: "sm_pat_" + _r3(ALNUM, 16)),
+    ("SHIPPO_TOKEN", lambda: "shippo_live_" + _r3(HEX, 40)),
+    ("OCTOPUS_DEPLOY_KEY", lambda: "API-" + _r3(UPPER + DIGITS, 26)),
+    (
+        "AUTHRESS_KEY",
+        lambda: (
+            f"sc_{_r3(LOWER_DIGITS, 12)}.{_r3(LOWER_DIGITS, 5)}.acc_{_r3(LOWER_DIGITS, 20)}.{_r3(LOWER_DIGITS, 60)}"
+        ),
+    ),
+    ("ARTIFACTORY_TOKEN", lambda: "AKCp" + _r3(ALNUM, 69)),
+    ("MAXMIND_LICENSE_KEY", lambda: f"{_r3(ALNUM, 6)}_{_r3(ALNUM, 29)}_mmk"),
+]
+
+
+_ROUND3_CYCLE = itertools.cycle(ROUND3_KEYS)
+
+
 def doc_round3() -> Snip:
     """Jenkins credentials.xml, a key in prose, "name token - 'value'", a scheme inside quotes."""
     svc = R3.choice(SERVICES)
-    form = R3.randrange(4)
+    form = R3.randrange(6)
+    if form == 5:
+        type_, gen = next(_ROUND3_CYCLE)  # in turn, so that every type is in the corpus
+        return join(
+            R3.choice(("export SERVICE_CREDENTIAL=", "The deploy job fails with ", "creds: ")),
+            whole(gen(), type_),
+            "\n",
+        )
+    if form == 4:
+        token = (
+            R3.choice("01")
+            + ".A"
+            + "".join(R3.choice(B64URL) for _ in range(R3.randint(60, 90)))
+            + ".Ag"
+            + "".join(R3.choice(B64URL) for _ in range(R3.randint(300, 500)))
+        )
+        return join("grant_type=refresh_token&refresh_token=", whole(token, "AZURE_ENTRA_REFRESH_TOKEN"), "\n")
     if form == 0:
         blob = "AQAAABAAAAAQ" + "".join(R3.choice(B64) for _ in range(R3.choice((32, 44, 64)))) + "="
         return join(
@@ -1679,7 +1726,7 @@ GENRES: list[tuple[str, Callable[..., Snip], int, bool]] = [
     ("azure", doc_azure, 45, False),
     ("wild", doc_wild, 150, False),
     ("global_ids", doc_global_ids, 150, False),  # last, on its own random stream: the rest is unchanged
-    ("round3", doc_round3, 40, False),  # its own random stream too
+    ("round3", doc_round3, 120, False),  # its own random stream too
 ]
 
 # ----------------------------------------------------------------------------------------------

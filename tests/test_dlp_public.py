@@ -88,6 +88,13 @@ def test_an_id_found_by_its_context_word_is_found_again_without_it() -> None:
 SECRET = "Zk29dkLq0Pzm38DnwQ7r"
 PASSWORD = "Xy7#kd93jd"
 _RNG = random.Random(7)
+URLSAFE = string.ascii_letters + string.digits + "-_"
+
+
+def _keyish(chars: str, n: int) -> str:
+    return "".join(_RNG.choice(chars) for _ in range(n))
+
+
 LONG_SECRET = "".join(_RNG.choice(string.ascii_letters + string.digits) for _ in range(420))
 
 
@@ -185,6 +192,12 @@ def test_not_secrets(text: str) -> None:
             "rk_prod_51OuEMLAlTWGaDypquDn9aZigaJOsa9NR1w1BxZXs9JlYsVVkv5XDu6aLmAxwt5Tgun5WcSwQMKzQyqV16c9iD4sx00BRijuoon",
             "STRIPE_KEY",
         ),
+        # third round: formats of gitleaks' rule set (scripts/bench_dlp_rules.py), values drawn here
+        ("CLOJARS_" + _keyish(string.ascii_lowercase + string.digits, 60), "CLOJARS_TOKEN"),
+        ("shippo_live_" + _keyish("0123456789abcdef", 40), "SHIPPO_TOKEN"),
+        ("API-" + _keyish(string.ascii_uppercase + string.digits, 26), "OCTOPUS_DEPLOY_KEY"),
+        ("eyJrIjoi" + _keyish(string.ascii_letters + string.digits, 80), "GRAFANA_TOKEN"),
+        ("1.A" + _keyish(URLSAFE, 70) + ".Ag" + _keyish(URLSAFE, 320), "AZURE_ENTRA_REFRESH_TOKEN"),
     ],
 )
 def test_key_formats(value: str, type_: str) -> None:

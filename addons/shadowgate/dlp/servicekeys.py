@@ -189,6 +189,50 @@ _rule("ONEPASSWORD_TOKEN", "onepassword", "A3-", _1P_SECRET_KEY + _TAIL)
 _rule("INFRACOST_API_KEY", "infracost", "ico-", rf"ico-[A-Za-z0-9]{{32}}{_TAIL}")
 _rule("ADOBE_CLIENT_SECRET", "adobe", "p8e-", rf"p8e-[A-Za-z0-9]{{32}}{_TAIL}")
 _rule("SONAR_TOKEN", "sonar", "squ_ sqp_ sqa_", rf"sq[upa]_[A-Za-z0-9]{{40}}{_TAIL}")
+# Microsoft Entra ID (Azure AD) refresh tokens: version "0." or "1.", an "A" segment, ".Ag" and a
+# long body (hundreds of base64url characters); a refresh token is a login that lasts for months.
+_rule(
+    "AZURE_ENTRA_REFRESH_TOKEN",
+    "azure",
+    "0. 1.",
+    rf"[01]\.A[A-Za-z0-9_\-]{{50,}}(?:\.[0-9])?\.Ag[A-Za-z0-9_\-]{{250,}}(?:\.A[A-Za-z0-9_\-]{{200,}})?{_TAIL}",
+)
+# Prefixed formats that gitleaks' rule set covers (config/gitleaks.toml), from each vendor's
+# published key format; scripts/bench_dlp_rules.py measures them rule by rule.
+_rule("CLOJARS_TOKEN", "clojars", "CLOJARS_", rf"CLOJARS_[a-z0-9]{{60}}{_TAIL}", _random_enough)
+_rule("DUFFEL_TOKEN", "duffel", "duffel_", rf"duffel_(?:test|live)_[A-Za-z0-9_\-=]{{43}}{_TAIL}", _random_enough)
+_rule(
+    "FLUTTERWAVE_KEY",
+    "flutterwave",
+    "FLWSECK_ FLWSECK-",
+    rf"FLWSECK(?:_TEST)?-(?:[a-h0-9]{{32}}-X|[a-h0-9]{{12}}){_TAIL}",
+    _random_enough,
+)
+_rule("FRAMEIO_TOKEN", "frameio", "fio-", rf"fio-u-[A-Za-z0-9_\-=]{{64}}{_TAIL}", _random_enough)
+_rule(
+    "HARNESS_TOKEN",
+    "harness",
+    "pat. sat.",
+    rf"(?:pat|sat)\.[A-Za-z0-9_\-]{{22}}\.[A-Za-z0-9]{{24}}\.[A-Za-z0-9]{{20}}{_TAIL}",
+    _random_enough,
+)
+_rule("README_TOKEN", "readme", "rdme_", rf"rdme_[a-z0-9]{{70}}{_TAIL}", _random_enough)
+_rule("SCALINGO_TOKEN", "scalingo", "tk-", rf"tk-us-[A-Za-z0-9_\-]{{48}}{_TAIL}", _random_enough)
+_rule("SETTLEMINT_TOKEN", "settlemint", "sm_", rf"sm_(?:pat|aat|sat)_[A-Za-z0-9]{{16}}{_TAIL}", _random_enough)
+_rule("SHIPPO_TOKEN", "shippo", "shippo_", rf"shippo_(?:live|test)_[a-fA-F0-9]{{40}}{_TAIL}", _random_enough)
+_rule("OCTOPUS_DEPLOY_KEY", "octopus", "API-", rf"API-[A-Z0-9]{{26}}{_TAIL}", _random_enough)
+_rule(
+    "AUTHRESS_KEY",
+    "authress",
+    "sc_ ext_ scauth_ authress_",
+    r"(?:sc|ext|scauth|authress)_[a-z0-9]{5,30}\.[a-z0-9]{4,6}\.acc[_\-][a-z0-9\-]{10,32}\.[a-z0-9+/_=\-]{30,120}(?![A-Za-z0-9+/_=\-])",
+)
+_rule(
+    "AWS_BEDROCK_API_KEY",
+    "aws",
+    "bedrock-",
+    r"bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[A-Za-z0-9+/=%]{20,4000}(?![A-Za-z0-9+/=%])",
+)
 _rule("AGE_SECRET_KEY", "age", "AGE-", rf"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{{58}}{_TAIL}")
 
 _WORD_LENGTHS: dict[str, tuple[int, ...]] = {
@@ -311,6 +355,12 @@ _LITERAL_FORMATS: list[Literal] = [
     Literal("|", (15, 16), re.compile(rf"[0-9]{{15,16}}\|[A-Za-z0-9_\-]{{27}}{_TAIL}"), "FACEBOOK_ACCESS_TOKEN", "facebook", _random_enough),
     # A JWT that was base64-encoded once more (Kubernetes secrets, basic-auth wrappers): "eyJhbGciOi"
     Literal("ZXlKaGJHY2lPaU", (0,), re.compile(r"ZXlKaGJHY2lPaU[A-Za-z0-9+/]{60,4000}={0,2}(?![A-Za-z0-9+/=])"), "JWT", "jwt", None),
+    # Grafana API keys (before service accounts): base64 of {"k":"...
+    Literal("eyJrIjoi", (0,), re.compile(r"eyJrIjoi[A-Za-z0-9]{70,400}={0,2}(?![A-Za-z0-9+/=])"), "GRAFANA_TOKEN", "grafana", _random_enough),
+    # JFrog Artifactory API keys
+    Literal("AKCp", (0,), re.compile(rf"AKCp[A-Za-z0-9]{{69}}{_TAIL}"), "ARTIFACTORY_TOKEN", "artifactory", _random_enough),
+    # MaxMind license keys: 6 + "_" + 29 + "_mmk"
+    Literal("_mmk", (36,), re.compile(rf"[A-Za-z0-9]{{6}}_[A-Za-z0-9]{{29}}_mmk{_TAIL}"), "MAXMIND_LICENSE_KEY", "maxmind", _random_enough),
     Literal("SK", (0,), re.compile(r"SK[a-fA-F0-9]{32}(?![A-Za-z0-9])"), "TWILIO_API_KEY", "twilio", _random_enough),
     Literal("EAAA", (0,), re.compile(rf"EAAA[A-Za-z0-9_\-]{{60}}{_TAIL}"), "SQUARE_TOKEN", "square", _random_enough),
     Literal("dapi", (0,), re.compile(rf"dapi[a-f0-9]{{32}}(?:-[0-9])?{_TAIL}"), "DATABRICKS_TOKEN", "databricks", _random_enough),
