@@ -323,3 +323,22 @@ def test_a_published_google_key_is_still_reported() -> None:
     assert found("AIzaSyAnLA7NfeLquW1tJFpx_eQCxoX-oo6YyIs") == [
         ("GOOGLE_API_KEY", "AIzaSyAnLA7NfeLquW1tJFpx_eQCxoX-oo6YyIs")
     ]
+
+
+# --- Person names: an opt-in detector, never run by default ---------------------------------
+def test_person_names_are_found_by_the_opt_in_detector_only() -> None:
+    from shadowgate.dlp import TYPES
+    from shadowgate.dlp.model import Hits
+    from shadowgate.dlp.model import Source
+    from shadowgate.dlp.names import OPT_IN_TYPES
+    from shadowgate.dlp.names import detect_person_names
+
+    text = "Please write to Robert J. Langer and Mary Smith-Jones. So Jews? Thanks, Ebony Moore"
+    hits = Hits()
+    detect_person_names(Source(text), hits)
+    assert [text[f.start : f.end] for f in hits] == ["Robert J. Langer", "Mary Smith-Jones", "Ebony Moore"]
+    assert {f.type for f in hits} == {"PERSON_NAME"} and {f.kind for f in hits} == {"pii"}
+    # not a default type: the default scanner reports no names, and a policy cannot name the
+    # type until the scanner can run it (a type a policy names but nothing finds would fail open)
+    assert found(text) == []
+    assert not set(OPT_IN_TYPES) & set(TYPES)
