@@ -109,6 +109,17 @@ PRESIDIO_TYPES: dict[str, str | None] = {
     "CRYPTO": "CRYPTO_WALLET",
     "PH_MOBILE_NUMBER": "PHONE",
     "TR_PHONE_NUMBER": "PHONE",
+    # added in the third round
+    "DE_HEALTH_INSURANCE": "DE_HEALTH_INSURANCE",
+    "DE_SOCIAL_SECURITY": "DE_SOCIAL_SECURITY",
+    "DE_PASSPORT": "DE_ID_DOCUMENT",
+    "DE_ID_CARD": "DE_ID_DOCUMENT",
+    "UK_DRIVING_LICENCE": "UK_DRIVING_LICENCE",
+    "UK_POSTCODE": "UK_POSTCODE",
+    "UK_PASSPORT": "PASSPORT",
+    "IN_PASSPORT": "PASSPORT",
+    "IN_VOTER": "IN_VOTER",
+    "ABA_ROUTING_NUMBER": "US_ABA_ROUTING",
 }
 # The presidio entities shadowgate claimed before issue 16: their totals are reported apart, so
 # the before/after comparison is on the same rows.

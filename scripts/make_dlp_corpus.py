@@ -1661,10 +1661,72 @@ ROUND3_KEYS: list[tuple[str, Callable[[], str]]] = [
 _ROUND3_CYCLE = itertools.cycle(ROUND3_KEYS)
 
 
+def _r3_draw(shape: Callable[[], str], check: Callable[[str], bool]) -> str:
+    while True:
+        value = shape()
+        if check(value.replace(" ", "")):
+            return value
+
+
+def _round3_ids() -> list[tuple[str, str, Callable[[], str]]]:
+    from shadowgate.dlp import idchecks as ck
+
+    icao = "CFGHJKLMNPRTVWXYZ"
+    return [
+        (
+            "Krankenkasse KVNR",
+            "DE_HEALTH_INSURANCE",
+            lambda: _r3_draw(lambda: R3.choice(UPPER) + _r3(DIGITS, 9), ck.de_kvnr_valid),
+        ),
+        (
+            "Rentenversicherungsnummer",
+            "DE_SOCIAL_SECURITY",
+            lambda: _r3_draw(
+                lambda: (
+                    f"{_r3(DIGITS, 2)}{R3.randint(1, 28):02d}{R3.randint(1, 12):02d}{_r3(DIGITS, 2)}{R3.choice(UPPER)}{_r3(DIGITS, 3)}"
+                ),
+                ck.de_rvnr_valid,
+            ),
+        ),
+        (
+            "Reisepass",
+            "DE_ID_DOCUMENT",
+            lambda: _r3_draw(lambda: R3.choice(icao) + _r3(DIGITS, 8), ck.de_id_document_valid),
+        ),
+        (
+            "driving licence",
+            "UK_DRIVING_LICENCE",
+            lambda: (
+                f"{_r3(UPPER, 5)}{R3.randint(0, 9)}{R3.randint(1, 12):02d}{R3.randint(1, 28):02d}{R3.randint(0, 9)}{_r3(UPPER, 2)}9{_r3(UPPER, 2)}"
+            ),
+        ),
+        (
+            "ship to",
+            "UK_POSTCODE",
+            lambda: (
+                f"{R3.choice(('SW1A', 'EC2A', 'M60', 'CR2', 'W1A'))} {R3.randint(0, 9)}{R3.choice('ABDEFGHJLNPQRSTUWXYZ')}{R3.choice('ADEFHJLNQRSUWXYZ')}"
+            ),
+        ),
+        (
+            "routing number",
+            "US_ABA_ROUTING",
+            lambda: _r3_draw(lambda: "0" + _r3("12", 1) + _r3(DIGITS, 7), ck.us_aba_valid),
+        ),
+        ("voter id", "IN_VOTER", lambda: _r3(UPPER, 3) + _r3(DIGITS, 7)),
+        ("passport number", "PASSPORT", lambda: R3.choice(("AB", "J", "CD", "T")) + _r3(DIGITS, 7)),
+    ]
+
+
+_ROUND3_ID_CYCLE = itertools.cycle(range(8))
+
+
 def doc_round3() -> Snip:
     """Jenkins credentials.xml, a key in prose, "name token - 'value'", a scheme inside quotes."""
     svc = R3.choice(SERVICES)
-    form = R3.randrange(6)
+    form = R3.randrange(7)
+    if form == 6:
+        word, type_, gen = _round3_ids()[next(_ROUND3_ID_CYCLE)]
+        return join(f"Please update the file. {word}: ", whole(gen(), type_), ". Thanks\n")
     if form == 5:
         type_, gen = next(_ROUND3_CYCLE)  # in turn, so that every type is in the corpus
         return join(
@@ -1726,7 +1788,7 @@ GENRES: list[tuple[str, Callable[..., Snip], int, bool]] = [
     ("azure", doc_azure, 45, False),
     ("wild", doc_wild, 150, False),
     ("global_ids", doc_global_ids, 150, False),  # last, on its own random stream: the rest is unchanged
-    ("round3", doc_round3, 120, False),  # its own random stream too
+    ("round3", doc_round3, 160, False),  # its own random stream too
 ]
 
 # ----------------------------------------------------------------------------------------------
