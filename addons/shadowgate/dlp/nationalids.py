@@ -5,10 +5,13 @@ Decisions:
   separator pattern no other number uses) is reported anywhere: KR_RRN 960121-1234567, FI_HETU
   010594Y9032, SE_PERSONNUMMER 19871220-2384, SG_NRIC S2740116C, US_MBI 1EG4-TE5-MK73, IN_PAN,
   IN_GSTIN, ZA_ID, TR_TCKN, PL_PESEL, AU_ABN, IN_AADHAAR 3123 4567 8909, CA_SIN 130 692 544,
-  Bitcoin addresses (base58check / bech32 checksums).
+  Bitcoin addresses (base58check / bech32 checksums); German health and pension insurance
+  numbers (KVNR, RVNR), German passport/ID numbers (ICAO check digit), UK driving licences and
+  postcodes, US ABA routing numbers written 4-4-1.
 * A bare run of 9 or 10 digits (or a 3-3-4 group, which US phone numbers share) passes a mod-10/mod-11 check one time in ten: order numbers would
   be reported. Those (CA_SIN, AU_TFN, AU_ACN, AU_MEDICARE, UK_NHS, US_NPI, and a bare
-  12-digit Aadhaar) are reported only within 40 characters after a word that names them.
+  12-digit Aadhaar, a bare 9-digit ABA routing number, Indian voter ids and letter-and-7-digit
+  passports) are reported only within 40 characters after a word that names them.
 """
 
 from __future__ import annotations
