@@ -6,6 +6,7 @@
     uv run python scripts/bench_dlp_public.py --build DIR...   # rebuild the data from checkouts
     uv run python scripts/bench_dlp_public.py --build-heldout DIR  # held-out rows from a trufflehog checkout
     uv run python scripts/bench_dlp_public.py --heldout        # score the held-out rows
+    uv run python scripts/bench_dlp_public.py --prompts DIR... # flag rate on human-written prompts
 
 The data, tests/fixtures/dlp_public/public.jsonl, holds test strings that public projects ship in
 their own test suites, with attribution (repository, path, commit) on every row; no code of theirs
@@ -30,12 +31,14 @@ Measured (2026-12-04; both forms together; 1,937 rows = 3,874 scored texts):
     git archive e3064ce addons | tar -x -C /tmp/before
     uv run python scripts/bench_dlp_public.py --addons /tmp/before/addons       # before
 
-                                       before (e3064ce)   first round (e36a7d7)   second round
-    secrets      recall / flagged       73.0 % / 13.1 %    87.0 % / 6.9 %          95.6 % / 7.6 %   (540 pos, 582 neg)
-    PII, types claimed before           59.1 % /  4.5 %    88.1 % / 0.4 %          90.2 % / 0.4 %   (674 pos, 490 neg)
-      of which the value is the text    32.6 %             88.1 %                  90.2 %
-    PII, all types claimed now          38.6 % /  3.6 %    83.5 % / 2.9 %          85.3 % / 2.9 %   (1,076 pos, 768 neg)
-    held-out (--heldout), secrets       73.3 % / 20.7 %    75.6 % / 21.0 %         77.1 % / 21.6 %  (1,452 pos, 1,146 neg)
+                                       before (e3064ce)   first round (e36a7d7)   second round       third round
+    secrets      recall / flagged       73.0 % / 13.1 %    87.0 % / 6.9 %          95.6 % / 7.6 %     95.6 % / 2.2 %
+    PII, types claimed before           59.1 % /  4.5 %    88.1 % / 0.4 %          90.2 % / 0.4 %     90.2 % / 0.4 %
+    held-out (--heldout), secrets       73.3 % / 20.7 %    75.6 % / 21.0 %         77.1 % / 21.6 %    90.2 % / 29.2 %
+
+From the third round on, the gitleaks negatives that the rule file itself marks as published
+real keys (allowlisted by value) or as a key the rule misses are scored on their own lines
+(row "note", see _note) instead of as clean text; the second round's 7.6 % counted them.
 
 The held-out rows come from a third project (trufflesecurity/trufflehog, AGPL-3.0, its detectors'
 pattern tests), extracted before the second round and never used to pick a fix. They are not
@@ -108,6 +111,17 @@ PRESIDIO_TYPES: dict[str, str | None] = {
     "CRYPTO": "CRYPTO_WALLET",
     "PH_MOBILE_NUMBER": "PHONE",
     "TR_PHONE_NUMBER": "PHONE",
+    # added in the third round
+    "DE_HEALTH_INSURANCE": "DE_HEALTH_INSURANCE",
+    "DE_SOCIAL_SECURITY": "DE_SOCIAL_SECURITY",
+    "DE_PASSPORT": "DE_ID_DOCUMENT",
+    "DE_ID_CARD": "DE_ID_DOCUMENT",
+    "UK_DRIVING_LICENCE": "UK_DRIVING_LICENCE",
+    "UK_POSTCODE": "UK_POSTCODE",
+    "UK_PASSPORT": "PASSPORT",
+    "IN_PASSPORT": "PASSPORT",
+    "IN_VOTER": "IN_VOTER",
+    "ABA_ROUTING_NUMBER": "US_ABA_ROUTING",
 }
 # The presidio entities shadowgate claimed before issue 16: their totals are reported apart, so
 # the before/after comparison is on the same rows.
@@ -187,13 +201,59 @@ _LIST_RX = re.compile(
 )
 
 
+# A gitleaks negative is a string that one rule must not report. Two kinds are not clean text,
+# and say so in the rule file itself; they are kept, marked with the reason (row "note"), and
+# scored apart from the clean negatives:
+# * "allowlisted-value": the string holds a value of 20+ characters that the rule's Allowlists
+#   (regexes, stop words) name verbatim: a real-format key that was published (Google API keys of
+#   the Firebase Android SDK's samples, a key in yarnpkg/berry issue 6201). The rule skips these
+#   values, not their shape; a DLP scanner cannot tell them from a live key without the same list.
+# * "marked-false-negative": the rule file's comment on the string says "False Negative" (a real
+#   key the rule is known to miss, kept in its fps list).
+_LITERAL_RX = re.compile(r'`([^`]*)`|"((?:[^"\\\n]|\\.)*)"|//[^\n]*')  # every literal, and comments to skip
+
+
+def _allowlisted_values(src: str) -> set[str]:
+    values: set[str] = set()
+    for m in re.finditer(r"\bAllowlists:\s*\[\]\*config\.Allowlist\s*\{", src):
+        end = src.find("\n\t}\n", m.end())  # the end of the rule's struct literal (gofmt: one tab)
+        block = src[m.end() : end if end > 0 else len(src)]
+        for lit in _LITERAL_RX.finditer(block):
+            value = lit.group(1) if lit.group(1) is not None else lit.group(2)
+            if value is not None and re.fullmatch(r"[A-Za-z0-9_\-+/=.]{20,}", value):  # a literal value, not a pattern
+                values.add(value)
+    return values
+
+
+def _note(src: str, text: str, allowlisted: set[str]) -> str | None:
+    if any(v in text for v in allowlisted):
+        return "allowlisted-value"
+    at = src.find(text if "\n" not in text else text.split("\n", 1)[0])
+    if at >= 0:
+        line_start = src.rfind("\n", 0, src.rfind("\n", 0, at)) + 1  # the string's line and the one before
+        line_end = src.find("\n", at)
+        if "false negative" in src[line_start:line_end].lower():
+            return "marked-false-negative"
+    return None
+
+
 def build_gitleaks(repo: Path) -> Iterator[dict]:
+    for row, src, allowlisted in _gitleaks_rows(repo):
+        if row["expect"] == "clean":
+            note = _note(src, row["text"].split('_api_token = "', 1)[-1].rstrip('"'), allowlisted)
+            if note:
+                row["note"] = note
+        yield row
+
+
+def _gitleaks_rows(repo: Path) -> Iterator[tuple[dict, str, set[str]]]:
     commit = _git(repo, "rev-parse", "HEAD").strip()
     folder = "cmd/generate/config/rules/"
     for path in _git(repo, "ls-tree", "-r", "--name-only", "HEAD", folder).split():
         if not path.endswith(".go") or path.endswith("_test.go"):
             continue
         src = _git(repo, "show", f"HEAD:{path}")
+        allowlisted = _allowlisted_values(src)
         for m in _LIST_RX.finditer(src):
             kind = m.group(1)
             open_at = m.end() - 1 if src[m.end() - 1] in "({" else src.rfind("(", 0, m.end())
@@ -204,7 +264,7 @@ def build_gitleaks(repo: Path) -> Iterator[dict]:
             if not src[open_at - 30 : open_at].endswith(("GenerateSampleSecrets", "GenerateSampleSecret")):
                 for text in _go_literal_elements(src, open_at + 1, close):
                     if text.strip():
-                        yield _row(text, kind, rule, "gitleaks/gitleaks", path, commit)
+                        yield _row(text, kind, rule, "gitleaks/gitleaks", path, commit), src, allowlisted
             # literal secrets passed to GenerateSampleSecret(s)("id", "literal")
             for g in re.finditer(
                 r'GenerateSampleSecrets?\(\s*"([^"]+)"\s*,\s*(`[^`]*`|"(?:[^"\\]|\\.)*")\s*\)',
@@ -212,7 +272,11 @@ def build_gitleaks(repo: Path) -> Iterator[dict]:
             ):
                 lit = g.group(2)
                 value = lit[1:-1] if lit[0] == "`" else json.loads(lit)
-                yield _row(f'{g.group(1)}_api_token = "{value}"', kind, rule, "gitleaks/gitleaks", path, commit)
+                yield (
+                    _row(f'{g.group(1)}_api_token = "{value}"', kind, rule, "gitleaks/gitleaks", path, commit),
+                    src,
+                    allowlisted,
+                )
 
 
 def _rule_id_before(src: str, at: int) -> str:
@@ -409,6 +473,49 @@ def build_heldout(repo: Path) -> None:
     print(f"wrote {len(rows)} rows to {HELDOUT.relative_to(ROOT)}")
 
 
+# --- Human-written prompts: the false-positive check on text nobody labelled -----------------
+# anthropics/hh-rlhf (MIT) harmless-base/test.jsonl.gz: every human turn of its dialogues;
+# yizhongw/self-instruct (Apache-2.0) data/seed_tasks.jsonl: each task's instruction and input.
+# Read from the checkouts at scoring time (nothing is committed). Secrets here are false
+# positives; personal data is listed for reading (these prompts do hold some, e.g. an e-mail
+# address in a sample letter).
+def human_prompts(dirs: list[Path]) -> Iterator[tuple[str, str]]:
+    import gzip
+
+    for d in dirs:
+        git_dir = d if (d / "HEAD").exists() else d / ".git"
+        head = _git(git_dir, "ls-tree", "--name-only", "HEAD")
+        if "harmless-base" in head:
+            raw = subprocess.run(
+                ["git", "--git-dir", str(git_dir), "show", "HEAD:harmless-base/test.jsonl.gz"],
+                check=True,
+                capture_output=True,
+            ).stdout
+            for line in gzip.decompress(raw).decode("utf-8").splitlines():
+                for turn in json.loads(line)["chosen"].split("\n\nHuman: ")[1:]:
+                    yield "anthropics/hh-rlhf", turn.split("\n\nAssistant:")[0]
+        elif "data" in head:
+            for line in _git(git_dir, "show", "HEAD:data/seed_tasks.jsonl").splitlines():
+                task = json.loads(line)
+                for instance in task["instances"]:
+                    yield "yizhongw/self-instruct", (task["instruction"] + "\n" + instance["input"]).strip()
+
+
+def score_prompts(scan, dirs: list[Path]) -> None:
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    shown: list[str] = []
+    for source, text in human_prompts(dirs):
+        findings = scan(text)
+        c = counts[source]
+        c[0] += 1
+        c[1] += any(f.kind == "secret" for f in findings)
+        c[2] += any(f.kind == "pii" for f in findings)
+        shown += [f"  {source}: {f.type} {text[f.start : f.end]!r}" for f in findings]
+    for source, (n, secrets, pii) in sorted(counts.items()):
+        print(f"{source:26} {n:6} prompts  with a secret {_pct(secrets, n)}  with personal data {_pct(pii, n)}")
+    print("\n".join(shown))
+
+
 # --- Scoring ---------------------------------------------------------------------------------
 def load_rows(path: Path = DATA) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -430,13 +537,18 @@ def forms(row: dict, n: int) -> Iterator[tuple[str, str, list[tuple[int, int]] |
     yield "sentence", sentence.format(row["text"]), spans
 
 
+def _type_key(row: dict) -> str:
+    """The row's type, with its note when the source marks it as not clean text (see _note)."""
+    return row["type"] + (f" [{row['note']}]" if row.get("note") else "")
+
+
 def score(scan, rows: list[dict]) -> dict[tuple[str, str, str], list[int]]:
     """(kind, type, form) -> [positives, found, exact, negatives, flagged]."""
     table: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     for n, row in enumerate(rows):
         for form, text, spans in forms(row, n):
             findings = [f for f in scan(text) if f.kind == row["kind"]]
-            cell = table[(row["kind"], row["type"], form)]
+            cell = table[(row["kind"], _type_key(row), form)]
             if row["expect"] == "clean":
                 cell[3] += 1
                 cell[4] += bool(findings)
@@ -456,7 +568,7 @@ def _pct(a: int, b: int) -> str:
 
 
 def report(table: dict[tuple[str, str, str], list[int]], rows: list[dict]) -> dict[str, tuple[int, int, int, int, int]]:
-    claimed = {r["type"]: claimed_type(r) is not None for r in rows}
+    claimed = {_type_key(r): claimed_type(r) is not None for r in rows}
     totals: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     print(f"{'kind':6} {'type':42} {'form':8} {'pos':>5} {'recall':>7} {'exact':>7} {'neg':>5} {'flagged':>8}")
     for (kind, type_, form), cell in sorted(table.items()):
@@ -464,7 +576,8 @@ def report(table: dict[tuple[str, str, str], list[int]], rows: list[dict]) -> di
             print(
                 f"{kind:6} {type_ + ('' if claimed[type_] else ' (unclaimed)'):42} {form:8} {cell[0]:5} {_pct(cell[1], cell[0]):>7} {_pct(cell[2], cell[0]):>7} {cell[3]:5} {_pct(cell[4], cell[3]):>8}"
             )
-        group = f"{kind}{'' if claimed[type_] else ' unclaimed'}"
+        note = type_.partition(" [")[2].rstrip("]")
+        group = f"{kind} {note}" if note else f"{kind}{'' if claimed[type_] else ' unclaimed'}"
         keys = [f"{group} {form}", f"{group} all"]
         if kind == "pii" and type_ in CLAIMED_BEFORE:
             keys += [f"pii claimed-before {form}", "pii claimed-before all"]
@@ -472,9 +585,9 @@ def report(table: dict[tuple[str, str, str], list[int]], rows: list[dict]) -> di
             for i in range(5):
                 totals[key][i] += cell[i]
     print()
-    print(f"{'total':30} {'pos':>6} {'recall':>7} {'exact':>7} {'neg':>6} {'flagged':>8}")
+    print(f"{'total':38} {'pos':>6} {'recall':>7} {'exact':>7} {'neg':>6} {'flagged':>8}")
     for key, c in sorted(totals.items()):
-        print(f"{key:30} {c[0]:6} {_pct(c[1], c[0]):>7} {_pct(c[2], c[0]):>7} {c[3]:6} {_pct(c[4], c[3]):>8}")
+        print(f"{key:38} {c[0]:6} {_pct(c[1], c[0]):>7} {_pct(c[2], c[0]):>7} {c[3]:6} {_pct(c[4], c[3]):>8}")
     return {k: tuple(v) for k, v in totals.items()}  # type: ignore[misc]
 
 
@@ -489,6 +602,9 @@ def main() -> int:
     parser.add_argument("--by-source", action="store_true")
     parser.add_argument("--build-heldout", type=Path, metavar="DIR", help="a git checkout of trufflehog")
     parser.add_argument("--heldout", action="store_true", help="score the held-out rows (trufflehog) instead")
+    parser.add_argument(
+        "--prompts", nargs="+", type=Path, metavar="DIR", help="checkouts of hh-rlhf and self-instruct: flag rate"
+    )
     parser.add_argument(
         "--addons",
         type=Path,
@@ -506,6 +622,9 @@ def main() -> int:
     from shadowgate.dlp import Scanner
 
     scan = Scanner().scan
+    if args.prompts:
+        score_prompts(scan, args.prompts)
+        return 0
     rows = load_rows(HELDOUT if args.heldout else DATA)
     if args.misses:
         for n, row in enumerate(rows):

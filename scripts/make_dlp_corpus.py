@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import itertools
 import json
 import random
 import string
@@ -1617,6 +1618,150 @@ def doc_global_ids() -> Snip:
     return join(*parts)
 
 
+# --- Issue 16, third round: syntaxes found missing on a held-out public source ----------------
+# Its own random stream again, so every document above stays byte for byte the same.
+R3 = random.Random(163)
+SERVICES = "pinata webex liveagent mixpanel uploadcare apimetrics bannerbear checkvist tokeet neutrinoapi".split()
+
+
+def _r3_key(n: int) -> str:
+    while True:
+        value = "".join(R3.choice(ALNUM) for _ in range(n))
+        if any(c.isdigit() for c in value) and any(c.isupper() for c in value):
+            return value
+
+
+def _r3(chars: str, n: int) -> str:
+    return "".join(R3.choice(chars) for _ in range(n))
+
+
+LOWER_DIGITS = LOWER + DIGITS
+ROUND3_KEYS: list[tuple[str, Callable[[], str]]] = [
+    ("CLOJARS_TOKEN", lambda: "CLOJARS_" + _r3(LOWER_DIGITS, 60)),
+    ("DUFFEL_TOKEN", lambda: "duffel_live_" + _r3(ALNUM, 43)),
+    ("FLUTTERWAVE_KEY", lambda: "FLWSECK-" + _r3("abcdefgh0123456789", 32) + "-X"),
+    ("FRAMEIO_TOKEN", lambda: "fio-u-" + _r3(B64URL, 64)),
+    ("HARNESS_TOKEN", lambda: f"pat.{_r3(B64URL, 22)}.{_r3(ALNUM, 24)}.{_r3(ALNUM, 20)}"),
+    ("README_TOKEN", lambda: "rdme_" + _r3(LOWER_DIGITS, 70)),
+    ("SCALINGO_TOKEN", lambda: "tk-us-" + _r3(B64URL, 48)),
+    ("SETTLEMINT_TOKEN", lambda: "sm_pat_" + _r3(ALNUM, 16)),
+    ("SHIPPO_TOKEN", lambda: "shippo_live_" + _r3(HEX, 40)),
+    ("OCTOPUS_DEPLOY_KEY", lambda: "API-" + _r3(UPPER + DIGITS, 26)),
+    (
+        "AUTHRESS_KEY",
+        lambda: (
+            f"sc_{_r3(LOWER_DIGITS, 12)}.{_r3(LOWER_DIGITS, 5)}.acc_{_r3(LOWER_DIGITS, 20)}.{_r3(LOWER_DIGITS, 60)}"
+        ),
+    ),
+    ("ARTIFACTORY_TOKEN", lambda: "AKCp" + _r3(ALNUM, 69)),
+    ("MAXMIND_LICENSE_KEY", lambda: f"{_r3(ALNUM, 6)}_{_r3(ALNUM, 29)}_mmk"),
+]
+
+
+_ROUND3_CYCLE = itertools.cycle(ROUND3_KEYS)
+
+
+def _r3_draw(shape: Callable[[], str], check: Callable[[str], bool]) -> str:
+    while True:
+        value = shape()
+        if check(value.replace(" ", "")):
+            return value
+
+
+def _round3_ids() -> list[tuple[str, str, Callable[[], str]]]:
+    from shadowgate.dlp import idchecks as ck
+
+    icao = "CFGHJKLMNPRTVWXYZ"
+    return [
+        (
+            "Krankenkasse KVNR",
+            "DE_HEALTH_INSURANCE",
+            lambda: _r3_draw(lambda: R3.choice(UPPER) + _r3(DIGITS, 9), ck.de_kvnr_valid),
+        ),
+        (
+            "Rentenversicherungsnummer",
+            "DE_SOCIAL_SECURITY",
+            lambda: _r3_draw(
+                lambda: (
+                    f"{_r3(DIGITS, 2)}{R3.randint(1, 28):02d}{R3.randint(1, 12):02d}{_r3(DIGITS, 2)}{R3.choice(UPPER)}{_r3(DIGITS, 3)}"
+                ),
+                ck.de_rvnr_valid,
+            ),
+        ),
+        (
+            "Reisepass",
+            "DE_ID_DOCUMENT",
+            lambda: _r3_draw(lambda: R3.choice(icao) + _r3(DIGITS, 8), ck.de_id_document_valid),
+        ),
+        (
+            "driving licence",
+            "UK_DRIVING_LICENCE",
+            lambda: (
+                f"{_r3(UPPER, 5)}{R3.randint(0, 9)}{R3.randint(1, 12):02d}{R3.randint(1, 28):02d}{R3.randint(0, 9)}{_r3(UPPER, 2)}9{_r3(UPPER, 2)}"
+            ),
+        ),
+        (
+            "ship to",
+            "UK_POSTCODE",
+            lambda: (
+                f"{R3.choice(('SW1A', 'EC2A', 'M60', 'CR2', 'W1A'))} {R3.randint(0, 9)}{R3.choice('ABDEFGHJLNPQRSTUWXYZ')}{R3.choice('ADEFHJLNQRSUWXYZ')}"
+            ),
+        ),
+        (
+            "routing number",
+            "US_ABA_ROUTING",
+            lambda: _r3_draw(lambda: "0" + _r3("12", 1) + _r3(DIGITS, 7), ck.us_aba_valid),
+        ),
+        ("voter id", "IN_VOTER", lambda: _r3(UPPER, 3) + _r3(DIGITS, 7)),
+        ("passport number", "PASSPORT", lambda: R3.choice(("AB", "J", "CD", "T")) + _r3(DIGITS, 7)),
+    ]
+
+
+_ROUND3_ID_CYCLE = itertools.cycle(range(8))
+
+
+def doc_round3() -> Snip:
+    """Jenkins credentials.xml, a key in prose, "name token - 'value'", a scheme inside quotes."""
+    svc = R3.choice(SERVICES)
+    form = R3.randrange(7)
+    if form == 6:
+        word, type_, gen = _round3_ids()[next(_ROUND3_ID_CYCLE)]
+        return join(f"Please update the file. {word}: ", whole(gen(), type_), ". Thanks\n")
+    if form == 5:
+        type_, gen = next(_ROUND3_CYCLE)  # in turn, so that every type is in the corpus
+        return join(
+            R3.choice(("export SERVICE_CREDENTIAL=", "The deploy job fails with ", "creds: ")),
+            whole(gen(), type_),
+            "\n",
+        )
+    if form == 4:
+        token = (
+            R3.choice("01")
+            + ".A"
+            + "".join(R3.choice(B64URL) for _ in range(R3.randint(60, 90)))
+            + ".Ag"
+            + "".join(R3.choice(B64URL) for _ in range(R3.randint(300, 500)))
+        )
+        return join("grant_type=refresh_token&refresh_token=", whole(token, "AZURE_ENTRA_REFRESH_TOKEN"), "\n")
+    if form == 0:
+        blob = "AQAAABAAAAAQ" + "".join(R3.choice(B64) for _ in range(R3.choice((32, 44, 64)))) + "="
+        return join(
+            "<com.cloudbees.plugins.credentials.impl.StringCredentialsImpl>\n  <scope>GLOBAL</scope>\n",
+            f"  <id>{svc}-token</id>\n  <secret>{{",
+            whole(blob, "JENKINS_CREDENTIAL"),
+            "}</secret>\n</com.cloudbees.plugins.credentials.impl.StringCredentialsImpl>\n",
+        )
+    if form == 1:
+        return join(f"Your {svc} API key is ", whole(_r3_key(32), "GENERIC_SECRET"), ", keep it out of the repo.")
+    if form == 2:
+        return join(f"{svc} token - '", whole(_r3_key(R3.choice((24, 32, 40))), "GENERIC_SECRET"), "'\n")
+    return join(
+        f'{svc}Token := "Bearer ',
+        whole(_r3_key(28), "GENERIC_SECRET"),
+        f'"\nreq.Header.Set("Authorization", {svc}Token)',
+    )
+
+
 GENRES: list[tuple[str, Callable[..., Snip], int, bool]] = [
     ("env", doc_env_file, 420, True),
     ("chat_key", doc_chat_key, 340, True),
@@ -1643,6 +1788,7 @@ GENRES: list[tuple[str, Callable[..., Snip], int, bool]] = [
     ("azure", doc_azure, 45, False),
     ("wild", doc_wild, 150, False),
     ("global_ids", doc_global_ids, 150, False),  # last, on its own random stream: the rest is unchanged
+    ("round3", doc_round3, 160, False),  # its own random stream too
 ]
 
 # ----------------------------------------------------------------------------------------------

@@ -88,6 +88,13 @@ def test_an_id_found_by_its_context_word_is_found_again_without_it() -> None:
 SECRET = "Zk29dkLq0Pzm38DnwQ7r"
 PASSWORD = "Xy7#kd93jd"
 _RNG = random.Random(7)
+URLSAFE = string.ascii_letters + string.digits + "-_"
+
+
+def _keyish(chars: str, n: int) -> str:
+    return "".join(_RNG.choice(chars) for _ in range(n))
+
+
 LONG_SECRET = "".join(_RNG.choice(string.ascii_letters + string.digits) for _ in range(420))
 
 
@@ -120,6 +127,16 @@ LONG_SECRET = "".join(_RNG.choice(string.ascii_letters + string.digits) for _ in
         (f'"bot_token4": "{SECRET}"', "GENERIC_SECRET", SECRET),  # numbered names
         (f"API_KEY2={SECRET}", "GENERIC_SECRET", SECRET),
         (f'SONAR.LOGIN ?= "{LONG_SECRET[:40]}"', "GENERIC_SECRET", LONG_SECRET[:40]),  # a service's login token
+        # third round (classes the held-out trufflehog rows showed missing)
+        (f"pinata token - '{SECRET}'", "GENERIC_SECRET", SECRET),  # name - 'value'
+        (f"Your API2CART key is {SECRET}, keep it safe.", "GENERIC_SECRET", SECRET),  # a key in prose
+        (f'bannerBearToken := "Bearer {SECRET}"', "GENERIC_SECRET", SECRET),  # the scheme inside the quotes
+        (f'auth_token: "Basic {SECRET}"', "GENERIC_SECRET", SECRET),
+        (
+            "<secret>{AQAAABAAAAAQwd4+Ag1l5Ww2r4Oz3qMzB5cCJ6D3/lIBQbSAQMg0yv0=}</secret>",  # Jenkins credentials.xml
+            "JENKINS_CREDENTIAL",
+            "AQAAABAAAAAQwd4+Ag1l5Ww2r4Oz3qMzB5cCJ6D3/lIBQbSAQMg0yv0=",
+        ),
     ],
 )
 def test_assignment_syntaxes(text: str, type_: str, value: str) -> None:
@@ -142,6 +159,10 @@ def test_assignment_syntaxes(text: str, type_: str, value: str) -> None:
         'api_token = "your_api_token_1234567890"',  # says it is a placeholder, even under the name
         'sonar_login = "build-agent-7@ci.example.com"',  # a login that is a user name
         "user_login = jsmith42",
+        "the key is important",  # prose: a word operator needs a long random value
+        "Which token is valid for the staging cluster, the old or the new one?",
+        "api token - 'redirect_uri_mismatch'",
+        "<secret>{AQAAABAAA}</secret>",
         'SLACK_TOKEN4 = "xoxp-572370529330-573807301142-572331691188-####################"',
         '<input type="hidden" name="authenticity_token" value="7SWa-Fo1_hsC6oovfBsJFLGPUl2EhkSWPbJhWANwgaJW" />',
     ],
@@ -171,6 +192,12 @@ def test_not_secrets(text: str) -> None:
             "rk_prod_51OuEMLAlTWGaDypquDn9aZigaJOsa9NR1w1BxZXs9JlYsVVkv5XDu6aLmAxwt5Tgun5WcSwQMKzQyqV16c9iD4sx00BRijuoon",
             "STRIPE_KEY",
         ),
+        # third round: formats of gitleaks' rule set (scripts/bench_dlp_rules.py), values drawn here
+        ("CLOJARS_" + _keyish(string.ascii_lowercase + string.digits, 60), "CLOJARS_TOKEN"),
+        ("shippo_live_" + _keyish("0123456789abcdef", 40), "SHIPPO_TOKEN"),
+        ("API-" + _keyish(string.ascii_uppercase + string.digits, 26), "OCTOPUS_DEPLOY_KEY"),
+        ("eyJrIjoi" + _keyish(string.ascii_letters + string.digits, 80), "GRAFANA_TOKEN"),
+        ("1.A" + _keyish(URLSAFE, 70) + ".Ag" + _keyish(URLSAFE, 320), "AZURE_ENTRA_REFRESH_TOKEN"),
     ],
 )
 def test_key_formats(value: str, type_: str) -> None:
@@ -272,8 +299,9 @@ def test_public_material_floors() -> None:
     table = bench.score(SCANNER.scan, rows)
     totals: dict[str, list[int]] = {}
     for (kind, type_, _form), cell in table.items():
-        claimed = bench.claimed_type({"kind": kind, "type": type_}) is not None
-        key = kind if claimed else f"{kind} unclaimed"
+        name, _, note = type_.partition(" [")
+        claimed = bench.claimed_type({"kind": kind, "type": name}) is not None
+        key = f"{kind} {note.rstrip(']')}" if note else kind if claimed else f"{kind} unclaimed"
         acc = totals.setdefault(key, [0, 0, 0, 0, 0])
         for i in range(5):
             acc[i] += cell[i]
@@ -282,4 +310,35 @@ def test_public_material_floors() -> None:
     assert pii[1] / pii[0] >= 0.84
     assert pii[4] / pii[3] <= 0.03
     assert secret[1] / secret[0] >= 0.95
-    assert secret[4] / secret[3] <= 0.08  # 28 of the 44 are Google keys gitleaks allowlists by value
+    assert secret[4] / secret[3] <= 0.03
+    # gitleaks' negatives that its rule file marks as published real keys (allowlisted by value)
+    # or as a key it misses: scored apart, and real-shaped keys are still reported
+    allowlisted = totals["secret allowlisted-value"]
+    assert allowlisted[3] == 34 and allowlisted[4] >= 30
+    assert totals["secret marked-false-negative"][3:] == [2, 2]
+
+
+def test_a_published_google_key_is_still_reported() -> None:
+    # gitleaks allowlists this value (a Firebase Android SDK sample); it has a live key's format
+    assert found("AIzaSyAnLA7NfeLquW1tJFpx_eQCxoX-oo6YyIs") == [
+        ("GOOGLE_API_KEY", "AIzaSyAnLA7NfeLquW1tJFpx_eQCxoX-oo6YyIs")
+    ]
+
+
+# --- Person names: an opt-in detector, never run by default ---------------------------------
+def test_person_names_are_found_by_the_opt_in_detector_only() -> None:
+    from shadowgate.dlp import TYPES
+    from shadowgate.dlp.model import Hits
+    from shadowgate.dlp.model import Source
+    from shadowgate.dlp.names import OPT_IN_TYPES
+    from shadowgate.dlp.names import detect_person_names
+
+    text = "Please write to Robert J. Langer and Mary Smith-Jones. So Jews? Thanks, Ebony Moore"
+    hits = Hits()
+    detect_person_names(Source(text), hits)
+    assert [text[f.start : f.end] for f in hits] == ["Robert J. Langer", "Mary Smith-Jones", "Ebony Moore"]
+    assert {f.type for f in hits} == {"PERSON_NAME"} and {f.kind for f in hits} == {"pii"}
+    # not a default type: the default scanner reports no names, and a policy cannot name the
+    # type until the scanner can run it (a type a policy names but nothing finds would fail open)
+    assert found(text) == []
+    assert not set(OPT_IN_TYPES) & set(TYPES)

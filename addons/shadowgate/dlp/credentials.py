@@ -85,6 +85,26 @@ def detect_jwt(src: Source, hits: Hits) -> None:
             hits.add(s, m.end(), "JWT", "jwt")
 
 
+# --- Jenkins credentials.xml: <secret>{AQAAABAAAAAQ...}</secret> ----------------------------
+# Jenkins stores a credential encrypted with the controller's key, as "{" base64 "}"; the base64
+# starts with the format's version byte and the IV length (AQAAABAAAA...). Whoever has the
+# controller's secrets (or its script console) decrypts it, so the blob is as sensitive as the key.
+_JENKINS_MARK = b"AQAAABAAA"
+_JENKINS_RX = re.compile(r"\{([^{}<>\n\"']{9,4096})\}")
+
+
+def detect_jenkins(src: Source, hits: Hits) -> None:
+    text, raw = src.text, src.latin1
+    pos = 0
+    while (at := raw.find(_JENKINS_MARK, pos)) >= 0:
+        pos = at + len(_JENKINS_MARK)
+        brace = text.rfind("{", max(0, at - 64), at)
+        m = None if brace < 0 else _JENKINS_RX.match(text, brace)
+        if m is not None and m.end(1) > pos and not is_placeholder(m.group(1)):
+            hits.add(m.start(1), m.end(1), "JENKINS_CREDENTIAL", "jenkins")
+            pos = m.end()
+
+
 # --- URLs with a password -------------------------------------------------------------------
 _URL_RX = re.compile(r"://([^\s/?#@:\"'<>]*):([^\s/?#\"'<>]*)@(?=[A-Za-z0-9\[])")
 _SCHEME_TAIL_RX = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]{0,30}\Z")
@@ -134,7 +154,12 @@ _NOT_SECRET_PREV = frozenset(
     {"public", "primary", "foreign", "sort", "partition", "idempotency", "cache", "row", "hash", "range", "lookup", "map",
      "dict", "unique", "composite", "natural", "surrogate", "index", "next", "page", "continuation", "sync", "csrf", "xsrf",
      "max", "num", "total", "input", "output", "completion", "prompt", "ssh", "gpg", "pgp", "host", "storage", "object",
-     "s3", "sequence", "translation", "i18n", "license", "registry", "deploy", "ref", "matching", "authenticity"}
+     "s3", "sequence", "translation", "i18n", "registry", "deploy", "ref", "matching", "authenticity"}
+)  # fmt: skip
+# One-word names that end in a secret word: ACRPWD, azurestorageaccountkey, tokenkey, duo_skey.
+_SECRET_SUFFIXES = (
+    "secret", "apikey", "accesskey", "privatekey", "secretkey", "token", "accountkey", "licensekey", "authkey",
+    "masterkey", "tokenkey", "signingkey", "sharedkey", "clientkey", "appkey", "skey",
 )  # fmt: skip
 _NAME_RX = re.compile(r"[\w.\-]{1,64}")
 # After the name: an optional closing quote, an operator, an optional auth scheme and quote; the
@@ -142,7 +167,7 @@ _NAME_RX = re.compile(r"[\w.\-]{1,64}")
 _OPERATOR_RX = re.compile(
     r"""(?:
       (?P<pair>["'][ \t]*,[ \t]*|["'][ \t]+value[ \t]*=[ \t]*)(?P<pquote>["'])   # ("TOKEN", "v") / key="Password" value="v"
-    | \\?["']?(?:[ \t]+(?:string|String|str|&str|const))?[ \t]*                   # Go: var apiToken string = "v"
+    | \\?["']?\]?(?:[ \t]+(?:string|String|str|&str|const))?[ \t]*(?:\r?\n[ \t]*(?==))?  # Go: var apiToken string = "v"; env["TOKEN"] = "v"
       (?::::=|::=|:=|\?=|\.=|\+=|=>|->|=|:|：)[ \t]*                                 # Make ::= ?= :::=, PHP .=
       (?:(?P<scheme>(?i:bearer|basic|token|bot|apikey|api-token|digest|sso-key))[ \t]+)?(?P<quote>\\?["'`])?
     )""",
@@ -150,7 +175,12 @@ _OPERATOR_RX = re.compile(
 )
 # Or blanks: a word operator ("my password is ..."), a quoted value (SQL's PASSWORD 'x'), or a
 # command-line flag's value (--password x).
-_SPACED_RX = re.compile(r"""[ \t]+(?:(?P<word>is|was|ist|est|es|lautet)[ \t]+)?(?P<quote>\\?["'`])?""")
+# "name - 'value'" (a list of credentials in a note) is a dash between blanks before a quote.
+_SPACED_RX = re.compile(
+    r"""[ \t]+(?:(?P<word>is|was|ist|est|es|lautet)[ \t]+|-[ \t]+(?=\\?["'`]))?(?P<quote>\\?["'`])?"""
+)
+# An auth scheme inside the quotes: token := "Bearer abc...", auth_token: "Basic dXNlcjpw..."
+_QUOTED_SCHEME_RX = re.compile(r"(?i:bearer|basic|token|bot|apikey|digest)[ \t]+(?=\S)")
 _XML_VALUE_RX = re.compile(r">\s*([^<\s]{6,4096})\s*</")
 # An unquoted value ends at a blank, a quote, a separator or "&name=" (the next query parameter).
 _UNQUOTED_RX = re.compile(r"""(?:[^\s"'`,;&<>()\[\]{}\\|]|&(?![A-Za-z_][A-Za-z0-9_]*=)){1,4096}""")
@@ -203,11 +233,11 @@ def _name_kind(words: tuple[str, ...]) -> str | None:
     if words[0] == "bundle" and len(words) >= 3:
         return "bundler"  # BUNDLE_GEMS__CONTRIBSYS__COM=user:password, Bundler's per-host credential
     last = words[-1].rstrip("0123456789") or words[-1]  # bot_token4, API_KEY2: numbered credentials
-    if last in _PASSWORD_WORDS or last.endswith(("password", "passwd")):
+    if last in _PASSWORD_WORDS or last.endswith(("password", "passwd", "pwd")):
         return "password"
     if len(words) > 1 and words[-2] in _NOT_SECRET_PREV:
         return None
-    if last in _SECRET_WORDS or last.endswith(("secret", "apikey", "accesskey", "privatekey", "secretkey", "token")):
+    if last in _SECRET_WORDS or last.endswith(_SECRET_SUFFIXES):
         return "secret"
     if last == "login" and len(words) > 1:
         return "login"  # sonar.login, SONAR_LOGIN: a service's login that is its token
@@ -266,9 +296,11 @@ def _keyword_rx(keyword: str, password: bool) -> re.Pattern[bytes]:
     """Searched in Source.lower (Latin-1 bytes): the keyword, the rest of the name, then an
     operator (or, for passwords, a blank: "password is x", "--password x", "PASSWORD 'x'").
     Rejecting "key points" and "max_tokens" here keeps them out of the Python loop."""
-    tail = rb"""(?:\\?["']?(?:[ \t]+(?:string|str|&str|const))?[ \t]*(?::=|=>|->|=|:|>|\?=|\.=|\+=)|["'][ \t]*,[ \t]*["']|["'][ \t]+value[ \t]*=)"""
+    tail = rb"""(?:\\?["']?\]?(?:[ \t]+(?:string|str|&str|const))?[ \t]*(?:\r?\n[ \t]*)?(?::=|=>|->|=|:|>|\?=|\.=|\+=)|["'][ \t]*,[ \t]*["']|["'][ \t]+value[ \t]*=)"""
     if password:
         tail = rb"(?:" + tail + rb"|[ \t])"
+    else:  # "the API key is 2afd...", "pinata token - 'xw4x...'"
+        tail = rb"(?:" + tail + rb"""|[ \t]+(?:is|was)[ \t]|[ \t]+-[ \t]+\\?["'`])"""
     return re.compile(re.escape(keyword.encode("latin-1")) + rb"[a-z0-9_.\-\xc0-\xff]{0,48}" + tail)
 
 
@@ -306,6 +338,10 @@ def _value_span(text: str, pos: int, quote: str | None) -> tuple[int, int] | Non
             end -= 1
         if "\n" in text[pos:end]:
             return None
+        while pos < end and text[pos] == " ":  # token = ' iahNbq... ': the blanks are not the value
+            pos += 1
+        while end > pos and text[end - 1] == " ":
+            end -= 1
         return pos, end
     # A trailing "." or "?" may be the sentence's or the password's: keep it, over-covering is safe.
     m = _UNQUOTED_RX.match(text, pos)
@@ -357,9 +393,13 @@ def detect_assignments(src: Source, hits: Hits) -> None:
         words = _name_words(text[a:b].strip(".-$@#%\\"))
         kind = _name_kind(words)
         start, quote, scheme, word_operator = found
-        if kind is None or (word_operator and kind != "password"):
+        if kind is None or (word_operator and kind not in ("password", "secret")):
             continue
         span = xml.span(1) if xml is not None else _value_span(text, start, quote)
+        if span is not None and quote and scheme is None:
+            sm = _QUOTED_SCHEME_RX.match(text, span[0], span[1])
+            if sm is not None:
+                scheme, span = sm.group().split()[0], (sm.end(), span[1])
         if span is None or span[1] - span[0] < 6:
             continue
         if kind == "secret" and _HEADER_FLAG_RX.search(text, max(0, a - 12), a):
@@ -417,9 +457,9 @@ def _cli_password_ok(value: str) -> bool:
 def detect_cli_credentials(src: Source, hits: Hits) -> None:
     """curl's -u/--user user:password: the password (or, with an empty password, the user part,
     which then is an API key: `-u sk_live_...:`)."""
-    text = src.text
+    text, raw = src.text, src.latin1
     pos = 0
-    while (at := text.find("-u", pos)) >= 0:
+    while (at := raw.find(b"-u", pos)) >= 0:
         pos = at + 2
         m = _CURL_USER_RX.match(text, at - 1 if at and text[at - 1] == "-" else at)
         if m is None:
@@ -440,12 +480,13 @@ def _basic_auth(value: str) -> bool:
         return False
 
 
-register_types(SECRET, "PRIVATE_KEY", "JWT", "URL_PASSWORD", "PASSWORD", "GENERIC_SECRET")
+register_types(SECRET, "PRIVATE_KEY", "JWT", "URL_PASSWORD", "PASSWORD", "GENERIC_SECRET", "JENKINS_CREDENTIAL")
 register_types(SECRET, *(t for _, _, t, _ in _TYPED_VALUES))
 
 DETECTORS = [
     Detector("pem", frozenset({"PRIVATE_KEY"}), detect_pem),
     Detector("jwt", frozenset({"JWT"}), detect_jwt),
+    Detector("jenkins", frozenset({"JENKINS_CREDENTIAL"}), detect_jenkins),
     Detector("url_credentials", frozenset({"URL_PASSWORD"}), detect_url_password),
     Detector("cli", frozenset({"PASSWORD"}), detect_cli_credentials),
     Detector(

@@ -262,3 +262,82 @@ def btc_bech32_valid(v: str) -> bool:
         return False
     data = [_BECH32.index(c) for c in v[3:]]
     return _bech32_polymod([3, 3, 0, 2, 3] + data) in (1, 0x2BC830A3)
+
+
+# --- Germany, UK and US numbers of the second table (issue 16, third round) --------------------
+def _letter_number(c: str) -> str:
+    """A=01 ... Z=26, as the German insurance numbers write a letter inside their digits."""
+    return f"{ord(c) - 64:02d}"
+
+
+def _cross_sum(n: int) -> int:
+    return n if n < 10 else n // 10 + n % 10
+
+
+def de_kvnr_valid(v: str) -> bool:
+    """German health insurance number (Krankenversichertennummer): a letter, 8 digits, a check
+    digit; the letter as two digits, then weights 1,2,1,2... and the products' cross sums, mod 10."""
+    if len(v) != 10 or not ("A" <= v[0] <= "Z") or not v[1:].isdigit():
+        return False
+    digits = _letter_number(v[0]) + v[1:9]
+    total = sum(_cross_sum(int(d) * (1 if i % 2 == 0 else 2)) for i, d in enumerate(digits))
+    return total % 10 == int(v[9])
+
+
+def de_rvnr_valid(v: str) -> bool:
+    """German pension insurance number (Rentenversicherungsnummer): area (2 digits), birth date
+    DDMMYY, the surname's initial, a serial (2 digits), a check digit (weights 2,1,2,5,7,1,2,1,2,1,2,1
+    over the digits with the letter as two digits, the products' cross sums, mod 10)."""
+    if len(v) != 12 or not v[:8].isdigit() or not ("A" <= v[8] <= "Z") or not v[9:].isdigit():
+        return False
+    day, month = int(v[2:4]), int(v[4:6])
+    if day > 50:
+        day -= 50  # a second number for the same birth date (serial numbers used up) adds 50 to the day
+    if not (1 <= day <= 31 and 1 <= month <= 12):
+        return False
+    digits = v[:8] + _letter_number(v[8]) + v[9:11]
+    weights = (2, 1, 2, 5, 7, 1, 2, 1, 2, 1, 2, 1)
+    return sum(_cross_sum(int(d) * w) for d, w in zip(digits, weights, strict=True)) % 10 == int(v[11])
+
+
+_ICAO_FIRST = frozenset("CFGHJKLMNPRTVWXYZ")
+_ICAO_CHARS = _ICAO_FIRST | frozenset("0123456789")
+
+
+def de_id_document_valid(v: str) -> bool:
+    """German passport and identity card numbers: 9 characters of the documents' alphabet (no
+    vowels, no B D Q S), the last an ICAO 9303 check digit (weights 7,3,1; A=10 ... Z=35)."""
+    if len(v) != 9 or v[0] not in _ICAO_FIRST or not set(v[1:8]) <= _ICAO_CHARS or not v[8].isdigit():
+        return False
+    if sum(c.isdigit() for c in v) < 4:
+        return False  # a word of capitals with a digit at the end is no document number
+    total = sum((int(c) if c.isdigit() else ord(c) - 55) * (7, 3, 1)[i % 3] for i, c in enumerate(v[:8]))
+    return total % 10 == int(v[8])
+
+
+def uk_driving_licence_valid(v: str) -> bool:
+    """UK driving licence number: surname (5, padded with 9), decade digit, month (+50 for women),
+    day, year digit, initials (2, padded with 9), a digit, 2 check letters."""
+    if len(v) != 16 or not v[5:11].isdigit():
+        return False
+    month, day = int(v[6:8]), int(v[8:10])
+    if month > 50:
+        month -= 50
+    return 1 <= month <= 12 and 1 <= day <= 31
+
+
+def us_aba_valid(d: str) -> bool:
+    """US bank routing (ABA) number: 9 digits, prefix of a Federal Reserve district, checksum
+    3-7-1 mod 10."""
+    if len(d) != 9 or not d.isdigit() or len(set(d)) < 3:
+        return False
+    prefix = int(d[:2])
+    if not (prefix <= 12 or 21 <= prefix <= 32 or 61 <= prefix <= 72 or prefix == 80):
+        return False
+    return (
+        3 * (int(d[0]) + int(d[3]) + int(d[6]))
+        + 7 * (int(d[1]) + int(d[4]) + int(d[7]))
+        + int(d[2])
+        + int(d[5])
+        + int(d[8])
+    ) % 10 == 0

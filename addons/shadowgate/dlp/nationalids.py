@@ -5,10 +5,13 @@ Decisions:
   separator pattern no other number uses) is reported anywhere: KR_RRN 960121-1234567, FI_HETU
   010594Y9032, SE_PERSONNUMMER 19871220-2384, SG_NRIC S2740116C, US_MBI 1EG4-TE5-MK73, IN_PAN,
   IN_GSTIN, ZA_ID, TR_TCKN, PL_PESEL, AU_ABN, IN_AADHAAR 3123 4567 8909, CA_SIN 130 692 544,
-  Bitcoin addresses (base58check / bech32 checksums).
+  Bitcoin addresses (base58check / bech32 checksums); German health and pension insurance
+  numbers (KVNR, RVNR), German passport/ID numbers (ICAO check digit), UK driving licences and
+  postcodes, US ABA routing numbers written 4-4-1.
 * A bare run of 9 or 10 digits (or a 3-3-4 group, which US phone numbers share) passes a mod-10/mod-11 check one time in ten: order numbers would
   be reported. Those (CA_SIN, AU_TFN, AU_ACN, AU_MEDICARE, UK_NHS, US_NPI, and a bare
-  12-digit Aadhaar) are reported only within 40 characters after a word that names them.
+  12-digit Aadhaar, a bare 9-digit ABA routing number, Indian voter ids and letter-and-7-digit
+  passports) are reported only within 40 characters after a word that names them.
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ _END = r"(?![0-9A-Za-z_]|[.\-][0-9])(?!:[0-9A-Fa-f])"
 # speed; the look-behinds then re-check what precedes the value.
 _DIGIT_SHAPES_SRC: list[tuple[str, str, str]] = [
     ("rrn", "[0-9]", r"[0-9]{5}-[1-8][0-9]{6}"),
+    ("rvnr", "[0-9]", r"[0-9]{7}[A-Z][0-9]{3}"),
+    ("aba441", "[0-9]", r"[0-9]{3}-[0-9]{4}-[0-9]"),
     ("hetu", "[0-9]", r"[0-9]{5}[\-+A-FU-Y][0-9]{3}[0-9A-Y]"),
     ("se12", "[12]", r"(?<=1)8[0-9]{6}[\-+]?[0-9]{4}|(?<=1)9[0-9]{6}[\-+]?[0-9]{4}|(?<=2)0[0-9]{6}[\-+]?[0-9]{4}"),
     ("se10", "[0-9]", r"[0-9]{5}[\-+][0-9]{4}"),
@@ -51,6 +56,16 @@ _LETTER_SHAPES_SRC: list[tuple[str, str, str]] = [
     ("pan", "[A-Z]", r"[A-Z]{2}[ABCFGHJLPT][A-Z][0-9]{4}[A-Z]"),
     ("b58", "[13]", r"[1-9A-HJ-NP-Za-km-z]{25,34}"),
     ("bech", "b", r"c1[02-9ac-hj-np-z]{11,71}"),
+    ("kvnr", "[A-Z]", r"[0-9]{9}"),
+    ("ukdl", "[A-Z]", r"(?:[A-Z]{4}|[A-Z]{3}9|[A-Z]{2}99|[A-Z]999|9999)[0-9]{6}[A-Z9]{2}[0-9][A-Z]{2}"),
+    ("icao", "[CFGHJKLMNPRTVWXYZ]", r"[CFGHJKLMNPRTVWXYZ0-9]{7}[0-9]"),
+    ("voter", "[A-Z]", r"[A-Z]{2}[0-9]{7}"),
+    ("pass7", "[A-Z]", r"[A-Z]?[0-9]{7}"),
+    (
+        "postcode",
+        "[A-PR-UWYZ]",
+        r"(?:[0-9][0-9]?|[A-HK-Y][0-9][0-9]?|[0-9][A-HJKPSTUW]|[A-HK-Y][0-9][ABEHMNPRVWXY]|(?<=G)IR) ?[0-9][ABD-HJLNP-UW-Z]{2}",
+    ),
 ]
 _DIGIT_BEFORE = r"(?<![0-9A-Za-z_.\-+/:].)"
 _LETTER_BEFORE = r"(?<![0-9A-Za-z_].)"
@@ -85,7 +100,15 @@ _CONTEXT: dict[str, tuple[bytes, ...]] = {
     "US_NPI": (b"npi", b"provider"),
     "IN_AADHAAR": (b"aadhaar", b"aadhar", b"uidai", b"uid"),
     "KR_RRN": (b"rrn", b"resident registration", b"korea"),
+    "US_ABA_ROUTING": (b"routing", b"aba", b"rtn", b"transit"),
+    "IN_VOTER": (b"vote", b"epic", b"electoral"),
+    "PASSPORT": (b"passport", b"travel document", b"reisepass", b"pass-nr", b"passnummer", b"pasaporte", b"passeport"),
 }
+
+
+def _uk_postcode(v: str) -> bool:
+    return v[-2:] not in ("GB", "TB", "PB")  # "M1 8GB" is a chip and a memory size
+
 
 Check = Callable[[str], bool]
 # shape -> [(type, check, needs a context word)], tried in order
@@ -102,7 +125,20 @@ _SHAPE_TYPES: dict[str, list[tuple[str, Check, bool]]] = {
     "g334": [("UK_NHS", ck.uk_nhs_valid, True), ("US_NPI", ck.us_npi_valid, True)],
     "g433": [("US_NPI", ck.us_npi_valid, False)],
     "g333": [("CA_SIN", ck.ca_sin_valid, False), ("AU_TFN", ck.au_tfn_valid, True), ("AU_ACN", ck.au_acn_valid, True)],
-    "bare9": [("CA_SIN", ck.ca_sin_valid, True), ("AU_TFN", ck.au_tfn_valid, True), ("AU_ACN", ck.au_acn_valid, True)],
+    "bare9": [
+        ("CA_SIN", ck.ca_sin_valid, True),
+        ("AU_TFN", ck.au_tfn_valid, True),
+        ("AU_ACN", ck.au_acn_valid, True),
+        ("US_ABA_ROUTING", ck.us_aba_valid, True),
+    ],
+    "rvnr": [("DE_SOCIAL_SECURITY", ck.de_rvnr_valid, False)],
+    "aba441": [("US_ABA_ROUTING", ck.us_aba_valid, False)],
+    "kvnr": [("DE_HEALTH_INSURANCE", ck.de_kvnr_valid, False)],
+    "ukdl": [("UK_DRIVING_LICENCE", ck.uk_driving_licence_valid, False)],
+    "icao": [("DE_ID_DOCUMENT", ck.de_id_document_valid, False)],
+    "voter": [("IN_VOTER", lambda v: len(set(v[2:])) > 2, True)],
+    "pass7": [("PASSPORT", lambda v: len(set(v)) > 3, True)],
+    "postcode": [("UK_POSTCODE", _uk_postcode, False)],
     "bare10": [
         ("SE_PERSONNUMMER", ck.se_personnummer_valid, True),
         ("UK_NHS", ck.uk_nhs_valid, True),
@@ -163,6 +199,7 @@ _RETRY: dict[str, tuple[str, ...]] = {
     "se12": ("bare",),
     "medicare": ("g433", "bare"),
     "rrn": ("se10",),
+    "icao": ("pass7",),
 }
 
 
@@ -205,9 +242,12 @@ _DIGIT_STARTS_RX = re.compile(
 )
 # Letter-led values: an upper-case letter then 7 digits and a letter (NRIC) or 4 letters, 4 digits
 # and a letter (PAN); 26+ letters and digits from a digit (base58). After a blank or a "+".
+# Third round: letter and 9 digits (KVNR), 9 characters ending in a digit (German documents, and
+# the UK driving licence's first 9), 2 letters and 7 digits (voter id, passports), postcodes.
+_LETTER_AHEAD = rb"(?=0{7}A|A{4}0{4}A|0{9}|[A0]{7}0|A?0{7}|A{2}0{7}|A?0[A0]? ?0AA|AA ?0AA)"
 _LETTER_STARTS_RXS = (
-    re.compile(rb" A(?=0{7}A|A{4}0{4}A)"),
-    re.compile(rb"\+A(?=0{7}A|A{4}0{4}A)"),
+    re.compile(rb" A" + _LETTER_AHEAD),
+    re.compile(rb"\+A" + _LETTER_AHEAD),
     re.compile(rb" 0(?=[0Aa]{25})"),
     re.compile(rb"\+0(?=[0Aa]{25})"),
 )
@@ -225,10 +265,10 @@ def detect_national_ids(src: Source, hits: Hits) -> None:
             _report(src, hits, m, _DIGIT_SHAPES)
             pos = m.end()
     starts = [m.start() for rx in _LETTER_STARTS_RXS for m in rx.finditer(padded)]
-    at = text.find("bc1")  # bech32 starts with a lower-case letter: its own literal
+    at = src.latin1.find(b"bc1")  # bech32 starts with a lower-case letter: its own literal
     while at >= 0:
         starts.append(at)
-        at = text.find("bc1", at + 3)
+        at = src.latin1.find(b"bc1", at + 3)
     pos = 0
     for start in sorted(starts):
         if start < pos:

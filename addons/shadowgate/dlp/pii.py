@@ -67,10 +67,10 @@ _FILE_TLDS = frozenset(
 
 
 def detect_email(src: Source, hits: Hits) -> None:
-    text = src.text
-    at = text.find("@")
+    text, raw = src.text, src.latin1
+    at = raw.find(b"@")
     while at >= 0:
-        nxt = text.find("@", at + 1)
+        nxt = raw.find(b"@", at + 1)
         s = at
         while s > 0 and at - s < 64 and (text[s - 1] in _LOCAL_CHARS or _unicode_letter(text[s - 1])):
             s -= 1
@@ -82,7 +82,7 @@ def detect_email(src: Source, hits: Hits) -> None:
             if not (end < len(text) and text[end] == ":" and text[end + 1 : end + 2] not in ("", " ", "\n")):
                 hits.add(s, end, "EMAIL", "email")
                 while 0 <= nxt < end:
-                    nxt = text.find("@", nxt + 1)
+                    nxt = raw.find(b"@", nxt + 1)
         at = nxt
 
 

@@ -189,14 +189,60 @@ _rule("ONEPASSWORD_TOKEN", "onepassword", "A3-", _1P_SECRET_KEY + _TAIL)
 _rule("INFRACOST_API_KEY", "infracost", "ico-", rf"ico-[A-Za-z0-9]{{32}}{_TAIL}")
 _rule("ADOBE_CLIENT_SECRET", "adobe", "p8e-", rf"p8e-[A-Za-z0-9]{{32}}{_TAIL}")
 _rule("SONAR_TOKEN", "sonar", "squ_ sqp_ sqa_", rf"sq[upa]_[A-Za-z0-9]{{40}}{_TAIL}")
+# Microsoft Entra ID (Azure AD) refresh tokens: version "0." or "1.", an "A" segment, ".Ag" and a
+# long body (hundreds of base64url characters); a refresh token is a login that lasts for months.
+_rule(
+    "AZURE_ENTRA_REFRESH_TOKEN",
+    "azure",
+    "0. 1.",
+    rf"[01]\.A[A-Za-z0-9_\-]{{50,}}(?:\.[0-9])?\.Ag[A-Za-z0-9_\-]{{250,}}(?:\.A[A-Za-z0-9_\-]{{200,}})?{_TAIL}",
+)
+# Prefixed formats that gitleaks' rule set covers (config/gitleaks.toml), from each vendor's
+# published key format; scripts/bench_dlp_rules.py measures them rule by rule.
+_rule("CLOJARS_TOKEN", "clojars", "CLOJARS_", rf"CLOJARS_[a-z0-9]{{60}}{_TAIL}", _random_enough)
+_rule("DUFFEL_TOKEN", "duffel", "duffel_", rf"duffel_(?:test|live)_[A-Za-z0-9_\-=]{{43}}{_TAIL}", _random_enough)
+_rule(
+    "FLUTTERWAVE_KEY",
+    "flutterwave",
+    "FLWSECK_ FLWSECK-",
+    rf"FLWSECK(?:_TEST)?-(?:[a-h0-9]{{32}}-X|[a-h0-9]{{12}}){_TAIL}",
+    _random_enough,
+)
+_rule("FRAMEIO_TOKEN", "frameio", "fio-", rf"fio-u-[A-Za-z0-9_\-=]{{64}}{_TAIL}", _random_enough)
+_rule(
+    "HARNESS_TOKEN",
+    "harness",
+    "pat. sat.",
+    rf"(?:pat|sat)\.[A-Za-z0-9_\-]{{22}}\.[A-Za-z0-9]{{24}}\.[A-Za-z0-9]{{20}}{_TAIL}",
+    _random_enough,
+)
+_rule("README_TOKEN", "readme", "rdme_", rf"rdme_[a-z0-9]{{70}}{_TAIL}", _random_enough)
+_rule("SCALINGO_TOKEN", "scalingo", "tk-", rf"tk-us-[A-Za-z0-9_\-]{{48}}{_TAIL}", _random_enough)
+_rule("SETTLEMINT_TOKEN", "settlemint", "sm_", rf"sm_(?:pat|aat|sat)_[A-Za-z0-9]{{16}}{_TAIL}", _random_enough)
+_rule("SHIPPO_TOKEN", "shippo", "shippo_", rf"shippo_(?:live|test)_[a-fA-F0-9]{{40}}{_TAIL}", _random_enough)
+_rule("OCTOPUS_DEPLOY_KEY", "octopus", "API-", rf"API-[A-Z0-9]{{26}}{_TAIL}", _random_enough)
+_rule(
+    "AUTHRESS_KEY",
+    "authress",
+    "sc_ ext_ scauth_ authress_",
+    r"(?:sc|ext|scauth|authress)_[a-z0-9]{5,30}\.[a-z0-9]{4,6}\.acc[_\-][a-z0-9\-]{10,32}\.[a-z0-9+/_=\-]{30,120}(?![A-Za-z0-9+/_=\-])",
+)
+_rule(
+    "AWS_BEDROCK_API_KEY",
+    "aws",
+    "bedrock-",
+    r"bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[A-Za-z0-9+/=%]{20,4000}(?![A-Za-z0-9+/=%])",
+)
 _rule("AGE_SECRET_KEY", "age", "AGE-", rf"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{{58}}{_TAIL}")
 
 _WORD_LENGTHS: dict[str, tuple[int, ...]] = {
     sep: tuple(sorted({len(w) for w in _BY_WORD if w[-1] == sep})) for sep in "_-."
 }
 
-# Anything of these followed by 15 key characters may end a dispatch word.
-_SEPARATOR_RX = {sep: re.compile(re.escape(sep) + r"(?=[A-Za-z0-9_\-.$+/]{15})") for sep in "_-."}
+# Anything of these followed by 15 key characters may end a dispatch word. Literal searches run
+# on Source.latin1 (bytes, one per character, so offsets are the text's): a bytes search is a
+# memchr, while a str search in a text with any character above U+00FF walks 4-byte units.
+_SEPARATOR_RX = {sep: re.compile(re.escape(sep.encode()) + rb"(?=[A-Za-z0-9_\-.$+/]{15})") for sep in "_-."}
 
 
 def _ascii_alnum(c: str) -> bool:
@@ -226,11 +272,11 @@ def _match_word(text: str, hits: Hits, p: int, lengths: tuple[int, ...]) -> int 
     return None
 
 
-def _scan_separator(text: str, hits: Hits, sep: str) -> None:
+def _scan_separator(text: str, raw: bytes, hits: Hits, sep: str) -> None:
     search = _SEPARATOR_RX[sep].search
     lengths = _WORD_LENGTHS[sep]
     pos = 0
-    while (m := search(text, pos)) is not None:
+    while (m := search(raw, pos)) is not None:
         end = _match_word(text, hits, m.start(), lengths)
         if end is None and sep == ".":
             end = _match_dotted(text, hits, m.start())
@@ -309,6 +355,12 @@ _LITERAL_FORMATS: list[Literal] = [
     Literal("|", (15, 16), re.compile(rf"[0-9]{{15,16}}\|[A-Za-z0-9_\-]{{27}}{_TAIL}"), "FACEBOOK_ACCESS_TOKEN", "facebook", _random_enough),
     # A JWT that was base64-encoded once more (Kubernetes secrets, basic-auth wrappers): "eyJhbGciOi"
     Literal("ZXlKaGJHY2lPaU", (0,), re.compile(r"ZXlKaGJHY2lPaU[A-Za-z0-9+/]{60,4000}={0,2}(?![A-Za-z0-9+/=])"), "JWT", "jwt", None),
+    # Grafana API keys (before service accounts): base64 of {"k":"...
+    Literal("eyJrIjoi", (0,), re.compile(r"eyJrIjoi[A-Za-z0-9]{70,400}={0,2}(?![A-Za-z0-9+/=])"), "GRAFANA_TOKEN", "grafana", _random_enough),
+    # JFrog Artifactory API keys
+    Literal("AKCp", (0,), re.compile(rf"AKCp[A-Za-z0-9]{{69}}{_TAIL}"), "ARTIFACTORY_TOKEN", "artifactory", _random_enough),
+    # MaxMind license keys: 6 + "_" + 29 + "_mmk"
+    Literal("_mmk", (36,), re.compile(rf"[A-Za-z0-9]{{6}}_[A-Za-z0-9]{{29}}_mmk{_TAIL}"), "MAXMIND_LICENSE_KEY", "maxmind", _random_enough),
     Literal("SK", (0,), re.compile(r"SK[a-fA-F0-9]{32}(?![A-Za-z0-9])"), "TWILIO_API_KEY", "twilio", _random_enough),
     Literal("EAAA", (0,), re.compile(rf"EAAA[A-Za-z0-9_\-]{{60}}{_TAIL}"), "SQUARE_TOKEN", "square", _random_enough),
     Literal("dapi", (0,), re.compile(rf"dapi[a-f0-9]{{32}}(?:-[0-9])?{_TAIL}"), "DATABRICKS_TOKEN", "databricks", _random_enough),
@@ -322,6 +374,26 @@ _LITERAL_FORMATS: list[Literal] = [
     Literal("IQoJb3JpZ2lu", (0,), re.compile(r"IQoJb3JpZ2lu[A-Za-z0-9+/]{100,3000}={0,2}(?![A-Za-z0-9+/=])"), "AWS_SESSION_TOKEN", "aws"),
     Literal("FwoGZXIvYXdz", (0,), re.compile(r"FwoGZXIvYXdz[A-Za-z0-9+/]{100,3000}={0,2}(?![A-Za-z0-9+/=])"), "AWS_SESSION_TOKEN", "aws"),
 ]  # fmt: skip
+
+
+def _anchor(literal: str) -> tuple[bytes, int]:
+    """The character of a literal to search for, and its offset in the literal. A one-byte
+    bytes.find is a memchr (~1 us per 50 KB); a longer needle costs 40-120 us per 50 KB. So a
+    literal with a character that prose rarely has (~ | Q Z K J) is found from that character
+    and checked around it; the others are searched whole."""
+    for rare in "~|QZKJ":
+        at = literal.find(rare)
+        if at >= 0:
+            return rare.encode(), at
+    return b"", 0
+
+
+_LITERAL_BYTES = [
+    (lit, needle, anchor or needle, offset)
+    for lit in _LITERAL_FORMATS
+    for needle in [lit.literal.encode()]
+    for anchor, offset in [_anchor(lit.literal)]
+]
 
 # Formats whose key has a "." inside but no dispatch word: tried at every "." the separator search
 # stops at. (offset of the token start from that ".", pattern, type, detector, check)
@@ -365,11 +437,14 @@ def _match_dotted(text: str, hits: Hits, p: int) -> int | None:
     return None
 
 
-def _scan_literals(text: str, hits: Hits) -> None:
-    for lit in _LITERAL_FORMATS:
+def _scan_literals(text: str, raw: bytes, hits: Hits) -> None:
+    for lit, literal, anchor, offset in _LITERAL_BYTES:
         pos = 0
-        while (at := text.find(lit.literal, pos)) >= 0:
+        while (found := raw.find(anchor, pos + offset)) >= 0:
+            at = found - offset
             pos = at + 1
+            if anchor is not literal and not raw.startswith(literal, at):
+                continue
             for back in lit.backs:
                 end = _try_at(text, hits, at - back, lit.pattern, lit.type, lit.detector, lit.check)
                 if end is not None:
@@ -401,10 +476,11 @@ _WEBHOOK_HOSTS_BEFORE = {
 }
 
 
-def _scan_webhooks(text: str, hits: Hits) -> None:
+def _scan_webhooks(text: str, raw: bytes, hits: Hits) -> None:
     for literal, rx, type_, detector in _WEBHOOKS:
         pos = 0
-        while (at := text.find(literal, pos)) >= 0:
+        needle = literal.encode()
+        while (at := raw.find(needle, pos)) >= 0:
             pos = at + 1
             m = rx.match(text, at)
             host = _WEBHOOK_HOSTS_BEFORE[type_].search(text, max(0, at - 80), at)
@@ -419,9 +495,9 @@ _AZURE_KEY_RX = re.compile(r"Key=([A-Za-z0-9+/]{40,88}={0,2})(?![A-Za-z0-9+/=])"
 _AZURE_SAS_RX = re.compile(r"sig=((?:[A-Za-z0-9+/]|%2[BbFf])+(?:=|%3[Dd]){0,2})(?![A-Za-z0-9%+/=])")
 
 
-def _scan_azure(text: str, hits: Hits) -> None:
+def _scan_azure(text: str, raw: bytes, hits: Hits) -> None:
     pos = 0
-    while (at := text.find("Key=", pos)) >= 0:
+    while (at := raw.find(b"Key=", pos)) >= 0:
         pos = at + 4
         m = _AZURE_KEY_RX.match(text, at)
         if m is None:
@@ -432,7 +508,7 @@ def _scan_azure(text: str, hits: Hits) -> None:
         elif head.endswith("SharedAccess") and len(m.group(1)) == 44:
             hits.add(m.start(1), m.end(1), "AZURE_SHARED_ACCESS_KEY", "azure")
     pos = 0
-    while (at := text.find("sig=", pos)) >= 0:
+    while (at := raw.find(b"sig=", pos)) >= 0:
         pos = at + 4
         m = _AZURE_SAS_RX.match(text, at)
         url = text[max(0, at - 400) : at]
@@ -441,13 +517,13 @@ def _scan_azure(text: str, hits: Hits) -> None:
 
 
 def detect_service_keys(src: Source, hits: Hits) -> None:
-    text = src.text
+    text, raw = src.text, src.latin1
     for sep in "_-.":
-        _scan_separator(text, hits, sep)
+        _scan_separator(text, raw, hits, sep)
     _scan_a(text, hits)
-    _scan_literals(text, hits)
-    _scan_webhooks(text, hits)
-    _scan_azure(text, hits)
+    _scan_literals(text, raw, hits)
+    _scan_webhooks(text, raw, hits)
+    _scan_azure(text, raw, hits)
 
 
 SERVICE_KEY_TYPES = (
