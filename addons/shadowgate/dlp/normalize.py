@@ -139,16 +139,20 @@ class View:
     _src: list[int]  # where it starts in the original
     _linear: list[bool]
     changed: list[int]  # sorted view offsets of the changes that may show a value (see _may_matter)
+    _tail: int  # the original's length: removed characters at its end follow the view's last one
 
     def start(self, pos: int) -> int:
         k = bisect.bisect_right(self._out, pos) - 1
         return self._src[k] + (pos - self._out[k] if self._linear[k] else 0)
 
     def end(self, pos: int) -> int:
-        """The original offset just after the character before view offset pos (pos > 0)."""
+        """The original offset just after the character before view offset pos (pos > 0), and
+        after the removed characters that follow it: a strike-through mark on a value's last
+        letter goes with the value."""
         last = pos - 1
         k = bisect.bisect_right(self._out, last) - 1
-        return self._src[k] + (last - self._out[k] if self._linear[k] else 0) + 1
+        end = self._src[k] + (last - self._out[k] if self._linear[k] else 0) + 1
+        return max(end, self.start(pos)) if pos < len(self.text) else max(end, self._tail)
 
     def windows(self, reach: int) -> list[tuple[int, int]]:
         """Stretches of the view around its changes: the only places where the detectors can find
@@ -220,7 +224,7 @@ def normalize(text: str) -> View | None:
     folded_text = _fold_homoglyphs("".join(pieces), changed)
     if not differs and not changed:
         return None
-    return View(folded_text, out_starts, src_starts, linear, sorted(changed))
+    return View(folded_text, out_starts, src_starts, linear, sorted(changed), len(text))
 
 
 def _may_matter(text: str, i: int, folded: str) -> bool:
