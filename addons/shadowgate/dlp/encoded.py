@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import binascii
 import re
+from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote
@@ -43,18 +44,29 @@ class Run:
     encoding: str  # "base64" | "percent"
 
 
-def encoded_runs(text: str) -> Iterator[Run]:
-    """The runs of text that decode to readable text, base64 first, then percent-encoded."""
+def _classes(text: str) -> bytes:
     if text.isascii():
-        classes = text.encode("ascii").translate(_BASE64_CLASSES)
-    else:
-        classes = text.encode("latin-1", "replace").translate(_BASE64_CLASSES)
+        return text.encode("ascii").translate(_BASE64_CLASSES)
+    return text.encode("latin-1", "replace").translate(_BASE64_CLASSES)
+
+
+def may_hold_runs(text: str) -> bool:
+    """False when text surely holds no run: the scanner's fast path skips the rest."""
+    return "%" in text or _BASE64_START in _classes(text)
+
+
+def encoded_runs(text: str, skip: Callable[[int, int], bool] = lambda start, end: False) -> Iterator[Run]:
+    """The runs of text that decode to readable text, base64 first, then percent-encoded.
+    skip(start, end): True for a span not worth decoding (the caller found a secret there)."""
+    classes = _classes(text)
     at = classes.find(_BASE64_START)
     while at >= 0:
         m = _BASE64_RUN.match(text, at)
         if m is None:  # cannot happen: the classes say the run is there
             break
         at = classes.find(_BASE64_START, m.end())
+        if skip(m.start(), m.end()):
+            continue
         run = m.group()
         decoded = _base64_text(run)
         if decoded is not None:
@@ -76,7 +88,7 @@ def encoded_runs(text: str) -> Iterator[Run]:
         if m is None:  # cannot happen: the escape itself matches
             continue
         done = m.end()
-        if m.end() - m.start() < MIN_PERCENT:
+        if m.end() - m.start() < MIN_PERCENT or skip(m.start(), m.end()):
             continue
         try:
             decoded = unquote(m.group(), errors="strict")

@@ -72,6 +72,7 @@ _TOKEN_REACH = 512  # a key is far shorter; a token without white space is folde
 _SPACE = re.compile(r"\s")
 
 _ASCII_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_NOT_CONTROL = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 # ASCII characters the view removes.
 _ASCII_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -188,7 +189,7 @@ class View:
 def normalize(text: str) -> View | None:
     """The view of text, or None when it would equal text."""
     if text.isascii():
-        if not _ASCII_CONTROLS.search(text):
+        if not text.encode("ascii").translate(None, _NOT_CONTROL):  # ~10x faster than a search
             return None
         changing = _ASCII_CONTROLS
     else:

@@ -16,6 +16,7 @@ from . import pii
 from . import servicekeys
 from .encoded import Run
 from .encoded import encoded_runs
+from .encoded import may_hold_runs
 from .model import SECRET
 from .model import TYPES
 from .model import Detector
@@ -111,16 +112,16 @@ class Scanner:
                     start, end = view.span(lo + f.start, lo + f.end)
                     hits.append(Finding(start, end, f.type, f.detector, f.kind))
         runs: dict[tuple[int, int], list[Finding]] = {}
-        if depth < MAX_DECODE_DEPTH:
-            readable = text if view is None else view.text
+        readable = text if view is None else view.text
+        if depth < MAX_DECODE_DEPTH and may_hold_runs(readable):
             secrets = sorted((f.start, f.end) for f in hits if f.kind == SECRET)
-            batch: list[tuple[int, int, Run]] = []
-            for run in encoded_runs(readable):
-                start, end = (run.start, run.end) if view is None else view.span(run.start, run.end)
-                # A run inside a secret already found is redacted with it: most keys look like
-                # base64, and decoding each of them would cost a tenth of a dense scan.
-                if not _inside(secrets, start, end):
-                    batch.append((start, end, run))
+            original = (lambda s, e: (s, e)) if view is None else view.span
+            # A run inside a secret already found is redacted with it: most keys look like
+            # base64, and decoding each of them would cost a tenth of a dense scan.
+            batch = [
+                (*original(run.start, run.end), run)
+                for run in encoded_runs(readable, lambda s, e: _inside(secrets, *original(s, e)))
+            ]
             for (start, end, run), inner in zip(batch, self._scan_decoded([r for _, _, r in batch], depth + 1)):
                 if inner:
                     found = _run_findings(start, end, run.encoding, inner)
