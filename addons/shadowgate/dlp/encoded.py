@@ -20,6 +20,7 @@ from urllib.parse import unquote
 
 MIN_BASE64 = 24  # 18 bytes decoded: shorter than any key worth decoding for
 MIN_PERCENT = 12
+_MIME_LINE_MIN = 40  # wrapped base64 (MIME 76, PEM 64) has long lines of whole quads
 
 _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/_-"
 # One byte per character: "a" in the base64 alphabets, " " not. Finding MIN_BASE64 "a"s in a row
@@ -65,16 +66,20 @@ def encoded_runs(text: str, skip: Callable[[int, int], bool] = lambda start, end
         if m is None:  # cannot happen: the classes say the run is there
             break
         at = classes.find(_BASE64_START, m.end())
-        if skip(m.start(), m.end()):
+        start, end = m.span()
+        first_line = text.find("\n", start, end)
+        if first_line >= 0 and ((first_line - start) % 4 or first_line - start < _MIME_LINE_MIN):
+            end = first_line  # not a wrapped block: the next line is another value, or prose
+        if skip(start, end):
             continue
-        run = m.group()
+        run = text[start:end]
         decoded = _base64_text(run)
         if decoded is not None:
-            yield Run(m.start(), m.end(), decoded, "base64")
+            yield Run(start, end, decoded, "base64")
         elif "\n" in run:
             for line in re.finditer(r"[^\r\n]+", run):
                 if len(line.group()) >= MIN_BASE64 and (decoded := _base64_text(line.group())) is not None:
-                    yield Run(m.start() + line.start(), m.start() + line.end(), decoded, "base64")
+                    yield Run(start + line.start(), start + line.end(), decoded, "base64")
     if "%" not in text:
         return
     done = 0
