@@ -70,9 +70,9 @@ def encoded_runs(text: str, skip: Callable[[int, int], bool] = lambda start, end
         first_line = text.find("\n", start, end)
         if first_line >= 0 and ((first_line - start) % 4 or first_line - start < _MIME_LINE_MIN):
             end = first_line  # not a wrapped block: the next line is another value, or prose
-        if skip(start, end):
-            continue
         run = text[start:end]
+        if not run.strip(_HEX) or skip(start, end):
+            continue  # hex (a hash, a UUID) decodes to binary, never to text worth scanning
         decoded = _base64_text(run)
         if decoded is not None:
             yield Run(start, end, decoded, "base64")
@@ -106,8 +106,6 @@ def encoded_runs(text: str, skip: Callable[[int, int], bool] = lambda start, end
 def _base64_text(run: str) -> str | None:
     """The text a base64 run decodes to, or None if it is not readable text."""
     compact = run.replace("\r", "").replace("\n", "").rstrip("=")
-    if not compact.strip(_HEX):
-        return None  # hex (a hash, a UUID) decodes to binary, never to text worth scanning
     urlsafe = "-" in compact or "_" in compact
     if urlsafe:
         if "+" in compact or "/" in compact:
