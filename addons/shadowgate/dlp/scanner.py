@@ -14,18 +14,31 @@ from . import credentials
 from . import nationalids
 from . import pii
 from . import servicekeys
+from .encoded import Run
+from .encoded import encoded_runs
+from .encoded import may_hold_runs
 from .model import SECRET
 from .model import TYPES
 from .model import Detector
 from .model import Finding
 from .model import Hits
 from .model import Source
+from .normalize import normalize
 
 DETECTORS: tuple[Detector, ...] = (servicekeys.DETECTOR, *credentials.DETECTORS, *pii.DETECTORS, *nationalids.DETECTORS)
 
 # On the same span a service's own type beats these (GITHUB_TOKEN over the GENERIC_SECRET that a
 # `token = "ghp_..."` assignment also yields).
 _GENERIC_TYPES = frozenset({"GENERIC_SECRET", "PASSWORD", "URL_PASSWORD"})
+
+# A run decoded from base64 or percent-encoding is scanned like any text, runs inside it too, but
+# no deeper than this: each level costs a scan, and doubly encoded is what a person bothers with.
+MAX_DECODE_DEPTH = 2
+# The view is read only this far around what normalisation changed (then on to white space): a
+# text with one fullwidth colon is not read twice. Far more than a key or an identifier and the
+# word that names it.
+_VIEW_REACH = 256
+_RUN_GAP = "\n\n\n"
 
 
 def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
@@ -75,18 +88,102 @@ class Scanner:
         return frozenset(TYPES) if self._types is None else self._types
 
     def scan(self, text: str) -> list[Finding]:
-        """Findings sorted by start, never overlapping, each spanning a whole value.
+        """Findings sorted by start, each spanning a whole value, never overlapping but in one
+        case: a run of base64 or percent-encoding that holds values of several types gives one
+        finding per type, each spanning the whole run (so a policy that blocks any of the types
+        sees it).
+
+        The detectors read the text itself and its normalised view (dlp.normalize: format
+        characters removed, NFKC, look-alike letters folded), whose findings are mapped back to
+        the text's offsets; and the text of every encoded run (dlp.encoded), whose findings span
+        the whole run. Plain ASCII text with no control character, no "%" and no long
+        base64-like run is read once.
 
         It does not catch its own errors: a caller that must fail closed blocks on any exception.
         """
+        return self._scan(text, 0)
+
+    def _scan(self, text: str, depth: int) -> list[Finding]:
+        hits = self._match(text)
+        view = normalize(text)
+        if view is not None:
+            for lo, hi in view.windows(_VIEW_REACH):
+                for f in self._match(view.text[lo:hi]):
+                    start, end = view.span(lo + f.start, lo + f.end)
+                    hits.append(Finding(start, end, f.type, f.detector, f.kind))
+        runs: dict[tuple[int, int], list[Finding]] = {}
+        readable = text if view is None else view.text
+        if depth < MAX_DECODE_DEPTH and may_hold_runs(readable):
+            secrets = sorted((f.start, f.end) for f in hits if f.kind == SECRET)
+            original = (lambda s, e: (s, e)) if view is None else view.span
+            # A run inside a secret already found is redacted with it: most keys look like
+            # base64, and decoding each of them would cost a tenth of a dense scan.
+            batch = [
+                (*original(run.start, run.end), run)
+                for run in encoded_runs(readable, lambda s, e: _inside(secrets, *original(s, e)))
+            ]
+            for (start, end, run), inner in zip(batch, self._scan_decoded([r for _, _, r in batch], depth + 1)):
+                if inner:
+                    found = _run_findings(start, end, run.encoding, inner)
+                    hits.append(found[0])
+                    runs[(start, end)] = found
+        _add_repeats(text, hits)
+        kept = resolve_overlaps(hits)
+        return _with_run_types(kept, runs) if runs else kept
+
+    def _scan_decoded(self, runs: Sequence[Run], depth: int) -> list[list[Finding]]:
+        """The findings in each run's decoded text. The texts are scanned as one, apart by blank
+        lines: a scan has a fixed cost (~50 us) that a text of many short runs would pay per run.
+        A finding that reaches over a gap counts for each run it touches."""
+        if not runs:
+            return []
+        offsets: list[int] = []
+        at = 0
+        for run in runs:
+            offsets.append(at)
+            at += len(run.decoded) + len(_RUN_GAP)
+        per_run: list[list[Finding]] = [[] for _ in runs]
+        for f in self._scan(_RUN_GAP.join(run.decoded for run in runs), depth):
+            k = max(0, bisect.bisect_right(offsets, f.start) - 1)
+            while k < len(runs) and offsets[k] < f.end:
+                if f.start < offsets[k] + len(runs[k].decoded):
+                    per_run[k].append(f)
+                k += 1
+        return per_run
+
+    def _match(self, text: str) -> Hits:
         hits = Hits()
         src = Source(text)
         for detector in self._detectors:
             detector.run(src, hits)
         if self._types is not None:
             hits = Hits(f for f in hits if f.type in self._types)
-        _add_repeats(text, hits)
-        return resolve_overlaps(hits)
+        return hits
+
+
+def _inside(spans: Sequence[tuple[int, int]], start: int, end: int) -> bool:
+    """Whether [start, end) lies inside the last of the sorted spans that starts at or before it."""
+    k = bisect.bisect_right(spans, (start, start + 1 << 62)) - 1
+    return k >= 0 and spans[k][1] >= end
+
+
+def _run_findings(start: int, end: int, encoding: str, inner: Sequence[Finding]) -> list[Finding]:
+    """One finding per type found in a decoded run, all spanning the encoded run, secrets first."""
+    by_type: dict[str, Finding] = {}
+    for f in sorted(inner, key=lambda f: f.kind != SECRET):
+        by_type.setdefault(f.type, Finding(start, end, f.type, f"{encoding}:{f.detector}", f.kind))
+    return list(by_type.values())
+
+
+def _with_run_types(kept: list[Finding], runs: Mapping[tuple[int, int], list[Finding]]) -> list[Finding]:
+    """kept, with the other types of each run that survived after its first finding."""
+    out: list[Finding] = []
+    for f in kept:
+        out.append(f)
+        same_run = runs.get((f.start, f.end))
+        if same_run and same_run[0] is f:
+            out.extend(same_run[1:])
+    return out
 
 
 # Detectors whose findings depend on a name or word next to the value.

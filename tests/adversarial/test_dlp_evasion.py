@@ -1,0 +1,78 @@
+"""Class 4 (DLP normalisation): a key hidden from the patterns but not from the model.
+
+A real mitmdump with a DLP policy, an OpenAI-shaped chat request through it to the fake upstream,
+the key written with zero-width characters, soft hyphens, fullwidth or Cyrillic letters, a
+ligature before it, or base64 / percent-encoded. Asserts what reached the upstream and the row.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import string
+from urllib.parse import quote
+
+import pytest
+
+R = random.Random(1414)
+ALNUM = string.ascii_letters + string.digits
+KEY = "sk-ant-api03-" + "".join(R.choice(ALNUM) for _ in range(93)) + "AA"
+
+
+def _fullwidth(s: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in s)
+
+
+EVASIONS = {
+    "zero_width": KEY[:8] + "\u200b" + KEY[8:50] + "\u2060\u200d" + KEY[50:],
+    "soft_hyphens": "\u00ad".join(KEY[i : i + 9] for i in range(0, len(KEY), 9)),
+    "fullwidth": _fullwidth(KEY),
+    "homoglyph": "ѕk-аnt" + KEY[6:],  # Cyrillic dze and a
+    "base64": base64.b64encode(f"my key {KEY}".encode()).decode(),
+    "percent": quote(f"my key {KEY}", safe="").replace("-", "%2D"),
+}
+
+
+def _policy(tmp_path, text: str):
+    path = tmp_path / "policy.yaml"
+    path.write_text(text)
+    return str(path)
+
+
+def _chat(proxy, user: str, content: str):
+    with proxy.client(user) as client:
+        return client.post(
+            "https://api.openai.com/v1/chat/completions",
+            headers={"authorization": "Bearer sk-test"},
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]},
+        )
+
+
+@pytest.mark.parametrize("name", sorted(EVASIONS))
+def test_an_obfuscated_key_is_redacted_before_the_provider_sees_it(proxy, upstream, tmp_path, name):
+    hidden = EVASIONS[name]
+    prompt = f"ﬁx this ﬂaky call, it uses {hidden} — thanks"
+    user = f"evasion_{name}"
+    with proxy.options(shadowgate_policy=_policy(tmp_path, "dlp: {secrets: redact, pii: log}\n")):
+        before = len(upstream.seen)
+        response = _chat(proxy, user, prompt)
+    assert response.status_code == 200
+    [seen] = upstream.seen[before:]
+    sent = json.loads(seen.body)["messages"][0]["content"]
+    assert sent == "ﬁx this ﬂaky call, it uses [ANTHROPIC_API_KEY_1] — thanks"
+    assert KEY[20:60] not in seen.body.decode() and hidden not in sent
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert (row["dlp_findings"], row["dlp_action"]) == ("ANTHROPIC_API_KEY:1", "redact")
+
+
+@pytest.mark.parametrize("name", ["zero_width", "base64"])
+def test_an_obfuscated_key_is_blocked_when_secrets_block(proxy, upstream, tmp_path, name):
+    user = f"evasion_block_{name}"
+    with proxy.options(shadowgate_policy=_policy(tmp_path, "dlp: {secrets: block}\n")):
+        before = len(upstream.seen)
+        response = _chat(proxy, user, f"here: {EVASIONS[name]}")
+    assert response.status_code == 403 and "ANTHROPIC_API_KEY" in response.text
+    assert len(upstream.seen) == before
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert (row["dlp_findings"], row["dlp_action"], row["status_code"]) == ("ANTHROPIC_API_KEY:1", "block", 403)

@@ -1,0 +1,273 @@
+"""DLP normalisation: the view the detectors also read (format characters removed, NFKC,
+look-alikes folded), the map back to the original offsets, and decoded base64 / percent runs.
+
+Every key below is random or computed here (never a real one). Each evasion test redacts the text
+and checks the exact result: the placeholder stands where the ORIGINAL characters of the value
+were, and nothing of the value is left.
+"""
+
+from __future__ import annotations
+
+import base64
+import random
+import string
+import time
+import unicodedata
+from urllib.parse import quote
+
+import pytest
+from hypothesis import given
+from hypothesis import settings
+from hypothesis import strategies as st
+
+from shadowgate.dlp import Placeholders
+from shadowgate.dlp import Scanner
+from shadowgate.dlp import redact
+from shadowgate.dlp.encoded import encoded_runs
+from shadowgate.dlp.normalize import normalize
+
+SCANNER = Scanner()
+R = random.Random(14)
+ALNUM = string.ascii_letters + string.digits
+AWS_KEY = "AKIAZ7Q3M5X2R3W4T5YB"
+ANTHROPIC_KEY = "sk-ant-api03-" + "".join(R.choice(ALNUM) for _ in range(93)) + "AA"
+EMAIL = "jane.doe@customer-corp.com"
+
+
+def fullwidth(s: str) -> str:
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in s)
+
+
+def redacted(text: str, scanner: Scanner = SCANNER) -> str:
+    return redact(text, scanner.scan(text), Placeholders().for_text(text))
+
+
+def types(text: str) -> list[str]:
+    return [f.type for f in SCANNER.scan(text)]
+
+
+# --- The view and its offset map ------------------------------------------------------------------
+
+
+def test_plain_ascii_and_ordinary_non_ascii_text_need_no_view():
+    assert normalize("Please review this function and explain the loop.") is None
+    assert normalize("Größe, café, naïve, São Paulo, Привет мир, 你好世界") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "view"),
+    [
+        ("sk\u200b-ant", "sk-ant"),  # zero-width space
+        ("a\u200cb\u200dc\u2060d\ufeffe", "abcde"),  # ZWNJ, ZWJ, word joiner, BOM
+        ("AKIA\u00adZ7", "AKIAZ7"),  # soft hyphen
+        ("ab\u202ecd\u2066ef\u2069", "abcdef"),  # bidi override and isolates
+        ("key\U000e0041\U000e0042x", "keyx"),  # tag characters
+        ("a\x00b\x08c\x7fd\te\nf", "abcd\te\nf"),  # controls go, tab and newline stay
+        ("x\u0336y\u0335z", "xyz"),  # combining strike-through overlays
+        ("ｓｋ－ａｎｔ", "sk-ant"),  # fullwidth
+        ("𝐬𝐤-𝐚𝐧𝐭", "sk-ant"),  # mathematical bold
+        ("ﬁle", "file"),  # ligature: one character becomes two
+        ("ѕk-ant", "sk-ant"),  # Cyrillic dze beside ASCII
+        ("АKIА", "AKIA"),  # Cyrillic capital A twice
+        ("sk‐ant", "sk-ant"),  # U+2010 hyphen
+        ("Привет ѕk-ant мир", "Привет sk-ant мир"),  # only the mixed token is folded
+    ],
+)
+def test_view_text(text, view):
+    v = normalize(text)
+    assert v is not None and v.text == view
+
+
+def test_spans_map_back_over_expansions_and_removals():
+    text = "ﬁﬁ x\u200by ﬃ z"
+    v = normalize(text)
+    assert v is not None and v.text == "fifi xy ffi z"
+    assert v.span(0, 1) == (0, 1)  # "f" of the first ligature: the whole ligature
+    assert v.span(1, 2) == (0, 1)  # its "i" too
+    assert v.span(2, 4) == (1, 2)
+    assert v.span(5, 7) == (3, 6)  # "xy": the removed ZWSP between them is inside
+    assert v.span(9, 10) == (7, 8)  # the middle "f" of "ffi"
+    assert v.span(12, 13) == (9, 10)
+    assert v.span(0, len(v.text)) == (0, len(text))
+
+
+_PIECES = st.sampled_from(
+    ["a", "B", "7", " ", "-", "\u200b", "\u00ad", "ﬁ", "ﬃ", "ｓ", "𝐤", "\u0336", "é", "…", "\x00", "\u3000", "¼", "㎒"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_PIECES, max_size=40), st.data())
+def test_every_view_span_comes_from_its_original_span(pieces, data):
+    """What a view span shows is what the original span it maps to normalises to."""
+    text = "".join(pieces)
+    v = normalize(text)
+    if v is None:
+        return
+    start = data.draw(st.integers(0, len(v.text)))
+    end = data.draw(st.integers(start, len(v.text)))
+    lo, hi = v.span(start, end)
+    assert 0 <= lo <= hi <= len(text)
+    again = normalize(text[lo:hi])
+    assert v.text[start:end] in (text[lo:hi] if again is None else again.text)
+
+
+# --- Evasions: found and redacted on the original characters -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("make", "type_"),
+    [
+        (lambda k: k[:10] + "\u200b" + k[10:40] + "\u200b\u200b" + k[40:], "ANTHROPIC_API_KEY"),
+        (lambda k: "\u00ad".join(k[i : i + 7] for i in range(0, len(k), 7)), "ANTHROPIC_API_KEY"),
+        (lambda k: "ѕ" + k[1:], "ANTHROPIC_API_KEY"),  # Cyrillic s
+        (lambda k: fullwidth(k), "ANTHROPIC_API_KEY"),
+        (lambda k: k[:3] + "\u202e" + k[3:], "ANTHROPIC_API_KEY"),
+        (lambda k: "".join(c + "\u0336" for c in k), "ANTHROPIC_API_KEY"),  # struck through
+        (lambda k: k.replace("-", "\u2010"), "ANTHROPIC_API_KEY"),
+    ],
+)
+def test_obfuscated_keys_are_found_and_redacted_whole(make, type_):
+    key = make(ANTHROPIC_KEY)
+    text = f"ﬁrst ﬂoor: my key is {key} — ﬁx it"
+    assert types(text) == [type_]
+    assert redacted(text) == f"ﬁrst ﬂoor: my key is [{type_}_1] — ﬁx it"
+
+
+def test_fullwidth_and_homoglyph_aws_key_and_email():
+    text = f"id {fullwidth(AWS_KEY)} and АKIA{AWS_KEY[4:]} mail {EMAIL.replace('a', 'а')}"
+    assert redacted(text) == "id [AWS_ACCESS_KEY_1] and [AWS_ACCESS_KEY_2] mail [EMAIL_1]"
+
+
+def test_the_placeholder_maps_back_to_the_original_characters():
+    key = AWS_KEY[:6] + "\u200b" + AWS_KEY[6:]
+    text = f"key {key}"
+    ph = Placeholders()
+    assert redact(text, SCANNER.scan(text), ph.for_text(text)) == "key [AWS_ACCESS_KEY_1]"
+    assert ph.restore("[AWS_ACCESS_KEY_1]") == key  # reversible mode gives back what was sent
+
+
+def test_a_view_finding_does_not_duplicate_the_plain_one():
+    text = f"{AWS_KEY} and ﬁ {AWS_KEY}"
+    assert [(f.start, f.end) for f in SCANNER.scan(text)] == [(0, 20), (27, 47)]
+
+
+def test_a_separator_the_view_removes_does_not_hide_a_key_either_way():
+    # ZWSP glued to the key's start: the original still sees a boundary there.
+    text = f"x\u200b{AWS_KEY} ok"
+    assert redacted(text) == "x\u200b[AWS_ACCESS_KEY_1] ok"
+
+
+# --- Encoded runs ---------------------------------------------------------------------------------
+
+
+def b64(s: str) -> str:
+    return base64.b64encode(s.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda s: b64(s),
+        lambda s: b64(s).rstrip("="),
+        lambda s: base64.urlsafe_b64encode(s.encode()).decode().rstrip("="),
+        lambda s: "\n".join(b64(s)[i : i + 76] for i in range(0, len(b64(s)), 76)),  # MIME lines
+        lambda s: quote(s, safe=""),
+        lambda s: "".join(f"%{b:02X}" for b in s.encode()),  # every byte escaped
+        lambda s: s.replace("-", "%2D").replace(" ", "%20"),  # only dashes and spaces
+        lambda s: b64(quote(s, safe="")),  # two levels
+        lambda s: quote(b64(s), safe=""),
+    ],
+)
+def test_a_key_in_an_encoded_run_redacts_the_whole_run(encode):
+    run = encode(f"config {ANTHROPIC_KEY} end")
+    text = f"decode this: {run} thanks"
+    assert types(text) == ["ANTHROPIC_API_KEY"]
+    assert redacted(text) == "decode this: [ANTHROPIC_API_KEY_1] thanks"
+
+
+def test_three_levels_of_encoding_are_not_decoded():
+    """The documented limit (MAX_DECODE_DEPTH = 2)."""
+    run = b64(b64(b64(f"aws {AWS_KEY}")))
+    assert types(f"x {run} y") == []
+
+
+def test_a_run_with_several_types_gives_one_finding_per_type_over_the_run():
+    run = b64(f"mail {EMAIL} key {AWS_KEY} again {EMAIL}")
+    text = f"blob {run}."
+    found = SCANNER.scan(text)
+    assert [(f.start, f.end, f.type, f.kind) for f in found] == [
+        (5, 5 + len(run), "AWS_ACCESS_KEY", "secret"),
+        (5, 5 + len(run), "EMAIL", "pii"),
+    ]
+    assert {f.detector for f in found} == {"base64:aws", "base64:email"}
+    assert redacted(text) == "blob [AWS_ACCESS_KEY_1]."
+    assert [f.type for f in Scanner({"EMAIL"}).scan(text)] == ["EMAIL"]
+
+
+def test_runs_in_many_strings_are_scanned_together_but_reported_per_run():
+    runs = [b64(f"the key {AWS_KEY}"), b64("nothing to see in here at all"), b64(f"write to {EMAIL}")]
+    text = " | ".join(runs)
+    assert redacted(text) == f"[AWS_ACCESS_KEY_1] | {runs[1]} | [EMAIL_1]"
+
+
+def test_fullwidth_base64_is_decoded_after_normalisation():
+    run = fullwidth(b64(f"aws {AWS_KEY}"))
+    assert redacted(f"see {run} here") == "see [AWS_ACCESS_KEY_1] here"
+
+
+ENCODED_NEGATIVES = [
+    "data:image/png;base64," + base64.b64encode(random.Random(1).randbytes(900)).decode(),
+    "integrity sha512-" + base64.b64encode(bytes(range(64))).decode(),
+    "sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709, id 3f6c2a1e-9b7d-4e8f-a1c2-5d6e7f8a9b0c",
+    "see https://example.com/search?q=hello%20world%20and%20more&lang=en for details",
+    "aGVsbG8gd29ybGQsIHRoaXMgaXMganVzdCBhIG5vdGUu is base64 of a harmless note",
+    "100% sure, 50%-off, %s formatting, %(name)s and 0x%02X",
+    "a_very_long_python_identifier_name_for_testing = some_other_long_identifier_name_here",
+]
+
+
+@pytest.mark.parametrize("text", ENCODED_NEGATIVES)
+def test_encoded_looking_text_without_values_stays(text):
+    assert SCANNER.scan(text) == []
+
+
+def test_encoded_runs_ignore_binary_and_short_runs():
+    assert list(encoded_runs(base64.b64encode(random.Random(2).randbytes(300)).decode())) == []
+    assert list(encoded_runs(b64("short"))) == []
+    [run] = encoded_runs("x " + b64("a readable sentence of text") + " y")
+    assert (run.encoding, run.decoded, run.start) == ("base64", "a readable sentence of text", 2)
+
+
+# --- Cost: no pathological input -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a" * 200_000 + "%",  # a stray % after a long word (a naive run pattern is quadratic here)
+        "%41" * 60_000,
+        "A" * 200_000,
+        "\u200b" * 100_000 + AWS_KEY,
+        ("ѕ" + "a" * 30 + " ") * 5_000,
+        "ﬁ" * 100_000,
+        "Привет мир, " * 10_000,
+    ],
+)
+def test_adversarial_inputs_scan_in_bounded_time(text):
+    start = time.process_time()
+    SCANNER.scan(text)
+    assert time.process_time() - start < 5.0  # a guard against quadratic behaviour, not a benchmark
+
+
+def test_the_view_table_agrees_with_unicodedata_on_every_bmp_character():
+    """Every BMP character that NFKC or the format-character rule changes is one the fast search finds."""
+    from shadowgate.dlp.normalize import _changing
+
+    changing = _changing()
+    for cp in range(0x80, 0x10000):
+        ch = chr(cp)
+        if 0xD800 <= cp <= 0xDFFF:
+            continue
+        if unicodedata.category(ch) == "Cf" or unicodedata.normalize("NFKC", ch) != ch:
+            assert changing.match(ch), hex(cp)
