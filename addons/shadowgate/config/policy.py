@@ -22,6 +22,8 @@ from typing import Any
 
 from shadowgate.config.catalog import HostIndex
 from shadowgate.config.catalog import check_host_pattern
+from shadowgate.config.policy_alerts import AlertsPolicy
+from shadowgate.config.policy_alerts import parse_alerts
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import line_of_key
@@ -233,6 +235,7 @@ class Policy:
     budgets: tuple[Budget, ...] = ()
     dlp: DlpPolicy | None = None
     mcp: McpPolicy | None = None
+    alerts: AlertsPolicy | None = None
 
     def decrypts(self, host: str, catalogued: bool, intercept_all: bool, facts: Facts | None = None) -> bool:
         """Whether the proxy terminates TLS for this host (and so can meter and enforce)."""
@@ -313,7 +316,7 @@ def _in_networks(ip: str | None, networks: Iterable[ipaddress.IPv4Network | ipad
 
 # --- loading and validation -------------------------------------------------------------------
 
-_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp"}
+_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp", "alerts"}
 _MCP_SERVER_KEYS = {
     "id",
     "host",
@@ -357,6 +360,7 @@ def load_policy(path: str | Path) -> Policy:
         budgets=parsed_budgets,
         dlp=_dlp(path, doc["dlp"]) if doc.get("dlp") is not None else None,
         mcp=_mcp(path, doc["mcp"]) if doc.get("mcp") is not None else None,
+        alerts=parse_alerts(path, doc["alerts"]) if doc.get("alerts") is not None else None,
     )
 
 

@@ -14,6 +14,8 @@
     Mcp          act: MCP tool calls on any decrypted host (allow-lists, DLP, injection screening)
     Meter        record: stream taps and usage parsing; the outcome of each AI call
     Record       record: the one place rows are submitted; the writer, pricing, storage chores
+    Siem         record: every decision that matters to a SIEM (JSON lines, RFC 5424 syslog, CEF)
+    Alerts       record: the policy's alerts (new app, DLP block, ...) by webhook, e-mail or syslog
     Telemetry    record: OpenTelemetry GenAI spans and metrics over OTLP (off unless switched on)
 
 The order matters: mitmproxy calls each hook on the addons in list order, as in
@@ -39,6 +41,8 @@ def default_addons() -> list[Any]:
     from shadowgate.stages.record import Record
     from shadowgate.stages.redact import Redact
     from shadowgate.stages.settings import ShadowgateSettings
+    from shadowgate.stages.siem import Alerts
+    from shadowgate.stages.siem import Siem
     from shadowgate.stages.telemetry import Telemetry
     from shadowgate.stages.tlsgate import TlsGate
     from shadowgate.stages.unknown_options import UnknownOptions
@@ -47,6 +51,7 @@ def default_addons() -> list[Any]:
     decide = Decide(settings)
     record = Record(settings, decide)
     telemetry = Telemetry(settings)
+    siem = Siem(settings, record)
     return [
         UnknownOptions(),
         Logs(),
@@ -62,6 +67,8 @@ def default_addons() -> list[Any]:
         Mcp(settings, on_call=telemetry.mcp_call),
         Meter(settings, record),
         record,
+        siem,
+        Alerts(settings, record, siem),
         telemetry,
     ]
 
