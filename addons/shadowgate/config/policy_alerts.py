@@ -7,9 +7,9 @@
                user: shadowgate, password_env: SG_SMTP_PASSWORD, from: shadowgate@example.com}
         siem: {syslog: "udp://siem.example.com:514"}
       rules:
-        - {id: new-apps, on: new_app, to: [secops]}
-        - {id: crowd, on: unapproved_users, users: 10, to: [mail], every: 24h}
-        - {id: dlp-blocks, on: dlp_block, to: [secops, siem], every: 1h, max_per_hour: 20}
+        - {id: new-apps, event: new_app, to: [secops]}
+        - {id: crowd, event: unapproved_users, users: 10, to: [mail], every: 24h}
+        - {id: dlp-blocks, event: dlp_block, to: [secops, siem], every: 1h, max_per_hour: 20}
 
 `every` is the deduplication window: an alert with the same key (the app, the user and host,
 ...) is sent at most once per window; later ones are counted as suppressed. `max_per_hour`
@@ -49,7 +49,7 @@ _DEST_KEYS = {
     "from",
     "syslog",
 }
-_RULE_KEYS = {"id", "on", "to", "every", "max_per_hour", "users"}
+_RULE_KEYS = {"id", "event", "to", "every", "max_per_hour", "users"}  # not "on": YAML 1.1 reads it as true
 _DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -76,7 +76,7 @@ class AlertDestination:
 @dataclass(frozen=True, slots=True)
 class AlertRule:
     id: str
-    on: str
+    event: str
     to: tuple[str, ...]
     every: float = 3600.0
     max_per_hour: int = 30
@@ -90,7 +90,7 @@ class AlertsPolicy:
     rules: tuple[AlertRule, ...]
 
     def rules_for(self, event: str) -> list[AlertRule]:
-        return [r for r in self.rules if r.on == event]
+        return [r for r in self.rules if r.event == event]
 
 
 def duration_seconds(path: str | Path, raw: Any, line: int, what: str) -> float:
@@ -156,9 +156,9 @@ def _rule(path: str | Path, raw: Any, destinations: dict[str, AlertDestination])
     rule_id = raw.get("id")
     if not isinstance(rule_id, str) or not rule_id.strip():
         raise ConfigError(path, line, "an alert rule needs a non-empty 'id'")
-    on = raw.get("on")
-    if on not in EVENTS:
-        raise ConfigError(path, line, f"alert rule {rule_id!r}: 'on' is one of {', '.join(EVENTS)}, not {on!r}")
+    event = raw.get("event")
+    if event not in EVENTS:
+        raise ConfigError(path, line, f"alert rule {rule_id!r}: 'event' is one of {', '.join(EVENTS)}, not {event!r}")
     to = _strings(path, raw.get("to"), line, f"alert rule {rule_id!r}: 'to'")
     for name in to:
         if name not in destinations:
@@ -170,7 +170,7 @@ def _rule(path: str | Path, raw: Any, destinations: dict[str, AlertDestination])
             raise ConfigError(path, line, f"alert rule {rule_id!r}: {key} is a whole number >= 1")
     return AlertRule(
         id=rule_id.strip(),
-        on=on,
+        event=event,
         to=to,
         every=duration_seconds(path, raw.get("every", "1h"), line, f"alert rule {rule_id!r}: every"),
         max_per_hour=max_per_hour,

@@ -284,7 +284,7 @@ class AlertEngine:
                     body = alert.text + "\n\n" + "\n".join(f"{k}: {v}" for k, v in fields.items() if v is not None)
                     send_mail(server, dest.sender, dest.email, f"[shadowgate] {alert.title}", body)
                 elif dest.syslog:
-                    send_syslog(dest.syslog, self._syslog_event(rule, alert), f"{alert.title}: {alert.text}")
+                    send_syslog(dest.syslog, self._syslog_event(rule, alert))
             except DeliveryError as e:
                 errors.append(f"{name}: {e}")
         self.raised += 1
@@ -304,4 +304,5 @@ class AlertEngine:
                        alert.provider)  # fmt: skip
         event = event_of(ALERTS.name, row)
         event["event"].update(kind="alert", action=f"alert_{alert.event}", severity=6)
+        event["message"] = f"{alert.title}: {alert.text}"
         return event

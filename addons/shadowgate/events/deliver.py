@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
+from shadowgate.events.formats import json_line
 from shadowgate.events.formats import rfc5424
 from shadowgate.events.transports import StreamSink
 from shadowgate.events.transports import UdpSink
@@ -141,8 +142,8 @@ def send_mail(
         raise DeliveryError(f"mail to {server.host}:{server.port} failed: {e}") from e
 
 
-def send_syslog(target: str, event: dict[str, Any], text: str) -> None:
-    """One RFC 5424 message to udp://, tcp:// or tls://HOST:PORT."""
+def send_syslog(target: str, event: dict[str, Any]) -> None:
+    """One RFC 5424 message (the event as JSON) to udp://, tcp:// or tls://HOST:PORT."""
     dest = parse_destination(f"syslog:{target}")
     sink = (
         UdpSink(dest.target, dest.port)
@@ -155,7 +156,7 @@ def send_syslog(target: str, event: dict[str, Any], text: str) -> None:
         )
     )
     try:
-        sink.send([rfc5424(event, text)])
+        sink.send([rfc5424(event, json_line(event))])
     except OSError as e:
         raise DeliveryError(f"syslog to {target} failed: {e}") from e
     finally:

@@ -133,7 +133,9 @@ def event_of(table: str, row: Any) -> dict[str, Any]:
     """The event for one row (nested, ECS style); see docs/siem.md."""
     action = action_of(table, row)
     doc: dict[str, Any] = {"@timestamp": _ts(row.ts)}
-    kind = "mcp" if table in (MCP_CALLS.name, MCP_TOOLS.name) else "policy" if table == POLICY_EVENTS.name else "ai"
+    kind = {MCP_CALLS.name: "mcp", MCP_TOOLS.name: "mcp", POLICY_EVENTS.name: "policy", AI_REQUESTS.name: "ai"}.get(
+        table, table.removesuffix("s")
+    )
     doc["event"] = {
         "kind": "event",
         "category": ["network"],
@@ -152,7 +154,7 @@ def event_of(table: str, row: Any) -> dict[str, Any]:
     _put(doc, "ecs.version", "8.11")
     _put(doc, "shadowgate.schema", SCHEMA_VERSION)
     _put(doc, "user.name", row.user_name)
-    _put(doc, "user.group.name", row.user_group)
+    _put(doc, "user.group.name", getattr(row, "user_group", None))
     _put(doc, "source.ip", getattr(row, "client_ip", None))
     _put(doc, "destination.domain", row.host)
     _put(doc, "rule.id", row.rule_id)
