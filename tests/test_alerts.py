@@ -263,12 +263,15 @@ def test_storage_failure_is_raised_once_per_window(tmp_path, writer):
             "  rules: [{id: broken, event: storage_failure, to: h, every: 1h}]\n",
         )
         engine = engine_for(policy, writer)
+        otel_dropped = [0]
+        engine.telemetry_dropped = lambda: otel_dropped[0]
         writer.last_error = "cannot write ai_requests segment: No space left on device"
         writer.rows_dropped = 7
         engine._check_health(policy.alerts)
+        otel_dropped[0] = 3
         engine._check_health(policy.alerts)
         writer.last_error = None
-        assert [b["title"] for b in hook.bodies] == ["Storage is failing", "Rows lost"]
+        assert [b["title"] for b in hook.bodies] == ["Storage is failing", "Rows lost", "Telemetry events lost"]
         assert "No space left" in hook.bodies[0]["text"] and "7 rows" in hook.bodies[1]["text"]
 
 

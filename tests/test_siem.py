@@ -188,6 +188,29 @@ def test_a_dead_tcp_destination_keeps_events_and_delivers_them_when_it_returns(t
     assert names == ["early", "late"] and feed.last_error is None and feed.lost == 0
 
 
+def test_syslog_over_tls_verifies_the_receiver(test_ca, tmp_path):
+    import ssl
+
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    test_ca.issue_cert("localhost").configure_cert(server)
+    ca = tmp_path / "ca.pem"
+    test_ca.cert_pem.write_to_path(str(ca))
+    with TcpSyslog(tls=server) as tls:
+        feed = EventFeed([parse_destination(f"syslog:tls://localhost:{tls.port}")], interval=0.05, tls_ca=str(ca))
+        feed.start()
+        feed.put(AI_REQUESTS.name, blocked_row(user_name="over-tls"))
+        wait_for(lambda: tls.messages, what="the message over TLS")
+        feed.close()
+        assert json.loads(RFC5424.match(tls.messages[0])["msg"])["user"]["name"] == "over-tls"
+        # Without the CA the receiver is not trusted: nothing is sent, and the failure is kept.
+        untrusting = EventFeed([parse_destination(f"syslog:tls://localhost:{tls.port}")], interval=0.05)
+        untrusting.start()
+        untrusting.put(AI_REQUESTS.name, blocked_row(user_name="never"))
+        wait_for(lambda: untrusting.last_error, what="the certificate failure")
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusting.last_error and len(tls.messages) == 1
+        untrusting.close(timeout=1)
+
+
 def test_a_full_queue_drops_and_counts_instead_of_growing(tmp_path):
     feed = EventFeed([parse_destination(f"json:{tmp_path / 'e.jsonl'}")], max_queue=3, interval=60)
     for _ in range(5):

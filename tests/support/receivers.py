@@ -79,9 +79,10 @@ def octet_frames(data: bytes) -> list[str]:
 
 
 class TcpSyslog(_Server):
-    """Keeps each connection's raw bytes; `messages` splits them by octet counting (or lines)."""
+    """Keeps each connection's raw bytes; `messages` splits them by octet counting (or lines).
+    tls: a server-side ssl.SSLContext makes it an RFC 5425 (syslog over TLS) receiver."""
 
-    def __init__(self, *, lines: bool = False, port: int = 0) -> None:
+    def __init__(self, *, lines: bool = False, port: int = 0, tls: ssl.SSLContext | None = None) -> None:
         self.chunks: list[bytes] = []
         self.connections = 0
         self.lines = lines
@@ -90,9 +91,8 @@ class TcpSyslog(_Server):
         class Handler(socketserver.BaseRequestHandler):
             def handle(self) -> None:
                 outer.connections += 1
-                buf = b""
-                while data := self.request.recv(65536):
-                    buf += data
+                conn = tls.wrap_socket(self.request, server_side=True) if tls is not None else self.request
+                while data := conn.recv(65536):
                     outer.chunks.append(data)
 
         socketserver.ThreadingTCPServer.allow_reuse_address = True

@@ -5,7 +5,7 @@ alerts, sends them (webhook, e-mail, syslog: events/deliver.py) and records each
 table through the writer. What counts as "new" is judged against the database, read once at
 start: an app or endpoint already in ai_requests is not new, and a crowd of users counts the
 people of the last 30 days. Every 5 s the thread also checks storage and the SIEM feed, and
-raises storage_failure when either fails or loses rows.
+raises storage_failure when either fails or loses rows, or the OTLP export drops events.
 """
 
 from __future__ import annotations
@@ -68,9 +68,15 @@ class Alert:
 
 
 class AlertEngine:
-    def __init__(self, settings: ShadowgateSettings, siem_feed: Callable[[], EventFeed | None]) -> None:
+    def __init__(
+        self,
+        settings: ShadowgateSettings,
+        siem_feed: Callable[[], EventFeed | None],
+        telemetry_dropped: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.settings = settings
         self.siem_feed = siem_feed
+        self.telemetry_dropped = telemetry_dropped
         self._queue: collections.deque[tuple[str, Any]] = collections.deque()
         self._stopping = False
         self._thread: threading.Thread | None = None
@@ -87,6 +93,7 @@ class AlertEngine:
         self._health_due = 0.0
         self._rows_dropped_seen = 0
         self._siem_lost_seen = 0
+        self._otel_dropped_seen = 0
 
     # --- event loop ---------------------------------------------------------------------------
 
@@ -249,6 +256,12 @@ class AlertEngine:
                 lost = feed.lost - self._siem_lost_seen
                 self._siem_lost_seen = feed.lost
                 alerts.append(Alert("storage_failure", "siem-loss", "SIEM events lost", f"{lost} events were dropped"))
+        dropped = self.telemetry_dropped()
+        if dropped > self._otel_dropped_seen:
+            lost = dropped - self._otel_dropped_seen
+            self._otel_dropped_seen = dropped
+            alerts.append(Alert("storage_failure", "otel-loss", "Telemetry events lost",
+                                f"{lost} OpenTelemetry events were dropped: the OTLP exporter is not keeping up"))  # fmt: skip
         for alert in alerts:
             self._raise(alert, policy)
 

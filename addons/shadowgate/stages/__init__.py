@@ -68,7 +68,7 @@ def default_addons() -> list[Any]:
         Meter(settings, record),
         record,
         siem,
-        Alerts(settings, record, siem),
+        Alerts(settings, record, siem, telemetry),
         telemetry,
     ]
 

@@ -14,6 +14,7 @@ The alerts' rules are the policy's `alerts:` section (config/policy_alerts.py, d
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -96,7 +97,8 @@ class Siem:
         self.every_call = ctx.options.shadowgate_siem_every_call
         old, self.feed = self.feed, None
         if old is not None:
-            old.close()
+            # Its last try to send may wait on a connect timeout: not on the event loop.
+            threading.Thread(target=old.close, name="shadowgate-siem-close", daemon=True).start()
         if destinations:
             feed = EventFeed(
                 destinations, max_queue=ctx.options.shadowgate_siem_queue, tls_ca=ctx.options.shadowgate_siem_tls_ca
@@ -122,10 +124,13 @@ class Siem:
 class Alerts:
     name = "shadowgate_alerts"
 
-    def __init__(self, settings: ShadowgateSettings, record: Record, siem: Siem) -> None:
+    def __init__(self, settings: ShadowgateSettings, record: Record, siem: Siem, telemetry: Any = None) -> None:
         self.settings = settings
         self.siem = siem
-        self.engine = AlertEngine(settings, lambda: siem.feed)
+        # The OTLP export's queue losses (its pipeline exists only while export is on).
+        self.engine = AlertEngine(
+            settings, lambda: siem.feed, lambda: getattr(getattr(telemetry, "_pipeline", None), "dropped", 0)
+        )
         record.listeners.append(self.row_submitted)
 
     def running(self) -> None:
