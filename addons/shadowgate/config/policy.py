@@ -30,6 +30,8 @@ from shadowgate.config.policy_injection import InjectionPolicy
 from shadowgate.config.policy_injection import parse_injection
 from shadowgate.config.policy_responses import ResponsesPolicy
 from shadowgate.config.policy_responses import parse_responses
+from shadowgate.config.policy_alerts import AlertsPolicy
+from shadowgate.config.policy_alerts import parse_alerts
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import line_of_key
@@ -255,6 +257,7 @@ class Policy:
     prices: tuple[PriceOverride, ...] = ()  # negotiated rates (config/policy_prices.py)
     injection: InjectionPolicy | None = None
     responses: ResponsesPolicy | None = None
+    alerts: AlertsPolicy | None = None
 
     def decrypts(self, host: str, catalogued: bool, intercept_all: bool, facts: Facts | None = None) -> bool:
         """Whether the proxy terminates TLS for this host (and so can meter and enforce)."""
@@ -335,7 +338,7 @@ def _in_networks(ip: str | None, networks: Iterable[ipaddress.IPv4Network | ipad
 
 # --- loading and validation -------------------------------------------------------------------
 
-_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp", "prices", "injection", "responses"}
+_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp", "prices", "injection", "responses", "alerts"}
 _MCP_SERVER_KEYS = {
     "id",
     "host",
@@ -393,6 +396,7 @@ def load_policy(path: str | Path) -> Policy:
         prices=parse_prices(path, doc.get("prices")),
         injection=parse_injection(path, doc["injection"]) if doc.get("injection") is not None else None,
         responses=parse_responses(path, doc["responses"]) if doc.get("responses") is not None else None,
+        alerts=parse_alerts(path, doc["alerts"]) if doc.get("alerts") is not None else None,
     )
 
 

@@ -4,6 +4,7 @@
     shadowgate report --week 2026-W47 --format html --out week47.html
     shadowgate report --since 2026-11-01 --until 2026-11-30 --format json
     shadowgate report --format csv --out out/      # one CSV per section in a directory
+    shadowgate report --mail-to it@example.com --smtp mail.example.com:587 --smtp-starttls   # delivered
 
 The SQL is in reports/*.sql (one file per section; reports/README.md shows how to run one in the
 duckdb CLI), run by addons/shadowgate/report/runner.py; the renderers are in render.py.
@@ -19,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from shadowgate.config.catalog import DEFAULT_CATALOG
+from shadowgate.report import deliver
 from shadowgate.report import period as periods
 from shadowgate.report import render
 from shadowgate.report import runner
@@ -39,6 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", help="the policy file, for which apps are sanctioned")
     parser.add_argument("--providers", default=str(DEFAULT_CATALOG), help="the provider catalog, for names and notes")
     parser.add_argument("--top", type=int, default=10, help="rows in the top-N tables (default 10)")
+    deliver.add_arguments(parser)
 
 
 def choose_period(args: argparse.Namespace, today: dt.date | None = None) -> periods.Period:
@@ -98,4 +101,7 @@ def run_report(args: argparse.Namespace) -> int:
             raise
         print(f"shadowgate: {e}", file=sys.stderr)
         return 2
+    if deliver.wanted(args):  # sent by mail or to a webhook; --format/--out still write a copy if given
+        status = deliver.deliver(report, args)
+        return status if not (args.format or args.out) else status or render.write(report, fmt, args.out)
     return render.write(report, fmt, args.out)

@@ -17,6 +17,8 @@
     Meter        record: stream taps and usage parsing; the outcome of each AI call
     AnswerStream record: chains the answer inspection into Meter's stream tap (log, redact or cut)
     Record       record: the one place rows are submitted; the writer, pricing, storage chores
+    Siem         record: every decision that matters to a SIEM (JSON lines, RFC 5424 syslog, CEF)
+    Alerts       record: the policy's alerts (new app, DLP block, ...) by webhook, e-mail or syslog
     Telemetry    record: OpenTelemetry GenAI spans and metrics over OTLP (off unless switched on)
 
 The order matters: mitmproxy calls each hook on the addons in list order, as in
@@ -45,6 +47,8 @@ def default_addons() -> list[Any]:
     from shadowgate.stages.redact import Redact
     from shadowgate.stages.screen import Screen
     from shadowgate.stages.settings import ShadowgateSettings
+    from shadowgate.stages.siem import Alerts
+    from shadowgate.stages.siem import Siem
     from shadowgate.stages.telemetry import Telemetry
     from shadowgate.stages.tlsgate import TlsGate
     from shadowgate.stages.unknown_options import UnknownOptions
@@ -53,6 +57,7 @@ def default_addons() -> list[Any]:
     decide = Decide(settings)
     record = Record(settings, decide)
     telemetry = Telemetry(settings)
+    siem = Siem(settings, record)
     return [
         UnknownOptions(),
         Logs(),
@@ -71,6 +76,8 @@ def default_addons() -> list[Any]:
         Meter(settings, record),
         AnswerStream(settings),
         record,
+        siem,
+        Alerts(settings, record, siem, telemetry),
         telemetry,
     ]
 

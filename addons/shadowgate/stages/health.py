@@ -5,22 +5,29 @@ second listener to secure. /live says the event loop answers. /ready (the defaul
 configured control can work, with 503 and the reasons when one cannot: the catalog and the
 fingerprint key are loaded; the writer can store rows (a probe file in its segments directory and
 its last write); every enforced redirect rule has its gateway key. A proxy that answers every
-redirected call with 403 because the key variable is unset is not ready.
+redirected call with 403 because the key variable is unset is not ready. /metrics answers the
+same checks and the proxy's counters in the Prometheus text format (events/metrics.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import tempfile
 from collections.abc import Awaitable
 from pathlib import Path
 
+from mitmproxy import ctx
 from mitmproxy import http
 
 from shadowgate.config.policy import REDIRECT
 from shadowgate.config.policy import Policy
+from shadowgate.events.metrics import CONTENT_TYPE
+from shadowgate.events.metrics import Metrics
+from shadowgate.events.metrics import exposition
+from shadowgate.events.metrics import folder_bytes
 from shadowgate.stages.settings import ShadowgateSettings
 
 HEALTH_HOST = "shadowgate.health"
@@ -32,6 +39,22 @@ class Health:
 
     def __init__(self, settings: ShadowgateSettings) -> None:
         self.settings = settings
+        self.metrics = Metrics()
+
+    def running(self) -> None:
+        record = self.settings.record
+        if record is not None and self.metrics.row_submitted not in record.listeners:
+            record.listeners.append(self.metrics.row_submitted)
+        root = logging.getLogger()
+        if self.metrics.logs not in root.handlers:
+            root.addHandler(self.metrics.logs)
+
+    def configure(self, updated: set[str]) -> None:
+        if "shadowgate_policy" in updated:  # Settings, earlier in the chain, has put it in force
+            self.metrics.policy_reloads += 1
+
+    def done(self) -> None:
+        logging.getLogger().removeHandler(self.metrics.logs)
 
     def requestheaders(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         # request.host, not pretty_host: no Host header parsing on every flow that is not ours.
@@ -41,9 +64,12 @@ class Health:
         if flow.request.path.startswith("/live"):
             flow.response = _json(200, {"status": "live"})
             return None
+        if flow.request.path.startswith("/metrics"):
+            return self._answer_metrics(flow)
         return self._answer_ready(flow)
 
-    async def _answer_ready(self, flow: http.HTTPFlow) -> None:
+    async def _problems(self) -> list[str]:
+        """Why the proxy is not ready; empty when it is."""
         settings = self.settings
         writer = settings.writer
         problems = []
@@ -60,8 +86,14 @@ class Health:
                 problems.append(f"storage: {probe_error}")
             elif writer.last_error:
                 problems.append(f"storage: {writer.last_error}")
+        problems.extend(enforcement_problems(settings.policy))
+        return problems
+
+    async def _answer_ready(self, flow: http.HTTPFlow) -> None:
+        problems = await self._problems()
+        settings = self.settings
+        writer = settings.writer
         policy = settings.policy
-        problems.extend(enforcement_problems(policy))
         body = {
             "status": "ready" if not problems else "degraded",
             "problems": problems,
@@ -73,6 +105,17 @@ class Health:
             "rows_waiting": writer.backlog() if writer else 0,
         }
         flow.response = _json(200 if not problems else 503, body)
+
+    async def _answer_metrics(self, flow: http.HTTPFlow) -> None:
+        problems = await self._problems()
+        m = self.metrics
+        writer = self.settings.writer
+        if writer is not None and m.storage_due():
+            m.set_storage_bytes(await asyncio.to_thread(folder_bytes, writer.segments))
+        text = exposition(m, not problems, writer, ctx.master.addons)
+        flow.response = http.Response.make(
+            200, text.encode(), {"content-type": CONTENT_TYPE, "cache-control": "no-store"}
+        )
 
 
 def policy_mode(policy: Policy) -> str:

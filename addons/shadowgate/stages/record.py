@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import logging
 import time
+from collections.abc import Callable
 from collections.abc import Iterable
 
 from mitmproxy import ctx
@@ -56,6 +57,10 @@ class Record:
         self.settings = settings
         self.decide = decide
         self.writer: SegmentWriter | None = None
+        # Called with (table, row) for every row submitted, on the event loop, after the writer
+        # has it: the SIEM feed, the alerts and the metrics (stages/siem.py, stages/health.py).
+        # Each must be O(1), and none may raise.
+        self.listeners: list[Callable[[str, object], None]] = []
         # The stages that record through settings (settings.record_connection, .record_event,
         # .writer) reach this instance from there.
         settings.record = self
@@ -75,7 +80,7 @@ class Record:
     def ai_request(self, rec: FlowRecord, out: Outcome) -> None:
         """One AI call: its row in ai_requests."""
         if self.writer is not None:
-            self.writer.submit(AI_REQUESTS.name, ai_request(rec, out))
+            self._submit(AI_REQUESTS.name, ai_request(rec, out))
 
     def connection(self, facts: Facts, note: str, decision: Decision | None = None) -> None:
         """An AI connection that is never decrypted: one ai_requests row, marked not inspected."""
@@ -145,18 +150,23 @@ class Record:
             rule_id=rule_id,
             detail=detail,
         )
-        self.writer.submit(POLICY_EVENTS.name, row)
+        self._submit(POLICY_EVENTS.name, row)
 
     def mcp_call(self, row: McpCallRow | tuple) -> None:
         """One JSON-RPC request to an MCP server (its row, or a tuple in MCP_CALLS' column order)."""
         if self.writer is not None:
-            self.writer.submit(MCP_CALLS.name, row)
+            self._submit(MCP_CALLS.name, row)
 
     def mcp_tools(self, rows: Iterable[McpToolRow | tuple]) -> None:
         """The tools an MCP server advertised (rows, or tuples in MCP_TOOLS' column order)."""
         if self.writer is not None:
             for row in rows:
-                self.writer.submit(MCP_TOOLS.name, row)
+                self._submit(MCP_TOOLS.name, row)
+
+    def _submit(self, table: str, row: object) -> None:
+        self.writer.submit(table, row)  # type: ignore[union-attr]  # every caller checked it
+        for listener in self.listeners:
+            listener(table, row)
 
     # --- the writer and its thread -----------------------------------------------------------
 

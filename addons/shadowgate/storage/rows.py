@@ -204,11 +204,32 @@ class HostSighting:
     decrypted: bool | None = column("BOOLEAN", "the proxy decrypted the connection (shadowgate_intercept=all)")
 
 
+@dataclass(slots=True)
+class AlertRow:
+    """An alert the policy's alerts: section raised (stages/siem.py), and whether it was delivered."""
+
+    ts: dt.datetime | None = column("TIMESTAMP", "UTC, when it was raised")
+    rule_id: str | None = column("VARCHAR", "the alert rule (alerts.rules[].id)")
+    event: str | None = column("VARCHAR", "new_app, unknown_endpoint, unapproved_users, dlp_block, ...")
+    alert_key: str | None = column("VARCHAR", "what it is about, the deduplication key (an app, a user and host)")
+    summary: str | None = column("VARCHAR", "the one-line text that was sent")
+    user_name: str | None = column("VARCHAR", "the person concerned, if one")
+    host: str | None = column("VARCHAR", "the host concerned, if one")
+    provider: str | None = column("VARCHAR", "the AI service concerned, if one")
+    destinations: str | None = column("VARCHAR", "the destinations it went to, comma-separated")
+    delivered: bool | None = column("BOOLEAN", "every destination accepted it")
+    delivery_error: str | None = column("VARCHAR", "why a destination did not")
+    suppressed: int | None = column(
+        "INTEGER", "alerts with this key held back by deduplication since the last one sent"
+    )
+
+
 AI_REQUESTS = table_of("ai_requests", AiRequest)
 POLICY_EVENTS = table_of("policy_events", PolicyEvent)
 MCP_CALLS = table_of("mcp_calls", McpCallRow)
 MCP_TOOLS = table_of("mcp_tools", McpToolRow)
 HOST_SIGHTINGS = table_of("host_sightings", HostSighting)
+ALERTS = table_of("alerts", AlertRow)
 
 
 def ai_request(rec: FlowRecord, out: Outcome) -> AiRequest:

@@ -11,6 +11,7 @@ from shadowgate.flow import FlowRecord
 from shadowgate.flow import Outcome
 from shadowgate.storage.rows import AI_REQUESTS
 from shadowgate.storage.rows import HOST_SIGHTINGS
+from shadowgate.storage.rows import ALERTS
 from shadowgate.storage.rows import MCP_CALLS
 from shadowgate.storage.rows import MCP_TOOLS
 from shadowgate.storage.rows import POLICY_EVENTS
@@ -92,13 +93,14 @@ MCP_CALLS_DAILY = _daily(
     first_measure="calls",
 )
 
-ALL_TABLES = (AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, MCP_TOOLS, HOST_SIGHTINGS)
+ALL_TABLES = (AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, MCP_TOOLS, HOST_SIGHTINGS, ALERTS)
 ALL_ROLLUPS = (AI_REQUESTS_DAILY, MCP_CALLS_DAILY)
 
 # FlowRecord and Outcome moved to shadowgate.flow; kept importable here for older imports.
 __all__ = [
     "AI_REQUESTS",
     "AI_REQUESTS_DAILY",
+    "ALERTS",
     "ALL_ROLLUPS",
     "ALL_TABLES",
     "HOST_SIGHTINGS",

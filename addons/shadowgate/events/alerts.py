@@ -1,0 +1,321 @@
+"""Alerts: the policy's `alerts:` rules over the recorded rows, deduplicated, rate-limited, delivered.
+
+The event loop only appends rows to a bounded queue (put); this module's thread turns them into
+alerts, sends them (webhook, e-mail, syslog: events/deliver.py) and records each in the `alerts`
+table through the writer. What counts as "new" is judged against the database, read once at
+start: an app or endpoint already in ai_requests is not new, and a crowd of users counts the
+people of the last 30 days. Every 5 s the thread also checks storage and the SIEM feed, and
+raises storage_failure when either fails or loses rows, or the OTLP export drops events.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from typing import Any
+
+import duckdb
+
+from shadowgate.config.policy_alerts import AlertRule
+from shadowgate.config.policy_alerts import AlertsPolicy
+from shadowgate.events.deliver import DeliveryError
+from shadowgate.events.deliver import SmtpServer
+from shadowgate.events.deliver import post_json
+from shadowgate.events.deliver import secret_from
+from shadowgate.events.deliver import send_mail
+from shadowgate.events.deliver import send_syslog
+from shadowgate.events.deliver import webhook_payload
+from shadowgate.events.schema import HOSTNAME
+from shadowgate.events.schema import PINNED_PASSED_NOTE
+from shadowgate.events.schema import event_of
+from shadowgate.report.runner import SANCTIONED
+from shadowgate.report.runner import statuses
+from shadowgate.storage.rows import AI_REQUESTS
+from shadowgate.storage.rows import ALERTS
+from shadowgate.storage.rows import MCP_CALLS
+from shadowgate.storage.rows import MCP_TOOLS
+from shadowgate.storage.rows import UNKNOWN_PROVIDER
+from shadowgate.storage.rows import AlertRow
+from shadowgate.storage.store import sql_path
+from shadowgate.storage.store import utc_from_timestamp
+
+if TYPE_CHECKING:
+    from shadowgate.events.feed import EventFeed
+    from shadowgate.stages.settings import ShadowgateSettings
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUE = 10_000
+HEALTH_EVERY = 5.0
+CROWD_DAYS = 30
+
+
+@dataclass(slots=True)
+class Alert:
+    event: str
+    key: str
+    title: str
+    text: str
+    user: str | None = None
+    host: str | None = None
+    provider: str | None = None
+
+
+class AlertEngine:
+    def __init__(
+        self,
+        settings: ShadowgateSettings,
+        siem_feed: Callable[[], EventFeed | None],
+        telemetry_dropped: Callable[[], int] = lambda: 0,
+    ) -> None:
+        self.settings = settings
+        self.siem_feed = siem_feed
+        self.telemetry_dropped = telemetry_dropped
+        self._queue: collections.deque[tuple[str, Any]] = collections.deque()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.dropped = 0
+        self.raised = 0
+        self.failed = 0
+        self._seeded = False
+        self.seen_providers: set[str] = set()
+        self.seen_sites: set[str] = set()
+        self.crowds: dict[str, set[str]] = collections.defaultdict(set)
+        self._last_sent: dict[tuple[str, str], float] = {}
+        self._suppressed: collections.Counter[tuple[str, str]] = collections.Counter()
+        self._sent_times: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
+        self._health_due = 0.0
+        self._rows_dropped_seen = 0
+        self._siem_lost_seen = 0
+        self._otel_dropped_seen = 0
+
+    # --- event loop ---------------------------------------------------------------------------
+
+    def put(self, table: str, row: Any) -> None:
+        if len(self._queue) >= MAX_QUEUE:
+            self.dropped += 1
+            return
+        self._queue.append((table, row))
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stopping = False
+            self._thread = threading.Thread(target=self._run, name="shadowgate-alerts", daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: float = 15.0) -> None:
+        if self._thread is not None:
+            self._stopping = True
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _run(self) -> None:
+        while True:
+            stopping = self._stopping
+            policy = self.settings.policy.alerts
+            try:
+                if policy is not None and policy.rules:
+                    if not self._seeded:
+                        self._seed()
+                    self._drain(policy)
+                    if time.monotonic() >= self._health_due:
+                        self._health_due = time.monotonic() + HEALTH_EVERY
+                        self._check_health(policy)
+                else:
+                    self._queue.clear()
+            except Exception:
+                log.exception("shadowgate: the alerts failed a batch")
+            if stopping:
+                return
+            time.sleep(0.25)
+
+    # --- what the rows mean -------------------------------------------------------------------
+
+    def _seed(self) -> None:
+        """What the database already knows: apps and endpoints seen, and the recent crowds."""
+        self._seeded = True
+        writer = self.settings.writer
+        if writer is None:
+            return
+        glob = sql_path(writer.segments / AI_REQUESTS.name / "*" / "*.parquet")
+        since = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(days=CROWD_DAYS)
+        con = duckdb.connect()
+        try:
+            rows = con.execute(
+                f"SELECT provider, site, list(DISTINCT coalesce(user_name, client_ip)) FILTER (WHERE ts >= ?) "
+                f"FROM read_parquet('{glob}', union_by_name = true) GROUP BY ALL",
+                [since],
+            ).fetchall()
+        except duckdb.Error as e:
+            log.warning("shadowgate: alerts cannot read what was seen before (%s); everything counts as new", e)
+            return
+        finally:
+            con.close()
+        for provider, site, users in rows:
+            if provider and provider != UNKNOWN_PROVIDER:
+                self.seen_providers.add(provider)
+            elif site:
+                self.seen_sites.add(site)
+            self.crowds[provider or ""].update(u for u in users or () if u)
+
+    def _drain(self, policy: AlertsPolicy) -> None:
+        queue = self._queue
+        for _ in range(len(queue)):
+            table, row = queue.popleft()
+            for alert in self.alerts_of(table, row, policy):
+                self._raise(alert, policy)
+
+    def alerts_of(self, table: str, row: Any, policy: AlertsPolicy) -> list[Alert]:
+        found: list[Alert] = []
+        if table == AI_REQUESTS.name:
+            who = row.user_name or row.client_ip or "?"
+            provider = row.provider
+            if provider and provider != UNKNOWN_PROVIDER and provider not in self.seen_providers:
+                self.seen_providers.add(provider)
+                found.append(Alert("new_app", provider, f"New AI app: {provider}",
+                                   f"{who} used {provider} ({row.host}), not seen before", who, row.host, provider))  # fmt: skip
+            if provider == UNKNOWN_PROVIDER and row.site and row.site not in self.seen_sites:
+                self.seen_sites.add(row.site)
+                found.append(Alert("unknown_endpoint", row.site, f"Unknown AI endpoint: {row.host}",
+                                   f"{who} called an AI API on {row.host}, which the catalog does not know", who, row.host))  # fmt: skip
+            found.extend(self._crowd(policy, provider, row.category, who, row.host))
+            if row.dlp_action in ("block", "would_block"):
+                found.append(Alert("dlp_block", f"{who}|{row.host}", f"DLP {row.dlp_action.replace('_', ' ')}: {who}",
+                                   f"a prompt from {who} to {row.host} held {row.dlp_findings}", who, row.host, provider))  # fmt: skip
+            if row.decision in ("rate_limit", "would_rate_limit"):
+                found.append(Alert("budget_crossed", f"{row.rule_id}|{who}", f"Budget exceeded: {row.rule_id}",
+                                   f"{who} is over budget {row.rule_id}; calls are refused", who, row.host, provider))  # fmt: skip
+            elif row.budget_status:
+                for near in row.budget_status.split(","):
+                    budget = near.split(":", 1)[0]
+                    found.append(Alert("budget_crossed", f"{budget}|{who}|near", f"Budget nearly used: {budget}",
+                                       f"{who} has used {near.rsplit(':', 1)[-1]} of budget {budget}", who, row.host, provider))  # fmt: skip
+            if row.inspect_note == PINNED_PASSED_NOTE:
+                found.append(Alert("pinned_passthrough", f"{who}|{row.host}", f"Pinned client passed through: {row.host}",
+                                   f"a client of {who} pins certificates; its traffic to {row.host} is not inspected", who, row.host, provider))  # fmt: skip
+        elif table == MCP_CALLS.name and row.decision in ("block", "would_block"):
+            who = row.user_name or row.client_ip or "?"
+            found.append(Alert("mcp_refusal", f"{who}|{row.host}|{row.tool_name}", f"MCP call refused: {row.tool_name or row.method}",
+                               f"{who} called {row.tool_name or row.method} on {row.host}; rule {row.rule_id}", who, row.host))  # fmt: skip
+        elif table == MCP_TOOLS.name and row.filtered:
+            who = row.user_name or "?"
+            found.append(Alert("mcp_refusal", f"{who}|{row.host}|{row.tool_name}", f"MCP tool hidden: {row.tool_name}",
+                               f"the tool {row.tool_name} of {row.host} was withheld from {who}; rule {row.rule_id}", who, row.host))  # fmt: skip
+        return found
+
+    def _crowd(self, policy: AlertsPolicy, provider: str | None, category: str | None, who: str, host: str | None) -> list[Alert]:  # fmt: skip
+        rules = policy.rules_for("unapproved_users")
+        if not rules or not provider:
+            return []
+        by_provider, by_category = statuses(self.settings.policy)
+        if (by_provider.get(provider) or by_category.get(category or "")) == SANCTIONED:
+            return []
+        users = self.crowds[provider]
+        if who in users:
+            return []
+        users.add(who)
+        return [
+            Alert(
+                "unapproved_users",
+                f"{provider}|{rule.users}",
+                f"{provider} reached {rule.users} users",
+                f"{len(users)} people now use {provider}, which is not sanctioned (latest: {who})",
+                who,
+                host,
+                provider,
+            )  # fmt: skip
+            for rule in rules
+            if len(users) == rule.users
+        ]
+
+    def _check_health(self, policy: AlertsPolicy) -> None:
+        if not policy.rules_for("storage_failure"):
+            return
+        alerts = []
+        writer = self.settings.writer
+        if writer is not None:
+            if writer.last_error:
+                alerts.append(Alert("storage_failure", "storage", "Storage is failing", writer.last_error))
+            if writer.rows_dropped > self._rows_dropped_seen:
+                lost = writer.rows_dropped - self._rows_dropped_seen
+                self._rows_dropped_seen = writer.rows_dropped
+                alerts.append(Alert("storage_failure", "storage-loss", "Rows lost", f"{lost} rows could not be stored"))
+        feed = self.siem_feed()
+        if feed is not None:
+            if feed.last_error:
+                alerts.append(Alert("storage_failure", "siem", "SIEM feed failing", feed.last_error))
+            if feed.lost > self._siem_lost_seen:
+                lost = feed.lost - self._siem_lost_seen
+                self._siem_lost_seen = feed.lost
+                alerts.append(Alert("storage_failure", "siem-loss", "SIEM events lost", f"{lost} events were dropped"))
+        dropped = self.telemetry_dropped()
+        if dropped > self._otel_dropped_seen:
+            lost = dropped - self._otel_dropped_seen
+            self._otel_dropped_seen = dropped
+            alerts.append(Alert("storage_failure", "otel-loss", "Telemetry events lost",
+                                f"{lost} OpenTelemetry events were dropped: the OTLP exporter is not keeping up"))  # fmt: skip
+        for alert in alerts:
+            self._raise(alert, policy)
+
+    # --- deduplicate, rate-limit, deliver, record ---------------------------------------------
+
+    def _raise(self, alert: Alert, policy: AlertsPolicy) -> None:
+        for rule in policy.rules_for(alert.event):
+            key = (rule.id, alert.key)
+            now = time.monotonic()
+            last = self._last_sent.get(key)
+            sent = self._sent_times[rule.id]
+            while sent and now - sent[0] > 3600:
+                sent.popleft()
+            if (last is not None and now - last < rule.every) or len(sent) >= rule.max_per_hour:
+                self._suppressed[key] += 1
+                continue
+            self._last_sent[key] = now
+            sent.append(now)
+            self._deliver(rule, alert, policy, self._suppressed.pop(key, 0))
+
+    def _deliver(self, rule: AlertRule, alert: Alert, policy: AlertsPolicy, suppressed: int) -> None:
+        fields = {"event": alert.event, "rule": rule.id, "user": alert.user, "host": alert.host,
+                  "app": alert.provider, "proxy": HOSTNAME, "suppressed": suppressed or None}  # fmt: skip
+        errors = []
+        for name in rule.to:
+            dest = policy.destinations[name]
+            try:
+                if dest.webhook:
+                    post_json(dest.webhook, webhook_payload(dest.shape, alert.title, alert.text, fields))
+                elif dest.email and dest.smtp:
+                    password = secret_from(dest.password_env, dest.password_file)
+                    server = SmtpServer.parse(dest.smtp, starttls=dest.starttls, user=dest.user, password=password)
+                    body = alert.text + "\n\n" + "\n".join(f"{k}: {v}" for k, v in fields.items() if v is not None)
+                    send_mail(server, dest.sender, dest.email, f"[shadowgate] {alert.title}", body)
+                elif dest.syslog:
+                    send_syslog(dest.syslog, self._syslog_event(rule, alert))
+            except DeliveryError as e:
+                errors.append(f"{name}: {e}")
+        self.raised += 1
+        if errors:
+            self.failed += 1
+            log.error("shadowgate: alert %s not delivered: %s", rule.id, "; ".join(errors))
+        writer = self.settings.writer
+        if writer is not None:
+            row = AlertRow(utc_from_timestamp(time.time()), rule.id, alert.event, alert.key, f"{alert.title}: {alert.text}",
+                           alert.user, alert.host, alert.provider, ",".join(rule.to), not errors,
+                           "; ".join(errors)[:1000] or None, suppressed)  # fmt: skip
+            writer.submit(ALERTS.name, row)
+
+    @staticmethod
+    def _syslog_event(rule: AlertRule, alert: Alert) -> dict[str, Any]:
+        row = AlertRow(utc_from_timestamp(time.time()), rule.id, alert.event, alert.key, None, alert.user, alert.host,
+                       alert.provider)  # fmt: skip
+        event = event_of(ALERTS.name, row)
+        event["event"].update(kind="alert", action=f"alert_{alert.event}", severity=6)
+        event["message"] = f"{alert.title}: {alert.text}"
+        return event
