@@ -73,6 +73,8 @@ class FlowRecord:
     # Identify's parse of the request body, keyed by the raw bytes it came from: DLP reuses it
     # unless a stage has rewritten the body since (memory only, never recorded).
     parsed_body: tuple[bytes, Any] | None = None
+    # A chat web app's request (shadowgate.webapps.WebFacts): activity, account, files; memory only.
+    web: Any = None
     request_id: str = field(default_factory=lambda: new_request_id())
 
     def policy_facts(self) -> Facts:
@@ -86,6 +88,7 @@ class FlowRecord:
             user=self.person.user,
             group=self.person.group,
             client_ip=self.client_ip,
+            **(self.web.policy_facts() if self.web is not None else {}),
         )
 
 

@@ -22,6 +22,10 @@ from typing import Any
 
 from shadowgate.config.catalog import HostIndex
 from shadowgate.config.catalog import check_host_pattern
+from shadowgate.config.policy_accounts import WEB_MATCH_KEYS
+from shadowgate.config.policy_accounts import AccountsPolicy
+from shadowgate.config.policy_accounts import parse_accounts
+from shadowgate.config.policy_accounts import web_match
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import line_of_key
@@ -54,6 +58,11 @@ class Facts:
     user: str | None = None
     group: str | None = None
     client_ip: str | None = None
+    # Chat web apps (shadowgate.webapps): what the request does, whose account, the file it carries.
+    activity: str | None = None  # prompt, upload, download, share, login, visit, other
+    account: str | None = None  # corporate, other-workspace, personal, anonymous, unknown
+    file_type: str | None = None  # the uploaded file's extension, lower-case
+    file_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +88,21 @@ class Match:
     users: tuple[str, ...] | None = None  # globs
     groups: tuple[str, ...] | None = None  # globs
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None
+    activities: frozenset[str] | None = None  # web apps: prompt, upload, ...
+    accounts: frozenset[str] | None = None  # web apps: corporate, personal, ...
+    file_types: tuple[str, ...] | None = None  # globs on the uploaded file's extension
+    min_file_bytes: int | None = None  # the uploaded file is at least this big
 
     @property
     def needs_request(self) -> bool:
-        """True when only a decrypted request can tell (model, wire format)."""
-        return self.wire_formats is not None or self.models is not None
+        """True when only a decrypted request can tell (model, wire format, web-app activity)."""
+        return self.wire_formats is not None or self.models is not None or self.web is not None
+
+    @property
+    def web(self) -> tuple | None:
+        """The web-app keys, None when the match names none of them."""
+        keys = (self.activities, self.accounts, self.file_types, self.min_file_bytes)
+        return keys if any(k is not None for k in keys) else None
 
     def check(self, facts: Facts) -> str | None:
         """None when the facts match; otherwise the first reason they do not."""
@@ -103,6 +122,19 @@ class Match:
             return f"group {facts.group or 'none'} matches none of {list(self.groups)}"
         if self.networks is not None and not _in_networks(facts.client_ip, self.networks):
             return f"client {facts.client_ip or 'none'} outside {[str(n) for n in self.networks]}"
+        if self.web is not None:
+            return self._check_web(facts)
+        return None
+
+    def _check_web(self, facts: Facts) -> str | None:
+        if self.activities is not None and facts.activity not in self.activities:
+            return f"activity {facts.activity or 'none'} not in {sorted(self.activities)}"
+        if self.accounts is not None and facts.account not in self.accounts:
+            return f"account {facts.account or 'none'} not in {sorted(self.accounts)}"
+        if self.file_types is not None and not _glob_any(facts.file_type, self.file_types):
+            return f"file type {facts.file_type or 'none'} matches none of {list(self.file_types)}"
+        if self.min_file_bytes is not None and (facts.file_bytes or 0) < self.min_file_bytes:
+            return f"file of {facts.file_bytes or 0} bytes is under {self.min_file_bytes}"
         return None
 
 
@@ -233,6 +265,7 @@ class Policy:
     budgets: tuple[Budget, ...] = ()
     dlp: DlpPolicy | None = None
     mcp: McpPolicy | None = None
+    accounts: AccountsPolicy = field(default_factory=AccountsPolicy)
 
     def decrypts(self, host: str, catalogued: bool, intercept_all: bool, facts: Facts | None = None) -> bool:
         """Whether the proxy terminates TLS for this host (and so can meter and enforce)."""
@@ -262,8 +295,8 @@ class Policy:
                 if not rule.match.needs_request:
                     continue
                 # The mismatch may be only the unknown model/wire format: check the rest.
-                probe = Facts(**{**_as_dict(facts), "wire_format": None, "model": None})
-                relaxed = Match(**{**_as_dict(rule.match), "wire_formats": None, "models": None})
+                probe = Facts(**{**_as_dict(facts), "wire_format": None, "model": None, **_NO_WEB_FACTS})
+                relaxed = Match(**{**_as_dict(rule.match), "wire_formats": None, "models": None, **_NO_WEB_KEYS})
                 if relaxed.check(probe) is None:
                     return None
                 continue
@@ -285,6 +318,10 @@ class Policy:
     def _decision(self, rule: Rule) -> Decision:
         action = OBSERVE_PREFIX + rule.action if self.observe and rule.action != ALLOW else rule.action
         return Decision(action, rule.id, rule.message, rule)
+
+
+_NO_WEB_FACTS: dict[str, Any] = {"activity": None, "account": None, "file_type": None, "file_bytes": None}
+_NO_WEB_KEYS: dict[str, Any] = {"activities": None, "accounts": None, "file_types": None, "min_file_bytes": None}
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
@@ -313,7 +350,7 @@ def _in_networks(ip: str | None, networks: Iterable[ipaddress.IPv4Network | ipad
 
 # --- loading and validation -------------------------------------------------------------------
 
-_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp"}
+_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp", "accounts"}
 _MCP_SERVER_KEYS = {
     "id",
     "host",
@@ -325,7 +362,7 @@ _MCP_SERVER_KEYS = {
     "injection",
 }
 _MCP_MATCH_KEYS = {"user", "group", "client"}  # an MCP call has no provider, model or wire format
-_MATCH_KEYS = {"provider", "category", "host", "wire_format", "model", "user", "group", "client"}
+_MATCH_KEYS = {"provider", "category", "host", "wire_format", "model", "user", "group", "client"} | WEB_MATCH_KEYS
 _RULE_KEYS = {"id", "match", "action", "message", "alternative", "coach", "gateway", "browser_url", "headers"}
 _BUDGET_KEYS = {"id", "per", "match", "tokens_per_day", "usd_per_day", "requests_per_minute", "warn_at"}
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
@@ -357,6 +394,7 @@ def load_policy(path: str | Path) -> Policy:
         budgets=parsed_budgets,
         dlp=_dlp(path, doc["dlp"]) if doc.get("dlp") is not None else None,
         mcp=_mcp(path, doc["mcp"]) if doc.get("mcp") is not None else None,
+        accounts=parse_accounts(path, doc["accounts"]) if doc.get("accounts") is not None else AccountsPolicy(),
     )
 
 
@@ -613,6 +651,7 @@ def _match(path: str | Path, raw: Any, owner: str, line: int) -> Match:
         users=strings("user"),
         groups=strings("group"),
         networks=networks,
+        **web_match(path, raw, owner, where, strings),
     )
 
 
