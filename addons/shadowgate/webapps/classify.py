@@ -187,7 +187,10 @@ def _extract(
         found = _MODEL_ID.search(value)
         facts.model = found.group(1) if found else value[:64]
     facts.files = _files(endpoint, body, content, content_type)
-    if endpoint.activity == "prompt" and not any(t.strip() for t in facts.texts):
+    # The first text path is the prompt itself: when it is gone the format changed (a renamed
+    # field), even if an attachment's text is still where it was, so every string is scanned.
+    primary = endpoint.text[0].strings(doc) if endpoint.text and doc is not None else []
+    if endpoint.activity == "prompt" and not any(t.strip() for t in primary):
         facts.parse_status = NO_TEXT
         facts.fallback = _strings_of(body, content)
     elif body is not None and body.has_shadowed():
