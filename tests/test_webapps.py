@@ -291,3 +291,62 @@ def test_text_plain_content_type_does_not_hide_a_json_prompt() -> None:
 def test_an_undecodable_body_is_unparsed_not_an_error() -> None:
     facts = _chatgpt(b"\xff\xfe\x00garbage")
     assert facts is not None and facts.parse_status == "unparsed" and facts.fallback
+
+
+# --- shadowgate webapps check FILE.har ----------------------------------------------------------
+
+
+def _har(tmp_path: Path, names: list[str]) -> Path:
+    entries = []
+    for name in names:
+        fixture = json.loads((FIXTURES / f"{name}.json").read_text())
+        req, body = request_of(fixture)
+        entry: dict = {
+            "request": {
+                "method": req["method"], "url": f"https://{req['host']}{req['path']}",
+                "headers": [{"name": k, "value": v} for k, v in req["headers"].items()],
+            }
+        }  # fmt: skip
+        if req.get("transport") == "websocket":
+            entry["_webSocketMessages"] = [{"type": "send", "opcode": 1, "data": body.decode()}]
+        elif body:
+            entry["request"]["postData"] = {"mimeType": req["headers"].get("content-type", ""), "text": body.decode()}
+        entries.append(entry)
+    path = tmp_path / "capture.har"
+    path.write_text(json.dumps({"log": {"version": "1.2", "entries": entries}}))
+    return path
+
+
+def test_har_check_prints_endpoints_and_never_text(tmp_path: Path, capsys) -> None:
+    from shadowgate.cli import main
+
+    har = _har(
+        tmp_path, ["chatgpt-prompt", "chatgpt-telemetry", "gemini-prompt", "copilot-frame-send", "claude-upload"]
+    )
+    assert main(["webapps", "check", str(har), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(x["endpoint"], x["activity"], x["parse_status"]) for x in lines] == [
+        ("chatgpt.prompt", "prompt", "ok"),
+        ("-", "-", "-"),
+        ("gemini-app.prompt", "prompt", "ok"),
+        ("microsoft-copilot.prompt", "prompt", "ok"),
+        ("claude.upload", "upload", "ok"),
+    ]
+    assert lines[0]["text_chars"] == 39 and lines[0]["files"] == [{"type": "csv", "bytes": 2048}]
+    assert main(["webapps", "check", str(har)]) == 0
+    text = capsys.readouterr().out
+    assert "chatgpt.prompt" in text and "Summarise" not in text and "Translate" not in text
+
+
+def test_har_check_fails_when_a_prompt_no_longer_parses(tmp_path: Path, capsys) -> None:
+    from shadowgate.cli import main
+
+    har = _har(tmp_path, ["claude-prompt"])
+    doc = json.loads(har.read_text())
+    post = doc["log"]["entries"][0]["request"]["postData"]
+    post["text"] = post["text"].replace('"prompt"', '"query"')
+    har.write_text(json.dumps(doc))
+    assert main(["webapps", "check", str(har), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["parse_status"] == "no-text"
+    (tmp_path / "bad.har").write_text("{}")
+    assert main(["webapps", "check", str(tmp_path / "bad.har")]) == 2
