@@ -239,3 +239,20 @@ def test_a_blocked_page_visit_is_recorded(pipe: Pipeline) -> None:
     [row] = pipe.rows("web_activity", "user_name = 'v1'")
     assert (row["app"], row["activity"], row["decision"], row["rule_id"]) == ("claude", "visit", "block", "no-chat")
     assert pipe.rows("ai_requests", "user_name = 'v1'") == []
+
+
+def test_a_renamed_prompt_endpoint_is_still_scanned_but_tokens_are_not(pipe: Pipeline) -> None:
+    pipe.policy("dlp: {secrets: block, pii: block}\n")
+    spec = _with_secret("chatgpt-prompt", "Summarise the attached quarterly report")
+    flow = pipe.send(spec, user="n1", path="/backend-api/g/conversation")  # a path the catalog does not know yet
+    assert flow.response.status_code == 403 and pipe.upstream_saw is None
+    [row] = pipe.rows("web_activity", "user_name = 'n1'")
+    assert (row["endpoint"], row["activity"], row["parse_status"], row["dlp_action"]) == (
+        "unmatched", "other", "unparsed", "block"
+    )  # fmt: skip
+    assert pipe.rows("ai_requests", "user_name = 'n1'") == []
+    # Anti-bot tokens and ids carry no text: a false finding there would break the app, so they pass.
+    token = {"request": {"method": "POST", "host": "chatgpt.com", "path": "/backend-api/sentinel/chat-requirements",
+             "headers": {"content-type": "application/json"}, "json": {"p": f"gAAAAAB{AWS_KEY}eyJhbGciOi"}}}  # fmt: skip
+    assert pipe.send(token, user="n2").response.status_code == 200
+    assert pipe.rows("web_activity", "user_name = 'n2'") == []

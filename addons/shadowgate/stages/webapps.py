@@ -62,6 +62,8 @@ from shadowgate.webapps.classify import ERROR
 from shadowgate.webapps.classify import FileFacts
 from shadowgate.webapps.classify import WebFacts
 from shadowgate.webapps.classify import classify
+from shadowgate.webapps.codecs import decode_any
+from shadowgate.webapps.codecs import every_string
 from shadowgate.webapps.content import file_text
 from shadowgate.webapps.rows import visit_row
 from shadowgate.webapps.rows import web_activity_row
@@ -72,6 +74,11 @@ from shadowgate.wireformats.common import header_map
 log = logging.getLogger(__name__)
 
 PENDING_KEY = "shadowgate_web_pending"  # flow.metadata: a candidate endpoint, classify on the body
+UNMATCHED_KEY = "shadowgate_web_unmatched"  # flow.metadata: an app's request that is no endpoint (its app)
+# The fallback scan of an app's request that matches no endpoint reads only strings that look like
+# text (a space, some length): a renamed prompt endpoint is still scanned, while anti-bot tokens and
+# ids, which a false finding would block and so break the app, are not.
+MIN_FALLBACK_TEXT = 16
 
 
 def refusal(endpoint: WebEndpoint | None, status: int, message: str) -> http.Response:
@@ -133,6 +140,7 @@ class WebApps:
         if not candidates:
             if rec is not None and app is not None and rec.route is None:
                 del flow.metadata[METADATA_KEY]  # telemetry, anti-bot, assets: not an AI call
+                flow.metadata[UNMATCHED_KEY] = rec.provider.id if rec.provider else None
             return
         endpoint = candidates[0][0]
         if rec is None:
@@ -198,6 +206,8 @@ class WebAppsDlp:
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         rec = flow_record(flow)
         if rec is None:
+            if UNMATCHED_KEY in flow.metadata:
+                return self._unmatched(flow, flow.metadata.pop(UNMATCHED_KEY))
             self._visit(flow)
             return None
         web: WebFacts | None = rec.web
@@ -288,6 +298,47 @@ class WebAppsDlp:
         flow.response = refusal(web.endpoint, flow.response.status_code, text)
         if retry:
             flow.response.headers["retry-after"] = retry
+
+    # --- an app's request that is none of its endpoints: its text still gets DLP ---------------
+
+    def _unmatched(self, flow: http.HTTPFlow, app: str | None) -> Awaitable[None] | None:
+        """Fail safe when an app renames an endpoint: text-like strings of the body are scanned;
+        a blocking finding refuses it and leaves a row (`unmatched`, `unparsed`). Findings that
+        only log leave none: the apps' own telemetry names the signed-in user in every batch."""
+        dlp = self.settings.policy.dlp
+        request = flow.request
+        if dlp is None or app is None or flow.response or flow.error or request.stream or self.settings.policy.observe:
+            return None
+        content = request.get_content(strict=False) or b""
+        if not content or len(content) > (self.settings.max_parse_bytes or len(content)):
+            return None
+        body = decode_any(content, request.headers.get("content-type", ""))
+        strings = every_string(body.doc) if body is not None else [content.decode("utf-8", "replace")]
+        texts = [t for t in strings if len(t) >= MIN_FALLBACK_TEXT and " " in t.strip()]
+        if not texts:
+            return None
+        if sum(map(len, texts)) > SCAN_IN_THREAD_CHARS:
+            return self._unmatched_off_loop(flow, app, texts, dlp)
+        self._refuse_unmatched(flow, app, dlp, *_scan([], texts, dlp))
+        return None
+
+    async def _unmatched_off_loop(self, flow: http.HTTPFlow, app: str, texts: list[str], dlp: DlpPolicy) -> None:
+        self._refuse_unmatched(flow, app, dlp, *await asyncio.to_thread(_scan, [], texts, dlp))
+
+    def _refuse_unmatched(
+        self, flow: http.HTTPFlow, app: str, dlp: DlpPolicy, _c: list[str], counts: Counter, actions: set[str], _r: bool
+    ) -> None:
+        if not counts or not actions & {"block", "redact"}:
+            return
+        catalog = self.settings.catalog
+        host = (flow.client_conn.sni or flow.request.host).lower()
+        rec = new_flow_record(self.settings, flow, host, catalog.providers.get(app) if catalog else None, None)
+        rec.dlp_findings, _, _ = dlp_verdict(counts, actions, dlp, False)
+        rec.dlp_action = BLOCK
+        message = f"shadowgate: the request contains {', '.join(sorted(counts))}; company policy does not allow sending it to {host}."
+        flow.response = refusal(None, 403, message)
+        if self.settings.record is not None:
+            self.settings.record.web_activity(visit_row(rec, app, 403, endpoint="unmatched", parse_status="unparsed"))
 
     # --- page visits the policy refused, and WebSocket frames ---------------------------------
 

@@ -56,8 +56,11 @@ def web_activity_row(
     )
 
 
-def visit_row(rec: FlowRecord, app: str, status: int | None) -> WebActivityRow:
-    """A page navigation the policy blocked or coached: the attempt, so the report can show who tried."""
+def visit_row(
+    rec: FlowRecord, app: str, status: int | None, endpoint: str = "visit", parse_status: str = "ok"
+) -> WebActivityRow:
+    """A page navigation the policy blocked or coached: the attempt, so the report can show who tried.
+    Also a request that matches no endpoint but whose text DLP refused (endpoint `unmatched`)."""
     return WebActivityRow(
         ts=utc_from_timestamp(rec.started or time.time()),
         request_id=rec.request_id,
@@ -66,12 +69,14 @@ def visit_row(rec: FlowRecord, app: str, status: int | None) -> WebActivityRow:
         client_ip=rec.client_ip,
         app=app,
         host=rec.host,
-        endpoint="visit",
-        activity="visit",
+        endpoint=endpoint,
+        activity="visit" if endpoint == "visit" else "other",
         account_kind="unknown",
         decision=rec.decision.action,
         rule_id=rec.decision.rule_id,
-        parse_status="ok",
+        dlp_findings=rec.dlp_findings,
+        dlp_action=rec.dlp_action,
+        parse_status=parse_status,
         status_code=status,
         transport="http",
     )
