@@ -36,9 +36,10 @@ class Pipeline:
         self.decide = Decide(self.settings)
         self.record = Record(self.settings, self.decide)
         self.webapps = WebApps(self.settings)
+        act = Act(self.settings, self.decide)
         self.addons = [
-            self.settings, Identify(self.settings), self.webapps, self.decide, Act(self.settings, self.decide),
-            WebAppsDlp(self.settings, self.decide, self.webapps), Redact(self.settings),
+            self.settings, Identify(self.settings), self.webapps, self.decide, act,
+            WebAppsDlp(self.settings, self.decide, self.webapps, act), Redact(self.settings),
             Meter(self.settings, self.record), self.record,
         ]  # fmt: skip
         self.tctx = taddons.context(*self.addons)
@@ -256,3 +257,18 @@ def test_a_renamed_prompt_endpoint_is_still_scanned_but_tokens_are_not(pipe: Pip
              "headers": {"content-type": "application/json"}, "json": {"p": f"gAAAAAB{AWS_KEY}eyJhbGciOi"}}}  # fmt: skip
     assert pipe.send(token, user="n2").response.status_code == 200
     assert pipe.rows("web_activity", "user_name = 'n2'") == []
+
+
+def test_a_coached_prompt_shows_the_interstitial_on_the_next_navigation(pipe: Pipeline) -> None:
+    pipe.policy("rules:\n  - {id: personal-coach, match: {provider: chatgpt, account: personal}, action: coach}\n")
+    nav = {"request": {"method": "GET", "host": "chatgpt.com", "path": "/",
+                       "headers": {"sec-fetch-mode": "navigate", "accept": "text/html"}}}  # fmt: skip
+    assert pipe.send(nav, user="c1").response.status_code == 200 and pipe.upstream_saw is not None  # no account yet
+    prompt = pipe.send("chatgpt-prompt-old-path-personal", user="c1")
+    assert prompt.response.status_code == 200  # a fetch cannot click: coach.api allows it
+    page = pipe.send(nav, user="c1")
+    assert page.response.status_code == 200 and pipe.upstream_saw is None
+    assert "Before you continue" in page.response.get_text() and "personal-coach" in page.response.get_text()
+    assert pipe.send(nav, user="c1").response.status_code == 200 and pipe.upstream_saw is not None  # once
+    rows = pipe.rows("web_activity", "user_name = 'c1'")
+    assert [(r["endpoint"], r["decision"]) for r in rows] == [("chatgpt.prompt", "coach"), ("visit", "coach")]

@@ -52,6 +52,7 @@ def default_addons() -> list[Any]:
     record = Record(settings, decide)
     telemetry = Telemetry(settings)
     webapps = WebApps(settings)
+    act = Act(settings, decide)
     return [
         UnknownOptions(),
         Logs(),
@@ -63,8 +64,8 @@ def default_addons() -> list[Any]:
         webapps,
         decide,
         Realtime(settings, decide, record),
-        Act(settings, decide),
-        WebAppsDlp(settings, decide, webapps),
+        act,
+        WebAppsDlp(settings, decide, webapps, act),
         Redact(settings),
         Mcp(settings, on_call=telemetry.mcp_call),
         Meter(settings, record),

@@ -45,6 +45,7 @@ from shadowgate.flow import METADATA_KEY
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import flow_record
 from shadowgate.flow import timed_hook
+from shadowgate.stages.act import Act
 from shadowgate.stages.act import is_browser_navigation
 from shadowgate.stages.act import refusal_text
 from shadowgate.stages.decide import Decide
@@ -193,10 +194,15 @@ class WebAppsDlp:
 
     name = "shadowgate_webapps_dlp"
 
-    def __init__(self, settings: ShadowgateSettings, decide: Decide, webapps: WebApps) -> None:
+    def __init__(self, settings: ShadowgateSettings, decide: Decide, webapps: WebApps, act: Act) -> None:
         self.settings = settings
         self.decide = decide
         self.webapps = webapps  # the classifying addon, which holds the loaded web_apps section
+        self.act = act  # its coach page and "continue" allowances
+        # (user, app) -> the coach decision a prompt or upload met: the next page navigation to the
+        # app shows the interstitial (a fetch cannot show a page; rules on account or activity
+        # never match a navigation, which carries neither).
+        self.pending_coach: dict[tuple[str, str], Decision] = {}
 
     @property
     def apps(self) -> WebAppCatalog:
@@ -213,6 +219,10 @@ class WebAppsDlp:
         web: WebFacts | None = rec.web
         if web is None or flow.error:
             return None
+        if rec.decision.action == COACH and not is_browser_navigation(flow.request):
+            if len(self.pending_coach) > 100_000:
+                self.pending_coach.clear()
+            self.pending_coach[(rec.person.user or rec.client_ip or "-", web.app)] = rec.decision
         if flow.response is not None:
             self._in_app_shape(flow, rec, web)
             return None
@@ -354,7 +364,15 @@ class WebAppsDlp:
         decided = self.decide.unidentified(flow)
         if decided is None:
             return
-        _, decision = decided
+        facts, decision = decided
+        coach = self.pending_coach.pop((facts.user or facts.client_ip or "-", provider.id), None)
+        if (
+            coach is not None
+            and flow.response is None
+            and not self.act.coached.allowed(facts.user or facts.client_ip or "-", provider.id)
+        ):
+            self.act._coach(flow, None, facts, coach, None)  # the page; its "continue" is Act's
+            decision = coach
         if decision.action.removeprefix(OBSERVE_PREFIX) not in (BLOCK, COACH):
             return
         if decision.action == COACH and flow.response is None:
