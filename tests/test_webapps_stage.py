@@ -272,3 +272,28 @@ def test_a_coached_prompt_shows_the_interstitial_on_the_next_navigation(pipe: Pi
     assert pipe.send(nav, user="c1").response.status_code == 200 and pipe.upstream_saw is not None  # once
     rows = pipe.rows("web_activity", "user_name = 'c1'")
     assert [(r["endpoint"], r["decision"]) for r in rows] == [("chatgpt.prompt", "coach"), ("visit", "coach")]
+
+
+def test_a_copilot_prompt_frame_is_one_row(pipe: Pipeline) -> None:
+    from mitmproxy import websocket
+
+    flow = tflow.twebsocketflow()
+    flow.request.host = "copilot.microsoft.com"
+    flow.request.path = "/c/api/chat?api-version=2&clientSessionId=s1"
+    flow.client_conn.sni = "copilot.microsoft.com"
+    flow.metadata["proxyauth"] = ("ws1", "pw")
+    dlp = next(a for a in pipe.addons if isinstance(a, WebAppsDlp))
+    frames = [
+        {"event": "setOptions", "supportedCards": ["image"]},
+        {"event": "send", "conversationId": "conv-42", "content": [{"type": "text", "text": "draft a reply"}],
+         "mode": "smart"},
+    ]  # fmt: skip
+    for frame in frames:
+        flow.websocket.messages.append(websocket.WebSocketMessage(1, True, json.dumps(frame).encode()))
+        dlp.websocket_message(flow)
+    flow.websocket.messages.append(websocket.WebSocketMessage(1, False, b'{"event":"appendText","text":"ok"}'))
+    dlp.websocket_message(flow)
+    [row] = pipe.rows("web_activity", "user_name = 'ws1'")
+    assert (row["endpoint"], row["activity"], row["transport"], row["text_chars"], row["model"]) == (
+        "microsoft-copilot.prompt", "prompt", "websocket", 13, "smart"
+    )  # fmt: skip
