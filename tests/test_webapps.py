@@ -350,3 +350,23 @@ def test_har_check_fails_when_a_prompt_no_longer_parses(tmp_path: Path, capsys) 
     assert json.loads(capsys.readouterr().out)["parse_status"] == "no-text"
     (tmp_path / "bad.har").write_text("{}")
     assert main(["webapps", "check", str(tmp_path / "bad.har")]) == 2
+
+
+def test_uploaded_file_text_office_and_sniffing() -> None:
+    import io
+    import zipfile
+
+    from shadowgate.webapps.classify import FileFacts
+    from shadowgate.webapps.content import file_text
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("word/document.xml", "<w:document><w:t>key AKIAZ7Q3M5X2R3W4T5YB</w:t></w:document>")
+        z.writestr("word/styles.xml", "<w:styles>not text</w:styles>")
+    docx = buf.getvalue()
+    text = file_text(FileFacts("memo.docx", len(docx), None, docx), 10_000)
+    assert text is not None and "AKIAZ7Q3M5X2R3W4T5YB" in text and "not text" not in text
+    renamed = file_text(FileFacts("data.bin", 9, None, b"a,b\n1,2\n"), 10_000)  # sniffed, not trusted by name
+    assert renamed == "a,b\n1,2\n"
+    assert file_text(FileFacts("photo.png", 8, "image/png", b"\x89PNG\r\n\x1a\n\x00\x00"), 10_000) is None
+    assert file_text(FileFacts("big.txt", 100, None, b"x" * 100), 10) == "x" * 10
