@@ -27,6 +27,7 @@ from shadowgate.storage.schema import HOST_SIGHTINGS
 from shadowgate.storage.schema import MCP_CALLS
 from shadowgate.storage.schema import MCP_CALLS_DAILY
 from shadowgate.storage.schema import POLICY_EVENTS
+from shadowgate.storage.schema import WEB_ACTIVITY
 from shadowgate.storage.store import SegmentWriter
 from tests.test_report import EVENTS
 from tests.test_report import MCP_ROWS
@@ -92,6 +93,9 @@ SECTIONS = [
     ("mcp.denials", "MCP: refused and filtered calls by rule"),
     ("mcp.injection", "MCP: prompt-injection flags in tool results"),
     ("mcp.dlp", "MCP: DLP findings in tool arguments and results"),
+    ("chat_apps.by_app", "Chat apps: prompts, uploads and accounts"),
+    ("chat_apps.dlp", "Chat apps: DLP hits by app and activity"),
+    ("chat_apps.parse_status", "Chat apps: format drift (parse status by endpoint)"),
 ]
 
 
@@ -101,7 +105,7 @@ def proxy_db(tmp_path_factory) -> Path:
     db = tmp_path_factory.mktemp("report-sql") / "sg.duckdb"
     writer = SegmentWriter(
         db,
-        [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, HOST_SIGHTINGS],
+        [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, HOST_SIGHTINGS, WEB_ACTIVITY],
         rollups=[AI_REQUESTS_DAILY, MCP_CALLS_DAILY],
         flush_interval=0.05,
     )

@@ -78,6 +78,8 @@ class FlowRecord:
     # Identify's parse of the request body, keyed by the raw bytes it came from: DLP reuses it
     # unless a stage has rewritten the body since (memory only, never recorded).
     parsed_body: tuple[bytes, Any] | None = None
+    # A chat web app's request (shadowgate.webapps.WebFacts): activity, account, files; memory only.
+    web: Any = None
     request_id: str = field(default_factory=lambda: new_request_id())
 
     def policy_facts(self) -> Facts:
@@ -93,6 +95,7 @@ class FlowRecord:
             client_ip=self.client_ip,
             risk=self.provider.risk if self.provider else None,
             trains_on_inputs=self.provider.facts.worst_training if self.provider else None,
+            **(self.web.policy_facts() if self.web is not None else {}),
         )
 
 

@@ -10,6 +10,7 @@ shadowgate usage [--db FILE]             the usage table: who uses what, tokens 
 shadowgate report [--week W] [--format F]  the weekly shadow-AI report
 shadowgate pac [--proxy HOST:PORT]       a PAC file that sends AI hosts to shadowgate
 shadowgate scan FILE|-                   the DLP detectors on any text: one JSON finding per line
+shadowgate webapps check FILE.har        a browser capture through the chat-app classification
 shadowgate ca [--confdir DIR]            prepare a config directory (CA, trust bundle, fingerprint key)
 """
 
@@ -86,6 +87,10 @@ def _main(argv: list[str] | None = None) -> int:
     add_pac_arguments(pac)
     scan = sub.add_parser("scan", help="run the DLP detectors on a file or stdin; one JSON finding per line")
     scan.add_argument("file", help="a file, or '-' for stdin")
+    webapps = sub.add_parser("webapps", help="check a browser capture (HAR) against the chat-app endpoints")
+    from shadowgate.cli.webapps import add_arguments as add_webapps_arguments
+
+    add_webapps_arguments(webapps)
     ca = sub.add_parser(
         "ca", help="prepare a config directory: the CA, a trust bundle, the fingerprint key; how to trust the CA"
     )
@@ -128,6 +133,10 @@ def _main(argv: list[str] | None = None) -> int:
         from shadowgate.cli.scan import run_scan
 
         return run_scan(args.file)
+    if args.command == "webapps":
+        from shadowgate.cli.webapps import run as run_webapps
+
+        return run_webapps(args)
     if args.command == "usage":
         from shadowgate.report.usage import print_usage
 

@@ -24,14 +24,18 @@ from shadowgate.config.catalog import HostIndex
 from shadowgate.config.catalog import check_host_pattern
 from shadowgate.config.catalog_facts import RISK_LEVELS
 from shadowgate.config.catalog_facts import TRAINING
-from shadowgate.config.policy_prices import PriceOverride
-from shadowgate.config.policy_prices import parse_prices
-from shadowgate.config.policy_injection import InjectionPolicy
-from shadowgate.config.policy_injection import parse_injection
-from shadowgate.config.policy_responses import ResponsesPolicy
-from shadowgate.config.policy_responses import parse_responses
+from shadowgate.config.policy_accounts import WEB_MATCH_KEYS
+from shadowgate.config.policy_accounts import AccountsPolicy
+from shadowgate.config.policy_accounts import parse_accounts
+from shadowgate.config.policy_accounts import web_match
 from shadowgate.config.policy_alerts import AlertsPolicy
 from shadowgate.config.policy_alerts import parse_alerts
+from shadowgate.config.policy_injection import InjectionPolicy
+from shadowgate.config.policy_injection import parse_injection
+from shadowgate.config.policy_prices import PriceOverride
+from shadowgate.config.policy_prices import parse_prices
+from shadowgate.config.policy_responses import ResponsesPolicy
+from shadowgate.config.policy_responses import parse_responses
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import line_of_key
@@ -68,6 +72,11 @@ class Facts:
     # the training setting of its worst plan tier. None for a host the catalog does not list.
     risk: str | None = None
     trains_on_inputs: str | None = None
+    # Chat web apps (shadowgate.webapps): what the request does, whose account, the file it carries.
+    activity: str | None = None  # prompt, upload, download, share, login, visit, other
+    account: str | None = None  # corporate, other-workspace, personal, anonymous, unknown
+    file_type: str | None = None  # the uploaded file's extension, lower-case
+    file_bytes: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +104,21 @@ class Match:
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] | None = None
     risks: frozenset[str] | None = None  # low | medium | high
     training: frozenset[str] | None = None  # trains_on_inputs of the worst tier
+    activities: frozenset[str] | None = None  # web apps: prompt, upload, ...
+    accounts: frozenset[str] | None = None  # web apps: corporate, personal, ...
+    file_types: tuple[str, ...] | None = None  # globs on the uploaded file's extension
+    min_file_bytes: int | None = None  # the uploaded file is at least this big
 
     @property
     def needs_request(self) -> bool:
-        """True when only a decrypted request can tell (model, wire format)."""
-        return self.wire_formats is not None or self.models is not None
+        """True when only a decrypted request can tell (model, wire format, web-app activity)."""
+        return self.wire_formats is not None or self.models is not None or self.web is not None
+
+    @property
+    def web(self) -> tuple | None:
+        """The web-app keys, None when the match names none of them."""
+        keys = (self.activities, self.accounts, self.file_types, self.min_file_bytes)
+        return keys if any(k is not None for k in keys) else None
 
     def check(self, facts: Facts) -> str | None:
         """None when the facts match; otherwise the first reason they do not."""
@@ -123,6 +142,19 @@ class Match:
             return f"risk {facts.risk or 'none'} not in {sorted(self.risks)}"
         if self.training is not None and facts.trains_on_inputs not in self.training:
             return f"trains_on_inputs {facts.trains_on_inputs or 'none'} not in {sorted(self.training)}"
+        if self.web is not None:
+            return self._check_web(facts)
+        return None
+
+    def _check_web(self, facts: Facts) -> str | None:
+        if self.activities is not None and facts.activity not in self.activities:
+            return f"activity {facts.activity or 'none'} not in {sorted(self.activities)}"
+        if self.accounts is not None and facts.account not in self.accounts:
+            return f"account {facts.account or 'none'} not in {sorted(self.accounts)}"
+        if self.file_types is not None and not _glob_any(facts.file_type, self.file_types):
+            return f"file type {facts.file_type or 'none'} matches none of {list(self.file_types)}"
+        if self.min_file_bytes is not None and (facts.file_bytes or 0) < self.min_file_bytes:
+            return f"file of {facts.file_bytes or 0} bytes is under {self.min_file_bytes}"
         return None
 
 
@@ -258,6 +290,7 @@ class Policy:
     injection: InjectionPolicy | None = None
     responses: ResponsesPolicy | None = None
     alerts: AlertsPolicy | None = None
+    accounts: AccountsPolicy = field(default_factory=AccountsPolicy)
 
     def decrypts(self, host: str, catalogued: bool, intercept_all: bool, facts: Facts | None = None) -> bool:
         """Whether the proxy terminates TLS for this host (and so can meter and enforce)."""
@@ -287,8 +320,8 @@ class Policy:
                 if not rule.match.needs_request:
                     continue
                 # The mismatch may be only the unknown model/wire format: check the rest.
-                probe = Facts(**{**_as_dict(facts), "wire_format": None, "model": None})
-                relaxed = Match(**{**_as_dict(rule.match), "wire_formats": None, "models": None})
+                probe = Facts(**{**_as_dict(facts), "wire_format": None, "model": None, **_NO_WEB_FACTS})
+                relaxed = Match(**{**_as_dict(rule.match), "wire_formats": None, "models": None, **_NO_WEB_KEYS})
                 if relaxed.check(probe) is None:
                     return None
                 continue
@@ -310,6 +343,10 @@ class Policy:
     def _decision(self, rule: Rule) -> Decision:
         action = OBSERVE_PREFIX + rule.action if self.observe and rule.action != ALLOW else rule.action
         return Decision(action, rule.id, rule.message, rule)
+
+
+_NO_WEB_FACTS: dict[str, Any] = {"activity": None, "account": None, "file_type": None, "file_bytes": None}
+_NO_WEB_KEYS: dict[str, Any] = {"activities": None, "accounts": None, "file_types": None, "min_file_bytes": None}
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
@@ -338,7 +375,20 @@ def _in_networks(ip: str | None, networks: Iterable[ipaddress.IPv4Network | ipad
 
 # --- loading and validation -------------------------------------------------------------------
 
-_KEYS = {"mode", "inspect", "passthrough", "rules", "budgets", "dlp", "mcp", "prices", "injection", "responses", "alerts"}
+_KEYS = {
+    "mode",
+    "inspect",
+    "passthrough",
+    "rules",
+    "budgets",
+    "dlp",
+    "mcp",
+    "prices",
+    "injection",
+    "responses",
+    "alerts",
+    "accounts",
+}
 _MCP_SERVER_KEYS = {
     "id",
     "host",
@@ -361,7 +411,7 @@ _MATCH_KEYS = {
     "client",
     "risk",
     "trains_on_inputs",
-}
+} | WEB_MATCH_KEYS
 _RULE_KEYS = {"id", "match", "action", "message", "alternative", "coach", "gateway", "browser_url", "headers"}
 _BUDGET_KEYS = {"id", "per", "match", "tokens_per_day", "usd_per_day", "requests_per_minute", "warn_at"}
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
@@ -397,6 +447,7 @@ def load_policy(path: str | Path) -> Policy:
         injection=parse_injection(path, doc["injection"]) if doc.get("injection") is not None else None,
         responses=parse_responses(path, doc["responses"]) if doc.get("responses") is not None else None,
         alerts=parse_alerts(path, doc["alerts"]) if doc.get("alerts") is not None else None,
+        accounts=parse_accounts(path, doc["accounts"]) if doc.get("accounts") is not None else AccountsPolicy(),
     )
 
 
@@ -663,6 +714,7 @@ def _match(path: str | Path, raw: Any, owner: str, line: int) -> Match:
         networks=networks,
         risks=frozenset(risks) if risks else None,
         training=frozenset(training) if training else None,
+        **web_match(path, raw, owner, where, strings),
     )
 
 

@@ -85,10 +85,12 @@ def _covers(wide: Match, narrow: Match, catalog: Catalog) -> bool:
     for key in ("wire_formats", "risks", "training"):
         if not _subset(getattr(wide, key), getattr(narrow, key)):
             return False
-    for key in ("models", "users", "groups"):
+    for key in ("models", "users", "groups", "activities", "accounts", "file_types"):
         w, n = getattr(wide, key), getattr(narrow, key)
         if w is not None and (n is None or not set(n) <= set(w)):
             return False
+    if wide.min_file_bytes is not None and (narrow.min_file_bytes or 0) < wide.min_file_bytes:
+        return False
     if wide.networks is not None:
         if narrow.networks is None or not all(_inside(n, wide.networks) for n in narrow.networks):
             return False

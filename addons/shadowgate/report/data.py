@@ -1,7 +1,7 @@
 """Open shadowgate's data for the report under the names the proxy's database file uses.
 
-The report's SQL (reports/*.sql) reads the views ai_requests, ai_requests_daily, policy_events
-and mcp_calls, the names an analyst sees in the duckdb CLI on the database file. Here they are
+The report's SQL (reports/*.sql) reads the views ai_requests, ai_requests_daily, policy_events,
+mcp_calls and web_activity, the names an analyst sees in the duckdb CLI on the database file. Here they are
 views in an in-memory connection over the database `sg`: the database file attached read-only
 when it can be opened, or, when another process holds it read-write (DuckDB then refuses even
 readers), an in-memory `sg` with the writer's own views over the Parquet segments
@@ -23,6 +23,7 @@ from shadowgate.storage.schema import AI_REQUESTS_DAILY
 from shadowgate.storage.schema import HOST_SIGHTINGS
 from shadowgate.storage.schema import MCP_CALLS
 from shadowgate.storage.schema import POLICY_EVENTS
+from shadowgate.storage.schema import WEB_ACTIVITY
 from shadowgate.storage.store import Table
 from shadowgate.storage.store import rollup_view_sql
 from shadowgate.storage.store import segments_dir_for
@@ -30,7 +31,7 @@ from shadowgate.storage.store import sql_path
 from shadowgate.storage.store import view_sql
 
 # Detail tables the report reads, as the writer lays them out.
-TABLES = (AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, HOST_SIGHTINGS)
+TABLES = (AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, HOST_SIGHTINGS, WEB_ACTIVITY)
 
 
 def open_data(db: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
@@ -55,6 +56,7 @@ def open_data(db: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
     con.execute(_complete_view(con, POLICY_EVENTS, "policy_events" in have))
     con.execute(_complete_view(con, MCP_CALLS, "mcp_calls" in have))
     con.execute(_complete_view(con, HOST_SIGHTINGS, "host_sightings" in have))
+    con.execute(_complete_view(con, WEB_ACTIVITY, "web_activity" in have))
     return con, source
 
 

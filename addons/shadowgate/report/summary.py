@@ -105,4 +105,13 @@ def summary(report: Report) -> list[str]:
             f"MCP tool servers: {len(servers)} in use, {sum(r['calls'] for r in servers):,} calls, "
             f"{blocked:,} refused, {flags:,} prompt-injection flags."
         )
+    chat = _records(report, "chat_apps", "by_app")
+    if chat:
+        out.append(
+            f"Chat apps: {sum(r['prompts'] for r in chat):,} prompts and {sum(r['uploads'] for r in chat):,} "
+            f"uploads in {len(chat)} apps, {sum(r['non_corporate_prompts'] for r in chat):,} prompts from personal "
+            f"or other workspaces, {sum(r['dlp_hits'] for r in chat):,} DLP hits. A chat app's request now counts "
+            "as an AI request only when it is a prompt (telemetry no longer counts): earlier chat-web numbers "
+            "are not comparable."
+        )
     return out

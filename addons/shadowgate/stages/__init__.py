@@ -7,9 +7,11 @@
     TlsGate      identify: decrypt catalogued AI hosts, pass the rest through, record what is not inspected
     Identify     identify: provider, wire format, model, person, key fingerprint
     HostAgreement identify: CONNECT target, SNI, Host/:authority and URL must agree (strictest or refuse)
+    WebApps      identify: chat web apps' requests by the catalog's web_apps endpoints (activity, account, files)
     Decide       decide: the policy's rules, then the budgets; reloads a changed policy file
     Realtime     decide..record: WebSocket AI sessions (OpenAI Realtime, Gemini Live): policy, DLP, one row
     Act          act: block, coach, redirect to the sanctioned gateway, rate-limit, inject headers
+    WebAppsDlp   act: DLP on chat web apps' prompts and uploads, app-shaped refusals, refused visits
     Redact       act: DLP on prompts (redact, block or log)
     Screen       act: prompt-injection screening of prompts and tool results (flag or block)
     Mcp          act: MCP tool calls on any decrypted host (allow-lists, DLP, injection screening)
@@ -52,12 +54,16 @@ def default_addons() -> list[Any]:
     from shadowgate.stages.telemetry import Telemetry
     from shadowgate.stages.tlsgate import TlsGate
     from shadowgate.stages.unknown_options import UnknownOptions
+    from shadowgate.stages.webapps import WebApps
+    from shadowgate.stages.webapps import WebAppsDlp
 
     settings = ShadowgateSettings()
     decide = Decide(settings)
     record = Record(settings, decide)
     telemetry = Telemetry(settings)
     siem = Siem(settings, record)
+    webapps = WebApps(settings)
+    act = Act(settings, decide)
     return [
         UnknownOptions(),
         Logs(),
@@ -66,9 +72,11 @@ def default_addons() -> list[Any]:
         TlsGate(settings),
         Identify(settings),
         HostAgreement(settings),
+        webapps,
         decide,
         Realtime(settings, decide, record),
-        Act(settings, decide),
+        act,
+        WebAppsDlp(settings, decide, webapps, act),
         Redact(settings),
         Screen(settings),
         Mcp(settings, on_call=telemetry.mcp_call),

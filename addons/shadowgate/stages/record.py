@@ -36,6 +36,7 @@ from shadowgate.storage.rows import HostSighting
 from shadowgate.storage.rows import McpCallRow
 from shadowgate.storage.rows import McpToolRow
 from shadowgate.storage.rows import PolicyEvent
+from shadowgate.storage.rows import WebActivityRow
 from shadowgate.storage.rows import ai_request
 from shadowgate.storage.schema import AI_REQUESTS
 from shadowgate.storage.schema import ALL_ROLLUPS
@@ -44,8 +45,11 @@ from shadowgate.storage.schema import HOST_SIGHTINGS
 from shadowgate.storage.schema import MCP_CALLS
 from shadowgate.storage.schema import MCP_TOOLS
 from shadowgate.storage.schema import POLICY_EVENTS
+from shadowgate.storage.schema import WEB_ACTIVITY
 from shadowgate.storage.store import SegmentWriter
 from shadowgate.storage.store import utc_from_timestamp
+from shadowgate.webapps.rows import counts_as_ai_request
+from shadowgate.webapps.rows import web_activity_row
 
 log = logging.getLogger(__name__)
 
@@ -78,9 +82,20 @@ class Record:
     # --- the rows (event loop: each is one O(1) queue append) --------------------------------
 
     def ai_request(self, rec: FlowRecord, out: Outcome) -> None:
-        """One AI call: its row in ai_requests."""
+        """One AI call: its row in ai_requests (a chat web app's request: its web_activity row,
+        and an ai_requests row only for a prompt)."""
+        if self.writer is None:
+            return
+        if rec.web is not None:
+            self.web_activity(web_activity_row(rec, rec.web, self.settings.secret, out.status_code))
+            if not counts_as_ai_request(rec, out):
+                return
+        self._submit(AI_REQUESTS.name, ai_request(rec, out))
+
+    def web_activity(self, row: WebActivityRow) -> None:
+        """One classified chat-web-app request, client frame or refused page visit."""
         if self.writer is not None:
-            self._submit(AI_REQUESTS.name, ai_request(rec, out))
+            self._submit(WEB_ACTIVITY.name, row)
 
     def connection(self, facts: Facts, note: str, decision: Decision | None = None) -> None:
         """An AI connection that is never decrypted: one ai_requests row, marked not inspected."""

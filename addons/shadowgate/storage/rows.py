@@ -224,12 +224,47 @@ class AlertRow:
     )
 
 
+@dataclass(slots=True)
+class WebActivityRow:
+    """One classified request (or client WebSocket frame) of a chat web app (shadowgate.webapps).
+    Counts, kinds and keyed fingerprints only: never prompt text, file content, names or raw ids."""
+
+    ts: dt.datetime = column("TIMESTAMP", "UTC, when the request started")
+    request_id: str | None = column("VARCHAR", "joins ai_requests.request_id (a prompt has both rows)")
+    user_name: str | None = column("VARCHAR", "the person")
+    user_group: str | None = column("VARCHAR", "the person's group from the attribution map")
+    client_ip: str | None = column("VARCHAR", "the client's address")
+    app: str | None = column("VARCHAR", "catalog provider id of the chat app")
+    host: str | None = column("VARCHAR", "the host the request went to (a storage host for file bytes)")
+    endpoint: str | None = column("VARCHAR", "the catalog's endpoint id, e.g. chatgpt.prompt; visit for a page")
+    activity: str | None = column("VARCHAR", "prompt, upload, download, share, login, visit, other")
+    account_kind: str | None = column("VARCHAR", "corporate, other-workspace, personal, anonymous, unknown")
+    account_fingerprint: str | None = column("VARCHAR", "HMAC of the workspace/org id the request named (never the id)")
+    conversation_fingerprint: str | None = column("VARCHAR", "HMAC of the app's conversation id")
+    model: str | None = column("VARCHAR", "the model or mode the request names, when it names one")
+    temporary: bool | None = column("BOOLEAN", "a temporary / incognito chat, when the request says")
+    text_chars: int | None = column("INTEGER", "characters of prompt text (the text itself is never stored)")
+    file_type: str | None = column("VARCHAR", "extensions of the files the request names or carries, comma-separated")
+    file_bytes: int | None = column("BIGINT", "their size")
+    file_count: int | None = column("SMALLINT", "how many files")
+    dlp_findings: str | None = column("VARCHAR", 'counts per type, e.g. "EMAIL:2"; never values')
+    dlp_action: str | None = column("VARCHAR", "block, redact, log, error, or would_* (observe mode)")
+    decision: str | None = column("VARCHAR", "the policy's action: allow, block, coach, ... or would_*")
+    rule_id: str | None = column("VARCHAR", "the policy rule that decided")
+    parse_status: str | None = column(
+        "VARCHAR", "ok, no-text (the prompt's field was not found), unparsed (not the endpoint's format), error"
+    )
+    status_code: int | None = column("SMALLINT", "the HTTP status the browser got (the proxy's refusal included)")
+    transport: str | None = column("VARCHAR", "http, or websocket (one row per client frame)")
+
+
 AI_REQUESTS = table_of("ai_requests", AiRequest)
 POLICY_EVENTS = table_of("policy_events", PolicyEvent)
 MCP_CALLS = table_of("mcp_calls", McpCallRow)
 MCP_TOOLS = table_of("mcp_tools", McpToolRow)
 HOST_SIGHTINGS = table_of("host_sightings", HostSighting)
 ALERTS = table_of("alerts", AlertRow)
+WEB_ACTIVITY = table_of("web_activity", WebActivityRow)
 
 
 def ai_request(rec: FlowRecord, out: Outcome) -> AiRequest:

@@ -10,12 +10,13 @@ from __future__ import annotations
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import Outcome
 from shadowgate.storage.rows import AI_REQUESTS
-from shadowgate.storage.rows import HOST_SIGHTINGS
 from shadowgate.storage.rows import ALERTS
+from shadowgate.storage.rows import HOST_SIGHTINGS
 from shadowgate.storage.rows import MCP_CALLS
 from shadowgate.storage.rows import MCP_TOOLS
 from shadowgate.storage.rows import POLICY_EVENTS
 from shadowgate.storage.rows import UNKNOWN_PROVIDER
+from shadowgate.storage.rows import WEB_ACTIVITY
 from shadowgate.storage.store import Rollup
 from shadowgate.storage.store import Table
 
@@ -93,8 +94,33 @@ MCP_CALLS_DAILY = _daily(
     first_measure="calls",
 )
 
-ALL_TABLES = (AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, MCP_TOOLS, HOST_SIGHTINGS, ALERTS)
-ALL_ROLLUPS = (AI_REQUESTS_DAILY, MCP_CALLS_DAILY)
+# Daily totals of web_activity (chat web apps), kept when retention drops the detail.
+WEB_ACTIVITY_DAILY = _daily(
+    "web_activity_daily",
+    "web_activity",
+    {
+        "user_name": ("VARCHAR", "coalesce(user_name, client_ip, '?')"),
+        "user_group": ("VARCHAR", "coalesce(user_group, '-')"),
+        "app": ("VARCHAR", "app"),
+        "endpoint": ("VARCHAR", "endpoint"),
+        "activity": ("VARCHAR", "activity"),
+        "account_kind": ("VARCHAR", "account_kind"),
+        "decision": ("VARCHAR", "decision"),
+        "rule_id": ("VARCHAR", "rule_id"),
+        "dlp_findings": ("VARCHAR", "dlp_findings"),
+        "dlp_action": ("VARCHAR", "dlp_action"),
+        "parse_status": ("VARCHAR", "parse_status"),
+        "transport": ("VARCHAR", "transport"),
+        "requests": ("BIGINT", "1"),
+        "text_chars": ("BIGINT", "text_chars"),
+        "file_bytes": ("BIGINT", "file_bytes"),
+        "file_count": ("BIGINT", "file_count"),
+    },
+    first_measure="requests",
+)
+
+ALL_TABLES = (AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, MCP_TOOLS, HOST_SIGHTINGS, ALERTS, WEB_ACTIVITY)
+ALL_ROLLUPS = (AI_REQUESTS_DAILY, MCP_CALLS_DAILY, WEB_ACTIVITY_DAILY)
 
 # FlowRecord and Outcome moved to shadowgate.flow; kept importable here for older imports.
 __all__ = [
@@ -109,6 +135,8 @@ __all__ = [
     "MCP_TOOLS",
     "POLICY_EVENTS",
     "UNKNOWN_PROVIDER",
+    "WEB_ACTIVITY",
+    "WEB_ACTIVITY_DAILY",
     "FlowRecord",
     "Outcome",
 ]

@@ -1,0 +1,421 @@
+"""Chat web apps: what a browser's request to ChatGPT, Claude, Gemini, ... does, and DLP on it.
+
+Two addons, because the facts must exist before Decide and the scan must follow Act:
+
+    WebApps     (after Identify, before Decide) classifies the request by the catalog's web_apps
+                endpoints: activity, text, files, model, conversation, account (rec.web), so
+                rules can match `activity` and `account`. A request to a catalogued app that is
+                none of its endpoints (telemetry, anti-bot checks, assets) loses its FlowRecord:
+                it is no AI call and adds no ai_requests row.
+    WebAppsDlp  (after Act) scans every text field of a prompt, the fallback strings of a body
+                whose text was not found, and the text of uploaded files. A finding blocks or
+                logs; a redaction is written back only on endpoints marked `rewrite_ok` (proven
+                to be accepted), and blocks elsewhere. Refusals take the app's own error shape.
+                It also records a page navigation the policy blocked or coached (activity
+                `visit`) and each client WebSocket frame that is a prompt (Microsoft Copilot).
+
+Record writes the web_activity row when the flow ends (Record.ai_request), so the row carries
+the final decision, DLP verdict and status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable
+from typing import Any
+
+from mitmproxy import ctx
+from mitmproxy import exceptions
+from mitmproxy import http
+
+from shadowgate.config.policy import ALLOW
+from shadowgate.config.policy import BLOCK
+from shadowgate.config.policy import COACH
+from shadowgate.config.policy import OBSERVE_PREFIX
+from shadowgate.config.policy import RATE_LIMIT
+from shadowgate.config.policy import Decision
+from shadowgate.config.policy import DlpPolicy
+from shadowgate.config.yamlfile import ConfigError
+from shadowgate.dlp import Placeholders
+from shadowgate.flow import METADATA_KEY
+from shadowgate.flow import FlowRecord
+from shadowgate.flow import flow_record
+from shadowgate.flow import timed_hook
+from shadowgate.stages.act import Act
+from shadowgate.stages.act import is_browser_navigation
+from shadowgate.stages.act import refusal_text
+from shadowgate.stages.decide import Decide
+from shadowgate.stages.identify import new_flow_record
+from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
+from shadowgate.stages.redact import dlp_verdict
+from shadowgate.stages.redact import scan_json
+from shadowgate.stages.redact import shared_scanner
+from shadowgate.stages.settings import ShadowgateSettings
+from shadowgate.stages.settings import expand_path
+from shadowgate.webapps.catalog import WebApps as WebAppCatalog
+from shadowgate.webapps.catalog import WebEndpoint
+from shadowgate.webapps.catalog import load_web_apps
+from shadowgate.webapps.classify import ERROR
+from shadowgate.webapps.classify import FileFacts
+from shadowgate.webapps.classify import WebFacts
+from shadowgate.webapps.classify import classify
+from shadowgate.webapps.codecs import decode_any
+from shadowgate.webapps.codecs import every_string
+from shadowgate.webapps.content import file_text
+from shadowgate.webapps.rows import visit_row
+from shadowgate.webapps.rows import web_activity_row
+from shadowgate.wireformats.base import RequestFacts
+from shadowgate.wireformats.base import Route
+from shadowgate.wireformats.common import header_map
+
+log = logging.getLogger(__name__)
+
+PENDING_KEY = "shadowgate_web_pending"  # flow.metadata: a candidate endpoint, classify on the body
+UNMATCHED_KEY = "shadowgate_web_unmatched"  # flow.metadata: an app's request that is no endpoint (its app)
+# The fallback scan of an app's request that matches no endpoint reads only strings that look like
+# text (a space, some length): a renamed prompt endpoint is still scanned, while anti-bot tokens and
+# ids, which a false finding would block and so break the app, are not.
+MIN_FALLBACK_TEXT = 16
+
+
+def refusal(endpoint: WebEndpoint | None, status: int, message: str) -> http.Response:
+    """A refusal in the app's own error shape when the catalog knows it, else a plain-text 403."""
+    headers = {"cache-control": "no-store"}
+    spec = endpoint.refuse if endpoint is not None else None
+    if spec is None or spec.json is None:
+        return http.Response.make(status, message.encode(), {**headers, "content-type": "text/plain; charset=utf-8"})
+    body = _fill(spec.json, message)
+    code = spec.status if status == 403 else status
+    return http.Response.make(code, json.dumps(body).encode(), {**headers, "content-type": "application/json"})
+
+
+def _fill(shape: Any, message: str) -> Any:
+    if isinstance(shape, str):
+        return shape.replace("{message}", message)
+    if isinstance(shape, dict):
+        return {k: _fill(v, message) for k, v in shape.items()}
+    if isinstance(shape, list):
+        return [_fill(v, message) for v in shape]
+    return shape
+
+
+class WebApps:
+    """Classify chat-web-app requests before the policy decides (see the module docstring)."""
+
+    name = "shadowgate_webapps"
+
+    def __init__(self, settings: ShadowgateSettings) -> None:
+        self.settings = settings
+        self.apps = WebAppCatalog()
+
+    def configure(self, updated: set[str]) -> None:
+        if "shadowgate_providers" not in updated and self.apps:
+            return
+        catalog = self.settings.catalog
+        if catalog is None:
+            return
+        try:
+            self.apps = load_web_apps(expand_path(ctx.options.shadowgate_providers), provider_ids=catalog.providers)
+        except ConfigError as e:
+            raise exceptions.OptionsError(str(e)) from e
+
+    @timed_hook
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        catalog = self.settings.catalog
+        if flow.response or flow.error or not flow.live or catalog is None or not self.apps:
+            return
+        request = flow.request
+        if "upgrade" in request.headers:
+            return  # a WebSocket: Realtime owns the upgrade, WebAppsDlp reads its frames
+        rec = flow_record(flow)
+        host = rec.host if rec is not None else (flow.client_conn.sni or request.host).lower()
+        provider = rec.provider if rec is not None else catalog.match_host(host)
+        app = self.apps.app(provider.id if provider else None)
+        if app is None and not self.apps.on_foreign_host(host):
+            return
+        candidates = self.apps.candidates(provider.id if provider else None, host, request.method, request.path)
+        if not candidates:
+            if rec is not None and app is not None and rec.route is None:
+                del flow.metadata[METADATA_KEY]  # telemetry, anti-bot, assets: not an AI call
+                flow.metadata[UNMATCHED_KEY] = rec.provider.id if rec.provider else None
+            return
+        endpoint = candidates[0][0]
+        if rec is None:
+            owner = provider if app is not None else catalog.providers.get(endpoint.app)
+            rec = new_flow_record(self.settings, flow, host, owner, None)
+            flow.metadata[METADATA_KEY] = rec
+            length = request.headers.get("content-length", "")
+            if length.isdigit() and int(length) > self.settings.max_parse_bytes:
+                request.stream = True
+                rec.request_bytes = int(length)
+        if endpoint.wire_format is not None and rec.route is None:
+            # An API on the app's host (Codex on chatgpt.com): Identify, Redact and Meter treat
+            # it as that wire format, because the route is set before Identify reads the body.
+            formats = catalog.wire_formats.get(endpoint.wire_format) or ()
+            if formats:
+                rec.route = Route(endpoint.wire_format, formats[0].parser, formats[0].operation)
+        flow.metadata[PENDING_KEY] = True
+
+    @timed_hook
+    def request(self, flow: http.HTTPFlow) -> None:
+        rec = flow_record(flow)
+        if rec is None or not flow.metadata.pop(PENDING_KEY, False) or flow.response or flow.error:
+            return
+        request = flow.request
+        content = None if request.stream else request.get_content(strict=False)
+        facts = classify(
+            self.apps,
+            rec.provider.id if rec.provider else None,
+            rec.host,
+            request.method,
+            request.path,
+            header_map(request.headers),
+            content,
+            self.settings.policy.accounts,
+        )
+        if facts is None:
+            if rec.route is None:
+                del flow.metadata[METADATA_KEY]  # a candidate path, but not by its body: no AI call
+            return
+        if request.stream and facts.activity == "upload" and not facts.files:
+            facts.files = [FileFacts(None, rec.request_bytes, request.headers.get("content-type"))]
+        rec.web = facts
+        if facts.activity == "prompt" and rec.route is None:
+            accept = request.headers.get("accept", "")
+            rec.facts = RequestFacts("chat", facts.model, "event-stream" in accept, facts.text_chars)
+
+
+class WebAppsDlp:
+    """After Act: DLP on web prompts and uploads, app-shaped refusals, visits and frames."""
+
+    name = "shadowgate_webapps_dlp"
+
+    def __init__(self, settings: ShadowgateSettings, decide: Decide, webapps: WebApps, act: Act) -> None:
+        self.settings = settings
+        self.decide = decide
+        self.webapps = webapps  # the classifying addon, which holds the loaded web_apps section
+        self.act = act  # its coach page and "continue" allowances
+        # (user, app) -> the coach decision a prompt or upload met: the next page navigation to the
+        # app shows the interstitial (a fetch cannot show a page; rules on account or activity
+        # never match a navigation, which carries neither).
+        self.pending_coach: dict[tuple[str, str], Decision] = {}
+
+    @property
+    def apps(self) -> WebAppCatalog:
+        return self.webapps.apps
+
+    @timed_hook
+    def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        rec = flow_record(flow)
+        if rec is None:
+            if UNMATCHED_KEY in flow.metadata:
+                return self._unmatched(flow, flow.metadata.pop(UNMATCHED_KEY))
+            self._visit(flow)
+            return None
+        web: WebFacts | None = rec.web
+        if web is None or flow.error:
+            return None
+        if rec.decision.action == COACH and not is_browser_navigation(flow.request):
+            if len(self.pending_coach) > 100_000:
+                self.pending_coach.clear()
+            self.pending_coach[(rec.person.user or rec.client_ip or "-", web.app)] = rec.decision
+        if flow.response is not None:
+            self._in_app_shape(flow, rec, web)
+            return None
+        dlp = self.settings.policy.dlp
+        if dlp is None or web.endpoint.wire_format is not None:
+            return None  # an API wire format is Redact's
+        request = flow.request
+        try:
+            if request.stream and web.endpoint.scan != "none":
+                raise _Unscannable("the body is too large to scan")
+            if web.parse_status == ERROR and not web.fallback:
+                raise _Unscannable("the body could not be read")
+            others = [*web.fallback, *self._file_texts(web.files)]
+            if not web.texts and not others:
+                return None
+            if sum(map(len, web.texts)) + sum(map(len, others)) > SCAN_IN_THREAD_CHARS:
+                return self._scan_off_loop(flow, rec, web, dlp, others)
+            self._apply(flow, rec, web, dlp, *_scan(web.texts, others, dlp))
+        except Exception as e:
+            self._failed(flow, rec, web, dlp, e)
+        return None
+
+    async def _scan_off_loop(
+        self, flow: http.HTTPFlow, rec: FlowRecord, web: WebFacts, dlp: DlpPolicy, others: list[str]
+    ) -> None:
+        try:
+            scanned = await asyncio.to_thread(_scan, web.texts, others, dlp)
+            started = time.perf_counter_ns()
+            self._apply(flow, rec, web, dlp, *scanned)
+            rec.overhead_ns += time.perf_counter_ns() - started
+        except Exception as e:
+            self._failed(flow, rec, web, dlp, e)
+
+    def _file_texts(self, files: list[FileFacts]) -> list[str]:
+        limit = self.settings.max_parse_bytes or 10 * 1024 * 1024
+        return [t for f in files if (t := file_text(f, limit))]
+
+    def _failed(self, flow: http.HTTPFlow, rec: FlowRecord, web: WebFacts, dlp: DlpPolicy, e: Exception) -> None:
+        if not isinstance(e, _Unscannable):
+            log.exception("shadowgate: DLP on a web-app request failed")
+        rec.dlp_action = "error"
+        if dlp.on_error != ALLOW and not self.settings.policy.observe:
+            reason = str(e) if isinstance(e, _Unscannable) else "the scanner failed"
+            flow.response = refusal(web.endpoint, 403, f"shadowgate: not sent: {reason}, and DLP fails closed.")
+
+    def _apply(
+        self, flow: http.HTTPFlow, rec: FlowRecord, web: WebFacts, dlp: DlpPolicy,
+        cleaned: list[str], counts: Counter, actions: set[str], rewritable: bool,
+    ) -> None:  # fmt: skip
+        if not counts:
+            return
+        observe = self.settings.policy.observe
+        rec.dlp_findings, rec.dlp_action, blocking = dlp_verdict(counts, actions, dlp, observe)
+        can_rewrite = web.endpoint.rewrite_ok and rewritable and web.body is not None and web.parse_status == "ok"
+        if rec.dlp_action in ("redact", "would_redact") and not can_rewrite:
+            # No proof the app accepts a rewritten body: the finding blocks instead.
+            rec.dlp_action = OBSERVE_PREFIX + BLOCK if observe else BLOCK
+            blocking = [] if observe else sorted(counts)
+        if blocking:
+            message = (
+                f"shadowgate: the {web.activity} contains {', '.join(blocking)}; company policy does not allow "
+                f"sending it to {rec.host}."
+            )
+            flow.response = refusal(web.endpoint, 403, message)
+            return
+        if rec.dlp_action == "redact" and web.body is not None:
+            doc = web.body.doc
+            replacements = iter(cleaned)
+            for path in web.endpoint.text:
+                doc = path.replace(doc, lambda _s: next(replacements))
+            flow.request.content = web.body.encode(doc)
+
+    def _in_app_shape(self, flow: http.HTTPFlow, rec: FlowRecord, web: WebFacts) -> None:
+        """Act refused (block, rate limit, a coach the client cannot click): say it as the app would."""
+        decision = rec.decision
+        action = decision.action
+        if action not in (BLOCK, RATE_LIMIT, COACH) or flow.response is None or web.endpoint.refuse is None:
+            return
+        if is_browser_navigation(flow.request):
+            return
+        text = refusal_text(decision, "blocked") if action != RATE_LIMIT else f"shadowgate: {decision.reason}"
+        retry = flow.response.headers.get("retry-after")
+        flow.response = refusal(web.endpoint, flow.response.status_code, text)
+        if retry:
+            flow.response.headers["retry-after"] = retry
+
+    # --- an app's request that is none of its endpoints: its text still gets DLP ---------------
+
+    def _unmatched(self, flow: http.HTTPFlow, app: str | None) -> Awaitable[None] | None:
+        """Fail safe when an app renames an endpoint: text-like strings of the body are scanned;
+        a blocking finding refuses it and leaves a row (`unmatched`, `unparsed`). Findings that
+        only log leave none: the apps' own telemetry names the signed-in user in every batch."""
+        dlp = self.settings.policy.dlp
+        request = flow.request
+        if dlp is None or app is None or flow.response or flow.error or request.stream or self.settings.policy.observe:
+            return None
+        content = request.get_content(strict=False) or b""
+        if not content or len(content) > (self.settings.max_parse_bytes or len(content)):
+            return None
+        body = decode_any(content, request.headers.get("content-type", ""))
+        strings = every_string(body.doc) if body is not None else [content.decode("utf-8", "replace")]
+        texts = [t for t in strings if len(t) >= MIN_FALLBACK_TEXT and " " in t.strip()]
+        if not texts:
+            return None
+        if sum(map(len, texts)) > SCAN_IN_THREAD_CHARS:
+            return self._unmatched_off_loop(flow, app, texts, dlp)
+        self._refuse_unmatched(flow, app, dlp, *_scan([], texts, dlp))
+        return None
+
+    async def _unmatched_off_loop(self, flow: http.HTTPFlow, app: str, texts: list[str], dlp: DlpPolicy) -> None:
+        self._refuse_unmatched(flow, app, dlp, *await asyncio.to_thread(_scan, [], texts, dlp))
+
+    def _refuse_unmatched(
+        self, flow: http.HTTPFlow, app: str, dlp: DlpPolicy, _c: list[str], counts: Counter, actions: set[str], _r: bool
+    ) -> None:
+        if not counts or not actions & {"block", "redact"}:
+            return
+        catalog = self.settings.catalog
+        host = (flow.client_conn.sni or flow.request.host).lower()
+        rec = new_flow_record(self.settings, flow, host, catalog.providers.get(app) if catalog else None, None)
+        rec.dlp_findings, _, _ = dlp_verdict(counts, actions, dlp, False)
+        rec.dlp_action = BLOCK
+        message = f"shadowgate: the request contains {', '.join(sorted(counts))}; company policy does not allow sending it to {host}."
+        flow.response = refusal(None, 403, message)
+        if self.settings.record is not None:
+            self.settings.record.web_activity(visit_row(rec, app, 403, endpoint="unmatched", parse_status="unparsed"))
+
+    # --- page visits the policy refused, and WebSocket frames ---------------------------------
+
+    def _visit(self, flow: http.HTTPFlow) -> None:
+        catalog = self.settings.catalog
+        request = flow.request
+        if catalog is None or flow.error or not is_browser_navigation(request):
+            return
+        host = (flow.client_conn.sni or request.host).lower()
+        provider = catalog.match_host(host)
+        if provider is None or provider.category != "chat-web":
+            return
+        decided = self.decide.unidentified(flow)
+        if decided is None:
+            return
+        facts, decision = decided
+        coach = self.pending_coach.pop((facts.user or facts.client_ip or "-", provider.id), None)
+        if coach is not None and flow.response is None:
+            # The page unless the person holds a consent token (enforce/coach.py); "continue" is Act's.
+            self.act._coach(flow, None, facts, coach)
+            decision = coach
+        if decision.action.removeprefix(OBSERVE_PREFIX) not in (BLOCK, COACH):
+            return
+        if decision.action == COACH and flow.response is None:
+            decision = Decision("coach_allowed", decision.rule_id, "the user chose to continue", decision.rule)
+        rec = new_flow_record(self.settings, flow, host, provider, None)
+        rec.decision = decision
+        record = self.settings.record
+        if record is not None:
+            record.web_activity(visit_row(rec, provider.id, flow.response.status_code if flow.response else None))
+
+    def websocket_message(self, flow: http.HTTPFlow) -> None:
+        # After Realtime's hook (which scans the frame and may drop it): one row per prompt frame.
+        catalog = self.settings.catalog
+        if flow.websocket is None or catalog is None or not flow.websocket.messages:
+            return
+        message = flow.websocket.messages[-1]
+        if not message.from_client or not message.is_text:
+            return
+        host = (flow.client_conn.sni or flow.request.host).lower()
+        provider = catalog.match_host(host)
+        if provider is None or self.apps.app(provider.id) is None:
+            return
+        facts = classify(
+            self.apps, provider.id, host, "GET", flow.request.path, header_map(flow.request.headers),
+            message.content, self.settings.policy.accounts, transport="websocket",
+        )  # fmt: skip
+        if facts is None:
+            return
+        session = flow.metadata.get("shadowgate_realtime")
+        rec = session.rec if session is not None else new_flow_record(self.settings, flow, host, provider, None)
+        row = web_activity_row(rec, facts, self.settings.secret, None, transport="websocket", ts=message.timestamp)
+        if message.dropped:
+            row.decision = BLOCK
+        record = self.settings.record
+        if record is not None:
+            record.web_activity(row)
+
+
+class _Unscannable(Exception):
+    pass
+
+
+def _scan(texts: list[str], others: list[str], dlp: DlpPolicy) -> tuple[list[str], Counter, set[str], bool]:
+    """(the texts with findings redacted, counts, actions, whether every redaction is in the texts)."""
+    scanner = shared_scanner()
+    placeholders = Placeholders()
+    cleaned, counts, actions = scan_json(list(texts), scanner, placeholders, dlp, every_string=True)
+    _, more, other_actions = scan_json(list(others), scanner, placeholders, dlp, every_string=True)
+    return cleaned, counts + more, actions | other_actions, "redact" not in other_actions

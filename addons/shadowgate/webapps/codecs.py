@@ -1,0 +1,294 @@
+"""Body decoders that can write an edited value back: JSON, form-encoded, multipart, a raw file.
+
+Each decoder gives a document (dicts, lists, strings) for the field paths to read, and an
+encoder that writes an edited document back with as little change as it can: JSON in the
+separators and escaping it came in, form pairs that did not change byte for byte as they were
+(re-encoding Gemini's whole form tripped its bot detection, per the research notes), multipart
+parts that did not change as they were. A body that does not decode is None, never an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from dataclasses import field
+from typing import Any
+from urllib.parse import quote
+from urllib.parse import quote_plus
+from urllib.parse import unquote_plus
+
+from shadowgate.wireformats.common import DuplicateKeys
+from shadowgate.wireformats.common import loads_request
+
+BODY_KINDS = ("json", "form", "multipart", "raw")
+_STYLES = (((",", ":"), False), ((", ", ": "), False), ((",", ":"), True), ((", ", ": "), True))
+
+
+def load_json(text: str | bytes) -> Any:
+    """The JSON value (repeated keys kept for DLP, see DuplicateKeys), or None."""
+    if isinstance(text, bytes | bytearray):
+        try:
+            text = bytes(text).decode("utf-8-sig")
+        except UnicodeDecodeError:
+            return None
+    if not text or not text.strip():
+        return None
+    try:
+        return loads_request(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def json_style(original: str, value: Any) -> tuple[tuple[str, str], bool] | None:
+    """The separators and ensure_ascii that reproduce `original` from `value`, if any do."""
+    for separators, ascii_only in _STYLES:
+        try:
+            if json.dumps(value, separators=separators, ensure_ascii=ascii_only) == original:
+                return separators, ascii_only
+        except (TypeError, ValueError):
+            return None
+    return None
+
+
+def dump_json_like(value: Any, original: str) -> str:
+    """`value` as JSON in the style `original` was written in (compact when none reproduces it)."""
+    style = json_style(original, load_json(original))
+    separators, ascii_only = style if style is not None else ((",", ":"), False)
+    return json.dumps(value, separators=separators, ensure_ascii=ascii_only)
+
+
+class Body:
+    """A decoded request body: `doc` for the paths, `encode(doc)` for the bytes to send."""
+
+    kind = "raw"
+    doc: Any = None
+
+    def encode(self, doc: Any) -> bytes:
+        raise NotImplementedError
+
+    def has_shadowed(self) -> bool:
+        """True when a key was given twice (the server may read either value)."""
+        return False
+
+
+@dataclass
+class JsonBody(Body):
+    text: str
+    doc: Any
+    kind = "json"
+
+    def encode(self, doc: Any) -> bytes:
+        if doc is self.doc:
+            return self.text.encode()
+        return dump_json_like(doc, self.text).encode()
+
+    def has_shadowed(self) -> bool:
+        return _any_shadowed(self.doc)
+
+
+@dataclass
+class FormBody(Body):
+    """application/x-www-form-urlencoded, pairs in order; `doc` holds each key's last value."""
+
+    raw: str
+    pairs: list[tuple[str, str, str]]  # (raw pair text, key, value)
+    doc: dict[str, str] = field(default_factory=dict)
+    kind = "form"
+
+    @classmethod
+    def parse(cls, raw: str) -> FormBody | None:
+        pairs = []
+        for piece in raw.split("&"):
+            if not piece:
+                pairs.append(("", "", ""))
+                continue
+            key, sep, value = piece.partition("=")
+            try:
+                pairs.append((piece, unquote_plus(key, errors="strict"), unquote_plus(value, errors="strict")))
+            except UnicodeDecodeError:
+                return None
+            if not sep and not key:
+                return None
+        named = [(k, v) for piece, k, v in pairs if piece]
+        if not named:
+            return None
+        doc: dict[str, str] = DuplicateKeys(named) if len({k for k, _ in named}) != len(named) else dict(named)
+        return cls(raw, pairs, doc)
+
+    def encode(self, doc: Any) -> bytes:
+        if doc is self.doc:
+            return self.raw.encode()
+        last = {key: i for i, (piece, key, _) in enumerate(self.pairs) if piece}
+        out: list[str] = []
+        for i, (piece, key, value) in enumerate(self.pairs):
+            if not piece:  # an empty piece ("a=1&&b=2", a trailing "&") stays where it was
+                out.append(piece)
+                continue
+            new = doc.get(key, value) if last[key] == i else value
+            if new == value:
+                out.append(piece)
+                continue
+            raw_key = piece.partition("=")[0]
+            raw_value = piece.partition("=")[2]
+            # Spaces as '+' (what browsers send) unless the original wrote them as %20.
+            encoded = quote(new, safe="") if "%20" in raw_value else quote_plus(new, safe="")
+            out.append(f"{raw_key}={encoded}")
+        return "&".join(out).encode()
+
+    def has_shadowed(self) -> bool:
+        return isinstance(self.doc, DuplicateKeys)
+
+
+@dataclass
+class Part:
+    headers: bytes  # the part's header block, as sent
+    name: str | None
+    filename: str | None
+    content_type: str | None
+    data: bytes
+
+
+@dataclass
+class MultipartBody(Body):
+    """multipart/form-data: text fields in `doc` by name; file parts in `files`."""
+
+    boundary: bytes
+    preamble: bytes
+    parts: list[Part]
+    epilogue: bytes
+    doc: dict[str, Any] = field(default_factory=dict)
+    kind = "multipart"
+
+    @property
+    def files(self) -> list[Part]:
+        return [p for p in self.parts if p.filename is not None]
+
+    def encode(self, doc: Any) -> bytes:
+        if doc is self.doc:
+            chunks = [p.headers + b"\r\n\r\n" + p.data for p in self.parts]
+        else:
+            chunks = []
+            for p in self.parts:
+                data = p.data
+                if p.filename is None and p.name is not None and doc.get(p.name) != self.doc.get(p.name):
+                    data = str(doc[p.name]).encode()
+                chunks.append(p.headers + b"\r\n\r\n" + data)
+        delimiter = b"--" + self.boundary
+        body = self.preamble + delimiter + b"\r\n"
+        body += (b"\r\n" + delimiter + b"\r\n").join(chunks)
+        return body + b"\r\n" + delimiter + b"--" + self.epilogue
+
+    @classmethod
+    def parse(cls, content: bytes, content_type: str) -> MultipartBody | None:
+        m = re.search(r'boundary="?([^";]+)"?', content_type, re.IGNORECASE)
+        if m is None:
+            return None
+        boundary = m.group(1).encode("latin-1", "replace")
+        delimiter = b"--" + boundary
+        start = content.find(delimiter)
+        if start < 0:
+            return None
+        preamble = content[:start]
+        pieces = content[start + len(delimiter) :].split(b"\r\n" + delimiter)
+        parts = []
+        epilogue = b""
+        for i, piece in enumerate(pieces):
+            if piece.startswith(b"--"):  # the closing delimiter
+                epilogue = piece[2:]
+                break
+            piece = piece.removeprefix(b"\r\n")
+            head, sep, data = piece.partition(b"\r\n\r\n")
+            if not sep:
+                return None
+            parts.append(_part(head, data))
+            if i == len(pieces) - 1:
+                return None  # no closing delimiter: a truncated body
+        else:
+            return None
+        doc = {p.name: p.data.decode("utf-8", "replace") for p in parts if p.filename is None and p.name}
+        return cls(boundary, preamble, parts, epilogue, doc)
+
+
+def _part(head: bytes, data: bytes) -> Part:
+    text = head.decode("utf-8", "replace")
+    disposition = re.search(r"(?im)^content-disposition:(.*)$", text)
+    ctype = re.search(r"(?im)^content-type:\s*(.*?)\s*$", text)
+    name = filename = None
+    if disposition:
+        if n := re.search(r'(?<![a-z*])name="((?:[^"\\]|\\.)*)"', disposition.group(1), re.IGNORECASE):
+            name = n.group(1)
+        if f := re.search(r'filename="((?:[^"\\]|\\.)*)"', disposition.group(1), re.IGNORECASE):
+            filename = f.group(1)
+    return Part(head, name, filename, ctype.group(1) if ctype else None, data)
+
+
+@dataclass
+class RawBody(Body):
+    """The body is a file's bytes (a PUT to a storage host)."""
+
+    data: bytes
+    kind = "raw"
+
+    def encode(self, doc: Any) -> bytes:
+        return self.data
+
+
+def decode_body(kind: str, content: bytes, content_type: str = "") -> Body | None:
+    """The body decoded as `kind`; None when it is not that kind."""
+    if kind == "raw":
+        return RawBody(content)
+    if kind == "multipart":
+        return MultipartBody.parse(content, content_type)
+    try:
+        text = content.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None
+    if kind == "json":
+        doc = load_json(text)
+        return JsonBody(text, doc) if doc is not None else None
+    if kind == "form":
+        if text.lstrip().startswith(("{", "[")):
+            return None  # JSON is not a form, even if it has an '=' in it
+        return FormBody.parse(text.strip())
+    raise ValueError(f"unknown body kind {kind!r}")
+
+
+def decode_any(content: bytes, content_type: str = "") -> Body | None:
+    """The body as whatever it decodes as (for a body that is not what its endpoint says)."""
+    if "multipart/" in content_type.lower():
+        found = MultipartBody.parse(content, content_type)
+        if found is not None:
+            return found
+    for kind in ("json", "form"):
+        body = decode_body(kind, content, content_type)
+        if body is not None:
+            return body
+    return None
+
+
+def _any_shadowed(node: Any) -> bool:
+    if isinstance(node, DuplicateKeys):
+        return True
+    if isinstance(node, dict):
+        return any(_any_shadowed(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_any_shadowed(v) for v in node)
+    return False
+
+
+def every_string(node: Any, shadowed: bool = True) -> list[str]:
+    """Every string value in a document, and every value a repeated key shadows."""
+    out: list[str] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+            if shadowed and isinstance(item, DuplicateKeys):
+                stack.extend(v for _, v in item.shadowed)
+    return out
