@@ -10,6 +10,7 @@ Each case asserts what reached the upstream, what the client got and which row w
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -19,8 +20,13 @@ from tests.adversarial.wire import marker
 from tests.adversarial.wire import open_tunnel
 
 LIMIT = 4096
+GATEWAY_KEY = "sk-corp-gateway-big-bodies"
 POLICY = """\
 rules:
+  - id: big-to-gateway
+    match: {provider: openai, user: big-redirect}
+    action: redirect
+    gateway: {openai_base_url: "https://llm.corp.test/v1", key_env: SG_BIG_BODIES_GATEWAY_KEY}
   - id: no-anthropic
     match: {provider: anthropic}
     action: block
@@ -46,6 +52,7 @@ def _chat(model: str, size: int = 3 * LIMIT) -> bytes:
 def gate(tmp_path_factory, upstream, test_ca):
     from tests.conftest import start_proxy
 
+    os.environ["SG_BIG_BODIES_GATEWAY_KEY"] = GATEWAY_KEY  # inherited by mitmdump
     folder = tmp_path_factory.mktemp("bigbodies")
     (folder / "policy.yaml").write_text(POLICY)
     (folder / "users.yaml").write_text(USERS)
@@ -59,6 +66,7 @@ def gate(tmp_path_factory, upstream, test_ca):
     )  # fmt: skip
     yield proxy
     proxy.stop()
+    del os.environ["SG_BIG_BODIES_GATEWAY_KEY"]
 
 
 def _tls(proxy, host: str, user: str) -> TlsClient:
@@ -150,6 +158,17 @@ def test_a_big_body_no_rule_needs_streams_through_and_is_recorded(gate, upstream
     assert (row["decision"], row["status_code"]) == ("allow", 200)
     assert row["request_bytes"] == len(seen.body)
     assert "shadowgate_max_parse_bytes" in row["inspect_note"]
+
+
+def test_a_big_body_is_redirected_to_the_gateway_before_it_is_sent(gate, upstream):
+    answer, mark = _post(gate, "big-redirect", "api.openai.com", "/v1/chat/completions", _chat("gpt-4o-mini"))
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    [seen] = [s for s in upstream.seen if s.headers.get("x-attack") == mark]
+    assert (seen.host, seen.path) == ("llm.corp.test", "/v1/chat/completions")
+    assert seen.headers["authorization"] == f"Bearer {GATEWAY_KEY}"
+    assert len(seen.body) > LIMIT
+    [row] = gate.rows("user_name = 'big-redirect'", expect=1)
+    assert (row["decision"], row["redirect_target"], row["status_code"]) == ("redirect", "llm.corp.test", 200)
 
 
 def test_a_fronted_big_body_is_refused_without_breaking_the_connection(gate, upstream):
