@@ -55,7 +55,8 @@ class Identify:
             return
         request = flow.request
         host = (flow.client_conn.sni or request.host).lower()
-        provider = catalog.match_host(host)
+        # An AI feature on a shared host (an entry with paths) is told apart by its path.
+        provider = catalog.match(host, request.path)
         # Every method the request may mean (an override header can turn a GET into a POST),
         # each against every reading of the path (config/requestpath.py).
         methods = request_methods(request.method, request.headers)
