@@ -187,9 +187,10 @@ class Catalog:
     def match(self, host: str, path: str | None = None) -> Provider | None:
         """The service a request belongs to: an AI feature's path on a shared host first, then the host."""
         if path and self._paths and (entries := self._paths.get(host)):
-            path = path_readings(path)[0]
+            path = path_readings(path)[0]  # normalised: no trailing slash, so a prefix is compared without one
             for prefix, provider in entries:
-                if path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/"):
+                bare = prefix.rstrip("/")
+                if path == bare or path.startswith(bare + "/"):
                     return provider
         return self.match_host(host)
 

@@ -116,7 +116,7 @@ class Identify:
         if not request.raw_content or catalog is None:
             return
         host = (flow.client_conn.sni or request.host).lower()
-        provider = catalog.match_host(host)
+        provider = catalog.match(host, request.path)
         if provider is not None:
             flow.metadata[METADATA_KEY] = rec = new_flow_record(self.settings, flow, host, provider, None)
             rec.request_bytes = len(request.raw_content)
