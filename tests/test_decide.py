@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import time
+from dataclasses import replace
 
 from mitmproxy.proxy.layers.http import HttpRequestHeadersHook
 from mitmproxy.proxy.layers.http import HttpRequestHook
@@ -15,10 +16,17 @@ from mitmproxy.test import tflow
 from mitmproxy.test import tutils
 
 from shadowgate.config.policy import DEFAULT_DECISION
+from shadowgate.config.policy import DlpPolicy
+from shadowgate.config.policy import Facts
+from shadowgate.config.policy import McpPolicy
+from shadowgate.config.policy import Policy
+from shadowgate.config.policy import load_policy
 from shadowgate.flow import Outcome
 from shadowgate.flow import flow_record
 from shadowgate.stages import decide as decide_module
+from shadowgate.stages.decide import BODY_TOO_LARGE_RULE
 from shadowgate.stages.decide import Decide
+from shadowgate.stages.decide import body_needed_by
 from shadowgate.stages.identify import PARSE_INLINE_BYTES
 from shadowgate.stages.identify import Identify
 from shadowgate.stages.settings import ShadowgateSettings
@@ -253,3 +261,53 @@ def test_connections_and_requests_that_are_not_ai_calls_are_decided_from_the_sam
         page.client_conn.sni = "login.microsoftonline.com"
         facts, decision = decide.unidentified(page)
         assert (facts.host, decision.rule_id) == ("login.microsoftonline.com", "tenant")
+
+
+def test_a_body_too_big_to_read_is_decided_on_its_headers_and_refused_when_a_rule_needs_it(tmp_path):
+    settings, identify, decide = stages(tmp_path)
+
+    async def main():
+        with taddons.context(settings, identify, decide) as tctx:
+            configure(tctx, settings, tmp_path)
+            settings.max_parse_bytes = 16
+            intern, other = chat_flow(), chat_flow("10.2.0.1")
+            for flow in (intern, other):
+                await tctx.master.addons.handle_lifecycle(HttpRequestHeadersHook(flow))
+                on_headers = flow_record(flow).decision
+                flow.request.stream = True  # as Act does; the request hook then sees no body
+                flow.request.data.content = None
+                await tctx.master.addons.handle_lifecycle(HttpRequestHook(flow))
+                assert flow_record(flow).decision is on_headers  # decided once, before the body
+            return flow_record(intern), flow_record(other)
+
+    intern, other = asyncio.run(main())
+    assert intern.body_unread and intern.decided_on_headers
+    assert (intern.decision.action, intern.decision.rule_id) == ("block", BODY_TOO_LARGE_RULE)
+    assert "no-gpt4o-for-interns" in intern.decision.reason and "shadowgate_max_parse_bytes" in intern.decision.reason
+    # Not an intern: the model rule cannot match whatever the model, so the headers suffice.
+    assert (other.decision.action, other.decision.rule_id) == ("allow", "default")
+
+
+def test_what_makes_the_policy_need_a_body(tmp_path):
+    def policy(text: str) -> Policy:
+        (tmp_path / "p.yaml").write_text(text)
+        return load_policy(tmp_path / "p.yaml")
+
+    facts = Facts(host="api.openai.com", provider="openai", wire_format="openai-chat", user="ann")
+    needed = body_needed_by
+    assert needed(policy("rules: []\n"), facts, True) is None
+    model_rule = "rules:\n  - {id: m, match: {model: 'gpt-4o*'}, action: block}\n"
+    assert "rule 'm'" in needed(policy(model_rule), facts, True)
+    # A rule before it that matches without the model decides: the model rule is never reached.
+    first = (
+        "rules:\n  - {id: ann, match: {user: ann}, action: allow}\n  - {id: m, match: {model: 'x*'}, action: block}\n"
+    )
+    assert needed(policy(first), facts, True) is None
+    # A model in the path is known: the rule is judged on it.
+    assert needed(policy(model_rule), replace(facts, model="o3"), True) is None
+    budget = "budgets:\n  - {id: b, per: user, match: {model: 'gpt-4o*'}, tokens_per_day: 5}\n"
+    assert "budget 'b'" in needed(policy(budget), facts, True)
+    assert "DLP" in needed(Policy(dlp=DlpPolicy()), facts, True)
+    assert needed(Policy(dlp=DlpPolicy(on_error="allow")), facts, True) is None
+    assert "MCP" in needed(Policy(mcp=McpPolicy()), facts, True)
+    assert needed(Policy(mcp=McpPolicy()), facts, False) is None

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
 import pytest
+from mitmproxy.proxy.layers.http import HttpRequestHeadersHook
+from mitmproxy.proxy.layers.http import HttpRequestHook
+from mitmproxy.test import taddons
+from mitmproxy.test import tflow
+from mitmproxy.test import tutils
+
+from shadowgate.flow import flow_record
+from shadowgate.stages.identify import Identify
+from shadowgate.stages.settings import ShadowgateSettings
 
 CHAT = {"model": "llama-3.1-8b", "messages": [{"role": "user", "content": "hello"}]}
 
@@ -91,3 +101,35 @@ def test_large_download_from_an_ai_host_is_streamed_not_buffered(proxy):
             size = sum(len(b) for b in response.iter_bytes())
     assert size == 30_000_000
     assert proxy.alive()
+
+
+def test_a_get_whose_body_only_shows_at_its_end_is_recorded(tmp_path):
+    # Over HTTP/2 no header has to announce a body: a GET to an AI host looks like a page fetch
+    # at requestheaders, and only its body says it is a call. It is recorded, not ignored.
+    settings = ShadowgateSettings()
+    identify = Identify(settings)
+    body = json.dumps(CHAT).encode()
+
+    def flow(content: bytes):
+        request = tutils.treq(
+            host="api.openai.com", port=443, scheme=b"https", method=b"GET", path=b"/v1/chat/completions",
+            headers=(), content=content,
+        )  # fmt: skip
+        f = tflow.tflow(req=request)
+        f.client_conn.sni = "api.openai.com"
+        return f
+
+    async def main():
+        with taddons.context(settings, identify) as tctx:
+            tctx.configure(settings, shadowgate_fingerprint_key=str(tmp_path / "fp.key"))
+            with_body, without = flow(body), flow(b"")
+            for f in (with_body, without):
+                await tctx.master.addons.handle_lifecycle(HttpRequestHeadersHook(f))
+                assert flow_record(f) is None  # nothing announced a body
+                await tctx.master.addons.handle_lifecycle(HttpRequestHook(f))
+            return flow_record(with_body), flow_record(without)
+
+    rec, none = asyncio.run(main())
+    assert none is None
+    assert (rec.host, rec.provider.id, rec.method, rec.route) == ("api.openai.com", "openai", "GET", None)
+    assert rec.request_bytes == len(body)

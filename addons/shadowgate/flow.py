@@ -60,6 +60,12 @@ class FlowRecord:
     account_hint: str | None = None
     decision: Decision = DEFAULT_DECISION
     request_bytes: int = 0
+    # The body is not read: it is larger than shadowgate_max_parse_bytes. The policy decided
+    # without it, and a decision that needed it refused the request (Decide.decide_unread).
+    body_unread: bool = False
+    # Decided and acted on at requestheaders, before the body (a declared length above the
+    # limit): the body then streams through, and the request hooks leave the decision alone.
+    decided_on_headers: bool = False
     inspected: bool = True
     inspect_note: str | None = None
     overhead_ns: int = 0

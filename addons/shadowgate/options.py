@@ -90,7 +90,9 @@ OPTIONS = (
         "shadowgate_max_parse_bytes",
         int,
         DEFAULT_MAX_PARSE_BYTES,
-        "Request and response bodies above this size pass through unparsed (usage estimated).",
+        "Request and response bodies above this size pass through unparsed (usage estimated). Such a "
+        "request is decided on its headers before the body is sent; one whose decision needs the body "
+        "(DLP, a model rule, the MCP policy) is refused with 413.",
     ),
     Option(
         "shadowgate_retention_days",

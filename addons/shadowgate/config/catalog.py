@@ -24,6 +24,7 @@ from shadowgate.config.catalog_facts import UNKNOWN
 from shadowgate.config.catalog_facts import URL
 from shadowgate.config.catalog_facts import Facts
 from shadowgate.config.catalog_facts import load_facts
+from shadowgate.config.requestpath import path_readings
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import line_of_key
@@ -186,9 +187,10 @@ class Catalog:
     def match(self, host: str, path: str | None = None) -> Provider | None:
         """The service a request belongs to: an AI feature's path on a shared host first, then the host."""
         if path and self._paths and (entries := self._paths.get(host)):
-            path = path.split("?", 1)[0]
+            path = path_readings(path)[0]  # normalised: no trailing slash, so a prefix is compared without one
             for prefix, provider in entries:
-                if path == prefix or path.startswith(prefix if prefix.endswith("/") else prefix + "/"):
+                bare = prefix.rstrip("/")
+                if path == bare or path.startswith(bare + "/"):
                     return provider
         return self.match_host(host)
 
@@ -201,8 +203,15 @@ class Catalog:
         return self._paths.patterns()
 
     def route(self, provider: Provider | None, method: str, path: str) -> Route | None:
-        """Which wire format and operation a request speaks, judged from method and path."""
-        return self._route(provider.id if provider else None, method, path.split("?", 1)[0])
+        """Which wire format and operation a request speaks, judged from method and path.
+
+        The path is read as a server may read it (config/requestpath.py: escapes decoded, dot
+        segments resolved, case ignored, ...), so a respelled path still names its route."""
+        pid = provider.id if provider else None
+        for reading in path_readings(path):
+            if (route := self._route(pid, method.upper(), reading)) is not None:
+                return route
+        return None
 
     def _route_uncached(self, provider_id: str | None, method: str, path: str) -> Route | None:
         endpoints = self._endpoints_by_provider[provider_id] if provider_id else self._all_endpoints
@@ -326,7 +335,8 @@ def _load_wire_formats(path: str | Path, raw: Any, known_parsers: set[str]) -> d
             if known_parsers and ep["parser"] not in known_parsers:
                 raise ConfigError(path, line, f"wire format {wf_id!r}: unknown parser {ep['parser']!r}")
             try:
-                pattern = re.compile(str(ep["path"]))
+                # Case-insensitive: some servers (IIS, Azure) route /V1/Chat/Completions too.
+                pattern = re.compile(str(ep["path"]), re.IGNORECASE)
             except re.error as e:
                 raise ConfigError(path, line, f"wire format {wf_id!r}: bad path regex: {e}") from e
             endpoints.append(

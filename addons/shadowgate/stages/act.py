@@ -24,6 +24,7 @@ from shadowgate.config.policy import Rule
 from shadowgate.enforce.budgets import RESET_HEADER
 from shadowgate.enforce.coach import CONTINUE_PATH
 from shadowgate.enforce.coach import Coach
+from shadowgate.stages.decide import BODY_TOO_LARGE_RULE
 from shadowgate.stages.decide import Decide
 from shadowgate.stages.identify import flow_record
 from shadowgate.stages.identify import on_the_clock
@@ -145,9 +146,26 @@ class Act:
     # --- requests ---------------------------------------------------------------------------
 
     @on_the_clock
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        """A body too big to read: carry out the decision before it is sent, then stream it."""
+        rec = flow_record(flow)
+        if rec is None or not rec.decided_on_headers or flow.response or flow.error or not flow.live:
+            return
+        self._enforce(flow)
+        # Streaming only now: mitmproxy refuses a response on a request that streams, and
+        # every stage before this one (HostAgreement, Decide) may have answered it.
+        flow.request.stream = flow.response is None
+
+    @on_the_clock
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
+        rec = flow_record(flow)
+        if rec is not None and rec.decided_on_headers:
+            return  # acted on at requestheaders; the body has gone to the upstream since
+        self._enforce(flow)
+
+    def _enforce(self, flow: http.HTTPFlow) -> None:
         try:
             self._act(flow)
         except Exception:
@@ -180,6 +198,9 @@ class Act:
             return
         action = decision.action
         parser = rec.route.parser if rec and rec.route else None
+        if decision.rule_id == BODY_TOO_LARGE_RULE:
+            flow.response = api_error(parser, 413, f"shadowgate: {decision.reason}; the request was not sent.")
+            return
         if action == COACH:
             action = self._coach(flow, rec, facts, decision)
         if action == BLOCK:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 from mitmproxy import ctx
@@ -27,6 +28,7 @@ from shadowgate.config.policy import RATE_LIMIT
 from shadowgate.config.policy import REDIRECT
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import Facts
+from shadowgate.config.policy import Policy
 from shadowgate.config.policy import load_policy
 from shadowgate.config.policy_check import check_policy
 from shadowgate.config.yamlfile import ConfigError
@@ -42,6 +44,8 @@ from shadowgate.stages.settings import file_mtime
 from shadowgate.storage.rows import AiRequest
 
 log = logging.getLogger(__name__)
+
+BODY_TOO_LARGE_RULE = "shadowgate:body-too-large"
 
 POLICY_POLL_SECONDS = 1.0
 DECISION_FAILED = Decision(BLOCK, "shadowgate-error", "the policy could not be evaluated; the request was not sent")
@@ -67,13 +71,23 @@ class Decide:
             self.budgets.retry_after_cap = ctx.options.shadowgate_budget_retry_after
 
     @timed_hook
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        # After Identify and HostAgreement: a body too big to read is decided before it is sent.
+        rec = flow_record(flow)
+        if rec is not None and rec.decided_on_headers and not (flow.response or flow.error):
+            self._decide(rec)
+
+    @timed_hook
     def request(self, flow: http.HTTPFlow) -> None:
         # After Identify's request hook (and its parse off the loop, which mitmproxy awaits first).
         rec = flow_record(flow)
-        if rec is None or flow.response or flow.error:
+        if rec is None or rec.decided_on_headers or flow.response or flow.error:
             return
+        self._decide(rec)
+
+    def _decide(self, rec: FlowRecord) -> None:
         try:
-            rec.decision = self.decide(rec)
+            rec.decision = self.decide_unread(rec) if rec.body_unread else self.decide(rec)
         except Exception:
             # mitmproxy would log the error and go on with the default decision (allow): a
             # failure to decide must not become an open door, so an enforced policy refuses.
@@ -97,6 +111,30 @@ class Decide:
             return decision
         action = OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT
         return Decision(action, verdict.exceeded.id, verdict.reason, None, verdict.retry_after, verdict.reset_at)
+
+    def decide_unread(self, rec: FlowRecord) -> Decision:
+        """The decision for a call whose body is not read (larger than shadowgate_max_parse_bytes).
+
+        What the body would tell (the model, prompts for DLP, hosted MCP servers, a model to map
+        for the gateway) is unknown. A decision that cannot depend on it stands; one that could
+        is a refusal (413, Act): an unread body must not be a way around a control."""
+        policy = self.settings.policy
+        needs = body_needed_by(policy, rec.policy_facts(), rec.route is not None)
+        decision = self.decide(rec) if needs is None else None
+        if decision is not None and decision.action.removeprefix(OBSERVE_PREFIX) == REDIRECT:
+            rule = decision.rule
+            gateway = rule.gateway if rule is not None else None
+            if gateway is not None and (gateway.model_map or (rec.route and rec.route.model_from_path)):
+                needs = f"policy rule '{decision.rule_id}' maps the model it names for the gateway"
+        if needs is None and decision is not None:
+            return decision
+        limit = self.settings.max_parse_bytes
+        size = f"{rec.request_bytes} bytes" if rec.request_bytes else "its size"
+        reason = (
+            f"the request body ({size}) is larger than shadowgate_max_parse_bytes ({limit} bytes) "
+            f"and {needs}, so the proxy cannot send it unread"
+        )
+        return Decision(OBSERVE_PREFIX + BLOCK if policy.observe else BLOCK, BODY_TOO_LARGE_RULE, reason)
 
     # --- flows that are not AI calls: Act asks, and refuses or adds headers --------------------
 
@@ -181,3 +219,27 @@ class Decide:
                 len(policy.rules),
                 len(policy.budgets),
             )
+
+
+def body_needed_by(policy: Policy, facts: Facts, routed: bool) -> str | None:
+    """Why the policy needs a request's body to decide it (None: the headers suffice).
+
+    The facts lack the model unless the path names it. DLP must read the prompt (unless its
+    on_error says a failed scan lets the request through); the MCP policy must read the hosted
+    MCP servers a routed call names; a rule or budget that matches on the model could match it,
+    unless a rule before it already matches without it.
+    """
+    if policy.dlp is not None and policy.dlp.on_error != ALLOW:
+        return "DLP must scan it"
+    if policy.mcp is not None and routed:
+        return "the MCP policy must check the MCP servers it names"
+    if facts.model is None:
+        for rule in policy.rules:
+            if rule.match.check(facts) is None:
+                break  # this rule decides, whatever the model
+            if rule.match.models is not None and replace(rule.match, models=None).check(facts) is None:
+                return f"policy rule '{rule.id}' matches on the model"
+        for budget in policy.budgets:
+            if budget.match.models is not None and replace(budget.match, models=None).check(facts) is None:
+                return f"budget '{budget.id}' counts by model"
+    return None

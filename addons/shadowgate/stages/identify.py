@@ -17,6 +17,7 @@ from mitmproxy import http
 from shadowgate.config.attribution import account_hint
 from shadowgate.config.catalog import Provider
 from shadowgate.config.catalog import site_of
+from shadowgate.config.requestpath import request_methods
 from shadowgate.flow import METADATA_KEY
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import client_ip_of
@@ -32,6 +33,7 @@ from shadowgate.wireformats.common import header_map
 # Bodies above this are parsed off the event loop so one huge prompt cannot stall other flows.
 PARSE_INLINE_BYTES = 512 * 1024
 _QUIET_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "CONNECT"})
+UNREAD_NOTE = "body not read: larger than shadowgate_max_parse_bytes"
 
 # Moved to shadowgate.flow; still importable from here for the stages that import them so.
 on_the_clock = timed_hook
@@ -55,28 +57,47 @@ class Identify:
         host = (flow.client_conn.sni or request.host).lower()
         # An AI feature on a shared host (an entry with paths) is told apart by its path.
         provider = catalog.match(host, request.path)
-        route = catalog.route(provider, request.method, request.path)
-        if route is None and (provider is None or request.method in _QUIET_METHODS):
+        # Every method the request may mean (an override header can turn a GET into a POST),
+        # each against every reading of the path (config/requestpath.py).
+        methods = request_methods(request.method, request.headers)
+        route = next((r for m in methods if (r := catalog.route(provider, m, request.path))), None)
+        if route is None and (provider is None or (_quiet(methods) and not _declares_body(request))):
             return  # not an AI call: web assets, telemetry GETs, every non-AI host
         rec = new_flow_record(self.settings, flow, host, provider, route)
+        flow.metadata[METADATA_KEY] = rec
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.settings.max_parse_bytes:
-            # Too big to parse: stream it through instead of buffering it in memory.
-            request.stream = True
+            # Too big to buffer: decided on its headers now (Decide, Act), then streamed through
+            # unread (Act sets request.stream once no stage refused it). The facts are the
+            # path's (a Gemini or Bedrock model); a rule that needs the body refuses it.
             rec.request_bytes = int(length)
-        flow.metadata[METADATA_KEY] = rec
+            rec.body_unread = rec.decided_on_headers = True
+            rec.inspect_note = UNREAD_NOTE
+            self._understand(flow, rec, None)
 
     @timed_hook
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         # A plain method: mitmproxy awaits what a hook returns only when it is awaitable, so the
         # common small body costs no coroutine, and only a huge one is parsed on a thread.
         rec = flow_record(flow)
-        if rec is None or flow.response or flow.error:
+        if flow.response or flow.error:
+            return None
+        if rec is None:
+            self._late_body(flow)
             return None
         raw = flow.request.raw_content
         if raw is not None:
             rec.request_bytes = len(raw)
-        if rec.route is None or not raw or len(raw) > self.settings.max_parse_bytes:
+        if rec.decided_on_headers:
+            return None  # understood from the path at requestheaders; the body passed unread
+        if raw is not None and len(raw) > self.settings.max_parse_bytes:
+            # A body without a declared length (chunked, HTTP/2) that grew past the limit: it is
+            # buffered but not parsed, and decided as one too big to read (Decide).
+            rec.body_unread = True
+            rec.inspect_note = UNREAD_NOTE
+            self._understand(flow, rec, None)
+            return None
+        if rec.route is None or not raw:
             self._understand(flow, rec, None)
             return None
         content = flow.request.get_content(strict=False) or b""
@@ -86,6 +107,19 @@ class Identify:
         rec.parsed_body = (raw, body)
         self._understand(flow, rec, body)
         return None
+
+    def _late_body(self, flow: http.HTTPFlow) -> None:
+        """A GET (or HEAD, OPTIONS) to a catalogued host that turned out to carry a body (over
+        HTTP/2 no header has to announce it): an unknown endpoint, recorded, never "not AI"."""
+        request = flow.request
+        catalog = self.settings.catalog
+        if not request.raw_content or catalog is None:
+            return
+        host = (flow.client_conn.sni or request.host).lower()
+        provider = catalog.match(host, request.path)
+        if provider is not None:
+            flow.metadata[METADATA_KEY] = rec = new_flow_record(self.settings, flow, host, provider, None)
+            rec.request_bytes = len(request.raw_content)
 
     async def _parse_off_loop(self, flow: http.HTTPFlow, rec: FlowRecord, content: bytes) -> None:
         body = await asyncio.to_thread(parse_json_body, content)
@@ -97,11 +131,21 @@ class Identify:
         """The request's facts from its parsed body."""
         if rec.route is not None:
             parser = PARSERS[rec.route.parser]
-            if rec.provider is None and not parser.looks_like(body):
-                # An unknown host whose path looked like an AI API but whose body does not.
+            if rec.provider is None and not rec.body_unread and not parser.looks_like(body):
+                # An unknown host whose path looked like an AI API but whose body does not (a
+                # body too big to read is judged by its path: kept, and decided as unread).
                 del flow.metadata[METADATA_KEY]
                 return
             rec.facts = parser.parse_request(rec.route, flow.request.headers, body)
+
+
+def _quiet(methods: tuple[str, ...]) -> bool:
+    return all(m in _QUIET_METHODS for m in methods)
+
+
+def _declares_body(request: http.Request) -> bool:
+    length = request.headers.get("content-length", "")
+    return (length.isdigit() and int(length) > 0) or "transfer-encoding" in request.headers
 
 
 def new_flow_record(

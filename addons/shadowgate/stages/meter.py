@@ -176,8 +176,7 @@ class Meter:
 
     def _parse_buffered(self, parser: str, response: http.Response) -> ResponseFacts | None:
         try:
-            content = response.get_content(strict=False) or b""
-            return PARSERS[parser].parse_response(response.headers, parse_json_body(content))
+            return PARSERS[parser].parse_response(response.headers, parse_json_body(decoded_body(response)))
         except Exception:
             log.debug("shadowgate: response parser failed", exc_info=True)
             return None
@@ -204,6 +203,19 @@ class Meter:
         flow.metadata[OUTCOME_KEY] = out
         rec.overhead_ns += time.perf_counter_ns() - started
         self.record.ai_request(rec, out)
+
+
+def decoded_body(response: http.Response) -> bytes:
+    """The answer's body without its content codings, stacked ("gzip, br") and aliased
+    ("x-gzip") ones too, which mitmproxy's decoder refuses: a provider may compress whatever
+    accept-encoding asked for. A body no decoder reads is returned as it came."""
+    try:
+        return response.get_content() or b""
+    except ValueError:
+        raw = response.raw_content or b""
+        decoder = StreamDecoder(response.headers.get("content-encoding"))
+        decoded = decoder.decode(raw)
+        return raw if decoder.failed else decoded
 
 
 def _error_type(message: str) -> str:
