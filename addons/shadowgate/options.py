@@ -89,4 +89,19 @@ OPTIONS = (
         "Keep per-request detail (ai_requests, policy_events, mcp_calls, mcp_tools) for this many days; "
         "older days keep only their daily totals (ai_requests_daily, mcp_calls_daily). 0 keeps everything.",
     ),
+    Option(
+        "shadowgate_dlp_scan_metadata",
+        bool,
+        False,
+        "DLP also scans a request's own bookkeeping: the top-level 'metadata', 'user', 'safety_identifier' "
+        "and 'labels' fields, which the provider stores but the model never reads (they carry user ids "
+        "and emails on every request, so they are left out by default).",
+    ),
+    Option(
+        "shadowgate_dlp_scan_headers",
+        Sequence[str],
+        [],
+        "Request header names (globs, e.g. 'x-context-*') whose values DLP scans like prompt text. "
+        "Credentials (authorization, x-api-key) are the provider's own and are never worth listing.",
+    ),
 )
