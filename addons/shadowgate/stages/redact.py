@@ -1,10 +1,13 @@
 """Act, DLP: find secrets and personal data in prompts; redact, block or log them.
 
-Only free text is scanned — what the wire formats declare as prompt text: message contents,
-system prompts, tool results, embedding inputs — never JSON structure, model names, ids or base64
-media, so the body stays the request the provider expects. The scan fails closed: an error, a blown time budget or a body too
-large to buffer refuses the request (unless the policy says dlp.on_error: allow), because
-mitmproxy would forward a flow whose hook raised.
+A request body is scanned wherever the model, a tool or the provider reads text in it
+(wireformats.bodyscan and .scope: tool schemas, names, keys, URLs, text files, decoded base64),
+on every route and on every endpoint of a host that speaks an AI API, in whatever form it comes
+(JSON in any Unicode encoding, multipart, JSON lines, text, stacked content codings). Redaction
+replaces the values where they are, so the body stays the request the provider expects. The
+scan fails closed: an error, a blown time budget, a body too large to buffer or one that cannot
+be decoded refuses the request (unless the policy says dlp.on_error: allow), because mitmproxy
+would forward a flow whose hook raised. scan_json, the prompt-text scan, serves MCP and Realtime.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ from shadowgate.wireformats.bodyscan import BodyScan
 from shadowgate.wireformats.bodyscan import ScanTimeout
 from shadowgate.wireformats.common import replace_strings
 from shadowgate.wireformats.decoding import UndecodableBody
+from shadowgate.wireformats.decoding import content_codings
 from shadowgate.wireformats.decoding import decode_body
 from shadowgate.wireformats.framing import EventCodec
 from shadowgate.wireformats.framing import StreamEvent
@@ -307,7 +311,9 @@ class Redact:
             headers = self._headers_to_scan(request)
             if not raw and not headers:
                 return None
-            if len(raw) > SCAN_IN_THREAD_CHARS:
+            # A compressed body's size says little about the text it expands to: decode it off the loop.
+            coded = bool(content_codings(request.headers.get("content-encoding"))) and len(raw) > 256
+            if len(raw) > SCAN_IN_THREAD_CHARS or coded:
                 return self._scan_off_loop(flow, rec, dlp, parsed, raw, headers)
             self._apply(flow, rec, dlp, self._scan(parsed, raw, request.headers, headers, dlp))
         except Exception as e:

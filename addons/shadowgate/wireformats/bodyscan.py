@@ -27,8 +27,8 @@ from .multipart import replace_parts
 from .scope import KeyCollision
 from .scope import KeyStep
 from .scope import Piece
-from .scope import _text
 from .scope import apply_ranges
+from .scope import decoded_text
 from .scope import request_pieces
 from .scope import rewrite
 
@@ -175,7 +175,7 @@ class BodyScan:
         """A text document (a form field, a file, a plain body): JSON lines are read as JSON,
         other text as text. Binary data is not text: None (passed as it is), unless `fallback`,
         where it is read as UTF-8 with replacement characters, as before."""
-        text = _text(data)
+        text = decoded_text(data)
         if text is None:
             if not fallback:
                 return None

@@ -50,9 +50,7 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
         line_end = body.find(b"\r\n", pos)
         if line_end < 0 or body[pos:line_end].strip(b" \t"):
             raise UndecodableBody("a malformed multipart delimiter line")
-        head_end = body.find(b"\r\n\r\n", line_end)
-        if head_end < 0 and body.startswith(b"\r\n", line_end + 2):
-            head_end = line_end  # a part without headers
+        head_end = body.find(b"\r\n\r\n", line_end)  # line_end itself for a part without headers
         if head_end < 0:
             raise UndecodableBody("a multipart part without a header end")
         headers = _headers(body[line_end + 2 : head_end])

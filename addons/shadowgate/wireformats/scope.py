@@ -99,8 +99,8 @@ def decode_embedded(text: str) -> tuple[str | None, Callable[[str], str]] | None
             data = _b64(payload)
             if data is None:
                 return None
-            return _text(data), lambda new: head + base64.b64encode(new.encode()).decode()
-        return _text(unquote_to_bytes(payload)), lambda new: head + new
+            return decoded_text(data), lambda new: head + base64.b64encode(new.encode()).decode()
+        return decoded_text(unquote_to_bytes(payload)), lambda new: head + new
     if len(text) < _MIN_BASE64 or _BASE64.fullmatch(text) is None:
         return None
     data = _b64(text)
@@ -108,7 +108,7 @@ def decode_embedded(text: str) -> tuple[str | None, Callable[[str], str]] | None
         return None
     urlsafe = "-" in text or "_" in text
     encoder = base64.urlsafe_b64encode if urlsafe else base64.b64encode
-    return _text(data), lambda new: encoder(new.encode()).decode()
+    return decoded_text(data), lambda new: encoder(new.encode()).decode()
 
 
 def _b64(payload: str) -> bytes | None:
@@ -121,7 +121,7 @@ def _b64(payload: str) -> bytes | None:
         return None
 
 
-def _text(data: bytes) -> str | None:
+def decoded_text(data: bytes) -> str | None:
     """Decoded bytes as text when they are text (UTF-8, or UTF-16/32 with a BOM), else None."""
     try:
         text = json_text(data) if data[:4].count(0) or data[:3] == b"\xef\xbb\xbf" else data.decode("utf-8")
