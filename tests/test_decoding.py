@@ -1,4 +1,5 @@
 import gzip
+import json
 import zlib
 
 import brotli
@@ -50,3 +51,59 @@ def test_truncated_gzip_yields_what_it_can():
     data = gzip.compress(PLAIN)[:-20]
     decoder = StreamDecoder("gzip")
     assert PLAIN.startswith(decoder.decode(data))
+
+
+# --- whole request bodies: what the upstream reads, or refused ----------------------------------
+
+BODY = b'{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}'
+
+
+@pytest.mark.parametrize(
+    "header, encoded",
+    [
+        ("x-gzip", gzip.compress(BODY)),  # RFC 9110's alias of gzip
+        ("gzip, gzip", gzip.compress(gzip.compress(BODY))),
+        ("GZIP , br", brotli.compress(gzip.compress(BODY))),  # br applied last, undone first
+        ("identity, deflate", zlib.compress(BODY)),
+        ("zstd", zstd.compress(BODY)),
+        ("", BODY),
+    ],
+)
+def test_decode_body_undoes_stacked_and_aliased_codings(header, encoded):
+    from shadowgate.wireformats.decoding import decode_body
+
+    assert decode_body(encoded, header) == BODY
+
+
+@pytest.mark.parametrize(
+    "header, encoded",
+    [
+        ("compress", BODY),  # registered, but nothing here decodes LZW
+        ("rot13", BODY),
+        ("gzip", BODY),  # not gzip at all
+        ("gzip", gzip.compress(BODY)[:-4]),  # truncated
+        ("gzip", gzip.compress(BODY) + b"{}"),  # bytes after the member the upstream may read
+        ("br", brotli.compress(BODY)[:-1]),
+        ("deflate", zlib.compress(b"0" * (80 * 1024 * 1024))),  # expands past the cap
+    ],
+)
+def test_decode_body_refuses_what_it_cannot_read(header, encoded):
+    from shadowgate.wireformats.decoding import UndecodableBody
+    from shadowgate.wireformats.decoding import decode_body
+
+    with pytest.raises(UndecodableBody):
+        decode_body(encoded, header)
+
+
+@pytest.mark.parametrize("codec", ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be"])
+def test_json_in_any_rfc_8259_encoding_is_parsed(codec):
+    from shadowgate.wireformats import parse_json_body
+
+    value = {"messages": [{"role": "user", "content": "grüße"}]}
+    assert parse_json_body(json.dumps(value, ensure_ascii=False).encode(codec)) == value
+
+
+def test_bytes_that_are_no_unicode_are_not_json():
+    from shadowgate.wireformats import parse_json_body
+
+    assert parse_json_body(b'{"a": "\xff\xfe\xfd"}') is None

@@ -10,6 +10,7 @@ import pytest
 
 from shadowgate.demo.fakeupstream import load_cases
 from shadowgate.storage.pricing import Pricing
+from shadowgate.wireformats import NO_TOKEN_OPERATIONS
 
 CASES = load_cases()
 TOKEN_FIELDS = (
@@ -60,7 +61,12 @@ def test_every_wire_format_fixture_is_metered_exactly(proxy, name):
     assert row["inspected"] is True
     assert row["decision"] == "allow"
     usage = expect["response"]["usage"]
-    if case["response"]["status"] == 200 and all(usage.get(f) is None for f in ("input_tokens", "output_tokens")):
+    spends_tokens = expect["request"]["operation"] not in NO_TOKEN_OPERATIONS  # an upload, a token count
+    if (
+        case["response"]["status"] == 200
+        and spends_tokens
+        and all(usage.get(f) is None for f in ("input_tokens", "output_tokens"))
+    ):
         assert row["usage_estimated"] is True
         assert row["input_tokens"] > 0
     else:

@@ -115,4 +115,19 @@ OPTIONS = (
         "UTC",
         "The time zone whose midnight starts a budget day (an IANA name such as Europe/Berlin, or UTC).",
     ),
+    Option(
+        "shadowgate_dlp_scan_metadata",
+        bool,
+        False,
+        "DLP also scans a request's own bookkeeping: the top-level 'metadata', 'user', 'safety_identifier' "
+        "and 'labels' fields, which the provider stores but the model never reads (they carry user ids "
+        "and emails on every request, so they are left out by default).",
+    ),
+    Option(
+        "shadowgate_dlp_scan_headers",
+        Sequence[str],
+        [],
+        "Request header names (globs, e.g. 'x-context-*') whose values DLP scans like prompt text. "
+        "Credentials (authorization, x-api-key) are the provider's own and are never worth listing.",
+    ),
 )

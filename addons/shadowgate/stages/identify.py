@@ -29,6 +29,8 @@ from shadowgate.wireformats import PARSERS
 from shadowgate.wireformats import parse_json_body
 from shadowgate.wireformats.base import Route
 from shadowgate.wireformats.common import header_map
+from shadowgate.wireformats.decoding import readable_content
+from shadowgate.wireformats.unknown import unknown_endpoint_facts
 
 # Bodies above this are parsed off the event loop so one huge prompt cannot stall other flows.
 PARSE_INLINE_BYTES = 512 * 1024
@@ -97,10 +99,11 @@ class Identify:
             rec.inspect_note = UNREAD_NOTE
             self._understand(flow, rec, None)
             return None
-        if rec.route is None or not raw:
+        api_host = rec.provider is not None and bool(rec.provider.wire_formats)
+        if (rec.route is None and not api_host) or not raw:
             self._understand(flow, rec, None)
             return None
-        content = flow.request.get_content(strict=False) or b""
+        content = readable_content(flow.request)  # every content coding undone, as upstream reads it
         if len(content) > PARSE_INLINE_BYTES:
             return self._parse_off_loop(flow, rec, content)
         body = parse_json_body(content)
@@ -137,6 +140,8 @@ class Identify:
                 del flow.metadata[METADATA_KEY]
                 return
             rec.facts = parser.parse_request(rec.route, flow.request.headers, body)
+        elif body is not None:  # an endpoint no route knows on an AI API host: still its model
+            rec.facts = unknown_endpoint_facts(body)
 
 
 def _quiet(methods: tuple[str, ...]) -> bool:

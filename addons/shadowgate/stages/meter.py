@@ -23,6 +23,7 @@ from shadowgate.flow import timed_hook
 from shadowgate.stages.record import Record
 from shadowgate.stages.redact import stream_restorer
 from shadowgate.stages.settings import ShadowgateSettings
+from shadowgate.wireformats import NO_TOKEN_OPERATIONS
 from shadowgate.wireformats import PARSERS
 from shadowgate.wireformats import parse_json_body
 from shadowgate.wireformats.base import ResponseFacts
@@ -185,6 +186,8 @@ class Meter:
         """A successful call without usage (a stream without include_usage, a bare-bones
         OpenAI-compatible server) still consumed tokens: estimate them and say so."""
         if rec.route is None or out.status_code is None or not 200 <= out.status_code < 300:
+            return
+        if rec.route.operation in NO_TOKEN_OPERATIONS:
             return
         resp = out.response or ResponseFacts()
         if not resp.usage.is_empty():

@@ -1,15 +1,19 @@
 """Act, DLP: find secrets and personal data in prompts; redact, block or log them.
 
-Only free text is scanned — what the wire formats declare as prompt text: message contents,
-system prompts, tool results, embedding inputs — never JSON structure, model names, ids or base64
-media, so the body stays the request the provider expects. The scan fails closed: an error, a blown time budget or a body too
-large to buffer refuses the request (unless the policy says dlp.on_error: allow), because
-mitmproxy would forward a flow whose hook raised.
+A request body is scanned wherever the model, a tool or the provider reads text in it
+(wireformats.bodyscan and .scope: tool schemas, names, keys, URLs, text files, decoded base64),
+on every route and on every endpoint of a host that speaks an AI API, in whatever form it comes
+(JSON in any Unicode encoding, multipart, JSON lines, text, stacked content codings). Redaction
+replaces the values where they are, so the body stays the request the provider expects. The
+scan fails closed: an error, a blown time budget, a body too large to buffer or one that cannot
+be decoded refuses the request (unless the policy says dlp.on_error: allow), because mitmproxy
+would forward a flow whose hook raised. scan_json, the prompt-text scan, serves MCP and Realtime.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import functools
 import json
 import logging
@@ -19,8 +23,10 @@ from collections import Counter
 from collections.abc import Awaitable
 from collections.abc import Hashable
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
+from mitmproxy import ctx
 from mitmproxy import http
 
 from shadowgate.config.policy import ALLOW
@@ -41,7 +47,12 @@ from shadowgate.wireformats import prompt_strings
 from shadowgate.wireformats.base import JsonPath
 from shadowgate.wireformats.base import TextDelta
 from shadowgate.wireformats.base import WireParser
+from shadowgate.wireformats.bodyscan import BodyScan
+from shadowgate.wireformats.bodyscan import ScanTimeout
 from shadowgate.wireformats.common import replace_strings
+from shadowgate.wireformats.decoding import UndecodableBody
+from shadowgate.wireformats.decoding import content_codings
+from shadowgate.wireformats.decoding import decode_body
 from shadowgate.wireformats.framing import EventCodec
 from shadowgate.wireformats.framing import StreamEvent
 from shadowgate.wireformats.framing import codec_for
@@ -236,10 +247,30 @@ def json_escaped(placeholders: Placeholders):
     return lambda text: pattern.sub(lambda m: escaped[m.group()], text) if "[" in text else text
 
 
+@dataclass(slots=True)
+class Scanned:
+    """A request's scan: the redacted body (None: unchanged), changed header values, the scan."""
+
+    body: bytes | None
+    headers: list[tuple[str, str]]
+    scan: BodyScan
+    placeholders: Placeholders
+
+
+def _scanned(rec: FlowRecord) -> bool:
+    """DLP reads every request to an AI route, and every request with a body to a host the
+    catalog knows speaks an AI API, whatever its path: files, batches, count_tokens, the
+    endpoint a provider adds next month."""
+    return rec.route is not None or (rec.provider is not None and bool(rec.provider.wire_formats))
+
+
 def _parser_of(rec: FlowRecord) -> str | None:
-    # Redact scans only a record that has a route, so None is unreachable here; api_error
-    # still answers None with a generic refusal rather than letting the prompt through.
-    return rec.route.parser if rec.route is not None else None
+    """The error envelope's format: the route's, else the first parser the host speaks (an
+    unknown endpoint on an Anthropic host answers in Anthropic's shape); None: OpenAI's."""
+    if rec.route is not None:
+        return rec.route.parser
+    formats = rec.provider.wire_formats if rec.provider is not None else ()
+    return next((f for f in formats if f in PARSERS), None)
 
 
 class Redact:
@@ -247,10 +278,18 @@ class Redact:
 
     def __init__(self, settings: ShadowgateSettings) -> None:
         self.settings = settings
+        self.scan_metadata = False
+        self.scan_headers: tuple[str, ...] = ()
 
     @property
     def scanner(self) -> Scanner:
         return shared_scanner()
+
+    def configure(self, updated: set[str]) -> None:
+        if "shadowgate_dlp_scan_metadata" in updated:
+            self.scan_metadata = bool(ctx.options.shadowgate_dlp_scan_metadata)
+        if "shadowgate_dlp_scan_headers" in updated:
+            self.scan_headers = tuple(name.lower() for name in ctx.options.shadowgate_dlp_scan_headers)
 
     @on_the_clock
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
@@ -262,37 +301,51 @@ class Redact:
             return None
         # Identify's parse is only for this stage: a long stream must not keep the prompt alive.
         parsed, rec.parsed_body = rec.parsed_body, None
-        if dlp is None or rec.route is None or flow.response or flow.error:
+        if dlp is None or flow.response or flow.error or not _scanned(rec):
             return None
         request = flow.request
         try:
             if request.stream:
                 raise ScanFailed("the body is too large to scan")
-            content = request.get_content(strict=False) or b""
-            if not content:
+            raw = request.raw_content or b""
+            headers = self._headers_to_scan(request)
+            if not raw and not headers:
                 return None
-            if len(content) > SCAN_IN_THREAD_CHARS:
-                return self._scan_off_loop(flow, rec, dlp, parsed, content)
-            self._apply(flow, rec, dlp, *self._scan(parsed, request.raw_content, content, dlp))
+            # A compressed body's size says little about the text it expands to: decode it off the loop.
+            coded = bool(content_codings(request.headers.get("content-encoding"))) and len(raw) > 256
+            if len(raw) > SCAN_IN_THREAD_CHARS or coded:
+                return self._scan_off_loop(flow, rec, dlp, parsed, raw, headers)
+            self._apply(flow, rec, dlp, self._scan(parsed, raw, request.headers, headers, dlp))
         except Exception as e:
             self._failed(flow, rec, dlp, e)
         return None
 
+    def _headers_to_scan(self, request: http.Request) -> list[tuple[str, str]]:
+        if not self.scan_headers:
+            return []
+        return [
+            (name, value)
+            for name, value in request.headers.items(multi=True)
+            if any(fnmatch.fnmatchcase(name.lower(), glob) for glob in self.scan_headers)
+        ]
+
     async def _scan_off_loop(
-        self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy, parsed: tuple[bytes, Any] | None, content: bytes
-    ) -> None:
+        self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy, parsed: tuple[bytes, Any] | None, raw: bytes,
+        headers: list[tuple[str, str]],
+    ) -> None:  # fmt: skip
         try:
-            raw = flow.request.raw_content
-            scanned = await asyncio.to_thread(self._scan, parsed, raw, content, dlp)
+            scanned = await asyncio.to_thread(self._scan, parsed, raw, flow.request.headers, headers, dlp)
             started = time.perf_counter_ns()  # back on the event loop: the rewrite counts as ours
-            self._apply(flow, rec, dlp, *scanned)
+            self._apply(flow, rec, dlp, scanned)
             rec.overhead_ns += time.perf_counter_ns() - started
         except Exception as e:
             self._failed(flow, rec, dlp, e)
 
     def _failed(self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy, e: Exception) -> None:
-        reason = str(e) if isinstance(e, ScanFailed) else "the scanner failed"
-        if not isinstance(e, ScanFailed):
+        reason = str(e) if isinstance(e, ScanFailed | ScanTimeout) else "the scanner failed"
+        if isinstance(e, UndecodableBody):
+            reason = f"its body cannot be read as the provider will read it ({e})"
+        elif not isinstance(e, ScanFailed | ScanTimeout):
             log.exception("shadowgate: DLP scan failed", extra=flow_fields("dlp_scan_failed", rec))
         rec.dlp_action = "error"
         if dlp.on_error != ALLOW:
@@ -301,29 +354,41 @@ class Redact:
             )
 
     def _scan(
-        self, parsed: tuple[bytes, Any] | None, raw: bytes | None, content: bytes, dlp: DlpPolicy
-    ) -> tuple[Any, Any, Counter, set[str], Placeholders]:
-        """(parsed body or None, cleaned body or text, counts, actions, placeholders); on any thread.
+        self, parsed: tuple[bytes, Any] | None, raw: bytes, request_headers: Any, headers: list[tuple[str, str]],
+        dlp: DlpPolicy,
+    ) -> Scanned:  # fmt: skip
+        """The scan of a request's body (and the headers the operator listed); on any thread.
 
         `parsed` is Identify's parse, used unless an earlier stage has rewritten the body."""
-        body = parsed[1] if parsed is not None and parsed[0] is raw else parse_json_body(content)
         placeholders = Placeholders()
-        if body is not None:
-            return body, *scan_json(body, self.scanner, placeholders, dlp), placeholders
-        # Not JSON: the whole body is the text (a plain-text prompt to an AI route).
-        text, counts, actions = scan_json(
-            content.decode("utf-8", "replace"), self.scanner, placeholders, dlp, every_string=True
+        scan = BodyScan(
+            scan=self.scanner.scan,
+            action=lambda type_: dlp.action_for(type_, TYPES.get(type_, "pii")),
+            placeholder=placeholders.placeholder,
+            deadline=time.thread_time() + dlp.budget_ms / 1000,
+            include_metadata=self.scan_metadata,
         )
-        return None, text, counts, actions, placeholders
+        body = b""
+        if raw:
+            content = decode_body(raw, request_headers.get("content-encoding"))
+            json_body = parsed[1] if parsed is not None and parsed[0] is raw else None
+            if json_body is None:
+                json_body = parse_json_body(content)
+            body = scan.content(content, request_headers.get("content-type", ""), json_body) or b""
+        new_headers = [(name, scan.text(value)) for name, value in headers]
+        changed = [(name, value) for (name, value), (_, old) in zip(new_headers, headers) if value != old]
+        return Scanned(body or None, changed, scan, placeholders)
 
-    def _apply(
-        self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy,
-        body: Any, cleaned: Any, counts: Counter, actions: set[str], placeholders: Placeholders,
-    ) -> None:  # fmt: skip
-        if not counts:
+    def _apply(self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy, scanned: Scanned) -> None:
+        scan = scanned.scan
+        if not scan.counts:
             return
         request = flow.request
-        rec.dlp_findings, rec.dlp_action, blocking = dlp_verdict(counts, actions, dlp, self.settings.policy.observe)
+        observe = self.settings.policy.observe
+        rec.dlp_findings, rec.dlp_action, blocking = dlp_verdict(scan.counts, scan.actions, dlp, observe)
+        if scan.unredactable and not observe and not blocking:
+            rec.dlp_action = "block"
+            blocking = ["a value that cannot be redacted in place"]
         if blocking:
             found = ", ".join(blocking)
             flow.response = api_error(
@@ -333,10 +398,13 @@ class Redact:
             )
             return
         if rec.dlp_action == "redact":
-            if body is not None:
-                request.text = json.dumps(cleaned, ensure_ascii=False)
-            else:
-                request.text = cleaned
+            if scanned.body is not None:
+                # Re-encoded with the body's Content-Encoding when mitmproxy knows it; sent
+                # plain (the header removed) when it does not ("gzip, gzip", "x-gzip").
+                request.content = scanned.body
+            for name, value in scanned.headers:
+                request.headers[name] = value
+            placeholders = scanned.placeholders
             if dlp.reversible and placeholders.mapping:
                 rec.restore = json_escaped(placeholders)
                 rec.placeholders = placeholders

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from .anthropic import AnthropicBatchesParser
 from .anthropic import AnthropicMessagesParser
 from .base import JsonPath
 from .base import WireParser
@@ -14,11 +15,15 @@ from .cohere import CohereV2Parser
 from .common import loads_request
 from .common import openai_error_body
 from .common import prompt_strings as _prompt_strings
+from .decoding import json_text
 from .gemini import GeminiParser
 from .ollama import OllamaParser
 from .openai import OpenAIChatParser
 from .openai import OpenAIEmbeddingsParser
 from .openai import OpenAIResponsesParser
+from .openai_platform import OpenAIAssistantsParser
+from .openai_platform import OpenAIFilesParser
+from .openai_platform import OpenAISpeechParser
 
 PARSERS: dict[str, WireParser] = {
     parser.id: parser
@@ -27,6 +32,10 @@ PARSERS: dict[str, WireParser] = {
         OpenAIResponsesParser(),
         OpenAIEmbeddingsParser(),
         AnthropicMessagesParser(),
+        AnthropicBatchesParser(),
+        OpenAIFilesParser(),
+        OpenAIAssistantsParser(),
+        OpenAISpeechParser(),
         GeminiParser(),
         BedrockConverseParser(),
         BedrockInvokeParser(),
@@ -34,6 +43,12 @@ PARSERS: dict[str, WireParser] = {
         OllamaParser(),
     )
 }
+
+# Operations that generate no tokens when called (uploads, batch submissions, token counts,
+# thread bookkeeping): Meter estimates no usage for them.
+NO_TOKEN_OPERATIONS = frozenset(
+    {"upload_file", "create_batch", "count_tokens", "create_thread", "create_message", "create_agent"}
+)
 
 # Every format's prompt keys together. DLP scans (and content capture exports) the text under any
 # of them, whatever the route's format: OpenAI-compatible servers and gateways take other formats'
@@ -57,12 +72,14 @@ def error_body(parser: str | None, status: int, message: str) -> tuple[Any, dict
 
 
 def parse_json_body(raw: bytes) -> Any | None:
-    """The decoded JSON value of a request/response body, or None (empty, not UTF-8, not JSON)."""
+    """The decoded JSON value of a request/response body, or None (empty, no Unicode, not JSON)."""
     if not isinstance(raw, bytes | bytearray | memoryview):
         return None
     try:
-        text = bytes(raw).decode("utf-8-sig")  # strict: a non-UTF-8 body is not JSON we can read
-    except UnicodeDecodeError:
+        # UTF-8, or UTF-16/32 as RFC 8259 readers (Python's json among them) detect it; strict:
+        # other bytes are not JSON we can read.
+        text = json_text(bytes(raw))
+    except (UnicodeDecodeError, LookupError):
         return None
     if not text.strip():
         return None
@@ -72,4 +89,12 @@ def parse_json_body(raw: bytes) -> Any | None:
         return None
 
 
-__all__ = ["PARSERS", "PROMPT_KEYS", "SYSTEM_KEYS", "error_body", "parse_json_body", "prompt_strings"]
+__all__ = [
+    "NO_TOKEN_OPERATIONS",
+    "PARSERS",
+    "PROMPT_KEYS",
+    "SYSTEM_KEYS",
+    "error_body",
+    "parse_json_body",
+    "prompt_strings",
+]

@@ -139,3 +139,42 @@ class AnthropicMessagesParser(JsonWireParser):
 
     def gateway_route(self, route: Route) -> GatewayRoute | None:
         return GatewayRoute("anthropic", "/v1/messages", key_header="x-api-key")
+
+
+class _BatchAccumulator:
+    """A message_batch object: its id and processing status; no tokens until the batch runs."""
+
+    def __init__(self) -> None:
+        self._facts = ResponseFacts()
+
+    def on_event(self, event: str | None, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        if data.get("type") == "error":
+            self._facts.error_type = nonempty_str(dig(data, "error", "type")) or "error"
+        else:
+            self._facts.response_id = nonempty_str(data.get("id")) or self._facts.response_id
+
+    def result(self) -> ResponseFacts:
+        return self._facts
+
+
+class AnthropicBatchesParser(AnthropicMessagesParser):
+    """Message Batches: {"requests": [{"custom_id", "params": <a Messages request>}]}. The model
+    recorded is the first request's; DLP reads every request's text (the same prompt keys)."""
+
+    id = "anthropic-batches"
+
+    def _looks_like(self, body: dict[str, Any]) -> bool:
+        return isinstance(body.get("requests"), list) and all(isinstance(r, dict) for r in body["requests"])
+
+    def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
+        params = [r.get("params") for r in dicts(dig(body, "requests"))]
+        model = next((m for p in params if (m := nonempty_str(dig(p, "model")))), None)
+        return RequestFacts(route.operation, model, False, sum(prompt_chars(p) for p in params))
+
+    def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
+        return _BatchAccumulator()
+
+    def gateway_route(self, route: Route) -> GatewayRoute | None:
+        return None

@@ -80,8 +80,15 @@ class Shadowed:
     index: int
 
 
+@dataclass(frozen=True, slots=True)
+class KeyStep:
+    """The last step of an object key's own path: the key itself, not the value under it."""
+
+    key: str
+
+
 # Where a string sits in a JSON body: the keys and list indexes that lead to it.
-JsonPath = tuple[str | int | Shadowed, ...]
+JsonPath = tuple[str | int | Shadowed | KeyStep, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,10 @@ decoder off (usage then comes from the estimate), and the client still gets ever
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Callable
+from typing import Any
 from typing import Protocol
 
 import brotli
@@ -119,3 +121,94 @@ class StreamDecoder:
         except Exception:
             self.failed = True
             return b""
+
+
+# --- whole request bodies ---------------------------------------------------------------------
+
+# Content-coding names as RFC 9110 §8.4.1 registers them; "x-gzip" is the alias it says a
+# recipient SHOULD treat as gzip. "compress" (LZW) is registered but nothing here decodes it.
+_CODINGS: dict[str, Callable[[], _Decompressor]] = {
+    "gzip": _FACTORIES["gzip"],
+    "x-gzip": _FACTORIES["gzip"],
+    "deflate": _FACTORIES["deflate"],
+    "br": _FACTORIES["br"],
+    "zstd": _FACTORIES["zstd"],
+}
+_IDENTITY = frozenset({"", "identity", "none"})
+# A request body is checked against this many decoded bytes at most: a compressed body that
+# expands past it is refused rather than scanned in part.
+MAX_DECODED_BODY = 64 * 1024 * 1024
+_BOMB_CHUNK = 4096  # with MAX_OUTPUT_PER_CHUNK, a 2048:1 ratio per chunk (deflate tops out near 1032:1)
+
+
+class UndecodableBody(ValueError):
+    """A request body the proxy cannot turn into the bytes the upstream will read."""
+
+
+def content_codings(header: str | None) -> list[str]:
+    """The codings of a Content-Encoding value, first applied first, identity left out."""
+    names = [name.strip().lower() for name in (header or "").split(",")]
+    return [name for name in names if name not in _IDENTITY]
+
+
+def decode_body(raw: bytes, content_encoding: str | None, limit: int = MAX_DECODED_BODY) -> bytes:
+    """raw with every coding of its Content-Encoding undone, last applied first (RFC 9110: "gzip,
+    br" was gzipped, then brotli'd). Raises UndecodableBody for an unknown coding, corrupt or
+    truncated data, trailing bytes after a gzip member, or output above `limit`. mitmproxy's own
+    decoder knows one coding per header only and hands back the raw bytes on any other value."""
+    data = bytes(raw)
+    for name in reversed(content_codings(content_encoding)):
+        factory = _CODINGS.get(name)
+        if factory is None:
+            raise UndecodableBody(f"unknown content coding {name!r}")
+        data = _undo(factory(), name, data, limit)
+    return data
+
+
+def _undo(stage: _Decompressor, name: str, data: bytes, limit: int) -> bytes:
+    out = bytearray()
+    try:
+        for i in range(0, max(len(data), 1), _BOMB_CHUNK):
+            out += stage.decompress(data[i : i + _BOMB_CHUNK])
+            if len(out) > limit:
+                raise UndecodableBody(f"the {name} body expands past {limit} bytes")
+    except UndecodableBody:
+        raise
+    except Exception as e:
+        raise UndecodableBody(f"the body is not valid {name}: {e}") from e
+    if not _finished(stage):
+        raise UndecodableBody(f"the {name} body is truncated or has trailing data")
+    return bytes(out)
+
+
+def _finished(stage: _Decompressor) -> bool:
+    inner: Any = getattr(stage, "_d", None)
+    if isinstance(stage, _Deflate):
+        inner = getattr(inner, "_d", None)
+    if inner is None:
+        return isinstance(stage, _Identity)
+    if hasattr(inner, "eof") and hasattr(inner, "unused_data"):  # zlib.Decompress
+        return bool(inner.eof) and not inner.unused_data
+    if isinstance(stage, _Brotli):
+        return bool(inner.is_finished())
+    return bool(getattr(inner, "eof", True))
+
+
+def json_text(data: bytes) -> str:
+    """The text of a JSON body as a reader that follows RFC 8259 §8.1 and RFC 4627 §3 sees it:
+    UTF-8 (a BOM allowed), or UTF-16/UTF-32 told apart by a BOM or by where the zero bytes of the
+    first two characters fall. Python's json.loads(bytes), and the servers built on it, accept
+    all of them. Raises UnicodeDecodeError for bytes that are none of them."""
+    return data.decode(json.detect_encoding(data))
+
+
+def readable_content(message: Any) -> bytes:
+    """A mitmproxy message's body as the upstream will read it, every content coding undone;
+    b"" when it cannot be (DLP refuses such a body; metering then has nothing to read)."""
+    raw = message.raw_content
+    if not raw:
+        return b""
+    try:
+        return decode_body(raw, message.headers.get("content-encoding"))
+    except UndecodableBody:
+        return b""

@@ -1,0 +1,161 @@
+"""OpenAI's endpoints beside the model calls: Files and Batches, Assistants (threads, messages,
+runs) and audio speech. Each is recorded with its operation and model, and its body is
+DLP-scanned like any other (scope.py); a run and a speech stream also report usage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .base import RequestFacts
+from .base import ResponseFacts
+from .base import Route
+from .common import Accumulator
+from .common import JsonWireParser
+from .common import as_int
+from .common import body_model
+from .common import body_streaming
+from .common import dicts
+from .common import dig
+from .common import nonempty_str
+from .common import openai_error
+from .common import text_chars
+from .common import text_len
+from .common import usage_or_empty
+
+
+class _ObjectAccumulator:
+    """An API object answer (file, batch, thread, message): its id, or the error envelope."""
+
+    def __init__(self) -> None:
+        self._facts = ResponseFacts()
+
+    def on_event(self, event: str | None, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        if (error := openai_error(data)) is not None:
+            self._facts.error_type = error
+            return
+        self._facts.response_id = self._facts.response_id or nonempty_str(data.get("id"))
+
+    def result(self) -> ResponseFacts:
+        return self._facts
+
+
+class OpenAIFilesParser(JsonWireParser):
+    """/v1/files and /v1/uploads (multipart; a batch input file is JSONL, one request a line) and
+    /v1/batches (JSON naming an uploaded file). No tokens are spent until the batch runs."""
+
+    id = "openai-files"
+    prompt_keys = frozenset({"body"})  # a batch line's request
+
+    def _looks_like(self, body: dict[str, Any]) -> bool:
+        return isinstance(body.get("input_file_id"), str) and isinstance(body.get("endpoint"), str)
+
+    def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
+        return RequestFacts(route.operation, body_model(route, body), False, 0)
+
+    def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
+        return _ObjectAccumulator()
+
+
+class _RunAccumulator:
+    """A run object (usage once it completed), or a run's event stream: thread.run.* events
+    carry the run, thread.message.delta events the generated text."""
+
+    def __init__(self) -> None:
+        self._facts = ResponseFacts()
+
+    def on_event(self, event: str | None, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        facts = self._facts
+        if (error := openai_error(data)) is not None:
+            facts.error_type = error
+            return
+        kind = data.get("object")
+        if kind == "thread.message.delta":
+            for part in dicts(dig(data, "delta", "content")):
+                facts.output_chars += text_len(dig(part, "text", "value"))
+        elif kind == "thread.run":
+            facts.response_id = nonempty_str(data.get("id")) or facts.response_id
+            facts.model = nonempty_str(data.get("model")) or facts.model
+            if (status := nonempty_str(data.get("status"))) in ("completed", "failed", "cancelled", "expired"):
+                reason = nonempty_str(dig(data, "incomplete_details", "reason"))
+                facts.finish_reasons = [reason or status]
+            usage = data.get("usage")
+            if isinstance(usage, dict):
+                facts.usage = usage_or_empty(
+                    as_int(usage.get("prompt_tokens")),
+                    as_int(usage.get("completion_tokens")),
+                    cached=as_int(dig(usage, "prompt_tokens_details", "cached_tokens")),
+                )
+        elif facts.response_id is None:
+            facts.response_id = nonempty_str(data.get("id"))
+
+    def result(self) -> ResponseFacts:
+        return self._facts
+
+
+class OpenAIAssistantsParser(JsonWireParser):
+    """Assistants API (beta): assistants, threads, messages and runs; a run generates tokens."""
+
+    id = "openai-assistants"
+    prompt_keys = frozenset(
+        {"instructions", "additional_instructions", "messages", "additional_messages", "content", "text",
+         "output", "tool_outputs", "description"}
+    )  # fmt: skip
+    system_keys = frozenset({"instructions", "additional_instructions"})
+
+    def _looks_like(self, body: dict[str, Any]) -> bool:
+        return isinstance(body.get("assistant_id"), str)
+
+    def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
+        chars = text_chars(dig(body, "instructions")) + text_chars(dig(body, "additional_instructions"))
+        for key in ("messages", "additional_messages"):
+            chars += sum(text_chars(m.get("content")) for m in dicts(dig(body, key)))
+        chars += sum(text_chars(m.get("content")) for m in dicts(dig(body, "thread", "messages")))
+        chars += text_chars(dig(body, "content"))  # one message added to a thread
+        return RequestFacts(route.operation, body_model(route, body), body_streaming(route, body), chars)
+
+    def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
+        return _RunAccumulator()
+
+
+class _SpeechAccumulator:
+    """Speech answers audio bytes (nothing to read) or, with stream_format "sse", events whose
+    speech.audio.done carries the usage."""
+
+    def __init__(self) -> None:
+        self._facts = ResponseFacts()
+
+    def on_event(self, event: str | None, data: Any) -> None:
+        if not isinstance(data, dict):
+            return
+        if (error := openai_error(data)) is not None:
+            self._facts.error_type = error
+        elif data.get("type") == "speech.audio.done" and isinstance(usage := data.get("usage"), dict):
+            self._facts.usage = usage_or_empty(as_int(usage.get("input_tokens")), as_int(usage.get("output_tokens")))
+
+    def result(self) -> ResponseFacts:
+        return self._facts
+
+
+class OpenAISpeechParser(JsonWireParser):
+    id = "openai-speech"
+    prompt_keys = frozenset({"input", "instructions"})
+    system_keys = frozenset({"instructions"})
+
+    def _looks_like(self, body: dict[str, Any]) -> bool:
+        return isinstance(body.get("model"), str) and isinstance(body.get("voice"), str | dict)
+
+    def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
+        chars = text_chars(dig(body, "input")) + text_chars(dig(body, "instructions"))
+        return RequestFacts(route.operation, body_model(route, body), True, chars)
+
+    def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
+        return _SpeechAccumulator()
+
+
+__all__ = ["OpenAIAssistantsParser", "OpenAIFilesParser", "OpenAISpeechParser"]

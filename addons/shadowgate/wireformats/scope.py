@@ -1,0 +1,176 @@
+"""What DLP reads in a JSON request: every string the model, a tool or the provider will read.
+
+Not only the prompt fields of a known format: tool and function descriptions and their
+parameter schemas, response_format / JSON schemas, message `name` fields, object keys, URLs the
+provider fetches (a secret in a query string leaves with the fetch), text documents, and base64
+or data-URL payloads that decode to text (decoded, scanned, and re-encoded when redacted). Left
+out: opaque tokens the provider minted (encrypted_content, signature), large base64 payloads that
+decode to binary media (an image, a PDF: no text to match), and, unless the operator opts in,
+the request's own bookkeeping (`metadata`, `user`), which the model never reads and which
+carries user ids and emails on every request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from shadowgate.wireformats import prompt_strings
+
+from .base import JsonPath
+from .base import KeyStep
+from .base import Shadowed
+from .common import DuplicateKeys
+from .common import replace_strings
+from .decoding import json_text
+
+# Opaque values the provider minted and reads back as-is: never text.
+OPAQUE_KEYS = frozenset({"encrypted_content", "signature"})
+# Top-level bookkeeping the provider stores but the model never reads (opt-in: metadata option).
+METADATA_KEYS = frozenset({"metadata", "user", "safety_identifier", "labels"})
+# A base64 value shorter than this is scanned as it is too (it may be a hex or base64 secret).
+RAW_SCAN_LIMIT = 4096
+_MIN_BASE64 = 24
+_BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
+_DATA_URL = re.compile(r"data:([^,;]*)((?:;[^,;]*)*),", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """One string DLP scans. path: where it lives (a KeyStep last for an object key).
+    prompt: prompt text, joined with its neighbours to catch a value split across strings.
+    encode: for text decoded from base64 or a data URL, how redacted text goes back in."""
+
+    path: JsonPath
+    text: str
+    prompt: bool = False
+    encode: Callable[[str], str] | None = None
+
+
+def request_pieces(body: Any, include_metadata: bool = False) -> Iterator[Piece]:
+    """Every string of a JSON request body DLP scans, in document order."""
+    prompt_paths = {path for path, _ in prompt_strings(body)}
+
+    def walk(node: Any, path: JsonPath) -> Iterator[Piece]:
+        if isinstance(node, str):
+            yield from _string(node, path, path in prompt_paths)
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                yield from walk(item, (*path, i))
+        elif isinstance(node, dict):
+            entries = [((*path, key), key, value) for key, value in node.items()]
+            if isinstance(node, DuplicateKeys):  # a first-wins server reads the shadowed values
+                entries += [((*path, key, Shadowed(i)), key, v) for i, (key, v) in enumerate(node.shadowed)]
+            for step, key, value in entries:
+                if key in OPAQUE_KEYS or (not path and key in METADATA_KEYS and not include_metadata):
+                    continue
+                if not isinstance(step[-1], Shadowed):
+                    yield Piece((*path, KeyStep(key)), key)
+                yield from walk(value, step)
+
+    return walk(body, ())
+
+
+def _string(text: str, path: JsonPath, prompt: bool) -> Iterator[Piece]:
+    decoded = decode_embedded(text)
+    if decoded is None:
+        yield Piece(path, text, prompt)
+        return
+    plain, encode = decoded
+    if plain is not None:
+        yield Piece(path, plain, False, encode)
+    if len(text) <= RAW_SCAN_LIMIT:
+        yield Piece(path, text, prompt)
+
+
+def decode_embedded(text: str) -> tuple[str | None, Callable[[str], str]] | None:
+    """A data URL or a base64 value: (its text, or None when it is binary; how to re-encode
+    text into the same form). None when the string is neither: it is text as it stands."""
+    m = _DATA_URL.match(text)
+    if m is not None:
+        head, payload = text[: m.end()], text[m.end() :]
+        if ";base64" in m.group(2).lower():
+            data = _b64(payload)
+            if data is None:
+                return None
+            return decoded_text(data), lambda new: head + base64.b64encode(new.encode()).decode()
+        return decoded_text(unquote_to_bytes(payload)), lambda new: head + new
+    if len(text) < _MIN_BASE64 or _BASE64.fullmatch(text) is None:
+        return None
+    data = _b64(text)
+    if data is None:
+        return None
+    urlsafe = "-" in text or "_" in text
+    encoder = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    return decoded_text(data), lambda new: encoder(new.encode()).decode()
+
+
+def _b64(payload: str) -> bytes | None:
+    payload = payload.strip()
+    try:
+        if "-" in payload or "_" in payload:
+            return base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def decoded_text(data: bytes) -> str | None:
+    """Decoded bytes as text when they are text (UTF-8, or UTF-16/32 with a BOM), else None."""
+    try:
+        text = json_text(data) if data[:4].count(0) or data[:3] == b"\xef\xbb\xbf" else data.decode("utf-8")
+    except (UnicodeDecodeError, LookupError):
+        return None
+    controls = sum(1 for c in text[:4096] if c < " " and c not in "\t\r\n\f")
+    return None if controls > len(text[:4096]) // 100 else text
+
+
+def apply_ranges(text: str, ranges: list[tuple[int, int, str]]) -> str:
+    """text with each (start, end, replacement) applied; where ranges overlap, the first
+    replacement also covers the rest of the next, so no part of a value survives."""
+    out: list[str] = []
+    pos = 0
+    for start, end, new in sorted(ranges, key=lambda r: (r[0], -r[1])):
+        if end <= pos:
+            continue
+        if start < pos:
+            pos = end
+            continue
+        out += [text[pos:start], new]
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+class KeyCollision(ValueError):
+    """A redacted object key would replace another key of the same object."""
+
+
+def rewrite(body: Any, values: dict[JsonPath, str], keys: dict[JsonPath, str]) -> Any:
+    """A copy of body with the strings at `values` paths replaced and the keys at `keys` paths
+    (ending in a KeyStep) renamed. Raises KeyCollision when a renamed key already exists."""
+    body = replace_strings(body, values)
+    # Deepest first: renaming a key changes the paths below it.
+    for path in sorted(keys, key=len, reverse=True):
+        if any(isinstance(step, Shadowed) for step in path):
+            continue  # a shadowed value is not in the copy at all (it holds each key once)
+        step = path[-1]
+        assert isinstance(step, KeyStep)
+        body = _rename(body, path[:-1], step.key, keys[path])
+    return body
+
+
+def _rename(node: Any, path: JsonPath, old: str, new: str) -> Any:
+    if not path:
+        if new in node and new != old:
+            raise KeyCollision(new)
+        return {(new if key == old else key): value for key, value in node.items()}
+    copy: Any = list(node) if isinstance(node, list) else dict(node)
+    copy[path[0]] = _rename(node[path[0]], path[1:], old, new)
+    return copy
