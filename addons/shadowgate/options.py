@@ -98,8 +98,9 @@ OPTIONS = (
         "shadowgate_retention_days",
         int,
         0,
-        "Keep per-request detail (ai_requests, policy_events, mcp_calls, mcp_tools) for this many days; "
-        "older days keep only their daily totals (ai_requests_daily, mcp_calls_daily). 0 keeps everything.",
+        "Keep per-request detail (every table: ai_requests, web_activity, mcp_calls, host_sightings, alerts, "
+        "...) for this many days; older days keep only their daily totals (ai_requests_daily, "
+        "mcp_calls_daily, web_activity_daily). 0 keeps everything.",
     ),
     Option(
         "shadowgate_budget_retry_after",
