@@ -170,7 +170,7 @@ def test_coach_page_continue_then_pass(enforcing, upstream):
         cont = client.post(f"https://chatgpt.com{action}")
         assert cont.status_code == 302 and cont.headers["location"] == "/"
         after = client.get("https://chatgpt.com/_fake/bytes?size=4", headers=nav)
-        assert after.status_code == 200 and len(upstream.seen) == before + 1
+        assert after.status_code == 200 and len(upstream.seen) == before + 1, after.text[:300]
         forged = client.post("https://chatgpt.com/__shadowgate/coach/continue?t=abc.def")
         assert forged.status_code == 400
     [event] = _events(enforcing, "coached_user")

@@ -78,6 +78,9 @@ class ConsentTokens:
         return hmac.new(self._key, payload, hashlib.sha256).hexdigest()[:32]
 
 
+_KEPT_COOKIES = "shadowgate_coach_cookies"
+
+
 def cookie_name(app: str) -> str:
     # One cookie per app, so consents for two apps on one site do not overwrite each other.
     return COOKIE_PREFIX + hashlib.sha256(app.encode()).hexdigest()[:12]
@@ -103,7 +106,7 @@ class Coach:
         API call (which cannot click), the rule's `coach.api`; else COACH: show the page."""
         rule = decision.rule
         assert rule is not None
-        if self.consented(flow.request, facts, decision.rule_id):
+        if self.consented(flow, facts, decision.rule_id):
             if rec is not None:
                 rec.decision = Decision("coach_allowed", decision.rule_id, "the user chose to continue", rule)
             return ALLOW
@@ -111,16 +114,22 @@ class Coach:
             return ALLOW if rule.coach_api == ALLOW else BLOCK
         return COACH
 
-    def consented(self, request: http.Request, facts: Facts, rule_id: str, now: float | None = None) -> bool:
+    def consented(self, flow: http.HTTPFlow, facts: Facts, rule_id: str, now: float | None = None) -> bool:
         app = facts.provider or facts.host
-        cookies = request.cookies
-        ours = [name for name in cookies if name.startswith(COOKIE_PREFIX)]
-        token = cookies.get(cookie_name(app), "")
-        if ours:
-            for name in ours:
+        # Our cookies are taken off the request the first time (the provider never sees them) and
+        # kept on the flow: a second stage asking about the same request (WebApps, then Act) gets
+        # the same answer.
+        kept = flow.metadata.get(_KEPT_COOKIES)
+        if kept is None:
+            request = flow.request
+            cookies = request.cookies
+            kept = {name: cookies[name] for name in cookies if name.startswith(COOKIE_PREFIX)}
+            for name in kept:
                 del cookies[name]
-            if not request.headers.get("cookie", "").strip():
+            if kept and not request.headers.get("cookie", "").strip():
                 request.headers.pop("cookie", None)
+            flow.metadata[_KEPT_COOKIES] = kept
+        token = kept.get(cookie_name(app), "")
         fields = self.tokens.verify(token, CONSENT, now) if token else None
         return fields == [person_of(facts), app, rule_id]
 
