@@ -99,10 +99,19 @@ def test_a_get_that_overrides_its_method_to_post_is_the_chat_call(gate, upstream
 
 
 def test_a_get_with_a_body_on_an_ai_host_is_recorded_not_ignored(gate, upstream):
-    answer, mark = _send(gate, "get-with-body", "GET /v1/whatever HTTP/1.1", CHAT)
-    assert _reached(upstream, mark)  # no rule names it; it goes on, but not unseen
+    allowed = CHAT.replace(b"gpt-4o-mini", b"gpt-3.5-turbo")
+    answer, mark = _send(gate, "get-with-body", "GET /v1/whatever HTTP/1.1", allowed)
+    assert _reached(upstream, mark), answer  # no rule names it; it goes on, but not unseen
     [row] = gate.rows("user_name = 'get-with-body'", expect=1)
-    assert (row["host"], row["provider"], row["method"]) == ("api.openai.com", "openai", "GET")
+    assert (row["host"], row["provider"], row["method"], row["model"]) == (
+        "api.openai.com",
+        "openai",
+        "GET",
+        "gpt-3.5-turbo",
+    )
+    # The model an unknown endpoint's body names is a fact the rules see: gpt-4o* is refused there too.
+    answer, mark = _send(gate, "get-with-body-4o", "GET /v1/whatever HTTP/1.1", CHAT)
+    assert b" 403 " in answer.split(b"\r\n", 1)[0] and not _reached(upstream, mark)
 
 
 def test_the_upstream_gets_the_path_as_the_client_spelled_it(gate, upstream):
