@@ -16,6 +16,7 @@ from shadowgate.dlp import Scanner
 from shadowgate.dlp import redact
 from shadowgate.screening.answers import TextGuard
 from shadowgate.screening.answers import exfil_links
+from shadowgate.screening.answers import outside_links
 
 AWS_KEY = "AKIAZ7Q3M5X2R3W4T5YB"
 EMAIL = "jane.doe@customer-corp.com"
@@ -62,7 +63,8 @@ def test_exfil_links_need_data_in_the_url_and_a_foreign_host(text, types):
 
 def guard(hold: int = 64) -> TextGuard:
     def inspect(text: str):
-        return SCANNER.scan(text) + exfil_links(text, untrusted, has_secret)
+        links = exfil_links(text, untrusted, has_secret)
+        return outside_links(SCANNER.scan(text), links) + links
 
     return TextGuard(inspect, lambda text, found: redact(text, found, lambda f: f"[{f.type}]"), hold=hold)
 

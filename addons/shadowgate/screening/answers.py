@@ -202,3 +202,10 @@ class TextGuard:
 
     def finish(self) -> tuple[str, list[Finding]]:
         return self.feed("", final=True)
+
+
+def outside_links(findings: list[Finding], links: list[Finding]) -> list[Finding]:
+    """The findings not inside an exfiltration link. The DLP scanner decodes encoded runs
+    (dlp/encoded.py), so it also finds the values a link carries in its query: those belong to the
+    link, which is counted (and redacted or blocked) once."""
+    return [f for f in findings if not any(link.start <= f.start and f.end <= link.end for link in links)]

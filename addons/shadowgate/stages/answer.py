@@ -44,6 +44,7 @@ from shadowgate.screening.answers import EXFIL_TYPES
 from shadowgate.screening.answers import REDACTED_URL
 from shadowgate.screening.answers import TextGuard
 from shadowgate.screening.answers import exfil_links
+from shadowgate.screening.answers import outside_links
 from shadowgate.stages.act import api_error
 from shadowgate.stages.logs import flow_fields
 from shadowgate.stages.meter import StreamTap
@@ -96,11 +97,13 @@ class Inspection:
         scanner = self._scanner
         if scanner is None:
             return found
-        if self.policy.dlp != OFF:
-            found += [f for f in scanner.scan(text) if text[f.start : f.end] not in self._own]
+        links: list[Finding] = []
         if self.policy.exfil_links != OFF:
-            found += exfil_links(text, self._trusted, lambda s: bool(scanner.scan(s)))
-        return found
+            links = exfil_links(text, self._trusted, lambda s: bool(scanner.scan(s)))
+        if self.policy.dlp != OFF:
+            own = [f for f in scanner.scan(text) if text[f.start : f.end] not in self._own]
+            found += outside_links(own, links)
+        return found + links
 
     def record(self, findings: list[Finding]) -> None:
         """Count findings and raise AnswerBlocked if one of them blocks the answer."""
