@@ -79,9 +79,7 @@ def test_a_secret_anywhere_the_provider_reads_is_blocked(gate, upstream, user, b
     assert answer.status_code == 403 and "GITHUB_TOKEN" in answer.json()["error"]["message"]
     assert seen == []
     row = _row(gate, user)
-    # A base64 file is decoded by its wire format and its encoded run again by the scanner
-    # (dlp/encoded.py): the one token may be counted twice there; the action is what matters.
-    assert row["dlp_action"] == "block" and row["dlp_findings"] in ("GITHUB_TOKEN:1", "GITHUB_TOKEN:2")
+    assert (row["dlp_action"], row["dlp_findings"]) == ("block", "GITHUB_TOKEN:1")
 
 
 def test_an_anthropic_text_document_and_a_message_name_are_redacted(gate, upstream):

@@ -34,7 +34,8 @@ from .decoding import json_text
 OPAQUE_KEYS = frozenset({"encrypted_content", "signature"})
 # Top-level bookkeeping the provider stores but the model never reads (opt-in: metadata option).
 METADATA_KEYS = frozenset({"metadata", "user", "safety_identifier", "labels"})
-# A base64 value shorter than this is scanned as it is too (it may be a hex or base64 secret).
+# A base64 value that decodes to binary and is shorter than this is scanned as it is (it may be
+# a hex or base64 secret).
 RAW_SCAN_LIMIT = 4096
 _MIN_BASE64 = 24
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
@@ -84,9 +85,11 @@ def _string(text: str, path: JsonPath, prompt: bool) -> Iterator[Piece]:
         return
     plain, encode = decoded
     if plain is not None:
+        # The text it decodes to is scanned (and redacted, re-encoded); scanning the encoded form
+        # as well would count each value twice, now that the scanner decodes base64 runs itself.
         yield Piece(path, plain, False, encode)
-    if len(text) <= RAW_SCAN_LIMIT:
-        yield Piece(path, text, prompt)
+    elif len(text) <= RAW_SCAN_LIMIT:
+        yield Piece(path, text, prompt)  # binary: the value itself may be a hex or base64 secret
 
 
 def decode_embedded(text: str) -> tuple[str | None, Callable[[str], str]] | None:
