@@ -42,6 +42,11 @@ on_the_clock = timed_hook
 __all__ = ["METADATA_KEY", "Identify", "flow_record", "on_the_clock"]
 
 
+# Set when requestheaders made a record: a stage that later drops it (WebApps, for a chat app's
+# telemetry) has decided, and the late-body check must not record the request after all.
+IDENTIFIED_KEY = "shadowgate_identified"
+
+
 class Identify:
     name = "shadowgate_identify"
 
@@ -67,6 +72,7 @@ class Identify:
             return  # not an AI call: web assets, telemetry GETs, every non-AI host
         rec = new_flow_record(self.settings, flow, host, provider, route)
         flow.metadata[METADATA_KEY] = rec
+        flow.metadata[IDENTIFIED_KEY] = True  # a later stage may drop the record (WebApps): final
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.settings.max_parse_bytes:
             # Too big to buffer: decided on its headers now (Decide, Act), then streamed through
@@ -116,7 +122,7 @@ class Identify:
         HTTP/2 no header has to announce it): an unknown endpoint, recorded, never "not AI"."""
         request = flow.request
         catalog = self.settings.catalog
-        if not request.raw_content or catalog is None:
+        if not request.raw_content or catalog is None or flow.metadata.get(IDENTIFIED_KEY):
             return
         host = (flow.client_conn.sni or request.host).lower()
         provider = catalog.match(host, request.path)
