@@ -171,7 +171,10 @@ def run_proxy(mitmdump_args: list[str]) -> int:
     args = ["--set", "connection_strategy=lazy", *mitmdump_args]
     if "--listen-host" not in mitmdump_args and _option_value(mitmdump_args, "listen_host") is None:
         # A proxy that decrypts everyone's AI traffic serves a network only when told to.
-        print("shadowgate: listening on 127.0.0.1; pass --listen-host 0.0.0.0 to serve other machines", file=sys.stderr)
+        print(
+            "shadowgate: will listen on 127.0.0.1 only; pass --listen-host 0.0.0.0 to serve other machines",
+            file=sys.stderr,
+        )
         args = ["--listen-host", "127.0.0.1", *args]
     ca_pem = ca.ensure_ca(confdir)
     bundle = ca.write_ca_bundle(confdir, ca_pem, ca.system_roots_bundle())

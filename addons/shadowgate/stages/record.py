@@ -68,9 +68,20 @@ class Record:
         # The stages that record through settings (settings.record_connection, .record_event,
         # .writer) reach this instance from there.
         settings.record = self
+        self._rolling_back = False
+
+    def load(self, loader) -> None:
+        # mitmproxy undoes a failed option update by announcing the old values as changed: a start
+        # that fails on another option (a bad policy) must not then open, and create, the default
+        # database the operator never asked for.
+        loader.master.options.errored.connect(self._update_failed)
+
+    def _update_failed(self, exc: Exception) -> None:
+        self._rolling_back = True
 
     def configure(self, updated: set[str]) -> None:
-        if "shadowgate_db" in updated:
+        rolling_back, self._rolling_back = self._rolling_back, False
+        if "shadowgate_db" in updated and not rolling_back:
             self._open_writer(expand_path(ctx.options.shadowgate_db))
 
     def done(self) -> None:
