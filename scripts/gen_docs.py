@@ -1,4 +1,4 @@
-"""Write docs/options.md and docs/database.md from what the code declares.
+"""Write docs/options.md, docs/database.md and docs/catalog-risk.md from what the code declares.
 
     uv run python scripts/gen_docs.py           # rewrite both files
     uv run python scripts/gen_docs.py --check   # exit 1 if either is out of date
@@ -223,9 +223,70 @@ def _rollup_lines(table: Any, rollup: Any) -> list[str]:
     return lines
 
 
+TIER_ORDER = ("free", "consumer", "pro", "team", "business", "enterprise", "api")
+
+
+def _facts_summary(facts: Any) -> str:
+    """One cell: every sourced fact of a catalog entry, in the order the risk table scores them."""
+    parts = []
+    if facts.trains_on_inputs:
+        tiers = sorted(facts.trains_on_inputs.items(), key=lambda kv: TIER_ORDER.index(kv[0]))
+        parts.append("trains: " + ", ".join(f"{tier} {value}" for tier, value in tiers))
+    if facts.retention_days is not None:
+        parts.append("not stored" if facts.retention_days == 0 else f"{facts.retention_days} days")
+    if facts.enterprise_controls is not None:
+        parts.append("enterprise controls" if facts.enterprise_controls else "no enterprise controls")
+    if facts.certifications:
+        parts.append(", ".join(facts.certifications))
+    if facts.residency:
+        parts.append("residency " + "/".join(facts.residency))
+    if facts.headquarters:
+        parts.append(f"HQ {facts.headquarters}")
+    return "; ".join(parts)
+
+
+def catalog_risk_markdown() -> str:
+    """docs/catalog-risk.md: every catalogued service with sourced risk facts, and its level."""
+    from shadowgate.config.catalog import load_catalog
+    from shadowgate.wireformats import PARSERS
+
+    catalog = load_catalog(known_parsers=PARSERS)
+    usage = [p for p in catalog.providers.values() if p.is_usage]
+    with_facts = sorted(
+        (p for p in catalog.providers.values() if p.facts.sources),
+        key=lambda p: (-p.facts.risk_points, p.category, p.id),
+    )
+    levels = {level: sum(1 for p in with_facts if p.risk == level) for level in ("low", "medium", "high")}
+    lines = [
+        "# Risk facts of the catalogued services",
+        "",
+        f"Generated from `providers.yaml` by `{REGENERATE}`; do not edit. How facts are researched and",
+        "how the points become a level: [catalog.md](catalog.md#risk-facts-and-the-risk-level).",
+        "`uv run shadowgate catalog show ID` prints each fact's source; the quote behind each",
+        "researched fact is in [catalog-evidence.yaml](catalog-evidence.yaml).",
+        "",
+        f"{len([p for p in usage if p.facts.sources])} of the {len(usage)} services counted as usage carry "
+        f"sourced facts ({levels['low']} low, {levels['medium']} medium, {levels['high']} high). "
+        "Every other service has no facts and counts as high (5 points) until someone sources them.",
+        "",
+        "| service | category | facts | points | level |",
+        "|---|---|---|---|---|",
+    ]
+    for p in with_facts:
+        lines.append(
+            f"| `{p.id}` ({_cell(p.name)}) | {p.category} | {_cell(_facts_summary(p.facts))} "
+            f"| {p.facts.risk_points} | {p.risk} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def generated() -> dict[Path, str]:
     """Each generated file and the text it should hold."""
-    return {DOCS / "options.md": options_markdown(), DOCS / "database.md": database_markdown()}
+    return {
+        DOCS / "options.md": options_markdown(),
+        DOCS / "database.md": database_markdown(),
+        DOCS / "catalog-risk.md": catalog_risk_markdown(),
+    }
 
 
 def main(argv: Iterable[str] | None = None) -> int:

@@ -11,6 +11,7 @@ import pytest
 
 from shadowgate.cli import main
 from shadowgate.config.catalog import load_catalog
+from shadowgate.config.catalog_facts import UNKNOWN
 from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import Facts
 from shadowgate.config.policy import load_policy
@@ -81,8 +82,9 @@ def test_risk_and_training_rules_follow_the_catalog(tmp_path, catalog):
 
 
 def test_a_service_without_facts_counts_as_high_risk(catalog):
-    bare = next(p for p in catalog.providers.values() if not p.facts.sources and p.category == "api")
-    assert (bare.risk, bare.facts.worst_training) == ("high", "unknown")
+    assert (UNKNOWN.risk, UNKNOWN.risk_points, UNKNOWN.worst_training) == ("high", 5, "unknown")
+    bare = [p for p in catalog.providers.values() if not p.facts.sources and p.is_usage]
+    assert bare and all((p.risk, p.facts.worst_training) == ("high", "unknown") for p in bare)
 
 
 @pytest.mark.parametrize(
