@@ -58,9 +58,7 @@ WEB_ROWS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def db(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("webapps-report") / "sg.duckdb"
+def write_web_db(path: Path) -> Path:
     writer = SegmentWriter(
         path, [AI_REQUESTS, WEB_ACTIVITY], rollups=[AI_REQUESTS_DAILY, WEB_ACTIVITY_DAILY], flush_interval=0.05
     )
@@ -72,6 +70,11 @@ def db(tmp_path_factory) -> Path:
     assert writer.flush()
     writer.close()
     return path
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory) -> Path:
+    return write_web_db(tmp_path_factory.mktemp("webapps-report") / "sg.duckdb")
 
 
 def test_chat_apps_sections(db: Path) -> None:
@@ -101,3 +104,37 @@ def test_chat_apps_sections(db: Path) -> None:
     assert drift["gemini-app.prompt"] == (0, 1, 1.0) and drift["chatgpt.prompt"] == (1, 0, 0.333)
     text = render.to_markdown(report)
     assert "Chat apps: prompts, uploads and accounts" in text and "not comparable" in text
+
+
+def test_chat_apps_sections_read_the_daily_totals_once_retention_dropped_the_detail(db: Path, tmp_path: Path) -> None:
+    """Issue 15: the counts of a week whose web_activity detail retention deleted come from web_activity_daily."""
+    import duckdb
+
+    from shadowgate.report.data import open_data
+    from shadowgate.storage.housekeeping import drop_expired_days
+    from shadowgate.storage.housekeeping import summarise_closed_days
+
+    def chat_sections(path: Path) -> dict[str, list[dict]]:
+        report = make_report(path, ({}, {}))
+        return {".".join(s.path): s.records() for s in report.sections if s.path[0] == "chat_apps"}
+
+    before = chat_sections(db)
+    copy = write_web_db(tmp_path / "sg.duckdb")  # the views in the file name their own segments folder
+    segments = tmp_path / "sg.segments"
+    # The proxy's housekeeping: each finished day's totals, then the detail of the old days deleted.
+    assert summarise_closed_days(segments, WEB_ACTIVITY_DAILY, dt.date(2026, 12, 1)) == 3
+    assert drop_expired_days(segments, "web_activity", dt.date(2026, 12, 1), WEB_ACTIVITY_DAILY) == 3
+    con, _ = open_data(copy)
+    try:
+        assert con.execute("SELECT count(*) FROM web_activity").fetchone() == (0,)  # the detail is gone
+        assert con.execute("SELECT sum(requests) FROM web_activity_daily").fetchone() == (len(WEB_ROWS),)
+    finally:
+        con.close()
+    after = chat_sections(copy)
+    assert after == before and after["chat_apps.by_app"]  # the same numbers, from the daily totals
+    # An analyst pasting the report's files into the duckdb CLI on the database file gets them too.
+    con = duckdb.connect(str(copy), read_only=True)
+    try:
+        assert con.execute("SELECT sum(requests) FROM web_activity_daily").fetchone() == (len(WEB_ROWS),)
+    finally:
+        con.close()
