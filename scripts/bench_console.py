@@ -160,7 +160,6 @@ def pages(week: str, user: str) -> dict[str, str]:
         "user": f"/users/{user}?week={week}",
         "new": f"/new?week={week}",
         "dlp": f"/dlp?week={week}",
-        "chat apps": f"/chat?week={week}",
         "mcp": f"/mcp?week={week}",
         "alerts": f"/alerts?week={week}",
         "alerts, filtered": f"/alerts?week={week}&event=dlp_block&severity=high",
@@ -172,7 +171,7 @@ def time_pages(db: Path, folder: Path, week: str, runs: int) -> None:
     set_password(passwords, "bench", PASSWORD)
     port = free_port()
     argv = [sys.executable, "-m", "shadowgate.cli.serve", "--db", str(db), "--passwords", str(passwords)]
-    server = subprocess.Popen([*argv, "--port", str(port), "--cache-seconds", "0"], stderr=subprocess.DEVNULL)
+    server = subprocess.Popen([*argv, "--port", str(port), "--cache-seconds", "0"])
     base = f"http://127.0.0.1:{port}"
     try:
         c = httpx.Client(base_url=base, trust_env=False, timeout=300)

@@ -601,3 +601,25 @@ def test_chromium_logs_in_and_renders_the_overview(console, tmp_path):
     finally:
         process.kill()
         process.wait()
+
+
+def test_without_a_policy_every_page_renders_with_unknown_shares(console, tmp_path):
+    """No --policy: nothing is sanctioned or unapproved, so the shares and their change are unknown (None)."""
+    from starlette.testclient import TestClient
+
+    from shadowgate.config.catalog import DEFAULT_CATALOG
+    from shadowgate.console.app import make_app
+    from shadowgate.console.auth import Authenticator
+    from shadowgate.console.data import ReportCache
+    from shadowgate.console.data import load_sources
+
+    _, db, _, passwords = console
+    app = make_app(ReportCache(load_sources(str(db), None, str(DEFAULT_CATALOG), 50), 0), Authenticator(passwords))
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        token = csrf_of(c.get("/login").text)
+        assert c.post("/login", data={"csrf": token, "user": "admin", "password": PASSWORD}).status_code == 200
+        for path in ("/", "/users", "/users/carol", "/new", "/dlp", "/mcp", "/alerts"):
+            page = c.get(f"{path}?week=2026-W47")
+            assert page.status_code == 200, path
+        cards = Cards(c.get("/?week=2026-W47").text).values
+        assert cards["unapproved_share"] == "None" and cards["unknown_share"] == "1.0"

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from shadowgate.report import runner
 from shadowgate.report.data import open_data
 from shadowgate.report.period import Period
@@ -112,10 +114,23 @@ def page_queries() -> dict[str, list[runner.Query]]:
     return {page: [by_name[n] for n in names] for page, names in PAGES.items()}
 
 
+REOPEN_SECONDS = 60.0
+
+
 class ReportCache:
+    """Each page's report, cached for `seconds`, over one set of views opened at most every REOPEN_SECONDS.
+
+    Opening the data (attaching the file, listing the day folders, binding the views) takes about
+    1.5 s at 10 M rows, so every page runs on a cursor of one shared connection: the views and
+    DuckDB's cache of Parquet footers are shared, while each page's temp tables (`cur`) and
+    variables are its cursor's own. The views list the days that hold detail when they are made;
+    reopening every minute picks up a day that retention dropped or housekeeping summarised.
+    """
+
     def __init__(self, sources: Sources, seconds: float = 30.0) -> None:
         self.sources = sources
         self.seconds = seconds
+        self._base: tuple[float, duckdb.DuckDBPyConnection, str] | None = None
         self._cache: dict[tuple, tuple[float, runner.Report]] = {}
         self._lock = threading.Lock()
         self._queries = page_queries()
@@ -138,7 +153,7 @@ class ReportCache:
 
     def _build(self, period: Period, queries: list[runner.Query], variables: dict[str, str]) -> runner.Report:
         s = self.sources
-        con, source = open_data(s.db)
+        con, source = self._cursor()
         try:
             runner.set_variables(con, variables)
             return runner.build_report(
@@ -154,3 +169,13 @@ class ReportCache:
             )
         finally:
             con.close()
+
+    def _cursor(self) -> tuple[duckdb.DuckDBPyConnection, str]:
+        now = time.monotonic()
+        with self._lock:
+            if self._base is None or now - self._base[0] > REOPEN_SECONDS:
+                # The old connection is not closed here: a page may still be running on a cursor of it.
+                con, source = open_data(self.sources.db)
+                con.execute("SET parquet_metadata_cache = true")
+                self._base = (now, con, source)
+            return self._base[1].cursor(), self._base[2]
