@@ -138,3 +138,27 @@ def test_chat_apps_sections_read_the_daily_totals_once_retention_dropped_the_det
         assert con.execute("SELECT sum(requests) FROM web_activity_daily").fetchone() == (len(WEB_ROWS),)
     finally:
         con.close()
+
+
+def test_a_late_row_for_a_summarised_day_is_counted(tmp_path: Path) -> None:
+    """A day whose totals are stored is read from them; a row written after (another instance
+    sealing late) makes its detail newer, and the day is read from the detail until the next round."""
+    from shadowgate.storage.housekeeping import summarise_closed_days
+
+    def prompts(path: Path) -> int:
+        report = make_report(path, ({}, {}))
+        return sum(r["prompts"] for r in report.section("chat_apps", "by_app").records())
+
+    db = write_web_db(tmp_path / "sg.duckdb")
+    segments = tmp_path / "sg.segments"
+    assert prompts(db) == 4
+    assert summarise_closed_days(segments, WEB_ACTIVITY_DAILY, dt.date(2026, 12, 1)) == 3
+    assert prompts(db) == 4  # now from the stored totals: the same
+    late = SegmentWriter(db, [AI_REQUESTS, WEB_ACTIVITY], rollups=[AI_REQUESTS_DAILY, WEB_ACTIVITY_DAILY])
+    late.start()
+    late.submit("web_activity", web("2026-11-16 23:59:00", "eve", "claude", "claude.prompt", "prompt"))
+    assert late.flush()
+    late.close()
+    assert prompts(db) == 5  # the day's detail is newer than its totals: read from the detail
+    assert summarise_closed_days(segments, WEB_ACTIVITY_DAILY, dt.date(2026, 12, 1)) == 1  # the next round
+    assert prompts(db) == 5

@@ -99,30 +99,45 @@ def _attach_segments(con: duckdb.DuckDBPyConnection, segments: Path) -> bool:
 
 
 def _daily_sql(segments: Path, rollup: Rollup) -> str:
-    """Rollup-shaped rows of every day: from the detail where it exists (one row per request, so
-    nothing is grouped twice) and from the stored daily totals where retention has dropped it.
-    Days are listed from the folders, so each day is read from one side only.
+    """Rollup-shaped rows of every day, each day read from one side only: its stored daily totals
+    when they are at least as new as its detail (housekeeping summarised the day and no late row
+    came since; always the case once retention dropped the detail), else its detail, one row per
+    request, so nothing is grouped twice. The totals are the detail grouped, so the numbers are
+    the same either way; the totals are fewer rows, already typed, and survive retention.
     """
-    # The database file's own ai_requests_daily (store.rollup_view_sql) prefers the stored totals
-    # instead; the two differ only while a late row waits for the next housekeeping round.
     sql = rollup.per_row(f'"{rollup.source}"')
-    if not _days_with_files(segments, rollup.table.name):
+    stored = _newest_file_by_day(segments, rollup.table.name)
+    if not stored:
         return sql
-    detail_days = _days_with_files(segments, rollup.source)
+    detail = _newest_file_by_day(segments, rollup.source)
+    from_totals = sorted(day for day, mtime in stored.items() if mtime >= detail.get(day, 0.0))
+    from_detail = sorted(set(detail) - set(from_totals))
+    if not from_totals:
+        return sql
+    sql = rollup.per_row(f'(SELECT * FROM "{rollup.source}" WHERE day NOT IN ({_dates(from_totals)}))')
     columns = ", ".join(f'"{c}"' for c in rollup.table.column_names)
     glob = sql_path((segments / rollup.table.name).resolve() / "day=*" / "*.parquet")
     sql += (
         f" UNION ALL SELECT day, {columns} FROM read_parquet('{glob}', "
         "hive_partitioning = true, hive_types = {'day': DATE}, union_by_name = true)"
     )
-    if detail_days:
-        sql += " WHERE day NOT IN (" + ", ".join(f"DATE '{d}'" for d in detail_days) + ")"
+    if from_detail:
+        sql += f" WHERE day NOT IN ({_dates(from_detail)})"
     return sql
 
 
-def _days_with_files(segments: Path, table: str) -> list[str]:
-    """The days with data in a table's folder (not the schema day)."""
-    return [day for day, folder in closed_day_folders(segments, table, dt.date.max) if any(folder.glob("*.parquet"))]
+def _dates(days: list[str]) -> str:
+    return ", ".join(f"DATE '{d}'" for d in days)
+
+
+def _newest_file_by_day(segments: Path, table: str) -> dict[str, float]:
+    """{day: newest Parquet file's mtime} of the days with data in a table's folder (not the schema day)."""
+    newest = {}
+    for day, folder in closed_day_folders(segments, table, dt.date.max):
+        times = [f.stat().st_mtime for f in folder.glob("*.parquet")]
+        if times:
+            newest[day] = max(times)
+    return newest
 
 
 def _complete_view(con: duckdb.DuckDBPyConnection, table: Table, present: bool) -> str:
