@@ -105,7 +105,7 @@ def generate(db: Path, rows: int, weeks: int, users: int, end: dt.date) -> float
         "dlp_findings": f"CASE WHEN r5 BETWEEN 0.5 AND 0.51 THEN {list(DLP)}[1 + i % {len(DLP)}] ELSE NULL END",
         "dlp_action": "CASE WHEN r5 BETWEEN 0.5 AND 0.51 THEN 'redact' ELSE NULL END",
     }
-    cols = ",\n  ".join(f"({exprs[name]})::{typ} AS {name}" for name, typ in AI_REQUESTS.columns)
+    cols = ",\n  ".join(f"({exprs.get(name, 'NULL')})::{typ} AS {name}" for name, typ in AI_REQUESTS.columns)
     sql = f"""
     COPY (
       WITH g AS (
@@ -164,14 +164,19 @@ def time_report(db: Path, week: Period, catalog, runs: int) -> str:
     return json.dumps(doc, sort_keys=True)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
+def add_data_arguments(parser: argparse.ArgumentParser, rows: int) -> None:
+    """The synthetic data's size and where it goes (bench_console.py takes the same)."""
+    parser.add_argument("--rows", type=int, default=rows)
     parser.add_argument("--weeks", type=int, default=26)
     parser.add_argument("--users", type=int, default=5000)
     parser.add_argument("--dir", help="where to write (default: a temporary directory)")
     parser.add_argument("--keep", action="store_true", help="keep the data; reuse it when --dir already has it")
     parser.add_argument("--runs", type=int, default=3)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_data_arguments(parser, rows=1_000_000)
     args = parser.parse_args()
     folder = Path(args.dir or tempfile.mkdtemp(prefix="sg-bench-report-"))
     folder.mkdir(parents=True, exist_ok=True)

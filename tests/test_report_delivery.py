@@ -167,3 +167,16 @@ def test_the_systemd_timer_and_service_verify(tmp_path):
         assert done.returncode == 0 and done.stdout + done.stderr == "", done.stdout + done.stderr
     when = subprocess.run([analyze, "calendar", "Mon *-*-* 07:00:00"], capture_output=True, text=True)
     assert when.returncode == 0 and "Mon" in when.stdout
+
+
+def test_a_range_of_days_is_mailed_with_attachment_names_without_spaces(report_database):
+    """--since/--until label the period "2026-11-16 .. 2026-11-22"; a file name with spaces and
+    dots is awkward in mail clients and shells, so the attachments are named 2026-11-16_2026-11-22."""
+    db, policy = report_database
+    with SmtpSink() as smtp:
+        done = run("--db", str(db), "--policy", str(policy), "--since", "2026-11-16", "--until", "2026-11-22",
+                   "--mail-to", "it@example.com", "--mail-from", "sg@example.com", "--smtp", smtp.address)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        [mail] = smtp.messages
+    names = sorted(part.get_filename() for part in mail.iter_attachments())
+    assert names == ["shadowgate-report-2026-11-16_2026-11-22-csv.zip", "shadowgate-report-2026-11-16_2026-11-22.html"]

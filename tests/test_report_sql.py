@@ -28,6 +28,7 @@ from shadowgate.storage.schema import MCP_CALLS
 from shadowgate.storage.schema import MCP_CALLS_DAILY
 from shadowgate.storage.schema import POLICY_EVENTS
 from shadowgate.storage.schema import WEB_ACTIVITY
+from shadowgate.storage.schema import WEB_ACTIVITY_DAILY
 from shadowgate.storage.store import SegmentWriter
 from tests.test_report import EVENTS
 from tests.test_report import MCP_ROWS
@@ -106,7 +107,7 @@ def proxy_db(tmp_path_factory) -> Path:
     writer = SegmentWriter(
         db,
         [AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, HOST_SIGHTINGS, WEB_ACTIVITY],
-        rollups=[AI_REQUESTS_DAILY, MCP_CALLS_DAILY],
+        rollups=[AI_REQUESTS_DAILY, MCP_CALLS_DAILY, WEB_ACTIVITY_DAILY],
         flush_interval=0.05,
     )
     writer.start()

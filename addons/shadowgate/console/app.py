@@ -1,12 +1,15 @@
 """`shadowgate serve`: the read-only web console (issue 20), a Starlette app.
 
-Pages (all GET, all behind a login, each for the ISO week in ?week=, default this week):
+Pages (all GET, all behind a login, each for the ISO week in ?week= or the days ?since=&until=,
+default this week so far):
 
-    /              the headline, daily requests by app, apps with sanctioned status
+    /              the headline, daily requests by app, apps with sanctioned status, the alerts
     /users         people by tokens and by unapproved use; each links to /users/<name>
-    /users/<name>  one person's apps, models and cost, day by day, decisions, DLP hits, events
+    /users/<name>  one person's apps, models and cost, day by day, decisions, DLP hits, MCP, budgets
     /new           apps, unknown endpoints and models first seen in the period
+    /dlp           DLP findings and the policy's decisions day by day, chat apps
     /mcp           MCP servers, tools, users, denials, injection flags, DLP
+    /alerts        the alerts raised, by type and severity (?event=, ?severity=)
 
 The only POSTs are /login (with a CSRF token signed by the server, in a cookie and in the form)
 and /logout (with the session's own token). Sessions are server-side; the cookie is HttpOnly and
@@ -19,6 +22,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 from urllib.parse import quote
 
 from jinja2 import Environment
@@ -37,14 +41,14 @@ from starlette.types import Receive
 from starlette.types import Scope
 from starlette.types import Send
 
+from shadowgate.config.policy_alerts import EVENTS as ALERT_EVENTS
 from shadowgate.console.auth import Authenticator
+from shadowgate.console.data import SEVERITIES
 from shadowgate.console.data import ReportCache
-from shadowgate.console.data import current_week
+from shadowgate.console.data import period_from_query
 from shadowgate.console.data import recent_weeks
 from shadowgate.report import render
 from shadowgate.report import render_html
-from shadowgate.report.period import Period
-from shadowgate.report.period import week_period
 from shadowgate.report.runner import Report
 
 HERE = Path(__file__).resolve().parent
@@ -85,32 +89,35 @@ def make_app(cache: ReportCache, auth: Authenticator, today=lambda: dt.datetime.
         body = env.get_template(template).render(request=request, path=request.url.path, **context)
         return HTMLResponse(body, status_code=status)
 
-    def period_of(request: Request) -> Period:
-        week = request.query_params.get("week")
-        return week_period(week) if week else current_week(today())
-
-    def page(template: str, user_page: bool = False):
+    def page(name: str):
         async def endpoint(request: Request) -> Response:
             session = auth.session(request.cookies.get(SESSION_COOKIE))
             if session is None:
                 target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
                 return RedirectResponse(f"/login?next={quote(target, safe='')}", status_code=303)
+            weeks = recent_weeks(today())
             try:
-                period = period_of(request)
+                period, period_query = period_from_query(request.query_params, today())
+                variables = page_variables(name, request)
             except ValueError as e:
-                return html(request, "error.html", 400, message=str(e), session=session)
-            person = request.path_params.get("name") if user_page else None
-            report = await run_in_threadpool(cache.report, period, person)
+                return html(request, "error.html", 400, message=str(e), session=session, weeks=weeks, pq="")
+            report = await run_in_threadpool(cache.report, period, name, variables)
             return html(
                 request,
-                template,
+                f"{name}.html",
                 report=report,
                 session=session,
-                person=person,
-                weeks=recent_weeks(today()),
+                person=variables.get("console_user"),
+                filters=variables,
+                alert_events=ALERT_EVENTS,
+                severities=SEVERITIES,
+                weeks=weeks,
                 week=period.label,
+                pq=period_query,
+                period_params=parse_qsl(period_query),
+                since=period.start,
                 until=period.end - dt.timedelta(days=1),
-                charts=charts(report, template),
+                charts=charts(report, name),
             )
 
         return endpoint
@@ -161,11 +168,13 @@ def make_app(cache: ReportCache, auth: Authenticator, today=lambda: dt.datetime.
         return Response(css, media_type="text/css")
 
     routes = [
-        Route("/", page("overview.html")),
-        Route("/users", page("users.html")),
-        Route("/users/{name:path}", page("user.html", user_page=True)),
-        Route("/new", page("new.html")),
-        Route("/mcp", page("mcp.html")),
+        Route("/", page("overview")),
+        Route("/users", page("users")),
+        Route("/users/{name:path}", page("user")),
+        Route("/new", page("new")),
+        Route("/dlp", page("dlp")),
+        Route("/mcp", page("mcp")),
+        Route("/alerts", page("alerts")),
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
@@ -202,15 +211,66 @@ async def small_form(request: Request) -> dict[str, str] | None:
     return {k: v[0] for k, v in fields.items()}
 
 
-def charts(report: Report, template: str) -> dict[str, Markup]:
+def page_variables(name: str, request: Request) -> dict[str, str]:
+    """The page's own DuckDB variables: the person of /users/<name>, the alerts page's filters."""
+    if name == "user":
+        return {"console_user": request.path_params["name"]}
+    if name == "alerts":
+        event = request.query_params.get("event", "")
+        severity = request.query_params.get("severity", "")
+        if event and event not in ALERT_EVENTS:
+            raise ValueError(f"no alert type {event!r}; the types are {', '.join(ALERT_EVENTS)}")
+        if severity and severity not in SEVERITIES:
+            raise ValueError(f"no severity {severity!r}; the severities are {', '.join(SEVERITIES)}")
+        return {"alert_event": event, "alert_severity": severity}
+    return {}
+
+
+def _days(report: Report) -> list[str]:
+    days, day = [], report.period.start
+    while day < report.period.end:
+        days.append(day.isoformat())
+        day += dt.timedelta(days=1)
+    return days
+
+
+def _stacked(report: Report, section: tuple[str, ...], columns: dict[str, str], aria: str) -> Markup:
+    """A per-day section as stacked daily bars, one series (and colour) per column; "none" when all are 0."""
+    rows = {r["day"]: r for r in report.section(*section).records()}
+    days = _days(report)
+    series = {c: [int(rows[d][c] or 0) if d in rows else 0 for d in days] for c in columns}
+    if not any(any(v) for v in series.values()):
+        return Markup('<p class="muted">none</p>')
+    return Markup(render_html.svg_stacked(days, series, aria=aria, colours=tuple(columns.values())))
+
+
+RED, ORANGE, BLUE, PURPLE, GREY = "#e15759", "#f28e2b", "#4e79a7", "#b07aa1", "#9c9c9c"
+DECISIONS = {"blocked": RED, "coached": ORANGE, "redirected": BLUE, "rate_limited": PURPLE}
+DECISIONS_CHART = "Requests not allowed per day, by decision"
+DLP_CHART = "Requests with DLP findings per day, by DLP action"
+DLP_ACTIONS = {"dlp_blocked": RED, "dlp_redacted": ORANGE, "dlp_logged": GREY}
+SEVERITY_COLOURS = {"high": RED, "medium": ORANGE, "low": GREY}
+
+
+def charts(report: Report, name: str) -> dict[str, Markup]:
     """Inline SVG from the report renderer's own chart code (it escapes every label)."""
-    if template == "overview.html":
+    if name == "overview":
         return {title: Markup(svg) for title, svg in render_html.charts(report)}
-    if template == "user.html":
+    if name == "user":
         daily = report.section("user", "daily").records()
         return {
             "Tokens per day": Markup(
                 render_html.svg_bars([(r["day"], r["tokens"]) for r in daily], lambda v: f"{v:,}", "Tokens per day")
             ),
+            DECISIONS_CHART: _stacked(report, ("decisions", "daily"), DECISIONS, DECISIONS_CHART),
+            DLP_CHART: _stacked(report, ("decisions", "daily"), DLP_ACTIONS, DLP_CHART),
         }
+    if name == "dlp":
+        return {
+            DECISIONS_CHART: _stacked(report, ("decisions", "daily"), DECISIONS, DECISIONS_CHART),
+            DLP_CHART: _stacked(report, ("decisions", "daily"), DLP_ACTIONS, DLP_CHART),
+        }
+    if name == "alerts":
+        title = "Alerts per day, by severity"
+        return {title: _stacked(report, ("alerts", "daily"), SEVERITY_COLOURS, title)}
     return {}

@@ -1,7 +1,7 @@
 """Open shadowgate's data for the report under the names the proxy's database file uses.
 
 The report's SQL (reports/*.sql) reads the views ai_requests, ai_requests_daily, policy_events,
-mcp_calls and web_activity, the names an analyst sees in the duckdb CLI on the database file. Here they are
+mcp_calls, web_activity and web_activity_daily (the console also alerts), the names an analyst sees in the duckdb CLI on the database file. Here they are
 views in an in-memory connection over the database `sg`: the database file attached read-only
 when it can be opened, or, when another process holds it read-write (DuckDB then refuses even
 readers), an in-memory `sg` with the writer's own views over the Parquet segments
@@ -20,10 +20,13 @@ from shadowgate.storage.housekeeping import (
 )
 from shadowgate.storage.schema import AI_REQUESTS
 from shadowgate.storage.schema import AI_REQUESTS_DAILY
+from shadowgate.storage.schema import ALERTS
 from shadowgate.storage.schema import HOST_SIGHTINGS
 from shadowgate.storage.schema import MCP_CALLS
 from shadowgate.storage.schema import POLICY_EVENTS
 from shadowgate.storage.schema import WEB_ACTIVITY
+from shadowgate.storage.schema import WEB_ACTIVITY_DAILY
+from shadowgate.storage.store import Rollup
 from shadowgate.storage.store import Table
 from shadowgate.storage.store import rollup_view_sql
 from shadowgate.storage.store import segments_dir_for
@@ -31,7 +34,9 @@ from shadowgate.storage.store import sql_path
 from shadowgate.storage.store import view_sql
 
 # Detail tables the report reads, as the writer lays them out.
-TABLES = (AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, HOST_SIGHTINGS, WEB_ACTIVITY)
+TABLES = (AI_REQUESTS, POLICY_EVENTS, MCP_CALLS, HOST_SIGHTINGS, WEB_ACTIVITY, ALERTS)
+# Rollups the report reads: each day from its detail while retention keeps it, else its daily totals.
+ROLLUPS = (AI_REQUESTS_DAILY, WEB_ACTIVITY_DAILY)
 
 
 def open_data(db: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
@@ -52,11 +57,10 @@ def open_data(db: Path) -> tuple[duckdb.DuckDBPyConnection, str]:
         for r in con.execute("SELECT table_name FROM information_schema.tables WHERE table_catalog = 'sg'").fetchall()
     }
     con.execute("CREATE VIEW ai_requests AS SELECT * FROM sg.ai_requests")
-    con.execute(f"CREATE VIEW ai_requests_daily AS {_daily_sql(segments)}")
-    con.execute(_complete_view(con, POLICY_EVENTS, "policy_events" in have))
-    con.execute(_complete_view(con, MCP_CALLS, "mcp_calls" in have))
-    con.execute(_complete_view(con, HOST_SIGHTINGS, "host_sightings" in have))
-    con.execute(_complete_view(con, WEB_ACTIVITY, "web_activity" in have))
+    for table in TABLES[1:]:
+        con.execute(_complete_view(con, table, table.name in have))
+    for rollup in ROLLUPS:
+        con.execute(f'CREATE VIEW "{rollup.table.name}" AS {_daily_sql(segments, rollup)}')
     return con, source
 
 
@@ -94,32 +98,46 @@ def _attach_segments(con: duckdb.DuckDBPyConnection, segments: Path) -> bool:
     return True
 
 
-def _daily_sql(segments: Path) -> str:
-    """Rollup-shaped rows of every day: from the detail where it exists (one row per request, so
-    nothing is grouped twice) and from the stored daily totals where retention has dropped it.
-    Days are listed from the folders, so each day is read from one side only.
+def _daily_sql(segments: Path, rollup: Rollup) -> str:
+    """Rollup-shaped rows of every day, each day read from one side only: its stored daily totals
+    when they are at least as new as its detail (housekeeping summarised the day and no late row
+    came since; always the case once retention dropped the detail), else its detail, one row per
+    request, so nothing is grouped twice. The totals are the detail grouped, so the numbers are
+    the same either way; the totals are fewer rows, already typed, and survive retention.
     """
-    # The database file's own ai_requests_daily (store.rollup_view_sql) prefers the stored totals
-    # instead; the two differ only while a late row waits for the next housekeeping round.
-    rollup = AI_REQUESTS_DAILY
-    sql = rollup.per_row("ai_requests")
-    if not _days_with_files(segments, rollup.table.name):
+    sql = rollup.per_row(f'"{rollup.source}"')
+    stored = _newest_file_by_day(segments, rollup.table.name)
+    if not stored:
         return sql
-    detail_days = _days_with_files(segments, rollup.source)
+    detail = _newest_file_by_day(segments, rollup.source)
+    from_totals = sorted(day for day, mtime in stored.items() if mtime >= detail.get(day, 0.0))
+    from_detail = sorted(set(detail) - set(from_totals))
+    if not from_totals:
+        return sql
+    sql = rollup.per_row(f'(SELECT * FROM "{rollup.source}" WHERE day NOT IN ({_dates(from_totals)}))')
     columns = ", ".join(f'"{c}"' for c in rollup.table.column_names)
     glob = sql_path((segments / rollup.table.name).resolve() / "day=*" / "*.parquet")
     sql += (
         f" UNION ALL SELECT day, {columns} FROM read_parquet('{glob}', "
         "hive_partitioning = true, hive_types = {'day': DATE}, union_by_name = true)"
     )
-    if detail_days:
-        sql += " WHERE day NOT IN (" + ", ".join(f"DATE '{d}'" for d in detail_days) + ")"
+    if from_detail:
+        sql += f" WHERE day NOT IN ({_dates(from_detail)})"
     return sql
 
 
-def _days_with_files(segments: Path, table: str) -> list[str]:
-    """The days with data in a table's folder (not the schema day)."""
-    return [day for day, folder in closed_day_folders(segments, table, dt.date.max) if any(folder.glob("*.parquet"))]
+def _dates(days: list[str]) -> str:
+    return ", ".join(f"DATE '{d}'" for d in days)
+
+
+def _newest_file_by_day(segments: Path, table: str) -> dict[str, float]:
+    """{day: newest Parquet file's mtime} of the days with data in a table's folder (not the schema day)."""
+    newest = {}
+    for day, folder in closed_day_folders(segments, table, dt.date.max):
+        times = [f.stat().st_mtime for f in folder.glob("*.parquet")]
+        if times:
+            newest[day] = max(times)
+    return newest
 
 
 def _complete_view(con: duckdb.DuckDBPyConnection, table: Table, present: bool) -> str:
@@ -153,8 +171,8 @@ OPEN_SEGMENTS_HEADER = """\
 
 def open_segments_sql() -> str:
     """reports/open_segments.sql: the writer's views with the segments folder taken from a variable."""
-    statements = [view_sql(t, _SEGMENTS_PLACEHOLDER) for t in TABLES]
-    statements.append(rollup_view_sql(AI_REQUESTS_DAILY, _SEGMENTS_PLACEHOLDER))
+    statements = [view_sql(t, _SEGMENTS_PLACEHOLDER) for t in TABLES if t is not ALERTS]  # the report's tables
+    statements += [rollup_view_sql(rollup, _SEGMENTS_PLACEHOLDER) for rollup in ROLLUPS]
     text = ";\n\n".join(statements) + ";\n"
     return (
         OPEN_SEGMENTS_HEADER

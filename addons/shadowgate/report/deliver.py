@@ -97,7 +97,7 @@ def headline_payload(report: Report, shape: str, link: str | None) -> dict:
 
 
 def send_report_mail(report: Report, server: SmtpServer, sender: str, to: list[str], link: str | None) -> None:
-    label = report.period.label
+    label = report.period.label.replace(" .. ", "_")  # a file name without spaces: 2026-11-01_2026-11-30
     attachments = [
         (f"shadowgate-report-{label}.html", "text/html", to_html(report).encode()),
         (f"shadowgate-report-{label}-csv.zip", "application/zip", csv_zip(report)),

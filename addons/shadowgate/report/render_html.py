@@ -48,8 +48,16 @@ def _e(value: Any) -> str:
     return html.escape(str(value), quote=True)
 
 
-def svg_stacked(days: list[str], series: dict[str, list[int]], width: int = 720, height: int = 220) -> str:
-    """Daily stacked bars: one bar per day, one colour per app."""
+def svg_stacked(
+    days: list[str],
+    series: dict[str, list[int]],
+    width: int = 720,
+    height: int = 220,
+    aria: str = "Daily requests by app",
+    colours: tuple[str, ...] = (),
+) -> str:
+    """Daily stacked bars: one bar per day, one colour per series (app); a long period labels every few days."""
+    colours = colours or PALETTE
     pad_l, pad_b, legend_h = 50, 22, 18 * ((len(series) + 3) // 4)
     totals = [sum(v[i] for v in series.values()) for i in range(len(days))]
     top = max(totals, default=0) or 1
@@ -57,10 +65,11 @@ def svg_stacked(days: list[str], series: dict[str, list[int]], width: int = 720,
     bar_w = (width - pad_l) / max(len(days), 1)
     parts = [
         f'<svg width="{width}" height="{height + legend_h}" viewBox="0 0 {width} {height + legend_h}" '
-        'role="img" aria-label="Daily requests by app">',
+        f'role="img" aria-label="{_e(aria)}">',
         f'<text x="0" y="12" font-size="11">{top:,}</text>',
         f'<line x1="{pad_l}" y1="{10 + plot_h}" x2="{width}" y2="{10 + plot_h}" stroke="#999"/>',
     ]
+    label_every = max(1, -(-len(days) // 14))  # at most 14 day labels, so they never overlap
     for i, day in enumerate(days):
         y = float(10 + plot_h)
         for j, (app, values) in enumerate(series.items()):
@@ -70,16 +79,17 @@ def svg_stacked(days: list[str], series: dict[str, list[int]], width: int = 720,
             y -= h
             parts.append(
                 f'<rect x="{pad_l + i * bar_w + 2:.1f}" y="{y:.1f}" width="{bar_w - 4:.1f}" height="{h:.1f}" '
-                f'fill="{PALETTE[j % len(PALETTE)]}"><title>{_e(day)} {_e(app)}: {values[i]:,}</title></rect>'
+                f'fill="{colours[j % len(colours)]}"><title>{_e(day)} {_e(app)}: {values[i]:,}</title></rect>'
             )
-        parts.append(
-            f'<text x="{pad_l + (i + 0.5) * bar_w:.1f}" y="{height - 6}" font-size="10" '
-            f'text-anchor="middle">{_e(day[5:])}</text>'
-        )
+        if i % label_every == 0:
+            parts.append(
+                f'<text x="{pad_l + (i + 0.5) * bar_w:.1f}" y="{height - 6}" font-size="10" '
+                f'text-anchor="middle">{_e(day[5:])}</text>'
+            )
     for j, app in enumerate(series):
         x, y = 10 + (j % 4) * 175, height + 14 + 18 * (j // 4)
         parts.append(
-            f'<rect x="{x}" y="{y - 9}" width="10" height="10" fill="{PALETTE[j % len(PALETTE)]}"/>'
+            f'<rect x="{x}" y="{y - 9}" width="10" height="10" fill="{colours[j % len(colours)]}"/>'
             f'<text x="{x + 14}" y="{y}" font-size="11">{_e(app[:26])}</text>'
         )
     parts.append("</svg>")
