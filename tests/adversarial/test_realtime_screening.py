@@ -17,7 +17,8 @@ from websockets.sync.client import connect
 from wsproto.events import TextMessage
 
 from tests.adversarial.wsupstream import WsUpstream
-from tests.conftest import TEST_HOSTS
+from tests.support.answer_gates import cert_files
+from tests.support.answer_gates import policy_proxy
 
 AWS_KEY = "AKIAZ7Q3M5X2R3W4T5YB"
 OPENAI_URL = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
@@ -52,25 +53,14 @@ class ScriptedUpstream(WsUpstream):
 
 @pytest.fixture(scope="module")
 def ws_upstream(test_ca, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("wsscreen")
-    cert = test_ca.issue_cert(*TEST_HOSTS, "copilot.microsoft.com", "127.0.0.1")
-    cert.cert_chain_pems[0].write_to_path(str(folder / "cert.pem"))
-    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
-    server = ScriptedUpstream(str(folder / "cert.pem"), str(folder / "key.pem"))
+    server = ScriptedUpstream(*cert_files(test_ca, tmp_path_factory.mktemp("wsstream"), "copilot.microsoft.com"))
     yield server
     server.stop()
 
 
 @pytest.fixture(scope="module")
 def gate(tmp_path_factory, upstream, test_ca, ws_upstream):
-    from tests.conftest import start_proxy
-
-    folder = tmp_path_factory.mktemp("wsscreengate")
-    (folder / "policy.yaml").write_text(POLICY)
-    proxy = start_proxy(
-        folder / "p", upstream, test_ca, "--set", f"shadowgate_policy={folder / 'policy.yaml'}",
-        upstream_port=ws_upstream.port,
-    )  # fmt: skip
+    proxy = policy_proxy(tmp_path_factory.mktemp("wsgate"), upstream, test_ca, POLICY, ws_upstream.port)
     yield proxy
     proxy.stop()
 
