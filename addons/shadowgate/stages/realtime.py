@@ -81,8 +81,11 @@ from shadowgate.wireformats.base import RequestFacts
 from shadowgate.wireformats.base import ResponseFacts
 from shadowgate.wireformats.base import Route
 from shadowgate.wireformats.base import Usage
-from shadowgate.wireformats.common import as_int
 from shadowgate.wireformats.common import dig
+from shadowgate.wireformats.realtime import client_model
+from shadowgate.wireformats.realtime import gemini_usage
+from shadowgate.wireformats.realtime import message_json
+from shadowgate.wireformats.realtime import openai_usage
 
 log = logging.getLogger(__name__)
 
@@ -236,9 +239,9 @@ class Realtime:
             message.drop()
             return None
         session.client_bytes += len(message.content)
-        body = _json(message.content)
+        body = message_json(message.content)
         rec = session.rec
-        model = _client_model(body)
+        model = client_model(body)
         if model and rec.facts is not None and model != rec.facts.model:
             rec.facts = replace(rec.facts, model=model)
             rec.decision = self.decide.decide(rec)
@@ -361,7 +364,7 @@ class Realtime:
         if session.cut:
             message.drop()
             return
-        body = _json(message.content)
+        body = message_json(message.content)
         if not isinstance(body, dict):
             self._deliver(flow, session, message, None)
             return
@@ -429,9 +432,9 @@ class Realtime:
             session.response_id = response.get("id") or session.response_id
             if isinstance(response.get("status"), str):
                 session.finish.append(response["status"])
-            self._add_usage(session, _openai_usage(response.get("usage")))
+            self._add_usage(session, openai_usage(response.get("usage")))
         if isinstance(body.get("usageMetadata"), dict):
-            self._add_usage(session, _gemini_usage(body["usageMetadata"]))
+            self._add_usage(session, gemini_usage(body["usageMetadata"]))
 
     @staticmethod
     def _add_usage(session: Session, usage: Usage | None) -> None:
@@ -540,46 +543,3 @@ def _error_event(session: Session, text: str) -> bytes:
 def _scan(body: Any, dlp: DlpPolicy) -> tuple[Any, Counter, set[str]]:
     """Redact a client message's free text; raises ScanFailed past dlp.budget_ms (fails closed)."""
     return scan_json(body, shared_scanner(), Placeholders(), dlp)
-
-
-def _json(content: bytes) -> Any:
-    stripped = content.lstrip()
-    if stripped[:1] not in (b"{", b"["):
-        return None
-    try:
-        return json.loads(content)
-    except ValueError:
-        return None
-
-
-def _client_model(body: Any) -> str | None:
-    if not isinstance(body, dict):
-        return None
-    model = dig(body, "session", "model") if body.get("type") == "session.update" else dig(body, "setup", "model")
-    if not isinstance(model, str) or not model:
-        return None
-    return model.removeprefix("models/")
-
-
-def _openai_usage(usage: Any) -> Usage | None:
-    if not isinstance(usage, dict):
-        return None
-    return Usage(
-        input_tokens=as_int(usage.get("input_tokens")),
-        output_tokens=as_int(usage.get("output_tokens")),
-        cached_input_tokens=as_int(dig(usage, "input_token_details", "cached_tokens")),
-    )
-
-
-def _gemini_usage(meta: dict) -> Usage | None:
-    prompt = as_int(meta.get("promptTokenCount"))
-    response = as_int(meta.get("responseTokenCount"))
-    thoughts = as_int(meta.get("thoughtsTokenCount"))
-    if prompt is None and response is None:
-        return None
-    return Usage(
-        input_tokens=(prompt or 0) + (as_int(meta.get("toolUsePromptTokenCount")) or 0),
-        output_tokens=(response or 0) + (thoughts or 0),
-        cached_input_tokens=as_int(meta.get("cachedContentTokenCount")),
-        reasoning_tokens=thoughts,
-    )
