@@ -41,6 +41,8 @@ def test_client_texts_say_who_wrote_what_and_skip_media():
         ({"type": "response.output_audio.delta", "delta": "UklGRg=="}, "none"),  # audio: not text
         ({"type": "conversation.item.input_audio_transcription.delta", "delta": "me"}, "none"),  # the user's
         ({"type": "session.created", "session": {}}, "none"),
+        ({"type": "conversation.item.done", "item": {"type": "message", "role": "assistant"}}, "ends"),
+        ({"type": "conversation.item.created", "item": {"type": "message", "role": "user"}}, "none"),
         ({"type": "response.output_text.done", "text": "a"}, "ends"),
         ({"type": "response.done", "response": {}}, "ends"),
         ({"serverContent": {"modelTurn": {"parts": [{"text": "a"}]}}}, "delta"),
@@ -99,3 +101,17 @@ def test_an_ending_message_is_inspected_whole_where_nothing_streamed():
     [out] = frames.feed({"type": "response.output_item.done", "item": {"id": "x", "type": "function_call",
                          "arguments": f'{{"key": "{AWS_KEY}"}}'}})  # fmt: skip
     assert AWS_KEY not in out["item"]["arguments"] and frames.changed
+
+
+def test_the_models_item_coming_back_whole_carries_what_went_out():
+    frames = _frames()
+    for piece in ("key AKIA", "Z7Q3M5X2R3W4T5YB", " ok"):
+        frames.feed(_delta(piece))
+    item = {
+        "id": "i1",
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": f"key {AWS_KEY} ok"}],
+    }
+    out = frames.feed({"type": "conversation.item.done", "item": item})
+    assert AWS_KEY not in str(out) and out[-1]["item"]["content"][0]["text"] == "key [AWS_ACCESS_KEY] ok"

@@ -108,6 +108,12 @@ def server_deltas(event: Any) -> list[Delta] | None:
             return [Delta(event, "delta", ("args", event.get("item_id") or event.get("call_id")))]
         if kind.endswith(".delta"):
             return []  # audio, and the user's own speech transcribed: not answer text
+        item = event.get("item")
+        if kind.startswith("conversation.item.") and isinstance(item, dict):
+            # The model's items come back whole (`conversation.item.done`, `.retrieved`); the
+            # user's own items echoed back are not the model's answer.
+            mine = item.get("role") in ("user", "system") or item.get("type") == "function_call_output"
+            return [] if mine else None
         return None if kind.startswith("response.") or kind == "error" else []
     if event.get("event") is not None:  # Microsoft Copilot
         if event.get("event") == "appendText" and isinstance(event.get("text"), str):
@@ -186,6 +192,9 @@ class ServerFrames:
         if deltas is None:
             released = self.flush()
             self._whole(event)
+            if not _is_openai(event):  # a turn (Gemini) or a message (Copilot) ended: start afresh
+                self._guards.clear()
+                self._last.clear()
             return [*released, event]
         for delta in deltas:
             guard = self._guards.get(delta.slot)
@@ -196,7 +205,8 @@ class ServerFrames:
             if text != piece:
                 delta.container[delta.key] = text
                 self.changed = True
-            self._sent.setdefault(delta.slot, []).append(text)
+            if _is_openai(event):  # only OpenAI repeats the text in `.done` events
+                self._sent.setdefault(delta.slot, []).append(text)
             self._last[delta.slot] = (event, deltas, delta)
         return [event]
 
@@ -207,8 +217,9 @@ class ServerFrames:
             if not guard.held:
                 continue
             text, _ = guard.finish()
-            self._sent.setdefault(slot, []).append(text)
             event, siblings, delta = self._last[slot]
+            if _is_openai(event):
+                self._sent.setdefault(slot, []).append(text)
             before = [(d, d.container[d.key]) for d in siblings]
             for other in siblings:  # the copy carries this output's text only
                 other.container[other.key] = ""
@@ -251,6 +262,10 @@ class ServerFrames:
                         self.changed = self.changed or node[key] != value
             else:
                 self._walk(value, done, depth + 1)
+
+
+def _is_openai(event: Any) -> bool:
+    return isinstance(event, dict) and isinstance(event.get("type"), str)
 
 
 _ANSWER_STRUCTURE = frozenset({"finish_reason", "stop_reason", "status_details", "reason", "object", "conversation_id"})
