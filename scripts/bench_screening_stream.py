@@ -2,12 +2,14 @@
 
     uv run python scripts/bench_screening_stream.py            # in-process: per-chunk CPU, text held back
     uv run python scripts/bench_screening_stream.py --proxy    # also through mitmdump: TTFC and gaps, off vs on
+    uv run python scripts/bench_screening_stream.py --bedrock  # the same answers as a Bedrock ConverseStream
 
 In process (no proxy, deterministic): an OpenAI chat SSE stream is built from public benign text
 (the self-instruct and BIPIA e-mail rows of tests/fixtures/screening/public.jsonl, ~4 characters
 per delta, one event per chunk, as models stream) and run through Meter's StreamTap as Meter
 builds it (off), and with AnswerStream's inspection chained into it (on: dlp and exfil_links
-redact). It reports CPU microseconds per chunk (p50, p99, mean) and the text hold-back: how many
+redact); with --bedrock the answers are AWS event-stream messages (ConverseStream
+contentBlockDelta, one message per chunk), decoded and re-encoded by wireformats/eventstream.py. It reports CPU microseconds per chunk (p50, p99, mean) and the text hold-back: how many
 events later a character leaves than it arrived (each event is one model token, so at a model's
 ~20-50 ms per token that is the added time before the user sees that character).
 
@@ -49,6 +51,32 @@ def sse(text: str, size: int = 4) -> list[bytes]:
     return chunks
 
 
+def converse_stream(text: str, size: int = 4) -> list[bytes]:
+    from shadowgate.wireformats.eventstream import encode_message
+    from shadowgate.wireformats.eventstream import encode_string_headers
+
+    def message(kind: str, data: dict) -> bytes:
+        headers = {":event-type": kind, ":content-type": "application/json", ":message-type": "event"}
+        return encode_message(encode_string_headers(headers), json.dumps(data).encode())
+
+    chunks = [message("messageStart", {"role": "assistant"})]
+    for i in range(0, len(text), size):
+        chunks.append(message("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": text[i : i + size]}}))
+    chunks.append(message("messageStop", {"stopReason": "end_turn"}))
+    chunks.append(message("metadata", {"usage": {"inputTokens": 1, "outputTokens": 1}}))
+    return chunks
+
+
+def converse_content_of(out: bytes) -> list[str]:
+    from shadowgate.wireformats.eventstream import EventStreamCodec
+
+    texts = []
+    for m in EventStreamCodec().feed(out):
+        data = json.loads(m.data) if m.ended and m.data else {}
+        texts.append((data.get("delta") or {}).get("text") or "")
+    return texts
+
+
 def content_of(out: bytes) -> list[str]:
     texts = []
     for block in out.split(b"\n\n"):
@@ -58,7 +86,7 @@ def content_of(out: bytes) -> list[str]:
     return texts
 
 
-def in_process(texts: list[str]) -> dict:
+def in_process(texts: list[str], bedrock: bool = False) -> dict:
     from shadowgate.config.attribution import Person
     from shadowgate.config.policy_responses import ResponsesPolicy
     from shadowgate.flow import FlowRecord
@@ -69,18 +97,22 @@ def in_process(texts: list[str]) -> dict:
     from shadowgate.wireformats import PARSERS
 
     policy = ResponsesPolicy(dlp="redact", exfil_links="redact")
-    wire = PARSERS["openai-chat"]
+    parser, content_type = (
+        ("bedrock-converse", "application/vnd.amazon.eventstream") if bedrock else ("openai-chat", "text/event-stream")
+    )
+    build, read = (converse_stream, converse_content_of) if bedrock else (sse, content_of)
+    wire = PARSERS[parser]
     cost: dict[str, list[float]] = {"off": [], "on": []}
     delays: list[int] = []
     chars = 0
     for text in texts:
-        chunks = sse(text)
+        chunks = build(text)
         for mode in ("off", "on"):
             tap = StreamTap(wire.stream_parser({}), None)
             if mode == "on":
                 rec = FlowRecord(0.0, "", Person("u", None), "api.openai.com", "openai.com", None, None, "POST", "/")
                 tap.transform = compose(
-                    StreamInspector(Inspection(policy, rec, False), "openai-chat", "text/event-stream", None), None
+                    StreamInspector(Inspection(policy, rec, False), parser, content_type, None), None
                 )
             sent = 0  # characters out so far
             for n, chunk in enumerate([*chunks, b""]):
@@ -89,7 +121,7 @@ def in_process(texts: list[str]) -> dict:
                 cost[mode].append((time.thread_time_ns() - started) / 1000)
                 if mode == "on":
                     out_bytes = out if isinstance(out, bytes) else b"".join(out)
-                    emitted = sum(len(t) for t in content_of(out_bytes))
+                    emitted = sum(len(t) for t in read(out_bytes))
                     # Characters that arrived in event i (4 each) and left now: delay n - i events.
                     for pos in range(sent, sent + emitted):
                         delays.append(max(0, n - pos // 4))
@@ -198,9 +230,12 @@ def main() -> None:
     parser.add_argument("--proxy", action="store_true", help="also measure through two mitmdump processes")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--streams", type=int, default=3)
+    parser.add_argument("--bedrock", action="store_true", help="Bedrock ConverseStream event-stream messages, not SSE")
     args = parser.parse_args()
-    r = in_process(answer_texts())
-    print(f"in process: {r['streams']} answers, {r['chars']} characters, {r['chunks']} chunks (4 characters per delta)")
+    r = in_process(answer_texts(), bedrock=args.bedrock)
+    print(
+        f"in process ({'Bedrock event stream' if args.bedrock else 'SSE'}): {r['streams']} answers, {r['chars']} characters, {r['chunks']} chunks (4 characters per delta)"
+    )
     print(
         f"  CPU per chunk, off (Meter's tap):        p50 {r['off_us_p50']:.1f} µs  p99 {r['off_us_p99']:.1f} µs  mean {r['off_us_mean']:.1f} µs"
     )

@@ -34,6 +34,8 @@ from shadowgate.storage.schema import FlowRecord
 from shadowgate.wireformats import PARSERS
 from shadowgate.wireformats import error_body
 from shadowgate.wireformats import parse_json_body
+from shadowgate.wireformats.decoding import UndecodableBody
+from shadowgate.wireformats.decoding import decode_body
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +275,9 @@ class Act:
             log.error("shadowgate: rule %s: gateway key variable %s is not set", rule.id, gateway.key_env,
                       extra=flow_fields("gateway_key_missing", rec))  # fmt: skip
             return refuse("the gateway key is not configured on the proxy")
-        self._rewrite_body_model(flow, rec, gateway.model_map)
+        unreadable = self._rewrite_body_model(flow, rec, gateway.model_map)
+        if unreadable is not None:
+            return refuse(f"its body cannot be read ({unreadable})")
         target = urlsplit(base + target_route.path)
         for name in CREDENTIAL_HEADERS:
             request.headers.pop(name, None)
@@ -289,15 +293,27 @@ class Act:
         return True
 
     @staticmethod
-    def _rewrite_body_model(flow: http.HTTPFlow, rec: FlowRecord | None, model_map: dict[str, str]) -> None:
+    def _rewrite_body_model(flow: http.HTTPFlow, rec: FlowRecord | None, model_map: dict[str, str]) -> str | None:
+        """Map the body's model to the gateway's name; why the body cannot be read, else None.
+
+        The body is decoded as every other stage decodes it (stacked and aliased codings such as
+        `gzip, gzip` or `x-gzip`, which mitmproxy hands back raw): a body read raw would carry its
+        model past the map. A rewritten body goes out uncompressed."""
         path_model = rec.route.model_from_path if rec and rec.route else None
         if not model_map and not path_model:
-            return
-        body = parse_json_body(flow.request.get_content(strict=False) or b"")
+            return None
+        request = flow.request
+        try:
+            content = decode_body(request.raw_content or b"", request.headers.get("content-encoding"))
+        except UndecodableBody as e:
+            return str(e)
+        body = parse_json_body(content)
         if not isinstance(body, dict):
-            return
+            return None
         model = body.get("model") or path_model  # Azure: the deployment in the path is the model
         mapped = model_map.get(model, model) if isinstance(model, str) else model
         if mapped != body.get("model"):
             body["model"] = mapped
-            flow.request.text = json.dumps(body)
+            request.headers.pop("content-encoding", None)
+            request.content = json.dumps(body).encode()
+        return None

@@ -56,6 +56,8 @@ from shadowgate.wireformats import parse_json_body
 from shadowgate.wireformats.base import TextDelta
 from shadowgate.wireformats.common import replace_strings
 from shadowgate.wireformats.decoding import StreamDecoder
+from shadowgate.wireformats.eventstream import EventStreamCodec
+from shadowgate.wireformats.eventstream import exception_message
 from shadowgate.wireformats.framing import EventCodec
 from shadowgate.wireformats.framing import codec_for
 from shadowgate.wireformats.framing import loads
@@ -67,6 +69,11 @@ _STRUCTURE_KEYS = frozenset(
     {"id", "object", "model", "type", "role", "finish_reason", "stop_reason", "system_fingerprint", "created",
      "call_id", "tool_call_id", "tool_use_id", "status", "index", "modelVersion", "responseId", "signature"}
 )  # fmt: skip
+
+
+# Bedrock's stream exception for an error while streaming (both ConverseStream and
+# InvokeModelWithResponseStream model it); boto3 raises it as EventStreamError with this code.
+STREAM_EXCEPTION = "modelStreamErrorException"
 
 
 class AnswerBlocked(Exception):
@@ -145,7 +152,10 @@ class StreamInspector:
         self.inspection = inspection
         self.parser = parser
         self.wire = PARSERS.get(parser)
-        self.codec: EventCodec | None = codec_for(content_type) if self.wire is not None else None
+        self.aws = "eventstream" in content_type
+        self.codec: EventCodec | EventStreamCodec | None = None
+        if self.wire is not None:
+            self.codec = EventStreamCodec() if self.aws else codec_for(content_type)
         self.sse = "event-stream" in content_type
         self.decoder = StreamDecoder(encoding) if encoding not in (None, "", "identity") else None
         self.guards: dict[Hashable, tuple[TextGuard, Any]] = {}
@@ -192,6 +202,9 @@ class StreamInspector:
         return out.encode("utf-8")
 
     def _event(self, e: Any) -> bytes:
+        if self.aws and e.unreadable:
+            # Garbage, a CRC that fails, a message too long to hold: what cannot be read is not sent.
+            raise ValueError("an event-stream message that cannot be read")
         if not e.ended or e.data is None:
             return e.raw
         data = loads(e.data)
@@ -235,6 +248,8 @@ class StreamInspector:
         payload = json.dumps(body).encode()
         if self.codec is None:
             return b"\n" + payload + b"\n"
+        if self.aws:  # the AWS SDKs raise an exception message by its type
+            return exception_message(STREAM_EXCEPTION, payload)
         if self.sse:
             return b"event: error\ndata: " + payload + b"\n\n"
         return payload + b"\n"
@@ -378,8 +393,6 @@ class AnswerStream:
         if not isinstance(tap, StreamTap) or not 200 <= response.status_code < 300:
             return
         content_type = response.headers.get("content-type", "").lower()
-        if "eventstream" in content_type:
-            return  # AWS binary event streams are not inspected (docs/screening.md)
         encoding = response.headers.get("content-encoding")
         inspector = StreamInspector(
             Inspection(policy, rec, self.settings.policy.observe), rec.route.parser, content_type, encoding

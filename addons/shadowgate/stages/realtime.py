@@ -6,6 +6,15 @@ every client text frame the way Redact scans a request body (`conversation.item.
 `input_text`, `instructions`, Gemini `clientContent` / `realtimeInput` text); a finding the policy
 blocks drops the frame and tells the client, a redaction rewrites it. Audio frames pass unscanned.
 
+The `injection:` policy screens the same frames' text as Screen screens a request (who wrote what:
+screening/frames.py), with the end of the session's earlier text joined on, so an instruction split
+across messages is seen; a block drops the frame. The `responses:` policy inspects the model's text
+deltas as Answer inspects a stream, with the bounded hold-back across messages: a redaction rewrites
+the frames, a block cuts the session with an error event in the provider's shape (nothing of the
+model's goes out after it). Held text is released as an extra message: mitmproxy sends a message
+the hook injects after the one being handled and after any already read, so from then on every
+server message is sent by injection too, until the injected ones have gone, and the order holds.
+
 Each session becomes one ai_requests row when it ends: the model from the URL or the session
 messages, usage summed from the server's usage events (OpenAI `response.done`, Gemini
 `usageMetadata`, each taken as that turn's count), its duration as latency_ms, and the bytes each
@@ -40,9 +49,22 @@ from shadowgate.config.policy import RATE_LIMIT
 from shadowgate.config.policy import REDIRECT
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import DlpPolicy
+from shadowgate.config.policy_injection import BLOCK as INJECTION_BLOCK
+from shadowgate.config.policy_injection import InjectionPolicy
+from shadowgate.config.policy_responses import BLOCK as RESPONSES_BLOCK
 from shadowgate.dlp import Placeholders
+from shadowgate.screening.frames import ServerFrames
+from shadowgate.screening.frames import client_texts
+from shadowgate.screening.prompts import PROMPT
+from shadowgate.screening.prompts import SEAM
+from shadowgate.screening.prompts import TOOL_RESULT
+from shadowgate.screening.prompts import BudgetExceeded
+from shadowgate.screening.prompts import screen_texts
 from shadowgate.stages.act import api_error
 from shadowgate.stages.act import refusal_text
+from shadowgate.stages.answer import AnswerBlocked
+from shadowgate.stages.answer import Inspection
+from shadowgate.stages.answer import refusal
 from shadowgate.stages.decide import Decide
 from shadowgate.stages.hostagree import DECISION_HOST_KEY
 from shadowgate.stages.identify import new_flow_record
@@ -51,6 +73,7 @@ from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.redact import dlp_verdict
 from shadowgate.stages.redact import scan_json
 from shadowgate.stages.redact import shared_scanner
+from shadowgate.stages.screen import verdict
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.storage.schema import FlowRecord
 from shadowgate.storage.schema import Outcome
@@ -58,8 +81,11 @@ from shadowgate.wireformats.base import RequestFacts
 from shadowgate.wireformats.base import ResponseFacts
 from shadowgate.wireformats.base import Route
 from shadowgate.wireformats.base import Usage
-from shadowgate.wireformats.common import as_int
 from shadowgate.wireformats.common import dig
+from shadowgate.wireformats.realtime import client_model
+from shadowgate.wireformats.realtime import gemini_usage
+from shadowgate.wireformats.realtime import message_json
+from shadowgate.wireformats.realtime import openai_usage
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +126,12 @@ class Session:
     dlp_actions: set[str] = field(default_factory=set)
     refused: str | None = None  # why every further client message is dropped
     recorded: bool = False
+    injection_names: set[str] = field(default_factory=set)
+    injection_action: str | None = None
+    tails: dict[str, str] = field(default_factory=dict)  # the end of the text sent so far, per kind
+    answers: ServerFrames | None = None
+    cut: bool = False  # the answer inspection ended the session: the model's messages are dropped
+    queued: int = 0  # messages injected to the client that mitmproxy has not sent yet
 
 
 class Realtime:
@@ -130,6 +162,10 @@ class Realtime:
         rec.facts = RequestFacts(operation="realtime", model=models[0] if models else None, streaming=True)
         session = Session(rec)
         flow.metadata[REALTIME_KEY] = session
+        responses = settings.policy.responses
+        if responses is not None:
+            inspection = Inspection(responses, rec, settings.policy.observe)
+            session.answers = ServerFrames(inspection.inspect, inspection.rewrite, responses.hold_chars)
         rec.decision = self.decide.decide(rec)
         refusal = _refusal(rec.decision)
         if refusal is not None:
@@ -171,10 +207,14 @@ class Realtime:
         message = flow.websocket.messages[-1]
         # Only the newest message stays: the layer holds it until it is sent on.
         del flow.websocket.messages[:-1]
+        if message.injected:  # ours, already checked: it goes out now
+            if not message.from_client:
+                session.queued = max(0, session.queued - 1)
+            return None
         try:
             if message.from_client:
                 return self._client_message(flow, session, message)
-            self._server_message(session, message)
+            self._server_message(flow, session, message)
         except Exception:
             log.exception("shadowgate: a realtime message could not be handled")
             if message.from_client and self._fails_closed():
@@ -199,9 +239,9 @@ class Realtime:
             message.drop()
             return None
         session.client_bytes += len(message.content)
-        body = _json(message.content)
+        body = message_json(message.content)
         rec = session.rec
-        model = _client_model(body)
+        model = client_model(body)
         if model and rec.facts is not None and model != rec.facts.model:
             rec.facts = replace(rec.facts, model=model)
             rec.decision = self.decide.decide(rec)
@@ -210,8 +250,8 @@ class Realtime:
                 session.refused = refusal[1]
                 self._refuse_message(flow, session, message, refusal[1])
                 return None
-        dlp = self.settings.policy.dlp
-        if dlp is None or (body is None and not message.is_text):
+        dlp, injection = self.settings.policy.dlp, self.settings.policy.injection
+        if (dlp is None and injection is None) or (body is None and not message.is_text):
             return None  # audio and other binary frames carry no text to scan
         if body is None:
             body = {"text": message.text}
@@ -219,22 +259,17 @@ class Realtime:
         else:
             wrapped = False
         if len(message.content) > SCAN_IN_THREAD_CHARS:
-            return self._scan_off_loop(flow, session, message, body, wrapped, dlp)
-        self._apply(flow, session, message, wrapped, dlp, *_scan(body, dlp))
+            return self._check_off_loop(flow, session, message, body, wrapped)
+        self._checked(flow, session, message, wrapped, _check(body, dlp, injection, session.tails))
         return None
 
-    async def _scan_off_loop(
-        self,
-        flow: http.HTTPFlow,
-        session: Session,
-        message: websocket.WebSocketMessage,
-        body: Any,
-        wrapped: bool,
-        dlp: DlpPolicy,
+    async def _check_off_loop(
+        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, body: Any, wrapped: bool
     ) -> None:
+        policy = self.settings.policy
         try:
-            scanned = await asyncio.to_thread(_scan, body, dlp)
-            self._apply(flow, session, message, wrapped, dlp, *scanned)
+            checked = await asyncio.to_thread(_check, body, policy.dlp, policy.injection, dict(session.tails))
+            self._checked(flow, session, message, wrapped, checked)
         except Exception:
             log.exception("shadowgate: realtime DLP scan failed")
             if self._fails_closed():
@@ -242,12 +277,56 @@ class Realtime:
                     flow, session, message, "shadowgate: the message was not sent: it could not be checked."
                 )
 
+    def _checked(
+        self,
+        flow: http.HTTPFlow,
+        session: Session,
+        message: websocket.WebSocketMessage,
+        wrapped: bool,
+        checked: Checked,
+    ) -> None:
+        policy = self.settings.policy
+        if checked.scanned is not None and policy.dlp is not None:
+            if self._apply(flow, session, message, wrapped, policy.dlp, *checked.scanned):
+                return
+        injection = policy.injection
+        if injection is None:
+            return
+        if checked.screened is None:
+            session.injection_action = "error"
+            if injection.on_error != ALLOW:
+                self._refuse_message(
+                    flow,
+                    session,
+                    message,
+                    "shadowgate: the message was not sent: the injection screen ran out of time.",
+                )
+                return
+        else:
+            column, action = verdict(checked.screened, injection, policy.observe)
+            if column:
+                session.injection_names.update(column.split(","))
+                if _INJECTION_RANK.get(action, 0) > _INJECTION_RANK.get(session.injection_action, 0):
+                    session.injection_action = action
+            if action == INJECTION_BLOCK:
+                self._refuse_message(
+                    flow,
+                    session,
+                    message,
+                    f"shadowgate: the message looks like a prompt injection ({column}); "
+                    f"company policy does not allow sending it to {session.rec.host}.",
+                )
+                return
+        for kind, text in checked.texts:
+            session.tails[kind] = (session.tails.get(kind, "") + "\n" + text)[-SEAM:]
+
     def _apply(
         self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage,
         wrapped: bool, dlp: DlpPolicy, cleaned: Any, counts: Counter, actions: set[str],
-    ) -> None:  # fmt: skip
+    ) -> bool:  # fmt: skip
+        """Carry out the DLP verdict; True when the message was refused."""
         if not counts:
-            return
+            return False
         session.dlp_counts.update(counts)
         session.dlp_actions.update(actions)
         rec = session.rec
@@ -260,31 +339,91 @@ class Realtime:
                 message,
                 f"shadowgate: the message contains {found}; company policy does not allow sending it to {rec.host}.",
             )
-        elif action == "redact":
+            return True
+        if action == "redact":
             message.text = cleaned["text"] if wrapped else json.dumps(cleaned, ensure_ascii=False)
+        return False
 
     def _refuse_message(
         self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, text: str
     ) -> None:
         """Drop a client message and tell the client, in its protocol's error shape."""
         message.drop()
-        route = session.rec.route
-        if route is OPENAI_REALTIME or route is OTHER_WEBSOCKET:
-            body = json.loads(api_error("openai-responses", 403, text).content or b"{}")
-            event = {"type": "error", "event_id": f"shadowgate_{int(time.time() * 1000)}", **body}
-        else:
-            event = json.loads(api_error("gemini", 403, text).content or b"{}")
-        ctx.master.commands.call("inject.websocket", flow, True, json.dumps(event).encode(), True)
+        self._to_client(flow, session, _error_event(session, text))
+
+    def _to_client(self, flow: http.HTTPFlow, session: Session, data: bytes, is_text: bool = True) -> None:
+        session.queued += 1
+        ctx.master.commands.call("inject.websocket", flow, True, data, is_text)
 
     def _fails_closed(self) -> bool:
-        dlp = self.settings.policy.dlp
-        return dlp is not None and dlp.on_error != ALLOW
+        dlp, injection = self.settings.policy.dlp, self.settings.policy.injection
+        return (dlp is not None and dlp.on_error != ALLOW) or (injection is not None and injection.on_error != ALLOW)
 
-    def _server_message(self, session: Session, message: websocket.WebSocketMessage) -> None:
+    def _server_message(self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage) -> None:
         session.server_bytes += len(message.content)
-        body = _json(message.content)
-        if not isinstance(body, dict):
+        if session.cut:
+            message.drop()
             return
+        body = message_json(message.content)
+        if not isinstance(body, dict):
+            self._deliver(flow, session, message, None)
+            return
+        self._account(session, body)
+        out = None
+        if session.answers is not None:
+            out = self._inspect_answer(flow, session, message, body)
+            if session.cut:
+                return
+        self._deliver(flow, session, message, out)
+
+    def _inspect_answer(
+        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, body: dict
+    ) -> list[bytes] | None:
+        """The messages to send for this one (None: itself, unchanged); cuts the session on a block."""
+        answers = session.answers
+        assert answers is not None
+        try:
+            events = answers.feed(body)
+        except AnswerBlocked as e:
+            self._cut(flow, session, message, refusal(str(e)))
+            return None
+        except Exception:
+            log.exception("shadowgate: realtime answer inspection failed")
+            session.rec.response_action = "error"
+            responses = self.settings.policy.responses
+            if responses is None or responses.on_error == RESPONSES_BLOCK:
+                self._cut(flow, session, message, "shadowgate: the answer was withheld: its inspection failed.")
+            else:
+                session.answers = None  # allowed: the rest goes out uninspected
+            return None
+        if not answers.changed:
+            return None
+        return [json.dumps(e, ensure_ascii=False).encode() for e in events]
+
+    def _cut(self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, text: str) -> None:
+        session.cut = True
+        session.refused = text
+        self._refuse_message(flow, session, message, text)
+
+    def _deliver(
+        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, out: list[bytes] | None
+    ) -> None:
+        """Send `out` in this message's place, after whatever of ours still waits to go out."""
+        if session.queued:
+            message.drop()
+            for data in [message.content] if out is None else out:
+                self._to_client(flow, session, data, message.is_text)
+            return
+        if out is None:
+            return
+        if not out:
+            message.drop()
+            return
+        message.content = out[0]
+        for data in out[1:]:
+            self._to_client(flow, session, data, message.is_text)
+
+    def _account(self, session: Session, body: dict) -> None:
         kind = body.get("type")
         if kind in ("session.created", "session.updated"):
             session.response_model = dig(body, "session", "model") or session.response_model
@@ -293,9 +432,9 @@ class Realtime:
             session.response_id = response.get("id") or session.response_id
             if isinstance(response.get("status"), str):
                 session.finish.append(response["status"])
-            self._add_usage(session, _openai_usage(response.get("usage")))
+            self._add_usage(session, openai_usage(response.get("usage")))
         if isinstance(body.get("usageMetadata"), dict):
-            self._add_usage(session, _gemini_usage(body["usageMetadata"]))
+            self._add_usage(session, gemini_usage(body["usageMetadata"]))
 
     @staticmethod
     def _add_usage(session: Session, usage: Usage | None) -> None:
@@ -345,6 +484,8 @@ class Realtime:
             error_type=error[:60] if error else None,
         )
         rec.request_bytes = session.client_bytes
+        rec.injection_flags = ",".join(sorted(session.injection_names)) or None
+        rec.injection_action = session.injection_action
         self.record.ai_request(rec, out)
 
 
@@ -364,49 +505,41 @@ def _refusal(decision: Decision) -> tuple[int, str] | None:
     return None
 
 
+_INJECTION_RANK = {None: 0, "flag": 1, "would_block": 2, "error": 3, "block": 4}
+
+
+@dataclass(slots=True)
+class Checked:
+    scanned: tuple[Any, Counter, set[str]] | None  # DLP: (cleaned body, counts, actions)
+    screened: dict[str, set[str]] | None  # injection: detectors by kind; None when the screen failed
+    texts: list[tuple[str, str]]  # what was screened, (kind, text)
+
+
+def _check(body: Any, dlp: DlpPolicy | None, injection: InjectionPolicy | None, tails: dict[str, str]) -> Checked:
+    """DLP and the injection screen of one client message; on any thread. DLP raises past its
+    budget (fails closed); a screen past its budget comes back as screened=None."""
+    scanned = _scan(body, dlp) if dlp is not None else None
+    if injection is None:
+        return Checked(scanned, None, [])
+    texts = [(k, t) for k, t in client_texts(body) if injection.screens(TOOL_RESULT if k == TOOL_RESULT else PROMPT)]
+    try:
+        # The end of the earlier messages goes first, so the screen sees the seam to this one.
+        screened = screen_texts([*tails.items(), *texts], injection.budget_ms / 1000)
+    except BudgetExceeded:
+        return Checked(scanned, None, texts)
+    return Checked(scanned, screened, texts)
+
+
+def _error_event(session: Session, text: str) -> bytes:
+    route = session.rec.route
+    if route is OPENAI_REALTIME or route is OTHER_WEBSOCKET:
+        body = json.loads(api_error("openai-responses", 403, text).content or b"{}")
+        event = {"type": "error", "event_id": f"shadowgate_{int(time.time() * 1000)}", **body}
+    else:
+        event = json.loads(api_error("gemini", 403, text).content or b"{}")
+    return json.dumps(event).encode()
+
+
 def _scan(body: Any, dlp: DlpPolicy) -> tuple[Any, Counter, set[str]]:
     """Redact a client message's free text; raises ScanFailed past dlp.budget_ms (fails closed)."""
     return scan_json(body, shared_scanner(), Placeholders(), dlp)
-
-
-def _json(content: bytes) -> Any:
-    stripped = content.lstrip()
-    if stripped[:1] not in (b"{", b"["):
-        return None
-    try:
-        return json.loads(content)
-    except ValueError:
-        return None
-
-
-def _client_model(body: Any) -> str | None:
-    if not isinstance(body, dict):
-        return None
-    model = dig(body, "session", "model") if body.get("type") == "session.update" else dig(body, "setup", "model")
-    if not isinstance(model, str) or not model:
-        return None
-    return model.removeprefix("models/")
-
-
-def _openai_usage(usage: Any) -> Usage | None:
-    if not isinstance(usage, dict):
-        return None
-    return Usage(
-        input_tokens=as_int(usage.get("input_tokens")),
-        output_tokens=as_int(usage.get("output_tokens")),
-        cached_input_tokens=as_int(dig(usage, "input_token_details", "cached_tokens")),
-    )
-
-
-def _gemini_usage(meta: dict) -> Usage | None:
-    prompt = as_int(meta.get("promptTokenCount"))
-    response = as_int(meta.get("responseTokenCount"))
-    thoughts = as_int(meta.get("thoughtsTokenCount"))
-    if prompt is None and response is None:
-        return None
-    return Usage(
-        input_tokens=(prompt or 0) + (as_int(meta.get("toolUsePromptTokenCount")) or 0),
-        output_tokens=(response or 0) + (thoughts or 0),
-        cached_input_tokens=as_int(meta.get("cachedContentTokenCount")),
-        reasoning_tokens=thoughts,
-    )

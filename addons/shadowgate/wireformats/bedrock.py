@@ -33,6 +33,7 @@ from .common import usage_or_empty
 from .framing import header
 from .framing import loads
 from .openai import ChatAccumulator
+from .openai import OpenAIChatParser
 
 EVENT_STREAM = "application/vnd.amazon.eventstream"
 CONVERSE_EVENTS = frozenset(
@@ -122,6 +123,23 @@ def _bedrock_error(status: int, message: str) -> tuple[Any, dict[str, str]]:
     return {"message": message}, {"x-amzn-errortype": kind}
 
 
+def converse_deltas(event: Any) -> Iterator[TextDelta]:
+    """A contentBlockDelta's pieces of answer text: text, reasoning text and tool input (a JSON
+    string fragment), each joined per content block."""
+    delta = dig(event, "delta")
+    if not isinstance(delta, dict):
+        return
+    index = event.get("contentBlockIndex", 0)
+    if isinstance(delta.get("text"), str):
+        yield TextDelta(delta, "text", index)
+    reasoning = delta.get("reasoningContent")
+    if isinstance(reasoning, dict) and isinstance(reasoning.get("text"), str):
+        yield TextDelta(reasoning, "text", ("reasoning", index))
+    tool = delta.get("toolUse")
+    if isinstance(tool, dict) and isinstance(tool.get("input"), str):
+        yield TextDelta(tool, "input", ("args", index))
+
+
 class BedrockConverseParser(JsonWireParser):
     id = "bedrock-converse"
     default_framing = EVENT_STREAM
@@ -148,9 +166,7 @@ class BedrockConverseParser(JsonWireParser):
         return _ConverseAccumulator(headers)
 
     def text_deltas(self, event: Any) -> Iterator[TextDelta]:
-        delta = dig(event, "delta")
-        if isinstance(dig(delta, "text"), str):  # contentBlockDelta
-            yield TextDelta(delta, "text", event.get("contentBlockIndex", 0))
+        return converse_deltas(event)
 
     def error_body(self, status: int, message: str) -> tuple[Any, dict[str, str]]:
         return _bedrock_error(status, message)
@@ -295,6 +311,11 @@ def _invoke_prompt_chars(body: Any) -> int:
     return n + sum(text_chars(body.get(k)) for k in ("prompt", "inputText", "message", "texts"))
 
 
+_NATIVE_TEXT = ("generation", "outputText", "completion", "text")
+_ANTHROPIC = anthropic.AnthropicMessagesParser()
+_CHAT = OpenAIChatParser()
+
+
 class BedrockInvokeParser(JsonWireParser):
     id = "bedrock-invoke"
     default_framing = EVENT_STREAM
@@ -322,6 +343,26 @@ class BedrockInvokeParser(JsonWireParser):
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _InvokeAccumulator(headers)
+
+    def text_deltas(self, event: Any) -> Iterator[TextDelta]:
+        """Answer text in one model-native stream event (a chunk's decoded bytes): Anthropic
+        content_block_delta, OpenAI-style choices, Amazon Nova's wrapped Converse events, and the
+        plain text keys of Llama, Mistral, Titan and Cohere Command."""
+        if not isinstance(event, dict):
+            return
+        if event.get("type") in anthropic.STREAM_EVENTS:
+            yield from _ANTHROPIC.text_deltas(event)
+        elif "choices" in event:
+            yield from _CHAT.text_deltas(event)
+        elif isinstance(event.get("contentBlockDelta"), dict):
+            yield from converse_deltas(event["contentBlockDelta"])
+        else:
+            for key in _NATIVE_TEXT:
+                if isinstance(event.get(key), str):
+                    yield TextDelta(event, key, ("native", key))
+            for i, output in enumerate(dicts(event.get("outputs"))):  # Mistral
+                if isinstance(output.get("text"), str):
+                    yield TextDelta(output, "text", ("native", i))
 
     def error_body(self, status: int, message: str) -> tuple[Any, dict[str, str]]:
         return _bedrock_error(status, message)

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import re
-import struct
-import zlib
 from collections.abc import Mapping
 from typing import Any
 from typing import NamedTuple
 from typing import Protocol
+
+from .eventstream import EventStreamCodec
 
 MAX_BUFFER = 1 << 20  # 1 MiB
 
@@ -357,127 +357,25 @@ class JSONValuesDecoder:
             self._parts.append(piece)
 
 
-# AWS event stream (application/vnd.amazon.eventstream): each message is
-#   prelude: total length u32 | headers length u32 | CRC32 of those 8 bytes
-#   headers: name length u8 | name | value type u8 | value
-#   payload, then CRC32 of everything before it.
-_PRELUDE = struct.Struct(">III")
-_MAX_AWS_MESSAGE = 16 << 20  # the format's own limit; anything larger means we lost sync
-_FIXED_HEADER_SIZES = {2: 1, 3: 2, 4: 4, 5: 8, 8: 8, 9: 16}
-
-
-def decode_event_stream_headers(raw: bytes) -> dict[str, Any] | None:
-    headers: dict[str, Any] = {}
-    i, n = 0, len(raw)
-    while i < n:
-        name_len = raw[i]
-        name = raw[i + 1 : i + 1 + name_len].decode("utf-8", "replace")
-        i += 1 + name_len
-        if i >= n:
-            return None
-        kind = raw[i]
-        i += 1
-        value: Any
-        if kind in (0, 1):
-            value = kind == 0
-        elif kind in _FIXED_HEADER_SIZES:
-            size = _FIXED_HEADER_SIZES[kind]
-            if i + size > n:
-                return None
-            value = raw[i : i + size] if kind == 9 else int.from_bytes(raw[i : i + size], "big", signed=True)
-            i += size
-        elif kind in (6, 7):
-            if i + 2 > n:
-                return None
-            size = int.from_bytes(raw[i : i + 2], "big")
-            i += 2
-            if i + size > n:
-                return None
-            value = raw[i : i + size]
-            if kind == 7:
-                value = value.decode("utf-8", "replace")
-            i += size
-        else:
-            return None
-        headers[name] = value
-    return headers
-
-
 class EventStreamDecoder:
-    """AWS binary event stream. Messages whose prelude CRC fails are treated as lost sync (slide
-    one byte and retry); valid messages over `max_buffer` are skipped without being buffered.
-
-    Sliding costs a CRC per byte in Python, so after `max_resync` bytes without a valid prelude
-    the stream is declared broken and the rest is ignored: garbage must not stall the event loop.
-    """
+    """AWS binary event stream (eventstream.py's codec): whole, valid messages become Frames;
+    garbage, messages whose CRC fails and messages over `max_buffer` are skipped."""
 
     def __init__(self, max_buffer: int = MAX_BUFFER, max_resync: int = 64 * 1024) -> None:
-        self._max = max_buffer
-        self._max_resync = max_resync
-        self._buf = bytearray()
-        self._skip = 0  # bytes of an oversized message still to discard
-        self._resynced = 0  # bytes slid over since the last valid prelude
-        self._dead = False
+        self._codec = EventStreamCodec(max_buffer, max_resync)
 
     @property
     def buffered_bytes(self) -> int:
-        return len(self._buf)
+        return self._codec.buffered_bytes
 
     def finish(self) -> list[Frame]:
         return []
 
     def feed(self, data: bytes) -> list[Frame]:
-        out: list[Frame] = []
-        if self._dead:
-            return out
-        if self._skip:
-            dropped = min(self._skip, len(data))
-            self._skip -= dropped
-            data = data[dropped:]
-        buf = self._buf
-        buf += data
-        pos, n = 0, len(buf)
-        while n - pos >= 12:
-            total, headers_len, prelude_crc = _PRELUDE.unpack_from(buf, pos)
-            if (
-                zlib.crc32(buf[pos : pos + 8]) != prelude_crc
-                or total < 16
-                or total > _MAX_AWS_MESSAGE
-                or headers_len > total - 16
-            ):
-                pos += 1
-                self._resynced += 1
-                if self._resynced > self._max_resync:
-                    self._dead = True
-                    buf.clear()
-                    return out
-                continue
-            self._resynced = 0
-            if total > self._max:
-                if n - pos >= total:
-                    pos += total
-                    continue
-                self._skip = total - (n - pos)
-                pos = n
-                break
-            if n - pos < total:
-                break
-            message = bytes(buf[pos : pos + total])
-            pos += total
-            frame = self._frame(message, headers_len)
-            if frame is not None:
-                out.append(frame)
-        del buf[:pos]
-        return out
+        return [self._frame(m.headers, m.payload) for m in self._codec.feed(data) if m.headers is not None]
 
     @staticmethod
-    def _frame(message: bytes, headers_len: int) -> Frame | None:
-        if zlib.crc32(message[:-4]) != int.from_bytes(message[-4:], "big"):
-            return None
-        headers = decode_event_stream_headers(message[12 : 12 + headers_len])
-        if headers is None:
-            return None
-        payload = message[12 + headers_len : -4]
+    def _frame(headers: dict[str, Any], payload: bytes) -> Frame:
         data = loads(payload) if payload else None
         kind = headers.get(":message-type")
         if kind == "exception":
