@@ -148,16 +148,20 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def mcp_server(folder: Path, test_ca, json_response: bool) -> Iterator[int]:
-    """The SDK's Streamable HTTP server over TLS on 127.0.0.1; yields its port."""
+def mcp_server(
+    folder: Path, test_ca, json_response: bool, make: Callable[[], MCPServer] = _mcp_server, routes: list | None = None
+) -> Iterator[int]:
+    """The SDK's Streamable HTTP server over TLS on 127.0.0.1; yields its port. make: the MCP server;
+    routes: more Starlette routes on the same app."""
     pem = folder / "mcp-server.pem"
     test_ca.issue_cert(CORP, STRICT, ROGUE, GATED, "127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(pem))
     # The Host header is the public name, not 127.0.0.1.
     security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    mcp = _mcp_server()
+    mcp = make()
     app = mcp.streamable_http_app(json_response=json_response, transport_security=security)
     app.router.routes.extend(mcp.sse_app(transport_security=security).routes)  # /sse and /messages/
     app.router.routes.append(Route("/batch", _batch_endpoint, methods=["POST"]))
+    app.router.routes.extend(routes or [])
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, ssl_certfile=str(pem), log_level="warning")

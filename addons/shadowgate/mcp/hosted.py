@@ -154,6 +154,8 @@ def hosted_refusal(servers: list[HostedServer], mcp: McpPolicy, lookup: ServerLo
                 rule = "mcp:unlisted"
                 return HostedRefusal(rule, f"shadowgate: MCP server {host} is not on the allow-list (rule {rule})")
             continue
+        if (refusal := _needs_approval(hosted, server, host)) is not None:
+            return refusal
         rule = f"mcp:{server.id}:tools"
         if hosted.tools is None:
             if server.allow_tools is not None or server.deny_tools:
@@ -169,6 +171,28 @@ def hosted_refusal(servers: list[HostedServer], mcp: McpPolicy, lookup: ServerLo
                 rule, f"shadowgate: tool {denied[0]!r} is not allowed on MCP server {host} (rule {rule})"
             )
     return None
+
+
+def _needs_approval(hosted: HostedServer, server: McpServer, host: str) -> HostedRefusal | None:
+    """A hosted call under an `approve` rule cannot be held: the provider calls the server itself,
+    and the proxy never sees the call, let alone its arguments, before it runs."""
+    rule = server.approve
+    if rule is None:
+        return None
+    if hosted.tools is None or rule.arguments:
+        needing = None  # every tool may be called, or arguments decide, and they are not visible
+    else:
+        needing = next((t for t in hosted.tools if rule.reason(t, None) is not None), "")
+        if not needing:
+            return None
+    rule_id = f"mcp:{server.id}:approval"
+    what = f"tool {needing!r}" if needing else "a call"
+    return HostedRefusal(
+        rule_id,
+        f"shadowgate: {what} on MCP server {host} needs an approver's decision, and a provider-hosted MCP "
+        f"call cannot be held for one: the provider calls the server itself. Call it through an MCP client "
+        f"on your side instead (rule {rule_id})",
+    )
 
 
 def check_hosted(flow: http.HTTPFlow, policy: Policy) -> Awaitable[None] | None:

@@ -46,9 +46,12 @@ from mitmproxy import http
 from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.policy import Facts
+from shadowgate.mcp.approval import Approvals
 from shadowgate.mcp.dlp import scan_arguments
 from shadowgate.mcp.dlp import scan_result
 from shadowgate.mcp.dlp import store_arguments
+from shadowgate.mcp.holding import hold_calls
+from shadowgate.mcp.holding import needs_approval
 from shadowgate.mcp.hosted import check_hosted
 from shadowgate.mcp.jsonrpc import INVALID_REQUEST
 from shadowgate.mcp.jsonrpc import AmbiguousBody
@@ -105,9 +108,12 @@ def _ai_api_call(flow: http.HTTPFlow) -> bool:
 class Mcp:
     name = "shadowgate_mcp"
 
-    def __init__(self, settings: ShadowgateSettings, on_call: CallSink | None = None) -> None:
+    def __init__(
+        self, settings: ShadowgateSettings, on_call: CallSink | None = None, approvals: Approvals | None = None
+    ) -> None:
         self.settings = settings
         self.on_call = on_call  # telemetry: every finished call, after its row
+        self.approvals = approvals or Approvals()  # shared with the approval page (stages/approval.py)
         self.sessions: OrderedDict[str, McpSession] = OrderedDict()
         self.legacy: OrderedDict[tuple[str, str], LegacySession] = OrderedDict()
         self.tool_lists: OrderedDict[tuple, None] = OrderedDict()
@@ -250,6 +256,8 @@ class Mcp:
                     local.append(rpc_error(call.rpc_id, message))
                 continue
             forwarded.append(item)
+            if server is not None and server.approve is not None and call.method == "tools/call":
+                needs_approval(call, item, server, policy.observe)
         if not exchange.calls and len(forwarded) == len(messages):
             return None  # nothing of ours in it: untouched
         if blocks_unlisted and legacy is None and not policy.observe:
@@ -258,18 +266,36 @@ class Mcp:
         flow.request.headers["accept-encoding"] = "identity"  # the answer must be readable
         dlp = policy.dlp
         scan = [c for c in exchange.calls.values() if c.is_error is None and c.method == "tools/call"]
-        if dlp is not None and scan and forwarded:
-            if sum(c.arguments_bytes or 0 for c in scan) > SCAN_IN_THREAD_CHARS:
-                return self._scan_then_send(flow, exchange, out, scan, dlp)
+        scan = scan if dlp is not None and forwarded else []
+        held = [c for c in exchange.calls.values() if c.approval is not None]
+        big = sum(c.arguments_bytes or 0 for c in scan) > SCAN_IN_THREAD_CHARS
+        if held or big:
+            return self._scan_hold_send(flow, exchange, out, scan, dlp, big, held)
+        if scan and dlp is not None:
             scan_arguments(scan, forwarded, dlp, policy.observe)
         self._send(flow, exchange, out)
         return None
 
-    async def _scan_then_send(
-        self, flow: http.HTTPFlow, exchange: McpExchange, out: Outgoing, scan: list[McpCall], dlp: DlpPolicy
+    async def _scan_hold_send(
+        self,
+        flow: http.HTTPFlow,
+        exchange: McpExchange,
+        out: Outgoing,
+        scan: list[McpCall],
+        dlp: DlpPolicy | None,
+        big: bool,
+        held: list[McpCall],
     ) -> None:
-        """Large arguments are scanned off the event loop."""
-        await asyncio.to_thread(scan_arguments, scan, out.forwarded, dlp, self.settings.policy.observe)
+        """Large arguments are scanned off the event loop; calls that need approval wait for it
+        (after DLP, so the approver sees and approves what the server will get)."""
+        observe = self.settings.policy.observe
+        if scan and dlp is not None:
+            if big:
+                await asyncio.to_thread(scan_arguments, scan, out.forwarded, dlp, observe)
+            else:
+                scan_arguments(scan, out.forwarded, dlp, observe)
+        if held:
+            await hold_calls(self.approvals, self.settings.policy, flow, out, held)
         self._send(flow, exchange, out)
 
     def _send(self, flow: http.HTTPFlow, exchange: McpExchange, out: Outgoing) -> None:
