@@ -22,6 +22,7 @@ import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
+from mitmproxy.test import taddons
 
 from shadowgate.config.policy import load_policy
 from shadowgate.config.yamlfile import ConfigError
@@ -30,6 +31,8 @@ from shadowgate.mcp.approval import DENIED
 from shadowgate.mcp.approval import TIMEOUT
 from shadowgate.mcp.approval import ApprovalStore
 from shadowgate.mcp.approval import approval_tokens
+from shadowgate.stages.mcp import Mcp
+from shadowgate.stages.settings import ShadowgateSettings
 from tests.conftest import Proxy
 from tests.conftest import start_proxy
 from tests.support.receivers import Webhook
@@ -38,6 +41,7 @@ from tests.test_mcp import CORP
 from tests.test_mcp import calls
 from tests.test_mcp import mcp_server
 from tests.test_mcp import run
+from tests.unit.test_mcp import post
 
 RAN: list[tuple[str, Any]] = []  # what the MCP server actually ran
 
@@ -406,3 +410,44 @@ def test_approval_triggers(tmp_path):
     assert rule.reason("deploy", {"env": "production"}) is None
     assert rule.reason(None, {}) is not None  # no tool name: held
     assert rule.reason("deploy", [[["x"] * 20_000]]) == "arguments too large to check"
+
+
+def test_a_batch_waits_for_each_held_call_and_each_is_decided_on_its_own(approve_proxy, hook):
+    def element(rpc_id: int, tool: str, args: dict) -> dict:
+        return {"jsonrpc": "2.0", "id": rpc_id, "method": "tools/call", "params": {"name": tool, "arguments": args}}
+
+    batch = [element(1, "merge_pr", {"pr": 1101}), element(2, "merge_pr", {"pr": 1102}), element(3, "echo", {"t": "x"})]
+    headers = {"mcp-protocol-version": "2025-03-26"}
+
+    def post() -> httpx.Response:
+        with approve_proxy.client("jane") as client:
+            return client.post(f"https://{CORP}/batch", json=batch, headers=headers)
+
+    pending = _pool.submit(post)
+    first, second = link_for(hook, '"pr":1101'), link_for(hook, '"pr":1102')
+    with clicker(approve_proxy) as browser:
+        browser.post(first + "?decision=approve")
+        time.sleep(0.7)
+        assert not pending.done()  # the batch waits for its other held call
+        browser.post(second + "?decision=deny")
+    answers = {a["id"]: a for a in pending.result(15).json()}
+    assert "1101" in answers[1]["result"]["content"][0]["text"]
+    assert "sam denied" in answers[2]["error"]["message"]
+    assert "result" in answers[3]
+    rows = calls(approve_proxy, "user_name = 'jane'", 3)
+    assert sorted(r["decision"] for r in rows) == ["allow", "approved", "denied"]
+
+
+def test_observe_mode_records_would_approve_and_holds_nothing(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("mode: observe\n" + policy_text("http://127.0.0.1:9/hook").replace(CORP, "mcp.corp.example"))
+    settings = ShadowgateSettings()
+    stage = Mcp(settings)
+    with taddons.context(settings, stage) as tctx:
+        tctx.configure(settings, confdir=str(tmp_path / "conf"), shadowgate_policy=str(policy))
+        body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "merge_pr", "arguments": {}}}
+        flow = post(json.dumps(body).encode())
+        assert stage.request(flow) is None  # nothing awaited: nothing held
+        [call] = flow.metadata["shadowgate_mcp"].calls.values()
+        assert (call.decision, call.rule_id, call.approval) == ("would_approve", "mcp:corp:approval", None)
+        assert flow.response is None and not stage.approvals.held
