@@ -6,6 +6,7 @@ Identify and the MCP stage in-process (mitmproxy's taddons/tflow) with the shipp
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from typing import Any
 
@@ -29,11 +30,15 @@ def pipeline(tmp_path):
     yield from load_pipeline(tmp_path, POLICY)
 
 
-def call(pipeline, host: str, path: str, body: dict[str, Any] | bytes) -> http.HTTPFlow:
+def call(
+    pipeline, host: str, path: str, body: dict[str, Any] | bytes, content_encoding: str | None = None
+) -> http.HTTPFlow:
     settings, identify, stage = pipeline
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     request = tutils.treq(host=host, port=443, scheme=b"https", method=b"POST", path=path.encode(), content=content)
     request.headers = http.Headers([(b"host", host.encode()), (b"content-type", b"application/json")])
+    if content_encoding is not None:
+        request.headers["content-encoding"] = content_encoding
     flow = with_sni(tflow.tflow(req=request), host)
     identify.requestheaders(flow)
     stage.requestheaders(flow)
@@ -189,3 +194,17 @@ def test_a_large_request_is_checked_off_the_event_loop(pipeline):
     body = responses({"type": "mcp", "server_label": "x", "server_url": "https://mcp.evil.example/"})
     body["input"] = "x" * 600_000  # past the inline parse size: parsed on a thread, not skipped
     refused(call(pipeline, OPENAI, "/v1/responses", body), "mcp:unlisted")
+
+
+@pytest.mark.parametrize("coding", ["gzip, gzip", "x-gzip", "gzip,identity"])
+def test_a_hosted_server_in_a_stacked_or_aliased_coding_is_still_checked(pipeline, coding):
+    raw = json.dumps(responses(corp_tool(allowed_tools=["delete_repo"]))).encode()
+    for _ in range(coding.count("gzip")):
+        raw = gzip.compress(raw)
+    flow = call(pipeline, OPENAI, "/v1/responses", raw, content_encoding=coding)
+    refused(flow, "mcp:corp:tools")
+
+
+def test_a_body_no_decoder_reads_is_refused_under_an_mcp_policy(pipeline):
+    flow = call(pipeline, OPENAI, "/v1/responses", b"\x1f\x8bnot really gzip", content_encoding="gzip, br")
+    assert "cannot be read" in refused(flow, "mcp:unreadable")["error"]["message"]

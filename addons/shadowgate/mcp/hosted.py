@@ -40,8 +40,10 @@ from shadowgate.flow import FlowRecord
 from shadowgate.flow import flow_record
 from shadowgate.mcp.jsonrpc import charset_of
 from shadowgate.mcp.jsonrpc import parse_json
+from shadowgate.mcp.jsonrpc import request_content
 from shadowgate.stages.identify import PARSE_INLINE_BYTES
 from shadowgate.wireformats import error_body
+from shadowgate.wireformats.decoding import UndecodableBody
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +203,13 @@ def check_hosted(flow: http.HTTPFlow, policy: Policy) -> Awaitable[None] | None:
     request = flow.request
     if policy.mcp is None or request.stream or not request.raw_content:
         return None
-    content = request.get_content(strict=False) or b""
+    try:
+        content = request_content(request.raw_content, request.headers.get("content-encoding"))
+    except UndecodableBody:
+        # Not readable here, so not checkable: an MCP policy fails closed (Redact does the same
+        # for DLP); observe mode records it.
+        refuse_unreadable(flow, policy)
+        return None
     charset = charset_of(request.headers.get("content-type"))
     if len(content) > PARSE_INLINE_BYTES:
         return _check_off_loop(flow, policy, content, charset)
@@ -211,6 +219,14 @@ def check_hosted(flow: http.HTTPFlow, policy: Policy) -> Awaitable[None] | None:
 
 async def _check_off_loop(flow: http.HTTPFlow, policy: Policy, content: bytes, charset: str | None) -> None:
     refuse_hosted(flow, policy, await asyncio.to_thread(parse_json, content, charset))
+
+
+def refuse_unreadable(flow: http.HTTPFlow, policy: Policy) -> None:
+    """An AI call whose body's content coding the proxy cannot undo: it may name hosted MCP
+    servers, and nothing here can tell."""
+    rule = "mcp:unreadable"
+    message = "shadowgate: the request body's content coding cannot be read, so its MCP tools cannot be checked"
+    _refuse(flow, policy, HostedRefusal(rule, f"{message} (rule {rule})"))
 
 
 def refuse_hosted(flow: http.HTTPFlow, policy: Policy, readings: list[Any]) -> None:
@@ -232,6 +248,13 @@ def refuse_hosted(flow: http.HTTPFlow, policy: Policy, readings: list[Any]) -> N
     if refusal is None:
         return
     log.info("shadowgate: a call to %s names a refused MCP server: %s", rec.host, refusal.message)
+    _refuse(flow, policy, refusal)
+
+
+def _refuse(flow: http.HTTPFlow, policy: Policy, refusal: HostedRefusal) -> None:
+    rec: FlowRecord | None = flow_record(flow)
+    if rec is None:
+        return
     if policy.observe:
         if rec.decision.action == ALLOW:
             rec.decision = Decision(OBSERVE_PREFIX + BLOCK, refusal.rule_id, refusal.message)

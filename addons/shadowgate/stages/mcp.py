@@ -65,6 +65,7 @@ from shadowgate.mcp.jsonrpc import id_key
 from shadowgate.mcp.jsonrpc import is_request
 from shadowgate.mcp.jsonrpc import parse_jsonrpc
 from shadowgate.mcp.jsonrpc import ping
+from shadowgate.mcp.jsonrpc import request_content
 from shadowgate.mcp.jsonrpc import rpc_error
 from shadowgate.mcp.screening import screen
 from shadowgate.mcp.session import LegacySession
@@ -86,6 +87,7 @@ from shadowgate.stages.identify import PARSE_INLINE_BYTES
 from shadowgate.stages.identify import on_the_clock
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.settings import ShadowgateSettings
+from shadowgate.wireformats.decoding import UndecodableBody
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +155,12 @@ class Mcp:
         # Whatever the method, content-type, size or first bytes: a lax server reads the JSON in
         # any body, so only the parsed JSON says whether it is MCP (issue 14, section 5).
         try:
-            content = request.get_content(strict=False) or b""
+            try:
+                content = request_content(request.raw_content, request.headers.get("content-encoding"))
+            except UndecodableBody:
+                if self.mcp_context(flow):
+                    raise AmbiguousBody("an MCP request body no decoder reads") from None
+                return None
             charset = charset_of(request.headers.get("content-type"))
             context = self.mcp_context(flow)
             session = "mcp-session-id" in request.headers or "mcp-protocol-version" in request.headers
