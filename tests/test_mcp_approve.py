@@ -31,10 +31,12 @@ from shadowgate.mcp.approval import DENIED
 from shadowgate.mcp.approval import TIMEOUT
 from shadowgate.mcp.approval import ApprovalStore
 from shadowgate.mcp.approval import approval_tokens
+from shadowgate.mcp.approval import notify
 from shadowgate.stages.mcp import Mcp
 from shadowgate.stages.settings import ShadowgateSettings
 from tests.conftest import Proxy
 from tests.conftest import start_proxy
+from tests.support.receivers import SmtpSink
 from tests.support.receivers import Webhook
 from tests.support.receivers import wait_for
 from tests.test_mcp import CORP
@@ -451,3 +453,22 @@ def test_observe_mode_records_would_approve_and_holds_nothing(tmp_path):
         [call] = flow.metadata["shadowgate_mcp"].calls.values()
         assert (call.decision, call.rule_id, call.approval) == ("would_approve", "mcp:corp:approval", None)
         assert flow.response is None and not stage.approvals.held
+
+
+def test_approvers_are_told_by_e_mail_too_and_a_dead_destination_is_reported(tmp_path):
+    with SmtpSink() as smtp:
+        path = tmp_path / "policy.yaml"
+        path.write_text(
+            "alerts:\n  destinations:\n"
+            f"    mail: {{email: [oncall@corp.example], smtp: '127.0.0.1:{smtp.port}'}}\n"
+            "    dead: {webhook: 'http://127.0.0.1:9/hook'}\n"
+            "mcp:\n  approval: {notify: [mail, dead]}\n"
+        )
+        policy = load_policy(path)
+        assert policy.mcp is not None and policy.mcp.approval is not None
+        summary = {"tool": "merge_pr", "requester": "ana", "host": CORP, "reason": "tool merge_pr",
+                   "expires": int(time.time()) + 60, "arguments": '{"pr":1}', "server": "corp"}  # fmt: skip
+        errors = notify(policy.mcp.approval, policy.alerts, summary, "http://shadowgate.approval/mcp/approval/t.k")
+        [message] = smtp.messages
+    assert errors and errors[0].startswith("dead:")  # one destination down: the others still told
+    assert "merge_pr" in message["Subject"] and "http://shadowgate.approval/mcp/approval/t.k" in message.get_content()
