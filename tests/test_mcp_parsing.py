@@ -208,3 +208,55 @@ def test_a_hosted_server_in_a_stacked_or_aliased_coding_is_still_checked(pipelin
 def test_a_body_no_decoder_reads_is_refused_under_an_mcp_policy(pipeline):
     flow = call(pipeline, OPENAI, "/v1/responses", b"\x1f\x8bnot really gzip", content_encoding="gzip, br")
     assert "cannot be read" in refused(flow, "mcp:unreadable")["error"]["message"]
+
+
+APPROVE_POLICY = f"""
+alerts:
+  destinations:
+    approvers: {{webhook: "http://127.0.0.1:9/hook"}}
+mcp:
+  approval: {{notify: [approvers]}}
+  servers:
+    - id: corp
+      host: {CORP}
+      approve_tools: ["merge_*"]
+    - id: ops
+      host: ops.mcp.example
+      approve_arguments: ["(?i)prod"]
+"""
+
+
+@pytest.fixture
+def approve_pipeline(tmp_path):
+    yield from load_pipeline(tmp_path, APPROVE_POLICY)
+
+
+@pytest.mark.parametrize(
+    ("body", "rule"),
+    [
+        (responses(corp_tool(allowed_tools=["echo", "merge_pr"])), "mcp:corp:approval"),
+        (responses(corp_tool()), "mcp:corp:approval"),  # every tool: some need approval
+        (messages([{"type": "url", "url": f"https://{CORP}/mcp", "name": "corp"}]), "mcp:corp:approval"),
+        (
+            responses(
+                {
+                    "type": "mcp",
+                    "server_label": "ops",
+                    "server_url": "https://ops.mcp.example/mcp",
+                    "allowed_tools": ["status"],
+                }
+            ),
+            "mcp:ops:approval",
+        ),  # arguments decide: never visible
+    ],  # fmt: skip
+    ids=["listed-tool", "every-tool", "anthropic-every-tool", "argument-rule"],
+)
+def test_hosted_calls_that_would_need_approval_are_refused_saying_why(approve_pipeline, body, rule):
+    host, path = (ANTHROPIC, "/v1/messages") if "mcp_servers" in body else (OPENAI, "/v1/responses")
+    message = json.dumps(refused(call(approve_pipeline, host, path, body), rule))
+    assert "cannot be held" in message and "provider calls the server itself" in message
+
+
+def test_hosted_calls_of_tools_that_need_no_approval_go_on(approve_pipeline):
+    flow = call(approve_pipeline, OPENAI, "/v1/responses", responses(corp_tool(allowed_tools=["echo"])))
+    assert flow.response is None
