@@ -6,6 +6,7 @@ Identify and the MCP stage in-process (mitmproxy's taddons/tflow) with the shipp
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 from typing import Any
 
@@ -29,11 +30,15 @@ def pipeline(tmp_path):
     yield from load_pipeline(tmp_path, POLICY)
 
 
-def call(pipeline, host: str, path: str, body: dict[str, Any] | bytes) -> http.HTTPFlow:
+def call(
+    pipeline, host: str, path: str, body: dict[str, Any] | bytes, content_encoding: str | None = None
+) -> http.HTTPFlow:
     settings, identify, stage = pipeline
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     request = tutils.treq(host=host, port=443, scheme=b"https", method=b"POST", path=path.encode(), content=content)
     request.headers = http.Headers([(b"host", host.encode()), (b"content-type", b"application/json")])
+    if content_encoding is not None:
+        request.headers["content-encoding"] = content_encoding
     flow = with_sni(tflow.tflow(req=request), host)
     identify.requestheaders(flow)
     stage.requestheaders(flow)
@@ -189,3 +194,69 @@ def test_a_large_request_is_checked_off_the_event_loop(pipeline):
     body = responses({"type": "mcp", "server_label": "x", "server_url": "https://mcp.evil.example/"})
     body["input"] = "x" * 600_000  # past the inline parse size: parsed on a thread, not skipped
     refused(call(pipeline, OPENAI, "/v1/responses", body), "mcp:unlisted")
+
+
+@pytest.mark.parametrize("coding", ["gzip, gzip", "x-gzip", "gzip,identity"])
+def test_a_hosted_server_in_a_stacked_or_aliased_coding_is_still_checked(pipeline, coding):
+    raw = json.dumps(responses(corp_tool(allowed_tools=["delete_repo"]))).encode()
+    for _ in range(coding.count("gzip")):
+        raw = gzip.compress(raw)
+    flow = call(pipeline, OPENAI, "/v1/responses", raw, content_encoding=coding)
+    refused(flow, "mcp:corp:tools")
+
+
+def test_a_body_no_decoder_reads_is_refused_under_an_mcp_policy(pipeline):
+    flow = call(pipeline, OPENAI, "/v1/responses", b"\x1f\x8bnot really gzip", content_encoding="gzip, br")
+    assert "cannot be read" in refused(flow, "mcp:unreadable")["error"]["message"]
+
+
+APPROVE_POLICY = f"""
+alerts:
+  destinations:
+    approvers: {{webhook: "http://127.0.0.1:9/hook"}}
+mcp:
+  approval: {{notify: [approvers]}}
+  servers:
+    - id: corp
+      host: {CORP}
+      approve_tools: ["merge_*"]
+    - id: ops
+      host: ops.mcp.example
+      approve_arguments: ["(?i)prod"]
+"""
+
+
+@pytest.fixture
+def approve_pipeline(tmp_path):
+    yield from load_pipeline(tmp_path, APPROVE_POLICY)
+
+
+@pytest.mark.parametrize(
+    ("body", "rule"),
+    [
+        (responses(corp_tool(allowed_tools=["echo", "merge_pr"])), "mcp:corp:approval"),
+        (responses(corp_tool()), "mcp:corp:approval"),  # every tool: some need approval
+        (messages([{"type": "url", "url": f"https://{CORP}/mcp", "name": "corp"}]), "mcp:corp:approval"),
+        (
+            responses(
+                {
+                    "type": "mcp",
+                    "server_label": "ops",
+                    "server_url": "https://ops.mcp.example/mcp",
+                    "allowed_tools": ["status"],
+                }
+            ),
+            "mcp:ops:approval",
+        ),  # arguments decide: never visible
+    ],  # fmt: skip
+    ids=["listed-tool", "every-tool", "anthropic-every-tool", "argument-rule"],
+)
+def test_hosted_calls_that_would_need_approval_are_refused_saying_why(approve_pipeline, body, rule):
+    host, path = (ANTHROPIC, "/v1/messages") if "mcp_servers" in body else (OPENAI, "/v1/responses")
+    message = json.dumps(refused(call(approve_pipeline, host, path, body), rule))
+    assert "cannot be held" in message and "provider calls the server itself" in message
+
+
+def test_hosted_calls_of_tools_that_need_no_approval_go_on(approve_pipeline):
+    flow = call(approve_pipeline, OPENAI, "/v1/responses", responses(corp_tool(allowed_tools=["echo"])))
+    assert flow.response is None

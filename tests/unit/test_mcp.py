@@ -5,6 +5,7 @@ the first bytes (issue 14, section 5). tests/test_mcp.py shows the same policy o
 from __future__ import annotations
 
 import asyncio
+import gzip
 import inspect
 import json
 
@@ -276,3 +277,13 @@ def test_a_body_on_an_mcp_session_that_is_not_json_is_refused(mcp_stage, body):
     flow = run(mcp_stage, post(body, headers={"mcp-session-id": "s1"}))
     assert flow.response is not None and flow.response.status_code == 400
     assert "mcp:ambiguous" in refusal(flow)["error"]["message"]
+
+
+def test_a_denied_call_in_stacked_content_codings_is_refused(mcp_stage):
+    body = gzip.compress(gzip.compress(json.dumps(DENIED).encode()))
+    assert_denied(run(mcp_stage, post(body, headers={"content-encoding": "gzip, gzip"})))
+
+
+def test_an_mcp_body_no_decoder_reads_is_refused(mcp_stage):
+    flow = run(mcp_stage, post(b"\x1f\x8bjunk", headers={"content-encoding": "gzip", "mcp-session-id": "s1"}))
+    assert flow.response is not None and flow.response.status_code == 400

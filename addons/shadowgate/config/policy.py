@@ -30,6 +30,11 @@ from shadowgate.config.policy_accounts import parse_accounts
 from shadowgate.config.policy_accounts import web_match
 from shadowgate.config.policy_alerts import AlertsPolicy
 from shadowgate.config.policy_alerts import parse_alerts
+from shadowgate.config.policy_approval import ApprovalPolicy
+from shadowgate.config.policy_approval import ApprovalRule
+from shadowgate.config.policy_approval import check_approval
+from shadowgate.config.policy_approval import parse_approval
+from shadowgate.config.policy_approval import parse_server_approval
 from shadowgate.config.policy_injection import InjectionPolicy
 from shadowgate.config.policy_injection import parse_injection
 from shadowgate.config.policy_prices import PriceOverride
@@ -221,6 +226,7 @@ class McpServer:
     # Who this entry is for (user, group, client), matched as rules match. Entries for one host
     # are tried in order, so a group's own entry goes before everyone's.
     match: Match = field(default_factory=Match)
+    approve: ApprovalRule | None = None  # calls held for an approver (config/policy_approval.py)
 
     def matches_host(self, host: str) -> bool:
         return any(fnmatch.fnmatchcase(host, p) for p in self.hosts)
@@ -240,6 +246,7 @@ class McpPolicy:
     # Opt-in: tool arguments and results (after DLP) stored in mcp_calls, cut to this many characters.
     store_content: bool = False
     store_max_chars: int = 4096
+    approval: ApprovalPolicy | None = None
 
     def server_for(self, host: str) -> McpServer | None:
         """The first entry listing this host, whoever asks (what is decrypted, what is listed)."""
@@ -398,6 +405,8 @@ _MCP_SERVER_KEYS = {
     "max_argument_bytes",
     "max_result_bytes",
     "injection",
+    "approve_tools",
+    "approve_arguments",
 }
 _MCP_MATCH_KEYS = {"user", "group", "client"}  # an MCP call has no provider, model or wire format
 _MATCH_KEYS = {
@@ -434,7 +443,7 @@ def load_policy(path: str | Path) -> Policy:
     _unique_ids(path, parsed_rules)
     parsed_budgets = tuple(_budget(path, raw) for raw in budgets)
     _unique_ids(path, parsed_budgets)
-    return Policy(
+    policy = Policy(
         source=str(path),
         observe=mode == "observe",
         inspect=_host_index(path, doc, doc.get("inspect"), "inspect"),
@@ -449,12 +458,17 @@ def load_policy(path: str | Path) -> Policy:
         alerts=parse_alerts(path, doc["alerts"]) if doc.get("alerts") is not None else None,
         accounts=parse_accounts(path, doc["accounts"]) if doc.get("accounts") is not None else AccountsPolicy(),
     )
+    if policy.mcp is not None:
+        approving = [s.id for s in policy.mcp.servers if s.approve is not None]
+        destinations = set(policy.alerts.destinations) if policy.alerts is not None else set()
+        check_approval(path, policy.mcp.approval, approving, destinations)
+    return policy
 
 
 def _mcp(path: str | Path, raw: Any) -> McpPolicy:
     if not isinstance(raw, dict):
         raise ConfigError(path, line_of(raw), "mcp must be a mapping")
-    _no_unknown_keys(path, raw, {"servers", "unlisted", "store_content", "store_max_chars"}, "mcp")
+    _no_unknown_keys(path, raw, {"servers", "unlisted", "store_content", "store_max_chars", "approval"}, "mcp")
     unlisted = raw.get("unlisted", BLOCK)
     if unlisted not in (BLOCK, ALLOW):
         raise ConfigError(path, line_of_key(raw, "unlisted"), "mcp.unlisted must be block or allow")
@@ -469,7 +483,10 @@ def _mcp(path: str | Path, raw: Any) -> McpPolicy:
     servers = _list(path, raw, "servers")
     parsed = tuple(_mcp_server(path, s) for s in servers)
     _unique_ids(path, parsed)
-    return McpPolicy(servers=parsed, unlisted=unlisted, store_content=store, store_max_chars=max_chars)
+    approval = parse_approval(path, raw["approval"]) if raw.get("approval") is not None else None
+    return McpPolicy(
+        servers=parsed, unlisted=unlisted, store_content=store, store_max_chars=max_chars, approval=approval
+    )
 
 
 def _mcp_server(path: str | Path, raw: Any) -> McpServer:
@@ -517,6 +534,7 @@ def _mcp_server(path: str | Path, raw: Any) -> McpServer:
         max_result_bytes=raw.get("max_result_bytes"),
         injection=injection,
         match=_match(path, match, f"mcp server {server_id}", line),
+        approve=parse_server_approval(path, raw, server_id, globs),
     )
 
 

@@ -7,4 +7,6 @@
 - `hosted`: provider-hosted MCP servers named in AI requests (Responses `mcp` tools, Messages
   `mcp_servers`), checked against the same policy before the request leaves.
 - `taps`: the response.stream callables that parse a copy of the answers and rewrite one.
+- `approval`, `holding`: calls held for an approver (signed links, the shared decisions folder).
+- `websocket`: JSON-RPC in WebSocket messages, decided and recorded as on HTTP.
 """

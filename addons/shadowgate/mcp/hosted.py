@@ -40,8 +40,10 @@ from shadowgate.flow import FlowRecord
 from shadowgate.flow import flow_record
 from shadowgate.mcp.jsonrpc import charset_of
 from shadowgate.mcp.jsonrpc import parse_json
+from shadowgate.mcp.jsonrpc import request_content
 from shadowgate.stages.identify import PARSE_INLINE_BYTES
 from shadowgate.wireformats import error_body
+from shadowgate.wireformats.decoding import UndecodableBody
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +156,8 @@ def hosted_refusal(servers: list[HostedServer], mcp: McpPolicy, lookup: ServerLo
                 rule = "mcp:unlisted"
                 return HostedRefusal(rule, f"shadowgate: MCP server {host} is not on the allow-list (rule {rule})")
             continue
+        if (refusal := _needs_approval(hosted, server, host)) is not None:
+            return refusal
         rule = f"mcp:{server.id}:tools"
         if hosted.tools is None:
             if server.allow_tools is not None or server.deny_tools:
@@ -171,13 +175,41 @@ def hosted_refusal(servers: list[HostedServer], mcp: McpPolicy, lookup: ServerLo
     return None
 
 
+def _needs_approval(hosted: HostedServer, server: McpServer, host: str) -> HostedRefusal | None:
+    """A hosted call under an `approve` rule cannot be held: the provider calls the server itself,
+    and the proxy never sees the call, let alone its arguments, before it runs."""
+    rule = server.approve
+    if rule is None:
+        return None
+    if hosted.tools is None or rule.arguments:
+        needing = None  # every tool may be called, or arguments decide, and they are not visible
+    else:
+        needing = next((t for t in hosted.tools if rule.reason(t, None) is not None), "")
+        if not needing:
+            return None
+    rule_id = f"mcp:{server.id}:approval"
+    what = f"tool {needing!r}" if needing else "a call"
+    return HostedRefusal(
+        rule_id,
+        f"shadowgate: {what} on MCP server {host} needs an approver's decision, and a provider-hosted MCP "
+        f"call cannot be held for one: the provider calls the server itself. Call it through an MCP client "
+        f"on your side instead (rule {rule_id})",
+    )
+
+
 def check_hosted(flow: http.HTTPFlow, policy: Policy) -> Awaitable[None] | None:
     """The MCP servers an AI request asks its provider to call, checked before it leaves (a large
     body on a thread)."""
     request = flow.request
     if policy.mcp is None or request.stream or not request.raw_content:
         return None
-    content = request.get_content(strict=False) or b""
+    try:
+        content = request_content(request.raw_content, request.headers.get("content-encoding"))
+    except UndecodableBody:
+        # Not readable here, so not checkable: an MCP policy fails closed (Redact does the same
+        # for DLP); observe mode records it.
+        refuse_unreadable(flow, policy)
+        return None
     charset = charset_of(request.headers.get("content-type"))
     if len(content) > PARSE_INLINE_BYTES:
         return _check_off_loop(flow, policy, content, charset)
@@ -187,6 +219,14 @@ def check_hosted(flow: http.HTTPFlow, policy: Policy) -> Awaitable[None] | None:
 
 async def _check_off_loop(flow: http.HTTPFlow, policy: Policy, content: bytes, charset: str | None) -> None:
     refuse_hosted(flow, policy, await asyncio.to_thread(parse_json, content, charset))
+
+
+def refuse_unreadable(flow: http.HTTPFlow, policy: Policy) -> None:
+    """An AI call whose body's content coding the proxy cannot undo: it may name hosted MCP
+    servers, and nothing here can tell."""
+    rule = "mcp:unreadable"
+    message = "shadowgate: the request body's content coding cannot be read, so its MCP tools cannot be checked"
+    _refuse(flow, policy, HostedRefusal(rule, f"{message} (rule {rule})"))
 
 
 def refuse_hosted(flow: http.HTTPFlow, policy: Policy, readings: list[Any]) -> None:
@@ -208,6 +248,13 @@ def refuse_hosted(flow: http.HTTPFlow, policy: Policy, readings: list[Any]) -> N
     if refusal is None:
         return
     log.info("shadowgate: a call to %s names a refused MCP server: %s", rec.host, refusal.message)
+    _refuse(flow, policy, refusal)
+
+
+def _refuse(flow: http.HTTPFlow, policy: Policy, refusal: HostedRefusal) -> None:
+    rec: FlowRecord | None = flow_record(flow)
+    if rec is None:
+        return
     if policy.observe:
         if rec.decision.action == ALLOW:
             rec.decision = Decision(OBSERVE_PREFIX + BLOCK, refusal.rule_id, refusal.message)

@@ -6,6 +6,8 @@ import codecs
 import json
 from typing import Any
 
+from shadowgate.wireformats.decoding import decode_body
+
 POLICY_ERROR_CODE = -32001  # implementation-defined server error range of JSON-RPC
 INVALID_REQUEST = -32600
 
@@ -36,6 +38,13 @@ def body_texts(data: bytes, charset: str | None = None) -> list[str]:
         if text not in texts:
             texts.append(text)
     return texts
+
+
+def request_content(raw: bytes | None, content_encoding: str | None) -> bytes:
+    """A request body as the server reads it: every content coding undone, stacked ("gzip, gzip")
+    and aliased ("x-gzip") ones too, which mitmproxy's decoder hands back undecoded. Raises
+    shadowgate.wireformats.decoding.UndecodableBody (a ValueError) for a body no decoder reads."""
+    return decode_body(raw or b"", content_encoding)
 
 
 def charset_of(content_type: str | None) -> str | None:

@@ -1,60 +1,80 @@
-"""Prompt-injection screening of MCP tool results: instructions aimed at the model, invisible tag
-characters, and URLs that smuggle data out in their query."""
+"""Prompt-injection screening of MCP tool results, with the prompt-screening library
+(shadowgate.screening, kind "document": the model reads a tool result on someone's behalf), plus
+URLs that smuggle data out in their query.
+
+The library's detectors are recorded under the MCP stage's names, which mcp_calls has always
+held: `instruction` (override, jailbreak, extraction, indirect, chat-template, encoded or hidden
+HTML instructions), `tag_chars` (Unicode tag characters), `hidden_text` (zero-width or bidi
+tricks), and `exfil_url`.
+
+The screen runs on the event loop, inside the response tap, so it looks at most SCREEN_HEAD_CHARS
+from the start and SCREEN_TAIL_CHARS from the end of a result's text (about 80 ms at worst on
+the project machine): an instruction buried in the middle of a longer result is not seen. A
+server entry's `max_result_bytes` caps results where that matters.
+"""
 
 from __future__ import annotations
 
 import re
 from typing import Any
 
-MAX_SCREEN_CHARS = 1024 * 1024
+from shadowgate.screening import screen as screen_text
 
-_INSTRUCTION = re.compile(
-    r"\b(?:ignore|disregard|forget|override)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:the\s+|your\s+)?"
-    r"(?:previous|prior|above|earlier|preceding|system)\s+(?:instructions?|prompts?|messages?|context|rules)"
-    r"|\byou\s+are\s+now\s+(?:a|an|in)\b"
-    r"|\bnew\s+instructions?\s*:"
-    r"|<\s*/?\s*(?:system|important|instructions?)\s*>"
-    r"|\bdo\s+not\s+(?:tell|inform|mention\s+(?:this\s+)?to)\s+the\s+user\b",
-    re.IGNORECASE,
-)
-_TAG_CHARS = re.compile("[\U000e0000-\U000e007f]")
+SCREEN_HEAD_CHARS = 64 * 1024
+SCREEN_TAIL_CHARS = 64 * 1024
+
+_FLAG_OF = {
+    "override": "instruction",
+    "jailbreak": "instruction",
+    "extraction": "instruction",
+    "indirect": "instruction",
+    "chat_template": "instruction",
+    "encoded": "instruction",
+    "hidden_html": "instruction",
+    "hidden_tags": "tag_chars",
+    "hidden_zero_width": "hidden_text",
+    "hidden_bidi": "hidden_text",
+}
+_ORDER = ("instruction", "tag_chars", "hidden_text", "exfil_url")
 # A URL whose query carries a long base64/hex value: the classic markdown-image exfiltration.
 _EXFIL_URL = re.compile(
     r"https?://[^\s\"'<>()]+\?[^\s\"'<>()]*?=(?:[A-Za-z0-9+/_-]{24,}={0,2}|[0-9a-fA-F]{32,})(?:[&#\s\"'<>()]|$)"
 )
 
 
+def _screened_part(text: str) -> str:
+    if len(text) <= SCREEN_HEAD_CHARS + SCREEN_TAIL_CHARS:
+        return text
+    return text[:SCREEN_HEAD_CHARS] + "\n" + text[-SCREEN_TAIL_CHARS:]
+
+
 def injection_flags(text: str) -> list[str]:
-    """Which injection patterns a tool result carries: instruction, tag_chars, exfil_url."""
-    text = text[:MAX_SCREEN_CHARS]
-    flags = []
-    if _INSTRUCTION.search(text):
-        flags.append("instruction")
-    if _TAG_CHARS.search(text):
-        flags.append("tag_chars")
+    """Which injection signs a tool result's text carries: instruction, tag_chars, hidden_text, exfil_url."""
+    text = _screened_part(text)
+    found = {_FLAG_OF[f] for f in screen_text(text, kind="document").flags if f in _FLAG_OF}
     if _EXFIL_URL.search(text):
-        flags.append("exfil_url")
-    return flags
+        found.add("exfil_url")
+    return [f for f in _ORDER if f in found]
 
 
-def _strings(value: Any, out: list[str], budget: list[int]) -> None:
-    """Every string in a JSON value (keys too), up to a character budget."""
-    if budget[0] <= 0:
-        return
-    if isinstance(value, str):
-        out.append(value)
-        budget[0] -= len(value)
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            _strings(k, out, budget)
-            _strings(v, out, budget)
-    elif isinstance(value, list):
-        for v in value:
-            _strings(v, out, budget)
+def _strings(value: Any, out: list[str]) -> None:
+    """Every string in a JSON value (keys too). The value is bounded: the response taps hand over
+    messages up to shadowgate_max_parse_bytes."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, dict):
+            for k, v in reversed(item.items()):
+                stack.append(v)
+                stack.append(k)
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
 
 
 def screen(result: Any) -> list[str]:
     """The injection flags of a tool result, over every string in it (keys too)."""
     texts: list[str] = []
-    _strings(result, texts, [MAX_SCREEN_CHARS])
+    _strings(result, texts)
     return injection_flags("\n".join(texts))

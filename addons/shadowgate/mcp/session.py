@@ -70,6 +70,8 @@ class McpCall:
     refusal: str | None = None
     answered: bool = False
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    approval: str | None = None  # why the call waits for an approver (mcp/approval.py)
+    approver: str | None = None  # who decided it
 
     def refuse(self, rule_id: str, action: str = BLOCK) -> bool:
         """Record a refusal; True when it is enforced (not observe mode)."""
@@ -235,6 +237,7 @@ def call_row(call: McpCall, latency_ms: float | None) -> McpCallRow:
         transport=call.transport,
         arguments=call.arguments,
         result=call.result,
+        approver=_text(call.approver),
     )
 
 

@@ -4,6 +4,7 @@
     Logs         log lines as text or JSON, on the terminal or in a file that rotates
     Settings     the core shadowgate_* options; the loaded catalog, policy, attribution map and price list
     Health       readiness and liveness through the proxy port (http://shadowgate.health/)
+    McpApproval  the approver's page for a held MCP call, through the proxy port (mcp.approval)
     TlsGate      identify: decrypt catalogued AI hosts, pass the rest through, record what is not inspected
     Identify     identify: provider, wire format, model, person, key fingerprint
     HostAgreement identify: CONNECT target, SNI, Host/:authority and URL must agree (strictest or refuse)
@@ -34,9 +35,11 @@ from typing import Any
 
 
 def default_addons() -> list[Any]:
+    from shadowgate.mcp.approval import Approvals
     from shadowgate.stages.act import Act
     from shadowgate.stages.answer import Answer
     from shadowgate.stages.answer import AnswerStream
+    from shadowgate.stages.approval import McpApproval
     from shadowgate.stages.decide import Decide
     from shadowgate.stages.health import Health
     from shadowgate.stages.hostagree import HostAgreement
@@ -64,11 +67,13 @@ def default_addons() -> list[Any]:
     siem = Siem(settings, record)
     webapps = WebApps(settings)
     act = Act(settings, decide)
+    approvals = Approvals()
     return [
         UnknownOptions(),
         Logs(),
         settings,
         Health(settings),
+        McpApproval(settings, approvals),
         TlsGate(settings),
         Identify(settings),
         HostAgreement(settings),
@@ -79,7 +84,7 @@ def default_addons() -> list[Any]:
         WebAppsDlp(settings, decide, webapps, act),
         Redact(settings),
         Screen(settings),
-        Mcp(settings, on_call=telemetry.mcp_call),
+        Mcp(settings, on_call=telemetry.mcp_call, approvals=approvals),
         Answer(settings),
         Meter(settings, record),
         AnswerStream(settings),

@@ -23,6 +23,9 @@ Two transports:
   every server answers, doing nothing) and the ping's answer is replaced by the refusal. Mixed
   batches, where some elements go through, are handled the same way.
 
+WebSocket connections carrying JSON-RPC get the same decisions message by message
+(mcp/websocket.py), and calls the policy names wait for an approver (mcp/approval.py).
+
 Answers go through a tap that hands bytes back unchanged and parses a copy; it only holds back
 the one event (or JSON body) it may have to rewrite, up to shadowgate_max_parse_bytes, beyond
 which it gives up and passes bytes through.
@@ -46,9 +49,12 @@ from mitmproxy import http
 from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.policy import Facts
+from shadowgate.mcp.approval import Approvals
 from shadowgate.mcp.dlp import scan_arguments
 from shadowgate.mcp.dlp import scan_result
 from shadowgate.mcp.dlp import store_arguments
+from shadowgate.mcp.holding import hold_calls
+from shadowgate.mcp.holding import needs_approval
 from shadowgate.mcp.hosted import check_hosted
 from shadowgate.mcp.jsonrpc import INVALID_REQUEST
 from shadowgate.mcp.jsonrpc import AmbiguousBody
@@ -59,6 +65,7 @@ from shadowgate.mcp.jsonrpc import id_key
 from shadowgate.mcp.jsonrpc import is_request
 from shadowgate.mcp.jsonrpc import parse_jsonrpc
 from shadowgate.mcp.jsonrpc import ping
+from shadowgate.mcp.jsonrpc import request_content
 from shadowgate.mcp.jsonrpc import rpc_error
 from shadowgate.mcp.screening import screen
 from shadowgate.mcp.session import LegacySession
@@ -74,11 +81,13 @@ from shadowgate.mcp.taps import JsonTap
 from shadowgate.mcp.taps import LegacySseTap
 from shadowgate.mcp.taps import SseTap
 from shadowgate.mcp.taps import unframe
+from shadowgate.mcp.websocket import McpWebSocket
 from shadowgate.stages.identify import METADATA_KEY as AI_METADATA_KEY
 from shadowgate.stages.identify import PARSE_INLINE_BYTES
 from shadowgate.stages.identify import on_the_clock
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.settings import ShadowgateSettings
+from shadowgate.wireformats.decoding import UndecodableBody
 
 log = logging.getLogger(__name__)
 
@@ -105,9 +114,13 @@ def _ai_api_call(flow: http.HTTPFlow) -> bool:
 class Mcp:
     name = "shadowgate_mcp"
 
-    def __init__(self, settings: ShadowgateSettings, on_call: CallSink | None = None) -> None:
+    def __init__(
+        self, settings: ShadowgateSettings, on_call: CallSink | None = None, approvals: Approvals | None = None
+    ) -> None:
         self.settings = settings
         self.on_call = on_call  # telemetry: every finished call, after its row
+        self.approvals = approvals or Approvals()  # shared with the approval page (stages/approval.py)
+        self.websocket = McpWebSocket(self)
         self.sessions: OrderedDict[str, McpSession] = OrderedDict()
         self.legacy: OrderedDict[tuple[str, str], LegacySession] = OrderedDict()
         self.tool_lists: OrderedDict[tuple, None] = OrderedDict()
@@ -119,7 +132,7 @@ class Mcp:
         if flow.response or flow.error or not flow.live or _ai_api_call(flow):
             return
         request = flow.request
-        if request.stream and self._mcp_context(flow):
+        if request.stream and self.mcp_context(flow):
             # Identify streams a large body to a provider's host (api.githubcopilot.com/mcp is
             # one): an MCP call there is buffered so the policy sees it before it leaves.
             request.stream = False
@@ -142,9 +155,14 @@ class Mcp:
         # Whatever the method, content-type, size or first bytes: a lax server reads the JSON in
         # any body, so only the parsed JSON says whether it is MCP (issue 14, section 5).
         try:
-            content = request.get_content(strict=False) or b""
+            try:
+                content = request_content(request.raw_content, request.headers.get("content-encoding"))
+            except UndecodableBody:
+                if self.mcp_context(flow):
+                    raise AmbiguousBody("an MCP request body no decoder reads") from None
+                return None
             charset = charset_of(request.headers.get("content-type"))
-            context = self._mcp_context(flow)
+            context = self.mcp_context(flow)
             session = "mcp-session-id" in request.headers or "mcp-protocol-version" in request.headers
             if len(content) > PARSE_INLINE_BYTES:
                 return self._parse_off_loop(flow, content, charset, context, session)
@@ -157,7 +175,7 @@ class Mcp:
             return None
         return self._audit(flow, msg)
 
-    def _mcp_context(self, flow: http.HTTPFlow) -> bool:
+    def mcp_context(self, flow: http.HTTPFlow) -> bool:
         """Whether a request belongs to MCP by more than its body: an MCP header, a known HTTP+SSE
         endpoint, a host the policy lists as an MCP server, or a path that says so."""
         request = flow.request
@@ -204,7 +222,11 @@ class Mcp:
             log.warning("shadowgate: could not audit an MCP request to %s", flow.request.host, exc_info=True)
             return None
 
-    def _calls(self, flow: http.HTTPFlow, msg: dict | list) -> Awaitable[None] | None:
+    def plan(
+        self, flow: http.HTTPFlow, msg: dict | list, legacy: LegacySession | None, transport: str | None = None
+    ) -> tuple[McpExchange, Outgoing] | None:
+        """The calls of one message or batch, each decided by the policy (except DLP), and what
+        goes on to the server; None when nothing in it is ours. transport: a WebSocket's."""
         request = flow.request
         host = (flow.client_conn.sni or request.host).lower()
         policy = self.settings.policy
@@ -214,7 +236,6 @@ class Mcp:
         person = self.settings.directory.person(proxy_user, client_ip)
         facts = Facts(host=host, user=person.user, group=person.group, client_ip=client_ip)
         server, listed = mcp.server_for_facts(facts) if mcp else (None, None)
-        legacy = self.legacy.get((host, request.path))
         batch = isinstance(msg, list)
         messages: list[Any] = msg if isinstance(msg, list) else [msg]
         blocks_unlisted = mcp is not None and server is None and (listed is not None or mcp.unlisted == BLOCK)
@@ -231,6 +252,8 @@ class Mcp:
                     forwarded.append(item)
                 continue
             call = new_call(request, item, host, person, client_ip, server, policy.observe, legacy, self.sessions)
+            if transport is not None:
+                call.transport, call.started = transport, time.time()
             message: str | None
             if blocks_unlisted:
                 if listed is not None:
@@ -250,26 +273,57 @@ class Mcp:
                     local.append(rpc_error(call.rpc_id, message))
                 continue
             forwarded.append(item)
+            if server is not None and server.approve is not None and call.method == "tools/call":
+                needs_approval(call, item, server, policy.observe)
         if not exchange.calls and len(forwarded) == len(messages):
-            return None  # nothing of ours in it: untouched
+            return None
         if blocks_unlisted and legacy is None and not policy.observe:
             forwarded.clear()  # a server this person may not use gets nothing, not even junk
+        return exchange, out
+
+    def _calls(self, flow: http.HTTPFlow, msg: dict | list) -> Awaitable[None] | None:
+        host = (flow.client_conn.sni or flow.request.host).lower()
+        legacy = self.legacy.get((host, flow.request.path))
+        planned = self.plan(flow, msg, legacy)
+        if planned is None:
+            return None  # nothing of ours in it: untouched
+        exchange, out = planned
+        policy = self.settings.policy
+        forwarded = out.forwarded
         flow.metadata[MCP_KEY] = exchange
         flow.request.headers["accept-encoding"] = "identity"  # the answer must be readable
         dlp = policy.dlp
         scan = [c for c in exchange.calls.values() if c.is_error is None and c.method == "tools/call"]
-        if dlp is not None and scan and forwarded:
-            if sum(c.arguments_bytes or 0 for c in scan) > SCAN_IN_THREAD_CHARS:
-                return self._scan_then_send(flow, exchange, out, scan, dlp)
+        scan = scan if dlp is not None and forwarded else []
+        held = [c for c in exchange.calls.values() if c.approval is not None]
+        big = sum(c.arguments_bytes or 0 for c in scan) > SCAN_IN_THREAD_CHARS
+        if held or big:
+            return self._scan_hold_send(flow, exchange, out, scan, dlp, big, held)
+        if scan and dlp is not None:
             scan_arguments(scan, forwarded, dlp, policy.observe)
         self._send(flow, exchange, out)
         return None
 
-    async def _scan_then_send(
-        self, flow: http.HTTPFlow, exchange: McpExchange, out: Outgoing, scan: list[McpCall], dlp: DlpPolicy
+    async def _scan_hold_send(
+        self,
+        flow: http.HTTPFlow,
+        exchange: McpExchange,
+        out: Outgoing,
+        scan: list[McpCall],
+        dlp: DlpPolicy | None,
+        big: bool,
+        held: list[McpCall],
     ) -> None:
-        """Large arguments are scanned off the event loop."""
-        await asyncio.to_thread(scan_arguments, scan, out.forwarded, dlp, self.settings.policy.observe)
+        """Large arguments are scanned off the event loop; calls that need approval wait for it
+        (after DLP, so the approver sees and approves what the server will get)."""
+        observe = self.settings.policy.observe
+        if scan and dlp is not None:
+            if big:
+                await asyncio.to_thread(scan_arguments, scan, out.forwarded, dlp, observe)
+            else:
+                scan_arguments(scan, out.forwarded, dlp, observe)
+        if held:
+            await hold_calls(self.approvals, self.settings.policy, flow, out, held)
         self._send(flow, exchange, out)
 
     def _send(self, flow: http.HTTPFlow, exchange: McpExchange, out: Outgoing) -> None:
@@ -309,7 +363,7 @@ class Mcp:
         pending[id_key(call.rpc_id)] = call
         while len(pending) > MAX_PENDING:
             _, dropped = pending.popitem(last=False)
-            self._submit(dropped, time.time())
+            self.submit(dropped, time.time())
 
     # responses
 
@@ -331,7 +385,7 @@ class Mcp:
             return  # a 202: the answers come on the stream
         content_type = (response.headers.get("content-type") or "").lower()
         encoding = (response.headers.get("content-encoding") or "identity").lower()
-        on_message = lambda msg, size: self._answer(exchange.calls, msg, size)  # noqa: E731
+        on_message = lambda msg, size: self.answer(exchange.calls, msg, size)  # noqa: E731
         limit = self.settings.max_parse_bytes
         if encoding not in ("", "identity"):
             response.stream = True  # compressed: passed through unparsed (no result size)
@@ -375,8 +429,8 @@ class Mcp:
             call = holder[0].pending.pop(id_key(msg.get("id")), None)
             if call is None:
                 return None
-            new = self._answer({id_key(call.rpc_id): call}, msg, size)
-            self._submit(call, time.time())
+            new = self.answer({id_key(call.rpc_id): call}, msg, size)
+            self.submit(call, time.time())
             return new
 
         tap = LegacySseTap(on_endpoint, on_message, self.settings.max_parse_bytes)
@@ -392,9 +446,9 @@ class Mcp:
         while session.pending:
             _, call = session.pending.popitem(last=False)
             call.is_error = True if call.is_error is None else call.is_error
-            self._submit(call, now)
+            self.submit(call, now)
 
-    def _answer(self, calls: dict[Any, McpCall], msg: dict, size: int) -> dict | None:
+    def answer(self, calls: dict[Any, McpCall], msg: dict, size: int) -> dict | None:
         """One JSON-RPC message from the server; returns its replacement, or None to keep it."""
         if "id" not in msg or ("result" not in msg and "error" not in msg):
             return None  # notifications and server-to-client requests pass untouched
@@ -510,9 +564,20 @@ class Mcp:
             # A client that hangs up once it has its answer ends the flow in error: still answered.
             if failed and call.is_error is None and not call.answered:
                 call.is_error = True
-            self._submit(call, end)
+            self.submit(call, end)
 
-    def _submit(self, call: McpCall, end: float) -> None:
+    # WebSocket (mcp/websocket.py)
+
+    def websocket_start(self, flow: http.HTTPFlow) -> None:
+        self.websocket.start(flow)
+
+    def websocket_message(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+        return self.websocket.message(flow)
+
+    def websocket_end(self, flow: http.HTTPFlow) -> None:
+        self.websocket.end(flow)
+
+    def submit(self, call: McpCall, end: float) -> None:
         latency_ms = round(max(end - call.started, 0.0) * 1000, 3)
         if self.settings.record is not None:
             self.settings.record.mcp_call(call_row(call, latency_ms))

@@ -156,7 +156,10 @@ class McpCallRow:
     result_bytes: int | None = column("BIGINT", "size of the result")
     is_error: bool | None = column("BOOLEAN", "a JSON-RPC error or a tool result with isError")
     latency_ms: float | None = column("DOUBLE", "request start to its answer")
-    decision: str | None = column("VARCHAR", "allow, block, or would_block (observe mode)")
+    decision: str | None = column(
+        "VARCHAR",
+        "allow, block, filter; approved, denied, approval_timeout, abandoned (mcp.approval); or would_* (observe mode)",
+    )
     rule_id: str | None = column("VARCHAR", "the policy rule that decided")
     injection_flags: str | None = column(
         "VARCHAR", 'prompt-injection signs in the result, e.g. "instruction,tag_chars,exfil_url"'
@@ -168,6 +171,7 @@ class McpCallRow:
     transport: str | None = column("VARCHAR", "streamable-http, or sse (the 2024-11-05 HTTP+SSE transport)")
     arguments: str | None = column("VARCHAR", "opt-in (mcp.store_content): the arguments after DLP, truncated")
     result: str | None = column("VARCHAR", "opt-in: the result after DLP, truncated")
+    approver: str | None = column("VARCHAR", "who approved or denied a held call (proxy user, else client address)")
 
 
 @dataclass(slots=True)

@@ -1,0 +1,203 @@
+"""Approval of risky MCP tool calls (OWASP LLM08): the `mcp.approval` section and the server
+entries' `approve_tools` / `approve_arguments`.
+
+    mcp:
+      approval:
+        notify: [secops]            # alerts.destinations names: webhook or e-mail
+        timeout: 5m                 # no decision by then: refused (fail closed)
+        max_held: 32                # calls waiting at once in one proxy process; more are refused
+        max_held_per_user: 4
+        approvers: {group: sre}     # who may decide (user, group globs); omitted: anyone with the link
+        self_approval: false        # the person whose agent made the call may not decide it
+        link_host: shadowgate.approval
+      servers:
+        - id: github
+          host: github-mcp.corp.example
+          approve_tools: ["merge_*"]
+          approve_arguments: ['(?i)\\bprod(uction)?\\b']   # any string in the arguments (keys too)
+
+A call needs approval when its tool matches an `approve_tools` glob or any string (or number) in
+its arguments matches an `approve_arguments` regex. docs/mcp.md describes the flow.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from shadowgate.config.policy_alerts import duration_seconds
+from shadowgate.config.yamlfile import ConfigError
+from shadowgate.config.yamlfile import line_of
+from shadowgate.config.yamlfile import line_of_key
+
+APPROVAL_KEYS = {"notify", "timeout", "max_held", "max_held_per_user", "approvers", "self_approval", "link_host"}
+SERVER_KEYS = {"approve_tools", "approve_arguments"}
+DEFAULT_LINK_HOST = "shadowgate.approval"
+MAX_TIMEOUT = 86400.0
+_HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
+_MAX_ARGUMENT_STRINGS = 10_000  # strings looked at per call: deeper or longer lists need approval
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalRule:
+    """One server entry's approval triggers."""
+
+    tools: tuple[str, ...] = ()  # globs
+    arguments: tuple[re.Pattern[str], ...] = ()
+
+    def reason(self, tool: str | None, arguments: Any) -> str | None:
+        """Why a tools/call needs approval, or None. A call without a string tool name needs it
+        whenever this entry has any trigger (a lax server may still run some tool)."""
+        if tool is None:
+            return "a call without a tool name"
+        if any(fnmatch.fnmatchcase(tool, p) for p in self.tools):
+            return f"tool {tool}"
+        if self.arguments:
+            strings: list[str] = []
+            if not _argument_strings(arguments, strings):
+                return "arguments too large to check"
+            for pattern in self.arguments:
+                if any(pattern.search(s) for s in strings):
+                    return f"an argument matches {pattern.pattern}"
+        return None
+
+
+def _argument_strings(value: Any, out: list[str]) -> bool:
+    """Every key, string and number in a JSON value; False when there are too many to look at."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            out.extend(k for k in item if isinstance(k, str))
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, (int, float)) and not isinstance(item, bool):
+            out.append(str(item))
+        if len(out) > _MAX_ARGUMENT_STRINGS:
+            return False
+    return True
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalPolicy:
+    notify: tuple[str, ...]
+    timeout: float = 300.0
+    max_held: int = 32
+    max_held_per_user: int = 4
+    approver_users: tuple[str, ...] | None = None  # globs; None with groups None: anyone
+    approver_groups: tuple[str, ...] | None = None
+    self_approval: bool = False
+    link_host: str = DEFAULT_LINK_HOST
+    line: int = 0
+
+    def may_decide(self, user: str | None, group: str | None) -> bool:
+        if self.approver_users is None and self.approver_groups is None:
+            return True
+        users, groups = self.approver_users or (), self.approver_groups or ()
+        return (user is not None and any(fnmatch.fnmatchcase(user, p) for p in users)) or (
+            group is not None and any(fnmatch.fnmatchcase(group, p) for p in groups)
+        )
+
+
+def parse_server_approval(
+    path: str | Path, raw: dict, server_id: str, globs: Callable[[str], tuple[str, ...] | None]
+) -> ApprovalRule | None:
+    """A server entry's approve_tools (globs) and approve_arguments (regexes), or None."""
+    tools = globs("approve_tools") or ()
+    patterns = []
+    value = raw.get("approve_arguments")
+    if value is not None:
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if not isinstance(v, str) or not v:
+                raise ConfigError(
+                    path,
+                    line_of_key(raw, "approve_arguments"),
+                    f"mcp server {server_id!r}: approve_arguments is a regex or a list of regexes",
+                )
+            try:
+                patterns.append(re.compile(v))
+            except re.error as e:
+                raise ConfigError(
+                    path, line_of_key(raw, "approve_arguments"), f"mcp server {server_id!r}: approve_arguments: {e}"
+                ) from None
+    if not tools and not patterns:
+        return None
+    return ApprovalRule(tools=tools, arguments=tuple(patterns))
+
+
+def parse_approval(path: str | Path, raw: Any) -> ApprovalPolicy:
+    line = line_of(raw) or 0
+    if not isinstance(raw, dict):
+        raise ConfigError(path, line, "mcp.approval must be a mapping")
+    unknown = set(map(str, raw)) - APPROVAL_KEYS
+    if unknown:
+        raise ConfigError(path, line, f"mcp.approval: unknown keys {sorted(unknown)}")
+    notify = raw.get("notify")
+    notify = [notify] if isinstance(notify, str) else notify
+    if not isinstance(notify, list) or not notify or not all(isinstance(n, str) and n for n in notify):
+        raise ConfigError(path, line, "mcp.approval.notify names one or more alerts.destinations")
+    timeout = duration_seconds(
+        path, raw.get("timeout", 300), line_of_key(raw, "timeout") or line, "mcp.approval.timeout"
+    )
+    if not 1 <= timeout <= MAX_TIMEOUT:
+        raise ConfigError(path, line_of_key(raw, "timeout") or line, "mcp.approval.timeout is from 1s to 1d")
+    numbers = {}
+    for key, default in (("max_held", 32), ("max_held_per_user", 4)):
+        value = raw.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10_000:
+            raise ConfigError(path, line_of_key(raw, key) or line, f"mcp.approval.{key} is a whole number, 1 to 10000")
+        numbers[key] = value
+    self_approval = raw.get("self_approval", False)
+    if not isinstance(self_approval, bool):
+        raise ConfigError(
+            path, line_of_key(raw, "self_approval") or line, "mcp.approval.self_approval is true or false"
+        )
+    link_host = str(raw.get("link_host", DEFAULT_LINK_HOST)).lower()
+    if not _HOST.match(link_host):
+        raise ConfigError(path, line_of_key(raw, "link_host") or line, "mcp.approval.link_host is a host name")
+    users = groups = None
+    approvers = raw.get("approvers")
+    if approvers is not None:
+        if not isinstance(approvers, dict) or not approvers or set(map(str, approvers)) - {"user", "group"}:
+            raise ConfigError(path, line_of_key(raw, "approvers") or line, "mcp.approval.approvers takes user, group")
+        users, groups = (_globs(path, approvers.get(k), line, k) for k in ("user", "group"))
+    return ApprovalPolicy(
+        notify=tuple(notify),
+        timeout=timeout,
+        max_held=numbers["max_held"],
+        max_held_per_user=numbers["max_held_per_user"],
+        approver_users=users,
+        approver_groups=groups,
+        self_approval=self_approval,
+        link_host=link_host,
+        line=line,
+    )
+
+
+def _globs(path: str | Path, value: Any, line: int, key: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, str) and v for v in values):
+        raise ConfigError(path, line, f"mcp.approval.approvers.{key} is a glob or a list of globs")
+    return tuple(values)
+
+
+def check_approval(path: str | Path, approval: ApprovalPolicy | None, rules: list[str], destinations: set[str]) -> None:
+    """Cross-section checks: approval rules need an approval section, whose notify names must be
+    alert destinations (a held call nobody hears of can only time out)."""
+    if rules and approval is None:
+        raise ConfigError(path, 0, f"mcp server {rules[0]!r} asks for approval: add mcp.approval with notify")
+    if approval is None:
+        return
+    missing = [n for n in approval.notify if n not in destinations]
+    if missing:
+        raise ConfigError(path, approval.line, f"mcp.approval.notify: {missing[0]!r} is not in alerts.destinations")
