@@ -394,6 +394,31 @@ _LITERAL_BYTES = [
     for needle in [lit.literal.encode()]
     for anchor, offset in [_anchor(lit.literal)]
 ]
+# The literals found from a rare character, one search per character: the character, then the
+# literal around it checked in the same C search. A loop in Python over every "K" or "Z" of a
+# text cost more than all the other literal searches together.
+_BY_ANCHOR: dict[bytes, list[tuple[Literal, bytes, int]]] = {}
+for _lit, _needle, _anchor_byte, _offset in _LITERAL_BYTES:
+    if _anchor_byte != _needle:
+        _BY_ANCHOR.setdefault(_anchor_byte, []).append((_lit, _needle, _offset))
+_ANCHOR_RXS = [
+    (
+        re.compile(
+            re.escape(anchor)
+            + b"(?:"
+            + b"|".join(
+                (b"(?<=" + re.escape(needle[: offset + 1]) + b")" if offset else b"")
+                + (b"(?=" + re.escape(needle[offset + 1 :]) + b")" if needle[offset + 1 :] else b"")
+                for _, needle, offset in group
+            )
+            + b")"
+        ),
+        group,
+    )
+    for anchor, group in _BY_ANCHOR.items()
+]
+_WHOLE_LITERALS = [(lit, needle) for lit, needle, anchor, _ in _LITERAL_BYTES if anchor == needle]
+
 
 # Formats whose key has a "." inside but no dispatch word: tried at every "." the separator search
 # stops at. (offset of the token start from that ".", pattern, type, detector, check)
@@ -438,18 +463,28 @@ def _match_dotted(text: str, hits: Hits, p: int) -> int | None:
 
 
 def _scan_literals(text: str, raw: bytes, hits: Hits) -> None:
-    for lit, literal, anchor, offset in _LITERAL_BYTES:
+    for rx, group in _ANCHOR_RXS:
+        done = [0] * len(group)  # per literal: the end of the last key it found
+        for m in rx.finditer(raw):
+            for k, (lit, needle, offset) in enumerate(group):
+                at = m.start() - offset
+                if at >= done[k] and raw.startswith(needle, at):
+                    end = _try_literal(text, hits, lit, at)
+                    if end is not None:
+                        done[k] = end
+    for lit, needle in _WHOLE_LITERALS:
         pos = 0
-        while (found := raw.find(anchor, pos + offset)) >= 0:
-            at = found - offset
-            pos = at + 1
-            if anchor is not literal and not raw.startswith(literal, at):
-                continue
-            for back in lit.backs:
-                end = _try_at(text, hits, at - back, lit.pattern, lit.type, lit.detector, lit.check)
-                if end is not None:
-                    pos = end
-                    break
+        while (at := raw.find(needle, pos)) >= 0:
+            end = _try_literal(text, hits, lit, at)
+            pos = at + 1 if end is None else end
+
+
+def _try_literal(text: str, hits: Hits, lit: Literal, at: int) -> int | None:
+    for back in lit.backs:
+        end = _try_at(text, hits, at - back, lit.pattern, lit.type, lit.detector, lit.check)
+        if end is not None:
+            return end
+    return None
 
 
 # --- Webhook URLs: the whole URL is the credential ------------------------------------------
