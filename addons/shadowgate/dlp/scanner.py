@@ -8,6 +8,7 @@ from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Mapping
 from collections.abc import Sequence
+from operator import attrgetter
 from types import MappingProxyType
 
 from . import credentials
@@ -46,6 +47,28 @@ def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
     """Non-overlapping findings in text order. Where findings overlap, a secret beats personal
     data, then the longer one wins, then a service's own type beats a generic one, and an
     identifier named by the word before it ("TFN 876 543 210") beats the number shapes (a phone)."""
+    # Only findings that overlap compete: the text-ordered findings are cut into groups that
+    # overlap among themselves, and only a group of two or more is ranked. Most findings of a
+    # dense text overlap nothing, and ranking them all cost a twentieth of its scan.
+    ordered = sorted((f for f in findings if f.end > f.start), key=_START_END)
+    kept: list[Finding] = []
+    group: list[Finding] = []
+    reach = -1
+    for f in ordered:
+        if f.start >= reach and group:
+            kept.extend(group if len(group) == 1 else _rank_group(group))
+            group = []
+        group.append(f)
+        reach = max(reach, f.end) if len(group) > 1 else f.end
+    if group:
+        kept.extend(group if len(group) == 1 else _rank_group(group))
+    return kept
+
+
+_START_END = attrgetter("start", "end")
+
+
+def _rank_group(findings: Sequence[Finding]) -> list[Finding]:
     ranked = sorted(
         findings,
         key=lambda f: (f.kind != SECRET, f.start - f.end, f.type in _GENERIC_TYPES, f.detector != "named_id", f.start),
@@ -53,8 +76,6 @@ def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
     starts: list[int] = []
     kept: list[Finding] = []
     for f in ranked:
-        if f.end <= f.start:
-            continue
         i = bisect.bisect_left(starts, f.start)
         if i > 0 and kept[i - 1].end > f.start:
             continue

@@ -421,14 +421,17 @@ _WHOLE_LITERALS = [(lit, needle) for lit, needle, anchor, _ in _LITERAL_BYTES if
 
 
 # Formats whose key has a "." inside but no dispatch word: tried at every "." the separator search
-# stops at. (offset of the token start from that ".", pattern, type, detector, check)
-_DOTTED: list[tuple[tuple[int, ...], str, re.Pattern[str], str, str, Callable[[str], bool] | None]] = [
+# stops at. (offset of the token start from that ".", (offset, literal): a literal the format has
+# that far before the ".", checked before any pattern runs; pattern, type, detector, check)
+_DOTTED: list[
+    tuple[tuple[int, ...], tuple[int, str], re.Pattern[str], str, str, Callable[[str], bool] | None]
+] = [
     # Terraform Cloud / HCP Terraform tokens: 14 characters ".atlasv1." 60-70 more
-    ((22,), ".atlasv1", re.compile(r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=\-]{60,70}(?![A-Za-z0-9_=\-])"), "TERRAFORM_TOKEN", "terraform", None),
+    ((22,), (8, ".atlasv1"), re.compile(r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=\-]{60,70}(?![A-Za-z0-9_=\-])"), "TERRAFORM_TOKEN", "terraform", None),
     # Airtable personal access tokens: pat + 14 "." 64 hex
-    ((17,), "", re.compile(rf"pat[A-Za-z0-9]{{14}}\.[a-f0-9]{{64}}{_TAIL}"), "AIRTABLE_TOKEN", "airtable", None),
-    # Discord bot tokens: base64(user id) "." 6 characters "." HMAC
-    ((31, 32, 33, 34, 35), "", re.compile(rf"[MNO][A-Za-z0-9_\-]{{23,27}}\.[A-Za-z0-9_\-]{{6}}\.[A-Za-z0-9_\-]{{27,40}}{_TAIL}"), "DISCORD_BOT_TOKEN", "discord", lambda v: _discord_id(v.split(".", 1)[0])),
+    ((17,), (17, "pat"), re.compile(rf"pat[A-Za-z0-9]{{14}}\.[a-f0-9]{{64}}{_TAIL}"), "AIRTABLE_TOKEN", "airtable", None),
+    # Discord bot tokens: base64(user id) "." 6 characters "." HMAC (found from the second ".")
+    ((31, 32, 33, 34, 35), (7, "."), re.compile(rf"[MNO][A-Za-z0-9_\-]{{23,27}}\.[A-Za-z0-9_\-]{{6}}\.[A-Za-z0-9_\-]{{27,40}}{_TAIL}"), "DISCORD_BOT_TOKEN", "discord", lambda v: _discord_id(v.split(".", 1)[0])),
 ]  # fmt: skip
 
 
@@ -452,8 +455,8 @@ def _try_at(
 
 
 def _match_dotted(text: str, hits: Hits, p: int) -> int | None:
-    for backs, marker, pattern, type_, detector, check in _DOTTED:
-        if marker and not text.startswith(marker, p - len(marker)):
+    for backs, (probe_back, probe), pattern, type_, detector, check in _DOTTED:
+        if p < probe_back or not text.startswith(probe, p - probe_back):
             continue
         for back in backs:
             end = _try_at(text, hits, p - back, pattern, type_, detector, check)
