@@ -31,18 +31,18 @@ from shadowgate.dlp import Scanner
 from shadowgate.dlp import redact
 from shadowgate.dlp.evaluation import evaluate
 from shadowgate.dlp.evaluation import load
+from shadowgate.dlp.numberchecks import card_valid
+from shadowgate.dlp.numberchecks import de_tax_id_valid
+from shadowgate.dlp.numberchecks import es_dni_valid
+from shadowgate.dlp.numberchecks import fr_nir_valid
+from shadowgate.dlp.numberchecks import iban_valid
+from shadowgate.dlp.numberchecks import it_fiscal_code_valid
+from shadowgate.dlp.numberchecks import nl_bsn_valid
+from shadowgate.dlp.numberchecks import ssn_valid
+from shadowgate.dlp.numberchecks import uk_nino_valid
+from shadowgate.dlp.numberchecks import vat_valid
 from shadowgate.dlp.servicekeys import SERVICE_KEY_TYPES
-from shadowgate.dlp.validators import card_valid
-from shadowgate.dlp.validators import de_tax_id_valid
-from shadowgate.dlp.validators import es_dni_valid
-from shadowgate.dlp.validators import fr_nir_valid
-from shadowgate.dlp.validators import iban_valid
-from shadowgate.dlp.validators import it_fiscal_code_valid
 from shadowgate.dlp.validators import luhn_valid
-from shadowgate.dlp.validators import nl_bsn_valid
-from shadowgate.dlp.validators import ssn_valid
-from shadowgate.dlp.validators import uk_nino_valid
-from shadowgate.dlp.validators import vat_valid
 
 SCANNER = Scanner()
 R = random.Random(4)

@@ -25,9 +25,9 @@ from .model import Detector
 from .model import Hits
 from .model import Source
 from .model import register_types
+from .numberchecks import es_dni_valid
+from .numberchecks import uk_nino_valid
 from .pii import shape_finder
-from .validators import es_dni_valid
-from .validators import uk_nino_valid
 
 _END = r"(?![0-9A-Za-z_]|[.\-][0-9])(?!:[0-9A-Fa-f])"
 # Digit-led shapes, most specific first: (name, first character, the rest). The name picks the
