@@ -12,6 +12,7 @@ from operator import attrgetter
 from types import MappingProxyType
 
 from . import credentials
+from . import names
 from . import nationalids
 from . import pii
 from . import servicekeys
@@ -28,6 +29,9 @@ from .model import Source
 from .normalize import normalize
 
 DETECTORS: tuple[Detector, ...] = (servicekeys.DETECTOR, *credentials.DETECTORS, *pii.DETECTORS, *nationalids.DETECTORS)
+# Run only for a scanner that asks for their types (a policy's dlp.types naming them).
+OPT_IN_DETECTORS: tuple[Detector, ...] = tuple(names.OPT_IN_DETECTORS)
+OPT_IN_TYPES = frozenset(names.OPT_IN_TYPES)
 
 # On the same span a service's own type beats these (GITHUB_TOKEN over the GENERIC_SECRET that a
 # `token = "ghp_..."` assignment also yields).
@@ -89,25 +93,43 @@ def _rank_group(findings: Sequence[Finding]) -> list[Finding]:
 class Scanner:
     """Finds secrets and personal data in text. Pure Python, no I/O; thread-safe once built.
 
-    types: the finding types to report (see TYPES); None reports every type. Unknown names raise
-    ValueError, so a typo in a policy fails at load time rather than silently scanning for less.
+    types: the finding types to report (see TYPES); None reports every default type. opt_in: the
+    opt-in types (OPT_IN_TYPES: person names) to report as well; a `types` that names one asks
+    for it too. Unknown names raise ValueError, so a typo in a policy fails at load time rather
+    than silently scanning for less.
     """
 
-    def __init__(self, types: Collection[str] | None = None) -> None:
-        if types is None:
-            self._types: frozenset[str] | None = None
-            self._detectors = DETECTORS
-            return
-        wanted = frozenset(types)
-        unknown = sorted(wanted - TYPES.keys())
+    def __init__(self, types: Collection[str] | None = None, opt_in: Collection[str] = ()) -> None:
+        extra = frozenset(opt_in)
+        wanted = None if types is None else frozenset(types) | extra
+        unknown = sorted((wanted or frozenset()) - TYPES.keys())
         if unknown:
             raise ValueError(f"unknown DLP finding type(s): {', '.join(unknown)}")
-        self._types = wanted
-        self._detectors = tuple(d for d in DETECTORS if d.types & wanted)
+        if extra - OPT_IN_TYPES:
+            raise ValueError(f"not opt-in DLP finding type(s): {', '.join(sorted(extra - OPT_IN_TYPES))}")
+        self._opt_in = extra if wanted is None else wanted & OPT_IN_TYPES
+        self._types: frozenset[str] | None = wanted
+        if wanted is None:
+            self._detectors = DETECTORS + tuple(d for d in OPT_IN_DETECTORS if d.types & extra)
+        else:
+            self._detectors = tuple(d for d in DETECTORS + OPT_IN_DETECTORS if d.types & wanted)
+        self._with: dict[frozenset[str], Scanner] = {}
 
     @property
     def types(self) -> frozenset[str]:
-        return frozenset(TYPES) if self._types is None else self._types
+        return (frozenset(TYPES) - OPT_IN_TYPES) | self._opt_in if self._types is None else self._types
+
+    def including(self, opt_in: Collection[str]) -> Scanner:
+        """This scanner, also reporting the opt-in types in opt_in (built once per set, then
+        reused: a policy's opted-in types are the same on every request)."""
+        extra = frozenset(opt_in) - self._opt_in
+        if not extra:
+            return self
+        found = self._with.get(extra)
+        if found is None:
+            types = None if self._types is None else self._types | extra
+            found = self._with[extra] = Scanner(types, self._opt_in | extra)
+        return found
 
     def scan(self, text: str) -> list[Finding]:
         """Findings sorted by start, each spanning a whole value, never overlapping but in one
