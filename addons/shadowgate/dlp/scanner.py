@@ -16,6 +16,7 @@ from . import names
 from . import nationalids
 from . import pii
 from . import servicekeys
+from . import splitkeys
 from .encoded import Run
 from .encoded import base64_classes
 from .encoded import encoded_runs
@@ -28,7 +29,13 @@ from .model import Hits
 from .model import Source
 from .normalize import normalize
 
-DETECTORS: tuple[Detector, ...] = (servicekeys.DETECTOR, *credentials.DETECTORS, *pii.DETECTORS, *nationalids.DETECTORS)
+DETECTORS: tuple[Detector, ...] = (
+    servicekeys.DETECTOR,
+    splitkeys.DETECTOR,
+    *credentials.DETECTORS,
+    *pii.DETECTORS,
+    *nationalids.DETECTORS,
+)
 # Run only for a scanner that asks for their types (a policy's dlp.types naming them).
 OPT_IN_DETECTORS: tuple[Detector, ...] = tuple(names.OPT_IN_DETECTORS)
 OPT_IN_TYPES = frozenset(names.OPT_IN_TYPES)
