@@ -203,6 +203,8 @@ class DlpPolicy:
     reversible: bool = False  # restore the placeholders in the model's answer
     on_error: str = BLOCK  # a scan that fails or runs out of time: block (fail closed) or allow
     budget_ms: float = 250.0
+    # the opt-in types (person names) that `types` asks for with an action other than off
+    opt_in: frozenset[str] = frozenset()
 
     def action_for(self, type_: str, kind: str) -> str:
         return self.types.get(type_) or (self.secrets if kind == "secret" else self.pii)
@@ -540,6 +542,7 @@ def _mcp_server(path: str | Path, raw: Any) -> McpServer:
 
 def _dlp(path: str | Path, raw: Any) -> DlpPolicy | None:
     """The dlp section; None when every action in it is off (then nothing is scanned)."""
+    from shadowgate.dlp import OPT_IN_TYPES
     from shadowgate.dlp import TYPES
 
     if not isinstance(raw, dict):
@@ -580,6 +583,7 @@ def _dlp(path: str | Path, raw: Any) -> DlpPolicy | None:
         reversible=bool(raw.get("reversible", False)),
         on_error=on_error,
         budget_ms=float(budget),
+        opt_in=frozenset(t for t, action in types.items() if t in OPT_IN_TYPES and action != "off"),
     )
 
 

@@ -12,16 +12,19 @@ A pure-Python library (standard library only, no mitmproxy): the proxy's request
     answer = ph.restore(model_answer)         # reversible mode
 
 TYPES maps every finding type to its kind ("secret" or "pii"), for validating policy files.
+OPT_IN_TYPES are the types a scanner reports only when asked (Scanner(opt_in=...), or
+scanner.including(...)): person names.
 """
 
 from types import MappingProxyType
 
 from .model import TYPES as _TYPES
 from .model import Finding
+from .scanner import OPT_IN_TYPES
 from .scanner import Placeholders
 from .scanner import Scanner
 from .scanner import redact
 
 TYPES = MappingProxyType(_TYPES)
 
-__all__ = ["TYPES", "Finding", "Placeholders", "Scanner", "redact"]
+__all__ = ["OPT_IN_TYPES", "TYPES", "Finding", "Placeholders", "Scanner", "redact"]

@@ -23,12 +23,12 @@ import binascii
 import functools
 import re
 
+from .literalkeys import aws_secret_like
 from .model import SECRET
 from .model import Detector
 from .model import Hits
 from .model import Source
 from .model import register_types
-from .servicekeys import aws_secret_like
 from .validators import char_classes
 from .validators import is_placeholder
 from .validators import jwt_header_valid

@@ -45,21 +45,28 @@ class Run:
     encoding: str  # "base64" | "percent"
 
 
-def _classes(text: str) -> bytes:
-    if text.isascii():
-        return text.encode("ascii").translate(_BASE64_CLASSES)
-    return text.encode("latin-1", "replace").translate(_BASE64_CLASSES)
+def base64_classes(text: str, latin1: bytes | None = None) -> bytes:
+    """One byte per character of text: "a" in the base64 alphabets, " " not. latin1: the text
+    encoded to Latin-1 (characters outside it as "?"), when the caller has it already."""
+    if latin1 is None:
+        latin1 = text.encode("ascii") if text.isascii() else text.encode("latin-1", "replace")
+    return latin1.translate(_BASE64_CLASSES)
 
 
-def may_hold_runs(text: str) -> bool:
-    """False when text surely holds no run: the scanner's fast path skips the rest."""
-    return "%" in text or _BASE64_START in _classes(text)
+def may_hold_runs(text: str, classes: bytes | None = None) -> bool:
+    """False when text surely holds no run: the scanner's fast path skips the rest.
+    classes: base64_classes(text), when the caller has it."""
+    return "%" in text or _BASE64_START in (base64_classes(text) if classes is None else classes)
 
 
-def encoded_runs(text: str, skip: Callable[[int, int], bool] = lambda start, end: False) -> Iterator[Run]:
+def encoded_runs(
+    text: str, skip: Callable[[int, int], bool] = lambda start, end: False, classes: bytes | None = None
+) -> Iterator[Run]:
     """The runs of text that decode to readable text, base64 first, then percent-encoded.
-    skip(start, end): True for a span not worth decoding (the caller found a secret there)."""
-    classes = _classes(text)
+    skip(start, end): True for a span not worth decoding (the caller found a secret there).
+    classes: base64_classes(text), when the caller has it."""
+    if classes is None:
+        classes = base64_classes(text)
     at = classes.find(_BASE64_START)
     while at >= 0:
         m = _BASE64_RUN.match(text, at)

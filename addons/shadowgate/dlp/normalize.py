@@ -27,6 +27,8 @@ from __future__ import annotations
 import bisect
 import re
 import unicodedata
+from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 # Renders as nothing, though not in category Cf.
@@ -97,27 +99,9 @@ def _fold_char(ch: str) -> str | None:
 
 
 class _Tables:
-    """Built on first use (~30 ms): the character class of everything _fold_char may change."""
+    """What _fold_char gave for each character seen so far."""
 
-    changing: re.Pattern[str] | None = None
     folds: dict[str, str | None] = {}
-
-
-def _changing() -> re.Pattern[str]:
-    if _Tables.changing is None:
-        ranges: list[list[int]] = []
-        for cp in range(0x80, 0x10000):
-            if 0xD800 <= cp <= 0xDFFF or _fold_char(chr(cp)) is None:
-                continue
-            if ranges and ranges[-1][1] == cp - 1:
-                ranges[-1][1] = cp
-            else:
-                ranges.append([cp, cp])
-        body = "".join(re.escape(chr(lo)) + ("-" + re.escape(chr(hi)) if hi > lo else "") for lo, hi in ranges)
-        # Characters beyond the BMP are looked up one by one: a class with astral ranges makes re
-        # test every range per character, 60 times slower on ordinary non-ASCII text.
-        _Tables.changing = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f{body}\U00010000-\U0010ffff]")
-    return _Tables.changing
 
 
 def _fold_cached(ch: str) -> str | None:
@@ -192,9 +176,22 @@ def normalize(text: str) -> View | None:
     if text.isascii():
         if not text.encode("ascii").translate(None, _NOT_CONTROL):  # ~10x faster than a search
             return None
-        changing = _ASCII_CONTROLS
+        at: Iterable[int] = (m.start() for m in _ASCII_CONTROLS.finditer(text))
+        homoglyphs = False
     else:
-        changing = _changing()
+        # The distinct characters other than printable ASCII, at C speed (a UTF-8 sequence of a
+        # character above U+007F is all high bytes): most prose has a few dozen, none of which
+        # changes (accents, CJK, curly quotes), and then the view is not built at all. A class
+        # search for every changing character over the whole text cost 7 % of a clean scan.
+        rare = set(text.encode("utf-8", "surrogatepass").translate(None, _NOT_CONTROL).decode("utf-8", "surrogatepass"))
+        changing = [c for c in rare if _fold_cached(c) is not None]
+        # a look-alike in the text, or one that NFKC makes (mathematical alpha -> Greek alpha)
+        homoglyphs = any(ord(c) in _HOMOGLYPHS for c in rare) or any(
+            ord(f) in _HOMOGLYPHS for c in changing for f in _fold_cached(c) or ""
+        )
+        if not changing and not homoglyphs:
+            return None
+        at = sorted(i for c in changing for i in _find_all(text, c))
     pieces: list[str] = []
     changed: list[int] = []  # view offsets where the view differs from text
     out_starts = [0]
@@ -203,8 +200,7 @@ def normalize(text: str) -> View | None:
     done = 0  # original offset copied up to
     out_len = 0
     differs = False
-    for m in changing.finditer(text):
-        i = m.start()
+    for i in at:
         folded = _fold_cached(text[i])
         if folded is None:
             continue
@@ -223,10 +219,17 @@ def normalize(text: str) -> View | None:
             out_len += len(folded)
         _breakpoint(out_starts, src_starts, linear, out_len, i + 1, True)
     pieces.append(text[done:])
-    folded_text = _fold_homoglyphs("".join(pieces), changed)
+    folded_text = _fold_homoglyphs("".join(pieces), changed) if homoglyphs else "".join(pieces)
     if not differs and not changed:
         return None
     return View(folded_text, out_starts, src_starts, linear, sorted(changed), len(text))
+
+
+def _find_all(text: str, ch: str) -> Iterator[int]:
+    at = text.find(ch)
+    while at >= 0:
+        yield at
+        at = text.find(ch, at + 1)
 
 
 def _may_matter(text: str, i: int, folded: str) -> bool:

@@ -95,6 +95,7 @@ def scan_json(
     """
     counts: Counter = Counter()
     actions: set[str] = set()
+    scanner = scanner.including(dlp.opt_in)
     deadline = time.thread_time() + dlp.budget_ms / 1000
     cleaned: dict[JsonPath, str] = {}
     for path, text in _every_string(body, ()) if every_string else prompt_strings(body, is_text):
@@ -362,7 +363,7 @@ class Redact:
         `parsed` is Identify's parse, used unless an earlier stage has rewritten the body."""
         placeholders = Placeholders()
         scan = BodyScan(
-            scan=self.scanner.scan,
+            scan=self.scanner.including(dlp.opt_in).scan,
             action=lambda type_: dlp.action_for(type_, TYPES.get(type_, "pii")),
             placeholder=placeholders.placeholder,
             deadline=time.thread_time() + dlp.budget_ms / 1000,
