@@ -341,6 +341,30 @@ def fresh_proxy(tmp_path, upstream, test_ca):
 os.environ.setdefault("NO_PROXY", "")
 
 
+# Two xdist workers unless told otherwise (-n N, -n 0, -p no:xdist, --pdb): the suite mostly waits
+# on proxies, servers, browsers and the writer's one-second seals, so two workers keep both cores
+# busy. Whole files go to a worker (loadfile), so module-scoped proxies start once. Each worker has
+# its own session proxy, fake upstream, fork server and temporary folders. Set here rather than in
+# addopts so that `pytest -p no:xdist` still runs (addopts' -n would be an unknown option then).
+DEFAULT_WORKERS = 2
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    option = config.option
+    if (
+        config.pluginmanager.hasplugin("xdist")
+        and not hasattr(config, "workerinput")  # an xdist worker itself
+        and getattr(option, "numprocesses", 0) is None
+        and getattr(option, "dist", "no") == "no"
+        and not option.usepdb
+        and not option.collectonly
+    ):
+        option.numprocesses = int(os.environ.get("SG_TEST_WORKERS", DEFAULT_WORKERS))
+        if option.numprocesses:
+            option.dist = "loadfile"
+
+
 # Tests that start a proxy (or the whole demo) through a command rather than the fixtures above.
 PROXY_BY_COMMAND = (
     "tests/test_soak.py::",
