@@ -13,6 +13,8 @@ Every test that starts a real proxy is marked `e2e` here (by the fixtures it use
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import itertools
 import json
 import os
 import re
@@ -21,6 +23,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
@@ -34,6 +37,8 @@ import trustme
 
 from shadowgate.demo.fakeupstream import FakeUpstream
 from shadowgate.demo.fakeupstream import load_cases
+from tests.support.forked import ForkedMitmdump
+from tests.support.forked import start_mitmdump
 from tests.support.option_control import CONTROL_HOST
 from tests.support.option_control import HEADER as OPTIONS_HEADER
 
@@ -98,11 +103,13 @@ class Proxy:
     port: int
     confdir: Path
     db: Path
-    process: subprocess.Popen
+    process: subprocess.Popen | ForkedMitmdump
     log_path: Path
     test_ca_pem: Path
     # Where option changes go, if not `port` (an upstream-mode listener hands requests on).
     control_port: int | None = None
+    # log() starts here: a test sharing the session proxy reads only what was logged in its time.
+    log_offset: int = 0
     # One kept-alive connection for option changes, opened on first use: its connect and
     # disconnect are logged once, not around every change (test_logs counts those lines).
     _control: httpx.Client | None = field(default=None, init=False, repr=False)
@@ -176,7 +183,9 @@ class Proxy:
             time.sleep(0.2)
 
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        with open(self.log_path, "rb") as f:
+            f.seek(self.log_offset)
+            return f.read().decode(errors="replace")
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -241,8 +250,7 @@ def start_proxy(
         f"shadowgate_db={db}",
         *extra,
     ]
-    log_file = open(log_path, "wb")
-    process = subprocess.Popen(args, stdout=log_file, stderr=subprocess.STDOUT, cwd=ROOT)
+    process = start_mitmdump(args, ROOT, log_path)
     # 30 s was not enough with the 2 cores loaded by several suites at once (load average 11).
     deadline = time.monotonic() + 60
     port = None
@@ -273,6 +281,27 @@ def proxy(tmp_path_factory, upstream, test_ca) -> Iterator[Proxy]:
     p = start_proxy(tmp_path_factory.mktemp("proxy"), upstream, test_ca)
     yield p
     p.stop()
+
+
+@pytest.fixture
+def proxy_with(proxy, tmp_path) -> Iterator[Callable[..., Proxy]]:
+    """proxy_with(policy=None, **options): the session proxy with these options (and this policy
+    text as shadowgate_policy) and a database of its own until the test ends, so that its rows,
+    segments and log() are the test's alone, as with a proxy of its own, without the start."""
+    with contextlib.ExitStack() as stack:
+        count = itertools.count()
+
+        def apply(policy: str | None = None, **options) -> Proxy:
+            db = tmp_path / f"own{next(count)}" / "shadowgate.duckdb"
+            db.parent.mkdir()
+            if policy is not None:
+                (db.parent / "policy.yaml").write_text(policy)
+                options["shadowgate_policy"] = str(db.parent / "policy.yaml")
+            offset = proxy.log_path.stat().st_size
+            stack.enter_context(proxy.options(shadowgate_db=str(db), **options))
+            return dataclasses.replace(proxy, db=db, log_offset=offset)
+
+        yield apply
 
 
 @pytest.fixture
@@ -310,6 +339,30 @@ def fresh_proxy(tmp_path, upstream, test_ca):
 
 
 os.environ.setdefault("NO_PROXY", "")
+
+
+# Two xdist workers unless told otherwise (-n N, -n 0, -p no:xdist, --pdb): the suite mostly waits
+# on proxies, servers, browsers and the writer's one-second seals, so two workers keep both cores
+# busy. Whole files go to a worker (loadfile), so module-scoped proxies start once. Each worker has
+# its own session proxy, fake upstream, fork server and temporary folders. Set here rather than in
+# addopts so that `pytest -p no:xdist` still runs (addopts' -n would be an unknown option then).
+DEFAULT_WORKERS = 2
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    option = config.option
+    if (
+        config.pluginmanager.hasplugin("xdist")
+        and not hasattr(config, "workerinput")  # an xdist worker itself
+        and getattr(option, "numprocesses", 0) is None
+        and getattr(option, "dist", "no") == "no"
+        and not option.usepdb
+        and not option.collectonly
+    ):
+        option.numprocesses = int(os.environ.get("SG_TEST_WORKERS", DEFAULT_WORKERS))
+        if option.numprocesses:
+            option.dist = "loadfile"
 
 
 # Tests that start a proxy (or the whole demo) through a command rather than the fixtures above.

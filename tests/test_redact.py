@@ -18,10 +18,10 @@ def policy(tmp_path, text: str) -> str:
     return f"shadowgate_policy={path}"
 
 
-def test_secrets_and_pii_are_redacted_before_the_provider_sees_them(fresh_proxy, tmp_path, upstream):
+def test_secrets_and_pii_are_redacted_before_the_provider_sees_them(proxy_with, upstream):
     import openai
 
-    proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {secrets: redact, pii: redact}\n"))
+    proxy = proxy_with("dlp: {secrets: redact, pii: redact}\n")
     with proxy.sdk_http("dlp_redact") as http:
         client = openai.OpenAI(api_key="sk-test", http_client=http, max_retries=0)
         client.chat.completions.create(
@@ -44,10 +44,10 @@ def test_secrets_and_pii_are_redacted_before_the_provider_sees_them(fresh_proxy,
     assert AWS_KEY.encode() not in everything and EMAIL.encode() not in everything
 
 
-def test_block_mode_makes_the_sdk_raise_naming_the_type(fresh_proxy, tmp_path, upstream):
+def test_block_mode_makes_the_sdk_raise_naming_the_type(proxy_with, upstream):
     import anthropic
 
-    proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {secrets: block, pii: log}\n"))
+    proxy = proxy_with("dlp: {secrets: block, pii: log}\n")
     before = len(upstream.seen)
     with proxy.sdk_http("dlp_block") as http:
         client = anthropic.Anthropic(api_key="sk-ant-api03-x", http_client=http, max_retries=0)
@@ -61,10 +61,10 @@ def test_block_mode_makes_the_sdk_raise_naming_the_type(fresh_proxy, tmp_path, u
 
 
 @pytest.mark.parametrize("stream, split", [(False, None), (True, None), (True, "3")])
-def test_reversible_mode_gives_the_user_their_values_back(fresh_proxy, tmp_path, upstream, stream, split):
+def test_reversible_mode_gives_the_user_their_values_back(proxy_with, upstream, stream, split):
     import openai
 
-    proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {secrets: redact, pii: redact, reversible: true}\n"))
+    proxy = proxy_with("dlp: {secrets: redact, pii: redact, reversible: true}\n")
     headers = {"x-fake-split": split} if split else {}
     with proxy.sdk_http("dlp_rev", headers=headers) as http:
         client = openai.OpenAI(
@@ -84,8 +84,8 @@ def test_reversible_mode_gives_the_user_their_values_back(fresh_proxy, tmp_path,
     assert text.strip() == f"You said: {PROMPT}".strip()
 
 
-def test_gzip_request_body_is_scanned_and_re_encoded(fresh_proxy, tmp_path, upstream):
-    proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {}\n"))
+def test_gzip_request_body_is_scanned_and_re_encoded(proxy_with, upstream):
+    proxy = proxy_with("dlp: {}\n")
     body = gzip.compress(
         json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]}).encode()
     )
@@ -102,8 +102,8 @@ def test_gzip_request_body_is_scanned_and_re_encoded(fresh_proxy, tmp_path, upst
     assert AWS_KEY not in received and "[AWS_ACCESS_KEY_1]" in received
 
 
-def test_a_scan_over_its_time_budget_fails_closed(fresh_proxy, tmp_path, upstream):
-    proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {budget_ms: 0.001}\n"))
+def test_a_scan_over_its_time_budget_fails_closed(proxy_with, upstream):
+    proxy = proxy_with("dlp: {budget_ms: 0.001}\n")
     before = len(upstream.seen)
     with proxy.client("dlp_slow") as client:
         r = client.post(
@@ -116,8 +116,8 @@ def test_a_scan_over_its_time_budget_fails_closed(fresh_proxy, tmp_path, upstrea
     assert row["dlp_action"] == "error"
 
 
-def test_a_five_megabyte_log_is_scanned_within_budget(fresh_proxy, tmp_path, upstream):
-    proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {budget_ms: 5000}\n"))
+def test_a_five_megabyte_log_is_scanned_within_budget(proxy_with, upstream):
+    proxy = proxy_with("dlp: {budget_ms: 5000}\n")
     log_text = "".join(
         f"2026-11-28T10:{i % 60:02d}:00Z INFO worker-{i % 17} processed job {i} in {i % 997} ms\n"
         for i in range(80_000)
@@ -135,8 +135,8 @@ def test_a_five_megabyte_log_is_scanned_within_budget(fresh_proxy, tmp_path, ups
     assert row["dlp_action"] == "redact" and "AWS_ACCESS_KEY:1" in row["dlp_findings"]
 
 
-def test_observe_mode_scans_but_changes_nothing(fresh_proxy, tmp_path, upstream):
-    proxy = fresh_proxy("--set", policy(tmp_path, "mode: observe\ndlp: {secrets: block}\n"))
+def test_observe_mode_scans_but_changes_nothing(proxy_with, upstream):
+    proxy = proxy_with("mode: observe\ndlp: {secrets: block}\n")
     body = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": PROMPT}]}).encode()
     with proxy.client("dlp_observe") as client:
         r = client.post(
@@ -147,7 +147,7 @@ def test_observe_mode_scans_but_changes_nothing(fresh_proxy, tmp_path, upstream)
     assert row["dlp_action"] == "would_block"
 
 
-def test_the_scan_counts_in_the_rows_overhead(fresh_proxy, tmp_path):
+def test_the_scan_counts_in_the_rows_overhead(proxy_with):
     # proxy_overhead_us is all of shadowgate's time on the event loop, so it must include the
     # DLP scan of a prompt scanned inline (below the size handed to a thread).
     log_text = "".join(
@@ -157,12 +157,11 @@ def test_the_scan_counts_in_the_rows_overhead(fresh_proxy, tmp_path):
     body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": log_text}]}
     overhead = {}
     for dlp in ("off", "redact"):
-        proxy = fresh_proxy("--set", policy(tmp_path, f"dlp: {{secrets: {dlp}, pii: {dlp}}}\n"))
+        proxy = proxy_with(f"dlp: {{secrets: {dlp}, pii: {dlp}}}\n")
         with proxy.client(f"dlp_{dlp}") as client:
             assert client.post("https://api.openai.com/v1/chat/completions", json=body).status_code == 200
         [row] = proxy.rows(f"user_name = 'dlp_{dlp}'", expect=1)
         overhead[dlp] = row["proxy_overhead_us"]
-        proxy.stop()
     # The scan of ~55 KB of dense log lines takes milliseconds (DLP runs at ~4-16 MB/s here).
     assert overhead["redact"] - overhead["off"] > 1000, overhead
 
@@ -194,9 +193,9 @@ def test_dlp_scans_the_body_the_redirect_rewrote(fresh_proxy, tmp_path, upstream
     assert row["decision"] == "redirect" and row["dlp_action"] == "redact"
 
 
-def test_cohere_embed_texts_are_redacted_through_the_proxy(fresh_proxy, tmp_path, upstream):
+def test_cohere_embed_texts_are_redacted_through_the_proxy(proxy_with, upstream):
     """Regression: Cohere Embed's `texts` reached the provider with the address in it."""
-    proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {secrets: redact, pii: redact}\n"))
+    proxy = proxy_with("dlp: {secrets: redact, pii: redact}\n")
     body = {"model": "embed-english-v3.0", "input_type": "search_document", "texts": [f"mail me at {EMAIL}", "hello"]}
     with proxy.client("dlp_cohere") as client:
         r = client.post("https://api.cohere.com/v2/embed", json=body, headers={"authorization": "Bearer co-test"})
@@ -208,12 +207,12 @@ def test_cohere_embed_texts_are_redacted_through_the_proxy(fresh_proxy, tmp_path
     assert (row["dlp_findings"], row["dlp_action"]) == ("EMAIL:1", "redact")
 
 
-def test_reversible_mode_restores_a_crlf_stream_through_the_proxy(fresh_proxy, tmp_path, upstream):
+def test_reversible_mode_restores_a_crlf_stream_through_the_proxy(proxy_with, upstream):
     """Regression: with CRLF-delimited SSE the restorer held the whole stream back, then let it
     out with the placeholders in it."""
     import openai
 
-    proxy = fresh_proxy("--set", policy(tmp_path, "dlp: {secrets: redact, pii: redact, reversible: true}\n"))
+    proxy = proxy_with("dlp: {secrets: redact, pii: redact, reversible: true}\n")
     headers = {"x-fake-split": "3", "x-fake-newline": "crlf"}
     with proxy.sdk_http("dlp_crlf", headers=headers) as http:
         client = openai.OpenAI(

@@ -126,7 +126,7 @@ def test_proxy_listens_on_loopback_unless_told_otherwise(tmp_path):
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60  # as start_proxy: 30 s was not enough with the 2 cores loaded
         while not re.search(r"listening at ", log.read_text(errors="replace")):
             assert time.monotonic() < deadline and process.poll() is None, log.read_text()
             time.sleep(0.05)

@@ -6,6 +6,7 @@ official openai SDK (realtime.connect) and the websockets library, both through 
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import openai
@@ -33,10 +34,24 @@ def ws_upstream(test_ca, tmp_path_factory):
     server.stop()
 
 
-def _policy(tmp_path, text: str) -> str:
-    path = tmp_path / "policy.yaml"
-    path.write_text(text)
-    return f"shadowgate_policy={path}"
+@pytest.fixture
+def ws_proxy(proxy, ws_upstream):
+    """The session proxy, sending upstream traffic to the WebSocket server for the test."""
+    with proxy.options(test_upstream_port=ws_upstream.port):
+        yield proxy
+
+
+@pytest.fixture
+def ws_policy(ws_proxy, tmp_path):
+    """ws_policy(text): ws_proxy with this policy until the test ends."""
+    with contextlib.ExitStack() as stack:
+
+        def apply(text: str):
+            path = tmp_path / "policy.yaml"
+            path.write_text(text)
+            return stack.enter_context(ws_proxy.options(shadowgate_policy=str(path)))
+
+        yield apply
 
 
 def _sdk(proxy, user: str) -> openai.OpenAI:
@@ -65,8 +80,8 @@ def _until(connection, kind: str) -> list:
     return events
 
 
-def test_openai_realtime_session_is_one_row_with_summed_usage(fresh_proxy, ws_upstream):
-    proxy = fresh_proxy(upstream_port=ws_upstream.port)
+def test_openai_realtime_session_is_one_row_with_summed_usage(ws_proxy, ws_upstream):
+    proxy = ws_proxy
     with _realtime(proxy, "rt-user") as connection:
         for text in ("first question", "second question"):
             _say(connection, text)
@@ -83,9 +98,8 @@ def test_openai_realtime_session_is_one_row_with_summed_usage(fresh_proxy, ws_up
     assert any("first question" in m for m in ws_upstream.received)
 
 
-def test_blocked_provider_upgrade_is_refused_before_the_provider(fresh_proxy, ws_upstream, tmp_path):
-    proxy = fresh_proxy("--set", _policy(tmp_path, "rules:\n  - id: no-openai\n    match: {provider: openai}\n    action: block\n"),
-                        upstream_port=ws_upstream.port)  # fmt: skip
+def test_blocked_provider_upgrade_is_refused_before_the_provider(ws_policy, ws_upstream):
+    proxy = ws_policy("rules:\n  - id: no-openai\n    match: {provider: openai}\n    action: block\n")
     before = len(ws_upstream.upgrades)
     with pytest.raises(InvalidStatus) as refused:
         connect(
@@ -105,9 +119,9 @@ def test_blocked_provider_upgrade_is_refused_before_the_provider(fresh_proxy, ws
     )
 
 
-def test_a_model_rule_applies_to_the_url_and_to_session_update(fresh_proxy, ws_upstream, tmp_path):
+def test_a_model_rule_applies_to_the_url_and_to_session_update(ws_policy, ws_upstream):
     policy = "rules:\n  - id: no-big-realtime\n    match: {provider: openai, model: 'gpt-realtime-big*'}\n    action: block\n"
-    proxy = fresh_proxy("--set", _policy(tmp_path, policy), upstream_port=ws_upstream.port)
+    proxy = ws_policy(policy)
     with pytest.raises(InvalidStatus):
         connect(
             "wss://api.openai.com/v1/realtime?model=gpt-realtime-big",
@@ -124,9 +138,9 @@ def test_a_model_rule_applies_to_the_url_and_to_session_update(fresh_proxy, ws_u
     assert (row["decision"], row["model"]) == ("block", "gpt-realtime-big")
 
 
-def test_dlp_redacts_and_blocks_client_text_frames(fresh_proxy, ws_upstream, tmp_path):
+def test_dlp_redacts_and_blocks_client_text_frames(ws_policy, ws_upstream):
     policy = "dlp:\n  secrets: block\n  pii: redact\n"
-    proxy = fresh_proxy("--set", _policy(tmp_path, policy), upstream_port=ws_upstream.port)
+    proxy = ws_policy(policy)
     with _realtime(proxy, "rt-dlp") as connection:
         _say(connection, "mail me at jane.doe@example.com")
         assert _until(connection, "response.done")[-1].type == "response.done"
@@ -141,8 +155,8 @@ def test_dlp_redacts_and_blocks_client_text_frames(fresh_proxy, ws_upstream, tmp
     assert row["dlp_action"] == "block" and "EMAIL:1" in row["dlp_findings"] and "AWS" in row["dlp_findings"]
 
 
-def test_gemini_live_session_model_usage_and_dlp(fresh_proxy, ws_upstream, tmp_path):
-    proxy = fresh_proxy("--set", _policy(tmp_path, "dlp:\n  pii: redact\n"), upstream_port=ws_upstream.port)
+def test_gemini_live_session_model_usage_and_dlp(ws_policy, ws_upstream):
+    proxy = ws_policy("dlp:\n  pii: redact\n")
     with connect(GEMINI_URL, proxy=proxy.url("live-user"), ssl=proxy.ssl_context()) as ws:
         ws.send(json.dumps({"setup": {"model": "models/gemini-live-2.5-flash"}}))
         assert "setupComplete" in json.loads(ws.recv(5))
@@ -165,9 +179,9 @@ def test_gemini_live_session_model_usage_and_dlp(fresh_proxy, ws_upstream, tmp_p
     assert row["dlp_action"] == "redact"
 
 
-def test_an_upgrade_to_another_protocol_never_becomes_a_raw_tunnel(fresh_proxy, ws_upstream):
+def test_an_upgrade_to_another_protocol_never_becomes_a_raw_tunnel(ws_proxy, ws_upstream):
     """mitmproxy relays a 101 that is not a WebSocket as raw TCP; on an AI host it is refused."""
-    proxy = fresh_proxy(upstream_port=ws_upstream.port)
+    proxy = ws_proxy
     sock, status = open_tunnel(proxy.port, "api.openai.com:443", user="tunneller")
     assert status == 200
     client = TlsClient(sock, proxy.ssl_context(), "api.openai.com")
