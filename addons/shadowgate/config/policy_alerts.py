@@ -25,6 +25,7 @@ from typing import Any
 
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.config.yamlfile import line_of
+from shadowgate.config.yamlfile import whole_number
 
 EVENTS = (
     "new_app",
@@ -163,11 +164,8 @@ def _rule(path: str | Path, raw: Any, destinations: dict[str, AlertDestination])
     for name in to:
         if name not in destinations:
             raise ConfigError(path, line, f"alert rule {rule_id!r}: no destination called {name!r}")
-    max_per_hour = raw.get("max_per_hour", 30)
-    users = raw.get("users", 5)
-    for key, value in (("max_per_hour", max_per_hour), ("users", users)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(path, line, f"alert rule {rule_id!r}: {key} is a whole number >= 1")
+    max_per_hour = whole_number(path, raw, "max_per_hour", 30, line, f"alert rule {rule_id!r}: max_per_hour")
+    users = whole_number(path, raw, "users", 5, line, f"alert rule {rule_id!r}: users")
     return AlertRule(
         id=rule_id.strip(),
         event=event,
