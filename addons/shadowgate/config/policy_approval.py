@@ -31,8 +31,8 @@ from typing import Any
 
 from shadowgate.config.policy_alerts import duration_seconds
 from shadowgate.config.yamlfile import ConfigError
-from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import line_of_key
+from shadowgate.config.yamlfile import mapping_line
 from shadowgate.config.yamlfile import one_or_more
 from shadowgate.config.yamlfile import whole_number
 
@@ -136,12 +136,7 @@ def parse_server_approval(
 
 
 def parse_approval(path: str | Path, raw: Any) -> ApprovalPolicy:
-    line = line_of(raw) or 0
-    if not isinstance(raw, dict):
-        raise ConfigError(path, line, "mcp.approval must be a mapping")
-    unknown = set(map(str, raw)) - APPROVAL_KEYS
-    if unknown:
-        raise ConfigError(path, line, f"mcp.approval: unknown keys {sorted(unknown)}")
+    line = mapping_line(path, raw, APPROVAL_KEYS, "mcp.approval must be a mapping", "mcp.approval")
     notify_error = "mcp.approval.notify names one or more alerts.destinations"
     notify = one_or_more(path, raw.get("notify"), line, notify_error)
     if notify is None:

@@ -107,3 +107,14 @@ def whole_number(
         limit = f"from 1 to {high}" if high is not None else ">= 1"
         raise ConfigError(path, line, f"{what} is a whole number {limit}")
     return value
+
+
+def mapping_line(path: str | Path, raw: Any, keys: set[str], not_a_mapping: str, what: str) -> int:
+    """The line of a section that must be a mapping of these keys (refused with the reason otherwise)."""
+    line = line_of(raw) or 0
+    if not isinstance(raw, dict):
+        raise ConfigError(path, line, not_a_mapping)
+    unknown = set(map(str, raw)) - keys
+    if unknown:
+        raise ConfigError(path, line, f"{what}: unknown keys {sorted(unknown)} (expected {', '.join(sorted(keys))})")
+    return line
