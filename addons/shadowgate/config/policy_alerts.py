@@ -36,6 +36,9 @@ EVENTS = (
     "mcp_refusal",
     "pinned_passthrough",
     "storage_failure",
+    "mcp_approval_requested",
+    "mcp_approval_denied",
+    "mcp_approval_timeout",
 )
 SHAPES = ("json", "slack", "teams")
 _DEST_KEYS = {
