@@ -29,6 +29,7 @@ from shadowgate.storage.rows import MCP_CALLS
 from shadowgate.storage.rows import AlertRow
 from shadowgate.storage.rows import McpCallRow
 from tests.diskfull import run_on_small_disk
+from tests.support.receivers import SmtpSink
 from tests.support.receivers import UdpSyslog
 from tests.support.receivers import Webhook
 from tests.support.receivers import wait_for
@@ -223,6 +224,34 @@ def test_a_value_that_cannot_be_encoded_does_not_stall_the_feed(tmp_path):
     assert siem.last_error is None and siem.lost == 0
 
 
+def test_an_alert_about_an_undecodable_name_is_still_mailed_logged_and_fed(tmp_path, writer):  # noqa: F811
+    out = tmp_path / "siem.jsonl"
+    with SmtpSink() as smtp, UdpSyslog() as syslog:
+        policy = policy_with(
+            tmp_path,
+            f"""\
+alerts:
+  destinations:
+    mail: {{email: [soc@example.com], smtp: "{smtp.address}"}}
+    log: {{syslog: "udp://127.0.0.1:{syslog.port}"}}
+  rules: [{{id: mcp, event: mcp_refusal, to: [mail, log]}}]
+""",
+        )
+        engine = engine_for(policy, writer)
+        siem = _with_feed(engine, f"json:{out}")
+        refused = McpCallRow(ts=NOW, user_name="eve", host="mcp.x", tool_name="drop_\ud800", decision="block")
+        feed(engine, (MCP_CALLS.name, refused))
+        assert siem.flush()
+        siem.close()
+        [mail] = smtp.messages
+        [message] = syslog.messages
+    assert mail["Subject"] == "[shadowgate] MCP call refused: drop_\ufffd" and "drop_\ufffd" in message
+    [event] = _lines(out)
+    assert event["message"].startswith("MCP call refused: drop_\ufffd") and engine.failed == 0
+    [row] = alert_rows(writer)
+    assert row["delivered"] is True
+
+
 def test_a_write_that_fails_half_way_leaves_no_half_line_and_nothing_twice(tmp_path):
     seen = run_on_small_disk("diskfull_feed.py", tmp_path)  # a real file system that fills up
     mount = tmp_path / "small"
@@ -315,3 +344,17 @@ def test_a_full_or_unwritable_feed_never_stops_the_proxy_and_every_loss_is_told(
             assert ready.json()["warnings"] == [f"siem json:{blocker}/events.jsonl: Not a directory"]
             wait_for(lambda: "cannot be written (Not a directory)" in proxy.log(), what="the start-up warning")
         assert _ready(proxy).json()["warnings"] == []
+
+
+def test_a_client_sending_undecodable_bytes_cannot_stall_the_feed_of_a_real_proxy(proxy_with, tmp_path):
+    out = tmp_path / "siem.jsonl"
+    proxy = proxy_with("rules:\n  - {id: no-deepseek, match: {provider: deepseek}, action: block}\n",
+                       shadowgate_siem=[f"json:{out}"])  # fmt: skip
+    body = {"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}
+    with proxy.client("odd-bytes") as client:
+        odd = client.post("https://api.deepseek.com/v1/chat/completions", json=body,
+                          headers={"user-agent": b"agent/\xff\xfe"})  # fmt: skip
+        plain = client.post("https://api.deepseek.com/v1/chat/completions", json=body)
+    assert odd.status_code == plain.status_code == 403
+    events = wait_for(lambda: len(_lines(out)) >= 2 and _lines(out), what="both blocks in the feed")
+    assert [e["user_agent"]["original"] for e in events] == ["agent/\ufffd\ufffd", plain.request.headers["user-agent"]]

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -39,6 +40,7 @@ from shadowgate.events.deliver import webhook_payload
 from shadowgate.events.schema import HOSTNAME
 from shadowgate.events.schema import PINNED_PASSED_NOTE
 from shadowgate.events.schema import alert_event
+from shadowgate.events.transports import as_utf8
 from shadowgate.mcp.approval import ABANDONED
 from shadowgate.mcp.approval import DENIED
 from shadowgate.mcp.approval import TIMEOUT
@@ -305,6 +307,7 @@ class AlertEngine:
             self._deliver(rule, alert, policy, self._suppressed.pop(key, 0))
 
     def _deliver(self, rule: AlertRule, alert: Alert, policy: AlertsPolicy, suppressed: int) -> None:
+        alert = _writable(alert)
         fields = {"event": alert.event, "rule": rule.id, "user": alert.user, "host": alert.host,
                   "app": alert.provider, "proxy": HOSTNAME, "suppressed": suppressed or None}  # fmt: skip
         row = AlertRow(utc_from_timestamp(time.time()), rule.id, alert.event, alert.key, f"{alert.title}: {alert.text}",
@@ -325,6 +328,9 @@ class AlertEngine:
                     send_syslog(dest.syslog, alert_event(row, alert_id, alert.request_id))
             except DeliveryError as e:
                 errors.append(f"{name}: {e}")
+            except Exception as e:  # a bug here fails this destination, not the alert's others or its record
+                log.exception("shadowgate: alert %s: destination %s failed", rule.id, name)
+                errors.append(f"{name}: {type(e).__name__}")
         self.raised += 1
         if errors:
             self.failed += 1
@@ -337,6 +343,12 @@ class AlertEngine:
         writer = self.settings.writer
         if writer is not None:
             writer.submit(ALERTS.name, row)
+
+
+def _writable(alert: Alert) -> Alert:
+    """Names from clients may hold lone surrogates (an MCP tool "\\ud800"): U+FFFD for mail and files."""
+    texts = {k: as_utf8(v) for k in ("key", "title", "text", "user", "host") if isinstance(v := getattr(alert, k), str)}
+    return replace(alert, **texts)
 
 
 def _held(held: HeldCall) -> Alert:

@@ -73,6 +73,11 @@ class Sink:
         pass
 
 
+def as_utf8(text: str) -> str:
+    """The text with any lone surrogate as U+FFFD: writable as UTF-8 anywhere (a file, a mail header)."""
+    return wire_bytes(text).decode("utf-8")
+
+
 def wire_bytes(line: str) -> bytes:
     """A line as UTF-8. A lone surrogate (a header's undecodable byte, a "\\ud800" escape in a JSON
     body) becomes U+FFFD: one such value must not make every later line unsendable."""
