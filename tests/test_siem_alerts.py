@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 
 from shadowgate.events.alerts import HELD_CALLS
-from shadowgate.events.alerts import AlertEngine
 from shadowgate.events.deliver import webhook_payload
 from shadowgate.events.feed import EventFeed
 from shadowgate.events.formats import render
@@ -52,11 +51,16 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
 
 
-def _with_feed(engine: AlertEngine, *destinations: str) -> EventFeed:
-    siem = EventFeed([parse_destination(d) for d in destinations], interval=0.05)
+def engine_with_feed(tmp_path: Path, writer, destinations: dict[str, str], *rules: str):  # noqa: F811
+    """An alert engine with these destinations and rules, whose alerts go to a JSON feed file."""
+    text = "alerts:\n  destinations:\n" + "".join(f"    {name}: {spec}\n" for name, spec in destinations.items())
+    text += "  rules:\n" + "".join(f"    - {rule}\n" for rule in rules)
+    engine = engine_for(policy_with(tmp_path, text), writer)
+    out = tmp_path / "siem.jsonl"
+    siem = EventFeed([parse_destination(f"json:{out}")], interval=0.05)
     siem.start()
     engine.siem_feed = lambda: siem
-    return siem
+    return engine, siem, out
 
 
 # --- the event -------------------------------------------------------------------------------
@@ -87,21 +91,13 @@ def test_an_alert_event_has_its_own_kind_action_and_fields():
 
 
 def test_fired_alerts_land_in_the_feed_with_the_id_the_syslog_destination_got(tmp_path, writer):  # noqa: F811
-    out = tmp_path / "siem.jsonl"
     with Webhook() as hook, UdpSyslog() as syslog:
-        policy = policy_with(
+        engine, siem, out = engine_with_feed(
             tmp_path,
-            f"""\
-alerts:
-  destinations:
-    hook: {{webhook: "{hook.url}"}}
-    log: {{syslog: "udp://127.0.0.1:{syslog.port}"}}
-  rules:
-    - {{id: dlp, event: dlp_block, to: [hook, log], every: 1h}}
-""",
+            writer,
+            {"hook": f'{{webhook: "{hook.url}"}}', "log": f'{{syslog: "udp://127.0.0.1:{syslog.port}"}}'},
+            "{id: dlp, event: dlp_block, to: [hook, log], every: 1h}",
         )
-        engine = engine_for(policy, writer)
-        siem = _with_feed(engine, f"json:{out}")
         blocked = call("dave", dlp_action="block", dlp_findings="AWS_ACCESS_KEY:1", request_id="cd" * 16)
         feed(engine, (AI_REQUESTS.name, blocked), (AI_REQUESTS.name, blocked))  # the second is held back
         assert siem.flush()
@@ -118,15 +114,10 @@ alerts:
 
 
 def test_an_alert_nobody_could_receive_still_reaches_the_feed_marked_undelivered(tmp_path, writer):  # noqa: F811
-    out = tmp_path / "siem.jsonl"
     with Webhook(status=500) as broken:
-        policy = policy_with(
-            tmp_path,
-            f'alerts:\n  destinations: {{h: {{webhook: "{broken.url}"}}}}\n'
-            "  rules: [{id: new, event: new_app, to: h}]\n",
+        engine, siem, out = engine_with_feed(
+            tmp_path, writer, {"h": f'{{webhook: "{broken.url}"}}'}, "{id: new, event: new_app, to: h}"
         )
-        engine = engine_for(policy, writer)
-        siem = _with_feed(engine, f"json:{out}")
         feed(engine, (AI_REQUESTS.name, call("zoe", provider="mistral")))
         assert siem.flush()
         siem.close()
@@ -137,15 +128,11 @@ def test_an_alert_nobody_could_receive_still_reaches_the_feed_marked_undelivered
 
 # --- approval alerts -------------------------------------------------------------------------
 
-APPROVAL_ALERTS = """\
-alerts:
-  destinations:
-    hook: {{webhook: "{url}", shape: slack}}
-  rules:
-    - {{id: held, event: mcp_approval_requested, to: hook, every: 0}}
-    - {{id: denied, event: mcp_approval_denied, to: hook, every: 0}}
-    - {{id: undecided, event: mcp_approval_timeout, to: hook, every: 0}}
-"""
+APPROVAL_RULES = (
+    "{id: held, event: mcp_approval_requested, to: hook, every: 0}",
+    "{id: denied, event: mcp_approval_denied, to: hook, every: 0}",
+    "{id: undecided, event: mcp_approval_timeout, to: hook, every: 0}",
+)
 
 
 def _ended(decision: str, approver: str | None = None, user: str = "kim") -> McpCallRow:
@@ -154,10 +141,9 @@ def _ended(decision: str, approver: str | None = None, user: str = "kim") -> Mcp
 
 
 def test_each_end_of_a_held_call_raises_its_alert(tmp_path, writer):  # noqa: F811
-    out = tmp_path / "siem.jsonl"
     with Webhook() as hook:
-        engine = engine_for(policy_with(tmp_path, APPROVAL_ALERTS.format(url=hook.url)), writer)
-        siem = _with_feed(engine, f"json:{out}")
+        destinations = {"hook": f'{{webhook: "{hook.url}", shape: slack}}'}
+        engine, siem, out = engine_with_feed(tmp_path, writer, destinations, *APPROVAL_RULES)
         held = HeldCall("ee" * 16, "kim", "mcp.corp.example", "corp", "deploy", "an argument matches prod")
         feed(
             engine,
@@ -225,20 +211,12 @@ def test_a_value_that_cannot_be_encoded_does_not_stall_the_feed(tmp_path):
 
 
 def test_an_alert_about_an_undecodable_name_is_still_mailed_logged_and_fed(tmp_path, writer):  # noqa: F811
-    out = tmp_path / "siem.jsonl"
     with SmtpSink() as smtp, UdpSyslog() as syslog:
-        policy = policy_with(
-            tmp_path,
-            f"""\
-alerts:
-  destinations:
-    mail: {{email: [soc@example.com], smtp: "{smtp.address}"}}
-    log: {{syslog: "udp://127.0.0.1:{syslog.port}"}}
-  rules: [{{id: mcp, event: mcp_refusal, to: [mail, log]}}]
-""",
+        destinations = {"mail": f'{{email: [soc@example.com], smtp: "{smtp.address}"}}',
+                        "log": f'{{syslog: "udp://127.0.0.1:{syslog.port}"}}'}  # fmt: skip
+        engine, siem, out = engine_with_feed(
+            tmp_path, writer, destinations, "{id: mcp, event: mcp_refusal, to: [mail, log]}"
         )
-        engine = engine_for(policy, writer)
-        siem = _with_feed(engine, f"json:{out}")
         refused = McpCallRow(ts=NOW, user_name="eve", host="mcp.x", tool_name="drop_\ud800", decision="block")
         feed(engine, (MCP_CALLS.name, refused))
         assert siem.flush()
