@@ -197,3 +197,28 @@ def test_copilot_chat_counts_only_under_chat_on_the_shared_microsoft_365_host(sh
     assert (found.id if found else None) == expected
     assert shipped.match_host("m365.cloud.microsoft") is None  # the host alone is not AI use
     assert "m365.cloud.microsoft" in shipped.path_scoped_hosts()  # decrypted to tell the paths apart
+
+
+def test_through_the_proxy_respelled_copilot_chat_paths_are_its_and_a_retired_service_is_still_seen(proxy, tmp_path):
+    """A rule on Copilot Chat holds however the client spells /chat (the server may forgive case and
+    ;params), the rest of the Microsoft 365 host passes untouched, and a request to a retired
+    service is still matched to it."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(
+        "rules:\n  - id: no-copilot-chat\n    match: {provider: m365-copilot-chat}\n    action: block\n"
+        "  - {id: rest, match: all, action: allow}\n"
+    )
+    with proxy.options(shadowgate_policy=str(path)), proxy.client("m365-user") as client:
+        upper = client.post("https://m365.cloud.microsoft/Chat/api", json={"q": "hi"})
+        params = client.post("https://m365.cloud.microsoft/chat;x=1/api", json={"q": "hi"})
+        home = client.post("https://m365.cloud.microsoft/apps/api", json={"q": "hi"})
+        gone = client.post("https://copilot-workspace.githubnext.com/api", json={"q": "hi"})
+    assert (upper.status_code, params.status_code) == (403, 403)
+    assert "no-copilot-chat" in upper.text
+    assert home.status_code != 403 and gone.status_code != 403
+    rows = proxy.rows("user_name = 'm365-user'", expect=3)
+    assert sorted((r["host"], r["provider"], r["decision"]) for r in rows) == [
+        ("copilot-workspace.githubnext.com", "copilot-workspace", "allow"),
+        ("m365.cloud.microsoft", "m365-copilot-chat", "block"),
+        ("m365.cloud.microsoft", "m365-copilot-chat", "block"),
+    ]
