@@ -37,12 +37,14 @@ import trustme
 
 from shadowgate.demo.fakeupstream import FakeUpstream
 from shadowgate.demo.fakeupstream import load_cases
+from tests.support.bytecode import cache_bytecode
 from tests.support.forked import ForkedMitmdump
 from tests.support.forked import start_mitmdump
 from tests.support.option_control import CONTROL_HOST
 from tests.support.option_control import HEADER as OPTIONS_HEADER
 
 ROOT = Path(__file__).resolve().parent.parent
+cache_bytecode(ROOT)  # before the workers, the fork server and any command start
 MITMDUMP = str(Path(sys.executable).parent / "mitmdump")
 DEBUG_ARGS = ["--set", "termlog_verbosity=debug"] if os.environ.get("SG_DEBUG") else []
 OPTION_CONTROL = ROOT / "tests" / "support" / "option_control.py"
