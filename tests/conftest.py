@@ -41,6 +41,7 @@ from tests.support.bytecode import cache_bytecode
 from tests.support.forked import ForkedMitmdump
 from tests.support.forked import start_mitmdump
 from tests.support.option_control import CONTROL_HOST
+from tests.support.option_control import ENVIRON_HEADER
 from tests.support.option_control import HEADER as OPTIONS_HEADER
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,25 +119,31 @@ class Proxy:
 
     def set_options(self, values: dict, user: str = "sg-options") -> dict:
         """Apply option values at run time; returns the previous values. Raises OptionRejected."""
+        return self._change(values, {}, user)[0]
+
+    def _change(self, values: dict, environ: dict, user: str = "sg-options") -> tuple[dict, dict]:
+        """Set the proxy's environment, then its options: (previous options, previous environment)."""
         if self._control is None:
             self._control = httpx.Client(
                 proxy=f"http://{user}:pw@127.0.0.1:{self.control_port or self.port}",
                 timeout=30,
                 limits=httpx.Limits(max_keepalive_connections=1, keepalive_expiry=None),
             )
-        response = self._control.get(f"http://{CONTROL_HOST}/", headers={OPTIONS_HEADER: json.dumps(values)})
+        headers = {OPTIONS_HEADER: json.dumps(values), ENVIRON_HEADER: json.dumps(environ)}
+        response = self._control.get(f"http://{CONTROL_HOST}/", headers=headers)
         if response.status_code != 200:
             raise OptionRejected(response.json()["error"])
-        return response.json()["previous"]
+        return response.json()["previous"], response.json()["environ"]
 
     @contextlib.contextmanager
-    def options(self, **values) -> Iterator[Proxy]:
-        """These options for the block, then the previous values again."""
-        previous = self.set_options(values)
+    def options(self, environ: dict[str, str | None] | None = None, **values) -> Iterator[Proxy]:
+        """These options (and environment variables, None to remove one) for the block, then the
+        previous values again."""
+        previous, previous_environ = self._change(values, environ or {})
         try:
             yield self
         finally:
-            self.set_options(previous)
+            self._change(previous, previous_environ)
 
     @property
     def ca_pem(self) -> Path:
@@ -287,20 +294,22 @@ def proxy(tmp_path_factory, upstream, test_ca) -> Iterator[Proxy]:
 
 @pytest.fixture
 def proxy_with(proxy, tmp_path) -> Iterator[Callable[..., Proxy]]:
-    """proxy_with(policy=None, **options): the session proxy with these options (and this policy
-    text as shadowgate_policy) and a database of its own until the test ends, so that its rows,
-    segments and log() are the test's alone, as with a proxy of its own, without the start."""
+    """proxy_with(policy=None, environ=None, **options): the session proxy with these options (and
+    this policy text as shadowgate_policy, these environment variables) and a database of its own
+    until the test ends, so that its rows, segments and log() are the test's alone, as with a proxy
+    of its own, without the start. Its memory (pinned clients, budgets, coach consent) is shared
+    with the session: give each test users of its own."""
     with contextlib.ExitStack() as stack:
         count = itertools.count()
 
-        def apply(policy: str | None = None, **options) -> Proxy:
+        def apply(policy: str | None = None, environ: dict[str, str | None] | None = None, **options) -> Proxy:
             db = tmp_path / f"own{next(count)}" / "shadowgate.duckdb"
             db.parent.mkdir()
             if policy is not None:
                 (db.parent / "policy.yaml").write_text(policy)
                 options["shadowgate_policy"] = str(db.parent / "policy.yaml")
             offset = proxy.log_path.stat().st_size
-            stack.enter_context(proxy.options(shadowgate_db=str(db), **options))
+            stack.enter_context(proxy.options(environ, shadowgate_db=str(db), **options))
             return dataclasses.replace(proxy, db=db, log_offset=offset)
 
         yield apply
