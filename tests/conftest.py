@@ -113,6 +113,8 @@ class Proxy:
     control_port: int | None = None
     # log() starts here: a test sharing the session proxy reads only what was logged in its time.
     log_offset: int = 0
+    # The harness's control requests pass its proxy authentication (any user, or none).
+    controllable: bool = True
     # One kept-alive connection for option changes, opened on first use: its connect and
     # disconnect are logged once, not around every change (test_logs counts those lines).
     _control: httpx.Client | None = field(default=None, init=False, repr=False)
@@ -121,16 +123,19 @@ class Proxy:
         """Apply option values at run time; returns the previous values. Raises OptionRejected."""
         return self._change(values, {}, user)[0]
 
-    def _change(self, values: dict, environ: dict, user: str = "sg-options") -> tuple[dict, dict]:
-        """Set the proxy's environment, then its options: (previous options, previous environment)."""
+    def _control_client(self, user: str = "sg-options") -> httpx.Client:
         if self._control is None:
             self._control = httpx.Client(
                 proxy=f"http://{user}:pw@127.0.0.1:{self.control_port or self.port}",
                 timeout=30,
                 limits=httpx.Limits(max_keepalive_connections=1, keepalive_expiry=None),
             )
+        return self._control
+
+    def _change(self, values: dict, environ: dict, user: str = "sg-options") -> tuple[dict, dict]:
+        """Set the proxy's environment, then its options: (previous options, previous environment)."""
         headers = {OPTIONS_HEADER: json.dumps(values), ENVIRON_HEADER: json.dumps(environ)}
-        response = self._control.get(f"http://{CONTROL_HOST}/", headers=headers)
+        response = self._control_client(user).get(f"http://{CONTROL_HOST}/", headers=headers)
         if response.status_code != 200:
             raise OptionRejected(response.json()["error"])
         return response.json()["previous"], response.json()["environ"]
@@ -172,13 +177,24 @@ class Proxy:
         """The HTTP client the official openai and anthropic SDKs take (they moved to httpx2)."""
         return httpx2.Client(proxy=self.url(user), verify=self.ssl_context(), timeout=30, **kwargs)
 
+    def flush(self) -> None:
+        """Have the running proxy seal the rows submitted so far, instead of waiting for the
+        writer's one-second clock (tests/support/option_control.py). A stopped proxy: nothing."""
+        if not self.controllable or not self.alive():
+            return
+        try:
+            self._control_client().get(f"http://{CONTROL_HOST}/flush")
+        except httpx.HTTPError:
+            pass  # stopping, or not answering: the rows are read as they are
+
     def rows(
         self, sql_where: str = "true", expect: int | None = None, timeout: float = 10.0, table: str = "ai_requests"
     ) -> list[dict]:
-        """Rows of a table (ai_requests by default), waiting until `expect` rows match (the writer
-        seals every second)."""
+        """Rows of a table (ai_requests by default), sealed on request (flush), waiting until
+        `expect` rows match."""
         deadline = time.monotonic() + timeout
         while True:
+            self.flush()
             con = duckdb.connect(str(self.db), read_only=True)
             try:
                 order = "ts" if table in ("policy_events", "host_sightings") else "ts, request_id"
@@ -189,7 +205,7 @@ class Proxy:
                 con.close()
             if expect is None or len(found) >= expect or time.monotonic() > deadline:
                 return found
-            time.sleep(0.2)
+            time.sleep(0.1)
 
     def log(self) -> str:
         with open(self.log_path, "rb") as f:
@@ -281,7 +297,7 @@ def start_proxy(
     if "error in script" in log_path.read_text(errors="replace"):
         process.wait(60)
         raise RuntimeError(f"mitmdump exited with {process.returncode}:\n{log_path.read_text()}")
-    return Proxy(port, confdir, db, process, log_path, test_ca_pem)
+    return Proxy(port, confdir, db, process, log_path, test_ca_pem, controllable=proxyauth in ("any", ""))
 
 
 @pytest.fixture(scope="session")
@@ -310,7 +326,9 @@ def proxy_with(proxy, tmp_path) -> Iterator[Callable[..., Proxy]]:
                 options["shadowgate_policy"] = str(db.parent / "policy.yaml")
             offset = proxy.log_path.stat().st_size
             stack.enter_context(proxy.options(environ, shadowgate_db=str(db), **options))
-            return dataclasses.replace(proxy, db=db, log_offset=offset)
+            own = dataclasses.replace(proxy, db=db, log_offset=offset)
+            own._control = proxy._control_client()  # one kept-alive control connection, not one per test
+            return own
 
         yield apply
 
