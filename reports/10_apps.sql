@@ -6,6 +6,8 @@
 -- status is the app's (what the policy says about it); its redirected calls are sanctioned use (00_period.sql).
 -- risk is the catalog's documented level (docs/catalog.md) with the training setting of the service's
 -- worst plan tier ("high, trains: default"); empty for an endpoint the catalog does not list.
+-- lifecycle is what became of the service when the catalog knows ("retired, 2025-05-30", "acquired by
+-- Cognition, 2025-07-14"): its traffic still counts, the reader sees whom it now goes to. Empty otherwise.
 -- Blocked, coached and redirected include what observe mode would have done; `observed` says how many.
 CREATE OR REPLACE TEMP TABLE apps AS
 SELECT c.app, any_value(coalesce((getvariable('provider_names')::MAP(VARCHAR, VARCHAR))[c.provider], c.app))
@@ -13,6 +15,7 @@ SELECT c.app, any_value(coalesce((getvariable('provider_names')::MAP(VARCHAR, VA
        any_value(c.category) AS category, any_value(c.app_status) AS status,
        any_value((getvariable('provider_risk')::MAP(VARCHAR, VARCHAR))[c.provider] || ', trains: '
                  || (getvariable('provider_training')::MAP(VARCHAR, VARCHAR))[c.provider]) AS risk,
+       any_value((getvariable('provider_lifecycle')::MAP(VARCHAR, VARCHAR))[c.provider]) AS lifecycle,
        count(DISTINCT c.user_name) AS users,
        sum(c.requests) AS requests, sum(c.tokens) AS tokens, sum(c.cost_usd) AS cost_usd,
        coalesce(sum(c.requests) FILTER (WHERE c.decision IN ('block', 'would_block')), 0) AS blocked,

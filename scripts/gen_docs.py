@@ -277,6 +277,20 @@ def catalog_risk_markdown() -> str:
             f"| `{p.id}` ({_cell(p.name)}) | {p.category} | {_cell(_facts_summary(p.facts))} "
             f"| {p.facts.risk_points} | {p.risk} |"
         )
+    changed = sorted((p for p in catalog.providers.values() if p.lifecycle), key=lambda p: p.id)
+    lines += [
+        "",
+        "## Services that were renamed, acquired or ended",
+        "",
+        f"{len(changed)} entries carry a `lifecycle` fact ([catalog.md](catalog.md#renamed-acquired-and-ended-services)).",
+        "They are still matched: traffic to them is counted and shown with what became of them.",
+        "",
+        "| service | lifecycle | source |",
+        "|---|---|---|",
+    ]
+    lines += [
+        f"| `{p.id}` ({_cell(p.name)}) | {_cell(p.lifecycle.describe())} | {p.lifecycle.source} |" for p in changed
+    ]
     return "\n".join(lines) + "\n"
 
 

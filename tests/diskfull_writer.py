@@ -4,12 +4,12 @@ segment writer against a full disk. Prints one JSON line of what it saw."""
 import datetime as dt
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 
 from shadowgate.storage.store import SegmentWriter
 from shadowgate.storage.store import Table
+from tests.diskfull import fill
 
 folder = Path(sys.argv[1])
 T = Table("things", (("ts", "TIMESTAMP"), ("name", "VARCHAR"), ("n", "BIGINT")))
@@ -26,13 +26,7 @@ logging.getLogger("shadowgate.storage.store").addHandler(Collect())
 writer = SegmentWriter(folder / "x.duckdb", [T], flush_interval=0.05)
 writer.start()
 filler = folder / "filler"
-fd = os.open(filler, os.O_WRONLY | os.O_CREAT)  # take every free byte
-try:
-    while True:
-        os.write(fd, b"\0" * 4096)
-except OSError:
-    pass
-os.close(fd)
+fill(filler)
 now = dt.datetime(2026, 11, 28, 12)
 for n in range(100):
     writer.submit("things", (now, "spooled while the disk is full", n))

@@ -37,12 +37,14 @@ from shadowgate.stages.settings import ShadowgateSettings
 from tests.conftest import Proxy
 from tests.conftest import start_proxy
 from tests.support.receivers import SmtpSink
+from tests.support.receivers import UdpSyslog
 from tests.support.receivers import Webhook
 from tests.support.receivers import wait_for
 from tests.test_mcp import CORP
 from tests.test_mcp import calls
 from tests.test_mcp import mcp_server
 from tests.test_mcp import run
+from tests.test_siem import RFC5424
 from tests.unit.test_mcp import post
 
 RAN: list[tuple[str, Any]] = []  # what the MCP server actually ran
@@ -69,11 +71,12 @@ def _server() -> MCPServer:
     return server
 
 
-def policy_text(webhook: str, timeout: str = "6s") -> str:
+def policy_text(webhook: str, timeout: str = "6s", alerts: str = "") -> str:
     return f"""
 alerts:
   destinations:
     approvers: {{webhook: "{webhook}"}}
+{alerts}
 mcp:
   approval:
     notify: [approvers]
@@ -89,6 +92,14 @@ mcp:
 """
 
 
+# What security hears of approvals (issue 19 left it out): chat, syslog, and the SIEM feed.
+ALERT_RULES = """\
+    secops: {{webhook: "{url}", shape: slack}}
+    siem: {{syslog: "udp://127.0.0.1:{port}"}}
+  rules:
+    - {{id: held, event: mcp_approval_requested, to: secops, every: 0, max_per_hour: 1000}}
+    - {{id: denied, event: mcp_approval_denied, to: [secops, siem], every: 0, max_per_hour: 1000}}
+    - {{id: undecided, event: mcp_approval_timeout, to: [secops, siem], every: 0, max_per_hour: 1000}}"""
 USERS = "users:\n  sam: {group: sre}\n  pat: {group: sre}\n  alice: {group: sre}\n"
 
 
@@ -99,25 +110,49 @@ def hook() -> Iterator[Webhook]:
 
 
 @pytest.fixture(scope="module")
+def alert_hook() -> Iterator[Webhook]:
+    with Webhook() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def alert_syslog() -> Iterator[UdpSyslog]:
+    with UdpSyslog() as receiver:
+        yield receiver
+
+
+@pytest.fixture(scope="module")
+def siem_file(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("approve-siem") / "events.jsonl"
+
+
+@pytest.fixture(scope="module")
 def mcp_port(tmp_path_factory, test_ca) -> Iterator[int]:
     with mcp_server(tmp_path_factory.mktemp("approve-mcp"), test_ca, json_response=False, make=_server) as port:
         yield port
 
 
-def _start(folder: Path, upstream, test_ca, port: int, webhook: str, db: Path | None = None, key: Path | None = None):
+def _start(folder: Path, upstream, test_ca, port: int, webhook: str, db: Path | None = None, key: Path | None = None,
+           alerts: str = "", siem: Path | None = None):  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     policy, users = folder / "policy.yaml", folder / "users.yaml"
-    policy.write_text(policy_text(webhook))
+    policy.write_text(policy_text(webhook, alerts=alerts))
     users.write_text(USERS)
     extra = ["--set", f"shadowgate_policy={policy}", "--set", f"shadowgate_users={users}"]
+    if siem is not None:
+        extra += ["--set", f"shadowgate_siem=json:{siem}"]
     if key is not None:
         extra += ["--set", f"shadowgate_fingerprint_key={key}"]
     return start_proxy(folder / "proxy", upstream, test_ca, *extra, upstream_port=port, db=db)
 
 
 @pytest.fixture(scope="module")
-def approve_proxy(tmp_path_factory, upstream, test_ca, mcp_port, hook) -> Iterator[Proxy]:
-    proxy = _start(tmp_path_factory.mktemp("approve"), upstream, test_ca, mcp_port, hook.url)
+def approve_proxy(
+    tmp_path_factory, upstream, test_ca, mcp_port, hook, alert_hook, alert_syslog, siem_file
+) -> Iterator[Proxy]:
+    alerts = ALERT_RULES.format(url=alert_hook.url, port=alert_syslog.port)
+    folder = tmp_path_factory.mktemp("approve")
+    proxy = _start(folder, upstream, test_ca, mcp_port, hook.url, alerts=alerts, siem=siem_file)
     yield proxy
     proxy.stop()
 
@@ -153,6 +188,11 @@ def link_for(hook: Webhook, marker: str, seen: int = 0) -> str:
 
 def clicker(proxy: Proxy, user: str = "sam") -> httpx.Client:
     return httpx.Client(proxy=proxy.url(user), timeout=15)
+
+
+def alerts_about(alert_hook: Webhook, call: str, words: str) -> list[dict]:
+    """The security alerts (not the approvers' requests) naming a call ("kim's call") and some words."""
+    return [b for b in list(alert_hook.bodies) if call in b["text"] and words in b["text"]]
 
 
 def test_approved_call_goes_on_with_the_arguments_shown(approve_proxy, hook):
@@ -192,7 +232,7 @@ def test_denied_call_is_refused_and_never_runs(approve_proxy, hook):
     assert (row["decision"], row["approver"], row["is_error"]) == (DENIED, "pat", True)
 
 
-def test_no_decision_means_refused_at_the_timeout_and_the_link_dies(approve_proxy, hook):
+def test_no_decision_means_refused_at_the_timeout_and_the_link_dies(approve_proxy, hook, alert_hook):
     started = time.monotonic()
     outcome = agent(approve_proxy, "merge_pr", {"pr": 202}).result(30)
     waited = time.monotonic() - started
@@ -206,6 +246,8 @@ def test_no_decision_means_refused_at_the_timeout_and_the_link_dies(approve_prox
     [row] = calls(approve_proxy, "tool_name = 'merge_pr' AND decision = 'approval_timeout'", 1)
     assert row["approver"] is None and row["is_error"] is True
     assert ("merge_pr", 202) not in RAN
+    wait_for(lambda: alerts_about(alert_hook, "no approver decided on alice's call to merge_pr", "in time"),
+             15, "the timeout alert")  # fmt: skip
 
 
 def test_forged_and_foreign_links_decide_nothing(approve_proxy, hook, tmp_path):
@@ -236,6 +278,45 @@ def test_forged_and_foreign_links_decide_nothing(approve_proxy, hook, tmp_path):
     with clicker(approve_proxy) as browser:
         assert browser.post(link + "?decision=deny").status_code == 200
     assert pending.result(15)[0] == "refused"
+
+
+def test_approval_alerts_reach_chat_syslog_and_the_siem_feed_without_the_arguments(
+    approve_proxy, hook, alert_hook, alert_syslog, siem_file
+):
+    marker = "change-ticket-51c7e0"  # in the arguments only: the approver sees it, security's alerts do not
+    pending = agent(approve_proxy, "deploy", {"env": "prod", "note": marker}, user="kim")
+    link = link_for(hook, marker)
+    [held] = wait_for(lambda: alerts_about(alert_hook, "kim's agent", "held for approval"), 15, "the held alert")
+    assert held["text"].startswith(f"MCP call held for approval: deploy: kim's agent called deploy on {CORP} (")
+    assert not pending.done()  # told while the call waits, not after
+    with clicker(approve_proxy, "pat") as browser:
+        assert browser.post(link + "?decision=deny").status_code == 200
+    assert pending.result(15)[0] == "refused"
+    [denied] = wait_for(lambda: alerts_about(alert_hook, "kim's call", "denied"), 15, "the denial alert")
+    assert denied["text"] == (
+        f"MCP call denied: deploy: pat denied kim's call to deploy on {CORP}; rule mcp:corp:approval"
+    )
+    [syslog] = wait_for(lambda: [m for m in alert_syslog.messages if "kim's call" in m], 15, "the syslog alert")
+    sent = json.loads(RFC5424.match(syslog)["msg"])
+
+    def kims() -> dict | None:
+        events = [e for e in feed_events(siem_file) if e.get("user", {}).get("name") == "kim"]
+        return {e["event"]["action"]: e for e in events} if len(events) >= 3 else None
+
+    by_action = wait_for(kims, 15, "kim's events in the SIEM feed")
+    assert set(by_action) == {"alert_mcp_approval_requested", "mcp_denied", "alert_mcp_approval_denied"}
+    call_id = by_action["mcp_denied"]["event"]["id"]
+    for action in ("alert_mcp_approval_requested", "alert_mcp_approval_denied"):
+        assert by_action[action]["event"]["kind"] == "alert"
+        assert by_action[action]["shadowgate"]["alert"]["request_id"] == call_id
+    assert by_action["alert_mcp_approval_denied"]["event"]["id"] == sent["event"]["id"]  # one alert, two ways
+    everything = json.dumps(list(alert_hook.bodies)) + "".join(alert_syslog.messages) + siem_file.read_text()
+    assert marker not in everything
+    assert any(marker in _arguments(b) for b in hook.bodies)  # the approver's request did carry it
+
+
+def feed_events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] if path.exists() else []
 
 
 def test_a_link_decides_its_own_call_only_and_new_arguments_need_a_new_approval(approve_proxy, hook):
@@ -284,7 +365,7 @@ def test_a_flood_of_held_calls_is_refused_beyond_the_limit(approve_proxy, hook):
     assert not any('"pr":502' in _arguments(b) for b in hook.bodies)  # nobody was asked
 
 
-def test_a_client_that_hangs_up_while_held_is_recorded_and_the_call_never_runs(approve_proxy, hook):
+def test_a_client_that_hangs_up_while_held_is_recorded_and_the_call_never_runs(approve_proxy, hook, alert_hook):
     body = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "merge_pr", "arguments": {"pr": 606}}}
     headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
     with approve_proxy.client("erin", timeout=2) as raw, pytest.raises(httpx.TimeoutException):
@@ -297,6 +378,8 @@ def test_a_client_that_hangs_up_while_held_is_recorded_and_the_call_never_runs(a
     assert late.status_code == 409 and "abandoned" in late.text
     time.sleep(0.5)
     assert ("merge_pr", 606) not in RAN
+    [gone] = wait_for(lambda: alerts_about(alert_hook, "erin's call to merge_pr", "abandoned"), 15, "the alert")
+    assert gone["text"].startswith("MCP call abandoned while held: merge_pr: the client left while erin's call")
 
 
 def test_the_http_sse_transport_is_held_too(approve_proxy, hook):

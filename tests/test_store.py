@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import duckdb
 import pytest
 
 from shadowgate.storage.store import SegmentWriter
 from shadowgate.storage.store import Table
+from tests.diskfull import run_on_small_disk
 
 T = Table("things", (("ts", "TIMESTAMP"), ("name", "VARCHAR"), ("n", "BIGINT")))
 
@@ -238,15 +236,7 @@ def test_a_row_duckdb_cannot_take_is_set_aside_and_the_rest_are_written(tmp_path
 
 
 def test_a_full_disk_spools_rows_reports_once_and_writes_them_when_space_returns(tmp_path):
-    # A real full file system: a 1 MiB tmpfs in a user and mount namespace of our own.
-    mount = tmp_path / "small"
-    mount.mkdir()
-    root = Path(__file__).resolve().parent.parent
-    script = f'mount -t tmpfs -o size=1m tmpfs "{mount}" && exec "{sys.executable}" tests/diskfull_writer.py "{mount}"'
-    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], cwd=root, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(root)})  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = run_on_small_disk("diskfull_writer.py", tmp_path)  # a real full file system
     full, after = seen["full"], seen["after"]
     assert "No space left on device" in full["last_error"] and full["written"] == 0 and full["backlog"] == 100
     assert full["errors_logged"] == 1  # reported once, not per attempt

@@ -18,6 +18,7 @@ from tests.adversarial.wire import TlsClient
 from tests.adversarial.wire import open_tunnel
 from tests.adversarial.wsupstream import WsUpstream
 from tests.conftest import TEST_HOSTS
+from tests.support.wsclient import ws_ssl_context
 
 AWS_KEY = "AKIAZ7Q3M5X2R3W4T5YB"
 GEMINI_URL = "wss://generativelanguage.googleapis.com/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent?key=g-test"
@@ -60,7 +61,7 @@ def _sdk(proxy, user: str) -> openai.OpenAI:
 
 def _realtime(proxy, user: str, model: str = "gpt-realtime"):
     return _sdk(proxy, user).realtime.connect(
-        model=model, websocket_connection_options={"proxy": proxy.url(user), "ssl": proxy.ssl_context()}
+        model=model, websocket_connection_options={"proxy": proxy.url(user), "ssl": ws_ssl_context(proxy)}
     )
 
 
@@ -105,7 +106,7 @@ def test_blocked_provider_upgrade_is_refused_before_the_provider(ws_policy, ws_u
         connect(
             "wss://api.openai.com/v1/realtime?model=gpt-realtime",
             proxy=proxy.url("rt-blocked"),
-            ssl=proxy.ssl_context(),
+            ssl=ws_ssl_context(proxy),
         )
     assert refused.value.response.status_code == 403
     assert b"no-openai" in refused.value.response.body
@@ -126,7 +127,7 @@ def test_a_model_rule_applies_to_the_url_and_to_session_update(ws_policy, ws_ups
         connect(
             "wss://api.openai.com/v1/realtime?model=gpt-realtime-big",
             proxy=proxy.url("rt-model"),
-            ssl=proxy.ssl_context(),
+            ssl=ws_ssl_context(proxy),
         )
     # Allowed at the upgrade, then switched to the blocked model: nothing more reaches the provider.
     with _realtime(proxy, "rt-switch", model="gpt-realtime") as connection:
@@ -157,7 +158,7 @@ def test_dlp_redacts_and_blocks_client_text_frames(ws_policy, ws_upstream):
 
 def test_gemini_live_session_model_usage_and_dlp(ws_policy, ws_upstream):
     proxy = ws_policy("dlp:\n  pii: redact\n")
-    with connect(GEMINI_URL, proxy=proxy.url("live-user"), ssl=proxy.ssl_context()) as ws:
+    with connect(GEMINI_URL, proxy=proxy.url("live-user"), ssl=ws_ssl_context(proxy)) as ws:
         ws.send(json.dumps({"setup": {"model": "models/gemini-live-2.5-flash"}}))
         assert "setupComplete" in json.loads(ws.recv(5))
         for _ in range(2):

@@ -19,6 +19,7 @@ from wsproto.events import TextMessage
 from tests.adversarial.wsupstream import WsUpstream
 from tests.support.answer_gates import cert_files
 from tests.support.answer_gates import policy_proxy
+from tests.support.wsclient import ws_ssl_context
 
 AWS_KEY = "AKIAZ7Q3M5X2R3W4T5YB"
 OPENAI_URL = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
@@ -66,7 +67,7 @@ def gate(tmp_path_factory, upstream, test_ca, ws_upstream):
 
 
 def _open(proxy, user: str, url: str = OPENAI_URL):
-    return connect(url, proxy=proxy.url(user), ssl=proxy.ssl_context(), open_timeout=10)
+    return connect(url, proxy=proxy.url(user), ssl=ws_ssl_context(proxy), open_timeout=10)
 
 
 def _item(text: str) -> dict:

@@ -72,8 +72,8 @@ def test_not_ready_without_catalog_or_writer():
 def test_ready_with_catalog_and_writer(settings):
     status, body = ask(Health(settings), "/ready")
     assert status == 200
-    assert body == {"status": "ready", "problems": [], "policy": settings.policy.source, "mode": "none", "rules": 0,
-                    "rows_written": 0, "rows_dropped": 0, "rows_waiting": 0}  # fmt: skip
+    assert body == {"status": "ready", "problems": [], "warnings": [], "policy": settings.policy.source, "mode": "none",
+                    "rules": 0, "rows_written": 0, "rows_dropped": 0, "rows_waiting": 0}  # fmt: skip
 
 
 def test_a_storage_error_makes_it_not_ready(settings):

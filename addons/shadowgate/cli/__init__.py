@@ -23,6 +23,7 @@ from pathlib import Path
 
 from shadowgate import __version__
 from shadowgate.config.catalog import DEFAULT_CATALOG
+from shadowgate.options import DEFAULT_DB
 
 DEFAULT_CONFDIR = "~/.mitmproxy"
 
@@ -56,7 +57,7 @@ def _main(argv: list[str] | None = None) -> int:
 
     add_catalog_arguments(catalog)
     usage = sub.add_parser("usage", help="print the usage table from the database")
-    usage.add_argument("--db", default="~/.shadowgate/shadowgate.duckdb")
+    usage.add_argument("--db", default=DEFAULT_DB)
     usage.add_argument("--days", type=int, default=7)
     policy = sub.add_parser("policy", help="check a policy file, or explain which rule a request meets")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
@@ -169,6 +170,10 @@ def run_proxy(mitmdump_args: list[str]) -> int:
 
     confdir = Path(_option_value(mitmdump_args, "confdir") or DEFAULT_CONFDIR).expanduser()
     args = ["--set", "connection_strategy=lazy", *mitmdump_args]
+    if _option_value(mitmdump_args, "shadowgate_db") is None:
+        # The addons are registered before the options are set, so mitmproxy announces only the
+        # options on the command line: without this, the default database is never opened.
+        args = ["--set", f"shadowgate_db={DEFAULT_DB}", *args]
     if "--listen-host" not in mitmdump_args and _option_value(mitmdump_args, "listen_host") is None:
         # A proxy that decrypts everyone's AI traffic serves a network only when told to.
         print(

@@ -143,6 +143,7 @@ def show_lines(p) -> list[str]:
     lines += [
         f"  wire formats {', '.join(p.wire_formats) or '-'}",
         f"  source       {p.source or '-'} (verified {p.verified or 'never'})",
+        *(f"               {url}" for url in p.sources[1:]),
         f"  risk         {p.risk} ({f.risk_points} points: the table in docs/catalog.md)",
         f"  training     {', '.join(f'{t}: {v}' for t, v in f.trains_on_inputs.items()) or 'unknown'}",
         f"  retention    {'unknown' if f.retention_days is None else f'{f.retention_days} days'}",
@@ -152,6 +153,8 @@ def show_lines(p) -> list[str]:
         f"  headquarters {f.headquarters or 'unknown'}",
     ]
     lines += [f"  source of {key}: {url}" for key, url in f.sources.items()]
+    if p.lifecycle:
+        lines.append(f"  lifecycle    {p.lifecycle.describe()} (source: {p.lifecycle.source})")
     if p.notes:
         lines.append(f"  notes        {p.notes}")
     return lines
@@ -169,6 +172,9 @@ def stats_lines(catalog: Catalog) -> list[str]:
     year_ago = dt.date.today() - dt.timedelta(days=365)
     stale = sorted(p.id for p in providers if p.verified is not None and p.verified < year_ago)
     lines.append(f"stale (verified before {year_ago}): {len(stale)}{': ' if stale else ''}{' '.join(stale)}")
+    # Still matched, so their traffic is seen; listed so that an admin can review who still uses them.
+    changed = sorted(f"{p.id} ({p.lifecycle.status})" for p in providers if p.lifecycle)
+    lines.append(f"renamed, acquired or ended: {len(changed)}{': ' if changed else ''}{' '.join(changed)}")
     return lines
 
 
@@ -180,7 +186,7 @@ def diff_lines(old: Catalog, new: Catalog) -> list[str]:
         added, removed = set(after.hosts) - set(before.hosts), set(before.hosts) - set(after.hosts)
         changed = [
             name
-            for name in ("category", "paths", "source", "verified", "facts", "notes")
+            for name in ("category", "paths", "sources", "verified", "facts", "lifecycle", "notes")
             if getattr(before, name) != getattr(after, name)
         ]
         if added or removed or changed:

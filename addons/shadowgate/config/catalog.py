@@ -24,6 +24,8 @@ from shadowgate.config.catalog_facts import UNKNOWN
 from shadowgate.config.catalog_facts import URL
 from shadowgate.config.catalog_facts import Facts
 from shadowgate.config.catalog_facts import load_facts
+from shadowgate.config.catalog_lifecycle import Lifecycle
+from shadowgate.config.catalog_lifecycle import load_lifecycle
 from shadowgate.config.requestpath import path_readings
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.config.yamlfile import line_of
@@ -54,6 +56,7 @@ _PROVIDER_KEYS = {
     "source",
     "verified",
     "facts",
+    "lifecycle",
 }
 # Categories that are not usage: a visit to a vendor's marketing or docs site is interest in it.
 INTEREST_CATEGORIES = frozenset({"vendor-site"})
@@ -71,9 +74,17 @@ class Provider:
     pricing_provider: str | None
     notes: str
     paths: tuple[str, ...] = ()  # path prefixes: the entry is an AI feature on a shared host
-    source: str | None = None  # the vendor's documentation or SDK source that names the hosts
-    verified: datetime.date | None = None  # when someone last checked the hosts against the source
+    # The vendor's documentation or SDK source that names the hosts: one page, or one per group
+    # of hosts when the vendor documents them on different pages.
+    sources: tuple[str, ...] = ()
+    verified: datetime.date | None = None  # when someone last checked the hosts against the sources
     facts: Facts = field(default=UNKNOWN)
+    lifecycle: Lifecycle | None = None  # renamed, acquired, retiring or retired (config/catalog_lifecycle.py)
+
+    @property
+    def source(self) -> str | None:
+        """The first (main) source, or None for an entry nobody has sourced yet."""
+        return self.sources[0] if self.sources else None
 
     @property
     def risk(self) -> str:
@@ -165,10 +176,13 @@ class Catalog:
         self.wire_formats = wire_formats
         self._hosts = HostIndex((h, p) for p in self.providers.values() if not p.paths for h in p.hosts)
         # AI features on a shared host (a SaaS app's assistant endpoints): host, then path prefix.
+        # Prefixes are kept lower-case without a trailing slash: a path is compared in every reading
+        # a server may give it, case-insensitively (config/requestpath.py), so /Chat or /chat;x on a
+        # forgiving server still counts; matching more than the server serves only makes us stricter.
         by_host: dict[str, list[tuple[str, Provider]]] = {}
         for p in self.providers.values():
             for h in p.hosts if p.paths else ():
-                by_host.setdefault(h, []).extend((prefix, p) for prefix in p.paths)
+                by_host.setdefault(h, []).extend((prefix.rstrip("/").lower(), p) for prefix in p.paths)
         self._paths = HostIndex((h, tuple(sorted(entries, key=lambda e: -len(e[0])))) for h, entries in by_host.items())
         # Unknown hosts are fingerprinted against every endpoint; specific paths go first so that
         # "/openai/deployments/x/chat/completions" is Azure before it is generic OpenAI.
@@ -187,10 +201,9 @@ class Catalog:
     def match(self, host: str, path: str | None = None) -> Provider | None:
         """The service a request belongs to: an AI feature's path on a shared host first, then the host."""
         if path and self._paths and (entries := self._paths.get(host)):
-            path = path_readings(path)[0]  # normalised: no trailing slash, so a prefix is compared without one
-            for prefix, provider in entries:
-                bare = prefix.rstrip("/")
-                if path == bare or path.startswith(bare + "/"):
+            readings = [reading.lower() for reading in path_readings(path)]  # normalised: no trailing slash
+            for bare, provider in entries:
+                if any(reading == bare or reading.startswith(bare + "/") for reading in readings):
                     return provider
         return self.match_host(host)
 
@@ -267,21 +280,31 @@ def load_catalog(
         if not isinstance(more, dict):
             raise ConfigError(overlay_path, line_of(overlay), "'categories' must be a mapping")
         categories = {**categories, **more}
-        providers = _overlay(providers, _load_providers(overlay_path, overlay, categories, wire_formats))
+        providers = _overlay(providers, _load_providers(overlay_path, overlay, categories, wire_formats, providers))
         sources.append(str(overlay_path))
     return Catalog(providers.values(), wire_formats, source=", ".join(sources))
 
 
 def _load_providers(
-    path: str | Path, doc: dict, categories: dict, wire_formats: dict[str, tuple[Endpoint, ...]]
+    path: str | Path,
+    doc: dict,
+    categories: dict,
+    wire_formats: dict[str, tuple[Endpoint, ...]],
+    known_ids: Iterable[str] = (),
 ) -> dict[str, Provider]:
+    """A file's entries; a lifecycle successor may name one of them or one of `known_ids` (the base)."""
+    known_ids = set(known_ids)
     raw_providers = doc.get("providers")
     if not isinstance(raw_providers, list):
         raise ConfigError(path, line_of(doc), "'providers' must be a list")
     providers: dict[str, Provider] = {}
     seen_hosts: dict[tuple[str, str], str] = {}
+    successor_lines: dict[str, int | None] = {}
     for raw in raw_providers:
         provider = _load_provider(path, raw, categories, wire_formats)
+        if provider.lifecycle and provider.lifecycle.successor:
+            raw_lifecycle = raw["lifecycle"]
+            successor_lines[provider.id] = line_of_key(raw_lifecycle, "successor") or line_of(raw)
         if provider.id in providers:
             raise ConfigError(path, line_of(raw), f"duplicate provider id {provider.id!r}")
         for host in provider.hosts:
@@ -292,6 +315,10 @@ def _load_providers(
                     )
                 seen_hosts[host, prefix] = provider.id
         providers[provider.id] = provider
+    for pid, line in successor_lines.items():
+        successor = providers[pid].lifecycle.successor  # type: ignore[union-attr]
+        if successor not in providers and successor not in known_ids:
+            raise ConfigError(path, line, f"provider {pid!r}: lifecycle.successor {successor!r} is no catalogued id")
     return providers
 
 
@@ -393,9 +420,7 @@ def _load_provider(
             line_of_key(raw, "paths"),
             f"provider {pid!r}: 'paths' must be a list of path prefixes starting with '/'",
         )
-    source = text("source", required=False)
-    if source is not None and not URL.fullmatch(source):
-        raise ConfigError(path, line_of_key(raw, "source"), f"provider {pid!r}: 'source' must be an https URL")
+    sources = _sources(path, raw, pid)
     verified = raw.get("verified")
     if verified is not None and (
         not isinstance(verified, datetime.date)
@@ -406,6 +431,9 @@ def _load_provider(
             path, line_of_key(raw, "verified"), f"provider {pid!r}: 'verified' must be a past date, YYYY-MM-DD"
         )
     facts = load_facts(path, raw["facts"], pid, line) if "facts" in raw else UNKNOWN
+    lifecycle = (
+        load_lifecycle(path, raw["lifecycle"], pid, line_of_key(raw, "lifecycle")) if "lifecycle" in raw else None
+    )
     return Provider(
         id=pid,
         name=text("name") or pid,
@@ -417,10 +445,27 @@ def _load_provider(
         pricing_provider=text("pricing_provider", required=False),
         notes=text("notes", required=False) or "",
         paths=tuple(paths),
-        source=source,
+        sources=sources,
         verified=verified,
         facts=facts,
+        lifecycle=lifecycle,
     )
+
+
+def _sources(path: str | Path, raw: dict, pid: str) -> tuple[str, ...]:
+    """`source:` is one https URL, or a list of them when the hosts are documented on several pages."""
+    value = raw.get("source")
+    if value is None:
+        return ()
+    urls = value if isinstance(value, list) and value else [value]
+    for url in urls:
+        if not isinstance(url, str) or not URL.fullmatch(url.strip()):
+            raise ConfigError(
+                path,
+                line_of_key(raw, "source"),
+                f"provider {pid!r}: 'source' must be an https URL or a non-empty list of them",
+            )
+    return tuple(url.strip() for url in urls)
 
 
 def _check_host(path: str | Path, line: int | None, pid: str, host: Any) -> str:

@@ -45,6 +45,7 @@ from shadowgate.config.yamlfile import ConfigError
 from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import line_of_key
 from shadowgate.config.yamlfile import load_yaml
+from shadowgate.config.yamlfile import one_or_more
 
 ALLOW = "allow"
 BLOCK = "block"
@@ -699,13 +700,7 @@ def _match(path: str | Path, raw: Any, owner: str, line: int) -> Match:
     where = line_of(raw, line)
 
     def strings(key: str) -> tuple[str, ...] | None:
-        value = raw.get(key)
-        if value is None:
-            return None
-        values = value if isinstance(value, list) else [value]
-        if not values or not all(isinstance(v, str) and v for v in values):
-            raise ConfigError(path, where, f"{owner!r}: match.{key} must be a string or a list of strings")
-        return tuple(values)
+        return one_or_more(path, raw.get(key), where, f"{owner!r}: match.{key} must be a string or a list of strings")
 
     hosts = strings("host")
     host_index = None

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from shadowgate.config.yamlfile import ConfigError
-from shadowgate.config.yamlfile import line_of
+from shadowgate.config.yamlfile import mapping_line
+from shadowgate.config.yamlfile import whole_number
 
 EVENTS = (
     "new_app",
@@ -35,6 +36,9 @@ EVENTS = (
     "mcp_refusal",
     "pinned_passthrough",
     "storage_failure",
+    "mcp_approval_requested",
+    "mcp_approval_denied",
+    "mcp_approval_timeout",
 )
 SHAPES = ("json", "slack", "teams")
 _DEST_KEYS = {
@@ -110,12 +114,9 @@ def _strings(path: str | Path, raw: Any, line: int, what: str) -> tuple[str, ...
 
 
 def _destination(path: str | Path, name: str, raw: Any) -> AlertDestination:
-    line = line_of(raw) or 0
-    if not isinstance(raw, dict):
-        raise ConfigError(path, line, f"alert destination {name!r} must be a mapping")
-    unknown = set(map(str, raw)) - _DEST_KEYS
-    if unknown:
-        raise ConfigError(path, line, f"alert destination {name!r}: unknown keys {sorted(unknown)}")
+    line = mapping_line(
+        path, raw, _DEST_KEYS, f"alert destination {name!r} must be a mapping", f"alert destination {name!r}"
+    )
     kinds = [k for k in ("webhook", "email", "syslog") if raw.get(k)]
     if len(kinds) != 1:
         raise ConfigError(path, line, f"alert destination {name!r} needs exactly one of webhook, email, syslog")
@@ -147,12 +148,7 @@ def _destination(path: str | Path, name: str, raw: Any) -> AlertDestination:
 
 
 def _rule(path: str | Path, raw: Any, destinations: dict[str, AlertDestination]) -> AlertRule:
-    line = line_of(raw) or 0
-    if not isinstance(raw, dict):
-        raise ConfigError(path, line, "an alert rule must be a mapping with an id")
-    unknown = set(map(str, raw)) - _RULE_KEYS
-    if unknown:
-        raise ConfigError(path, line, f"alert rule: unknown keys {sorted(unknown)} (expected {sorted(_RULE_KEYS)})")
+    line = mapping_line(path, raw, _RULE_KEYS, "an alert rule must be a mapping with an id", "alert rule")
     rule_id = raw.get("id")
     if not isinstance(rule_id, str) or not rule_id.strip():
         raise ConfigError(path, line, "an alert rule needs a non-empty 'id'")
@@ -163,11 +159,8 @@ def _rule(path: str | Path, raw: Any, destinations: dict[str, AlertDestination])
     for name in to:
         if name not in destinations:
             raise ConfigError(path, line, f"alert rule {rule_id!r}: no destination called {name!r}")
-    max_per_hour = raw.get("max_per_hour", 30)
-    users = raw.get("users", 5)
-    for key, value in (("max_per_hour", max_per_hour), ("users", users)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ConfigError(path, line, f"alert rule {rule_id!r}: {key} is a whole number >= 1")
+    max_per_hour = whole_number(path, raw, "max_per_hour", 30, line, f"alert rule {rule_id!r}: max_per_hour")
+    users = whole_number(path, raw, "users", 5, line, f"alert rule {rule_id!r}: users")
     return AlertRule(
         id=rule_id.strip(),
         event=event,
@@ -180,12 +173,9 @@ def _rule(path: str | Path, raw: Any, destinations: dict[str, AlertDestination])
 
 
 def parse_alerts(path: str | Path, raw: Any) -> AlertsPolicy:
-    line = line_of(raw) or 0
-    if not isinstance(raw, dict):
-        raise ConfigError(path, line, "'alerts' must be a mapping with destinations and rules")
-    unknown = set(map(str, raw)) - {"destinations", "rules"}
-    if unknown:
-        raise ConfigError(path, line, f"alerts: unknown keys {sorted(unknown)} (expected destinations, rules)")
+    line = mapping_line(
+        path, raw, {"destinations", "rules"}, "'alerts' must be a mapping with destinations and rules", "alerts"
+    )
     raw_dests = raw.get("destinations") or {}
     if not isinstance(raw_dests, dict):
         raise ConfigError(path, line, "alerts.destinations must be a mapping of name to destination")

@@ -31,8 +31,10 @@ from typing import Any
 
 from shadowgate.config.policy_alerts import duration_seconds
 from shadowgate.config.yamlfile import ConfigError
-from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import line_of_key
+from shadowgate.config.yamlfile import mapping_line
+from shadowgate.config.yamlfile import one_or_more
+from shadowgate.config.yamlfile import whole_number
 
 APPROVAL_KEYS = {"notify", "timeout", "max_held", "max_held_per_user", "approvers", "self_approval", "link_host"}
 SERVER_KEYS = {"approve_tools", "approve_arguments"}
@@ -134,27 +136,20 @@ def parse_server_approval(
 
 
 def parse_approval(path: str | Path, raw: Any) -> ApprovalPolicy:
-    line = line_of(raw) or 0
-    if not isinstance(raw, dict):
-        raise ConfigError(path, line, "mcp.approval must be a mapping")
-    unknown = set(map(str, raw)) - APPROVAL_KEYS
-    if unknown:
-        raise ConfigError(path, line, f"mcp.approval: unknown keys {sorted(unknown)}")
-    notify = raw.get("notify")
-    notify = [notify] if isinstance(notify, str) else notify
-    if not isinstance(notify, list) or not notify or not all(isinstance(n, str) and n for n in notify):
-        raise ConfigError(path, line, "mcp.approval.notify names one or more alerts.destinations")
+    line = mapping_line(path, raw, APPROVAL_KEYS, "mcp.approval must be a mapping", "mcp.approval")
+    notify_error = "mcp.approval.notify names one or more alerts.destinations"
+    notify = one_or_more(path, raw.get("notify"), line, notify_error)
+    if notify is None:
+        raise ConfigError(path, line, notify_error)
     timeout = duration_seconds(
         path, raw.get("timeout", 300), line_of_key(raw, "timeout") or line, "mcp.approval.timeout"
     )
     if not 1 <= timeout <= MAX_TIMEOUT:
         raise ConfigError(path, line_of_key(raw, "timeout") or line, "mcp.approval.timeout is from 1s to 1d")
-    numbers = {}
-    for key, default in (("max_held", 32), ("max_held_per_user", 4)):
-        value = raw.get(key, default)
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10_000:
-            raise ConfigError(path, line_of_key(raw, key) or line, f"mcp.approval.{key} is a whole number, 1 to 10000")
-        numbers[key] = value
+    numbers = {
+        key: whole_number(path, raw, key, default, line_of_key(raw, key) or line, f"mcp.approval.{key}", 10_000)
+        for key, default in (("max_held", 32), ("max_held_per_user", 4))
+    }
     self_approval = raw.get("self_approval", False)
     if not isinstance(self_approval, bool):
         raise ConfigError(
@@ -168,9 +163,12 @@ def parse_approval(path: str | Path, raw: Any) -> ApprovalPolicy:
     if approvers is not None:
         if not isinstance(approvers, dict) or not approvers or set(map(str, approvers)) - {"user", "group"}:
             raise ConfigError(path, line_of_key(raw, "approvers") or line, "mcp.approval.approvers takes user, group")
-        users, groups = (_globs(path, approvers.get(k), line, k) for k in ("user", "group"))
+        users, groups = (
+            one_or_more(path, approvers.get(k), line, f"mcp.approval.approvers.{k} is a glob or a list of globs")
+            for k in ("user", "group")
+        )
     return ApprovalPolicy(
-        notify=tuple(notify),
+        notify=notify,
         timeout=timeout,
         max_held=numbers["max_held"],
         max_held_per_user=numbers["max_held_per_user"],
@@ -180,15 +178,6 @@ def parse_approval(path: str | Path, raw: Any) -> ApprovalPolicy:
         link_host=link_host,
         line=line,
     )
-
-
-def _globs(path: str | Path, value: Any, line: int, key: str) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    values = value if isinstance(value, list) else [value]
-    if not values or not all(isinstance(v, str) and v for v in values):
-        raise ConfigError(path, line, f"mcp.approval.approvers.{key} is a glob or a list of globs")
-    return tuple(values)
 
 
 def check_approval(path: str | Path, approval: ApprovalPolicy | None, rules: list[str], destinations: set[str]) -> None:

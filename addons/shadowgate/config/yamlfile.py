@@ -98,3 +98,36 @@ def line_of(value: Any, default: int | None = None) -> int | None:
 def line_of_key(mapping: Any, key: str) -> int | None:
     """The line of one key in a mapping (falling back to the mapping's own line)."""
     return getattr(mapping, "key_lines", {}).get(key) or line_of(mapping)
+
+
+def one_or_more(path: str | Path, value: Any, line: int | None, error: str) -> tuple[str, ...] | None:
+    """A setting written as one non-empty string or a non-empty list of them, as a tuple (None when
+    absent); anything else is refused with `error`."""
+    if value is None:
+        return None
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(v, str) and v for v in values):
+        raise ConfigError(path, line, error)
+    return tuple(values)
+
+
+def whole_number(
+    path: str | Path, raw: Any, key: str, default: int, line: int | None, what: str, high: int | None = None
+) -> int:
+    """raw[key] (else the default) as a whole number from 1 (to `high`); `what` names it in the error."""
+    value = raw.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1 or (high is not None and value > high):
+        limit = f"from 1 to {high}" if high is not None else ">= 1"
+        raise ConfigError(path, line, f"{what} is a whole number {limit}")
+    return value
+
+
+def mapping_line(path: str | Path, raw: Any, keys: set[str], not_a_mapping: str, what: str) -> int:
+    """The line of a section that must be a mapping of these keys (refused with the reason otherwise)."""
+    line = line_of(raw) or 0
+    if not isinstance(raw, dict):
+        raise ConfigError(path, line, not_a_mapping)
+    unknown = set(map(str, raw)) - keys
+    if unknown:
+        raise ConfigError(path, line, f"{what}: unknown keys {sorted(unknown)} (expected {', '.join(sorted(keys))})")
+    return line

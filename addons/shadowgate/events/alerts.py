@@ -6,6 +6,10 @@ table through the writer. What counts as "new" is judged against the database, r
 start: an app or endpoint already in ai_requests is not new, and a crowd of users counts the
 people of the last 30 days. Every 5 s the thread also checks storage and the SIEM feed, and
 raises storage_failure when either fails or loses rows, or the OTLP export drops events.
+
+MCP approvals: a call put on hold arrives as a HeldCall (mcp/approval.py tells the Alerts addon,
+before any decision); its end (denied, timed out, abandoned) arrives as its mcp_calls row. Neither
+carries the call's arguments. Every alert sent also goes into the SIEM feed, when there is one.
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ import datetime as dt
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -33,7 +39,12 @@ from shadowgate.events.deliver import send_syslog
 from shadowgate.events.deliver import webhook_payload
 from shadowgate.events.schema import HOSTNAME
 from shadowgate.events.schema import PINNED_PASSED_NOTE
-from shadowgate.events.schema import event_of
+from shadowgate.events.schema import alert_event
+from shadowgate.events.transports import as_utf8
+from shadowgate.mcp.approval import ABANDONED
+from shadowgate.mcp.approval import DENIED
+from shadowgate.mcp.approval import TIMEOUT
+from shadowgate.mcp.approval import HeldCall
 from shadowgate.report.runner import SANCTIONED
 from shadowgate.report.runner import statuses
 from shadowgate.storage.rows import AI_REQUESTS
@@ -54,6 +65,8 @@ log = logging.getLogger(__name__)
 MAX_QUEUE = 10_000
 HEALTH_EVERY = 5.0
 CROWD_DAYS = 30
+HELD_CALLS = "held_calls"  # the queue's table name for an MCP call put on hold
+APPROVAL_EVENTS = {DENIED: "mcp_approval_denied", TIMEOUT: "mcp_approval_timeout", ABANDONED: "mcp_approval_timeout"}
 
 
 @dataclass(slots=True)
@@ -65,6 +78,7 @@ class Alert:
     user: str | None = None
     host: str | None = None
     provider: str | None = None
+    request_id: str | None = None  # the call behind it, when there is one
 
 
 class AlertEngine:
@@ -94,12 +108,16 @@ class AlertEngine:
         self._rows_dropped_seen = 0
         self._siem_lost_seen = 0
         self._otel_dropped_seen = 0
+        self._drop_logged = 0.0
 
     # --- event loop ---------------------------------------------------------------------------
 
     def put(self, table: str, row: Any) -> None:
         if len(self._queue) >= MAX_QUEUE:
             self.dropped += 1
+            if time.monotonic() - self._drop_logged > 30:
+                self._drop_logged = time.monotonic()
+                log.error("shadowgate: the alerts are %d rows behind; %d rows not looked at", MAX_QUEUE, self.dropped)
             return
         self._queue.append((table, row))
 
@@ -201,6 +219,10 @@ class AlertEngine:
             if row.inspect_note == PINNED_PASSED_NOTE:
                 found.append(Alert("pinned_passthrough", f"{who}|{row.host}", f"Pinned client passed through: {row.host}",
                                    f"a client of {who} pins certificates; its traffic to {row.host} is not inspected", who, row.host, provider))  # fmt: skip
+        elif table == HELD_CALLS:
+            found.append(_held(row))
+        elif table == MCP_CALLS.name and row.decision in APPROVAL_EVENTS:
+            found.append(_approval_end(row))
         elif table == MCP_CALLS.name and row.decision in ("block", "would_block"):
             who = row.user_name or row.client_ip or "?"
             found.append(Alert("mcp_refusal", f"{who}|{row.host}|{row.tool_name}", f"MCP call refused: {row.tool_name or row.method}",
@@ -209,6 +231,8 @@ class AlertEngine:
             who = row.user_name or "?"
             found.append(Alert("mcp_refusal", f"{who}|{row.host}|{row.tool_name}", f"MCP tool hidden: {row.tool_name}",
                                f"the tool {row.tool_name} of {row.host} was withheld from {who}; rule {row.rule_id}", who, row.host))  # fmt: skip
+        for alert in found:  # the call that raised it: ai_requests / mcp_calls request_id, the SIEM's event.id
+            alert.request_id = alert.request_id or getattr(row, "request_id", None)
         return found
 
     def _crowd(self, policy: AlertsPolicy, provider: str | None, category: str | None, who: str, host: str | None) -> list[Alert]:  # fmt: skip
@@ -283,8 +307,12 @@ class AlertEngine:
             self._deliver(rule, alert, policy, self._suppressed.pop(key, 0))
 
     def _deliver(self, rule: AlertRule, alert: Alert, policy: AlertsPolicy, suppressed: int) -> None:
+        alert = _writable(alert)
         fields = {"event": alert.event, "rule": rule.id, "user": alert.user, "host": alert.host,
                   "app": alert.provider, "proxy": HOSTNAME, "suppressed": suppressed or None}  # fmt: skip
+        row = AlertRow(utc_from_timestamp(time.time()), rule.id, alert.event, alert.key, f"{alert.title}: {alert.text}",
+                       alert.user, alert.host, alert.provider, ",".join(rule.to), suppressed=suppressed)  # fmt: skip
+        alert_id = uuid.uuid4().hex
         errors = []
         for name in rule.to:
             dest = policy.destinations[name]
@@ -297,25 +325,56 @@ class AlertEngine:
                     body = alert.text + "\n\n" + "\n".join(f"{k}: {v}" for k, v in fields.items() if v is not None)
                     send_mail(server, dest.sender, dest.email, f"[shadowgate] {alert.title}", body)
                 elif dest.syslog:
-                    send_syslog(dest.syslog, self._syslog_event(rule, alert))
+                    send_syslog(dest.syslog, alert_event(row, alert_id, alert.request_id))
             except DeliveryError as e:
                 errors.append(f"{name}: {e}")
+            except Exception as e:  # a bug here fails this destination, not the alert's others or its record
+                log.exception("shadowgate: alert %s: destination %s failed", rule.id, name)
+                errors.append(f"{name}: {type(e).__name__}")
         self.raised += 1
         if errors:
             self.failed += 1
             log.error("shadowgate: alert %s not delivered: %s", rule.id, "; ".join(errors))
+        row.delivered = not errors
+        row.delivery_error = "; ".join(errors)[:1000] or None
+        feed = self.siem_feed()
+        if feed is not None:  # delivery errors stay out: the alerts table and the log have them
+            feed.put_event(alert_event(row, alert_id, alert.request_id))
         writer = self.settings.writer
         if writer is not None:
-            row = AlertRow(utc_from_timestamp(time.time()), rule.id, alert.event, alert.key, f"{alert.title}: {alert.text}",
-                           alert.user, alert.host, alert.provider, ",".join(rule.to), not errors,
-                           "; ".join(errors)[:1000] or None, suppressed)  # fmt: skip
             writer.submit(ALERTS.name, row)
 
-    @staticmethod
-    def _syslog_event(rule: AlertRule, alert: Alert) -> dict[str, Any]:
-        row = AlertRow(utc_from_timestamp(time.time()), rule.id, alert.event, alert.key, None, alert.user, alert.host,
-                       alert.provider)  # fmt: skip
-        event = event_of(ALERTS.name, row)
-        event["event"].update(kind="alert", action=f"alert_{alert.event}", severity=6)
-        event["message"] = f"{alert.title}: {alert.text}"
-        return event
+
+def _writable(alert: Alert) -> Alert:
+    """Names from clients may hold lone surrogates (an MCP tool "\\ud800"): U+FFFD for mail and files."""
+    texts = {k: as_utf8(v) for k in ("key", "title", "text", "user", "host") if isinstance(v := getattr(alert, k), str)}
+    return replace(alert, **texts)
+
+
+def _held(held: HeldCall) -> Alert:
+    tool = held.tool or "(no tool name)"
+    return Alert("mcp_approval_requested", f"{held.requester}|{held.host}|{held.tool}",
+                 f"MCP call held for approval: {tool}",
+                 f"{held.requester}'s agent called {tool} on {held.host} ({held.reason}); it waits for an approver",
+                 held.requester, held.host, request_id=held.request_id)  # fmt: skip
+
+
+def _approval_end(row: Any) -> Alert:
+    """A held call that did not go on: denied, refused without a decision, timed out, abandoned."""
+    who, tool, rule = row.user_name or row.client_ip or "?", row.tool_name or row.method, row.rule_id
+    call = f"{who}'s call to {tool} on {row.host}"
+    if row.decision == DENIED and row.approver:
+        title, text = f"MCP call denied: {tool}", f"{row.approver} denied {call}; rule {rule}"
+    elif row.decision == DENIED:
+        title = f"MCP call refused without a decision: {tool}"
+        text = f"no approver could be told of {call} (or holding it failed), so it was refused; rule {rule}"
+    elif row.decision == TIMEOUT:
+        title, text = (
+            f"MCP call not decided in time: {tool}",
+            f"no approver decided on {call} in time; refused; rule {rule}",
+        )
+    else:
+        title = f"MCP call abandoned while held: {tool}"
+        text = f"the client left while {call} waited for approval; it was not sent; rule {rule}"
+    return Alert(APPROVAL_EVENTS[row.decision], f"{who}|{row.host}|{row.tool_name}", title, text, who, row.host,
+                 request_id=row.request_id)  # fmt: skip

@@ -39,7 +39,10 @@ def webhook_payload(shape: str, title: str, text: str, fields: dict[str, Any], l
     """The JSON body for a webhook of this shape (json, slack, teams)."""
     shown = {k: v for k, v in fields.items() if v not in (None, "")}
     if shape == "slack":
-        facts = "\n".join(f"*{k}:* {v}" for k, v in shown.items())
+        # Names in the text come from clients (a user, a tool "merge_<https://x|Approve>"): Slack's
+        # control characters are escaped, so they show as typed and never become a link or @channel.
+        title, text = slack_text(title), slack_text(text)
+        facts = "\n".join(f"*{k}:* {slack_text(str(v))}" for k, v in shown.items())
         body = f"*{title}*\n{text}" + (f"\n{facts}" if facts else "") + (f"\n<{link}|Open>" if link else "")
         return {"text": f"{title}: {text}", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": body}}]}
     if shape == "teams":
@@ -60,6 +63,11 @@ def webhook_payload(shape: str, title: str, text: str, fields: dict[str, Any], l
             "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],
         }
     return {"title": title, "text": text, "fields": shown, **({"link": link} if link else {})}
+
+
+def slack_text(text: str) -> str:
+    """Text shown as written in a Slack message: &, < and > escaped, as Slack's formatting guide says."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def post_json(url: str, payload: dict, timeout: float = TIMEOUT) -> None:

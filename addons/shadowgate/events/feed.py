@@ -6,6 +6,9 @@ builds the events, renders each destination's lines and sends them. A destinatio
 keeps its lines and retries them with a growing pause (up to 30 s); what no longer fits its
 backlog is dropped and counted. Loss is counted and logged, never silent, and a dead SIEM
 never slows the proxy.
+
+Alerts arrive ready-made (put_event, from the alerts' thread) and travel with the rest; their
+losses are also counted on their own (`alerts_lost`), since an alert is what someone acts on.
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ from typing import Any
 
 from shadowgate.events.formats import render
 from shadowgate.events.schema import event_of
+from shadowgate.events.schema import get
 from shadowgate.events.transports import Destination
 from shadowgate.events.transports import Sink
 from shadowgate.events.transports import open_sink
+from shadowgate.events.transports import probe_file
 
 log = logging.getLogger(__name__)
 
 MAX_RETRY_PAUSE = 30.0
+EVENT = ""  # the queue's table name for an event built already (an alert)
 
 
 class _Outlet:
@@ -34,10 +40,11 @@ class _Outlet:
     def __init__(self, dest: Destination, sink: Sink, backlog: int) -> None:
         self.dest = dest
         self.sink = sink
-        self.waiting: collections.deque[str] = collections.deque()
+        self.waiting: collections.deque[tuple[str, bool]] = collections.deque()  # (line, an alert)
         self.backlog = backlog
         self.sent = 0
         self.dropped = 0
+        self.alerts_dropped = 0
         self.failures = 0
         self.retry_at = 0.0
         self.last_error: str | None = None
@@ -62,17 +69,39 @@ class EventFeed:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.queued = 0
-        self.dropped = 0  # the queue was full: the event never left the proxy
+        self.dropped = 0  # the queue was full, or the event could not be built: it never left the proxy
+        self.alerts_refused = 0  # alerts among them
         self._last_loss_log = 0.0
+        self._last_queue_log = 0.0
 
     # --- event loop ---------------------------------------------------------------------------
 
     def put(self, table: str, row: Any) -> None:
         if len(self._queue) >= self.max_queue:
-            self.dropped += 1
+            self._queue_full(alert=False)
             return
         self._queue.append((table, row))
         self.queued += 1
+
+    def put_event(self, event: dict[str, Any]) -> None:
+        """An event built already (an alert, from the alerts' thread)."""
+        if len(self._queue) >= self.max_queue:
+            self._queue_full(alert=True)
+            return
+        self._queue.append((EVENT, event))
+        self.queued += 1
+
+    def _queue_full(self, *, alert: bool) -> None:
+        self.dropped += 1
+        self.alerts_refused += alert
+        now = time.monotonic()
+        if now - self._last_queue_log > 30:  # once in a while: this runs on the event loop
+            self._last_queue_log = now
+            log.error(
+                "shadowgate: the SIEM feed's queue is full: %d events dropped so far (%d of them alerts)",
+                self.dropped,
+                self.alerts_refused,
+            )
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -91,8 +120,9 @@ class EventFeed:
         for outlet in self.outlets:
             outlet.sink.close()
         lost = self.dropped + sum(o.dropped + len(o.waiting) for o in self.outlets)
+        alerts = self.alerts_lost + sum(alert for o in self.outlets for _, alert in o.waiting)
         if lost:
-            log.error("shadowgate: the SIEM feed lost %d events", lost)
+            log.error("shadowgate: the SIEM feed lost %d events (%d of them alerts)", lost, alerts)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until the queue is empty and no destination has lines waiting (tests)."""
@@ -116,9 +146,32 @@ class EventFeed:
     def lost(self) -> int:
         return self.dropped + sum(o.dropped for o in self.outlets)
 
+    @property
+    def alerts_lost(self) -> int:
+        return self.alerts_refused + sum(o.alerts_dropped for o in self.outlets)
+
+    @property
+    def failing(self) -> int:
+        return sum(1 for o in self.outlets if o.last_error)
+
+    def problems(self) -> list[str]:
+        """The destinations failing now, with why; a file not failing yet is probed (can it be
+        appended to, is its disk full?). Blocking: health calls it on a thread."""
+        found = []
+        for outlet in self.outlets:
+            error = outlet.last_error
+            if error is None and outlet.dest.scheme == "file":
+                error = probe_file(outlet.dest.target)
+            if error:
+                found.append(f"siem {outlet.dest}: {error}")
+        return found
+
     # --- the thread ---------------------------------------------------------------------------
 
     def _run(self) -> None:
+        for outlet in self.outlets:  # said at start-up, not first when the first event is lost
+            if outlet.dest.scheme == "file" and (error := probe_file(outlet.dest.target)):
+                log.error("shadowgate: SIEM destination %s cannot be written (%s); its events wait", outlet.dest, error)
         while True:
             self._wake.wait(self.interval)
             self._wake.clear()
@@ -135,23 +188,38 @@ class EventFeed:
         queue = self._queue
         for _ in range(len(queue)):
             table, row = queue.popleft()
-            events.append(event_of(table, row))
+            try:
+                events.append(row if table == EVENT else event_of(table, row))
+            except Exception:  # one odd row must not take the batch with it
+                self.dropped += 1
+                log.exception("shadowgate: a SIEM event could not be built from a %s row; dropped", table or "alert")
         now = time.monotonic()
         for outlet in self.outlets:
             if events:
-                network = outlet.dest.network
-                outlet.waiting.extend(render(outlet.dest.fmt, e, network=network) for e in events)
-                over = len(outlet.waiting) - outlet.backlog
-                if over > 0:
-                    for _ in range(over):
-                        outlet.waiting.popleft()
-                    outlet.dropped += over
-                    self._report_loss(outlet, "its backlog is full")
+                self._render(outlet, events)
             if outlet.waiting and (now >= outlet.retry_at or final):
                 self._send(outlet, now)
 
+    def _render(self, outlet: _Outlet, events: list[dict[str, Any]]) -> None:
+        network = outlet.dest.network
+        for event in events:
+            try:
+                line = render(outlet.dest.fmt, event, network=network)
+            except Exception:
+                outlet.dropped += 1
+                log.exception("shadowgate: a SIEM event could not be written as %s; dropped", outlet.dest.fmt)
+                continue
+            outlet.waiting.append((line, get(event, "event.kind") == "alert"))
+        over = len(outlet.waiting) - outlet.backlog
+        if over > 0:
+            for _ in range(over):
+                _, alert = outlet.waiting.popleft()
+                outlet.alerts_dropped += alert
+            outlet.dropped += over
+            self._report_loss(outlet, "its backlog is full")
+
     def _send(self, outlet: _Outlet, now: float) -> None:
-        lines = list(outlet.waiting)
+        lines = [line for line, _ in outlet.waiting]
         try:
             outlet.sink.send(lines)
         except Exception as e:  # OSError, ssl errors, a refused connection: keep and retry
@@ -175,4 +243,10 @@ class EventFeed:
         now = time.monotonic()
         if now - self._last_loss_log > 30:
             self._last_loss_log = now
-            log.error("shadowgate: SIEM destination %s dropped %d events so far: %s", outlet.dest, outlet.dropped, why)
+            log.error(
+                "shadowgate: SIEM destination %s: %d events dropped so far (%d of them alerts): %s",
+                outlet.dest,
+                outlet.dropped,
+                outlet.alerts_dropped,
+                why,
+            )

@@ -184,9 +184,15 @@ def exposition(m: Metrics, ready: bool, writer: Any, addons: Any) -> str:
             feed.sent if feed else 0)  # fmt: skip
     out.one("shadowgate_siem_events_dropped_total", "counter", "SIEM events lost (queue or backlog full)",
             feed.lost if feed else 0)  # fmt: skip
+    out.one("shadowgate_siem_alerts_dropped_total", "counter", "alerts among the SIEM events lost",
+            feed.alerts_lost if feed else 0)  # fmt: skip
+    out.one("shadowgate_siem_destinations_failing", "gauge", "SIEM destinations whose last send failed",
+            feed.failing if feed else 0)  # fmt: skip
     engine = getattr(addons.get("shadowgate_alerts"), "engine", None)
     out.one("shadowgate_alerts_total", "counter", "alerts raised", engine.raised if engine else 0)
     out.one("shadowgate_alerts_failed_total", "counter", "alerts a destination refused", engine.failed if engine else 0)
+    out.one("shadowgate_alerts_dropped_total", "counter", "rows the alerts could not look at (their queue was full)",
+            engine.dropped if engine else 0)  # fmt: skip
     pipeline = getattr(addons.get("shadowgate_telemetry"), "_pipeline", None)
     out.one(
         "shadowgate_otel_events_dropped_total",

@@ -18,10 +18,12 @@ from typing import Any
 
 from shadowgate import __version__
 from shadowgate.storage.rows import AI_REQUESTS
+from shadowgate.storage.rows import ALERTS
 from shadowgate.storage.rows import MCP_CALLS
 from shadowgate.storage.rows import MCP_TOOLS
 from shadowgate.storage.rows import POLICY_EVENTS
 from shadowgate.storage.rows import AiRequest
+from shadowgate.storage.rows import AlertRow
 from shadowgate.storage.rows import McpCallRow
 from shadowgate.storage.rows import McpToolRow
 from shadowgate.storage.rows import PolicyEvent
@@ -50,6 +52,7 @@ SEVERITY = {
     "budget_near": 4,
     "allow": 1,
 }
+ALERT_SEVERITY = 6
 HOSTNAME = socket.gethostname()
 
 
@@ -98,10 +101,14 @@ def action_of(table: str, row: Any) -> str:
         return "mcp_injection" if row.injection_flags else "mcp_allow"
     if table == MCP_TOOLS.name:
         return "mcp_tool_filtered"
+    if table == ALERTS.name:
+        return f"alert_{row.event}"
     return str(row.event)
 
 
 def severity_of(action: str) -> int:
+    if action.startswith("alert_"):
+        return ALERT_SEVERITY
     return SEVERITY.get(action.removeprefix("would_"), 3 if action.startswith("would_") else 4)
 
 
@@ -137,7 +144,7 @@ def event_of(table: str, row: Any) -> dict[str, Any]:
         table, table.removesuffix("s")
     )
     doc["event"] = {
-        "kind": "event",
+        "kind": "alert" if table == ALERTS.name else "event",
         "category": ["network"],
         "type": ["denied"] if _outcome(action) == "failure" else ["info"],
         "action": action,
@@ -178,7 +185,29 @@ def event_of(table: str, row: Any) -> dict[str, Any]:
     elif isinstance(row, PolicyEvent):
         _put(doc, "shadowgate.provider", row.provider)
         _put(doc, "event.reason", row.detail)
+    elif isinstance(row, AlertRow):
+        _alert_fields(doc, row)
+        return doc
     doc["message"] = message_of(doc)
+    return doc
+
+
+def _alert_fields(doc: dict[str, Any], row: AlertRow) -> None:
+    _put(doc, "shadowgate.provider", row.provider)
+    _put(doc, "shadowgate.alert.event", row.event)
+    _put(doc, "shadowgate.alert.key", row.alert_key)
+    _put(doc, "shadowgate.alert.destinations", row.destinations.split(",") if row.destinations else None)
+    _put(doc, "shadowgate.alert.delivered", row.delivered)
+    _put(doc, "shadowgate.alert.suppressed", row.suppressed or None)
+    doc["message"] = row.summary or f"alert {row.event}: {row.alert_key}"
+
+
+def alert_event(row: AlertRow, alert_id: str, request_id: str | None = None) -> dict[str, Any]:
+    """An alert as an event (kind `alert`, action `alert_<event>`): the same one goes to a syslog
+    destination and into the SIEM feed, under one event.id. request_id: the call behind it."""
+    doc = event_of(ALERTS.name, row)
+    _put(doc, "event.id", alert_id)
+    _put(doc, "shadowgate.alert.request_id", request_id)
     return doc
 
 

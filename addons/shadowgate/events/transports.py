@@ -9,7 +9,9 @@ Every method here runs on the feed's thread, never on the event loop.
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import socket
 import ssl
 import sys
@@ -22,6 +24,7 @@ from shadowgate.events.formats import FORMATS
 NETWORK_SCHEMES = ("udp", "tcp", "tls")
 MAX_DATAGRAM = 65_000  # a UDP payload must fit one datagram; longer messages are cut
 CONNECT_TIMEOUT = 5.0
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,33 +73,93 @@ class Sink:
         pass
 
 
+def as_utf8(text: str) -> str:
+    """The text with any lone surrogate as U+FFFD: writable as UTF-8 anywhere (a file, a mail header)."""
+    return wire_bytes(text).decode("utf-8")
+
+
+def wire_bytes(line: str) -> bytes:
+    """A line as UTF-8. A lone surrogate (a header's undecodable byte, a "\\ud800" escape in a JSON
+    body) becomes U+FFFD: one such value must not make every later line unsendable."""
+    try:
+        return line.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub("\ufffd", line).encode("utf-8")
+
+
 class FileSink(Sink):
-    """Appends; reopens a file that was renamed or deleted (logrotate's default create mode)."""
+    """Appends whole lines; reopens a file that was renamed or deleted (logrotate's default create mode).
+
+    Written with os.write on an O_APPEND descriptor, so nothing waits in a buffer to reappear later.
+    A write that fails half way (a full disk) is cut back to where it began, so the file never holds
+    half a line and the feed's retry writes each line once; where the cut is not possible the next
+    write starts on a new line."""
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self._file: TextIO | None = None
+        self._fd: int | None = None
         self._inode: tuple[int, int] | None = None
+        self._torn = False  # a partial line may end the file
 
-    def send(self, lines: list[str]) -> None:
+    def _open(self) -> int:
         try:
             st = os.stat(self.path)
             current: tuple[int, int] | None = (st.st_dev, st.st_ino)
         except FileNotFoundError:
             current = None
-        if self._file is None or current != self._inode:
+        if self._fd is None or current != self._inode:
             self.close()
-            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
-            self._file = open(self.path, "a", encoding="utf-8")
-            st = os.fstat(self._file.fileno())
+            self._fd = _open_append(self.path)
+            st = os.fstat(self._fd)
             self._inode = (st.st_dev, st.st_ino)
-        self._file.write("".join(line + "\n" for line in lines))
-        self._file.flush()
+        return self._fd
+
+    def send(self, lines: list[str]) -> None:
+        fd = self._open()
+        data = memoryview((b"\n" if self._torn else b"") + b"".join(wire_bytes(line) + b"\n" for line in lines))
+        start = os.fstat(fd).st_size
+        try:
+            while data:
+                data = data[os.write(fd, data) :]
+        except OSError:
+            self._cut(fd, start)
+            raise
+        self._torn = False
+
+    def _cut(self, fd: int, start: int) -> None:
+        try:
+            if os.fstat(fd).st_size > start:
+                os.ftruncate(fd, start)
+        except OSError:  # not a regular file, or the cut failed too
+            self._torn = True
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _open_append(path: str) -> int:
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    except OSError:
+        pass  # the open says why better ("Not a directory" rather than "File exists")
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+
+def probe_file(path: str) -> str | None:
+    """Why the feed could not append to this file now, or None (blocking: run on a thread)."""
+    try:
+        fd = _open_append(path)
+        try:
+            st = os.fstatvfs(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        return os.strerror(e.errno) if e.errno else str(e)
+    if os.path.isfile(path) and st.f_bavail == 0:
+        return os.strerror(errno.ENOSPC)
+    return None
 
 
 class StdoutSink(Sink):
@@ -104,7 +167,7 @@ class StdoutSink(Sink):
         self.stream = stream or sys.stdout
 
     def send(self, lines: list[str]) -> None:
-        self.stream.write("".join(line + "\n" for line in lines))
+        self.stream.write("".join(wire_bytes(line).decode("utf-8") + "\n" for line in lines))
         self.stream.flush()
 
 
@@ -121,7 +184,7 @@ class UdpSink(Sink):
             self._sock = socket.socket(family, kind, proto)
             self._sock.connect(address)
         for line in lines:
-            self._sock.send(line.encode("utf-8")[:MAX_DATAGRAM])
+            self._sock.send(wire_bytes(line)[:MAX_DATAGRAM])
 
     def close(self) -> None:
         if self._sock is not None:
@@ -139,7 +202,7 @@ class StreamSink(Sink):
         self._sock: socket.socket | None = None
 
     def _frame(self, line: str) -> bytes:
-        data = line.encode("utf-8")
+        data = wire_bytes(line)
         return b"%d %s" % (len(data), data) if self.octet_counted else data + b"\n"
 
     def send(self, lines: list[str]) -> None:

@@ -27,6 +27,7 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from pathlib import Path
@@ -161,6 +162,18 @@ class Held:
     local: Decided | None = None  # a decision made on this instance, or the client leaving
 
 
+@dataclass(frozen=True, slots=True)
+class HeldCall:
+    """What the alerts learn of a call put on hold: who, where, which tool and why, never its arguments."""
+
+    request_id: str
+    requester: str
+    host: str
+    server: str | None
+    tool: str | None
+    reason: str
+
+
 @dataclass(slots=True)
 class HoldRequest:
     """What the stage asks: hold this call (its arguments as they will be sent)."""
@@ -178,6 +191,7 @@ class Approvals:
         self.held: dict[str, Held] = {}
         self.store: ApprovalStore | None = None
         self.secret = b""
+        self.on_hold: list[Callable[[HeldCall], None]] = []  # told on the event loop: O(1) each
 
     def configure(self, folder: Path, secret: bytes) -> None:
         self.store = ApprovalStore(folder)
@@ -232,6 +246,8 @@ class Approvals:
         self.held[call_id] = held
         try:
             await asyncio.to_thread(store.publish, call_id, summary)
+            server = call.server.id if call.server is not None else None
+            self._tell(HeldCall(call_id, requester, call.host, server, call.tool_name, request.reason))
             link = self.link(policy, call_id, digest, expires)
             errors = await asyncio.to_thread(notify, policy, alerts, summary, link)
             if len(errors) == len(policy.notify):
@@ -240,6 +256,13 @@ class Approvals:
             return await self._wait(held, store, deadline)
         finally:
             del self.held[call_id]
+
+    def _tell(self, held: HeldCall) -> None:
+        for listener in self.on_hold:
+            try:
+                listener(held)
+            except Exception:  # an alert's bug must not refuse the call it is about
+                log.exception("shadowgate: telling of a held MCP call failed")
 
     async def _wait(self, held: Held, store: ApprovalStore, deadline: float) -> Decided:
         call_id = held.call.request_id

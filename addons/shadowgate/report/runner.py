@@ -195,6 +195,9 @@ def build_report(
             # training setting of the service's worst plan tier, the one a shadow user is usually on.
             "provider_risk": {p.id: p.risk for p in providers},
             "provider_training": {p.id: p.facts.worst_training for p in providers},
+            # Renamed, acquired, retiring or retired (config/catalog_lifecycle.py): traffic to such a
+            # service is still matched and counted, and the table says what became of it.
+            "provider_lifecycle": {p.id: p.lifecycle.describe() for p in providers if p.lifecycle},
         },
     )
     for query in load_queries() if queries is None else queries:

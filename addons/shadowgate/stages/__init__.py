@@ -90,7 +90,7 @@ def default_addons() -> list[Any]:
         AnswerStream(settings),
         record,
         siem,
-        Alerts(settings, record, siem, telemetry),
+        Alerts(settings, record, siem, telemetry, approvals),
         telemetry,
     ]
 

@@ -5,8 +5,11 @@ second listener to secure. /live says the event loop answers. /ready (the defaul
 configured control can work, with 503 and the reasons when one cannot: the catalog and the
 fingerprint key are loaded; the writer can store rows (a probe file in its segments directory and
 its last write); every enforced redirect rule has its gateway key. A proxy that answers every
-redirected call with 403 because the key variable is unset is not ready. /metrics answers the
-same checks and the proxy's counters in the Prometheus text format (events/metrics.py).
+redirected call with 403 because the key variable is unset is not ready. A SIEM destination that
+fails (or a feed file that cannot be appended to) is a warning, or with shadowgate_siem_required a
+problem: a SIEM outage shared by every instance must not take them all out of a balancer unless
+the deployment says so. /metrics answers the same checks and the proxy's counters in the
+Prometheus text format (events/metrics.py).
 """
 
 from __future__ import annotations
@@ -68,8 +71,8 @@ class Health:
             return self._answer_metrics(flow)
         return self._answer_ready(flow)
 
-    async def _problems(self) -> list[str]:
-        """Why the proxy is not ready; empty when it is."""
+    async def _problems(self) -> tuple[list[str], list[str]]:
+        """Why the proxy is not ready (empty when it is), and what is broken without making it so."""
         settings = self.settings
         writer = settings.writer
         problems = []
@@ -87,16 +90,23 @@ class Health:
             elif writer.last_error:
                 problems.append(f"storage: {writer.last_error}")
         problems.extend(enforcement_problems(settings.policy))
-        return problems
+        master = getattr(ctx, "master", None)  # absent in a bare unit test
+        siem = master.addons.get("shadowgate_siem") if master is not None else None
+        feed = getattr(siem, "feed", None)
+        siem_problems = await asyncio.to_thread(feed.problems) if feed is not None else []
+        if getattr(siem, "required", False):
+            return problems + siem_problems, []
+        return problems, siem_problems
 
     async def _answer_ready(self, flow: http.HTTPFlow) -> None:
-        problems = await self._problems()
+        problems, warnings = await self._problems()
         settings = self.settings
         writer = settings.writer
         policy = settings.policy
         body = {
             "status": "ready" if not problems else "degraded",
             "problems": problems,
+            "warnings": warnings,
             "policy": policy.source,
             "mode": policy_mode(policy),
             "rules": len(policy.rules),
@@ -107,7 +117,7 @@ class Health:
         flow.response = _json(200 if not problems else 503, body)
 
     async def _answer_metrics(self, flow: http.HTTPFlow) -> None:
-        problems = await self._problems()
+        problems, _ = await self._problems()
         m = self.metrics
         writer = self.settings.writer
         if writer is not None and m.storage_due():

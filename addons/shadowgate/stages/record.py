@@ -84,6 +84,18 @@ class Record:
         if "shadowgate_db" in updated and not rolling_back:
             self._open_writer(expand_path(ctx.options.shadowgate_db))
 
+    def running(self) -> None:
+        # A master that registers the addons before setting the options announces only the options
+        # it was given, so configure() may never have seen shadowgate_db (`shadowgate proxy`
+        # passes it for this reason). A proxy that records nothing must not run: open the
+        # default now, or stop.
+        if self.writer is None:
+            try:
+                self._open_writer(expand_path(ctx.options.shadowgate_db))
+            except exceptions.OptionsError as e:
+                log.error("shadowgate: %s; stopping, a proxy that records nothing is not started", e)
+                ctx.master.shutdown()
+
     def done(self) -> None:
         # SIGTERM runs done(): every row submitted so far is sealed before the process exits.
         if self.writer is not None:

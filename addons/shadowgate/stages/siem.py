@@ -21,10 +21,13 @@ from typing import Any
 from mitmproxy import ctx
 from mitmproxy import exceptions
 
+from shadowgate.events.alerts import HELD_CALLS
 from shadowgate.events.alerts import AlertEngine
 from shadowgate.events.feed import EventFeed
 from shadowgate.events.schema import wanted
 from shadowgate.events.transports import parse_destination
+from shadowgate.mcp.approval import Approvals
+from shadowgate.mcp.approval import HeldCall
 from shadowgate.stages.record import Record
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.storage.schema import ALL_TABLES
@@ -53,6 +56,7 @@ class Siem:
         self.settings = settings
         self.feed: EventFeed | None = None
         self.every_call = False
+        self.required = False
         record.listeners.append(self.row_submitted)
 
     def load(self, loader) -> None:
@@ -84,8 +88,18 @@ class Siem:
             "",
             "CA bundle that verifies tls:// SIEM destinations (default: the system's).",
         )
+        loader.add_option(
+            "shadowgate_siem_required",
+            bool,
+            False,
+            "A failing SIEM destination (a full disk, an unwritable feed file, a SIEM that refuses) makes "
+            "the proxy not ready (/ready answers 503). Off: it is a warning in /ready's answer and in the "
+            "metrics, and the proxy stays ready.",
+        )
 
     def configure(self, updated: set[str]) -> None:
+        if "shadowgate_siem_required" in updated:
+            self.required = ctx.options.shadowgate_siem_required
         if not set(SIEM_OPTIONS) & updated:
             return
         if ctx.options.shadowgate_siem_queue < 1:
@@ -124,7 +138,14 @@ class Siem:
 class Alerts:
     name = "shadowgate_alerts"
 
-    def __init__(self, settings: ShadowgateSettings, record: Record, siem: Siem, telemetry: Any = None) -> None:
+    def __init__(
+        self,
+        settings: ShadowgateSettings,
+        record: Record,
+        siem: Siem,
+        telemetry: Any = None,
+        approvals: Approvals | None = None,
+    ) -> None:
         self.settings = settings
         self.siem = siem
         # The OTLP export's queue losses (its pipeline exists only while export is on).
@@ -132,6 +153,8 @@ class Alerts:
             settings, lambda: siem.feed, lambda: getattr(getattr(telemetry, "_pipeline", None), "dropped", 0)
         )
         record.listeners.append(self.row_submitted)
+        if approvals is not None:
+            approvals.on_hold.append(self.call_held)
 
     def running(self) -> None:
         self.engine.start()
@@ -142,3 +165,7 @@ class Alerts:
     def row_submitted(self, table: str, row: Any) -> None:
         if self.settings.policy.alerts is not None:
             self.engine.put(table, as_row(table, row))
+
+    def call_held(self, held: HeldCall) -> None:
+        if self.settings.policy.alerts is not None:
+            self.engine.put(HELD_CALLS, held)
