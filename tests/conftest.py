@@ -43,6 +43,7 @@ from tests.support.forked import start_mitmdump
 from tests.support.option_control import CONTROL_HOST
 from tests.support.option_control import ENVIRON_HEADER
 from tests.support.option_control import HEADER as OPTIONS_HEADER
+from tests.support.schedule import slowest_files_first
 
 ROOT = Path(__file__).resolve().parent.parent
 cache_bytecode(ROOT)  # before the workers, the fork server and any command start
@@ -392,6 +393,8 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         option.numprocesses = int(os.environ.get("SG_TEST_WORKERS", DEFAULT_WORKERS))
         if option.numprocesses:
             option.dist = "loadfile"
+            option.loadscopereorder = False  # the files in the order the workers collected them:
+            # the longest first (tests/support/schedule.py), not those with the most tests
 
 
 # Tests that start a proxy (or the whole demo) through a command rather than the fixtures above.
@@ -404,9 +407,13 @@ PROXY_BY_COMMAND = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark `e2e` every test that starts a real proxy: each proxy fixture (proxy, fresh_proxy and
-    the modules' own, which call start_proxy) needs the fake upstream and the test CA."""
+    the modules' own, which call start_proxy) needs the fake upstream and the test CA. In an xdist
+    worker, the slowest files come first (every worker sorts alike, as xdist requires)."""
+    if hasattr(config, "workerinput"):
+        slowest_files_first(items, ROOT)
     for item in items:
         uses = set(getattr(item, "fixturenames", ()))
         if uses & {"upstream", "test_ca"} or item.nodeid.startswith(PROXY_BY_COMMAND):
