@@ -37,12 +37,16 @@ import trustme
 
 from shadowgate.demo.fakeupstream import FakeUpstream
 from shadowgate.demo.fakeupstream import load_cases
+from tests.support.bytecode import cache_bytecode
 from tests.support.forked import ForkedMitmdump
 from tests.support.forked import start_mitmdump
 from tests.support.option_control import CONTROL_HOST
+from tests.support.option_control import ENVIRON_HEADER
 from tests.support.option_control import HEADER as OPTIONS_HEADER
+from tests.support.schedule import slowest_files_first
 
 ROOT = Path(__file__).resolve().parent.parent
+cache_bytecode(ROOT)  # before the workers, the fork server and any command start
 MITMDUMP = str(Path(sys.executable).parent / "mitmdump")
 DEBUG_ARGS = ["--set", "termlog_verbosity=debug"] if os.environ.get("SG_DEBUG") else []
 OPTION_CONTROL = ROOT / "tests" / "support" / "option_control.py"
@@ -110,31 +114,42 @@ class Proxy:
     control_port: int | None = None
     # log() starts here: a test sharing the session proxy reads only what was logged in its time.
     log_offset: int = 0
+    # The harness's control requests pass its proxy authentication (any user, or none).
+    controllable: bool = True
     # One kept-alive connection for option changes, opened on first use: its connect and
     # disconnect are logged once, not around every change (test_logs counts those lines).
     _control: httpx.Client | None = field(default=None, init=False, repr=False)
 
     def set_options(self, values: dict, user: str = "sg-options") -> dict:
         """Apply option values at run time; returns the previous values. Raises OptionRejected."""
+        return self._change(values, {}, user)[0]
+
+    def _control_client(self, user: str = "sg-options") -> httpx.Client:
         if self._control is None:
             self._control = httpx.Client(
                 proxy=f"http://{user}:pw@127.0.0.1:{self.control_port or self.port}",
                 timeout=30,
                 limits=httpx.Limits(max_keepalive_connections=1, keepalive_expiry=None),
             )
-        response = self._control.get(f"http://{CONTROL_HOST}/", headers={OPTIONS_HEADER: json.dumps(values)})
+        return self._control
+
+    def _change(self, values: dict, environ: dict, user: str = "sg-options") -> tuple[dict, dict]:
+        """Set the proxy's environment, then its options: (previous options, previous environment)."""
+        headers = {OPTIONS_HEADER: json.dumps(values), ENVIRON_HEADER: json.dumps(environ)}
+        response = self._control_client(user).get(f"http://{CONTROL_HOST}/", headers=headers)
         if response.status_code != 200:
             raise OptionRejected(response.json()["error"])
-        return response.json()["previous"]
+        return response.json()["previous"], response.json()["environ"]
 
     @contextlib.contextmanager
-    def options(self, **values) -> Iterator[Proxy]:
-        """These options for the block, then the previous values again."""
-        previous = self.set_options(values)
+    def options(self, environ: dict[str, str | None] | None = None, **values) -> Iterator[Proxy]:
+        """These options (and environment variables, None to remove one) for the block, then the
+        previous values again."""
+        previous, previous_environ = self._change(values, environ or {})
         try:
             yield self
         finally:
-            self.set_options(previous)
+            self._change(previous, previous_environ)
 
     @property
     def ca_pem(self) -> Path:
@@ -163,13 +178,24 @@ class Proxy:
         """The HTTP client the official openai and anthropic SDKs take (they moved to httpx2)."""
         return httpx2.Client(proxy=self.url(user), verify=self.ssl_context(), timeout=30, **kwargs)
 
+    def flush(self) -> None:
+        """Have the running proxy seal the rows submitted so far, instead of waiting for the
+        writer's one-second clock (tests/support/option_control.py). A stopped proxy: nothing."""
+        if not self.controllable or not self.alive():
+            return
+        try:
+            self._control_client().get(f"http://{CONTROL_HOST}/flush")
+        except httpx.HTTPError:
+            pass  # stopping, or not answering: the rows are read as they are
+
     def rows(
         self, sql_where: str = "true", expect: int | None = None, timeout: float = 10.0, table: str = "ai_requests"
     ) -> list[dict]:
-        """Rows of a table (ai_requests by default), waiting until `expect` rows match (the writer
-        seals every second)."""
+        """Rows of a table (ai_requests by default), sealed on request (flush), waiting until
+        `expect` rows match."""
         deadline = time.monotonic() + timeout
         while True:
+            self.flush()
             con = duckdb.connect(str(self.db), read_only=True)
             try:
                 order = "ts" if table in ("policy_events", "host_sightings") else "ts, request_id"
@@ -180,7 +206,7 @@ class Proxy:
                 con.close()
             if expect is None or len(found) >= expect or time.monotonic() > deadline:
                 return found
-            time.sleep(0.2)
+            time.sleep(0.1)
 
     def log(self) -> str:
         with open(self.log_path, "rb") as f:
@@ -272,7 +298,7 @@ def start_proxy(
     if "error in script" in log_path.read_text(errors="replace"):
         process.wait(60)
         raise RuntimeError(f"mitmdump exited with {process.returncode}:\n{log_path.read_text()}")
-    return Proxy(port, confdir, db, process, log_path, test_ca_pem)
+    return Proxy(port, confdir, db, process, log_path, test_ca_pem, controllable=proxyauth in ("any", ""))
 
 
 @pytest.fixture(scope="session")
@@ -285,21 +311,25 @@ def proxy(tmp_path_factory, upstream, test_ca) -> Iterator[Proxy]:
 
 @pytest.fixture
 def proxy_with(proxy, tmp_path) -> Iterator[Callable[..., Proxy]]:
-    """proxy_with(policy=None, **options): the session proxy with these options (and this policy
-    text as shadowgate_policy) and a database of its own until the test ends, so that its rows,
-    segments and log() are the test's alone, as with a proxy of its own, without the start."""
+    """proxy_with(policy=None, environ=None, **options): the session proxy with these options (and
+    this policy text as shadowgate_policy, these environment variables) and a database of its own
+    until the test ends, so that its rows, segments and log() are the test's alone, as with a proxy
+    of its own, without the start. Its memory (pinned clients, budgets, coach consent) is shared
+    with the session: give each test users of its own."""
     with contextlib.ExitStack() as stack:
         count = itertools.count()
 
-        def apply(policy: str | None = None, **options) -> Proxy:
+        def apply(policy: str | None = None, environ: dict[str, str | None] | None = None, **options) -> Proxy:
             db = tmp_path / f"own{next(count)}" / "shadowgate.duckdb"
             db.parent.mkdir()
             if policy is not None:
                 (db.parent / "policy.yaml").write_text(policy)
                 options["shadowgate_policy"] = str(db.parent / "policy.yaml")
             offset = proxy.log_path.stat().st_size
-            stack.enter_context(proxy.options(shadowgate_db=str(db), **options))
-            return dataclasses.replace(proxy, db=db, log_offset=offset)
+            stack.enter_context(proxy.options(environ, shadowgate_db=str(db), **options))
+            own = dataclasses.replace(proxy, db=db, log_offset=offset)
+            own._control = proxy._control_client()  # one kept-alive control connection, not one per test
+            return own
 
         yield apply
 
@@ -363,6 +393,8 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
         option.numprocesses = int(os.environ.get("SG_TEST_WORKERS", DEFAULT_WORKERS))
         if option.numprocesses:
             option.dist = "loadfile"
+            option.loadscopereorder = False  # the files in the order the workers collected them:
+            # the longest first (tests/support/schedule.py), not those with the most tests
 
 
 # Tests that start a proxy (or the whole demo) through a command rather than the fixtures above.
@@ -375,9 +407,13 @@ PROXY_BY_COMMAND = (
 )
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+@pytest.hookimpl(trylast=True)  # after pytest's own reordering by fixture parameters
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark `e2e` every test that starts a real proxy: each proxy fixture (proxy, fresh_proxy and
-    the modules' own, which call start_proxy) needs the fake upstream and the test CA."""
+    the modules' own, which call start_proxy) needs the fake upstream and the test CA. In an xdist
+    worker, the slowest files come first (every worker sorts alike, as xdist requires)."""
+    if hasattr(config, "workerinput"):
+        slowest_files_first(items, ROOT)
     for item in items:
         uses = set(getattr(item, "fixturenames", ()))
         if uses & {"upstream", "test_ca"} or item.nodeid.startswith(PROXY_BY_COMMAND):

@@ -84,28 +84,12 @@ users:
 """
 
 
-@pytest.fixture(scope="module")
-def enforcing(tmp_path_factory, upstream, test_ca):
-    from tests.conftest import start_proxy
-
-    folder = tmp_path_factory.mktemp("enforce")
-    (folder / "policy.yaml").write_text(POLICY)
-    (folder / "users.yaml").write_text(USERS)
-    import os
-
-    os.environ["SG_TEST_GATEWAY_KEY"] = GATEWAY_KEY  # inherited by mitmdump
-    proxy = start_proxy(
-        folder / "p",
-        upstream,
-        test_ca,
-        "--set",
-        f"shadowgate_policy={folder / 'policy.yaml'}",
-        "--set",
-        f"shadowgate_users={folder / 'users.yaml'}",
-    )
-    yield proxy
-    proxy.stop()
-    del os.environ["SG_TEST_GATEWAY_KEY"]
+@pytest.fixture
+def enforcing(proxy_with, tmp_path):
+    users = tmp_path / "users.yaml"
+    users.write_text(USERS)
+    # The gateway key is read from the proxy's environment when a request is redirected.
+    return proxy_with(POLICY, environ={"SG_TEST_GATEWAY_KEY": GATEWAY_KEY}, shadowgate_users=str(users))
 
 
 def test_openai_sdk_gets_a_permission_error_naming_rule_and_alternative(enforcing, upstream):
@@ -267,12 +251,10 @@ def test_requests_per_minute_per_group(enforcing):
     assert codes == [200, 200, 429]
 
 
-def test_connect_to_blocked_host_that_is_not_decrypted_is_refused(fresh_proxy, tmp_path):
-    policy = tmp_path / "p.yaml"
-    policy.write_text(
+def test_connect_to_blocked_host_that_is_not_decrypted_is_refused(proxy_with):
+    proxy = proxy_with(
         "passthrough: [api.deepseek.com]\nrules:\n  - id: no-deepseek\n    match: {provider: deepseek}\n    action: block\n"
     )
-    proxy = fresh_proxy("--set", f"shadowgate_policy={policy}")
     with httpx.Client(proxy=proxy.url("c1"), verify=proxy.test_ssl_context()) as client:
         with pytest.raises(httpx.ProxyError, match="403"):
             client.get("https://api.deepseek.com/")
@@ -280,13 +262,11 @@ def test_connect_to_blocked_host_that_is_not_decrypted_is_refused(fresh_proxy, t
     assert (row["decision"], row["inspected"], row["method"]) == ("block", False, "CONNECT")
 
 
-def test_observe_mode_changes_no_byte_and_logs_would_block(fresh_proxy, tmp_path, upstream):
-    policy = tmp_path / "p.yaml"
-    policy.write_text(
+def test_observe_mode_changes_no_byte_and_logs_would_block(proxy_with, upstream):
+    proxy = proxy_with(
         "mode: observe\nrules:\n  - id: no-openai\n    match: {provider: openai}\n    action: block\n"
         "    headers: {X-Injected: yes}\n"
     )
-    proxy = fresh_proxy("--set", f"shadowgate_policy={policy}")
     body = json.dumps(CHAT).encode()
     with proxy.client("watcher") as client:
         r = client.post(
@@ -301,10 +281,10 @@ def test_observe_mode_changes_no_byte_and_logs_would_block(fresh_proxy, tmp_path
     assert (row["decision"], row["rule_id"]) == ("would_block", "no-openai")
 
 
-def test_invalid_reload_keeps_the_old_policy_and_a_valid_one_applies(fresh_proxy, tmp_path):
+def test_invalid_reload_keeps_the_old_policy_and_a_valid_one_applies(proxy_with, tmp_path):
     policy = tmp_path / "p.yaml"
     policy.write_text("rules:\n  - id: no-openai\n    match: {provider: openai}\n    action: block\n")
-    proxy = fresh_proxy("--set", f"shadowgate_policy={policy}")
+    proxy = proxy_with(shadowgate_policy=str(policy))
 
     def status(user: str) -> int:
         with proxy.client(user) as client:
@@ -338,7 +318,9 @@ def test_budgets_survive_a_restart_and_count_every_instance(fresh_proxy, tmp_pat
     # carl's usage in the sealed segments (instances running side by side read the same files).
     first.stop()
     second = fresh_proxy("--set", f"shadowgate_policy={policy}", db=shared)
-    time.sleep(2)  # the budget totals are rebuilt from the segments on the writer's first cycle
+    # The writer's first cycle rebuilds the budget totals from the segments; a flush waits for
+    # that cycle to end.
+    second.flush()
     with second.client("carl") as client:
         r = client.post("https://api.openai.com/v1/chat/completions", json=CHAT)
     assert r.status_code == 429 and "small" in r.json()["error"]["message"]

@@ -48,8 +48,8 @@ def spend_the_budget(proxy, user: str) -> httpx.Response:
     return refused
 
 
-def test_a_daily_budget_429_is_short_and_says_when_it_resets(fresh_proxy, policy):
-    proxy = fresh_proxy("--set", f"shadowgate_policy={policy}", "--set", f"shadowgate_budget_timezone={KOLKATA}")
+def test_a_daily_budget_429_is_short_and_says_when_it_resets(proxy_with):
+    proxy = proxy_with(POLICY, shadowgate_budget_timezone=KOLKATA)
     refused = spend_the_budget(proxy, "spend_raw")
     now = dt.datetime.now(zoneinfo.ZoneInfo(KOLKATA))
     midnight = dt.datetime.combine(now.date() + dt.timedelta(days=1), dt.time(), zoneinfo.ZoneInfo(KOLKATA))
@@ -60,10 +60,10 @@ def test_a_daily_budget_429_is_short_and_says_when_it_resets(fresh_proxy, policy
     assert "one-token-a-day" in error["message"] and f"resets at {midnight.isoformat()}" in error["message"]
 
 
-def test_the_anthropic_sdk_retries_within_the_bound_and_gives_up(fresh_proxy, policy):
+def test_the_anthropic_sdk_retries_within_the_bound_and_gives_up(proxy_with):
     import anthropic
 
-    proxy = fresh_proxy("--set", f"shadowgate_policy={policy}", "--set", "shadowgate_budget_retry_after=2")
+    proxy = proxy_with(POLICY, shadowgate_budget_retry_after=2)
     spend_the_budget(proxy, "spend_sdk")
     with proxy.sdk_http("spend_sdk") as http:
         client = anthropic.Anthropic(api_key="sk-ant-api03-test", http_client=http, max_retries=1)
@@ -78,10 +78,9 @@ def test_the_anthropic_sdk_retries_within_the_bound_and_gives_up(fresh_proxy, po
     assert "one-token-a-day" in str(e.value)
 
 
-def test_per_minute_limits_hold_per_instance_so_n_instances_allow_at_most_n_times(fresh_proxy, policy, tmp_path):
-    db = tmp_path / "shared" / "shadowgate.duckdb"
-    a = fresh_proxy("--set", f"shadowgate_policy={policy}", db=db)
-    b = fresh_proxy("--set", f"shadowgate_policy={policy}", db=db)
+def test_per_minute_limits_hold_per_instance_so_n_instances_allow_at_most_n_times(proxy_with, fresh_proxy, policy):
+    a = proxy_with(POLICY)  # the session proxy, and a second instance on the same data directory
+    b = fresh_proxy("--set", f"shadowgate_policy={policy}", db=a.db)
     codes = {}
     for name, proxy in (("a", a), ("b", b)):
         with proxy.client("rpm_rita") as client:

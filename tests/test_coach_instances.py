@@ -2,13 +2,15 @@
 
 Two real mitmdump instances share one fingerprint key file, as instances behind a balancer share
 a config directory; each has its own memory, so whatever passes on B after "continue" on A was
-verified from the cookie alone.
+verified from the cookie alone. A is the session proxy with this policy and key, B one start for
+the module; every test has users of its own, so no test meets another's consent in B's memory.
 """
 
 from __future__ import annotations
 
 import secrets
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,6 +19,7 @@ from shadowgate.enforce.coach import CONSENT
 from shadowgate.enforce.coach import COOKIE_PREFIX
 from shadowgate.enforce.coach import ConsentTokens
 from shadowgate.enforce.coach import cookie_name
+from tests.conftest import start_proxy
 
 POLICY = """\
 rules:
@@ -29,17 +32,31 @@ rules:
 NAV = {"sec-fetch-mode": "navigate", "accept": "text/html"}
 
 
-@pytest.fixture
-def pair(fresh_proxy, tmp_path):
-    policy = tmp_path / "policy.yaml"
-    policy.write_text(POLICY)
-    key = tmp_path / "shared" / "shadowgate-fingerprint.key"
-    key.parent.mkdir()
+@pytest.fixture(scope="module")
+def shared_key(tmp_path_factory) -> Path:
+    key = tmp_path_factory.mktemp("shared") / "shadowgate-fingerprint.key"
     key.write_text(secrets.token_hex(32) + "\n")  # as `shadowgate ca --confdir` prepares it
-    common = ("--set", f"shadowgate_policy={policy}", "--set", f"shadowgate_fingerprint_key={key}")
-    a = fresh_proxy(*common)
-    b = fresh_proxy(*common)
-    return a, b, key
+    return key
+
+
+@pytest.fixture(scope="module")
+def instance_b(tmp_path_factory, upstream, test_ca, shared_key):
+    """A second instance of its own (a start), with its own memory; each test uses its own users."""
+    folder = tmp_path_factory.mktemp("instance_b")
+    (folder / "policy.yaml").write_text(POLICY)
+    b = start_proxy(
+        folder / "p", upstream, test_ca,
+        "--set", f"shadowgate_policy={folder / 'policy.yaml'}", "--set", f"shadowgate_fingerprint_key={shared_key}",
+    )  # fmt: skip
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def pair(proxy_with, instance_b, shared_key):
+    """Instance A is the session proxy with the policy and the shared key, B a start of its own."""
+    a = proxy_with(POLICY, shadowgate_fingerprint_key=str(shared_key))
+    return a, instance_b, shared_key
 
 
 def continue_on(proxy, user: str) -> httpx.Cookies:

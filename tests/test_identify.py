@@ -34,13 +34,11 @@ def test_look_alike_hosts_are_not_ai_and_pass_through_untouched(proxy, upstream)
 
 
 @pytest.mark.parametrize("how", ["policy-inspect", "intercept-all"])
-def test_unknown_host_speaking_a_known_wire_format_is_discovered(fresh_proxy, tmp_path, how):
+def test_unknown_host_speaking_a_known_wire_format_is_discovered(proxy_with, how):
     if how == "policy-inspect":
-        policy = tmp_path / "policy.yaml"
-        policy.write_text("inspect:\n  - llm.internal.test\n")
-        proxy = fresh_proxy("--set", f"shadowgate_policy={policy}")
+        proxy = proxy_with("inspect:\n  - llm.internal.test\n")
     else:
-        proxy = fresh_proxy("--set", "shadowgate_intercept=all")
+        proxy = proxy_with(shadowgate_intercept="all")
     with proxy.client("vllm_user") as client:
         ok = client.post("https://llm.internal.test/v1/chat/completions", json=CHAT)
         not_ai = client.post("https://llm.internal.test/v1/chat/completions", json={"hello": "world"})

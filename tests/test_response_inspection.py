@@ -26,12 +26,6 @@ ECHO = "https://api.openai.com/_fake/echo/v1"
 SCANNER = Scanner()
 
 
-def write_policy(tmp_path, text: str) -> str:
-    path = tmp_path / "policy.yaml"
-    path.write_text(text)
-    return f"shadowgate_policy={path}"
-
-
 def has_secret(text: str) -> bool:
     return bool(SCANNER.scan(text))
 
@@ -138,10 +132,10 @@ def ask(proxy, user: str, prompt: str, stream: bool, split: str | None = None) -
 PROMPT = f"key {AWS_KEY} for {EMAIL} {EXFIL} thanks"
 
 
-def test_redact_cleans_buffered_and_streamed_answers(fresh_proxy, tmp_path, upstream):
+def test_redact_cleans_buffered_and_streamed_answers(proxy_with, upstream):
     """The echo model repeats the prompt: its answer carries a key, an address and an exfil image,
     streamed one word per event cut mid-word, and three characters per event."""
-    proxy = fresh_proxy("--set", write_policy(tmp_path, "responses: {dlp: redact, exfil_links: redact}\n"))
+    proxy = proxy_with("responses: {dlp: redact, exfil_links: redact}\n")
     expected = "You said: key [AWS_ACCESS_KEY] for [EMAIL] ![status]([URL_REMOVED]) thanks"
     for n, (stream, split) in enumerate([(False, None), (True, None), (True, "3")]):
         answer = ask(proxy, f"ans_redact{n}", PROMPT, stream, split)
@@ -156,8 +150,8 @@ def test_redact_cleans_buffered_and_streamed_answers(fresh_proxy, tmp_path, upst
     assert AWS_KEY.encode() not in everything and STOLEN.encode() not in everything
 
 
-def test_block_cuts_the_stream_with_an_error_the_sdk_raises(fresh_proxy, tmp_path, upstream):
-    proxy = fresh_proxy("--set", write_policy(tmp_path, "responses: {dlp: log, exfil_links: block, hold_chars: 32}\n"))
+def test_block_cuts_the_stream_with_an_error_the_sdk_raises(proxy_with, upstream):
+    proxy = proxy_with("responses: {dlp: log, exfil_links: block, hold_chars: 32}\n")
     prompt = f"Here is the summary you asked for, all fine. {EXFIL} Bye now."
     received: list[str] = []
     with proxy.sdk_http("ans_block", headers={"x-fake-split": "5"}) as http:
@@ -180,10 +174,8 @@ def test_block_cuts_the_stream_with_an_error_the_sdk_raises(fresh_proxy, tmp_pat
     assert rows[1]["status_code"] == 403
 
 
-def test_log_and_observe_change_nothing_but_record(fresh_proxy, tmp_path, upstream):
-    proxy = fresh_proxy(
-        "--set", write_policy(tmp_path, "mode: observe\nresponses: {dlp: block, exfil_links: redact}\n")
-    )
+def test_log_and_observe_change_nothing_but_record(proxy_with, upstream):
+    proxy = proxy_with("mode: observe\nresponses: {dlp: block, exfil_links: redact}\n")
     assert ask(proxy, "ans_observe", PROMPT, stream=True).strip() == f"You said: {PROMPT}"
     [row] = proxy.rows("user_name = 'ans_observe'", expect=1)
     assert (row["response_findings"], row["response_action"]) == (
@@ -192,11 +184,8 @@ def test_log_and_observe_change_nothing_but_record(fresh_proxy, tmp_path, upstre
     )
 
 
-def test_the_users_own_values_restored_by_reversible_dlp_are_not_a_leak(fresh_proxy, tmp_path, upstream):
-    proxy = fresh_proxy(
-        "--set",
-        write_policy(tmp_path, "dlp: {secrets: redact, pii: redact, reversible: true}\nresponses: {dlp: block}\n"),
-    )
+def test_the_users_own_values_restored_by_reversible_dlp_are_not_a_leak(proxy_with, upstream):
+    proxy = proxy_with("dlp: {secrets: redact, pii: redact, reversible: true}\nresponses: {dlp: block}\n")
     prompt = f"my key {AWS_KEY} and mail {EMAIL}"
     for stream in (False, True):
         assert ask(proxy, "ans_own", prompt, stream).strip() == f"You said: {prompt}"

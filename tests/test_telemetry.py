@@ -24,7 +24,6 @@ from shadowgate.telemetry.capture import captured_content
 from shadowgate.telemetry.config import OPTIONS
 from shadowgate.telemetry.config import OtelConfig
 from shadowgate.telemetry.config import resolve_config
-from tests.conftest import start_proxy
 from tests.otlp_receiver import SPAN_KIND_CLIENT
 from tests.otlp_receiver import STATUS_CODE_ERROR
 from tests.otlp_receiver import OtlpReceiver
@@ -81,25 +80,25 @@ rules:
 """
 
 
-@pytest.fixture(scope="module")
-def otel_proxy(tmp_path_factory, upstream, test_ca, receiver):
+# The OTEL_* variables of the world outside, which the session proxy inherited at its start.
+OUTSIDE_OTEL_VARIABLES = [name for name in os.environ if name.startswith("OTEL_")]
+
+
+@pytest.fixture
+def otel_proxy(proxy_with, receiver):
     """Telemetry on, exporting to the receiver; intercept=all so unknown endpoints are metered;
-    a policy that blocks one provider and redirects some users to a gateway."""
-    folder = tmp_path_factory.mktemp("otel")
-    (folder / "policy.yaml").write_text(POLICY)
-    with pytest.MonkeyPatch.context() as mp:
-        for name in [n for n in os.environ if n.startswith("OTEL_")]:
-            mp.delenv(name)
-        for name, value in FAST_EXPORT.items():
-            mp.setenv(name, value)
-        mp.setenv("SG_OTEL_GATEWAY_KEY", GATEWAY_KEY)
-        p = start_proxy(
-            folder / "p", upstream, test_ca, *otel_args(receiver.endpoint),
-            "--set", "shadowgate_intercept=all",
-            "--set", f"shadowgate_policy={folder / 'policy.yaml'}",
-        )  # fmt: skip
-    yield p
-    p.stop()
+    a policy that blocks one provider and redirects some users to a gateway. The session proxy:
+    its exporters are set up from these options and its environment when the options change,
+    as at a start (a start's own reading of the environment is tested below with starts)."""
+    environ: dict[str, str | None] = {name: None for name in OUTSIDE_OTEL_VARIABLES}
+    return proxy_with(
+        POLICY,
+        environ={**environ, **FAST_EXPORT, "SG_OTEL_GATEWAY_KEY": GATEWAY_KEY},
+        shadowgate_otel_enabled=True,
+        shadowgate_otel_endpoint=receiver.endpoint,
+        shadowgate_otel_metric_interval_ms=200,
+        shadowgate_intercept="all",
+    )
 
 
 def span_for(receiver: OtlpReceiver, request_id: str, timeout: float = 15.0) -> dict:

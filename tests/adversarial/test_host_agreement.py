@@ -23,15 +23,9 @@ CHAT = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "conten
 POLICY = "rules:\n  - id: no-anthropic\n    match: {provider: anthropic}\n    action: block\n"
 
 
-@pytest.fixture(scope="module")
-def gate(tmp_path_factory, upstream, test_ca):
-    from tests.conftest import start_proxy
-
-    folder = tmp_path_factory.mktemp("hosts")
-    (folder / "policy.yaml").write_text(POLICY)
-    proxy = start_proxy(folder / "p", upstream, test_ca, "--set", f"shadowgate_policy={folder / 'policy.yaml'}")
-    yield proxy
-    proxy.stop()
+@pytest.fixture
+def gate(proxy_with):
+    return proxy_with(POLICY)
 
 
 def _tls(proxy, target: str, sni: str, user: str, alpn: list[str] | None = None) -> TlsClient:
@@ -113,8 +107,8 @@ def test_names_that_differ_only_in_spelling_agree(gate, upstream):
     assert _mismatch_events(gate, "spelling", expect=None) == []
 
 
-def test_a_mismatch_between_allowed_hosts_is_recorded_as_the_host_it_names(fresh_proxy, upstream):
-    proxy = fresh_proxy()
+def test_a_mismatch_between_allowed_hosts_is_recorded_as_the_host_it_names(proxy_with, upstream):
+    proxy = proxy_with()
     answer, mark = _post(
         proxy, "both-allowed", "api.openai.com:443", "api.openai.com", "api.anthropic.com", "/v1/messages", MESSAGES
     )
@@ -124,8 +118,8 @@ def test_a_mismatch_between_allowed_hosts_is_recorded_as_the_host_it_names(fresh
     assert len(_mismatch_events(proxy, "both-allowed")) == 1
 
 
-def test_refuse_mode_answers_421_to_any_mismatch(fresh_proxy, upstream):
-    proxy = fresh_proxy("--set", "shadowgate_host_mismatch=refuse")
+def test_refuse_mode_answers_421_to_any_mismatch(proxy_with, upstream):
+    proxy = proxy_with(shadowgate_host_mismatch="refuse")
     answer, mark = _post(
         proxy, "refuser", "api.openai.com:443", "api.openai.com", "api.anthropic.com", "/v1/messages", MESSAGES
     )

@@ -29,9 +29,10 @@ def _passes_through(proxy, user: str) -> bool:
 
 
 @pytest.mark.parametrize("abuse", ["empty-record", "hang-up"])
-def test_a_failed_handshake_without_a_certificate_alert_changes_nothing(fresh_proxy, abuse):
-    proxy = fresh_proxy()
-    sock, status = open_tunnel(proxy.port, "api.openai.com:443", user="eve")
+def test_a_failed_handshake_without_a_certificate_alert_changes_nothing(proxy_with, abuse):
+    proxy = proxy_with()
+    user = f"eve-{abuse}"  # the proxy's memory of pinned clients is the session's: a user per case
+    sock, status = open_tunnel(proxy.port, "api.openai.com:443", user=user)
     assert status == 200
     if abuse == "empty-record":
         sock.sendall(b"\x16\x03\x01\x00\x00")
@@ -39,13 +40,13 @@ def test_a_failed_handshake_without_a_certificate_alert_changes_nothing(fresh_pr
         sock.sendall(TlsClient(sock, proxy.ssl_context(), "api.openai.com").client_hello())
     sock.close()
     # Still decrypted: a client that trusts only the proxy's CA gets its answer.
-    with httpx.Client(proxy=proxy.url("eve"), verify=proxy.proxy_only_ssl_context(), timeout=10) as client:
+    with httpx.Client(proxy=proxy.url(user), verify=proxy.proxy_only_ssl_context(), timeout=10) as client:
         assert client.get(URL).status_code == 200
     assert "rejected the proxy certificate" not in proxy.log()
 
 
-def test_pinning_is_per_user_not_per_address(fresh_proxy):
-    proxy = fresh_proxy()
+def test_pinning_is_per_user_not_per_address(proxy_with):
+    proxy = proxy_with()
     with _pinned_app(proxy, "pinner") as client:
         with pytest.raises(httpx.ConnectError):
             client.get(URL)
@@ -59,10 +60,8 @@ def test_pinning_is_per_user_not_per_address(fresh_proxy):
     assert ("bystander", "client rejected the proxy certificate") in notes
 
 
-def test_pinning_never_opens_a_blocked_host(fresh_proxy, tmp_path, upstream):
-    policy = tmp_path / "policy.yaml"
-    policy.write_text("rules:\n  - id: no-openai\n    match: {provider: openai}\n    action: block\n")
-    proxy = fresh_proxy("--set", f"shadowgate_policy={policy}")
+def test_pinning_never_opens_a_blocked_host(proxy_with, upstream):
+    proxy = proxy_with("rules:\n  - id: no-openai\n    match: {provider: openai}\n    action: block\n")
     seen = len(upstream.seen)
     for _ in range(3):
         assert not _passes_through(proxy, "blocked-pinner")
@@ -75,9 +74,7 @@ def test_pinning_never_opens_a_blocked_host(fresh_proxy, tmp_path, upstream):
     assert notes.count("client rejected the proxy certificate") == 3
 
 
-def test_pinning_is_not_a_way_around_dlp(fresh_proxy, tmp_path):
-    policy = tmp_path / "policy.yaml"
-    policy.write_text("dlp:\n  secrets: block\n")
-    proxy = fresh_proxy("--set", f"shadowgate_policy={policy}")
+def test_pinning_is_not_a_way_around_dlp(proxy_with):
+    proxy = proxy_with("dlp:\n  secrets: block\n")
     for _ in range(2):
         assert not _passes_through(proxy, "dlp-pinner")
