@@ -377,6 +377,17 @@ def test_vat_check_digits():
     assert vat_valid("GB", "980780684") and not vat_valid("XX", "123456789")
 
 
+def test_vat_shaped_values_of_the_wrong_length_or_letters_are_no_vat_and_do_not_fail_the_scan():
+    # The VAT shape admits 8 to 15 characters and letters for every country; a check that read
+    # past the number raised, and a fail-closed proxy blocked any prompt holding "NL12345678".
+    countries = ("AT", "BE", "DE", "DK", "ES", "FI", "FR", "GB", "IE", "IT", "LU", "NL", "PL", "PT", "SE")
+    for country in countries:
+        for number in ("1234567", "12345678", "123456789", "1234567B01", "A1234567", "1234567AB", "U1234567"):
+            assert vat_valid(country, number) in (True, False)
+    for text in ("NL12345678", "PL123456789", "PT12345678", "order NL12345678 shipped", "ESA1234567"):
+        assert SCANNER.scan(text) == []
+
+
 # --- Hard negatives: nothing here may be touched ------------------------------------------------
 
 HARD_NEGATIVES = [

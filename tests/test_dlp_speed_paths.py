@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import bisect
+import re
 
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
 from shadowgate.dlp.model import Finding
+from shadowgate.dlp.model import Source
+from shadowgate.dlp.pii import _END
+from shadowgate.dlp.pii import _END_IP
+from shadowgate.dlp.pii import _NUMBER_FINDER
+from shadowgate.dlp.pii import _NUMBER_SHAPES
+from shadowgate.dlp.pii import _NUMBER_STARTS
+from shadowgate.dlp.pii import _NUMBER_STARTS_NUMERIC
+from shadowgate.dlp.pii import _candidates
 from shadowgate.dlp.scanner import _GENERIC_TYPES
 from shadowgate.dlp.scanner import resolve_overlaps
 
@@ -53,3 +62,43 @@ _FINDING = st.builds(
 @given(st.lists(_FINDING, max_size=16))
 def test_ranking_only_overlapping_groups_keeps_what_ranking_everything_keeps(findings):
     assert resolve_overlaps(findings) == _rank_everything(findings)
+
+
+# --- The number candidates: the refined start search drops only starts no shape fits ----------
+
+_OLD_NUMBER_STARTS = (re.compile(rb" 0(?=[0 .]{5})"), re.compile(rb" \+(?=0)"))  # before the look-ahead held the shapes
+_NUMBER_TOKENS = st.one_of(
+    st.text("0123456789", min_size=1, max_size=14),
+    st.sampled_from([" ", "  ", ".", "-", "/", "(", ")", "(0)", " (", ") ", "+", ":", ",", "\n", "T", "a", "X", "é"]),
+)
+
+
+def _shape_text(first: str, rest: str) -> st.SearchStrategy[str]:
+    """Strings of one number shape (its look-arounds left out: a superset of what it matches)."""
+    pattern = re.sub(r"\(\?<=[^()]*\)", "", first + rest.replace(_END, "").replace(_END_IP, ""))
+    return st.from_regex(pattern, fullmatch=True)
+
+
+_NUMBER_TEXTS = st.one_of(
+    st.lists(_NUMBER_TOKENS, max_size=24).map("".join),
+    st.tuples(
+        st.lists(_NUMBER_TOKENS, max_size=3).map("".join),
+        st.one_of(*(_shape_text(first, rest) for _, first, rest in _NUMBER_SHAPES)),
+        st.lists(_NUMBER_TOKENS, max_size=3).map("".join),
+    ).map("".join),
+)
+
+
+@settings(max_examples=800, deadline=None)
+@given(_NUMBER_TEXTS)
+def test_number_candidates_drop_only_starts_where_no_shape_matches(text):
+    src = Source(text)
+    kept = set(_candidates((src.padded_numeric, _NUMBER_STARTS_NUMERIC), (src.padded_classes, _NUMBER_STARTS)))
+    for rx in _OLD_NUMBER_STARTS:
+        for m in rx.finditer(src.padded_classes):
+            start = m.start()
+            if start in kept:
+                continue
+            assert _NUMBER_FINDER.match(text, start) is None, (text, start)
+            # the shapes that start with "(" are tried from the digit after it
+            assert not (start and text[start - 1] == "(" and _NUMBER_FINDER.match(text, start - 1)), (text, start)

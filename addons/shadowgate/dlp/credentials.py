@@ -30,6 +30,8 @@ from .model import Hits
 from .model import Source
 from .model import register_types
 from .validators import char_classes
+from .validators import classes_of
+from .validators import few_distinct
 from .validators import is_placeholder
 from .validators import jwt_header_valid
 from .validators import low_variety
@@ -259,9 +261,10 @@ def _is_reference(value: str, quoted: bool) -> bool:
 def _secret_value_ok(value: str, kind: str, word_operator: bool, quoted: bool) -> bool:
     if len(value) < (6 if kind == "password" else 16) or _is_reference(value, quoted) or says_placeholder(value):
         return False
-    if low_variety(value + "~~~"):
+    chars = set(value)  # one set for both checks: this runs on every value under a credential name
+    if few_distinct(len(chars) + ("~" not in chars), len(value) + 3):  # low_variety(value + "~~~")
         return False
-    classes = char_classes(value)
+    classes = classes_of(chars)
     if kind == "password":
         # a digit or a symbol (not only letters), and some letters or length
         if (word_operator and len(value) < 8) or classes < 2 or value.isalpha():

@@ -57,6 +57,9 @@ def _tables() -> tuple[bytes, bytes]:
 
 
 _CLASSES, _LOWER = _tables()
+# The classes with the digits told apart: "0" the digit zero, "1" any other digit (a national
+# number starts with 0, most numbers of prose do not).
+_NUMERIC = bytes(ord("1") if chr(c) in "123456789" else k for c, k in enumerate(_CLASSES))
 
 
 class Source:
@@ -66,7 +69,7 @@ class Source:
     offset found in them is an offset in text, and bytes.find searches them at C speed.
     """
 
-    __slots__ = ("_classes", "_latin1", "_lower", "_padded", "text")
+    __slots__ = ("_classes", "_latin1", "_lower", "_numeric", "_padded", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -74,6 +77,7 @@ class Source:
         self._lower: bytes | None = None
         self._classes: bytes | None = None
         self._padded: bytes | None = None
+        self._numeric: bytes | None = None
 
     @property
     def latin1(self) -> bytes:
@@ -105,6 +109,15 @@ class Source:
         if self._padded is None:
             self._padded = b" " + self.classes
         return self._padded
+
+    @property
+    def padded_numeric(self) -> bytes:
+        """padded_classes with the digit zero ("0") told from the other digits ("1"): a number
+        candidate's look-ahead can then hold the shapes that need a leading 0 (national phone
+        numbers) apart from dates and versions."""
+        if self._numeric is None:
+            self._numeric = b" " + self.latin1.translate(_NUMERIC)
+        return self._numeric
 
 
 # A detector reads the source and appends what it finds to hits.

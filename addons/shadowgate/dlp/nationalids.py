@@ -250,9 +250,10 @@ _LETTER_AHEAD = rb"(?=0{7}A|A{4}0{4}A|0{9}|[A0]{7}0|A?0{7}|A{2}0{7}|A?0[A0]? ?0A
 _LETTER_STARTS_RXS = (
     re.compile(rb" A(?=[A0])" + _LETTER_AHEAD),
     re.compile(rb"\+A(?=[A0])" + _LETTER_AHEAD),
-    re.compile(rb" 0(?=[0Aa]{25})"),
-    re.compile(rb"\+0(?=[0Aa]{25})"),
 )
+# Base58 (Bitcoin) starts with 1 or 3 and has no 0 (nor O, I, l): searched in
+# Source.padded_numeric, where "1" is a digit other than 0, so most hex hashes drop out here.
+_BASE58_STARTS_RXS = (re.compile(rb" 1(?=[1Aa]{25})"), re.compile(rb"\+1(?=[1Aa]{25})"))
 
 
 def detect_national_ids(src: Source, hits: Hits) -> None:
@@ -267,6 +268,7 @@ def detect_national_ids(src: Source, hits: Hits) -> None:
             _report(src, hits, m, _DIGIT_SHAPES)
             pos = m.end()
     starts = [m.start() for rx in _LETTER_STARTS_RXS for m in rx.finditer(padded)]
+    starts += [m.start() for rx in _BASE58_STARTS_RXS for m in rx.finditer(src.padded_numeric)]
     at = src.latin1.find(b"bc1")  # bech32 starts with a lower-case letter: its own literal
     while at >= 0:
         starts.append(at)

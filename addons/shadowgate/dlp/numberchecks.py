@@ -324,7 +324,16 @@ VAT_CHECKS = {
 
 def vat_valid(country: str, number: str) -> bool:
     check = VAT_CHECKS.get(country)
-    return check is not None and len(set(number)) > 2 and check(number)
+    if check is None or len(set(number)) <= 2:
+        return False
+    try:
+        return check(number)
+    except (IndexError, ValueError):
+        # The VAT shape admits the lengths and letters of every country's format, so a number
+        # can be too short or hold letters where this country's check reads digits
+        # ("NL12345678"): not this country's number. Raising would fail the whole scan, and a
+        # fail-closed caller would block the request.
+        return False
 
 
 # ----------------------------------------------------------------------------------------------

@@ -178,7 +178,27 @@ _UPPER_FINDER = shape_finder(r"[A-Z]", r"[A-Z0-9 \-]", _UPPER_SHAPES)
 # and a digit; two upper-case letters, or one and a digit or dash. Each pattern starts with a
 # two-byte literal (the blank and the first character), so re skips ahead to it at C speed; they
 # run on Source.padded_classes, where a match's start is the value's offset in text.
-_NUMBER_STARTS = (re.compile(rb" 0(?=[0 .]{5})"), re.compile(rb" \+(?=0)"))
+#
+# A digit-led number is searched in Source.padded_numeric (the classes with "0" the digit zero and
+# "1" the others), and its look-ahead holds, after the first digit, the start of every shape the
+# finder tries there, in view bytes: D a digit, " " any blank or punctuation (also "(", ")" and
+# "/"), "." a "." or "-"; from the digit after a "(" for the shapes that start with one. The
+# alternatives are merged by their first groups, so that each is cheap to reject:
+#   after a 0: ipv4, ssn, intl00, trunk0, fr, tr, trunk0p "(0xx) " -> D{1,5} sep; dni; mobile11;
+#              ipv4 "0.x"; trunk0sp "0 (x"; tr "0 5xx ".
+#   after 1-9: ipv4; ssn, us, us_paren, tr, es, it -> DD sep DD; card4, card465; in; dni; digits;
+#              nir "1 23 45 "; us1 "1 555 ..." (us1 with "." or "-" is ipv4-shaped).
+# So a date, a version, a time or an amount that no shape fits never reaches the finder: they
+# were four in five number candidates of prose.
+_NUMBER_AFTER_ZERO = rb"D{1,5}[ .] ?D|D{7}\.?[Aa]|1D{9}|\.D| (?: 1D|1DD[ .])"
+_NUMBER_AFTER_OTHER = (
+    rb"D{0,2}\.D{1,3}\.D{1,3}\.D|DD[ .] ?DD|DDD[ .]DDDD|DDDD[ .]D{5}|D{7}\.?[Aa]|D{12}| DD DD | 1DD[ .]1DD"
+)
+_NUMBER_STARTS_NUMERIC = (
+    re.compile(rb" 0(?=[01 .]{5})(?=" + _NUMBER_AFTER_ZERO.replace(b"D", b"[01]") + rb")"),
+    re.compile(rb" 1(?=[01 .]{5})(?=" + _NUMBER_AFTER_OTHER.replace(b"D", b"[01]") + rb")"),
+)
+_NUMBER_STARTS = (re.compile(rb" \+(?=0)"),)  # in Source.padded_classes
 # Every upper-case shape (IBAN, VAT, NINO, codice fiscale, NIE) has 9+ characters of letters,
 # digits, blanks and dashes: "API is" is rejected here, not by the five shapes.
 _UPPER_STARTS = (re.compile(rb" A(?=[A0.][A0 .]{7})"),)
@@ -252,14 +272,15 @@ def _validate_number(shape: str, value: str, src: Source, start: int) -> str | N
     return "PHONE"  # fr, in, es, it, tr, mobile11: the shape is specific enough
 
 
-def _candidates(padded: bytes, starts: tuple[re.Pattern[bytes], ...]) -> list[int]:
-    """Offsets where a value may start, in order (the text's start counts as after a blank:
-    padded is b" " + classes, so a value at offset 0 is found like any other)."""
+def _candidates(*searches: tuple[bytes, tuple[re.Pattern[bytes], ...]]) -> list[int]:
+    """Offsets where a value may start, in order: each (padded view, patterns) searched (the
+    text's start counts as after a blank: a padded view is b" " + a view, so a value at offset 0
+    is found like any other)."""
     found: list[int] = []
-    for rx in starts:
-        found.extend(m.start() for m in rx.finditer(padded))
-    if len(starts) > 1:
-        found.sort()
+    for padded, starts in searches:
+        for rx in starts:
+            found.extend(m.start() for m in rx.finditer(padded))
+    found.sort()
     return found
 
 
@@ -267,14 +288,14 @@ def _scan_shapes(
     src: Source,
     hits: Hits,
     finder: re.Pattern[str],
-    starts: tuple[re.Pattern[bytes], ...],
+    candidates: list[int],
     validate: Callable[[str, str, Source, int, bool], tuple[str, int] | None],
     fallbacks: dict[str, list[tuple[str, re.Pattern[str]]]],
 ) -> None:
     text = src.text
     pos = 0
     last_end = -2  # where the last value found ends
-    for start in _candidates(src.padded_classes, starts):
+    for start in candidates:
         if start < pos:
             continue
         after_value = start == last_end + 1  # "4012888888881881 4012 8888 8888 1881": a new value
@@ -374,11 +395,13 @@ def _upper(shape: str, value: str, src: Source, start: int, after_value: bool) -
 
 
 def detect_numbers(src: Source, hits: Hits) -> None:
-    _scan_shapes(src, hits, _NUMBER_FINDER, _NUMBER_STARTS, _number, _NUMBER_FALLBACKS)
+    candidates = _candidates((src.padded_numeric, _NUMBER_STARTS_NUMERIC), (src.padded_classes, _NUMBER_STARTS))
+    _scan_shapes(src, hits, _NUMBER_FINDER, candidates, _number, _NUMBER_FALLBACKS)
 
 
 def detect_identifiers(src: Source, hits: Hits) -> None:
-    _scan_shapes(src, hits, _UPPER_FINDER, _UPPER_STARTS, _upper, _UPPER_FALLBACKS)
+    candidates = _candidates((src.padded_classes, _UPPER_STARTS))
+    _scan_shapes(src, hits, _UPPER_FINDER, candidates, _upper, _UPPER_FALLBACKS)
 
 
 # --- IPv6 and MAC addresses -----------------------------------------------------------------

@@ -169,12 +169,13 @@ class Scanner:
         classes = b"" if depth >= MAX_DECODE_DEPTH else base64_classes(readable, None if view else src.latin1)
         if depth < MAX_DECODE_DEPTH and may_hold_runs(readable, classes):
             secrets = sorted((f.start, f.end) for f in hits if f.kind == SECRET)
+            starts, ends = [s for s, _ in secrets], [e for _, e in secrets]
             original = (lambda s, e: (s, e)) if view is None else view.span
             # A run inside a secret already found is redacted with it: most keys look like
             # base64, and decoding each of them would cost a tenth of a dense scan.
             batch = [
                 (*original(run.start, run.end), run)
-                for run in encoded_runs(readable, lambda s, e: _inside(secrets, *original(s, e)), classes)
+                for run in encoded_runs(readable, lambda s, e: _inside(starts, ends, *original(s, e)), classes)
             ]
             for (start, end, run), inner in zip(batch, self._scan_decoded([r for _, _, r in batch], depth + 1)):
                 if inner:
@@ -214,10 +215,12 @@ class Scanner:
         return hits
 
 
-def _inside(spans: Sequence[tuple[int, int]], start: int, end: int) -> bool:
-    """Whether [start, end) lies inside the last of the sorted spans that starts at or before it."""
-    k = bisect.bisect_right(spans, (start, start + 1 << 62)) - 1
-    return k >= 0 and spans[k][1] >= end
+def _inside(starts: Sequence[int], ends: Sequence[int], start: int, end: int) -> bool:
+    """Whether [start, end) lies inside the last of the sorted spans (starts[i], ends[i]) that
+    starts at or before it. (Two lists of ints: a bisect over tuples cost a tenth of finding
+    no run in a dense text.)"""
+    k = bisect.bisect_right(starts, start) - 1
+    return k >= 0 and ends[k] >= end
 
 
 def _run_findings(start: int, end: int, encoding: str, inner: Sequence[Finding]) -> list[Finding]:

@@ -73,7 +73,11 @@ _ALNUM = _LOWER | _UPPER | _DIGITS
 
 def char_classes(s: str) -> int:
     """How many of lower case, upper case, digits and other characters the string uses."""
-    chars = set(s)
+    return classes_of(set(s))
+
+
+def classes_of(chars: set[str]) -> int:
+    """char_classes of a string whose set of characters is chars (for a caller that has it)."""
     return (
         (not chars.isdisjoint(_LOWER))
         + (not chars.isdisjoint(_UPPER))
@@ -148,7 +152,12 @@ def says_placeholder(value: str) -> bool:
 
 def low_variety(value: str) -> bool:
     """Too few distinct characters to be a generated key (e.g. 'aaaa...', '1111...', 'abab...')."""
-    return len(set(value)) < max(4, min(12, len(value) // 4))
+    return few_distinct(len(set(value)), len(value))
+
+
+def few_distinct(distinct: int, length: int) -> bool:
+    """low_variety of a string of that length with that many distinct characters."""
+    return distinct < max(4, min(12, length // 4))
 
 
 # ----------------------------------------------------------------------------------------------
