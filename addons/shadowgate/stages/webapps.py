@@ -64,12 +64,12 @@ from shadowgate.webapps.classify import FileFacts
 from shadowgate.webapps.classify import WebFacts
 from shadowgate.webapps.classify import classify
 from shadowgate.webapps.codecs import decode_any
-from shadowgate.webapps.codecs import every_string
 from shadowgate.webapps.content import file_text
 from shadowgate.webapps.rows import visit_row
 from shadowgate.webapps.rows import web_activity_row
 from shadowgate.wireformats.base import RequestFacts
 from shadowgate.wireformats.base import Route
+from shadowgate.wireformats.common import every_string
 from shadowgate.wireformats.common import header_map
 
 log = logging.getLogger(__name__)
