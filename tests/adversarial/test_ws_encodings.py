@@ -232,19 +232,24 @@ def test_a_malformed_messagepack_message_is_refused_not_passed(gate, ws_upstream
     )
 
 
-def test_the_servers_signalr_messages_get_the_answer_inspection(gate, ws_upstream):
-    item = {
-        "type": 2,
-        "invocationId": "1",
-        "item": {"messages": [{"author": "bot", "text": "write to bob@example.org"}]},
-    }
-    ws_upstream.replies = [(True, (json.dumps(item) + RS + json.dumps({"type": 3, "invocationId": "1"}) + RS).encode())]
-    with _hub(gate, "sr-answer", "json") as ws:
-        ws.send(json.dumps(_chat("who do I write to?")) + RS)
+@pytest.mark.parametrize("protocol", ["json", "messagepack"])
+def test_the_servers_signalr_messages_get_the_answer_inspection(gate, ws_upstream, protocol):
+    """A streamed item and the completion in one server message: the item is inspected whole."""
+    text = "write to bob@example.org"
+    if protocol == "json":
+        item = {"type": 2, "invocationId": "1", "item": {"messages": [{"author": "bot", "text": text}]}}
+        reply = (True, (json.dumps(item) + RS + json.dumps({"type": 3, "invocationId": "1"}) + RS).encode())
+    else:
+        reply = (False, hub_message([2, {}, "1", {"messages": [{"author": "bot", "text": text}]}], [3, {}, "1", 2]))
+    ws_upstream.replies = [reply]
+    user = f"sr-answer-{protocol}"
+    with _hub(gate, user, protocol) as ws:
+        question = _chat("who do I write to?")
+        ws.send(json.dumps(question) + RS if protocol == "json" else hub_message(_chat_array("who do I write to?")))
         got = _records(ws.recv(5))
     assert [r["type"] for r in got] == [2, 3]
     assert got[0]["item"]["messages"][0]["text"] == "write to [EMAIL]"
-    [row] = gate.rows("user_name = 'sr-answer'", expect=1)
+    [row] = gate.rows(f"user_name = '{user}'", expect=1)
     assert (row["response_findings"], row["response_action"]) == ("EMAIL:1", "redact")
 
 

@@ -1,36 +1,41 @@
 """WebSocket AI sessions: OpenAI Realtime, Gemini Live, and any WebSocket to a catalogued AI host.
 
 The policy is applied at the upgrade (a refused upgrade never reaches the provider) and again
-when a client message names another model (OpenAI `session.update`, Gemini `setup`). DLP scans
-every client text frame the way Redact scans a request body (`conversation.item.create` text,
-`input_text`, `instructions`, Gemini `clientContent` / `realtimeInput` text); a finding the policy
-blocks drops the frame and tells the client, a redaction rewrites it. Audio frames pass unscanned.
+when a client message names another model (OpenAI `session.update`, Gemini `setup`). Every client
+message is read whatever its encoding (wireformats/wsframes.py: one JSON event, SignalR JSON
+records or SignalR MessagePack hub messages, several per message, a MessagePack value, plain
+text), and DLP scans its documents the way Redact scans a request body (stages/realtime_checks.py):
+a finding the policy blocks drops the message and tells the client in the session's own shape
+(the provider's error event; a SignalR Completion with the error), a redaction rewrites it in the
+encoding it came in. Audio inside JSON events passes unscanned.
 
-The `injection:` policy screens the same frames' text as Screen screens a request (who wrote what:
-screening/frames.py), with the end of the session's earlier text joined on, so an instruction split
-across messages is seen; a block drops the frame. The `responses:` policy inspects the model's text
-deltas as Answer inspects a stream, with the bounded hold-back across messages: a redaction rewrites
-the frames, a block cuts the session with an error event in the provider's shape (nothing of the
-model's goes out after it). Held text is released as an extra message: mitmproxy sends a message
-the hook injects after the one being handled and after any already read, so from then on every
-server message is sent by injection too, until the injected ones have gone, and the order holds.
+A message that cannot be read (a binary message in no known encoding, a malformed SignalR one,
+one over shadowgate_max_parse_bytes) is a scan that cannot run: it is refused when DLP or the
+injection screen fails closed (their `on_error: block`, the default), and the session's row
+records it (inspect_note, dlp_action / injection_action `error`). The one exception is media: a
+speech API's (catalog category image-voice) raw audio in binary messages.
 
-Each session becomes one ai_requests row when it ends: the model from the URL or the session
-messages, usage summed from the server's usage events (OpenAI `response.done`, Gemini
-`usageMetadata`, each taken as that turn's count), its duration as latency_ms, and the bytes each
-way. mitmproxy keeps every message of a WebSocket flow in memory; after a message is handled only
-the latest is kept, so an hour of audio does not grow the proxy.
+The `injection:` policy screens the same messages' text as Screen screens a request (who wrote
+what: screening/frames.py), with the end of the session's earlier text joined on, so an
+instruction split across messages is seen; a block drops the message. The `responses:` policy
+inspects the model's text deltas as Answer inspects a stream, with the bounded hold-back across
+messages (a server message of no known shape, such as a SignalR hub message, is inspected whole):
+a redaction rewrites the messages, a block cuts the session with an error event in the provider's
+shape (nothing of the model's goes out after it). Held text is released as an extra message:
+mitmproxy sends a message the hook injects after the one being handled and after any already
+read, so from then on every server message is sent by injection too, until the injected ones have
+gone, and the order holds.
+
+Each session becomes one ai_requests row when it ends (stages/realtime_session.py). mitmproxy
+keeps every message of a WebSocket flow in memory; after a message is handled only the latest is
+kept, so an hour of audio does not grow the proxy.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections import Counter
 from collections.abc import Awaitable
-from dataclasses import dataclass
-from dataclasses import field
 from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs
@@ -61,26 +66,22 @@ from shadowgate.stages.decide import Decide
 from shadowgate.stages.hostagree import DECISION_HOST_KEY
 from shadowgate.stages.identify import new_flow_record
 from shadowgate.stages.realtime_checks import MEDIA_CATEGORY
-from shadowgate.stages.realtime_checks import UNREADABLE_NOTE
 from shadowgate.stages.realtime_checks import Checked
 from shadowgate.stages.realtime_checks import check
 from shadowgate.stages.realtime_checks import error_message
+from shadowgate.stages.realtime_session import INJECTION_RANK
+from shadowgate.stages.realtime_session import Session
+from shadowgate.stages.realtime_session import account
+from shadowgate.stages.realtime_session import session_outcome
 from shadowgate.stages.record import Record
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.redact import dlp_verdict
 from shadowgate.stages.screen import verdict
 from shadowgate.stages.settings import ShadowgateSettings
-from shadowgate.storage.schema import FlowRecord
-from shadowgate.storage.schema import Outcome
 from shadowgate.wireformats.base import RequestFacts
-from shadowgate.wireformats.base import ResponseFacts
 from shadowgate.wireformats.base import Route
-from shadowgate.wireformats.base import Usage
-from shadowgate.wireformats.common import dig
 from shadowgate.wireformats.realtime import client_model
-from shadowgate.wireformats.realtime import gemini_usage
 from shadowgate.wireformats.realtime import message_json
-from shadowgate.wireformats.realtime import openai_usage
 from shadowgate.wireformats.wsframes import Frame
 from shadowgate.wireformats.wsframes import Opaque
 from shadowgate.wireformats.wsframes import Unreadable
@@ -109,32 +110,6 @@ def _is_upgrade(request: http.Request) -> bool:
     # Any Upgrade, not only a well-formed WebSocket one: mitmproxy relays a 101 that is not a
     # WebSocket it recognises as raw TCP, which must not happen on an AI host (see response()).
     return "upgrade" in request.headers
-
-
-@dataclass(slots=True)
-class Session:
-    rec: FlowRecord
-    usage: Counter = field(default_factory=Counter)
-    usage_seen: bool = False
-    response_model: str | None = None
-    response_id: str | None = None
-    finish: list[str] = field(default_factory=list)
-    client_bytes: int = 0
-    server_bytes: int = 0
-    dlp_counts: Counter = field(default_factory=Counter)
-    dlp_actions: set[str] = field(default_factory=set)
-    refused: str | None = None  # why every further client message is dropped
-    recorded: bool = False
-    injection_names: set[str] = field(default_factory=set)
-    injection_action: str | None = None
-    tails: dict[str, str] = field(default_factory=dict)  # the end of the text sent so far, per kind
-    answers: ServerFrames | None = None
-    cut: bool = False  # the answer inspection ended the session: the model's messages are dropped
-    queued: int = 0  # messages injected to the client that mitmproxy has not sent yet
-    protocol: str | None = None  # the SignalR encoding the client's handshake chose
-    current: tuple[websocket.WebSocketMessage, Frame | None] | None = None  # the last client message, read
-    unreadable: int = 0  # client messages DLP and the screen could not read
-    greeted: bool = False  # the server's SignalR handshake answer went by
 
 
 class Realtime:
@@ -340,7 +315,7 @@ class Realtime:
             column, action = verdict(checked.screened, injection, policy.observe)
             if column:
                 session.injection_names.update(column.split(","))
-                if _INJECTION_RANK.get(action, 0) > _INJECTION_RANK.get(session.injection_action, 0):
+                if INJECTION_RANK.get(action, 0) > INJECTION_RANK.get(session.injection_action, 0):
                     session.injection_action = action
             if action == INJECTION_BLOCK:
                 self._refuse_message(
@@ -415,7 +390,7 @@ class Realtime:
         if session.answers is None and session.protocol is None:
             body = message_json(message.content)
             if isinstance(body, dict):
-                self._account(session, body)
+                account(session, body)
             self._deliver(flow, session, message, None)
             return
         try:
@@ -425,7 +400,7 @@ class Realtime:
             return
         for doc in frame.docs:
             if isinstance(doc, dict):
-                self._account(session, doc)
+                account(session, doc)
         out = None
         if session.answers is not None:
             out = self._inspect_answer(flow, session, message, frame)
@@ -505,76 +480,13 @@ class Realtime:
         for data in out[1:]:
             self._to_client(flow, session, data, message.is_text)
 
-    def _account(self, session: Session, body: dict) -> None:
-        kind = body.get("type")
-        if kind in ("session.created", "session.updated"):
-            session.response_model = dig(body, "session", "model") or session.response_model
-        elif kind == "response.done":
-            response = body.get("response") or {}
-            session.response_id = response.get("id") or session.response_id
-            if isinstance(response.get("status"), str):
-                session.finish.append(response["status"])
-            self._add_usage(session, openai_usage(response.get("usage")))
-        if isinstance(body.get("usageMetadata"), dict):
-            self._add_usage(session, gemini_usage(body["usageMetadata"]))
-
-    @staticmethod
-    def _add_usage(session: Session, usage: Usage | None) -> None:
-        if usage is None:
-            return
-        session.usage_seen = True
-        for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"):
-            value = getattr(usage, name)
-            if value is not None:
-                session.usage[name] += value
-
     # --- the row ----------------------------------------------------------------------------------
 
     def _record(self, session: Session, status: int | None, error: str | None) -> None:
         if session.recorded:
             return
         session.recorded = True
-        rec = session.rec
-        if session.dlp_counts:
-            dlp = self.settings.policy.dlp or DlpPolicy()
-            rec.dlp_findings, rec.dlp_action, _ = dlp_verdict(
-                session.dlp_counts, session.dlp_actions, dlp, self.settings.policy.observe
-            )
-        usage = (
-            Usage(
-                **{
-                    k: session.usage.get(k)
-                    for k in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")
-                }
-            )
-            if session.usage_seen
-            else Usage()
-        )
-        if session.usage_seen:
-            usage.input_tokens = usage.input_tokens or 0
-            usage.output_tokens = usage.output_tokens or 0
-        out = Outcome(
-            status_code=status,
-            response=ResponseFacts(
-                model=session.response_model,
-                response_id=session.response_id,
-                finish_reasons=session.finish,
-                usage=usage,
-            ),
-            latency_ms=round((time.time() - rec.started) * 1000, 3),
-            response_bytes=session.server_bytes,
-            error_type=error[:60] if error else None,
-        )
-        rec.request_bytes = session.client_bytes
-        if session.unreadable:
-            rec.inspect_note = UNREADABLE_NOTE
-            if self.settings.policy.dlp is not None and rec.dlp_action != BLOCK:
-                rec.dlp_action = "error"  # a scan that could not run, as DLP records one
-            if self.settings.policy.injection is not None and _INJECTION_RANK.get(session.injection_action, 0) < 3:
-                session.injection_action = "error"
-        rec.injection_flags = ",".join(sorted(session.injection_names)) or None
-        rec.injection_action = session.injection_action
-        self.record.ai_request(rec, out)
+        self.record.ai_request(session.rec, session_outcome(session, self.settings.policy, status, error))
 
 
 def _refusal(decision: Decision) -> tuple[int, str] | None:
@@ -591,6 +503,3 @@ def _refusal(decision: Decision) -> tuple[int, str] | None:
     if action == REDIRECT:
         return 403, refusal_text(decision, "sent to the company gateway") + " Realtime sessions cannot be re-routed."
     return None
-
-
-_INJECTION_RANK = {None: 0, "flag": 1, "would_block": 2, "error": 3, "block": 4}
