@@ -19,6 +19,7 @@ import re
 from typing import Any
 
 from shadowgate.screening import screen as screen_text
+from shadowgate.wireformats.common import every_string
 
 SCREEN_HEAD_CHARS = 64 * 1024
 SCREEN_TAIL_CHARS = 64 * 1024
@@ -57,24 +58,7 @@ def injection_flags(text: str) -> list[str]:
     return [f for f in _ORDER if f in found]
 
 
-def _strings(value: Any, out: list[str]) -> None:
-    """Every string in a JSON value (keys too). The value is bounded: the response taps hand over
-    messages up to shadowgate_max_parse_bytes."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, dict):
-            for k, v in reversed(item.items()):
-                stack.append(v)
-                stack.append(k)
-        elif isinstance(item, list):
-            stack.extend(reversed(item))
-
-
 def screen(result: Any) -> list[str]:
     """The injection flags of a tool result, over every string in it (keys too)."""
-    texts: list[str] = []
-    _strings(result, texts)
-    return injection_flags("\n".join(texts))
+    # The value is bounded: the response taps hand over messages up to shadowgate_max_parse_bytes.
+    return injection_flags("\n".join(every_string(result, keys=True)))

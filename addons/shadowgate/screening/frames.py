@@ -17,7 +17,8 @@ messages is inspected whole before any of it goes out. A message that ends an ou
 `.done` event, a Gemini turn without text, any other Copilot event) releases what is held first,
 as a copy of that output's last delta. The `.done` events repeat the whole text: each output's
 text there is replaced by exactly what went out in its deltas (so a redaction holds and nothing
-is counted twice); text that never streamed is inspected whole. Pure: no mitmproxy.
+is counted twice); text that never streamed is inspected whole, and so is every string of an event
+in none of these shapes (a SignalR hub message, a plain-text message). Pure: no mitmproxy.
 """
 
 from __future__ import annotations
@@ -189,6 +190,9 @@ class ServerFrames:
     def feed(self, event: Any) -> list[Any]:
         self.changed = False
         deltas = server_deltas(event)
+        if not deltas and _unknown_shape(event):
+            self._walk(event, set(), 0)  # no protocol this knows (a SignalR hub, plain text): all text
+            return [event]
         if deltas is None:
             released = self.flush()
             self._whole(event)
@@ -262,6 +266,20 @@ class ServerFrames:
                         self.changed = self.changed or node[key] != value
             else:
                 self._walk(value, done, depth + 1)
+
+
+# The top-level keys of Gemini Live's server messages (BidiGenerateContentServerMessage).
+_GEMINI_KEYS = frozenset(
+    {"setupComplete", "serverContent", "toolCall", "toolCallCancellation", "usageMetadata", "goAway",
+     "sessionResumptionUpdate"}
+)  # fmt: skip
+
+
+def _unknown_shape(event: Any) -> bool:
+    """An event of none of the protocols above (OpenAI's typed events, Copilot's, Gemini's)."""
+    if not isinstance(event, dict):
+        return True
+    return not (isinstance(event.get("type"), str) or "event" in event or not _GEMINI_KEYS.isdisjoint(event))
 
 
 def _is_openai(event: Any) -> bool:

@@ -1,37 +1,41 @@
 """WebSocket AI sessions: OpenAI Realtime, Gemini Live, and any WebSocket to a catalogued AI host.
 
 The policy is applied at the upgrade (a refused upgrade never reaches the provider) and again
-when a client message names another model (OpenAI `session.update`, Gemini `setup`). DLP scans
-every client text frame the way Redact scans a request body (`conversation.item.create` text,
-`input_text`, `instructions`, Gemini `clientContent` / `realtimeInput` text); a finding the policy
-blocks drops the frame and tells the client, a redaction rewrites it. Audio frames pass unscanned.
+when a client message names another model (OpenAI `session.update`, Gemini `setup`). Every client
+message is read whatever its encoding (wireformats/wsframes.py: one JSON event, SignalR JSON
+records or SignalR MessagePack hub messages, several per message, a MessagePack value, plain
+text), and DLP scans its documents the way Redact scans a request body (stages/realtime_checks.py):
+a finding the policy blocks drops the message and tells the client in the session's own shape
+(the provider's error event; a SignalR Completion with the error), a redaction rewrites it in the
+encoding it came in. Audio inside JSON events passes unscanned.
 
-The `injection:` policy screens the same frames' text as Screen screens a request (who wrote what:
-screening/frames.py), with the end of the session's earlier text joined on, so an instruction split
-across messages is seen; a block drops the frame. The `responses:` policy inspects the model's text
-deltas as Answer inspects a stream, with the bounded hold-back across messages: a redaction rewrites
-the frames, a block cuts the session with an error event in the provider's shape (nothing of the
-model's goes out after it). Held text is released as an extra message: mitmproxy sends a message
-the hook injects after the one being handled and after any already read, so from then on every
-server message is sent by injection too, until the injected ones have gone, and the order holds.
+A message that cannot be read (a binary message in no known encoding, a malformed SignalR one,
+one over shadowgate_max_parse_bytes) is a scan that cannot run: it is refused when DLP or the
+injection screen fails closed (their `on_error: block`, the default), and the session's row
+records it (inspect_note, dlp_action / injection_action `error`). The one exception is media: a
+speech API's (catalog category image-voice) raw audio in binary messages.
 
-Each session becomes one ai_requests row when it ends: the model from the URL or the session
-messages, usage summed from the server's usage events (OpenAI `response.done`, Gemini
-`usageMetadata`, each taken as that turn's count), its duration as latency_ms, and the bytes each
-way. mitmproxy keeps every message of a WebSocket flow in memory; after a message is handled only
-the latest is kept, so an hour of audio does not grow the proxy.
+The `injection:` policy screens the same messages' text as Screen screens a request (who wrote
+what: screening/frames.py), with the end of the session's earlier text joined on, so an
+instruction split across messages is seen; a block drops the message. The `responses:` policy
+inspects the model's text deltas as Answer inspects a stream, with the bounded hold-back across
+messages (a server message of no known shape, such as a SignalR hub message, is inspected whole):
+a redaction rewrites the messages, a block cuts the session with an error event in the provider's
+shape (nothing of the model's goes out after it). Held text is released as an extra message:
+mitmproxy sends a message the hook injects after the one being handled and after any already
+read, so from then on every server message is sent by injection too, until the injected ones have
+gone, and the order holds.
+
+Each session becomes one ai_requests row when it ends (stages/realtime_session.py). mitmproxy
+keeps every message of a WebSocket flow in memory; after a message is handled only the latest is
+kept, so an hour of audio does not grow the proxy.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
-from collections import Counter
 from collections.abc import Awaitable
-from dataclasses import dataclass
-from dataclasses import field
 from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs
@@ -50,16 +54,9 @@ from shadowgate.config.policy import REDIRECT
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.policy_injection import BLOCK as INJECTION_BLOCK
-from shadowgate.config.policy_injection import InjectionPolicy
 from shadowgate.config.policy_responses import BLOCK as RESPONSES_BLOCK
-from shadowgate.dlp import Placeholders
 from shadowgate.screening.frames import ServerFrames
-from shadowgate.screening.frames import client_texts
-from shadowgate.screening.prompts import PROMPT
 from shadowgate.screening.prompts import SEAM
-from shadowgate.screening.prompts import TOOL_RESULT
-from shadowgate.screening.prompts import BudgetExceeded
-from shadowgate.screening.prompts import screen_texts
 from shadowgate.stages.act import api_error
 from shadowgate.stages.act import refusal_text
 from shadowgate.stages.answer import AnswerBlocked
@@ -68,24 +65,27 @@ from shadowgate.stages.answer import refusal
 from shadowgate.stages.decide import Decide
 from shadowgate.stages.hostagree import DECISION_HOST_KEY
 from shadowgate.stages.identify import new_flow_record
+from shadowgate.stages.realtime_checks import MEDIA_CATEGORY
+from shadowgate.stages.realtime_checks import Checked
+from shadowgate.stages.realtime_checks import check
+from shadowgate.stages.realtime_checks import error_message
+from shadowgate.stages.realtime_session import INJECTION_RANK
+from shadowgate.stages.realtime_session import Session
+from shadowgate.stages.realtime_session import account
+from shadowgate.stages.realtime_session import session_outcome
 from shadowgate.stages.record import Record
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.redact import dlp_verdict
-from shadowgate.stages.redact import scan_json
-from shadowgate.stages.redact import shared_scanner
 from shadowgate.stages.screen import verdict
 from shadowgate.stages.settings import ShadowgateSettings
-from shadowgate.storage.schema import FlowRecord
-from shadowgate.storage.schema import Outcome
 from shadowgate.wireformats.base import RequestFacts
-from shadowgate.wireformats.base import ResponseFacts
 from shadowgate.wireformats.base import Route
-from shadowgate.wireformats.base import Usage
-from shadowgate.wireformats.common import dig
 from shadowgate.wireformats.realtime import client_model
-from shadowgate.wireformats.realtime import gemini_usage
 from shadowgate.wireformats.realtime import message_json
-from shadowgate.wireformats.realtime import openai_usage
+from shadowgate.wireformats.wsframes import Frame
+from shadowgate.wireformats.wsframes import Opaque
+from shadowgate.wireformats.wsframes import Unreadable
+from shadowgate.wireformats.wsframes import read_message
 
 log = logging.getLogger(__name__)
 
@@ -110,28 +110,6 @@ def _is_upgrade(request: http.Request) -> bool:
     # Any Upgrade, not only a well-formed WebSocket one: mitmproxy relays a 101 that is not a
     # WebSocket it recognises as raw TCP, which must not happen on an AI host (see response()).
     return "upgrade" in request.headers
-
-
-@dataclass(slots=True)
-class Session:
-    rec: FlowRecord
-    usage: Counter = field(default_factory=Counter)
-    usage_seen: bool = False
-    response_model: str | None = None
-    response_id: str | None = None
-    finish: list[str] = field(default_factory=list)
-    client_bytes: int = 0
-    server_bytes: int = 0
-    dlp_counts: Counter = field(default_factory=Counter)
-    dlp_actions: set[str] = field(default_factory=set)
-    refused: str | None = None  # why every further client message is dropped
-    recorded: bool = False
-    injection_names: set[str] = field(default_factory=set)
-    injection_action: str | None = None
-    tails: dict[str, str] = field(default_factory=dict)  # the end of the text sent so far, per kind
-    answers: ServerFrames | None = None
-    cut: bool = False  # the answer inspection ended the session: the model's messages are dropped
-    queued: int = 0  # messages injected to the client that mitmproxy has not sent yet
 
 
 class Realtime:
@@ -239,37 +217,68 @@ class Realtime:
             message.drop()
             return None
         session.client_bytes += len(message.content)
-        body = message_json(message.content)
-        rec = session.rec
-        model = client_model(body)
-        if model and rec.facts is not None and model != rec.facts.model:
-            rec.facts = replace(rec.facts, model=model)
-            rec.decision = self.decide.decide(rec)
-            refusal = _refusal(rec.decision)
-            if refusal is not None:
-                session.refused = refusal[1]
-                self._refuse_message(flow, session, message, refusal[1])
-                return None
         dlp, injection = self.settings.policy.dlp, self.settings.policy.injection
-        if (dlp is None and injection is None) or (body is None and not message.is_text):
-            return None  # audio and other binary frames carry no text to scan
-        if body is None:
-            body = {"text": message.text}
-            wrapped = True
-        else:
-            wrapped = False
+        screened = dlp is not None or injection is not None
+        frame, why = self._read(session, message)
+        rec = session.rec
+        for model in filter(None, map(client_model, frame.docs if frame is not None else ())):
+            if rec.facts is not None and model != rec.facts.model:
+                rec.facts = replace(rec.facts, model=model)
+                rec.decision = self.decide.decide(rec)
+                refusal = _refusal(rec.decision)
+                if refusal is not None:
+                    session.refused = refusal[1]
+                    self._refuse_message(flow, session, message, refusal[1])
+                    return None
+        if not screened:
+            return None
+        if frame is None:
+            self._unreadable(flow, session, message, why)
+            return None
         if len(message.content) > SCAN_IN_THREAD_CHARS:
-            return self._check_off_loop(flow, session, message, body, wrapped)
-        self._checked(flow, session, message, wrapped, _check(body, dlp, injection, session.tails))
+            return self._check_off_loop(flow, session, message, frame)
+        self._checked(flow, session, message, frame, check(frame, dlp, injection, session.tails))
         return None
 
+    def _read(self, session: Session, message: websocket.WebSocketMessage) -> tuple[Frame | None, Unreadable | None]:
+        """The message's documents (and what its SignalR handshake chose), or why there are none."""
+        limit = self.settings.max_parse_bytes
+        try:
+            if limit and len(message.content) > limit:
+                raise Unreadable(f"a message over the {limit}-byte limit the proxy reads")
+            frame = read_message(message.content, message.is_text, session.protocol)
+        except Unreadable as e:
+            session.current = (message, None)
+            return None, e
+        session.protocol = frame.protocol or session.protocol
+        session.current = (message, frame)
+        return frame, None
+
+    def _unreadable(
+        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, why: Unreadable | None
+    ) -> None:
+        """A message DLP and the screen cannot read: refused unless the policy lets scan errors pass."""
+        provider = session.rec.provider
+        if isinstance(why, Opaque) and provider is not None and provider.category == MEDIA_CATEGORY:
+            return  # a speech API's raw audio: media, as the audio fields of a JSON event are
+        session.unreadable += 1
+        log.info("shadowgate: a WebSocket message to %s cannot be read: %s", session.rec.host, why)
+        if self._fails_closed():
+            self._refuse_message(
+                flow,
+                session,
+                message,
+                f"shadowgate: the message was not sent: {why}; the proxy cannot inspect it, and company "
+                "policy does not send what it cannot inspect.",
+            )
+
     async def _check_off_loop(
-        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, body: Any, wrapped: bool
+        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, frame: Frame
     ) -> None:
         policy = self.settings.policy
         try:
-            checked = await asyncio.to_thread(_check, body, policy.dlp, policy.injection, dict(session.tails))
-            self._checked(flow, session, message, wrapped, checked)
+            checked = await asyncio.to_thread(check, frame, policy.dlp, policy.injection, dict(session.tails))
+            self._checked(flow, session, message, frame, checked)
         except Exception:
             log.exception("shadowgate: realtime DLP scan failed")
             if self._fails_closed():
@@ -282,12 +291,12 @@ class Realtime:
         flow: http.HTTPFlow,
         session: Session,
         message: websocket.WebSocketMessage,
-        wrapped: bool,
+        frame: Frame,
         checked: Checked,
     ) -> None:
         policy = self.settings.policy
         if checked.scanned is not None and policy.dlp is not None:
-            if self._apply(flow, session, message, wrapped, policy.dlp, *checked.scanned):
+            if self._apply(flow, session, message, frame, policy.dlp, checked):
                 return
         injection = policy.injection
         if injection is None:
@@ -306,7 +315,7 @@ class Realtime:
             column, action = verdict(checked.screened, injection, policy.observe)
             if column:
                 session.injection_names.update(column.split(","))
-                if _INJECTION_RANK.get(action, 0) > _INJECTION_RANK.get(session.injection_action, 0):
+                if INJECTION_RANK.get(action, 0) > INJECTION_RANK.get(session.injection_action, 0):
                     session.injection_action = action
             if action == INJECTION_BLOCK:
                 self._refuse_message(
@@ -322,26 +331,35 @@ class Realtime:
 
     def _apply(
         self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage,
-        wrapped: bool, dlp: DlpPolicy, cleaned: Any, counts: Counter, actions: set[str],
+        frame: Frame, dlp: DlpPolicy, checked: Checked,
     ) -> bool:  # fmt: skip
         """Carry out the DLP verdict; True when the message was refused."""
-        if not counts:
+        assert checked.scanned is not None
+        cleaned, counts, actions = checked.scanned
+        if not counts and not checked.hidden:
             return False
+        counts = counts + checked.hidden
+        actions = actions | checked.hidden_actions
         session.dlp_counts.update(counts)
         session.dlp_actions.update(actions)
-        rec = session.rec
-        _, action, blocking = dlp_verdict(counts, actions, dlp, self.settings.policy.observe)
+        observe = self.settings.policy.observe
+        _, action, blocking = dlp_verdict(counts, actions, dlp, observe)
+        if checked.unredactable and not observe:
+            # Found only where the message hides it (an encoding inside a string): not rewritable.
+            blocking = sorted({*blocking, *checked.unredactable})
+            session.dlp_actions.add(BLOCK)
         if blocking:
             found = ", ".join(blocking)
             self._refuse_message(
                 flow,
                 session,
                 message,
-                f"shadowgate: the message contains {found}; company policy does not allow sending it to {rec.host}.",
+                f"shadowgate: the message contains {found}; company policy does not allow sending it to "
+                f"{session.rec.host}.",
             )
             return True
         if action == "redact":
-            message.text = cleaned["text"] if wrapped else json.dumps(cleaned, ensure_ascii=False)
+            message.content = frame.encode(cleaned)
         return False
 
     def _refuse_message(
@@ -349,7 +367,10 @@ class Realtime:
     ) -> None:
         """Drop a client message and tell the client, in its protocol's error shape."""
         message.drop()
-        self._to_client(flow, session, _error_event(session, text))
+        current = session.current
+        frame = current[1] if current is not None and current[0] is message else None
+        data, is_text = error_message(session.rec.route, session.protocol, frame, text)
+        self._to_client(flow, session, data, is_text)
 
     def _to_client(self, flow: http.HTTPFlow, session: Session, data: bytes, is_text: bool = True) -> None:
         session.queued += 1
@@ -364,26 +385,60 @@ class Realtime:
         if session.cut:
             message.drop()
             return
-        body = message_json(message.content)
-        if not isinstance(body, dict):
+        greeting = session.protocol is not None and not session.greeted
+        session.greeted = session.greeted or greeting
+        if session.answers is None and session.protocol is None:
+            body = message_json(message.content)
+            if isinstance(body, dict):
+                account(session, body)
             self._deliver(flow, session, message, None)
             return
-        self._account(session, body)
+        try:
+            frame = read_message(message.content, message.is_text, session.protocol, greeting=greeting)
+        except Unreadable as e:
+            self._unreadable_answer(flow, session, message, e)
+            return
+        for doc in frame.docs:
+            if isinstance(doc, dict):
+                account(session, doc)
         out = None
         if session.answers is not None:
-            out = self._inspect_answer(flow, session, message, body)
+            out = self._inspect_answer(flow, session, message, frame)
             if session.cut:
                 return
         self._deliver(flow, session, message, out)
 
+    def _unreadable_answer(
+        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, why: Unreadable
+    ) -> None:
+        """A server message the answer inspection cannot read: cut unless its errors may pass."""
+        provider = session.rec.provider
+        responses = self.settings.policy.responses
+        media = isinstance(why, Opaque) and provider is not None and provider.category == MEDIA_CATEGORY
+        if session.answers is None or media:
+            self._deliver(flow, session, message, None)
+            return
+        log.info("shadowgate: a WebSocket answer from %s cannot be read: %s", session.rec.host, why)
+        session.rec.response_action = "error"
+        if responses is None or responses.on_error == RESPONSES_BLOCK:
+            self._cut(
+                flow, session, message, f"shadowgate: the answer was withheld: {why}, which the proxy cannot inspect."
+            )
+        else:
+            self._deliver(flow, session, message, None)
+
     def _inspect_answer(
-        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, body: dict
+        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, frame: Frame
     ) -> list[bytes] | None:
         """The messages to send for this one (None: itself, unchanged); cuts the session on a block."""
         answers = session.answers
         assert answers is not None
+        events: list[Any] = []
+        changed = False
         try:
-            events = answers.feed(body)
+            for doc in frame.docs:
+                events += answers.feed(doc)
+                changed = changed or answers.changed
         except AnswerBlocked as e:
             self._cut(flow, session, message, refusal(str(e)))
             return None
@@ -396,9 +451,11 @@ class Realtime:
             else:
                 session.answers = None  # allowed: the rest goes out uninspected
             return None
-        if not answers.changed:
+        if not changed:
             return None
-        return [json.dumps(e, ensure_ascii=False).encode() for e in events]
+        if frame.one_document_per_message:
+            return [frame.encode([e], reuse=False) for e in events]
+        return [frame.encode(events, reuse=False)]
 
     def _cut(self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, text: str) -> None:
         session.cut = True
@@ -423,70 +480,13 @@ class Realtime:
         for data in out[1:]:
             self._to_client(flow, session, data, message.is_text)
 
-    def _account(self, session: Session, body: dict) -> None:
-        kind = body.get("type")
-        if kind in ("session.created", "session.updated"):
-            session.response_model = dig(body, "session", "model") or session.response_model
-        elif kind == "response.done":
-            response = body.get("response") or {}
-            session.response_id = response.get("id") or session.response_id
-            if isinstance(response.get("status"), str):
-                session.finish.append(response["status"])
-            self._add_usage(session, openai_usage(response.get("usage")))
-        if isinstance(body.get("usageMetadata"), dict):
-            self._add_usage(session, gemini_usage(body["usageMetadata"]))
-
-    @staticmethod
-    def _add_usage(session: Session, usage: Usage | None) -> None:
-        if usage is None:
-            return
-        session.usage_seen = True
-        for name in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens"):
-            value = getattr(usage, name)
-            if value is not None:
-                session.usage[name] += value
-
     # --- the row ----------------------------------------------------------------------------------
 
     def _record(self, session: Session, status: int | None, error: str | None) -> None:
         if session.recorded:
             return
         session.recorded = True
-        rec = session.rec
-        if session.dlp_counts:
-            dlp = self.settings.policy.dlp or DlpPolicy()
-            rec.dlp_findings, rec.dlp_action, _ = dlp_verdict(
-                session.dlp_counts, session.dlp_actions, dlp, self.settings.policy.observe
-            )
-        usage = (
-            Usage(
-                **{
-                    k: session.usage.get(k)
-                    for k in ("input_tokens", "output_tokens", "cached_input_tokens", "reasoning_tokens")
-                }
-            )
-            if session.usage_seen
-            else Usage()
-        )
-        if session.usage_seen:
-            usage.input_tokens = usage.input_tokens or 0
-            usage.output_tokens = usage.output_tokens or 0
-        out = Outcome(
-            status_code=status,
-            response=ResponseFacts(
-                model=session.response_model,
-                response_id=session.response_id,
-                finish_reasons=session.finish,
-                usage=usage,
-            ),
-            latency_ms=round((time.time() - rec.started) * 1000, 3),
-            response_bytes=session.server_bytes,
-            error_type=error[:60] if error else None,
-        )
-        rec.request_bytes = session.client_bytes
-        rec.injection_flags = ",".join(sorted(session.injection_names)) or None
-        rec.injection_action = session.injection_action
-        self.record.ai_request(rec, out)
+        self.record.ai_request(session.rec, session_outcome(session, self.settings.policy, status, error))
 
 
 def _refusal(decision: Decision) -> tuple[int, str] | None:
@@ -503,43 +503,3 @@ def _refusal(decision: Decision) -> tuple[int, str] | None:
     if action == REDIRECT:
         return 403, refusal_text(decision, "sent to the company gateway") + " Realtime sessions cannot be re-routed."
     return None
-
-
-_INJECTION_RANK = {None: 0, "flag": 1, "would_block": 2, "error": 3, "block": 4}
-
-
-@dataclass(slots=True)
-class Checked:
-    scanned: tuple[Any, Counter, set[str]] | None  # DLP: (cleaned body, counts, actions)
-    screened: dict[str, set[str]] | None  # injection: detectors by kind; None when the screen failed
-    texts: list[tuple[str, str]]  # what was screened, (kind, text)
-
-
-def _check(body: Any, dlp: DlpPolicy | None, injection: InjectionPolicy | None, tails: dict[str, str]) -> Checked:
-    """DLP and the injection screen of one client message; on any thread. DLP raises past its
-    budget (fails closed); a screen past its budget comes back as screened=None."""
-    scanned = _scan(body, dlp) if dlp is not None else None
-    if injection is None:
-        return Checked(scanned, None, [])
-    texts = [(k, t) for k, t in client_texts(body) if injection.screens(TOOL_RESULT if k == TOOL_RESULT else PROMPT)]
-    try:
-        # The end of the earlier messages goes first, so the screen sees the seam to this one.
-        screened = screen_texts([*tails.items(), *texts], injection.budget_ms / 1000)
-    except BudgetExceeded:
-        return Checked(scanned, None, texts)
-    return Checked(scanned, screened, texts)
-
-
-def _error_event(session: Session, text: str) -> bytes:
-    route = session.rec.route
-    if route is OPENAI_REALTIME or route is OTHER_WEBSOCKET:
-        body = json.loads(api_error("openai-responses", 403, text).content or b"{}")
-        event = {"type": "error", "event_id": f"shadowgate_{int(time.time() * 1000)}", **body}
-    else:
-        event = json.loads(api_error("gemini", 403, text).content or b"{}")
-    return json.dumps(event).encode()
-
-
-def _scan(body: Any, dlp: DlpPolicy) -> tuple[Any, Counter, set[str]]:
-    """Redact a client message's free text; raises ScanFailed past dlp.budget_ms (fails closed)."""
-    return scan_json(body, shared_scanner(), Placeholders(), dlp)

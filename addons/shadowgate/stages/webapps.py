@@ -31,6 +31,7 @@ from typing import Any
 from mitmproxy import ctx
 from mitmproxy import exceptions
 from mitmproxy import http
+from mitmproxy import websocket
 
 from shadowgate.config.policy import ALLOW
 from shadowgate.config.policy import BLOCK
@@ -50,12 +51,14 @@ from shadowgate.stages.act import is_browser_navigation
 from shadowgate.stages.act import refusal_text
 from shadowgate.stages.decide import Decide
 from shadowgate.stages.identify import new_flow_record
+from shadowgate.stages.realtime import REALTIME_KEY
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.redact import dlp_verdict
 from shadowgate.stages.redact import scan_json
 from shadowgate.stages.redact import shared_scanner
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.stages.settings import expand_path
+from shadowgate.storage.store import utc_from_timestamp
 from shadowgate.webapps.catalog import WebApps as WebAppCatalog
 from shadowgate.webapps.catalog import WebEndpoint
 from shadowgate.webapps.catalog import load_web_apps
@@ -64,13 +67,15 @@ from shadowgate.webapps.classify import FileFacts
 from shadowgate.webapps.classify import WebFacts
 from shadowgate.webapps.classify import classify
 from shadowgate.webapps.codecs import decode_any
-from shadowgate.webapps.codecs import every_string
 from shadowgate.webapps.content import file_text
 from shadowgate.webapps.rows import visit_row
 from shadowgate.webapps.rows import web_activity_row
 from shadowgate.wireformats.base import RequestFacts
 from shadowgate.wireformats.base import Route
+from shadowgate.wireformats.common import every_string
 from shadowgate.wireformats.common import header_map
+from shadowgate.wireformats.wsframes import Unreadable
+from shadowgate.wireformats.wsframes import read_message
 
 log = logging.getLogger(__name__)
 
@@ -381,31 +386,60 @@ class WebAppsDlp:
             record.web_activity(visit_row(rec, provider.id, flow.response.status_code if flow.response else None))
 
     def websocket_message(self, flow: http.HTTPFlow) -> None:
-        # After Realtime's hook (which scans the frame and may drop it): one row per prompt frame.
+        # After Realtime's hook (which reads and scans the message and may drop it): one row per
+        # prompt record (a SignalR message may carry several), and one per message it could not read.
         catalog = self.settings.catalog
         if flow.websocket is None or catalog is None or not flow.websocket.messages:
             return
         message = flow.websocket.messages[-1]
-        if not message.from_client or not message.is_text:
+        if not message.from_client:
             return
         host = (flow.client_conn.sni or flow.request.host).lower()
         provider = catalog.match_host(host)
         if provider is None or self.apps.app(provider.id) is None:
             return
-        facts = classify(
-            self.apps, provider.id, host, "GET", flow.request.path, header_map(flow.request.headers),
-            message.content, self.settings.policy.accounts, transport="websocket",
-        )  # fmt: skip
-        if facts is None:
-            return
-        session = flow.metadata.get("shadowgate_realtime")
+        session = flow.metadata.get(REALTIME_KEY)
         rec = session.rec if session is not None else new_flow_record(self.settings, flow, host, provider, None)
-        row = web_activity_row(rec, facts, self.settings.secret, None, transport="websocket", ts=message.timestamp)
-        if message.dropped:
-            row.decision = BLOCK
+        docs = _frame_docs(session, message)
         record = self.settings.record
-        if record is not None:
-            record.web_activity(row)
+        if docs is None:
+            if session is not None and session.unreadable and record is not None:
+                row = visit_row(rec, provider.id, None, endpoint="unreadable-message", parse_status=ERROR)
+                row.transport, row.ts = "websocket", utc_from_timestamp(message.timestamp)
+                row.decision = BLOCK if message.dropped else rec.decision.action
+                row.dlp_action = "error" if self.settings.policy.dlp is not None else None
+                record.web_activity(row)
+            return
+        for doc in docs:
+            facts = classify(
+                self.apps, provider.id, host, "GET", flow.request.path, header_map(flow.request.headers),
+                json.dumps(doc, default=_json_safe, skipkeys=True).encode(), self.settings.policy.accounts, transport="websocket",
+            )  # fmt: skip
+            if facts is None:
+                continue
+            row = web_activity_row(rec, facts, self.settings.secret, None, transport="websocket", ts=message.timestamp)
+            if message.dropped:
+                row.decision = BLOCK
+            if record is not None:
+                record.web_activity(row)
+
+
+def _frame_docs(session: Any, message: websocket.WebSocketMessage) -> list[Any] | None:
+    """The documents of a client message (as Realtime read it, else read here); None: unreadable."""
+    current = session.current if session is not None else None
+    if current is not None and current[0] is message:
+        return current[1].docs if current[1] is not None else None
+    try:
+        return read_message(message.content, message.is_text, session.protocol if session else None).docs
+    except Unreadable:
+        return None
+
+
+def _json_safe(value: Any) -> Any:
+    """A MessagePack value JSON has no form for (bin, ext): its size, for the catalog's paths."""
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    return repr(value)
 
 
 class _Unscannable(Exception):

@@ -27,8 +27,8 @@ from shadowgate.webapps.codecs import MultipartBody
 from shadowgate.webapps.codecs import RawBody
 from shadowgate.webapps.codecs import decode_any
 from shadowgate.webapps.codecs import decode_body
-from shadowgate.webapps.codecs import every_string
 from shadowgate.webapps.paths import decode_b64
+from shadowgate.wireformats.common import every_string
 
 OK, NO_TEXT, UNPARSED, ERROR = "ok", "no-text", "unparsed", "error"
 _MODEL_ID = re.compile(r'"([0-9a-f]{8,32})"')

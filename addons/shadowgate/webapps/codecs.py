@@ -275,20 +275,3 @@ def _any_shadowed(node: Any) -> bool:
     if isinstance(node, list):
         return any(_any_shadowed(v) for v in node)
     return False
-
-
-def every_string(node: Any, shadowed: bool = True) -> list[str]:
-    """Every string value in a document, and every value a repeated key shadows."""
-    out: list[str] = []
-    stack = [node]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            out.append(item)
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-            if shadowed and isinstance(item, DuplicateKeys):
-                stack.extend(v for _, v in item.shadowed)
-    return out

@@ -191,6 +191,28 @@ class DuplicateKeys(dict[str, Any]):
         self.shadowed = [(key, value) for i, (key, value) in enumerate(pairs) if last[key] != i]
 
 
+def every_string(node: Any, *, keys: bool = False, shadowed: bool = True) -> list[str]:
+    """Every string in a JSON value, in document order: object keys too when `keys`, and the
+    values a repeated key shadows (DuplicateKeys) unless `shadowed` is False. Iterative, so a
+    deeply nested value cannot exhaust the stack."""
+    out: list[str] = []
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            if shadowed and isinstance(item, DuplicateKeys):
+                stack.extend(v for _, v in reversed(item.shadowed))
+            for key, value in reversed(item.items()):
+                stack.append(value)
+                if keys:
+                    stack.append(key)
+    return out
+
+
 def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     # dict(pairs) is the C fast path; a length mismatch is the rare body with a repeated key.
     obj = dict(pairs)

@@ -1,0 +1,91 @@
+"""What a WebSocket session's client message is checked for, and how a refusal is said.
+
+`check(frame, ...)` runs DLP and the injection screen over one client message's documents
+(wireformats/wsframes.py: JSON, SignalR JSON or MessagePack records, plain text) on any thread.
+Every string is text but for media and structure keys (wireformats.common): a session's message
+has no fixed prompt field (a Copilot `context`, a SignalR hub method's arguments), so an
+unknown field is scanned rather than trusted. The texts a message hides in an encoding inside a
+string (`Frame.hidden`) are scanned and screened too; a finding there that the policy would
+redact refuses the message instead, since it is nowhere literally in the message to rewrite.
+
+`error_message()` is the refusal in the session's own shape: the provider's error event, or for
+a SignalR connection a Completion with the error for each waiting call (else a Close).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from shadowgate.config.policy import DlpPolicy
+from shadowgate.config.policy_injection import InjectionPolicy
+from shadowgate.dlp import TYPES
+from shadowgate.dlp import Placeholders
+from shadowgate.screening.frames import client_texts
+from shadowgate.screening.prompts import PROMPT
+from shadowgate.screening.prompts import TOOL_RESULT
+from shadowgate.screening.prompts import BudgetExceeded
+from shadowgate.screening.prompts import screen_texts
+from shadowgate.stages.act import api_error
+from shadowgate.stages.redact import scan_json
+from shadowgate.stages.redact import shared_scanner
+from shadowgate.wireformats import signalr
+from shadowgate.wireformats.base import Route
+from shadowgate.wireformats.wsframes import Frame
+
+UNREADABLE_NOTE = "client WebSocket messages in an encoding the proxy cannot read"
+MEDIA_CATEGORY = "image-voice"  # speech APIs stream raw audio in binary messages by design
+
+
+@dataclass(slots=True)
+class Checked:
+    scanned: tuple[Any, Counter, set[str]] | None  # DLP: (cleaned documents, counts, actions)
+    hidden: Counter  # DLP findings in the hidden texts, by type
+    hidden_actions: set[str]  # and the actions they call for
+    unredactable: list[str]  # of those, the types the policy would redact: they block instead
+    screened: dict[str, set[str]] | None  # injection: detectors by kind; None when the screen failed
+    texts: list[tuple[str, str]]  # what was screened, (kind, text)
+
+
+def check(frame: Frame, dlp: DlpPolicy | None, injection: InjectionPolicy | None, tails: dict[str, str]) -> Checked:
+    """DLP and the injection screen of one client message. DLP raises past its budget (fails
+    closed); a screen past its budget comes back as screened=None."""
+    scanned = None
+    hidden: Counter = Counter()
+    hidden_actions: set[str] = set()
+    unredactable: list[str] = []
+    if dlp is not None:
+        scanned = scan_json(frame.docs, shared_scanner(), Placeholders(), dlp, is_text=True)
+        if frame.hidden:
+            _, hidden, hidden_actions = scan_json(
+                frame.hidden, shared_scanner(), Placeholders(), dlp, every_string=True
+            )
+            unredactable = sorted(t for t in hidden if dlp.action_for(t, TYPES.get(t, "pii")) == "redact")
+    if injection is None:
+        return Checked(scanned, hidden, hidden_actions, unredactable, None, [])
+    texts = [
+        (k, t) for k, t in client_texts(frame.docs) if injection.screens(TOOL_RESULT if k == TOOL_RESULT else PROMPT)
+    ]
+    if injection.screens(PROMPT):
+        texts += [(PROMPT, t) for t in frame.hidden]
+    try:
+        # The end of the earlier messages goes first, so the screen sees the seam to this one.
+        screened = screen_texts([*tails.items(), *texts], injection.budget_ms / 1000)
+    except BudgetExceeded:
+        return Checked(scanned, hidden, hidden_actions, unredactable, None, texts)
+    return Checked(scanned, hidden, hidden_actions, unredactable, screened, texts)
+
+
+def error_message(route: Route | None, protocol: str | None, frame: Frame | None, text: str) -> tuple[bytes, bool]:
+    """(message, is_text) telling the client its message was refused, in the session's shape."""
+    if protocol in (signalr.JSON, signalr.MESSAGEPACK):
+        return signalr.refusal(protocol, text, signalr.waiting_invocations(frame.docs) if frame is not None else [])
+    if route is not None and route.parser == "gemini":
+        event = json.loads(api_error("gemini", 403, text).content or b"{}")
+    else:
+        body = json.loads(api_error("openai-responses", 403, text).content or b"{}")
+        event = {"type": "error", "event_id": f"shadowgate_{int(time.time() * 1000)}", **body}
+    return json.dumps(event).encode(), True
