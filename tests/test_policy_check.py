@@ -90,6 +90,25 @@ def test_narrower_rules_after_wider_ones_on_other_dimensions_are_not_flagged(tmp
     assert warnings == []
 
 
+def test_a_host_rule_after_a_category_rule_is_told_which_hosts_it_never_sees(tmp_path, catalog):
+    """A header rule on chatgpt.com after `category: chat-web` never adds its header there: the
+    catalog says chatgpt.com is a chat-web app. Globs, shared hosts and uncatalogued hosts are not
+    judged (no facts to compare), and the same rule first is fine."""
+    header_rule = (
+        "  - id: workspace\n    match: {host: [chatgpt.com, '*.chatgpt.com', claude.ai, api.anthropic.com,"
+        " intranet.example]}\n    action: allow\n    headers: {x-tenant: corp}\n"
+    )
+    coach = "  - id: chat-apps\n    match: {category: chat-web}\n    action: coach\n"
+    apis = "  - id: apis\n    match: {provider: anthropic}\n    action: allow\n"
+    warnings = checked(tmp_path, "rules:\n" + coach + apis + header_rule, catalog)
+    assert len(warnings) == 2
+    assert "rule 'workspace' never sees chatgpt.com, claude.ai: rule 'chat-apps' (line 2)" in warnings[0]
+    assert "rule 'workspace' never sees api.anthropic.com: rule 'apis' (line 5) meets its requests" in warnings[1]
+    assert checked(tmp_path, "rules:\n" + header_rule + coach + apis, catalog) == []
+    only_users = "  - id: lab\n    match: {category: chat-web, user: 'lab-*'}\n    action: coach\n"
+    assert checked(tmp_path, "rules:\n" + only_users + header_rule, catalog) == []  # narrower: not shadowed
+
+
 def test_provider_unknown_meets_unlisted_ai_endpoints_only(tmp_path, catalog):
     path = tmp_path / "policy.yaml"
     path.write_text("rules:\n  - id: no-unknown-ai\n    match: {provider: unknown}\n    action: block\n")
