@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import re
+import shlex
 import socket
 import subprocess
 import sys
@@ -206,8 +207,8 @@ def test_passwd_helper_reads_stdin_and_replaces_a_password(tmp_path, monkeypatch
     assert verify_password("second password", encoded) and not verify_password("first password", encoded)
 
 
-def test_refuses_to_start_without_accounts(tmp_path):
-    empty = tmp_path / "none.passwd"
+def test_refuses_to_start_without_accounts_and_the_hint_adds_one_where_it_looks(tmp_path):
+    empty = tmp_path / "my console.passwd"
     r = subprocess.run(
         [sys.executable, "-m", "shadowgate.cli.serve", "--passwords", str(empty), "--port", str(free_port())],
         capture_output=True,
@@ -215,6 +216,14 @@ def test_refuses_to_start_without_accounts(tmp_path):
         timeout=60,
     )
     assert r.returncode == 2 and "no accounts" in r.stderr
+    # Following the hint word for word adds the account to the file this console reads.
+    hint = shlex.split(r.stderr.split("add one with: ", 1)[1].replace("NAME", "alice"))
+    assert hint[:2] == ["shadowgate", "serve"]
+    added = subprocess.run(
+        [SHADOWGATE, *hint[1:], "--password-stdin"], input=PASSWORD + "\n", capture_output=True, text=True, timeout=60
+    )
+    assert added.returncode == 0, added.stderr
+    assert verify_password(PASSWORD, read_passwords(empty)["alice"])
 
 
 def test_every_page_needs_a_login(console):

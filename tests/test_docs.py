@@ -200,3 +200,49 @@ def test_the_layout_names_every_subpackage_and_every_stage():
 def test_the_readme_stays_short():
     size = len((ROOT / "README.md").read_bytes())
     assert size <= 8 * 1024, f"README.md is {size} bytes: move detail into docs/"
+
+
+def _policy_examples() -> list[tuple[str, str]]:
+    """Every fenced YAML block in the docs whose top level names a policy section (an example
+    with a mistyped section still counts: it shares one key with a policy), as (page:line, text)."""
+    import textwrap
+
+    import yaml
+
+    from shadowgate.config.policy import _KEYS as POLICY_SECTIONS
+
+    found = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for m in re.finditer(r"(?ms)^( *)```ya?ml\n(.*?)^\1```", text):
+            block = textwrap.dedent(m.group(2))
+            try:
+                doc = yaml.safe_load(block)
+                keys = set(map(str, doc)) if isinstance(doc, dict) else set()
+            except yaml.YAMLError:  # another tool's config (vector's ${VAR}), or a broken example
+                keys = set(re.findall(r"(?m)^([A-Za-z_]\w*):", block))
+            if keys & POLICY_SECTIONS:
+                found.append((f"{page.relative_to(ROOT)}:{text.count(chr(10), 0, m.start()) + 2}", block))
+    return found
+
+
+POLICY_EXAMPLES = _policy_examples()
+
+
+def test_the_policy_examples_are_found():
+    places = [place.split(":")[0] for place, _ in POLICY_EXAMPLES]
+    for page in ("docs/policy.md", "docs/dlp.md", "docs/mcp.md", "docs/alerts.md", "docs/screening.md"):
+        assert page in places, f"no YAML policy example found in {page}: is the fence still ```yaml?"
+
+
+@pytest.mark.parametrize("place, example", POLICY_EXAMPLES, ids=[place for place, _ in POLICY_EXAMPLES])
+def test_every_policy_example_passes_policy_check(place, example, tmp_path, capsys):
+    """`shadowgate policy check` on each example: no error, and no warning (a dead or shadowed rule
+    in an example teaches the mistake)."""
+    from shadowgate.cli import main
+
+    path = tmp_path / "policy.yaml"
+    path.write_text(example, encoding="utf-8")
+    status = main(["policy", "check", str(path)])
+    err = capsys.readouterr().err
+    assert status == 0 and not err, f"{place}: {err}"

@@ -90,6 +90,25 @@ def test_narrower_rules_after_wider_ones_on_other_dimensions_are_not_flagged(tmp
     assert warnings == []
 
 
+def test_a_host_rule_after_a_category_rule_is_told_which_hosts_it_never_sees(tmp_path, catalog):
+    """A header rule on chatgpt.com after `category: chat-web` never adds its header there: the
+    catalog says chatgpt.com is a chat-web app. Globs, shared hosts and uncatalogued hosts are not
+    judged (no facts to compare), and the same rule first is fine."""
+    header_rule = (
+        "  - id: workspace\n    match: {host: [chatgpt.com, '*.chatgpt.com', claude.ai, api.anthropic.com,"
+        " intranet.example]}\n    action: allow\n    headers: {x-tenant: corp}\n"
+    )
+    coach = "  - id: chat-apps\n    match: {category: chat-web}\n    action: coach\n"
+    apis = "  - id: apis\n    match: {provider: anthropic}\n    action: allow\n"
+    warnings = checked(tmp_path, "rules:\n" + coach + apis + header_rule, catalog)
+    assert len(warnings) == 2
+    assert "rule 'workspace' never sees chatgpt.com, claude.ai: rule 'chat-apps' (line 2)" in warnings[0]
+    assert "rule 'workspace' never sees api.anthropic.com: rule 'apis' (line 5) meets its requests" in warnings[1]
+    assert checked(tmp_path, "rules:\n" + header_rule + coach + apis, catalog) == []
+    only_users = "  - id: lab\n    match: {category: chat-web, user: 'lab-*'}\n    action: coach\n"
+    assert checked(tmp_path, "rules:\n" + only_users + header_rule, catalog) == []  # narrower: not shadowed
+
+
 def test_provider_unknown_meets_unlisted_ai_endpoints_only(tmp_path, catalog):
     path = tmp_path / "policy.yaml"
     path.write_text("rules:\n  - id: no-unknown-ai\n    match: {provider: unknown}\n    action: block\n")
@@ -151,3 +170,47 @@ def test_a_company_overlay_adds_a_provider_the_policy_can_name(tmp_path):
             tctx.configure(settings, confdir=str(tmp_path), shadowgate_policy=str(policy))
         tctx.configure(settings, shadowgate_providers_extra=[str(overlay)], shadowgate_policy=str(policy))
         assert settings.catalog.match_host("llm.corp.example").id == "corp-llm"
+
+
+# One small example of every policy section beyond rules and budgets: `policy check` names each.
+SECTION_EXAMPLES = {
+    "inspect": ("inspect: ['*.ml.internal.example']\n", "inspect (1 host)"),
+    "passthrough": ("passthrough: [pinned.example, '*.pinned.example']\n", "passthrough (2 hosts)"),
+    "dlp": ("dlp: {secrets: block}\n", "dlp (secrets block, pii redact)"),
+    "mcp": (
+        "mcp:\n  servers:\n    - {id: jira, host: mcp.atlassian.com}\n"
+        "    - {id: git, host: git.mcp.example, approve_tools: [push*]}\n  approval: {notify: [secops]}\n"
+        "alerts:\n  destinations: {secops: {webhook: 'https://hooks.example.com/x'}}\n",
+        "mcp (2 servers, approvals on 1, unlisted block)",
+    ),
+    "prices": ("prices:\n  - {provider: openai, discount: 0.1}\n", "prices (1 entry)"),
+    "injection": ("injection: {prompts: block}\n", "injection"),
+    "responses": ("responses: {exfil_links: block}\n", "responses"),
+    "alerts": (
+        "alerts:\n  destinations: {secops: {webhook: 'https://hooks.example.com/x'}}\n"
+        "  rules:\n    - {id: new, event: new_app, to: [secops]}\n",
+        "alerts",
+    ),
+    "accounts": ("accounts:\n  chatgpt: {workspace_ids: [4f1c]}\n", "accounts"),
+}
+
+
+def test_policy_check_names_every_control_section_in_force(tmp_path, capsys):
+    from shadowgate.config.policy import _KEYS as SECTIONS
+
+    assert set(SECTION_EXAMPLES) == SECTIONS - {"mode", "rules", "budgets"}, "give the new section an example here"
+    path = tmp_path / "policy.yaml"
+    rules = "rules:\n  - {id: a, match: {provider: openai}, action: allow}\n"
+    for section, (text, named) in SECTION_EXAMPLES.items():
+        path.write_text(rules + text)
+        assert main(["policy", "check", str(path)]) == 0
+        out = capsys.readouterr().out.splitlines()[0]
+        assert f"mode enforce; controls: {named}" in out, (section, out)
+    together = {k: v for k, v in SECTION_EXAMPLES.items() if k != "alerts"}  # mcp's example has alerts too
+    path.write_text(rules + "".join(text for text, _ in together.values()))
+    assert main(["policy", "check", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert all(named in out for _, named in together.values()), out
+    path.write_text(rules + "dlp: {secrets: off, pii: off}\n")  # every action off: nothing is scanned
+    assert main(["policy", "check", str(path)]) == 0
+    assert "; controls: none" in capsys.readouterr().out

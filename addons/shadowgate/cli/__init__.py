@@ -3,11 +3,12 @@
 shadowgate proxy [mitmdump options...]   run the proxy with every addon loaded
 shadowgate demo                          the whole picture in under a minute, on this machine
 shadowgate catalog match HOST [PATH]     which AI service a host (and path) belongs to; '-' reads stdin
-shadowgate catalog list|show ID|stats|validate [FILE]|diff OLD NEW   the catalog (--extra OVERLAY)
+shadowgate catalog list|show ID|stats|validate [FILE]|diff OLD NEW|candidates   the catalog (--extra OVERLAY)
 shadowgate policy check FILE             validate a policy file
 shadowgate policy explain --host H ...   which rule a request meets, and why
 shadowgate usage [--db FILE]             the usage table: who uses what, tokens and cost
 shadowgate report [--week W] [--format F]  the weekly shadow-AI report
+shadowgate serve [--db FILE]             the read-only web console (add an account: --passwd NAME)
 shadowgate pac [--proxy HOST:PORT]       a PAC file that sends AI hosts to shadowgate
 shadowgate scan FILE|-                   the DLP detectors on any text: one JSON finding per line
 shadowgate webapps check FILE.har        a browser capture through the chat-app classification
@@ -42,6 +43,12 @@ def _main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "proxy":
         return run_proxy(argv[1:])
+    args = build_parser().parse_args(argv)
+    return _run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and its options (`shadowgate --help`; docs/install.md lists the same commands)."""
     parser = argparse.ArgumentParser(
         prog="shadowgate",
         description=__doc__,
@@ -96,8 +103,10 @@ def _main(argv: list[str] | None = None) -> int:
         "ca", help="prepare a config directory: the CA, a trust bundle, the fingerprint key; how to trust the CA"
     )
     ca.add_argument("--confdir", default=DEFAULT_CONFDIR, help="the proxy's confdir (default: %(default)s)")
-    args = parser.parse_args(argv)
+    return parser
 
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "catalog":
         from shadowgate.cli.catalog import run as run_catalog
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import MISSING
+from dataclasses import fields
 
 from shadowgate.config.catalog import DEFAULT_CATALOG
+from shadowgate.config.catalog import HostIndex
 from shadowgate.config.catalog import load_catalog
+from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.policy import Facts
+from shadowgate.config.policy import McpPolicy
 from shadowgate.config.policy import Policy
 from shadowgate.config.policy import load_policy
 from shadowgate.config.policy_check import check_policy
@@ -26,10 +31,48 @@ def run_check(path: str, providers: str = str(DEFAULT_CATALOG)) -> int:
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     mode = "observe (actions are logged as would_*, nothing is enforced)" if policy.observe else "enforce"
-    print(f"ok: {path}: {len(policy.rules)} rules, {len(policy.budgets)} budgets, mode {mode}")
+    print(
+        f"ok: {path}: {len(policy.rules)} rules, {len(policy.budgets)} budgets, mode {mode}; "
+        f"controls: {', '.join(controls(policy)) or 'none'}"
+    )
     for rule in policy.rules:
         print(f"  line {rule.line}: {rule.id} -> {rule.action}")
     return 0
+
+
+def controls(policy: Policy) -> list[str]:
+    """Every section of the policy beyond its rules and budgets that is in force (a section whose
+    every action is off is not), found from the Policy's fields, so a new section is named too."""
+    named = []
+    for spec in fields(Policy):
+        if spec.name in ("source", "observe", "rules", "budgets"):
+            continue
+        value = getattr(policy, spec.name)
+        default = spec.default_factory() if spec.default_factory is not MISSING else spec.default
+        if value is None or (isinstance(value, HostIndex) and not value) or value == default:
+            continue
+        named.append(_detail(spec.name, value))
+    return named
+
+
+def _detail(section: str, value: object) -> str:
+    if isinstance(value, DlpPolicy):
+        overrides = f", {_count(len(value.types), 'type override')}" if value.types else ""
+        return f"dlp (secrets {value.secrets}, pii {value.pii}{overrides})"
+    if isinstance(value, McpPolicy):
+        approving = sum(s.approve is not None for s in value.servers)
+        approvals = f", approvals on {approving}" if approving else ""
+        return f"mcp ({_count(len(value.servers), 'server')}{approvals}, unlisted {value.unlisted})"
+    if isinstance(value, HostIndex):
+        return f"{section} ({_count(len(value.patterns()), 'host')})"
+    if isinstance(value, tuple):
+        return f"{section} ({_count(len(value), 'entry')})"
+    return section
+
+
+def _count(n: int, noun: str) -> str:
+    plural = noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+    return f"{n} {noun if n == 1 else plural}"
 
 
 def run_explain(

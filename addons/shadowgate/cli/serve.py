@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import ipaddress
+import shlex
 import sys
 from pathlib import Path
 
@@ -56,9 +57,11 @@ def run(args: argparse.Namespace) -> int:
     from shadowgate.console.auth import read_passwords
 
     if not passwords.is_file() or not read_passwords(passwords):
-        # No account, no console: it never starts open.
+        # No account, no console: it never starts open. The hint names the same file, else
+        # following it would add the account where this console does not look.
+        option = "" if args.passwords == DEFAULT_PASSWORDS else f" --passwords {shlex.quote(args.passwords)}"
         print(
-            f"shadowgate serve: no accounts in {passwords}; add one with: shadowgate serve --passwd NAME",
+            f"shadowgate serve: no accounts in {passwords}; add one with: shadowgate serve{option} --passwd NAME",
             file=sys.stderr,
         )
         return 2

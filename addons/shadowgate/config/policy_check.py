@@ -12,8 +12,10 @@ from __future__ import annotations
 import difflib
 import ipaddress
 from collections.abc import Iterable
+from dataclasses import replace
 
 from shadowgate.config.catalog import Catalog
+from shadowgate.config.catalog import HostIndex
 from shadowgate.config.policy import UNKNOWN_PROVIDER
 from shadowgate.config.policy import Match
 from shadowgate.config.policy import Policy
@@ -44,7 +46,35 @@ def check_policy(policy: Policy, catalog: Catalog) -> list[str]:
                     f"(line {earlier.line}): every request it matches meets {earlier.id!r} first"
                 )
                 break
+        else:
+            warnings += _shadowed_hosts(policy, i, catalog)
     return warnings
+
+
+def _shadowed_hosts(policy: Policy, i: int, catalog: Catalog) -> list[str]:
+    """A rule that names hosts but no provider or category (a header rule, say) still meets the
+    catalog's facts about each host: `match: {host: chatgpt.com}` after `match: {category: chat-web}`
+    never sees chatgpt.com. One warning per earlier rule, naming the hosts it takes."""
+    rule = policy.rules[i]
+    match = rule.match
+    if match.hosts is None or match.providers is not None or match.categories is not None:
+        return []
+    taken: dict[str, list[str]] = {}
+    for host in match.hosts.patterns():
+        provider = None if host.startswith("*.") or catalog.has_paths_on(host) else catalog.match_host(host)
+        if provider is None:
+            continue  # a glob, a shared host or a host the catalog does not know: no facts to compare
+        narrow = replace(match, hosts=HostIndex([(host, True)]), providers=frozenset({provider.id}))
+        for earlier in policy.rules[:i]:
+            if _covers(earlier.match, narrow, catalog):
+                taken.setdefault(earlier.id, []).append(host)
+                break
+    lines = {r.id: r.line for r in policy.rules}
+    return [
+        f"{policy.source}:{rule.line}: rule {rule.id!r} never sees {', '.join(hosts)}: "
+        f"rule {earlier_id!r} (line {lines[earlier_id]}) meets {'its' if len(hosts) == 1 else 'their'} requests first"
+        for earlier_id, hosts in sorted(taken.items(), key=lambda item: lines[item[0]])
+    ]
 
 
 def _matches(policy: Policy) -> Iterable[tuple[str, int, Match]]:
