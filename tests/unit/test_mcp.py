@@ -187,6 +187,30 @@ def test_member_names_a_go_server_folds_are_refused(mcp_stage, body):
     assert answer["error"]["code"] == -32600 and "mcp:ambiguous" in answer["error"]["message"]
 
 
+@pytest.mark.parametrize(
+    "batch",
+    [
+        # The proxy keeps one call per id: the later one hid the earlier from approval and DLP.
+        [DENIED, dict(ALLOWED, id=7)],
+        [dict(ALLOWED, id=7), DENIED],
+        # A tools/call without an id is a notification to the protocol; a lax server runs it.
+        [{k: v for k, v in DENIED.items() if k != "id"}],
+        {k: v for k, v in DENIED.items() if k != "id"},
+    ],
+    ids=["repeated-id-denied-first", "repeated-id-denied-last", "id-less-call-in-batch", "id-less-call"],
+)
+def test_a_batch_with_a_repeated_id_or_an_id_less_call_is_refused(mcp_stage, batch):
+    flow = run(mcp_stage, post(json.dumps(batch).encode(), headers={"mcp-session-id": "s1"}))
+    assert flow.response is not None and flow.response.status_code == 400
+    assert "mcp:ambiguous" in refusal(flow)["error"]["message"]
+
+
+def test_a_batch_whose_ids_differ_only_in_type_is_not_ambiguous(mcp_stage):
+    # 7 and "7" are different JSON-RPC ids: the batch is judged call by call.
+    flow = run(mcp_stage, post(json.dumps([dict(ALLOWED, id="7"), dict(ALLOWED, id=7)]).encode()))
+    assert flow.response is None
+
+
 def test_a_tool_call_without_a_string_name_is_refused_where_tools_are_ruled(mcp_stage):
     for params in ({"name": ["delete_repo"]}, {"arguments": {}}):
         flow = run(mcp_stage, post(json.dumps(dict(DENIED, params=params)).encode()))

@@ -139,6 +139,17 @@ def ambiguous(item: Any) -> bool:
     return item.get("method") == "tools/call" and isinstance(params, dict) and _inexact(params, _CALL_KEYS)
 
 
+def ambiguous_body(msg: Any) -> bool:
+    """A message or batch a server may read otherwise than the proxy: a member name read
+    differently (ambiguous()), two requests of one batch with the same id (the proxy keeps one
+    call per id, so the other would pass unchecked: no approval, no DLP), or a tools/call without
+    an id (a notification to the protocol, which a lax server may still run)."""
+    items = msg if isinstance(msg, list) else [msg]
+    ids = [id_key(m["id"]) for m in items if isinstance(m, dict) and "method" in m and "id" in m]
+    lone_calls = any(isinstance(m, dict) and m.get("method") == "tools/call" and "id" not in m for m in items)
+    return lone_calls or len(ids) != len(set(ids)) or any(ambiguous(m) for m in items)
+
+
 def id_key(rpc_id: Any) -> Any:
     """A hashable key for a JSON-RPC id (1 and "1" are different ids)."""
     if isinstance(rpc_id, bool) or not isinstance(rpc_id, (int, str)):

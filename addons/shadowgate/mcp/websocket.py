@@ -42,7 +42,7 @@ from shadowgate.mcp.dlp import store_arguments
 from shadowgate.mcp.holding import hold_calls
 from shadowgate.mcp.jsonrpc import INVALID_REQUEST
 from shadowgate.mcp.jsonrpc import AmbiguousBody
-from shadowgate.mcp.jsonrpc import ambiguous
+from shadowgate.mcp.jsonrpc import ambiguous_body
 from shadowgate.mcp.jsonrpc import dumps
 from shadowgate.mcp.jsonrpc import encoded_size
 from shadowgate.mcp.jsonrpc import id_key
@@ -153,7 +153,7 @@ class McpWebSocket:
     ) -> Awaitable[None] | None:
         if parsed is None:
             return None
-        if any(ambiguous(m) for m in (parsed if isinstance(parsed, list) else [parsed])):
+        if ambiguous_body(parsed):
             raise AmbiguousBody("member names a server may read differently")
         planned = self.stage.plan(flow, parsed, None, WEBSOCKET)
         if planned is None:

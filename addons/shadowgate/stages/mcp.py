@@ -58,7 +58,7 @@ from shadowgate.mcp.holding import needs_approval
 from shadowgate.mcp.hosted import check_hosted
 from shadowgate.mcp.jsonrpc import INVALID_REQUEST
 from shadowgate.mcp.jsonrpc import AmbiguousBody
-from shadowgate.mcp.jsonrpc import ambiguous
+from shadowgate.mcp.jsonrpc import ambiguous_body
 from shadowgate.mcp.jsonrpc import charset_of
 from shadowgate.mcp.jsonrpc import dumps
 from shadowgate.mcp.jsonrpc import id_key
@@ -212,7 +212,7 @@ class Mcp:
     def _audit(self, flow: http.HTTPFlow, msg: dict | list | None) -> Awaitable[None] | None:
         if msg is None:
             return None
-        if any(ambiguous(m) for m in (msg if isinstance(msg, list) else [msg])):
+        if ambiguous_body(msg):
             self._refuse_ambiguous(flow)
             return None
         try:
