@@ -115,6 +115,15 @@ def test_mcp_refusals_and_policy_events():
     assert event_of(POLICY_EVENTS.name, cont)["event"]["action"] == "coach_continue"
 
 
+def test_a_line_break_in_a_client_chosen_name_cannot_forge_a_syslog_record():
+    # With proxyauth=any the user name is the client's: a newline in it would start a second,
+    # forged record in a syslog file or stream that splits records on lines.
+    forged = "mallory\n<134>1 2026-12-04T18:00:00Z host shadowgate 1 allow - forged\r\u2028x"
+    line = rfc5424(event_of(AI_REQUESTS.name, blocked_row(user_name=forged)), "body")
+    assert not any(c in line for c in "\r\n\u2028")
+    assert RFC5424.match(line) and 'user="mallory <134>1 ' in line
+
+
 def test_rfc5424_message_parses_and_escapes_structured_data():
     event = event_of(AI_REQUESTS.name, blocked_row(user_name='ev"il]\\'))
     line = rfc5424(event, "body")

@@ -336,3 +336,18 @@ def test_a_client_sending_undecodable_bytes_cannot_stall_the_feed_of_a_real_prox
     assert odd.status_code == plain.status_code == 403
     events = wait_for(lambda: len(_lines(out)) >= 2 and _lines(out), what="both blocks in the feed")
     assert [e["user_agent"]["original"] for e in events] == ["agent/\ufffd\ufffd", plain.request.headers["user-agent"]]
+
+
+def test_a_line_break_in_a_mail_subject_does_not_lose_the_alert():
+    # MCP tool and user names are the client's to choose; EmailMessage refuses a header with a
+    # line break, which dropped the alert (and, in approvals, the remaining destinations).
+    from shadowgate.events.deliver import SmtpServer
+    from shadowgate.events.deliver import send_mail
+    from tests.support.receivers import SmtpSink
+
+    with SmtpSink() as smtp:
+        send_mail(SmtpServer.parse(smtp.address), "sg@example.com", ["secops@example.com"],
+                  "[shadowgate] MCP call held: merge_pr\r\nBcc: attacker@example.com", "held")  # fmt: skip
+        [mail] = smtp.messages
+    assert mail["Subject"] == "[shadowgate] MCP call held: merge_pr Bcc: attacker@example.com"
+    assert mail["Bcc"] is None

@@ -132,7 +132,9 @@ def send_mail(
     message = EmailMessage()
     message["From"] = sender
     message["To"] = ", ".join(to)
-    message["Subject"] = subject
+    # A subject carries client-chosen names (users, MCP tools): a line break would make the
+    # message refuse the header and the alert would be lost.
+    message["Subject"] = " ".join(subject.split())
     message.set_content(text)
     if html is not None:
         message.add_alternative(html, subtype="html")

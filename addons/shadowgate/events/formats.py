@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 
 from shadowgate import __version__
@@ -57,6 +58,9 @@ _CEF_CUSTOM = (
 )
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u0085\u2028\u2029]")
+
+
 def json_line(event: dict[str, Any]) -> str:
     return json.dumps(event, ensure_ascii=False, separators=(",", ":"), default=str)
 
@@ -67,8 +71,11 @@ def syslog_severity(severity: int) -> int:
 
 
 def _sd_value(value: Any) -> str:
-    # RFC 5424 6.3.3: '"', '\' and ']' are escaped with a backslash inside PARAM-VALUE.
-    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
+    # RFC 5424 6.3.3: '"', '\' and ']' are escaped with a backslash inside PARAM-VALUE. Control
+    # characters become spaces: a user or tool name is the client's to choose, and a line break in
+    # it would otherwise start a forged record in a file or stream that splits records on lines.
+    text = _CONTROL.sub(" ", str(value))
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("]", "\\]")
 
 
 def _header_token(value: Any, limit: int) -> str:
