@@ -273,6 +273,9 @@ def test_forged_and_foreign_links_decide_nothing(approve_proxy, hook, tmp_path):
             assert answer.status_code in (403, 404), (bad, answer.status_code)
         assert browser.post(f"{link}?decision=maybe").status_code == 400
         assert browser.put(link).status_code == 405
+        # A page elsewhere that auto-submits a form in an approver's browser (CSRF).
+        for headers in ({"origin": "https://evil.example"}, {"origin": "null"}, {"sec-fetch-site": "cross-site"}):
+            assert browser.post(link + "?decision=approve", headers=headers).status_code == 403, headers
     time.sleep(0.7)
     assert not pending.done() and ("merge_pr", 303) not in RAN
     with clicker(approve_proxy) as browser:

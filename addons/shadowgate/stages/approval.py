@@ -95,6 +95,11 @@ class McpApproval:
         if request.method != "POST":
             flow.response = _page(405, "Not allowed", "Use the page's buttons.")
             return
+        if _cross_site(request, policy.link_host):
+            # A form on another site, auto-submitted in an approver's browser, would decide with
+            # the credentials that browser sends on its own (proxy login, client IP).
+            flow.response = _page(403, "Not from this page", "Decide with the buttons on the approval page itself.")
+            return
         choice = {"decision=approve": APPROVED, "decision=deny": DENIED}.get(query)
         if choice is None:
             flow.response = _page(400, "No decision", "Use the page's buttons.")
@@ -118,6 +123,16 @@ class McpApproval:
         self.approvals.decided_here(call_id, decided)
         verb = "approved: it goes on to the server" if choice == APPROVED else "denied: the agent is told"
         flow.response = _page(200, "Decided", f"The call to {summary.get('tool')} is {verb}.")
+
+
+def _cross_site(request: http.Request, link_host: str) -> bool:
+    """A POST a browser sent from another page: its Sec-Fetch-Site or Origin says so. (Tools that
+    send neither, such as curl, are not browsers a page can drive.)"""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site.strip().lower() not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("origin")
+    return origin is not None and origin.strip().lower() not in (f"http://{link_host}", f"https://{link_host}")
 
 
 def _page(status: int, title: str, text: str, body: str = "") -> http.Response:
