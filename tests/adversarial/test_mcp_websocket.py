@@ -215,6 +215,26 @@ def test_a_batch_is_decided_element_by_element(ws_proxy):
     assert sorted(r["decision"] for r in rows) == ["allow", "allow", "block"]
 
 
+def test_a_batch_whose_calls_share_an_id_is_refused_whole(ws_proxy):
+    # The proxy pairs calls and answers by id: with two calls under id 7, one was checked and the
+    # other went on unchecked (a denied tool, or arguments DLP never saw).
+    ws = raw(ws_proxy, "raw-dupid")
+    try:
+        echo = {
+            "jsonrpc": "2.0",
+            "id": 7,
+            "method": "tools/call",
+            "params": {"name": "echo", "arguments": {"t": "mdup-echo"}},
+        }
+        denied = {**DENIED, "params": {"name": "delete_repo", "arguments": {"n": "mdup-denied"}}}
+        ws.send(json.dumps([denied, echo]))
+        refused = ws.receive()
+    finally:
+        ws.close()
+    assert refused["error"]["code"] == -32600 and "mcp:ambiguous" in refused["error"]["message"]
+    assert not ran("mdup-denied") and not ran("mdup-echo")
+
+
 def test_json_that_is_not_json_rpc_passes_and_text_that_is_no_json_is_refused_on_an_mcp_server(ws_proxy):
     ws = raw(ws_proxy, "raw-plain", mcp=False)
     try:
