@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,31 @@ DEFAULT_LINK_HOST = "shadowgate.approval"
 MAX_TIMEOUT = 86400.0
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
 _MAX_ARGUMENT_STRINGS = 10_000  # strings looked at per call: deeper or longer lists need approval
+# Characters an identity never holds: an LDAP search filter's specials (RFC 4515: `*` matches
+# anyone, the rest build filters) and a glob's (the configured approvers are globs).
+_NOT_IN_IDENTITY = frozenset("*()\\\0?[]")
+_NOT_IN_PATTERN = frozenset("()\\\0")
+
+
+def canonical_identity(value: object, pattern: bool = False) -> str | None:
+    """The one form in which a requester, an approver and the configured approvers are compared,
+    or None for a value that names nobody.
+
+    The identity sources compare names loosely: an LDAP directory matches user names
+    case-insensitively, after Unicode compatibility folding and with runs of spaces as one
+    (RFC 4518 string preparation), so `ALICE`, ` alice ` and fullwidth `ａｌｉｃｅ` log in as the
+    same alice. Compared raw, they were three people and alice could approve her own call. Here
+    each becomes NFKC, case-folded, trimmed and space-collapsed text; empty text, control and
+    format characters (zero-width, bidi), and `*` and the other filter or glob specials name
+    nobody. pattern=True: a configured glob, whose `*`, `?` and `[...]` are its syntax."""
+    if not isinstance(value, str):
+        return None
+    text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+    text = " ".join(text.split())
+    if not text or any(unicodedata.category(c)[0] == "C" for c in text):
+        return None
+    banned = _NOT_IN_PATTERN if pattern else _NOT_IN_IDENTITY
+    return text if banned.isdisjoint(text) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,8 +126,11 @@ class ApprovalPolicy:
     line: int = 0
 
     def may_decide(self, user: str | None, group: str | None) -> bool:
+        """Whether this person may decide: both sides in canonical_identity form (the patterns
+        were made so when the policy was read)."""
         if self.approver_users is None and self.approver_groups is None:
             return True
+        user, group = canonical_identity(user), canonical_identity(group)
         users, groups = self.approver_users or (), self.approver_groups or ()
         return (user is not None and any(fnmatch.fnmatchcase(user, p) for p in users)) or (
             group is not None and any(fnmatch.fnmatchcase(group, p) for p in groups)
@@ -164,9 +193,9 @@ def parse_approval(path: str | Path, raw: Any) -> ApprovalPolicy:
         if not isinstance(approvers, dict) or not approvers or set(map(str, approvers)) - {"user", "group"}:
             raise ConfigError(path, line_of_key(raw, "approvers") or line, "mcp.approval.approvers takes user, group")
         users, groups = (
-            one_or_more(path, approvers.get(k), line, f"mcp.approval.approvers.{k} is a glob or a list of globs")
+            _patterns(path, one_or_more(path, approvers.get(k), line, f"mcp.approval.approvers.{k} is a glob or a list of globs"), line, k)
             for k in ("user", "group")
-        )
+        )  # fmt: skip
     return ApprovalPolicy(
         notify=notify,
         timeout=timeout,
@@ -178,6 +207,23 @@ def parse_approval(path: str | Path, raw: Any) -> ApprovalPolicy:
         link_host=link_host,
         line=line,
     )
+
+
+def _patterns(path: str | Path, globs: tuple[str, ...] | None, line: int, key: str) -> tuple[str, ...] | None:
+    """Configured approver globs in canonical_identity form, as the names they are matched with."""
+    if globs is None:
+        return None
+    out = []
+    for glob in globs:
+        canonical = canonical_identity(glob, pattern=True)
+        if canonical is None:
+            raise ConfigError(
+                path,
+                line,
+                f"mcp.approval.approvers.{key}: {glob!r} is not a name (empty, or control or filter characters)",
+            )
+        out.append(canonical)
+    return tuple(out)
 
 
 def check_approval(path: str | Path, approval: ApprovalPolicy | None, rules: list[str], destinations: set[str]) -> None:

@@ -8,7 +8,7 @@ reaches the instance holding the call through the shared approvals folder.
 
 GET shows the call and two buttons and decides nothing (chat tools and mail scanners open links
 to preview them); the buttons POST. The approver is the proxy user of the click (else the client
-address). A decision is refused when the link's signature, expiry or digest do not match the
+address), compared in canonical_identity form. A decision is refused when the link's signature, expiry or digest do not match the
 published call, when the approver is not among `approvers`, or when they are the requester and
 `self_approval` is off; the first decision wins and a second click is told what it was.
 """
@@ -25,6 +25,7 @@ from mitmproxy import ctx
 from mitmproxy import http
 
 from shadowgate.config.policy_approval import ApprovalPolicy
+from shadowgate.config.policy_approval import canonical_identity
 from shadowgate.mcp.approval import APPROVED
 from shadowgate.mcp.approval import DENIED
 from shadowgate.mcp.approval import LINK_PATH
@@ -107,7 +108,11 @@ class McpApproval:
         client_ip = str(flow.client_conn.peername[0]).removeprefix("::ffff:") if flow.client_conn.peername else ""
         proxy_user = (flow.metadata.get("proxyauth") or (None,))[0]
         person = self.settings.directory.person(proxy_user, client_ip)
-        approver = person.user or client_ip or "-"
+        # The same form the requester was published in: `ALICE` or fullwidth `ａｌｉｃｅ` is alice.
+        approver = canonical_identity(person.user or client_ip or "-")
+        if approver is None:
+            flow.response = _page(403, "Not an approver", "This proxy user name cannot decide MCP calls.")
+            return
         if not policy.may_decide(person.user, person.group):
             flow.response = _page(403, "Not an approver", f"{approver} may not decide MCP calls.")
             return
