@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import codecs
+import hashlib
 import importlib.util
 import json
 import sys
@@ -217,6 +218,16 @@ def test_encoded_data_that_is_not_an_instruction_is_not_flagged() -> None:
     assert flags(f"Here is the file: {blob}") == ()
     assert flags(f"Decode: {greeting}") == ()
     assert flags("sha256 " + "ab" * 32) == ()
+
+
+@pytest.mark.parametrize("padding", [64, 200, 1000])
+def test_an_encoded_instruction_after_many_harmless_blobs_is_still_decoded(padding: int) -> None:
+    # Only the first 64 runs were decoded: the 65th blob went unread (security review).
+    harmless = " ".join(hashlib.sha256(str(i).encode()).hexdigest() for i in range(padding))
+    for encoded in (base64.b64encode(PAYLOAD.encode()).decode(), PAYLOAD.encode().hex(), quote(PAYLOAD)):
+        found = flags(f"checksums: {harmless} and then {encoded}")
+        assert "encoded" in found and "override" in found, (padding, encoded[:12])
+    assert flags(f"checksums: {harmless}") == ()
 
 
 # --- result shape and streaming ------------------------------------------------------------------
