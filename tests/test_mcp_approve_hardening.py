@@ -85,10 +85,10 @@ def _as(proxy: Proxy, user: str, **kwargs) -> httpx.Client:
 _pool = concurrent.futures.ThreadPoolExecutor(48)
 
 
-def _call(proxy: Proxy, user: str, pr: int, rpc_id: int = 1, timeout: float = 90) -> concurrent.futures.Future:
+def _call(proxy: Proxy, user: str, pr: int, timeout: float = 90, note: str | None = None) -> concurrent.futures.Future:
     """A raw tools/call of merge_pr in the background: the JSON-RPC answer, or the exception."""
-    body = {"jsonrpc": "2.0", "id": rpc_id, "method": "tools/call",
-            "params": {"name": "merge_pr", "arguments": {"pr": pr}}}  # fmt: skip
+    arguments: dict = {"pr": pr} if note is None else {"pr": pr, "note": note}
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "merge_pr", "arguments": arguments}}
     headers = {"accept": "application/json, text/event-stream", "mcp-protocol-version": "2025-06-18"}
 
     def post() -> dict:
@@ -161,6 +161,32 @@ def test_the_approvals_folder_is_private(open_proxy, hook):
     files = list(folder.iterdir())
     assert any(f.name.endswith(".call.json") for f in files) and any(f.name.endswith(".decision.json") for f in files)
     assert {stat.S_IMODE(f.stat().st_mode) for f in files} == {0o600}
+
+
+def test_the_page_shows_all_of_the_arguments_and_what_it_cannot_show_is_never_approved(open_proxy, hook):
+    # The approvers' message carries 1000 characters; padding once pushed the part that matters
+    # out of what the approver saw, and the page showed no more.
+    long = _call(open_proxy, "lena", 1701, note="n" * 3000 + " then delete everything TAIL-1701")
+    link = link_for(hook, '"pr":1701')
+    [told] = [b for b in list(hook.bodies) if b.get("link") == link]
+    assert "TAIL-1701" not in _arguments(told) and _arguments(told).endswith("(more on the approval page)")
+    with _as(open_proxy, "sam") as browser:
+        page = browser.get(link)
+        assert "TAIL-1701" in page.text and "Approve" in page.text
+        assert browser.post(link + "?decision=deny").status_code == 200
+    assert "error" in long.result(15)
+    too_long = _call(open_proxy, "lena", 1702, note="n" * (64 * 1024) + " TAIL-1702")
+    link = link_for(hook, '"pr":1702')
+    with _as(open_proxy, "sam") as browser:
+        page = browser.get(link)
+        assert "can only be denied" in page.text and "decision=approve" not in page.text
+        refused = browser.post(link + "?decision=approve")
+        assert refused.status_code == 409 and "can only be denied" in refused.text
+        time.sleep(0.7)
+        assert not too_long.done()  # still held: the approve decided nothing
+        assert browser.post(link + "?decision=deny").status_code == 200
+    assert "sam denied" in too_long.result(15)["error"]["message"]
+    assert ("merge_pr", 1701) not in RAN and ("merge_pr", 1702) not in RAN
 
 
 def test_configured_approvers_are_matched_in_the_same_form(tmp_path):

@@ -68,7 +68,8 @@ TOKEN_KIND = "mcp_approval"
 LINK_PATH = "/mcp/approval/"
 POLL_SECONDS = 0.5
 KEEP_SECONDS = 2 * 86400  # published calls and decisions older than this are swept
-PREVIEW_CHARS = 1000
+PREVIEW_CHARS = 1000  # of the arguments, in the approvers' message
+PAGE_CHARS = 64 * 1024  # on the approval page; a call whose arguments are longer cannot be approved
 _KEY_LABEL = b"shadowgate mcp approval v1"
 INSTANCE = f"{HOSTNAME}:{os.getpid()}"
 FOLDER_MODE, FILE_MODE = 0o700, 0o600
@@ -250,7 +251,19 @@ class HoldRequest:
     call: McpCall
     arguments: Any
     reason: str
-    preview: str | None
+    shown: str | None  # the arguments as the page shows them (as stored: after DLP), up to PAGE_CHARS + 1
+
+    @property
+    def complete(self) -> bool:
+        """Whether the page shows every character: an approver never approves what they cannot see."""
+        return self.shown is None or len(self.shown) <= PAGE_CHARS
+
+    @property
+    def preview(self) -> str | None:
+        shown = self.shown
+        if shown is None or len(shown) <= PREVIEW_CHARS:
+            return shown
+        return f"{shown[:PREVIEW_CHARS]}... (more on the approval page)"
 
 
 class Approvals:
@@ -313,6 +326,8 @@ class Approvals:
             "requester": requester,
             "reason": request.reason,
             "arguments": request.preview,
+            "shown": request.shown[:PAGE_CHARS] if request.shown is not None else None,
+            "complete": request.complete,
             "expires": expires,
             "instance": INSTANCE,
         }

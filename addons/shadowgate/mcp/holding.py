@@ -20,7 +20,7 @@ from shadowgate.config.policy import Policy
 from shadowgate.mcp.approval import ABANDONED
 from shadowgate.mcp.approval import APPROVED
 from shadowgate.mcp.approval import DENIED
-from shadowgate.mcp.approval import PREVIEW_CHARS
+from shadowgate.mcp.approval import PAGE_CHARS
 from shadowgate.mcp.approval import TIMEOUT
 from shadowgate.mcp.approval import WOULD_APPROVE
 from shadowgate.mcp.approval import Approvals
@@ -121,8 +121,8 @@ async def hold_calls(
             _refuse(call, out, i, "block", message)
             return
         arguments = arguments_of(out.forwarded[i])
-        preview = stored(arguments, call.dlp_actions, PREVIEW_CHARS)
-        request = HoldRequest(call, arguments, call.approval or "", preview)
+        shown = stored(arguments, call.dlp_actions, PAGE_CHARS + 1)  # one more: says whether it is all
+        request = HoldRequest(call, arguments, call.approval or "", shown)
         try:
             decided = await approvals.hold(request, flow.client_conn, approval, policy.alerts)
         except Exception:

@@ -11,6 +11,8 @@ to preview them); the buttons POST. The approver is the proxy user of the click 
 address), compared in canonical_identity form. A decision is refused when the link's signature, expiry or digest do not match the
 published call, when the approver is not among `approvers`, or when they are the requester and
 `self_approval` is off; the first decision wins and a second click is told what it was.
+The page shows the arguments whole (the approvers' message only their first PREVIEW_CHARS); a
+call whose arguments are longer than the page shows (PAGE_CHARS) can only be denied.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from shadowgate.config.policy_approval import canonical_identity
 from shadowgate.mcp.approval import APPROVED
 from shadowgate.mcp.approval import DENIED
 from shadowgate.mcp.approval import LINK_PATH
+from shadowgate.mcp.approval import PAGE_CHARS
 from shadowgate.mcp.approval import TOKEN_KIND
 from shadowgate.mcp.approval import Approvals
 from shadowgate.stages.settings import ShadowgateSettings
@@ -119,6 +122,9 @@ class McpApproval:
         if not policy.self_approval and approver == summary.get("requester"):
             flow.response = _page(403, "Not your own call", "The person whose agent made a call cannot approve it.")
             return
+        if choice == APPROVED and summary.get("complete") is False:
+            flow.response = _page(409, "Cannot be approved", _TOO_LONG)
+            return
         decided = await asyncio.to_thread(store.decide, call_id, choice, approver)
         if not decided.first:
             flow.response = _page(
@@ -128,6 +134,12 @@ class McpApproval:
         self.approvals.decided_here(call_id, decided)
         verb = "approved: it goes on to the server" if choice == APPROVED else "denied: the agent is told"
         flow.response = _page(200, "Decided", f"The call to {summary.get('tool')} is {verb}.")
+
+
+_TOO_LONG = (
+    f"The arguments are longer than the {PAGE_CHARS // 1024} KiB this page shows, so nobody can see all of "
+    "what would be approved: the call can only be denied (or left to time out)."
+)
 
 
 def _cross_site(request: http.Request, link_host: str) -> bool:
@@ -155,7 +167,7 @@ def _call_page(summary: dict, token: str, decided: str | None) -> http.Response:
         ("Server", f"{summary.get('server')} ({summary.get('host')})"),
         ("Requested by", summary.get("requester")),
         ("Why it is held", summary.get("reason")),
-        ("Arguments", summary.get("arguments")),
+        ("Arguments", summary.get("shown", summary.get("arguments"))),
         ("Decide by", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(summary.get("expires") or 0))),
     ]
     table = "".join(
@@ -166,6 +178,11 @@ def _call_page(summary: dict, token: str, decided: str | None) -> http.Response:
     action = html.escape(LINK_PATH + token, quote=True)
     if decided is not None:
         buttons = f"<p><b>Already decided: {html.escape(decided.replace('_', ' '))}.</b></p>"
+    elif summary.get("complete") is False:
+        buttons = (
+            f"<p><b>{html.escape(_TOO_LONG)}</b></p>"
+            f"<form method='post' action='{action}?decision=deny'><button type='submit'>Deny</button></form>"
+        )
     else:
         buttons = (
             f"<form method='post' action='{action}?decision=approve' style='display:inline'>"
