@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import concurrent.futures
 import contextlib
@@ -22,15 +23,21 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
 
+from shadowgate.config.attribution import Person
 from shadowgate.config.policy import load_policy
 from shadowgate.config.policy_approval import canonical_identity
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.mcp.approval import ABANDONED
+from shadowgate.mcp.approval import DENIED
+from shadowgate.mcp.approval import Approvals
 from shadowgate.mcp.approval import ApprovalStore
+from shadowgate.mcp.approval import Deliveries
+from shadowgate.mcp.approval import HoldRequest
 from tests.conftest import Proxy
 from tests.conftest import start_proxy
 from tests.support.receivers import Webhook
@@ -332,3 +339,31 @@ def test_a_hanging_webhook_does_not_delay_dlp_scans(tmp_path, upstream, test_ca,
     finally:
         proxy.stop()
         dead.close()
+
+
+def test_a_full_notification_queue_refuses_the_call_and_never_holds_it(tmp_path):
+    release = threading.Event()
+    approvals = Approvals()
+    approvals.configure(tmp_path / "x.approvals", b"k" * 32)
+    approvals.deliveries = Deliveries(workers=1, size=1)
+    path = tmp_path / "policy.yaml"
+    path.write_text(_policy("http://127.0.0.1:9/hook"))
+    policy = load_policy(path)
+    assert policy.mcp is not None and policy.mcp.approval is not None
+
+    async def scenario() -> str:
+        first = approvals.deliveries.run(release.wait)  # the one worker, busy
+        second = approvals.deliveries.run(release.wait)  # the one place in the queue
+        await asyncio.sleep(0.1)
+        call = SimpleNamespace(request_id="abc125", person=Person("ann", None), client_ip="10.0.0.1",
+                               host=CORP, server=None, tool_name="merge_pr")  # fmt: skip
+        started = time.monotonic()
+        decided = await approvals.hold(HoldRequest(call, {}, "tool merge_pr", "{}"), None, policy.mcp.approval, None)  # type: ignore[arg-type]
+        assert time.monotonic() - started < 2  # refused at once, not left to time out
+        release.set()
+        await first
+        await second
+        return decided.decision
+
+    assert asyncio.run(scenario()) == DENIED
+    assert '"denied"' in (tmp_path / "x.approvals" / "abc125.decision.json").read_text()

@@ -340,9 +340,9 @@ class Approvals:
             link = self.link(policy, call_id, digest, expires)
             try:
                 errors = await self.deliveries.run(notify, policy, alerts, summary, link)
-            except queue.Full:
-                errors = [f"{NOTIFY_QUEUE} approval notifications are already waiting to be sent"]
-            if len(errors) >= len(policy.notify):
+            except queue.Full:  # nobody can be told: as if every destination had failed
+                errors = [f"{name}: {NOTIFY_QUEUE} approval notifications wait already" for name in policy.notify]
+            if len(errors) == len(policy.notify):
                 log.error("shadowgate: no approver could be told of MCP call %s: %s", call_id, "; ".join(errors))
                 return await asyncio.to_thread(store.decide, call_id, DENIED, None)
             return await self._wait(held, store, deadline)

@@ -74,6 +74,8 @@ def overlong_url(text: str, max_hold: int) -> Finding | None:
         return None
     kind = EXFIL_IMAGE if text[: start.start()].rstrip(" <").endswith("](") else EXFIL_LINK
     return Finding(start.start(), len(text), kind, "exfil", "exfil")
+
+
 # A word that may be one group of a value written in groups: a card or phone number, an IBAN, a
 # national id ("5500 0055 5555 5559", "+41 44 668 18 00", "CH93 0076 2011", "AB 12 34 56 C").
 _VALUE_GROUP = re.compile(r"[+(]?(?=[0-9A-Z()./-]*\d)[0-9A-Z][0-9A-Z()./-]{0,7}[,;:]?|[A-Z]{1,2}")
