@@ -40,6 +40,7 @@ from shadowgate.mcp.approval import Deliveries
 from shadowgate.mcp.approval import HoldRequest
 from tests.conftest import Proxy
 from tests.conftest import start_proxy
+from tests.ldap_server import FakeLdap
 from tests.support.receivers import Webhook
 from tests.support.receivers import wait_for
 from tests.test_mcp import CORP
@@ -367,3 +368,49 @@ def test_a_full_notification_queue_refuses_the_call_and_never_holds_it(tmp_path)
 
     assert asyncio.run(scenario()) == DENIED
     assert '"denied"' in (tmp_path / "x.approvals" / "abc125.decision.json").read_text()
+
+
+# --- behind an LDAP directory --------------------------------------------------------------------
+
+
+class CaseIgnoring(dict):
+    """A directory's user names as LDAP matches them (caseIgnoreMatch after RFC 4518 preparation)."""
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(canonical_identity(name))
+
+    def __getitem__(self, name: object) -> str:
+        return super().__getitem__(canonical_identity(name))
+
+
+def test_behind_ldap_alice_in_capitals_is_alice_and_cannot_approve_her_call(
+    tmp_path, upstream, test_ca, mcp_port, hook
+):
+    people = {name: f"uid={name},ou=people,dc=example,dc=com" for name in ("alice", "sam")}
+    passwords = {"cn=svc,dc=example,dc=com": "svcpass", **{dn: "pw" for dn in people.values()}}
+    with FakeLdap(passwords, CaseIgnoring(people), key="uid") as directory:
+        spec = (
+            f"ldap:127.0.0.1:{directory.port}:cn=svc,dc=example,dc=com:svcpass"
+            ":ou=people,dc=example,dc=com?search_filter_key=uid"
+        )
+        (tmp_path / "policy.yaml").write_text(_policy(hook.url))
+        proxy = start_proxy(tmp_path / "proxy", upstream, test_ca, "--set",
+                            f"shadowgate_policy={tmp_path / 'policy.yaml'}", upstream_port=mcp_port, proxyauth=spec)  # fmt: skip
+        try:
+            pending = agent(proxy, "merge_pr", {"pr": 1801}, user="alice")
+            link = link_for(hook, '"pr":1801')
+            for variant in ("ALICE", FULLWIDTH_ALICE):
+                with _as(proxy, variant) as browser:
+                    answer = browser.post(link + "?decision=approve")
+                assert answer.status_code == 403 and "Not your own call" in answer.text, (variant, answer.text)
+            alice_dn = people["alice"]
+            assert [ok for dn, ok in directory.binds if dn == alice_dn].count(True) >= 3  # the directory let them in
+            time.sleep(0.7)
+            assert not pending.done() and ("merge_pr", 1801) not in RAN
+            with _as(proxy, "SAM") as browser:
+                assert browser.post(link + "?decision=approve").status_code == 200
+            assert pending.result(15) == "merged 1801"
+            [row] = calls(proxy, "tool_name = 'merge_pr' AND user_name = 'alice'", 1, timeout=15)
+            assert (row["decision"], row["approver"]) == ("approved", "sam")
+        finally:
+            proxy.stop()
