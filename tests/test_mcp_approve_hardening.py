@@ -215,6 +215,18 @@ def test_configured_approvers_are_matched_in_the_same_form(tmp_path):
         load_policy(path)
 
 
+def test_approve_tools_hold_every_spelling_a_lax_server_would_run(tmp_path):
+    path = tmp_path / "policy.yaml"
+    path.write_text(_policy("http://127.0.0.1:9/hook").replace('["merge_*"]', '["Merge_*", "deploy"]'))
+    policy = load_policy(path)
+    assert policy.mcp is not None
+    rule = policy.mcp.servers[0].approve
+    assert rule is not None
+    for name in ("merge_pr", "MERGE_PR", "ｍｅｒｇｅ_pr", "merge\u200b_pr", "Deploy", "DEPLOY\u2060"):
+        assert rule.reason(name, {}) is not None, name
+    assert rule.reason("echo", {}) is None and rule.reason("deploy_docs", {}) is None
+
+
 @pytest.mark.parametrize(
     ("raw", "canonical"),
     [

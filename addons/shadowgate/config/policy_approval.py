@@ -74,15 +74,17 @@ def canonical_identity(value: object, pattern: bool = False) -> str | None:
 class ApprovalRule:
     """One server entry's approval triggers."""
 
-    tools: tuple[str, ...] = ()  # globs
+    tools: tuple[str, ...] = ()  # globs, in tool_form
     arguments: tuple[re.Pattern[str], ...] = ()
 
     def reason(self, tool: str | None, arguments: Any) -> str | None:
         """Why a tools/call needs approval, or None. A call without a string tool name needs it
-        whenever this entry has any trigger (a lax server may still run some tool)."""
+        whenever this entry has any trigger (a lax server may still run some tool). Names are
+        compared in tool_form: holding `MERGE_PR` too is safe, letting it through unheld is not."""
         if tool is None:
             return "a call without a tool name"
-        if any(fnmatch.fnmatchcase(tool, p) for p in self.tools):
+        name = tool_form(tool)
+        if any(fnmatch.fnmatchcase(name, p) for p in self.tools):
             return f"tool {tool}"
         if self.arguments:
             strings: list[str] = []
@@ -92,6 +94,14 @@ class ApprovalRule:
                 if any(pattern.search(s) for s in strings):
                     return f"an argument matches {pattern.pattern}"
         return None
+
+
+def tool_form(name: str) -> str:
+    """A tool name as approve_tools compares it: NFKC, case-folded, without format characters
+    (zero-width, bidi). A server that looks tool names up loosely runs `MERGE_PR`, fullwidth
+    `ｍｅｒｇｅ_pr` or `merge\u200b_pr` as merge_pr; compared raw they went unheld."""
+    text = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
 
 
 def _argument_strings(value: Any, out: list[str]) -> bool:
@@ -161,7 +171,7 @@ def parse_server_approval(
                 ) from None
     if not tools and not patterns:
         return None
-    return ApprovalRule(tools=tools, arguments=tuple(patterns))
+    return ApprovalRule(tools=tuple(tool_form(t) for t in tools), arguments=tuple(patterns))
 
 
 def parse_approval(path: str | Path, raw: Any) -> ApprovalPolicy:
