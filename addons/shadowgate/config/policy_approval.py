@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,21 +43,48 @@ DEFAULT_LINK_HOST = "shadowgate.approval"
 MAX_TIMEOUT = 86400.0
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$")
 _MAX_ARGUMENT_STRINGS = 10_000  # strings looked at per call: deeper or longer lists need approval
+# Characters an identity never holds: an LDAP search filter's specials (RFC 4515: `*` matches
+# anyone, the rest build filters) and a glob's (the configured approvers are globs).
+_NOT_IN_IDENTITY = frozenset("*()\\\0?[]")
+_NOT_IN_PATTERN = frozenset("()\\\0")
+
+
+def canonical_identity(value: object, pattern: bool = False) -> str | None:
+    """The one form in which a requester, an approver and the configured approvers are compared,
+    or None for a value that names nobody.
+
+    The identity sources compare names loosely: an LDAP directory matches user names
+    case-insensitively, after Unicode compatibility folding and with runs of spaces as one
+    (RFC 4518 string preparation), so `ALICE`, ` alice ` and fullwidth `ａｌｉｃｅ` log in as the
+    same alice. Compared raw, they were three people and alice could approve her own call. Here
+    each becomes NFKC, case-folded, trimmed and space-collapsed text; empty text, control and
+    format characters (zero-width, bidi), and `*` and the other filter or glob specials name
+    nobody. pattern=True: a configured glob, whose `*`, `?` and `[...]` are its syntax."""
+    if not isinstance(value, str):
+        return None
+    text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+    text = " ".join(text.split())
+    if not text or any(unicodedata.category(c)[0] == "C" for c in text):
+        return None
+    banned = _NOT_IN_PATTERN if pattern else _NOT_IN_IDENTITY
+    return text if banned.isdisjoint(text) else None
 
 
 @dataclass(frozen=True, slots=True)
 class ApprovalRule:
     """One server entry's approval triggers."""
 
-    tools: tuple[str, ...] = ()  # globs
+    tools: tuple[str, ...] = ()  # globs, in tool_form
     arguments: tuple[re.Pattern[str], ...] = ()
 
     def reason(self, tool: str | None, arguments: Any) -> str | None:
         """Why a tools/call needs approval, or None. A call without a string tool name needs it
-        whenever this entry has any trigger (a lax server may still run some tool)."""
+        whenever this entry has any trigger (a lax server may still run some tool). Names are
+        compared in tool_form: holding `MERGE_PR` too is safe, letting it through unheld is not."""
         if tool is None:
             return "a call without a tool name"
-        if any(fnmatch.fnmatchcase(tool, p) for p in self.tools):
+        name = tool_form(tool)
+        if any(fnmatch.fnmatchcase(name, p) for p in self.tools):
             return f"tool {tool}"
         if self.arguments:
             strings: list[str] = []
@@ -66,6 +94,14 @@ class ApprovalRule:
                 if any(pattern.search(s) for s in strings):
                     return f"an argument matches {pattern.pattern}"
         return None
+
+
+def tool_form(name: str) -> str:
+    """A tool name as approve_tools compares it: NFKC, case-folded, without format characters
+    (zero-width, bidi). A server that looks tool names up loosely runs `MERGE_PR`, fullwidth
+    `ｍｅｒｇｅ_pr` or `merge\u200b_pr` as merge_pr; compared raw they went unheld."""
+    text = unicodedata.normalize("NFKC", name).casefold()
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
 
 
 def _argument_strings(value: Any, out: list[str]) -> bool:
@@ -100,8 +136,11 @@ class ApprovalPolicy:
     line: int = 0
 
     def may_decide(self, user: str | None, group: str | None) -> bool:
+        """Whether this person may decide: both sides in canonical_identity form (the patterns
+        were made so when the policy was read)."""
         if self.approver_users is None and self.approver_groups is None:
             return True
+        user, group = canonical_identity(user), canonical_identity(group)
         users, groups = self.approver_users or (), self.approver_groups or ()
         return (user is not None and any(fnmatch.fnmatchcase(user, p) for p in users)) or (
             group is not None and any(fnmatch.fnmatchcase(group, p) for p in groups)
@@ -132,7 +171,7 @@ def parse_server_approval(
                 ) from None
     if not tools and not patterns:
         return None
-    return ApprovalRule(tools=tools, arguments=tuple(patterns))
+    return ApprovalRule(tools=tuple(tool_form(t) for t in tools), arguments=tuple(patterns))
 
 
 def parse_approval(path: str | Path, raw: Any) -> ApprovalPolicy:
@@ -164,9 +203,9 @@ def parse_approval(path: str | Path, raw: Any) -> ApprovalPolicy:
         if not isinstance(approvers, dict) or not approvers or set(map(str, approvers)) - {"user", "group"}:
             raise ConfigError(path, line_of_key(raw, "approvers") or line, "mcp.approval.approvers takes user, group")
         users, groups = (
-            one_or_more(path, approvers.get(k), line, f"mcp.approval.approvers.{k} is a glob or a list of globs")
+            _patterns(path, one_or_more(path, approvers.get(k), line, f"mcp.approval.approvers.{k} is a glob or a list of globs"), line, k)
             for k in ("user", "group")
-        )
+        )  # fmt: skip
     return ApprovalPolicy(
         notify=notify,
         timeout=timeout,
@@ -178,6 +217,23 @@ def parse_approval(path: str | Path, raw: Any) -> ApprovalPolicy:
         link_host=link_host,
         line=line,
     )
+
+
+def _patterns(path: str | Path, globs: tuple[str, ...] | None, line: int, key: str) -> tuple[str, ...] | None:
+    """Configured approver globs in canonical_identity form, as the names they are matched with."""
+    if globs is None:
+        return None
+    out = []
+    for glob in globs:
+        canonical = canonical_identity(glob, pattern=True)
+        if canonical is None:
+            raise ConfigError(
+                path,
+                line,
+                f"mcp.approval.approvers.{key}: {glob!r} is not a name (empty, or control or filter characters)",
+            )
+        out.append(canonical)
+    return tuple(out)
 
 
 def check_approval(path: str | Path, approval: ApprovalPolicy | None, rules: list[str], destinations: set[str]) -> None:

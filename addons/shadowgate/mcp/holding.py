@@ -20,11 +20,12 @@ from shadowgate.config.policy import Policy
 from shadowgate.mcp.approval import ABANDONED
 from shadowgate.mcp.approval import APPROVED
 from shadowgate.mcp.approval import DENIED
-from shadowgate.mcp.approval import PREVIEW_CHARS
+from shadowgate.mcp.approval import PAGE_CHARS
 from shadowgate.mcp.approval import TIMEOUT
 from shadowgate.mcp.approval import WOULD_APPROVE
 from shadowgate.mcp.approval import Approvals
 from shadowgate.mcp.approval import HoldRequest
+from shadowgate.mcp.approval import requester_of
 from shadowgate.mcp.dlp import stored
 from shadowgate.mcp.jsonrpc import POLICY_ERROR_CODE
 from shadowgate.mcp.jsonrpc import id_key
@@ -74,6 +75,19 @@ def _refuse(call: McpCall, out: Outgoing, index: int, decision: str, message: st
     out.forwarded[index] = ping(call.rpc_id)
 
 
+def stopped_calls(approvals: Approvals) -> list[McpCall]:
+    """The calls held when the proxy stops, each refused as abandoned (rule ...:stopped), for
+    their rows: their flows end without an answer or error hook."""
+    calls = []
+    for held in approvals.stop():
+        call = held.call
+        call.decision, call.approver = ABANDONED, None
+        call.rule_id += ":stopped"
+        call.is_error, call.error_code = True, POLICY_ERROR_CODE
+        calls.append(call)
+    return calls
+
+
 async def hold_calls(
     approvals: Approvals, policy: Policy, flow: http.HTTPFlow, out: Outgoing, held: list[McpCall]
 ) -> None:
@@ -88,7 +102,16 @@ async def hold_calls(
         if approval is None:
             _refuse(call, out, i, DENIED, refusal_message(call, DENIED, 0, None))
             return
-        requester = call.person.user or call.client_ip or "-"
+        requester = requester_of(call)
+        if requester is None:
+            # Control or filter characters, `*`, nothing: no approver could be told apart from it.
+            call.rule_id += ":identity"
+            message = (
+                f"shadowgate: the call to {call.tool_name} needs approval, but the proxy user name cannot be "
+                f"tied to an approval (rule {call.rule_id})"
+            )
+            _refuse(call, out, i, "block", message)
+            return
         busy = approvals.busy(approval, requester)
         if busy is not None:
             call.rule_id += ":busy"
@@ -98,8 +121,8 @@ async def hold_calls(
             _refuse(call, out, i, "block", message)
             return
         arguments = arguments_of(out.forwarded[i])
-        preview = stored(arguments, call.dlp_actions, PREVIEW_CHARS)
-        request = HoldRequest(call, arguments, call.approval or "", preview)
+        shown = stored(arguments, call.dlp_actions, PAGE_CHARS + 1)  # one more: says whether it is all
+        request = HoldRequest(call, arguments, call.approval or "", shown)
         try:
             decided = await approvals.hold(request, flow.client_conn, approval, policy.alerts)
         except Exception:

@@ -12,7 +12,9 @@ TextGuard holds back the end of a streamed text that could still grow into a val
 unfinished word and the short digit groups before it (so a card or phone number written in
 groups stays together), at most `hold` characters - and an unfinished URL or
 markdown link (up to `max_hold`), so a value split across chunks is inspected whole before any of
-it goes out, while ordinary prose is held back by one word only.
+it goes out, while ordinary prose is held back by one word only. A URL still unfinished after
+`max_hold` characters is released as an exfiltration finding (redacted, cut or logged by the
+policy): its data would otherwise arrive after its host had gone out uninspected.
 """
 
 from __future__ import annotations
@@ -53,6 +55,27 @@ _OPEN = re.compile(r"https?://[^\s<>\"'()\[\]]*$|!?\[[^\]\n]{0,1000}(?:\]\(?)?$|
 
 
 _ENDS_A_WORD = re.compile(r"[\s<>\"'()\[\]]")
+_LAST_WORD = re.compile(r"[^\s<>\"'()\[\]]+$")  # the characters a URL at the end could still take
+_URL_START = re.compile(r"https?://", re.I)
+
+
+def overlong_url(text: str, max_hold: int) -> Finding | None:
+    """An unfinished URL at the end of `text` that began more than `max_hold` characters ago,
+    as an exfiltration finding (an image after `](`, else a link), or None.
+
+    Its start must go out before its end is seen, and what ends it (a query carrying data)
+    would then be inspected without the host it goes to: so a URL that long counts as a leak,
+    whatever it turns out to carry (padding its path once let the data after it through)."""
+    word = _LAST_WORD.search(text)
+    if word is None or len(word.group()) <= max_hold:
+        return None
+    start = _URL_START.search(text, word.start())
+    if start is None or len(text) - start.start() <= max_hold:
+        return None
+    kind = EXFIL_IMAGE if text[: start.start()].rstrip(" <").endswith("](") else EXFIL_LINK
+    return Finding(start.start(), len(text), kind, "exfil", "exfil")
+
+
 # A word that may be one group of a value written in groups: a card or phone number, an IBAN, a
 # national id ("5500 0055 5555 5559", "+41 44 668 18 00", "CH93 0076 2011", "AB 12 34 56 C").
 _VALUE_GROUP = re.compile(r"[+(]?(?=[0-9A-Z()./-]*\d)[0-9A-Z][0-9A-Z()./-]{0,7}[,;:]?|[A-Z]{1,2}")
@@ -187,6 +210,10 @@ class TextGuard:
             opened = _OPEN.search(buf, max(0, len(buf) - self._max_hold))
             if opened is not None:
                 cut = min(cut, opened.start())
+            elif (long := overlong_url(context + buf, self._max_hold)) is not None and long.start >= off:
+                # Released now as a leak (rewritten by the caller's policy), its start (the host) with it.
+                findings = [f for f in findings if f.start < long.start] + [long]
+                cut = len(buf)
         for f in findings:
             if f.end - off > cut:
                 cut = min(cut, max(f.start - off, 0))

@@ -1,8 +1,10 @@
 """Encoded payloads: base64, hex, percent-encoding and ROT13 that decode to an instruction.
 
 A blob alone is not an attack (prompts carry keys, hashes, images, minified data); a blob whose
-decoded text trips a phrase detector is. Each candidate run is decoded, checked to be mostly
-printable text, folded, and screened; the caller gets the decoded texts that fired.
+decoded text trips a phrase detector is. Every candidate run is decoded and checked to be mostly
+printable text; the decoded texts are screened together, in one pass, so the cost follows the
+length of the text and not the number of blobs in it. (Only the first 64 runs were tried before:
+an instruction in the 65th blob, after 64 harmless ones, was never decoded.)
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ _BASE64_RUN = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/]{16,}={0,2}(?![A-Za-
 _HEX_RUN = re.compile(r"(?<![0-9A-Fa-f])(?:(?:\\x|0x)?[0-9A-Fa-f]{2}[\s:,]?){12,}")
 _PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2}|[A-Za-z0-9._~+-]){0,400}(?:%[0-9A-Fa-f]{2}[A-Za-z0-9._~+-]*){6,}")
 _ROT13_HINT = re.compile(r"\brot[\s-]?13\b|\bcaesar\b", re.IGNORECASE)
-MAX_CANDIDATES = 64  # decoded runs per text: a text of many blobs cannot make the scan slow
+_JOIN = "\n\n"  # between decoded texts screened in one pass
 MIN_DECODED_LETTERS = 8
 
 
@@ -56,22 +58,15 @@ def _hex(run: str) -> str | None:
 
 
 def decoded_texts(text: str) -> list[str]:
-    """Every decoded text hidden in encoded runs (at most MAX_CANDIDATES runs are tried)."""
+    """Every decoded text hidden in encoded runs (no more, together, than the text is long)."""
     out: list[str] = []
-    tried = 0
     for pattern, decode in ((_BASE64_RUN, _base64), (_HEX_RUN, _hex)):
         for match in pattern.finditer(text):
-            tried += 1
-            if tried > MAX_CANDIDATES:
-                return out
             decoded = decode(match.group(0).strip())
             if decoded:
                 out.append(decoded)
     if "%" in text:
         for match in _PERCENT_RUN.finditer(text):
-            tried += 1
-            if tried > MAX_CANDIDATES:
-                return out
             out.append(unquote(match.group(0).replace("+", " ")))
     if _ROT13_HINT.search(text):
         out.append(codecs.decode(text, "rot13"))
@@ -80,9 +75,5 @@ def decoded_texts(text: str) -> list[str]:
 
 def encoded_hits(text: str, screen_folded: Callable[[str], list[str]]) -> list[str]:
     """The phrase flags that fire on text decoded from the runs in `text`."""
-    flags: list[str] = []
-    for decoded in decoded_texts(text):
-        for flag in screen_folded(decoded):
-            if flag not in flags:
-                flags.append(flag)
-    return flags
+    decoded = decoded_texts(text)
+    return screen_folded(_JOIN.join(decoded)) if decoded else []

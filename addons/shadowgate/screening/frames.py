@@ -19,6 +19,10 @@ as a copy of that output's last delta. The `.done` events repeat the whole text:
 text there is replaced by exactly what went out in its deltas (so a redaction holds and nothing
 is counted twice); text that never streamed is inspected whole, and so is every string of an event
 in none of these shapes (a SignalR hub message, a plain-text message). Pure: no mitmproxy.
+
+A message nested deeper than MAX_DEPTH raises TooDeep on either side rather than going out
+unread: the caller treats it as content it cannot inspect (refused under `on_error: block`).
+Stopping quietly there let a payload nested one level deeper pass unscreened.
 """
 
 from __future__ import annotations
@@ -43,15 +47,31 @@ _NOT_TEXT = frozenset(
 _SYSTEM_KEYS = frozenset({"instructions", "systemInstruction", "system_instruction"})
 _TOOL_TYPES = frozenset({"function_call_output", "mcp_call_output"})
 _TOOL_KEYS = frozenset({"toolResponse", "functionResponses", "functionResponse", "tool_response"})
-MAX_DEPTH = 24
+# Realtime events nest a few levels; Copilot's adaptive cards some more. Beyond this, TooDeep.
+MAX_DEPTH = 64
+
+
+class TooDeep(ValueError):
+    """A message nested deeper than MAX_DEPTH: not screened, so never passed as screened."""
+
+    def __init__(self) -> None:
+        super().__init__(f"the message is nested more than {MAX_DEPTH} levels deep")
+
+
+def _deeper(node: Any, depth: int) -> None:
+    """Raise TooDeep for text or structure past MAX_DEPTH (a number or null there says nothing)."""
+    if depth > MAX_DEPTH and isinstance(node, (str, list, dict)) and node:
+        raise TooDeep
 
 
 def client_texts(body: Any) -> list[tuple[str, str]]:
-    """(kind, text) for every string of a client message a model will read, in order."""
+    """(kind, text) for every string of a client message a model will read, in order; raises
+    TooDeep for one nested past MAX_DEPTH."""
     found: list[tuple[str, str]] = []
 
     def walk(node: Any, kind: str, depth: int) -> None:
         if depth > MAX_DEPTH:
+            _deeper(node, depth)
             return
         if isinstance(node, str):
             if node:
@@ -253,6 +273,7 @@ class ServerFrames:
 
     def _walk(self, node: Any, done: set[tuple[int, Any]], depth: int) -> None:
         if depth > MAX_DEPTH:
+            _deeper(node, depth)  # raises: the caller cuts the session under on_error: block
             return
         pairs = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
         for key, value in list(pairs):

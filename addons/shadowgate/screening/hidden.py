@@ -38,12 +38,17 @@ _HIDDEN_STYLE = (
     r"|(?:left|top|text-indent)\s*:\s*-\d{3,}|(?:height|width|max-height)\s*:\s*0(?:px)?\s*;[^\"']*overflow\s*:\s*hidden"
     r"|clip\s*:\s*rect\(\s*0"
 )
-_HIDDEN_ELEMENT = re.compile(
+# The opening tag of a hidden element; its text runs to the first closing tag of that name, or
+# to the end of the text (no length limit: 4000 characters of padding once hid what followed).
+_HIDDEN_OPEN = re.compile(
     r"<(\w+)\b[^>]*?(?:style\s*=\s*[\"'][^\"']*?(?:"
     + _HIDDEN_STYLE
     + r")[^\"']*[\"']|\shidden(?:\s*=\s*[\"']?[^\"'>]*[\"']?)?"
-    r"(?=[\s/>]))[^>]*>(.{1,4000}?)</\1\s*>",
+    r"(?=[\s/>]))[^>]*>",
     re.IGNORECASE | re.DOTALL,
+)
+_VOID = frozenset(
+    {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 )
 _TAG_STRIP = re.compile(r"<[^>]{0,500}>")
 # Hidden text that addresses an assistant or gives an order (the detectors' folded form).
@@ -91,8 +96,16 @@ def hidden_html(text: str) -> list[str]:
     if "<" not in text:
         return []
     found = []
-    for match in _HIDDEN_ELEMENT.finditer(text):
-        inner = _TAG_STRIP.sub(" ", match.group(2)).strip()
+    pos = 0
+    while (match := _HIDDEN_OPEN.search(text, pos)) is not None:
+        tag = match.group(1).lower()
+        if tag in _VOID:  # no text of its own
+            pos = match.end()
+            continue
+        close = re.compile(rf"</{re.escape(tag)}\s*>", re.IGNORECASE).search(text, match.end())
+        end = len(text) if close is None else close.start()
+        inner = _TAG_STRIP.sub(" ", text[match.end() : end]).strip()
         if len(inner) >= 8 and _ADDRESSED.search(inner):
             found.append(inner)
+        pos = max(end, match.end())  # elements do not overlap: each character is read once
     return found

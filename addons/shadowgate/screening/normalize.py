@@ -58,6 +58,10 @@ _LEET_SPOT = re.compile(r"[013457@$!]+(?=[a-z])|(?<=[a-z])[013457]+(?![0-9])")
 _HAS_CONFUSABLE = re.compile(_CONF_CLASS)
 # Runs of blanks other than one plain space (one space needs no rewrite, and there are millions).
 _SPACES = re.compile(r"[^\S\n]{2,}|[^\S\n ]")
+# Blank lines and the blanks around a line break: one line break. The phrase patterns are searched
+# in windows of gates.WINDOW characters from their first word, so 800 line breaks between
+# "ignore" and "all previous instructions" once put the phrase out of reach.
+_LINE_BREAKS = re.compile(r"[^\S\n]+\n\s*|\n\s+")
 
 
 def _fold_word(match: re.Match[str]) -> str:
@@ -87,7 +91,7 @@ def fold(text: str) -> str:
         text = _MIXED_WORD.sub(_fold_word, text)
     if _LEET_ANY.search(text):
         text = _LEET_SPOT.sub(_fold_leet, text)
-    return _SPACES.sub(" ", text)
+    return _SPACES.sub(" ", _LINE_BREAKS.sub("\n", text))
 
 
 def fold_pattern(pattern: str) -> str:

@@ -8,9 +8,11 @@ reaches the instance holding the call through the shared approvals folder.
 
 GET shows the call and two buttons and decides nothing (chat tools and mail scanners open links
 to preview them); the buttons POST. The approver is the proxy user of the click (else the client
-address). A decision is refused when the link's signature, expiry or digest do not match the
+address), compared in canonical_identity form. A decision is refused when the link's signature, expiry or digest do not match the
 published call, when the approver is not among `approvers`, or when they are the requester and
 `self_approval` is off; the first decision wins and a second click is told what it was.
+The page shows the arguments whole (the approvers' message only their first PREVIEW_CHARS); a
+call whose arguments are longer than the page shows (PAGE_CHARS) can only be denied.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ from mitmproxy import ctx
 from mitmproxy import http
 
 from shadowgate.config.policy_approval import ApprovalPolicy
+from shadowgate.config.policy_approval import canonical_identity
 from shadowgate.mcp.approval import APPROVED
 from shadowgate.mcp.approval import DENIED
 from shadowgate.mcp.approval import LINK_PATH
+from shadowgate.mcp.approval import PAGE_CHARS
 from shadowgate.mcp.approval import TOKEN_KIND
 from shadowgate.mcp.approval import Approvals
 from shadowgate.stages.settings import ShadowgateSettings
@@ -107,12 +111,19 @@ class McpApproval:
         client_ip = str(flow.client_conn.peername[0]).removeprefix("::ffff:") if flow.client_conn.peername else ""
         proxy_user = (flow.metadata.get("proxyauth") or (None,))[0]
         person = self.settings.directory.person(proxy_user, client_ip)
-        approver = person.user or client_ip or "-"
+        # The same form the requester was published in: `ALICE` or fullwidth `ａｌｉｃｅ` is alice.
+        approver = canonical_identity(person.user or client_ip or "-")
+        if approver is None:
+            flow.response = _page(403, "Not an approver", "This proxy user name cannot decide MCP calls.")
+            return
         if not policy.may_decide(person.user, person.group):
             flow.response = _page(403, "Not an approver", f"{approver} may not decide MCP calls.")
             return
         if not policy.self_approval and approver == summary.get("requester"):
             flow.response = _page(403, "Not your own call", "The person whose agent made a call cannot approve it.")
+            return
+        if choice == APPROVED and summary.get("complete") is False:
+            flow.response = _page(409, "Cannot be approved", _TOO_LONG)
             return
         decided = await asyncio.to_thread(store.decide, call_id, choice, approver)
         if not decided.first:
@@ -123,6 +134,12 @@ class McpApproval:
         self.approvals.decided_here(call_id, decided)
         verb = "approved: it goes on to the server" if choice == APPROVED else "denied: the agent is told"
         flow.response = _page(200, "Decided", f"The call to {summary.get('tool')} is {verb}.")
+
+
+_TOO_LONG = (
+    f"The arguments are longer than the {PAGE_CHARS // 1024} KiB this page shows, so nobody can see all of "
+    "what would be approved: the call can only be denied (or left to time out)."
+)
 
 
 def _cross_site(request: http.Request, link_host: str) -> bool:
@@ -150,7 +167,7 @@ def _call_page(summary: dict, token: str, decided: str | None) -> http.Response:
         ("Server", f"{summary.get('server')} ({summary.get('host')})"),
         ("Requested by", summary.get("requester")),
         ("Why it is held", summary.get("reason")),
-        ("Arguments", summary.get("arguments")),
+        ("Arguments", summary.get("shown", summary.get("arguments"))),
         ("Decide by", time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(summary.get("expires") or 0))),
     ]
     table = "".join(
@@ -161,6 +178,11 @@ def _call_page(summary: dict, token: str, decided: str | None) -> http.Response:
     action = html.escape(LINK_PATH + token, quote=True)
     if decided is not None:
         buttons = f"<p><b>Already decided: {html.escape(decided.replace('_', ' '))}.</b></p>"
+    elif summary.get("complete") is False:
+        buttons = (
+            f"<p><b>{html.escape(_TOO_LONG)}</b></p>"
+            f"<form method='post' action='{action}?decision=deny'><button type='submit'>Deny</button></form>"
+        )
     else:
         buttons = (
             f"<form method='post' action='{action}?decision=approve' style='display:inline'>"

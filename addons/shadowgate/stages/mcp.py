@@ -55,6 +55,7 @@ from shadowgate.mcp.dlp import scan_result
 from shadowgate.mcp.dlp import store_arguments
 from shadowgate.mcp.holding import hold_calls
 from shadowgate.mcp.holding import needs_approval
+from shadowgate.mcp.holding import stopped_calls
 from shadowgate.mcp.hosted import check_hosted
 from shadowgate.mcp.jsonrpc import INVALID_REQUEST
 from shadowgate.mcp.jsonrpc import AmbiguousBody
@@ -577,7 +578,19 @@ class Mcp:
     def websocket_end(self, flow: http.HTTPFlow) -> None:
         self.websocket.end(flow)
 
+    def done(self) -> None:
+        # Calls still held for approval get no answer or error hook once the proxy stops: each is
+        # recorded here, refused, before Record (later in the chain) closes the writer.
+        now = time.time()
+        for call in stopped_calls(self.approvals):
+            self._submit(call, now)
+
     def submit(self, call: McpCall, end: float) -> None:
+        if self.approvals.recorded and call.request_id in self.approvals.recorded:
+            return  # recorded when the proxy stopped (done): one row per call
+        self._submit(call, end)
+
+    def _submit(self, call: McpCall, end: float) -> None:
         latency_ms = round(max(end - call.started, 0.0) * 1000, 3)
         if self.settings.record is not None:
             self.settings.record.mcp_call(call_row(call, latency_ms))

@@ -56,6 +56,7 @@ from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.policy_injection import BLOCK as INJECTION_BLOCK
 from shadowgate.config.policy_responses import BLOCK as RESPONSES_BLOCK
 from shadowgate.screening.frames import ServerFrames
+from shadowgate.screening.frames import TooDeep
 from shadowgate.screening.prompts import SEAM
 from shadowgate.stages.act import api_error
 from shadowgate.stages.act import refusal_text
@@ -308,7 +309,7 @@ class Realtime:
                     flow,
                     session,
                     message,
-                    "shadowgate: the message was not sent: the injection screen ran out of time.",
+                    f"shadowgate: the message was not sent: {checked.why}; the proxy cannot screen it.",
                 )
                 return
         else:
@@ -442,12 +443,16 @@ class Realtime:
         except AnswerBlocked as e:
             self._cut(flow, session, message, refusal(str(e)))
             return None
-        except Exception:
-            log.exception("shadowgate: realtime answer inspection failed")
+        except Exception as e:
+            if isinstance(e, TooDeep):  # an answer built to be unread: said as such, no traceback
+                log.info("shadowgate: a WebSocket answer from %s is not inspected: %s", session.rec.host, e)
+            else:
+                log.exception("shadowgate: realtime answer inspection failed")
             session.rec.response_action = "error"
             responses = self.settings.policy.responses
+            why = str(e) if isinstance(e, TooDeep) else "its inspection failed"
             if responses is None or responses.on_error == RESPONSES_BLOCK:
-                self._cut(flow, session, message, "shadowgate: the answer was withheld: its inspection failed.")
+                self._cut(flow, session, message, f"shadowgate: the answer was withheld: {why}.")
             else:
                 session.answers = None  # allowed: the rest goes out uninspected
             return None

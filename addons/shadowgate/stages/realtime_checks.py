@@ -24,6 +24,7 @@ from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.policy_injection import InjectionPolicy
 from shadowgate.dlp import TYPES
 from shadowgate.dlp import Placeholders
+from shadowgate.screening.frames import TooDeep
 from shadowgate.screening.frames import client_texts
 from shadowgate.screening.prompts import PROMPT
 from shadowgate.screening.prompts import TOOL_RESULT
@@ -48,6 +49,7 @@ class Checked:
     unredactable: list[str]  # of those, the types the policy would redact: they block instead
     screened: dict[str, set[str]] | None  # injection: detectors by kind; None when the screen failed
     texts: list[tuple[str, str]]  # what was screened, (kind, text)
+    why: str = "the injection screen ran out of time"  # why screened is None
 
 
 def check(frame: Frame, dlp: DlpPolicy | None, injection: InjectionPolicy | None, tails: dict[str, str]) -> Checked:
@@ -66,9 +68,11 @@ def check(frame: Frame, dlp: DlpPolicy | None, injection: InjectionPolicy | None
             unredactable = sorted(t for t in hidden if dlp.action_for(t, TYPES.get(t, "pii")) == "redact")
     if injection is None:
         return Checked(scanned, hidden, hidden_actions, unredactable, None, [])
-    texts = [
-        (k, t) for k, t in client_texts(frame.docs) if injection.screens(TOOL_RESULT if k == TOOL_RESULT else PROMPT)
-    ]
+    try:
+        every = client_texts(frame.docs)
+    except TooDeep as e:  # unread is not clean: failed like a screen out of time (on_error)
+        return Checked(scanned, hidden, hidden_actions, unredactable, None, [], str(e))
+    texts = [(k, t) for k, t in every if injection.screens(TOOL_RESULT if k == TOOL_RESULT else PROMPT)]
     if injection.screens(PROMPT):
         texts += [(PROMPT, t) for t in frame.hidden]
     try:
