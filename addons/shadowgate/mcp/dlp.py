@@ -1,13 +1,21 @@
 """DLP on MCP tool calls: the arguments on their way to the server, the results on their way back,
-and what opt-in content storage keeps of them."""
+and what opt-in content storage keeps of them.
+
+The checks that read a whole tool result (injection screening and DLP) are a ResultCheck: the
+caller runs it inline for a small result and on a worker thread (asyncio's default executor, as
+the request-side DLP) for one over SCAN_IN_THREAD_CHARS, so a large result never holds up the
+event loop that every other user's traffic runs on."""
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from shadowgate.config.policy import ALLOW
+from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.policy import McpPolicy
 from shadowgate.config.policy import Policy
@@ -17,8 +25,10 @@ from shadowgate.mcp.jsonrpc import id_key
 from shadowgate.mcp.jsonrpc import is_request
 from shadowgate.mcp.jsonrpc import ping
 from shadowgate.mcp.jsonrpc import rpc_error
+from shadowgate.mcp.screening import screen
 from shadowgate.mcp.session import McpCall
 from shadowgate.mcp.session import McpExchange
+from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.redact import ScanFailed
 from shadowgate.stages.redact import dlp_verdict
 from shadowgate.stages.redact import scan_json
@@ -26,7 +36,7 @@ from shadowgate.stages.redact import shared_scanner
 
 log = logging.getLogger(__name__)
 
-# Results are scanned on the event loop (inside the response tap); bigger ones fail the scan.
+# Bigger results fail the scan (on_error): the DLP CPU budget would run out on them anyway.
 MAX_RESULT_SCAN_CHARS = 1024 * 1024
 
 
@@ -96,9 +106,45 @@ def scan_arguments(calls: list[McpCall], forwarded: list[Any], dlp: DlpPolicy, o
                 forwarded[index] = {**item, "params": {**params, "arguments": cleaned}}
 
 
+@dataclass(slots=True)
+class ResultCheck:
+    """The checks of one tool result that read all of it: injection screening (and the server
+    entry's `injection: block`), then DLP. run() may go on any thread: it touches only its call,
+    which nothing else reads until done() has run on the event loop."""
+
+    call: McpCall
+    msg: dict
+    result: dict
+    size: int
+    policy: Policy
+    then: Callable[[], None] | None = None  # on the event loop, once the call's outcome is known
+
+    @property
+    def large(self) -> bool:
+        """Worth a worker thread, as a request body over SCAN_IN_THREAD_CHARS is."""
+        return self.size > SCAN_IN_THREAD_CHARS
+
+    def run(self) -> dict | None:
+        """The message's replacement (redacted, or an error refusing it), or None to send it as it came."""
+        call, server = self.call, self.call.server
+        call.injection_flags = screen(self.result)
+        if server is not None and call.injection_flags and server.injection == BLOCK:
+            if call.refuse(f"mcp:{server.id}:injection"):
+                flags = ", ".join(call.injection_flags)
+                return rpc_error(
+                    call.rpc_id,
+                    f"shadowgate: the tool result looks like a prompt injection ({flags}; rule {call.rule_id})",
+                )
+        return scan_result(call, self.msg, self.result, self.size, self.policy)
+
+    def done(self) -> None:
+        if self.then is not None:
+            self.then()
+
+
 def scan_result(call: McpCall, msg: dict, result: dict, size: int, policy: Policy) -> dict | None:
-    """DLP on a tool result (on the event loop): the message redacted, an error refusing it, or None
-    to send it as it came. Stores the result, after DLP, when the policy opts in."""
+    """DLP on a tool result (on any thread, see ResultCheck): the message redacted, an error
+    refusing it, or None to send it as it came. Stores the result, after DLP, when the policy opts in."""
     dlp, mcp = policy.dlp, policy.mcp
     # None when opt-in content storage is off.
     store_max_chars = mcp.store_max_chars if mcp is not None and mcp.store_content else None
