@@ -194,3 +194,50 @@ def test_an_upgrade_to_another_protocol_never_becomes_a_raw_tunnel(ws_proxy, ws_
     assert not any("SECRET-PAYLOAD" in m for m in ws_upstream.received)
     [row] = proxy.rows("user_name = 'tunneller'", expect=1)
     assert (row["decision"], row["error_type"], row["path"]) == ("block", "not a WebSocket: refused", "/v1/tunnel")
+
+
+def _escaped(text: str) -> str:
+    """text as JSON \\u escapes: only a JSON reading of the message shows it."""
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+def test_a_bom_prefixed_json_event_is_read_as_json(ws_policy, ws_upstream, binary):
+    """A byte order mark before the JSON (in a text or a binary message) is skipped by JSON readers
+    that take bytes: the event is read, scanned and decided as the same event without it."""
+    proxy = ws_policy(
+        "dlp:\n  secrets: block\nrules:\n  - id: no-big-realtime\n"
+        "    match: {provider: openai, model: 'gpt-realtime-big*'}\n    action: block\n"
+    )
+
+    def send(ws, event: str) -> None:
+        data = "\ufeff" + event
+        ws.send(data.encode() if binary else data)
+
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "my key is KEY"}]}
+    event = json.dumps({"type": "conversation.item.create", "item": item}).replace("KEY", _escaped(AWS_KEY))
+    user = f"rt-bom-{'bin' if binary else 'text'}"
+    with connect(
+        "wss://api.openai.com/v1/realtime?model=gpt-realtime", proxy=proxy.url(user), ssl=ws_ssl_context(proxy)
+    ) as ws:
+        assert json.loads(ws.recv(5))["type"] == "session.created"
+        send(ws, event)
+        refused = json.loads(ws.recv(5))
+        assert refused["type"] == "error" and "AWS" in refused["error"]["message"]
+        # The model a BOM-prefixed session.update names is decided too.
+        send(ws, json.dumps({"type": "session.update", "session": {"type": "realtime", "model": "gpt-realtime-big"}}))
+        ws.send(
+            json.dumps(
+                {
+                    "type": "conversation.item.create",
+                    "item": {**item, "content": [{"type": "input_text", "text": "after the switch"}]},
+                }
+            )
+        )
+        with contextlib.suppress(TimeoutError):
+            while True:
+                ws.recv(2)
+    assert not any(AWS_KEY in m or _escaped(AWS_KEY) in m for m in ws_upstream.received)
+    assert not any("after the switch" in m for m in ws_upstream.received)
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert (row["decision"], row["model"], row["dlp_action"]) == ("block", "gpt-realtime-big", "block")

@@ -45,6 +45,7 @@ SIGNALR_JSON, SIGNALR_MSGPACK, JSON, MSGPACK, TEXT = "signalr-json", "signalr-ms
 MAX_NESTING = 3  # JSON inside a string inside a string ...: deeper is not what an app sends
 MIN_HIDDEN_CHARS = 8
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1d\x1f]")
+BOM = "\ufeff"
 
 
 class Unreadable(ValueError):
@@ -105,6 +106,15 @@ def read_message(content: bytes, is_text: bool, protocol: str | None = None, gre
 
 
 def _text_frame(text: str, protocol: str | None) -> Frame:
+    if text.startswith(BOM):
+        # A byte order mark before JSON, in a text or a binary message: readers that take JSON
+        # from bytes skip it (Python's json.loads, .NET's System.Text.Json), so it is the same
+        # event to them and must be to DLP, not a text message of no structure. The message is
+        # read, and written back when edited, without it: the provider gets what was scanned.
+        frame = _text_frame(text.lstrip(BOM), protocol)
+        if frame.kind == TEXT:
+            return Frame(TEXT, [{"text": text}], frame._write)
+        return frame
     if text.endswith(signalr.RS) or protocol == signalr.JSON:
         try:
             return _signalr_json(text)
