@@ -86,6 +86,10 @@ class BodyScan:
         """The body with what must be redacted redacted (the same object when nothing was)."""
         pieces = list(request_pieces(body, self.include_metadata))
         found = {i: hits for i, piece in enumerate(pieces) if (hits := self._findings(piece.text))}
+        for piece in pieces:
+            for other in piece.also:  # another reading of the same bytes: nothing to redact in place
+                if _to_redact(self._findings(other)):
+                    self.unredactable = True
         ranges = {i: redacted for i, hits in found.items() if (redacted := _to_redact(hits))}
         self._joined(pieces, found, ranges)
         values: dict[JsonPath, str] = {}
