@@ -38,13 +38,14 @@ SECRET = "ghp_Zx9Qm2Lr7Tb4Vn8Kc1Wd5Hs3Jf6Gy0Pa2Ee7"
 # Number groups: slow for the scanner (a card, phone, account or ID candidate at every step).
 BULK = " ".join(str(4_000_000_000 + i * 7919) for i in range(36_000))
 LIVE = "http://shadowgate.health/live"
-POLICY = f"""
-dlp: {{secrets: redact, pii: log, budget_ms: 120000}}
-mcp:
-  servers:
-    - id: corp
-      host: {CORP}
-"""
+
+
+def corp_policy(dlp: str) -> str:
+    """A policy with this `dlp:` section that lists the test MCP server."""
+    return f"dlp: {dlp}\nmcp:\n  servers:\n    - id: corp\n      host: {CORP}\n"
+
+
+POLICY = corp_policy("{secrets: redact, pii: log, budget_ms: 120000}")
 
 
 def _server() -> MCPServer:

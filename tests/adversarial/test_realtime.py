@@ -6,6 +6,7 @@ official openai SDK (realtime.connect) and the websockets library, both through 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 
@@ -241,3 +242,25 @@ def test_a_bom_prefixed_json_event_is_read_as_json(ws_policy, ws_upstream, binar
     assert not any("after the switch" in m for m in ws_upstream.received)
     [row] = proxy.rows(f"user_name = '{user}'", expect=1)
     assert (row["decision"], row["model"], row["dlp_action"]) == ("block", "gpt-realtime-big", "block")
+
+
+@pytest.mark.parametrize("where", ["client-content", "media-chunks"])
+def test_gemini_live_text_sent_as_inline_data_is_scanned(ws_policy, ws_upstream, where):
+    """Text in a base64 part whose mimeType says text/plain: the model reads it, so DLP does."""
+    proxy = ws_policy("dlp:\n  secrets: block\n")
+    data = base64.b64encode(b"\x01\x02 notes: the key is " + AWS_KEY.encode()).decode()
+    part = {"mimeType": "text/plain", "data": data}
+    if where == "client-content":
+        event = {"clientContent": {"turns": [{"role": "user", "parts": [{"inlineData": part}]}], "turnComplete": True}}
+    else:
+        event = {"realtimeInput": {"mediaChunks": [part]}}
+    user = f"live-inline-{where}"
+    with connect(GEMINI_URL, proxy=proxy.url(user), ssl=ws_ssl_context(proxy)) as ws:
+        ws.send(json.dumps({"setup": {"model": "models/gemini-live-2.5-flash"}}))
+        assert "setupComplete" in json.loads(ws.recv(5))
+        ws.send(json.dumps(event))
+        refused = json.loads(ws.recv(5))
+        assert "AWS" in json.dumps(refused) and "error" in refused
+    assert not any(data in m for m in ws_upstream.received)
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert row["dlp_action"] == "block" and "AWS" in row["dlp_findings"]

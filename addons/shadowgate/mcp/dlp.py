@@ -19,6 +19,7 @@ from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.policy import McpPolicy
 from shadowgate.config.policy import Policy
+from shadowgate.dlp import TYPES
 from shadowgate.dlp import Placeholders
 from shadowgate.mcp.jsonrpc import dumps
 from shadowgate.mcp.jsonrpc import id_key
@@ -33,6 +34,7 @@ from shadowgate.stages.redact import ScanFailed
 from shadowgate.stages.redact import dlp_verdict
 from shadowgate.stages.redact import scan_json
 from shadowgate.stages.redact import shared_scanner
+from shadowgate.wireformats.scope import embedded_texts
 
 log = logging.getLogger(__name__)
 
@@ -153,10 +155,19 @@ def scan_result(call: McpCall, msg: dict, result: dict, size: int, policy: Polic
             call.result = stored(result, call.dlp_actions, store_max_chars)
         return None
     cleaned, new = result, None
+    unredactable: list[str] = []  # types to redact found where they cannot be (a declared text blob)
     try:
         if size > MAX_RESULT_SCAN_CHARS:
             raise ScanFailed("the result is too large to scan")
         cleaned, counts, actions = scan_json(result, shared_scanner(), Placeholders(), dlp, is_text=True)
+        # A resource's `blob` (or any payload) whose mimeType says text: the scan above passes
+        # it by as media, the model reads it as text. Not redactable in place: a value to redact
+        # in it refuses the result.
+        embedded = embedded_texts(result)
+        if embedded:
+            _, more, more_actions = scan_json(embedded, shared_scanner(), Placeholders(), dlp, every_string=True)
+            counts, actions = counts + more, actions | more_actions
+            unredactable = sorted(t for t in more if dlp.action_for(t, TYPES.get(t, "pii")) == "redact")
     except Exception as e:
         if not isinstance(e, ScanFailed):
             log.exception("shadowgate: DLP scan of an MCP tool result failed")
@@ -169,6 +180,8 @@ def scan_result(call: McpCall, msg: dict, result: dict, size: int, policy: Polic
         counts = Counter()
     if counts:
         _, action, blocking = dlp_verdict(counts, actions, dlp, policy.observe)
+        if unredactable and not policy.observe:
+            action, blocking = BLOCK, sorted({*blocking, *unredactable})
         call.add_dlp(counts, action)
         if blocking and call.refuse(dlp_rule(call)):
             return rpc_error(

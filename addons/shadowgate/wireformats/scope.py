@@ -146,6 +146,31 @@ def is_text_media(media_type: str) -> bool:
     return _TEXT_MEDIA.match(media_type) is not None
 
 
+def embedded_texts(node: Any) -> list[str]:
+    """The text of every payload a JSON value declares text (each reading), for the scans that
+    pass media keys by (WebSocket messages, MCP tool results). Raises UndecodableBody."""
+    out: list[str] = []
+    stack = [node]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            media = declared_text(value)
+            for key, item in value.items():
+                if media is not None and key in PAYLOAD_KEYS and isinstance(item, str):
+                    text, _, also = declared_payload(item, media)
+                    out += [text, *also]
+                elif isinstance(item, dict) and key == "source" and media is not None:
+                    stack.append({**item, "mimeType": media})  # a Bedrock document's bytes
+                else:
+                    stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and (m := _DATA_URL.match(value)) is not None and is_text_media(m.group(1)):
+            text, _, also = declared_payload(value, m.group(1))
+            out += [text, *also]
+    return out
+
+
 def declared_piece(path: JsonPath, value: str, media_type: str) -> Piece:
     plain, encode, also = declared_payload(value, media_type)
     return Piece(path, plain, False, encode, also)

@@ -37,9 +37,11 @@ from . import signalr
 from .common import DuplicateKeys
 from .common import every_string
 from .common import loads_request
+from .decoding import UndecodableBody
 from .msgpack import MsgPackError
 from .msgpack import packb
 from .msgpack import unpackb
+from .scope import embedded_texts
 
 SIGNALR_JSON, SIGNALR_MSGPACK, JSON, MSGPACK, TEXT = "signalr-json", "signalr-msgpack", "json", "msgpack", "text"
 MAX_NESTING = 3  # JSON inside a string inside a string ...: deeper is not what an app sends
@@ -201,8 +203,14 @@ def _looks_like_text(text: str) -> bool:
 
 def _hidden(docs: list[Any]) -> list[str]:
     """Texts the documents hold that DLP and the screen would not read as they are: strings of
-    JSON documents inside strings (whose escapes may hide letters) and bin values of UTF-8 text."""
-    out: list[str] = []
+    JSON documents inside strings (whose escapes may hide letters), bin values of UTF-8 text, and
+    base64 payloads that declare themselves text (Gemini Live `inlineData` / `mediaChunks` of
+    type text/plain, a data:text/... URL), which the scans pass by as media. A declared text
+    payload that does not decode is a message the proxy cannot read."""
+    try:
+        out: list[str] = embedded_texts(docs)
+    except UndecodableBody as e:
+        raise Unreadable(str(e)) from None
     stack: list[tuple[Any, int]] = [(docs, 0)]
     while stack:
         node, depth = stack.pop()

@@ -1,0 +1,65 @@
+"""MCP: text carried in a `blob` whose mimeType says text, through a real mitmdump.
+
+A resource (or an embedded resource in a tool result) may come as base64 `blob` with
+`mimeType: text/plain`; the client hands the model its text. DLP scanned results as prompts are
+scanned, passing `blob`s by as media, so a secret in such a blob reached the model. Now the blob
+is decoded and scanned; it cannot be redacted in place, so a finding to redact refuses the result.
+"""
+
+from __future__ import annotations
+
+import pytest
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
+from mcp.shared.exceptions import MCPError
+
+from tests.adversarial.test_mcp_loop import corp_policy
+from tests.conftest import start_proxy
+from tests.test_mcp import CORP
+from tests.test_mcp import RESULT_SECRET
+from tests.test_mcp import calls
+from tests.test_mcp import mcp_server
+from tests.test_mcp import run
+
+POLICY = corp_policy("{secrets: redact}")
+
+
+def _server() -> MCPServer:
+    server = MCPServer("files", version="1.0")
+
+    @server.resource("file:///notes.txt", mime_type="text/plain")
+    def notes() -> bytes:  # the SDK sends bytes as a base64 blob
+        return b"\x01\x02 ops notes: the deploy token is " + RESULT_SECRET.encode()
+
+    @server.resource("file:///readme.txt", mime_type="text/plain")
+    def readme() -> bytes:
+        return b"nothing secret here"
+
+    return server
+
+
+@pytest.mark.parametrize("json_response", [True, False], ids=["json", "sse"])
+def test_a_secret_in_a_text_blob_refuses_the_result(tmp_path, upstream, test_ca, json_response):
+    with mcp_server(tmp_path, test_ca, json_response=json_response, make=_server) as port:
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(POLICY)
+        proxy = start_proxy(
+            tmp_path / "proxy", upstream, test_ca, "--set", f"shadowgate_policy={policy}", upstream_port=port
+        )
+        try:
+
+            async def body(client: Client) -> tuple[str, bytes]:
+                with pytest.raises(MCPError) as refused:
+                    await client.read_resource("file:///notes.txt")
+                clean = await client.read_resource("file:///readme.txt")
+                return str(refused.value), clean.contents[0].blob
+
+            refused, clean = run(proxy, CORP, body)
+            assert "GITHUB_TOKEN" in refused and RESULT_SECRET not in refused
+            assert clean  # a text blob without findings passes as it came
+            rows = calls(proxy, "method = 'resources/read'", 2)
+            blocked = [r for r in rows if r["decision"] == "block"]
+            assert len(blocked) == 1 and blocked[0]["dlp_findings"] == "GITHUB_TOKEN:1"
+            assert blocked[0]["rule_id"] == "mcp:corp:dlp"
+        finally:
+            proxy.stop()
