@@ -77,7 +77,7 @@ def _scan_seconds() -> float:
     return time.thread_time() - started
 
 
-@pytest.fixture(params=["json"])
+@pytest.fixture(params=["json", "sse"])
 def bulk_proxy(request, tmp_path, upstream, test_ca) -> Iterator[tuple[Proxy, str]]:
     with mcp_server(tmp_path, test_ca, json_response=request.param == "json", make=_server) as port:
         policy = tmp_path / "policy.yaml"

@@ -6,9 +6,9 @@ rewrite, up to a limit, beyond which it gives up and passes bytes through. An ev
 SCAN_IN_THREAD_CHARS is parsed, screened and scanned on a worker thread (asyncio's default
 executor, as the request-side DLP), never on the event loop every other user's traffic runs on;
 it and every byte after it are held back until that work is done (order is kept), and go out
-with the next chunk. mitmproxy calls a stream callable synchronously and sends what it returns
-at the end of the body before any hook can wait: when the stream ends while such work is still
-running, the tap has to wait for it there (docs/threat-model.md).
+with the next chunk. mitmproxy calls a stream callable synchronously and sends what its last
+call returns before any hook can wait: when the body ends while such work still runs, a hook of
+ours (McpStreamEndHook) put in front of that last call awaits it, off the loop.
 """
 
 from __future__ import annotations
@@ -18,9 +18,15 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from mitmproxy import http
+from mitmproxy.proxy import commands
+from mitmproxy.proxy import events
+from mitmproxy.proxy import layer
+from mitmproxy.proxy.layers.http import HttpStream
+from mitmproxy.proxy.layers.http import ResponseEndOfMessage
 
 from shadowgate.mcp.dlp import ResultCheck
 from shadowgate.mcp.jsonrpc import dumps
@@ -95,20 +101,21 @@ async def rewrite_off_loop(payload: bytes, on_message: OnMessage) -> bytes | Non
 
 
 class _Job:
-    """A function on asyncio's default executor whose end the (synchronous) tap can poll or wait for."""
+    """A function on asyncio's default executor whose end the tap can poll, wait for, or await."""
 
-    __slots__ = ("finished", "value", "error")
+    __slots__ = ("finished", "value", "error", "future")
 
     def __init__(self, fn: Callable[[], Any]) -> None:
         self.finished = threading.Event()
         self.value: Any = None
         self.error: BaseException | None = None
+        self.future: asyncio.Future[None] | None = None
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:  # no loop (a unit test): run it here
             self._run(fn)
             return
-        loop.run_in_executor(None, self._run, fn)
+        self.future = loop.run_in_executor(None, self._run, fn)
 
     def _run(self, fn: Callable[[], Any]) -> None:
         try:
@@ -126,30 +133,44 @@ class _Job:
             raise self.error
         return True, self.value
 
+    async def done(self) -> None:
+        if self.future is not None:
+            await self.future
+
 
 class _Held:
-    """A large event: parsed on a worker thread, answered on the loop, checked on a worker thread."""
+    """A large message: parsed on a worker thread, answered on the loop, checked on a worker
+    thread; then its bytes, rewritten or as they came."""
 
-    __slots__ = ("event", "on_message", "job", "outcomes")
+    __slots__ = ("raw", "payload", "encode", "on_message", "job", "outcomes", "data")
 
-    def __init__(self, event: StreamEvent, on_message: OnMessage) -> None:
-        self.event = event
-        self.on_message = on_message
-        payload = event.data or b""
+    def __init__(self, raw: bytes, payload: bytes, encode: Callable[[bytes], bytes], on_message: OnMessage) -> None:
+        self.raw, self.payload, self.encode, self.on_message = raw, payload, encode, on_message
         self.job = _Job(lambda: parse_jsonrpc(payload))
         self.outcomes: list[Outcome] | None = None
+        self.data: bytes | None = None
 
     def ready(self, wait: bool) -> bytes | None:
-        """The event's bytes (rewritten or as they came) once its work is done; else None."""
+        """The message's bytes once its work is done, else None (wait: block until then)."""
+        if self.data is None:
+            self.data = self._advance(wait)
+        return self.data
+
+    async def settled(self) -> None:
+        """Done, without holding up the event loop."""
+        while self.ready(False) is None:
+            await self.job.done()
+
+    def _advance(self, wait: bool) -> bytes | None:
         try:
             done, value = self.job.result(wait)
             if not done:
                 return None
             if self.outcomes is None:  # parsed: answer on the loop, then check on a thread
                 if value is None:
-                    return self.event.raw
+                    return self.raw
                 msg = value
-                self.outcomes = outcomes = answer_all(msg, self.on_message, len(self.event.data or b""))
+                self.outcomes = outcomes = answer_all(msg, self.on_message, len(self.payload))
                 self.job = _Job(lambda: settle(msg, outcomes))
                 done, value = self.job.result(wait)
                 if not done:
@@ -159,23 +180,23 @@ class _Held:
             log.debug("shadowgate: MCP message handling failed; passing it through", exc_info=True)
             if self.outcomes is not None:
                 checked(self.outcomes)
-            return self.event.raw
-        return self.event.raw if value is None else self.event.encode(value)
+            return self.raw
+        return self.raw if value is None else self.encode(value)
 
 
 class JsonTap:
     """A JSON answer of unknown length (chunked): held whole up to the limit, then rewritten when
-    needed and sent; beyond the limit it passes through unread. Its work runs where mitmproxy
-    calls the tap, at the end of the body (module docstring): an answer with a Content-Length is
-    held by mitmproxy instead and handled in the `response` hook, off the loop when large."""
+    needed and sent; beyond the limit it passes through unread. (An answer with a Content-Length
+    is held by mitmproxy instead and handled in the `response` hook.)"""
 
-    __slots__ = ("on_message", "limit", "buf", "passthrough")
+    __slots__ = ("on_message", "limit", "buf", "passthrough", "held")
 
     def __init__(self, on_message: OnMessage, limit: int) -> None:
         self.on_message = on_message
         self.limit = limit
         self.buf = bytearray()
         self.passthrough = False
+        self.held: _Held | None = None
 
     def __call__(self, chunk: bytes) -> list[bytes]:
         if self.passthrough:
@@ -189,12 +210,27 @@ class JsonTap:
         body = bytes(self.buf)
         if not body:
             return []
+        if self.held is not None:  # started at the end of the body (end()): done by now
+            return [self.held.ready(wait=True) or body]
         try:
             new = rewrite(body, self.on_message)
         except Exception:
             log.debug("shadowgate: MCP answer handling failed; passing it through", exc_info=True)
             new = None
         return [new or body]
+
+    def end(self) -> bool:
+        """The body is complete: a large one's work starts on a worker thread. True when there
+        is work to wait for before the last call."""
+        if not self.passthrough and len(self.buf) > SCAN_IN_THREAD_CHARS:
+            body = bytes(self.buf)
+            self.held = _Held(body, body, lambda new: new, self.on_message)
+            return True
+        return False
+
+    async def finish(self) -> None:
+        if self.held is not None:
+            await self.held.settled()
 
 
 class SseTap:
@@ -261,10 +297,19 @@ class SseTap:
             log.debug("shadowgate: MCP event handling failed; passing it through", exc_info=True)
             return event.raw
 
+    def end(self) -> bool:
+        """True when an event's work still runs at the end of the stream."""
+        return any(isinstance(item, _Held) and item.data is None for item in self.queue)
+
+    async def finish(self) -> None:
+        for item in list(self.queue):
+            if isinstance(item, _Held):
+                await item.settled()
+
     def _handle(self, event: StreamEvent) -> bytes | _Held:
         payload = event.data or b""
         if len(payload) > SCAN_IN_THREAD_CHARS:
-            return _Held(event, self.on_message)
+            return _Held(event.raw, payload, event.encode, self.on_message)
         new = rewrite(payload, self.on_message)
         return event.raw if new is None else event.encode(new)
 
@@ -288,6 +333,44 @@ class LegacySseTap(SseTap):
         if self.session is None:
             self.passthrough = True
         return event.raw
+
+
+@dataclass
+class McpStreamEndHook(commands.StartHook):
+    """The end of an MCP answer's body while its tap's work still runs on a worker thread: the
+    MCP addon awaits it here, so the tap's last call has nothing left to wait for."""
+
+    name = "shadowgate_mcp_stream_end"
+    flow: http.HTTPFlow
+
+
+def wait_for_taps_at_stream_end() -> None:
+    """Have mitmproxy await McpStreamEndHook before it makes a tap's last call.
+
+    mitmproxy (12.3) calls response.stream synchronously and sends what its last call returns
+    before the `response` hook, so a tap cannot wait for a worker thread there. A hook is a
+    command the connection's layer waits for, with the events after it queued, without holding
+    up the event loop; this puts one in front of the end of the body, only for an MCP tap that
+    has work running. Without the method to wrap, taps wait on the loop as before."""
+    original = getattr(HttpStream, "state_stream_response_body", None)
+    if original is None or getattr(original, "shadowgate_wrapped", False):
+        return
+
+    def state_stream_response_body(self: HttpStream, event: events.Event) -> layer.CommandGenerator[None]:
+        response = self.flow.response
+        tap = response.stream if response is not None else None
+        if isinstance(event, ResponseEndOfMessage) and isinstance(tap, JsonTap | SseTap):
+            try:
+                running = tap.end()
+            except Exception:
+                log.debug("shadowgate: MCP tap end failed", exc_info=True)
+                running = False
+            if running:
+                yield McpStreamEndHook(self.flow)
+        yield from original(self, event)
+
+    state_stream_response_body.shadowgate_wrapped = True  # type: ignore[attr-defined]
+    HttpStream.state_stream_response_body = state_stream_response_body  # type: ignore[method-assign]
 
 
 def unframe(flow: http.HTTPFlow) -> None:

@@ -85,6 +85,7 @@ from shadowgate.mcp.taps import SseTap
 from shadowgate.mcp.taps import rewrite
 from shadowgate.mcp.taps import rewrite_off_loop
 from shadowgate.mcp.taps import unframe
+from shadowgate.mcp.taps import wait_for_taps_at_stream_end
 from shadowgate.mcp.websocket import McpWebSocket
 from shadowgate.stages.identify import METADATA_KEY as AI_METADATA_KEY
 from shadowgate.stages.identify import PARSE_INLINE_BYTES
@@ -129,6 +130,9 @@ class Mcp:
         self.sessions: OrderedDict[str, McpSession] = OrderedDict()
         self.legacy: OrderedDict[tuple[str, str], LegacySession] = OrderedDict()
         self.tool_lists: OrderedDict[tuple, None] = OrderedDict()
+
+    def load(self, loader: object) -> None:
+        wait_for_taps_at_stream_end()
 
     # requests
 
@@ -588,6 +592,13 @@ class Mcp:
         if new is not None:
             response.content = new
         self._finish(exchange, response.timestamp_end or time.time(), response.status_code >= 400)
+
+    async def shadowgate_mcp_stream_end(self, flow: http.HTTPFlow) -> None:
+        """The body of a tapped answer ended while its tap's work runs on a worker thread
+        (mcp/taps.py McpStreamEndHook): wait for it here, off the event loop."""
+        tap = flow.response.stream if flow.response is not None else None
+        if isinstance(tap, JsonTap | SseTap):
+            await tap.finish()
 
     def error(self, flow: http.HTTPFlow) -> None:
         tap: LegacySseTap | None = flow.metadata.pop(LEGACY_KEY, None)
