@@ -115,3 +115,38 @@ def test_a_declared_text_payload_that_is_not_base64_fails_closed(gate, upstream)
     assert seen == []
     [row] = gate.rows("user_name = 'declared-junk'", expect=1)
     assert row["dlp_action"] == "error"
+
+
+def _escaped(text: str) -> str:
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+def test_a_secret_escaped_inside_a_json_string_argument_is_blocked(gate, upstream):
+    """Function-call arguments are a JSON document in a string: the tool parses it, so
+    `\\u0067hp_...` is the token to it, though no scan of the string as it stands sees it."""
+    arguments = '{"repo": "corp/app", "token": "' + _escaped(TOKEN) + '"}'
+    body = {"model": "gpt-4o-mini", "messages": [
+        {"role": "user", "content": "push it"},
+        {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
+                                              "function": {"name": "push", "arguments": arguments}}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "done"}]}  # fmt: skip
+    answer, seen = _post(gate, upstream, "nested-escaped", OPENAI, body)
+    assert answer.status_code == 403 and "GITHUB_TOKEN" in answer.text and seen == []
+    [row] = gate.rows("user_name = 'nested-escaped'", expect=1)
+    assert (row["dlp_action"], row["dlp_findings"]) == ("block", "GITHUB_TOKEN:1")
+
+
+def test_a_value_to_redact_that_only_escapes_show_refuses_the_request(gate, upstream):
+    """Responses function_call_output: redaction cannot reach inside the escapes, so it refuses;
+    a value readable as it stands (even beside escaped quotes) is redacted as usual, once."""
+    hidden = '{"owner": "' + _escaped(EMAIL) + '"}'
+    body = {"model": "gpt-4o-mini", "input": [{"type": "function_call_output", "call_id": "c1", "output": hidden}]}
+    answer, seen = _post(gate, upstream, "nested-redact", RESPONSES, body)
+    assert answer.status_code == 403 and seen == []
+    visible = json.dumps({"note": 'say "hi"', "owner": EMAIL})
+    body = {"model": "gpt-4o-mini", "input": [{"type": "function_call_output", "call_id": "c1", "output": visible}]}
+    answer, [seen] = _post(gate, upstream, "nested-visible", RESPONSES, body)
+    assert answer.status_code == 200
+    assert json.loads(json.loads(seen.body)["input"][0]["output"]) == {"note": 'say "hi"', "owner": "[EMAIL_1]"}
+    [row] = gate.rows("user_name = 'nested-visible'", expect=1)
+    assert (row["dlp_action"], row["dlp_findings"]) == ("redact", "EMAIL:1")

@@ -14,11 +14,10 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 
 from tests.adversarial.test_mcp_loop import corp_policy
-from tests.conftest import start_proxy
+from tests.adversarial.test_mcp_loop import proxy_before
 from tests.test_mcp import CORP
 from tests.test_mcp import RESULT_SECRET
 from tests.test_mcp import calls
-from tests.test_mcp import mcp_server
 from tests.test_mcp import run
 
 POLICY = corp_policy("{secrets: redact}")
@@ -31,6 +30,10 @@ def _server() -> MCPServer:
     def notes() -> bytes:  # the SDK sends bytes as a base64 blob
         return b"\x01\x02 ops notes: the deploy token is " + RESULT_SECRET.encode()
 
+    @server.tool()
+    def store(document: str) -> str:
+        return "stored"
+
     @server.resource("file:///readme.txt", mime_type="text/plain")
     def readme() -> bytes:
         return b"nothing secret here"
@@ -40,26 +43,36 @@ def _server() -> MCPServer:
 
 @pytest.mark.parametrize("json_response", [True, False], ids=["json", "sse"])
 def test_a_secret_in_a_text_blob_refuses_the_result(tmp_path, upstream, test_ca, json_response):
-    with mcp_server(tmp_path, test_ca, json_response=json_response, make=_server) as port:
-        policy = tmp_path / "policy.yaml"
-        policy.write_text(POLICY)
-        proxy = start_proxy(
-            tmp_path / "proxy", upstream, test_ca, "--set", f"shadowgate_policy={policy}", upstream_port=port
-        )
-        try:
+    with proxy_before(tmp_path, upstream, test_ca, _server, POLICY, json_response) as proxy:
 
-            async def body(client: Client) -> tuple[str, bytes]:
-                with pytest.raises(MCPError) as refused:
-                    await client.read_resource("file:///notes.txt")
-                clean = await client.read_resource("file:///readme.txt")
-                return str(refused.value), clean.contents[0].blob
+        async def body(client: Client) -> tuple[str, bytes]:
+            with pytest.raises(MCPError) as refused:
+                await client.read_resource("file:///notes.txt")
+            clean = await client.read_resource("file:///readme.txt")
+            return str(refused.value), clean.contents[0].blob
 
-            refused, clean = run(proxy, CORP, body)
-            assert "GITHUB_TOKEN" in refused and RESULT_SECRET not in refused
-            assert clean  # a text blob without findings passes as it came
-            rows = calls(proxy, "method = 'resources/read'", 2)
-            blocked = [r for r in rows if r["decision"] == "block"]
-            assert len(blocked) == 1 and blocked[0]["dlp_findings"] == "GITHUB_TOKEN:1"
-            assert blocked[0]["rule_id"] == "mcp:corp:dlp"
-        finally:
-            proxy.stop()
+        refused, clean = run(proxy, CORP, body)
+        assert "GITHUB_TOKEN" in refused and RESULT_SECRET not in refused
+        assert clean  # a text blob without findings passes as it came
+        rows = calls(proxy, "method = 'resources/read'", 2)
+        blocked = [r for r in rows if r["decision"] == "block"]
+        assert len(blocked) == 1 and blocked[0]["dlp_findings"] == "GITHUB_TOKEN:1"
+        assert blocked[0]["rule_id"] == "mcp:corp:dlp"
+
+
+def test_a_secret_behind_escapes_in_a_json_string_argument_refuses_the_call(tmp_path, upstream, test_ca):
+    """A tool argument that is a JSON document: the tool parses it, so `\\u0067hp_...` is the
+    token to it; no redaction reaches inside the escapes, so the call is refused."""
+    document = '{"note": "deploy", "token": "' + "".join(f"\\u{ord(c):04x}" for c in RESULT_SECRET) + '"}'
+    with proxy_before(tmp_path, upstream, test_ca, _server, POLICY, True) as proxy:
+
+        async def body(client: Client) -> tuple[str, str]:
+            with pytest.raises(MCPError) as refused:
+                await client.call_tool("store", {"document": document})
+            plain = await client.call_tool("store", {"document": '{"note": "say \\"hi\\""}'})
+            return str(refused.value), plain.content[0].text
+
+        refused, plain = run(proxy, CORP, body)
+        assert "GITHUB_TOKEN" in refused and plain == "stored"
+        [row] = calls(proxy, "tool_name = 'store' AND decision = 'block'", 1)
+        assert (row["rule_id"], row["dlp_findings"]) == ("mcp:corp:dlp", "GITHUB_TOKEN:1")

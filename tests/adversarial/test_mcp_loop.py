@@ -13,8 +13,10 @@ arrived during the scan waited for all of it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
+from collections.abc import Callable
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -79,14 +81,23 @@ def _scan_seconds() -> float:
 
 @pytest.fixture(params=["json", "sse"])
 def bulk_proxy(request, tmp_path, upstream, test_ca) -> Iterator[tuple[Proxy, str]]:
-    with mcp_server(tmp_path, test_ca, json_response=request.param == "json", make=_server) as port:
-        policy = tmp_path / "policy.yaml"
-        policy.write_text(POLICY)
+    with proxy_before(tmp_path, upstream, test_ca, _server, POLICY, request.param == "json") as proxy:
+        yield proxy, request.param
+
+
+@contextlib.contextmanager
+def proxy_before(
+    folder: Path, upstream, test_ca, make: Callable[[], MCPServer], policy: str, json_response: bool
+) -> Iterator[Proxy]:
+    """A proxy with this policy in front of the SDK's MCP server that make() builds."""
+    with mcp_server(folder, test_ca, json_response=json_response, make=make) as port:
+        path = folder / "policy.yaml"
+        path.write_text(policy)
         proxy = start_proxy(
-            tmp_path / "proxy", upstream, test_ca, "--set", f"shadowgate_policy={policy}", upstream_port=port
+            folder / "proxy", upstream, test_ca, "--set", f"shadowgate_policy={path}", upstream_port=port
         )
         try:
-            yield proxy, request.param
+            yield proxy
         finally:
             proxy.stop()
 

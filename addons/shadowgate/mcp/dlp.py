@@ -34,12 +34,37 @@ from shadowgate.stages.redact import ScanFailed
 from shadowgate.stages.redact import dlp_verdict
 from shadowgate.stages.redact import scan_json
 from shadowgate.stages.redact import shared_scanner
+from shadowgate.wireformats.common import every_string
+from shadowgate.wireformats.decoding import UndecodableBody
 from shadowgate.wireformats.scope import embedded_texts
+from shadowgate.wireformats.scope import nested_json_texts
 
 log = logging.getLogger(__name__)
 
 # Bigger results fail the scan (on_error): the DLP CPU budget would run out on them anyway.
 MAX_RESULT_SCAN_CHARS = 1024 * 1024
+
+
+def scan_hidden(value: Any, dlp: DlpPolicy) -> tuple[Counter, set[str], list[str]]:
+    """DLP on the text a value carries where a scan of its strings does not read it: payloads
+    that declare themselves text (an MCP `blob` with a text mimeType: decoded) and JSON documents
+    inside strings whose escapes hide letters (`"{\\"k\\": \\"\\u0041KIA...\\"}"`, which the tool
+    parses). Such text cannot be redacted in place. Returns (counts, actions, the types found
+    there that the policy redacts: the caller refuses instead). Raises UndecodableBody."""
+    scanner = shared_scanner().including(dlp.opt_in)
+    counts: Counter = Counter()
+    actions: set[str] = set()
+    texts = [(text, "") for text in embedded_texts(value)]
+    texts += [(text, outer) for outer in every_string(value, keys=True) for text in nested_json_texts(outer)]
+    for text, visible in texts:
+        for f in scanner.scan(text):
+            if visible and text[f.start : f.end] in visible:
+                continue  # readable as it stands: the scan of the string found it
+            action = dlp.action_for(f.type, TYPES.get(f.type, "pii"))
+            if action != "off":
+                counts[f.type] += 1
+                actions.add(action)
+    return counts, actions, sorted(t for t in counts if dlp.action_for(t, TYPES.get(t, "pii")) == "redact")
 
 
 def stored(value: Any, dlp_actions: set[str], max_chars: int) -> str | None:
@@ -81,11 +106,14 @@ def scan_arguments(calls: list[McpCall], forwarded: list[Any], dlp: DlpPolicy, o
         arguments = params.get("arguments") if isinstance(params, dict) else None
         if arguments is None:
             continue
+        unredactable: list[str] = []
         try:
             cleaned, counts, actions = scan_json(arguments, shared_scanner(), Placeholders(), dlp, every_string=True)
+            more, more_actions, unredactable = scan_hidden(arguments, dlp)
+            counts, actions = counts + more, actions | more_actions
         except Exception as e:
             cleaned, counts, actions = arguments, Counter(), set()
-            if not isinstance(e, ScanFailed):
+            if not isinstance(e, ScanFailed | UndecodableBody):
                 log.exception("shadowgate: DLP scan of MCP tool arguments failed")
             call.dlp_actions.add("error")
             if dlp.on_error != ALLOW and call.refuse(dlp_rule(call)):
@@ -96,6 +124,8 @@ def scan_arguments(calls: list[McpCall], forwarded: list[Any], dlp: DlpPolicy, o
                 continue
         if counts:
             _, action, blocking = dlp_verdict(counts, actions, dlp, observe)
+            if unredactable and not observe:
+                action, blocking = BLOCK, sorted({*blocking, *unredactable})
             call.add_dlp(counts, action)
             if blocking and call.refuse(dlp_rule(call)):
                 call.refusal = (
@@ -160,16 +190,10 @@ def scan_result(call: McpCall, msg: dict, result: dict, size: int, policy: Polic
         if size > MAX_RESULT_SCAN_CHARS:
             raise ScanFailed("the result is too large to scan")
         cleaned, counts, actions = scan_json(result, shared_scanner(), Placeholders(), dlp, is_text=True)
-        # A resource's `blob` (or any payload) whose mimeType says text: the scan above passes
-        # it by as media, the model reads it as text. Not redactable in place: a value to redact
-        # in it refuses the result.
-        embedded = embedded_texts(result)
-        if embedded:
-            _, more, more_actions = scan_json(embedded, shared_scanner(), Placeholders(), dlp, every_string=True)
-            counts, actions = counts + more, actions | more_actions
-            unredactable = sorted(t for t in more if dlp.action_for(t, TYPES.get(t, "pii")) == "redact")
+        more, more_actions, unredactable = scan_hidden(result, dlp)
+        counts, actions = counts + more, actions | more_actions
     except Exception as e:
-        if not isinstance(e, ScanFailed):
+        if not isinstance(e, ScanFailed | UndecodableBody):
             log.exception("shadowgate: DLP scan of an MCP tool result failed")
         call.dlp_actions.add("error")
         if dlp.on_error != ALLOW and call.refuse(dlp_rule(call)):

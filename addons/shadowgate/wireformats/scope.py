@@ -35,6 +35,8 @@ from .base import JsonPath
 from .base import KeyStep
 from .base import Shadowed
 from .common import DuplicateKeys
+from .common import every_string
+from .common import loads_request
 from .common import replace_strings
 from .decoding import UndecodableBody
 from .decoding import json_text
@@ -63,6 +65,7 @@ _TEXT_MEDIA = re.compile(
     re.IGNORECASE,
 )
 _WHITESPACE = re.compile(r"\s+")
+MAX_NESTING = 3  # JSON inside a string inside a string ...: deeper is not what an app sends
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +118,7 @@ def _string(text: str, path: JsonPath, prompt: bool) -> Iterator[Piece]:
         return
     decoded = decode_embedded(text)
     if decoded is None:
-        yield Piece(path, text, prompt)
+        yield Piece(path, text, prompt, also=tuple(nested_json_texts(text)))
         return
     plain, encode = decoded
     if plain is not None:
@@ -144,6 +147,24 @@ def declared_text(node: dict) -> str | None:
 
 def is_text_media(media_type: str) -> bool:
     return _TEXT_MEDIA.match(media_type) is not None
+
+
+def nested_json_texts(text: str, depth: int = 0) -> list[str]:
+    """The strings of a JSON document inside a string (function-call arguments, a tool's output)
+    that are not there as they stand: escapes (`\\u0041KIA...`) hide them from a scan of the
+    string, while the tool or model that parses the document reads them. Nested MAX_NESTING deep."""
+    if depth >= MAX_NESTING or "\\" not in text or text.lstrip()[:1] not in ("{", "["):
+        return []
+    try:
+        inner = loads_request(text)
+    except (ValueError, RecursionError):
+        return []
+    out: list[str] = []
+    for value in every_string(inner, keys=True):
+        if value not in text:
+            out.append(value)
+        out += nested_json_texts(value, depth + 1)
+    return out
 
 
 def embedded_texts(node: Any) -> list[str]:

@@ -35,16 +35,15 @@ from shadowgate.webapps.codecs import dump_json_like
 
 from . import signalr
 from .common import DuplicateKeys
-from .common import every_string
 from .common import loads_request
 from .decoding import UndecodableBody
 from .msgpack import MsgPackError
 from .msgpack import packb
 from .msgpack import unpackb
 from .scope import embedded_texts
+from .scope import nested_json_texts
 
 SIGNALR_JSON, SIGNALR_MSGPACK, JSON, MSGPACK, TEXT = "signalr-json", "signalr-msgpack", "json", "msgpack", "text"
-MAX_NESTING = 3  # JSON inside a string inside a string ...: deeper is not what an app sends
 MIN_HIDDEN_CHARS = 8
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1d\x1f]")
 BOM = "\ufeff"
@@ -215,15 +214,7 @@ def _hidden(docs: list[Any]) -> list[str]:
     while stack:
         node, depth = stack.pop()
         if isinstance(node, str):
-            if depth < MAX_NESTING and node.lstrip()[:1] in ("{", "[") and "\\" in node:
-                try:
-                    inner = loads_request(node)
-                except (ValueError, RecursionError):
-                    continue
-                for text in every_string(inner, keys=True):
-                    if text not in node:
-                        out.append(text)
-                stack.append((inner, depth + 1))
+            out += nested_json_texts(node, depth)
         elif isinstance(node, bytes):
             decoded = _utf8(node)
             if decoded is not None and len(decoded) >= MIN_HIDDEN_CHARS and _looks_like_text(decoded):
