@@ -4,7 +4,8 @@ mitmproxy runs every connection of a process on one event loop: a tool result th
 and scanned on it holds up every other user's request for as long as the scan takes. Here an
 official-SDK MCP server answers a tools/call with ~0.4 MB of number groups (twice: as text and as structuredContent) (slow to scan: every
 group is a candidate for several detectors) while plain requests go through the same proxy; each
-of them must answer in a small part of the time the scan itself takes.
+of them must answer in a small part of the time the scan itself takes. On each transport the
+answer can come by: a JSON body, an SSE stream (the result its last event), a WebSocket message.
 
 The bound is relative (the scan's own CPU time, measured in this process on the same text), so
 it holds on a loaded machine, where both grow. On the code before the fix a plain request that
@@ -30,8 +31,10 @@ from shadowgate.dlp import Placeholders
 from shadowgate.mcp.screening import screen
 from shadowgate.stages.redact import scan_json
 from shadowgate.stages.redact import shared_scanner
+from tests.adversarial.test_mcp_websocket import sdk
 from tests.conftest import Proxy
 from tests.conftest import start_proxy
+from tests.support.mcp_ws import sdk_route
 from tests.test_mcp import CORP
 from tests.test_mcp import mcp_server
 from tests.test_mcp import run
@@ -79,18 +82,25 @@ def _scan_seconds() -> float:
     return time.thread_time() - started
 
 
-@pytest.fixture(params=["json", "sse"])
+@pytest.fixture(params=["json", "sse", "websocket"])
 def bulk_proxy(request, tmp_path, upstream, test_ca) -> Iterator[tuple[Proxy, str]]:
-    with proxy_before(tmp_path, upstream, test_ca, _server, POLICY, request.param == "json") as proxy:
+    routes = [sdk_route("/ws", _server)] if request.param == "websocket" else None
+    with proxy_before(tmp_path, upstream, test_ca, _server, POLICY, request.param == "json", routes) as proxy:
         yield proxy, request.param
 
 
 @contextlib.contextmanager
 def proxy_before(
-    folder: Path, upstream, test_ca, make: Callable[[], MCPServer], policy: str, json_response: bool
+    folder: Path,
+    upstream,
+    test_ca,
+    make: Callable[[], MCPServer],
+    policy: str,
+    json_response: bool,
+    routes: list | None = None,
 ) -> Iterator[Proxy]:
     """A proxy with this policy in front of the SDK's MCP server that make() builds."""
-    with mcp_server(folder, test_ca, json_response=json_response, make=make) as port:
+    with mcp_server(folder, test_ca, json_response=json_response, make=make, routes=routes) as port:
         path = folder / "policy.yaml"
         path.write_text(policy)
         proxy = start_proxy(
@@ -131,7 +141,7 @@ def test_a_large_tool_result_is_checked_off_the_event_loop(bulk_proxy):
         time.sleep(0.3)
         before = len(latencies)
         started = time.perf_counter()
-        text = run(proxy, CORP, body)
+        text = sdk(proxy, "alice", body) if transport == "websocket" else run(proxy, CORP, body)
         call = time.perf_counter() - started
     finally:
         stop.set()
