@@ -8,10 +8,16 @@ is decoded and scanned; it cannot be redacted in place, so a finding to redact r
 
 from __future__ import annotations
 
+import gzip
+import json
+
 import pytest
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from tests.adversarial.test_mcp_loop import corp_policy
 from tests.adversarial.test_mcp_loop import proxy_before
@@ -76,3 +82,30 @@ def test_a_secret_behind_escapes_in_a_json_string_argument_refuses_the_call(tmp_
         assert "GITHUB_TOKEN" in refused and plain == "stored"
         [row] = calls(proxy, "tool_name = 'store' AND decision = 'block'", 1)
         assert (row["rule_id"], row["dlp_findings"]) == ("mcp:corp:dlp", "GITHUB_TOKEN:1")
+
+
+async def _gzip_endpoint(request: Request) -> Response:
+    """A server that compresses its answer though the client (the proxy) asked for identity."""
+    call = json.loads(await request.body())
+    answer = {
+        "jsonrpc": "2.0",
+        "id": call["id"],
+        "result": {"content": [{"type": "text", "text": f"token {RESULT_SECRET}"}]},
+    }
+    body = gzip.compress(json.dumps(answer).encode())
+    return Response(body, headers={"content-type": "application/json", "content-encoding": "gzip"})
+
+
+def test_a_compressed_answer_is_read_not_passed_unread(tmp_path, upstream, test_ca):
+    call = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "x"}}}
+    with proxy_before(
+        tmp_path, upstream, test_ca, _server, POLICY, True, [Route("/gz", _gzip_endpoint, methods=["POST"])]
+    ) as proxy:
+        with proxy.client("gz-user") as client:
+            answer = client.post(
+                f"https://{CORP}/gz", json=call, headers={"accept": "application/json, text/event-stream"}
+            )
+        assert answer.status_code == 200
+        assert answer.json()["result"]["content"][0]["text"] == "token [GITHUB_TOKEN_1]"
+        [row] = calls(proxy, "user_name = 'gz-user'", 1)
+        assert (row["dlp_action"], row["dlp_findings"]) == ("redact", "GITHUB_TOKEN:1")

@@ -94,6 +94,7 @@ from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.wireformats.decoding import UndecodableBody
 from shadowgate.wireformats.decoding import content_codings
+from shadowgate.wireformats.decoding import decode_body
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +148,8 @@ class Mcp:
             request.stream = False
         accept = (request.headers.get("accept") or "").lower()
         if "text/event-stream" in accept or "mcp-session-id" in request.headers or _MCP_PATH.search(request.path):
-            # A compressed answer passes unparsed (no tools/list filter, no injection screening).
+            # The answer must be readable (a compressed SSE stream passes unparsed: no tools/list
+            # filter, no screening; a compressed JSON answer is decoded all the same).
             request.headers["accept-encoding"] = "identity"
 
     @on_the_clock
@@ -399,15 +401,18 @@ class Mcp:
         content_type = (response.headers.get("content-type") or "").lower()
         encoding = (response.headers.get("content-encoding") or "identity").lower()
         limit = self.settings.max_parse_bytes
-        if encoding not in ("", "identity"):
-            response.stream = True  # compressed: passed through unparsed (no result size)
+        length = response.headers.get("content-length", "")
+        held = content_type.startswith("application/json") and length.isdigit() and int(length) <= limit
+        if encoding not in ("", "identity") and not held:
+            # The proxy asked for identity; a compressed stream passes unparsed (no result size).
+            # A compressed JSON answer of known length is held and decoded (below).
+            response.stream = True
             return
         on_message = lambda msg, size: self.answer(exchange.calls, msg, size)  # noqa: E731
         if content_type.startswith("text/event-stream"):
             response.stream = SseTap(on_message, limit)
             unframe(flow)
         elif content_type.startswith("application/json"):
-            length = response.headers.get("content-length", "")
             if not length.isdigit():
                 response.stream = JsonTap(on_message, limit)  # held by the tap, up to the limit
                 unframe(flow)
@@ -564,8 +569,9 @@ class Mcp:
         new = None
         if body and len(body) <= self.settings.max_parse_bytes:  # a JSON answer, held whole
             on_message = lambda msg, size: self.answer(exchange.calls, msg, size)  # noqa: E731
-            if len(body) > SCAN_IN_THREAD_CHARS:
-                return self._json_answer_off_loop(flow, exchange, body, on_message)
+            encoding = response.headers.get("content-encoding")
+            if len(body) > SCAN_IN_THREAD_CHARS or content_codings(encoding):
+                return self._json_answer_off_loop(flow, exchange, body, encoding, on_message)
             try:
                 new = rewrite(body, on_message)
             except Exception:
@@ -575,13 +581,18 @@ class Mcp:
         return None
 
     async def _json_answer_off_loop(
-        self, flow: http.HTTPFlow, exchange: McpExchange, body: bytes, on_message: OnMessage
+        self, flow: http.HTTPFlow, exchange: McpExchange, body: bytes, encoding: str | None, on_message: OnMessage
     ) -> None:
-        """A large JSON answer: parsed, screened and scanned on a worker thread."""
+        """A large or compressed JSON answer: decoded, parsed, screened and scanned on a worker
+        thread. (A server may compress though the proxy asked for identity: its answer is read
+        all the same, never passed unread for it.)"""
         try:
+            if content_codings(encoding):
+                body = await asyncio.to_thread(decode_body, body, encoding)
             new = await rewrite_off_loop(body, on_message)
         except Exception:
-            log.debug("shadowgate: MCP answer handling failed; passing it through", exc_info=True)
+            log.warning("shadowgate: an MCP answer from %s could not be read; it is passed on", flow.request.host)
+            log.debug("shadowgate: MCP answer handling failed", exc_info=True)
             new = None
         self._answered(flow, exchange, new)
 
@@ -590,6 +601,7 @@ class Mcp:
         response = flow.response
         assert response is not None
         if new is not None:
+            response.headers.pop("content-encoding", None)  # the new body goes plain
             response.content = new
         self._finish(exchange, response.timestamp_end or time.time(), response.status_code >= 400)
 
