@@ -7,7 +7,6 @@ import base64
 
 import pytest
 
-from shadowgate.wireformats.decoding import UndecodableBody
 from shadowgate.wireformats.scope import declared_payload
 from shadowgate.wireformats.scope import is_text_media
 from shadowgate.wireformats.scope import request_pieces
@@ -54,9 +53,11 @@ def test_redacted_text_goes_back_in_its_charset_and_form():
     assert SECRET not in text and also == (f"key {SECRET}",)  # UTF-16 without a BOM: read both ways
 
 
-def test_a_declared_text_payload_that_is_not_base64_is_undecodable():
-    with pytest.raises(UndecodableBody):
-        declared_payload("not*base64!", "text/plain")
+def test_words_are_text_as_they_stand_and_stray_characters_are_skipped_as_lenient_decoders_do():
+    stray = _b64(f"key {SECRET}".encode())
+    assert declared_payload(stray[:8] + "!" + stray[8:], "text/plain")[2] == (f"key {SECRET}",)
+    assert declared_payload("plain words, as they stand", "text/plain")[:3:2] == ("plain words, as they stand", ())
+    assert declared_payload("a2V5IGdocF8x", "text/plain")[0] == "key ghp_1"  # padding left off
 
 
 def test_text_media_types():

@@ -27,7 +27,11 @@ RESPONSES = "https://api.openai.com/v1/responses"
 
 # Ways to make a text file look binary to a judge of bytes: control characters, and one byte
 # that is not UTF-8 in a file too long to be scanned raw.
-gate = test_dlp_scope.gate  # the same proxy set-up: secrets block, personal data redact
+gate = test_dlp_scope.gate
+# Base64 of the token with a stray character in it: Python's b64decode (validate=False) and
+# other lenient decoders skip it and read the token.
+_B64 = base64.b64encode(f"token {TOKEN}".encode()).decode()
+JUNK = _B64[:10] + "!" + _B64[10:]  # the same proxy set-up: secrets block, personal data redact
 
 HIDES = {
     "controls": b"\x01\x02" * 40 + f"ops notes\ntoken: {TOKEN}\n".encode(),
@@ -104,17 +108,12 @@ def test_a_declared_text_payload_is_redacted_and_reencoded(gate, upstream):
     assert (row["dlp_action"], row["dlp_findings"]) == ("redact", "EMAIL:1")
 
 
-def test_a_declared_text_payload_that_is_not_base64_fails_closed(gate, upstream):
-    body = {
-        "contents": [
-            {"role": "user", "parts": [{"inlineData": {"mimeType": "text/plain", "data": "tok*en ghp_1a2B3c4D5e6F!"}}]}
-        ]
-    }
+def test_base64_with_a_stray_character_is_read_as_a_lenient_decoder_reads_it(gate, upstream):
+    body = {"contents": [{"role": "user", "parts": [{"inlineData": {"mimeType": "text/plain", "data": JUNK}}]}]}
     answer, seen = _post(gate, upstream, "declared-junk", GEMINI, body)
-    assert answer.status_code == 403 and "not base64" in answer.text
-    assert seen == []
+    assert answer.status_code == 403 and "GITHUB_TOKEN" in answer.text and seen == []
     [row] = gate.rows("user_name = 'declared-junk'", expect=1)
-    assert row["dlp_action"] == "error"
+    assert (row["dlp_action"], row["dlp_findings"]) == ("block", "GITHUB_TOKEN:1")
 
 
 def _escaped(text: str) -> str:

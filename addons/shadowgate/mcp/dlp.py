@@ -35,7 +35,6 @@ from shadowgate.stages.redact import dlp_verdict
 from shadowgate.stages.redact import scan_json
 from shadowgate.stages.redact import shared_scanner
 from shadowgate.wireformats.common import every_string
-from shadowgate.wireformats.decoding import UndecodableBody
 from shadowgate.wireformats.scope import embedded_texts
 from shadowgate.wireformats.scope import nested_json_texts
 
@@ -50,7 +49,7 @@ def scan_hidden(value: Any, dlp: DlpPolicy) -> tuple[Counter, set[str], list[str
     that declare themselves text (an MCP `blob` with a text mimeType: decoded) and JSON documents
     inside strings whose escapes hide letters (`"{\\"k\\": \\"\\u0041KIA...\\"}"`, which the tool
     parses). Such text cannot be redacted in place. Returns (counts, actions, the types found
-    there that the policy redacts: the caller refuses instead). Raises UndecodableBody."""
+    there that the policy redacts: the caller refuses instead)."""
     scanner = shared_scanner().including(dlp.opt_in)
     counts: Counter = Counter()
     actions: set[str] = set()
@@ -113,7 +112,7 @@ def scan_arguments(calls: list[McpCall], forwarded: list[Any], dlp: DlpPolicy, o
             counts, actions = counts + more, actions | more_actions
         except Exception as e:
             cleaned, counts, actions = arguments, Counter(), set()
-            if not isinstance(e, ScanFailed | UndecodableBody):
+            if not isinstance(e, ScanFailed):
                 log.exception("shadowgate: DLP scan of MCP tool arguments failed")
             call.dlp_actions.add("error")
             if dlp.on_error != ALLOW and call.refuse(dlp_rule(call)):
@@ -193,7 +192,7 @@ def scan_result(call: McpCall, msg: dict, result: dict, size: int, policy: Polic
         more, more_actions, unredactable = scan_hidden(result, dlp)
         counts, actions = counts + more, actions | more_actions
     except Exception as e:
-        if not isinstance(e, ScanFailed | UndecodableBody):
+        if not isinstance(e, ScanFailed):
             log.exception("shadowgate: DLP scan of an MCP tool result failed")
         call.dlp_actions.add("error")
         if dlp.on_error != ALLOW and call.refuse(dlp_rule(call)):

@@ -9,7 +9,7 @@ Anthropic base64 `document` with `media_type: text/plain`, a `data:text/csv;...`
 `document` of format `txt`, an MCP `blob` with a text `mimeType`) is text whatever its bytes look
 like: decoded in its charset, or byte for byte when they are not (latin-1: ASCII secrets stay
 readable, and redaction puts every other byte back), never judged binary by its control
-characters; one whose base64 does not decode is unreadable (UndecodableBody: DLP fails closed).
+characters; base64 with stray characters is also read as a lenient decoder reads it.
 Left
 out: opaque tokens the provider minted (encrypted_content, signature), large base64 payloads that
 decode to binary media (an image, a PDF: no text to match), and, unless the operator opts in,
@@ -38,7 +38,6 @@ from .common import DuplicateKeys
 from .common import every_string
 from .common import loads_request
 from .common import replace_strings
-from .decoding import UndecodableBody
 from .decoding import json_text
 
 # Opaque values the provider minted and reads back as-is: never text.
@@ -65,6 +64,7 @@ _TEXT_MEDIA = re.compile(
     re.IGNORECASE,
 )
 _WHITESPACE = re.compile(r"\s+")
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/_=-]")
 MAX_NESTING = 3  # JSON inside a string inside a string ...: deeper is not what an app sends
 
 
@@ -169,7 +169,7 @@ def nested_json_texts(text: str, depth: int = 0) -> list[str]:
 
 def embedded_texts(node: Any) -> list[str]:
     """The text of every payload a JSON value declares text (each reading), for the scans that
-    pass media keys by (WebSocket messages, MCP tool results). Raises UndecodableBody."""
+    pass media keys by (WebSocket messages, MCP tool results)."""
     out: list[str] = []
     stack = [node]
     while stack:
@@ -199,8 +199,8 @@ def declared_piece(path: JsonPath, value: str, media_type: str) -> Piece:
 
 def declared_payload(value: str, media_type: str) -> tuple[str, Callable[[str], str], tuple[str, ...]]:
     """The text of a payload declared text (base64, or a data URL), how redacted text goes back
-    in the same form, and the other readings of its bytes. Raises UndecodableBody when it is
-    neither base64 nor a data URL."""
+    in the same form, and the other readings of its bytes. A value that is not base64 is text as
+    it stands, read also as a lenient decoder reads base64 with stray characters."""
     m = _DATA_URL.match(value)
     if m is not None:
         head, payload = value[: m.end()], value[m.end() :]
@@ -210,9 +210,15 @@ def declared_payload(value: str, media_type: str) -> tuple[str, Callable[[str], 
             return text, lambda new: head + new, also
     else:
         head, payload = "", value
-    data = _b64(_WHITESPACE.sub("", payload))
+    compact = _WHITESPACE.sub("", payload)
+    data = _b64(compact) or _b64(compact + "=" * (-len(compact) % 4))  # padding left off
     if data is None:
-        raise UndecodableBody(f"a {media_type.split(';')[0].strip() or 'text'} payload that is not base64")
+        # Not base64: text as it stands (words), or base64 with stray characters, which a lenient
+        # decoder (Python's b64decode, many others) skips: that reading is scanned too.
+        kept = _NOT_BASE64.sub("", compact).rstrip("=")
+        lenient = _b64(kept + "=" * (-len(kept) % 4)) if len(kept) >= _MIN_BASE64 else None
+        reading = decoded_text(lenient) if lenient else None
+        return value, lambda new: new, (reading,) if reading else ()
     text, charset, also = _as_text(data, media_type)
     urlsafe = "-" in payload or "_" in payload
     encoder = base64.urlsafe_b64encode if urlsafe else base64.b64encode

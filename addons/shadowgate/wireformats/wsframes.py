@@ -36,7 +36,6 @@ from shadowgate.webapps.codecs import dump_json_like
 from . import signalr
 from .common import DuplicateKeys
 from .common import loads_request
-from .decoding import UndecodableBody
 from .msgpack import MsgPackError
 from .msgpack import packb
 from .msgpack import unpackb
@@ -204,12 +203,8 @@ def _hidden(docs: list[Any]) -> list[str]:
     """Texts the documents hold that DLP and the screen would not read as they are: strings of
     JSON documents inside strings (whose escapes may hide letters), bin values of UTF-8 text, and
     base64 payloads that declare themselves text (Gemini Live `inlineData` / `mediaChunks` of
-    type text/plain, a data:text/... URL), which the scans pass by as media. A declared text
-    payload that does not decode is a message the proxy cannot read."""
-    try:
-        out: list[str] = embedded_texts(docs)
-    except UndecodableBody as e:
-        raise Unreadable(str(e)) from None
+    type text/plain, a data:text/... URL), which the scans pass by as media."""
+    out: list[str] = embedded_texts(docs)
     stack: list[tuple[Any, int]] = [(docs, 0)]
     while stack:
         node, depth = stack.pop()
