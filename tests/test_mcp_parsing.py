@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import threading
 from typing import Any
 
 import pytest
@@ -260,3 +261,56 @@ def test_hosted_calls_that_would_need_approval_are_refused_saying_why(approve_pi
 def test_hosted_calls_of_tools_that_need_no_approval_go_on(approve_pipeline):
     flow = call(approve_pipeline, OPENAI, "/v1/responses", responses(corp_tool(allowed_tools=["echo"])))
     assert flow.response is None
+
+
+def _big_answer(rpc_id: int) -> bytes:
+    return json.dumps(
+        {"jsonrpc": "2.0", "id": rpc_id, "result": {"content": [{"type": "text", "text": "x" * 70_000}]}}
+    ).encode()
+
+
+def test_the_sse_tap_checks_a_large_event_on_a_thread_and_keeps_the_order():
+    from shadowgate.mcp.taps import SseTap
+
+    seen: list[str] = []
+
+    def on_message(msg: dict, size: int) -> dict | None:
+        seen.append(threading.current_thread().name)
+        return {"jsonrpc": "2.0", "id": msg["id"], "result": {"replaced": size > 64 * 1024}}
+
+    async def main() -> list[bytes]:
+        tap = SseTap(on_message, limit=1 << 20)
+        out = list(tap(b"data: " + _big_answer(1) + b"\n\n"))
+        out += tap(b": after\n\n")  # held behind the large event until its work is done
+        if tap.end():  # the body ends while the work runs: the stream-end hook awaits it
+            await tap.finish()
+        assert not tap.end()
+        return out + tap(b"")
+
+    out = asyncio.run(main())
+    assert b"".join(out) == b'data: {"jsonrpc":"2.0","id":1,"result":{"replaced":true}}\n\n: after\n\n'
+    assert seen == ["MainThread"]  # answered on the loop; parsed and checked on worker threads
+
+
+def test_a_chunked_json_answer_is_checked_on_a_thread_at_its_end():
+    from shadowgate.mcp.taps import JsonTap
+
+    async def main() -> list[bytes]:
+        tap = JsonTap(lambda msg, size: {"jsonrpc": "2.0", "id": msg["id"], "result": {}}, limit=1 << 20)
+        assert tap(_big_answer(2)) == []
+        assert tap.end()
+        await tap.finish()
+        return tap(b"")
+
+    assert asyncio.run(main()) == [b'{"jsonrpc":"2.0","id":2,"result":{}}']
+
+
+def test_the_stream_end_hook_is_installed_once():
+    from mitmproxy.proxy.layers.http import HttpStream
+
+    from shadowgate.mcp.taps import wait_for_taps_at_stream_end
+
+    wait_for_taps_at_stream_end()
+    wrapped = HttpStream.state_stream_response_body
+    wait_for_taps_at_stream_end()
+    assert HttpStream.state_stream_response_body is wrapped and wrapped.shadowgate_wrapped

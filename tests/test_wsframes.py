@@ -16,6 +16,8 @@ from shadowgate.wireformats import msgpack
 from shadowgate.wireformats import signalr
 from shadowgate.wireformats.msgpack import Ext
 from shadowgate.wireformats.msgpack import MsgPackError
+from shadowgate.wireformats.wsframes import JSON
+from shadowgate.wireformats.wsframes import TEXT
 from shadowgate.wireformats.wsframes import Opaque
 from shadowgate.wireformats.wsframes import Unreadable
 from shadowgate.wireformats.wsframes import read_message
@@ -241,3 +243,14 @@ def test_a_refusal_is_a_completion_for_each_waiting_call_else_a_close(protocol):
             {"type": 3, "headers": {}, "invocationId": "3", "error": "no"}
         ]
         assert [d for _, d in signalr.msgpack_records(close)] == [{"type": 7, "error": "no", "allowReconnect": False}]
+
+
+def test_a_bom_before_json_is_skipped_in_text_and_binary_messages():
+    event = '{"type":"conversation.item.create","item":{"content":[{"type":"input_text","text":"hi"}]}}'
+    for content, is_text in ((("\ufeff" + event).encode(), True), (b"\xef\xbb\xbf" + event.encode(), False)):
+        frame = read_message(content, is_text)
+        assert frame.kind == JSON and frame.docs[0]["type"] == "conversation.item.create"
+        frame.docs[0]["item"]["content"][0]["text"] = "[EMAIL_1]"
+        assert frame.encode(frame.docs).startswith(b'{"type"')  # written back without the mark
+    plain = read_message("\ufeffjust words".encode(), True)
+    assert plain.kind == TEXT and plain.docs == [{"text": "\ufeffjust words"}]

@@ -30,6 +30,9 @@ from shadowgate.wireformats.base import Route
 
 METADATA_KEY = "shadowgate"  # flow.metadata[...] -> FlowRecord
 OUTCOME_KEY = "shadowgate_outcome"  # flow.metadata[...] -> Outcome, once Meter has measured the answer
+# flow.metadata[...] -> True: a stage reads this answer whole in its `response` hook (an MCP JSON
+# answer, checked off the event loop), so Meter must not stream it.
+HOLD_ANSWER_KEY = "shadowgate_hold_answer"
 
 # 32 hex digits like a UUID4's, unique across processes by the random prefix; a counter instead
 # of uuid4() spares a getrandom() system call per request.

@@ -6,11 +6,13 @@ official openai SDK (realtime.connect) and the websockets library, both through 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 
 import openai
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
@@ -194,3 +196,72 @@ def test_an_upgrade_to_another_protocol_never_becomes_a_raw_tunnel(ws_proxy, ws_
     assert not any("SECRET-PAYLOAD" in m for m in ws_upstream.received)
     [row] = proxy.rows("user_name = 'tunneller'", expect=1)
     assert (row["decision"], row["error_type"], row["path"]) == ("block", "not a WebSocket: refused", "/v1/tunnel")
+
+
+def _escaped(text: str) -> str:
+    """text as JSON \\u escapes: only a JSON reading of the message shows it."""
+    return "".join(f"\\u{ord(c):04x}" for c in text)
+
+
+@pytest.mark.parametrize("binary", [False, True], ids=["text", "binary"])
+def test_a_bom_prefixed_json_event_is_read_as_json(ws_policy, ws_upstream, binary):
+    """A byte order mark before the JSON (in a text or a binary message) is skipped by JSON readers
+    that take bytes: the event is read, scanned and decided as the same event without it."""
+    proxy = ws_policy(
+        "dlp:\n  secrets: block\nrules:\n  - id: no-big-realtime\n"
+        "    match: {provider: openai, model: 'gpt-realtime-big*'}\n    action: block\n"
+    )
+
+    def send(ws, event: str) -> None:
+        data = "\ufeff" + event
+        ws.send(data.encode() if binary else data)
+
+    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "my key is KEY"}]}
+    event = json.dumps({"type": "conversation.item.create", "item": item}).replace("KEY", _escaped(AWS_KEY))
+    user = f"rt-bom-{'bin' if binary else 'text'}"
+    with connect(
+        "wss://api.openai.com/v1/realtime?model=gpt-realtime", proxy=proxy.url(user), ssl=ws_ssl_context(proxy)
+    ) as ws:
+        assert json.loads(ws.recv(5))["type"] == "session.created"
+        send(ws, event)
+        refused = json.loads(ws.recv(5))
+        assert refused["type"] == "error" and "AWS" in refused["error"]["message"]
+        # The model a BOM-prefixed session.update names is decided too.
+        send(ws, json.dumps({"type": "session.update", "session": {"type": "realtime", "model": "gpt-realtime-big"}}))
+        ws.send(
+            json.dumps(
+                {
+                    "type": "conversation.item.create",
+                    "item": {**item, "content": [{"type": "input_text", "text": "after the switch"}]},
+                }
+            )
+        )
+        with contextlib.suppress(TimeoutError, ConnectionClosed):
+            while True:
+                ws.recv(2)
+    assert not any(AWS_KEY in m or _escaped(AWS_KEY) in m for m in ws_upstream.received)
+    assert not any("after the switch" in m for m in ws_upstream.received)
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert (row["decision"], row["model"], row["dlp_action"]) == ("block", "gpt-realtime-big", "block")
+
+
+@pytest.mark.parametrize("where", ["client-content", "media-chunks"])
+def test_gemini_live_text_sent_as_inline_data_is_scanned(ws_policy, ws_upstream, where):
+    """Text in a base64 part whose mimeType says text/plain: the model reads it, so DLP does."""
+    proxy = ws_policy("dlp:\n  secrets: block\n")
+    data = base64.b64encode(b"\x01\x02 notes: the key is " + AWS_KEY.encode()).decode()
+    part = {"mimeType": "text/plain", "data": data}
+    if where == "client-content":
+        event = {"clientContent": {"turns": [{"role": "user", "parts": [{"inlineData": part}]}], "turnComplete": True}}
+    else:
+        event = {"realtimeInput": {"mediaChunks": [part]}}
+    user = f"live-inline-{where}"
+    with connect(GEMINI_URL, proxy=proxy.url(user), ssl=ws_ssl_context(proxy)) as ws:
+        ws.send(json.dumps({"setup": {"model": "models/gemini-live-2.5-flash"}}))
+        assert "setupComplete" in json.loads(ws.recv(5))
+        ws.send(json.dumps(event))
+        refused = json.loads(ws.recv(5))
+        assert "AWS" in json.dumps(refused) and "error" in refused
+    assert not any(data in m for m in ws_upstream.received)
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert row["dlp_action"] == "block" and "AWS" in row["dlp_findings"]

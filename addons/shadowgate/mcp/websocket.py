@@ -37,6 +37,7 @@ from mitmproxy import http
 from mitmproxy import websocket
 from mitmproxy.utils.asyncio_utils import create_task
 
+from shadowgate.mcp.dlp import ResultCheck
 from shadowgate.mcp.dlp import scan_arguments
 from shadowgate.mcp.dlp import store_arguments
 from shadowgate.mcp.holding import hold_calls
@@ -44,14 +45,16 @@ from shadowgate.mcp.jsonrpc import INVALID_REQUEST
 from shadowgate.mcp.jsonrpc import AmbiguousBody
 from shadowgate.mcp.jsonrpc import ambiguous_body
 from shadowgate.mcp.jsonrpc import dumps
-from shadowgate.mcp.jsonrpc import encoded_size
 from shadowgate.mcp.jsonrpc import id_key
-from shadowgate.mcp.jsonrpc import is_message
 from shadowgate.mcp.jsonrpc import parse_jsonrpc
 from shadowgate.mcp.jsonrpc import rpc_error
 from shadowgate.mcp.session import McpCall
 from shadowgate.mcp.session import McpExchange
 from shadowgate.mcp.session import Outgoing
+from shadowgate.mcp.taps import OnMessage
+from shadowgate.mcp.taps import Outcome
+from shadowgate.mcp.taps import rewrite
+from shadowgate.mcp.taps import rewrite_off_loop
 from shadowgate.stages.identify import PARSE_INLINE_BYTES
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 
@@ -109,8 +112,7 @@ class McpWebSocket:
             return None  # ours (an approved call, a refusal), or refused by an earlier stage
         try:
             if not message.from_client:
-                self._server_message(session, message)
-                return None
+                return self._server_message(session, message)
             if len(message.content) > PARSE_INLINE_BYTES:
                 return self._parse_off_loop(flow, session, message)
             parsed = parse_jsonrpc(message.content, None, session.context, session.context)
@@ -252,32 +254,53 @@ class McpWebSocket:
         elif changed:
             message.content = dumps(forwarded if batch else forwarded[0])
 
-    def _server_message(self, session: WsSession, message: websocket.WebSocketMessage) -> None:
+    def _server_message(self, session: WsSession, message: websocket.WebSocketMessage) -> Awaitable[None] | None:
         if not session.pending or len(message.content) > self.stage.settings.max_parse_bytes:
-            return  # as the HTTP taps: a message too long to hold passes unparsed
-        parsed = parse_jsonrpc(message.content)
-        if parsed is None:
+            return None  # as the HTTP taps: a message too long to hold passes unparsed
+        content = message.content
+        on_message = lambda item, size: self._answer(session, item, size)  # noqa: E731
+        if len(content) > SCAN_IN_THREAD_CHARS:
+            return self._server_message_off_loop(message, content, on_message)
+        new = rewrite(content, on_message)
+        if new is not None:
+            message.content = new
+        return None
+
+    async def _server_message_off_loop(
+        self, message: websocket.WebSocketMessage, content: bytes, on_message: OnMessage
+    ) -> None:
+        """A large server message: parsed, screened and scanned on a worker thread, while the
+        message waits (mitmproxy sends it on once the hook returns)."""
+        try:
+            new = await rewrite_off_loop(content, on_message)
+        except Exception:
+            log.exception("shadowgate: an MCP WebSocket answer could not be handled; it is passed on")
             return
-        items = parsed if isinstance(parsed, list) else [parsed]
-        changed = False
-        answers = []
-        for item in items:
-            new = None
-            call = session.pending.get(id_key(item.get("id"))) if is_message(item) and "id" in item else None
-            if call is not None:
-                size = len(message.content) if not isinstance(parsed, list) else encoded_size(item) or 0
-                new = self.stage.answer(session.pending, item, size)
-                if call.answered:
-                    del session.pending[id_key(call.rpc_id)]
-                    if call.method == "initialize":
-                        session.server_name = call.server_name
-                        session.protocol_version = call.protocol_version
-                        session.client_name = call.client_name
-                    self.stage.submit(call, time.time())
-            changed = changed or new is not None
-            answers.append(item if new is None else new)
-        if changed:
-            message.content = dumps(answers if isinstance(parsed, list) else answers[0])
+        if new is not None:
+            message.content = new
+
+    def _answer(self, session: WsSession, item: dict, size: int) -> Outcome:
+        """One server message: the stage's answer, and the call's row once it is known."""
+        call = session.pending.get(id_key(item.get("id"))) if "id" in item else None
+        if call is None:
+            return None
+        new = self.stage.answer(session.pending, item, size)
+        if not call.answered:
+            return new
+
+        def answered() -> None:
+            session.pending.pop(id_key(call.rpc_id), None)
+            if call.method == "initialize":
+                session.server_name = call.server_name
+                session.protocol_version = call.protocol_version
+                session.client_name = call.client_name
+            self.stage.submit(call, time.time())
+
+        if isinstance(new, ResultCheck):
+            new.then = answered
+        else:
+            answered()
+        return new
 
 
 def _inject(flow: http.HTTPFlow, to_client: bool, data: bytes, is_text: bool) -> None:

@@ -49,9 +49,10 @@ from mitmproxy import http
 from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.policy import Facts
+from shadowgate.flow import HOLD_ANSWER_KEY
 from shadowgate.mcp.approval import Approvals
+from shadowgate.mcp.dlp import ResultCheck
 from shadowgate.mcp.dlp import scan_arguments
-from shadowgate.mcp.dlp import scan_result
 from shadowgate.mcp.dlp import store_arguments
 from shadowgate.mcp.holding import hold_calls
 from shadowgate.mcp.holding import needs_approval
@@ -68,7 +69,6 @@ from shadowgate.mcp.jsonrpc import parse_jsonrpc
 from shadowgate.mcp.jsonrpc import ping
 from shadowgate.mcp.jsonrpc import request_content
 from shadowgate.mcp.jsonrpc import rpc_error
-from shadowgate.mcp.screening import screen
 from shadowgate.mcp.session import LegacySession
 from shadowgate.mcp.session import McpCall
 from shadowgate.mcp.session import McpExchange
@@ -80,8 +80,13 @@ from shadowgate.mcp.session import request_refusal
 from shadowgate.mcp.session import tool_rows
 from shadowgate.mcp.taps import JsonTap
 from shadowgate.mcp.taps import LegacySseTap
+from shadowgate.mcp.taps import OnMessage
+from shadowgate.mcp.taps import Outcome
 from shadowgate.mcp.taps import SseTap
+from shadowgate.mcp.taps import rewrite
+from shadowgate.mcp.taps import rewrite_off_loop
 from shadowgate.mcp.taps import unframe
+from shadowgate.mcp.taps import wait_for_taps_at_stream_end
 from shadowgate.mcp.websocket import McpWebSocket
 from shadowgate.stages.identify import METADATA_KEY as AI_METADATA_KEY
 from shadowgate.stages.identify import PARSE_INLINE_BYTES
@@ -89,6 +94,8 @@ from shadowgate.stages.identify import on_the_clock
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.wireformats.decoding import UndecodableBody
+from shadowgate.wireformats.decoding import content_codings
+from shadowgate.wireformats.decoding import decode_body
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +133,9 @@ class Mcp:
         self.legacy: OrderedDict[tuple[str, str], LegacySession] = OrderedDict()
         self.tool_lists: OrderedDict[tuple, None] = OrderedDict()
 
+    def load(self, loader: object) -> None:
+        wait_for_taps_at_stream_end()
+
     # requests
 
     @on_the_clock
@@ -139,7 +149,8 @@ class Mcp:
             request.stream = False
         accept = (request.headers.get("accept") or "").lower()
         if "text/event-stream" in accept or "mcp-session-id" in request.headers or _MCP_PATH.search(request.path):
-            # A compressed answer passes unparsed (no tools/list filter, no injection screening).
+            # The answer must be readable (a compressed SSE stream passes unparsed: no tools/list
+            # filter, no screening; a compressed JSON answer is decoded all the same).
             request.headers["accept-encoding"] = "identity"
 
     @on_the_clock
@@ -155,26 +166,44 @@ class Mcp:
             return None
         # Whatever the method, content-type, size or first bytes: a lax server reads the JSON in
         # any body, so only the parsed JSON says whether it is MCP (issue 14, section 5).
+        raw = request.raw_content
+        encoding = request.headers.get("content-encoding")
+        charset = charset_of(request.headers.get("content-type"))
+        context = self.mcp_context(flow)
+        session = "mcp-session-id" in request.headers or "mcp-protocol-version" in request.headers
+        # A large body, or a compressed one (its size says little about what it expands to), is
+        # decoded, parsed and planned on a worker thread, as the request-side DLP scans it.
+        if len(raw) > PARSE_INLINE_BYTES or (content_codings(encoding) and len(raw) > 256):
+            return self._read_off_loop(flow, raw, encoding, charset, context, session)
         try:
-            try:
-                content = request_content(request.raw_content, request.headers.get("content-encoding"))
-            except UndecodableBody:
-                if self.mcp_context(flow):
-                    raise AmbiguousBody("an MCP request body no decoder reads") from None
-                return None
-            charset = charset_of(request.headers.get("content-type"))
-            context = self.mcp_context(flow)
-            session = "mcp-session-id" in request.headers or "mcp-protocol-version" in request.headers
-            if len(content) > PARSE_INLINE_BYTES:
-                return self._parse_off_loop(flow, content, charset, context, session)
-            msg = parse_jsonrpc(content, charset, context, session)
+            planned = self._read(flow, raw, encoding, charset, context, session)
         except AmbiguousBody:
             self._refuse_ambiguous(flow)
             return None
         except Exception:
-            log.warning("shadowgate: could not read a request body to %s", request.host, exc_info=True)
+            log.warning("shadowgate: could not audit an MCP request to %s", request.host, exc_info=True)
             return None
-        return self._audit(flow, msg)
+        return self._calls(flow, planned) if planned is not None else None
+
+    def _read(
+        self, flow: http.HTTPFlow, raw: bytes, encoding: str | None, charset: str | None, context: bool, session: bool
+    ) -> tuple[McpExchange, Outgoing] | None:
+        """The calls of a request body and what goes on (see plan), or None when it is not MCP;
+        on any thread (the body is read as the server reads it, whatever its first bytes: issue
+        14, section 5). Raises AmbiguousBody for a body a server may read otherwise."""
+        try:
+            content = request_content(raw, encoding)
+        except UndecodableBody:
+            if context:
+                raise AmbiguousBody("an MCP request body no decoder reads") from None
+            return None
+        msg = parse_jsonrpc(content, charset, context, session)
+        if msg is None:
+            return None
+        if ambiguous_body(msg):
+            raise AmbiguousBody("member names or ids a server may read differently")
+        host = (flow.client_conn.sni or flow.request.host).lower()
+        return self.plan(flow, msg, self.legacy.get((host, flow.request.path)))
 
     def mcp_context(self, flow: http.HTTPFlow) -> bool:
         """Whether a request belongs to MCP by more than its body: an MCP header, a known HTTP+SSE
@@ -188,18 +217,22 @@ class Mcp:
             return True
         return _MCP_PATH.search(request.path.partition("?")[0]) is not None
 
-    async def _parse_off_loop(
-        self, flow: http.HTTPFlow, content: bytes, charset: str | None, context: bool, session: bool
+    async def _read_off_loop(
+        self, flow: http.HTTPFlow, raw: bytes, encoding: str | None, charset: str | None, context: bool, session: bool
     ) -> None:
-        """A large body is parsed on a thread, not skipped: padding must not buy a pass."""
+        """A large body is decoded, parsed and planned on a thread, not skipped: padding must not buy a pass."""
         try:
-            msg = await asyncio.to_thread(parse_jsonrpc, content, charset, context, session)
+            planned = await asyncio.to_thread(self._read, flow, raw, encoding, charset, context, session)
         except AmbiguousBody:
             self._refuse_ambiguous(flow)
             return
-        pending = self._audit(flow, msg)
-        if pending is not None:
-            await pending
+        except Exception:
+            log.warning("shadowgate: could not audit an MCP request to %s", flow.request.host, exc_info=True)
+            return
+        if planned is not None and not (flow.response or flow.error):
+            pending = self._calls(flow, planned)
+            if pending is not None:
+                await pending
 
     def _refuse_ambiguous(self, flow: http.HTTPFlow) -> None:
         """A request a server may read as another call than the proxy does: refused under an MCP
@@ -209,19 +242,6 @@ class Mcp:
         if policy.mcp is not None and not policy.observe:
             body = dumps(rpc_error(None, _AMBIGUOUS, INVALID_REQUEST))
             flow.response = http.Response.make(400, body, {"content-type": "application/json"})
-
-    def _audit(self, flow: http.HTTPFlow, msg: dict | list | None) -> Awaitable[None] | None:
-        if msg is None:
-            return None
-        if ambiguous_body(msg):
-            self._refuse_ambiguous(flow)
-            return None
-        try:
-            return self._calls(flow, msg)
-        except Exception:
-            # Odd input must never cost the request: it goes on, unaudited, and the log says so.
-            log.warning("shadowgate: could not audit an MCP request to %s", flow.request.host, exc_info=True)
-            return None
 
     def plan(
         self, flow: http.HTTPFlow, msg: dict | list, legacy: LegacySession | None, transport: str | None = None
@@ -282,12 +302,7 @@ class Mcp:
             forwarded.clear()  # a server this person may not use gets nothing, not even junk
         return exchange, out
 
-    def _calls(self, flow: http.HTTPFlow, msg: dict | list) -> Awaitable[None] | None:
-        host = (flow.client_conn.sni or flow.request.host).lower()
-        legacy = self.legacy.get((host, flow.request.path))
-        planned = self.plan(flow, msg, legacy)
-        if planned is None:
-            return None  # nothing of ours in it: untouched
+    def _calls(self, flow: http.HTTPFlow, planned: tuple[McpExchange, Outgoing]) -> Awaitable[None] | None:
         exchange, out = planned
         policy = self.settings.policy
         forwarded = out.forwarded
@@ -386,19 +401,30 @@ class Mcp:
             return  # a 202: the answers come on the stream
         content_type = (response.headers.get("content-type") or "").lower()
         encoding = (response.headers.get("content-encoding") or "identity").lower()
-        on_message = lambda msg, size: self.answer(exchange.calls, msg, size)  # noqa: E731
         limit = self.settings.max_parse_bytes
-        if encoding not in ("", "identity"):
-            response.stream = True  # compressed: passed through unparsed (no result size)
-            return
-        if content_type.startswith("text/event-stream"):
-            response.stream = SseTap(on_message, limit)
-        elif content_type.startswith("application/json"):
-            response.stream = JsonTap(on_message, limit)
-        else:
+        length = response.headers.get("content-length", "")
+        held = content_type.startswith("application/json") and length.isdigit() and int(length) <= limit
+        if encoding not in ("", "identity") and not held:
+            # The proxy asked for identity; a compressed stream passes unparsed (no result size).
+            # A compressed JSON answer of known length is held and decoded (below).
             response.stream = True
             return
-        unframe(flow)
+        on_message = lambda msg, size: self.answer(exchange.calls, msg, size)  # noqa: E731
+        if content_type.startswith("text/event-stream"):
+            response.stream = SseTap(on_message, limit)
+            unframe(flow)
+        elif content_type.startswith("application/json"):
+            if not length.isdigit():
+                response.stream = JsonTap(on_message, limit)  # held by the tap, up to the limit
+                unframe(flow)
+            elif int(length) > limit:
+                response.stream = True  # passes unread
+            else:
+                # Held whole by mitmproxy, as the client only reads it whole: the `response` hook
+                # may wait for a worker thread, a stream callable may not.
+                flow.metadata[HOLD_ANSWER_KEY] = True
+        else:
+            response.stream = True
 
     def _maybe_legacy_stream(self, flow: http.HTTPFlow, response: http.Response) -> None:
         content_type = (response.headers.get("content-type") or "").lower()
@@ -424,14 +450,17 @@ class Mcp:
             holder.append(session)
             return session
 
-        def on_message(msg: dict, size: int) -> dict | None:
+        def on_message(msg: dict, size: int) -> Outcome:
             if not holder or "id" not in msg or ("result" not in msg and "error" not in msg):
                 return None
             call = holder[0].pending.pop(id_key(msg.get("id")), None)
             if call is None:
                 return None
             new = self.answer({id_key(call.rpc_id): call}, msg, size)
-            self.submit(call, time.time())
+            if isinstance(new, ResultCheck):  # the row once the result is checked
+                new.then = lambda: self.submit(call, time.time())
+            else:
+                self.submit(call, time.time())
             return new
 
         tap = LegacySseTap(on_endpoint, on_message, self.settings.max_parse_bytes)
@@ -449,8 +478,9 @@ class Mcp:
             call.is_error = True if call.is_error is None else call.is_error
             self.submit(call, now)
 
-    def answer(self, calls: dict[Any, McpCall], msg: dict, size: int) -> dict | None:
-        """One JSON-RPC message from the server; returns its replacement, or None to keep it."""
+    def answer(self, calls: dict[Any, McpCall], msg: dict, size: int) -> Outcome:
+        """One JSON-RPC message from the server; returns its replacement, None to keep it, or
+        the checks of a tool result for the caller to run (on a worker thread when large)."""
         if "id" not in msg or ("result" not in msg and "error" not in msg):
             return None  # notifications and server-to-client requests pass untouched
         call = calls.get(id_key(msg.get("id")))
@@ -478,24 +508,16 @@ class Mcp:
             return self._tools_listed(call, msg, result)
         if call.method not in _SCREENED_METHODS:
             return None
-        call.injection_flags = screen(result)
-        if server is not None:
-            limit = server.max_result_bytes
-            if limit is not None and size > limit:
-                if call.refuse(f"mcp:{server.id}:max_result_bytes"):
-                    return rpc_error(
-                        call.rpc_id,
-                        f"shadowgate: a result of {size} bytes exceeds the limit of {limit} (rule {call.rule_id})",
-                    )
-                return None
-            if call.injection_flags and server.injection == BLOCK:
-                if call.refuse(f"mcp:{server.id}:injection"):
-                    flags = ", ".join(call.injection_flags)
-                    return rpc_error(
-                        call.rpc_id,
-                        f"shadowgate: the tool result looks like a prompt injection ({flags}; rule {call.rule_id})",
-                    )
-        return scan_result(call, msg, result, size, self.settings.policy)
+        limit = server.max_result_bytes if server is not None else None
+        if server is not None and limit is not None and size > limit:
+            if call.refuse(f"mcp:{server.id}:max_result_bytes"):
+                return rpc_error(
+                    call.rpc_id,
+                    f"shadowgate: a result of {size} bytes exceeds the limit of {limit} (rule {call.rule_id})",
+                )
+            return None
+        # Screening and DLP read the whole result: the caller runs them, off the loop when large.
+        return ResultCheck(call, msg, result, size, self.settings.policy)
 
     def _tools_listed(self, call: McpCall, msg: dict, result: dict) -> dict | None:
         tools = result["tools"]
@@ -536,16 +558,60 @@ class Mcp:
                 self.sessions.popitem(last=False)
 
     @on_the_clock
-    def response(self, flow: http.HTTPFlow) -> None:
+    def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         tap: LegacySseTap | None = flow.metadata.pop(LEGACY_KEY, None)
         if tap is not None and tap.session is not None:
             self._end_legacy(tap.session)
         exchange: McpExchange | None = flow.metadata.pop(MCP_KEY, None)
-        if exchange is None or flow.response is None:
-            return
-        end = flow.response.timestamp_end or time.time()
-        failed = flow.response.status_code >= 400
-        self._finish(exchange, end, failed)
+        response = flow.response
+        if exchange is None or response is None:
+            return None
+        body = None if response.stream or exchange.legacy is not None else response.raw_content
+        new = None
+        if body and len(body) <= self.settings.max_parse_bytes:  # a JSON answer, held whole
+            on_message = lambda msg, size: self.answer(exchange.calls, msg, size)  # noqa: E731
+            encoding = response.headers.get("content-encoding")
+            if len(body) > SCAN_IN_THREAD_CHARS or content_codings(encoding):
+                return self._json_answer_off_loop(flow, exchange, body, encoding, on_message)
+            try:
+                new = rewrite(body, on_message)
+            except Exception:
+                log.debug("shadowgate: MCP answer handling failed; passing it through", exc_info=True)
+                new = None
+        self._answered(flow, exchange, new)
+        return None
+
+    async def _json_answer_off_loop(
+        self, flow: http.HTTPFlow, exchange: McpExchange, body: bytes, encoding: str | None, on_message: OnMessage
+    ) -> None:
+        """A large or compressed JSON answer: decoded, parsed, screened and scanned on a worker
+        thread. (A server may compress though the proxy asked for identity: its answer is read
+        all the same, never passed unread for it.)"""
+        try:
+            if content_codings(encoding):
+                body = await asyncio.to_thread(decode_body, body, encoding)
+            new = await rewrite_off_loop(body, on_message)
+        except Exception:
+            log.warning("shadowgate: an MCP answer from %s could not be read; it is passed on", flow.request.host)
+            log.debug("shadowgate: MCP answer handling failed", exc_info=True)
+            new = None
+        self._answered(flow, exchange, new)
+
+    def _answered(self, flow: http.HTTPFlow, exchange: McpExchange, new: bytes | None) -> None:
+        """The answer's body rewritten (when the policy changed it), and the calls' rows."""
+        response = flow.response
+        assert response is not None
+        if new is not None:
+            response.headers.pop("content-encoding", None)  # the new body goes plain
+            response.content = new
+        self._finish(exchange, response.timestamp_end or time.time(), response.status_code >= 400)
+
+    async def shadowgate_mcp_stream_end(self, flow: http.HTTPFlow) -> None:
+        """The body of a tapped answer ended while its tap's work runs on a worker thread
+        (mcp/taps.py McpStreamEndHook): wait for it here, off the event loop."""
+        tap = flow.response.stream if flow.response is not None else None
+        if isinstance(tap, JsonTap | SseTap):
+            await tap.finish()
 
     def error(self, flow: http.HTTPFlow) -> None:
         tap: LegacySseTap | None = flow.metadata.pop(LEGACY_KEY, None)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from mitmproxy import http
 
+from shadowgate.flow import HOLD_ANSWER_KEY
 from shadowgate.flow import OUTCOME_KEY
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import Outcome
@@ -109,8 +110,10 @@ class Meter:
             return
         rec = flow_record(flow)
         if rec is None or rec.route is None:
-            # Nothing to meter: never buffer it (model downloads from catalogued hosts run to GBs).
-            response.stream = True
+            # Nothing to meter: never buffer it (model downloads from catalogued hosts run to GBs),
+            # unless a stage reads it whole (an MCP JSON answer up to shadowgate_max_parse_bytes).
+            if not flow.metadata.get(HOLD_ANSWER_KEY):
+                response.stream = True
             return
         headers = header_map(response.headers)
         content_type = headers.get("content-type", "").lower()

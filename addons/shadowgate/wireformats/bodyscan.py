@@ -57,9 +57,10 @@ class BodyScan:
     unredactable: bool = False  # a value to redact that cannot be replaced in place: block
     _cache: dict[str, list[Any]] = field(default_factory=dict, repr=False)
 
-    def _findings(self, text: str) -> list[tuple[int, int, str | None]]:
+    def _findings(self, text: str, visible: str | None = None) -> list[tuple[int, int, str | None]]:
         """(start, end, replacement) for each finding, the replacement None unless it is to be
-        redacted; counts every finding."""
+        redacted; counts every finding. visible: for another reading of a string, the string
+        itself; a value found as it stands there is the same finding, not counted again."""
         if time.thread_time() > self.deadline:
             raise ScanTimeout("the scan ran out of time")
         # A request repeats its keys and structure values ("type", "description") hundreds of
@@ -69,6 +70,8 @@ class BodyScan:
             scanned = self._cache[text] = self.scan(text)
         out = []
         for f in scanned:
+            if visible is not None and text[f.start : f.end] in visible:
+                continue
             verdict = self.action(f.type)
             if verdict == "off":
                 continue
@@ -86,6 +89,10 @@ class BodyScan:
         """The body with what must be redacted redacted (the same object when nothing was)."""
         pieces = list(request_pieces(body, self.include_metadata))
         found = {i: hits for i, piece in enumerate(pieces) if (hits := self._findings(piece.text))}
+        for piece in pieces:
+            for other in piece.also:  # another reading of the same bytes: nothing to redact in place
+                if _to_redact(self._findings(other, piece.text)):
+                    self.unredactable = True
         ranges = {i: redacted for i, hits in found.items() if (redacted := _to_redact(hits))}
         self._joined(pieces, found, ranges)
         values: dict[JsonPath, str] = {}

@@ -7,6 +7,7 @@ message names (OpenAI `session.update`, Gemini `setup`) and each turn's usage (O
 
 from __future__ import annotations
 
+import codecs
 import json
 from typing import Any
 
@@ -16,8 +17,9 @@ from .common import dig
 
 
 def message_json(content: bytes) -> Any:
-    stripped = content.lstrip()
-    if stripped[:1] not in (b"{", b"["):
+    # json.loads reads bytes as UTF-8 with a BOM, or UTF-16/32, as a provider's JSON reader does.
+    stripped = content.removeprefix(codecs.BOM_UTF8).lstrip()
+    if stripped[:1] not in (b"{", b"[") and not content.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return None
     try:
         return json.loads(content)

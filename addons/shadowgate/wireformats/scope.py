@@ -3,7 +3,14 @@
 Not only the prompt fields of a known format: tool and function descriptions and their
 parameter schemas, response_format / JSON schemas, message `name` fields, object keys, URLs the
 provider fetches (a secret in a query string leaves with the fetch), text documents, and base64
-or data-URL payloads that decode to text (decoded, scanned, and re-encoded when redacted). Left
+or data-URL payloads that decode to text (decoded, scanned, and re-encoded when redacted). A
+payload whose own field declares it text (Gemini `inlineData` / `mimeType: text/plain`, an
+Anthropic base64 `document` with `media_type: text/plain`, a `data:text/csv;...` URL, a Bedrock
+`document` of format `txt`, an MCP `blob` with a text `mimeType`) is text whatever its bytes look
+like: decoded in its charset, or byte for byte when they are not (latin-1: ASCII secrets stay
+readable, and redaction puts every other byte back), never judged binary by its control
+characters; base64 with stray characters is also read as a lenient decoder reads it.
+Left
 out: opaque tokens the provider minted (encrypted_content, signature), large base64 payloads that
 decode to binary media (an image, a PDF: no text to match), and, unless the operator opts in,
 the request's own bookkeeping (`metadata`, `user`), which the model never reads and which
@@ -14,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -27,6 +35,8 @@ from .base import JsonPath
 from .base import KeyStep
 from .base import Shadowed
 from .common import DuplicateKeys
+from .common import every_string
+from .common import loads_request
 from .common import replace_strings
 from .decoding import json_text
 
@@ -40,6 +50,22 @@ RAW_SCAN_LIMIT = 4096
 _MIN_BASE64 = 24
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]+={0,2}")
 _DATA_URL = re.compile(r"data:([^,;]*)((?:;[^,;]*)*),", re.IGNORECASE)
+# The fields that name a payload's media type beside it, and those that hold the payload.
+MIME_KEYS = ("mimeType", "mime_type", "media_type", "mediaType", "contentType", "content_type")
+PAYLOAD_KEYS = frozenset({"data", "blob", "bytes", "file_data"})
+# Bedrock Converse `document.format` values that are text.
+TEXT_FORMATS = frozenset({"txt", "csv", "md", "html", "json", "xml", "yaml"})
+# Media types a reader takes for text: text/*, JSON, XML, YAML, scripts, CSV and the like.
+_TEXT_MEDIA = re.compile(
+    r"\s*(?:text/[\w.+-]+|message/[\w.+-]+|[\w.-]+/[\w.-]*\+(?:json|xml|yaml)"
+    r"|application/(?:json|xml|yaml|x-yaml|javascript|x-javascript|ecmascript|csv|sql|graphql|toml|rtf"
+    r"|markdown|x-ndjson|ndjson|jsonl|x-sh|x-python|x-httpd-php|x-tex|x-www-form-urlencoded|xhtml\+xml))"
+    r"\s*(?:;|$)",
+    re.IGNORECASE,
+)
+_WHITESPACE = re.compile(r"\s+")
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/_=-]")
+MAX_NESTING = 3  # JSON inside a string inside a string ...: deeper is not what an app sends
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,19 +78,23 @@ class Piece:
     text: str
     prompt: bool = False
     encode: Callable[[str], str] | None = None
+    # Other readings of the same bytes a provider may take (UTF-16 without a BOM): scanned too,
+    # but not redactable in place (a finding to redact in one refuses the request).
+    also: tuple[str, ...] = ()
 
 
 def request_pieces(body: Any, include_metadata: bool = False) -> Iterator[Piece]:
     """Every string of a JSON request body DLP scans, in document order."""
     prompt_paths = {path for path, _ in prompt_strings(body)}
 
-    def walk(node: Any, path: JsonPath) -> Iterator[Piece]:
+    def walk(node: Any, path: JsonPath, media: str | None = None) -> Iterator[Piece]:
         if isinstance(node, str):
             yield from _string(node, path, path in prompt_paths)
         elif isinstance(node, list):
             for i, item in enumerate(node):
                 yield from walk(item, (*path, i))
         elif isinstance(node, dict):
+            media = declared_text(node) or media
             entries = [((*path, key), key, value) for key, value in node.items()]
             if isinstance(node, DuplicateKeys):  # a first-wins server reads the shadowed values
                 entries += [((*path, key, Shadowed(i)), key, v) for i, (key, v) in enumerate(node.shadowed)]
@@ -73,15 +103,22 @@ def request_pieces(body: Any, include_metadata: bool = False) -> Iterator[Piece]
                     continue
                 if not isinstance(step[-1], Shadowed):
                     yield Piece((*path, KeyStep(key)), key)
-                yield from walk(value, step)
+                if media is not None and key in PAYLOAD_KEYS and isinstance(value, str):
+                    yield declared_piece(step, value, media)
+                else:
+                    yield from walk(value, step, media if key == "source" else None)
 
     return walk(body, ())
 
 
 def _string(text: str, path: JsonPath, prompt: bool) -> Iterator[Piece]:
+    m = _DATA_URL.match(text)
+    if m is not None and is_text_media(m.group(1)):  # a data URL that says it is text, wherever it is
+        yield declared_piece(path, text, m.group(1))
+        return
     decoded = decode_embedded(text)
     if decoded is None:
-        yield Piece(path, text, prompt)
+        yield Piece(path, text, prompt, also=tuple(nested_json_texts(text)))
         return
     plain, encode = decoded
     if plain is not None:
@@ -90,6 +127,139 @@ def _string(text: str, path: JsonPath, prompt: bool) -> Iterator[Piece]:
         yield Piece(path, plain, False, encode)
     elif len(text) <= RAW_SCAN_LIMIT:
         yield Piece(path, text, prompt)  # binary: the value itself may be a hex or base64 secret
+
+
+def declared_text(node: dict) -> str | None:
+    """The media type of a payload that the object declares text (see the module docstring):
+    `mimeType` and its spellings, or a Bedrock document's `format`; None when it declares none,
+    or binary, or holds text as it stands (Anthropic's `source.type: text`)."""
+    if node.get("type") == "text":
+        return None
+    for key in MIME_KEYS:
+        value = node.get(key)
+        if isinstance(value, str) and is_text_media(value):
+            return value
+    fmt = node.get("format")
+    if isinstance(fmt, str) and fmt.lower() in TEXT_FORMATS and isinstance(node.get("source"), dict):
+        return "text/plain"
+    return None
+
+
+def is_text_media(media_type: str) -> bool:
+    return _TEXT_MEDIA.match(media_type) is not None
+
+
+def nested_json_texts(text: str, depth: int = 0) -> list[str]:
+    """The strings of a JSON document inside a string (function-call arguments, a tool's output)
+    that are not there as they stand: escapes (`\\u0041KIA...`) hide them from a scan of the
+    string, while the tool or model that parses the document reads them. Nested MAX_NESTING deep."""
+    if depth >= MAX_NESTING or "\\" not in text or text.lstrip()[:1] not in ("{", "["):
+        return []
+    try:
+        inner = loads_request(text)
+    except (ValueError, RecursionError):
+        return []
+    out: list[str] = []
+    for value in every_string(inner, keys=True):
+        if value not in text:
+            out.append(value)
+        out += nested_json_texts(value, depth + 1)
+    return out
+
+
+def embedded_texts(node: Any) -> list[str]:
+    """The text of every payload a JSON value declares text (each reading), for the scans that
+    pass media keys by (WebSocket messages, MCP tool results)."""
+    out: list[str] = []
+    stack = [node]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            media = declared_text(value)
+            for key, item in value.items():
+                if media is not None and key in PAYLOAD_KEYS and isinstance(item, str):
+                    text, _, also = declared_payload(item, media)
+                    out += [text, *also]
+                elif isinstance(item, dict) and key == "source" and media is not None:
+                    stack.append({**item, "mimeType": media})  # a Bedrock document's bytes
+                else:
+                    stack.append(item)
+        elif isinstance(value, list):
+            stack.extend(value)
+        elif isinstance(value, str) and (m := _DATA_URL.match(value)) is not None and is_text_media(m.group(1)):
+            text, _, also = declared_payload(value, m.group(1))
+            out += [text, *also]
+    return out
+
+
+def declared_piece(path: JsonPath, value: str, media_type: str) -> Piece:
+    plain, encode, also = declared_payload(value, media_type)
+    return Piece(path, plain, False, encode, also)
+
+
+def declared_payload(value: str, media_type: str) -> tuple[str, Callable[[str], str], tuple[str, ...]]:
+    """The text of a payload declared text (base64, or a data URL), how redacted text goes back
+    in the same form, and the other readings of its bytes. A value that is not base64 is text as
+    it stands, read also as a lenient decoder reads base64 with stray characters."""
+    m = _DATA_URL.match(value)
+    if m is not None:
+        head, payload = value[: m.end()], value[m.end() :]
+        media_type = m.group(1) + m.group(2)
+        if ";base64" not in m.group(2).lower():
+            text, charset, also = _as_text(unquote_to_bytes(payload), media_type)
+            return text, lambda new: head + new, also
+    else:
+        head, payload = "", value
+    compact = _WHITESPACE.sub("", payload)
+    data = _b64(compact) or _b64(compact + "=" * (-len(compact) % 4))  # padding left off
+    if data is None:
+        # Not base64: text as it stands (words), or base64 with stray characters, which a lenient
+        # decoder (Python's b64decode, many others) skips: that reading is scanned too.
+        kept = _NOT_BASE64.sub("", compact).rstrip("=")
+        lenient = _b64(kept + "=" * (-len(kept) % 4)) if len(kept) >= _MIN_BASE64 else None
+        reading = decoded_text(lenient) if lenient else None
+        return value, lambda new: new, (reading,) if reading else ()
+    text, charset, also = _as_text(data, media_type)
+    urlsafe = "-" in payload or "_" in payload
+    encoder = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    return text, lambda new: head + encoder(new.encode(charset, "replace")).decode(), also
+
+
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))  # fmt: skip
+
+
+def _as_text(data: bytes, media_type: str) -> tuple[str, str, tuple[str, ...]]:
+    """(text, the charset it was read in, other readings): the media type's charset, else the
+    one a BOM names, else UTF-8, else latin-1, which reads any byte (and writes it back). Bytes
+    with zeros and no BOM may be UTF-16/32 to a reader that guesses as JSON readers do: that
+    reading is scanned too."""
+    for param in media_type.split(";")[1:]:
+        name, _, charset = param.partition("=")
+        if name.strip().lower() == "charset":
+            try:
+                charset = charset.strip().strip('"')
+                return data.decode(charset), charset, ()
+            except (LookupError, UnicodeDecodeError):
+                break
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(encoding), encoding, ()
+            except UnicodeDecodeError:
+                break
+    try:
+        text, charset = data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, charset = data.decode("latin-1"), "latin-1"
+    also: tuple[str, ...] = ()
+    if 0 in data[:64]:
+        try:
+            guess = data.decode(json.detect_encoding(data))
+        except (UnicodeDecodeError, LookupError):
+            guess = text
+        also = (guess,) if guess != text else ()
+    return text, charset, also
 
 
 def decode_embedded(text: str) -> tuple[str | None, Callable[[str], str]] | None:

@@ -35,16 +35,17 @@ from shadowgate.webapps.codecs import dump_json_like
 
 from . import signalr
 from .common import DuplicateKeys
-from .common import every_string
 from .common import loads_request
 from .msgpack import MsgPackError
 from .msgpack import packb
 from .msgpack import unpackb
+from .scope import embedded_texts
+from .scope import nested_json_texts
 
 SIGNALR_JSON, SIGNALR_MSGPACK, JSON, MSGPACK, TEXT = "signalr-json", "signalr-msgpack", "json", "msgpack", "text"
-MAX_NESTING = 3  # JSON inside a string inside a string ...: deeper is not what an app sends
 MIN_HIDDEN_CHARS = 8
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1d\x1f]")
+BOM = "\ufeff"
 
 
 class Unreadable(ValueError):
@@ -105,6 +106,15 @@ def read_message(content: bytes, is_text: bool, protocol: str | None = None, gre
 
 
 def _text_frame(text: str, protocol: str | None) -> Frame:
+    if text.startswith(BOM):
+        # A byte order mark before JSON, in a text or a binary message: readers that take JSON
+        # from bytes skip it (Python's json.loads, .NET's System.Text.Json), so it is the same
+        # event to them and must be to DLP, not a text message of no structure. The message is
+        # read, and written back when edited, without it: the provider gets what was scanned.
+        frame = _text_frame(text.lstrip(BOM), protocol)
+        if frame.kind == TEXT:
+            return Frame(TEXT, [{"text": text}], frame._write)
+        return frame
     if text.endswith(signalr.RS) or protocol == signalr.JSON:
         try:
             return _signalr_json(text)
@@ -191,21 +201,15 @@ def _looks_like_text(text: str) -> bool:
 
 def _hidden(docs: list[Any]) -> list[str]:
     """Texts the documents hold that DLP and the screen would not read as they are: strings of
-    JSON documents inside strings (whose escapes may hide letters) and bin values of UTF-8 text."""
-    out: list[str] = []
+    JSON documents inside strings (whose escapes may hide letters), bin values of UTF-8 text, and
+    base64 payloads that declare themselves text (Gemini Live `inlineData` / `mediaChunks` of
+    type text/plain, a data:text/... URL), which the scans pass by as media."""
+    out: list[str] = embedded_texts(docs)
     stack: list[tuple[Any, int]] = [(docs, 0)]
     while stack:
         node, depth = stack.pop()
         if isinstance(node, str):
-            if depth < MAX_NESTING and node.lstrip()[:1] in ("{", "[") and "\\" in node:
-                try:
-                    inner = loads_request(node)
-                except (ValueError, RecursionError):
-                    continue
-                for text in every_string(inner, keys=True):
-                    if text not in node:
-                        out.append(text)
-                stack.append((inner, depth + 1))
+            out += nested_json_texts(node, depth)
         elif isinstance(node, bytes):
             decoded = _utf8(node)
             if decoded is not None and len(decoded) >= MIN_HIDDEN_CHARS and _looks_like_text(decoded):
