@@ -7,6 +7,7 @@ A pure-Python library (standard library only, no mitmproxy): the proxy's request
 
     scanner = Scanner()                       # every detector; Scanner({"EMAIL", "JWT"}) for some
     findings = scanner.scan(text)             # sorted, non-overlapping, whole values
+    scanner.scan(text, deadline)              # ScanTimeout past time.thread_time() == deadline
     ph = Placeholders()                       # one per request
     safe = redact(text, findings, ph.for_text(text))   # "... [EMAIL_1] ... [AWS_ACCESS_KEY_1] ..."
     answer = ph.restore(model_answer)         # reversible mode
@@ -23,8 +24,9 @@ from .model import Finding
 from .scanner import OPT_IN_TYPES
 from .scanner import Placeholders
 from .scanner import Scanner
+from .scanner import ScanTimeout
 from .scanner import redact
 
 TYPES = MappingProxyType(_TYPES)
 
-__all__ = ["OPT_IN_TYPES", "TYPES", "Finding", "Placeholders", "Scanner", "redact"]
+__all__ = ["OPT_IN_TYPES", "TYPES", "Finding", "Placeholders", "ScanTimeout", "Scanner", "redact"]

@@ -176,19 +176,28 @@ _ANCHOR_RXS = [
 _WHOLE_LITERALS = [(lit, needle) for lit, needle, anchor, _ in _LITERAL_BYTES if anchor == needle]
 
 
-# Formats whose key has a "." inside but no dispatch word: tried at every "." the separator search
-# stops at. (offset of the token start from that ".", (offset, literal): a literal the format has
-# that far before the ".", checked before any pattern runs; pattern, type, detector, check)
+# Formats whose key has a "." inside but no dispatch word: tried at a "." the separator search
+# stops at. (offsets of the token start from that "."; what must come just before the "." (a
+# fixed-width look-behind, implied by the pattern); what must come after it; pattern, type,
+# detector, check.) The look-arounds are what keeps this cheap on hostile text: a probe of one
+# character (Discord's earlier "." seven back) made every "." of a text cost up to five pattern
+# matches, so a 1 MB tool result of dots took seconds of CPU. Now a "." is tried only where the
+# characters on both sides can be the key, and the separator search (servicekeys.py) holds the
+# same look-behinds, so a "." that fits none of them never reaches Python.
 _DOTTED: list[
-    tuple[tuple[int, ...], tuple[int, str], re.Pattern[str], str, str, Callable[[str], bool] | None]
+    tuple[tuple[int, ...], str, str, re.Pattern[str], str, str, Callable[[str], bool] | None]
 ] = [
     # Terraform Cloud / HCP Terraform tokens: 14 characters ".atlasv1." 60-70 more
-    ((22,), (8, ".atlasv1"), re.compile(r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=\-]{60,70}(?![A-Za-z0-9_=\-])"), "TERRAFORM_TOKEN", "terraform", None),
+    ((22,), r"[A-Za-z0-9]{14}\.atlasv1", r"[A-Za-z0-9_=\-]{60}", re.compile(r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=\-]{60,70}(?![A-Za-z0-9_=\-])"), "TERRAFORM_TOKEN", "terraform", None),
     # Airtable personal access tokens: pat + 14 "." 64 hex
-    ((17,), (17, "pat"), re.compile(rf"pat[A-Za-z0-9]{{14}}\.[a-f0-9]{{64}}{TAIL}"), "AIRTABLE_TOKEN", "airtable", None),
+    ((17,), r"pat[A-Za-z0-9]{14}", r"[a-f0-9]{64}", re.compile(rf"pat[A-Za-z0-9]{{14}}\.[a-f0-9]{{64}}{TAIL}"), "AIRTABLE_TOKEN", "airtable", None),
     # Discord bot tokens: base64(user id) "." 6 characters "." HMAC (found from the second ".")
-    ((31, 32, 33, 34, 35), (7, "."), re.compile(rf"[MNO][A-Za-z0-9_\-]{{23,27}}\.[A-Za-z0-9_\-]{{6}}\.[A-Za-z0-9_\-]{{27,40}}{TAIL}"), "DISCORD_BOT_TOKEN", "discord", lambda v: discord_id(v.split(".", 1)[0])),
+    ((31, 32, 33, 34, 35), r"[A-Za-z0-9_\-]{24}\.[A-Za-z0-9_\-]{6}", r"[A-Za-z0-9_\-]{27}", re.compile(rf"[MNO][A-Za-z0-9_\-]{{23,27}}\.[A-Za-z0-9_\-]{{6}}\.[A-Za-z0-9_\-]{{27,40}}{TAIL}"), "DISCORD_BOT_TOKEN", "discord", lambda v: discord_id(v.split(".", 1)[0])),
 ]  # fmt: skip
+# (before, after) of each format: the "." can be its key's where `before` ends just before it and
+# `after` starts just after it (servicekeys joins them into its "." search).
+DOTTED_AROUND = [(before, after) for _, before, after, *_ in _DOTTED]
+_DOTTED_PROBES = [re.compile(rf"(?<={before})\.(?={after})") for before, after in DOTTED_AROUND]
 
 
 def _try_at(
@@ -211,8 +220,8 @@ def _try_at(
 
 
 def match_dotted(text: str, hits: Hits, p: int) -> int | None:
-    for backs, (probe_back, probe), pattern, type_, detector, check in _DOTTED:
-        if p < probe_back or not text.startswith(probe, p - probe_back):
+    for probe, (backs, _, _, pattern, type_, detector, check) in zip(_DOTTED_PROBES, _DOTTED):
+        if probe.match(text, p) is None:
             continue
         for back in backs:
             end = _try_at(text, hits, p - back, pattern, type_, detector, check)
@@ -321,7 +330,7 @@ def scan_literal_formats(text: str, raw: bytes, hits: Hits) -> None:
 LITERAL_KEY_TYPES = (
     {t for t, _ in _A_TYPES.values()}
     | {lit.type for lit in _LITERAL_FORMATS}
-    | {t for _, _, _, t, _, _ in _DOTTED}
+    | {t for _, _, _, _, t, _, _ in _DOTTED}
     | {t for _, _, t, _ in _WEBHOOKS}
     | {"AWS_SECRET_KEY", "AZURE_STORAGE_KEY", "AZURE_SHARED_ACCESS_KEY", "AZURE_SAS_TOKEN"}
 )

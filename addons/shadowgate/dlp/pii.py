@@ -412,6 +412,8 @@ _DASH_MAC_RX = re.compile(
     r"-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}-[0-9A-Fa-f]{2}(?![0-9A-Za-z_\-])"
 )
 _HEXCOLON = frozenset("0123456789abcdefABCDEF:")
+_HEXCOLON_BEFORE_RX = re.compile(r"[0-9A-Fa-f:]+\Z")
+_DIGIT_RX = re.compile(r"[0-9]")
 _CISCO_MAC_RX = re.compile(r"\.[0-9A-Fa-f]{4}\.[0-9A-Fa-f]{4}(?![0-9A-Za-z_.\-])")
 
 
@@ -423,9 +425,10 @@ def detect_network(src: Source, hits: Hits) -> None:
     text = src.text
     pos = 0
     while (m := _COLON_RX.search(text, pos)) is not None:
-        s = m.start()
-        while s > 0 and m.start() - s < 40 and text[s - 1] in _HEXCOLON:
-            s -= 1
+        # the start of the run of hex digits and colons before the match (at most 40 back), in C:
+        # a Python walk of 40 characters at every "::" of a text of colons cost ~20 us each
+        run = _HEXCOLON_BEFORE_RX.search(text, max(0, m.start() - 40), m.start())
+        s = run.start() if run else m.start()
         am = _ADDRESS_RX.match(text, s)
         end = am.end() if am else m.end()
         pos = max(end, m.start() + 1)
@@ -439,11 +442,13 @@ def detect_network(src: Source, hits: Hits) -> None:
             if _mac_ok(value):
                 hits.add(s, s + len(value), "MAC_ADDRESS", "mac")
             continue
+        if not _DIGIT_RX.search(value):
+            continue  # nothing below can then be an address: spare the parse
         if value.endswith(":") and not value.endswith("::"):
             value = value[:-1]
         if not ipv6_interesting(value) and value.count(":") > 2:
             value = value.rsplit(":", 1)[0]  # an unbracketed port: 2001:db8:0:0:0:0:0:1:443
-        if any(c.isdigit() for c in value) and ipv6_interesting(value):
+        if _DIGIT_RX.search(value) and ipv6_interesting(value):
             hits.add(s, s + len(value), "IPV6", "ip")
     for m in _CISCO_MAC_RX.finditer(text):  # Cisco notation: 0012.3456.789a
         s = m.start() - 4

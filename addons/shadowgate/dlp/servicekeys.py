@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .literalkeys import DOTTED_AROUND
 from .literalkeys import LITERAL_KEY_TYPES
 from .literalkeys import TAIL
 from .literalkeys import TAIL_B64
@@ -225,7 +226,20 @@ _rule("AGE_SECRET_KEY", "age", "AGE-", rf"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN5
 # Anything of these followed by 15 key characters may end a dispatch word. Literal searches run
 # on Source.latin1 (bytes, one per character, so offsets are the text's): a bytes search is a
 # memchr, while a str search in a text with any character above U+00FF walks 4-byte units.
-_SEPARATOR_RX = {sep: re.compile(re.escape(sep.encode()) + rb"(?=[A-Za-z0-9_\-.$+/]{15})") for sep in "_-."}
+# A separator counts only after what its candidates need there (checked in C, not in the Python
+# loop): a letter or digit before "_" and "-" (a dispatch word ends so); before ".", one of the
+# dispatch words that end in "." or what a dotted format (literalkeys.py) has around its ".". Without
+# this, a text of dots or dashes made every character a trip through Python (~5 us each).
+_AFTER_SEPARATOR = rb"(?=[A-Za-z0-9_\-.$+/]{15})"
+_DOT_BEFORE = [
+    rb"(?<=(?<![A-Za-z0-9])" + re.escape(word[:-1].encode()) + rb"\.)"
+    for word in sorted(w for w in _BY_WORD if w.endswith("."))
+] + [rb"(?<=" + before.encode() + rb"\.)(?=" + after.encode() + rb")" for before, after in DOTTED_AROUND]
+_SEPARATOR_RX = {
+    "_": re.compile(rb"(?<=[A-Za-z0-9])_" + _AFTER_SEPARATOR),
+    "-": re.compile(rb"(?<=[A-Za-z0-9])-" + _AFTER_SEPARATOR),
+    ".": re.compile(rb"\." + _AFTER_SEPARATOR + rb"(?:" + b"|".join(_DOT_BEFORE) + rb")"),
+}
 
 
 def _accept(rule: Rule, value: str) -> bool:
