@@ -35,6 +35,7 @@ from .model import PII
 from .model import Detector
 from .model import Hits
 from .model import Source
+from .model import needles
 from .model import register_types
 from .numberchecks import IBAN_LENGTHS
 from .numberchecks import card_valid
@@ -66,11 +67,16 @@ _FILE_TLDS = frozenset(
 )
 
 
+needles("latin1", b"@")
+
+
 def detect_email(src: Source, hits: Hits) -> None:
-    text, raw = src.text, src.latin1
-    at = raw.find(b"@")
-    while at >= 0:
-        nxt = raw.find(b"@", at + 1)
+    text = src.text
+    ats = src.occurrences("latin1", b"@")
+    k = 0
+    while k < len(ats):
+        at = ats[k]
+        k += 1
         s = at
         while s > 0 and at - s < 64 and (text[s - 1] in _LOCAL_CHARS or _unicode_letter(text[s - 1])):
             s -= 1
@@ -81,9 +87,8 @@ def detect_email(src: Source, hits: Hits) -> None:
             end = m.end()
             if not (end < len(text) and text[end] == ":" and text[end + 1 : end + 2] not in ("", " ", "\n")):
                 hits.add(s, end, "EMAIL", "email")
-                while 0 <= nxt < end:
-                    nxt = raw.find(b"@", nxt + 1)
-        at = nxt
+                while k < len(ats) and ats[k] < end:
+                    k += 1
 
 
 def _unicode_letter(c: str) -> bool:
@@ -511,12 +516,17 @@ _CONTEXT_IDS: list[tuple[tuple[str, ...], int, re.Pattern[str], Callable[[str], 
 ]
 
 
+needles("lower", *(w.encode() for words, *_ in _CONTEXT_IDS for w in words))
+
+
 def detect_context_ids(src: Source, hits: Hits) -> None:
     text, lower = src.text, src.lower
     for words, window, rx, check, type_ in _CONTEXT_IDS:
         for word in words:
             pos = 0
-            while (h := lower.find(word.encode(), pos)) >= 0:
+            for h in src.occurrences("lower", word.encode()):
+                if h < pos:
+                    continue
                 pos = h + len(word)
                 if type_ == "PHONE" and h and lower[h - 1 : h].isalpha():
                     continue  # "iPhone 15", "microphone"

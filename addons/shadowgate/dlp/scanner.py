@@ -60,6 +60,10 @@ _RUN_GAP = "\n\n\n"
 # scans at ~0.3 us per character), so only a text built to stall the scanner reaches it.
 DEFAULT_BUDGET_S = 0.25
 DEFAULT_BUDGET_S_PER_CHAR = 2e-6
+# A shorter text is scanned without a clock: it takes milliseconds at most, even built to be slow
+# (tests/test_dlp.py bounds every hostile text at a small multiple of clean text), and a caller
+# checks its deadline between strings; the clock would cost ~10 % of a short prompt's scan.
+_CLOCKED_CHARS = 4096
 
 
 class ScanTimeout(Exception):
@@ -188,18 +192,19 @@ class Scanner:
 
         deadline: the time.thread_time() past which the scan raises ScanTimeout (checked between
         detectors and passes, so it overruns by at most one detector's pass over the text, each
-        linear in the text's length); None gives the scan DEFAULT_BUDGET_S, or
+        linear in the text's length; not checked for a text under _CLOCKED_CHARS); None gives the scan DEFAULT_BUDGET_S, or
         DEFAULT_BUDGET_S_PER_CHAR per character if more. A proxy passes its request's budget: one
         huge string must not hold a thread (or the event loop) for as long as it takes.
 
         It does not catch its own errors: a caller that must fail closed blocks on any exception.
         """
-        return self._scan(text, 0, _Clock(deadline, len(text)))
+        return self._scan(text, 0, _Clock(deadline, len(text)) if len(text) >= _CLOCKED_CHARS else None)
 
-    def _scan(self, text: str, depth: int, clock: _Clock) -> list[Finding]:
+    def _scan(self, text: str, depth: int, clock: _Clock | None) -> list[Finding]:
         src = Source(text)
         hits = self._match(src, clock)
-        clock.check()
+        if clock:
+            clock.check()
         view = normalize(text)
         if view is not None:
             for lo, hi in view.windows(_VIEW_REACH):
@@ -220,19 +225,21 @@ class Scanner:
                 (*original(run.start, run.end), run)
                 for run in encoded_runs(readable, lambda s, e: _inside(starts, ends, *original(s, e)), classes)
             ]
-            clock.check()
+            if clock:
+                clock.check()
             decoded = self._scan_decoded([r for _, _, r in batch], depth + 1, clock)
             for (start, end, run), inner in zip(batch, decoded):
                 if inner:
                     found = _run_findings(start, end, run.encoding, inner)
                     hits.append(found[0])
                     runs[(start, end)] = found
-        clock.check()
+        if clock:
+            clock.check()
         _add_repeats(text, hits, clock)
         kept = resolve_overlaps(hits)
         return _with_run_types(kept, runs) if runs else kept
 
-    def _scan_decoded(self, runs: Sequence[Run], depth: int, clock: _Clock) -> list[list[Finding]]:
+    def _scan_decoded(self, runs: Sequence[Run], depth: int, clock: _Clock | None) -> list[list[Finding]]:
         """The findings in each run's decoded text. The texts are scanned as one, apart by blank
         lines: a scan has a fixed cost (~50 us) that a text of many short runs would pay per run.
         A finding that reaches over a gap counts for each run it touches."""
@@ -252,10 +259,11 @@ class Scanner:
                 k += 1
         return per_run
 
-    def _match(self, src: Source, clock: _Clock) -> Hits:
+    def _match(self, src: Source, clock: _Clock | None) -> Hits:
         hits = Hits()
         for detector in self._detectors:
-            clock.check()
+            if clock:
+                clock.check()
             detector.run(src, hits)
         if self._types is not None:
             hits = Hits(f for f in hits if f.type in self._types)
@@ -296,7 +304,7 @@ _REPEAT_MIN = 6  # shorter values (a 4-digit PIN found after "pin") are too comm
 _WORD_CHAR = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
-def _add_repeats(text: str, hits: Hits, clock: _Clock) -> None:
+def _add_repeats(text: str, hits: Hits, clock: _Clock | None) -> None:
     """Every other occurrence of a value found once: a password found after `password=` that the
     prompt repeats without its name, or an id found after its context word, is as sensitive the
     second time. Only whole-token occurrences count (not inside a longer word)."""
@@ -313,7 +321,8 @@ def _add_repeats(text: str, hits: Hits, clock: _Clock) -> None:
         if len(seen) == _REPEAT_VALUES_MAX:
             break  # each value is one pass over the text: a dump of secrets keeps its cost linear
         seen.add((value, f.type))
-        clock.check()
+        if clock:
+            clock.check()
         at = text.find(value)
         while at >= 0:
             end = at + len(value)
