@@ -1,7 +1,8 @@
 """DLP detection: find secrets and personal data in prompt text, and redact them.
 
-A pure-Python library (standard library only, no mitmproxy): the proxy's request path, the
-`shadowgate scan` command and the benchmark all use it the same way.
+A Python library (no mitmproxy; one compiled dependency, ahocorasick-rs, for the one pass that
+finds every keyword and key-format literal): the proxy's request path, the `shadowgate scan`
+command and the benchmark all use it the same way.
 
     from shadowgate.dlp import Placeholders, Scanner, redact
 

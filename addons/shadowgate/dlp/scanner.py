@@ -138,7 +138,7 @@ def _rank_group(findings: Sequence[Finding]) -> list[Finding]:
 
 
 class Scanner:
-    """Finds secrets and personal data in text. Pure Python, no I/O; thread-safe once built.
+    """Finds secrets and personal data in text. No I/O; thread-safe once built.
 
     types: the finding types to report (see TYPES); None reports every default type. opt_in: the
     opt-in types (OPT_IN_TYPES: person names) to report as well; a `types` that names one asks
