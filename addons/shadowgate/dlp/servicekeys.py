@@ -254,7 +254,9 @@ _SEPARATOR_RX = {
     # position, while one that starts with a literal is a memory search)
     "_": re.compile(rb"_(?<=[A-Za-z0-9]_)" + _AFTER_SEPARATOR),
     "-": re.compile(rb"-(?<=[A-Za-z0-9]-)" + _AFTER_SEPARATOR),
-    ".": re.compile(rb"\." + _AFTER_SEPARATOR + rb"(?:" + b"|".join(_DOT_BEFORE) + rb")"),
+    # (every word and dotted format has a letter, digit, "_" or "-" before its ".": checked before
+    # the alternatives, a run of dots costs one test per dot)
+    ".": re.compile(rb"\.(?<=[A-Za-z0-9_\-]\.)" + _AFTER_SEPARATOR + rb"(?:" + b"|".join(_DOT_BEFORE) + rb")"),
 }
 
 
