@@ -622,7 +622,7 @@ _HOSTILE_UNITS = [
     "\\u0041", "${", "{{",
 ]  # fmt: skip
 _HOSTILE_CHARS = 32 * 1024
-_HOSTILE_BOUND = 20  # times the CPU time of clean prompts of the same size (the worst now: ~14x)
+_HOSTILE_BOUND = 20  # times the CPU time of clean prompts of the same size (the worst now: ~15x)
 
 
 def _cpu_seconds(scanner: Scanner, text: str) -> float:

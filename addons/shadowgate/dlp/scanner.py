@@ -58,8 +58,8 @@ _RUN_GAP = "\n\n\n"
 # A scan whose caller gives no deadline may use this much CPU time, at least DEFAULT_BUDGET_S and
 # DEFAULT_BUDGET_S_PER_CHAR per character: four times what the densest real text needs (~0.25 us
 # per character), so only a text built to be slow reaches it (the slowest measured, 1 MB of
-# zero-width spaces, ~1.2 us per character): a 1 MB MCP tool result holds the event loop for 1 s
-# at most.
+# "1.1.1.1 " repeated, ~1.1 us per character): a 1 MB MCP tool result holds the event loop for
+# about a second at most.
 DEFAULT_BUDGET_S = 0.25
 DEFAULT_BUDGET_S_PER_CHAR = 1e-6
 # A shorter text is scanned without a clock: it takes milliseconds at most, even built to be slow
