@@ -192,11 +192,12 @@ class Scanner:
         the whole run. Plain ASCII text with no control character, no "%" and no long
         base64-like run is read once.
 
-        deadline: the time.thread_time() past which the scan raises ScanTimeout (checked between
-        detectors and passes, so it overruns by at most one detector's pass over the text, each
-        linear in the text's length; not checked for a text under _CLOCKED_CHARS); None gives the scan DEFAULT_BUDGET_S, or
-        DEFAULT_BUDGET_S_PER_CHAR per character if more. A proxy passes its request's budget: one
-        huge string must not hold a thread (or the event loop) for as long as it takes.
+        deadline: the time.thread_time() past which the scan raises ScanTimeout, checked between
+        detectors and passes (so it overruns by at most one detector's pass over the text, each
+        linear in the text's length), not for a text under _CLOCKED_CHARS; None gives the scan
+        DEFAULT_BUDGET_S, or DEFAULT_BUDGET_S_PER_CHAR per character if more. A proxy passes its
+        request's budget: one huge string must not hold a thread (or the event loop) for as long
+        as it takes.
 
         It does not catch its own errors: a caller that must fail closed blocks on any exception.
         """
