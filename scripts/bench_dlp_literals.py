@@ -1,15 +1,16 @@
-"""The literal searches of a DLP scan: one pass per literal today, against one pass for all of them.
+"""The literal searches of a DLP scan: one pass per literal (before), against one pass for all of them.
 
-    uv run python scripts/bench_dlp_literals.py          # today's passes and the stdlib alternation
+    uv run python scripts/bench_dlp_literals.py          # the passes, the stdlib alternation, ahocorasick-rs
 
     # with compiled multi-literal searches, in a venv outside the repository (not dependencies):
     uv venv /tmp/dlpdep --python "$(readlink -f .venv/bin/python)"
-    uv pip install --python /tmp/dlpdep/bin/python ahocorasick-rs pyahocorasick hyperscan google-re2
+    uv pip install --python /tmp/dlpdep/bin/python ahocorasick-rs pyahocorasick hyperscan google-re2  # ahocorasick-rs: a dependency now
     PYTHONPATH=addons /tmp/dlpdep/bin/python scripts/bench_dlp_literals.py
 
 The literals are the ones the detectors search for in a Source view (credential keywords and
 context words in the lower-case view; key-format literals, webhook hosts, markers in the Latin-1
-view), read from the detector modules. Each line is CPU ms (time.process_time, best of 25) to
+view), as the detector modules register them (model.needles). The scan itself now uses the
+ahocorasick-rs pass (Source.occurrences); the other rows are what it was chosen over. Each line is CPU ms (time.process_time, best of 25) to
 find every occurrence of all of them, overlapping, on the clean prompts joined (50 KB) and the
 labelled documents joined (664 KB) of tests/fixtures/dlp/. A library that is not installed is
 reported as such. Figures and the decision they inform: docs/dlp-accuracy.md (fifth round).
@@ -22,19 +23,13 @@ import re
 import time
 from collections.abc import Callable
 
-from shadowgate.dlp import credentials
-from shadowgate.dlp import literalkeys
-from shadowgate.dlp import pii
+from shadowgate.dlp import scanner  # noqa: F401  (imports every detector: each registers its literals)
 from shadowgate.dlp.evaluation import load
+from shadowgate.dlp.model import _NEEDLES
 from shadowgate.dlp.model import Source
 
-LOWER = [k.encode("latin-1") for k in (*credentials._PASSWORD_KEYWORDS, *credentials._SECRET_KEYWORDS)]
-LOWER += [w.encode() for words, *_ in pii._CONTEXT_IDS for w in words]
-RAW = sorted(
-    {needle for _, needle, _, _ in literalkeys._LITERAL_BYTES}
-    | {w.encode() for w, *_ in literalkeys._WEBHOOKS}
-    | {b"Key=", b"sig=", b"AQAAABAAA", b"-u", b"bc1", b"@", b"-----BEGIN ", b"eyJ", b"://"}
-)
+LOWER = list(_NEEDLES["lower"])
+RAW = list(_NEEDLES["latin1"])
 
 
 def best(run: Callable[[], object], runs: int = 25) -> float:
@@ -57,7 +52,7 @@ def find_all(view: bytes, needle: bytes) -> list[int]:
 
 def searches(lower: bytes, raw: bytes) -> dict[str, Callable[[], object] | str]:
     out: dict[str, Callable[[], object] | str] = {
-        "today: a bytes.find pass per literal": lambda: (
+        "before: a bytes.find pass per literal": lambda: (
             [find_all(lower, k) for k in LOWER],
             [find_all(raw, k) for k in RAW],
         ),
@@ -80,16 +75,13 @@ def searches(lower: bytes, raw: bytes) -> dict[str, Callable[[], object] | str]:
         out["pyahocorasick"] = lambda: (list(automata[0].iter(lower_s)), list(automata[1].iter(raw_s)))
     else:
         out["pyahocorasick"] = missing
-    if importlib.util.find_spec("ahocorasick_rs"):
-        import ahocorasick_rs
+    import ahocorasick_rs  # a runtime dependency since issue 16's speed round: what the scan uses
 
-        rs_lower, rs_raw = ahocorasick_rs.BytesAhoCorasick(LOWER), ahocorasick_rs.BytesAhoCorasick(RAW)
-        out["ahocorasick-rs"] = lambda: (
-            rs_lower.find_matches_as_indexes(lower, overlapping=True),
-            rs_raw.find_matches_as_indexes(raw, overlapping=True),
-        )
-    else:
-        out["ahocorasick-rs"] = missing
+    rs_lower, rs_raw = ahocorasick_rs.BytesAhoCorasick(LOWER), ahocorasick_rs.BytesAhoCorasick(RAW)
+    out["ahocorasick-rs (the scan's)"] = lambda: (
+        rs_lower.find_matches_as_indexes(lower, overlapping=True),
+        rs_raw.find_matches_as_indexes(raw, overlapping=True),
+    )
     if importlib.util.find_spec("hyperscan"):
         import hyperscan
 

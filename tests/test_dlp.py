@@ -15,6 +15,7 @@ import json
 import os
 import random
 import string
+import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,7 @@ from shadowgate.dlp import TYPES
 from shadowgate.dlp import Finding
 from shadowgate.dlp import Placeholders
 from shadowgate.dlp import Scanner
+from shadowgate.dlp import ScanTimeout
 from shadowgate.dlp import redact
 from shadowgate.dlp.evaluation import evaluate
 from shadowgate.dlp.evaluation import load
@@ -602,6 +604,81 @@ def test_pathological_inputs_finish(text):
     """Long runs that would make a backtracking pattern explode: each finishes (the timeout is a
     hang guard, not a speed assertion)."""
     check_findings(text)
+
+
+# Texts built to stall the scanner: each is one character or a short unit repeated, chosen where a
+# detector starts work (a separator, a literal a key format is found from, a digit a number shape
+# starts with, a character normalisation rewrites). Before the fix, 64 KB of "." took 40x a clean
+# text of that size (the Discord probe), "eyJ" repeated 250x and growing with the square of the
+# length, fullwidth letters 34x, colons 26x.
+_HOSTILE_UNITS = [
+    ".", "a.", "0.", "1.", "-", "a-", "_", "a_", "|", "1|", "~", "Q~", "1Q~", ":", "::", "a:", "00:",
+    ":AA", "1:AA", "-us", "a-us", "eyJ", "eyJa", "M" * 24 + ".", "pat", "pat.", "sk-", "ghp_", "AKIA",
+    "AIza", "A", "a", "0", "9", "1 ", "1-", "12.", "0 ", "+1 ", "+49 ", "(0)", "1/", "1.1.1.1 ",
+    "DE89", "IBAN ", "ssn ", "a@", "a@b.", "@", "://", "http://a", "a:b@", "=", "a=", "password=",
+    "Password", "pass ", "token:", "Key=", "sig=", "%41", "%", "AQAAABAAA", "{AQAAABAAA",
+    "-----BEGIN ", "ZXlKaGJHY2lPaU", "IQoJb3JpZ2lu", "hooks.slack.com/", "/api/webhooks/",
+    "\u200b", "\u00ad", "\uff21", "\uff21\uff11", "\u0430", "a\u0430", "\u00a0", "\u3000", "é", "bc1",
+    "\\u0041", "${", "{{",
+]  # fmt: skip
+_HOSTILE_CHARS = 32 * 1024
+_HOSTILE_BOUND = 20  # times the CPU time of clean prompts of the same size (the worst now: ~15x)
+
+
+def _cpu_seconds(scanner: Scanner, text: str) -> float:
+    start = time.process_time()
+    scanner.scan(text, time.thread_time() + 60)
+    return time.process_time() - start
+
+
+@pytest.mark.timeout(300)
+def test_hostile_texts_scan_in_time_proportional_to_a_clean_text():
+    """No text makes a scan much slower than ordinary prompt text of the same size: each costs a
+    bounded multiple of the clean prompts' time (best of 3, measured alternately, so the
+    machine's load hits both alike). A quadratic pattern or a probe that fires at every character
+    shows up as 30-250x at this size."""
+    scanner = Scanner()
+    clean_docs = "\n\n".join(d.text for d in load("clean.jsonl"))
+    clean = (clean_docs * (_HOSTILE_CHARS // len(clean_docs) + 1))[:_HOSTILE_CHARS]
+    slow = {}
+    for unit in _HOSTILE_UNITS:
+        text = (unit * (_HOSTILE_CHARS // len(unit) + 1))[:_HOSTILE_CHARS]
+        base = hostile = float("inf")
+        for _ in range(3):
+            base = min(base, _cpu_seconds(scanner, clean))
+            hostile = min(hostile, _cpu_seconds(scanner, text))
+            if hostile <= _HOSTILE_BOUND * base:
+                break
+        if hostile > _HOSTILE_BOUND * base:
+            slow[unit] = round(hostile / base, 1)
+    assert not slow, f"slower than {_HOSTILE_BOUND}x a clean text: {slow}"
+
+
+def test_one_huge_string_stops_at_the_deadline():
+    """The deadline holds inside one string: a scan does not run on past it to the end of a long
+    text (the proxy's budget was checked only between strings)."""
+    scanner = Scanner()
+    clean_docs = "\n\n".join(d.text for d in load("clean.jsonl"))
+    text = clean_docs * (2_000_000 // len(clean_docs) + 1)
+    full = _cpu_seconds(scanner, text)
+    start = time.thread_time()
+    with pytest.raises(ScanTimeout, match="ran out of time"):
+        scanner.scan(text, start + full / 20)
+    assert time.thread_time() - start < full / 2
+    with pytest.raises(ScanTimeout):  # a deadline already past: nothing is scanned
+        scanner.scan("my password is hunter2hunter2 " * 200, time.thread_time() - 1)
+
+
+def test_a_scan_without_a_deadline_has_one_of_its_own(monkeypatch):
+    # DEFAULT_BUDGET_S_PER_CHAR per character (at least DEFAULT_BUDGET_S): far above a real scan.
+    from shadowgate.dlp import scanner as scanner_module
+
+    text = "token ghp_" + rnd(ALNUM, 36) + " " + "word " * 40_000
+    assert Scanner().scan(text)  # ~0.1 us per character: well inside
+    monkeypatch.setattr(scanner_module, "DEFAULT_BUDGET_S", 1e-9)
+    monkeypatch.setattr(scanner_module, "DEFAULT_BUDGET_S_PER_CHAR", 1e-12)
+    with pytest.raises(ScanTimeout):
+        Scanner().scan(text)
 
 
 # --- shadowgate scan ---------------------------------------------------------------------------

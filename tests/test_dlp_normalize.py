@@ -20,6 +20,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+import shadowgate.dlp.normalize as normalize_module
 from shadowgate.dlp import Placeholders
 from shadowgate.dlp import Scanner
 from shadowgate.dlp import redact
@@ -279,3 +280,36 @@ def test_the_view_table_agrees_with_unicodedata_on_every_bmp_character():
         if unicodedata.category(ch) == "Cf" or unicodedata.normalize("NFKC", ch) != ch:
             assert _fold_cached(ch) is not None, hex(cp)
             assert normalize(f"abc {ch} def") is not None, hex(cp)
+
+
+# --- The one-for-one shortcut builds the view the character-by-character loop builds ----------
+
+_CHANGING = ["\u200b", "\u00ad", "\u200d", "\ufeff", "\x00", "\u2060", "\u0301", "\u00a0", "\uff21", "\uff11"]
+_CHANGING += ["\u0430", "\u3000", "\uff0d", "\u0435", "\uff1a", "\u2003"]
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(
+            st.sampled_from(_CHANGING),
+            st.sampled_from(["a", "Z", "1", " ", "\n", "-", ".", "sk-", "ghp_", "é", "я"]),
+        ),
+        max_size=60,
+    ).map("".join)
+)
+def test_the_one_for_one_view_equals_the_view_built_character_by_character(text):
+    rare = {c for c in text if not (" " <= c <= "~" or c in "\t\n\r")}
+    changing = [c for c in rare if normalize_module._fold_cached(c) is not None]
+    if not changing:
+        return
+    homoglyphs = any(ord(c) in normalize_module._HOMOGLYPHS for c in rare)
+    fast = normalize_module._one_for_one(text, changing, homoglyphs)
+    at = sorted(i for i, c in enumerate(text) if c in changing)
+    slow = normalize_module._by_character(text, at, homoglyphs)
+    assert (fast is None) == (slow is None)
+    if fast is not None and slow is not None:
+        assert (fast.text, fast.changed, fast.windows(8)) == (slow.text, slow.changed, slow.windows(8))
+        for start in range(len(fast.text) + 1):
+            for end in range(start, min(len(fast.text), start + 6) + 1):
+                assert fast.span(start, end) == slow.span(start, end)

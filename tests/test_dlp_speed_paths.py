@@ -5,10 +5,12 @@ from __future__ import annotations
 import bisect
 import re
 
+import pytest
 from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
+from shadowgate.dlp.model import _NEEDLES
 from shadowgate.dlp.model import Finding
 from shadowgate.dlp.model import Source
 from shadowgate.dlp.pii import _END
@@ -19,7 +21,7 @@ from shadowgate.dlp.pii import _NUMBER_STARTS
 from shadowgate.dlp.pii import _NUMBER_STARTS_NUMERIC
 from shadowgate.dlp.pii import _candidates
 from shadowgate.dlp.scanner import _GENERIC_TYPES
-from shadowgate.dlp.scanner import resolve_overlaps
+from shadowgate.dlp.scanner import resolve_overlaps  # also registers every detector's literals
 
 
 def _rank_everything(findings: list[Finding]) -> list[Finding]:
@@ -102,3 +104,39 @@ def test_number_candidates_drop_only_starts_where_no_shape_matches(text):
             assert _NUMBER_FINDER.match(text, start) is None, (text, start)
             # the shapes that start with "(" are tried from the digit after it
             assert not (start and text[start - 1] == "(" and _NUMBER_FINDER.match(text, start - 1)), (text, start)
+
+
+# --- The one literal pass: Source.occurrences gives what a bytes.find loop gives ---------------
+
+
+def _find_every(view: bytes, literal: bytes) -> list[int]:
+    out, at = [], view.find(literal)
+    while at >= 0:
+        out.append(at)
+        at = view.find(literal, at + 1)
+    return out
+
+
+_NEEDLE_PIECES = sorted({n[:k] for view in _NEEDLES.values() for n in view for k in (1, 2, len(n))})
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.sampled_from(_NEEDLE_PIECES).map(lambda b: b.decode("latin-1")), st.text(max_size=3)),
+        max_size=40,
+    ).map("".join)
+)
+def test_one_pass_finds_every_occurrence_of_every_literal(text):
+    src = Source(text)
+    for view, words in _NEEDLES.items():
+        data = src.latin1 if view == "latin1" else src.lower
+        for word in words:
+            assert src.occurrences(view, word) == _find_every(data, word), (view, word)
+
+
+def test_a_literal_nobody_registered_is_an_error_not_an_empty_answer():
+    # a literal missing from the pass would be found nowhere, and its format never detected
+    with pytest.raises(KeyError, match="not registered"):
+        Source("a key: AKIA").occurrences("latin1", b"not-a-registered-literal")
+    assert Source("no keyword here").occurrences("lower", b"pass") == []

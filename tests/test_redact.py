@@ -116,6 +116,30 @@ def test_a_scan_over_its_time_budget_fails_closed(proxy_with, upstream):
     assert row["dlp_action"] == "error"
 
 
+def test_one_huge_string_over_the_budget_fails_closed(proxy_with, upstream):
+    # The budget was checked between strings only: a body whose one prompt string took far
+    # longer to scan than the budget was scanned to its end and sent on. The scanner now checks
+    # the request's deadline inside the string.
+    from shadowgate.dlp.evaluation import load
+
+    clean = "\n\n".join(d.text for d in load("clean.jsonl"))
+    text = (clean * (4_000_000 // len(clean) + 1))[:4_000_000]  # ~0.4 s of CPU to scan
+    proxy = proxy_with("dlp: {budget_ms: 150}\n")
+    before = len(upstream.seen)
+    with proxy.client("dlp_one_string") as client:
+        r = client.post(
+            "https://api.openai.com/v1/chat/completions",
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]},
+            timeout=60,
+        )
+    assert r.status_code == 403, r.text[:300]
+    message = r.json()["error"]["message"]
+    assert "ran out of time" in message and "DLP fails closed" in message
+    assert len(upstream.seen) == before
+    [row] = proxy.rows("user_name = 'dlp_one_string'", expect=1)
+    assert row["dlp_action"] == "error"
+
+
 def test_a_five_megabyte_log_is_scanned_within_budget(proxy_with, upstream):
     proxy = proxy_with("dlp: {budget_ms: 5000}\n")
     log_text = "".join(

@@ -28,6 +28,7 @@ from .model import SECRET
 from .model import Detector
 from .model import Hits
 from .model import Source
+from .model import needles
 from .model import register_types
 from .validators import char_classes
 from .validators import classes_of
@@ -70,8 +71,12 @@ def detect_pem(src: Source, hits: Hits) -> None:
 
 
 # --- JSON Web Tokens ------------------------------------------------------------------------
+# Only at the start of a run of token characters: tried at every "eyJ", a run of "eyJeyJeyJ..."
+# with no "." read to its end from each of them (a 64 KB text took 1.4 s), and a token that starts
+# inside a longer word was dropped anyway. (The look-behind follows the literal: a pattern that
+# starts with one is tried at every position instead of searched for its literal.)
 _JWT_RX = re.compile(
-    r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)?"
+    r"eyJ(?<![A-Za-z0-9_\-]eyJ)[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*(?:\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)?"
 )
 
 
@@ -79,8 +84,6 @@ def detect_jwt(src: Source, hits: Hits) -> None:
     text = src.text
     for m in _JWT_RX.finditer(text):
         s = m.start()
-        if s and (text[s - 1].isascii() and (text[s - 1].isalnum() or text[s - 1] in "_-")):
-            continue
         header, payload = m.group().split(".", 2)[:2]
         # a header that does not decode still makes a token when the payload is JSON too ("eyJ")
         if jwt_header_valid(header) or (payload.startswith("eyJ") and len(payload) >= 16):
@@ -92,13 +95,16 @@ def detect_jwt(src: Source, hits: Hits) -> None:
 # starts with the format's version byte and the IV length (AQAAABAAAA...). Whoever has the
 # controller's secrets (or its script console) decrypts it, so the blob is as sensitive as the key.
 _JENKINS_MARK = b"AQAAABAAA"
+needles("latin1", _JENKINS_MARK)
 _JENKINS_RX = re.compile(r"\{([^{}<>\n\"']{9,4096})\}")
 
 
 def detect_jenkins(src: Source, hits: Hits) -> None:
-    text, raw = src.text, src.latin1
+    text = src.text
     pos = 0
-    while (at := raw.find(_JENKINS_MARK, pos)) >= 0:
+    for at in src.occurrences("latin1", _JENKINS_MARK):
+        if at < pos:
+            continue
         pos = at + len(_JENKINS_MARK)
         brace = text.rfind("{", max(0, at - 64), at)
         m = None if brace < 0 else _JENKINS_RX.match(text, brace)
@@ -307,22 +313,24 @@ def _keyword_rx(keyword: str, password: bool) -> re.Pattern[bytes]:
     return re.compile(re.escape(keyword.encode("latin-1")) + rb"[a-z0-9_.\-\xc0-\xff]{0,48}" + tail)
 
 
-_KEYWORD_RXS = [_keyword_rx(k, True) for k in _PASSWORD_KEYWORDS] + [_keyword_rx(k, False) for k in _SECRET_KEYWORDS]
+# (keyword, its pattern): each pattern is matched where the scan's one literal pass found its
+# keyword (Source.occurrences), skipping those inside the previous match: what finditer gives.
+_KEYWORD_RXS = [(k.encode("latin-1"), _keyword_rx(k, True)) for k in _PASSWORD_KEYWORDS] + [
+    (k.encode("latin-1"), _keyword_rx(k, False)) for k in _SECRET_KEYWORDS
+]
+needles("lower", *(k for k, _ in _KEYWORD_RXS))
 _UNICODE_KEYWORDS = ("パスワード",)  # outside Latin-1: searched in the text itself
-
-
-# Most prompts name no credential at all (9 in 10 of the clean corpus): one search for any
-# keyword spares them the eleven searches of _KEYWORD_RXS.
-_ANY_KEYWORD_RX = re.compile(
-    b"|".join(re.escape(k.encode("latin-1")) for k in (*_PASSWORD_KEYWORDS, *_SECRET_KEYWORDS))
-)
 
 
 def _keyword_hits(src: Source) -> list[int]:
     lower = src.lower
-    hits = (
-        [] if _ANY_KEYWORD_RX.search(lower) is None else [m.start() for rx in _KEYWORD_RXS for m in rx.finditer(lower)]
-    )
+    hits = []
+    for keyword, rx in _KEYWORD_RXS:
+        done = 0
+        for at in src.occurrences("lower", keyword):
+            if at >= done and (m := rx.match(lower, at)) is not None:
+                hits.append(at)
+                done = m.end()
     for kw in _UNICODE_KEYWORDS:
         pos = 0
         while (h := src.text.find(kw, pos)) >= 0:
@@ -457,12 +465,17 @@ def _cli_password_ok(value: str) -> bool:
     return char_classes(value) >= 2 and not low_variety(value + "~~~")
 
 
+needles("latin1", b"-u")
+
+
 def detect_cli_credentials(src: Source, hits: Hits) -> None:
     """curl's -u/--user user:password: the password (or, with an empty password, the user part,
     which then is an API key: `-u sk_live_...:`)."""
-    text, raw = src.text, src.latin1
+    text = src.text
     pos = 0
-    while (at := raw.find(b"-u", pos)) >= 0:
+    for at in src.occurrences("latin1", b"-u"):
+        if at < pos:
+            continue
         pos = at + 2
         m = _CURL_USER_RX.match(text, at - 1 if at and text[at - 1] == "-" else at)
         if m is None:

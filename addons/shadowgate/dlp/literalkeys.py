@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .model import Hits
+from .model import Source
+from .model import needles
 from .validators import char_classes
 from .validators import hand_typed
 from .validators import is_placeholder
@@ -96,9 +98,12 @@ class Literal:
     type: str
     detector: str
     check: Callable[[str], bool] | None = None
+    # What must be around the literal for the key to match (look-arounds implied by the pattern):
+    # a literal that prose or an attacker can repeat ("|", ":AA") is then searched with them, in C,
+    # rather than tried in Python at every occurrence.
+    near: bytes = b""
 
 
-# Searched with str.find (faster than re for a literal).
 _LITERAL_FORMATS: list[Literal] = [
     Literal("sha256~", (0,), re.compile(rf"sha256~[A-Za-z0-9_\-]{{43}}{TAIL}"), "OPENSHIFT_TOKEN", "openshift", random_enough),
     # GitLab runner registration tokens (deprecated, still in old runner configs)
@@ -108,7 +113,7 @@ _LITERAL_FORMATS: list[Literal] = [
     # Facebook/Meta user and page access tokens (EAAC..., EAAM..., EAAG...); Square's are EAAA + 60
     Literal("EAA", (0,), re.compile(rf"EAA[B-Z][A-Za-z0-9]{{90,400}}{TAIL}"), "FACEBOOK_ACCESS_TOKEN", "facebook", random_enough),
     # Facebook app access tokens: app id "|" app secret
-    Literal("|", (15, 16), re.compile(rf"[0-9]{{15,16}}\|[A-Za-z0-9_\-]{{27}}{TAIL}"), "FACEBOOK_ACCESS_TOKEN", "facebook", random_enough),
+    Literal("|", (15, 16), re.compile(rf"[0-9]{{15,16}}\|[A-Za-z0-9_\-]{{27}}{TAIL}"), "FACEBOOK_ACCESS_TOKEN", "facebook", random_enough, rb"(?<=[0-9]{15}\|)(?=[A-Za-z0-9_\-]{27})"),
     # A JWT that was base64-encoded once more (Kubernetes secrets, basic-auth wrappers): "eyJhbGciOi"
     Literal("ZXlKaGJHY2lPaU", (0,), re.compile(r"ZXlKaGJHY2lPaU[A-Za-z0-9+/]{60,4000}={0,2}(?![A-Za-z0-9+/=])"), "JWT", "jwt", None),
     # Grafana API keys (before service accounts): base64 of {"k":"...
@@ -116,79 +121,52 @@ _LITERAL_FORMATS: list[Literal] = [
     # JFrog Artifactory API keys
     Literal("AKCp", (0,), re.compile(rf"AKCp[A-Za-z0-9]{{69}}{TAIL}"), "ARTIFACTORY_TOKEN", "artifactory", random_enough),
     # MaxMind license keys: 6 + "_" + 29 + "_mmk"
-    Literal("_mmk", (36,), re.compile(rf"[A-Za-z0-9]{{6}}_[A-Za-z0-9]{{29}}_mmk{TAIL}"), "MAXMIND_LICENSE_KEY", "maxmind", random_enough),
+    Literal("_mmk", (36,), re.compile(rf"[A-Za-z0-9]{{6}}_[A-Za-z0-9]{{29}}_mmk{TAIL}"), "MAXMIND_LICENSE_KEY", "maxmind", random_enough, rb"(?<=[A-Za-z0-9]{6}_[A-Za-z0-9]{29}_mmk)"),
     Literal("SK", (0,), re.compile(r"SK[a-fA-F0-9]{32}(?![A-Za-z0-9])"), "TWILIO_API_KEY", "twilio", random_enough),
     Literal("EAAA", (0,), re.compile(rf"EAAA[A-Za-z0-9_\-]{{60}}{TAIL}"), "SQUARE_TOKEN", "square", random_enough),
     Literal("dapi", (0,), re.compile(rf"dapi[a-f0-9]{{32}}(?:-[0-9])?{TAIL}"), "DATABRICKS_TOKEN", "databricks", random_enough),
     # Azure AD client secrets: 3 characters, a digit, "Q~", 31-34 more.
-    Literal("Q~", (4,), re.compile(r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34}(?![A-Za-z0-9_~.\-])"), "AZURE_CLIENT_SECRET", "azure"),
+    Literal("Q~", (4,), re.compile(r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34}(?![A-Za-z0-9_~.\-])"), "AZURE_CLIENT_SECRET", "azure", None, rb"(?<=[A-Za-z0-9_~.]{3}[0-9]Q~)(?=[A-Za-z0-9_~.\-]{31})"),
     # Telegram bot tokens: bot id, ":AA", 33 more.
-    Literal(":AA", (8, 9, 10), re.compile(rf"[0-9]{{8,10}}:AA[A-Za-z0-9_\-]{{33}}{TAIL}"), "TELEGRAM_BOT_TOKEN", "telegram"),
+    Literal(":AA", (8, 9, 10), re.compile(rf"[0-9]{{8,10}}:AA[A-Za-z0-9_\-]{{33}}{TAIL}"), "TELEGRAM_BOT_TOKEN", "telegram", None, rb"(?<=[0-9]{8}:AA)(?=[A-Za-z0-9_\-]{33})"),
     # Mailchimp: 32 hex digits, "-us" and the data centre number.
-    Literal("-us", (32,), re.compile(r"[a-f0-9]{32}-us[0-9]{1,2}(?![A-Za-z0-9])"), "MAILCHIMP_API_KEY", "mailchimp"),
+    Literal("-us", (32,), re.compile(r"[a-f0-9]{32}-us[0-9]{1,2}(?![A-Za-z0-9])"), "MAILCHIMP_API_KEY", "mailchimp", None, rb"(?<=[a-f0-9]{32}-us)(?=[0-9])"),
     # AWS STS session tokens (base64 of a binary blob with a fixed start).
     Literal("IQoJb3JpZ2lu", (0,), re.compile(r"IQoJb3JpZ2lu[A-Za-z0-9+/]{100,3000}={0,2}(?![A-Za-z0-9+/=])"), "AWS_SESSION_TOKEN", "aws"),
     Literal("FwoGZXIvYXdz", (0,), re.compile(r"FwoGZXIvYXdz[A-Za-z0-9+/]{100,3000}={0,2}(?![A-Za-z0-9+/=])"), "AWS_SESSION_TOKEN", "aws"),
 ]  # fmt: skip
 
 
-def _anchor(literal: str) -> tuple[bytes, int]:
-    """The character of a literal to search for, and its offset in the literal. A one-byte
-    bytes.find is a memchr (~1 us per 50 KB); a longer needle costs 40-120 us per 50 KB. So a
-    literal with a character that prose rarely has (~ | Q Z K J) is found from that character
-    and checked around it; the others are searched whole."""
-    for rare in "~|QZKJ":
-        at = literal.find(rare)
-        if at >= 0:
-            return rare.encode(), at
-    return b"", 0
+# Found with the scan's one literal pass (Source.occurrences): a literal that starts inside the key
+# found from the previous one is skipped, as a search from the key's end would.
+needles("latin1", *(lit.literal.encode() for lit in _LITERAL_FORMATS if not lit.near))
+_NEAR_RXS = {
+    lit.literal: re.compile(re.escape(lit.literal.encode()) + lit.near) for lit in _LITERAL_FORMATS if lit.near
+}
 
 
-_LITERAL_BYTES = [
-    (lit, needle, anchor or needle, offset)
-    for lit in _LITERAL_FORMATS
-    for needle in [lit.literal.encode()]
-    for anchor, offset in [_anchor(lit.literal)]
-]
-# The literals found from a rare character, one search per character: the character, then the
-# literal around it checked in the same C search. A loop in Python over every "K" or "Z" of a
-# text cost more than all the other literal searches together.
-_BY_ANCHOR: dict[bytes, list[tuple[Literal, bytes, int]]] = {}
-for _lit, _needle, _anchor_byte, _offset in _LITERAL_BYTES:
-    if _anchor_byte != _needle:
-        _BY_ANCHOR.setdefault(_anchor_byte, []).append((_lit, _needle, _offset))
-_ANCHOR_RXS = [
-    (
-        re.compile(
-            re.escape(anchor)
-            + b"(?:"
-            + b"|".join(
-                (b"(?<=" + re.escape(needle[: offset + 1]) + b")" if offset else b"")
-                + (b"(?=" + re.escape(needle[offset + 1 :]) + b")" if needle[offset + 1 :] else b"")
-                for _, needle, offset in group
-            )
-            + b")"
-        ),
-        group,
-    )
-    for anchor, group in _BY_ANCHOR.items()
-]
-_WHOLE_LITERALS = [(lit, needle) for lit, needle, anchor, _ in _LITERAL_BYTES if anchor == needle]
-
-
-# Formats whose key has a "." inside but no dispatch word: tried at every "." the separator search
-# stops at. (offset of the token start from that ".", (offset, literal): a literal the format has
-# that far before the ".", checked before any pattern runs; pattern, type, detector, check)
+# Formats whose key has a "." inside but no dispatch word: tried at a "." the separator search
+# stops at. (offsets of the token start from that "."; what must come just before the "." (a
+# fixed-width look-behind, implied by the pattern); what must come after it; pattern, type,
+# detector, check.) The look-arounds are what keeps this cheap on hostile text: a probe of one
+# character (Discord's earlier "." seven back) made every "." of a text cost up to five pattern
+# matches, so a 1 MB tool result of dots took seconds of CPU. Now a "." is tried only where the
+# characters on both sides can be the key, and the separator search (servicekeys.py) holds the
+# same look-behinds, so a "." that fits none of them never reaches Python.
 _DOTTED: list[
-    tuple[tuple[int, ...], tuple[int, str], re.Pattern[str], str, str, Callable[[str], bool] | None]
+    tuple[tuple[int, ...], str, str, re.Pattern[str], str, str, Callable[[str], bool] | None]
 ] = [
     # Terraform Cloud / HCP Terraform tokens: 14 characters ".atlasv1." 60-70 more
-    ((22,), (8, ".atlasv1"), re.compile(r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=\-]{60,70}(?![A-Za-z0-9_=\-])"), "TERRAFORM_TOKEN", "terraform", None),
+    ((22,), r"[A-Za-z0-9]{14}\.atlasv1", r"[A-Za-z0-9_=\-]{60}", re.compile(r"[A-Za-z0-9]{14}\.atlasv1\.[A-Za-z0-9_=\-]{60,70}(?![A-Za-z0-9_=\-])"), "TERRAFORM_TOKEN", "terraform", None),
     # Airtable personal access tokens: pat + 14 "." 64 hex
-    ((17,), (17, "pat"), re.compile(rf"pat[A-Za-z0-9]{{14}}\.[a-f0-9]{{64}}{TAIL}"), "AIRTABLE_TOKEN", "airtable", None),
+    ((17,), r"pat[A-Za-z0-9]{14}", r"[a-f0-9]{64}", re.compile(rf"pat[A-Za-z0-9]{{14}}\.[a-f0-9]{{64}}{TAIL}"), "AIRTABLE_TOKEN", "airtable", None),
     # Discord bot tokens: base64(user id) "." 6 characters "." HMAC (found from the second ".")
-    ((31, 32, 33, 34, 35), (7, "."), re.compile(rf"[MNO][A-Za-z0-9_\-]{{23,27}}\.[A-Za-z0-9_\-]{{6}}\.[A-Za-z0-9_\-]{{27,40}}{TAIL}"), "DISCORD_BOT_TOKEN", "discord", lambda v: discord_id(v.split(".", 1)[0])),
+    ((31, 32, 33, 34, 35), r"[A-Za-z0-9_\-]{24}\.[A-Za-z0-9_\-]{6}", r"[A-Za-z0-9_\-]{27}", re.compile(rf"[MNO][A-Za-z0-9_\-]{{23,27}}\.[A-Za-z0-9_\-]{{6}}\.[A-Za-z0-9_\-]{{27,40}}{TAIL}"), "DISCORD_BOT_TOKEN", "discord", lambda v: discord_id(v.split(".", 1)[0])),
 ]  # fmt: skip
+# (before, after) of each format: the "." can be its key's where `before` ends just before it and
+# `after` starts just after it (servicekeys joins them into its "." search).
+DOTTED_AROUND = [(before, after) for _, before, after, *_ in _DOTTED]
+_DOTTED_PROBES = [re.compile(rf"(?<={before})\.(?={after})") for before, after in DOTTED_AROUND]
 
 
 def _try_at(
@@ -211,8 +189,8 @@ def _try_at(
 
 
 def match_dotted(text: str, hits: Hits, p: int) -> int | None:
-    for backs, (probe_back, probe), pattern, type_, detector, check in _DOTTED:
-        if p < probe_back or not text.startswith(probe, p - probe_back):
+    for probe, (backs, _, _, pattern, type_, detector, check) in zip(_DOTTED_PROBES, _DOTTED):
+        if probe.match(text, p) is None:
             continue
         for back in backs:
             end = _try_at(text, hits, p - back, pattern, type_, detector, check)
@@ -221,21 +199,21 @@ def match_dotted(text: str, hits: Hits, p: int) -> int | None:
     return None
 
 
-def _scan_literals(text: str, raw: bytes, hits: Hits) -> None:
-    for rx, group in _ANCHOR_RXS:
-        done = [0] * len(group)  # per literal: the end of the last key it found
-        for m in rx.finditer(raw):
-            for k, (lit, needle, offset) in enumerate(group):
-                at = m.start() - offset
-                if at >= done[k] and raw.startswith(needle, at):
-                    end = _try_literal(text, hits, lit, at)
-                    if end is not None:
-                        done[k] = end
-    for lit, needle in _WHOLE_LITERALS:
-        pos = 0
-        while (at := raw.find(needle, pos)) >= 0:
-            end = _try_literal(text, hits, lit, at)
-            pos = at + 1 if end is None else end
+def _scan_literals(src: Source, hits: Hits) -> None:
+    text = src.text
+    for lit in _LITERAL_FORMATS:
+        done = 0  # the end of the last key this format found
+        near = _NEAR_RXS.get(lit.literal)
+        found = src.occurrences("latin1", lit.literal.encode()) if near is None else _starts(near, src.latin1)
+        for at in found:
+            if at >= done:
+                end = _try_literal(text, hits, lit, at)
+                if end is not None:
+                    done = end
+
+
+def _starts(rx: re.Pattern[bytes], raw: bytes) -> list[int]:
+    return [m.start() for m in rx.finditer(raw)]
 
 
 def _try_literal(text: str, hits: Hits, lit: Literal, at: int) -> int | None:
@@ -270,11 +248,16 @@ _WEBHOOK_HOSTS_BEFORE = {
 }
 
 
-def _scan_webhooks(text: str, raw: bytes, hits: Hits) -> None:
+needles("latin1", *(literal.encode() for literal, *_ in _WEBHOOKS))
+
+
+def _scan_webhooks(src: Source, hits: Hits) -> None:
+    text = src.text
     for literal, rx, type_, detector in _WEBHOOKS:
         pos = 0
-        needle = literal.encode()
-        while (at := raw.find(needle, pos)) >= 0:
+        for at in src.occurrences("latin1", literal.encode()):
+            if at < pos:
+                continue
             pos = at + 1
             m = rx.match(text, at)
             host = _WEBHOOK_HOSTS_BEFORE[type_].search(text, max(0, at - 80), at)
@@ -289,9 +272,15 @@ _AZURE_KEY_RX = re.compile(r"Key=([A-Za-z0-9+/]{40,88}={0,2})(?![A-Za-z0-9+/=])"
 _AZURE_SAS_RX = re.compile(r"sig=((?:[A-Za-z0-9+/]|%2[BbFf])+(?:=|%3[Dd]){0,2})(?![A-Za-z0-9%+/=])")
 
 
-def _scan_azure(text: str, raw: bytes, hits: Hits) -> None:
+needles("latin1", b"Key=", b"sig=")
+
+
+def _scan_azure(src: Source, hits: Hits) -> None:
+    text = src.text
     pos = 0
-    while (at := raw.find(b"Key=", pos)) >= 0:
+    for at in src.occurrences("latin1", b"Key="):
+        if at < pos:
+            continue
         pos = at + 4
         m = _AZURE_KEY_RX.match(text, at)
         if m is None:
@@ -302,7 +291,9 @@ def _scan_azure(text: str, raw: bytes, hits: Hits) -> None:
         elif head.endswith("SharedAccess") and len(m.group(1)) == 44:
             hits.add(m.start(1), m.end(1), "AZURE_SHARED_ACCESS_KEY", "azure")
     pos = 0
-    while (at := raw.find(b"sig=", pos)) >= 0:
+    for at in src.occurrences("latin1", b"sig="):
+        if at < pos:
+            continue
         pos = at + 4
         m = _AZURE_SAS_RX.match(text, at)
         url = text[max(0, at - 400) : at]
@@ -310,18 +301,18 @@ def _scan_azure(text: str, raw: bytes, hits: Hits) -> None:
             hits.add(m.start(1), m.end(1), "AZURE_SAS_TOKEN", "azure")
 
 
-def scan_literal_formats(text: str, raw: bytes, hits: Hits) -> None:
+def scan_literal_formats(src: Source, hits: Hits) -> None:
     """Every format of this module but the dotted ones (servicekeys runs those at its "." stops)."""
-    _scan_a(text, hits)
-    _scan_literals(text, raw, hits)
-    _scan_webhooks(text, raw, hits)
-    _scan_azure(text, raw, hits)
+    _scan_a(src.text, hits)
+    _scan_literals(src, hits)
+    _scan_webhooks(src, hits)
+    _scan_azure(src, hits)
 
 
 LITERAL_KEY_TYPES = (
     {t for t, _ in _A_TYPES.values()}
     | {lit.type for lit in _LITERAL_FORMATS}
-    | {t for _, _, _, t, _, _ in _DOTTED}
+    | {t for _, _, _, _, t, _, _ in _DOTTED}
     | {t for _, _, t, _ in _WEBHOOKS}
     | {"AWS_SECRET_KEY", "AZURE_STORAGE_KEY", "AZURE_SHARED_ACCESS_KEY", "AZURE_SAS_TOKEN"}
 )

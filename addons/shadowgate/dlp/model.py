@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import ahocorasick_rs
+
 SECRET = "secret"
 PII = "pii"
 
@@ -62,6 +64,32 @@ _CLASSES, _LOWER = _tables()
 _NUMERIC = bytes(ord("1") if chr(c) in "123456789" else k for c, k in enumerate(_CLASSES))
 
 
+# The literals the detectors look for in each view (keywords, context words, key-format literals,
+# markers), registered by each module at import (needles()). A scan finds all of a view's literals
+# in one pass of an Aho-Corasick automaton (ahocorasick-rs, compiled) instead of one bytes.find
+# pass per literal: ~55 passes of 20-40 us per 50 KB each were a third of a clean scan
+# (scripts/bench_dlp_literals.py, docs/dlp-accuracy.md).
+_NEEDLES: dict[str, list[bytes]] = {"latin1": [], "lower": []}
+_REGISTERED: dict[str, set[bytes]] = {"latin1": set(), "lower": set()}
+_AUTOMATA: dict[str, tuple[int, ahocorasick_rs.BytesAhoCorasick]] = {}
+_NO_POSITIONS: list[int] = []
+
+
+def needles(view: str, *literals: bytes) -> None:
+    """Register literals that detectors read with Source.occurrences(view, literal)."""
+    known = _NEEDLES[view]
+    known.extend(lit for lit in dict.fromkeys(literals) if lit not in known)
+    _REGISTERED[view].update(literals)
+
+
+def _automaton(view: str) -> ahocorasick_rs.BytesAhoCorasick:
+    words = _NEEDLES[view]
+    built = _AUTOMATA.get(view)
+    if built is None or built[0] != len(words):  # built once all modules have registered theirs
+        built = _AUTOMATA[view] = (len(words), ahocorasick_rs.BytesAhoCorasick(words))
+    return built[1]
+
+
 class Source:
     """The text being scanned, with derived views computed once and shared by the detectors.
 
@@ -69,7 +97,7 @@ class Source:
     offset found in them is an offset in text, and bytes.find searches them at C speed.
     """
 
-    __slots__ = ("_classes", "_latin1", "_lower", "_numeric", "_padded", "text")
+    __slots__ = ("_classes", "_found", "_latin1", "_lower", "_numeric", "_padded", "text")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -78,6 +106,29 @@ class Source:
         self._classes: bytes | None = None
         self._padded: bytes | None = None
         self._numeric: bytes | None = None
+        self._found: dict[str, dict[bytes, list[int]]] = {}
+
+    def occurrences(self, view: str, literal: bytes) -> list[int]:
+        """Every offset where literal occurs in the view ("latin1" or "lower"), overlapping ones
+        too, in order: what a loop of view.find(literal, at + 1) gives. The literal must have been
+        registered with needles(view, literal)."""
+        found = self._found.get(view)
+        if found is None:
+            found = self._found[view] = {}
+            words = _NEEDLES[view]
+            data = self.latin1 if view == "latin1" else self.lower
+            for k, start, _ in _automaton(view).find_matches_as_indexes(data, overlapping=True):
+                positions = found.get(words[k])
+                if positions is None:
+                    found[words[k]] = [start]
+                else:
+                    positions.append(start)
+        positions = found.get(literal)
+        if positions is None:
+            if literal not in _REGISTERED[view]:  # would be found nowhere, silently
+                raise KeyError(f"{literal!r} is not registered for the {view} view (needles())")
+            return _NO_POSITIONS
+        return positions
 
     @property
     def latin1(self) -> bytes:

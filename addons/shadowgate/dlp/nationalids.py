@@ -24,6 +24,7 @@ from .model import PII
 from .model import Detector
 from .model import Hits
 from .model import Source
+from .model import needles
 from .model import register_types
 from .numberchecks import es_dni_valid
 from .numberchecks import uk_nino_valid
@@ -256,6 +257,9 @@ _LETTER_STARTS_RXS = (
 _BASE58_STARTS_RXS = (re.compile(rb" 1(?=[1Aa]{25})"), re.compile(rb"\+1(?=[1Aa]{25})"))
 
 
+needles("latin1", b"bc1")
+
+
 def detect_national_ids(src: Source, hits: Hits) -> None:
     text, padded = src.text, src.padded_classes
     pos = 0
@@ -269,10 +273,7 @@ def detect_national_ids(src: Source, hits: Hits) -> None:
             pos = m.end()
     starts = [m.start() for rx in _LETTER_STARTS_RXS for m in rx.finditer(padded)]
     starts += [m.start() for rx in _BASE58_STARTS_RXS for m in rx.finditer(src.padded_numeric)]
-    at = src.latin1.find(b"bc1")  # bech32 starts with a lower-case letter: its own literal
-    while at >= 0:
-        starts.append(at)
-        at = src.latin1.find(b"bc1", at + 3)
+    starts += src.occurrences("latin1", b"bc1")  # bech32 starts with a lower-case letter: its own literal
     pos = 0
     for start in sorted(starts):
         if start < pos:

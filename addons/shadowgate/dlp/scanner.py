@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import time
 from collections.abc import Callable
 from collections.abc import Collection
 from collections.abc import Mapping
@@ -54,6 +55,47 @@ _VIEW_REACH = 256
 _RUN_GAP = "\n\n\n"
 
 
+# A scan whose caller gives no deadline may use this much CPU time, at least DEFAULT_BUDGET_S and
+# DEFAULT_BUDGET_S_PER_CHAR per character: four times what the densest real text needs (~0.25 us
+# per character), so only a text built to be slow reaches it (the slowest measured, 1 MB of
+# "1.1.1.1 " repeated, ~1.1 us per character): a 1 MB MCP tool result holds the event loop for
+# about a second at most.
+DEFAULT_BUDGET_S = 0.25
+DEFAULT_BUDGET_S_PER_CHAR = 1e-6
+# A shorter text is scanned without a clock: it takes milliseconds at most, even built to be slow
+# (tests/test_dlp.py bounds every hostile text at a small multiple of clean text), and a caller
+# checks its deadline between strings; the clock would cost ~10 % of a short prompt's scan.
+_CLOCKED_CHARS = 4096
+
+
+class ScanTimeout(Exception):
+    """The scan used up its CPU time (Scanner.scan's deadline): a caller that must fail closed
+    refuses what it was scanning."""
+
+
+class _Clock:
+    """The deadline of one scan, checked between detectors and between the passes of the scan.
+
+    time.thread_time costs ~1.2 us (a system call), and a scan passes ~30 checkpoints; so each
+    checkpoint reads the wall clock (~0.1 us) and asks for the thread's CPU time only once the
+    wall time since the start exceeds the CPU time that was left then. A thread cannot use more
+    CPU time than wall time passes, so the deadline cannot have passed before that."""
+
+    __slots__ = ("deadline", "slack", "wall")
+
+    def __init__(self, deadline: float | None, chars: int) -> None:
+        now = time.thread_time()
+        if deadline is None:
+            deadline = now + max(DEFAULT_BUDGET_S, chars * DEFAULT_BUDGET_S_PER_CHAR)
+        self.deadline = deadline
+        self.slack = deadline - now
+        self.wall = time.perf_counter()
+
+    def check(self) -> None:
+        if time.perf_counter() - self.wall > self.slack and time.thread_time() > self.deadline:
+            raise ScanTimeout("the scan ran out of time")
+
+
 def resolve_overlaps(findings: Sequence[Finding]) -> list[Finding]:
     """Non-overlapping findings in text order. Where findings overlap, a secret beats personal
     data, then the longer one wins, then a service's own type beats a generic one, and an
@@ -98,7 +140,7 @@ def _rank_group(findings: Sequence[Finding]) -> list[Finding]:
 
 
 class Scanner:
-    """Finds secrets and personal data in text. Pure Python, no I/O; thread-safe once built.
+    """Finds secrets and personal data in text. No I/O; thread-safe once built.
 
     types: the finding types to report (see TYPES); None reports every default type. opt_in: the
     opt-in types (OPT_IN_TYPES: person names) to report as well; a `types` that names one asks
@@ -138,7 +180,7 @@ class Scanner:
             found = self._with[extra] = Scanner(types, self._opt_in | extra)
         return found
 
-    def scan(self, text: str) -> list[Finding]:
+    def scan(self, text: str, deadline: float | None = None) -> list[Finding]:
         """Findings sorted by start, each spanning a whole value, never overlapping but in one
         case: a run of base64 or percent-encoding that holds values of several types gives one
         finding per type, each spanning the whole run (so a policy that blocks any of the types
@@ -150,17 +192,26 @@ class Scanner:
         the whole run. Plain ASCII text with no control character, no "%" and no long
         base64-like run is read once.
 
+        deadline: the time.thread_time() past which the scan raises ScanTimeout, checked between
+        detectors and passes (so it overruns by at most one detector's pass over the text, each
+        linear in the text's length), not for a text under _CLOCKED_CHARS; None gives the scan
+        DEFAULT_BUDGET_S, or DEFAULT_BUDGET_S_PER_CHAR per character if more. A proxy passes its
+        request's budget: one huge string must not hold a thread (or the event loop) for as long
+        as it takes.
+
         It does not catch its own errors: a caller that must fail closed blocks on any exception.
         """
-        return self._scan(text, 0)
+        return self._scan(text, 0, _Clock(deadline, len(text)) if len(text) >= _CLOCKED_CHARS else None)
 
-    def _scan(self, text: str, depth: int) -> list[Finding]:
+    def _scan(self, text: str, depth: int, clock: _Clock | None) -> list[Finding]:
         src = Source(text)
-        hits = self._match(src)
+        hits = self._match(src, clock)
+        if clock:
+            clock.check()
         view = normalize(text)
         if view is not None:
             for lo, hi in view.windows(_VIEW_REACH):
-                for f in self._match(Source(view.text[lo:hi])):
+                for f in self._match(Source(view.text[lo:hi]), clock):
                     start, end = view.span(lo + f.start, lo + f.end)
                     hits.append(Finding(start, end, f.type, f.detector, f.kind))
         runs: dict[tuple[int, int], list[Finding]] = {}
@@ -177,16 +228,21 @@ class Scanner:
                 (*original(run.start, run.end), run)
                 for run in encoded_runs(readable, lambda s, e: _inside(starts, ends, *original(s, e)), classes)
             ]
-            for (start, end, run), inner in zip(batch, self._scan_decoded([r for _, _, r in batch], depth + 1)):
+            if clock:
+                clock.check()
+            decoded = self._scan_decoded([r for _, _, r in batch], depth + 1, clock)
+            for (start, end, run), inner in zip(batch, decoded):
                 if inner:
                     found = _run_findings(start, end, run.encoding, inner)
                     hits.append(found[0])
                     runs[(start, end)] = found
-        _add_repeats(text, hits)
+        if clock:
+            clock.check()
+        _add_repeats(text, hits, clock)
         kept = resolve_overlaps(hits)
         return _with_run_types(kept, runs) if runs else kept
 
-    def _scan_decoded(self, runs: Sequence[Run], depth: int) -> list[list[Finding]]:
+    def _scan_decoded(self, runs: Sequence[Run], depth: int, clock: _Clock | None) -> list[list[Finding]]:
         """The findings in each run's decoded text. The texts are scanned as one, apart by blank
         lines: a scan has a fixed cost (~50 us) that a text of many short runs would pay per run.
         A finding that reaches over a gap counts for each run it touches."""
@@ -198,7 +254,7 @@ class Scanner:
             offsets.append(at)
             at += len(run.decoded) + len(_RUN_GAP)
         per_run: list[list[Finding]] = [[] for _ in runs]
-        for f in self._scan(_RUN_GAP.join(run.decoded for run in runs), depth):
+        for f in self._scan(_RUN_GAP.join(run.decoded for run in runs), depth, clock):
             k = max(0, bisect.bisect_right(offsets, f.start) - 1)
             while k < len(runs) and offsets[k] < f.end:
                 if f.start < offsets[k] + len(runs[k].decoded):
@@ -206,9 +262,11 @@ class Scanner:
                 k += 1
         return per_run
 
-    def _match(self, src: Source) -> Hits:
+    def _match(self, src: Source, clock: _Clock | None) -> Hits:
         hits = Hits()
         for detector in self._detectors:
+            if clock:
+                clock.check()
             detector.run(src, hits)
         if self._types is not None:
             hits = Hits(f for f in hits if f.type in self._types)
@@ -249,7 +307,7 @@ _REPEAT_MIN = 6  # shorter values (a 4-digit PIN found after "pin") are too comm
 _WORD_CHAR = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_")
 
 
-def _add_repeats(text: str, hits: Hits) -> None:
+def _add_repeats(text: str, hits: Hits, clock: _Clock | None) -> None:
     """Every other occurrence of a value found once: a password found after `password=` that the
     prompt repeats without its name, or an id found after its context word, is as sensitive the
     second time. Only whole-token occurrences count (not inside a longer word)."""
@@ -266,6 +324,8 @@ def _add_repeats(text: str, hits: Hits) -> None:
         if len(seen) == _REPEAT_VALUES_MAX:
             break  # each value is one pass over the text: a dump of secrets keeps its cost linear
         seen.add((value, f.type))
+        if clock:
+            clock.check()
         at = text.find(value)
         while at >= 0:
             end = at + len(value)

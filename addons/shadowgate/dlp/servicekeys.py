@@ -23,6 +23,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .literalkeys import DOTTED_AROUND
 from .literalkeys import LITERAL_KEY_TYPES
 from .literalkeys import TAIL
 from .literalkeys import TAIL_B64
@@ -225,7 +226,38 @@ _rule("AGE_SECRET_KEY", "age", "AGE-", rf"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN5
 # Anything of these followed by 15 key characters may end a dispatch word. Literal searches run
 # on Source.latin1 (bytes, one per character, so offsets are the text's): a bytes search is a
 # memchr, while a str search in a text with any character above U+00FF walks 4-byte units.
-_SEPARATOR_RX = {sep: re.compile(re.escape(sep.encode()) + rb"(?=[A-Za-z0-9_\-.$+/]{15})") for sep in "_-."}
+# A separator counts only after what its candidates need there (checked in C, not in the Python
+# loop): a letter or digit before "_" and "-" (a dispatch word ends so); before ".", one of the
+# dispatch words that end in "." or what a dotted format (literalkeys.py) has around its ".". Without
+# this, a text of dots or dashes made every character a trip through Python (~5 us each).
+_AFTER_SEPARATOR = rb"(?=[A-Za-z0-9_\-.$+/]{15})"
+# What the only rule of a "." word has right after the "." ("0.", "1.": Azure Entra refresh tokens;
+# "v1.": Cloudflare): "1." and "v1." start every version number of prose.
+_DOT_WORD_AFTER = {"0.": rb"A[A-Za-z0-9_\-]{50}", "1.": rb"A[A-Za-z0-9_\-]{50}", "v1.": rb"0-"}
+assert all(
+    [r.type for r in _BY_WORD[w]] == [t]
+    for w, t in (
+        ("0.", "AZURE_ENTRA_REFRESH_TOKEN"),
+        ("1.", "AZURE_ENTRA_REFRESH_TOKEN"),
+        ("v1.", "CLOUDFLARE_API_TOKEN"),
+    )
+), "a rule for 0. 1. or v1. changed: update _DOT_WORD_AFTER"
+_DOT_BEFORE = [
+    rb"(?<=(?<![A-Za-z0-9])"
+    + re.escape(word[:-1].encode())
+    + rb"\.)"
+    + (rb"(?=" + _DOT_WORD_AFTER[word] + rb")" if word in _DOT_WORD_AFTER else b"")
+    for word in sorted(w for w in _BY_WORD if w.endswith("."))
+] + [rb"(?<=" + before.encode() + rb"\.)(?=" + after.encode() + rb")" for before, after in DOTTED_AROUND]
+_SEPARATOR_RX = {
+    # (the look-behind after the literal: a pattern that starts with one is tried at every
+    # position, while one that starts with a literal is a memory search)
+    "_": re.compile(rb"_(?<=[A-Za-z0-9]_)" + _AFTER_SEPARATOR),
+    "-": re.compile(rb"-(?<=[A-Za-z0-9]-)" + _AFTER_SEPARATOR),
+    # (every word and dotted format has a letter, digit, "_" or "-" before its ".": checked before
+    # the alternatives, a run of dots costs one test per dot)
+    ".": re.compile(rb"\.(?<=[A-Za-z0-9_\-]\.)" + _AFTER_SEPARATOR + rb"(?:" + b"|".join(_DOT_BEFORE) + rb")"),
+}
 
 
 def _accept(rule: Rule, value: str) -> bool:
@@ -273,7 +305,7 @@ def detect_service_keys(src: Source, hits: Hits) -> None:
     text, raw = src.text, src.latin1
     for sep in "_-.":
         _scan_separator(text, raw, hits, sep)
-    scan_literal_formats(text, raw, hits)
+    scan_literal_formats(src, hits)
 
 
 SERVICE_KEY_TYPES = {r.type for rules in _BY_WORD.values() for r in rules} | LITERAL_KEY_TYPES

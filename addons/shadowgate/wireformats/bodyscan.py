@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from shadowgate.dlp import ScanTimeout
+
 from .base import JsonPath
 from .common import loads_request
 from .decoding import UndecodableBody
@@ -37,16 +39,13 @@ from .scope import rewrite
 _WINDOW = 512
 
 
-class ScanTimeout(Exception):
-    pass
-
-
 @dataclass
 class BodyScan:
-    """One request's scan. scan(text) gives findings (start, end, type); action(type) gives
+    """One request's scan. scan(text, deadline) gives findings (start, end, type), or raises
+    ScanTimeout once time.thread_time() passes deadline (dlp.Scanner.scan); action(type) gives
     redact | block | log | off; placeholder(type, value) names a redacted value."""
 
-    scan: Callable[[str], list[Any]]
+    scan: Callable[[str, float], list[Any]]
     action: Callable[[str], str]
     placeholder: Callable[[str, str], str]
     deadline: float  # time.thread_time() past which the scan fails
@@ -67,7 +66,7 @@ class BodyScan:
         # times; each distinct string is scanned once (a scan costs tens of µs however short).
         scanned = self._cache.get(text)
         if scanned is None:
-            scanned = self._cache[text] = self.scan(text)
+            scanned = self._cache[text] = self.scan(text, self.deadline)
         out = []
         for f in scanned:
             if visible is not None and text[f.start : f.end] in visible:
@@ -140,7 +139,7 @@ class BodyScan:
         for low, high in windows:
             if time.thread_time() > self.deadline:
                 raise ScanTimeout("the scan ran out of time")
-            for f in self.scan(joined[low:high]):
+            for f in self.scan(joined[low:high], self.deadline):
                 start, end = low + f.start, low + f.end
                 inside = any(s <= start and end <= s + len(segments[k][1]) for k, s in enumerate(starts))
                 taken = [(a, b) for a, b, _ in spans] + known
