@@ -30,6 +30,8 @@ _current_file = ["?"]
 _boots: defaultdict[str, int] = defaultdict(int)
 _seconds: defaultdict[str, float] = defaultdict(float)
 _spans: dict[str, list[float]] = {}
+_cpu: defaultdict[str, float] = defaultdict(float)  # this process's and its waited children's
+_cpu_mark = [0.0]
 _session_start = [time.time()]
 _popen_init = subprocess.Popen.__init__
 
@@ -60,10 +62,12 @@ def pytest_sessionstart(session):
 def pytest_runtest_logstart(nodeid, location):
     name = nodeid.split("::")[0]
     _current_file[0] = name
+    _cpu_mark[0] = _cpu_seconds()
     _spans.setdefault(name, [time.time(), time.time()])
 
 
 def pytest_runtest_logfinish(nodeid, location):
+    _cpu[nodeid.split("::")[0]] += _cpu_seconds() - _cpu_mark[0]
     span = _spans.get(nodeid.split("::")[0])
     if span is not None:
         span[1] = time.time()
@@ -90,6 +94,7 @@ def pytest_sessionfinish(session):
         f: {
             "boots": _boots.get(f, 0),
             "seconds": round(_seconds.get(f, 0.0), 1),
+            "cpu": round(_cpu.get(f, 0.0), 1),
             "span": [round(t - _session_start[0], 1) for t in _spans.get(f, [0.0, 0.0])],
         }
         for f in files
@@ -124,10 +129,16 @@ def summarize(base: str = "boots.json") -> str:
         f" {sum(r['cpu'] for r in runs.values()):.0f} s of CPU in the workers,"
         f" {sum(f['boots'] for f in files.values())} mitmdump starts"
     )
-    lines.append("slowest files (test seconds, starts, worker, span in the run):")
-    for name, f in sorted(files.items(), key=lambda kv: -kv[1]["seconds"])[:25]:
+    lines.append(
+        "slowest files: test seconds, CPU seconds (the worker's and the commands it waited for, not"
+        " the forked mitmdumps'), mitmdump starts, worker, span in the run:"
+    )
+    for name, f in sorted(files.items(), key=lambda kv: -kv[1]["seconds"])[:30]:
         began, ended = (t + f["offset"] for t in f["span"])
-        lines.append(f"  {f['seconds']:6.1f} s {f['boots']:3d}  {f['worker']}  {began:5.0f}-{ended:5.0f}  {name}")
+        lines.append(
+            f"  {f['seconds']:6.1f} s {f.get('cpu', 0):6.1f} s {f['boots']:3d}  {f['worker']}"
+            f"  {began:5.0f}-{ended:5.0f}  {name}"
+        )
     return "\n".join(lines)
 
 
