@@ -309,6 +309,27 @@ def proxy(tmp_path_factory, upstream, test_ca) -> Iterator[Proxy]:
     p.stop()
 
 
+def _borrow(proxy: Proxy, folder: Path, stack: contextlib.ExitStack) -> Callable[..., Proxy]:
+    """apply(policy=None, environ=None, **options): the session proxy with these options (this
+    policy text as shadowgate_policy, these environment variables) and a database under `folder`
+    until `stack` closes, then its previous options again."""
+    count = itertools.count()
+
+    def apply(policy: str | None = None, environ: dict[str, str | None] | None = None, **options) -> Proxy:
+        db = folder / f"own{next(count)}" / "shadowgate.duckdb"
+        db.parent.mkdir(parents=True)
+        if policy is not None:
+            (db.parent / "policy.yaml").write_text(policy)
+            options["shadowgate_policy"] = str(db.parent / "policy.yaml")
+        offset = proxy.log_path.stat().st_size
+        stack.enter_context(proxy.options(environ, shadowgate_db=str(db), **options))
+        own = dataclasses.replace(proxy, db=db, log_offset=offset)
+        own._control = proxy._control_client()  # one kept-alive control connection, not one per test
+        return own
+
+    return apply
+
+
 @pytest.fixture
 def proxy_with(proxy, tmp_path) -> Iterator[Callable[..., Proxy]]:
     """proxy_with(policy=None, environ=None, **options): the session proxy with these options (and
@@ -317,21 +338,16 @@ def proxy_with(proxy, tmp_path) -> Iterator[Callable[..., Proxy]]:
     of its own, without the start. Its memory (pinned clients, budgets, coach consent) is shared
     with the session: give each test users of its own."""
     with contextlib.ExitStack() as stack:
-        count = itertools.count()
+        yield _borrow(proxy, tmp_path, stack)
 
-        def apply(policy: str | None = None, environ: dict[str, str | None] | None = None, **options) -> Proxy:
-            db = tmp_path / f"own{next(count)}" / "shadowgate.duckdb"
-            db.parent.mkdir()
-            if policy is not None:
-                (db.parent / "policy.yaml").write_text(policy)
-                options["shadowgate_policy"] = str(db.parent / "policy.yaml")
-            offset = proxy.log_path.stat().st_size
-            stack.enter_context(proxy.options(environ, shadowgate_db=str(db), **options))
-            own = dataclasses.replace(proxy, db=db, log_offset=offset)
-            own._control = proxy._control_client()  # one kept-alive control connection, not one per test
-            return own
 
-        yield apply
+@pytest.fixture(scope="module")
+def module_proxy_with(proxy, tmp_path_factory) -> Iterator[Callable[..., Proxy]]:
+    """proxy_with for a whole test module: the options hold until the module's last test ends
+    (xdist runs a file on one worker, in order, so no other module sees them). For a module that
+    used to start a proxy of its own only for its policy or options."""
+    with contextlib.ExitStack() as stack:
+        yield _borrow(proxy, tmp_path_factory.mktemp("module-proxy"), stack)
 
 
 @pytest.fixture
