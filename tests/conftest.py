@@ -189,13 +189,19 @@ class Proxy:
             pass  # stopping, or not answering: the rows are read as they are
 
     def rows(
-        self, sql_where: str = "true", expect: int | None = None, timeout: float = 10.0, table: str = "ai_requests"
+        self,
+        sql_where: str = "true",
+        expect: int | None = None,
+        timeout: float = 10.0,
+        table: str = "ai_requests",
+        flush: bool = True,
     ) -> list[dict]:
         """Rows of a table (ai_requests by default), sealed on request (flush), waiting until
-        `expect` rows match."""
+        `expect` rows match. flush=False: only what the writer sealed on its own clock."""
         deadline = time.monotonic() + timeout
         while True:
-            self.flush()
+            if flush:
+                self.flush()
             con = duckdb.connect(str(self.db), read_only=True)
             try:
                 order = "ts" if table in ("policy_events", "host_sightings") else "ts, request_id"
