@@ -2,6 +2,7 @@
 
     uv run python -m pytest -p tests.support.count_boots [tests ...]   (writes boots.json, or $BOOTS_OUT)
     uv run python -m tests.support.count_boots [boots.json]            (sums up the run's files)
+    PYTHONPATH=. PYTEST_ADDOPTS="-p tests.support.count_boots" BOOTS_OUT=/tmp/boots.json .ci/run
 
 Counts the mitmdump processes this pytest process starts (start_proxy, whether exec'd or forked by
 tests/support/mitmdump_forkserver.py, and any direct Popen), not
@@ -109,8 +110,9 @@ def pytest_sessionfinish(session):
 
 def summarize(base: str = "boots.json") -> str:
     """The run's figures from boots.json (one process) or boots.json.gw* (xdist workers)."""
-    paths = sorted(Path(".").glob(f"{base}.gw*")) or [Path(base)]
-    runs = {p.suffix.lstrip(".") if p.name != base else "main": json.loads(p.read_text()) for p in paths}
+    where = Path(base)
+    paths = sorted(where.parent.glob(f"{where.name}.gw*")) or [where]
+    runs = {p.suffix.lstrip(".") if p != where else "main": json.loads(p.read_text()) for p in paths}
     start = min(r["started"] for r in runs.values())
     lines = []
     files = {}
