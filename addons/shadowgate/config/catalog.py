@@ -12,6 +12,7 @@ import datetime
 import functools
 import hashlib
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
@@ -273,14 +274,16 @@ def load_catalog(
         return known
     catalog = _load_catalog(path, known_parsers, extra)
     if key is not None:
-        while len(_LOADED) >= _KEEP_LOADED:
-            del _LOADED[next(iter(_LOADED))]  # the oldest
-        _LOADED[key] = catalog
+        with _LOADED_LOCK:  # the console's threads load catalogs too
+            while len(_LOADED) >= _KEEP_LOADED:
+                del _LOADED[next(iter(_LOADED))]  # the oldest
+            _LOADED[key] = catalog
     return catalog
 
 
 # Catalogs already loaded, by what they were loaded from (_contents_key); the last few only.
 _LOADED: dict[tuple, Catalog] = {}
+_LOADED_LOCK = threading.Lock()
 _KEEP_LOADED = 4
 
 
