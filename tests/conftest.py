@@ -189,13 +189,19 @@ class Proxy:
             pass  # stopping, or not answering: the rows are read as they are
 
     def rows(
-        self, sql_where: str = "true", expect: int | None = None, timeout: float = 10.0, table: str = "ai_requests"
+        self,
+        sql_where: str = "true",
+        expect: int | None = None,
+        timeout: float = 10.0,
+        table: str = "ai_requests",
+        flush: bool = True,
     ) -> list[dict]:
         """Rows of a table (ai_requests by default), sealed on request (flush), waiting until
-        `expect` rows match."""
+        `expect` rows match. flush=False: only what the writer sealed on its own clock."""
         deadline = time.monotonic() + timeout
         while True:
-            self.flush()
+            if flush:
+                self.flush()
             con = duckdb.connect(str(self.db), read_only=True)
             try:
                 order = "ts" if table in ("policy_events", "host_sightings") else "ts, request_id"
@@ -309,6 +315,27 @@ def proxy(tmp_path_factory, upstream, test_ca) -> Iterator[Proxy]:
     p.stop()
 
 
+def _borrow(proxy: Proxy, folder: Path, stack: contextlib.ExitStack) -> Callable[..., Proxy]:
+    """apply(policy=None, environ=None, **options): the session proxy with these options (this
+    policy text as shadowgate_policy, these environment variables) and a database under `folder`
+    until `stack` closes, then its previous options again."""
+    count = itertools.count()
+
+    def apply(policy: str | None = None, environ: dict[str, str | None] | None = None, **options) -> Proxy:
+        db = folder / f"own{next(count)}" / "shadowgate.duckdb"
+        db.parent.mkdir(parents=True)
+        if policy is not None:
+            (db.parent / "policy.yaml").write_text(policy)
+            options["shadowgate_policy"] = str(db.parent / "policy.yaml")
+        offset = proxy.log_path.stat().st_size
+        stack.enter_context(proxy.options(environ, shadowgate_db=str(db), **options))
+        own = dataclasses.replace(proxy, db=db, log_offset=offset)
+        own._control = proxy._control_client()  # one kept-alive control connection, not one per test
+        return own
+
+    return apply
+
+
 @pytest.fixture
 def proxy_with(proxy, tmp_path) -> Iterator[Callable[..., Proxy]]:
     """proxy_with(policy=None, environ=None, **options): the session proxy with these options (and
@@ -317,21 +344,16 @@ def proxy_with(proxy, tmp_path) -> Iterator[Callable[..., Proxy]]:
     of its own, without the start. Its memory (pinned clients, budgets, coach consent) is shared
     with the session: give each test users of its own."""
     with contextlib.ExitStack() as stack:
-        count = itertools.count()
+        yield _borrow(proxy, tmp_path, stack)
 
-        def apply(policy: str | None = None, environ: dict[str, str | None] | None = None, **options) -> Proxy:
-            db = tmp_path / f"own{next(count)}" / "shadowgate.duckdb"
-            db.parent.mkdir()
-            if policy is not None:
-                (db.parent / "policy.yaml").write_text(policy)
-                options["shadowgate_policy"] = str(db.parent / "policy.yaml")
-            offset = proxy.log_path.stat().st_size
-            stack.enter_context(proxy.options(environ, shadowgate_db=str(db), **options))
-            own = dataclasses.replace(proxy, db=db, log_offset=offset)
-            own._control = proxy._control_client()  # one kept-alive control connection, not one per test
-            return own
 
-        yield apply
+@pytest.fixture(scope="module")
+def module_proxy_with(proxy, tmp_path_factory) -> Iterator[Callable[..., Proxy]]:
+    """proxy_with for a whole test module: the options hold until the module's last test ends
+    (xdist runs a file on one worker, in order, so no other module sees them). For a module that
+    used to start a proxy of its own only for its policy or options."""
+    with contextlib.ExitStack() as stack:
+        yield _borrow(proxy, tmp_path_factory.mktemp("module-proxy"), stack)
 
 
 @pytest.fixture

@@ -248,9 +248,8 @@ alerts:
         assert smtp.logins == ["alerts"] and smtp.envelopes == [("proxy@example.com", ["secops@example.com"])]
         assert mail["Subject"] == "[shadowgate] Pinned client passed through: api.deepseek.com"
         assert "user: pat" in mail.get_content()
-        [line] = wait_for(
-            lambda: syslog.messages, what="the syslog alert"
-        )  # UDP: the receiver's thread may not have read it yet
+        # UDP: the datagram is sent when delivery returns, and taken in by the receiver's thread.
+        [line] = wait_for(lambda: syslog.messages, what="the syslog alert")
         assert " alert_pinned_passthrough " in line and json.loads(line.split("] ", 1)[1])["event"]["kind"] == "alert"
     rows = alert_rows(writer)
     assert [(r["rule_id"], r["delivered"]) for r in rows] == [("pinned", True), ("budget", False)]

@@ -181,3 +181,26 @@ def test_unknown_parser_is_rejected(tmp_path):
     path.write_text(BASE.replace("parser: openai-chat", "parser: telepathy").replace("providers:\n", "providers: []\n"))
     with pytest.raises(ConfigError, match="unknown parser 'telepathy'"):
         load_catalog(path, known_parsers=PARSERS)
+
+
+def test_the_same_files_give_the_same_catalog_and_a_rewrite_a_new_one(tmp_path):
+    path = tmp_path / "providers.yaml"
+    entry = "  - id: x\n    name: X\n    vendor: X\n    category: api\n    hosts: [{host}]\n"
+    path.write_text(BASE + entry.format(host="aaa.com"))
+    first = load_catalog(path, known_parsers=PARSERS)
+    assert load_catalog(path, known_parsers=PARSERS) is first  # parsed and checked once
+    # Rewritten at once with as many bytes: the file's time may not move, its contents did.
+    path.write_text(BASE + entry.format(host="bbb.com"))
+    second = load_catalog(path, known_parsers=PARSERS)
+    assert second is not first and second.match("bbb.com") and not second.match("aaa.com")
+    # The parsers and the overlays are part of what a catalog was loaded from.
+    with pytest.raises(ConfigError, match="unknown parser 'openai-chat'"):
+        load_catalog(path, known_parsers=("anthropic-messages",))
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("providers:\n" + entry.format(host="ccc.com"))
+    assert load_catalog(path, known_parsers=PARSERS, extra=[overlay]).match("ccc.com")
+    # A file that turns bad is refused again, file:line and all, not served from memory.
+    path.write_text(BASE + entry.format(host="bbb.com") + "  - id: x\n")
+    with pytest.raises(ConfigError) as e:
+        load_catalog(path, known_parsers=PARSERS)
+    assert str(e.value).startswith(f"{path}:")

@@ -222,7 +222,7 @@ def test_an_alert_about_an_undecodable_name_is_still_mailed_logged_and_fed(tmp_p
         assert siem.flush()
         siem.close()
         [mail] = smtp.messages
-        [message] = wait_for(lambda: syslog.messages, what="the syslog alert")  # UDP: read on the receiver's thread
+        [message] = wait_for(lambda: syslog.messages, what="the syslog alert")  # UDP: the receiver's thread
     assert mail["Subject"] == "[shadowgate] MCP call refused: drop_\ufffd" and "drop_\ufffd" in message
     [event] = _lines(out)
     assert event["message"].startswith("MCP call refused: drop_\ufffd") and engine.failed == 0

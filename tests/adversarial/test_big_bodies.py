@@ -10,7 +10,6 @@ Each case asserts what reached the upstream, what the client got and which row w
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
@@ -49,24 +48,17 @@ def _chat(model: str, size: int = 3 * LIMIT) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def gate(tmp_path_factory, upstream, test_ca):
-    from tests.conftest import start_proxy
-
-    os.environ["SG_BIG_BODIES_GATEWAY_KEY"] = GATEWAY_KEY  # inherited by mitmdump
-    folder = tmp_path_factory.mktemp("bigbodies")
-    (folder / "policy.yaml").write_text(POLICY)
-    (folder / "users.yaml").write_text(USERS)
-    proxy = start_proxy(
-        folder / "p",
-        upstream,
-        test_ca,
-        "--set", f"shadowgate_policy={folder / 'policy.yaml'}",
-        "--set", f"shadowgate_users={folder / 'users.yaml'}",
-        "--set", f"shadowgate_max_parse_bytes={LIMIT}",
-    )  # fmt: skip
-    yield proxy
-    proxy.stop()
-    del os.environ["SG_BIG_BODIES_GATEWAY_KEY"]
+def gate(module_proxy_with, tmp_path_factory):
+    """The session proxy with this module's policy, directory and body limit, and its gateway key
+    in the proxy's environment."""
+    users = tmp_path_factory.mktemp("bigbodies") / "users.yaml"
+    users.write_text(USERS)
+    return module_proxy_with(
+        POLICY,
+        environ={"SG_BIG_BODIES_GATEWAY_KEY": GATEWAY_KEY},
+        shadowgate_users=str(users),
+        shadowgate_max_parse_bytes=LIMIT,
+    )
 
 
 def _tls(proxy, host: str, user: str) -> TlsClient:

@@ -34,12 +34,9 @@ def _issuer(client: TlsClient) -> str:
 
 
 @pytest.fixture(scope="module")
-def gate(tmp_path_factory, upstream, test_ca):
-    from tests.conftest import start_proxy
-
-    proxy = start_proxy(tmp_path_factory.mktemp("opaque"), upstream, test_ca)
-    yield proxy
-    proxy.stop()
+def gate(module_proxy_with):
+    """The session proxy, with a database of its own for this module."""
+    return module_proxy_with()
 
 
 def test_clienthello_cut_after_one_byte_is_decrypted_not_tunnelled(gate, upstream):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 
 import brotli
 import pytest
@@ -38,16 +37,9 @@ BODY = json.dumps({"model": "gpt-4o-mini", "messages": [{"role": "user", "conten
 
 
 @pytest.fixture(scope="module")
-def gate(tmp_path_factory, upstream, test_ca):
-    from tests.conftest import start_proxy
-
-    os.environ["SG_REDIRECT_CODINGS_KEY"] = GATEWAY_KEY  # inherited by mitmdump
-    folder = tmp_path_factory.mktemp("redirectcodings")
-    (folder / "policy.yaml").write_text(POLICY)
-    proxy = start_proxy(folder / "p", upstream, test_ca, "--set", f"shadowgate_policy={folder / 'policy.yaml'}")
-    yield proxy
-    proxy.stop()
-    del os.environ["SG_REDIRECT_CODINGS_KEY"]
+def gate(module_proxy_with):
+    """The session proxy with this module's policy and its gateway key in the proxy's environment."""
+    return module_proxy_with(POLICY, environ={"SG_REDIRECT_CODINGS_KEY": GATEWAY_KEY})
 
 
 def _post(proxy, user: str, body: bytes, coding: str) -> tuple[bytes, str]:

@@ -20,14 +20,9 @@ POLICY = "dlp: {secrets: redact, pii: log}\n"
 
 
 @pytest.fixture(scope="module")
-def gate(tmp_path_factory, upstream, test_ca):
-    from tests.conftest import start_proxy
-
-    folder = tmp_path_factory.mktemp("unknown-endpoints")
-    (folder / "policy.yaml").write_text(POLICY)
-    proxy = start_proxy(folder / "p", upstream, test_ca, "--set", f"shadowgate_policy={folder / 'policy.yaml'}")
-    yield proxy
-    proxy.stop()
+def gate(module_proxy_with):
+    """The session proxy with this module's policy (and a database of its own) until its last test."""
+    return module_proxy_with(POLICY)
 
 
 def _post(proxy, user: str, url: str, content: bytes, headers: dict[str, str]):

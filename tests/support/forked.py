@@ -52,7 +52,8 @@ class ForkServer:
             self.process.wait(10)
         with_socket = Path(self.path)
         with_socket.unlink(missing_ok=True)
-        with_socket.parent.rmdir()
+        if with_socket.parent.is_dir():  # closed once already (count_boots closes it early)
+            with_socket.parent.rmdir()
 
 
 class ForkedMitmdump:

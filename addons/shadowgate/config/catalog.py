@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import datetime
 import functools
+import hashlib
 import re
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
@@ -261,7 +263,45 @@ def load_catalog(
     correction); a new id adds a service. A host an overlay claims leaves the entries listed
     before it, so a company's internal gateway or its correction always wins and a catalog update
     never overwrites local knowledge. Raises ConfigError naming file, line and reason.
+
+    The same files with the same contents give the same Catalog object (it is not changed after
+    it is built): a settings load costs ~0.2 s of CPU to parse and check the catalog, and every
+    settings load in one process (each test's addons, a reload) reads the same bytes again.
     """
+    known_parsers, extra = tuple(known_parsers), tuple(extra)  # read twice below
+    key = _contents_key(path, known_parsers, extra)
+    if key is not None and (known := _LOADED.get(key)) is not None:
+        return known
+    catalog = _load_catalog(path, known_parsers, extra)
+    if key is not None:
+        with _LOADED_LOCK:  # the console's threads load catalogs too
+            while len(_LOADED) >= _KEEP_LOADED:
+                del _LOADED[next(iter(_LOADED))]  # the oldest
+            _LOADED[key] = catalog
+    return catalog
+
+
+# Catalogs already loaded, by what they were loaded from (_contents_key); the last few only.
+_LOADED: dict[tuple, Catalog] = {}
+_LOADED_LOCK = threading.Lock()
+_KEEP_LOADED = 4
+
+
+def _contents_key(path: str | Path, known_parsers: Iterable[str], extra: Iterable[str | Path]) -> tuple | None:
+    """What a load depends on: each file's name and the digest of its bytes (so a file rewritten
+    within the same clock tick is still told apart), the parsers and today's date (a `verified`
+    date in the future is refused). None when a file cannot be read: the load then says why."""
+    files = []
+    for name in (path, *extra):
+        try:
+            data = Path(name).read_bytes()
+        except OSError:
+            return None
+        files.append((str(name), hashlib.blake2b(data, digest_size=16).digest()))
+    return (tuple(files), frozenset(known_parsers), datetime.date.today())
+
+
+def _load_catalog(path: str | Path, known_parsers: Iterable[str], extra: Iterable[str | Path]) -> Catalog:
     doc = load_yaml(path)
     if not isinstance(doc, dict):
         raise ConfigError(path, line_of(doc, 1), "the catalog must be a mapping")
