@@ -123,7 +123,8 @@ def test_an_alert_nobody_could_receive_still_reaches_the_feed_marked_undelivered
         siem.close()
     [event] = _lines(out)
     assert event["shadowgate"]["alert"]["delivered"] is False and event["event"]["action"] == "alert_new_app"
-    assert "500" not in json.dumps(event)  # the reason stays in the alerts table and the log
+    # the reason stays in the alerts table and the log (a bare "500" could be part of a random id)
+    assert "webhook answered" not in json.dumps(event)
 
 
 # --- approval alerts -------------------------------------------------------------------------
