@@ -19,6 +19,7 @@ import datetime as dt
 import logging
 import operator
 import os
+import re
 import socket
 import threading
 import time
@@ -345,6 +346,12 @@ class SegmentWriter:
             if len(rows) > 1:
                 mid = len(rows) // 2
                 return self._append(mem, buf, rows[:mid]) + self._append(mem, buf, rows[mid:])
+            cleaned = _valid_unicode(rows[0])
+            if cleaned != rows[0]:
+                # A client chose the bad text (a header byte 0xFF, a "\ud800" escape in a model
+                # name): storing it as U+FFFD keeps the call on record, where dropping the row
+                # would let anyone erase their own calls with `curl -A $'\xff'`.
+                return self._append(mem, buf, [cleaned])
             self.rows_dropped += 1
             self._report_loss(f"a {buf.removeprefix('buf_')} row cannot be stored and was set aside: "
                               f"{str(e).splitlines()[0][:200]}")  # fmt: skip
@@ -365,6 +372,22 @@ class SegmentWriter:
         if now - self._last_error_log > 30:
             self._last_error_log = now
             log.error("shadowgate: %s (rows are kept in memory and retried)", message)
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _valid_unicode(row: tuple) -> tuple:
+    """The row with every lone surrogate in its texts (and lists of texts) as U+FFFD."""
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str):
+            return _LONE_SURROGATE.sub("\ufffd", value)
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        return value
+
+    return tuple(fix(v) for v in row)
 
 
 def rollup_view_sql(rollup: Rollup, segments: Path) -> str:
