@@ -710,3 +710,16 @@ def test_run_scan_reads_stdin_and_reports_missing_files(monkeypatch, capsys, tmp
     assert json.loads(capsys.readouterr().out) == {"start": 5, "end": 20, "type": "EMAIL", "detector": "email"}
     assert run_scan(str(tmp_path / "missing.txt")) == 2
     assert "missing.txt" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("width", "newline"), [(76, "\r\n"), (76, "\n"), (64, "\r\n"), (32, "\n"), (24, "\r\n")], ids=str
+)
+def test_base64_wrapped_at_any_width_of_whole_quads_is_decoded(width, newline):
+    # RFC 2045's own form is 76 columns with CRLF; Python, Go and Node decoders all skip the line
+    # breaks, so a key in such a block reaches the provider readable (red-team finding F7).
+    plain = ("some notes " * 8 + "aws_access_key_id=AKIA2OGYBAH6STMMNXNN and more text " * 2).encode()
+    encoded = base64.b64encode(plain).decode()
+    block = newline.join(encoded[i : i + width] for i in range(0, len(encoded), width))
+    for text in (block, "data:text/plain;base64," + block, f"attachment:\n{block}\nend"):
+        assert "AWS_ACCESS_KEY" in {t for t, _ in found(text)}, text[:40]

@@ -75,8 +75,10 @@ def encoded_runs(
         at = classes.find(_BASE64_START, m.end())
         start, end = m.span()
         first_line = text.find("\n", start, end)
-        if first_line >= 0 and ((first_line - start) % 4 or first_line - start < _MIME_LINE_MIN):
+        if first_line >= 0 and not _wrapped(text[start:end]):
             end = first_line  # not a wrapped block: the next line is another value, or prose
+            if text[end - 1] == "\r":
+                end -= 1
         run = text[start:end]
         if not run.strip(_HEX) or skip(start, end):
             continue  # hex (a hash, a UUID) decodes to binary, never to text worth scanning
@@ -108,6 +110,18 @@ def encoded_runs(
             continue
         if _readable(decoded):
             yield Run(m.start(), m.end(), decoded, "percent")
+
+
+def _wrapped(run: str) -> bool:
+    """Whether a run over several lines is one wrapped base64 block (MIME's 76 columns with CRLF or
+    LF, PEM's 64, or any fixed width of whole quads): every line but the last the same length."""
+    lines = run.replace("\r\n", "\n").split("\n")
+    width = len(lines[0])
+    if width % 4 or width < 16:
+        return False
+    if width >= _MIME_LINE_MIN:
+        return True
+    return all(len(line) == width for line in lines[:-1]) and 0 < len(lines[-1]) <= width
 
 
 def _base64_text(run: str) -> str | None:
