@@ -58,15 +58,28 @@ def charset_of(content_type: str | None) -> str | None:
 
 def parse_json(data: bytes, charset: str | None = None) -> list[Any]:
     """The JSON values of a body, one per distinct reading of it that parses (see body_texts)."""
-    values: list[Any] = []
+    return [value for value, _ in _readings(data, charset)]
+
+
+def _readings(data: bytes, charset: str | None) -> list[tuple[Any, bool]]:
+    """Each distinct JSON value of a body, and whether an object in it repeats a member name."""
+    readings: list[tuple[Any, bool]] = []
     for text in body_texts(data, charset):
+        repeated = False
+
+        def members(pairs: list[tuple[str, Any]]) -> dict:
+            nonlocal repeated
+            obj = dict(pairs)
+            repeated = repeated or len(obj) != len(pairs)
+            return obj
+
         try:
-            value = json.loads(text)
+            value = json.loads(text, object_pairs_hook=members)
         except (ValueError, RecursionError):
             continue
-        if value not in values:
-            values.append(value)
-    return values
+        if all(value != seen for seen, _ in readings):
+            readings.append((value, repeated))
+    return readings
 
 
 def parse_jsonrpc(
@@ -81,13 +94,17 @@ def parse_jsonrpc(
     AmbiguousBody when two readings of the body are different messages, or when a body on an MCP
     session is no JSON at all: a lenient server (comments, trailing commas) may still run it.
     """
-    values = parse_json(data, charset)
-    if session and not values and data.strip():
+    readings = _readings(data, charset)
+    if session and not readings and data.strip():
         raise AmbiguousBody("a body on an MCP session that is not JSON")
-    found = [m for m in values if _is_jsonrpc(m, mcp_context)]
+    found = [(m, repeated) for m, repeated in readings if _is_jsonrpc(m, mcp_context)]
     if len(found) > 1:
         raise AmbiguousBody("the body is a different message in another encoding")
-    return found[0] if found else None
+    if found and found[0][1]:
+        # Python keeps the last of two equal member names, other parsers the first: a server
+        # could run the `name` or read the `arguments` the proxy never judged (red-team F9).
+        raise AmbiguousBody("a member name given twice in one object")
+    return found[0][0] if found else None
 
 
 def _is_jsonrpc(msg: Any, mcp_context: bool) -> bool:
