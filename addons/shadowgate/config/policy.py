@@ -35,6 +35,7 @@ from shadowgate.config.policy_approval import ApprovalRule
 from shadowgate.config.policy_approval import check_approval
 from shadowgate.config.policy_approval import parse_approval
 from shadowgate.config.policy_approval import parse_server_approval
+from shadowgate.config.policy_approval import tool_form
 from shadowgate.config.policy_injection import InjectionPolicy
 from shadowgate.config.policy_injection import parse_injection
 from shadowgate.config.policy_prices import PriceOverride
@@ -235,7 +236,10 @@ class McpServer:
         return any(fnmatch.fnmatchcase(host, p) for p in self.hosts)
 
     def tool_allowed(self, tool: str) -> bool:
-        if any(fnmatch.fnmatchcase(tool, p) for p in self.deny_tools):
+        # Deny also by the folded name (a server that looks tools up loosely runs DELETE_REPO or
+        # fullwidth delete_repo as delete_repo); allow stays exact, so both err towards refusing.
+        folded = tool_form(tool)
+        if any(fnmatch.fnmatchcase(tool, p) or fnmatch.fnmatchcase(folded, tool_form(p)) for p in self.deny_tools):
             return False
         return self.allow_tools is None or any(fnmatch.fnmatchcase(tool, p) for p in self.allow_tools)
 

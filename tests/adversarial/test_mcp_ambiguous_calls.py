@@ -5,6 +5,8 @@ one set of arguments while the server runs another. Such a body is refused as am
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tests.adversarial.wire import marker
@@ -46,3 +48,14 @@ def test_the_same_call_with_each_member_once_goes_through(proxy_with, upstream):
     body = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"search","arguments":{"q":"weather"}}}'
     _, mark = _post(proxy, "dup-ok-" + marker()[:6], body)
     assert len([s for s in upstream.seen if s.headers.get("x-attack") == mark]) == 1
+
+
+@pytest.mark.parametrize("tool", ["DELETE_REPO", "Delete_Repo", "ｄｅｌｅｔｅ_repo", "delete\u200b_repo"])
+def test_a_denied_tool_in_another_spelling_is_refused(proxy_with, upstream, tool):
+    # A server that looks tool names up case-insensitively or after Unicode folding runs these as
+    # delete_repo; compared raw they passed deny_tools: ['delete_*'].
+    proxy = proxy_with(POLICY)
+    call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}}
+    answer, mark = _post(proxy, "deny-" + marker()[:6], json.dumps(call).encode())
+    assert [s for s in upstream.seen if s.headers.get("x-attack") == mark] == []
+    assert "error" in answer.json()
