@@ -115,12 +115,13 @@ def encoded_runs(
 def _wrapped(run: str) -> bool:
     """Whether a run over several lines is one wrapped base64 block (MIME's 76 columns with CRLF or
     LF, PEM's 64, or any fixed width of whole quads): every line but the last the same length."""
-    lines = run.replace("\r\n", "\n").split("\n")
-    width = len(lines[0])
-    if width % 4 or width < 16:
+    width = run.index("\n")
+    width -= run[width - 1] == "\r"
+    if width % 4:
         return False
     if width >= _MIME_LINE_MIN:
-        return True
+        return True  # decided by the first line alone: no copy of a long block
+    lines = run.replace("\r\n", "\n").split("\n")
     return all(len(line) == width for line in lines[:-1]) and 0 < len(lines[-1]) <= width
 
 
