@@ -1,7 +1,8 @@
 """MCP requests with a member name given twice in one object: Python's json keeps the last, other
 parsers (and hand-written servers) the first, so the proxy would judge one tool, one method or
 one set of arguments while the server runs another. Such a body is refused as ambiguous
-(red-team finding F9: `"name":"delete_repo","name":"search"` passed a deny rule for delete_*)."""
+(red-team finding F9: `"name":"delete_repo","name":"search"` passed a deny rule for delete_*).
+A denied tool spelled otherwise (case, fullwidth, zero-width) is refused too: a loose server runs it."""
 
 from __future__ import annotations
 
