@@ -217,7 +217,7 @@ def test_retention_drops_detail_but_the_daily_totals_stay_exact(tmp_path):
     writer.close()
 
 
-def test_a_row_duckdb_cannot_take_is_set_aside_and_the_rest_are_written(tmp_path, caplog):
+def test_a_row_duckdb_cannot_take_is_set_aside_and_invalid_unicode_is_stored_replaced(tmp_path, caplog):
     writer = SegmentWriter(tmp_path / "x.duckdb", [T], flush_interval=0.05)
     writer.start()
     now = dt.datetime(2026, 11, 28, 12)
@@ -225,8 +225,12 @@ def test_a_row_duckdb_cannot_take_is_set_aside_and_the_rest_are_written(tmp_path
         writer.submit("things", (now, "lone surrogate \ud800" if n == 17 else "fine", n))
     writer.submit("things", (now, "too big", 2**70))
     assert writer.flush()
-    assert [r[3] for r in rows_in(tmp_path / "x.duckdb")] == [n for n in range(50) if n != 17]
-    assert writer.rows_dropped == 2 and writer.backlog() == 0
+    stored = rows_in(tmp_path / "x.duckdb")
+    # Text a client chose that is not valid Unicode is kept as U+FFFD, not set aside: a row that
+    # could be made unstorable on purpose would erase the call from the record.
+    assert [r[3] for r in stored] == list(range(50))
+    assert stored[17][2] == "lone surrogate \ufffd"
+    assert writer.rows_dropped == 1 and writer.backlog() == 0  # the number out of range
     assert "rows lost so far: a things row cannot be stored and was set aside" in caplog.text
     assert "\ud800" not in caplog.text
     writer.submit("things", (now, "later", 99))
