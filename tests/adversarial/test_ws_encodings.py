@@ -32,6 +32,7 @@ from tests.support.ws_encodings import RS
 from tests.support.ws_encodings import EncodingsUpstream
 from tests.support.ws_encodings import cert_files
 from tests.support.ws_encodings import hub_message
+from tests.support.wsclient import ws_ssl_context
 
 AWS_KEY = "AKIAZ7Q3M5X2R3W4T5YB"
 ESCAPED_KEY = "\\u0041KIAZ7Q3M5X2R3W4T5YB"  # what JSON may send for the same letters
@@ -60,7 +61,7 @@ def gate(proxy_with, ws_upstream):
 
 
 def _open(proxy, user: str, url: str = CHATHUB):
-    return connect(url, proxy=proxy.url(user), ssl=proxy.ssl_context(), open_timeout=10)
+    return connect(url, proxy=proxy.url(user), ssl=ws_ssl_context(proxy), open_timeout=10)
 
 
 @contextlib.contextmanager
