@@ -57,6 +57,8 @@ from shadowgate.wireformats.framing import EventCodec
 from shadowgate.wireformats.framing import StreamEvent
 from shadowgate.wireformats.framing import codec_for
 from shadowgate.wireformats.framing import loads
+from shadowgate.wireformats.multipart import is_multipart
+from shadowgate.wireformats.multipart import parse_multipart
 
 log = logging.getLogger(__name__)
 
@@ -375,10 +377,23 @@ class Redact:
             json_body = parsed[1] if parsed is not None and parsed[0] is raw else None
             if json_body is None:
                 json_body = parse_json_body(content)
-            body = scan.content(content, request_headers.get("content-type", ""), json_body) or b""
+            content_type = request_headers.get("content-type", "")
+            body = scan.content(content, content_type, json_body) or b""
+            if json_body is None and is_multipart(content_type):
+                self._part_headers(scan, content, content_type)
         new_headers = [(name, scan.text(value)) for name, value in headers]
         changed = [(name, value) for (name, value), (_, old) in zip(new_headers, headers) if value != old]
         return Scanned(body or None, changed, scan, placeholders)
+
+    @staticmethod
+    def _part_headers(scan: BodyScan, content: bytes, content_type: str) -> None:
+        """The part headers of a multipart body: a field or file name (`filename*=` decoded) is
+        text the server stores. A value to redact there cannot be replaced in the header: the
+        request is refused instead."""
+        for part in parse_multipart(content, content_type):
+            text = part.header_text()
+            if scan.text(text) != text:
+                scan.unredactable = True
 
     def _apply(self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy, scanned: Scanned) -> None:
         scan = scanned.scan
