@@ -52,6 +52,7 @@ from shadowgate.stages.act import Act
 from shadowgate.stages.act import is_browser_navigation
 from shadowgate.stages.act import refusal_text
 from shadowgate.stages.decide import Decide
+from shadowgate.stages.identify import URL_FINDING_KEY
 from shadowgate.stages.identify import new_flow_record
 from shadowgate.stages.realtime import REALTIME_KEY
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
@@ -59,6 +60,8 @@ from shadowgate.stages.redact import ScanFailed
 from shadowgate.stages.redact import dlp_verdict
 from shadowgate.stages.redact import scan_json
 from shadowgate.stages.redact import shared_scanner
+from shadowgate.stages.redact import url_findings
+from shadowgate.stages.redact import url_text
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.stages.settings import expand_path
 from shadowgate.storage.store import utc_from_timestamp
@@ -151,7 +154,7 @@ class WebApps:
             return
         candidates = self.apps.candidates(provider.id if provider else None, host, request.method, request.path)
         if not candidates:
-            if rec is not None and app is not None and rec.route is None:
+            if rec is not None and app is not None and rec.route is None and not flow.metadata.get(URL_FINDING_KEY):
                 del flow.metadata[METADATA_KEY]  # telemetry, anti-bot, assets: not an AI call
                 flow.metadata[UNMATCHED_KEY] = rec.provider.id if rec.provider else None
             return
@@ -190,7 +193,7 @@ class WebApps:
             self.settings.policy.accounts,
         )
         if facts is None:
-            if rec.route is None:
+            if rec.route is None and not flow.metadata.get(URL_FINDING_KEY):
                 del flow.metadata[METADATA_KEY]  # a candidate path, but not by its body: no AI call
             return
         if request.stream and facts.activity == "upload" and not facts.files:
@@ -247,7 +250,7 @@ class WebAppsDlp:
                 raise _Unscannable("the body is too large to scan")
             if web.parse_status == ERROR and not web.fallback:
                 raise _Unscannable("the body could not be read")
-            others = [*web.fallback, *self._file_texts(web.files)]
+            others = [*web.fallback, *self._file_texts(web.files), *_url_texts(request.path, dlp)]
             if not web.texts and not others:
                 return None
             if sum(map(len, web.texts)) + sum(map(len, others)) > SCAN_IN_THREAD_CHARS:
@@ -336,11 +339,15 @@ class WebAppsDlp:
         if dlp is None or app is None or flow.response or flow.error or request.stream:
             return None
         content = request.get_content(strict=False) or b""
-        if not content or len(content) > (self.settings.max_parse_bytes or len(content)):
+        try:
+            texts = _url_texts(request.path, dlp)
+        except Exception as e:
+            self._unmatched_failed(flow, app, dlp, e)
             return None
-        body = decode_any(content, request.headers.get("content-type", ""))
-        strings = every_string(body.doc, keys=True) if body is not None else [content.decode("utf-8", "replace")]
-        texts = list(dict.fromkeys(t for t in strings if len(t) >= MIN_UNMATCHED_STRING))
+        if content and len(content) <= (self.settings.max_parse_bytes or len(content)):
+            body = decode_any(content, request.headers.get("content-type", ""))
+            strings = every_string(body.doc, keys=True) if body is not None else [content.decode("utf-8", "replace")]
+            texts += dict.fromkeys(t for t in strings if len(t) >= MIN_UNMATCHED_STRING)
         if not texts:
             return None
         if len(texts) > UNMATCHED_INLINE_STRINGS or sum(map(len, texts)) > SCAN_IN_THREAD_CHARS:
@@ -486,6 +493,12 @@ def _json_safe(value: Any) -> Any:
 
 class _Unscannable(Exception):
     pass
+
+
+def _url_texts(path: str, dlp: DlpPolicy) -> list[str]:
+    """The decoded path and query of a request, as one more text to scan, when DLP finds anything
+    in them (a cached check: most URLs repeat, and almost all are clean)."""
+    return [url_text(path)] if url_findings(path, dlp) else []
 
 
 def _scan_unmatched(texts: list[str], dlp: DlpPolicy) -> tuple[Counter, set[str]]:
