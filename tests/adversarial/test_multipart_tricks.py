@@ -187,3 +187,41 @@ def test_redact_mode_refuses_a_secret_in_a_part_header(gate, proxy_with, upstrea
                                 "multipart/form-data; boundary=BBB")  # fmt: skip
     assert seen == [] and answer.status_code == 403
     assert (row["dlp_action"], row["dlp_findings"]) == ("block", "AWS_ACCESS_KEY:1")
+
+
+# --- the parser on its own: what it accepts as one reading, what it refuses -------------------
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "parts"),
+    [
+        # The boundary text inside a line is content, not a delimiter.
+        ("multipart/form-data; boundary=a", b"--a\r\n\r\ntext --all of it\r\n--a--\r\n", 1),
+        ('multipart/form-data; charset=utf-8; boundary="q;x"', b"--q;x\r\n\r\none\r\n--q;x\r\n\r\ntwo\r\n--q;x--", 2),
+        ("multipart/form-data;boundary=XyZ ;", b"--XyZ\r\n\r\none\r\n--XyZ--\r\n\r\n", 1),
+    ],
+)
+def test_the_parser_reads_plain_bodies(content_type, body, parts):
+    from shadowgate.wireformats.multipart import parse_multipart
+
+    assert len(parse_multipart(body, content_type)) == parts
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        ("multipart/form-data; boundary=a", b"--a\r\n\r\nx\n--a\r\n\r\ny\r\n--a--\r\n"),  # bare LF
+        ("multipart/form-data; boundary=a", b"--a\r\n\r\nx\r--a\r\n\r\ny\r\n--a--\r\n"),  # bare CR
+        ("multipart/form-data; boundary=a", b"\r\n--a\r\n\r\nx\r\n--a--\r\n"),  # not at the start
+        ("multipart/form-data; boundary=a", b"--a\r\nA: 1\r\nA: 2\r\n\r\nx\r\n--a--\r\n"),  # a repeated header
+        ("multipart/form-data; boundary=a", b"--a\r\n\r\nx\r\n--a--\r\n  --b\r\n"),  # other parts after it
+        ("multipart/form-data; boundary=", b"--\r\n\r\nx\r\n----\r\n"),
+        ('multipart/form-data; boundary="a', b"--a\r\n\r\nx\r\n--a--\r\n"),  # an open quote
+    ],
+)
+def test_the_parser_refuses_bodies_with_two_readings(content_type, body):
+    from shadowgate.wireformats.decoding import UndecodableBody
+    from shadowgate.wireformats.multipart import parse_multipart
+
+    with pytest.raises(UndecodableBody):
+        parse_multipart(body, content_type)

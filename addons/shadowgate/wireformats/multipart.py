@@ -115,9 +115,11 @@ def parse_multipart(body: bytes, content_type: str) -> list[Part]:
     while True:
         if body.startswith(b"--", pos):  # the close delimiter; what follows is the epilogue
             _check_epilogue(body[pos + 2 :])
-            # Every delimiter is where we split: one anywhere else (after a bare LF or CR, which
-            # lenient servers also take for a line break) would start parts we never read.
-            if body.count(delimiter) != len(parts) + 1:
+            # Every delimiter at a line start is where we split: one anywhere else (after a bare
+            # LF or CR, which lenient servers such as Werkzeug also take for a line break) would
+            # start parts we never read.
+            starts = re.findall(rb"(?:\A|[\r\n])" + re.escape(delimiter), body)
+            if len(starts) != len(parts) + 1:
                 raise UndecodableBody("a multipart body with its boundary inside a part")
             return parts
         line_end = body.find(b"\r\n", pos)
