@@ -179,6 +179,25 @@ def test_a_secret_in_a_part_header_is_found(gate, upstream, user, head, found):
     assert (row["dlp_action"], row["dlp_findings"]) == ("block", found)
 
 
+def test_a_secret_in_a_file_name_on_a_chat_app_upload_is_found(gate, upstream):
+    """The chat apps' multipart uploads (Claude's) share the parser: a key in the file name blocks."""
+    head = (
+        b'Content-Disposition: form-data; name="file"; filename="'
+        + GHP.encode()
+        + b'.md"\r\nContent-Type: text/markdown'
+    )
+    mark = marker()
+    with gate.client("mp-claude") as client:
+        answer = client.post(
+            "https://claude.ai/api/0b9e0000-1111-2222-3333-444455556666/upload",
+            content=_multipart(b"----WebKitFormBoundary7MA4", [(head, b"# Notes\nkeep private")]),
+            headers={"x-attack": mark, "content-type": "multipart/form-data; boundary=----WebKitFormBoundary7MA4"},
+        )
+    assert [s for s in upstream.seen if s.headers.get("x-attack") == mark] == [] and answer.status_code == 403
+    [row] = gate.rows("user_name = 'mp-claude'", expect=1, table="web_activity")
+    assert (row["endpoint"], row["dlp_action"], row["dlp_findings"]) == ("claude.upload", "block", "GITHUB_TOKEN:1")
+
+
 def test_redact_mode_refuses_a_secret_in_a_part_header(gate, proxy_with, upstream):
     """A header value cannot be rewritten in place as a body part can: the upload is refused."""
     proxy = proxy_with("dlp: {secrets: redact, pii: log}\n")

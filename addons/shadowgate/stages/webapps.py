@@ -72,6 +72,7 @@ from shadowgate.webapps.classify import ERROR
 from shadowgate.webapps.classify import FileFacts
 from shadowgate.webapps.classify import WebFacts
 from shadowgate.webapps.classify import classify
+from shadowgate.webapps.codecs import MultipartBody
 from shadowgate.webapps.codecs import decode_any
 from shadowgate.webapps.content import file_text
 from shadowgate.webapps.rows import visit_row
@@ -251,6 +252,8 @@ class WebAppsDlp:
             if web.parse_status == ERROR and not web.fallback:
                 raise _Unscannable("the body could not be read")
             others = [*web.fallback, *self._file_texts(web.files), *_url_texts(request.path, dlp)]
+            if isinstance(web.body, MultipartBody):  # field and file names: text the app stores
+                others += [part.header_text for part in web.body.parts]
             if not web.texts and not others:
                 return None
             if sum(map(len, web.texts)) + sum(map(len, others)) > SCAN_IN_THREAD_CHARS:

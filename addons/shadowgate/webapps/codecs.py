@@ -151,6 +151,7 @@ class Part:
     filename: str | None
     content_type: str | None
     data: bytes
+    header_text: str = ""  # its header values and decoded names, for DLP (multipart.Part.header_text)
 
 
 @dataclass
@@ -205,7 +206,8 @@ def _part(span: MultipartSpan, content: bytes) -> Part:
     if "filename*" in params:  # RFC 5987 (charset'language'%XX): what servers prefer when both are sent
         filename = unquote(params["filename*"].partition("'")[2].partition("'")[2], errors="replace")
     head = content[span.head : span.start - 4]  # empty for a part without headers
-    return Part(head, params.get("name"), filename, span.headers.get("content-type"), content[span.start : span.end])
+    data = content[span.start : span.end]
+    return Part(head, params.get("name"), filename, span.headers.get("content-type"), data, span.header_text())
 
 
 @dataclass
