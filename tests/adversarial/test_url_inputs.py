@@ -55,7 +55,9 @@ def _row(proxy, user: str) -> dict:
             "https://s.jina.ai/token%20" + "".join(f"%{ord(c):02X}" for c in GHP),
             "web_search",
             "GITHUB_TOKEN:1",
-        ),  # fmt: skip
+        ),
+        # Longer than the URLs whose findings are cached: scanned each time.
+        ("jina-long", "https://s.jina.ai/" + "lorem%20ipsum%20" * 200 + AWS, "web_search", "AWS_ACCESS_KEY:1"),
     ],
 )
 def test_a_key_in_a_jina_url_is_refused_and_recorded(gate, upstream, user, url, operation, found):

@@ -92,12 +92,18 @@ def url_text(path: str) -> str:
 
 def url_findings(path: str, dlp: DlpPolicy) -> list[str]:
     """The finding types in a URL's decoded path and query that the policy acts on (log included)."""
-    found = _url_scan(shared_scanner().including(dlp.opt_in), path, dlp.budget_ms)
+    scanner = shared_scanner().including(dlp.opt_in)
+    scan = _url_scan if len(path) <= _CACHED_URL_CHARS else _url_scan.__wrapped__
+    found = scan(scanner, path, dlp.budget_ms)
     return [t for t in found if dlp.action_for(t, TYPES.get(t, "pii")) != "off"]
 
 
 # Every request to an AI host has its URL scanned, and most repeat theirs (/v1/chat/completions):
-# a scan costs tens of µs however short the text, a cached one a dict probe (~2 µs in all).
+# a scan costs tens of µs however short the text, a cached one under a µs. Long URLs (a Jina
+# Reader target with its query) are scanned each time, so the cache stays small (<= ~8 MB).
+_CACHED_URL_CHARS = 2048
+
+
 @functools.lru_cache(maxsize=4096)
 def _url_scan(scanner: Scanner, path: str, budget_ms: float) -> tuple[str, ...]:
     return tuple(f.type for f in scanner.scan(url_text(path), time.thread_time() + budget_ms / 1000))
