@@ -70,6 +70,8 @@ TEST_HOSTS = sorted(
         "login.microsoftonline.com",
         "api.githubcopilot.com",
         "acme-ws.cloud.databricks.com",  # an AI feature on a shared host (catalog entry with paths)
+        "r.jina.ai",  # APIs whose input is the URL (tests/adversarial/test_url_inputs.py)
+        "s.jina.ai",
         "localhost",
     }
 )

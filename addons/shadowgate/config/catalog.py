@@ -13,6 +13,7 @@ import functools
 import hashlib
 import re
 import threading
+from collections.abc import Collection
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
@@ -59,6 +60,7 @@ _PROVIDER_KEYS = {
     "verified",
     "facts",
     "lifecycle",
+    "endpoints",
 }
 # Categories that are not usage: a visit to a vendor's marketing or docs site is interest in it.
 INTEREST_CATEGORIES = frozenset({"vendor-site"})
@@ -82,6 +84,9 @@ class Provider:
     verified: datetime.date | None = None  # when someone last checked the hosts against the sources
     facts: Facts = field(default=UNKNOWN)
     lifecycle: Lifecycle | None = None  # renamed, acquired, retiring or retired (config/catalog_lifecycle.py)
+    # Routes of this service alone, each on some of its hosts (an API whose input is the URL:
+    # a GET to Jina Reader). Never matched against unknown hosts, as wire formats are.
+    endpoints: tuple[Endpoint, ...] = ()
 
     @property
     def source(self) -> str | None:
@@ -106,6 +111,7 @@ class Endpoint:
     operation: str
     parser: str
     streaming: bool
+    hosts: tuple[str, ...] = ()  # a provider's own endpoint: only on these of its hosts
 
 
 def normalise_host(host: str) -> str:
@@ -195,7 +201,8 @@ class Catalog:
             )
         )
         self._endpoints_by_provider = {
-            p.id: tuple(e for wf in p.wire_formats for e in wire_formats[wf]) for p in self.providers.values()
+            p.id: (*p.endpoints, *(e for wf in p.wire_formats for e in wire_formats[wf]))
+            for p in self.providers.values()
         }
         self.match_host = functools.lru_cache(maxsize=8192)(self._hosts.get)
         self._route = functools.lru_cache(maxsize=4096)(self._route_uncached)
@@ -217,21 +224,23 @@ class Catalog:
         """Hosts that carry an AI feature on some paths only: decrypt them to tell which requests."""
         return self._paths.patterns()
 
-    def route(self, provider: Provider | None, method: str, path: str) -> Route | None:
-        """Which wire format and operation a request speaks, judged from method and path.
+    def route(self, provider: Provider | None, method: str, path: str, host: str | None = None) -> Route | None:
+        """Which wire format and operation a request speaks, judged from method and path (and,
+        for a provider's own endpoints, the host).
 
         The path is read as a server may read it (config/requestpath.py: escapes decoded, dot
         segments resolved, case ignored, ...), so a respelled path still names its route."""
         pid = provider.id if provider else None
+        host = normalise_host(host) if host and provider is not None and provider.endpoints else None
         for reading in path_readings(path):
-            if (route := self._route(pid, method.upper(), reading)) is not None:
+            if (route := self._route(pid, method.upper(), reading, host)) is not None:
                 return route
         return None
 
-    def _route_uncached(self, provider_id: str | None, method: str, path: str) -> Route | None:
+    def _route_uncached(self, provider_id: str | None, method: str, path: str, host: str | None) -> Route | None:
         endpoints = self._endpoints_by_provider[provider_id] if provider_id else self._all_endpoints
         for endpoint in endpoints:
-            if endpoint.method != method:
+            if endpoint.method != method or (endpoint.hosts and host not in endpoint.hosts):
                 continue
             m = endpoint.path.fullmatch(path)
             if m is None:
@@ -309,7 +318,8 @@ def _load_catalog(path: str | Path, known_parsers: Iterable[str], extra: Iterabl
     if not isinstance(categories, dict) or not categories:
         raise ConfigError(path, line_of(doc), "'categories' must be a non-empty mapping")
     wire_formats = _load_wire_formats(path, doc.get("wire_formats"), set(known_parsers))
-    providers = _load_providers(path, doc, categories, wire_formats)
+    parsers = set(known_parsers)
+    providers = _load_providers(path, doc, categories, wire_formats, known_parsers=parsers)
     sources = [str(path)]
     for overlay_path in extra:
         overlay = load_yaml(overlay_path)
@@ -320,7 +330,9 @@ def _load_catalog(path: str | Path, known_parsers: Iterable[str], extra: Iterabl
         if not isinstance(more, dict):
             raise ConfigError(overlay_path, line_of(overlay), "'categories' must be a mapping")
         categories = {**categories, **more}
-        providers = _overlay(providers, _load_providers(overlay_path, overlay, categories, wire_formats, providers))
+        providers = _overlay(
+            providers, _load_providers(overlay_path, overlay, categories, wire_formats, providers, parsers)
+        )
         sources.append(str(overlay_path))
     return Catalog(providers.values(), wire_formats, source=", ".join(sources))
 
@@ -331,6 +343,7 @@ def _load_providers(
     categories: dict,
     wire_formats: dict[str, tuple[Endpoint, ...]],
     known_ids: Iterable[str] = (),
+    known_parsers: Collection[str] = (),
 ) -> dict[str, Provider]:
     """A file's entries; a lifecycle successor may name one of them or one of `known_ids` (the base)."""
     known_ids = set(known_ids)
@@ -341,7 +354,7 @@ def _load_providers(
     seen_hosts: dict[tuple[str, str], str] = {}
     successor_lines: dict[str, int | None] = {}
     for raw in raw_providers:
-        provider = _load_provider(path, raw, categories, wire_formats)
+        provider = _load_provider(path, raw, categories, wire_formats, known_parsers)
         if provider.lifecycle and provider.lifecycle.successor:
             raw_lifecycle = raw["lifecycle"]
             successor_lines[provider.id] = line_of_key(raw_lifecycle, "successor") or line_of(raw)
@@ -391,37 +404,69 @@ def _load_wire_formats(path: str | Path, raw: Any, known_parsers: set[str]) -> d
     for wf_id, spec in raw.items():
         if not isinstance(spec, dict) or not isinstance(spec.get("endpoints"), list):
             raise ConfigError(path, line_of(spec), f"wire format {wf_id!r} needs an 'endpoints' list")
-        endpoints = []
-        for ep in spec["endpoints"]:
-            line = line_of(ep, line_of(spec))
-            if not isinstance(ep, dict):
-                raise ConfigError(path, line, f"wire format {wf_id!r}: an endpoint must be a mapping")
-            missing = {"method", "path", "operation", "parser"} - ep.keys()
-            if missing:
-                raise ConfigError(path, line, f"wire format {wf_id!r}: endpoint lacks {sorted(missing)}")
-            if known_parsers and ep["parser"] not in known_parsers:
-                raise ConfigError(path, line, f"wire format {wf_id!r}: unknown parser {ep['parser']!r}")
-            try:
-                # Case-insensitive: some servers (IIS, Azure) route /V1/Chat/Completions too.
-                pattern = re.compile(str(ep["path"]), re.IGNORECASE)
-            except re.error as e:
-                raise ConfigError(path, line, f"wire format {wf_id!r}: bad path regex: {e}") from e
-            endpoints.append(
-                Endpoint(
-                    wire_format=str(wf_id),
-                    method=str(ep["method"]).upper(),
-                    path=pattern,
-                    operation=str(ep["operation"]),
-                    parser=str(ep["parser"]),
-                    streaming=bool(ep.get("streaming", False)),
-                )
-            )
+        endpoints = [
+            _endpoint(path, ep, line_of(ep, line_of(spec)), str(wf_id), f"wire format {wf_id!r}", known_parsers)
+            for ep in spec["endpoints"]
+        ]
         formats[str(wf_id)] = tuple(endpoints)
     return formats
 
 
+def _endpoint(
+    path: str | Path, ep: Any, line: int | None, wire_format: str, what: str, known_parsers: Collection[str],
+    hosts: tuple[str, ...] = (),
+) -> Endpoint:  # fmt: skip
+    if not isinstance(ep, dict):
+        raise ConfigError(path, line, f"{what}: an endpoint must be a mapping")
+    missing = {"method", "path", "operation", "parser"} - ep.keys()
+    if missing:
+        raise ConfigError(path, line, f"{what}: endpoint lacks {sorted(missing)}")
+    if known_parsers and ep["parser"] not in known_parsers:
+        raise ConfigError(path, line, f"{what}: unknown parser {ep['parser']!r}")
+    try:
+        # Case-insensitive: some servers (IIS, Azure) route /V1/Chat/Completions too.
+        pattern = re.compile(str(ep["path"]), re.IGNORECASE)
+    except re.error as e:
+        raise ConfigError(path, line, f"{what}: bad path regex: {e}") from e
+    return Endpoint(
+        wire_format=wire_format,
+        method=str(ep["method"]).upper(),
+        path=pattern,
+        operation=str(ep["operation"]),
+        parser=str(ep["parser"]),
+        streaming=bool(ep.get("streaming", False)),
+        hosts=hosts,
+    )
+
+
+def _provider_endpoints(
+    path: str | Path, raw: dict, pid: str, hosts: tuple[str, ...], known_parsers: Collection[str]
+) -> tuple[Endpoint, ...]:
+    """A provider's own `endpoints:` (the wire-format endpoint keys, plus `host`: one of its
+    hosts or a list of them, every host when left out). Their wire format is the provider id."""
+    specs = raw.get("endpoints", [])
+    if not isinstance(specs, list):
+        raise ConfigError(path, line_of_key(raw, "endpoints"), f"provider {pid!r}: 'endpoints' must be a list")
+    out = []
+    for ep in specs:
+        line = line_of(ep, line_of(raw))
+        named = ep.get("host", list(hosts)) if isinstance(ep, dict) else []
+        named = [named] if isinstance(named, str) else named
+        if not isinstance(named, list) or any(not isinstance(h, str) or h.lower() not in hosts for h in named):
+            raise ConfigError(path, line, f"provider {pid!r}: an endpoint's 'host' must name its own hosts")
+        spec = {k: v for k, v in ep.items() if k != "host"}
+        out.append(
+            _endpoint(path, spec, line, pid, f"provider {pid!r}", known_parsers, tuple(h.lower() for h in named))
+        )
+    return tuple(out)
+
+
 def _load_provider(
-    path: str | Path, raw: Any, categories: dict, wire_formats: dict[str, tuple[Endpoint, ...]]
+    path: str | Path,
+    raw: Any,
+    categories: dict,
+    wire_formats: dict[str, tuple[Endpoint, ...]],
+    known_parsers: Collection[str] = (),
 ) -> Provider:
     line = line_of(raw)
     if not isinstance(raw, dict):
@@ -489,6 +534,7 @@ def _load_provider(
         verified=verified,
         facts=facts,
         lifecycle=lifecycle,
+        endpoints=_provider_endpoints(path, raw, pid, clean_hosts, known_parsers),
     )
 
 

@@ -45,6 +45,9 @@ __all__ = ["METADATA_KEY", "Identify", "flow_record", "on_the_clock"]
 # Set when requestheaders made a record: a stage that later drops it (WebApps, for a chat app's
 # telemetry) has decided, and the late-body check must not record the request after all.
 IDENTIFIED_KEY = "shadowgate_identified"
+# Set when a request that is no AI call (a GET on an AI host) is recorded for what DLP found in
+# its URL: Redact scans it, WebApps keeps its record.
+URL_FINDING_KEY = "shadowgate_url_finding"
 
 
 class Identify:
@@ -67,11 +70,21 @@ class Identify:
         # Every method the request may mean (an override header can turn a GET into a POST),
         # each against every reading of the path (config/requestpath.py).
         methods = request_methods(request.method, request.headers)
-        route = next((r for m in methods if (r := catalog.route(provider, m, request.path))), None)
+        route = next((r for m in methods if (r := catalog.route(provider, m, request.path, host))), None)
+        url_finding = False
         if route is None and (provider is None or (_quiet(methods) and not _declares_body(request))):
-            return  # not an AI call: web assets, telemetry GETs, every non-AI host
+            # Not an AI call (web assets, telemetry GETs, every non-AI host), unless the URL of a
+            # request to an AI service carries what DLP looks for: then it is recorded and acted on.
+            # (A WebSocket upgrade is Realtime's: it records the session.)
+            if provider is None or not provider.is_usage or "upgrade" in request.headers:
+                return
+            if not self._url_finding(request.path):
+                return
+            url_finding = True
         rec = new_flow_record(self.settings, flow, host, provider, route)
         flow.metadata[METADATA_KEY] = rec
+        if url_finding:
+            flow.metadata[URL_FINDING_KEY] = True
         flow.metadata[IDENTIFIED_KEY] = True  # a later stage may drop the record (WebApps): final
         length = request.headers.get("content-length", "")
         if length.isdigit() and int(length) > self.settings.max_parse_bytes:
@@ -82,6 +95,18 @@ class Identify:
             rec.body_unread = rec.decided_on_headers = True
             rec.inspect_note = UNREAD_NOTE
             self._understand(flow, rec, None)
+
+    def _url_finding(self, path: str) -> bool:
+        """Whether DLP finds something it acts on in a URL's decoded path and query."""
+        dlp = self.settings.policy.dlp
+        if dlp is None:
+            return False
+        from shadowgate.stages.redact import url_findings  # redact imports this module
+
+        try:
+            return bool(url_findings(path, dlp))
+        except Exception:
+            return True  # recorded, and Redact's own scan of it fails closed (dlp.on_error)
 
     @timed_hook
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:

@@ -25,6 +25,8 @@ from collections.abc import Hashable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
+from urllib.parse import unquote_plus
 
 from mitmproxy import ctx
 from mitmproxy import http
@@ -36,6 +38,7 @@ from shadowgate.dlp import Placeholders
 from shadowgate.dlp import Scanner
 from shadowgate.dlp import redact
 from shadowgate.stages.act import api_error
+from shadowgate.stages.identify import URL_FINDING_KEY
 from shadowgate.stages.identify import flow_record
 from shadowgate.stages.identify import on_the_clock
 from shadowgate.stages.logs import flow_fields
@@ -57,6 +60,8 @@ from shadowgate.wireformats.framing import EventCodec
 from shadowgate.wireformats.framing import StreamEvent
 from shadowgate.wireformats.framing import codec_for
 from shadowgate.wireformats.framing import loads
+from shadowgate.wireformats.multipart import is_multipart
+from shadowgate.wireformats.multipart import parse_multipart
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +76,37 @@ class ScanFailed(Exception):
 def shared_scanner() -> Scanner:
     """The one Scanner every addon uses, built on first use (it compiles every detector)."""
     return Scanner()
+
+
+def url_text(path: str) -> str:
+    """A request target's path and query as a server decodes them: the path with its %XX escapes
+    undone, then each query parameter on a line of its own, '+' read as a space. (The scanner
+    itself reads what is escaped twice: it decodes runs of %XX.) Each path segment is a line
+    too: the detectors leave a value alone after a '/' (a file path, base64), but a segment is a
+    value of its own; a `scheme://` stays whole, so a URL with a password in it still reads as one."""
+    path, _, query = path.partition("?")
+    lines = [unquote(path, errors="replace")]
+    lines += [unquote_plus(pair, errors="replace") for pair in query.split("&") if pair]
+    return "://".join(part.replace("/", "\n") for part in "\n".join(lines).split("://"))
+
+
+def url_findings(path: str, dlp: DlpPolicy) -> list[str]:
+    """The finding types in a URL's decoded path and query that the policy acts on (log included)."""
+    scanner = shared_scanner().including(dlp.opt_in)
+    scan = _url_scan if len(path) <= _CACHED_URL_CHARS else _url_scan.__wrapped__
+    found = scan(scanner, path, dlp.budget_ms)
+    return [t for t in found if dlp.action_for(t, TYPES.get(t, "pii")) != "off"]
+
+
+# Every request to an AI host has its URL scanned, and most repeat theirs (/v1/chat/completions):
+# a scan costs tens of µs however short the text, a cached one under a µs. Long URLs (a Jina
+# Reader target with its query) are scanned each time, so the cache stays small (<= ~8 MB).
+_CACHED_URL_CHARS = 2048
+
+
+@functools.lru_cache(maxsize=4096)
+def _url_scan(scanner: Scanner, path: str, budget_ms: float) -> tuple[str, ...]:
+    return tuple(f.type for f in scanner.scan(url_text(path), time.thread_time() + budget_ms / 1000))
 
 
 def scan_json(
@@ -302,21 +338,27 @@ class Redact:
             return None
         # Identify's parse is only for this stage: a long stream must not keep the prompt alive.
         parsed, rec.parsed_body = rec.parsed_body, None
-        if dlp is None or flow.response or flow.error or not _scanned(rec):
+        if dlp is None or flow.response or flow.error:
             return None
         request = flow.request
+        if not _scanned(rec):
+            # A GET on an AI host recorded for its URL (Identify), such as a chat app's: its URL
+            # is scanned; a body on a chat app's endpoint is WebAppsDlp's.
+            if flow.metadata.get(URL_FINDING_KEY):
+                self._scan_url_only(flow, rec, dlp)
+            return None
         try:
             if request.stream:
                 raise ScanFailed("the body is too large to scan")
             raw = request.raw_content or b""
             headers = self._headers_to_scan(request)
-            if not raw and not headers:
-                return None
             # A compressed body's size says little about the text it expands to: decode it off the loop.
             coded = bool(content_codings(request.headers.get("content-encoding"))) and len(raw) > 256
             if len(raw) > SCAN_IN_THREAD_CHARS or coded:
                 return self._scan_off_loop(flow, rec, dlp, parsed, raw, headers)
-            self._apply(flow, rec, dlp, self._scan(parsed, raw, request.headers, headers, dlp))
+            if not raw and not headers and not url_findings(request.path, dlp):
+                return None  # nothing in the URL (cached for a repeated one), no body, no header
+            self._apply(flow, rec, dlp, self._scan(parsed, raw, request.headers, headers, dlp, request.path))
         except Exception as e:
             self._failed(flow, rec, dlp, e)
         return None
@@ -335,7 +377,9 @@ class Redact:
         headers: list[tuple[str, str]],
     ) -> None:  # fmt: skip
         try:
-            scanned = await asyncio.to_thread(self._scan, parsed, raw, flow.request.headers, headers, dlp)
+            scanned = await asyncio.to_thread(
+                self._scan, parsed, raw, flow.request.headers, headers, dlp, flow.request.path
+            )
             started = time.perf_counter_ns()  # back on the event loop: the rewrite counts as ours
             self._apply(flow, rec, dlp, scanned)
             rec.overhead_ns += time.perf_counter_ns() - started
@@ -354,13 +398,15 @@ class Redact:
                 _parser_of(rec), 403, f"shadowgate: the request was not sent: {reason}, and DLP fails closed."
             )
 
-    def _scan(
-        self, parsed: tuple[bytes, Any] | None, raw: bytes, request_headers: Any, headers: list[tuple[str, str]],
-        dlp: DlpPolicy,
-    ) -> Scanned:  # fmt: skip
-        """The scan of a request's body (and the headers the operator listed); on any thread.
+    def _scan_url_only(self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy) -> None:
+        try:
+            scan, _ = self._body_scan(dlp)
+            self._url(scan, flow.request.path)
+            self._apply(flow, rec, dlp, Scanned(None, [], scan, Placeholders()))
+        except Exception as e:
+            self._failed(flow, rec, dlp, e)
 
-        `parsed` is Identify's parse, used unless an earlier stage has rewritten the body."""
+    def _body_scan(self, dlp: DlpPolicy) -> tuple[BodyScan, Placeholders]:
         placeholders = Placeholders()
         scan = BodyScan(
             scan=self.scanner.including(dlp.opt_in).scan,
@@ -369,16 +415,51 @@ class Redact:
             deadline=time.thread_time() + dlp.budget_ms / 1000,
             include_metadata=self.scan_metadata,
         )
+        return scan, placeholders
+
+    @staticmethod
+    def _url(scan: BodyScan, path: str) -> None:
+        """The decoded path and query: a finding counts as in any prompt. A value to redact there
+        refuses the request: rewriting a URL changes what the server reads in ways a body edit
+        does not (the path is the resource, escapes and separators are the server's to read)."""
+        text = url_text(path)
+        if scan.text(text) != text:
+            scan.unredactable = True
+
+    def _scan(
+        self, parsed: tuple[bytes, Any] | None, raw: bytes, request_headers: Any, headers: list[tuple[str, str]],
+        dlp: DlpPolicy, path: str = "",
+    ) -> Scanned:  # fmt: skip
+        """The scan of a request's body, URL (decoded path and query) and the headers the
+        operator listed; on any thread.
+
+        `parsed` is Identify's parse, used unless an earlier stage has rewritten the body."""
+        scan, placeholders = self._body_scan(dlp)
+        if path and url_findings(path, dlp):  # the common URL, found clean before, costs a cache probe
+            self._url(scan, path)
         body = b""
         if raw:
             content = decode_body(raw, request_headers.get("content-encoding"))
             json_body = parsed[1] if parsed is not None and parsed[0] is raw else None
             if json_body is None:
                 json_body = parse_json_body(content)
-            body = scan.content(content, request_headers.get("content-type", ""), json_body) or b""
+            content_type = request_headers.get("content-type", "")
+            body = scan.content(content, content_type, json_body) or b""
+            if json_body is None and is_multipart(content_type):
+                self._part_headers(scan, content, content_type)
         new_headers = [(name, scan.text(value)) for name, value in headers]
         changed = [(name, value) for (name, value), (_, old) in zip(new_headers, headers) if value != old]
         return Scanned(body or None, changed, scan, placeholders)
+
+    @staticmethod
+    def _part_headers(scan: BodyScan, content: bytes, content_type: str) -> None:
+        """The part headers of a multipart body: a field or file name (`filename*=` decoded) is
+        text the server stores. A value to redact there cannot be replaced in the header: the
+        request is refused instead."""
+        for part in parse_multipart(content, content_type):
+            text = part.header_text()
+            if scan.text(text) != text:
+                scan.unredactable = True
 
     def _apply(self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy, scanned: Scanned) -> None:
         scan = scanned.scan

@@ -41,7 +41,9 @@ from shadowgate.config.policy import RATE_LIMIT
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.yamlfile import ConfigError
+from shadowgate.dlp import TYPES
 from shadowgate.dlp import Placeholders
+from shadowgate.dlp import ScanTimeout
 from shadowgate.flow import METADATA_KEY
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import flow_record
@@ -50,12 +52,16 @@ from shadowgate.stages.act import Act
 from shadowgate.stages.act import is_browser_navigation
 from shadowgate.stages.act import refusal_text
 from shadowgate.stages.decide import Decide
+from shadowgate.stages.identify import URL_FINDING_KEY
 from shadowgate.stages.identify import new_flow_record
 from shadowgate.stages.realtime import REALTIME_KEY
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
+from shadowgate.stages.redact import ScanFailed
 from shadowgate.stages.redact import dlp_verdict
 from shadowgate.stages.redact import scan_json
 from shadowgate.stages.redact import shared_scanner
+from shadowgate.stages.redact import url_findings
+from shadowgate.stages.redact import url_text
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.stages.settings import expand_path
 from shadowgate.storage.store import utc_from_timestamp
@@ -66,6 +72,7 @@ from shadowgate.webapps.classify import ERROR
 from shadowgate.webapps.classify import FileFacts
 from shadowgate.webapps.classify import WebFacts
 from shadowgate.webapps.classify import classify
+from shadowgate.webapps.codecs import MultipartBody
 from shadowgate.webapps.codecs import decode_any
 from shadowgate.webapps.content import file_text
 from shadowgate.webapps.rows import visit_row
@@ -81,10 +88,14 @@ log = logging.getLogger(__name__)
 
 PENDING_KEY = "shadowgate_web_pending"  # flow.metadata: a candidate endpoint, classify on the body
 UNMATCHED_KEY = "shadowgate_web_unmatched"  # flow.metadata: an app's request that is no endpoint (its app)
-# The fallback scan of an app's request that matches no endpoint reads only strings that look like
-# text (a space, some length): a renamed prompt endpoint is still scanned, while anti-bot tokens and
-# ids, which a false finding would block and so break the app, are not.
+# The fallback scan of an app's request that matches no endpoint reads every string of at least
+# MIN_UNMATCHED_STRING characters for secrets (a key needs no space: `aws_access_key_id=AKIA...`),
+# and for personal data only strings that look like text (a space, some length), so anti-bot
+# tokens, ids and the telemetry that names the signed-in user neither flag nor break the app.
 MIN_FALLBACK_TEXT = 16
+MIN_UNMATCHED_STRING = 8
+# Each string is one scan (tens of µs however short): a body with more goes to a thread.
+UNMATCHED_INLINE_STRINGS = 64
 
 
 def refusal(endpoint: WebEndpoint | None, status: int, message: str) -> http.Response:
@@ -144,7 +155,7 @@ class WebApps:
             return
         candidates = self.apps.candidates(provider.id if provider else None, host, request.method, request.path)
         if not candidates:
-            if rec is not None and app is not None and rec.route is None:
+            if rec is not None and app is not None and rec.route is None and not flow.metadata.get(URL_FINDING_KEY):
                 del flow.metadata[METADATA_KEY]  # telemetry, anti-bot, assets: not an AI call
                 flow.metadata[UNMATCHED_KEY] = rec.provider.id if rec.provider else None
             return
@@ -183,7 +194,7 @@ class WebApps:
             self.settings.policy.accounts,
         )
         if facts is None:
-            if rec.route is None:
+            if rec.route is None and not flow.metadata.get(URL_FINDING_KEY):
                 del flow.metadata[METADATA_KEY]  # a candidate path, but not by its body: no AI call
             return
         if request.stream and facts.activity == "upload" and not facts.files:
@@ -240,7 +251,9 @@ class WebAppsDlp:
                 raise _Unscannable("the body is too large to scan")
             if web.parse_status == ERROR and not web.fallback:
                 raise _Unscannable("the body could not be read")
-            others = [*web.fallback, *self._file_texts(web.files)]
+            others = [*web.fallback, *self._file_texts(web.files), *_url_texts(request.path, dlp)]
+            if isinstance(web.body, MultipartBody):  # field and file names: text the app stores
+                others += [part.header_text for part in web.body.parts]
             if not web.texts and not others:
                 return None
             if sum(map(len, web.texts)) + sum(map(len, others)) > SCAN_IN_THREAD_CHARS:
@@ -317,43 +330,82 @@ class WebAppsDlp:
     # --- an app's request that is none of its endpoints: its text still gets DLP ---------------
 
     def _unmatched(self, flow: http.HTTPFlow, app: str | None) -> Awaitable[None] | None:
-        """Fail safe when an app renames an endpoint: text-like strings of the body are scanned;
-        a blocking finding refuses it and leaves a row (`unmatched`, `unparsed`). Findings that
-        only log leave none: the apps' own telemetry names the signed-in user in every batch."""
+        """Fail safe when an app renames an endpoint or adds one (memories, project docs, a
+        title): every string of the body of 8 characters or more is scanned for secrets, and
+        text-like strings (a space, some length) for personal data too, since the apps' own
+        ids and telemetry (which names the signed-in user in every batch) would flag, log and
+        block otherwise. A secret found, or any finding that refuses, leaves a web_activity row
+        (`unmatched`, `unparsed`); a block or redact verdict refuses the request (a body no
+        endpoint describes cannot be rewritten)."""
         dlp = self.settings.policy.dlp
         request = flow.request
-        if dlp is None or app is None or flow.response or flow.error or request.stream or self.settings.policy.observe:
+        if dlp is None or app is None or flow.response or flow.error or request.stream:
             return None
         content = request.get_content(strict=False) or b""
-        if not content or len(content) > (self.settings.max_parse_bytes or len(content)):
+        try:
+            texts = _url_texts(request.path, dlp)
+        except Exception as e:
+            self._unmatched_failed(flow, app, dlp, e)
             return None
-        body = decode_any(content, request.headers.get("content-type", ""))
-        strings = every_string(body.doc) if body is not None else [content.decode("utf-8", "replace")]
-        texts = [t for t in strings if len(t) >= MIN_FALLBACK_TEXT and " " in t.strip()]
+        if content and len(content) <= (self.settings.max_parse_bytes or len(content)):
+            body = decode_any(content, request.headers.get("content-type", ""))
+            strings = every_string(body.doc, keys=True) if body is not None else [content.decode("utf-8", "replace")]
+            texts += dict.fromkeys(t for t in strings if len(t) >= MIN_UNMATCHED_STRING)
         if not texts:
             return None
-        if sum(map(len, texts)) > SCAN_IN_THREAD_CHARS:
+        if len(texts) > UNMATCHED_INLINE_STRINGS or sum(map(len, texts)) > SCAN_IN_THREAD_CHARS:
             return self._unmatched_off_loop(flow, app, texts, dlp)
-        self._refuse_unmatched(flow, app, dlp, *_scan([], texts, dlp))
+        try:
+            self._refuse_unmatched(flow, app, dlp, *_scan_unmatched(texts, dlp))
+        except Exception as e:
+            self._unmatched_failed(flow, app, dlp, e)
         return None
 
     async def _unmatched_off_loop(self, flow: http.HTTPFlow, app: str, texts: list[str], dlp: DlpPolicy) -> None:
-        self._refuse_unmatched(flow, app, dlp, *await asyncio.to_thread(_scan, [], texts, dlp))
+        try:
+            self._refuse_unmatched(flow, app, dlp, *await asyncio.to_thread(_scan_unmatched, texts, dlp))
+        except Exception as e:
+            self._unmatched_failed(flow, app, dlp, e)
 
     def _refuse_unmatched(
-        self, flow: http.HTTPFlow, app: str, dlp: DlpPolicy, _c: list[str], counts: Counter, actions: set[str], _r: bool
+        self, flow: http.HTTPFlow, app: str, dlp: DlpPolicy, counts: Counter, actions: set[str]
     ) -> None:
-        if not counts or not actions & {"block", "redact"}:
+        if not counts:
             return
+        observe = self.settings.policy.observe
+        refuse = bool(actions & {"block", "redact"})
+        rec = self._unmatched_record(flow, app)
+        rec.dlp_findings, rec.dlp_action, _ = dlp_verdict(counts, actions, dlp, observe)
+        if refuse and observe:
+            rec.dlp_action = OBSERVE_PREFIX + BLOCK
+        elif refuse:
+            rec.dlp_action = BLOCK
+            message = f"shadowgate: the request contains {', '.join(sorted(counts))}; company policy does not allow sending it to {rec.host}."
+            flow.response = refusal(None, 403, message)
+        self._unmatched_row(flow, app, rec)
+
+    def _unmatched_failed(self, flow: http.HTTPFlow, app: str, dlp: DlpPolicy, e: Exception) -> None:
+        """A scan that failed or ran out of time: refused unless dlp.on_error allows (mitmproxy
+        would forward the request of a hook that raised), and recorded either way."""
+        if not isinstance(e, ScanFailed | ScanTimeout):
+            log.exception("shadowgate: DLP on a web-app request failed")
+        rec = self._unmatched_record(flow, app)
+        rec.dlp_action = "error"
+        if dlp.on_error != ALLOW and not self.settings.policy.observe:
+            flow.response = refusal(None, 403, "shadowgate: not sent: the DLP scan failed, and DLP fails closed.")
+        self._unmatched_row(flow, app, rec)
+
+    def _unmatched_record(self, flow: http.HTTPFlow, app: str) -> FlowRecord:
         catalog = self.settings.catalog
         host = (flow.client_conn.sni or flow.request.host).lower()
-        rec = new_flow_record(self.settings, flow, host, catalog.providers.get(app) if catalog else None, None)
-        rec.dlp_findings, _, _ = dlp_verdict(counts, actions, dlp, False)
-        rec.dlp_action = BLOCK
-        message = f"shadowgate: the request contains {', '.join(sorted(counts))}; company policy does not allow sending it to {host}."
-        flow.response = refusal(None, 403, message)
+        return new_flow_record(self.settings, flow, host, catalog.providers.get(app) if catalog else None, None)
+
+    def _unmatched_row(self, flow: http.HTTPFlow, app: str, rec: FlowRecord) -> None:
         if self.settings.record is not None:
-            self.settings.record.web_activity(visit_row(rec, app, 403, endpoint="unmatched", parse_status="unparsed"))
+            status = flow.response.status_code if flow.response is not None else None
+            self.settings.record.web_activity(
+                visit_row(rec, app, status, endpoint="unmatched", parse_status="unparsed")
+            )
 
     # --- page visits the policy refused, and WebSocket frames ---------------------------------
 
@@ -444,6 +496,35 @@ def _json_safe(value: Any) -> Any:
 
 class _Unscannable(Exception):
     pass
+
+
+def _url_texts(path: str, dlp: DlpPolicy) -> list[str]:
+    """The decoded path and query of a request, as one more text to scan, when DLP finds anything
+    in them (a cached check: most URLs repeat, and almost all are clean)."""
+    return [url_text(path)] if url_findings(path, dlp) else []
+
+
+def _scan_unmatched(texts: list[str], dlp: DlpPolicy) -> tuple[Counter, set[str]]:
+    """(counts, actions) of the strings of a request no endpoint describes: secrets in every
+    string, personal data only in text-like ones (see WebAppsDlp._unmatched). Each string is
+    scanned on its own: joined, a name in one string and an id in the next would read as a
+    secret assigned to a name. The CPU budget is dlp.budget_ms, as for every scan."""
+    scanner = shared_scanner().including(dlp.opt_in)
+    deadline = time.thread_time() + dlp.budget_ms / 1000
+    counts: Counter = Counter()
+    actions: set[str] = set()
+    for text in texts:
+        text_like = len(text) >= MIN_FALLBACK_TEXT and " " in text.strip()
+        for f in scanner.scan(text, deadline):
+            kind = TYPES.get(f.type, "pii")
+            if kind != "secret" and not text_like:
+                continue
+            action = dlp.action_for(f.type, kind)
+            if action == "off":
+                continue
+            counts[f.type] += 1
+            actions.add(action)
+    return counts, actions
 
 
 def _scan(texts: list[str], others: list[str], dlp: DlpPolicy) -> tuple[list[str], Counter, set[str], bool]:

@@ -10,16 +10,20 @@ parts that did not change as they were. A body that does not decode is None, nev
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 from urllib.parse import quote
 from urllib.parse import quote_plus
+from urllib.parse import unquote
 from urllib.parse import unquote_plus
 
 from shadowgate.wireformats.common import DuplicateKeys
 from shadowgate.wireformats.common import loads_request
+from shadowgate.wireformats.decoding import UndecodableBody
+from shadowgate.wireformats.multipart import Part as MultipartSpan
+from shadowgate.wireformats.multipart import boundary_of
+from shadowgate.wireformats.multipart import parse_multipart
 
 BODY_KINDS = ("json", "form", "multipart", "raw")
 _STYLES = (((",", ":"), False), ((", ", ": "), False), ((",", ":"), True), ((", ", ": "), True))
@@ -147,6 +151,7 @@ class Part:
     filename: str | None
     content_type: str | None
     data: bytes
+    header_text: str = ""  # its header values and decoded names, for DLP (multipart.Part.header_text)
 
 
 @dataclass
@@ -181,46 +186,28 @@ class MultipartBody(Body):
 
     @classmethod
     def parse(cls, content: bytes, content_type: str) -> MultipartBody | None:
-        m = re.search(r'boundary="?([^";]+)"?', content_type, re.IGNORECASE)
-        if m is None:
+        """The body split as wireformats.multipart splits it (the boundary parameter parsed, not
+        searched for; a body a server could split otherwise is None, so its DLP fails closed)."""
+        try:
+            boundary = boundary_of(content_type)
+            spans = parse_multipart(content, content_type)
+        except UndecodableBody:
             return None
-        boundary = m.group(1).encode("latin-1", "replace")
-        delimiter = b"--" + boundary
-        start = content.find(delimiter)
-        if start < 0:
-            return None
-        preamble = content[:start]
-        pieces = content[start + len(delimiter) :].split(b"\r\n" + delimiter)
-        parts = []
-        epilogue = b""
-        for i, piece in enumerate(pieces):
-            if piece.startswith(b"--"):  # the closing delimiter
-                epilogue = piece[2:]
-                break
-            piece = piece.removeprefix(b"\r\n")
-            head, sep, data = piece.partition(b"\r\n\r\n")
-            if not sep:
-                return None
-            parts.append(_part(head, data))
-            if i == len(pieces) - 1:
-                return None  # no closing delimiter: a truncated body
-        else:
-            return None
+        parts = [_part(span, content) for span in spans]
+        close = content.rfind(b"--" + boundary + b"--")
+        epilogue = content[close + len(boundary) + 4 :]
         doc = {p.name: p.data.decode("utf-8", "replace") for p in parts if p.filename is None and p.name}
-        return cls(boundary, preamble, parts, epilogue, doc)
+        return cls(boundary, b"", parts, epilogue, doc)
 
 
-def _part(head: bytes, data: bytes) -> Part:
-    text = head.decode("utf-8", "replace")
-    disposition = re.search(r"(?im)^content-disposition:(.*)$", text)
-    ctype = re.search(r"(?im)^content-type:\s*(.*?)\s*$", text)
-    name = filename = None
-    if disposition:
-        if n := re.search(r'(?<![a-z*])name="((?:[^"\\]|\\.)*)"', disposition.group(1), re.IGNORECASE):
-            name = n.group(1)
-        if f := re.search(r'filename="((?:[^"\\]|\\.)*)"', disposition.group(1), re.IGNORECASE):
-            filename = f.group(1)
-    return Part(head, name, filename, ctype.group(1) if ctype else None, data)
+def _part(span: MultipartSpan, content: bytes) -> Part:
+    params = span.disposition_params()
+    filename = params.get("filename")
+    if "filename*" in params:  # RFC 5987 (charset'language'%XX): what servers prefer when both are sent
+        filename = unquote(params["filename*"].partition("'")[2].partition("'")[2], errors="replace")
+    head = content[span.head : span.start - 4]  # empty for a part without headers
+    data = content[span.start : span.end]
+    return Part(head, params.get("name"), filename, span.headers.get("content-type"), data, span.header_text())
 
 
 @dataclass

@@ -295,13 +295,16 @@ def _b64(payload: str) -> bytes | None:
 
 
 def decoded_text(data: bytes) -> str | None:
-    """Decoded bytes as text when they are text (UTF-8, or UTF-16/32 with a BOM), else None."""
+    """Decoded bytes as text when they are text (UTF-8, or UTF-16/32 with a BOM), else None.
+
+    Bytes that decode are text, whatever control characters they hold: a reader takes them as
+    text, and counting controls let a build log's ANSI colour codes (ESC), or any padding of
+    controls or NULs, pass a file off as binary and unscanned. Binary media (images, audio, PDF,
+    archives that compress) almost never decode as UTF-8; one that does is scanned, at no risk."""
     try:
-        text = json_text(data) if data[:4].count(0) or data[:3] == b"\xef\xbb\xbf" else data.decode("utf-8")
+        return json_text(data) if data[:4].count(0) or data[:3] == b"\xef\xbb\xbf" else data.decode("utf-8")
     except (UnicodeDecodeError, LookupError):
         return None
-    controls = sum(1 for c in text[:4096] if c < " " and c not in "\t\r\n\f")
-    return None if controls > len(text[:4096]) // 100 else text
 
 
 def apply_ranges(text: str, ranges: list[tuple[int, int, str]]) -> str:
