@@ -147,6 +147,19 @@ def test_an_mcp_denied_tool_in_json_python_cannot_parse_is_refused(proxy_with, u
 # --- Realtime WebSocket frames ------------------------------------------------------------------
 
 
+def _refused_event(proxy, user: str, event: str) -> dict:
+    """Send one client event on a Realtime session; the error event the proxy answers with."""
+    url = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+    with connect(url, proxy=proxy.url(user), ssl=ws_ssl_context(proxy)) as ws:
+        assert json.loads(ws.recv(5))["type"] == "session.created"
+        ws.send(event)
+        refused = json.loads(ws.recv(5))
+        assert refused["type"] == "error"
+        with contextlib.suppress(TimeoutError, ConnectionClosed):
+            ws.recv(1)
+    return refused
+
+
 @pytest.mark.parametrize("breaker", [BIGINT, DEEP], ids=["bigint", "deep"])
 def test_a_realtime_frame_python_cannot_parse_is_not_sent(ws_policy, ws_upstream, breaker):  # noqa: F811
     proxy = ws_policy(BLOCK)
@@ -154,16 +167,30 @@ def test_a_realtime_frame_python_cannot_parse_is_not_sent(ws_policy, ws_upstream
     item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "my key is KEY"}]}
     event = json.dumps({"type": "conversation.item.create", "item": item})[:-1] + breaker + "}"
     event = event.replace("KEY", ESCAPED)
-    url = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
-    with connect(url, proxy=proxy.url(user), ssl=ws_ssl_context(proxy)) as ws:
-        assert json.loads(ws.recv(5))["type"] == "session.created"
-        ws.send(event)
-        refused = json.loads(ws.recv(5))
-        assert refused["type"] == "error"
-        expected = "AWS" if breaker is BIGINT else "does not parse"
-        assert expected in refused["error"]["message"]
-        with contextlib.suppress(TimeoutError, ConnectionClosed):
-            ws.recv(1)
+    refused = _refused_event(proxy, user, event)
+    assert ("AWS" if breaker is BIGINT else "does not parse") in refused["error"]["message"]
     assert not any(ESCAPED in m or AWS in m for m in ws_upstream.received), "the frame reached the provider"
     [row] = proxy.rows(f"user_name = '{user}'", expect=1)
     assert row["dlp_action"] == ("block" if breaker is BIGINT else "error")
+
+
+@pytest.mark.parametrize("breaker", [BIGINT, DEEP], ids=["bigint", "deep"])
+def test_a_realtime_model_switch_python_cannot_parse_is_judged(ws_policy, ws_upstream, breaker):  # noqa: F811
+    """No DLP, no screen: only a model rule, which a session.update the proxy cannot parse could dodge."""
+    proxy = ws_policy(
+        "rules:\n  - {id: no-big, match: {provider: openai, model: 'gpt-realtime-big*'}, action: block}\n"
+    )
+    user = f"jl-ws-model-{len(breaker)}"
+    tag = marker()
+    update = {
+        "type": "session.update",
+        "session": {"type": "realtime", "model": "gpt-realtime-big", "instructions": tag},
+    }
+    event = json.dumps(update)[:-1] + breaker + "}"
+    refused = _refused_event(proxy, user, event)
+    assert not any(tag in m for m in ws_upstream.received), "the model switch reached the provider"
+    if breaker is DEEP:
+        assert "no-big" in refused["error"]["message"] and "does not parse" in refused["error"]["message"]
+    else:
+        [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+        assert (row["decision"], row["model"]) == ("block", "gpt-realtime-big")

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shadowgate.config.policy import DlpPolicy
+from shadowgate.config.policy import Policy
 from shadowgate.config.policy_injection import InjectionPolicy
 from shadowgate.dlp import TYPES
 from shadowgate.dlp import Placeholders
@@ -84,6 +85,19 @@ def check(frame: Frame, dlp: DlpPolicy | None, injection: InjectionPolicy | None
     except BudgetExceeded:
         return Checked(scanned, hidden, hidden_actions, unredactable, None, texts)
     return Checked(scanned, hidden, hidden_actions, unredactable, screened, texts)
+
+
+def model_needed(policy: Policy) -> str | None:
+    """Why a client message the proxy cannot parse must not pass on a session that neither DLP nor
+    the screen reads: a rule or budget that matches on the model, which a `session.update` in that
+    message could switch (red-team F1). None when no model matters."""
+    for rule in policy.rules:
+        if rule.match.models is not None:
+            return f"policy rule '{rule.id}' matches on the model, which the message may change"
+    for budget in policy.budgets:
+        if budget.match.models is not None:
+            return f"budget '{budget.id}' counts by model, which the message may change"
+    return None
 
 
 def _rewritten(cleaned: list[Any], docs: list[Any]) -> list[Any]:

@@ -54,6 +54,11 @@ class Unreadable(ValueError):
     """A message the proxy cannot read; the text says why, for the client and the log."""
 
 
+class UnparsedJson(Unreadable):
+    """A message that looks like JSON ({ or [ first) but does not parse: the server reads JSON
+    the proxy cannot (nesting past MAX_JSON_DEPTH), so it is not read as text either."""
+
+
 class Opaque(Unreadable):
     """A binary message in no encoding the proxy knows (it may be media, such as raw audio)."""
 
@@ -130,7 +135,7 @@ def _text_frame(text: str, protocol: str | None) -> Frame:
         except (ValueError, RecursionError) as e:
             # The server takes it for JSON; read as plain text its escapes (\u0041KIA...) would
             # hide a secret and its model from the proxy (red-team F1): unreadable, not text.
-            raise Unreadable(f"a message that looks like JSON but does not parse ({str(e)[:120]})") from None
+            raise UnparsedJson(f"a message that looks like JSON but does not parse ({str(e)[:120]})") from None
         return _json_frame(text, doc)
     return Frame(TEXT, [{"text": text}], lambda docs, _reuse: "".join(d["text"] for d in docs).encode())
 
