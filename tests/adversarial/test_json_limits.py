@@ -128,6 +128,25 @@ def test_an_escaped_key_in_a_text_body_is_found(proxy_with, upstream):
     assert _seen(upstream, mark) == [] and answer.status_code == 403
 
 
+def test_a_json_string_body_is_read_as_json_and_redacted(proxy_with, upstream):
+    proxy = proxy_with("dlp: {secrets: redact}\n")
+    body = f'"key {ESCAPED} please"'.encode()  # a JSON string as the whole body: its escapes undone
+    answer, mark = _post(proxy, "jl-str-redact", CHAT, body, JSON)
+    [seen] = _seen(upstream, mark)
+    assert seen.body == b'"key [AWS_ACCESS_KEY_1] please"'
+
+
+def test_an_escaped_key_in_a_text_body_cannot_be_redacted_so_it_is_refused(proxy_with, upstream):
+    """Redact mode: the escapes are not the key's letters, so there is nothing to replace in place:
+    refused, and the row says block, not redact (the original bytes never go out after a redaction)."""
+    proxy = proxy_with("dlp: {secrets: redact}\n")
+    body = f"key {ESCAPED} please".encode()
+    answer, mark = _post(proxy, "jl-text-redact", CHAT, body, {"content-type": "text/plain"})
+    assert _seen(upstream, mark) == [] and answer.status_code == 403
+    [row] = proxy.rows("user_name = 'jl-text-redact'", expect=1)
+    assert row["dlp_action"] == "block" and "AWS_ACCESS_KEY" in row["dlp_findings"]
+
+
 @pytest.mark.parametrize("breaker", [BIGINT, DEEP], ids=["bigint", "deep"])
 def test_an_mcp_denied_tool_in_json_python_cannot_parse_is_refused(proxy_with, upstream, breaker):
     proxy = proxy_with(MCP_POLICY)

@@ -253,7 +253,9 @@ _SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\
 def json_unescaped(text: str) -> str:
     """text with JSON string escapes undone (\\u0041 -> A), as a reader that takes it for JSON
     sees the letters; the text itself when it has none."""
-    if "\\" not in text:
+    # Only \uXXXX and \/ can stand for a secret's characters (the others are white space, quotes
+    # and backslashes): text without them is not scanned a second time (code is full of \n).
+    if "\\u" not in text and "\\/" not in text:
         return text
     return _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1) else _SIMPLE_ESCAPES[m.group(2)], text)
 

@@ -265,6 +265,9 @@ class LongNumber:
     def __repr__(self) -> str:
         return f"LongNumber({len(self.digits)} digits)"
 
+    def __str__(self) -> str:  # json.dumps(..., default=str) callers (approval keys) tell two apart
+        return self.digits
+
 
 def _lenient_int(digits: str) -> int | LongNumber:
     limit = sys.get_int_max_str_digits()
