@@ -128,6 +128,18 @@ def test_an_escaped_key_in_a_text_body_is_found(proxy_with, upstream):
     assert _seen(upstream, mark) == [] and answer.status_code == 403
 
 
+@pytest.mark.parametrize("breaker", [BIGINT, DEEP], ids=["bigint", "deep"])
+def test_an_escaped_key_in_json_inside_a_string_python_cannot_parse_is_found(proxy_with, upstream, breaker):
+    """Function-call arguments are a JSON document inside a string, parsed by the tool that runs."""
+    proxy = proxy_with(BLOCK)
+    arguments = '{"q":"key ' + ESCAPED + '"' + breaker + "}"
+    call = {"id": "c1", "type": "function", "function": {"name": "search", "arguments": arguments}}
+    body = {"model": "gpt-4o-mini", "messages": [{"role": "assistant", "tool_calls": [call]}]}
+    answer, mark = _post(proxy, f"jl-nested-{len(breaker)}", CHAT, json.dumps(body).encode(), JSON)
+    assert _seen(upstream, mark) == [] and answer.status_code == 403
+    assert "AWS" in answer.json()["error"]["message"]
+
+
 def test_a_json_string_body_is_read_as_json_and_redacted(proxy_with, upstream):
     proxy = proxy_with("dlp: {secrets: redact}\n")
     body = f'"key {ESCAPED} please"'.encode()  # a JSON string as the whole body: its escapes undone

@@ -10,7 +10,6 @@ place (an object key that would collide) makes the request blocked instead.
 
 from __future__ import annotations
 
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,6 +21,7 @@ from shadowgate.dlp import ScanTimeout
 
 from .base import JsonPath
 from .common import dumps_json
+from .common import json_unescaped
 from .common import loads_lenient
 from .common import looks_like_json
 from .decoding import UndecodableBody
@@ -244,20 +244,6 @@ class BodyScan:
 
     def _dumps(self, value: Any) -> bytes:
         return dumps_json(value).encode()
-
-
-_JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
-_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-
-
-def json_unescaped(text: str) -> str:
-    """text with JSON string escapes undone (\\u0041 -> A), as a reader that takes it for JSON
-    sees the letters; the text itself when it has none."""
-    # Only \uXXXX and \/ can stand for a secret's characters (the others are white space, quotes
-    # and backslashes): text without them is not scanned a second time (code is full of \n).
-    if "\\u" not in text and "\\/" not in text:
-        return text
-    return _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1) else _SIMPLE_ESCAPES[m.group(2)], text)
 
 
 def _fresh(body: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import re
 import secrets
 import sys
 from collections.abc import Callable
@@ -303,6 +304,20 @@ def looks_like_json(text: str, content_type: str | None = None) -> bool:
         return True
     media = (content_type or "").partition(";")[0].strip().lower()
     return media == "application/json" or media.endswith("+json")
+
+
+_JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
+_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def json_unescaped(text: str) -> str:
+    """text with JSON string escapes undone (\\u0041 -> A), as a reader that takes it for JSON
+    sees the letters; the text itself when it has none."""
+    # Only \uXXXX and \/ can stand for a secret's characters (the others are white space, quotes
+    # and backslashes): text without them is not scanned a second time (code is full of \n).
+    if "\\u" not in text and "\\/" not in text:
+        return text
+    return _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1) else _SIMPLE_ESCAPES[m.group(2)], text)
 
 
 _CONTAINERS = frozenset({dict, list, DuplicateKeys})  # what json.loads with _object makes
