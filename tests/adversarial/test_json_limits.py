@@ -171,8 +171,10 @@ def test_an_mcp_denied_tool_in_json_python_cannot_parse_is_refused(proxy_with, u
     if breaker is BIGINT:  # read: decided and recorded as the call it is
         [call] = proxy.rows(f"user_name = '{user}'", expect=1, table="mcp_calls")
         assert (call["tool_name"], call["decision"]) == ("delete_repo", "block")
-    else:  # not read, on the first request of a session: refused as ambiguous
+    else:  # not read, on the first request of a session: refused as ambiguous, and recorded
         assert answer.status_code == 400 and "mcp:ambiguous" in answer.json()["error"]["message"]
+        [call] = proxy.rows(f"user_name = '{user}'", expect=1, table="mcp_calls")
+        assert (call["method"], call["decision"], call["rule_id"]) == ("(unread)", "block", "mcp:ambiguous")
 
 
 # --- Realtime WebSocket frames ------------------------------------------------------------------
