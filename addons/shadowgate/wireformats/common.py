@@ -275,12 +275,13 @@ def _lenient_int(digits: str) -> int | LongNumber:
     return LongNumber(digits) if limit and len(digits.lstrip("-")) > limit else int(digits)
 
 
-def loads_lenient(text: str, hook: Callable[[list[tuple[str, Any]]], Any] = _object) -> Any:
+def loads_lenient(text: str, hook: Callable[[list[tuple[str, Any]]], Any] | None = _object) -> Any:
     """loads_request without Python's own limits where they are cheap to lift: an integer too long
     for int() is a LongNumber. Nesting past MAX_JSON_DEPTH raises JsonTooDeep (a ValueError);
     other errors raise as json.loads does. The fast path is loads_request itself: the lenient
     parse_int (a Python call per integer) runs only for a body the plain parse refused for a
-    long integer; the depth walk visits containers only (a few µs for a chat, ~0.4 µs each)."""
+    long integer; the depth walk visits containers only (see _deeper_than). hook: the
+    object_pairs_hook (None: plain dicts, json's own fast path)."""
     try:
         try:
             value = json.loads(text, object_pairs_hook=hook)
