@@ -154,9 +154,10 @@ class Identify:
 
 
 def _note_unparsed(rec: FlowRecord, why: str | None) -> None:
-    # A body that looks like JSON but does not parse is decided as an unread one (Decide): its
-    # model and prompts are unknown, so a control that needs them refuses it (red-team F1).
-    if why is not None:
+    # A body on an AI host that looks like JSON but does not parse is decided as an unread one
+    # (Decide): its model and prompts are unknown, so a control that needs them refuses it
+    # (red-team F1). On a host the catalog does not know, the body is what would make it AI: not.
+    if why is not None and rec.provider is not None:
         rec.body_unread = True
         rec.inspect_note = f"{UNPARSED_JSON_NOTE}: {why}"
 
