@@ -25,6 +25,7 @@ from shadowgate.enforce.budgets import RESET_HEADER
 from shadowgate.enforce.coach import CONTINUE_PATH
 from shadowgate.enforce.coach import Coach
 from shadowgate.stages.decide import BODY_TOO_LARGE_RULE
+from shadowgate.stages.decide import BODY_UNPARSED_RULE
 from shadowgate.stages.decide import Decide
 from shadowgate.stages.identify import flow_record
 from shadowgate.stages.identify import on_the_clock
@@ -34,6 +35,7 @@ from shadowgate.storage.schema import FlowRecord
 from shadowgate.wireformats import PARSERS
 from shadowgate.wireformats import error_body
 from shadowgate.wireformats import parse_json_body
+from shadowgate.wireformats.common import dumps_json
 from shadowgate.wireformats.decoding import UndecodableBody
 from shadowgate.wireformats.decoding import decode_body
 
@@ -200,8 +202,9 @@ class Act:
             return
         action = decision.action
         parser = rec.route.parser if rec and rec.route else None
-        if decision.rule_id == BODY_TOO_LARGE_RULE:
-            flow.response = api_error(parser, 413, f"shadowgate: {decision.reason}; the request was not sent.")
+        if decision.rule_id in (BODY_TOO_LARGE_RULE, BODY_UNPARSED_RULE):
+            status = 413 if decision.rule_id == BODY_TOO_LARGE_RULE else 400
+            flow.response = api_error(parser, status, f"shadowgate: {decision.reason}; the request was not sent.")
             return
         if action == COACH:
             action = self._coach(flow, rec, facts, decision)
@@ -315,5 +318,5 @@ class Act:
         if mapped != body.get("model"):
             body["model"] = mapped
             request.headers.pop("content-encoding", None)
-            request.content = json.dumps(body).encode()
+            request.content = dumps_json(body, ensure_ascii=True).encode()  # a LongNumber as its digits
         return None

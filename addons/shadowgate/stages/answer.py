@@ -54,6 +54,7 @@ from shadowgate.wireformats import PARSERS
 from shadowgate.wireformats import error_body
 from shadowgate.wireformats import parse_json_body
 from shadowgate.wireformats.base import TextDelta
+from shadowgate.wireformats.common import dumps_json
 from shadowgate.wireformats.common import replace_strings
 from shadowgate.wireformats.decoding import StreamDecoder
 from shadowgate.wireformats.eventstream import EventStreamCodec
@@ -360,7 +361,7 @@ class Answer:
             changed: dict = {}
             _inspect_json(body, (), inspection, changed)
             if changed:
-                response.text = json.dumps(replace_strings(body, changed), ensure_ascii=False)
+                response.text = dumps_json(replace_strings(body, changed))  # a LongNumber as its digits
         except AnswerBlocked as e:
             flow.response = api_error(rec.route.parser, 403, refusal(str(e)))
         except Exception:

@@ -42,10 +42,12 @@ from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.stages.settings import expand_path
 from shadowgate.stages.settings import file_mtime
 from shadowgate.storage.rows import AiRequest
+from shadowgate.wireformats import UNPARSED_JSON_NOTE
 
 log = logging.getLogger(__name__)
 
 BODY_TOO_LARGE_RULE = "shadowgate:body-too-large"
+BODY_UNPARSED_RULE = "shadowgate:body-unparsed"  # looks like JSON, does not parse (red-team F1)
 
 POLICY_POLL_SECONDS = 1.0
 DECISION_FAILED = Decision(BLOCK, "shadowgate-error", "the policy could not be evaluated; the request was not sent")
@@ -128,13 +130,18 @@ class Decide:
                 needs = f"policy rule '{decision.rule_id}' maps the model it names for the gateway"
         if needs is None and decision is not None:
             return decision
+        verdict = OBSERVE_PREFIX + BLOCK if policy.observe else BLOCK
+        if rec.inspect_note is not None and rec.inspect_note.startswith(UNPARSED_JSON_NOTE):
+            why = rec.inspect_note.removeprefix(UNPARSED_JSON_NOTE).lstrip(": ")
+            reason = f"the request body looks like JSON but the proxy cannot parse it ({why}) and {needs}"
+            return Decision(verdict, BODY_UNPARSED_RULE, reason)
         limit = self.settings.max_parse_bytes
         size = f"{rec.request_bytes} bytes" if rec.request_bytes else "its size"
         reason = (
             f"the request body ({size}) is larger than shadowgate_max_parse_bytes ({limit} bytes) "
             f"and {needs}, so the proxy cannot send it unread"
         )
-        return Decision(OBSERVE_PREFIX + BLOCK if policy.observe else BLOCK, BODY_TOO_LARGE_RULE, reason)
+        return Decision(verdict, BODY_TOO_LARGE_RULE, reason)
 
     # --- flows that are not AI calls: Act asks, and refuses or adds headers --------------------
 

@@ -26,7 +26,8 @@ from shadowgate.flow import proxy_user_of
 from shadowgate.flow import timed_hook
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.wireformats import PARSERS
-from shadowgate.wireformats import parse_json_body
+from shadowgate.wireformats import UNPARSED_JSON_NOTE
+from shadowgate.wireformats import read_json_body
 from shadowgate.wireformats.base import Route
 from shadowgate.wireformats.common import header_map
 from shadowgate.wireformats.decoding import readable_content
@@ -137,8 +138,9 @@ class Identify:
         content = readable_content(flow.request)  # every content coding undone, as upstream reads it
         if len(content) > PARSE_INLINE_BYTES:
             return self._parse_off_loop(flow, rec, content)
-        body = parse_json_body(content)
+        body, unparsed = read_json_body(content, flow.request.headers.get("content-type"))
         rec.parsed_body = (raw, body)
+        _note_unparsed(rec, unparsed)
         self._understand(flow, rec, body)
         return None
 
@@ -156,7 +158,8 @@ class Identify:
             rec.request_bytes = len(request.raw_content)
 
     async def _parse_off_loop(self, flow: http.HTTPFlow, rec: FlowRecord, content: bytes) -> None:
-        body = await asyncio.to_thread(parse_json_body, content)
+        body, unparsed = await asyncio.to_thread(read_json_body, content, flow.request.headers.get("content-type"))
+        _note_unparsed(rec, unparsed)
         started = time.perf_counter_ns()
         self._understand(flow, rec, body)
         rec.overhead_ns += time.perf_counter_ns() - started
@@ -173,6 +176,15 @@ class Identify:
             rec.facts = parser.parse_request(rec.route, flow.request.headers, body)
         elif body is not None:  # an endpoint no route knows on an AI API host: still its model
             rec.facts = unknown_endpoint_facts(body)
+
+
+def _note_unparsed(rec: FlowRecord, why: str | None) -> None:
+    # A body on an AI host that looks like JSON but does not parse is decided as an unread one
+    # (Decide): its model and prompts are unknown, so a control that needs them refuses it
+    # (red-team F1). On a host the catalog does not know, the body is what would make it AI: not.
+    if why is not None and rec.provider is not None:
+        rec.body_unread = True
+        rec.inspect_note = f"{UNPARSED_JSON_NOTE}: {why}"
 
 
 def _quiet(methods: tuple[str, ...]) -> bool:

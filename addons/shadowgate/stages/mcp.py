@@ -46,9 +46,11 @@ from urllib.parse import urlsplit
 
 from mitmproxy import http
 
+from shadowgate.config.attribution import Person
 from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.policy import Facts
+from shadowgate.config.policy import McpServer
 from shadowgate.flow import HOLD_ANSWER_KEY
 from shadowgate.mcp.approval import Approvals
 from shadowgate.mcp.dlp import ResultCheck
@@ -107,7 +109,10 @@ MAX_PENDING = 1024  # unanswered requests kept per HTTP+SSE session
 MAX_TOOL_LISTS = 4096  # tools/list answers remembered, so a repeated one is not recorded again
 _SCREENED_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
 _MCP_PATH = re.compile(r"(?i)/mcp(?:[/._-]|$)")  # /mcp, /mcp/, /v1/mcp-server; not any "/messages"
-_AMBIGUOUS = "shadowgate: an MCP request that servers may read otherwise than the proxy is refused (rule mcp:ambiguous)"
+AMBIGUOUS_RULE = "mcp:ambiguous"
+_AMBIGUOUS = (
+    f"shadowgate: an MCP request that servers may read otherwise than the proxy is refused (rule {AMBIGUOUS_RULE})"
+)
 
 CallSink = Callable[[McpCall, float], None]  # a finished call and when it ended (epoch seconds)
 
@@ -177,8 +182,8 @@ class Mcp:
             return self._read_off_loop(flow, raw, encoding, charset, context, session)
         try:
             planned = self._read(flow, raw, encoding, charset, context, session)
-        except AmbiguousBody:
-            self._refuse_ambiguous(flow)
+        except AmbiguousBody as e:
+            self._refuse_ambiguous(flow, str(e))
             return None
         except Exception:
             log.warning("shadowgate: could not audit an MCP request to %s", request.host, exc_info=True)
@@ -223,8 +228,8 @@ class Mcp:
         """A large body is decoded, parsed and planned on a thread, not skipped: padding must not buy a pass."""
         try:
             planned = await asyncio.to_thread(self._read, flow, raw, encoding, charset, context, session)
-        except AmbiguousBody:
-            self._refuse_ambiguous(flow)
+        except AmbiguousBody as e:
+            self._refuse_ambiguous(flow, str(e))
             return
         except Exception:
             log.warning("shadowgate: could not audit an MCP request to %s", flow.request.host, exc_info=True)
@@ -234,14 +239,35 @@ class Mcp:
             if pending is not None:
                 await pending
 
-    def _refuse_ambiguous(self, flow: http.HTTPFlow) -> None:
+    def _refuse_ambiguous(self, flow: http.HTTPFlow, why: str) -> None:
         """A request a server may read as another call than the proxy does: refused under an MCP
-        policy (not in observe mode), since no reading of it can be trusted."""
-        log.warning("shadowgate: an MCP request to %s reads ambiguously", flow.request.host)
+        policy (not in observe mode), since no reading of it can be trusted, and recorded as a
+        call of no known method (a JSON body the proxy cannot parse leaves a row: red-team F1)."""
+        log.warning("shadowgate: an MCP request to %s reads ambiguously: %s", flow.request.host, why)
         policy = self.settings.policy
-        if policy.mcp is not None and not policy.observe:
+        if policy.mcp is None:
+            return
+        request = flow.request
+        host, person, client_ip, (server, _) = self._who(flow)
+        call = McpCall(
+            started=request.timestamp_start, client_ip=client_ip, person=person, host=host, port=request.port,
+            rpc_id=None, method="(unread)", server=server, observe=policy.observe,
+            session_id=request.headers.get("mcp-session-id"),
+        )  # fmt: skip
+        if call.refuse(AMBIGUOUS_RULE):
             body = dumps(rpc_error(None, _AMBIGUOUS, INVALID_REQUEST))
             flow.response = http.Response.make(400, body, {"content-type": "application/json"})
+        self.submit(call, time.time())
+
+    def _who(self, flow: http.HTTPFlow) -> tuple[str, Person, str, tuple[McpServer | None, McpServer | None]]:
+        """(host, person, client address, McpPolicy.server_for_facts for them) of an MCP request."""
+        host = (flow.client_conn.sni or flow.request.host).lower()
+        client_ip = str(flow.client_conn.peername[0]).removeprefix("::ffff:") if flow.client_conn.peername else ""
+        proxy_user = (flow.metadata.get("proxyauth") or (None,))[0]
+        person = self.settings.directory.person(proxy_user, client_ip)
+        mcp = self.settings.policy.mcp
+        facts = Facts(host=host, user=person.user, group=person.group, client_ip=client_ip)
+        return host, person, client_ip, mcp.server_for_facts(facts) if mcp else (None, None)
 
     def plan(
         self, flow: http.HTTPFlow, msg: dict | list, legacy: LegacySession | None, transport: str | None = None
@@ -249,14 +275,9 @@ class Mcp:
         """The calls of one message or batch, each decided by the policy (except DLP), and what
         goes on to the server; None when nothing in it is ours. transport: a WebSocket's."""
         request = flow.request
-        host = (flow.client_conn.sni or request.host).lower()
         policy = self.settings.policy
         mcp = policy.mcp
-        client_ip = str(flow.client_conn.peername[0]).removeprefix("::ffff:") if flow.client_conn.peername else ""
-        proxy_user = (flow.metadata.get("proxyauth") or (None,))[0]
-        person = self.settings.directory.person(proxy_user, client_ip)
-        facts = Facts(host=host, user=person.user, group=person.group, client_ip=client_ip)
-        server, listed = mcp.server_for_facts(facts) if mcp else (None, None)
+        host, person, client_ip, (server, listed) = self._who(flow)
         batch = isinstance(msg, list)
         messages: list[Any] = msg if isinstance(msg, list) else [msg]
         blocks_unlisted = mcp is not None and server is None and (listed is not None or mcp.unlisted == BLOCK)

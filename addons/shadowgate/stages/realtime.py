@@ -70,6 +70,7 @@ from shadowgate.stages.realtime_checks import MEDIA_CATEGORY
 from shadowgate.stages.realtime_checks import Checked
 from shadowgate.stages.realtime_checks import check
 from shadowgate.stages.realtime_checks import error_message
+from shadowgate.stages.realtime_checks import model_needed
 from shadowgate.stages.realtime_session import INJECTION_RANK
 from shadowgate.stages.realtime_session import Session
 from shadowgate.stages.realtime_session import account
@@ -85,6 +86,7 @@ from shadowgate.wireformats.realtime import client_model
 from shadowgate.wireformats.realtime import message_json
 from shadowgate.wireformats.wsframes import Frame
 from shadowgate.wireformats.wsframes import Opaque
+from shadowgate.wireformats.wsframes import UnparsedJson
 from shadowgate.wireformats.wsframes import Unreadable
 from shadowgate.wireformats.wsframes import read_message
 
@@ -232,6 +234,10 @@ class Realtime:
                     self._refuse_message(flow, session, message, refusal[1])
                     return None
         if not screened:
+            if isinstance(why, UnparsedJson) and (needed := model_needed(self.settings.policy)):
+                # JSON the proxy cannot parse may name a model it would refuse (red-team F1).
+                session.unreadable += 1
+                self._refuse_message(flow, session, message, f"shadowgate: the message was not sent: {why}; {needed}.")
             return None
         if frame is None:
             self._unreadable(flow, session, message, why)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shadowgate.config.policy import DlpPolicy
+from shadowgate.config.policy import Policy
 from shadowgate.config.policy_injection import InjectionPolicy
 from shadowgate.dlp import TYPES
 from shadowgate.dlp import Placeholders
@@ -35,6 +36,7 @@ from shadowgate.stages.redact import scan_json
 from shadowgate.stages.redact import shared_scanner
 from shadowgate.wireformats import signalr
 from shadowgate.wireformats.base import Route
+from shadowgate.wireformats.common import has_duplicate_keys
 from shadowgate.wireformats.wsframes import Frame
 
 UNREADABLE_NOTE = "client WebSocket messages in an encoding the proxy cannot read"
@@ -61,6 +63,8 @@ def check(frame: Frame, dlp: DlpPolicy | None, injection: InjectionPolicy | None
     unredactable: list[str] = []
     if dlp is not None:
         scanned = scan_json(frame.docs, shared_scanner(), Placeholders(), dlp, is_text=True)
+        if "redact" in scanned[2]:
+            scanned = (_rewritten(scanned[0], frame.docs), *scanned[1:])
         if frame.hidden:
             _, hidden, hidden_actions = scan_json(
                 frame.hidden, shared_scanner(), Placeholders(), dlp, every_string=True
@@ -81,6 +85,33 @@ def check(frame: Frame, dlp: DlpPolicy | None, injection: InjectionPolicy | None
     except BudgetExceeded:
         return Checked(scanned, hidden, hidden_actions, unredactable, None, texts)
     return Checked(scanned, hidden, hidden_actions, unredactable, screened, texts)
+
+
+def model_needed(policy: Policy) -> str | None:
+    """Why a client message the proxy cannot parse must not pass on a session that neither DLP nor
+    the screen reads: a rule or budget that matches on the model, which a `session.update` in that
+    message could switch (red-team F1). None when no model matters."""
+    for rule in policy.rules:
+        if rule.match.models is not None:
+            return f"policy rule '{rule.id}' matches on the model, which the message may change"
+    for budget in policy.budgets:
+        if budget.match.models is not None:
+            return f"budget '{budget.id}' counts by model, which the message may change"
+    return None
+
+
+def _rewritten(cleaned: list[Any], docs: list[Any]) -> list[Any]:
+    """The documents to send after a redaction. A value found in a repeated key's shadowed value
+    is not in the cleaned copy (it holds each key once), so the copy can be the very document
+    that came in, which the frame would send as its original bytes, secret included (red-team
+    F2): such a document is written out anew, each key once."""
+    return [
+        _fresh(new) if new is old and has_duplicate_keys(old) else new for new, old in zip(cleaned, docs, strict=True)
+    ]
+
+
+def _fresh(doc: Any) -> Any:
+    return dict(doc) if isinstance(doc, dict) else list(doc) if isinstance(doc, list) else doc
 
 
 def error_message(route: Route | None, protocol: str | None, frame: Frame | None, text: str) -> tuple[bytes, bool]:

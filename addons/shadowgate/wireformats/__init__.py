@@ -12,7 +12,9 @@ from .base import WireParser
 from .bedrock import BedrockConverseParser
 from .bedrock import BedrockInvokeParser
 from .cohere import CohereV2Parser
-from .common import loads_request
+from .common import JsonTooDeep
+from .common import loads_lenient
+from .common import looks_like_json
 from .common import openai_error_body
 from .common import prompt_strings as _prompt_strings
 from .decoding import json_text
@@ -71,30 +73,68 @@ def error_body(parser: str | None, status: int, message: str) -> tuple[Any, dict
     return wire.error_body(status, message) if wire is not None else openai_error_body(status, message)
 
 
+# The inspect_note of a request whose body looks like JSON but does not parse (Identify, Decide).
+UNPARSED_JSON_NOTE = "body not read: it looks like JSON but the proxy cannot parse it"
+
+
 def parse_json_body(raw: bytes) -> Any | None:
     """The decoded JSON value of a request/response body, or None (empty, no Unicode, not JSON)."""
+    return read_json_body(raw)[0]
+
+
+def read_json_body(raw: bytes, content_type: str | None = None) -> tuple[Any | None, str | None]:
+    """(the body's JSON value or None, why a body that looks like JSON cannot be read or None).
+
+    Read without Python's own limits where lifting them is cheap (an integer longer than int()
+    takes is a common.LongNumber); nesting past common.MAX_JSON_DEPTH is not read. A body looks
+    like JSON when its first significant character is { or [, or its content-type says JSON:
+    the upstream reads it as JSON, so a body the proxy cannot parse must not pass as text, where
+    JSON escapes (\\u0041KIA...) hide its secrets and its model is unknown (red-team F1). JSON
+    lines (one document per line) are read by the DLP scan line by line: not a problem here."""
     if not isinstance(raw, bytes | bytearray | memoryview):
-        return None
+        return None, None
     try:
         # UTF-8, or UTF-16/32 as RFC 8259 readers (Python's json among them) detect it; strict:
         # other bytes are not JSON we can read.
         text = json_text(bytes(raw))
     except (UnicodeDecodeError, LookupError):
-        return None
+        return None, None
     if not text.strip():
-        return None
+        return None, None
     try:
-        return loads_request(text)
+        return loads_lenient(text), None
+    except (ValueError, RecursionError) as e:
+        if not looks_like_json(text, content_type):
+            return None, None
+        if not isinstance(e, JsonTooDeep) and json_lines(text):
+            return None, None
+        why = str(e) if isinstance(e, JsonTooDeep) else f"JSON the proxy cannot parse: {e}"
+        return None, why[:200]
+
+
+def json_lines(text: str) -> bool:
+    """Whether every non-blank line of the text is a JSON document of its own (and there are two)."""
+    lines = [line for line in text.split("\n") if line.strip()]
+    if len(lines) < 2:
+        return False
+    try:
+        for line in lines:
+            loads_lenient(line)
     except (ValueError, RecursionError):
-        return None
+        return False
+    return True
 
 
 __all__ = [
     "NO_TOKEN_OPERATIONS",
     "PARSERS",
     "PROMPT_KEYS",
+    "UNPARSED_JSON_NOTE",
     "SYSTEM_KEYS",
     "error_body",
+    "json_lines",
+    "looks_like_json",
     "parse_json_body",
+    "read_json_body",
     "prompt_strings",
 ]

@@ -10,7 +10,6 @@ place (an object key that would collide) makes the request blocked instead.
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -21,7 +20,10 @@ from typing import Any
 from shadowgate.dlp import ScanTimeout
 
 from .base import JsonPath
-from .common import loads_request
+from .common import dumps_json
+from .common import json_unescaped
+from .common import loads_lenient
+from .common import looks_like_json
 from .decoding import UndecodableBody
 from .multipart import is_multipart
 from .multipart import parse_multipart
@@ -55,6 +57,7 @@ class BodyScan:
     split: int = 0  # values found only in the joined text of several strings
     unredactable: bool = False  # a value to redact that cannot be replaced in place: block
     _cache: dict[str, list[Any]] = field(default_factory=dict, repr=False)
+    _redactions: int = field(default=0, repr=False)  # findings decided "redact" so far
 
     def _findings(self, text: str, visible: str | None = None) -> list[tuple[int, int, str | None]]:
         """(start, end, replacement) for each finding, the replacement None unless it is to be
@@ -77,11 +80,17 @@ class BodyScan:
             self.counts[f.type] += 1
             self.actions.add(verdict)
             new = self.placeholder(f.type, text[f.start : f.end]) if verdict == "redact" else None
+            self._redactions += new is not None
             out.append((f.start, f.end, new))
         return out
 
     def text(self, text: str) -> str:
         ranges = _to_redact(self._findings(text))
+        unescaped = json_unescaped(text)
+        if unescaped != text and _to_redact(self._findings(unescaped, text)):
+            # Found only once JSON escapes are undone (a reader that takes the text for JSON
+            # does): nowhere literally in the text to redact, so refused instead.
+            self.unredactable = True
         return apply_ranges(text, ranges) if ranges else text
 
     def json(self, body: Any) -> Any:
@@ -105,10 +114,14 @@ class BodyScan:
         if not values and not keys:
             return body
         try:
-            return rewrite(body, values, keys)
+            cleaned = rewrite(body, values, keys)
         except KeyCollision:
             self.unredactable = True
             return body
+        # A redaction only in a value a repeated key shadows leaves the copy equal to the body
+        # (it holds each key once, the last value): still a new object, so the caller writes it
+        # out, and the bytes sent never hold the shadowed value (red-team F2).
+        return _fresh(body) if cleaned is body else cleaned
 
     def _joined(
         self, pieces: list[Piece], found: dict[int, list[tuple[int, int, str | None]]],
@@ -160,6 +173,7 @@ class BodyScan:
         self.actions.add(verdict)
         if verdict != "redact":
             return
+        self._redactions += 1
         name = self.placeholder(type_, joined[start:end])
         covered = [k for k, s in enumerate(starts) if s < end and s + len(segments[k][1]) > start]
         for n, k in enumerate(covered):
@@ -169,10 +183,19 @@ class BodyScan:
 
     def content(self, content: bytes, content_type: str, parsed: Any) -> bytes | None:
         """The redacted body bytes, or None when nothing changed. parsed: the body's JSON value,
-        when it is JSON. Raises UndecodableBody, ScanTimeout."""
+        when it is JSON. Raises UndecodableBody (a body that looks like JSON and does not
+        parse among them), ScanTimeout. A redaction decided that leaves the bytes as they came
+        makes the request unredactable (blocked): the original bytes never go out after it."""
+        before = self._redactions
+        out = self._content(content, content_type, parsed)
+        if out is None and self._redactions > before:
+            self.unredactable = True
+        return out
+
+    def _content(self, content: bytes, content_type: str, parsed: Any) -> bytes | None:
         if parsed is not None:
             cleaned = self.json(parsed)
-            return None if cleaned is parsed else json.dumps(cleaned, ensure_ascii=False).encode()
+            return None if cleaned is parsed else self._dumps(cleaned)
         if is_multipart(content_type):
             parts = parse_multipart(content, content_type)
             new = {}
@@ -181,25 +204,31 @@ class BodyScan:
                 if changed is not None:
                     new[i] = changed
             return replace_parts(content, new, parts) if new else None
-        return self._document(content, fallback=True)
+        return self._document(content, fallback=True, content_type=content_type)
 
-    def _document(self, data: bytes, fallback: bool = False) -> bytes | None:
+    def _document(self, data: bytes, fallback: bool = False, content_type: str = "") -> bytes | None:
         """A text document (a form field, a file, a plain body): JSON lines are read as JSON,
         other text as text. Binary data is not text: None (passed as it is), unless `fallback`,
-        where it is read as UTF-8 with replacement characters, as before."""
+        where it is read as UTF-8 with replacement characters, as before; a whole body (fallback)
+        that looks like JSON but does not parse is UndecodableBody."""
         text = decoded_text(data)
         if text is None:
             if not fallback:
                 return None
             text = data.decode("utf-8", "replace")
+        error: Exception | None = None
         try:  # one JSON document, over several lines or not
-            value = loads_request(text)
-        except (ValueError, RecursionError):
-            value = None
+            value = loads_lenient(text)
+        except (ValueError, RecursionError) as e:
+            value, error = None, e
         if isinstance(value, dict | list):
             cleaned = self.json(value)
-            return None if cleaned is value else json.dumps(cleaned, ensure_ascii=False).encode()
+            return None if cleaned is value else self._dumps(cleaned)
         lines = _json_lines(text)
+        if lines is None and error is not None and fallback and looks_like_json(text, content_type):
+            # The upstream reads it as JSON (red-team F1): scanned as text, its escapes would
+            # hide a secret, and its model is unknown to the policy.
+            raise UndecodableBody(f"it looks like JSON but the proxy cannot parse it: {str(error)[:120]}")
         if lines is not None:
             out, changed = [], False
             for line, value in lines:
@@ -208,10 +237,17 @@ class BodyScan:
                     continue
                 cleaned = self.json(value)
                 changed = changed or cleaned is not value
-                out.append(line if cleaned is value else json.dumps(cleaned, ensure_ascii=False))
+                out.append(line if cleaned is value else self._dumps(cleaned).decode())
             return "\n".join(out).encode() if changed else None
         cleaned_text = self.text(text)
         return None if cleaned_text == text else cleaned_text.encode()
+
+    def _dumps(self, value: Any) -> bytes:
+        return dumps_json(value).encode()
+
+
+def _fresh(body: Any) -> Any:
+    return list(body) if isinstance(body, list) else dict(body) if isinstance(body, dict) else body
 
 
 def _to_redact(hits: list[tuple[int, int, str | None]]) -> list[tuple[int, int, str]]:
@@ -228,7 +264,7 @@ def _json_lines(text: str) -> list[tuple[str, Any]] | None:
             out.append((line, None))
             continue
         try:
-            out.append((line, loads_request(line)))
+            out.append((line, loads_lenient(line)))
         except (ValueError, RecursionError):
             return None
     return out

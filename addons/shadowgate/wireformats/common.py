@@ -10,6 +10,10 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import re
+import secrets
+import sys
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
@@ -138,6 +142,8 @@ def stream_flag(value: Any, default: bool) -> bool:
         return value != 0
     if isinstance(value, str):
         return value.strip().lower() not in _FALSE_STRINGS
+    if isinstance(value, LongNumber):
+        return bool(value)
     return default
 
 
@@ -223,6 +229,165 @@ def loads_request(text: str) -> Any:
     """json.loads that keeps the values of repeated keys for DLP (see DuplicateKeys); raises
     ValueError, RecursionError like json.loads."""
     return json.loads(text, object_pairs_hook=_object)
+
+
+# Nesting deeper than this is refused (JsonTooDeep): Python's json raises RecursionError near
+# 1000 (3.12: ~1500 in C), and the proxy's own recursive walks (prompt_strings, request_pieces)
+# give up near 1000, so a body between the two would parse and then be read by nothing (red-team
+# F1). No AI API request nests past a few dozen levels; Go (10,000) and V8 read far deeper.
+MAX_JSON_DEPTH = 512
+
+
+class JsonTooDeep(ValueError):
+    """A JSON value nested deeper than MAX_JSON_DEPTH."""
+
+
+class LongNumber:
+    """An integer literal longer than Python's int() reads (sys.int_max_str_digits, 4300 digits):
+    kept as its digits, never converted (the limit is there because converting is quadratic).
+    Go and JavaScript read such a number (JavaScript as Infinity), so a body holding one is still
+    the request the upstream runs, and the proxy must read the rest of it (red-team F1).
+    dumps_json writes it back digit for digit."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: str) -> None:
+        self.digits = digits
+
+    def __bool__(self) -> bool:
+        return self.digits.lstrip("-").strip("0") != ""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, LongNumber) and other.digits == self.digits
+
+    def __hash__(self) -> int:
+        return hash(self.digits)
+
+    def __repr__(self) -> str:
+        return f"LongNumber({len(self.digits)} digits)"
+
+    def __str__(self) -> str:  # json.dumps(..., default=str) callers (approval keys) tell two apart
+        return self.digits
+
+
+def _lenient_int(digits: str) -> int | LongNumber:
+    limit = sys.get_int_max_str_digits()
+    return LongNumber(digits) if limit and len(digits.lstrip("-")) > limit else int(digits)
+
+
+def loads_lenient(text: str, hook: Callable[[list[tuple[str, Any]]], Any] | None = _object) -> Any:
+    """loads_request without Python's own limits where they are cheap to lift: an integer too long
+    for int() is a LongNumber. Nesting past MAX_JSON_DEPTH raises JsonTooDeep (a ValueError);
+    other errors raise as json.loads does. The fast path is loads_request itself: the lenient
+    parse_int (a Python call per integer) runs only for a body the plain parse refused for a
+    long integer; the depth walk visits containers only (see _deeper_than). hook: the
+    object_pairs_hook (None: plain dicts, json's own fast path)."""
+    try:
+        try:
+            value = json.loads(text, object_pairs_hook=hook)
+        except ValueError as e:
+            if "int_max_str_digits" not in str(e):
+                raise
+            value = json.loads(text, object_pairs_hook=hook, parse_int=_lenient_int)
+    except RecursionError:
+        raise JsonTooDeep(f"JSON nested deeper than {MAX_JSON_DEPTH} levels") from None
+    # Each level takes two characters at least; below that no walk (a counting gate on the text
+    # would cost more than the walk on a long prompt, measured).
+    if len(text) > 2 * MAX_JSON_DEPTH and _deeper_than(value, MAX_JSON_DEPTH):
+        raise JsonTooDeep(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def looks_like_json(text: str, content_type: str | None = None) -> bool:
+    """Whether a reader takes this text for JSON: { or [ first (after white space and a BOM), or
+    a JSON content-type (application/json, anything +json)."""
+    if text.lstrip(" \t\r\n\ufeff")[:1] in ("{", "["):
+        return True
+    media = (content_type or "").partition(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
+
+
+_JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
+_SIMPLE_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def json_unescaped(text: str) -> str:
+    """text with JSON string escapes undone (\\u0041 -> A), as a reader that takes it for JSON
+    sees the letters; the text itself when it has none."""
+    # Only \uXXXX and \/ can stand for a secret's characters (the others are white space, quotes
+    # and backslashes): text without them is not scanned a second time (code is full of \n).
+    if "\\u" not in text and "\\/" not in text:
+        return text
+    return _JSON_ESCAPE.sub(lambda m: chr(int(m.group(1), 16)) if m.group(1) else _SIMPLE_ESCAPES[m.group(2)], text)
+
+
+_CONTAINERS = frozenset({dict, list, DuplicateKeys})  # what json.loads with _object makes
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether containers nest more than `limit` deep: level by level (no recursion, the value may
+    be ~1500 deep), each level one comprehension over exact types (this runs for every body of
+    more than 2 * limit characters: ~150 µs for a 41 KB agent request with 60 tools, measured)."""
+    if type(value) not in _CONTAINERS:
+        return False
+    level = [value]
+    for _ in range(limit):
+        below = [c for node in level for c in (node if type(node) is list else node.values()) if type(c) in _CONTAINERS]
+        for node in level:
+            if type(node) is DuplicateKeys:
+                below += [v for _, v in node.shadowed if type(v) in _CONTAINERS]
+        if not below:
+            return False
+        level = below
+    return True
+
+
+def has_duplicate_keys(value: Any) -> bool:
+    """Whether any object in the value named a key twice (DuplicateKeys)."""
+    return _any_node(value, lambda node: isinstance(node, DuplicateKeys))
+
+
+def has_long_numbers(value: Any) -> bool:
+    return _any_node(value, lambda node: isinstance(node, LongNumber))
+
+
+def _any_node(value: Any, test: Callable[[Any], bool]) -> bool:
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if test(node):
+            return True
+        if isinstance(node, dict):
+            stack.extend(node.values())
+            if isinstance(node, DuplicateKeys):
+                stack.extend(v for _, v in node.shadowed)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
+
+
+def dumps_json(value: Any, ensure_ascii: bool = False, separators: tuple[str, str] | None = None) -> str:
+    """json.dumps that writes a LongNumber back as the digits it was read from. Each key once:
+    a DuplicateKeys object is written with its last values (see DuplicateKeys)."""
+    try:
+        return json.dumps(value, ensure_ascii=ensure_ascii, separators=separators)
+    except TypeError:
+        if not has_long_numbers(value):
+            raise
+    # A marker no body can predict stands in for each long number, then becomes its digits.
+    nonce = secrets.token_hex(8)
+    numbers: list[str] = []
+
+    def marker(obj: Any) -> str:
+        if not isinstance(obj, LongNumber):
+            raise TypeError(f"{type(obj).__name__} is not JSON serializable")
+        numbers.append(obj.digits)
+        return f"sg-long-{nonce}-{len(numbers) - 1}"
+
+    text = json.dumps(value, ensure_ascii=ensure_ascii, separators=separators, default=marker)
+    for i, digits in enumerate(numbers):
+        text = text.replace(f'"sg-long-{nonce}-{i}"', digits, 1)
+    return text
 
 
 @functools.cache

@@ -36,7 +36,8 @@ from .base import KeyStep
 from .base import Shadowed
 from .common import DuplicateKeys
 from .common import every_string
-from .common import loads_request
+from .common import json_unescaped
+from .common import loads_lenient
 from .common import replace_strings
 from .decoding import json_text
 
@@ -156,9 +157,12 @@ def nested_json_texts(text: str, depth: int = 0) -> list[str]:
     if depth >= MAX_NESTING or "\\" not in text or text.lstrip()[:1] not in ("{", "["):
         return []
     try:
-        inner = loads_request(text)
+        inner = loads_lenient(text)
     except (ValueError, RecursionError):
-        return []
+        # JSON the proxy cannot parse (nested past MAX_JSON_DEPTH, broken) that a tool may: its
+        # text with the escapes undone is the reading scanned (red-team F1).
+        unescaped = json_unescaped(text)
+        return [unescaped] if unescaped != text else []
     out: list[str] = []
     for value in every_string(inner, keys=True):
         if value not in text:

@@ -35,7 +35,9 @@ from shadowgate.webapps.codecs import dump_json_like
 
 from . import signalr
 from .common import DuplicateKeys
-from .common import loads_request
+from .common import dumps_json
+from .common import has_long_numbers
+from .common import loads_lenient
 from .msgpack import MsgPackError
 from .msgpack import packb
 from .msgpack import unpackb
@@ -50,6 +52,11 @@ BOM = "\ufeff"
 
 class Unreadable(ValueError):
     """A message the proxy cannot read; the text says why, for the client and the log."""
+
+
+class UnparsedJson(Unreadable):
+    """A message that looks like JSON ({ or [ first) but does not parse: the server reads JSON
+    the proxy cannot (nesting past MAX_JSON_DEPTH), so it is not read as text either."""
 
 
 class Opaque(Unreadable):
@@ -124,18 +131,22 @@ def _text_frame(text: str, protocol: str | None) -> Frame:
     stripped = text.lstrip()
     if stripped[:1] in ("{", "["):
         try:
-            doc = loads_request(text)
-        except (ValueError, RecursionError):
-            doc = None
-        if doc is not None:
-            return _json_frame(text, doc)
+            doc = loads_lenient(text)
+        except (ValueError, RecursionError) as e:
+            # The server takes it for JSON; read as plain text its escapes (\u0041KIA...) would
+            # hide a secret and its model from the proxy (red-team F1): unreadable, not text.
+            raise UnparsedJson(f"a message that looks like JSON but does not parse ({str(e)[:120]})") from None
+        return _json_frame(text, doc)
     return Frame(TEXT, [{"text": text}], lambda docs, _reuse: "".join(d["text"] for d in docs).encode())
 
 
 def _json_frame(text: str, doc: Any) -> Frame:
     def write(docs: list[Any], reuse: bool) -> bytes:
         [new] = docs
-        return text.encode() if reuse and new is doc else dump_json_like(new, text).encode()
+        if reuse and new is doc:
+            return text.encode()
+        # A LongNumber (an integer too long for int()) has no json.dumps form: written digit for digit.
+        return (dumps_json(new) if has_long_numbers(new) else dump_json_like(new, text)).encode()
 
     return Frame(JSON, [doc], write, signalr.handshake_protocol(doc), _hidden([doc]))
 
