@@ -34,6 +34,7 @@ from shadowgate.config.policy_check import check_policy
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.enforce.budgets import BudgetTracker
 from shadowgate.enforce.budgets import time_zone
+from shadowgate.enforce.hosts import identity_host
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import flow_record
 from shadowgate.flow import proxy_user_of
@@ -155,7 +156,7 @@ class Decide:
         policy = self.settings.policy
         if not policy.rules:
             return None
-        host = (flow.client_conn.sni or flow.request.host).lower()
+        host = identity_host(flow)
         facts = self.settings.connection_facts(host, flow.client_conn, proxy_user_of(flow))
         return facts, policy.decide(facts)
 
