@@ -22,6 +22,7 @@ from tests.adversarial.wire import http1_request
 from tests.adversarial.wire import marker
 from tests.adversarial.wire import open_tunnel
 from tests.adversarial.wire import recv_all
+from tests.adversarial.wire import tls_tunnel
 
 AWS = "AKIA2OGYBAH6STMMNXNN"
 DEEPSEEK = json.dumps({"model": "deepseek-chat", "messages": [{"role": "user", "content": "hi"}]}).encode()
@@ -36,13 +37,9 @@ def _reached(upstream, mark: str) -> bool:
 
 
 def _no_sni_tls(proxy, target: str, user: str) -> TlsClient:
-    sock, status = open_tunnel(proxy.port, target, user=user)
-    assert status == 200
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE  # as a determined client would
-    client = TlsClient(sock, context, None)  # no server_hostname: no SNI in the ClientHello
-    client.handshake()
-    return client
+    return tls_tunnel(proxy.port, target, context, None, user)  # no server_hostname: no SNI
 
 
 def _ask_without_sni(proxy, upstream, target: str, user: str, body: bytes, status: int) -> bytes:
@@ -120,12 +117,7 @@ def test_tls_without_sni_fails_closed_when_the_upstream_does_not_prove_the_ip(pr
 def test_passthrough_names_an_ip_that_must_stay_untouched(proxy_with, upstream):
     # The escape hatch for an internal service reached by IP: the policy's passthrough list.
     proxy = proxy_with("passthrough: ['127.0.0.1']\n")
-    sock, status = open_tunnel(proxy.port, "127.0.0.1:443", user="ip-nosni-pass")
-    assert status == 200
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    client = TlsClient(sock, context, None)
-    client.handshake()
+    client = _no_sni_tls(proxy, "127.0.0.1:443", "ip-nosni-pass")
     # Passed through: the certificate is the fake upstream's own, not one the proxy made.
     with open(upstream.cert_pem) as f:
         own = ssl.PEM_cert_to_DER_cert(f.read().split("-----END CERTIFICATE-----")[0] + "-----END CERTIFICATE-----\n")

@@ -43,10 +43,12 @@ from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.stages.settings import expand_path
 from shadowgate.stages.settings import file_mtime
 from shadowgate.storage.rows import AiRequest
+from shadowgate.wireformats.decoding import transfer_codings
 
 log = logging.getLogger(__name__)
 
 BODY_TOO_LARGE_RULE = "shadowgate:body-too-large"
+TRANSFER_CODING_RULE = "shadowgate:transfer-coding"
 
 POLICY_POLL_SECONDS = 1.0
 DECISION_FAILED = Decision(BLOCK, "shadowgate-error", "the policy could not be evaluated; the request was not sent")
@@ -76,7 +78,7 @@ class Decide:
         # After Identify and HostAgreement: a body too big to read is decided before it is sent.
         rec = flow_record(flow)
         if rec is not None and rec.decided_on_headers and not (flow.response or flow.error):
-            self._decide(rec)
+            self._decide(flow, rec)
 
     @timed_hook
     def request(self, flow: http.HTTPFlow) -> None:
@@ -84,9 +86,19 @@ class Decide:
         rec = flow_record(flow)
         if rec is None or rec.decided_on_headers or flow.response or flow.error:
             return
-        self._decide(rec)
+        self._decide(flow, rec)
 
-    def _decide(self, rec: FlowRecord) -> None:
+    def _decide(self, flow: http.HTTPFlow, rec: FlowRecord) -> None:
+        if codings := transfer_codings(flow.request.headers):
+            # Sent on still coded (mitmproxy undoes only chunked), so DLP, model rules and
+            # metering would judge bytes an upstream that undoes the coding reads otherwise.
+            reason = (
+                f"the request body has the transfer coding {', '.join(codings)} (only chunked is "
+                "accepted on AI calls), so the proxy cannot read it as the provider would"
+            )
+            action = OBSERVE_PREFIX + BLOCK if self.settings.policy.observe else BLOCK
+            rec.decision = Decision(action, TRANSFER_CODING_RULE, reason)
+            return
         try:
             rec.decision = self.decide_unread(rec) if rec.body_unread else self.decide(rec)
         except Exception:
