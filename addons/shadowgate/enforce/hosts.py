@@ -27,19 +27,10 @@ from mitmproxy import http
 from mitmproxy.net.http import url
 
 from shadowgate.config.catalog import normalise_host
-from shadowgate.config.policy import ALLOW
-from shadowgate.config.policy import BLOCK
-from shadowgate.config.policy import COACH
-from shadowgate.config.policy import PASSTHROUGH
-from shadowgate.config.policy import RATE_LIMIT
-from shadowgate.config.policy import REDIRECT
-from shadowgate.config.policy import Decision
 
 MISMATCH_MODES = ("strictest", "refuse")
-# How strict an enforced action is; an observe-mode would_* decision ranks below every enforced one.
 # Only digits, hex digits with 0x, and dots: what inet_aton reads as IPv4, never a host name.
 _LEGACY_IPV4 = re.compile(r"(0[xX][0-9a-fA-F]*|[0-9]+)(\.(0[xX][0-9a-fA-F]*|[0-9]+)){0,3}")
-_STRICTNESS = {BLOCK: 5, RATE_LIMIT: 4, REDIRECT: 3, COACH: 2, PASSTHROUGH: 1, ALLOW: 1}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,11 +78,6 @@ def identity_host(flow: http.HTTPFlow) -> str:
         if named and not is_ip(named[0]):
             return named[0]
     return host
-
-
-def strictness(decision: Decision) -> int:
-    rank = _STRICTNESS.get(decision.action.removeprefix("would_"), 1)
-    return rank * 2 if decision.enforced else 1
 
 
 def is_ip(host: str) -> bool:

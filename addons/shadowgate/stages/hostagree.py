@@ -24,9 +24,9 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from shadowgate.config.catalog import site_of
 from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import Decision
+from shadowgate.config.policy import strictness
 from shadowgate.enforce.hosts import MISMATCH_MODES
 from shadowgate.enforce.hosts import request_names
-from shadowgate.enforce.hosts import strictness
 from shadowgate.stages.act import api_error
 from shadowgate.stages.act import refusal_text
 from shadowgate.stages.identify import flow_record
