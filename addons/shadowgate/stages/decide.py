@@ -33,6 +33,7 @@ from shadowgate.config.policy import load_policy
 from shadowgate.config.policy_check import check_policy
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.enforce.budgets import BudgetTracker
+from shadowgate.enforce.budgets import estimate_tokens
 from shadowgate.enforce.budgets import time_zone
 from shadowgate.enforce.hosts import identity_host
 from shadowgate.flow import FlowRecord
@@ -121,6 +122,8 @@ class Decide:
             log.info("shadowgate: %s is near budget: %s", facts.user, rec.budget_status)
         if verdict.exceeded is None:
             self.budgets.note_request(policy.budgets, facts)
+            body = rec.parsed_body[1] if rec.parsed_body is not None else None
+            self.budgets.hold(rec.request_id, policy.budgets, facts, estimate_tokens(rec.request_bytes or 0, body))
             return decision
         action = OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT
         return Decision(action, verdict.exceeded.id, verdict.reason, None, verdict.retry_after, verdict.reset_at)
@@ -184,7 +187,7 @@ class Decide:
             row.user_name, row.user_group, row.client_ip,
         )  # fmt: skip
         tokens = (row.input_tokens or 0) + (row.output_tokens or 0)
-        self.budgets.add(budgets, facts, tokens, row.cost_usd, row.ts)
+        self.budgets.add(budgets, facts, tokens, row.cost_usd, row.ts, row.request_id)
 
     def rebuild_budgets(self, segments: Path) -> None:
         """Today's totals from every instance's sealed rows (writer thread, after its own write)."""
