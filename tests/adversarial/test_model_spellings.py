@@ -12,7 +12,8 @@ import json
 
 import pytest
 
-from tests.adversarial.wire import marker
+from tests.adversarial.calls import post_marked
+from tests.adversarial.calls import reached
 
 BLOCK_GPT4O = "rules:\n  - {id: no-gpt4o, match: {model: 'gpt-4o*'}, action: block}\n"
 SPELLINGS = {
@@ -28,19 +29,9 @@ SPELLINGS = {
 
 
 def _chat(proxy, user: str, model: str):
-    mark = marker()
-    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode()
-    with proxy.client(user) as client:
-        answer = client.post(
-            "https://api.openai.com/v1/chat/completions",
-            content=body,
-            headers={"content-type": "application/json", "authorization": "Bearer sk-test", "x-attack": mark},
-        )
-    return answer, mark
-
-
-def _reached(upstream, mark: str) -> bool:
-    return any(s.headers.get("x-attack") == mark for s in upstream.seen)
+    return post_marked(
+        proxy, user, json.dumps({"model": model, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    )
 
 
 @pytest.mark.parametrize("model", list(SPELLINGS.values()), ids=list(SPELLINGS))
@@ -50,7 +41,7 @@ def test_a_blocked_model_in_another_spelling_is_blocked(proxy_with, upstream, mo
     answer, mark = _chat(proxy, user, model)
     assert answer.status_code == 403, answer.text[:200]
     assert "no-gpt4o" in answer.text
-    assert not _reached(upstream, mark)
+    assert not reached(upstream, mark)
     [row] = proxy.rows(f"user_name = '{user}'", expect=1)
     assert (row["model"], row["decision"], row["rule_id"]) == (model, "block", "no-gpt4o")
 
@@ -63,10 +54,10 @@ def test_an_earlier_allow_for_the_raw_form_does_not_win(proxy_with, upstream):
     )
     answer, mark = _chat(proxy, "model-order", "openai/gpt-4o")
     assert answer.status_code == 403, answer.text[:200]
-    assert not _reached(upstream, mark)
+    assert not reached(upstream, mark)
     answer, mark = _chat(proxy, "model-order-ok", "openai/gpt-3.5-turbo")
     assert answer.status_code == 200, answer.text[:200]
-    assert _reached(upstream, mark)
+    assert reached(upstream, mark)
 
 
 def test_other_models_still_pass(proxy_with, upstream):
@@ -74,4 +65,4 @@ def test_other_models_still_pass(proxy_with, upstream):
     for model in ("gpt-3.5-turbo", "GPT-3.5-Turbo", "openai/gpt-4.1"):
         answer, mark = _chat(proxy, "model-other", model)
         assert answer.status_code == 200, (model, answer.text[:200])
-        assert _reached(upstream, mark)
+        assert reached(upstream, mark)

@@ -35,6 +35,7 @@ from shadowgate.config.policy_alerts import AlertsPolicy
 from shadowgate.config.policy_alerts import parse_alerts
 from shadowgate.config.policy_approval import ApprovalPolicy
 from shadowgate.config.policy_approval import ApprovalRule
+from shadowgate.config.policy_approval import canonical_identity
 from shadowgate.config.policy_approval import check_approval
 from shadowgate.config.policy_approval import parse_approval
 from shadowgate.config.policy_approval import parse_server_approval
@@ -142,7 +143,7 @@ class Match:
             return f"wire format {facts.wire_format or 'none'} not in {sorted(self.wire_formats)}"
         if self.models is not None and not _model_matches(facts.model, self.models):
             return f"model {facts.model or 'none'} matches none of {list(self.models)}"
-        if self.users is not None and not _glob_any(facts.user, self.users):
+        if self.users is not None and not _user_matches(facts.user, self.users):
             return f"user {facts.user or 'none'} matches none of {list(self.users)}"
         if self.groups is not None and not _glob_any(facts.group, self.groups):
             return f"group {facts.group or 'none'} matches none of {list(self.groups)}"
@@ -426,6 +427,17 @@ def _model_matches(value: str | None, patterns: tuple[str, ...]) -> bool:
         return True
     forms = model_forms(value)
     return len(forms) > 1 and any(fnmatch.fnmatchcase(f, fold_model(p)) for f in forms[1:] for p in patterns)
+
+
+def _user_matches(user: str | None, patterns: tuple[str, ...]) -> bool:
+    """A user glob as written, or in the canonical form the directory gives proxy users (so a
+    rule naming `Alice` still meets alice, who may have logged in as `ALICE`)."""
+    if user is None:
+        return False
+    return any(
+        fnmatch.fnmatchcase(user, p) or fnmatch.fnmatchcase(user, canonical_identity(p, pattern=True) or p)
+        for p in patterns
+    )
 
 
 def _glob_any(value: str | None, patterns: tuple[str, ...]) -> bool:
