@@ -71,6 +71,16 @@ def test_a_reservation_is_swapped_for_the_recorded_usage():
     assert tracker.totals("daily", "alice", now.timestamp(), in_flight=True) == (100.0, 0.5)
 
 
+def test_a_call_decided_twice_holds_once():
+    tracker = BudgetTracker()
+    now = dt.datetime.now(dt.UTC)
+    tracker.hold("session", [DAILY], ALICE, 300, now.timestamp())
+    tracker.hold("session", [DAILY], ALICE, 300, now.timestamp())  # a realtime model switch
+    assert tracker.totals("daily", "alice", now.timestamp(), in_flight=True) == (300.0, 0.0)
+    tracker.add([DAILY], ALICE, 40, None, now.replace(tzinfo=None), request_id="session")
+    assert tracker.totals("daily", "alice", now.timestamp(), in_flight=True) == (40.0, 0.0)
+
+
 def test_a_lost_reservation_lapses():
     tracker = BudgetTracker()
     start = dt.datetime.now(dt.UTC).timestamp()

@@ -171,6 +171,7 @@ class BudgetTracker:
         entries = []
         with self._lock:
             self._lapse(now)
+            self._release(request_id)  # decided again (a realtime session's new model): one hold
             for budget in budgets:
                 if budget.tokens_per_day is None and budget.usd_per_day is None:
                     continue
