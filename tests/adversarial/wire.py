@@ -34,6 +34,15 @@ def open_tunnel(port: int, target: str, user: str = "mallory", timeout: float = 
     return sock, status
 
 
+def tls_tunnel(port: int, target: str, context: ssl.SSLContext, sni: str | None, user: str = "mallory") -> TlsClient:
+    """A CONNECT tunnel (which must be accepted) with a finished TLS handshake inside it."""
+    sock, status = open_tunnel(port, target, user=user)
+    assert status == 200, f"CONNECT {target} answered {status}"
+    client = TlsClient(sock, context, sni)
+    client.handshake()
+    return client
+
+
 def recv_all(sock: socket.socket, timeout: float = 5.0) -> bytes:
     """Everything the peer sends until it closes or goes quiet."""
     sock.settimeout(timeout)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+from shadowgate.config.policy_approval import canonical_identity
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import load_yaml
@@ -49,8 +50,14 @@ class Directory:
         self._by_ip = functools.lru_cache(maxsize=65536)(self._lookup_ip)
 
     def person(self, proxy_user: str | None, client_ip: str) -> Person:
+        """The person behind a call. A proxy user is taken in the one form approvals compare
+        people in (canonical_identity: NFKC, case-folded, spaces collapsed), as an LDAP directory
+        matches names: `ALICE` and fullwidth `ａｌｉｃｅ` log in as alice, so they are alice, with
+        alice's group, rules and budgets. A name that form rejects (control characters, `*`)
+        stays as typed, and has no group."""
         if proxy_user:
-            return Person(proxy_user, self._user_groups.get(proxy_user))
+            user = canonical_identity(proxy_user) or proxy_user
+            return Person(user, self._user_groups.get(user))
         return self._by_ip(client_ip)
 
     def _lookup_ip(self, client_ip: str) -> Person:
@@ -63,7 +70,7 @@ class Directory:
         for entry in self._networks:
             if address.version == entry.network.version and address in entry.network:
                 user = entry.user or client_ip
-                return Person(user, entry.group or self._user_groups.get(user))
+                return Person(user, entry.group or self._user_groups.get(canonical_identity(user) or user))
         return Person(client_ip, None)
 
 
@@ -97,7 +104,18 @@ def load_directory(path: str | Path) -> Directory:
         group = spec.get("group") if isinstance(spec, dict) else spec
         if not isinstance(group, str) or not group:
             raise ConfigError(path, line_of(spec, line_of(users)), f"user {name!r} needs a group")
-        user_groups[str(name)] = group
+        key = canonical_identity(str(name))
+        if key is None:
+            raise ConfigError(
+                path, line_of(spec, line_of(users)), f"user {name!r} names nobody (control or glob characters)"
+            )
+        if key in user_groups and user_groups[key] != group:
+            raise ConfigError(
+                path,
+                line_of(spec, line_of(users)),
+                f"user {name!r} is also listed in another spelling with another group",
+            )
+        user_groups[key] = group  # looked up in the form person() gives the proxy user
     return Directory(networks, user_groups)
 
 

@@ -11,12 +11,15 @@ A broken file is rejected with its file, line and reason, and the proxy keeps th
 from __future__ import annotations
 
 import fnmatch
+import functools
 import ipaddress
 import os
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ from shadowgate.config.policy_alerts import AlertsPolicy
 from shadowgate.config.policy_alerts import parse_alerts
 from shadowgate.config.policy_approval import ApprovalPolicy
 from shadowgate.config.policy_approval import ApprovalRule
+from shadowgate.config.policy_approval import canonical_identity
 from shadowgate.config.policy_approval import check_approval
 from shadowgate.config.policy_approval import parse_approval
 from shadowgate.config.policy_approval import parse_server_approval
@@ -137,9 +141,9 @@ class Match:
             return f"host {facts.host} not in {self.hosts.patterns()}"
         if self.wire_formats is not None and facts.wire_format not in self.wire_formats:
             return f"wire format {facts.wire_format or 'none'} not in {sorted(self.wire_formats)}"
-        if self.models is not None and not _glob_any(facts.model, self.models):
+        if self.models is not None and not _model_matches(facts.model, self.models):
             return f"model {facts.model or 'none'} matches none of {list(self.models)}"
-        if self.users is not None and not _glob_any(facts.user, self.users):
+        if self.users is not None and not _user_matches(facts.user, self.users):
             return f"user {facts.user or 'none'} matches none of {list(self.users)}"
         if self.groups is not None and not _glob_any(facts.group, self.groups):
             return f"group {facts.group or 'none'} matches none of {list(self.groups)}"
@@ -288,6 +292,13 @@ class Decision:
 
 
 DEFAULT_DECISION = Decision(ALLOW, "default", "no rule matched: observe and allow")
+# How strict an enforced action is; an observe-mode would_* decision ranks below every enforced one.
+_STRICTNESS = {BLOCK: 5, RATE_LIMIT: 4, REDIRECT: 3, COACH: 2, PASSTHROUGH: 1, ALLOW: 1}
+
+
+def strictness(decision: Decision) -> int:
+    rank = _STRICTNESS.get(decision.action.removeprefix(OBSERVE_PREFIX), 1)
+    return rank * 2 if decision.enforced else 1
 
 
 @dataclass(slots=True)
@@ -318,6 +329,16 @@ class Policy:
         return catalogued or intercept_all or bool(self.inspect.get(host)) or named
 
     def decide(self, facts: Facts) -> Decision:
+        """The first matching rule's decision. A model that an upstream may read as another
+        (`GPT-4o`, `openai/gpt-4o`: see model_forms) is judged in each form: the strictest wins,
+        the first form (as sent) among equals."""
+        forms = model_forms(facts.model) if facts.model is not None else ()
+        if len(forms) <= 1:
+            return self._first_match(facts)
+        decisions = [self._first_match(replace(facts, model=form)) for form in forms]
+        return max(decisions, key=strictness)  # max keeps the first of equals
+
+    def _first_match(self, facts: Facts) -> Decision:
         for rule in self.rules:
             if rule.match.check(facts) is None:
                 return self._decision(rule)
@@ -371,6 +392,52 @@ def _provider_of(facts: Facts) -> str | None:
     if facts.provider is None and facts.wire_format is not None:
         return UNKNOWN_PROVIDER
     return facts.provider
+
+
+# Dashes and hyphens that read as "-" (NFKC leaves U+2010..U+2015 and U+2212 alone).
+_DASHES = str.maketrans(dict.fromkeys("\u2010\u2011\u2012\u2013\u2014\u2015\u2212\u2043\ufe58", "-"))
+
+
+@functools.lru_cache(maxsize=4096)
+def fold_model(value: str) -> str:
+    """A model name as a lenient upstream may read it: NFKC, case-folded, trimmed, without format
+    characters (zero-width, bidi), with dash look-alikes as "-". A configured glob folds the same
+    way (its `*`, `?` and `[...]` are untouched)."""
+    text = unicodedata.normalize("NFKC", value).casefold().translate(_DASHES)
+    return "".join(c for c in text if unicodedata.category(c) != "Cf").strip()
+
+
+@functools.lru_cache(maxsize=4096)
+def model_forms(value: str) -> tuple[str, ...]:
+    """The model as sent, then as folded, then folded without a `vendor/` (or `models/`) prefix, as
+    routers and gateways strip it: each distinct form once. A plain lower-case ASCII name (nearly
+    every call) is its only form."""
+    if value.isascii() and "/" not in value and value == value.strip().lower():
+        return (value,)
+    folded = fold_model(value)
+    return tuple(dict.fromkeys((value, folded, folded.rpartition("/")[2].strip())))
+
+
+def _model_matches(value: str | None, patterns: tuple[str, ...]) -> bool:
+    """A model matches a glob as sent, or in any of its forms against the folded glob: so a
+    budget counts `GPT-4o` under `gpt-4o*`, and Policy.decide judges each form on its own."""
+    if value is None:
+        return False
+    if _glob_any(value, patterns):
+        return True
+    forms = model_forms(value)
+    return len(forms) > 1 and any(fnmatch.fnmatchcase(f, fold_model(p)) for f in forms[1:] for p in patterns)
+
+
+def _user_matches(user: str | None, patterns: tuple[str, ...]) -> bool:
+    """A user glob as written, or in the canonical form the directory gives proxy users (so a
+    rule naming `Alice` still meets alice, who may have logged in as `ALICE`)."""
+    if user is None:
+        return False
+    return any(
+        fnmatch.fnmatchcase(user, p) or fnmatch.fnmatchcase(user, canonical_identity(p, pattern=True) or p)
+        for p in patterns
+    )
 
 
 def _glob_any(value: str | None, patterns: tuple[str, ...]) -> bool:

@@ -10,6 +10,13 @@ says when the budget resets (the error message and `x-shadowgate-budget-reset`),
 `Retry-After` is at most `shadowgate_budget_retry_after` seconds: SDKs honour Retry-After, and one
 sent until midnight put the official ones to sleep for hours.
 
+Calls in flight hold a reservation (tokens_per_day, usd_per_day): at decision time a call that the
+budgets let through reserves an estimate of its tokens (request bytes / 4, plus its max_tokens or
+DEFAULT_OUTPUT_ESTIMATE), and its USD at the rate the subject's calls cost today; the reservation
+counts as used until the call's row is counted (the writer thread swaps it for the real usage
+under one lock), or HOLD_SECONDS pass. Without it twenty concurrent calls all passed a 50-token
+budget, as none of them was recorded yet.
+
 Requests per minute are counted in this process only: a shared counter would cost a round trip
 per request. Each instance enforces the whole limit, so behind a balancer of N instances a user
 gets at most N x the limit (docs/deploy.md); give each instance 1/N of it for a hard cap.
@@ -32,6 +39,12 @@ from shadowgate.config.policy import Budget
 from shadowgate.config.policy import Facts
 
 REFRESH_SECONDS = 30.0
+# Output tokens reserved for a call that names no maximum.
+DEFAULT_OUTPUT_ESTIMATE = 1024
+# A reservation whose row never comes (a row set aside, a flow lost) lapses after this long.
+HOLD_SECONDS = 600.0
+# The request keys that cap a call's output, per wire format (Gemini's inside generationConfig).
+_MAX_OUTPUT_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "maxOutputTokens", "max_new_tokens")
 DEFAULT_RETRY_AFTER = 60
 RESET_HEADER = "x-shadowgate-budget-reset"
 
@@ -68,6 +81,21 @@ def next_midnight(now: float, zone: dt.tzinfo) -> dt.datetime:
     return dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), zone)
 
 
+def estimate_tokens(request_bytes: int, body: object) -> int:
+    """A call's tokens, guessed before it is sent: its bytes / 4 for the prompt (JSON syntax
+    makes that an over-estimate for English), plus the output cap it asks for, else
+    DEFAULT_OUTPUT_ESTIMATE. Cheap: a few dict lookups."""
+    out = None
+    if isinstance(body, dict):
+        config = body.get("generationConfig") or body.get("generation_config")
+        for holder in (body, config if isinstance(config, dict) else {}):
+            for key in _MAX_OUTPUT_KEYS:
+                value = holder.get(key)
+                if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                    out = value if out is None else max(out, value)
+    return request_bytes // 4 + (DEFAULT_OUTPUT_ESTIMATE if out is None else out)
+
+
 class BudgetTracker:
     def __init__(self, zone: dt.tzinfo = dt.UTC, retry_after_cap: int = DEFAULT_RETRY_AFTER) -> None:
         self._lock = threading.Lock()
@@ -77,6 +105,10 @@ class BudgetTracker:
         self._base: dict[tuple[str, str], list[float]] = {}  # from sealed segments: [tokens, usd]
         self._local: dict[tuple[str, str], list[float]] = {}  # rows sealed since the last rebuild
         self._minute: dict[tuple[str, str], deque[float]] = {}
+        # Calls in flight: their reservations per budget and subject, and per request id.
+        self._reserved: dict[tuple[str, str], list[float]] = {}
+        self._holds: dict[str, tuple[float, list[tuple[tuple[str, str], float, float]]]] = {}
+        self._next_lapse = 0.0
 
     # --- event loop --------------------------------------------------------------------------
 
@@ -103,7 +135,7 @@ class BudgetTracker:
                             self._retry_after(free - now),
                             reset_at=dt.datetime.fromtimestamp(int(free) + 1, self.zone).isoformat(),
                         )
-            tokens, usd = self.totals(budget.id, subject, now)
+            tokens, usd = self.totals(budget.id, subject, now, in_flight=True)
             for used, limit, unit in ((tokens, budget.tokens_per_day, "tokens"), (usd, budget.usd_per_day, "USD")):
                 if limit is None:
                     continue
@@ -130,6 +162,55 @@ class BudgetTracker:
             if subject is not None and budget.match.check(facts) is None:
                 self._minute.setdefault((budget.id, subject), deque()).append(now)
 
+    def hold(
+        self, request_id: str, budgets: Sequence[Budget], facts: Facts, tokens: int, now: float | None = None
+    ) -> None:
+        """Reserve a call's estimated tokens (and their cost at the subject's rate today) on every
+        daily budget it counts against, until add() counts its row or HOLD_SECONDS pass."""
+        now = time.time() if now is None else now
+        entries = []
+        with self._lock:
+            self._lapse(now)
+            self._release(request_id)  # decided again (a realtime session's new model): one hold
+            for budget in budgets:
+                if budget.tokens_per_day is None and budget.usd_per_day is None:
+                    continue
+                subject = subject_of(budget, facts)
+                if subject is None or budget.match.check(facts) is not None:
+                    continue
+                key = (budget.id, subject)
+                used = self._used(key)
+                usd = tokens * used[1] / used[0] if used[0] > 0 else 0.0
+                reserved = self._reserved.setdefault(key, [0.0, 0.0])
+                reserved[0] += tokens
+                reserved[1] += usd
+                entries.append((key, float(tokens), usd))
+            if entries:
+                self._holds[request_id] = (now + HOLD_SECONDS, entries)
+
+    def _release(self, request_id: str | None) -> None:
+        """Drop a call's reservation (under the lock)."""
+        held = self._holds.pop(request_id, None) if request_id else None
+        for key, tokens, usd in held[1] if held else ():
+            reserved = self._reserved.get(key)
+            if reserved is not None:
+                reserved[0] -= tokens
+                reserved[1] -= usd
+                if reserved[0] <= 0.5 and reserved[1] <= 1e-9:
+                    del self._reserved[key]
+
+    def _lapse(self, now: float) -> None:
+        if now < self._next_lapse:
+            return
+        self._next_lapse = now + 10.0
+        for request_id in [r for r, (until, _) in self._holds.items() if until < now]:
+            self._release(request_id)
+
+    def _used(self, key: tuple[str, str]) -> tuple[float, float]:
+        base = self._base.get(key, (0.0, 0.0))
+        local = self._local.get(key, (0.0, 0.0))
+        return base[0] + local[0], base[1] + local[1]
+
     def set_zone(self, zone: dt.tzinfo) -> None:
         """A new budget-day time zone. If today is another date there, the totals start over until
         the next rebuild (at most REFRESH_SECONDS) counts that day's rows."""
@@ -145,21 +226,29 @@ class BudgetTracker:
     def day_of(self, now: float) -> dt.date:
         return dt.datetime.fromtimestamp(now, self.zone).date()
 
-    def totals(self, budget_id: str, subject: str, now: float | None = None) -> tuple[float, float]:
+    def totals(
+        self, budget_id: str, subject: str, now: float | None = None, in_flight: bool = False
+    ) -> tuple[float, float]:
+        """Today's recorded tokens and USD; in_flight: plus what calls in flight reserve."""
         day = self.day_of(time.time() if now is None else now)
+        key = (budget_id, subject)
         with self._lock:
-            if day != self._day:
-                return 0.0, 0.0
-            base = self._base.get((budget_id, subject), (0.0, 0.0))
-            local = self._local.get((budget_id, subject), (0.0, 0.0))
-            return base[0] + local[0], base[1] + local[1]
+            tokens, usd = self._used(key) if day == self._day else (0.0, 0.0)
+            if in_flight and (reserved := self._reserved.get(key)) is not None:
+                tokens, usd = tokens + max(0.0, reserved[0]), usd + max(0.0, reserved[1])
+            return tokens, usd
 
     # --- writer thread -----------------------------------------------------------------------
 
-    def add(self, budgets: Sequence[Budget], facts: Facts, tokens: int, usd: float | None, ts: dt.datetime) -> None:
-        """ts: the row's time, naive UTC as stored."""
+    def add(
+        self, budgets: Sequence[Budget], facts: Facts, tokens: int, usd: float | None, ts: dt.datetime,
+        request_id: str | None = None,
+    ) -> None:  # fmt: skip
+        """ts: the row's time, naive UTC as stored. The call's reservation (request_id) is dropped
+        under the same lock, so its usage is never counted twice nor missing in between."""
         day = ts.replace(tzinfo=dt.UTC).astimezone(self.zone).date()
         with self._lock:
+            self._release(request_id)
             self._roll(day)
             if day != self._day:
                 return

@@ -8,31 +8,29 @@ server to prefer over Host). A client controls all four. When they disagree, any
 be the service that really answers (domain fronting, HTTP/2 connection reuse), so the request is
 judged by the strictest of them, or refused outright (shadowgate_host_mismatch=refuse).
 
-IP literals are left out when a name is present: an IP cannot be compared with a name without
-DNS, and the upstream certificate is verified against the SNI, which binds the connection to
-that name. An IP is judged only when it is the only thing the request names.
+IP literals are left out of the comparison when a name is present: an IP cannot be compared with
+a name without DNS, and the upstream certificate is verified against the SNI, which binds the
+connection to that name. But a request to an IP literal that names a host (plain HTTP in
+`CONNECT 203.0.113.7:80`, an absolute-form `http://203.0.113.7/`, TLS without SNI) is identified
+and judged by that host (identity_host): the server behind the IP routes by it. An IP is judged
+only when it is the only thing the request names.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from dataclasses import dataclass
 
 from mitmproxy import http
 from mitmproxy.net.http import url
 
 from shadowgate.config.catalog import normalise_host
-from shadowgate.config.policy import ALLOW
-from shadowgate.config.policy import BLOCK
-from shadowgate.config.policy import COACH
-from shadowgate.config.policy import PASSTHROUGH
-from shadowgate.config.policy import RATE_LIMIT
-from shadowgate.config.policy import REDIRECT
-from shadowgate.config.policy import Decision
 
 MISMATCH_MODES = ("strictest", "refuse")
-# How strict an enforced action is; an observe-mode would_* decision ranks below every enforced one.
-_STRICTNESS = {BLOCK: 5, RATE_LIMIT: 4, REDIRECT: 3, COACH: 2, PASSTHROUGH: 1, ALLOW: 1}
+# Only digits, hex digits with 0x, and dots: what inet_aton reads as IPv4, never a host name.
+_LEGACY_IPV4 = re.compile(r"(0[xX][0-9a-fA-F]*|[0-9]+)(\.(0[xX][0-9a-fA-F]*|[0-9]+)){0,3}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,16 +68,30 @@ def request_names(flow: http.HTTPFlow) -> RequestNames:
     )
 
 
-def strictness(decision: Decision) -> int:
-    rank = _STRICTNESS.get(decision.action.removeprefix("would_"), 1)
-    return rank * 2 if decision.enforced else 1
+def identity_host(flow: http.HTTPFlow) -> str:
+    """The host a request is identified by: its SNI, else its CONNECT target or URL host, unless
+    that is an IP literal and the request names a host (Host, :authority, absolute URL): then
+    that name. Without this a blocked provider reached by its IP was "unknown" and allowed."""
+    host = (flow.client_conn.sni or flow.request.host).lower()
+    if is_ip(normalise_host(host)):
+        named = request_names(flow).hosts()
+        if named and not is_ip(named[0]):
+            return named[0]
+    return host
 
 
 def is_ip(host: str) -> bool:
+    """An IP literal, including the legacy IPv4 spellings the resolver still accepts
+    (2130706433, 127.1, 0x7f.0.0.1): a CONNECT to them reaches that address all the same."""
     try:
         ipaddress.ip_address(host)
     except ValueError:
-        return False
+        if not host or not _LEGACY_IPV4.fullmatch(host):
+            return False
+        try:
+            socket.inet_aton(host)
+        except OSError:
+            return False
     return True
 
 

@@ -33,7 +33,9 @@ from shadowgate.config.policy import load_policy
 from shadowgate.config.policy_check import check_policy
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.enforce.budgets import BudgetTracker
+from shadowgate.enforce.budgets import estimate_tokens
 from shadowgate.enforce.budgets import time_zone
+from shadowgate.enforce.hosts import identity_host
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import flow_record
 from shadowgate.flow import proxy_user_of
@@ -43,11 +45,13 @@ from shadowgate.stages.settings import expand_path
 from shadowgate.stages.settings import file_mtime
 from shadowgate.storage.rows import AiRequest
 from shadowgate.wireformats import UNPARSED_JSON_NOTE
+from shadowgate.wireformats.decoding import transfer_codings
 
 log = logging.getLogger(__name__)
 
 BODY_TOO_LARGE_RULE = "shadowgate:body-too-large"
 BODY_UNPARSED_RULE = "shadowgate:body-unparsed"  # looks like JSON, does not parse (red-team F1)
+TRANSFER_CODING_RULE = "shadowgate:transfer-coding"
 
 POLICY_POLL_SECONDS = 1.0
 DECISION_FAILED = Decision(BLOCK, "shadowgate-error", "the policy could not be evaluated; the request was not sent")
@@ -77,7 +81,7 @@ class Decide:
         # After Identify and HostAgreement: a body too big to read is decided before it is sent.
         rec = flow_record(flow)
         if rec is not None and rec.decided_on_headers and not (flow.response or flow.error):
-            self._decide(rec)
+            self._decide(flow, rec)
 
     @timed_hook
     def request(self, flow: http.HTTPFlow) -> None:
@@ -85,9 +89,19 @@ class Decide:
         rec = flow_record(flow)
         if rec is None or rec.decided_on_headers or flow.response or flow.error:
             return
-        self._decide(rec)
+        self._decide(flow, rec)
 
-    def _decide(self, rec: FlowRecord) -> None:
+    def _decide(self, flow: http.HTTPFlow, rec: FlowRecord) -> None:
+        if codings := transfer_codings(flow.request.headers):
+            # Sent on still coded (mitmproxy undoes only chunked), so DLP, model rules and
+            # metering would judge bytes an upstream that undoes the coding reads otherwise.
+            reason = (
+                f"the request body has the transfer coding {', '.join(codings)} (only chunked is "
+                "accepted on AI calls), so the proxy cannot read it as the provider would"
+            )
+            action = OBSERVE_PREFIX + BLOCK if self.settings.policy.observe else BLOCK
+            rec.decision = Decision(action, TRANSFER_CODING_RULE, reason)
+            return
         try:
             rec.decision = self.decide_unread(rec) if rec.body_unread else self.decide(rec)
         except Exception:
@@ -110,6 +124,8 @@ class Decide:
             log.info("shadowgate: %s is near budget: %s", facts.user, rec.budget_status)
         if verdict.exceeded is None:
             self.budgets.note_request(policy.budgets, facts)
+            body = rec.parsed_body[1] if rec.parsed_body is not None else None
+            self.budgets.hold(rec.request_id, policy.budgets, facts, estimate_tokens(rec.request_bytes or 0, body))
             return decision
         action = OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT
         return Decision(action, verdict.exceeded.id, verdict.reason, None, verdict.retry_after, verdict.reset_at)
@@ -162,7 +178,7 @@ class Decide:
         policy = self.settings.policy
         if not policy.rules:
             return None
-        host = (flow.client_conn.sni or flow.request.host).lower()
+        host = identity_host(flow)
         facts = self.settings.connection_facts(host, flow.client_conn, proxy_user_of(flow))
         return facts, policy.decide(facts)
 
@@ -178,7 +194,7 @@ class Decide:
             row.user_name, row.user_group, row.client_ip,
         )  # fmt: skip
         tokens = (row.input_tokens or 0) + (row.output_tokens or 0)
-        self.budgets.add(budgets, facts, tokens, row.cost_usd, row.ts)
+        self.budgets.add(budgets, facts, tokens, row.cost_usd, row.ts, row.request_id)
 
     def rebuild_budgets(self, segments: Path) -> None:
         """Today's totals from every instance's sealed rows (writer thread, after its own write)."""

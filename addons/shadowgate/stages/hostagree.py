@@ -24,9 +24,9 @@ from mitmproxy.proxy.mode_specs import ReverseMode
 from shadowgate.config.catalog import site_of
 from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import Decision
+from shadowgate.config.policy import strictness
 from shadowgate.enforce.hosts import MISMATCH_MODES
 from shadowgate.enforce.hosts import request_names
-from shadowgate.enforce.hosts import strictness
 from shadowgate.stages.act import api_error
 from shadowgate.stages.act import refusal_text
 from shadowgate.stages.identify import flow_record
@@ -72,12 +72,15 @@ class HostAgreement:
             return  # a reverse proxy's clients name the proxy; its backend is configured, not chosen
         names = request_names(flow)
         hosts = names.hosts()
+        settings = self.settings
+        rec = flow_record(flow)
         if len(hosts) <= 1:
             if hosts:
                 flow.metadata[DECISION_HOST_KEY] = hosts[0]
+                # One name besides an IP literal (plain HTTP in CONNECT <IP>:80, http://<IP>/,
+                # TLS without SNI): the request is the named host's (Identify names it so).
+                self._repoint(rec, hosts[0])
             return
-        settings = self.settings
-        rec = flow_record(flow)
         user = (flow.metadata.get("proxyauth") or (None,))[0]
         judged = [(h, settings.connection_facts(h, flow.client_conn, user)) for h in hosts]
         # Strictest decision first; among equals a catalogued host, then the name servers route by.
@@ -107,12 +110,16 @@ class HostAgreement:
             text = f"shadowgate: refused: the connection and the request name different hosts ({names.describe()})."
             self._refuse(flow, rec, refused, api_error(parser, 421, text))
             return
-        if rec is not None and rec.host != host:
-            rec.host = host
-            rec.site = site_of(host)
-            rec.provider = settings.catalog.match_host(host) if settings.catalog else None
+        self._repoint(rec, host)
         if decision.enforced and decision.action == BLOCK:
             self._refuse(flow, rec, decision, api_error(parser, 403, refusal_text(decision, "blocked")))
+
+    def _repoint(self, rec, host: str) -> None:
+        if rec is not None and rec.host != host:
+            catalog = self.settings.catalog
+            rec.host = host
+            rec.site = site_of(host)
+            rec.provider = catalog.match_host(host) if catalog else None
 
     @staticmethod
     def _refuse(flow: http.HTTPFlow, rec, decision: Decision, response: http.Response) -> None:

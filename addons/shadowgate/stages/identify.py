@@ -18,6 +18,7 @@ from shadowgate.config.attribution import account_hint
 from shadowgate.config.catalog import Provider
 from shadowgate.config.catalog import site_of
 from shadowgate.config.requestpath import request_methods
+from shadowgate.enforce.hosts import identity_host
 from shadowgate.flow import METADATA_KEY
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import client_ip_of
@@ -65,7 +66,7 @@ class Identify:
         if catalog is None:
             return
         request = flow.request
-        host = (flow.client_conn.sni or request.host).lower()
+        host = identity_host(flow)
         # An AI feature on a shared host (an entry with paths) is told apart by its path.
         provider = catalog.match(host, request.path)
         # Every method the request may mean (an override header can turn a GET into a POST),
@@ -151,7 +152,7 @@ class Identify:
         catalog = self.settings.catalog
         if not request.raw_content or catalog is None or flow.metadata.get(IDENTIFIED_KEY):
             return
-        host = (flow.client_conn.sni or request.host).lower()
+        host = identity_host(flow)
         provider = catalog.match(host, request.path)
         if provider is not None:
             flow.metadata[METADATA_KEY] = rec = new_flow_record(self.settings, flow, host, provider, None)

@@ -38,7 +38,7 @@ import logging
 from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qsl
 from urllib.parse import urlsplit
 
 from mitmproxy import ctx
@@ -53,8 +53,10 @@ from shadowgate.config.policy import RATE_LIMIT
 from shadowgate.config.policy import REDIRECT
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import DlpPolicy
+from shadowgate.config.policy import strictness
 from shadowgate.config.policy_injection import BLOCK as INJECTION_BLOCK
 from shadowgate.config.policy_responses import BLOCK as RESPONSES_BLOCK
+from shadowgate.flow import FlowRecord
 from shadowgate.screening.frames import ServerFrames
 from shadowgate.screening.frames import TooDeep
 from shadowgate.screening.prompts import SEAM
@@ -115,6 +117,27 @@ def _is_upgrade(request: http.Request) -> bool:
     return "upgrade" in request.headers
 
 
+# The query keys a realtime URL names its model by: OpenAI's `model`, Azure's `deployment`.
+_MODEL_KEYS = frozenset({"model", "deployment"})
+
+
+def url_models(path: str) -> list[str]:
+    """Every model a realtime URL may name, each distinct value once, in order.
+
+    Servers read a query differently: Python's parse_qs keeps the first of a repeated key,
+    Starlette the last; some match keys in any case, take PHP's `model[]=` or `;` as a separator.
+    A URL that names one model in one of these ways and another in another is judged by every
+    one of them (the strictest decision), not by the one this parser would have picked."""
+    query = path.partition("?")[2].replace(";", "&")
+    models: list[str] = []
+    for key, value in parse_qsl(query):
+        name = key.strip().casefold()
+        name = name[: name.find("[")] if "[" in name else name  # model[] and model[0] alike
+        if name in _MODEL_KEYS and value not in models:
+            models.append(value)
+    return models
+
+
 class Realtime:
     name = "shadowgate_realtime"
 
@@ -137,10 +160,9 @@ class Realtime:
         route = websocket_route(request.path, provider is not None)
         if route is None:
             return
-        params = parse_qs(request.path.partition("?")[2])
-        models = params.get("model") or params.get("deployment")
         rec = new_flow_record(settings, flow, host, provider, route)
-        rec.facts = RequestFacts(operation="realtime", model=models[0] if models else None, streaming=True)
+        model = self._strictest_model(rec, url_models(request.path))
+        rec.facts = RequestFacts(operation="realtime", model=model, streaming=True)
         session = Session(rec)
         flow.metadata[REALTIME_KEY] = session
         responses = settings.policy.responses
@@ -153,6 +175,15 @@ class Realtime:
             status, text = refusal
             flow.response = api_error(route.parser, status, text, rec.decision.retry_after if status == 429 else None)
             session.refused = text
+
+    def _strictest_model(self, rec: FlowRecord, models: list[str]) -> str | None:
+        """The one of the URL's models the policy is strictest with (the first among equals): a
+        server may read any of them, so the session is judged and recorded by that one."""
+        if len(models) <= 1:
+            return models[0] if models else None
+        facts = rec.policy_facts()
+        policy = self.settings.policy
+        return max(models, key=lambda model: strictness(policy.decide(replace(facts, model=model))))
 
     def response(self, flow: http.HTTPFlow) -> None:
         session = flow.metadata.get(REALTIME_KEY)

@@ -17,6 +17,8 @@ Three ways around inspection are closed here:
     the connection (recorded as refused).
   - Names that do not agree: host names are normalised (case, trailing dot) before matching, so
     "API.OPENAI.COM." is the catalogued host it names. Request-level agreement is hostagree.py.
+  - No name at all: TLS to an IP literal without SNI is decrypted (unless the policy's
+    passthrough names the IP), so the Host header inside is judged, not relayed unread.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import PASSTHROUGH
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import Facts
+from shadowgate.enforce.hosts import is_ip
 from shadowgate.stages.settings import ShadowgateSettings
 
 log = logging.getLogger(__name__)
@@ -185,6 +188,13 @@ class TlsGate:
         if settings.decrypts(facts):
             settings.record_sighting(facts, decrypted=True)
             return
+        if _nameless(sni) and is_ip(host) and not settings.policy.passthrough.get(host):
+            # TLS to an IP literal that names no host: only the Host header inside says which
+            # service it is for, so it is decrypted, never a blind tunnel (the upstream is then
+            # verified against the IP, which a provider's certificate does not name: fails
+            # closed). The policy's passthrough list exempts an IP that must stay untouched.
+            log.info("shadowgate: decrypting TLS without a host name to %s", host)
+            return
         data.ignore_connection = True
         if facts.provider is not None:
             settings.record_connection(facts, "not decrypted by policy")
@@ -274,6 +284,11 @@ def lenient_sni(data: bytes) -> str | None | object:
     except ValueError:
         return None
     return _INCOMPLETE if hello is None else hello.sni
+
+
+def _nameless(sni: str | None) -> bool:
+    """No SNI, or one that is an IP literal (RFC 6066 forbids it; it names no host either)."""
+    return not sni or is_ip(normalise_host(sni))
 
 
 def _server_host(client: connection.Client, server: connection.Server) -> str | None:

@@ -151,6 +151,17 @@ def content_codings(header: str | None) -> list[str]:
     return [name for name in names if name not in _IDENTITY]
 
 
+def transfer_codings(headers: Any) -> list[str]:
+    """The transfer codings of a request besides chunked (RFC 9112 §6.1), first applied first.
+
+    mitmproxy undoes only chunked: it hands a `Transfer-Encoding: gzip, chunked` body to the
+    stages still gzip-coded and forwards it so, under the same header, to an upstream that may
+    undo the gzip itself. No client library sends such a body; the stages refuse it on AI calls
+    (Decide) rather than read what the upstream would not."""
+    names = [name.strip().lower() for value in headers.get_all("transfer-encoding") for name in value.split(",")]
+    return [name for name in names if name and name != "chunked"]
+
+
 def decode_body(raw: bytes, content_encoding: str | None, limit: int = MAX_DECODED_BODY) -> bytes:
     """raw with every coding of its Content-Encoding undone, last applied first (RFC 9110: "gzip,
     br" was gzipped, then brotli'd). Raises UndecodableBody for an unknown coding, corrupt or

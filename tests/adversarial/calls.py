@@ -1,0 +1,24 @@
+"""An API call through the proxy, marked so a test can tell whether it reached the upstream."""
+
+from __future__ import annotations
+
+from tests.adversarial.wire import marker
+
+CHAT_URL = "https://api.openai.com/v1/chat/completions"
+
+
+def post_marked(proxy, user: str, body: bytes, url: str = CHAT_URL):
+    """POST a JSON body as `user` with a fresh x-attack mark: (httpx answer, the mark)."""
+    mark = marker()
+    with proxy.client(user) as client:
+        answer = client.post(
+            url,
+            content=body,
+            headers={"content-type": "application/json", "authorization": "Bearer sk-test", "x-attack": mark},
+        )
+    return answer, mark
+
+
+def reached(upstream, mark: str) -> bool:
+    """Whether the request with this mark reached the fake upstream."""
+    return any(s.headers.get("x-attack") == mark for s in upstream.seen)

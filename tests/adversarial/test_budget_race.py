@@ -1,0 +1,96 @@
+"""Class 4: concurrent calls cannot spend a daily budget many times over (red-team F12).
+
+A token budget compared only recorded usage, and a call is recorded when it ends: twenty calls
+sent at once all passed a 50-token budget (41,080 tokens recorded). Each call the budgets let
+through now reserves an estimate of its tokens until its row is counted, so concurrent calls
+see each other.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime as dt
+import json
+
+from shadowgate.config.policy import Budget
+from shadowgate.config.policy import Facts
+from shadowgate.config.policy import Match
+from shadowgate.enforce.budgets import DEFAULT_OUTPUT_ESTIMATE
+from shadowgate.enforce.budgets import BudgetTracker
+from shadowgate.enforce.budgets import estimate_tokens
+from tests.adversarial.wire import marker
+
+POLICY = "budgets:\n  - {id: tok, per: user, match: {provider: anthropic}, tokens_per_day: 50}\n"
+MESSAGES = {"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
+DAILY = Budget(id="daily", line=1, per="user", match=Match(), tokens_per_day=1000, usd_per_day=1.0)
+ALICE = Facts("api.anthropic.com", "anthropic", "llm-api", "anthropic-messages", "claude", "alice", None, "10.0.0.1")
+
+
+def test_concurrent_calls_cannot_overspend_a_token_budget(proxy_with, upstream):
+    proxy = proxy_with(POLICY)
+    user, mark = "budget-race", marker()
+
+    def call(_: int) -> int:
+        with proxy.client(user) as client:
+            return client.post(
+                "https://api.anthropic.com/v1/messages",
+                json=MESSAGES,
+                headers={"x-api-key": "k", "anthropic-version": "2023-06-01", "x-attack": mark},
+            ).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        codes = list(pool.map(call, range(20)))
+    # Each call reserves its bytes / 4 + max_tokens (about 35 tokens): the first two fit under 50.
+    estimate = estimate_tokens(len(json.dumps(MESSAGES)), MESSAGES)
+    admitted = -(-50 // estimate)
+    assert codes.count(200) <= admitted, sorted(codes)
+    assert codes.count(200) >= 1 and codes.count(429) == 20 - codes.count(200), sorted(codes)
+    assert sum(s.headers.get("x-attack") == mark for s in upstream.seen) == codes.count(200)
+    rows = proxy.rows(f"user_name = '{user}'", expect=20)
+    refused = [r for r in rows if r["decision"] == "rate_limit"]
+    assert len(refused) == codes.count(429) and {r["rule_id"] for r in refused} == {"tok"}
+
+
+def test_a_reservation_is_swapped_for_the_recorded_usage():
+    tracker = BudgetTracker()
+    now = dt.datetime.now(dt.UTC)
+    tracker.hold("r1", [DAILY], ALICE, 600, now.timestamp())
+    assert tracker.totals("daily", "alice", now.timestamp(), in_flight=True) == (600.0, 0.0)
+    assert tracker.check([DAILY], ALICE, now.timestamp()).exceeded is None
+    tracker.hold("r2", [DAILY], ALICE, 600, now.timestamp())
+    assert tracker.check([DAILY], ALICE, now.timestamp()).exceeded is DAILY  # 1200 in flight
+    # The row of r1 is counted: its reservation goes in the same step, not twice, not never.
+    tracker.add([DAILY], ALICE, 100, 0.5, now.replace(tzinfo=None), request_id="r1")
+    assert tracker.totals("daily", "alice", now.timestamp(), in_flight=True) == (700.0, 0.5)
+    # Now the subject has a rate (0.5 USD per 100 tokens): a new hold reserves its cost too.
+    tracker.hold("r3", [DAILY], ALICE, 100, now.timestamp())
+    assert tracker.totals("daily", "alice", now.timestamp(), in_flight=True) == (800.0, 1.0)
+    assert tracker.check([DAILY], ALICE, now.timestamp()).exceeded is DAILY  # 1.0 USD
+    tracker.add([DAILY], ALICE, 0, None, now.replace(tzinfo=None), request_id="r2")
+    tracker.add([DAILY], ALICE, 0, None, now.replace(tzinfo=None), request_id="r3")
+    assert tracker.totals("daily", "alice", now.timestamp(), in_flight=True) == (100.0, 0.5)
+
+
+def test_a_call_decided_twice_holds_once():
+    tracker = BudgetTracker()
+    now = dt.datetime.now(dt.UTC)
+    tracker.hold("session", [DAILY], ALICE, 300, now.timestamp())
+    tracker.hold("session", [DAILY], ALICE, 300, now.timestamp())  # a realtime model switch
+    assert tracker.totals("daily", "alice", now.timestamp(), in_flight=True) == (300.0, 0.0)
+    tracker.add([DAILY], ALICE, 40, None, now.replace(tzinfo=None), request_id="session")
+    assert tracker.totals("daily", "alice", now.timestamp(), in_flight=True) == (40.0, 0.0)
+
+
+def test_a_lost_reservation_lapses():
+    tracker = BudgetTracker()
+    start = dt.datetime.now(dt.UTC).timestamp()
+    tracker.hold("lost", [DAILY], ALICE, 5000, start)
+    assert tracker.check([DAILY], ALICE, start).exceeded is DAILY
+    tracker.hold("next", [DAILY], ALICE, 1, start + 3600)  # an hour on: the lost one has lapsed
+    assert tracker.totals("daily", "alice", start + 3600, in_flight=True)[0] == 1.0
+
+
+def test_the_estimate_reads_the_output_cap():
+    assert estimate_tokens(400, {"max_tokens": 10}) == 110
+    assert estimate_tokens(400, {"generationConfig": {"maxOutputTokens": 50}}) == 150
+    assert estimate_tokens(400, {"messages": []}) == 100 + DEFAULT_OUTPUT_ESTIMATE
