@@ -45,8 +45,8 @@ OPT_IN_TYPES = frozenset(names.OPT_IN_TYPES)
 # `token = "ghp_..."` assignment also yields).
 _GENERIC_TYPES = frozenset({"GENERIC_SECRET", "PASSWORD", "URL_PASSWORD"})
 
-# A run decoded from base64 or percent-encoding is scanned like any text, runs inside it too, but
-# no deeper than this: each level costs a scan, and doubly encoded is what a person bothers with.
+# A run decoded from base64, base32, hex, percent-encoding, backslash escapes or HTML references is
+# scanned like any text, runs inside it too, but no deeper than this: each level costs a scan, and doubly encoded is what a person bothers with.
 MAX_DECODE_DEPTH = 2
 # The view is read only this far around what normalisation changed (then on to white space): a
 # text with one fullwidth colon is not read twice. Far more than a key or an identifier and the
@@ -182,15 +182,15 @@ class Scanner:
 
     def scan(self, text: str, deadline: float | None = None) -> list[Finding]:
         """Findings sorted by start, each spanning a whole value, never overlapping but in one
-        case: a run of base64 or percent-encoding that holds values of several types gives one
-        finding per type, each spanning the whole run (so a policy that blocks any of the types
-        sees it).
+        case: an encoded run (base64, base32, hex, percent-encoding, backslash escapes, HTML
+        references) that holds values of several types gives one finding per type, each spanning
+        the whole run (so a policy that blocks any of the types sees it).
 
         The detectors read the text itself and its normalised view (dlp.normalize: format
         characters removed, NFKC, look-alike letters folded), whose findings are mapped back to
         the text's offsets; and the text of every encoded run (dlp.encoded), whose findings span
-        the whole run. Plain ASCII text with no control character, no "%" and no long
-        base64-like run is read once.
+        the whole run. Plain ASCII text with no control character, no "%", "\\" or "&" and no
+        long base64-like run is read once.
 
         deadline: the time.thread_time() past which the scan raises ScanTimeout, checked between
         detectors and passes (so it overruns by at most one detector's pass over the text, each
