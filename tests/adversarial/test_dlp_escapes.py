@@ -52,19 +52,22 @@ ENCODED = {
 }
 
 
-def _policy(tmp_path, text: str):
+def _send(proxy, upstream, tmp_path, user: str, policy: str, prompt: str, raw: bytes | None = None):
+    """The chat request with this prompt (or this raw body) through the proxy under this policy:
+    the response and what reached the upstream."""
     path = tmp_path / "policy.yaml"
-    path.write_text(text)
-    return str(path)
-
-
-def _chat(proxy, user: str, content: str):
-    with proxy.client(user) as client:
-        return client.post(
-            "https://api.openai.com/v1/chat/completions",
-            headers={"authorization": "Bearer sk-test"},
-            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": content}]},
-        )
+    path.write_text(policy)
+    chat = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": prompt}]}
+    body = json.dumps(chat).encode() if raw is None else raw
+    with proxy.options(shadowgate_policy=str(path)):
+        before = len(upstream.seen)
+        with proxy.client(user) as client:
+            response = client.post(
+                "https://api.openai.com/v1/chat/completions",
+                headers={"authorization": "Bearer sk-test", "content-type": "application/json"},
+                content=body,
+            )
+    return response, upstream.seen[before:]
 
 
 def _prompt(hidden: str) -> str:
@@ -75,11 +78,9 @@ def _prompt(hidden: str) -> str:
 def test_an_encoded_key_is_blocked_when_secrets_block(proxy, upstream, tmp_path, name):
     hidden, _, type_ = ENCODED[name]
     user = f"escapes_block_{name}"
-    with proxy.options(shadowgate_policy=_policy(tmp_path, "dlp: {secrets: block}\n")):
-        before = len(upstream.seen)
-        response = _chat(proxy, user, _prompt(hidden))
+    response, seen = _send(proxy, upstream, tmp_path, user, "dlp: {secrets: block}\n", _prompt(hidden))
     assert response.status_code == 403 and type_ in response.text
-    assert len(upstream.seen) == before  # nothing reached the provider
+    assert seen == []  # nothing reached the provider
     [row] = proxy.rows(f"user_name = '{user}'", expect=1)
     assert (row["dlp_findings"], row["dlp_action"], row["status_code"]) == (f"{type_}:1", "block", 403)
 
@@ -88,11 +89,8 @@ def test_an_encoded_key_is_blocked_when_secrets_block(proxy, upstream, tmp_path,
 def test_an_encoded_key_is_redacted_before_the_provider_sees_it(proxy, upstream, tmp_path, name):
     hidden, replaced, type_ = ENCODED[name]
     user = f"escapes_redact_{name}"
-    with proxy.options(shadowgate_policy=_policy(tmp_path, "dlp: {secrets: redact, pii: log}\n")):
-        before = len(upstream.seen)
-        response = _chat(proxy, user, _prompt(hidden))
+    response, [seen] = _send(proxy, upstream, tmp_path, user, "dlp: {secrets: redact, pii: log}\n", _prompt(hidden))
     assert response.status_code == 200
-    [seen] = upstream.seen[before:]
     sent = json.loads(seen.body)["messages"][0]["content"]
     assert sent == _prompt(hidden.replace(replaced or hidden, f"[{type_}_1]"))
     key = ANTHROPIC if type_ == "ANTHROPIC_API_KEY" else AWS
@@ -107,16 +105,8 @@ def test_a_json_escape_the_parser_undoes_is_found_as_the_key(proxy, upstream, tm
     so the plain detector finds the key itself and redacts exactly it."""
     user = "escapes_json_escape"
     body = '{"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "id \\u0041' + AWS[1:] + ' ok"}]}'
-    with proxy.options(shadowgate_policy=_policy(tmp_path, "dlp: {secrets: redact}\n")):
-        before = len(upstream.seen)
-        with proxy.client(user) as client:
-            response = client.post(
-                "https://api.openai.com/v1/chat/completions",
-                headers={"authorization": "Bearer sk-test", "content-type": "application/json"},
-                content=body.encode(),
-            )
+    response, [seen] = _send(proxy, upstream, tmp_path, user, "dlp: {secrets: redact}\n", "", body.encode())
     assert response.status_code == 200
-    [seen] = upstream.seen[before:]
     assert json.loads(seen.body)["messages"][0]["content"] == "id [AWS_ACCESS_KEY_1] ok"
     [row] = proxy.rows(f"user_name = '{user}'", expect=1)
     assert (row["dlp_findings"], row["dlp_action"]) == ("AWS_ACCESS_KEY:1", "redact")
