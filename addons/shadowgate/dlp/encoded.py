@@ -166,14 +166,10 @@ def _alphabet_runs(text: str, start: int, end: int) -> Sequence[Run]:
         ]
         if found:
             return found
-        # a wrapped hex block (`xxd -p`) and the line after it that the block took; MIN_HEX digits
-        # in a row found first by a memory search (the pattern tries every position of the run,
-        # 30 ms per MB of a wrapped block of binary)
-        if _HEX_START in run.encode("latin-1", "replace").translate(_HEX_CLASSES):
-            return list(_hex_runs(text, start, end))
-        return ()
+        # a wrapped hex block (`xxd -p`) and the line after it that the block took
+        return list(_hex_runs(text, start, end))
     digits = len(run) - len(run.rstrip(_HEX_DIGITS))
-    if digits >= MIN_HEX:
+    if digits >= MIN_HEX and _may_be_hex_text(run[-digits:]):
         hex_run = _hex_run(text, end - digits, end)
         if hex_run is not None:
             return [hex_run]
@@ -197,9 +193,19 @@ def _may_be_hex_text(run: str) -> bool:
 
 
 def _hex_runs(text: str, start: int, end: int) -> Iterator[Run]:
-    """The stretches of MIN_HEX or more hex digits in a run of hex digits, dashes and line breaks
-    (the lines of a wrapped block are one stretch) that decode to text."""
-    for m in _HEX_RUN.finditer(text, start, end):
+    """The stretches of MIN_HEX or more hex digits in text[start:end] (the lines of a wrapped block
+    are one stretch) that decode to text."""
+    # Where MIN_HEX digits in a row start: a memory search (the pattern alone tries every
+    # position of the run: 30 ms per MB of a wrapped block of binary base64).
+    classes = text[start:end].encode("latin-1", "replace").translate(_HEX_CLASSES)
+    at = classes.find(_HEX_START)
+    while at >= 0:
+        m = _HEX_RUN.match(text, start + at, end)
+        if m is None:  # cannot happen: the classes say the digits are there
+            return
+        at = classes.find(_HEX_START, m.end() - start)
+        if not _may_be_hex_text(m.group()):
+            continue
         hex_run = _hex_run(text, *m.span())
         if hex_run is not None:
             yield hex_run
@@ -286,7 +292,8 @@ def _decoded(run: str) -> tuple[str, str] | None:
     decoded = _base64_text(run)
     if decoded is not None:
         return decoded, "base64"
-    decoded = _base32_text(run)
+    # base32 is of one case: str.isupper/islower (C) turn away the mixed-case runs before its pattern
+    decoded = _base32_text(run) if run.isupper() or run.islower() else None
     return None if decoded is None else (decoded, "base32")
 
 
