@@ -327,6 +327,18 @@ def test_an_escaped_email_and_an_escape_in_an_assignment():
     assert [f.type for f in found] == ["PASSWORD"]
 
 
+@pytest.mark.parametrize("encode", [lambda s: "\\x61" + s[1:], lambda s: "&#97;" + s[1:], lambda s: hex_of(s)])
+def test_the_name_before_a_run_counts_for_the_value_it_decodes_to(encode):
+    """A generic token has no shape of its own: it is found by its name, which stands before the
+    run (the run ends at the space). Only the run is redacted; the name stays."""
+    token = "abcdef0123456789abcdef01234567"
+    assert redacted(f"api_token: {token}") == "api_token: [GENERIC_SECRET_1]"  # as plain text
+    text = f"setup\napi_token: {encode(token)}\nthanks"
+    assert redacted(text) == "setup\napi_token: [GENERIC_SECRET_1]\nthanks"
+    # the words before a run alone are no finding of the run: a value there is found as it stands
+    assert types(f"mail {EMAIL} {encode(token)}") == ["EMAIL"]
+
+
 def test_a_base64_run_on_the_line_after_another_run_is_decoded():
     """The line after a run that is not a wrapped block is searched too (it was skipped)."""
     text = f"a_very_long_identifier_xyz\n{b64('my key ' + AWS_KEY)}"
