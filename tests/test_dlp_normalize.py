@@ -345,6 +345,16 @@ def test_a_base64_run_on_the_line_after_another_run_is_decoded():
     assert redacted(text) == "a_very_long_identifier_xyz\n[AWS_ACCESS_KEY_1]"
 
 
+def test_escapes_of_a_json_document_are_left_to_its_parser():
+    """The callers scan the strings a JSON document in a string parses to (function-call arguments):
+    decoding its escapes here as well would count the same value twice."""
+    escaped = escape_each(AWS_KEY, "\\u%04x")
+    document = '{"token": "' + escaped + '"}'
+    assert [r.encoding for r in encoded_runs(document)] == []
+    assert [r.encoding for r in encoded_runs(document[:-1])] == ["escape"]  # not JSON: decoded
+    assert [r.encoding for r in encoded_runs(f"[not json {escaped}")] == ["escape"]
+
+
 def test_surrogate_pair_escapes_are_joined():
     [run] = encoded_runs("say \\ud83d\\ude00 hello world")
     assert (run.encoding, run.decoded) == ("escape", "\U0001f600")

@@ -20,8 +20,9 @@ binary (images, hashes, keys that merely look like base64) is left alone.
 * escaped runs (MIN_ESCAPED characters, at least one escape, with the letters, digits and URL
   punctuation around it): percent-encoding (`%2D`); the backslash escapes of C, Python,
   JavaScript and JSON left as text (`\x41`, `\u0041`, `\u{41}`, `\U00000041`, octal `\101`),
-  which no parser on the way undid; HTML character references (`&#65;`, `&#x41;`, named ones
-  such as `&amp;` or `&hyphen;`).
+  which no parser on the way undid (not in a text that is itself a JSON document: its callers
+  scan the strings it parses to); HTML character references (`&#65;`, `&#x41;`, named ones such
+  as `&amp;` or `&hyphen;`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import base64
 import binascii
 import html
+import json
 import re
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -140,9 +142,17 @@ def encoded_runs(
             text, _PERCENT_ESCAPE, _PERCENT_RUN, _UNRESERVED, MIN_PERCENT, _unpercent, "percent", skip
         )
     if "\\" in text:
-        yield from _escaped_runs(
+        escaped = _escaped_runs(
             text, _BACKSLASH_ESCAPE, _BACKSLASH_RUN, _BACKSLASH_PLAIN, MIN_ESCAPED, _unbackslash, "escape", skip
         )
+        first = next(escaped, None)
+        # A text that is itself a JSON document (function-call arguments, a tool's output): its
+        # escapes are the parser's, and the callers scan the strings it parses to
+        # (wireformats.scope.nested_json_texts), so a value behind them is found there, once.
+        # Parsed only once a run is found: most text with a backslash holds none.
+        if first is not None and not _json_document(text):
+            yield first
+            yield from escaped
     if "&" in text:
         yield from _escaped_runs(
             text, _HTML_REFERENCE, _HTML_RUN, _HTML_PLAIN, MIN_ESCAPED, html.unescape, "html", skip
@@ -256,6 +266,17 @@ def _escaped_runs(
         decoded = decode(m.group())
         if decoded is not None and _readable(decoded):
             yield Run(m.start(), m.end(), decoded, encoding)
+
+
+def _json_document(text: str) -> bool:
+    """Whether text is an object or array of JSON."""
+    if text.lstrip()[:1] not in ("{", "["):
+        return False
+    try:
+        json.loads(text)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _unpercent(run: str) -> str | None:
