@@ -1,5 +1,6 @@
 """DLP normalisation: the view the detectors also read (format characters removed, NFKC,
-look-alikes folded), the map back to the original offsets, and decoded base64 / percent runs.
+look-alikes folded), the map back to the original offsets, and decoded runs (base64, base32, hex,
+percent-encoding, backslash escapes and HTML references left as text).
 
 Every key below is random or computed here (never a real one). Each evasion test redacts the text
 and checks the exact result: the placeholder stands where the ORIGINAL characters of the value
@@ -247,6 +248,155 @@ def test_encoded_runs_ignore_binary_and_short_runs():
     assert (run.encoding, run.decoded, run.start) == ("base64", "a readable sentence of text", 2)
 
 
+# --- Escapes left as text, HTML references, hex and base32 ------------------------------------
+
+
+def escape_each(s: str, form: str) -> str:
+    return "".join(form % ord(c) for c in s)
+
+
+def hex_of(s: str) -> str:
+    return s.encode().hex()
+
+
+@pytest.mark.parametrize(
+    ("encode", "encoding"),
+    [
+        (lambda s: "\\x41" + s[1:], "escape"),  # one escape, the rest as it is
+        (lambda s: "\\u0041" + s[1:], "escape"),
+        (lambda s: escape_each(s, "\\x%02x"), "escape"),
+        (lambda s: escape_each(s, "\\u%04X"), "escape"),
+        (lambda s: escape_each(s, "\\u{%x}"), "escape"),
+        (lambda s: escape_each(s, "\\U%08x"), "escape"),
+        (lambda s: escape_each(s, "\\%03o"), "escape"),  # octal
+        (lambda s: "&#65;" + s[1:], "html"),
+        (lambda s: "&#x41;" + s[1:], "html"),
+        (lambda s: "&#65" + s[1:], "html"),  # a numeric reference without its ";"
+        (lambda s: escape_each(s, "&#%d;"), "html"),
+        (lambda s: escape_each(s, "&#x%X;"), "html"),
+        (lambda s: hex_of(s), "hex"),
+        (lambda s: hex_of(s).upper(), "hex"),
+        (lambda s: base64.b32encode(s.encode()).decode(), "base32"),
+        (lambda s: base64.b32encode(s.encode()).decode().rstrip("=").lower(), "base32"),
+    ],
+)
+def test_an_escaped_or_hex_key_redacts_the_whole_run(encode, encoding):
+    run = encode(AWS_KEY)
+    text = f"the id is {run} thanks"
+    [finding] = SCANNER.scan(text)
+    assert (finding.type, finding.detector, text[finding.start : finding.end]) == (
+        "AWS_ACCESS_KEY",
+        f"{encoding}:aws",
+        run,
+    )
+    assert redacted(text) == "the id is [AWS_ACCESS_KEY_1] thanks"
+
+
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda s: escape_each(s, "\\u%04x"),
+        lambda s: s.replace("-", "\\x2d"),
+        lambda s: s.replace("-", "&hyphen;"),  # named references
+        lambda s: s.replace("-", "&#45;"),
+        lambda s: "\n".join(hex_of(s)[i : i + 60] for i in range(0, 2 * len(s), 60)),  # xxd -p
+        lambda s: base64.b32encode(s.encode()).decode(),
+        lambda s: b64(escape_each(s, "\\x%02x")),  # two levels: base64 of escapes
+        lambda s: escape_each(hex_of(s), "&#%d;"),  # HTML references of hex
+    ],
+)
+def test_an_escaped_anthropic_key_is_found(encode):
+    run = encode(ANTHROPIC_KEY)
+    # (not after "key:": a key-like run named so is a GENERIC_SECRET as it stands, not decoded)
+    text = f"look at {run}\nplease check"
+    assert redacted(text) == "look at [ANTHROPIC_API_KEY_1]\nplease check"
+
+
+def test_hex_after_0x_or_glued_to_a_word_redacts_the_hex():
+    assert redacted(f"x = 0x{hex_of(AWS_KEY)};") == "x = 0x[AWS_ACCESS_KEY_1];"
+    # "data" ends in the hex digits "da": the odd digit is the word's
+    assert redacted(f"data{hex_of('k ' + AWS_KEY)}") == "data[AWS_ACCESS_KEY_1]"
+
+
+def test_an_escaped_email_and_an_escape_in_an_assignment():
+    assert redacted("mail jane.doe\\x40customer-corp.com now") == "mail [EMAIL_1] now"
+    assert redacted("reply to jane.doe&#64;customer-corp.com") == "reply to [EMAIL_1]"
+    # the run reaches over `name=`: the value is found by its name, as in plain text
+    password = "hunter2-Correct-Horse"
+    found = SCANNER.scan("password=" + escape_each(password, "\\x%02x"))
+    assert [f.type for f in found] == ["PASSWORD"]
+
+
+@pytest.mark.parametrize("encode", [lambda s: "\\x61" + s[1:], lambda s: "&#97;" + s[1:], lambda s: hex_of(s)])
+def test_the_name_before_a_run_counts_for_the_value_it_decodes_to(encode):
+    """A generic token has no shape of its own: it is found by its name, which stands before the
+    run (the run ends at the space). Only the run is redacted; the name stays."""
+    token = "abcdef0123456789abcdef01234567"
+    assert redacted(f"api_token: {token}") == "api_token: [GENERIC_SECRET_1]"  # as plain text
+    text = f"setup\napi_token: {encode(token)}\nthanks"
+    assert redacted(text) == "setup\napi_token: [GENERIC_SECRET_1]\nthanks"
+    # the words before a run alone are no finding of the run: a value there is found as it stands
+    assert types(f"mail {EMAIL} {encode(token)}") == ["EMAIL"]
+
+
+def test_a_base64_run_on_the_line_after_another_run_is_decoded():
+    """The line after a run that is not a wrapped block is searched too (it was skipped)."""
+    text = f"a_very_long_identifier_xyz\n{b64('my key ' + AWS_KEY)}"
+    assert redacted(text) == "a_very_long_identifier_xyz\n[AWS_ACCESS_KEY_1]"
+
+
+def test_escapes_of_a_json_document_are_left_to_its_parser():
+    """The callers scan the strings a JSON document in a string parses to (function-call arguments):
+    decoding its escapes here as well would count the same value twice."""
+    escaped = escape_each(AWS_KEY, "\\u%04x")
+    document = '{"token": "' + escaped + '"}'
+    assert [r.encoding for r in encoded_runs(document)] == []
+    assert [r.encoding for r in encoded_runs(document[:-1])] == ["escape"]  # not JSON: decoded
+    assert [r.encoding for r in encoded_runs(f"[not json {escaped}")] == ["escape"]
+
+
+def test_surrogate_pair_escapes_are_joined():
+    [run] = encoded_runs("say \\ud83d\\ude00 hello world")
+    assert (run.encoding, run.decoded) == ("escape", "\U0001f600")
+
+
+def test_encoded_runs_name_their_encoding_and_span():
+    text = f"a {hex_of('plain words here')} b \\x41\\x42\\x43\\x44abcdef c &#72;ello&#32;world d"
+    runs = [(r.encoding, r.decoded, text[r.start : r.end]) for r in encoded_runs(text)]
+    assert runs == [
+        ("hex", "plain words here", hex_of("plain words here")),
+        ("escape", "ABCDabcdef", "\\x41\\x42\\x43\\x44abcdef"),
+        ("html", "Hello world", "&#72;ello&#32;world"),
+    ]
+
+
+def test_hex_must_decode_to_printable_ascii():
+    digest = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"  # SHA-256 of ""
+    assert list(encoded_runs(f"sha256 {digest}")) == []
+    assert list(encoded_runs(random.Random(3).randbytes(40).hex())) == []
+    # one control character in twenty is tolerated (a line break in a hex-encoded file), more is not
+    assert [r.decoded for r in encoded_runs(hex_of("line one\tand line two\n"))] == ["line one\tand line two\n"]
+    assert list(encoded_runs(hex_of("a\x01b\x02c\x03d\x04e\x05f\x06"))) == []
+
+
+ESCAPE_NEGATIVES = [
+    'printf("%s\\n", name); if (a && b) { x &= 0x0F; } // C with escapes',
+    "path C:\\Users\\x64build\\tools and \\x1b[31m red \\x1b[0m",
+    '<a href="https://example.com/?a=1&amp;b=2&amp;c=3">link &lt;here&gt;</a> &nbsp; &copy; 2026',
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567 is the base32 alphabet",
+    "uuid 3f6c2a1e-9b7d-4e8f-a1c2-5d6e7f8a9b0c and sha1 da39a3ee5e6b4b0d3255bfef95601890afd80709",
+    "order 123456789012345678901234567890 shipped, ref 00112233445566778899aabbccddeeff",
+    "bytes de ad be ef 00 01 02 03 04 05 06 07 08 09 0a 0b",
+    "the text " + hex_of("nothing secret in this sentence at all") + " is hex of a note",
+    "&#72;&#101;&#108;&#108;&#111;&#32;&#119;&#111;&#114;&#108;&#100; is harmless",
+]
+
+
+@pytest.mark.parametrize("text", ESCAPE_NEGATIVES)
+def test_escape_looking_text_without_values_stays(text):
+    assert SCANNER.scan(text) == []
+
+
 # --- Cost: no pathological input -----------------------------------------------------------------
 
 
@@ -260,6 +410,16 @@ def test_encoded_runs_ignore_binary_and_short_runs():
         ("ѕ" + "a" * 30 + " ") * 5_000,
         "ﬁ" * 100_000,
         "Привет мир, " * 10_000,
+        "\\x41" * 60_000,
+        "&#65;" * 50_000,
+        "&amp;" * 50_000,
+        "a" * 200_000 + "\\x41",
+        "\\" * 200_000,
+        "41 " * 70_000,
+        "zz " * 70_000,
+        "0x" + "f" * 100_000,
+        "4" * 200_000,
+        "MFRGG" * 40_000,  # base32 that decodes to "abc..."
     ],
 )
 def test_adversarial_inputs_scan_in_bounded_time(text):

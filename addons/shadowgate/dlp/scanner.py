@@ -45,14 +45,16 @@ OPT_IN_TYPES = frozenset(names.OPT_IN_TYPES)
 # `token = "ghp_..."` assignment also yields).
 _GENERIC_TYPES = frozenset({"GENERIC_SECRET", "PASSWORD", "URL_PASSWORD"})
 
-# A run decoded from base64 or percent-encoding is scanned like any text, runs inside it too, but
-# no deeper than this: each level costs a scan, and doubly encoded is what a person bothers with.
+# A run decoded from base64, base32, hex, percent-encoding, backslash escapes or HTML references is
+# scanned like any text, runs inside it too, but no deeper than this: each level costs a scan, and doubly encoded is what a person bothers with.
 MAX_DECODE_DEPTH = 2
 # The view is read only this far around what normalisation changed (then on to white space): a
 # text with one fullwidth colon is not read twice. Far more than a key or an identifier and the
 # word that names it.
 _VIEW_REACH = 256
 _RUN_GAP = "\n\n\n"
+# How far back a decoded run is read with the words before it (a name and its `: "`).
+_NAME_REACH = 40
 
 
 # A scan whose caller gives no deadline may use this much CPU time, at least DEFAULT_BUDGET_S and
@@ -182,15 +184,15 @@ class Scanner:
 
     def scan(self, text: str, deadline: float | None = None) -> list[Finding]:
         """Findings sorted by start, each spanning a whole value, never overlapping but in one
-        case: a run of base64 or percent-encoding that holds values of several types gives one
-        finding per type, each spanning the whole run (so a policy that blocks any of the types
-        sees it).
+        case: an encoded run (base64, base32, hex, percent-encoding, backslash escapes, HTML
+        references) that holds values of several types gives one finding per type, each spanning
+        the whole run (so a policy that blocks any of the types sees it).
 
         The detectors read the text itself and its normalised view (dlp.normalize: format
         characters removed, NFKC, look-alike letters folded), whose findings are mapped back to
         the text's offsets; and the text of every encoded run (dlp.encoded), whose findings span
-        the whole run. Plain ASCII text with no control character, no "%" and no long
-        base64-like run is read once.
+        the whole run. Plain ASCII text with no control character, no "%", "\\" or "&" and no
+        long base64-like run is read once.
 
         deadline: the time.thread_time() past which the scan raises ScanTimeout, checked between
         detectors and passes (so it overruns by at most one detector's pass over the text, each
@@ -230,7 +232,7 @@ class Scanner:
             ]
             if clock:
                 clock.check()
-            decoded = self._scan_decoded([r for _, _, r in batch], depth + 1, clock)
+            decoded = self._scan_decoded(readable, [r for _, _, r in batch], depth + 1, clock)
             for (start, end, run), inner in zip(batch, decoded):
                 if inner:
                     found = _run_findings(start, end, run.encoding, inner)
@@ -242,19 +244,27 @@ class Scanner:
         kept = resolve_overlaps(hits)
         return _with_run_types(kept, runs) if runs else kept
 
-    def _scan_decoded(self, runs: Sequence[Run], depth: int, clock: _Clock | None) -> list[list[Finding]]:
-        """The findings in each run's decoded text. The texts are scanned as one, apart by blank
-        lines: a scan has a fixed cost (~50 us) that a text of many short runs would pay per run.
-        A finding that reaches over a gap counts for each run it touches."""
+    def _scan_decoded(self, text: str, runs: Sequence[Run], depth: int, clock: _Clock | None) -> list[list[Finding]]:
+        """The findings in each run's decoded text, read after the words before the run on its line
+        in text (see _words_before): `api_token: \\x61bc...` names the value its run holds. A
+        finding counts for a run when it reaches into the decoded text, not when it lies in those
+        words alone. The texts are scanned as one, apart by blank lines: a scan has a fixed cost
+        (~50 us) that a text of many short runs would pay per run. A finding that reaches over a
+        gap counts for each run it touches."""
         if not runs:
             return []
-        offsets: list[int] = []
+        pieces: list[str] = []
+        offsets: list[int] = []  # where each run's decoded text starts in the joined text
         at = 0
         for run in runs:
-            offsets.append(at)
-            at += len(run.decoded) + len(_RUN_GAP)
+            before = _words_before(text, run.start)
+            if before[-1:].isalnum():
+                before += " "  # a run glued to a word (`0x414b...`): the decoded value starts a word
+            pieces.append(before + run.decoded)
+            offsets.append(at + len(before))
+            at += len(pieces[-1]) + len(_RUN_GAP)
         per_run: list[list[Finding]] = [[] for _ in runs]
-        for f in self._scan(_RUN_GAP.join(run.decoded for run in runs), depth, clock):
+        for f in self._scan(_RUN_GAP.join(pieces), depth, clock):
             k = max(0, bisect.bisect_right(offsets, f.start) - 1)
             while k < len(runs) and offsets[k] < f.end:
                 if f.start < offsets[k] + len(runs[k].decoded):
@@ -271,6 +281,19 @@ class Scanner:
         if self._types is not None:
             hits = Hits(f for f in hits if f.type in self._types)
         return hits
+
+
+def _words_before(text: str, start: int) -> str:
+    """The words before text[start] on its line, _NAME_REACH characters at most, not starting
+    inside a word: where a value's name stands (`api_token: `, `"password": "`)."""
+    lo = max(0, start - _NAME_REACH)
+    line = text.rfind("\n", lo, start)
+    if line >= 0:
+        return text[line + 1 : start]
+    if lo:
+        space = text.find(" ", lo, start)
+        lo = space + 1 if space >= 0 else start
+    return text[lo:start]
 
 
 def _inside(starts: Sequence[int], ends: Sequence[int], start: int, end: int) -> bool:
