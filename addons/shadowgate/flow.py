@@ -99,6 +99,7 @@ class FlowRecord:
             category=self.provider.category if self.provider else None,
             wire_format=self.route.wire_format if self.route else None,
             model=self.facts.model if self.facts else None,
+            other_models=self.facts.other_models if self.facts else (),
             user=self.person.user,
             group=self.person.group,
             client_ip=self.client_ip,

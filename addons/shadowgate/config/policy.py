@@ -79,6 +79,7 @@ class Facts:
     user: str | None = None
     group: str | None = None
     client_ip: str | None = None
+    other_models: tuple[str, ...] = ()  # fallbacks and batch requests' models, judged like model
     # The catalog's risk facts about the provider (config/catalog_facts.py): its derived level and
     # the training setting of its worst plan tier. None for a host the catalog does not list.
     risk: str | None = None
@@ -330,9 +331,14 @@ class Policy:
 
     def decide(self, facts: Facts) -> Decision:
         """The first matching rule's decision. A model that an upstream may read as another
-        (`GPT-4o`, `openai/gpt-4o`: see model_forms) is judged in each form: the strictest wins,
-        the first form (as sent) among equals."""
+        (`GPT-4o`, `openai/gpt-4o`: see model_forms) is judged in each form, and so is each of
+        the other models the call may run (fallbacks, a batch's requests): the strictest wins,
+        the first (the model as sent) among equals."""
         forms = model_forms(facts.model) if facts.model is not None else ()
+        if facts.other_models:
+            others = (f for m in facts.other_models for f in model_forms(m))
+            forms = tuple(dict.fromkeys((*forms, *others)))
+            facts = replace(facts, other_models=())
         if len(forms) <= 1:
             return self._first_match(facts)
         decisions = [self._first_match(replace(facts, model=form)) for form in forms]

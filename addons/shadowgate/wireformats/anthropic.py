@@ -161,7 +161,7 @@ class _BatchAccumulator:
 
 class AnthropicBatchesParser(AnthropicMessagesParser):
     """Message Batches: {"requests": [{"custom_id", "params": <a Messages request>}]}. The model
-    recorded is the first request's; DLP reads every request's text (the same prompt keys)."""
+    recorded is the first request's, and model rules judge every request's; DLP reads every request's text (the same prompt keys)."""
 
     id = "anthropic-batches"
 
@@ -170,8 +170,9 @@ class AnthropicBatchesParser(AnthropicMessagesParser):
 
     def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
         params = [r.get("params") for r in dicts(dig(body, "requests"))]
-        model = next((m for p in params if (m := nonempty_str(dig(p, "model")))), None)
-        return RequestFacts(route.operation, model, False, sum(prompt_chars(p) for p in params))
+        models = tuple(dict.fromkeys(m for p in params if (m := nonempty_str(dig(p, "model")))))
+        model = models[0] if models else None
+        return RequestFacts(route.operation, model, False, sum(prompt_chars(p) for p in params), models[1:])
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _BatchAccumulator()

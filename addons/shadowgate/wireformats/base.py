@@ -46,6 +46,9 @@ class RequestFacts:
     streaming: bool = False
     # Characters of prompt text, used only to estimate tokens when a response carries no usage.
     prompt_chars: int = 0
+    # Other models the call may run (OpenRouter's `models` fallbacks, the requests of a batch):
+    # model rules judge each of them as well (red-team F15).
+    other_models: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

@@ -123,6 +123,20 @@ def body_model(route: Route, body: Any) -> str | None:
     return route_model(route) or nonempty_str(dig(body, "model"))
 
 
+def fallback_models(body: Any) -> tuple[str, ...]:
+    """The models a router may run instead of `model`: OpenRouter's `models` list, LiteLLM's
+    `fallbacks` (names, or {model: [names]} maps). A deny rule on one of them must not be dodged
+    by naming it only as a fallback (red-team F15)."""
+    names: list[Any] = list(items(dig(body, "models")))
+    for entry in items(dig(body, "fallbacks")):
+        if isinstance(entry, dict):
+            for value in entry.values():
+                names.extend(items(value) if isinstance(value, list) else [value])
+        else:
+            names.append(entry)
+    return tuple(dict.fromkeys(n for name in names if (n := nonempty_str(name))))
+
+
 # Strings a lax server reads as false. OpenAI and Azure reject a non-boolean "stream" (400
 # invalid_request_error), but pydantic-based OpenAI-compatible servers (vLLM, LiteLLM, SGLang)
 # coerce "true"/"1"/"yes"/"on" to True and these to False (vllm-project/vllm#1273), and naive

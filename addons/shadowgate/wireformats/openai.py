@@ -23,6 +23,7 @@ from .common import body_model
 from .common import body_streaming
 from .common import dicts
 from .common import dig
+from .common import fallback_models
 from .common import items
 from .common import json_len
 from .common import nonempty_str
@@ -109,6 +110,13 @@ class _OpenAIParser(JsonWireParser):
         return None if path is None else GatewayRoute("openai", path)
 
 
+def _facts(route: Route, body: Any, prompt_chars: int) -> RequestFacts:
+    # A router's call that names only fallbacks (OpenRouter `models`) runs the first of them.
+    fallbacks = fallback_models(body)
+    model = body_model(route, body) or (fallbacks[0] if fallbacks else None)
+    return RequestFacts(route.operation, model, body_streaming(route, body), prompt_chars, fallbacks)
+
+
 class OpenAIChatParser(_OpenAIParser):
     id = "openai-chat"
     # arguments: tool calls the model made, fed back in the history.
@@ -125,7 +133,7 @@ class OpenAIChatParser(_OpenAIParser):
     def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
         prompt_chars = sum(text_chars(dig(m, "content")) for m in items(dig(body, "messages")))
         prompt_chars += text_chars(dig(body, "prompt"))
-        return RequestFacts(route.operation, body_model(route, body), body_streaming(route, body), prompt_chars)
+        return _facts(route, body, prompt_chars)
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return ChatAccumulator()
@@ -243,7 +251,7 @@ class OpenAIResponsesParser(_OpenAIParser):
     def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
         keys = ("text", "content", "output")  # output: function_call_output items fed back in
         prompt_chars = text_chars(dig(body, "input"), keys) + text_chars(dig(body, "instructions"))
-        return RequestFacts(route.operation, body_model(route, body), body_streaming(route, body), prompt_chars)
+        return _facts(route, body, prompt_chars)
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _ResponsesAccumulator()

@@ -1,0 +1,75 @@
+"""Class 3: a model rule cannot be passed by naming the model somewhere else (red-team F15).
+
+A router runs the fallbacks a call lists (OpenRouter `models`, LiteLLM `fallbacks`), a batch runs
+every request it holds, and Gemini names a batch's model in its path. A `gpt-4o*` block judged
+only the top-level `model` (or the first request of a batch) and let each of these through.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.adversarial.calls import post_marked
+from tests.adversarial.calls import reached
+
+BLOCK = (
+    "rules:\n  - {id: no-gpt4o, match: {model: 'gpt-4o*'}, action: block}\n"
+    "  - {id: no-opus, match: {model: 'claude-opus*'}, action: block}\n"
+    "  - {id: no-pro, match: {model: 'gemini-2.5-pro*'}, action: block}\n"
+)
+HI = [{"role": "user", "content": "hi"}]
+FALLBACKS = {
+    "openrouter-models-only": {"models": ["openai/gpt-4o", "openai/gpt-4.1"], "messages": HI},
+    "openrouter-fallback": {"model": "gpt-4.1", "models": ["gpt-4.1", "openai/GPT-4o"], "messages": HI},
+    "litellm-fallbacks": {"model": "gpt-4.1", "fallbacks": ["gpt-4o-mini"], "messages": HI},
+    "litellm-fallback-map": {"model": "gpt-4.1", "fallbacks": [{"gpt-4.1": ["gpt-4o"]}], "messages": HI},
+}
+
+
+@pytest.mark.parametrize("body", list(FALLBACKS.values()), ids=list(FALLBACKS))
+def test_a_blocked_fallback_model_blocks_the_call(proxy_with, upstream, body):
+    proxy = proxy_with(BLOCK)
+    user = f"fallback-{list(FALLBACKS.values()).index(body)}"
+    answer, mark = post_marked(proxy, user, json.dumps(body).encode())
+    assert answer.status_code == 403, answer.text[:200]
+    assert not reached(upstream, mark)
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert (row["decision"], row["rule_id"]) == ("block", "no-gpt4o")
+    assert row["model"] == (body.get("model") or body["models"][0])
+
+
+def test_allowed_fallbacks_pass(proxy_with, upstream):
+    proxy = proxy_with(BLOCK)
+    body = {"model": "gpt-4.1", "models": ["gpt-4.1", "openai/gpt-4.1-mini"], "messages": HI}
+    answer, mark = post_marked(proxy, "fallback-ok", json.dumps(body).encode())
+    assert answer.status_code == 200, answer.text[:200]
+    assert reached(upstream, mark)
+
+
+def test_a_message_batch_is_judged_by_every_request(proxy_with, upstream):
+    proxy = proxy_with(BLOCK)
+    params = [{"model": m, "max_tokens": 10, "messages": HI} for m in ("claude-haiku-4-5", "claude-opus-4-1")]
+    body = {"requests": [{"custom_id": f"r{i}", "params": p} for i, p in enumerate(params)]}
+    answer, mark = post_marked(
+        proxy, "batch-second", json.dumps(body).encode(), "https://api.anthropic.com/v1/messages/batches"
+    )
+    assert answer.status_code == 403, answer.text[:200]
+    assert not reached(upstream, mark)
+    [row] = proxy.rows("user_name = 'batch-second'", expect=1)
+    assert (row["model"], row["rule_id"], row["operation"]) == ("claude-haiku-4-5", "no-opus", "create_batch")
+
+
+@pytest.mark.parametrize("method", ["batchGenerateContent", "countTokens"])
+def test_a_gemini_batch_names_its_model_in_the_path(proxy_with, upstream, method):
+    proxy = proxy_with(BLOCK)
+    request = {"contents": [{"parts": [{"text": "hi"}]}]}
+    body = {"batch": {"input_config": {"requests": {"requests": [{"request": request}]}}}}
+    url = f"https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-pro:{method}"
+    user = f"gemini-{method.lower()}"  # user names are folded to lower case
+    answer, mark = post_marked(proxy, user, json.dumps(body).encode(), url)
+    assert answer.status_code == 403, answer.text[:200]
+    assert not reached(upstream, mark)
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert (row["model"], row["rule_id"]) == ("gemini-2.5-pro", "no-pro")
