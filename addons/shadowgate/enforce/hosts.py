@@ -29,6 +29,12 @@ from mitmproxy.net.http import url
 from shadowgate.config.catalog import normalise_host
 
 MISMATCH_MODES = ("strictest", "refuse")
+# A URL's start when it is one every URL parser reads alike: http(s), "//", an authority of host
+# name or IP characters with an optional port, then a path, query or fragment (or nothing).
+_PLAIN_URL = re.compile(
+    r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*)://(?P<host>[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?(?:[/?#]|$)"
+)
+_URL_SCHEMES = frozenset({"http", "https"})
 # Only digits, hex digits with 0x, and dots: what inet_aton reads as IPv4, never a host name.
 _LEGACY_IPV4 = re.compile(r"(0[xX][0-9a-fA-F]*|[0-9]+)(\.(0[xX][0-9a-fA-F]*|[0-9]+)){0,3}")
 
@@ -93,6 +99,30 @@ def is_ip(host: str) -> bool:
         except OSError:
             return False
     return True
+
+
+def plain_url_host(text: object) -> str | None:
+    """The host of an http(s) URL every parser reads alike, or None when parsers may differ.
+
+    Python's urlsplit and a WHATWG parser (browsers, Node's `new URL`, fetch, the TypeScript MCP
+    SDK) disagree on some URLs: `https://evil.example\\@listed.example/` is listed.example to
+    urlsplit and evil.example to WHATWG, which reads `\\` as `/` (red-team F36); WHATWG drops tabs
+    and newlines, skips extra slashes (`https:///evil.example`), reads `https:evil.example`,
+    percent-decodes and IDNA-maps the host. A URL an allow-list judges must have one reading, so
+    any with userinfo, a backslash, whitespace or control characters, another scheme, or a host
+    that is not plain ASCII name or IP characters gets None: the caller refuses it."""
+    if not isinstance(text, str) or "\\" in text:
+        return None
+    if any(c <= " " or c == "\x7f" for c in text):
+        return None
+    m = _PLAIN_URL.match(text)
+    if m is None or m.group("scheme").lower() not in _URL_SCHEMES:
+        return None
+    host = normalise_host(m.group("host"))
+    port = m.group("port")
+    if not host or host.startswith(".") or ".." in host or (port is not None and not 0 < int(port) < 65536):
+        return None
+    return host
 
 
 def _host_of(authority: str) -> str:

@@ -11,7 +11,9 @@ only place to apply the `mcp:` policy is the request that names them, before it 
   {name: {"enabled"}}}` entry in `tools`.
 
 A server is named by its URL's host; a connector or tunnel by its id (so the policy lists
-`connector_gmail` as a host). A request that lets the provider call every tool of a server whose
+`connector_gmail` as a host). A URL that URL parsers may read as different hosts (userinfo, a
+backslash, whitespace, another scheme: enforce/hosts.py plain_url_host) is refused whatever the
+allow-list says: the provider's parser may connect to a host the proxy's did not judge. A request that lets the provider call every tool of a server whose
 tools the policy rules (no allowed_tools) is refused: the proxy cannot know what those are.
 """
 
@@ -24,7 +26,6 @@ from collections.abc import Awaitable
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from mitmproxy import http
 
@@ -36,6 +37,7 @@ from shadowgate.config.policy import Facts
 from shadowgate.config.policy import McpPolicy
 from shadowgate.config.policy import McpServer
 from shadowgate.config.policy import Policy
+from shadowgate.enforce.hosts import plain_url_host
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import flow_record
 from shadowgate.mcp.jsonrpc import charset_of
@@ -50,7 +52,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class HostedServer:
-    host: str  # the server URL's host, or a connector's or tunnel's id
+    host: str | None  # the server URL's host, or a connector's or tunnel's id; None: a URL read two ways
     tools: tuple[str, ...] | None  # the tools the provider may call; None: every tool
 
 
@@ -67,17 +69,12 @@ def _names(value: Any) -> tuple[str, ...] | None:
     return None
 
 
-def _host(url: Any) -> str:
-    try:
-        host = urlsplit(url).hostname if isinstance(url, str) else None
-    except ValueError:
-        host = None
-    return (host or "").rstrip(".").lower()
+URL_RULE = "mcp:server-url"
 
 
 def _openai_tool(tool: dict) -> HostedServer:
     if tool.get("server_url") is not None:
-        host = _host(tool.get("server_url"))
+        host = plain_url_host(tool.get("server_url"))
     else:
         ident = tool.get("connector_id") or tool.get("tunnel_id")
         host = ident.lower() if isinstance(ident, str) else ""
@@ -101,7 +98,7 @@ def _toolset_tools(toolset: dict) -> tuple[str, ...] | None:
 
 
 def _anthropic_server(server: dict, toolsets: dict[str, dict]) -> HostedServer:
-    host = _host(server.get("url"))
+    host = plain_url_host(server.get("url"))
     name = server.get("name")
     toolset = toolsets.get(name) if isinstance(name, str) else None
     if toolset is not None:
@@ -146,6 +143,12 @@ def hosted_refusal(servers: list[HostedServer], mcp: McpPolicy, lookup: ServerLo
     `lookup(host)` is McpPolicy.server_for_facts for the requesting person on that host:
     (the entry that fits the person, the first entry listing the host)."""
     for hosted in servers:
+        if hosted.host is None:
+            return HostedRefusal(
+                URL_RULE,
+                "shadowgate: an MCP server URL is not a plain http(s) URL (userinfo, a backslash, whitespace "
+                f"or another scheme), which URL parsers may read as different hosts (rule {URL_RULE})",
+            )
         host = hosted.host or "(no host)"
         server, listed = lookup(hosted.host)
         if server is None:
