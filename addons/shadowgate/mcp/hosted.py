@@ -112,8 +112,23 @@ def _anthropic_server(server: dict, toolsets: dict[str, dict]) -> HostedServer:
     return HostedServer(host, None if allowed is None else _names(allowed))
 
 
+# Where a body nests a session or response configuration that takes the same tools: OpenAI
+# Realtime's `session.update` / `client_secrets` (`session`) and `response.create` (`response`).
+_NESTED_CONFIGS = ("session", "response")
+
+
 def hosted_servers(body: Any) -> list[HostedServer]:
-    """The provider-hosted MCP servers a request body names (OpenAI Responses, Anthropic Messages)."""
+    """The provider-hosted MCP servers a request body names (OpenAI Responses, Anthropic Messages,
+    and the session or response configuration of an OpenAI Realtime event or session request)."""
+    if not isinstance(body, dict):
+        return []
+    servers = _top_level_servers(body)
+    for key in _NESTED_CONFIGS:
+        servers += _top_level_servers(body.get(key))
+    return servers
+
+
+def _top_level_servers(body: Any) -> list[HostedServer]:
     if not isinstance(body, dict):
         return []
     servers: list[HostedServer] = []
@@ -232,26 +247,34 @@ def refuse_unreadable(flow: http.HTTPFlow, policy: Policy) -> None:
     _refuse(flow, policy, HostedRefusal(rule, f"{message} (rule {rule})"))
 
 
-def refuse_hosted(flow: http.HTTPFlow, policy: Policy, readings: list[Any]) -> None:
+def refuse_hosted(flow: http.HTTPFlow, policy: Policy, readings: list[Any]) -> HostedRefusal | None:
     """Refuse an AI call (the provider's 403) whose hosted MCP servers or tools the policy does
     not allow, in any reading of its body, and record why on its FlowRecord; in observe mode
     only record it."""
     rec: FlowRecord | None = flow_record(flow)
+    refusal = hosted_verdict(rec, policy, readings) if rec is not None else None
+    if rec is None or refusal is None:
+        return None
+    log.info("shadowgate: a call to %s names a refused MCP server: %s", rec.host, refusal.message)
+    _refuse(flow, policy, refusal)
+    return refusal
+
+
+def hosted_verdict(rec: FlowRecord, policy: Policy, readings: list[Any]) -> HostedRefusal | None:
+    """Why the policy refuses the hosted MCP servers these bodies (readings of one request, or the
+    documents of one Realtime message) name for this request's person; None when it does not."""
     servers = [s for body in readings for s in hosted_servers(body)]
-    if policy.mcp is None or rec is None or not servers:
-        return
-    mcp, person = policy.mcp, rec.person
-    refusal = hosted_refusal(
+    mcp = policy.mcp
+    if mcp is None or not servers:
+        return None
+    person = rec.person
+    return hosted_refusal(
         servers,
         mcp,
         lambda host: mcp.server_for_facts(
-            Facts(host=host, user=person.user, group=person.group, client_ip=rec.client_ip)
+            Facts(host=host or "", user=person.user, group=person.group, client_ip=rec.client_ip)
         ),
     )
-    if refusal is None:
-        return
-    log.info("shadowgate: a call to %s names a refused MCP server: %s", rec.host, refusal.message)
-    _refuse(flow, policy, refusal)
 
 
 def _refuse(flow: http.HTTPFlow, policy: Policy, refusal: HostedRefusal) -> None:

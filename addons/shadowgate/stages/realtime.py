@@ -49,14 +49,17 @@ from shadowgate.config.catalog import normalise_host
 from shadowgate.config.policy import ALLOW
 from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import COACH
+from shadowgate.config.policy import OBSERVE_PREFIX
 from shadowgate.config.policy import RATE_LIMIT
 from shadowgate.config.policy import REDIRECT
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import DlpPolicy
+from shadowgate.config.policy import Policy
 from shadowgate.config.policy import strictness
 from shadowgate.config.policy_injection import BLOCK as INJECTION_BLOCK
 from shadowgate.config.policy_responses import BLOCK as RESPONSES_BLOCK
 from shadowgate.flow import FlowRecord
+from shadowgate.mcp.hosted import hosted_verdict
 from shadowgate.screening.frames import ServerFrames
 from shadowgate.screening.frames import TooDeep
 from shadowgate.screening.prompts import SEAM
@@ -138,6 +141,15 @@ def url_models(path: str) -> list[str]:
     return models
 
 
+def strictest_model(policy: Policy, rec: FlowRecord, models: list[str]) -> str | None:
+    """The one of these models the policy is strictest with (the first among equals): a server
+    may read any of them, so the session is judged and recorded by that one."""
+    if len(models) <= 1:
+        return models[0] if models else None
+    facts = rec.policy_facts()
+    return max(models, key=lambda model: strictness(policy.decide(replace(facts, model=model))))
+
+
 class Realtime:
     name = "shadowgate_realtime"
 
@@ -177,13 +189,7 @@ class Realtime:
             session.refused = text
 
     def _strictest_model(self, rec: FlowRecord, models: list[str]) -> str | None:
-        """The one of the URL's models the policy is strictest with (the first among equals): a
-        server may read any of them, so the session is judged and recorded by that one."""
-        if len(models) <= 1:
-            return models[0] if models else None
-        facts = rec.policy_facts()
-        policy = self.settings.policy
-        return max(models, key=lambda model: strictness(policy.decide(replace(facts, model=model))))
+        return strictest_model(self.settings.policy, rec, models)
 
     def response(self, flow: http.HTTPFlow) -> None:
         session = flow.metadata.get(REALTIME_KEY)
@@ -264,9 +270,12 @@ class Realtime:
                     session.refused = refusal[1]
                     self._refuse_message(flow, session, message, refusal[1])
                     return None
+        if frame is not None and self._refuses_hosted_mcp(flow, session, message, frame):
+            return None
         if not screened:
-            if isinstance(why, UnparsedJson) and (needed := model_needed(self.settings.policy)):
-                # JSON the proxy cannot parse may name a model it would refuse (red-team F1).
+            if isinstance(why, UnparsedJson) and (needed := _unparsed_needs(self.settings.policy)):
+                # JSON the proxy cannot parse may name a model it would refuse (red-team F1), or
+                # a hosted MCP server (F29).
                 session.unreadable += 1
                 self._refuse_message(flow, session, message, f"shadowgate: the message was not sent: {why}; {needed}.")
             return None
@@ -277,6 +286,26 @@ class Realtime:
             return self._check_off_loop(flow, session, message, frame)
         self._checked(flow, session, message, frame, check(frame, dlp, injection, session.tails))
         return None
+
+    def _refuses_hosted_mcp(
+        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, frame: Frame
+    ) -> bool:
+        """A `session.update` or `response.create` giving the model an MCP server the policy does
+        not allow (red-team F29): the provider would call it with the session's data. The message
+        is dropped with an error event; the session goes on. True when it was refused."""
+        policy = self.settings.policy
+        rec = session.rec
+        refusal = hosted_verdict(rec, policy, frame.docs) if policy.mcp is not None else None
+        if refusal is None:
+            return False
+        log.info("shadowgate: a realtime message to %s names a refused MCP server: %s", rec.host, refusal.message)
+        if rec.decision.action in (ALLOW, COACH, OBSERVE_PREFIX + ALLOW):
+            observed = OBSERVE_PREFIX + BLOCK if policy.observe else BLOCK
+            rec.decision = Decision(observed, refusal.rule_id, refusal.message)
+        if policy.observe:
+            return False
+        self._refuse_message(flow, session, message, refusal.message)
+        return True
 
     def _read(self, session: Session, message: websocket.WebSocketMessage) -> tuple[Frame | None, Unreadable | None]:
         """The message's documents (and what its SignalR handshake chose), or why there are none."""
@@ -529,6 +558,13 @@ class Realtime:
             return
         session.recorded = True
         self.record.ai_request(session.rec, session_outcome(session, self.settings.policy, status, error))
+
+
+def _unparsed_needs(policy: Policy) -> str | None:
+    """Why a client message that is not JSON the proxy can parse must not pass unscreened."""
+    if (needed := model_needed(policy)) is not None:
+        return needed
+    return "the MCP policy applies to the tools a message may give the model" if policy.mcp is not None else None
 
 
 def _refusal(decision: Decision) -> tuple[int, str] | None:
