@@ -80,6 +80,7 @@ from shadowgate.stages.realtime_session import INJECTION_RANK
 from shadowgate.stages.realtime_session import Session
 from shadowgate.stages.realtime_session import account
 from shadowgate.stages.realtime_session import session_outcome
+from shadowgate.stages.realtime_session import session_tokens
 from shadowgate.stages.record import Record
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.redact import dlp_verdict
@@ -197,6 +198,8 @@ class Realtime:
             return
         if flow.response.status_code != 101:
             self._record(session, flow.response.status_code, None)  # refused here, or by the provider
+        elif flow.websocket is not None:
+            self._hold_usage(session)  # the upgrade's estimate gives way to what the session uses
         elif flow.websocket is None:
             # A switch to a protocol that is not a WebSocket mitmproxy can read (another Upgrade
             # token, an odd Sec-WebSocket-Version): mitmproxy would relay it as raw TCP, unseen.
@@ -261,10 +264,13 @@ class Realtime:
         screened = dlp is not None or injection is not None
         frame, why = self._read(session, message)
         rec = session.rec
+        if self._over_budget(flow, session, message, frame):
+            return None
         for model in filter(None, map(client_model, frame.docs if frame is not None else ())):
             if rec.facts is not None and model != rec.facts.model:
                 rec.facts = replace(rec.facts, model=model)
                 rec.decision = self.decide.decide(rec)
+                self._hold_usage(session)  # decide() reserved a new call's estimate: this is no new call
                 refusal = _refusal(rec.decision)
                 if refusal is not None:
                     session.refused = refusal[1]
@@ -286,6 +292,46 @@ class Realtime:
             return self._check_off_loop(flow, session, message, frame)
         self._checked(flow, session, message, frame, check(frame, dlp, injection, session.tails))
         return None
+
+    def _hold_usage(self, session: Session) -> None:
+        """Count the session's usage so far against its subject's daily budgets while it runs: it
+        holds the session's reservation (enforce/budgets.py), which the row replaces at the end."""
+        budgets = self.settings.policy.budgets
+        if budgets:
+            rec = session.rec
+            self.decide.budgets.hold(rec.request_id, budgets, rec.policy_facts(), session_tokens(session))
+
+    def _over_budget(
+        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, frame: Frame | None
+    ) -> bool:
+        """A client message once the session's subject has used a daily budget up (red-team F23):
+        refused with an error event, and every later one dropped, so a session stops within one
+        answer of the budget. A message that asks for an answer (`response.create`, Gemini
+        `clientContent`) is a request per minute too. True when the message was refused."""
+        policy = self.settings.policy
+        rec = session.rec
+        if not policy.budgets:
+            return False
+        asks = frame is not None and any(_asks_for_answer(doc) for doc in frame.docs)
+        tracker, facts = self.decide.budgets, rec.policy_facts()
+        if asks:
+            self._hold_usage(session)  # keeps the reservation from lapsing in a long session
+        verdict = tracker.check(policy.budgets, facts, per_minute=asks)
+        if verdict.exceeded is None:
+            if asks:
+                tracker.note_request(policy.budgets, facts)
+            return False
+        if policy.observe:
+            if rec.decision.action in (ALLOW, COACH):  # nothing stricter recorded yet
+                rec.decision = Decision(OBSERVE_PREFIX + RATE_LIMIT, verdict.exceeded.id, verdict.reason)
+            return False
+        exceeded = verdict.exceeded.id
+        rec.decision = Decision(RATE_LIMIT, exceeded, verdict.reason, None, verdict.retry_after, verdict.reset_at)
+        text = f"shadowgate: {verdict.reason}"
+        log.info("shadowgate: a realtime session to %s is over budget: %s", rec.host, verdict.reason)
+        session.refused = text
+        self._refuse_message(flow, session, message, text)
+        return True
 
     def _refuses_hosted_mcp(
         self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, frame: Frame
@@ -454,10 +500,13 @@ class Realtime:
             return
         greeting = session.protocol is not None and not session.greeted
         session.greeted = session.greeted or greeting
+        used = session_tokens(session)
         if session.answers is None and session.protocol is None:
             body = message_json(message.content)
             if isinstance(body, dict):
                 account(session, body)
+            if session_tokens(session) != used:
+                self._hold_usage(session)
             self._deliver(flow, session, message, None)
             return
         try:
@@ -468,6 +517,8 @@ class Realtime:
         for doc in frame.docs:
             if isinstance(doc, dict):
                 account(session, doc)
+        if session_tokens(session) != used:
+            self._hold_usage(session)
         out = None
         if session.answers is not None:
             out = self._inspect_answer(flow, session, message, frame)
@@ -558,6 +609,10 @@ class Realtime:
             return
         session.recorded = True
         self.record.ai_request(session.rec, session_outcome(session, self.settings.policy, status, error))
+
+
+def _asks_for_answer(doc: Any) -> bool:
+    return isinstance(doc, dict) and (doc.get("type") == "response.create" or "clientContent" in doc)
 
 
 def _unparsed_needs(policy: Policy) -> str | None:
