@@ -19,6 +19,7 @@ from tests.adversarial.calls import post_marked
 
 POLICY = (
     "rules:\n  - {id: no-big-rt, match: {model: 'gpt-realtime'}, action: block}\n"
+    "  - {id: no-live, match: {model: 'gemini-live*'}, action: block}\n"
     "mcp:\n  unlisted: block\n  servers:\n    - {id: gh, host: github-mcp.corp.example}\n"
 )
 BASE = "https://api.openai.com/v1/realtime"
@@ -110,3 +111,14 @@ def test_a_session_field_in_a_broken_multipart_body_is_refused(gate, upstream):
     assert seen == []
     assert answer.status_code == 403
     assert (row["decision"], row["rule_id"]) == ("block", "shadowgate:realtime-setup-unreadable")
+
+
+def test_a_gemini_live_ephemeral_token_is_judged_by_the_model_it_locks(gate, upstream):
+    body, content_type = _json(
+        {"uses": 1, "bidiGenerateContentSetup": {"model": "models/gemini-live-2.5-flash-preview"}}
+    )
+    url = "https://generativelanguage.googleapis.com/v1alpha/auth_tokens"
+    answer, seen, row = _post(gate, upstream, "rts-gemini", url, body, content_type)
+    assert seen == []
+    assert answer.status_code == 403 and b"no-live" in answer.content
+    assert (row["decision"], row["model"]) == ("block", "gemini-live-2.5-flash-preview")

@@ -8,7 +8,9 @@ started its call. So those requests are judged like the session itself (red-team
 - `POST /v1/realtime/sessions`, `/v1/realtime/transcription_sessions` (beta): `model`, `tools`;
 - `POST /v1/realtime/calls` (unified WebRTC call): `?model=` in the query, or a multipart body
   whose `session` field is the session's JSON (its `sdp` field the offer);
-- `POST /v1/realtime/calls/{id}/accept` (SIP): the session's JSON.
+- `POST /v1/realtime/calls/{id}/accept` (SIP): the session's JSON;
+- Gemini Live ephemeral tokens, `POST /v1alpha/auth_tokens`: `bidiGenerateContentSetup.model`
+  locks the Live session's setup, whatever model its WebSocket `setup` then names.
 
 Every model these name (the query read as servers read it, stages/realtime.py url_models) is
 judged, the strictest decision holding, and each hosted MCP tool goes through the `mcp:` policy
@@ -49,7 +51,9 @@ from shadowgate.wireformats.multipart import is_multipart
 from shadowgate.wireformats.multipart import parse_multipart
 
 SETUP_PATH = re.compile(
-    r"(?:/[^?#]*)?/realtime/(?:client_secrets|sessions|transcription_sessions|calls(?:/[^/]+/accept)?)/?", re.I
+    r"(?:/[^?#]*)?/(?:realtime/(?:client_secrets|sessions|transcription_sessions|calls(?:/[^/]+/accept)?)"
+    r"|v1[a-z0-9]*/auth_tokens)/?",
+    re.I,
 )
 UNREADABLE_RULE = "shadowgate:realtime-setup-unreadable"
 
@@ -76,8 +80,9 @@ def setup_models(path: str, docs: list[Any]) -> list[str]:
     """Every model the query and the documents name, each once, in order."""
     models = url_models(path)
     for doc in docs:
-        for model in (dig(doc, "model"), dig(doc, "session", "model")):
-            if isinstance(model, str) and model and model not in models:
+        for model in (dig(doc, "model"), dig(doc, "session", "model"), dig(doc, "bidiGenerateContentSetup", "model")):
+            model = model.removeprefix("models/") if isinstance(model, str) else None
+            if model and model not in models:
                 models.append(model)
     return models
 
