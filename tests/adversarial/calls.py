@@ -7,14 +7,14 @@ from tests.adversarial.wire import marker
 CHAT_URL = "https://api.openai.com/v1/chat/completions"
 
 
-def post_marked(proxy, user: str, body: bytes, url: str = CHAT_URL):
-    """POST a JSON body as `user` with a fresh x-attack mark: (httpx answer, the mark)."""
+def post_marked(proxy, user: str, body: bytes, url: str = CHAT_URL, content_type: str = "application/json"):
+    """POST a body (JSON unless told) as `user` with a fresh x-attack mark: (httpx answer, the mark)."""
     mark = marker()
     with proxy.client(user) as client:
         answer = client.post(
             url,
             content=body,
-            headers={"content-type": "application/json", "authorization": "Bearer sk-test", "x-attack": mark},
+            headers={"content-type": content_type, "authorization": "Bearer sk-test", "x-attack": mark},
         )
     return answer, mark
 

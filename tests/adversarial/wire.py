@@ -183,14 +183,23 @@ def http1_request(
     return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
 
-def h2_exchange(client: TlsClient, requests: list[tuple[str, str, bytes, dict[str, str]]]) -> list[tuple[int, bytes]]:
+def h2_exchange(
+    client: TlsClient, requests: list[tuple[str, str, bytes, dict[str, str]]], validate: bool = True
+) -> list[tuple[int, bytes]]:
     """Send each (authority, path, body, headers) as a POST on one HTTP/2 connection, one after
-    the other, and return each (status, body)."""
+    the other, and return each (status, body). validate=False: send headers the h2 library would
+    refuse to (an absolute `:path`, a `host` header), as an attacker's client does."""
     import h2.config
     import h2.connection
     import h2.events
 
-    conn = h2.connection.H2Connection(config=h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    config = h2.config.H2Configuration(
+        client_side=True,
+        header_encoding="utf-8",
+        validate_outbound_headers=validate,
+        normalize_outbound_headers=validate,
+    )
+    conn = h2.connection.H2Connection(config=config)
     conn.initiate_connection()
     client.send(conn.data_to_send())
     answers = []

@@ -17,6 +17,11 @@ counts as used until the call's row is counted (the writer thread swaps it for t
 under one lock), or HOLD_SECONDS pass. Without it twenty concurrent calls all passed a 50-token
 budget, as none of them was recorded yet.
 
+A Realtime session is one call of unbounded length (red-team F23): its reservation is replaced
+by the session's usage so far at each usage event the server sends (stages/realtime.py), and
+each client message is checked against the daily budgets (a `response.create` also counts as a
+request per minute), so a session stops within one answer of its subject's budget.
+
 Requests per minute are counted in this process only: a shared counter would cost a round trip
 per request. Each instance enforces the whole limit, so behind a balancer of N instances a user
 gets at most N x the limit (docs/deploy.md); give each instance 1/N of it for a hard cap.
@@ -112,7 +117,11 @@ class BudgetTracker:
 
     # --- event loop --------------------------------------------------------------------------
 
-    def check(self, budgets: Sequence[Budget], facts: Facts, now: float | None = None) -> Verdict:
+    def check(
+        self, budgets: Sequence[Budget], facts: Facts, now: float | None = None, per_minute: bool = True
+    ) -> Verdict:
+        """Whether a call may go now. per_minute=False: the daily budgets only (a message inside
+        a Realtime session that asks for no answer is no request to count)."""
         if not budgets:
             return OK
         now = time.time() if now is None else now
@@ -122,7 +131,7 @@ class BudgetTracker:
             if subject is None or budget.match.check(facts) is not None:
                 continue
             key = (budget.id, subject)
-            if budget.requests_per_minute is not None:
+            if per_minute and budget.requests_per_minute is not None:
                 window = self._minute.get(key)
                 if window is not None:
                     while window and window[0] <= now - 60:

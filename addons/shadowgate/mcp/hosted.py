@@ -11,7 +11,9 @@ only place to apply the `mcp:` policy is the request that names them, before it 
   {name: {"enabled"}}}` entry in `tools`.
 
 A server is named by its URL's host; a connector or tunnel by its id (so the policy lists
-`connector_gmail` as a host). A request that lets the provider call every tool of a server whose
+`connector_gmail` as a host). A URL that URL parsers may read as different hosts (userinfo, a
+backslash, whitespace, another scheme: enforce/hosts.py plain_url_host) is refused whatever the
+allow-list says: the provider's parser may connect to a host the proxy's did not judge. A request that lets the provider call every tool of a server whose
 tools the policy rules (no allowed_tools) is refused: the proxy cannot know what those are.
 """
 
@@ -24,7 +26,6 @@ from collections.abc import Awaitable
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from mitmproxy import http
 
@@ -36,6 +37,7 @@ from shadowgate.config.policy import Facts
 from shadowgate.config.policy import McpPolicy
 from shadowgate.config.policy import McpServer
 from shadowgate.config.policy import Policy
+from shadowgate.enforce.hosts import plain_url_host
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import flow_record
 from shadowgate.mcp.jsonrpc import charset_of
@@ -50,7 +52,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class HostedServer:
-    host: str  # the server URL's host, or a connector's or tunnel's id
+    host: str | None  # the server URL's host, or a connector's or tunnel's id; None: a URL read two ways
     tools: tuple[str, ...] | None  # the tools the provider may call; None: every tool
 
 
@@ -67,17 +69,12 @@ def _names(value: Any) -> tuple[str, ...] | None:
     return None
 
 
-def _host(url: Any) -> str:
-    try:
-        host = urlsplit(url).hostname if isinstance(url, str) else None
-    except ValueError:
-        host = None
-    return (host or "").rstrip(".").lower()
+URL_RULE = "mcp:server-url"
 
 
 def _openai_tool(tool: dict) -> HostedServer:
     if tool.get("server_url") is not None:
-        host = _host(tool.get("server_url"))
+        host = plain_url_host(tool.get("server_url"))
     else:
         ident = tool.get("connector_id") or tool.get("tunnel_id")
         host = ident.lower() if isinstance(ident, str) else ""
@@ -101,7 +98,7 @@ def _toolset_tools(toolset: dict) -> tuple[str, ...] | None:
 
 
 def _anthropic_server(server: dict, toolsets: dict[str, dict]) -> HostedServer:
-    host = _host(server.get("url"))
+    host = plain_url_host(server.get("url"))
     name = server.get("name")
     toolset = toolsets.get(name) if isinstance(name, str) else None
     if toolset is not None:
@@ -115,8 +112,23 @@ def _anthropic_server(server: dict, toolsets: dict[str, dict]) -> HostedServer:
     return HostedServer(host, None if allowed is None else _names(allowed))
 
 
+# Where a body nests a session or response configuration that takes the same tools: OpenAI
+# Realtime's `session.update` / `client_secrets` (`session`) and `response.create` (`response`).
+_NESTED_CONFIGS = ("session", "response")
+
+
 def hosted_servers(body: Any) -> list[HostedServer]:
-    """The provider-hosted MCP servers a request body names (OpenAI Responses, Anthropic Messages)."""
+    """The provider-hosted MCP servers a request body names (OpenAI Responses, Anthropic Messages,
+    and the session or response configuration of an OpenAI Realtime event or session request)."""
+    if not isinstance(body, dict):
+        return []
+    servers = _top_level_servers(body)
+    for key in _NESTED_CONFIGS:
+        servers += _top_level_servers(body.get(key))
+    return servers
+
+
+def _top_level_servers(body: Any) -> list[HostedServer]:
     if not isinstance(body, dict):
         return []
     servers: list[HostedServer] = []
@@ -146,6 +158,12 @@ def hosted_refusal(servers: list[HostedServer], mcp: McpPolicy, lookup: ServerLo
     `lookup(host)` is McpPolicy.server_for_facts for the requesting person on that host:
     (the entry that fits the person, the first entry listing the host)."""
     for hosted in servers:
+        if hosted.host is None:
+            return HostedRefusal(
+                URL_RULE,
+                "shadowgate: an MCP server URL is not a plain http(s) URL (userinfo, a backslash, whitespace "
+                f"or another scheme), which URL parsers may read as different hosts (rule {URL_RULE})",
+            )
         host = hosted.host or "(no host)"
         server, listed = lookup(hosted.host)
         if server is None:
@@ -229,26 +247,34 @@ def refuse_unreadable(flow: http.HTTPFlow, policy: Policy) -> None:
     _refuse(flow, policy, HostedRefusal(rule, f"{message} (rule {rule})"))
 
 
-def refuse_hosted(flow: http.HTTPFlow, policy: Policy, readings: list[Any]) -> None:
+def refuse_hosted(flow: http.HTTPFlow, policy: Policy, readings: list[Any]) -> HostedRefusal | None:
     """Refuse an AI call (the provider's 403) whose hosted MCP servers or tools the policy does
     not allow, in any reading of its body, and record why on its FlowRecord; in observe mode
     only record it."""
     rec: FlowRecord | None = flow_record(flow)
+    refusal = hosted_verdict(rec, policy, readings) if rec is not None else None
+    if rec is None or refusal is None:
+        return None
+    log.info("shadowgate: a call to %s names a refused MCP server: %s", rec.host, refusal.message)
+    _refuse(flow, policy, refusal)
+    return refusal
+
+
+def hosted_verdict(rec: FlowRecord, policy: Policy, readings: list[Any]) -> HostedRefusal | None:
+    """Why the policy refuses the hosted MCP servers these bodies (readings of one request, or the
+    documents of one Realtime message) name for this request's person; None when it does not."""
     servers = [s for body in readings for s in hosted_servers(body)]
-    if policy.mcp is None or rec is None or not servers:
-        return
-    mcp, person = policy.mcp, rec.person
-    refusal = hosted_refusal(
+    mcp = policy.mcp
+    if mcp is None or not servers:
+        return None
+    person = rec.person
+    return hosted_refusal(
         servers,
         mcp,
         lambda host: mcp.server_for_facts(
-            Facts(host=host, user=person.user, group=person.group, client_ip=rec.client_ip)
+            Facts(host=host or "", user=person.user, group=person.group, client_ip=rec.client_ip)
         ),
     )
-    if refusal is None:
-        return
-    log.info("shadowgate: a call to %s names a refused MCP server: %s", rec.host, refusal.message)
-    _refuse(flow, policy, refusal)
 
 
 def _refuse(flow: http.HTTPFlow, policy: Policy, refusal: HostedRefusal) -> None:

@@ -26,6 +26,7 @@ from urllib.parse import unquote
 from urllib.parse import urlsplit
 
 from shadowgate.dlp import Finding
+from shadowgate.enforce.hosts import plain_url_host
 
 EXFIL_IMAGE = "exfil_image"  # fetched as soon as the answer is shown: zero-click
 EXFIL_LINK = "exfil_link"  # sent when someone follows it
@@ -122,13 +123,6 @@ def _looks_encoded(run: str) -> bool:
     return (digits >= 4 and (upper + lower) >= 4) or (upper >= 4 and lower >= 4)
 
 
-def _host(url: str) -> str:
-    try:
-        return (urlsplit(url).hostname or "").lower()
-    except ValueError:
-        return ""
-
-
 def exfil_links(
     text: str,
     trusted: Callable[[str], bool],
@@ -155,8 +149,10 @@ def exfil_links(
             if start in found:
                 continue
             url = m.group(group)
-            host = _host(url)
-            if not host or trusted(host) or not _carries_data(url, has_secret):
+            # A URL parsers read as different hosts (`https://evil\@trusted/`: a browser goes to
+            # evil) is no trusted host's (red-team F36).
+            host = plain_url_host(url)
+            if (host is not None and trusted(host)) or not _carries_data(url, has_secret):
                 continue
             found[start] = Finding(start, end, kind, "exfil", "exfil")
     return sorted(found.values(), key=lambda f: f.start)

@@ -9,6 +9,7 @@
     Identify     identify: provider, wire format, model, person, key fingerprint
     HostAgreement identify: CONNECT target, SNI, Host/:authority and URL must agree (strictest or refuse)
     WebApps      identify: chat web apps' requests by the catalog's web_apps endpoints (activity, account, files)
+    RealtimeSetup identify: the model and hosted MCP tools of Realtime sessions minted over HTTP (WebRTC, SIP)
     Decide       decide: the policy's rules, then the budgets; reloads a changed policy file
     Realtime     decide..record: WebSocket AI sessions (OpenAI Realtime, Gemini Live): policy, DLP, one row
     Act          act: block, coach, redirect to the sanctioned gateway, rate-limit, inject headers
@@ -48,6 +49,7 @@ def default_addons() -> list[Any]:
     from shadowgate.stages.mcp import Mcp
     from shadowgate.stages.meter import Meter
     from shadowgate.stages.realtime import Realtime
+    from shadowgate.stages.realtime_setup import RealtimeSetup
     from shadowgate.stages.record import Record
     from shadowgate.stages.redact import Redact
     from shadowgate.stages.screen import Screen
@@ -78,6 +80,7 @@ def default_addons() -> list[Any]:
         Identify(settings),
         HostAgreement(settings),
         webapps,
+        RealtimeSetup(settings),
         decide,
         Realtime(settings, decide, record),
         act,

@@ -26,7 +26,9 @@ from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import strictness
 from shadowgate.enforce.hosts import MISMATCH_MODES
+from shadowgate.enforce.hosts import malformed_names
 from shadowgate.enforce.hosts import request_names
+from shadowgate.flow import client_ip_of
 from shadowgate.stages.act import api_error
 from shadowgate.stages.act import refusal_text
 from shadowgate.stages.identify import flow_record
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 # The host the policy judged a request by, for later stages (Realtime) that name it themselves.
 DECISION_HOST_KEY = "shadowgate_decision_host"
 MISMATCH_RULE = "shadowgate:host-mismatch"
+MALFORMED_RULE = "shadowgate:host-malformed"
 
 
 class HostAgreement:
@@ -70,10 +73,13 @@ class HostAgreement:
     def requestheaders(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or isinstance(flow.client_conn.proxy_mode, ReverseMode):
             return  # a reverse proxy's clients name the proxy; its backend is configured, not chosen
-        names = request_names(flow)
-        hosts = names.hosts()
         settings = self.settings
         rec = flow_record(flow)
+        if (malformed := malformed_names(flow.request)) is not None:
+            self._refuse_malformed(flow, rec, malformed)
+            return
+        names = request_names(flow)
+        hosts = names.hosts()
         if len(hosts) <= 1:
             if hosts:
                 flow.metadata[DECISION_HOST_KEY] = hosts[0]
@@ -113,6 +119,22 @@ class HostAgreement:
         self._repoint(rec, host)
         if decision.enforced and decision.action == BLOCK:
             self._refuse(flow, rec, decision, api_error(parser, 403, refusal_text(decision, "blocked")))
+
+    def _refuse_malformed(self, flow: http.HTTPFlow, rec, why: str) -> None:
+        """A request whose host servers may read as another (400, as RFC 9112 §3.2 asks); a
+        policy_events row like any mismatch. Refused in observe mode too: it is malformed HTTP."""
+        user = (flow.metadata.get("proxyauth") or (None,))[0]
+        host = rec.host if rec is not None else flow.request.host
+        detail = f"{why}: {', '.join(flow.request.headers.get_all('host')) or flow.request.path}"[:500]
+        log.warning("shadowgate: refused a request to %s: %s", host, detail)
+        self.settings.record_event(
+            "host_mismatch", user or client_ip_of(flow) or "", flow, host,
+            rec.provider.id if rec is not None and rec.provider is not None else None, MALFORMED_RULE, detail,
+        )  # fmt: skip
+        parser = rec.route.parser if rec is not None and rec.route is not None else None
+        refused = Decision(BLOCK, MALFORMED_RULE, f"the request names its host ambiguously ({why})")
+        text = f"shadowgate: refused: the request names its host ambiguously ({why})."
+        self._refuse(flow, rec, refused, api_error(parser, 400, text))
 
     def _repoint(self, rec, host: str) -> None:
         if rec is not None and rec.host != host:

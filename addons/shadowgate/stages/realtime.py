@@ -49,14 +49,17 @@ from shadowgate.config.catalog import normalise_host
 from shadowgate.config.policy import ALLOW
 from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import COACH
+from shadowgate.config.policy import OBSERVE_PREFIX
 from shadowgate.config.policy import RATE_LIMIT
 from shadowgate.config.policy import REDIRECT
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import DlpPolicy
+from shadowgate.config.policy import Policy
 from shadowgate.config.policy import strictness
 from shadowgate.config.policy_injection import BLOCK as INJECTION_BLOCK
 from shadowgate.config.policy_responses import BLOCK as RESPONSES_BLOCK
 from shadowgate.flow import FlowRecord
+from shadowgate.mcp.hosted import hosted_verdict
 from shadowgate.screening.frames import ServerFrames
 from shadowgate.screening.frames import TooDeep
 from shadowgate.screening.prompts import SEAM
@@ -77,6 +80,7 @@ from shadowgate.stages.realtime_session import INJECTION_RANK
 from shadowgate.stages.realtime_session import Session
 from shadowgate.stages.realtime_session import account
 from shadowgate.stages.realtime_session import session_outcome
+from shadowgate.stages.realtime_session import session_tokens
 from shadowgate.stages.record import Record
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.redact import dlp_verdict
@@ -138,6 +142,15 @@ def url_models(path: str) -> list[str]:
     return models
 
 
+def strictest_model(policy: Policy, rec: FlowRecord, models: list[str]) -> str | None:
+    """The one of these models the policy is strictest with (the first among equals): a server
+    may read any of them, so the session is judged and recorded by that one."""
+    if len(models) <= 1:
+        return models[0] if models else None
+    facts = rec.policy_facts()
+    return max(models, key=lambda model: strictness(policy.decide(replace(facts, model=model))))
+
+
 class Realtime:
     name = "shadowgate_realtime"
 
@@ -177,13 +190,7 @@ class Realtime:
             session.refused = text
 
     def _strictest_model(self, rec: FlowRecord, models: list[str]) -> str | None:
-        """The one of the URL's models the policy is strictest with (the first among equals): a
-        server may read any of them, so the session is judged and recorded by that one."""
-        if len(models) <= 1:
-            return models[0] if models else None
-        facts = rec.policy_facts()
-        policy = self.settings.policy
-        return max(models, key=lambda model: strictness(policy.decide(replace(facts, model=model))))
+        return strictest_model(self.settings.policy, rec, models)
 
     def response(self, flow: http.HTTPFlow) -> None:
         session = flow.metadata.get(REALTIME_KEY)
@@ -191,6 +198,8 @@ class Realtime:
             return
         if flow.response.status_code != 101:
             self._record(session, flow.response.status_code, None)  # refused here, or by the provider
+        elif flow.websocket is not None:
+            self._hold_usage(session)  # the upgrade's estimate gives way to what the session uses
         elif flow.websocket is None:
             # A switch to a protocol that is not a WebSocket mitmproxy can read (another Upgrade
             # token, an odd Sec-WebSocket-Version): mitmproxy would relay it as raw TCP, unseen.
@@ -255,18 +264,24 @@ class Realtime:
         screened = dlp is not None or injection is not None
         frame, why = self._read(session, message)
         rec = session.rec
+        if self._over_budget(flow, session, message, frame):
+            return None
         for model in filter(None, map(client_model, frame.docs if frame is not None else ())):
             if rec.facts is not None and model != rec.facts.model:
                 rec.facts = replace(rec.facts, model=model)
                 rec.decision = self.decide.decide(rec)
+                self._hold_usage(session)  # decide() reserved a new call's estimate: this is no new call
                 refusal = _refusal(rec.decision)
                 if refusal is not None:
                     session.refused = refusal[1]
                     self._refuse_message(flow, session, message, refusal[1])
                     return None
+        if frame is not None and self._refuses_hosted_mcp(flow, session, message, frame):
+            return None
         if not screened:
-            if isinstance(why, UnparsedJson) and (needed := model_needed(self.settings.policy)):
-                # JSON the proxy cannot parse may name a model it would refuse (red-team F1).
+            if isinstance(why, UnparsedJson) and (needed := _unparsed_needs(self.settings.policy)):
+                # JSON the proxy cannot parse may name a model it would refuse (red-team F1), or
+                # a hosted MCP server (F29).
                 session.unreadable += 1
                 self._refuse_message(flow, session, message, f"shadowgate: the message was not sent: {why}; {needed}.")
             return None
@@ -277,6 +292,66 @@ class Realtime:
             return self._check_off_loop(flow, session, message, frame)
         self._checked(flow, session, message, frame, check(frame, dlp, injection, session.tails))
         return None
+
+    def _hold_usage(self, session: Session) -> None:
+        """Count the session's usage so far against its subject's daily budgets while it runs: it
+        holds the session's reservation (enforce/budgets.py), which the row replaces at the end."""
+        budgets = self.settings.policy.budgets
+        if budgets:
+            rec = session.rec
+            self.decide.budgets.hold(rec.request_id, budgets, rec.policy_facts(), session_tokens(session))
+
+    def _over_budget(
+        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, frame: Frame | None
+    ) -> bool:
+        """A client message once the session's subject has used a daily budget up (red-team F23):
+        refused with an error event, and every later one dropped, so a session stops within one
+        answer of the budget. A message that asks for an answer (`response.create`, Gemini
+        `clientContent`) is a request per minute too. True when the message was refused."""
+        policy = self.settings.policy
+        rec = session.rec
+        if not policy.budgets:
+            return False
+        asks = frame is not None and any(_asks_for_answer(doc) for doc in frame.docs)
+        tracker, facts = self.decide.budgets, rec.policy_facts()
+        if asks:
+            self._hold_usage(session)  # keeps the reservation from lapsing in a long session
+        verdict = tracker.check(policy.budgets, facts, per_minute=asks)
+        if verdict.exceeded is None:
+            if asks:
+                tracker.note_request(policy.budgets, facts)
+            return False
+        if policy.observe:
+            if rec.decision.action in (ALLOW, COACH):  # nothing stricter recorded yet
+                rec.decision = Decision(OBSERVE_PREFIX + RATE_LIMIT, verdict.exceeded.id, verdict.reason)
+            return False
+        exceeded = verdict.exceeded.id
+        rec.decision = Decision(RATE_LIMIT, exceeded, verdict.reason, None, verdict.retry_after, verdict.reset_at)
+        text = f"shadowgate: {verdict.reason}"
+        log.info("shadowgate: a realtime session to %s is over budget: %s", rec.host, verdict.reason)
+        session.refused = text
+        self._refuse_message(flow, session, message, text)
+        return True
+
+    def _refuses_hosted_mcp(
+        self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, frame: Frame
+    ) -> bool:
+        """A `session.update` or `response.create` giving the model an MCP server the policy does
+        not allow (red-team F29): the provider would call it with the session's data. The message
+        is dropped with an error event; the session goes on. True when it was refused."""
+        policy = self.settings.policy
+        rec = session.rec
+        refusal = hosted_verdict(rec, policy, frame.docs) if policy.mcp is not None else None
+        if refusal is None:
+            return False
+        log.info("shadowgate: a realtime message to %s names a refused MCP server: %s", rec.host, refusal.message)
+        if rec.decision.action in (ALLOW, COACH, OBSERVE_PREFIX + ALLOW):
+            observed = OBSERVE_PREFIX + BLOCK if policy.observe else BLOCK
+            rec.decision = Decision(observed, refusal.rule_id, refusal.message)
+        if policy.observe:
+            return False
+        self._refuse_message(flow, session, message, refusal.message)
+        return True
 
     def _read(self, session: Session, message: websocket.WebSocketMessage) -> tuple[Frame | None, Unreadable | None]:
         """The message's documents (and what its SignalR handshake chose), or why there are none."""
@@ -425,10 +500,13 @@ class Realtime:
             return
         greeting = session.protocol is not None and not session.greeted
         session.greeted = session.greeted or greeting
+        used = session_tokens(session)
         if session.answers is None and session.protocol is None:
             body = message_json(message.content)
             if isinstance(body, dict):
                 account(session, body)
+            if session_tokens(session) != used:
+                self._hold_usage(session)
             self._deliver(flow, session, message, None)
             return
         try:
@@ -439,6 +517,8 @@ class Realtime:
         for doc in frame.docs:
             if isinstance(doc, dict):
                 account(session, doc)
+        if session_tokens(session) != used:
+            self._hold_usage(session)
         out = None
         if session.answers is not None:
             out = self._inspect_answer(flow, session, message, frame)
@@ -529,6 +609,17 @@ class Realtime:
             return
         session.recorded = True
         self.record.ai_request(session.rec, session_outcome(session, self.settings.policy, status, error))
+
+
+def _asks_for_answer(doc: Any) -> bool:
+    return isinstance(doc, dict) and (doc.get("type") == "response.create" or "clientContent" in doc)
+
+
+def _unparsed_needs(policy: Policy) -> str | None:
+    """Why a client message that is not JSON the proxy can parse must not pass unscreened."""
+    if (needed := model_needed(policy)) is not None:
+        return needed
+    return "the MCP policy applies to the tools a message may give the model" if policy.mcp is not None else None
 
 
 def _refusal(decision: Decision) -> tuple[int, str] | None:

@@ -76,6 +76,11 @@ def account(session: Session, body: dict) -> None:
         _add_usage(session, gemini_usage(body["usageMetadata"]))
 
 
+def session_tokens(session: Session) -> int:
+    """The session's tokens so far, as its row will count them (input plus output)."""
+    return session.usage["input_tokens"] + session.usage["output_tokens"]
+
+
 def _add_usage(session: Session, usage: Usage | None) -> None:
     if usage is None:
         return

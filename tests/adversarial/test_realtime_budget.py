@@ -1,0 +1,92 @@
+"""Class 4: a budget bounds one long Realtime session, not only its upgrade (red-team F23).
+
+A session was decided once, at the upgrade, and its usage counted only when it closed: under
+`tokens_per_day: 50` one session got 40 answers (600 tokens). Now each `response.done` usage
+counts against the budget while the session runs, and once the subject is over it the next
+client message gets an error event and nothing more reaches the provider; a `response.create`
+is a request per minute too. The test WebSocket server answers each `response.create` with
+15 tokens (10 in, 5 out). A real mitmdump; each test asserts what reached the provider, what the
+client got and the row.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from websockets.exceptions import InvalidStatus
+from websockets.sync.client import connect
+
+from tests.adversarial.test_realtime import ws_policy  # noqa: F401 - fixtures shared with that module
+from tests.adversarial.test_realtime import ws_proxy  # noqa: F401
+from tests.adversarial.test_realtime import ws_upstream  # noqa: F401
+from tests.adversarial.wire import marker
+from tests.support.wsclient import ws_ssl_context
+
+URL = "wss://api.openai.com/v1/realtime?model=gpt-realtime"
+CREATE = json.dumps({"type": "response.create"})
+
+
+def _answers_until_refused(ws, tries: int) -> tuple[int, dict | None]:
+    """(response.done events before the first error event, that error event)."""
+    done = 0
+    for _ in range(tries):
+        ws.send(CREATE)
+        while True:
+            event = json.loads(ws.recv(5))
+            if event.get("type") == "response.done":
+                done += 1
+                break
+            if event.get("type") == "error":
+                return done, event
+    return done, None
+
+
+def _creates_since(server, before: int) -> int:
+    time.sleep(0.3)  # the upstream thread logs what it got
+    return sum(json.loads(m).get("type") == "response.create" for m in server.received[before:])
+
+
+def test_a_token_budget_stops_one_long_session(ws_policy, ws_upstream):  # noqa: F811
+    proxy = ws_policy("budgets:\n  - {id: tiny, per: user, tokens_per_day: 50}\n")
+    user = "rtb-tokens-" + marker()[:6]
+    before = len(ws_upstream.received)
+    with connect(URL, proxy=proxy.url(user), ssl=ws_ssl_context(proxy), open_timeout=10) as ws:
+        ws.recv(5)  # session.created
+        done, error = _answers_until_refused(ws, 20)
+        assert done == 4  # 0, 15, 30 and 45 tokens used before each: under 50; then 60
+        assert error is not None and "tiny" in error["error"]["message"]
+        ws.send(CREATE)  # dropped: the session is over its budget
+        ws.send(json.dumps({"type": "conversation.item.create", "item": {"type": "message", "role": "user"}}))
+    assert _creates_since(ws_upstream, before) == 4
+    assert len(ws_upstream.received) - before == 4  # nothing after the refusal reached the provider
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert (row["decision"], row["rule_id"]) == ("rate_limit", "tiny")
+    assert row["input_tokens"] + row["output_tokens"] == 60
+    with pytest.raises(InvalidStatus) as refused:  # the person's next session: refused at its upgrade
+        connect(URL, proxy=proxy.url(user), ssl=ws_ssl_context(proxy), open_timeout=10)
+    assert refused.value.response.status_code == 429
+
+
+def test_response_create_counts_as_a_request_per_minute(ws_policy, ws_upstream):  # noqa: F811
+    proxy = ws_policy("budgets:\n  - {id: rpm, per: user, requests_per_minute: 3}\n")
+    user = "rtb-rpm-" + marker()[:6]
+    before = len(ws_upstream.received)
+    with connect(URL, proxy=proxy.url(user), ssl=ws_ssl_context(proxy), open_timeout=10) as ws:
+        ws.recv(5)
+        done, error = _answers_until_refused(ws, 10)
+    assert done == 2  # the upgrade and two response.create: three requests this minute
+    assert error is not None and "rpm" in error["error"]["message"]
+    assert _creates_since(ws_upstream, before) == 2
+
+
+def test_a_session_under_its_budget_is_untouched(ws_policy, ws_upstream):  # noqa: F811
+    proxy = ws_policy("budgets:\n  - {id: roomy, per: user, tokens_per_day: 100000, requests_per_minute: 100}\n")
+    user = "rtb-ok-" + marker()[:6]
+    with connect(URL, proxy=proxy.url(user), ssl=ws_ssl_context(proxy), open_timeout=10) as ws:
+        ws.recv(5)
+        done, error = _answers_until_refused(ws, 10)
+    assert (done, error) == (10, None)
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert row["decision"] == "allow" and row["input_tokens"] + row["output_tokens"] == 150
