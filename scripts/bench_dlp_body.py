@@ -1,15 +1,16 @@
 """DLP cost and false findings on whole JSON request bodies (wireformats.bodyscan.BodyScan.json).
 
     uv run python scripts/bench_dlp_body.py                          # this tree
-    git archive HEAD~3 addons | tar -x -C /tmp/before
+    git archive ed3e887 addons | tar -x -C /tmp/before
     uv run python scripts/bench_dlp_body.py --addons /tmp/before/addons   # another tree
 
-Three bodies built from the clean prompts of tests/fixtures/dlp/clean.jsonl (no value in them):
-an agent request (40 function tools whose descriptions, property names and enum values are
-clean text and identifiers, and a 30-turn history of tool calls with JSON arguments and tool
-results), a plain 30-message chat, and a list of 2,000 records with 10-19 digit integers (ids,
-timestamps, sizes). Prints the CPU time of one scan (best of --runs) and the findings counted:
-every finding on these bodies is a false one.
+Four bodies built from the clean prompts of tests/fixtures/dlp/clean.jsonl: an agent request
+(40 function tools whose descriptions, property names and enum values are clean text and
+identifiers, and a 30-turn history of tool calls with JSON arguments and tool results), a plain
+30-message chat, a list of 2,000 records with 10-19 digit integers (ids, timestamps, sizes), and
+a tool result that is a 245 KB JSON document of 1,000 rows. Prints the CPU time of one scan
+(best of --runs) and the findings counted: false ones (the few in the rows come from the clean
+prompts' own digits, the same in every tree).
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ def chat_body(texts: list[str], rng: random.Random) -> dict[str, Any]:
     return {"model": "gpt-4o", "messages": messages}
 
 
+def tool_json_body(texts: list[str], rng: random.Random) -> dict[str, Any]:
+    rows = [{"id": f"row-{i}", "name": rng.choice(texts)[:40], "tags": ["alpha", "beta", f"t{i % 7}"],
+             "note": rng.choice(texts)[:120]} for i in range(1000)]  # fmt: skip
+    return {"model": "gpt-4o", "messages": [{"role": "user", "content": "look it up"},
+            {"role": "tool", "tool_call_id": "c1", "content": json.dumps(rows)}]}  # fmt: skip
+
+
 def numbers_body(rng: random.Random) -> dict[str, Any]:
     records = [
         {
@@ -92,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(7)
     texts = clean_texts()
     bodies = {"agent": agent_body(texts, rng), "chat": chat_body(texts, rng), "numbers": numbers_body(rng)}
+    bodies["tooljson"] = tool_json_body(texts, rng)
     for name, body in bodies.items():
         size = len(json.dumps(body))
         best, counts = float("inf"), None
