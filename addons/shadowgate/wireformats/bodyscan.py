@@ -4,8 +4,11 @@ The extraction is scope.request_pieces (every string the model, a tool or the pr
 this module runs a scanner over it, decides per finding with the policy's action, and builds
 the redacted body. Besides each string, the prompt text of a JSON body is scanned joined, so a
 value split across adjacent strings or messages ("AKIA" + "Z7Q3...") is found too; its pieces
-are redacted where they are, the placeholder in the first. A redaction that cannot be made in
-place (an object key that would collide) makes the request blocked instead.
+are redacted where they are, the placeholder in the first. The other strings of the body
+(tool schemas, enum values, stop sequences, a tool call's JSON arguments) are joined the same
+way without the structure between them (adjacent_texts), for the keys of a format that stands
+on its own. A redaction that cannot be made in place (an object key that would collide, a part
+of a value inside a string's JSON document, a JSON number) makes the request blocked instead.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ Anthropic base64 `document` with `media_type: text/plain`, a `data:text/csv;...`
 `document` of format `txt`, an MCP `blob` with a text `mimeType`) is text whatever its bytes look
 like: decoded in its charset, or byte for byte when they are not (latin-1: ASCII secrets stay
 readable, and redaction puts every other byte back), never judged binary by its control
-characters; base64 with stray characters is also read as a lenient decoder reads it.
+characters; base64 with stray characters is also read as a lenient decoder reads it. Numbers
+that can be a card or a named identifier are read as their digits (number_reading).
 Left
 out: opaque tokens the provider minted (encrypted_content, signature), large base64 payloads that
 decode to binary media (an image, a PDF: no text to match), and, unless the operator opts in,
