@@ -5,9 +5,12 @@ zero-width space or soft hyphen inside the key, fullwidth letters (`ｓｋ－ａ
 `ѕk-`, mathematical bold letters, combining strike-through marks. normalize() rewrites a copy:
 
 * every format character (Unicode category Cf: ZWSP, ZWJ, ZWNJ, word joiner, soft hyphen, bidi
-  controls, tag characters, BOM), the Hangul fillers that render as nothing, control characters
-  other than tab and line breaks, and the script-independent combining marks (diacritics,
-  strike-throughs, variation selectors) are removed;
+  controls, tag characters, BOM), the other default-ignorable characters that render as nothing
+  (Hangul fillers, Khmer inherent vowels, the unassigned ignorable ranges), U+2800 BRAILLE
+  PATTERN BLANK, control characters other than tab and line breaks, the script-independent
+  combining marks (diacritics, strike-throughs, variation selectors) and the enclosing marks
+  (a circle or keycap around a letter) are removed;
+* decimal digits of other scripts (Arabic-Indic, Devanagari, ...) become ASCII digits;
 * every other character becomes its NFKC form (`ﬁ` -> `fi`, `ｓ` -> `s`, `𝐬` -> `s`, `…` -> `...`,
   no-break and other spaces -> space). The form is taken character by character: composing a
   base letter with a following mark is not needed, since those marks are removed and the
@@ -31,8 +34,13 @@ from collections.abc import Iterable
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-# Renders as nothing, though not in category Cf.
-_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0")
+# Renders as nothing, though not in category Cf: the Hangul fillers, the Khmer inherent vowels
+# (Default_Ignorable_Code_Point, category Mn), and U+2800 BRAILLE PATTERN BLANK, the "invisible
+# character" of chat names, which no text puts between two letters of a word (red-team F17).
+_INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u17b4\u17b5\u2800")
+# The Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt) outside category Cf that are
+# unassigned (Cn) today: a renderer draws nothing for them, so they hide a key as a ZWSP does.
+_UNASSIGNED_IGNORABLE = ((0x2065, 0x2065), (0xFFF0, 0xFFF8), (0xE0000, 0xE0FFF))
 # Combining marks that belong to no script (diacritics, overlays, variation selectors); the
 # vowel signs of Indic and other scripts are part of their words and stay.
 _GENERIC_MARKS = (
@@ -75,6 +83,7 @@ _TOKEN_REACH = 512  # a key is far shorter; a token without white space is folde
 _SPACE = re.compile(r"\s")
 
 _ASCII_ALNUM = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789")
+_ASCII_DIGITS = frozenset("0123456789")
 _NOT_CONTROL = bytes(range(0x20, 0x7F)) + b"\t\n\r"
 # ASCII characters the view removes.
 _ASCII_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -89,8 +98,16 @@ def _fold_char(ch: str) -> str | None:
     category = unicodedata.category(ch)
     if category == "Cf" or ch in _INVISIBLE or (category == "Cc" and ch not in "\t\n\r"):
         return ""
-    if category == "Mn" and _generic_mark(ord(ch)):
+    # Enclosing marks (a circle, a keycap, the Cyrillic number signs) draw around the letter
+    # before them, which a reader still reads: script-independent, like the overlays.
+    if (category == "Mn" and _generic_mark(ord(ch))) or category == "Me":
         return ""
+    if category == "Cn" and any(lo <= ord(ch) <= hi for lo, hi in _UNASSIGNED_IGNORABLE):
+        return ""
+    if category == "Nd" and not ch.isascii():
+        # Decimal digits of other scripts (Arabic-Indic, Devanagari, ...) are the digits to every
+        # reader of a number; NFKC folds only the fullwidth and mathematical ones (red-team F34).
+        return str(unicodedata.digit(ch))
     folded = unicodedata.normalize("NFKC", ch)
     if folded == ch:
         return None
@@ -255,11 +272,14 @@ def _one_for_one(text: str, changing: list[str], homoglyphs: bool) -> View | Non
     folds = {c: _fold_cached(c) or "" for c in changing}
     always = "".join(c for c, f in folds.items() if f in _ASCII_ALNUM)
     beside = "".join(c for c, f in folds.items() if f not in _ASCII_ALNUM and not f.isspace())
+    spaces = "".join(c for c, f in folds.items() if f.isspace())
     parts = []
     if always:
         parts.append(f"[{re.escape(always)}]")
     if beside:  # a change that gives no letter or digit matters next to one (see _may_matter)
         parts.append(f"[{re.escape(beside)}](?:(?<=[A-Za-z0-9].)|(?=[A-Za-z0-9]))")
+    if spaces:  # a space matters between two digits (see _may_matter)
+        parts.append(f"[{re.escape(spaces)}](?<=[0-9].)(?=[0-9])")
     changed = [m.start() for m in re.finditer("|".join(parts), text)] if parts else []
     outs, srcs, linear = [0], [0], [True]
     removed = "".join(c for c, f in folds.items() if not f)
@@ -299,9 +319,10 @@ def _may_matter(text: str, i: int, folded: str) -> bool:
     """Whether the change of text[i] to folded can make a value the text does not show: it gives
     an ASCII letter or digit, or touches one. A space for a no-break space, or a fullwidth comma
     between Chinese words, cannot; reading the view around every such change would read most
-    Chinese or French text twice."""
+    Chinese or French text twice. A space between two digits can: a card number or an SSN grouped
+    by U+202F or U+00A0, as French and other locales format numbers (red-team F34)."""
     if folded.isspace():
-        return False
+        return 0 < i < len(text) - 1 and text[i - 1] in _ASCII_DIGITS and text[i + 1] in _ASCII_DIGITS
     if any(c in _ASCII_ALNUM for c in folded):
         return True
     return (i > 0 and text[i - 1] in _ASCII_ALNUM) or (i + 1 < len(text) and text[i + 1] in _ASCII_ALNUM)

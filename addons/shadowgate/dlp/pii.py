@@ -17,7 +17,9 @@ Decisions:
   IN 98765 43210, ES 612 345 678, IT 333 123 4567, JP 03-1234-5678). A national digit run
   without separators (5551234567) is not reported: it is as likely an order number. Numbers
   right after "order", "invoice", "ticket", "ref", "version"... are not phones.
-* CREDIT_CARD: Luhn plus an issuer prefix and length that exist (13-digit Visa and 12-15-digit
+* CREDIT_CARD: grouped by blanks, dashes, dots, slashes or tabs (the view turns no-break and
+  other spaces into blanks, other scripts' digits into ASCII), or one run of digits; Luhn plus an
+  issuer prefix and length that exist (13-digit Visa and 12-15-digit
   Maestro are not issued any more: those are EAN barcodes); the published test numbers with
   only two distinct digits (4111 1111 1111 1111, 4242...) are examples, not findings.
 * IPV4: valid dotted quads, except 0.x, 127.x and 255.x (unspecified, loopback, broadcast and
@@ -114,9 +116,10 @@ _NUMBER_SHAPES: list[tuple[str, str, str]] = [
     (
         "card4",
         "[2-6]",
-        r"[0-9]{3}(?P<card4_s>[ \-])[0-9]{4}(?P=card4_s)[0-9]{4}(?P=card4_s)[0-9]{4}(?:(?P=card4_s)[0-9]{3})?" + _END,
+        r"[0-9]{3}(?P<card4_s>[ \-./\t])[0-9]{4}(?P=card4_s)[0-9]{4}(?P=card4_s)[0-9]{4}(?:(?P=card4_s)[0-9]{3})?"
+        + _END,
     ),
-    ("card465", "3", r"[0-9]{3}(?P<card465_s>[ \-])[0-9]{6}(?P=card465_s)[0-9]{4,5}" + _END),
+    ("card465", "3", r"[0-9]{3}(?P<card465_s>[ \-./\t])[0-9]{6}(?P=card465_s)[0-9]{4,5}" + _END),
     ("digits", "[1-8]", r"[0-9]{12,18}" + _END),
     ("nir", "[1-478]", r" [0-9]{2} [0-9]{2} (?:[0-9]{2}|2[AB]) [0-9]{3} [0-9]{3} [0-9]{2}" + _END),
     ("ssn", "[0-9]", r"[0-9]{2}(?P<ssn_s>[\- .])[0-9]{2}(?P=ssn_s)[0-9]{4}" + _END),

@@ -36,7 +36,9 @@ from shadowgate.stages.redact import scan_json
 from shadowgate.stages.redact import shared_scanner
 from shadowgate.wireformats.common import every_string
 from shadowgate.wireformats.scope import embedded_texts
+from shadowgate.wireformats.scope import joined_numbers
 from shadowgate.wireformats.scope import nested_json_texts
+from shadowgate.wireformats.scope import number_readings
 
 log = logging.getLogger(__name__)
 
@@ -46,19 +48,23 @@ MAX_RESULT_SCAN_CHARS = 1024 * 1024
 
 def scan_hidden(value: Any, dlp: DlpPolicy) -> tuple[Counter, set[str], list[str]]:
     """DLP on the text a value carries where a scan of its strings does not read it: payloads
-    that declare themselves text (an MCP `blob` with a text mimeType: decoded) and JSON documents
+    that declare themselves text (an MCP `blob` with a text mimeType: decoded), JSON documents
     inside strings whose escapes hide letters (`"{\\"k\\": \\"\\u0041KIA...\\"}"`, which the tool
-    parses). Such text cannot be redacted in place. Returns (counts, actions, the types found
+    parses), and numbers (scope.number_reading). Such text cannot be redacted in place. Returns (counts, actions, the types found
     there that the policy redacts: the caller refuses instead)."""
     scanner = shared_scanner().including(dlp.opt_in)
     counts: Counter = Counter()
     actions: set[str] = set()
     texts = [(text, "") for text in embedded_texts(value)]
     texts += [(text, outer) for outer in every_string(value, keys=True) for text in nested_json_texts(outer)]
-    for text, visible in texts:
+    readings = number_readings(value)  # a card number typed `integer` (red-team F19)
+    numbers, counts_as_number = joined_numbers(readings)
+    for text, visible in [*texts, *([(numbers, "")] if readings else [])]:
         for f in scanner.scan(text):
             if visible and text[f.start : f.end] in visible:
                 continue  # readable as it stands: the scan of the string found it
+            if text is numbers and not counts_as_number(f):
+                continue  # in a number's key names (the scan of the keys reads them), or no value as a number
             action = dlp.action_for(f.type, TYPES.get(f.type, "pii"))
             if action != "off":
                 counts[f.type] += 1

@@ -4,20 +4,29 @@ The extraction is scope.request_pieces (every string the model, a tool or the pr
 this module runs a scanner over it, decides per finding with the policy's action, and builds
 the redacted body. Besides each string, the prompt text of a JSON body is scanned joined, so a
 value split across adjacent strings or messages ("AKIA" + "Z7Q3...") is found too; its pieces
-are redacted where they are, the placeholder in the first. A redaction that cannot be made in
-place (an object key that would collide) makes the request blocked instead.
+are redacted where they are, the placeholder in the first. The other strings of the body
+(tool schemas, enum values, stop sequences, a tool call's JSON arguments) are joined the same
+way without the structure between them (adjacent_texts), for the keys of a format that stands
+on its own. A redaction that cannot be made in place (an object key that would collide, a part
+of a value inside a string's JSON document, a JSON number) makes the request blocked instead.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
 
+from shadowgate.dlp import TYPES
 from shadowgate.dlp import ScanTimeout
+from shadowgate.dlp.model import SECRET
 
 from .base import JsonPath
 from .common import dumps_json
@@ -33,12 +42,18 @@ from .scope import KeyStep
 from .scope import Piece
 from .scope import apply_ranges
 from .scope import decoded_text
+from .scope import joined_numbers
 from .scope import request_pieces
 from .scope import rewrite
 
 # Characters on each side of a boundary between two prompt strings that are scanned together:
 # more than the longest secret a detector matches.
 _WINDOW = 512
+# The same for the other strings of a body, joined for the keys of a format that stands on its own
+# (JOINED_STRUCTURE_TYPES): longer than any of those but PEM blocks and long JWTs.
+_KEY_WINDOW = 256
+_PLAIN = re.compile(r"[a-z_]*")
+_BLANK = re.compile(r"\s")
 
 
 @dataclass
@@ -59,10 +74,13 @@ class BodyScan:
     _cache: dict[str, list[Any]] = field(default_factory=dict, repr=False)
     _redactions: int = field(default=0, repr=False)  # findings decided "redact" so far
 
-    def _findings(self, text: str, visible: str | None = None) -> list[tuple[int, int, str | None]]:
+    def _findings(
+        self, text: str, visible: str | None = None, keep: Callable[[Any], bool] | None = None
+    ) -> list[tuple[int, int, str | None]]:
         """(start, end, replacement) for each finding, the replacement None unless it is to be
         redacted; counts every finding. visible: for another reading of a string, the string
-        itself; a value found as it stands there is the same finding, not counted again."""
+        itself; a value found as it stands there is the same finding, not counted again. keep:
+        which findings count (the others are not findings of this text)."""
         if time.thread_time() > self.deadline:
             raise ScanTimeout("the scan ran out of time")
         # A request repeats its keys and structure values ("type", "description") hundreds of
@@ -73,6 +91,8 @@ class BodyScan:
         out = []
         for f in scanned:
             if visible is not None and text[f.start : f.end] in visible:
+                continue
+            if keep is not None and not keep(f):
                 continue
             verdict = self.action(f.type)
             if verdict == "off":
@@ -96,13 +116,24 @@ class BodyScan:
     def json(self, body: Any) -> Any:
         """The body with what must be redacted redacted (the same object when nothing was)."""
         pieces = list(request_pieces(body, self.include_metadata))
+        numbers = [piece for piece in pieces if piece.digits_at is not None]
+        if numbers:
+            self._numbers(numbers)
+            pieces = [piece for piece in pieces if piece.digits_at is None]
         found = {i: hits for i, piece in enumerate(pieces) if (hits := self._findings(piece.text))}
         for piece in pieces:
             for other in piece.also:  # another reading of the same bytes: nothing to redact in place
                 if _to_redact(self._findings(other, piece.text)):
                     self.unredactable = True
         ranges = {i: redacted for i, hits in found.items() if (redacted := _to_redact(hits))}
-        self._joined(pieces, found, ranges)
+        prompts: list[tuple[int | None, str]] = [
+            (i, p.text) for i, p in enumerate(pieces) if p.prompt and p.encode is None
+        ]
+        done = self._joined(prompts, found, ranges)
+        mixed, groups = adjacent_texts(pieces)
+        if any(i is None or not pieces[i].prompt for i, _ in mixed):
+            prompt = [i is not None and pieces[i].prompt for i, _ in mixed]
+            self._joined(mixed, found, ranges, done, only_mixed=prompt, groups=groups)
         values: dict[JsonPath, str] = {}
         keys: dict[JsonPath, str] = {}
         for i, spans in ranges.items():
@@ -123,63 +154,157 @@ class BodyScan:
         # out, and the bytes sent never hold the shadowed value (red-team F2).
         return _fresh(body) if cleaned is body else cleaned
 
+    def _numbers(self, numbers: list[Piece]) -> None:
+        """Scan the JSON numbers (scope.number_reading), all in one text. A number cannot take a
+        placeholder without becoming a string, which the schema or the tool that reads it would
+        reject: a value to redact there refuses the request instead."""
+        text, counts = joined_numbers([(piece.text, piece.digits_at or 0) for piece in numbers])
+        if _to_redact(self._findings(text, keep=counts)):
+            self.unredactable = True
+
     def _joined(
-        self, pieces: list[Piece], found: dict[int, list[tuple[int, int, str | None]]],
-        ranges: dict[int, list[tuple[int, int, str]]],
-    ) -> None:  # fmt: skip
-        """Scan the prompt strings joined, and redact a value that spans several of them.
+        self, segments: list[tuple[int | None, str]], found: dict[int, list[tuple[int, int, str | None]]],
+        ranges: dict[int, list[tuple[int, int, str]]], done: Sequence[tuple[int, int, int]] = (),
+        only_mixed: list[bool] | None = None, groups: list[Any] | None = None,
+    ) -> list[tuple[int, int, int]]:  # fmt: skip
+        """Scan texts joined in order (segments: (piece index, text); None for a text that is no
+        piece, such as a string inside a tool call's JSON arguments), and redact a value that
+        spans several of them. Returns the (piece index, start, end) of each such value.
 
         The whole join finds a value cut in many pieces; a window around each boundary finds a
         value cut in two even where the text on either side glues onto it (a key's trailing
         word boundary lost to the next message's first letters). A joined match that overlaps
-        a value found inside one string is that value grown by the glue, not a split one."""
-        segments = [(i, p.text) for i, p in enumerate(pieces) if p.prompt and p.encode is None]
+        a value found inside one string, or one found before (done), is that value, not a new one.
+
+        only_mixed: for each segment, whether it is prompt text. The prompt texts were joined
+        among themselves already: then only the boundaries next to another text are read, in
+        windows and in the runs they make. groups: for each segment, what holds it (an array,
+        an object); in a run, a blank goes between two segments of different holders, so that a
+        value cut across the items of one array (`enum`, `stop`) does not glue onto the name
+        before them (see _holder)."""
         if len(segments) < 2:
-            return
+            return []
         starts, pos = [], 0
         for _, text in segments:
             starts.append(pos)
             pos += len(text)
         joined = "".join(text for _, text in segments)
-        spans: list[tuple[int, int, str]] = []
-        known = [(starts[k] + a, starts[k] + b) for k, (i, _) in enumerate(segments) for a, b, _ in found.get(i, ())]
-        windows = [(0, len(joined))]
-        windows += [
-            (max(s - _WINDOW, starts[k - 1]), min(s + _WINDOW, s + len(segments[k][1])))
-            for k, s in enumerate(starts)
-            if k
+        where = {i: k for k, (i, _) in enumerate(segments) if i is not None}
+        known = [
+            (starts[k] + a, starts[k] + b)
+            for k, (i, _) in enumerate(segments)
+            if i is not None
+            for a, b, _ in found.get(i, ())
         ]
-        for low, high in windows:
-            if time.thread_time() > self.deadline:
-                raise ScanTimeout("the scan ran out of time")
-            for f in self.scan(joined[low:high], self.deadline):
-                start, end = low + f.start, low + f.end
-                inside = any(s <= start and end <= s + len(segments[k][1]) for k, s in enumerate(starts))
-                taken = [(a, b) for a, b, _ in spans] + known
-                if not inside and not any(a < end and start < b for a, b in taken):
-                    spans.append((start, end, f.type))
+        known += [(starts[where[i]] + a, starts[where[i]] + b) for i, a, b in done if i in where]
+        boundaries = [
+            k for k in range(1, len(segments)) if only_mixed is None or not (only_mixed[k - 1] and only_mixed[k])
+        ]
+        runs: list[tuple[int, int]] = []
+        breaks: list[int] = []  # offsets in joined where a run takes a blank
+        if only_mixed is None:
+            windows = [(0, len(joined))]
+            windows += [
+                (max(starts[k] - _WINDOW, starts[k - 1]), min(starts[k] + _WINDOW, starts[k] + len(segments[k][1])))
+                for k in boundaries
+            ]
+        else:
+            windows, runs = _token_windows([text for _, text in segments], starts, boundaries, only_mixed)
+            if groups is not None:
+                breaks = [starts[k] for k in range(1, len(segments)) if groups[k] != groups[k - 1]]
+        scanned = self._scan_windows(joined, windows, runs, breaks)
+        across = []
+        for start, end, type_, detector in scanned:
+            if only_mixed is not None and (type_ not in JOINED_STRUCTURE_TYPES or detector in _NAMED_BY_CONTEXT):
+                continue
+            k = bisect.bisect_right(starts, start) - 1
+            if end <= starts[k] + len(segments[k][1]):
+                known.append((start, end))  # inside one string (of a JSON document in a string, too)
+            else:
+                across.append((start, end, type_))
+        # Each window holds again the values found inside one string: lookups by bisection, so
+        # a body of thousands of strings and values is not read quadratically.
+        known.sort()
+        known_starts = [a for a, _ in known]
+        reach_of = list(itertools.accumulate((b for _, b in known), max))  # furthest end so far
+        spans: list[tuple[int, int, str]] = []
+        for start, end, type_ in across:
+            n = bisect.bisect_left(known_starts, end)
+            if (n and reach_of[n - 1] > start) or any(a < end and start < b for a, b, _ in spans):
+                continue
+            spans.append((start, end, type_))
+        out: list[tuple[int, int, int]] = []
         for start, end, type_ in spans:
-            self._split(segments, starts, joined, start, end, type_, ranges)
+            out += self._split(segments, starts, joined, start, end, type_, ranges)
+        return out
+
+    def _scan_windows(
+        self, joined: str, windows: list[tuple[int, int]], runs: list[tuple[int, int]], breaks: list[int]
+    ) -> list[tuple[int, int, str, str]]:
+        """(start, end, type, detector) in joined of what each window and run of it holds; a run
+        takes a blank at each offset of breaks inside it. All are scanned as one text, apart by
+        blank lines: a scan has a fixed cost (tens of µs), which a conversation of a hundred
+        messages, or a tool schema of thousands of strings, paid per window (a 30-turn agent
+        request: 15 ms of its 85)."""
+        texts: list[str] = []
+        maps: list[tuple[int, list[int]]] = []  # per text: its start in joined, where its blanks are
+        for low, high in windows:
+            texts.append(joined[low:high])
+            maps.append((low, []))
+        for low, high in runs:
+            inside = breaks[bisect.bisect_right(breaks, low) : bisect.bisect_left(breaks, high)]
+            cuts = [low, *inside, high]
+            texts.append(" ".join(joined[a:b] for a, b in itertools.pairwise(cuts)))
+            maps.append((low, [at - low + n for n, at in enumerate(inside)]))
+        if not texts:
+            return []
+        offsets, at = [], 0
+        for text in texts:
+            offsets.append(at)
+            at += len(text) + len(_GAP)
+        if time.thread_time() > self.deadline:
+            raise ScanTimeout("the scan ran out of time")
+        out = []
+        for f in self.scan(_GAP.join(texts), self.deadline):
+            k = bisect.bisect_right(offsets, f.start) - 1
+            start, end = f.start - offsets[k], f.end - offsets[k]
+            if end > len(texts[k]):
+                continue  # over a gap into the next text
+            low, blanks = maps[k]
+            start -= bisect.bisect_left(blanks, start)
+            end -= bisect.bisect_left(blanks, end)
+            out.append((low + start, low + end, f.type, getattr(f, "detector", "")))
+        return out
 
     def _split(
-        self, segments: list[tuple[int, str]], starts: list[int], joined: str, start: int, end: int, type_: str,
-        ranges: dict[int, list[tuple[int, int, str]]],
-    ) -> None:  # fmt: skip
+        self, segments: list[tuple[int | None, str]], starts: list[int], joined: str, start: int, end: int,
+        type_: str, ranges: dict[int, list[tuple[int, int, str]]],
+    ) -> list[tuple[int, int, int]]:  # fmt: skip
+        """Count a value found across segments, and redact it where it lies; its (piece index,
+        start, end) in each piece it covers."""
+        covered = [k for k, s in enumerate(starts) if s < end and s + len(segments[k][1]) > start]
+        parts = [
+            (index, max(start - starts[k], 0), min(end - starts[k], len(text)))
+            for k in covered
+            for index, text in [segments[k]]
+            if index is not None
+        ]
         verdict = self.action(type_)
         if verdict == "off":
-            return
+            return parts
         self.split += 1
         self.counts[type_] += 1
         self.actions.add(verdict)
         if verdict != "redact":
-            return
+            return parts
         self._redactions += 1
+        if len(parts) < len(covered):
+            self.unredactable = True  # a part lies in a string inside a string: no place to redact it
+            return parts
         name = self.placeholder(type_, joined[start:end])
-        covered = [k for k, s in enumerate(starts) if s < end and s + len(segments[k][1]) > start]
-        for n, k in enumerate(covered):
-            index, text = segments[k]
-            local = (max(start - starts[k], 0), min(end - starts[k], len(text)))
-            ranges.setdefault(index, []).append((*local, name if n == 0 else ""))
+        for n, (index, a, b) in enumerate(parts):
+            ranges.setdefault(index, []).append((a, b, name if n == 0 else ""))
+        return parts
 
     def content(self, content: bytes, content_type: str, parsed: Any) -> bytes | None:
         """The redacted body bytes, or None when nothing changed. parsed: the body's JSON value,
@@ -244,6 +369,163 @@ class BodyScan:
 
     def _dumps(self, value: Any) -> bytes:
         return dumps_json(value).encode()
+
+
+def _token_windows(
+    texts: list[str], starts: list[int], boundaries: list[int], prompt: list[bool]
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Where the structure join reads (offsets in the joined texts): around each boundary k (the
+    texts k-1 | k), the last token of the text before it and the first token of the text after
+    it, which a value cut there is made of (only a format that stands on its own counts, so the
+    words before it do not matter); and the runs of texts that are one token each (no blank, up
+    to _KEY_WINDOW characters) with the edge tokens around them, where a value cut in three or
+    more pieces lies. Prose is not read again: a 245 KB tool result in JSON cost 110 ms, and 184
+    with windows of a few hundred characters."""
+    n = len(texts)
+
+    def tail(k: int) -> int:  # str.rsplit and str.split work from the end or start, in C
+        text = texts[k][-_KEY_WINDOW:]
+        return len(text.rsplit(None, 1)[-1]) if text and not text[-1].isspace() else 0
+
+    def head(k: int) -> int:
+        text = texts[k][:_KEY_WINDOW]
+        return len(text.split(None, 1)[0]) if text and not text[0].isspace() else 0
+
+    pairs = []
+    for k in boundaries:
+        if _PLAIN.fullmatch(texts[k - 1]) and _PLAIN.fullmatch(texts[k]):
+            continue  # two names glued (`created_at` `size`): no key has only small letters
+        before, after = tail(k - 1), head(k)
+        if before and after:
+            pairs.append((starts[k] - before, starts[k] + after))
+    token = [len(t) <= _KEY_WINDOW and _BLANK.search(t) is None for t in texts]
+    runs = []
+    k = 0
+    while k < n:
+        if not token[k]:
+            k += 1
+            continue
+        first = k
+        while k + 1 < n and token[k + 1]:
+            k += 1
+        last = k
+        k += 1
+        if all(prompt[first : last + 1]):
+            continue  # joined with the other prompt texts already
+        before = tail(first - 1) if first else 0
+        after = head(last + 1) if last + 1 < n else 0
+        if (last - first + 1) + (before > 0) + (after > 0) >= 3:  # fewer: a pair's window
+            runs.append((starts[first] - before, starts[last] + len(texts[last]) + after))
+    return pairs, runs
+
+
+def adjacent_texts(pieces: list[Piece]) -> tuple[list[tuple[int | None, str]], list[Any]]:
+    """The texts a model reads one after the other, in document order, and what holds each: every
+    string of the body but the structure around them (field names such as `type` or
+    `description`, their constant values such as `string`, ids), and for a string that is a JSON
+    document (function-call arguments, a tool result), its strings instead (not pieces: None).
+    Two `enum` values, a property name and its description, a function's name and description,
+    or a tool call's argument and the tool result are then adjacent, as they are to the model
+    (red-team F30)."""
+    out: list[tuple[int | None, str]] = []
+    groups: list[Any] = []
+    for i, piece in enumerate(pieces):
+        if piece.encode is not None or _structure(piece):
+            continue
+        inner = _json_document(piece.text)
+        if inner is None:
+            out.append((i, piece.text))
+            groups.append(_holder(piece.path))
+        else:
+            for holder, text in _inner_strings(inner):
+                if text not in STRUCTURE_WORDS:
+                    out.append((None, text))
+                    groups.append((piece.path, holder))
+    return out, groups
+
+
+def _inner_strings(node: Any) -> list[tuple[int, str]]:
+    """The keys and strings of a JSON value in document order, each with a number for what holds
+    it (see _holder: the items of one array share theirs). Iterative, and nothing but the walk:
+    a tool result of thousands of strings is read in a few ms."""
+    out: list[tuple[int, str]] = []
+    stack: list[tuple[Any, int]] = [(node, -1)]
+    count = 0
+    while stack:
+        value, holder = stack.pop()
+        count += 1
+        if isinstance(value, str):
+            out.append((holder if holder >= 0 else count, value))
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                stack += [(item, -1), (key, -1)]
+        elif isinstance(value, list):
+            stack += [(item, count) for item in reversed(value)]
+    return out
+
+
+def _holder(path: JsonPath) -> JsonPath:
+    """What a run joins a string with, glue and all: the other items of its array (`enum`, `stop`);
+    any other string stands apart (a blank between)."""
+    return path[:-1] if path and type(path[-1]) is int else path
+
+
+def _structure(piece: Piece) -> bool:
+    if piece.text in STRUCTURE_WORDS:
+        return True
+    key = piece.path[-1] if piece.path else None
+    return isinstance(key, str) and key in ID_KEYS
+
+
+def _json_document(text: str) -> Any:
+    """The value of a string that is a JSON object or array (up to _MAX_INNER_JSON characters),
+    else None."""
+    head = text.lstrip()[:1]
+    if head not in ("{", "[") or len(text) > _MAX_INNER_JSON:
+        return None
+    try:
+        value = loads_lenient(text)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, dict | list) else None
+
+
+# Field names of the AI APIs and of JSON Schema, and the constant values of their `type`, `role`
+# and the like: the structure between the texts of a request, left out of its adjacent texts
+# (adjacent_texts). A key cut at one of these words is not joined.
+STRUCTURE_WORDS = frozenset(
+    """
+    type object string integer number boolean array null properties required items enum const default
+    description title format pattern minimum maximum minLength maxLength minItems maxItems
+    additionalProperties anyOf oneOf allOf not $ref $defs definitions examples example nullable strict
+    $schema uniqueItems exclusiveMinimum exclusiveMaximum multipleOf patternProperties propertyNames
+    readOnly writeOnly deprecated contentEncoding contentMediaType date-time date uri email uuid
+    model messages role content user assistant system developer tool tools function functions name
+    parameters arguments tool_calls tool_call_id id text input input_schema tool_use tool_result
+    tool_use_id output instructions stop stop_sequences stopSequences response_format json_schema
+    json_object schema temperature top_p top_k max_tokens max_completion_tokens max_output_tokens stream
+    contents parts functionCall functionResponse functionDeclarations function_declarations args response
+    systemInstruction system_instruction generationConfig tool_choice toolConfig auto none any image_url
+    url detail input_text output_text message function_call function_call_output call_id custom
+    is_error cache_control ephemeral source media_type data mimeType inlineData fileData thought
+    reasoning summary status completed in_progress mcp server_label server_url allowed_tools
+    """.split()
+)
+# What a value split across the strings of a body's structure may be: a key of a format that
+# stands on its own (a fixed prefix, a checksum or a fixed structure). Names, ids and paths glued
+# together make long runs of letters and digits, which the types found by their context or their
+# look alone (a generic secret after a name, an AWS secret key near an access key, a password,
+# personal data by its shape) would take for values.
+JOINED_STRUCTURE_TYPES = frozenset(t for t, kind in TYPES.items() if kind == SECRET) - {
+    "GENERIC_SECRET", "PASSWORD", "URL_PASSWORD", "AWS_SECRET_KEY", "AZURE_STORAGE_KEY",
+    "AZURE_SHARED_ACCESS_KEY", "AZURE_SAS_TOKEN", "JENKINS_CREDENTIAL",
+}  # fmt: skip
+# Detectors that find a value by the name before it (`token = ...`, `--password ...`).
+_NAMED_BY_CONTEXT = frozenset({"assignment", "cli"})
+# Keys whose values are ids the API or the client minted, not text.
+ID_KEYS = frozenset({"id", "tool_call_id", "call_id", "tool_use_id", "item_id", "previous_response_id"})
+_MAX_INNER_JSON = 256 * 1024
+_GAP = "\n\n\n"  # between texts scanned together: no value spans a blank line
 
 
 def _fresh(body: Any) -> Any:

@@ -9,7 +9,8 @@ Anthropic base64 `document` with `media_type: text/plain`, a `data:text/csv;...`
 `document` of format `txt`, an MCP `blob` with a text `mimeType`) is text whatever its bytes look
 like: decoded in its charset, or byte for byte when they are not (latin-1: ASCII secrets stay
 readable, and redaction puts every other byte back), never judged binary by its control
-characters; base64 with stray characters is also read as a lenient decoder reads it.
+characters; base64 with stray characters is also read as a lenient decoder reads it. Numbers
+that can be a card or a named identifier are read as their digits (number_reading).
 Left
 out: opaque tokens the provider minted (encrypted_content, signature), large base64 payloads that
 decode to binary media (an image, a PDF: no text to match), and, unless the operator opts in,
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import re
 from collections.abc import Callable
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from shadowgate.dlp import jsonnumbers
 from shadowgate.wireformats import prompt_strings
 
 from .base import JsonPath
@@ -82,6 +85,9 @@ class Piece:
     # Other readings of the same bytes a provider may take (UTF-16 without a BOM): scanned too,
     # but not redactable in place (a finding to redact in one refuses the request).
     also: tuple[str, ...] = ()
+    # A JSON number (see number_reading): where its digits start in text, after the names that
+    # give it context; a finding there cannot be redacted in place.
+    digits_at: int | None = None
 
 
 def request_pieces(body: Any, include_metadata: bool = False) -> Iterator[Piece]:
@@ -108,6 +114,8 @@ def request_pieces(body: Any, include_metadata: bool = False) -> Iterator[Piece]
                     yield declared_piece(step, value, media)
                 else:
                     yield from walk(value, step, media if key == "source" else None)
+        elif (reading := number_reading(node, path)) is not None:
+            yield Piece(path, reading[0], digits_at=reading[1])
 
     return walk(body, ())
 
@@ -128,6 +136,72 @@ def _string(text: str, path: JsonPath, prompt: bool) -> Iterator[Piece]:
         yield Piece(path, plain, False, encode)
     elif len(text) <= RAW_SCAN_LIMIT:
         yield Piece(path, text, prompt)  # binary: the value itself may be a hex or base64 secret
+
+
+_NAME_CHARS = 40  # of each key name before a number: a context word is near the value
+_SMALLEST_READ = 10 ** (jsonnumbers.NUMBER_DIGITS.start - 1)
+_LARGEST_READ = 10 ** (jsonnumbers.NUMBER_DIGITS.stop - 1)
+
+
+def number_reading(value: Any, path: JsonPath) -> tuple[str, int] | None:
+    """A JSON number as DLP reads it: its digits after the names of the two keys above it
+    (`card enum: 4539148803436467`, `ssn: 536228475`: an identifier found by the word that names
+    it is found in a field of that name), and where the digits start; None for a number that is
+    not an integer that can hold a value (dlp.jsonnumbers: its length, its key names). A model
+    reads a number in a tool schema or a tool call as text, and an MCP server takes a card number
+    typed `integer` as a number (red-team F19)."""
+    if type(value) is float and value.is_integer():
+        value = int(value)
+    elif type(value) is not int:
+        return None  # a bool, None, a decimal (an amount, a ratio), inf, nan, a LongNumber
+    value = abs(value)
+    if not _SMALLEST_READ <= value < _LARGEST_READ:
+        return None
+    digits = str(value)
+    names = " ".join([step[-_NAME_CHARS:] for step in path if type(step) is str][-2:])
+    if not jsonnumbers.may_hold_value(digits, names):
+        return None
+    head = names + ": " if names else ""
+    return head + digits, len(head)
+
+
+def number_readings(node: Any) -> list[tuple[str, int]]:
+    """number_reading of every number in a JSON value (for the scans that read strings only:
+    MCP tool arguments and results)."""
+    out: list[tuple[str, int]] = []
+    stack: list[tuple[Any, JsonPath]] = [(node, ())]
+    while stack:
+        value, path = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(((item, (*path, key)) for key, item in value.items()))
+        elif isinstance(value, list):
+            stack.extend(((item, (*path, i)) for i, item in enumerate(value)))
+        elif (reading := number_reading(value, path)) is not None:
+            out.append(reading)
+    return out
+
+
+def joined_numbers(readings: list[tuple[str, int]]) -> tuple[str, Callable[[Any], bool]]:
+    """Number readings as one text to scan, apart by blank lines (a scan has a fixed cost that a
+    body of many numbers would pay per number), and which of its findings count: those over a
+    number's digits (one in the key names is the keys' own) that dlp.jsonnumbers.counts allows."""
+    starts, ends, digits, at = [], [], [], 0
+    for text, digits_at in readings:
+        starts.append(at + digits_at)
+        ends.append(at + len(text))
+        digits.append(text[digits_at:])
+        at += len(text) + len(_NUMBER_GAP)
+
+    def counts(finding: Any) -> bool:
+        k = bisect.bisect_right(starts, finding.end - 1) - 1
+        if k < 0 or finding.start < starts[k] or finding.end > ends[k]:
+            return False
+        return jsonnumbers.counts(finding, digits[k])
+
+    return _NUMBER_GAP.join(text for text, _ in readings), counts
+
+
+_NUMBER_GAP = "\n\n\n"
 
 
 def declared_text(node: dict) -> str | None:
