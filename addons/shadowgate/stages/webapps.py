@@ -44,6 +44,7 @@ from shadowgate.config.yamlfile import ConfigError
 from shadowgate.dlp import TYPES
 from shadowgate.dlp import Placeholders
 from shadowgate.dlp import ScanTimeout
+from shadowgate.enforce.hosts import identity_host
 from shadowgate.flow import METADATA_KEY
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import flow_record
@@ -148,7 +149,7 @@ class WebApps:
         if "upgrade" in request.headers:
             return  # a WebSocket: Realtime owns the upgrade, WebAppsDlp reads its frames
         rec = flow_record(flow)
-        host = rec.host if rec is not None else (flow.client_conn.sni or request.host).lower()
+        host = rec.host if rec is not None else identity_host(flow)
         provider = rec.provider if rec is not None else catalog.match_host(host)
         app = self.apps.app(provider.id if provider else None)
         if app is None and not self.apps.on_foreign_host(host):
@@ -397,7 +398,7 @@ class WebAppsDlp:
 
     def _unmatched_record(self, flow: http.HTTPFlow, app: str) -> FlowRecord:
         catalog = self.settings.catalog
-        host = (flow.client_conn.sni or flow.request.host).lower()
+        host = identity_host(flow)
         return new_flow_record(self.settings, flow, host, catalog.providers.get(app) if catalog else None, None)
 
     def _unmatched_row(self, flow: http.HTTPFlow, app: str, rec: FlowRecord) -> None:
@@ -414,7 +415,7 @@ class WebAppsDlp:
         request = flow.request
         if catalog is None or flow.error or not is_browser_navigation(request):
             return
-        host = (flow.client_conn.sni or request.host).lower()
+        host = identity_host(flow)
         provider = catalog.match_host(host)
         if provider is None or provider.category != "chat-web":
             return
@@ -446,7 +447,7 @@ class WebAppsDlp:
         message = flow.websocket.messages[-1]
         if not message.from_client:
             return
-        host = (flow.client_conn.sni or flow.request.host).lower()
+        host = identity_host(flow)
         provider = catalog.match_host(host)
         if provider is None or self.apps.app(provider.id) is None:
             return
