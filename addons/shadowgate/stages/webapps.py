@@ -75,13 +75,17 @@ from shadowgate.webapps.classify import WebFacts
 from shadowgate.webapps.classify import classify
 from shadowgate.webapps.codecs import MultipartBody
 from shadowgate.webapps.codecs import decode_any
+from shadowgate.webapps.codecs import json_error
 from shadowgate.webapps.content import file_text
 from shadowgate.webapps.rows import visit_row
 from shadowgate.webapps.rows import web_activity_row
+from shadowgate.wireformats import UNPARSED_JSON_NOTE
 from shadowgate.wireformats.base import RequestFacts
 from shadowgate.wireformats.base import Route
 from shadowgate.wireformats.common import every_string
 from shadowgate.wireformats.common import header_map
+from shadowgate.wireformats.decoding import UndecodableBody
+from shadowgate.wireformats.decoding import decode_body
 from shadowgate.wireformats.wsframes import Unreadable
 from shadowgate.wireformats.wsframes import read_message
 
@@ -183,7 +187,7 @@ class WebApps:
         if rec is None or not flow.metadata.pop(PENDING_KEY, False) or flow.response or flow.error:
             return
         request = flow.request
-        content = None if request.stream else request.get_content(strict=False)
+        content, unreadable = (None, None) if request.stream else readable_body(request)
         facts = classify(
             self.apps,
             rec.provider.id if rec.provider else None,
@@ -198,6 +202,17 @@ class WebApps:
             if rec.route is None and not flow.metadata.get(URL_FINDING_KEY):
                 del flow.metadata[METADATA_KEY]  # a candidate path, but not by its body: no AI call
             return
+        if unreadable is not None:
+            # Coded in a way the proxy cannot undo: nothing of it was read (DLP refuses it).
+            facts.parse_status, facts.unreadable = ERROR, unreadable
+            facts.texts, facts.fallback, facts.body = [], [], None
+            for file in facts.files:
+                file.data = None
+        elif facts.json_error is not None:
+            # Looks like JSON, does not parse: decided as an unread body (Decide refuses it while
+            # DLP or a model rule needs it, rule shadowgate:body-unparsed), as on the API path.
+            rec.body_unread = True
+            rec.inspect_note = f"{UNPARSED_JSON_NOTE}: {facts.json_error}"
         if request.stream and facts.activity == "upload" and not facts.files:
             facts.files = [FileFacts(None, rec.request_bytes, request.headers.get("content-type"))]
         rec.web = facts
@@ -248,6 +263,8 @@ class WebAppsDlp:
             return None  # an API wire format is Redact's
         request = flow.request
         try:
+            if web.unreadable is not None:
+                raise _Unscannable(web.unreadable)
             if request.stream and web.endpoint.scan != "none":
                 raise _Unscannable("the body is too large to scan")
             if web.parse_status == ERROR and not web.fallback:
@@ -312,6 +329,7 @@ class WebAppsDlp:
             replacements = iter(cleaned)
             for path in web.endpoint.text:
                 doc = path.replace(doc, lambda _s: next(replacements))
+            flow.request.headers.pop("content-encoding", None)  # written back as read: decoded
             flow.request.content = web.body.encode(doc)
 
     def _in_app_shape(self, flow: http.HTTPFlow, rec: FlowRecord, web: WebFacts) -> None:
@@ -342,16 +360,23 @@ class WebAppsDlp:
         request = flow.request
         if dlp is None or app is None or flow.response or flow.error or request.stream:
             return None
-        content = request.get_content(strict=False) or b""
+        content, unreadable = readable_body(request)
+        content_type = request.headers.get("content-type", "")
         try:
+            if unreadable is not None:
+                raise _Unscannable(unreadable)
             texts = _url_texts(request.path, dlp)
+            if content and len(content) <= (self.settings.max_parse_bytes or len(content)):
+                body = decode_any(content, content_type)
+                if body is None and (why := json_error(content, content_type)) is not None:
+                    raise _Unscannable(f"{UNPARSED_JSON_NOTE} ({why})")
+                strings = (
+                    every_string(body.doc, keys=True) if body is not None else [content.decode("utf-8", "replace")]
+                )
+                texts += dict.fromkeys(t for t in strings if len(t) >= MIN_UNMATCHED_STRING)
         except Exception as e:
             self._unmatched_failed(flow, app, dlp, e)
             return None
-        if content and len(content) <= (self.settings.max_parse_bytes or len(content)):
-            body = decode_any(content, request.headers.get("content-type", ""))
-            strings = every_string(body.doc, keys=True) if body is not None else [content.decode("utf-8", "replace")]
-            texts += dict.fromkeys(t for t in strings if len(t) >= MIN_UNMATCHED_STRING)
         if not texts:
             return None
         if len(texts) > UNMATCHED_INLINE_STRINGS or sum(map(len, texts)) > SCAN_IN_THREAD_CHARS:
@@ -386,14 +411,16 @@ class WebAppsDlp:
         self._unmatched_row(flow, app, rec)
 
     def _unmatched_failed(self, flow: http.HTTPFlow, app: str, dlp: DlpPolicy, e: Exception) -> None:
-        """A scan that failed or ran out of time: refused unless dlp.on_error allows (mitmproxy
-        would forward the request of a hook that raised), and recorded either way."""
-        if not isinstance(e, ScanFailed | ScanTimeout):
+        """A body that cannot be read, a scan that failed or ran out of time: refused unless
+        dlp.on_error allows (mitmproxy would forward the request of a hook that raised), and
+        recorded either way."""
+        if not isinstance(e, ScanFailed | ScanTimeout | _Unscannable):
             log.exception("shadowgate: DLP on a web-app request failed")
         rec = self._unmatched_record(flow, app)
         rec.dlp_action = "error"
         if dlp.on_error != ALLOW and not self.settings.policy.observe:
-            flow.response = refusal(None, 403, "shadowgate: not sent: the DLP scan failed, and DLP fails closed.")
+            reason = str(e) if isinstance(e, _Unscannable) else "the DLP scan failed"
+            flow.response = refusal(None, 403, f"shadowgate: not sent: {reason}, and DLP fails closed.")
         self._unmatched_row(flow, app, rec)
 
     def _unmatched_record(self, flow: http.HTTPFlow, app: str) -> FlowRecord:
@@ -497,6 +524,18 @@ def _json_safe(value: Any) -> Any:
 
 class _Unscannable(Exception):
     pass
+
+
+def readable_body(request: http.Request) -> tuple[bytes, str | None]:
+    """(the body as the app's server reads it, None), every content coding undone as the API path
+    undoes them (wireformats.decoding.decode_body: `x-gzip`, stacked `gzip, gzip`, which
+    mitmproxy's own decoder hands back raw: red-team F35); (the raw bytes, why) when that cannot
+    be done (an unknown coding, corrupt data), and DLP refuses the body."""
+    raw = request.raw_content or b""
+    try:
+        return decode_body(raw, request.headers.get("content-encoding")), None
+    except UndecodableBody as e:
+        return raw, f"its body cannot be read as the app will read it ({e})"
 
 
 def _url_texts(path: str, dlp: DlpPolicy) -> list[str]:
