@@ -101,6 +101,7 @@ MIN_FALLBACK_TEXT = 16
 MIN_UNMATCHED_STRING = 8
 # Each string is one scan (tens of µs however short): a body with more goes to a thread.
 UNMATCHED_INLINE_STRINGS = 64
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # carry no body an app stores
 
 
 def refusal(endpoint: WebEndpoint | None, status: int, message: str) -> http.Response:
@@ -163,6 +164,10 @@ class WebApps:
             if rec is not None and app is not None and rec.route is None and not flow.metadata.get(URL_FINDING_KEY):
                 del flow.metadata[METADATA_KEY]  # telemetry, anti-bot, assets: not an AI call
                 flow.metadata[UNMATCHED_KEY] = rec.provider.id if rec.provider else None
+            elif rec is None and app is None and request.method not in _READ_METHODS:
+                # A write to an app's storage host (listed under inspect:) that no endpoint
+                # describes: its body is still scanned, as on the app's own hosts (red-team F28).
+                flow.metadata[UNMATCHED_KEY] = self.apps.app_of(None, host)
             return
         endpoint = candidates[0][0]
         if rec is None:
@@ -201,6 +206,11 @@ class WebApps:
         if facts is None:
             if rec.route is None and not flow.metadata.get(URL_FINDING_KEY):
                 del flow.metadata[METADATA_KEY]  # a candidate path, but not by its body: no AI call
+                if request.method not in _READ_METHODS:
+                    # Not the endpoint by its headers or body (an Azure Put Block to ChatGPT's file
+                    # storage, another GraphQL query): still scanned as any unlisted request is
+                    # (red-team F28), since `when:` narrows what a request is, not what DLP reads.
+                    flow.metadata[UNMATCHED_KEY] = self.apps.app_of(rec.provider.id if rec.provider else None, rec.host)
             return
         if unreadable is not None:
             # Coded in a way the proxy cannot undo: nothing of it was read (DLP refuses it).
@@ -371,7 +381,7 @@ class WebAppsDlp:
                 if body is None and (why := json_error(content, content_type)) is not None:
                     raise _Unscannable(f"{UNPARSED_JSON_NOTE} ({why})")
                 strings = (
-                    every_string(body.doc, keys=True) if body is not None else [content.decode("utf-8", "replace")]
+                    every_string(body.doc, keys=True) if body is not None else self._raw_texts(content, content_type)
                 )
                 texts += dict.fromkeys(t for t in strings if len(t) >= MIN_UNMATCHED_STRING)
         except Exception as e:
@@ -409,6 +419,14 @@ class WebAppsDlp:
             message = f"shadowgate: the request contains {', '.join(sorted(counts))}; company policy does not allow sending it to {rec.host}."
             flow.response = refusal(None, 403, message)
         self._unmatched_row(flow, app, rec)
+
+    def _raw_texts(self, content: bytes, content_type: str) -> list[str]:
+        """A body that is no JSON, form or multipart: read as an uploaded file is (text, UTF-16,
+        Office XML), and as UTF-8 besides, which finds a key in a binary body too."""
+        limit = self.settings.max_parse_bytes or len(content)
+        text = file_text(FileFacts(None, len(content), content_type.split(";")[0].strip() or None, content), limit)
+        raw = content.decode("utf-8", "replace")
+        return [raw] if text is None or text == raw else [text, raw]
 
     def _unmatched_failed(self, flow: http.HTTPFlow, app: str, dlp: DlpPolicy, e: Exception) -> None:
         """A body that cannot be read, a scan that failed or ran out of time: refused unless
