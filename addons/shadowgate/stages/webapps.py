@@ -74,8 +74,10 @@ from shadowgate.webapps.classify import FileFacts
 from shadowgate.webapps.classify import WebFacts
 from shadowgate.webapps.classify import classify
 from shadowgate.webapps.codecs import MultipartBody
+from shadowgate.webapps.codecs import RawBody
 from shadowgate.webapps.codecs import decode_any
 from shadowgate.webapps.codecs import json_error
+from shadowgate.webapps.codecs import load_json
 from shadowgate.webapps.content import file_text
 from shadowgate.webapps.rows import visit_row
 from shadowgate.webapps.rows import web_activity_row
@@ -282,20 +284,28 @@ class WebAppsDlp:
             others = [*web.fallback, *self._file_texts(web.files), *_url_texts(request.path, dlp)]
             if isinstance(web.body, MultipartBody):  # field and file names: text the app stores
                 others += [part.header_text for part in web.body.parts]
-            if not web.texts and not others:
+            unlisted = _unlisted_strings(web)
+            if not web.texts and not others and not unlisted:
                 return None
-            if sum(map(len, web.texts)) + sum(map(len, others)) > SCAN_IN_THREAD_CHARS:
-                return self._scan_off_loop(flow, rec, web, dlp, others)
-            self._apply(flow, rec, web, dlp, *_scan(web.texts, others, dlp))
+            chars = sum(map(len, web.texts)) + sum(map(len, others)) + sum(map(len, unlisted))
+            if chars > SCAN_IN_THREAD_CHARS or len(unlisted) > UNMATCHED_INLINE_STRINGS:
+                return self._scan_off_loop(flow, rec, web, dlp, others, unlisted)
+            self._apply(flow, rec, web, dlp, *_scan(web.texts, others, unlisted, dlp))
         except Exception as e:
             self._failed(flow, rec, web, dlp, e)
         return None
 
     async def _scan_off_loop(
-        self, flow: http.HTTPFlow, rec: FlowRecord, web: WebFacts, dlp: DlpPolicy, others: list[str]
+        self,
+        flow: http.HTTPFlow,
+        rec: FlowRecord,
+        web: WebFacts,
+        dlp: DlpPolicy,
+        others: list[str],
+        unlisted: list[str],
     ) -> None:
         try:
-            scanned = await asyncio.to_thread(_scan, web.texts, others, dlp)
+            scanned = await asyncio.to_thread(_scan, web.texts, others, unlisted, dlp)
             started = time.perf_counter_ns()
             self._apply(flow, rec, web, dlp, *scanned)
             rec.overhead_ns += time.perf_counter_ns() - started
@@ -585,10 +595,46 @@ def _scan_unmatched(texts: list[str], dlp: DlpPolicy) -> tuple[Counter, set[str]
     return counts, actions
 
 
-def _scan(texts: list[str], others: list[str], dlp: DlpPolicy) -> tuple[list[str], Counter, set[str], bool]:
-    """(the texts with findings redacted, counts, actions, whether every redaction is in the texts)."""
+def _unlisted_strings(web: WebFacts) -> list[str]:
+    """The strings of a parsed body that its text paths do not hold, object keys too (red-team
+    F33): the apps send the model more than the catalog's paths (Claude's custom style, a
+    client-written assistant message in ChatGPT), so they are scanned as an unlisted endpoint's
+    body is (_scan_unmatched). None when every string is scanned already (the fallback); not a
+    text itself, nor a file's base64 (read as the file). A string that is a JSON document (Gemini's
+    `f.req`) is read as its strings, so the prompt inside it is not counted twice."""
+    body = web.body
+    if body is None or web.fallback or isinstance(body, RawBody):
+        return []
+    # Counted, not a set: the same value a second time outside the paths is another copy, which
+    # a redaction in the paths would not reach.
+    read = Counter(web.texts)
+    if web.endpoint.file_data is not None:
+        read.update(v for v in web.endpoint.file_data.values(body.doc) if isinstance(v, str))
+    out: list[str] = []
+    pending = every_string(body.doc, keys=True)
+    pending.reverse()
+    while pending:
+        text = pending.pop()
+        if read[text] > 0:
+            read[text] -= 1
+        elif len(text) < MIN_UNMATCHED_STRING:
+            continue
+        elif text.lstrip()[:1] in ("{", "[") and isinstance(inner := load_json(text), dict | list):
+            pending += reversed(every_string(inner, keys=True))
+        else:
+            out.append(text)
+    return out
+
+
+def _scan(
+    texts: list[str], others: list[str], unlisted: list[str], dlp: DlpPolicy
+) -> tuple[list[str], Counter, set[str], bool]:
+    """(the texts with findings redacted, counts, actions, whether every redaction is in the
+    texts). `unlisted`: the body's other strings, scanned as an unlisted endpoint's are."""
     scanner = shared_scanner()
     placeholders = Placeholders()
     cleaned, counts, actions = scan_json(list(texts), scanner, placeholders, dlp, every_string=True)
     _, more, other_actions = scan_json(list(others), scanner, placeholders, dlp, every_string=True)
-    return cleaned, counts + more, actions | other_actions, "redact" not in other_actions
+    elsewhere, elsewhere_actions = _scan_unmatched(unlisted, dlp) if unlisted else (Counter(), set())
+    outside = other_actions | elsewhere_actions
+    return cleaned, counts + more + elsewhere, actions | outside, "redact" not in outside
