@@ -65,6 +65,7 @@ TEST_HOSTS = sorted(
         "example.com",
         "chatgpt.com",
         "claude.ai",
+        "files.oaiusercontent.com",  # ChatGPT's file storage (tests/adversarial/test_webapp_uploads.py)
         "ollama.com",
         "llm.corp.test",
         "login.microsoftonline.com",

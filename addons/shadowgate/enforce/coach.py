@@ -34,6 +34,7 @@ from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import COACH
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import Facts
+from shadowgate.enforce.hosts import identity_host
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import proxy_user_of
 from shadowgate.stages.settings import ShadowgateSettings
@@ -147,7 +148,7 @@ class Coach:
         """The user clicked "continue": check the link token, then give the browser its consent."""
         token = parse_qs(urlsplit(flow.request.path).query).get("t", [""])[0]
         fields = self.tokens.verify(token, LINK)
-        host = (flow.client_conn.sni or flow.request.host).lower()
+        host = identity_host(flow)
         facts = self.settings.connection_facts(host, flow.client_conn, proxy_user_of(flow))
         if fields is None or len(fields) != 4 or fields[0] != person_of(facts):
             # Forged, expired, or another user's link: consent is given only by the one coached.

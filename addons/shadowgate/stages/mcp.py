@@ -51,6 +51,7 @@ from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.policy import Facts
 from shadowgate.config.policy import McpServer
+from shadowgate.enforce.hosts import identity_host
 from shadowgate.flow import HOLD_ANSWER_KEY
 from shadowgate.mcp.approval import Approvals
 from shadowgate.mcp.dlp import ResultCheck
@@ -207,7 +208,7 @@ class Mcp:
             return None
         if ambiguous_body(msg):
             raise AmbiguousBody("member names or ids a server may read differently")
-        host = (flow.client_conn.sni or flow.request.host).lower()
+        host = identity_host(flow)
         return self.plan(flow, msg, self.legacy.get((host, flow.request.path)))
 
     def mcp_context(self, flow: http.HTTPFlow) -> bool:
@@ -216,7 +217,7 @@ class Mcp:
         request = flow.request
         if "mcp-session-id" in request.headers or "mcp-protocol-version" in request.headers:
             return True
-        host = (flow.client_conn.sni or request.host).lower()
+        host = identity_host(flow)
         mcp = self.settings.policy.mcp
         if (host, request.path) in self.legacy or (mcp is not None and mcp.server_for(host) is not None):
             return True
@@ -261,7 +262,7 @@ class Mcp:
 
     def _who(self, flow: http.HTTPFlow) -> tuple[str, Person, str, tuple[McpServer | None, McpServer | None]]:
         """(host, person, client address, McpPolicy.server_for_facts for them) of an MCP request."""
-        host = (flow.client_conn.sni or flow.request.host).lower()
+        host = identity_host(flow)
         client_ip = str(flow.client_conn.peername[0]).removeprefix("::ffff:") if flow.client_conn.peername else ""
         proxy_user = (flow.metadata.get("proxyauth") or (None,))[0]
         person = self.settings.directory.person(proxy_user, client_ip)
@@ -452,7 +453,7 @@ class Mcp:
         encoding = (response.headers.get("content-encoding") or "identity").lower()
         if not content_type.startswith("text/event-stream") or encoding not in ("", "identity"):
             return
-        host = (flow.client_conn.sni or flow.request.host).lower()
+        host = identity_host(flow)
         holder: list[LegacySession] = []
 
         def on_endpoint(url: str) -> LegacySession | None:

@@ -44,6 +44,7 @@ from shadowgate.config.yamlfile import ConfigError
 from shadowgate.dlp import TYPES
 from shadowgate.dlp import Placeholders
 from shadowgate.dlp import ScanTimeout
+from shadowgate.enforce.hosts import identity_host
 from shadowgate.flow import METADATA_KEY
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import flow_record
@@ -73,14 +74,20 @@ from shadowgate.webapps.classify import FileFacts
 from shadowgate.webapps.classify import WebFacts
 from shadowgate.webapps.classify import classify
 from shadowgate.webapps.codecs import MultipartBody
+from shadowgate.webapps.codecs import RawBody
 from shadowgate.webapps.codecs import decode_any
+from shadowgate.webapps.codecs import json_error
+from shadowgate.webapps.codecs import load_json
 from shadowgate.webapps.content import file_text
 from shadowgate.webapps.rows import visit_row
 from shadowgate.webapps.rows import web_activity_row
+from shadowgate.wireformats import UNPARSED_JSON_NOTE
 from shadowgate.wireformats.base import RequestFacts
 from shadowgate.wireformats.base import Route
 from shadowgate.wireformats.common import every_string
 from shadowgate.wireformats.common import header_map
+from shadowgate.wireformats.decoding import UndecodableBody
+from shadowgate.wireformats.decoding import decode_body
 from shadowgate.wireformats.wsframes import Unreadable
 from shadowgate.wireformats.wsframes import read_message
 
@@ -96,6 +103,7 @@ MIN_FALLBACK_TEXT = 16
 MIN_UNMATCHED_STRING = 8
 # Each string is one scan (tens of µs however short): a body with more goes to a thread.
 UNMATCHED_INLINE_STRINGS = 64
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # carry no body an app stores
 
 
 def refusal(endpoint: WebEndpoint | None, status: int, message: str) -> http.Response:
@@ -148,7 +156,7 @@ class WebApps:
         if "upgrade" in request.headers:
             return  # a WebSocket: Realtime owns the upgrade, WebAppsDlp reads its frames
         rec = flow_record(flow)
-        host = rec.host if rec is not None else (flow.client_conn.sni or request.host).lower()
+        host = rec.host if rec is not None else identity_host(flow)
         provider = rec.provider if rec is not None else catalog.match_host(host)
         app = self.apps.app(provider.id if provider else None)
         if app is None and not self.apps.on_foreign_host(host):
@@ -158,6 +166,10 @@ class WebApps:
             if rec is not None and app is not None and rec.route is None and not flow.metadata.get(URL_FINDING_KEY):
                 del flow.metadata[METADATA_KEY]  # telemetry, anti-bot, assets: not an AI call
                 flow.metadata[UNMATCHED_KEY] = rec.provider.id if rec.provider else None
+            elif rec is None and app is None and request.method not in _READ_METHODS:
+                # A write to an app's storage host (listed under inspect:) that no endpoint
+                # describes: its body is still scanned, as on the app's own hosts (red-team F28).
+                flow.metadata[UNMATCHED_KEY] = self.apps.app_of(None, host)
             return
         endpoint = candidates[0][0]
         if rec is None:
@@ -182,7 +194,7 @@ class WebApps:
         if rec is None or not flow.metadata.pop(PENDING_KEY, False) or flow.response or flow.error:
             return
         request = flow.request
-        content = None if request.stream else request.get_content(strict=False)
+        content, unreadable = (None, None) if request.stream else readable_body(request)
         facts = classify(
             self.apps,
             rec.provider.id if rec.provider else None,
@@ -196,7 +208,23 @@ class WebApps:
         if facts is None:
             if rec.route is None and not flow.metadata.get(URL_FINDING_KEY):
                 del flow.metadata[METADATA_KEY]  # a candidate path, but not by its body: no AI call
+                if request.method not in _READ_METHODS:
+                    # Not the endpoint by its headers or body (an Azure Put Block to ChatGPT's file
+                    # storage, another GraphQL query): still scanned as any unlisted request is
+                    # (red-team F28), since `when:` narrows what a request is, not what DLP reads.
+                    flow.metadata[UNMATCHED_KEY] = self.apps.app_of(rec.provider.id if rec.provider else None, rec.host)
             return
+        if unreadable is not None:
+            # Coded in a way the proxy cannot undo: nothing of it was read (DLP refuses it).
+            facts.parse_status, facts.unreadable = ERROR, unreadable
+            facts.texts, facts.fallback, facts.body = [], [], None
+            for file in facts.files:
+                file.data = None
+        elif facts.json_error is not None:
+            # Looks like JSON, does not parse: decided as an unread body (Decide refuses it while
+            # DLP or a model rule needs it, rule shadowgate:body-unparsed), as on the API path.
+            rec.body_unread = True
+            rec.inspect_note = f"{UNPARSED_JSON_NOTE}: {facts.json_error}"
         if request.stream and facts.activity == "upload" and not facts.files:
             facts.files = [FileFacts(None, rec.request_bytes, request.headers.get("content-type"))]
         rec.web = facts
@@ -247,6 +275,8 @@ class WebAppsDlp:
             return None  # an API wire format is Redact's
         request = flow.request
         try:
+            if web.unreadable is not None:
+                raise _Unscannable(web.unreadable)
             if request.stream and web.endpoint.scan != "none":
                 raise _Unscannable("the body is too large to scan")
             if web.parse_status == ERROR and not web.fallback:
@@ -254,20 +284,28 @@ class WebAppsDlp:
             others = [*web.fallback, *self._file_texts(web.files), *_url_texts(request.path, dlp)]
             if isinstance(web.body, MultipartBody):  # field and file names: text the app stores
                 others += [part.header_text for part in web.body.parts]
-            if not web.texts and not others:
+            unlisted = _unlisted_strings(web)
+            if not web.texts and not others and not unlisted:
                 return None
-            if sum(map(len, web.texts)) + sum(map(len, others)) > SCAN_IN_THREAD_CHARS:
-                return self._scan_off_loop(flow, rec, web, dlp, others)
-            self._apply(flow, rec, web, dlp, *_scan(web.texts, others, dlp))
+            chars = sum(map(len, web.texts)) + sum(map(len, others)) + sum(map(len, unlisted))
+            if chars > SCAN_IN_THREAD_CHARS or len(unlisted) > UNMATCHED_INLINE_STRINGS:
+                return self._scan_off_loop(flow, rec, web, dlp, others, unlisted)
+            self._apply(flow, rec, web, dlp, *_scan(web.texts, others, unlisted, dlp))
         except Exception as e:
             self._failed(flow, rec, web, dlp, e)
         return None
 
     async def _scan_off_loop(
-        self, flow: http.HTTPFlow, rec: FlowRecord, web: WebFacts, dlp: DlpPolicy, others: list[str]
+        self,
+        flow: http.HTTPFlow,
+        rec: FlowRecord,
+        web: WebFacts,
+        dlp: DlpPolicy,
+        others: list[str],
+        unlisted: list[str],
     ) -> None:
         try:
-            scanned = await asyncio.to_thread(_scan, web.texts, others, dlp)
+            scanned = await asyncio.to_thread(_scan, web.texts, others, unlisted, dlp)
             started = time.perf_counter_ns()
             self._apply(flow, rec, web, dlp, *scanned)
             rec.overhead_ns += time.perf_counter_ns() - started
@@ -311,6 +349,7 @@ class WebAppsDlp:
             replacements = iter(cleaned)
             for path in web.endpoint.text:
                 doc = path.replace(doc, lambda _s: next(replacements))
+            flow.request.headers.pop("content-encoding", None)  # written back as read: decoded
             flow.request.content = web.body.encode(doc)
 
     def _in_app_shape(self, flow: http.HTTPFlow, rec: FlowRecord, web: WebFacts) -> None:
@@ -341,16 +380,23 @@ class WebAppsDlp:
         request = flow.request
         if dlp is None or app is None or flow.response or flow.error or request.stream:
             return None
-        content = request.get_content(strict=False) or b""
+        content, unreadable = readable_body(request)
+        content_type = request.headers.get("content-type", "")
         try:
+            if unreadable is not None:
+                raise _Unscannable(unreadable)
             texts = _url_texts(request.path, dlp)
+            if content and len(content) <= (self.settings.max_parse_bytes or len(content)):
+                body = decode_any(content, content_type)
+                if body is None and (why := json_error(content, content_type)) is not None:
+                    raise _Unscannable(f"{UNPARSED_JSON_NOTE} ({why})")
+                strings = (
+                    every_string(body.doc, keys=True) if body is not None else self._raw_texts(content, content_type)
+                )
+                texts += dict.fromkeys(t for t in strings if len(t) >= MIN_UNMATCHED_STRING)
         except Exception as e:
             self._unmatched_failed(flow, app, dlp, e)
             return None
-        if content and len(content) <= (self.settings.max_parse_bytes or len(content)):
-            body = decode_any(content, request.headers.get("content-type", ""))
-            strings = every_string(body.doc, keys=True) if body is not None else [content.decode("utf-8", "replace")]
-            texts += dict.fromkeys(t for t in strings if len(t) >= MIN_UNMATCHED_STRING)
         if not texts:
             return None
         if len(texts) > UNMATCHED_INLINE_STRINGS or sum(map(len, texts)) > SCAN_IN_THREAD_CHARS:
@@ -384,20 +430,30 @@ class WebAppsDlp:
             flow.response = refusal(None, 403, message)
         self._unmatched_row(flow, app, rec)
 
+    def _raw_texts(self, content: bytes, content_type: str) -> list[str]:
+        """A body that is no JSON, form or multipart: read as an uploaded file is (text, UTF-16,
+        Office XML), and as UTF-8 besides, which finds a key in a binary body too."""
+        limit = self.settings.max_parse_bytes or len(content)
+        text = file_text(FileFacts(None, len(content), content_type.split(";")[0].strip() or None, content), limit)
+        raw = content.decode("utf-8", "replace")
+        return [raw] if text is None or text == raw else [text, raw]
+
     def _unmatched_failed(self, flow: http.HTTPFlow, app: str, dlp: DlpPolicy, e: Exception) -> None:
-        """A scan that failed or ran out of time: refused unless dlp.on_error allows (mitmproxy
-        would forward the request of a hook that raised), and recorded either way."""
-        if not isinstance(e, ScanFailed | ScanTimeout):
+        """A body that cannot be read, a scan that failed or ran out of time: refused unless
+        dlp.on_error allows (mitmproxy would forward the request of a hook that raised), and
+        recorded either way."""
+        if not isinstance(e, ScanFailed | ScanTimeout | _Unscannable):
             log.exception("shadowgate: DLP on a web-app request failed")
         rec = self._unmatched_record(flow, app)
         rec.dlp_action = "error"
         if dlp.on_error != ALLOW and not self.settings.policy.observe:
-            flow.response = refusal(None, 403, "shadowgate: not sent: the DLP scan failed, and DLP fails closed.")
+            reason = str(e) if isinstance(e, _Unscannable) else "the DLP scan failed"
+            flow.response = refusal(None, 403, f"shadowgate: not sent: {reason}, and DLP fails closed.")
         self._unmatched_row(flow, app, rec)
 
     def _unmatched_record(self, flow: http.HTTPFlow, app: str) -> FlowRecord:
         catalog = self.settings.catalog
-        host = (flow.client_conn.sni or flow.request.host).lower()
+        host = identity_host(flow)
         return new_flow_record(self.settings, flow, host, catalog.providers.get(app) if catalog else None, None)
 
     def _unmatched_row(self, flow: http.HTTPFlow, app: str, rec: FlowRecord) -> None:
@@ -414,7 +470,7 @@ class WebAppsDlp:
         request = flow.request
         if catalog is None or flow.error or not is_browser_navigation(request):
             return
-        host = (flow.client_conn.sni or request.host).lower()
+        host = identity_host(flow)
         provider = catalog.match_host(host)
         if provider is None or provider.category != "chat-web":
             return
@@ -446,7 +502,7 @@ class WebAppsDlp:
         message = flow.websocket.messages[-1]
         if not message.from_client:
             return
-        host = (flow.client_conn.sni or flow.request.host).lower()
+        host = identity_host(flow)
         provider = catalog.match_host(host)
         if provider is None or self.apps.app(provider.id) is None:
             return
@@ -498,6 +554,18 @@ class _Unscannable(Exception):
     pass
 
 
+def readable_body(request: http.Request) -> tuple[bytes, str | None]:
+    """(the body as the app's server reads it, None), every content coding undone as the API path
+    undoes them (wireformats.decoding.decode_body: `x-gzip`, stacked `gzip, gzip`, which
+    mitmproxy's own decoder hands back raw: red-team F35); (the raw bytes, why) when that cannot
+    be done (an unknown coding, corrupt data), and DLP refuses the body."""
+    raw = request.raw_content or b""
+    try:
+        return decode_body(raw, request.headers.get("content-encoding")), None
+    except UndecodableBody as e:
+        return raw, f"its body cannot be read as the app will read it ({e})"
+
+
 def _url_texts(path: str, dlp: DlpPolicy) -> list[str]:
     """The decoded path and query of a request, as one more text to scan, when DLP finds anything
     in them (a cached check: most URLs repeat, and almost all are clean)."""
@@ -527,10 +595,46 @@ def _scan_unmatched(texts: list[str], dlp: DlpPolicy) -> tuple[Counter, set[str]
     return counts, actions
 
 
-def _scan(texts: list[str], others: list[str], dlp: DlpPolicy) -> tuple[list[str], Counter, set[str], bool]:
-    """(the texts with findings redacted, counts, actions, whether every redaction is in the texts)."""
+def _unlisted_strings(web: WebFacts) -> list[str]:
+    """The strings of a parsed body that its text paths do not hold, object keys too (red-team
+    F33): the apps send the model more than the catalog's paths (Claude's custom style, a
+    client-written assistant message in ChatGPT), so they are scanned as an unlisted endpoint's
+    body is (_scan_unmatched). None when every string is scanned already (the fallback); not a
+    text itself, nor a file's base64 (read as the file). A string that is a JSON document (Gemini's
+    `f.req`) is read as its strings, so the prompt inside it is not counted twice."""
+    body = web.body
+    if body is None or web.fallback or isinstance(body, RawBody):
+        return []
+    # Counted, not a set: the same value a second time outside the paths is another copy, which
+    # a redaction in the paths would not reach.
+    read = Counter(web.texts)
+    if web.endpoint.file_data is not None:
+        read.update(v for v in web.endpoint.file_data.values(body.doc) if isinstance(v, str))
+    out: list[str] = []
+    pending = every_string(body.doc, keys=True)
+    pending.reverse()
+    while pending:
+        text = pending.pop()
+        if read[text] > 0:
+            read[text] -= 1
+        elif len(text) < MIN_UNMATCHED_STRING:
+            continue
+        elif text.lstrip()[:1] in ("{", "[") and isinstance(inner := load_json(text), dict | list):
+            pending += reversed(every_string(inner, keys=True))
+        else:
+            out.append(text)
+    return out
+
+
+def _scan(
+    texts: list[str], others: list[str], unlisted: list[str], dlp: DlpPolicy
+) -> tuple[list[str], Counter, set[str], bool]:
+    """(the texts with findings redacted, counts, actions, whether every redaction is in the
+    texts). `unlisted`: the body's other strings, scanned as an unlisted endpoint's are."""
     scanner = shared_scanner()
     placeholders = Placeholders()
     cleaned, counts, actions = scan_json(list(texts), scanner, placeholders, dlp, every_string=True)
     _, more, other_actions = scan_json(list(others), scanner, placeholders, dlp, every_string=True)
-    return cleaned, counts + more, actions | other_actions, "redact" not in other_actions
+    elsewhere, elsewhere_actions = _scan_unmatched(unlisted, dlp) if unlisted else (Counter(), set())
+    outside = other_actions | elsewhere_actions
+    return cleaned, counts + more + elsewhere, actions | outside, "redact" not in outside

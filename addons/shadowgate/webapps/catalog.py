@@ -110,7 +110,7 @@ class WebApps:
         self.apps: dict[str, WebApp] = {a.id: a for a in apps}
         # Endpoints on hosts outside their app's own (shared storage hosts): by host first.
         self._foreign = HostIndex(
-            (h, True) for a in self.apps.values() for e in a.endpoints if e.hosts for h in e.hosts.patterns()
+            (h, a.id) for a in self.apps.values() for e in a.endpoints if e.hosts for h in e.hosts.patterns()
         )
 
     def __bool__(self) -> bool:
@@ -121,6 +121,12 @@ class WebApps:
 
     def on_foreign_host(self, host: str) -> bool:
         return bool(self._foreign.get(host))
+
+    def app_of(self, provider_id: str | None, host: str) -> str | None:
+        """The app a request belongs to: its provider's, else the app whose storage host it is."""
+        if provider_id in self.apps:
+            return provider_id
+        return self._foreign.get(host)
 
     def candidates(
         self, provider_id: str | None, host: str, method: str, path: str, transport: str = "http"

@@ -27,6 +27,7 @@ from shadowgate.webapps.codecs import MultipartBody
 from shadowgate.webapps.codecs import RawBody
 from shadowgate.webapps.codecs import decode_any
 from shadowgate.webapps.codecs import decode_body
+from shadowgate.webapps.codecs import json_error
 from shadowgate.webapps.paths import decode_b64
 from shadowgate.wireformats.common import every_string
 
@@ -72,6 +73,8 @@ class WebFacts:
     account_kind: str = "unknown"
     account_id: str | None = None  # memory only: rows get its fingerprint
     body: Body | None = None  # for writing a redacted body back
+    json_error: str | None = None  # why a body that looks like JSON does not parse (refused as unread)
+    unreadable: str | None = None  # why the body cannot be read at all (a content coding): DLP refuses
 
     @property
     def app(self) -> str:
@@ -174,6 +177,8 @@ def _extract(
     if body is None and content:
         facts.parse_status = UNPARSED
         facts.fallback = _strings_of(decode_any(content, content_type), content)
+        if endpoint.body in ("json", "form"):
+            facts.json_error = json_error(content, content_type)
         return
     if doc is not None:
         facts.texts = [t for p in endpoint.text for t in p.strings(doc)]
