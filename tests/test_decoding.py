@@ -1,3 +1,4 @@
+import base64
 import gzip
 import json
 import zlib
@@ -107,3 +108,59 @@ def test_bytes_that_are_no_unicode_are_not_json():
     from shadowgate.wireformats import parse_json_body
 
     assert parse_json_body(b'{"a": "\xff\xfe\xfd"}') is None
+
+
+# --- read_text: the text DLP reads in a file's bytes (red-team F18) ------------------------------
+
+AWS = "AKIA2OGYBAH6STMMNXNN"
+CJK = "\u65e5\u672c\u8a9e\u306e\u30e1\u30e2"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        f"key {AWS}".encode() + b"\xff",
+        f"Jos\u00e9;{AWS}".encode("cp1252"),
+        f"{CJK} {AWS}".encode("shift_jis"),
+        f"{CJK} {AWS}".encode("gb18030"),
+        f"{CJK} {AWS}".encode("utf-16-le"),
+        f"{CJK} {AWS}".encode("utf-16-be"),
+        f"{CJK} {AWS}".encode("utf-32-be"),
+        b"\xff\xfe" + f"{CJK} {AWS}".encode("utf-16-le"),
+        b"\xfe\xff" + f"{CJK} {AWS}".encode("utf-16-be"),
+        b"\x89PNG\r\n\x1a\n" + f"key {AWS}\n".encode() * 10 + b"\xff",
+    ],
+)
+def test_text_in_any_encoding_is_read_and_written_back_byte_for_byte(data):
+    from shadowgate.wireformats.decoding import read_text
+
+    reading = read_text(data)
+    assert reading is not None and reading.redactable
+    assert AWS in reading.text and reading.encode(reading.text) == data
+
+
+def test_binary_is_what_a_signature_with_binary_bytes_or_many_controls_says():
+    from shadowgate.wireformats.decoding import read_text
+
+    noise = bytes(range(256)) * 64
+    assert read_text(b"\x89PNG\r\n\x1a\n" + noise) is None
+    assert read_text(b"PK\x03\x04" + noise) is None
+    blob = read_text(noise + f" {AWS} ".encode() + noise)  # no signature: its printable runs are read
+    assert blob is not None and not blob.redactable and AWS in blob.text
+
+
+def test_a_declared_charset_is_read_first_and_the_bytes_own_reading_too():
+    from shadowgate.wireformats.decoding import read_text
+
+    utf7 = ("key +" + base64.b64encode(AWS.encode("utf-16-be")).decode().rstrip("=") + "-").encode()
+    reading = read_text(utf7, "utf-7")
+    assert reading is not None and AWS in reading.text and reading.also == (utf7.decode(),)
+    assert read_text(b"plain", "no-such-charset") == read_text(b"plain")
+
+
+def test_the_declared_charset_of_a_content_type():
+    from shadowgate.wireformats.multipart import declared_charset
+
+    assert declared_charset('text/plain; charset="UTF-7"') == "utf-7"
+    assert declared_charset("text/plain") is None
+    assert declared_charset("text/plain; charset=utf-8; charset=utf-7") is None

@@ -33,7 +33,10 @@ from .common import dumps_json
 from .common import json_unescaped
 from .common import loads_lenient
 from .common import looks_like_json
+from .decoding import TextReading
 from .decoding import UndecodableBody
+from .decoding import read_text
+from .multipart import declared_charset
 from .multipart import is_multipart
 from .multipart import parse_multipart
 from .multipart import replace_parts
@@ -41,7 +44,6 @@ from .scope import KeyCollision
 from .scope import KeyStep
 from .scope import Piece
 from .scope import apply_ranges
-from .scope import decoded_text
 from .scope import joined_numbers
 from .scope import request_pieces
 from .scope import rewrite
@@ -325,7 +327,9 @@ class BodyScan:
             parts = parse_multipart(content, content_type)
             new = {}
             for i, part in enumerate(parts):
-                changed = self._document(content[part.start : part.end])
+                changed = self._document(
+                    content[part.start : part.end], content_type=part.headers.get("content-type", "")
+                )
                 if changed is not None:
                     new[i] = changed
             return replace_parts(content, new, parts) if new else None
@@ -333,14 +337,23 @@ class BodyScan:
 
     def _document(self, data: bytes, fallback: bool = False, content_type: str = "") -> bytes | None:
         """A text document (a form field, a file, a plain body): JSON lines are read as JSON,
-        other text as text. Binary data is not text: None (passed as it is), unless `fallback`,
-        where it is read as UTF-8 with replacement characters, as before; a whole body (fallback)
-        that looks like JSON but does not parse is UndecodableBody."""
-        text = decoded_text(data)
-        if text is None:
-            if not fallback:
-                return None
-            text = data.decode("utf-8", "replace")
+        other text as text, in whatever encoding (decoding.read_text; its other readings are
+        scanned too). A known binary format is not text: None (passed as it is), unless
+        `fallback`, where it is read as UTF-8 with every other byte kept; a whole body
+        (fallback) that looks like JSON but does not parse is UndecodableBody."""
+        reading = read_text(data, declared_charset(content_type))
+        if fallback and (reading is None or not reading.redactable):
+            reading = TextReading(data.decode("utf-8", "surrogateescape"), "utf-8", "surrogateescape", lenient=True)
+        if reading is None:
+            return None
+        if not reading.redactable:  # the printable runs of a binary file: scanned, not rewritten
+            if _to_redact(self._findings(reading.text)):
+                self.unredactable = True
+            return None
+        for other in reading.also:  # another reading of the same bytes: nothing to redact in place
+            if _to_redact(self._findings(other, reading.text)):
+                self.unredactable = True
+        text = reading.text
         error: Exception | None = None
         try:  # one JSON document, over several lines or not
             value = loads_lenient(text)
@@ -348,7 +361,7 @@ class BodyScan:
             value, error = None, e
         if isinstance(value, dict | list):
             cleaned = self.json(value)
-            return None if cleaned is value else self._dumps(cleaned)
+            return None if cleaned is value else reading.encode(dumps_json(cleaned))
         lines = _json_lines(text)
         if lines is None and error is not None and fallback and looks_like_json(text, content_type):
             # The upstream reads it as JSON (red-team F1): scanned as text, its escapes would
@@ -362,10 +375,10 @@ class BodyScan:
                     continue
                 cleaned = self.json(value)
                 changed = changed or cleaned is not value
-                out.append(line if cleaned is value else self._dumps(cleaned).decode())
-            return "\n".join(out).encode() if changed else None
+                out.append(line if cleaned is value else dumps_json(cleaned))
+            return reading.encode("\n".join(out)) if changed else None
         cleaned_text = self.text(text)
-        return None if cleaned_text == text else cleaned_text.encode()
+        return None if cleaned_text == text else reading.encode(cleaned_text)
 
     def _dumps(self, value: Any) -> bytes:
         return dumps_json(value).encode()

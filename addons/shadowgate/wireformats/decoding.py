@@ -8,8 +8,10 @@ decoder off (usage then comes from the estimate), and the client still gets ever
 from __future__ import annotations
 
 import json
+import re
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from typing import Protocol
 
@@ -223,3 +225,141 @@ def readable_content(message: Any) -> bytes:
         return decode_body(raw, message.headers.get("content-encoding"))
     except UndecodableBody:
         return b""
+
+
+# --- the text in a file's bytes, for DLP ----------------------------------------------------------
+#
+# A file is binary only when its bytes say so: a known binary signature, or control bytes a text
+# in no encoding has. Bytes that are not UTF-8 are not binary for that (red-team F18): a
+# Windows-1252 CSV, Shift_JIS, UTF-8 with one stray byte, UTF-16 without a byte-order mark are all
+# text to the reader that stores or reads the file, and every ASCII secret in them is readable in
+# an ASCII-compatible view.
+
+# Leading bytes of the binary formats sent as files and payloads (media, documents, archives,
+# executables); their text, if any, is not read here.
+BINARY_SIGNATURES: tuple[bytes, ...] = (
+    b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"%PDF-", b"PK\x03\x04", b"PK\x05\x06",
+    b"PK\x07\x08", b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"7z\xbc\xaf\x27\x1c", b"Rar!\x1a\x07", b"\x28\xb5\x2f\xfd",
+    b"RIFF", b"ID3", b"\xff\xfb", b"\xff\xf3", b"\xff\xf2", b"\xff\xf1", b"\xff\xf9", b"OggS", b"fLaC",
+    b"\x1a\x45\xdf\xa3", b"FORM", b"\x00\x00\x01\x00", b"BM", b"II*\x00", b"MM\x00*", b"\x7fELF", b"MZ",
+    b"\xca\xfe\xba\xbe", b"\xcf\xfa\xed\xfe", b"\x00asm", b"SQLite format 3\x00", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+    b"wOFF", b"wOF2", b"\x00\x01\x00\x00\x00", b"8BPS", b"\x93NUMPY", b"PAR1", b"ARROW1", b"\x89HDF\r\n\x1a\n",
+)  # fmt: skip
+_FTYP = b"ftyp"  # ISO media (MP4, M4A, MOV, HEIC, AVIF) at offset 4
+# C0 controls no text file holds (tab, LF, VT, FF, CR and ESC, which colours logs, excepted).
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0E, 0x1B), *range(0x1C, 0x20), 0x7F])
+_SAMPLE = 64 * 1024
+# More control bytes than this share of a sample is binary (random bytes hold about 10 %).
+_BINARY_CONTROL_SHARE = 0.02
+_PRINTABLE_RUN = re.compile(rb"[\t\n\r\x20-\x7e]{8,}")
+_BOMS = (
+    (b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe\x00\x00", "utf-32-le"), (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be"),
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class TextReading:
+    """How DLP reads a file's bytes. text: the reading scanned and, when redactable, redacted:
+    encode() gives the bytes back, every byte outside a redaction as it came. also: other
+    readings of the same bytes a reader may take, scanned but not redactable in place. lenient:
+    text is a permissive view (not the bytes' own encoding), so a short value may also be a
+    token as it stands. A reading that is not redactable is the printable runs of a binary blob."""
+
+    text: str
+    codec: str = "utf-8"
+    errors: str = "strict"
+    also: tuple[str, ...] = ()
+    lenient: bool = False
+    redactable: bool = True
+    bom: bytes = b""  # the byte-order mark in front of text, written back as it came
+
+    def encode(self, text: str) -> bytes:
+        return self.bom + text.encode(self.codec, self.errors)
+
+
+def read_text(data: bytes, charset: str | None = None) -> TextReading | None:
+    """The text DLP reads in a file or payload; None for a known binary format.
+
+    A declared charset is read first (and the bytes' own reading is scanned too, for a reader
+    that ignores it); then a byte-order mark; then UTF-8 (UTF-16/32 when the first characters'
+    zero bytes say so, as JSON readers guess); a known binary signature is binary; zero bytes
+    in UTF-16/32's pattern are that; few control bytes are text in some ASCII-compatible
+    encoding, read as UTF-8 with each other byte kept as it is, and also as Windows-1252; many
+    control bytes are binary without a signature, of which the printable runs are scanned."""
+    if charset:
+        declared = _declared_reading(data, charset)
+        if declared is not None:
+            return declared
+    for bom, encoding in _BOMS:
+        if data.startswith(bom):
+            try:
+                return TextReading(data[len(bom) :].decode(encoding), encoding, bom=bom)
+            except UnicodeDecodeError:
+                break  # no text in that encoding: judged as the bytes themselves
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return _non_utf8(data)
+    if data[:4].count(0):
+        try:
+            encoding = json.detect_encoding(data)
+            return TextReading(data.decode(encoding), encoding)
+        except (UnicodeDecodeError, LookupError):
+            pass
+    return TextReading(text)
+
+
+def _declared_reading(data: bytes, charset: str) -> TextReading | None:
+    try:
+        text = data.decode(charset.strip().strip('"'))
+    except (LookupError, UnicodeDecodeError, ValueError):
+        return None  # the bytes are judged as they are
+    own = read_text(data)
+    if own is None or own.text == text:
+        return TextReading(text, charset.strip().strip('"'), also=own.also if own else ())
+    return TextReading(text, charset.strip().strip('"'), also=(own.text, *own.also))
+
+
+def _non_utf8(data: bytes) -> TextReading | None:
+    sample = data[:_SAMPLE]
+    binary = _controls_share(sample) > _BINARY_CONTROL_SHARE
+    signature = next((s for s in BINARY_SIGNATURES if data.startswith(s)), b"12345678" if data[4:8] == _FTYP else None)
+    # A signature alone proves nothing: one in front of text (few control bytes) is text.
+    if signature is not None and _controls_share(sample[len(signature) :]) > _BINARY_CONTROL_SHARE:
+        return None
+    wide = _wide_encoding(sample)
+    if wide is not None:
+        try:
+            return TextReading(data.decode(wide), wide)
+        except UnicodeDecodeError:  # cut or stray bytes: a reader with replacement still reads the rest
+            return TextReading(data.decode("utf-8", "surrogateescape"), "utf-8", "surrogateescape",
+                               (data.decode(wide, "replace"),), lenient=True)  # fmt: skip
+    if binary:
+        runs = b"\n".join(_PRINTABLE_RUN.findall(data)).decode("ascii")
+        return TextReading(runs, "ascii", lenient=True, redactable=False)
+    text = data.decode("utf-8", "surrogateescape")
+    western = data.decode("cp1252", "replace")
+    return TextReading(text, "utf-8", "surrogateescape", (western,), lenient=True)
+
+
+def _controls_share(sample: bytes) -> float:
+    return (len(sample) - len(sample.translate(None, _CONTROL_BYTES))) / max(len(sample), 1)
+
+
+def _wide_encoding(sample: bytes) -> str | None:
+    """UTF-16 or UTF-32 without a byte-order mark, told by where the zero bytes fall: the high
+    bytes of Latin characters (ASCII keys among them) in one position of each unit, the other
+    positions all but free of zeros. CJK text has zeros only around its Latin letters."""
+    quads = len(sample) // 4
+    if quads:
+        by_position = [sample[k : quads * 4 : 4].count(0) for k in range(4)]
+        if by_position[2] >= 0.9 * quads and by_position[3] >= 0.9 * quads:
+            return "utf-32-le"
+        if by_position[0] >= 0.9 * quads and by_position[1] >= 0.9 * quads:
+            return "utf-32-be"
+    pairs = len(sample) // 2
+    even, odd = sample[0 : pairs * 2 : 2].count(0), sample[1 : pairs * 2 : 2].count(0)
+    if max(even, odd) >= max(2, 0.02 * pairs) and min(even, odd) * 8 <= max(even, odd):
+        return "utf-16-le" if odd > even else "utf-16-be"
+    return None

@@ -51,6 +51,14 @@ def header_params(value: str) -> tuple[str, list[tuple[str, str]]] | None:
     return m.group(1).lower(), params
 
 
+def declared_charset(content_type: str) -> str | None:
+    """The `charset` parameter of a Content-Type, lower-case; None when it names none (or the
+    header does not parse, or names it twice: then no one charset is the one a reader takes)."""
+    parsed = header_params(content_type or "")
+    named = [value for name, value in parsed[1] if name == "charset"] if parsed is not None else []
+    return named[0].strip().lower() or None if len(named) == 1 else None
+
+
 def boundary_of(content_type: str) -> bytes:
     """The multipart boundary as a server reads it. Raises UndecodableBody for a header that
     does not parse, names no boundary, or names it in more than one way."""

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote_from_bytes
 from urllib.parse import unquote_to_bytes
 
 from shadowgate.dlp import jsonnumbers
@@ -42,7 +43,7 @@ from .common import every_string
 from .common import json_unescaped
 from .common import loads_lenient
 from .common import replace_strings
-from .decoding import json_text
+from .decoding import read_text
 
 # Opaque values the provider minted and reads back as-is: never text.
 OPAQUE_KEYS = frozenset({"encrypted_content", "signature"})
@@ -129,13 +130,15 @@ def _string(text: str, path: JsonPath, prompt: bool) -> Iterator[Piece]:
     if decoded is None:
         yield Piece(path, text, prompt, also=tuple(nested_json_texts(text)))
         return
-    plain, encode = decoded
+    plain, encode, also = decoded
     if plain is not None:
         # The text it decodes to is scanned (and redacted, re-encoded); scanning the encoded form
         # as well would count each value twice, now that the scanner decodes base64 runs itself.
-        yield Piece(path, plain, False, encode)
+        yield Piece(path, plain, False, encode, also)
     elif len(text) <= RAW_SCAN_LIMIT:
-        yield Piece(path, text, prompt)  # binary: the value itself may be a hex or base64 secret
+        yield Piece(path, text, prompt, also=also)  # binary: the value itself may be a hex or base64 secret
+    elif also:
+        yield Piece(path, "", False, also=also)  # the printable runs of a large binary payload
 
 
 _NAME_CHARS = 40  # of each key name before a number: a context word is near the value
@@ -340,9 +343,10 @@ def _as_text(data: bytes, media_type: str) -> tuple[str, str, tuple[str, ...]]:
     return text, charset, also
 
 
-def decode_embedded(text: str) -> tuple[str | None, Callable[[str], str]] | None:
+def decode_embedded(text: str) -> tuple[str | None, Callable[[str], str], tuple[str, ...]] | None:
     """A data URL or a base64 value: (its text, or None when it is binary; how to re-encode
-    text into the same form). None when the string is neither: it is text as it stands."""
+    text into the same form; other readings scanned too). None when the string is neither: it
+    is text as it stands."""
     m = _DATA_URL.match(text)
     if m is not None:
         head, payload = text[: m.end()], text[m.end() :]
@@ -350,8 +354,8 @@ def decode_embedded(text: str) -> tuple[str | None, Callable[[str], str]] | None
             data = _b64(payload)
             if data is None:
                 return None
-            return decoded_text(data), lambda new: head + base64.b64encode(new.encode()).decode()
-        return decoded_text(unquote_to_bytes(payload)), lambda new: head + new
+            return _embedded(data, text, lambda raw: head + base64.b64encode(raw).decode())
+        return _embedded(unquote_to_bytes(payload), text, lambda raw: head + quote_from_bytes(raw, _URL_SAFE))
     if len(text) < _MIN_BASE64 or _BASE64.fullmatch(text) is None:
         return None
     data = _b64(text)
@@ -359,7 +363,27 @@ def decode_embedded(text: str) -> tuple[str | None, Callable[[str], str]] | None
         return None
     urlsafe = "-" in text or "_" in text
     encoder = base64.urlsafe_b64encode if urlsafe else base64.b64encode
-    return decoded_text(data), lambda new: encoder(new.encode()).decode()
+    return _embedded(data, text, lambda raw: encoder(raw).decode())
+
+
+# What a percent-encoded data URL keeps unescaped when its redacted text is written back.
+_URL_SAFE = "".join(chr(c) for c in range(0x21, 0x7F) if chr(c) not in '%"\\')
+
+
+def _embedded(
+    data: bytes, value: str, to_value: Callable[[bytes], str]
+) -> tuple[str | None, Callable[[str], str], tuple[str, ...]]:
+    """The text of an embedded payload's bytes (decoding.read_text; red-team F18: text that is
+    not UTF-8 is text), how redacted text goes back in, and the other readings. A permissive
+    reading of a short value may be noise: the value as it stands (a hex or base64 secret) is
+    then scanned too."""
+    reading = read_text(data)
+    if reading is None:
+        return None, lambda new: new, ()
+    if not reading.redactable:
+        return None, lambda new: new, (reading.text,) if reading.text else ()
+    also = reading.also + ((value,) if reading.lenient and len(value) <= RAW_SCAN_LIMIT else ())
+    return reading.text, lambda new: to_value(reading.encode(new)), also
 
 
 def _b64(payload: str) -> bytes | None:
@@ -373,16 +397,14 @@ def _b64(payload: str) -> bytes | None:
 
 
 def decoded_text(data: bytes) -> str | None:
-    """Decoded bytes as text when they are text (UTF-8, or UTF-16/32 with a BOM), else None.
+    """Decoded bytes as text when they are text, else None (decoding.read_text: text in any
+    encoding is text, binary is what a known signature or many control bytes say is binary).
 
-    Bytes that decode are text, whatever control characters they hold: a reader takes them as
-    text, and counting controls let a build log's ANSI colour codes (ESC), or any padding of
-    controls or NULs, pass a file off as binary and unscanned. Binary media (images, audio, PDF,
-    archives that compress) almost never decode as UTF-8; one that does is scanned, at no risk."""
-    try:
-        return json_text(data) if data[:4].count(0) or data[:3] == b"\xef\xbb\xbf" else data.decode("utf-8")
-    except (UnicodeDecodeError, LookupError):
-        return None
+    Bytes that decode as UTF-8 are text, whatever control characters they hold: a reader takes
+    them as text, and counting controls let a build log's ANSI colour codes (ESC), or any padding
+    of controls or NULs, pass a file off as binary and unscanned."""
+    reading = read_text(data)
+    return reading.text if reading is not None and reading.redactable else None
 
 
 def apply_ranges(text: str, ranges: list[tuple[int, int, str]]) -> str:
