@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
+from urllib.parse import quote_plus
+from urllib.parse import unquote_plus
 
 from shadowgate.dlp import TYPES
 from shadowgate.dlp import ScanTimeout
@@ -333,17 +335,42 @@ class BodyScan:
                 if changed is not None:
                     new[i] = changed
             return replace_parts(content, new, parts) if new else None
+        if _is_form(content_type):
+            return self._form(content)
         return self._document(content, fallback=True, content_type=content_type)
+
+    def _form(self, content: bytes) -> bytes | None:
+        """An urlencoded form, each name and value read as the server decodes it (`+` a space,
+        %XX undone): as raw text, `with+AKIA...` reads as one base64-like word and hides the key.
+        A changed name or value is written back percent-encoded; other pairs keep their bytes."""
+        pairs = content.split(b"&")
+        changed = False
+        for i, pair in enumerate(pairs):
+            fields = pair.split(b"=", 1)
+            decoded = [unquote_plus(f.decode("latin-1"), encoding="utf-8", errors="replace") for f in fields]
+            cleaned = [self.text(text) for text in decoded]
+            if cleaned == decoded:
+                continue
+            if any("\ufffd" in text for text in decoded):
+                self.unredactable = True  # bytes that are not UTF-8 would not come back as they were
+                continue
+            pairs[i] = b"=".join(quote_plus(text).encode() for text in cleaned)
+            changed = True
+        return b"&".join(pairs) if changed else None
 
     def _document(self, data: bytes, fallback: bool = False, content_type: str = "") -> bytes | None:
         """A text document (a form field, a file, a plain body): JSON lines are read as JSON,
         other text as text, in whatever encoding (decoding.read_text; its other readings are
         scanned too). A known binary format is not text: None (passed as it is), unless
-        `fallback`, where it is read as UTF-8 with every other byte kept; a whole body
+        `fallback`, where it is read as UTF-8 with every other byte kept, and not redacted; a whole body
         (fallback) that looks like JSON but does not parse is UndecodableBody."""
         reading = read_text(data, declared_charset(content_type))
         if fallback and (reading is None or not reading.redactable):
-            reading = TextReading(data.decode("utf-8", "surrogateescape"), "utf-8", "surrogateescape", lenient=True)
+            # A whole body in a binary format (protobuf, Connect): its text is scanned, never
+            # rewritten, as a placeholder would break the framing around it; a value to redact
+            # there refuses the request.
+            text = data.decode("utf-8", "surrogateescape")
+            reading = TextReading(text, "utf-8", "surrogateescape", lenient=True, redactable=False)
         if reading is None:
             return None
         if not reading.redactable:  # the printable runs of a binary file: scanned, not rewritten
@@ -539,6 +566,10 @@ _NAMED_BY_CONTEXT = frozenset({"assignment", "cli"})
 ID_KEYS = frozenset({"id", "tool_call_id", "call_id", "tool_use_id", "item_id", "previous_response_id"})
 _MAX_INNER_JSON = 256 * 1024
 _GAP = "\n\n\n"  # between texts scanned together: no value spans a blank line
+
+
+def _is_form(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
 
 
 def _fresh(body: Any) -> Any:
