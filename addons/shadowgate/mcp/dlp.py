@@ -9,6 +9,7 @@ event loop that every other user's traffic runs on."""
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,6 +54,9 @@ def scan_hidden(value: Any, dlp: DlpPolicy) -> tuple[Counter, set[str], list[str
     parses), and numbers (scope.number_reading). Such text cannot be redacted in place. Returns (counts, actions, the types found
     there that the policy redacts: the caller refuses instead)."""
     scanner = shared_scanner().including(dlp.opt_in)
+    # The policy's budget, as for the strings' own scan: the scanner's default (0.25 s and 1 us a
+    # character) is too tight for a large result of numbers on a loaded machine.
+    deadline = time.thread_time() + dlp.budget_ms / 1000
     counts: Counter = Counter()
     actions: set[str] = set()
     texts = [(text, "") for text in embedded_texts(value)]
@@ -60,7 +64,7 @@ def scan_hidden(value: Any, dlp: DlpPolicy) -> tuple[Counter, set[str], list[str
     readings = number_readings(value)  # a card number typed `integer` (red-team F19)
     numbers, counts_as_number = joined_numbers(readings)
     for text, visible in [*texts, *([(numbers, "")] if readings else [])]:
-        for f in scanner.scan(text):
+        for f in scanner.scan(text, deadline):
             if visible and text[f.start : f.end] in visible:
                 continue  # readable as it stands: the scan of the string found it
             if text is numbers and not counts_as_number(f):
