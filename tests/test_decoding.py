@@ -104,10 +104,11 @@ def test_json_in_any_rfc_8259_encoding_is_parsed(codec):
     assert parse_json_body(json.dumps(value, ensure_ascii=False).encode(codec)) == value
 
 
-def test_bytes_that_are_no_unicode_are_not_json():
+def test_json_that_is_no_unicode_is_read_as_lenient_readers_read_it():
+    # Node reads stray bytes as replacement characters: the model in such a body is judged (F14).
     from shadowgate.wireformats import parse_json_body
 
-    assert parse_json_body(b'{"a": "\xff\xfe\xfd"}') is None
+    assert parse_json_body(b'{"a": "\xff\xfe\xfd"}') == {"a": "\ufffd" * 3}
 
 
 # --- read_text: the text DLP reads in a file's bytes (red-team F18) ------------------------------

@@ -24,6 +24,7 @@ from shadowgate.config.policy import Rule
 from shadowgate.enforce.budgets import RESET_HEADER
 from shadowgate.enforce.coach import CONTINUE_PATH
 from shadowgate.enforce.coach import Coach
+from shadowgate.stages.decide import BODY_CHARSET_RULE
 from shadowgate.stages.decide import BODY_TOO_LARGE_RULE
 from shadowgate.stages.decide import BODY_UNPARSED_RULE
 from shadowgate.stages.decide import Decide
@@ -202,8 +203,8 @@ class Act:
             return
         action = decision.action
         parser = rec.route.parser if rec and rec.route else None
-        if decision.rule_id in (BODY_TOO_LARGE_RULE, BODY_UNPARSED_RULE):
-            status = 413 if decision.rule_id == BODY_TOO_LARGE_RULE else 400
+        if decision.rule_id in (BODY_TOO_LARGE_RULE, BODY_UNPARSED_RULE, BODY_CHARSET_RULE):
+            status = {BODY_TOO_LARGE_RULE: 413, BODY_CHARSET_RULE: 415}.get(decision.rule_id, 400)
             flow.response = api_error(parser, status, f"shadowgate: {decision.reason}; the request was not sent.")
             return
         if action == COACH:

@@ -44,6 +44,7 @@ from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.stages.settings import expand_path
 from shadowgate.stages.settings import file_mtime
 from shadowgate.storage.rows import AiRequest
+from shadowgate.wireformats import CHARSET_NOTE
 from shadowgate.wireformats import UNPARSED_JSON_NOTE
 from shadowgate.wireformats.decoding import transfer_codings
 
@@ -52,6 +53,7 @@ log = logging.getLogger(__name__)
 BODY_TOO_LARGE_RULE = "shadowgate:body-too-large"
 BODY_UNPARSED_RULE = "shadowgate:body-unparsed"  # looks like JSON, does not parse (red-team F1)
 TRANSFER_CODING_RULE = "shadowgate:transfer-coding"
+BODY_CHARSET_RULE = "shadowgate:body-charset"  # a declared charset read otherwise (red-team F14)
 
 POLICY_POLL_SECONDS = 1.0
 DECISION_FAILED = Decision(BLOCK, "shadowgate-error", "the policy could not be evaluated; the request was not sent")
@@ -151,6 +153,10 @@ class Decide:
             why = rec.inspect_note.removeprefix(UNPARSED_JSON_NOTE).lstrip(": ")
             reason = f"the request body looks like JSON but the proxy cannot parse it ({why}) and {needs}"
             return Decision(verdict, BODY_UNPARSED_RULE, reason)
+        if rec.inspect_note is not None and rec.inspect_note.startswith(CHARSET_NOTE):
+            why = rec.inspect_note.removeprefix(CHARSET_NOTE).lstrip(": ")
+            reason = f"the request body cannot be checked as the provider may read it ({why}) and {needs}"
+            return Decision(verdict, BODY_CHARSET_RULE, reason)
         limit = self.settings.max_parse_bytes
         size = f"{rec.request_bytes} bytes" if rec.request_bytes else "its size"
         reason = (

@@ -26,8 +26,10 @@ from shadowgate.flow import flow_record
 from shadowgate.flow import proxy_user_of
 from shadowgate.flow import timed_hook
 from shadowgate.stages.settings import ShadowgateSettings
+from shadowgate.wireformats import CHARSET_NOTE
 from shadowgate.wireformats import PARSERS
 from shadowgate.wireformats import UNPARSED_JSON_NOTE
+from shadowgate.wireformats import charset_problem
 from shadowgate.wireformats import read_json_body
 from shadowgate.wireformats.base import Route
 from shadowgate.wireformats.common import header_map
@@ -154,6 +156,12 @@ class Identify:
             self._understand(flow, rec, None)
             return None
         content = readable_content(flow.request)  # every content coding undone, as upstream reads it
+        if rec.provider is not None and (why := charset_problem(content, flow.request.headers.get("content-type"))):
+            # Decided as an unread body (Decide): what the upstream reads is not what we would check.
+            rec.body_unread = True
+            rec.inspect_note = f"{CHARSET_NOTE}: {why}"
+            self._understand(flow, rec, None)
+            return None
         if len(content) > PARSE_INLINE_BYTES:
             return self._parse_off_loop(flow, rec, content)
         body, unparsed = read_json_body(content, flow.request.headers.get("content-type"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,8 +18,10 @@ from .common import loads_lenient
 from .common import looks_like_json
 from .common import openai_error_body
 from .common import prompt_strings as _prompt_strings
+from .decoding import READABLE_CHARSETS
 from .decoding import json_text
 from .gemini import GeminiParser
+from .multipart import declared_charset
 from .ollama import OllamaParser
 from .openai import OpenAIChatParser
 from .openai import OpenAIEmbeddingsParser
@@ -75,6 +78,36 @@ def error_body(parser: str | None, status: int, message: str) -> tuple[Any, dict
 
 # The inspect_note of a request whose body looks like JSON but does not parse (Identify, Decide).
 UNPARSED_JSON_NOTE = "body not read: it looks like JSON but the proxy cannot parse it"
+# The inspect_note of a request whose declared charset reads other text than the proxy (F14).
+CHARSET_NOTE = "body not read: its declared charset reads other text than the proxy checks"
+
+
+def charset_problem(content: bytes, content_type: str | None) -> str | None:
+    """Why a body's declared `charset` makes a server that honours it read other text than the
+    proxy reads (None: it does not). Express/body-parser decodes any `utf-*` charset with
+    iconv-lite, UTF-7 included, and aiohttp or Spring any charset at all: `"+AEEASwBJAEE-"` is
+    AKIA to them (red-team F14). A charset of the UTF/ASCII/Latin-1 family reads every ASCII
+    secret as the proxy does; another is a problem only when its reading of these bytes differs
+    from the proxy's, or when the proxy does not know it."""
+    charset = declared_charset(content_type or "")
+    if charset is None:
+        return None
+    try:
+        codec = codecs.lookup(charset).name
+        if codec in READABLE_CHARSETS:
+            return None
+        theirs = content.decode(codec)
+    except LookupError:
+        return f"its declared charset {charset!r} is one the proxy cannot read"
+    except (UnicodeDecodeError, ValueError):
+        return f"its bytes are not valid in its declared charset {charset!r}"
+    try:
+        ours = json_text(content)
+    except (UnicodeDecodeError, LookupError):
+        ours = content.decode("utf-8", "replace")
+    if theirs != ours:
+        return f"its declared charset {charset!r} reads it as other text than the proxy checks"
+    return None
 
 
 def parse_json_body(raw: bytes) -> Any | None:
@@ -94,11 +127,12 @@ def read_json_body(raw: bytes, content_type: str | None = None) -> tuple[Any | N
     if not isinstance(raw, bytes | bytearray | memoryview):
         return None, None
     try:
-        # UTF-8, or UTF-16/32 as RFC 8259 readers (Python's json among them) detect it; strict:
-        # other bytes are not JSON we can read.
+        # UTF-8, or UTF-16/32 as RFC 8259 readers (Python's json among them) detect it.
         text = json_text(bytes(raw))
     except (UnicodeDecodeError, LookupError):
-        return None, None
+        # Other bytes (a stray 0xFF in a string, Latin-1): Node's and other lenient readers read
+        # the JSON with replacement characters, so its model is there to judge (red-team F14/F18).
+        text = bytes(raw).decode("utf-8", "replace")
     if not text.strip():
         return None, None
     try:
@@ -126,11 +160,13 @@ def json_lines(text: str) -> bool:
 
 
 __all__ = [
+    "CHARSET_NOTE",
     "NO_TOKEN_OPERATIONS",
     "PARSERS",
     "PROMPT_KEYS",
     "UNPARSED_JSON_NOTE",
     "SYSTEM_KEYS",
+    "charset_problem",
     "error_body",
     "json_lines",
     "looks_like_json",

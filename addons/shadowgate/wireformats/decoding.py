@@ -258,6 +258,14 @@ _BOMS = (
 )  # fmt: skip
 
 
+# Charsets (Python's codec names) in which every ASCII byte is that ASCII character and which
+# the proxy reads as such: UTF-8/16/32 (told apart as JSON readers do), ASCII, Latin-1/cp1252.
+READABLE_CHARSETS = frozenset(
+    {"utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-16-be", "utf-32", "utf-32-le", "utf-32-be", "ascii",
+     "iso8859-1", "latin-1", "cp1252"}
+)  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class TextReading:
     """How DLP reads a file's bytes. text: the reading scanned and, when redactable, redacted:
