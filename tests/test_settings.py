@@ -83,3 +83,13 @@ def test_retention_keeps_daily_totals_and_drops_old_detail(proxy, tmp_path):
         (today - dt.timedelta(days=5), 1, 50, 5, 0.5),
         (today - dt.timedelta(days=1), 1, 10, 1, 0.5),
     ]
+
+
+def test_stream_large_bodies_is_refused_at_start_up_and_at_run_time(fresh_proxy, proxy):
+    # mitmproxy would send a body past it upstream before DLP and the policy see it (red-team F20).
+    with pytest.raises(RuntimeError) as e:
+        fresh_proxy("--set", "stream_large_bodies=100k")
+    assert "stream_large_bodies cannot be used with shadowgate" in str(e.value)
+    with pytest.raises(OptionRejected, match="stream_large_bodies cannot be used"):
+        proxy.set_options({"stream_large_bodies": "100k"})
+    assert proxy.alive()

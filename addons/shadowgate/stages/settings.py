@@ -112,6 +112,17 @@ class ShadowgateSettings:
             self.intercept_all = mode == "all"
         if "shadowgate_host_discovery" in updated:
             self.host_discovery = ctx.options.shadowgate_host_discovery
+        if "stream_large_bodies" in updated and ctx.options.stream_large_bodies:
+            # mitmproxy sends a body past this size upstream before the request hooks run (a
+            # chunked or HTTP/2 one mid-way, with no hook in between): DLP, model rules and the MCP
+            # policy would judge it after it left (red-team F20). Shadowgate streams bodies past
+            # shadowgate_max_parse_bytes itself, after a decision on the headers.
+            raise exceptions.OptionsError(
+                "stream_large_bodies cannot be used with shadowgate: it sends request bodies upstream "
+                "before DLP and the policy see them. Leave it unset; shadowgate streams request bodies "
+                "above shadowgate_max_parse_bytes after deciding on their headers, and mitmproxy's "
+                "body_size_limit bounds memory."
+            )
         if "shadowgate_max_parse_bytes" in updated:
             if ctx.options.shadowgate_max_parse_bytes < 0:
                 raise exceptions.OptionsError("shadowgate_max_parse_bytes must be >= 0")
