@@ -73,6 +73,11 @@ TEST_HOSTS = sorted(
         "r.jina.ai",  # APIs whose input is the URL (tests/adversarial/test_url_inputs.py)
         "s.jina.ai",
         "localhost",
+        # catalogued AI services without wire formats (tests/adversarial/test_uncatalogued_formats.py)
+        "gptunnel.ru",
+        "bedrock-agent-runtime.us-east-1.amazonaws.com",
+        "api.elevenlabs.io",
+        "notebooklm.google.com",
     }
 )
 

@@ -44,7 +44,14 @@ def test_unknown_host_speaking_a_known_wire_format_is_discovered(proxy_with, how
         not_ai = client.post("https://llm.internal.test/v1/chat/completions", json={"hello": "world"})
         page = client.get("https://llm.internal.test/_fake/bytes?size=10")
     assert ok.status_code == 200 and not_ai.status_code == 200 and page.status_code == 200
-    [row] = proxy.rows("user_name = 'vllm_user'", expect=1)
+    rows = proxy.rows("user_name = 'vllm_user'", expect=2 if how == "policy-inspect" else 1)
+    if how == "policy-inspect":
+        # A host the operator listed is an AI host: a body no wire format describes is an unknown
+        # endpoint, recorded (and scanned), not "not AI" (red-team F32). The page GET is not a call.
+        row, unknown = rows
+        assert (unknown["provider"], unknown["wire_format"], unknown["model"]) == ("unknown", None, None)
+    else:
+        [row] = rows
     assert row["provider"] == "unknown"
     assert row["host"] == "llm.internal.test"
     assert row["site"] == "internal.test"

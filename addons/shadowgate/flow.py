@@ -71,6 +71,10 @@ class FlowRecord:
     decided_on_headers: bool = False
     inspected: bool = True
     inspect_note: str | None = None
+    # Identify: the host is an AI service (catalogued as usage, or listed under the policy's
+    # `inspect`), so a body on any of its paths is an AI call's input: DLP scans it whatever its
+    # endpoint (stages/redact.py), and its model is read where the body names one.
+    ai_host: bool = False
     overhead_ns: int = 0
     redirect_target: str | None = None
     budget_status: str | None = None

@@ -50,6 +50,9 @@ IDENTIFIED_KEY = "shadowgate_identified"
 # Set when a request that is no AI call (a GET on an AI host) is recorded for what DLP found in
 # its URL: Redact scans it, WebApps keeps its record.
 URL_FINDING_KEY = "shadowgate_url_finding"
+# Set when the route of a catalogued service came from the shape of its request (the service has
+# no wire format of its own): a body that does not look like it makes it an unknown endpoint.
+SHAPE_ROUTE_KEY = "shadowgate_shape_route"
 
 
 class Identify:
@@ -73,18 +76,33 @@ class Identify:
         # each against every reading of the path (config/requestpath.py).
         methods = request_methods(request.method, request.headers)
         route = next((r for m in methods if (r := catalog.route(provider, m, request.path, host))), None)
+        # An AI host: a catalogued service (not a vendor's site), or one the operator listed under
+        # `inspect` (an internal model server): every body it is sent is an AI call's input.
+        ai_host = provider.is_usage if provider is not None else bool(self.settings.policy.inspect.get(host))
+        bodiless = _quiet(methods) and not _declares_body(request)
+        shape_route = False
+        if route is None and provider is not None and not bodiless and _reads_by_shape(provider):
+            # A catalogued service the catalog gives no wire format (an OpenAI-compatible relay):
+            # a call is recognised by its shape, as an unknown host's is (red-team F31). (Page
+            # loads and assets carry no body: never matched against every endpoint.)
+            route = next((r for m in methods if (r := catalog.route(None, m, request.path, host))), None)
+            shape_route = route is not None
         url_finding = False
-        if route is None and (provider is None or (_quiet(methods) and not _declares_body(request))):
+        known = provider is not None or ai_host
+        if route is None and (not known or bodiless):
             # Not an AI call (web assets, telemetry GETs, every non-AI host), unless the URL of a
             # request to an AI service carries what DLP looks for: then it is recorded and acted on.
             # (A WebSocket upgrade is Realtime's: it records the session.)
-            if provider is None or not provider.is_usage or "upgrade" in request.headers:
+            if not ai_host or "upgrade" in request.headers:
                 return
             if not self._url_finding(request.path):
                 return
             url_finding = True
         rec = new_flow_record(self.settings, flow, host, provider, route)
+        rec.ai_host = ai_host
         flow.metadata[METADATA_KEY] = rec
+        if shape_route:
+            flow.metadata[SHAPE_ROUTE_KEY] = True
         if url_finding:
             flow.metadata[URL_FINDING_KEY] = True
         flow.metadata[IDENTIFIED_KEY] = True  # a later stage may drop the record (WebApps): final
@@ -132,8 +150,7 @@ class Identify:
             rec.inspect_note = UNREAD_NOTE
             self._understand(flow, rec, None)
             return None
-        api_host = rec.provider is not None and bool(rec.provider.wire_formats)
-        if (rec.route is None and not api_host) or not raw:
+        if (rec.route is None and not rec.ai_host) or not raw:
             self._understand(flow, rec, None)
             return None
         content = readable_content(flow.request)  # every content coding undone, as upstream reads it
@@ -154,9 +171,11 @@ class Identify:
             return
         host = identity_host(flow)
         provider = catalog.match(host, request.path)
-        if provider is not None:
+        inspected = provider is None and bool(self.settings.policy.inspect.get(host))
+        if provider is not None or inspected:
             flow.metadata[METADATA_KEY] = rec = new_flow_record(self.settings, flow, host, provider, None)
             rec.request_bytes = len(request.raw_content)
+            rec.ai_host = inspected or provider is not None and provider.is_usage
 
     async def _parse_off_loop(self, flow: http.HTTPFlow, rec: FlowRecord, content: bytes) -> None:
         body, unparsed = await asyncio.to_thread(read_json_body, content, flow.request.headers.get("content-type"))
@@ -169,13 +188,27 @@ class Identify:
         """The request's facts from its parsed body."""
         if rec.route is not None:
             parser = PARSERS[rec.route.parser]
-            if rec.provider is None and not rec.body_unread and not parser.looks_like(body):
-                # An unknown host whose path looked like an AI API but whose body does not (a
-                # body too big to read is judged by its path: kept, and decided as unread).
-                del flow.metadata[METADATA_KEY]
+            by_shape = rec.provider is None or SHAPE_ROUTE_KEY in flow.metadata
+            if by_shape and not rec.body_unread and not parser.looks_like(body):
+                # A path that looked like an AI API but a body that does not (a body too big to
+                # read is judged by its path: kept, and decided as unread). On an unknown host:
+                # no AI call. On an AI host: an endpoint no route knows, scanned as such, or
+                # without a body, no AI call unless its URL holds a finding (as at requestheaders).
+                flow.metadata.pop(SHAPE_ROUTE_KEY, None)
+                rec.route = None
+                if not rec.ai_host:
+                    del flow.metadata[METADATA_KEY]
+                    return
+                if not flow.request.raw_content:
+                    if self._url_finding(flow.request.path):
+                        flow.metadata[URL_FINDING_KEY] = True
+                    else:
+                        del flow.metadata[METADATA_KEY]
+                    return
+            else:
+                rec.facts = parser.parse_request(rec.route, flow.request.headers, body)
                 return
-            rec.facts = parser.parse_request(rec.route, flow.request.headers, body)
-        elif body is not None:  # an endpoint no route knows on an AI API host: still its model
+        if body is not None:  # an endpoint no route knows on an AI host: still its model
             rec.facts = unknown_endpoint_facts(body)
 
 
@@ -183,9 +216,16 @@ def _note_unparsed(rec: FlowRecord, why: str | None) -> None:
     # A body on an AI host that looks like JSON but does not parse is decided as an unread one
     # (Decide): its model and prompts are unknown, so a control that needs them refuses it
     # (red-team F1). On a host the catalog does not know, the body is what would make it AI: not.
-    if why is not None and rec.provider is not None:
+    if why is not None and (rec.provider is not None or rec.ai_host):
         rec.body_unread = True
         rec.inspect_note = f"{UNPARSED_JSON_NOTE}: {why}"
+
+
+def _reads_by_shape(provider: Provider) -> bool:
+    """Whether a catalogued service's requests are recognised by the shape of known wire formats:
+    an AI service the catalog gives none (an OpenAI-compatible relay, a local runtime). A chat
+    web app speaks its own protocol (webapps/), whose paths may look like an API's (`/api/chat`)."""
+    return not provider.wire_formats and provider.is_usage and provider.category != "chat-web"
 
 
 def _quiet(methods: tuple[str, ...]) -> bool:

@@ -295,10 +295,12 @@ class Scanned:
 
 
 def _scanned(rec: FlowRecord) -> bool:
-    """DLP reads every request to an AI route, and every request with a body to a host the
-    catalog knows speaks an AI API, whatever its path: files, batches, count_tokens, the
-    endpoint a provider adds next month."""
-    return rec.route is not None or (rec.provider is not None and bool(rec.provider.wire_formats))
+    """DLP reads every request to an AI route, and every request with a body to an AI host
+    (Identify: a service the catalog lists for usage, or a host under `inspect`), whatever its
+    path or wire formats: files, batches, count_tokens, the endpoint a provider adds next month,
+    Bedrock Agents, a TTS API, a coding assistant, a model server's native API (red-team F31,
+    F32). A chat web app's endpoint is WebAppsDlp's (rec.web)."""
+    return rec.route is not None or (rec.ai_host and rec.web is None)
 
 
 def _parser_of(rec: FlowRecord) -> str | None:

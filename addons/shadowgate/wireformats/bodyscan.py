@@ -16,6 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
+from urllib.parse import quote_plus
+from urllib.parse import unquote_plus
 
 from shadowgate.dlp import ScanTimeout
 
@@ -204,7 +206,28 @@ class BodyScan:
                 if changed is not None:
                     new[i] = changed
             return replace_parts(content, new, parts) if new else None
+        if _is_form(content_type):
+            return self._form(content)
         return self._document(content, fallback=True, content_type=content_type)
+
+    def _form(self, content: bytes) -> bytes | None:
+        """An urlencoded form, each name and value read as the server decodes it (`+` a space,
+        %XX undone): as raw text, `with+AKIA...` reads as one base64-like word and hides the key.
+        A changed name or value is written back percent-encoded; other pairs keep their bytes."""
+        pairs = content.split(b"&")
+        changed = False
+        for i, pair in enumerate(pairs):
+            fields = pair.split(b"=", 1)
+            decoded = [unquote_plus(f.decode("latin-1"), encoding="utf-8", errors="replace") for f in fields]
+            cleaned = [self.text(text) for text in decoded]
+            if cleaned == decoded:
+                continue
+            if any("\ufffd" in text for text in decoded):
+                self.unredactable = True  # bytes that are not UTF-8 would not come back as they were
+                continue
+            pairs[i] = b"=".join(quote_plus(text).encode() for text in cleaned)
+            changed = True
+        return b"&".join(pairs) if changed else None
 
     def _document(self, data: bytes, fallback: bool = False, content_type: str = "") -> bytes | None:
         """A text document (a form field, a file, a plain body): JSON lines are read as JSON,
@@ -212,6 +235,7 @@ class BodyScan:
         where it is read as UTF-8 with replacement characters, as before; a whole body (fallback)
         that looks like JSON but does not parse is UndecodableBody."""
         text = decoded_text(data)
+        binary = text is None
         if text is None:
             if not fallback:
                 return None
@@ -240,10 +264,19 @@ class BodyScan:
                 out.append(line if cleaned is value else self._dumps(cleaned).decode())
             return "\n".join(out).encode() if changed else None
         cleaned_text = self.text(text)
+        if binary:
+            # Read with replacement characters (protobuf, a binary upload): its text can be
+            # found, not written back without corrupting the rest. content() makes a redaction
+            # here unredactable: the request is refused.
+            return None
         return None if cleaned_text == text else cleaned_text.encode()
 
     def _dumps(self, value: Any) -> bytes:
         return dumps_json(value).encode()
+
+
+def _is_form(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
 
 
 def _fresh(body: Any) -> Any:

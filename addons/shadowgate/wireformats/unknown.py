@@ -1,8 +1,9 @@
-"""Facts of a request to an endpoint no wire format describes, on a host that speaks an AI API.
+"""Facts of a request to an endpoint no wire format describes, on an AI host.
 
 Such a request is still recorded (and DLP-scanned, see scope.py): with its model when the body
-names one, as most AI APIs do at the top level, and an empty operation, so the row says that the
-proxy did not know the endpoint rather than guessing.
+names one in a field AI APIs commonly use at the top level (`model`, Bedrock's and AWS's
+`modelId`, watsonx's `model_id`), and an empty operation, so the row says that the proxy did not
+know the endpoint rather than guessing.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from .common import dig
 from .common import nonempty_str
 from .common import stream_flag
 
+# The top-level fields that name the model, in the order they are trusted.
+MODEL_FIELDS = ("model", "modelId", "model_id")
+
 
 def unknown_endpoint_facts(body: Any) -> RequestFacts:
     return RequestFacts(
         operation="",
-        model=nonempty_str(dig(body, "model")),
+        model=next((m for name in MODEL_FIELDS if (m := nonempty_str(dig(body, name)))), None),
         streaming=stream_flag(dig(body, "stream"), False),
     )
