@@ -244,3 +244,28 @@ def test_the_parser_refuses_bodies_with_two_readings(content_type, body):
 
     with pytest.raises(UndecodableBody):
         parse_multipart(body, content_type)
+
+
+@pytest.mark.parametrize(
+    ("name", "ctype", "data"),
+    [
+        ("n.dat", "application/octet-stream", f"notes: {GHP}\n".encode("utf-16-le")),  # no BOM: NUL bytes
+        ("sheet.csv", "text/csv", f"José;{GHP}\n".encode("cp1252")),
+        ("log.bin", "application/octet-stream", b"build \xff ok\n" + GHP.encode() + b"\n"),
+    ],
+    ids=["utf16-no-bom", "cp1252", "stray-byte"],
+)
+def test_a_chat_app_upload_not_in_utf8_is_read(gate, upstream, name, ctype, data):
+    """Red-team F18 in the web-app reader: a text file that is not UTF-8 used to be 'binary'."""
+    head = f'Content-Disposition: form-data; name="file"; filename="{name}"\r\nContent-Type: {ctype}'.encode()
+    user = f"mp-claude-{name.split('.')[0]}"
+    mark = marker()
+    with gate.client(user) as client:
+        answer = client.post(
+            "https://claude.ai/api/0b9e0000-1111-2222-3333-444455556666/upload",
+            content=_multipart(b"----WebKitFormBoundary7MA4", [(head, data)]),
+            headers={"x-attack": mark, "content-type": "multipart/form-data; boundary=----WebKitFormBoundary7MA4"},
+        )
+    assert [s for s in upstream.seen if s.headers.get("x-attack") == mark] == [] and answer.status_code == 403
+    [row] = gate.rows(f"user_name = '{user}'", expect=1, table="web_activity")
+    assert (row["endpoint"], row["dlp_action"], row["dlp_findings"]) == ("claude.upload", "block", "GITHUB_TOKEN:1")

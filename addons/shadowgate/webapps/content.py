@@ -1,6 +1,8 @@
 """What DLP reads of an uploaded file: text-like files as text, Office files' XML text, else nothing.
 
-Plain text, CSV, JSON, Markdown and source code are read as UTF-8; docx, xlsx and pptx are ZIP
+Plain text, CSV, JSON, Markdown and source code are read in whatever encoding they are in, as
+the API path reads a text file (wireformats/decoding.read_text: UTF-16/32 with or without a BOM,
+UTF-8 with stray bytes, Windows-1252; red-team F18); docx, xlsx and pptx are ZIP
 archives of XML, read with the standard library up to a size limit (a ZIP bomb stops at the
 limit). PDF, images and everything else are unscannable here: the policy decides by file type.
 """
@@ -12,6 +14,7 @@ import re
 import zipfile
 
 from shadowgate.webapps.classify import FileFacts
+from shadowgate.wireformats.decoding import read_text
 
 TEXT_EXTENSIONS = frozenset(
     "txt csv tsv md markdown json jsonl ndjson xml yaml yml toml ini cfg conf env log sql html htm css js mjs ts tsx "
@@ -35,26 +38,23 @@ def file_text(file: FileFacts, limit: int) -> str | None:
     if ext in OFFICE_PARTS or data[:4] == b"PK\x03\x04" and ext not in TEXT_EXTENSIONS:
         return _office_text(data, OFFICE_PARTS.get(ext or ""), limit)
     ctype = (file.content_type or "").lower()
-    if (
-        ext in TEXT_EXTENSIONS
-        or ctype.startswith("text/")
-        or ctype.endswith(("json", "xml", "yaml"))
-        or _looks_text(data)
-    ):
-        return data[:limit].decode("utf-8", "replace")
-    return None
-
-
-def _looks_text(data: bytes) -> bool:
-    """Sniffed, not trusted from the name: a text file renamed to .bin is still text."""
-    head = data[:4096]
-    if b"\x00" in head:
-        return False
-    try:
-        head.decode("utf-8")
-    except UnicodeDecodeError as e:
-        return e.start > len(head) - 4  # a character cut by the 4 KiB window
-    return True
+    named_text = ext in TEXT_EXTENSIONS or ctype.startswith("text/") or ctype.endswith(("json", "xml", "yaml"))
+    # Sniffed, not trusted from the name: a text file renamed to .bin, in UTF-16 without a BOM
+    # (NUL bytes) or in Windows-1252 (bytes that are not UTF-8), is still text; a known binary
+    # format (a signature and binary bytes) is not, unless its name says text.
+    head = data[: limit * 4]  # up to 4 bytes a character
+    reading = read_text(head)
+    if reading is None:
+        return head.decode("utf-8", "replace")[:limit] if named_text else None
+    if reading.errors != "surrogateescape":
+        return "\n\n\n".join((reading.text[:limit], *(other[:limit] for other in reading.also)))
+    # Not valid in its own encoding: one reading, so a value is counted once. UTF-8 with a stray
+    # byte when real UTF-8 characters are in it (the stray bytes as U+FFFD), else the other
+    # reading (Windows-1252, or UTF-16/32 with a cut character), which reads every byte.
+    main = head.decode("utf-8", "replace")
+    if not reading.also or any(c > "\x7f" and c != "\ufffd" for c in main):
+        return main[:limit]
+    return reading.also[0][:limit]
 
 
 def _office_text(data: bytes, parts: re.Pattern[str] | None, limit: int) -> str | None:
