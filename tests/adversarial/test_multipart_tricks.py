@@ -269,3 +269,52 @@ def test_a_chat_app_upload_not_in_utf8_is_read(gate, upstream, name, ctype, data
     assert [s for s in upstream.seen if s.headers.get("x-attack") == mark] == [] and answer.status_code == 403
     [row] = gate.rows(f"user_name = '{user}'", expect=1, table="web_activity")
     assert (row["endpoint"], row["dlp_action"], row["dlp_findings"]) == ("claude.upload", "block", "GITHUB_TOKEN:1")
+
+
+def _docx(main_part: str, body: str) -> bytes:
+    import io
+    import zipfile
+
+    ns = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr(
+            "_rels/.rels",
+            '<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+            '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/'
+            f'officeDocument" Target="{main_part}"/></Relationships>',
+        )
+        z.writestr(main_part, f'<?xml version="1.0"?><w:document {ns}><w:body>{body}</w:body></w:document>')
+    return buf.getvalue()
+
+
+def _run(text: str) -> str:
+    return f"<w:r><w:rPr><w:b/></w:rPr><w:t>{text}</w:t></w:r>"
+
+
+@pytest.mark.parametrize(
+    ("main_part", "body"),
+    [
+        ("word/document.xml", f"<w:p>{_run('token ' + GHP[:9])}{_run(GHP[9:])}</w:p>"),  # Word's runs
+        ("word/document.xml", f"<w:p>{_run('token ' + ''.join(f'&#{ord(c)};' for c in GHP))}</w:p>"),
+        ("word/main.xml", f"<w:p>{_run('token ' + GHP)}</w:p>"),  # main part renamed in _rels
+    ],
+    ids=["split-runs", "char-refs", "renamed-part"],
+)
+def test_a_key_in_a_docx_is_found_as_word_shows_it(gate, upstream, main_part, body):
+    """Red-team F37: the .docx reader put a space at every tag, read no character references and
+    only the usual part names."""
+    head = (
+        b'Content-Disposition: form-data; name="file"; filename="notes.docx"\r\nContent-Type: application/octet-stream'
+    )
+    user = f"mp-docx-{main_part.split('/')[1][:4]}-{len(body) % 97}"
+    mark = marker()
+    with gate.client(user) as client:
+        answer = client.post(
+            "https://claude.ai/api/0b9e0000-1111-2222-3333-444455556666/upload",
+            content=_multipart(b"----WebKitFormBoundary7MA4", [(head, _docx(main_part, body))]),
+            headers={"x-attack": mark, "content-type": "multipart/form-data; boundary=----WebKitFormBoundary7MA4"},
+        )
+    assert [s for s in upstream.seen if s.headers.get("x-attack") == mark] == [] and answer.status_code == 403
+    [row] = gate.rows(f"user_name = '{user}'", expect=1, table="web_activity")
+    assert (row["dlp_action"], row["dlp_findings"]) == ("block", "GITHUB_TOKEN:1")

@@ -9,6 +9,7 @@ limit). PDF, images and everything else are unscannable here: the policy decides
 
 from __future__ import annotations
 
+import html
 import io
 import re
 import zipfile
@@ -27,6 +28,13 @@ OFFICE_PARTS = {
     "pptx": re.compile(r"ppt/(slides/slide\d+|notesSlides/notesSlide\d+)\.xml"),
 }
 _TAG = re.compile(r"<[^>]+>")
+# Tags that end a paragraph, a cell or a line (Word, Excel, PowerPoint): a line break in the text.
+# Every other tag (a run, its properties) is nothing, so the runs of a paragraph join.
+_BREAK_TAG = re.compile(r"</(?:\w+:)?(?:p|tc|tr|c|si|row|txBody)>|<(?:\w+:)?(?:br|tab|cr)\b[^>]*/?>")
+# Package bookkeeping and formatting parts: no text a person wrote.
+_SKIP_PART = re.compile(
+    r"(?:^|/)(?:\[Content_Types\]|styles|theme\d*|fontTable|settings|webSettings|numbering)\.xml$|_rels/"
+)
 
 
 def file_text(file: FileFacts, limit: int) -> str | None:
@@ -65,17 +73,26 @@ def _office_text(data: bytes, parts: re.Pattern[str] | None, limit: int) -> str 
     out: list[str] = []
     budget = limit
     with archive:
-        for info in archive.infolist():
+        # The parts that hold a document's text first, then every other XML part but the
+        # package's bookkeeping: a main part renamed in _rels/.rels is still read (red-team F37).
+        members = [i for i in archive.infolist() if i.filename.endswith(".xml") and not _SKIP_PART.search(i.filename)]
+        members.sort(key=lambda i: not (parts.fullmatch(i.filename) if parts else True))
+        for info in members:
             if budget <= 0:
                 break
-            if not (parts.fullmatch(info.filename) if parts else info.filename.endswith(".xml")):
-                continue
             try:
                 with archive.open(info) as member:
                     xml = member.read(budget * 4)  # XML markup is most of the bytes
             except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError):
                 continue
-            text = _TAG.sub(" ", xml.decode("utf-8", "replace"))
-            out.append(text[:budget])
+            out.append(xml_text(xml.decode("utf-8", "replace"))[:budget])
             budget -= len(out[-1])
     return "\n".join(out) if out else None
+
+
+def xml_text(xml: str) -> str:
+    """The text of an Office XML part as a reader sees it: the runs of a paragraph joined (Word
+    splits a word into runs on every edit, so `AKIA` and the rest of a key may sit in two), a
+    paragraph, cell or line break a line of its own, character references undone."""
+    text = _BREAK_TAG.sub("\n", xml)
+    return html.unescape(_TAG.sub("", text))
