@@ -37,6 +37,8 @@ from .common import loads_lenient
 from .common import looks_like_json
 from .decoding import TextReading
 from .decoding import UndecodableBody
+from .decoding import grpc_messages
+from .decoding import is_grpc
 from .decoding import read_text
 from .multipart import declared_charset
 from .multipart import is_multipart
@@ -337,6 +339,12 @@ class BodyScan:
             return replace_parts(content, new, parts) if new else None
         if _is_form(content_type):
             return self._form(content)
+        if is_grpc(content_type):
+            # Protobuf messages: their text is scanned (each message's lenient reading), never
+            # rewritten: a value to redact refuses the request (content()).
+            for message in grpc_messages(content):
+                self._document(message, fallback=True)
+            return None
         return self._document(content, fallback=True, content_type=content_type)
 
     def _form(self, content: bytes) -> bytes | None:

@@ -371,3 +371,69 @@ def _wide_encoding(sample: bytes) -> str | None:
     if max(even, odd) >= max(2, 0.02 * pairs) and min(even, odd) * 8 <= max(even, odd):
         return "utf-16-le" if odd > even else "utf-16-be"
     return None
+
+
+def is_grpc(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower().startswith("application/grpc")
+
+
+def grpc_messages(content: bytes, limit: int = MAX_DECODED_BODY) -> list[bytes]:
+    """The messages of a gRPC request body (each: a compressed flag, a 4-byte length, the
+    message), compressed ones inflated (gzip, or deflate as zlib or raw), as the server reads
+    them. A body that is not whole frames, or a message in a compression the proxy cannot undo
+    (snappy), is UndecodableBody: DLP fails closed on it (red-team F26: a gzip-compressed
+    Gemini/Vertex gRPC message hid its prompt)."""
+    messages: list[bytes] = []
+    total, at = 0, 0
+    while at < len(content):
+        if len(content) - at < 5 or content[at] not in (0, 1):
+            raise UndecodableBody("the gRPC body is not a sequence of whole frames")
+        size = int.from_bytes(content[at + 1 : at + 5], "big")
+        message = content[at + 5 : at + 5 + size]
+        if len(message) != size:
+            raise UndecodableBody("a gRPC frame is cut short")
+        if content[at] == 1:
+            message = _inflate_grpc(message, limit - total)
+        total += len(message)
+        if total > limit:
+            raise UndecodableBody(f"the gRPC messages inflate past {limit} bytes")
+        messages.append(message)
+        at += 5 + size
+    return messages
+
+
+def _inflate_grpc(message: bytes, limit: int) -> bytes:
+    for wbits in (16 + zlib.MAX_WBITS, zlib.MAX_WBITS, -zlib.MAX_WBITS):  # gzip, zlib, raw deflate
+        inflater = zlib.decompressobj(wbits)
+        try:
+            out = inflater.decompress(message, limit + 1)
+        except zlib.error:
+            continue
+        if inflater.eof and not inflater.unconsumed_tail:
+            return out
+        if len(out) > limit:
+            raise UndecodableBody(f"a gRPC message inflates past {limit} bytes")
+    raise UndecodableBody("a gRPC message is compressed in a coding the proxy cannot undo")
+
+
+def grpc_model(message: bytes) -> str | None:
+    """Field 1 of a Gemini/Vertex GenerateContentRequest (`models/...`, `projects/.../models/...`):
+    the model, when the first field of the message is a string that names one."""
+    if len(message) < 2 or message[0] != 0x0A:  # field 1, length-delimited
+        return None
+    size, at, shift = 0, 1, 0
+    while at < len(message) and at < 6:
+        byte = message[at]
+        size |= (byte & 0x7F) << shift
+        at += 1
+        shift += 7
+        if not byte & 0x80:
+            break
+    value = message[at : at + size]
+    if len(value) != size or size > 512:
+        return None
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text if "models/" in text else None

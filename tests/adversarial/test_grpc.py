@@ -1,0 +1,95 @@
+"""Red-team F26: gRPC to Gemini and Vertex (the Vertex SDK's default transport).
+
+A GenerateContent call over gRPC matched no route: its model (field 1 of the request) was never
+judged, and a message sent compressed (`grpc-encoding: gzip`, frame flag 1) was opaque to DLP.
+The frames are now read as the server reads them: compressed messages inflated and scanned,
+the model read from field 1, and a body that is not whole frames, or compressed in a coding the
+proxy cannot undo, refused while DLP is on.
+"""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from tests.adversarial.wire import marker
+
+AWS_KEY = "AKIAZ7Q3M5X2R3W4T5YB"
+URL = "https://generativelanguage.googleapis.com/google.ai.generativelanguage.v1beta.GenerativeService/GenerateContent"
+POLICY = (
+    "dlp: {secrets: redact, pii: log}\nrules:\n  - {id: no-pro, match: {model: 'gemini-2.5-pro*'}, action: block}\n"
+)
+
+
+def _field(number: int, value: bytes) -> bytes:
+    return bytes([number << 3 | 2, len(value)]) + value  # lengths below 128 in these tests
+
+
+def _request(model: str, prompt: str) -> bytes:
+    part = _field(1, prompt.encode())  # Part.text
+    content = _field(1, part) + _field(2, b"user")  # Content.parts, Content.role
+    return _field(1, model.encode()) + _field(2, content)  # GenerateContentRequest.model, .contents
+
+
+def _frame(message: bytes, compressed: bool = False) -> bytes:
+    payload = gzip.compress(message) if compressed else message
+    return bytes([compressed]) + len(payload).to_bytes(4, "big") + payload
+
+
+@pytest.fixture(scope="module")
+def gate(module_proxy_with):
+    return module_proxy_with(POLICY)
+
+
+def _send(proxy, user: str, body: bytes):
+    mark = marker()
+    with proxy.client(user) as client:
+        answer = client.post(
+            URL,
+            content=body,
+            headers={"content-type": "application/grpc", "grpc-encoding": "gzip", "te": "trailers", "x-attack": mark},
+        )
+    return answer, mark
+
+
+def _reached(upstream, mark: str) -> bool:
+    return any(s.headers.get("x-attack") == mark for s in upstream.seen)
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+def test_a_key_in_a_grpc_prompt_is_refused(gate, upstream, compressed):
+    user = f"grpc-key-{int(compressed)}"
+    answer, mark = _send(gate, user, _frame(_request("models/gemini-2.5-flash", f"key {AWS_KEY}"), compressed))
+    assert answer.status_code == 403 and not _reached(upstream, mark)
+    [row] = gate.rows(f"user_name = '{user}'", expect=1)
+    assert (row["model"], row["dlp_action"], row["dlp_findings"]) == (
+        "models/gemini-2.5-flash",
+        "block",
+        "AWS_ACCESS_KEY:1",
+    )
+
+
+@pytest.mark.parametrize("compressed", [False, True], ids=["plain", "gzip"])
+def test_a_blocked_model_over_grpc_is_refused(gate, upstream, compressed):
+    user = f"grpc-model-{int(compressed)}"
+    answer, mark = _send(gate, user, _frame(_request("models/gemini-2.5-pro", "hello"), compressed))
+    assert answer.status_code == 403 and not _reached(upstream, mark)
+    [row] = gate.rows(f"user_name = '{user}'", expect=1)
+    assert (row["model"], row["rule_id"]) == ("models/gemini-2.5-pro", "no-pro")
+
+
+def test_a_grpc_body_the_proxy_cannot_read_fails_closed(gate, upstream):
+    message = _request("models/gemini-2.5-flash", f"key {AWS_KEY}")
+    snappy_like = bytes([1]) + len(message).to_bytes(4, "big") + message  # flag 1, not deflate
+    answer, mark = _send(gate, "grpc-unread", snappy_like)
+    assert answer.status_code == 403 and not _reached(upstream, mark)
+    answer, mark = _send(gate, "grpc-cut", _frame(message)[:-3])
+    assert answer.status_code == 403 and not _reached(upstream, mark)
+
+
+def test_a_clean_grpc_call_is_forwarded(gate, upstream):
+    answer, mark = _send(gate, "grpc-clean", _frame(_request("models/gemini-2.5-flash", "hello"), True))
+    assert _reached(upstream, mark)
+    [row] = gate.rows("user_name = 'grpc-clean'", expect=1)
+    assert (row["model"], row["dlp_findings"]) == ("models/gemini-2.5-flash", None)
