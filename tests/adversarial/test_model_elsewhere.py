@@ -73,3 +73,15 @@ def test_a_gemini_batch_names_its_model_in_the_path(proxy_with, upstream, method
     assert not reached(upstream, mark)
     [row] = proxy.rows(f"user_name = '{user}'", expect=1)
     assert (row["model"], row["rule_id"]) == ("gemini-2.5-pro", "no-pro")
+
+
+def test_bedrock_async_invoke_is_judged_by_its_model_id(proxy_with, upstream):
+    # An endpoint no route knows on an AI host: the model is read from `modelId` too.
+    proxy = proxy_with("rules:\n  - {id: no-nova, match: {model: 'amazon.nova-reel*'}, action: block}\n")
+    body = {"modelId": "amazon.nova-reel-v1:1", "modelInput": {"taskType": "TEXT_VIDEO"}, "outputDataConfig": {}}
+    url = "https://bedrock-runtime.us-east-1.amazonaws.com/async-invoke"
+    answer, mark = post_marked(proxy, "bedrock-async", json.dumps(body).encode(), url)
+    assert answer.status_code == 403, answer.text[:200]
+    assert not reached(upstream, mark)
+    [row] = proxy.rows("user_name = 'bedrock-async'", expect=1)
+    assert (row["model"], row["rule_id"]) == ("amazon.nova-reel-v1:1", "no-nova")
