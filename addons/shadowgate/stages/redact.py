@@ -137,7 +137,9 @@ def scan_json(
     for path, text in _every_string(body, ()) if every_string else prompt_strings(body, is_text):
         if time.thread_time() > deadline:
             raise ScanFailed("the scan ran out of time")
-        findings = scanner.scan(text)
+        # The request's budget, not the scanner's default (0.25 s and 1 us a character): one
+        # long string (a large MCP tool result) may need more, and the budget is dlp.budget_ms.
+        findings = scanner.scan(text, deadline)
         if not findings:
             continue
         to_redact = []
