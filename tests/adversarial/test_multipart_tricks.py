@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.adversarial.wire import marker
+from tests.adversarial.calls import post_marked
+from tests.adversarial.calls import reached
 
 AWS = "AKIA2OGYBAH6STMMNXNN"
 GHP = "ghp_R7mK2pX9vL4qW8nT3yB6cF1hJ5sD0gA2eZ4u"
 POLICY = "dlp: {secrets: block, pii: log}\n"
 FILES = "https://api.openai.com/v1/files"
+CLAUDE_UPLOAD = "https://claude.ai/api/0b9e0000-1111-2222-3333-444455556666/upload"
 DECOY = (b'Content-Disposition: form-data; name="purpose"', b"assistants")
 SECRET_FILE = (
     b'Content-Disposition: form-data; name="file"; filename="notes.txt"\r\nContent-Type: text/plain',
@@ -43,16 +45,25 @@ def _multipart(boundary: bytes, parts) -> bytes:
 
 def _upload(proxy, upstream, user: str, body: bytes, content_type: str):
     """(the client's answer, what the upstream got of this request, the row)."""
-    mark = marker()
-    with proxy.client(user) as client:
-        answer = client.post(
-            FILES,
-            content=body,
-            headers={"x-attack": mark, "authorization": "Bearer sk-test", "content-type": content_type},
-        )
+    answer, mark = post_marked(proxy, user, body, FILES, content_type)
     seen = [s for s in upstream.seen if s.headers.get("x-attack") == mark]
     [row] = proxy.rows(f"user_name = '{user}'", expect=1)
     return answer, seen, row
+
+
+def _claude_upload(proxy, upstream, user: str, head: bytes, data: bytes) -> dict:
+    """A file part uploaded to the Claude web app: refused (403, nothing upstream); its row."""
+    boundary = b"----WebKitFormBoundary7MA4"
+    answer, mark = post_marked(
+        proxy,
+        user,
+        _multipart(boundary, [(head, data)]),
+        CLAUDE_UPLOAD,
+        "multipart/form-data; boundary=" + boundary.decode(),
+    )
+    assert not reached(upstream, mark) and answer.status_code == 403, answer.text[:200]
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1, table="web_activity")
+    return row
 
 
 # Werkzeug reads boundary=BBB in each of these headers; the proxy used to read AAA.
@@ -186,15 +197,7 @@ def test_a_secret_in_a_file_name_on_a_chat_app_upload_is_found(gate, upstream):
         + GHP.encode()
         + b'.md"\r\nContent-Type: text/markdown'
     )
-    mark = marker()
-    with gate.client("mp-claude") as client:
-        answer = client.post(
-            "https://claude.ai/api/0b9e0000-1111-2222-3333-444455556666/upload",
-            content=_multipart(b"----WebKitFormBoundary7MA4", [(head, b"# Notes\nkeep private")]),
-            headers={"x-attack": mark, "content-type": "multipart/form-data; boundary=----WebKitFormBoundary7MA4"},
-        )
-    assert [s for s in upstream.seen if s.headers.get("x-attack") == mark] == [] and answer.status_code == 403
-    [row] = gate.rows("user_name = 'mp-claude'", expect=1, table="web_activity")
+    row = _claude_upload(gate, upstream, "mp-claude", head, b"# Notes\nkeep private")
     assert (row["endpoint"], row["dlp_action"], row["dlp_findings"]) == ("claude.upload", "block", "GITHUB_TOKEN:1")
 
 
@@ -259,15 +262,7 @@ def test_a_chat_app_upload_not_in_utf8_is_read(gate, upstream, name, ctype, data
     """Red-team F18 in the web-app reader: a text file that is not UTF-8 used to be 'binary'."""
     head = f'Content-Disposition: form-data; name="file"; filename="{name}"\r\nContent-Type: {ctype}'.encode()
     user = f"mp-claude-{name.split('.')[0]}"
-    mark = marker()
-    with gate.client(user) as client:
-        answer = client.post(
-            "https://claude.ai/api/0b9e0000-1111-2222-3333-444455556666/upload",
-            content=_multipart(b"----WebKitFormBoundary7MA4", [(head, data)]),
-            headers={"x-attack": mark, "content-type": "multipart/form-data; boundary=----WebKitFormBoundary7MA4"},
-        )
-    assert [s for s in upstream.seen if s.headers.get("x-attack") == mark] == [] and answer.status_code == 403
-    [row] = gate.rows(f"user_name = '{user}'", expect=1, table="web_activity")
+    row = _claude_upload(gate, upstream, user, head, data)
     assert (row["endpoint"], row["dlp_action"], row["dlp_findings"]) == ("claude.upload", "block", "GITHUB_TOKEN:1")
 
 
@@ -308,13 +303,5 @@ def test_a_key_in_a_docx_is_found_as_word_shows_it(gate, upstream, main_part, bo
         b'Content-Disposition: form-data; name="file"; filename="notes.docx"\r\nContent-Type: application/octet-stream'
     )
     user = f"mp-docx-{main_part.split('/')[1][:4]}-{len(body) % 97}"
-    mark = marker()
-    with gate.client(user) as client:
-        answer = client.post(
-            "https://claude.ai/api/0b9e0000-1111-2222-3333-444455556666/upload",
-            content=_multipart(b"----WebKitFormBoundary7MA4", [(head, _docx(main_part, body))]),
-            headers={"x-attack": mark, "content-type": "multipart/form-data; boundary=----WebKitFormBoundary7MA4"},
-        )
-    assert [s for s in upstream.seen if s.headers.get("x-attack") == mark] == [] and answer.status_code == 403
-    [row] = gate.rows(f"user_name = '{user}'", expect=1, table="web_activity")
+    row = _claude_upload(gate, upstream, user, head, _docx(main_part, body))
     assert (row["dlp_action"], row["dlp_findings"]) == ("block", "GITHUB_TOKEN:1")
