@@ -34,8 +34,7 @@ from shadowgate.wireformats import read_json_body
 from shadowgate.wireformats.base import RequestFacts
 from shadowgate.wireformats.base import Route
 from shadowgate.wireformats.common import header_map
-from shadowgate.wireformats.decoding import UndecodableBody
-from shadowgate.wireformats.decoding import grpc_messages
+from shadowgate.wireformats.decoding import grpc_head
 from shadowgate.wireformats.decoding import grpc_model
 from shadowgate.wireformats.decoding import is_grpc
 from shadowgate.wireformats.decoding import readable_content
@@ -223,18 +222,12 @@ class Identify:
                 return
         if body is not None:  # an endpoint no route knows on an AI host: still its model
             rec.facts = unknown_endpoint_facts(body)
-        elif rec.ai_host and is_grpc(flow.request.headers.get("content-type", "")):
-            rec.facts = _grpc_facts(flow)
-
-
-def _grpc_facts(flow: http.HTTPFlow) -> RequestFacts | None:
-    # Gemini's and Vertex's gRPC transport names the model in the request's field 1 (red-team
-    # F26). A body that cannot be read gives no model: DLP refuses it (bodyscan).
-    try:
-        messages = grpc_messages(readable_content(flow.request))
-    except UndecodableBody:
-        return None
-    return RequestFacts(operation="", model=next((m for msg in messages if (m := grpc_model(msg))), None))
+        elif rec.ai_host and not rec.body_unread and is_grpc(flow.request.headers.get("content-type", "")):
+            # Gemini's and Vertex's gRPC transport names the model in the request's field 1
+            # (red-team F26): read from the first message's head only. A body that cannot be
+            # read gives no model, and DLP refuses it (bodyscan).
+            head = grpc_head(readable_content(flow.request))
+            rec.facts = RequestFacts(operation="", model=grpc_model(head))
 
 
 def _note_unparsed(rec: FlowRecord, why: str | None) -> None:

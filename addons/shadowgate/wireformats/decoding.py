@@ -416,6 +416,23 @@ def _inflate_grpc(message: bytes, limit: int) -> bytes:
     raise UndecodableBody("a gRPC message is compressed in a coding the proxy cannot undo")
 
 
+def grpc_head(content: bytes, size: int = 1024) -> bytes:
+    """The first bytes of a gRPC body's first message, inflated if it is compressed: enough for
+    its first fields, without inflating the rest (this runs on the event loop). b"" when they
+    cannot be read."""
+    if len(content) < 5 or content[0] not in (0, 1):
+        return b""
+    message = content[5 : 5 + int.from_bytes(content[1:5], "big")]
+    if content[0] == 0:
+        return message[:size]
+    for wbits in (16 + zlib.MAX_WBITS, zlib.MAX_WBITS, -zlib.MAX_WBITS):  # gzip, zlib, raw deflate
+        try:
+            return zlib.decompressobj(wbits).decompress(message, size)
+        except zlib.error:
+            continue
+    return b""
+
+
 def grpc_model(message: bytes) -> str | None:
     """Field 1 of a Gemini/Vertex GenerateContentRequest (`models/...`, `projects/.../models/...`):
     the model, when the first field of the message is a string that names one."""
