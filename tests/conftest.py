@@ -79,6 +79,9 @@ TEST_HOSTS = sorted(
         "bedrock-agent-runtime.us-east-1.amazonaws.com",
         "api.elevenlabs.io",
         "notebooklm.google.com",
+        # gateways that name models outside the body's `model` (tests/adversarial/test_model_elsewhere.py)
+        "api.portkey.ai",
+        "gateway.ai.cloudflare.com",
     }
 )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from mitmproxy.http import Headers
 
 from shadowgate.config.policy import DlpPolicy
 from shadowgate.demo.fakeupstream import case_body
@@ -19,6 +20,8 @@ from shadowgate.wireformats import PROMPT_KEYS
 from shadowgate.wireformats import SYSTEM_KEYS
 from shadowgate.wireformats import prompt_strings
 from shadowgate.wireformats.base import Route
+from shadowgate.wireformats.common import nested_models
+from shadowgate.wireformats.common import router_header_models
 from shadowgate.wireformats.framing import framing_for
 
 CASES = load_cases()
@@ -163,3 +166,52 @@ def test_error_shapes_the_sdks_expect():
 def test_gateway_routes(parser, operation, expected):
     route = PARSERS[parser].gateway_route(Route("x", parser, operation))
     assert (None if route is None else (route.api, route.path, route.key_header)) == expected
+
+
+# --------------------------------------------------------------------------- models named elsewhere
+
+
+def test_nested_models_reads_every_depth_once_and_stops_at_its_limit():
+    body = [{"query": {"model": "a"}}, {"targets": [{"override_params": {"model": "b"}}, {"model": "a"}]}]
+    assert nested_models(body) == ("a", "b")
+    deep: dict = {"model": "x"}
+    for _ in range(5000):  # deeper than Python's recursion limit: walked, not recursed
+        deep = {"next": deep}
+    assert nested_models(deep) == ("x",)
+    many = [{"model": f"m{i}"} for i in range(100)]
+    assert len(nested_models(many, limit=10)) == 10
+
+
+def test_router_header_models_reads_each_repeated_header():
+    headers = Headers(
+        [
+            (b"x-portkey-config", b'{"override_params": {"model": "gpt-4o"}}'),
+            (b"X-Portkey-Config", b'{"targets": [{"override_params": {"model": "o3"}}]}'),
+        ]
+    )
+    assert router_header_models(headers) == ("gpt-4o", "o3")
+    # A saved config's id names no model here; a config that does not parse names none either.
+    assert router_header_models(Headers(x_portkey_config="pc-abc123")) == ()
+    assert router_header_models({"x-portkey-config": "{not json"}) == ()
+
+
+def test_a_batch_files_models_are_read_from_its_lines():
+    parser = PARSERS["openai-files"]
+    lines = "\n".join(
+        [
+            json.dumps({"custom_id": "1", "body": {"model": "gpt-4.1"}}),
+            "not json",
+            json.dumps({"custom_id": "2", "body": {"model": "o3"}}) + "\r",
+            json.dumps({"custom_id": "3", "body": {"model": "gpt-4o"}})
+            + "\u2028"
+            + json.dumps({"body": {"model": "x"}}),
+        ]
+    )
+    body = (
+        '--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+        '--b\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n' + lines + "\r\n--b--\r\n"
+    ).encode()
+    # A lenient reader splits at U+2028 as well: both readings' models are judged.
+    assert parser.models_in_body(body, "multipart/form-data; boundary=b") == ("gpt-4.1", "o3", "gpt-4o", "x")
+    assert parser.models_in_body(b"--b\r\nbroken", "multipart/form-data; boundary=b") == ()
+    assert PARSERS["openai-chat"].models_in_body(body, "multipart/form-data; boundary=b") == ()

@@ -7,15 +7,19 @@ from tests.adversarial.wire import marker
 CHAT_URL = "https://api.openai.com/v1/chat/completions"
 
 
-def post_marked(proxy, user: str, body: bytes, url: str = CHAT_URL, content_type: str = "application/json"):
+def post_marked(
+    proxy,
+    user: str,
+    body: bytes,
+    url: str = CHAT_URL,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+):
     """POST a body (JSON unless told) as `user` with a fresh x-attack mark: (httpx answer, the mark)."""
     mark = marker()
+    sent = {"content-type": content_type, "authorization": "Bearer sk-test", "x-attack": mark, **(headers or {})}
     with proxy.client(user) as client:
-        answer = client.post(
-            url,
-            content=body,
-            headers={"content-type": content_type, "authorization": "Bearer sk-test", "x-attack": mark},
-        )
+        answer = client.post(url, content=body, headers=sent)
     return answer, mark
 
 

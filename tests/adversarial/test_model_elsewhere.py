@@ -85,3 +85,82 @@ def test_bedrock_async_invoke_is_judged_by_its_model_id(proxy_with, upstream):
     assert not reached(upstream, mark)
     [row] = proxy.rows("user_name = 'bedrock-async'", expect=1)
     assert (row["model"], row["rule_id"]) == ("amazon.nova-reel-v1:1", "no-nova")
+
+
+def _batch_file(models: list[str], field: str = "file") -> tuple[bytes, str]:
+    """A `/v1/files` upload (purpose batch) whose JSONL lines name these models, as the SDK sends it
+    (an upload's part sends the file's bytes in its `data` field)."""
+    lines = [
+        json.dumps({"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
+                    "body": {"model": m, "messages": HI}})
+        for i, m in enumerate(models)
+    ]  # fmt: skip
+    boundary = "batchfile"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="in.jsonl"\r\n'
+        "Content-Type: application/octet-stream\r\n\r\n" + "\n".join(lines) + f"\n\r\n--{boundary}--\r\n"
+    )
+    return body.encode(), f"multipart/form-data; boundary={boundary}"
+
+
+@pytest.mark.parametrize(
+    ("path", "field"), [("/v1/files", "file"), ("/v1/uploads/upload_abc/parts", "data")], ids=["files", "upload-part"]
+)
+def test_a_batch_input_file_is_judged_by_every_line(proxy_with, upstream, path, field):
+    # The batch that runs this file later names only its id: the upload is where its models show.
+    proxy = proxy_with(BLOCK)
+    body, content_type = _batch_file(["gpt-4.1-mini", "gpt-4.1", "GPT-4o-2024-08-06"], field)
+    user = f"batch-{field}"
+    answer, mark = post_marked(proxy, user, body, f"https://api.openai.com{path}", content_type)
+    assert answer.status_code == 403, answer.text[:200]
+    assert not reached(upstream, mark)
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert (row["rule_id"], row["operation"]) == ("no-gpt4o", "upload_file")
+
+
+def test_a_batch_input_file_of_allowed_models_uploads(proxy_with, upstream):
+    proxy = proxy_with(BLOCK)
+    body, content_type = _batch_file(["gpt-4.1-mini", "gpt-4.1"])
+    answer, mark = post_marked(proxy, "batch-file-ok", body, "https://api.openai.com/v1/files", content_type)
+    assert answer.status_code == 200, answer.text[:200]
+    assert reached(upstream, mark)
+
+
+def test_an_unknown_endpoints_nested_models_are_judged(proxy_with, upstream):
+    # Cloudflare AI Gateway's universal endpoint: an array of provider requests, each its own model.
+    proxy = proxy_with(BLOCK)
+    body = [
+        {"provider": "workers-ai", "endpoint": "@cf/meta/llama-3.1-8b-instruct", "headers": {}, "query": {"prompt": "hi"}},
+        {"provider": "openai", "endpoint": "chat/completions", "headers": {}, "query": {"model": "gpt-4o", "messages": HI}},
+    ]  # fmt: skip
+    url = "https://gateway.ai.cloudflare.com/v1/acct123/gw1"
+    answer, mark = post_marked(proxy, "cf-universal", json.dumps(body).encode(), url)
+    assert answer.status_code == 403, answer.text[:200]
+    assert not reached(upstream, mark)
+    [row] = proxy.rows("user_name = 'cf-universal'", expect=1)
+    assert row["rule_id"] == "no-gpt4o"
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"override_params": {"model": "gpt-4o"}},
+        {
+            "strategy": {"mode": "fallback"},
+            "targets": [{"provider": "openai"}, {"override_params": {"model": "gpt-4o"}}],
+        },
+    ],
+    ids=["override", "fallback-target"],
+)
+def test_a_portkey_config_header_names_models(proxy_with, upstream, config):
+    # Portkey runs the models its config header names, whatever the body's `model` says.
+    proxy = proxy_with(BLOCK)
+    user = f"portkey-{len(json.dumps(config))}"
+    body = json.dumps({"model": "gpt-4.1", "messages": HI}).encode()
+    url = "https://api.portkey.ai/v1/chat/completions"
+    answer, mark = post_marked(proxy, user, body, url, headers={"x-portkey-config": json.dumps(config)})
+    assert answer.status_code == 403, answer.text[:200]
+    assert not reached(upstream, mark)
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert row["rule_id"] == "no-gpt4o"

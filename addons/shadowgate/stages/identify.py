@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any
 
 from mitmproxy import http
@@ -34,6 +35,7 @@ from shadowgate.wireformats import read_json_body
 from shadowgate.wireformats.base import RequestFacts
 from shadowgate.wireformats.base import Route
 from shadowgate.wireformats.common import header_map
+from shadowgate.wireformats.common import router_header_models
 from shadowgate.wireformats.decoding import grpc_head
 from shadowgate.wireformats.decoding import grpc_model
 from shadowgate.wireformats.decoding import is_grpc
@@ -168,10 +170,10 @@ class Identify:
             return None
         if len(content) > PARSE_INLINE_BYTES:
             return self._parse_off_loop(flow, rec, content)
-        body, unparsed = read_json_body(content, flow.request.headers.get("content-type"))
+        body, unparsed, models = read_request(rec.route, content, flow.request.headers.get("content-type"))
         rec.parsed_body = (raw, body)
         _note_unparsed(rec, unparsed)
-        self._understand(flow, rec, body)
+        self._understand(flow, rec, body, models)
         return None
 
     def _late_body(self, flow: http.HTTPFlow) -> None:
@@ -190,14 +192,23 @@ class Identify:
             rec.ai_host = inspected or provider is not None and provider.is_usage
 
     async def _parse_off_loop(self, flow: http.HTTPFlow, rec: FlowRecord, content: bytes) -> None:
-        body, unparsed = await asyncio.to_thread(read_json_body, content, flow.request.headers.get("content-type"))
+        content_type = flow.request.headers.get("content-type")
+        body, unparsed, models = await asyncio.to_thread(read_request, rec.route, content, content_type)
         _note_unparsed(rec, unparsed)
         started = time.perf_counter_ns()
-        self._understand(flow, rec, body)
+        self._understand(flow, rec, body, models)
         rec.overhead_ns += time.perf_counter_ns() - started
 
-    def _understand(self, flow: http.HTTPFlow, rec: FlowRecord, body: Any) -> None:
-        """The request's facts from its parsed body."""
+    def _understand(self, flow: http.HTTPFlow, rec: FlowRecord, body: Any, body_models: tuple[str, ...] = ()) -> None:
+        """The request's facts from its parsed body, and every other model it names (in a body
+        that is not JSON, in a gateway's config header), which model rules judge as well."""
+        self._facts_from_body(flow, rec, body)
+        others = body_models + router_header_models(flow.request.headers)
+        if others and flow_record(flow) is rec:
+            facts = rec.facts or RequestFacts(operation=rec.route.operation if rec.route else "")
+            rec.facts = replace(facts, other_models=tuple(dict.fromkeys(facts.other_models + others)))
+
+    def _facts_from_body(self, flow: http.HTTPFlow, rec: FlowRecord, body: Any) -> None:
         if rec.route is not None:
             parser = PARSERS[rec.route.parser]
             by_shape = rec.provider is None or SHAPE_ROUTE_KEY in flow.metadata
@@ -228,6 +239,17 @@ class Identify:
             # read gives no model, and DLP refuses it (bodyscan).
             head = grpc_head(readable_content(flow.request))
             rec.facts = RequestFacts(operation="", model=grpc_model(head))
+
+
+def read_request(
+    route: Route | None, content: bytes, content_type: str | None
+) -> tuple[Any, str | None, tuple[str, ...]]:
+    """(the body's JSON value or None, why a JSON-looking body cannot be read, the models a body
+    that is not JSON names for its route's format). Run off the loop for a big body."""
+    body, unparsed = read_json_body(content, content_type)
+    if body is not None or unparsed is not None or route is None:
+        return body, unparsed, ()
+    return body, unparsed, PARSERS[route.parser].models_in_body(content, content_type or "")
 
 
 def _note_unparsed(rec: FlowRecord, why: str | None) -> None:

@@ -137,6 +137,11 @@ class WireParser(Protocol):
         """body is the decoded JSON value (dict, list, ...) or None when it was not JSON."""
         ...
 
+    def models_in_body(self, content: bytes, content_type: str) -> tuple[str, ...]:
+        """The models a request body that is not JSON names (a batch input file's requests, in
+        a multipart upload): judged as other models the call will run. Most formats: none."""
+        ...
+
     def parse_response(self, headers: Mapping[str, str], body: Any) -> ResponseFacts:
         """Non-streaming response. body is the decoded JSON value or None."""
         ...

@@ -137,6 +137,45 @@ def fallback_models(body: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for name in names if (n := nonempty_str(name))))
 
 
+def nested_models(value: Any, fields: tuple[str, ...] = ("model",), limit: int = 64) -> tuple[str, ...]:
+    """Every string under one of these keys at any depth, each once (at most `limit`): the models
+    a request names where no wire format says it will (an unknown endpoint's array of provider
+    requests, a gateway's config). Iterative, so a deep body costs no recursion."""
+    found: dict[str, None] = {}
+    stack = [value]
+    while stack and len(found) < limit:
+        item = stack.pop()
+        if isinstance(item, dict):
+            for key, child in item.items():
+                if key in fields and (name := nonempty_str(child)):
+                    found[name] = None
+                elif isinstance(child, dict | list):
+                    stack.append(child)
+        elif isinstance(item, list):
+            stack.extend(c for c in reversed(item) if isinstance(c, dict | list))
+    return tuple(found)
+
+
+# Portkey runs the models its config names (`override_params.model`, per fallback or load-balance
+# target), whatever the body's `model` says; the config comes as JSON in this header or as the id
+# of one saved in Portkey (unknown here, see docs/threat-model.md).
+ROUTER_CONFIG_HEADERS = ("x-portkey-config",)
+
+
+def router_header_models(headers: Mapping[str, str]) -> tuple[str, ...]:
+    """The models a gateway's config header names (red-team F15)."""
+    names: list[str] = []
+    get_all = getattr(headers, "get_all", None)  # mitmproxy's Headers: each repeated field apart
+    for header in ROUTER_CONFIG_HEADERS:
+        for raw in get_all(header) if get_all is not None else [headers.get(header, "")]:
+            try:
+                config = loads_lenient(raw) if raw.lstrip().startswith("{") else None
+            except (ValueError, RecursionError):
+                config = None
+            names.extend(nested_models(config))
+    return tuple(dict.fromkeys(names))
+
+
 # Strings a lax server reads as false. OpenAI and Azure reject a non-boolean "stream" (400
 # invalid_request_error), but pydantic-based OpenAI-compatible servers (vLLM, LiteLLM, SGLang)
 # coerce "true"/"1"/"yes"/"on" to True and these to False (vllm-project/vllm#1273), and naive
@@ -542,6 +581,9 @@ class JsonWireParser:
         except Exception:
             operation = route.operation if isinstance(getattr(route, "operation", None), str) else "chat"
             return RequestFacts(operation=operation)
+
+    def models_in_body(self, content: bytes, content_type: str) -> tuple[str, ...]:
+        return ()
 
     def parse_response(self, headers: Mapping[str, str], body: Any) -> ResponseFacts:
         try:

@@ -18,11 +18,15 @@ from .common import body_model
 from .common import body_streaming
 from .common import dicts
 from .common import dig
+from .common import loads_lenient
 from .common import nonempty_str
 from .common import openai_error
 from .common import text_chars
 from .common import text_len
 from .common import usage_or_empty
+from .decoding import UndecodableBody
+from .multipart import is_multipart
+from .multipart import parse_multipart
 
 
 class _ObjectAccumulator:
@@ -58,6 +62,36 @@ class OpenAIFilesParser(JsonWireParser):
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _ObjectAccumulator()
+
+    def models_in_body(self, content: bytes, content_type: str) -> tuple[str, ...]:
+        """Each line's `body.model` in an uploaded JSONL file (the `file` field of /v1/files, the
+        `data` field of an upload's part): the batch that later runs it names only the file id,
+        so this upload is the one request that shows its models (red-team F15). A line cut by an
+        upload's part boundary is read in neither part (docs/threat-model.md)."""
+        if not is_multipart(content_type):
+            return ()
+        try:
+            parts = parse_multipart(content, content_type)
+        except UndecodableBody:
+            return ()  # DLP refuses a body it cannot split (bodyscan)
+        models: list[str] = []
+        for part in parts:
+            if part.name in ("file", "data"):
+                text = content[part.start : part.end].decode("utf-8", "replace")
+                # Split as a strict reader (\n) and as a lenient one (any line break) would.
+                for line in dict.fromkeys([*text.split("\n"), *text.splitlines()]):
+                    models.extend(_line_models(line))
+        return tuple(dict.fromkeys(models))
+
+
+def _line_models(line: str) -> list[str]:
+    if "{" not in line:
+        return []
+    try:
+        request = loads_lenient(line.strip())
+    except (ValueError, RecursionError):
+        return []
+    return [m for m in (nonempty_str(dig(request, "body", "model")), nonempty_str(dig(request, "model"))) if m]
 
 
 class _RunAccumulator:
