@@ -147,3 +147,25 @@ def test_unquoted_off_in_dlp_means_off(tmp_path):
     # Every action off is DLP off: nothing is scanned.
     assert policy_from(tmp_path, "dlp: {secrets: off, pii: off, types: {EMAIL: off}}\n").dlp is None
     assert policy_from(tmp_path, "dlp: {secrets: off, pii: off, types: {EMAIL: log}}\n").dlp.types == {"EMAIL": "log"}
+
+
+def test_a_model_named_by_reference_meets_the_strictest_rule_a_model_could_meet(tmp_path):
+    policy = policy_from(
+        tmp_path,
+        "rules:\n"
+        "  - {id: approved, match: {provider: openai, model: [gpt-4.1*]}, action: allow}\n"
+        "  - {id: coach-o3, match: {provider: openai, model: 'o3*'}, action: coach}\n"
+        "  - {id: openai-rest, match: {provider: openai}, action: block}\n"
+        "  - {id: no-opus, match: {model: 'claude-opus*'}, action: block}\n",
+    )
+    stored = Facts(host="api.openai.com", provider="openai", model_reference="the stored prompt pmpt_1")
+    decision = policy.decide(stored)
+    assert (decision.action, decision.rule_id) == ("block", "openai-rest")  # a rule without a model ends the walk
+    anthropic = Facts(host="api.anthropic.com", provider="anthropic", model_reference="the gateway config 'pc-1'")
+    decision = policy.decide(anthropic)
+    assert (decision.action, decision.rule_id) == ("block", "no-opus")
+    assert "pc-1" in decision.reason and "any model" in decision.reason
+    # The model named in the call is judged too: the stricter of the two holds.
+    named = Facts(host="api.openai.com", provider="openai", model="gpt-4.1", model_reference="the stored prompt pmpt_1")
+    assert policy.decide(named).rule_id == "openai-rest"
+    assert policy.decide(Facts(host="api.openai.com", provider="openai", model="gpt-4.1")).rule_id == "approved"

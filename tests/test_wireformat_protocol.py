@@ -189,10 +189,14 @@ def test_router_header_models_reads_each_repeated_header():
             (b"X-Portkey-Config", b'{"targets": [{"override_params": {"model": "o3"}}]}'),
         ]
     )
-    assert router_header_models(headers) == ("gpt-4o", "o3")
-    # A saved config's id names no model here; a config that does not parse names none either.
-    assert router_header_models(Headers(x_portkey_config="pc-abc123")) == ()
-    assert router_header_models({"x-portkey-config": "{not json"}) == ()
+    assert router_header_models(headers) == (("gpt-4o", "o3"), None)
+    # A saved config's id (or a config that does not parse) names its models by reference.
+    assert router_header_models(Headers(x_portkey_config="pc-abc123")) == (
+        (),
+        "the gateway config 'pc-abc123' (x-portkey-config)",
+    )
+    assert router_header_models({"x-portkey-config": "{not json"})[1] is not None
+    assert router_header_models({}) == ((), None)
 
 
 def test_a_batch_files_models_are_read_from_its_lines():

@@ -104,6 +104,7 @@ class FlowRecord:
             wire_format=self.route.wire_format if self.route else None,
             model=self.facts.model if self.facts else None,
             other_models=self.facts.other_models if self.facts else (),
+            model_reference=self.facts.model_reference if self.facts else None,
             user=self.person.user,
             group=self.person.group,
             client_ip=self.client_ip,

@@ -164,3 +164,48 @@ def test_a_portkey_config_header_names_models(proxy_with, upstream, config):
     assert not reached(upstream, mark)
     [row] = proxy.rows(f"user_name = '{user}'", expect=1)
     assert row["rule_id"] == "no-gpt4o"
+
+
+MODEL_RULE_ONLY = (
+    "rules:\n  - {id: no-gpt4o, match: {model: 'gpt-4o*'}, action: block, message: 'GPT-4o is not approved'}\n"
+)
+STORED_PROMPT = {"prompt": {"id": "pmpt_abc123", "version": "2"}, "input": "hi"}
+RESPONSES_URL = "https://api.openai.com/v1/responses"
+
+
+def test_a_stored_prompts_hidden_model_is_judged_as_any_model(proxy_with, upstream):
+    # The stored prompt's model is set in OpenAI's dashboard: the proxy cannot see whether it is
+    # the blocked one, so the call meets the strictest rule a model could meet.
+    proxy = proxy_with(MODEL_RULE_ONLY)
+    answer, mark = post_marked(proxy, "stored-prompt", json.dumps(STORED_PROMPT).encode(), RESPONSES_URL)
+    assert answer.status_code == 403, answer.text[:200]
+    assert "pmpt_abc123" in answer.text and "GPT-4o is not approved" in answer.text
+    assert not reached(upstream, mark)
+    [row] = proxy.rows("user_name = 'stored-prompt'", expect=1)
+    assert (row["decision"], row["rule_id"], row["model"]) == ("block", "no-gpt4o", None)
+
+
+def test_a_stored_prompt_passes_where_no_model_rule_could_apply(proxy_with, upstream):
+    proxy = proxy_with(
+        "rules:\n  - {id: allow-team, match: {user: [alice]}, action: allow}\n" + MODEL_RULE_ONLY.split("\n", 1)[1]
+    )
+    answer, mark = post_marked(proxy, "alice", json.dumps(STORED_PROMPT).encode(), RESPONSES_URL)
+    assert answer.status_code == 200, answer.text[:200]
+    assert reached(upstream, mark)
+    # With a model named in the call, that model is the one run: judged as usual.
+    body = json.dumps({**STORED_PROMPT, "model": "gpt-4.1"}).encode()
+    answer, mark = post_marked(proxy_with(MODEL_RULE_ONLY), "stored-prompt-model", body, RESPONSES_URL)
+    assert answer.status_code == 200, answer.text[:200]
+    assert reached(upstream, mark)
+
+
+def test_a_saved_portkey_config_is_judged_as_any_model(proxy_with, upstream):
+    proxy = proxy_with(MODEL_RULE_ONLY)
+    body = json.dumps({"model": "gpt-4.1", "messages": HI}).encode()
+    url = "https://api.portkey.ai/v1/chat/completions"
+    answer, mark = post_marked(proxy, "portkey-saved", body, url, headers={"x-portkey-config": "pc-abc123"})
+    assert answer.status_code == 403, answer.text[:200]
+    assert not reached(upstream, mark)
+    # Without it, the body's model is the one run.
+    answer, mark = post_marked(proxy, "portkey-plain", body, url)
+    assert answer.status_code == 200, answer.text[:200]

@@ -80,6 +80,9 @@ class Facts:
     group: str | None = None
     client_ip: str | None = None
     other_models: tuple[str, ...] = ()  # fallbacks and batch requests' models, judged like model
+    # What names a model the call runs that the proxy cannot see (a stored prompt, a saved
+    # gateway config): judged as the strictest model any rule could name.
+    model_reference: str | None = None
     # The catalog's risk facts about the provider (config/catalog_facts.py): its derived level and
     # the training setting of its worst plan tier. None for a host the catalog does not list.
     risk: str | None = None
@@ -333,7 +336,11 @@ class Policy:
         """The first matching rule's decision. A model that an upstream may read as another
         (`GPT-4o`, `openai/gpt-4o`: see model_forms) is judged in each form, and so is each of
         the other models the call may run (fallbacks, a batch's requests): the strictest wins,
-        the first (the model as sent) among equals."""
+        the first (the model as sent) among equals. A call that also runs a model it names only
+        by reference is judged as well as the strictest model a rule could name (any_model)."""
+        if facts.model_reference is not None:
+            known = self.decide(replace(facts, model_reference=None))
+            return max([known, self.any_model(facts)], key=strictness)
         forms = model_forms(facts.model) if facts.model is not None else ()
         if facts.other_models:
             others = (f for m in facts.other_models for f in model_forms(m))
@@ -343,6 +350,25 @@ class Policy:
             return self._first_match(facts)
         decisions = [self._first_match(replace(facts, model=form)) for form in forms]
         return max(decisions, key=strictness)  # max keeps the first of equals
+
+    def any_model(self, facts: Facts) -> Decision:
+        """The strictest decision the call could get for any model: each rule, in order, whose
+        only mismatch may be the model, up to the first that matches whatever the model is."""
+        decisions = []
+        for rule in self.rules:
+            if rule.match.models is None:
+                if rule.match.check(facts) is None:
+                    decisions.append(self._decision(rule))
+                    break
+            elif replace(rule.match, models=None).check(facts) is None:
+                decisions.append(self._decision(rule))
+        else:
+            decisions.append(DEFAULT_DECISION)
+        decision = max(decisions, key=strictness)
+        if decision.rule is None or decision.rule.match.models is None:
+            return decision
+        why = f"{facts.model_reference} names a model the proxy cannot see, judged as any model the rule names"
+        return replace(decision, reason=f"{decision.reason} ({why})" if decision.reason else why)
 
     def _first_match(self, facts: Facts) -> Decision:
         for rule in self.rules:

@@ -203,10 +203,15 @@ class Identify:
         """The request's facts from its parsed body, and every other model it names (in a body
         that is not JSON, in a gateway's config header), which model rules judge as well."""
         self._facts_from_body(flow, rec, body)
-        others = body_models + router_header_models(flow.request.headers)
-        if others and flow_record(flow) is rec:
+        header_models, reference = router_header_models(flow.request.headers)
+        others = body_models + header_models
+        if (others or reference) and flow_record(flow) is rec:
             facts = rec.facts or RequestFacts(operation=rec.route.operation if rec.route else "")
-            rec.facts = replace(facts, other_models=tuple(dict.fromkeys(facts.other_models + others)))
+            rec.facts = replace(
+                facts,
+                other_models=tuple(dict.fromkeys(facts.other_models + others)),
+                model_reference=facts.model_reference or reference,
+            )
 
     def _facts_from_body(self, flow: http.HTTPFlow, rec: FlowRecord, body: Any) -> None:
         if rec.route is not None:

@@ -49,6 +49,9 @@ class RequestFacts:
     # Other models the call may run (OpenRouter's `models` fallbacks, the requests of a batch):
     # model rules judge each of them as well (red-team F15).
     other_models: tuple[str, ...] = ()
+    # A model the call runs that it names only by reference (a stored prompt's id, a gateway
+    # config saved elsewhere): what the reference is. Model rules judge it as any model.
+    model_reference: str | None = None
 
 
 @dataclass(slots=True)

@@ -162,18 +162,25 @@ def nested_models(value: Any, fields: tuple[str, ...] = ("model",), limit: int =
 ROUTER_CONFIG_HEADERS = ("x-portkey-config",)
 
 
-def router_header_models(headers: Mapping[str, str]) -> tuple[str, ...]:
-    """The models a gateway's config header names (red-team F15)."""
+def router_header_models(headers: Mapping[str, str]) -> tuple[tuple[str, ...], str | None]:
+    """(the models a gateway's config header names, the saved config it names by id or None)
+    (red-team F15)."""
     names: list[str] = []
+    reference = None
     get_all = getattr(headers, "get_all", None)  # mitmproxy's Headers: each repeated field apart
     for header in ROUTER_CONFIG_HEADERS:
         for raw in get_all(header) if get_all is not None else [headers.get(header, "")]:
+            if not raw.strip():
+                continue
             try:
-                config = loads_lenient(raw) if raw.lstrip().startswith("{") else None
+                config = loads_lenient(raw)
             except (ValueError, RecursionError):
                 config = None
-            names.extend(nested_models(config))
-    return tuple(dict.fromkeys(names))
+            if isinstance(config, dict):
+                names.extend(nested_models(config))
+            else:
+                reference = f"the gateway config {raw.strip()[:80]!r} ({header})"
+    return tuple(dict.fromkeys(names)), reference
 
 
 # Strings a lax server reads as false. OpenAI and Azure reject a non-boolean "stream" (400

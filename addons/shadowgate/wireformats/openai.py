@@ -251,7 +251,12 @@ class OpenAIResponsesParser(_OpenAIParser):
     def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
         keys = ("text", "content", "output")  # output: function_call_output items fed back in
         prompt_chars = text_chars(dig(body, "input"), keys) + text_chars(dig(body, "instructions"))
-        return _facts(route, body, prompt_chars)
+        facts = _facts(route, body, prompt_chars)
+        stored = nonempty_str(dig(body, "prompt", "id"))
+        if stored is not None and facts.model is None:
+            # A stored prompt carries its model, set in OpenAI's dashboard (red-team F15).
+            facts.model_reference = f"the stored prompt {stored[:80]}"
+        return facts
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _ResponsesAccumulator()
