@@ -24,6 +24,11 @@ def _fullwidth(s: str) -> str:
     return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in s)
 
 
+def _tags(s: str) -> str:
+    """Each character as its Unicode tag twin (U+E0041 for "A"): invisible, read by a model (red-team F38)."""
+    return "".join(chr(0xE0000 + ord(c)) for c in s)
+
+
 EVASIONS = {
     "zero_width": KEY[:8] + "\u200b" + KEY[8:50] + "\u2060\u200d" + KEY[50:],
     "soft_hyphens": "\u00ad".join(KEY[i : i + 9] for i in range(0, len(KEY), 9)),
@@ -31,6 +36,8 @@ EVASIONS = {
     "homoglyph": "ѕk-аnt" + KEY[6:],  # Cyrillic dze and a
     "base64": base64.b64encode(f"my key {KEY}".encode()).decode(),
     "percent": quote(f"my key {KEY}", safe="").replace("-", "%2D"),
+    "tags": _tags(KEY),
+    "tags_after_visible_prefix": KEY[:13] + _tags(KEY[13:]),
 }
 
 
@@ -66,12 +73,15 @@ def test_an_obfuscated_key_is_redacted_before_the_provider_sees_it(proxy, upstre
     assert (row["dlp_findings"], row["dlp_action"]) == ("ANTHROPIC_API_KEY:1", "redact")
 
 
-@pytest.mark.parametrize("name", ["zero_width", "base64"])
+GLUED = {"tags_glued": "here:" + _tags(KEY) + "thanks"}
+
+
+@pytest.mark.parametrize("name", ["zero_width", "base64", "tags_glued"])
 def test_an_obfuscated_key_is_blocked_when_secrets_block(proxy, upstream, tmp_path, name):
     user = f"evasion_block_{name}"
     with proxy.options(shadowgate_policy=_policy(tmp_path, "dlp: {secrets: block}\n")):
         before = len(upstream.seen)
-        response = _chat(proxy, user, f"here: {EVASIONS[name]}")
+        response = _chat(proxy, user, GLUED.get(name) or f"here: {EVASIONS[name]}")
     assert response.status_code == 403 and "ANTHROPIC_API_KEY" in response.text
     assert len(upstream.seen) == before
     [row] = proxy.rows(f"user_name = '{user}'", expect=1)

@@ -87,7 +87,22 @@ class Run:
     start: int
     end: int
     decoded: str
-    encoding: str  # "base64" | "base32" | "hex" | "percent" | "escape" | "html"
+    encoding: str  # "base64" | "base32" | "hex" | "percent" | "escape" | "html" | "tags"
+
+
+# Tag characters spelling printable ASCII (U+E0020..U+E007E), "ASCII smuggling": invisible on
+# screen, read by a model's tokenizer. A run of them is a value of its own, wherever it is glued.
+_TAG_RUN = re.compile("[\U000e0020-\U000e007e]+")
+
+
+def tag_runs(text: str) -> list[Run]:
+    """Each run of ASCII-spelling tag characters in text, decoded (red-team F38)."""
+    if text.isascii():
+        return []
+    return [
+        Run(m.start(), m.end(), "".join(chr(ord(c) - 0xE0000) for c in m.group()), "tags")
+        for m in _TAG_RUN.finditer(text)
+    ]
 
 
 def base64_classes(text: str, latin1: bytes | None = None) -> bytes:

@@ -22,6 +22,7 @@ from .encoded import Run
 from .encoded import base64_classes
 from .encoded import encoded_runs
 from .encoded import may_hold_runs
+from .encoded import tag_runs
 from .model import SECRET
 from .model import TYPES
 from .model import Detector
@@ -238,6 +239,15 @@ class Scanner:
                     found = _run_findings(start, end, run.encoding, inner)
                     hits.append(found[0])
                     runs[(start, end)] = found
+        # The view spells tag characters as ASCII where they stand (`AKIA` + tags reads whole);
+        # each run of them is read as a value of its own too, since one glued to a word
+        # (`hello<tags>`) is no word of its own in the view.
+        hidden = tag_runs(text) if depth < MAX_DECODE_DEPTH else []
+        for run, inner in zip(hidden, self._scan_decoded(text, hidden, depth + 1, clock)):
+            if inner:
+                found = _run_findings(run.start, run.end, run.encoding, inner)
+                hits.append(found[0])
+                runs[(run.start, run.end)] = found
         if clock:
             clock.check()
         _add_repeats(text, hits, clock)
