@@ -148,8 +148,8 @@ def test_the_requester_in_another_spelling_cannot_approve_her_own_call(open_prox
     assert (row["decision"], row["approver"]) == ("approved", "sam")
 
 
-def test_a_wildcard_or_control_character_requester_is_not_held(open_proxy, hook):
-    for user, pr in (("*", 1301), ("bob\x01", 1302)):
+def test_a_wildcard_or_filter_special_requester_is_not_held(open_proxy, hook):
+    for user, pr in (("*", 1301), ("bo(b)", 1302)):
         answer = _call(open_proxy, user, pr).result(15)
         assert "cannot be tied to an approval" in answer["error"]["message"], answer
     assert not any('"pr":130' in _arguments(b) for b in list(hook.bodies))  # nobody was asked
@@ -208,7 +208,8 @@ def test_configured_approvers_are_matched_in_the_same_form(tmp_path):
     assert approval.approver_users == ("sam", "oncall-*") and approval.approver_groups == ("sre",)
     assert approval.may_decide("SAM", None) and approval.may_decide(" sam", None)
     assert approval.may_decide("OnCall-eu", None) and approval.may_decide("x", "Sre")
-    assert not approval.may_decide("*", None) and not approval.may_decide("sam\u200b", None)
+    assert not approval.may_decide("*", None) and not approval.may_decide("sam\ue000", None)
+    assert approval.may_decide("sam\u200b", None)  # the directory binds it as sam (RFC 4518)
     assert not approval.may_decide("mallory", "*")
     path.write_text(_policy("http://127.0.0.1:9/hook", approvers="approvers: {user: ['sam\\u0000']}"))
     with pytest.raises(ConfigError, match="is not a name"):
@@ -244,9 +245,11 @@ def test_approve_tools_hold_every_spelling_a_lax_server_would_run(tmp_path):
         ("ali?e", None),
         ("(cn=*)", None),
         ("corp\\alice", None),
-        ("alice\x00", None),
-        ("alice\u200b", None),  # zero-width
-        ("alice\u202e", None),  # bidi override
+        # A directory maps control and format characters to nothing (RFC 4518 2.2, red-team F39).
+        ("alice\x00", "alice"),
+        ("al\u00adice\u200b", "alice"),  # soft hyphen, zero-width
+        ("alice\u202e", "alice"),  # bidi override
+        ("alice\ue000", None),  # private use: a directory prohibits it
         (None, None),
     ],
 )

@@ -47,6 +47,10 @@ _MAX_ARGUMENT_STRINGS = 10_000  # strings looked at per call: deeper or longer l
 # anyone, the rest build filters) and a glob's (the configured approvers are globs).
 _NOT_IN_IDENTITY = frozenset("*()\\\0?[]")
 _NOT_IN_PATTERN = frozenset("()\\\0")
+# RFC 4518 section 2.2 (Map): mapped to nothing, besides every other control (Cc) and format (Cf)
+# character; the line and tab controls are mapped to a space.
+_LDAP_NOTHING = frozenset("\u00ad\u1806\u034f\u180b\u180c\u180d\u180f\ufffc" + "".join(map(chr, range(0xFE00, 0xFE10))))
+_LDAP_SPACES = str.maketrans(dict.fromkeys("\t\n\x0b\x0c\r\x85", " "))
 
 
 def canonical_identity(value: object, pattern: bool = False) -> str | None:
@@ -57,11 +61,21 @@ def canonical_identity(value: object, pattern: bool = False) -> str | None:
     case-insensitively, after Unicode compatibility folding and with runs of spaces as one
     (RFC 4518 string preparation), so `ALICE`, ` alice ` and fullwidth `ａｌｉｃｅ` log in as the
     same alice. Compared raw, they were three people and alice could approve her own call. Here
-    each becomes NFKC, case-folded, trimmed and space-collapsed text; empty text, control and
-    format characters (zero-width, bidi), and `*` and the other filter or glob specials name
-    nobody. pattern=True: a configured glob, whose `*`, `?` and `[...]` are its syntax."""
+    each becomes NFKC, case-folded, trimmed and space-collapsed text; empty text, characters
+    a directory prohibits (unassigned, private use, surrogates), and `*` and the other filter
+    or glob specials name nobody. pattern=True: a configured glob, whose `*`, `?` and `[...]`
+    are its syntax.
+
+    Before that, the characters the directory maps to nothing go, as it maps them (RFC 4518
+    section 2.2): soft hyphens, the grapheme joiner, variation selectors, zero-width and the
+    other format and control characters (in a name from the wire; in a configured glob they
+    name nobody). `al<U+00AD>ice` binds as alice: kept as typed, it was a stranger to alice's
+    group, rules and budgets (red-team F39)."""
     if not isinstance(value, str):
         return None
+    if not pattern:  # a configured glob with such characters is a mistake: it names nobody
+        spaced = value.translate(_LDAP_SPACES)
+        value = "".join(c for c in spaced if c not in _LDAP_NOTHING and unicodedata.category(c) not in ("Cc", "Cf"))
     text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
     text = " ".join(text.split())
     if not text or any(unicodedata.category(c)[0] == "C" for c in text):
