@@ -46,6 +46,8 @@ from shadowgate.mcp.jsonrpc import request_content
 from shadowgate.stages.identify import PARSE_INLINE_BYTES
 from shadowgate.wireformats import error_body
 from shadowgate.wireformats.decoding import UndecodableBody
+from shadowgate.wireformats.multipart import is_multipart
+from shadowgate.wireformats.openai_platform import batch_file_lines
 
 log = logging.getLogger(__name__)
 
@@ -119,12 +121,19 @@ _NESTED_CONFIGS = ("session", "response")
 
 def hosted_servers(body: Any) -> list[HostedServer]:
     """The provider-hosted MCP servers a request body names (OpenAI Responses, Anthropic Messages,
-    and the session or response configuration of an OpenAI Realtime event or session request)."""
+    the session or response configuration of an OpenAI Realtime event or session request, and
+    each request of a batch: an Anthropic Message Batch's `requests[].params`, an OpenAI Batch
+    input line's `body`) (red-team F43)."""
     if not isinstance(body, dict):
         return []
     servers = _top_level_servers(body)
     for key in _NESTED_CONFIGS:
         servers += _top_level_servers(body.get(key))
+    servers += _top_level_servers(body.get("body"))
+    requests = body.get("requests")
+    for request in requests if isinstance(requests, list) else []:
+        if isinstance(request, dict):
+            servers += _top_level_servers(request.get("params"))
     return servers
 
 
@@ -228,15 +237,23 @@ def check_hosted(flow: http.HTTPFlow, policy: Policy) -> Awaitable[None] | None:
         # for DLP); observe mode records it.
         refuse_unreadable(flow, policy)
         return None
-    charset = charset_of(request.headers.get("content-type"))
+    content_type = request.headers.get("content-type", "")
     if len(content) > PARSE_INLINE_BYTES:
-        return _check_off_loop(flow, policy, content, charset)
-    refuse_hosted(flow, policy, parse_json(content, charset))
+        return _check_off_loop(flow, policy, content, content_type)
+    refuse_hosted(flow, policy, _readings(content, content_type))
     return None
 
 
-async def _check_off_loop(flow: http.HTTPFlow, policy: Policy, content: bytes, charset: str | None) -> None:
-    refuse_hosted(flow, policy, await asyncio.to_thread(parse_json, content, charset))
+async def _check_off_loop(flow: http.HTTPFlow, policy: Policy, content: bytes, content_type: str) -> None:
+    refuse_hosted(flow, policy, await asyncio.to_thread(_readings, content, content_type))
+
+
+def _readings(content: bytes, content_type: str) -> list[Any]:
+    """The JSON documents a request body holds: each reading of a JSON body, or each line of a
+    batch input file uploaded as multipart (its requests name hosted servers too)."""
+    if is_multipart(content_type):
+        return batch_file_lines(content, content_type)
+    return parse_json(content, charset_of(content_type))
 
 
 def refuse_unreadable(flow: http.HTTPFlow, policy: Policy) -> None:

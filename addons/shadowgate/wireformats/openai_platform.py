@@ -5,6 +5,7 @@ DLP-scanned like any other (scope.py); a run and a speech stream also report usa
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,29 +69,34 @@ class OpenAIFilesParser(JsonWireParser):
         `data` field of an upload's part): the batch that later runs it names only the file id,
         so this upload is the one request that shows its models (red-team F15). A line cut by an
         upload's part boundary is read in neither part (docs/threat-model.md)."""
-        if not is_multipart(content_type):
-            return ()
-        try:
-            parts = parse_multipart(content, content_type)
-        except UndecodableBody:
-            return ()  # DLP refuses a body it cannot split (bodyscan)
-        models: list[str] = []
-        for part in parts:
-            if part.name in ("file", "data"):
-                text = content[part.start : part.end].decode("utf-8", "replace")
-                # Split as a strict reader (\n) and as a lenient one (any line break) would.
-                for line in dict.fromkeys([*text.split("\n"), *text.splitlines()]):
-                    models.extend(_line_models(line))
+        models = (m for line in batch_file_lines(content, content_type) for m in _line_models(line))
         return tuple(dict.fromkeys(models))
 
 
-def _line_models(line: str) -> list[str]:
-    if "{" not in line:
+def batch_file_lines(content: bytes, content_type: str) -> list[Any]:
+    """The JSON lines of the JSONL file a multipart upload carries (the `file` field of
+    /v1/files, the `data` field of an upload's part): each a batch request, when it is a batch
+    input file. A line that is not JSON is none; a body that cannot be split has none (DLP
+    refuses it: bodyscan)."""
+    if not is_multipart(content_type):
         return []
     try:
-        request = loads_lenient(line.strip())
-    except (ValueError, RecursionError):
+        parts = parse_multipart(content, content_type)
+    except UndecodableBody:
         return []
+    lines: list[Any] = []
+    for part in parts:
+        if part.name in ("file", "data"):
+            text = content[part.start : part.end].decode("utf-8", "replace")
+            # Split as a strict reader (\n) and as a lenient one (any line break) would.
+            for line in dict.fromkeys([*text.split("\n"), *text.splitlines()]):
+                if "{" in line:
+                    with contextlib.suppress(ValueError, RecursionError):
+                        lines.append(loads_lenient(line.strip()))
+    return lines
+
+
+def _line_models(request: Any) -> list[str]:
     return [m for m in (nonempty_str(dig(request, "body", "model")), nonempty_str(dig(request, "model"))) if m]
 
 
@@ -192,4 +198,4 @@ class OpenAISpeechParser(JsonWireParser):
         return _SpeechAccumulator()
 
 
-__all__ = ["OpenAIAssistantsParser", "OpenAIFilesParser", "OpenAISpeechParser"]
+__all__ = ["OpenAIAssistantsParser", "OpenAIFilesParser", "OpenAISpeechParser", "batch_file_lines"]
