@@ -61,7 +61,12 @@ def test_every_wire_format_fixture_is_metered_exactly(proxy, name):
     assert row["inspected"] is True
     assert row["decision"] == "allow"
     usage = expect["response"]["usage"]
-    spends_tokens = expect["request"]["operation"] not in NO_TOKEN_OPERATIONS  # an upload, a token count
+    # An upload or a token count spends nothing; a batch of requests spends once it runs, and is
+    # charged its upper bound when it is accepted (red-team F41; one naming a file was charged
+    # when the file was uploaded).
+    operation = expect["request"]["operation"]
+    inline_batch = operation == "create_batch" and "input_file_id" not in (case["request"].get("body") or {})
+    spends_tokens = operation not in NO_TOKEN_OPERATIONS or inline_batch
     if (
         case["response"]["status"] == 200
         and spends_tokens

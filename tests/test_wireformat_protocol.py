@@ -216,6 +216,8 @@ def test_a_batch_files_models_are_read_from_its_lines():
         '--b\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n' + lines + "\r\n--b--\r\n"
     ).encode()
     # A lenient reader splits at U+2028 as well: both readings' models are judged.
-    assert parser.models_in_body(body, "multipart/form-data; boundary=b") == ("gpt-4.1", "o3", "gpt-4o", "x")
-    assert parser.models_in_body(b"--b\r\nbroken", "multipart/form-data; boundary=b") == ()
-    assert PARSERS["openai-chat"].models_in_body(body, "multipart/form-data; boundary=b") == ()
+    batch = parser.batch_in_body(body, "multipart/form-data; boundary=b")
+    assert batch is not None and batch.other_models == ("gpt-4.1", "o3", "gpt-4o", "x")
+    assert batch.output_cap == 4 * 1024  # four requests, none naming a cap
+    assert parser.batch_in_body(b"--b\r\nbroken", "multipart/form-data; boundary=b") is None
+    assert PARSERS["openai-chat"].batch_in_body(body, "multipart/form-data; boundary=b") is None

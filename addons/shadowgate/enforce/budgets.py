@@ -42,14 +42,14 @@ import duckdb
 
 from shadowgate.config.policy import Budget
 from shadowgate.config.policy import Facts
+from shadowgate.wireformats.common import DEFAULT_OUTPUT_TOKENS
+from shadowgate.wireformats.common import output_cap
 
 REFRESH_SECONDS = 30.0
 # Output tokens reserved for a call that names no maximum.
-DEFAULT_OUTPUT_ESTIMATE = 1024
+DEFAULT_OUTPUT_ESTIMATE = DEFAULT_OUTPUT_TOKENS
 # A reservation whose row never comes (a row set aside, a flow lost) lapses after this long.
 HOLD_SECONDS = 600.0
-# The request keys that cap a call's output, per wire format (Gemini's inside generationConfig).
-_MAX_OUTPUT_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "maxOutputTokens", "max_new_tokens")
 DEFAULT_RETRY_AFTER = 60
 RESET_HEADER = "x-shadowgate-budget-reset"
 
@@ -86,18 +86,12 @@ def next_midnight(now: float, zone: dt.tzinfo) -> dt.datetime:
     return dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), zone)
 
 
-def estimate_tokens(request_bytes: int, body: object) -> int:
+def estimate_tokens(request_bytes: int, body: object, batch_cap: int | None = None) -> int:
     """A call's tokens, guessed before it is sent: its bytes / 4 for the prompt (JSON syntax
     makes that an over-estimate for English), plus the output cap it asks for, else
-    DEFAULT_OUTPUT_ESTIMATE. Cheap: a few dict lookups."""
-    out = None
-    if isinstance(body, dict):
-        config = body.get("generationConfig") or body.get("generation_config")
-        for holder in (body, config if isinstance(config, dict) else {}):
-            for key in _MAX_OUTPUT_KEYS:
-                value = holder.get(key)
-                if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                    out = value if out is None else max(out, value)
+    DEFAULT_OUTPUT_ESTIMATE; a batch's, its requests' caps summed (batch_cap). Cheap: a few
+    dict lookups."""
+    out = batch_cap if batch_cap is not None else output_cap(body)
     return request_bytes // 4 + (DEFAULT_OUTPUT_ESTIMATE if out is None else out)
 
 
@@ -118,10 +112,17 @@ class BudgetTracker:
     # --- event loop --------------------------------------------------------------------------
 
     def check(
-        self, budgets: Sequence[Budget], facts: Facts, now: float | None = None, per_minute: bool = True
+        self,
+        budgets: Sequence[Budget],
+        facts: Facts,
+        now: float | None = None,
+        per_minute: bool = True,
+        spend: int = 0,
     ) -> Verdict:
         """Whether a call may go now. per_minute=False: the daily budgets only (a message inside
-        a Realtime session that asks for no answer is no request to count)."""
+        a Realtime session that asks for no answer is no request to count). spend: tokens the
+        call may use that must fit what is left today (a batch's upper bound), with their USD
+        at the rate the subject's calls cost today."""
         if not budgets:
             return OK
         now = time.time() if now is None else now
@@ -145,9 +146,22 @@ class BudgetTracker:
                             reset_at=dt.datetime.fromtimestamp(int(free) + 1, self.zone).isoformat(),
                         )
             tokens, usd = self.totals(budget.id, subject, now, in_flight=True)
-            for used, limit, unit in ((tokens, budget.tokens_per_day, "tokens"), (usd, budget.usd_per_day, "USD")):
+            extra = (spend, self._rate(key) * spend)
+            for used, limit, unit, more in (
+                (tokens, budget.tokens_per_day, "tokens", extra[0]),
+                (usd, budget.usd_per_day, "USD", extra[1]),
+            ):
                 if limit is None:
                     continue
+                if more and used + more > limit:
+                    amount = f"{more:g} tokens" if unit == "tokens" else f"${more:.4f}"
+                    return Verdict(
+                        budget,
+                        f"the batch may use {amount}, more than is left of today's budget {budget.id} "
+                        f"for {budget.per} {subject}; send smaller batches or lower their max_tokens",
+                        self._retry_after(next_midnight(now, self.zone).timestamp() - now),
+                        reset_at=next_midnight(now, self.zone).isoformat(),
+                    )
                 if used >= limit:
                     amount = f"{limit:g} {unit}" if unit == "tokens" else f"${limit:g}"
                     reset = next_midnight(now, self.zone)
@@ -214,6 +228,12 @@ class BudgetTracker:
         self._next_lapse = now + 10.0
         for request_id in [r for r, (until, _) in self._holds.items() if until < now]:
             self._release(request_id)
+
+    def _rate(self, key: tuple[str, str]) -> float:
+        """USD per token the subject's calls cost today (0 before its first priced call)."""
+        with self._lock:
+            tokens, usd = self._used(key)
+        return usd / tokens if tokens > 0 else 0.0
 
     def _used(self, key: tuple[str, str]) -> tuple[float, float]:
         base = self._base.get(key, (0.0, 0.0))

@@ -120,14 +120,18 @@ class Decide:
         decision = policy.decide(facts)
         if decision.action.removeprefix(OBSERVE_PREFIX) not in (ALLOW, COACH, REDIRECT) or not policy.budgets:
             return decision
-        verdict = self.budgets.check(policy.budgets, facts)
+        batch_cap = rec.facts.output_cap if rec.facts else None
+        body = rec.parsed_body[1] if rec.parsed_body is not None else None
+        estimate = estimate_tokens(rec.request_bytes or 0, body, batch_cap)
+        # A batch may spend far more than one call once it runs: it must fit what is left of
+        # today's budget whole, where a call is let through while its subject is under (F41).
+        verdict = self.budgets.check(policy.budgets, facts, spend=estimate if batch_cap is not None else 0)
         if verdict.near:
             rec.budget_status = ",".join(verdict.near)
             log.info("shadowgate: %s is near budget: %s", facts.user, rec.budget_status)
         if verdict.exceeded is None:
             self.budgets.note_request(policy.budgets, facts)
-            body = rec.parsed_body[1] if rec.parsed_body is not None else None
-            self.budgets.hold(rec.request_id, policy.budgets, facts, estimate_tokens(rec.request_bytes or 0, body))
+            self.budgets.hold(rec.request_id, policy.budgets, facts, estimate)
             return decision
         action = OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT
         return Decision(action, verdict.exceeded.id, verdict.reason, None, verdict.retry_after, verdict.reset_at)

@@ -170,10 +170,10 @@ class Identify:
             return None
         if len(content) > PARSE_INLINE_BYTES:
             return self._parse_off_loop(flow, rec, content)
-        body, unparsed, models = read_request(rec.route, content, flow.request.headers.get("content-type"))
+        body, unparsed, batch = read_request(rec.route, content, flow.request.headers.get("content-type"))
         rec.parsed_body = (raw, body)
         _note_unparsed(rec, unparsed)
-        self._understand(flow, rec, body, models)
+        self._understand(flow, rec, body, batch)
         return None
 
     def _late_body(self, flow: http.HTTPFlow) -> None:
@@ -193,24 +193,26 @@ class Identify:
 
     async def _parse_off_loop(self, flow: http.HTTPFlow, rec: FlowRecord, content: bytes) -> None:
         content_type = flow.request.headers.get("content-type")
-        body, unparsed, models = await asyncio.to_thread(read_request, rec.route, content, content_type)
+        body, unparsed, batch = await asyncio.to_thread(read_request, rec.route, content, content_type)
         _note_unparsed(rec, unparsed)
         started = time.perf_counter_ns()
-        self._understand(flow, rec, body, models)
+        self._understand(flow, rec, body, batch)
         rec.overhead_ns += time.perf_counter_ns() - started
 
-    def _understand(self, flow: http.HTTPFlow, rec: FlowRecord, body: Any, body_models: tuple[str, ...] = ()) -> None:
-        """The request's facts from its parsed body, and every other model it names (in a body
-        that is not JSON, in a gateway's config header), which model rules judge as well."""
+    def _understand(self, flow: http.HTTPFlow, rec: FlowRecord, body: Any, batch: RequestFacts | None = None) -> None:
+        """The request's facts from its parsed body, with the batch a body that is not JSON holds
+        and every model a gateway's config header names, which model rules judge as well."""
         self._facts_from_body(flow, rec, body)
         header_models, reference = router_header_models(flow.request.headers)
-        others = body_models + header_models
-        if (others or reference) and flow_record(flow) is rec:
+        others = (batch.other_models if batch else ()) + header_models
+        if (others or reference or batch) and flow_record(flow) is rec:
             facts = rec.facts or RequestFacts(operation=rec.route.operation if rec.route else "")
             rec.facts = replace(
                 facts,
                 other_models=tuple(dict.fromkeys(facts.other_models + others)),
                 model_reference=facts.model_reference or reference,
+                output_cap=batch.output_cap if batch else facts.output_cap,
+                prompt_chars=max(facts.prompt_chars, batch.prompt_chars if batch else 0),
             )
 
     def _facts_from_body(self, flow: http.HTTPFlow, rec: FlowRecord, body: Any) -> None:
@@ -248,13 +250,13 @@ class Identify:
 
 def read_request(
     route: Route | None, content: bytes, content_type: str | None
-) -> tuple[Any, str | None, tuple[str, ...]]:
-    """(the body's JSON value or None, why a JSON-looking body cannot be read, the models a body
-    that is not JSON names for its route's format). Run off the loop for a big body."""
+) -> tuple[Any, str | None, RequestFacts | None]:
+    """(the body's JSON value or None, why a JSON-looking body cannot be read, the batch a body
+    that is not JSON holds for its route's format). Run off the loop for a big body."""
     body, unparsed = read_json_body(content, content_type)
     if body is not None or unparsed is not None or route is None:
-        return body, unparsed, ()
-    return body, unparsed, PARSERS[route.parser].models_in_body(content, content_type or "")
+        return body, unparsed, None
+    return body, unparsed, PARSERS[route.parser].batch_in_body(content, content_type or "")
 
 
 def _note_unparsed(rec: FlowRecord, why: str | None) -> None:

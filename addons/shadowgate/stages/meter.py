@@ -187,16 +187,25 @@ class Meter:
 
     def _estimate_if_missing(self, rec: FlowRecord, out: Outcome) -> None:
         """A successful call without usage (a stream without include_usage, a bare-bones
-        OpenAI-compatible server) still consumed tokens: estimate them and say so."""
+        OpenAI-compatible server) still consumed tokens: estimate them and say so. A batch that
+        was accepted will spend when it runs, where the proxy never sees its usage: its row
+        carries its upper bound (its prompts, its requests' output caps), so budgets count it
+        today (red-team F41)."""
         if rec.route is None or out.status_code is None or not 200 <= out.status_code < 300:
             return
-        if rec.route.operation in NO_TOKEN_OPERATIONS:
+        batch_cap = rec.facts.output_cap if rec.facts else None
+        if rec.route.operation in NO_TOKEN_OPERATIONS and batch_cap is None:
             return
         resp = out.response or ResponseFacts()
         if not resp.usage.is_empty():
             return
         prompt_chars = rec.facts.prompt_chars if rec.facts else rec.request_bytes
-        output_tokens = 0 if rec.route.operation == "embeddings" else math.ceil(resp.output_chars / CHARS_PER_TOKEN)
+        if batch_cap is not None:
+            output_tokens = batch_cap
+        elif rec.route.operation == "embeddings":
+            output_tokens = 0
+        else:
+            output_tokens = math.ceil(resp.output_chars / CHARS_PER_TOKEN)
         resp.usage = Usage(
             input_tokens=math.ceil(prompt_chars / CHARS_PER_TOKEN),
             output_tokens=output_tokens,

@@ -15,6 +15,7 @@ from .base import Usage
 from .common import Accumulator
 from .common import JsonWireParser
 from .common import as_int
+from .common import batch_output_cap
 from .common import body_model
 from .common import body_streaming
 from .common import dicts
@@ -172,7 +173,9 @@ class AnthropicBatchesParser(AnthropicMessagesParser):
         params = [r.get("params") for r in dicts(dig(body, "requests"))]
         models = tuple(dict.fromkeys(m for p in params if (m := nonempty_str(dig(p, "model")))))
         model = models[0] if models else None
-        return RequestFacts(route.operation, model, False, sum(prompt_chars(p) for p in params), models[1:])
+        facts = RequestFacts(route.operation, model, False, sum(prompt_chars(p) for p in params), models[1:])
+        facts.output_cap = batch_output_cap(params)
+        return facts
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _BatchAccumulator()

@@ -52,6 +52,9 @@ class RequestFacts:
     # A model the call runs that it names only by reference (a stored prompt's id, a gateway
     # config saved elsewhere): what the reference is. Model rules judge it as any model.
     model_reference: str | None = None
+    # A batch's output caps summed over its requests (common.batch_output_cap): what it may spend
+    # once it runs, charged to the budgets when it is submitted. None for other calls.
+    output_cap: int | None = None
 
 
 @dataclass(slots=True)
@@ -140,9 +143,10 @@ class WireParser(Protocol):
         """body is the decoded JSON value (dict, list, ...) or None when it was not JSON."""
         ...
 
-    def models_in_body(self, content: bytes, content_type: str) -> tuple[str, ...]:
-        """The models a request body that is not JSON names (a batch input file's requests, in
-        a multipart upload): judged as other models the call will run. Most formats: none."""
+    def batch_in_body(self, content: bytes, content_type: str) -> RequestFacts | None:
+        """The requests a body that is not JSON holds (a batch input file in a multipart upload):
+        their models as other_models (judged by model rules), their summed output caps and
+        prompt size (charged to budgets). None for most formats and bodies."""
         ...
 
     def parse_response(self, headers: Mapping[str, str], body: Any) -> ResponseFacts:

@@ -183,6 +183,32 @@ def router_header_models(headers: Mapping[str, str]) -> tuple[tuple[str, ...], s
     return tuple(dict.fromkeys(names)), reference
 
 
+# Output tokens counted for a call that names no maximum (budgets reserve it, a batch's request
+# without one is charged it).
+DEFAULT_OUTPUT_TOKENS = 1024
+# The request keys that cap a call's output, per wire format (Gemini's inside generationConfig).
+_MAX_OUTPUT_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "maxOutputTokens", "max_new_tokens")
+
+
+def output_cap(body: Any) -> int | None:
+    """The most output tokens a call's body lets it generate, or None when it names no cap."""
+    cap = None
+    if isinstance(body, dict):
+        config = body.get("generationConfig") or body.get("generation_config")
+        for holder in (body, config if isinstance(config, dict) else {}):
+            for key in _MAX_OUTPUT_KEYS:
+                value = holder.get(key)
+                if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                    cap = value if cap is None else max(cap, value)
+    return cap
+
+
+def batch_output_cap(requests: list[Any]) -> int:
+    """The most output tokens a batch of these requests may generate: each request's cap, or
+    DEFAULT_OUTPUT_TOKENS for one without (red-team F41)."""
+    return sum(DEFAULT_OUTPUT_TOKENS if (cap := output_cap(r)) is None else cap for r in requests)
+
+
 # Strings a lax server reads as false. OpenAI and Azure reject a non-boolean "stream" (400
 # invalid_request_error), but pydantic-based OpenAI-compatible servers (vLLM, LiteLLM, SGLang)
 # coerce "true"/"1"/"yes"/"on" to True and these to False (vllm-project/vllm#1273), and naive
@@ -589,8 +615,8 @@ class JsonWireParser:
             operation = route.operation if isinstance(getattr(route, "operation", None), str) else "chat"
             return RequestFacts(operation=operation)
 
-    def models_in_body(self, content: bytes, content_type: str) -> tuple[str, ...]:
-        return ()
+    def batch_in_body(self, content: bytes, content_type: str) -> RequestFacts | None:
+        return None
 
     def parse_response(self, headers: Mapping[str, str], body: Any) -> ResponseFacts:
         try:

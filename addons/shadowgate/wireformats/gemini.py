@@ -14,6 +14,7 @@ from .base import Usage
 from .common import Accumulator
 from .common import JsonWireParser
 from .common import as_int
+from .common import batch_output_cap
 from .common import body_model
 from .common import body_streaming
 from .common import dicts
@@ -108,7 +109,15 @@ class GeminiParser(JsonWireParser):
         return isinstance(contents, list) and all(isinstance(c, dict) for c in contents)
 
     def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
-        return RequestFacts(route.operation, body_model(route, body), body_streaming(route, body), _prompt_chars(body))
+        facts = RequestFacts(route.operation, body_model(route, body), body_streaming(route, body), _prompt_chars(body))
+        if route.operation == "create_batch":
+            # :batchGenerateContent inlines its requests (snake or camel case, as REST takes both);
+            # a batch of an uploaded file names none here, and counts as one call.
+            config = dig(body, "batch", "input_config") or dig(body, "batch", "inputConfig")
+            requests = [dig(r, "request") for r in items(dig(config, "requests", "requests"))]
+            facts.output_cap = batch_output_cap(requests or [None])
+            facts.prompt_chars += sum(_prompt_chars(r) for r in requests)
+        return facts
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _GeminiAccumulator()

@@ -15,6 +15,7 @@ from .base import Route
 from .common import Accumulator
 from .common import JsonWireParser
 from .common import as_int
+from .common import batch_output_cap
 from .common import body_model
 from .common import body_streaming
 from .common import dicts
@@ -64,13 +65,20 @@ class OpenAIFilesParser(JsonWireParser):
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _ObjectAccumulator()
 
-    def models_in_body(self, content: bytes, content_type: str) -> tuple[str, ...]:
-        """Each line's `body.model` in an uploaded JSONL file (the `file` field of /v1/files, the
+    def batch_in_body(self, content: bytes, content_type: str) -> RequestFacts | None:
+        """The requests of an uploaded JSONL batch input file (the `file` field of /v1/files, the
         `data` field of an upload's part): the batch that later runs it names only the file id,
-        so this upload is the one request that shows its models (red-team F15). A line cut by an
-        upload's part boundary is read in neither part (docs/threat-model.md)."""
-        models = (m for line in batch_file_lines(content, content_type) for m in _line_models(line))
-        return tuple(dict.fromkeys(models))
+        so this upload is the one request that shows its models (red-team F15) and what it may
+        spend (F41). A line cut by an upload's part boundary is read in neither part
+        (docs/threat-model.md)."""
+        lines = batch_file_lines(content, content_type)
+        requests = [line.get("body") for line in lines if isinstance(line, dict) and isinstance(line.get("body"), dict)]
+        models = tuple(dict.fromkeys(m for line in lines for m in _line_models(line)))
+        if not models and not requests:
+            return None
+        facts = RequestFacts("upload_file", None, False, len(content), models)
+        facts.output_cap = batch_output_cap(requests) if requests else None
+        return facts
 
 
 def batch_file_lines(content: bytes, content_type: str) -> list[Any]:
@@ -89,10 +97,10 @@ def batch_file_lines(content: bytes, content_type: str) -> list[Any]:
         if part.name in ("file", "data"):
             text = content[part.start : part.end].decode("utf-8", "replace")
             # Split as a strict reader (\n) and as a lenient one (any line break) would.
-            for line in dict.fromkeys([*text.split("\n"), *text.splitlines()]):
+            for line in dict.fromkeys(line.strip() for line in [*text.split("\n"), *text.splitlines()]):
                 if "{" in line:
                     with contextlib.suppress(ValueError, RecursionError):
-                        lines.append(loads_lenient(line.strip()))
+                        lines.append(loads_lenient(line))
     return lines
 
 

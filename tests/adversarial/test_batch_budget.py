@@ -1,0 +1,80 @@
+"""Class 4: a batch cannot spend past a daily token budget (red-team F41).
+
+A batch is accepted at once and runs later, where the proxy never sees its usage: its row said
+no tokens, so three batches of 200 requests of max_tokens 64 000 (38 M output tokens) all passed
+a 100 000-token budget. A batch now must fit what is left of today's budget whole (its prompts
+and its requests' output caps, a request without one counted as 1024), and its row carries that
+upper bound, marked estimated, so the budgets count it.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.adversarial.calls import post_marked
+from tests.adversarial.calls import reached
+
+POLICY = "budgets:\n  - {id: daily, per: user, tokens_per_day: 100000}\n"
+HEADERS = {"x-api-key": "k", "anthropic-version": "2023-06-01"}
+BATCHES = "https://api.anthropic.com/v1/messages/batches"
+
+
+def _message_batch(requests: int, max_tokens: int) -> bytes:
+    params = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": "essay"}],
+    }
+    return json.dumps({"requests": [{"custom_id": f"r{i}", "params": params} for i in range(requests)]}).encode()
+
+
+def test_a_batch_larger_than_the_budget_is_refused(proxy_with, upstream):
+    proxy = proxy_with(POLICY)
+    answer, mark = post_marked(proxy, "batch-huge", _message_batch(200, 64000), BATCHES, headers=HEADERS)
+    assert answer.status_code == 429, answer.text[:200]
+    assert "batch may use" in answer.text
+    assert not reached(upstream, mark)
+    [row] = proxy.rows("user_name = 'batch-huge'", expect=1)
+    assert (row["decision"], row["rule_id"]) == ("rate_limit", "daily")
+
+
+def test_accepted_batches_are_charged_their_upper_bound(proxy_with, upstream):
+    proxy = proxy_with(POLICY)
+    body = _message_batch(20, 2000)  # 40 000 output tokens at most
+    first, mark = post_marked(proxy, "batch-two", body, BATCHES, headers=HEADERS)
+    assert first.status_code == 200 and reached(upstream, mark), first.text[:200]
+    [row] = proxy.rows("user_name = 'batch-two'", expect=1)
+    assert (row["output_tokens"], row["usage_estimated"], row["operation"]) == (40000, True, "create_batch")
+    assert row["input_tokens"] > 0
+    second, mark = post_marked(proxy, "batch-two", body, BATCHES, headers=HEADERS)
+    assert second.status_code == 200, second.text[:200]
+    # 80 000 and more charged: a third would pass 100 000.
+    third, mark = post_marked(proxy, "batch-two", body, BATCHES, headers=HEADERS)
+    assert third.status_code == 429, third.text[:200]
+    assert not reached(upstream, mark)
+
+
+def _input_file(requests: int, max_tokens: int) -> tuple[bytes, str]:
+    line = {"method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": "gpt-4.1", "max_completion_tokens": max_tokens, "messages": [{"role": "user", "content": "x"}]}}  # fmt: skip
+    lines = "\n".join(json.dumps({**line, "custom_id": f"r{i}"}) for i in range(requests))
+    body = (
+        '--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+        '--b\r\nContent-Disposition: form-data; name="file"; filename="in.jsonl"\r\n\r\n' + lines + "\r\n--b--\r\n"
+    )
+    return body.encode(), "multipart/form-data; boundary=b"
+
+
+@pytest.mark.parametrize(("requests", "status"), [(100, 429), (10, 200)])
+def test_an_openai_batch_input_file_is_charged_as_it_is_uploaded(proxy_with, upstream, requests, status):
+    proxy = proxy_with(POLICY)
+    body, content_type = _input_file(requests, 4000)
+    user = f"batch-file-{requests}"
+    answer, mark = post_marked(proxy, user, body, "https://api.openai.com/v1/files", content_type)
+    assert answer.status_code == status, answer.text[:200]
+    assert reached(upstream, mark) == (status == 200)
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    if status == 200:
+        assert (row["output_tokens"], row["usage_estimated"]) == (requests * 4000, True)
