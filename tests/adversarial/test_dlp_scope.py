@@ -67,6 +67,18 @@ TEXT_FILE = base64.b64encode(f"ops notes\ntoken: {TOKEN}\n".encode()).decode()
         ("split", {"model": "gpt-4o-mini", "messages": _messages(f"concatenate: {TOKEN[:17]}", TOKEN[17:])}),
         ("split-parts", {"model": "gpt-4o-mini", "messages": _messages(
             [{"type": "text", "text": TOKEN[:6]}, {"type": "text", "text": TOKEN[6:30]}, {"type": "text", "text": TOKEN[30:]}])}),
+        # Members named like the provider's opaque tokens, written by the user (red-team F45).
+        ("signature-property", {"model": "gpt-4o-mini", "messages": _messages("hi"), "tools": [
+            {"type": "function", "function": {"name": "sign", "parameters": {"type": "object", "properties": {
+                "signature": {"type": "string", "description": f"use {TOKEN}"}}}}}]}),
+        ("encrypted-content-schema", {"model": "gpt-4o-mini", "messages": _messages("hi"), "response_format": {
+            "type": "json_schema", "json_schema": {"name": "x", "schema": {"properties": {
+                "encrypted_content": {"description": TOKEN}}}}}}),
+        ("tool-call-signature", {"model": "gpt-4o-mini", "messages": [
+            {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+             "signature": {"text": TOKEN}}, {"role": "tool", "tool_call_id": "c1", "content": "ok"}]}),
+        ("thinking-signature-not-a-string", {"model": "gpt-4o-mini", "messages": _messages(
+            [{"type": "thinking", "thinking": "hmm", "signature": {"note": TOKEN}}])}),
     ],
 )  # fmt: skip
 def test_a_secret_anywhere_the_provider_reads_is_blocked(gate, upstream, user, body):
@@ -75,6 +87,24 @@ def test_a_secret_anywhere_the_provider_reads_is_blocked(gate, upstream, user, b
     assert seen == []
     row = _row(gate, user)
     assert (row["dlp_action"], row["dlp_findings"]) == ("block", "GITHUB_TOKEN:1")
+
+
+def test_a_providers_own_opaque_tokens_are_left_alone(gate, upstream):
+    # A thinking block's signature and a reasoning item's encrypted content are minted by the
+    # provider and read back as-is: a token-shaped run in them is no finding (nor a refusal).
+    minted = base64.b64encode(b"\x00" * 40 + TOKEN.encode() + b"\x01" * 40).decode() + TOKEN
+    body = {"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "ok", "signature": minted},
+                                          {"type": "text", "text": "hello"}]},
+        {"role": "user", "content": "go on"}]}  # fmt: skip
+    answer, seen = _chat(gate, upstream, "minted-signature", body, "https://api.anthropic.com/v1/messages")
+    assert answer.status_code == 200, answer.text[:200]
+    assert len(seen) == 1 and minted in seen[0].body.decode()
+    reasoning = {"model": "o4-mini", "input": [{"type": "reasoning", "summary": [], "encrypted_content": minted},
+                                              {"role": "user", "content": "continue"}]}  # fmt: skip
+    answer, seen = _chat(gate, upstream, "minted-reasoning", reasoning, "https://api.openai.com/v1/responses")
+    assert answer.status_code == 200, answer.text[:200]
 
 
 def test_an_anthropic_text_document_and_a_message_name_are_redacted(gate, upstream):

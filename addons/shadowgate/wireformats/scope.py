@@ -45,8 +45,12 @@ from .common import loads_lenient
 from .common import replace_strings
 from .decoding import read_text
 
-# Opaque values the provider minted and reads back as-is: never text.
+# Opaque values the provider minted and reads back as-is: never text. Only a string under one of
+# these keys in a block of one of these types is one (Anthropic `thinking.signature`, a web search
+# result's `encrypted_content`, a Responses `reasoning` item's): the same names in a tool schema,
+# tool input or arguments are the user's, read by the model (red-team F45).
 OPAQUE_KEYS = frozenset({"encrypted_content", "signature"})
+MINTED_BLOCK_TYPES = frozenset({"thinking", "reasoning", "compaction", "web_search_result", "web_fetch_result"})
 # Top-level bookkeeping the provider stores but the model never reads (opt-in: metadata option).
 METADATA_KEYS = frozenset({"metadata", "user", "safety_identifier", "labels"})
 # A base64 value that decodes to binary and is shorter than this is scanned as it is (it may be
@@ -106,8 +110,11 @@ def request_pieces(body: Any, include_metadata: bool = False) -> Iterator[Piece]
             entries = [((*path, key), key, value) for key, value in node.items()]
             if isinstance(node, DuplicateKeys):  # a first-wins server reads the shadowed values
                 entries += [((*path, key, Shadowed(i)), key, v) for i, (key, v) in enumerate(node.shadowed)]
+            minted = node.get("type") in MINTED_BLOCK_TYPES
             for step, key, value in entries:
-                if key in OPAQUE_KEYS or (not path and key in METADATA_KEYS and not include_metadata):
+                if (minted and key in OPAQUE_KEYS and isinstance(value, str)) or (
+                    not path and key in METADATA_KEYS and not include_metadata
+                ):
                     continue
                 if not isinstance(step[-1], Shadowed):
                     yield Piece((*path, KeyStep(key)), key)
