@@ -86,3 +86,25 @@ def test_an_obfuscated_key_is_blocked_when_secrets_block(proxy, upstream, tmp_pa
     assert len(upstream.seen) == before
     [row] = proxy.rows(f"user_name = '{user}'", expect=1)
     assert (row["dlp_findings"], row["dlp_action"], row["status_code"]) == ("ANTHROPIC_API_KEY:1", "block", 403)
+
+
+AWS_KEY_ID = "AKIA2OGYBAH6STMMNXNN"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"GET /api/keys/{AWS_KEY_ID}/rotate HTTP/1.1",
+        f"see https://console.example.net/iam/users/{AWS_KEY_ID}",
+        "png " + base64.b64encode(bytes(range(256)) * 4).decode() + "/" + AWS_KEY_ID,
+    ],
+    ids=["request-line", "url-path", "after-base64"],
+)
+def test_an_aws_key_id_after_a_slash_is_found(proxy, upstream, tmp_path, text):
+    # "/" and "+" are base64's, so a key after them was never one: a key in a path was not (red-team F46).
+    user = f"aws_after_slash_{len(text)}"
+    with proxy.options(shadowgate_policy=_policy(tmp_path, "dlp: {secrets: block}\n")):
+        before = len(upstream.seen)
+        response = _chat(proxy, user, text)
+    assert response.status_code == 403 and "AWS_ACCESS_KEY" in response.text, response.text[:200]
+    assert len(upstream.seen) == before

@@ -74,7 +74,12 @@ def aws_secret_like(value: str) -> bool:
 def _scan_a(text: str, hits: Hits) -> None:
     for m in _A_RX.finditer(text):
         s = m.start()
-        if s and (ascii_alnum(text[s - 1]) or text[s - 1] in "+/"):
+        # Inside a word, no key; after "+" or "/" (a base64 blob's alphabet) an AWS key id still
+        # counts when it ends at a path's or a line's boundary: `/iam/keys/AKIA.../rotate`, a
+        # request line (red-team F46). A run inside base64 goes on in its alphabet.
+        after = text[m.end() : m.end() + 1]
+        glued = s and text[s - 1] in "+/" and (m.lastgroup != "aws" or after in ("+", "="))
+        if s and (ascii_alnum(text[s - 1]) or glued):
             continue
         type_, detector = _A_TYPES[m.lastgroup or ""]
         value = m.group()
