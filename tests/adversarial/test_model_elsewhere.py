@@ -209,3 +209,23 @@ def test_a_saved_portkey_config_is_judged_as_any_model(proxy_with, upstream):
     # Without it, the body's model is the one run.
     answer, mark = post_marked(proxy, "portkey-plain", body, url)
     assert answer.status_code == 200, answer.text[:200]
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        (RESPONSES_URL, {"model": "gpt-4.1-mini", "input": "draw a cat", "tools": [{"type": "image_generation", "model": "gpt-image-1"}]}),
+        ("https://api.openai.com/v1/realtime/client_secrets",
+         {"session": {"type": "realtime", "model": "gpt-realtime", "audio": {"input": {"transcription": {"model": "gpt-image-1"}}}}}),
+    ],
+    ids=["responses-image-tool", "realtime-transcription"],
+)  # fmt: skip
+def test_a_model_a_tool_runs_is_judged(proxy_with, upstream, url, body):
+    # The call's own model is allowed; its image tool or transcription runs a blocked one (red-team F44).
+    proxy = proxy_with("rules:\n  - {id: no-image, match: {model: ['gpt-image-*', 'dall-e-*']}, action: block}\n")
+    user = f"tool-model-{len(url)}"
+    answer, mark = post_marked(proxy, user, json.dumps(body).encode(), url)
+    assert answer.status_code == 403, answer.text[:200]
+    assert not reached(upstream, mark)
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert row["rule_id"] == "no-image"

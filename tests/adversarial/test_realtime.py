@@ -141,6 +141,20 @@ def test_a_model_rule_applies_to_the_url_and_to_session_update(ws_policy, ws_ups
     assert (row["decision"], row["model"]) == ("block", "gpt-realtime-big")
 
 
+def test_a_model_rule_applies_to_the_transcription_model_a_session_update_names(ws_policy, ws_upstream):
+    # The session's own model is allowed; the transcription runs another one (red-team F44).
+    policy = "rules:\n  - {id: no-transcribe, match: {model: 'gpt-4o-transcribe*'}, action: block}\n"
+    proxy = ws_policy(policy)
+    with _realtime(proxy, "rt-transcribe", model="gpt-realtime") as connection:
+        transcription = {"model": "gpt-4o-transcribe"}
+        connection.session.update(session={"type": "realtime", "audio": {"input": {"transcription": transcription}}})
+        _say(connection, "after the transcription switch")
+        assert "no-transcribe" in _until(connection, "error")[-1].error.message
+    assert not any("after the transcription switch" in m for m in ws_upstream.received)
+    [row] = proxy.rows("user_name = 'rt-transcribe'", expect=1)
+    assert (row["decision"], row["rule_id"], row["model"]) == ("block", "no-transcribe", "gpt-realtime")
+
+
 def test_dlp_redacts_and_blocks_client_text_frames(ws_policy, ws_upstream):
     policy = "dlp:\n  secrets: block\n  pii: redact\n"
     proxy = ws_policy(policy)

@@ -88,6 +88,8 @@ from shadowgate.stages.screen import verdict
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.wireformats.base import RequestFacts
 from shadowgate.wireformats.base import Route
+from shadowgate.wireformats.common import dig
+from shadowgate.wireformats.common import tool_models
 from shadowgate.wireformats.realtime import client_model
 from shadowgate.wireformats.realtime import message_json
 from shadowgate.wireformats.wsframes import Frame
@@ -266,16 +268,24 @@ class Realtime:
         rec = session.rec
         if self._over_budget(flow, session, message, frame):
             return None
-        for model in filter(None, map(client_model, frame.docs if frame is not None else ())):
-            if rec.facts is not None and model != rec.facts.model:
-                rec.facts = replace(rec.facts, model=model)
-                rec.decision = self.decide.decide(rec)
-                self._hold_usage(session)  # decide() reserved a new call's estimate: this is no new call
-                refusal = _refusal(rec.decision)
-                if refusal is not None:
-                    session.refused = refusal[1]
-                    self._refuse_message(flow, session, message, refusal[1])
-                    return None
+        for doc in frame.docs if frame is not None else ():
+            # A session.update that switches the model, or adds one a tool or the transcription
+            # runs (red-team F44), is judged again.
+            model, others = client_model(doc), tool_models(dig(doc, "session"))
+            if rec.facts is None or (model in (None, rec.facts.model) and set(others) <= set(rec.facts.other_models)):
+                continue
+            rec.facts = replace(
+                rec.facts,
+                model=model or rec.facts.model,
+                other_models=tuple(dict.fromkeys(rec.facts.other_models + others)),
+            )
+            rec.decision = self.decide.decide(rec)
+            self._hold_usage(session)  # decide() reserved a new call's estimate: this is no new call
+            refusal = _refusal(rec.decision)
+            if refusal is not None:
+                session.refused = refusal[1]
+                self._refuse_message(flow, session, message, refusal[1])
+                return None
         if frame is not None and self._refuses_hosted_mcp(flow, session, message, frame):
             return None
         if not screened:

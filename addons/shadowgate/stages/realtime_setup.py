@@ -45,6 +45,7 @@ from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.wireformats import read_json_body
 from shadowgate.wireformats.base import RequestFacts
 from shadowgate.wireformats.common import dig
+from shadowgate.wireformats.common import tool_models
 from shadowgate.wireformats.decoding import UndecodableBody
 from shadowgate.wireformats.decoding import readable_content
 from shadowgate.wireformats.multipart import is_multipart
@@ -84,6 +85,8 @@ def setup_models(path: str, docs: list[Any]) -> list[str]:
             model = model.removeprefix("models/") if isinstance(model, str) else None
             if model and model not in models:
                 models.append(model)
+        for config in (doc, dig(doc, "session")):
+            models += [m for m in tool_models(config) if m not in models]
     return models
 
 

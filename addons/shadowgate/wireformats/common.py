@@ -156,6 +156,20 @@ def nested_models(value: Any, fields: tuple[str, ...] = ("model",), limit: int =
     return tuple(found)
 
 
+def tool_models(config: Any) -> tuple[str, ...]:
+    """The models a call's tools and audio configuration run besides its own (red-team F44): a
+    Responses `image_generation` tool's `model`, any tool naming one, and a Realtime session's
+    transcription model (`audio.input.transcription.model`, beta `input_audio_transcription`)."""
+    if not isinstance(config, dict):
+        return ()
+    names = [dig(tool, "model") for tool in dicts(config.get("tools"))]
+    names += [
+        dig(config, "audio", "input", "transcription", "model"),
+        dig(config, "input_audio_transcription", "model"),
+    ]
+    return tuple(dict.fromkeys(n for name in names if (n := nonempty_str(name))))
+
+
 # Portkey runs the models its config names (`override_params.model`, per fallback or load-balance
 # target), whatever the body's `model` says; the config comes as JSON in this header or as the id
 # of one saved in Portkey (unknown here, see docs/threat-model.md).

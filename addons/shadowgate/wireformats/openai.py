@@ -30,6 +30,7 @@ from .common import nonempty_str
 from .common import openai_error
 from .common import text_chars
 from .common import text_len
+from .common import tool_models
 from .common import usage_or_empty
 
 
@@ -114,7 +115,8 @@ def _facts(route: Route, body: Any, prompt_chars: int) -> RequestFacts:
     # A router's call that names only fallbacks (OpenRouter `models`) runs the first of them.
     fallbacks = fallback_models(body)
     model = body_model(route, body) or (fallbacks[0] if fallbacks else None)
-    return RequestFacts(route.operation, model, body_streaming(route, body), prompt_chars, fallbacks)
+    others = tuple(dict.fromkeys(fallbacks + tool_models(body)))
+    return RequestFacts(route.operation, model, body_streaming(route, body), prompt_chars, others)
 
 
 class OpenAIChatParser(_OpenAIParser):
