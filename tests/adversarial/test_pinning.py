@@ -78,3 +78,24 @@ def test_pinning_is_not_a_way_around_dlp(proxy_with):
     proxy = proxy_with("dlp:\n  secrets: block\n")
     for _ in range(2):
         assert not _passes_through(proxy, "dlp-pinner")
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        # A tenant restriction: the header must be added to every request (red-team F49).
+        "rules:\n  - {id: corp-only, match: {host: api.openai.com}, action: allow,"
+        " headers: {ChatGPT-Allowed-Workspace-Id: corp}}\n",
+        "budgets:\n  - {id: rpm, per: user, match: {provider: openai}, requests_per_minute: 1}\n",
+        "budgets:\n  - {id: tok, per: user, match: {model: 'gpt-4o*'}, tokens_per_day: 10}\n",
+        "mcp:\n  servers:\n    - {id: gh, host: api.openai.com, deny_tools: ['delete_*']}\n",
+    ],
+    ids=["tenant-header", "request-budget", "model-budget", "mcp-policy"],
+)
+def test_pinning_is_not_a_way_around_headers_budgets_or_mcp(proxy_with, policy):
+    proxy = proxy_with(policy)
+    user = f"pinner-{len(policy)}"  # one per case: the proxy remembers pinned clients for the session
+    for _ in range(2):
+        assert not _passes_through(proxy, user)
+    notes = [r["inspect_note"] for r in proxy.rows(f"user_name = '{user}' AND NOT inspected", expect=2)]
+    assert "client pins certificates: passed through" not in notes

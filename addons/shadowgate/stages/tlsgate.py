@@ -222,13 +222,21 @@ class TlsGate:
                         facts.user or facts.client_ip, host, PINNED_PASSTHROUGH_SECONDS)  # fmt: skip
 
     def _may_pass_pinned(self, facts: Facts) -> bool:
-        """A pinned client passes through only where inspection would change nothing it must."""
+        """A pinned client passes through only where inspection would change nothing it must:
+        no DLP, screening or MCP policy, no budget that may count its calls, and a plain allow,
+        not one that adds headers (tenant restrictions) to its requests (red-team F49)."""
         policy = self.settings.policy
         if policy.dlp is not None or policy.injection is not None or policy.responses is not None:
+            return False
+        if policy.mcp is not None:
+            return False  # an MCP server on this host (or an unlisted one) is judged per call
+        if any(b.match.needs_request or b.match.check(facts) is None for b in policy.budgets):
             return False
         decision = policy.decide_connection(facts)
         if decision is None:
             return False  # a rule on the model or wire format needs the decrypted request
+        if decision.rule is not None and decision.rule.headers:
+            return False
         return not decision.enforced or decision.action in (ALLOW, PASSTHROUGH)
 
     def _pin_key(self, facts: Facts, client: connection.Client) -> tuple[str, str, str]:
