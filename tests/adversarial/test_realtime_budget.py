@@ -11,6 +11,7 @@ client got and the row.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 
@@ -90,3 +91,39 @@ def test_a_session_under_its_budget_is_untouched(ws_policy, ws_upstream):  # noq
     assert (done, error) == (10, None)
     [row] = proxy.rows(f"user_name = '{user}'", expect=1)
     assert row["decision"] == "allow" and row["input_tokens"] + row["output_tokens"] == 150
+
+
+def test_a_burst_of_response_create_cannot_outrun_a_token_budget(ws_policy, ws_upstream):  # noqa: F811
+    # Twenty answers asked for at once (out-of-band responses run concurrently): each asked-for
+    # answer now holds a reservation until its response.done, as an HTTP call in flight does
+    # (red-team F50). Before, all twenty reached the provider under a 50-token budget.
+    proxy = ws_policy("budgets:\n  - {id: tiny, per: user, tokens_per_day: 50}\n")
+    user = "rtb-burst-" + marker()[:6]
+    before = len(ws_upstream.received)
+    with connect(URL, proxy=proxy.url(user), ssl=ws_ssl_context(proxy), open_timeout=10) as ws:
+        ws.recv(5)  # session.created
+        for _ in range(20):
+            ws.send(CREATE)
+        events = []
+        with contextlib.suppress(TimeoutError):
+            while True:
+                events.append(json.loads(ws.recv(2)))
+    assert any(e.get("type") == "error" and "tiny" in e["error"]["message"] for e in events)
+    assert _creates_since(ws_upstream, before) == 1
+
+
+def test_parallel_sessions_see_each_others_answers_in_flight(ws_policy, ws_upstream):  # noqa: F811
+    proxy = ws_policy("budgets:\n  - {id: tiny, per: user, tokens_per_day: 50}\n")
+    user = "rtb-parallel-" + marker()[:6]
+    before = len(ws_upstream.received)
+    sessions = [connect(URL, proxy=proxy.url(user), ssl=ws_ssl_context(proxy), open_timeout=10) for _ in range(4)]
+    try:
+        for ws in sessions:
+            ws.recv(5)
+        for ws in sessions:
+            ws.send(CREATE)
+    finally:
+        time.sleep(0.5)
+        for ws in sessions:
+            ws.close()
+    assert _creates_since(ws_upstream, before) == 1

@@ -80,7 +80,7 @@ from shadowgate.stages.realtime_session import INJECTION_RANK
 from shadowgate.stages.realtime_session import Session
 from shadowgate.stages.realtime_session import account
 from shadowgate.stages.realtime_session import session_outcome
-from shadowgate.stages.realtime_session import session_tokens
+from shadowgate.stages.realtime_session import session_reservation
 from shadowgate.stages.record import Record
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.redact import dlp_verdict
@@ -309,7 +309,7 @@ class Realtime:
         budgets = self.settings.policy.budgets
         if budgets:
             rec = session.rec
-            self.decide.budgets.hold(rec.request_id, budgets, rec.policy_facts(), session_tokens(session))
+            self.decide.budgets.hold(rec.request_id, budgets, rec.policy_facts(), session_reservation(session))
 
     def _over_budget(
         self, flow: http.HTTPFlow, session: Session, message: websocket.WebSocketMessage, frame: Frame | None
@@ -322,14 +322,16 @@ class Realtime:
         rec = session.rec
         if not policy.budgets:
             return False
-        asks = frame is not None and any(_asks_for_answer(doc) for doc in frame.docs)
+        asks = sum(1 for doc in frame.docs if _asks_for_answer(doc)) if frame is not None else 0
         tracker, facts = self.decide.budgets, rec.policy_facts()
         if asks:
             self._hold_usage(session)  # keeps the reservation from lapsing in a long session
-        verdict = tracker.check(policy.budgets, facts, per_minute=asks)
+        verdict = tracker.check(policy.budgets, facts, per_minute=bool(asks))
         if verdict.exceeded is None:
             if asks:
                 tracker.note_request(policy.budgets, facts)
+                session.answers_pending += asks
+                self._hold_usage(session)  # the answers asked for count until they end
             return False
         if policy.observe:
             if rec.decision.action in (ALLOW, COACH):  # nothing stricter recorded yet
@@ -510,12 +512,12 @@ class Realtime:
             return
         greeting = session.protocol is not None and not session.greeted
         session.greeted = session.greeted or greeting
-        used = session_tokens(session)
+        used = session_reservation(session)
         if session.answers is None and session.protocol is None:
             body = message_json(message.content)
             if isinstance(body, dict):
                 account(session, body)
-            if session_tokens(session) != used:
+            if session_reservation(session) != used:
                 self._hold_usage(session)
             self._deliver(flow, session, message, None)
             return
@@ -527,7 +529,7 @@ class Realtime:
         for doc in frame.docs:
             if isinstance(doc, dict):
                 account(session, doc)
-        if session_tokens(session) != used:
+        if session_reservation(session) != used:
             self._hold_usage(session)
         out = None
         if session.answers is not None:

@@ -26,6 +26,7 @@ from shadowgate.storage.schema import FlowRecord
 from shadowgate.storage.schema import Outcome
 from shadowgate.wireformats.base import ResponseFacts
 from shadowgate.wireformats.base import Usage
+from shadowgate.wireformats.common import DEFAULT_OUTPUT_TOKENS
 from shadowgate.wireformats.common import dig
 from shadowgate.wireformats.realtime import gemini_usage
 from shadowgate.wireformats.realtime import openai_usage
@@ -59,6 +60,7 @@ class Session:
     current: tuple[websocket.WebSocketMessage, Frame | None] | None = None  # the last client message, read
     unreadable: int = 0  # client messages DLP and the screen could not read
     greeted: bool = False  # the server's SignalR handshake answer went by
+    answers_pending: int = 0  # answers the client asked for that have not ended yet
 
 
 def account(session: Session, body: dict) -> None:
@@ -67,6 +69,7 @@ def account(session: Session, body: dict) -> None:
     if kind in ("session.created", "session.updated"):
         session.response_model = dig(body, "session", "model") or session.response_model
     elif kind == "response.done":
+        session.answers_pending = max(0, session.answers_pending - 1)
         response = body.get("response") or {}
         session.response_id = response.get("id") or session.response_id
         if isinstance(response.get("status"), str):
@@ -74,11 +77,20 @@ def account(session: Session, body: dict) -> None:
         _add_usage(session, openai_usage(response.get("usage")))
     if isinstance(body.get("usageMetadata"), dict):
         _add_usage(session, gemini_usage(body["usageMetadata"]))
+    if dig(body, "serverContent", "turnComplete") is True:
+        session.answers_pending = max(0, session.answers_pending - 1)
 
 
 def session_tokens(session: Session) -> int:
     """The session's tokens so far, as its row will count them (input plus output)."""
     return session.usage["input_tokens"] + session.usage["output_tokens"]
+
+
+def session_reservation(session: Session) -> int:
+    """What the session holds against its subject's daily budgets while it runs: its tokens so
+    far, and an answer's worth for each one asked for and not ended, so a burst of
+    `response.create` (or of sessions) sees the answers in flight (red-team F50)."""
+    return session_tokens(session) + session.answers_pending * DEFAULT_OUTPUT_TOKENS
 
 
 def _add_usage(session: Session, usage: Usage | None) -> None:
