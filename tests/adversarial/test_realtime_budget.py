@@ -44,6 +44,11 @@ def _answers_until_refused(ws, tries: int) -> tuple[int, dict | None]:
     return done, None
 
 
+def _session(proxy, user: str):
+    """A Realtime WebSocket through the proxy as `user` (its session.created not yet read)."""
+    return connect(URL, proxy=proxy.url(user), ssl=ws_ssl_context(proxy), open_timeout=10)
+
+
 def _creates_since(server, before: int) -> int:
     time.sleep(0.3)  # the upstream thread logs what it got
     return sum(json.loads(m).get("type") == "response.create" for m in server.received[before:])
@@ -53,7 +58,7 @@ def test_a_token_budget_stops_one_long_session(ws_policy, ws_upstream):  # noqa:
     proxy = ws_policy("budgets:\n  - {id: tiny, per: user, tokens_per_day: 50}\n")
     user = "rtb-tokens-" + marker()[:6]
     before = len(ws_upstream.received)
-    with connect(URL, proxy=proxy.url(user), ssl=ws_ssl_context(proxy), open_timeout=10) as ws:
+    with _session(proxy, user) as ws:
         ws.recv(5)  # session.created
         done, error = _answers_until_refused(ws, 20)
         assert done == 4  # 0, 15, 30 and 45 tokens used before each: under 50; then 60
@@ -66,7 +71,7 @@ def test_a_token_budget_stops_one_long_session(ws_policy, ws_upstream):  # noqa:
     assert (row["decision"], row["rule_id"]) == ("rate_limit", "tiny")
     assert row["input_tokens"] + row["output_tokens"] == 60
     with pytest.raises(InvalidStatus) as refused:  # the person's next session: refused at its upgrade
-        connect(URL, proxy=proxy.url(user), ssl=ws_ssl_context(proxy), open_timeout=10)
+        _session(proxy, user)
     assert refused.value.response.status_code == 429
 
 
@@ -74,7 +79,7 @@ def test_response_create_counts_as_a_request_per_minute(ws_policy, ws_upstream):
     proxy = ws_policy("budgets:\n  - {id: rpm, per: user, requests_per_minute: 3}\n")
     user = "rtb-rpm-" + marker()[:6]
     before = len(ws_upstream.received)
-    with connect(URL, proxy=proxy.url(user), ssl=ws_ssl_context(proxy), open_timeout=10) as ws:
+    with _session(proxy, user) as ws:
         ws.recv(5)
         done, error = _answers_until_refused(ws, 10)
     assert done == 2  # the upgrade and two response.create: three requests this minute
@@ -85,7 +90,7 @@ def test_response_create_counts_as_a_request_per_minute(ws_policy, ws_upstream):
 def test_a_session_under_its_budget_is_untouched(ws_policy, ws_upstream):  # noqa: F811
     proxy = ws_policy("budgets:\n  - {id: roomy, per: user, tokens_per_day: 100000, requests_per_minute: 100}\n")
     user = "rtb-ok-" + marker()[:6]
-    with connect(URL, proxy=proxy.url(user), ssl=ws_ssl_context(proxy), open_timeout=10) as ws:
+    with _session(proxy, user) as ws:
         ws.recv(5)
         done, error = _answers_until_refused(ws, 10)
     assert (done, error) == (10, None)
@@ -100,7 +105,7 @@ def test_a_burst_of_response_create_cannot_outrun_a_token_budget(ws_policy, ws_u
     proxy = ws_policy("budgets:\n  - {id: tiny, per: user, tokens_per_day: 50}\n")
     user = "rtb-burst-" + marker()[:6]
     before = len(ws_upstream.received)
-    with connect(URL, proxy=proxy.url(user), ssl=ws_ssl_context(proxy), open_timeout=10) as ws:
+    with _session(proxy, user) as ws:
         ws.recv(5)  # session.created
         for _ in range(20):
             ws.send(CREATE)
@@ -116,7 +121,7 @@ def test_parallel_sessions_see_each_others_answers_in_flight(ws_policy, ws_upstr
     proxy = ws_policy("budgets:\n  - {id: tiny, per: user, tokens_per_day: 50}\n")
     user = "rtb-parallel-" + marker()[:6]
     before = len(ws_upstream.received)
-    sessions = [connect(URL, proxy=proxy.url(user), ssl=ws_ssl_context(proxy), open_timeout=10) for _ in range(4)]
+    sessions = [_session(proxy, user) for _ in range(4)]
     try:
         for ws in sessions:
             ws.recv(5)
