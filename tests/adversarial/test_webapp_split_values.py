@@ -48,6 +48,12 @@ def _in_two_user_messages() -> dict:
     return body
 
 
+def _with_many_strings(body: dict) -> dict:
+    """Hundreds of strings beside the prompt: the scan runs on a thread (JOINED_INLINE_STRINGS)."""
+    body["client_contextual_info"] = {f"k{i}": "v" for i in range(300)}
+    return body
+
+
 @pytest.mark.parametrize(
     ("user", "body"),
     [
@@ -55,6 +61,7 @@ def _in_two_user_messages() -> dict:
         ("f40-parts-words", _with_parts("my key is " + AWS[:10], AWS[10:] + " thanks")),
         ("f40-parts-three", _with_parts(AWS[:7], AWS[7:14], AWS[14:])),
         ("f40-two-messages", _in_two_user_messages()),
+        ("f40-parts-on-a-thread", _with_many_strings(_with_parts(AWS[:10], AWS[10:]))),
     ],
 )
 def test_a_key_cut_across_chatgpt_prompt_strings_is_refused(gate, upstream, user, body):
@@ -79,7 +86,12 @@ def test_a_key_cut_across_two_claude_attachments_is_refused(gate, upstream):
 
 @pytest.mark.parametrize(
     ("user", "notes"),
-    [("f40-unlisted-short", [AWS[:7], AWS[7:14], AWS[14:]]), ("f40-unlisted-halves", [AWS[:10], AWS[10:]])],
+    [
+        ("f40-unlisted-short", [AWS[:7], AWS[7:14], AWS[14:]]),
+        ("f40-unlisted-halves", [AWS[:10], AWS[10:]]),
+        # Hundreds of short strings: the joins run on a thread (JOINED_INLINE_STRINGS), as thoroughly.
+        ("f40-unlisted-many", [*(f"n{i}" for i in range(400)), AWS[:10], AWS[10:]]),
+    ],
 )
 def test_a_key_cut_across_the_strings_of_an_unlisted_endpoint_is_refused(gate, upstream, user, notes):
     answer, seen = _send(gate, upstream, user, MEMORIES, {"notes": notes})

@@ -108,6 +108,9 @@ MIN_FALLBACK_TEXT = 16
 MIN_UNMATCHED_STRING = 8
 # Each string is one scan (tens of µs however short): a body with more goes to a thread.
 UNMATCHED_INLINE_STRINGS = 64
+# The joins of a body's strings (red-team F40) read every one, keys and short ones too (~1.5 ms for
+# 256 of them, ~16 ms for 3,000 in 19 KB of JSON): a body with more goes to a thread too.
+JOINED_INLINE_STRINGS = 256
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # carry no body an app stores
 
 
@@ -293,11 +296,16 @@ class WebAppsDlp:
             if not web.texts and not others and not unlisted:
                 return None
             chars = sum(map(len, web.texts)) + sum(map(len, others)) + sum(map(len, unlisted))
-            # The joins read every string of the body, however short: a long body goes to a thread too.
-            chars = max(chars, len(request.raw_content or b""))
-            if chars > SCAN_IN_THREAD_CHARS or len(unlisted) > UNMATCHED_INLINE_STRINGS:
+            chars = max(chars, len(request.raw_content or b""))  # the joins walk all of it, numbers too
+            doc = _joined_doc(web)
+            joined = len(every_string(doc, keys=True)) if doc is not None else 0
+            if (
+                chars > SCAN_IN_THREAD_CHARS
+                or len(unlisted) > UNMATCHED_INLINE_STRINGS
+                or joined > JOINED_INLINE_STRINGS
+            ):
                 return self._scan_off_loop(flow, rec, web, dlp, others, unlisted)
-            self._apply(flow, rec, web, dlp, *_scan(web.texts, others, unlisted, _joined_doc(web), dlp))
+            self._apply(flow, rec, web, dlp, *_scan(web.texts, others, unlisted, doc, dlp))
         except Exception as e:
             self._failed(flow, rec, web, dlp, e)
         return None
@@ -394,19 +402,25 @@ class WebAppsDlp:
                 raise _Unscannable(unreadable)
             texts = _url_texts(request.path, dlp)
             doc = None  # the parsed body, whose strings are joined besides (red-team F40)
+            joined = 0
             if content and len(content) <= (self.settings.max_parse_bytes or len(content)):
                 body = decode_any(content, content_type)
                 if body is None and (why := json_error(content, content_type)) is not None:
                     raise _Unscannable(f"{UNPARSED_JSON_NOTE} ({why})")
                 doc = body.doc if body is not None else None
                 strings = every_string(doc, keys=True) if body is not None else self._raw_texts(content, content_type)
+                joined = len(strings) if body is not None else 0
                 texts += dict.fromkeys(t for t in strings if len(t) >= MIN_UNMATCHED_STRING)
         except Exception as e:
             self._unmatched_failed(flow, app, dlp, e)
             return None
         if not texts and doc is None:
             return None
-        if len(texts) > UNMATCHED_INLINE_STRINGS or max(sum(map(len, texts)), len(content)) > SCAN_IN_THREAD_CHARS:
+        if (
+            len(texts) > UNMATCHED_INLINE_STRINGS
+            or max(sum(map(len, texts)), len(content)) > SCAN_IN_THREAD_CHARS
+            or joined > JOINED_INLINE_STRINGS
+        ):
             return self._unmatched_off_loop(flow, app, texts, doc, dlp)
         try:
             self._refuse_unmatched(flow, app, dlp, *_scan_unmatched_body(texts, doc, dlp))
@@ -643,7 +657,8 @@ def _joined_pieces(texts: list[str], doc: Any) -> tuple[list[Piece], list[int | 
             is_key = bool(piece.path) and isinstance(piece.path[-1], KeyStep)
             claimed = unclaimed.get(piece.text) if piece.encode is None and not is_key else None
             index = claimed.pop(0) if claimed else None
-            pieces.append(replace(piece, prompt=index is not None))
+            # request_pieces marks prompt text by the API formats' keys; here the catalog's paths do.
+            pieces.append(piece if piece.prompt == (index is not None) else replace(piece, prompt=index is not None))
             text_of.append(index)
     for text, left in unclaimed.items():
         for index in left:
