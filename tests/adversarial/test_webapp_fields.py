@@ -118,9 +118,8 @@ def test_an_email_in_a_text_like_field_beside_the_prompt_is_refused(gate, upstre
     assert _row(gate, "wf-f33-email")["dlp_findings"] == "EMAIL:1"
 
 
-@pytest.fixture(scope="module")
-def rewriting(module_proxy_with, tmp_path_factory):
-    """A catalog in which ChatGPT's prompt endpoint is proven to take a rewritten body."""
+def rewriting_catalog(folder: Path) -> Path:
+    """The catalog with ChatGPT's prompt endpoint marked as proven to take a rewritten body."""
     text = (Path(__file__).parent.parent.parent / "providers.yaml").read_text()
     marked = text.replace(
         "        refuse: {status: 403, json: {detail: '{message}'}}\n",
@@ -128,8 +127,14 @@ def rewriting(module_proxy_with, tmp_path_factory):
         1,
     )
     assert marked != text
-    path = tmp_path_factory.mktemp("catalog") / "providers.yaml"
+    path = folder / "providers.yaml"
     path.write_text(marked)
+    return path
+
+
+@pytest.fixture(scope="module")
+def rewriting(module_proxy_with, tmp_path_factory):
+    path = rewriting_catalog(tmp_path_factory.mktemp("catalog"))
     return module_proxy_with("dlp: {secrets: redact, pii: log}\n", shadowgate_providers=str(path))
 
 

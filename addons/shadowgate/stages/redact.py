@@ -167,6 +167,20 @@ def _every_string(node: Any, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
             yield from _every_string(value, (*path, key))
 
 
+def body_scan(dlp: DlpPolicy, include_metadata: bool = False) -> tuple[BodyScan, Placeholders]:
+    """A scan of one request by the policy's actions, its CPU budget starting now (on the thread
+    that will run it), and the placeholders its redactions take."""
+    placeholders = Placeholders()
+    scan = BodyScan(
+        scan=shared_scanner().including(dlp.opt_in).scan,
+        action=lambda type_: dlp.action_for(type_, TYPES.get(type_, "pii")),
+        placeholder=placeholders.placeholder,
+        deadline=time.thread_time() + dlp.budget_ms / 1000,
+        include_metadata=include_metadata,
+    )
+    return scan, placeholders
+
+
 def dlp_verdict(counts: Counter, actions: set[str], dlp: DlpPolicy, observe: bool) -> tuple[str, str, list[str]]:
     """What a scan's findings come to: (dlp_findings column, dlp_action column, the types that block).
 
@@ -411,15 +425,7 @@ class Redact:
             self._failed(flow, rec, dlp, e)
 
     def _body_scan(self, dlp: DlpPolicy) -> tuple[BodyScan, Placeholders]:
-        placeholders = Placeholders()
-        scan = BodyScan(
-            scan=self.scanner.including(dlp.opt_in).scan,
-            action=lambda type_: dlp.action_for(type_, TYPES.get(type_, "pii")),
-            placeholder=placeholders.placeholder,
-            deadline=time.thread_time() + dlp.budget_ms / 1000,
-            include_metadata=self.scan_metadata,
-        )
-        return scan, placeholders
+        return body_scan(dlp, include_metadata=self.scan_metadata)
 
     @staticmethod
     def _url(scan: BodyScan, path: str) -> None:

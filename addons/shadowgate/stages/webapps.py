@@ -26,6 +26,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable
+from dataclasses import replace
 from typing import Any
 
 from mitmproxy import ctx
@@ -42,7 +43,6 @@ from shadowgate.config.policy import Decision
 from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.dlp import TYPES
-from shadowgate.dlp import Placeholders
 from shadowgate.dlp import ScanTimeout
 from shadowgate.enforce.hosts import identity_host
 from shadowgate.flow import METADATA_KEY
@@ -58,6 +58,7 @@ from shadowgate.stages.identify import new_flow_record
 from shadowgate.stages.realtime import REALTIME_KEY
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.redact import ScanFailed
+from shadowgate.stages.redact import body_scan
 from shadowgate.stages.redact import dlp_verdict
 from shadowgate.stages.redact import scan_json
 from shadowgate.stages.redact import shared_scanner
@@ -88,6 +89,10 @@ from shadowgate.wireformats.common import every_string
 from shadowgate.wireformats.common import header_map
 from shadowgate.wireformats.decoding import UndecodableBody
 from shadowgate.wireformats.decoding import decode_body
+from shadowgate.wireformats.scope import KeyStep
+from shadowgate.wireformats.scope import Piece
+from shadowgate.wireformats.scope import apply_ranges
+from shadowgate.wireformats.scope import request_pieces
 from shadowgate.wireformats.wsframes import Unreadable
 from shadowgate.wireformats.wsframes import read_message
 
@@ -103,6 +108,9 @@ MIN_FALLBACK_TEXT = 16
 MIN_UNMATCHED_STRING = 8
 # Each string is one scan (tens of µs however short): a body with more goes to a thread.
 UNMATCHED_INLINE_STRINGS = 64
+# The joins of a body's strings (red-team F40) read every one, keys and short ones too (~1.5 ms for
+# 256 of them, ~16 ms for 3,000 in 19 KB of JSON): a body with more goes to a thread too.
+JOINED_INLINE_STRINGS = 256
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # carry no body an app stores
 
 
@@ -288,9 +296,16 @@ class WebAppsDlp:
             if not web.texts and not others and not unlisted:
                 return None
             chars = sum(map(len, web.texts)) + sum(map(len, others)) + sum(map(len, unlisted))
-            if chars > SCAN_IN_THREAD_CHARS or len(unlisted) > UNMATCHED_INLINE_STRINGS:
+            chars = max(chars, len(request.raw_content or b""))  # the joins walk all of it, numbers too
+            doc = _joined_doc(web)
+            joined = len(every_string(doc, keys=True)) if doc is not None else 0
+            if (
+                chars > SCAN_IN_THREAD_CHARS
+                or len(unlisted) > UNMATCHED_INLINE_STRINGS
+                or joined > JOINED_INLINE_STRINGS
+            ):
                 return self._scan_off_loop(flow, rec, web, dlp, others, unlisted)
-            self._apply(flow, rec, web, dlp, *_scan(web.texts, others, unlisted, dlp))
+            self._apply(flow, rec, web, dlp, *_scan(web.texts, others, unlisted, doc, dlp))
         except Exception as e:
             self._failed(flow, rec, web, dlp, e)
         return None
@@ -305,7 +320,7 @@ class WebAppsDlp:
         unlisted: list[str],
     ) -> None:
         try:
-            scanned = await asyncio.to_thread(_scan, web.texts, others, unlisted, dlp)
+            scanned = await asyncio.to_thread(_scan, web.texts, others, unlisted, _joined_doc(web), dlp)
             started = time.perf_counter_ns()
             self._apply(flow, rec, web, dlp, *scanned)
             rec.overhead_ns += time.perf_counter_ns() - started
@@ -386,30 +401,38 @@ class WebAppsDlp:
             if unreadable is not None:
                 raise _Unscannable(unreadable)
             texts = _url_texts(request.path, dlp)
+            doc = None  # the parsed body, whose strings are joined besides (red-team F40)
+            joined = 0
             if content and len(content) <= (self.settings.max_parse_bytes or len(content)):
                 body = decode_any(content, content_type)
                 if body is None and (why := json_error(content, content_type)) is not None:
                     raise _Unscannable(f"{UNPARSED_JSON_NOTE} ({why})")
-                strings = (
-                    every_string(body.doc, keys=True) if body is not None else self._raw_texts(content, content_type)
-                )
+                doc = body.doc if body is not None else None
+                strings = every_string(doc, keys=True) if body is not None else self._raw_texts(content, content_type)
+                joined = len(strings) if body is not None else 0
                 texts += dict.fromkeys(t for t in strings if len(t) >= MIN_UNMATCHED_STRING)
         except Exception as e:
             self._unmatched_failed(flow, app, dlp, e)
             return None
-        if not texts:
+        if not texts and doc is None:
             return None
-        if len(texts) > UNMATCHED_INLINE_STRINGS or sum(map(len, texts)) > SCAN_IN_THREAD_CHARS:
-            return self._unmatched_off_loop(flow, app, texts, dlp)
+        if (
+            len(texts) > UNMATCHED_INLINE_STRINGS
+            or max(sum(map(len, texts)), len(content)) > SCAN_IN_THREAD_CHARS
+            or joined > JOINED_INLINE_STRINGS
+        ):
+            return self._unmatched_off_loop(flow, app, texts, doc, dlp)
         try:
-            self._refuse_unmatched(flow, app, dlp, *_scan_unmatched(texts, dlp))
+            self._refuse_unmatched(flow, app, dlp, *_scan_unmatched_body(texts, doc, dlp))
         except Exception as e:
             self._unmatched_failed(flow, app, dlp, e)
         return None
 
-    async def _unmatched_off_loop(self, flow: http.HTTPFlow, app: str, texts: list[str], dlp: DlpPolicy) -> None:
+    async def _unmatched_off_loop(
+        self, flow: http.HTTPFlow, app: str, texts: list[str], doc: Any, dlp: DlpPolicy
+    ) -> None:
         try:
-            self._refuse_unmatched(flow, app, dlp, *await asyncio.to_thread(_scan_unmatched, texts, dlp))
+            self._refuse_unmatched(flow, app, dlp, *await asyncio.to_thread(_scan_unmatched_body, texts, doc, dlp))
         except Exception as e:
             self._unmatched_failed(flow, app, dlp, e)
 
@@ -595,6 +618,55 @@ def _scan_unmatched(texts: list[str], dlp: DlpPolicy) -> tuple[Counter, set[str]
     return counts, actions
 
 
+def _scan_unmatched_body(texts: list[str], doc: Any, dlp: DlpPolicy) -> tuple[Counter, set[str]]:
+    """_scan_unmatched, and the strings of the parsed body (doc) joined as the API path joins a
+    body's strings that are not prompt text (BodyScan.pieces): a key of a format that stands on
+    its own cut across strings, however short each piece (`["AKIA2OG", "YBAH6ST", "MMNXNN"]`), is
+    found (red-team F40). One CPU budget, dlp.budget_ms, for each of the two."""
+    counts, actions = _scan_unmatched(texts, dlp)
+    if doc is not None:
+        scan, _ = body_scan(dlp)
+        scan.pieces(_joined_pieces([], doc)[0], own=lambda _piece: False)
+        counts += scan.counts
+        actions |= scan.actions
+    return counts, actions
+
+
+def _joined_doc(web: WebFacts) -> Any:
+    """The parsed body whose strings the joins read (None: a file's bytes, or nothing parsed)."""
+    body = web.body
+    return None if body is None or isinstance(body, RawBody) else body.doc
+
+
+def _joined_pieces(texts: list[str], doc: Any) -> tuple[list[Piece], list[int | None]]:
+    """The strings of a chat app's body as the API path's joins read them (request_pieces: every
+    string and key in document order; no numbers), with the catalog's text paths as the prompt
+    pieces, and for each piece the index of the text it is (None: another string). A text is
+    known by its value (the paths give values, not places), the same value taken in order; a
+    text the body's pieces do not hold as it stands (one inside a JSON document in a string, a
+    string the pieces read decoded) is a prompt piece of its own after them."""
+    unclaimed: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        unclaimed.setdefault(text, []).append(i)
+    pieces: list[Piece] = []
+    text_of: list[int | None] = []
+    if doc is not None:
+        for piece in request_pieces(doc, include_metadata=True):
+            if piece.digits_at is not None:
+                continue  # a number: read with its keys' names, never joined (BodyScan.json)
+            is_key = bool(piece.path) and isinstance(piece.path[-1], KeyStep)
+            claimed = unclaimed.get(piece.text) if piece.encode is None and not is_key else None
+            index = claimed.pop(0) if claimed else None
+            # request_pieces marks prompt text by the API formats' keys; here the catalog's paths do.
+            pieces.append(piece if piece.prompt == (index is not None) else replace(piece, prompt=index is not None))
+            text_of.append(index)
+    for text, left in unclaimed.items():
+        for index in left:
+            pieces.append(Piece(("text", index), text, prompt=True))
+            text_of.append(index)
+    return pieces, text_of
+
+
 def _unlisted_strings(web: WebFacts) -> list[str]:
     """The strings of a parsed body that its text paths do not hold, object keys too (red-team
     F33): the apps send the model more than the catalog's paths (Claude's custom style, a
@@ -627,14 +699,29 @@ def _unlisted_strings(web: WebFacts) -> list[str]:
 
 
 def _scan(
-    texts: list[str], others: list[str], unlisted: list[str], dlp: DlpPolicy
+    texts: list[str], others: list[str], unlisted: list[str], doc: Any, dlp: DlpPolicy
 ) -> tuple[list[str], Counter, set[str], bool]:
     """(the texts with findings redacted, counts, actions, whether every redaction is in the
-    texts). `unlisted`: the body's other strings, scanned as an unlisted endpoint's are."""
-    scanner = shared_scanner()
-    placeholders = Placeholders()
-    cleaned, counts, actions = scan_json(list(texts), scanner, placeholders, dlp, every_string=True)
-    _, more, other_actions = scan_json(list(others), scanner, placeholders, dlp, every_string=True)
+    texts). `unlisted`: the body's other strings, scanned as an unlisted endpoint's are.
+
+    The texts are scanned as the API path scans a body's prompt text (BodyScan.pieces): each on
+    its own, then joined, so a value cut across two `parts`, two user messages or two attachments
+    is found and redacted where it lies (red-team F40); then with the body's other strings (doc),
+    for a key of a format that stands on its own cut across them. A split value to redact that
+    lies partly outside the texts cannot be rewritten: the request is refused."""
+    scan, placeholders = body_scan(dlp)
+    pieces, text_of = _joined_pieces(texts, doc)
+    ranges = scan.pieces(pieces, own=lambda piece: piece.prompt)
+    cleaned = list(texts)
+    outside_texts = scan.unredactable
+    for i, spans in ranges.items():
+        index = text_of[i]
+        if index is None:
+            outside_texts = True
+        else:
+            cleaned[index] = apply_ranges(texts[index], spans)
+    _, more, other_actions = scan_json(list(others), shared_scanner(), placeholders, dlp, every_string=True)
     elsewhere, elsewhere_actions = _scan_unmatched(unlisted, dlp) if unlisted else (Counter(), set())
     outside = other_actions | elsewhere_actions
-    return cleaned, counts + more + elsewhere, actions | outside, "redact" not in outside
+    rewritable = "redact" not in outside and not outside_texts
+    return cleaned, scan.counts + more + elsewhere, scan.actions | outside, rewritable

@@ -60,6 +60,7 @@ _WINDOW = 512
 _KEY_WINDOW = 256
 _PLAIN = re.compile(r"[a-z_]*")
 _BLANK = re.compile(r"\s")
+Range = tuple[int, int, str]  # (start, end, replacement) in one string
 
 
 @dataclass
@@ -126,20 +127,7 @@ class BodyScan:
         if numbers:
             self._numbers(numbers)
             pieces = [piece for piece in pieces if piece.digits_at is None]
-        found = {i: hits for i, piece in enumerate(pieces) if (hits := self._findings(piece.text))}
-        for piece in pieces:
-            for other in piece.also:  # another reading of the same bytes: nothing to redact in place
-                if _to_redact(self._findings(other, piece.text)):
-                    self.unredactable = True
-        ranges = {i: redacted for i, hits in found.items() if (redacted := _to_redact(hits))}
-        prompts: list[tuple[int | None, str]] = [
-            (i, p.text) for i, p in enumerate(pieces) if p.prompt and p.encode is None
-        ]
-        done = self._joined(prompts, found, ranges)
-        mixed, groups = adjacent_texts(pieces)
-        if any(i is None or not pieces[i].prompt for i, _ in mixed):
-            prompt = [i is not None and pieces[i].prompt for i, _ in mixed]
-            self._joined(mixed, found, ranges, done, only_mixed=prompt, groups=groups)
+        ranges = self.pieces(pieces)
         values: dict[JsonPath, str] = {}
         keys: dict[JsonPath, str] = {}
         for i, spans in ranges.items():
@@ -159,6 +147,37 @@ class BodyScan:
         # (it holds each key once, the last value): still a new object, so the caller writes it
         # out, and the bytes sent never hold the shadowed value (red-team F2).
         return _fresh(body) if cleaned is body else cleaned
+
+    def pieces(self, pieces: Sequence[Piece], own: Callable[[Piece], bool] | None = None) -> dict[int, list[Range]]:
+        """Scan a body's strings (no number among them): each on its own, then joined (the prompt
+        pieces among themselves, then every piece without the structure between them), and count
+        what is found. Returns, by piece index, the (start, end, placeholder) to redact; a value
+        split across pieces has its placeholder in the first and its other parts emptied.
+
+        own: which pieces are scanned on their own here (all by default); the others take part in
+        the joins only, for a caller that scans each string by rules of its own (a chat app's body,
+        stages.webapps). json() is this with the body's pieces, and the rewrite."""
+        found = {
+            i: hits
+            for i, piece in enumerate(pieces)
+            if (own is None or own(piece)) and (hits := self._findings(piece.text))
+        }
+        for piece in pieces:
+            if own is not None and not own(piece):
+                continue
+            for other in piece.also:  # another reading of the same bytes: nothing to redact in place
+                if _to_redact(self._findings(other, piece.text)):
+                    self.unredactable = True
+        ranges = {i: redacted for i, hits in found.items() if (redacted := _to_redact(hits))}
+        prompts: list[tuple[int | None, str]] = [
+            (i, p.text) for i, p in enumerate(pieces) if p.prompt and p.encode is None
+        ]
+        done = self._joined(prompts, found, ranges)
+        mixed, groups = adjacent_texts(pieces)
+        if any(i is None or not pieces[i].prompt for i, _ in mixed):
+            prompt = [i is not None and pieces[i].prompt for i, _ in mixed]
+            self._joined(mixed, found, ranges, done, only_mixed=prompt, groups=groups)
+        return ranges
 
     def _numbers(self, numbers: list[Piece]) -> None:
         """Scan the JSON numbers (scope.number_reading), all in one text. A number cannot take a
@@ -467,7 +486,7 @@ def _token_windows(
     return pairs, runs
 
 
-def adjacent_texts(pieces: list[Piece]) -> tuple[list[tuple[int | None, str]], list[Any]]:
+def adjacent_texts(pieces: Sequence[Piece]) -> tuple[list[tuple[int | None, str]], list[Any]]:
     """The texts a model reads one after the other, in document order, and what holds each: every
     string of the body but the structure around them (field names such as `type` or
     `description`, their constant values such as `string`, ids), and for a string that is a JSON
