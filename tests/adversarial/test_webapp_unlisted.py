@@ -105,3 +105,31 @@ def test_a_scan_that_runs_out_of_time_on_an_unlisted_endpoint_fails_closed(proxy
     assert seen == [] and answer.status_code == 403 and "fails closed" in answer.text
     [row] = _rows(proxy, "f5-timeout")
     assert (row["endpoint"], row["dlp_action"], row["status_code"]) == ("unmatched", "error", 403)
+
+
+MULTIPART_UPLOADS = {
+    # A file part (project knowledge, a GPT's knowledge file): in no form field (red-team F47).
+    "claude-project-doc": (f"https://claude.ai/api/organizations/{ORG}/project_docs", "form-data",
+                           'name="file"; filename="notes.txt"', "text/plain"),
+    "chatgpt-notes": ("https://chatgpt.com/backend-api/notes", "form-data",
+                      'name="file"; filename="notes.csv"', "text/csv"),
+    # multipart/mixed: a text part without a field name.
+    "chatgpt-mixed": ("https://chatgpt.com/backend-api/notes", "mixed", "", "text/plain"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(MULTIPART_UPLOADS))
+def test_a_file_sent_multipart_to_an_unlisted_endpoint_is_scanned(gate, upstream, case):
+    url, subtype, disposition, part_type = MULTIPART_UPLOADS[case]
+    head = f"Content-Disposition: form-data; {disposition}\r\n" if disposition else ""
+    body = (f"--mpb\r\n{head}Content-Type: {part_type}\r\n\r\nowner,key\r\nops,aws {AWS}\r\n--mpb--\r\n").encode()
+    mark = marker()
+    user = f"f47-{case}"
+    with gate.client(user) as client:
+        answer = client.post(
+            url, content=body, headers={"x-attack": mark, "content-type": f"multipart/{subtype}; boundary=mpb"}
+        )
+    assert answer.status_code == 403, answer.text[:200]
+    assert not [s for s in upstream.seen if s.headers.get("x-attack") == mark]
+    [row] = _rows(gate, user)
+    assert (row["endpoint"], row["dlp_action"], row["dlp_findings"]) == ("unmatched", "block", "AWS_ACCESS_KEY:1")

@@ -410,6 +410,14 @@ class WebAppsDlp:
                 doc = body.doc if body is not None else None
                 strings = every_string(doc, keys=True) if body is not None else self._raw_texts(content, content_type)
                 joined = len(strings) if body is not None else 0
+                if isinstance(body, MultipartBody):
+                    # A multipart body's files (and parts without a field name, as in
+                    # multipart/mixed) are in no field: each is read as an uploaded file is, and
+                    # the part headers (field and file names) are text the app stores (red-team F47).
+                    for part in body.parts:
+                        strings += [part.header_text]
+                        if part.filename is not None or part.name is None:
+                            strings += self._raw_texts(part.data, part.content_type or "")
                 texts += dict.fromkeys(t for t in strings if len(t) >= MIN_UNMATCHED_STRING)
         except Exception as e:
             self._unmatched_failed(flow, app, dlp, e)
