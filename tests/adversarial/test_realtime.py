@@ -155,6 +155,44 @@ def test_a_model_rule_applies_to_the_transcription_model_a_session_update_names(
     assert (row["decision"], row["rule_id"], row["model"]) == ("block", "no-transcribe", "gpt-realtime")
 
 
+@pytest.mark.parametrize(
+    "split",
+    ["parts", "instructions-and-tool", "tool-schema-signature"],
+)
+def test_dlp_reads_a_messages_strings_joined_and_outside_the_prompt(ws_policy, ws_upstream, split):
+    # The API path's scan: a key cut across two parts of one item, or across the instructions
+    # and a tool description, and a key in a tool schema's `signature` property (red-team F51).
+    proxy = ws_policy("dlp:\n  secrets: block\n")
+    head, tail = AWS_KEY[:10], AWS_KEY[10:]
+    user = f"rt-split-{split}"
+    with _realtime(proxy, user) as connection:
+        if split == "parts":
+            connection.conversation.item.create(
+                item={
+                    "type": "message",
+                    "role": "user",
+                    "content": [
+                        {"type": "input_text", "text": f"my key is {head}"},
+                        {"type": "input_text", "text": f"{tail} thanks"},
+                    ],
+                }
+            )
+        elif split == "instructions-and-tool":
+            tool = {"type": "function", "name": "f", "description": f"{tail} ok", "parameters": {"type": "object"}}
+            connection.session.update(session={"type": "realtime", "instructions": f"key {head}", "tools": [tool]})
+        else:
+            schema = {
+                "type": "object",
+                "properties": {"signature": {"type": "string", "description": f"use {AWS_KEY}"}},
+            }
+            tool = {"type": "function", "name": "sign", "description": "signs", "parameters": schema}
+            connection.session.update(session={"type": "realtime", "tools": [tool]})
+        assert "AWS" in _until(connection, "error")[-1].error.message
+    assert not any(tail in m for m in ws_upstream.received)
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert row["dlp_action"] == "block" and "AWS_ACCESS_KEY" in row["dlp_findings"]
+
+
 def test_dlp_redacts_and_blocks_client_text_frames(ws_policy, ws_upstream):
     policy = "dlp:\n  secrets: block\n  pii: redact\n"
     proxy = ws_policy(policy)

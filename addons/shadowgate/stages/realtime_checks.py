@@ -32,6 +32,7 @@ from shadowgate.screening.prompts import TOOL_RESULT
 from shadowgate.screening.prompts import BudgetExceeded
 from shadowgate.screening.prompts import screen_texts
 from shadowgate.stages.act import api_error
+from shadowgate.stages.redact import body_scan
 from shadowgate.stages.redact import scan_json
 from shadowgate.stages.redact import shared_scanner
 from shadowgate.wireformats import signalr
@@ -62,9 +63,17 @@ def check(frame: Frame, dlp: DlpPolicy | None, injection: InjectionPolicy | None
     hidden_actions: set[str] = set()
     unredactable: list[str] = []
     if dlp is not None:
-        scanned = scan_json(frame.docs, shared_scanner(), Placeholders(), dlp, is_text=True)
+        # The API path's scan (stages/redact.py): every string the provider reads, each alone and
+        # joined, so a value split across two parts of one item, or across the instructions and
+        # a tool's description, is found (red-team F51).
+        scan, _ = body_scan(dlp)
+        docs = list(frame.docs)
+        cleaned = scan.json(docs)
+        scanned = (list(cleaned) if cleaned is not docs else docs, Counter(scan.counts), set(scan.actions))
         if "redact" in scanned[2]:
-            scanned = (_rewritten(scanned[0], frame.docs), *scanned[1:])
+            scanned = (_rewritten(scanned[0], docs), *scanned[1:])
+        if scan.unredactable:
+            unredactable.append("a value that cannot be redacted in place")
         if frame.hidden:
             _, hidden, hidden_actions = scan_json(
                 frame.hidden, shared_scanner(), Placeholders(), dlp, every_string=True
