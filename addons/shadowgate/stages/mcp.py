@@ -7,9 +7,10 @@ servers must be listed in the policy (`mcp.servers` hosts are decrypted) or in i
 list, or the proxy must run with shadowgate_intercept=all.
 
 Each JSON-RPC request becomes one mcp_calls row (sizes; arguments and results only when the
-policy opts in, after DLP). The policy's `mcp:` section allow-lists servers by host and person,
-allows or denies tools by glob, caps argument and result sizes, screens tool results for
-prompt-injection patterns, and its `dlp:` section applies to tool arguments and results. A
+policy opts in, after DLP), and so does each notification and answer the client sends. The
+policy's `mcp:` section allow-lists servers by host and person, allows or denies tools by glob,
+caps argument and result sizes, screens tool results for prompt-injection patterns, and its
+`dlp:` section applies to tool results and to every message the client sends (mcp/dlp.py). A
 refused request gets a JSON-RPC error with the request's id over HTTP 200, so the agent's MCP
 client reports it instead of hanging. tools/list answers lose the tools the policy denies, and
 the advertised tools are recorded in mcp_tools.
