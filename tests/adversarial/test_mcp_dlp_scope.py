@@ -83,6 +83,10 @@ ONE_WAY: dict[str, tuple[dict, str]] = {
         {"jsonrpc": "2.0", "id": "srv-14", "result": {"action": "accept", "content": {"card number": CARD}}},
         RESPONSE,
     ),
+    "elicitation-answer-large": (  # over 64 K: scanned on a worker thread
+        {"jsonrpc": "2.0", "id": "srv-15", "result": {"action": "accept", "content": {"notes": "lorem ipsum " * 7000, "k": AWS}}},
+        RESPONSE,
+    ),
     "sampling-answer": (
         {"jsonrpc": "2.0", "id": "srv-8",
          "result": {"role": "assistant", "model": "x", "content": {"type": "text", "text": f"the key is {AWS}"}}},
@@ -257,3 +261,14 @@ def test_a_key_in_a_websocket_message_is_refused_and_recorded(ws_proxy, case):
     assert "mcp:ex:dlp" in answer["error"]["message"]
     rows = [r for r in calls(ws_proxy, f"user_name = '{user}'", 2) if r["method"] == operation]
     assert [(r["decision"], r["dlp_action"], r["transport"]) for r in rows] == [("block", "block", "websocket")]
+
+
+@pytest.mark.parametrize("case", ["elicitation-answer", "progress-notification", "resources-read-uri"])
+def test_observe_mode_records_what_it_would_refuse_and_sends_it_on(proxy_with, upstream, case):
+    proxy = proxy_with("mode: observe\n" + POLICY)
+    message, operation = CASES[case]
+    user = _user(f"observe-{case}")
+    _, mark = _post(proxy, user, message)
+    assert [json.loads(body) for body in _reached(upstream, mark)] == [message]
+    [row] = calls(proxy, f"user_name = '{user}'", 1)
+    assert (row["method"], row["dlp_action"], row["dlp_findings"]) == (operation, "would_block", "AWS_ACCESS_KEY:1")
