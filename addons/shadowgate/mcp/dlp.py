@@ -165,7 +165,7 @@ def scan_client_messages(
 def scanned_size(exchange: McpExchange) -> int:
     """What the scan of a POST's or WebSocket message's JSON-RPC reads, as the sizes of its
     requests' arguments (or params) and of what its notifications and answers carry: with the
-    size of the body, whether the scan goes to a worker thread."""
+    size of the body (smaller when compressed), whether the scan goes to a worker thread."""
     calls = sum(c.arguments_bytes or 0 for c in exchange.calls.values())
     return calls + sum(record.arguments_bytes or 0 for record, _ in exchange.one_way)
 
@@ -258,8 +258,8 @@ def scan_message(call: McpCall, item: Any, dlp: DlpPolicy, observe: bool) -> tup
     return cleaned, None
 
 
-# A string that starts with a URI scheme (notes://, file:///, https://).
-_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+# A string that starts with a URI scheme and a path (notes://, file:///, https://; not prose "Note: a/b").
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/")
 _URI_SEPARATORS = re.compile(r"[/?#&]")
 
 

@@ -180,7 +180,7 @@ class McpWebSocket:
             create_task(later, name="shadowgate mcp hold", keep_ref=True)
             return None
         if scan is not None and dlp is not None:
-            if len(message.content) + scanned_size(exchange) > SCAN_IN_THREAD_CHARS:
+            if max(len(message.content), scanned_size(exchange)) > SCAN_IN_THREAD_CHARS:
                 return self._finish_later(flow, session, message, exchange, out, scan, False)
             scan_client_messages(scan, exchange.one_way, out.forwarded, dlp, policy.observe)
         self._send(flow, session, message, exchange, out)

@@ -348,7 +348,9 @@ class Mcp:
         dlp = policy.dlp if forwarded else None  # nothing goes on: nothing to scan
         scan = [c for c in exchange.calls.values() if c.is_error is None]
         held = [c for c in exchange.calls.values() if c.approval is not None]
-        big = dlp is not None and len(flow.request.raw_content or b"") + scanned_size(exchange) > SCAN_IN_THREAD_CHARS
+        # The body's size, or what it expands to when compressed.
+        size = max(len(flow.request.raw_content or b""), scanned_size(exchange))
+        big = dlp is not None and size > SCAN_IN_THREAD_CHARS
         if held or big:
             return self._scan_hold_send(flow, exchange, out, scan, dlp, big, held)
         if dlp is not None:
