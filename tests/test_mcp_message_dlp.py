@@ -46,8 +46,18 @@ def test_a_value_in_params_is_redacted_and_the_arguments_stay_as_they_were():
         ("prompts/get", {"jsonrpc": "2.0", "id": 1, "method": "prompts/get", "params": {}, AWS: "x"}),
         (RESPONSE, {"jsonrpc": "2.0", "id": f"srv {AWS}", "result": {}}),
         (RESPONSE, {"jsonrpc": "2.0", "id": "srv-1", "result": {"roots": [{"uri": f"file:///home/{AWS}"}]}}),
+        # Under a key the API path skips as a provider's opaque value (`signature`): a server reads it.
+        (
+            "tools/call",
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": "s", "arguments": {}, "_meta": {"signature": AWS}},
+            },
+        ),
     ],
-    ids=["tool-name", "argument-name", "member-name", "answer-id", "uri-segment"],
+    ids=["tool-name", "argument-name", "member-name", "answer-id", "uri-segment", "opaque-key"],
 )
 def test_a_value_to_redact_where_a_new_value_makes_another_message_refuses_it(method, item):
     call = _call(method, item.get("id"))

@@ -42,6 +42,7 @@ from shadowgate.stages.redact import scan_json
 from shadowgate.stages.redact import shared_scanner
 from shadowgate.wireformats.bodyscan import BodyScan
 from shadowgate.wireformats.common import every_string
+from shadowgate.wireformats.scope import OPAQUE_KEYS
 from shadowgate.wireformats.scope import embedded_texts
 from shadowgate.wireformats.scope import joined_numbers
 from shadowgate.wireformats.scope import nested_json_texts
@@ -229,7 +230,7 @@ def scan_message(call: McpCall, item: Any, dlp: DlpPolicy, observe: bool) -> tup
     )
     try:
         cleaned = scan.json(scanned)
-        more, more_actions, in_uris = uri_findings(scanned, dlp, scan.deadline)
+        more, more_actions, in_uris = unread_findings(scanned, dlp, scan.deadline)
     except Exception as e:
         if not isinstance(e, ScanTimeout):
             log.exception("shadowgate: DLP scan of an MCP %s failed", what)
@@ -263,30 +264,52 @@ _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:/")
 _URI_SEPARATORS = re.compile(r"[/?#&]")
 
 
-def uri_findings(value: Any, dlp: DlpPolicy, deadline: float) -> tuple[Counter, set[str], list[str]]:
-    """DLP on the URIs in a value (resources/read `uri`, roots' `uri`) as a server reads them: one
-    segment of the path or query at a time, %XX undone. The detectors leave a value after a '/'
-    alone in plain text (a file path, base64), so `notes://AKIA...` reads clean as it stands;
-    each segment is a value of its own, as the API path reads a request's URL (stages/redact.py
-    url_text). A value found only so is not counted twice, and cannot be redacted in place (a
-    new URI names another resource): returns (counts, actions, the types found that the policy
-    redacts, which the caller refuses instead)."""
+def unread_findings(value: Any, dlp: DlpPolicy, deadline: float) -> tuple[Counter, set[str], list[str]]:
+    """DLP on what the API path's body scan does not read in a client's MCP message, though the
+    server does: the URIs in it (resources/read `uri`, roots' `uri`) one segment of the path or
+    query at a time, %XX undone (the detectors leave a value after a '/' alone in plain text, a
+    file path or base64, so `notes://AKIA...` reads clean as it stands; each segment is a value of
+    its own, as the API path reads a request's URL: stages/redact.py url_text), and the values
+    under the keys a provider mints and reads back as they are (scope.OPAQUE_KEYS: `signature`),
+    which an MCP server takes as any other. A value found only so is not counted twice, and cannot
+    be redacted in place (a new URI names another resource): returns (counts, actions, the types
+    found that the policy redacts, which the caller refuses instead)."""
     scanner = shared_scanner().including(dlp.opt_in)
     counts: Counter = Counter()
     actions: set[str] = set()
+
+    def count(type_: str) -> None:
+        action = dlp.action_for(type_, TYPES.get(type_, "pii"))
+        if action != "off":
+            counts[type_] += 1
+            actions.add(action)
+
+    for text in [text for opaque in _opaque_values(value) for text in every_string(opaque, keys=True)]:
+        for f in scanner.scan(text, deadline):
+            count(f.type)
     for text in every_string(value, keys=True):
         if "/" not in text or not _URI.match(text):
             continue
         as_is = {text[f.start : f.end] for f in scanner.scan(text, deadline)}
         segments = _URI_SEPARATORS.sub("\n", unquote(text, errors="replace"))
         for f in scanner.scan(segments, deadline):
-            if segments[f.start : f.end] in as_is:
-                continue  # found as the string stands: BodyScan counted it
-            action = dlp.action_for(f.type, TYPES.get(f.type, "pii"))
-            if action != "off":
-                counts[f.type] += 1
-                actions.add(action)
+            if segments[f.start : f.end] not in as_is:  # else found as the string stands
+                count(f.type)
     return counts, actions, sorted(t for t in counts if dlp.action_for(t, TYPES.get(t, "pii")) == "redact")
+
+
+def _opaque_values(value: Any) -> list[Any]:
+    """The values under OPAQUE_KEYS anywhere in a JSON value (the body scan skips them)."""
+    found: list[Any] = []
+    stack = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key, item in node.items():
+                (found if key in OPAQUE_KEYS else stack).append(item)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
 
 
 def _names_only(value: Any) -> Any:
