@@ -234,9 +234,10 @@ def test_audit_rows_and_tools_list_filtering(mcp_proxy):
     assert echoed == "hello"
     assert sorted(names) == ["big", "echo", "fetch_page", "leak"]  # delete_repo is not advertised
 
-    rows = calls(mcp_proxy, "user_name = 'bob'", 3)
+    rows = calls(mcp_proxy, "user_name = 'bob'", 4)
     by_method = {r["method"]: r for r in rows}
-    assert set(by_method) == {"initialize", "tools/list", "tools/call"}, rows
+    # The client's notification leaves a row too (red-team F42: DLP reads it).
+    assert set(by_method) == {"initialize", "notifications/initialized", "tools/list", "tools/call"}, rows
     for row in rows:
         assert row["host"] == CORP
         assert row["server_name"] == "corp-tools"
@@ -464,11 +465,13 @@ def test_batches_are_audited_and_refused_per_element(mcp_proxy):
     sent = BATCH_BODIES[-1]
     assert sent[1] == {"jsonrpc": "2.0", "id": "two", "method": "ping"}  # the refused call never reached it
     assert sent[2]["method"] == "notifications/progress" and sent[3] == 42
-    rows = calls(mcp_proxy, "user_name = 'jack'", 3)
-    assert sorted((r["tool_name"], r["decision"], r["is_error"]) for r in rows) == [
-        ("delete_repo", "block", True),
-        ("echo", "allow", False),
-        ("echo", "allow", False),
+    rows = calls(mcp_proxy, "user_name = 'jack'", 5)
+    assert sorted((r["method"], r["tool_name"] or "", r["decision"], r["is_error"]) for r in rows) == [
+        ("(other)", "", "allow", False),  # the 42: a lax server may read it, so DLP does (red-team F42)
+        ("notifications/progress", "", "allow", False),
+        ("tools/call", "delete_repo", "block", True),
+        ("tools/call", "echo", "allow", False),
+        ("tools/call", "echo", "allow", False),
     ]
 
     # An unlisted server gets nothing: every element is answered by the proxy.
@@ -490,8 +493,12 @@ def test_batches_are_audited_and_refused_per_element(mcp_proxy):
     ):
         assert _batch(mcp_proxy, CORP, odd, "odd").status_code in (200, 202, 400)
     assert mcp_proxy.alive()
-    odd_rows = calls(mcp_proxy, "user_name = 'odd'", 3)
+    odd_rows = calls(mcp_proxy, "user_name = 'odd'", 7)
     assert sorted((r["method"], r["tool_name"] or "") for r in odd_rows) == [
+        ("(other)", ""),  # 1, "x", {"jsonrpc": "2.0"} and a method that is no string: scanned, recorded
+        ("(other)", ""),
+        ("(other)", ""),
+        ("(other)", ""),
         ("(unread)", ""),
         ("tools/call", "echo"),
         ("tools/call", "echo"),

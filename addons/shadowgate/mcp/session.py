@@ -26,6 +26,9 @@ from shadowgate.storage.rows import McpToolRow
 from shadowgate.storage.store import utc_from_timestamp
 
 STREAMABLE, SSE = "streamable-http", "sse"
+# The operation of a row for a client message that is no request: the client's answer to a
+# server request (elicitation, sampling, roots), or an element of no JSON-RPC kind in a batch.
+RESPONSE, OTHER = "response", "(other)"
 _DLP_ACTION_ORDER = ("error", "block", "would_block", "redact", "would_redact", "log")
 
 
@@ -103,6 +106,9 @@ class McpExchange:
 
     calls: dict[Any, McpCall]  # by id_key
     legacy: LegacySession | None = None
+    # The client's notifications and answers, each with its message as it came: nothing answers
+    # them, so each is recorded once it is decided (one row per message, as for a request).
+    one_way: list[tuple[McpCall, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -126,39 +132,27 @@ class LegacySession:
     pending: OrderedDict[Any, McpCall] = field(default_factory=OrderedDict)
 
 
-def new_call(
-    request: http.Request,
-    item: dict,
-    host: str,
-    person: Person,
-    client_ip: str,
-    server: McpServer | None,
-    observe: bool,
-    legacy: LegacySession | None,
-    sessions: Mapping[str, McpSession],
-) -> McpCall:
+@dataclass(slots=True)
+class Origin:
+    """What every message of one POST (or WebSocket message) shares: who sends it, to which
+    server, on which session."""
+
+    request: http.Request
+    host: str
+    person: Person
+    client_ip: str
+    server: McpServer | None
+    observe: bool
+    legacy: LegacySession | None
+    sessions: Mapping[str, McpSession]
+
+
+def new_call(origin: Origin, item: dict) -> McpCall:
     """The call one JSON-RPC request (with an id and a method) starts, with what its session knows."""
     raw_params = item.get("params")
     params: dict = raw_params if isinstance(raw_params, dict) else {}
     method = item["method"]
-    call = McpCall(
-        started=request.timestamp_start,
-        client_ip=client_ip,
-        person=person,
-        host=host,
-        port=request.port,
-        rpc_id=item["id"],
-        method=method,
-        server=server,
-        observe=observe,
-        transport=SSE if legacy is not None else STREAMABLE,
-        session_id=legacy.session_id if legacy is not None else request.headers.get("mcp-session-id"),
-    )
-    session = sessions.get(call.session_id) if call.session_id else None
-    if session is not None:
-        call.server_name, call.client_name = session.server_name, session.client_name
-        call.protocol_version = session.protocol_version
-    call.protocol_version = request.headers.get("mcp-protocol-version") or call.protocol_version
+    call = _in_session(origin, item["id"], method)
     if method == "initialize":
         info = params.get("clientInfo")
         call.client_name = str(info.get("name"))[:256] if isinstance(info, dict) and info.get("name") else None
@@ -170,6 +164,46 @@ def new_call(
         call.arguments_bytes = encoded_size(params.get("arguments"))
     else:
         call.arguments_bytes = encoded_size(params) if params else None
+    return call
+
+
+def new_message(origin: Origin, item: Any) -> McpCall:
+    """The record of a client message nothing answers: a notification (its method), the client's
+    answer to a server request (RESPONSE) or anything else in a batch (OTHER). arguments_bytes
+    is the size of what it carries (params, result or error; the whole element for OTHER)."""
+    if isinstance(item, dict) and isinstance(item.get("method"), str):
+        operation, carried = item["method"], item.get("params")
+    elif isinstance(item, dict) and ("result" in item or "error" in item):
+        operation, carried = RESPONSE, item.get("result", item.get("error"))
+    else:
+        operation, carried = OTHER, item
+    record = _in_session(origin, item.get("id") if isinstance(item, dict) else None, operation)
+    record.arguments_bytes = encoded_size(carried)
+    record.answered = True  # nothing answers it
+    record.is_error = operation == RESPONSE and "error" in item  # the client answers with an error
+    return record
+
+
+def _in_session(origin: Origin, rpc_id: Any, method: str) -> McpCall:
+    request, legacy, server = origin.request, origin.legacy, origin.server
+    call = McpCall(
+        started=request.timestamp_start,
+        client_ip=origin.client_ip,
+        person=origin.person,
+        host=origin.host,
+        port=request.port,
+        rpc_id=rpc_id,
+        method=method,
+        server=server,
+        observe=origin.observe,
+        transport=SSE if legacy is not None else STREAMABLE,
+        session_id=legacy.session_id if legacy is not None else request.headers.get("mcp-session-id"),
+    )
+    session = origin.sessions.get(call.session_id) if call.session_id else None
+    if session is not None:
+        call.server_name, call.client_name = session.server_name, session.client_name
+        call.protocol_version = session.protocol_version
+    call.protocol_version = request.headers.get("mcp-protocol-version") or call.protocol_version
     if server is not None:
         call.rule_id = f"mcp:{server.id}"
     return call

@@ -12,12 +12,14 @@ hands a message over whole, after joining its fragments.
   is sent back to the client as a message of its own. In a batch that otherwise goes on, it
   travels as a `ping` whose answer is replaced by the refusal, as on HTTP.
 - DLP redacts the message in place or refuses the call; results are screened and scanned in the
-  server's messages, which are paired with the calls by JSON-RPC id.
+  server's messages, which are paired with the calls by JSON-RPC id. The client's notifications
+  and answers to server requests are scanned too; one refused is not sent, and an error without
+  an id goes back.
 - A call that needs approval: the message is dropped at once (so the connection keeps flowing
   both ways while it waits) and, once approved, sent to the server as it was; refused, the error
   goes to the client.
-- Each call is one mcp_calls row with transport `websocket`; calls still unanswered when the
-  connection closes are recorded as errors.
+- Each call, notification and answer is one mcp_calls row with transport `websocket`; calls
+  still unanswered when the connection closes are recorded as errors.
 """
 
 from __future__ import annotations
@@ -38,7 +40,8 @@ from mitmproxy import websocket
 from mitmproxy.utils.asyncio_utils import create_task
 
 from shadowgate.mcp.dlp import ResultCheck
-from shadowgate.mcp.dlp import scan_arguments
+from shadowgate.mcp.dlp import scan_client_messages
+from shadowgate.mcp.dlp import scanned_size
 from shadowgate.mcp.dlp import store_arguments
 from shadowgate.mcp.holding import hold_calls
 from shadowgate.mcp.jsonrpc import INVALID_REQUEST
@@ -168,18 +171,18 @@ class McpWebSocket:
             self._await_answer(session, call)
         policy = self.stage.settings.policy
         dlp = policy.dlp
-        scan = [c for c in exchange.calls.values() if c.is_error is None and c.method == "tools/call"]
-        scan = scan if dlp is not None and out.forwarded else []
+        unrefused = [c for c in exchange.calls.values() if c.is_error is None]
+        scan = unrefused if dlp is not None and out.forwarded else None
         held = [c for c in exchange.calls.values() if c.approval is not None]
         if held:
             message.drop()  # sent later, if approved: the connection goes on meanwhile
             later = self._finish_later(flow, session, message, exchange, out, scan, True)
             create_task(later, name="shadowgate mcp hold", keep_ref=True)
             return None
-        if scan and dlp is not None:
-            if sum(c.arguments_bytes or 0 for c in scan) > SCAN_IN_THREAD_CHARS:
+        if scan is not None and dlp is not None:
+            if max(len(message.content), scanned_size(exchange)) > SCAN_IN_THREAD_CHARS:
                 return self._finish_later(flow, session, message, exchange, out, scan, False)
-            scan_arguments(scan, out.forwarded, dlp, policy.observe)
+            scan_client_messages(scan, exchange.one_way, out.forwarded, dlp, policy.observe)
         self._send(flow, session, message, exchange, out)
         return None
 
@@ -190,14 +193,16 @@ class McpWebSocket:
         message: websocket.WebSocketMessage,
         exchange: McpExchange,
         out: Outgoing,
-        scan: list[McpCall],
+        scan: list[McpCall] | None,
         held: bool,
     ) -> None:
-        """Large arguments scanned off the event loop; held calls waiting for their decision."""
+        """Large messages scanned off the event loop; held calls waiting for their decision.
+        scan: the calls to scan, None when DLP has nothing to read."""
         try:
             policy = self.stage.settings.policy
-            if scan and policy.dlp is not None:
-                await asyncio.to_thread(scan_arguments, scan, out.forwarded, policy.dlp, policy.observe)
+            if scan is not None and policy.dlp is not None:
+                dlp, observe = policy.dlp, policy.observe
+                await asyncio.to_thread(scan_client_messages, scan, exchange.one_way, out.forwarded, dlp, observe)
             if held:
                 waiting = [c for c in exchange.calls.values() if c.approval is not None]
                 await hold_calls(self.stage.approvals, policy, flow, out, waiting)
@@ -235,6 +240,11 @@ class McpWebSocket:
         if mcp is not None and mcp.store_content:
             store_arguments(exchange, forwarded, mcp)
         now = time.time()
+        for record, _ in exchange.one_way:  # decided now: nothing answers them
+            self.stage.submit(record, now)
+        refused = [record.refusal for record, _ in exchange.one_way if record.refusal is not None]
+        if refused and not forwarded:
+            local.append(rpc_error(None, refused[0]))  # a notification or answer: no id to answer
         for answer in local:  # answered by the proxy: done
             call = session.pending.pop(id_key(answer.get("id")), None)
             if call is not None:

@@ -7,9 +7,10 @@ servers must be listed in the policy (`mcp.servers` hosts are decrypted) or in i
 list, or the proxy must run with shadowgate_intercept=all.
 
 Each JSON-RPC request becomes one mcp_calls row (sizes; arguments and results only when the
-policy opts in, after DLP). The policy's `mcp:` section allow-lists servers by host and person,
-allows or denies tools by glob, caps argument and result sizes, screens tool results for
-prompt-injection patterns, and its `dlp:` section applies to tool arguments and results. A
+policy opts in, after DLP), and so does each notification and answer the client sends. The
+policy's `mcp:` section allow-lists servers by host and person, allows or denies tools by glob,
+caps argument and result sizes, screens tool results for prompt-injection patterns, and its
+`dlp:` section applies to tool results and to every message the client sends (mcp/dlp.py). A
 refused request gets a JSON-RPC error with the request's id over HTTP 200, so the agent's MCP
 client reports it instead of hanging. tools/list answers lose the tools the policy denies, and
 the advertised tools are recorded in mcp_tools.
@@ -55,7 +56,8 @@ from shadowgate.enforce.hosts import identity_host
 from shadowgate.flow import HOLD_ANSWER_KEY
 from shadowgate.mcp.approval import Approvals
 from shadowgate.mcp.dlp import ResultCheck
-from shadowgate.mcp.dlp import scan_arguments
+from shadowgate.mcp.dlp import scan_client_messages
+from shadowgate.mcp.dlp import scanned_size
 from shadowgate.mcp.dlp import store_arguments
 from shadowgate.mcp.holding import hold_calls
 from shadowgate.mcp.holding import needs_approval
@@ -76,9 +78,11 @@ from shadowgate.mcp.session import LegacySession
 from shadowgate.mcp.session import McpCall
 from shadowgate.mcp.session import McpExchange
 from shadowgate.mcp.session import McpSession
+from shadowgate.mcp.session import Origin
 from shadowgate.mcp.session import Outgoing
 from shadowgate.mcp.session import call_row
 from shadowgate.mcp.session import new_call
+from shadowgate.mcp.session import new_message
 from shadowgate.mcp.session import request_refusal
 from shadowgate.mcp.session import tool_rows
 from shadowgate.mcp.taps import JsonTap
@@ -283,28 +287,28 @@ class Mcp:
         messages: list[Any] = msg if isinstance(msg, list) else [msg]
         blocks_unlisted = mcp is not None and server is None and (listed is not None or mcp.unlisted == BLOCK)
         exchange = McpExchange({}, legacy)
+        origin = Origin(request, host, person, client_ip, server, policy.observe, legacy, self.sessions)
         out = Outgoing(messages, batch)
         forwarded, local = out.forwarded, out.local
         for item in messages:
-            if not is_request(item):
-                forwarded.append(item)  # a client's answer to a server request, or junk: not ours
+            if not is_request(item) or "id" not in item:
+                # A notification, the client's answer to a server request, or junk: nothing
+                # answers it, but it is recorded and DLP reads it (red-team F42), and a server
+                # this person may not use gets nothing.
+                record = new_message(origin, item)
+                if transport is not None:
+                    record.transport, record.started = transport, time.time()
+                exchange.one_way.append((record, item))
+                if blocks_unlisted and record.refuse(self._not_allowed(record, listed, host, person, client_ip)[0]):
+                    continue
+                forwarded.append(item)
                 continue
-            if "id" not in item:
-                # A notification: no row, but a server this person may not use gets nothing.
-                if not (blocks_unlisted and not policy.observe):
-                    forwarded.append(item)
-                continue
-            call = new_call(request, item, host, person, client_ip, server, policy.observe, legacy, self.sessions)
+            call = new_call(origin, item)
             if transport is not None:
                 call.transport, call.started = transport, time.time()
             message: str | None
             if blocks_unlisted:
-                if listed is not None:
-                    call.rule_id = f"mcp:{listed.id}:access"
-                    message = f"shadowgate: MCP server {host} is not allowed for {person.user or client_ip} (rule {call.rule_id})"
-                else:
-                    call.rule_id = "mcp:unlisted"
-                    message = f"shadowgate: MCP server {host} is not on the allow-list (rule {call.rule_id})"
+                call.rule_id, message = self._not_allowed(call, listed, host, person, client_ip)
             else:
                 message = request_refusal(call)
             exchange.calls[id_key(call.rpc_id)] = call
@@ -318,11 +322,22 @@ class Mcp:
             forwarded.append(item)
             if server is not None and server.approve is not None and call.method == "tools/call":
                 needs_approval(call, item, server, policy.observe)
-        if not exchange.calls and len(forwarded) == len(messages):
+        if not exchange.calls and not exchange.one_way:
             return None
         if blocks_unlisted and legacy is None and not policy.observe:
             forwarded.clear()  # a server this person may not use gets nothing, not even junk
         return exchange, out
+
+    @staticmethod
+    def _not_allowed(
+        call: McpCall, listed: McpServer | None, host: str, person: Person, client_ip: str
+    ) -> tuple[str, str]:
+        """(rule, message) refusing a message to a server this person may not use."""
+        if listed is not None:
+            rule = f"mcp:{listed.id}:access"
+            return rule, f"shadowgate: MCP server {host} is not allowed for {person.user or client_ip} (rule {rule})"
+        rule = "mcp:unlisted"
+        return rule, f"shadowgate: MCP server {host} is not on the allow-list (rule {rule})"
 
     def _calls(self, flow: http.HTTPFlow, planned: tuple[McpExchange, Outgoing]) -> Awaitable[None] | None:
         exchange, out = planned
@@ -330,15 +345,16 @@ class Mcp:
         forwarded = out.forwarded
         flow.metadata[MCP_KEY] = exchange
         flow.request.headers["accept-encoding"] = "identity"  # the answer must be readable
-        dlp = policy.dlp
-        scan = [c for c in exchange.calls.values() if c.is_error is None and c.method == "tools/call"]
-        scan = scan if dlp is not None and forwarded else []
+        dlp = policy.dlp if forwarded else None  # nothing goes on: nothing to scan
+        scan = [c for c in exchange.calls.values() if c.is_error is None]
         held = [c for c in exchange.calls.values() if c.approval is not None]
-        big = sum(c.arguments_bytes or 0 for c in scan) > SCAN_IN_THREAD_CHARS
+        # The body's size, or what it expands to when compressed.
+        size = max(len(flow.request.raw_content or b""), scanned_size(exchange))
+        big = dlp is not None and size > SCAN_IN_THREAD_CHARS
         if held or big:
             return self._scan_hold_send(flow, exchange, out, scan, dlp, big, held)
-        if scan and dlp is not None:
-            scan_arguments(scan, forwarded, dlp, policy.observe)
+        if dlp is not None:
+            scan_client_messages(scan, exchange.one_way, forwarded, dlp, policy.observe)
         self._send(flow, exchange, out)
         return None
 
@@ -352,14 +368,14 @@ class Mcp:
         big: bool,
         held: list[McpCall],
     ) -> None:
-        """Large arguments are scanned off the event loop; calls that need approval wait for it
+        """Large messages are scanned off the event loop; calls that need approval wait for it
         (after DLP, so the approver sees and approves what the server will get)."""
         observe = self.settings.policy.observe
-        if scan and dlp is not None:
+        if dlp is not None:
             if big:
-                await asyncio.to_thread(scan_arguments, scan, out.forwarded, dlp, observe)
+                await asyncio.to_thread(scan_client_messages, scan, exchange.one_way, out.forwarded, dlp, observe)
             else:
-                scan_arguments(scan, out.forwarded, dlp, observe)
+                scan_client_messages(scan, exchange.one_way, out.forwarded, dlp, observe)
         if held:
             await hold_calls(self.approvals, self.settings.policy, flow, out, held)
         self._send(flow, exchange, out)
@@ -381,10 +397,18 @@ class Mcp:
         mcp = self.settings.policy.mcp
         if mcp is not None and mcp.store_content:
             store_arguments(exchange, forwarded, mcp)
+        refused = self._one_way_sent(exchange)
         if not forwarded:
-            if legacy is not None:
+            # A refused notification or answer has no id to answer: its refusal is an error without
+            # one, on an HTTP error status (Streamable HTTP's answer to input a server does not take).
+            not_taken = rpc_error(None, refused[0]) if refused else None
+            if not_taken is not None and not local:
+                body = dumps([not_taken] if batch else not_taken)
+                flow.response = http.Response.make(403, body, {"content-type": "application/json"})
+            elif legacy is not None:
                 flow.response = http.Response.make(202, b"Accepted", {"content-type": "text/plain"})
             elif local:
+                local += [not_taken] if not_taken is not None else []
                 body = dumps(local if batch else local[0])
                 flow.response = http.Response.make(200, body, {"content-type": "application/json"})
             else:
@@ -395,6 +419,14 @@ class Mcp:
         # Refusals in a batch that goes on were turned into pings: `local` is empty here.
         if len(forwarded) != len(messages) or any(a is not b for a, b in zip(forwarded, messages)):
             flow.request.content = dumps(forwarded if batch else forwarded[0])
+
+    def _one_way_sent(self, exchange: McpExchange) -> list[str]:
+        """Record the client's notifications and answers (decided now: nothing answers them);
+        returns why those refused were."""
+        now = time.time()
+        for record, _ in exchange.one_way:
+            self.submit(record, now)
+        return [record.refusal for record, _ in exchange.one_way if record.refusal is not None]
 
     def _await_on_stream(self, legacy: LegacySession, call: McpCall) -> None:
         pending = legacy.pending
