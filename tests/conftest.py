@@ -82,6 +82,7 @@ TEST_HOSTS = sorted(
         # gateways that name models outside the body's `model` (tests/adversarial/test_model_elsewhere.py)
         "api.portkey.ai",
         "gateway.ai.cloudflare.com",
+        "us-east5-aiplatform.googleapis.com",  # Vertex AI (Claude on v1beta1, tests/adversarial/test_model_elsewhere.py)
     }
 )
 

@@ -229,3 +229,36 @@ def test_a_model_a_tool_runs_is_judged(proxy_with, upstream, url, body):
     assert not reached(upstream, mark)
     [row] = proxy.rows(f"user_name = '{user}'", expect=1)
     assert row["rule_id"] == "no-image"
+
+
+OPUS_RULE = "rules:\n  - {id: no-opus, match: {model: '*claude-opus*'}, action: block}\n"
+VERTEX = "https://us-east5-aiplatform.googleapis.com"
+AGENTS = "https://bedrock-agent-runtime.us-east-1.amazonaws.com"
+OPUS = "anthropic.claude-opus-4-1-20250805-v1:0"
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        # Vertex serves the same API under v1beta1 (red-team F56): a route now.
+        (f"{VERTEX}/v1beta1/projects/p/locations/us-east5/publishers/anthropic/models/claude-opus-4-1@20250805:rawPredict",
+         {"anthropic_version": "vertex-2023-10-16", "max_tokens": 10, "messages": HI}),
+        # An endpoint no route knows names its model in the path.
+        (f"{VERTEX}/v1/projects/p/locations/us-east5/publishers/anthropic/models/claude-opus-4-1:futureVerb",
+         {"anthropic_version": "vertex-2023-10-16", "messages": HI}),
+        # Bedrock Agents' spellings of the model (red-team F57).
+        (f"{AGENTS}/agents/invokeInlineAgent", {"foundationModel": OPUS, "instruction": "be brief", "inputText": "hi"}),
+        (f"{AGENTS}/retrieveAndGenerate", {"input": {"text": "hi"}, "retrieveAndGenerateConfiguration": {
+            "type": "KNOWLEDGE_BASE", "knowledgeBaseConfiguration": {
+                "knowledgeBaseId": "KB1", "modelArn": f"arn:aws:bedrock:us-east-1::foundation-model/{OPUS}"}}}),
+    ],
+    ids=["vertex-v1beta1", "vertex-unknown-verb", "inline-agent", "retrieve-and-generate"],
+)  # fmt: skip
+def test_a_model_named_in_the_path_or_by_bedrock_agents_is_judged(proxy_with, upstream, url, body):
+    proxy = proxy_with(OPUS_RULE)
+    user = f"opus-{len(url)}-{len(json.dumps(body))}"
+    answer, mark = post_marked(proxy, user, json.dumps(body).encode(), url)
+    assert answer.status_code == 403, answer.text[:200]
+    assert not reached(upstream, mark)
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert row["rule_id"] == "no-opus"

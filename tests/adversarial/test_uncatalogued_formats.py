@@ -207,7 +207,7 @@ def test_page_loads_on_a_chat_app_without_an_entry_leave_no_row(gate, upstream):
         ("llama-cpp-infill", "/infill", {"input_prefix": f"key = '{AWS_KEY}'", "input_suffix": ""}, None),
         ("tgi", "/generate", {"inputs": f"aws key {AWS_KEY}", "parameters": {"max_new_tokens": 20}}, None),
         ("koboldcpp", "/api/v1/generate", {"prompt": f"aws key {AWS_KEY}", "max_length": 50}, None),
-        ("triton", "/v2/models/llama/generate", {"text_input": f"aws key {AWS_KEY}"}, None),
+        ("triton", "/v2/models/llama/generate", {"text_input": f"aws key {AWS_KEY}"}, "llama"),  # the model its path names
         ("named-model", "/v1/engines/run", {"model": "llama3", "input": f"aws key {AWS_KEY}"}, "llama3"),
     ],
 )  # fmt: skip

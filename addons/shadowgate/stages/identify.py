@@ -239,7 +239,7 @@ class Identify:
                 rec.facts = parser.parse_request(rec.route, flow.request.headers, body)
                 return
         if body is not None:  # an endpoint no route knows on an AI host: still its model
-            rec.facts = unknown_endpoint_facts(body)
+            rec.facts = unknown_endpoint_facts(body, flow.request.path)
         elif rec.ai_host and not rec.body_unread and is_grpc(flow.request.headers.get("content-type", "")):
             # Gemini's and Vertex's gRPC transport names the model in the request's field 1
             # (red-team F26): read from the first message's head only. A body that cannot be

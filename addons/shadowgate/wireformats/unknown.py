@@ -10,7 +10,9 @@ may run: judged as well (red-team F15).
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import unquote
 
 from .base import RequestFacts
 from .common import dig
@@ -18,13 +20,19 @@ from .common import nested_models
 from .common import nonempty_str
 from .common import stream_flag
 
-# The top-level fields that name the model, in the order they are trusted.
-MODEL_FIELDS = ("model", "modelId", "model_id")
+# The fields that name the model, in the order they are trusted: Bedrock's and AWS's `modelId`,
+# watsonx's `model_id`, Bedrock Agents' `foundationModel` (InvokeInlineAgent) and `modelArn`
+# (RetrieveAndGenerate), Bedrock jobs' `modelIdentifier` (red-team F57).
+MODEL_FIELDS = ("model", "modelId", "model_id", "foundationModel", "modelArn", "modelIdentifier")
+# A path that names its model (Vertex AI's `.../publishers/{p}/models/{model}:verb`, Gemini's
+# `/models/{model}:verb`, Bedrock's `/model/{id}/...`): an endpoint no route knows there still runs it.
+_PATH_MODEL = re.compile(r"/models?/([^/:?#]+)")
 
 
-def unknown_endpoint_facts(body: Any) -> RequestFacts:
+def unknown_endpoint_facts(body: Any, path: str = "") -> RequestFacts:
     model = next((m for name in MODEL_FIELDS if (m := nonempty_str(dig(body, name)))), None)
-    others = tuple(m for m in nested_models(body, MODEL_FIELDS) if m != model)
+    in_path = [unquote(m) for m in _PATH_MODEL.findall(path.split("?", 1)[0])]
+    others = tuple(m for m in dict.fromkeys([*in_path, *nested_models(body, MODEL_FIELDS)]) if m != model)
     return RequestFacts(
         operation="",
         model=model or (others[0] if others else None),
