@@ -28,6 +28,16 @@ FALLBACKS = {
 }
 
 
+def _refused_by(proxy, upstream, user: str, body: bytes, url: str, rule: str, **kwargs) -> dict:
+    """POST as `user`: refused (403) by `rule`, nothing reached the upstream; the call's row."""
+    answer, mark = post_marked(proxy, user, body, url, **kwargs)
+    assert answer.status_code == 403, answer.text[:200]
+    assert not reached(upstream, mark)
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert row["rule_id"] == rule
+    return row
+
+
 @pytest.mark.parametrize("body", list(FALLBACKS.values()), ids=list(FALLBACKS))
 def test_a_blocked_fallback_model_blocks_the_call(proxy_with, upstream, body):
     proxy = proxy_with(BLOCK)
@@ -135,11 +145,7 @@ def test_an_unknown_endpoints_nested_models_are_judged(proxy_with, upstream):
         {"provider": "openai", "endpoint": "chat/completions", "headers": {}, "query": {"model": "gpt-4o", "messages": HI}},
     ]  # fmt: skip
     url = "https://gateway.ai.cloudflare.com/v1/acct123/gw1"
-    answer, mark = post_marked(proxy, "cf-universal", json.dumps(body).encode(), url)
-    assert answer.status_code == 403, answer.text[:200]
-    assert not reached(upstream, mark)
-    [row] = proxy.rows("user_name = 'cf-universal'", expect=1)
-    assert row["rule_id"] == "no-gpt4o"
+    _refused_by(proxy, upstream, "cf-universal", json.dumps(body).encode(), url, "no-gpt4o")
 
 
 @pytest.mark.parametrize(
@@ -159,11 +165,7 @@ def test_a_portkey_config_header_names_models(proxy_with, upstream, config):
     user = f"portkey-{len(json.dumps(config))}"
     body = json.dumps({"model": "gpt-4.1", "messages": HI}).encode()
     url = "https://api.portkey.ai/v1/chat/completions"
-    answer, mark = post_marked(proxy, user, body, url, headers={"x-portkey-config": json.dumps(config)})
-    assert answer.status_code == 403, answer.text[:200]
-    assert not reached(upstream, mark)
-    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
-    assert row["rule_id"] == "no-gpt4o"
+    _refused_by(proxy, upstream, user, body, url, "no-gpt4o", headers={"x-portkey-config": json.dumps(config)})
 
 
 MODEL_RULE_ONLY = (
@@ -223,12 +225,7 @@ def test_a_saved_portkey_config_is_judged_as_any_model(proxy_with, upstream):
 def test_a_model_a_tool_runs_is_judged(proxy_with, upstream, url, body):
     # The call's own model is allowed; its image tool or transcription runs a blocked one (red-team F44).
     proxy = proxy_with("rules:\n  - {id: no-image, match: {model: ['gpt-image-*', 'dall-e-*']}, action: block}\n")
-    user = f"tool-model-{len(url)}"
-    answer, mark = post_marked(proxy, user, json.dumps(body).encode(), url)
-    assert answer.status_code == 403, answer.text[:200]
-    assert not reached(upstream, mark)
-    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
-    assert row["rule_id"] == "no-image"
+    _refused_by(proxy, upstream, f"tool-model-{len(url)}", json.dumps(body).encode(), url, "no-image")
 
 
 OPUS_RULE = "rules:\n  - {id: no-opus, match: {model: '*claude-opus*'}, action: block}\n"
@@ -257,8 +254,4 @@ OPUS = "anthropic.claude-opus-4-1-20250805-v1:0"
 def test_a_model_named_in_the_path_or_by_bedrock_agents_is_judged(proxy_with, upstream, url, body):
     proxy = proxy_with(OPUS_RULE)
     user = f"opus-{len(url)}-{len(json.dumps(body))}"
-    answer, mark = post_marked(proxy, user, json.dumps(body).encode(), url)
-    assert answer.status_code == 403, answer.text[:200]
-    assert not reached(upstream, mark)
-    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
-    assert row["rule_id"] == "no-opus"
+    _refused_by(proxy, upstream, user, json.dumps(body).encode(), url, "no-opus")
