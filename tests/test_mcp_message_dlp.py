@@ -57,7 +57,7 @@ def test_a_value_in_params_is_redacted_and_the_arguments_stay_as_they_were():
             },
         ),
     ],
-    ids=["tool-name", "argument-name", "member-name", "answer-id", "uri-segment", "opaque-key"],
+    ids=["tool-name", "argument-name", "member-name", "answer-id", "uri", "opaque-key"],
 )
 def test_a_value_to_redact_where_a_new_value_makes_another_message_refuses_it(method, item):
     call = _call(method, item.get("id"))

@@ -51,10 +51,21 @@ def test_the_same_call_with_each_member_once_goes_through(proxy_with, upstream):
     assert len([s for s in upstream.seen if s.headers.get("x-attack") == mark]) == 1
 
 
-@pytest.mark.parametrize("tool", ["DELETE_REPO", "Delete_Repo", "ｄｅｌｅｔｅ_repo", "delete\u200b_repo"])
+@pytest.mark.parametrize(
+    "tool",
+    [
+        "DELETE_REPO",
+        "Delete_Repo",
+        "ｄｅｌｅｔｅ_repo",
+        "delete\u200b_repo",
+        " delete_repo",
+        "\tdelete_repo",
+        "\u00a0delete_repo",
+    ],
+)
 def test_a_denied_tool_in_another_spelling_is_refused(proxy_with, upstream, tool):
-    # A server that looks tool names up case-insensitively or after Unicode folding runs these as
-    # delete_repo; compared raw they passed deny_tools: ['delete_*'].
+    # A server that looks tool names up case-insensitively, after Unicode folding or trimmed runs
+    # these as delete_repo; compared raw they passed deny_tools: ['delete_*'] (red-team F58).
     proxy = proxy_with(POLICY)
     call = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": tool, "arguments": {}}}
     answer, mark = _post(proxy, "deny-" + marker()[:6], json.dumps(call).encode())

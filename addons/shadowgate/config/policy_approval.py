@@ -112,10 +112,11 @@ class ApprovalRule:
 
 def tool_form(name: str) -> str:
     """A tool name as approve_tools compares it: NFKC, case-folded, without format characters
-    (zero-width, bidi). A server that looks tool names up loosely runs `MERGE_PR`, fullwidth
-    `ｍｅｒｇｅ_pr` or `merge\u200b_pr` as merge_pr; compared raw they went unheld."""
+    (zero-width, bidi), without white space at either end. A server that looks tool names up
+    loosely runs `MERGE_PR`, fullwidth `ｍｅｒｇｅ_pr`, `merge\u200b_pr` or a trimmed
+    `" merge_pr"` (red-team F58) as merge_pr; compared raw they went unheld."""
     text = unicodedata.normalize("NFKC", name).casefold()
-    return "".join(c for c in text if unicodedata.category(c) != "Cf")
+    return "".join(c for c in text if unicodedata.category(c) != "Cf").strip()
 
 
 def _argument_strings(value: Any, out: list[str]) -> bool:

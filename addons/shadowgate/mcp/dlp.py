@@ -298,6 +298,10 @@ def unread_findings(value: Any, dlp: DlpPolicy, deadline: float) -> tuple[Counte
     return counts, actions, sorted(t for t in counts if dlp.action_for(t, TYPES.get(t, "pii")) == "redact")
 
 
+def _uris(value: Any) -> list[str]:
+    return [text for text in every_string(value) if "/" in text and _URI.match(text)]
+
+
 def _opaque_values(value: Any) -> list[Any]:
     """The values under OPAQUE_KEYS anywhere in a JSON value (the body scan skips them)."""
     found: list[Any] = []
@@ -332,6 +336,8 @@ def _renames(scanned: Any, cleaned: Any, tool_call: bool) -> bool:
         return True
     if any(cleaned[key] is not scanned[key] for key in _NAMING_MEMBERS if key in scanned):
         return True
+    if _uris(scanned) != _uris(cleaned):
+        return True  # a new URI names another resource (or root): not the same request
     if not tool_call:
         return False
     before, after = scanned["params"], cleaned["params"]
