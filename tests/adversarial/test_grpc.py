@@ -93,3 +93,36 @@ def test_a_clean_grpc_call_is_forwarded(gate, upstream):
     assert _reached(upstream, mark)
     [row] = gate.rows("user_name = 'grpc-clean'", expect=1)
     assert (row["model"], row["dlp_findings"]) == ("models/gemini-2.5-flash", None)
+
+
+def _contents(prompt: str) -> bytes:
+    return _field(2, _field(1, _field(1, prompt.encode())) + _field(2, b"user"))
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        _contents("hello") + _field(1, b"models/gemini-2.5-pro"),  # the model after the contents
+        # Given twice: protobuf keeps the last, so the server runs pro.
+        _field(1, b"models/gemini-2.5-flash") + _contents("hello") + _field(1, b"models/gemini-2.5-pro"),
+        _field(3, b"x" * 100) + _contents("hello " * 15) + _field(1, b"models/gemini-2.5-pro"),
+    ],
+    ids=["model-after-contents", "model-twice-last-wins", "after-other-fields"],
+)
+def test_a_blocked_model_anywhere_in_the_message_is_refused(gate, upstream, message):
+    # The model was read only as the message's first field (red-team F55).
+    user = f"grpc-order-{len(message)}"
+    answer, mark = _send(gate, user, _frame(message, compressed=True))
+    assert answer.status_code == 403 and not _reached(upstream, mark)
+    [row] = gate.rows(f"user_name = '{user}'", expect=1)
+    assert row["rule_id"] == "no-pro"
+
+
+def test_a_message_the_proxy_cannot_walk_meets_the_model_rules_as_any_model(proxy_with, upstream):
+    # No DLP here, so only the model rule could refuse it: a truncated field hides the model.
+    proxy = proxy_with("rules:\n  - {id: no-pro, match: {model: 'gemini-2.5-pro*'}, action: block}\n")
+    message = _field(2, b"hello") + b"\x0a\x7f" + b"models/gemini-2.5-pro"  # field 1 says 127 bytes: truncated
+    answer, mark = _send(proxy, "grpc-unwalkable", _frame(message))
+    assert answer.status_code == 403 and not _reached(upstream, mark)
+    [row] = proxy.rows("user_name = 'grpc-unwalkable'", expect=1)
+    assert row["rule_id"] == "no-pro"

@@ -36,8 +36,8 @@ from shadowgate.wireformats.base import RequestFacts
 from shadowgate.wireformats.base import Route
 from shadowgate.wireformats.common import header_map
 from shadowgate.wireformats.common import router_header_models
-from shadowgate.wireformats.decoding import grpc_head
-from shadowgate.wireformats.decoding import grpc_model
+from shadowgate.wireformats.decoding import grpc_first_message
+from shadowgate.wireformats.decoding import grpc_models
 from shadowgate.wireformats.decoding import is_grpc
 from shadowgate.wireformats.decoding import readable_content
 from shadowgate.wireformats.unknown import unknown_endpoint_facts
@@ -209,8 +209,9 @@ class Identify:
             facts = rec.facts or RequestFacts(operation=rec.route.operation if rec.route else "")
             rec.facts = replace(
                 facts,
+                model=facts.model or (batch.model if batch else None),
                 other_models=tuple(dict.fromkeys(facts.other_models + others)),
-                model_reference=facts.model_reference or reference,
+                model_reference=facts.model_reference or reference or (batch.model_reference if batch else None),
                 output_cap=batch.output_cap if batch else facts.output_cap,
                 prompt_chars=max(facts.prompt_chars, batch.prompt_chars if batch else 0),
             )
@@ -240,12 +241,6 @@ class Identify:
                 return
         if body is not None:  # an endpoint no route knows on an AI host: still its model
             rec.facts = unknown_endpoint_facts(body, flow.request.path)
-        elif rec.ai_host and not rec.body_unread and is_grpc(flow.request.headers.get("content-type", "")):
-            # Gemini's and Vertex's gRPC transport names the model in the request's field 1
-            # (red-team F26): read from the first message's head only. A body that cannot be
-            # read gives no model, and DLP refuses it (bodyscan).
-            head = grpc_head(readable_content(flow.request))
-            rec.facts = RequestFacts(operation="", model=grpc_model(head))
 
 
 def read_request(
@@ -254,9 +249,23 @@ def read_request(
     """(the body's JSON value or None, why a JSON-looking body cannot be read, the batch a body
     that is not JSON holds for its route's format). Run off the loop for a big body."""
     body, unparsed = read_json_body(content, content_type)
+    if route is None and body is None and is_grpc(content_type or ""):
+        return body, unparsed, grpc_request_facts(content)
     if body is not None or unparsed is not None or route is None:
         return body, unparsed, None
     return body, unparsed, PARSERS[route.parser].batch_in_body(content, content_type or "")
+
+
+def grpc_request_facts(content: bytes) -> RequestFacts:
+    """Gemini's and Vertex's gRPC transport names the model in the request's field 1 (red-team
+    F26), anywhere in the first message and maybe more than once, the last value winning (F55):
+    that one is the model, the others judged too. A message the proxy cannot walk names a model
+    it cannot see: judged as any model (and DLP refuses it: bodyscan)."""
+    message = grpc_first_message(content)
+    models = grpc_models(message) if message is not None else None
+    if models is None:
+        return RequestFacts(operation="", model_reference="a gRPC message the proxy cannot read")
+    return RequestFacts(operation="", model=models[-1] if models else None, other_models=tuple(models[:-1]))
 
 
 def _note_unparsed(rec: FlowRecord, why: str | None) -> None:

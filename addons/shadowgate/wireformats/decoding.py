@@ -416,41 +416,62 @@ def _inflate_grpc(message: bytes, limit: int) -> bytes:
     raise UndecodableBody("a gRPC message is compressed in a coding the proxy cannot undo")
 
 
-def grpc_head(content: bytes, size: int = 1024) -> bytes:
-    """The first bytes of a gRPC body's first message, inflated if it is compressed: enough for
-    its first fields, without inflating the rest (this runs on the event loop). b"" when they
-    cannot be read."""
+def grpc_first_message(content: bytes) -> bytes | None:
+    """A gRPC body's first message, inflated if it is compressed; None when it cannot be read."""
     if len(content) < 5 or content[0] not in (0, 1):
-        return b""
+        return None
     message = content[5 : 5 + int.from_bytes(content[1:5], "big")]
     if content[0] == 0:
-        return message[:size]
+        return message
     for wbits in (16 + zlib.MAX_WBITS, zlib.MAX_WBITS, -zlib.MAX_WBITS):  # gzip, zlib, raw deflate
         try:
-            return zlib.decompressobj(wbits).decompress(message, size)
+            return zlib.decompressobj(wbits).decompress(message)
         except zlib.error:
             continue
-    return b""
+    return None
 
 
-def grpc_model(message: bytes) -> str | None:
-    """Field 1 of a Gemini/Vertex GenerateContentRequest (`models/...`, `projects/.../models/...`):
-    the model, when the first field of the message is a string that names one."""
-    if len(message) < 2 or message[0] != 0x0A:  # field 1, length-delimited
-        return None
-    size, at, shift = 0, 1, 0
-    while at < len(message) and at < 6:
-        byte = message[at]
-        size |= (byte & 0x7F) << shift
+def grpc_models(message: bytes) -> list[str] | None:
+    """Every value of field 1 of a Gemini/Vertex GenerateContentRequest (`models/...`), in order:
+    protobuf lets the field come anywhere and repeat, the last value winning, so every one is
+    judged (red-team F55). None when the message is not a protobuf the proxy can walk."""
+    models: list[str] = []
+    at, end = 0, len(message)
+    while at < end:
+        tag, at = _varint(message, at)
+        if tag is None:
+            return None
+        field, kind = tag >> 3, tag & 7
+        if kind == 0:
+            _, at = _varint(message, at)
+            if _ is None:
+                return None
+        elif kind in (1, 5):
+            at += 8 if kind == 1 else 4
+        elif kind == 2:
+            size, at = _varint(message, at)
+            if size is None or at + size > end:
+                return None
+            if field == 1 and size <= 512:
+                try:
+                    models.append(message[at : at + size].decode("utf-8"))
+                except UnicodeDecodeError:
+                    return None
+            at += size
+        else:
+            return None  # groups (3, 4) and unknown wire types: not a message this API sends
+        if at > end:
+            return None
+    return [m for m in models if "models/" in m]
+
+
+def _varint(data: bytes, at: int) -> tuple[int | None, int]:
+    value, shift = 0, 0
+    while at < len(data) and shift < 64:
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
         at += 1
-        shift += 7
         if not byte & 0x80:
-            break
-    value = message[at : at + size]
-    if len(value) != size or size > 512:
-        return None
-    try:
-        text = value.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return text if "models/" in text else None
+            return value, at
+        shift += 7
+    return None, at
