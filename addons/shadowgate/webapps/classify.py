@@ -244,9 +244,9 @@ def strictest_account(
     accounts: AccountsPolicy,
 ) -> tuple[str, str | None]:
     """account_of in each reading of the path (matches: the server's readings first): the first
-    that is not corporate when any is. Readings that differ in the org id (`<corp>/../<personal>`
-    read as sent and as resolved) leave the proxy unsure which account the server serves, so the
-    request is judged as the one the account rules are strictest on (red-team F54)."""
+    that is not corporate when any is. Readings that differ in the org id (`/o/<corp>;x/...` read
+    as sent, or with its `;params` dropped) leave the proxy unsure which account the server
+    serves, so the request is judged as the one the account rules are strictest on (red-team F54)."""
     readings = [account_of(endpoint, m.groupdict(), headers, doc, accounts) for m in matches]
     return next((r for r in readings if r[0] != "corporate"), readings[0])
 
