@@ -78,23 +78,37 @@ def test_codex_on_a_respelled_path_is_the_codex_endpoint() -> None:
         assert endpoint.id == "chatgpt.codex"
 
 
-def test_readings_that_name_different_accounts_take_the_stricter(tmp_path: Path) -> None:
-    """As sent, the org segment is `<corp>;x` (a server that keeps the parameter reads an org it
-    does not know); without `;params` it is the corporate org. The request is judged as the former."""
+@pytest.fixture
+def synthetic_apps(tmp_path: Path):
     catalog = tmp_path / "providers.yaml"
     catalog.write_text(
         "version: 1\ncategories: {chat-web: x}\nwire_formats: {}\n"
         "web_apps:\n  claude:\n    endpoints:\n"
-        "      - {id: p, method: POST, path: '/o/(?P<org>[^/]+)/chat', activity: prompt, text: [prompt],"
+        "      - {id: files, method: POST, path: '/files/(?P<name>.+)', activity: other, source: s, verified: 2026-01-01}\n"
+        "      - {id: chat, method: POST, path: '/o/(?P<org>[^/]+)/chat', activity: prompt, text: [prompt],"
         " account: {path_group: org}, source: s, verified: 2026-01-01}\n"
         "providers:\n  - {id: claude, name: C, vendor: A, category: chat-web, hosts: [claude.ai]}\n"
     )
-    apps = load_web_apps(catalog)
+    return load_web_apps(catalog)
+
+
+def test_readings_that_name_different_accounts_take_the_stricter(synthetic_apps) -> None:
+    """As sent, the org segment is `<corp>;x` (a server that keeps the parameter reads an org it
+    does not know); without `;params` it is the corporate org. The request is judged as the former."""
     body = b'{"prompt":"hi"}'
-    plain = classify(apps, "claude", "claude.ai", "POST", f"/o/{CORP}/chat", JSON, body, ACCOUNTS)
+    plain = classify(synthetic_apps, "claude", "claude.ai", "POST", f"/o/{CORP}/chat", JSON, body, ACCOUNTS)
     assert plain is not None and plain.account_kind == "corporate"
-    split = classify(apps, "claude", "claude.ai", "POST", f"/o/{CORP};x/chat", JSON, body, ACCOUNTS)
+    split = classify(synthetic_apps, "claude", "claude.ai", "POST", f"/o/{CORP};x/chat", JSON, body, ACCOUNTS)
     assert split is not None and (split.account_kind, split.account_id) == ("other-workspace", f"{CORP};x")
+
+
+def test_the_endpoint_of_the_servers_reading_comes_before_the_one_of_the_path_as_sent(synthetic_apps) -> None:
+    """`/files/../o/<org>/chat` as sent is the earlier `files` endpoint; the server reads the prompt."""
+    path = f"/files/../o/{CORP}/chat"
+    ids = [endpoint.id for endpoint, _ in synthetic_apps.candidates("claude", "claude.ai", "POST", path)]
+    assert ids == ["claude.chat", "claude.files"]
+    facts = classify(synthetic_apps, "claude", "claude.ai", "POST", path, JSON, b'{"prompt":"hi"}', ACCOUNTS)
+    assert facts is not None and (facts.activity, facts.texts) == ("prompt", ["hi"])
 
 
 def test_a_path_that_reads_as_no_endpoint_is_none() -> None:
