@@ -23,6 +23,7 @@ from shadowgate.config.catalog import check_host_pattern
 from shadowgate.config.catalog import normalise_host
 from shadowgate.config.policy_accounts import ACCOUNT_KINDS
 from shadowgate.config.policy_accounts import ACTIVITIES
+from shadowgate.config.requestpath import path_readings
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import line_of_key
@@ -131,21 +132,31 @@ class WebApps:
     def candidates(
         self, provider_id: str | None, host: str, method: str, path: str, transport: str = "http"
     ) -> list[tuple[WebEndpoint, re.Match[str]]]:
-        """The endpoints a request may be, judged from what is known before its body."""
+        """The endpoints a request may be, judged from what is known before its body, with their
+        matches: those in the server's readings of the path first, then those in the path as sent.
+
+        The path is read as the API path reads it (config/requestpath.py: escapes decoded, dot
+        segments and `//` resolved, `;params` dropped; patterns ignore case): the apps sit behind
+        a CDN that normalises URLs before the origin routes them, so `/backend-api/f/%63onversation`
+        or `/api/organizations/<corp>/../<personal>/...` is the endpoint, and its path groups (org,
+        conversation) are those of the server's reading (red-team F54). A match in any reading
+        makes a candidate (an endpoint once per distinct set of groups): matching more only makes
+        the proxy stricter, and classify() takes the strictest account the readings give."""
         host = normalise_host(host)
-        path = path.split("?", 1)[0]
-        out = []
-        for app in self.apps.values():
-            own = app.id == provider_id
-            for endpoint in app.endpoints:
-                if endpoint.transport != transport or (endpoint.method != method and transport == "http"):
-                    continue
-                if endpoint.hosts is not None and not endpoint.hosts.get(host):
-                    continue
-                if endpoint.hosts is None and not own:
-                    continue
-                m = endpoint.path.fullmatch(path)
-                if m is not None:
+        endpoints = [
+            endpoint
+            for app in self.apps.values()
+            for endpoint in app.endpoints
+            if (endpoint.transport == transport and (endpoint.method == method or transport != "http"))
+            and (endpoint.hosts.get(host) if endpoint.hosts is not None else app.id == provider_id)
+        ]
+        out: list[tuple[WebEndpoint, re.Match[str]]] = []
+        seen: set[tuple[str, tuple[tuple[str, str | None], ...]]] = set()
+        for reading in dict.fromkeys((*path_readings(path), path.split("?", 1)[0].split("#", 1)[0])):
+            for endpoint in endpoints:
+                m = endpoint.path.fullmatch(reading)
+                if m is not None and (key := (endpoint.id, tuple(m.groupdict().items()))) not in seen:
+                    seen.add(key)
                     out.append((endpoint, m))
         return out
 
@@ -223,7 +234,9 @@ def _endpoint(path: str | Path, app_id: str, raw: Any) -> WebEndpoint:
             raise ConfigError(path, line_of_key(raw, key) or line, f"{what}: {key}: {e}") from None
 
     try:
-        pattern = re.compile(str(raw["path"]))
+        # Case-insensitive, as the API path's endpoints (config/catalog.py): a server that folds
+        # case serves `/backend-api/F/Conversation` too, and matching more only makes us stricter.
+        pattern = re.compile(str(raw["path"]), re.IGNORECASE)
     except re.error as e:
         raise ConfigError(path, line_of_key(raw, "path"), f"{what}: bad path regex: {e}") from None
     transport = choice("transport", TRANSPORTS, "http")

@@ -123,7 +123,12 @@ def classify(
 ) -> WebFacts | None:
     """The request's facts, or None when it is none of the catalogued endpoints."""
     content_type = headers.get("content-type", "")
-    for endpoint, match in apps.candidates(provider_id, host, method, path, transport):
+    candidates = apps.candidates(provider_id, host, method, path, transport)
+    tried: set[str] = set()
+    for endpoint, _ in candidates:
+        if endpoint.id in tried:
+            continue  # another reading of the path: the same endpoint, judged once on all of them
+        tried.add(endpoint.id)
         if not all(p.search(headers.get(name, "")) for name, p in endpoint.when_headers):
             continue
         body = _decode(endpoint, content, content_type)
@@ -132,8 +137,9 @@ def classify(
         ):
             continue
         facts = WebFacts(endpoint)
+        matches = [m for e, m in candidates if e is endpoint]
         try:
-            _extract(facts, endpoint, match, headers, body, content, content_type, accounts)
+            _extract(facts, endpoint, matches, headers, body, content, content_type, accounts)
         except Exception:  # a body shaped in a way no path expected: fail safe, scan it all
             facts.parse_status = ERROR
             facts.fallback = _strings_of(body, content)
@@ -159,7 +165,7 @@ def _decode(endpoint: WebEndpoint, content: bytes | None, content_type: str) -> 
 def _extract(
     facts: WebFacts,
     endpoint: WebEndpoint,
-    match: re.Match[str],
+    matches: list[re.Match[str]],
     headers: Mapping[str, str],
     body: Body | None,
     content: bytes | None,
@@ -167,11 +173,10 @@ def _extract(
     accounts: AccountsPolicy,
 ) -> None:
     facts.body = body
-    groups = match.groupdict()
     doc = body.doc if body is not None else None
-    facts.account_kind, facts.account_id = account_of(endpoint, groups, headers, doc, accounts)
+    facts.account_kind, facts.account_id = strictest_account(endpoint, matches, headers, doc, accounts)
     if endpoint.conversation_group:
-        facts.conversation = groups.get(endpoint.conversation_group)
+        facts.conversation = matches[0].groupdict().get(endpoint.conversation_group)
     if endpoint.wire_format is not None:
         return
     if body is None and content:
@@ -231,6 +236,21 @@ def _files(endpoint: WebEndpoint, body: Body | None, content: bytes | None, cont
     return out
 
 
+def strictest_account(
+    endpoint: WebEndpoint,
+    matches: list[re.Match[str]],
+    headers: Mapping[str, str],
+    doc: Any,
+    accounts: AccountsPolicy,
+) -> tuple[str, str | None]:
+    """account_of in each reading of the path (matches: the server's readings first): the first
+    that is not corporate when any is. Readings that differ in the org id (`/o/<corp>;x/...` read
+    as sent, or with its `;params` dropped) leave the proxy unsure which account the server
+    serves, so the request is judged as the one the account rules are strictest on (red-team F54)."""
+    readings = [account_of(endpoint, m.groupdict(), headers, doc, accounts) for m in matches]
+    return next((r for r in readings if r[0] != "corporate"), readings[0])
+
+
 def account_of(
     endpoint: WebEndpoint,
     groups: Mapping[str, str | None],
@@ -240,7 +260,8 @@ def account_of(
 ) -> tuple[str, str | None]:
     """(account kind, the raw account id or None)."""
     spec = endpoint.account
-    if spec.anonymous is not None and groups.get(spec.anonymous[0]) == spec.anonymous[1]:
+    # Compared ignoring case, as the path is matched (catalog.py): `/backend-ANON/` is signed out too.
+    if spec.anonymous is not None and (groups.get(spec.anonymous[0]) or "").lower() == spec.anonymous[1].lower():
         return "anonymous", None
     account_id = None
     if spec.header:
