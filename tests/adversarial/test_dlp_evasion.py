@@ -73,10 +73,15 @@ def test_an_obfuscated_key_is_redacted_before_the_provider_sees_it(proxy, upstre
     assert (row["dlp_findings"], row["dlp_action"]) == ("ANTHROPIC_API_KEY:1", "redact")
 
 
-GLUED = {"tags_glued": "here:" + _tags(KEY) + "thanks"}
+def _selectors(data: bytes) -> str:
+    """Bytes as variation selectors after an emoji ("emoji smuggling", red-team F38)."""
+    return "😀" + "".join(chr(0xFE00 + b) if b < 16 else chr(0xE0100 + b - 16) for b in data)
 
 
-@pytest.mark.parametrize("name", ["zero_width", "base64", "tags_glued"])
+GLUED = {"tags_glued": "here:" + _tags(KEY) + "thanks", "selectors": "look " + _selectors(KEY.encode()) + " ok"}
+
+
+@pytest.mark.parametrize("name", ["zero_width", "base64", "tags_glued", "selectors"])
 def test_an_obfuscated_key_is_blocked_when_secrets_block(proxy, upstream, tmp_path, name):
     user = f"evasion_block_{name}"
     with proxy.options(shadowgate_policy=_policy(tmp_path, "dlp: {secrets: block}\n")):

@@ -93,16 +93,24 @@ class Run:
 # Tag characters spelling printable ASCII (U+E0020..U+E007E), "ASCII smuggling": invisible on
 # screen, read by a model's tokenizer. A run of them is a value of its own, wherever it is glued.
 _TAG_RUN = re.compile("[\U000e0020-\U000e007e]+")
+# Variation selectors as bytes ("emoji smuggling": VS1-16 for 0-15, VS17-256 for 16-255, after an
+# emoji): an emoji takes one selector, so a run of several is a payload of its own.
+_SELECTOR_RUN = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]{4,}")
 
 
-def tag_runs(text: str) -> list[Run]:
-    """Each run of ASCII-spelling tag characters in text, decoded (red-team F38)."""
+def hidden_runs(text: str) -> list[Run]:
+    """Each run of invisible characters that spells text, decoded: ASCII-spelling tag characters
+    and bytes written as variation selectors (red-team F38)."""
     if text.isascii():
         return []
-    return [
+    runs = [
         Run(m.start(), m.end(), "".join(chr(ord(c) - 0xE0000) for c in m.group()), "tags")
         for m in _TAG_RUN.finditer(text)
     ]
+    for m in _SELECTOR_RUN.finditer(text):
+        data = bytes(ord(c) - 0xFE00 if ord(c) < 0x10000 else ord(c) - 0xE0100 + 16 for c in m.group())
+        runs.append(Run(m.start(), m.end(), data.decode("utf-8", "replace"), "selectors"))
+    return runs
 
 
 def base64_classes(text: str, latin1: bytes | None = None) -> bytes:

@@ -21,8 +21,8 @@ from . import splitkeys
 from .encoded import Run
 from .encoded import base64_classes
 from .encoded import encoded_runs
+from .encoded import hidden_runs
 from .encoded import may_hold_runs
-from .encoded import tag_runs
 from .model import SECRET
 from .model import TYPES
 from .model import Detector
@@ -240,9 +240,9 @@ class Scanner:
                     hits.append(found[0])
                     runs[(start, end)] = found
         # The view spells tag characters as ASCII where they stand (`AKIA` + tags reads whole);
-        # each run of them is read as a value of its own too, since one glued to a word
-        # (`hello<tags>`) is no word of its own in the view.
-        hidden = tag_runs(text) if depth < MAX_DECODE_DEPTH else []
+        # each run of them, and of variation selectors spelling bytes, is read as a value of its
+        # own too, since one glued to a word (`hello<tags>`) is no word of its own in the view.
+        hidden = hidden_runs(text) if depth < MAX_DECODE_DEPTH else []
         for run, inner in zip(hidden, self._scan_decoded(text, hidden, depth + 1, clock)):
             if inner:
                 found = _run_findings(run.start, run.end, run.encoding, inner)
