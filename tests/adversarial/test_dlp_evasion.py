@@ -113,3 +113,31 @@ def test_an_aws_key_id_after_a_slash_is_found(proxy, upstream, tmp_path, text):
         response = _chat(proxy, user, text)
     assert response.status_code == 403 and "AWS_ACCESS_KEY" in response.text, response.text[:200]
     assert len(upstream.seen) == before
+
+
+def _key_body(der_head: str, size: int) -> str:
+    """A private key's base64 body (its DER head, then key bytes), wrapped at 64 as in a PEM file."""
+    data = bytes.fromhex(der_head) + bytes(R.randrange(256) for _ in range(size))
+    text = base64.b64encode(data).decode()
+    return "\n".join(text[i : i + 64] for i in range(0, len(text), 64))
+
+
+PKCS8_RSA = _key_body("308204be020100300d06092a864886f70d0101010500048204a8", 1192)
+KEY_BODIES = {
+    "pkcs8-body": PKCS8_RSA,
+    "pkcs1-body": _key_body("308204a40201000282010100", 1100),
+    "sec1-ec-body": _key_body("30770201010420", 100),
+    "openssh-body": _key_body(b"openssh-key-v1\0\0\0\0\x04none\0\0\0\x04none".hex(), 300),
+    "four-dash-armour": f"----BEGIN PRIVATE KEY----\n{PKCS8_RSA}\n----END PRIVATE KEY----",
+}
+
+
+@pytest.mark.parametrize("name", list(KEY_BODIES))
+def test_a_private_key_without_its_armour_is_found(proxy, upstream, tmp_path, name):
+    # The BEGIN/END lines left out of a pasted key file, or written with four dashes (red-team F60).
+    user = f"key_body_{name}"
+    with proxy.options(shadowgate_policy=_policy(tmp_path, "dlp: {secrets: block}\n")):
+        before = len(upstream.seen)
+        response = _chat(proxy, user, f"why does this key fail?\n{KEY_BODIES[name]}\n")
+    assert response.status_code == 403 and "PRIVATE_KEY" in response.text, response.text[:200]
+    assert len(upstream.seen) == before

@@ -1,7 +1,9 @@
 """Credentials recognised by structure rather than by a service's key format.
 
-* PRIVATE_KEY: a PEM private key block, whole from "-----BEGIN ... PRIVATE KEY-----" to the
-  matching END line (to the end of the base64 body when a paste lost the END line).
+* PRIVATE_KEY: a PEM private key block, whole from "-----BEGIN ... PRIVATE KEY-----" (four
+  dashes or more) to the matching END line (to the end of the base64 body when a paste lost the
+  END line); and a key's base64 body pasted without its armour, known by the fixed DER or
+  OpenSSH start every key of its kind has (red-team F60).
 * JWT: header.payload.signature, whole; the header must decode to a JSON object with "alg".
 * URL_PASSWORD: the password of a URL's user:password@ part (postgres://, mongodb+srv://,
   redis://, amqp://, https://...). The finding is the password only, not the whole URL: the
@@ -40,7 +42,9 @@ from .validators import says_placeholder
 from .validators import shannon_entropy
 
 # --- PEM private keys -----------------------------------------------------------------------
-_PEM_BEGIN_RX = re.compile(r"-----BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY(?: BLOCK)?-----")
+# Tried only at the start of a run of dashes: from every dash of a long run, "-{4,}" would read
+# the rest of the run again (quadratic in a text of dashes).
+_PEM_BEGIN_RX = re.compile(r"(?<!-)-{4,}BEGIN ((?:[A-Z0-9]+ ){0,3})PRIVATE KEY(?: BLOCK)?-{4,}")
 _PEM_BODY_RX = re.compile(r"(?:[A-Za-z0-9+/=:,\- \t\r\n]|\\[nr])*")
 _PEM_MAX = 64 * 1024
 # The smallest real key (an Ed25519 OpenSSH key) has ~200 base64 characters; a block whose body is
@@ -53,11 +57,13 @@ def detect_pem(src: Source, hits: Hits) -> None:
     text = src.text
     pos = 0
     while (m := _PEM_BEGIN_RX.search(text, pos)) is not None:
-        end_marker = f"-----END {m.group(1)}PRIVATE KEY"
+        end_marker = f"END {m.group(1)}PRIVATE KEY"
         e = text.find(end_marker, m.end(), m.end() + _PEM_MAX)
         if e >= 0:
-            close = text.find("-----", e + len(end_marker), e + len(end_marker) + 16)
-            end = close + 5 if close >= 0 else e + len(end_marker)
+            close = text.find("----", e + len(end_marker), e + len(end_marker) + 16)
+            end = close + 4 if close >= 0 else e + len(end_marker)
+            while end < len(text) and text[end] == "-":
+                end += 1
         else:  # no END line: the base64 body, without trailing blanks
             body = _PEM_BODY_RX.match(text, m.end(), m.end() + _PEM_MAX)
             end = body.end() if body else m.end()
@@ -68,6 +74,28 @@ def detect_pem(src: Source, hits: Hits) -> None:
         pos = end
         if sum(map(len, _PEM_KEY_CHARS_RX.findall(text, m.end(), end))) >= _PEM_MIN_KEY_CHARS:
             hits.add(m.start(), end, "PRIVATE_KEY", "pem")
+
+
+# The base64 start of a private key's DER or OpenSSH encoding, which every key of its kind shares
+# (the length bytes aside): PKCS#8 RSA, PKCS#1 RSA, SEC1 EC (P-256, P-384), PKCS#8 EC (P-256),
+# PKCS#8 Ed25519, and OpenSSH's "openssh-key-v1\0" magic. Followed by the rest of the body,
+# possibly wrapped (PEM's 64 columns, or escaped line breaks in a JSON string).
+_B64_WRAP = r"(?:[A-Za-z0-9+/=]|\r|\n|\\[nr])"
+_KEY_BODY_RX = re.compile(
+    r"(?<![A-Za-z0-9+/])(?:MII[A-Za-z0-9+/]{3}IBADANBgkqhkiG9w0BAQEFAAS|MII[A-Za-z0-9+/]{3}IBAAKC"
+    r"|MHcCAQEEI|MIGkAgEBBDA|MIG[A-Za-z0-9+/]AgEAMBMGByqGSM49AgEG|MC4CAQAwBQYDK2VwBCIEI"
+    r"|b3BlbnNzaC1rZXktdjEAAAAA)" + _B64_WRAP + r"{24,}"
+)
+
+
+def detect_key_body(src: Source, hits: Hits) -> None:
+    """A private key's base64 body without its BEGIN/END lines (a key file with its first and
+    last lines left out). The start is a key's and nothing else's, so no entropy test is needed."""
+    for m in _KEY_BODY_RX.finditer(src.text):
+        end = m.end()
+        while end > m.start() and src.text[end - 1] in "\r\n\\":
+            end -= 1
+        hits.add(m.start(), end, "PRIVATE_KEY", "pem")
 
 
 # --- JSON Web Tokens ------------------------------------------------------------------------
@@ -501,6 +529,7 @@ register_types(SECRET, *(t for _, _, t, _ in _TYPED_VALUES))
 
 DETECTORS = [
     Detector("pem", frozenset({"PRIVATE_KEY"}), detect_pem),
+    Detector("key_body", frozenset({"PRIVATE_KEY"}), detect_key_body),
     Detector("jwt", frozenset({"JWT"}), detect_jwt),
     Detector("jenkins", frozenset({"JENKINS_CREDENTIAL"}), detect_jenkins),
     Detector("url_credentials", frozenset({"URL_PASSWORD"}), detect_url_password),
