@@ -69,6 +69,12 @@ REQUESTS: dict[str, tuple[dict, str]] = {
         {"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "search", "arguments": {AWS: "x"}}},
         "tools/call",
     ),
+    # Cut across two items of one argument, which the tool may join (red-team F52).
+    "tools-call-split-arguments": (
+        {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+         "params": {"name": "write_note", "arguments": {"parts": [AWS[:10], AWS[10:]]}}},
+        "tools/call",
+    ),
 }  # fmt: skip
 ONE_WAY: dict[str, tuple[dict, str]] = {
     "elicitation-answer": (
@@ -173,7 +179,7 @@ def test_a_key_anywhere_in_a_client_message_is_redacted_under_redact(proxy_with,
     assert (*_outcome(row), row["dlp_findings"]) == (operation, "allow", "mcp:ex", "redact", "AWS_ACCESS_KEY:1")
 
 
-@pytest.mark.parametrize("case", ["resources-read-uri", "tools-call-argument-name"])
+@pytest.mark.parametrize("case", ["resources-read-uri", "tools-call-argument-name", "tools-call-split-arguments"])
 def test_a_key_that_names_a_resource_or_an_argument_is_refused_under_redact(proxy_with, upstream, case):
     # A new URI is another resource, a renamed argument one scan_arguments' copy would not carry.
     proxy = proxy_with(REDACTING)

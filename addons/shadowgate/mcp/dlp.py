@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -37,16 +38,17 @@ from shadowgate.mcp.session import McpCall
 from shadowgate.mcp.session import McpExchange
 from shadowgate.stages.redact import SCAN_IN_THREAD_CHARS
 from shadowgate.stages.redact import ScanFailed
+from shadowgate.stages.redact import body_scan
 from shadowgate.stages.redact import dlp_verdict
 from shadowgate.stages.redact import scan_json
 from shadowgate.stages.redact import shared_scanner
-from shadowgate.wireformats.bodyscan import BodyScan
 from shadowgate.wireformats.common import every_string
 from shadowgate.wireformats.scope import OPAQUE_KEYS
 from shadowgate.wireformats.scope import embedded_texts
 from shadowgate.wireformats.scope import joined_numbers
 from shadowgate.wireformats.scope import nested_json_texts
 from shadowgate.wireformats.scope import number_readings
+from shadowgate.wireformats.scope import request_pieces
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +128,9 @@ def scan_arguments(calls: list[McpCall], forwarded: list[Any], dlp: DlpPolicy, o
         try:
             cleaned, counts, actions = scan_json(arguments, shared_scanner(), Placeholders(), dlp, every_string=True)
             more, more_actions, unredactable = scan_hidden(arguments, dlp)
-            counts, actions = counts + more, actions | more_actions
+            split, split_actions = split_values(arguments, dlp)
+            counts, actions = counts + more + split, actions | more_actions | split_actions
+            unredactable += [t for t in split if dlp.action_for(t, TYPES.get(t, "pii")) == "redact"]
         except Exception as e:
             cleaned, counts, actions = arguments, Counter(), set()
             if not isinstance(e, ScanFailed):
@@ -220,14 +224,7 @@ def scan_message(call: McpCall, item: Any, dlp: DlpPolicy, observe: bool) -> tup
     if call.method == "tools/call" and isinstance(params, dict) and "arguments" in params:
         arguments = params["arguments"]  # its values are scan_arguments'; its keys are read here
         scanned = {**item, "params": {**params, "arguments": _names_only(arguments)}}
-    placeholders = Placeholders()
-    scan = BodyScan(
-        scan=shared_scanner().including(dlp.opt_in).scan,
-        action=lambda type_: dlp.action_for(type_, TYPES.get(type_, "pii")),
-        placeholder=placeholders.placeholder,
-        deadline=time.thread_time() + dlp.budget_ms / 1000,
-        include_metadata=True,  # a server reads every member: none is bookkeeping here
-    )
+    scan, _ = body_scan(dlp, include_metadata=True)  # a server reads every member: none is bookkeeping
     try:
         cleaned = scan.json(scanned)
         more, more_actions, in_uris = unread_findings(scanned, dlp, scan.deadline)
@@ -296,6 +293,16 @@ def unread_findings(value: Any, dlp: DlpPolicy, deadline: float) -> tuple[Counte
             if segments[f.start : f.end] not in as_is:  # else found as the string stands
                 count(f.type)
     return counts, actions, sorted(t for t in counts if dlp.action_for(t, TYPES.get(t, "pii")) == "redact")
+
+
+def split_values(arguments: Any, dlp: DlpPolicy) -> tuple[Counter, set[str]]:
+    """Values cut across the strings of a tool's arguments (`{"parts": ["AKIA2OGYBA",
+    "H6STMMNXNN"]}`), which a tool may well join (red-team F52): the API path's join over every
+    string, each read as text. Only what spans strings counts here: scan_json read each one."""
+    scan, _ = body_scan(dlp, include_metadata=True)
+    pieces = [replace(p, prompt=True) for p in request_pieces(arguments, True) if p.digits_at is None]
+    scan.pieces(pieces, own=lambda piece: False)
+    return scan.counts, scan.actions
 
 
 def _uris(value: Any) -> list[str]:
