@@ -132,3 +132,38 @@ def test_parallel_sessions_see_each_others_answers_in_flight(ws_policy, ws_upstr
         for ws in sessions:
             ws.close()
     assert _creates_since(ws_upstream, before) == 1
+
+
+LIVE_URL = "wss://generativelanguage.googleapis.com/ws/google.ai.generativelanguage.v1beta.GenerativeService.BidiGenerateContent?key=k"
+
+
+@pytest.mark.parametrize(
+    "turn",
+    [
+        {"realtimeInput": {"text": "hi"}},  # a text turn of its own
+        {
+            "realtimeInput": {"mediaChunks": [{"mimeType": "audio/pcm;rate=16000", "data": "AAAA"}]}
+        },  # voice: the server decides
+    ],
+    ids=["text", "audio"],
+)
+def test_live_realtime_input_turns_count_as_requests_per_minute(ws_policy, ws_upstream, turn):  # noqa: F811
+    # Only clientContent counted: ten realtimeInput turns were all answered under 3 a minute (red-team F53).
+    proxy = ws_policy("budgets:\n  - {id: rpm, per: user, requests_per_minute: 3}\n")
+    user = "rtb-live-" + marker()[:6]
+    answered, refused = 0, None
+    with connect(LIVE_URL, proxy=proxy.url(user), ssl=ws_ssl_context(proxy), open_timeout=10) as ws:
+        ws.send(json.dumps({"setup": {"model": "models/gemini-live-2.5-flash-preview"}}))
+        ws.recv(5)  # setupComplete
+        for _ in range(10):
+            ws.send(json.dumps(turn))
+            event = json.loads(ws.recv(5))
+            if "error" in event:
+                refused = event
+                break
+            answered += "serverContent" in event
+            while "turnComplete" not in json.dumps(event):  # the rest of the answer
+                event = json.loads(ws.recv(5))
+    # The upgrade, the setup that names the model (decided anew) and one turn: three this minute.
+    assert answered == 1
+    assert refused is not None and "rpm" in json.dumps(refused)

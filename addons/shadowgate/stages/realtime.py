@@ -303,6 +303,18 @@ class Realtime:
         self._checked(flow, session, message, frame, check(frame, dlp, injection, session.tails))
         return None
 
+    def _count_answers(self, session: Session, used: int, unasked: int) -> None:
+        """After a server message: hold the session's new usage, and count each answer the server
+        gave to a turn it detected itself (voice activity, Live `realtimeInput`) as a request per
+        minute, as a `response.create` is: the next client message meets the limit (F53)."""
+        if session_reservation(session) != used:
+            self._hold_usage(session)
+        budgets = self.settings.policy.budgets
+        if budgets and session.unasked_answers > unasked:
+            facts = session.rec.policy_facts()
+            for _ in range(session.unasked_answers - unasked):
+                self.decide.budgets.note_request(budgets, facts)
+
     def _hold_usage(self, session: Session) -> None:
         """Count the session's usage so far against its subject's daily budgets while it runs: it
         holds the session's reservation (enforce/budgets.py), which the row replaces at the end."""
@@ -326,7 +338,9 @@ class Realtime:
         tracker, facts = self.decide.budgets, rec.policy_facts()
         if asks:
             self._hold_usage(session)  # keeps the reservation from lapsing in a long session
-        verdict = tracker.check(policy.budgets, facts, per_minute=bool(asks))
+        # Every client message meets a full requests-per-minute window (answers the server gave
+        # to turns it detected count there too); only one that asks for an answer adds to it.
+        verdict = tracker.check(policy.budgets, facts, per_minute=True)
         if verdict.exceeded is None:
             if asks:
                 tracker.note_request(policy.budgets, facts)
@@ -512,13 +526,12 @@ class Realtime:
             return
         greeting = session.protocol is not None and not session.greeted
         session.greeted = session.greeted or greeting
-        used = session_reservation(session)
+        used, unasked = session_reservation(session), session.unasked_answers
         if session.answers is None and session.protocol is None:
             body = message_json(message.content)
             if isinstance(body, dict):
                 account(session, body)
-            if session_reservation(session) != used:
-                self._hold_usage(session)
+            self._count_answers(session, used, unasked)
             self._deliver(flow, session, message, None)
             return
         try:
@@ -529,8 +542,7 @@ class Realtime:
         for doc in frame.docs:
             if isinstance(doc, dict):
                 account(session, doc)
-        if session_reservation(session) != used:
-            self._hold_usage(session)
+        self._count_answers(session, used, unasked)
         out = None
         if session.answers is not None:
             out = self._inspect_answer(flow, session, message, frame)
@@ -624,7 +636,11 @@ class Realtime:
 
 
 def _asks_for_answer(doc: Any) -> bool:
-    return isinstance(doc, dict) and (doc.get("type") == "response.create" or "clientContent" in doc)
+    # Live's `realtimeInput` text is a turn of its own (its audio is one when the server's voice
+    # activity detection says so: counted as the answer ends, Realtime._count_answers).
+    return isinstance(doc, dict) and (
+        doc.get("type") == "response.create" or "clientContent" in doc or dig(doc, "realtimeInput", "text") is not None
+    )
 
 
 def _unparsed_needs(policy: Policy) -> str | None:

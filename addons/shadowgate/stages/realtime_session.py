@@ -61,6 +61,7 @@ class Session:
     unreadable: int = 0  # client messages DLP and the screen could not read
     greeted: bool = False  # the server's SignalR handshake answer went by
     answers_pending: int = 0  # answers the client asked for that have not ended yet
+    unasked_answers: int = 0  # answers that ended with none asked for (server VAD, Live realtimeInput)
 
 
 def account(session: Session, body: dict) -> None:
@@ -69,7 +70,7 @@ def account(session: Session, body: dict) -> None:
     if kind in ("session.created", "session.updated"):
         session.response_model = dig(body, "session", "model") or session.response_model
     elif kind == "response.done":
-        session.answers_pending = max(0, session.answers_pending - 1)
+        _answer_ended(session)
         response = body.get("response") or {}
         session.response_id = response.get("id") or session.response_id
         if isinstance(response.get("status"), str):
@@ -78,7 +79,14 @@ def account(session: Session, body: dict) -> None:
     if isinstance(body.get("usageMetadata"), dict):
         _add_usage(session, gemini_usage(body["usageMetadata"]))
     if dig(body, "serverContent", "turnComplete") is True:
-        session.answers_pending = max(0, session.answers_pending - 1)
+        _answer_ended(session)
+
+
+def _answer_ended(session: Session) -> None:
+    if session.answers_pending:
+        session.answers_pending -= 1
+    else:  # the server answered a turn it detected itself: a request all the same (red-team F53)
+        session.unasked_answers += 1
 
 
 def session_tokens(session: Session) -> int:
