@@ -50,9 +50,19 @@ PARSERS: dict[str, WireParser] = {
 }
 
 # Operations that generate no tokens when called (uploads, batch submissions, token counts,
-# thread bookkeeping): Meter estimates no usage for them.
+# thread bookkeeping, a response's retrieval): Meter estimates no usage for them.
+# GET of a stored or background response (OpenAI Responses): its usage, once per response id.
+RETRIEVE_RESPONSE = "retrieve_response"
 NO_TOKEN_OPERATIONS = frozenset(
-    {"upload_file", "create_batch", "count_tokens", "create_thread", "create_message", "create_agent"}
+    {
+        "upload_file",
+        "create_batch",
+        "count_tokens",
+        "create_thread",
+        "create_message",
+        "create_agent",
+        RETRIEVE_RESPONSE,
+    }
 )
 
 # Every format's prompt keys together. DLP scans (and content capture exports) the text under any
@@ -162,6 +172,7 @@ def json_lines(text: str) -> bool:
 __all__ = [
     "CHARSET_NOTE",
     "NO_TOKEN_OPERATIONS",
+    "RETRIEVE_RESPONSE",
     "PARSERS",
     "PROMPT_KEYS",
     "UNPARSED_JSON_NOTE",

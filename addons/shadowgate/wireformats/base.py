@@ -52,8 +52,9 @@ class RequestFacts:
     # A model the call runs that it names only by reference (a stored prompt's id, a gateway
     # config saved elsewhere): what the reference is. Model rules judge it as any model.
     model_reference: str | None = None
-    # A batch's output caps summed over its requests (common.batch_output_cap): what it may spend
-    # once it runs, charged to the budgets when it is submitted. None for other calls.
+    # A batch's output caps summed over its requests (common.batch_output_cap), a background
+    # response's cap: what it may spend once it runs, charged to the budgets when it is
+    # submitted. None for other calls.
     output_cap: int | None = None
 
 
