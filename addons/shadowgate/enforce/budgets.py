@@ -191,10 +191,12 @@ class BudgetTracker:
                 self._minute.setdefault((budget.id, subject), deque()).append(now)
 
     def hold(
-        self, request_id: str, budgets: Sequence[Budget], facts: Facts, tokens: int, now: float | None = None
-    ) -> None:
-        """Reserve a call's estimated tokens (and their cost at the subject's rate today) on every
-        daily budget it counts against, until add() counts its row or HOLD_SECONDS pass."""
+        self, request_id: str, budgets: Sequence[Budget], facts: Facts, tokens: int, now: float | None = None,
+        usd: float | None = None,
+    ) -> None:  # fmt: skip
+        """Reserve a call's estimated tokens (and their cost at the subject's rate today, or `usd`
+        when its price is known before it runs: one billed per character or image) on every daily
+        budget it counts against, until add() counts its row or HOLD_SECONDS pass."""
         now = time.time() if now is None else now
         entries = []
         with self._lock:
@@ -208,11 +210,11 @@ class BudgetTracker:
                     continue
                 key = (budget.id, subject)
                 used = self._used(key)
-                usd = tokens * used[1] / used[0] if used[0] > 0 else 0.0
+                cost = usd if usd is not None else tokens * used[1] / used[0] if used[0] > 0 else 0.0
                 reserved = self._reserved.setdefault(key, [0.0, 0.0])
                 reserved[0] += tokens
-                reserved[1] += usd
-                entries.append((key, float(tokens), usd))
+                reserved[1] += cost
+                entries.append((key, float(tokens), cost))
             if entries:
                 self._holds[request_id] = (now + HOLD_SECONDS, entries)
 

@@ -44,6 +44,7 @@ from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.stages.settings import expand_path
 from shadowgate.stages.settings import file_mtime
 from shadowgate.storage.rows import AiRequest
+from shadowgate.storage.unit_prices import UNIT_PRICES
 from shadowgate.wireformats import CHARSET_NOTE
 from shadowgate.wireformats import RETRIEVE_RESPONSE
 from shadowgate.wireformats import UNPARSED_JSON_NOTE
@@ -140,7 +141,7 @@ class Decide:
             log.info("shadowgate: %s is near budget: %s", facts.user, rec.budget_status)
         if verdict.exceeded is None:
             self.budgets.note_request(policy.budgets, facts)
-            self.budgets.hold(rec.request_id, policy.budgets, facts, estimate)
+            self.budgets.hold(rec.request_id, policy.budgets, facts, estimate, usd=unit_cost_of(rec))
             return decision
         action = OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT
         return Decision(action, verdict.exceeded.id, verdict.reason, None, verdict.retry_after, verdict.reset_at)
@@ -285,3 +286,12 @@ def body_needed_by(policy: Policy, facts: Facts, routed: bool) -> str | None:
             if budget.match.models is not None and replace(budget.match, models=None).check(facts) is None:
                 return f"budget '{budget.id}' counts by model"
     return None
+
+
+def unit_cost_of(rec: FlowRecord) -> float | None:
+    """The list price of a call billed per unit (characters of speech, images), known from its
+    request before it runs; None for a call priced by tokens or not at all (red-team F59)."""
+    facts = rec.facts
+    if facts is None or facts.billed_unit is None or rec.provider is None:
+        return None
+    return UNIT_PRICES.cost(rec.provider.pricing_provider, facts.model, facts.billed_unit, facts.billed_units)

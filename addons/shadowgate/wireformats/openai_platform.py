@@ -200,7 +200,10 @@ class OpenAISpeechParser(JsonWireParser):
 
     def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
         chars = text_chars(dig(body, "input")) + text_chars(dig(body, "instructions"))
-        return RequestFacts(route.operation, body_model(route, body), True, chars)
+        facts = RequestFacts(route.operation, body_model(route, body), True, chars)
+        # tts-1 and tts-1-hd are billed per character of input (red-team F59).
+        facts.billed_unit, facts.billed_units = "character", text_chars(dig(body, "input"))
+        return facts
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _SpeechAccumulator()
