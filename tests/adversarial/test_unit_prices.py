@@ -45,3 +45,42 @@ def test_a_model_without_a_unit_price_stays_unpriced(proxy_with, upstream):
     [row] = proxy.rows(f"user_name = '{user}'", expect=1)
     assert (row["billed_unit"], row["billed_units"]) == ("character", 5)
     assert (row["cost_usd"], row["priced_model"]) == (None, None)
+
+
+def _answer_case(upstream, path: str, body: dict) -> str:
+    name = "unit-" + marker()[:8]
+    upstream.cases[name] = {"name": name, "host": "api.openai.com",
+                            "request": {"method": "POST", "path": path, "query": "", "headers": {}, "body": None},
+                            "response": {"status": 200, "headers": {"content-type": "application/json"},
+                                         "body_text": None, "body_base64": None, "body_json": body}}  # fmt: skip
+    return name
+
+
+@pytest.mark.parametrize(
+    ("path", "request_body", "answer", "billed", "cost"),
+    [
+        ("/v1/images/generations", {"model": "dall-e-3", "prompt": "a cat", "size": "1792x1024", "quality": "hd"},
+         {"created": 1, "data": [{"url": "https://example.com/a.png"}]}, ("image:1792x1024:hd", 1), 0.12),
+        ("/v1/images/generations", {"prompt": "a cat", "n": 3},  # dall-e-2, 1024x1024 unless told
+         {"created": 1, "data": [{"url": "https://example.com/a.png"}] * 3}, ("image:1024x1024:*", 3), 0.06),
+        ("/v1/videos", {"model": "sora-2", "prompt": "a cat", "seconds": "8"},
+         {"id": "video_1", "object": "video", "model": "sora-2", "status": "queued", "seconds": "8"}, ("video_second", 8), 0.8),
+    ],
+    ids=["dall-e-3-hd", "dall-e-2-default", "sora-2"],
+)  # fmt: skip
+def test_images_and_video_are_charged_per_unit(proxy_with, upstream, path, request_body, answer, billed, cost):
+    proxy = proxy_with(POLICY)
+    user = "unit-media-" + marker()[:6]
+    case = _answer_case(upstream, path, answer)
+    try:
+        sent = json.dumps(request_body).encode()
+        url = "https://api.openai.com" + path
+        first, mark = post_marked(proxy, user, sent, url, headers={"x-fake-case": case})
+        assert first.status_code == 200 and reached(upstream, mark), first.text[:200]
+        second, mark = post_marked(proxy, user, sent, url, headers={"x-fake-case": case})
+        assert second.status_code == 429 and not reached(upstream, mark), second.text[:200]
+    finally:
+        upstream.cases.pop(case, None)
+    row, _refused = proxy.rows(f"user_name = '{user}'", expect=2)
+    assert (row["billed_unit"], row["billed_units"]) == billed
+    assert row["cost_usd"] == pytest.approx(cost)

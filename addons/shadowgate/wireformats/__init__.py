@@ -28,6 +28,7 @@ from .openai import OpenAIEmbeddingsParser
 from .openai import OpenAIResponsesParser
 from .openai_platform import OpenAIAssistantsParser
 from .openai_platform import OpenAIFilesParser
+from .openai_platform import OpenAIMediaParser
 from .openai_platform import OpenAISpeechParser
 
 PARSERS: dict[str, WireParser] = {
@@ -41,6 +42,7 @@ PARSERS: dict[str, WireParser] = {
         OpenAIFilesParser(),
         OpenAIAssistantsParser(),
         OpenAISpeechParser(),
+        OpenAIMediaParser(),
         GeminiParser(),
         BedrockConverseParser(),
         BedrockInvokeParser(),

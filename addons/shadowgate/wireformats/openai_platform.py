@@ -209,4 +209,55 @@ class OpenAISpeechParser(JsonWireParser):
         return _SpeechAccumulator()
 
 
-__all__ = ["OpenAIAssistantsParser", "OpenAIFilesParser", "OpenAISpeechParser", "batch_file_lines"]
+class _MediaAccumulator(_ObjectAccumulator):
+    """An image or video answer: gpt-image-1 reports its tokens, the others nothing; the row's
+    cost comes from the request (images x price, seconds x price)."""
+
+    def on_event(self, event: str | None, data: Any) -> None:
+        super().on_event(event, data)
+        if isinstance(data, dict) and self._facts.error_type is None:
+            self._facts.model = nonempty_str(data.get("model")) or self._facts.model
+            if isinstance(usage := data.get("usage"), dict):
+                self._facts.usage = usage_or_empty(
+                    as_int(usage.get("input_tokens")), as_int(usage.get("output_tokens"))
+                )
+
+
+# What OpenAI bills when a request leaves it out (API reference, images and videos).
+_IMAGE_MODEL_DEFAULT = "dall-e-2"
+_VIDEO_SECONDS_DEFAULT = 4
+
+
+class OpenAIMediaParser(JsonWireParser):
+    """Image generation (/v1/images/generations) and video (/v1/videos): billed per image (by
+    size and quality) and per second of video, so their quantity is read for the price (F59)."""
+
+    id = "openai-media"
+    prompt_keys = frozenset({"prompt"})
+    system_keys = frozenset()
+
+    def _looks_like(self, body: dict[str, Any]) -> bool:
+        return isinstance(body.get("prompt"), str)
+
+    def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
+        model = body_model(route, body)
+        facts = RequestFacts(route.operation, model, False, text_chars(dig(body, "prompt")))
+        fields = body if isinstance(body, dict) else {}
+        if route.operation == "generate_video":
+            seconds = fields.get("seconds", _VIDEO_SECONDS_DEFAULT)
+            with contextlib.suppress(TypeError, ValueError):
+                facts.billed_unit, facts.billed_units = "video_second", max(0.0, float(seconds))
+            return facts
+        facts.model = model or _IMAGE_MODEL_DEFAULT
+        count = fields.get("n", 1)
+        size = nonempty_str(fields.get("size")) or "1024x1024"
+        quality = nonempty_str(fields.get("quality")) or "*"
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            facts.billed_unit, facts.billed_units = f"image:{size.lower()}:{quality.lower()}", count
+        return facts
+
+    def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
+        return _MediaAccumulator()
+
+
+__all__ = ["OpenAIAssistantsParser", "OpenAIFilesParser", "OpenAIMediaParser", "OpenAISpeechParser", "batch_file_lines"]
