@@ -84,3 +84,39 @@ def test_images_and_video_are_charged_per_unit(proxy_with, upstream, path, reque
     row, _refused = proxy.rows(f"user_name = '{user}'", expect=2)
     assert (row["billed_unit"], row["billed_units"]) == billed
     assert row["cost_usd"] == pytest.approx(cost)
+
+
+def _audio_upload(size: int) -> tuple[bytes, str]:
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.mp3"\r\nContent-Type: audio/mpeg\r\n\r\n'
+        + b"\xff" * size
+        + b"\r\n--b--\r\n"
+    )
+    return body, "multipart/form-data; boundary=b"
+
+
+@pytest.mark.parametrize(
+    ("answer", "seconds", "second_status"),
+    [
+        ({"text": "a long meeting", "usage": {"type": "duration", "seconds": 600}}, 600, 429),
+        ({"text": "a short note"}, 10, 200),  # 40 000 bytes at 4 000 a second; $0.001 of $0.01
+    ],
+    ids=["duration-in-answer", "estimated-from-bytes"],
+)
+def test_transcription_is_charged_per_second_of_audio(proxy_with, upstream, answer, seconds, second_status):
+    proxy = proxy_with(POLICY)
+    user = "unit-audio-" + marker()[:6]
+    case = _answer_case(upstream, "/v1/audio/transcriptions", answer)
+    url = "https://api.openai.com/v1/audio/transcriptions"
+    body, content_type = _audio_upload(40000)
+    try:
+        first, mark = post_marked(proxy, user, body, url, content_type, headers={"x-fake-case": case})
+        assert first.status_code == 200 and reached(upstream, mark), first.text[:200]
+        [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+        second, _ = post_marked(proxy, user, body, url, content_type, headers={"x-fake-case": case})
+        assert second.status_code == second_status, second.text[:200]
+    finally:
+        upstream.cases.pop(case, None)
+    assert (row["model"], row["billed_unit"], row["billed_units"]) == ("whisper-1", "audio_second", seconds)
+    assert row["cost_usd"] == pytest.approx(seconds * 0.006 / 60)

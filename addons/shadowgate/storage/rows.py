@@ -337,5 +337,7 @@ def ai_request(rec: FlowRecord, out: Outcome) -> AiRequest:
     row.response_findings = rec.response_findings
     row.response_action = rec.response_action
     row.billed_unit = facts.billed_unit if facts else None
-    row.billed_units = facts.billed_units if facts else None
+    row.billed_units = (
+        resp.billed_units if resp and resp.billed_units is not None else facts.billed_units if facts else None
+    )
     return row

@@ -30,6 +30,7 @@ from .openai_platform import OpenAIAssistantsParser
 from .openai_platform import OpenAIFilesParser
 from .openai_platform import OpenAIMediaParser
 from .openai_platform import OpenAISpeechParser
+from .openai_platform import OpenAITranscriptionParser
 
 PARSERS: dict[str, WireParser] = {
     parser.id: parser
@@ -43,6 +44,7 @@ PARSERS: dict[str, WireParser] = {
         OpenAIAssistantsParser(),
         OpenAISpeechParser(),
         OpenAIMediaParser(),
+        OpenAITranscriptionParser(),
         GeminiParser(),
         BedrockConverseParser(),
         BedrockInvokeParser(),
@@ -52,7 +54,8 @@ PARSERS: dict[str, WireParser] = {
 }
 
 # Operations that generate no tokens when called (uploads, batch submissions, token counts,
-# thread bookkeeping, a response's retrieval): Meter estimates no usage for them.
+# thread bookkeeping, a response's retrieval, a transcription billed per second of audio):
+# Meter estimates no usage for them.
 # GET of a stored or background response (OpenAI Responses): its usage, once per response id.
 RETRIEVE_RESPONSE = "retrieve_response"
 NO_TOKEN_OPERATIONS = frozenset(
@@ -64,6 +67,7 @@ NO_TOKEN_OPERATIONS = frozenset(
         "create_message",
         "create_agent",
         RETRIEVE_RESPONSE,
+        "transcription",
     }
 )
 

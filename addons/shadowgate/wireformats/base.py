@@ -72,6 +72,9 @@ class ResponseFacts:
     output_chars: int = 0
     # Provider error type/code when the body is an error envelope.
     error_type: str | None = None
+    # The billed quantity when the answer tells it (seconds of audio transcribed): it replaces
+    # the request's estimate (RequestFacts.billed_units).
+    billed_units: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
