@@ -30,7 +30,11 @@ def test_speech_is_charged_per_character(proxy_with, upstream):
     second, mark = post_marked(proxy, user, body, SPEECH)
     assert second.status_code == 429, second.text[:200]
     assert not reached(upstream, mark)
-    row, _refused = proxy.rows(f"user_name = '{user}'", expect=2)
+    # A model whose price is unknown is refused too while its subject is over the budget.
+    unpriced = json.dumps({"model": "tts-shadow-9", "input": "hello", "voice": "alloy"}).encode()
+    third, mark = post_marked(proxy, user, unpriced, SPEECH)
+    assert third.status_code == 429 and not reached(upstream, mark), third.text[:200]
+    row, _refused, _unpriced = proxy.rows(f"user_name = '{user}'", expect=3)
     assert (row["billed_unit"], row["billed_units"]) == ("character", 4096)
     assert row["cost_usd"] == pytest.approx(4096 * 30 / 1_000_000)
     assert row["priced_model"] == "tts-1-hd per character (unit_prices.yaml)"
