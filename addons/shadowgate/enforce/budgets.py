@@ -163,7 +163,12 @@ class BudgetTracker:
                     return Verdict(
                         budget,
                         f"the {spender} may use {amount}, more than is left of today's budget {budget.id} "
-                        f"for {budget.per} {subject}; send smaller batches or lower their max_tokens",
+                        f"for {budget.per} {subject}; "
+                        + (
+                            "send smaller batches or lower their max_tokens"
+                            if spender == "batch"
+                            else "lower its output cap"
+                        ),
                         self._retry_after(next_midnight(now, self.zone).timestamp() - now),
                         reset_at=next_midnight(now, self.zone).isoformat(),
                     )
