@@ -204,3 +204,21 @@ def test_the_same_files_give_the_same_catalog_and_a_rewrite_a_new_one(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_catalog(path, known_parsers=PARSERS)
     assert str(e.value).startswith(f"{path}:")
+
+
+@pytest.mark.parametrize(
+    ("host", "path", "wire_format"),
+    [
+        ("api.openai.com", "/v1/responses/resp_abc?stream=true&starting_after=3", "openai-responses"),
+        ("x.openai.azure.com", "/openai/v1/responses/resp_abc", "azure-openai"),
+        ("x.openai.azure.com", "/openai/responses/resp_abc?api-version=2025-04-01-preview", "azure-openai"),
+        ("api.openai.com", "/v1/responses/resp_abc/input_items", None),  # no spend: not metered
+    ],
+)
+def test_a_response_retrieval_is_metered(catalog, host, path, wire_format):
+    """GET /v1/responses/{id} carries a background response's usage (red-team F48)."""
+    route = catalog.route(catalog.match_host(host), "GET", path)
+    if wire_format is None:
+        assert route is None
+    else:
+        assert (route.wire_format, route.operation) == (wire_format, "retrieve_response")

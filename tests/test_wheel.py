@@ -39,6 +39,7 @@ def test_the_wheel_installs_one_top_level_package_with_its_data(installed):
     top = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
     assert top == {"shadowgate"}
     assert "shadowgate/data/providers.yaml" in names
+    assert "shadowgate/storage/unit_prices.yaml" in names  # per-unit prices (red-team F59)
     assert any(n.startswith("shadowgate/demo/cases/") and n.endswith(".json") for n in names)
     assert not any(n.startswith(("addons/", "reports/", "tests/")) for n in names)
 

@@ -530,6 +530,8 @@ POSITIVE = {
     "openai-files": [{"input_file_id": "file-1", "endpoint": "/v1/chat/completions", "completion_window": "24h"}],
     "openai-assistants": [{"assistant_id": "asst_1"}, {"assistant_id": "asst_1", "thread": {"messages": []}}],
     "openai-speech": [{"model": "tts-1", "input": "hi", "voice": "alloy"}],
+    "openai-media": [{"model": "dall-e-3", "prompt": "a cat"}, {"prompt": "a cat", "n": 2}],
+    "openai-transcription": [],  # multipart, never JSON: routed by its path only
     "openai-chat": [{"model": "gpt-4o", "messages": []}, {"model": "gpt-3.5-turbo-instruct", "prompt": "hi"}],
     "openai-responses": [
         {"model": "gpt-4.1", "input": "hi"},
@@ -556,6 +558,8 @@ NEGATIVE = {
     "openai-files": [{"input_file_id": "file-1"}, {"purpose": "batch"}],
     "openai-assistants": [{"model": "gpt-4o", "messages": []}, {"assistant_id": 1}],
     "openai-speech": [{"model": "tts-1", "input": "hi"}, {"voice": "alloy", "input": "hi"}],
+    "openai-media": [{"model": "dall-e-3"}, {"prompt": ["a cat"]}],
+    "openai-transcription": [{"model": "whisper-1", "prompt": "a cat"}],
     "openai-chat": [{"model": "gpt-4o"}, {"messages": []}, {"model": 4, "messages": []}, {"model": "m", "prompt": []}],
     "openai-responses": [{"model": "m"}, {"model": "m", "input": [1, 2]}, {"input": "hi"}],
     "openai-embeddings": [{"model": "m"}, {"model": "m", "input": [{"role": "user"}]}, {"model": "m", "input": []}],

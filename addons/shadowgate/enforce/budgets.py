@@ -17,6 +17,10 @@ counts as used until the call's row is counted (the writer thread swaps it for t
 under one lock), or HOLD_SECONDS pass. Without it twenty concurrent calls all passed a 50-token
 budget, as none of them was recorded yet.
 
+A batch or a background response (red-team F41, F48) is checked with `spend`, its upper bound,
+which must fit what is left today whole; its row carries that bound. A background response's
+real usage is counted from its retrieval (stages/meter.py), which holds it until its row is.
+
 A Realtime session is one call of unbounded length (red-team F23): its reservation is replaced
 by the session's usage so far at each usage event the server sends (stages/realtime.py), and
 each client message is checked against the daily budgets (a `response.create` also counts as a
@@ -118,11 +122,12 @@ class BudgetTracker:
         now: float | None = None,
         per_minute: bool = True,
         spend: int = 0,
+        spender: str = "batch",
     ) -> Verdict:
         """Whether a call may go now. per_minute=False: the daily budgets only (a message inside
         a Realtime session that asks for no answer is no request to count). spend: tokens the
-        call may use that must fit what is left today (a batch's upper bound), with their USD
-        at the rate the subject's calls cost today."""
+        call may use that must fit what is left today (a batch's or background response's upper
+        bound), with their USD at the rate the subject's calls cost today; spender names it."""
         if not budgets:
             return OK
         now = time.time() if now is None else now
@@ -157,8 +162,13 @@ class BudgetTracker:
                     amount = f"{more:g} tokens" if unit == "tokens" else f"${more:.4f}"
                     return Verdict(
                         budget,
-                        f"the batch may use {amount}, more than is left of today's budget {budget.id} "
-                        f"for {budget.per} {subject}; send smaller batches or lower their max_tokens",
+                        f"the {spender} may use {amount}, more than is left of today's budget {budget.id} "
+                        f"for {budget.per} {subject}; "
+                        + (
+                            "send smaller batches or lower their max_tokens"
+                            if spender == "batch"
+                            else "lower its output cap"
+                        ),
                         self._retry_after(next_midnight(now, self.zone).timestamp() - now),
                         reset_at=next_midnight(now, self.zone).isoformat(),
                     )
@@ -186,10 +196,12 @@ class BudgetTracker:
                 self._minute.setdefault((budget.id, subject), deque()).append(now)
 
     def hold(
-        self, request_id: str, budgets: Sequence[Budget], facts: Facts, tokens: int, now: float | None = None
-    ) -> None:
-        """Reserve a call's estimated tokens (and their cost at the subject's rate today) on every
-        daily budget it counts against, until add() counts its row or HOLD_SECONDS pass."""
+        self, request_id: str, budgets: Sequence[Budget], facts: Facts, tokens: int, now: float | None = None,
+        usd: float | None = None,
+    ) -> None:  # fmt: skip
+        """Reserve a call's estimated tokens (and their cost at the subject's rate today, or `usd`
+        when its price is known before it runs: one billed per character or image) on every daily
+        budget it counts against, until add() counts its row or HOLD_SECONDS pass."""
         now = time.time() if now is None else now
         entries = []
         with self._lock:
@@ -203,11 +215,11 @@ class BudgetTracker:
                     continue
                 key = (budget.id, subject)
                 used = self._used(key)
-                usd = tokens * used[1] / used[0] if used[0] > 0 else 0.0
+                cost = usd if usd is not None else tokens * used[1] / used[0] if used[0] > 0 else 0.0
                 reserved = self._reserved.setdefault(key, [0.0, 0.0])
                 reserved[0] += tokens
-                reserved[1] += usd
-                entries.append((key, float(tokens), usd))
+                reserved[1] += cost
+                entries.append((key, float(tokens), cost))
             if entries:
                 self._holds[request_id] = (now + HOLD_SECONDS, entries)
 

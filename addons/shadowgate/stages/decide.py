@@ -44,7 +44,9 @@ from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.stages.settings import expand_path
 from shadowgate.stages.settings import file_mtime
 from shadowgate.storage.rows import AiRequest
+from shadowgate.storage.unit_prices import UNIT_PRICES
 from shadowgate.wireformats import CHARSET_NOTE
+from shadowgate.wireformats import RETRIEVE_RESPONSE
 from shadowgate.wireformats import UNPARSED_JSON_NOTE
 from shadowgate.wireformats.decoding import transfer_codings
 
@@ -120,18 +122,26 @@ class Decide:
         decision = policy.decide(facts)
         if decision.action.removeprefix(OBSERVE_PREFIX) not in (ALLOW, COACH, REDIRECT) or not policy.budgets:
             return decision
+        if rec.route is not None and rec.route.operation == RETRIEVE_RESPONSE:
+            # Fetching a response spends nothing: its usage was spent when it ran (the create was
+            # charged) and is counted from this answer; refusing it would only waste that spend.
+            return decision
         batch_cap = rec.facts.output_cap if rec.facts else None
         body = rec.parsed_body[1] if rec.parsed_body is not None else None
         estimate = estimate_tokens(rec.request_bytes or 0, body, batch_cap)
-        # A batch may spend far more than one call once it runs: it must fit what is left of
-        # today's budget whole, where a call is let through while its subject is under (F41).
-        verdict = self.budgets.check(policy.budgets, facts, spend=estimate if batch_cap is not None else 0)
+        # A batch (or a background response) may spend far more than one call once it runs: it
+        # must fit what is left of today's budget whole, where a call is let through while its
+        # subject is under (F41, F48).
+        verdict = self.budgets.check(
+            policy.budgets, facts, spend=estimate if batch_cap is not None else 0,
+            spender="batch" if rec.route is not None and rec.route.operation == "create_batch" else "call",
+        )  # fmt: skip
         if verdict.near:
             rec.budget_status = ",".join(verdict.near)
             log.info("shadowgate: %s is near budget: %s", facts.user, rec.budget_status)
         if verdict.exceeded is None:
             self.budgets.note_request(policy.budgets, facts)
-            self.budgets.hold(rec.request_id, policy.budgets, facts, estimate)
+            self.budgets.hold(rec.request_id, policy.budgets, facts, estimate, usd=unit_cost_of(rec))
             return decision
         action = OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT
         return Decision(action, verdict.exceeded.id, verdict.reason, None, verdict.retry_after, verdict.reset_at)
@@ -276,3 +286,12 @@ def body_needed_by(policy: Policy, facts: Facts, routed: bool) -> str | None:
             if budget.match.models is not None and replace(budget.match, models=None).check(facts) is None:
                 return f"budget '{budget.id}' counts by model"
     return None
+
+
+def unit_cost_of(rec: FlowRecord) -> float | None:
+    """The list price of a call billed per unit (characters of speech, images), known from its
+    request before it runs; None for a call priced by tokens or not at all (red-team F59)."""
+    facts = rec.facts
+    if facts is None or facts.billed_unit is None or rec.provider is None:
+        return None
+    return UNIT_PRICES.cost(rec.provider.pricing_provider, facts.model, facts.billed_unit, facts.billed_units)

@@ -214,6 +214,14 @@ class Identify:
                 model_reference=facts.model_reference or reference or (batch.model_reference if batch else None),
                 output_cap=batch.output_cap if batch else facts.output_cap,
                 prompt_chars=max(facts.prompt_chars, batch.prompt_chars if batch else 0),
+                # A multipart request's model and billed quantity (an audio file to transcribe).
+                model=facts.model or (batch.model if batch else None),
+                billed_unit=facts.billed_unit or (batch.billed_unit if batch else None),
+                billed_units=facts.billed_units
+                if facts.billed_units is not None
+                else batch.billed_units
+                if batch
+                else None,
             )
 
     def _facts_from_body(self, flow: http.HTTPFlow, rec: FlowRecord, body: Any) -> None:

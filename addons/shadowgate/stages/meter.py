@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 
 from mitmproxy import http
@@ -26,6 +27,7 @@ from shadowgate.stages.redact import stream_restorer
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.wireformats import NO_TOKEN_OPERATIONS
 from shadowgate.wireformats import PARSERS
+from shadowgate.wireformats import RETRIEVE_RESPONSE
 from shadowgate.wireformats import parse_json_body
 from shadowgate.wireformats.base import ResponseFacts
 from shadowgate.wireformats.base import StreamParser
@@ -37,6 +39,9 @@ from shadowgate.wireformats.framing import STREAM_CONTENT_TYPES
 log = logging.getLogger(__name__)
 
 CHARS_PER_TOKEN = 4  # the usual rule of thumb; only used when a provider reports no usage
+# Response ids whose usage was counted, remembered so a response fetched again (GET
+# /v1/responses/{id}, a resumed stream) is not counted twice. ~100 bytes each: a few MB.
+COUNTED_RESPONSES_MAX = 50_000
 
 
 class StreamTap:
@@ -102,6 +107,7 @@ class Meter:
     def __init__(self, settings: ShadowgateSettings, record: Record) -> None:
         self.settings = settings
         self.record = record
+        self.counted_responses = CountedResponses(COUNTED_RESPONSES_MAX)
 
     @timed_hook
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -157,6 +163,7 @@ class Meter:
             out.response_bytes = len(raw) if raw is not None else None
             if rec.route is not None and raw:
                 out.response = self._parse_buffered(rec.route.parser, response)
+        self._count_once(rec, out)
         self._estimate_if_missing(rec, out)
         self._submit(flow, rec, out, started)
 
@@ -176,6 +183,7 @@ class Meter:
             out.response = tap.finish()
             if tap.first_chunk_at is not None:
                 out.ttft_ms = round((tap.first_chunk_at - rec.started) * 1000, 3)
+        self._count_once(rec, out)
         self._submit(flow, rec, out, started)
 
     def _parse_buffered(self, parser: str, response: http.Response) -> ResponseFacts | None:
@@ -184,6 +192,28 @@ class Meter:
         except Exception:
             log.debug("shadowgate: response parser failed", exc_info=True)
             return None
+
+    def _count_once(self, rec: FlowRecord, out: Outcome) -> None:
+        """A response's usage counts once, whichever answer carries it: a background response's
+        comes on its retrieval (red-team F48), and a stored response can be fetched again and
+        again. A retrieval counts usage only of a finished response not counted before; every
+        counted response id is remembered. The memory is this process's, bounded: after a
+        restart, on another instance or once an id is evicted, a fetch counts again (an
+        over-count: never spend let through)."""
+        resp = out.response
+        if rec.route is None or resp is None or not resp.response_id or resp.usage.is_empty():
+            return
+        if rec.route.operation == RETRIEVE_RESPONSE and rec.facts is not None and rec.facts.model is None:
+            rec.facts.model = resp.model  # a GET names no model: the row's is the one that ran
+        if rec.route.operation != RETRIEVE_RESPONSE:
+            self.counted_responses.add(resp.response_id)
+        elif not resp.finish_reasons or not self.counted_responses.add(resp.response_id):
+            resp.usage = Usage()  # unfinished (running totals, if any) or already counted
+        elif budgets := self.settings.policy.budgets:
+            # A retrieval reserved nothing (Decide): its usage counts from now, not from when
+            # the writer seals its row, so a call right after it sees the spend.
+            tokens = (resp.usage.input_tokens or 0) + (resp.usage.output_tokens or 0)
+            self.record.decide.budgets.hold(rec.request_id, budgets, rec.policy_facts(), tokens)
 
     def _estimate_if_missing(self, rec: FlowRecord, out: Outcome) -> None:
         """A successful call without usage (a stream without include_usage, a bare-bones
@@ -218,6 +248,24 @@ class Meter:
         flow.metadata[OUTCOME_KEY] = out
         rec.overhead_ns += time.perf_counter_ns() - started
         self.record.ai_request(rec, out)
+
+
+class CountedResponses:
+    """Response ids already counted, the oldest forgotten first beyond `limit` (event loop only)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, response_id: str) -> bool:
+        """Remember an id; False when it was counted already."""
+        if response_id in self._ids:
+            self._ids.move_to_end(response_id)
+            return False
+        self._ids[response_id] = None
+        if len(self._ids) > self.limit:
+            self._ids.popitem(last=False)
+        return True
 
 
 def decoded_body(response: http.Response) -> bytes:

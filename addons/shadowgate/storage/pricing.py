@@ -23,6 +23,7 @@ from genai_prices.types import TieredPrices
 
 from shadowgate.config.policy_prices import PriceOverride
 from shadowgate.config.policy_prices import price_override
+from shadowgate.storage.unit_prices import UNIT_PRICES
 
 if TYPE_CHECKING:
     from shadowgate.config.catalog import Catalog
@@ -137,6 +138,15 @@ def price_ai_request(row: AiRequest, catalog: Catalog | None, pricing: Pricing) 
     The response's model first (what was actually served), else the requested one; a negotiated
     rate from the policy before the list price."""
     override = price_override(pricing.overrides(), row.provider, row.response_model, row.model)
+    provider = catalog.providers.get(row.provider) if catalog and row.provider else None
+    if row.billed_unit is not None and provider is not None and (unit := unit_cost(row, provider.pricing_provider)):
+        # Billed per character, image or second (red-team F59): its tokens, if any, are not what
+        # it costs. A policy discount still applies; token rates do not.
+        row.cost_usd, row.priced_model = unit
+        if override is not None and override.discount is not None:
+            row.cost_usd = round(row.cost_usd * (1 - override.discount), 10)
+            row.priced_model = f"{row.priced_model} less {override.discount:.0%} ({override.label})"
+        return
     inp, out = row.input_tokens, row.output_tokens
     if override is not None and (inp is not None or out is not None):
         cached, written = row.cached_input_tokens or 0, row.cache_creation_input_tokens or 0
@@ -144,7 +154,6 @@ def price_ai_request(row: AiRequest, catalog: Catalog | None, pricing: Pricing) 
         if cost is not None:
             row.cost_usd, row.priced_model = cost, override.label
             return
-    provider = catalog.providers.get(row.provider) if catalog and row.provider else None
     if provider is None or not provider.pricing_provider:
         return
     tokens = (inp, out, row.cached_input_tokens, row.cache_creation_input_tokens)
@@ -157,3 +166,12 @@ def price_ai_request(row: AiRequest, catalog: Catalog | None, pricing: Pricing) 
     if override is not None and override.discount is not None:
         row.cost_usd = round(quote.cost_usd * (1 - override.discount), 10)
         row.priced_model = f"{quote.model_id} less {override.discount:.0%} ({override.label})"
+
+
+def unit_cost(row: AiRequest, pricing_provider: str | None) -> tuple[float, str] | None:
+    """(cost, priced_model) of a row billed per unit, by the served model else the requested one."""
+    for model in (row.response_model, row.model):
+        cost = UNIT_PRICES.cost(pricing_provider, model, row.billed_unit, row.billed_units)
+        if cost is not None and model is not None:
+            return cost, f"{model.lower()} per {row.billed_unit} (unit_prices.yaml)"
+    return None

@@ -118,6 +118,10 @@ class AiRequest:
         "VARCHAR", 'what the answer carried, counts per type, e.g. "EMAIL:1,exfil_image:1"; never values'
     )
     response_action: str | None = column("VARCHAR", "log, redact, block, would_* (observe) or error")
+    billed_unit: str | None = column(
+        "VARCHAR", 'a call billed per unit other than tokens: "character", "image:1024x1024:hd", "audio_second", ...'
+    )
+    billed_units: float | None = column("DOUBLE", "how many billed_unit the call used (priced per unit_prices.yaml)")
 
 
 @dataclass(slots=True)
@@ -332,4 +336,8 @@ def ai_request(rec: FlowRecord, out: Outcome) -> AiRequest:
     row.injection_action = rec.injection_action
     row.response_findings = rec.response_findings
     row.response_action = rec.response_action
+    row.billed_unit = facts.billed_unit if facts else None
+    row.billed_units = (
+        resp.billed_units if resp and resp.billed_units is not None else facts.billed_units if facts else None
+    )
     return row

@@ -28,7 +28,9 @@ from .openai import OpenAIEmbeddingsParser
 from .openai import OpenAIResponsesParser
 from .openai_platform import OpenAIAssistantsParser
 from .openai_platform import OpenAIFilesParser
+from .openai_platform import OpenAIMediaParser
 from .openai_platform import OpenAISpeechParser
+from .openai_platform import OpenAITranscriptionParser
 
 PARSERS: dict[str, WireParser] = {
     parser.id: parser
@@ -41,6 +43,8 @@ PARSERS: dict[str, WireParser] = {
         OpenAIFilesParser(),
         OpenAIAssistantsParser(),
         OpenAISpeechParser(),
+        OpenAIMediaParser(),
+        OpenAITranscriptionParser(),
         GeminiParser(),
         BedrockConverseParser(),
         BedrockInvokeParser(),
@@ -50,9 +54,21 @@ PARSERS: dict[str, WireParser] = {
 }
 
 # Operations that generate no tokens when called (uploads, batch submissions, token counts,
-# thread bookkeeping): Meter estimates no usage for them.
+# thread bookkeeping, a response's retrieval, a transcription billed per second of audio):
+# Meter estimates no usage for them.
+# GET of a stored or background response (OpenAI Responses): its usage, once per response id.
+RETRIEVE_RESPONSE = "retrieve_response"
 NO_TOKEN_OPERATIONS = frozenset(
-    {"upload_file", "create_batch", "count_tokens", "create_thread", "create_message", "create_agent"}
+    {
+        "upload_file",
+        "create_batch",
+        "count_tokens",
+        "create_thread",
+        "create_message",
+        "create_agent",
+        RETRIEVE_RESPONSE,
+        "transcription",
+    }
 )
 
 # Every format's prompt keys together. DLP scans (and content capture exports) the text under any
@@ -162,6 +178,7 @@ def json_lines(text: str) -> bool:
 __all__ = [
     "CHARSET_NOTE",
     "NO_TOKEN_OPERATIONS",
+    "RETRIEVE_RESPONSE",
     "PARSERS",
     "PROMPT_KEYS",
     "UNPARSED_JSON_NOTE",

@@ -52,9 +52,14 @@ class RequestFacts:
     # A model the call runs that it names only by reference (a stored prompt's id, a gateway
     # config saved elsewhere): what the reference is. Model rules judge it as any model.
     model_reference: str | None = None
-    # A batch's output caps summed over its requests (common.batch_output_cap): what it may spend
-    # once it runs, charged to the budgets when it is submitted. None for other calls.
+    # A batch's output caps summed over its requests (common.batch_output_cap), a background
+    # response's cap: what it may spend once it runs, charged to the budgets when it is
+    # submitted. None for other calls.
     output_cap: int | None = None
+    # A call billed per unit other than tokens (storage/unit_prices.py, red-team F59): the unit
+    # ("character", "image:<size>:<quality>", "video_second", "audio_second") and how many.
+    billed_unit: str | None = None
+    billed_units: float | None = None
 
 
 @dataclass(slots=True)
@@ -67,6 +72,9 @@ class ResponseFacts:
     output_chars: int = 0
     # Provider error type/code when the body is an error envelope.
     error_type: str | None = None
+    # The billed quantity when the answer tells it (seconds of audio transcribed): it replaces
+    # the request's estimate (RequestFacts.billed_units).
+    billed_units: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

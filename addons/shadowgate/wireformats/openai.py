@@ -16,6 +16,7 @@ from .base import ResponseFacts
 from .base import Route
 from .base import TextDelta
 from .base import Usage
+from .common import DEFAULT_OUTPUT_TOKENS
 from .common import Accumulator
 from .common import JsonWireParser
 from .common import as_int
@@ -28,6 +29,7 @@ from .common import items
 from .common import json_len
 from .common import nonempty_str
 from .common import openai_error
+from .common import output_cap
 from .common import text_chars
 from .common import text_len
 from .common import tool_models
@@ -258,6 +260,11 @@ class OpenAIResponsesParser(_OpenAIParser):
         if stored is not None and facts.model is None:
             # A stored prompt carries its model, set in OpenAI's dashboard (red-team F15).
             facts.model_reference = f"the stored prompt {stored[:80]}"
+        if isinstance(body, dict) and body.get("background") is True:
+            # Answered "queued" without usage; it spends later, where only a retrieval through
+            # the proxy would show it: charged its upper bound now, as a batch is (red-team F48).
+            cap = output_cap(body)
+            facts.output_cap = DEFAULT_OUTPUT_TOKENS if cap is None else cap
         return facts
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:

@@ -200,10 +200,131 @@ class OpenAISpeechParser(JsonWireParser):
 
     def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
         chars = text_chars(dig(body, "input")) + text_chars(dig(body, "instructions"))
-        return RequestFacts(route.operation, body_model(route, body), True, chars)
+        facts = RequestFacts(route.operation, body_model(route, body), True, chars)
+        # tts-1 and tts-1-hd are billed per character of input (red-team F59).
+        facts.billed_unit, facts.billed_units = "character", text_chars(dig(body, "input"))
+        return facts
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _SpeechAccumulator()
 
 
-__all__ = ["OpenAIAssistantsParser", "OpenAIFilesParser", "OpenAISpeechParser", "batch_file_lines"]
+class _MediaAccumulator(_ObjectAccumulator):
+    """An image or video answer: gpt-image-1 reports its tokens, the others nothing; the row's
+    cost comes from the request (images x price, seconds x price)."""
+
+    def on_event(self, event: str | None, data: Any) -> None:
+        super().on_event(event, data)
+        if isinstance(data, dict) and self._facts.error_type is None:
+            self._facts.model = nonempty_str(data.get("model")) or self._facts.model
+            if isinstance(usage := data.get("usage"), dict):
+                self._facts.usage = usage_or_empty(
+                    as_int(usage.get("input_tokens")), as_int(usage.get("output_tokens"))
+                )
+
+
+# What OpenAI bills when a request leaves it out (API reference, images and videos).
+_IMAGE_MODEL_DEFAULT = "dall-e-2"
+_VIDEO_SECONDS_DEFAULT = 4
+
+
+class OpenAIMediaParser(JsonWireParser):
+    """Image generation (/v1/images/generations) and video (/v1/videos): billed per image (by
+    size and quality) and per second of video, so their quantity is read for the price (F59)."""
+
+    id = "openai-media"
+    prompt_keys = frozenset({"prompt"})
+    system_keys = frozenset()
+
+    def _looks_like(self, body: dict[str, Any]) -> bool:
+        return isinstance(body.get("prompt"), str)
+
+    def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
+        model = body_model(route, body)
+        facts = RequestFacts(route.operation, model, False, text_chars(dig(body, "prompt")))
+        fields = body if isinstance(body, dict) else {}
+        if route.operation == "generate_video":
+            seconds = fields.get("seconds", _VIDEO_SECONDS_DEFAULT)
+            with contextlib.suppress(TypeError, ValueError):
+                facts.billed_unit, facts.billed_units = "video_second", max(0.0, float(seconds))
+            return facts
+        facts.model = model or _IMAGE_MODEL_DEFAULT
+        count = fields.get("n", 1)
+        size = nonempty_str(fields.get("size")) or "1024x1024"
+        quality = nonempty_str(fields.get("quality")) or "*"
+        if isinstance(count, int) and not isinstance(count, bool) and count >= 0:
+            facts.billed_unit, facts.billed_units = f"image:{size.lower()}:{quality.lower()}", count
+        return facts
+
+    def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
+        return _MediaAccumulator()
+
+
+# Seconds of audio guessed from a file's size when the answer does not say: 4 000 bytes a
+# second is 32 kbit/s, below what speech is usually sent at (MP3 64-128 kbit/s, WAV 256 kbit/s),
+# so the guess errs high (a low-bitrate Opus file, 16 kbit/s, is under-counted by half).
+AUDIO_BYTES_PER_SECOND = 4000
+
+
+class _TranscriptionAccumulator(_ObjectAccumulator):
+    """A transcription: whisper-1 says the audio's length (usage {"type": "duration", "seconds"},
+    verbose_json "duration"); gpt-4o-transcribe reports tokens."""
+
+    def on_event(self, event: str | None, data: Any) -> None:
+        super().on_event(event, data)
+        if not isinstance(data, dict) or self._facts.error_type is not None:
+            return
+        usage = data.get("usage")
+        if isinstance(usage, dict) and usage.get("type") == "duration":
+            seconds = usage.get("seconds")
+        elif isinstance(usage, dict):
+            self._facts.usage = usage_or_empty(as_int(usage.get("input_tokens")), as_int(usage.get("output_tokens")))
+            seconds = data.get("duration")
+        else:
+            seconds = data.get("duration")
+        if isinstance(seconds, int | float) and not isinstance(seconds, bool) and seconds >= 0:
+            self._facts.billed_units = float(seconds)
+
+
+class OpenAITranscriptionParser(JsonWireParser):
+    """/v1/audio/transcriptions and /translations: a multipart upload of audio, billed per second
+    (whisper-1): the answer's duration, else a guess from the file's size (red-team F59)."""
+
+    id = "openai-transcription"
+    prompt_keys = frozenset({"prompt"})
+    system_keys = frozenset()
+
+    def _looks_like(self, body: dict[str, Any]) -> bool:
+        return False  # multipart, never JSON: only its path routes it
+
+    def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
+        return RequestFacts(route.operation, body_model(route, body), False, 0)
+
+    def batch_in_body(self, content: bytes, content_type: str) -> RequestFacts | None:
+        if not is_multipart(content_type):
+            return None
+        try:
+            parts = parse_multipart(content, content_type)
+        except UndecodableBody:
+            return None
+        facts = RequestFacts("transcription")
+        for part in parts:
+            if part.name == "model":
+                facts.model = content[part.start : part.end].decode("utf-8", "replace").strip() or None
+            elif part.name == "file":
+                facts.billed_unit = "audio_second"
+                facts.billed_units = float(-(-(part.end - part.start) // AUDIO_BYTES_PER_SECOND))
+        return facts
+
+    def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
+        return _TranscriptionAccumulator()
+
+
+__all__ = [
+    "OpenAIAssistantsParser",
+    "OpenAIFilesParser",
+    "OpenAIMediaParser",
+    "OpenAISpeechParser",
+    "OpenAITranscriptionParser",
+    "batch_file_lines",
+]
