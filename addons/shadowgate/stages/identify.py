@@ -209,13 +209,13 @@ class Identify:
             facts = rec.facts or RequestFacts(operation=rec.route.operation if rec.route else "")
             rec.facts = replace(
                 facts,
+                # A model a body that is not JSON names (a gRPC message, an audio file's form).
                 model=facts.model or (batch.model if batch else None),
                 other_models=tuple(dict.fromkeys(facts.other_models + others)),
                 model_reference=facts.model_reference or reference or (batch.model_reference if batch else None),
                 output_cap=batch.output_cap if batch else facts.output_cap,
                 prompt_chars=max(facts.prompt_chars, batch.prompt_chars if batch else 0),
-                # A multipart request's model and billed quantity (an audio file to transcribe).
-                model=facts.model or (batch.model if batch else None),
+                # A multipart request's billed quantity (an audio file to transcribe).
                 billed_unit=facts.billed_unit or (batch.billed_unit if batch else None),
                 billed_units=facts.billed_units
                 if facts.billed_units is not None
