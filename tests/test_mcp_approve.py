@@ -232,6 +232,22 @@ def test_denied_call_is_refused_and_never_runs(approve_proxy, hook):
     assert (row["decision"], row["approver"], row["is_error"]) == (DENIED, "pat", True)
 
 
+@pytest.mark.parametrize(
+    "env",
+    ['{"stage": "pr\\u006fd"}', "https://deploy.corp.example/api?env=pr%6fd", "pr&#111;d"],
+    ids=["json-escape", "percent", "html-reference"],
+)
+def test_a_trigger_the_tool_decodes_still_holds_the_call(approve_proxy, hook, env):
+    # The tool reads `prod` once it parses the JSON, decodes the URL or the reference: the
+    # trigger is matched in those readings too (red-team F61).
+    pending = agent(approve_proxy, "deploy", {"env": env}, user="lee")
+    link = link_for(hook, env.replace('"', '\\"').split("pr")[-1])
+    with clicker(approve_proxy, "pat") as browser:
+        assert browser.post(link + "?decision=deny").status_code == 200
+    assert pending.result(15)[0] == "refused"
+    assert ("deploy", env) not in RAN
+
+
 def test_no_decision_means_refused_at_the_timeout_and_the_link_dies(approve_proxy, hook, alert_hook):
     started = time.monotonic()
     outcome = agent(approve_proxy, "merge_pr", {"pr": 202}).result(30)
@@ -496,6 +512,7 @@ def test_approval_triggers(tmp_path):
     assert rule.reason("deploy", {"target": {"envs": ["staging", "PROD"]}}) is not None  # nested, any case
     assert rule.reason("deploy", {"prod": 1}) is not None  # keys too
     assert rule.reason("deploy", {"env": "production"}) is None
+    assert rule.reason("deploy", {"cfg": '{"env": "pr\\u006fd"}'}) is not None  # as the tool parses it (F61)
     assert rule.reason(None, {}) is not None  # no tool name: held
     assert rule.reason("deploy", [[["x"] * 20_000]]) == "arguments too large to check"
 

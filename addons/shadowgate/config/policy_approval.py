@@ -23,12 +23,14 @@ its arguments matches an `approve_arguments` regex. docs/mcp.md describes the fl
 from __future__ import annotations
 
 import fnmatch
+import html
 import re
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from shadowgate.config.policy_alerts import duration_seconds
 from shadowgate.config.yamlfile import ConfigError
@@ -36,6 +38,7 @@ from shadowgate.config.yamlfile import line_of_key
 from shadowgate.config.yamlfile import mapping_line
 from shadowgate.config.yamlfile import one_or_more
 from shadowgate.config.yamlfile import whole_number
+from shadowgate.wireformats.scope import nested_json_texts
 
 APPROVAL_KEYS = {"notify", "timeout", "max_held", "max_held_per_user", "approvers", "self_approval", "link_host"}
 SERVER_KEYS = {"approve_tools", "approve_arguments"}
@@ -104,6 +107,7 @@ class ApprovalRule:
             strings: list[str] = []
             if not _argument_strings(arguments, strings):
                 return "arguments too large to check"
+            strings += decoded_readings(strings)
             for pattern in self.arguments:
                 if any(pattern.search(s) for s in strings):
                     return f"an argument matches {pattern.pattern}"
@@ -117,6 +121,20 @@ def tool_form(name: str) -> str:
     `" merge_pr"` (red-team F58) as merge_pr; compared raw they went unheld."""
     text = unicodedata.normalize("NFKC", name).casefold()
     return "".join(c for c in text if unicodedata.category(c) != "Cf").strip()
+
+
+def decoded_readings(strings: list[str]) -> list[str]:
+    """What a tool reads in these strings that they do not hold as they stand (red-team F61): the
+    strings of a JSON document inside one (`"{\\"env\\": \\"pr\\u006fd\\"}"`, escapes undone), its
+    %XX escapes undone (a URL's `?env=pr%6fd`), its HTML references undone (`pr&#111;d`)."""
+    out: list[str] = []
+    for text in strings:
+        out += nested_json_texts(text)
+        if "%" in text and (plain := unquote(text, errors="replace")) != text:
+            out.append(plain)
+        if "&" in text and (plain := html.unescape(text)) != text:
+            out.append(plain)
+    return out
 
 
 def _argument_strings(value: Any, out: list[str]) -> bool:
