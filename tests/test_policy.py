@@ -169,3 +169,10 @@ def test_a_model_named_by_reference_meets_the_strictest_rule_a_model_could_meet(
     named = Facts(host="api.openai.com", provider="openai", model="gpt-4.1", model_reference="the stored prompt pmpt_1")
     assert policy.decide(named).rule_id == "openai-rest"
     assert policy.decide(Facts(host="api.openai.com", provider="openai", model="gpt-4.1")).rule_id == "approved"
+
+
+def test_a_call_whose_only_model_is_another_is_judged_by_it(tmp_path):
+    # A batch file whose every line runs one model names no model of its own (red-team F15).
+    policy = policy_from(tmp_path, "rules:\n  - {id: no-gpt4o, match: {model: 'gpt-4o*'}, action: block}\n")
+    facts = Facts(host="api.openai.com", provider="openai", other_models=("gpt-4o",))
+    assert policy.decide(facts).rule_id == "no-gpt4o"

@@ -255,3 +255,17 @@ def test_a_model_named_in_the_path_or_by_bedrock_agents_is_judged(proxy_with, up
     proxy = proxy_with(OPUS_RULE)
     user = f"opus-{len(url)}-{len(json.dumps(body))}"
     _refused_by(proxy, upstream, user, json.dumps(body).encode(), url, "no-opus")
+
+
+def test_a_batch_input_file_of_one_blocked_model_is_refused(proxy_with, upstream):
+    # Its only model is another's: judged by it, not as a call without a model.
+    body, content_type = _batch_file(["gpt-4o"])
+    _refused_by(
+        proxy_with(BLOCK),
+        upstream,
+        "batch-one-model",
+        body,
+        "https://api.openai.com/v1/files",
+        "no-gpt4o",
+        content_type=content_type,
+    )

@@ -347,7 +347,9 @@ class Policy:
             forms = tuple(dict.fromkeys((*forms, *others)))
             facts = replace(facts, other_models=())
         if len(forms) <= 1:
-            return self._first_match(facts)
+            # One form: the model as sent, or the one other model a call without its own runs
+            # (a batch file of one model), which must be the one judged.
+            return self._first_match(replace(facts, model=forms[0]) if forms else facts)
         decisions = [self._first_match(replace(facts, model=form)) for form in forms]
         return max(decisions, key=strictness)  # max keeps the first of equals
 
