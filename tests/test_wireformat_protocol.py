@@ -157,6 +157,7 @@ def test_error_shapes_the_sdks_expect():
         ("openai-responses", "chat", ("openai", "/responses", None)),
         ("openai-embeddings", "embeddings", ("openai", "/embeddings", None)),
         ("anthropic-messages", "chat", ("anthropic", "/v1/messages", "x-api-key")),
+        ("anthropic-messages", "count_tokens", ("anthropic", "/v1/messages/count_tokens", "x-api-key")),
         ("gemini", "generate_content", None),
         ("bedrock-converse", "chat", None),
         ("cohere-v2", "embeddings", None),

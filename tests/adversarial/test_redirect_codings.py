@@ -98,3 +98,22 @@ def test_a_body_that_cannot_be_decoded_is_refused_not_forwarded(gate, upstream, 
     assert not _seen(upstream, mark)
     [row] = gate.rows(f"user_name = '{user}'", expect=1)
     assert row["status_code"] in (400, 403, 415)
+
+
+def test_a_token_count_stays_a_token_count_at_the_gateway(module_proxy_with, upstream):
+    # Sent to the gateway's /v1/messages it became a generation call, billed (round-3 red team).
+    policy = (
+        "rules:\n  - id: claude-to-gateway\n    match: {provider: anthropic}\n    action: redirect\n"
+        "    gateway: {anthropic_base_url: 'https://llm.corp.test/anthropic', key_env: SG_REDIRECT_CODINGS_KEY}\n"
+    )
+    proxy = module_proxy_with(policy, environ={"SG_REDIRECT_CODINGS_KEY": GATEWAY_KEY})
+    mark = marker()
+    body = {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}]}
+    with proxy.client("count-tokens") as client:
+        client.post(
+            "https://api.anthropic.com/v1/messages/count_tokens",
+            json=body,
+            headers={"x-api-key": "k", "anthropic-version": "2023-06-01", "x-attack": mark},
+        )
+    [seen] = _seen(upstream, mark)
+    assert (seen.host, seen.path) == ("llm.corp.test", "/anthropic/v1/messages/count_tokens")

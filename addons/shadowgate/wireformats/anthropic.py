@@ -139,7 +139,10 @@ class AnthropicMessagesParser(JsonWireParser):
         return {"type": "error", "error": {"type": kind, "message": message}}, {}
 
     def gateway_route(self, route: Route) -> GatewayRoute | None:
-        return GatewayRoute("anthropic", "/v1/messages", key_header="x-api-key")
+        # A token count stays a token count at the gateway: sent to /v1/messages it would be a
+        # generation call, billed (found by the round-3 red team).
+        path = "/v1/messages/count_tokens" if route.operation == "count_tokens" else "/v1/messages"
+        return GatewayRoute("anthropic", path, key_header="x-api-key")
 
 
 class _BatchAccumulator:
