@@ -9,6 +9,7 @@ proxy cannot undo, refused while DLP is on.
 
 from __future__ import annotations
 
+import base64
 import gzip
 
 import pytest
@@ -126,3 +127,37 @@ def test_a_message_the_proxy_cannot_walk_meets_the_model_rules_as_any_model(prox
     assert answer.status_code == 403 and not _reached(upstream, mark)
     [row] = proxy.rows("user_name = 'grpc-unwalkable'", expect=1)
     assert row["rule_id"] == "no-pro"
+
+
+def _varint_field(number: int, value: int) -> bytes:
+    out, tag = bytearray([number << 3]), value
+    while True:
+        byte, tag = tag & 0x7F, tag >> 7
+        out.append(byte | (0x80 if tag else 0))
+        if not tag:
+            return bytes(out)
+
+
+def test_the_usage_of_a_grpc_answer_is_metered(proxy_with, upstream):
+    # The answer's usage metadata (GenerateContentResponse field 3: prompt 1, candidates 2,
+    # total 3) was never read: gRPC calls had no tokens and no cost (what the threat model left open).
+    usage = _varint_field(1, 12) + _varint_field(2, 30) + _varint_field(3, 142)  # 100 thinking tokens
+    candidate = _field(1, _field(1, _field(1, b"hello")))  # Candidate.content.parts[0].text
+    answer = _frame(candidate) + _frame(_field(3, usage), compressed=True)  # streamed: usage last
+    name = "grpc-usage-" + marker()[:6]
+    upstream.cases[name] = {
+        "name": name, "host": "generativelanguage.googleapis.com",
+        "request": {"method": "POST", "path": URL.split(".com", 1)[1], "query": "", "headers": {}, "body": None},
+        "response": {"status": 200, "headers": {"content-type": "application/grpc", "grpc-encoding": "gzip"},
+                     "body_text": None, "body_base64": base64.b64encode(answer).decode(), "body_json": None},
+    }  # fmt: skip
+    try:
+        proxy = proxy_with()
+        mark = marker()
+        with proxy.client("grpc-usage") as client:
+            client.post(URL, content=_frame(_request("models/gemini-2.5-flash", "hi")),
+                        headers={"content-type": "application/grpc", "te": "trailers", "x-fake-case": name, "x-attack": mark})  # fmt: skip
+        [row] = proxy.rows("user_name = 'grpc-usage'", expect=1)
+        assert (row["model"], row["input_tokens"], row["output_tokens"]) == ("models/gemini-2.5-flash", 12, 130)
+    finally:
+        upstream.cases.pop(name, None)

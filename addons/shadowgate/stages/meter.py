@@ -33,7 +33,12 @@ from shadowgate.wireformats.base import ResponseFacts
 from shadowgate.wireformats.base import StreamParser
 from shadowgate.wireformats.base import Usage
 from shadowgate.wireformats.common import header_map
+from shadowgate.wireformats.common import usage_or_empty
 from shadowgate.wireformats.decoding import StreamDecoder
+from shadowgate.wireformats.decoding import UndecodableBody
+from shadowgate.wireformats.decoding import grpc_messages
+from shadowgate.wireformats.decoding import grpc_usage
+from shadowgate.wireformats.decoding import is_grpc
 from shadowgate.wireformats.framing import STREAM_CONTENT_TYPES
 
 log = logging.getLogger(__name__)
@@ -42,6 +47,7 @@ CHARS_PER_TOKEN = 4  # the usual rule of thumb; only used when a provider report
 # Response ids whose usage was counted, remembered so a response fetched again (GET
 # /v1/responses/{id}, a resumed stream) is not counted twice. ~100 bytes each: a few MB.
 COUNTED_RESPONSES_MAX = 50_000
+GRPC_FRAME_MAX = 4 * 1024 * 1024
 
 
 class StreamTap:
@@ -116,6 +122,12 @@ class Meter:
             return
         rec = flow_record(flow)
         if rec is None or rec.route is None:
+            if rec is not None and rec.ai_host and is_grpc(response.headers.get("content-type", "")):
+                # A Gemini or Vertex gRPC answer: passed through chunk by chunk, its usage read on the side.
+                response.stream = StreamTap(
+                    GrpcUsageStream(flow.request.path), response.headers.get("content-encoding")
+                )
+                return
             # Nothing to meter: never buffer it (model downloads from catalogued hosts run to GBs),
             # unless a stage reads it whole (an MCP JSON answer up to shadowgate_max_parse_bytes).
             if not flow.metadata.get(HOLD_ANSWER_KEY):
@@ -248,6 +260,44 @@ class Meter:
         flow.metadata[OUTCOME_KEY] = out
         rec.overhead_ns += time.perf_counter_ns() - started
         self.record.ai_request(rec, out)
+
+
+class GrpcUsageStream:
+    """The usage of a Gemini or Vertex AI gRPC answer (GenerateContent, or a StreamGenerateContent
+    stream, whose last message carries the totals), read frame by frame: its usage metadata is
+    field 3 of each GenerateContentResponse on the Gemini API, field 4 on Vertex AI
+    (google.cloud.aiplatform). Memory: one frame at most, and a frame over GRPC_FRAME_MAX is
+    skipped (an answer's usage rides in a small one)."""
+
+    def __init__(self, path: str) -> None:
+        self.usage_field = 4 if ".aiplatform." in path else 3
+        self.buffer = bytearray()
+        self.skip = 0  # bytes left of a frame too large to read
+        self.usage: tuple[int | None, int | None] | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self.skip:
+            dropped = min(self.skip, len(data))
+            self.skip -= dropped
+            data = data[dropped:]
+        self.buffer += data
+        while len(self.buffer) >= 5:
+            size = int.from_bytes(self.buffer[1:5], "big")
+            if size > GRPC_FRAME_MAX:
+                self.skip = max(0, size - (len(self.buffer) - 5))
+                del self.buffer[: 5 + size]
+                continue
+            if len(self.buffer) < 5 + size:
+                return
+            frame = bytes(self.buffer[: 5 + size])
+            del self.buffer[: 5 + size]
+            try:
+                self.usage = grpc_usage(grpc_messages(frame), self.usage_field) or self.usage
+            except UndecodableBody:
+                continue
+
+    def finish(self) -> ResponseFacts:
+        return ResponseFacts(usage=usage_or_empty(*self.usage)) if self.usage is not None else ResponseFacts()
 
 
 class CountedResponses:

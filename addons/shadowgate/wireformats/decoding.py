@@ -435,34 +435,66 @@ def grpc_models(message: bytes) -> list[str] | None:
     """Every value of field 1 of a Gemini/Vertex GenerateContentRequest (`models/...`), in order:
     protobuf lets the field come anywhere and repeat, the last value winning, so every one is
     judged (red-team F55). None when the message is not a protobuf the proxy can walk."""
-    models: list[str] = []
+    fields = protobuf_fields(message)
+    if fields is None:
+        return None
+    models = []
+    for number, value in fields:
+        if number == 1 and isinstance(value, bytes) and len(value) <= 512:
+            try:
+                models.append(value.decode("utf-8"))
+            except UnicodeDecodeError:
+                return None
+    return [m for m in models if "models/" in m]
+
+
+def protobuf_fields(message: bytes) -> list[tuple[int, int | bytes]] | None:
+    """The top-level fields of a protobuf message, in order: (number, an integer for a varint or
+    fixed-size field, the bytes of a length-delimited one). None when it cannot be walked."""
+    fields: list[tuple[int, int | bytes]] = []
     at, end = 0, len(message)
     while at < end:
         tag, at = _varint(message, at)
         if tag is None:
             return None
-        field, kind = tag >> 3, tag & 7
+        number, kind = tag >> 3, tag & 7
         if kind == 0:
-            _, at = _varint(message, at)
-            if _ is None:
+            value, at = _varint(message, at)
+            if value is None:
                 return None
+            fields.append((number, value))
         elif kind in (1, 5):
-            at += 8 if kind == 1 else 4
+            width = 8 if kind == 1 else 4
+            fields.append((number, int.from_bytes(message[at : at + width], "little")))
+            at += width
         elif kind == 2:
             size, at = _varint(message, at)
             if size is None or at + size > end:
                 return None
-            if field == 1 and size <= 512:
-                try:
-                    models.append(message[at : at + size].decode("utf-8"))
-                except UnicodeDecodeError:
-                    return None
+            fields.append((number, message[at : at + size]))
             at += size
         else:
-            return None  # groups (3, 4) and unknown wire types: not a message this API sends
+            return None  # groups (3, 4) and unknown wire types: not a message these APIs send
         if at > end:
             return None
-    return [m for m in models if "models/" in m]
+    return fields
+
+
+def grpc_usage(messages: list[bytes], usage_field: int) -> tuple[int | None, int | None] | None:
+    """(prompt, output) tokens of the last answer message with usage metadata, or None.
+    GenerateContentResponse holds it in field 3 (Gemini API) or 4 (Vertex AI); its prompt,
+    candidates and total token counts are fields 1, 2 and 3 in both, and the output counted is
+    total minus prompt (thinking tokens are in the total, not in the candidates' count)."""
+    found = None
+    for message in messages:
+        for number, value in protobuf_fields(message) or ():
+            if number == usage_field and isinstance(value, bytes):
+                counts = {n: v for n, v in protobuf_fields(value) or () if isinstance(v, int)}
+                if 1 in counts or 2 in counts:
+                    prompt, candidates, total = counts.get(1), counts.get(2), counts.get(3)
+                    output = total - (prompt or 0) if total is not None else candidates
+                    found = (prompt, output)
+    return found
 
 
 def _varint(data: bytes, at: int) -> tuple[int | None, int]:
