@@ -217,3 +217,25 @@ def test_gzip_stream_is_decoded_for_metering_and_untouched_for_the_client(proxy)
     [row] = proxy.rows("user_name = 'gzip_stream'", expect=1)
     assert row["usage_estimated"] is False
     assert row["input_tokens"] == case["expect"]["response"]["usage"]["input_tokens"]
+
+
+def test_grpc_usage_is_read_from_frames_split_anywhere_and_a_huge_frame_is_skipped(monkeypatch):
+    from shadowgate.stages import meter
+
+    def frame(message: bytes) -> bytes:
+        return b"\x00" + len(message).to_bytes(4, "big") + message
+
+    usage = bytes([0x08, 12, 0x10, 30, 0x18, 50])  # prompt 12, candidates 30, total 50
+    answer = frame(b"\x0a\x03abc") + frame(bytes([0x1A, len(usage)]) + usage)
+    stream = meter.GrpcUsageStream("/google.ai.generativelanguage.v1beta.GenerativeService/StreamGenerateContent")
+    for i in range(len(answer)):
+        stream.feed(answer[i : i + 1])
+    assert (stream.finish().usage.input_tokens, stream.finish().usage.output_tokens) == (12, 38)
+    vertex = frame(b"\x0a\x03abc") + frame(bytes([0x22, len(usage)]) + usage)  # field 4 on Vertex
+    on_vertex = meter.GrpcUsageStream("/google.cloud.aiplatform.v1.PredictionService/GenerateContent")
+    on_vertex.feed(vertex)
+    assert on_vertex.finish().usage.output_tokens == 38
+    monkeypatch.setattr(meter, "GRPC_FRAME_MAX", 4)
+    skipping = meter.GrpcUsageStream("/google.cloud.aiplatform.v1.PredictionService/GenerateContent")
+    skipping.feed(vertex)
+    assert skipping.finish().usage.is_empty()  # both frames were over the (lowered) limit
