@@ -23,7 +23,6 @@ import sys
 from pathlib import Path
 
 from shadowgate import __version__
-from shadowgate.config.catalog import DEFAULT_CATALOG
 from shadowgate.options import DEFAULT_DB
 
 DEFAULT_CONFDIR = "~/.mitmproxy"
@@ -60,20 +59,22 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start a proxy and fake providers, send SDK traffic, print the table")
     demo.add_argument("--keep", action="store_true", help="leave the demo's data directory behind")
     catalog = sub.add_parser("catalog", help="query, list, validate and compare the catalog")
-    from shadowgate.cli.catalog import add_arguments as add_catalog_arguments
+    from shadowgate.cli.catalog import add_arguments as add_catalog_command_arguments
 
-    add_catalog_arguments(catalog)
+    add_catalog_command_arguments(catalog)
     usage = sub.add_parser("usage", help="print the usage table from the database")
     usage.add_argument("--db", default=DEFAULT_DB)
     usage.add_argument("--days", type=int, default=7)
+    from shadowgate.cli.catalog_options import add_catalog_arguments
+
     policy = sub.add_parser("policy", help="check a policy file, or explain which rule a request meets")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
     check = policy_sub.add_parser("check", help="validate a policy file")
     check.add_argument("file")
-    check.add_argument("--providers", default=str(DEFAULT_CATALOG), help="the catalog the ids are checked against")
+    add_catalog_arguments(check, "the catalog the ids are checked against")
     explain = policy_sub.add_parser("explain", help="which rule matches a request, and why")
     explain.add_argument("--policy", help="the policy file (default: none, observe everything)")
-    explain.add_argument("--providers", default=str(DEFAULT_CATALOG))
+    add_catalog_arguments(explain)
     explain.add_argument("--host", required=True)
     explain.add_argument("--path", default="/")
     explain.add_argument("--method", default="POST")
@@ -115,10 +116,11 @@ def _run(args: argparse.Namespace) -> int:
         from shadowgate.cli import policy as policycli
 
         if args.policy_command == "check":
-            return policycli.run_check(args.file, args.providers)
+            return policycli.run_check(args.file, args.providers, args.extra)
         return policycli.run_explain(
             args.policy,
             args.providers,
+            args.extra,
             args.host,
             args.path,
             args.method,

@@ -26,14 +26,13 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from shadowgate.config.catalog import DEFAULT_CATALOG
+from shadowgate.cli.catalog_options import add_catalog_arguments
 from shadowgate.config.catalog import Catalog
 from shadowgate.config.catalog import check_host_pattern
-from shadowgate.config.catalog import load_catalog
+from shadowgate.config.catalog import load_configured_catalog
 from shadowgate.config.catalog import normalise_host
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.resources import REPORTS_DIR
-from shadowgate.wireformats import PARSERS
 
 # The period's rows as `cur` (the report's own set-up), then the candidates grouped per site.
 PERIOD_SQL, CANDIDATES_SQL = "00_period.sql", "14_catalog_candidates.sql"
@@ -44,8 +43,7 @@ HOST_CANDIDATES_SQL = "15_host_candidates.sql"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="catalog_command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--providers", default=str(DEFAULT_CATALOG))
-    common.add_argument("--extra", action="append", default=[], help="a company overlay file (repeatable)")
+    add_catalog_arguments(common)
     match = sub.add_parser("match", parents=[common], help="HOST<TAB>provider<TAB>category, or HOST<TAB>- when not AI")
     match.add_argument("host", help="a host or URL, or '-' to read one per line from stdin")
     match.add_argument("path", nargs="?", help="a request path, to also name the wire format")
@@ -71,11 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         if args.catalog_command == "diff":
-            old = load_catalog(args.old, known_parsers=PARSERS, extra=args.extra)
-            new = load_catalog(args.new, known_parsers=PARSERS, extra=args.extra)
+            old = load_configured_catalog(args.old, args.extra)
+            new = load_configured_catalog(args.new, args.extra)
             print("\n".join(diff_lines(old, new)) or "no changes")
             return 0
-        catalog = load_catalog(getattr(args, "file", None) or args.providers, known_parsers=PARSERS, extra=args.extra)
+        catalog = load_configured_catalog(getattr(args, "file", None) or args.providers, args.extra)
     except ConfigError as e:
         print(f"shadowgate: {e}", file=sys.stderr)
         return 2

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import MISSING
 from dataclasses import fields
 
 from shadowgate.config.catalog import DEFAULT_CATALOG
 from shadowgate.config.catalog import HostIndex
-from shadowgate.config.catalog import load_catalog
+from shadowgate.config.catalog import load_configured_catalog
 from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.policy import Facts
 from shadowgate.config.policy import McpPolicy
@@ -16,15 +17,14 @@ from shadowgate.config.policy import Policy
 from shadowgate.config.policy import load_policy
 from shadowgate.config.policy_check import check_policy
 from shadowgate.config.yamlfile import ConfigError
-from shadowgate.wireformats import PARSERS
 
 
-def run_check(path: str, providers: str = str(DEFAULT_CATALOG)) -> int:
+def run_check(path: str, providers: str = str(DEFAULT_CATALOG), extra: Sequence[str] = ()) -> int:
     """Exit 1 on an error (the file is refused, as the proxy would); warnings print on stderr and
     still exit 0, since the proxy starts with them."""
     try:
         policy = load_policy(path)
-        warnings = check_policy(policy, load_catalog(providers, known_parsers=PARSERS))
+        warnings = check_policy(policy, load_configured_catalog(providers, extra))
     except ConfigError as e:
         print(f"invalid: {e}", file=sys.stderr)
         return 1
@@ -78,6 +78,7 @@ def _count(n: int, noun: str) -> str:
 def run_explain(
     policy_path: str | None,
     providers: str,
+    extra: Sequence[str],
     host: str,
     path: str,
     method: str,
@@ -88,7 +89,7 @@ def run_explain(
 ) -> int:
     try:
         policy = load_policy(policy_path) if policy_path else Policy()
-        catalog = load_catalog(providers, known_parsers=PARSERS)
+        catalog = load_configured_catalog(providers, extra)
     except ConfigError as e:
         print(f"invalid: {e}", file=sys.stderr)
         return 1

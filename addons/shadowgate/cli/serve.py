@@ -18,7 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from shadowgate.config.catalog import DEFAULT_CATALOG
+from shadowgate.cli.catalog_options import add_catalog_arguments
 
 DEFAULT_PASSWORDS = "~/.shadowgate/console.passwd"
 
@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--db", default="~/.shadowgate/shadowgate.duckdb", help="the database file (or its .segments directory)"
     )
     parser.add_argument("--policy", help="the policy file, for which apps are sanctioned")
-    parser.add_argument("--providers", default=str(DEFAULT_CATALOG), help="the provider catalog, for names and notes")
+    add_catalog_arguments(parser, "the provider catalog, for names and notes")
     parser.add_argument("--top", type=int, default=50, help="rows in the top-N tables (default 50)")
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
@@ -102,7 +102,7 @@ def build_app(args: argparse.Namespace, passwords: Path):
     from shadowgate.console.data import ReportCache
     from shadowgate.console.data import load_sources
 
-    sources = load_sources(args.db, args.policy, args.providers, args.top)
+    sources = load_sources(args.db, args.policy, args.providers, args.top, args.extra)
     return make_app(ReportCache(sources, args.cache_seconds), Authenticator(passwords))
 
 

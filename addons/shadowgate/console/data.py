@@ -17,6 +17,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,12 +44,13 @@ class Sources:
     top: int
 
 
-def load_sources(db: str, policy: str | None, providers: str, top: int) -> Sources:
-    """The catalog and policy, read once at start-up exactly as `shadowgate report` reads them."""
-    from shadowgate.config.catalog import load_catalog
+def load_sources(db: str, policy: str | None, providers: str, top: int, extra: Sequence[str] = ()) -> Sources:
+    """The catalog (with its overlays) and policy, read once at start-up exactly as `shadowgate
+    report` reads them."""
+    from shadowgate.config.catalog import load_configured_catalog
     from shadowgate.config.policy import load_policy
 
-    catalog = load_catalog(providers)
+    catalog = load_configured_catalog(providers, extra)
     by_provider, by_category = runner.statuses(load_policy(policy) if policy else None)
     return Sources(Path(db).expanduser(), by_provider, by_category, tuple(catalog.providers.values()), top)
 

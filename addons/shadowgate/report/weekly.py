@@ -19,7 +19,8 @@ from pathlib import Path
 
 import duckdb
 
-from shadowgate.config.catalog import DEFAULT_CATALOG
+from shadowgate.cli.catalog_options import add_catalog_arguments
+from shadowgate.cli.catalog_options import catalog_from_arguments
 from shadowgate.report import deliver
 from shadowgate.report import period as periods
 from shadowgate.report import render
@@ -39,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, help="default: rich on a terminal, md otherwise")
     parser.add_argument("--out", help="write here instead of stdout (csv: a directory gets one CSV per section)")
     parser.add_argument("--policy", help="the policy file, for which apps are sanctioned")
-    parser.add_argument("--providers", default=str(DEFAULT_CATALOG), help="the provider catalog, for names and notes")
+    add_catalog_arguments(parser, "the provider catalog, for names and notes")
     parser.add_argument("--top", type=int, default=10, help="rows in the top-N tables (default 10)")
     deliver.add_arguments(parser)
 
@@ -56,11 +57,10 @@ def choose_period(args: argparse.Namespace, today: dt.date | None = None) -> per
 
 
 def make_report(args: argparse.Namespace, progress=None) -> runner.Report:
-    from shadowgate.config.catalog import load_catalog
     from shadowgate.config.policy import load_policy
 
     period = choose_period(args)
-    catalog = load_catalog(args.providers)
+    catalog = catalog_from_arguments(args)
     policy = load_policy(args.policy) if args.policy else None
     by_provider, by_category = runner.statuses(policy)
     db = Path(args.db).expanduser()

@@ -26,7 +26,7 @@ from shadowgate.config.attribution import KeyFingerprinter
 from shadowgate.config.attribution import load_directory
 from shadowgate.config.attribution import load_or_create_secret
 from shadowgate.config.catalog import Catalog
-from shadowgate.config.catalog import load_catalog
+from shadowgate.config.catalog import load_configured_catalog
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import Facts
 from shadowgate.config.policy import Policy
@@ -37,7 +37,6 @@ from shadowgate.options import DEFAULT_MAX_PARSE_BYTES
 from shadowgate.options import INTERCEPT_MODES
 from shadowgate.options import OPTIONS
 from shadowgate.storage.pricing import Pricing
-from shadowgate.wireformats import PARSERS
 
 if TYPE_CHECKING:
     from mitmproxy import http
@@ -82,10 +81,8 @@ class ShadowgateSettings:
         try:
             catalog, policy = self.catalog, self.policy
             if {"shadowgate_providers", "shadowgate_providers_extra"} & updated or catalog is None:
-                catalog = load_catalog(
-                    expand_path(ctx.options.shadowgate_providers),
-                    known_parsers=PARSERS,
-                    extra=[expand_path(p) for p in ctx.options.shadowgate_providers_extra],
+                catalog = load_configured_catalog(
+                    ctx.options.shadowgate_providers, ctx.options.shadowgate_providers_extra
                 )
             if "shadowgate_policy" in updated:
                 path = ctx.options.shadowgate_policy
