@@ -40,6 +40,7 @@ class Sources:
     db: Path
     provider_status: dict[str, str]
     category_status: dict[str, str]
+    rule_status: dict[str, str]
     providers: tuple[Any, ...]
     top: int
 
@@ -51,8 +52,16 @@ def load_sources(db: str, policy: str | None, providers: str, top: int, extra: S
     from shadowgate.config.policy import load_policy
 
     catalog = load_configured_catalog(providers, extra)
-    by_provider, by_category = runner.statuses(load_policy(policy) if policy else None)
-    return Sources(Path(db).expanduser(), by_provider, by_category, tuple(catalog.providers.values()), top)
+    loaded = load_policy(policy) if policy else None
+    by_provider, by_category = runner.statuses(loaded)
+    return Sources(
+        Path(db).expanduser(),
+        by_provider,
+        by_category,
+        runner.rule_statuses(loaded),
+        tuple(catalog.providers.values()),
+        top,
+    )
 
 
 def current_week(today: dt.date) -> Period:
@@ -165,6 +174,7 @@ class ReportCache:
                 period,
                 provider_status=s.provider_status,
                 category_status=s.category_status,
+                rule_status=s.rule_status,
                 providers=s.providers,
                 top=s.top,
                 queries=queries,

@@ -73,6 +73,7 @@ def make_report(args: argparse.Namespace, progress=None) -> runner.Report:
             period,
             provider_status=by_provider,
             category_status=by_category,
+            rule_status=runner.rule_statuses(policy),
             providers=catalog.providers.values(),
             top=args.top,
         )
