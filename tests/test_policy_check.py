@@ -214,3 +214,44 @@ def test_policy_check_names_every_control_section_in_force(tmp_path, capsys):
     path.write_text(rules + "dlp: {secrets: off, pii: off}\n")  # every action off: nothing is scanned
     assert main(["policy", "check", str(path)]) == 0
     assert "; controls: none" in capsys.readouterr().out
+
+
+REDIRECT_POLICY = """\
+rules:
+  - id: mistral-to-gateway
+    match: {provider: mistral}
+    action: redirect
+    gateway: {openai_base_url: "https://llm.corp.example/v1", key_env: SG_TEST_UNSET_GATEWAY_KEY}
+"""
+
+
+def test_a_redirect_whose_gateway_key_is_unset_is_a_warning_and_strict_refuses_it(tmp_path, capsys, monkeypatch):
+    """new-user F4: every call the rule redirects would be refused with 403; say so before it goes live."""
+    monkeypatch.delenv("SG_TEST_UNSET_GATEWAY_KEY", raising=False)
+    path = tmp_path / "policy.yaml"
+    path.write_text(REDIRECT_POLICY)
+    assert main(["policy", "check", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"warning: {path}:2: rule 'mistral-to-gateway': gateway key variable SG_TEST_UNSET_GATEWAY_KEY is not set in this environment"
+        in err
+    )
+    assert main(["policy", "check", "--strict", str(path)]) == 1
+    assert "warnings are errors (--strict)" in capsys.readouterr().err
+    monkeypatch.setenv("SG_TEST_UNSET_GATEWAY_KEY", "k")
+    assert main(["policy", "check", "--strict", str(path)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_the_proxy_logs_an_unset_gateway_key_when_it_loads_the_policy(tmp_path, caplog, monkeypatch):
+    from mitmproxy.test import taddons
+
+    from shadowgate.stages.settings import ShadowgateSettings
+
+    monkeypatch.delenv("SG_TEST_UNSET_GATEWAY_KEY", raising=False)
+    path = tmp_path / "policy.yaml"
+    path.write_text(REDIRECT_POLICY)
+    settings = ShadowgateSettings()
+    with taddons.context(settings) as tctx:
+        tctx.configure(settings, confdir=str(tmp_path), shadowgate_policy=str(path))
+    assert "gateway key variable SG_TEST_UNSET_GATEWAY_KEY is not set" in caplog.text

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
     check = policy_sub.add_parser("check", help="validate a policy file")
     check.add_argument("file")
+    check.add_argument(
+        "--strict", action="store_true", help="exit 1 on warnings too (a shadowed rule, an unset gateway key)"
+    )
     add_catalog_arguments(check, "the catalog the ids are checked against")
     explain = policy_sub.add_parser("explain", help="which rule matches a request, and why")
     explain.add_argument("--policy", help="the policy file (default: none, observe everything)")
@@ -116,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
         from shadowgate.cli import policy as policycli
 
         if args.policy_command == "check":
-            return policycli.run_check(args.file, args.providers, args.extra)
+            return policycli.run_check(args.file, args.providers, args.extra, args.strict)
         return policycli.run_explain(
             args.policy,
             args.providers,

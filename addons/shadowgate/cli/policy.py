@@ -19,9 +19,9 @@ from shadowgate.config.policy_check import check_policy
 from shadowgate.config.yamlfile import ConfigError
 
 
-def run_check(path: str, providers: str = str(DEFAULT_CATALOG), extra: Sequence[str] = ()) -> int:
+def run_check(path: str, providers: str = str(DEFAULT_CATALOG), extra: Sequence[str] = (), strict: bool = False) -> int:
     """Exit 1 on an error (the file is refused, as the proxy would); warnings print on stderr and
-    still exit 0, since the proxy starts with them."""
+    still exit 0, since the proxy starts with them, unless `strict` (a CI gate) makes them errors."""
     try:
         policy = load_policy(path)
         warnings = check_policy(policy, load_configured_catalog(providers, extra))
@@ -30,6 +30,11 @@ def run_check(path: str, providers: str = str(DEFAULT_CATALOG), extra: Sequence[
         return 1
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    if strict and warnings:
+        print(
+            f"invalid: {path}: {_count(len(warnings), 'warning')}, and warnings are errors (--strict)", file=sys.stderr
+        )
+        return 1
     mode = "observe (actions are logged as would_*, nothing is enforced)" if policy.observe else "enforce"
     print(
         f"ok: {path}: {len(policy.rules)} rules, {len(policy.budgets)} budgets, mode {mode}; "
