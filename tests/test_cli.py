@@ -92,10 +92,12 @@ def test_proxy_command_passes_mitmdump_flags_through_and_records(tmp_path, upstr
     )
     try:
         deadline = time.monotonic() + 30
-        while not (m := re.search(r"listening at 127\.0\.0\.1:(\d+)", log.read_text(errors="replace"))):
+        # The trust banner comes once the proxy listens: after mitmproxy's "listening at" line.
+        while not (m := re.search(r"listening at 127\.0\.0\.1:(\d+)", text := log.read_text(errors="replace"))) or (
+            "HTTPS_PROXY=" not in text
+        ):
             assert time.monotonic() < deadline and process.poll() is None, log.read_text()
             time.sleep(0.05)
-        text = log.read_text()
         assert f"CA certificate is {tmp_path / 'conf' / 'mitmproxy-ca-cert.pem'}" in text
         import ssl
 

@@ -86,3 +86,17 @@ def test_shadowgate_proxy_refuses_a_broken_policy_in_one_line_before_listening(t
     assert status == 1, output
     assert f"{policy}:3:" in output and "action must be one of" in output
     assert "listening at" not in output and "Traceback" not in output
+
+
+def test_a_missing_file_is_named_with_the_option_it_came_from_and_no_banner_comes_first(tmp_path):
+    """new-user F5: `/x: cannot read file` alone does not say which option named /x; and the trust
+    advice ("Then point clients at the proxy") is for a proxy that started, not one that did not."""
+    for option in ("shadowgate_providers", "shadowgate_policy", "shadowgate_users"):
+        status, output = start_and_exit(SHADOWGATE_PROXY, tmp_path, "--set", f"{option}={tmp_path / 'nope.yaml'}")
+        assert status == 1, output
+        assert f"{option}: {tmp_path / 'nope.yaml'}: cannot read file" in output, output
+        assert "point clients at the proxy" not in output and "Traceback" not in output
+    status, output = start_and_exit(
+        SHADOWGATE_PROXY, tmp_path, "--set", f"shadowgate_providers_extra={tmp_path / 'company.yaml'}"
+    )
+    assert f"shadowgate_providers_extra: {tmp_path / 'company.yaml'}: cannot read file" in output, output

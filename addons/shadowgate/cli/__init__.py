@@ -178,7 +178,7 @@ def run_proxy(mitmdump_args: list[str]) -> int:
     class ShadowgateMaster(DumpMaster):
         def __init__(self, options, **kwargs) -> None:
             super().__init__(options, **kwargs)
-            self.addons.add(*default_addons())
+            self.addons.add(*default_addons(), TrustBanner(banner))
 
     from shadowgate.cli import ca
 
@@ -197,10 +197,22 @@ def run_proxy(mitmdump_args: list[str]) -> int:
         args = ["--listen-host", "127.0.0.1", *args]
     ca_pem = ca.ensure_ca(confdir)
     bundle = ca.write_ca_bundle(confdir, ca_pem, ca.system_roots_bundle())
-    print(ca.trust_instructions(ca_pem, bundle, ca.proxy_url(args)), file=sys.stderr)
+    banner = ca.trust_instructions(ca_pem, bundle, ca.proxy_url(args))
     master = run(ShadowgateMaster, cmdline.mitmdump, args)
     errorcheck = master.addons.get("errorcheck") if master else None
     return 1 if errorcheck is not None and errorcheck.logger.has_errored else 0
+
+
+class TrustBanner:
+    """Prints how clients trust the CA and reach the proxy once it listens (mitmproxy's running
+    hook comes after the servers are up): a start-up error is then the last thing printed, not
+    followed by advice for a proxy that never started."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def running(self) -> None:
+        print(self.text, file=sys.stderr)
 
 
 def _option_value(args: list[str], name: str) -> str | None:

@@ -99,7 +99,7 @@ class ShadowgateSettings:
                 path = ctx.options.shadowgate_users
                 self.directory = load_directory(expand_path(path)) if path else Directory()
         except ConfigError as e:
-            raise exceptions.OptionsError(str(e)) from e
+            raise exceptions.OptionsError(_naming_the_option(e)) from e
         if "shadowgate_intercept" in updated:
             mode = ctx.options.shadowgate_intercept
             if mode not in INTERCEPT_MODES:
@@ -233,6 +233,20 @@ class ShadowgateSettings:
         # start-up is kept for good; this one collection takes ~0.1 s, once.
         gc.collect()
         gc.freeze()
+
+
+def _naming_the_option(error: ConfigError) -> str:
+    """The error after the option that named its file (`shadowgate_providers: /x: cannot read
+    file`): a path alone does not say which --set to correct."""
+    options = ctx.options
+    named = {
+        expand_path(options.shadowgate_policy): "shadowgate_policy",
+        expand_path(options.shadowgate_users): "shadowgate_users",
+        **{expand_path(p): "shadowgate_providers_extra" for p in options.shadowgate_providers_extra},
+        expand_path(options.shadowgate_providers): "shadowgate_providers",
+    }
+    option = named.get(error.path)
+    return f"{option}: {error}" if option else str(error)
 
 
 def expand_path(path: str) -> str:
