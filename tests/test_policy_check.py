@@ -255,3 +255,16 @@ def test_the_proxy_logs_an_unset_gateway_key_when_it_loads_the_policy(tmp_path, 
     with taddons.context(settings) as tctx:
         tctx.configure(settings, confdir=str(tmp_path), shadowgate_policy=str(path))
     assert "gateway key variable SG_TEST_UNSET_GATEWAY_KEY is not set" in caplog.text
+
+
+def test_an_unknown_dlp_type_gets_a_suggestion_not_every_name(tmp_path, capsys):
+    """new-user F6: one close name, and where the whole list is (`shadowgate scan --types`)."""
+    path = tmp_path / "policy.yaml"
+    path.write_text("dlp:\n  types: {GITHUB_TOKN: block}\n")
+    assert main(["policy", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:2: dlp.types: unknown type 'GITHUB_TOKN'; did you mean 'GITHUB_TOKEN'?" in err
+    assert "ZA_ID" not in err and "shadowgate scan --types" in err and len(err) < 300
+    assert main(["scan", "--types"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert "GITHUB_TOKEN\tsecret" in listed and "EMAIL\tpii" in listed and listed == sorted(listed)

@@ -98,7 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_pac_arguments(pac)
     scan = sub.add_parser("scan", help="run the DLP detectors on a file or stdin; one JSON finding per line")
-    scan.add_argument("file", help="a file, or '-' for stdin")
+    scan.add_argument("file", nargs="?", help="a file, or '-' for stdin")
+    scan.add_argument("--types", action="store_true", help="list every finding type and its kind, then exit")
     webapps = sub.add_parser("webapps", help="check a browser capture (HAR) against the chat-app endpoints")
     from shadowgate.cli.webapps import add_arguments as add_webapps_arguments
 
@@ -145,9 +146,10 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_pac(args)
     if args.command == "scan":
+        from shadowgate.cli.scan import list_types
         from shadowgate.cli.scan import run_scan
 
-        return run_scan(args.file)
+        return list_types() if args.types else run_scan(args.file)
     if args.command == "webapps":
         from shadowgate.cli.webapps import run as run_webapps
 

@@ -9,7 +9,6 @@ otherwise leave a block rule that silently never fires.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import replace
@@ -22,6 +21,7 @@ from shadowgate.config.policy import Match
 from shadowgate.config.policy import Policy
 from shadowgate.config.policy import Rule
 from shadowgate.config.yamlfile import ConfigError
+from shadowgate.config.yamlfile import did_you_mean
 
 
 def check_policy(policy: Policy, catalog: Catalog) -> list[str]:
@@ -114,8 +114,7 @@ def _matches(policy: Policy) -> Iterable[tuple[str, int, Match]]:
 def _known(source: str, line: int, owner: str, key: str, values: frozenset[str] | None, known: set[str]) -> None:
     for value in sorted(values or ()):
         if value not in known:
-            close = difflib.get_close_matches(value, sorted(known), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(value, known)
             raise ConfigError(source, line, f"{owner}: match.{key}: {value!r} is not in the catalog{hint}")
 
 
