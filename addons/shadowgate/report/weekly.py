@@ -66,7 +66,7 @@ def make_report(args: argparse.Namespace, progress=None) -> runner.Report:
     db = Path(args.db).expanduser()
     con, source = open_data(db)
     try:
-        return runner.build_report(
+        report = runner.build_report(
             con,
             source,
             str(db),
@@ -77,8 +77,25 @@ def make_report(args: argparse.Namespace, progress=None) -> runner.Report:
             providers=catalog.providers.values(),
             top=args.top,
         )
+        if report.headline["requests"]["value"] == 0:
+            print(f"shadowgate: {where_the_requests_are(con, period)}", file=sys.stderr)
+        return report
     finally:
         con.close()
+
+
+def where_the_requests_are(con: duckdb.DuckDBPyConnection, period: periods.Period) -> str:
+    """For a period with no requests: which days of the database have some, so that a first report
+    (by default the last complete week) does not read as if nothing was recorded."""
+    row = con.execute("SELECT sum(requests), min(day), max(day) FROM ai_requests_daily").fetchone()
+    total, first, last = row if row is not None else (None, None, None)
+    if not total:
+        return f"no AI requests in {period.label}, nor in the database"
+    year, week, _ = last.isocalendar()
+    return (
+        f"no AI requests in {period.label}; the database has {total:,}, from {first} to {last}: "
+        f"try --week {year}-W{week:02d} or --since {first}"
+    )
 
 
 def run_report(args: argparse.Namespace) -> int:
