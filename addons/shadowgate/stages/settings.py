@@ -107,6 +107,8 @@ class ShadowgateSettings:
                     f"shadowgate_intercept must be one of {', '.join(INTERCEPT_MODES)}, not {mode!r}"
                 )
             self.intercept_all = mode == "all"
+        if "map_remote" in updated and "map_remote" in ctx.options:
+            _warn_about_empty_map_remote(ctx.options.map_remote)
         if "shadowgate_host_discovery" in updated:
             self.host_discovery = ctx.options.shadowgate_host_discovery
         if "stream_large_bodies" in updated and ctx.options.stream_large_bodies:
@@ -233,6 +235,21 @@ class ShadowgateSettings:
         # start-up is kept for good; this one collection takes ~0.1 s, once.
         gc.collect()
         gc.freeze()
+
+
+def _warn_about_empty_map_remote(specs: list[str]) -> None:
+    """mitmproxy's map_remote is `|URL-REGEX|REPLACEMENT` or `|FILTER|URL-REGEX|REPLACEMENT`: a
+    trailing separator turns the first form into the second with an empty replacement, which
+    mitmproxy accepts and which changes no URL. Trying the proxy against a local upstream this
+    way then reaches the real host; say so (docs/install.md, "Try it against a local upstream")."""
+    for spec in specs:
+        parts = spec[1:].split(spec[0], 2) if spec else []
+        if len(parts) == 3 and parts[2] == "":
+            log.warning(
+                "shadowgate: map_remote %r: the replacement is empty, so it changes nothing (a trailing %r "
+                "makes %r a flow filter); write %s",
+                spec, spec[0], parts[0], spec[0] + spec[0].join(parts[:2]),
+            )  # fmt: skip
 
 
 def _naming_the_option(error: ConfigError) -> str:
