@@ -34,13 +34,19 @@ CREATE OR REPLACE TEMP TABLE rule_status AS
 SELECT unnest(map_keys(m)) AS rule_id, unnest(map_values(m)) AS status
 FROM (SELECT getvariable('rule_status')::MAP(VARCHAR, VARCHAR) AS m);
 
+-- Whether the policy named any app: without it, nothing is known to be sanctioned or unapproved.
+CREATE OR REPLACE TEMP MACRO policy_given() AS
+    (SELECT count(*) FROM provider_status) + (SELECT count(*) FROM category_status)
+    + (SELECT count(*) FROM rule_status) > 0;
+
 -- Sanctioned, unapproved and unknown, defined here and nowhere else: every section, the headline
 -- and the report's own glossary (03_definitions.sql reads `use_status_definitions`) take them from here.
 --   app_status: what the policy says about the whole app: the first rule naming only apps decides (a
 --               provider's such rule beats its category's); an app that only rules narrowed by a model,
 --               user, group, client, host, ... block, coach or redirect is 'restricted' (runner.statuses).
 --   status:     what one call was. A call the policy redirected went to the sanctioned gateway, so it is
---               sanctioned use even though its app is unapproved (observe mode's would_redirect did not).
+--               sanctioned use even though its app is unapproved (observe mode's would_redirect did not);
+--               without a policy nothing is known to be sanctioned, so it is unknown like every call.
 --               A call that met a rule naming its app counts as that rule says (rule_status: a model's
 --               block rule makes its calls unapproved, not the app's other calls); any other call
 --               counts as its app (a restricted app's other calls are unknown).
@@ -48,7 +54,7 @@ CREATE OR REPLACE TEMP MACRO app_status(provider_status, category_status) AS
     coalesce(nullif(provider_status, 'restricted'), nullif(category_status, 'restricted'),
              provider_status, category_status, 'unknown');
 CREATE OR REPLACE TEMP MACRO use_status(app_status, decision, rule_status) AS
-    CASE WHEN decision = 'redirect' THEN 'sanctioned'
+    CASE WHEN decision = 'redirect' AND policy_given() THEN 'sanctioned'
          WHEN rule_status IS NOT NULL THEN rule_status
          WHEN app_status = 'restricted' THEN 'unknown'
          ELSE app_status END;
@@ -59,11 +65,6 @@ SELECT * FROM (VALUES
     ('restricted', 'an app (apps table only) that only rules narrowed to a model, user, group, client or host block, coach or redirect; the calls they met are unapproved, its other calls unknown'),
     ('unknown', 'calls to an app the policy does not name; without --policy every call is unknown, and the share unapproved is unknown too')
 ) AS t(status, meaning);
-
--- Whether the policy named any app: without it, nothing is known to be sanctioned or unapproved.
-CREATE OR REPLACE TEMP MACRO policy_given() AS
-    (SELECT count(*) FROM provider_status) + (SELECT count(*) FROM category_status)
-    + (SELECT count(*) FROM rule_status) > 0;
 
 -- Every day's rows with the columns the sections need: a view, so each period reads only its days.
 CREATE OR REPLACE TEMP VIEW ai_rows AS

@@ -191,3 +191,12 @@ def test_an_app_only_a_narrowed_rule_restricts_is_restricted_not_unapproved(tmp_
     # The 2 calls the rule blocked are unapproved; the other 3 meet no rule: unknown, not unapproved.
     assert shares(doc) == (0.0, pytest.approx(2 / 5, abs=1e-6), pytest.approx(3 / 5, abs=1e-6))
     assert "restricted" in {d["status"] for d in doc["definitions"]}
+
+
+def test_without_a_policy_redirected_calls_are_unknown_too(tmp_path):
+    """new-user F18: the summary says every request is unknown without --policy; the shares and the
+    not-sanctioned tables must say the same, redirected calls included."""
+    db = write_db(tmp_path / "sg.duckdb", REDIRECT_ROWS)
+    doc = report_json(db, week="2026-W47")
+    assert shares(doc) == (None, None, 1.0)
+    assert sum(u["requests"] for u in doc["unapproved"]["users"]) == len(REDIRECT_ROWS)
