@@ -103,7 +103,25 @@ def build_app(args: argparse.Namespace, passwords: Path):
     from shadowgate.console.data import load_sources
 
     sources = load_sources(args.db, args.policy, args.providers, args.top, args.extra)
+    _warn_without_data(sources.db)
     return make_app(ReportCache(sources, args.cache_seconds), Authenticator(passwords))
+
+
+def _warn_without_data(db: Path) -> None:
+    """The console starts without data (it may be started before the proxy ever ran) and each page
+    says why it is empty; say it here too, where a mistyped --db is noticed first."""
+    from shadowgate.report.data import open_data
+
+    try:
+        con, _ = open_data(db)
+    except FileNotFoundError:
+        print(
+            f"shadowgate serve: no shadowgate data at {db} yet (start the proxy first, or pass --db); "
+            "the pages say so until it appears",
+            file=sys.stderr,
+        )
+        return
+    con.close()
 
 
 def run_passwd(passwords: Path, name: str, from_stdin: bool) -> int:
