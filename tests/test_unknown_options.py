@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mitmproxy.test import taddons
 
 from shadowgate.stages.unknown_options import UnknownOptions
@@ -100,3 +101,19 @@ def test_a_missing_file_is_named_with_the_option_it_came_from_and_no_banner_come
         SHADOWGATE_PROXY, tmp_path, "--set", f"shadowgate_providers_extra={tmp_path / 'company.yaml'}"
     )
     assert f"shadowgate_providers_extra: {tmp_path / 'company.yaml'}: cannot read file" in output, output
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("shadowgate_siem: json:/tmp/x.jsonl", "shadowgate_siem: a list of strings (a YAML list: [a, b]), not a str"),
+        ("shadowgate_retention_days: '30'", "shadowgate_retention_days: an int, not a str"),
+        ("shadowgate_policy: [a, b]", "shadowgate_policy: a str, not a list"),
+    ],
+)
+def test_a_wrongly_typed_value_in_config_yaml_is_one_line_not_a_traceback(tmp_path, line, message):
+    """new-user F13: mitmproxy raises a TypeError for these; the proxy names the file and the option."""
+    (tmp_path / "config.yaml").write_text(line + "\n")
+    status, output = start_and_exit(SHADOWGATE_PROXY, tmp_path)
+    assert status == 1 and "Traceback" not in output, output
+    assert f"shadowgate: {tmp_path / 'config.yaml'}: {message}" in output, output

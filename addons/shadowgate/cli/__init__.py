@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -200,7 +201,13 @@ def run_proxy(mitmdump_args: list[str]) -> int:
     ca_pem = ca.ensure_ca(confdir)
     bundle = ca.write_ca_bundle(confdir, ca_pem, ca.system_roots_bundle())
     banner = ca.trust_instructions(ca_pem, bundle, ca.proxy_url(args))
-    master = run(ShadowgateMaster, cmdline.mitmdump, args)
+    try:
+        master = run(ShadowgateMaster, cmdline.mitmdump, args)
+    except TypeError as e:
+        if (message := _config_type_error(str(e), confdir)) is None:
+            raise
+        print(message, file=sys.stderr)
+        return 1
     errorcheck = master.addons.get("errorcheck") if master else None
     return 1 if errorcheck is not None and errorcheck.logger.has_errored else 0
 
@@ -215,6 +222,33 @@ class TrustBanner:
 
     def running(self) -> None:
         print(self.text, file=sys.stderr)
+
+
+# mitmproxy checks a value from config.yaml against its option's type with a TypeError that its
+# command line does not catch (a --set value is parsed from text, so it never gets there).
+_OPTION_TYPE_ERROR = re.compile(
+    r"Expected (?P<expected>.+) for (?P<option>[\w.\[\]]+), but got <class '(?P<got>\w+)'>\."
+)
+_TYPE_WORDS = {
+    "collections.abc.Sequence[str]": "a list of strings (a YAML list: [a, b])",
+    "<class 'int'>": "an int",
+    "<class 'float'>": "a number",
+    "<class 'bool'>": "a bool (true or false)",
+    "<class 'str'>": "a str",
+    "typing.Optional[str]": "a str",
+    "str | None": "a str",
+}
+
+
+def _config_type_error(error: str, confdir: Path) -> str | None:
+    """One line naming config.yaml, the option and the type it takes, for mitmproxy's TypeError."""
+    m = _OPTION_TYPE_ERROR.fullmatch(error)
+    if m is None:
+        return None
+    files = [p for p in (confdir / "config.yaml", confdir / "config.yml") if p.is_file()]
+    where = str(files[-1]) if files else f"{confdir}/config.yaml"
+    expected = _TYPE_WORDS.get(m["expected"], m["expected"])
+    return f"shadowgate: {where}: {m['option']}: {expected}, not a {m['got']}"
 
 
 def _option_value(args: list[str], name: str) -> str | None:
