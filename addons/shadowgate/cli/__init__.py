@@ -24,6 +24,7 @@ import sys
 from pathlib import Path
 
 from shadowgate import __version__
+from shadowgate.cli.argtypes import positive_int
 from shadowgate.options import DEFAULT_DB
 
 DEFAULT_CONFDIR = "~/.mitmproxy"
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_catalog_command_arguments(catalog)
     usage = sub.add_parser("usage", help="print the usage table from the database")
     usage.add_argument("--db", default=DEFAULT_DB)
-    usage.add_argument("--days", type=int, default=7)
+    usage.add_argument("--days", type=positive_int, default=7, help="how many days back, today included")
     from shadowgate.cli.catalog_options import add_catalog_arguments
 
     policy = sub.add_parser("policy", help="check a policy file, or explain which rule a request meets")

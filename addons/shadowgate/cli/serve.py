@@ -18,6 +18,7 @@ import shlex
 import sys
 from pathlib import Path
 
+from shadowgate.cli.argtypes import positive_int
 from shadowgate.cli.catalog_options import add_catalog_arguments
 
 DEFAULT_PASSWORDS = "~/.shadowgate/console.passwd"
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--policy", help="the policy file, for which apps are sanctioned")
     add_catalog_arguments(parser, "the provider catalog, for names and notes")
-    parser.add_argument("--top", type=int, default=50, help="rows in the top-N tables (default 50)")
+    parser.add_argument("--top", type=positive_int, default=50, help="rows in the top-N tables (default 50)")
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
     )

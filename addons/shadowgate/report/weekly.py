@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 
+from shadowgate.cli.argtypes import positive_int
 from shadowgate.cli.catalog_options import add_catalog_arguments
 from shadowgate.cli.catalog_options import catalog_from_arguments
 from shadowgate.report import deliver
@@ -41,7 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="write here instead of stdout (csv: a directory gets one CSV per section)")
     parser.add_argument("--policy", help="the policy file, for which apps are sanctioned")
     add_catalog_arguments(parser, "the provider catalog, for names and notes")
-    parser.add_argument("--top", type=int, default=10, help="rows in the top-N tables (default 10)")
+    parser.add_argument("--top", type=positive_int, default=10, help="rows in the top-N tables (default 10)")
     deliver.add_arguments(parser)
 
 
