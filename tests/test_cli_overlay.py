@@ -110,3 +110,13 @@ def test_serve_and_webapps_check_take_the_overlay(files, tmp_path):
     har = tmp_path / "x.har"
     har.write_text(json.dumps({"log": {"entries": []}}))
     assert main(["webapps", "check", str(har), "--extra", str(overlay)]) == 0
+
+
+def test_validating_an_overlay_as_a_catalog_says_to_give_it_as_an_overlay(files, capsys):
+    """new-user F9: `catalog validate company.yaml` said only "'categories' must be a non-empty mapping"."""
+    overlay, _ = files
+    assert main(["catalog", "validate", str(overlay)]) == 2
+    err = capsys.readouterr().err
+    assert f"{overlay}:1: this looks like a company overlay (providers: without categories:)" in err
+    assert "--extra" in err and "shadowgate_providers_extra" in err
+    assert main(["catalog", "validate", "--extra", str(overlay)]) == 0

@@ -327,6 +327,13 @@ def _load_catalog(path: str | Path, known_parsers: Iterable[str], extra: Iterabl
     if not isinstance(doc, dict):
         raise ConfigError(path, line_of(doc, 1), "the catalog must be a mapping")
     categories = doc.get("categories")
+    if "providers" in doc and not {"categories", "wire_formats"} & doc.keys():
+        raise ConfigError(
+            path,
+            line_of(doc),
+            "this looks like a company overlay (providers: without categories:): give it over the catalog "
+            "with --extra FILE (the proxy's shadowgate_providers_extra), not as the catalog itself",
+        )
     if not isinstance(categories, dict) or not categories:
         raise ConfigError(path, line_of(doc), "'categories' must be a non-empty mapping")
     wire_formats = _load_wire_formats(path, doc.get("wire_formats"), set(known_parsers))
