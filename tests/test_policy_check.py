@@ -268,3 +268,25 @@ def test_an_unknown_dlp_type_gets_a_suggestion_not_every_name(tmp_path, capsys):
     assert main(["scan", "--types"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert "GITHUB_TOKEN\tsecret" in listed and "EMAIL\tpii" in listed and listed == sorted(listed)
+
+
+def test_a_misspelt_key_in_the_attribution_map_is_named_and_explain_reads_the_map(tmp_path, capsys):
+    """new-user F11: `usr: alice` was reported as a missing user; and `policy explain --client` could
+    not show the group the proxy would give that address."""
+    users = tmp_path / "users.yaml"
+    users.write_text("networks:\n  - {cidr: 127.0.0.1/32, usr: alice}\n")
+    args = ["policy", "explain", "--host", "api.openai.com", "--client", "127.0.0.1", "--users", str(users)]
+    assert main(args) == 1
+    assert f"{users}:2: network 127.0.0.1/32: unknown key 'usr'; did you mean 'user'?" in capsys.readouterr().err
+    users.write_text("networks:\n  - {cidr: 127.0.0.0/8, group: eng}\nusers:\n  alice: {grup: eng}\n")
+    assert main(args) == 1
+    assert f"{users}:4: user 'alice': unknown key 'grup'; did you mean 'group'?" in capsys.readouterr().err
+    users.write_text("networks:\n  - {cidr: 127.0.0.0/8, user: alice, group: eng}\n")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rules:\n  - {id: eng-no-openai, match: {provider: openai, group: eng}, action: block}\n")
+    assert main([*args, "--policy", str(policy)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "user=alice group=eng client=127.0.0.1" in out
+        and out.splitlines()[-1] == "decision: block (rule eng-no-openai)"
+    )

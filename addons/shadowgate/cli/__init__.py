@@ -87,6 +87,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--group")
     explain.add_argument("--model")
     explain.add_argument("--client", help="client IP address")
+    explain.add_argument(
+        "--users",
+        metavar="FILE",
+        help="the attribution map (shadowgate_users): the user and group of --user or --client",
+    )
     report = sub.add_parser("report", help="the weekly shadow-AI report (terminal, Markdown, HTML, CSV, JSON)")
     from shadowgate.report.weekly import add_arguments as add_report_arguments
 
@@ -134,6 +139,7 @@ def _run(args: argparse.Namespace) -> int:
             args.group,
             args.model,
             args.client,
+            args.users,
         )
     if args.command == "report":
         from shadowgate.report.weekly import run_report

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import MISSING
 from dataclasses import fields
 
+from shadowgate.config.attribution import load_directory
 from shadowgate.config.catalog import DEFAULT_CATALOG
 from shadowgate.config.catalog import HostIndex
 from shadowgate.config.catalog import load_configured_catalog
@@ -91,13 +92,19 @@ def run_explain(
     group: str | None,
     model: str | None,
     client: str | None,
+    users: str | None = None,
 ) -> int:
     try:
         policy = load_policy(policy_path) if policy_path else Policy()
         catalog = load_configured_catalog(providers, extra)
+        directory = load_directory(users) if users else None
     except ConfigError as e:
         print(f"invalid: {e}", file=sys.stderr)
         return 1
+    if directory is not None and (user or client):
+        # As the proxy names the caller: its proxy user first, else the map's network for the address.
+        person = directory.person(user, client or "")
+        user, group = person.user, group or person.group
     provider = catalog.match_host(host)
     route = catalog.route(provider, method.upper(), path)
     facts = Facts(
