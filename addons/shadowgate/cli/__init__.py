@@ -194,6 +194,10 @@ def run_proxy(mitmdump_args: list[str]) -> int:
 
     confdir = Path(_option_value(mitmdump_args, "confdir") or DEFAULT_CONFDIR).expanduser()
     args = ["--set", "connection_strategy=lazy", *mitmdump_args]
+    if _option_value(mitmdump_args, "flow_detail") is None and "--flow-detail" not in mitmdump_args:
+        # mitmdump's per-request lines print each URL with its query string, which DLP never
+        # redacts (a blocked token's first characters would reach the terminal and the journal).
+        args = ["--set", "flow_detail=0", *args]
     if _option_value(mitmdump_args, "shadowgate_db") is None:
         # The addons are registered before the options are set, so mitmproxy announces only the
         # options on the command line: without this, the default database is never opened.
