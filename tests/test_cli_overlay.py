@@ -120,3 +120,19 @@ def test_validating_an_overlay_as_a_catalog_says_to_give_it_as_an_overlay(files,
     assert f"{overlay}:1: this looks like a company overlay (providers: without categories:)" in err
     assert "--extra" in err and "shadowgate_providers_extra" in err
     assert main(["catalog", "validate", "--extra", str(overlay)]) == 0
+
+
+def test_validating_an_overlay_says_what_a_correction_drops(tmp_path, capsys):
+    """new-user F25: an overlay entry with a catalogued id replaces the whole entry; validate says
+    which hosts, wire formats and facts go with it."""
+    overlay = tmp_path / "ov-openai.yaml"
+    overlay.write_text(
+        "providers:\n  - {id: openai, name: 'OpenAI API (ZDR)', vendor: OpenAI, category: api,"
+        " hosts: [api.openai.com], wire_formats: [openai-chat]}\n"
+    )
+    assert main(["catalog", "validate", "--extra", str(overlay)]) == 0
+    out = capsys.readouterr().out
+    assert "what the overlays change in the catalog (an entry with a catalogued id replaces it whole):" in out
+    changed = next(line for line in out.splitlines() if line.startswith("~ openai\t"))
+    assert "-*.api.openai.com" in changed and "-platform.openai.com" in changed
+    assert "wire_formats" in changed and "facts" in changed

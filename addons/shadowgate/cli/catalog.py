@@ -101,6 +101,10 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(stats_lines(catalog)))
     else:
         print(f"ok: {len(catalog.providers)} services, {len(catalog.host_patterns())} host patterns ({catalog.source})")
+        if args.extra:
+            base = load_configured_catalog(getattr(args, "file", None) or args.providers)
+            print("what the overlays change in the catalog (an entry with a catalogued id replaces it whole):")
+            print("\n".join(diff_lines(base, catalog)) or "  nothing")
     return 0
 
 
@@ -184,7 +188,7 @@ def diff_lines(old: Catalog, new: Catalog) -> list[str]:
         added, removed = set(after.hosts) - set(before.hosts), set(before.hosts) - set(after.hosts)
         changed = [
             name
-            for name in ("category", "paths", "sources", "verified", "facts", "lifecycle", "notes")
+            for name in ("category", "paths", "wire_formats", "sources", "verified", "facts", "lifecycle", "notes")
             if getattr(before, name) != getattr(after, name)
         ]
         if added or removed or changed:
