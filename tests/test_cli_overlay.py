@@ -136,3 +136,21 @@ def test_validating_an_overlay_says_what_a_correction_drops(tmp_path, capsys):
     changed = next(line for line in out.splitlines() if line.startswith("~ openai\t"))
     assert "-*.api.openai.com" in changed and "-platform.openai.com" in changed
     assert "wire_formats" in changed and "facts" in changed
+
+
+def test_catalog_hosts_for_squid_has_the_overlay_and_no_overlapping_entries(files, capsys):
+    """new-user F19: the Squid list from a command, overlays included, with no entry another one
+    already covers under dstdomain (`.x` matches x and every name below it)."""
+    overlay, _ = files
+    assert main(["catalog", "hosts", "--extra", str(overlay)]) == 0
+    plain = capsys.readouterr().out.splitlines()
+    assert "llm.corp.example" in plain and "*.api.openai.com" in plain and "api.openai.com" in plain
+    assert main(["catalog", "hosts", "--format", "squid", "--extra", str(overlay)]) == 0
+    squid = capsys.readouterr().out.splitlines()
+    assert "llm.corp.example" in squid and ".api.openai.com" in squid and "api.openai.com" not in squid
+    domains = {d.lstrip(".") for d in squid}
+    for entry in squid:
+        name = entry.lstrip(".")
+        parents = [name.split(".", i)[-1] for i in range(1, name.count(".") + 1)]
+        assert not any(f".{p}" in squid for p in parents), entry  # no entry below a .domain entry
+    assert len(domains) == len(squid)  # never both x and .x

@@ -3,7 +3,7 @@
 shadowgate proxy [mitmdump options...]   run the proxy with every addon loaded
 shadowgate demo                          the whole picture in under a minute, on this machine
 shadowgate catalog match HOST [PATH]     which AI service a host (and path) belongs to; '-' reads stdin
-shadowgate catalog list|show ID|stats|validate [FILE]|diff OLD NEW|candidates   the catalog (--extra OVERLAY)
+shadowgate catalog list|show ID|stats|validate [FILE]|hosts|diff OLD NEW|candidates   the catalog (--extra OVERLAY)
 shadowgate policy check FILE             validate a policy file
 shadowgate policy explain --host H ...   which rule a request meets, and why
 shadowgate usage [--db FILE]             the usage table: who uses what, tokens and cost

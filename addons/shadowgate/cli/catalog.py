@@ -5,6 +5,8 @@
     show ID               one service with its hosts, source, verified date and risk facts
     stats                 services per category, and how many carry a source and risk facts
     validate FILE         check a catalog or a company overlay (--extra) the way the proxy would
+    hosts                 every host pattern the proxy must see, one a line (--format squid: for
+                          Squid's dstdomain, `.x` for `*.x`, without entries another one covers)
     diff OLD NEW          services and hosts added, removed or changed between two catalogs
     candidates            AI endpoints the proxy saw that the catalog does not list, with a YAML
                           skeleton for each (--db FILE, --days N, --until DAY)
@@ -54,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("stats", parents=[common], help="services per category; sources and facts coverage")
     validate = sub.add_parser("validate", parents=[common], help="validate a catalog (or, with --extra, an overlay)")
     validate.add_argument("file", nargs="?", help="the catalog to validate (default: --providers)")
+    hosts = sub.add_parser("hosts", parents=[common], help="every host pattern, for another proxy's lists")
+    hosts.add_argument(
+        "--format", choices=("plain", "squid"), default="plain",
+        help="plain: the patterns as the proxy matches them; squid: a dstdomain list",
+    )  # fmt: skip
     diff = sub.add_parser("diff", parents=[common], help="what changed between two catalogs")
     diff.add_argument("old")
     diff.add_argument("new")
@@ -99,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(show_lines(provider)))
     elif command == "stats":
         print("\n".join(stats_lines(catalog)))
+    elif command == "hosts":
+        patterns = catalog.host_patterns()
+        print("\n".join(squid_domains(patterns) if args.format == "squid" else patterns))
     else:
         print(f"ok: {len(catalog.providers)} services, {len(catalog.host_patterns())} host patterns ({catalog.source})")
         if args.extra:
@@ -178,6 +188,22 @@ def stats_lines(catalog: Catalog) -> list[str]:
     changed = sorted(f"{p.id} ({p.lifecycle.status})" for p in providers if p.lifecycle)
     lines.append(f"renamed, acquired or ended: {len(changed)}{': ' if changed else ''}{' '.join(changed)}")
     return lines
+
+
+def squid_domains(patterns: Iterable[str]) -> list[str]:
+    """Host patterns as a Squid dstdomain list: `*.x` becomes `.x`, which also matches x itself
+    (wider than the proxy, which then passes x through if it does not list it); an entry that a
+    `.domain` entry already covers is left out, since Squid refuses or warns about such pairs."""
+    patterns = set(patterns)
+    below = {p[2:] for p in patterns if p.startswith("*.")}
+
+    def covered(name: str) -> bool:  # a parent domain is a `.domain` entry
+        labels = name.split(".")
+        return any(".".join(labels[i:]) in below for i in range(1, len(labels)))
+
+    domains = [f".{d}" for d in below if not covered(d)]
+    domains += [p for p in patterns if not p.startswith("*.") and p not in below and not covered(p)]
+    return sorted(domains, key=lambda d: (d.lstrip("."), d))
 
 
 def diff_lines(old: Catalog, new: Catalog) -> list[str]:
