@@ -200,3 +200,16 @@ def test_without_a_policy_redirected_calls_are_unknown_too(tmp_path):
     doc = report_json(db, week="2026-W47")
     assert shares(doc) == (None, None, 1.0)
     assert sum(u["requests"] for u in doc["unapproved"]["users"]) == len(REDIRECT_ROWS)
+
+
+def test_a_connection_the_policy_refused_is_no_blind_spot(tmp_path):
+    """new-user F23 (related): a CONNECT refused by a block rule sent nothing; it is not AI traffic
+    that went by uninspected. A passthrough, or observe mode's would_block, is."""
+    rows = [
+        row("2026-11-17 10:00:00", "ann", "sales", "mistral", "api.mistral.ai", category="api", decision="block",
+            rule_id="no-mistral", inspected=False, inspect_note="CONNECT refused"),
+        row("2026-11-17 11:00:00", "ann", "sales", "deepseek", DS, category="api", decision="would_block",
+            rule_id="no-deepseek", inspected=False, inspect_note="not decrypted by policy"),
+    ]  # fmt: skip
+    doc = report_json(write_db(tmp_path / "sg.duckdb", rows), week="2026-W47")
+    assert [b["host"] for b in doc["blind_spots"]] == [DS]
