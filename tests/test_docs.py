@@ -247,5 +247,6 @@ def test_every_policy_example_passes_policy_check(place, example, tmp_path, caps
     path = tmp_path / "policy.yaml"
     path.write_text(example, encoding="utf-8")
     status = main(["policy", "check", str(path)])
-    err = capsys.readouterr().err
+    # A note says what depends on the proxy's options (provider: unknown needs decrypted hosts).
+    err = "".join(line for line in capsys.readouterr().err.splitlines(True) if not line.startswith("note: "))
     assert status == 0 and not err, f"{place}: {err}"

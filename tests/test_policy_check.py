@@ -290,3 +290,17 @@ def test_a_misspelt_key_in_the_attribution_map_is_named_and_explain_reads_the_ma
         "user=alice group=eng client=127.0.0.1" in out
         and out.splitlines()[-1] == "decision: block (rule eng-no-openai)"
     )
+
+
+def test_a_provider_unknown_rule_gets_a_note_that_it_needs_decrypted_hosts(tmp_path, capsys):
+    """new-user F26: under the default shadowgate_intercept=catalog the proxy never reads a request
+    to an uncatalogued host, so such a rule acts nowhere; policy check says what it needs."""
+    path = tmp_path / "policy.yaml"
+    path.write_text("rules:\n  - {id: nounk, match: {provider: unknown}, action: block}\n")
+    assert main(["policy", "check", "--strict", str(path)]) == 0  # a note, not a warning
+    err = capsys.readouterr().err
+    assert f"note: {path}:2: rule 'nounk' (provider: unknown) acts only on decrypted hosts" in err
+    assert "shadowgate_intercept=all" in err
+    path.write_text("inspect: ['*.ml.corp.example']\n" + path.read_text())
+    assert main(["policy", "check", str(path)]) == 0
+    assert "note:" not in capsys.readouterr().err

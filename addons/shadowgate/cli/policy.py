@@ -11,6 +11,7 @@ from shadowgate.config.attribution import load_directory
 from shadowgate.config.catalog import DEFAULT_CATALOG
 from shadowgate.config.catalog import HostIndex
 from shadowgate.config.catalog import load_configured_catalog
+from shadowgate.config.policy import UNKNOWN_PROVIDER
 from shadowgate.config.policy import DlpPolicy
 from shadowgate.config.policy import Facts
 from shadowgate.config.policy import McpPolicy
@@ -31,6 +32,8 @@ def run_check(path: str, providers: str = str(DEFAULT_CATALOG), extra: Sequence[
         return 1
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    for note in notes(policy):
+        print(f"note: {note}", file=sys.stderr)
     if strict and warnings:
         print(
             f"invalid: {path}: {_count(len(warnings), 'warning')}, and warnings are errors (--strict)", file=sys.stderr
@@ -44,6 +47,19 @@ def run_check(path: str, providers: str = str(DEFAULT_CATALOG), extra: Sequence[
     for rule in policy.rules:
         print(f"  line {rule.line}: {rule.id} -> {rule.action}")
     return 0
+
+
+def notes(policy: Policy) -> list[str]:
+    """What depends on how the proxy runs, which this command cannot see (its options): said, but
+    neither an error nor a warning."""
+    if policy.inspect:
+        return []  # some uncatalogued hosts are decrypted: the rule acts on those
+    return [
+        f"{policy.source}:{rule.line}: rule {rule.id!r} (provider: unknown) acts only on decrypted hosts: "
+        "run the proxy with shadowgate_intercept=all, or list the hosts under inspect:"
+        for rule in policy.rules
+        if rule.match.providers is not None and UNKNOWN_PROVIDER in rule.match.providers
+    ]
 
 
 def controls(policy: Policy) -> list[str]:
