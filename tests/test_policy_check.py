@@ -304,3 +304,15 @@ def test_a_provider_unknown_rule_gets_a_note_that_it_needs_decrypted_hosts(tmp_p
     path.write_text("inspect: ['*.ml.corp.example']\n" + path.read_text())
     assert main(["policy", "check", str(path)]) == 0
     assert "note:" not in capsys.readouterr().err
+
+
+def test_a_price_glob_that_covers_several_list_priced_models_gets_a_note(tmp_path, capsys):
+    """new-user F14: `gpt-4o*` also prices every gpt-4o-mini call at gpt-4o's negotiated rate."""
+    path = tmp_path / "policy.yaml"
+    path.write_text("prices:\n  - {provider: openai, model: 'gpt-4o*', input_per_mtok: 2.0, output_per_mtok: 8.0}\n")
+    assert main(["policy", "check", str(path)]) == 0
+    note = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("note: "))
+    assert note.startswith(f"note: {path}:2: prices 'gpt-4o*' for openai covers ") and "gpt-4o-mini" in note
+    path.write_text("prices:\n  - {provider: openai, model: 'gpt-4o', input_per_mtok: 2.0, output_per_mtok: 8.0}\n")
+    assert main(["policy", "check", str(path)]) == 0
+    assert "note:" not in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import sys
 from collections.abc import Sequence
 from dataclasses import MISSING
@@ -9,6 +10,7 @@ from dataclasses import fields
 
 from shadowgate.config.attribution import load_directory
 from shadowgate.config.catalog import DEFAULT_CATALOG
+from shadowgate.config.catalog import Catalog
 from shadowgate.config.catalog import HostIndex
 from shadowgate.config.catalog import load_configured_catalog
 from shadowgate.config.policy import UNKNOWN_PROVIDER
@@ -26,13 +28,14 @@ def run_check(path: str, providers: str = str(DEFAULT_CATALOG), extra: Sequence[
     still exit 0, since the proxy starts with them, unless `strict` (a CI gate) makes them errors."""
     try:
         policy = load_policy(path)
-        warnings = check_policy(policy, load_configured_catalog(providers, extra))
+        catalog = load_configured_catalog(providers, extra)
+        warnings = check_policy(policy, catalog)
     except ConfigError as e:
         print(f"invalid: {e}", file=sys.stderr)
         return 1
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    for note in notes(policy):
+    for note in notes(policy) + price_notes(policy, catalog):
         print(f"note: {note}", file=sys.stderr)
     if strict and warnings:
         print(
@@ -60,6 +63,26 @@ def notes(policy: Policy) -> list[str]:
         for rule in policy.rules
         if rule.match.providers is not None and UNKNOWN_PROVIDER in rule.match.providers
     ]
+
+
+def price_notes(policy: Policy, catalog: Catalog) -> list[str]:
+    """A negotiated rate whose glob covers more list-priced models than the one meant (`gpt-4o*`
+    prices every gpt-4o-mini call at gpt-4o's rate): the models it covers, from the price list."""
+    from genai_prices.data_snapshot import get_snapshot
+
+    models_by_provider = {p.id: [m.id for m in p.models] for p in get_snapshot().providers}
+    found = []
+    for entry in policy.prices:
+        provider = catalog.providers.get(entry.provider)
+        listed = models_by_provider.get(provider.pricing_provider or "", []) if provider else []
+        covered = sorted(m for m in listed if fnmatch.fnmatchcase(m, entry.model))
+        if len(covered) > 1:
+            shown = ", ".join(covered[:8]) + (f" and {len(covered) - 8} more" if len(covered) > 8 else "")
+            found.append(
+                f"{policy.source}:{entry.line}: prices {entry.model!r} for {entry.provider} covers "
+                f"{len(covered)} list-priced models ({shown}), all at this rate; name the models if that is not meant"
+            )
+    return found
 
 
 def controls(policy: Policy) -> list[str]:
