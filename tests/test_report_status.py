@@ -12,6 +12,7 @@ from shadowgate.report import render
 from shadowgate.report import weekly
 from shadowgate.resources import REPORTS_DIR
 from shadowgate.storage.schema import AI_REQUESTS
+from tests.test_report import ANT
 from tests.test_report import DS
 from tests.test_report import OAI
 from tests.test_report import args_for
@@ -211,5 +212,9 @@ def test_a_connection_the_policy_refused_is_no_blind_spot(tmp_path):
         row("2026-11-17 11:00:00", "ann", "sales", "deepseek", DS, category="api", decision="would_block",
             rule_id="no-deepseek", inspected=False, inspect_note="not decrypted by policy"),
     ]  # fmt: skip
+    rows.append(
+        row("2026-11-18 11:00:00", "ann", "sales", "anthropic", ANT, category="api", decision="passthrough",
+            rule_id="pt", inspected=False, inspect_note="not decrypted by policy")
+    )  # fmt: skip
     doc = report_json(write_db(tmp_path / "sg.duckdb", rows), week="2026-W47")
-    assert [b["host"] for b in doc["blind_spots"]] == [DS]
+    assert [(b["host"], b["rule"]) for b in doc["blind_spots"]] == [(ANT, "pt"), (DS, "-")]
