@@ -316,3 +316,17 @@ def test_a_price_glob_that_covers_several_list_priced_models_gets_a_note(tmp_pat
     path.write_text("prices:\n  - {provider: openai, model: 'gpt-4o', input_per_mtok: 2.0, output_per_mtok: 8.0}\n")
     assert main(["policy", "check", str(path)]) == 0
     assert "note:" not in capsys.readouterr().err
+
+
+def test_policy_check_checks_the_attribution_map_too(tmp_path, capsys):
+    """new-user F11: no offline check for the users file; policy check --users reads it as the proxy would."""
+    policy, users = tmp_path / "policy.yaml", tmp_path / "users.yaml"
+    policy.write_text("rules:\n  - {id: eng, match: {group: eng}, action: allow}\n")
+    users.write_text("networks:\n  - {cidr: 10.0.0.0/8, group: eng}\nusers:\n  alice: {group: eng}\n")
+    assert main(["policy", "check", str(policy), "--users", str(users)]) == 0
+    assert f"ok: {users}: 1 network, 1 user" in capsys.readouterr().out
+    users.write_text("networks:\n  - {cidr: 10.0.0.0/8, grop: eng}\n")
+    assert main(["policy", "check", str(policy), "--users", str(users)]) == 1
+    assert (
+        f"invalid: {users}:2: network 10.0.0.0/8: unknown key 'grop'; did you mean 'group'?" in capsys.readouterr().err
+    )

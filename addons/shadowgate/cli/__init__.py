@@ -76,6 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument(
         "--strict", action="store_true", help="exit 1 on warnings too (a shadowed rule, an unset gateway key)"
     )
+    check.add_argument("--users", metavar="FILE", help="also check the attribution map (shadowgate_users)")
     add_catalog_arguments(check, "the catalog the ids are checked against")
     explain = policy_sub.add_parser("explain", help="which rule matches a request, and why")
     explain.add_argument("--policy", help="the policy file (default: none, observe everything)")
@@ -127,7 +128,7 @@ def _run(args: argparse.Namespace) -> int:
         from shadowgate.cli import policy as policycli
 
         if args.policy_command == "check":
-            return policycli.run_check(args.file, args.providers, args.extra, args.strict)
+            return policycli.run_check(args.file, args.providers, args.extra, args.strict, args.users)
         return policycli.run_explain(
             args.policy,
             args.providers,

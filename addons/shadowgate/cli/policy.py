@@ -23,13 +23,20 @@ from shadowgate.config.policy_check import check_policy
 from shadowgate.config.yamlfile import ConfigError
 
 
-def run_check(path: str, providers: str = str(DEFAULT_CATALOG), extra: Sequence[str] = (), strict: bool = False) -> int:
+def run_check(
+    path: str,
+    providers: str = str(DEFAULT_CATALOG),
+    extra: Sequence[str] = (),
+    strict: bool = False,
+    users: str | None = None,
+) -> int:
     """Exit 1 on an error (the file is refused, as the proxy would); warnings print on stderr and
     still exit 0, since the proxy starts with them, unless `strict` (a CI gate) makes them errors."""
     try:
         policy = load_policy(path)
         catalog = load_configured_catalog(providers, extra)
         warnings = check_policy(policy, catalog)
+        directory = load_directory(users) if users else None
     except ConfigError as e:
         print(f"invalid: {e}", file=sys.stderr)
         return 1
@@ -49,6 +56,9 @@ def run_check(path: str, providers: str = str(DEFAULT_CATALOG), extra: Sequence[
     )
     for rule in policy.rules:
         print(f"  line {rule.line}: {rule.id} -> {rule.action}")
+    if directory is not None:
+        networks, people = directory.size()
+        print(f"ok: {users}: {_count(networks, 'network')}, {_count(people, 'user')}")
     return 0
 
 

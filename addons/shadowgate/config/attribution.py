@@ -50,6 +50,10 @@ class Directory:
         self._user_groups = dict(user_groups or {})
         self._by_ip = functools.lru_cache(maxsize=65536)(self._lookup_ip)
 
+    def size(self) -> tuple[int, int]:
+        """How many networks and how many proxy users the map names."""
+        return len(self._networks), len(self._user_groups)
+
     def person(self, proxy_user: str | None, client_ip: str) -> Person:
         """The person behind a call. A proxy user is taken in the one form approvals compare
         people in (canonical_identity: NFKC, case-folded, spaces collapsed), as an LDAP directory
