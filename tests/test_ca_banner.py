@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import ssl
 import stat
 import subprocess
@@ -179,15 +180,26 @@ def test_proxy_url_follows_every_form_of_the_listen_arguments(args, expected):
 
 def test_proxy_banner_names_the_port_it_was_given(tmp_path):
     confdir = tmp_path / "conf"
-    # --options: mitmdump prints its options and exits, after the banner, without listening.
-    result = subprocess.run(
-        [SHADOWGATE, "proxy", "--listen-port", "9876", "--set", f"confdir={confdir}",
-         "--set", f"shadowgate_db={tmp_path / 'b.duckdb'}", "--options"],
-        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    with socket.socket() as probe:  # a port free now, for the proxy to be given by number
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [SHADOWGATE, "proxy", "--listen-port", str(port), "--set", f"confdir={confdir}",
+         "--set", f"shadowgate_db={tmp_path / 'b.duckdb'}"],
+        stderr=subprocess.PIPE, text=True, cwd=ROOT,
     )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    assert banner_variable(result.stderr, "HTTPS_PROXY") == "http://127.0.0.1:9876"  # loopback unless told
-    assert banner_variable(result.stderr, "SSL_CERT_FILE") == str(confdir / "shadowgate-ca-bundle.pem")
+    assert process.stderr is not None
+    try:
+        # The banner comes once the proxy listens (never before a start-up error); its last line
+        # says where to point clients.
+        stderr = ""
+        while "HTTPS_PROXY=" not in stderr and (line := process.stderr.readline()):
+            stderr += line
+    finally:
+        process.terminate()
+        process.wait(60)
+    assert banner_variable(stderr, "HTTPS_PROXY") == f"http://127.0.0.1:{port}"  # loopback unless told
+    assert banner_variable(stderr, "SSL_CERT_FILE") == str(confdir / "shadowgate-ca-bundle.pem")
     assert (confdir / "shadowgate-ca-bundle.pem").is_file()
 
 

@@ -92,10 +92,12 @@ def test_proxy_command_passes_mitmdump_flags_through_and_records(tmp_path, upstr
     )
     try:
         deadline = time.monotonic() + 30
-        while not (m := re.search(r"listening at 127\.0\.0\.1:(\d+)", log.read_text(errors="replace"))):
+        # The trust banner comes once the proxy listens: after mitmproxy's "listening at" line.
+        while not (m := re.search(r"listening at 127\.0\.0\.1:(\d+)", text := log.read_text(errors="replace"))) or (
+            "HTTPS_PROXY=" not in text
+        ):
             assert time.monotonic() < deadline and process.poll() is None, log.read_text()
             time.sleep(0.05)
-        text = log.read_text()
         assert f"CA certificate is {tmp_path / 'conf' / 'mitmproxy-ca-cert.pem'}" in text
         import ssl
 
@@ -110,3 +112,28 @@ def test_proxy_command_passes_mitmdump_flags_through_and_records(tmp_path, upstr
         process.wait(30)
     out = subprocess.run([SHADOWGATE, "usage", "--db", str(db)], capture_output=True, text=True, check=True).stdout
     assert "127.0.0.1" in out and "openai" in out
+
+
+def test_shadowgate_proxy_prints_no_request_urls_by_default(tmp_path):
+    """new-user F24: mitmdump's per-flow lines print URLs with their query strings, which DLP does
+    not redact (a blocked token's first characters reached the terminal); flow_detail=0 unless asked."""
+    import httpx
+
+    log = tmp_path / "log"
+    process = subprocess.Popen(
+        [SHADOWGATE, "proxy", "--listen-port", "0", "--set", f"confdir={tmp_path / 'conf'}",
+         "--set", f"shadowgate_db={tmp_path / 'db.duckdb'}"],
+        stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not (m := re.search(r"listening at 127\.0\.0\.1:(\d+)", log.read_text(errors="replace"))):
+            assert time.monotonic() < deadline and process.poll() is None, log.read_text()
+            time.sleep(0.05)
+        with httpx.Client(proxy=f"http://127.0.0.1:{m.group(1)}", trust_env=False) as client:
+            assert client.get("http://shadowgate.health/?note=ghp_SECRETSECRETSECRET").status_code in (200, 503)
+        time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(30)
+    assert "SECRETSECRET" not in log.read_text() and "shadowgate.health" not in log.read_text()

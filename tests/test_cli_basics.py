@@ -78,3 +78,22 @@ def test_every_command_is_in_the_help_summary_and_the_install_doc(where, capsys)
         table = INSTALL_DOC.read_text(encoding="utf-8").split("## The commands", 1)[1].split("\n## ", 1)[0]
         usages = re.findall(r"`(shadowgate [^`]+)`", table)
     assert not _missing(commands, usages), f"{where} does not name: {_missing(commands, usages)}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["report", "--top", "-1"],
+        ["report", "--top", "0"],
+        ["serve", "--top", "0"],
+        ["usage", "--days", "0"],
+        ["usage", "--days", "-5"],
+    ],
+)
+def test_counts_must_be_positive(argv, capsys):
+    """new-user F10: --top -1 blamed the database, --top 0 printed "Top 0 spenders", --days -5 a
+    header about -5 days. argparse refuses them, naming the option."""
+    with pytest.raises(SystemExit) as e:
+        build_parser().parse_args(argv)
+    assert e.value.code == 2
+    assert f"argument {argv[-2]}: must be a positive integer, not {argv[-1]!r}" in capsys.readouterr().err

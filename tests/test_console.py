@@ -632,3 +632,27 @@ def test_without_a_policy_every_page_renders_with_unknown_shares(console, tmp_pa
             assert page.status_code == 200, path
         cards = Cards(c.get("/?week=2026-W47").text).values
         assert cards["unapproved_share"] == "None" and cards["unknown_share"] == "1.0"
+
+
+def test_a_console_without_data_says_so_at_start_up_and_on_every_page(tmp_path, capsys):
+    """new-user F20: a wrong --db, or a console started before the proxy ever ran: the reason, not a 500."""
+    from starlette.testclient import TestClient
+
+    from shadowgate.cli import build_parser
+    from shadowgate.cli.serve import build_app
+
+    passwords = tmp_path / "console.passwd"
+    set_password(passwords, "admin", PASSWORD)
+    missing = tmp_path / "nothing.duckdb"
+    args = build_parser().parse_args(["serve", "--db", str(missing), "--passwords", str(passwords)])
+    app = build_app(args, passwords)
+    assert f"no shadowgate data at {missing} yet" in capsys.readouterr().err
+    with TestClient(app, base_url="http://127.0.0.1") as c:
+        token = csrf_of(c.get("/login").text)
+        login = c.post("/login", data={"csrf": token, "user": "admin", "password": PASSWORD}, follow_redirects=False)
+        assert login.status_code == 303
+        for path in ("/", "/users", "/new", "/alerts"):
+            page = c.get(path)
+            assert page.status_code == 503 and f"no shadowgate data at {missing}" in page.text, path
+        write_console_db(missing)
+        assert c.get("/?week=2026-W47").status_code == 200  # the data appeared: no restart needed

@@ -214,3 +214,119 @@ def test_policy_check_names_every_control_section_in_force(tmp_path, capsys):
     path.write_text(rules + "dlp: {secrets: off, pii: off}\n")  # every action off: nothing is scanned
     assert main(["policy", "check", str(path)]) == 0
     assert "; controls: none" in capsys.readouterr().out
+
+
+REDIRECT_POLICY = """\
+rules:
+  - id: mistral-to-gateway
+    match: {provider: mistral}
+    action: redirect
+    gateway: {openai_base_url: "https://llm.corp.example/v1", key_env: SG_TEST_UNSET_GATEWAY_KEY}
+"""
+
+
+def test_a_redirect_whose_gateway_key_is_unset_is_a_warning_and_strict_refuses_it(tmp_path, capsys, monkeypatch):
+    """new-user F4: every call the rule redirects would be refused with 403; say so before it goes live."""
+    monkeypatch.delenv("SG_TEST_UNSET_GATEWAY_KEY", raising=False)
+    path = tmp_path / "policy.yaml"
+    path.write_text(REDIRECT_POLICY)
+    assert main(["policy", "check", str(path)]) == 0
+    err = capsys.readouterr().err
+    assert (
+        f"warning: {path}:2: rule 'mistral-to-gateway': gateway key variable SG_TEST_UNSET_GATEWAY_KEY is not set in this environment"
+        in err
+    )
+    assert main(["policy", "check", "--strict", str(path)]) == 1
+    assert "warnings are errors (--strict)" in capsys.readouterr().err
+    monkeypatch.setenv("SG_TEST_UNSET_GATEWAY_KEY", "k")
+    assert main(["policy", "check", "--strict", str(path)]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_the_proxy_logs_an_unset_gateway_key_when_it_loads_the_policy(tmp_path, caplog, monkeypatch):
+    from mitmproxy.test import taddons
+
+    from shadowgate.stages.settings import ShadowgateSettings
+
+    monkeypatch.delenv("SG_TEST_UNSET_GATEWAY_KEY", raising=False)
+    path = tmp_path / "policy.yaml"
+    path.write_text(REDIRECT_POLICY)
+    settings = ShadowgateSettings()
+    with taddons.context(settings) as tctx:
+        tctx.configure(settings, confdir=str(tmp_path), shadowgate_policy=str(path))
+    assert "gateway key variable SG_TEST_UNSET_GATEWAY_KEY is not set" in caplog.text
+
+
+def test_an_unknown_dlp_type_gets_a_suggestion_not_every_name(tmp_path, capsys):
+    """new-user F6: one close name, and where the whole list is (`shadowgate scan --types`)."""
+    path = tmp_path / "policy.yaml"
+    path.write_text("dlp:\n  types: {GITHUB_TOKN: block}\n")
+    assert main(["policy", "check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert f"{path}:2: dlp.types: unknown type 'GITHUB_TOKN'; did you mean 'GITHUB_TOKEN'?" in err
+    assert "ZA_ID" not in err and "shadowgate scan --types" in err and len(err) < 300
+    assert main(["scan", "--types"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert "GITHUB_TOKEN\tsecret" in listed and "EMAIL\tpii" in listed and listed == sorted(listed)
+
+
+def test_a_misspelt_key_in_the_attribution_map_is_named_and_explain_reads_the_map(tmp_path, capsys):
+    """new-user F11: `usr: alice` was reported as a missing user; and `policy explain --client` could
+    not show the group the proxy would give that address."""
+    users = tmp_path / "users.yaml"
+    users.write_text("networks:\n  - {cidr: 127.0.0.1/32, usr: alice}\n")
+    args = ["policy", "explain", "--host", "api.openai.com", "--client", "127.0.0.1", "--users", str(users)]
+    assert main(args) == 1
+    assert f"{users}:2: network 127.0.0.1/32: unknown key 'usr'; did you mean 'user'?" in capsys.readouterr().err
+    users.write_text("networks:\n  - {cidr: 127.0.0.0/8, group: eng}\nusers:\n  alice: {grup: eng}\n")
+    assert main(args) == 1
+    assert f"{users}:4: user 'alice': unknown key 'grup'; did you mean 'group'?" in capsys.readouterr().err
+    users.write_text("networks:\n  - {cidr: 127.0.0.0/8, user: alice, group: eng}\n")
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("rules:\n  - {id: eng-no-openai, match: {provider: openai, group: eng}, action: block}\n")
+    assert main([*args, "--policy", str(policy)]) == 0
+    out = capsys.readouterr().out
+    assert (
+        "user=alice group=eng client=127.0.0.1" in out
+        and out.splitlines()[-1] == "decision: block (rule eng-no-openai)"
+    )
+
+
+def test_a_provider_unknown_rule_gets_a_note_that_it_needs_decrypted_hosts(tmp_path, capsys):
+    """new-user F26: under the default shadowgate_intercept=catalog the proxy never reads a request
+    to an uncatalogued host, so such a rule acts nowhere; policy check says what it needs."""
+    path = tmp_path / "policy.yaml"
+    path.write_text("rules:\n  - {id: nounk, match: {provider: unknown}, action: block}\n")
+    assert main(["policy", "check", "--strict", str(path)]) == 0  # a note, not a warning
+    err = capsys.readouterr().err
+    assert f"note: {path}:2: rule 'nounk' (provider: unknown) acts only on decrypted hosts" in err
+    assert "shadowgate_intercept=all" in err
+    path.write_text("inspect: ['*.ml.corp.example']\n" + path.read_text())
+    assert main(["policy", "check", str(path)]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_a_price_glob_that_covers_several_list_priced_models_gets_a_note(tmp_path, capsys):
+    """new-user F14: `gpt-4o*` also prices every gpt-4o-mini call at gpt-4o's negotiated rate."""
+    path = tmp_path / "policy.yaml"
+    path.write_text("prices:\n  - {provider: openai, model: 'gpt-4o*', input_per_mtok: 2.0, output_per_mtok: 8.0}\n")
+    assert main(["policy", "check", str(path)]) == 0
+    note = next(line for line in capsys.readouterr().err.splitlines() if line.startswith("note: "))
+    assert note.startswith(f"note: {path}:2: prices 'gpt-4o*' for openai covers ") and "gpt-4o-mini" in note
+    path.write_text("prices:\n  - {provider: openai, model: 'gpt-4o', input_per_mtok: 2.0, output_per_mtok: 8.0}\n")
+    assert main(["policy", "check", str(path)]) == 0
+    assert "note:" not in capsys.readouterr().err
+
+
+def test_policy_check_checks_the_attribution_map_too(tmp_path, capsys):
+    """new-user F11: no offline check for the users file; policy check --users reads it as the proxy would."""
+    policy, users = tmp_path / "policy.yaml", tmp_path / "users.yaml"
+    policy.write_text("rules:\n  - {id: eng, match: {group: eng}, action: allow}\n")
+    users.write_text("networks:\n  - {cidr: 10.0.0.0/8, group: eng}\nusers:\n  alice: {group: eng}\n")
+    assert main(["policy", "check", str(policy), "--users", str(users)]) == 0
+    assert f"ok: {users}: 1 network, 1 user" in capsys.readouterr().out
+    users.write_text("networks:\n  - {cidr: 10.0.0.0/8, grop: eng}\n")
+    assert main(["policy", "check", str(policy), "--users", str(users)]) == 1
+    assert (
+        f"invalid: {users}:2: network 10.0.0.0/8: unknown key 'grop'; did you mean 'group'?" in capsys.readouterr().err
+    )

@@ -147,3 +147,27 @@ def test_negotiated_prices_reach_the_row_the_budget_and_the_usage_report(fresh_p
     assert refused.status_code == 429 and "one-cent" in refused.text
     [usage] = [r for r in usage_rows(proxy.db, 1) if r[0] == "priced_pat"]
     assert usage[8] == pytest.approx(expected)  # the usage report's cost column
+
+
+def test_a_redirected_call_is_priced_as_what_the_gateway_served():
+    """new-user F12: mistral-large-latest mapped to gpt-4o-mini at the gateway was priced at Mistral
+    Large's list price. A gateway the catalog knows prices the served model; one it does not is
+    no reason to price the model that was never served."""
+    import datetime as dt
+
+    from shadowgate.config.catalog import load_catalog
+    from shadowgate.storage.pricing import price_ai_request
+    from shadowgate.storage.rows import AiRequest
+
+    def row(target: str) -> AiRequest:
+        return AiRequest(
+            ts=dt.datetime(2025, 1, 1), provider="mistral", model="mistral-large-latest",
+            response_model="gpt-4o-mini", input_tokens=1000, output_tokens=200, redirect_target=target,
+        )  # fmt: skip
+
+    served = row("api.openai.com:443")
+    price_ai_request(served, load_catalog(), Pricing())
+    assert served.cost_usd == pytest.approx(Pricing().quote("openai", "gpt-4o-mini", 1000, 200).cost_usd)
+    unknown_gateway = row("llm.corp.example")
+    price_ai_request(unknown_gateway, load_catalog(), Pricing())
+    assert unknown_gateway.cost_usd is None

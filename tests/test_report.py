@@ -476,6 +476,7 @@ def test_blind_spots_keys_budgets_and_events(doc):
             "host": ANT,
             "provider": "anthropic",
             "inspect_note": "pinned",
+            "rule": "-",
             "requests": 1,
             "users": 1,
             "first_day": "2026-11-22",

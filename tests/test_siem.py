@@ -268,3 +268,10 @@ def test_a_bad_destination_is_refused_by_the_running_proxy(proxy):
         proxy.set_options({"shadowgate_siem": ["xml:/tmp/x"]})
     with httpx.Client(proxy=proxy.url("health")) as client:
         assert client.get("http://shadowgate.health/").status_code == 200
+
+
+@pytest.mark.parametrize("text", ["json:/tmp/a.jsonl,cef:-", "cef:udp://siem.example:514,json:stdout"])
+def test_two_destinations_in_one_value_are_refused_with_how_to_give_two(text):
+    """new-user F15: a comma list became one file literally named 'a.jsonl,cef:-', and no CEF feed."""
+    with pytest.raises(ValueError, match="one destination per value: repeat --set shadowgate_siem="):
+        parse_destination(text)

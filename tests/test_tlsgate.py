@@ -15,22 +15,35 @@ def test_non_ai_host_is_never_decrypted(proxy):
     assert proxy.rows("user_name = 'plainweb'", timeout=1.5) == []
 
 
-def test_policy_passthrough_ai_host_is_recorded_as_not_inspected(proxy, tmp_path):
-    policy = tmp_path / "policy.yaml"
-    policy.write_text("passthrough:\n  - api.anthropic.com\n")
+def anthropic_call_under(proxy, policy_text: str, policy, user: str) -> dict:
+    """One Anthropic call by `user` with this policy in force: its row."""
+    policy.write_text(policy_text)
     with proxy.options(shadowgate_policy=str(policy)):
-        with httpx.Client(proxy=proxy.url("carol"), verify=proxy.test_ssl_context(), timeout=10) as client:
+        with httpx.Client(proxy=proxy.url(user), verify=proxy.test_ssl_context(), timeout=10) as client:
             response = client.post(
                 "https://api.anthropic.com/v1/messages",
                 json={"model": "claude-sonnet-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]},
             )
     assert response.status_code == 200
-    [row] = proxy.rows("user_name = 'carol'", expect=1)
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    return row
+
+
+def test_policy_passthrough_ai_host_is_recorded_as_not_inspected(proxy, tmp_path):
+    row = anthropic_call_under(proxy, "passthrough:\n  - api.anthropic.com\n", tmp_path / "policy.yaml", "carol")
     assert row["provider"] == "anthropic"
     assert row["inspected"] is False
     assert row["inspect_note"] == "not decrypted by policy"
     assert row["method"] == "CONNECT"
     assert row["input_tokens"] is None and row["model"] is None
+
+
+def test_a_passthrough_rule_is_recorded_as_the_decision_with_its_id(proxy, tmp_path):
+    """new-user F23: the row said decision allow, rule default; the blind spot has a rule to name."""
+    rule = "rules:\n  - {id: pt, match: {provider: anthropic}, action: passthrough}\n"
+    row = anthropic_call_under(proxy, rule, tmp_path / "policy.yaml", "dave")
+    assert (row["decision"], row["rule_id"], row["inspected"]) == ("passthrough", "pt", False)
+    assert row["inspect_note"] == "not decrypted by policy"
 
 
 def test_pinned_client_fails_once_then_passes_through(fresh_proxy):

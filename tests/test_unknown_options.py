@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mitmproxy.test import taddons
 
 from shadowgate.stages.unknown_options import UnknownOptions
@@ -86,3 +87,33 @@ def test_shadowgate_proxy_refuses_a_broken_policy_in_one_line_before_listening(t
     assert status == 1, output
     assert f"{policy}:3:" in output and "action must be one of" in output
     assert "listening at" not in output and "Traceback" not in output
+
+
+def test_a_missing_file_is_named_with_the_option_it_came_from_and_no_banner_comes_first(tmp_path):
+    """new-user F5: `/x: cannot read file` alone does not say which option named /x; and the trust
+    advice ("Then point clients at the proxy") is for a proxy that started, not one that did not."""
+    for option in ("shadowgate_providers", "shadowgate_policy", "shadowgate_users"):
+        status, output = start_and_exit(SHADOWGATE_PROXY, tmp_path, "--set", f"{option}={tmp_path / 'nope.yaml'}")
+        assert status == 1, output
+        assert f"{option}: {tmp_path / 'nope.yaml'}: cannot read file" in output, output
+        assert "point clients at the proxy" not in output and "Traceback" not in output
+    status, output = start_and_exit(
+        SHADOWGATE_PROXY, tmp_path, "--set", f"shadowgate_providers_extra={tmp_path / 'company.yaml'}"
+    )
+    assert f"shadowgate_providers_extra: {tmp_path / 'company.yaml'}: cannot read file" in output, output
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("shadowgate_siem: json:/tmp/x.jsonl", "shadowgate_siem: a list of strings (a YAML list: [a, b]), not a str"),
+        ("shadowgate_retention_days: '30'", "shadowgate_retention_days: an int, not a str"),
+        ("shadowgate_policy: [a, b]", "shadowgate_policy: a str, not a list"),
+    ],
+)
+def test_a_wrongly_typed_value_in_config_yaml_is_one_line_not_a_traceback(tmp_path, line, message):
+    """new-user F13: mitmproxy raises a TypeError for these; the proxy names the file and the option."""
+    (tmp_path / "config.yaml").write_text(line + "\n")
+    status, output = start_and_exit(SHADOWGATE_PROXY, tmp_path)
+    assert status == 1 and "Traceback" not in output, output
+    assert f"shadowgate: {tmp_path / 'config.yaml'}: {message}" in output, output

@@ -21,13 +21,12 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from shadowgate.config.catalog import DEFAULT_CATALOG
+from shadowgate.cli.catalog_options import add_catalog_arguments
+from shadowgate.cli.catalog_options import catalog_from_arguments
 from shadowgate.config.catalog import check_host_pattern
-from shadowgate.config.catalog import load_catalog
 from shadowgate.config.policy import Policy
 from shadowgate.config.policy import load_policy
 from shadowgate.config.yamlfile import ConfigError
-from shadowgate.wireformats import PARSERS
 
 DEFAULT_PROXY = "127.0.0.1:8080"
 _PROXY_TYPES = ("PROXY", "HTTPS", "SOCKS", "SOCKS4", "SOCKS5")
@@ -66,13 +65,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: fail closed, the browser shows an error)",
     )  # fmt: skip
     parser.add_argument("--policy", help="the policy file: its inspect hosts and rule hosts go to shadowgate too")
-    parser.add_argument("--providers", default=str(DEFAULT_CATALOG), help="the catalog (default: providers.yaml)")
+    add_catalog_arguments(parser, "the catalog: its hosts, an overlay's included, go to shadowgate")
     parser.add_argument("--out", "-o", help="write the PAC file here (default: stdout)")
 
 
 def run_pac(args: argparse.Namespace) -> int:
     try:
-        catalog = load_catalog(args.providers, known_parsers=PARSERS)
+        catalog = catalog_from_arguments(args)
         policy = load_policy(args.policy) if args.policy else Policy()
         ai_route = route(args.proxy or [DEFAULT_PROXY])
         other_route = route(args.corporate_proxy) if args.corporate_proxy else "DIRECT"

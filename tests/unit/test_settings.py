@@ -94,3 +94,16 @@ def test_fingerprint_key_is_created_once_and_reused(settings_context, tmp_path):
     first = settings.fingerprinter
     tctx.configure(settings, shadowgate_fingerprint_key=str(key))
     assert settings.secret == key.read_bytes().strip() and settings.fingerprinter is not first
+
+
+def test_a_map_remote_that_replaces_with_nothing_is_warned_about(tmp_path, caplog):
+    """new-user F1: `|//api.openai.com|//127.0.0.1:18443|` reads as filter, regex and an empty
+    replacement, so it changes nothing and mitmproxy says nothing; the proxy says why."""
+    from mitmproxy.addons.mapremote import MapRemote
+
+    settings = ShadowgateSettings()
+    with taddons.context(settings, MapRemote()) as tctx:
+        tctx.configure(settings, confdir=str(tmp_path), map_remote=["|https://api.openai.com|http://127.0.0.1:1"])
+        assert "map_remote" not in caplog.text
+        tctx.configure(settings, map_remote=["|//api.openai.com|//127.0.0.1:18443|"])
+    assert "map_remote '|//api.openai.com|//127.0.0.1:18443|': the replacement is empty" in caplog.text

@@ -3,7 +3,7 @@
 shadowgate proxy [mitmdump options...]   run the proxy with every addon loaded
 shadowgate demo                          the whole picture in under a minute, on this machine
 shadowgate catalog match HOST [PATH]     which AI service a host (and path) belongs to; '-' reads stdin
-shadowgate catalog list|show ID|stats|validate [FILE]|diff OLD NEW|candidates   the catalog (--extra OVERLAY)
+shadowgate catalog list|show ID|stats|validate [FILE]|hosts|diff OLD NEW|candidates   the catalog (--extra OVERLAY)
 shadowgate policy check FILE             validate a policy file
 shadowgate policy explain --host H ...   which rule a request meets, and why
 shadowgate usage [--db FILE]             the usage table: who uses what, tokens and cost
@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from pathlib import Path
 
 from shadowgate import __version__
-from shadowgate.config.catalog import DEFAULT_CATALOG
+from shadowgate.cli.argtypes import positive_int
 from shadowgate.options import DEFAULT_DB
 
 DEFAULT_CONFDIR = "~/.mitmproxy"
@@ -60,20 +61,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="start a proxy and fake providers, send SDK traffic, print the table")
     demo.add_argument("--keep", action="store_true", help="leave the demo's data directory behind")
     catalog = sub.add_parser("catalog", help="query, list, validate and compare the catalog")
-    from shadowgate.cli.catalog import add_arguments as add_catalog_arguments
+    from shadowgate.cli.catalog import add_arguments as add_catalog_command_arguments
 
-    add_catalog_arguments(catalog)
+    add_catalog_command_arguments(catalog)
     usage = sub.add_parser("usage", help="print the usage table from the database")
     usage.add_argument("--db", default=DEFAULT_DB)
-    usage.add_argument("--days", type=int, default=7)
+    usage.add_argument("--days", type=positive_int, default=7, help="how many days back, today included")
+    from shadowgate.cli.catalog_options import add_catalog_arguments
+
     policy = sub.add_parser("policy", help="check a policy file, or explain which rule a request meets")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True)
     check = policy_sub.add_parser("check", help="validate a policy file")
     check.add_argument("file")
-    check.add_argument("--providers", default=str(DEFAULT_CATALOG), help="the catalog the ids are checked against")
+    check.add_argument(
+        "--strict", action="store_true", help="exit 1 on warnings too (a shadowed rule, an unset gateway key)"
+    )
+    check.add_argument("--users", metavar="FILE", help="also check the attribution map (shadowgate_users)")
+    add_catalog_arguments(check, "the catalog the ids are checked against")
     explain = policy_sub.add_parser("explain", help="which rule matches a request, and why")
     explain.add_argument("--policy", help="the policy file (default: none, observe everything)")
-    explain.add_argument("--providers", default=str(DEFAULT_CATALOG))
+    add_catalog_arguments(explain)
     explain.add_argument("--host", required=True)
     explain.add_argument("--path", default="/")
     explain.add_argument("--method", default="POST")
@@ -81,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--group")
     explain.add_argument("--model")
     explain.add_argument("--client", help="client IP address")
+    explain.add_argument(
+        "--users",
+        metavar="FILE",
+        help="the attribution map (shadowgate_users): the user and group of --user or --client",
+    )
     report = sub.add_parser("report", help="the weekly shadow-AI report (terminal, Markdown, HTML, CSV, JSON)")
     from shadowgate.report.weekly import add_arguments as add_report_arguments
 
@@ -94,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_pac_arguments(pac)
     scan = sub.add_parser("scan", help="run the DLP detectors on a file or stdin; one JSON finding per line")
-    scan.add_argument("file", help="a file, or '-' for stdin")
+    scan.add_argument("file", nargs="?", help="a file, or '-' for stdin")
+    scan.add_argument("--types", action="store_true", help="list every finding type and its kind, then exit")
     webapps = sub.add_parser("webapps", help="check a browser capture (HAR) against the chat-app endpoints")
     from shadowgate.cli.webapps import add_arguments as add_webapps_arguments
 
@@ -115,10 +128,11 @@ def _run(args: argparse.Namespace) -> int:
         from shadowgate.cli import policy as policycli
 
         if args.policy_command == "check":
-            return policycli.run_check(args.file, args.providers)
+            return policycli.run_check(args.file, args.providers, args.extra, args.strict, args.users)
         return policycli.run_explain(
             args.policy,
             args.providers,
+            args.extra,
             args.host,
             args.path,
             args.method,
@@ -126,6 +140,7 @@ def _run(args: argparse.Namespace) -> int:
             args.group,
             args.model,
             args.client,
+            args.users,
         )
     if args.command == "report":
         from shadowgate.report.weekly import run_report
@@ -140,9 +155,10 @@ def _run(args: argparse.Namespace) -> int:
 
         return run_pac(args)
     if args.command == "scan":
+        from shadowgate.cli.scan import list_types
         from shadowgate.cli.scan import run_scan
 
-        return run_scan(args.file)
+        return list_types() if args.types else run_scan(args.file)
     if args.command == "webapps":
         from shadowgate.cli.webapps import run as run_webapps
 
@@ -173,12 +189,16 @@ def run_proxy(mitmdump_args: list[str]) -> int:
     class ShadowgateMaster(DumpMaster):
         def __init__(self, options, **kwargs) -> None:
             super().__init__(options, **kwargs)
-            self.addons.add(*default_addons())
+            self.addons.add(*default_addons(), TrustBanner(banner))
 
     from shadowgate.cli import ca
 
     confdir = Path(_option_value(mitmdump_args, "confdir") or DEFAULT_CONFDIR).expanduser()
     args = ["--set", "connection_strategy=lazy", *mitmdump_args]
+    if _option_value(mitmdump_args, "flow_detail") is None and "--flow-detail" not in mitmdump_args:
+        # mitmdump's per-request lines print each URL with its query string, which DLP never
+        # redacts (a blocked token's first characters would reach the terminal and the journal).
+        args = ["--set", "flow_detail=0", *args]
     if _option_value(mitmdump_args, "shadowgate_db") is None:
         # The addons are registered before the options are set, so mitmproxy announces only the
         # options on the command line: without this, the default database is never opened.
@@ -192,10 +212,55 @@ def run_proxy(mitmdump_args: list[str]) -> int:
         args = ["--listen-host", "127.0.0.1", *args]
     ca_pem = ca.ensure_ca(confdir)
     bundle = ca.write_ca_bundle(confdir, ca_pem, ca.system_roots_bundle())
-    print(ca.trust_instructions(ca_pem, bundle, ca.proxy_url(args)), file=sys.stderr)
-    master = run(ShadowgateMaster, cmdline.mitmdump, args)
+    banner = ca.trust_instructions(ca_pem, bundle, ca.proxy_url(args))
+    try:
+        master = run(ShadowgateMaster, cmdline.mitmdump, args)
+    except TypeError as e:
+        if (message := _config_type_error(str(e), confdir)) is None:
+            raise
+        print(message, file=sys.stderr)
+        return 1
     errorcheck = master.addons.get("errorcheck") if master else None
     return 1 if errorcheck is not None and errorcheck.logger.has_errored else 0
+
+
+class TrustBanner:
+    """Prints how clients trust the CA and reach the proxy once it listens (mitmproxy's running
+    hook comes after the servers are up): a start-up error is then the last thing printed, not
+    followed by advice for a proxy that never started."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def running(self) -> None:
+        print(self.text, file=sys.stderr)
+
+
+# mitmproxy checks a value from config.yaml against its option's type with a TypeError that its
+# command line does not catch (a --set value is parsed from text, so it never gets there).
+_OPTION_TYPE_ERROR = re.compile(
+    r"Expected (?P<expected>.+) for (?P<option>[\w.\[\]]+), but got <class '(?P<got>\w+)'>\."
+)
+_TYPE_WORDS = {
+    "collections.abc.Sequence[str]": "a list of strings (a YAML list: [a, b])",
+    "<class 'int'>": "an int",
+    "<class 'float'>": "a number",
+    "<class 'bool'>": "a bool (true or false)",
+    "<class 'str'>": "a str",
+    "typing.Optional[str]": "a str",
+    "str | None": "a str",
+}
+
+
+def _config_type_error(error: str, confdir: Path) -> str | None:
+    """One line naming config.yaml, the option and the type it takes, for mitmproxy's TypeError."""
+    m = _OPTION_TYPE_ERROR.fullmatch(error)
+    if m is None:
+        return None
+    files = [p for p in (confdir / "config.yaml", confdir / "config.yml") if p.is_file()]
+    where = str(files[-1]) if files else f"{confdir}/config.yaml"
+    expected = _TYPE_WORDS.get(m["expected"], m["expected"])
+    return f"shadowgate: {where}: {m['option']}: {expected}, not a {m['got']}"
 
 
 def _option_value(args: list[str], name: str) -> str | None:

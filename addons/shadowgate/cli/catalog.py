@@ -5,6 +5,8 @@
     show ID               one service with its hosts, source, verified date and risk facts
     stats                 services per category, and how many carry a source and risk facts
     validate FILE         check a catalog or a company overlay (--extra) the way the proxy would
+    hosts                 every host pattern the proxy must see, one a line (--format squid: for
+                          Squid's dstdomain, `.x` for `*.x`, without entries another one covers)
     diff OLD NEW          services and hosts added, removed or changed between two catalogs
     candidates            AI endpoints the proxy saw that the catalog does not list, with a YAML
                           skeleton for each (--db FILE, --days N, --until DAY)
@@ -26,14 +28,13 @@ from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from shadowgate.config.catalog import DEFAULT_CATALOG
+from shadowgate.cli.catalog_options import add_catalog_arguments
 from shadowgate.config.catalog import Catalog
 from shadowgate.config.catalog import check_host_pattern
-from shadowgate.config.catalog import load_catalog
+from shadowgate.config.catalog import load_configured_catalog
 from shadowgate.config.catalog import normalise_host
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.resources import REPORTS_DIR
-from shadowgate.wireformats import PARSERS
 
 # The period's rows as `cur` (the report's own set-up), then the candidates grouped per site.
 PERIOD_SQL, CANDIDATES_SQL = "00_period.sql", "14_catalog_candidates.sql"
@@ -44,8 +45,7 @@ HOST_CANDIDATES_SQL = "15_host_candidates.sql"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="catalog_command", required=True)
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--providers", default=str(DEFAULT_CATALOG))
-    common.add_argument("--extra", action="append", default=[], help="a company overlay file (repeatable)")
+    add_catalog_arguments(common)
     match = sub.add_parser("match", parents=[common], help="HOST<TAB>provider<TAB>category, or HOST<TAB>- when not AI")
     match.add_argument("host", help="a host or URL, or '-' to read one per line from stdin")
     match.add_argument("path", nargs="?", help="a request path, to also name the wire format")
@@ -56,6 +56,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("stats", parents=[common], help="services per category; sources and facts coverage")
     validate = sub.add_parser("validate", parents=[common], help="validate a catalog (or, with --extra, an overlay)")
     validate.add_argument("file", nargs="?", help="the catalog to validate (default: --providers)")
+    hosts = sub.add_parser("hosts", parents=[common], help="every host pattern, for another proxy's lists")
+    hosts.add_argument(
+        "--format", choices=("plain", "squid"), default="plain",
+        help="plain: the patterns as the proxy matches them; squid: a dstdomain list",
+    )  # fmt: skip
     diff = sub.add_parser("diff", parents=[common], help="what changed between two catalogs")
     diff.add_argument("old")
     diff.add_argument("new")
@@ -71,11 +76,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         if args.catalog_command == "diff":
-            old = load_catalog(args.old, known_parsers=PARSERS, extra=args.extra)
-            new = load_catalog(args.new, known_parsers=PARSERS, extra=args.extra)
+            old = load_configured_catalog(args.old, args.extra)
+            new = load_configured_catalog(args.new, args.extra)
             print("\n".join(diff_lines(old, new)) or "no changes")
             return 0
-        catalog = load_catalog(getattr(args, "file", None) or args.providers, known_parsers=PARSERS, extra=args.extra)
+        catalog = load_configured_catalog(getattr(args, "file", None) or args.providers, args.extra)
     except ConfigError as e:
         print(f"shadowgate: {e}", file=sys.stderr)
         return 2
@@ -101,8 +106,15 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(show_lines(provider)))
     elif command == "stats":
         print("\n".join(stats_lines(catalog)))
+    elif command == "hosts":
+        patterns = catalog.host_patterns()
+        print("\n".join(squid_domains(patterns) if args.format == "squid" else patterns))
     else:
         print(f"ok: {len(catalog.providers)} services, {len(catalog.host_patterns())} host patterns ({catalog.source})")
+        if args.extra:
+            base = load_configured_catalog(getattr(args, "file", None) or args.providers)
+            print("what the overlays change in the catalog (an entry with a catalogued id replaces it whole):")
+            print("\n".join(diff_lines(base, catalog)) or "  nothing")
     return 0
 
 
@@ -178,6 +190,22 @@ def stats_lines(catalog: Catalog) -> list[str]:
     return lines
 
 
+def squid_domains(patterns: Iterable[str]) -> list[str]:
+    """Host patterns as a Squid dstdomain list: `*.x` becomes `.x`, which also matches x itself
+    (wider than the proxy, which then passes x through if it does not list it); an entry that a
+    `.domain` entry already covers is left out, since Squid refuses or warns about such pairs."""
+    patterns = set(patterns)
+    below = {p[2:] for p in patterns if p.startswith("*.")}
+
+    def covered(name: str) -> bool:  # a parent domain is a `.domain` entry
+        labels = name.split(".")
+        return any(".".join(labels[i:]) in below for i in range(1, len(labels)))
+
+    domains = [f".{d}" for d in below if not covered(d)]
+    domains += [p for p in patterns if not p.startswith("*.") and p not in below and not covered(p)]
+    return sorted(domains, key=lambda d: (d.lstrip("."), d))
+
+
 def diff_lines(old: Catalog, new: Catalog) -> list[str]:
     lines = [f"+ {pid}\t{new.providers[pid].name}" for pid in sorted(new.providers.keys() - old.providers.keys())]
     lines += [f"- {pid}\t{old.providers[pid].name}" for pid in sorted(old.providers.keys() - new.providers.keys())]
@@ -186,7 +214,7 @@ def diff_lines(old: Catalog, new: Catalog) -> list[str]:
         added, removed = set(after.hosts) - set(before.hosts), set(before.hosts) - set(after.hosts)
         changed = [
             name
-            for name in ("category", "paths", "sources", "verified", "facts", "lifecycle", "notes")
+            for name in ("category", "paths", "wire_formats", "sources", "verified", "facts", "lifecycle", "notes")
             if getattr(before, name) != getattr(after, name)
         ]
         if added or removed or changed:

@@ -18,7 +18,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from shadowgate.config.catalog import DEFAULT_CATALOG
+from shadowgate.cli.argtypes import positive_int
+from shadowgate.cli.catalog_options import add_catalog_arguments
 
 DEFAULT_PASSWORDS = "~/.shadowgate/console.passwd"
 
@@ -28,8 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--db", default="~/.shadowgate/shadowgate.duckdb", help="the database file (or its .segments directory)"
     )
     parser.add_argument("--policy", help="the policy file, for which apps are sanctioned")
-    parser.add_argument("--providers", default=str(DEFAULT_CATALOG), help="the provider catalog, for names and notes")
-    parser.add_argument("--top", type=int, default=50, help="rows in the top-N tables (default 50)")
+    add_catalog_arguments(parser, "the provider catalog, for names and notes")
+    parser.add_argument("--top", type=positive_int, default=50, help="rows in the top-N tables (default 50)")
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)"
     )
@@ -102,8 +103,26 @@ def build_app(args: argparse.Namespace, passwords: Path):
     from shadowgate.console.data import ReportCache
     from shadowgate.console.data import load_sources
 
-    sources = load_sources(args.db, args.policy, args.providers, args.top)
+    sources = load_sources(args.db, args.policy, args.providers, args.top, args.extra)
+    _warn_without_data(sources.db)
     return make_app(ReportCache(sources, args.cache_seconds), Authenticator(passwords))
+
+
+def _warn_without_data(db: Path) -> None:
+    """The console starts without data (it may be started before the proxy ever ran) and each page
+    says why it is empty; say it here too, where a mistyped --db is noticed first."""
+    from shadowgate.report.data import open_data
+
+    try:
+        con, _ = open_data(db)
+    except FileNotFoundError:
+        print(
+            f"shadowgate serve: no shadowgate data at {db} yet (start the proxy first, or pass --db); "
+            "the pages say so until it appears",
+            file=sys.stderr,
+        )
+        return
+    con.close()
 
 
 def run_passwd(passwords: Path, name: str, from_stdin: bool) -> int:

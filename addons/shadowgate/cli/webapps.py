@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from shadowgate.config.catalog import DEFAULT_CATALOG
-from shadowgate.config.catalog import load_catalog
+from shadowgate.cli.catalog_options import add_catalog_arguments
+from shadowgate.cli.catalog_options import catalog_from_arguments
 from shadowgate.config.policy import load_policy
 from shadowgate.config.policy_accounts import AccountsPolicy
 from shadowgate.config.yamlfile import ConfigError
@@ -32,14 +32,13 @@ from shadowgate.webapps.catalog import load_web_apps
 from shadowgate.webapps.classify import OK
 from shadowgate.webapps.classify import WebFacts
 from shadowgate.webapps.classify import classify
-from shadowgate.wireformats import PARSERS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="webapps_command", required=True)
     check = sub.add_parser("check", help="classify the requests of a HAR capture as the proxy would")
     check.add_argument("har", help="a HAR file exported from the browser")
-    check.add_argument("--providers", default=str(DEFAULT_CATALOG), help="the catalog (default: the shipped one)")
+    add_catalog_arguments(check, "the catalog (its web_apps: section too)")
     check.add_argument("--policy", help="a policy file, for its accounts: section (the account kinds)")
     check.add_argument("--json", action="store_true", help="one JSON object per request")
     check.add_argument("--all", action="store_true", help="also list GET requests that match no endpoint")
@@ -47,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        catalog = load_catalog(args.providers, known_parsers=PARSERS)
+        catalog = catalog_from_arguments(args)
         apps = load_web_apps(args.providers, provider_ids=catalog.providers)
         accounts = load_policy(args.policy).accounts if args.policy else AccountsPolicy()
     except ConfigError as e:

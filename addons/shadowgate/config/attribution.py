@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 
 from shadowgate.config.policy_approval import canonical_identity
 from shadowgate.config.yamlfile import ConfigError
+from shadowgate.config.yamlfile import did_you_mean
 from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import load_yaml
 
@@ -48,6 +49,10 @@ class Directory:
         self._networks = sorted(networks or [], key=lambda e: -e.network.prefixlen)
         self._user_groups = dict(user_groups or {})
         self._by_ip = functools.lru_cache(maxsize=65536)(self._lookup_ip)
+
+    def size(self) -> tuple[int, int]:
+        """How many networks and how many proxy users the map names."""
+        return len(self._networks), len(self._user_groups)
 
     def person(self, proxy_user: str | None, client_ip: str) -> Person:
         """The person behind a call. A proxy user is taken in the one form approvals compare
@@ -93,6 +98,7 @@ def load_directory(path: str | Path) -> Directory:
             network = ipaddress.ip_network(str(entry["cidr"]), strict=False)
         except ValueError as e:
             raise ConfigError(path, line, f"bad cidr {entry['cidr']!r}: {e}") from e
+        _only_known_keys(path, line, entry, ("cidr", "user", "group"), f"network {entry['cidr']}")
         if not entry.get("user") and not entry.get("group"):
             raise ConfigError(path, line, f"network {entry['cidr']} needs a 'user' or a 'group'")
         networks.append(_NetworkEntry(network, _opt_str(entry.get("user")), _opt_str(entry.get("group"))))
@@ -101,6 +107,8 @@ def load_directory(path: str | Path) -> Directory:
     if not isinstance(users, dict):
         raise ConfigError(path, line_of(users, line_of(doc)), "'users' must map user names to {group: ...}")
     for name, spec in users.items():
+        if isinstance(spec, dict):
+            _only_known_keys(path, line_of(spec, line_of(users)), spec, ("group",), f"user {name!r}")
         group = spec.get("group") if isinstance(spec, dict) else spec
         if not isinstance(group, str) or not group:
             raise ConfigError(path, line_of(spec, line_of(users)), f"user {name!r} needs a group")
@@ -117,6 +125,15 @@ def load_directory(path: str | Path) -> Directory:
             )
         user_groups[key] = group  # looked up in the form person() gives the proxy user
     return Directory(networks, user_groups)
+
+
+def _only_known_keys(path: str | Path, line: int | None, entry: dict, known: tuple[str, ...], what: str) -> None:
+    """A misspelt key (`usr: alice`) is named as such, not reported as the key it was meant to be
+    missing."""
+    for key in entry:
+        if key not in known:
+            hint = did_you_mean(str(key), known) or f" (expected {', '.join(known)})"
+            raise ConfigError(path, line, f"{what}: unknown key {str(key)!r}{hint}")
 
 
 def _opt_str(value: object) -> str | None:

@@ -290,6 +290,18 @@ def load_catalog(
     return catalog
 
 
+def load_configured_catalog(providers: str | Path, extra: Iterable[str | Path] = ()) -> Catalog:
+    """The catalog as the proxy loads it from shadowgate_providers and shadowgate_providers_extra,
+    and as every command loads it from --providers and --extra: '~' expanded, the overlays merged
+    in order, every wire format checked against the proxy's parsers. One loader for both, so that
+    a policy `shadowgate policy check` passes is one the proxy starts with, and the reverse."""
+    from shadowgate.wireformats import PARSERS
+
+    return load_catalog(
+        Path(providers).expanduser(), known_parsers=PARSERS, extra=[Path(p).expanduser() for p in extra]
+    )
+
+
 # Catalogs already loaded, by what they were loaded from (_contents_key); the last few only.
 _LOADED: dict[tuple, Catalog] = {}
 _LOADED_LOCK = threading.Lock()
@@ -315,6 +327,13 @@ def _load_catalog(path: str | Path, known_parsers: Iterable[str], extra: Iterabl
     if not isinstance(doc, dict):
         raise ConfigError(path, line_of(doc, 1), "the catalog must be a mapping")
     categories = doc.get("categories")
+    if "providers" in doc and not {"categories", "wire_formats"} & doc.keys():
+        raise ConfigError(
+            path,
+            line_of(doc),
+            "this looks like a company overlay (providers: without categories:): give it over the catalog "
+            "with --extra FILE (the proxy's shadowgate_providers_extra), not as the catalog itself",
+        )
     if not isinstance(categories, dict) or not categories:
         raise ConfigError(path, line_of(doc), "'categories' must be a non-empty mapping")
     wire_formats = _load_wire_formats(path, doc.get("wire_formats"), set(known_parsers))

@@ -47,6 +47,7 @@ from shadowgate.config.policy_prices import parse_prices
 from shadowgate.config.policy_responses import ResponsesPolicy
 from shadowgate.config.policy_responses import parse_responses
 from shadowgate.config.yamlfile import ConfigError
+from shadowgate.config.yamlfile import did_you_mean
 from shadowgate.config.yamlfile import line_of
 from shadowgate.config.yamlfile import line_of_key
 from shadowgate.config.yamlfile import load_yaml
@@ -667,7 +668,8 @@ def _dlp(path: str | Path, raw: Any) -> DlpPolicy | None:
             raise ConfigError(
                 path,
                 line_of_key(raw_types, name),
-                f"dlp.types: unknown type {name!r} (known: {', '.join(sorted(TYPES))})",
+                f"dlp.types: unknown type {name!r}{did_you_mean(str(name), TYPES)} "
+                "(every type: shadowgate scan --types)",
             )
         types[name] = _dlp_action(action)
         if types[name] not in DLP_ACTIONS:

@@ -9,17 +9,19 @@ otherwise leave a block rule that silently never fires.
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import replace
 
 from shadowgate.config.catalog import Catalog
 from shadowgate.config.catalog import HostIndex
+from shadowgate.config.policy import REDIRECT
 from shadowgate.config.policy import UNKNOWN_PROVIDER
 from shadowgate.config.policy import Match
 from shadowgate.config.policy import Policy
+from shadowgate.config.policy import Rule
 from shadowgate.config.yamlfile import ConfigError
+from shadowgate.config.yamlfile import did_you_mean
 
 
 def check_policy(policy: Policy, catalog: Catalog) -> list[str]:
@@ -35,6 +37,11 @@ def check_policy(policy: Policy, catalog: Catalog) -> list[str]:
     for entry in policy.prices:  # a negotiated rate for a misspelt provider would never apply
         _known(policy.source, entry.line, "prices", "provider", frozenset({entry.provider}), providers)
     warnings = []
+    warnings += [
+        f"{policy.source}:{rule.line}: rule {rule.id!r}: {problem}; the proxy refuses every call it redirects "
+        "(403) until the variable is set where the proxy runs"
+        for rule, problem in gateway_problems(policy, "in this environment")
+    ]
     for i, rule in enumerate(policy.rules):
         if (why := _never_matches(rule.match, catalog)) is not None:
             warnings.append(f"{policy.source}:{rule.line}: rule {rule.id!r} can never match: {why}")
@@ -49,6 +56,26 @@ def check_policy(policy: Policy, catalog: Catalog) -> list[str]:
         else:
             warnings += _shadowed_hosts(policy, i, catalog)
     return warnings
+
+
+def gateway_problems(policy: Policy, where: str = "in the proxy's environment") -> list[tuple[Rule, str]]:
+    """Enforced redirect rules whose gateway key is missing here, each with what is wrong: the
+    proxy refuses every call such a rule redirects (stages/act.py), an outage rather than a
+    control. Read from this process's environment: at start-up and reload the proxy's own, in
+    `shadowgate policy check` the shell's (run it where the proxy runs). Observe mode sends
+    nothing anywhere, so it has no problem."""
+    if policy.observe:
+        return []
+    problems = []
+    for rule in policy.rules:
+        gateway = rule.gateway
+        if rule.action != REDIRECT or gateway is None:
+            continue
+        if not gateway.key_env:
+            problems.append((rule, "the gateway has no key_env"))
+        elif not gateway.key():
+            problems.append((rule, f"gateway key variable {gateway.key_env} is not set {where}"))
+    return problems
 
 
 def _shadowed_hosts(policy: Policy, i: int, catalog: Catalog) -> list[str]:
@@ -87,8 +114,7 @@ def _matches(policy: Policy) -> Iterable[tuple[str, int, Match]]:
 def _known(source: str, line: int, owner: str, key: str, values: frozenset[str] | None, known: set[str]) -> None:
     for value in sorted(values or ()):
         if value not in known:
-            close = difflib.get_close_matches(value, sorted(known), n=1, cutoff=0.6)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = did_you_mean(value, known)
             raise ConfigError(source, line, f"{owner}: match.{key}: {value!r} is not in the catalog{hint}")
 
 
@@ -150,4 +176,4 @@ def _inside(
     return any(net.version == w.version and net.subnet_of(w) for w in wide)  # type: ignore[arg-type]
 
 
-__all__ = ["check_policy"]
+__all__ = ["check_policy", "gateway_problems"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +133,10 @@ def mapping_line(path: str | Path, raw: Any, keys: set[str], not_a_mapping: str,
     if unknown:
         raise ConfigError(path, line, f"{what}: unknown keys {sorted(unknown)} (expected {', '.join(sorted(keys))})")
     return line
+
+
+def did_you_mean(value: str, known: Iterable[str]) -> str:
+    """ "; did you mean 'x'?" for the closest known name, or "" when none is close: one
+    suggestion, never the whole list of names, in an error about a misspelt one."""
+    close = difflib.get_close_matches(value, sorted(known), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""

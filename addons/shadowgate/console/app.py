@@ -101,7 +101,10 @@ def make_app(cache: ReportCache, auth: Authenticator, today=lambda: dt.datetime.
                 variables = page_variables(name, request)
             except ValueError as e:
                 return html(request, "error.html", 400, message=str(e), session=session, weeks=weeks, pq="")
-            report = await run_in_threadpool(cache.report, period, name, variables)
+            try:
+                report = await run_in_threadpool(cache.report, period, name, variables)
+            except FileNotFoundError as e:  # no database yet: the proxy never ran, or a wrong --db
+                return html(request, "error.html", 503, message=str(e), session=session, weeks=weeks, pq="")
             return html(
                 request,
                 f"{name}.html",

@@ -17,6 +17,7 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Mapping
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,18 +40,28 @@ class Sources:
     db: Path
     provider_status: dict[str, str]
     category_status: dict[str, str]
+    rule_status: dict[str, str]
     providers: tuple[Any, ...]
     top: int
 
 
-def load_sources(db: str, policy: str | None, providers: str, top: int) -> Sources:
-    """The catalog and policy, read once at start-up exactly as `shadowgate report` reads them."""
-    from shadowgate.config.catalog import load_catalog
+def load_sources(db: str, policy: str | None, providers: str, top: int, extra: Sequence[str] = ()) -> Sources:
+    """The catalog (with its overlays) and policy, read once at start-up exactly as `shadowgate
+    report` reads them."""
+    from shadowgate.config.catalog import load_configured_catalog
     from shadowgate.config.policy import load_policy
 
-    catalog = load_catalog(providers)
-    by_provider, by_category = runner.statuses(load_policy(policy) if policy else None)
-    return Sources(Path(db).expanduser(), by_provider, by_category, tuple(catalog.providers.values()), top)
+    catalog = load_configured_catalog(providers, extra)
+    loaded = load_policy(policy) if policy else None
+    by_provider, by_category = runner.statuses(loaded)
+    return Sources(
+        Path(db).expanduser(),
+        by_provider,
+        by_category,
+        runner.rule_statuses(loaded),
+        tuple(catalog.providers.values()),
+        top,
+    )
 
 
 def current_week(today: dt.date) -> Period:
@@ -163,6 +174,7 @@ class ReportCache:
                 period,
                 provider_status=s.provider_status,
                 category_status=s.category_status,
+                rule_status=s.rule_status,
                 providers=s.providers,
                 top=s.top,
                 queries=queries,

@@ -48,6 +48,9 @@ def parse_destination(text: str) -> Destination:
     fmt, sep, target = text.partition(":")
     if not sep or fmt not in FORMATS:
         raise ValueError(f"{text!r}: write FORMAT:TARGET with FORMAT one of {', '.join(FORMATS)}")
+    if any(f",{other}:" in target for other in FORMATS):
+        # A comma list (as other options take) would be one file with a comma in its name.
+        raise ValueError(f"{text!r}: one destination per value: repeat --set shadowgate_siem=FORMAT:TARGET")
     if target in ("-", "stdout"):
         return Destination(fmt, "stdout", "-")
     scheme = target.split("://", 1)[0] if "://" in target else ""

@@ -13,6 +13,7 @@ from typing import Any
 from shadowgate.report.runner import MANAGER
 from shadowgate.report.runner import Report
 from shadowgate.report.runner import Section
+from shadowgate.report.summary import money
 from shadowgate.report.summary import summary
 
 HEADLINE_LABELS = {
@@ -26,6 +27,7 @@ HEADLINE_LABELS = {
     "unknown_share": "Share unknown",
 }
 UNKNOWN_COST = "–"  # a cost with no price is unknown, never $0.0000
+NO_SHARE = "–"  # a share of a period without requests: nothing to share, not 0 % and not unknown
 SHARES = ("sanctioned_share", "unapproved_share", "unknown_share")
 ANALYST_PART = "Details for analysts"
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -46,8 +48,8 @@ def fmt(column: str, value: Any) -> str:
         return "yes" if value else "no"
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
-    if _is_cost(column):  # cents, and four places below a dollar; a known zero (no requests) is $0.00
-        return f"${value:,.2f}" if abs(value) >= 1 or value == 0 else f"${value:.4f}"
+    if _is_cost(column):
+        return money(value)
     if column in SHARES:
         return f"{100 * value:.1f}%"
     if isinstance(value, int):
@@ -57,6 +59,14 @@ def fmt(column: str, value: Any) -> str:
     if isinstance(value, dt.date):
         return value.isoformat()
     return str(value)
+
+
+def headline_text(report: Report, key: str, which: str = "value") -> str:
+    """One headline figure, this period's ("value") or the previous one's; a share of a period
+    without requests is NO_SHARE, where one the report cannot tell (no --policy) is 'unknown'."""
+    if key in SHARES and not report.headline["requests"][which]:
+        return NO_SHARE
+    return fmt(key, report.headline[key][which])
 
 
 def change_text(key: str, metric: dict[str, Any]) -> str:
@@ -156,7 +166,7 @@ def to_markdown(report: Report) -> str:
     ]
     for key, metric in report.headline.items():
         out.append(
-            f"| {HEADLINE_LABELS[key]} | {fmt(key, metric['value'])} | {fmt(key, metric['previous'])} | "
+            f"| {HEADLINE_LABELS[key]} | {headline_text(report, key)} | {headline_text(report, key, 'previous')} | "
             f"{change_text(key, metric)} |"
         )
     parted = False
@@ -215,8 +225,8 @@ def print_rich(report: Report, console=None) -> None:
             series = sparkline([r[i] for r in daily.rows])
         head.add_row(
             HEADLINE_LABELS[key],
-            fmt(key, metric["value"]),
-            fmt(key, metric["previous"]),
+            headline_text(report, key),
+            headline_text(report, key, "previous"),
             f"[{colour}]{change_text(key, metric)}[/]",
             f"[magenta]{series}[/]",
         )

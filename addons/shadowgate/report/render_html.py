@@ -15,6 +15,7 @@ from shadowgate.report.render import anchor
 from shadowgate.report.render import change_text
 from shadowgate.report.render import contents
 from shadowgate.report.render import fmt
+from shadowgate.report.render import headline_text
 from shadowgate.report.render import text_sections
 from shadowgate.report.render import title_line
 from shadowgate.report.runner import Report
@@ -172,7 +173,7 @@ def to_html(report: Report) -> str:
         change = metric["change"] or 0
         cls = "up" if change > 0 else "down" if change < 0 else "muted"
         cards.append(
-            f'<div class="card">{_e(HEADLINE_LABELS[key])}<b>{_e(fmt(key, metric["value"]))}</b>'
+            f'<div class="card">{_e(HEADLINE_LABELS[key])}<b>{_e(headline_text(report, key))}</b>'
             f'<span class="{cls}">{_e(change_text(key, metric))}</span></div>'
         )
     toc = []

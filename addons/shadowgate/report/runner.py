@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from dataclasses import field
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ import duckdb
 from shadowgate.report.period import Period
 from shadowgate.resources import REPORTS_DIR
 
-SANCTIONED, UNAPPROVED = "sanctioned", "unapproved"
+SANCTIONED, UNAPPROVED, RESTRICTED = "sanctioned", "unapproved", "restricted"
 MANAGER, ANALYST = "manager", "analyst"  # who reads a section; the manager's come first in the text formats
 HEADLINE = ("headline",)  # the one section rendered as this period against the previous one
 _HEADER = re.compile(r"--\s*(name|title|path|audience):\s*(.*\S)\s*$")
@@ -136,23 +137,52 @@ def _plain(value: Any) -> Any:
 def statuses(policy: Any | None) -> tuple[dict[str, str], dict[str, str]]:
     """Sanctioned status per provider id and per category, from the policy's rules.
 
-    A provider or category named in an allow rule is sanctioned; named in a block, coach or
-    redirect rule, unapproved; the first rule naming it decides, and a provider's own status
-    beats its category's. Everything else has unknown status. What a single call counts as (a
-    redirected call is sanctioned use) is defined in reports/00_period.sql, not here.
+    A rule that names only apps (providers, categories) judges them whole: allow makes them
+    sanctioned; block, coach or redirect, unapproved; the first such rule naming an app decides.
+    A rule narrowed by anything else (a model, user, group, client, host, ...) judges only the
+    calls it meets (rule_statuses), so it never makes the whole app unapproved: an app that only
+    narrowed block, coach or redirect rules name is `restricted`. reports/00_period.sql combines
+    these (a provider's whole-app status beats its category's) and defines what a call counts as.
     """
     by_provider: dict[str, str] = {}
     by_category: dict[str, str] = {}
+    restricted: tuple[dict[str, str], dict[str, str]] = ({}, {})
     for rule in getattr(policy, "rules", ()) or ():
-        action = rule.action.removeprefix("would_")
-        status = SANCTIONED if action == "allow" else UNAPPROVED if action in ("block", "coach", "redirect") else None
+        status = _rule_status(rule)
         if status is None:
+            continue
+        if _narrowed(rule.match):
+            if status == UNAPPROVED:
+                restricted[0].update(dict.fromkeys(rule.match.providers or (), RESTRICTED))
+                restricted[1].update(dict.fromkeys(rule.match.categories or (), RESTRICTED))
             continue
         for name in rule.match.providers or ():
             by_provider.setdefault(name, status)
         for name in rule.match.categories or ():
             by_category.setdefault(name, status)
-    return by_provider, by_category
+    return {**restricted[0], **by_provider}, {**restricted[1], **by_category}
+
+
+def rule_statuses(policy: Any | None) -> dict[str, str]:
+    """What a call a rule met counts as, per rule id: sanctioned for an allow rule, unapproved for
+    block, coach and redirect (a redirect that happened is sanctioned use all the same: 00_period.sql).
+    Only rules that name an app: a catch-all (`match: all`) says nothing about which apps are
+    sanctioned, and calls it meets keep their app's status."""
+    return {
+        rule.id: status
+        for rule in getattr(policy, "rules", ()) or ()
+        if (status := _rule_status(rule)) is not None and (rule.match.providers or rule.match.categories)
+    }
+
+
+def _rule_status(rule: Any) -> str | None:
+    action = rule.action.removeprefix("would_")
+    return SANCTIONED if action == "allow" else UNAPPROVED if action in ("block", "coach", "redirect") else None
+
+
+def _narrowed(match: Any) -> bool:
+    """Whether a match names more than apps: then it judges some of an app's calls, not the app."""
+    return any(getattr(match, f.name) is not None for f in fields(match) if f.name not in ("providers", "categories"))
 
 
 def set_variables(con: duckdb.DuckDBPyConnection, variables: dict[str, Any]) -> None:
@@ -174,6 +204,7 @@ def build_report(
     *,
     provider_status: dict[str, str],
     category_status: dict[str, str],
+    rule_status: dict[str, str] | None = None,
     providers: Iterable[Any] = (),
     top: int = 10,
     queries: list[Query] | None = None,
@@ -189,6 +220,7 @@ def build_report(
             "top": int(top),
             "provider_status": provider_status,
             "category_status": category_status,
+            "rule_status": rule_status or {},
             "provider_names": {p.id: p.name for p in providers},
             "provider_notes": {p.id: p.notes for p in providers if p.notes},
             # The documented level from the catalog's facts (config/catalog_facts.py), and the

@@ -12,10 +12,17 @@ def _records(report: Report, *path: str) -> list[dict[str, Any]]:
     return next((s.records() for s in report.sections if s.path == path), [])
 
 
-def _money(value: float | None) -> str:
+def money(value: float | None) -> str:
+    """Cents from a dollar up, four places below; below $0.0001 (a few calls to a cheap model) the
+    six places of `shadowgate usage`, so that priced calls never read as $0.0000. A known zero (no
+    requests) is $0.00; an unknown cost (no price) is –."""
     if value is None:
         return "–"
-    return f"${value:,.2f}" if abs(value) >= 1 else f"${value:.4f}"
+    if value == 0 or abs(value) >= 1:
+        return f"${value:,.2f}"
+    if abs(value) >= 0.0001:
+        return f"${value:.4f}"
+    return f"${value:.6f}" if abs(value) >= 0.0000005 else "<$0.000001"
 
 
 def _pct(share: float) -> str:
@@ -49,14 +56,16 @@ def summary(report: Report) -> list[str]:
     if value["cost_usd"] is None:
         out.append("Estimated cost: unknown (–): none of the requests had a price.")
     else:
-        text = f"Estimated cost: {_money(value['cost_usd'])}"
+        text = f"Estimated cost: {money(value['cost_usd'])}"
         if h["cost_usd"]["previous"] is not None and h["cost_usd"]["change"] is not None:
-            text += f" ({'+' if h['cost_usd']['change'] >= 0 else '-'}{_money(abs(h['cost_usd']['change']))})"
+            text += f" ({'+' if h['cost_usd']['change'] >= 0 else '-'}{money(abs(h['cost_usd']['change']))})"
         text += "."
         if unpriced:
             text += f" {_count(unpriced, 'request')} with tokens had no price and {'is' if unpriced == 1 else 'are'} not in it."
         out.append(text)
-    if value.get("unapproved_share") is None:
+    if not requests:
+        pass  # no shares of nothing; the headline shows them as –
+    elif value.get("unapproved_share") is None:
         out.append(
             "Sanctioned or unapproved: unknown, because no policy was given (run with --policy); "
             "every request counts as unknown."

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import duckdb
 
-from shadowgate.config.catalog import DEFAULT_CATALOG
+from shadowgate.cli.argtypes import positive_int
+from shadowgate.cli.catalog_options import add_catalog_arguments
+from shadowgate.cli.catalog_options import catalog_from_arguments
 from shadowgate.report import deliver
 from shadowgate.report import period as periods
 from shadowgate.report import render
@@ -39,8 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=FORMATS, help="default: rich on a terminal, md otherwise")
     parser.add_argument("--out", help="write here instead of stdout (csv: a directory gets one CSV per section)")
     parser.add_argument("--policy", help="the policy file, for which apps are sanctioned")
-    parser.add_argument("--providers", default=str(DEFAULT_CATALOG), help="the provider catalog, for names and notes")
-    parser.add_argument("--top", type=int, default=10, help="rows in the top-N tables (default 10)")
+    add_catalog_arguments(parser, "the provider catalog, for names and notes")
+    parser.add_argument("--top", type=positive_int, default=10, help="rows in the top-N tables (default 10)")
     deliver.add_arguments(parser)
 
 
@@ -56,28 +58,45 @@ def choose_period(args: argparse.Namespace, today: dt.date | None = None) -> per
 
 
 def make_report(args: argparse.Namespace, progress=None) -> runner.Report:
-    from shadowgate.config.catalog import load_catalog
     from shadowgate.config.policy import load_policy
 
     period = choose_period(args)
-    catalog = load_catalog(args.providers)
+    catalog = catalog_from_arguments(args)
     policy = load_policy(args.policy) if args.policy else None
     by_provider, by_category = runner.statuses(policy)
     db = Path(args.db).expanduser()
     con, source = open_data(db)
     try:
-        return runner.build_report(
+        report = runner.build_report(
             con,
             source,
             str(db),
             period,
             provider_status=by_provider,
             category_status=by_category,
+            rule_status=runner.rule_statuses(policy),
             providers=catalog.providers.values(),
             top=args.top,
         )
+        if report.headline["requests"]["value"] == 0:
+            print(f"shadowgate: {where_the_requests_are(con, period)}", file=sys.stderr)
+        return report
     finally:
         con.close()
+
+
+def where_the_requests_are(con: duckdb.DuckDBPyConnection, period: periods.Period) -> str:
+    """For a period with no requests: which days of the database have some, so that a first report
+    (by default the last complete week) does not read as if nothing was recorded."""
+    row = con.execute("SELECT sum(requests), min(day), max(day) FROM ai_requests_daily").fetchone()
+    total, first, last = row if row is not None else (None, None, None)
+    if not total:
+        return f"no AI requests in {period.label}, nor in the database"
+    year, week, _ = last.isocalendar()
+    return (
+        f"no AI requests in {period.label}; the database has {total:,}, from {first} to {last}: "
+        f"try --week {year}-W{week:02d} or --since {first}"
+    )
 
 
 def run_report(args: argparse.Namespace) -> int:

@@ -25,8 +25,8 @@ from pathlib import Path
 from mitmproxy import ctx
 from mitmproxy import http
 
-from shadowgate.config.policy import REDIRECT
 from shadowgate.config.policy import Policy
+from shadowgate.config.policy_check import gateway_problems
 from shadowgate.events.metrics import CONTENT_TYPE
 from shadowgate.events.metrics import Metrics
 from shadowgate.events.metrics import exposition
@@ -138,20 +138,7 @@ def policy_mode(policy: Policy) -> str:
 def enforcement_problems(policy: Policy) -> list[str]:
     """What makes an enforced rule fail every call it matches. A redirect without its gateway
     key refuses each call with 403 (stages/act.py), which is an outage, not a control."""
-    if policy.observe:
-        return []  # observe mode records would_redirect and sends nothing anywhere
-    problems = []
-    for rule in policy.rules:
-        gateway = rule.gateway
-        if rule.action != REDIRECT or gateway is None:
-            continue
-        if not gateway.key_env:
-            problems.append(f"rule {rule.id}: the gateway has no key_env, so every redirected call is refused")
-        elif not gateway.key():
-            problems.append(
-                f"rule {rule.id}: gateway key variable {gateway.key_env} is not set in the proxy's environment"
-            )
-    return problems
+    return [f"rule {rule.id}: {problem}" for rule, problem in gateway_problems(policy)]
 
 
 def _probe_writable(folder: Path) -> str | None:

@@ -26,7 +26,7 @@ from shadowgate.config.attribution import KeyFingerprinter
 from shadowgate.config.attribution import load_directory
 from shadowgate.config.attribution import load_or_create_secret
 from shadowgate.config.catalog import Catalog
-from shadowgate.config.catalog import load_catalog
+from shadowgate.config.catalog import load_configured_catalog
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import Facts
 from shadowgate.config.policy import Policy
@@ -37,7 +37,6 @@ from shadowgate.options import DEFAULT_MAX_PARSE_BYTES
 from shadowgate.options import INTERCEPT_MODES
 from shadowgate.options import OPTIONS
 from shadowgate.storage.pricing import Pricing
-from shadowgate.wireformats import PARSERS
 
 if TYPE_CHECKING:
     from mitmproxy import http
@@ -82,10 +81,8 @@ class ShadowgateSettings:
         try:
             catalog, policy = self.catalog, self.policy
             if {"shadowgate_providers", "shadowgate_providers_extra"} & updated or catalog is None:
-                catalog = load_catalog(
-                    expand_path(ctx.options.shadowgate_providers),
-                    known_parsers=PARSERS,
-                    extra=[expand_path(p) for p in ctx.options.shadowgate_providers_extra],
+                catalog = load_configured_catalog(
+                    ctx.options.shadowgate_providers, ctx.options.shadowgate_providers_extra
                 )
             if "shadowgate_policy" in updated:
                 path = ctx.options.shadowgate_policy
@@ -102,7 +99,7 @@ class ShadowgateSettings:
                 path = ctx.options.shadowgate_users
                 self.directory = load_directory(expand_path(path)) if path else Directory()
         except ConfigError as e:
-            raise exceptions.OptionsError(str(e)) from e
+            raise exceptions.OptionsError(_naming_the_option(e)) from e
         if "shadowgate_intercept" in updated:
             mode = ctx.options.shadowgate_intercept
             if mode not in INTERCEPT_MODES:
@@ -110,6 +107,8 @@ class ShadowgateSettings:
                     f"shadowgate_intercept must be one of {', '.join(INTERCEPT_MODES)}, not {mode!r}"
                 )
             self.intercept_all = mode == "all"
+        if "map_remote" in updated and "map_remote" in ctx.options:
+            _warn_about_empty_map_remote(ctx.options.map_remote)
         if "shadowgate_host_discovery" in updated:
             self.host_discovery = ctx.options.shadowgate_host_discovery
         if "stream_large_bodies" in updated and ctx.options.stream_large_bodies:
@@ -236,6 +235,35 @@ class ShadowgateSettings:
         # start-up is kept for good; this one collection takes ~0.1 s, once.
         gc.collect()
         gc.freeze()
+
+
+def _warn_about_empty_map_remote(specs: list[str]) -> None:
+    """mitmproxy's map_remote is `|URL-REGEX|REPLACEMENT` or `|FILTER|URL-REGEX|REPLACEMENT`: a
+    trailing separator turns the first form into the second with an empty replacement, which
+    mitmproxy accepts and which changes no URL. Trying the proxy against a local upstream this
+    way then reaches the real host; say so (docs/install.md, "Try it against a local upstream")."""
+    for spec in specs:
+        parts = spec[1:].split(spec[0], 2) if spec else []
+        if len(parts) == 3 and parts[2] == "":
+            log.warning(
+                "shadowgate: map_remote %r: the replacement is empty, so it changes nothing (a trailing %r "
+                "makes %r a flow filter); write %s",
+                spec, spec[0], parts[0], spec[0] + spec[0].join(parts[:2]),
+            )  # fmt: skip
+
+
+def _naming_the_option(error: ConfigError) -> str:
+    """The error after the option that named its file (`shadowgate_providers: /x: cannot read
+    file`): a path alone does not say which --set to correct."""
+    options = ctx.options
+    named = {
+        expand_path(options.shadowgate_policy): "shadowgate_policy",
+        expand_path(options.shadowgate_users): "shadowgate_users",
+        **{expand_path(p): "shadowgate_providers_extra" for p in options.shadowgate_providers_extra},
+        expand_path(options.shadowgate_providers): "shadowgate_providers",
+    }
+    option = named.get(error.path)
+    return f"{option}: {error}" if option else str(error)
 
 
 def expand_path(path: str) -> str:

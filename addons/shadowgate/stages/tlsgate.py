@@ -197,7 +197,10 @@ class TlsGate:
             return
         data.ignore_connection = True
         if facts.provider is not None:
-            settings.record_connection(facts, "not decrypted by policy")
+            # A passthrough rule is the decision, recorded with its id; the passthrough: list is no rule.
+            rule = settings.policy.decide_connection(facts)
+            passed = rule if rule is not None and rule.action == PASSTHROUGH else None
+            settings.record_connection(facts, "not decrypted by policy", passed)
         else:
             settings.record_sighting(facts, decrypted=False)
 

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from genai_prices import Usage
 from genai_prices import calc_price
@@ -154,11 +155,17 @@ def price_ai_request(row: AiRequest, catalog: Catalog | None, pricing: Pricing) 
         if cost is not None:
             row.cost_usd, row.priced_model = cost, override.label
             return
+    redirected = row.redirect_target is not None
+    if redirected and catalog is not None:
+        # The call ran at the gateway, as the model it served (a model_map's target): priced at
+        # the gateway's list price where the catalog knows its host, never as the model asked for.
+        gateway_host = urlsplit(f"//{row.redirect_target}").hostname  # a netloc: may carry a port
+        provider = catalog.match_host(gateway_host) if gateway_host else None
     if provider is None or not provider.pricing_provider:
         return
     tokens = (inp, out, row.cached_input_tokens, row.cache_creation_input_tokens)
     quote = pricing.quote(provider.pricing_provider, row.response_model or row.model, *tokens)
-    if quote is None and row.response_model and row.model:
+    if quote is None and row.response_model and row.model and not redirected:
         quote = pricing.quote(provider.pricing_provider, row.model, *tokens)
     if quote is None:
         return
