@@ -159,5 +159,6 @@ def test_the_usage_of_a_grpc_answer_is_metered(proxy_with, upstream):
                         headers={"content-type": "application/grpc", "te": "trailers", "x-fake-case": name, "x-attack": mark})  # fmt: skip
         [row] = proxy.rows("user_name = 'grpc-usage'", expect=1)
         assert (row["model"], row["input_tokens"], row["output_tokens"]) == ("models/gemini-2.5-flash", 12, 130)
+        assert (row["operation"], row["streaming"]) == ("generate_content", False)  # by the gRPC method
     finally:
         upstream.cases.pop(name, None)

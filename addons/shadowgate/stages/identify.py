@@ -38,6 +38,7 @@ from shadowgate.wireformats.common import header_map
 from shadowgate.wireformats.common import router_header_models
 from shadowgate.wireformats.decoding import grpc_first_message
 from shadowgate.wireformats.decoding import grpc_models
+from shadowgate.wireformats.decoding import grpc_operation
 from shadowgate.wireformats.decoding import is_grpc
 from shadowgate.wireformats.decoding import readable_content
 from shadowgate.wireformats.unknown import unknown_endpoint_facts
@@ -203,12 +204,17 @@ class Identify:
         """The request's facts from its parsed body, with the batch a body that is not JSON holds
         and every model a gateway's config header names, which model rules judge as well."""
         self._facts_from_body(flow, rec, body)
+        if batch is not None and rec.route is None and is_grpc(flow.request.headers.get("content-type", "")):
+            operation, streamed = grpc_operation(flow.request.path)
+            batch = replace(batch, operation=operation, streaming=streamed)
         header_models, reference = router_header_models(flow.request.headers)
         others = (batch.other_models if batch else ()) + header_models
         if (others or reference or batch) and flow_record(flow) is rec:
             facts = rec.facts or RequestFacts(operation=rec.route.operation if rec.route else "")
             rec.facts = replace(
                 facts,
+                operation=facts.operation or (batch.operation if batch else ""),
+                streaming=facts.streaming or bool(batch and batch.streaming),
                 # A model a body that is not JSON names (a gRPC message, an audio file's form).
                 model=facts.model or (batch.model if batch else None),
                 other_models=tuple(dict.fromkeys(facts.other_models + others)),

@@ -416,6 +416,22 @@ def _inflate_grpc(message: bytes, limit: int) -> bytes:
     raise UndecodableBody("a gRPC message is compressed in a coding the proxy cannot undo")
 
 
+# gRPC methods of Gemini's GenerativeService and Vertex's PredictionService: (operation, streamed).
+_GRPC_OPERATIONS = {
+    "generatecontent": ("generate_content", False),
+    "streamgeneratecontent": ("generate_content", True),
+    "counttokens": ("count_tokens", False),
+    "embedcontent": ("embeddings", False),
+    "batchembedcontents": ("embeddings", False),
+}
+
+
+def grpc_operation(path: str) -> tuple[str, bool]:
+    """(operation, streamed) of a gRPC call by its method, the path's last segment; ("", False)
+    for a method not listed here."""
+    return _GRPC_OPERATIONS.get(path.split("?", 1)[0].rsplit("/", 1)[-1].lower(), ("", False))
+
+
 def grpc_first_message(content: bytes) -> bytes | None:
     """A gRPC body's first message, inflated if it is compressed; None when it cannot be read."""
     if len(content) < 5 or content[0] not in (0, 1):
