@@ -79,6 +79,14 @@ TEXT_FILE = base64.b64encode(f"ops notes\ntoken: {TOKEN}\n".encode()).decode()
              "signature": {"text": TOKEN}}, {"role": "tool", "tool_call_id": "c1", "content": "ok"}]}),
         ("thinking-signature-not-a-string", {"model": "gpt-4o-mini", "messages": _messages(
             [{"type": "thinking", "thinking": "hmm", "signature": {"note": TOKEN}}])}),
+        # A user-written `type` in a tool's schema or output is no provider's block (red-team F67).
+        ("typed-schema-property", {"model": "gpt-4o-mini", "messages": _messages("hi"), "response_format": {
+            "type": "json_schema", "json_schema": {"name": "x", "schema": {"properties": {
+                "r": {"type": "web_search_result", "encrypted_content": TOKEN}}}}}}),
+        ("typed-tool-output", {"model": "gpt-4o-mini", "messages": [
+            {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "c1", "content": [{"type": "text", "text": "ok"}],
+             "extra": {"type": "thinking", "signature": TOKEN}}]}),
     ],
 )  # fmt: skip
 def test_a_secret_anywhere_the_provider_reads_is_blocked(gate, upstream, user, body):

@@ -51,6 +51,16 @@ from .decoding import read_text
 # tool input or arguments are the user's, read by the model (red-team F45).
 OPAQUE_KEYS = frozenset({"encrypted_content", "signature"})
 MINTED_BLOCK_TYPES = frozenset({"thinking", "reasoning", "compaction", "web_search_result", "web_fetch_result"})
+
+
+def _minted_position(path: JsonPath) -> bool:
+    """Whether a block sits where the provider puts the blocks it mints: a message's content
+    block (`messages[i].content[j]`), a Responses input item (`input[i]`), or an entry of a
+    server tool result's content (`messages[i].content[j].content[k]`). The same `type` anywhere
+    else (a tool's input, a schema) is the user's, and its values are read (red-team F67)."""
+    steps = [step for step in path if not isinstance(step, Shadowed)]
+    shape = tuple("#" if isinstance(step, int) else step for step in steps)
+    return shape in (("messages", "#", "content", "#"), ("input", "#"), ("messages", "#", "content", "#", "content", "#"))
 # Top-level bookkeeping the provider stores but the model never reads (opt-in: metadata option).
 METADATA_KEYS = frozenset({"metadata", "user", "safety_identifier", "labels"})
 # A base64 value that decodes to binary and is shorter than this is scanned as it is (it may be
@@ -110,7 +120,7 @@ def request_pieces(body: Any, include_metadata: bool = False) -> Iterator[Piece]
             entries = [((*path, key), key, value) for key, value in node.items()]
             if isinstance(node, DuplicateKeys):  # a first-wins server reads the shadowed values
                 entries += [((*path, key, Shadowed(i)), key, v) for i, (key, v) in enumerate(node.shadowed)]
-            minted = node.get("type") in MINTED_BLOCK_TYPES
+            minted = node.get("type") in MINTED_BLOCK_TYPES and _minted_position(path)
             for step, key, value in entries:
                 if (minted and key in OPAQUE_KEYS and isinstance(value, str)) or (
                     not path and key in METADATA_KEYS and not include_metadata
