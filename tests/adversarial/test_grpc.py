@@ -162,3 +162,17 @@ def test_the_usage_of_a_grpc_answer_is_metered(proxy_with, upstream):
         assert (row["operation"], row["streaming"]) == ("generate_content", False)  # by the gRPC method
     finally:
         upstream.cases.pop(name, None)
+
+
+def test_vertex_names_its_model_in_field_5(proxy_with, upstream):
+    # google.cloud.aiplatform.v1.GenerateContentRequest: `string model = 5` (red-team F72).
+    proxy = proxy_with("rules:\n  - {id: no-pro, match: {model: '*gemini-2.5-pro*'}, action: block}\n")
+    model = b"projects/p1/locations/us-east5/publishers/google/models/gemini-2.5-pro"
+    url = "https://us-east5-aiplatform.googleapis.com/google.cloud.aiplatform.v1.PredictionService/GenerateContent"
+    mark = marker()
+    with proxy.client("grpc-vertex") as client:
+        answer = client.post(url, content=_frame(_contents("hi") + _field(5, model)),
+                             headers={"content-type": "application/grpc", "te": "trailers", "x-attack": mark})  # fmt: skip
+    assert answer.status_code == 403 and not _reached(upstream, mark)
+    [row] = proxy.rows("user_name = 'grpc-vertex'", expect=1)
+    assert (row["rule_id"], row["model"]) == ("no-pro", model.decode())

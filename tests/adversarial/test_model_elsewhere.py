@@ -269,3 +269,15 @@ def test_a_batch_input_file_of_one_blocked_model_is_refused(proxy_with, upstream
         "no-gpt4o",
         content_type=content_type,
     )
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/v1beta/%6dodels/gemini-2.5-pro:newVerb", "/v1beta//models//gemini-2.5-pro:newVerb", "/v1beta/models%2Fgemini-2.5-pro:newVerb",
+     "/v1beta/MODELS/gemini-2.5-pro:newVerb", "/v1beta/models;a=b/gemini-2.5-pro:newVerb"],
+)  # fmt: skip
+def test_a_path_model_is_read_as_servers_read_the_path(proxy_with, upstream, path):
+    # Read on the raw path, an escape or a doubled slash hid it (red-team F70).
+    proxy = proxy_with("rules:\n  - {id: no-pro, match: {model: 'gemini-2.5-pro*'}, action: block}\n")
+    url = f"https://generativelanguage.googleapis.com{path}"
+    _refused_by(proxy, upstream, f"path-model-{len(path)}-{path[9].lower()}", b'{"foo": "bar"}', url, "no-pro")

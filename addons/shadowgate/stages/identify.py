@@ -207,6 +207,9 @@ class Identify:
         if batch is not None and rec.route is None and is_grpc(flow.request.headers.get("content-type", "")):
             operation, streamed = grpc_operation(flow.request.path)
             batch = replace(batch, operation=operation, streaming=streamed)
+            if operation and batch.model is None and batch.model_reference is None:
+                # A generation call whose model field this does not know: judged as any model.
+                batch = replace(batch, model_reference="a gRPC call whose model the proxy cannot find")
         header_models, reference = router_header_models(flow.request.headers)
         others = (batch.other_models if batch else ()) + header_models
         if (others or reference or batch) and flow_record(flow) is rec:

@@ -456,7 +456,8 @@ def grpc_models(message: bytes) -> list[str] | None:
         return None
     models = []
     for number, value in fields:
-        if number == 1 and isinstance(value, bytes) and len(value) <= 512:
+        # Field 1 on the Gemini API, 5 on Vertex AI's GenerateContentRequest (red-team F72).
+        if number in (1, 5) and isinstance(value, bytes) and len(value) <= 512:
             try:
                 models.append(value.decode("utf-8"))
             except UnicodeDecodeError:

@@ -14,6 +14,8 @@ import re
 from typing import Any
 from urllib.parse import unquote
 
+from shadowgate.config.requestpath import path_readings
+
 from .base import RequestFacts
 from .common import dig
 from .common import nested_models
@@ -26,12 +28,14 @@ from .common import stream_flag
 MODEL_FIELDS = ("model", "modelId", "model_id", "foundationModel", "modelArn", "modelIdentifier")
 # A path that names its model (Vertex AI's `.../publishers/{p}/models/{model}:verb`, Gemini's
 # `/models/{model}:verb`, Bedrock's `/model/{id}/...`): an endpoint no route knows there still runs it.
-_PATH_MODEL = re.compile(r"/models?/([^/:?#]+)")
+_PATH_MODEL = re.compile(r"/models?/([^/:?#]+)", re.IGNORECASE)
 
 
 def unknown_endpoint_facts(body: Any, path: str = "") -> RequestFacts:
     model = next((m for name in MODEL_FIELDS if (m := nonempty_str(dig(body, name)))), None)
-    in_path = [unquote(m) for m in _PATH_MODEL.findall(path.split("?", 1)[0])]
+    # Read in every reading a server may give the path (escapes, `//`, `;params`, `\\`), as the
+    # catalog's routes are (red-team F70).
+    in_path = [unquote(m) for reading in path_readings(path) for m in _PATH_MODEL.findall(reading)]
     others = tuple(m for m in dict.fromkeys([*in_path, *nested_models(body, MODEL_FIELDS)]) if m != model)
     return RequestFacts(
         operation="",
