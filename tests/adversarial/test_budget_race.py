@@ -94,3 +94,27 @@ def test_the_estimate_reads_the_output_cap():
     assert estimate_tokens(400, {"max_tokens": 10}) == 110
     assert estimate_tokens(400, {"generationConfig": {"maxOutputTokens": 50}}) == 150
     assert estimate_tokens(400, {"messages": []}) == 100 + DEFAULT_OUTPUT_ESTIMATE
+
+
+def test_a_model_budget_counts_every_model_a_call_runs(proxy_with, upstream):
+    # Spent on gpt-4o directly, the budget held only for a call whose body's `model` was gpt-4o
+    # (red-team F68): a fallback, a tool's model or a stored prompt ran gpt-4o past it.
+    proxy = proxy_with("budgets:\n  - {id: gpt4o-cap, per: user, match: {model: 'gpt-4o*'}, tokens_per_day: 10}\n")
+    user = "model-budget-" + marker()[:6]
+    with proxy.client(user) as client:
+        first = client.post(
+            "https://api.openai.com/v1/chat/completions",
+            json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+            headers={"authorization": "Bearer sk-test"},
+        )
+        assert first.status_code == 200
+        proxy.rows(f"user_name = '{user}'", expect=1)  # counted
+        for url, body in (
+            ("https://api.openai.com/v1/chat/completions",
+             {"model": "gpt-4.1", "models": ["gpt-4.1", "openai/gpt-4o"], "messages": [{"role": "user", "content": "hi"}]}),
+            ("https://api.openai.com/v1/responses",
+             {"model": "gpt-4.1", "input": "draw", "tools": [{"type": "image_generation", "model": "gpt-4o"}]}),
+            ("https://api.openai.com/v1/responses", {"prompt": {"id": "pmpt_1"}, "input": "hi"}),
+        ):  # fmt: skip
+            answer = client.post(url, json=body, headers={"authorization": "Bearer sk-test"})
+            assert answer.status_code == 429, (body, answer.text[:200])

@@ -146,7 +146,15 @@ class Match:
             return f"host {facts.host} not in {self.hosts.patterns()}"
         if self.wire_formats is not None and facts.wire_format not in self.wire_formats:
             return f"wire format {facts.wire_format or 'none'} not in {sorted(self.wire_formats)}"
-        if self.models is not None and not _model_matches(facts.model, self.models):
+        # Any model the call runs (Policy.decide hands rules one at a time; a budget sees them all:
+        # a fallback, a tool's, a batch's), and a model named by reference could be any of them
+        # (red-team F68).
+        runs = (facts.model, *facts.other_models)
+        if (
+            self.models is not None
+            and facts.model_reference is None
+            and not any(_model_matches(m, self.models) for m in runs)
+        ):
             return f"model {facts.model or 'none'} matches none of {list(self.models)}"
         if self.users is not None and not _user_matches(facts.user, self.users):
             return f"user {facts.user or 'none'} matches none of {list(self.users)}"
