@@ -167,3 +167,23 @@ def test_live_realtime_input_turns_count_as_requests_per_minute(ws_policy, ws_up
     # The upgrade, the setup that names the model (decided anew) and one turn: three this minute.
     assert answered == 1
     assert refused is not None and "rpm" in json.dumps(refused)
+
+
+def test_a_full_minute_refuses_the_next_ask_not_the_session(ws_policy, ws_upstream):  # noqa: F811
+    # A tool's output asks for nothing: it goes on under a full window, and the session lives on
+    # (red-team F73: every later message was dropped for the life of the session).
+    proxy = ws_policy("budgets:\n  - {id: rpm, per: user, requests_per_minute: 2}\n")
+    user = "rtb-rpm-live-" + marker()[:6]
+    before = len(ws_upstream.received)
+    output = {
+        "type": "conversation.item.create",
+        "item": {"type": "function_call_output", "call_id": "c1", "output": "42"},
+    }
+    with _session(proxy, user) as ws:
+        ws.recv(5)
+        done, error = _answers_until_refused(ws, 3)
+        assert done == 1 and error is not None and "rpm" in error["error"]["message"]
+        ws.send(json.dumps(output))
+        time.sleep(0.5)
+    received = [json.loads(m) for m in ws_upstream.received[before:]]
+    assert any(m.get("type") == "conversation.item.create" for m in received)

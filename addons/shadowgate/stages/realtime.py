@@ -329,7 +329,9 @@ class Realtime:
         """A client message once the session's subject has used a daily budget up (red-team F23):
         refused with an error event, and every later one dropped, so a session stops within one
         answer of the budget. A message that asks for an answer (`response.create`, Gemini
-        `clientContent`) is a request per minute too. True when the message was refused."""
+        `clientContent`) is a request per minute too, and it and audio that may start a turn the
+        server detects meet a full window: refused, that message only, as the window frees within
+        the minute (red-team F53, F73). True when the message was refused."""
         policy = self.settings.policy
         rec = session.rec
         if not policy.budgets:
@@ -338,9 +340,11 @@ class Realtime:
         tracker, facts = self.decide.budgets, rec.policy_facts()
         if asks:
             self._hold_usage(session)  # keeps the reservation from lapsing in a long session
-        # Every client message meets a full requests-per-minute window (answers the server gave
-        # to turns it detected count there too); only one that asks for an answer adds to it.
-        verdict = tracker.check(policy.budgets, facts, per_minute=True)
+        daily = tracker.check(policy.budgets, facts, per_minute=False)
+        verdict = daily
+        turns = asks or (frame is not None and any(_may_start_turn(doc) for doc in frame.docs))
+        if daily.exceeded is None and turns:
+            verdict = tracker.check(policy.budgets, facts, per_minute=True)
         if verdict.exceeded is None:
             if asks:
                 tracker.note_request(policy.budgets, facts)
@@ -355,7 +359,8 @@ class Realtime:
         rec.decision = Decision(RATE_LIMIT, exceeded, verdict.reason, None, verdict.retry_after, verdict.reset_at)
         text = f"shadowgate: {verdict.reason}"
         log.info("shadowgate: a realtime session to %s is over budget: %s", rec.host, verdict.reason)
-        session.refused = text
+        if daily.exceeded is not None:
+            session.refused = text  # today's budget is spent: nothing more this session
         self._refuse_message(flow, session, message, text)
         return True
 
@@ -633,6 +638,13 @@ class Realtime:
             return
         session.recorded = True
         self.record.ai_request(session.rec, session_outcome(session, self.settings.policy, status, error))
+
+
+def _may_start_turn(doc: Any) -> bool:
+    """Audio that the server's voice activity detection may turn into a turn it answers."""
+    if not isinstance(doc, dict):
+        return False
+    return doc.get("type") in ("input_audio_buffer.append", "input_audio_buffer.commit") or "realtimeInput" in doc
 
 
 def _asks_for_answer(doc: Any) -> bool:
