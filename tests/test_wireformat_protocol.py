@@ -20,9 +20,12 @@ from shadowgate.wireformats import PROMPT_KEYS
 from shadowgate.wireformats import SYSTEM_KEYS
 from shadowgate.wireformats import prompt_strings
 from shadowgate.wireformats.base import Route
+from shadowgate.wireformats.common import NESTED_MODELS_MAX
+from shadowgate.wireformats.common import TOO_MANY_MODELS
 from shadowgate.wireformats.common import nested_models
 from shadowgate.wireformats.common import router_header_models
 from shadowgate.wireformats.framing import framing_for
+from shadowgate.wireformats.unknown import unknown_endpoint_facts
 
 CASES = load_cases()
 EMAIL = "jane.doe@example.com"
@@ -222,3 +225,11 @@ def test_a_batch_files_models_are_read_from_its_lines():
     assert batch.output_cap == 4 * 1024  # four requests, none naming a cap
     assert parser.batch_in_body(b"--b\r\nbroken", "multipart/form-data; boundary=b") is None
     assert PARSERS["openai-chat"].batch_in_body(body, "multipart/form-data; boundary=b") is None
+
+
+def test_a_body_naming_more_models_than_are_read_is_judged_as_any_model():
+    # The 65th model of 64 went unjudged (red-team F63): past the limit, the rest could be anything.
+    targets = [{"override_params": {"model": f"m{i}"}} for i in range(NESTED_MODELS_MAX + 1)]
+    assert router_header_models({"x-portkey-config": json.dumps({"targets": targets})})[1] == TOO_MANY_MODELS
+    assert unknown_endpoint_facts({"requests": targets}).model_reference == TOO_MANY_MODELS
+    assert unknown_endpoint_facts({"requests": targets[:3]}).model_reference is None

@@ -137,7 +137,13 @@ def fallback_models(body: Any) -> tuple[str, ...]:
     return tuple(dict.fromkeys(n for name in names if (n := nonempty_str(name))))
 
 
-def nested_models(value: Any, fields: tuple[str, ...] = ("model",), limit: int = 64) -> tuple[str, ...]:
+# The most distinct models a body or header is read for; one naming more is judged as any model
+# (red-team F63: the 65th of 64 went unjudged).
+NESTED_MODELS_MAX = 1024
+TOO_MANY_MODELS = f"a request naming more than {NESTED_MODELS_MAX} models"
+
+
+def nested_models(value: Any, fields: tuple[str, ...] = ("model",), limit: int = NESTED_MODELS_MAX) -> tuple[str, ...]:
     """Every string under one of these keys at any depth, each once (at most `limit`): the models
     a request names where no wire format says it will (an unknown endpoint's array of provider
     requests, a gateway's config). Iterative, so a deep body costs no recursion."""
@@ -191,7 +197,10 @@ def router_header_models(headers: Mapping[str, str]) -> tuple[tuple[str, ...], s
             except (ValueError, RecursionError):
                 config = None
             if isinstance(config, dict):
-                names.extend(nested_models(config))
+                found = nested_models(config)
+                names.extend(found)
+                if len(found) >= NESTED_MODELS_MAX:
+                    reference = TOO_MANY_MODELS
             else:
                 reference = f"the gateway config {raw.strip()[:80]!r} ({header})"
     return tuple(dict.fromkeys(names)), reference

@@ -60,7 +60,13 @@ def _minted_position(path: JsonPath) -> bool:
     else (a tool's input, a schema) is the user's, and its values are read (red-team F67)."""
     steps = [step for step in path if not isinstance(step, Shadowed)]
     shape = tuple("#" if isinstance(step, int) else step for step in steps)
-    return shape in (("messages", "#", "content", "#"), ("input", "#"), ("messages", "#", "content", "#", "content", "#"))
+    return shape in (
+        ("messages", "#", "content", "#"),
+        ("input", "#"),
+        ("messages", "#", "content", "#", "content", "#"),
+    )
+
+
 # Top-level bookkeeping the provider stores but the model never reads (opt-in: metadata option).
 METADATA_KEYS = frozenset({"metadata", "user", "safety_identifier", "labels"})
 # A base64 value that decodes to binary and is shorter than this is scanned as it is (it may be

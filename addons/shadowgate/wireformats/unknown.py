@@ -17,6 +17,8 @@ from urllib.parse import unquote
 from shadowgate.config.requestpath import path_readings
 
 from .base import RequestFacts
+from .common import NESTED_MODELS_MAX
+from .common import TOO_MANY_MODELS
 from .common import dig
 from .common import nested_models
 from .common import nonempty_str
@@ -36,10 +38,12 @@ def unknown_endpoint_facts(body: Any, path: str = "") -> RequestFacts:
     # Read in every reading a server may give the path (escapes, `//`, `;params`, `\\`), as the
     # catalog's routes are (red-team F70).
     in_path = [unquote(m) for reading in path_readings(path) for m in _PATH_MODEL.findall(reading)]
-    others = tuple(m for m in dict.fromkeys([*in_path, *nested_models(body, MODEL_FIELDS)]) if m != model)
+    nested = nested_models(body, MODEL_FIELDS)
+    others = tuple(m for m in dict.fromkeys([*in_path, *nested]) if m != model)
     return RequestFacts(
         operation="",
         model=model or (others[0] if others else None),
         streaming=stream_flag(dig(body, "stream"), False),
         other_models=others[1:] if model is None else others,
+        model_reference=TOO_MANY_MODELS if len(nested) >= NESTED_MODELS_MAX else None,
     )
