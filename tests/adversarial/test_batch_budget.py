@@ -78,3 +78,32 @@ def test_an_openai_batch_input_file_is_charged_as_it_is_uploaded(proxy_with, ups
     [row] = proxy.rows(f"user_name = '{user}'", expect=1)
     if status == 200:
         assert (row["output_tokens"], row["usage_estimated"]) == (requests * 4000, True)
+
+
+def _file_of(lines: list[dict]) -> tuple[bytes, str]:
+    text = "\n".join(json.dumps({**line, "custom_id": f"r{i}"}) for i, line in enumerate(lines))
+    body = (
+        '--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+        '--b\r\nContent-Disposition: form-data; name="file"; filename="in.jsonl"\r\n\r\n' + text + "\r\n--b--\r\n"
+    )
+    return body.encode(), "multipart/form-data; boundary=b"
+
+
+def test_answers_per_request_count_in_a_batchs_bound(proxy_with, upstream):
+    # 20 requests of n=128 and max_tokens 4000 may generate 10 M tokens (red-team F64).
+    proxy = proxy_with(POLICY)
+    chat = {"model": "gpt-4.1", "max_tokens": 4000, "n": 128, "messages": [{"role": "user", "content": "x"}]}
+    body, content_type = _file_of([{"method": "POST", "url": "/v1/chat/completions", "body": chat}] * 20)
+    answer, mark = post_marked(proxy, "batch-n", body, "https://api.openai.com/v1/files", content_type)
+    assert answer.status_code == 429, answer.text[:200]
+    assert not reached(upstream, mark)
+
+
+def test_an_embeddings_batch_is_charged_no_output(proxy_with, upstream):
+    # Embeddings generate no output: 100 short lines were refused under 100 000 tokens (red-team F65).
+    proxy = proxy_with(POLICY)
+    line = {"method": "POST", "url": "/v1/embeddings", "body": {"model": "text-embedding-3-small", "input": "doc"}}
+    body, content_type = _file_of([line] * 100)
+    answer, mark = post_marked(proxy, "batch-embed", body, "https://api.openai.com/v1/files", content_type)
+    assert answer.status_code == 200, answer.text[:200]
+    assert reached(upstream, mark)

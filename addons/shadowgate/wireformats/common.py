@@ -228,8 +228,28 @@ def output_cap(body: Any) -> int | None:
 
 def batch_output_cap(requests: list[Any]) -> int:
     """The most output tokens a batch of these requests may generate: each request's cap, or
-    DEFAULT_OUTPUT_TOKENS for one without (red-team F41)."""
-    return sum(DEFAULT_OUTPUT_TOKENS if (cap := output_cap(r)) is None else cap for r in requests)
+    DEFAULT_OUTPUT_TOKENS for one without (red-team F41), times the answers it asks for (`n`,
+    Gemini's `candidateCount`: red-team F64); an embedding request generates none (F65)."""
+    return sum(_request_output(r) for r in requests)
+
+
+def _request_output(request: Any) -> int:
+    if isinstance(request, dict) and "input" in request and "model" in request and "embed" in str(request["model"]):
+        return 0  # an embedding: no output tokens
+    cap = output_cap(request)
+    return (DEFAULT_OUTPUT_TOKENS if cap is None else cap) * _answers(request)
+
+
+def _answers(request: Any) -> int:
+    """How many answers a request asks for: OpenAI's `n`, Gemini's `candidateCount` (1 if none)."""
+    if not isinstance(request, dict):
+        return 1
+    config = request.get("generationConfig") or request.get("generation_config")
+    for holder, key in ((request, "n"), (config, "candidateCount"), (config, "candidate_count")):
+        value = holder.get(key) if isinstance(holder, dict) else None
+        if isinstance(value, int) and not isinstance(value, bool) and value > 1:
+            return value
+    return 1
 
 
 # Strings a lax server reads as false. OpenAI and Azure reject a non-boolean "stream" (400

@@ -72,7 +72,11 @@ class OpenAIFilesParser(JsonWireParser):
         spend (F41). A line cut by an upload's part boundary is read in neither part
         (docs/threat-model.md)."""
         lines = batch_file_lines(content, content_type)
-        requests = [line.get("body") for line in lines if isinstance(line, dict) and isinstance(line.get("body"), dict)]
+        requests = [
+            line["body"]
+            for line in lines
+            if isinstance(line, dict) and isinstance(line.get("body"), dict) and "embeddings" not in str(line.get("url"))
+        ]  # an embeddings line generates no output (red-team F65)
         models = tuple(dict.fromkeys(m for line in lines for m in _line_models(line)))
         if not models and not requests:
             return None
