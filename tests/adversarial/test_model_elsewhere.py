@@ -281,3 +281,23 @@ def test_a_path_model_is_read_as_servers_read_the_path(proxy_with, upstream, pat
     proxy = proxy_with("rules:\n  - {id: no-pro, match: {model: 'gemini-2.5-pro*'}, action: block}\n")
     url = f"https://generativelanguage.googleapis.com{path}"
     _refused_by(proxy, upstream, f"path-model-{len(path)}-{path[9].lower()}", b'{"foo": "bar"}', url, "no-pro")
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        {"url": "/v1/responses", "body": {"prompt": {"id": "pmpt_1"}, "input": "hi"}},  # the stored prompt's model
+        {"url": "/v1/responses", "body": {"model": "gpt-4.1", "input": "draw", "tools": [{"type": "image_generation", "model": "gpt-4o"}]}},
+    ],
+    ids=["stored-prompt", "tool-model"],
+)  # fmt: skip
+def test_a_batch_lines_hidden_or_tool_model_is_judged(proxy_with, upstream, line):
+    # Judged on its `model` only, a line passed what the same call sent directly meets (red-team F69).
+    text = "\ufeff" + json.dumps({"custom_id": "1", "method": "POST", **line})  # behind a UTF-8 BOM too
+    body = (
+        '--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+        '--b\r\nContent-Disposition: form-data; name="file"; filename="in.jsonl"\r\n\r\n' + text + "\r\n--b--\r\n"
+    ).encode()
+    user = f"batch-line-{len(text)}"
+    _refused_by(proxy_with(MODEL_RULE_ONLY), upstream, user, body, "https://api.openai.com/v1/files", "no-gpt4o",
+                content_type="multipart/form-data; boundary=b")  # fmt: skip

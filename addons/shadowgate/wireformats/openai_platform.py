@@ -25,6 +25,7 @@ from .common import nonempty_str
 from .common import openai_error
 from .common import text_chars
 from .common import text_len
+from .common import tool_models
 from .common import usage_or_empty
 from .decoding import UndecodableBody
 from .multipart import is_multipart
@@ -78,9 +79,12 @@ class OpenAIFilesParser(JsonWireParser):
             if isinstance(line, dict) and isinstance(line.get("body"), dict) and "embeddings" not in str(line.get("url"))
         ]  # an embeddings line generates no output (red-team F65)
         models = tuple(dict.fromkeys(m for line in lines for m in _line_models(line)))
-        if not models and not requests:
+        stored = [line for line in lines if dig(line, "body", "prompt", "id") and not dig(line, "body", "model")]
+        if not models and not requests and not stored:
             return None
         facts = RequestFacts("upload_file", None, False, len(content), models)
+        if stored:  # a line on a stored prompt runs the prompt's model (red-team F69)
+            facts.model_reference = "a batch line on a stored prompt"
         facts.output_cap = batch_output_cap(requests) if requests else None
         return facts
 
@@ -99,7 +103,7 @@ def batch_file_lines(content: bytes, content_type: str) -> list[Any]:
     lines: list[Any] = []
     for part in parts:
         if part.name in ("file", "data"):
-            text = content[part.start : part.end].decode("utf-8", "replace")
+            text = content[part.start : part.end].decode("utf-8", "replace").removeprefix("\ufeff")
             # Split as a strict reader (\n) and as a lenient one (any line break) would.
             for line in dict.fromkeys(line.strip() for line in [*text.split("\n"), *text.splitlines()]):
                 if "{" in line:
@@ -109,7 +113,9 @@ def batch_file_lines(content: bytes, content_type: str) -> list[Any]:
 
 
 def _line_models(request: Any) -> list[str]:
-    return [m for m in (nonempty_str(dig(request, "body", "model")), nonempty_str(dig(request, "model"))) if m]
+    """A batch line's models: its request's, and those its tools or transcription run (F69)."""
+    named = [nonempty_str(dig(request, "body", "model")), nonempty_str(dig(request, "model"))]
+    return [m for m in named if m] + list(tool_models(dig(request, "body")))
 
 
 class _RunAccumulator:
