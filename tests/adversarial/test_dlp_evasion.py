@@ -129,6 +129,15 @@ KEY_BODIES = {
     "sec1-ec-body": _key_body("30770201010420", 100),
     "openssh-body": _key_body(b"openssh-key-v1\0\0\0\0\x04none\0\0\0\x04none".hex(), 300),
     "four-dash-armour": f"----BEGIN PRIVATE KEY----\n{PKCS8_RSA}\n----END PRIVATE KEY----",
+    # Round 4 (red-team F71): other sizes and curves, whose DER heads differ.
+    "pkcs1-rsa1024-body": _key_body("3082025c02010002818100", 580),
+    "sec1-p521-body": _key_body("3081dc0201010442", 200),
+    "sec1-secp256k1-body": _key_body("30740201010420", 100),
+    "pkcs8-p384-body": _key_body("3081b6020100301006072a8648ce3d020106052b81040022", 150),
+    "pkcs8-x25519-body": _key_body("302e020100300506032b656e04220420", 32),
+    "putty-ppk": "PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nComment: ops\nPublic-Lines: 2\n"
+    "AAAAC3NzaC1lZDI1NTE5AAAAIGv3\nQ2hlY2s=\nPrivate-Lines: 1\nAAAAIH3c8b9Xc0Tz1JqY6dVf2Lk0pQm8rN4sT7uW9xY2zA5B\n"
+    "Private-MAC: 4f2a\n",
 }
 
 

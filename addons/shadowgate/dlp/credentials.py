@@ -82,15 +82,27 @@ def detect_pem(src: Source, hits: Hits) -> None:
 # possibly wrapped (PEM's 64 columns, or escaped line breaks in a JSON string).
 _B64_WRAP = r"(?:[A-Za-z0-9+/=]|\r|\n|\\[nr])"
 _KEY_BODY_RX = re.compile(
-    r"(?<![A-Za-z0-9+/])(?:MII[A-Za-z0-9+/]{3}IBADANBgkqhkiG9w0BAQEFAAS|MII[A-Za-z0-9+/]{3}IBAAKC"
-    r"|MHcCAQEEI|MIGkAgEBBDA|MIG[A-Za-z0-9+/]AgEAMBMGByqGSM49AgEG|MC4CAQAwBQYDK2VwBCIEI"
+    r"(?<![A-Za-z0-9+/])(?:"
+    # PKCS#8 RSA (any length), PKCS#1 RSA (2048+ and 1024-bit length forms), DSA
+    r"MII[A-Za-z0-9+/]{3}IBADANBgkqhkiG9w0BAQEFAAS|MII[A-Za-z0-9+/]{3}IBAAK[BC]|MIIB[A-Za-z0-9+/]{2}IBAAKBgQ"
+    r"|MII[A-Za-z0-9+/]{3}IBADCCA[A-Za-z0-9+/]{2}GByqGSM44"
+    # SEC1 EC: P-256 and secp256k1, P-384, P-521
+    r"|MH[cQ]CAQEEI|MIGkAgEBBDA|MIHcAgEBBE[I-L]"
+    # PKCS#8 EC (P-256, P-384, P-521, secp256k1): the ecPublicKey OID after a short header
+    r"|MI[GH][A-Za-z0-9+/]{1,2}AgEAMB[AM]GByqGSM49AgE"
+    # PKCS#8 Ed25519, X25519, Ed448, X448
+    r"|MC4CAQAwBQYDK2V[wu]BCIEI|MEcCAQAwBQYDK2VxBDsEO|MEYCAQAwBQYDK2VvBDoEO"
     r"|b3BlbnNzaC1rZXktdjEAAAAA)" + _B64_WRAP + r"{24,}"
 )
+# A PuTTY private key file (.ppk), whole: its header through the private lines.
+_PPK_RX = re.compile(r"PuTTY-User-Key-File-[23]: [^\n]*\n(?:[^\n]*\n){1,60}?Private-Lines: \d+\r?\n(?:[A-Za-z0-9+/=]+\r?\n?){1,200}")
 
 
 def detect_key_body(src: Source, hits: Hits) -> None:
     """A private key's base64 body without its BEGIN/END lines (a key file with its first and
     last lines left out). The start is a key's and nothing else's, so no entropy test is needed."""
+    for m in _PPK_RX.finditer(src.text):
+        hits.add(m.start(), m.end(), "PRIVATE_KEY", "pem")
     for m in _KEY_BODY_RX.finditer(src.text):
         end = m.end()
         while end > m.start() and src.text[end - 1] in "\r\n\\":
