@@ -78,10 +78,33 @@ def _selectors(data: bytes) -> str:
     return "😀" + "".join(chr(0xFE00 + b) if b < 16 else chr(0xE0100 + b - 16) for b in data)
 
 
-GLUED = {"tags_glued": "here:" + _tags(KEY) + "thanks", "selectors": "look " + _selectors(KEY.encode()) + " ok"}
+def _interleaved(hidden: str, cover: str) -> str:
+    """Each hidden character after a character of an innocent cover text (red-team F66)."""
+    return "".join(c + h for c, h in zip(cover * (len(hidden) // len(cover) + 1), hidden, strict=False))
 
 
-@pytest.mark.parametrize("name", ["zero_width", "base64", "tags_glued", "selectors"])
+_EMOJI_BYTES = [KEY.encode()[i : i + 3] for i in range(0, len(KEY), 3)]
+GLUED = {
+    "tags_glued": "here:" + _tags(KEY) + "thanks",
+    "selectors": "look " + _selectors(KEY.encode()) + " ok",
+    "tags_interleaved": _interleaved(_tags(KEY), "Have a lovely day, see you at the standup tomorrow! "),
+    "selectors_three_per_emoji": "".join(_selectors(chunk) for chunk in _EMOJI_BYTES),
+    "selectors_joined": "\U0001f600" + "\u200d".join(_selectors(KEY.encode())[1:]),
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "zero_width",
+        "base64",
+        "tags_glued",
+        "selectors",
+        "tags_interleaved",
+        "selectors_three_per_emoji",
+        "selectors_joined",
+    ],
+)
 def test_an_obfuscated_key_is_blocked_when_secrets_block(proxy, upstream, tmp_path, name):
     user = f"evasion_block_{name}"
     with proxy.options(shadowgate_policy=_policy(tmp_path, "dlp: {secrets: block}\n")):

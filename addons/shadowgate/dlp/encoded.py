@@ -108,9 +108,33 @@ def hidden_runs(text: str) -> list[Run]:
         for m in _TAG_RUN.finditer(text)
     ]
     for m in _SELECTOR_RUN.finditer(text):
-        data = bytes(ord(c) - 0xFE00 if ord(c) < 0x10000 else ord(c) - 0xE0100 + 16 for c in m.group())
-        runs.append(Run(m.start(), m.end(), data.decode("utf-8", "replace"), "selectors"))
+        runs.append(Run(m.start(), m.end(), _selector_bytes(m.group()), "selectors"))
+    # Scattered: one or a few after each character of a cover text, or split by joiners and
+    # spaces (red-team F66). All of them in order are read too, the finding spanning from the
+    # first to the last (a redaction there takes the cover text with it: refused, in effect).
+    for pattern, decode, name in ((_TAG_CHAR, _tag_text, "tags"), (_SELECTOR_CHAR, _selector_bytes, "selectors")):
+        found = list(pattern.finditer(text))
+        if len(found) < _SCATTERED_MIN or any(r.start == found[0].start() and r.end == found[-1].end() for r in runs):
+            continue
+        decoded = decode("".join(m.group() for m in found))
+        if _SPELLS_A_VALUE.search(decoded):  # emoji's own selectors (U+FE0F each) spell nothing
+            runs.append(Run(found[0].start(), found[-1].end(), decoded, name))
     return runs
+
+
+_TAG_CHAR = re.compile("[\U000e0020-\U000e007e]")
+_SELECTOR_CHAR = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+_SCATTERED_MIN = 8  # fewer hidden characters than this spell no key
+_SPELLS_A_VALUE = re.compile("[!-~]{8}")
+
+
+def _tag_text(chars: str) -> str:
+    return "".join(chr(ord(c) - 0xE0000) for c in chars)
+
+
+def _selector_bytes(chars: str) -> str:
+    data = bytes(ord(c) - 0xFE00 if ord(c) < 0x10000 else ord(c) - 0xE0100 + 16 for c in chars)
+    return data.decode("utf-8", "replace")
 
 
 def base64_classes(text: str, latin1: bytes | None = None) -> bytes:
