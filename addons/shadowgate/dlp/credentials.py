@@ -95,7 +95,9 @@ _KEY_BODY_RX = re.compile(
     r"|b3BlbnNzaC1rZXktdjEAAAAA)" + _B64_WRAP + r"{24,}"
 )
 # A PuTTY private key file (.ppk), whole: its header through the private lines.
-_PPK_RX = re.compile(r"PuTTY-User-Key-File-[23]: [^\n]*\n(?:[^\n]*\n){1,60}?Private-Lines: \d+\r?\n(?:[A-Za-z0-9+/=]+\r?\n?){1,200}")
+_PPK_RX = re.compile(
+    r"PuTTY-User-Key-File-[23]: [^\n]*\n(?:[^\n]*\n){1,60}?Private-Lines: \d+\r?\n(?:[A-Za-z0-9+/=]+\r?\n?){1,200}"
+)
 
 
 def detect_key_body(src: Source, hits: Hits) -> None:

@@ -76,7 +76,9 @@ class OpenAIFilesParser(JsonWireParser):
         requests = [
             line["body"]
             for line in lines
-            if isinstance(line, dict) and isinstance(line.get("body"), dict) and "embeddings" not in str(line.get("url"))
+            if isinstance(line, dict)
+            and isinstance(line.get("body"), dict)
+            and "embeddings" not in str(line.get("url"))
         ]  # an embeddings line generates no output (red-team F65)
         models = tuple(dict.fromkeys(m for line in lines for m in _line_models(line)))
         stored = [line for line in lines if dig(line, "body", "prompt", "id") and not dig(line, "body", "model")]
