@@ -301,3 +301,21 @@ def test_a_batch_lines_hidden_or_tool_model_is_judged(proxy_with, upstream, line
     user = f"batch-line-{len(text)}"
     _refused_by(proxy_with(MODEL_RULE_ONLY), upstream, user, body, "https://api.openai.com/v1/files", "no-gpt4o",
                 content_type="multipart/form-data; boundary=b")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"model": "openai/gpt-4o@preset/work", "messages": HI},  # the model, with a preset's settings
+        {"model": "@preset/work", "messages": HI},  # the preset's stored model
+        {"model": "gpt-4.1", "preset": "work", "messages": HI},  # a preset may override the model
+        {"model": "openrouter/auto", "messages": HI},  # the router picks
+    ],
+    ids=["model-at-preset", "preset-only", "preset-member", "auto-router"],
+)
+def test_openrouter_presets_and_auto_are_judged(proxy_with, upstream, body):
+    # Folded to `work`, a preset dodged a gpt-4o block; a preset or the Auto Router is a model
+    # the proxy cannot see, judged as any model (red-team F62).
+    user = f"openrouter-{len(json.dumps(body))}"
+    url = "https://openrouter.ai/api/v1/chat/completions"
+    _refused_by(proxy_with(MODEL_RULE_ONLY), upstream, user, json.dumps(body).encode(), url, "no-gpt4o")

@@ -458,7 +458,12 @@ def model_forms(value: str) -> tuple[str, ...]:
     if value.isascii() and "/" not in value and value == value.strip().lower():
         return (value,)
     folded = fold_model(value)
-    return tuple(dict.fromkeys((value, folded, folded.rpartition("/")[2].strip())))
+    # OpenRouter's `vendor/model@preset/name` runs vendor/model with a preset's settings: the
+    # part before `@` is the model (red-team F62).
+    base = folded.partition("@")[0].strip()
+    return tuple(
+        dict.fromkeys(f for f in (value, folded, folded.rpartition("/")[2].strip(), base, base.rpartition("/")[2]) if f)
+    )
 
 
 def _model_matches(value: str | None, patterns: tuple[str, ...]) -> bool:

@@ -118,7 +118,23 @@ def _facts(route: Route, body: Any, prompt_chars: int) -> RequestFacts:
     fallbacks = fallback_models(body)
     model = body_model(route, body) or (fallbacks[0] if fallbacks else None)
     others = tuple(dict.fromkeys(fallbacks + tool_models(body)))
-    return RequestFacts(route.operation, model, body_streaming(route, body), prompt_chars, others)
+    facts = RequestFacts(route.operation, model, body_streaming(route, body), prompt_chars, others)
+    facts.model_reference = router_reference(model, body)
+    return facts
+
+
+# Models a router picks or stores, which the request does not name (red-team F62): OpenRouter's
+# Auto Router, a preset's model (`@preset/name`, or a `preset` member).
+_ROUTER_PICKS = frozenset({"openrouter/auto"})
+
+
+def router_reference(model: str | None, body: Any) -> str | None:
+    if isinstance(model, str) and (model.strip().lower() in _ROUTER_PICKS or model.lstrip().startswith("@")):
+        return f"the router's choice ({model[:80]})"
+    preset = dig(body, "preset")
+    if isinstance(preset, str) and preset:
+        return f"the preset {preset[:80]!r}"
+    return None
 
 
 class OpenAIChatParser(_OpenAIParser):
