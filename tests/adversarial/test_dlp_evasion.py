@@ -90,6 +90,9 @@ GLUED = {
     "tags_interleaved": _interleaved(_tags(KEY), "Have a lovely day, see you at the standup tomorrow! "),
     "selectors_three_per_emoji": "".join(_selectors(chunk) for chunk in _EMOJI_BYTES),
     "selectors_joined": "\U0001f600" + "\u200d".join(_selectors(KEY.encode())[1:]),
+    # A tag inside a visible key, which a reader does not see and a model reads past (red-team F75).
+    "tag_inside_a_visible_key": f"my key {KEY[:20]}{_tags('x')}{KEY[20:]}",
+    "tag_after_every_character": "my key " + "".join(c + _tags("z") for c in KEY),
 }
 
 
@@ -103,6 +106,8 @@ GLUED = {
         "tags_interleaved",
         "selectors_three_per_emoji",
         "selectors_joined",
+        "tag_inside_a_visible_key",
+        "tag_after_every_character",
     ],
 )
 def test_an_obfuscated_key_is_blocked_when_secrets_block(proxy, upstream, tmp_path, name):

@@ -103,10 +103,15 @@ def hidden_runs(text: str) -> list[Run]:
     and bytes written as variation selectors (red-team F38)."""
     if text.isascii():
         return []
-    runs = [
-        Run(m.start(), m.end(), "".join(chr(ord(c) - 0xE0000) for c in m.group()), "tags")
-        for m in _TAG_RUN.finditer(text)
-    ]
+    runs = []
+    for m in _TAG_RUN.finditer(text):
+        spelled = _tag_text(m.group())
+        runs.append(Run(m.start(), m.end(), spelled, "tags"))
+        # Glued to the visible word before it (`AKIA` + tags), read as one with it too; the view
+        # reads the visible text with the tags removed (a tag inside a visible key: F75).
+        word = _WORD_BEFORE.search(text, max(0, m.start() - 64), m.start())
+        if word is not None:
+            runs.append(Run(word.start(), m.end(), word.group() + spelled, "tags"))
     for m in _SELECTOR_RUN.finditer(text):
         runs.append(Run(m.start(), m.end(), _selector_bytes(m.group()), "selectors"))
     # Scattered: one or a few after each character of a cover text, or split by joiners and
@@ -122,6 +127,7 @@ def hidden_runs(text: str) -> list[Run]:
     return runs
 
 
+_WORD_BEFORE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _TAG_CHAR = re.compile("[\U000e0020-\U000e007e]")
 _SELECTOR_CHAR = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 _SCATTERED_MIN = 8  # fewer hidden characters than this spell no key

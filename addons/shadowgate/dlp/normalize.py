@@ -4,11 +4,8 @@ A prompt can carry a secret the model reads perfectly well but a pattern does no
 zero-width space or soft hyphen inside the key, fullwidth letters (`ｓｋ－ａｎｔ`), a Cyrillic `ѕ` in
 `ѕk-`, mathematical bold letters, combining strike-through marks. normalize() rewrites a copy:
 
-* a tag character that spells printable ASCII (U+E0020..U+E007E, "ASCII smuggling": invisible
-  on screen, read by a model's tokenizer and by one line of code) becomes that ASCII character,
-  as the screening's hidden-text detector reads it (red-team F38);
-* every other format character (Unicode category Cf: ZWSP, ZWJ, ZWNJ, word joiner, soft hyphen,
-  bidi controls, the other tag characters, BOM), the other default-ignorable characters that render as nothing
+* every format character (Unicode category Cf: ZWSP, ZWJ, ZWNJ, word joiner, soft hyphen,
+  bidi controls, tag characters, BOM), the other default-ignorable characters that render as nothing
   (Hangul fillers, Khmer inherent vowels, the unassigned ignorable ranges), U+2800 BRAILLE
   PATTERN BLANK, control characters other than tab and line breaks, the script-independent
   combining marks (diacritics, strike-throughs, variation selectors) and the enclosing marks
@@ -44,10 +41,6 @@ _INVISIBLE = frozenset("\u115f\u1160\u3164\uffa0\u17b4\u17b5\u2800")
 # The Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt) outside category Cf that are
 # unassigned (Cn) today: a renderer draws nothing for them, so they hide a key as a ZWSP does.
 _UNASSIGNED_IGNORABLE = ((0x2065, 0x2065), (0xFFF0, 0xFFF8), (0xE0000, 0xE0FFF))
-# The tag characters that spell printable ASCII: U+E0020 TAG SPACE .. U+E007E TAG TILDE.
-_TAG_OFFSET = 0xE0000
-_TAG_SPACE = _TAG_OFFSET + 0x20
-_TAG_TILDE = _TAG_OFFSET + 0x7E
 # Combining marks that belong to no script (diacritics, overlays, variation selectors); the
 # vowel signs of Indic and other scripts are part of their words and stay.
 _GENERIC_MARKS = (
@@ -103,8 +96,6 @@ def _generic_mark(cp: int) -> bool:
 def _fold_char(ch: str) -> str | None:
     """What one character becomes in the view; None when it stays."""
     category = unicodedata.category(ch)
-    if _TAG_SPACE <= ord(ch) <= _TAG_TILDE:
-        return chr(ord(ch) - _TAG_OFFSET)
     if category == "Cf" or ch in _INVISIBLE or (category == "Cc" and ch not in "\t\n\r"):
         return ""
     # Enclosing marks (a circle, a keycap, the Cyrillic number signs) draw around the letter
