@@ -319,3 +319,34 @@ def test_openrouter_presets_and_auto_are_judged(proxy_with, upstream, body):
     user = f"openrouter-{len(json.dumps(body))}"
     url = "https://openrouter.ai/api/v1/chat/completions"
     _refused_by(proxy_with(MODEL_RULE_ONLY), upstream, user, json.dumps(body).encode(), url, "no-gpt4o")
+
+
+def test_an_upload_the_proxy_cannot_split_is_judged_as_any_model(proxy_with, upstream):
+    # Without DLP nothing refused it, and its lines' models went unjudged (red-team F78).
+    line = json.dumps({"custom_id": "1", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4o"}})
+    body = (
+        'preamble\r\n--b\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n' + line
+    ).encode()
+    url = "https://api.openai.com/v1/files"
+    _refused_by(proxy_with(MODEL_RULE_ONLY), upstream, "unsplittable-upload", body, url, "no-gpt4o",
+                content_type="multipart/form-data; boundary=b")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "content_type"),
+    [
+        # gpt-image-1's own parameters: OpenAI runs gpt-image-1 without a model named (red-team F76).
+        ("https://api.openai.com/v1/images/generations",
+         json.dumps({"prompt": "a cat", "quality": "high", "output_format": "webp"}).encode(), "application/json"),
+        # A repeated form field: a first-wins parser runs the first (F77).
+        ("https://api.openai.com/v1/audio/transcriptions",
+         b'--b\r\nContent-Disposition: form-data; name="model"\r\n\r\ngpt-image-1-transcribe\r\n'
+         b'--b\r\nContent-Disposition: form-data; name="model"\r\n\r\nwhisper-1\r\n'
+         b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\nRIFF\r\n--b--\r\n',
+         "multipart/form-data; boundary=b"),
+    ],
+    ids=["image-defaults", "repeated-form-model"],
+)  # fmt: skip
+def test_a_media_calls_model_is_read_as_the_provider_reads_it(proxy_with, upstream, url, body, content_type):
+    proxy = proxy_with("rules:\n  - {id: no-gpt-image, match: {model: 'gpt-image-1*'}, action: block}\n")
+    _refused_by(proxy, upstream, f"media-{len(body)}", body, url, "no-gpt-image", content_type=content_type)

@@ -72,6 +72,13 @@ class OpenAIFilesParser(JsonWireParser):
         so this upload is the one request that shows its models (red-team F15) and what it may
         spend (F41). A line cut by an upload's part boundary is read in neither part
         (docs/threat-model.md)."""
+        if is_multipart(content_type):
+            try:
+                parse_multipart(content, content_type)
+            except UndecodableBody:
+                # A server may split it where the proxy cannot: its lines' models are unknown,
+                # so judged as any model (red-team F78; DLP refuses it too when on).
+                return RequestFacts("upload_file", model_reference="an upload the proxy cannot split")
         lines = batch_file_lines(content, content_type)
         requests = [
             line["body"]
@@ -237,6 +244,11 @@ class _MediaAccumulator(_ObjectAccumulator):
 
 # What OpenAI bills when a request leaves it out (API reference, images and videos).
 _IMAGE_MODEL_DEFAULT = "dall-e-2"
+# "Defaults to dall-e-2 unless a parameter specific to gpt-image-1 is used" (API reference): these
+# are gpt-image-1's own, so a call naming one runs it (red-team F76).
+_GPT_IMAGE_MODEL = "gpt-image-1"
+_GPT_IMAGE_ONLY = frozenset({"output_format", "output_compression", "background", "moderation", "partial_images"})
+_GPT_IMAGE_QUALITIES = frozenset({"high", "medium", "low", "auto"})
 _VIDEO_SECONDS_DEFAULT = 4
 
 
@@ -260,7 +272,9 @@ class OpenAIMediaParser(JsonWireParser):
             with contextlib.suppress(TypeError, ValueError):
                 facts.billed_unit, facts.billed_units = "video_second", max(0.0, float(seconds))
             return facts
-        facts.model = model or _IMAGE_MODEL_DEFAULT
+        quality_named = str(fields.get("quality", "")).lower()
+        uses_gpt_image = bool(_GPT_IMAGE_ONLY & fields.keys()) or quality_named in _GPT_IMAGE_QUALITIES
+        facts.model = model or (_GPT_IMAGE_MODEL if uses_gpt_image else _IMAGE_MODEL_DEFAULT)
         count = fields.get("n", 1)
         size = nonempty_str(fields.get("size")) or "1024x1024"
         quality = nonempty_str(fields.get("quality")) or "*"
@@ -320,9 +334,15 @@ class OpenAITranscriptionParser(JsonWireParser):
         except UndecodableBody:
             return None
         facts = RequestFacts("transcription")
+        named: list[str] = []
         for part in parts:
             if part.name == "model":
-                facts.model = content[part.start : part.end].decode("utf-8", "replace").strip() or None
+                # Form parsers take the first value (Werkzeug, Go) or the last (Starlette): every
+                # one is judged, the last recorded (red-team F77).
+                if value := content[part.start : part.end].decode("utf-8", "replace").strip():
+                    named.append(value)
+                facts.model = named[-1] if named else None
+                facts.other_models = tuple(dict.fromkeys(named[:-1]))
             elif part.name == "file":
                 facts.billed_unit = "audio_second"
                 facts.billed_units = float(-(-(part.end - part.start) // AUDIO_BYTES_PER_SECOND))
