@@ -107,3 +107,13 @@ def test_an_embeddings_batch_is_charged_no_output(proxy_with, upstream):
     answer, mark = post_marked(proxy, "batch-embed", body, "https://api.openai.com/v1/files", content_type)
     assert answer.status_code == 200, answer.text[:200]
     assert reached(upstream, mark)
+
+
+def test_a_first_batch_of_the_day_meets_a_usd_budget_at_its_list_price(proxy_with, upstream):
+    # Priced at the subject's average rate today, a first batch cost $0 (red-team F74).
+    proxy = proxy_with("budgets:\n  - {id: usd, per: user, usd_per_day: 0.05}\n")
+    answer, mark = post_marked(proxy, "batch-usd", _message_batch(50, 64000), BATCHES, headers=HEADERS)
+    assert answer.status_code == 429 and "usd" in answer.text, answer.text[:200]
+    assert not reached(upstream, mark)
+    small, mark = post_marked(proxy, "batch-usd-ok", _message_batch(1, 100), BATCHES, headers=HEADERS)
+    assert small.status_code == 200 and reached(upstream, mark), small.text[:200]

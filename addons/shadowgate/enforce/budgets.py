@@ -123,11 +123,13 @@ class BudgetTracker:
         per_minute: bool = True,
         spend: int = 0,
         spender: str = "batch",
+        spend_usd: float | None = None,
     ) -> Verdict:
         """Whether a call may go now. per_minute=False: the daily budgets only (a message inside
         a Realtime session that asks for no answer is no request to count). spend: tokens the
         call may use that must fit what is left today (a batch's or background response's upper
-        bound), with their USD at the rate the subject's calls cost today; spender names it."""
+        bound), with their USD at its list price (spend_usd) or else at the rate the subject's
+        calls cost today; spender names it."""
         if not budgets:
             return OK
         now = time.time() if now is None else now
@@ -151,7 +153,7 @@ class BudgetTracker:
                             reset_at=dt.datetime.fromtimestamp(int(free) + 1, self.zone).isoformat(),
                         )
             tokens, usd = self.totals(budget.id, subject, now, in_flight=True)
-            extra = (spend, self._rate(key) * spend)
+            extra = (spend, spend_usd if spend_usd is not None else self._rate(key) * spend)
             for used, limit, unit, more in (
                 (tokens, budget.tokens_per_day, "tokens", extra[0]),
                 (usd, budget.usd_per_day, "USD", extra[1]),

@@ -132,9 +132,11 @@ class Decide:
         # A batch (or a background response) may spend far more than one call once it runs: it
         # must fit what is left of today's budget whole, where a call is let through while its
         # subject is under (F41, F48).
+        spend_usd = self._list_price(rec, estimate, batch_cap) if batch_cap is not None else None
         verdict = self.budgets.check(
             policy.budgets, facts, spend=estimate if batch_cap is not None else 0,
             spender="batch" if rec.route is not None and rec.route.operation == "create_batch" else "call",
+            spend_usd=spend_usd,
         )  # fmt: skip
         if verdict.near:
             rec.budget_status = ",".join(verdict.near)
@@ -145,6 +147,19 @@ class Decide:
             return decision
         action = OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT
         return Decision(action, verdict.exceeded.id, verdict.reason, None, verdict.retry_after, verdict.reset_at)
+
+    def _list_price(self, rec: FlowRecord, tokens: int, output: int) -> float | None:
+        """A batch's upper bound in USD at the list price of the dearest model it names, where
+        a USD budget needs it: at the subject's average rate, a first batch of the day cost
+        nothing (red-team F74). None when no model it names has a price."""
+        if not any(b.usd_per_day is not None for b in self.settings.policy.budgets) or rec.provider is None:
+            return None
+        models = [
+            m for m in (rec.facts.model if rec.facts else None, *(rec.facts.other_models if rec.facts else ())) if m
+        ]
+        pricing, provider = self.settings.pricing, rec.provider.pricing_provider
+        quotes = [q.cost_usd for m in models if (q := pricing.quote(provider, m, max(0, tokens - output), output))]
+        return max(quotes) if quotes else None
 
     def decide_unread(self, rec: FlowRecord) -> Decision:
         """The decision for a call whose body is not read (larger than shadowgate_max_parse_bytes).
