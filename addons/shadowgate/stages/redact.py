@@ -167,15 +167,22 @@ def _every_string(node: Any, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
             yield from _every_string(value, (*path, key))
 
 
-def body_scan(dlp: DlpPolicy, include_metadata: bool = False) -> tuple[BodyScan, Placeholders]:
+# CPU a scan may take per byte of body beyond dlp.budget_ms: a body of thousands of short strings
+# (a fine-tuning file) costs ~2.5 us a byte, so a fixed 250 ms refused an ordinary 115 KB upload
+# (red-team F81); still linear, so no body holds a thread for long.
+BUDGET_S_PER_BODY_BYTE = 5e-6
+
+
+def body_scan(dlp: DlpPolicy, include_metadata: bool = False, size: int = 0) -> tuple[BodyScan, Placeholders]:
     """A scan of one request by the policy's actions, its CPU budget starting now (on the thread
-    that will run it), and the placeholders its redactions take."""
+    that will run it): dlp.budget_ms, or BUDGET_S_PER_BODY_BYTE per byte of a body of `size`
+    if more; and the placeholders its redactions take."""
     placeholders = Placeholders()
     scan = BodyScan(
         scan=shared_scanner().including(dlp.opt_in).scan,
         action=lambda type_: dlp.action_for(type_, TYPES.get(type_, "pii")),
         placeholder=placeholders.placeholder,
-        deadline=time.thread_time() + dlp.budget_ms / 1000,
+        deadline=time.thread_time() + max(dlp.budget_ms / 1000, size * BUDGET_S_PER_BODY_BYTE),
         include_metadata=include_metadata,
     )
     return scan, placeholders
@@ -424,8 +431,8 @@ class Redact:
         except Exception as e:
             self._failed(flow, rec, dlp, e)
 
-    def _body_scan(self, dlp: DlpPolicy) -> tuple[BodyScan, Placeholders]:
-        return body_scan(dlp, include_metadata=self.scan_metadata)
+    def _body_scan(self, dlp: DlpPolicy, size: int = 0) -> tuple[BodyScan, Placeholders]:
+        return body_scan(dlp, include_metadata=self.scan_metadata, size=size)
 
     @staticmethod
     def _url(scan: BodyScan, path: str) -> None:
@@ -444,7 +451,9 @@ class Redact:
         operator listed; on any thread.
 
         `parsed` is Identify's parse, used unless an earlier stage has rewritten the body."""
-        scan, placeholders = self._body_scan(dlp)
+        # An upload (multipart: a fine-tuning or batch file) gets CPU by its size as well.
+        upload = is_multipart(request_headers.get("content-type", ""))
+        scan, placeholders = self._body_scan(dlp, len(raw) if upload else 0)
         if path and url_findings(path, dlp):  # the common URL, found clean before, costs a cache probe
             self._url(scan, path)
         body = b""
