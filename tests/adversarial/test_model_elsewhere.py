@@ -350,3 +350,25 @@ def test_an_upload_the_proxy_cannot_split_is_judged_as_any_model(proxy_with, ups
 def test_a_media_calls_model_is_read_as_the_provider_reads_it(proxy_with, upstream, url, body, content_type):
     proxy = proxy_with("rules:\n  - {id: no-gpt-image, match: {model: 'gpt-image-1*'}, action: block}\n")
     _refused_by(proxy, upstream, f"media-{len(body)}", body, url, "no-gpt-image", content_type=content_type)
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "headers"),
+    [
+        # Vercel AI Gateway's fallbacks (red-team F62).
+        ("https://ai-gateway.vercel.sh/v1/chat/completions",
+         {"model": "openai/gpt-4.1", "messages": HI, "providerOptions": {"gateway": {"models": ["openai/gpt-4o"]}}}, {}),
+        # A fallback list inside a gateway config's target (F63).
+        ("https://api.portkey.ai/v1/chat/completions", {"model": "gpt-4.1", "messages": HI},
+         {"x-portkey-config": json.dumps({"targets": [{"override_params": {"models": ["openai/gpt-4o"]}}]})}),
+        # Saved elsewhere (F80): an Agent Builder workflow, a saved prompt template.
+        ("https://api.openai.com/v1/chatkit/sessions", {"workflow": {"id": "wf_68df"}, "user": "u1"}, {}),
+        ("https://api.portkey.ai/v1/prompts/pp-weekly-abc/completions", {"variables": {"x": "y"}}, {}),
+    ],
+    ids=["vercel-fallbacks", "portkey-target-list", "chatkit-workflow", "portkey-prompt-template"],
+)  # fmt: skip
+def test_gateway_fallbacks_and_saved_models_are_judged(proxy_with, upstream, url, body, headers):
+    user = f"saved-{len(url)}-{len(json.dumps(body))}"
+    _refused_by(
+        proxy_with(MODEL_RULE_ONLY), upstream, user, json.dumps(body).encode(), url, "no-gpt4o", headers=headers
+    )

@@ -128,6 +128,9 @@ def fallback_models(body: Any) -> tuple[str, ...]:
     `fallbacks` (names, or {model: [names]} maps). A deny rule on one of them must not be dodged
     by naming it only as a fallback (red-team F15)."""
     names: list[Any] = list(items(dig(body, "models")))
+    # A gateway's own fallbacks deeper in the body (Vercel AI Gateway's
+    # `providerOptions.gateway.models`): red-team F62.
+    names += nested_models(body.get("providerOptions") if isinstance(body, dict) else None, ("models", "model"))
     for entry in items(dig(body, "fallbacks")):
         if isinstance(entry, dict):
             for value in entry.values():
@@ -155,6 +158,8 @@ def nested_models(value: Any, fields: tuple[str, ...] = ("model",), limit: int =
             for key, child in item.items():
                 if key in fields and (name := nonempty_str(child)):
                     found[name] = None
+                elif key in fields and isinstance(child, list):  # a fallback list (`models`)
+                    found.update(dict.fromkeys(n for c in child if (n := nonempty_str(c))))
                 elif isinstance(child, dict | list):
                     stack.append(child)
         elif isinstance(item, list):
@@ -197,7 +202,7 @@ def router_header_models(headers: Mapping[str, str]) -> tuple[tuple[str, ...], s
             except (ValueError, RecursionError):
                 config = None
             if isinstance(config, dict):
-                found = nested_models(config)
+                found = nested_models(config, ("model", "models"))  # a target's fallback list too
                 names.extend(found)
                 if len(found) >= NESTED_MODELS_MAX:
                     reference = TOO_MANY_MODELS

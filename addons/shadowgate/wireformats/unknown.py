@@ -27,7 +27,10 @@ from .common import stream_flag
 # The fields that name the model, in the order they are trusted: Bedrock's and AWS's `modelId`,
 # watsonx's `model_id`, Bedrock Agents' `foundationModel` (InvokeInlineAgent) and `modelArn`
 # (RetrieveAndGenerate), Bedrock jobs' `modelIdentifier` (red-team F57).
-MODEL_FIELDS = ("model", "modelId", "model_id", "foundationModel", "modelArn", "modelIdentifier")
+MODEL_FIELDS = ("model", "modelId", "model_id", "foundationModel", "modelArn", "modelIdentifier", "models")
+# Calls that run a model saved elsewhere (red-team F80): an OpenAI Agent Builder workflow (ChatKit
+# session), a saved prompt template (Portkey's Prompt API).
+_SAVED_PROMPT_PATH = re.compile(r"/prompts/[^/]+/(?:completions|render)\b", re.IGNORECASE)
 # A path that names its model (Vertex AI's `.../publishers/{p}/models/{model}:verb`, Gemini's
 # `/models/{model}:verb`, Bedrock's `/model/{id}/...`): an endpoint no route knows there still runs it.
 _PATH_MODEL = re.compile(r"/models?/([^/:?#]+)", re.IGNORECASE)
@@ -40,10 +43,15 @@ def unknown_endpoint_facts(body: Any, path: str = "") -> RequestFacts:
     in_path = [unquote(m) for reading in path_readings(path) for m in _PATH_MODEL.findall(reading)]
     nested = nested_models(body, MODEL_FIELDS)
     others = tuple(m for m in dict.fromkeys([*in_path, *nested]) if m != model)
+    reference = TOO_MANY_MODELS if len(nested) >= NESTED_MODELS_MAX else None
+    if isinstance(dig(body, "workflow", "id"), str):
+        reference = f"the workflow {str(dig(body, 'workflow', 'id'))[:80]}"
+    elif any(_SAVED_PROMPT_PATH.search(reading) for reading in path_readings(path)):
+        reference = "a saved prompt template"
     return RequestFacts(
         operation="",
         model=model or (others[0] if others else None),
         streaming=stream_flag(dig(body, "stream"), False),
         other_models=others[1:] if model is None else others,
-        model_reference=TOO_MANY_MODELS if len(nested) >= NESTED_MODELS_MAX else None,
+        model_reference=reference,
     )
