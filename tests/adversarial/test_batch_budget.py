@@ -117,3 +117,34 @@ def test_a_first_batch_of_the_day_meets_a_usd_budget_at_its_list_price(proxy_wit
     assert not reached(upstream, mark)
     small, mark = post_marked(proxy, "batch-usd-ok", _message_batch(1, 100), BATCHES, headers=HEADERS)
     assert small.status_code == 200 and reached(upstream, mark), small.text[:200]
+
+
+def test_a_batch_file_too_large_to_read_is_refused_under_a_token_budget(proxy_with, upstream):
+    # Not read, it was charged nothing: 45 000 lines of 64 000 tokens passed (red-team F79).
+    proxy = proxy_with(POLICY, shadowgate_max_parse_bytes=4096)
+    line = {"method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": "gpt-4.1", "max_tokens": 64000, "messages": [{"role": "user", "content": "x"}]}}  # fmt: skip
+    body, content_type = _file_of([line] * 100)
+    assert len(body) > 4096
+    answer, mark = post_marked(proxy, "batch-big", body, "https://api.openai.com/v1/files", content_type)
+    assert answer.status_code == 413 and "budget 'daily'" in answer.text, answer.text[:200]
+    assert not reached(upstream, mark)
+    # Without a budget that counts tokens, the same upload goes through unread.
+    plain = proxy_with("rules: []\n", shadowgate_max_parse_bytes=4096)
+    answer, mark = post_marked(plain, "batch-big-ok", body, "https://api.openai.com/v1/files", content_type)
+    assert answer.status_code == 200 and reached(upstream, mark), answer.text[:200]
+
+
+def test_a_batch_of_requests_without_an_output_cap_is_refused_under_a_token_budget(proxy_with, upstream):
+    # Counted at 1024 each, 90 uncapped o3 requests passed a budget they could spend 90 times over
+    # (red-team F64): without a cap there is no bound to fit.
+    proxy = proxy_with(POLICY)
+    line = {
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {"model": "o3", "messages": [{"role": "user", "content": "x"}]},
+    }
+    body, content_type = _file_of([line] * 3)
+    answer, mark = post_marked(proxy, "batch-uncapped", body, "https://api.openai.com/v1/files", content_type)
+    assert answer.status_code == 429 and "max_tokens" in answer.text, answer.text[:200]
+    assert not reached(upstream, mark)

@@ -34,6 +34,7 @@ from shadowgate.config.policy_check import check_policy
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.enforce.budgets import BudgetTracker
 from shadowgate.enforce.budgets import estimate_tokens
+from shadowgate.enforce.budgets import subject_of
 from shadowgate.enforce.budgets import time_zone
 from shadowgate.enforce.hosts import identity_host
 from shadowgate.flow import FlowRecord
@@ -141,6 +142,17 @@ class Decide:
         if verdict.near:
             rec.budget_status = ",".join(verdict.near)
             log.info("shadowgate: %s is near budget: %s", facts.user, rec.budget_status)
+        if verdict.exceeded is None and rec.facts is not None and rec.facts.uncapped:
+            # No bound to fit: a request without max_tokens may spend the model's whole output
+            # limit (red-team F64), which a budget cannot let through unread.
+            for budget in policy.budgets:
+                limited = budget.tokens_per_day is not None or budget.usd_per_day is not None
+                if limited and subject_of(budget, facts) is not None and budget.match.check(facts) is None:
+                    reason = (
+                        f"{rec.facts.uncapped} request(s) of the batch name no output cap, so what it may spend "
+                        f"has no bound under budget {budget.id}; give each request max_tokens"
+                    )
+                    return Decision(OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT, budget.id, reason)
         if verdict.exceeded is None:
             self.budgets.note_request(policy.budgets, facts)
             self.budgets.hold(rec.request_id, policy.budgets, facts, estimate, usd=unit_cost_of(rec))
@@ -168,7 +180,9 @@ class Decide:
         for the gateway) is unknown. A decision that cannot depend on it stands; one that could
         is a refusal (413, Act): an unread body must not be a way around a control."""
         policy = self.settings.policy
-        needs = body_needed_by(policy, rec.policy_facts(), rec.route is not None)
+        route = rec.route
+        batch = route is not None and (route.parser in BATCH_PARSERS or route.operation == "create_batch")
+        needs = body_needed_by(policy, rec.policy_facts(), route is not None, batch)
         decision = self.decide(rec) if needs is None else None
         if decision is not None and decision.action.removeprefix(OBSERVE_PREFIX) == REDIRECT:
             rule = decision.rule
@@ -279,7 +293,11 @@ class Decide:
             )
 
 
-def body_needed_by(policy: Policy, facts: Facts, routed: bool) -> str | None:
+# The formats whose request may hold a batch of calls that spend later (its bound is in the body).
+BATCH_PARSERS = frozenset({"openai-files", "anthropic-batches"})
+
+
+def body_needed_by(policy: Policy, facts: Facts, routed: bool, batch: bool = False) -> str | None:
     """Why the policy needs a request's body to decide it (None: the headers suffice).
 
     The facts lack the model unless the path names it. DLP must read the prompt (unless its
@@ -291,6 +309,11 @@ def body_needed_by(policy: Policy, facts: Facts, routed: bool) -> str | None:
         return "DLP must scan it"
     if policy.mcp is not None and routed:
         return "the MCP policy must check the MCP servers it names"
+    if batch:  # a batch's bound is in its body: unread, a budget would let it spend freely (F79)
+        for budget in policy.budgets:
+            limited = budget.tokens_per_day is not None or budget.usd_per_day is not None
+            if limited and budget.match.check(facts) is None:
+                return f"budget '{budget.id}' must read what the batch in it may spend"
     if facts.model is None:
         for rule in policy.rules:
             if rule.match.check(facts) is None:

@@ -223,6 +223,7 @@ class Identify:
                 other_models=tuple(dict.fromkeys(facts.other_models + others)),
                 model_reference=facts.model_reference or reference or (batch.model_reference if batch else None),
                 output_cap=batch.output_cap if batch else facts.output_cap,
+                uncapped=batch.uncapped if batch else facts.uncapped,
                 prompt_chars=max(facts.prompt_chars, batch.prompt_chars if batch else 0),
                 # A multipart request's billed quantity (an audio file to transcribe).
                 billed_unit=facts.billed_unit or (batch.billed_unit if batch else None),

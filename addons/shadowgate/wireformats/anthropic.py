@@ -25,6 +25,7 @@ from .common import json_len
 from .common import nonempty_str
 from .common import text_chars
 from .common import text_len
+from .common import uncapped_requests
 
 _USAGE_FIELDS = ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens", "output_tokens")
 
@@ -178,6 +179,7 @@ class AnthropicBatchesParser(AnthropicMessagesParser):
         model = models[0] if models else None
         facts = RequestFacts(route.operation, model, False, sum(prompt_chars(p) for p in params), models[1:])
         facts.output_cap = batch_output_cap(params)
+        facts.uncapped = uncapped_requests(params)
         return facts
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:

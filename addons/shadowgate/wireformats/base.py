@@ -56,6 +56,7 @@ class RequestFacts:
     # response's cap: what it may spend once it runs, charged to the budgets when it is
     # submitted. None for other calls.
     output_cap: int | None = None
+    uncapped: int = 0  # of a batch's requests, those with no output cap (counted at the default)
     # A call billed per unit other than tokens (storage/unit_prices.py, red-team F59): the unit
     # ("character", "image:<size>:<quality>", "video_second", "audio_second") and how many.
     billed_unit: str | None = None

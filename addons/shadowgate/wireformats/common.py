@@ -238,6 +238,12 @@ def batch_output_cap(requests: list[Any]) -> int:
     return sum(_request_output(r) for r in requests)
 
 
+def uncapped_requests(requests: list[Any]) -> int:
+    """How many of a batch's requests name no output cap (an embedding needs none): their
+    spend has no bound the proxy can read (red-team F64)."""
+    return sum(1 for r in requests if _request_output(r) and output_cap(r) is None)
+
+
 def _request_output(request: Any) -> int:
     if isinstance(request, dict) and "input" in request and "model" in request and "embed" in str(request["model"]):
         return 0  # an embedding: no output tokens

@@ -24,6 +24,7 @@ from .common import json_len
 from .common import nonempty_str
 from .common import text_chars
 from .common import text_len
+from .common import uncapped_requests
 
 
 def _usage(meta: Any) -> Usage | None:
@@ -116,6 +117,7 @@ class GeminiParser(JsonWireParser):
             config = dig(body, "batch", "input_config") or dig(body, "batch", "inputConfig")
             requests = [dig(r, "request") for r in items(dig(config, "requests", "requests"))]
             facts.output_cap = batch_output_cap(requests or [None])
+            facts.uncapped = uncapped_requests(requests or [None])
             facts.prompt_chars += sum(_prompt_chars(r) for r in requests)
         return facts
 

@@ -26,6 +26,7 @@ from .common import openai_error
 from .common import text_chars
 from .common import text_len
 from .common import tool_models
+from .common import uncapped_requests
 from .common import usage_or_empty
 from .decoding import UndecodableBody
 from .multipart import is_multipart
@@ -95,6 +96,7 @@ class OpenAIFilesParser(JsonWireParser):
         if stored:  # a line on a stored prompt runs the prompt's model (red-team F69)
             facts.model_reference = "a batch line on a stored prompt"
         facts.output_cap = batch_output_cap(requests) if requests else None
+        facts.uncapped = uncapped_requests(requests)
         return facts
 
 
