@@ -119,19 +119,29 @@ def test_a_first_batch_of_the_day_meets_a_usd_budget_at_its_list_price(proxy_wit
     assert small.status_code == 200 and reached(upstream, mark), small.text[:200]
 
 
-def test_a_batch_file_too_large_to_read_is_refused_under_a_token_budget(proxy_with, upstream):
-    # Not read, it was charged nothing: 45 000 lines of 64 000 tokens passed (red-team F79).
+def test_a_batch_too_large_to_read_is_refused_under_a_token_budget(proxy_with, upstream):
+    # Not read, it was charged nothing (red-team F79). A Message Batch is a batch whatever its size.
     proxy = proxy_with(POLICY, shadowgate_max_parse_bytes=4096)
-    line = {"method": "POST", "url": "/v1/chat/completions",
-            "body": {"model": "gpt-4.1", "max_tokens": 64000, "messages": [{"role": "user", "content": "x"}]}}  # fmt: skip
-    body, content_type = _file_of([line] * 100)
+    body = _message_batch(100, 64000)
     assert len(body) > 4096
-    answer, mark = post_marked(proxy, "batch-big", body, "https://api.openai.com/v1/files", content_type)
+    answer, mark = post_marked(proxy, "batch-big", body, BATCHES, headers=HEADERS)
     assert answer.status_code == 413 and "budget 'daily'" in answer.text, answer.text[:200]
     assert not reached(upstream, mark)
-    # Without a budget that counts tokens, the same upload goes through unread.
-    plain = proxy_with("rules: []\n", shadowgate_max_parse_bytes=4096)
-    answer, mark = post_marked(plain, "batch-big-ok", body, "https://api.openai.com/v1/files", content_type)
+
+
+def test_a_large_upload_that_is_no_batch_goes_through_under_a_budget(proxy_with, upstream):
+    # Most large /v1/files uploads are documents; an unread body does not say its purpose, so the
+    # budget does not refuse it (red-team F82; a large batch file there stays open: threat model).
+    proxy = proxy_with(POLICY, shadowgate_max_parse_bytes=4096)
+    pdf = b"%PDF-1.7\n" + bytes(range(256)) * 40
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\nContent-Type: application/pdf\r\n\r\n'
+        + pdf + b"\r\n--b--\r\n"
+    )  # fmt: skip
+    answer, mark = post_marked(
+        proxy, "big-pdf", body, "https://api.openai.com/v1/files", "multipart/form-data; boundary=b"
+    )
     assert answer.status_code == 200 and reached(upstream, mark), answer.text[:200]
 
 
@@ -148,3 +158,27 @@ def test_a_batch_of_requests_without_an_output_cap_is_refused_under_a_token_budg
     answer, mark = post_marked(proxy, "batch-uncapped", body, "https://api.openai.com/v1/files", content_type)
     assert answer.status_code == 429 and "max_tokens" in answer.text, answer.text[:200]
     assert not reached(upstream, mark)
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "content_type"),
+    [
+        # Moderations generate no output (red-team F83).
+        ("https://api.openai.com/v1/files", None, None),
+        # A Gemini embeddings batch, and a batch of an uploaded file (F84).
+        ("https://generativelanguage.googleapis.com/v1beta/models/gemini-embedding-001:asyncBatchEmbedContent",
+         json.dumps({"batch": {"input_config": {"requests": {"requests": [
+             {"request": {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "doc"}]}}}]}}}}).encode(),
+         "application/json"),
+        ("https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:batchGenerateContent",
+         json.dumps({"batch": {"input_config": {"file_name": "files/abc"}}}).encode(), "application/json"),
+    ],
+    ids=["moderations-file", "gemini-embed-batch", "gemini-file-batch"],
+)  # fmt: skip
+def test_batches_without_output_pass_under_a_token_budget(proxy_with, upstream, url, body, content_type):
+    proxy = proxy_with(POLICY)
+    if body is None:
+        line = {"method": "POST", "url": "/v1/moderations", "body": {"model": "omni-moderation-latest", "input": "x"}}
+        body, content_type = _file_of([line] * 10)
+    answer, mark = post_marked(proxy, f"no-output-{len(url)}", body, url, content_type)
+    assert answer.status_code != 429 and reached(upstream, mark), answer.text[:200]  # the fake may 404 a path

@@ -176,3 +176,17 @@ def test_vertex_names_its_model_in_field_5(proxy_with, upstream):
     assert answer.status_code == 403 and not _reached(upstream, mark)
     [row] = proxy.rows("user_name = 'grpc-vertex'", expect=1)
     assert (row["rule_id"], row["model"]) == ("no-pro", model.decode())
+
+
+def test_the_gemini_apis_field_5_is_its_tools_not_a_model(proxy_with, upstream):
+    # On the Gemini API, GenerateContentRequest field 5 is `tools`: read as a model, a tool made the
+    # call unreadable and refused by an unrelated model rule (red-team F87).
+    proxy = proxy_with("rules:\n  - {id: no-pro, match: {model: 'gemini-2.5-pro*'}, action: block}\n")
+    tool = _field(1, _field(1, b"lookup") + _field(2, bytes(range(128, 188))))  # a function declaration, not UTF-8
+    mark = marker()
+    with proxy.client("grpc-tools") as client:
+        client.post(URL, content=_frame(_field(1, b"models/gemini-2.5-flash") + _contents("hi") + _field(5, tool)),
+                    headers={"content-type": "application/grpc", "te": "trailers", "x-attack": mark})  # fmt: skip
+    assert _reached(upstream, mark)
+    [row] = proxy.rows("user_name = 'grpc-tools'", expect=1)
+    assert (row["model"], row["decision"]) == ("models/gemini-2.5-flash", "allow")

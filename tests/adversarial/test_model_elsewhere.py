@@ -372,3 +372,22 @@ def test_gateway_fallbacks_and_saved_models_are_judged(proxy_with, upstream, url
     _refused_by(
         proxy_with(MODEL_RULE_ONLY), upstream, user, json.dumps(body).encode(), url, "no-gpt4o", headers=headers
     )
+
+
+def test_a_fallback_preset_or_auto_router_is_judged_as_any_model(proxy_with, upstream):
+    # A reference among the fallbacks runs when the primary fails (red-team F88).
+    body = {"model": "openai/no-such-model", "models": ["@preset/work"], "messages": HI}
+    url = "https://openrouter.ai/api/v1/chat/completions"
+    _refused_by(proxy_with(MODEL_RULE_ONLY), upstream, "fallback-preset", json.dumps(body).encode(), url, "no-gpt4o")
+
+
+@pytest.mark.parametrize("model", ["@openai-prod/gpt-4.1", "@cf/meta/llama-3.1-8b-instruct"])
+def test_a_provider_slug_model_is_a_model_not_a_preset(proxy_with, upstream, model):
+    # Portkey's `@provider-slug/model` and Workers AI's `@cf/...` name the model: judged by it,
+    # not as any model (red-team F85: refused by an unrelated gpt-4o block).
+    proxy = proxy_with(MODEL_RULE_ONLY)
+    answer, mark = post_marked(
+        proxy, f"slug-{len(model)}", json.dumps({"model": model, "messages": HI}).encode(),
+        "https://api.portkey.ai/v1/chat/completions",
+    )  # fmt: skip
+    assert answer.status_code == 200 and reached(upstream, mark), answer.text[:200]

@@ -187,3 +187,16 @@ def test_a_full_minute_refuses_the_next_ask_not_the_session(ws_policy, ws_upstre
         time.sleep(0.5)
     received = [json.loads(m) for m in ws_upstream.received[before:]]
     assert any(m.get("type") == "conversation.item.create" for m in received)
+
+
+def test_live_history_turns_ask_for_no_answer():
+    # clientContent without turnComplete only adds context: counted as a request (and an answer
+    # pending), seeding history used the minute up before the question (red-team F86). The test
+    # server answers every clientContent, so this is the rule itself, not a session.
+    from shadowgate.stages.realtime import _asks_for_answer
+
+    history = {"clientContent": {"turns": [{"role": "user", "parts": [{"text": "earlier"}]}]}}
+    assert not _asks_for_answer(history)
+    assert not _asks_for_answer({"clientContent": {**history["clientContent"], "turnComplete": False}})
+    assert _asks_for_answer({"clientContent": {**history["clientContent"], "turnComplete": True}})
+    assert _asks_for_answer({"type": "response.create"}) and _asks_for_answer({"realtimeInput": {"text": "hi"}})

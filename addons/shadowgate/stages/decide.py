@@ -294,7 +294,9 @@ class Decide:
 
 
 # The formats whose request may hold a batch of calls that spend later (its bound is in the body).
-BATCH_PARSERS = frozenset({"openai-files", "anthropic-batches"})
+# (Not OpenAI's /v1/files: most large uploads there are documents, not batches, and an unread
+# body does not say its purpose: red-team F82.)
+BATCH_PARSERS = frozenset({"anthropic-batches"})
 
 
 def body_needed_by(policy: Policy, facts: Facts, routed: bool, batch: bool = False) -> str | None:

@@ -171,7 +171,9 @@ class Identify:
             return None
         if len(content) > PARSE_INLINE_BYTES:
             return self._parse_off_loop(flow, rec, content)
-        body, unparsed, batch = read_request(rec.route, content, flow.request.headers.get("content-type"))
+        body, unparsed, batch = read_request(
+            rec.route, content, flow.request.headers.get("content-type"), flow.request.path
+        )
         rec.parsed_body = (raw, body)
         _note_unparsed(rec, unparsed)
         self._understand(flow, rec, body, batch)
@@ -194,7 +196,9 @@ class Identify:
 
     async def _parse_off_loop(self, flow: http.HTTPFlow, rec: FlowRecord, content: bytes) -> None:
         content_type = flow.request.headers.get("content-type")
-        body, unparsed, batch = await asyncio.to_thread(read_request, rec.route, content, content_type)
+        body, unparsed, batch = await asyncio.to_thread(
+            read_request, rec.route, content, content_type, flow.request.path
+        )
         _note_unparsed(rec, unparsed)
         started = time.perf_counter_ns()
         self._understand(flow, rec, body, batch)
@@ -262,25 +266,26 @@ class Identify:
 
 
 def read_request(
-    route: Route | None, content: bytes, content_type: str | None
+    route: Route | None, content: bytes, content_type: str | None, path: str = ""
 ) -> tuple[Any, str | None, RequestFacts | None]:
     """(the body's JSON value or None, why a JSON-looking body cannot be read, the batch a body
     that is not JSON holds for its route's format). Run off the loop for a big body."""
     body, unparsed = read_json_body(content, content_type)
     if route is None and body is None and is_grpc(content_type or ""):
-        return body, unparsed, grpc_request_facts(content)
+        return body, unparsed, grpc_request_facts(content, path)
     if body is not None or unparsed is not None or route is None:
         return body, unparsed, None
     return body, unparsed, PARSERS[route.parser].batch_in_body(content, content_type or "")
 
 
-def grpc_request_facts(content: bytes) -> RequestFacts:
+def grpc_request_facts(content: bytes, path: str = "") -> RequestFacts:
     """Gemini's and Vertex's gRPC transport names the model in the request's field 1 (red-team
     F26), anywhere in the first message and maybe more than once, the last value winning (F55):
     that one is the model, the others judged too. A message the proxy cannot walk names a model
     it cannot see: judged as any model (and DLP refuses it: bodyscan)."""
     message = grpc_first_message(content)
-    models = grpc_models(message) if message is not None else None
+    # Vertex AI's GenerateContentRequest names it in field 5 (google.cloud.aiplatform).
+    models = grpc_models(message, 5 if ".aiplatform." in path else 1) if message is not None else None
     if models is None:
         return RequestFacts(operation="", model_reference="a gRPC message the proxy cannot read")
     return RequestFacts(operation="", model=models[-1] if models else None, other_models=tuple(models[:-1]))

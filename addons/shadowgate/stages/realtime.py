@@ -650,8 +650,12 @@ def _may_start_turn(doc: Any) -> bool:
 def _asks_for_answer(doc: Any) -> bool:
     # Live's `realtimeInput` text is a turn of its own (its audio is one when the server's voice
     # activity detection says so: counted as the answer ends, Realtime._count_answers).
+    # A clientContent asks only with `turnComplete: true`: without it the server only adds the
+    # turns to the context (red-team F86).
     return isinstance(doc, dict) and (
-        doc.get("type") == "response.create" or "clientContent" in doc or dig(doc, "realtimeInput", "text") is not None
+        doc.get("type") == "response.create"
+        or dig(doc, "clientContent", "turnComplete") is True
+        or dig(doc, "realtimeInput", "text") is not None
     )
 
 

@@ -245,8 +245,11 @@ def uncapped_requests(requests: list[Any]) -> int:
 
 
 def _request_output(request: Any) -> int:
-    if isinstance(request, dict) and "input" in request and "model" in request and "embed" in str(request["model"]):
-        return 0  # an embedding: no output tokens
+    if isinstance(request, dict) and (
+        ("input" in request and any(w in str(request.get("model")) for w in ("embed", "moderation")))
+        or ("content" in request and "contents" not in request)  # a Gemini embedding request
+    ):
+        return 0  # an embedding or a moderation: no output tokens (red-team F65, F83, F84)
     cap = output_cap(request)
     return (DEFAULT_OUTPUT_TOKENS if cap is None else cap) * _answers(request)
 

@@ -447,7 +447,7 @@ def grpc_first_message(content: bytes) -> bytes | None:
     return None
 
 
-def grpc_models(message: bytes) -> list[str] | None:
+def grpc_models(message: bytes, field: int = 1) -> list[str] | None:
     """Every value of field 1 of a Gemini/Vertex GenerateContentRequest (`models/...`), in order:
     protobuf lets the field come anywhere and repeat, the last value winning, so every one is
     judged (red-team F55). None when the message is not a protobuf the proxy can walk."""
@@ -456,8 +456,9 @@ def grpc_models(message: bytes) -> list[str] | None:
         return None
     models = []
     for number, value in fields:
-        # Field 1 on the Gemini API, 5 on Vertex AI's GenerateContentRequest (red-team F72).
-        if number in (1, 5) and isinstance(value, bytes) and len(value) <= 512:
+        # Field 1 on the Gemini API, 5 on Vertex AI's GenerateContentRequest (red-team F72); the
+        # Gemini API's field 5 is its tools (F87), so the caller names the field by the service.
+        if number == field and isinstance(value, bytes) and len(value) <= 512:
             try:
                 models.append(value.decode("utf-8"))
             except UnicodeDecodeError:

@@ -117,7 +117,7 @@ class GeminiParser(JsonWireParser):
             config = dig(body, "batch", "input_config") or dig(body, "batch", "inputConfig")
             requests = [dig(r, "request") for r in items(dig(config, "requests", "requests"))]
             facts.output_cap = batch_output_cap(requests or [None])
-            facts.uncapped = uncapped_requests(requests or [None])
+            facts.uncapped = uncapped_requests(requests)  # a batch of a file: its requests unseen
             facts.prompt_chars += sum(_prompt_chars(r) for r in requests)
         return facts
 

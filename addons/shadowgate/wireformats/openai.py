@@ -129,8 +129,13 @@ _ROUTER_PICKS = frozenset({"openrouter/auto"})
 
 
 def router_reference(model: str | None, body: Any) -> str | None:
-    if isinstance(model, str) and (model.strip().lower() in _ROUTER_PICKS or model.lstrip().startswith("@")):
-        return f"the router's choice ({model[:80]})"
+    # `@preset/...` only: Portkey's `@provider-slug/model` and Workers AI's `@cf/...` name a model
+    # (red-team F85); a fallback can be a preset or the Auto Router too (F88).
+    for name in (model, *items(dig(body, "models"))):
+        if isinstance(name, str) and (
+            name.strip().lower() in _ROUTER_PICKS or name.strip().lower().startswith("@preset/")
+        ):
+            return f"the router's choice ({name[:80]})"
     preset = dig(body, "preset")
     if isinstance(preset, str) and preset:
         return f"the preset {preset[:80]!r}"

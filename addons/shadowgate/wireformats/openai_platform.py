@@ -86,7 +86,7 @@ class OpenAIFilesParser(JsonWireParser):
             for line in lines
             if isinstance(line, dict)
             and isinstance(line.get("body"), dict)
-            and "embeddings" not in str(line.get("url"))
+            and not any(path in str(line.get("url")) for path in ("embeddings", "moderations"))
         ]  # an embeddings line generates no output (red-team F65)
         models = tuple(dict.fromkeys(m for line in lines for m in _line_models(line)))
         stored = [line for line in lines if dig(line, "body", "prompt", "id") and not dig(line, "body", "model")]
