@@ -182,3 +182,29 @@ def test_batches_without_output_pass_under_a_token_budget(proxy_with, upstream, 
         body, content_type = _file_of([line] * 10)
     answer, mark = post_marked(proxy, f"no-output-{len(url)}", body, url, content_type)
     assert answer.status_code != 429 and reached(upstream, mark), answer.text[:200]  # the fake may 404 a path
+
+
+def test_a_batch_on_a_model_without_a_price_is_refused_under_a_usd_budget(proxy_with, upstream):
+    # Priced at the subject's average rate (0 before a first priced call), it passed (red-team F92).
+    proxy = proxy_with("budgets:\n  - {id: usd, per: user, usd_per_day: 0.05}\n")
+    line = {"method": "POST", "url": "/v1/chat/completions", "body": {
+        "model": "ft:gpt-4.1-2025-04-14:acme::abc123", "max_tokens": 1000, "messages": [{"role": "user", "content": "x"}]}}  # fmt: skip
+    body, content_type = _file_of([line] * 5)
+    answer, mark = post_marked(proxy, "batch-unpriced", body, "https://api.openai.com/v1/files", content_type)
+    assert answer.status_code == 429 and "known price" in answer.text, answer.text[:200]
+    assert not reached(upstream, mark)
+
+
+def test_a_jsonl_upload_that_is_no_batch_passes_under_a_token_budget(proxy_with, upstream):
+    # An e-mail export's `body` objects are no batch requests (red-team F93): no method, no URL.
+    proxy = proxy_with(POLICY)
+    lines = [{"subject": f"s{i}", "body": {"text": "hello", "html": "<p>hello</p>"}} for i in range(20)]
+    text = "\n".join(json.dumps(line) for line in lines)
+    body = (
+        '--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nuser_data\r\n'
+        '--b\r\nContent-Disposition: form-data; name="file"; filename="mail.jsonl"\r\n\r\n' + text + "\r\n--b--\r\n"
+    ).encode()
+    answer, mark = post_marked(
+        proxy, "jsonl-mail", body, "https://api.openai.com/v1/files", "multipart/form-data; boundary=b"
+    )
+    assert answer.status_code == 200 and reached(upstream, mark), answer.text[:200]

@@ -93,6 +93,14 @@ GLUED = {
     # A tag inside a visible key, which a reader does not see and a model reads past (red-team F75).
     "tag_inside_a_visible_key": f"my key {KEY[:20]}{_tags('x')}{KEY[20:]}",
     "tag_after_every_character": "my key " + "".join(c + _tags("z") for c in KEY),
+    # Round 5 (red-team F90): glued to the word after, an emoji's own invisible characters mixed in.
+    "tags_then_visible": "my key " + _tags(KEY[:30]) + KEY[30:],
+    "tags_interleaved_with_a_flag": _interleaved(_tags(KEY[:40]), "Great work team ")
+    + " \U0001f3f4"
+    + _tags("gbeng")
+    + "\U000e007f "
+    + _interleaved(_tags(KEY[40:]), "see you soon, have fun "),
+    "selectors_with_hearts": "".join(_selectors(chunk) + "\u2764\ufe0f" for chunk in _EMOJI_BYTES),
 }
 
 
@@ -108,6 +116,9 @@ GLUED = {
         "selectors_joined",
         "tag_inside_a_visible_key",
         "tag_after_every_character",
+        "tags_then_visible",
+        "tags_interleaved_with_a_flag",
+        "selectors_with_hearts",
     ],
 )
 def test_an_obfuscated_key_is_blocked_when_secrets_block(proxy, upstream, tmp_path, name):

@@ -190,3 +190,15 @@ def test_the_gemini_apis_field_5_is_its_tools_not_a_model(proxy_with, upstream):
     assert _reached(upstream, mark)
     [row] = proxy.rows("user_name = 'grpc-tools'", expect=1)
     assert (row["model"], row["decision"]) == ("models/gemini-2.5-flash", "allow")
+
+
+def test_vertex_chat_completions_over_grpc_is_judged_as_any_model(proxy_with, upstream):
+    # Its model is in the JSON of an http_body the proxy does not read (red-team F89).
+    proxy = proxy_with("rules:\n  - {id: no-pro, match: {model: '*gemini-2.5-pro*'}, action: block}\n")
+    url = "https://us-east5-aiplatform.googleapis.com/google.cloud.aiplatform.v1.PredictionService/ChatCompletions"
+    http_body = _field(2, b'{"model": "google/gemini-2.5-pro"}')
+    mark = marker()
+    with proxy.client("grpc-vertex-chat") as client:
+        answer = client.post(url, content=_frame(_field(1, b"projects/p/locations/l/endpoints/openapi") + _field(2, http_body)),
+                             headers={"content-type": "application/grpc", "te": "trailers", "x-attack": mark})  # fmt: skip
+    assert answer.status_code == 403 and not _reached(upstream, mark)

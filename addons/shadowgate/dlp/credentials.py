@@ -86,10 +86,14 @@ _KEY_BODY_RX = re.compile(
     # PKCS#8 RSA (any length), PKCS#1 RSA (2048+ and 1024-bit length forms), DSA
     r"MII[A-Za-z0-9+/]{3}IBADANBgkqhkiG9w0BAQEFAAS|MII[A-Za-z0-9+/]{3}IBAAK[BC]|MIIB[A-Za-z0-9+/]{2}IBAAKBgQ"
     r"|MII[A-Za-z0-9+/]{3}IBADCCA[A-Za-z0-9+/]{2}GByqGSM44"
-    # SEC1 EC: P-256 and secp256k1, P-384, P-521
-    r"|MH[cQ]CAQEEI|MIGkAgEBBDA|MIHcAgEBBE[I-L]"
+    # SEC1 EC: P-256 and secp256k1, P-384, P-521, brainpool P256r1/P384r1/P512r1, secp224r1
+    r"|MH[cQgE]CAQEEI|MIGkAgEBBD[A-D]|MIHcAgEBBE[I-L]|MIGoAgEBBD[A-D]|MIHaAgEBBE[A-D]|MGgCAQEEH"
+    # PKCS#12 (.pfx/.p12) without a password, as app settings carry a certificate with its key
+    r"|MII[A-Za-z0-9+/]{3}IBAzCC"
+    # PKCS#8 secp224r1 (another alignment)
+    r"|MHgCAQAwEAYHKoZIzj0CAQYFK4EEACEE"
     # PKCS#8 EC (P-256, P-384, P-521, secp256k1): the ecPublicKey OID after a short header
-    r"|MI[GH][A-Za-z0-9+/]{1,2}AgEAMB[AM]GByqGSM49AgE"
+    r"|MI[GH][A-Za-z0-9+/]{1,2}AgEAMB[AMQ]GByqGSM49AgE"
     # PKCS#8 Ed25519, X25519, Ed448, X448
     r"|MC4CAQAwBQYDK2V[wu]BCIEI|MEcCAQAwBQYDK2VxBDsEO|MEYCAQAwBQYDK2VvBDoEO"
     r"|b3BlbnNzaC1rZXktdjEAAAAA)" + _B64_WRAP + r"{24,}"

@@ -105,20 +105,28 @@ def hidden_runs(text: str) -> list[Run]:
         return []
     runs = []
     for m in _TAG_RUN.finditer(text):
+        if m.end() - m.start() < _TAG_RUN_MIN:
+            continue  # one or two tags between visible letters: the scattered reading below has them
         spelled = _tag_text(m.group())
         runs.append(Run(m.start(), m.end(), spelled, "tags"))
         # Glued to the visible word before it (`AKIA` + tags), read as one with it too; the view
         # reads the visible text with the tags removed (a tag inside a visible key: F75).
         word = _WORD_BEFORE.search(text, max(0, m.start() - 64), m.start())
-        if word is not None:
-            runs.append(Run(word.start(), m.end(), word.group() + spelled, "tags"))
+        after = _WORD_AFTER.match(text, m.end())  # and to the visible word after it (F90)
+        if word is not None or after is not None:
+            start = word.start() if word is not None else m.start()
+            end = after.end() if after is not None else m.end()
+            runs.append(Run(start, end, (word.group() if word else "") + spelled + (after.group() if after else ""), "tags"))
     for m in _SELECTOR_RUN.finditer(text):
         runs.append(Run(m.start(), m.end(), _selector_bytes(m.group()), "selectors"))
     # Scattered: one or a few after each character of a cover text, or split by joiners and
     # spaces (red-team F66). All of them in order are read too, the finding spanning from the
     # first to the last (a redaction there takes the cover text with it: refused, in effect).
+    # An emoji's own invisible characters are left out: a subdivision flag's tags (black flag,
+    # tag letters, cancel tag) and a lone presentation selector (U+FE0E/FE0F) after a character
+    # (red-team F90: one flag or heart in the cover text spoiled the reading).
     for pattern, decode, name in ((_TAG_CHAR, _tag_text, "tags"), (_SELECTOR_CHAR, _selector_bytes, "selectors")):
-        found = list(pattern.finditer(text))
+        found = [m for m in pattern.finditer(text) if not _emoji_part(text, m.start())]
         if len(found) < _SCATTERED_MIN or any(r.start == found[0].start() and r.end == found[-1].end() for r in runs):
             continue
         decoded = decode("".join(m.group() for m in found))
@@ -128,6 +136,24 @@ def hidden_runs(text: str) -> list[Run]:
 
 
 _WORD_BEFORE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+_WORD_AFTER = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_TAG_RUN_MIN = 4
+_FLAG = "\U0001f3f4"
+_CANCEL_TAG = "\U000e007f"
+
+
+def _emoji_part(text: str, at: int) -> bool:
+    """Whether text[at], a tag or selector character, belongs to an emoji: a tag in a flag
+    sequence (after a black flag, before a cancel tag), or a presentation selector alone."""
+    ch = text[at]
+    if ch in "\ufe0e\ufe0f":
+        before = text[at - 1] if at else ""
+        after = text[at + 1] if at + 1 < len(text) else ""
+        return not _SELECTOR_CHAR.fullmatch(before) and not _SELECTOR_CHAR.fullmatch(after or "x")
+    if "\U000e0020" <= ch <= "\U000e007e":
+        flag = text.rfind(_FLAG, max(0, at - 8), at)
+        return flag >= 0 and _CANCEL_TAG in text[at : at + 8]
+    return False
 _TAG_CHAR = re.compile("[\U000e0020-\U000e007e]")
 _SELECTOR_CHAR = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 _SCATTERED_MIN = 8  # fewer hidden characters than this spell no key

@@ -142,6 +142,19 @@ class Decide:
         if verdict.near:
             rec.budget_status = ",".join(verdict.near)
             log.info("shadowgate: %s is near budget: %s", facts.user, rec.budget_status)
+        if verdict.exceeded is None and batch_cap is not None and spend_usd is None:
+            # Its models have no price the proxy knows (a fine-tune): at the subject's average rate
+            # a first batch costs nothing (red-team F92); a USD budget cannot bound it.
+            for budget in policy.budgets:
+                if (
+                    budget.usd_per_day is not None
+                    and subject_of(budget, facts) is not None
+                    and budget.match.check(facts) is None
+                ):
+                    reason = (
+                        f"the batch runs a model without a known price, so budget {budget.id} cannot bound its cost"
+                    )
+                    return Decision(OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT, budget.id, reason)
         if verdict.exceeded is None and rec.facts is not None and rec.facts.uncapped:
             # No bound to fit: a request without max_tokens may spend the model's whole output
             # limit (red-team F64), which a budget cannot let through unread.

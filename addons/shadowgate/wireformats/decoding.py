@@ -423,6 +423,10 @@ _GRPC_OPERATIONS = {
     "counttokens": ("count_tokens", False),
     "embedcontent": ("embeddings", False),
     "batchembedcontents": ("embeddings", False),
+    # Vertex AI's OpenAI-compatible endpoint: its model is in the JSON of an http_body, unread
+    # here, so judged as any model (red-team F89).
+    "chatcompletions": ("chat", False),
+    "streamingchatcompletions": ("chat", True),
 }
 
 

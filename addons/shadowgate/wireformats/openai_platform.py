@@ -81,11 +81,15 @@ class OpenAIFilesParser(JsonWireParser):
                 # so judged as any model (red-team F78; DLP refuses it too when on).
                 return RequestFacts("upload_file", model_reference="an upload the proxy cannot split")
         lines = batch_file_lines(content, content_type)
+        # A batch line names its method and URL beside its body; other JSONL (an e-mail export, a
+        # log) with a `body` member is no request (red-team F93).
         requests = [
             line["body"]
             for line in lines
             if isinstance(line, dict)
             and isinstance(line.get("body"), dict)
+            and isinstance(line.get("url"), str)
+            and isinstance(line.get("method"), str)
             and not any(path in str(line.get("url")) for path in ("embeddings", "moderations"))
         ]  # an embeddings line generates no output (red-team F65)
         models = tuple(dict.fromkeys(m for line in lines for m in _line_models(line)))
