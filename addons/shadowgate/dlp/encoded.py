@@ -116,7 +116,9 @@ def hidden_runs(text: str) -> list[Run]:
         if word is not None or after is not None:
             start = word.start() if word is not None else m.start()
             end = after.end() if after is not None else m.end()
-            runs.append(Run(start, end, (word.group() if word else "") + spelled + (after.group() if after else ""), "tags"))
+            runs.append(
+                Run(start, end, (word.group() if word else "") + spelled + (after.group() if after else ""), "tags")
+            )
     for m in _SELECTOR_RUN.finditer(text):
         runs.append(Run(m.start(), m.end(), _selector_bytes(m.group()), "selectors"))
     # Scattered: one or a few after each character of a cover text, or split by joiners and
@@ -154,6 +156,8 @@ def _emoji_part(text: str, at: int) -> bool:
         flag = text.rfind(_FLAG, max(0, at - 8), at)
         return flag >= 0 and _CANCEL_TAG in text[at : at + 8]
     return False
+
+
 _TAG_CHAR = re.compile("[\U000e0020-\U000e007e]")
 _SELECTOR_CHAR = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 _SCATTERED_MIN = 8  # fewer hidden characters than this spell no key
