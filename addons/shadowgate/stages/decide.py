@@ -47,6 +47,7 @@ from shadowgate.stages.settings import file_mtime
 from shadowgate.storage.rows import AiRequest
 from shadowgate.storage.unit_prices import UNIT_PRICES
 from shadowgate.wireformats import CHARSET_NOTE
+from shadowgate.wireformats import NO_TOKEN_OPERATIONS
 from shadowgate.wireformats import RETRIEVE_RESPONSE
 from shadowgate.wireformats import UNPARSED_JSON_NOTE
 from shadowgate.wireformats.decoding import transfer_codings
@@ -168,7 +169,9 @@ class Decide:
                     return Decision(OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT, budget.id, reason)
         if verdict.exceeded is None:
             self.budgets.note_request(policy.budgets, facts)
-            self.budgets.hold(rec.request_id, policy.budgets, facts, estimate, usd=unit_cost_of(rec))
+            spends = batch_cap is not None or rec.route is None or rec.route.operation not in NO_TOKEN_OPERATIONS
+            if spends:  # an upload or a token count spends nothing: its size is no estimate (F82)
+                self.budgets.hold(rec.request_id, policy.budgets, facts, estimate, usd=unit_cost_of(rec))
             return decision
         action = OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT
         return Decision(action, verdict.exceeded.id, verdict.reason, None, verdict.retry_after, verdict.reset_at)
