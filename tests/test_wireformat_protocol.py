@@ -203,16 +203,19 @@ def test_router_header_models_reads_each_repeated_header():
     assert router_header_models({}) == ((), None)
 
 
+CHAT_LINE = {"method": "POST", "url": "/v1/chat/completions"}  # a batch line names both (F93)
+
+
 def test_a_batch_files_models_are_read_from_its_lines():
     parser = PARSERS["openai-files"]
     lines = "\n".join(
         [
-            json.dumps({"custom_id": "1", "body": {"model": "gpt-4.1"}}),
+            json.dumps({"custom_id": "1", **CHAT_LINE, "body": {"model": "gpt-4.1"}}),
             "not json",
-            json.dumps({"custom_id": "2", "body": {"model": "o3"}}) + "\r",
-            json.dumps({"custom_id": "3", "body": {"model": "gpt-4o"}})
+            json.dumps({"custom_id": "2", **CHAT_LINE, "body": {"model": "o3"}}) + "\r",
+            json.dumps({"custom_id": "3", **CHAT_LINE, "body": {"model": "gpt-4o"}})
             + "\u2028"
-            + json.dumps({"body": {"model": "x"}}),
+            + json.dumps({**CHAT_LINE, "body": {"model": "x"}}),
         ]
     )
     body = (
