@@ -169,24 +169,29 @@ def test_live_realtime_input_turns_count_as_requests_per_minute(ws_policy, ws_up
     assert refused is not None and "rpm" in json.dumps(refused)
 
 
+def _sent_after_a_full_minute(proxy, upstream, user: str, message: dict, first: dict | None = None) -> list[dict]:
+    """What reached the provider of `message`, sent once a session used up 2 requests a minute."""
+    before = len(upstream.received)
+    with _session(proxy, user) as ws:
+        ws.recv(5)
+        if first is not None:
+            ws.send(json.dumps(first))
+        done, error = _answers_until_refused(ws, 3)
+        assert done == 1 and error is not None and "rpm" in error["error"]["message"]
+        ws.send(json.dumps(message))
+        time.sleep(0.5)
+    return [m for raw in upstream.received[before:] if (m := json.loads(raw)).get("type") == message["type"]]
+
+
 def test_a_full_minute_refuses_the_next_ask_not_the_session(ws_policy, ws_upstream):  # noqa: F811
     # A tool's output asks for nothing: it goes on under a full window, and the session lives on
     # (red-team F73: every later message was dropped for the life of the session).
     proxy = ws_policy("budgets:\n  - {id: rpm, per: user, requests_per_minute: 2}\n")
-    user = "rtb-rpm-live-" + marker()[:6]
-    before = len(ws_upstream.received)
     output = {
         "type": "conversation.item.create",
         "item": {"type": "function_call_output", "call_id": "c1", "output": "42"},
     }
-    with _session(proxy, user) as ws:
-        ws.recv(5)
-        done, error = _answers_until_refused(ws, 3)
-        assert done == 1 and error is not None and "rpm" in error["error"]["message"]
-        ws.send(json.dumps(output))
-        time.sleep(0.5)
-    received = [json.loads(m) for m in ws_upstream.received[before:]]
-    assert any(m.get("type") == "conversation.item.create" for m in received)
+    assert _sent_after_a_full_minute(proxy, ws_upstream, "rtb-rpm-live-" + marker()[:6], output)
 
 
 def test_live_history_turns_ask_for_no_answer():
@@ -200,3 +205,15 @@ def test_live_history_turns_ask_for_no_answer():
     assert not _asks_for_answer({"clientContent": {**history["clientContent"], "turnComplete": False}})
     assert _asks_for_answer({"clientContent": {**history["clientContent"], "turnComplete": True}})
     assert _asks_for_answer({"type": "response.create"}) and _asks_for_answer({"realtimeInput": {"text": "hi"}})
+
+
+def test_push_to_talk_audio_is_no_turn_at_a_full_minute(ws_policy, ws_upstream):  # noqa: F811
+    # With turn detection off, audio is sent ahead of the request that asks for its answer: at a
+    # full window it was dropped, so the next turn was answered without it (red-team F94).
+    proxy = ws_policy("budgets:\n  - {id: rpm, per: user, requests_per_minute: 2}\n")
+    push_to_talk = {
+        "type": "session.update",
+        "session": {"type": "realtime", "audio": {"input": {"turn_detection": None}}},
+    }
+    audio = {"type": "input_audio_buffer.append", "audio": "AAAA"}
+    assert _sent_after_a_full_minute(proxy, ws_upstream, "rtb-ptt-" + marker()[:6], audio, first=push_to_talk)

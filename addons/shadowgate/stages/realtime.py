@@ -342,7 +342,14 @@ class Realtime:
             self._hold_usage(session)  # keeps the reservation from lapsing in a long session
         daily = tracker.check(policy.budgets, facts, per_minute=False)
         verdict = daily
-        turns = asks or (frame is not None and any(_may_start_turn(doc) for doc in frame.docs))
+        for doc in frame.docs if frame is not None else ():
+            if (detects := _turn_detection(doc)) is not None:
+                session.turn_detection = detects
+        # Audio starts a turn only where the server detects turns in it; push-to-talk audio is
+        # sent ahead of its own request (red-team F94).
+        turns = asks or (
+            frame is not None and session.turn_detection and any(_may_start_turn(doc) for doc in frame.docs)
+        )
         if daily.exceeded is None and turns:
             verdict = tracker.check(policy.budgets, facts, per_minute=True)
         if verdict.exceeded is None:
@@ -638,6 +645,21 @@ class Realtime:
             return
         session.recorded = True
         self.record.ai_request(session.rec, session_outcome(session, self.settings.policy, status, error))
+
+
+def _turn_detection(doc: Any) -> bool | None:
+    """Whether a session.update (OpenAI) or setup (Gemini Live) switches the server's turn
+    detection on or off; None when it does not say."""
+    if not isinstance(doc, dict):
+        return None
+    if doc.get("type") == "session.update":
+        session = doc.get("session")
+        for holder in (session, dig(session, "audio", "input")):
+            if isinstance(holder, dict) and "turn_detection" in holder:
+                return holder["turn_detection"] is not None
+    if dig(doc, "setup", "realtimeInputConfig", "automaticActivityDetection", "disabled") is True:
+        return False
+    return None
 
 
 def _may_start_turn(doc: Any) -> bool:

@@ -61,6 +61,7 @@ class Session:
     unreadable: int = 0  # client messages DLP and the screen could not read
     greeted: bool = False  # the server's SignalR handshake answer went by
     answers_pending: int = 0  # answers the client asked for that have not ended yet
+    turn_detection: bool = True  # the server detects turns in the audio (off: push-to-talk)
     unasked_answers: int = 0  # answers that ended with none asked for (server VAD, Live realtimeInput)
 
 
