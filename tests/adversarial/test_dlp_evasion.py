@@ -189,3 +189,14 @@ def test_a_private_key_without_its_armour_is_found(proxy, upstream, tmp_path, na
         response = _chat(proxy, user, f"why does this key fail?\n{KEY_BODIES[name]}\n")
     assert response.status_code == 403 and "PRIVATE_KEY" in response.text, response.text[:200]
     assert len(upstream.seen) == before
+
+
+def test_a_key_ending_in_a_few_tag_characters_is_found(proxy, upstream, tmp_path):
+    # The visible part alone (AKIA and 14 characters) is no key; two tags finish it (round 5
+    # re-read: short tag runs were left to the scattered reading, which needs eight).
+    text = f"my key {AWS_KEY_ID[:-2]}{_tags(AWS_KEY_ID[-2:])} thanks"
+    with proxy.options(shadowgate_policy=_policy(tmp_path, "dlp: {secrets: block}\n")):
+        before = len(upstream.seen)
+        response = _chat(proxy, "aws_short_tag_tail", text)
+    assert response.status_code == 403 and "AWS_ACCESS_KEY" in response.text, response.text[:200]
+    assert len(upstream.seen) == before

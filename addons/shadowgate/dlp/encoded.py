@@ -105,14 +105,18 @@ def hidden_runs(text: str) -> list[Run]:
         return []
     runs = []
     for m in _TAG_RUN.finditer(text):
-        if m.end() - m.start() < _TAG_RUN_MIN:
-            continue  # one or two tags between visible letters: the scattered reading below has them
+        short = m.end() - m.start() < _TAG_RUN_MIN
         spelled = _tag_text(m.group())
-        runs.append(Run(m.start(), m.end(), spelled, "tags"))
-        # Glued to the visible word before it (`AKIA` + tags), read as one with it too; the view
-        # reads the visible text with the tags removed (a tag inside a visible key: F75).
+        if not short:
+            runs.append(Run(m.start(), m.end(), spelled, "tags"))
+        # Glued to the visible words around it (`AKIA` + tags, tags + the key's tail: F90), read
+        # as one with them too; the view reads the visible text with the tags removed (a tag
+        # inside a visible key: F75). A short run counts only beside a key-long word: one or two
+        # tags between the letters of a cover text are the scattered reading's (below).
         word = _WORD_BEFORE.search(text, max(0, m.start() - 64), m.start())
-        after = _WORD_AFTER.match(text, m.end())  # and to the visible word after it (F90)
+        after = _WORD_AFTER.match(text, m.end())
+        if short and max(len(word.group()) if word else 0, len(after.group()) if after else 0) < _KEY_WORD_MIN:
+            continue
         if word is not None or after is not None:
             start = word.start() if word is not None else m.start()
             end = after.end() if after is not None else m.end()
@@ -140,6 +144,7 @@ def hidden_runs(text: str) -> list[Run]:
 _WORD_BEFORE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _WORD_AFTER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TAG_RUN_MIN = 4
+_KEY_WORD_MIN = 8  # a visible word this long may be most of a key
 _FLAG = "\U0001f3f4"
 _CANCEL_TAG = "\U000e007f"
 
