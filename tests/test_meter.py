@@ -138,9 +138,12 @@ def test_openai_sdk_stream_reaches_client_chunk_by_chunk(proxy):
     assert row["latency_ms"] - row["ttft_ms"] >= delay * 1000 * (len(arrivals) - 2) * 0.8
 
 
-def test_stream_without_usage_is_estimated_and_flagged(proxy):
+def test_stream_without_usage_is_estimated_and_flagged(proxy_with):
     import openai
 
+    # With shadowgate_stream_usage=ask (the default) the proxy asks OpenAI for the usage
+    # (tests/adversarial/test_stream_usage.py); switched off, the usage is estimated.
+    proxy = proxy_with(None, shadowgate_stream_usage="off")
     with proxy.sdk_http("sdk_nousage") as http:
         client = openai.OpenAI(api_key="sk-test", http_client=http)
         text = "".join(

@@ -61,7 +61,12 @@ _PROVIDER_KEYS = {
     "facts",
     "lifecycle",
     "endpoints",
+    "stream_usage",
 }
+# `stream_usage`: how the service's Chat Completions streams report usage. "include_usage": only
+# when the request asks with stream_options.include_usage, which the service accepts, so the
+# proxy asks for it (stages/stream_usage.py). Unset: unknown, the request is left alone.
+STREAM_USAGE_VALUES = ("include_usage",)
 # Categories that are not usage: a visit to a vendor's marketing or docs site is interest in it.
 INTEREST_CATEGORIES = frozenset({"vendor-site"})
 
@@ -87,6 +92,7 @@ class Provider:
     # Routes of this service alone, each on some of its hosts (an API whose input is the URL:
     # a GET to Jina Reader). Never matched against unknown hosts, as wire formats are.
     endpoints: tuple[Endpoint, ...] = ()
+    stream_usage: str | None = None  # see STREAM_USAGE_VALUES
 
     @property
     def source(self) -> str | None:
@@ -535,6 +541,13 @@ def _load_provider(
             path, line_of_key(raw, "verified"), f"provider {pid!r}: 'verified' must be a past date, YYYY-MM-DD"
         )
     facts = load_facts(path, raw["facts"], pid, line) if "facts" in raw else UNKNOWN
+    stream_usage = raw.get("stream_usage")
+    if stream_usage is not None and stream_usage not in STREAM_USAGE_VALUES:
+        raise ConfigError(
+            path,
+            line_of_key(raw, "stream_usage"),
+            f"provider {pid!r}: 'stream_usage' must be one of {', '.join(STREAM_USAGE_VALUES)}, not {stream_usage!r}",
+        )
     lifecycle = (
         load_lifecycle(path, raw["lifecycle"], pid, line_of_key(raw, "lifecycle")) if "lifecycle" in raw else None
     )
@@ -554,6 +567,7 @@ def _load_provider(
         facts=facts,
         lifecycle=lifecycle,
         endpoints=_provider_endpoints(path, raw, pid, clean_hosts, known_parsers),
+        stream_usage=stream_usage,
     )
 
 

@@ -20,6 +20,8 @@
     Answer       record: inspects a buffered answer (secrets, personal data, exfiltration links)
     Meter        record: stream taps and usage parsing; the outcome of each AI call
     AnswerStream record: chains the answer inspection into Meter's stream tap (log, redact or cut)
+    StreamUsage  act: asks a Chat Completions stream for its usage (include_usage), drops the extra
+                 chunk from the answer; last of the stream transforms, so placed after AnswerStream
     Record       record: the one place rows are submitted; the writer, pricing, storage chores
     Siem         record: every decision that matters to a SIEM (JSON lines, RFC 5424 syslog, CEF)
     Alerts       record: the policy's alerts (new app, DLP block, ...) by webhook, e-mail or syslog
@@ -56,6 +58,7 @@ def default_addons() -> list[Any]:
     from shadowgate.stages.settings import ShadowgateSettings
     from shadowgate.stages.siem import Alerts
     from shadowgate.stages.siem import Siem
+    from shadowgate.stages.stream_usage import StreamUsage
     from shadowgate.stages.telemetry import Telemetry
     from shadowgate.stages.tlsgate import TlsGate
     from shadowgate.stages.unknown_options import UnknownOptions
@@ -91,6 +94,7 @@ def default_addons() -> list[Any]:
         Answer(settings),
         Meter(settings, record),
         AnswerStream(settings),
+        StreamUsage(settings),
         record,
         siem,
         Alerts(settings, record, siem, telemetry, approvals),

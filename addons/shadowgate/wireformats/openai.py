@@ -6,6 +6,8 @@ These shapes are also spoken by Azure OpenAI and most OpenAI-compatible servers 
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from collections.abc import Iterator
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +36,7 @@ from .common import text_chars
 from .common import text_len
 from .common import tool_models
 from .common import usage_or_empty
+from .framing import loads
 
 
 def _chat_usage(usage: Any) -> Usage | None:
@@ -335,3 +338,46 @@ class OpenAIEmbeddingsParser(_OpenAIParser):
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _EmbeddingsAccumulator()
+
+
+# --- asking a Chat Completions stream for its usage (red-team F21) ---------------------------
+
+_INCLUDE_USAGE = b'"stream_options":{"include_usage":true}'
+
+
+def body_asking_usage(raw: bytes, parse: Callable[[bytes], Any] = json.loads) -> bytes | None:
+    """A streamed Chat Completions body with `stream_options.include_usage` set, or None when it
+    needs no change (the client asked already) or cannot be changed safely. A stream without it
+    carries no usage at all: a reasoning model's hidden tokens would never be counted.
+
+    A body without `stream_options` gets the member before its closing brace, so the client's
+    bytes stay as they came (no parse: prompts run to megabytes). One with it (asking nothing,
+    or `include_usage: false`) is re-serialised, so every reader of duplicate keys sees one value.
+    A body in UTF-16 or behind a BOM is left as it came."""
+    if raw.lstrip()[:1] != b"{":
+        return None
+    if b"stream_options" not in raw:
+        end = raw.rstrip()
+        if not end.endswith(b"}"):
+            return None
+        inner = end[:-1].rstrip()
+        return inner + (b"" if inner.endswith(b"{") else b",") + _INCLUDE_USAGE + b"}"
+    try:
+        body = parse(raw)
+    except (ValueError, RecursionError):
+        return None  # not JSON the upstream reads either: its error is the client's to see
+    options = body.get("stream_options") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or body.get("stream") is not True or not isinstance(options, dict | None):
+        return None  # not a stream the upstream will run: its error is the client's to see
+    if isinstance(options, dict) and options.get("include_usage") is True:
+        return None
+    changed = {**body, "stream_options": {**(options or {}), "include_usage": True}}
+    return json.dumps(changed, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def is_usage_only_chunk(data: bytes) -> bool:
+    """An SSE event's data is the extra last chunk `include_usage` adds: no choices, only the totals."""
+    if b"usage" not in data or b"[]" not in data:  # every other chunk, without a parse
+        return False
+    event = loads(data)
+    return isinstance(event, dict) and event.get("choices") == [] and isinstance(event.get("usage"), dict)

@@ -1,0 +1,189 @@
+"""A streamed Chat Completions call is metered from the provider's own counts (red-team F21).
+
+Without `stream_options.include_usage` OpenAI's stream carries no usage: the proxy estimated from
+the visible text, so a reasoning model's hidden tokens never reached cost or budgets, and a user
+under a token budget spent many times it by streaming. The proxy now asks for the usage where the
+catalog says the service reports it only when asked, and takes the extra chunk out of the answer
+when the client had not asked. Real mitmdump, the official OpenAI SDK and raw httpx.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shadowgate.wireformats.openai import body_asking_usage
+from shadowgate.wireformats.openai import is_usage_only_chunk
+from tests.adversarial.calls import post_marked
+from tests.adversarial.calls import reached
+from tests.adversarial.wire import marker
+
+CHAT = "https://api.openai.com/v1/chat/completions"
+AZURE_CHAT = "https://acme-eastus.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-06-01"
+ASK = {"include_usage": True}
+
+
+def _seen_body(upstream, mark: str) -> bytes:
+    [seen] = [s for s in upstream.seen if s.headers.get("x-attack") == mark]
+    return seen.body
+
+
+def _reasoning_case(upstream) -> str:
+    """An o3 stream whose answer is 3 visible tokens and 64 reasoning ones (80 output in all),
+    with the usage chunk at the end, as OpenAI sends it when asked."""
+    name = "stream-usage-" + marker()[:8]
+
+    def chunk(**fields) -> str:
+        return (
+            "data: "
+            + json.dumps({"id": "chatcmpl-1", "object": "chat.completion.chunk", "model": "o3", **fields})
+            + "\n\n"
+        )
+
+    body = (
+        chunk(choices=[{"index": 0, "delta": {"role": "assistant", "content": "Yes."}, "finish_reason": None}], usage=None)
+        + chunk(choices=[{"index": 0, "delta": {}, "finish_reason": "stop"}], usage=None)
+        + chunk(choices=[], usage={"prompt_tokens": 20, "completion_tokens": 80, "total_tokens": 100,
+                                   "completion_tokens_details": {"reasoning_tokens": 64}})
+        + "data: [DONE]\n\n"
+    )  # fmt: skip
+    upstream.cases[name] = {"name": name, "host": "api.openai.com",
+                            "request": {"method": "POST", "path": "/v1/chat/completions", "query": "", "headers": {}, "body": None},
+                            "response": {"status": 200, "headers": {"content-type": "text/event-stream"},
+                                         "body_text": body, "body_base64": None, "body_json": None}}  # fmt: skip
+    return name
+
+
+def _events(text: str) -> list[dict]:
+    return [json.loads(line[6:]) for line in text.splitlines() if line.startswith("data: {")]
+
+
+def test_the_official_sdk_streaming_without_usage_gets_its_stream_and_the_row_the_real_counts(proxy, upstream):
+    import openai
+
+    user = "su-sdk-" + marker()[:6]
+    with proxy.sdk_http(user) as http:
+        client = openai.OpenAI(api_key="sk-test", http_client=http, max_retries=0)
+        chunks = list(
+            client.chat.completions.create(
+                model="gpt-4o-mini", messages=[{"role": "user", "content": "Say hi"}], stream=True
+            )
+        )
+    # Every chunk the client gets has a choice: code that reads choices[0] of each works as before.
+    assert chunks and all(c.choices for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == "Hi there! How can I help you today?"
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    # The fake upstream answers with usage only when the forwarded request asks for it.
+    assert (row["input_tokens"], row["output_tokens"], row["usage_estimated"]) == (9, 10, False)
+
+
+def test_hidden_reasoning_tokens_reach_the_budget(proxy_with, upstream):
+    proxy = proxy_with("budgets:\n  - {id: daily, per: user, tokens_per_day: 150}\n")
+    user = "su-budget-" + marker()[:6]
+    case = _reasoning_case(upstream)
+    body = json.dumps({"model": "o3", "stream": True, "messages": [{"role": "user", "content": "prove it"}]}).encode()
+    try:
+        first, mark = post_marked(proxy, user, body, CHAT, headers={"x-fake-case": case})
+        assert first.status_code == 200, first.text[:300]
+        assert json.loads(_seen_body(upstream, mark))["stream_options"] == ASK
+        # The client did not ask: the usage chunk is not in its answer, the rest is as sent.
+        events = _events(first.text)
+        assert [e["choices"][0].get("finish_reason") for e in events] == [None, "stop"]
+        assert first.text.endswith("data: [DONE]\n\n")
+        second, mark = post_marked(proxy, user, body, CHAT, headers={"x-fake-case": case})
+    finally:
+        upstream.cases.pop(case, None)
+    assert second.status_code == 429 and not reached(upstream, mark), "100 of 150 tokens spent: 1024 more do not fit"
+    row, _refused = proxy.rows(f"user_name = '{user}'", expect=2)
+    assert (row["output_tokens"], row["reasoning_tokens"], row["usage_estimated"]) == (80, 64, False)
+
+
+def test_a_client_that_asked_gets_its_usage_chunk_and_its_own_bytes(proxy_with, upstream):
+    proxy = proxy_with(None)
+    user = "su-asked-" + marker()[:6]
+    case = _reasoning_case(upstream)
+    body = b'{"model": "o3", "stream": true, "stream_options": {"include_usage": true}, "messages": [{"role": "user", "content": "hi"}]}'
+    try:
+        answer, mark = post_marked(proxy, user, body, CHAT, headers={"x-fake-case": case})
+    finally:
+        upstream.cases.pop(case, None)
+    assert answer.status_code == 200 and _seen_body(upstream, mark) == body
+    assert _events(answer.text)[-1]["usage"]["completion_tokens"] == 80
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"model": "o3", "stream": true, "stream_options": {"include_usage": false}, "messages": []}',
+        b'{"model": "o3", "stream": true, "stream_options": null, "messages": []}',
+        # Duplicate keys: the upstream reads the last; the proxy's one value replaces both.
+        b'{"model": "o3", "stream": true, "stream_options": {"include_usage": true}, "stream_options": {}, "messages": []}',
+    ],
+    ids=["asked-false", "null", "duplicate"],
+)
+def test_options_that_ask_nothing_are_replaced_and_the_extra_chunk_dropped(proxy_with, upstream, body):
+    proxy = proxy_with(None)
+    user = "su-false-" + marker()[:6]
+    case = _reasoning_case(upstream)
+    try:
+        answer, mark = post_marked(proxy, user, body, CHAT, headers={"x-fake-case": case})
+    finally:
+        upstream.cases.pop(case, None)
+    assert answer.status_code == 200, answer.text[:300]
+    forwarded = _seen_body(upstream, mark)
+    assert forwarded.count(b"stream_options") == 1 and json.loads(forwarded)["stream_options"]["include_usage"] is True
+    assert all(e["choices"] for e in _events(answer.text))
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert (row["output_tokens"], row["usage_estimated"]) == (80, False)
+
+
+@pytest.mark.parametrize("policy", [None, "dlp: {secrets: redact}\n"], ids=["as-sent", "redacted"])
+def test_the_member_is_added_to_the_body_as_the_other_stages_left_it(proxy_with, upstream, policy):
+    proxy = proxy_with(policy)
+    user = "su-bytes-" + marker()[:6]
+    body = b'{"model":"gpt-4o-mini",  "stream":true,\n "messages":[{"role":"user","content":"key AKIA2OGYBAH6STMMNXNN"}]}\n'
+    answer, mark = post_marked(proxy, user, body, CHAT)
+    assert answer.status_code == 200, answer.text[:300]
+    forwarded = _seen_body(upstream, mark)
+    assert forwarded.endswith(b'}],"stream_options":{"include_usage":true}}')
+    if policy is None:  # the client's bytes, the member before the closing brace
+        assert forwarded == body.rstrip()[:-1] + b',"stream_options":{"include_usage":true}}'
+    else:
+        assert b"AKIA2OGYBAH6STMMNXNN" not in forwarded and json.loads(forwarded)["stream"] is True
+
+
+STREAM = b'{"model": "gpt-4o", "stream": true, "messages": [{"role": "user", "content": "hi"}]}'
+
+
+def test_switched_off_the_request_is_left_alone(proxy_with, upstream):
+    off = proxy_with(None, shadowgate_stream_usage="off")
+    user = "su-off-" + marker()[:6]
+    answer, mark = post_marked(off, user, STREAM, CHAT)
+    assert answer.status_code == 200 and _seen_body(upstream, mark) == STREAM
+    [row] = off.rows(f"user_name = '{user}'", expect=1)
+    assert row["usage_estimated"] is True
+
+
+def test_a_service_the_catalog_does_not_mark_is_left_alone(proxy_with, upstream):
+    # Azure OpenAI refuses stream_options on older api-versions: the catalog does not mark it.
+    proxy = proxy_with(None)
+    _answer, mark = post_marked(proxy, "su-azure-" + marker()[:6], STREAM, AZURE_CHAT, headers={"api-key": "k"})
+    assert _seen_body(upstream, mark) == STREAM
+
+
+def test_a_stream_that_is_no_stream_is_not_changed():
+    assert body_asking_usage(b'{"model": "o3", "stream": "yes", "stream_options": {}}') is None
+    assert body_asking_usage(b'{"model": "o3", "stream": true, "stream_options": "all"}') is None
+    assert body_asking_usage('{"stream": true}'.encode("utf-16")) is None
+    assert body_asking_usage(b'\xef\xbb\xbf{"stream": true}') is None
+    assert body_asking_usage(b'{"stream": true, "stream_options": {') is None
+    assert body_asking_usage(b'[{"stream": true}]') is None
+    assert body_asking_usage(b'{"stream":true} \n') == b'{"stream":true,"stream_options":{"include_usage":true}}'
+
+
+def test_only_the_usage_chunk_is_taken_for_it():
+    assert is_usage_only_chunk(b'{"choices":[],"usage":{"prompt_tokens":1}}')
+    assert not is_usage_only_chunk(b'{"choices":[{"delta":{"content":"usage []"}}],"usage":null}')
+    assert not is_usage_only_chunk(b'{"choices":[],"usage":null}')
+    assert not is_usage_only_chunk(b"[DONE]")
