@@ -469,7 +469,12 @@ def test_risk_facts_and_the_documented_level(tmp_path):
         ("        headquarters: https://llm.example/about\n", "", 24, "lacks a source for ['headquarters']"),
         ("certifications: [soc2, iso27001]", "certifications: [soc3]", 22, "unknown ['soc3']"),
         ("verified: 2026-01-02", "verified: 2999-01-01", 16, "past date"),
-        ("    verified: 2026-01-02\n", "    verified: 2026-01-02\n    stream_usage: always\n", 17, "'stream_usage' must be"),
+        (
+            "    verified: 2026-01-02\n",
+            "    verified: 2026-01-02\n    stream_usage: always\n",
+            17,
+            "'stream_usage' must be",
+        ),
         ("source: https://docs.llm.example/api", "source: docs.llm.example", 15, "https URL"),
         ("paths: [/api/ai/, /api/v3/runInference]", "paths: [api/ai]", 36, "path prefixes"),
         # facts: each broken fact points at its own line (tests/test_catalog_facts.py has the rest)
