@@ -187,3 +187,54 @@ def test_only_the_usage_chunk_is_taken_for_it():
     assert not is_usage_only_chunk(b'{"choices":[{"delta":{"content":"usage []"}}],"usage":null}')
     assert not is_usage_only_chunk(b'{"choices":[],"usage":null}')
     assert not is_usage_only_chunk(b"[DONE]")
+
+
+def _anthropic_case(upstream) -> str:
+    name = "stream-cut-" + marker()[:8]
+    events = [
+        ("message_start", {"type": "message_start", "message": {"id": "msg_1", "type": "message", "role": "assistant",
+         "model": "claude-sonnet-4-5", "content": [], "usage": {"input_tokens": 25, "output_tokens": 1}}}),
+        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "word " * 80}}),
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 120}}),
+        ("message_stop", {"type": "message_stop"}),
+    ]  # fmt: skip
+    body = "".join(f"event: {kind}\ndata: {json.dumps(data)}\n\n" for kind, data in events)
+    upstream.cases[name] = {"name": name, "host": "api.anthropic.com",
+                            "request": {"method": "POST", "path": "/v1/messages", "query": "", "headers": {}, "body": None},
+                            "response": {"status": 200, "headers": {"content-type": "text/event-stream"},
+                                         "body_text": body, "body_base64": None, "body_json": None}}  # fmt: skip
+    return name
+
+
+@pytest.mark.parametrize("wire", ["openai", "anthropic"])
+def test_a_client_that_hangs_up_before_the_usage_is_charged_what_it_read(proxy_with, upstream, wire):
+    """The usage comes last: a client that stops reading once the text is there used to leave a
+    row counting nothing (or Anthropic's 1 output token from message_start), and spent its budget
+    for free."""
+    proxy = proxy_with("budgets:\n  - {id: daily, per: user, tokens_per_day: 100000}\n")
+    user = f"su-cut-{wire}-" + marker()[:6]
+    if wire == "openai":
+        case, url, done = _reasoning_case(upstream), CHAT, '"stop"'
+        body = {"model": "o3", "stream": True, "messages": [{"role": "user", "content": "x" * 400}]}
+    else:
+        case, url, done = _anthropic_case(upstream), "https://api.anthropic.com/v1/messages", "content_block_stop"
+        body = {"model": "claude-sonnet-4-5", "max_tokens": 200, "stream": True,
+                "messages": [{"role": "user", "content": "x" * 400}]}  # fmt: skip
+    headers = {"content-type": "application/json", "authorization": "Bearer sk-x", "x-api-key": "sk-ant-x",
+               "x-fake-case": case, "x-fake-delay-ms": "400"}  # fmt: skip
+    try:
+        with proxy.client(user) as client, client.stream("POST", url, json=body, headers=headers) as answer:
+            for line in answer.iter_lines():
+                if done in line:
+                    break  # hang up: the usage has not come yet
+    finally:
+        upstream.cases.pop(case, None)
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert row["error_type"] == "disconnect" and row["usage_estimated"] is True
+    assert row["input_tokens"] >= 25
+    if wire == "anthropic":
+        assert row["output_tokens"] >= len("word " * 80) // 4
+    else:
+        assert row["output_tokens"] >= 1

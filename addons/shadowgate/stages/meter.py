@@ -196,6 +196,11 @@ class Meter:
             if tap.first_chunk_at is not None:
                 out.ttft_ms = round((tap.first_chunk_at - rec.started) * 1000, 3)
         self._count_once(rec, out)
+        if tap is not None and tap.response_bytes:
+            # An answer cut after it began (the client hung up, the connection broke) was spent
+            # up to the cut, but its usage comes last: a client that stops reading once the text
+            # is there must not leave a row that counts nothing.
+            self._estimate_if_missing(rec, out, cut=True)
         self._submit(flow, rec, out, started)
 
     def _parse_buffered(self, parser: str, response: http.Response) -> ResponseFacts | None:
@@ -227,18 +232,31 @@ class Meter:
             tokens = (resp.usage.input_tokens or 0) + (resp.usage.output_tokens or 0)
             self.record.decide.budgets.hold(rec.request_id, budgets, rec.policy_facts(), tokens)
 
-    def _estimate_if_missing(self, rec: FlowRecord, out: Outcome) -> None:
+    def _estimate_if_missing(self, rec: FlowRecord, out: Outcome, cut: bool = False) -> None:
         """A successful call without usage (a stream without include_usage, a bare-bones
         OpenAI-compatible server) still consumed tokens: estimate them and say so. A batch that
         was accepted will spend when it runs, where the proxy never sees its usage: its row
         carries its upper bound (its prompts, its requests' output caps), so budgets count it
-        today (red-team F41)."""
+        today (red-team F41). `cut`: an answer that ended early; the counts its stream had
+        given before the cut (an Anthropic stream's input tokens) stay, the missing ones are
+        estimated."""
         if rec.route is None or out.status_code is None or not 200 <= out.status_code < 300:
             return
         batch_cap = rec.facts.output_cap if rec.facts else None
         if rec.route.operation in NO_TOKEN_OPERATIONS and batch_cap is None:
             return
         resp = out.response or ResponseFacts()
+        if cut and not resp.usage.is_empty():
+            # A count from the stream's start (Anthropic's message_start says 1 output token)
+            # is no total: the text seen so far is at least what was spent.
+            seen = math.ceil(resp.output_chars / CHARS_PER_TOKEN)
+            if resp.usage.input_tokens is None or (resp.usage.output_tokens or 0) < seen:
+                prompt_chars = rec.facts.prompt_chars if rec.facts else rec.request_bytes
+                if resp.usage.input_tokens is None:
+                    resp.usage.input_tokens = math.ceil(prompt_chars / CHARS_PER_TOKEN)
+                resp.usage.output_tokens = max(resp.usage.output_tokens or 0, seen)
+                out.response, out.usage_estimated = resp, True
+            return
         if not resp.usage.is_empty():
             return
         prompt_chars = rec.facts.prompt_chars if rec.facts else rec.request_bytes
