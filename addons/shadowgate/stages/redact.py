@@ -18,6 +18,7 @@ import functools
 import json
 import logging
 import re
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable
@@ -37,6 +38,7 @@ from shadowgate.dlp import TYPES
 from shadowgate.dlp import Placeholders
 from shadowgate.dlp import Scanner
 from shadowgate.dlp import redact
+from shadowgate.dlp.tokenids import cl100k_vocabulary
 from shadowgate.stages.act import api_error
 from shadowgate.stages.identify import URL_FINDING_KEY
 from shadowgate.stages.identify import flow_record
@@ -342,6 +344,7 @@ class Redact:
         self.settings = settings
         self.scan_metadata = False
         self.scan_headers: tuple[str, ...] = ()
+        self.vocabulary_loading = False
 
     @property
     def scanner(self) -> Scanner:
@@ -352,6 +355,10 @@ class Redact:
             self.scan_metadata = bool(ctx.options.shadowgate_dlp_scan_metadata)
         if "shadowgate_dlp_scan_headers" in updated:
             self.scan_headers = tuple(name.lower() for name in ctx.options.shadowgate_dlp_scan_headers)
+        if self.settings.policy.dlp is not None and not self.vocabulary_loading:
+            # Prompts sent as token ids are read with it (dlp/tokenids.py): off the event loop.
+            self.vocabulary_loading = True
+            threading.Thread(target=cl100k_vocabulary, name="shadowgate-vocabulary", daemon=True).start()
 
     @on_the_clock
     def request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:

@@ -29,6 +29,7 @@ from urllib.parse import unquote_plus
 from shadowgate.dlp import TYPES
 from shadowgate.dlp import ScanTimeout
 from shadowgate.dlp.model import SECRET
+from shadowgate.dlp.tokenids import token_prompts
 
 from .base import JsonPath
 from .common import dumps_json
@@ -127,6 +128,10 @@ class BodyScan:
         if numbers:
             self._numbers(numbers)
             pieces = [piece for piece in pieces if piece.digits_at is None]
+        for prompt in token_prompts(body):
+            # A prompt written as token ids (dlp.tokenids): no placeholder can be put in it.
+            if _to_redact(self._findings(prompt)):
+                self.unredactable = True
         ranges = self.pieces(pieces)
         values: dict[JsonPath, str] = {}
         keys: dict[JsonPath, str] = {}
