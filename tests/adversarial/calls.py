@@ -26,3 +26,14 @@ def post_marked(
 def reached(upstream, mark: str) -> bool:
     """Whether the request with this mark reached the fake upstream."""
     return any(s.headers.get("x-attack") == mark for s in upstream.seen)
+
+
+def fake_answer(upstream, path: str, answer: dict, host: str = "api.openai.com") -> str:
+    """A fake-upstream case that answers POST `path` on `host` with this JSON; its name, to send
+    as the x-fake-case header (pop it from upstream.cases when done)."""
+    name = f"case-{marker()[:10]}"
+    upstream.cases[name] = {"name": name, "host": host,
+                            "request": {"method": "POST", "path": path, "query": "", "headers": {}, "body": None},
+                            "response": {"status": 200, "headers": {"content-type": "application/json"},
+                                         "body_text": None, "body_base64": None, "body_json": answer}}  # fmt: skip
+    return name

@@ -12,6 +12,7 @@ import json
 
 import pytest
 
+from tests.adversarial.calls import fake_answer
 from tests.adversarial.calls import post_marked
 from tests.adversarial.calls import reached
 from tests.adversarial.wire import marker
@@ -51,15 +52,6 @@ def test_a_model_without_a_unit_price_stays_unpriced(proxy_with, upstream):
     assert (row["cost_usd"], row["priced_model"]) == (None, None)
 
 
-def _answer_case(upstream, path: str, body: dict) -> str:
-    name = "unit-" + marker()[:8]
-    upstream.cases[name] = {"name": name, "host": "api.openai.com",
-                            "request": {"method": "POST", "path": path, "query": "", "headers": {}, "body": None},
-                            "response": {"status": 200, "headers": {"content-type": "application/json"},
-                                         "body_text": None, "body_base64": None, "body_json": body}}  # fmt: skip
-    return name
-
-
 @pytest.mark.parametrize(
     ("path", "request_body", "answer", "billed", "cost"),
     [
@@ -75,7 +67,7 @@ def _answer_case(upstream, path: str, body: dict) -> str:
 def test_images_and_video_are_charged_per_unit(proxy_with, upstream, path, request_body, answer, billed, cost):
     proxy = proxy_with(POLICY)
     user = "unit-media-" + marker()[:6]
-    case = _answer_case(upstream, path, answer)
+    case = fake_answer(upstream, path, answer)
     try:
         sent = json.dumps(request_body).encode()
         url = "https://api.openai.com" + path
@@ -111,7 +103,7 @@ def _audio_upload(size: int) -> tuple[bytes, str]:
 def test_transcription_is_charged_per_second_of_audio(proxy_with, upstream, answer, seconds, second_status):
     proxy = proxy_with(POLICY)
     user = "unit-audio-" + marker()[:6]
-    case = _answer_case(upstream, "/v1/audio/transcriptions", answer)
+    case = fake_answer(upstream, "/v1/audio/transcriptions", answer)
     url = "https://api.openai.com/v1/audio/transcriptions"
     body, content_type = _audio_upload(40000)
     try:

@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Awaitable
 from collections.abc import Hashable
 from collections.abc import Iterator
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -45,6 +46,7 @@ from shadowgate.stages.identify import flow_record
 from shadowgate.stages.identify import on_the_clock
 from shadowgate.stages.logs import flow_fields
 from shadowgate.stages.settings import ShadowgateSettings
+from shadowgate.stages.upload_seams import SEAM_TEXT_KEY
 from shadowgate.storage.schema import FlowRecord
 from shadowgate.wireformats import PARSERS
 from shadowgate.wireformats import parse_json_body
@@ -386,8 +388,9 @@ class Redact:
             headers = self._headers_to_scan(request)
             # A compressed body's size says little about the text it expands to: decode it off the loop.
             coded = bool(content_codings(request.headers.get("content-encoding"))) and len(raw) > 256
-            if len(raw) > SCAN_IN_THREAD_CHARS or coded:
-                return self._scan_off_loop(flow, rec, dlp, parsed, raw, headers)
+            seams = flow.metadata.get(SEAM_TEXT_KEY, ())
+            if len(raw) > SCAN_IN_THREAD_CHARS or coded or seams:
+                return self._scan_off_loop(flow, rec, dlp, parsed, raw, headers, seams)
             if not raw and not headers and not url_findings(request.path, dlp):
                 return None  # nothing in the URL (cached for a repeated one), no body, no header
             self._apply(flow, rec, dlp, self._scan(parsed, raw, request.headers, headers, dlp, request.path))
@@ -406,11 +409,11 @@ class Redact:
 
     async def _scan_off_loop(
         self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy, parsed: tuple[bytes, Any] | None, raw: bytes,
-        headers: list[tuple[str, str]],
+        headers: list[tuple[str, str]], seams: Sequence[str] = (),
     ) -> None:  # fmt: skip
         try:
             scanned = await asyncio.to_thread(
-                self._scan, parsed, raw, flow.request.headers, headers, dlp, flow.request.path
+                self._scan, parsed, raw, flow.request.headers, headers, dlp, flow.request.path, seams
             )
             started = time.perf_counter_ns()  # back on the event loop: the rewrite counts as ours
             self._apply(flow, rec, dlp, scanned)
@@ -452,12 +455,15 @@ class Redact:
 
     def _scan(
         self, parsed: tuple[bytes, Any] | None, raw: bytes, request_headers: Any, headers: list[tuple[str, str]],
-        dlp: DlpPolicy, path: str = "",
+        dlp: DlpPolicy, path: str = "", seams: Sequence[str] = (),
     ) -> Scanned:  # fmt: skip
         """The scan of a request's body, URL (decoded path and query) and the headers the
         operator listed; on any thread.
 
-        `parsed` is Identify's parse, used unless an earlier stage has rewritten the body."""
+        `parsed` is Identify's parse, used unless an earlier stage has rewritten the body.
+        `seams`: text the request joins that no request carried whole (an Upload's part
+        boundaries, stages/upload_seams.py): a value to redact there is in the provider's
+        stored parts already, so the request is refused instead."""
         # An upload (multipart: a fine-tuning or batch file) gets CPU by its size as well.
         upload = is_multipart(request_headers.get("content-type", ""))
         scan, placeholders = self._body_scan(dlp, len(raw) if upload else 0)
@@ -473,6 +479,9 @@ class Redact:
             body = scan.content(content, content_type, json_body) or b""
             if json_body is None and is_multipart(content_type):
                 self._part_headers(scan, content, content_type)
+        for seam in seams:
+            if scan.text(seam) != seam:
+                scan.unredactable = True
         new_headers = [(name, scan.text(value)) for name, value in headers]
         changed = [(name, value) for (name, value), (_, old) in zip(new_headers, headers) if value != old]
         return Scanned(body or None, changed, scan, placeholders)

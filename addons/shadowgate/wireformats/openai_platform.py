@@ -92,7 +92,7 @@ class OpenAIFilesParser(JsonWireParser):
             and isinstance(line.get("method"), str)
             and not any(path in str(line.get("url")) for path in ("embeddings", "moderations"))
         ]  # an embeddings line generates no output (red-team F65)
-        models = tuple(dict.fromkeys(m for line in lines for m in _line_models(line)))
+        models = tuple(dict.fromkeys(m for line in lines for m in line_models(line)))
         stored = [line for line in lines if dig(line, "body", "prompt", "id") and not dig(line, "body", "model")]
         if not models and not requests and not stored:
             return None
@@ -127,7 +127,7 @@ def batch_file_lines(content: bytes, content_type: str) -> list[Any]:
     return lines
 
 
-def _line_models(request: Any) -> list[str]:
+def line_models(request: Any) -> list[str]:
     """A batch line's models: its request's, and those its tools or transcription run (F69)."""
     named = [nonempty_str(dig(request, "body", "model")), nonempty_str(dig(request, "model"))]
     return [m for m in named if m] + list(tool_models(dig(request, "body")))

@@ -1,0 +1,122 @@
+"""What an OpenAI Upload's parts hold across their boundaries is read at the complete.
+
+An Upload is sent in parts, each its own request, joined in the order the complete names. A key
+or a batch line cut by a part boundary was whole in no request: DLP and the model rules never
+saw it. Real mitmdump; the fake upstream answers each part with its id, as OpenAI does.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.adversarial.calls import fake_answer
+from tests.adversarial.calls import post_marked
+from tests.adversarial.calls import reached
+from tests.adversarial.wire import marker
+
+UPLOAD = "https://api.openai.com/v1/uploads/upload_{}"
+
+
+def _part(proxy, upstream, user: str, upload: str, data: bytes):
+    """Send one part; (answer, mark, part id)."""
+    part_id = "part_" + marker()[:10]
+    case = fake_answer(
+        upstream, f"/v1/uploads/{upload}/parts", {"id": part_id, "object": "upload.part", "upload_id": upload}
+    )
+    body = (b'--BBB\r\nContent-Disposition: form-data; name="data"; filename="blob"\r\n'
+            b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--BBB--\r\n")  # fmt: skip
+    try:
+        answer, mark = post_marked(proxy, user, body, UPLOAD.format(upload[7:]) + "/parts",
+                                   "multipart/form-data; boundary=BBB", headers={"x-fake-case": case})  # fmt: skip
+    finally:
+        upstream.cases.pop(case, None)
+    return answer, mark, part_id
+
+
+def _upload(proxy, upstream, user: str, pieces: list[bytes], order: list[int] | None = None):
+    upload = "upload_" + marker()[:10]
+    ids = []
+    for data in pieces:
+        answer, mark, part_id = _part(proxy, upstream, user, upload, data)
+        assert answer.status_code == 200 and reached(upstream, mark), answer.text[:300]
+        ids.append(part_id)
+    order = order or list(range(len(ids)))
+    case = fake_answer(
+        upstream, f"/v1/uploads/{upload}/complete", {"id": upload, "object": "upload", "status": "completed"}
+    )
+    try:
+        sent = json.dumps({"part_ids": [ids[i] for i in order]}).encode()
+        answer, mark = post_marked(proxy, user, sent, UPLOAD.format(upload[7:]) + "/complete",
+                                   headers={"x-fake-case": case})  # fmt: skip
+    finally:
+        upstream.cases.pop(case, None)
+    return answer, mark
+
+
+KEY_CUT = [b"notes for the deploy\nuse aws AKIA2OGYBA", b"H6STMMNXNN for the bucket\nthanks\n"]
+
+
+@pytest.mark.parametrize("action", ["block", "redact"])
+def test_a_key_cut_by_a_part_boundary_refuses_the_complete(proxy_with, upstream, action):
+    proxy = proxy_with(f"dlp: {{secrets: {action}}}\n")
+    user = f"seam-key-{action}-" + marker()[:6]
+    answer, mark = _upload(proxy, upstream, user, KEY_CUT)
+    assert answer.status_code == 403 and not reached(upstream, mark), answer.text[:300]
+    rows = proxy.rows(f"user_name = '{user}'", expect=3)
+    assert "AWS_ACCESS_KEY" in (rows[-1]["dlp_findings"] or "")
+
+
+def test_the_parts_are_joined_in_the_order_the_complete_names(proxy_with, upstream):
+    proxy = proxy_with("dlp: {secrets: block}\n")
+    user = "seam-order-" + marker()[:6]
+    answer, mark = _upload(proxy, upstream, user, KEY_CUT, order=[1, 0])  # "H6ST...thanks\n" + "notes...AKIA2OGYBA"
+    assert answer.status_code == 200 and reached(upstream, mark), answer.text[:300]
+
+
+BATCH_CUT = [
+    b'{"custom_id": "1", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4.1-mini", "max_tokens": 5, "messages": []}}\n'
+    b'{"custom_id": "2", "method": "POST", "url": "/v1/chat/completions", "body": {"model": "gpt-4o',
+    b'-mini", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}}\n',
+]
+
+
+def test_a_batch_line_cut_by_a_part_boundary_is_judged(proxy_with, upstream):
+    proxy = proxy_with("rules:\n  - {id: no-4o, match: {model: 'gpt-4o*'}, action: block}\n")
+    user = "seam-batch-" + marker()[:6]
+    answer, mark = _upload(proxy, upstream, user, BATCH_CUT)
+    assert answer.status_code == 403 and not reached(upstream, mark), answer.text[:300]
+    row = proxy.rows(f"user_name = '{user}'", expect=3)[-1]
+    assert row["rule_id"] == "no-4o"
+
+
+def test_an_ordinary_jsonl_upload_in_parts_passes(proxy_with, upstream):
+    proxy = proxy_with(
+        "dlp: {secrets: block, pii: block}\nrules:\n  - {id: no-4o, match: {model: 'gpt-4o*'}, action: block}\n"
+    )
+    user = "seam-plain-" + marker()[:6]
+    pieces = [BATCH_CUT[0].replace(b"gpt-4o", b"gpt-4.1"), BATCH_CUT[1]]
+    answer, mark = _upload(proxy, upstream, user, pieces)
+    assert answer.status_code == 200 and reached(upstream, mark), answer.text[:300]
+
+
+def test_a_batch_line_too_long_to_keep_is_judged_as_any_model(proxy_with, upstream):
+    proxy = proxy_with("rules:\n  - {id: no-4o, match: {model: 'gpt-4o*'}, action: block}\n")
+    user = "seam-long-" + marker()[:6]
+    head = b'{"custom_id": "1", "method": "POST", "url": "/v1/chat/completions", "body": {"messages": [{"role": "user", "content": "'
+    pieces = [head + b"a" * 300_000, b"a" * 300_000 + b'"}], "model": "gpt-4o", "max_tokens": 5}}\n']
+    answer, mark = _upload(proxy, upstream, user, pieces)
+    assert answer.status_code == 403 and not reached(upstream, mark), answer.text[:300]
+    assert "too long to read" in answer.text
+
+
+def test_part_edges_keep_the_lines_at_each_end():
+    from shadowgate.stages.upload_seams import EDGE_BYTES
+    from shadowgate.stages.upload_seams import PartEdges
+
+    short = PartEdges(b"a\nb\nc")
+    assert (short.head, short.tail, short.cut) == (b"a\nb\nc", b"a\nb\nc", False)
+    data = b"x" * 20_000 + b"\n" + b"y" * 30_000 + b"\n" + b"z" * 100
+    edges = PartEdges(data)
+    assert edges.head == data[:20_001] and edges.tail == data[-EDGE_BYTES:]  # the last line is short: 8 KB
