@@ -120,3 +120,13 @@ def test_part_edges_keep_the_lines_at_each_end():
     data = b"x" * 20_000 + b"\n" + b"y" * 30_000 + b"\n" + b"z" * 100
     edges = PartEdges(data)
     assert edges.head == data[:20_001] and edges.tail == data[-EDGE_BYTES:]  # the last line is short: 8 KB
+
+
+def test_an_escaped_path_is_the_same_upload(proxy_with, upstream):
+    proxy = proxy_with("dlp: {secrets: block}\n")
+    user = "seam-escaped-" + marker()[:6]
+    upload = "upload_" + marker()[:10]
+    ids = [_part(proxy, upstream, user, upload, data)[2] for data in KEY_CUT]
+    sent = json.dumps({"part_ids": ids}).encode()
+    answer, mark = post_marked(proxy, user, sent, f"https://api.openai.com/v1/%75ploads/{upload}/complete")
+    assert answer.status_code == 403 and not reached(upstream, mark), answer.text[:300]

@@ -136,8 +136,9 @@ def _upload_target(flow: http.HTTPFlow, rec: FlowRecord | None) -> tuple[str, st
     """(upload id, "parts" | "complete") for a POST to an OpenAI Upload's parts or complete."""
     if rec is None or rec.provider is None or "openai-platform" not in rec.provider.wire_formats:
         return None
-    if flow.request.method.upper() != "POST":
-        return None
+    path = flow.request.path.lower()
+    if flow.request.method.upper() != "POST" or ("uploads" not in path and "%" not in path):
+        return None  # the common call, without normalising its path
     for reading in path_readings(flow.request.path):
         if match := _UPLOAD_PATH.fullmatch(reading):
             return match.group(1), match.group(2).lower()
