@@ -11,6 +11,7 @@ import functools
 import itertools
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
@@ -164,3 +165,25 @@ def client_ip_of(flow: http.HTTPFlow) -> str:
 def proxy_user_of(flow: http.HTTPFlow) -> str | None:
     """The proxy-auth user mitmproxy's proxyauth addon put on the flow, if any."""
     return (flow.metadata.get("proxyauth") or (None,))[0]
+
+
+class RecentIds:
+    """Ids remembered (response ids already counted, files uploaded unread), the oldest
+    forgotten first beyond `limit` (event loop only)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._ids
+
+    def add(self, response_id: str) -> bool:
+        """Remember an id; False when it was counted already."""
+        if response_id in self._ids:
+            self._ids.move_to_end(response_id)
+            return False
+        self._ids[response_id] = None
+        if len(self._ids) > self.limit:
+            self._ids.popitem(last=False)
+        return True

@@ -10,7 +10,7 @@
     HostAgreement identify: CONNECT target, SNI, Host/:authority and URL must agree (strictest or refuse)
     WebApps      identify: chat web apps' requests by the catalog's web_apps endpoints (activity, account, files)
     RealtimeSetup identify: the model and hosted MCP tools of Realtime sessions minted over HTTP (WebRTC, SIP)
-    UploadSeams  identify: an OpenAI Upload's part boundaries: the batch line and the text across each
+    Uploads      identify: OpenAI uploads beyond one request: an Upload's part boundaries, unread batch files
     Decide       decide: the policy's rules, then the budgets; reloads a changed policy file
     Realtime     decide..record: WebSocket AI sessions (OpenAI Realtime, Gemini Live): policy, DLP, one row
     Act          act: block, coach, redirect to the sanctioned gateway, rate-limit, inject headers
@@ -63,7 +63,7 @@ def default_addons() -> list[Any]:
     from shadowgate.stages.telemetry import Telemetry
     from shadowgate.stages.tlsgate import TlsGate
     from shadowgate.stages.unknown_options import UnknownOptions
-    from shadowgate.stages.upload_seams import UploadSeams
+    from shadowgate.stages.uploads import Uploads
     from shadowgate.stages.webapps import WebApps
     from shadowgate.stages.webapps import WebAppsDlp
 
@@ -86,7 +86,7 @@ def default_addons() -> list[Any]:
         HostAgreement(settings),
         webapps,
         RealtimeSetup(settings),
-        UploadSeams(settings),
+        Uploads(settings),
         decide,
         Realtime(settings, decide, record),
         act,

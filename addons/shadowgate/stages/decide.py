@@ -26,6 +26,7 @@ from shadowgate.config.policy import COACH
 from shadowgate.config.policy import OBSERVE_PREFIX
 from shadowgate.config.policy import RATE_LIMIT
 from shadowgate.config.policy import REDIRECT
+from shadowgate.config.policy import Budget
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import Facts
 from shadowgate.config.policy import Policy
@@ -156,17 +157,16 @@ class Decide:
                         f"the batch runs a model without a known price, so budget {budget.id} cannot bound its cost"
                     )
                     return Decision(OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT, budget.id, reason)
-        if verdict.exceeded is None and rec.facts is not None and rec.facts.uncapped:
+        unbounded = rec.facts.unbounded if rec.facts is not None else None
+        if rec.facts is not None and rec.facts.uncapped:
             # No bound to fit: a request without max_tokens may spend the model's whole output
             # limit (red-team F64), which a budget cannot let through unread.
-            for budget in policy.budgets:
-                limited = budget.tokens_per_day is not None or budget.usd_per_day is not None
-                if limited and subject_of(budget, facts) is not None and budget.match.check(facts) is None:
-                    reason = (
-                        f"{rec.facts.uncapped} request(s) of the batch name no output cap, so what it may spend "
-                        f"has no bound under budget {budget.id}; give each request max_tokens"
-                    )
-                    return Decision(OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT, budget.id, reason)
+            unbounded = f"{rec.facts.uncapped} request(s) of the batch name no output cap"
+        if verdict.exceeded is None and unbounded and (limited := _token_budget(policy, facts)) is not None:
+            reason = f"{unbounded}, so what the batch may spend has no bound under budget {limited.id}"
+            if rec.facts is not None and rec.facts.uncapped:
+                reason += "; give each request max_tokens"
+            return Decision(OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT, limited.id, reason)
         if verdict.exceeded is None:
             self.budgets.note_request(policy.budgets, facts)
             spends = batch_cap is not None or rec.route is None or rec.route.operation not in NO_TOKEN_OPERATIONS
@@ -351,3 +351,12 @@ def unit_cost_of(rec: FlowRecord) -> float | None:
     if facts is None or facts.billed_unit is None or rec.provider is None:
         return None
     return UNIT_PRICES.cost(rec.provider.pricing_provider, facts.model, facts.billed_unit, facts.billed_units)
+
+
+def _token_budget(policy: Policy, facts: Facts) -> Budget | None:
+    """The first token or USD budget that counts this call, if any."""
+    for budget in policy.budgets:
+        limited = budget.tokens_per_day is not None or budget.usd_per_day is not None
+        if limited and subject_of(budget, facts) is not None and budget.match.check(facts) is None:
+            return budget
+    return None

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 
 from mitmproxy import http
@@ -20,6 +19,7 @@ from shadowgate.flow import HOLD_ANSWER_KEY
 from shadowgate.flow import OUTCOME_KEY
 from shadowgate.flow import FlowRecord
 from shadowgate.flow import Outcome
+from shadowgate.flow import RecentIds
 from shadowgate.flow import flow_record
 from shadowgate.flow import timed_hook
 from shadowgate.stages.record import Record
@@ -113,7 +113,7 @@ class Meter:
     def __init__(self, settings: ShadowgateSettings, record: Record) -> None:
         self.settings = settings
         self.record = record
-        self.counted_responses = CountedResponses(COUNTED_RESPONSES_MAX)
+        self.counted_responses = RecentIds(COUNTED_RESPONSES_MAX)
 
     @timed_hook
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -316,24 +316,6 @@ class GrpcUsageStream:
 
     def finish(self) -> ResponseFacts:
         return ResponseFacts(usage=usage_or_empty(*self.usage)) if self.usage is not None else ResponseFacts()
-
-
-class CountedResponses:
-    """Response ids already counted, the oldest forgotten first beyond `limit` (event loop only)."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._ids: OrderedDict[str, None] = OrderedDict()
-
-    def add(self, response_id: str) -> bool:
-        """Remember an id; False when it was counted already."""
-        if response_id in self._ids:
-            self._ids.move_to_end(response_id)
-            return False
-        self._ids[response_id] = None
-        if len(self._ids) > self.limit:
-            self._ids.popitem(last=False)
-        return True
 
 
 def decoded_body(response: http.Response) -> bytes:

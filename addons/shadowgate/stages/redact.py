@@ -46,7 +46,7 @@ from shadowgate.stages.identify import flow_record
 from shadowgate.stages.identify import on_the_clock
 from shadowgate.stages.logs import flow_fields
 from shadowgate.stages.settings import ShadowgateSettings
-from shadowgate.stages.upload_seams import SEAM_TEXT_KEY
+from shadowgate.stages.uploads import SEAM_TEXT_KEY
 from shadowgate.storage.schema import FlowRecord
 from shadowgate.wireformats import PARSERS
 from shadowgate.wireformats import parse_json_body
@@ -462,7 +462,7 @@ class Redact:
 
         `parsed` is Identify's parse, used unless an earlier stage has rewritten the body.
         `seams`: text the request joins that no request carried whole (an Upload's part
-        boundaries, stages/upload_seams.py): a value to redact there is in the provider's
+        boundaries, stages/uploads.py): a value to redact there is in the provider's
         stored parts already, so the request is refused instead."""
         # An upload (multipart: a fine-tuning or batch file) gets CPU by its size as well.
         upload = is_multipart(request_headers.get("content-type", ""))

@@ -57,6 +57,9 @@ class RequestFacts:
     # submitted. None for other calls.
     output_cap: int | None = None
     uncapped: int = 0  # of a batch's requests, those with no output cap (counted at the default)
+    # Why what a batch may spend has no bound the proxy can read (its input file was uploaded too
+    # large to read): refused under token and USD budgets, as an uncapped one is.
+    unbounded: str | None = None
     # A call billed per unit other than tokens (storage/unit_prices.py, red-team F59): the unit
     # ("character", "image:<size>:<quality>", "video_second", "audio_second") and how many.
     billed_unit: str | None = None

@@ -112,8 +112,8 @@ def test_a_batch_line_too_long_to_keep_is_judged_as_any_model(proxy_with, upstre
 
 
 def test_part_edges_keep_the_lines_at_each_end():
-    from shadowgate.stages.upload_seams import EDGE_BYTES
-    from shadowgate.stages.upload_seams import PartEdges
+    from shadowgate.stages.uploads import EDGE_BYTES
+    from shadowgate.stages.uploads import PartEdges
 
     short = PartEdges(b"a\nb\nc")
     assert (short.head, short.tail, short.cut) == (b"a\nb\nc", b"a\nb\nc", False)
@@ -130,3 +130,86 @@ def test_an_escaped_path_is_the_same_upload(proxy_with, upstream):
     sent = json.dumps({"part_ids": ids}).encode()
     answer, mark = post_marked(proxy, user, sent, f"https://api.openai.com/v1/%75ploads/{upload}/complete")
     assert answer.status_code == 403 and not reached(upstream, mark), answer.text[:300]
+
+
+# --- a batch on an input file uploaded too large to read (red-team F79) -----------------------------
+
+BUDGET = "budgets:\n  - {id: daily, per: user, tokens_per_day: 100000}\n"
+LIMIT = 1024 * 1024  # shadowgate_max_parse_bytes for these tests: a 1.5 MB file is unread
+LINE = {"custom_id": "r", "method": "POST", "url": "/v1/chat/completions",
+        "body": {"model": "gpt-4.1", "max_tokens": 64000, "messages": [{"role": "user", "content": "x" * 300}]}}  # fmt: skip
+BIG_BATCH = "\n".join(json.dumps({**LINE, "custom_id": f"r{i}"}) for i in range(3500)).encode()  # ~1.5 MB
+
+
+def _batch(proxy, upstream, user: str, file_id: str):
+    case = fake_answer(upstream, "/v1/batches", {"id": "batch_1", "object": "batch", "input_file_id": file_id})
+    sent = json.dumps({"input_file_id": file_id, "endpoint": "/v1/chat/completions", "completion_window": "24h"})
+    try:
+        return post_marked(
+            proxy, user, sent.encode(), "https://api.openai.com/v1/batches", headers={"x-fake-case": case}
+        )
+    finally:
+        upstream.cases.pop(case, None)
+
+
+def _upload_file(proxy, upstream, user: str, data: bytes, purpose: str) -> str:
+    file_id = "file-" + marker()[:12]
+    case = fake_answer(upstream, "/v1/files", {"id": file_id, "object": "file", "purpose": purpose, "bytes": len(data)})
+    mark = marker()
+    try:
+        with proxy.client(user) as client:
+            answer = client.post("https://api.openai.com/v1/files", files={"file": ("b.jsonl", data, "application/jsonl")},
+                                 data={"purpose": purpose}, timeout=60,
+                                 headers={"x-attack": mark, "authorization": "Bearer sk-test", "x-fake-case": case})  # fmt: skip
+    finally:
+        upstream.cases.pop(case, None)
+    assert answer.status_code == 200 and reached(upstream, mark), answer.text[:300]  # an upload spends nothing (F82)
+    return file_id
+
+
+@pytest.mark.parametrize("how", ["files", "uploads"])
+def test_a_batch_on_a_file_too_large_to_read_is_refused_under_a_budget(proxy_with, upstream, how):
+    proxy = proxy_with(BUDGET, shadowgate_max_parse_bytes=LIMIT)
+    user = f"seam-unread-{how}-" + marker()[:6]
+    if how == "files":
+        file_id = _upload_file(proxy, upstream, user, BIG_BATCH, "batch")
+    else:
+        upload = "upload_" + marker()[:10]
+        _answer, mark, _part_id = _part(proxy, upstream, user, upload, BIG_BATCH)
+        assert reached(upstream, mark)
+        file_id = "file-" + marker()[:12]
+        case = fake_answer(upstream, f"/v1/uploads/{upload}/complete",
+                           {"id": upload, "object": "upload", "status": "completed", "purpose": "batch",
+                            "file": {"id": file_id, "object": "file", "purpose": "batch"}})  # fmt: skip
+        try:
+            done, mark = post_marked(proxy, user, b'{"part_ids": ["p"]}', UPLOAD.format(upload[7:]) + "/complete",
+                                     headers={"x-fake-case": case})  # fmt: skip
+        finally:
+            upstream.cases.pop(case, None)
+        assert done.status_code == 200 and reached(upstream, mark), done.text[:300]
+    answer, mark = _batch(proxy, upstream, user, file_id)
+    assert answer.status_code == 429 and not reached(upstream, mark), answer.text[:300]
+    assert "too large to read" in answer.text
+
+
+def test_a_batch_on_a_file_read_or_unknown_or_without_budget_passes(proxy_with, upstream):
+    proxy = proxy_with(BUDGET, shadowgate_max_parse_bytes=LIMIT)
+    user = "seam-read-" + marker()[:6]
+    small = _upload_file(proxy, upstream, user, BIG_BATCH[:20_000].rsplit(b"\n", 1)[0].replace(b"64000", b"5"), "batch")
+    for file_id in (small, "file-uploaded-elsewhere"):
+        answer, mark = _batch(proxy, upstream, user, file_id)
+        assert answer.status_code == 200 and reached(upstream, mark), answer.text[:300]
+    # A large file that is no batch input (a PDF for assistants) is not remembered.
+    pdf = _upload_file(proxy, upstream, user, b"%PDF-1.7\n" + b"x" * (LIMIT + 1000), "assistants")
+    answer, mark = _batch(proxy, upstream, user, pdf)
+    assert answer.status_code == 200 and reached(upstream, mark), answer.text[:300]
+
+
+def test_without_a_token_budget_a_batch_on_an_unread_file_passes(proxy_with, upstream):
+    proxy = proxy_with(
+        "budgets:\n  - {id: rpm, per: user, requests_per_minute: 100}\n", shadowgate_max_parse_bytes=LIMIT
+    )
+    user = "seam-nobudget-" + marker()[:6]
+    file_id = _upload_file(proxy, upstream, user, BIG_BATCH, "batch")
+    answer, mark = _batch(proxy, upstream, user, file_id)
+    assert answer.status_code == 200 and reached(upstream, mark), answer.text[:300]

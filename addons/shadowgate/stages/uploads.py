@@ -1,6 +1,12 @@
-"""UploadSeams, identify: what an OpenAI Upload's parts hold across their boundaries.
+"""Uploads, identify: what OpenAI uploads hold beyond any one request.
 
-The Uploads API sends a file in parts (`POST /v1/uploads/{id}/parts`, each its own request,
+1. A batch input file uploaded too large to read (over shadowgate_max_parse_bytes, red-team
+   F79): the upload passes (most large uploads are documents, F82), and the proxy remembers the
+   id the provider's answer gives the file when that answer says `purpose: batch`; a batch
+   naming it has no bound a token or USD budget can hold, so Decide refuses it under one
+   (RequestFacts.unbounded). An Upload with a part too large to read gives its file the same.
+
+2. An Upload's part boundaries. The Uploads API sends a file in parts (`POST /v1/uploads/{id}/parts`, each its own request,
 up to 64 MB) and joins them in the order `POST /v1/uploads/{id}/complete` names (`part_ids`).
 Each part is scanned and its batch lines judged as it passes, but a JSONL line or a secret cut by
 the boundary between two parts was in neither whole: a batch line's model escaped the model
@@ -24,7 +30,9 @@ from dataclasses import replace
 from mitmproxy import http
 
 from shadowgate.config.requestpath import path_readings
+from shadowgate.flow import HOLD_ANSWER_KEY
 from shadowgate.flow import FlowRecord
+from shadowgate.flow import RecentIds
 from shadowgate.flow import flow_record
 from shadowgate.flow import timed_hook
 from shadowgate.stages.settings import ShadowgateSettings
@@ -39,6 +47,8 @@ _UPLOAD_PATH = re.compile(r"(?:/[^?#]*)?/uploads/([^/]+)/(parts|complete)/?", re
 EDGE_BYTES = 8 * 1024  # text kept on each side of a seam for DLP: more than any secret
 LINE_BYTES = 256 * 1024  # the longest line cut by a seam that is read whole (a batch line)
 SEAM_MEMORY_BYTES = 64 * 1024 * 1024  # all parts' edges, the oldest forgotten first
+ANSWER_HELD_BYTES = 64 * 1024  # an Upload object is a few hundred bytes
+UNREAD_IDS_MAX = 10_000  # file and upload ids remembered as unread, the oldest forgotten first
 SEAM_TEXT_KEY = "shadowgate_upload_seams"  # flow.metadata: the complete's seams, for Redact
 
 
@@ -61,33 +71,47 @@ class PartEdges:
         return len(self.head) + len(self.tail)
 
 
-class UploadSeams:
-    name = "shadowgate_upload_seams"
+class Uploads:
+    name = "shadowgate_uploads"
 
     def __init__(self, settings: ShadowgateSettings) -> None:
         self.settings = settings
         self.parts: OrderedDict[tuple[str, str], PartEdges] = OrderedDict()
         self.kept_bytes = 0
+        # Batch input files uploaded too large to read (red-team F79): a batch naming one has no
+        # bound a budget can hold. And the Uploads a part of which was too large to read.
+        self.unread_files = RecentIds(UNREAD_IDS_MAX)
+        self.unread_uploads = RecentIds(UNREAD_IDS_MAX)
 
     @timed_hook
     def request(self, flow: http.HTTPFlow) -> None:
         rec = flow_record(flow)
-        target = _upload_target(flow, rec)
-        if rec is None or target is None or target[1] != "complete" or flow.response is not None:
+        if rec is None or flow.response is not None:
             return
-        upload_id = target[0]
+        if rec.route is not None and rec.route.operation == "create_batch":
+            self._batch(rec)
+            return
+        target = _upload_target(flow, rec)
+        if target is not None and target[1] == "complete":
+            self._complete(flow, rec, target[0])
+
+    def _batch(self, rec: FlowRecord) -> None:
+        body = rec.parsed_body[1] if rec.parsed_body is not None else None
+        file_id = body.get("input_file_id") if isinstance(body, dict) else None
+        if isinstance(file_id, str) and file_id in self.unread_files:
+            facts = rec.facts or RequestFacts("create_batch")
+            rec.facts = replace(facts, unbounded=f"its input file {file_id} was uploaded too large to read")
+
+    def _complete(self, flow: http.HTTPFlow, rec: FlowRecord, upload_id: str) -> None:
         body = _json(flow.request.get_content(strict=False) or b"")
         part_ids = body.get("part_ids") if isinstance(body, dict) else None
         if not isinstance(part_ids, list):
             return
         edges = [self.parts.get((upload_id, str(part_id))) for part_id in part_ids]
-        seams = [
-            left.tail + right.head
-            for left, right in zip(edges, edges[1:], strict=False)
-            if left is not None and right is not None
-        ]
-        if not seams:
+        pairs = [(left, right) for left, right in zip(edges, edges[1:], strict=False) if left and right]
+        if not pairs:
             return
+        seams = [left.tail + right.head for left, right in pairs]
         flow.metadata[SEAM_TEXT_KEY] = [seam.decode("utf-8", "replace") for seam in seams]
         models: list[str] = []
         for seam in seams:
@@ -97,11 +121,7 @@ class UploadSeams:
         # A batch file's lines name their URL: a line cut where the edges end is a batch line
         # when the file is one.
         batch = any(e is not None and (b'"url"' in e.head or b'"url"' in e.tail) for e in edges)
-        cut = batch and any(
-            left.cut or right.cut
-            for left, right in zip(edges, edges[1:], strict=False)
-            if left is not None and right is not None
-        )
+        cut = batch and any(left.cut or right.cut for left, right in pairs)
         if models or cut:
             facts = rec.facts or RequestFacts("upload_file")
             rec.facts = replace(facts, other_models=tuple(dict.fromkeys((*facts.other_models, *models))))
@@ -109,21 +129,51 @@ class UploadSeams:
                 rec.facts.model_reference = "a batch line cut by an upload's part boundary, too long to read"
 
     @timed_hook
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        # The complete has no route, so Meter would stream its answer unread: hold it (a small
+        # Upload object) when it names the file of an Upload with an unread part.
+        target = _upload_target(flow, flow_record(flow))
+        response = flow.response
+        if target is None or target[1] != "complete" or target[0] not in self.unread_uploads or response is None:
+            return
+        length = response.headers.get("content-length", "")
+        if length.isdigit() and int(length) <= ANSWER_HELD_BYTES:
+            flow.metadata[HOLD_ANSWER_KEY] = True
+
+    @timed_hook
     def response(self, flow: http.HTTPFlow) -> None:
         rec = flow_record(flow)
-        target = _upload_target(flow, rec)
         response = flow.response
-        if target is None or target[1] != "parts" or response is None or not 200 <= response.status_code < 300:
+        if rec is None or response is None or not 200 <= response.status_code < 300 or response.stream:
             return
-        if flow.request.stream or response.stream:
+        unread = bool(flow.request.stream) or rec.body_unread
+        target = _upload_target(flow, rec)
+        if target is None:
+            if unread and rec.route is not None and rec.route.operation == "upload_file":
+                self._unread_file(_json(response.get_content(strict=False) or b""))
             return
-        answer = _json(response.get_content(strict=False) or b"")
+        upload_id, step = target
+        if step == "complete":
+            if upload_id in self.unread_uploads:
+                answer = _json(response.get_content(strict=False) or b"")
+                self._unread_file(answer.get("file") if isinstance(answer, dict) else None)
+        elif unread:
+            self.unread_uploads.add(upload_id)
+        else:
+            self._keep_edges(flow, upload_id, _json(response.get_content(strict=False) or b""))
+
+    def _unread_file(self, answer: object) -> None:
+        """Remember an uploaded file the proxy could not read, if it is a batch's input."""
+        if isinstance(answer, dict) and answer.get("purpose") == "batch" and isinstance(answer.get("id"), str):
+            self.unread_files.add(answer["id"])
+
+    def _keep_edges(self, flow: http.HTTPFlow, upload_id: str, answer: object) -> None:
         part_id = answer.get("id") if isinstance(answer, dict) else None
         data = _part_data(flow.request)
         if not isinstance(part_id, str) or data is None:
             return
         edges = PartEdges(data)
-        key = (target[0], part_id)
+        key = (upload_id, part_id)
         old = self.parts.pop(key, None)
         self.kept_bytes += edges.size - (old.size if old else 0)
         self.parts[key] = edges
