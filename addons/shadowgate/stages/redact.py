@@ -90,8 +90,16 @@ def url_text(path: str) -> str:
     value of its own; a `scheme://` stays whole, so a URL with a password in it still reads as one."""
     path, _, query = path.partition("?")
     lines = [unquote(path, errors="replace")]
-    lines += [unquote_plus(pair, errors="replace") for pair in query.split("&") if pair]
+    pairs = [unquote_plus(pair, errors="replace") for pair in query.split("&") if pair]
+    lines += [pair for pair in pairs if not _OWN_CREDENTIAL.fullmatch(pair)]
     return "://".join(part.replace("/", "\n") for part in "\n".join(lines).split("://"))
+
+
+# The credential a caller authenticates with, in the place the provider documents for it: Google's
+# `?key=` (Gemini REST and Live, Vertex express mode) is what the x-goog-api-key header carries,
+# and headers are not content (round-6b G5). Only a value of a Google API key's shape: anything
+# else under `key` is scanned as before.
+_OWN_CREDENTIAL = re.compile(r"\$?key=AIza[0-9A-Za-z_-]{35}")
 
 
 def url_findings(path: str, dlp: DlpPolicy) -> list[str]:
