@@ -103,7 +103,7 @@ def test_gzip_request_body_is_scanned_and_re_encoded(proxy_with, upstream):
 
 
 def test_a_scan_over_its_time_budget_fails_closed(proxy_with, upstream):
-    proxy = proxy_with("dlp: {budget_ms: 0.001}\n")
+    proxy = proxy_with("dlp: {budget_ms: 0.001, budget_us_per_byte: 0}\n")
     before = len(upstream.seen)
     with proxy.client("dlp_slow") as client:
         r = client.post(
@@ -124,7 +124,7 @@ def test_one_huge_string_over_the_budget_fails_closed(proxy_with, upstream):
 
     clean = "\n\n".join(d.text for d in load("clean.jsonl"))
     text = (clean * (4_000_000 // len(clean) + 1))[:4_000_000]  # ~0.4 s of CPU to scan
-    proxy = proxy_with("dlp: {budget_ms: 150}\n")
+    proxy = proxy_with("dlp: {budget_ms: 150, budget_us_per_byte: 0}\n")
     before = len(upstream.seen)
     with proxy.client("dlp_one_string") as client:
         r = client.post(

@@ -210,6 +210,7 @@ class Budget:
 
 
 DLP_ACTIONS = ("redact", "block", "log", "off")
+DEFAULT_BUDGET_US_PER_BYTE = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,11 +223,21 @@ class DlpPolicy:
     reversible: bool = False  # restore the placeholders in the model's answer
     on_error: str = BLOCK  # a scan that fails or runs out of time: block (fail closed) or allow
     budget_ms: float = 250.0
+    # CPU a scan may take per byte of body beyond budget_ms: a body of thousands of short strings
+    # (a fine-tuning file, an agent's tool results) costs ~2.5 µs a byte (red-team F81, round-6b
+    # G18); still linear, so no body holds a thread for long. 0: budget_ms whatever the size.
+    budget_us_per_byte: float = DEFAULT_BUDGET_US_PER_BYTE
     # the opt-in types (person names) that `types` asks for with an action other than off
     opt_in: frozenset[str] = frozenset()
 
     def action_for(self, type_: str, kind: str) -> str:
         return self.types.get(type_) or (self.secrets if kind == "secret" else self.pii)
+
+    @property
+    def changes_traffic(self) -> bool:
+        """Whether a finding could refuse or rewrite a request (an action of block or redact):
+        a log-only policy has nothing to fail closed for."""
+        return any(a in ("block", "redact") for a in (self.secrets, self.pii, *self.types.values()))
 
 
 MCP_INJECTION_ACTIONS = ("flag", "block")
@@ -667,7 +678,9 @@ def _dlp(path: str | Path, raw: Any) -> DlpPolicy | None:
 
     if not isinstance(raw, dict):
         raise ConfigError(path, line_of(raw), "dlp must be a mapping")
-    _no_unknown_keys(path, raw, {"secrets", "pii", "types", "reversible", "on_error", "budget_ms"}, "dlp")
+    _no_unknown_keys(
+        path, raw, {"secrets", "pii", "types", "reversible", "on_error", "budget_ms", "budget_us_per_byte"}, "dlp"
+    )
     actions = {key: _dlp_action(raw.get(key, "redact")) for key in ("secrets", "pii")}
     for key, action in actions.items():
         if action not in DLP_ACTIONS:
@@ -695,6 +708,11 @@ def _dlp(path: str | Path, raw: Any) -> DlpPolicy | None:
     budget = raw.get("budget_ms", 250)
     if not isinstance(budget, int | float) or isinstance(budget, bool) or budget <= 0:
         raise ConfigError(path, line_of_key(raw, "budget_ms"), "dlp.budget_ms must be a positive number")
+    per_byte = raw.get("budget_us_per_byte", DEFAULT_BUDGET_US_PER_BYTE)
+    if not isinstance(per_byte, int | float) or isinstance(per_byte, bool) or per_byte < 0:
+        raise ConfigError(
+            path, line_of_key(raw, "budget_us_per_byte"), "dlp.budget_us_per_byte must be a number, 0 or more"
+        )
     if set(actions.values()) | set(types.values()) == {"off"}:
         return None
     return DlpPolicy(
@@ -704,6 +722,7 @@ def _dlp(path: str | Path, raw: Any) -> DlpPolicy | None:
         reversible=bool(raw.get("reversible", False)),
         on_error=on_error,
         budget_ms=float(budget),
+        budget_us_per_byte=float(per_byte),
         opt_in=frozenset(t for t, action in types.items() if t in OPT_IN_TYPES and action != "off"),
     )
 

@@ -323,8 +323,8 @@ def body_needed_by(policy: Policy, facts: Facts, routed: bool, batch: bool = Fal
     MCP servers a routed call names; a rule or budget that matches on the model could match it,
     unless a rule before it already matches without it.
     """
-    if policy.dlp is not None and policy.dlp.on_error != ALLOW:
-        return "DLP must scan it"
+    if policy.dlp is not None and policy.dlp.on_error != ALLOW and policy.dlp.changes_traffic:
+        return "DLP must scan it"  # (a log-only DLP refuses nothing: round-6b G19)
     if policy.mcp is not None and routed:
         return "the MCP policy must check the MCP servers it names"
     if batch:  # a batch's bound is in its body: unread, a budget would let it spend freely (F79)

@@ -179,22 +179,16 @@ def _every_string(node: Any, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
             yield from _every_string(value, (*path, key))
 
 
-# CPU a scan may take per byte of body beyond dlp.budget_ms: a body of thousands of short strings
-# (a fine-tuning file) costs ~2.5 us a byte, so a fixed 250 ms refused an ordinary 115 KB upload
-# (red-team F81); still linear, so no body holds a thread for long.
-BUDGET_S_PER_BODY_BYTE = 5e-6
-
-
 def body_scan(dlp: DlpPolicy, include_metadata: bool = False, size: int = 0) -> tuple[BodyScan, Placeholders]:
     """A scan of one request by the policy's actions, its CPU budget starting now (on the thread
-    that will run it): dlp.budget_ms, or BUDGET_S_PER_BODY_BYTE per byte of a body of `size`
+    that will run it): dlp.budget_ms, or dlp.budget_us_per_byte per byte of a body of `size`
     if more; and the placeholders its redactions take."""
     placeholders = Placeholders()
     scan = BodyScan(
         scan=shared_scanner().including(dlp.opt_in).scan,
         action=lambda type_: dlp.action_for(type_, TYPES.get(type_, "pii")),
         placeholder=placeholders.placeholder,
-        deadline=time.thread_time() + max(dlp.budget_ms / 1000, size * BUDGET_S_PER_BODY_BYTE),
+        deadline=time.thread_time() + max(dlp.budget_ms / 1000, size * dlp.budget_us_per_byte / 1e6),
         include_metadata=include_metadata,
     )
     return scan, placeholders
@@ -436,7 +430,9 @@ class Redact:
         elif not isinstance(e, ScanFailed | ScanTimeout):
             log.exception("shadowgate: DLP scan failed", extra=flow_fields("dlp_scan_failed", rec))
         rec.dlp_action = "error"
-        if dlp.on_error != ALLOW:
+        # Observe mode and a log-only policy refuse nothing a finished scan would have found, so
+        # a scan that could not finish refuses nothing either (round-6b G19): recorded, sent.
+        if dlp.on_error != ALLOW and dlp.changes_traffic and not self.settings.policy.observe:
             flow.response = api_error(
                 _parser_of(rec), 403, f"shadowgate: the request was not sent: {reason}, and DLP fails closed."
             )
@@ -472,9 +468,9 @@ class Redact:
         `seams`: text the request joins that no request carried whole (an Upload's part
         boundaries, stages/uploads.py): a value to redact there is in the provider's
         stored parts already, so the request is refused instead."""
-        # An upload (multipart: a fine-tuning or batch file) gets CPU by its size as well.
-        upload = is_multipart(request_headers.get("content-type", ""))
-        scan, placeholders = self._body_scan(dlp, len(raw) if upload else 0)
+        # A body gets CPU by its size as well: an upload (a fine-tuning or batch file, red-team
+        # F81), an agent's history of tool results or a bulk embeddings call (round-6b G18).
+        scan, placeholders = self._body_scan(dlp, len(raw))
         if path and url_findings(path, dlp):  # the common URL, found clean before, costs a cache probe
             self._url(scan, path)
         body = b""
