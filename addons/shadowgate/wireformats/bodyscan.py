@@ -371,6 +371,17 @@ class BodyScan:
             return None
         return self._document(content, fallback=True, content_type=content_type)
 
+    def _sdp(self, data: bytes) -> None:
+        """A WebRTC session description (a Realtime call's offer): scanned but for the lines that
+        are the session's own signalling, whose values are random per call or addresses of the
+        caller's machine (ICE credentials, candidates, DTLS fingerprint, connection and origin
+        addresses: round-6b G13). Never rewritten (the call would not connect): a value to redact
+        refuses it."""
+        lines = data.decode("utf-8", "replace").splitlines()
+        text = "\n".join(line for line in lines if not line.startswith(_SDP_SIGNALLING))
+        if _to_redact(self._findings(text)):
+            self.unredactable = True
+
     def _form(self, content: bytes) -> bytes | None:
         """An urlencoded form, each name and value read as the server decodes it (`+` a space,
         %XX undone): as raw text, `with+AKIA...` reads as one base64-like word and hides the key.
@@ -396,6 +407,9 @@ class BodyScan:
         scanned too). A known binary format is not text: None (passed as it is), unless
         `fallback`, where it is read as UTF-8 with every other byte kept, and not redacted; a whole body
         (fallback) that looks like JSON but does not parse is UndecodableBody."""
+        if _is_sdp(data, content_type):
+            self._sdp(data)
+            return None
         reading = read_text(data, declared_charset(content_type))
         if fallback and (reading is None or not reading.redactable):
             # A whole body in a binary format (protobuf, Connect): its text is scanned, never
@@ -598,6 +612,17 @@ _NAMED_BY_CONTEXT = frozenset({"assignment", "cli"})
 ID_KEYS = frozenset({"id", "tool_call_id", "call_id", "tool_use_id", "item_id", "previous_response_id"})
 _MAX_INNER_JSON = 256 * 1024
 _GAP = "\n\n\n"  # between texts scanned together: no value spans a blank line
+
+
+# SDP lines that carry the session's signalling (RFC 8839 ICE, RFC 8122 fingerprint, RFC 8866
+# origin and connection), not anything a person wrote.
+_SDP_SIGNALLING = ("a=ice-pwd:", "a=ice-ufrag:", "a=candidate:", "a=fingerprint:", "a=rtcp:", "c=", "o=")
+
+
+def _is_sdp(data: bytes, content_type: str) -> bool:
+    """An SDP body: declared (application/sdp), or a part that starts as one must (`v=0`)."""
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/sdp" or (media in ("", "text/plain") and data.startswith((b"v=0\r\n", b"v=0\n")))
 
 
 def _is_form(content_type: str) -> bool:
