@@ -114,32 +114,36 @@ def _anthropic_server(server: dict, toolsets: dict[str, dict]) -> HostedServer:
     return HostedServer(host, None if allowed is None else _names(allowed))
 
 
-# Where a body nests a session or response configuration that takes the same tools: OpenAI
-# Realtime's `session.update` / `client_secrets` (`session`) and `response.create` (`response`).
-_NESTED_CONFIGS = ("session", "response")
-
-
 def hosted_servers(body: Any) -> list[HostedServer]:
-    """The provider-hosted MCP servers a request body names (OpenAI Responses, Anthropic Messages,
-    the session or response configuration of an OpenAI Realtime event or session request, and
-    each request of a batch: an Anthropic Message Batch's `requests[].params`, an OpenAI Batch
-    input line's `body`) (red-team F43)."""
-    if not isinstance(body, dict):
-        return []
-    servers = _top_level_servers(body)
-    for key in _NESTED_CONFIGS:
-        servers += _top_level_servers(body.get(key))
-    servers += _top_level_servers(body.get("body"))
-    requests = body.get("requests")
-    for request in requests if isinstance(requests, list) else []:
-        if isinstance(request, dict):
-            servers += _top_level_servers(request.get("params"))
+    """The provider-hosted MCP servers a request body names, wherever it names them: OpenAI
+    Responses `tools`, Anthropic `mcp_servers`, a Realtime event's or session request's `session`
+    or `response`, each request of a batch (an Anthropic Message Batch's `requests[].params`, an
+    OpenAI Batch input line's `body`, red-team F43), an Evals run's `data_source.sampling_params`,
+    a Gemini Interactions `mcp_server` tool (F102), and any place a provider adds next: every
+    object of the body, at any depth, is read for a tools list and an `mcp_servers` list."""
+    servers: list[HostedServer] = []
+    stack: list[Any] = [body] if isinstance(body, dict | list) else []
+    seen = 0
+    while stack and seen < MAX_NODES:
+        node = stack.pop()
+        seen += 1
+        if isinstance(node, dict):
+            servers += _servers_in(node)
+            children: Any = node.values()
+        else:
+            children = node
+        stack.extend(child for child in children if isinstance(child, dict | list))
+    if stack:  # a body too large to walk: judged as naming a server no allow-list lists
+        servers.append(HostedServer("(a body too large to read for MCP servers)", None))
     return servers
 
 
-def _top_level_servers(body: Any) -> list[HostedServer]:
-    if not isinstance(body, dict):
-        return []
+# How many objects and arrays of a body are read for MCP servers: far more than any call holds.
+MAX_NODES = 200_000
+
+
+def _servers_in(body: dict) -> list[HostedServer]:
+    """The servers one object names itself: in its `tools` list and its `mcp_servers` list."""
     servers: list[HostedServer] = []
     tools = body.get("tools")
     tools = tools if isinstance(tools, list) else []
@@ -149,6 +153,8 @@ def _top_level_servers(body: Any) -> list[HostedServer]:
             continue
         if tool.get("type") == "mcp":
             servers.append(_openai_tool(tool))
+        elif tool.get("type") == "mcp_server":  # Gemini Interactions: {type, name, url, headers}
+            servers.append(HostedServer(plain_url_host(tool.get("url")), None))
         elif tool.get("type") == "mcp_toolset" and isinstance(tool.get("mcp_server_name"), str):
             toolsets[tool["mcp_server_name"]] = tool
     mcp_servers = body.get("mcp_servers")

@@ -169,6 +169,23 @@ class Mcp:
             return None
         if _ai_api_call(flow):
             return check_hosted(flow, self.settings.policy)
+        rec = flow.metadata.get(AI_METADATA_KEY)
+        if rec is not None and rec.ai_host and not self.mcp_context(flow):
+            # An endpoint no route knows on an AI host (an Evals run, Gemini Interactions) may
+            # ask its provider to call MCP servers too (red-team F102); it may also be MCP.
+            pending = check_hosted(flow, self.settings.policy)
+            if pending is not None:
+                return self._after(pending, flow)
+            if flow.response:
+                return None
+        return self._mcp_request(flow)
+
+    async def _after(self, pending: Awaitable[None], flow: http.HTTPFlow) -> None:
+        await pending
+        if not flow.response and (rest := self._mcp_request(flow)) is not None:
+            await rest
+
+    def _mcp_request(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         request = flow.request
         if request.method == "DELETE" and (sid := request.headers.get("mcp-session-id")):
             self.sessions.pop(sid, None)

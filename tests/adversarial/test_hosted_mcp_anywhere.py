@@ -1,0 +1,56 @@
+"""A provider-hosted MCP server is checked wherever a request names it (red-team F102).
+
+The MCP allow-list read hosted servers only in the places a Responses or Messages call, a
+Realtime session and a batch name them. An OpenAI Evals run takes Responses tools in
+`data_source.sampling_params` (run for every item), Gemini Interactions takes
+`tools: [{type: mcp_server, url}]`, and neither is a route the proxy knows: the unlisted server
+passed. Every object of an AI request's body is now read for a tools list and `mcp_servers`.
+Real mitmdump.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.adversarial.calls import post_marked
+from tests.adversarial.calls import reached
+from tests.adversarial.wire import marker
+
+POLICY = "mcp:\n  unlisted: block\n  servers:\n    - {id: gh, host: github-mcp.corp.example}\n"
+EVALS = "https://api.openai.com/v1/evals/eval_1/runs"
+INTERACTIONS = "https://generativelanguage.googleapis.com/v1beta/interactions"
+
+
+def _eval_run(server: str) -> dict:
+    return {"name": "nightly", "data_source": {
+        "type": "responses", "model": "gpt-4.1",
+        "sampling_params": {"tools": [{"type": "mcp", "server_label": "s", "server_url": server, "require_approval": "never"}]},
+        "input_messages": {"type": "template", "template": [{"role": "user", "content": "{{item.q}}"}]},
+        "source": {"type": "file_content", "content": [{"item": {"q": "hi"}}]}}}  # fmt: skip
+
+
+def _interaction(server: str) -> dict:
+    return {"model": "gemini-2.5-flash", "input": "hi", "tools": [{"type": "mcp_server", "name": "s", "url": server}]}
+
+
+def _deep(server: str) -> dict:
+    node: dict = {"tools": [{"type": "mcp", "server_label": "s", "server_url": server}]}
+    for level in range(10):
+        node = {f"level{level}": [node]}
+    return {"model": "gpt-4.1", "config": node}
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [(EVALS, _eval_run), (INTERACTIONS, _interaction), ("https://api.openai.com/v1/some/new/endpoint", _deep)],
+    ids=["evals-run", "gemini-interactions", "ten-levels-down"],
+)
+def test_an_unlisted_server_anywhere_is_refused_and_a_listed_one_passes(proxy_with, upstream, url, body):
+    proxy = proxy_with(POLICY)
+    user = "hosted-any-" + marker()[:6]
+    answer, mark = post_marked(proxy, user, json.dumps(body("https://evil-mcp.example/mcp")).encode(), url)
+    assert answer.status_code == 403 and "mcp:unlisted" in answer.text and not reached(upstream, mark), answer.text
+    listed, mark = post_marked(proxy, user, json.dumps(body("https://github-mcp.corp.example/mcp")).encode(), url)
+    assert reached(upstream, mark), listed.text[:300]
