@@ -202,3 +202,34 @@ def test_vertex_chat_completions_over_grpc_is_judged_as_any_model(proxy_with, up
         answer = client.post(url, content=_frame(_field(1, b"projects/p/locations/l/endpoints/openapi") + _field(2, http_body)),
                              headers={"content-type": "application/grpc", "te": "trailers", "x-attack": mark})  # fmt: skip
     assert answer.status_code == 403 and not _reached(upstream, mark)
+
+
+def _turns(*turns: tuple[str, ...]) -> bytes:
+    """A GenerateContentRequest on gemini-2.5-flash with these turns, each a list of Part texts."""
+    contents = b"".join(
+        _field(2, b"".join(_field(1, _field(1, text.encode())) for text in parts) + _field(2, b"user"))
+        for parts in turns
+    )
+    return _field(1, b"models/gemini-2.5-flash") + contents
+
+
+@pytest.mark.parametrize(
+    "turns",
+    [((AWS_KEY[:10], AWS_KEY[10:]),), ((f"my key is {AWS_KEY[:10]}",), (f"{AWS_KEY[10:]} ok",))],
+    ids=["two-parts", "two-turns"],
+)
+def test_a_key_cut_across_grpc_parts_or_turns_is_refused(gate, upstream, turns):
+    """Red-team F112: each protobuf string was scanned alone; the REST call with the same parts is
+    refused (its prompt strings are joined)."""
+    user = "grpc-split-" + marker()[:6]
+    answer, mark = _send(gate, user, _frame(_turns(*turns)))
+    assert answer.status_code == 403 and not _reached(upstream, mark), answer.text[:200]
+    [row] = gate.rows(f"user_name = '{user}'", expect=1)
+    assert "AWS_ACCESS_KEY:1" in row["dlp_findings"]
+
+
+def test_ordinary_grpc_turns_pass(gate, upstream):
+    user = "grpc-turns-" + marker()[:6]
+    turns = (("Summarise the report", "in three bullet points"), ("Shorter, please",), ("And in French",))
+    answer, mark = _send(gate, user, _frame(_turns(*turns)))
+    assert _reached(upstream, mark), answer.text[:200]

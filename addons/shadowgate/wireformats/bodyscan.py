@@ -40,6 +40,7 @@ from .decoding import TextReading
 from .decoding import UndecodableBody
 from .decoding import grpc_messages
 from .decoding import is_grpc
+from .decoding import protobuf_fields
 from .decoding import read_text
 from .multipart import declared_charset
 from .multipart import is_multipart
@@ -368,8 +369,24 @@ class BodyScan:
             # rewritten: a value to redact refuses the request (content()).
             for message in grpc_messages(content):
                 self._document(message, fallback=True)
+                self._protobuf_joined(message)
             return None
         return self._document(content, fallback=True, content_type=content_type)
+
+    def _protobuf_joined(self, message: bytes) -> None:
+        """The text strings of a protobuf message (a GenerateContentRequest's parts and turns), in
+        order and joined, as the JSON path joins a prompt's strings: a key cut across two
+        `Part.text` was in no string whole (red-team F112). Never rewritten: a value to redact
+        refuses the request. A value cut in three strings or more is not found."""
+        texts = protobuf_texts(message)
+        # Each pair of neighbours alone, so a value glues onto nothing beyond them, and each pair
+        # one string apart (a turn's role lies between two turns' text); only a value across
+        # their boundary counts (one inside a string was counted already).
+        pairs = [*itertools.pairwise(texts), *zip(texts, texts[2:], strict=False)]
+        for left, right in pairs:
+            head, tail = left[-_WINDOW:], right[:_WINDOW]
+            if _to_redact(self._findings(head + tail, keep=_across(len(head)))):
+                self.unredactable = True
 
     def _sdp(self, data: bytes) -> None:
         """A WebRTC session description (a Realtime call's offer): scanned but for the lines that
@@ -612,6 +629,37 @@ _NAMED_BY_CONTEXT = frozenset({"assignment", "cli"})
 ID_KEYS = frozenset({"id", "tool_call_id", "call_id", "tool_use_id", "item_id", "previous_response_id"})
 _MAX_INNER_JSON = 256 * 1024
 _GAP = "\n\n\n"  # between texts scanned together: no value spans a blank line
+
+
+def _across(cut: int) -> Callable[[Any], bool]:
+    """Keeps the findings that span offset `cut`."""
+    return lambda f: f.start < cut < f.end
+
+
+def protobuf_texts(message: bytes, depth: int = 0) -> list[str]:
+    """The UTF-8 text strings of a protobuf message at any depth, in order: a length-delimited
+    field that reads as text is a string, one that walks as a message is descended into."""
+    fields = protobuf_fields(message) if depth < _PROTOBUF_DEPTH else None
+    out: list[str] = []
+    for _number, value in fields or ():
+        if not isinstance(value, bytes) or not value:
+            continue
+        # A message first (a Part's bytes start with its tag, 0x0a, which also reads as text);
+        # one holding no text at all was text that happened to walk ("hi" is field 13 = 105).
+        inner = protobuf_texts(value, depth + 1)
+        if inner:
+            out += inner
+            continue
+        try:
+            text = value.decode("utf-8")
+        except UnicodeDecodeError:
+            continue
+        if all(c.isprintable() or c in "\n\r\t" for c in text):
+            out.append(text)
+    return out
+
+
+_PROTOBUF_DEPTH = 32
 
 
 # SDP lines that carry the session's signalling (RFC 8839 ICE, RFC 8122 fingerprint, RFC 8866
