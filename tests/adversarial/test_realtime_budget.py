@@ -217,3 +217,30 @@ def test_push_to_talk_audio_is_no_turn_at_a_full_minute(ws_policy, ws_upstream):
     }
     audio = {"type": "input_audio_buffer.append", "audio": "AAAA"}
     assert _sent_after_a_full_minute(proxy, ws_upstream, "rtb-ptt-" + marker()[:6], audio, first=push_to_talk)
+
+
+def test_a_contradictory_update_leaves_turn_detection_on_at_a_full_minute(ws_policy, ws_upstream):  # noqa: F811
+    # `turn_detection: null` beside a GA `audio.input.turn_detection` that detects turns: the GA
+    # server reads the latter, so audio still becomes turns it answers (red-team F107).
+    proxy = ws_policy("budgets:\n  - {id: rpm, per: user, requests_per_minute: 2}\n")
+    mixed = {
+        "type": "session.update",
+        "session": {
+            "type": "realtime",
+            "turn_detection": None,
+            "audio": {"input": {"turn_detection": {"type": "server_vad"}}},
+        },
+    }
+    audio = {"type": "input_audio_buffer.append", "audio": "AAAA"}
+    assert not _sent_after_a_full_minute(proxy, ws_upstream, "rtb-mixed-" + marker()[:6], audio, first=mixed)
+
+
+def test_live_tool_responses_and_activity_ends_ask_for_an_answer():
+    # The model goes on after a tool response, and the end of a push-to-talk turn is answered:
+    # neither counted as a request per minute (red-team F114). The rule itself, as above.
+    from shadowgate.stages.realtime import _asks_for_answer
+
+    tool = {"toolResponse": {"functionResponses": [{"id": "c1", "name": "f", "response": {"ok": True}}]}}
+    assert _asks_for_answer(tool)
+    assert _asks_for_answer({"realtimeInput": {"activityEnd": {}}})
+    assert not _asks_for_answer({"realtimeInput": {"activityStart": {}}})

@@ -653,10 +653,17 @@ def _turn_detection(doc: Any) -> bool | None:
     if not isinstance(doc, dict):
         return None
     if doc.get("type") == "session.update":
+        # The beta reads `session.turn_detection`, GA `session.audio.input.turn_detection`: off
+        # only when every place the update names says off, as a server may read either (red-team
+        # F107: `turn_detection: null` beside a GA `server_vad` left detection on).
         session = doc.get("session")
-        for holder in (session, dig(session, "audio", "input")):
-            if isinstance(holder, dict) and "turn_detection" in holder:
-                return holder["turn_detection"] is not None
+        said = [
+            holder["turn_detection"] is not None
+            for holder in (session, dig(session, "audio", "input"))
+            if isinstance(holder, dict) and "turn_detection" in holder
+        ]
+        if said:
+            return any(said)
     if dig(doc, "setup", "realtimeInputConfig", "automaticActivityDetection", "disabled") is True:
         return False
     return None
@@ -674,10 +681,14 @@ def _asks_for_answer(doc: Any) -> bool:
     # activity detection says so: counted as the answer ends, Realtime._count_answers).
     # A clientContent asks only with `turnComplete: true`: without it the server only adds the
     # turns to the context (red-team F86).
+    # A Live `toolResponse` makes the model go on, and `realtimeInput.activityEnd` ends a
+    # push-to-talk turn: each is answered (red-team F114).
     return isinstance(doc, dict) and (
         doc.get("type") == "response.create"
         or dig(doc, "clientContent", "turnComplete") is True
         or dig(doc, "realtimeInput", "text") is not None
+        or dig(doc, "realtimeInput", "activityEnd") is not None
+        or isinstance(doc.get("toolResponse"), dict)
     )
 
 
