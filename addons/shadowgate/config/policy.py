@@ -358,6 +358,11 @@ class Policy:
         the other models the call may run (fallbacks, a batch's requests): the strictest wins,
         the first (the model as sent) among equals. A call that also runs a model it names only
         by reference is judged as well as the strictest model a rule could name (any_model)."""
+        if facts.file_type is not None and "," in facts.file_type:
+            # Several files, or a file read as several types (its name, declared type and bytes
+            # disagree): each type is judged, the strictest holds.
+            kinds = facts.file_type.split(",")
+            return max((self.decide(replace(facts, file_type=kind)) for kind in kinds), key=strictness)
         if facts.model_reference is not None:
             known = self.decide(replace(facts, model_reference=None))
             return max([known, self.any_model(facts)], key=strictness)

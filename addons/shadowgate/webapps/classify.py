@@ -44,9 +44,42 @@ class FileFacts:
 
     @property
     def extension(self) -> str | None:
-        if self.name and "." in self.name:
-            return self.name.rsplit(".", 1)[1].lower()[:16] or None
+        # As a server or an OS reads the name: trailing dots and blanks dropped (`report.pdf `).
+        name = (self.name or "").strip().rstrip(". ")
+        if "." in name:
+            return name.rsplit(".", 1)[1].lower()[:16] or None
         return _EXTENSIONS.get((self.content_type or "").split(";")[0].strip().lower())
+
+    @property
+    def kinds(self) -> set[str]:
+        """What the file is, by every reading: its name, its declared type and its first bytes.
+        A rule on `file_type` judges each (round-6b F109: a PDF named `report.txt`, or sent as
+        `application/octet-stream`, was no PDF); a file with none is "unknown"."""
+        declared = _EXTENSIONS.get((self.content_type or "").split(";")[0].strip().lower())
+        found = {k for k in (self.extension, declared, sniffed_type(self.data)) if k}
+        return found or {"unknown"}
+
+
+# File signatures (the first bytes), for the formats a rule is likely to name.
+_SIGNATURES = (
+    (b"%PDF-", "pdf"), (b"\x89PNG\r\n\x1a\n", "png"), (b"\xff\xd8\xff", "jpg"), (b"GIF87a", "gif"),
+    (b"GIF89a", "gif"), (b"PK\x03\x04", "zip"), (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "doc"),
+    (b"{\\rtf", "rtf"), (b"ID3", "mp3"), (b"OggS", "ogg"), (b"fLaC", "flac"), (b"\x1a\x45\xdf\xa3", "webm"),
+)  # fmt: skip
+
+
+def sniffed_type(data: bytes | None) -> str | None:
+    """A file's format from its first bytes, or None."""
+    if not data:
+        return None
+    for signature, kind in _SIGNATURES:
+        if data.startswith(signature):
+            return kind
+    if data[:4] == b"RIFF" and data[8:12] in (b"WEBP", b"WAVE"):
+        return "webp" if data[8:12] == b"WEBP" else "wav"
+    if data[4:8] == b"ftyp":
+        return "mp4"
+    return None
 
 
 _EXTENSIONS = {
@@ -95,17 +128,16 @@ class WebFacts:
 
     @property
     def file_type(self) -> str | None:
-        kinds = sorted({e for f in self.files if (e := f.extension)})
+        kinds = sorted({k for f in self.files for k in f.kinds})
         return ",".join(kinds) if kinds else None
 
     def policy_facts(self) -> dict[str, Any]:
         """The web-app keys of config.policy.Facts."""
-        kinds = sorted({e for f in self.files if (e := f.extension)})
         return {
             "activity": self.activity,
             "account": self.account_kind,
-            # With several files a rule must see the riskiest: each type is tried (Facts holds one).
-            "file_type": kinds[0] if len(kinds) == 1 else (",".join(kinds) or None),
+            # Every type of every file, comma-separated: Policy.decide judges each, the strictest holds.
+            "file_type": self.file_type,
             "file_bytes": max((f.size or 0 for f in self.files), default=None) if self.files else None,
         }
 
