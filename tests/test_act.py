@@ -326,3 +326,47 @@ def test_budgets_survive_a_restart_and_count_every_instance(fresh_proxy, tmp_pat
     assert r.status_code == 429 and "small" in r.json()["error"]["message"]
     with second.client("dora") as client:
         assert client.post("https://api.openai.com/v1/chat/completions", json=CHAT).status_code == 200
+
+
+ALL_OPENAI_TO_GATEWAY = """\
+rules:
+  - id: openai-to-gateway
+    match: {provider: openai}
+    action: redirect
+    gateway: {openai_base_url: "https://llm.corp.test/v1", key_env: SG_TEST_GATEWAY_KEY}
+"""
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "gateway_path"),
+    [
+        ("GET", "/v1/models", "/v1/models"),
+        ("GET", "/v1/models/gpt-4.1", "/v1/models/gpt-4.1"),
+        (
+            "GET",
+            "/v1/responses/resp_abc123?stream=true&starting_after=3",
+            "/v1/responses/resp_abc123?stream=true&starting_after=3",
+        ),
+        ("POST", "/v1/moderations", "/v1/moderations"),
+    ],
+)
+def test_the_calls_that_go_with_a_redirected_one_follow_it(proxy_with, upstream, method, path, gateway_path):
+    """Round-6b G27: listing models (every chat UI does at start), fetching a background response
+    and moderations were refused 403 under a redirect of OpenAI to the gateway."""
+    proxy = proxy_with(ALL_OPENAI_TO_GATEWAY, environ={"SG_TEST_GATEWAY_KEY": GATEWAY_KEY})
+    before = len(upstream.seen)
+    with proxy.client("companion") as client:
+        body = {"input": "hi"} if method == "POST" else None
+        client.request(method, f"https://api.openai.com{path}", json=body, headers={"authorization": "Bearer sk-mine"})
+    [seen] = upstream.seen[before:]
+    assert (seen.host, seen.path) == ("llm.corp.test", gateway_path)
+    assert seen.headers["authorization"] == f"Bearer {GATEWAY_KEY}"
+
+
+@pytest.mark.parametrize("path", ["/v1/key/generate", "/v1/../key/generate", "/v1/files", "/v1/models/../../admin"])
+def test_other_paths_never_reach_the_gateway_with_its_key(proxy_with, upstream, path):
+    proxy = proxy_with(ALL_OPENAI_TO_GATEWAY, environ={"SG_TEST_GATEWAY_KEY": GATEWAY_KEY})
+    before = len(upstream.seen)
+    with proxy.client("companion-x") as client:
+        answer = client.get(f"https://api.openai.com{path}", headers={"authorization": "Bearer sk-mine"})
+    assert answer.status_code == 403 and len(upstream.seen) == before

@@ -10,10 +10,12 @@ from __future__ import annotations
 import html
 import json
 import logging
+import re
 from urllib.parse import urlsplit
 
 from mitmproxy import http
 
+from shadowgate.config.catalog import Provider
 from shadowgate.config.policy import BLOCK
 from shadowgate.config.policy import COACH
 from shadowgate.config.policy import RATE_LIMIT
@@ -36,6 +38,7 @@ from shadowgate.storage.schema import FlowRecord
 from shadowgate.wireformats import PARSERS
 from shadowgate.wireformats import error_body
 from shadowgate.wireformats import parse_json_body
+from shadowgate.wireformats.base import GatewayRoute
 from shadowgate.wireformats.common import dumps_json
 from shadowgate.wireformats.decoding import UndecodableBody
 from shadowgate.wireformats.decoding import decode_body
@@ -229,7 +232,7 @@ class Act:
                 flow.response.headers[RESET_HEADER] = decision.reset_at
             return
         if action == REDIRECT:
-            if not self._redirect(flow, rec, decision):
+            if not self._redirect(flow, rec, decision, facts):
                 return
         if decision.rule is not None and decision.rule.headers:
             for name, value in decision.rule.headers:
@@ -243,7 +246,7 @@ class Act:
             flow.response = page(200, "Before you continue", message, extra, decision, facts.host)
         return action
 
-    def _redirect(self, flow: http.HTTPFlow, rec: FlowRecord | None, decision: Decision) -> bool:
+    def _redirect(self, flow: http.HTTPFlow, rec: FlowRecord | None, decision: Decision, facts: Facts) -> bool:
         """Re-send the call to the sanctioned gateway. False when it was refused instead."""
         rule = decision.rule
         assert rule is not None
@@ -263,14 +266,20 @@ class Act:
             )
             return False
 
-        if gateway is None or route is None:
+        if gateway is None:
             return refuse("this request is not an API call the gateway can take")
-        wire = PARSERS.get(route.parser)
-        target_route = wire.gateway_route(route) if wire is not None else None
+        wire = PARSERS.get(route.parser) if route is not None else None
+        target_route = wire.gateway_route(route) if wire is not None and route is not None else None
+        keep_query = False
+        catalog = self.settings.catalog
+        provider = catalog.providers.get(facts.provider or "") if catalog is not None else None
+        if target_route is None and (plain := _plain_openai_route(provider, request.path)) is not None:
+            # The calls that go with a re-routed one (listing models, fetching a background
+            # response, moderations) go to the same gateway at the same path (round-6b G27).
+            target_route, keep_query = plain, True
         if target_route is None:
-            return refuse(
-                f"{route.wire_format} calls cannot be re-routed; use the gateway's OpenAI-compatible endpoint"
-            )
+            what = f"{route.wire_format} calls cannot be re-routed" if route else "it is not an API call it can take"
+            return refuse(f"{what}; use the gateway's OpenAI-compatible endpoint")
         base = {"anthropic": gateway.anthropic_base_url, "openai": gateway.openai_base_url}.get(target_route.api)
         if base is None:
             return refuse(GATEWAY_ROUTE_MISSING.get(target_route.api, "the gateway has no route for this call"))
@@ -291,7 +300,10 @@ class Act:
         request.scheme = target.scheme
         request.host = target.hostname or ""
         request.port = target.port or (443 if target.scheme == "https" else 80)
-        request.path = target.path  # the provider's query (api-version, key=) means nothing here
+        query = urlsplit(request.path).query if keep_query else ""
+        # The provider's query (api-version, key=) means nothing at the gateway; a plain path's
+        # does (a resumed stream's `starting_after`, a listing's `limit`).
+        request.path = target.path + (f"?{query}" if query else "")
         if rec is not None:
             rec.redirect_target = target.netloc
         return True
@@ -321,3 +333,19 @@ class Act:
             request.headers.pop("content-encoding", None)
             request.content = dumps_json(body, ensure_ascii=True).encode()  # a LongNumber as its digits
         return None
+
+
+def _plain_openai_route(provider: Provider | None, path: str) -> GatewayRoute | None:
+    """The same path under the gateway's OpenAI base (which ends where the provider's `/v1`
+    does) for the OpenAI calls that go with re-routed ones: only these, as the request goes out
+    with the gateway's own key, which must not reach the gateway's other (admin) endpoints."""
+    if provider is None or not any(f.startswith("openai") for f in provider.wire_formats):
+        return None
+    bare = urlsplit(path).path
+    return GatewayRoute("openai", bare[3:]) if _PLAIN_OPENAI_PATHS.fullmatch(bare) else None
+
+
+# Listing models, moderations, and a Responses response's retrieval, input items and cancel.
+_PLAIN_OPENAI_PATHS = re.compile(
+    r"/v1/(?:models(?:/[\w.:-]+)?|moderations|responses/resp_\w+(?:/input_items|/cancel)?)"
+)
