@@ -246,7 +246,7 @@ class Catalog:
     def _route_uncached(self, provider_id: str | None, method: str, path: str, host: str | None) -> Route | None:
         endpoints = self._endpoints_by_provider[provider_id] if provider_id else self._all_endpoints
         for endpoint in endpoints:
-            if endpoint.method != method or (endpoint.hosts and host not in endpoint.hosts):
+            if endpoint.method != method or (endpoint.hosts and not _host_is_one_of(host, endpoint.hosts)):
                 continue
             m = endpoint.path.fullmatch(path)
             if m is None:
@@ -263,6 +263,14 @@ class Catalog:
     def host_patterns(self) -> list[str]:
         """Every host pattern that must reach the proxy, path-scoped hosts included."""
         return sorted({*self._hosts.patterns(), *self._paths.patterns()})
+
+
+def _host_is_one_of(host: str | None, patterns: tuple[str, ...]) -> bool:
+    """Whether a (normalised) host is one of an entry's host patterns: an exact name, or a name
+    below the domain of a `*.domain` one (a Databricks workspace, a Copilot API host)."""
+    if host is None:
+        return False
+    return host in patterns or any(p.startswith("*.") and host.endswith(p[1:]) for p in patterns)
 
 
 # --- loading and validation -------------------------------------------------------------------

@@ -92,7 +92,10 @@ class OpenAIFilesParser(JsonWireParser):
             and isinstance(line.get("method"), str)
             and not any(path in str(line.get("url")) for path in ("embeddings", "moderations"))
         ]  # an embeddings line generates no output (red-team F65)
-        models = tuple(dict.fromkeys(m for line in lines for m in line_models(line)))
+        # Only a batch request's models run: a dataset line (a fine-tune example, an exported
+        # log naming the model that wrote it) has no request body and no custom_id (round-6b G10).
+        batch_lines = [line for line in lines if is_batch_line(line)]
+        models = tuple(dict.fromkeys(m for line in batch_lines for m in line_models(line)))
         stored = [line for line in lines if dig(line, "body", "prompt", "id") and not dig(line, "body", "model")]
         if not models and not requests and not stored:
             return None
@@ -125,6 +128,12 @@ def batch_file_lines(content: bytes, content_type: str) -> list[Any]:
                     with contextlib.suppress(ValueError, RecursionError):
                         lines.append(loads_lenient(line))
     return lines
+
+
+def is_batch_line(line: Any) -> bool:
+    """Whether a JSONL line may be a batch request: it carries a request body or a custom_id
+    (both required by every OpenAI-compatible Batch API). A dataset line has neither."""
+    return isinstance(line, dict) and (isinstance(line.get("body"), dict) or "custom_id" in line)
 
 
 def line_models(request: Any) -> list[str]:
