@@ -6,12 +6,14 @@ DLP-scanned like any other (scope.py); a run and a speech stream also report usa
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from .base import RequestFacts
 from .base import ResponseFacts
 from .base import Route
+from .common import DEFAULT_OUTPUT_TOKENS
 from .common import Accumulator
 from .common import JsonWireParser
 from .common import as_int
@@ -21,6 +23,7 @@ from .common import body_streaming
 from .common import dicts
 from .common import dig
 from .common import loads_lenient
+from .common import nested_models
 from .common import nonempty_str
 from .common import openai_error
 from .common import text_chars
@@ -140,6 +143,55 @@ def line_models(request: Any) -> list[str]:
     """A batch line's models: its request's, and those its tools or transcription run (F69)."""
     named = [nonempty_str(dig(request, "body", "model")), nonempty_str(dig(request, "model"))]
     return [m for m in named if m] + list(tool_models(dig(request, "body")))
+
+
+# The output caps an eval run's sampling_params may name (the Evals API spells it
+# `max_completions_tokens`; the others as the Chat Completions and Responses APIs do).
+_EVAL_CAP_KEYS = ("max_completions_tokens", "max_completion_tokens", "max_output_tokens", "max_tokens")
+
+
+class OpenAIEvalsParser(JsonWireParser):
+    """An Evals run (`POST /v1/evals/{id}/runs`): it runs its data source's model over every item
+    of its source, like a batch (red-team F96). Its bound is the items times the sampling cap;
+    an uncapped run, or one whose items are in a file or a stored-completions query the proxy
+    does not read, has none (Decide refuses it under a token or USD budget). A `jsonl` source
+    grades outputs already made: no generation, an ordinary call."""
+
+    id = "openai-evals"
+    prompt_keys = frozenset({"input_messages", "template", "content", "text"})
+
+    def _looks_like(self, body: dict[str, Any]) -> bool:
+        return isinstance(body.get("data_source"), dict)
+
+    def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
+        source = dig(body, "data_source")
+        model = nonempty_str(dig(source, "model"))
+        others = tuple(m for m in nested_models(body) if m != model)
+        facts = RequestFacts(route.operation, model, False, len(json_text(dig(source, "input_messages"))), others)
+        if dig(source, "type") == "jsonl" and model is None:
+            return facts
+        caps = [dig(source, "sampling_params", key) for key in _EVAL_CAP_KEYS]
+        cap = max((c for c in caps if isinstance(c, int) and not isinstance(c, bool) and c >= 0), default=None)
+        items = dig(source, "source", "content")
+        if dig(source, "source", "type") != "file_content" or not isinstance(items, list):
+            kind = nonempty_str(dig(source, "source", "type")) or "unknown"
+            facts.unbounded = f"the eval run's items are in a {kind[:40]} source the proxy does not read"
+            return facts
+        if cap is None:
+            facts.uncapped = max(1, len(items))
+        facts.output_cap = len(items) * (cap if cap is not None else DEFAULT_OUTPUT_TOKENS)
+        return facts
+
+    def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
+        return _ObjectAccumulator()
+
+
+def json_text(value: Any) -> str:
+    """A JSON value's text, for its size (a prompt template's characters)."""
+    try:
+        return json.dumps(value) if value is not None else ""
+    except (TypeError, ValueError):
+        return ""
 
 
 class _RunAccumulator:
