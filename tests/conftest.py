@@ -89,6 +89,7 @@ TEST_HOSTS = sorted(
         "codestral.mistral.ai",
         "api.groq.com",
         "copilot-proxy.githubusercontent.com",
+        "eastus.api.cognitive.microsoft.com",
     }
 )
 

@@ -15,10 +15,12 @@ import json
 import pytest
 
 from shadowgate.config.catalog import load_catalog
+from shadowgate.config.yamlfile import ConfigError
 from shadowgate.wireformats import PARSERS
 from tests.adversarial.calls import post_marked
 from tests.adversarial.calls import reached
 from tests.adversarial.wire import marker
+from tests.conftest import ROOT
 
 RULES = """
 rules:
@@ -68,6 +70,37 @@ def test_every_google_cloud_region_is_a_vertex_host():
         assert getattr(catalog.match_host(f"{region}-aiplatform.googleapis.com"), "id", None) == "vertex-ai"
     for host in ("europe-west8-aiplatform.googleapis.com.evil.example", "evil-aiplatform.googleapis.com"):
         assert catalog.match_host(host) is None
+
+
+def test_azure_openai_on_its_regional_multi_service_endpoint_is_judged(proxy_with, upstream):
+    # An account made without a custom subdomain answers on {region}.api.cognitive.microsoft.com,
+    # shared with the other Azure AI services: its /openai/ paths passed unseen (red-team F100).
+    proxy = proxy_with("rules:\n  - {id: no-azure, match: {provider: azure-openai}, action: block}\n")
+    host = "https://eastus.api.cognitive.microsoft.com"
+    body = json.dumps({"messages": [{"role": "user", "content": "hi"}]}).encode()
+    url = f"{host}/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+    row = _refused(proxy, upstream, "azure-regional", body, url, headers={"api-key": "k"})
+    assert (row["provider"], row["model"], row["rule_id"]) == ("azure-openai", "gpt-4o", "no-azure")
+    # The host's other services are not Azure OpenAI: passed, no row.
+    answer, mark = post_marked(proxy, "azure-regional-speech", b"{}", f"{host}/sts/v1.0/issueToken")
+    assert reached(upstream, mark), answer.text[:200]
+    assert proxy.rows("user_name = 'azure-regional-speech'", expect=0) == []
+
+
+def test_shared_hosts_need_paths(tmp_path):
+    entry = ("  - {id: x, name: X, vendor: X, category: api, hosts: [x.example], shared_hosts: [y.example],"
+             " source: 'https://x.example/docs', verified: 2026-01-01}\n")  # fmt: skip
+    text = (ROOT / "providers.yaml").read_text()
+    catalog = tmp_path / "providers.yaml"
+    catalog.write_text(text.replace("providers:\n", "providers:\n" + entry, 1))
+    with pytest.raises(ConfigError, match="shared_hosts"):
+        load_catalog(catalog, known_parsers=PARSERS)
+    catalog.write_text(
+        text.replace("providers:\n", "providers:\n" + entry.replace("shared_hosts", "paths: [/ai/], shared_hosts"), 1)
+    )
+    found = load_catalog(catalog, known_parsers=PARSERS)
+    assert found.match("x.example", "/other").id == "x"  # its hosts are wholly its own
+    assert found.match("y.example", "/ai/chat").id == "x" and found.match("y.example", "/other") is None
 
 
 def test_a_vertex_tuned_endpoint_over_rest_is_metered(gate, upstream):
