@@ -90,6 +90,7 @@ TEST_HOSTS = sorted(
         "api.groq.com",
         "copilot-proxy.githubusercontent.com",
         "eastus.api.cognitive.microsoft.com",
+        "api.together.xyz",
     }
 )
 

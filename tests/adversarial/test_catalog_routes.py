@@ -212,6 +212,17 @@ def test_a_batch_input_file_off_openai_is_read(gate, proxy_with, upstream, url):
     assert answer.status_code == 429 and not reached(upstream, mark)
 
 
+def test_a_batch_file_of_custom_id_and_body_lines_is_bounded(proxy_with, upstream):
+    # Together's and Mistral's batch lines carry no method or URL: they were judged but never
+    # charged (red-team F105).
+    proxy = proxy_with("budgets:\n  - {id: daily, per: user, tokens_per_day: 100000}\n")
+    lines = [{"custom_id": f"r{i}", "body": {"model": "meta-llama/Llama-3.3-70B-Instruct-Turbo", "max_tokens": 32000,
+                                             "messages": [{"role": "user", "content": "q"}]}} for i in range(200)]  # fmt: skip
+    answer, mark = _upload(proxy, "batch-together", "https://api.together.xyz/v1/files",
+                           "\n".join(json.dumps(line) for line in lines).encode(), "batch-api")  # fmt: skip
+    assert answer.status_code == 429 and not reached(upstream, mark), answer.text[:200]
+
+
 @pytest.mark.parametrize("purpose", ["user_data", "fine-tune"])
 def test_dataset_lines_naming_a_model_are_no_batch(gate, upstream, purpose):
     # An exported log (a model named on each line, no request body) was judged as batch requests

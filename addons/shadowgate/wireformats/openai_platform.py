@@ -54,6 +54,10 @@ class _ObjectAccumulator:
         return self._facts
 
 
+# Members only a model request's body has: a batch line without method and URL is one with them.
+_REQUEST_KEYS = ("model", "messages", "input", "prompt", "contents")
+
+
 class OpenAIFilesParser(JsonWireParser):
     """/v1/files and /v1/uploads (multipart; a batch input file is JSONL, one request a line) and
     /v1/batches (JSON naming an uploaded file). No tokens are spent until the batch runs."""
@@ -84,15 +88,18 @@ class OpenAIFilesParser(JsonWireParser):
                 # so judged as any model (red-team F78; DLP refuses it too when on).
                 return RequestFacts("upload_file", model_reference="an upload the proxy cannot split")
         lines = batch_file_lines(content, content_type)
-        # A batch line names its method and URL beside its body; other JSONL (an e-mail export, a
-        # log) with a `body` member is no request (red-team F93).
+        # A batch line names its method and URL beside its body, or (Together's, Mistral's batch
+        # files: red-team F105) a custom_id beside a body that is a model request; other JSONL (an
+        # e-mail export, a log) with a `body` member is no request (red-team F93).
         requests = [
             line["body"]
             for line in lines
             if isinstance(line, dict)
             and isinstance(line.get("body"), dict)
-            and isinstance(line.get("url"), str)
-            and isinstance(line.get("method"), str)
+            and (
+                (isinstance(line.get("url"), str) and isinstance(line.get("method"), str))
+                or ("custom_id" in line and any(key in line["body"] for key in _REQUEST_KEYS))
+            )
             and not any(path in str(line.get("url")) for path in ("embeddings", "moderations"))
         ]  # an embeddings line generates no output (red-team F65)
         # Only a batch request's models run: a dataset line (a fine-tune example, an exported
