@@ -284,3 +284,24 @@ def test_an_agent_by_id_is_judged_as_any_model(gate, upstream, url, body):
     user = "agent-" + str(abs(hash(url)) % 10**8)
     row = _refused(gate, upstream, user, json.dumps(body).encode(), url)
     assert row["decision"] == "block"
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "case"),
+    [
+        ("google-ai-studio/v1beta/models/gemini-2.5-flash:generateContent", GEMINI_BODY, "gemini-generate-thinking-cached"),
+        ("google-vertex-ai/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash:generateContent",
+         GEMINI_BODY, "gemini-generate-thinking-cached"),
+        ("aws-bedrock/bedrock-runtime/us-east-1/model/anthropic.claude-3-5-haiku-20241022-v1:0/converse", CONVERSE, "bedrock-converse"),
+    ],
+    ids=["google-ai-studio", "google-vertex-ai", "aws-bedrock"],
+)  # fmt: skip
+def test_a_provider_native_path_through_cloudflare_ai_gateway_is_metered(gate, upstream, path, body, case):
+    # The Gemini and Bedrock routes were anchored at the path's start: through the gateway these
+    # calls were unknown endpoints, their answers' usage never read (red-team F116).
+    user = "cf-native-" + str(abs(hash(path)) % 10**8)
+    answer, mark = post_marked(gate, user, body, f"https://gateway.ai.cloudflare.com/v1/acct123/gw1/{path}",
+                               headers={"x-fake-case": case})  # fmt: skip
+    assert answer.status_code == 200 and reached(upstream, mark), answer.text[:200]
+    row = _row(gate, user)
+    assert row["operation"] and row["input_tokens"] and row["output_tokens"], row
