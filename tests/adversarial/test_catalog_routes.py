@@ -305,3 +305,10 @@ def test_a_provider_native_path_through_cloudflare_ai_gateway_is_metered(gate, u
     assert answer.status_code == 200 and reached(upstream, mark), answer.text[:200]
     row = _row(gate, user)
     assert row["operation"] and row["input_tokens"] and row["output_tokens"], row
+
+
+def test_a_body_naming_an_agent_without_input_is_no_agent_call(gate, upstream):
+    # An app's telemetry or settings naming an agent asks it nothing: not judged as any model.
+    body = json.dumps({"event": "opened", "agent": "default"}).encode()
+    answer, mark = post_marked(gate, "agent-telemetry", body, "https://api.mistral.ai/v1/telemetry")
+    assert reached(upstream, mark), answer.text[:200]

@@ -313,3 +313,17 @@ def test_an_unknown_grpc_method_without_a_model_is_judged_as_any_model(proxy_wit
         proxy, "grpc-list", URL.replace("GenerativeService/GenerateContent", "ModelService/ListModels"), b""
     )
     assert _reached(upstream, mark), answer.text[:200]
+    # A service that manages resources (Vertex's endpoints, models) runs no model: not judged.
+    deploy = VERTEX_GRPC.replace("PredictionService", "EndpointService") + "DeployModel"
+    answer, mark = _post_grpc(proxy, "grpc-deploy", deploy, _field(1, b"projects/p/locations/l/endpoints/1"))
+    assert _reached(upstream, mark), answer.text[:200]
+
+
+def test_a_vertex_custom_model_endpoint_over_grpc_is_its_model(proxy_with, upstream):
+    # PredictionService/Predict names its endpoint in field 1: the model, judged by that name.
+    proxy = proxy_with("rules:\n  - {id: no-pro, match: {model: '*gemini-2.5-pro*'}, action: block}\n")
+    endpoint = b"projects/acme/locations/us-east5/endpoints/987"
+    answer, mark = _post_grpc(proxy, "grpc-predict", VERTEX_GRPC + "Predict", _field(1, endpoint))
+    assert _reached(upstream, mark), answer.text[:200]
+    [row] = proxy.rows("user_name = 'grpc-predict'", expect=1)
+    assert row["model"] == endpoint.decode()

@@ -431,11 +431,14 @@ _GRPC_OPERATIONS = {
     # :asyncBatchEmbedContent are transcoded from): its model is inside the batch (red-team F111).
     "batchgeneratecontent": ("create_batch", False),
     "asyncbatchembedcontent": ("create_batch", False),
+    "createbatchpredictionjob": ("create_batch", False),  # Vertex AI's JobService
 }
-GRPC_BATCH_METHODS = frozenset({"batchgeneratecontent", "asyncbatchembedcontent"})
-# Methods that run no model (read, list, delete or cancel a resource): an unknown method without
-# one of these verbs may run one, and is judged as any model (red-team F111).
+GRPC_BATCH_METHODS = frozenset({"batchgeneratecontent", "asyncbatchembedcontent", "createbatchpredictionjob"})
+# Methods that run no model (read, list, delete or cancel a resource): an unknown method of a
+# service that generates without one of these verbs may run one, and is judged as any model
+# (red-team F111). The other services (Vertex's endpoints, models, jobs) manage resources.
 _GRPC_QUIET_VERBS = ("get", "list", "delete", "cancel", "wait", "watch")
+_GRPC_GENERATING_SERVICES = ("generativeservice/", "predictionservice/")
 
 
 def grpc_method(path: str) -> str:
@@ -452,17 +455,21 @@ def grpc_operation(path: str) -> tuple[str, bool]:
 def grpc_may_run_a_model(path: str) -> bool:
     """Whether a gRPC method may run a model: a known generation method, or one the proxy does
     not know whose name is no read, list, delete or cancel."""
-    method = grpc_method(path)
-    return bool(grpc_operation(path)[0]) or not method.startswith(_GRPC_QUIET_VERBS)
+    if grpc_operation(path)[0]:
+        return True
+    service = path.split("?", 1)[0].lower()
+    generating = any(name in service for name in _GRPC_GENERATING_SERVICES)
+    return generating and not grpc_method(path).startswith(_GRPC_QUIET_VERBS)
 
 
 def grpc_model_fields(path: str) -> tuple[tuple[int, ...], bool]:
     """(the request's fields naming its model, whether a Vertex endpoint may be that model) by
     service and method. The Gemini API names it in field 1 (red-team F26); Vertex AI's
     GenerateContentRequest in field 5 (F72), its CountTokensRequest in the endpoint (1) and the
-    model (3) (round-6b G14), its other requests in field 1. A tuned Gemini on Vertex is a model
-    named by its endpoint, `projects/*/locations/*/endpoints/{id}` (G7); the endpoint of Vertex's
-    OpenAI-compatible ChatCompletions is not its model (that is in the JSON it carries, F89)."""
+    model (3) (round-6b G14), its other requests (Predict, RawPredict, ...) in field 1. A tuned
+    Gemini or a custom model on Vertex is a model named by its endpoint,
+    `projects/*/locations/*/endpoints/{id}` (G7); the endpoint of Vertex's OpenAI-compatible
+    ChatCompletions is not its model (that is in the JSON it carries, F89)."""
     method = grpc_method(path)
     if ".aiplatform." not in path:
         return (1,), False
@@ -470,7 +477,7 @@ def grpc_model_fields(path: str) -> tuple[tuple[int, ...], bool]:
         return (5,), True
     if method == "counttokens":
         return (1, 3), True
-    return (1,), False
+    return (1,), "chatcompletions" not in method
 
 
 def grpc_first_message(content: bytes) -> bytes | None:

@@ -42,6 +42,9 @@ _AGENT_PATH = re.compile(
     r"/agents/[^/]+/agentAliases/|/flows/[^/]+/aliases/|/reasoningEngines/[^/:]+:(?:stream)?query", re.IGNORECASE
 )
 _AGENT_FIELDS = ("agent_id", "agent", "assistant_id")
+# What a call to an agent carries beside its id: its input. A body that names an agent without
+# one (an app's telemetry, a settings update) asks the agent nothing.
+_AGENT_INPUTS = ("messages", "inputs", "input", "inputText", "thread", "additional_messages", "query", "prompt")
 
 
 def unknown_endpoint_facts(body: Any, path: str = "") -> RequestFacts:
@@ -56,7 +59,9 @@ def unknown_endpoint_facts(body: Any, path: str = "") -> RequestFacts:
         reference = f"the workflow {str(dig(body, 'workflow', 'id'))[:80]}"
     elif any(_SAVED_PROMPT_PATH.search(reading) for reading in path_readings(path)):
         reference = "a saved prompt template"
-    elif agent := next((a for name in _AGENT_FIELDS if (a := nonempty_str(dig(body, name)))), None):
+    elif (agent := next((a for name in _AGENT_FIELDS if (a := nonempty_str(dig(body, name)))), None)) and (
+        any(dig(body, key) is not None for key in _AGENT_INPUTS) or path.split("?", 1)[0].rstrip("/").endswith("/runs")
+    ):
         reference = f"the agent {agent[:80]}"
     elif any(_AGENT_PATH.search(reading) for reading in path_readings(path)):
         reference = "an agent or flow named in the path"
