@@ -17,6 +17,7 @@ import pytest
 from shadowgate.config.catalog import load_catalog
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.wireformats import PARSERS
+from tests.adversarial.calls import fake_answer
 from tests.adversarial.calls import post_marked
 from tests.adversarial.calls import reached
 from tests.adversarial.wire import marker
@@ -312,3 +313,25 @@ def test_a_body_naming_an_agent_without_input_is_no_agent_call(gate, upstream):
     body = json.dumps({"event": "opened", "agent": "default"}).encode()
     answer, mark = post_marked(gate, "agent-telemetry", body, "https://api.mistral.ai/v1/telemetry")
     assert reached(upstream, mark), answer.text[:200]
+
+
+@pytest.mark.parametrize(
+    "base", [f"{AZURE}/openai/uploads", "https://api.groq.com/openai/v1/uploads"], ids=["azure", "groq"]
+)
+def test_a_key_cut_by_an_upload_part_boundary_off_openai_is_found(proxy_with, upstream, base):
+    # The parts' edges were kept for api.openai.com's Uploads only (red-team F105 with F79's seams).
+    proxy = proxy_with("dlp: {secrets: block}\n")
+    user = "seam-" + str(abs(hash(base)) % 10**8)
+    upload = "upload_" + marker()[:10]
+    ids = []
+    for data in (b"notes for the deploy\nuse aws AKIA2OGYBA", b"H6STMMNXNN for the bucket\nthanks\n"):
+        part_id = "part_" + marker()[:10]
+        case = fake_answer(upstream, "/parts", {"id": part_id, "object": "upload.part", "upload_id": upload})
+        body = (b'--BBB\r\nContent-Disposition: form-data; name="data"; filename="blob"\r\n'
+                b"Content-Type: application/octet-stream\r\n\r\n" + data + b"\r\n--BBB--\r\n")  # fmt: skip
+        answer, mark = post_marked(proxy, user, body, f"{base}/{upload}/parts", "multipart/form-data; boundary=BBB",
+                                   headers={"x-fake-case": case})  # fmt: skip
+        assert answer.status_code == 200 and reached(upstream, mark), answer.text[:200]
+        ids.append(part_id)
+    answer, mark = post_marked(proxy, user, json.dumps({"part_ids": ids}).encode(), f"{base}/{upload}/complete")
+    assert answer.status_code == 403 and not reached(upstream, mark), answer.text[:200]
