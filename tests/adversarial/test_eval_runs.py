@@ -51,6 +51,12 @@ def test_an_eval_run_the_budget_cannot_hold_is_refused(gate, upstream, user, bod
     assert why in answer.text
 
 
+def test_an_azure_eval_run_is_bounded_too(gate, upstream):
+    url = "https://acme-eastus.openai.azure.com/openai/v1/evals/eval_1/runs?api-version=preview"
+    answer, mark = post_marked(gate, "eval-azure", _run(2000), url, headers={"api-key": "k"})
+    assert answer.status_code == 429 and not reached(upstream, mark), answer.text[:200]
+
+
 def test_a_small_capped_eval_run_passes(gate, upstream):
     answer, mark = post_marked(gate, "eval-small", _run(5, cap=1000), URL)
     assert reached(upstream, mark), answer.text[:200]
