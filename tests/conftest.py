@@ -83,6 +83,14 @@ TEST_HOSTS = sorted(
         "api.portkey.ai",
         "gateway.ai.cloudflare.com",
         "us-east5-aiplatform.googleapis.com",  # Vertex AI (Claude on v1beta1, tests/adversarial/test_model_elsewhere.py)
+        # routes and hosts of the catalog (tests/adversarial/test_catalog_routes.py)
+        "europe-west8-aiplatform.googleapis.com",
+        "api.mistral.ai",
+        "codestral.mistral.ai",
+        "api.groq.com",
+        "copilot-proxy.githubusercontent.com",
+        "eastus.api.cognitive.microsoft.com",
+        "api.together.xyz",
     }
 )
 

@@ -233,3 +233,128 @@ def test_ordinary_grpc_turns_pass(gate, upstream):
     turns = (("Summarise the report", "in three bullet points"), ("Shorter, please",), ("And in French",))
     answer, mark = _send(gate, user, _frame(_turns(*turns)))
     assert _reached(upstream, mark), answer.text[:200]
+
+
+VERTEX_GRPC = "https://us-east5-aiplatform.googleapis.com/google.cloud.aiplatform.v1.PredictionService/"
+FLASH = b"projects/p/locations/us-east5/publishers/google/models/gemini-2.5-flash"
+
+
+def _post_grpc(proxy, user: str, url: str, message: bytes):
+    mark = marker()
+    with proxy.client(user) as client:
+        answer = client.post(url, content=_frame(message),
+                             headers={"content-type": "application/grpc", "te": "trailers", "x-attack": mark})  # fmt: skip
+    return answer, mark
+
+
+@pytest.mark.parametrize(
+    ("fields", "allowed"),
+    [((1, 3), True), ((1,), True), ((3,), True), ((1, 3, "pro"), False)],
+    ids=["endpoint-and-model", "endpoint", "model", "pro-in-field-3"],
+)
+def test_vertex_count_tokens_names_its_model_in_fields_1_and_3(proxy_with, upstream, fields, allowed):
+    # google.cloud.aiplatform.v1.CountTokensRequest: endpoint = 1, model = 3, contents = 4. Field 5
+    # was read, found empty, and the count was refused as a call of any model (round-6b G14).
+    proxy = proxy_with("rules:\n  - {id: no-pro, match: {model: '*gemini-2.5-pro*'}, action: block}\n")
+    pro = FLASH.replace(b"flash", b"pro")
+    message = b"".join(_field(f, FLASH) for f in fields if f != "pro") + _field(4, _field(1, b"user"))
+    if "pro" in fields:
+        message += _field(3, pro)
+    user = "grpc-count-" + "-".join(map(str, fields))
+    answer, mark = _post_grpc(proxy, user, VERTEX_GRPC + "CountTokens", message)
+    assert _reached(upstream, mark) is allowed, answer.text[:200]
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert (row["operation"], row["model"]) == ("count_tokens", (pro if "pro" in fields else FLASH).decode())
+
+
+def test_a_vertex_tuned_endpoint_over_grpc_is_its_model(proxy_with, upstream):
+    # A tuned Gemini is called by its endpoint (GenerativeModel("projects/.../endpoints/ID")): it was
+    # "a gRPC call whose model the proxy cannot find" and refused by an unrelated rule (round-6b G7).
+    proxy = proxy_with("rules:\n  - {id: no-pro, match: {model: '*gemini-2.5-pro*'}, action: block}\n")
+    endpoint = b"projects/acme/locations/us-east5/endpoints/1234567890"
+    answer, mark = _post_grpc(
+        proxy, "grpc-tuned", VERTEX_GRPC + "GenerateContent", _contents("hi") + _field(5, endpoint)
+    )
+    assert _reached(upstream, mark), answer.text[:200]
+    [row] = proxy.rows("user_name = 'grpc-tuned'", expect=1)
+    assert (row["model"], row["decision"]) == (endpoint.decode(), "allow")
+    # Judged by that name: a rule on it holds.
+    proxy = proxy_with("rules:\n  - {id: no-tuned, match: {model: '*/endpoints/1234567890'}, action: block}\n")
+    answer, mark = _post_grpc(proxy, "grpc-tuned-2", VERTEX_GRPC + "GenerateContent", _field(5, endpoint))
+    assert answer.status_code == 403 and not _reached(upstream, mark)
+
+
+def _pb(number: int, value: bytes | int) -> bytes:
+    """A protobuf field of any length: a varint for an int, length-delimited for bytes."""
+    if isinstance(value, int):
+        return _varint_field(number, value)
+    return _varint(number << 3 | 2) + _varint(len(value)) + value
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _batch(model: bytes, requests: int) -> bytes:
+    """BatchGenerateContentRequest{batch: GenerateContentBatch{model, display_name, input_config{requests{
+    requests: InlinedRequest{request: GenerateContentRequest}}}}} (the REST shape's nesting)."""
+    request = _pb(1, model) + _pb(2, _pb(1, _pb(1, b"q")) + _pb(2, b"user")) + _pb(4, _varint_field(4, 65000))
+    inlined = b"".join(_pb(1, _pb(1, request)) for _ in range(requests))
+    return _pb(2, _pb(1, model) + _pb(3, b"nightly") + _pb(4, _pb(2, _pb(1, inlined))))
+
+
+BATCH_URL = URL.replace("/GenerateContent", "/BatchGenerateContent")
+
+
+def test_a_grpc_batch_is_judged_by_its_models(proxy_with, upstream):
+    # BatchGenerateContent was a method the proxy did not know: its model (inside the batch) was
+    # never read, and a gemini-2.5-pro block passed (red-team F111).
+    proxy = proxy_with("rules:\n  - {id: no-pro, match: {model: '*gemini-2.5-pro*'}, action: block}\n")
+    answer, mark = _post_grpc(proxy, "grpc-batch-pro", BATCH_URL, _batch(b"models/gemini-2.5-pro", 20))
+    assert answer.status_code == 403 and not _reached(upstream, mark)
+    [row] = proxy.rows("user_name = 'grpc-batch-pro'", expect=1)
+    assert (row["rule_id"], row["model"], row["operation"]) == ("no-pro", "models/gemini-2.5-pro", "create_batch")
+    answer, mark = _post_grpc(proxy, "grpc-batch-flash", BATCH_URL, _batch(b"models/gemini-2.5-flash", 20))
+    assert _reached(upstream, mark), answer.text[:200]
+
+
+def test_a_grpc_batch_has_no_bound_under_a_token_budget(proxy_with, upstream):
+    # Its requests' output caps are not read: what it may spend has no bound (red-team F111).
+    proxy = proxy_with("budgets:\n  - {id: daily, per: user, tokens_per_day: 100000}\n")
+    answer, mark = _post_grpc(proxy, "grpc-batch-budget", BATCH_URL, _batch(b"models/gemini-2.5-flash", 200))
+    assert answer.status_code == 429 and not _reached(upstream, mark)
+    [row] = proxy.rows("user_name = 'grpc-batch-budget'", expect=1)
+    assert row["rule_id"] == "daily"
+
+
+def test_an_unknown_grpc_method_without_a_model_is_judged_as_any_model(proxy_with, upstream):
+    # A method the proxy does not know may run a model it cannot see (red-team F111); one that
+    # only reads or lists resources runs none.
+    proxy = proxy_with("rules:\n  - {id: no-pro, match: {model: '*gemini-2.5-pro*'}, action: block}\n")
+    answer, mark = _post_grpc(
+        proxy, "grpc-unknown", URL.replace("/GenerateContent", "/GenerateSomethingNew"), _contents("hi")
+    )
+    assert answer.status_code == 403 and not _reached(upstream, mark)
+    answer, mark = _post_grpc(
+        proxy, "grpc-list", URL.replace("GenerativeService/GenerateContent", "ModelService/ListModels"), b""
+    )
+    assert _reached(upstream, mark), answer.text[:200]
+    # A service that manages resources (Vertex's endpoints, models) runs no model: not judged.
+    deploy = VERTEX_GRPC.replace("PredictionService", "EndpointService") + "DeployModel"
+    answer, mark = _post_grpc(proxy, "grpc-deploy", deploy, _field(1, b"projects/p/locations/l/endpoints/1"))
+    assert _reached(upstream, mark), answer.text[:200]
+
+
+def test_a_vertex_custom_model_endpoint_over_grpc_is_its_model(proxy_with, upstream):
+    # PredictionService/Predict names its endpoint in field 1: the model, judged by that name.
+    proxy = proxy_with("rules:\n  - {id: no-pro, match: {model: '*gemini-2.5-pro*'}, action: block}\n")
+    endpoint = b"projects/acme/locations/us-east5/endpoints/987"
+    answer, mark = _post_grpc(proxy, "grpc-predict", VERTEX_GRPC + "Predict", _field(1, endpoint))
+    assert _reached(upstream, mark), answer.text[:200]
+    [row] = proxy.rows("user_name = 'grpc-predict'", expect=1)
+    assert row["model"] == endpoint.decode()

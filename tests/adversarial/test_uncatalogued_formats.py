@@ -58,8 +58,9 @@ def _row(proxy, user: str) -> dict:
 @pytest.mark.parametrize(
     ("user", "url", "body", "provider", "model"),
     [
-        ("bedrock-agents", "https://bedrock-agent-runtime.us-east-1.amazonaws.com/agents/AG1/agentAliases/AL1/sessions/s1/text",
-         {"inputText": f"please summarise: aws key {AWS_KEY}"}, "aws-bedrock-agents", None),
+        # (InvokeAgent names an agent, a model by reference judged as any model: test_catalog_routes.py)
+        ("bedrock-agents", "https://bedrock-agent-runtime.us-east-1.amazonaws.com/knowledgebases/KB1/retrieve",
+         {"retrievalQuery": {"text": f"please find: aws key {AWS_KEY}"}}, "aws-bedrock-agents", None),
         ("elevenlabs-tts", "https://api.elevenlabs.io/v1/text-to-speech/voice1",
          {"text": f"read out {AWS_KEY}", "model_id": "eleven_multilingual_v2"}, "elevenlabs", "eleven_multilingual_v2"),
         ("notebooklm", "https://notebooklm.google.com/api/chat",

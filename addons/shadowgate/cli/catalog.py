@@ -151,7 +151,9 @@ def show_lines(p) -> list[str]:
         f"  hosts        {', '.join(p.hosts)}",
     ]
     if p.paths:
-        lines.append(f"  paths        {', '.join(p.paths)}")
+        lines.append(
+            f"  paths        {', '.join(p.paths)}{' on ' + ', '.join(p.shared_hosts) if p.shared_hosts else ''}"
+        )
     lines += [
         f"  wire formats {', '.join(p.wire_formats) or '-'}",
         f"  source       {p.source or '-'} (verified {p.verified or 'never'})",

@@ -15,6 +15,7 @@ import re
 import threading
 from collections.abc import Collection
 from collections.abc import Iterable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from dataclasses import field
 from dataclasses import replace
@@ -52,6 +53,7 @@ _PROVIDER_KEYS = {
     "category",
     "hosts",
     "paths",
+    "shared_hosts",
     "wire_formats",
     "otel_provider",
     "pricing_provider",
@@ -93,6 +95,18 @@ class Provider:
     # a GET to Jina Reader). Never matched against unknown hosts, as wire formats are.
     endpoints: tuple[Endpoint, ...] = ()
     stream_usage: str | None = None  # see STREAM_USAGE_VALUES
+    # Hosts the entry shares with other services, on which only its `paths` are its own (Azure
+    # OpenAI's regional multi-service endpoint); `hosts` are then wholly the entry's.
+    shared_hosts: tuple[str, ...] = ()
+
+    def claims(self) -> Iterator[tuple[str, str]]:
+        """Every (host pattern, path prefix) the entry claims; "" for a whole host."""
+        for host in self.hosts:
+            for prefix in self.paths if self.paths and not self.shared_hosts else ("",):
+                yield host, prefix
+        for host in self.shared_hosts:
+            for prefix in self.paths:
+                yield host, prefix
 
     @property
     def source(self) -> str | None:
@@ -188,15 +202,16 @@ class Catalog:
         self.source = source
         self.providers: dict[str, Provider] = {p.id: p for p in providers}
         self.wire_formats = wire_formats
-        self._hosts = HostIndex((h, p) for p in self.providers.values() if not p.paths for h in p.hosts)
+        self._hosts = HostIndex((h, p) for p in self.providers.values() for h, prefix in p.claims() if not prefix)
         # AI features on a shared host (a SaaS app's assistant endpoints): host, then path prefix.
         # Prefixes are kept lower-case without a trailing slash: a path is compared in every reading
         # a server may give it, case-insensitively (config/requestpath.py), so /Chat or /chat;x on a
         # forgiving server still counts; matching more than the server serves only makes us stricter.
         by_host: dict[str, list[tuple[str, Provider]]] = {}
         for p in self.providers.values():
-            for h in p.hosts if p.paths else ():
-                by_host.setdefault(h, []).extend((prefix.rstrip("/").lower(), p) for prefix in p.paths)
+            for h, prefix in p.claims():
+                if prefix:
+                    by_host.setdefault(h, []).append((prefix.rstrip("/").lower(), p))
         self._paths = HostIndex((h, tuple(sorted(entries, key=lambda e: -len(e[0])))) for h, entries in by_host.items())
         # Unknown hosts are fingerprinted against every endpoint; specific paths go first so that
         # "/openai/deployments/x/chat/completions" is Azure before it is generic OpenAI.
@@ -246,7 +261,7 @@ class Catalog:
     def _route_uncached(self, provider_id: str | None, method: str, path: str, host: str | None) -> Route | None:
         endpoints = self._endpoints_by_provider[provider_id] if provider_id else self._all_endpoints
         for endpoint in endpoints:
-            if endpoint.method != method or (endpoint.hosts and host not in endpoint.hosts):
+            if endpoint.method != method or (endpoint.hosts and not _host_is_one_of(host, endpoint.hosts)):
                 continue
             m = endpoint.path.fullmatch(path)
             if m is None:
@@ -263,6 +278,14 @@ class Catalog:
     def host_patterns(self) -> list[str]:
         """Every host pattern that must reach the proxy, path-scoped hosts included."""
         return sorted({*self._hosts.patterns(), *self._paths.patterns()})
+
+
+def _host_is_one_of(host: str | None, patterns: tuple[str, ...]) -> bool:
+    """Whether a (normalised) host is one of an entry's host patterns: an exact name, or a name
+    below the domain of a `*.domain` one (a Databricks workspace, a Copilot API host)."""
+    if host is None:
+        return False
+    return host in patterns or any(p.startswith("*.") and host.endswith(p[1:]) for p in patterns)
 
 
 # --- loading and validation -------------------------------------------------------------------
@@ -385,13 +408,12 @@ def _load_providers(
             successor_lines[provider.id] = line_of_key(raw_lifecycle, "successor") or line_of(raw)
         if provider.id in providers:
             raise ConfigError(path, line_of(raw), f"duplicate provider id {provider.id!r}")
-        for host in provider.hosts:
-            for prefix in provider.paths or ("",):
-                if (host, prefix) in seen_hosts:
-                    raise ConfigError(
-                        path, line_of(raw), f"host {host + prefix!r} is already listed by {seen_hosts[host, prefix]!r}"
-                    )
-                seen_hosts[host, prefix] = provider.id
+        for host, prefix in provider.claims():
+            if (host, prefix) in seen_hosts:
+                raise ConfigError(
+                    path, line_of(raw), f"host {host + prefix!r} is already listed by {seen_hosts[host, prefix]!r}"
+                )
+            seen_hosts[host, prefix] = provider.id
         providers[provider.id] = provider
     for pid, line in successor_lines.items():
         successor = providers[pid].lifecycle.successor  # type: ignore[union-attr]
@@ -401,14 +423,17 @@ def _load_providers(
 
 
 def _overlay(base: dict[str, Provider], overlay: dict[str, Provider]) -> dict[str, Provider]:
-    claimed = {(h, prefix) for p in overlay.values() for h in p.hosts for prefix in p.paths or ("",)}
+    claimed = {claim for p in overlay.values() for claim in p.claims()}
     merged: dict[str, Provider] = {}
     for pid, provider in base.items():
         if pid in overlay:
             continue
-        hosts = tuple(h for h in provider.hosts if all((h, x) not in claimed for x in provider.paths or ("",)))
+        lost = {host for host, prefix in provider.claims() if (host, prefix) in claimed}
+        hosts = tuple(h for h in provider.hosts if h not in lost)
+        shared = tuple(h for h in provider.shared_hosts if h not in lost)
         if hosts:
-            merged[pid] = provider if hosts == provider.hosts else replace(provider, hosts=hosts)
+            changed = hosts != provider.hosts or shared != provider.shared_hosts
+            merged[pid] = replace(provider, hosts=hosts, shared_hosts=shared) if changed else provider
     return {**merged, **overlay}
 
 
@@ -530,6 +555,14 @@ def _load_provider(
             line_of_key(raw, "paths"),
             f"provider {pid!r}: 'paths' must be a list of path prefixes starting with '/'",
         )
+    shared = raw.get("shared_hosts", [])
+    if not isinstance(shared, list) or (shared and not paths):
+        raise ConfigError(
+            path,
+            line_of_key(raw, "shared_hosts"),
+            f"provider {pid!r}: 'shared_hosts' must be a list of hosts, with 'paths' naming the entry's own",
+        )
+    shared_hosts = tuple(_check_host(path, line_of_key(raw, "shared_hosts"), pid, h) for h in shared)
     sources = _sources(path, raw, pid)
     verified = raw.get("verified")
     if verified is not None and (
@@ -568,6 +601,7 @@ def _load_provider(
         lifecycle=lifecycle,
         endpoints=_provider_endpoints(path, raw, pid, clean_hosts, known_parsers),
         stream_usage=stream_usage,
+        shared_hosts=shared_hosts,
     )
 
 

@@ -36,8 +36,13 @@ from shadowgate.wireformats.base import RequestFacts
 from shadowgate.wireformats.base import Route
 from shadowgate.wireformats.common import header_map
 from shadowgate.wireformats.common import router_header_models
+from shadowgate.wireformats.decoding import GRPC_BATCH_METHODS
 from shadowgate.wireformats.decoding import grpc_first_message
+from shadowgate.wireformats.decoding import grpc_may_run_a_model
+from shadowgate.wireformats.decoding import grpc_method
+from shadowgate.wireformats.decoding import grpc_model_fields
 from shadowgate.wireformats.decoding import grpc_models
+from shadowgate.wireformats.decoding import grpc_nested_models
 from shadowgate.wireformats.decoding import grpc_operation
 from shadowgate.wireformats.decoding import is_grpc
 from shadowgate.wireformats.decoding import readable_content
@@ -211,8 +216,9 @@ class Identify:
         if batch is not None and rec.route is None and is_grpc(flow.request.headers.get("content-type", "")):
             operation, streamed = grpc_operation(flow.request.path)
             batch = replace(batch, operation=operation, streaming=streamed)
-            if operation and batch.model is None and batch.model_reference is None:
-                # A generation call whose model field this does not know: judged as any model.
+            if grpc_may_run_a_model(flow.request.path) and batch.model is None and batch.model_reference is None:
+                # A generation call whose model field this does not know, or a method the proxy
+                # does not know that may run one (red-team F111): judged as any model.
                 batch = replace(batch, model_reference="a gRPC call whose model the proxy cannot find")
         header_models, reference = router_header_models(flow.request.headers)
         others = (batch.other_models if batch else ()) + header_models
@@ -228,6 +234,7 @@ class Identify:
                 model_reference=facts.model_reference or reference or (batch.model_reference if batch else None),
                 output_cap=batch.output_cap if batch else facts.output_cap,
                 uncapped=batch.uncapped if batch else facts.uncapped,
+                unbounded=facts.unbounded or (batch.unbounded if batch else None),
                 prompt_chars=max(facts.prompt_chars, batch.prompt_chars if batch else 0),
                 # A multipart request's billed quantity (an audio file to transcribe).
                 billed_unit=facts.billed_unit or (batch.billed_unit if batch else None),
@@ -284,8 +291,22 @@ def grpc_request_facts(content: bytes, path: str = "") -> RequestFacts:
     that one is the model, the others judged too. A message the proxy cannot walk names a model
     it cannot see: judged as any model (and DLP refuses it: bodyscan)."""
     message = grpc_first_message(content)
-    # Vertex AI's GenerateContentRequest names it in field 5 (google.cloud.aiplatform).
-    models = grpc_models(message, 5 if ".aiplatform." in path else 1) if message is not None else None
+    if message is not None and grpc_method(path) in GRPC_BATCH_METHODS:
+        # A batch names its model inside it and in each request it inlines, whose output caps
+        # are not read here: every model found is judged, and what it may spend has no bound
+        # a budget can hold (red-team F111).
+        models = grpc_nested_models(message)
+        if models is None:
+            return RequestFacts(operation="", model_reference="a gRPC message the proxy cannot read")
+        models = list(dict.fromkeys(models))
+        return RequestFacts(
+            operation="",
+            model=models[0] if models else None,
+            other_models=tuple(models[1:]),
+            unbounded="a gRPC batch's requests are not read for their output caps",
+        )
+    fields, endpoints = grpc_model_fields(path)
+    models = grpc_models(message, fields, endpoints) if message is not None else None
     if models is None:
         return RequestFacts(operation="", model_reference="a gRPC message the proxy cannot read")
     return RequestFacts(operation="", model=models[-1] if models else None, other_models=tuple(models[:-1]))

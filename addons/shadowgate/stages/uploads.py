@@ -43,6 +43,9 @@ from shadowgate.wireformats.multipart import is_multipart
 from shadowgate.wireformats.multipart import parse_multipart
 from shadowgate.wireformats.openai_platform import line_models
 
+# The services that take OpenAI's Uploads: OpenAI's, Azure OpenAI's and the OpenAI-compatible
+# Batch APIs' (red-team F105).
+_UPLOAD_FORMATS = frozenset({"openai-platform", "openai-batch", "azure-openai"})
 _UPLOAD_PATH = re.compile(r"(?:/[^?#]*)?/uploads/([^/]+)/(parts|complete)/?", re.IGNORECASE)
 EDGE_BYTES = 8 * 1024  # text kept on each side of a seam for DLP: more than any secret
 LINE_BYTES = 256 * 1024  # the longest line cut by a seam that is read whole (a batch line)
@@ -184,7 +187,7 @@ class Uploads:
 
 def _upload_target(flow: http.HTTPFlow, rec: FlowRecord | None) -> tuple[str, str] | None:
     """(upload id, "parts" | "complete") for a POST to an OpenAI Upload's parts or complete."""
-    if rec is None or rec.provider is None or "openai-platform" not in rec.provider.wire_formats:
+    if rec is None or rec.provider is None or not _UPLOAD_FORMATS & set(rec.provider.wire_formats):
         return None
     path = flow.request.path.lower()
     if flow.request.method.upper() != "POST" or ("uploads" not in path and "%" not in path):

@@ -27,6 +27,7 @@ from .openai import OpenAIChatParser
 from .openai import OpenAIEmbeddingsParser
 from .openai import OpenAIResponsesParser
 from .openai_platform import OpenAIAssistantsParser
+from .openai_platform import OpenAIEvalsParser
 from .openai_platform import OpenAIFilesParser
 from .openai_platform import OpenAIMediaParser
 from .openai_platform import OpenAISpeechParser
@@ -42,6 +43,7 @@ PARSERS: dict[str, WireParser] = {
         AnthropicBatchesParser(),
         OpenAIFilesParser(),
         OpenAIAssistantsParser(),
+        OpenAIEvalsParser(),
         OpenAISpeechParser(),
         OpenAIMediaParser(),
         OpenAITranscriptionParser(),

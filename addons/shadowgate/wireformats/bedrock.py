@@ -41,6 +41,32 @@ CONVERSE_EVENTS = frozenset(
 )
 
 
+# ARN resource types that name the model they run: a foundation model, and a system (cross-
+# region) inference profile, whose id is the model's with a region prefix (`us.anthropic...`).
+_ARN_NAMING_A_MODEL = ("foundation-model/", "inference-profile/")
+
+
+def model_by_reference(model: str | None) -> str | None:
+    """What a Bedrock model id that is an ARN of another kind refers to: a Prompt management
+    prompt (its stored model runs), an application inference profile (a wrapper of any model),
+    a prompt router (it picks the model per request), a provisioned, custom or imported model.
+    The model it runs is not in the call: judged as any model (red-team F95). None for a model
+    named by its id."""
+    if model is None or not model.lower().startswith("arn:"):
+        return None
+    resource = model.split(":", 5)[-1]
+    if resource.lower().startswith(_ARN_NAMING_A_MODEL):
+        return None
+    return f"a Bedrock {resource.split('/', 1)[0][:60]} ARN"
+
+
+def _facts(route: Route, body: Any, prompt_chars: int) -> RequestFacts:
+    model = body_model(route, body)
+    facts = RequestFacts(route.operation, model, body_streaming(route, body), prompt_chars)
+    facts.model_reference = model_by_reference(model)
+    return facts
+
+
 def _error_type(headers: Mapping[str, str], body: Any) -> str | None:
     # Bedrock's HTTP errors are {"message": ...}; the type is in x-amzn-ErrorType ("ThrottlingException:http://...").
     kind = header(headers, "x-amzn-errortype") or nonempty_str(dig(body, "__type"))
@@ -158,9 +184,7 @@ class BedrockConverseParser(JsonWireParser):
         )
 
     def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
-        return RequestFacts(
-            route.operation, body_model(route, body), body_streaming(route, body), _converse_prompt_chars(body)
-        )
+        return _facts(route, body, _converse_prompt_chars(body))
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _ConverseAccumulator(headers)
@@ -337,9 +361,7 @@ class BedrockInvokeParser(JsonWireParser):
         return isinstance(body.get("inputText"), str) and "model" not in body  # Amazon Titan
 
     def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
-        return RequestFacts(
-            route.operation, body_model(route, body), body_streaming(route, body), _invoke_prompt_chars(body)
-        )
+        return _facts(route, body, _invoke_prompt_chars(body))
 
     def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
         return _InvokeAccumulator(headers)

@@ -427,13 +427,57 @@ _GRPC_OPERATIONS = {
     # here, so judged as any model (red-team F89).
     "chatcompletions": ("chat", False),
     "streamingchatcompletions": ("chat", True),
+    # A batch of generation or embedding requests (the methods REST :batchGenerateContent and
+    # :asyncBatchEmbedContent are transcoded from): its model is inside the batch (red-team F111).
+    "batchgeneratecontent": ("create_batch", False),
+    "asyncbatchembedcontent": ("create_batch", False),
+    "createbatchpredictionjob": ("create_batch", False),  # Vertex AI's JobService
 }
+GRPC_BATCH_METHODS = frozenset({"batchgeneratecontent", "asyncbatchembedcontent", "createbatchpredictionjob"})
+# Methods that run no model (read, list, delete or cancel a resource): an unknown method of a
+# service that generates without one of these verbs may run one, and is judged as any model
+# (red-team F111). The other services (Vertex's endpoints, models, jobs) manage resources.
+_GRPC_QUIET_VERBS = ("get", "list", "delete", "cancel", "wait", "watch")
+_GRPC_GENERATING_SERVICES = ("generativeservice/", "predictionservice/")
+
+
+def grpc_method(path: str) -> str:
+    """A gRPC call's method, the path's last segment, lower-cased."""
+    return path.split("?", 1)[0].rsplit("/", 1)[-1].lower()
 
 
 def grpc_operation(path: str) -> tuple[str, bool]:
     """(operation, streamed) of a gRPC call by its method, the path's last segment; ("", False)
     for a method not listed here."""
-    return _GRPC_OPERATIONS.get(path.split("?", 1)[0].rsplit("/", 1)[-1].lower(), ("", False))
+    return _GRPC_OPERATIONS.get(grpc_method(path), ("", False))
+
+
+def grpc_may_run_a_model(path: str) -> bool:
+    """Whether a gRPC method may run a model: a known generation method, or one the proxy does
+    not know whose name is no read, list, delete or cancel."""
+    if grpc_operation(path)[0]:
+        return True
+    service = path.split("?", 1)[0].lower()
+    generating = any(name in service for name in _GRPC_GENERATING_SERVICES)
+    return generating and not grpc_method(path).startswith(_GRPC_QUIET_VERBS)
+
+
+def grpc_model_fields(path: str) -> tuple[tuple[int, ...], bool]:
+    """(the request's fields naming its model, whether a Vertex endpoint may be that model) by
+    service and method. The Gemini API names it in field 1 (red-team F26); Vertex AI's
+    GenerateContentRequest in field 5 (F72), its CountTokensRequest in the endpoint (1) and the
+    model (3) (round-6b G14), its other requests (Predict, RawPredict, ...) in field 1. A tuned
+    Gemini or a custom model on Vertex is a model named by its endpoint,
+    `projects/*/locations/*/endpoints/{id}` (G7); the endpoint of Vertex's OpenAI-compatible
+    ChatCompletions is not its model (that is in the JSON it carries, F89)."""
+    method = grpc_method(path)
+    if ".aiplatform." not in path:
+        return (1,), False
+    if method in ("generatecontent", "streamgeneratecontent"):
+        return (5,), True
+    if method == "counttokens":
+        return (1, 3), True
+    return (1,), "chatcompletions" not in method
 
 
 def grpc_first_message(content: bytes) -> bytes | None:
@@ -451,23 +495,54 @@ def grpc_first_message(content: bytes) -> bytes | None:
     return None
 
 
-def grpc_models(message: bytes, field: int = 1) -> list[str] | None:
-    """Every value of field 1 of a Gemini/Vertex GenerateContentRequest (`models/...`), in order:
-    protobuf lets the field come anywhere and repeat, the last value winning, so every one is
-    judged (red-team F55). None when the message is not a protobuf the proxy can walk."""
-    fields = protobuf_fields(message)
-    if fields is None:
+def grpc_models(message: bytes, fields: tuple[int, ...] = (1,), endpoints: bool = False) -> list[str] | None:
+    """Every value of the model fields of a Gemini/Vertex request (`models/...`, or with
+    `endpoints` a Vertex endpoint), in order: protobuf lets a field come anywhere and repeat, the
+    last value winning, so every one is judged (red-team F55). None when the message is not a
+    protobuf the proxy can walk."""
+    walked = protobuf_fields(message)
+    if walked is None:
         return None
     models = []
-    for number, value in fields:
-        # Field 1 on the Gemini API, 5 on Vertex AI's GenerateContentRequest (red-team F72); the
-        # Gemini API's field 5 is its tools (F87), so the caller names the field by the service.
-        if number == field and isinstance(value, bytes) and len(value) <= 512:
+    for number, value in walked:
+        # The caller names the fields by service and method: the Gemini API's field 5 is its
+        # tools (F87), Vertex's GenerateContentRequest field 5 its model (F72).
+        if number in fields and isinstance(value, bytes) and len(value) <= 512:
             try:
                 models.append(value.decode("utf-8"))
             except UnicodeDecodeError:
                 return None
-    return [m for m in models if "models/" in m]
+    return [m for m in models if "models/" in m or (endpoints and _VERTEX_ENDPOINT.fullmatch(m))]
+
+
+_VERTEX_ENDPOINT = re.compile(r"projects/[^/]+/locations/[^/]+/endpoints/[^/]+")
+_MODEL_NAME = re.compile(r"(?:[\w.@-]+/)*models/[\w.@:-]+")
+
+
+def grpc_nested_models(message: bytes, depth: int = 8) -> list[str] | None:
+    """Every model name (`models/...`, `publishers/*/models/...`) at any depth of a protobuf
+    message, in order: a batch names its model inside the batch and again in each inlined
+    request (red-team F111), at field numbers the proxy need not know. A length-delimited value
+    that reads as a model name is one; any other is walked as a message when it is one. None when
+    the message itself cannot be walked."""
+    walked = protobuf_fields(message)
+    if walked is None:
+        return None
+    models: list[str] = []
+    for _number, value in walked:
+        if not isinstance(value, bytes):
+            continue
+        if len(value) <= 512:
+            try:
+                text = value.decode("utf-8")
+            except UnicodeDecodeError:
+                text = ""
+            if _MODEL_NAME.fullmatch(text):
+                models.append(text)
+                continue
+        if depth > 0:
+            models += grpc_nested_models(value, depth - 1) or []
+    return models
 
 
 def protobuf_fields(message: bytes) -> list[tuple[int, int | bytes]] | None:

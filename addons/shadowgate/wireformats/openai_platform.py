@@ -6,12 +6,14 @@ DLP-scanned like any other (scope.py); a run and a speech stream also report usa
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from .base import RequestFacts
 from .base import ResponseFacts
 from .base import Route
+from .common import DEFAULT_OUTPUT_TOKENS
 from .common import Accumulator
 from .common import JsonWireParser
 from .common import as_int
@@ -21,6 +23,7 @@ from .common import body_streaming
 from .common import dicts
 from .common import dig
 from .common import loads_lenient
+from .common import nested_models
 from .common import nonempty_str
 from .common import openai_error
 from .common import text_chars
@@ -49,6 +52,10 @@ class _ObjectAccumulator:
 
     def result(self) -> ResponseFacts:
         return self._facts
+
+
+# Members only a model request's body has: a batch line without method and URL is one with them.
+_REQUEST_KEYS = ("model", "messages", "input", "prompt", "contents")
 
 
 class OpenAIFilesParser(JsonWireParser):
@@ -81,18 +88,24 @@ class OpenAIFilesParser(JsonWireParser):
                 # so judged as any model (red-team F78; DLP refuses it too when on).
                 return RequestFacts("upload_file", model_reference="an upload the proxy cannot split")
         lines = batch_file_lines(content, content_type)
-        # A batch line names its method and URL beside its body; other JSONL (an e-mail export, a
-        # log) with a `body` member is no request (red-team F93).
+        # A batch line names its method and URL beside its body, or (Together's, Mistral's batch
+        # files: red-team F105) a custom_id beside a body that is a model request; other JSONL (an
+        # e-mail export, a log) with a `body` member is no request (red-team F93).
         requests = [
             line["body"]
             for line in lines
             if isinstance(line, dict)
             and isinstance(line.get("body"), dict)
-            and isinstance(line.get("url"), str)
-            and isinstance(line.get("method"), str)
+            and (
+                (isinstance(line.get("url"), str) and isinstance(line.get("method"), str))
+                or ("custom_id" in line and any(key in line["body"] for key in _REQUEST_KEYS))
+            )
             and not any(path in str(line.get("url")) for path in ("embeddings", "moderations"))
         ]  # an embeddings line generates no output (red-team F65)
-        models = tuple(dict.fromkeys(m for line in lines for m in line_models(line)))
+        # Only a batch request's models run: a dataset line (a fine-tune example, an exported
+        # log naming the model that wrote it) has no request body and no custom_id (round-6b G10).
+        batch_lines = [line for line in lines if is_batch_line(line)]
+        models = tuple(dict.fromkeys(m for line in batch_lines for m in line_models(line)))
         stored = [line for line in lines if dig(line, "body", "prompt", "id") and not dig(line, "body", "model")]
         if not models and not requests and not stored:
             return None
@@ -127,10 +140,65 @@ def batch_file_lines(content: bytes, content_type: str) -> list[Any]:
     return lines
 
 
+def is_batch_line(line: Any) -> bool:
+    """Whether a JSONL line may be a batch request: it carries a request body or a custom_id
+    (both required by every OpenAI-compatible Batch API). A dataset line has neither."""
+    return isinstance(line, dict) and (isinstance(line.get("body"), dict) or "custom_id" in line)
+
+
 def line_models(request: Any) -> list[str]:
     """A batch line's models: its request's, and those its tools or transcription run (F69)."""
     named = [nonempty_str(dig(request, "body", "model")), nonempty_str(dig(request, "model"))]
     return [m for m in named if m] + list(tool_models(dig(request, "body")))
+
+
+# The output caps an eval run's sampling_params may name (the Evals API spells it
+# `max_completions_tokens`; the others as the Chat Completions and Responses APIs do).
+_EVAL_CAP_KEYS = ("max_completions_tokens", "max_completion_tokens", "max_output_tokens", "max_tokens")
+
+
+class OpenAIEvalsParser(JsonWireParser):
+    """An Evals run (`POST /v1/evals/{id}/runs`): it runs its data source's model over every item
+    of its source, like a batch (red-team F96). Its bound is the items times the sampling cap;
+    an uncapped run, or one whose items are in a file or a stored-completions query the proxy
+    does not read, has none (Decide refuses it under a token or USD budget). A `jsonl` source
+    grades outputs already made: no generation, an ordinary call."""
+
+    id = "openai-evals"
+    prompt_keys = frozenset({"input_messages", "template", "content", "text"})
+
+    def _looks_like(self, body: dict[str, Any]) -> bool:
+        return isinstance(body.get("data_source"), dict)
+
+    def _request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
+        source = dig(body, "data_source")
+        model = nonempty_str(dig(source, "model"))
+        others = tuple(m for m in nested_models(body) if m != model)
+        facts = RequestFacts(route.operation, model, False, len(json_text(dig(source, "input_messages"))), others)
+        if dig(source, "type") == "jsonl" and model is None:
+            return facts
+        caps = [dig(source, "sampling_params", key) for key in _EVAL_CAP_KEYS]
+        cap = max((c for c in caps if isinstance(c, int) and not isinstance(c, bool) and c >= 0), default=None)
+        items = dig(source, "source", "content")
+        if dig(source, "source", "type") != "file_content" or not isinstance(items, list):
+            kind = nonempty_str(dig(source, "source", "type")) or "unknown"
+            facts.unbounded = f"the eval run's items are in a {kind[:40]} source the proxy does not read"
+            return facts
+        if cap is None:
+            facts.uncapped = max(1, len(items))
+        facts.output_cap = len(items) * (cap if cap is not None else DEFAULT_OUTPUT_TOKENS)
+        return facts
+
+    def _accumulator(self, headers: Mapping[str, str]) -> Accumulator:
+        return _ObjectAccumulator()
+
+
+def json_text(value: Any) -> str:
+    """A JSON value's text, for its size (a prompt template's characters)."""
+    try:
+        return json.dumps(value) if value is not None else ""
+    except (TypeError, ValueError):
+        return ""
 
 
 class _RunAccumulator:

@@ -33,7 +33,18 @@ MODEL_FIELDS = ("model", "modelId", "model_id", "foundationModel", "modelArn", "
 _SAVED_PROMPT_PATH = re.compile(r"/prompts/[^/]+/(?:completions|render)\b", re.IGNORECASE)
 # A path that names its model (Vertex AI's `.../publishers/{p}/models/{model}:verb`, Gemini's
 # `/models/{model}:verb`, Bedrock's `/model/{id}/...`): an endpoint no route knows there still runs it.
-_PATH_MODEL = re.compile(r"/models?/([^/:?#]+)", re.IGNORECASE)
+# Azure OpenAI's `/openai/deployments/{deployment}/...` names it too (red-team F97).
+_PATH_MODEL = re.compile(r"/(?:models?|deployments)/([^/:?#]+)", re.IGNORECASE)
+# Agents run a model set where they were made (red-team F98): Bedrock Agents' InvokeAgent and
+# InvokeFlow, Vertex AI Agent Engine's query; in the body, Mistral's `agent_id`, Gemini
+# Interactions' `agent`, Azure AI Foundry Agents' `assistant_id`.
+_AGENT_PATH = re.compile(
+    r"/agents/[^/]+/agentAliases/|/flows/[^/]+/aliases/|/reasoningEngines/[^/:]+:(?:stream)?query", re.IGNORECASE
+)
+_AGENT_FIELDS = ("agent_id", "agent", "assistant_id")
+# What a call to an agent carries beside its id: its input. A body that names an agent without
+# one (an app's telemetry, a settings update) asks the agent nothing.
+_AGENT_INPUTS = ("messages", "inputs", "input", "inputText", "thread", "additional_messages", "query", "prompt")
 
 
 def unknown_endpoint_facts(body: Any, path: str = "") -> RequestFacts:
@@ -48,6 +59,12 @@ def unknown_endpoint_facts(body: Any, path: str = "") -> RequestFacts:
         reference = f"the workflow {str(dig(body, 'workflow', 'id'))[:80]}"
     elif any(_SAVED_PROMPT_PATH.search(reading) for reading in path_readings(path)):
         reference = "a saved prompt template"
+    elif (agent := next((a for name in _AGENT_FIELDS if (a := nonempty_str(dig(body, name)))), None)) and (
+        any(dig(body, key) is not None for key in _AGENT_INPUTS) or path.split("?", 1)[0].rstrip("/").endswith("/runs")
+    ):
+        reference = f"the agent {agent[:80]}"
+    elif any(_AGENT_PATH.search(reading) for reading in path_readings(path)):
+        reference = "an agent or flow named in the path"
     return RequestFacts(
         operation="",
         model=model or (others[0] if others else None),
