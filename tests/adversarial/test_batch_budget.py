@@ -192,8 +192,23 @@ def test_a_batch_on_a_model_without_a_price_is_refused_under_a_usd_budget(proxy_
         "model": "ft:gpt-4.1-2025-04-14:acme::abc123", "max_tokens": 1000, "messages": [{"role": "user", "content": "x"}]}}  # fmt: skip
     body, content_type = _file_of([line] * 5)
     answer, mark = post_marked(proxy, "batch-unpriced", body, "https://api.openai.com/v1/files", content_type)
-    assert answer.status_code == 429 and "known price" in answer.text, answer.text[:200]
+    # Permanent: a 429 would have the SDKs retry it (round-6b G9).
+    assert answer.status_code == 403 and "known price" in answer.text, answer.text[:200]
     assert not reached(upstream, mark)
+
+
+def test_a_background_response_on_an_unpriced_deployment_passes_a_usd_budget(proxy_with, upstream):
+    # An Azure deployment's name has no list price: a background response on it is one call, charged
+    # its token bound as in the foreground, not refused as an unpriced batch (round-6b G9).
+    proxy = proxy_with("budgets:\n  - {id: usd, per: user, usd_per_day: 50}\n")
+    body = {"model": "o3-pro-prod", "background": True, "max_output_tokens": 20000, "input": "Write a report."}
+    answer, mark = post_marked(
+        proxy, "bg-azure", json.dumps(body).encode(), "https://acme-eastus.openai.azure.com/openai/v1/responses",
+        headers={"api-key": "azure-test"},
+    )  # fmt: skip
+    assert answer.status_code != 429 and reached(upstream, mark), answer.text[:200]
+    [row] = proxy.rows("user_name = 'bg-azure'", expect=1)
+    assert row["decision"] == "allow"
 
 
 def test_a_jsonl_upload_that_is_no_batch_passes_under_a_token_budget(proxy_with, upstream):
