@@ -79,6 +79,11 @@ class ResponseFacts:
     # The billed quantity when the answer tells it (seconds of audio transcribed): it replaces
     # the request's estimate (RequestFacts.billed_units).
     billed_units: float | None = None
+    # The service tier the answer says served the call (OpenAI's "flex", "priority"; Anthropic's
+    # usage.service_tier): it sets the price (red-team F108, round-6b G17).
+    service_tier: str | None = None
+    # Of the usage's cache writes, those kept one hour (Anthropic's `ttl: "1h"`), dearer (round-6b G16).
+    cache_write_1h_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
