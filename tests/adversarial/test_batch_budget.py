@@ -224,3 +224,27 @@ def test_a_jsonl_upload_that_is_no_batch_passes_under_a_token_budget(proxy_with,
         proxy, "jsonl-mail", body, "https://api.openai.com/v1/files", "multipart/form-data; boundary=b"
     )
     assert answer.status_code == 200 and reached(upstream, mark), answer.text[:200]
+
+
+@pytest.mark.parametrize("count", ["8", 8.0, "8e0"])
+def test_a_gemini_batch_counts_candidates_as_the_api_reads_them(proxy_with, upstream, count):
+    # proto3 JSON takes an int32 as a number or a string: "8" passed where 8 was refused (red-team F104).
+    proxy = proxy_with("budgets:\n  - {id: daily, per: user, tokens_per_day: 500000}\n")
+    config = {"maxOutputTokens": 8192, "candidateCount": count}
+    requests = [{"request": {"contents": [{"parts": [{"text": "x"}]}], "generationConfig": config}}] * 20
+    body = json.dumps({"batch": {"input_config": {"requests": {"requests": requests}}}}).encode()
+    url = "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:batchGenerateContent"
+    answer, mark = post_marked(proxy, f"gemini-candidates-{count}", body, url)
+    assert answer.status_code == 429 and "batch may use" in answer.text, answer.text[:200]
+    assert not reached(upstream, mark)
+
+
+def test_a_batch_of_legacy_completions_counts_best_of(proxy_with, upstream):
+    # best_of answers are generated and billed server-side, though n are returned (red-team F104).
+    proxy = proxy_with(POLICY)
+    line = {"method": "POST", "url": "/v1/completions",
+            "body": {"model": "gpt-3.5-turbo-instruct", "prompt": "x", "max_tokens": 4000, "best_of": 20}}  # fmt: skip
+    body, content_type = _file_of([line] * 10)
+    answer, mark = post_marked(proxy, "batch-best-of", body, "https://api.openai.com/v1/files", content_type)
+    assert answer.status_code == 429 and "batch may use" in answer.text, answer.text[:200]
+    assert not reached(upstream, mark)
