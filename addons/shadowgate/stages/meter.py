@@ -8,10 +8,13 @@ parser failure just turns parsing off for that stream and the usage is estimated
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
 from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 
 from mitmproxy import http
 
@@ -48,6 +51,11 @@ CHARS_PER_TOKEN = 4  # the usual rule of thumb; only used when a provider report
 # /v1/responses/{id}, a resumed stream) is not counted twice. ~100 bytes each: a few MB.
 COUNTED_RESPONSES_MAX = 50_000
 GRPC_FRAME_MAX = 4 * 1024 * 1024
+# The end of an answer too large to parse that is kept to read its usage from (red-team F106):
+# OpenAI, Anthropic and Gemini put the usage last, after the text that makes an answer large.
+USAGE_TAIL_BYTES = 64 * 1024
+# A usage message longer than this in an oversized gRPC frame is none (they are tens of bytes).
+GRPC_USAGE_MAX = 64 * 1024
 
 
 class StreamTap:
@@ -143,8 +151,12 @@ class Meter:
         length = headers.get("content-length", "")
         too_big = length.isdigit() and int(length) > self.settings.max_parse_bytes
         if streaming or too_big:
-            parser = None
-            if not too_big:
+            parser: StreamParser | None = None
+            if too_big and not content_type.startswith(STREAM_CONTENT_TYPES):
+                # Too large to buffer and parse: its usage is read from its end (red-team F106).
+                cap = rec.facts.answer_cap if rec.facts is not None else None
+                parser = TailUsage(rec.route.parser, response.headers, cap)
+            else:
                 try:
                     parser = PARSERS[rec.route.parser].stream_parser(response.headers)
                 except Exception:
@@ -280,31 +292,99 @@ class Meter:
         self.record.ai_request(rec, out)
 
 
+class TailUsage:
+    """The usage of a JSON answer too large to parse (red-team F106: 16 MB of logprobs), read
+    from its last USAGE_TAIL_BYTES: the last `"usage"` / `"usageMetadata"` object there, given
+    to the route's parser as the answer's. The key's quotes are bare in the JSON text only where
+    it is a key: inside a string (generated text) they are escaped, so the text cannot pose as
+    usage. Without one, the output is estimated at the request's cap (times its answers), else
+    at the answer's size: never as nothing."""
+
+    _KEYS = ('"usage"', '"usageMetadata"', '"usage_metadata"')
+
+    def __init__(self, parser: str, headers: Mapping[str, str], cap: int | None) -> None:
+        self.parser = parser
+        self.headers = headers
+        self.cap = cap
+        self.tail = bytearray()
+        self.size = 0
+
+    def feed(self, data: bytes) -> None:
+        self.size += len(data)
+        self.tail += data[-USAGE_TAIL_BYTES:]
+        if len(self.tail) > 2 * USAGE_TAIL_BYTES:
+            del self.tail[: len(self.tail) - USAGE_TAIL_BYTES]
+
+    def finish(self) -> ResponseFacts:
+        text = bytes(self.tail[-USAGE_TAIL_BYTES:]).decode("utf-8", "replace")
+        found = _last_object(text, self._KEYS)
+        facts = ResponseFacts()
+        if found is not None:
+            key, usage = found
+            # Anthropic's accumulator reads a whole message by its type; the others, the key.
+            facts = PARSERS[self.parser].parse_response(self.headers, {"type": "message", key: usage})
+        if facts.usage.is_empty():
+            facts.usage = Usage()
+            # No usage: at most the cap was generated; without one, every byte may be output.
+            facts.output_chars = self.cap * CHARS_PER_TOKEN if self.cap is not None else self.size
+        return facts
+
+
+def _last_object(text: str, keys: tuple[str, ...]) -> tuple[str, dict[str, Any]] | None:
+    """The last of these keys in a JSON text's tail that holds an object: (key, object)."""
+    decoder = json.JSONDecoder()
+    best: tuple[int, str, dict[str, Any]] | None = None
+    for quoted in keys:
+        at = len(text)
+        tries = 0
+        while (at := text.rfind(quoted, 0, at)) >= 0 and (tries := tries + 1) <= 16:
+            value_at = at + len(quoted)
+            while value_at < len(text) and text[value_at] in " \t\r\n:":
+                value_at += 1
+            try:
+                value, _ = decoder.raw_decode(text, value_at)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                if best is None or at > best[0]:
+                    best = (at, quoted.strip('"'), value)
+                break
+    return (best[1], best[2]) if best is not None else None
+
+
 class GrpcUsageStream:
     """The usage of a Gemini or Vertex AI gRPC answer (GenerateContent, or a StreamGenerateContent
     stream, whose last message carries the totals), read frame by frame: its usage metadata is
     field 3 of each GenerateContentResponse on the Gemini API, field 4 on Vertex AI
-    (google.cloud.aiplatform). Memory: one frame at most, and a frame over GRPC_FRAME_MAX is
-    skipped (an answer's usage rides in a small one)."""
+    (google.cloud.aiplatform). Memory: one frame at most; a frame over GRPC_FRAME_MAX is not
+    kept but walked field by field as it streams, its candidates skipped, to read the usage
+    metadata beside them (red-team F106: a 5 MB GenerateContent answer)."""
 
     def __init__(self, path: str) -> None:
         self.usage_field = 4 if ".aiplatform." in path else 3
         self.buffer = bytearray()
-        self.skip = 0  # bytes left of a frame too large to read
+        self.large: _LargeMessage | None = None  # the frame too large to keep, being walked
         self.usage: tuple[int | None, int | None] | None = None
 
     def feed(self, data: bytes) -> None:
-        if self.skip:
-            dropped = min(self.skip, len(data))
-            self.skip -= dropped
-            data = data[dropped:]
+        while data and self.large is not None:
+            taken = self.large.feed(data)
+            data = data[taken:]
+            if self.large.left == 0:
+                self.usage = self.large.usage() or self.usage
+                self.large = None
+        if not data:
+            return
         self.buffer += data
         while len(self.buffer) >= 5:
             size = int.from_bytes(self.buffer[1:5], "big")
             if size > GRPC_FRAME_MAX:
-                self.skip = max(0, size - (len(self.buffer) - 5))
-                del self.buffer[: 5 + size]
-                continue
+                # A compressed one cannot be walked: skipped, its usage estimated.
+                self.large = _LargeMessage(size, self.usage_field, walk=self.buffer[0] == 0)
+                rest = bytes(self.buffer[5:])
+                self.buffer.clear()
+                self.feed(rest)
+                return
             if len(self.buffer) < 5 + size:
                 return
             frame = bytes(self.buffer[: 5 + size])
@@ -316,6 +396,90 @@ class GrpcUsageStream:
 
     def finish(self) -> ResponseFacts:
         return ResponseFacts(usage=usage_or_empty(*self.usage)) if self.usage is not None else ResponseFacts()
+
+
+class _LargeMessage:
+    """The top-level fields of a protobuf message too large to keep, read as it streams: every
+    field skipped but the usage metadata's (kept up to GRPC_USAGE_MAX bytes)."""
+
+    def __init__(self, size: int, usage_field: int, walk: bool) -> None:
+        self.left = size  # bytes of the message still to come
+        self.usage_field = usage_field
+        self.walk = walk
+        self.head = bytearray()  # a field's tag and length, read so far
+        self.skip = 0
+        self.keep_left = 0
+        self.kept = bytearray()
+        self.found: bytes | None = None
+
+    def feed(self, data: bytes) -> int:
+        """Read what of `data` belongs to the message; how many bytes that was."""
+        taken = min(self.left, len(data))
+        self.left -= taken
+        at = 0
+        while self.walk and at < taken:
+            if self.skip:
+                step = min(self.skip, taken - at)
+                self.skip -= step
+                at += step
+            elif self.keep_left:
+                step = min(self.keep_left, taken - at)
+                self.kept += data[at : at + step]
+                self.keep_left -= step
+                at += step
+                if not self.keep_left:
+                    self.found = bytes(self.kept)
+            else:
+                self.head.append(data[at])
+                at += 1
+                self._header()
+        return taken
+
+    def _header(self) -> None:
+        ends = [i for i, byte in enumerate(self.head) if not byte & 0x80]
+        if not ends:
+            self.walk = len(self.head) <= 10  # a varint is at most 10 bytes
+            return
+        tag = _varint_value(self.head[: ends[0] + 1])
+        number, wire_type = tag >> 3, tag & 7
+        if wire_type in (1, 5):  # fixed 64 / 32 bits
+            self.skip, self.head = (8 if wire_type == 1 else 4), bytearray()
+        elif wire_type in (0, 2):  # a varint, or a length and that many bytes
+            if len(ends) < 2:
+                self.walk = len(self.head) <= 20
+                return
+            value = _varint_value(self.head[ends[0] + 1 : ends[1] + 1])
+            self.head = bytearray()
+            if wire_type == 2 and number == self.usage_field and value <= GRPC_USAGE_MAX:
+                self.keep_left, self.kept = value, bytearray()
+                if not value:
+                    self.found = b""
+            elif wire_type == 2:
+                self.skip = value
+        else:  # groups: no GenerateContentResponse field is one
+            self.walk = False
+
+    def usage(self) -> tuple[int | None, int | None] | None:
+        if self.found is None:
+            return None
+        message = _varint_bytes(self.usage_field << 3 | 2) + _varint_bytes(len(self.found)) + self.found
+        try:
+            return grpc_usage([message], self.usage_field)
+        except Exception:
+            return None
+
+
+def _varint_value(data: bytes | bytearray) -> int:
+    return sum((byte & 0x7F) << (7 * i) for i, byte in enumerate(data))
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
 
 
 def decoded_body(response: http.Response) -> bytes:

@@ -56,6 +56,9 @@ class RequestFacts:
     # response's cap: what it may spend once it runs, charged to the budgets when it is
     # submitted. None for other calls.
     output_cap: int | None = None
+    # The most output tokens this one call may generate (its cap times the answers it asks for),
+    # None when it names no cap: the estimate for an answer too large to read (red-team F106).
+    answer_cap: int | None = None
     uncapped: int = 0  # of a batch's requests, those with no output cap (counted at the default)
     # Why what a batch may spend has no bound the proxy can read (its input file was uploaded too
     # large to read): refused under token and USD budgets, as an uncapped one is.

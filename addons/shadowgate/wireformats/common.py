@@ -704,7 +704,9 @@ class JsonWireParser:
 
     def parse_request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
         try:
-            return self._request(route, headers, body)
+            facts = self._request(route, headers, body)
+            facts.answer_cap = call_output_cap(body)
+            return facts
         except Exception:
             operation = route.operation if isinstance(getattr(route, "operation", None), str) else "chat"
             return RequestFacts(operation=operation)
