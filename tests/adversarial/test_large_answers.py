@@ -14,6 +14,7 @@ import json
 
 from tests.adversarial.calls import post_marked
 from tests.adversarial.calls import reached
+from tests.adversarial.wire import protobuf_field as _pb
 
 LIMIT = 64 * 1024
 BUDGET = "budgets:\n  - {id: daily, per: user, tokens_per_day: 100000}\n"
@@ -65,20 +66,6 @@ def test_a_large_answer_without_usage_is_estimated_at_its_cap_never_nothing(prox
     assert (capped["output_tokens"], capped["usage_estimated"]) == (3000, True)
     [uncapped] = proxy.rows("user_name = 'big-bare-uncapped'", expect=1)
     assert uncapped["output_tokens"] >= LIMIT // 4 and uncapped["usage_estimated"] is True
-
-
-def _pb(number: int, value: bytes | int) -> bytes:
-    def varint(n: int) -> bytes:
-        out = bytearray()
-        while True:
-            out.append((n & 0x7F) | (0x80 if n >> 7 else 0))
-            n >>= 7
-            if not n:
-                return bytes(out)
-
-    if isinstance(value, int):
-        return varint(number << 3) + varint(value)
-    return varint(number << 3 | 2) + varint(len(value)) + value
 
 
 def test_a_grpc_answer_frame_over_the_frame_limit_is_metered(proxy_with, upstream):

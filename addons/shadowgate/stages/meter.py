@@ -124,11 +124,33 @@ class Meter:
         self.counted_responses = RecentIds(COUNTED_RESPONSES_MAX)
 
     @timed_hook
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        rec = flow_record(flow)
+        if rec is None or flow.response or flow.error or not rec.host.endswith(".googleapis.com"):
+            return
+        grpc = rec.route is None and rec.ai_host and is_grpc(flow.request.headers.get("content-type", ""))
+        runs = rec.route is not None and rec.route.operation not in NO_TOKEN_OPERATIONS
+        if not (grpc or runs):
+            return
+        # A partial response (the system parameter `fields`, `$fields`, or X-Goog-FieldMask)
+        # leaves the usage metadata out of the answer (red-team F103): the call is sent on for
+        # its whole answer, a superset of the one asked for.
+        request = flow.request
+        if any(key in _FIELD_MASKS for key in request.query):
+            request.query = [(k, v) for k, v in request.query.items(multi=True) if k not in _FIELD_MASKS]
+        request.headers.pop("x-goog-fieldmask", None)
+
+    @timed_hook
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         if response is None or response.stream:
             return
         rec = flow_record(flow)
+        if rec is not None and rec.route is not None and _is_protobuf(response.headers.get("content-type", "")):
+            # `alt=proto` (a system parameter on Google's REST front ends) answers with the
+            # response message in binary protobuf: its usage is read as a gRPC answer's (F103).
+            response.stream = StreamTap(ProtoUsage(rec.host), response.headers.get("content-encoding"))
+            return
         if rec is None or rec.route is None:
             if rec is not None and rec.ai_host and is_grpc(response.headers.get("content-type", "")):
                 # A Gemini or Vertex gRPC answer: passed through chunk by chunk, its usage read on the side.
@@ -396,6 +418,29 @@ class GrpcUsageStream:
 
     def finish(self) -> ResponseFacts:
         return ResponseFacts(usage=usage_or_empty(*self.usage)) if self.usage is not None else ResponseFacts()
+
+
+_FIELD_MASKS = frozenset({"fields", "$fields"})
+
+
+def _is_protobuf(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return "protobuf" in media and not is_grpc(media)
+
+
+class ProtoUsage:
+    """The usage metadata of a Gemini or Vertex AI answer in binary protobuf (`alt=proto`): one
+    GenerateContentResponse, walked field by field as it streams (nothing kept but the usage)."""
+
+    def __init__(self, host: str) -> None:
+        self.message = _LargeMessage(1 << 62, 4 if "aiplatform" in host else 3, walk=True)
+
+    def feed(self, data: bytes) -> None:
+        self.message.feed(data)
+
+    def finish(self) -> ResponseFacts:
+        usage = self.message.usage()
+        return ResponseFacts(usage=usage_or_empty(*usage)) if usage is not None else ResponseFacts()
 
 
 class _LargeMessage:
