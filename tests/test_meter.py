@@ -276,3 +276,23 @@ def test_the_usage_of_an_answer_too_large_to_parse_is_read_from_its_end():
     uncapped = meter.TailUsage("openai-chat", {}, None)
     uncapped.feed(b'{"choices": [' + b" " * 100000 + b"]}")
     assert uncapped.finish().output_chars == 100015
+
+
+def test_grpc_web_text_usage_is_read_through_its_base64():
+    # gRPC-Web's text form base64-encodes each frame on its own, padding and all (red-team F103).
+    import base64
+
+    from shadowgate.stages import meter
+
+    def frame(message: bytes, flag: int = 0) -> bytes:
+        return bytes([flag]) + len(message).to_bytes(4, "big") + message
+
+    usage = bytes([0x08, 12, 0x10, 30, 0x18, 50])
+    frames = [frame(b"\x0a\x04abcd"), frame(bytes([0x1A, len(usage)]) + usage), frame(b"grpc-status:0\r\n", 0x80)]
+    text = b"".join(base64.b64encode(f) for f in frames)
+    assert text.count(b"=") >= 2
+    for step in (1, 5, len(text)):
+        stream = meter.GrpcUsageStream("/google.ai.generativelanguage.v1beta.GenerativeService/GenerateContent", True)
+        for i in range(0, len(text), step):
+            stream.feed(text[i : i + step])
+        assert (stream.finish().usage.input_tokens, stream.finish().usage.output_tokens) == (12, 38), step

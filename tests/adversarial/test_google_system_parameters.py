@@ -55,3 +55,23 @@ def test_a_partial_response_cannot_drop_the_usage(proxy_with, upstream, query, h
     assert answer.status_code == 200
     assert "fields" not in seen.path and "x-goog-fieldmask" not in seen.headers, seen.path
     assert ("alt=json" in seen.path) == ("alt=json" in query)  # other parameters stay
+
+
+def test_a_grpc_web_text_answer_is_metered(proxy_with, upstream):
+    # gRPC-Web's text form: base64 frames, read as raw ones, lost their usage.
+    usage = _pb(3, _pb(1, 12) + _pb(2, 16000) + _pb(3, 16012))
+    frames = [_pb(1, _pb(1, _pb(1, _pb(2, b"tok")))), usage]
+    text = b"".join(base64.b64encode(b"\0" + len(m).to_bytes(4, "big") + m) for m in frames)
+    path = "/google.ai.generativelanguage.v1beta.GenerativeService/GenerateContent"
+    upstream.cases["grpc-web-text"] = {"name": "grpc-web-text", "host": "generativelanguage.googleapis.com",
+        "request": {"method": "POST", "path": path, "query": "", "headers": {}, "body": None},
+        "response": {"status": 200, "headers": {"content-type": "application/grpc-web-text"}, "body_text": None,
+                     "body_json": None, "body_base64": base64.b64encode(text).decode()}}  # fmt: skip
+    proxy = proxy_with(BUDGET)
+    request = _pb(1, b"models/gemini-2.5-flash") + _pb(2, _pb(1, _pb(1, b"count")) + _pb(2, b"user"))
+    with proxy.client("grpc-web-text") as client:
+        client.post(f"https://generativelanguage.googleapis.com{path}",
+                    content=base64.b64encode(b"\0" + len(request).to_bytes(4, "big") + request),
+                    headers={"content-type": "application/grpc-web-text", "x-fake-case": "grpc-web-text"})  # fmt: skip
+    [row] = proxy.rows("user_name = 'grpc-web-text'", expect=1)
+    assert (row["input_tokens"], row["output_tokens"]) == (12, 16000)

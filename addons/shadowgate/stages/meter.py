@@ -8,6 +8,7 @@ parser failure just turns parsing off for that stream and the usage is estimated
 
 from __future__ import annotations
 
+import binascii
 import json
 import logging
 import math
@@ -154,8 +155,10 @@ class Meter:
         if rec is None or rec.route is None:
             if rec is not None and rec.ai_host and is_grpc(response.headers.get("content-type", "")):
                 # A Gemini or Vertex gRPC answer: passed through chunk by chunk, its usage read on the side.
+                # gRPC-Web's text form sends its frames in base64 (red-team F103).
+                text = "grpc-web-text" in response.headers.get("content-type", "").lower()
                 response.stream = StreamTap(
-                    GrpcUsageStream(flow.request.path), response.headers.get("content-encoding")
+                    GrpcUsageStream(flow.request.path, text), response.headers.get("content-encoding")
                 )
                 return
             # Nothing to meter: never buffer it (model downloads from catalogued hosts run to GBs),
@@ -382,13 +385,19 @@ class GrpcUsageStream:
     kept but walked field by field as it streams, its candidates skipped, to read the usage
     metadata beside them (red-team F106: a 5 MB GenerateContent answer)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, text: bool = False) -> None:
         self.usage_field = 4 if ".aiplatform." in path else 3
         self.buffer = bytearray()
         self.large: _LargeMessage | None = None  # the frame too large to keep, being walked
         self.usage: tuple[int | None, int | None] | None = None
+        self.base64 = Base64Text() if text else None
 
     def feed(self, data: bytes) -> None:
+        if self.base64 is not None:
+            data = self.base64.decode(data)
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         while data and self.large is not None:
             taken = self.large.feed(data)
             data = data[taken:]
@@ -405,7 +414,7 @@ class GrpcUsageStream:
                 self.large = _LargeMessage(size, self.usage_field, walk=self.buffer[0] == 0)
                 rest = bytes(self.buffer[5:])
                 self.buffer.clear()
-                self.feed(rest)
+                self._feed(rest)
                 return
             if len(self.buffer) < 5 + size:
                 return
@@ -418,6 +427,28 @@ class GrpcUsageStream:
 
     def finish(self) -> ResponseFacts:
         return ResponseFacts(usage=usage_or_empty(*self.usage)) if self.usage is not None else ResponseFacts()
+
+
+class Base64Text:
+    """Base64 decoded as it streams, in whole 4-character groups; padding may end one message's
+    encoding mid-stream (gRPC-Web text encodes each frame on its own), and decoding goes on after it."""
+
+    def __init__(self) -> None:
+        self.pending = bytearray()
+
+    def decode(self, data: bytes) -> bytes:
+        self.pending += data.translate(None, b" \t\r\n")
+        out = bytearray()
+        while True:
+            end = self.pending.find(b"=")
+            end = len(self.pending) // 4 * 4 if end < 0 else (end // 4 + 1) * 4
+            if not end or end > len(self.pending):
+                return bytes(out)
+            try:
+                out += binascii.a2b_base64(bytes(self.pending[:end]))
+            except binascii.Error:
+                pass
+            del self.pending[:end]
 
 
 _FIELD_MASKS = frozenset({"fields", "$fields"})
