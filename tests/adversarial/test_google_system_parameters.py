@@ -23,8 +23,13 @@ GENERATE = "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-f
 BODY = json.dumps({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]}).encode()
 
 
-@pytest.mark.parametrize("alt", ["alt=proto", "$alt=proto", "%24alt=proto"], ids=["alt", "dollar", "escaped"])
-def test_a_protobuf_answer_is_metered(proxy_with, upstream, alt, request):
+@pytest.mark.parametrize(
+    ("alt", "url"),
+    [("alt=proto", GENERATE), ("$alt=proto", GENERATE), ("%24alt=proto", GENERATE),
+     ("alt=proto", GENERATE.replace(":generateContent", ":streamGenerateContent"))],
+    ids=["alt", "dollar", "escaped", "stream"],
+)  # fmt: skip
+def test_a_protobuf_answer_is_metered(proxy_with, upstream, alt, url, request):
     proxy = proxy_with(BUDGET)
     candidate = _pb(1, _pb(1, _pb(1, _pb(2, b"hello")) + _pb(2, b"model")))
     usage = _pb(3, _pb(1, 2000) + _pb(2, 8000) + _pb(3, 10000))
@@ -34,12 +39,12 @@ def test_a_protobuf_answer_is_metered(proxy_with, upstream, alt, request):
     case["response"]["body_base64"] = base64.b64encode(candidate + usage).decode()
     upstream.cases["proto-answer"] = case
     user = "proto-" + request.node.callspec.id
-    answer, mark = post_marked(proxy, user, BODY, f"{GENERATE}?{alt}", headers={"x-fake-case": "proto-answer"})
+    answer, mark = post_marked(proxy, user, BODY, f"{url}?{alt}", headers={"x-fake-case": "proto-answer"})
     assert answer.status_code == 200 and reached(upstream, mark)
     assert answer.content == candidate + usage  # the client gets the answer as sent
     [row] = proxy.rows(f"user_name = '{user}'", expect=1)
     assert (row["input_tokens"], row["output_tokens"], row["usage_estimated"]) == (2000, 8000, False)
-    second, mark = post_marked(proxy, user, BODY, f"{GENERATE}?{alt}", headers={"x-fake-case": "proto-answer"})
+    second, mark = post_marked(proxy, user, BODY, f"{url}?{alt}", headers={"x-fake-case": "proto-answer"})
     assert second.status_code == 429 and not reached(upstream, mark)
 
 

@@ -147,11 +147,6 @@ class Meter:
         if response is None or response.stream:
             return
         rec = flow_record(flow)
-        if rec is not None and rec.route is not None and _is_protobuf(response.headers.get("content-type", "")):
-            # `alt=proto` (a system parameter on Google's REST front ends) answers with the
-            # response message in binary protobuf: its usage is read as a gRPC answer's (F103).
-            response.stream = StreamTap(ProtoUsage(rec.host), response.headers.get("content-encoding"))
-            return
         if rec is None or rec.route is None:
             if rec is not None and rec.ai_host and is_grpc(response.headers.get("content-type", "")):
                 # A Gemini or Vertex gRPC answer: passed through chunk by chunk, its usage read on the side.
@@ -177,7 +172,9 @@ class Meter:
         too_big = length.isdigit() and int(length) > self.settings.max_parse_bytes
         if streaming or too_big:
             parser: StreamParser | None = None
-            if too_big and not content_type.startswith(STREAM_CONTENT_TYPES):
+            if _is_protobuf(content_type):
+                parser = ProtoUsage(rec.host)
+            elif too_big and not content_type.startswith(STREAM_CONTENT_TYPES):
                 # Too large to buffer and parse: its usage is read from its end (red-team F106).
                 cap = rec.facts.answer_cap if rec.facts is not None else None
                 parser = TailUsage(rec.route.parser, response.headers, cap)
@@ -211,7 +208,7 @@ class Meter:
             raw = response.raw_content
             out.response_bytes = len(raw) if raw is not None else None
             if rec.route is not None and raw:
-                out.response = self._parse_buffered(rec.route.parser, response)
+                out.response = self._parse_buffered(rec.route.parser, rec.host, response)
         self._count_once(rec, out)
         self._estimate_if_missing(rec, out)
         self._submit(flow, rec, out, started)
@@ -240,8 +237,14 @@ class Meter:
             self._estimate_if_missing(rec, out, cut=True)
         self._submit(flow, rec, out, started)
 
-    def _parse_buffered(self, parser: str, response: http.Response) -> ResponseFacts | None:
+    def _parse_buffered(self, parser: str, host: str, response: http.Response) -> ResponseFacts | None:
         try:
+            if _is_protobuf(response.headers.get("content-type", "")):
+                # `alt=proto` (a system parameter on Google's REST front ends) answers with the
+                # response message in binary protobuf: its usage is read as a gRPC answer's (F103).
+                proto = ProtoUsage(host)
+                proto.feed(decoded_body(response))
+                return proto.finish()
             return PARSERS[parser].parse_response(response.headers, parse_json_body(decoded_body(response)))
         except Exception:
             log.debug("shadowgate: response parser failed", exc_info=True)
