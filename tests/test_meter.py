@@ -266,6 +266,11 @@ def test_the_usage_of_an_answer_too_large_to_parse_is_read_from_its_end():
     assert len(tail.tail) <= 2 * meter.USAGE_TAIL_BYTES
     usage = tail.finish().usage
     assert (usage.input_tokens, usage.output_tokens) == (20, 16000)
+    for parser, usage in (("openai-responses", {"input_tokens": 3, "output_tokens": 9}),
+                          ("anthropic-messages", {"input_tokens": 3, "output_tokens": 9})):  # fmt: skip
+        read = meter.TailUsage(parser, {}, None)
+        read.feed(json.dumps({"type": "message", "content": [], "usage": usage}).encode())
+        assert (read.finish().usage.input_tokens, read.finish().usage.output_tokens) == (3, 9), parser
     gemini = meter.TailUsage("gemini", {}, None)
     gemini.feed(b'{"candidates": [], "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 7}}')
     assert gemini.finish().usage.output_tokens == 7

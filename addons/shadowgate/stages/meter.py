@@ -350,7 +350,10 @@ class TailUsage:
         if found is not None:
             key, usage = found
             # Anthropic's accumulator reads a whole message by its type; the others, the key.
-            facts = PARSERS[self.parser].parse_response(self.headers, {"type": "message", key: usage})
+            for answer in ({key: usage}, {"type": "message", key: usage}):
+                facts = PARSERS[self.parser].parse_response(self.headers, answer)
+                if not facts.usage.is_empty():
+                    break
         if facts.usage.is_empty():
             facts.usage = Usage()
             # No usage: at most the cap was generated; without one, every byte may be output.
