@@ -222,7 +222,7 @@ def test_gzip_stream_is_decoded_for_metering_and_untouched_for_the_client(proxy)
     assert row["input_tokens"] == case["expect"]["response"]["usage"]["input_tokens"]
 
 
-def test_grpc_usage_is_read_from_frames_split_anywhere_and_a_huge_frame_is_skipped(monkeypatch):
+def test_grpc_usage_is_read_from_frames_split_anywhere_and_a_huge_frame_is_walked(monkeypatch):
     from shadowgate.stages import meter
 
     def frame(message: bytes) -> bytes:
@@ -238,7 +238,66 @@ def test_grpc_usage_is_read_from_frames_split_anywhere_and_a_huge_frame_is_skipp
     on_vertex = meter.GrpcUsageStream("/google.cloud.aiplatform.v1.PredictionService/GenerateContent")
     on_vertex.feed(vertex)
     assert on_vertex.finish().usage.output_tokens == 38
+    # A frame over GRPC_FRAME_MAX is not kept but walked field by field, its candidates skipped
+    # (red-team F106), split anywhere; a compressed one cannot be walked and is skipped.
     monkeypatch.setattr(meter, "GRPC_FRAME_MAX", 4)
-    skipping = meter.GrpcUsageStream("/google.cloud.aiplatform.v1.PredictionService/GenerateContent")
-    skipping.feed(vertex)
-    assert skipping.finish().usage.is_empty()  # both frames were over the (lowered) limit
+    candidates = bytes([0x0A, 0x80, 0x01]) + b"c" * 128 + bytes([0x10, 0x96, 0x01, 0x2D]) + b"abcd"
+    large = frame(candidates + bytes([0x22, len(usage)]) + usage) + frame(b"\x0a\x03abc")
+    for step in (1, 3, len(large)):
+        walking = meter.GrpcUsageStream("/google.cloud.aiplatform.v1.PredictionService/GenerateContent")
+        for i in range(0, len(large), step):
+            walking.feed(large[i : i + step])
+        assert (walking.finish().usage.input_tokens, walking.finish().usage.output_tokens) == (12, 38), step
+    compressed = meter.GrpcUsageStream("/google.cloud.aiplatform.v1.PredictionService/GenerateContent")
+    compressed.feed(b"\x01" + frame(bytes([0x22, len(usage)]) + usage)[1:])
+    assert compressed.finish().usage.is_empty()
+
+
+def test_the_usage_of_an_answer_too_large_to_parse_is_read_from_its_end():
+    from shadowgate.stages import meter
+
+    answer = {"id": "c", "model": "gpt-4.1", "choices": [{"index": 0, "message": {"content": 'say "usage": {}'},
+              "logprobs": {"content": [{"token": "x", "logprob": -1.0}] * 20000}}],
+              "usage": {"prompt_tokens": 20, "completion_tokens": 16000, "total_tokens": 16020}}  # fmt: skip
+    data = json.dumps(answer).encode()
+    tail = meter.TailUsage("openai-chat", {}, 16000)
+    for i in range(0, len(data), 4096):
+        tail.feed(data[i : i + 4096])
+    assert len(tail.tail) <= 2 * meter.USAGE_TAIL_BYTES
+    usage = tail.finish().usage
+    assert (usage.input_tokens, usage.output_tokens) == (20, 16000)
+    for parser, usage in (("openai-responses", {"input_tokens": 3, "output_tokens": 9}),
+                          ("anthropic-messages", {"input_tokens": 3, "output_tokens": 9})):  # fmt: skip
+        read = meter.TailUsage(parser, {}, None)
+        read.feed(json.dumps({"type": "message", "content": [], "usage": usage}).encode())
+        assert (read.finish().usage.input_tokens, read.finish().usage.output_tokens) == (3, 9), parser
+    gemini = meter.TailUsage("gemini", {}, None)
+    gemini.feed(b'{"candidates": [], "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 7}}')
+    assert gemini.finish().usage.output_tokens == 7
+    # Without usage: the request's cap, else the answer's size, is the estimate; never nothing.
+    capped = meter.TailUsage("openai-chat", {}, 16000)
+    capped.feed(b'{"choices": [' + b" " * 100000 + b"]}")
+    assert capped.finish().output_chars == 16000 * meter.CHARS_PER_TOKEN
+    uncapped = meter.TailUsage("openai-chat", {}, None)
+    uncapped.feed(b'{"choices": [' + b" " * 100000 + b"]}")
+    assert uncapped.finish().output_chars == 100015
+
+
+def test_grpc_web_text_usage_is_read_through_its_base64():
+    # gRPC-Web's text form base64-encodes each frame on its own, padding and all (red-team F103).
+    import base64
+
+    from shadowgate.stages import meter
+
+    def frame(message: bytes, flag: int = 0) -> bytes:
+        return bytes([flag]) + len(message).to_bytes(4, "big") + message
+
+    usage = bytes([0x08, 12, 0x10, 30, 0x18, 50])
+    frames = [frame(b"\x0a\x04abcd"), frame(bytes([0x1A, len(usage)]) + usage), frame(b"grpc-status:0\r\n", 0x80)]
+    text = b"".join(base64.b64encode(f) for f in frames)
+    assert text.count(b"=") >= 2
+    for step in (1, 5, len(text)):
+        stream = meter.GrpcUsageStream("/google.ai.generativelanguage.v1beta.GenerativeService/GenerateContent", True)
+        for i in range(0, len(text), step):
+            stream.feed(text[i : i + step])
+        assert (stream.finish().usage.input_tokens, stream.finish().usage.output_tokens) == (12, 38), step

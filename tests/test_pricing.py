@@ -32,6 +32,27 @@ def test_unknown_is_none_never_made_up(provider, model):
     assert Pricing().quote(provider, model, 10, 10) is None
 
 
+def test_one_hour_cache_writes_are_priced_at_their_rate():
+    # claude-3-7-sonnet: $3.75/M for five-minute writes, $6/M for one-hour ones (round-6b G16).
+    p = Pricing()
+    five_minutes = p.quote("anthropic", "claude-3-7-sonnet", 100_000, 0, None, 100_000)
+    one_hour = p.quote("anthropic", "claude-3-7-sonnet", 100_000, 0, None, 100_000, cache_write_1h_tokens=100_000)
+    assert (five_minutes.cost_usd, one_hour.cost_usd) == (pytest.approx(0.375), pytest.approx(0.6))
+    half = p.quote("anthropic", "claude-3-7-sonnet", 100_000, 0, None, 100_000, cache_write_1h_tokens=50_000)
+    assert half.cost_usd == pytest.approx(0.4875)
+
+
+@pytest.mark.parametrize(
+    ("model", "tier", "cost"),
+    [("gpt-4.1", "priority", 3.5 + 14), ("o4-mini", "flex", (1.1 + 4.4) / 2), ("gpt-4.1", "default", 2 + 8)],
+)
+def test_the_service_tier_sets_the_price(model, tier, cost):
+    # genai-prices' price variants (red-team F108, round-6b G17): gpt-4.1 is $2/$8 per M, priority
+    # $3.50/$14; o4-mini $1.10/$4.40, flex half that. A tier no list names is priced as standard.
+    assert Pricing().quote("openai", model, 1_000_000, 1_000_000, service_tier=tier).cost_usd == pytest.approx(cost)
+    assert Pricing().quote("openai", model, 1_000_000, 1_000_000, service_tier="no-such-tier") is not None
+
+
 def test_reasoning_is_priced_as_output():
     p = Pricing()
     assert p.quote("openai", "o3-mini", 100, 1000).cost_usd > p.quote("openai", "o3-mini", 100, 10).cost_usd

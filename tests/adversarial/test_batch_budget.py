@@ -192,8 +192,23 @@ def test_a_batch_on_a_model_without_a_price_is_refused_under_a_usd_budget(proxy_
         "model": "ft:gpt-4.1-2025-04-14:acme::abc123", "max_tokens": 1000, "messages": [{"role": "user", "content": "x"}]}}  # fmt: skip
     body, content_type = _file_of([line] * 5)
     answer, mark = post_marked(proxy, "batch-unpriced", body, "https://api.openai.com/v1/files", content_type)
-    assert answer.status_code == 429 and "known price" in answer.text, answer.text[:200]
+    # Permanent: a 429 would have the SDKs retry it (round-6b G9).
+    assert answer.status_code == 403 and "known price" in answer.text, answer.text[:200]
     assert not reached(upstream, mark)
+
+
+def test_a_background_response_on_an_unpriced_deployment_passes_a_usd_budget(proxy_with, upstream):
+    # An Azure deployment's name has no list price: a background response on it is one call, charged
+    # its token bound as in the foreground, not refused as an unpriced batch (round-6b G9).
+    proxy = proxy_with("budgets:\n  - {id: usd, per: user, usd_per_day: 50}\n")
+    body = {"model": "o3-pro-prod", "background": True, "max_output_tokens": 20000, "input": "Write a report."}
+    answer, mark = post_marked(
+        proxy, "bg-azure", json.dumps(body).encode(), "https://acme-eastus.openai.azure.com/openai/v1/responses",
+        headers={"api-key": "azure-test"},
+    )  # fmt: skip
+    assert answer.status_code != 429 and reached(upstream, mark), answer.text[:200]
+    [row] = proxy.rows("user_name = 'bg-azure'", expect=1)
+    assert row["decision"] == "allow"
 
 
 def test_a_jsonl_upload_that_is_no_batch_passes_under_a_token_budget(proxy_with, upstream):
@@ -209,3 +224,27 @@ def test_a_jsonl_upload_that_is_no_batch_passes_under_a_token_budget(proxy_with,
         proxy, "jsonl-mail", body, "https://api.openai.com/v1/files", "multipart/form-data; boundary=b"
     )
     assert answer.status_code == 200 and reached(upstream, mark), answer.text[:200]
+
+
+@pytest.mark.parametrize("count", ["8", 8.0, "8e0"])
+def test_a_gemini_batch_counts_candidates_as_the_api_reads_them(proxy_with, upstream, count):
+    # proto3 JSON takes an int32 as a number or a string: "8" passed where 8 was refused (red-team F104).
+    proxy = proxy_with("budgets:\n  - {id: daily, per: user, tokens_per_day: 500000}\n")
+    config = {"maxOutputTokens": 8192, "candidateCount": count}
+    requests = [{"request": {"contents": [{"parts": [{"text": "x"}]}], "generationConfig": config}}] * 20
+    body = json.dumps({"batch": {"input_config": {"requests": {"requests": requests}}}}).encode()
+    url = "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:batchGenerateContent"
+    answer, mark = post_marked(proxy, f"gemini-candidates-{count}", body, url)
+    assert answer.status_code == 429 and "batch may use" in answer.text, answer.text[:200]
+    assert not reached(upstream, mark)
+
+
+def test_a_batch_of_legacy_completions_counts_best_of(proxy_with, upstream):
+    # best_of answers are generated and billed server-side, though n are returned (red-team F104).
+    proxy = proxy_with(POLICY)
+    line = {"method": "POST", "url": "/v1/completions",
+            "body": {"model": "gpt-3.5-turbo-instruct", "prompt": "x", "max_tokens": 4000, "best_of": 20}}  # fmt: skip
+    body, content_type = _file_of([line] * 10)
+    answer, mark = post_marked(proxy, "batch-best-of", body, "https://api.openai.com/v1/files", content_type)
+    assert answer.status_code == 429 and "batch may use" in answer.text, answer.text[:200]
+    assert not reached(upstream, mark)

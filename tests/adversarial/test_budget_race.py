@@ -12,12 +12,15 @@ import concurrent.futures
 import datetime as dt
 import json
 
+import pytest
+
 from shadowgate.config.policy import Budget
 from shadowgate.config.policy import Facts
 from shadowgate.config.policy import Match
 from shadowgate.enforce.budgets import DEFAULT_OUTPUT_ESTIMATE
 from shadowgate.enforce.budgets import BudgetTracker
 from shadowgate.enforce.budgets import estimate_tokens
+from shadowgate.wireformats.common import batch_output_cap
 from tests.adversarial.wire import marker
 
 POLICY = "budgets:\n  - {id: tok, per: user, match: {provider: anthropic}, tokens_per_day: 50}\n"
@@ -94,6 +97,33 @@ def test_the_estimate_reads_the_output_cap():
     assert estimate_tokens(400, {"max_tokens": 10}) == 110
     assert estimate_tokens(400, {"generationConfig": {"maxOutputTokens": 50}}) == 150
     assert estimate_tokens(400, {"messages": []}) == 100 + DEFAULT_OUTPUT_ESTIMATE
+    # Each answer asked for is generated and billed: n, and legacy completions' best_of (red-team F104).
+    assert estimate_tokens(400, {"max_tokens": 10, "n": 3}) == 130
+    assert estimate_tokens(400, {"max_tokens": 10, "n": 2, "best_of": 20}) == 300
+    assert estimate_tokens(400, {"generationConfig": {"maxOutputTokens": "50", "candidateCount": "4"}}) == 300
+
+
+@pytest.mark.parametrize(
+    ("config", "bound"),
+    [
+        ({"maxOutputTokens": 100, "candidateCount": 8}, 800),
+        ({"maxOutputTokens": 100, "candidateCount": "8"}, 800),  # proto3 JSON: an int32 may be a string
+        ({"maxOutputTokens": 100, "candidateCount": 8.0}, 800),
+        ({"maxOutputTokens": 100, "candidateCount": "8e0"}, 800),
+        ({"maxOutputTokens": "1e2", "candidateCount": " 8 "}, 800),
+        ({"maxOutputTokens": 100, "candidateCount": "eight"}, 800),  # unread: Gemini's most
+        ({"maxOutputTokens": 100, "candidate_count": 3}, 300),
+        ({"maxOutputTokens": 100}, 100),
+    ],
+)
+def test_a_batch_bound_reads_counts_as_the_servers_do(config, bound):
+    assert batch_output_cap([{"contents": [], "generationConfig": config}]) == bound
+
+
+def test_legacy_completions_best_of_is_billed():
+    request = {"model": "gpt-3.5-turbo-instruct", "prompt": "x", "max_tokens": 4000, "best_of": 20}
+    assert batch_output_cap([request]) == 80000
+    assert batch_output_cap([{**request, "n": 2, "best_of": 1}]) == 8000
 
 
 def test_a_model_budget_counts_every_model_a_call_runs(proxy_with, upstream):

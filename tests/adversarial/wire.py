@@ -225,3 +225,19 @@ def h2_exchange(
             client.send(conn.data_to_send())
         answers.append((status, data))
     return answers
+
+
+def protobuf_field(number: int, value: bytes | int) -> bytes:
+    """A protobuf field: a varint for an int, else a length-delimited value (any length)."""
+
+    def varint(n: int) -> bytes:
+        out = bytearray()
+        while True:
+            out.append((n & 0x7F) | (0x80 if n >> 7 else 0))
+            n >>= 7
+            if not n:
+                return bytes(out)
+
+    if isinstance(value, int):
+        return varint(number << 3) + varint(value)
+    return varint(number << 3 | 2) + varint(len(value)) + value

@@ -47,7 +47,7 @@ import duckdb
 from shadowgate.config.policy import Budget
 from shadowgate.config.policy import Facts
 from shadowgate.wireformats.common import DEFAULT_OUTPUT_TOKENS
-from shadowgate.wireformats.common import output_cap
+from shadowgate.wireformats.common import call_output_cap
 
 REFRESH_SECONDS = 30.0
 # Output tokens reserved for a call that names no maximum.
@@ -92,10 +92,10 @@ def next_midnight(now: float, zone: dt.tzinfo) -> dt.datetime:
 
 def estimate_tokens(request_bytes: int, body: object, batch_cap: int | None = None) -> int:
     """A call's tokens, guessed before it is sent: its bytes / 4 for the prompt (JSON syntax
-    makes that an over-estimate for English), plus the output cap it asks for, else
-    DEFAULT_OUTPUT_ESTIMATE; a batch's, its requests' caps summed (batch_cap). Cheap: a few
-    dict lookups."""
-    out = batch_cap if batch_cap is not None else output_cap(body)
+    makes that an over-estimate for English), plus the output cap it asks for times the answers
+    it asks for (`n`, `best_of`: red-team F104), else DEFAULT_OUTPUT_ESTIMATE; a batch's, its
+    requests' caps summed (batch_cap). Cheap: a few dict lookups."""
+    out = batch_cap if batch_cap is not None else call_output_cap(body)
     return request_bytes // 4 + (DEFAULT_OUTPUT_ESTIMATE if out is None else out)
 
 

@@ -136,17 +136,25 @@ class Decide:
         # must fit what is left of today's budget whole, where a call is let through while its
         # subject is under (F41, F48).
         spend_usd = self._list_price(rec, estimate, batch_cap) if batch_cap is not None else None
+        # Calls that run no model (uploads, token counts, thread bookkeeping) spend nothing and
+        # are no requests per minute either (round-6b G15); a batch runs models, later.
+        runs_model = batch_cap is not None or rec.route is None or rec.route.operation not in NO_TOKEN_OPERATIONS
+        # A batch is an operation that runs nothing now (an upload of batch lines, a batch
+        # create) yet carries a bound; a background response with a bound is one call.
+        batch = batch_cap is not None and rec.route is not None and rec.route.operation in NO_TOKEN_OPERATIONS
         verdict = self.budgets.check(
-            policy.budgets, facts, spend=estimate if batch_cap is not None else 0,
-            spender="batch" if rec.route is not None and rec.route.operation == "create_batch" else "call",
-            spend_usd=spend_usd,
+            policy.budgets, facts, per_minute=runs_model, spend=estimate if batch_cap is not None else 0,
+            spender="batch" if batch else "call", spend_usd=spend_usd,
         )  # fmt: skip
         if verdict.near:
             rec.budget_status = ",".join(verdict.near)
             log.info("shadowgate: %s is near budget: %s", facts.user, rec.budget_status)
-        if verdict.exceeded is None and batch_cap is not None and spend_usd is None:
+        if verdict.exceeded is None and batch and spend_usd is None:
             # Its models have no price the proxy knows (a fine-tune): at the subject's average rate
-            # a first batch costs nothing (red-team F92); a USD budget cannot bound it.
+            # a first batch costs nothing (red-team F92); a USD budget cannot bound it. Not so a
+            # background response on an unpriced model (an Azure deployment's name): it is one
+            # call, charged its token bound, as the same call in the foreground is (round-6b G9).
+            # The refusal is permanent (403): a 429 would have the SDKs retry it.
             for budget in policy.budgets:
                 if (
                     budget.usd_per_day is not None
@@ -156,7 +164,7 @@ class Decide:
                     reason = (
                         f"the batch runs a model without a known price, so budget {budget.id} cannot bound its cost"
                     )
-                    return Decision(OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT, budget.id, reason)
+                    return Decision(OBSERVE_PREFIX + BLOCK if policy.observe else BLOCK, budget.id, reason)
         unbounded = rec.facts.unbounded if rec.facts is not None else None
         if rec.facts is not None and rec.facts.uncapped:
             # No bound to fit: a request without max_tokens may spend the model's whole output
@@ -168,9 +176,8 @@ class Decide:
                 reason += "; give each request max_tokens"
             return Decision(OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT, limited.id, reason)
         if verdict.exceeded is None:
-            self.budgets.note_request(policy.budgets, facts)
-            spends = batch_cap is not None or rec.route is None or rec.route.operation not in NO_TOKEN_OPERATIONS
-            if spends:  # an upload or a token count spends nothing: its size is no estimate (F82)
+            if runs_model:  # an upload or a token count spends nothing: its size is no estimate (F82)
+                self.budgets.note_request(policy.budgets, facts)
                 self.budgets.hold(rec.request_id, policy.budgets, facts, estimate, usd=unit_cost_of(rec))
             return decision
         action = OBSERVE_PREFIX + RATE_LIMIT if policy.observe else RATE_LIMIT

@@ -8,10 +8,14 @@ parser failure just turns parsing off for that stream and the usage is estimated
 
 from __future__ import annotations
 
+import binascii
+import json
 import logging
 import math
 import time
 from collections.abc import Callable
+from collections.abc import Mapping
+from typing import Any
 
 from mitmproxy import http
 
@@ -48,6 +52,11 @@ CHARS_PER_TOKEN = 4  # the usual rule of thumb; only used when a provider report
 # /v1/responses/{id}, a resumed stream) is not counted twice. ~100 bytes each: a few MB.
 COUNTED_RESPONSES_MAX = 50_000
 GRPC_FRAME_MAX = 4 * 1024 * 1024
+# The end of an answer too large to parse that is kept to read its usage from (red-team F106):
+# OpenAI, Anthropic and Gemini put the usage last, after the text that makes an answer large.
+USAGE_TAIL_BYTES = 64 * 1024
+# A usage message longer than this in an oversized gRPC frame is none (they are tens of bytes).
+GRPC_USAGE_MAX = 64 * 1024
 
 
 class StreamTap:
@@ -116,6 +125,23 @@ class Meter:
         self.counted_responses = RecentIds(COUNTED_RESPONSES_MAX)
 
     @timed_hook
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        rec = flow_record(flow)
+        if rec is None or flow.response or flow.error or not rec.host.endswith(".googleapis.com"):
+            return
+        grpc = rec.route is None and rec.ai_host and is_grpc(flow.request.headers.get("content-type", ""))
+        runs = rec.route is not None and rec.route.operation not in NO_TOKEN_OPERATIONS
+        if not (grpc or runs):
+            return
+        # A partial response (the system parameter `fields`, `$fields`, or X-Goog-FieldMask)
+        # leaves the usage metadata out of the answer (red-team F103): the call is sent on for
+        # its whole answer, a superset of the one asked for.
+        request = flow.request
+        if any(key in _FIELD_MASKS for key in request.query):
+            request.query = [(k, v) for k, v in request.query.items(multi=True) if k not in _FIELD_MASKS]
+        request.headers.pop("x-goog-fieldmask", None)
+
+    @timed_hook
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         response = flow.response
         if response is None or response.stream:
@@ -124,8 +150,10 @@ class Meter:
         if rec is None or rec.route is None:
             if rec is not None and rec.ai_host and is_grpc(response.headers.get("content-type", "")):
                 # A Gemini or Vertex gRPC answer: passed through chunk by chunk, its usage read on the side.
+                # gRPC-Web's text form sends its frames in base64 (red-team F103).
+                text = "grpc-web-text" in response.headers.get("content-type", "").lower()
                 response.stream = StreamTap(
-                    GrpcUsageStream(flow.request.path), response.headers.get("content-encoding")
+                    GrpcUsageStream(flow.request.path, text), response.headers.get("content-encoding")
                 )
                 return
             # Nothing to meter: never buffer it (model downloads from catalogued hosts run to GBs),
@@ -143,8 +171,14 @@ class Meter:
         length = headers.get("content-length", "")
         too_big = length.isdigit() and int(length) > self.settings.max_parse_bytes
         if streaming or too_big:
-            parser = None
-            if not too_big:
+            parser: StreamParser | None = None
+            if _is_protobuf(content_type):
+                parser = ProtoUsage(rec.host)
+            elif too_big and not content_type.startswith(STREAM_CONTENT_TYPES):
+                # Too large to buffer and parse: its usage is read from its end (red-team F106).
+                cap = rec.facts.answer_cap if rec.facts is not None else None
+                parser = TailUsage(rec.route.parser, response.headers, cap)
+            else:
                 try:
                     parser = PARSERS[rec.route.parser].stream_parser(response.headers)
                 except Exception:
@@ -174,7 +208,7 @@ class Meter:
             raw = response.raw_content
             out.response_bytes = len(raw) if raw is not None else None
             if rec.route is not None and raw:
-                out.response = self._parse_buffered(rec.route.parser, response)
+                out.response = self._parse_buffered(rec.route.parser, rec.host, response)
         self._count_once(rec, out)
         self._estimate_if_missing(rec, out)
         self._submit(flow, rec, out, started)
@@ -203,8 +237,14 @@ class Meter:
             self._estimate_if_missing(rec, out, cut=True)
         self._submit(flow, rec, out, started)
 
-    def _parse_buffered(self, parser: str, response: http.Response) -> ResponseFacts | None:
+    def _parse_buffered(self, parser: str, host: str, response: http.Response) -> ResponseFacts | None:
         try:
+            if _is_protobuf(response.headers.get("content-type", "")):
+                # `alt=proto` (a system parameter on Google's REST front ends) answers with the
+                # response message in binary protobuf: its usage is read as a gRPC answer's (F103).
+                proto = ProtoUsage(host)
+                proto.feed(decoded_body(response))
+                return proto.finish()
             return PARSERS[parser].parse_response(response.headers, parse_json_body(decoded_body(response)))
         except Exception:
             log.debug("shadowgate: response parser failed", exc_info=True)
@@ -280,31 +320,108 @@ class Meter:
         self.record.ai_request(rec, out)
 
 
+class TailUsage:
+    """The usage of a JSON answer too large to parse (red-team F106: 16 MB of logprobs), read
+    from its last USAGE_TAIL_BYTES: the last `"usage"` / `"usageMetadata"` object there, given
+    to the route's parser as the answer's. The key's quotes are bare in the JSON text only where
+    it is a key: inside a string (generated text) they are escaped, so the text cannot pose as
+    usage. Without one, the output is estimated at the request's cap (times its answers), else
+    at the answer's size: never as nothing."""
+
+    _KEYS = ('"usage"', '"usageMetadata"', '"usage_metadata"')
+
+    def __init__(self, parser: str, headers: Mapping[str, str], cap: int | None) -> None:
+        self.parser = parser
+        self.headers = headers
+        self.cap = cap
+        self.tail = bytearray()
+        self.size = 0
+
+    def feed(self, data: bytes) -> None:
+        self.size += len(data)
+        self.tail += data[-USAGE_TAIL_BYTES:]
+        if len(self.tail) > 2 * USAGE_TAIL_BYTES:
+            del self.tail[: len(self.tail) - USAGE_TAIL_BYTES]
+
+    def finish(self) -> ResponseFacts:
+        text = bytes(self.tail[-USAGE_TAIL_BYTES:]).decode("utf-8", "replace")
+        found = _last_object(text, self._KEYS)
+        facts = ResponseFacts()
+        if found is not None:
+            key, usage = found
+            # Anthropic's accumulator reads a whole message by its type; the others, the key.
+            for answer in ({key: usage}, {"type": "message", key: usage}):
+                facts = PARSERS[self.parser].parse_response(self.headers, answer)
+                if not facts.usage.is_empty():
+                    break
+        if facts.usage.is_empty():
+            facts.usage = Usage()
+            # No usage: at most the cap was generated; without one, every byte may be output.
+            facts.output_chars = self.cap * CHARS_PER_TOKEN if self.cap is not None else self.size
+        return facts
+
+
+def _last_object(text: str, keys: tuple[str, ...]) -> tuple[str, dict[str, Any]] | None:
+    """The last of these keys in a JSON text's tail that holds an object: (key, object)."""
+    decoder = json.JSONDecoder()
+    best: tuple[int, str, dict[str, Any]] | None = None
+    for quoted in keys:
+        at = len(text)
+        tries = 0
+        while (at := text.rfind(quoted, 0, at)) >= 0 and (tries := tries + 1) <= 16:
+            value_at = at + len(quoted)
+            while value_at < len(text) and text[value_at] in " \t\r\n:":
+                value_at += 1
+            try:
+                value, _ = decoder.raw_decode(text, value_at)
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                if best is None or at > best[0]:
+                    best = (at, quoted.strip('"'), value)
+                break
+    return (best[1], best[2]) if best is not None else None
+
+
 class GrpcUsageStream:
     """The usage of a Gemini or Vertex AI gRPC answer (GenerateContent, or a StreamGenerateContent
     stream, whose last message carries the totals), read frame by frame: its usage metadata is
     field 3 of each GenerateContentResponse on the Gemini API, field 4 on Vertex AI
-    (google.cloud.aiplatform). Memory: one frame at most, and a frame over GRPC_FRAME_MAX is
-    skipped (an answer's usage rides in a small one)."""
+    (google.cloud.aiplatform). Memory: one frame at most; a frame over GRPC_FRAME_MAX is not
+    kept but walked field by field as it streams, its candidates skipped, to read the usage
+    metadata beside them (red-team F106: a 5 MB GenerateContent answer)."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, text: bool = False) -> None:
         self.usage_field = 4 if ".aiplatform." in path else 3
         self.buffer = bytearray()
-        self.skip = 0  # bytes left of a frame too large to read
+        self.large: _LargeMessage | None = None  # the frame too large to keep, being walked
         self.usage: tuple[int | None, int | None] | None = None
+        self.base64 = Base64Text() if text else None
 
     def feed(self, data: bytes) -> None:
-        if self.skip:
-            dropped = min(self.skip, len(data))
-            self.skip -= dropped
-            data = data[dropped:]
+        if self.base64 is not None:
+            data = self.base64.decode(data)
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
+        while data and self.large is not None:
+            taken = self.large.feed(data)
+            data = data[taken:]
+            if self.large.left == 0:
+                self.usage = self.large.usage() or self.usage
+                self.large = None
+        if not data:
+            return
         self.buffer += data
         while len(self.buffer) >= 5:
             size = int.from_bytes(self.buffer[1:5], "big")
             if size > GRPC_FRAME_MAX:
-                self.skip = max(0, size - (len(self.buffer) - 5))
-                del self.buffer[: 5 + size]
-                continue
+                # A compressed one cannot be walked: skipped, its usage estimated.
+                self.large = _LargeMessage(size, self.usage_field, walk=self.buffer[0] == 0)
+                rest = bytes(self.buffer[5:])
+                self.buffer.clear()
+                self._feed(rest)
+                return
             if len(self.buffer) < 5 + size:
                 return
             frame = bytes(self.buffer[: 5 + size])
@@ -316,6 +433,135 @@ class GrpcUsageStream:
 
     def finish(self) -> ResponseFacts:
         return ResponseFacts(usage=usage_or_empty(*self.usage)) if self.usage is not None else ResponseFacts()
+
+
+class Base64Text:
+    """Base64 decoded as it streams, in whole 4-character groups; padding may end one message's
+    encoding mid-stream (gRPC-Web text encodes each frame on its own), and decoding goes on after it."""
+
+    def __init__(self) -> None:
+        self.pending = bytearray()
+
+    def decode(self, data: bytes) -> bytes:
+        self.pending += data.translate(None, b" \t\r\n")
+        out = bytearray()
+        while True:
+            end = self.pending.find(b"=")
+            end = len(self.pending) // 4 * 4 if end < 0 else (end // 4 + 1) * 4
+            if not end or end > len(self.pending):
+                return bytes(out)
+            try:
+                out += binascii.a2b_base64(bytes(self.pending[:end]))
+            except binascii.Error:
+                pass
+            del self.pending[:end]
+
+
+_FIELD_MASKS = frozenset({"fields", "$fields"})
+
+
+def _is_protobuf(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return "protobuf" in media and not is_grpc(media)
+
+
+class ProtoUsage:
+    """The usage metadata of a Gemini or Vertex AI answer in binary protobuf (`alt=proto`): one
+    GenerateContentResponse, walked field by field as it streams (nothing kept but the usage)."""
+
+    def __init__(self, host: str) -> None:
+        self.message = _LargeMessage(1 << 62, 4 if "aiplatform" in host else 3, walk=True)
+
+    def feed(self, data: bytes) -> None:
+        self.message.feed(data)
+
+    def finish(self) -> ResponseFacts:
+        usage = self.message.usage()
+        return ResponseFacts(usage=usage_or_empty(*usage)) if usage is not None else ResponseFacts()
+
+
+class _LargeMessage:
+    """The top-level fields of a protobuf message too large to keep, read as it streams: every
+    field skipped but the usage metadata's (kept up to GRPC_USAGE_MAX bytes)."""
+
+    def __init__(self, size: int, usage_field: int, walk: bool) -> None:
+        self.left = size  # bytes of the message still to come
+        self.usage_field = usage_field
+        self.walk = walk
+        self.head = bytearray()  # a field's tag and length, read so far
+        self.skip = 0
+        self.keep_left = 0
+        self.kept = bytearray()
+        self.found: bytes | None = None
+
+    def feed(self, data: bytes) -> int:
+        """Read what of `data` belongs to the message; how many bytes that was."""
+        taken = min(self.left, len(data))
+        self.left -= taken
+        at = 0
+        while self.walk and at < taken:
+            if self.skip:
+                step = min(self.skip, taken - at)
+                self.skip -= step
+                at += step
+            elif self.keep_left:
+                step = min(self.keep_left, taken - at)
+                self.kept += data[at : at + step]
+                self.keep_left -= step
+                at += step
+                if not self.keep_left:
+                    self.found = bytes(self.kept)
+            else:
+                self.head.append(data[at])
+                at += 1
+                self._header()
+        return taken
+
+    def _header(self) -> None:
+        ends = [i for i, byte in enumerate(self.head) if not byte & 0x80]
+        if not ends:
+            self.walk = len(self.head) <= 10  # a varint is at most 10 bytes
+            return
+        tag = _varint_value(self.head[: ends[0] + 1])
+        number, wire_type = tag >> 3, tag & 7
+        if wire_type in (1, 5):  # fixed 64 / 32 bits
+            self.skip, self.head = (8 if wire_type == 1 else 4), bytearray()
+        elif wire_type in (0, 2):  # a varint, or a length and that many bytes
+            if len(ends) < 2:
+                self.walk = len(self.head) <= 20
+                return
+            value = _varint_value(self.head[ends[0] + 1 : ends[1] + 1])
+            self.head = bytearray()
+            if wire_type == 2 and number == self.usage_field and value <= GRPC_USAGE_MAX:
+                self.keep_left, self.kept = value, bytearray()
+                if not value:
+                    self.found = b""
+            elif wire_type == 2:
+                self.skip = value
+        else:  # groups: no GenerateContentResponse field is one
+            self.walk = False
+
+    def usage(self) -> tuple[int | None, int | None] | None:
+        if self.found is None:
+            return None
+        message = _varint_bytes(self.usage_field << 3 | 2) + _varint_bytes(len(self.found)) + self.found
+        try:
+            return grpc_usage([message], self.usage_field)
+        except Exception:
+            return None
+
+
+def _varint_value(data: bytes | bytearray) -> int:
+    return sum((byte & 0x7F) << (7 * i) for i, byte in enumerate(data))
+
+
+def _varint_bytes(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
 
 
 def decoded_body(response: http.Response) -> bytes:

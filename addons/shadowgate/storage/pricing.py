@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from shadowgate.storage.rows import AiRequest
 
 _PROBE = 1_000_000
+_CACHE_MAX = 10_000  # (provider, model, service tier) lookups kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +39,7 @@ class _FlatRates:
     input: float
     cache_read: float
     cache_write: float
+    cache_write_1h: float  # Anthropic's one-hour cache writes, a subset of the writes (round-6b G16)
     output: float
 
 
@@ -50,7 +52,7 @@ class PriceQuote:
 class Pricing:
     def __init__(self, overrides: Callable[[], Sequence[PriceOverride]] = tuple) -> None:
         self.overrides = overrides  # the price entries in force (the policy's, read at each row)
-        self._cache: dict[tuple[str, str], tuple[ModelPrice, _FlatRates | None, str] | None] = {}
+        self._cache: dict[tuple[str, str, str | None], tuple[ModelPrice, _FlatRates | None, str] | None] = {}
         self._lock = threading.Lock()
 
     @staticmethod
@@ -69,47 +71,63 @@ class Pricing:
         output_tokens: int | None,
         cached_input_tokens: int | None = None,
         cache_creation_input_tokens: int | None = None,
+        cache_write_1h_tokens: int | None = None,
+        service_tier: str | None = None,
     ) -> PriceQuote | None:
+        """service_tier: the one the answer says served the call (OpenAI's flex, priority), whose
+        rates genai-prices lists as price variants; an unknown tier is priced at the standard rates."""
         if not provider or not model or (input_tokens is None and output_tokens is None):
             return None
-        entry = self._lookup(provider, model)
+        entry = self._lookup(provider, model, service_tier or None)
         if entry is None:
             return None
         model_price, flat, model_id = entry
         inp = input_tokens or 0
         cached = cached_input_tokens or 0
         written = cache_creation_input_tokens or 0
+        written_1h = min(cache_write_1h_tokens or 0, written)
         out = output_tokens or 0
         if flat is not None:
             uncached = max(inp - cached - written, 0)
-            cost = uncached * flat.input + cached * flat.cache_read + written * flat.cache_write + out * flat.output
+            writes = (written - written_1h) * flat.cache_write + written_1h * flat.cache_write_1h
+            cost = uncached * flat.input + cached * flat.cache_read + writes + out * flat.output
             return PriceQuote(round(cost, 10), model_id)
         try:
             usage = Usage(
                 input_tokens=inp,
                 cache_read_tokens=cached or None,
                 cache_write_tokens=written or None,
+                cache_write_1h_tokens=written_1h or None,
                 output_tokens=out,
             )
             return PriceQuote(float(model_price.calc_price(usage)["total_price"]), model_id)
         except Exception:
             return None
 
-    def _lookup(self, provider: str, model: str) -> tuple[ModelPrice, _FlatRates | None, str] | None:
-        key = (provider, model)
+    def _lookup(
+        self, provider: str, model: str, service_tier: str | None = None
+    ) -> tuple[ModelPrice, _FlatRates | None, str] | None:
+        key = (provider, model, service_tier)
         try:
             return self._cache[key]
         except KeyError:
             pass
         with self._lock:
             if key not in self._cache:
-                self._cache[key] = _resolve(provider, model)
+                if len(self._cache) >= _CACHE_MAX:  # tiers come from answers: any string
+                    self._cache.clear()
+                self._cache[key] = _resolve(provider, model, service_tier)
             return self._cache[key]
 
 
-def _resolve(provider: str, model: str) -> tuple[ModelPrice, _FlatRates | None, str] | None:
+def _resolve(
+    provider: str, model: str, service_tier: str | None = None
+) -> tuple[ModelPrice, _FlatRates | None, str] | None:
+    context = {"service_tier": service_tier} if service_tier else None
     try:
-        found = calc_price(Usage(input_tokens=1, output_tokens=1), model_ref=model, provider_id=provider)
+        found = calc_price(
+            Usage(input_tokens=1, output_tokens=1), model_ref=model, provider_id=provider, price_context=context
+        )
     except Exception:  # LookupError for unknown models/providers; anything else is as unknown
         return None
     model_price = found.model_price
@@ -126,6 +144,7 @@ def _resolve(provider: str, model: str) -> tuple[ModelPrice, _FlatRates | None, 
             # probes price only the cached (or cache-written) tokens.
             cache_read=rate(input_tokens=_PROBE, cache_read_tokens=_PROBE),
             cache_write=rate(input_tokens=_PROBE, cache_write_tokens=_PROBE),
+            cache_write_1h=rate(input_tokens=_PROBE, cache_write_tokens=_PROBE, cache_write_1h_tokens=_PROBE),
             output=rate(output_tokens=_PROBE),
         )
     except Exception:
@@ -163,10 +182,11 @@ def price_ai_request(row: AiRequest, catalog: Catalog | None, pricing: Pricing) 
         provider = catalog.match_host(gateway_host) if gateway_host else None
     if provider is None or not provider.pricing_provider:
         return
-    tokens = (inp, out, row.cached_input_tokens, row.cache_creation_input_tokens)
-    quote = pricing.quote(provider.pricing_provider, row.response_model or row.model, *tokens)
+    tokens = (inp, out, row.cached_input_tokens, row.cache_creation_input_tokens, row.cache_write_1h_tokens)
+    tier = row.service_tier
+    quote = pricing.quote(provider.pricing_provider, row.response_model or row.model, *tokens, service_tier=tier)
     if quote is None and row.response_model and row.model and not redirected:
-        quote = pricing.quote(provider.pricing_provider, row.model, *tokens)
+        quote = pricing.quote(provider.pricing_provider, row.model, *tokens, service_tier=tier)
     if quote is None:
         return
     row.cost_usd, row.priced_model = quote.cost_usd, quote.model_id

@@ -122,6 +122,12 @@ class AiRequest:
         "VARCHAR", 'a call billed per unit other than tokens: "character", "image:1024x1024:hd", "audio_second", ...'
     )
     billed_units: float | None = column("DOUBLE", "how many billed_unit the call used (priced per unit_prices.yaml)")
+    cache_write_1h_tokens: int | None = column(
+        "BIGINT", "of cache_creation_input_tokens, those written for one hour (priced at their rate)"
+    )
+    service_tier: str | None = column(
+        "VARCHAR", 'the service tier the answer names ("flex", "priority"): it sets the price'
+    )
 
 
 @dataclass(slots=True)
@@ -309,6 +315,8 @@ def ai_request(rec: FlowRecord, out: Outcome) -> AiRequest:
     row.cached_input_tokens = usage.cached_input_tokens if usage else None
     row.cache_creation_input_tokens = usage.cache_creation_input_tokens if usage else None
     row.reasoning_tokens = usage.reasoning_tokens if usage else None
+    row.cache_write_1h_tokens = resp.cache_write_1h_tokens if resp and usage else None
+    row.service_tier = resp.service_tier if resp else None
     row.usage_estimated = out.usage_estimated
     row.cost_usd = None
     row.priced_model = None

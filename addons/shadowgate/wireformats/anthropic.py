@@ -95,6 +95,10 @@ class AnthropicAccumulator:
             for name in _USAGE_FIELDS:
                 if (value := as_int(usage.get(name))) is not None:
                     self._raw[name] = value
+            # Writes kept one hour cost more than five-minute ones (round-6b G16).
+            if (value := as_int(dig(usage, "cache_creation", "ephemeral_1h_input_tokens"))) is not None:
+                self._raw["cache_write_1h"] = value
+            self._facts.service_tier = nonempty_str(usage.get("service_tier")) or self._facts.service_tier
 
     def result(self) -> ResponseFacts:
         raw = self._raw
@@ -104,6 +108,7 @@ class AnthropicAccumulator:
             # Anthropic's input_tokens excludes cache reads and writes; ours includes both.
             total = None if uncached is None else uncached + (read or 0) + (written or 0)
             self._facts.usage = Usage(total, output, read, written, None)
+            self._facts.cache_write_1h_tokens = raw.get("cache_write_1h")
         return self._facts
 
 

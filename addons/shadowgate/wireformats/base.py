@@ -56,6 +56,9 @@ class RequestFacts:
     # response's cap: what it may spend once it runs, charged to the budgets when it is
     # submitted. None for other calls.
     output_cap: int | None = None
+    # The most output tokens this one call may generate (its cap times the answers it asks for),
+    # None when it names no cap: the estimate for an answer too large to read (red-team F106).
+    answer_cap: int | None = None
     uncapped: int = 0  # of a batch's requests, those with no output cap (counted at the default)
     # Why what a batch may spend has no bound the proxy can read (its input file was uploaded too
     # large to read): refused under token and USD budgets, as an uncapped one is.
@@ -79,6 +82,11 @@ class ResponseFacts:
     # The billed quantity when the answer tells it (seconds of audio transcribed): it replaces
     # the request's estimate (RequestFacts.billed_units).
     billed_units: float | None = None
+    # The service tier the answer says served the call (OpenAI's "flex", "priority"; Anthropic's
+    # usage.service_tier): it sets the price (red-team F108, round-6b G17).
+    service_tier: str | None = None
+    # Of the usage's cache writes, those kept one hour (Anthropic's `ttl: "1h"`), dearer (round-6b G16).
+    cache_write_1h_tokens: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

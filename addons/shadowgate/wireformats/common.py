@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import math
 import re
 import secrets
 import sys
@@ -218,6 +219,28 @@ DEFAULT_OUTPUT_TOKENS = 1024
 _MAX_OUTPUT_KEYS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "maxOutputTokens", "max_new_tokens")
 
 
+# Most candidates a Gemini request may ask for: one whose count the proxy cannot read is counted so.
+GEMINI_MAX_CANDIDATES = 8
+
+
+def proto_int(value: Any) -> int | None:
+    """A count as a lax server reads it: Google's REST front end parses proto3 JSON, where an
+    int32 is "a decimal number; either numbers or strings are accepted" ("8", 8.0, "8e0"), and
+    pydantic-based OpenAI-compatible servers coerce such values too (red-team F104). None for a
+    value no such server reads as a non-negative integer."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or len(text) > 40 or not all(c in "0123456789+-.eE" for c in text):
+            return None
+        try:
+            value = float(text) if any(c in text for c in ".eE") else int(text)
+        except ValueError:
+            return None
+    if isinstance(value, float) and math.isfinite(value):
+        return int(value) if value.is_integer() and value >= 0 else None
+    return as_int(value)
+
+
 def output_cap(body: Any) -> int | None:
     """The most output tokens a call's body lets it generate, or None when it names no cap."""
     cap = None
@@ -225,10 +248,17 @@ def output_cap(body: Any) -> int | None:
         config = body.get("generationConfig") or body.get("generation_config")
         for holder in (body, config if isinstance(config, dict) else {}):
             for key in _MAX_OUTPUT_KEYS:
-                value = holder.get(key)
-                if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                value = proto_int(holder.get(key))
+                if value is not None:
                     cap = value if cap is None else max(cap, value)
     return cap
+
+
+def call_output_cap(body: Any) -> int | None:
+    """The most output tokens one call may generate: its cap times the answers it asks for
+    (`n`, `best_of`, `candidateCount`); None when it names no cap."""
+    cap = output_cap(body)
+    return None if cap is None else cap * _answers(body)
 
 
 def batch_output_cap(requests: list[Any]) -> int:
@@ -255,15 +285,22 @@ def _request_output(request: Any) -> int:
 
 
 def _answers(request: Any) -> int:
-    """How many answers a request asks for: OpenAI's `n`, Gemini's `candidateCount` (1 if none)."""
+    """How many answers a request generates (1 if it names none): OpenAI's `n`, or legacy
+    completions' `best_of` (generated server-side and billed, though `n` are returned), Gemini's
+    `candidateCount`, read as the servers read them (red-team F104). A candidate count no server
+    reads as a number is counted at Gemini's most."""
     if not isinstance(request, dict):
         return 1
     config = request.get("generationConfig") or request.get("generation_config")
-    for holder, key in ((request, "n"), (config, "candidateCount"), (config, "candidate_count")):
-        value = holder.get(key) if isinstance(holder, dict) else None
-        if isinstance(value, int) and not isinstance(value, bool) and value > 1:
-            return value
-    return 1
+    answers = 1
+    for holder, key in ((request, "n"), (request, "best_of"), (config, "candidateCount"), (config, "candidate_count")):
+        if not isinstance(holder, dict) or holder.get(key) is None:
+            continue
+        value = proto_int(holder[key])
+        if value is None and holder is config:
+            value = GEMINI_MAX_CANDIDATES
+        answers = max(answers, value or 1)
+    return answers
 
 
 # Strings a lax server reads as false. OpenAI and Azure reject a non-boolean "stream" (400
@@ -667,7 +704,9 @@ class JsonWireParser:
 
     def parse_request(self, route: Route, headers: Mapping[str, str], body: Any) -> RequestFacts:
         try:
-            return self._request(route, headers, body)
+            facts = self._request(route, headers, body)
+            facts.answer_cap = call_output_cap(body)
+            return facts
         except Exception:
             operation = route.operation if isinstance(getattr(route, "operation", None), str) else "chat"
             return RequestFacts(operation=operation)

@@ -83,6 +83,8 @@ class ChatAccumulator:
         # Azure's first chunk carries prompt_filter_results with empty id and model.
         facts.response_id = facts.response_id or nonempty_str(data.get("id"))
         facts.model = facts.model or nonempty_str(data.get("model"))
+        # The tier that served it (flex, priority) prices it; every chunk of a stream repeats it.
+        facts.service_tier = nonempty_str(data.get("service_tier")) or facts.service_tier
         for pos, choice in enumerate(items(data.get("choices"))):
             if not isinstance(choice, dict):
                 continue
@@ -249,6 +251,7 @@ class _ResponsesAccumulator:
         facts = self._facts
         facts.response_id = nonempty_str(response.get("id")) or facts.response_id
         facts.model = nonempty_str(response.get("model")) or facts.model
+        facts.service_tier = nonempty_str(response.get("service_tier")) or facts.service_tier
         if count_text:
             facts.output_chars += sum(_output_item_chars(item) for item in dicts(response.get("output")))
         status = response.get("status")
