@@ -72,6 +72,16 @@ _STRUCTURE_KEYS = frozenset(
 )  # fmt: skip
 
 
+# Answers that hold no text anyone reads: vectors (base64 embeddings read as words were
+# "postcodes", and 2,048 of them took minutes: round-6b G29).
+NO_TEXT_ANSWERS = frozenset({"embeddings"})
+# Values in an answer that are payloads or opaque tokens, not text: a vector, an image, Gemini's
+# thought signature and OpenAI's encrypted reasoning (both sent back unchanged next turn).
+_PAYLOAD_KEYS = frozenset(
+    {"embedding", "b64_json", "partial_image_b64", "thoughtSignature", "thought_signature", "encrypted_content"}
+)
+
+
 # Bedrock's stream exception for an error while streaming (both ConverseStream and
 # InvokeModelWithResponseStream model it); boto3 raises it as EventStreamError with this code.
 STREAM_EXCEPTION = "modelStreamErrorException"
@@ -318,7 +328,7 @@ def _inspect_json(node: Any, path: tuple, inspection: Inspection, out: dict) -> 
             _inspect_json(item, (*path, i), inspection, out)
     elif isinstance(node, dict):
         for key, value in node.items():
-            if key not in _STRUCTURE_KEYS:
+            if key not in _STRUCTURE_KEYS and key not in _PAYLOAD_KEYS:
                 _inspect_json(value, (*path, key), inspection, out)
 
 
@@ -345,7 +355,7 @@ class Answer:
         response = flow.response
         if policy is None or rec is None or rec.route is None or response is None or response.stream:
             return
-        if not 200 <= response.status_code < 300:
+        if not 200 <= response.status_code < 300 or rec.route.operation in NO_TEXT_ANSWERS:
             return
         inspection = Inspection(policy, rec, self.settings.policy.observe)
         try:

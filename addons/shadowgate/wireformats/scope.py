@@ -67,6 +67,18 @@ def _minted_position(path: JsonPath) -> bool:
     )
 
 
+# Gemini's thought signatures: opaque tokens the model minted in its answer's parts, which the
+# API requires back unchanged in the next request's parts (round-6b G30: one read as a UK
+# postcode and redacted broke the agent's next turn). Only on a turn's part.
+THOUGHT_SIGNATURE_KEYS = frozenset({"thoughtSignature", "thought_signature"})
+
+
+def _gemini_part(path: JsonPath) -> bool:
+    """A part of a Gemini turn: `contents[i].parts[j]` (a batch's request wraps it deeper)."""
+    shape = tuple("#" if isinstance(step, int) else step for step in path if not isinstance(step, Shadowed))
+    return shape[-4:] == ("contents", "#", "parts", "#")
+
+
 # Top-level bookkeeping the provider stores but the model never reads (opt-in: metadata option).
 METADATA_KEYS = frozenset({"metadata", "user", "safety_identifier", "labels"})
 # A base64 value that decodes to binary and is shorter than this is scanned as it is (it may be
@@ -127,9 +139,12 @@ def request_pieces(body: Any, include_metadata: bool = False) -> Iterator[Piece]
             if isinstance(node, DuplicateKeys):  # a first-wins server reads the shadowed values
                 entries += [((*path, key, Shadowed(i)), key, v) for i, (key, v) in enumerate(node.shadowed)]
             minted = node.get("type") in MINTED_BLOCK_TYPES and _minted_position(path)
+            gemini_part = _gemini_part(path)
             for step, key, value in entries:
-                if (minted and key in OPAQUE_KEYS and isinstance(value, str)) or (
-                    not path and key in METADATA_KEYS and not include_metadata
+                if (
+                    (minted and key in OPAQUE_KEYS and isinstance(value, str))
+                    or (gemini_part and key in THOUGHT_SIGNATURE_KEYS and isinstance(value, str))
+                    or (not path and key in METADATA_KEYS and not include_metadata)
                 ):
                     continue
                 if not isinstance(step[-1], Shadowed):
