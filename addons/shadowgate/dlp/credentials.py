@@ -246,6 +246,19 @@ _VERSIONED_RX = re.compile(r"[A-Za-z][A-Za-z0-9_.:\-]*[\-_:.]v?[0-9]+(?:\.[0-9]+
 _CAMEL_RX = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z0-9]+")
 _CODE_REF_RX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+|[A-Za-z_]+")
 _DIGIT_RX = re.compile(r"[0-9]")
+# A value that is code rather than a literal (round-6b G1, G4): a word of code (api_key,
+# --no-cache, verify=False, scram-sha-256, oauth2: words, numbers and a word with one digit, joined
+# by _ . - =), a call (base64.b64encode(...)), or a type name ending in a secret word
+# (Ed25519PrivateKey, _EllipticCurvePrivateKey: capitalised words, digits only after a word).
+_CODE_WORD_RX = re.compile(r"-{0,2}(?:[A-Za-z]+|[0-9]+|[a-z]+[0-9])(?:[_.=\-](?:[A-Za-z]+|[0-9]+|[a-z]+[0-9]))*")
+# snake_case or CamelCase words, digits inside a word once (b64encode, pbkdf2_hmac, Ed25519Key):
+# a random key is neither
+_CODE_NAME = r"(?:_?[a-z]+[0-9]*[a-z]*(?:_[a-z]+[0-9]*[a-z]*)*|_?(?:[A-Z][a-z]+[0-9]*)+)"
+_CALLED_RX = re.compile(_CODE_NAME + r"(?:\." + _CODE_NAME + r")*")
+_TYPE_NAME_RX = re.compile(r"_?(?:[A-Z][a-z]+[0-9]*)+(?:Key|Secret|Token|Password|Credentials?|Passphrase)")
+# A quoted item of a list: ("md5", "password", "scram-sha-256") or ["password", "oauth2", "saml"]
+_ITEM_BEFORE_RX = re.compile(r"""["'][ \t]*,[ \t]*\Z""")
+_ITEM_AFTER_RX = re.compile(r"""[ \t]*,[ \t]*["']""")
 _UUID_RX = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z", re.IGNORECASE)
 
 # name word -> value shape -> (type, detector): keys of services without a distinctive format
@@ -308,6 +321,38 @@ def _is_reference(value: str, quoted: bool) -> bool:
         return True
     # unquoted identifiers are variables (api_key = settings.key); quoted letters are a literal
     return not quoted and _CODE_REF_RX.fullmatch(value) is not None and not any(c.isdigit() for c in value)
+
+
+def _is_code(
+    text: str, a: int, b: int, span: tuple[int, int], value: str, quote: str | None, words: tuple[str, ...]
+) -> bool:
+    """A value that the code around it shows is no literal secret (round-6b G1, G4): the verb
+    "pass" before a quoted word of code (pass `api_key`, pass "--no-cache"); the next item of a
+    list of quoted words ("md5", "password", "scram-sha-256"); a call (key = base64.b64encode(..));
+    a type annotation (private_key: Ed25519PrivateKey); an enum member named after its value
+    (CLIENT_SECRET_AUTH = 'CLIENT_SECRET_AUTH'). Each needs its context: a random password
+    after "pass" or in a list is still one, as is a word of code assigned as `password = "x"`."""
+    start, end = span
+    if value.replace("-", "_").upper() == text[a:b].strip("\"'").replace("-", "_").upper():
+        return True
+    if not quote and text[end : end + 1] == "(" and _CALLED_RX.fullmatch(value):
+        return True
+    if text[b:start].lstrip("\"' \t\\").startswith(":") and _TYPE_NAME_RX.fullmatch(value):
+        return True
+    if not quote or not _CODE_WORD_RX.fullmatch(value):
+        return False
+    if words == ("pass",) and text[b : b + 1] in (" ", "\t") and text[max(0, a - 2) : a] != "--":
+        return True  # the verb: "How do I pass `api_key`?"; --pass "x" and pass: "x" stay names
+    quote_char = quote[-1]
+    return (
+        a > 0
+        and text[a - 1] == quote_char
+        and text[b : b + 1] == quote_char
+        and (
+            _ITEM_BEFORE_RX.search(text, max(0, a - 8), a - 1) is not None
+            or _ITEM_AFTER_RX.match(text, end + 1) is not None
+        )
+    )
 
 
 def _secret_value_ok(value: str, kind: str, word_operator: bool, quoted: bool) -> bool:
@@ -464,6 +509,8 @@ def detect_assignments(src: Source, hits: Hits) -> None:
         if words in (("key",), ("name",)) and _ATTRIBUTE_PAIR_RX.match(text, span[1]):
             continue  # <add key="Password" value="..."/>: this value is the name; its own hit reads the pair
         value = text[span[0] : span[1]]
+        if _is_code(text, a, b, span, value, quote, words):
+            continue
         typed = _typed(words, value)
         if typed is not None:
             hits.add(span[0], span[1], typed[0], typed[1])

@@ -1,0 +1,71 @@
+"""Ordinary developer text that is no personal data and no secret (red-team round 6b), and the
+real values in the same contexts that still are: each exclusion is a bypass an attacker tries."""
+
+from __future__ import annotations
+
+import pytest
+
+from shadowgate.dlp import Scanner
+
+SCANNER = Scanner()
+
+
+def found(text: str) -> list[tuple[str, str]]:
+    return [(f.type, text[f.start : f.end]) for f in SCANNER.scan(text)]
+
+
+# --- G1: the verb "pass" and a quoted list of words are no password ---------------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How do I pass `api_key` to the OpenAI client? My code: client = OpenAI(api_key=api_key)",
+        'Don\'t forget to pass "--no-cache" to docker build, and pass `verify=False` only in tests.',
+        "Why does CI not pass `test_login_redirect` when it passes locally? pass `max_tokens=1024`",
+        '# METHOD can be "trust", "reject", "md5", "password", "scram-sha-256",\nhost all all samenet scram-sha-256',
+        'AUTH_METHODS = ["password", "oauth2", "saml"]  # which of these does Keycloak support?',
+    ],
+)
+def test_pass_verb_and_word_lists_are_no_password(text: str) -> None:
+    assert found(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ('pass "Xy7#kq2Lm"', "Xy7#kq2Lm"),  # a random value after the verb is still one
+        ('--pass "hunter22"', "hunter22"),
+        ('pass: "hunter22"', "hunter22"),
+        ('password: "scram-sha-256"', "scram-sha-256"),  # assigned: not a list item
+        ('["password", "Xy7#kq2Lm", "x"]', "Xy7#kq2Lm"),  # a list item that is no word
+        ('("PASSWORD", "hunter22")', "hunter22"),  # a pair, not a list
+    ],
+)
+def test_a_password_next_to_the_verb_or_in_a_pair_is_still_found(text: str, value: str) -> None:
+    assert ("PASSWORD", value) in found(text)
+
+
+# --- G4: code that computes or types a key is not the key -------------------------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "def __init__(self):\n    self.key = base64.b64encode(os.urandom(16))\n",
+        "password = hashlib.pbkdf2_hmac('sha256', pw, salt, 100000)\n",
+        "class AuthType(Enum):\n  OAUTH_CLIENT_SECRET_AUTH = 'OAUTH_CLIENT_SECRET_AUTH'\n",
+        "private_key: Ed25519PrivateKey = Ed25519PrivateKey.generate()\n",
+        'def sign(backend: "Backend", private_key: "_EllipticCurvePrivateKey", data: bytes) -> bytes:\n',
+    ],
+)
+def test_code_computing_or_typing_a_key_is_no_secret(text: str) -> None:
+    assert found(text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "api_key = sk9Fq2LmZp7XkR3vTq8W(",  # a random value is no function name
+        "TOKEN = a3f9c2e1b7d4f6a8c0e2b4d6f8a1c3e5(",
+        'secret_key: "Xq9kL2mZpR7vK3yAb"',  # an annotation-like operator before a random value
+    ],
+)
+def test_a_key_in_code_shaped_context_is_still_found(text: str) -> None:
+    assert [t for t, _ in found(text)] == ["GENERIC_SECRET"]
