@@ -69,3 +69,29 @@ def test_code_computing_or_typing_a_key_is_no_secret(text: str) -> None:
 )
 def test_a_key_in_code_shaped_context_is_still_found(text: str) -> None:
     assert [t for t, _ in found(text)] == ["GENERIC_SECRET"]
+
+
+# --- G12: addresses that identify nobody ------------------------------------------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Inside the pod `curl http://169.254.169.254/latest/meta-data/iam/info` times out. Why?",
+        "In the docs example the server is 192.0.2.10 and the client 198.51.100.7 (or 203.0.113.5)",
+        "Is `ip addr add 2001:db8::1/64 dev eth0` the right syntax? And ::ffff:192.0.2.1?",
+        "Should /etc/resolv.conf say nameserver 8.8.8.8 or 1.1.1.1 (or 2001:4860:4860::8888) inside the container?",
+    ],
+)
+def test_addresses_that_identify_nobody_are_no_personal_data(text: str) -> None:
+    assert found(text) == []
+
+
+def test_public_and_private_addresses_are_still_found() -> None:
+    """A private address names a person's machine inside the company (the proxy maps them to people)."""
+    text = "from 93.184.216.34, 10.244.1.17, 192.168.1.10, [2a00:1450:4001:80b::200e]:443 and ::ffff:81.2.69.160"
+    assert found(text) == [
+        ("IPV4", "93.184.216.34"),
+        ("IPV4", "10.244.1.17"),
+        ("IPV4", "192.168.1.10"),
+        ("IPV6", "2a00:1450:4001:80b::200e"),
+        ("IPV6", "::ffff:81.2.69.160"),
+    ]

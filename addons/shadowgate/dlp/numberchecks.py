@@ -398,8 +398,51 @@ def international_phone_valid(cc: str, national: str) -> bool:
 # Network addresses
 
 
+# Public DNS resolvers (Google, Cloudflare, Quad9, OpenDNS): in every resolv.conf question,
+# nobody's address (round-6b G12)
+_PUBLIC_RESOLVERS = frozenset(
+    {
+        ipaddress.ip_address(a)
+        for a in (
+            "8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1", "9.9.9.9", "149.112.112.112", "208.67.222.222",
+            "208.67.220.220", "2001:4860:4860::8888", "2001:4860:4860::8844", "2606:4700:4700::1111",
+            "2606:4700:4700::1001", "2620:fe::fe", "2620:fe::9",
+        )
+    }
+)  # fmt: skip
+
+
+# Ranges that are nobody's: RFC 5737 / RFC 3849 documentation, link-local IPv4 (169.254/16: the
+# cloud metadata address, self-assigned addresses), AWS's IPv6 metadata address. Private ranges
+# (RFC 1918, fc00::/7, 100.64/10) are not here: inside a company they name a person's machine (the
+# proxy itself maps client addresses to people), and fe80:: addresses often embed the MAC address.
+_NOBODYS_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "192.0.2.0/24",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "169.254.0.0/16",
+        "2001:db8::/32",
+        "fd00:ec2::254/128",
+    )
+)
+
+
+def _identifies_nobody(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Unspecified, loopback, documentation, link-local IPv4 or metadata, or a public resolver
+    (round-6b G12)."""
+    return (
+        ip.is_unspecified
+        or ip.is_loopback
+        or ip in _PUBLIC_RESOLVERS
+        or any(ip.version == n.version and ip in n for n in _NOBODYS_NETWORKS)
+    )
+
+
 def ipv4_interesting(octets: list[str]) -> bool:
-    """Four decimal octets without leading zeros, not unspecified/loopback/broadcast/netmask."""
+    """Four decimal octets without leading zeros, not 0.x or broadcast/netmask (255.x) and not an
+    address that identifies nobody."""
     values = []
     for o in octets:
         if not o or len(o) > 3 or (len(o) > 1 and o[0] == "0"):
@@ -408,16 +451,26 @@ def ipv4_interesting(octets: list[str]) -> bool:
         if v > 255:
             return False
         values.append(v)
-    return values[0] not in (0, 127, 255)
+    return values[0] not in (0, 255) and not _identifies_nobody(ipaddress.IPv4Address(bytes(values)))
+
+
+def _ipv6(candidate: str) -> ipaddress.IPv6Address | None:
+    if candidate.count(":") < 2:
+        return None
+    try:
+        return ipaddress.IPv6Address(candidate.split("%", 1)[0])  # zone index allowed
+    except ValueError:
+        return None
+
+
+def ipv6_valid(candidate: str) -> bool:
+    return _ipv6(candidate) is not None
 
 
 def ipv6_interesting(candidate: str) -> bool:
-    """A valid IPv6 address (zone index allowed) other than :: and ::1."""
-    if candidate.count(":") < 2:
+    """A valid IPv6 address that identifies someone (an IPv4-mapped one as its IPv4 address)."""
+    ip = _ipv6(candidate)
+    if ip is None:
         return False
-    address = candidate.split("%", 1)[0]
-    try:
-        ip = ipaddress.IPv6Address(address)
-    except ValueError:
-        return False
-    return not (ip.is_unspecified or ip.is_loopback)
+    mapped = ip.ipv4_mapped
+    return not _identifies_nobody(ip if mapped is None else mapped)

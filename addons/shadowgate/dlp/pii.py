@@ -23,9 +23,13 @@ Decisions:
   Maestro are not issued any more: those are EAN barcodes); the published test numbers with
   only two distinct digits (4111 1111 1111 1111, 4242...) are examples, not findings.
 * IPV4: valid dotted quads, except 0.x, 127.x and 255.x (unspecified, loopback, broadcast and
-  netmasks identify nobody) and numbers right after "version", "v", "build" or "release".
-* IPV6: valid per the ipaddress module, except :: and ::1, with at least one digit (so C++
-  "a::b" is not an address).
+  netmasks identify nobody), the documentation ranges (RFC 5737), link-local 169.254/16 (the
+  cloud metadata address) and public DNS resolvers (round-6b G12), and numbers right after
+  "version", "v", "build" or "release". Private addresses (RFC 1918) are found: inside a
+  company they name a person's machine.
+* IPV6: valid per the ipaddress module, with at least one digit (so C++ "a::b" is not an
+  address), except those that identify nobody as for IPV4 (::, ::1, 2001:db8::/32, resolvers;
+  an IPv4-mapped address as its IPv4 address).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from .numberchecks import iban_valid
 from .numberchecks import international_phone_valid
 from .numberchecks import ipv4_interesting
 from .numberchecks import ipv6_interesting
+from .numberchecks import ipv6_valid
 from .numberchecks import it_fiscal_code_valid
 from .numberchecks import itin_valid
 from .numberchecks import nanp_valid
@@ -454,7 +459,7 @@ def detect_network(src: Source, hits: Hits) -> None:
             continue  # nothing below can then be an address: spare the parse
         if value.endswith(":") and not value.endswith("::"):
             value = value[:-1]
-        if not ipv6_interesting(value) and value.count(":") > 2:
+        if not ipv6_valid(value) and value.count(":") > 2:
             value = value.rsplit(":", 1)[0]  # an unbracketed port: 2001:db8:0:0:0:0:0:1:443
         if _DIGIT_RX.search(value) and ipv6_interesting(value):
             hits.add(s, s + len(value), "IPV6", "ip")
