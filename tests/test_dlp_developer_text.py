@@ -95,3 +95,30 @@ def test_public_and_private_addresses_are_still_found() -> None:
         ("IPV6", "2a00:1450:4001:80b::200e"),
         ("IPV6", "::ffff:81.2.69.160"),
     ]
+
+
+# --- G2: four-part versions; G3: the FSF address's ZIP+4 ---------------------------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        '<PackageReference Include="Newtonsoft.Json" Version="13.0.3.0" />\nWhy does restore fail?',
+        '[assembly: AssemblyVersion("1.0.0.0")]\n[assembly: AssemblyFileVersion("2.4.1.0")]',
+        "Requires-Dist: brotlicffi>=1.2.0.0; platform_python_implementation != 'CPython' (pkg==2.4.1.0)",
+        "# if not, write to the Free Software Foundation, Inc., 51 Franklin Street, Fifth Floor,\n"
+        "# Boston, MA 02110-1301 USA.  (59 Temple Place, Suite 330, Boston, MA  02111-1307)\n",
+    ],
+)
+def test_versions_and_zip_codes_are_no_personal_data(text: str) -> None:
+    assert found(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ('server="81.2.69.160"', "81.2.69.160"),  # "ver" inside a word is no version
+        ('driver 81.2.69.161 and cover: "81.2.69.162"', "81.2.69.161"),
+        ("call 02110-1301 today", "02110-1301"),  # a number without a state before it
+    ],
+)
+def test_an_address_or_number_outside_those_contexts_is_still_found(text: str, value: str) -> None:
+    assert value in [v for _, v in found(text)]

@@ -222,9 +222,21 @@ _NOT_PHONE_RX = re.compile(
     rb"account|acct|bestellung|bestellnummer|rechnung|rechnungsnummer|auftrag|kundennummer|commande|facture|"
     rb"pedido|factura|ordine|fattura)\b(?:\s*(?:no|nr|number|num|#|n\xb0)\.?)?[\s:#.\-]{0,4}\Z"
 )
+# A version's context: the word (also ending a name: AssemblyVersion, FileVersion), then what
+# sets it (Version="13.0.3.0", AssemblyVersion("1.0.0.0")); or a requirement's operator
+# (brotlicffi>=1.2.0.0, ==, ~=, ~>) (round-6b G2).
 _VERSION_RX = re.compile(
-    rb"\b(?:version|ver|v|release|build|firmware|rev|revision|versi\xf3n|versione)\b[\s.:=]{0,3}\Z"
+    rb"(?:version|\b(?:ver|v|release|build|firmware|rev|revision|versi\xf3n|versione))\b"
+    rb"(?:[\s.:=]{0,3}|[ \t]*(?:=|\(|:)[ \t]*[\"'])\Z|[\w\])](?:>=|==|~=|<=|!=|~>)[ \t]*\Z"
 )
+# A ZIP+4 after a US state's code (Boston, MA 02110-1301: the FSF address of every GPL header) is
+# no phone number (round-6b G3)
+_US_STATES = (
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK "
+    "OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR GU VI AS MP"
+)
+_STATE_BEFORE_RX = re.compile(r"(?<![A-Za-z])(?:" + _US_STATES.replace(" ", "|") + r"),?[ \t]+\Z")
+_ZIP4_RX = re.compile(r"[0-9]{5}-[0-9]{4}\Z")
 _DATE_LIKE_RX = re.compile(r"[0-9]{1,4}[/.\-][0-9]{1,2}[/.\-][0-9]{2,4}")
 
 
@@ -270,6 +282,8 @@ def _validate_number(shape: str, value: str, src: Source, start: int) -> str | N
         return "ES_DNI" if es_dni_valid(value.replace("-", "").upper()) else None
     # phones
     if len(set(digits)) <= 2 or _context_says(_NOT_PHONE_RX, src.lower, start):
+        return None
+    if _ZIP4_RX.match(value) and _STATE_BEFORE_RX.search(src.text, max(0, start - 8), start):
         return None
     if shape in ("intl", "intl00"):
         cc_national = split_calling_code(digits_only(value.replace("(0)", ""))[2 if shape == "intl00" else 0 :])
