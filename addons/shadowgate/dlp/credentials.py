@@ -104,16 +104,88 @@ _PPK_RX = re.compile(
 )
 
 
+# A base64 DER SEQUENCE whose first item is an INTEGER (30 LL 02, 30 81 LL 02 01, 30 82 HH LL
+# 02 01), read by its structure rather than its literal start (red-team F101: Java's PKCS#8
+# without the public key, openssl -no_public SEC1, RFC 8410 v2 Ed25519, RSA-PSS). The pattern
+# takes the first 60 characters; the run's end is found only for a key. The look-behind follows
+# the literal (see JWTs).
+_DER_RUN_RX = re.compile(
+    r"M(?<![A-Za-z0-9+/]M)(?:[A-H][A-Za-z0-9+/]C|I[GH][A-Za-z0-9+/]Ag|II[A-Za-z0-9+/]{3}IB)" + _B64_WRAP + r"{54}"
+)
+_B64_REST_RX = re.compile(r"(?:[A-Za-z0-9+/=]+|\r|\n|\\[nr])*")
+_B64_BREAKS_RX = re.compile(r"\r|\n|\\[nr]")
+# The key algorithms of a PKCS#8 PrivateKeyInfo (DER of the OID, without tag and length):
+# rsaEncryption, RSASSA-PSS, ecPublicKey, DSA, DH (PKCS#3 and X9.42), X25519, X448, Ed25519, Ed448
+_KEY_ALGORITHM_OIDS = frozenset(
+    bytes.fromhex(h)
+    for h in (
+        "2a864886f70d010101", "2a864886f70d01010a", "2a8648ce3d0201", "2a8648ce380401", "2a864886f70d010301",
+        "2a8648ce3e0201", "2b656e", "2b656f", "2b6570", "2b6571",
+    )
+)  # fmt: skip
+# SEC1 private key octet string lengths: P-192, P-224, P-256/secp256k1/brainpool256, P-384, brainpool512, P-521
+_SEC1_KEY_LENGTHS = frozenset({24, 28, 32, 48, 64, 66})
+
+
+def _der_item(data: bytes, at: int) -> tuple[int, int, int] | None:
+    """(tag, length, content offset) of the DER item at `at`, or None where the bytes end."""
+    if at + 2 > len(data):
+        return None
+    tag, first = data[at], data[at + 1]
+    if first < 0x80:
+        return tag, first, at + 2
+    n = first & 0x7F
+    if not 1 <= n <= 3 or at + 2 + n > len(data):
+        return None
+    return tag, int.from_bytes(data[at + 2 : at + 2 + n]), at + 2 + n
+
+
+def _der_private_key(head: bytes) -> bool:
+    """The first bytes of a PKCS#8 PrivateKeyInfo / OneAsymmetricKey (version 0 or 1, then a
+    known key algorithm), a SEC1 ECPrivateKey (version 1, then the key's octet string) or a
+    PKCS#1 RSA / OpenSSL DSA key (version 0, then a long integer)."""
+    outer = _der_item(head, 0)
+    if outer is None or outer[0] != 0x30:
+        return False
+    version = _der_item(head, outer[2])
+    if version is None or version[:2] != (0x02, 1) or version[2] >= len(head):
+        return False
+    v = head[version[2]]
+    after = _der_item(head, version[2] + 1)
+    if after is None or v > 1:
+        return False
+    tag, length, at = after
+    if tag == 0x30:  # PKCS#8: AlgorithmIdentifier { OID, ... }
+        oid = _der_item(head, at)
+        return oid is not None and oid[0] == 0x06 and head[oid[2] : oid[2] + oid[1]] in _KEY_ALGORITHM_OIDS
+    if tag == 0x04:
+        return v == 1 and length in _SEC1_KEY_LENGTHS
+    return tag == 0x02 and v == 0 and length >= 64  # the modulus (RSA) or p (DSA)
+
+
+def _der_key_runs(text: str) -> list[tuple[int, int]]:
+    runs = []
+    for m in _DER_RUN_RX.finditer(text):
+        head = _B64_BREAKS_RX.sub("", m.group())[:48]
+        try:
+            decoded = base64.b64decode(head, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if _der_private_key(decoded):
+            runs.append((m.start(), _B64_REST_RX.match(text, m.end()).end()))  # type: ignore[union-attr]  # * matches
+    return runs
+
+
 def detect_key_body(src: Source, hits: Hits) -> None:
     """A private key's base64 body without its BEGIN/END lines (a key file with its first and
     last lines left out). The start is a key's and nothing else's, so no entropy test is needed."""
     for m in _PPK_RX.finditer(src.text):
         hits.add(m.start(), m.end(), "PRIVATE_KEY", "pem")
-    for m in _KEY_BODY_RX.finditer(src.text):
-        end = m.end()
-        while end > m.start() and src.text[end - 1] in "\r\n\\":
+    spans = [m.span() for m in _KEY_BODY_RX.finditer(src.text)] + _der_key_runs(src.text)
+    for start, end in spans:
+        while end > start and src.text[end - 1] in "\r\n\\":
             end -= 1
-        hits.add(m.start(), end, "PRIVATE_KEY", "pem")
+        hits.add(start, end, "PRIVATE_KEY", "pem")
 
 
 # --- JSON Web Tokens ------------------------------------------------------------------------
