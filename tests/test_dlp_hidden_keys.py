@@ -75,3 +75,34 @@ def test_public_der_structures_are_no_private_key() -> None:
     ]
     for der in public:
         assert "PRIVATE_KEY" not in types_in(f"the public key:\n{base64.b64encode(der).decode()}\n")
+
+
+# --- F99: a tag-spelled key cut into chunks each dressed as a subdivision flag ----------------------
+FLAG, CANCEL_TAG = "\U0001f3f4", "\U000e007f"
+ENGLAND = FLAG + "".join(chr(0xE0000 + ord(c)) for c in "gbeng") + CANCEL_TAG
+
+
+def _tags(chars: str) -> str:
+    return "".join(chr(0xE0000 + ord(c)) for c in chars)
+
+
+@pytest.mark.parametrize("chunk", [7, 5, 3])
+def test_key_in_fake_flags_is_found(chunk: int) -> None:
+    key = "AKIA2OGYBAH6STMMNXNN"
+    flags = "".join(FLAG + _tags(key[i : i + chunk]) + CANCEL_TAG for i in range(0, len(key), chunk))
+    assert types_in(f"Go team {flags} !") == ["AWS_ACCESS_KEY"]
+
+
+def test_lower_case_key_in_well_formed_flags_is_found() -> None:
+    """Chunks of lower-case letters and digits make well-formed flags: every tag is read too."""
+    token = "ghp_" + "".join(R.choice("abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(36))
+    flags = "".join(FLAG + _tags(token[i : i + 5]) + CANCEL_TAG for i in range(0, len(token), 5))
+    assert types_in(f"Go {flags}") == ["GITHUB_TOKEN"]
+
+
+def test_real_flags_spell_nothing_and_spoil_no_reading() -> None:
+    assert types_in(f"Go {ENGLAND} team {ENGLAND * 5}") == []
+    key = "AKIA2OGYBAH6STMMNXNN"
+    cover = "the quick brown fox jumps over the lazy dog again"
+    scattered = "".join(c + _tags(k) for c, k in zip(cover, key, strict=False)) + cover[len(key) :]
+    assert types_in(f"{ENGLAND} {scattered} {ENGLAND}") == ["AWS_ACCESS_KEY"]

@@ -130,14 +130,23 @@ def hidden_runs(text: str) -> list[Run]:
     # first to the last (a redaction there takes the cover text with it: refused, in effect).
     # An emoji's own invisible characters are left out: a subdivision flag's tags (black flag,
     # tag letters, cancel tag) and a lone presentation selector (U+FE0E/FE0F) after a character
-    # (red-team F90: one flag or heart in the cover text spoiled the reading).
+    # (red-team F90: one flag or heart in the cover text spoiled the reading). Only a well-formed
+    # flag's tags are a flag's, and every tag is read too, the emoji's included: chunks of a key
+    # each dressed as a flag are in that reading (red-team F99), and a real flag spoils only one
+    # of the two readings.
     for pattern, decode, name in ((_TAG_CHAR, _tag_text, "tags"), (_SELECTOR_CHAR, _selector_bytes, "selectors")):
-        found = [m for m in pattern.finditer(text) if not _emoji_part(text, m.start())]
-        if len(found) < _SCATTERED_MIN or any(r.start == found[0].start() and r.end == found[-1].end() for r in runs):
-            continue
-        decoded = decode("".join(m.group() for m in found))
-        if _SPELLS_A_VALUE.search(decoded):  # emoji's own selectors (U+FE0F each) spell nothing
-            runs.append(Run(found[0].start(), found[-1].end(), decoded, name))
+        every = list(pattern.finditer(text))
+        readings = [[m for m in every if not _emoji_part(text, m.start())]]
+        if name == "tags" and len(readings[0]) < len(every):
+            readings.append(every)
+        for found in readings:
+            if len(found) < _SCATTERED_MIN or any(
+                r.start == found[0].start() and r.end == found[-1].end() for r in runs
+            ):
+                continue
+            decoded = decode("".join(m.group() for m in found))
+            if _SPELLS_A_VALUE.search(decoded):  # emoji's own selectors (U+FE0F each) spell nothing
+                runs.append(Run(found[0].start(), found[-1].end(), decoded, name))
     return runs
 
 
@@ -159,8 +168,15 @@ def _emoji_part(text: str, at: int) -> bool:
         return not _SELECTOR_CHAR.fullmatch(before) and not _SELECTOR_CHAR.fullmatch(after or "x")
     if "\U000e0020" <= ch <= "\U000e007e":
         flag = text.rfind(_FLAG, max(0, at - 8), at)
-        return flag >= 0 and _CANCEL_TAG in text[at : at + 8]
+        sequence = _FLAG_SEQUENCE.match(text, flag) if flag >= 0 else None
+        return sequence is not None and at < sequence.end()
     return False
+
+
+# A subdivision flag as Unicode writes it (UTS #51): the black flag, a lower-case region and
+# subdivision code in tag letters and digits (gbeng, usca), the cancel tag. Upper-case or other
+# tags are no flag's.
+_FLAG_SEQUENCE = re.compile("\U0001f3f4[\U000e0061-\U000e007a\U000e0030-\U000e0039]{3,7}\U000e007f")
 
 
 _TAG_CHAR = re.compile("[\U000e0020-\U000e007e]")
