@@ -122,3 +122,28 @@ def test_versions_and_zip_codes_are_no_personal_data(text: str) -> None:
 )
 def test_an_address_or_number_outside_those_contexts_is_still_found(text: str, value: str) -> None:
     assert value in [v for _, v in found(text)]
+
+
+# --- G22: payment providers' published test card numbers ----------------------------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "In test mode use 4000002500003155 to trigger 3D Secure and 4000000000009995 for insufficient_funds; "
+        "Amex 378282246310005, Discover 6011111111111117. Why does my webhook not fire?",
+        "Checkout fails with Adyen test card 4111 1111 4555 1142, expiry 03/2030, CVC 737.",
+        "Braintree sandbox: 4005519200000004 is accepted but 4009348888881881 is not.",
+    ],
+)
+def test_published_test_cards_said_to_be_test_ones_are_examples(text: str) -> None:
+    assert found(text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "customer card on file: 4012888888881881",  # a listed number without a word saying test
+        "stripe test card 4539148803436467",  # a real-shaped number next to the words is not listed
+    ],
+)
+def test_cards_outside_the_list_or_its_context_are_still_found(text: str) -> None:
+    assert [t for t, _ in found(text)] == ["CREDIT_CARD"]

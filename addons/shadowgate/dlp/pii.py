@@ -21,7 +21,9 @@ Decisions:
   other spaces into blanks, other scripts' digits into ASCII), or one run of digits; Luhn plus an
   issuer prefix and length that exist (13-digit Visa and 12-15-digit
   Maestro are not issued any more: those are EAN barcodes); the published test numbers with
-  only two distinct digits (4111 1111 1111 1111, 4242...) are examples, not findings.
+  only two distinct digits (4111 1111 1111 1111, 4242...) are examples, not findings, and so
+  are payment providers' other published test numbers where a word before them says test,
+  sandbox or names the provider (round-6b G22).
 * IPV4: valid dotted quads, except 0.x, 127.x and 255.x (unspecified, loopback, broadcast and
   netmasks identify nobody), the documentation ranges (RFC 5737), link-local 169.254/16 (the
   cloud metadata address) and public DNS resolvers (round-6b G12), and numbers right after
@@ -44,6 +46,7 @@ from .model import Source
 from .model import needles
 from .model import register_types
 from .numberchecks import IBAN_LENGTHS
+from .numberchecks import PUBLISHED_TEST_CARDS
 from .numberchecks import card_valid
 from .numberchecks import de_tax_id_valid
 from .numberchecks import es_dni_valid
@@ -237,6 +240,10 @@ _US_STATES = (
 )
 _STATE_BEFORE_RX = re.compile(r"(?<![A-Za-z])(?:" + _US_STATES.replace(" ", "|") + r"),?[ \t]+\Z")
 _ZIP4_RX = re.compile(r"[0-9]{5}-[0-9]{4}\Z")
+# Words that say a card number is a test one: in the 160 characters before it.
+_TEST_CARD_CONTEXT_RX = re.compile(
+    rb"\b(?:test|tests|testing|sandbox|stripe|adyen|braintree|paypal|worldpay|checkout\.com|dummy|fake|sample)\b"
+)
 _DATE_LIKE_RX = re.compile(r"[0-9]{1,4}[/.\-][0-9]{1,2}[/.\-][0-9]{2,4}")
 
 
@@ -265,6 +272,9 @@ def _validate_number(shape: str, value: str, src: Source, start: int) -> str | N
         if ipv4_interesting(value.split(".")) and not _context_says(_VERSION_RX, src.lower, start, 16):
             return "IPV4"
         return None
+    if shape in ("card4", "card465", "digits") and digits in PUBLISHED_TEST_CARDS:
+        if _context_says(_TEST_CARD_CONTEXT_RX, src.lower, start, 160):
+            return None  # a payment provider's published test number, said to be one (round-6b G22)
     if shape in ("card4", "card465"):
         return "CREDIT_CARD" if card_valid(digits) else None
     if shape == "digits":
