@@ -147,3 +147,22 @@ def test_published_test_cards_said_to_be_test_ones_are_examples(text: str) -> No
 )
 def test_cards_outside_the_list_or_its_context_are_still_found(text: str) -> None:
     assert [t for t, _ in found(text)] == ["CREDIT_CARD"]
+
+
+# --- G20: documented example JWTs -------------------------------------------------------------------
+JWT_IO_EXAMPLE = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ"
+    ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+)
+
+
+def test_the_jwt_io_example_token_is_an_example() -> None:
+    assert (
+        found(f'def test_decode():\n    token = "{JWT_IO_EXAMPLE}"\n    assert decode(token)["name"] == "John Doe"\n')
+        == []
+    )
+
+
+def test_a_token_with_the_example_header_and_payload_but_another_signature_is_found() -> None:
+    token = JWT_IO_EXAMPLE[:-10] + "Xq9kL2mZpR"
+    assert found(f"Authorization: Bearer {token}") == [("JWT", token)]

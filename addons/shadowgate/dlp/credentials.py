@@ -198,9 +198,25 @@ _JWT_RX = re.compile(
 )
 
 
+# Documented example tokens, whole (signature included), as AWS's example keys are: jwt.io's
+# ("John Doe", signed with "your-256-bit-secret", and its newer admin one) and PyJWT's README
+# ({"some": "payload"} signed with "secret"): in countless fixtures, nobody's credential (round-6b G20)
+_EXAMPLE_JWTS = frozenset(
+    {
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ"
+        ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiYWRtaW4iOnRydWUsImlhdCI6MTUxNjIzOTAyMn0"
+        ".KMUFsIDTnFmyG3nMiGM6H9FNFUROf3wh7SmqJp-QV30",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzb21lIjoicGF5bG9hZCJ9.4twFt5NiznN84AWoo1d7KO1T_yoc0Z6XOpOVswacPZg",
+    }
+)
+
+
 def detect_jwt(src: Source, hits: Hits) -> None:
     text = src.text
     for m in _JWT_RX.finditer(text):
+        if m.group() in _EXAMPLE_JWTS:
+            continue
         s = m.start()
         header, payload = m.group().split(".", 2)[:2]
         # a header that does not decode still makes a token when the payload is JSON too ("eyJ")
@@ -581,7 +597,7 @@ def detect_assignments(src: Source, hits: Hits) -> None:
         if words in (("key",), ("name",)) and _ATTRIBUTE_PAIR_RX.match(text, span[1]):
             continue  # <add key="Password" value="..."/>: this value is the name; its own hit reads the pair
         value = text[span[0] : span[1]]
-        if _is_code(text, a, b, span, value, quote, words):
+        if value in _EXAMPLE_JWTS or _is_code(text, a, b, span, value, quote, words):
             continue
         typed = _typed(words, value)
         if typed is not None:
