@@ -166,3 +166,25 @@ def test_the_jwt_io_example_token_is_an_example() -> None:
 def test_a_token_with_the_example_header_and_payload_but_another_signature_is_found() -> None:
     token = JWT_IO_EXAMPLE[:-10] + "Xq9kL2mZpR"
     assert found(f"Authorization: Bearer {token}") == [("JWT", token)]
+
+
+# --- G25: default credentials of local services in connection URLs ---------------------------------
+def test_default_local_credentials_are_no_secret() -> None:
+    text = (
+        "DATABASE_URL=postgresql://postgres:postgres@localhost:5432/app\n"
+        "BROKER_URL=amqp://guest:guest@localhost:5672/\n"
+        "CACHE_URL=redis://:redis@127.0.0.1:6379/0\nDB=mysql://root:root@db/app\n"
+    )
+    assert found(text) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "password"),
+    [
+        ("postgres://app:Xy7kq2Lm9@db/app", "Xy7kq2Lm9"),  # a real password on a compose service
+        ("postgres://postgres:postgres@prod-db.corp.example.com/app", "postgres"),  # a default on a real host
+        ("postgres://admin:S3cretPass@localhost/x", "S3cretPass"),
+    ],
+)
+def test_other_url_passwords_are_still_found(url: str, password: str) -> None:
+    assert found(url) == [("URL_PASSWORD", password)]

@@ -259,6 +259,23 @@ def _password_value_ok(value: str) -> bool:
     return len(set(value)) > 2 and value.lower() not in _URL_PLACEHOLDERS and not is_placeholder(value)
 
 
+# The official images' documented default passwords (postgres, RabbitMQ's guest, MySQL/MariaDB
+# root, redis, mongo, ...): on a host that only the developer's machine or a compose network
+# reaches (loopback, a one-label service name), a URL with one is a local setup's (round-6b G25).
+_LOCAL_DEFAULT_PASSWORDS = frozenset(
+    {"postgres", "postgresql", "guest", "root", "redis", "mysql", "mariadb", "mongo", "mongodb", "admin", "rabbitmq",
+     "minioadmin", "elastic", "changeme", "sa", "dev", "local", "test"}
+)  # fmt: skip
+_URL_HOST_RX = re.compile(r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+")
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "0.0.0.0", "host.docker.internal"})
+
+
+def _local_default(user: str, password: str, host: str) -> bool:
+    """A default or user-named password of a local service: on loopback or a compose service."""
+    local = host.lower() in _LOOPBACK_HOSTS or host.startswith("127.") or ("." not in host and host.isascii())
+    return local and (password == user or password.lower() in _LOCAL_DEFAULT_PASSWORDS)
+
+
 def detect_url_password(src: Source, hits: Hits) -> None:
     text = src.text
     for m in _URL_RX.finditer(text):
@@ -266,6 +283,9 @@ def detect_url_password(src: Source, hits: Hits) -> None:
             continue
         # group 2 runs to the last "@" before the host: a password may contain "@"
         password = m.group(2)
+        host = _URL_HOST_RX.match(text, m.end())
+        if host is not None and _local_default(m.group(1), password, host.group()):
+            continue
         if _password_value_ok(password) and not password.startswith("$"):
             hits.add(m.start(2), m.end(2), "URL_PASSWORD", "url_credentials")
 
