@@ -3,6 +3,8 @@ real values in the same contexts that still are: each exclusion is a bypass an a
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from shadowgate.dlp import Scanner
@@ -188,3 +190,45 @@ def test_default_local_credentials_are_no_secret() -> None:
 )
 def test_other_url_passwords_are_still_found(url: str, password: str) -> None:
     assert found(url) == [("URL_PASSWORD", password)]
+
+
+# --- G8: a public certificate's lines decoded one by one ----------------------------------------------
+STARFIELD_ROOT_G2 = """\
+-----BEGIN CERTIFICATE-----
+MIID3TCCAsWgAwIBAgIBADANBgkqhkiG9w0BAQsFADCBjzELMAkGA1UEBhMCVVMx
+EDAOBgNVBAgTB0FyaXpvbmExEzARBgNVBAcTClNjb3R0c2RhbGUxJTAjBgNVBAoT
+HFN0YXJmaWVsZCBUZWNobm9sb2dpZXMsIEluYy4xMjAwBgNVBAMTKVN0YXJmaWVs
+ZCBSb290IENlcnRpZmljYXRlIEF1dGhvcml0eSAtIEcyMB4XDTA5MDkwMTAwMDAw
+MFoXDTM3MTIzMTIzNTk1OVowgY8xCzAJBgNVBAYTAlVTMRAwDgYDVQQIEwdBcml6
+b25hMRMwEQYDVQQHEwpTY290dHNkYWxlMSUwIwYDVQQKExxTdGFyZmllbGQgVGVj
+aG5vbG9naWVzLCBJbmMuMTIwMAYDVQQDEylTdGFyZmllbGQgUm9vdCBDZXJ0aWZp
+Y2F0ZSBBdXRob3JpdHkgLSBHMjCCASIwDQYJKoZIhvcNAQEBBQADggEPADCCAQoC
+ggEBAL3twQP89o/8ArFvW59I2Z154qK3A2FWGMNHttfKPTUuiUP3oWmb3ooa/RMg
+nLRJdzIpVv257IzdIvpy3Cdhl+72WoTsbhm5iSzchFvVdPtrX8WJpRBSiUZV9Lh1
+HOZ/5FSuS/hVclcCGfgXcVnrHigHdMWdSL5stPSksPNkN3mSwOxGXn/hbVNMYq/N
+Hwtjuzqd+/x5AJhhdM8mgkBj87JyahkNmcrUDnXMN/uLicFZ8WJ/X7NfZTD4p7dN
+dloedl40wOiWVpmKs/B/pM293DIxfJHP4F8R+GuqSVzRmZTRouNjWwl2tVZi4Ut0
+HZbUJtQIBFnQmA4O5t78w+wfkPECAwEAAaNCMEAwDwYDVR0TAQH/BAUwAwEB/zAO
+BgNVHQ8BAf8EBAMCAQYwHQYDVR0OBBYEFHwMMh+n2TB/xH1oo2Kooc6rB1snMA0G
+CSqGSIb3DQEBCwUAA4IBAQARWfolTwNvlJk7mh+ChTnUdgWUXuEok21iXQnCoKjU
+sHU48TRqneSfioYmUeYs0cYtbpUgSpIB7LiKZ3sx4mcujJUDJi5DnUox9g61DLu3
+4jd/IroAow57UvtruzvE03lRTs2Q9GcHGcg8RnoNAX3FWOdt5oUwF5okxBDgBPfg
+8n/Uqgr/Qh037ZTlZFkSIHc40zI+OIF1lnP6aI+xy84fxez6nH7PfrHxBy22/L/K
+pL/QlwVKvOoYKAKQvVR4CSFx09F9HdkWsKlhPdAKACL8x3vLCWRFCztAgfd9fDL1
+mMpYjn0q7pBZc2T5NnReJaH1ZgUufzkVqSr7UIuOhWn0
+-----END CERTIFICATE-----
+"""
+
+
+def test_a_public_root_certificate_holds_no_personal_data() -> None:
+    """Starfield Root CA G2 (certifi): one line decodes to its subject text and a date read as a phone."""
+    assert found(f"Is this the right root for the AWS chain?\n{STARFIELD_ROOT_G2}") == []
+
+
+def test_a_key_in_a_line_of_a_whole_der_block_is_still_found() -> None:
+    key_line = b"key AKIA2OGYBAH6STMMNXNN and more text here...."  # 48 bytes: one 64-column line
+    payload = bytes(range(45)) + key_line + bytes(range(100, 147))
+    der = b"\x30\x81" + bytes([len(payload)]) + b"\x01" + payload[1:]
+    body = base64.b64encode(der).decode()
+    block = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+    assert "AWS_ACCESS_KEY" in [t for t, _ in found(f"-----BEGIN CERTIFICATE-----\n{block}\n-----END CERTIFICATE-----")]

@@ -88,6 +88,9 @@ class Run:
     end: int
     decoded: str
     encoding: str  # "base64" | "base32" | "hex" | "percent" | "escape" | "html" | "tags"
+    # Only secrets count here: a line of a whole DER block (a certificate, a public key), whose
+    # text is a subject's names and dates, no person's data (round-6b G8)
+    secrets_only: bool = False
 
 
 # Tag characters spelling printable ASCII (U+E0020..U+E007E), "ASCII smuggling": invisible on
@@ -273,8 +276,9 @@ def _alphabet_runs(text: str, start: int, end: int) -> Sequence[Run]:
     if decoded is not None:
         return [Run(start, end, *decoded)]
     if "\n" in run:
+        der = _der_block(run)
         found = [
-            Run(start + line.start(), start + line.end(), *decoded)
+            Run(start + line.start(), start + line.end(), *decoded, secrets_only=der)
             for line in re.finditer(r"[^\r\n]+", run)
             if len(line.group()) >= MIN_BASE64 and (decoded := _decoded(line.group())) is not None
         ]
@@ -410,6 +414,26 @@ def _escaped_char(m: re.Match[str]) -> str:
     if kind == "u":
         return chr(int(escape[2:], 16))
     return chr(int(escape[1:], 8))
+
+
+_STANDARD_LINES = re.compile(r"(?:[A-Za-z0-9+/=]+(?:\r?\n|\Z))+")
+
+
+def _der_block(run: str) -> bool:
+    """Whether a wrapped base64 run is one whole DER structure (a SEQUENCE whose length is the
+    decoded length): a certificate, a CSR, a public key as PEM and DER files carry them. The
+    run's lines of the standard alphabet count, up to the armour's END line the run took."""
+    body = _STANDARD_LINES.match(run)
+    try:
+        raw = binascii.a2b_base64(body.group().replace("\r", "").replace("\n", "") if body else "", strict_mode=True)
+    except binascii.Error:
+        return False
+    if len(raw) < 4 or raw[0] != 0x30:
+        return False
+    if raw[1] < 0x80:
+        return len(raw) == 2 + raw[1]
+    n = raw[1] & 0x7F
+    return 1 <= n <= 3 and len(raw) == 2 + n + int.from_bytes(raw[2 : 2 + n])
 
 
 def _decoded(run: str) -> tuple[str, str] | None:
