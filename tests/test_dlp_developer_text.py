@@ -232,3 +232,28 @@ def test_a_key_in_a_line_of_a_whole_der_block_is_still_found() -> None:
     body = base64.b64encode(der).decode()
     block = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
     assert "AWS_ACCESS_KEY" in [t for t, _ in found(f"-----BEGIN CERTIFICATE-----\n{block}\n-----END CERTIFICATE-----")]
+
+
+# --- G23: reserved example numbers said to be examples -------------------------------------------------
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Our IVR test plan dials (555) 555-0123 and +1-202-555-0173 (reserved for fiction); the UK tests use 020 7946 0018.",
+        "The SEPA validator rejects the documentation IBAN DE89 3704 0044 0532 0130 00; is the checksum wrong?",
+        "test: call +44 20 7946 0018 or 07700 900123",
+    ],
+)
+def test_reserved_example_numbers_said_to_be_examples_are_no_personal_data(text: str) -> None:
+    assert found(text) == []
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [
+        ("My US number is (415) 555-0132", "(415) 555-0132"),  # a stand-in for a real one: no example word
+        ("test: call +1 415 555 2671", "+1 415 555 2671"),  # not a reserved number
+        ("test IBAN DE44 5001 0517 5407 3249 31", "DE44 5001 0517 5407 3249 31"),  # not the registry's example
+    ],
+)
+def test_numbers_outside_the_reserved_ranges_or_their_context_are_still_found(text: str, value: str) -> None:
+    assert value in [v for _, v in found(text)]

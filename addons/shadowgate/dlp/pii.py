@@ -240,10 +240,43 @@ _US_STATES = (
 )
 _STATE_BEFORE_RX = re.compile(r"(?<![A-Za-z])(?:" + _US_STATES.replace(" ", "|") + r"),?[ \t]+\Z")
 _ZIP4_RX = re.compile(r"[0-9]{5}-[0-9]{4}\Z")
-# Words that say a card number is a test one: in the 160 characters before it.
-_TEST_CARD_CONTEXT_RX = re.compile(
-    rb"\b(?:test|tests|testing|sandbox|stripe|adyen|braintree|paypal|worldpay|checkout\.com|dummy|fake|sample)\b"
+# Words that say a reserved or published example value is one: in the 160 characters before it.
+# (Such values also stand in for real ones in data-protection examples, ours and presidio's:
+# "my number is (415) 555-0132" is a finding.)
+_EXAMPLE_CONTEXT_RX = re.compile(
+    rb"\b(?:test|tests|testing|sandbox|stripe|adyen|braintree|paypal|worldpay|checkout\.com|dummy|fake|sample|"
+    rb"example|examples|documentation|docs|fiction|fictional|reserved|placeholder|mock)\b"
 )
+# Numbers reserved for fiction: NANP 555-0100..0199; Ofcom's drama ranges, as national numbers
+_OFCOM_DRAMA_PREFIXES = (
+    "02079460", "01134960", "01144960", "01154960", "01164960", "01174960", "01184960", "01214960", "01314960",
+    "01414960", "01514960", "01614960", "02896496", "02920180", "01632960", "07700900", "08081570", "09098790",
+    "03069990",
+)  # fmt: skip
+# The IBAN registry's and the banks' documentation examples
+_EXAMPLE_IBANS = frozenset(
+    {"DE89370400440532013000", "GB82WEST12345698765432", "GB29NWBK60161331926819", "FR1420041010050500013M02606",
+     "NL91ABNA0417164300", "ES9121000418450200051332", "IT60X0542811101000000123456", "BE68539007547034",
+     "AT611904300234573201", "CH9300762011623852957"}
+)  # fmt: skip
+
+
+def _fictional_phone(shape: str, digits: str) -> bool:
+    """A number reserved for fiction (NANP 555-01xx, Ofcom's drama ranges)."""
+    nanp = uk = ""
+    if shape in ("intl", "intl00"):
+        international = digits[2:] if shape == "intl00" else digits
+        if international[:1] == "1" and len(international) == 11:
+            nanp = international[1:]
+        elif international[:2] == "44":
+            uk = "0" + international[2:].lstrip("0")
+    elif shape in ("us_paren", "us", "us1"):
+        nanp = digits[-10:]
+    elif digits[:1] == "0":
+        uk = digits
+    return (nanp[3:6] == "555" and nanp[6:8] == "01") or (len(uk) == 11 and uk.startswith(_OFCOM_DRAMA_PREFIXES))
+
+
 _DATE_LIKE_RX = re.compile(r"[0-9]{1,4}[/.\-][0-9]{1,2}[/.\-][0-9]{2,4}")
 
 
@@ -273,7 +306,7 @@ def _validate_number(shape: str, value: str, src: Source, start: int) -> str | N
             return "IPV4"
         return None
     if shape in ("card4", "card465", "digits") and digits in PUBLISHED_TEST_CARDS:
-        if _context_says(_TEST_CARD_CONTEXT_RX, src.lower, start, 160):
+        if _context_says(_EXAMPLE_CONTEXT_RX, src.lower, start, 160):
             return None  # a payment provider's published test number, said to be one (round-6b G22)
     if shape in ("card4", "card465"):
         return "CREDIT_CARD" if card_valid(digits) else None
@@ -295,6 +328,8 @@ def _validate_number(shape: str, value: str, src: Source, start: int) -> str | N
         return None
     if _ZIP4_RX.match(value) and _STATE_BEFORE_RX.search(src.text, max(0, start - 8), start):
         return None
+    if _fictional_phone(shape, digits) and _context_says(_EXAMPLE_CONTEXT_RX, src.lower, start, 160):
+        return None  # a number reserved for fiction, said to be an example (round-6b G23)
     if shape in ("intl", "intl00"):
         cc_national = split_calling_code(digits_only(value.replace("(0)", ""))[2 if shape == "intl00" else 0 :])
         return "PHONE" if cc_national and international_phone_valid(*cc_national) else None
@@ -417,6 +452,8 @@ def _upper(shape: str, value: str, src: Source, start: int, after_value: bool) -
         compact = value[:end].replace(" ", "").replace("-", "")
         after = text[start + end : start + end + 1]
         if end and not (after.isascii() and after.isalnum()) and iban_valid(compact):
+            if compact in _EXAMPLE_IBANS and _context_says(_EXAMPLE_CONTEXT_RX, src.lower, start, 160):
+                return None  # the registry's example, said to be one (round-6b G23)
             return "IBAN", start + end
         return None
     compact = value.replace(" ", "").replace("-", "")
