@@ -225,11 +225,11 @@ _NOT_PHONE_RX = re.compile(
     rb"account|acct|bestellung|bestellnummer|rechnung|rechnungsnummer|auftrag|kundennummer|commande|facture|"
     rb"pedido|factura|ordine|fattura)\b(?:\s*(?:no|nr|number|num|#|n\xb0)\.?)?[\s:#.\-]{0,4}\Z"
 )
-# A version's context: the word (also ending a name: AssemblyVersion, FileVersion), then what
-# sets it (Version="13.0.3.0", AssemblyVersion("1.0.0.0")); or a requirement's operator
-# (brotlicffi>=1.2.0.0, ==, ~=, ~>) (round-6b G2).
+# A version's or a document section's context (section 2.3.2.4): the word (also ending a name:
+# AssemblyVersion, FileVersion), then what sets it (Version="13.0.3.0", AssemblyVersion("1.0.0.0"));
+# or a requirement's operator (brotlicffi>=1.2.0.0, ==, ~=, ~>) (round-6b G2).
 _VERSION_RX = re.compile(
-    rb"(?:version|\b(?:ver|v|release|build|firmware|rev|revision|versi\xf3n|versione))\b"
+    rb"(?:version|\b(?:ver|v|release|build|firmware|rev|revision|versi\xf3n|versione|section|chapter|clause))\b"
     rb"(?:[\s.:=]{0,3}|[ \t]*(?:=|\(|:)[ \t]*[\"'])\Z|[\w\])](?:>=|==|~=|<=|!=|~>)[ \t]*\Z"
 )
 # A ZIP+4 after a US state's code (Boston, MA 02110-1301: the FSF address of every GPL header) is
