@@ -73,6 +73,17 @@ def test_a_key_in_code_shaped_context_is_still_found(text: str) -> None:
     assert [t for t, _ in found(text)] == ["GENERIC_SECRET"]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"password": "Summer2024Password", "user": "x"}',  # a type-name-shaped password in JSON or YAML
+        "password: Summer2024Password\n",
+    ],
+)
+def test_a_type_name_shaped_password_outside_an_annotation_is_found(text: str) -> None:
+    assert found(text) == [("PASSWORD", "Summer2024Password")]
+
+
 # --- G12: addresses that identify nobody ------------------------------------------------------------
 @pytest.mark.parametrize(
     "text",

@@ -364,6 +364,8 @@ _CODE_WORD_RX = re.compile(r"-{0,2}(?:[A-Za-z]+|[0-9]+|[a-z]+[0-9])(?:[_.=\-](?:
 _CODE_NAME = r"(?:_?[a-z]+[0-9]*[a-z]*(?:_[a-z]+[0-9]*[a-z]*)*|_?(?:[A-Z][a-z]+[0-9]*)+)"
 _CALLED_RX = re.compile(_CODE_NAME + r"(?:\." + _CODE_NAME + r")*")
 _TYPE_NAME_RX = re.compile(r"_?(?:[A-Z][a-z]+[0-9]*)+(?:Key|Secret|Token|Password|Credentials?|Passphrase)")
+# What follows a type annotation: the assigned value, the next parameter or the signature's end
+_ANNOTATION_END_RX = re.compile(r"[ \t]*[=,)]")
 # A quoted item of a list: ("md5", "password", "scram-sha-256") or ["password", "oauth2", "saml"]
 _ITEM_BEFORE_RX = re.compile(r"""["'][ \t]*,[ \t]*\Z""")
 _ITEM_AFTER_RX = re.compile(r"""[ \t]*,[ \t]*["']""")
@@ -445,8 +447,13 @@ def _is_code(
         return True
     if not quote and text[end : end + 1] == "(" and _CALLED_RX.fullmatch(value):
         return True
-    if text[b:start].lstrip("\"' \t\\").startswith(":") and _TYPE_NAME_RX.fullmatch(value):
-        return True
+    if (
+        (a == 0 or text[a - 1] not in "\"'")  # a parameter or variable, not a JSON/YAML key
+        and text[b:start].lstrip(" \t\\\"'").startswith(":")
+        and _TYPE_NAME_RX.fullmatch(value)
+        and _ANNOTATION_END_RX.match(text, end + (1 if quote else 0))
+    ):
+        return True  # private_key: Ed25519PrivateKey = ..., (private_key: "_EcKey", data: bytes)
     if not quote or not _CODE_WORD_RX.fullmatch(value):
         return False
     if words == ("pass",) and text[b : b + 1] in (" ", "\t") and text[max(0, a - 2) : a] != "--":
