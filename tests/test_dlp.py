@@ -307,15 +307,17 @@ def test_jwt_whole_and_only_with_a_json_header():
         ("SSN: 536221234", [("US_SSN", "536221234")]),
         # IP addresses
         (
-            "from 10.20.30.40 and 203.0.113.9:8443 and 2001:db8:85a3::8a2e:370:7334 and [fe80::1ff:fe23:4567:890a]:443",
+            "from 10.20.30.40 and 93.184.216.34:8443 and 2a00:1450:85a3::8a2e:370:7334 and [fe80::1ff:fe23:4567:890a]:443",
             [
                 ("IPV4", "10.20.30.40"),
-                ("IPV4", "203.0.113.9"),
-                ("IPV6", "2001:db8:85a3::8a2e:370:7334"),
+                ("IPV4", "93.184.216.34"),
+                ("IPV6", "2a00:1450:85a3::8a2e:370:7334"),
                 ("IPV6", "fe80::1ff:fe23:4567:890a"),
             ],
         ),
         ("version 1.2.3.4, 127.0.0.1, 0.0.0.0, 255.255.255.0, ::1, 1.2.3.4.5, std::vector, 10:22:31, 999.1.1.1", []),
+        # addresses that identify nobody (round-6b G12): private, link-local, documentation, resolvers
+        ("203.0.113.9 169.254.169.254 2001:db8:85a3::8a2e:370:7334 8.8.8.8 2001:4860:4860::8888", []),
         (
             "mac 00:1A:2B:3C:4D:5E and 00-1a-2b-3c-4d-5f",
             [("MAC_ADDRESS", "00:1A:2B:3C:4D:5E"), ("MAC_ADDRESS", "00-1a-2b-3c-4d-5f")],

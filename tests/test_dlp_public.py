@@ -306,8 +306,10 @@ def test_public_material_floors() -> None:
         for i in range(5):
             acc[i] += cell[i]
     pii, secret = totals["pii"], totals["secret"]
-    # the figures when this was written (scripts/bench_dlp_public.py) minus a small margin
-    assert pii[1] / pii[0] >= 0.84
+    # the figures when this was written (scripts/bench_dlp_public.py) minus a small margin; PII
+    # 84.7 % -> 81.0 % when documentation addresses (2001:db8::/32, 192.0.2/24: most of presidio's
+    # IP test strings) became examples, not findings (round-6b G12)
+    assert pii[1] / pii[0] >= 0.80
     assert pii[4] / pii[3] <= 0.03
     assert secret[1] / secret[0] >= 0.95
     assert secret[4] / secret[3] <= 0.03

@@ -104,16 +104,88 @@ _PPK_RX = re.compile(
 )
 
 
+# A base64 DER SEQUENCE whose first item is an INTEGER (30 LL 02, 30 81 LL 02 01, 30 82 HH LL
+# 02 01), read by its structure rather than its literal start (red-team F101: Java's PKCS#8
+# without the public key, openssl -no_public SEC1, RFC 8410 v2 Ed25519, RSA-PSS). The pattern
+# takes the first 60 characters; the run's end is found only for a key. The look-behind follows
+# the literal (see JWTs).
+_DER_RUN_RX = re.compile(
+    r"M(?<![A-Za-z0-9+/]M)(?:[A-H][A-Za-z0-9+/]C|I[GH][A-Za-z0-9+/]Ag|II[A-Za-z0-9+/]{3}IB)" + _B64_WRAP + r"{54}"
+)
+_B64_REST_RX = re.compile(r"(?:[A-Za-z0-9+/=]+|\r|\n|\\[nr])*")
+_B64_BREAKS_RX = re.compile(r"\r|\n|\\[nr]")
+# The key algorithms of a PKCS#8 PrivateKeyInfo (DER of the OID, without tag and length):
+# rsaEncryption, RSASSA-PSS, ecPublicKey, DSA, DH (PKCS#3 and X9.42), X25519, X448, Ed25519, Ed448
+_KEY_ALGORITHM_OIDS = frozenset(
+    bytes.fromhex(h)
+    for h in (
+        "2a864886f70d010101", "2a864886f70d01010a", "2a8648ce3d0201", "2a8648ce380401", "2a864886f70d010301",
+        "2a8648ce3e0201", "2b656e", "2b656f", "2b6570", "2b6571",
+    )
+)  # fmt: skip
+# SEC1 private key octet string lengths: P-192, P-224, P-256/secp256k1/brainpool256, P-384, brainpool512, P-521
+_SEC1_KEY_LENGTHS = frozenset({24, 28, 32, 48, 64, 66})
+
+
+def _der_item(data: bytes, at: int) -> tuple[int, int, int] | None:
+    """(tag, length, content offset) of the DER item at `at`, or None where the bytes end."""
+    if at + 2 > len(data):
+        return None
+    tag, first = data[at], data[at + 1]
+    if first < 0x80:
+        return tag, first, at + 2
+    n = first & 0x7F
+    if not 1 <= n <= 3 or at + 2 + n > len(data):
+        return None
+    return tag, int.from_bytes(data[at + 2 : at + 2 + n]), at + 2 + n
+
+
+def _der_private_key(head: bytes) -> bool:
+    """The first bytes of a PKCS#8 PrivateKeyInfo / OneAsymmetricKey (version 0 or 1, then a
+    known key algorithm), a SEC1 ECPrivateKey (version 1, then the key's octet string) or a
+    PKCS#1 RSA / OpenSSL DSA key (version 0, then a long integer)."""
+    outer = _der_item(head, 0)
+    if outer is None or outer[0] != 0x30:
+        return False
+    version = _der_item(head, outer[2])
+    if version is None or version[:2] != (0x02, 1) or version[2] >= len(head):
+        return False
+    v = head[version[2]]
+    after = _der_item(head, version[2] + 1)
+    if after is None or v > 1:
+        return False
+    tag, length, at = after
+    if tag == 0x30:  # PKCS#8: AlgorithmIdentifier { OID, ... }
+        oid = _der_item(head, at)
+        return oid is not None and oid[0] == 0x06 and head[oid[2] : oid[2] + oid[1]] in _KEY_ALGORITHM_OIDS
+    if tag == 0x04:
+        return v == 1 and length in _SEC1_KEY_LENGTHS
+    return tag == 0x02 and v == 0 and length >= 64  # the modulus (RSA) or p (DSA)
+
+
+def _der_key_runs(text: str) -> list[tuple[int, int]]:
+    runs = []
+    for m in _DER_RUN_RX.finditer(text):
+        head = _B64_BREAKS_RX.sub("", m.group())[:48]
+        try:
+            decoded = base64.b64decode(head, validate=True)
+        except (binascii.Error, ValueError):
+            continue
+        if _der_private_key(decoded):
+            runs.append((m.start(), _B64_REST_RX.match(text, m.end()).end()))  # type: ignore[union-attr]  # * matches
+    return runs
+
+
 def detect_key_body(src: Source, hits: Hits) -> None:
     """A private key's base64 body without its BEGIN/END lines (a key file with its first and
     last lines left out). The start is a key's and nothing else's, so no entropy test is needed."""
     for m in _PPK_RX.finditer(src.text):
         hits.add(m.start(), m.end(), "PRIVATE_KEY", "pem")
-    for m in _KEY_BODY_RX.finditer(src.text):
-        end = m.end()
-        while end > m.start() and src.text[end - 1] in "\r\n\\":
+    spans = [m.span() for m in _KEY_BODY_RX.finditer(src.text)] + _der_key_runs(src.text)
+    for start, end in spans:
+        while end > start and src.text[end - 1] in "\r\n\\":
             end -= 1
-        hits.add(m.start(), end, "PRIVATE_KEY", "pem")
+        hits.add(start, end, "PRIVATE_KEY", "pem")
 
 
 # --- JSON Web Tokens ------------------------------------------------------------------------
@@ -126,9 +198,25 @@ _JWT_RX = re.compile(
 )
 
 
+# Documented example tokens, whole (signature included), as AWS's example keys are: jwt.io's
+# ("John Doe", signed with "your-256-bit-secret", and its newer admin one) and PyJWT's README
+# ({"some": "payload"} signed with "secret"): in countless fixtures, nobody's credential (round-6b G20)
+_EXAMPLE_JWTS = frozenset(
+    {
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ"
+        ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiYWRtaW4iOnRydWUsImlhdCI6MTUxNjIzOTAyMn0"
+        ".KMUFsIDTnFmyG3nMiGM6H9FNFUROf3wh7SmqJp-QV30",
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzb21lIjoicGF5bG9hZCJ9.4twFt5NiznN84AWoo1d7KO1T_yoc0Z6XOpOVswacPZg",
+    }
+)
+
+
 def detect_jwt(src: Source, hits: Hits) -> None:
     text = src.text
     for m in _JWT_RX.finditer(text):
+        if m.group() in _EXAMPLE_JWTS:
+            continue
         s = m.start()
         header, payload = m.group().split(".", 2)[:2]
         # a header that does not decode still makes a token when the payload is JSON too ("eyJ")
@@ -171,6 +259,23 @@ def _password_value_ok(value: str) -> bool:
     return len(set(value)) > 2 and value.lower() not in _URL_PLACEHOLDERS and not is_placeholder(value)
 
 
+# The official images' documented default passwords (postgres, RabbitMQ's guest, MySQL/MariaDB
+# root, redis, mongo, ...): on a host that only the developer's machine or a compose network
+# reaches (loopback, a one-label service name), a URL with one is a local setup's (round-6b G25).
+_LOCAL_DEFAULT_PASSWORDS = frozenset(
+    {"postgres", "postgresql", "guest", "root", "redis", "mysql", "mariadb", "mongo", "mongodb", "admin", "rabbitmq",
+     "minioadmin", "elastic", "changeme", "sa", "dev", "local", "test"}
+)  # fmt: skip
+_URL_HOST_RX = re.compile(r"\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.\-]+")
+_LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]", "0.0.0.0", "host.docker.internal"})
+
+
+def _local_default(user: str, password: str, host: str) -> bool:
+    """A default or user-named password of a local service: on loopback or a compose service."""
+    local = host.lower() in _LOOPBACK_HOSTS or host.startswith("127.") or ("." not in host and host.isascii())
+    return local and (password == user or password.lower() in _LOCAL_DEFAULT_PASSWORDS)
+
+
 def detect_url_password(src: Source, hits: Hits) -> None:
     text = src.text
     for m in _URL_RX.finditer(text):
@@ -178,6 +283,9 @@ def detect_url_password(src: Source, hits: Hits) -> None:
             continue
         # group 2 runs to the last "@" before the host: a password may contain "@"
         password = m.group(2)
+        host = _URL_HOST_RX.match(text, m.end())
+        if host is not None and _local_default(m.group(1), password, host.group()):
+            continue
         if _password_value_ok(password) and not password.startswith("$"):
             hits.add(m.start(2), m.end(2), "URL_PASSWORD", "url_credentials")
 
@@ -246,6 +354,21 @@ _VERSIONED_RX = re.compile(r"[A-Za-z][A-Za-z0-9_.:\-]*[\-_:.]v?[0-9]+(?:\.[0-9]+
 _CAMEL_RX = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z0-9]+")
 _CODE_REF_RX = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)+|[A-Za-z_]+")
 _DIGIT_RX = re.compile(r"[0-9]")
+# A value that is code rather than a literal (round-6b G1, G4): a word of code (api_key,
+# --no-cache, verify=False, scram-sha-256, oauth2: words, numbers and a word with one digit, joined
+# by _ . - =), a call (base64.b64encode(...)), or a type name ending in a secret word
+# (Ed25519PrivateKey, _EllipticCurvePrivateKey: capitalised words, digits only after a word).
+_CODE_WORD_RX = re.compile(r"-{0,2}(?:[A-Za-z]+|[0-9]+|[a-z]+[0-9])(?:[_.=\-](?:[A-Za-z]+|[0-9]+|[a-z]+[0-9]))*")
+# snake_case or CamelCase words, digits inside a word once (b64encode, pbkdf2_hmac, Ed25519Key):
+# a random key is neither
+_CODE_NAME = r"(?:_?[a-z]+[0-9]*[a-z]*(?:_[a-z]+[0-9]*[a-z]*)*|_?(?:[A-Z][a-z]+[0-9]*)+)"
+_CALLED_RX = re.compile(_CODE_NAME + r"(?:\." + _CODE_NAME + r")*")
+_TYPE_NAME_RX = re.compile(r"_?(?:[A-Z][a-z]+[0-9]*)+(?:Key|Secret|Token|Password|Credentials?|Passphrase)")
+# What follows a type annotation: the assigned value, the next parameter or the signature's end
+_ANNOTATION_END_RX = re.compile(r"[ \t]*[=,)]")
+# A quoted item of a list: ("md5", "password", "scram-sha-256") or ["password", "oauth2", "saml"]
+_ITEM_BEFORE_RX = re.compile(r"""["'][ \t]*,[ \t]*\Z""")
+_ITEM_AFTER_RX = re.compile(r"""[ \t]*,[ \t]*["']""")
 _UUID_RX = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z", re.IGNORECASE)
 
 # name word -> value shape -> (type, detector): keys of services without a distinctive format
@@ -308,6 +431,43 @@ def _is_reference(value: str, quoted: bool) -> bool:
         return True
     # unquoted identifiers are variables (api_key = settings.key); quoted letters are a literal
     return not quoted and _CODE_REF_RX.fullmatch(value) is not None and not any(c.isdigit() for c in value)
+
+
+def _is_code(
+    text: str, a: int, b: int, span: tuple[int, int], value: str, quote: str | None, words: tuple[str, ...]
+) -> bool:
+    """A value that the code around it shows is no literal secret (round-6b G1, G4): the verb
+    "pass" before a quoted word of code (pass `api_key`, pass "--no-cache"); the next item of a
+    list of quoted words ("md5", "password", "scram-sha-256"); a call (key = base64.b64encode(..));
+    a type annotation (private_key: Ed25519PrivateKey); an enum member named after its value
+    (CLIENT_SECRET_AUTH = 'CLIENT_SECRET_AUTH'). Each needs its context: a random password
+    after "pass" or in a list is still one, as is a word of code assigned as `password = "x"`."""
+    start, end = span
+    if value.replace("-", "_").upper() == text[a:b].strip("\"'").replace("-", "_").upper():
+        return True
+    if not quote and text[end : end + 1] == "(" and _CALLED_RX.fullmatch(value):
+        return True
+    if (
+        (a == 0 or text[a - 1] not in "\"'")  # a parameter or variable, not a JSON/YAML key
+        and text[b:start].lstrip(" \t\\\"'").startswith(":")
+        and _TYPE_NAME_RX.fullmatch(value)
+        and _ANNOTATION_END_RX.match(text, end + (1 if quote else 0))
+    ):
+        return True  # private_key: Ed25519PrivateKey = ..., (private_key: "_EcKey", data: bytes)
+    if not quote or not _CODE_WORD_RX.fullmatch(value):
+        return False
+    if words == ("pass",) and text[b : b + 1] in (" ", "\t") and text[max(0, a - 2) : a] != "--":
+        return True  # the verb: "How do I pass `api_key`?"; --pass "x" and pass: "x" stay names
+    quote_char = quote[-1]
+    return (
+        a > 0
+        and text[a - 1] == quote_char
+        and text[b : b + 1] == quote_char
+        and (
+            _ITEM_BEFORE_RX.search(text, max(0, a - 8), a - 1) is not None
+            or _ITEM_AFTER_RX.match(text, end + 1) is not None
+        )
+    )
 
 
 def _secret_value_ok(value: str, kind: str, word_operator: bool, quoted: bool) -> bool:
@@ -464,6 +624,8 @@ def detect_assignments(src: Source, hits: Hits) -> None:
         if words in (("key",), ("name",)) and _ATTRIBUTE_PAIR_RX.match(text, span[1]):
             continue  # <add key="Password" value="..."/>: this value is the name; its own hit reads the pair
         value = text[span[0] : span[1]]
+        if value in _EXAMPLE_JWTS or _is_code(text, a, b, span, value, quote, words):
+            continue
         typed = _typed(words, value)
         if typed is not None:
             hits.add(span[0], span[1], typed[0], typed[1])

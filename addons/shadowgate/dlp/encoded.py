@@ -88,6 +88,9 @@ class Run:
     end: int
     decoded: str
     encoding: str  # "base64" | "base32" | "hex" | "percent" | "escape" | "html" | "tags"
+    # Only secrets count here: a line of a whole DER block (a certificate, a public key), whose
+    # text is a subject's names and dates, no person's data (round-6b G8)
+    secrets_only: bool = False
 
 
 # Tag characters spelling printable ASCII (U+E0020..U+E007E), "ASCII smuggling": invisible on
@@ -130,14 +133,23 @@ def hidden_runs(text: str) -> list[Run]:
     # first to the last (a redaction there takes the cover text with it: refused, in effect).
     # An emoji's own invisible characters are left out: a subdivision flag's tags (black flag,
     # tag letters, cancel tag) and a lone presentation selector (U+FE0E/FE0F) after a character
-    # (red-team F90: one flag or heart in the cover text spoiled the reading).
+    # (red-team F90: one flag or heart in the cover text spoiled the reading). Only a well-formed
+    # flag's tags are a flag's, and every tag is read too, the emoji's included: chunks of a key
+    # each dressed as a flag are in that reading (red-team F99), and a real flag spoils only one
+    # of the two readings.
     for pattern, decode, name in ((_TAG_CHAR, _tag_text, "tags"), (_SELECTOR_CHAR, _selector_bytes, "selectors")):
-        found = [m for m in pattern.finditer(text) if not _emoji_part(text, m.start())]
-        if len(found) < _SCATTERED_MIN or any(r.start == found[0].start() and r.end == found[-1].end() for r in runs):
-            continue
-        decoded = decode("".join(m.group() for m in found))
-        if _SPELLS_A_VALUE.search(decoded):  # emoji's own selectors (U+FE0F each) spell nothing
-            runs.append(Run(found[0].start(), found[-1].end(), decoded, name))
+        every = list(pattern.finditer(text))
+        readings = [[m for m in every if not _emoji_part(text, m.start())]]
+        if name == "tags" and len(readings[0]) < len(every):
+            readings.append(every)
+        for found in readings:
+            if len(found) < _SCATTERED_MIN or any(
+                r.start == found[0].start() and r.end == found[-1].end() for r in runs
+            ):
+                continue
+            decoded = decode("".join(m.group() for m in found))
+            if _SPELLS_A_VALUE.search(decoded):  # emoji's own selectors (U+FE0F each) spell nothing
+                runs.append(Run(found[0].start(), found[-1].end(), decoded, name))
     return runs
 
 
@@ -159,8 +171,15 @@ def _emoji_part(text: str, at: int) -> bool:
         return not _SELECTOR_CHAR.fullmatch(before) and not _SELECTOR_CHAR.fullmatch(after or "x")
     if "\U000e0020" <= ch <= "\U000e007e":
         flag = text.rfind(_FLAG, max(0, at - 8), at)
-        return flag >= 0 and _CANCEL_TAG in text[at : at + 8]
+        sequence = _FLAG_SEQUENCE.match(text, flag) if flag >= 0 else None
+        return sequence is not None and at < sequence.end()
     return False
+
+
+# A subdivision flag as Unicode writes it (UTS #51): the black flag, a lower-case region and
+# subdivision code in tag letters and digits (gbeng, usca), the cancel tag. Upper-case or other
+# tags are no flag's.
+_FLAG_SEQUENCE = re.compile("\U0001f3f4[\U000e0061-\U000e007a\U000e0030-\U000e0039]{3,7}\U000e007f")
 
 
 _TAG_CHAR = re.compile("[\U000e0020-\U000e007e]")
@@ -257,8 +276,9 @@ def _alphabet_runs(text: str, start: int, end: int) -> Sequence[Run]:
     if decoded is not None:
         return [Run(start, end, *decoded)]
     if "\n" in run:
+        der = _der_block(run)
         found = [
-            Run(start + line.start(), start + line.end(), *decoded)
+            Run(start + line.start(), start + line.end(), *decoded, secrets_only=der)
             for line in re.finditer(r"[^\r\n]+", run)
             if len(line.group()) >= MIN_BASE64 and (decoded := _decoded(line.group())) is not None
         ]
@@ -394,6 +414,26 @@ def _escaped_char(m: re.Match[str]) -> str:
     if kind == "u":
         return chr(int(escape[2:], 16))
     return chr(int(escape[1:], 8))
+
+
+_STANDARD_LINES = re.compile(r"(?:[A-Za-z0-9+/=]+(?:\r?\n|\Z))+")
+
+
+def _der_block(run: str) -> bool:
+    """Whether a wrapped base64 run is one whole DER structure (a SEQUENCE whose length is the
+    decoded length): a certificate, a CSR, a public key as PEM and DER files carry them. The
+    run's lines of the standard alphabet count, up to the armour's END line the run took."""
+    body = _STANDARD_LINES.match(run)
+    try:
+        raw = binascii.a2b_base64(body.group().replace("\r", "").replace("\n", "") if body else "", strict_mode=True)
+    except binascii.Error:
+        return False
+    if len(raw) < 4 or raw[0] != 0x30:
+        return False
+    if raw[1] < 0x80:
+        return len(raw) == 2 + raw[1]
+    n = raw[1] & 0x7F
+    return 1 <= n <= 3 and len(raw) == 2 + n + int.from_bytes(raw[2 : 2 + n])
 
 
 def _decoded(run: str) -> tuple[str, str] | None:

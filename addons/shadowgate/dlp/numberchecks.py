@@ -51,6 +51,33 @@ def card_brand(digits: str) -> str | None:
     return None
 
 
+# Payment providers' published test card numbers (Stripe, Adyen, Braintree, PayPal, Worldpay,
+# Checkout.com docs): no bank issues them. Left alone only where the text says test or names a
+# provider (pii.py), so a listed number in a customer record is still a finding (round-6b G22).
+PUBLISHED_TEST_CARDS = frozenset(
+    """
+    4000056655665556 2223003122003222 5200828282828210 5105105105105100 378282246310005 371449635398431
+    6011111111111117 6011000990139424 6011981111111113 3056930009020004 36227206271667 6555900000604105
+    3566002020360505 6200000000000005 6200000000000047 4000002500003155 4000000000009995 4000002760003184
+    4000000000003220 4000000000000002 4000000000009987 4000000000009979 4000000000000069 4000000000000127
+    4000000000000119 4000000000000101 4000000000000341 4000000000003063 4000008400001629 4000000000000077
+    4000003720000278 4000000000000010 4000000000000028 4000000000000036 4000000000005126 4000000000000259
+    4000000000001976 4000000000003238 4000000000003055 4000000000003097 4000000000003246 4000000000003253
+    4000008260003178 4000002500001001 4000000000006975 4000003800000008 4000000760000002 4000001240000000
+    4000004840008001 4000000400000008 4000000560000004 4000008260000000 4000002760000016 4000007240000007
+    4111111145551142 4988438843884305 4166676667666746 4000620000000007 4400000000000008 5555341244441115
+    5577000055770004 5136333333333335 5101180000000007 2222400070000005 370000000000002 6011601160116611
+    6445644564456445 3569990010095841 36006666333344 6731012345678906 4035501000000008 4212345678901237
+    4005519200000004 4009348888881881 4012000033330026 4012000077777777 4012888888881881 4217651111111119
+    4500600000000061 3530111333300000 4000111111111115 36259600000004 6304000000000000 4444333322221111
+    4917610000000000 4462030000000000 4917300800000000 4484070000000000 6011000400000000 3528000700000000
+    5019717010103742 30569309025904 6759649826438453 4543059999999982 4263970000005262 5425233430109903
+    2223000048410010 4917484589897107 5436031030606378 4263982640269299 4532015112830366 5200000000001005
+    4000000000001000 5555555555554477 4000000000000093
+    """.split()
+)
+
+
 def card_valid(digits: str) -> bool:
     return 13 <= len(digits) <= 19 and card_brand(digits) is not None and luhn_valid(digits) and len(set(digits)) > 2
 
@@ -398,8 +425,51 @@ def international_phone_valid(cc: str, national: str) -> bool:
 # Network addresses
 
 
+# Public DNS resolvers (Google, Cloudflare, Quad9, OpenDNS): in every resolv.conf question,
+# nobody's address (round-6b G12)
+_PUBLIC_RESOLVERS = frozenset(
+    {
+        ipaddress.ip_address(a)
+        for a in (
+            "8.8.8.8", "8.8.4.4", "1.1.1.1", "1.0.0.1", "9.9.9.9", "149.112.112.112", "208.67.222.222",
+            "208.67.220.220", "2001:4860:4860::8888", "2001:4860:4860::8844", "2606:4700:4700::1111",
+            "2606:4700:4700::1001", "2620:fe::fe", "2620:fe::9",
+        )
+    }
+)  # fmt: skip
+
+
+# Ranges that are nobody's: RFC 5737 / RFC 3849 documentation, link-local IPv4 (169.254/16: the
+# cloud metadata address, self-assigned addresses), AWS's IPv6 metadata address. Private ranges
+# (RFC 1918, fc00::/7, 100.64/10) are not here: inside a company they name a person's machine (the
+# proxy itself maps client addresses to people), and fe80:: addresses often embed the MAC address.
+_NOBODYS_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "192.0.2.0/24",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "169.254.0.0/16",
+        "2001:db8::/32",
+        "fd00:ec2::254/128",
+    )
+)
+
+
+def _identifies_nobody(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Unspecified, loopback, documentation, link-local IPv4 or metadata, or a public resolver
+    (round-6b G12)."""
+    return (
+        ip.is_unspecified
+        or ip.is_loopback
+        or ip in _PUBLIC_RESOLVERS
+        or any(ip.version == n.version and ip in n for n in _NOBODYS_NETWORKS)
+    )
+
+
 def ipv4_interesting(octets: list[str]) -> bool:
-    """Four decimal octets without leading zeros, not unspecified/loopback/broadcast/netmask."""
+    """Four decimal octets without leading zeros, not 0.x or broadcast/netmask (255.x) and not an
+    address that identifies nobody."""
     values = []
     for o in octets:
         if not o or len(o) > 3 or (len(o) > 1 and o[0] == "0"):
@@ -408,16 +478,26 @@ def ipv4_interesting(octets: list[str]) -> bool:
         if v > 255:
             return False
         values.append(v)
-    return values[0] not in (0, 127, 255)
+    return values[0] not in (0, 255) and not _identifies_nobody(ipaddress.IPv4Address(bytes(values)))
+
+
+def _ipv6(candidate: str) -> ipaddress.IPv6Address | None:
+    if candidate.count(":") < 2:
+        return None
+    try:
+        return ipaddress.IPv6Address(candidate.split("%", 1)[0])  # zone index allowed
+    except ValueError:
+        return None
+
+
+def ipv6_valid(candidate: str) -> bool:
+    return _ipv6(candidate) is not None
 
 
 def ipv6_interesting(candidate: str) -> bool:
-    """A valid IPv6 address (zone index allowed) other than :: and ::1."""
-    if candidate.count(":") < 2:
+    """A valid IPv6 address that identifies someone (an IPv4-mapped one as its IPv4 address)."""
+    ip = _ipv6(candidate)
+    if ip is None:
         return False
-    address = candidate.split("%", 1)[0]
-    try:
-        ip = ipaddress.IPv6Address(address)
-    except ValueError:
-        return False
-    return not (ip.is_unspecified or ip.is_loopback)
+    mapped = ip.ipv4_mapped
+    return not _identifies_nobody(ip if mapped is None else mapped)

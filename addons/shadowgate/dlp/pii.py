@@ -21,11 +21,17 @@ Decisions:
   other spaces into blanks, other scripts' digits into ASCII), or one run of digits; Luhn plus an
   issuer prefix and length that exist (13-digit Visa and 12-15-digit
   Maestro are not issued any more: those are EAN barcodes); the published test numbers with
-  only two distinct digits (4111 1111 1111 1111, 4242...) are examples, not findings.
+  only two distinct digits (4111 1111 1111 1111, 4242...) are examples, not findings, and so
+  are payment providers' other published test numbers where a word before them says test,
+  sandbox or names the provider (round-6b G22).
 * IPV4: valid dotted quads, except 0.x, 127.x and 255.x (unspecified, loopback, broadcast and
-  netmasks identify nobody) and numbers right after "version", "v", "build" or "release".
-* IPV6: valid per the ipaddress module, except :: and ::1, with at least one digit (so C++
-  "a::b" is not an address).
+  netmasks identify nobody), the documentation ranges (RFC 5737), link-local 169.254/16 (the
+  cloud metadata address) and public DNS resolvers (round-6b G12), and numbers right after
+  "version", "v", "build" or "release". Private addresses (RFC 1918) are found: inside a
+  company they name a person's machine.
+* IPV6: valid per the ipaddress module, with at least one digit (so C++ "a::b" is not an
+  address), except those that identify nobody as for IPV4 (::, ::1, 2001:db8::/32, resolvers;
+  an IPv4-mapped address as its IPv4 address).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from .model import Source
 from .model import needles
 from .model import register_types
 from .numberchecks import IBAN_LENGTHS
+from .numberchecks import PUBLISHED_TEST_CARDS
 from .numberchecks import card_valid
 from .numberchecks import de_tax_id_valid
 from .numberchecks import es_dni_valid
@@ -48,6 +55,7 @@ from .numberchecks import iban_valid
 from .numberchecks import international_phone_valid
 from .numberchecks import ipv4_interesting
 from .numberchecks import ipv6_interesting
+from .numberchecks import ipv6_valid
 from .numberchecks import it_fiscal_code_valid
 from .numberchecks import itin_valid
 from .numberchecks import nanp_valid
@@ -217,9 +225,58 @@ _NOT_PHONE_RX = re.compile(
     rb"account|acct|bestellung|bestellnummer|rechnung|rechnungsnummer|auftrag|kundennummer|commande|facture|"
     rb"pedido|factura|ordine|fattura)\b(?:\s*(?:no|nr|number|num|#|n\xb0)\.?)?[\s:#.\-]{0,4}\Z"
 )
+# A version's or a document section's context (section 2.3.2.4): the word (also ending a name:
+# AssemblyVersion, FileVersion), then what sets it (Version="13.0.3.0", AssemblyVersion("1.0.0.0"));
+# or a requirement's operator (brotlicffi>=1.2.0.0, ==, ~=, ~>) (round-6b G2).
 _VERSION_RX = re.compile(
-    rb"\b(?:version|ver|v|release|build|firmware|rev|revision|versi\xf3n|versione)\b[\s.:=]{0,3}\Z"
+    rb"(?:version|\b(?:ver|v|release|build|firmware|rev|revision|versi\xf3n|versione|section|chapter|clause))\b"
+    rb"(?:[\s.:=]{0,3}|[ \t]*(?:=|\(|:)[ \t]*[\"'])\Z|[\w\])](?:>=|==|~=|<=|!=|~>)[ \t]*\Z"
 )
+# A ZIP+4 after a US state's code (Boston, MA 02110-1301: the FSF address of every GPL header) is
+# no phone number (round-6b G3)
+_US_STATES = (
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND OH OK "
+    "OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR GU VI AS MP"
+)
+_STATE_BEFORE_RX = re.compile(r"(?<![A-Za-z])(?:" + _US_STATES.replace(" ", "|") + r"),?[ \t]+\Z")
+_ZIP4_RX = re.compile(r"[0-9]{5}-[0-9]{4}\Z")
+# Words that say a reserved or published example value is one: in the 160 characters before it.
+# (Such values also stand in for real ones in data-protection examples, ours and presidio's:
+# "my number is (415) 555-0132" is a finding.)
+_EXAMPLE_CONTEXT_RX = re.compile(
+    rb"\b(?:test|tests|testing|sandbox|stripe|adyen|braintree|paypal|worldpay|checkout\.com|dummy|fake|sample|"
+    rb"example|examples|documentation|docs|fiction|fictional|reserved|placeholder|mock)\b"
+)
+# Numbers reserved for fiction: NANP 555-0100..0199; Ofcom's drama ranges, as national numbers
+_OFCOM_DRAMA_PREFIXES = (
+    "02079460", "01134960", "01144960", "01154960", "01164960", "01174960", "01184960", "01214960", "01314960",
+    "01414960", "01514960", "01614960", "02896496", "02920180", "01632960", "07700900", "08081570", "09098790",
+    "03069990",
+)  # fmt: skip
+# The IBAN registry's and the banks' documentation examples
+_EXAMPLE_IBANS = frozenset(
+    {"DE89370400440532013000", "GB82WEST12345698765432", "GB29NWBK60161331926819", "FR1420041010050500013M02606",
+     "NL91ABNA0417164300", "ES9121000418450200051332", "IT60X0542811101000000123456", "BE68539007547034",
+     "AT611904300234573201", "CH9300762011623852957"}
+)  # fmt: skip
+
+
+def _fictional_phone(shape: str, digits: str) -> bool:
+    """A number reserved for fiction (NANP 555-01xx, Ofcom's drama ranges)."""
+    nanp = uk = ""
+    if shape in ("intl", "intl00"):
+        international = digits[2:] if shape == "intl00" else digits
+        if international[:1] == "1" and len(international) == 11:
+            nanp = international[1:]
+        elif international[:2] == "44":
+            uk = "0" + international[2:].lstrip("0")
+    elif shape in ("us_paren", "us", "us1"):
+        nanp = digits[-10:]
+    elif digits[:1] == "0":
+        uk = digits
+    return (nanp[3:6] == "555" and nanp[6:8] == "01") or (len(uk) == 11 and uk.startswith(_OFCOM_DRAMA_PREFIXES))
+
+
 _DATE_LIKE_RX = re.compile(r"[0-9]{1,4}[/.\-][0-9]{1,2}[/.\-][0-9]{2,4}")
 
 
@@ -248,6 +305,9 @@ def _validate_number(shape: str, value: str, src: Source, start: int) -> str | N
         if ipv4_interesting(value.split(".")) and not _context_says(_VERSION_RX, src.lower, start, 16):
             return "IPV4"
         return None
+    if shape in ("card4", "card465", "digits") and digits in PUBLISHED_TEST_CARDS:
+        if _context_says(_EXAMPLE_CONTEXT_RX, src.lower, start, 160):
+            return None  # a payment provider's published test number, said to be one (round-6b G22)
     if shape in ("card4", "card465"):
         return "CREDIT_CARD" if card_valid(digits) else None
     if shape == "digits":
@@ -266,6 +326,10 @@ def _validate_number(shape: str, value: str, src: Source, start: int) -> str | N
     # phones
     if len(set(digits)) <= 2 or _context_says(_NOT_PHONE_RX, src.lower, start):
         return None
+    if _ZIP4_RX.match(value) and _STATE_BEFORE_RX.search(src.text, max(0, start - 8), start):
+        return None
+    if _fictional_phone(shape, digits) and _context_says(_EXAMPLE_CONTEXT_RX, src.lower, start, 160):
+        return None  # a number reserved for fiction, said to be an example (round-6b G23)
     if shape in ("intl", "intl00"):
         cc_national = split_calling_code(digits_only(value.replace("(0)", ""))[2 if shape == "intl00" else 0 :])
         return "PHONE" if cc_national and international_phone_valid(*cc_national) else None
@@ -388,6 +452,8 @@ def _upper(shape: str, value: str, src: Source, start: int, after_value: bool) -
         compact = value[:end].replace(" ", "").replace("-", "")
         after = text[start + end : start + end + 1]
         if end and not (after.isascii() and after.isalnum()) and iban_valid(compact):
+            if compact in _EXAMPLE_IBANS and _context_says(_EXAMPLE_CONTEXT_RX, src.lower, start, 160):
+                return None  # the registry's example, said to be one (round-6b G23)
             return "IBAN", start + end
         return None
     compact = value.replace(" ", "").replace("-", "")
@@ -454,7 +520,7 @@ def detect_network(src: Source, hits: Hits) -> None:
             continue  # nothing below can then be an address: spare the parse
         if value.endswith(":") and not value.endswith("::"):
             value = value[:-1]
-        if not ipv6_interesting(value) and value.count(":") > 2:
+        if not ipv6_valid(value) and value.count(":") > 2:
             value = value.rsplit(":", 1)[0]  # an unbracketed port: 2001:db8:0:0:0:0:0:1:443
         if _DIGIT_RX.search(value) and ipv6_interesting(value):
             hits.add(s, s + len(value), "IPV6", "ip")

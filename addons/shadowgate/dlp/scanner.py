@@ -235,6 +235,8 @@ class Scanner:
                 clock.check()
             decoded = self._scan_decoded(readable, [r for _, _, r in batch], depth + 1, clock)
             for (start, end, run), inner in zip(batch, decoded):
+                if run.secrets_only:
+                    inner = [f for f in inner if f.kind == SECRET]
                 if inner:
                     found = _run_findings(start, end, run.encoding, inner)
                     hits.append(found[0])
