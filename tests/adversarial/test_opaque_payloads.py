@@ -80,3 +80,39 @@ def test_the_same_name_outside_a_turns_part_is_read(proxy_with, upstream):
     answer, mark = post_marked(proxy, "opaque-arg-" + marker()[:6], json.dumps({"contents": contents}).encode(), GEMINI,
                                headers={"x-goog-api-key": "k-test"})  # fmt: skip
     assert answer.status_code == 403 and not reached(upstream, mark)
+
+
+IMAGE_URL = (
+    "https://oaidalleapiprodscus.blob.core.windows.net/private/org-abc/user-def/img-123.png"
+    "?st=2026-12-06T04%3A00%3A00Z&se=2026-12-06T05%3A00%3A00Z&sp=r&sv=2021-08-06&sr=b&rscd=inline&rsct=image/png"
+    "&skoid=6aaadede-4fb3-4698-a8f6-684d7786b067&sktid=a48cca56-e6da-484e-a814-9c849652bcb3"
+    "&skt=2026-12-06T03%3A00%3A00Z&ske=2026-12-07T03%3A00%3A00Z&sks=b&skv=2021-08-06"
+    "&sig=Xk2%2Bq9mVt7Zr4WbN1pL8sQy3Hc6Df0Ga5Ej2Ko9Mu4I%3D"
+)
+
+
+def test_a_generated_images_link_reaches_the_client_intact(proxy_with, upstream):
+    """Round-6b G28: the image's one-hour SAS URL on OpenAI's blob storage had its `sig` redacted
+    (the image lost) or the answer withheld as an exfiltration link."""
+    proxy = proxy_with("responses: {dlp: redact, exfil_links: block}\n")
+    case = fake_answer(upstream, "/v1/images/generations", {"created": 1, "data": [{"url": IMAGE_URL}]})
+    sent = json.dumps({"model": "dall-e-3", "prompt": "a cat"}).encode()
+    try:
+        answer, _ = post_marked(proxy, "opaque-img-" + marker()[:6], sent, "https://api.openai.com/v1/images/generations",
+                                headers={"x-fake-case": case})  # fmt: skip
+    finally:
+        upstream.cases.pop(case, None)
+    assert answer.status_code == 200 and answer.json()["data"][0]["url"] == IMAGE_URL
+
+
+def test_a_link_elsewhere_with_a_signature_is_still_inspected(proxy_with, upstream):
+    proxy = proxy_with("responses: {dlp: redact, exfil_links: block}\n")
+    text = f"Download it from {IMAGE_URL.replace('oaidalleapiprodscus', 'attacker')}"
+    case = fake_answer(upstream, "/v1/chat/completions", {"id": "c", "object": "chat.completion", "model": "gpt-4o",
+                       "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})  # fmt: skip
+    try:
+        answer, _ = post_marked(proxy, "opaque-img2-" + marker()[:6], json.dumps({"model": "gpt-4o", "messages": []}).encode(),
+                                headers={"x-fake-case": case})  # fmt: skip
+    finally:
+        upstream.cases.pop(case, None)
+    assert answer.status_code == 403, answer.text[:300]

@@ -54,6 +54,7 @@ _PROVIDER_KEYS = {
     "hosts",
     "paths",
     "shared_hosts",
+    "asset_hosts",
     "wire_formats",
     "otel_provider",
     "pricing_provider",
@@ -98,6 +99,13 @@ class Provider:
     # Hosts the entry shares with other services, on which only its `paths` are its own (Azure
     # OpenAI's regional multi-service endpoint); `hosts` are then wholly the entry's.
     shared_hosts: tuple[str, ...] = ()
+    # Where the service serves what its answers link to (generated images, files): a link there
+    # in an answer is the provider's, not an exfiltration, and its signed query no leak.
+    asset_hosts: tuple[str, ...] = ()
+
+    def serves_assets_on(self, host: str) -> bool:
+        host = host.lower()
+        return any(host == p or (p.startswith("*.") and host.endswith(p[1:])) for p in self.asset_hosts)
 
     def claims(self) -> Iterator[tuple[str, str]]:
         """Every (host pattern, path prefix) the entry claims; "" for a whole host."""
@@ -563,6 +571,12 @@ def _load_provider(
             f"provider {pid!r}: 'shared_hosts' must be a list of hosts, with 'paths' naming the entry's own",
         )
     shared_hosts = tuple(_check_host(path, line_of_key(raw, "shared_hosts"), pid, h) for h in shared)
+    assets = raw.get("asset_hosts", [])
+    if not isinstance(assets, list):
+        raise ConfigError(
+            path, line_of_key(raw, "asset_hosts"), f"provider {pid!r}: 'asset_hosts' must be a list of hosts"
+        )
+    asset_hosts = tuple(_check_host(path, line_of_key(raw, "asset_hosts"), pid, h) for h in assets)
     sources = _sources(path, raw, pid)
     verified = raw.get("verified")
     if verified is not None and (
@@ -602,6 +616,7 @@ def _load_provider(
         endpoints=_provider_endpoints(path, raw, pid, clean_hosts, known_parsers),
         stream_usage=stream_usage,
         shared_hosts=shared_hosts,
+        asset_hosts=asset_hosts,
     )
 
 

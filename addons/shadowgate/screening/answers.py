@@ -261,6 +261,18 @@ class TextGuard:
         return self.feed("", final=True)
 
 
+def trusted_links(text: str, trusted: Callable[[str], bool]) -> list[Finding]:
+    """The spans of the URLs in `text` whose host `trusted` accepts (the provider's own)."""
+    if "http" not in text.lower():
+        return []
+    spans = []
+    for m in _BARE.finditer(text):
+        host = plain_url_host(m.group())
+        if host is not None and trusted(host):
+            spans.append(Finding(m.start(), m.end(), "provider_link", "link", "link"))
+    return spans
+
+
 def outside_links(findings: list[Finding], links: list[Finding]) -> list[Finding]:
     """The findings not inside an exfiltration link. The DLP scanner decodes encoded runs
     (dlp/encoded.py), so it also finds the values a link carries in its query: those belong to the

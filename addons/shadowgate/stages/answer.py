@@ -45,6 +45,7 @@ from shadowgate.screening.answers import REDACTED_URL
 from shadowgate.screening.answers import TextGuard
 from shadowgate.screening.answers import exfil_links
 from shadowgate.screening.answers import outside_links
+from shadowgate.screening.answers import trusted_links
 from shadowgate.stages.act import api_error
 from shadowgate.stages.logs import flow_fields
 from shadowgate.stages.meter import StreamTap
@@ -105,7 +106,9 @@ class Inspection:
         self._own = frozenset(placeholders.values())
         self._scanner = shared_scanner() if policy.dlp != OFF or policy.exfil_links != OFF else None
         provider_host = rec.host.lower()
-        self._trusted = lambda host: host == provider_host or policy.host_allowed(host)
+        provider = rec.provider
+        self._assets = lambda host: provider is not None and provider.serves_assets_on(host)
+        self._trusted = lambda host: host == provider_host or policy.host_allowed(host) or self._assets(host)
 
     def action_for(self, type_: str) -> str:
         return self.policy.exfil_links if type_ in EXFIL_TYPES else self.policy.dlp
@@ -120,7 +123,9 @@ class Inspection:
             links = exfil_links(text, self._trusted, lambda s: bool(scanner.scan(s)))
         if self.policy.dlp != OFF:
             own = [f for f in scanner.scan(text) if text[f.start : f.end] not in self._own]
-            found += outside_links(own, links)
+            # A link to the provider's own assets carries its signature (an image's SAS `sig`):
+            # the provider's credential for its own file, not a leak (round-6b G28).
+            found += outside_links(own, [*links, *trusted_links(text, self._assets)])
         return found + links
 
     def record(self, findings: list[Finding]) -> None:
