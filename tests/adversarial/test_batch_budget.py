@@ -248,3 +248,15 @@ def test_a_batch_of_legacy_completions_counts_best_of(proxy_with, upstream):
     answer, mark = post_marked(proxy, "batch-best-of", body, "https://api.openai.com/v1/files", content_type)
     assert answer.status_code == 429 and "batch may use" in answer.text, answer.text[:200]
     assert not reached(upstream, mark)
+
+
+def test_legacy_completions_lines_without_a_cap_have_the_apis_default(proxy_with, upstream):
+    # /v1/completions generates 16 tokens when max_tokens is absent (the API's default): such a
+    # batch was refused as unbounded (round-6b G26). Chat lines without a cap still are.
+    proxy = proxy_with(POLICY)
+    line = {"method": "POST", "url": "/v1/completions", "body": {"model": "gpt-3.5-turbo-instruct", "prompt": "Say hi"}}
+    body, content_type = _file_of([{**line, "custom_id": f"r{i}"} for i in range(20)])
+    answer, mark = post_marked(proxy, "batch-legacy", body, "https://api.openai.com/v1/files", content_type)
+    assert reached(upstream, mark), answer.text[:200]
+    [row] = proxy.rows("user_name = 'batch-legacy'", expect=1)
+    assert row["output_tokens"] == 20 * 16

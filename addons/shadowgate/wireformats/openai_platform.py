@@ -26,6 +26,7 @@ from .common import loads_lenient
 from .common import nested_models
 from .common import nonempty_str
 from .common import openai_error
+from .common import output_cap
 from .common import text_chars
 from .common import text_len
 from .common import tool_models
@@ -92,7 +93,7 @@ class OpenAIFilesParser(JsonWireParser):
         # files: red-team F105) a custom_id beside a body that is a model request; other JSONL (an
         # e-mail export, a log) with a `body` member is no request (red-team F93).
         requests = [
-            line["body"]
+            _with_default_cap(line)
             for line in lines
             if isinstance(line, dict)
             and isinstance(line.get("body"), dict)
@@ -115,6 +116,20 @@ class OpenAIFilesParser(JsonWireParser):
         facts.output_cap = batch_output_cap(requests) if requests else None
         facts.uncapped = uncapped_requests(requests)
         return facts
+
+
+# Legacy completions generate 16 tokens when a request names no cap (the API's documented
+# default for max_tokens): such a batch line is capped, not unbounded (round-6b G26).
+LEGACY_COMPLETIONS_DEFAULT_CAP = 16
+
+
+def _with_default_cap(line: dict) -> dict:
+    body = line["body"]
+    url = str(line.get("url") or "")
+    if url.rstrip("/").endswith("/completions") and not url.rstrip("/").endswith("/chat/completions"):
+        if output_cap(body) is None:
+            return {**body, "max_tokens": LEGACY_COMPLETIONS_DEFAULT_CAP}
+    return body
 
 
 def batch_file_lines(content: bytes, content_type: str) -> list[Any]:
