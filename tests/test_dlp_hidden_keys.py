@@ -106,3 +106,23 @@ def test_real_flags_spell_nothing_and_spoil_no_reading() -> None:
     cover = "the quick brown fox jumps over the lazy dog again"
     scattered = "".join(c + _tags(k) for c, k in zip(cover, key, strict=False)) + cover[len(key) :]
     assert types_in(f"{ENGLAND} {scattered} {ENGLAND}") == ["AWS_ACCESS_KEY"]
+
+
+# --- F115: visible characters and short tag runs mixed in one word --------------------------------
+
+
+@pytest.mark.parametrize(
+    "word",
+    [
+        "AKIA2" + _tags("OG") + "YBAH6" + _tags("ST") + "MMNXNN",
+        "".join(c if i % 2 else _tags(c) for i, c in enumerate("AKIA2OGYBAH6STMMNXNN")),  # every other one a tag
+        "AKIA2OGYBAH6STMMNXN" + _tags("N"),
+    ],
+    ids=["two-runs", "every-other", "last-char"],
+)
+def test_tags_mixed_into_a_key_are_read_in_place(word: str) -> None:
+    assert types_in(f"the deploy key is {word} for now") == ["AWS_ACCESS_KEY"]
+
+
+def test_a_tag_in_an_ordinary_word_spells_no_finding() -> None:
+    assert types_in("hello" + _tags("x") + "world and some" + _tags("yz") + "more text") == []

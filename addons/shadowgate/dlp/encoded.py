@@ -126,6 +126,13 @@ def hidden_runs(text: str) -> list[Run]:
             runs.append(
                 Run(start, end, (word.group() if word else "") + spelled + (after.group() if after else ""), "tags")
             )
+    # In place: visible characters and tags mixed in one word (`AKIA2` + tags `OG` + `YBAH6` +
+    # tags `ST` + `MMNXNN`, every other character a tag), each tag read as the character it
+    # spells where it stands, as a model reads them (red-team F115).
+    for m in _MIXED_WORD.finditer(text):
+        mixed = m.group()
+        if not mixed.isascii() and _VISIBLE.search(mixed):
+            runs.append(Run(m.start(), m.end(), _TAG_RUN.sub(lambda t: _tag_text(t.group()), mixed), "tags"))
     for m in _SELECTOR_RUN.finditer(text):
         runs.append(Run(m.start(), m.end(), _selector_bytes(m.group()), "selectors"))
     # Scattered: one or a few after each character of a cover text, or split by joiners and
@@ -153,6 +160,9 @@ def hidden_runs(text: str) -> list[Run]:
     return runs
 
 
+# A word of key characters and tags, at least 8 long, with a tag in it (the visible part checked apart).
+_MIXED_WORD = re.compile("(?=[A-Za-z0-9_+/=-]*[\U000e0020-\U000e007e])[A-Za-z0-9_+/=\U000e0020-\U000e007e-]{8,}")
+_VISIBLE = re.compile(r"[A-Za-z0-9]")
 _WORD_BEFORE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
 _WORD_AFTER = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TAG_RUN_MIN = 4
