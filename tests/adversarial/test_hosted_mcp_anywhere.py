@@ -54,3 +54,22 @@ def test_an_unlisted_server_anywhere_is_refused_and_a_listed_one_passes(proxy_wi
     assert answer.status_code == 403 and "mcp:unlisted" in answer.text and not reached(upstream, mark), answer.text
     listed, mark = post_marked(proxy, user, json.dumps(body("https://github-mcp.corp.example/mcp")).encode(), url)
     assert reached(upstream, mark), listed.text[:300]
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        ("https://api.openai.com/v1/responses", {"model": "gpt-4.1", "prompt": {"id": "pmpt_abc", "version": "3"}, "input": "hi"}),
+        ("https://api.openai.com/v1/chatkit/sessions", {"workflow": {"id": "wf_68df4b13b3588190a09d19288d4610ec0"}, "user": "u1"}),
+    ],
+    ids=["stored-prompt", "agent-builder-workflow"],
+)  # fmt: skip
+def test_tools_saved_with_a_prompt_or_workflow_meet_the_unlisted_rule(proxy_with, upstream, url, body):
+    """Red-team F113: the tools a stored prompt or a workflow carries are not in the request; under
+    `unlisted: block` they are judged as a server no allow-list lists (as the model is judged as
+    any model). Under `unlisted: allow` the call passes."""
+    answer, mark = post_marked(proxy_with(POLICY), "hosted-ref-" + marker()[:6], json.dumps(body).encode(), url)
+    assert answer.status_code == 403 and not reached(upstream, mark), answer.text[:300]
+    lenient = proxy_with("mcp:\n  unlisted: allow\n")
+    answer, mark = post_marked(lenient, "hosted-ref-ok-" + marker()[:6], json.dumps(body).encode(), url)
+    assert reached(upstream, mark), answer.text[:300]

@@ -161,6 +161,11 @@ def _servers_in(body: dict) -> list[HostedServer]:
     for server in mcp_servers if isinstance(mcp_servers, list) else []:
         if isinstance(server, dict):
             servers.append(_anthropic_server(server, toolsets))
+    prompt = body.get("prompt")
+    if isinstance(prompt, dict) and isinstance(prompt.get("id"), str):
+        # A Responses stored prompt brings the tools saved with it, whatever model the call
+        # names (red-team F113): servers no allow-list can list.
+        servers.append(HostedServer(f"(the tools saved with stored prompt {prompt['id'][:64]})", None))
     return servers
 
 
@@ -287,6 +292,12 @@ def hosted_verdict(rec: FlowRecord, policy: Policy, readings: list[Any]) -> Host
     """Why the policy refuses the hosted MCP servers these bodies (readings of one request, or the
     documents of one Realtime message) name for this request's person; None when it does not."""
     servers = [s for body in readings for s in hosted_servers(body)]
+    reference = rec.facts.model_reference if rec.facts is not None else None
+    if reference is not None:
+        # A stored prompt or a saved workflow may carry hosted MCP tools the request does not
+        # show: judged as a server no allow-list lists (red-team F113), as its model is judged
+        # as any model.
+        servers.append(HostedServer(f"(the tools saved with {reference})", None))
     mcp = policy.mcp
     if mcp is None or not servers:
         return None
