@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.adversarial.calls import fake_answer
 from tests.adversarial.wire import marker
 
 NO_PDF = "rules:\n  - {id: no-pdf, match: {category: chat-web, activity: upload, file_type: [pdf]}, action: block}\n"
@@ -60,3 +61,23 @@ def test_chatgpts_blob_put_of_pdf_bytes_meets_a_pdf_rule(proxy_with, upstream):
                             headers={"x-ms-blob-type": "BlockBlob", "content-type": "application/octet-stream",
                                      "x-attack": mark, "sec-fetch-mode": "cors"})  # fmt: skip
     assert answer.status_code == 403 and not any(s.headers.get("x-attack") == mark for s in upstream.seen)
+
+
+def test_a_size_rule_judges_a_blob_written_in_pieces_by_its_total(proxy_with, upstream):
+    """Red-team F110: two Put Block pieces of 600 KB each passed a 1 MB upload rule."""
+    proxy = proxy_with(
+        "rules:\n  - {id: no-big, match: {category: chat-web, activity: upload, min_file_bytes: 1000000}, action: block}\n"
+    )
+    name = "file-pieces-" + marker()[:8]
+    case = fake_answer(upstream, f"/{name}", {}, host="files.oaiusercontent.com")  # the storage's 2xx
+    reached = []
+    try:
+        with proxy.client("ftype-blocks-" + marker()[:6]) as client:
+            for block in ("AAAA", "AAAB"):
+                mark = marker()
+                client.put(f"https://files.oaiusercontent.com/{name}?comp=block&blockid={block}", content=b"a" * 600_000,
+                           headers={"x-attack": mark, "sec-fetch-mode": "cors", "x-fake-case": case})  # fmt: skip
+                reached.append(any(s.headers.get("x-attack") == mark for s in upstream.seen))
+    finally:
+        upstream.cases.pop(case, None)
+    assert reached == [True, False]

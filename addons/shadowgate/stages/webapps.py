@@ -23,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 from collections import Counter
+from collections import OrderedDict
 from collections.abc import Awaitable
 from dataclasses import replace
 from typing import Any
@@ -143,6 +145,9 @@ class WebApps:
     def __init__(self, settings: ShadowgateSettings) -> None:
         self.settings = settings
         self.apps = WebAppCatalog()
+        # Bytes written so far to each blob in pieces (Azure Put Block / Append Block), so a size
+        # rule judges the file, not the piece (red-team F110). Per process, the oldest forgotten.
+        self.blob_bytes: OrderedDict[tuple[str, str], int] = OrderedDict()
 
     def configure(self, updated: set[str]) -> None:
         if "shadowgate_providers" not in updated and self.apps:
@@ -235,10 +240,30 @@ class WebApps:
             rec.inspect_note = f"{UNPARSED_JSON_NOTE}: {facts.json_error}"
         if request.stream and facts.activity == "upload" and not facts.files:
             facts.files = [FileFacts(None, rec.request_bytes, request.headers.get("content-type"))]
+        if facts.activity == "upload" and facts.files and _BLOB_PIECE.search(request.path.partition("?")[2]):
+            key = (rec.host, request.path.partition("?")[0])
+            facts.files[0].size = self.blob_bytes.get(key, 0) + rec.request_bytes
+            flow.metadata[BLOB_PIECE_KEY] = (key, rec.request_bytes)
         rec.web = facts
         if facts.activity == "prompt" and rec.route is None:
             accept = request.headers.get("accept", "")
             rec.facts = RequestFacts("chat", facts.model, "event-stream" in accept, facts.text_chars)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        # A piece the storage took adds to its blob's size (a refused one wrote nothing).
+        piece = flow.metadata.get(BLOB_PIECE_KEY)
+        if piece is None or flow.response is None or not 200 <= flow.response.status_code < 300:
+            return
+        key, size = piece
+        self.blob_bytes[key] = self.blob_bytes.pop(key, 0) + size
+        if len(self.blob_bytes) > BLOB_MEMORY:
+            self.blob_bytes.popitem(last=False)
+
+
+# A piece of a blob written in parts (Azure Blob: Put Block, Append Block), from its query.
+_BLOB_PIECE = re.compile(r"(?:^|&)comp=(?:block|appendblock)(?:&|$)", re.IGNORECASE)
+BLOB_MEMORY = 10_000
+BLOB_PIECE_KEY = "shadowgate_blob_piece"  # flow.metadata: ((host, path), bytes) of a piece in flight
 
 
 class WebAppsDlp:
