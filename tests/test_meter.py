@@ -65,7 +65,10 @@ def test_every_wire_format_fixture_is_metered_exactly(proxy, name):
     # charged its upper bound when it is accepted (red-team F41; one naming a file was charged
     # when the file was uploaded).
     operation = expect["request"]["operation"]
-    inline_batch = operation == "create_batch" and "input_file_id" not in (case["request"].get("body") or {})
+    body = case["request"].get("body") or {}
+    source = (body.get("data_source") or {}).get("source") or {}
+    # A batch naming its input file (a batch's input_file_id, an eval run's file source) has no bound the call shows.
+    inline_batch = operation == "create_batch" and "input_file_id" not in body and source.get("type") != "file_id"
     spends_tokens = operation not in NO_TOKEN_OPERATIONS or inline_batch
     if (
         case["response"]["status"] == 200

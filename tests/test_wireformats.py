@@ -526,6 +526,7 @@ def test_parse_json_body() -> None:
 # --------------------------------------------------------------------------- looks_like
 
 POSITIVE = {
+    "openai-evals": [{"data_source": {"type": "completions", "model": "gpt-4.1"}}],
     "anthropic-batches": [{"requests": [{"custom_id": "a", "params": {"model": "claude", "messages": []}}]}],
     "openai-files": [{"input_file_id": "file-1", "endpoint": "/v1/chat/completions", "completion_window": "24h"}],
     "openai-assistants": [{"assistant_id": "asst_1"}, {"assistant_id": "asst_1", "thread": {"messages": []}}],
@@ -554,6 +555,7 @@ POSITIVE = {
     "ollama": [{"model": "llama3.2", "messages": []}, {"model": "llama3.2", "prompt": "hi"}],
 }
 NEGATIVE = {
+    "openai-evals": [{"data_source": "x"}, {"model": "gpt-4o", "messages": []}],
     "anthropic-batches": [{"requests": "x"}, {"requests": ["a"]}, {"model": "claude", "messages": []}],
     "openai-files": [{"input_file_id": "file-1"}, {"purpose": "batch"}],
     "openai-assistants": [{"model": "gpt-4o", "messages": []}, {"assistant_id": 1}],

@@ -6,7 +6,6 @@ DLP-scanned like any other (scope.py); a run and a speech stream also report usa
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -189,7 +188,7 @@ class OpenAIEvalsParser(JsonWireParser):
         source = dig(body, "data_source")
         model = nonempty_str(dig(source, "model"))
         others = tuple(m for m in nested_models(body) if m != model)
-        facts = RequestFacts(route.operation, model, False, len(json_text(dig(source, "input_messages"))), others)
+        facts = RequestFacts(route.operation, model, False, _prompt_chars(dig(source, "input_messages")), others)
         if dig(source, "type") == "jsonl" and model is None:
             return facts
         caps = [dig(source, "sampling_params", key) for key in _EVAL_CAP_KEYS]
@@ -208,12 +207,15 @@ class OpenAIEvalsParser(JsonWireParser):
         return _ObjectAccumulator()
 
 
-def json_text(value: Any) -> str:
-    """A JSON value's text, for its size (a prompt template's characters)."""
-    try:
-        return json.dumps(value) if value is not None else ""
-    except (TypeError, ValueError):
-        return ""
+def _prompt_chars(node: Any) -> int:
+    """Characters of an eval run's prompt template: its messages' text (roles are structure)."""
+    if isinstance(node, dict):
+        return sum(
+            len(v) if k in ("content", "text") and isinstance(v, str) else _prompt_chars(v) for k, v in node.items()
+        )
+    if isinstance(node, list):
+        return sum(_prompt_chars(item) for item in node)
+    return 0
 
 
 class _RunAccumulator:
