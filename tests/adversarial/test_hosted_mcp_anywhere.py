@@ -73,3 +73,16 @@ def test_tools_saved_with_a_prompt_or_workflow_meet_the_unlisted_rule(proxy_with
     lenient = proxy_with("mcp:\n  unlisted: allow\n")
     answer, mark = post_marked(lenient, "hosted-ref-ok-" + marker()[:6], json.dumps(body).encode(), url)
     assert reached(upstream, mark), answer.text[:300]
+
+
+def test_a_prompt_object_deep_in_a_tools_arguments_is_no_stored_prompt(proxy_with, upstream):
+    # Only the call's own `prompt` (or a batch line's) is a stored prompt, not an object a tool's
+    # arguments or a message happen to hold.
+    body = {"model": "gpt-4.1", "input": [{"type": "function_call_output", "call_id": "c1",
+            "output": "ok"}], "metadata": {"note": "x"}, "text": {"format": {"type": "text"}},
+            "tools": [{"type": "function", "name": "f", "parameters": {"type": "object", "properties": {
+                "prompt": {"type": "object", "properties": {"id": {"type": "string"}}}}}}]}  # fmt: skip
+    body["input"].append({"role": "user", "content": [{"type": "input_text", "text": "hi"}], "prompt": {"id": "x"}})
+    answer, mark = post_marked(proxy_with(POLICY), "hosted-deep-" + marker()[:6], json.dumps(body).encode(),
+                               "https://api.openai.com/v1/responses")  # fmt: skip
+    assert reached(upstream, mark), answer.text[:300]

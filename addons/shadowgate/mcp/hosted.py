@@ -135,6 +135,8 @@ def hosted_servers(body: Any) -> list[HostedServer]:
         stack.extend(child for child in children if isinstance(child, dict | list))
     if stack:  # a body too large to walk: judged as naming a server no allow-list lists
         servers.append(HostedServer("(a body too large to read for MCP servers)", None))
+    if (stored := _stored_prompt(body)) is not None:
+        servers.append(stored)
     return servers
 
 
@@ -161,12 +163,17 @@ def _servers_in(body: dict) -> list[HostedServer]:
     for server in mcp_servers if isinstance(mcp_servers, list) else []:
         if isinstance(server, dict):
             servers.append(_anthropic_server(server, toolsets))
-    prompt = body.get("prompt")
-    if isinstance(prompt, dict) and isinstance(prompt.get("id"), str):
-        # A Responses stored prompt brings the tools saved with it, whatever model the call
-        # names (red-team F113): servers no allow-list can list.
-        servers.append(HostedServer(f"(the tools saved with stored prompt {prompt['id'][:64]})", None))
     return servers
+
+
+def _stored_prompt(body: Any) -> HostedServer | None:
+    """A Responses call (or a batch line's) on a stored prompt brings the tools saved with it,
+    whatever model it names (red-team F113): servers no allow-list can list."""
+    for call in (body, body.get("body") if isinstance(body, dict) else None):
+        prompt = call.get("prompt") if isinstance(call, dict) else None
+        if isinstance(prompt, dict) and isinstance(prompt.get("id"), str):
+            return HostedServer(f"(the tools saved with stored prompt {prompt['id'][:64]})", None)
+    return None
 
 
 ServerLookup = Callable[[str], tuple[McpServer | None, McpServer | None]]
