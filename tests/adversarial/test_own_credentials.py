@@ -45,3 +45,16 @@ def test_other_secrets_in_the_query_are_still_refused(proxy_with, upstream, quer
     proxy = proxy_with("dlp: {secrets: block}\n")
     answer, mark = post_marked(proxy, "own-key-x-" + marker()[:6], BODY, f"{GEMINI}?{query}")
     assert answer.status_code == 403 and not reached(upstream, mark), answer.text[:300]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://api.openai.com/v1/chat/completions", "https://api.anthropic.com/v1/messages"],
+    ids=["openai", "anthropic"],
+)
+def test_a_google_key_in_another_providers_query_is_found(proxy_with, upstream, url):
+    # Red-team F118: the exclusion held on every AI host; a Google key is only Google's credential.
+    proxy = proxy_with("dlp: {secrets: block}\n")
+    body = json.dumps({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}).encode()
+    answer, mark = post_marked(proxy, "own-key-elsewhere-" + marker()[:6], body, f"{url}?key={GOOGLE_KEY}")
+    assert answer.status_code == 403 and not reached(upstream, mark), answer.text[:300]

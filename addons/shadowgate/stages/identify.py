@@ -109,7 +109,7 @@ class Identify:
             # (A WebSocket upgrade is Realtime's: it records the session.)
             if not ai_host or "upgrade" in request.headers:
                 return
-            if not self._url_finding(request.path):
+            if not self._url_finding(flow):
                 return
             url_finding = True
         rec = new_flow_record(self.settings, flow, host, provider, route)
@@ -130,15 +130,16 @@ class Identify:
             rec.inspect_note = UNREAD_NOTE
             self._understand(flow, rec, None)
 
-    def _url_finding(self, path: str) -> bool:
+    def _url_finding(self, flow: http.HTTPFlow) -> bool:
         """Whether DLP finds something it acts on in a URL's decoded path and query."""
         dlp = self.settings.policy.dlp
         if dlp is None:
             return False
-        from shadowgate.stages.redact import url_findings  # redact imports this module
+        from shadowgate.stages.redact import scanned_path  # redact imports this module
+        from shadowgate.stages.redact import url_findings
 
         try:
-            return bool(url_findings(path, dlp))
+            return bool(url_findings(scanned_path(flow), dlp))
         except Exception:
             return True  # recorded, and Redact's own scan of it fails closed (dlp.on_error)
 
@@ -260,7 +261,7 @@ class Identify:
                     del flow.metadata[METADATA_KEY]
                     return
                 if not flow.request.raw_content:
-                    if self._url_finding(flow.request.path):
+                    if self._url_finding(flow):
                         flow.metadata[URL_FINDING_KEY] = True
                     else:
                         del flow.metadata[METADATA_KEY]

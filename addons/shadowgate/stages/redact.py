@@ -40,6 +40,7 @@ from shadowgate.dlp import Placeholders
 from shadowgate.dlp import Scanner
 from shadowgate.dlp import redact
 from shadowgate.dlp.tokenids import cl100k_vocabulary
+from shadowgate.enforce.hosts import identity_host
 from shadowgate.stages.act import api_error
 from shadowgate.stages.identify import URL_FINDING_KEY
 from shadowgate.stages.identify import flow_record
@@ -90,16 +91,28 @@ def url_text(path: str) -> str:
     value of its own; a `scheme://` stays whole, so a URL with a password in it still reads as one."""
     path, _, query = path.partition("?")
     lines = [unquote(path, errors="replace")]
-    pairs = [unquote_plus(pair, errors="replace") for pair in query.split("&") if pair]
-    lines += [pair for pair in pairs if not _OWN_CREDENTIAL.fullmatch(pair)]
+    lines += [unquote_plus(pair, errors="replace") for pair in query.split("&") if pair]
     return "://".join(part.replace("/", "\n") for part in "\n".join(lines).split("://"))
 
 
 # The credential a caller authenticates with, in the place the provider documents for it: Google's
 # `?key=` (Gemini REST and Live, Vertex express mode) is what the x-goog-api-key header carries,
-# and headers are not content (round-6b G5). Only a value of a Google API key's shape: anything
-# else under `key` is scanned as before.
+# and headers are not content (round-6b G5). Only a value of a Google API key's shape, and only
+# on Google's API hosts (another provider's URL is no place for it: red-team F118).
 _OWN_CREDENTIAL = re.compile(r"\$?key=AIza[0-9A-Za-z_-]{35}")
+
+
+def scanned_path(flow: http.HTTPFlow) -> str:
+    """The request target DLP scans: as sent, less the caller's own Google API key on a Google API host."""
+    path = flow.request.path
+    if "key=AIza" not in path:
+        return path
+    host = identity_host(flow)
+    if host != "googleapis.com" and not host.endswith(".googleapis.com"):
+        return path
+    bare, _, query = path.partition("?")
+    kept = [pair for pair in query.split("&") if not _OWN_CREDENTIAL.fullmatch(unquote_plus(pair, errors="replace"))]
+    return bare + ("?" + "&".join(kept) if kept else "")
 
 
 def url_findings(path: str, dlp: DlpPolicy) -> list[str]:
@@ -393,9 +406,9 @@ class Redact:
             seams = flow.metadata.get(SEAM_TEXT_KEY, ())
             if len(raw) > SCAN_IN_THREAD_CHARS or coded or seams:
                 return self._scan_off_loop(flow, rec, dlp, parsed, raw, headers, seams)
-            if not raw and not headers and not url_findings(request.path, dlp):
+            if not raw and not headers and not url_findings(scanned_path(flow), dlp):
                 return None  # nothing in the URL (cached for a repeated one), no body, no header
-            self._apply(flow, rec, dlp, self._scan(parsed, raw, request.headers, headers, dlp, request.path))
+            self._apply(flow, rec, dlp, self._scan(parsed, raw, request.headers, headers, dlp, scanned_path(flow)))
         except Exception as e:
             self._failed(flow, rec, dlp, e)
         return None
@@ -415,7 +428,7 @@ class Redact:
     ) -> None:  # fmt: skip
         try:
             scanned = await asyncio.to_thread(
-                self._scan, parsed, raw, flow.request.headers, headers, dlp, flow.request.path, seams
+                self._scan, parsed, raw, flow.request.headers, headers, dlp, scanned_path(flow), seams
             )
             started = time.perf_counter_ns()  # back on the event loop: the rewrite counts as ours
             self._apply(flow, rec, dlp, scanned)
@@ -440,7 +453,7 @@ class Redact:
     def _scan_url_only(self, flow: http.HTTPFlow, rec: FlowRecord, dlp: DlpPolicy) -> None:
         try:
             scan, _ = self._body_scan(dlp)
-            self._url(scan, flow.request.path)
+            self._url(scan, scanned_path(flow))
             self._apply(flow, rec, dlp, Scanned(None, [], scan, Placeholders()))
         except Exception as e:
             self._failed(flow, rec, dlp, e)

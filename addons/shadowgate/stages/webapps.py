@@ -63,6 +63,7 @@ from shadowgate.stages.redact import ScanFailed
 from shadowgate.stages.redact import body_scan
 from shadowgate.stages.redact import dlp_verdict
 from shadowgate.stages.redact import scan_json
+from shadowgate.stages.redact import scanned_path
 from shadowgate.stages.redact import shared_scanner
 from shadowgate.stages.redact import url_findings
 from shadowgate.stages.redact import url_text
@@ -314,7 +315,7 @@ class WebAppsDlp:
                 raise _Unscannable("the body is too large to scan")
             if web.parse_status == ERROR and not web.fallback:
                 raise _Unscannable("the body could not be read")
-            others = [*web.fallback, *self._file_texts(web.files), *_url_texts(request.path, dlp)]
+            others = [*web.fallback, *self._file_texts(web.files), *_url_texts(scanned_path(flow), dlp)]
             if isinstance(web.body, MultipartBody):  # field and file names: text the app stores
                 others += [part.header_text for part in web.body.parts]
             unlisted = _unlisted_strings(web)
@@ -425,7 +426,7 @@ class WebAppsDlp:
         try:
             if unreadable is not None:
                 raise _Unscannable(unreadable)
-            texts = _url_texts(request.path, dlp)
+            texts = _url_texts(scanned_path(flow), dlp)
             doc = None  # the parsed body, whose strings are joined besides (red-team F40)
             joined = 0
             if content and len(content) <= (self.settings.max_parse_bytes or len(content)):
