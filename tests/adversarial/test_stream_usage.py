@@ -238,3 +238,22 @@ def test_a_client_that_hangs_up_before_the_usage_is_charged_what_it_read(proxy_w
         assert row["output_tokens"] >= len("word " * 80) // 4
     else:
         assert row["output_tokens"] >= 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "encode"),
+    [
+        ({"content-type": "application/json; charset=iso-8859-1"}, lambda b: b),
+        ({"content-type": "text/plain"}, lambda b: b),
+        ({"content-encoding": "gzip"}, lambda b: __import__("gzip").compress(b)),
+    ],
+    ids=["latin-1", "text-plain", "gzip"],
+)
+def test_a_declared_charset_or_a_compressed_body_does_not_dodge_it(proxy_with, upstream, headers, encode):
+    """Red-team F117: a charset parameter or a gzipped body left the option out (OpenAI reads the
+    JSON as UTF-8 whatever the header says), so the stream carried no usage again."""
+    proxy = proxy_with(None)
+    answer, mark = post_marked(proxy, "su-dodge-" + marker()[:6], encode(STREAM), CHAT, headers=headers)
+    assert answer.status_code == 200, answer.text[:300]
+    forwarded = _seen_body(upstream, mark)
+    assert json.loads(forwarded)["stream_options"] == ASK

@@ -30,6 +30,8 @@ from shadowgate.stages.answer import compose
 from shadowgate.stages.meter import StreamTap
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.wireformats.decoding import StreamDecoder
+from shadowgate.wireformats.decoding import UndecodableBody
+from shadowgate.wireformats.decoding import decode_body
 from shadowgate.wireformats.framing import EventCodec
 from shadowgate.wireformats.framing import codec_for
 from shadowgate.wireformats.openai import body_asking_usage
@@ -79,6 +81,13 @@ class StreamUsage:
         if not self.ask or rec is None or not self._applies(flow, rec):
             return None
         raw = flow.request.raw_content or b""
+        if flow.request.headers.get("content-encoding", "").strip():
+            # A compressed body is read as the upstream reads it and goes out plain, as a
+            # model-map rewrite sends it (red-team F117: gzip dodged the option).
+            try:
+                raw = decode_body(raw, flow.request.headers.get("content-encoding"))
+            except UndecodableBody:
+                return None  # DLP and the model rules refuse what they cannot read
         if b"stream_options" in raw and len(raw) > PARSE_ON_LOOP_BYTES:
             return self._ask_off_loop(flow, raw)
         self._ask(flow, body_asking_usage(raw))
@@ -99,8 +108,6 @@ class StreamUsage:
             and rec.redirect_target is None
             and provider is not None
             and provider.stream_usage == "include_usage"
-            and not request.headers.get("content-encoding", "").strip()
-            and _utf8_json(request.headers.get("content-type", ""))
         )
 
     async def _ask_off_loop(self, flow: http.HTTPFlow, raw: bytes) -> None:
@@ -110,6 +117,7 @@ class StreamUsage:
     def _ask(flow: http.HTTPFlow, body: bytes | None) -> None:
         if body is None:
             return
+        flow.request.headers.pop("content-encoding", None)
         flow.request.content = body
         # The extra chunk is taken out of a stream the proxy reads: ask for it uncompressed.
         flow.request.headers["accept-encoding"] = "identity"
@@ -149,12 +157,3 @@ class UsageChunkDrop:
                 raise ValueError("the answer could not be decoded")
         events = self.codec.feed(data) if chunk else self.codec.finish()
         return b"".join(e.raw for e in events if not (e.ended and e.data is not None and is_usage_only_chunk(e.data)))
-
-
-def _utf8_json(content_type: str) -> bool:
-    """A JSON body the upstream reads as UTF-8 (no charset, or charset=utf-8): the added bytes are UTF-8."""
-    media, _, params = content_type.lower().partition(";")
-    if "json" not in media and media.strip():
-        return False
-    charset = params.partition("charset=")[2].split(";", 1)[0].strip().strip('"')
-    return charset in ("", "utf-8", "utf8")
