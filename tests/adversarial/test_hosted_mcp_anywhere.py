@@ -86,3 +86,13 @@ def test_a_prompt_object_deep_in_a_tools_arguments_is_no_stored_prompt(proxy_wit
     answer, mark = post_marked(proxy_with(POLICY), "hosted-deep-" + marker()[:6], json.dumps(body).encode(),
                                "https://api.openai.com/v1/responses")  # fmt: skip
     assert reached(upstream, mark), answer.text[:300]
+
+
+def test_a_model_by_reference_that_names_no_saved_tools_passes(proxy_with, upstream):
+    # Red-team H1: OpenRouter's Auto Router (and a Bedrock profile ARN, an unreadable gRPC model)
+    # names a model by reference, not saved tools: an MCP allow-list refused every such call.
+    body = {"messages": [{"role": "user", "content": [{"text": "hi"}]}]}
+    url = ("https://bedrock-runtime.us-east-1.amazonaws.com/model/"
+           "arn%3Aaws%3Abedrock%3Aus-east-1%3A123456789012%3Aapplication-inference-profile%2Fabc123/converse")  # fmt: skip
+    answer, mark = post_marked(proxy_with(POLICY), "hosted-router-" + marker()[:6], json.dumps(body).encode(), url)
+    assert reached(upstream, mark), answer.text[:300]

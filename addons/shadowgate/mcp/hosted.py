@@ -166,6 +166,10 @@ def _servers_in(body: dict) -> list[HostedServer]:
     return servers
 
 
+# The model references (wireformats) whose saved object may hold hosted MCP tools.
+_SAVED_TOOLS = ("the stored prompt", "a batch line on a stored prompt", "the workflow")
+
+
 def _stored_prompt(body: Any) -> HostedServer | None:
     """A Responses call (or a batch line's) on a stored prompt brings the tools saved with it,
     whatever model it names (red-team F113): servers no allow-list can list."""
@@ -300,10 +304,11 @@ def hosted_verdict(rec: FlowRecord, policy: Policy, readings: list[Any]) -> Host
     documents of one Realtime message) name for this request's person; None when it does not."""
     servers = [s for body in readings for s in hosted_servers(body)]
     reference = rec.facts.model_reference if rec.facts is not None else None
-    if reference is not None:
+    if reference is not None and reference.startswith(_SAVED_TOOLS):
         # A stored prompt or a saved workflow may carry hosted MCP tools the request does not
         # show: judged as a server no allow-list lists (red-team F113), as its model is judged
-        # as any model.
+        # as any model. Other references (a router's choice, a profile ARN) name a model only
+        # (red-team H1: they were refused too).
         servers.append(HostedServer(f"(the tools saved with {reference})", None))
     mcp = policy.mcp
     if mcp is None or not servers:
