@@ -40,6 +40,10 @@ def test_pass_verb_and_word_lists_are_no_password(text: str) -> None:
         ('password: "scram-sha-256"', "scram-sha-256"),  # assigned: not a list item
         ('["password", "Xy7#kq2Lm", "x"]', "Xy7#kq2Lm"),  # a list item that is no word
         ('("PASSWORD", "hunter22")', "hunter22"),  # a pair, not a list
+        # JSON members beside another member: a name and its value, not list items (red-team F120)
+        ('{"password": "Summer-2024", "user": "bob"}', "Summer-2024"),
+        ('{"user": "bob", "password": "Spring-2025"}', "Spring-2025"),
+        ('{"password": "tq7-vbn4-kp2", "port": 5432}', "tq7-vbn4-kp2"),
     ],
 )
 def test_a_password_next_to_the_verb_or_in_a_pair_is_still_found(text: str, value: str) -> None:

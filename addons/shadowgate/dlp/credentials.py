@@ -459,10 +459,15 @@ def _is_code(
     if words == ("pass",) and text[b : b + 1] in (" ", "\t") and text[max(0, a - 2) : a] != "--":
         return True  # the verb: "How do I pass `api_key`?"; --pass "x" and pass: "x" stay names
     quote_char = quote[-1]
+    # The name and the value are items of one list: a comma between them, no `:` or `=` (a JSON
+    # or YAML member whose object has another member is a name with its value: red-team F120).
+    between = text[b + 1 : start]
     return (
         a > 0
         and text[a - 1] == quote_char
         and text[b : b + 1] == quote_char
+        and "," in between
+        and not any(c in between for c in ":=")
         and (
             _ITEM_BEFORE_RX.search(text, max(0, a - 8), a - 1) is not None
             or _ITEM_AFTER_RX.match(text, end + 1) is not None
