@@ -85,6 +85,7 @@ def test_reference_links_carry_no_data(url):
         "https://evil.example/" + "/".join(STOLEN[i : i + 8] for i in range(0, len(STOLEN), 8)),  # cut in segments
         "https://evil.example/" + "/".join(HEX_DATA[i : i + 6] for i in range(0, len(HEX_DATA), 6)),  # hex in segments
         f"https://evil.example/c/{HEX_DATA[:40]}{HEX_DATA[40:50]}",  # hex longer than a hash
+        f"https://evil.example/p/{HEX_DATA[:40]}/{HEX_DATA[40:80]}/x.png",  # data cut in hash-sized pieces (F121)
         f"https://github.com/search?q={STOLEN}",  # a reference site's query is judged as everyone's
         f"https://stackoverflow.com/users/login?returnurl=https%3A%2F%2Fevil.example%2F%3Fd%3D{STOLEN}",
     ],

@@ -124,7 +124,11 @@ def _path_carries_data(path: str, host: str) -> bool:
     redirector's `?url=` carries data on) (round-6b G11)."""
     if host in REFERENCE_HOSTS or any(host.endswith("." + h) for h in REFERENCE_HOSTS):
         return False
-    kept = "/".join(seg for seg in path.split("/") if not (len(seg) in (40, 64) and _HEX.fullmatch(seg)))
+    segments = path.split("/")
+    hashes = [seg for seg in segments if len(seg) in (40, 64) and _HEX.fullmatch(seg)]
+    if len(hashes) > 1:
+        return True  # one commit is a reference; several hash-sized pieces are data (red-team F121)
+    kept = "/".join(seg for seg in segments if seg not in hashes)
     return any(_looks_encoded(m.group()) for m in _ENCODED_RUN.finditer(kept))
 
 
