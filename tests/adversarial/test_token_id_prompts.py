@@ -48,8 +48,10 @@ def test_the_vocabulary_is_openais_cl100k_base():
         # LangChain's OpenAIEmbeddings: one array of ids per chunk of text
         (EMBEDDINGS, lambda ids: {"model": "text-embedding-3-small", "input": [encode("the report"), ids]}),
         (COMPLETIONS, lambda ids: {"model": "gpt-3.5-turbo-instruct", "prompt": ids, "max_tokens": 5}),
+        # integral floats, which lax servers take as ids (red-team F119)
+        (EMBEDDINGS, lambda ids: {"model": "text-embedding-3-small", "input": [float(i) for i in ids]}),
     ],
-    ids=["embeddings", "embeddings-batched", "completions"],
+    ids=["embeddings", "embeddings-batched", "completions", "floats"],
 )
 @pytest.mark.parametrize("action", ["block", "redact"])
 def test_a_key_sent_as_token_ids_is_refused(proxy_with, upstream, url, body, action):

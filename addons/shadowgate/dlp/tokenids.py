@@ -43,14 +43,20 @@ def cl100k_vocabulary() -> tuple[bytes, ...]:
 
 
 def _token_ids(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(type(i) is int for i in value)
+    # Integral floats too: a lax server (pydantic, as vLLM and LiteLLM validate) takes 5018.0 as
+    # 5018 (red-team F119).
+    return isinstance(value, list) and bool(value) and all(_token_id(i) for i in value)
+
+
+def _token_id(item: Any) -> bool:
+    return type(item) is int or (type(item) is float and item.is_integer())
 
 
 def decode(ids: list[int]) -> str:
     """The text token ids stand for; an id the vocabulary does not have (a special token) is nothing."""
     table = cl100k_vocabulary()
     size = len(table)
-    return b"".join(table[i] if 0 <= i < size else b"" for i in ids).decode("utf-8", "replace")
+    return b"".join(table[int(i)] if 0 <= i < size else b"" for i in ids).decode("utf-8", "replace")
 
 
 def token_prompts(body: Any) -> list[str]:
