@@ -111,6 +111,16 @@ def test_a_batch_line_too_long_to_keep_is_judged_as_any_model(proxy_with, upstre
     assert "too long to read" in answer.text
 
 
+def test_a_long_batch_line_with_an_escaped_url_key_is_judged_as_any_model(proxy_with, upstream):
+    # Red-team F122: only a literal "url" made the cut line a batch line's.
+    proxy = proxy_with("rules:\n  - {id: no-4o, match: {model: 'gpt-4o*'}, action: block}\n")
+    head = b'{"custom_id": "1", "method": "POST", "\\u0075rl": "/v1/chat/completions", "body": {"messages": [{"role": "user", "content": "'
+    pieces = [head.replace(b'"custom_id"', b'"\\u0063ustom_id"') + b"a" * 300_000,
+              b"a" * 300_000 + b'"}], "model": "gpt-4o", "max_tokens": 5}}\n']  # fmt: skip
+    answer, mark = _upload(proxy, upstream, "seam-escaped-key-" + marker()[:6], pieces)
+    assert answer.status_code == 403 and not reached(upstream, mark), answer.text[:300]
+
+
 def test_part_edges_keep_the_lines_at_each_end():
     from shadowgate.stages.uploads import EDGE_BYTES
     from shadowgate.stages.uploads import PartEdges

@@ -37,6 +37,7 @@ from shadowgate.flow import flow_record
 from shadowgate.flow import timed_hook
 from shadowgate.stages.settings import ShadowgateSettings
 from shadowgate.wireformats.base import RequestFacts
+from shadowgate.wireformats.common import json_unescaped
 from shadowgate.wireformats.common import loads_lenient
 from shadowgate.wireformats.decoding import UndecodableBody
 from shadowgate.wireformats.multipart import is_multipart
@@ -123,7 +124,7 @@ class Uploads:
                     models += line_models(value)
         # A batch file's lines name their URL: a line cut where the edges end is a batch line
         # when the file is one.
-        batch = any(e is not None and (b'"url"' in e.head or b'"url"' in e.tail) for e in edges)
+        batch = any(e is not None and (_batch_like(e.head) or _batch_like(e.tail)) for e in edges)
         cut = batch and any(left.cut or right.cut for left, right in pairs)
         if models or cut:
             facts = rec.facts or RequestFacts("upload_file")
@@ -209,6 +210,13 @@ def _part_data(request: http.Request) -> bytes | None:
     except UndecodableBody:
         return None
     return next((content[p.start : p.end] for p in parts if p.name == "data"), None)
+
+
+def _batch_like(edge: bytes) -> bool:
+    """Whether a part's edge holds a batch line's keys, escaped or not (`"\u0075rl"` is the same
+    key to a JSON reader: red-team F122; OpenAI-compatible batch lines name a custom_id, no url)."""
+    text = json_unescaped(edge.decode("utf-8", "replace"))
+    return any(key in text for key in ('"url"', '"custom_id"'))
 
 
 def _json(raw: bytes) -> object:
