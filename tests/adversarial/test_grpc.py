@@ -215,8 +215,12 @@ def _turns(*turns: tuple[str, ...]) -> bytes:
 
 @pytest.mark.parametrize(
     "turns",
-    [((AWS_KEY[:10], AWS_KEY[10:]),), ((f"my key is {AWS_KEY[:10]}",), (f"{AWS_KEY[10:]} ok",))],
-    ids=["two-parts", "two-turns"],
+    [
+        ((AWS_KEY[:10], AWS_KEY[10:]),),
+        ((f"my key is {AWS_KEY[:10]}",), (f"{AWS_KEY[10:]} ok",)),
+        ((AWS_KEY[:5], AWS_KEY[5:10], AWS_KEY[10:15], AWS_KEY[15:]),),  # four parts (red-team F123)
+    ],
+    ids=["two-parts", "two-turns", "four-parts"],
 )
 def test_a_key_cut_across_grpc_parts_or_turns_is_refused(gate, upstream, turns):
     """Red-team F112: each protobuf string was scanned alone; the REST call with the same parts is

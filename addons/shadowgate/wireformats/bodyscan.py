@@ -377,7 +377,7 @@ class BodyScan:
         """The text strings of a protobuf message (a GenerateContentRequest's parts and turns), in
         order and joined, as the JSON path joins a prompt's strings: a key cut across two
         `Part.text` was in no string whole (red-team F112). Never rewritten: a value to redact
-        refuses the request. A value cut in three strings or more is not found."""
+        refuses the request. A value cut in more pieces than _PROTOBUF_RUN strings is not found."""
         texts = protobuf_texts(message)
         # Each pair of neighbours alone, so a value glues onto nothing beyond them, and each pair
         # one string apart (a turn's role lies between two turns' text); only a value across
@@ -387,6 +387,17 @@ class BodyScan:
             head, tail = left[-_WINDOW:], right[:_WINDOW]
             if _to_redact(self._findings(head + tail, keep=_across(len(head)))):
                 self.unredactable = True
+        # Runs of three or more short neighbours (a key cut in four Part texts: red-team F123),
+        # each run read alone, from a string's start to a string's end.
+        short = [len(t) <= _PROTOBUF_PIECE for t in texts]
+        for i in range(len(texts) if len(texts) <= _PROTOBUF_RUNS_MAX else 0):
+            for j in range(i + 3, min(len(texts), i + _PROTOBUF_RUN) + 1):
+                if not all(short[i:j]):
+                    break
+                run = texts[i:j]
+                cuts = list(itertools.accumulate(len(t) for t in run[:-1]))
+                if _to_redact(self._findings("".join(run), keep=_across_any(cuts))):
+                    self.unredactable = True
 
     def _sdp(self, data: bytes) -> None:
         """A WebRTC session description (a Realtime call's offer): scanned but for the lines that
@@ -636,6 +647,11 @@ def _across(cut: int) -> Callable[[Any], bool]:
     return lambda f: f.start < cut < f.end
 
 
+def _across_any(cuts: list[int]) -> Callable[[Any], bool]:
+    """Keeps the findings that span one of the offsets `cuts`."""
+    return lambda f: any(f.start < cut < f.end for cut in cuts)
+
+
 def protobuf_texts(message: bytes, depth: int = 0) -> list[str]:
     """The UTF-8 text strings of a protobuf message at any depth, in order: a length-delimited
     field that reads as text is a string, one that walks as a message is descended into."""
@@ -660,6 +676,9 @@ def protobuf_texts(message: bytes, depth: int = 0) -> list[str]:
 
 
 _PROTOBUF_DEPTH = 32
+_PROTOBUF_PIECE = 64  # a string this short may be a piece of a value cut across several
+_PROTOBUF_RUN = 8  # the most strings a run of pieces spans
+_PROTOBUF_RUNS_MAX = 2000  # messages with more strings are read in pairs only
 
 
 # SDP lines that carry the session's signalling (RFC 8839 ICE, RFC 8122 fingerprint, RFC 8866
