@@ -63,8 +63,10 @@ def test_chatgpts_blob_put_of_pdf_bytes_meets_a_pdf_rule(proxy_with, upstream):
     assert answer.status_code == 403 and not any(s.headers.get("x-attack") == mark for s in upstream.seen)
 
 
-def test_a_size_rule_judges_a_blob_written_in_pieces_by_its_total(proxy_with, upstream):
-    """Red-team F110: two Put Block pieces of 600 KB each passed a 1 MB upload rule."""
+@pytest.mark.parametrize("second", ["same", "escaped"])
+def test_a_size_rule_judges_a_blob_written_in_pieces_by_its_total(proxy_with, upstream, second):
+    """Red-team F110: two Put Block pieces of 600 KB each passed a 1 MB upload rule (F125: the
+    second under an escaped spelling of the blob's name)."""
     proxy = proxy_with(
         "rules:\n  - {id: no-big, match: {category: chat-web, activity: upload, min_file_bytes: 1000000}, action: block}\n"
     )
@@ -75,7 +77,8 @@ def test_a_size_rule_judges_a_blob_written_in_pieces_by_its_total(proxy_with, up
         with proxy.client("ftype-blocks-" + marker()[:6]) as client:
             for block in ("AAAA", "AAAB"):
                 mark = marker()
-                client.put(f"https://files.oaiusercontent.com/{name}?comp=block&blockid={block}", content=b"a" * 600_000,
+                spelled = name.replace("f", "%66", 1) if block == "AAAB" and second == "escaped" else name
+                client.put(f"https://files.oaiusercontent.com/{spelled}?comp=block&blockid={block}", content=b"a" * 600_000,
                            headers={"x-attack": mark, "sec-fetch-mode": "cors", "x-fake-case": case})  # fmt: skip
                 reached.append(any(s.headers.get("x-attack") == mark for s in upstream.seen))
     finally:

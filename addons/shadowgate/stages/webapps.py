@@ -43,6 +43,7 @@ from shadowgate.config.policy import OBSERVE_PREFIX
 from shadowgate.config.policy import RATE_LIMIT
 from shadowgate.config.policy import Decision
 from shadowgate.config.policy import DlpPolicy
+from shadowgate.config.requestpath import path_readings
 from shadowgate.config.yamlfile import ConfigError
 from shadowgate.dlp import TYPES
 from shadowgate.dlp import ScanTimeout
@@ -242,7 +243,8 @@ class WebApps:
         if request.stream and facts.activity == "upload" and not facts.files:
             facts.files = [FileFacts(None, rec.request_bytes, request.headers.get("content-type"))]
         if facts.activity == "upload" and facts.files and _BLOB_PIECE.search(request.path.partition("?")[2]):
-            key = (rec.host, request.path.partition("?")[0])
+            # The blob as the storage names it: its path decoded (`/file-%78` is `/file-x`: red-team F125).
+            key = (rec.host, path_readings(request.path)[-1])
             facts.files[0].size = self.blob_bytes.get(key, 0) + rec.request_bytes
             flow.metadata[BLOB_PIECE_KEY] = (key, rec.request_bytes)
         rec.web = facts
