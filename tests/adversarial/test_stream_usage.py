@@ -175,8 +175,12 @@ def test_a_service_the_catalog_does_not_mark_is_left_alone(proxy_with, upstream)
 def test_a_stream_that_is_no_stream_is_not_changed():
     assert body_asking_usage(b'{"model": "o3", "stream": "yes", "stream_options": {}}') is None
     assert body_asking_usage(b'{"model": "o3", "stream": true, "stream_options": "all"}') is None
-    assert body_asking_usage('{"stream": true}'.encode("utf-16")) is None
-    assert body_asking_usage(b'\xef\xbb\xbf{"stream": true}') is None
+    utf16 = body_asking_usage('{"stream": true}'.encode("utf-16"))
+    assert utf16 is not None and json.loads(utf16.decode("utf-16"))["stream_options"] == ASK
+    assert (
+        body_asking_usage(b'\xef\xbb\xbf{"stream": true}')
+        == b'\xef\xbb\xbf{"stream": true,"stream_options":{"include_usage":true}}'
+    )
     assert body_asking_usage(b'{"stream": true, "stream_options": {') is None
     assert body_asking_usage(b'[{"stream": true}]') is None
     assert body_asking_usage(b'{"stream":true} \n') == b'{"stream":true,"stream_options":{"include_usage":true}}'

@@ -356,7 +356,16 @@ def body_asking_usage(raw: bytes, parse: Callable[[bytes], Any] = json.loads) ->
     A body without `stream_options` gets the member before its closing brace, so the client's
     bytes stay as they came (no parse: prompts run to megabytes). One with it (asking nothing,
     or `include_usage: false`) is re-serialised, so every reader of duplicate keys sees one value.
-    A body in UTF-16 or behind a BOM is left as it came."""
+    A body in UTF-16/32 or behind a BOM is changed as its text and written back so."""
+    encoding = json.detect_encoding(raw)
+    if encoding != "utf-8":
+        # UTF-16/32 or a BOM, which JSON readers take (red-team F117): changed as UTF-8, written
+        # back in the body's own encoding.
+        try:
+            changed = body_asking_usage(raw.decode(encoding).encode("utf-8"), parse)
+        except (UnicodeError, LookupError):
+            return None
+        return None if changed is None else changed.decode("utf-8").encode(encoding)
     if raw.lstrip()[:1] != b"{":
         return None
     if b"stream_options" not in raw:
