@@ -84,3 +84,26 @@ def test_a_size_rule_judges_a_blob_written_in_pieces_by_its_total(proxy_with, up
     finally:
         upstream.cases.pop(case, None)
     assert reached == [True, False]
+
+
+def test_an_office_document_is_not_also_an_archive(proxy_with, upstream):
+    """Red-team H2: a .docx (a ZIP container) was read as `zip` too, so an allow-list of Office
+    types refused every Word document. A ZIP named .txt is still a zip."""
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as z:
+        z.writestr("word/document.xml", "<w:document/>")
+    docx = buffer.getvalue()
+    policy = (
+        "rules:\n"
+        "  - {id: office-ok, match: {category: chat-web, activity: upload, file_type: [docx, xlsx, pptx]}, action: allow}\n"
+        "  - {id: no-uploads, match: {category: chat-web, activity: upload}, action: block}\n"
+    )
+    proxy = proxy_with(policy)
+    user = "ftype-office-" + marker()[:6]
+    status, reached = _upload(proxy, upstream, user, {"file": ("plan.docx", docx, "application/octet-stream")})
+    assert reached, status
+    status, reached = _upload(proxy, upstream, user, {"file": ("plan.txt", docx, "text/plain")})
+    assert status == 403 and not reached

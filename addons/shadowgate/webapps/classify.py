@@ -56,7 +56,11 @@ class FileFacts:
         A rule on `file_type` judges each (round-6b F109: a PDF named `report.txt`, or sent as
         `application/octet-stream`, was no PDF); a file with none is "unknown"."""
         declared = _EXTENSIONS.get((self.content_type or "").split(";")[0].strip().lower())
-        found = {k for k in (self.extension, declared, sniffed_type(self.data)) if k}
+        named = {k for k in (self.extension, declared) if k}
+        sniffed = sniffed_type(self.data)
+        if sniffed == "zip" and named & _ZIP_FORMATS:
+            sniffed = None  # an Office document is a ZIP by format, not an archive (red-team H2)
+        found = named | ({sniffed} if sniffed else set())
         return found or {"unknown"}
 
 
@@ -66,6 +70,10 @@ _SIGNATURES = (
     (b"GIF89a", "gif"), (b"PK\x03\x04", "zip"), (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "doc"),
     (b"{\\rtf", "rtf"), (b"ID3", "mp3"), (b"OggS", "ogg"), (b"fLaC", "flac"), (b"\x1a\x45\xdf\xa3", "webm"),
 )  # fmt: skip
+
+
+# Formats whose files are ZIP containers: their first bytes say zip, their name says what they are.
+_ZIP_FORMATS = frozenset({"docx", "xlsx", "pptx", "docm", "xlsm", "pptm", "odt", "ods", "odp", "epub", "jar", "apk"})
 
 
 def sniffed_type(data: bytes | None) -> str | None:

@@ -362,10 +362,10 @@ def body_asking_usage(raw: bytes, parse: Callable[[bytes], Any] = json.loads) ->
         # UTF-16/32 or a BOM, which JSON readers take (red-team F117): changed as UTF-8, written
         # back in the body's own encoding.
         try:
-            changed = body_asking_usage(raw.decode(encoding).encode("utf-8"), parse)
+            as_utf8 = body_asking_usage(raw.decode(encoding).encode("utf-8"), parse)
         except (UnicodeError, LookupError):
             return None
-        return None if changed is None else changed.decode("utf-8").encode(encoding)
+        return None if as_utf8 is None else as_utf8.decode("utf-8").encode(encoding)
     if raw.lstrip()[:1] != b"{":
         return None
     if b"stream_options" not in raw:
