@@ -44,6 +44,8 @@ def test_pass_verb_and_word_lists_are_no_password(text: str) -> None:
         ('{"password": "Summer-2024", "user": "bob"}', "Summer-2024"),
         ('{"user": "bob", "password": "Spring-2025"}', "Spring-2025"),
         ('{"password": "tq7-vbn4-kp2", "port": 5432}', "tq7-vbn4-kp2"),
+        # a YAML flow mapping is no type annotation (red-team F127)
+        ("{password: Summer2024Password, user: bob}", "Summer2024Password"),
     ],
 )
 def test_a_password_next_to_the_verb_or_in_a_pair_is_still_found(text: str, value: str) -> None:

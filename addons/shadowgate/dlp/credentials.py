@@ -449,6 +449,7 @@ def _is_code(
         return True
     if (
         (a == 0 or text[a - 1] not in "\"'")  # a parameter or variable, not a JSON/YAML key
+        and not _in_flow_mapping(text, a)  # {password: Summer2024Password, user: bob}: YAML (red-team F127)
         and text[b:start].lstrip(" \t\\\"'").startswith(":")
         and _TYPE_NAME_RX.fullmatch(value)
         and _ANNOTATION_END_RX.match(text, end + (1 if quote else 0))
@@ -473,6 +474,13 @@ def _is_code(
             or _ITEM_AFTER_RX.match(text, end + 1) is not None
         )
     )
+
+
+def _in_flow_mapping(text: str, at: int) -> bool:
+    """Whether `at` is inside `{...}` (a YAML flow mapping or a dict literal), not `(...)`."""
+    window = text[max(0, at - 200) : at]
+    opened = max(window.rfind("{"), window.rfind("("), window.rfind("["))
+    return opened >= 0 and window[opened] == "{" and "}" not in window[opened:]
 
 
 def _secret_value_ok(value: str, kind: str, word_operator: bool, quoted: bool) -> bool:
