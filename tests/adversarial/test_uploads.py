@@ -223,3 +223,17 @@ def test_without_a_token_budget_a_batch_on_an_unread_file_passes(proxy_with, ups
     file_id = _upload_file(proxy, upstream, user, BIG_BATCH, "batch")
     answer, mark = _batch(proxy, upstream, user, file_id)
     assert answer.status_code == 200 and reached(upstream, mark), answer.text[:300]
+
+
+def test_token_ids_cut_by_a_part_boundary_are_read(proxy_with, upstream):
+    # Red-team F126: the seam was scanned as text only; a key written as token ids in a batch
+    # line cut between two parts was never decoded.
+    from tests.adversarial.test_token_id_prompts import encode
+
+    proxy = proxy_with("dlp: {secrets: block}\n")
+    ids = encode("deploy with AKIA2OGYBAH6STMMNXNN today")
+    line = json.dumps({"custom_id": "1", "method": "POST", "url": "/v1/embeddings",
+                       "body": {"model": "text-embedding-3-small", "input": ids}}).encode() + b"\n"  # fmt: skip
+    cut = line.index(b"[") + 12
+    answer, mark = _upload(proxy, upstream, "seam-tokens-" + marker()[:6], [line[:cut], line[cut:]])
+    assert answer.status_code == 403 and not reached(upstream, mark), answer.text[:300]

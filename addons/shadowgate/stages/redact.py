@@ -499,6 +499,11 @@ class Redact:
         for seam in seams:
             if scan.text(seam) != seam:
                 scan.unredactable = True
+            for line in seam.splitlines():
+                # The batch line across the seam read as JSON too: its token ids (red-team F126).
+                value = loads(line) if line.lstrip().startswith("{") else None
+                if isinstance(value, dict) and scan.json(value) is not value:
+                    scan.unredactable = True
         new_headers = [(name, scan.text(value)) for name, value in headers]
         changed = [(name, value) for (name, value), (_, old) in zip(new_headers, headers) if value != old]
         return Scanned(body or None, changed, scan, placeholders)
