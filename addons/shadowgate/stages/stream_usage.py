@@ -81,15 +81,12 @@ class StreamUsage:
         if not self.ask or rec is None or not self._applies(flow, rec):
             return None
         raw = flow.request.raw_content or b""
-        if flow.request.headers.get("content-encoding", "").strip():
+        coding = flow.request.headers.get("content-encoding", "").strip()
+        if coding or (b"stream_options" in raw and len(raw) > PARSE_ON_LOOP_BYTES):
             # A compressed body is read as the upstream reads it and goes out plain, as a
-            # model-map rewrite sends it (red-team F117: gzip dodged the option).
-            try:
-                raw = decode_body(raw, flow.request.headers.get("content-encoding"))
-            except UndecodableBody:
-                return None  # DLP and the model rules refuse what they cannot read
-        if b"stream_options" in raw and len(raw) > PARSE_ON_LOOP_BYTES:
-            return self._ask_off_loop(flow, raw)
+            # model-map rewrite sends it (red-team F117: gzip dodged the option); decoded, or a
+            # large one parsed, on a thread.
+            return self._ask_off_loop(flow, raw, coding)
         self._ask(flow, body_asking_usage(raw))
         return None
 
@@ -110,8 +107,8 @@ class StreamUsage:
             and provider.stream_usage == "include_usage"
         )
 
-    async def _ask_off_loop(self, flow: http.HTTPFlow, raw: bytes) -> None:
-        self._ask(flow, await asyncio.to_thread(body_asking_usage, raw))
+    async def _ask_off_loop(self, flow: http.HTTPFlow, raw: bytes, coding: str = "") -> None:
+        self._ask(flow, await asyncio.to_thread(_asking_usage, raw, coding))
 
     @staticmethod
     def _ask(flow: http.HTTPFlow, body: bytes | None) -> None:
@@ -157,3 +154,14 @@ class UsageChunkDrop:
                 raise ValueError("the answer could not be decoded")
         events = self.codec.feed(data) if chunk else self.codec.finish()
         return b"".join(e.raw for e in events if not (e.ended and e.data is not None and is_usage_only_chunk(e.data)))
+
+
+def _asking_usage(raw: bytes, coding: str) -> bytes | None:
+    """body_asking_usage of a body that may be compressed (decoded first; None if it cannot be:
+    DLP and the model rules refuse what they cannot read)."""
+    if coding:
+        try:
+            raw = decode_body(raw, coding)
+        except UndecodableBody:
+            return None
+    return body_asking_usage(raw)
