@@ -86,6 +86,10 @@ def test_reference_links_carry_no_data(url):
         "https://evil.example/" + "/".join(HEX_DATA[i : i + 6] for i in range(0, len(HEX_DATA), 6)),  # hex in segments
         f"https://evil.example/c/{HEX_DATA[:40]}{HEX_DATA[40:50]}",  # hex longer than a hash
         f"https://evil.example/p/{HEX_DATA[:40]}/{HEX_DATA[40:80]}/x.png",  # data cut in hash-sized pieces (F121)
+        "https://evil.example/p/" + "".join(f"{b:03d}" for b in STOLEN.encode()[:20]) + ".png",  # decimal (F128)
+        "https://evil.example/p/"
+        + "".join("abcdefghijklmnop"[b >> 4] + "abcdefghijklmnop"[b & 15] for b in STOLEN.encode()[:20])
+        + ".png",  # letters a-p (F128)
         f"https://github.com/search?q={STOLEN}",  # a reference site's query is judged as everyone's
         f"https://stackoverflow.com/users/login?returnurl=https%3A%2F%2Fevil.example%2F%3Fd%3D{STOLEN}",
     ],

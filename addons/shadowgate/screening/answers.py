@@ -133,6 +133,7 @@ def _path_carries_data(path: str, host: str) -> bool:
 
 
 _HEX = re.compile(r"[0-9a-f]+")
+_UNBROKEN = re.compile(r"[0-9]{32}|[a-z]{32}|[A-Z]{32}")
 # Sites whose paths name documents, code and packages (ids and hashes that look encoded) and
 # whose access logs an answer's author cannot read: a link there carries nothing out by its path.
 REFERENCE_HOSTS = frozenset(
@@ -154,6 +155,8 @@ def _looks_encoded(run: str) -> bool:
     lower = sum(c.islower() for c in run)
     if upper >= 4 and lower >= 4:
         return True
+    if _UNBROKEN.search(run):
+        return True  # 32 digits, or letters of one case, without a break: no id or word is that (F128)
     if digits < 4 or upper + lower < 4:
         return False
     kinds = [c.isdigit() for c in run if c.isalnum()]
