@@ -15,6 +15,7 @@ import gzip
 import pytest
 
 from tests.adversarial.wire import marker
+from tests.adversarial.wire import protobuf_field
 
 AWS_KEY = "AKIAZ7Q3M5X2R3W4T5YB"
 URL = "https://generativelanguage.googleapis.com/google.ai.generativelanguage.v1beta.GenerativeService/GenerateContent"
@@ -129,19 +130,10 @@ def test_a_message_the_proxy_cannot_walk_meets_the_model_rules_as_any_model(prox
     assert row["rule_id"] == "no-pro"
 
 
-def _varint_field(number: int, value: int) -> bytes:
-    out, tag = bytearray([number << 3]), value
-    while True:
-        byte, tag = tag & 0x7F, tag >> 7
-        out.append(byte | (0x80 if tag else 0))
-        if not tag:
-            return bytes(out)
-
-
 def test_the_usage_of_a_grpc_answer_is_metered(proxy_with, upstream):
     # The answer's usage metadata (GenerateContentResponse field 3: prompt 1, candidates 2,
     # total 3) was never read: gRPC calls had no tokens and no cost (what the threat model left open).
-    usage = _varint_field(1, 12) + _varint_field(2, 30) + _varint_field(3, 142)  # 100 thinking tokens
+    usage = protobuf_field(1, 12) + protobuf_field(2, 30) + protobuf_field(3, 142)  # 100 thinking tokens
     candidate = _field(1, _field(1, _field(1, b"hello")))  # Candidate.content.parts[0].text
     answer = _frame(candidate) + _frame(_field(3, usage), compressed=True)  # streamed: usage last
     name = "grpc-usage-" + marker()[:6]
@@ -288,28 +280,21 @@ def test_a_vertex_tuned_endpoint_over_grpc_is_its_model(proxy_with, upstream):
     assert answer.status_code == 403 and not _reached(upstream, mark)
 
 
-def _pb(number: int, value: bytes | int) -> bytes:
-    """A protobuf field of any length: a varint for an int, length-delimited for bytes."""
-    if isinstance(value, int):
-        return _varint_field(number, value)
-    return _varint(number << 3 | 2) + _varint(len(value)) + value
-
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value & 0x7F, value >> 7
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
 def _batch(model: bytes, requests: int) -> bytes:
     """BatchGenerateContentRequest{batch: GenerateContentBatch{model, display_name, input_config{requests{
     requests: InlinedRequest{request: GenerateContentRequest}}}}} (the REST shape's nesting)."""
-    request = _pb(1, model) + _pb(2, _pb(1, _pb(1, b"q")) + _pb(2, b"user")) + _pb(4, _varint_field(4, 65000))
-    inlined = b"".join(_pb(1, _pb(1, request)) for _ in range(requests))
-    return _pb(2, _pb(1, model) + _pb(3, b"nightly") + _pb(4, _pb(2, _pb(1, inlined))))
+    request = (
+        protobuf_field(1, model)
+        + protobuf_field(2, protobuf_field(1, protobuf_field(1, b"q")) + protobuf_field(2, b"user"))
+        + protobuf_field(4, protobuf_field(4, 65000))
+    )
+    inlined = b"".join(protobuf_field(1, protobuf_field(1, request)) for _ in range(requests))
+    return protobuf_field(
+        2,
+        protobuf_field(1, model)
+        + protobuf_field(3, b"nightly")
+        + protobuf_field(4, protobuf_field(2, protobuf_field(1, inlined))),
+    )
 
 
 BATCH_URL = URL.replace("/GenerateContent", "/BatchGenerateContent")
