@@ -118,10 +118,14 @@ class Uploads:
         seams = [left.tail + right.head for left, right in pairs]
         flow.metadata[SEAM_TEXT_KEY] = [seam.decode("utf-8", "replace") for seam in seams]
         models: list[str] = []
-        for seam in seams:
-            for line in seam.splitlines():
-                if b"{" in line and (value := _json(line)) is not None:
-                    models += line_models(value)
+        for left, right in pairs:
+            # Only the line across the boundary: the whole lines on either side were judged when
+            # their part passed.
+            line = (left.tail.splitlines() or [b""])[-1] + (right.head.splitlines() or [b""])[0]
+            if left.tail.endswith((b"\n", b"\r")) or right.head.startswith((b"\n", b"\r")):
+                continue  # the boundary falls between lines: nothing is cut
+            if b"{" in line and (value := _json(line)) is not None:
+                models += line_models(value)
         # A batch file's lines name their URL: a line cut where the edges end is a batch line
         # when the file is one.
         batch = any(e is not None and (_batch_like(e.head) or _batch_like(e.tail)) for e in edges)
