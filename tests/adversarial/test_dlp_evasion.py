@@ -200,3 +200,54 @@ def test_a_key_ending_in_a_few_tag_characters_is_found(proxy, upstream, tmp_path
         response = _chat(proxy, "aws_short_tag_tail", text)
     assert response.status_code == 403 and "AWS_ACCESS_KEY" in response.text, response.text[:200]
     assert len(upstream.seen) == before
+
+
+# A key cut across messages so that one piece is itself personal data by its shape (W4T5YB is a
+# UK postcode): the joined key is the value, the piece is no postcode (red-team F124).
+POSTCODE_CUTS = [["AKIAZ7Q", "3M5X2R3", "W4T5YB"], ["AKIAP", "FT7V4SE", "H2KVJ72C"]]
+
+
+def _post_messages(proxy, user: str, texts: list[str]):
+    with proxy.client(user) as client:
+        return client.post(
+            "https://api.openai.com/v1/chat/completions",
+            headers={"authorization": "Bearer sk-test"},
+            json={"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text} for text in texts]},
+        )
+
+
+@pytest.mark.parametrize("pieces", POSTCODE_CUTS, ids=["W4T-5YB", "H2-KVJ"])
+def test_a_key_cut_around_a_postcode_shaped_piece_is_redacted_whole(proxy, upstream, tmp_path, pieces):
+    user = "evasion_postcode_" + pieces[-1].lower()
+    with proxy.options(shadowgate_policy=_policy(tmp_path, "dlp: {secrets: redact, pii: redact}\n")):
+        before = len(upstream.seen)
+        response = _post_messages(proxy, user, pieces)
+    assert response.status_code == 200
+    [seen] = upstream.seen[before:]
+    sent = [m["content"] for m in json.loads(seen.body)["messages"]]
+    assert sent == ["[AWS_ACCESS_KEY_1]", "", ""]
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert (row["dlp_findings"], row["dlp_action"]) == ("AWS_ACCESS_KEY:1", "redact")
+
+
+@pytest.mark.parametrize("pieces", POSTCODE_CUTS, ids=["W4T-5YB", "H2-KVJ"])
+def test_a_key_cut_around_a_postcode_shaped_piece_is_blocked(proxy, upstream, tmp_path, pieces):
+    with proxy.options(shadowgate_policy=_policy(tmp_path, "dlp: {secrets: block, pii: log}\n")):
+        before = len(upstream.seen)
+        response = _post_messages(proxy, "evasion_postcode_block", pieces)
+    assert response.status_code == 403 and len(upstream.seen) == before
+
+
+def test_a_postcode_next_to_a_key_in_another_message_is_still_a_postcode(proxy, upstream, tmp_path):
+    """The key gives way to nothing it does not cover: a whole key in one message and a postcode
+    in the next are two findings, each redacted where it is."""
+    user = "evasion_postcode_apart"
+    with proxy.options(shadowgate_policy=_policy(tmp_path, "dlp: {secrets: redact, pii: redact}\n")):
+        before = len(upstream.seen)
+        response = _post_messages(proxy, user, ["key AKIAZ7Q3M5X2R3W4T5YB", "ship to W4T 5YB"])
+    assert response.status_code == 200
+    [seen] = upstream.seen[before:]
+    sent = [m["content"] for m in json.loads(seen.body)["messages"]]
+    assert sent == ["key [AWS_ACCESS_KEY_1]", "ship to [UK_POSTCODE_1]"]
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert sorted(row["dlp_findings"].split(",")) == ["AWS_ACCESS_KEY:1", "UK_POSTCODE:1"]

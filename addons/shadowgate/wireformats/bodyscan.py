@@ -63,6 +63,7 @@ _KEY_WINDOW = 256
 _PLAIN = re.compile(r"[a-z_]*")
 _BLANK = re.compile(r"\s")
 Range = tuple[int, int, str]  # (start, end, replacement) in one string
+Hit = tuple[int, int, str | None, str]  # (start, end, replacement or None, type) in one string
 
 
 @dataclass
@@ -83,11 +84,9 @@ class BodyScan:
     _cache: dict[str, list[Any]] = field(default_factory=dict, repr=False)
     _redactions: int = field(default=0, repr=False)  # findings decided "redact" so far
 
-    def _findings(
-        self, text: str, visible: str | None = None, keep: Callable[[Any], bool] | None = None
-    ) -> list[tuple[int, int, str | None]]:
-        """(start, end, replacement) for each finding, the replacement None unless it is to be
-        redacted; counts every finding. visible: for another reading of a string, the string
+    def _findings(self, text: str, visible: str | None = None, keep: Callable[[Any], bool] | None = None) -> list[Hit]:
+        """(start, end, replacement, type) for each finding, the replacement None unless it is to
+        be redacted; counts every finding. visible: for another reading of a string, the string
         itself; a value found as it stands there is the same finding, not counted again. keep:
         which findings count (the others are not findings of this text)."""
         if time.thread_time() > self.deadline:
@@ -110,7 +109,7 @@ class BodyScan:
             self.actions.add(verdict)
             new = self.placeholder(f.type, text[f.start : f.end]) if verdict == "redact" else None
             self._redactions += new is not None
-            out.append((f.start, f.end, new))
+            out.append((f.start, f.end, new, f.type))
         return out
 
     def text(self, text: str) -> str:
@@ -194,7 +193,7 @@ class BodyScan:
             self.unredactable = True
 
     def _joined(
-        self, segments: list[tuple[int | None, str]], found: dict[int, list[tuple[int, int, str | None]]],
+        self, segments: list[tuple[int | None, str]], found: dict[int, list[Hit]],
         ranges: dict[int, list[tuple[int, int, str]]], done: Sequence[tuple[int, int, int]] = (),
         only_mixed: list[bool] | None = None, groups: list[Any] | None = None,
     ) -> list[tuple[int, int, int]]:  # fmt: skip
@@ -205,7 +204,10 @@ class BodyScan:
         The whole join finds a value cut in many pieces; a window around each boundary finds a
         value cut in two even where the text on either side glues onto it (a key's trailing
         word boundary lost to the next message's first letters). A joined match that overlaps
-        a value found inside one string, or one found before (done), is that value, not a new one.
+        a value found inside one string, or one found before (done), is that value, not a new one,
+        except for a key of a format that stands on its own over values of personal data inside
+        it: the key is the value (a piece cut to look like a postcode is no postcode), and the
+        pieces' findings give way to it (_give_way).
 
         only_mixed: for each segment, whether it is prompt text. The prompt texts were joined
         among themselves already: then only the boundaries next to another text are read, in
@@ -221,12 +223,21 @@ class BodyScan:
             pos += len(text)
         joined = "".join(text for _, text in segments)
         where = {i: k for k, (i, _) in enumerate(segments) if i is not None}
+        # (start, end) in joined of each value found before; kinds: for a piece's own finding of
+        # personal data, its (piece index, hit), which a key across it may take over.
         known = [
-            (starts[k] + a, starts[k] + b)
+            (starts[k] + hit[0], starts[k] + hit[1])
             for k, (i, _) in enumerate(segments)
             if i is not None
-            for a, b, _ in found.get(i, ())
+            for hit in found.get(i, ())
         ]
+        personal = {
+            (starts[k] + hit[0], starts[k] + hit[1]): (i, hit)
+            for k, (i, _) in enumerate(segments)
+            if i is not None
+            for hit in found.get(i, ())
+            if TYPES.get(hit[3]) != SECRET
+        }
         known += [(starts[where[i]] + a, starts[where[i]] + b) for i, a, b in done if i in where]
         boundaries = [
             k for k in range(1, len(segments)) if only_mixed is None or not (only_mixed[k - 1] and only_mixed[k])
@@ -260,14 +271,38 @@ class BodyScan:
         reach_of = list(itertools.accumulate((b for _, b in known), max))  # furthest end so far
         spans: list[tuple[int, int, str]] = []
         for start, end, type_ in across:
-            n = bisect.bisect_left(known_starts, end)
-            if (n and reach_of[n - 1] > start) or any(a < end and start < b for a, b, _ in spans):
+            if any(a < end and start < b for a, b, _ in spans):
                 continue
+            n = bisect.bisect_left(known_starts, end)
+            if n and reach_of[n - 1] > start:
+                inside = [span for span in known[:n] if span[1] > start]
+                if type_ not in JOINED_STRUCTURE_TYPES or not self._give_way(inside, start, end, personal, ranges):
+                    continue
             spans.append((start, end, type_))
         out: list[tuple[int, int, int]] = []
         for start, end, type_ in spans:
             out += self._split(segments, starts, joined, start, end, type_, ranges)
         return out
+
+    def _give_way(
+        self, inside: list[tuple[int, int]], start: int, end: int,
+        personal: dict[tuple[int, int], tuple[int, Hit]], ranges: dict[int, list[Range]],
+    ) -> bool:  # fmt: skip
+        """Whether the values found before that a key from start to end overlaps (inside) are all
+        a piece's own findings of personal data within it; if so they are no longer counted nor
+        redacted on their own (red-team F124: `AKIAZ7Q` + `3M5X2R3` + `W4T5YB`, the last a UK
+        postcode, is one AWS key)."""
+        if not all(span in personal and start <= span[0] and span[1] <= end for span in inside):
+            return False
+        for span in inside:
+            index, (a, b, new, type_) = personal.pop(span)
+            self.counts[type_] -= 1
+            if not self.counts[type_]:
+                del self.counts[type_]
+            if new is not None:
+                self._redactions -= 1
+                ranges[index] = [r for r in ranges[index] if r != (a, b, new)]
+        return True
 
     def _scan_windows(
         self, joined: str, windows: list[tuple[int, int]], runs: list[tuple[int, int]], breaks: list[int]
@@ -700,8 +735,8 @@ def _fresh(body: Any) -> Any:
     return list(body) if isinstance(body, list) else dict(body) if isinstance(body, dict) else body
 
 
-def _to_redact(hits: list[tuple[int, int, str | None]]) -> list[tuple[int, int, str]]:
-    return [(start, end, new) for start, end, new in hits if new is not None]
+def _to_redact(hits: list[Hit]) -> list[tuple[int, int, str]]:
+    return [(start, end, new) for start, end, new, _ in hits if new is not None]
 
 
 def _json_lines(text: str) -> list[tuple[str, Any]] | None:
