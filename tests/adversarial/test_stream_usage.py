@@ -165,10 +165,57 @@ def test_switched_off_the_request_is_left_alone(proxy_with, upstream):
     assert row["usage_estimated"] is True
 
 
-def test_a_service_the_catalog_does_not_mark_is_left_alone(proxy_with, upstream):
-    # Azure OpenAI refuses stream_options on older api-versions: the catalog does not mark it.
+AZURE = "https://acme-eastus.openai.azure.com/openai"
+DEPLOYMENT = AZURE + "/deployments/o3-prod/chat/completions"
+# Each Azure OpenAI URL and whether its api-version takes stream_options: the v1 API and the dated
+# previews from 2024-08-01-preview do; the dated GA versions refuse the member.
+AZURE_VERSIONS = {
+    "ga-2024-06-01": (AZURE_CHAT, False),
+    "ga-2024-10-21": (DEPLOYMENT + "?api-version=2024-10-21", False),
+    "preview-before": (DEPLOYMENT + "?api-version=2024-07-01-preview", False),
+    "no-version": (DEPLOYMENT, False),
+    "v1-dated": (AZURE + "/v1/chat/completions?api-version=2024-10-21", False),
+    "first-preview": (DEPLOYMENT + "?api-version=2024-08-01-preview", True),
+    "later-preview": (DEPLOYMENT + "?api-version=2025-04-01-preview", True),
+    "v1": (AZURE + "/v1/chat/completions", True),
+    "v1-preview": (AZURE + "/v1/chat/completions?api-version=preview", True),
+    "v1-latest": (AZURE + "/v1/chat/completions?api-version=latest", True),
+}
+
+
+@pytest.mark.parametrize("version", [name for name, (_, asks) in AZURE_VERSIONS.items() if not asks])
+def test_an_azure_api_version_without_the_option_is_left_alone(proxy_with, upstream, version):
+    url, _ = AZURE_VERSIONS[version]
     proxy = proxy_with(None)
-    _answer, mark = post_marked(proxy, "su-azure-" + marker()[:6], STREAM, AZURE_CHAT, headers={"api-key": "k"})
+    _answer, mark = post_marked(proxy, "su-azure-" + marker()[:6], STREAM, url, headers={"api-key": "k"})
+    assert _seen_body(upstream, mark) == STREAM
+
+
+@pytest.mark.parametrize("version", [name for name, (_, asks) in AZURE_VERSIONS.items() if asks])
+def test_an_azure_api_version_that_takes_it_is_asked_for_its_usage(proxy_with, upstream, version):
+    """Azure OpenAI's previews from 2024-08-01-preview and its v1 API take stream_options: an o3
+    deployment's hidden reasoning tokens are counted there too."""
+    url, _ = AZURE_VERSIONS[version]
+    proxy = proxy_with(None)
+    user = "su-azure-ask-" + marker()[:6]
+    case = _reasoning_case(upstream)
+    try:
+        answer, mark = post_marked(proxy, user, STREAM, url, headers={"api-key": "k", "x-fake-case": case})
+    finally:
+        upstream.cases.pop(case, None)
+    assert answer.status_code == 200, answer.text[:300]
+    assert json.loads(_seen_body(upstream, mark))["stream_options"] == ASK
+    assert [e["choices"][0].get("finish_reason") for e in _events(answer.text)] == [None, "stop"]
+    [row] = proxy.rows(f"user_name = '{user}'", expect=1)
+    assert (row["output_tokens"], row["reasoning_tokens"], row["usage_estimated"]) == (80, 64, False)
+
+
+def test_a_service_the_catalog_does_not_mark_is_left_alone(proxy_with, upstream):
+    proxy = proxy_with(None)
+    url = "https://api.groq.com/openai/v1/chat/completions"
+    _answer, mark = post_marked(
+        proxy, "su-unmarked-" + marker()[:6], STREAM, url, headers={"authorization": "Bearer k"}
+    )
     assert _seen_body(upstream, mark) == STREAM
 
 

@@ -68,8 +68,10 @@ _PROVIDER_KEYS = {
 }
 # `stream_usage`: how the service's Chat Completions streams report usage. "include_usage": only
 # when the request asks with stream_options.include_usage, which the service accepts, so the
-# proxy asks for it (stages/stream_usage.py). Unset: unknown, the request is left alone.
-STREAM_USAGE_VALUES = ("include_usage",)
+# proxy asks for it (stages/stream_usage.py). "azure_api_version": the same where the request's
+# Azure OpenAI api-version has the option (the v1 API, previews from 2024-08-01-preview; not the
+# dated GA versions, which refuse it). Unset: unknown, the request is left alone.
+STREAM_USAGE_VALUES = ("include_usage", "azure_api_version")
 # Categories that are not usage: a visit to a vendor's marketing or docs site is interest in it.
 INTEREST_CATEGORIES = frozenset({"vendor-site"})
 

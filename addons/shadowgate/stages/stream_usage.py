@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable
 
 from mitmproxy import ctx
@@ -58,7 +59,7 @@ class StreamUsage:
             default="ask",
             help="""
             Streamed Chat Completions to a service the catalog marks 'stream_usage: include_usage'
-            (OpenAI): 'ask' sets stream_options.include_usage in the forwarded request, so the
+            (OpenAI; Azure OpenAI where the request's api-version takes it): 'ask' sets stream_options.include_usage in the forwarded request, so the
             call is metered from the provider's own counts (reasoning tokens included), and drops
             the extra usage chunk from the answer when the client had not asked for it; 'off'
             leaves the request alone (its usage is then estimated from the visible text).
@@ -104,7 +105,10 @@ class StreamUsage:
             and rec.facts.streaming
             and rec.redirect_target is None
             and provider is not None
-            and provider.stream_usage == "include_usage"
+            and (
+                provider.stream_usage == "include_usage"
+                or (provider.stream_usage == "azure_api_version" and azure_takes_stream_options(request))
+            )
         )
 
     async def _ask_off_loop(self, flow: http.HTTPFlow, raw: bytes, coding: str = "") -> None:
@@ -137,6 +141,24 @@ class StreamUsage:
             response.headers.pop("content-length", None)
         drop = UsageChunkDrop(codec, encoding)
         tap.transform = drop if tap.transform is None else compose(tap.transform, drop)
+
+
+# Azure OpenAI's dated api-versions that take stream_options: the previews from this one on (its
+# spec is the first to list it); the dated GA versions (2024-10-21 and before) refuse the member.
+AZURE_FIRST_PREVIEW = "2024-08-01-preview"
+_AZURE_PREVIEW = re.compile(r"(\d{4}-\d{2}-\d{2})-preview")
+
+
+def azure_takes_stream_options(request: http.Request) -> bool:
+    """Whether an Azure OpenAI request's API takes stream_options: the v1 API (`/openai/v1/`, an
+    api-version of v1, preview or none), or a dated preview from AZURE_FIRST_PREVIEW on. The
+    upstream reads the first api-version parameter."""
+    path = request.path.split("?", 1)[0].lower()
+    version = request.query.get("api-version", "").strip().lower()
+    if "/openai/v1/" in path:
+        return version in ("", "v1", "preview", "latest")
+    dated = _AZURE_PREVIEW.fullmatch(version)
+    return "/openai/" in path and dated is not None and dated[1] >= AZURE_FIRST_PREVIEW[:10]
 
 
 class UsageChunkDrop:
